@@ -1,0 +1,37 @@
+# One way to declare a room's library, as abseil's helper does it.
+#   vigil_library(NAME core SRCS a.cc b.cc DEPS vigil::other PUBLIC_DEPS fmt::fmt)
+# Creates target vigil_<NAME> with alias vigil::<NAME>; includes are written from src/.
+function(vigil_compile_options target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow=local
+    -Wno-missing-field-initializers)
+  if(VIGIL_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+endfunction()
+
+function(vigil_library)
+  cmake_parse_arguments(VL "" "NAME" "SRCS;DEPS;PUBLIC_DEPS" ${ARGN})
+  set(target vigil_${VL_NAME})
+  add_library(${target} STATIC ${VL_SRCS})
+  add_library(vigil::${VL_NAME} ALIAS ${target})
+  target_include_directories(${target} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(${target} PUBLIC ${VL_PUBLIC_DEPS} PRIVATE ${VL_DEPS})
+  vigil_compile_options(${target})
+endfunction()
+
+# vigil_test(NAME room_test SRCS a_test.cc DEPS vigil::room [LABELS root])
+function(vigil_test)
+  cmake_parse_arguments(VT "" "NAME" "SRCS;DEPS;LABELS" ${ARGN})
+  add_executable(${VT_NAME} ${VT_SRCS})
+  target_link_libraries(${VT_NAME} PRIVATE ${VT_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
+  target_compile_definitions(${VT_NAME} PRIVATE
+    VIGIL_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
+    VIGIL_SHARED_DIR="${PROJECT_SOURCE_DIR}/../shared"
+    VIGIL_BINARY="$<TARGET_FILE_DIR:vigil>/vigil")
+  vigil_compile_options(${VT_NAME})
+  set(labels ${VT_LABELS})
+  if(NOT labels)
+    set(labels unit)
+  endif()
+  gtest_discover_tests(${VT_NAME} PROPERTIES LABELS "${labels}" DISCOVERY_TIMEOUT 60)
+endfunction()

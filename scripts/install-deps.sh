@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs every Debian package Vigil needs to build, run and test. Idempotent: packages already
+# present are left alone, and apt-get runs only when something is missing.
+# Usage: scripts/install-deps.sh [run|test]   (test adds the tools that only the tests need)
+set -euo pipefail
+
+profile=${1:-run}
+build_pkgs=(
+  cmake ninja-build g++ pkg-config git
+  libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
+  libeigen3-dev libsodium-dev libssl-dev libcpp-httplib-dev libsqlite3-dev zlib1g-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+test_pkgs=(
+  clang libclang-rt-14-dev libfuzzer-14-dev prometheus curl procps
+)
+
+want=("${build_pkgs[@]}")
+[[ $profile == test ]] && want+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ $status == "install ok installed" ]] || missing+=("$p")
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#want[@]} packages present"
+  exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "install-deps: missing packages: ${missing[*]}" >&2
+  echo "install-deps: run as root (or install them with apt-get) and try again" >&2
+  exit 2
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"

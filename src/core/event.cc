@@ -1,0 +1,73 @@
+#include "core/event.h"
+
+#include <array>
+#include <utility>
+
+namespace vigil::core {
+namespace {
+
+constexpr std::array<std::pair<EventSource, std::string_view>, 7> kSources{{
+    {EventSource::kReplay, "replay"},
+    {EventSource::kEbpf, "ebpf"},
+    {EventSource::kFanotify, "fanotify"},
+    {EventSource::kSeccomp, "seccomp"},
+    {EventSource::kMqtt, "mqtt"},
+    {EventSource::kModbus, "modbus"},
+    {EventSource::kSynthetic, "synthetic"},
+}};
+constexpr std::array<std::pair<EventKind, std::string_view>, 6> kKinds{{
+    {EventKind::kSyscall, "syscall"},
+    {EventKind::kProcessExec, "process_exec"},
+    {EventKind::kProcessExit, "process_exit"},
+    {EventKind::kFileOpen, "file_open"},
+    {EventKind::kNetConnect, "net_connect"},
+    {EventKind::kStreamEnd, "stream_end"},
+}};
+constexpr std::array<std::pair<Arch, std::string_view>, 3> kArchs{{
+    {Arch::kUnknown, "unknown"},
+    {Arch::kI386, "i386"},
+    {Arch::kX86_64, "x86_64"},
+}};
+
+template <typename E, size_t N>
+std::string_view NameOf(const std::array<std::pair<E, std::string_view>, N>& table, E v) {
+  for (const auto& [e, n] : table) {
+    if (e == v) return n;
+  }
+  return "unknown";
+}
+template <typename E, size_t N>
+bool Parse(const std::array<std::pair<E, std::string_view>, N>& table, std::string_view name,
+           E* out) {
+  for (const auto& [e, n] : table) {
+    if (n == name) {
+      *out = e;
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string_view EventSourceName(EventSource s) { return NameOf(kSources, s); }
+std::string_view EventKindName(EventKind k) { return NameOf(kKinds, k); }
+std::string_view ArchName(Arch a) { return NameOf(kArchs, a); }
+bool ParseEventSource(std::string_view name, EventSource* out) { return Parse(kSources, name, out); }
+bool ParseEventKind(std::string_view name, EventKind* out) { return Parse(kKinds, name, out); }
+bool ParseArch(std::string_view name, Arch* out) { return Parse(kArchs, name, out); }
+
+std::string_view ActionName(Action a) {
+  switch (a) {
+    case Action::kAllow: return "allow";
+    case Action::kAlert: return "alert";
+    case Action::kDeny: return "deny";
+    case Action::kKill: return "kill";
+    case Action::kFreeze: return "freeze";
+    case Action::kBlockNetwork: return "block-network";
+    case Action::kEscalate: return "escalate";
+  }
+  return "unknown";
+}
+
+}  // namespace vigil::core

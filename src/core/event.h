@@ -1,0 +1,101 @@
+#pragma once
+
+// The plain value types that stages pass to each other: Event (what happened), Verdict (what a
+// model thinks of it) and Decision (what policy does about it). No stage sees another's
+// internals; these are the whole contract. Schema: docs/event-schema.md, proto/vigil/v1/.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace vigil::core {
+
+inline constexpr std::string_view kEventSchemaVersion = "vigil.event/v1";
+
+enum class EventSource : uint8_t { kReplay, kEbpf, kFanotify, kSeccomp, kMqtt, kModbus, kSynthetic };
+enum class EventKind : uint8_t {
+  kSyscall,       // one system call; payload: syscall
+  kProcessExec,   // a program started; payload: proc (+ args)
+  kProcessExit,
+  kFileOpen,      // payload: path
+  kNetConnect,    // payload: net
+  kStreamEnd,     // the recorded stream (e.g. one ADFA-LD trace) ended; no payload
+};
+// Instruction-set numbering of a syscall number.
+enum class Arch : uint8_t { kUnknown, kI386, kX86_64 };
+
+std::string_view EventSourceName(EventSource s);
+std::string_view EventKindName(EventKind k);
+std::string_view ArchName(Arch a);
+// Inverse lookups; false when the name is unknown.
+bool ParseEventSource(std::string_view name, EventSource* out);
+bool ParseEventKind(std::string_view name, EventKind* out);
+bool ParseArch(std::string_view name, Arch* out);
+
+struct ProcessIdentity {
+  uint32_t pid = 0;
+  uint32_t tid = 0;
+  uint32_t ppid = 0;
+  uint32_t uid = 0;
+  std::string comm;  // short program name (the key of per-program models)
+  std::string exe;   // executable path when known
+};
+
+struct SyscallPayload {
+  Arch arch = Arch::kUnknown;
+  int32_t nr = -1;  // number in `arch`'s table
+};
+
+struct NetPayload {
+  std::string daddr;
+  uint16_t dport = 0;
+  uint8_t protocol = 0;  // IPPROTO_*
+};
+
+struct Event {
+  EventSource source = EventSource::kSynthetic;
+  EventKind kind = EventKind::kSyscall;
+  uint64_t seq = 0;          // per-source sequence number, starting at 1
+  int64_t time_ns = 0;       // when it happened (Unix ns; 0 when the recording has no time)
+  int64_t ingest_ns = 0;     // when Vigil accepted it (monotonic ns)
+  std::string host;
+  std::string stream;        // groups events of one recorded trace / one process lifetime
+  ProcessIdentity proc;
+  SyscallPayload syscall;    // kind == kSyscall
+  std::string path;          // kind == kFileOpen / kProcessExec
+  NetPayload net;            // kind == kNetConnect
+};
+
+// One piece of evidence behind a score: e.g. an n-gram "open read mmap2" with its surprisal.
+struct Evidence {
+  std::string what;
+  double weight = 0.0;  // larger means it contributed more
+};
+
+struct Verdict {
+  double score = 0.0;       // in [0,1]; >= threshold means anomalous
+  bool anomalous = false;
+  std::string model_name;
+  std::string model_version;
+  std::string subject;      // the program (comm) the model scored
+  std::string stream;       // the stream the verdict is about
+  std::string host;
+  uint32_t pid = 0;
+  uint64_t events = 0;      // events that contributed
+  int64_t time_ns = 0;
+  std::vector<Evidence> explanation;  // most important first
+};
+
+enum class Action : uint8_t { kAllow, kAlert, kDeny, kKill, kFreeze, kBlockNetwork, kEscalate };
+std::string_view ActionName(Action a);
+
+struct Decision {
+  Action action = Action::kAllow;
+  std::string rule;      // rule that produced it ("" for the default)
+  std::string reason;
+  bool enforced = false; // false in monitor mode
+  Verdict verdict;
+};
+
+}  // namespace vigil::core
