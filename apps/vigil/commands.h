@@ -1,0 +1,44 @@
+#pragma once
+
+// Subcommands of the vigil binary. Each Add*Command registers its flags on `root` and returns the
+// function that runs it once the command line has been parsed. Exit codes: 0 ok, 1 a finding or a
+// failure, 2 bad usage or bad input.
+
+#include <functional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "core/status.h"
+
+namespace vigil::app {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+
+using RunFn = std::function<int()>;
+
+RunFn AddTrainCommand(CLI::App& root);
+RunFn AddEvalCommand(CLI::App& root);
+RunFn AddReplayCommand(CLI::App& root);
+
+// Prints "vigil CMD: error: MESSAGE" to stderr and returns the exit code for the status: 2 for
+// bad input (invalid argument, not found, out of range, data loss), 1 otherwise.
+int ReportError(std::string_view command, const core::Status& status);
+
+// A one-line progress bar on stderr, drawn only when stderr is a terminal.
+class Progress {
+ public:
+  Progress(std::string label, size_t total);
+  ~Progress();
+  void Update(size_t done);
+
+ private:
+  std::string label_;
+  size_t total_;
+  bool enabled_;
+  int last_percent_ = -1;
+};
+
+}  // namespace vigil::app

@@ -1,0 +1,114 @@
+#include "apps/vigil/datasets.h"
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <openssl/evp.h>
+
+#include "sensor/replay.h"
+
+namespace vigil::app {
+namespace {
+
+// Incremental SHA-256 (OpenSSL EVP).
+class Digest {
+ public:
+  Digest() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+  ~Digest() { EVP_MD_CTX_free(ctx_); }
+  Digest(const Digest&) = delete;
+  Digest& operator=(const Digest&) = delete;
+  void Update(std::string_view s) { EVP_DigestUpdate(ctx_, s.data(), s.size()); }
+  std::string HexFinal() {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    EVP_DigestFinal_ex(ctx_, md, &n);
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out = "sha256:";
+    for (unsigned int i = 0; i < n; ++i) {
+      out.push_back(kHex[md[i] >> 4]);
+      out.push_back(kHex[md[i] & 15]);
+    }
+    return out;
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+core::Result<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return core::NotFound(path + ": cannot open");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+core::Result<TrainingSet> LoadAdfa(const std::string& root) {
+  auto list = sensor::ListAdfaTraces(root, sensor::AdfaSplit::kTraining);
+  if (!list.has_value()) return list.error();
+  TrainingSet set;
+  set.dataset = "adfa-ld";
+  Digest digest;
+  for (const sensor::AdfaTrace& t : *list) {
+    auto bytes = ReadFile(t.path);
+    if (!bytes.has_value()) return bytes.error();
+    digest.Update(t.id);
+    digest.Update("\n");
+    digest.Update(*bytes);
+    auto syscalls = sensor::ReadAdfaTrace(t.path);
+    if (!syscalls.has_value()) return syscalls.error();
+    model::TrainingTrace tr;
+    tr.arch = core::Arch::kI386;
+    tr.syscalls = std::move(syscalls).value();
+    set.events += tr.syscalls.size();
+    set.traces.push_back(std::move(tr));
+  }
+  set.digest = digest.HexFinal();
+  return set;
+}
+
+core::Result<TrainingSet> LoadJsonl(const std::string& path) {
+  auto bytes = ReadFile(path);
+  if (!bytes.has_value()) return bytes.error();
+  Digest digest;
+  digest.Update(*bytes);
+  auto sensor = sensor::JsonlReplaySensor::Open(path);
+  if (!sensor.has_value()) return sensor.error();
+  TrainingSet set;
+  set.dataset = "jsonl";
+  std::map<std::string, size_t> index;  // stream -> trace
+  core::Event e;
+  while (true) {
+    auto r = (*sensor)->Next(&e);
+    if (!r.has_value()) return r.error();  // training refuses bad input outright
+    if (*r == sensor::ReadOutcome::kEnd) break;
+    if (e.kind != core::EventKind::kSyscall) continue;
+    const std::string key = e.stream.empty() ? std::to_string(e.proc.pid) : e.stream;
+    auto [it, fresh] = index.emplace(key, set.traces.size());
+    if (fresh) {
+      set.traces.emplace_back();
+      set.traces.back().subject = e.proc.comm;
+      set.traces.back().arch = e.syscall.arch;
+    }
+    model::TrainingTrace& t = set.traces[it->second];
+    if (t.arch != e.syscall.arch) {
+      return core::InvalidArgument(path + ": stream \"" + key + "\" mixes architectures");
+    }
+    t.syscalls.push_back(e.syscall.nr);
+    ++set.events;
+  }
+  set.digest = digest.HexFinal();
+  return set;
+}
+
+}  // namespace
+
+core::Result<TrainingSet> LoadTrainingSet(const std::string& dataset, const std::string& data) {
+  if (dataset == "adfa-ld") return LoadAdfa(data);
+  if (dataset == "jsonl") return LoadJsonl(data);
+  return core::InvalidArgument("--dataset: unknown dataset \"" + dataset +
+                               "\" (use adfa-ld or jsonl)");
+}
+
+}  // namespace vigil::app

@@ -1,0 +1,25 @@
+#pragma once
+
+// Loading training and evaluation data for the offline commands (train, eval).
+
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "model/sequence_model.h"
+#include "sensor/adfa.h"
+
+namespace vigil::app {
+
+struct TrainingSet {
+  std::vector<model::TrainingTrace> traces;
+  std::string digest;  // "sha256:..." over the ids and bytes of every input, in order
+  std::string dataset;
+  uint64_t events = 0;
+};
+
+// dataset "adfa-ld": Training_Data_Master under `data` only. dataset "jsonl": a Vigil event file,
+// one trace per stream, subject = the stream's comm. Bad input names the file and place.
+core::Result<TrainingSet> LoadTrainingSet(const std::string& dataset, const std::string& data);
+
+}  // namespace vigil::app

@@ -1,0 +1,183 @@
+#include "core/event_json.h"
+
+#include <cmath>
+#include <limits>
+
+#include <nlohmann/json.hpp>
+
+namespace vigil::core {
+namespace {
+
+using nlohmann::json;
+
+Status FieldError(std::string_view field, std::string_view why) {
+  return InvalidArgument("field \"" + std::string(field) + "\": " + std::string(why));
+}
+
+// Typed getters: absent optional fields keep the default; present ones must have the type.
+Status GetString(const json& obj, const char* key, std::string_view path, std::string* out,
+                 bool required, size_t max_len = 4096) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return required ? FieldError(path, "missing") : Status::Ok();
+  if (!it->is_string()) return FieldError(path, "expected a string");
+  const auto& s = it->get_ref<const std::string&>();
+  if (s.size() > max_len) return FieldError(path, "longer than " + std::to_string(max_len));
+  *out = s;
+  return Status::Ok();
+}
+
+template <typename T>
+Status GetInt(const json& obj, const char* key, std::string_view path, T* out, bool required) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return required ? FieldError(path, "missing") : Status::Ok();
+  if (it->is_number_unsigned()) {
+    const auto v = it->get<uint64_t>();
+    if (v > static_cast<uint64_t>(std::numeric_limits<T>::max())) {
+      return FieldError(path, "out of range");
+    }
+    *out = static_cast<T>(v);
+    return Status::Ok();
+  }
+  if (it->is_number_integer()) {
+    const auto v = it->get<int64_t>();
+    if (v < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
+        (v > 0 && static_cast<uint64_t>(v) > static_cast<uint64_t>(std::numeric_limits<T>::max()))) {
+      return FieldError(path, "out of range");
+    }
+    *out = static_cast<T>(v);
+    return Status::Ok();
+  }
+  return FieldError(path, "expected an integer");
+}
+
+Status ParseObject(const json& j, Event* e) {
+  std::string schema;
+  VIGIL_RETURN_IF_ERROR(GetString(j, "schema", "schema", &schema, false));
+  if (!schema.empty() && schema != kEventSchemaVersion) {
+    return FieldError("schema", "unsupported schema \"" + schema + "\" (this build reads " +
+                                    std::string(kEventSchemaVersion) + ")");
+  }
+  std::string kind, source;
+  VIGIL_RETURN_IF_ERROR(GetString(j, "kind", "kind", &kind, true));
+  if (!ParseEventKind(kind, &e->kind)) return FieldError("kind", "unknown kind \"" + kind + "\"");
+  VIGIL_RETURN_IF_ERROR(GetString(j, "source", "source", &source, false));
+  if (!source.empty() && !ParseEventSource(source, &e->source)) {
+    return FieldError("source", "unknown source \"" + source + "\"");
+  }
+  VIGIL_RETURN_IF_ERROR(GetInt(j, "seq", "seq", &e->seq, false));
+  VIGIL_RETURN_IF_ERROR(GetInt(j, "time_ns", "time_ns", &e->time_ns, false));
+  VIGIL_RETURN_IF_ERROR(GetString(j, "host", "host", &e->host, false, 255));
+  VIGIL_RETURN_IF_ERROR(GetString(j, "stream", "stream", &e->stream, false, 1024));
+  if (auto it = j.find("proc"); it != j.end()) {
+    if (!it->is_object()) return FieldError("proc", "expected an object");
+    const json& p = *it;
+    VIGIL_RETURN_IF_ERROR(GetInt(p, "pid", "proc.pid", &e->proc.pid, false));
+    VIGIL_RETURN_IF_ERROR(GetInt(p, "tid", "proc.tid", &e->proc.tid, false));
+    VIGIL_RETURN_IF_ERROR(GetInt(p, "ppid", "proc.ppid", &e->proc.ppid, false));
+    VIGIL_RETURN_IF_ERROR(GetInt(p, "uid", "proc.uid", &e->proc.uid, false));
+    VIGIL_RETURN_IF_ERROR(GetString(p, "comm", "proc.comm", &e->proc.comm, false, 255));
+    VIGIL_RETURN_IF_ERROR(GetString(p, "exe", "proc.exe", &e->proc.exe, false));
+  }
+  switch (e->kind) {
+    case EventKind::kSyscall: {
+      auto it = j.find("syscall");
+      if (it == j.end() || !it->is_object()) return FieldError("syscall", "missing or not an object");
+      std::string arch, name;
+      VIGIL_RETURN_IF_ERROR(GetString(*it, "arch", "syscall.arch", &arch, true));
+      if (!ParseArch(arch, &e->syscall.arch) || e->syscall.arch == Arch::kUnknown) {
+        return FieldError("syscall.arch", "unknown architecture \"" + arch + "\"");
+      }
+      VIGIL_RETURN_IF_ERROR(GetInt(*it, "nr", "syscall.nr", &e->syscall.nr, true));
+      break;
+    }
+    case EventKind::kFileOpen:
+    case EventKind::kProcessExec:
+      VIGIL_RETURN_IF_ERROR(GetString(j, "path", "path", &e->path, e->kind == EventKind::kFileOpen));
+      break;
+    case EventKind::kNetConnect: {
+      auto it = j.find("net");
+      if (it == j.end() || !it->is_object()) return FieldError("net", "missing or not an object");
+      VIGIL_RETURN_IF_ERROR(GetString(*it, "daddr", "net.daddr", &e->net.daddr, true, 64));
+      VIGIL_RETURN_IF_ERROR(GetInt(*it, "dport", "net.dport", &e->net.dport, false));
+      VIGIL_RETURN_IF_ERROR(GetInt(*it, "protocol", "net.protocol", &e->net.protocol, false));
+      break;
+    }
+    case EventKind::kProcessExit:
+    case EventKind::kStreamEnd:
+      break;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<Event> ParseEventJson(std::string_view line) {
+  json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return InvalidArgument("not valid JSON");
+  if (!j.is_object()) return InvalidArgument("expected a JSON object");
+  Event e;
+  e.source = EventSource::kReplay;
+  VIGIL_RETURN_IF_ERROR(ParseObject(j, &e));
+  return e;
+}
+
+std::string EventToJson(const Event& e) {
+  json j;
+  j["schema"] = kEventSchemaVersion;
+  j["source"] = EventSourceName(e.source);
+  j["kind"] = EventKindName(e.kind);
+  j["seq"] = e.seq;
+  j["time_ns"] = e.time_ns;
+  if (!e.host.empty()) j["host"] = e.host;
+  if (!e.stream.empty()) j["stream"] = e.stream;
+  j["proc"] = {{"pid", e.proc.pid}, {"tid", e.proc.tid}, {"ppid", e.proc.ppid},
+               {"uid", e.proc.uid}, {"comm", e.proc.comm}};
+  if (!e.proc.exe.empty()) j["proc"]["exe"] = e.proc.exe;
+  switch (e.kind) {
+    case EventKind::kSyscall:
+      j["syscall"] = {{"arch", ArchName(e.syscall.arch)}, {"nr", e.syscall.nr}};
+      break;
+    case EventKind::kFileOpen:
+    case EventKind::kProcessExec:
+      j["path"] = e.path;
+      break;
+    case EventKind::kNetConnect:
+      j["net"] = {{"daddr", e.net.daddr}, {"dport", e.net.dport}, {"protocol", e.net.protocol}};
+      break;
+    default:
+      break;
+  }
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string VerdictToOcsfJson(const Verdict& v) {
+  // OCSF 1.1 Detection Finding: category 2 (Findings), class 2004, activity 1 (Create).
+  const int severity = v.anomalous ? (v.score >= 0.9 ? 4 : 3) : 1;  // High/Medium/Informational
+  json j;
+  j["class_uid"] = 2004;
+  j["class_name"] = "Detection Finding";
+  j["category_uid"] = 2;
+  j["category_name"] = "Findings";
+  j["activity_id"] = 1;
+  j["type_uid"] = 200401;
+  j["time"] = v.time_ns / 1'000'000;
+  j["severity_id"] = severity;
+  j["status_id"] = 1;
+  j["metadata"] = {{"version", "1.1.0"},
+                   {"product", {{"name", "Vigil"}, {"vendor_name", "Vigil"}}}};
+  if (!v.host.empty()) j["device"] = {{"hostname", v.host}};
+  j["process"] = {{"pid", v.pid}, {"name", v.subject}};
+  j["finding_info"] = {
+      {"title", v.anomalous ? "Anomalous system-call sequence" : "System-call sequence scored"},
+      {"uid", v.stream},
+      {"analytic", {{"name", v.model_name}, {"version", v.model_version},
+                    {"type_id", 4}, {"type", "Learning (ML/DL)"}}}};
+  j["risk_score"] = static_cast<int>(std::lround(std::clamp(v.score, 0.0, 1.0) * 100));
+  json expl = json::array();
+  for (const Evidence& ev : v.explanation) expl.push_back({{"what", ev.what}, {"weight", ev.weight}});
+  j["vigil"] = {{"score", v.score}, {"anomalous", v.anomalous}, {"stream", v.stream},
+                {"events", v.events}, {"explanation", expl}};
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace vigil::core

@@ -1,0 +1,26 @@
+#pragma once
+
+// JSON renderings of the core types.
+// - Events: Vigil's own JSON Lines event format (schema "vigil.event/v1",
+//   docs/event-schema.md). ParseEventJson validates types and ranges and never throws.
+// - Verdicts: an OCSF Detection Finding (class_uid 2004) with Vigil's fields under "vigil".
+
+#include <string>
+#include <string_view>
+
+#include "core/event.h"
+#include "core/status.h"
+
+namespace vigil::core {
+
+// Parses one line. Errors (kInvalidArgument) name the field and the reason, e.g.
+// "field \"syscall.nr\": expected an integer"; the caller adds file and line.
+Result<Event> ParseEventJson(std::string_view line);
+
+// One line of JSON, no trailing newline.
+std::string EventToJson(const Event& event);
+
+// One line of JSON, no trailing newline: the verdict as an OCSF 1.1 Detection Finding.
+std::string VerdictToOcsfJson(const Verdict& verdict);
+
+}  // namespace vigil::core

@@ -1,0 +1,118 @@
+#include "model/ngram.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+
+namespace vigil::model {
+
+NgramLm::NgramLm(int order, size_t vocab_size)
+    : order_(std::clamp(order, 1, kMaxOrder)), vocab_size_(std::max<size_t>(vocab_size, 1)) {}
+
+uint64_t NgramLm::Key(const Token* tokens, int n) {
+  uint64_t k = static_cast<uint64_t>(n) << 60;
+  for (int i = 0; i < n; ++i) k |= static_cast<uint64_t>(tokens[i]) << (kTokenBits * i);
+  return k;
+}
+
+void NgramLm::KeyTokens(uint64_t key, Token* out) {
+  const int n = KeyOrder(key);
+  for (int i = 0; i < n; ++i) {
+    out[i] = static_cast<Token>((key >> (kTokenBits * i)) & ((1u << kTokenBits) - 1));
+  }
+}
+
+// Contexts share the key space with n-grams but carry order tag (hlen + 8) so they never collide.
+uint64_t NgramLm::ContextKey(const Token* h, int hlen) {
+  uint64_t k = static_cast<uint64_t>(hlen + 8) << 60;
+  for (int i = 0; i < hlen; ++i) k |= static_cast<uint64_t>(h[i]) << (kTokenBits * i);
+  return k;
+}
+
+void NgramLm::AddSequence(std::span<const Token> seq) {
+  assert(!finalized_);
+  for (size_t i = 0; i < seq.size(); ++i) {
+    for (int n = 1; n <= order_ && static_cast<size_t>(n) <= i + 1; ++n) {
+      raw_[Key(&seq[i + 1 - n], n)] += 1;
+    }
+  }
+}
+
+void NgramLm::Finalize() {
+  // Counts used by Kneser-Ney: the highest order keeps raw counts; each lower-order n-gram g
+  // counts the distinct tokens seen before it (N1+(. g)).
+  num_ = FlatMap<uint32_t>();
+  ctx_ = FlatMap<ContextStats>();
+  num_.Reserve(raw_.size());
+  Token t[kMaxOrder];
+  raw_.ForEach([&](uint64_t key, uint32_t count) {
+    const int n = KeyOrder(key);
+    if (n < 1 || n > order_) return;
+    if (n == order_) num_[key] += count;
+    if (n >= 2) {
+      KeyTokens(key, t);
+      num_[Key(t + 1, n - 1)] += 1;
+    }
+  });
+  // Orders below N that were never preceded by anything (seen only at sequence starts) still
+  // need mass: give them their raw count.
+  raw_.ForEach([&](uint64_t key, uint32_t count) {
+    const int n = KeyOrder(key);
+    if (n >= 1 && n < order_ && num_.Find(key) == nullptr) num_[key] = count;
+  });
+  // Count-of-counts per order give Ney's discount D = n1 / (n1 + 2 n2).
+  double n1[kMaxOrder + 1] = {}, n2[kMaxOrder + 1] = {};
+  num_.ForEach([&](uint64_t key, uint32_t c) {
+    const int n = KeyOrder(key);
+    if (c == 1) n1[n] += 1;
+    if (c == 2) n2[n] += 1;
+    KeyTokens(key, t);
+    ContextStats& s = ctx_[ContextKey(t, n - 1)];
+    s.total += c;
+    s.types += 1;
+  });
+  for (int n = 1; n <= order_; ++n) {
+    const double d = (n1[n] + 2 * n2[n]) > 0 ? n1[n] / (n1[n] + 2 * n2[n]) : 0.5;
+    discount_[n] = std::clamp(d, 0.1, 0.95);
+  }
+  finalized_ = true;
+  surprisal_ = FlatMap<float>();
+  surprisal_.Reserve(num_.size());
+  num_.ForEach([&](uint64_t key, uint32_t) {
+    const int n = KeyOrder(key);
+    KeyTokens(key, t);
+    surprisal_[key] = static_cast<float>(-std::log2(Prob(t, n - 1, t[n - 1])));
+  });
+}
+
+double NgramLm::Prob(const Token* h, int hlen, Token w) const {
+  const double uniform = 1.0 / static_cast<double>(vocab_size_);
+  double p = uniform;
+  // Interpolate from the unigram level up to the full context.
+  for (int k = 0; k <= hlen; ++k) {
+    const Token* ctx = h + (hlen - k);
+    const ContextStats* s = ctx_.Find(ContextKey(ctx, k));
+    if (s == nullptr || s->total == 0) continue;  // context unseen: keep the lower order
+    Token g[kMaxOrder];
+    std::copy(ctx, ctx + k, g);
+    g[k] = w;
+    const uint32_t* c = num_.Find(Key(g, k + 1));
+    const double d = discount_[k + 1];
+    const double seen = c ? std::max(*c - d, 0.0) / s->total : 0.0;
+    p = seen + d * s->types / s->total * p;
+  }
+  return std::max(p, 1e-12);
+}
+
+float NgramLm::Surprisal(const Token* history, int history_len, Token w) const {
+  assert(finalized_);
+  const int hlen = std::min(history_len, order_ - 1);
+  const Token* h = history + (history_len - hlen);
+  Token g[kMaxOrder];
+  std::copy(h, h + hlen, g);
+  g[hlen] = w;
+  if (const float* s = surprisal_.Find(Key(g, hlen + 1))) return *s;
+  return static_cast<float>(-std::log2(Prob(h, hlen, w)));
+}
+
+}  // namespace vigil::model

@@ -1,0 +1,68 @@
+#pragma once
+
+// An interpolated Kneser-Ney n-gram language model over small integer tokens (system calls).
+// Training counts every n-gram of orders 1..N; Finalize() derives the smoothed distributions and
+// precomputes -log2 P for every n-gram seen in training, so that scoring a seen n-gram is one hash
+// probe and an unseen one walks at most N back-off levels.
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "model/flat_map.h"
+
+namespace vigil::model {
+
+using Token = uint16_t;               // 0 is the unknown token
+inline constexpr int kTokenBits = 10;  // vocabularies hold fewer than 1024 tokens
+inline constexpr int kMaxOrder = 6;    // 6 tokens x 10 bits + a 4-bit order tag fit in 64 bits
+
+class NgramLm {
+ public:
+  // 1 <= order <= kMaxOrder; vocab_size counts the unknown token too.
+  NgramLm(int order, size_t vocab_size);
+
+  int order() const { return order_; }
+  size_t vocab_size() const { return vocab_size_; }
+
+  // Training: counts the n-grams of one sequence (tokens < vocab_size).
+  void AddSequence(std::span<const Token> seq);
+  // Adds `count` occurrences of one n-gram given by its key (used when loading a model file).
+  void AddCount(uint64_t key, uint32_t count) { raw_[key] += count; }
+  // Derives the smoothed model; call once after the last AddSequence/AddCount and before
+  // Surprisal. Calling Add* afterwards is a precondition violation.
+  void Finalize();
+
+  // -log2 P(w | history) in bits, where history holds the preceding tokens, oldest first; only
+  // the last order-1 of them are used. Requires Finalize().
+  float Surprisal(const Token* history, int history_len, Token w) const;
+
+  // The raw n-gram counts of every order, for serialisation.
+  const FlatMap<uint32_t>& raw_counts() const { return raw_; }
+  size_t distinct_ngrams() const { return raw_.size(); }
+
+  // Key of the n-gram tokens[0..n) (n >= 1); order n is recorded in the top 4 bits.
+  static uint64_t Key(const Token* tokens, int n);
+  // Order of a key, and its tokens (out must hold kMaxOrder).
+  static int KeyOrder(uint64_t key) { return static_cast<int>(key >> 60); }
+  static void KeyTokens(uint64_t key, Token* out);
+
+ private:
+  struct ContextStats {
+    uint32_t total = 0;  // sum over w of the order's counts of (h, w)
+    uint32_t types = 0;  // distinct w seen after h
+  };
+  double Prob(const Token* h, int hlen, Token w) const;
+  static uint64_t ContextKey(const Token* h, int hlen);
+
+  int order_;
+  size_t vocab_size_;
+  double discount_[kMaxOrder + 1] = {};
+  FlatMap<uint32_t> raw_;       // raw counts, all orders
+  FlatMap<uint32_t> num_;       // counts used by KN: raw for order N, continuation below
+  FlatMap<ContextStats> ctx_;   // per context, per order
+  FlatMap<float> surprisal_;    // precomputed -log2 P for every n-gram in num_
+  bool finalized_ = false;
+};
+
+}  // namespace vigil::model

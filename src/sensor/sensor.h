@@ -1,0 +1,29 @@
+#pragma once
+
+// One source contract for live capture, replay of recordings and synthetic test events. A
+// sensor is pulled by one thread; it is not thread-safe.
+
+#include <cstdint>
+#include <string_view>
+
+#include "core/event.h"
+#include "core/status.h"
+
+namespace vigil::sensor {
+
+enum class ReadOutcome : uint8_t {
+  kEvent,  // *out holds the next event
+  kEnd,    // the input is exhausted; every later call returns kEnd too
+};
+
+class Sensor {
+ public:
+  virtual ~Sensor() = default;
+  virtual std::string_view name() const = 0;
+  // Reads the next event. An error reports one bad piece of input (its message names the input,
+  // the place and the reason); the sensor has skipped it and the next call continues after it.
+  // Callers count and report such errors; they never lose events already returned.
+  virtual core::Result<ReadOutcome> Next(core::Event* out) = 0;
+};
+
+}  // namespace vigil::sensor
