@@ -1,0 +1,348 @@
+#pragma once
+
+// BoundedQueue<T>: the bounded hand-off between two pipeline stages. Many producers, one or many
+// consumers. Each producer registers as a named source with its own backpressure policy, and
+// every item that does not reach a consumer is counted by cause and by source, so that "what
+// did we miss, and why" always has an answer (Tetragon-style missed-event counters).
+//
+// Implementation: one mutex, two condition variables and a ring of `capacity` slots allocated
+// once. Consumers should prefer PopBatch: one lock round-trip moves many items. Nothing is
+// allocated per item beyond T's own move; no strings are built on Push/Pop.
+//
+// Thread-safety: every method may be called from any thread concurrently, including
+// RegisterSource while other sources push.
+
+#include <cassert>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+#include "pipeline/internal/queue_accounting.h"
+#include "pipeline/queue_types.h"
+
+namespace vigil::pipeline {
+
+// T must be default-constructible and move-assignable; the queue keeps `capacity` T's alive
+// (moved-from after a pop) for its whole lifetime.
+template <typename T>
+class BoundedQueue {
+  static_assert(std::is_default_constructible_v<T> && std::is_move_assignable_v<T>);
+
+ public:
+  // Precondition: capacity >= 1 (asserted; 0 is treated as 1 in release builds).
+  explicit BoundedQueue(size_t capacity);
+  BoundedQueue(const BoundedQueue&) = delete;
+  BoundedQueue& operator=(const BoundedQueue&) = delete;
+  // Precondition: no thread is inside any method (Close() and join first).
+  ~BoundedQueue() = default;
+
+  // Registers a producer and returns its id (ids are dense: 0, 1, 2, ...). The name is for
+  // reporting only. Fails with kInvalidArgument for an empty or duplicate name or bad options
+  // (sample_one_in == 0, sample_high_water outside [0, 1]), and with kResourceExhausted after
+  // kMaxQueueSources registrations.
+  core::Result<SourceId> RegisterSource(std::string_view name, SourceOptions options = {});
+
+  // Offers `item` on behalf of `source`; the source's policy decides (see BackpressurePolicy).
+  // `item` is moved from only when the outcome is kAccepted or kDroppedOldestEvicted; on every
+  // other outcome the caller still owns it unchanged. Under kBlock this waits until there is
+  // room or the queue is closed (then kClosed). Never fails otherwise.
+  PushOutcome Push(SourceId source, T&& item);
+
+  // Blocks until an item is available (kItem, *out assigned) or the queue is closed and empty
+  // (kClosed, *out untouched). Items are delivered in push order.
+  PopOutcome Pop(T* out);
+  // As Pop, but gives up after `timeout` with kTimeout.
+  PopOutcome PopFor(T* out, std::chrono::nanoseconds timeout);
+  // Never blocks: kItem, kEmpty, or kClosed when closed and drained.
+  PopOutcome TryPop(T* out);
+
+  // Blocks until at least one item is available, then appends up to `max` items (in order) to
+  // *out and returns how many. Returns 0 only when the queue is closed and drained (or max == 0).
+  // Reuse *out across calls (clear(), not shrink) so that steady state allocates nothing.
+  size_t PopBatch(std::vector<T>* out, size_t max);
+  // As PopBatch but never blocks; 0 when nothing is queued (check closed() to tell why).
+  size_t TryPopBatch(std::vector<T>* out, size_t max);
+
+  // Refuses all further pushes, wakes every waiting producer (they return kClosed) and consumer
+  // (they drain what is queued, then get kClosed / 0). Idempotent.
+  void Close();
+
+  bool closed() const;
+  size_t size() const;
+  size_t capacity() const { return capacity_; }
+
+  // Counters; see QueueStats for what is consistent when.
+  QueueStats Stats() const;
+
+ private:
+  struct Slot {
+    T value{};
+    SourceId source = 0;
+  };
+
+  size_t Index(size_t offset) const {
+    size_t i = head_ + offset;
+    return i >= capacity_ ? i - capacity_ : i;
+  }
+  // All *Locked methods require mu_ held.
+  void PushLocked(SourceId source, internal::SourceState& state, T&& item);
+  // Unlinks the head item and returns it for the caller to move from before releasing mu_.
+  T&& TakeFrontLocked();
+  bool EvictOldestOfLocked(SourceId source, internal::SourceState& state);
+  PopOutcome WaitAndPopLocked(T* out, std::unique_lock<std::mutex>& lock,
+                              const std::chrono::steady_clock::time_point* deadline);
+  // Called after releasing mu_ with the counts captured under it.
+  void WakeProducers(size_t popped, size_t waiting);
+
+  const size_t capacity_;
+  internal::QueueAccounting accounting_;
+  mutable std::mutex mu_;
+  std::condition_variable not_empty_;
+  std::condition_variable not_full_;
+  std::unique_ptr<Slot[]> slots_;  // guarded by mu_
+  size_t head_ = 0;                // guarded by mu_
+  size_t size_ = 0;                // guarded by mu_
+  bool closed_ = false;            // guarded by mu_
+  size_t waiting_consumers_ = 0;   // guarded by mu_
+  size_t waiting_producers_ = 0;   // guarded by mu_
+};
+
+// ---------------------------------------------------------------------------------------------
+// Implementation.
+
+template <typename T>
+BoundedQueue<T>::BoundedQueue(size_t capacity)
+    : capacity_(capacity == 0 ? 1 : capacity),
+      accounting_(capacity_),
+      slots_(std::make_unique<Slot[]>(capacity_)) {
+  assert(capacity >= 1);
+}
+
+template <typename T>
+core::Result<SourceId> BoundedQueue<T>::RegisterSource(std::string_view name,
+                                                       SourceOptions options) {
+  return accounting_.Register(name, options);
+}
+
+template <typename T>
+PushOutcome BoundedQueue<T>::Push(SourceId source, T&& item) {
+  internal::SourceState* state = accounting_.Find(source);
+  if (state == nullptr) {
+    assert(false && "BoundedQueue::Push: unregistered source");
+    accounting_.CountUnknownSource();
+    return PushOutcome::kUnknownSource;
+  }
+  const BackpressurePolicy policy = state->options.policy;
+  PushOutcome outcome = PushOutcome::kAccepted;
+  std::unique_lock<std::mutex> lock(mu_);
+  if (closed_) {
+    state->rejected_closed.Add();
+    return PushOutcome::kClosed;
+  }
+  if (policy == BackpressurePolicy::kSample && size_ >= state->sample_threshold) {
+    if (state->sample_tick++ % state->options.sample_one_in != 0) {
+      state->sampled_out.Add();
+      return PushOutcome::kSampledOut;
+    }
+  }
+  if (size_ == capacity_) {
+    switch (policy) {
+      case BackpressurePolicy::kBlock:
+        ++waiting_producers_;
+        not_full_.wait(lock, [this] { return closed_ || size_ < capacity_; });
+        --waiting_producers_;
+        if (closed_) {
+          state->rejected_closed.Add();
+          return PushOutcome::kClosed;
+        }
+        break;
+      case BackpressurePolicy::kDropOldest:
+        if (!EvictOldestOfLocked(source, *state)) {
+          state->dropped_full.Add();
+          return PushOutcome::kDroppedFull;
+        }
+        outcome = PushOutcome::kDroppedOldestEvicted;
+        break;
+      case BackpressurePolicy::kDropNewest:
+      case BackpressurePolicy::kSample:
+        state->dropped_full.Add();
+        return PushOutcome::kDroppedFull;
+    }
+  }
+  PushLocked(source, *state, std::move(item));
+  const bool wake = waiting_consumers_ > 0;
+  lock.unlock();
+  if (wake) not_empty_.notify_one();
+  return outcome;
+}
+
+template <typename T>
+void BoundedQueue<T>::PushLocked(SourceId source, internal::SourceState& state, T&& item) {
+  Slot& slot = slots_[Index(size_)];
+  slot.value = std::move(item);
+  slot.source = source;
+  ++size_;
+  state.accepted.Add();
+  state.queued.Add();
+}
+
+template <typename T>
+T&& BoundedQueue<T>::TakeFrontLocked() {
+  Slot& slot = slots_[head_];
+  internal::SourceState* state = accounting_.Find(slot.source);
+  state->popped.Add();
+  state->queued.Sub();
+  head_ = Index(1);
+  --size_;
+  return std::move(slot.value);
+}
+
+// Evicts the oldest queued item of `source` (not necessarily the head: another source's items
+// are never dropped for this one), shifting the older items of other sources up by one slot.
+template <typename T>
+bool BoundedQueue<T>::EvictOldestOfLocked(SourceId source, internal::SourceState& state) {
+  if (state.queued.Get() == 0) return false;
+  size_t k = 0;
+  while (slots_[Index(k)].source != source) ++k;
+  for (; k > 0; --k) slots_[Index(k)] = std::move(slots_[Index(k - 1)]);
+  slots_[head_].value = T();  // release what the evicted item held
+  head_ = Index(1);
+  --size_;
+  state.evicted.Add();
+  state.queued.Sub();
+  return true;
+}
+
+template <typename T>
+void BoundedQueue<T>::WakeProducers(size_t popped, size_t waiting) {
+  if (waiting == 0 || popped == 0) return;
+  if (popped == 1) {
+    not_full_.notify_one();
+  } else {
+    not_full_.notify_all();
+  }
+}
+
+template <typename T>
+PopOutcome BoundedQueue<T>::WaitAndPopLocked(
+    T* out, std::unique_lock<std::mutex>& lock,
+    const std::chrono::steady_clock::time_point* deadline) {
+  if (size_ == 0 && !closed_) {
+    ++waiting_consumers_;
+    auto ready = [this] { return size_ > 0 || closed_; };
+    bool got = true;
+    if (deadline == nullptr) {
+      not_empty_.wait(lock, ready);
+    } else {
+      got = not_empty_.wait_until(lock, *deadline, ready);
+    }
+    --waiting_consumers_;
+    if (!got) return PopOutcome::kTimeout;
+  }
+  if (size_ == 0) return PopOutcome::kClosed;
+  *out = TakeFrontLocked();
+  return PopOutcome::kItem;
+}
+
+template <typename T>
+PopOutcome BoundedQueue<T>::Pop(T* out) {
+  std::unique_lock<std::mutex> lock(mu_);
+  const PopOutcome outcome = WaitAndPopLocked(out, lock, nullptr);
+  const size_t waiting = waiting_producers_;
+  lock.unlock();
+  WakeProducers(outcome == PopOutcome::kItem ? 1 : 0, waiting);
+  return outcome;
+}
+
+template <typename T>
+PopOutcome BoundedQueue<T>::PopFor(T* out, std::chrono::nanoseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::unique_lock<std::mutex> lock(mu_);
+  const PopOutcome outcome = WaitAndPopLocked(out, lock, &deadline);
+  const size_t waiting = waiting_producers_;
+  lock.unlock();
+  WakeProducers(outcome == PopOutcome::kItem ? 1 : 0, waiting);
+  return outcome;
+}
+
+template <typename T>
+PopOutcome BoundedQueue<T>::TryPop(T* out) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (size_ == 0) return closed_ ? PopOutcome::kClosed : PopOutcome::kEmpty;
+  *out = TakeFrontLocked();
+  const size_t waiting = waiting_producers_;
+  lock.unlock();
+  WakeProducers(1, waiting);
+  return PopOutcome::kItem;
+}
+
+template <typename T>
+size_t BoundedQueue<T>::PopBatch(std::vector<T>* out, size_t max) {
+  if (max == 0) return 0;
+  std::unique_lock<std::mutex> lock(mu_);
+  if (size_ == 0 && !closed_) {
+    ++waiting_consumers_;
+    not_empty_.wait(lock, [this] { return size_ > 0 || closed_; });
+    --waiting_consumers_;
+  }
+  const size_t n = size_ < max ? size_ : max;
+  for (size_t i = 0; i < n; ++i) out->push_back(TakeFrontLocked());
+  const size_t waiting = waiting_producers_;
+  lock.unlock();
+  WakeProducers(n, waiting);
+  return n;
+}
+
+template <typename T>
+size_t BoundedQueue<T>::TryPopBatch(std::vector<T>* out, size_t max) {
+  std::unique_lock<std::mutex> lock(mu_);
+  const size_t n = size_ < max ? size_ : max;
+  for (size_t i = 0; i < n; ++i) out->push_back(TakeFrontLocked());
+  const size_t waiting = waiting_producers_;
+  lock.unlock();
+  WakeProducers(n, waiting);
+  return n;
+}
+
+template <typename T>
+void BoundedQueue<T>::Close() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+  }
+  not_empty_.notify_all();
+  not_full_.notify_all();
+}
+
+template <typename T>
+bool BoundedQueue<T>::closed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return closed_;
+}
+
+template <typename T>
+size_t BoundedQueue<T>::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return size_;
+}
+
+template <typename T>
+QueueStats BoundedQueue<T>::Stats() const {
+  size_t depth;
+  bool closed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    depth = size_;
+    closed = closed_;
+  }
+  return accounting_.Snapshot(depth, closed);
+}
+
+}  // namespace vigil::pipeline

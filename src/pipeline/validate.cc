@@ -1,0 +1,150 @@
+#include "pipeline/validate.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cstring>
+
+#include "core/syscall_table.h"
+
+namespace vigil::pipeline {
+namespace {
+
+using core::Event;
+using core::EventKind;
+
+bool HasNul(std::string_view s) { return std::memchr(s.data(), '\0', s.size()) != nullptr; }
+
+bool IsIpLiteral(const std::string& s) {
+  in6_addr buf;
+  return inet_pton(AF_INET, s.c_str(), &buf) == 1 || inet_pton(AF_INET6, s.c_str(), &buf) == 1;
+}
+
+bool KnownSource(core::EventSource s) {
+  return static_cast<uint8_t>(s) <= static_cast<uint8_t>(core::EventSource::kSynthetic);
+}
+bool KnownKind(EventKind k) {
+  return static_cast<uint8_t>(k) <= static_cast<uint8_t>(EventKind::kStreamEnd);
+}
+bool KnownArch(core::Arch a) { return a == core::Arch::kI386 || a == core::Arch::kX86_64; }
+
+}  // namespace
+
+std::string_view RejectReasonName(RejectReason r) {
+  switch (r) {
+    case RejectReason::kNone: return "none";
+    case RejectReason::kUnknownSource: return "unknown_source";
+    case RejectReason::kUnknownKind: return "unknown_kind";
+    case RejectReason::kNegativeTime: return "negative_time";
+    case RejectReason::kNegativeIngestTime: return "negative_ingest_time";
+    case RejectReason::kSyscallArchUnknown: return "syscall_arch_unknown";
+    case RejectReason::kSyscallNrOutOfRange: return "syscall_nr_out_of_range";
+    case RejectReason::kSyscallNrUnassigned: return "syscall_nr_unassigned";
+    case RejectReason::kFileOpenMissingPath: return "file_open_missing_path";
+    case RejectReason::kExecMissingProgram: return "exec_missing_program";
+    case RejectReason::kNetMissingDaddr: return "net_missing_daddr";
+    case RejectReason::kNetBadDaddr: return "net_bad_daddr";
+    case RejectReason::kHostTooLong: return "host_too_long";
+    case RejectReason::kStreamTooLong: return "stream_too_long";
+    case RejectReason::kCommTooLong: return "comm_too_long";
+    case RejectReason::kExeTooLong: return "exe_too_long";
+    case RejectReason::kPathTooLong: return "path_too_long";
+    case RejectReason::kEmbeddedNul: return "embedded_nul";
+    case RejectReason::kCount: break;
+  }
+  return "unknown";
+}
+
+RejectReason EventValidator::Check(const Event& e) const {
+  if (!KnownSource(e.source)) return RejectReason::kUnknownSource;
+  if (!KnownKind(e.kind)) return RejectReason::kUnknownKind;
+  if (e.time_ns < 0) return RejectReason::kNegativeTime;
+  if (e.ingest_ns < 0) return RejectReason::kNegativeIngestTime;
+  switch (e.kind) {
+    case EventKind::kSyscall:
+      if (!KnownArch(e.syscall.arch)) return RejectReason::kSyscallArchUnknown;
+      if (e.syscall.nr < 0 || e.syscall.nr >= core::kMaxSyscallNr) {
+        return RejectReason::kSyscallNrOutOfRange;
+      }
+      if (core::SyscallName(e.syscall.arch, e.syscall.nr).empty()) {
+        return RejectReason::kSyscallNrUnassigned;
+      }
+      break;
+    case EventKind::kFileOpen:
+      if (e.path.empty()) return RejectReason::kFileOpenMissingPath;
+      break;
+    case EventKind::kProcessExec:
+      if (e.path.empty() && e.proc.comm.empty()) return RejectReason::kExecMissingProgram;
+      break;
+    case EventKind::kNetConnect:
+      if (e.net.daddr.empty()) return RejectReason::kNetMissingDaddr;
+      if (HasNul(e.net.daddr)) return RejectReason::kEmbeddedNul;
+      if (!IsIpLiteral(e.net.daddr)) return RejectReason::kNetBadDaddr;
+      break;
+    case EventKind::kProcessExit:
+    case EventKind::kStreamEnd:
+      break;
+  }
+  if (e.host.size() > options_.max_host) return RejectReason::kHostTooLong;
+  if (e.stream.size() > options_.max_stream) return RejectReason::kStreamTooLong;
+  if (e.proc.comm.size() > options_.max_comm) return RejectReason::kCommTooLong;
+  if (e.proc.exe.size() > options_.max_exe) return RejectReason::kExeTooLong;
+  if (e.path.size() > options_.max_path) return RejectReason::kPathTooLong;
+  if (HasNul(e.host) || HasNul(e.stream) || HasNul(e.proc.comm) || HasNul(e.proc.exe) ||
+      HasNul(e.path) || HasNul(e.net.daddr)) {
+    return RejectReason::kEmbeddedNul;
+  }
+  return RejectReason::kNone;
+}
+
+RejectReason EventValidator::Validate(const Event& event) {
+  const RejectReason r = Check(event);
+  if (r == RejectReason::kNone) {
+    accepted_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    rejected_[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed);
+  }
+  return r;
+}
+
+ValidatorStats EventValidator::Stats() const {
+  ValidatorStats s;
+  s.accepted = accepted_.load(std::memory_order_relaxed);
+  for (size_t i = 0; i < kRejectReasonCount; ++i) {
+    s.by_reason[i] = rejected_[i].load(std::memory_order_relaxed);
+    s.rejected += s.by_reason[i];
+  }
+  return s;
+}
+
+std::string DescribeReject(RejectReason reason, const Event& e) {
+  std::string m = "event source=";
+  m += core::EventSourceName(e.source);
+  m += " kind=";
+  m += core::EventKindName(e.kind);
+  m += " seq=" + std::to_string(e.seq);
+  if (!e.stream.empty() && e.stream.size() <= 512 && !HasNul(e.stream)) {
+    m += " stream='" + e.stream + "'";
+  }
+  m += ": ";
+  m += RejectReasonName(reason);
+  switch (reason) {
+    case RejectReason::kSyscallNrOutOfRange:
+    case RejectReason::kSyscallNrUnassigned:
+      m += " (arch ";
+      m += core::ArchName(e.syscall.arch);
+      m += " nr " + std::to_string(e.syscall.nr) + ")";
+      break;
+    case RejectReason::kNegativeTime:
+      m += " (time_ns " + std::to_string(e.time_ns) + ")";
+      break;
+    case RejectReason::kNetBadDaddr:
+      if (e.net.daddr.size() <= 64) m += " (daddr '" + e.net.daddr + "')";
+      break;
+    default:
+      break;
+  }
+  return m;
+}
+
+}  // namespace vigil::pipeline
