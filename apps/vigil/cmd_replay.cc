@@ -1,7 +1,173 @@
+// vigil replay: streams recorded events through the full pipeline and writes verdicts as JSON
+// Lines (OCSF Detection Findings) to the sinks.
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/replay_runner.h"
 #include "apps/vigil/commands.h"
+#include "model/model_file.h"
+#include "model/sequence_model.h"
+#include "pipeline/sink.h"
+#include "sensor/replay.h"
+
 namespace vigil::app {
-RunFn AddReplayCommand(CLI::App& root) {
-  root.add_subcommand("replay", "Stream recorded events through the pipeline");
-  return [] { return kExitFailure; };
+namespace {
+
+struct ReplayCmdOptions {
+  std::string source = "adfa-ld";
+  std::string data;
+  std::string model;
+  std::string split = "eval";
+  std::vector<std::string> sinks;
+  std::string pace = "max";
+  std::string backpressure = "block";
+  uint32_t sample_every = 10;
+  size_t queue_capacity = 65536;
+  int workers = 1;
+  bool anomalous_only = false;
+  bool json = false;
+  std::string host;
+  size_t max_error_lines = 20;
+};
+
+core::Result<pipeline::BackpressurePolicy> ParsePolicy(const std::string& s) {
+  if (s == "block") return pipeline::BackpressurePolicy::kBlock;
+  if (s == "drop-newest") return pipeline::BackpressurePolicy::kDropNewest;
+  if (s == "drop-oldest") return pipeline::BackpressurePolicy::kDropOldest;
+  if (s == "sample") return pipeline::BackpressurePolicy::kSample;
+  return core::InvalidArgument("--backpressure: unknown policy \"" + s + "\"");
 }
+
+int RunReplay(const ReplayCmdOptions& o) {
+  auto file = model::ReadModelFile(o.model);
+  if (!file.has_value()) return ReportError("replay", file.error());
+  auto m = model::SequenceModel::FromFile(*file, o.model);
+  if (!m.has_value()) return ReportError("replay", m.error());
+
+  std::string host = o.host;
+  if (host.empty()) {
+    char buf[256] = {};
+    host = gethostname(buf, sizeof(buf) - 1) == 0 ? buf : "localhost";
+  }
+  std::unique_ptr<sensor::Sensor> base;
+  if (o.source == "adfa-ld") {
+    auto traces = sensor::ListAdfaSplits(o.data, o.split);
+    if (!traces.has_value()) return ReportError("replay", traces.error());
+    base = std::make_unique<sensor::AdfaReplaySensor>(std::move(traces).value(), host);
+  } else {
+    auto s = sensor::JsonlReplaySensor::Open(o.data);
+    if (!s.has_value()) return ReportError("replay", s.error());
+    base = std::move(s).value();
+  }
+  auto pace = sensor::ParsePace(o.pace);
+  if (!pace.has_value()) return ReportError("replay", pace.error());
+  sensor::PacedSensor paced(*base, *pace, core::SystemClock::Get(), sensor::RealSleepUntil);
+
+  std::vector<std::unique_ptr<pipeline::Sink>> owned;
+  std::vector<pipeline::Sink*> sinks;
+  for (const std::string& spec : o.sinks.empty() ? std::vector<std::string>{"stdout"} : o.sinks) {
+    auto sink = pipeline::MakeSink(spec);
+    if (!sink.has_value()) return ReportError("replay", sink.error().WithContext("--sink"));
+    sinks.push_back(sink->get());
+    owned.push_back(std::move(sink).value());
+  }
+  auto policy = ParsePolicy(o.backpressure);
+  if (!policy.has_value()) return ReportError("replay", policy.error());
+
+  agent::ReplayOptions ro;
+  ro.queue_capacity = o.queue_capacity;
+  ro.source.policy = *policy;
+  ro.source.sample_one_in = o.sample_every;
+  ro.workers = o.workers;
+  ro.emit_all = !o.anomalous_only;
+  agent::ReplayRunner runner(**m, sinks, ro, core::SystemClock::Get());
+  size_t errors_shown = 0;
+  auto stats = runner.Run(paced, [&](const core::Status& st) {
+    if (errors_shown++ < o.max_error_lines) {
+      std::fprintf(stderr, "vigil replay: skipped bad input: %s\n", st.message().c_str());
+    }
+  });
+  if (!stats.has_value()) return ReportError("replay", stats.error());
+  const uint64_t drops = stats->queue.dropped_full + stats->queue.evicted + stats->queue.sampled_out;
+  nlohmann::json j = {
+      {"events_read", stats->read},
+      {"bad_input", stats->read_errors},
+      {"rejected", stats->validation.rejected},
+      {"dropped", drops},
+      {"scored", stats->scored},
+      {"streams", stats->streams},
+      {"verdicts_written", stats->verdicts},
+      {"anomalous", stats->anomalous},
+      {"seconds", stats->seconds},
+      {"events_per_second", stats->seconds > 0 ? stats->read / stats->seconds : 0.0}};
+  if (o.json) {
+    std::fprintf(stderr, "%s\n", j.dump().c_str());
+  } else {
+    std::fprintf(stderr,
+                 "vigil replay: %llu events read, %llu scored, %llu streams, %llu anomalous, "
+                 "%llu verdicts written; bad input %llu, rejected %llu, dropped %llu; "
+                 "%.2f s (%.0f events/s)\n",
+                 static_cast<unsigned long long>(stats->read),
+                 static_cast<unsigned long long>(stats->scored),
+                 static_cast<unsigned long long>(stats->streams),
+                 static_cast<unsigned long long>(stats->anomalous),
+                 static_cast<unsigned long long>(stats->verdicts),
+                 static_cast<unsigned long long>(stats->read_errors),
+                 static_cast<unsigned long long>(stats->validation.rejected),
+                 static_cast<unsigned long long>(drops), stats->seconds,
+                 j["events_per_second"].get<double>());
+  }
+  if (stats->read_errors > errors_shown && errors_shown >= o.max_error_lines) {
+    std::fprintf(stderr, "vigil replay: %llu more bad-input messages not shown\n",
+                 static_cast<unsigned long long>(stats->read_errors - o.max_error_lines));
+  }
+  // Bad input was skipped and reported: the run completed, but say so in the exit code.
+  return stats->read_errors > 0 || stats->validation.rejected > 0 ? kExitUsage : kExitOk;
+}
+
+}  // namespace
+
+RunFn AddReplayCommand(CLI::App& root) {
+  auto o = std::make_shared<ReplayCmdOptions>();
+  CLI::App* cmd = root.add_subcommand(
+      "replay", "Stream recorded events through the pipeline and write verdicts as JSON Lines");
+  cmd->add_option("--source", o->source, "adfa-ld (dataset folder) or jsonl (Vigil event file)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"adfa-ld", "jsonl"}));
+  cmd->add_option("--data", o->data, "ADFA-LD root folder, or the JSONL file ('-' for stdin)")
+      ->required();
+  cmd->add_option("--model", o->model, "Model file written by 'vigil train'")->required();
+  cmd->add_option("--split", o->split,
+                  "adfa-ld only: training, validation, attack, eval (validation+attack) or all")
+      ->capture_default_str();
+  cmd->add_option("--sink", o->sinks,
+                  "Where verdicts go: stdout, file:PATH (rotated by size) or null; repeatable "
+                  "(default stdout)");
+  cmd->add_option("--pace", o->pace,
+                  "max (as fast as possible), recorded[:SPEED] (follow time_ns) or EVENTS_PER_SEC")
+      ->capture_default_str();
+  cmd->add_option("--backpressure", o->backpressure,
+                  "When the queue is full: block, drop-newest, drop-oldest or sample")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"block", "drop-newest", "drop-oldest", "sample"}));
+  cmd->add_option("--sample-every", o->sample_every, "sample: admit 1 in N above half full")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1000000u));
+  cmd->add_option("--queue-capacity", o->queue_capacity, "Events each worker's queue holds")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1} << 24));
+  cmd->add_option("--workers", o->workers, "Scoring threads (events sharded by stream)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  cmd->add_option("--host", o->host, "Host name stamped on events (default: this host)");
+  cmd->add_flag("--anomalous-only", o->anomalous_only, "Write only anomalous verdicts");
+  cmd->add_flag("--json", o->json, "Print the run summary as JSON (on stderr)");
+  return [o] { return RunReplay(*o); };
+}
+
 }  // namespace vigil::app

@@ -1,5 +1,6 @@
 #include "core/event_json.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -166,7 +167,8 @@ std::string VerdictToOcsfJson(const Verdict& v) {
   j["metadata"] = {{"version", "1.1.0"},
                    {"product", {{"name", "Vigil"}, {"vendor_name", "Vigil"}}}};
   if (!v.host.empty()) j["device"] = {{"hostname", v.host}};
-  j["process"] = {{"pid", v.pid}, {"name", v.subject}};
+  j["process"] = {{"pid", v.pid}};
+  if (!v.subject.empty() && v.subject != "*") j["process"]["name"] = v.subject;
   j["finding_info"] = {
       {"title", v.anomalous ? "Anomalous system-call sequence" : "System-call sequence scored"},
       {"uid", v.stream},
@@ -174,8 +176,10 @@ std::string VerdictToOcsfJson(const Verdict& v) {
                     {"type_id", 4}, {"type", "Learning (ML/DL)"}}}};
   j["risk_score"] = static_cast<int>(std::lround(std::clamp(v.score, 0.0, 1.0) * 100));
   json expl = json::array();
-  for (const Evidence& ev : v.explanation) expl.push_back({{"what", ev.what}, {"weight", ev.weight}});
-  j["vigil"] = {{"score", v.score}, {"anomalous", v.anomalous}, {"stream", v.stream},
+  for (const Evidence& ev : v.explanation) {
+    expl.push_back({{"what", ev.what}, {"weight", std::round(ev.weight * 1000) / 1000}});
+  }
+  j["vigil"] = {{"score", std::round(v.score * 1e6) / 1e6}, {"anomalous", v.anomalous}, {"stream", v.stream},
                 {"events", v.events}, {"explanation", expl}};
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The README's test command: installs what the tests need, builds, and runs every suite through
+# CTest: the thread-sanitizer run of the queue tests, the bounded fuzz runs, then all unit,
+# integration and end-to-end tests of the release build (its summary closes the output).
+#
+# Environment: VIGIL_FUZZ_SECONDS (per fuzz target, default 20).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-deps.sh test
+fuzz_seconds=${VIGIL_FUZZ_SECONDS:-20}
+
+echo "== build: release (-Werror)"
+cmake --preset release >/dev/null
+cmake --build --preset release
+
+echo "== build: tsan (pipeline queue tests)"
+cmake --preset tsan >/dev/null
+cmake --build --preset tsan --target pipeline_queue_test
+
+echo "== build: fuzz targets (clang, libFuzzer + ASan/UBSan)"
+cmake --preset fuzz -DVIGIL_FUZZ_SECONDS="$fuzz_seconds" >/dev/null
+cmake --build --preset fuzz
+
+status=0
+echo "== ctest: queue tests under ThreadSanitizer"
+ctest --test-dir build/tsan -R '^BoundedQueue' --output-on-failure || status=1
+echo "== ctest: fuzz targets, ${fuzz_seconds}s each"
+ctest --test-dir build/fuzz --output-on-failure || status=1
+echo "== ctest: unit, integration and end-to-end tests"
+ctest --test-dir build/release --output-on-failure -j2 || status=1
+exit $status

@@ -1,0 +1,65 @@
+#pragma once
+
+// Streams a sensor's events through the host path: bounded queue (backpressure per source) ->
+// schema validation -> per-stream model scoring -> verdicts as OCSF JSON Lines to the sinks.
+// Events of one stream always go to the same worker, so each stream is scored in order.
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/status.h"
+#include "model/model.h"
+#include "pipeline/queue_types.h"
+#include "pipeline/sink.h"
+#include "pipeline/validate.h"
+#include "sensor/sensor.h"
+
+namespace vigil::agent {
+
+struct ReplayOptions {
+  size_t queue_capacity = 65536;       // per worker
+  pipeline::SourceOptions source;      // backpressure policy of the sensor's source
+  int workers = 1;                     // scoring threads, 1..64
+  bool emit_all = true;                // a verdict for every stream; false: anomalous ones only
+  size_t batch = 512;                  // events a worker takes from its queue at once
+};
+
+struct ReplayStats {
+  uint64_t read = 0;          // events the sensor returned
+  uint64_t read_errors = 0;   // pieces of input the sensor reported as bad and skipped
+  uint64_t scored = 0;        // events that reached a model
+  uint64_t streams = 0;       // streams that got a verdict
+  uint64_t verdicts = 0;      // verdicts written to the sinks
+  uint64_t anomalous = 0;
+  double seconds = 0;
+  pipeline::QueueStats queue;            // summed over the workers' queues
+  pipeline::ValidatorStats validation;
+};
+
+class ReplayRunner {
+ public:
+  // `model` and `sinks` must outlive the runner. Sinks are written under a lock, one line each.
+  ReplayRunner(const model::Model& model, std::vector<pipeline::Sink*> sinks,
+               ReplayOptions options, const core::Clock& clock);
+
+  // Reads `sensor` to its end on the calling thread while the workers score. Bad input the
+  // sensor reports goes to `on_read_error` (may be empty) and is counted; the run goes on.
+  // Streams still open at the end get their verdict too, so nothing read is lost. Fails only
+  // when a sink write fails (after the workers have drained) or the options are invalid.
+  core::Result<ReplayStats> Run(sensor::Sensor& sensor,
+                                const std::function<void(const core::Status&)>& on_read_error);
+
+ private:
+  const model::Model& model_;
+  std::vector<pipeline::Sink*> sinks_;
+  ReplayOptions options_;
+  const core::Clock& clock_;
+  pipeline::EventValidator validator_;
+  std::mutex sink_mu_;
+  core::Status sink_status_;
+};
+
+}  // namespace vigil::agent
