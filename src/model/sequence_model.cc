@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #include "model/evaluation.h"
 #include "model/internal/bytes.h"
@@ -43,26 +44,41 @@ class SequenceStream final : public StreamScorer {
 
   void Observe(const core::Event& e) override {
     if (e.kind != core::EventKind::kSyscall) return;
-    Push(model_.TokenOf(e.syscall.arch, e.syscall.nr));
+    Push(model_.TokenOf(e.syscall.arch, e.syscall.nr), RawId(e.syscall.arch, e.syscall.nr));
   }
 
   void ObserveSyscalls(core::Arch arch, std::span<const int32_t> nrs) override {
-    for (int32_t nr : nrs) Push(model_.TokenOf(arch, nr));
+    for (int32_t nr : nrs) Push(model_.TokenOf(arch, nr), RawId(arch, nr));
   }
 
-  void Push(Token t) {
+  // Token t of the model's vocabulary, and the call it came from (for explanations of calls the
+  // model never saw).
+  void Push(Token t, uint32_t raw) {
     const float s = subject_.lm->Surprisal(history_, hlen_, t);
     sum_ += s;
     ++count_;
-    if (!top_.empty() && s > top_.back().bits) RecordTop(s, t);
+    if (!top_.empty() && s > top_.back().bits) RecordTop(s, raw);
     if (order_ > 1) {
       if (hlen_ < order_ - 1) {
+        raw_[hlen_] = raw;
         history_[hlen_++] = t;
       } else {
         std::copy(history_ + 1, history_ + hlen_, history_);
+        std::copy(raw_ + 1, raw_ + hlen_, raw_);
         history_[hlen_ - 1] = t;
+        raw_[hlen_ - 1] = raw;
       }
     }
+  }
+
+  static uint32_t RawId(core::Arch arch, int32_t nr) {
+    return (static_cast<uint32_t>(arch) << 16) | (static_cast<uint32_t>(nr) & 0xffff);
+  }
+  static std::string RawName(uint32_t raw) {
+    const auto arch = static_cast<core::Arch>(raw >> 16);
+    const auto nr = static_cast<int>(raw & 0xffff);
+    const std::string_view name = core::SyscallName(arch, nr);
+    return name.empty() ? "syscall#" + std::to_string(nr) : std::string(name);
   }
 
   core::Verdict Current() const override {
@@ -81,7 +97,7 @@ class SequenceStream final : public StreamScorer {
       std::string what;
       for (int i = 0; i < t.n; ++i) {
         if (i) what += ' ';
-        what += model_.TokenName(t.tokens[i]);
+        what += RawName(t.raw[i]);
       }
       v.explanation.push_back({std::move(what), t.bits});
     }
@@ -94,19 +110,18 @@ class SequenceStream final : public StreamScorer {
   struct Top {
     float bits = 0;
     int n = 0;
-    Token tokens[kMaxOrder] = {};
+    uint32_t raw[kMaxOrder] = {};
   };
-  void RecordTop(float s, Token t) {
+  void RecordTop(float s, uint32_t raw) {
     Top entry;
     entry.bits = s;
     const int hl = std::min(hlen_, order_ - 1);
-    std::copy(history_ + (hlen_ - hl), history_ + hlen_, entry.tokens);
-    entry.tokens[hl] = t;
+    std::copy(raw_ + (hlen_ - hl), raw_ + hlen_, entry.raw);
+    entry.raw[hl] = raw;
     entry.n = hl + 1;
     // Same n-gram already listed: keep one entry.
     for (const Top& existing : top_) {
-      if (existing.n == entry.n && std::equal(entry.tokens, entry.tokens + entry.n,
-                                              existing.tokens)) {
+      if (existing.n == entry.n && std::equal(entry.raw, entry.raw + entry.n, existing.raw)) {
         return;
       }
     }
@@ -118,6 +133,7 @@ class SequenceStream final : public StreamScorer {
   const SequenceModel::Subject& subject_;
   const int order_;
   Token history_[kMaxOrder] = {};
+  uint32_t raw_[kMaxOrder] = {};  // the calls behind history_
   int hlen_ = 0;
   double sum_ = 0;
   uint64_t count_ = 0;
@@ -314,13 +330,19 @@ core::Result<std::unique_ptr<SequenceModel>> SequenceModel::FromFile(const Model
                                                                      std::string_view source) {
   const std::string src(source);
   auto bad = [&](const std::string& why) { return core::DataLoss(src + ": payload: " + why); };
-  if (file.header.value("family", "") != kSequenceFamily) {
-    return core::InvalidArgument(src + ": model family \"" + file.header.value("family", "") +
+  // json::value() throws when a key holds another type; this reader must not.
+  auto header_string = [&](const char* key) {
+    if (!file.header.is_object()) return std::string();
+    auto it = file.header.find(key);
+    return it != file.header.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  if (header_string("family") != kSequenceFamily) {
+    return core::InvalidArgument(src + ": model family \"" + header_string("family") +
                                  "\" is not \"" + std::string(kSequenceFamily) + "\"");
   }
   std::unique_ptr<SequenceModel> m(new SequenceModel());
-  m->options_.name = file.header.value("name", "");
-  m->options_.version = file.header.value("version", "");
+  m->options_.name = header_string("name");
+  m->options_.version = header_string("version");
   internal::ByteReader r(file.payload);
   uint32_t order = 0, explain = 0, nvocab = 0, nsubjects = 0;
   double fpr = 0;
@@ -360,6 +382,7 @@ core::Result<std::unique_ptr<SequenceModel>> SequenceModel::FromFile(const Model
                                            std::to_string(n) + " runs past the end");
     s.lm = std::make_unique<NgramLm>(static_cast<int>(order), m->vocab_size());
     Token toks[kMaxOrder];
+    uint64_t prev_key = 0, total = 0;
     for (uint64_t i = 0; i < n; ++i) {
       uint64_t key = 0;
       uint32_t count = 0;
@@ -368,6 +391,18 @@ core::Result<std::unique_ptr<SequenceModel>> SequenceModel::FromFile(const Model
       const int ko = NgramLm::KeyOrder(key);
       if (ko < 1 || ko > static_cast<int>(order) || count == 0) {
         return bad("subject \"" + s.name + "\": n-gram " + std::to_string(i) + " is malformed");
+      }
+      // Strictly ascending keys: the canonical form ToFile writes, and no key counted twice.
+      if (key <= prev_key) {
+        return bad("subject \"" + s.name + "\": n-gram " + std::to_string(i) +
+                   " is out of order (keys must be strictly ascending)");
+      }
+      prev_key = key;
+      // Keeps every per-context sum that Finalize() accumulates in 32 bits from wrapping.
+      total += count;
+      if (total > UINT32_MAX / 2) {
+        return bad("subject \"" + s.name + "\": n-gram counts sum past " +
+                   std::to_string(UINT32_MAX / 2));
       }
       NgramLm::KeyTokens(key, toks);
       if (NgramLm::Key(toks, ko) != key) {

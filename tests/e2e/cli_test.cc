@@ -1,0 +1,227 @@
+// Runs the vigil binary the way a user does: flags, exit codes, messages, files written.
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct CmdResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string ReadAll(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("vigil-cli-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Runs `vigil ARGS` through the shell with stdout and stderr captured to files.
+  CmdResult Vigil(const std::string& args) {
+    const fs::path out = dir_ / "stdout", err = dir_ / "stderr";
+    const std::string cmd = std::string(VIGIL_BINARY) + " " + args + " >" + out.string() + " 2>" +
+                            err.string() + " </dev/null";
+    const int status = std::system(cmd.c_str());
+    CmdResult r;
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = ReadAll(out);
+    r.err = ReadAll(err);
+    return r;
+  }
+
+  static std::string AdfaRoot() { return std::string(VIGIL_SHARED_DIR) + "/data/adfa-ld"; }
+  static bool HaveAdfa() { return fs::is_directory(AdfaRoot() + "/Training_Data_Master"); }
+
+  // A JSONL event file: `streams` streams of program `comm`, each a repetition of `pattern`.
+  void WriteEvents(const fs::path& path, const std::string& stream, int streams,
+                   const std::string& comm, const std::vector<int>& pattern, int repeats) {
+    std::ofstream f(path);
+    for (int s = 0; s < streams; ++s) {
+      for (int r = 0; r < repeats; ++r) {
+        for (int nr : pattern) {
+          f << R"({"kind":"syscall","stream":")" << stream << "-" << s << R"(","proc":{"pid":)"
+            << 100 + s << R"(,"comm":")" << comm << R"("},"syscall":{"arch":"x86_64","nr":)" << nr
+            << "}}\n";
+        }
+      }
+    }
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(CliTest, HelpDescribesEveryCommand) {
+  CmdResult r = Vigil("--help");
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* cmd : {"train", "eval", "replay"}) {
+    EXPECT_NE(r.out.find(cmd), std::string::npos) << cmd;
+    CmdResult sub = Vigil(std::string(cmd) + " --help");
+    EXPECT_EQ(sub.exit_code, 0) << cmd;
+    EXPECT_NE(sub.out.find("--model"), std::string::npos) << cmd;
+  }
+}
+
+TEST_F(CliTest, BadFlagExitsTwoNamingTheFlag) {
+  CmdResult r = Vigil("train --data x --out y --bogus-flag 1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--bogus-flag"), std::string::npos) << r.err;
+  CmdResult none = Vigil("");
+  EXPECT_EQ(none.exit_code, 2);
+  CmdResult range = Vigil("train --data x --out y --order 9");
+  EXPECT_EQ(range.exit_code, 2);
+  EXPECT_NE(range.err.find("--order"), std::string::npos) << range.err;
+}
+
+TEST_F(CliTest, MissingDatasetExitsTwoNamingThePath) {
+  CmdResult r = Vigil("train --dataset adfa-ld --data " + (dir_ / "nowhere").string() + " --out " +
+                (dir_ / "m.vgm").string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("nowhere"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "m.vgm"));
+}
+
+TEST_F(CliTest, TrainsFromJsonlAndFlagsTheOddStream) {
+  const fs::path train = dir_ / "train.jsonl";
+  WriteEvents(train, "worker", 30, "worker", {0, 1, 2, 3, 0, 1, 4}, 20);
+  const fs::path model = dir_ / "m.vgm";
+  CmdResult t = Vigil("train --dataset jsonl --data " + train.string() + " --out " + model.string() +
+                " --min-program-traces 10");
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  EXPECT_NE(t.out.find("programs with their own model: 1"), std::string::npos) << t.out;
+
+  // 140 good lines, two bad ones, then 140 lines of a stream doing something new.
+  const fs::path events = dir_ / "events.jsonl";
+  WriteEvents(events, "usual", 1, "worker", {0, 1, 2, 3, 0, 1, 4}, 20);
+  {
+    std::ofstream f(events, std::ios::app);
+    f << "{\"kind\":\"syscall\",\"stream\":\"odd\"\n";
+    f << R"({"kind":"syscall","stream":"odd-0","proc":{"comm":"worker"},)"
+      << R"("syscall":{"arch":"x86_64","nr":"x"}})" << "\n";
+  }
+  WriteEvents(dir_ / "odd.jsonl", "odd", 1, "worker", {59, 57, 61, 9, 10, 41, 42}, 20);
+  {
+    std::ofstream f(events, std::ios::app);
+    f << ReadAll(dir_ / "odd.jsonl");
+  }
+  const fs::path out = dir_ / "verdicts.jsonl";
+  CmdResult r = Vigil("replay --source jsonl --data " + events.string() + " --model " + model.string() +
+                " --sink file:" + out.string());
+  EXPECT_EQ(r.exit_code, 2) << "bad lines were skipped, which the exit code must say";
+  EXPECT_NE(r.err.find("events.jsonl:141: not valid JSON"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("events.jsonl:142: field \"syscall.nr\""), std::string::npos) << r.err;
+
+  std::ifstream in(out);
+  std::string line;
+  std::map<std::string, nlohmann::json> by_stream;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    EXPECT_EQ(j["class_uid"], 2004);
+    by_stream[j["vigil"]["stream"].get<std::string>()] = j;
+  }
+  ASSERT_EQ(by_stream.size(), 2u) << "one verdict per stream; the good lines are all kept";
+  const auto& usual = by_stream["usual-0"];
+  const auto& odd = by_stream["odd-0"];
+  ASSERT_FALSE(usual.is_null());
+  ASSERT_FALSE(odd.is_null());
+  EXPECT_EQ(usual["vigil"]["events"], 140);
+  EXPECT_EQ(odd["vigil"]["events"], 140);
+  EXPECT_EQ(usual["process"]["name"], "worker");
+  EXPECT_FALSE(usual["vigil"]["anomalous"].get<bool>()) << usual.dump();
+  EXPECT_TRUE(odd["vigil"]["anomalous"].get<bool>()) << odd.dump();
+  EXPECT_GT(odd["vigil"]["score"].get<double>(), usual["vigil"]["score"].get<double>());
+  ASSERT_FALSE(odd["vigil"]["explanation"].empty());
+  // x86_64 59 is execve: the explanation speaks in system-call names.
+  EXPECT_NE(odd["vigil"]["explanation"].dump().find("execve"), std::string::npos) << odd.dump();
+}
+
+TEST_F(CliTest, CorruptModelIsRefused) {
+  const fs::path train = dir_ / "train.jsonl";
+  WriteEvents(train, "svc", 10, "svc", {0, 1, 2, 3}, 10);
+  const fs::path model = dir_ / "m.vgm";
+  ASSERT_EQ(Vigil("train --dataset jsonl --data " + train.string() + " --out " + model.string())
+                .exit_code,
+            0);
+  std::string bytes = ReadAll(model);
+  bytes[bytes.size() / 2] ^= 0x20;
+  std::ofstream(model, std::ios::binary | std::ios::trunc) << bytes;
+  CmdResult r = Vigil("replay --source jsonl --data " + train.string() + " --model " + model.string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("checksum"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(model.string()), std::string::npos) << r.err;
+  std::ofstream(model, std::ios::binary | std::ios::trunc) << "not a model";
+  CmdResult r2 = Vigil("eval --data " + AdfaRoot() + " --model " + model.string());
+  EXPECT_EQ(r2.exit_code, 2);
+  EXPECT_NE(r2.err.find("not a Vigil model file"), std::string::npos) << r2.err;
+}
+
+// The whole offline path on the real dataset: train, evaluate, replay.
+TEST_F(CliTest, AdfaTrainEvalReplayMeetsTheDetectionTarget) {
+  if (!HaveAdfa()) GTEST_SKIP() << "ADFA-LD not found at " << AdfaRoot();
+  const fs::path model = dir_ / "adfa.vgm";
+  CmdResult t = Vigil("train --dataset adfa-ld --data " + AdfaRoot() + " --out " + model.string());
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+
+  CmdResult e = Vigil("eval --dataset adfa-ld --data " + AdfaRoot() + " --model " + model.string() +
+                " --json");
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  const auto j = nlohmann::json::parse(e.out);
+  EXPECT_GE(j["auc"].get<double>(), 0.84);
+  EXPECT_GE(j["tpr_at_fpr_5"].get<double>(), 0.25);
+  EXPECT_TRUE(j.contains("tpr_at_fpr_1"));
+  EXPECT_EQ(j["traces"].get<int>(), 2186 + 379);
+  EXPECT_GT(j["events"].get<int64_t>(), 1'000'000);
+  EXPECT_GT(j["events_per_second"].get<double>(), 0);
+  ASSERT_EQ(j["per_attack"].size(), 6u);
+  for (const char* type : {"Adduser", "Hydra_FTP", "Hydra_SSH", "Java_Meterpreter", "Meterpreter",
+                           "Web_Shell"}) {
+    ASSERT_TRUE(j["per_attack"].contains(type)) << type;
+    EXPECT_GT(j["per_attack"][type]["auc"].get<double>(), 0.5) << type;
+  }
+
+  const fs::path out = dir_ / "verdicts.jsonl";
+  CmdResult r = Vigil("replay --source adfa-ld --data " + AdfaRoot() + " --split attack --model " +
+                model.string() + " --sink file:" + out.string() + " --workers 2 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto summary = nlohmann::json::parse(r.err);
+  EXPECT_EQ(summary["dropped"], 0);
+  EXPECT_EQ(summary["streams"], 379);
+  std::ifstream in(out);
+  std::string line;
+  int lines = 0, anomalous = 0;
+  while (std::getline(in, line)) {
+    auto v = nlohmann::json::parse(line);
+    ++lines;
+    anomalous += v["vigil"]["anomalous"].get<bool>() ? 1 : 0;
+    EXPECT_EQ(v["finding_info"]["analytic"]["name"], "syscall-ngram");
+  }
+  EXPECT_EQ(lines, 379);
+  EXPECT_GT(anomalous, 379 / 4);
+}
+
+}  // namespace
