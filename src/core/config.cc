@@ -1,0 +1,567 @@
+#include "core/config.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <exception>
+#include <fstream>
+#include <initializer_list>
+#include <limits>
+#include <set>
+#include <system_error>
+#include <utility>
+
+namespace vigil::core {
+namespace {
+
+constexpr std::string_view kDefaultsSource = "<defaults>";
+constexpr size_t kMaxQuotedChars = 64;
+
+std::string Hostname() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof(buf) - 1) != 0 || buf[0] == '\0') return "localhost";
+  return buf;
+}
+
+// Quotes a scalar for a diagnostic: printable ASCII as is, the rest escaped, long values cut.
+std::string Quote(std::string_view s) {
+  std::string out = "\"";
+  size_t shown = 0;
+  for (char c : s) {
+    if (shown++ == kMaxQuotedChars) {
+      out += "...";
+      break;
+    }
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (u >= 0x20 && u < 0x7f) {
+      out += c;
+    } else {
+      out += fmt::format("\\x{:02x}", u);
+    }
+  }
+  out += '"';
+  return out;
+}
+
+// What a node holds, for "got ..." in diagnostics. Never renders a collection (it may be huge
+// or, through aliases, cyclic).
+std::string Describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar: return Quote(node.Scalar());
+    case YAML::NodeType::Sequence: return "a sequence";
+    case YAML::NodeType::Map: return "a mapping";
+    case YAML::NodeType::Null: return "null";
+    case YAML::NodeType::Undefined: break;
+  }
+  return "nothing";
+}
+
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string Join(std::initializer_list<std::string_view> names) {
+  std::string out;
+  for (std::string_view n : names) {
+    if (!out.empty()) out += ", ";
+    out += n;
+  }
+  return out;
+}
+
+std::string Child(std::string_view parent, std::string_view key) {
+  return parent.empty() ? std::string(key) : fmt::format("{}.{}", parent, key);
+}
+
+template <typename Enum>
+struct EnumName {
+  std::string_view name;
+  Enum value;
+};
+
+// Walks the document against the schema. Each Read* leaves its target untouched when the value
+// is null (an empty value means "use the default"). The walk is bounded by the schema, so
+// aliases (even cyclic ones) cannot make it recurse without end.
+class ConfigParser {
+ public:
+  explicit ConfigParser(std::string_view source) : source_(source) {}
+
+  Status Error(const YAML::Mark& mark, std::string_view path, std::string_view message) const {
+    const int line = mark.is_null() ? 0 : mark.line + 1;
+    const int column = mark.is_null() ? 0 : mark.column + 1;
+    return InvalidArgument(FormatSourceError(source_, line, column, path, message));
+  }
+  Status Error(const YAML::Node& node, std::string_view path, std::string_view message) const {
+    return Error(node.Mark(), path, message);
+  }
+
+  // Calls `field(key, value, path)` for each entry of the mapping `node`, after checking that
+  // the key is a known string given once.
+  template <typename Fn>
+  Status ForEachField(const YAML::Node& node, std::string_view path,
+                      std::initializer_list<std::string_view> allowed, Fn&& field) const {
+    if (!node.IsMap()) {
+      return Error(node, path, fmt::format("expected a mapping, got {}", Describe(node)));
+    }
+    std::set<std::string, std::less<>> seen;
+    for (const auto& kv : node) {
+      const YAML::Node& key = kv.first;
+      if (!key.IsScalar()) {
+        return Error(key, path, fmt::format("expected a string key, got {}", Describe(key)));
+      }
+      const std::string& name = key.Scalar();
+      const std::string child = Child(path, name);
+      if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+        std::string message = fmt::format("unknown key (expected one of: {})", Join(allowed));
+        for (std::string_view candidate : allowed) {
+          if (EditDistance(name, candidate) <= std::max<size_t>(1, candidate.size() / 4)) {
+            message = fmt::format("unknown key; did you mean '{}'?", candidate);
+            break;
+          }
+        }
+        return Error(key, child, message);
+      }
+      if (!seen.insert(name).second) return Error(key, child, "key given more than once");
+      VIGIL_RETURN_IF_ERROR(field(name, kv.second, child));
+    }
+    return Status::Ok();
+  }
+
+  Status ReadUint(const YAML::Node& v, std::string_view path, uint64_t min, uint64_t max,
+                  uint64_t* out) const {
+    if (v.IsNull()) return Status::Ok();
+    std::string expected;
+    if (max < std::numeric_limits<uint32_t>::max()) {
+      expected = fmt::format("an integer in {}..{}", min, max);
+    } else if (min == 0) {
+      expected = "a non-negative integer";
+    } else if (min == 1) {
+      expected = "a positive integer";
+    } else {
+      expected = fmt::format("an integer >= {}", min);
+    }
+    if (!v.IsScalar()) {
+      return Error(v, path, fmt::format("expected {}, got {}", expected, Describe(v)));
+    }
+    const std::string& s = v.Scalar();
+    uint64_t value = 0;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value, 10);
+    if (s.empty() || ec != std::errc() || end != s.data() + s.size()) {
+      return Error(v, path, fmt::format("expected {}, got {}", expected, Quote(s)));
+    }
+    if (value < min || value > max) {
+      return Error(v, path, fmt::format("expected {}, got {}", expected, s));
+    }
+    *out = value;
+    return Status::Ok();
+  }
+
+  Status ReadUint32(const YAML::Node& v, std::string_view path, uint32_t min, uint32_t max,
+                    uint32_t* out) const {
+    uint64_t wide = *out;
+    VIGIL_RETURN_IF_ERROR(ReadUint(v, path, min, max, &wide));
+    *out = static_cast<uint32_t>(wide);
+    return Status::Ok();
+  }
+
+  Status ReadBool(const YAML::Node& v, std::string_view path, bool* out) const {
+    if (v.IsNull()) return Status::Ok();
+    if (v.IsScalar()) {
+      const std::string& s = v.Scalar();
+      for (std::string_view t : {"true", "True", "TRUE", "yes", "Yes", "on", "On"}) {
+        if (s == t) {
+          *out = true;
+          return Status::Ok();
+        }
+      }
+      for (std::string_view f : {"false", "False", "FALSE", "no", "No", "off", "Off"}) {
+        if (s == f) {
+          *out = false;
+          return Status::Ok();
+        }
+      }
+    }
+    return Error(v, path, fmt::format("expected true or false, got {}", Describe(v)));
+  }
+
+  Status ReadString(const YAML::Node& v, std::string_view path, std::string* out) const {
+    if (v.IsNull()) return Status::Ok();
+    if (!v.IsScalar() || v.Scalar().empty()) {
+      return Error(v, path, fmt::format("expected a non-empty string, got {}", Describe(v)));
+    }
+    if (v.Scalar().find('\0') != std::string::npos) {
+      return Error(v, path, "string contains a NUL byte");
+    }
+    *out = v.Scalar();
+    return Status::Ok();
+  }
+
+  Status ReadFraction(const YAML::Node& v, std::string_view path, double* out) const {
+    if (v.IsNull()) return Status::Ok();
+    constexpr std::string_view kExpected = "expected a number between 0 and 1 (exclusive)";
+    if (!v.IsScalar()) return Error(v, path, fmt::format("{}, got {}", kExpected, Describe(v)));
+    const std::string& s = v.Scalar();
+    double value = 0;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+    if (s.empty() || ec != std::errc() || end != s.data() + s.size() || !std::isfinite(value) ||
+        value <= 0 || value >= 1) {
+      return Error(v, path, fmt::format("{}, got {}", kExpected, Quote(s)));
+    }
+    *out = value;
+    return Status::Ok();
+  }
+
+  template <typename Enum>
+  Status ReadEnum(const YAML::Node& v, std::string_view path,
+                  std::initializer_list<EnumName<Enum>> names, Enum* out) const {
+    if (v.IsNull()) return Status::Ok();
+    if (v.IsScalar()) {
+      for (const auto& n : names) {
+        if (v.Scalar() == n.name) {
+          *out = n.value;
+          return Status::Ok();
+        }
+      }
+    }
+    std::string choices;
+    for (const auto& n : names) {
+      if (!choices.empty()) choices += ", ";
+      choices += n.name;
+    }
+    return Error(v, path, fmt::format("expected one of {}, got {}", choices, Describe(v)));
+  }
+
+  Status ReadLog(const YAML::Node& node, std::string_view path, LogConfig* log) const {
+    if (node.IsNull()) return Status::Ok();
+    return ForEachField(
+        node, path, {"level", "format"},
+        [&](const std::string& key, const YAML::Node& v, const std::string& p) {
+          if (key == "level") {
+            return ReadEnum<LogLevel>(v, p,
+                                      {{"trace", LogLevel::kTrace},
+                                       {"debug", LogLevel::kDebug},
+                                       {"info", LogLevel::kInfo},
+                                       {"warn", LogLevel::kWarn},
+                                       {"error", LogLevel::kError},
+                                       {"off", LogLevel::kOff}},
+                                      &log->level);
+          }
+          return ReadEnum<LogFormat>(v, p, {{"text", LogFormat::kText}, {"json", LogFormat::kJson}},
+                                     &log->format);
+        });
+  }
+
+  Status ReadMetrics(const YAML::Node& node, std::string_view path, MetricsConfig* m) const {
+    if (node.IsNull()) return Status::Ok();
+    return ForEachField(
+        node, path, {"enabled", "listen"},
+        [&](const std::string& key, const YAML::Node& v, const std::string& p) -> Status {
+          if (key == "enabled") return ReadBool(v, p, &m->enabled);
+          std::string text;
+          VIGIL_RETURN_IF_ERROR(ReadString(v, p, &text));
+          if (text.empty()) return Status::Ok();
+          Result<HostPort> hp = ParseHostPort(text);
+          if (!hp.has_value()) return Error(v, p, hp.error().message());
+          m->listen = std::move(hp).value();
+          return Status::Ok();
+        });
+  }
+
+  Status ReadQueue(const YAML::Node& node, std::string_view path, QueueConfig* q) const {
+    if (node.IsNull()) return Status::Ok();
+    constexpr uint32_t kMax = std::numeric_limits<uint32_t>::max();
+    return ForEachField(
+        node, path, {"capacity", "backpressure", "sample_every"},
+        [&](const std::string& key, const YAML::Node& v, const std::string& p) {
+          if (key == "capacity") return ReadUint32(v, p, 1, kMax, &q->capacity);
+          if (key == "sample_every") return ReadUint32(v, p, 1, kMax, &q->sample_every);
+          return ReadEnum<Backpressure>(v, p,
+                                        {{"block", Backpressure::kBlock},
+                                         {"drop-newest", Backpressure::kDropNewest},
+                                         {"drop-oldest", Backpressure::kDropOldest},
+                                         {"sample", Backpressure::kSample}},
+                                        &q->backpressure);
+        });
+  }
+
+  Status ReadSpool(const YAML::Node& node, std::string_view path, SpoolConfig* s) const {
+    if (node.IsNull()) return Status::Ok();
+    return ForEachField(
+        node, path, {"enabled", "dir", "fsync", "segment_bytes"},
+        [&](const std::string& key, const YAML::Node& v, const std::string& p) {
+          if (key == "enabled") return ReadBool(v, p, &s->enabled);
+          if (key == "dir") return ReadString(v, p, &s->dir);
+          if (key == "segment_bytes") {
+            return ReadUint(v, p, 4096, std::numeric_limits<uint64_t>::max(), &s->segment_bytes);
+          }
+          return ReadEnum<FsyncPolicy>(v, p,
+                                       {{"always", FsyncPolicy::kAlways},
+                                        {"batch", FsyncPolicy::kBatch},
+                                        {"never", FsyncPolicy::kNever}},
+                                       &s->fsync);
+        });
+  }
+
+  Status ReadPipeline(const YAML::Node& node, std::string_view path, PipelineConfig* pl) const {
+    if (node.IsNull()) return Status::Ok();
+    return ForEachField(node, path, {"queue", "spool", "workers"},
+                        [&](const std::string& key, const YAML::Node& v, const std::string& p) {
+                          if (key == "queue") return ReadQueue(v, p, &pl->queue);
+                          if (key == "spool") return ReadSpool(v, p, &pl->spool);
+                          return ReadUint32(v, p, 1, 64, &pl->workers);
+                        });
+  }
+
+  Status ReadSink(const YAML::Node& node, std::string_view path, SinkConfig* sink) const {
+    if (!node.IsMap()) {
+      return Error(node, path,
+                   fmt::format("expected a mapping with a 'type', got {}", Describe(node)));
+    }
+    // The type decides which other keys are allowed, so it is read first. yaml-cpp cannot tell
+    // `type: null` from `type:`; both mean the null sink.
+    const YAML::Node type = node["type"];
+    if (!type.IsDefined()) return Error(node, path, "missing key 'type' (stdout, file or null)");
+    if (type.IsNull()) {
+      sink->type = SinkType::kNull;
+    } else {
+      VIGIL_RETURN_IF_ERROR(ReadEnum<SinkType>(
+          type, Child(path, "type"),
+          {{"stdout", SinkType::kStdout}, {"file", SinkType::kFile}, {"null", SinkType::kNull}},
+          &sink->type));
+    }
+    if (sink->type != SinkType::kFile) {
+      return ForEachField(
+          node, path, {"type"},
+          [](const std::string&, const YAML::Node&, const std::string&) { return Status::Ok(); });
+    }
+    VIGIL_RETURN_IF_ERROR(ForEachField(
+        node, path, {"type", "path", "rotate_bytes", "keep"},
+        [&](const std::string& key, const YAML::Node& v, const std::string& p) {
+          if (key == "path") return ReadString(v, p, &sink->path);
+          if (key == "rotate_bytes") {
+            return ReadUint(v, p, 1, std::numeric_limits<uint64_t>::max(), &sink->rotate_bytes);
+          }
+          if (key == "keep") {
+            return ReadUint32(v, p, 0, std::numeric_limits<uint32_t>::max(), &sink->keep);
+          }
+          return Status::Ok();  // type, read above
+        }));
+    if (sink->path.empty()) return Error(node, path, "a file sink needs a 'path'");
+    return Status::Ok();
+  }
+
+  Status ReadSinks(const YAML::Node& node, std::string_view path,
+                   std::vector<SinkConfig>* sinks) const {
+    if (node.IsNull()) return Status::Ok();
+    if (!node.IsSequence()) {
+      return Error(node, path,
+                   fmt::format("expected a sequence of sinks, got {}", Describe(node)));
+    }
+    sinks->clear();
+    for (size_t i = 0; i < node.size(); ++i) {
+      SinkConfig sink;
+      VIGIL_RETURN_IF_ERROR(ReadSink(node[i], fmt::format("{}[{}]", path, i), &sink));
+      sinks->push_back(std::move(sink));
+    }
+    return Status::Ok();
+  }
+
+  Status ReadModel(const YAML::Node& node, std::string_view path, ModelConfig* m) const {
+    if (node.IsNull()) return Status::Ok();
+    return ForEachField(node, path, {"path", "target_fpr"},
+                        [&](const std::string& key, const YAML::Node& v, const std::string& p) {
+                          if (key == "path") return ReadString(v, p, &m->path);
+                          return ReadFraction(v, p, &m->target_fpr);
+                        });
+  }
+
+  Status ReadRoot(const YAML::Node& root, VigilConfig* c) const {
+    if (root.IsNull()) return Status::Ok();
+    if (!root.IsMap()) {
+      return Error(root, "",
+                   fmt::format("expected a mapping at the top level, got {}", Describe(root)));
+    }
+    return ForEachField(
+        root, "", {"host", "state_dir", "log", "metrics", "pipeline", "sinks", "model"},
+        [&](const std::string& key, const YAML::Node& v, const std::string& p) {
+          if (key == "host") return ReadString(v, p, &c->host);
+          if (key == "state_dir") return ReadString(v, p, &c->state_dir);
+          if (key == "log") return ReadLog(v, p, &c->log);
+          if (key == "metrics") return ReadMetrics(v, p, &c->metrics);
+          if (key == "pipeline") return ReadPipeline(v, p, &c->pipeline);
+          if (key == "sinks") return ReadSinks(v, p, &c->sinks);
+          return ReadModel(v, p, &c->model);
+        });
+  }
+
+ private:
+  std::string_view source_;
+};
+
+// A config before the derived defaults are filled in.
+VigilConfig BaseConfig() {
+  VigilConfig c;
+  c.sinks.push_back(SinkConfig{});
+  return c;
+}
+
+void FillDerivedDefaults(VigilConfig* c) {
+  if (c->host.empty()) c->host = Hostname();
+  if (c->pipeline.spool.dir.empty()) c->pipeline.spool.dir = c->state_dir + "/spool";
+  if (c->model.path.empty()) c->model.path = c->state_dir + "/models/adfa.vgm";
+}
+
+}  // namespace
+
+std::string_view BackpressureName(Backpressure b) {
+  switch (b) {
+    case Backpressure::kBlock: return "block";
+    case Backpressure::kDropNewest: return "drop-newest";
+    case Backpressure::kDropOldest: return "drop-oldest";
+    case Backpressure::kSample: return "sample";
+  }
+  return "unknown";
+}
+
+std::string_view FsyncPolicyName(FsyncPolicy f) {
+  switch (f) {
+    case FsyncPolicy::kAlways: return "always";
+    case FsyncPolicy::kBatch: return "batch";
+    case FsyncPolicy::kNever: return "never";
+  }
+  return "unknown";
+}
+
+std::string_view SinkTypeName(SinkType t) {
+  switch (t) {
+    case SinkType::kStdout: return "stdout";
+    case SinkType::kFile: return "file";
+    case SinkType::kNull: return "null";
+  }
+  return "unknown";
+}
+
+std::string HostPort::ToString() const {
+  if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
+  return fmt::format("{}:{}", host, port);
+}
+
+Result<HostPort> ParseHostPort(std::string_view text) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos) {
+    return InvalidArgument(fmt::format("expected host:port, got {}", Quote(text)));
+  }
+  std::string_view host = text.substr(0, colon);
+  const std::string_view port = text.substr(colon + 1);
+  if (!host.empty() && host.front() == '[') {
+    if (host.size() < 2 || host.back() != ']') {
+      return InvalidArgument(fmt::format("unbalanced brackets in {}", Quote(text)));
+    }
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string_view::npos) {
+    return InvalidArgument(
+        fmt::format("IPv6 hosts must be in brackets ([::1]:9464), got {}", Quote(text)));
+  }
+  if (host.empty()) return InvalidArgument(fmt::format("empty host in {}", Quote(text)));
+  if (host.find_first_of(" \t\r\n/[]") != std::string_view::npos) {
+    return InvalidArgument(fmt::format("invalid host in {}", Quote(text)));
+  }
+  unsigned value = 0;
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value, 10);
+  if (port.empty() || ec != std::errc() || end != port.data() + port.size() || value > 65535) {
+    return InvalidArgument(fmt::format("port must be an integer in 0..65535, got {} in {}",
+                                       Quote(port), Quote(text)));
+  }
+  return HostPort{std::string(host), static_cast<uint16_t>(value)};
+}
+
+std::string FormatSourceError(std::string_view source, int line, int column,
+                              std::string_view key_path, std::string_view message) {
+  std::string out(source);
+  if (line > 0) {
+    out += fmt::format(":{}", line);
+    if (column > 0) out += fmt::format(":{}", column);
+  }
+  if (!out.empty()) out += ": ";
+  if (!key_path.empty()) {
+    out += key_path;
+    out += ": ";
+  }
+  out += message;
+  return out;
+}
+
+VigilConfig DefaultConfig() {
+  VigilConfig c = BaseConfig();
+  c.source = std::string(kDefaultsSource);
+  FillDerivedDefaults(&c);
+  return c;
+}
+
+Result<VigilConfig> ParseConfig(std::string_view yaml_text, std::string_view source_name) {
+  const ConfigParser parser(source_name);
+  VigilConfig config = BaseConfig();
+  config.source = std::string(source_name);
+  try {
+    const std::vector<YAML::Node> docs = YAML::LoadAll(std::string(yaml_text));
+    if (docs.size() > 1) {
+      return parser.Error(docs[1].Mark(), "",
+                          fmt::format("expected one YAML document, found {}", docs.size()));
+    }
+    if (!docs.empty()) VIGIL_RETURN_IF_ERROR(parser.ReadRoot(docs[0], &config));
+  } catch (const YAML::Exception& e) {
+    return parser.Error(e.mark, "", fmt::format("invalid YAML: {}", e.msg));
+  } catch (const std::exception& e) {
+    return InvalidArgument(
+        FormatSourceError(source_name, 0, 0, "", fmt::format("cannot parse: {}", e.what())));
+  }
+  FillDerivedDefaults(&config);
+  return config;
+}
+
+Result<VigilConfig> LoadConfig(const std::string& path) {
+  errno = 0;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    const int err = errno;
+    if (err == ENOENT) {
+      if (path == kDefaultConfigPath) return DefaultConfig();
+      return NotFound(fmt::format("{}: config file not found", path));
+    }
+    return IoError(fmt::format("{}: cannot open config file: {}", path,
+                               err != 0 ? std::strerror(err) : "unknown error"));
+  }
+  std::string text;
+  char buf[64 * 1024];
+  while (in.read(buf, sizeof(buf)) || in.gcount() > 0) {
+    text.append(buf, static_cast<size_t>(in.gcount()));
+    if (text.size() > kMaxConfigBytes) {
+      return InvalidArgument(
+          fmt::format("{}: config file larger than {} bytes", path, kMaxConfigBytes));
+    }
+  }
+  if (in.bad()) return IoError(fmt::format("{}: error reading config file", path));
+  return ParseConfig(text, path);
+}
+
+}  // namespace vigil::core

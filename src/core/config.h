@@ -1,0 +1,129 @@
+#pragma once
+
+// The agent's configuration file (YAML, loaded with yaml-cpp). The full schema with defaults is
+// in docs/configuration.md. Every key is optional; unknown keys are errors so that a typo is
+// never silently ignored. Every error names the input, the line and column (1-based) and the key
+// path, e.g.
+//   vigil.yaml:7:3: pipeline.queue.capacity: expected a positive integer, got "abc"
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/log.h"
+#include "core/status.h"
+
+namespace vigil::core {
+
+// Read by LoadConfig(kDefaultConfigPath); when that file is absent, DefaultConfig() applies.
+inline constexpr std::string_view kDefaultConfigPath = "/etc/vigil/vigil.yaml";
+// Larger config files are refused (kInvalidArgument) before parsing.
+inline constexpr size_t kMaxConfigBytes = size_t{4} << 20;
+
+// What a full pipeline queue does with a new event.
+enum class Backpressure {
+  kBlock,       // the producer waits (no loss; gates may hit their deadline instead)
+  kDropNewest,  // the new event is dropped and counted
+  kDropOldest,  // the oldest queued event is dropped and counted
+  kSample,      // only every `sample_every`-th event is admitted while full
+};
+enum class FsyncPolicy { kAlways, kBatch, kNever };
+enum class SinkType { kStdout, kFile, kNull };
+
+// "block", "drop-newest", "drop-oldest", "sample" (the names used in the file).
+std::string_view BackpressureName(Backpressure b);
+// "always", "batch", "never".
+std::string_view FsyncPolicyName(FsyncPolicy f);
+// "stdout", "file", "null".
+std::string_view SinkTypeName(SinkType t);
+
+// A parsed "host:port" ("127.0.0.1:9464", "localhost:0", "[::1]:9464"). Port 0 means "any free
+// port" where the consumer supports it.
+struct HostPort {
+  std::string host;  // without brackets
+  uint16_t port = 0;
+  // "host:port", with brackets around an IPv6 host.
+  std::string ToString() const;
+};
+// Parses "host:port". The host must be non-empty (IPv6 literals in brackets); the port is a
+// decimal in 0..65535. Errors (kInvalidArgument) quote the text and say what is wrong.
+Result<HostPort> ParseHostPort(std::string_view text);
+
+struct LogConfig {
+  LogLevel level = LogLevel::kInfo;
+  LogFormat format = LogFormat::kText;
+};
+
+struct MetricsConfig {
+  bool enabled = true;
+  HostPort listen{"127.0.0.1", 9464};
+};
+
+struct QueueConfig {
+  uint32_t capacity = 65536;  // events; >= 1
+  Backpressure backpressure = Backpressure::kBlock;
+  uint32_t sample_every = 10;  // >= 1; used by kSample
+};
+
+struct SpoolConfig {
+  bool enabled = false;
+  std::string dir;  // default <state_dir>/spool
+  FsyncPolicy fsync = FsyncPolicy::kBatch;
+  uint64_t segment_bytes = uint64_t{64} << 20;  // >= 4096
+};
+
+struct PipelineConfig {
+  QueueConfig queue;
+  SpoolConfig spool;
+  uint32_t workers = 2;  // 1..64
+};
+
+struct SinkConfig {
+  SinkType type = SinkType::kStdout;
+  std::string path;                               // kFile only, and required there
+  uint64_t rotate_bytes = uint64_t{100} << 20;    // kFile only; >= 1
+  uint32_t keep = 5;                              // kFile only; rotated files kept
+};
+
+struct ModelConfig {
+  std::string path;         // default <state_dir>/models/adfa.vgm
+  double target_fpr = 0.05;  // in (0, 1)
+};
+
+struct VigilConfig {
+  std::string host;  // default gethostname()
+  std::string state_dir = "/var/lib/vigil";
+  LogConfig log;
+  MetricsConfig metrics;
+  PipelineConfig pipeline;
+  std::vector<SinkConfig> sinks;  // default: one stdout sink; an explicit [] means none
+  ModelConfig model;
+  // Where the values came from: the source name given to ParseConfig / the path, or
+  // "<defaults>".
+  std::string source;
+};
+
+// The embedded defaults, with the derived paths (spool dir, model path) filled in from state_dir
+// and host from gethostname() ("localhost" if that fails).
+VigilConfig DefaultConfig();
+
+// Parses and validates a config document. `source_name` names the input in error messages (a
+// file name, "<stdin>", ...). An empty document or one holding only `null` yields the defaults;
+// a key whose value is empty/null keeps its default. Never throws; every failure is
+// kInvalidArgument with the message described at the top of this file.
+Result<VigilConfig> ParseConfig(std::string_view yaml_text, std::string_view source_name);
+
+// Reads and parses the file at `path`. When `path` is kDefaultConfigPath and the file does not
+// exist, returns DefaultConfig(); any other missing file is kNotFound. Unreadable files are
+// kUnavailable, files over kMaxConfigBytes kInvalidArgument; parse errors as ParseConfig().
+Result<VigilConfig> LoadConfig(const std::string& path);
+
+// Renders the location prefix used by config (and other YAML input) diagnostics:
+//   "<source>:<line>:<column>: <key_path>: <message>"
+// `line`/`column` are 1-based; a part that is 0 or empty is left out ("vigil.yaml: msg").
+std::string FormatSourceError(std::string_view source, int line, int column,
+                              std::string_view key_path, std::string_view message);
+
+}  // namespace vigil::core

@@ -1,0 +1,359 @@
+#include "core/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace vigil::core {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+// Parses `yaml` as "vigil.yaml" and returns the error message (empty when it parsed).
+std::string ParseError(std::string_view yaml) {
+  Result<VigilConfig> r = ParseConfig(yaml, "vigil.yaml");
+  if (r.has_value()) return "";
+  EXPECT_EQ(r.error().code(), StatusCode::kInvalidArgument);
+  return r.error().message();
+}
+
+TEST(ConfigTest, DefaultsAreSane) {
+  const VigilConfig c = DefaultConfig();
+  EXPECT_FALSE(c.host.empty());
+  EXPECT_EQ(c.state_dir, "/var/lib/vigil");
+  EXPECT_EQ(c.log.level, LogLevel::kInfo);
+  EXPECT_EQ(c.log.format, LogFormat::kText);
+  EXPECT_TRUE(c.metrics.enabled);
+  EXPECT_EQ(c.metrics.listen.host, "127.0.0.1");
+  EXPECT_EQ(c.metrics.listen.port, 9464);
+  EXPECT_EQ(c.pipeline.queue.capacity, 65536u);
+  EXPECT_EQ(c.pipeline.queue.backpressure, Backpressure::kBlock);
+  EXPECT_EQ(c.pipeline.queue.sample_every, 10u);
+  EXPECT_FALSE(c.pipeline.spool.enabled);
+  EXPECT_EQ(c.pipeline.spool.dir, "/var/lib/vigil/spool");
+  EXPECT_EQ(c.pipeline.spool.fsync, FsyncPolicy::kBatch);
+  EXPECT_EQ(c.pipeline.spool.segment_bytes, 67108864u);
+  EXPECT_EQ(c.pipeline.workers, 2u);
+  ASSERT_EQ(c.sinks.size(), 1u);
+  EXPECT_EQ(c.sinks[0].type, SinkType::kStdout);
+  EXPECT_EQ(c.model.path, "/var/lib/vigil/models/adfa.vgm");
+  EXPECT_DOUBLE_EQ(c.model.target_fpr, 0.05);
+  EXPECT_EQ(c.source, "<defaults>");
+}
+
+TEST(ConfigTest, EmptyDocumentYieldsDefaults) {
+  for (std::string_view text : {"", "\n", "# only a comment\n", "---\n", "~\n"}) {
+    Result<VigilConfig> r = ParseConfig(text, "empty.yaml");
+    ASSERT_TRUE(r.has_value()) << text << ": " << r.error().ToString();
+    EXPECT_EQ(r->pipeline.queue.capacity, 65536u);
+    EXPECT_EQ(r->source, "empty.yaml");
+    EXPECT_EQ(r->sinks.size(), 1u);
+  }
+}
+
+TEST(ConfigTest, ParsesFullConfig) {
+  constexpr std::string_view kYaml = R"(
+host: gw-01
+state_dir: /srv/vigil
+log: { level: debug, format: json }
+metrics: { enabled: false, listen: "0.0.0.0:0" }
+pipeline:
+  queue: { capacity: 1024, backpressure: drop-oldest, sample_every: 3 }
+  spool: { enabled: true, fsync: always, segment_bytes: 1048576 }
+  workers: 4
+sinks:
+  - type: stdout
+  - { type: file, path: /var/log/vigil/events.jsonl, rotate_bytes: 1000, keep: 2 }
+  - type: null
+model: { target_fpr: 0.01 }
+)";
+  Result<VigilConfig> r = ParseConfig(kYaml, "vigil.yaml");
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  const VigilConfig& c = *r;
+  EXPECT_EQ(c.host, "gw-01");
+  EXPECT_EQ(c.log.level, LogLevel::kDebug);
+  EXPECT_EQ(c.log.format, LogFormat::kJson);
+  EXPECT_FALSE(c.metrics.enabled);
+  EXPECT_EQ(c.metrics.listen.host, "0.0.0.0");
+  EXPECT_EQ(c.metrics.listen.port, 0);
+  EXPECT_EQ(c.pipeline.queue.capacity, 1024u);
+  EXPECT_EQ(c.pipeline.queue.backpressure, Backpressure::kDropOldest);
+  EXPECT_EQ(c.pipeline.queue.sample_every, 3u);
+  EXPECT_TRUE(c.pipeline.spool.enabled);
+  EXPECT_EQ(c.pipeline.spool.fsync, FsyncPolicy::kAlways);
+  EXPECT_EQ(c.pipeline.spool.segment_bytes, 1048576u);
+  EXPECT_EQ(c.pipeline.workers, 4u);
+  // Derived from state_dir when not given.
+  EXPECT_EQ(c.pipeline.spool.dir, "/srv/vigil/spool");
+  EXPECT_EQ(c.model.path, "/srv/vigil/models/adfa.vgm");
+  EXPECT_DOUBLE_EQ(c.model.target_fpr, 0.01);
+  ASSERT_EQ(c.sinks.size(), 3u);
+  EXPECT_EQ(c.sinks[0].type, SinkType::kStdout);
+  EXPECT_EQ(c.sinks[1].type, SinkType::kFile);
+  EXPECT_EQ(c.sinks[1].path, "/var/log/vigil/events.jsonl");
+  EXPECT_EQ(c.sinks[1].rotate_bytes, 1000u);
+  EXPECT_EQ(c.sinks[1].keep, 2u);
+  EXPECT_EQ(c.sinks[2].type, SinkType::kNull);
+}
+
+TEST(ConfigTest, EmptySinkListMeansNoSinks) {
+  Result<VigilConfig> r = ParseConfig("sinks: []\n", "vigil.yaml");
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  EXPECT_TRUE(r->sinks.empty());
+}
+
+TEST(ConfigTest, NullSinkSpellings) {
+  Result<VigilConfig> r = ParseConfig("sinks: [{type: 'null'}, {type: ~}]\n", "vigil.yaml");
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  ASSERT_EQ(r->sinks.size(), 2u);
+  EXPECT_EQ(r->sinks[0].type, SinkType::kNull);
+  EXPECT_EQ(r->sinks[1].type, SinkType::kNull);
+}
+
+TEST(ConfigTest, BadIntegerNamesFileLineColumnAndKey) {
+  constexpr std::string_view kYaml =
+      "host: a\n"
+      "pipeline:\n"
+      "  queue:\n"
+      "    capacity: abc\n";
+  EXPECT_EQ(ParseError(kYaml),
+            "vigil.yaml:4:15: pipeline.queue.capacity: expected a positive integer, got \"abc\"");
+}
+
+TEST(ConfigTest, ZeroNegativeOverflowAndNonScalarIntegersAreRejected) {
+  EXPECT_THAT(ParseError("pipeline: {queue: {capacity: 0}}"),
+              HasSubstr("pipeline.queue.capacity: expected a positive integer, got 0"));
+  EXPECT_THAT(ParseError("pipeline: {queue: {capacity: -5}}"),
+              HasSubstr("pipeline.queue.capacity: expected a positive integer, got \"-5\""));
+  EXPECT_THAT(ParseError("pipeline: {queue: {capacity: 99999999999}}"),
+              HasSubstr("pipeline.queue.capacity: expected a positive integer, got 99999999999"));
+  EXPECT_THAT(ParseError("pipeline: {queue: {capacity: 99999999999999999999999}}"),
+              HasSubstr("pipeline.queue.capacity: expected a positive integer"));
+  EXPECT_THAT(ParseError("pipeline: {queue: {capacity: [1]}}"), HasSubstr("got a sequence"));
+  EXPECT_THAT(ParseError("pipeline: {spool: {segment_bytes: 100}}"),
+              HasSubstr("pipeline.spool.segment_bytes: expected an integer >= 4096, got 100"));
+}
+
+TEST(ConfigTest, WorkersRange) {
+  EXPECT_EQ(ParseError("pipeline:\n  workers: 65\n"),
+            "vigil.yaml:2:12: pipeline.workers: expected an integer in 1..64, got 65");
+  EXPECT_EQ(ParseError("pipeline:\n  workers: 64\n"), "");
+}
+
+TEST(ConfigTest, UnknownKeyIsAnErrorWithItsPath) {
+  constexpr std::string_view kYaml =
+      "pipeline:\n"
+      "  queue:\n"
+      "    capacty: 10\n";
+  EXPECT_EQ(ParseError(kYaml),
+            "vigil.yaml:3:5: pipeline.queue.capacty: unknown key; did you mean 'capacity'?");
+  EXPECT_EQ(ParseError("colour: blue\n"),
+            "vigil.yaml:1:1: colour: unknown key (expected one of: host, state_dir, log, metrics, "
+            "pipeline, sinks, model)");
+}
+
+TEST(ConfigTest, DuplicateKeyIsAnError) {
+  EXPECT_EQ(ParseError("host: a\nhost: b\n"), "vigil.yaml:2:1: host: key given more than once");
+}
+
+TEST(ConfigTest, BadEnumListsChoices) {
+  EXPECT_EQ(ParseError("log:\n  level: verbose\n"),
+            "vigil.yaml:2:10: log.level: expected one of trace, debug, info, warn, error, off, "
+            "got \"verbose\"");
+  EXPECT_THAT(ParseError("pipeline: {queue: {backpressure: drop}}"),
+              HasSubstr("pipeline.queue.backpressure: expected one of block, drop-newest, "
+                        "drop-oldest, sample, got \"drop\""));
+  EXPECT_THAT(ParseError("pipeline: {spool: {fsync: sometimes}}"),
+              HasSubstr("pipeline.spool.fsync: expected one of always, batch, never"));
+}
+
+TEST(ConfigTest, BadPortIsRejected) {
+  EXPECT_EQ(ParseError("metrics:\n  listen: 127.0.0.1:70000\n"),
+            "vigil.yaml:2:11: metrics.listen: port must be an integer in 0..65535, got \"70000\" "
+            "in \"127.0.0.1:70000\"");
+  EXPECT_THAT(ParseError("metrics: {listen: localhost}"),
+              HasSubstr("metrics.listen: expected host:port, got \"localhost\""));
+  EXPECT_THAT(ParseError("metrics: {listen: ':9464'}"), HasSubstr("metrics.listen: empty host"));
+  EXPECT_THAT(ParseError("metrics: {listen: 'h:x1'}"), HasSubstr("port must be an integer"));
+}
+
+TEST(ConfigTest, BadBool) {
+  EXPECT_EQ(ParseError("metrics: {enabled: maybe}"),
+            "vigil.yaml:1:20: metrics.enabled: expected true or false, got \"maybe\"");
+}
+
+TEST(ConfigTest, BadTypeOfSection) {
+  EXPECT_EQ(ParseError("log: loud\n"), "vigil.yaml:1:6: log: expected a mapping, got \"loud\"");
+  EXPECT_EQ(ParseError("- a\n- b\n"),
+            "vigil.yaml:1:1: expected a mapping at the top level, got a sequence");
+  EXPECT_THAT(ParseError("sinks: {type: stdout}\n"),
+              HasSubstr("sinks: expected a sequence of sinks, got a mapping"));
+  EXPECT_THAT(ParseError("host: [a, b]\n"),
+              HasSubstr("host: expected a non-empty string, got a sequence"));
+}
+
+TEST(ConfigTest, SinkErrorsNameTheIndex) {
+  constexpr std::string_view kYaml =
+      "sinks:\n"
+      "  - type: stdout\n"
+      "  - type: file\n"
+      "    keep: 3\n";
+  EXPECT_EQ(ParseError(kYaml), "vigil.yaml:3:5: sinks[1]: a file sink needs a 'path'");
+  EXPECT_THAT(ParseError("sinks:\n  - type: kafka\n"),
+              HasSubstr("vigil.yaml:2:11: sinks[0].type: expected one of stdout, file, null"));
+  EXPECT_THAT(ParseError("sinks:\n  - path: /x\n"), HasSubstr("sinks[0]: missing key 'type'"));
+  // Keys of the file sink are not valid for other types.
+  EXPECT_THAT(ParseError("sinks:\n  - {type: stdout, path: /x}\n"),
+              HasSubstr("sinks[0].path: unknown key (expected one of: type)"));
+  EXPECT_THAT(ParseError("sinks:\n  - {type: file, path: /x, keep: -1}\n"),
+              HasSubstr("sinks[0].keep: expected a non-negative integer, got \"-1\""));
+}
+
+TEST(ConfigTest, TargetFprMustBeAFraction) {
+  EXPECT_THAT(ParseError("model: {target_fpr: 1.5}"),
+              HasSubstr("model.target_fpr: expected a number between 0 and 1 (exclusive), got "
+                        "\"1.5\""));
+  EXPECT_THAT(ParseError("model: {target_fpr: nan}"), HasSubstr("model.target_fpr"));
+  EXPECT_THAT(ParseError("model: {target_fpr: 0}"), HasSubstr("model.target_fpr"));
+}
+
+TEST(ConfigTest, YamlSyntaxErrorNamesFileAndLine) {
+  constexpr std::string_view kYaml =
+      "host: a\n"
+      "pipeline: [1, 2\n"
+      "workers: 3\n";
+  const std::string error = ParseError(kYaml);
+  EXPECT_THAT(error, StartsWith("vigil.yaml:3:"));
+  EXPECT_THAT(error, HasSubstr("invalid YAML"));
+  EXPECT_THAT(ParseError("a: b: c\n"), HasSubstr("invalid YAML"));
+}
+
+TEST(ConfigTest, MultipleDocumentsAreRejected) {
+  EXPECT_THAT(ParseError("host: a\n---\nhost: b\n"),
+              HasSubstr("expected one YAML document, found 2"));
+}
+
+TEST(ConfigTest, LongAndBinaryValuesAreQuotedSafely) {
+  const std::string long_value(500, 'x');
+  const std::string error = ParseError("log: {level: " + long_value + "}");
+  EXPECT_THAT(error, HasSubstr("...\""));
+  EXPECT_LT(error.size(), 250u);
+  EXPECT_THAT(ParseError("log: {level: \"a\\x01b\"}"), HasSubstr("got \"a\\x01b\""));
+}
+
+TEST(ConfigTest, AliasCyclesDoNotHang) {
+  EXPECT_THAT(ParseError("log: &a {level: *a}\n"), HasSubstr("log.level: expected one of"));
+  EXPECT_THAT(ParseError("sinks: &s [*s]\n"), HasSubstr("sinks[0]"));
+}
+
+TEST(ConfigTest, DeepNestingIsAnErrorNotACrash) {
+  const std::string deep = "log: " + std::string(5000, '[') + std::string(5000, ']') + "\n";
+  EXPECT_FALSE(ParseError(deep).empty());
+}
+
+TEST(ConfigTest, NullValuesKeepDefaults) {
+  Result<VigilConfig> r = ParseConfig("host:\nlog:\npipeline:\n  queue: ~\n", "vigil.yaml");
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  EXPECT_FALSE(r->host.empty());
+  EXPECT_EQ(r->pipeline.queue.capacity, 65536u);
+}
+
+TEST(ConfigTest, ParseHostPort) {
+  Result<HostPort> v4 = ParseHostPort("127.0.0.1:9464");
+  ASSERT_TRUE(v4.has_value());
+  EXPECT_EQ(v4->host, "127.0.0.1");
+  EXPECT_EQ(v4->port, 9464);
+  EXPECT_EQ(v4->ToString(), "127.0.0.1:9464");
+  Result<HostPort> v6 = ParseHostPort("[::1]:0");
+  ASSERT_TRUE(v6.has_value());
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_EQ(v6->port, 0);
+  EXPECT_EQ(v6->ToString(), "[::1]:0");
+  EXPECT_FALSE(ParseHostPort("::1:80").has_value());
+  EXPECT_FALSE(ParseHostPort("[::1:80").has_value());
+  EXPECT_FALSE(ParseHostPort("host:-1").has_value());
+  EXPECT_FALSE(ParseHostPort("host:").has_value());
+  EXPECT_FALSE(ParseHostPort("host:65536").has_value());
+  EXPECT_TRUE(ParseHostPort("host:65535").has_value());
+}
+
+TEST(ConfigTest, EnumNames) {
+  EXPECT_EQ(BackpressureName(Backpressure::kDropNewest), "drop-newest");
+  EXPECT_EQ(FsyncPolicyName(FsyncPolicy::kNever), "never");
+  EXPECT_EQ(SinkTypeName(SinkType::kFile), "file");
+}
+
+TEST(ConfigTest, FormatSourceError) {
+  EXPECT_EQ(FormatSourceError("f.yaml", 7, 3, "a.b", "bad"), "f.yaml:7:3: a.b: bad");
+  EXPECT_EQ(FormatSourceError("f.yaml", 7, 0, "", "bad"), "f.yaml:7: bad");
+  EXPECT_EQ(FormatSourceError("f.yaml", 0, 0, "", "bad"), "f.yaml: bad");
+  EXPECT_EQ(FormatSourceError("", 0, 0, "", "bad"), "bad");
+}
+
+class LoadConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("vigil_config_test_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string Write(const std::string& name, std::string_view text) {
+    const std::string path = (dir_ / name).string();
+    std::ofstream(path) << text;
+    return path;
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(LoadConfigTest, LoadsFileAndNamesItInErrors) {
+  const std::string good = Write("good.yaml", "pipeline: {workers: 3}\n");
+  Result<VigilConfig> r = LoadConfig(good);
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  EXPECT_EQ(r->pipeline.workers, 3u);
+  EXPECT_EQ(r->source, good);
+
+  const std::string bad = Write("bad.yaml", "\n\npipeline: {workers: zero}\n");
+  Result<VigilConfig> e = LoadConfig(bad);
+  ASSERT_FALSE(e.has_value());
+  EXPECT_EQ(e.error().message(),
+            bad + ":3:21: pipeline.workers: expected an integer in 1..64, got \"zero\"");
+}
+
+TEST_F(LoadConfigTest, MissingExplicitFileIsAnError) {
+  const std::string path = (dir_ / "absent.yaml").string();
+  Result<VigilConfig> r = LoadConfig(path);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), StatusCode::kNotFound);
+  EXPECT_THAT(r.error().message(), HasSubstr(path));
+}
+
+TEST_F(LoadConfigTest, MissingDefaultFileYieldsDefaults) {
+  if (std::filesystem::exists(std::string(kDefaultConfigPath))) {
+    GTEST_SKIP() << kDefaultConfigPath << " exists on this machine, so it cannot be absent";
+  }
+  Result<VigilConfig> r = LoadConfig(std::string(kDefaultConfigPath));
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  EXPECT_EQ(r->source, "<defaults>");
+}
+
+TEST_F(LoadConfigTest, OversizedFileIsRefused) {
+  const std::string path = Write("big.yaml", std::string(kMaxConfigBytes + 10, '#'));
+  Result<VigilConfig> r = LoadConfig(path);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_THAT(r.error().message(), HasSubstr("larger than"));
+}
+
+TEST_F(LoadConfigTest, DirectoryIsAnError) {
+  Result<VigilConfig> r = LoadConfig(dir_.string());
+  ASSERT_FALSE(r.has_value());
+  EXPECT_THAT(r.error().message(), HasSubstr(dir_.string()));
+}
+
+}  // namespace
+}  // namespace vigil::core
