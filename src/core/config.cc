@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <unistd.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include <initializer_list>
 #include <limits>
 #include <set>
+#include <sstream>
 #include <system_error>
 #include <utility>
 
@@ -418,6 +420,51 @@ class ConfigParser {
   std::string_view source_;
 };
 
+// Records where each document starts, nothing else.
+class DocumentCounter final : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  std::vector<YAML::Mark> starts;
+};
+
+// Checks that `text` holds at most one document. yaml-cpp 0.7 cannot be trusted to do it:
+// YAML::LoadAll() loops forever on a stray token it cannot start a document with (a leading
+// ',', found by fuzzing), and YAML::Load() silently reads such input as an empty document. A
+// document that starts where the previous one did is that stuck token. Throws what yaml-cpp
+// throws.
+Status CheckSingleDocument(const ConfigParser& parser, const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser yaml(in);
+  DocumentCounter counter;
+  for (int i = 0; i < 3 && yaml.HandleNextDocument(counter); ++i) {
+    const std::vector<YAML::Mark>& starts = counter.starts;
+    if (starts.size() >= 2 && starts.back().pos == starts[starts.size() - 2].pos) {
+      const YAML::Mark& at = starts.back();
+      const std::string token =
+          at.pos >= 0 && static_cast<size_t>(at.pos) < text.size()
+              ? fmt::format(" {}", Quote(std::string_view(text).substr(at.pos, 1)))
+              : "";
+      return parser.Error(at, "", fmt::format("invalid YAML: unexpected token{}", token));
+    }
+  }
+  if (counter.starts.size() > 1) {
+    return parser.Error(counter.starts[1], "", "expected one YAML document, found more");
+  }
+  return Status::Ok();
+}
+
 // A config before the derived defaults are filled in.
 VigilConfig BaseConfig() {
   VigilConfig c;
@@ -523,12 +570,9 @@ Result<VigilConfig> ParseConfig(std::string_view yaml_text, std::string_view sou
   VigilConfig config = BaseConfig();
   config.source = std::string(source_name);
   try {
-    const std::vector<YAML::Node> docs = YAML::LoadAll(std::string(yaml_text));
-    if (docs.size() > 1) {
-      return parser.Error(docs[1].Mark(), "",
-                          fmt::format("expected one YAML document, found {}", docs.size()));
-    }
-    if (!docs.empty()) VIGIL_RETURN_IF_ERROR(parser.ReadRoot(docs[0], &config));
+    const std::string text(yaml_text);
+    VIGIL_RETURN_IF_ERROR(CheckSingleDocument(parser, text));
+    VIGIL_RETURN_IF_ERROR(parser.ReadRoot(YAML::Load(text), &config));
   } catch (const YAML::Exception& e) {
     return parser.Error(e.mark, "", fmt::format("invalid YAML: {}", e.msg));
   } catch (const std::exception& e) {

@@ -235,7 +235,16 @@ TEST(ConfigTest, YamlSyntaxErrorNamesFileAndLine) {
 
 TEST(ConfigTest, MultipleDocumentsAreRejected) {
   EXPECT_THAT(ParseError("host: a\n---\nhost: b\n"),
-              HasSubstr("expected one YAML document, found 2"));
+              HasSubstr("vigil.yaml:2:1: expected one YAML document, found more"));
+}
+
+// Found by fuzzing: yaml-cpp's LoadAll() never returns on a leading ',' and Load() reads it as
+// an empty document.
+TEST(ConfigTest, StrayFlowTokenIsAnErrorNotAHang) {
+  EXPECT_EQ(ParseError(",ipeline:worke\n  queue:\n  ( capacty: 10\n"),
+            "vigil.yaml:1:1: invalid YAML: unexpected token \",\"");
+  EXPECT_THAT(ParseError(","), HasSubstr("invalid YAML"));
+  EXPECT_THAT(ParseError("]"), HasSubstr("invalid YAML"));
 }
 
 TEST(ConfigTest, LongAndBinaryValuesAreQuotedSafely) {
