@@ -8,32 +8,46 @@ namespace vigil::pipeline {
 
 std::string_view BackpressurePolicyName(BackpressurePolicy p) {
   switch (p) {
-    case BackpressurePolicy::kBlock: return "block";
-    case BackpressurePolicy::kDropNewest: return "drop_newest";
-    case BackpressurePolicy::kDropOldest: return "drop_oldest";
-    case BackpressurePolicy::kSample: return "sample";
+    case BackpressurePolicy::kBlock:
+      return "block";
+    case BackpressurePolicy::kDropNewest:
+      return "drop_newest";
+    case BackpressurePolicy::kDropOldest:
+      return "drop_oldest";
+    case BackpressurePolicy::kSample:
+      return "sample";
   }
   return "unknown";
 }
 
 std::string_view PushOutcomeName(PushOutcome o) {
   switch (o) {
-    case PushOutcome::kAccepted: return "accepted";
-    case PushOutcome::kDroppedFull: return "dropped_full";
-    case PushOutcome::kDroppedOldestEvicted: return "dropped_oldest_evicted";
-    case PushOutcome::kSampledOut: return "sampled_out";
-    case PushOutcome::kClosed: return "closed";
-    case PushOutcome::kUnknownSource: return "unknown_source";
+    case PushOutcome::kAccepted:
+      return "accepted";
+    case PushOutcome::kDroppedFull:
+      return "dropped_full";
+    case PushOutcome::kDroppedOldestEvicted:
+      return "dropped_oldest_evicted";
+    case PushOutcome::kSampledOut:
+      return "sampled_out";
+    case PushOutcome::kClosed:
+      return "closed";
+    case PushOutcome::kUnknownSource:
+      return "unknown_source";
   }
   return "unknown";
 }
 
 std::string_view PopOutcomeName(PopOutcome o) {
   switch (o) {
-    case PopOutcome::kItem: return "item";
-    case PopOutcome::kEmpty: return "empty";
-    case PopOutcome::kTimeout: return "timeout";
-    case PopOutcome::kClosed: return "closed";
+    case PopOutcome::kItem:
+      return "item";
+    case PopOutcome::kEmpty:
+      return "empty";
+    case PopOutcome::kTimeout:
+      return "timeout";
+    case PopOutcome::kClosed:
+      return "closed";
   }
   return "unknown";
 }
@@ -60,9 +74,9 @@ core::Result<SourceId> QueueAccounting::Register(std::string_view name,
     if (sources_[i].name == name) return core::InvalidArgument(where + ": already registered");
   }
   if (n == kMaxQueueSources) {
-    return core::Status(core::StatusCode::kResourceExhausted,
-                        where + ": queue already has " + std::to_string(kMaxQueueSources) +
-                            " sources");
+    return core::Status(
+        core::StatusCode::kResourceExhausted,
+        where + ": queue already has " + std::to_string(kMaxQueueSources) + " sources");
   }
   SourceState& s = sources_[n];
   s.name = std::string(name);

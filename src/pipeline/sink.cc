@@ -19,12 +19,16 @@ Status ErrnoStatus(std::string_view what, const std::string& name, int err) {
   m += ": ";
   m += std::strerror(err);
   switch (err) {
-    case ENOENT: return {core::StatusCode::kNotFound, std::move(m)};
+    case ENOENT:
+      return {core::StatusCode::kNotFound, std::move(m)};
     case EACCES:
-    case EPERM: return {core::StatusCode::kPermissionDenied, std::move(m)};
+    case EPERM:
+      return {core::StatusCode::kPermissionDenied, std::move(m)};
     case ENOSPC:
-    case EDQUOT: return {core::StatusCode::kResourceExhausted, std::move(m)};
-    default: return {core::StatusCode::kUnavailable, std::move(m)};
+    case EDQUOT:
+      return {core::StatusCode::kResourceExhausted, std::move(m)};
+    default:
+      return {core::StatusCode::kUnavailable, std::move(m)};
   }
 }
 
@@ -86,8 +90,8 @@ Status BufferedFdSink::FlushBuffer() {
   }
   // Keep the unwritten rest (a partly written line continues where it stopped, so the byte
   // stream still holds whole lines once a retry succeeds).
-  const auto complete = static_cast<uint64_t>(std::count(buffer_.begin(),
-                                                         buffer_.begin() + done, '\n'));
+  const auto complete =
+      static_cast<uint64_t>(std::count(buffer_.begin(), buffer_.begin() + done, '\n'));
   lines_written_.fetch_add(complete, std::memory_order_relaxed);
   buffered_lines_ -= complete;
   buffer_.erase(0, done);
@@ -140,9 +144,10 @@ core::Result<std::unique_ptr<FileSink>> FileSink::Open(const std::string& path,
       new FileSink(path, options, fd, static_cast<uint64_t>(st.st_size)));
 }
 
-FileSink::FileSink(const std::string& path, const FileSinkOptions& options, int fd,
-                   uint64_t size)
-    : BufferedFdSink(path, options.buffer_bytes), path_(path), options_(options),
+FileSink::FileSink(const std::string& path, const FileSinkOptions& options, int fd, uint64_t size)
+    : BufferedFdSink(path, options.buffer_bytes),
+      path_(path),
+      options_(options),
       file_bytes_(size) {
   fd_ = fd;
 }

@@ -53,12 +53,16 @@ Status ErrnoStatus(std::string_view what, const std::string& path, int err) {
   m += " '" + path + "': ";
   m += std::strerror(err);
   switch (err) {
-    case ENOENT: return {core::StatusCode::kNotFound, std::move(m)};
+    case ENOENT:
+      return {core::StatusCode::kNotFound, std::move(m)};
     case EACCES:
-    case EPERM: return {core::StatusCode::kPermissionDenied, std::move(m)};
+    case EPERM:
+      return {core::StatusCode::kPermissionDenied, std::move(m)};
     case ENOSPC:
-    case EDQUOT: return {core::StatusCode::kResourceExhausted, std::move(m)};
-    default: return {core::StatusCode::kUnavailable, std::move(m)};
+    case EDQUOT:
+      return {core::StatusCode::kResourceExhausted, std::move(m)};
+    default:
+      return {core::StatusCode::kUnavailable, std::move(m)};
   }
 }
 
@@ -158,9 +162,12 @@ Status TruncateFile(const std::string& path, uint64_t size, bool sync) {
 
 std::string_view SpoolDamageKindName(SpoolDamageKind k) {
   switch (k) {
-    case SpoolDamageKind::kTornTail: return "torn_tail";
-    case SpoolDamageKind::kCorruptRecords: return "corrupt_records";
-    case SpoolDamageKind::kBadHeader: return "bad_header";
+    case SpoolDamageKind::kTornTail:
+      return "torn_tail";
+    case SpoolDamageKind::kCorruptRecords:
+      return "corrupt_records";
+    case SpoolDamageKind::kBadHeader:
+      return "bad_header";
   }
   return "unknown";
 }
@@ -270,8 +277,8 @@ Status Spool::Recover(const ReplayFn& replay, RecoveryReport* report) {
   return Status::Ok();
 }
 
-Status Spool::ScanSegment(const Segment& seg, bool last, uint64_t* last_seq,
-                          const ReplayFn& replay, RecoveryReport* report, bool* remove) {
+Status Spool::ScanSegment(const Segment& seg, bool last, uint64_t* last_seq, const ReplayFn& replay,
+                          RecoveryReport* report, bool* remove) {
   VIGIL_ASSIGN_OR_RETURN(const std::string data, ReadWholeFile(seg.path));
   const std::string_view buf(data);
   ++report->segments_scanned;
@@ -295,8 +302,7 @@ Status Spool::ScanSegment(const Segment& seg, bool last, uint64_t* last_seq,
     *remove = true;
     return Status::Ok();
   }
-  if (std::memcmp(buf.data(), kSegmentMagic, 8) != 0 ||
-      GetU64(buf.data() + 8) != seg.first_seq ||
+  if (std::memcmp(buf.data(), kSegmentMagic, 8) != 0 || GetU64(buf.data() + 8) != seg.first_seq ||
       internal::Crc32c(buf.data(), 16) != GetU32(buf.data() + 16)) {
     add_damage(SpoolDamageKind::kBadHeader, 0, kSegmentHeaderSize, false, 0);
   }
@@ -417,10 +423,9 @@ core::Result<uint64_t> Spool::Append(std::string_view record) {
                                     broken_.message() + "); reopen it");
   }
   if (record.size() > options_.max_record_bytes) {
-    return core::InvalidArgument("spool '" + dir_ + "': record of " +
-                                 std::to_string(record.size()) +
-                                 " bytes exceeds max_record_bytes " +
-                                 std::to_string(options_.max_record_bytes));
+    return core::InvalidArgument(
+        "spool '" + dir_ + "': record of " + std::to_string(record.size()) +
+        " bytes exceeds max_record_bytes " + std::to_string(options_.max_record_bytes));
   }
   const uint64_t frame_size = kRecordHeaderSize + record.size();
   if (active_fd_ >= 0 && active_size_ > kSegmentHeaderSize &&
@@ -437,8 +442,7 @@ core::Result<uint64_t> Spool::Append(std::string_view record) {
   uint32_t crc = internal::Crc32cExtend(0, header + 4, kRecordHeaderSize - 4);
   crc = internal::Crc32cExtend(crc, record.data(), record.size());
   PutU32(header, crc);
-  iovec iov[2] = {{header, sizeof(header)},
-                  {const_cast<char*>(record.data()), record.size()}};
+  iovec iov[2] = {{header, sizeof(header)}, {const_cast<char*>(record.data()), record.size()}};
   const std::string& path = segments_.back().path;
   Status s = WriteAll(active_fd_, iov, record.empty() ? 1 : 2, path);
   if (!s.ok()) {

@@ -69,9 +69,9 @@ struct SpoolDamage {
 
 // What Open() found. Counts refer to the segments on disk when Open() started.
 struct RecoveryReport {
-  uint64_t acked_seq = 0;              // watermark read from DIR/ACK (0: none)
-  bool ack_file_corrupt = false;       // DIR/ACK unreadable: treated as 0, so all is replayed
-  uint64_t next_seq = 1;               // the sequence number the next Append gets
+  uint64_t acked_seq = 0;         // watermark read from DIR/ACK (0: none)
+  bool ack_file_corrupt = false;  // DIR/ACK unreadable: treated as 0, so all is replayed
+  uint64_t next_seq = 1;          // the sequence number the next Append gets
   uint64_t segments_scanned = 0;
   uint64_t segments_deleted = 0;       // fully acknowledged (or empty), removed
   uint64_t records_replayed = 0;       // valid records after the watermark, passed to replay
@@ -111,8 +111,7 @@ class Spool {
   // Damaged data is not a failure: it is repaired and reported in *report.
   static core::Result<std::unique_ptr<Spool>> Open(const std::string& dir,
                                                    const SpoolOptions& options,
-                                                   const ReplayFn& replay,
-                                                   RecoveryReport* report);
+                                                   const ReplayFn& replay, RecoveryReport* report);
 
   // Syncs unsynced appends (unless kNever) and releases the directory lock.
   ~Spool();

@@ -32,25 +32,44 @@ bool KnownArch(core::Arch a) { return a == core::Arch::kI386 || a == core::Arch:
 
 std::string_view RejectReasonName(RejectReason r) {
   switch (r) {
-    case RejectReason::kNone: return "none";
-    case RejectReason::kUnknownSource: return "unknown_source";
-    case RejectReason::kUnknownKind: return "unknown_kind";
-    case RejectReason::kNegativeTime: return "negative_time";
-    case RejectReason::kNegativeIngestTime: return "negative_ingest_time";
-    case RejectReason::kSyscallArchUnknown: return "syscall_arch_unknown";
-    case RejectReason::kSyscallNrOutOfRange: return "syscall_nr_out_of_range";
-    case RejectReason::kSyscallNrUnassigned: return "syscall_nr_unassigned";
-    case RejectReason::kFileOpenMissingPath: return "file_open_missing_path";
-    case RejectReason::kExecMissingProgram: return "exec_missing_program";
-    case RejectReason::kNetMissingDaddr: return "net_missing_daddr";
-    case RejectReason::kNetBadDaddr: return "net_bad_daddr";
-    case RejectReason::kHostTooLong: return "host_too_long";
-    case RejectReason::kStreamTooLong: return "stream_too_long";
-    case RejectReason::kCommTooLong: return "comm_too_long";
-    case RejectReason::kExeTooLong: return "exe_too_long";
-    case RejectReason::kPathTooLong: return "path_too_long";
-    case RejectReason::kEmbeddedNul: return "embedded_nul";
-    case RejectReason::kCount: break;
+    case RejectReason::kNone:
+      return "none";
+    case RejectReason::kUnknownSource:
+      return "unknown_source";
+    case RejectReason::kUnknownKind:
+      return "unknown_kind";
+    case RejectReason::kNegativeTime:
+      return "negative_time";
+    case RejectReason::kNegativeIngestTime:
+      return "negative_ingest_time";
+    case RejectReason::kSyscallArchUnknown:
+      return "syscall_arch_unknown";
+    case RejectReason::kSyscallNrOutOfRange:
+      return "syscall_nr_out_of_range";
+    case RejectReason::kSyscallNrUnassigned:
+      return "syscall_nr_unassigned";
+    case RejectReason::kFileOpenMissingPath:
+      return "file_open_missing_path";
+    case RejectReason::kExecMissingProgram:
+      return "exec_missing_program";
+    case RejectReason::kNetMissingDaddr:
+      return "net_missing_daddr";
+    case RejectReason::kNetBadDaddr:
+      return "net_bad_daddr";
+    case RejectReason::kHostTooLong:
+      return "host_too_long";
+    case RejectReason::kStreamTooLong:
+      return "stream_too_long";
+    case RejectReason::kCommTooLong:
+      return "comm_too_long";
+    case RejectReason::kExeTooLong:
+      return "exe_too_long";
+    case RejectReason::kPathTooLong:
+      return "path_too_long";
+    case RejectReason::kEmbeddedNul:
+      return "embedded_nul";
+    case RejectReason::kCount:
+      break;
   }
   return "unknown";
 }
