@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/durable_output.h"
 #include "agent/replay_runner.h"
 #include "apps/vigil/commands.h"
 #include "model/model_file.h"
@@ -33,6 +34,8 @@ struct ReplayCmdOptions {
   bool json = false;
   std::string host;
   size_t max_error_lines = 20;
+  std::string spool_dir;
+  std::string spool_sync = "always";
 };
 
 core::Result<pipeline::BackpressurePolicy> ParsePolicy(const std::string& s) {
@@ -75,6 +78,28 @@ int RunReplay(const ReplayCmdOptions& o) {
     if (!sink.has_value()) return ReportError("replay", sink.error().WithContext("--sink"));
     sinks.push_back(sink->get());
     owned.push_back(std::move(sink).value());
+  }
+  // With a spool, verdicts are spooled before the sinks see them and acknowledged once flushed;
+  // lines a crashed run never delivered are handed to the sinks first.
+  std::unique_ptr<agent::DurableOutput> durable;
+  if (!o.spool_dir.empty()) {
+    pipeline::SpoolOptions so;
+    so.sync = o.spool_sync == "always"  ? pipeline::SyncMode::kAlways
+              : o.spool_sync == "batch" ? pipeline::SyncMode::kEveryN
+                                        : pipeline::SyncMode::kNever;
+    pipeline::RecoveryReport report;
+    auto d = agent::DurableOutput::Open(o.spool_dir, so, sinks, &report);
+    if (!d.has_value()) return ReportError("replay", d.error());
+    if (report.records_replayed > 0 || !report.clean()) {
+      std::fprintf(stderr,
+                   "vigil replay: spool %s: re-delivered %llu unacknowledged verdicts; "
+                   "%zu damaged regions skipped (%llu torn-tail bytes, %llu corrupt records)\n",
+                   o.spool_dir.c_str(), static_cast<unsigned long long>(report.records_replayed),
+                   report.damage.size(), static_cast<unsigned long long>(report.torn_tail_bytes),
+                   static_cast<unsigned long long>(report.corrupt_records));
+    }
+    durable = std::move(d).value();
+    sinks = {durable.get()};
   }
   auto policy = ParsePolicy(o.backpressure);
   if (!policy.has_value()) return ReportError("replay", policy.error());
@@ -165,6 +190,12 @@ RunFn AddReplayCommand(CLI::App& root) {
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
   cmd->add_option("--host", o->host, "Host name stamped on events (default: this host)");
+  cmd->add_option("--spool", o->spool_dir,
+                  "Spool verdicts durably in DIR before the sinks; unacknowledged ones are "
+                  "re-delivered after a crash");
+  cmd->add_option("--spool-sync", o->spool_sync, "Spool fsync policy: always, batch or never")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"always", "batch", "never"}));
   cmd->add_flag("--anomalous-only", o->anomalous_only, "Write only anomalous verdicts");
   cmd->add_flag("--json", o->json, "Print the run summary as JSON (on stderr)");
   return [o] { return RunReplay(*o); };

@@ -161,8 +161,8 @@ Calibration Calibrate(const std::vector<const std::vector<Token>*>& traces, int 
   }
   Calibration c;
   c.traces = oof.size();
-  c.threshold = ThresholdForFpr(oof, o.target_fpr);
   c.median = Quantile(oof, 0.5);
+  c.threshold = std::max(ThresholdForFpr(oof, o.target_fpr), c.median + o.min_margin_bits);
   size_t over = 0;
   for (double r : oof) over += r >= c.threshold ? 1 : 0;
   c.achieved_fpr = oof.empty() ? 0.0 : static_cast<double>(over) / static_cast<double>(oof.size());
@@ -286,6 +286,7 @@ ModelFile SequenceModel::ToFile(const nlohmann::json& extra_header) const {
                         {"folds", options_.folds},
                         {"min_subject_traces", options_.min_subject_traces},
                         {"explain_top", options_.explain_top},
+                        {"min_margin_bits", options_.min_margin_bits},
                         {"vocab_size", vocab_size()}};
   nlohmann::json cal = nlohmann::json::object();
   for (const auto& [name, s] : subjects_) {

@@ -43,6 +43,9 @@ struct SequenceModelOptions {
   int folds = 5;                    // cross-fitting folds for calibration (>= 2)
   size_t min_subject_traces = 20;   // programs with fewer traces use the global model
   int explain_top = 3;              // n-grams named in an explanation
+  // The threshold sits at least this far (bits/syscall) above the median normal trace, so that
+  // a program whose training traces are all alike is not flagged for the smallest deviation.
+  double min_margin_bits = 0.5;
 };
 
 struct Calibration {
@@ -60,7 +63,9 @@ class SequenceModel final : public Model {
   static core::Result<std::unique_ptr<SequenceModel>> Train(std::span<const TrainingTrace> traces,
                                                             const SequenceModelOptions& options);
   // Rebuilds a model from a decoded model file of family "syscall-ngram". Every count, token
-  // and length in the payload is checked; `source` names the file in errors.
+  // and length in the payload is checked (n-gram keys strictly ascending, tokens inside the
+  // vocabulary, counts that fit the 32-bit sums); `source` names the file in errors, which are
+  // kInvalidArgument for another family and kDataLoss for a malformed payload.
   static core::Result<std::unique_ptr<SequenceModel>> FromFile(const ModelFile& file,
                                                                std::string_view source);
   // The model as a file; `extra_header` (training digest, metrics, ...) is merged in.
