@@ -32,8 +32,8 @@ class Sink {
  public:
   virtual ~Sink() = default;
 
-  // Takes one line. Precondition-like input check: a line containing '\n' is refused with
-  // kInvalidArgument (it would become two lines). On OK the line is buffered or written and
+  // Takes one line. A line containing '\n' is refused with kInvalidArgument (it would become
+  // two lines). On OK the line is buffered or written and
   // will reach the OS by the next Flush. On an I/O error (kUnavailable, kResourceExhausted, ...)
   // this line was not taken; lines taken earlier stay buffered and are retried on the next
   // Write or Flush.

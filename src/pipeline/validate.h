@@ -68,7 +68,7 @@ class EventValidator {
   EventValidator(const EventValidator&) = delete;
   EventValidator& operator=(const EventValidator&) = delete;
 
-  // The first rule `event` breaks (in the order of RejectReason), or kNone. Counts nothing.
+  // A rule `event` breaks, or kNone when it breaks none. Counts nothing.
   RejectReason Check(const core::Event& event) const;
   // Check() plus counting: accepted, or rejected under the returned reason.
   RejectReason Validate(const core::Event& event);
