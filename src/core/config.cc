@@ -58,11 +58,16 @@ std::string Quote(std::string_view s) {
 // or, through aliases, cyclic).
 std::string Describe(const YAML::Node& node) {
   switch (node.Type()) {
-    case YAML::NodeType::Scalar: return Quote(node.Scalar());
-    case YAML::NodeType::Sequence: return "a sequence";
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Null: return "null";
-    case YAML::NodeType::Undefined: break;
+    case YAML::NodeType::Scalar:
+      return Quote(node.Scalar());
+    case YAML::NodeType::Sequence:
+      return "a sequence";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Null:
+      return "null";
+    case YAML::NodeType::Undefined:
+      break;
   }
   return "nothing";
 }
@@ -255,22 +260,22 @@ class ConfigParser {
 
   Status ReadLog(const YAML::Node& node, std::string_view path, LogConfig* log) const {
     if (node.IsNull()) return Status::Ok();
-    return ForEachField(
-        node, path, {"level", "format"},
-        [&](const std::string& key, const YAML::Node& v, const std::string& p) {
-          if (key == "level") {
-            return ReadEnum<LogLevel>(v, p,
-                                      {{"trace", LogLevel::kTrace},
-                                       {"debug", LogLevel::kDebug},
-                                       {"info", LogLevel::kInfo},
-                                       {"warn", LogLevel::kWarn},
-                                       {"error", LogLevel::kError},
-                                       {"off", LogLevel::kOff}},
-                                      &log->level);
-          }
-          return ReadEnum<LogFormat>(v, p, {{"text", LogFormat::kText}, {"json", LogFormat::kJson}},
-                                     &log->format);
-        });
+    return ForEachField(node, path, {"level", "format"},
+                        [&](const std::string& key, const YAML::Node& v, const std::string& p) {
+                          if (key == "level") {
+                            return ReadEnum<LogLevel>(v, p,
+                                                      {{"trace", LogLevel::kTrace},
+                                                       {"debug", LogLevel::kDebug},
+                                                       {"info", LogLevel::kInfo},
+                                                       {"warn", LogLevel::kWarn},
+                                                       {"error", LogLevel::kError},
+                                                       {"off", LogLevel::kOff}},
+                                                      &log->level);
+                          }
+                          return ReadEnum<LogFormat>(
+                              v, p, {{"text", LogFormat::kText}, {"json", LogFormat::kJson}},
+                              &log->format);
+                        });
   }
 
   Status ReadMetrics(const YAML::Node& node, std::string_view path, MetricsConfig* m) const {
@@ -292,36 +297,36 @@ class ConfigParser {
   Status ReadQueue(const YAML::Node& node, std::string_view path, QueueConfig* q) const {
     if (node.IsNull()) return Status::Ok();
     constexpr uint32_t kMax = std::numeric_limits<uint32_t>::max();
-    return ForEachField(
-        node, path, {"capacity", "backpressure", "sample_every"},
-        [&](const std::string& key, const YAML::Node& v, const std::string& p) {
-          if (key == "capacity") return ReadUint32(v, p, 1, kMax, &q->capacity);
-          if (key == "sample_every") return ReadUint32(v, p, 1, kMax, &q->sample_every);
-          return ReadEnum<Backpressure>(v, p,
-                                        {{"block", Backpressure::kBlock},
-                                         {"drop-newest", Backpressure::kDropNewest},
-                                         {"drop-oldest", Backpressure::kDropOldest},
-                                         {"sample", Backpressure::kSample}},
-                                        &q->backpressure);
-        });
+    return ForEachField(node, path, {"capacity", "backpressure", "sample_every"},
+                        [&](const std::string& key, const YAML::Node& v, const std::string& p) {
+                          if (key == "capacity") return ReadUint32(v, p, 1, kMax, &q->capacity);
+                          if (key == "sample_every")
+                            return ReadUint32(v, p, 1, kMax, &q->sample_every);
+                          return ReadEnum<Backpressure>(v, p,
+                                                        {{"block", Backpressure::kBlock},
+                                                         {"drop-newest", Backpressure::kDropNewest},
+                                                         {"drop-oldest", Backpressure::kDropOldest},
+                                                         {"sample", Backpressure::kSample}},
+                                                        &q->backpressure);
+                        });
   }
 
   Status ReadSpool(const YAML::Node& node, std::string_view path, SpoolConfig* s) const {
     if (node.IsNull()) return Status::Ok();
-    return ForEachField(
-        node, path, {"enabled", "dir", "fsync", "segment_bytes"},
-        [&](const std::string& key, const YAML::Node& v, const std::string& p) {
-          if (key == "enabled") return ReadBool(v, p, &s->enabled);
-          if (key == "dir") return ReadString(v, p, &s->dir);
-          if (key == "segment_bytes") {
-            return ReadUint(v, p, 4096, std::numeric_limits<uint64_t>::max(), &s->segment_bytes);
-          }
-          return ReadEnum<FsyncPolicy>(v, p,
-                                       {{"always", FsyncPolicy::kAlways},
-                                        {"batch", FsyncPolicy::kBatch},
-                                        {"never", FsyncPolicy::kNever}},
-                                       &s->fsync);
-        });
+    return ForEachField(node, path, {"enabled", "dir", "fsync", "segment_bytes"},
+                        [&](const std::string& key, const YAML::Node& v, const std::string& p) {
+                          if (key == "enabled") return ReadBool(v, p, &s->enabled);
+                          if (key == "dir") return ReadString(v, p, &s->dir);
+                          if (key == "segment_bytes") {
+                            return ReadUint(v, p, 4096, std::numeric_limits<uint64_t>::max(),
+                                            &s->segment_bytes);
+                          }
+                          return ReadEnum<FsyncPolicy>(v, p,
+                                                       {{"always", FsyncPolicy::kAlways},
+                                                        {"batch", FsyncPolicy::kBatch},
+                                                        {"never", FsyncPolicy::kNever}},
+                                                       &s->fsync);
+                        });
   }
 
   Status ReadPipeline(const YAML::Node& node, std::string_view path, PipelineConfig* pl) const {
@@ -376,8 +381,7 @@ class ConfigParser {
                    std::vector<SinkConfig>* sinks) const {
     if (node.IsNull()) return Status::Ok();
     if (!node.IsSequence()) {
-      return Error(node, path,
-                   fmt::format("expected a sequence of sinks, got {}", Describe(node)));
+      return Error(node, path, fmt::format("expected a sequence of sinks, got {}", Describe(node)));
     }
     sinks->clear();
     for (size_t i = 0; i < node.size(); ++i) {
@@ -403,17 +407,17 @@ class ConfigParser {
       return Error(root, "",
                    fmt::format("expected a mapping at the top level, got {}", Describe(root)));
     }
-    return ForEachField(
-        root, "", {"host", "state_dir", "log", "metrics", "pipeline", "sinks", "model"},
-        [&](const std::string& key, const YAML::Node& v, const std::string& p) {
-          if (key == "host") return ReadString(v, p, &c->host);
-          if (key == "state_dir") return ReadString(v, p, &c->state_dir);
-          if (key == "log") return ReadLog(v, p, &c->log);
-          if (key == "metrics") return ReadMetrics(v, p, &c->metrics);
-          if (key == "pipeline") return ReadPipeline(v, p, &c->pipeline);
-          if (key == "sinks") return ReadSinks(v, p, &c->sinks);
-          return ReadModel(v, p, &c->model);
-        });
+    return ForEachField(root, "",
+                        {"host", "state_dir", "log", "metrics", "pipeline", "sinks", "model"},
+                        [&](const std::string& key, const YAML::Node& v, const std::string& p) {
+                          if (key == "host") return ReadString(v, p, &c->host);
+                          if (key == "state_dir") return ReadString(v, p, &c->state_dir);
+                          if (key == "log") return ReadLog(v, p, &c->log);
+                          if (key == "metrics") return ReadMetrics(v, p, &c->metrics);
+                          if (key == "pipeline") return ReadPipeline(v, p, &c->pipeline);
+                          if (key == "sinks") return ReadSinks(v, p, &c->sinks);
+                          return ReadModel(v, p, &c->model);
+                        });
   }
 
  private:
@@ -482,28 +486,38 @@ void FillDerivedDefaults(VigilConfig* c) {
 
 std::string_view BackpressureName(Backpressure b) {
   switch (b) {
-    case Backpressure::kBlock: return "block";
-    case Backpressure::kDropNewest: return "drop-newest";
-    case Backpressure::kDropOldest: return "drop-oldest";
-    case Backpressure::kSample: return "sample";
+    case Backpressure::kBlock:
+      return "block";
+    case Backpressure::kDropNewest:
+      return "drop-newest";
+    case Backpressure::kDropOldest:
+      return "drop-oldest";
+    case Backpressure::kSample:
+      return "sample";
   }
   return "unknown";
 }
 
 std::string_view FsyncPolicyName(FsyncPolicy f) {
   switch (f) {
-    case FsyncPolicy::kAlways: return "always";
-    case FsyncPolicy::kBatch: return "batch";
-    case FsyncPolicy::kNever: return "never";
+    case FsyncPolicy::kAlways:
+      return "always";
+    case FsyncPolicy::kBatch:
+      return "batch";
+    case FsyncPolicy::kNever:
+      return "never";
   }
   return "unknown";
 }
 
 std::string_view SinkTypeName(SinkType t) {
   switch (t) {
-    case SinkType::kStdout: return "stdout";
-    case SinkType::kFile: return "file";
-    case SinkType::kNull: return "null";
+    case SinkType::kStdout:
+      return "stdout";
+    case SinkType::kFile:
+      return "file";
+    case SinkType::kNull:
+      return "null";
   }
   return "unknown";
 }
@@ -536,8 +550,8 @@ Result<HostPort> ParseHostPort(std::string_view text) {
   unsigned value = 0;
   const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value, 10);
   if (port.empty() || ec != std::errc() || end != port.data() + port.size() || value > 65535) {
-    return InvalidArgument(fmt::format("port must be an integer in 0..65535, got {} in {}",
-                                       Quote(port), Quote(text)));
+    return InvalidArgument(
+        fmt::format("port must be an integer in 0..65535, got {} in {}", Quote(port), Quote(text)));
   }
   return HostPort{std::string(host), static_cast<uint16_t>(value)};
 }

@@ -82,13 +82,13 @@ struct PipelineConfig {
 
 struct SinkConfig {
   SinkType type = SinkType::kStdout;
-  std::string path;                               // kFile only, and required there
-  uint64_t rotate_bytes = uint64_t{100} << 20;    // kFile only; >= 1
-  uint32_t keep = 5;                              // kFile only; rotated files kept
+  std::string path;                             // kFile only, and required there
+  uint64_t rotate_bytes = uint64_t{100} << 20;  // kFile only; >= 1
+  uint32_t keep = 5;                            // kFile only; rotated files kept
 };
 
 struct ModelConfig {
-  std::string path;         // default <state_dir>/models/adfa.vgm
+  std::string path;          // default <state_dir>/models/adfa.vgm
   double target_fpr = 0.05;  // in (0, 1)
 };
 

@@ -85,10 +85,17 @@ std::string EscapeLabelValue(std::string_view value) {
   out.reserve(value.size());
   for (char c : value) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '"': out += "\\\""; break;
-      case '\n': out += "\\n"; break;
-      default: out += c;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -170,9 +177,12 @@ namespace {
 
 std::string_view TypeNameOf(int type) {
   switch (type) {
-    case 0: return "counter";
-    case 1: return "gauge";
-    default: return "histogram";
+    case 0:
+      return "counter";
+    case 1:
+      return "gauge";
+    default:
+      return "histogram";
   }
 }
 
@@ -182,8 +192,8 @@ Result<Registry::Series*> Registry::FindOrAdd(std::string_view name, std::string
                                               Type type, const Labels& labels, bool* created) {
   *created = false;
   if (!IsValidMetricName(name)) {
-    return InvalidArgument(fmt::format(
-        "metric name \"{}\" does not match [a-zA-Z_:][a-zA-Z0-9_:]*", EscapeLabelValue(name)));
+    return InvalidArgument(fmt::format("metric name \"{}\" does not match [a-zA-Z_:][a-zA-Z0-9_:]*",
+                                       EscapeLabelValue(name)));
   }
   Labels sorted = labels;
   std::sort(sorted.begin(), sorted.end());
@@ -191,11 +201,12 @@ Result<Registry::Series*> Registry::FindOrAdd(std::string_view name, std::string
   for (size_t i = 0; i < sorted.size(); ++i) {
     const std::string& label = sorted[i].first;
     if (!IsValidLabelName(label)) {
-      return InvalidArgument(fmt::format("metric {}: label name \"{}\" is not valid", name,
-                                         EscapeLabelValue(label)));
+      return InvalidArgument(
+          fmt::format("metric {}: label name \"{}\" is not valid", name, EscapeLabelValue(label)));
     }
     if (type == Type::kHistogram && label == "le") {
-      return InvalidArgument(fmt::format("metric {}: label \"le\" is reserved in histograms", name));
+      return InvalidArgument(
+          fmt::format("metric {}: label \"le\" is reserved in histograms", name));
     }
     if (i > 0 && label == sorted[i - 1].first) {
       return InvalidArgument(fmt::format("metric {}: label \"{}\" given twice", name, label));
@@ -244,9 +255,9 @@ Result<Counter*> Registry::GetCounter(std::string_view name, std::string_view he
   VIGIL_ASSIGN_OR_RETURN(Series * series, FindOrAdd(name, help, Type::kCounter, labels, &created));
   if (created) series->counter = std::make_unique<Counter>();
   if (!series->counter) {
-    return Status(StatusCode::kAlreadyExists,
-                  fmt::format("metric {}{{{}}} is registered as a callback", name,
-                              series->label_text));
+    return Status(
+        StatusCode::kAlreadyExists,
+        fmt::format("metric {}{{{}}} is registered as a callback", name, series->label_text));
   }
   return series->counter.get();
 }
@@ -258,16 +269,15 @@ Result<Gauge*> Registry::GetGauge(std::string_view name, std::string_view help,
   VIGIL_ASSIGN_OR_RETURN(Series * series, FindOrAdd(name, help, Type::kGauge, labels, &created));
   if (created) series->gauge = std::make_unique<Gauge>();
   if (!series->gauge) {
-    return Status(StatusCode::kAlreadyExists,
-                  fmt::format("metric {}{{{}}} is registered as a callback", name,
-                              series->label_text));
+    return Status(
+        StatusCode::kAlreadyExists,
+        fmt::format("metric {}{{{}}} is registered as a callback", name, series->label_text));
   }
   return series->gauge.get();
 }
 
 Result<Histogram*> Registry::GetHistogram(std::string_view name, std::string_view help,
-                                          const Labels& labels,
-                                          const std::vector<double>& bounds) {
+                                          const Labels& labels, const std::vector<double>& bounds) {
   if (!ValidBounds(bounds)) {
     return InvalidArgument(fmt::format(
         "histogram {}: bucket bounds must be finite, strictly increasing and non-empty", name));
@@ -280,9 +290,8 @@ Result<Histogram*> Registry::GetHistogram(std::string_view name, std::string_vie
   return series->histogram.get();
 }
 
-Result<Registry::CallbackHandle> Registry::AddCallback(std::string_view name,
-                                                       std::string_view help, Type type,
-                                                       const Labels& labels,
+Result<Registry::CallbackHandle> Registry::AddCallback(std::string_view name, std::string_view help,
+                                                       Type type, const Labels& labels,
                                                        std::function<double()> read) {
   if (!read) return InvalidArgument(fmt::format("metric {}: empty callback", name));
   std::lock_guard<std::mutex> lock(mu_);

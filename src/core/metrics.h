@@ -126,8 +126,7 @@ class Registry {
 
   Result<Counter*> GetCounter(std::string_view name, std::string_view help,
                               const Labels& labels = {});
-  Result<Gauge*> GetGauge(std::string_view name, std::string_view help,
-                          const Labels& labels = {});
+  Result<Gauge*> GetGauge(std::string_view name, std::string_view help, const Labels& labels = {});
   // `bounds` as for Histogram (kInvalidArgument otherwise); a repeated registration returns the
   // existing series and ignores `bounds`.
   Result<Histogram*> GetHistogram(std::string_view name, std::string_view help,

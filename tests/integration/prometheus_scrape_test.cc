@@ -210,8 +210,7 @@ TEST_F(PrometheusScrapeTest, PrometheusReadsOurHistogramQuantiles) {
     std::this_thread::sleep_for(kPollInterval);
   }
   ASSERT_TRUE(prom_p99.has_value()) << "no result within " << kDeadline.count()
-                                    << " s; last answer: " << last_body
-                                    << "\nprometheus log:\n"
+                                    << " s; last answer: " << last_body << "\nprometheus log:\n"
                                     << ReadFile(log);
   EXPECT_NEAR(*prom_p99, our_p99, 1e-9 * our_p99);
   EXPECT_NEAR(*prom_p99, 0.99, 0.99 * 0.05);
@@ -231,8 +230,8 @@ TEST_F(PrometheusScrapeTest, PromtoolAcceptsExpositionText) {
   const std::filesystem::path text = dir_ / "metrics.txt";
   std::ofstream(text) << registry.ExpositionText();
   const std::filesystem::path out = dir_ / "promtool.out";
-  const std::string command = std::string(kPromtool) + " check metrics < " + text.string() +
-                              " > " + out.string() + " 2>&1";
+  const std::string command =
+      std::string(kPromtool) + " check metrics < " + text.string() + " > " + out.string() + " 2>&1";
   const int rc = std::system(command.c_str());
   EXPECT_EQ(rc, 0) << ReadFile(out) << "\n" << ReadFile(text);
 }

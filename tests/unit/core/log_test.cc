@@ -57,8 +57,8 @@ TEST(LogTest, JsonLinesGoToStderrAndEscape) {
   EXPECT_EQ(j["level"], "warn");
   EXPECT_EQ(j["msg"], "queue \"main\" is 90\nfull");
   EXPECT_EQ(j["logger"], "vigil");
-  EXPECT_THAT(j["ts"].get<std::string>(), testing::MatchesRegex(
-                                              "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\\.[0-9]{6}Z"));
+  EXPECT_THAT(j["ts"].get<std::string>(),
+              testing::MatchesRegex("[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\\.[0-9]{6}Z"));
 }
 
 TEST(LogTest, TextLinesHonourTheLevel) {

@@ -161,9 +161,8 @@ TEST(RegistryTest, ExpositionTextGolden) {
   h->Observe(0.0625);
   h->Observe(0.5);
   h->Observe(4);
-  Result<Registry::CallbackHandle> cb =
-      r.AddCallbackGauge("vigil_cb", "From a callback.", {{"path", "a\"b\\c\nd"}},
-                         [] { return 7.0; });
+  Result<Registry::CallbackHandle> cb = r.AddCallbackGauge(
+      "vigil_cb", "From a callback.", {{"path", "a\"b\\c\nd"}}, [] { return 7.0; });
   ASSERT_TRUE(cb.has_value());
   EXPECT_EQ(r.ExpositionText(),
             "# HELP vigil_cb From a callback.\n"
@@ -213,18 +212,17 @@ TEST(RegistryTest, CallbackSeriesLiveAsLongAsTheirHandle) {
   Registry r;
   double value = 1;
   {
-    Result<Registry::CallbackHandle> h =
-        r.AddCallbackCounter("vigil_drops_total", "Drops.", {{"cause", "full"}},
-                             [&value] { return value; });
+    Result<Registry::CallbackHandle> h = r.AddCallbackCounter(
+        "vigil_drops_total", "Drops.", {{"cause", "full"}}, [&value] { return value; });
     ASSERT_TRUE(h.has_value());
     value = 41;
     EXPECT_THAT(r.ExpositionText(), HasSubstr("vigil_drops_total{cause=\"full\"} 41\n"));
     // A second registration of the same series is refused, and so is an owned metric there.
-    EXPECT_EQ(r.AddCallbackCounter("vigil_drops_total", "Drops.", {{"cause", "full"}},
-                                   [] { return 0.0; })
-                  .error()
-                  .code(),
-              StatusCode::kAlreadyExists);
+    EXPECT_EQ(
+        r.AddCallbackCounter("vigil_drops_total", "Drops.", {{"cause", "full"}}, [] { return 0.0; })
+            .error()
+            .code(),
+        StatusCode::kAlreadyExists);
     EXPECT_FALSE(r.GetCounter("vigil_drops_total", "Drops.", {{"cause", "full"}}).has_value());
     // Moving the handle keeps the registration.
     Registry::CallbackHandle moved = std::move(h).value();
@@ -242,9 +240,7 @@ TEST(RegistryTest, ThrowingCallbackReadsNaN) {
   EXPECT_THAT(r.ExpositionText(), HasSubstr("\nboom NaN\n"));
 }
 
-TEST(RegistryTest, GlobalRegistryIsOneInstance) {
-  EXPECT_EQ(&Registry::Get(), &Registry::Get());
-}
+TEST(RegistryTest, GlobalRegistryIsOneInstance) { EXPECT_EQ(&Registry::Get(), &Registry::Get()); }
 
 }  // namespace
 }  // namespace vigil::core
