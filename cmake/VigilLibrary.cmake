@@ -38,5 +38,7 @@ function(vigil_test)
   if(NOT labels)
     set(labels unit)
   endif()
-  gtest_discover_tests(${VT_NAME} PROPERTIES LABELS "${labels}" DISCOVERY_TIMEOUT 60)
+  # Tests are named "<target>.<Suite>.<Case>", so `ctest -R pipeline_queue_test` selects a binary.
+  gtest_discover_tests(${VT_NAME} TEST_PREFIX "${VT_NAME}." PROPERTIES LABELS "${labels}"
+                       DISCOVERY_TIMEOUT 60)
 endfunction()

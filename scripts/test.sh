@@ -24,7 +24,7 @@ cmake --build --preset fuzz
 
 status=0
 echo "== ctest: queue tests under ThreadSanitizer"
-ctest --test-dir build/tsan -R '^BoundedQueue' --output-on-failure || status=1
+ctest --test-dir build/tsan -R '^pipeline_queue_test[.]' --output-on-failure || status=1
 echo "== ctest: fuzz targets, ${fuzz_seconds}s each"
 ctest --test-dir build/fuzz --output-on-failure || status=1
 echo "== ctest: unit, integration and end-to-end tests"

@@ -9,8 +9,13 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/durable_output.h"
+#include "agent/metrics.h"
 #include "agent/replay_runner.h"
 #include "apps/vigil/commands.h"
+#include "core/config.h"
+#include "core/http_server.h"
+#include "core/log.h"
+#include "core/metrics.h"
 #include "model/model_file.h"
 #include "model/sequence_model.h"
 #include "pipeline/sink.h"
@@ -20,6 +25,8 @@ namespace vigil::app {
 namespace {
 
 struct ReplayCmdOptions {
+  std::string config = std::string(core::kDefaultConfigPath);
+  std::string metrics_listen;
   std::string source = "adfa-ld";
   std::string data;
   std::string model;
@@ -36,6 +43,7 @@ struct ReplayCmdOptions {
   size_t max_error_lines = 20;
   std::string spool_dir;
   std::string spool_sync = "always";
+  pipeline::FileSinkOptions file_options;
 };
 
 core::Result<pipeline::BackpressurePolicy> ParsePolicy(const std::string& s) {
@@ -46,7 +54,47 @@ core::Result<pipeline::BackpressurePolicy> ParsePolicy(const std::string& s) {
   return core::InvalidArgument("--backpressure: unknown policy \"" + s + "\"");
 }
 
-int RunReplay(const ReplayCmdOptions& o) {
+// Settings come from the config file (or the embedded defaults); flags given on the command line
+// win. Only flags the user typed override, so a config can set what the defaults do not.
+void ApplyConfig(const core::VigilConfig& c, const CLI::App& cmd, ReplayCmdOptions* o) {
+  auto unset = [&](const char* flag) { return cmd.count(flag) == 0; };
+  if (unset("--host")) o->host = c.host;
+  if (unset("--queue-capacity")) o->queue_capacity = c.pipeline.queue.capacity;
+  if (unset("--backpressure")) {
+    o->backpressure = std::string(core::BackpressureName(c.pipeline.queue.backpressure));
+  }
+  if (unset("--sample-every")) o->sample_every = c.pipeline.queue.sample_every;
+  if (unset("--workers")) o->workers = static_cast<int>(c.pipeline.workers);
+  if (unset("--spool") && c.pipeline.spool.enabled) o->spool_dir = c.pipeline.spool.dir;
+  if (unset("--spool-sync")) {
+    o->spool_sync = c.pipeline.spool.fsync == core::FsyncPolicy::kAlways  ? "always"
+                    : c.pipeline.spool.fsync == core::FsyncPolicy::kBatch ? "batch"
+                                                                          : "never";
+  }
+  if (unset("--sink")) {
+    o->sinks.clear();
+    for (const core::SinkConfig& s : c.sinks) {
+      if (s.type == core::SinkType::kStdout) o->sinks.push_back("stdout");
+      if (s.type == core::SinkType::kNull) o->sinks.push_back("null");
+      if (s.type == core::SinkType::kFile) {
+        o->sinks.push_back("file:" + s.path);
+        o->file_options.max_bytes = s.rotate_bytes;
+        o->file_options.keep = s.keep;
+      }
+    }
+  }
+  if (unset("--metrics-listen") && c.source != "<defaults>" && c.metrics.enabled) {
+    o->metrics_listen = c.metrics.listen.ToString();
+  }
+}
+
+int RunReplay(ReplayCmdOptions o, const CLI::App& cmd) {
+  auto config = core::LoadConfig(o.config);
+  if (!config.has_value()) return ReportError("replay", config.error());
+  ApplyConfig(*config, cmd, &o);
+  if (auto st = core::InitLogging(config->log.level, config->log.format); !st.ok()) {
+    return ReportError("replay", st);
+  }
   auto file = model::ReadModelFile(o.model);
   if (!file.has_value()) return ReportError("replay", file.error());
   auto m = model::SequenceModel::FromFile(*file, o.model);
@@ -74,7 +122,7 @@ int RunReplay(const ReplayCmdOptions& o) {
   std::vector<std::unique_ptr<pipeline::Sink>> owned;
   std::vector<pipeline::Sink*> sinks;
   for (const std::string& spec : o.sinks.empty() ? std::vector<std::string>{"stdout"} : o.sinks) {
-    auto sink = pipeline::MakeSink(spec);
+    auto sink = pipeline::MakeSink(spec, o.file_options);
     if (!sink.has_value()) return ReportError("replay", sink.error().WithContext("--sink"));
     sinks.push_back(sink->get());
     owned.push_back(std::move(sink).value());
@@ -110,13 +158,39 @@ int RunReplay(const ReplayCmdOptions& o) {
   ro.source.sample_one_in = o.sample_every;
   ro.workers = o.workers;
   ro.emit_all = !o.anomalous_only;
+  ro.host = host;
+  core::Registry& registry = core::Registry::Get();
+  auto latency = registry.GetHistogram("vigil_event_latency_seconds",
+                                       "Time from queue entry to scored, sampled 1 in 64 events");
+  if (!latency.has_value()) return ReportError("replay", latency.error());
+  ro.latency = *latency;
   agent::ReplayRunner runner(**m, sinks, ro, core::SystemClock::Get());
+  std::vector<core::Registry::CallbackHandle> handles;
+  std::unique_ptr<core::MetricsServer> server;
+  if (!o.metrics_listen.empty()) {
+    auto addr = core::ParseHostPort(o.metrics_listen);
+    if (!addr.has_value()) return ReportError("replay", addr.error().WithContext("--metrics-listen"));
+    auto st = agent::RegisterReplayMetrics(registry, runner, &handles);
+    if (!st.ok()) return ReportError("replay", st);
+    server = std::make_unique<core::MetricsServer>(registry, [&runner] {
+      core::HealthReport h;
+      const agent::ReplayStats s = runner.Live();
+      h.detail = {{"events_read", s.read}, {"queue_depth", s.queue.depth}};
+      return h;
+    });
+    if (auto st2 = server->Start(addr->host, addr->port); !st2.ok()) {
+      return ReportError("replay", st2);
+    }
+    std::fprintf(stderr, "vigil replay: metrics on http://%s:%u/metrics\n", addr->host.c_str(),
+                 server->port());
+  }
   size_t errors_shown = 0;
   auto stats = runner.Run(paced, [&](const core::Status& st) {
     if (errors_shown++ < o.max_error_lines) {
       std::fprintf(stderr, "vigil replay: skipped bad input: %s\n", st.message().c_str());
     }
   });
+  if (server) server->Stop();
   if (!stats.has_value()) return ReportError("replay", stats.error());
   const uint64_t drops = stats->queue.dropped_full + stats->queue.evicted + stats->queue.sampled_out;
   nlohmann::json j = {
@@ -161,6 +235,12 @@ RunFn AddReplayCommand(CLI::App& root) {
   auto o = std::make_shared<ReplayCmdOptions>();
   CLI::App* cmd = root.add_subcommand(
       "replay", "Stream recorded events through the pipeline and write verdicts as JSON Lines");
+  cmd->add_option("--config", o->config,
+                  "YAML config (host, pipeline, sinks, log, metrics); missing default = "
+                  "embedded defaults; flags override it")
+      ->capture_default_str();
+  cmd->add_option("--metrics-listen", o->metrics_listen,
+                  "Serve /metrics and /healthz on HOST:PORT while replaying (port 0: any free)");
   cmd->add_option("--source", o->source, "adfa-ld (dataset folder) or jsonl (Vigil event file)")
       ->capture_default_str()
       ->check(CLI::IsMember({"adfa-ld", "jsonl"}));
@@ -198,7 +278,7 @@ RunFn AddReplayCommand(CLI::App& root) {
       ->check(CLI::IsMember({"always", "batch", "never"}));
   cmd->add_flag("--anomalous-only", o->anomalous_only, "Write only anomalous verdicts");
   cmd->add_flag("--json", o->json, "Print the run summary as JSON (on stderr)");
-  return [o] { return RunReplay(*o); };
+  return [o, cmd] { return RunReplay(*o, *cmd); };
 }
 
 }  // namespace vigil::app

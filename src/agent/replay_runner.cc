@@ -35,16 +35,24 @@ core::Result<ReplayStats> ReplayRunner::Run(
   }
   if (options_.queue_capacity < 1) return core::InvalidArgument("queue capacity must be >= 1");
   const auto nworkers = static_cast<size_t>(options_.workers);
-  std::vector<std::unique_ptr<pipeline::BoundedQueue<core::Event>>> queues;
+  std::vector<pipeline::BoundedQueue<core::Event>*> queues;
   std::vector<pipeline::SourceId> source_ids;
-  for (size_t i = 0; i < nworkers; ++i) {
-    queues.push_back(std::make_unique<pipeline::BoundedQueue<core::Event>>(options_.queue_capacity));
-    auto id = queues.back()->RegisterSource(sensor.name(), options_.source);
-    if (!id.has_value()) return id.error();
-    source_ids.push_back(*id);
+  {
+    std::lock_guard<std::mutex> lock(queues_mu_);
+    queues_.clear();
+    for (size_t i = 0; i < nworkers; ++i) {
+      queues_.push_back(
+          std::make_unique<pipeline::BoundedQueue<core::Event>>(options_.queue_capacity));
+      auto id = queues_.back()->RegisterSource(sensor.name(), options_.source);
+      if (!id.has_value()) return id.error();
+      source_ids.push_back(*id);
+      queues.push_back(queues_.back().get());
+    }
   }
-
-  std::atomic<uint64_t> scored{0}, streams{0}, verdicts{0}, anomalous{0};
+  auto& scored = scored_;
+  auto& streams = streams_;
+  auto& verdicts = verdicts_;
+  auto& anomalous = anomalous_;
   auto emit = [&](const std::string& stream, OpenStream& s) {
     core::Verdict v = s.scorer->Current();
     v.stream = stream;
@@ -71,6 +79,7 @@ core::Result<ReplayStats> ReplayRunner::Run(
     std::string last_name;
     OpenStream* last = nullptr;
     uint64_t local_scored = 0;
+    uint32_t latency_tick = 0;
     while (queue.PopBatch(&batch, options_.batch) > 0) {
       for (core::Event& e : batch) {
         if (validator_.Validate(e) != pipeline::RejectReason::kNone) continue;
@@ -94,18 +103,23 @@ core::Result<ReplayStats> ReplayRunner::Run(
         if (e.time_ns != 0) last->last_time_ns = e.time_ns;
         last->scorer->Observe(e);
         ++local_scored;
+        if (options_.latency != nullptr && ++latency_tick >= options_.latency_sample_every) {
+          latency_tick = 0;
+          options_.latency->ObserveNanos(clock_.MonotonicNanos() - e.ingest_ns);
+        }
       }
+      scored.fetch_add(local_scored, std::memory_order_relaxed);
+      local_scored = 0;
       batch.clear();
     }
     for (auto& [name, s] : open) emit(name, s);  // input ended mid-stream: still report
-    scored.fetch_add(local_scored, std::memory_order_relaxed);
   };
 
   const int64_t start = clock_.MonotonicNanos();
+  start_mono_ = start;
   std::vector<std::thread> threads;
   for (size_t i = 0; i < nworkers; ++i) threads.emplace_back(work, std::ref(*queues[i]));
 
-  ReplayStats stats;
   std::hash<std::string> hasher;
   std::string last_stream;
   size_t last_shard = 0;
@@ -113,13 +127,14 @@ core::Result<ReplayStats> ReplayRunner::Run(
   while (true) {
     auto r = sensor.Next(&e);
     if (!r.has_value()) {
-      ++stats.read_errors;
+      read_errors_.fetch_add(1, std::memory_order_relaxed);
       if (on_read_error) on_read_error(r.error());
       continue;
     }
     if (*r == sensor::ReadOutcome::kEnd) break;
-    ++stats.read;
+    read_.fetch_add(1, std::memory_order_relaxed);
     e.ingest_ns = clock_.MonotonicNanos();
+    if (e.host.empty()) e.host = options_.host;
     size_t shard = 0;
     if (nworkers > 1) {
       if (e.stream != last_stream) {
@@ -137,15 +152,27 @@ core::Result<ReplayStats> ReplayRunner::Run(
     core::Status st = sink->Flush();
     if (!st.ok() && sink_status_.ok()) sink_status_ = st;
   }
-  stats.seconds = static_cast<double>(clock_.MonotonicNanos() - start) / 1e9;
-  stats.scored = scored.load();
-  stats.streams = streams.load();
-  stats.verdicts = verdicts.load();
-  stats.anomalous = anomalous.load();
+  end_mono_ = clock_.MonotonicNanos();
+  if (!sink_status_.ok()) return sink_status_;
+  return Live();
+}
+
+ReplayStats ReplayRunner::Live() const {
+  ReplayStats stats;
+  stats.read = read_.load(std::memory_order_relaxed);
+  stats.read_errors = read_errors_.load(std::memory_order_relaxed);
+  stats.scored = scored_.load(std::memory_order_relaxed);
+  stats.streams = streams_.load(std::memory_order_relaxed);
+  stats.verdicts = verdicts_.load(std::memory_order_relaxed);
+  stats.anomalous = anomalous_.load(std::memory_order_relaxed);
+  const int64_t end = end_mono_.load();
+  stats.seconds = static_cast<double>((end != 0 ? end : clock_.MonotonicNanos()) - start_mono_) / 1e9;
   stats.validation = validator_.Stats();
-  for (auto& q : queues) {
+  std::lock_guard<std::mutex> lock(queues_mu_);
+  for (const auto& q : queues_) {
     const pipeline::QueueStats s = q->Stats();
     stats.queue.capacity += s.capacity;
+    stats.queue.depth += s.depth;
     stats.queue.pushed += s.pushed;
     stats.queue.accepted += s.accepted;
     stats.queue.dropped_full += s.dropped_full;
@@ -154,7 +181,6 @@ core::Result<ReplayStats> ReplayRunner::Run(
     stats.queue.rejected_closed += s.rejected_closed;
     stats.queue.popped += s.popped;
   }
-  if (!sink_status_.ok()) return sink_status_;
   return stats;
 }
 

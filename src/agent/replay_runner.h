@@ -4,15 +4,19 @@
 // schema validation -> per-stream model scoring -> verdicts as OCSF JSON Lines to the sinks.
 // Events of one stream always go to the same worker, so each stream is scored in order.
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "core/clock.h"
+#include "core/metrics.h"
 #include "core/status.h"
 #include "model/model.h"
-#include "pipeline/queue_types.h"
+#include "pipeline/queue.h"
 #include "pipeline/sink.h"
 #include "pipeline/validate.h"
 #include "sensor/sensor.h"
@@ -25,6 +29,11 @@ struct ReplayOptions {
   int workers = 1;                     // scoring threads, 1..64
   bool emit_all = true;                // a verdict for every stream; false: anomalous ones only
   size_t batch = 512;                  // events a worker takes from its queue at once
+  std::string host;                    // stamped on events that carry no host
+  // When set, 1 in `latency_sample_every` events records its latency from ingestion (queue
+  // entry) to scored, in seconds. Must outlive the runner.
+  core::Histogram* latency = nullptr;
+  uint32_t latency_sample_every = 64;
 };
 
 struct ReplayStats {
@@ -45,12 +54,15 @@ class ReplayRunner {
   ReplayRunner(const model::Model& model, std::vector<pipeline::Sink*> sinks,
                ReplayOptions options, const core::Clock& clock);
 
-  // Reads `sensor` to its end on the calling thread while the workers score. Bad input the
+  // Call once per runner. Reads `sensor` to its end on the calling thread while the workers score. Bad input the
   // sensor reports goes to `on_read_error` (may be empty) and is counted; the run goes on.
   // Streams still open at the end get their verdict too, so nothing read is lost. Fails only
   // when a sink write fails (after the workers have drained) or the options are invalid.
   core::Result<ReplayStats> Run(sensor::Sensor& sensor,
                                 const std::function<void(const core::Status&)>& on_read_error);
+
+  // Counters so far; safe to call from any thread while Run() is going (for /metrics).
+  ReplayStats Live() const;
 
  private:
   const model::Model& model_;
@@ -60,6 +72,13 @@ class ReplayRunner {
   pipeline::EventValidator validator_;
   std::mutex sink_mu_;
   core::Status sink_status_;
+
+  std::atomic<uint64_t> read_{0}, read_errors_{0}, scored_{0}, streams_{0}, verdicts_{0},
+      anomalous_{0};
+  std::atomic<int64_t> start_mono_{0};
+  std::atomic<int64_t> end_mono_{0};  // 0 while running
+  mutable std::mutex queues_mu_;  // guards the vector, not the queues (they are thread-safe)
+  std::vector<std::unique_ptr<pipeline::BoundedQueue<core::Event>>> queues_;
 };
 
 }  // namespace vigil::agent

@@ -180,6 +180,50 @@ TEST_F(CliTest, CorruptModelIsRefused) {
   EXPECT_NE(r2.err.find("not a Vigil model file"), std::string::npos) << r2.err;
 }
 
+TEST_F(CliTest, ReplayTakesSinksAndPipelineFromTheConfig) {
+  const fs::path train = dir_ / "train.jsonl";
+  WriteEvents(train, "svc", 10, "svc", {0, 1, 2, 3}, 10);
+  const fs::path model = dir_ / "m.vgm";
+  ASSERT_EQ(Vigil("train --dataset jsonl --data " + train.string() + " --out " + model.string())
+                .exit_code,
+            0);
+  const fs::path out = dir_ / "from-config.jsonl";
+  const fs::path config = dir_ / "vigil.yaml";
+  std::ofstream(config) << "host: test-host\n"
+                           "pipeline:\n  workers: 2\n  queue:\n    capacity: 8\n"
+                           "sinks:\n  - type: file\n    path: " << out.string() << "\n";
+  CmdResult r = Vigil("replay --config " + config.string() + " --source jsonl --data " +
+                      train.string() + " --model " + model.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(r.out.empty()) << "no stdout sink was configured";
+  std::ifstream in(out);
+  std::string line;
+  int lines = 0;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    EXPECT_EQ(j["device"]["hostname"], "test-host");
+    ++lines;
+  }
+  EXPECT_EQ(lines, 10);
+}
+
+TEST_F(CliTest, BadConfigNamesFileLineAndKey) {
+  const fs::path config = dir_ / "bad.yaml";
+  std::ofstream(config) << "host: h\npipeline:\n  queue:\n    capacity: lots\n";
+  CmdResult r = Vigil("replay --config " + config.string() + " --data x --model y");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("bad.yaml:4:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("pipeline.queue.capacity"), std::string::npos) << r.err;
+  std::ofstream(config) << "host: h\nsinkz: []\n";
+  CmdResult typo = Vigil("replay --config " + config.string() + " --data x --model y");
+  EXPECT_EQ(typo.exit_code, 2);
+  EXPECT_NE(typo.err.find("sinkz"), std::string::npos) << typo.err;
+  CmdResult missing = Vigil("replay --config " + (dir_ / "absent.yaml").string() +
+                            " --data x --model y");
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_NE(missing.err.find("absent.yaml"), std::string::npos) << missing.err;
+}
+
 // The whole offline path on the real dataset: train, evaluate, replay.
 TEST_F(CliTest, AdfaTrainEvalReplayMeetsTheDetectionTarget) {
   if (!HaveAdfa()) GTEST_SKIP() << "ADFA-LD not found at " << AdfaRoot();
