@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The records that bpf/vigil_sensor.bpf.c writes into the BPF ring buffer and the maps that
+ * user space (src/sensor/ebpf_sensor.cc) reads and updates. This header is compiled twice:
+ * by clang -target bpf (after vmlinux.h) and by the C++ compiler. Both must agree on every
+ * size and offset; tests/unit/sensor_ebpf/ebpf_abi_test.cc checks that against the BTF of
+ * the compiled object. Layout rules: fixed-width types only, every field naturally aligned,
+ * explicit padding, no bit-fields. Change a layout only together with VIGIL_ABI_VERSION.
+ * Spec: docs/ebpf-sensor.md.
+ */
+#ifndef VIGIL_BPF_ABI_VIGIL_EVENTS_H_
+#define VIGIL_BPF_ABI_VIGIL_EVENTS_H_
+
+#ifndef __bpf__
+#include <linux/types.h>
+#endif
+
+#define VIGIL_ABI_VERSION 1
+
+#define VIGIL_COMM_LEN 16
+#define VIGIL_PATH_LEN 256  /* includes the terminating NUL */
+#define VIGIL_ARGS_LEN 512  /* argv as NUL-separated strings, truncated */
+#define VIGIL_FSTYPE_LEN 32
+#define VIGIL_ADDR_LEN 16   /* IPv4 uses the first 4 bytes */
+
+/* Record types (vigil_event_header.type). */
+enum vigil_event_type {
+  VIGIL_EV_SYSCALL = 1,  /* struct vigil_syscall_event: one completed system call */
+  VIGIL_EV_EXEC = 2,     /* struct vigil_exec_event: sched_process_exec (a successful exec) */
+  VIGIL_EV_FORK = 3,     /* struct vigil_fork_event: a new process (not a thread) */
+  VIGIL_EV_EXIT = 4,     /* struct vigil_exit_event: the last thread of a process exited */
+  VIGIL_EV_FILE = 5,     /* struct vigil_file_event: execve*, open*, unlink*, rename* */
+  VIGIL_EV_NET = 6,      /* struct vigil_net_event: connect, accept, accept4, bind */
+  VIGIL_EV_CRED = 7,     /* struct vigil_cred_event: setuid family, ptrace */
+  VIGIL_EV_MOUNT = 8,    /* struct vigil_mount_event: mount, umount2 */
+};
+
+/* Bits of vigil_config.typed_mask: which typed records the kernel side produces. */
+enum vigil_typed_bit {
+  VIGIL_TYPED_EXEC = 1u << 0,   /* VIGIL_EV_EXEC */
+  VIGIL_TYPED_FORK = 1u << 1,   /* VIGIL_EV_FORK */
+  VIGIL_TYPED_EXIT = 1u << 2,   /* VIGIL_EV_EXIT */
+  VIGIL_TYPED_EXECVE = 1u << 3, /* VIGIL_EV_FILE from execve/execveat (attempts, with ret) */
+  VIGIL_TYPED_OPEN = 1u << 4,   /* VIGIL_EV_FILE from open/openat/openat2 */
+  VIGIL_TYPED_FILE_MOD = 1u << 5, /* VIGIL_EV_FILE from unlink/unlinkat/rename* */
+  VIGIL_TYPED_NET = 1u << 6,    /* VIGIL_EV_NET */
+  VIGIL_TYPED_CRED = 1u << 7,   /* VIGIL_EV_CRED from the setuid family */
+  VIGIL_TYPED_PTRACE = 1u << 8, /* VIGIL_EV_CRED from ptrace */
+  VIGIL_TYPED_MOUNT = 1u << 9,  /* VIGIL_EV_MOUNT */
+  VIGIL_TYPED_ALL = (1u << 10) - 1,
+};
+
+/* Bits of vigil_config.filter_flags: which include sets are non-empty. An event passes an
+ * include filter when its key is in the set; an inactive include filter passes everything. */
+enum vigil_filter_flag {
+  VIGIL_FILTER_INCLUDE_COMM = 1u << 0,
+  VIGIL_FILTER_INCLUDE_CGROUP = 1u << 1,
+  VIGIL_FILTER_INCLUDE_UID = 1u << 2,
+  VIGIL_FILTER_EXCLUDE_COMM = 1u << 3,  /* the exclude set is non-empty (skips a lookup) */
+  VIGIL_FILTER_EXCLUDE_CGROUP = 1u << 4,
+  VIGIL_FILTER_EXCLUDE_UID = 1u << 5,
+};
+
+/* Values in the filter maps (filter_comm, filter_cgroup, filter_uid). */
+enum vigil_filter_value {
+  VIGIL_FILTER_EXCLUDE = 1u << 0,
+  VIGIL_FILTER_INCLUDE = 1u << 1,
+};
+
+/* Indexes into the per-CPU `counters` array: events the kernel side did not deliver (or
+ * delivered damaged), by cause. User space sums the CPUs. */
+enum vigil_counter {
+  VIGIL_CNT_RINGBUF_FULL = 0,   /* bpf_ringbuf_reserve failed: record lost */
+  VIGIL_CNT_STR_READ = 1,       /* a user/kernel string read failed: record sent, string empty */
+  VIGIL_CNT_ADDR_READ = 2,      /* a sockaddr read failed: record sent without address */
+  VIGIL_CNT_FILTERED = 3,       /* suppressed by a comm/cgroup/uid filter (not a loss) */
+  VIGIL_CNT_PENDING_FULL = 4,   /* no room to keep a typed call's arguments until its exit */
+  VIGIL_CNT_ARGS_TRUNCATED = 5, /* argv longer than VIGIL_ARGS_LEN: record sent truncated */
+  VIGIL_CNT_MAX = 6,
+};
+
+/* The single entry of the `settings` array map; user space rewrites it at run time. */
+struct vigil_config {
+  __u32 syscall_stream; /* non-zero: emit VIGIL_EV_SYSCALL for every system call */
+  __u32 typed_mask;     /* enum vigil_typed_bit */
+  __u32 filter_flags;   /* enum vigil_filter_flag */
+  __u32 reserved;
+};
+
+/* Key of the filter_comm map: the task's comm, NUL-padded. */
+struct vigil_comm_key {
+  char comm[VIGIL_COMM_LEN];
+};
+
+/* Every record starts with this header. `pid` is the kernel's task id (thread id), `tgid` the
+ * process id, `ppid` the tgid of the real parent; `ts_ns` is CLOCK_MONOTONIC (bpf_ktime). */
+struct vigil_event_header {
+  __u16 type;     /* enum vigil_event_type */
+  __u16 size;     /* bytes of the whole record, header included */
+  __u32 cpu;
+  __u64 ts_ns;
+  __u32 pid;
+  __u32 tgid;
+  __u32 ppid;
+  __u32 uid;
+  __u64 cgroup_id;
+  char comm[VIGIL_COMM_LEN];
+};
+
+struct vigil_syscall_event {
+  struct vigil_event_header hdr;
+  __s64 ret;   /* the return value (negative errno on failure) */
+  __u32 nr;    /* x86_64 system call number */
+  __u32 reserved;
+};
+
+struct vigil_exec_event {
+  struct vigil_event_header hdr;
+  __u32 old_pid;   /* the task id before exec (differs when a non-leader thread exec'd) */
+  __u32 args_len;  /* bytes used in args */
+  char filename[VIGIL_PATH_LEN];  /* as passed to exec (bprm->filename) */
+  char args[VIGIL_ARGS_LEN];      /* argv, NUL-separated, possibly truncated */
+};
+
+struct vigil_fork_event {
+  struct vigil_event_header hdr;  /* the parent */
+  __u32 child_pid;
+  __u32 child_tgid;
+};
+
+struct vigil_exit_event {
+  struct vigil_event_header hdr;
+  __u32 exit_code;  /* wait(2) status: (code << 8) | signal */
+  __u32 reserved;
+};
+
+struct vigil_file_event {
+  struct vigil_event_header hdr;
+  __s64 ret;
+  __u32 nr;
+  __s32 dfd;     /* directory fd for *at calls (AT_FDCWD = -100), else -100 */
+  __u32 flags;   /* open flags, unlinkat/renameat2/execveat flags */
+  __u32 mode;
+  char path[VIGIL_PATH_LEN];   /* the (first) path argument */
+  char path2[VIGIL_PATH_LEN];  /* rename*: the new path; empty otherwise */
+};
+
+struct vigil_net_event {
+  struct vigil_event_header hdr;
+  __s64 ret;
+  __u32 nr;
+  __s32 fd;
+  __u16 family;   /* AF_INET, AF_INET6, AF_UNIX (address not copied), 0 when unknown */
+  __u16 port;     /* host byte order */
+  __u32 reserved;
+  __u8 addr[VIGIL_ADDR_LEN];  /* network byte order; IPv4 in the first 4 bytes */
+};
+
+struct vigil_cred_event {
+  struct vigil_event_header hdr;
+  __s64 ret;
+  __u32 nr;
+  __u32 reserved;
+  __u64 args[4];  /* setuid family: the ids as passed; ptrace: request, pid, addr, data */
+};
+
+struct vigil_mount_event {
+  struct vigil_event_header hdr;
+  __s64 ret;
+  __u32 nr;
+  __u32 reserved;
+  __u64 flags;
+  char source[VIGIL_PATH_LEN];  /* mount only */
+  char target[VIGIL_PATH_LEN];
+  char fstype[VIGIL_FSTYPE_LEN]; /* mount only */
+};
+
+#endif /* VIGIL_BPF_ABI_VIGIL_EVENTS_H_ */

@@ -1,0 +1,780 @@
+#include "sensor/ebpf_sensor.h"
+
+#include <arpa/inet.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <utility>
+
+#if VIGIL_HAVE_BPF
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/capability.h>
+
+#include "abi/vigil_events.h"
+#include "vigil_sensor.skel.h"
+#endif
+
+namespace vigil::sensor {
+
+std::string_view EbpfLostCauseName(EbpfLostCause cause) {
+  switch (cause) {
+    case EbpfLostCause::kRingBufferFull:
+      return "ringbuf_full";
+    case EbpfLostCause::kStringRead:
+      return "string_read_failed";
+    case EbpfLostCause::kAddressRead:
+      return "address_read_failed";
+    case EbpfLostCause::kFiltered:
+      return "filtered";
+    case EbpfLostCause::kPendingFull:
+      return "pending_full";
+    case EbpfLostCause::kArgsTruncated:
+      return "args_truncated";
+    case EbpfLostCause::kBadRecord:
+      return "bad_record";
+  }
+  return "unknown";
+}
+
+core::Result<ReadOutcome> EbpfSensor::Next(core::Event* out) {
+  while (true) {
+    core::Result<PollOutcome> r = NextFor(out, options_.poll_timeout);
+    if (!r.has_value()) return r.error();
+    if (*r == PollOutcome::kEvent) return ReadOutcome::kEvent;
+    if (*r == PollOutcome::kEnd) return ReadOutcome::kEnd;
+  }
+}
+
+#if VIGIL_HAVE_BPF
+
+namespace {
+
+// The ABI as user space sees it; the BTF of the compiled object is checked against the same
+// numbers in tests/unit/sensor_ebpf/ebpf_abi_test.cc.
+static_assert(sizeof(vigil_event_header) == 56);
+static_assert(offsetof(vigil_event_header, ts_ns) == 8);
+static_assert(offsetof(vigil_event_header, cgroup_id) == 32);
+static_assert(offsetof(vigil_event_header, comm) == 40);
+static_assert(sizeof(vigil_syscall_event) == 72);
+static_assert(sizeof(vigil_exec_event) == 832);
+static_assert(sizeof(vigil_fork_event) == 64);
+static_assert(sizeof(vigil_exit_event) == 64);
+static_assert(sizeof(vigil_file_event) == 592);
+static_assert(sizeof(vigil_net_event) == 96);
+static_assert(sizeof(vigil_cred_event) == 104);
+static_assert(sizeof(vigil_mount_event) == 624);
+static_assert(sizeof(vigil_config) == 16);
+static_assert(sizeof(vigil_comm_key) == VIGIL_COMM_LEN);
+
+static_assert(static_cast<uint32_t>(kTypedExec) == VIGIL_TYPED_EXEC);
+static_assert(static_cast<uint32_t>(kTypedMount) == VIGIL_TYPED_MOUNT);
+static_assert(static_cast<uint32_t>(kTypedAll) == VIGIL_TYPED_ALL);
+static_assert(static_cast<int>(EbpfLostCause::kRingBufferFull) == VIGIL_CNT_RINGBUF_FULL);
+static_assert(static_cast<int>(EbpfLostCause::kArgsTruncated) == VIGIL_CNT_ARGS_TRUNCATED);
+static_assert(static_cast<int>(EbpfLostCause::kBadRecord) == VIGIL_CNT_MAX);
+static_assert(kEbpfLostCauseCount == VIGIL_CNT_MAX + 1);
+static_assert(static_cast<int>(EbpfRecordType::kMount) == VIGIL_EV_MOUNT);
+
+constexpr char kBtfPath[] = "/sys/kernel/btf/vmlinux";
+constexpr int kBatchFull = -ENOSPC;  // returned by the ring buffer callback to end a pass
+constexpr int kCapSysAdmin = 21;
+constexpr int kCapPerfmon = 38;
+constexpr int kCapBpf = 39;
+constexpr ino_t kInitialPidNamespaceInode = 0xEFFFFFFC;  // PROC_PID_INIT_INO
+
+// x86_64 numbers that the typed records map onto core kinds.
+constexpr uint32_t kNrOpen = 2, kNrOpenat = 257, kNrOpenat2 = 437, kNrConnect = 42, kNrClone = 56;
+
+// libbpf messages (warnings and errors) of the Open() in progress on this thread.
+thread_local std::string* libbpf_log = nullptr;
+
+int CaptureLibbpf(enum libbpf_print_level level, const char* format, va_list args) {
+  if (level == LIBBPF_DEBUG || libbpf_log == nullptr) return 0;
+  char line[512];
+  int n = std::vsnprintf(line, sizeof(line), format, args);
+  if (n > 0 && libbpf_log->size() < 16384) libbpf_log->append(line);
+  return 0;
+}
+
+// The last few non-empty lines of a libbpf/verifier log, on one line.
+std::string LogTail(const std::string& log, size_t lines) {
+  std::vector<std::string_view> parts;
+  std::string_view rest(log);
+  while (!rest.empty()) {
+    size_t nl = rest.find('\n');
+    std::string_view line = rest.substr(0, nl);
+    if (!line.empty()) parts.push_back(line);
+    if (nl == std::string_view::npos) break;
+    rest.remove_prefix(nl + 1);
+  }
+  std::string out;
+  size_t first = parts.size() > lines ? parts.size() - lines : 0;
+  for (size_t i = first; i < parts.size(); ++i) {
+    if (!out.empty()) out += " | ";
+    out += parts[i];
+  }
+  return out.empty() ? "no libbpf message" : out;
+}
+
+int64_t ClockNs(clockid_t clock) {
+  struct timespec ts;
+  clock_gettime(clock, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+core::Status CheckPrivileges() {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2]{};
+  if (syscall(SYS_capget, &header, data) != 0) {
+    return core::FailedPrecondition(std::string("ebpf sensor: capget failed: ") +
+                                    std::strerror(errno));
+  }
+  auto has = [&](int cap) { return (data[cap / 32].effective >> (cap % 32)) & 1u; };
+  bool admin = has(kCapSysAdmin);
+  if ((has(kCapBpf) && has(kCapPerfmon)) || admin) return core::Status::Ok();
+  std::string who = geteuid() == 0 ? "root without the capabilities"
+                                   : "not root (euid " + std::to_string(geteuid()) + ")";
+  return core::FailedPrecondition(
+      "ebpf sensor: " + who +
+      ": loading tracing BPF programs needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN); run "
+      "the agent as root, or grant those capabilities (deploy/ systemd unit: "
+      "AmbientCapabilities=CAP_BPF CAP_PERFMON CAP_SYS_RESOURCE)");
+}
+
+void FillComm(vigil_comm_key* key, std::string_view comm) {
+  std::memset(key, 0, sizeof(*key));
+  std::memcpy(key->comm, comm.data(), std::min(comm.size(), sizeof(key->comm) - 1));
+}
+
+// The value of a filter map entry for a key in the exclude and/or include set.
+uint32_t FilterValue(bool excluded, bool included) {
+  return (excluded ? static_cast<uint32_t>(VIGIL_FILTER_EXCLUDE) : 0u) |
+         (included ? static_cast<uint32_t>(VIGIL_FILTER_INCLUDE) : 0u);
+}
+
+template <size_t N>
+void AssignString(std::string* out, const char (&buf)[N]) {
+  out->assign(buf, strnlen(buf, N));
+}
+
+}  // namespace
+
+EbpfSensor::EbpfSensor(const EbpfOptions& options)
+    : options_(options),
+      syscall_stream_(options.syscall_stream),
+      typed_mask_(options.typed_events) {}
+
+EbpfSensor::~EbpfSensor() {
+  if (rb_ != nullptr) ring_buffer__free(rb_);
+  if (skel_ != nullptr) vigil_sensor_bpf__destroy(skel_);
+  if (epoll_fd_ >= 0) close(epoll_fd_);
+  if (stop_fd_ >= 0) close(stop_fd_);
+}
+
+core::Result<std::unique_ptr<EbpfSensor>> EbpfSensor::Open(const EbpfOptions& options) {
+  size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  size_t rb = options.ring_buffer_bytes;
+  if (rb < page || (rb & (rb - 1)) != 0 || rb > (size_t{1} << 30)) {
+    return core::InvalidArgument("ebpf sensor: ring_buffer_bytes " + std::to_string(rb) +
+                                 ": must be a power of two between the page size (" +
+                                 std::to_string(page) + ") and 1 GiB");
+  }
+  if (options.batch == 0) return core::InvalidArgument("ebpf sensor: batch must be at least 1");
+  if ((options.typed_events & ~static_cast<uint32_t>(kTypedAll)) != 0) {
+    return core::InvalidArgument("ebpf sensor: typed_events has unknown bits");
+  }
+  VIGIL_RETURN_IF_ERROR(CheckPrivileges());
+  if (access(kBtfPath, R_OK) != 0) {
+    return core::FailedPrecondition(
+        std::string("ebpf sensor: kernel BTF not readable at ") + kBtfPath + " (" +
+        std::strerror(errno) +
+        "): this kernel was built without CONFIG_DEBUG_INFO_BTF=y, which CO-RE programs need; "
+        "boot a kernel with BTF (Debian 12's stock kernels have it) or use another sensor");
+  }
+  std::unique_ptr<EbpfSensor> sensor(new EbpfSensor(options));
+  VIGIL_RETURN_IF_ERROR(sensor->Load());
+  return sensor;
+}
+
+core::Status EbpfSensor::Load() {
+  // On kernels that charge BPF memory to the memory cgroup the limit does not matter; elsewhere
+  // libbpf reports the failure at load time.
+  rlimit unlimited{RLIM_INFINITY, RLIM_INFINITY};
+  if (setrlimit(RLIMIT_MEMLOCK, &unlimited) != 0) {
+    rlimit cur{};
+    getrlimit(RLIMIT_MEMLOCK, &cur);
+    warnings_.push_back(std::string("could not raise RLIMIT_MEMLOCK (") + std::strerror(errno) +
+                        "; it stays " + std::to_string(cur.rlim_cur) +
+                        " bytes): continuing, as kernels since 5.11 charge BPF memory to the "
+                        "memory cgroup instead");
+  }
+
+  // Self-exclusion and the pids in events are the kernel's (initial pid namespace) view.
+  struct stat ns {};
+  if (stat("/proc/self/ns/pid", &ns) == 0 && ns.st_ino != kInitialPidNamespaceInode) {
+    warnings_.push_back(
+        "running in a child pid namespace: events carry host pids and the agent's own activity "
+        "is not excluded; run the agent in the host pid namespace (Kubernetes: hostPID: true)");
+  }
+
+  std::string log;
+  libbpf_log = &log;
+  libbpf_print_fn_t previous = libbpf_set_print(CaptureLibbpf);
+  struct Restore {
+    libbpf_print_fn_t fn;
+    ~Restore() {
+      libbpf_set_print(fn);
+      libbpf_log = nullptr;
+    }
+  } restore{previous};
+
+  skel_ = vigil_sensor_bpf__open();
+  if (skel_ == nullptr) {
+    return core::FailedPrecondition("ebpf sensor: opening the BPF object failed (" +
+                                    std::string(std::strerror(errno)) + "): " + LogTail(log, 3));
+  }
+  skel_->rodata->agent_tgid = static_cast<uint32_t>(getpid());
+  if (int err = bpf_map__set_max_entries(skel_->maps.events,
+                                         static_cast<uint32_t>(options_.ring_buffer_bytes));
+      err != 0) {
+    return core::InvalidArgument("ebpf sensor: ring buffer size " +
+                                 std::to_string(options_.ring_buffer_bytes) +
+                                 " refused: " + std::strerror(-err));
+  }
+  if (int err = vigil_sensor_bpf__load(skel_); err != 0) {
+    int e = -err;
+    if (e == EPERM || e == EACCES) {
+      return core::FailedPrecondition(
+          std::string("ebpf sensor: the kernel refused to load BPF programs (") + std::strerror(e) +
+          "): check kernel lockdown (/sys/kernel/security/lockdown), a container or seccomp "
+          "policy that blocks bpf(2), and kernel.unprivileged_bpf_disabled; libbpf: " +
+          LogTail(log, 3));
+    }
+    return core::FailedPrecondition(std::string("ebpf sensor: loading BPF programs failed (") +
+                                    std::strerror(e) + "): " + LogTail(log, 4));
+  }
+
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    VIGIL_RETURN_IF_ERROR(WriteSettingsLocked());
+  }
+  for (const auto& c : options_.exclude_comms) VIGIL_RETURN_IF_ERROR(AddExcludeComm(c));
+  for (const auto& c : options_.include_comms) VIGIL_RETURN_IF_ERROR(AddIncludeComm(c));
+  for (uint64_t c : options_.exclude_cgroups) VIGIL_RETURN_IF_ERROR(AddExcludeCgroup(c));
+  for (uint64_t c : options_.include_cgroups) VIGIL_RETURN_IF_ERROR(AddIncludeCgroup(c));
+  for (uint32_t u : options_.exclude_uids) VIGIL_RETURN_IF_ERROR(AddExcludeUid(u));
+  for (uint32_t u : options_.include_uids) VIGIL_RETURN_IF_ERROR(AddIncludeUid(u));
+
+  struct {
+    bpf_program* prog;
+    bpf_link** link;
+  } attach[] = {
+      {skel_->progs.vigil_sys_enter, &skel_->links.vigil_sys_enter},
+      {skel_->progs.vigil_sys_exit, &skel_->links.vigil_sys_exit},
+      {skel_->progs.vigil_sched_exec, &skel_->links.vigil_sched_exec},
+      {skel_->progs.vigil_sched_fork, &skel_->links.vigil_sched_fork},
+      {skel_->progs.vigil_sched_exit, &skel_->links.vigil_sched_exit},
+  };
+  for (auto& a : attach) {
+    *a.link = bpf_program__attach(a.prog);
+    if (*a.link == nullptr) {
+      int e = errno;
+      return core::FailedPrecondition(
+          std::string("ebpf sensor: attaching program ") + bpf_program__name(a.prog) + " to " +
+          bpf_program__section_name(a.prog) + " failed (" + std::strerror(e) +
+          "): the kernel lacks or refuses this attach point; libbpf: " + LogTail(log, 2));
+    }
+  }
+
+  rb_ =
+      ring_buffer__new(bpf_map__fd(skel_->maps.events), &EbpfSensor::OnRecordThunk, this, nullptr);
+  if (rb_ == nullptr) {
+    return core::FailedPrecondition(std::string("ebpf sensor: ring buffer setup failed (") +
+                                    std::strerror(errno) + ")");
+  }
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (epoll_fd_ < 0 || stop_fd_ < 0) {
+    return core::Internal(std::string("ebpf sensor: epoll/eventfd: ") + std::strerror(errno));
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u32 = 0;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, bpf_map__fd(skel_->maps.events), &ev) != 0) {
+    return core::Internal(std::string("ebpf sensor: epoll_ctl(ring buffer): ") +
+                          std::strerror(errno));
+  }
+  ev.data.u32 = 1;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, stop_fd_, &ev) != 0) {
+    return core::Internal(std::string("ebpf sensor: epoll_ctl(eventfd): ") + std::strerror(errno));
+  }
+  slots_.resize(options_.batch);
+  realtime_offset_ns_ = ClockNs(CLOCK_REALTIME) - ClockNs(CLOCK_MONOTONIC);
+  return core::Status::Ok();
+}
+
+void EbpfSensor::Stop() {
+  stop_requested_.store(true, std::memory_order_release);
+  if (stop_fd_ >= 0) {
+    uint64_t one = 1;
+    ssize_t n = write(stop_fd_, &one, sizeof(one));
+    (void)n;  // EAGAIN means a wake-up is already pending
+  }
+}
+
+core::Result<EbpfSensor::PollOutcome> EbpfSensor::NextFor(core::Event* out,
+                                                          std::chrono::milliseconds timeout) {
+  if (ended_ || stop_requested_.load(std::memory_order_acquire)) {
+    ended_ = true;
+    return PollOutcome::kEnd;
+  }
+  if (head_ == count_) {
+    head_ = count_ = 0;
+    ingest_ns_ = ClockNs(CLOCK_MONOTONIC);
+    int n = ring_buffer__consume(rb_);
+    if (count_ == 0 && n >= 0) {
+      epoll_event events[2];
+      int ready = epoll_wait(epoll_fd_, events, 2, static_cast<int>(timeout.count()));
+      if (ready < 0 && errno != EINTR) {
+        return core::Internal(std::string("ebpf sensor: epoll_wait: ") + std::strerror(errno));
+      }
+      if (stop_requested_.load(std::memory_order_acquire)) {
+        ended_ = true;
+        return PollOutcome::kEnd;
+      }
+      ingest_ns_ = ClockNs(CLOCK_MONOTONIC);
+      n = ring_buffer__consume(rb_);
+    }
+    if (n < 0 && n != kBatchFull) {
+      return core::Internal(std::string("ebpf sensor: consuming the ring buffer: ") +
+                            std::strerror(-n));
+    }
+    if (count_ == 0) return PollOutcome::kTimeout;
+  }
+  Slot& slot = slots_[head_++];
+  if (slot.bad) {
+    slot.bad = false;
+    return core::DataLoss(std::move(slot.bad_reason));
+  }
+  std::swap(*out, slot.event);
+  std::swap(detail_, slot.detail);
+  return PollOutcome::kEvent;
+}
+
+int EbpfSensor::OnRecordThunk(void* ctx, void* data, size_t size) {
+  return static_cast<EbpfSensor*>(ctx)->OnRecord(data, size);
+}
+
+int EbpfSensor::OnRecord(const void* data, size_t size) {
+  Slot& slot = slots_[count_++];
+  int ret = count_ == slots_.size() ? kBatchFull : 0;
+  const auto* hdr = static_cast<const vigil_event_header*>(data);
+  auto bad = [&](const char* why) {
+    bad_records_.fetch_add(1, std::memory_order_relaxed);
+    slot.bad = true;
+    slot.bad_reason = "ebpf ring buffer: record of " + std::to_string(size) + " bytes";
+    if (size >= sizeof(vigil_event_header)) {
+      slot.bad_reason += ", type " + std::to_string(hdr->type);
+    }
+    slot.bad_reason += ": ";
+    slot.bad_reason += why;
+    slot.bad_reason += "; skipped";
+    return ret;
+  };
+  if (size < sizeof(vigil_event_header)) return bad("shorter than the header");
+  if (hdr->size != size) return bad("header size disagrees with the record length");
+
+  core::Event& e = slot.event;
+  EbpfEventDetail& d = slot.detail;
+  e.source = core::EventSource::kEbpf;
+  e.seq = ++seq_;
+  e.time_ns = static_cast<int64_t>(hdr->ts_ns) + realtime_offset_ns_;
+  e.ingest_ns = ingest_ns_;
+  e.host.clear();
+  e.stream.clear();
+  e.proc.pid = hdr->tgid;
+  e.proc.tid = hdr->pid;
+  e.proc.ppid = hdr->ppid;
+  e.proc.uid = hdr->uid;
+  AssignString(&e.proc.comm, hdr->comm);
+  e.proc.exe.clear();
+  e.syscall = core::SyscallPayload{};
+  e.path.clear();
+  e.net.daddr.clear();
+  e.net.dport = 0;
+  e.net.protocol = 0;
+
+  d.type = static_cast<EbpfRecordType>(hdr->type);
+  d.has_ret = false;
+  d.ret = 0;
+  d.nr = 0;
+  d.cpu = hdr->cpu;
+  d.cgroup_id = hdr->cgroup_id;
+  d.fd = -1;
+  d.flags = 0;
+  d.mode = 0;
+  d.path2.clear();
+  d.fstype.clear();
+  d.argv.clear();
+  d.child_pid = 0;
+  d.exit_code = 0;
+  d.family = 0;
+  d.args = {};
+
+  // Kinds that core::Event lacks yet travel as kSyscall with the call's number; detail().type
+  // says which record it was.
+  auto as_syscall = [&](uint32_t nr) {
+    e.kind = core::EventKind::kSyscall;
+    e.syscall.arch = core::Arch::kX86_64;
+    e.syscall.nr = static_cast<int32_t>(nr);
+  };
+  switch (hdr->type) {
+    case VIGIL_EV_SYSCALL: {
+      if (size != sizeof(vigil_syscall_event)) return bad("wrong size for a syscall record");
+      const auto* r = static_cast<const vigil_syscall_event*>(data);
+      as_syscall(r->nr);
+      d.nr = r->nr;
+      d.has_ret = true;
+      d.ret = r->ret;
+      break;
+    }
+    case VIGIL_EV_EXEC: {
+      if (size != sizeof(vigil_exec_event)) return bad("wrong size for an exec record");
+      const auto* r = static_cast<const vigil_exec_event*>(data);
+      e.kind = core::EventKind::kProcessExec;
+      AssignString(&e.path, r->filename);
+      e.proc.exe = e.path;
+      size_t len = std::min<size_t>(r->args_len, sizeof(r->args));
+      size_t start = 0;
+      for (size_t i = 0; i < len; ++i) {
+        if (r->args[i] == '\0') {
+          d.argv.emplace_back(r->args + start, i - start);
+          start = i + 1;
+        }
+      }
+      if (start < len) d.argv.emplace_back(r->args + start, len - start);  // truncated
+      break;
+    }
+    case VIGIL_EV_FORK: {
+      if (size != sizeof(vigil_fork_event)) return bad("wrong size for a fork record");
+      const auto* r = static_cast<const vigil_fork_event*>(data);
+      as_syscall(kNrClone);
+      d.child_pid = r->child_tgid;
+      break;
+    }
+    case VIGIL_EV_EXIT: {
+      if (size != sizeof(vigil_exit_event)) return bad("wrong size for an exit record");
+      const auto* r = static_cast<const vigil_exit_event*>(data);
+      e.kind = core::EventKind::kProcessExit;
+      d.exit_code = r->exit_code;
+      break;
+    }
+    case VIGIL_EV_FILE: {
+      if (size != sizeof(vigil_file_event)) return bad("wrong size for a file record");
+      const auto* r = static_cast<const vigil_file_event*>(data);
+      if (r->nr == kNrOpen || r->nr == kNrOpenat || r->nr == kNrOpenat2) {
+        e.kind = core::EventKind::kFileOpen;
+      } else {
+        as_syscall(r->nr);
+      }
+      AssignString(&e.path, r->path);
+      AssignString(&d.path2, r->path2);
+      d.nr = r->nr;
+      d.has_ret = true;
+      d.ret = r->ret;
+      d.fd = r->dfd;
+      d.flags = r->flags;
+      d.mode = r->mode;
+      break;
+    }
+    case VIGIL_EV_NET: {
+      if (size != sizeof(vigil_net_event)) return bad("wrong size for a net record");
+      const auto* r = static_cast<const vigil_net_event*>(data);
+      if (r->nr == kNrConnect) {
+        e.kind = core::EventKind::kNetConnect;
+      } else {
+        as_syscall(r->nr);
+      }
+      char text[INET6_ADDRSTRLEN] = "";
+      if (r->family == AF_INET || r->family == AF_INET6) {
+        if (inet_ntop(r->family, r->addr, text, sizeof(text)) != nullptr) e.net.daddr = text;
+        e.net.dport = r->port;
+      }
+      d.family = r->family;
+      d.nr = r->nr;
+      d.has_ret = true;
+      d.ret = r->ret;
+      d.fd = r->fd;
+      break;
+    }
+    case VIGIL_EV_CRED: {
+      if (size != sizeof(vigil_cred_event)) return bad("wrong size for a cred record");
+      const auto* r = static_cast<const vigil_cred_event*>(data);
+      as_syscall(r->nr);
+      d.nr = r->nr;
+      d.has_ret = true;
+      d.ret = r->ret;
+      for (size_t i = 0; i < d.args.size(); ++i) d.args[i] = r->args[i];
+      break;
+    }
+    case VIGIL_EV_MOUNT: {
+      if (size != sizeof(vigil_mount_event)) return bad("wrong size for a mount record");
+      const auto* r = static_cast<const vigil_mount_event*>(data);
+      as_syscall(r->nr);
+      AssignString(&e.path, r->target);
+      AssignString(&d.path2, r->source);
+      AssignString(&d.fstype, r->fstype);
+      d.nr = r->nr;
+      d.has_ret = true;
+      d.ret = r->ret;
+      d.flags = static_cast<uint32_t>(r->flags);
+      break;
+    }
+    default:
+      return bad("unknown record type");
+  }
+  return ret;
+}
+
+core::Result<EbpfLostCounts> EbpfSensor::LostCounts() const {
+  EbpfLostCounts counts{};
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return core::Internal("ebpf sensor: cannot count possible CPUs");
+  std::vector<uint64_t> per_cpu(static_cast<size_t>(ncpu));
+  for (uint32_t i = 0; i < VIGIL_CNT_MAX; ++i) {
+    if (bpf_map__lookup_elem(skel_->maps.counters, &i, sizeof(i), per_cpu.data(),
+                             per_cpu.size() * sizeof(uint64_t), 0) != 0) {
+      return core::Internal("ebpf sensor: reading counter " +
+                            std::string(EbpfLostCauseName(static_cast<EbpfLostCause>(i))) + ": " +
+                            std::strerror(errno));
+    }
+    for (uint64_t v : per_cpu) counts[i] += v;
+  }
+  counts[static_cast<size_t>(EbpfLostCause::kBadRecord)] =
+      bad_records_.load(std::memory_order_relaxed);
+  return counts;
+}
+
+core::Status EbpfSensor::WriteSettingsLocked() {
+  vigil_config cfg{};
+  cfg.syscall_stream = syscall_stream_ ? 1 : 0;
+  cfg.typed_mask = typed_mask_;
+  if (!filters_.include_comm.empty()) cfg.filter_flags |= VIGIL_FILTER_INCLUDE_COMM;
+  if (!filters_.include_cgroup.empty()) cfg.filter_flags |= VIGIL_FILTER_INCLUDE_CGROUP;
+  if (!filters_.include_uid.empty()) cfg.filter_flags |= VIGIL_FILTER_INCLUDE_UID;
+  if (!filters_.exclude_comm.empty()) cfg.filter_flags |= VIGIL_FILTER_EXCLUDE_COMM;
+  if (!filters_.exclude_cgroup.empty()) cfg.filter_flags |= VIGIL_FILTER_EXCLUDE_CGROUP;
+  if (!filters_.exclude_uid.empty()) cfg.filter_flags |= VIGIL_FILTER_EXCLUDE_UID;
+  uint32_t zero = 0;
+  if (bpf_map__update_elem(skel_->maps.settings, &zero, sizeof(zero), &cfg, sizeof(cfg), BPF_ANY) !=
+      0) {
+    return core::Internal(std::string("ebpf sensor: updating the settings map: ") +
+                          std::strerror(errno));
+  }
+  return core::Status::Ok();
+}
+
+core::Status EbpfSensor::UpdateFilter(FilterKind kind, bool include, bool add,
+                                      std::string_view comm, uint64_t number) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto edit = [&](auto& set, const auto& key) {
+    if (add) {
+      set.insert(key);
+    } else {
+      set.erase(key);
+    }
+  };
+  bpf_map* map = nullptr;
+  uint32_t value = 0;
+  vigil_comm_key comm_key{};
+  uint64_t cgroup_key = number;
+  uint32_t uid_key = static_cast<uint32_t>(number);
+  const void* key = nullptr;
+  size_t key_size = 0;
+  std::string label;
+  switch (kind) {
+    case FilterKind::kComm: {
+      if (comm.empty() || comm.find('\0') != std::string_view::npos) {
+        return core::InvalidArgument("ebpf filter: comm '" + std::string(comm) +
+                                     "': must be non-empty without NUL bytes");
+      }
+      std::string name(comm.substr(0, VIGIL_COMM_LEN - 1));
+      edit(include ? filters_.include_comm : filters_.exclude_comm, name);
+      value =
+          FilterValue(filters_.exclude_comm.count(name) > 0, filters_.include_comm.count(name) > 0);
+      FillComm(&comm_key, name);
+      map = skel_->maps.filter_comm;
+      key = &comm_key;
+      key_size = sizeof(comm_key);
+      label = "comm '" + name + "'";
+      break;
+    }
+    case FilterKind::kCgroup:
+      edit(include ? filters_.include_cgroup : filters_.exclude_cgroup, cgroup_key);
+      value = FilterValue(filters_.exclude_cgroup.count(cgroup_key) > 0,
+                          filters_.include_cgroup.count(cgroup_key) > 0);
+      map = skel_->maps.filter_cgroup;
+      key = &cgroup_key;
+      key_size = sizeof(cgroup_key);
+      label = "cgroup " + std::to_string(cgroup_key);
+      break;
+    case FilterKind::kUid:
+      edit(include ? filters_.include_uid : filters_.exclude_uid, uid_key);
+      value = FilterValue(filters_.exclude_uid.count(uid_key) > 0,
+                          filters_.include_uid.count(uid_key) > 0);
+      map = skel_->maps.filter_uid;
+      key = &uid_key;
+      key_size = sizeof(uid_key);
+      label = "uid " + std::to_string(uid_key);
+      break;
+  }
+  int err = value != 0 ? bpf_map__update_elem(map, key, key_size, &value, sizeof(value), BPF_ANY)
+                       : bpf_map__delete_elem(map, key, key_size, 0);
+  if (err != 0 && !(value == 0 && err == -ENOENT)) {
+    // Undo the bookkeeping so that it keeps describing the map.
+    add = !add;
+    switch (kind) {
+      case FilterKind::kComm:
+        edit(include ? filters_.include_comm : filters_.exclude_comm,
+             std::string(comm.substr(0, VIGIL_COMM_LEN - 1)));
+        break;
+      case FilterKind::kCgroup:
+        edit(include ? filters_.include_cgroup : filters_.exclude_cgroup, cgroup_key);
+        break;
+      case FilterKind::kUid:
+        edit(include ? filters_.include_uid : filters_.exclude_uid, uid_key);
+        break;
+    }
+    return core::Status(
+        err == -E2BIG ? core::StatusCode::kResourceExhausted : core::StatusCode::kInternal,
+        "ebpf filter: " + label + ": map update failed: " + std::strerror(-err) +
+            " (at most 1024 entries per filter kind)");
+  }
+  return WriteSettingsLocked();
+}
+
+core::Status EbpfSensor::AddExcludeComm(std::string_view c) {
+  return UpdateFilter(FilterKind::kComm, false, true, c, 0);
+}
+core::Status EbpfSensor::RemoveExcludeComm(std::string_view c) {
+  return UpdateFilter(FilterKind::kComm, false, false, c, 0);
+}
+core::Status EbpfSensor::AddIncludeComm(std::string_view c) {
+  return UpdateFilter(FilterKind::kComm, true, true, c, 0);
+}
+core::Status EbpfSensor::RemoveIncludeComm(std::string_view c) {
+  return UpdateFilter(FilterKind::kComm, true, false, c, 0);
+}
+core::Status EbpfSensor::AddExcludeCgroup(uint64_t id) {
+  return UpdateFilter(FilterKind::kCgroup, false, true, {}, id);
+}
+core::Status EbpfSensor::RemoveExcludeCgroup(uint64_t id) {
+  return UpdateFilter(FilterKind::kCgroup, false, false, {}, id);
+}
+core::Status EbpfSensor::AddIncludeCgroup(uint64_t id) {
+  return UpdateFilter(FilterKind::kCgroup, true, true, {}, id);
+}
+core::Status EbpfSensor::RemoveIncludeCgroup(uint64_t id) {
+  return UpdateFilter(FilterKind::kCgroup, true, false, {}, id);
+}
+core::Status EbpfSensor::AddExcludeUid(uint32_t uid) {
+  return UpdateFilter(FilterKind::kUid, false, true, {}, uid);
+}
+core::Status EbpfSensor::RemoveExcludeUid(uint32_t uid) {
+  return UpdateFilter(FilterKind::kUid, false, false, {}, uid);
+}
+core::Status EbpfSensor::AddIncludeUid(uint32_t uid) {
+  return UpdateFilter(FilterKind::kUid, true, true, {}, uid);
+}
+core::Status EbpfSensor::RemoveIncludeUid(uint32_t uid) {
+  return UpdateFilter(FilterKind::kUid, true, false, {}, uid);
+}
+
+core::Status EbpfSensor::ClearFilters() {
+  FilterSets copy;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    copy = filters_;
+  }
+  for (const auto& c : copy.exclude_comm) VIGIL_RETURN_IF_ERROR(RemoveExcludeComm(c));
+  for (const auto& c : copy.include_comm) VIGIL_RETURN_IF_ERROR(RemoveIncludeComm(c));
+  for (uint64_t c : copy.exclude_cgroup) VIGIL_RETURN_IF_ERROR(RemoveExcludeCgroup(c));
+  for (uint64_t c : copy.include_cgroup) VIGIL_RETURN_IF_ERROR(RemoveIncludeCgroup(c));
+  for (uint32_t u : copy.exclude_uid) VIGIL_RETURN_IF_ERROR(RemoveExcludeUid(u));
+  for (uint32_t u : copy.include_uid) VIGIL_RETURN_IF_ERROR(RemoveIncludeUid(u));
+  return core::Status::Ok();
+}
+
+core::Status EbpfSensor::SetSyscallStream(bool on) {
+  std::lock_guard<std::mutex> lock(mu_);
+  syscall_stream_ = on;
+  return WriteSettingsLocked();
+}
+
+core::Status EbpfSensor::SetTypedEvents(uint32_t typed_mask) {
+  if ((typed_mask & ~static_cast<uint32_t>(kTypedAll)) != 0) {
+    return core::InvalidArgument("ebpf sensor: typed event mask " + std::to_string(typed_mask) +
+                                 " has unknown bits");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  typed_mask_ = typed_mask;
+  return WriteSettingsLocked();
+}
+
+#else  // !VIGIL_HAVE_BPF: built with -DVIGIL_BPF=OFF
+
+namespace {
+core::Status NotBuilt() {
+  return core::FailedPrecondition(
+      "ebpf sensor: this build of Vigil has no eBPF support (configured with -DVIGIL_BPF=OFF); "
+      "rebuild after scripts/install-deps.sh on a machine with kernel BTF");
+}
+}  // namespace
+
+EbpfSensor::EbpfSensor(const EbpfOptions& options) : options_(options) {}
+EbpfSensor::~EbpfSensor() = default;
+core::Result<std::unique_ptr<EbpfSensor>> EbpfSensor::Open(const EbpfOptions&) {
+  return NotBuilt();
+}
+core::Status EbpfSensor::Load() { return NotBuilt(); }
+void EbpfSensor::Stop() { stop_requested_.store(true); }
+core::Result<EbpfSensor::PollOutcome> EbpfSensor::NextFor(core::Event*, std::chrono::milliseconds) {
+  return PollOutcome::kEnd;
+}
+int EbpfSensor::OnRecordThunk(void*, void*, size_t) { return 0; }
+int EbpfSensor::OnRecord(const void*, size_t) { return 0; }
+core::Result<EbpfLostCounts> EbpfSensor::LostCounts() const { return NotBuilt(); }
+core::Status EbpfSensor::WriteSettingsLocked() { return NotBuilt(); }
+core::Status EbpfSensor::UpdateFilter(FilterKind, bool, bool, std::string_view, uint64_t) {
+  return NotBuilt();
+}
+core::Status EbpfSensor::AddExcludeComm(std::string_view) { return NotBuilt(); }
+core::Status EbpfSensor::RemoveExcludeComm(std::string_view) { return NotBuilt(); }
+core::Status EbpfSensor::AddIncludeComm(std::string_view) { return NotBuilt(); }
+core::Status EbpfSensor::RemoveIncludeComm(std::string_view) { return NotBuilt(); }
+core::Status EbpfSensor::AddExcludeCgroup(uint64_t) { return NotBuilt(); }
+core::Status EbpfSensor::RemoveExcludeCgroup(uint64_t) { return NotBuilt(); }
+core::Status EbpfSensor::AddIncludeCgroup(uint64_t) { return NotBuilt(); }
+core::Status EbpfSensor::RemoveIncludeCgroup(uint64_t) { return NotBuilt(); }
+core::Status EbpfSensor::AddExcludeUid(uint32_t) { return NotBuilt(); }
+core::Status EbpfSensor::RemoveExcludeUid(uint32_t) { return NotBuilt(); }
+core::Status EbpfSensor::AddIncludeUid(uint32_t) { return NotBuilt(); }
+core::Status EbpfSensor::RemoveIncludeUid(uint32_t) { return NotBuilt(); }
+core::Status EbpfSensor::ClearFilters() { return NotBuilt(); }
+core::Status EbpfSensor::SetSyscallStream(bool) { return NotBuilt(); }
+core::Status EbpfSensor::SetTypedEvents(uint32_t) { return NotBuilt(); }
+
+#endif  // VIGIL_HAVE_BPF
+
+}  // namespace vigil::sensor

@@ -1,0 +1,213 @@
+#pragma once
+
+// Live capture from this host's kernel: the CO-RE programs of bpf/vigil_sensor.bpf.c
+// (raw_tp/sys_enter+sys_exit, tp_btf/sched_process_exec|fork|exit), loaded through a bpftool
+// skeleton, delivering records through a BPF ring buffer. Record layouts: bpf/abi/vigil_events.h;
+// programs, filters, counters and failure modes: docs/ebpf-sensor.md.
+//
+// Threading: one thread pulls (Next/NextFor, detail). Stop(), LostCounts() and every filter and
+// event-set update may be called from any thread at any time.
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/event.h"
+#include "core/status.h"
+#include "sensor/sensor.h"
+
+struct vigil_sensor_bpf;  // the generated skeleton (bpf/vigil_sensor.bpf.c)
+struct ring_buffer;       // libbpf
+
+namespace vigil::sensor {
+
+// Which typed records the kernel side produces; bits of EbpfOptions::typed_events. Mirrors
+// enum vigil_typed_bit of bpf/abi/vigil_events.h.
+enum EbpfTyped : uint32_t {
+  kTypedExec = 1u << 0,     // sched_process_exec: a program started (filename, argv)
+  kTypedFork = 1u << 1,     // sched_process_fork: a new process (threads are not reported)
+  kTypedExit = 1u << 2,     // sched_process_exit of a process's last thread (exit status)
+  kTypedExecve = 1u << 3,   // execve/execveat attempts with path and return value
+  kTypedOpen = 1u << 4,     // open/openat/openat2: path, flags, mode, return value
+  kTypedFileMod = 1u << 5,  // unlink/unlinkat/rename/renameat/renameat2
+  kTypedNet = 1u << 6,      // connect/accept/accept4/bind: address, port, return value
+  kTypedCred = 1u << 7,     // setuid/setgid/setreuid/setregid/setresuid/setresgid/setfs*
+  kTypedPtrace = 1u << 8,   // ptrace: request, target pid
+  kTypedMount = 1u << 9,    // mount/umount2
+  kTypedAll = (1u << 10) - 1,
+};
+
+// The kernel record an event came from. Mirrors enum vigil_event_type.
+enum class EbpfRecordType : uint16_t {
+  kSyscall = 1,
+  kExec = 2,
+  kFork = 3,
+  kExit = 4,
+  kFile = 5,
+  kNet = 6,
+  kCred = 7,
+  kMount = 8,
+};
+
+// Why events were not delivered (or were delivered damaged). The first six are counted in the
+// kernel (per-CPU, mirroring enum vigil_counter); kBadRecord is counted here.
+enum class EbpfLostCause : uint8_t {
+  kRingBufferFull,  // the ring buffer had no room: the record was dropped in the kernel
+  kStringRead,      // a path/argv read failed: the record was sent with the string empty
+  kAddressRead,     // a sockaddr read failed: the record was sent without its address
+  kFiltered,        // suppressed by a comm/cgroup/uid filter (wanted, not a loss)
+  kPendingFull,     // a typed call's arguments could not be kept until its return
+  kArgsTruncated,   // argv longer than the record's 512 bytes: sent truncated
+  kBadRecord,       // user space: a record of unknown type or wrong size was skipped
+};
+inline constexpr size_t kEbpfLostCauseCount = 7;
+using EbpfLostCounts = std::array<uint64_t, kEbpfLostCauseCount>;
+std::string_view EbpfLostCauseName(EbpfLostCause cause);
+
+struct EbpfOptions {
+  // Ring buffer size: a power of two, at least one page. Larger absorbs longer bursts.
+  size_t ring_buffer_bytes = size_t{8} << 20;
+  // How long Next() waits in one wait before it checks again; Stop() interrupts it anyway.
+  std::chrono::milliseconds poll_timeout{100};
+  bool syscall_stream = true;         // one kSyscall event per completed system call
+  uint32_t typed_events = kTypedAll;  // EbpfTyped bits
+  // Records converted per pass over the ring buffer (bounds user-space memory).
+  size_t batch = 4096;
+  // Filters in effect from the first event (see the runtime setters below).
+  std::vector<std::string> exclude_comms;
+  std::vector<std::string> include_comms;
+  std::vector<uint64_t> exclude_cgroups;
+  std::vector<uint64_t> include_cgroups;
+  std::vector<uint32_t> exclude_uids;
+  std::vector<uint32_t> include_uids;
+};
+
+// What an eBPF event carries that core::Event cannot hold yet (it lacks a return value, argv,
+// cgroup id and kinds for fork/unlink/rename/accept/bind/setuid/ptrace/mount). Valid for the
+// event that Next()/NextFor() returned last. Temporary: these move into core::Event.
+struct EbpfEventDetail {
+  EbpfRecordType type = EbpfRecordType::kSyscall;
+  bool has_ret = false;  // syscall and typed-call records
+  int64_t ret = 0;       // return value; negative errno on failure
+  uint32_t nr = 0;       // x86_64 system call number (typed-call records too)
+  uint32_t cpu = 0;
+  uint64_t cgroup_id = 0;
+  int32_t fd = -1;     // kFile: the dirfd of *at calls (-100 = AT_FDCWD); kNet: the socket
+  uint32_t flags = 0;  // open/unlinkat/renameat2/execveat flags; mount flags (low 32 bits)
+  uint32_t mode = 0;
+  std::string path2;               // rename*: the new path; mount: the source
+  std::string fstype;              // mount
+  std::vector<std::string> argv;   // kExec, possibly truncated
+  uint32_t child_pid = 0;          // kFork: the new process (tid == tgid)
+  uint32_t exit_code = 0;          // kExit: wait(2) status
+  uint16_t family = 0;             // kNet: AF_INET/AF_INET6/AF_UNIX/0
+  std::array<uint64_t, 4> args{};  // kCred: the ids as passed; ptrace: request, pid, addr, data
+};
+
+class EbpfSensor final : public Sensor {
+ public:
+  // Loads and attaches every program, or nothing. Fails with kFailedPrecondition and a message
+  // that names the missing feature and what to do (not root / missing capability, no kernel BTF,
+  // BPF refused by the kernel, a program that would not attach); kInvalidArgument for bad
+  // options. A failure to raise RLIMIT_MEMLOCK is only a warning (see warnings()). The agent's
+  // own process (getpid()) is excluded in the kernel.
+  static core::Result<std::unique_ptr<EbpfSensor>> Open(const EbpfOptions& options);
+  ~EbpfSensor() override;  // detaches and unloads
+  EbpfSensor(const EbpfSensor&) = delete;
+  EbpfSensor& operator=(const EbpfSensor&) = delete;
+
+  std::string_view name() const override { return "ebpf"; }
+
+  // Blocks until an event arrives (kEvent) or Stop() was called (kEnd, then forever). An error
+  // reports one malformed record, which was skipped.
+  core::Result<ReadOutcome> Next(core::Event* out) override;
+
+  enum class PollOutcome : uint8_t { kEvent, kTimeout, kEnd };
+  // As Next(), but waits at most `timeout` (0: only what is already there).
+  core::Result<PollOutcome> NextFor(core::Event* out, std::chrono::milliseconds timeout);
+
+  // Makes the pulling thread's Next()/NextFor() return kEnd promptly (wakes a blocked wait).
+  // Events still in the ring buffer are not delivered. Thread-safe, idempotent.
+  void Stop();
+
+  const EbpfEventDetail& detail() const { return detail_; }
+  const std::vector<std::string>& warnings() const { return warnings_; }
+
+  // Sums of the per-CPU kernel counters plus the user-space ones, indexed by EbpfLostCause.
+  core::Result<EbpfLostCounts> LostCounts() const;
+
+  // Runtime filters (take effect for the next event). An exclude entry always wins; an include
+  // set that is not empty lets through only its members. comm is matched on its first 15 bytes.
+  core::Status AddExcludeComm(std::string_view comm);
+  core::Status RemoveExcludeComm(std::string_view comm);
+  core::Status AddIncludeComm(std::string_view comm);
+  core::Status RemoveIncludeComm(std::string_view comm);
+  core::Status AddExcludeCgroup(uint64_t cgroup_id);
+  core::Status RemoveExcludeCgroup(uint64_t cgroup_id);
+  core::Status AddIncludeCgroup(uint64_t cgroup_id);
+  core::Status RemoveIncludeCgroup(uint64_t cgroup_id);
+  core::Status AddExcludeUid(uint32_t uid);
+  core::Status RemoveExcludeUid(uint32_t uid);
+  core::Status AddIncludeUid(uint32_t uid);
+  core::Status RemoveIncludeUid(uint32_t uid);
+  core::Status ClearFilters();
+
+  // Event set at run time.
+  core::Status SetSyscallStream(bool on);
+  core::Status SetTypedEvents(uint32_t typed_mask);  // EbpfTyped bits
+
+ private:
+  enum class FilterKind : uint8_t { kComm, kCgroup, kUid };
+  struct FilterSets {
+    std::set<std::string> exclude_comm, include_comm;
+    std::set<uint64_t> exclude_cgroup, include_cgroup;
+    std::set<uint32_t> exclude_uid, include_uid;
+  };
+  struct Slot {
+    core::Event event;
+    EbpfEventDetail detail;
+    bool bad = false;  // malformed record: `bad_reason` explains
+    std::string bad_reason;
+  };
+
+  explicit EbpfSensor(const EbpfOptions& options);
+  core::Status Load();
+  core::Status UpdateFilter(FilterKind kind, bool include, bool add, std::string_view comm,
+                            uint64_t number);
+  core::Status WriteSettingsLocked();
+  int OnRecord(const void* data, size_t size);  // the ring buffer callback
+  static int OnRecordThunk(void* ctx, void* data, size_t size);
+
+  EbpfOptions options_;
+  vigil_sensor_bpf* skel_ = nullptr;
+  ring_buffer* rb_ = nullptr;
+  int epoll_fd_ = -1;
+  int stop_fd_ = -1;  // eventfd written by Stop()
+  std::atomic<bool> stop_requested_{false};
+  bool ended_ = false;
+  std::vector<std::string> warnings_;
+
+  std::vector<Slot> slots_;  // converted records: [head_, count_)
+  size_t head_ = 0;
+  size_t count_ = 0;
+  uint64_t seq_ = 0;
+  int64_t realtime_offset_ns_ = 0;  // CLOCK_REALTIME - CLOCK_MONOTONIC at Open
+  int64_t ingest_ns_ = 0;           // CLOCK_MONOTONIC of the current pass
+  std::atomic<uint64_t> bad_records_{0};
+  EbpfEventDetail detail_;
+
+  mutable std::mutex mu_;  // guards filters_, syscall_stream_, typed_mask_ and the settings map
+  FilterSets filters_;
+  bool syscall_stream_ = true;
+  uint32_t typed_mask_ = kTypedAll;
+};
+
+}  // namespace vigil::sensor

@@ -1,0 +1,392 @@
+// Loads the eBPF sensor into this kernel and checks what it reports about workloads that the test
+// runs in child processes (the test process itself is the "agent" and is excluded in the kernel).
+// Needs root and kernel BTF; waits on conditions with deadlines, never on fixed sleeps.
+
+#include "sensor/ebpf_sensor.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace vigil::sensor {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+constexpr auto kDeadline = std::chrono::seconds(10);
+constexpr int32_t kNrOpenat = 257;
+
+struct Seen {
+  core::Event event;
+  EbpfEventDetail detail;
+};
+
+class EbpfSensorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0)
+      GTEST_SKIP() << "needs root to load BPF programs (euid " << geteuid() << ")";
+    if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
+      GTEST_SKIP() << "kernel has no BTF at /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF)";
+    }
+  }
+
+  void Start(EbpfOptions options = {}) {
+    auto opened = EbpfSensor::Open(options);
+    ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
+    sensor_ = std::move(opened).value();
+  }
+
+  // Pulls events until `match` accepts one or the deadline passes; everything pulled is kept in
+  // seen_. Returns the matching event, or nullptr.
+  const Seen* WaitFor(const std::function<bool(const Seen&)>& match) {
+    for (const Seen& s : seen_) {
+      if (match(s)) return &s;
+    }
+    auto deadline = steady_clock::now() + kDeadline;
+    while (steady_clock::now() < deadline) {
+      Seen s;
+      auto r = sensor_->NextFor(&s.event, milliseconds(100));
+      if (!r.has_value()) {
+        ADD_FAILURE() << r.error().ToString();
+        continue;
+      }
+      if (*r == EbpfSensor::PollOutcome::kEnd) break;
+      if (*r != EbpfSensor::PollOutcome::kEvent) continue;
+      s.detail = sensor_->detail();
+      seen_.push_back(std::move(s));
+      if (match(seen_.back())) return &seen_.back();
+    }
+    return nullptr;
+  }
+
+  // Pulls everything that is already in the ring buffer into seen_.
+  void Drain() {
+    while (true) {
+      Seen s;
+      auto r = sensor_->NextFor(&s.event, milliseconds(0));
+      if (r.has_value() && *r != EbpfSensor::PollOutcome::kEvent) return;
+      if (!r.has_value()) continue;
+      s.detail = sensor_->detail();
+      seen_.push_back(std::move(s));
+    }
+  }
+
+  // Runs `body` in a child process and waits for it; returns the child's pid.
+  static pid_t RunChild(const std::function<void()>& body) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      body();
+      _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return pid;
+  }
+
+  // A child that renames itself to `comm` and opens `path` (which does not exist).
+  static pid_t OpenAs(const char* comm, const std::string& path) {
+    return RunChild([&] {
+      prctl(PR_SET_NAME, comm);
+      int fd = open(path.c_str(), O_RDONLY);
+      if (fd >= 0) close(fd);
+    });
+  }
+
+  const Seen* WaitForOpen(const std::string& path) {
+    return WaitFor([&](const Seen& s) {
+      return s.event.kind == core::EventKind::kFileOpen && s.event.path == path;
+    });
+  }
+
+  bool SawOpen(const std::string& path) const {
+    for (const Seen& s : seen_) {
+      if (s.event.kind == core::EventKind::kFileOpen && s.event.path == path) return true;
+    }
+    return false;
+  }
+
+  std::unique_ptr<EbpfSensor> sensor_;
+  std::vector<Seen> seen_;
+};
+
+std::string UniquePath(const char* tag) {
+  return "/tmp/vigil-ebpf-" + std::string(tag) + "-" + std::to_string(getpid()) + "-" +
+         std::to_string(steady_clock::now().time_since_epoch().count());
+}
+
+TEST_F(EbpfSensorTest, ReportsExecOpenAndConnectOfAChildWithPidParentPathAndReturnValue) {
+  Start();
+  // A loopback listener for the child to connect to.
+  int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(listener, 4), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  uint16_t port = ntohs(addr.sin_port);
+
+  char tmpl[] = "/tmp/vigil-ebpf-open-XXXXXX";
+  int tmp_fd = mkstemp(tmpl);
+  ASSERT_GE(tmp_fd, 0);
+  close(tmp_fd);
+  std::string file = tmpl;
+  std::string missing = UniquePath("missing");
+
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int fd = open(file.c_str(), O_RDONLY);
+    if (fd >= 0) close(fd);
+    fd = open(missing.c_str(), O_RDONLY);  // fails with ENOENT
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) _exit(3);
+    close(s);
+    execl("/bin/true", "true", "vigil-arg", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "workload failed: " << status;
+  close(listener);
+  unlink(file.c_str());
+  const uint32_t me = static_cast<uint32_t>(getpid());
+  const uint32_t kid = static_cast<uint32_t>(child);
+
+  const Seen* open_ok = WaitForOpen(file);
+  ASSERT_NE(open_ok, nullptr) << "no open of " << file;
+  EXPECT_EQ(open_ok->event.source, core::EventSource::kEbpf);
+  EXPECT_EQ(open_ok->event.proc.pid, kid);
+  EXPECT_EQ(open_ok->event.proc.ppid, me);
+  EXPECT_EQ(open_ok->detail.type, EbpfRecordType::kFile);
+  EXPECT_TRUE(open_ok->detail.has_ret);
+  EXPECT_GE(open_ok->detail.ret, 0) << "open should have returned a file descriptor";
+  EXPECT_EQ(open_ok->detail.flags & O_ACCMODE, static_cast<uint32_t>(O_RDONLY));
+
+  const Seen* open_failed = WaitForOpen(missing);
+  ASSERT_NE(open_failed, nullptr) << "no open of " << missing;
+  EXPECT_EQ(open_failed->event.proc.pid, kid);
+  EXPECT_EQ(open_failed->detail.ret, -ENOENT);
+
+  const Seen* sys_failed = WaitFor([&](const Seen& s) {
+    return s.event.kind == core::EventKind::kSyscall && s.detail.type == EbpfRecordType::kSyscall &&
+           s.event.proc.pid == kid && s.event.syscall.nr == kNrOpenat && s.detail.ret == -ENOENT;
+  });
+  ASSERT_NE(sys_failed, nullptr) << "no openat in the syscall stream returning -ENOENT";
+  EXPECT_EQ(sys_failed->event.syscall.arch, core::Arch::kX86_64);
+
+  const Seen* conn = WaitFor([&](const Seen& s) {
+    return s.event.kind == core::EventKind::kNetConnect && s.event.proc.pid == kid;
+  });
+  ASSERT_NE(conn, nullptr) << "no connect from the child";
+  EXPECT_EQ(conn->event.net.daddr, "127.0.0.1");
+  EXPECT_EQ(conn->event.net.dport, port);
+  EXPECT_EQ(conn->detail.ret, 0);
+  EXPECT_EQ(conn->detail.family, AF_INET);
+
+  const Seen* exec = WaitFor([&](const Seen& s) {
+    return s.event.kind == core::EventKind::kProcessExec && s.event.proc.pid == kid;
+  });
+  ASSERT_NE(exec, nullptr) << "no exec of /bin/true";
+  EXPECT_EQ(exec->event.path, "/bin/true");
+  EXPECT_EQ(exec->event.proc.exe, "/bin/true");
+  EXPECT_EQ(exec->event.proc.ppid, me);
+  EXPECT_EQ(exec->event.proc.comm, "true");
+  EXPECT_EQ(exec->detail.argv, (std::vector<std::string>{"true", "vigil-arg"}));
+
+  const Seen* exit = WaitFor([&](const Seen& s) {
+    return s.event.kind == core::EventKind::kProcessExit && s.event.proc.pid == kid;
+  });
+  ASSERT_NE(exit, nullptr) << "no exit of the child";
+  EXPECT_EQ(exit->detail.exit_code, 0u);
+
+  // The agent (this process) is excluded in the kernel: none of its own calls appear, not even
+  // the fork that created the child.
+  for (const Seen& s : seen_) {
+    EXPECT_NE(s.event.proc.pid, me)
+        << "own activity reported: kind " << core::EventKindName(s.event.kind) << " nr "
+        << s.event.syscall.nr;
+  }
+  // Sequence numbers count from 1 without gaps.
+  for (size_t i = 1; i < seen_.size(); ++i) {
+    EXPECT_EQ(seen_[i].event.seq, seen_[i - 1].event.seq + 1);
+  }
+}
+
+TEST_F(EbpfSensorTest, ReportsForkOfAGrandchildWithItsParent) {
+  Start();
+  pid_t grandchild = 0;
+  int pipefd[2];
+  ASSERT_EQ(pipe(pipefd), 0);
+  pid_t child = RunChild([&] {
+    pid_t g = fork();
+    if (g == 0) _exit(7);
+    ssize_t n = write(pipefd[1], &g, sizeof(g));
+    (void)n;
+    waitpid(g, nullptr, 0);
+  });
+  ASSERT_EQ(read(pipefd[0], &grandchild, sizeof(grandchild)),
+            static_cast<ssize_t>(sizeof(grandchild)));
+  close(pipefd[0]);
+  close(pipefd[1]);
+  const Seen* fork_seen = WaitFor([&](const Seen& s) {
+    return s.detail.type == EbpfRecordType::kFork &&
+           s.detail.child_pid == static_cast<uint32_t>(grandchild);
+  });
+  ASSERT_NE(fork_seen, nullptr);
+  EXPECT_EQ(fork_seen->event.proc.pid, static_cast<uint32_t>(child));
+  const Seen* exit = WaitFor([&](const Seen& s) {
+    return s.event.kind == core::EventKind::kProcessExit &&
+           s.event.proc.pid == static_cast<uint32_t>(grandchild);
+  });
+  ASSERT_NE(exit, nullptr);
+  EXPECT_EQ(exit->detail.exit_code, 7u << 8);
+  EXPECT_EQ(exit->event.proc.ppid, static_cast<uint32_t>(child));
+}
+
+TEST_F(EbpfSensorTest, CommFiltersApplyAtRunTime) {
+  Start();
+  std::string hidden = UniquePath("hidden");
+  std::string shown = UniquePath("shown");
+  ASSERT_TRUE(sensor_->AddExcludeComm("vigil-excl").ok());
+  OpenAs("vigil-excl", hidden);
+  ASSERT_TRUE(sensor_->RemoveExcludeComm("vigil-excl").ok());
+  OpenAs("vigil-excl", shown);
+  // Records arrive in the order they were made: once the second open is seen, the first would
+  // have been seen too.
+  ASSERT_NE(WaitForOpen(shown), nullptr);
+  EXPECT_FALSE(SawOpen(hidden)) << "an excluded comm's open was reported";
+
+  std::string other = UniquePath("other");
+  std::string included = UniquePath("included");
+  ASSERT_TRUE(sensor_->AddIncludeComm("vigil-incl").ok());
+  OpenAs("vigil-other", other);
+  OpenAs("vigil-incl", included);
+  const Seen* in = WaitForOpen(included);
+  ASSERT_NE(in, nullptr);
+  EXPECT_EQ(in->event.proc.comm, "vigil-incl");
+  EXPECT_FALSE(SawOpen(other)) << "a comm outside the include set was reported";
+  auto lost = sensor_->LostCounts();
+  ASSERT_TRUE(lost.has_value()) << lost.error().ToString();
+  EXPECT_GT((*lost)[static_cast<size_t>(EbpfLostCause::kFiltered)], 0u);
+
+  ASSERT_TRUE(sensor_->ClearFilters().ok());
+  std::string after = UniquePath("after");
+  OpenAs("vigil-other", after);
+  EXPECT_NE(WaitForOpen(after), nullptr) << "filters still active after ClearFilters";
+}
+
+TEST_F(EbpfSensorTest, SyscallStreamCanBeSwitchedOffWhileTypedEventsContinue) {
+  Start();
+  ASSERT_TRUE(sensor_->SetSyscallStream(false).ok());
+  std::string path = UniquePath("nostream");
+  pid_t kid = OpenAs("vigil-nostream", path);
+  ASSERT_NE(WaitForOpen(path), nullptr);
+  for (const Seen& s : seen_) {
+    if (s.event.proc.pid == static_cast<uint32_t>(kid)) {
+      EXPECT_NE(s.detail.type, EbpfRecordType::kSyscall) << "syscall stream still on";
+    }
+  }
+}
+
+TEST_F(EbpfSensorTest, CountsRingBufferDropsUnderAFloodAndKeepsWorking) {
+  EbpfOptions options;
+  options.ring_buffer_bytes = 4096;  // room for about 50 syscall records
+  // Only the test's children compete for the tiny buffer (the rest of the host would refill it
+  // faster than any consumer).
+  options.include_comms = {"vigil-flood"};
+  Start(options);
+  // Nobody consumes while the child floods.
+  RunChild([] {
+    prctl(PR_SET_NAME, "vigil-flood");
+    for (int i = 0; i < 100000; ++i) syscall(SYS_getppid);
+  });
+  auto lost = sensor_->LostCounts();
+  ASSERT_TRUE(lost.has_value()) << lost.error().ToString();
+  EXPECT_GT((*lost)[static_cast<size_t>(EbpfLostCause::kRingBufferFull)], 50000u);
+
+  // The sensor drains what fitted and still reports new activity.
+  Drain();
+  std::string path = UniquePath("after-flood");
+  OpenAs("vigil-flood", path);
+  const Seen* seen = WaitForOpen(path);
+  ASSERT_NE(seen, nullptr) << "sensor stopped reporting after the flood";
+  EXPECT_EQ(seen->detail.ret, -ENOENT);
+  size_t flood_records = 0;
+  for (const Seen& s : seen_) {
+    if (s.detail.type == EbpfRecordType::kSyscall && s.event.syscall.nr == SYS_getppid) {
+      ++flood_records;
+    }
+  }
+  EXPECT_GT(flood_records, 0u);
+  EXPECT_LT(flood_records, 100u) << "more records than a 4 KiB ring buffer holds";
+}
+
+TEST_F(EbpfSensorTest, StopEndsABlockedNext) {
+  EbpfOptions options;
+  options.poll_timeout = milliseconds(60000);
+  options.include_comms = {"vigil-nobody"};  // nothing arrives
+  Start(options);
+  auto start = steady_clock::now();
+  std::thread stopper([&] { sensor_->Stop(); });
+  core::Event event;
+  auto r = sensor_->Next(&event);
+  stopper.join();
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  EXPECT_EQ(*r, ReadOutcome::kEnd);
+  EXPECT_LT(steady_clock::now() - start, std::chrono::seconds(5));
+  auto again = sensor_->Next(&event);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(*again, ReadOutcome::kEnd);
+}
+
+TEST_F(EbpfSensorTest, RefusesWithoutCapabilitiesAndSaysWhatToDo) {
+  // A child that gives up root tries to open the sensor.
+  int pipefd[2];
+  ASSERT_EQ(pipe(pipefd), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(2);
+    auto opened = EbpfSensor::Open(EbpfOptions{});
+    std::string msg = opened.has_value() ? "opened" : opened.error().ToString();
+    ssize_t n = write(pipefd[1], msg.data(), msg.size());
+    (void)n;
+    _exit(opened.has_value() ? 1 : 0);
+  }
+  close(pipefd[1]);
+  std::string msg;
+  char buf[512];
+  ssize_t n;
+  while ((n = read(pipefd[0], buf, sizeof(buf))) > 0) msg.append(buf, static_cast<size_t>(n));
+  close(pipefd[0]);
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << msg;
+  EXPECT_NE(msg.find("FAILED_PRECONDITION"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("not root"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("CAP_BPF"), std::string::npos) << msg;
+}
+
+}  // namespace
+}  // namespace vigil::sensor
