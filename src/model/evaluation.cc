@@ -62,6 +62,8 @@ double ThresholdForFpr(std::span<const double> normal_scores, double fpr) {
   std::vector<double> v(normal_scores.begin(), normal_scores.end());
   std::sort(v.begin(), v.end(), std::greater<>());
   const double n = static_cast<double>(v.size());
+  // Clamped (NaN counts as 0) so that the cast below stays defined for any input.
+  fpr = fpr > 0.0 ? std::min(fpr, 1.0) : 0.0;
   const auto allowed = static_cast<size_t>(std::floor(fpr * n + 1e-9));  // normals allowed >= t
   if (allowed == 0) return std::nextafter(v[0], std::numeric_limits<double>::infinity());
   if (allowed >= v.size()) return v.back();

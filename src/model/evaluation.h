@@ -20,7 +20,8 @@ double RocAuc(std::span<const Scored> examples);
 double TprAtFpr(std::span<const Scored> examples, double max_fpr);
 
 // The score threshold at which the FPR on `normal_scores` is at most `fpr`: the smallest value t
-// such that the fraction of normal scores >= t is <= fpr. Used to calibrate thresholds.
+// such that the fraction of normal scores >= t is <= fpr (fpr is clamped to [0,1]; +inf when
+// `normal_scores` is empty). Used to calibrate thresholds.
 double ThresholdForFpr(std::span<const double> normal_scores, double fpr);
 
 }  // namespace vigil::model

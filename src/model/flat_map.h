@@ -3,6 +3,7 @@
 // A flat open-addressing hash map from non-zero uint64 keys to trivially copyable values, for
 // the scoring hot path (one probe sequence per lookup, no allocation, no pointer chasing).
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 

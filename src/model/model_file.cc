@@ -127,15 +127,24 @@ core::Status WriteModelFile(const std::string& path, const ModelFile& file) {
       if (errno == EINTR) continue;
       const std::string err = std::strerror(errno);
       ::close(fd);
+      ::unlink(tmp.c_str());
       return core::IoError(tmp + ": write failed: " + err);
     }
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    return core::IoError(tmp + ": fsync/close failed: " + std::strerror(errno));
+  // Close even when fsync fails, so the descriptor does not leak; drop the partial file.
+  const bool synced = ::fsync(fd) == 0;
+  const int sync_errno = errno;
+  const bool closed = ::close(fd) == 0;
+  if (!synced || !closed) {
+    const std::string err = std::strerror(synced ? errno : sync_errno);
+    ::unlink(tmp.c_str());
+    return core::IoError(tmp + ": fsync/close failed: " + err);
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    return core::IoError(path + ": rename failed: " + std::strerror(errno));
+    const std::string err = std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return core::IoError(path + ": rename failed: " + err);
   }
   return core::Status::Ok();
 }
