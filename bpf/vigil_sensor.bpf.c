@@ -56,6 +56,9 @@ struct vigil_exit_event *vigil_abi_exit __attribute__((unused));
 
 // Set by the loader before load: the agent's own process, never reported.
 const volatile __u32 agent_tgid = 0;
+// Syscall-stream records do not wake the consumer until this many bytes wait in the ring buffer
+// (the consumer also polls on a short timer); typed records wake it as soon as it is idle.
+const volatile __u64 wakeup_bytes = 1024 * 1024;
 
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -281,7 +284,8 @@ static __always_inline void emit_syscall(const struct who *w, long nr, long ret)
   e->ret = ret;
   e->nr = (__u32)nr;
   e->reserved = 0;
-  bpf_ringbuf_submit(e, 0);
+  __u64 waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+  bpf_ringbuf_submit(e, waiting >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
 // Builds the typed record of call `nr` from its arguments and keeps it until sys_exit.

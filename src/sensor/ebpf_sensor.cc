@@ -88,6 +88,7 @@ static_assert(static_cast<int>(EbpfRecordType::kMount) == VIGIL_EV_MOUNT);
 
 constexpr char kBtfPath[] = "/sys/kernel/btf/vmlinux";
 constexpr int kBatchFull = -ENOSPC;  // returned by the ring buffer callback to end a pass
+constexpr std::chrono::milliseconds kMaxSilentWait{10};
 constexpr int kCapSysAdmin = 21;
 constexpr int kCapPerfmon = 38;
 constexpr int kCapBpf = 39;
@@ -245,6 +246,7 @@ core::Status EbpfSensor::Load() {
                                     std::string(std::strerror(errno)) + "): " + LogTail(log, 3));
   }
   skel_->rodata->agent_tgid = static_cast<uint32_t>(getpid());
+  skel_->rodata->wakeup_bytes = options_.ring_buffer_bytes / 8;
   if (int err = bpf_map__set_max_entries(skel_->maps.events,
                                          static_cast<uint32_t>(options_.ring_buffer_bytes));
       err != 0) {
@@ -341,26 +343,30 @@ core::Result<EbpfSensor::PollOutcome> EbpfSensor::NextFor(core::Event* out,
   }
   if (head_ == count_) {
     head_ = count_ = 0;
-    ingest_ns_ = ClockNs(CLOCK_MONOTONIC);
-    int n = ring_buffer__consume(rb_);
-    if (count_ == 0 && n >= 0) {
+    // Syscall-stream records do not wake us (see wakeup_bytes in the BPF program), so a wait
+    // lasts at most kMaxSilentWait before the ring buffer is looked at again.
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+      ingest_ns_ = ClockNs(CLOCK_MONOTONIC);
+      int n = ring_buffer__consume(rb_);
+      if (n < 0 && n != kBatchFull) {
+        return core::Internal(std::string("ebpf sensor: consuming the ring buffer: ") +
+                              std::strerror(-n));
+      }
+      if (count_ > 0) break;
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return PollOutcome::kTimeout;
       epoll_event events[2];
-      int ready = epoll_wait(epoll_fd_, events, 2, static_cast<int>(timeout.count()));
-      if (ready < 0 && errno != EINTR) {
+      int wait_ms = static_cast<int>(std::min(left, kMaxSilentWait).count());
+      if (epoll_wait(epoll_fd_, events, 2, wait_ms) < 0 && errno != EINTR) {
         return core::Internal(std::string("ebpf sensor: epoll_wait: ") + std::strerror(errno));
       }
       if (stop_requested_.load(std::memory_order_acquire)) {
         ended_ = true;
         return PollOutcome::kEnd;
       }
-      ingest_ns_ = ClockNs(CLOCK_MONOTONIC);
-      n = ring_buffer__consume(rb_);
     }
-    if (n < 0 && n != kBatchFull) {
-      return core::Internal(std::string("ebpf sensor: consuming the ring buffer: ") +
-                            std::strerror(-n));
-    }
-    if (count_ == 0) return PollOutcome::kTimeout;
   }
   Slot& slot = slots_[head_++];
   if (slot.bad) {

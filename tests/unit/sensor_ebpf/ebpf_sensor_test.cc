@@ -263,6 +263,79 @@ TEST_F(EbpfSensorTest, ReportsForkOfAGrandchildWithItsParent) {
   EXPECT_EQ(exit->event.proc.ppid, static_cast<uint32_t>(child));
 }
 
+TEST_F(EbpfSensorTest, ReportsTypedCallsWithArgumentsAndReturnValues) {
+  Start();
+  std::string from = UniquePath("from");
+  std::string to = UniquePath("to");
+  std::string nowhere = UniquePath("nowhere");
+  int fd = open(from.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  pid_t kid = RunChild([&] {
+    prctl(PR_SET_NAME, "vigil-typed");
+    syscall(SYS_renameat2, AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), 0);
+    syscall(SYS_unlinkat, AT_FDCWD, to.c_str(), 0);
+    syscall(SYS_setresuid, -1, -1, -1);
+    syscall(SYS_ptrace, 1 /* PTRACE_PEEKTEXT */, 0x7fffffff, 0, 0);
+    syscall(SYS_mount, "none", nowhere.c_str(), "tmpfs", 0, nullptr);
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(0);
+    bind(s, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    close(s);
+    syscall(SYS_execve, nowhere.c_str(), nullptr, nullptr);
+  });
+  unlink(from.c_str());
+  unlink(to.c_str());
+  auto by_kid = [&](EbpfRecordType type, uint32_t nr) {
+    return WaitFor([&, type, nr](const Seen& s) {
+      return s.event.proc.pid == static_cast<uint32_t>(kid) && s.detail.type == type &&
+             s.detail.nr == nr;
+    });
+  };
+  const Seen* rename = by_kid(EbpfRecordType::kFile, SYS_renameat2);
+  ASSERT_NE(rename, nullptr);
+  EXPECT_EQ(rename->event.path, from);
+  EXPECT_EQ(rename->detail.path2, to);
+  EXPECT_EQ(rename->detail.ret, 0);
+  EXPECT_EQ(rename->detail.fd, AT_FDCWD);
+
+  const Seen* unlinked = by_kid(EbpfRecordType::kFile, SYS_unlinkat);
+  ASSERT_NE(unlinked, nullptr);
+  EXPECT_EQ(unlinked->event.path, to);
+  EXPECT_EQ(unlinked->detail.ret, 0);
+
+  const Seen* cred = by_kid(EbpfRecordType::kCred, SYS_setresuid);
+  ASSERT_NE(cred, nullptr);
+  EXPECT_EQ(cred->detail.ret, 0);
+  EXPECT_EQ(static_cast<uint32_t>(cred->detail.args[0]), static_cast<uint32_t>(-1));
+
+  const Seen* ptrace = by_kid(EbpfRecordType::kCred, SYS_ptrace);
+  ASSERT_NE(ptrace, nullptr);
+  EXPECT_EQ(ptrace->detail.args[0], 1u);
+  EXPECT_EQ(ptrace->detail.args[1], 0x7fffffffu);
+  EXPECT_EQ(ptrace->detail.ret, -ESRCH);
+
+  const Seen* mount = by_kid(EbpfRecordType::kMount, SYS_mount);
+  ASSERT_NE(mount, nullptr);
+  EXPECT_EQ(mount->event.path, nowhere);
+  EXPECT_EQ(mount->detail.path2, "none");
+  EXPECT_EQ(mount->detail.fstype, "tmpfs");
+  EXPECT_EQ(mount->detail.ret, -ENOENT);
+
+  const Seen* bound = by_kid(EbpfRecordType::kNet, SYS_bind);
+  ASSERT_NE(bound, nullptr);
+  EXPECT_EQ(bound->event.net.daddr, "127.0.0.1");
+  EXPECT_EQ(bound->detail.ret, 0);
+
+  const Seen* exec_failed = by_kid(EbpfRecordType::kFile, SYS_execve);
+  ASSERT_NE(exec_failed, nullptr);
+  EXPECT_EQ(exec_failed->event.path, nowhere);
+  EXPECT_EQ(exec_failed->detail.ret, -ENOENT);
+}
+
 TEST_F(EbpfSensorTest, CommFiltersApplyAtRunTime) {
   Start();
   std::string hidden = UniquePath("hidden");
