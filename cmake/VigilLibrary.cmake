@@ -2,9 +2,10 @@
 #   vigil_library(NAME core SRCS a.cc b.cc DEPS vigil::other PUBLIC_DEPS fmt::fmt)
 # Creates target vigil_<NAME> with alias vigil::<NAME>; includes are written from src/.
 function(vigil_compile_options target)
-  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow=local
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic
     -Wno-missing-field-initializers)
   if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+    target_compile_options(${target} PRIVATE -Wshadow=local)
     # GCC 12 reports false -Wrestrict/-Wstringop-overflow positives inside libstdc++'s string
     # operator+ at -O2/-O3 (GCC bug 105329); they are not in our code.
     target_compile_options(${target} PRIVATE -Wno-restrict -Wno-stringop-overflow)

@@ -1,31 +1,105 @@
 #include "agent/replay_runner.h"
 
-#include <atomic>
 #include <functional>
-#include <memory>
 #include <string>
 #include <thread>
 #include <unordered_map>
 
 #include "core/event_json.h"
-#include "pipeline/queue.h"
 
 namespace vigil::agent {
 namespace {
 
-struct OpenStream {
-  std::unique_ptr<model::StreamScorer> scorer;
-  uint32_t pid = 0;
-  std::string comm;
-  std::string host;
-  int64_t last_time_ns = 0;
+class PerStreamHandler final : public StreamHandler {
+ public:
+  PerStreamHandler(const model::Model& model, VerdictSink& out) : model_(model), out_(out) {}
+
+  bool OnEvent(core::Event& e) override {
+    if (last_ == nullptr || e.stream != last_name_) {
+      auto [it, fresh] = open_.try_emplace(e.stream);
+      if (fresh) {
+        it->second.scorer = model_.NewStream(e.proc.comm);
+        it->second.comm = e.proc.comm;
+      }
+      last_ = &it->second;
+      last_name_ = e.stream;
+    }
+    if (e.kind == core::EventKind::kStreamEnd) {
+      Finish(last_name_, *last_);
+      open_.erase(last_name_);
+      last_ = nullptr;
+      return false;
+    }
+    last_->pid = e.proc.pid;
+    if (last_->host != e.host) last_->host = e.host;
+    if (e.time_ns != 0) last_->last_time_ns = e.time_ns;
+    last_->scorer->Observe(e);
+    return true;
+  }
+
+  void OnInputEnd() override {
+    for (auto& [name, s] : open_) Finish(name, s);  // input ended mid-stream: still report
+    open_.clear();
+    last_ = nullptr;
+  }
+
+ private:
+  struct OpenStream {
+    std::unique_ptr<model::StreamScorer> scorer;
+    uint32_t pid = 0;
+    std::string comm;
+    std::string host;
+    int64_t last_time_ns = 0;
+  };
+  void Finish(const std::string& stream, OpenStream& s) {
+    core::Verdict v = s.scorer->Current();
+    v.stream = stream;
+    v.host = s.host;
+    v.pid = s.pid;
+    v.subject = s.comm;  // the program; the model's own key may be the global "*"
+    v.time_ns = s.last_time_ns;
+    out_.Emit(std::move(v));
+  }
+
+  const model::Model& model_;
+  VerdictSink& out_;
+  std::unordered_map<std::string, OpenStream> open_;
+  std::string last_name_;
+  OpenStream* last_ = nullptr;
 };
 
 }  // namespace
 
+HandlerFactory PerStreamScoring(const model::Model& model) {
+  return [&model](VerdictSink& out) { return std::make_unique<PerStreamHandler>(model, out); };
+}
+
+ReplayRunner::ReplayRunner(HandlerFactory handlers, std::vector<pipeline::Sink*> sinks,
+                           ReplayOptions options, const core::Clock& clock)
+    : handlers_(std::move(handlers)),
+      sinks_(std::move(sinks)),
+      options_(std::move(options)),
+      clock_(clock) {}
+
 ReplayRunner::ReplayRunner(const model::Model& model, std::vector<pipeline::Sink*> sinks,
                            ReplayOptions options, const core::Clock& clock)
-    : model_(model), sinks_(std::move(sinks)), options_(options), clock_(clock) {}
+    : ReplayRunner(PerStreamScoring(model), std::move(sinks), std::move(options), clock) {}
+
+void ReplayRunner::Emit(core::Verdict v) {
+  if (v.time_ns == 0) v.time_ns = clock_.NowUnixNanos();
+  streams_.fetch_add(1, std::memory_order_relaxed);
+  if (v.anomalous) anomalous_.fetch_add(1, std::memory_order_relaxed);
+  const bool write = options_.emit_all || v.anomalous;
+  const std::string line = write ? core::VerdictToOcsfJson(v) : std::string();
+  std::lock_guard<std::mutex> lock(sink_mu_);
+  if (options_.on_verdict) options_.on_verdict(v);
+  if (!write) return;
+  for (pipeline::Sink* sink : sinks_) {
+    core::Status st = sink->Write(line);
+    if (!st.ok() && sink_status_.ok()) sink_status_ = st;
+  }
+  verdicts_.fetch_add(1, std::memory_order_relaxed);
+}
 
 core::Result<ReplayStats> ReplayRunner::Run(
     sensor::Sensor& sensor, const std::function<void(const core::Status&)>& on_read_error) {
@@ -37,6 +111,7 @@ core::Result<ReplayStats> ReplayRunner::Run(
   const auto nworkers = static_cast<size_t>(options_.workers);
   std::vector<pipeline::BoundedQueue<core::Event>*> queues;
   std::vector<pipeline::SourceId> source_ids;
+  std::vector<std::unique_ptr<StreamHandler>> handlers;
   {
     std::lock_guard<std::mutex> lock(queues_mu_);
     queues_.clear();
@@ -47,80 +122,38 @@ core::Result<ReplayStats> ReplayRunner::Run(
       if (!id.has_value()) return id.error();
       source_ids.push_back(*id);
       queues.push_back(queues_.back().get());
+      handlers.push_back(handlers_(*this));
     }
   }
-  auto& scored = scored_;
-  auto& streams = streams_;
-  auto& verdicts = verdicts_;
-  auto& anomalous = anomalous_;
-  auto emit = [&](const std::string& stream, OpenStream& s) {
-    core::Verdict v = s.scorer->Current();
-    v.stream = stream;
-    v.host = s.host;
-    v.pid = s.pid;
-    v.subject = s.comm;  // the program; the model's own key may be the global "*"
-    v.time_ns = s.last_time_ns != 0 ? s.last_time_ns : clock_.NowUnixNanos();
-    streams.fetch_add(1, std::memory_order_relaxed);
-    if (v.anomalous) anomalous.fetch_add(1, std::memory_order_relaxed);
-    if (!options_.emit_all && !v.anomalous) return;
-    const std::string line = core::VerdictToOcsfJson(v);
-    std::lock_guard<std::mutex> lock(sink_mu_);
-    for (pipeline::Sink* sink : sinks_) {
-      core::Status st = sink->Write(line);
-      if (!st.ok() && sink_status_.ok()) sink_status_ = st;
-    }
-    verdicts.fetch_add(1, std::memory_order_relaxed);
-  };
 
-  auto work = [&](pipeline::BoundedQueue<core::Event>& queue) {
-    std::unordered_map<std::string, OpenStream> open;
+  auto work = [&](pipeline::BoundedQueue<core::Event>& queue, StreamHandler& handler) {
     std::vector<core::Event> batch;
     batch.reserve(options_.batch);
-    std::string last_name;
-    OpenStream* last = nullptr;
-    uint64_t local_scored = 0;
     uint32_t latency_tick = 0;
     while (queue.PopBatch(&batch, options_.batch) > 0) {
+      uint64_t scored = 0;
       for (core::Event& e : batch) {
         if (validator_.Validate(e) != pipeline::RejectReason::kNone) continue;
-        if (last == nullptr || e.stream != last_name) {
-          auto [it, fresh] = open.try_emplace(e.stream);
-          if (fresh) {
-            it->second.scorer = model_.NewStream(e.proc.comm);
-            it->second.comm = e.proc.comm;
-          }
-          last = &it->second;
-          last_name = e.stream;
-        }
-        if (e.kind == core::EventKind::kStreamEnd) {
-          emit(last_name, *last);
-          open.erase(last_name);
-          last = nullptr;
-          continue;
-        }
-        last->pid = e.proc.pid;
-        if (last->host != e.host) last->host = e.host;
-        if (e.time_ns != 0) last->last_time_ns = e.time_ns;
-        last->scorer->Observe(e);
-        ++local_scored;
+        if (!handler.OnEvent(e)) continue;
+        ++scored;
         if (options_.latency != nullptr && ++latency_tick >= options_.latency_sample_every) {
           latency_tick = 0;
           options_.latency->ObserveNanos(clock_.MonotonicNanos() - e.ingest_ns);
         }
       }
-      scored.fetch_add(local_scored, std::memory_order_relaxed);
-      local_scored = 0;
+      scored_.fetch_add(scored, std::memory_order_relaxed);
       batch.clear();
     }
-    for (auto& [name, s] : open) emit(name, s);  // input ended mid-stream: still report
+    handler.OnInputEnd();
   };
 
-  const int64_t start = clock_.MonotonicNanos();
-  start_mono_ = start;
+  start_mono_ = clock_.MonotonicNanos();
   std::vector<std::thread> threads;
-  for (size_t i = 0; i < nworkers; ++i) threads.emplace_back(work, std::ref(*queues[i]));
+  for (size_t i = 0; i < nworkers; ++i) {
+    threads.emplace_back(work, std::ref(*queues[i]), std::ref(*handlers[i]));
+  }
 
-  std::hash<std::string> hasher;
+  std::hash<std::string> hash_stream;
   std::string last_stream;
   size_t last_shard = 0;
   core::Event e;
@@ -137,11 +170,15 @@ core::Result<ReplayStats> ReplayRunner::Run(
     if (e.host.empty()) e.host = options_.host;
     size_t shard = 0;
     if (nworkers > 1) {
-      if (e.stream != last_stream) {
-        last_stream = e.stream;
-        last_shard = hasher(e.stream) % nworkers;
+      if (e.stream.empty()) {
+        shard = e.proc.pid % nworkers;
+      } else {
+        if (e.stream != last_stream) {
+          last_stream = e.stream;
+          last_shard = hash_stream(e.stream) % nworkers;
+        }
+        shard = last_shard;
       }
-      shard = last_shard;
     }
     (void)queues[shard]->Push(source_ids[shard], std::move(e));
     e = core::Event();
@@ -166,7 +203,8 @@ ReplayStats ReplayRunner::Live() const {
   stats.verdicts = verdicts_.load(std::memory_order_relaxed);
   stats.anomalous = anomalous_.load(std::memory_order_relaxed);
   const int64_t end = end_mono_.load();
-  stats.seconds = static_cast<double>((end != 0 ? end : clock_.MonotonicNanos()) - start_mono_) / 1e9;
+  stats.seconds =
+      static_cast<double>((end != 0 ? end : clock_.MonotonicNanos()) - start_mono_) / 1e9;
   stats.validation = validator_.Stats();
   std::lock_guard<std::mutex> lock(queues_mu_);
   for (const auto& q : queues_) {

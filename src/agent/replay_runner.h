@@ -1,13 +1,17 @@
 #pragma once
 
-// Streams a sensor's events through the host path: bounded queue (backpressure per source) ->
-// schema validation -> per-stream model scoring -> verdicts as OCSF JSON Lines to the sinks.
-// Events of one stream always go to the same worker, so each stream is scored in order.
+// The host path that events take after a sensor: bounded queue per worker (backpressure per
+// source) -> schema validation -> a StreamHandler per worker that feeds models -> verdicts as
+// OCSF JSON Lines to the sinks. Events of one stream (or, when an event names no stream, of one
+// pid) always go to the same worker, so a handler sees each stream in order.
+//
+// The replay path uses the per-stream scoring handler (one verdict per stream, when it ends);
+// the live agent plugs in its own handler (learning, then windowed scoring).
 
 #include <atomic>
 #include <cstdint>
-#include <memory>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -34,13 +38,15 @@ struct ReplayOptions {
   // entry) to scored, in seconds. Must outlive the runner.
   core::Histogram* latency = nullptr;
   uint32_t latency_sample_every = 64;
+  // Called for every verdict (written or not), serialised with the sink writes.
+  std::function<void(const core::Verdict&)> on_verdict;
 };
 
 struct ReplayStats {
   uint64_t read = 0;          // events the sensor returned
   uint64_t read_errors = 0;   // pieces of input the sensor reported as bad and skipped
   uint64_t scored = 0;        // events that reached a model
-  uint64_t streams = 0;       // streams that got a verdict
+  uint64_t streams = 0;       // verdicts produced (one per stream or window)
   uint64_t verdicts = 0;      // verdicts written to the sinks
   uint64_t anomalous = 0;
   double seconds = 0;
@@ -48,16 +54,41 @@ struct ReplayStats {
   pipeline::ValidatorStats validation;
 };
 
-class ReplayRunner {
+// Where handlers send verdicts. Thread-safe.
+class VerdictSink {
  public:
-  // `model` and `sinks` must outlive the runner. Sinks are written under a lock, one line each.
+  virtual ~VerdictSink() = default;
+  virtual void Emit(core::Verdict verdict) = 0;
+};
+
+// The per-worker logic. Each instance is used by one thread only.
+class StreamHandler {
+ public:
+  virtual ~StreamHandler() = default;
+  // One validated event. Returns true when it was fed to a model (counted as scored).
+  virtual bool OnEvent(core::Event& event) = 0;
+  // The input ended: emit verdicts for whatever is still open.
+  virtual void OnInputEnd() = 0;
+};
+using HandlerFactory = std::function<std::unique_ptr<StreamHandler>(VerdictSink& out)>;
+
+// The replay handler: one scorer per stream from `model`, a verdict when the stream ends (and
+// at the end of input for streams still open). `model` must outlive the handlers.
+HandlerFactory PerStreamScoring(const model::Model& model);
+
+class ReplayRunner final : private VerdictSink {
+ public:
+  // `sinks` must outlive the runner. Sinks are written under a lock, one line each.
+  ReplayRunner(HandlerFactory handlers, std::vector<pipeline::Sink*> sinks, ReplayOptions options,
+               const core::Clock& clock);
+  // Shorthand for PerStreamScoring(model).
   ReplayRunner(const model::Model& model, std::vector<pipeline::Sink*> sinks,
                ReplayOptions options, const core::Clock& clock);
 
-  // Call once per runner. Reads `sensor` to its end on the calling thread while the workers score. Bad input the
-  // sensor reports goes to `on_read_error` (may be empty) and is counted; the run goes on.
-  // Streams still open at the end get their verdict too, so nothing read is lost. Fails only
-  // when a sink write fails (after the workers have drained) or the options are invalid.
+  // Call once per runner. Reads `sensor` to its end (or until it returns kEnd after a Stop) on
+  // the calling thread while the workers score. Bad input the sensor reports goes to
+  // `on_read_error` (may be empty) and is counted; the run goes on. Fails only when a sink
+  // write fails (after the workers have drained) or the options are invalid.
   core::Result<ReplayStats> Run(sensor::Sensor& sensor,
                                 const std::function<void(const core::Status&)>& on_read_error);
 
@@ -65,7 +96,9 @@ class ReplayRunner {
   ReplayStats Live() const;
 
  private:
-  const model::Model& model_;
+  void Emit(core::Verdict verdict) override;
+
+  HandlerFactory handlers_;
   std::vector<pipeline::Sink*> sinks_;
   ReplayOptions options_;
   const core::Clock& clock_;
