@@ -401,6 +401,101 @@ class ConfigParser {
                         });
   }
 
+  // A sequence of scalars read by `one` (an empty value keeps the default list).
+  template <typename T, typename Fn>
+  Status ReadList(const YAML::Node& node, std::string_view path, std::vector<T>* out,
+                  Fn&& one) const {
+    if (node.IsNull()) return Status::Ok();
+    if (!node.IsSequence()) {
+      return Error(node, path, fmt::format("expected a sequence, got {}", Describe(node)));
+    }
+    out->clear();
+    for (size_t i = 0; i < node.size(); ++i) {
+      T value{};
+      VIGIL_RETURN_IF_ERROR(one(node[i], fmt::format("{}[{}]", path, i), &value));
+      out->push_back(std::move(value));
+    }
+    return Status::Ok();
+  }
+
+  // "300", "300s", "5m", "2h": a duration in whole seconds.
+  Status ReadSeconds(const YAML::Node& v, std::string_view path, uint64_t* out) const {
+    if (v.IsNull()) return Status::Ok();
+    constexpr std::string_view kExpected = "expected a duration like 90s, 5m or 2h";
+    if (!v.IsScalar()) return Error(v, path, fmt::format("{}, got {}", kExpected, Describe(v)));
+    auto parsed = ParseDurationSeconds(v.Scalar());
+    if (!parsed.has_value()) {
+      return Error(v, path, fmt::format("{}, got {}", kExpected, Quote(v.Scalar())));
+    }
+    *out = *parsed;
+    return Status::Ok();
+  }
+
+  Status ReadFilters(const YAML::Node& node, std::string_view path, AgentFilterConfig* f) const {
+    if (node.IsNull()) return Status::Ok();
+    auto str = [&](const YAML::Node& v, const std::string& p, std::string* o) {
+      VIGIL_RETURN_IF_ERROR(ReadString(v, p, o));
+      if (o->size() > 15) return Error(v, p, "a comm is at most 15 bytes (TASK_COMM_LEN - 1)");
+      return Status::Ok();
+    };
+    auto u32 = [&](const YAML::Node& v, const std::string& p, uint32_t* o) {
+      return ReadUint32(v, p, 0, std::numeric_limits<uint32_t>::max(), o);
+    };
+    auto u64 = [&](const YAML::Node& v, const std::string& p, uint64_t* o) {
+      return ReadUint(v, p, 1, std::numeric_limits<uint64_t>::max(), o);
+    };
+    return ForEachField(
+        node, path,
+        {"exclude_comms", "include_comms", "exclude_uids", "include_uids", "exclude_cgroups",
+         "include_cgroups"},
+        [&](const std::string& key, const YAML::Node& v, const std::string& p) {
+          if (key == "exclude_comms") return ReadList(v, p, &f->exclude_comms, str);
+          if (key == "include_comms") return ReadList(v, p, &f->include_comms, str);
+          if (key == "exclude_uids") return ReadList(v, p, &f->exclude_uids, u32);
+          if (key == "include_uids") return ReadList(v, p, &f->include_uids, u32);
+          if (key == "exclude_cgroups") return ReadList(v, p, &f->exclude_cgroups, u64);
+          return ReadList(v, p, &f->include_cgroups, u64);
+        });
+  }
+
+  Status ReadAgent(const YAML::Node& node, std::string_view path, AgentConfig* a) const {
+    if (node.IsNull()) return Status::Ok();
+    auto event = [&](const YAML::Node& v, const std::string& p, std::string* o) {
+      VIGIL_RETURN_IF_ERROR(ReadString(v, p, o));
+      for (std::string_view known : {"exec", "fork", "exit", "execve", "open", "file_mod", "net",
+                                     "cred", "ptrace", "mount"}) {
+        if (*o == known) return Status::Ok();
+      }
+      return Error(v, p,
+                   fmt::format("unknown event {} (exec, fork, exit, execve, open, file_mod, net, "
+                               "cred, ptrace, mount)",
+                               Quote(*o)));
+    };
+    return ForEachField(
+        node, path,
+        {"learn", "window", "min_program_windows", "syscall_stream", "events",
+         "ring_buffer_bytes", "baseline", "write_events", "filters"},
+        [&](const std::string& key, const YAML::Node& v, const std::string& p) {
+          if (key == "learn") return ReadSeconds(v, p, &a->learn_seconds);
+          if (key == "window") return ReadUint32(v, p, 10, 100000, &a->window);
+          if (key == "min_program_windows") {
+            return ReadUint32(v, p, 2, 1000000, &a->min_program_windows);
+          }
+          if (key == "syscall_stream") return ReadBool(v, p, &a->syscall_stream);
+          if (key == "events") return ReadList(v, p, &a->events, event);
+          if (key == "ring_buffer_bytes") {
+            VIGIL_RETURN_IF_ERROR(ReadUint(v, p, 4096, uint64_t{1} << 32, &a->ring_buffer_bytes));
+            if ((a->ring_buffer_bytes & (a->ring_buffer_bytes - 1)) != 0) {
+              return Error(v, p, "expected a power of two");
+            }
+            return Status::Ok();
+          }
+          if (key == "baseline") return ReadString(v, p, &a->baseline);
+          if (key == "write_events") return ReadBool(v, p, &a->write_events);
+          return ReadFilters(v, p, &a->filters);
+        });
+  }
+
   Status ReadRoot(const YAML::Node& root, VigilConfig* c) const {
     if (root.IsNull()) return Status::Ok();
     if (!root.IsMap()) {
@@ -408,7 +503,8 @@ class ConfigParser {
                    fmt::format("expected a mapping at the top level, got {}", Describe(root)));
     }
     return ForEachField(root, "",
-                        {"host", "state_dir", "log", "metrics", "pipeline", "sinks", "model"},
+                        {"host", "state_dir", "log", "metrics", "pipeline", "sinks", "model",
+                         "agent"},
                         [&](const std::string& key, const YAML::Node& v, const std::string& p) {
                           if (key == "host") return ReadString(v, p, &c->host);
                           if (key == "state_dir") return ReadString(v, p, &c->state_dir);
@@ -416,6 +512,7 @@ class ConfigParser {
                           if (key == "metrics") return ReadMetrics(v, p, &c->metrics);
                           if (key == "pipeline") return ReadPipeline(v, p, &c->pipeline);
                           if (key == "sinks") return ReadSinks(v, p, &c->sinks);
+                          if (key == "agent") return ReadAgent(v, p, &c->agent);
                           return ReadModel(v, p, &c->model);
                         });
   }
@@ -480,6 +577,7 @@ void FillDerivedDefaults(VigilConfig* c) {
   if (c->host.empty()) c->host = Hostname();
   if (c->pipeline.spool.dir.empty()) c->pipeline.spool.dir = c->state_dir + "/spool";
   if (c->model.path.empty()) c->model.path = c->state_dir + "/models/adfa.vgm";
+  if (c->agent.baseline.empty()) c->agent.baseline = c->state_dir + "/models/baseline.vgm";
 }
 
 }  // namespace
@@ -525,6 +623,24 @@ std::string_view SinkTypeName(SinkType t) {
 std::string HostPort::ToString() const {
   if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
   return fmt::format("{}:{}", host, port);
+}
+
+Result<uint64_t> ParseDurationSeconds(std::string_view text) {
+  uint64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value, 10);
+  if (text.empty() || ec != std::errc()) {
+    return InvalidArgument(fmt::format("\"{}\": expected a duration like 90s, 5m or 2h", text));
+  }
+  const std::string_view unit(end, static_cast<size_t>(text.data() + text.size() - end));
+  uint64_t mult = 0;
+  if (unit.empty() || unit == "s") mult = 1;
+  if (unit == "m") mult = 60;
+  if (unit == "h") mult = 3600;
+  if (unit == "d") mult = 86400;
+  if (mult == 0 || value > std::numeric_limits<uint64_t>::max() / 86400) {
+    return InvalidArgument(fmt::format("\"{}\": expected a duration like 90s, 5m or 2h", text));
+  }
+  return value * mult;
 }
 
 Result<HostPort> ParseHostPort(std::string_view text) {

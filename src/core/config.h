@@ -41,6 +41,9 @@ std::string_view SinkTypeName(SinkType t);
 
 // A parsed "host:port" ("127.0.0.1:9464", "localhost:0", "[::1]:9464"). Port 0 means "any free
 // port" where the consumer supports it.
+// "90", "90s", "5m", "2h", "1d" -> seconds. kInvalidArgument naming the text otherwise.
+Result<uint64_t> ParseDurationSeconds(std::string_view text);
+
 struct HostPort {
   std::string host;  // without brackets
   uint16_t port = 0;
@@ -92,6 +95,30 @@ struct ModelConfig {
   double target_fpr = 0.05;  // in (0, 1)
 };
 
+// The live host agent (vigil agent).
+struct AgentFilterConfig {
+  std::vector<std::string> exclude_comms;  // matched on the first 15 bytes, as the kernel does
+  std::vector<std::string> include_comms;  // non-empty: only these
+  std::vector<uint32_t> exclude_uids;
+  std::vector<uint32_t> include_uids;
+  std::vector<uint64_t> exclude_cgroups;   // cgroup v2 ids
+  std::vector<uint64_t> include_cgroups;
+};
+
+struct AgentConfig {
+  uint64_t learn_seconds = 300;        // learning period before detection starts
+  uint32_t window = 100;               // system calls per scored window of a process
+  uint32_t min_program_windows = 5;    // programs with fewer learned windows use the global model
+  bool syscall_stream = true;          // the per-call stream that the sequence models read
+  // Typed events: exec, fork, exit, execve, open, file_mod, net, cred, ptrace, mount.
+  std::vector<std::string> events = {"exec",    "fork", "exit", "execve", "open",
+                                     "file_mod", "net", "cred", "ptrace", "mount"};
+  uint64_t ring_buffer_bytes = uint64_t{8} << 20;  // power of two, >= 4096
+  std::string baseline;                // default <state_dir>/models/baseline.vgm
+  bool write_events = false;           // also write typed events (OCSF) to the sinks
+  AgentFilterConfig filters;
+};
+
 struct VigilConfig {
   std::string host;  // default gethostname()
   std::string state_dir = "/var/lib/vigil";
@@ -100,6 +127,7 @@ struct VigilConfig {
   PipelineConfig pipeline;
   std::vector<SinkConfig> sinks;  // default: one stdout sink; an explicit [] means none
   ModelConfig model;
+  AgentConfig agent;
   // Where the values came from: the source name given to ParseConfig / the path, or
   // "<defaults>".
   std::string source;

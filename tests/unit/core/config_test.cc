@@ -366,3 +366,79 @@ TEST_F(LoadConfigTest, DirectoryIsAnError) {
 
 }  // namespace
 }  // namespace vigil::core
+
+namespace vigil::core {
+namespace {
+
+TEST(AgentConfigTest, ReadsEveryAgentKey) {
+  auto c = ParseConfig(R"(agent:
+  learn: 2m
+  window: 50
+  min_program_windows: 3
+  syscall_stream: false
+  events: [exec, open]
+  ring_buffer_bytes: 65536
+  baseline: /tmp/b.vgm
+  write_events: true
+  filters:
+    exclude_comms: [sshd]
+    include_uids: [0, 1000]
+    exclude_cgroups: [42]
+)",
+                       "a.yaml");
+  ASSERT_TRUE(c.has_value()) << c.error().ToString();
+  EXPECT_EQ(c->agent.learn_seconds, 120u);
+  EXPECT_EQ(c->agent.window, 50u);
+  EXPECT_EQ(c->agent.min_program_windows, 3u);
+  EXPECT_FALSE(c->agent.syscall_stream);
+  EXPECT_EQ(c->agent.events, (std::vector<std::string>{"exec", "open"}));
+  EXPECT_EQ(c->agent.ring_buffer_bytes, 65536u);
+  EXPECT_EQ(c->agent.baseline, "/tmp/b.vgm");
+  EXPECT_TRUE(c->agent.write_events);
+  EXPECT_EQ(c->agent.filters.exclude_comms, (std::vector<std::string>{"sshd"}));
+  EXPECT_EQ(c->agent.filters.include_uids, (std::vector<uint32_t>{0, 1000}));
+  EXPECT_EQ(c->agent.filters.exclude_cgroups, (std::vector<uint64_t>{42}));
+}
+
+TEST(AgentConfigTest, DefaultsAndDerivedBaseline) {
+  auto c = ParseConfig("state_dir: /srv/vigil\n", "d.yaml");
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->agent.learn_seconds, 300u);
+  EXPECT_EQ(c->agent.baseline, "/srv/vigil/models/baseline.vgm");
+  EXPECT_TRUE(c->agent.syscall_stream);
+  EXPECT_EQ(c->agent.events.size(), 10u);
+}
+
+TEST(AgentConfigTest, ErrorsNameLineAndKey) {
+  struct Case {
+    const char* yaml;
+    const char* want;
+  } cases[] = {
+      {"agent:\n  learn: soon\n", "b.yaml:2:10: agent.learn: expected a duration"},
+      {"agent:\n  events: [exec, teleport]\n", "agent.events[1]: unknown event \"teleport\""},
+      {"agent:\n  ring_buffer_bytes: 5000\n", "agent.ring_buffer_bytes: expected a power of two"},
+      {"agent:\n  filters:\n    exclude_comms: [averyveryverylongname]\n",
+       "b.yaml:3:21: agent.filters.exclude_comms[0]: a comm is at most 15 bytes"},
+      {"agent:\n  filterz: {}\n", "agent.filterz"},
+      {"agent:\n  window: 5\n", "agent.window: expected an integer in 10..100000"},
+  };
+  for (const Case& c : cases) {
+    auto r = ParseConfig(c.yaml, "b.yaml");
+    ASSERT_FALSE(r.has_value()) << c.yaml;
+    EXPECT_NE(r.error().message().find(c.want), std::string::npos)
+        << "got: " << r.error().message() << "\nwant: " << c.want;
+  }
+}
+
+TEST(AgentConfigTest, ParsesDurations) {
+  EXPECT_EQ(*ParseDurationSeconds("90"), 90u);
+  EXPECT_EQ(*ParseDurationSeconds("90s"), 90u);
+  EXPECT_EQ(*ParseDurationSeconds("5m"), 300u);
+  EXPECT_EQ(*ParseDurationSeconds("2h"), 7200u);
+  EXPECT_FALSE(ParseDurationSeconds("").has_value());
+  EXPECT_FALSE(ParseDurationSeconds("5 m").has_value());
+  EXPECT_FALSE(ParseDurationSeconds("m").has_value());
+}
+
+}  // namespace
+}  // namespace vigil::core
