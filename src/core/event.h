@@ -78,7 +78,8 @@ struct Verdict {
   bool anomalous = false;
   std::string model_name;
   std::string model_version;
-  std::string subject;      // the program (comm) the model scored
+  std::string subject;      // the program (comm or executable) the model scored
+  uint32_t uid = 0;
   std::string stream;       // the stream the verdict is about
   std::string host;
   uint32_t pid = 0;

@@ -1,0 +1,411 @@
+#include "agent/live_agent.h"
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <thread>
+#include <unordered_map>
+
+#include "model/model_file.h"
+
+namespace vigil::agent {
+
+std::string_view LivePhaseName(LivePhase p) {
+  switch (p) {
+    case LivePhase::kLearning: return "learning";
+    case LivePhase::kTraining: return "training";
+    case LivePhase::kDetecting: return "detecting";
+    case LivePhase::kStopped: return "stopped";
+  }
+  return "unknown";
+}
+
+class LiveAgent::State {
+ public:
+  explicit State(const LiveOptions& o) : options(o) {}
+
+  // Learning: one window of one program's calls. Bounded per program.
+  void AddWindow(const std::string& program, core::Arch arch, std::vector<int32_t> calls) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto& list = windows[program];
+    if (list.size() >= options.max_windows_per_program) {
+      dropped_windows.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    model::TrainingTrace t;
+    t.subject = program;
+    t.arch = arch;
+    t.syscalls = std::move(calls);
+    list.push_back(std::move(t));
+    learned_windows.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  std::vector<model::TrainingTrace> TakeWindows() {
+    std::lock_guard<std::mutex> lock(mu);
+    std::vector<model::TrainingTrace> out;
+    for (auto& [program, list] : windows) {
+      for (auto& t : list) out.push_back(std::move(t));
+    }
+    windows.clear();
+    return out;
+  }
+
+  void Publish(std::shared_ptr<const model::SequenceModel> m) {
+    std::lock_guard<std::mutex> lock(mu);
+    model = std::move(m);
+    programs_learned = model->subjects().size() - 1;  // minus the global model
+    generation.fetch_add(1);
+    phase = LivePhase::kDetecting;
+  }
+
+  std::shared_ptr<const model::SequenceModel> Current() const {
+    std::lock_guard<std::mutex> lock(mu);
+    return model;
+  }
+
+  const LiveOptions& options;
+  std::atomic<LivePhase> phase{LivePhase::kLearning};
+  std::atomic<uint64_t> generation{0};
+  std::atomic<uint64_t> learned_windows{0}, dropped_windows{0}, windows_scored{0}, alerts{0},
+      evicted{0};
+  std::atomic<uint64_t> programs_learned{0};
+
+  mutable std::mutex mu;
+  std::shared_ptr<const model::SequenceModel> model;                // guarded by mu
+  std::map<std::string, std::vector<model::TrainingTrace>> windows;  // guarded by mu
+  std::vector<std::string> notes;                                    // guarded by mu
+};
+
+namespace {
+
+constexpr size_t kRecent = 4;  // recent typed events named in an alert
+
+class LiveHandler final : public StreamHandler {
+ public:
+  LiveHandler(LiveAgent::State& state, VerdictSink& out) : state_(state), out_(out) {}
+
+  bool OnEvent(core::Event& e) override {
+    Proc& p = Get(e);
+    p.last_seen = ++tick_;
+    if (e.time_ns != 0) p.last_time_ns = e.time_ns;
+    switch (e.kind) {
+      case core::EventKind::kProcessExit:
+        Flush(e.proc.pid, p, /*exiting=*/true);
+        procs_.erase(e.proc.pid);
+        return false;
+      case core::EventKind::kProcessExec: {
+        Remember(p, "exec " + (e.path.empty() ? e.proc.exe : e.path));
+        std::string program = ProgramOf(e);
+        if (program != p.program) {
+          Flush(e.proc.pid, p, /*exiting=*/true);  // the old program's last partial window
+          p.program = std::move(program);
+          p.comm = e.proc.comm;
+          p.scorer.reset();
+        }
+        return false;
+      }
+      case core::EventKind::kFileOpen:
+        Remember(p, "open " + e.path);
+        return false;
+      case core::EventKind::kNetConnect:
+        Remember(p, "connect " + e.net.daddr + ":" + std::to_string(e.net.dport));
+        return false;
+      case core::EventKind::kSyscall:
+        return OnSyscall(e, p);
+      case core::EventKind::kStreamEnd:
+        return false;
+    }
+    return false;
+  }
+
+  void OnInputEnd() override {
+    for (auto& [pid, p] : procs_) Flush(pid, p, /*exiting=*/true);
+    procs_.clear();
+  }
+
+ private:
+  struct Proc {
+    std::string program;
+    std::string comm;
+    std::string host;
+    uint32_t uid = 0;
+    core::Arch arch = core::Arch::kUnknown;
+    std::vector<int32_t> learn;                    // learning: the window being filled
+    std::unique_ptr<model::StreamScorer> scorer;   // detecting: the window being scored
+    uint64_t scorer_generation = 0;
+    size_t in_window = 0;
+    uint64_t window_index = 0;
+    std::deque<std::string> recent;
+    uint64_t last_seen = 0;
+    int64_t last_time_ns = 0;
+  };
+
+  static std::string ProgramOf(const core::Event& e) {
+    if (!e.proc.exe.empty()) return e.proc.exe;
+    if (e.kind == core::EventKind::kProcessExec && !e.path.empty()) return e.path;
+    return e.proc.comm;
+  }
+
+  Proc& Get(const core::Event& e) {
+    auto [it, fresh] = procs_.try_emplace(e.proc.pid);
+    Proc& p = it->second;
+    if (fresh) {
+      p.program = ProgramOf(e);
+      p.comm = e.proc.comm;
+      p.uid = e.proc.uid;
+      p.host = e.host;
+      if (procs_.size() > state_.options.max_processes) Evict(e.proc.pid);
+    }
+    return procs_.find(e.proc.pid)->second;
+  }
+
+  // Bounded memory: drop the process seen least recently (not `keep`).
+  void Evict(uint32_t keep) {
+    auto victim = procs_.end();
+    for (auto it = procs_.begin(); it != procs_.end(); ++it) {
+      if (it->first == keep) continue;
+      if (victim == procs_.end() || it->second.last_seen < victim->second.last_seen) victim = it;
+    }
+    if (victim == procs_.end()) return;
+    procs_.erase(victim);
+    state_.evicted.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  static void Remember(Proc& p, std::string what) {
+    if (p.recent.size() == kRecent) p.recent.pop_front();
+    p.recent.push_back(std::move(what));
+  }
+
+  bool OnSyscall(const core::Event& e, Proc& p) {
+    const size_t window = state_.options.window;
+    p.arch = e.syscall.arch;
+    switch (state_.phase.load(std::memory_order_relaxed)) {
+      case LivePhase::kLearning:
+        p.learn.push_back(e.syscall.nr);
+        if (p.learn.size() >= window) {
+          state_.AddWindow(p.program, p.arch, std::move(p.learn));
+          p.learn = {};
+          p.learn.reserve(window);
+        }
+        return false;
+      case LivePhase::kTraining:
+      case LivePhase::kStopped:
+        p.learn.clear();
+        return false;
+      case LivePhase::kDetecting:
+        break;
+    }
+    const uint64_t gen = state_.generation.load(std::memory_order_acquire);
+    if (gen != model_generation_) {
+      model_ = state_.Current();
+      model_generation_ = gen;
+    }
+    if (!model_) return false;
+    if (!p.scorer || p.scorer_generation != gen) {
+      p.scorer = model_->NewStream(p.program);
+      p.scorer_generation = gen;
+      p.in_window = 0;
+    }
+    p.scorer->Observe(e);
+    if (++p.in_window >= window) Emit(e.proc.pid, p);
+    return true;
+  }
+
+  // End of a process (or of its current program): report the partial window when it is at least
+  // half a window long; shorter ones say too little.
+  void Flush(uint32_t pid, Proc& p, bool exiting) {
+    const size_t half = std::max<size_t>(state_.options.window / 2, 1);
+    if (state_.phase.load() == LivePhase::kLearning && p.learn.size() >= half) {
+      state_.AddWindow(p.program, p.arch, std::move(p.learn));
+    }
+    p.learn.clear();
+    if (p.scorer && p.in_window >= half) Emit(pid, p);
+    if (exiting) p.scorer.reset();
+    p.in_window = 0;
+  }
+
+  void Emit(uint32_t pid, Proc& p) {
+    core::Verdict v = p.scorer->Current();
+    v.pid = pid;
+    v.uid = p.uid;
+    v.subject = p.program;
+    v.host = p.host;
+    v.time_ns = p.last_time_ns;
+    v.stream = (p.comm.empty() ? p.program : p.comm) + "[" + std::to_string(pid) + "]#" +
+               std::to_string(p.window_index++);
+    for (const std::string& r : p.recent) v.explanation.push_back({"recent: " + r, 0.0});
+    state_.windows_scored.fetch_add(1, std::memory_order_relaxed);
+    if (v.anomalous) state_.alerts.fetch_add(1, std::memory_order_relaxed);
+    out_.Emit(std::move(v));
+    if (model_) p.scorer = model_->NewStream(p.program);
+    p.in_window = 0;
+  }
+
+  LiveAgent::State& state_;
+  VerdictSink& out_;
+  std::unordered_map<uint32_t, Proc> procs_;
+  std::shared_ptr<const model::SequenceModel> model_;
+  uint64_t model_generation_ = 0;
+  uint64_t tick_ = 0;
+};
+
+}  // namespace
+
+LiveAgent::LiveAgent(LiveOptions options, std::vector<pipeline::Sink*> sinks,
+                     const core::Clock& clock, std::function<void()> stop_sensor)
+    : options_(std::move(options)),
+      sinks_(std::move(sinks)),
+      clock_(clock),
+      stop_sensor_(std::move(stop_sensor)),
+      state_(std::make_unique<State>(options_)) {}
+
+LiveAgent::~LiveAgent() = default;
+
+void LiveAgent::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_requested_ = true;
+  }
+  cv_.notify_all();
+  std::call_once(stop_once_, [this] {
+    if (stop_sensor_) stop_sensor_();
+  });
+}
+
+std::vector<std::string> LiveAgent::TakeNotes() {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  std::vector<std::string> out;
+  out.swap(state_->notes);
+  return out;
+}
+
+core::Status LiveAgent::EndLearning() {
+  state_->phase = LivePhase::kTraining;
+  std::vector<model::TrainingTrace> windows = state_->TakeWindows();
+  const size_t needed = static_cast<size_t>(std::max(options_.model.folds, 2));
+  if (windows.size() < needed) {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->notes.push_back("learning saw only " + std::to_string(windows.size()) +
+                            " windows (need " + std::to_string(needed) +
+                            "); learning goes on for another period");
+    state_->phase = LivePhase::kLearning;
+    for (auto& w : windows) state_->windows[w.subject].push_back(std::move(w));
+    return core::Status::Ok();
+  }
+  auto m = model::SequenceModel::Train(windows, options_.model);
+  if (!m.has_value()) return m.error().WithContext("training the baselines");
+  nlohmann::json header;
+  header["created_unix"] = clock_.NowUnixNanos() / 1'000'000'000;
+  header["code_version"] = std::string("vigil ") + VIGIL_VERSION;
+  header["training"] = {{"dataset", "live"},
+                        {"windows", windows.size()},
+                        {"window", options_.window},
+                        {"learn_seconds", options_.learn_ns / 1'000'000'000}};
+  if (!options_.baseline_path.empty()) {
+    VIGIL_RETURN_IF_ERROR(model::WriteModelFile(options_.baseline_path, (*m)->ToFile(header)));
+  }
+  std::shared_ptr<const model::SequenceModel> shared(std::move(m).value());
+  const size_t programs = shared->subjects().size() - 1;
+  state_->Publish(std::move(shared));
+  std::lock_guard<std::mutex> lock(state_->mu);
+  state_->notes.push_back("learned " + std::to_string(windows.size()) + " windows; " +
+                          std::to_string(programs) + " programs have their own model" +
+                          (options_.baseline_path.empty()
+                               ? std::string()
+                               : "; baselines saved to " + options_.baseline_path) +
+                          "; detection started");
+  return core::Status::Ok();
+}
+
+void LiveAgent::Controller() {
+  const int64_t start = clock_.MonotonicNanos();
+  // Waits until `deadline` (monotonic ns of the injected clock; 0: forever) or a stop request.
+  // Returns true when stopped. Polls in short steps so that a fake clock also works.
+  auto wait_until = [&](int64_t deadline) {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_requested_) {
+      const int64_t now = clock_.MonotonicNanos();
+      if (deadline != 0 && now >= deadline) return false;
+      const int64_t left = deadline == 0 ? 50'000'000 : std::min<int64_t>(deadline - now, 50'000'000);
+      cv_.wait_for(lock, std::chrono::nanoseconds(left));
+    }
+    return true;
+  };
+  const int64_t end = options_.duration_ns > 0 ? start + options_.duration_ns : 0;
+  int64_t learn_end = start + options_.learn_ns;
+  while (state_->phase.load() == LivePhase::kLearning) {
+    const int64_t next = end != 0 ? std::min(learn_end, end) : learn_end;
+    if (wait_until(next)) return;  // stopped
+    if (end != 0 && clock_.MonotonicNanos() >= end) {
+      Stop();
+      return;
+    }
+    core::Status st = EndLearning();
+    if (!st.ok()) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        controller_status_ = st;
+      }
+      Stop();
+      return;
+    }
+    learn_end = clock_.MonotonicNanos() + options_.learn_ns;
+  }
+  if (!wait_until(end)) Stop();
+}
+
+core::Result<LiveStats> LiveAgent::Run(
+    sensor::Sensor& sensor, const std::function<void(const core::Status&)>& on_read_error) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!options_.relearn && !options_.baseline_path.empty() &&
+      fs::exists(options_.baseline_path, ec)) {
+    auto file = model::ReadModelFile(options_.baseline_path);
+    if (!file.has_value()) return file.error().WithContext("baseline");
+    auto m = model::SequenceModel::FromFile(*file, options_.baseline_path);
+    if (!m.has_value()) return m.error().WithContext("baseline");
+    std::shared_ptr<const model::SequenceModel> shared(std::move(m).value());
+    const size_t programs = shared->subjects().size() - 1;
+    state_->Publish(std::move(shared));
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->notes.push_back("reusing the baselines in " + options_.baseline_path + " (" +
+                            std::to_string(programs) +
+                            " programs with their own model); detection started");
+  }
+  State& state = *state_;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    runner_ = std::make_unique<ReplayRunner>(
+        [&state](VerdictSink& out) { return std::make_unique<LiveHandler>(state, out); }, sinks_,
+        options_.pipeline, clock_);
+  }
+  std::thread controller([this] { Controller(); });
+  auto stats = runner_->Run(sensor, on_read_error);
+  Stop();
+  controller.join();
+  state_->phase = LivePhase::kStopped;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!controller_status_.ok()) return controller_status_;
+  }
+  if (!stats.has_value()) return stats.error();
+  return Live();
+}
+
+LiveStats LiveAgent::Live() const {
+  LiveStats s;
+  s.phase = state_->phase.load();
+  s.learned_windows = state_->learned_windows.load();
+  s.dropped_windows = state_->dropped_windows.load();
+  s.programs_learned = state_->programs_learned.load();
+  s.windows_scored = state_->windows_scored.load();
+  s.alerts = state_->alerts.load();
+  s.processes_evicted = state_->evicted.load();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (runner_) s.pipeline = runner_->Live();
+  return s;
+}
+
+}  // namespace vigil::agent

@@ -1,0 +1,95 @@
+#pragma once
+
+// The live host agent's logic, independent of where events come from: per-program baselines are
+// learned from windows of each process's system calls for a learning period, trained into the
+// sequence model (one model per program seen often enough, a global one for the rest), persisted,
+// and then every new window of every process is scored; anomalous windows are alerts that name
+// the program, the pid, the rarest call sequences and what the process did recently.
+//
+// Threading: Run() drives a ReplayRunner (reader + workers, events sharded by pid) and a
+// controller thread that ends learning and the run at their deadlines. Stop() may be called from
+// any thread (e.g. a signal-handling thread).
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "agent/replay_runner.h"
+#include "core/clock.h"
+#include "core/status.h"
+#include "model/sequence_model.h"
+#include "pipeline/sink.h"
+#include "sensor/sensor.h"
+
+namespace vigil::agent {
+
+struct LiveOptions {
+  int64_t learn_ns = int64_t{300} * 1'000'000'000;  // learning period (ignored with a baseline)
+  int64_t duration_ns = 0;                          // stop after this long (0: until Stop())
+  size_t window = 100;                              // system calls per scored window
+  size_t max_windows_per_program = 5000;            // learning memory bound per program
+  size_t max_processes = 65536;                     // tracked per worker; the oldest go first
+  std::string baseline_path;                        // where baselines are read and written
+  bool relearn = false;                             // ignore an existing baseline
+  model::SequenceModelOptions model;                // min_subject_traces counts windows
+  ReplayOptions pipeline;                           // queue, workers, sinks policy, on_verdict
+};
+
+enum class LivePhase : uint8_t { kLearning, kTraining, kDetecting, kStopped };
+std::string_view LivePhaseName(LivePhase p);
+
+struct LiveStats {
+  LivePhase phase = LivePhase::kLearning;
+  uint64_t learned_windows = 0;   // windows collected for training
+  uint64_t dropped_windows = 0;   // over max_windows_per_program
+  uint64_t programs_learned = 0;  // programs with a model of their own
+  uint64_t windows_scored = 0;
+  uint64_t alerts = 0;
+  uint64_t processes_evicted = 0;
+  ReplayStats pipeline;
+};
+
+class LiveAgent {
+ public:
+  // `sinks` must outlive the agent. `stop_sensor` makes the sensor's Next() return kEnd (it is
+  // called once, from the controller or from Stop()).
+  LiveAgent(LiveOptions options, std::vector<pipeline::Sink*> sinks, const core::Clock& clock,
+            std::function<void()> stop_sensor);
+  ~LiveAgent();
+
+  // Loads the baseline when one exists (unless relearn), then runs until the sensor ends, the
+  // duration passes or Stop() is called. Fails when the baseline exists but is unreadable
+  // (kDataLoss/kInvalidArgument naming it), when training or saving the baseline fails, or as
+  // ReplayRunner::Run fails.
+  core::Result<LiveStats> Run(sensor::Sensor& sensor,
+                              const std::function<void(const core::Status&)>& on_read_error);
+  void Stop();
+  LiveStats Live() const;
+  // Notes from the run for the operator (baseline reused, training outcome); thread-safe.
+  std::vector<std::string> TakeNotes();
+
+  // Shared between the workers and the controller.
+  class State;
+
+ private:
+  core::Status EndLearning();
+  void Controller();
+
+  LiveOptions options_;
+  std::vector<pipeline::Sink*> sinks_;
+  const core::Clock& clock_;
+  std::function<void()> stop_sensor_;
+  std::unique_ptr<State> state_;
+  std::unique_ptr<ReplayRunner> runner_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_requested_ = false;
+  std::once_flag stop_once_;
+  core::Status controller_status_;
+};
+
+}  // namespace vigil::agent

@@ -1,0 +1,238 @@
+#include "agent/live_agent.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "core/clock.h"
+
+namespace vigil::agent {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Emits `learning` events, then (when a gate is set) waits for the agent to reach detection,
+// then emits `detection` events. Waits are bounded by a deadline; nothing sleeps a fixed time.
+class PhasedSensor final : public sensor::Sensor {
+ public:
+  std::string_view name() const override { return "phased"; }
+  core::Result<sensor::ReadOutcome> Next(core::Event* out) override {
+    if (pos_ == learning.size() && !gated_ && gate) {
+      gated_ = true;
+      gate();
+    }
+    if (pos_ < learning.size()) {
+      *out = learning[pos_++];
+      return sensor::ReadOutcome::kEvent;
+    }
+    const size_t d = pos_ - learning.size();
+    if (d < detection.size()) {
+      ++pos_;
+      *out = detection[d];
+      return sensor::ReadOutcome::kEvent;
+    }
+    return sensor::ReadOutcome::kEnd;
+  }
+  std::vector<core::Event> learning, detection;
+  std::function<void()> gate;
+
+ private:
+  size_t pos_ = 0;
+  bool gated_ = false;
+};
+
+class CollectSink final : public pipeline::Sink {
+ public:
+  core::Status Write(std::string_view line) override {
+    std::lock_guard<std::mutex> l(mu);
+    lines.push_back(nlohmann::json::parse(line));
+    return core::Status::Ok();
+  }
+  core::Status Flush() override { return core::Status::Ok(); }
+  pipeline::SinkStats Stats() const override { return {}; }
+  std::mutex mu;
+  std::vector<nlohmann::json> lines;
+};
+
+bool WaitFor(const std::function<bool()>& cond) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+void AddProcess(std::vector<core::Event>* out, uint32_t pid, const std::string& exe,
+                const std::vector<int>& pattern, size_t calls, bool exit) {
+  core::Event exec;
+  exec.kind = core::EventKind::kProcessExec;
+  exec.proc.pid = pid;
+  exec.proc.comm = fs::path(exe).filename().string();
+  exec.proc.exe = exe;
+  exec.path = exe;
+  out->push_back(exec);
+  for (size_t i = 0; i < calls; ++i) {
+    core::Event e;
+    e.kind = core::EventKind::kSyscall;
+    e.proc = exec.proc;
+    e.syscall = {core::Arch::kX86_64, pattern[i % pattern.size()]};
+    out->push_back(e);
+  }
+  if (exit) {
+    core::Event x;
+    x.kind = core::EventKind::kProcessExit;
+    x.proc = exec.proc;
+    out->push_back(x);
+  }
+}
+
+const std::vector<int> kUsual = {2, 0, 0, 3, 5, 9, 0, 1, 3, 60};     // open read read close ...
+const std::vector<int> kOdd = {59, 41, 42, 33, 33, 59, 2, 0, 1, 3};  // execve socket connect dup2
+
+class LiveAgentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("vigil-live-" + std::to_string(getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    options_.learn_ns = 1'000'000'000;
+    options_.window = 50;
+    options_.baseline_path = (dir_ / "baseline.vgm").string();
+    options_.model.min_subject_traces = 5;
+    options_.pipeline.workers = 2;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  fs::path dir_;
+  LiveOptions options_;
+  core::FakeClock clock_;
+};
+
+TEST_F(LiveAgentTest, LearnsThenAlertsOnlyOnTheUnseenBehaviour) {
+  PhasedSensor sensor;
+  for (uint32_t pid = 100; pid < 120; ++pid) {
+    AddProcess(&sensor.learning, pid, "/usr/bin/worker", kUsual, 200, true);  // 4 windows each
+  }
+  AddProcess(&sensor.detection, 500, "/usr/bin/worker", kUsual, 100, true);
+  AddProcess(&sensor.detection, 501, "/usr/bin/worker", kOdd, 100, false);
+  core::Event open;
+  open.kind = core::EventKind::kFileOpen;
+  open.proc.pid = 501;
+  open.path = "/etc/shadow";
+  sensor.detection.insert(sensor.detection.begin() + 150, open);
+
+  CollectSink sink;
+  LiveAgent* agent_ptr = nullptr;
+  sensor.gate = [&] {
+    ASSERT_TRUE(WaitFor([&] { return agent_ptr->Live().learned_windows == 80; }));
+    clock_.Advance(options_.learn_ns);
+    ASSERT_TRUE(WaitFor([&] { return agent_ptr->Live().phase == LivePhase::kDetecting; }));
+  };
+  LiveAgent agent(options_, {&sink}, clock_, nullptr);
+  agent_ptr = &agent;
+  auto stats = agent.Run(sensor, nullptr);
+  ASSERT_TRUE(stats.has_value()) << stats.error().ToString();
+  EXPECT_EQ(stats->learned_windows, 80u);
+  EXPECT_EQ(stats->programs_learned, 1u);
+  EXPECT_EQ(stats->windows_scored, 4u);
+  EXPECT_EQ(stats->alerts, 2u);
+  ASSERT_EQ(sink.lines.size(), 4u);
+  for (const auto& j : sink.lines) {
+    const bool odd = j["process"]["pid"] == 501;
+    EXPECT_EQ(j["vigil"]["anomalous"].get<bool>(), odd) << j.dump();
+    EXPECT_EQ(j["process"]["name"], "/usr/bin/worker");
+    if (odd) {
+      const std::string expl = j["vigil"]["explanation"].dump();
+      EXPECT_NE(expl.find("execve"), std::string::npos) << expl;
+      EXPECT_NE(expl.find("exec /usr/bin/worker"), std::string::npos) << expl;
+    }
+  }
+  const std::string notes = nlohmann::json(agent.TakeNotes()).dump();
+  EXPECT_NE(notes.find("baselines saved to"), std::string::npos) << notes;
+  EXPECT_TRUE(fs::exists(options_.baseline_path));
+
+  // A restart reuses the baseline: detection from the first event, no learning.
+  PhasedSensor again;
+  AddProcess(&again.detection, 600, "/usr/bin/worker", kOdd, 50, true);
+  CollectSink sink2;
+  LiveAgent agent2(options_, {&sink2}, clock_, nullptr);
+  auto stats2 = agent2.Run(again, nullptr);
+  ASSERT_TRUE(stats2.has_value()) << stats2.error().ToString();
+  EXPECT_EQ(stats2->learned_windows, 0u);
+  EXPECT_EQ(stats2->alerts, 1u);
+  EXPECT_NE(nlohmann::json(agent2.TakeNotes()).dump().find("reusing the baselines"),
+            std::string::npos);
+}
+
+TEST_F(LiveAgentTest, TooLittleLearningKeepsLearning) {
+  PhasedSensor sensor;
+  AddProcess(&sensor.learning, 100, "/usr/bin/quiet", kUsual, 120, true);  // 2 windows
+  LiveAgent* agent_ptr = nullptr;
+  sensor.gate = [&] {
+    ASSERT_TRUE(WaitFor([&] { return agent_ptr->Live().learned_windows == 2; }));
+    clock_.Advance(options_.learn_ns);
+    ASSERT_TRUE(WaitFor([&] {
+      auto notes = agent_ptr->Live();
+      return notes.phase == LivePhase::kLearning && clock_.MonotonicNanos() > 0;
+    }));
+  };
+  CollectSink sink;
+  LiveAgent agent(options_, {&sink}, clock_, nullptr);
+  agent_ptr = &agent;
+  auto stats = agent.Run(sensor, nullptr);
+  ASSERT_TRUE(stats.has_value());
+  EXPECT_EQ(stats->windows_scored, 0u);
+  EXPECT_FALSE(fs::exists(options_.baseline_path));
+}
+
+TEST_F(LiveAgentTest, CorruptBaselineIsRefused) {
+  std::ofstream(options_.baseline_path) << "garbage";
+  PhasedSensor sensor;
+  CollectSink sink;
+  LiveAgent agent(options_, {&sink}, clock_, nullptr);
+  auto stats = agent.Run(sensor, nullptr);
+  ASSERT_FALSE(stats.has_value());
+  EXPECT_NE(stats.error().message().find("baseline.vgm"), std::string::npos)
+      << stats.error().message();
+}
+
+TEST_F(LiveAgentTest, DurationEndsTheRunThroughTheSensorStop) {
+  // A sensor that produces nothing until stopped.
+  class IdleSensor final : public sensor::Sensor {
+   public:
+    std::string_view name() const override { return "idle"; }
+    core::Result<sensor::ReadOutcome> Next(core::Event*) override {
+      while (!stopped.load()) std::this_thread::yield();
+      return sensor::ReadOutcome::kEnd;
+    }
+    std::atomic<bool> stopped{false};
+  } sensor;
+  options_.duration_ns = 5'000'000'000;
+  CollectSink sink;
+  LiveAgent agent(options_, {&sink}, clock_, [&] { sensor.stopped = true; });
+  std::thread advance([&] {
+    // The run ends only when the (fake) duration has passed; keep time moving until it has.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!sensor.stopped.load() && std::chrono::steady_clock::now() < deadline) {
+      clock_.Advance(100'000'000);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  auto stats = agent.Run(sensor, nullptr);
+  advance.join();
+  ASSERT_TRUE(stats.has_value());
+  EXPECT_EQ(stats->phase, LivePhase::kStopped);
+}
+
+}  // namespace
+}  // namespace vigil::agent
