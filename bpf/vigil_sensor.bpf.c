@@ -56,8 +56,9 @@ struct vigil_exit_event *vigil_abi_exit __attribute__((unused));
 
 // Set by the loader before load: the agent's own process, never reported.
 const volatile __u32 agent_tgid = 0;
-// Syscall-stream records do not wake the consumer until this many bytes wait in the ring buffer
-// (the consumer also polls on a short timer); typed records wake it as soon as it is idle.
+// Records do not wake the consumer until this many bytes wait in the ring buffer; the consumer
+// also looks every 10 ms. A wake-up per record (libbpf's default when the consumer is idle)
+// costs a context switch per event and more than quadrupled the cost of an open here.
 const volatile __u64 wakeup_bytes = 1024 * 1024;
 
 struct {
@@ -127,6 +128,11 @@ struct {
   __type(key, __u32);
   __type(value, struct pending);
 } scratch SEC(".maps");
+
+static __always_inline void submit(void *record) {
+  __u64 waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+  bpf_ringbuf_submit(record, waiting >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+}
 
 static __always_inline void count(__u32 cause) {
   __u64 *v = bpf_map_lookup_elem(&counters, &cause);
@@ -284,8 +290,7 @@ static __always_inline void emit_syscall(const struct who *w, long nr, long ret)
   e->ret = ret;
   e->nr = (__u32)nr;
   e->reserved = 0;
-  __u64 waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-  bpf_ringbuf_submit(e, waiting >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+  submit(e);
 }
 
 // Builds the typed record of call `nr` from its arguments and keeps it until sys_exit.
@@ -427,7 +432,7 @@ static __always_inline void emit_pending(__u32 tid, long nr, long ret) {
       if (!e) goto full;
       bpf_probe_read_kernel(e, sizeof(*e), &p->ev.file);
       e->ret = ret;
-      bpf_ringbuf_submit(e, 0);
+      submit(e);
       break;
     }
     case VIGIL_EV_NET: {
@@ -436,7 +441,7 @@ static __always_inline void emit_pending(__u32 tid, long nr, long ret) {
       bpf_probe_read_kernel(e, sizeof(*e), &p->ev.net);
       e->ret = ret;
       if (p->user_addr && ret >= 0) read_sockaddr(e, p->user_addr);
-      bpf_ringbuf_submit(e, 0);
+      submit(e);
       break;
     }
     case VIGIL_EV_CRED: {
@@ -444,7 +449,7 @@ static __always_inline void emit_pending(__u32 tid, long nr, long ret) {
       if (!e) goto full;
       bpf_probe_read_kernel(e, sizeof(*e), &p->ev.cred);
       e->ret = ret;
-      bpf_ringbuf_submit(e, 0);
+      submit(e);
       break;
     }
     case VIGIL_EV_MOUNT: {
@@ -452,7 +457,7 @@ static __always_inline void emit_pending(__u32 tid, long nr, long ret) {
       if (!e) goto full;
       bpf_probe_read_kernel(e, sizeof(*e), &p->ev.mount);
       e->ret = ret;
-      bpf_ringbuf_submit(e, 0);
+      submit(e);
       break;
     }
     default:
@@ -533,7 +538,7 @@ int BPF_PROG(vigil_sched_exec, struct task_struct *task, pid_t old_pid, struct l
     e->args_len = (__u32)len;
   else if (len > 0)
     count(VIGIL_CNT_STR_READ);
-  bpf_ringbuf_submit(e, 0);
+  submit(e);
   return 0;
 }
 
@@ -557,7 +562,7 @@ int BPF_PROG(vigil_sched_fork, struct task_struct *parent, struct task_struct *c
   fill_header(&e->hdr, VIGIL_EV_FORK, sizeof(*e), &w);
   e->child_pid = child_pid;
   e->child_tgid = child_tgid;
-  bpf_ringbuf_submit(e, 0);
+  submit(e);
   return 0;
 }
 
@@ -580,6 +585,6 @@ int BPF_PROG(vigil_sched_exit, struct task_struct *task) {
   fill_header(&e->hdr, VIGIL_EV_EXIT, sizeof(*e), &w);
   e->exit_code = (__u32)BPF_CORE_READ(task, exit_code);
   e->reserved = 0;
-  bpf_ringbuf_submit(e, 0);
+  submit(e);
   return 0;
 }
