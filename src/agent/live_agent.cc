@@ -8,6 +8,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "core/syscall_table.h"
 #include "model/model_file.h"
 
 namespace vigil::agent {
@@ -114,6 +115,27 @@ class LiveHandler final : public StreamHandler {
         return false;
       case core::EventKind::kSyscall:
         return OnSyscall(e, p);
+      case core::EventKind::kProcessFork: {
+        // The child runs the parent's program until it execs.
+        auto [it, fresh] = procs_.try_emplace(e.child_pid);
+        if (fresh) {
+          Proc& parent = procs_.find(e.proc.pid)->second;
+          it->second.program = parent.program;
+          it->second.comm = parent.comm;
+          it->second.uid = parent.uid;
+          it->second.host = parent.host;
+          it->second.last_seen = tick_;
+          if (procs_.size() > state_.options.max_processes) Evict(e.child_pid);
+        }
+        return false;
+      }
+      case core::EventKind::kTypedCall: {
+        std::string what(core::SyscallName(e.syscall.arch, e.syscall.nr));
+        if (!e.path.empty()) what += " " + e.path;
+        if (!e.net.daddr.empty()) what += " " + e.net.daddr + ":" + std::to_string(e.net.dport);
+        Remember(p, std::move(what));
+        return false;
+      }
       case core::EventKind::kStreamEnd:
         return false;
     }

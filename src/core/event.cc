@@ -15,13 +15,15 @@ constexpr std::array<std::pair<EventSource, std::string_view>, 7> kSources{{
     {EventSource::kModbus, "modbus"},
     {EventSource::kSynthetic, "synthetic"},
 }};
-constexpr std::array<std::pair<EventKind, std::string_view>, 6> kKinds{{
+constexpr std::array<std::pair<EventKind, std::string_view>, 8> kKinds{{
     {EventKind::kSyscall, "syscall"},
     {EventKind::kProcessExec, "process_exec"},
     {EventKind::kProcessExit, "process_exit"},
     {EventKind::kFileOpen, "file_open"},
     {EventKind::kNetConnect, "net_connect"},
     {EventKind::kStreamEnd, "stream_end"},
+    {EventKind::kProcessFork, "process_fork"},
+    {EventKind::kTypedCall, "typed_call"},
 }};
 constexpr std::array<std::pair<Arch, std::string_view>, 3> kArchs{{
     {Arch::kUnknown, "unknown"},

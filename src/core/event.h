@@ -21,6 +21,9 @@ enum class EventKind : uint8_t {
   kFileOpen,      // payload: path
   kNetConnect,    // payload: net
   kStreamEnd,     // the recorded stream (e.g. one ADFA-LD trace) ended; no payload
+  kProcessFork,   // proc forked a new process; payload: child_pid
+  kTypedCall,     // a system call reported with its arguments (a typed record), not part of the
+                  // per-call stream that sequence models read; payload: syscall (+ path/net)
 };
 // Instruction-set numbering of a syscall number.
 enum class Arch : uint8_t { kUnknown, kI386, kX86_64 };
@@ -65,6 +68,9 @@ struct Event {
   SyscallPayload syscall;    // kind == kSyscall
   std::string path;          // kind == kFileOpen / kProcessExec
   NetPayload net;            // kind == kNetConnect
+  uint32_t child_pid = 0;    // kind == kProcessFork
+  bool has_ret = false;      // the call's return value is known
+  int64_t ret = 0;           // return value; negative errno on failure
 };
 
 // One piece of evidence behind a score: e.g. an n-gram "open read mmap2" with its surprisal.

@@ -79,8 +79,13 @@ Status ParseObject(const json& j, Event* e) {
     VIGIL_RETURN_IF_ERROR(GetString(p, "comm", "proc.comm", &e->proc.comm, false, 255));
     VIGIL_RETURN_IF_ERROR(GetString(p, "exe", "proc.exe", &e->proc.exe, false));
   }
+  if (auto it = j.find("ret"); it != j.end()) {
+    VIGIL_RETURN_IF_ERROR(GetInt(j, "ret", "ret", &e->ret, false));
+    e->has_ret = true;
+  }
   switch (e->kind) {
-    case EventKind::kSyscall: {
+    case EventKind::kSyscall:
+    case EventKind::kTypedCall: {
       auto it = j.find("syscall");
       if (it == j.end() || !it->is_object()) return FieldError("syscall", "missing or not an object");
       std::string arch, name;
@@ -89,6 +94,15 @@ Status ParseObject(const json& j, Event* e) {
         return FieldError("syscall.arch", "unknown architecture \"" + arch + "\"");
       }
       VIGIL_RETURN_IF_ERROR(GetInt(*it, "nr", "syscall.nr", &e->syscall.nr, true));
+      if (e->kind == EventKind::kTypedCall) {
+        VIGIL_RETURN_IF_ERROR(GetString(j, "path", "path", &e->path, false));
+        if (auto n = j.find("net"); n != j.end()) {
+          if (!n->is_object()) return FieldError("net", "expected an object");
+          VIGIL_RETURN_IF_ERROR(GetString(*n, "daddr", "net.daddr", &e->net.daddr, true, 64));
+          VIGIL_RETURN_IF_ERROR(GetInt(*n, "dport", "net.dport", &e->net.dport, false));
+          VIGIL_RETURN_IF_ERROR(GetInt(*n, "protocol", "net.protocol", &e->net.protocol, false));
+        }
+      }
       break;
     }
     case EventKind::kFileOpen:
@@ -103,6 +117,9 @@ Status ParseObject(const json& j, Event* e) {
       VIGIL_RETURN_IF_ERROR(GetInt(*it, "protocol", "net.protocol", &e->net.protocol, false));
       break;
     }
+    case EventKind::kProcessFork:
+      VIGIL_RETURN_IF_ERROR(GetInt(j, "child_pid", "child_pid", &e->child_pid, true));
+      break;
     case EventKind::kProcessExit:
     case EventKind::kStreamEnd:
       break;
@@ -134,9 +151,20 @@ std::string EventToJson(const Event& e) {
   j["proc"] = {{"pid", e.proc.pid}, {"tid", e.proc.tid}, {"ppid", e.proc.ppid},
                {"uid", e.proc.uid}, {"comm", e.proc.comm}};
   if (!e.proc.exe.empty()) j["proc"]["exe"] = e.proc.exe;
+  if (e.has_ret) j["ret"] = e.ret;
   switch (e.kind) {
     case EventKind::kSyscall:
       j["syscall"] = {{"arch", ArchName(e.syscall.arch)}, {"nr", e.syscall.nr}};
+      break;
+    case EventKind::kTypedCall:
+      j["syscall"] = {{"arch", ArchName(e.syscall.arch)}, {"nr", e.syscall.nr}};
+      if (!e.path.empty()) j["path"] = e.path;
+      if (!e.net.daddr.empty()) {
+        j["net"] = {{"daddr", e.net.daddr}, {"dport", e.net.dport}, {"protocol", e.net.protocol}};
+      }
+      break;
+    case EventKind::kProcessFork:
+      j["child_pid"] = e.child_pid;
       break;
     case EventKind::kFileOpen:
     case EventKind::kProcessExec:

@@ -24,7 +24,7 @@ bool KnownSource(core::EventSource s) {
   return static_cast<uint8_t>(s) <= static_cast<uint8_t>(core::EventSource::kSynthetic);
 }
 bool KnownKind(EventKind k) {
-  return static_cast<uint8_t>(k) <= static_cast<uint8_t>(EventKind::kStreamEnd);
+  return static_cast<uint8_t>(k) <= static_cast<uint8_t>(EventKind::kTypedCall);
 }
 bool KnownArch(core::Arch a) { return a == core::Arch::kI386 || a == core::Arch::kX86_64; }
 
@@ -81,6 +81,7 @@ RejectReason EventValidator::Check(const Event& e) const {
   if (e.ingest_ns < 0) return RejectReason::kNegativeIngestTime;
   switch (e.kind) {
     case EventKind::kSyscall:
+    case EventKind::kTypedCall:
       if (!KnownArch(e.syscall.arch)) return RejectReason::kSyscallArchUnknown;
       if (e.syscall.nr < 0 || e.syscall.nr >= core::kMaxSyscallNr) {
         return RejectReason::kSyscallNrOutOfRange;
@@ -102,6 +103,7 @@ RejectReason EventValidator::Check(const Event& e) const {
       break;
     case EventKind::kProcessExit:
     case EventKind::kStreamEnd:
+    case EventKind::kProcessFork:
       break;
   }
   if (e.host.size() > options_.max_host) return RejectReason::kHostTooLong;

@@ -31,6 +31,15 @@ Event FullEvent(EventKind kind) {
     case EventKind::kNetConnect:
       e.net = {"2001:db8::1", 443, 6};
       break;
+    case EventKind::kProcessFork:
+      e.child_pid = 4242;
+      break;
+    case EventKind::kTypedCall:
+      e.syscall = {Arch::kX86_64, 87};
+      e.path = "/tmp/gone";
+      e.has_ret = true;
+      e.ret = -2;
+      break;
     case EventKind::kProcessExit:
     case EventKind::kStreamEnd:
       break;
@@ -61,7 +70,8 @@ void ExpectSame(const Event& a, const Event& b) {
 
 TEST(EventJsonTest, EveryKindRoundTrips) {
   for (EventKind kind : {EventKind::kSyscall, EventKind::kProcessExec, EventKind::kProcessExit,
-                         EventKind::kFileOpen, EventKind::kNetConnect, EventKind::kStreamEnd}) {
+                         EventKind::kFileOpen, EventKind::kNetConnect, EventKind::kStreamEnd,
+                         EventKind::kProcessFork, EventKind::kTypedCall}) {
     const Event e = FullEvent(kind);
     const std::string line = EventToJson(e);
     EXPECT_EQ(line.find('\n'), std::string::npos);
