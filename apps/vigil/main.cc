@@ -63,6 +63,7 @@ int Main(int argc, char** argv) {
   add(AddTrainCommand);
   add(AddEvalCommand);
   add(AddReplayCommand);
+  add(AddAgentCommand);
   try {
     root.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

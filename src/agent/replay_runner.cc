@@ -166,6 +166,7 @@ core::Result<ReplayStats> ReplayRunner::Run(
     }
     if (*r == sensor::ReadOutcome::kEnd) break;
     read_.fetch_add(1, std::memory_order_relaxed);
+    if (options_.on_read) options_.on_read(e);
     e.ingest_ns = clock_.MonotonicNanos();
     if (e.host.empty()) e.host = options_.host;
     size_t shard = 0;

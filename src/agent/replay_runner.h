@@ -38,6 +38,9 @@ struct ReplayOptions {
   // entry) to scored, in seconds. Must outlive the runner.
   core::Histogram* latency = nullptr;
   uint32_t latency_sample_every = 64;
+  // Called on the reading thread for every event the sensor returned, before it is queued
+  // (enrichment, kind fix-ups). Must be quick.
+  std::function<void(core::Event&)> on_read;
   // Called for every verdict (written or not), serialised with the sink writes.
   std::function<void(const core::Verdict&)> on_verdict;
 };

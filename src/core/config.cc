@@ -474,7 +474,7 @@ class ConfigParser {
     return ForEachField(
         node, path,
         {"learn", "window", "min_program_windows", "syscall_stream", "events",
-         "ring_buffer_bytes", "baseline", "write_events", "filters"},
+         "ring_buffer_bytes", "baseline", "filters"},
         [&](const std::string& key, const YAML::Node& v, const std::string& p) {
           if (key == "learn") return ReadSeconds(v, p, &a->learn_seconds);
           if (key == "window") return ReadUint32(v, p, 10, 100000, &a->window);
@@ -491,7 +491,6 @@ class ConfigParser {
             return Status::Ok();
           }
           if (key == "baseline") return ReadString(v, p, &a->baseline);
-          if (key == "write_events") return ReadBool(v, p, &a->write_events);
           return ReadFilters(v, p, &a->filters);
         });
   }

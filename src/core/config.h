@@ -115,7 +115,6 @@ struct AgentConfig {
                                      "file_mod", "net", "cred", "ptrace", "mount"};
   uint64_t ring_buffer_bytes = uint64_t{8} << 20;  // power of two, >= 4096
   std::string baseline;                // default <state_dir>/models/baseline.vgm
-  bool write_events = false;           // also write typed events (OCSF) to the sinks
   AgentFilterConfig filters;
 };
 

@@ -379,7 +379,6 @@ TEST(AgentConfigTest, ReadsEveryAgentKey) {
   events: [exec, open]
   ring_buffer_bytes: 65536
   baseline: /tmp/b.vgm
-  write_events: true
   filters:
     exclude_comms: [sshd]
     include_uids: [0, 1000]
@@ -394,7 +393,6 @@ TEST(AgentConfigTest, ReadsEveryAgentKey) {
   EXPECT_EQ(c->agent.events, (std::vector<std::string>{"exec", "open"}));
   EXPECT_EQ(c->agent.ring_buffer_bytes, 65536u);
   EXPECT_EQ(c->agent.baseline, "/tmp/b.vgm");
-  EXPECT_TRUE(c->agent.write_events);
   EXPECT_EQ(c->agent.filters.exclude_comms, (std::vector<std::string>{"sshd"}));
   EXPECT_EQ(c->agent.filters.include_uids, (std::vector<uint32_t>{0, 1000}));
   EXPECT_EQ(c->agent.filters.exclude_cgroups, (std::vector<uint64_t>{42}));

@@ -1,0 +1,403 @@
+// vigil agent: watches this host through the eBPF sensor, learns per-program baselines, then
+// scores live behaviour and reports anomalies with explanations.
+//
+// Start-up is an ordered list of steps; each acquires something that the destructors release in
+// reverse order on the way out: config -> logging -> sinks -> process tree -> kernel sensor ->
+// metrics server -> signal thread -> run.
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "agent/durable_output.h"
+#include "agent/live_agent.h"
+#include "apps/vigil/commands.h"
+#include "core/config.h"
+#include "core/http_server.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "enrich/process_tree.h"
+#include "sensor/ebpf_sensor.h"
+
+namespace vigil::app {
+namespace {
+
+struct AgentCmdOptions {
+  std::string config = std::string(core::kDefaultConfigPath);
+  std::string learn;
+  std::string duration;
+  std::vector<std::string> sinks;
+  std::string baseline;
+  std::string state_dir;
+  std::string metrics_listen;
+  bool no_metrics = false;
+  bool relearn = false;
+  bool quiet = false;
+};
+
+uint32_t TypedMask(const std::vector<std::string>& events) {
+  uint32_t mask = 0;
+  for (const std::string& e : events) {
+    if (e == "exec") mask |= sensor::kTypedExec;
+    if (e == "fork") mask |= sensor::kTypedFork;
+    if (e == "exit") mask |= sensor::kTypedExit;
+    if (e == "execve") mask |= sensor::kTypedExecve;
+    if (e == "open") mask |= sensor::kTypedOpen;
+    if (e == "file_mod") mask |= sensor::kTypedFileMod;
+    if (e == "net") mask |= sensor::kTypedNet;
+    if (e == "cred") mask |= sensor::kTypedCred;
+    if (e == "ptrace") mask |= sensor::kTypedPtrace;
+    if (e == "mount") mask |= sensor::kTypedMount;
+  }
+  return mask;
+}
+
+sensor::EbpfOptions SensorOptions(const core::AgentConfig& a) {
+  sensor::EbpfOptions o;
+  o.ring_buffer_bytes = a.ring_buffer_bytes;
+  o.syscall_stream = a.syscall_stream;
+  // Fork, exec and exit keep the process tree right, so they are always on.
+  o.typed_events = TypedMask(a.events) | sensor::kTypedExec | sensor::kTypedFork |
+                   sensor::kTypedExit;
+  o.exclude_comms = a.filters.exclude_comms;
+  o.include_comms = a.filters.include_comms;
+  o.exclude_uids = a.filters.exclude_uids;
+  o.include_uids = a.filters.include_uids;
+  o.exclude_cgroups = a.filters.exclude_cgroups;
+  o.include_cgroups = a.filters.include_cgroups;
+  return o;
+}
+
+// Applies the filters and event set of a (re)loaded config to the running sensor.
+core::Status ApplyRuntimeConfig(sensor::EbpfSensor& s, const core::AgentConfig& a) {
+  const sensor::EbpfOptions o = SensorOptions(a);
+  VIGIL_RETURN_IF_ERROR(s.ClearFilters());
+  for (const auto& c : o.exclude_comms) VIGIL_RETURN_IF_ERROR(s.AddExcludeComm(c));
+  for (const auto& c : o.include_comms) VIGIL_RETURN_IF_ERROR(s.AddIncludeComm(c));
+  for (uint32_t u : o.exclude_uids) VIGIL_RETURN_IF_ERROR(s.AddExcludeUid(u));
+  for (uint32_t u : o.include_uids) VIGIL_RETURN_IF_ERROR(s.AddIncludeUid(u));
+  for (uint64_t g : o.exclude_cgroups) VIGIL_RETURN_IF_ERROR(s.AddExcludeCgroup(g));
+  for (uint64_t g : o.include_cgroups) VIGIL_RETURN_IF_ERROR(s.AddIncludeCgroup(g));
+  VIGIL_RETURN_IF_ERROR(s.SetSyscallStream(o.syscall_stream));
+  return s.SetTypedEvents(o.typed_events);
+}
+
+double ResidentMegabytes() {
+  std::ifstream statm("/proc/self/statm");
+  uint64_t size = 0, resident = 0;
+  statm >> size >> resident;
+  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / 1e6;
+}
+
+std::string UserName(const enrich::ProcessTree& tree, uint32_t pid, uint32_t uid) {
+  if (auto info = tree.Lookup(pid); info && !info->user.empty()) return info->user;
+  return "uid " + std::to_string(uid);
+}
+
+int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
+  // 1. Config and logging.
+  auto config = core::LoadConfig(o.config);
+  if (!config.has_value()) return ReportError("agent", config.error());
+  core::VigilConfig& c = *config;
+  if (!o.state_dir.empty()) {
+    c.state_dir = o.state_dir;
+    if (cmd.count("--baseline") == 0) c.agent.baseline = o.state_dir + "/models/baseline.vgm";
+  }
+  if (!o.learn.empty()) {
+    auto s = core::ParseDurationSeconds(o.learn);
+    if (!s.has_value()) return ReportError("agent", s.error().WithContext("--learn"));
+    c.agent.learn_seconds = *s;
+  }
+  uint64_t duration_s = 0;
+  if (!o.duration.empty()) {
+    auto s = core::ParseDurationSeconds(o.duration);
+    if (!s.has_value()) return ReportError("agent", s.error().WithContext("--duration"));
+    duration_s = *s;
+  }
+  if (!o.baseline.empty()) c.agent.baseline = o.baseline;
+  if (auto st = core::InitLogging(c.log.level, c.log.format); !st.ok()) {
+    return ReportError("agent", st);
+  }
+
+  // 2. The kernel side first: without it nothing else is worth starting.
+  if (geteuid() != 0) {
+    return ReportError("agent", core::FailedPrecondition(
+                                    "the eBPF sensor needs root (CAP_BPF, CAP_PERFMON and "
+                                    "CAP_SYS_RESOURCE or CAP_SYS_ADMIN); run it as root or "
+                                    "through deploy/systemd/vigil-agent.service"));
+  }
+
+  // 3. Sinks (optionally behind the durable spool).
+  std::vector<std::string> specs = o.sinks;
+  if (specs.empty()) {
+    for (const core::SinkConfig& s : c.sinks) {
+      if (s.type == core::SinkType::kStdout) specs.push_back("stdout");
+      if (s.type == core::SinkType::kNull) specs.push_back("null");
+      if (s.type == core::SinkType::kFile) specs.push_back("file:" + s.path);
+    }
+  }
+  std::vector<std::unique_ptr<pipeline::Sink>> owned;
+  std::vector<pipeline::Sink*> sinks;
+  for (const std::string& spec : specs) {
+    auto sink = pipeline::MakeSink(spec);
+    if (!sink.has_value()) return ReportError("agent", sink.error().WithContext("--sink"));
+    sinks.push_back(sink->get());
+    owned.push_back(std::move(sink).value());
+  }
+  std::unique_ptr<agent::DurableOutput> durable;
+  if (c.pipeline.spool.enabled) {
+    pipeline::SpoolOptions so;
+    so.segment_bytes = c.pipeline.spool.segment_bytes;
+    so.sync = c.pipeline.spool.fsync == core::FsyncPolicy::kAlways  ? pipeline::SyncMode::kAlways
+              : c.pipeline.spool.fsync == core::FsyncPolicy::kBatch ? pipeline::SyncMode::kEveryN
+                                                                    : pipeline::SyncMode::kNever;
+    auto d = agent::DurableOutput::Open(c.pipeline.spool.dir, so, sinks, nullptr);
+    if (!d.has_value()) return ReportError("agent", d.error());
+    durable = std::move(d).value();
+    sinks = {durable.get()};
+  }
+
+  // 4. Process tree from a /proc snapshot; kept current from fork/exec/exit events.
+  enrich::ProcessTreeOptions tree_options;
+  auto tree = enrich::ProcessTree::Create(tree_options, &core::SystemClock::Get());
+  if (!tree.has_value()) return ReportError("agent", tree.error());
+  if (auto st = (*tree)->LoadSnapshot(); !st.ok()) {
+    spdlog::warn("process tree: /proc snapshot failed ({}); learning processes from events only",
+                 st.message());
+  }
+
+  // 5. The eBPF sensor. Exits 2 with the exact reason when the kernel cannot do it.
+  auto opened = sensor::EbpfSensor::Open(SensorOptions(c.agent));
+  if (!opened.has_value()) {
+    std::fprintf(stderr, "vigil agent: error: %s\n", opened.error().message().c_str());
+    return kExitUsage;
+  }
+  std::unique_ptr<sensor::EbpfSensor> ebpf = std::move(opened).value();
+  for (const std::string& w : ebpf->warnings()) spdlog::warn("ebpf: {}", w);
+
+  // 6. The agent.
+  agent::LiveOptions lo;
+  lo.learn_ns = static_cast<int64_t>(c.agent.learn_seconds) * 1'000'000'000;
+  lo.duration_ns = static_cast<int64_t>(duration_s) * 1'000'000'000;
+  lo.window = c.agent.window;
+  lo.baseline_path = c.agent.baseline;
+  lo.relearn = o.relearn;
+  lo.model.name = "host-baseline";
+  lo.model.version = "1";
+  lo.model.min_subject_traces = c.agent.min_program_windows;
+  lo.model.target_fpr = c.model.target_fpr;
+  lo.pipeline.queue_capacity = c.pipeline.queue.capacity;
+  lo.pipeline.workers = static_cast<int>(c.pipeline.workers);
+  lo.pipeline.host = c.host;
+  lo.pipeline.emit_all = false;  // alerts only; learning and normal windows stay in the counters
+  const enrich::ProcessTree& tree_ref = **tree;
+  enrich::ProcessTree& tree_mut = **tree;
+  sensor::EbpfSensor& sensor_ref = *ebpf;
+  std::mutex print_mu;
+  lo.pipeline.on_read = [&](core::Event& e) {
+    const sensor::EbpfEventDetail& d = sensor_ref.detail();
+    if (d.has_ret) {
+      e.has_ret = true;
+      e.ret = d.ret;
+    }
+    switch (d.type) {
+      case sensor::EbpfRecordType::kFork:
+        e.kind = core::EventKind::kProcessFork;
+        e.child_pid = d.child_pid;
+        tree_mut.OnFork(e.proc.pid, d.child_pid, enrich::kUnknownTime);
+        break;
+      case sensor::EbpfRecordType::kExec:
+        tree_mut.OnExec(e.proc.pid, e.path, d.argv, e.proc.uid, e.proc.comm, enrich::kUnknownTime);
+        break;
+      case sensor::EbpfRecordType::kExit:
+        tree_mut.OnExit(e.proc.pid, enrich::kUnknownTime);
+        break;
+      case sensor::EbpfRecordType::kSyscall:
+        break;
+      default:
+        // Typed records of calls also in the syscall stream must not be counted twice.
+        if (e.kind == core::EventKind::kSyscall) e.kind = core::EventKind::kTypedCall;
+        break;
+    }
+    tree_ref.Enrich(&e);
+  };
+  lo.pipeline.on_verdict = [&](const core::Verdict& v) {
+    if (!v.anomalous || o.quiet) return;
+    std::string rare, recent;
+    for (const core::Evidence& ev : v.explanation) {
+      if (ev.what.rfind("recent: ", 0) == 0) {
+        recent += (recent.empty() ? "" : "; ") + ev.what.substr(8);
+      } else {
+        rare += (rare.empty() ? "" : " | ") + ev.what;
+      }
+    }
+    std::lock_guard<std::mutex> lock(print_mu);
+    std::fprintf(stderr,
+                 "ALERT %s pid %u user %s score %.2f\n  did: %s\n  rarest sequences: %s\n",
+                 v.subject.c_str(), v.pid, UserName(tree_ref, v.pid, v.uid).c_str(), v.score,
+                 recent.empty() ? "(no typed events)" : recent.c_str(), rare.c_str());
+  };
+  agent::LiveAgent live(lo, sinks, core::SystemClock::Get(), [&sensor_ref] { sensor_ref.Stop(); });
+
+  // 7. Metrics and health.
+  core::Registry& registry = core::Registry::Get();
+  std::vector<core::Registry::CallbackHandle> handles;
+  auto add = [&](const char* name, const char* help, const core::Labels& labels, bool gauge,
+                 std::function<double()> read) {
+    auto h = gauge ? registry.AddCallbackGauge(name, help, labels, std::move(read))
+                   : registry.AddCallbackCounter(name, help, labels, std::move(read));
+    if (h.has_value()) handles.push_back(std::move(h).value());
+  };
+  add("vigil_events_read_total", "Events the sensor delivered", {}, false,
+      [&] { return live.Live().pipeline.read; });
+  add("vigil_windows_scored_total", "Process windows scored", {}, false,
+      [&] { return live.Live().windows_scored; });
+  add("vigil_alerts_total", "Anomalous windows", {}, false, [&] { return live.Live().alerts; });
+  add("vigil_learned_windows_total", "Windows collected while learning", {}, false,
+      [&] { return live.Live().learned_windows; });
+  add("vigil_programs_learned", "Programs with a baseline of their own", {}, true,
+      [&] { return live.Live().programs_learned; });
+  add("vigil_queue_dropped_total", "Events dropped by the queue", {{"cause", "full"}}, false,
+      [&] { return live.Live().pipeline.queue.dropped_full; });
+  for (size_t i = 0; i < sensor::kEbpfLostCauseCount; ++i) {
+    const auto cause = static_cast<sensor::EbpfLostCause>(i);
+    add("vigil_kernel_events_lost_total", "Events lost or damaged in the kernel sensor, by cause",
+        {{"cause", std::string(sensor::EbpfLostCauseName(cause))}}, false, [&sensor_ref, i] {
+          auto lost = sensor_ref.LostCounts();
+          return lost.has_value() ? static_cast<double>((*lost)[i]) : 0.0;
+        });
+  }
+  add("vigil_resident_memory_bytes", "Resident memory of the agent", {}, true,
+      [] { return ResidentMegabytes() * 1e6; });
+  auto tree_metrics = tree_mut.ExportMetrics(&registry);
+  std::unique_ptr<core::MetricsServer> server;
+  std::string listen = o.metrics_listen;
+  if (listen.empty() && c.metrics.enabled && !o.no_metrics) listen = c.metrics.listen.ToString();
+  if (!listen.empty()) {
+    auto addr = core::ParseHostPort(listen);
+    if (!addr.has_value()) return ReportError("agent", addr.error().WithContext("metrics"));
+    server = std::make_unique<core::MetricsServer>(registry, [&] {
+      core::HealthReport h;
+      const agent::LiveStats s = live.Live();
+      nlohmann::json lost = nlohmann::json::object();
+      if (auto l = sensor_ref.LostCounts(); l.has_value()) {
+        for (size_t i = 0; i < sensor::kEbpfLostCauseCount; ++i) {
+          lost[std::string(sensor::EbpfLostCauseName(static_cast<sensor::EbpfLostCause>(i)))] =
+              (*l)[i];
+        }
+      }
+      h.detail = {{"phase", agent::LivePhaseName(s.phase)},
+                  {"events_read", s.pipeline.read},
+                  {"events_per_second", s.pipeline.seconds > 0 ? s.pipeline.read / s.pipeline.seconds : 0.0},
+                  {"queue_dropped", s.pipeline.queue.dropped_full},
+                  {"kernel_lost", lost},
+                  {"processes_tracked", tree_ref.size()},
+                  {"programs_learned", s.programs_learned},
+                  {"learned_windows", s.learned_windows},
+                  {"windows_scored", s.windows_scored},
+                  {"alerts", s.alerts},
+                  {"resident_mb", ResidentMegabytes()}};
+      return h;
+    });
+    if (auto st = server->Start(addr->host, addr->port); !st.ok()) {
+      return ReportError("agent", st);
+    }
+    spdlog::info("metrics and health on http://{}:{}/ (/metrics, /healthz)", addr->host,
+                 server->port());
+  }
+
+  // 8. Signals: SIGINT/SIGTERM stop cleanly, SIGHUP reloads filters and the event set.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::atomic<bool> done{false};
+  std::thread signals([&] {
+    while (!done.load()) {
+      timespec tick{1, 0};
+      const int sig = sigtimedwait(&set, nullptr, &tick);
+      for (const std::string& note : live.TakeNotes()) spdlog::info("{}", note);
+      if (sig == SIGINT || sig == SIGTERM) {
+        spdlog::info("stopping (signal {})", sig);
+        live.Stop();
+      } else if (sig == SIGHUP) {
+        auto fresh = core::LoadConfig(o.config);
+        if (!fresh.has_value()) {
+          spdlog::error("SIGHUP: config not reloaded: {}", fresh.error().message());
+          continue;
+        }
+        core::Status st = ApplyRuntimeConfig(sensor_ref, fresh->agent);
+        if (st.ok()) {
+          spdlog::info("SIGHUP: reloaded filters and event set from {}", o.config);
+        } else {
+          spdlog::error("SIGHUP: applying the reloaded config failed: {}", st.message());
+        }
+      }
+    }
+  });
+
+  spdlog::info("vigil agent on {}: learning for {} s (baselines: {}), window {} calls", c.host,
+               c.agent.learn_seconds, c.agent.baseline, c.agent.window);
+  auto stats = live.Run(*ebpf, [](const core::Status& st) {
+    spdlog::warn("ebpf: skipped a malformed record: {}", st.message());
+  });
+  done = true;
+  signals.join();
+  for (const std::string& note : live.TakeNotes()) spdlog::info("{}", note);
+  if (server) server->Stop();
+  if (!stats.has_value()) return ReportError("agent", stats.error());
+  uint64_t lost_total = 0;
+  if (auto l = ebpf->LostCounts(); l.has_value()) {
+    lost_total = (*l)[static_cast<size_t>(sensor::EbpfLostCause::kRingBufferFull)];
+  }
+  std::fprintf(stderr,
+               "vigil agent: %" PRIu64 " events in %.1f s, %" PRIu64 " windows learned, %" PRIu64
+               " scored, %" PRIu64 " alerts; %" PRIu64 " lost in the kernel, %" PRIu64
+               " dropped in the queue\n",
+               stats->pipeline.read, stats->pipeline.seconds, stats->learned_windows,
+               stats->windows_scored, stats->alerts, lost_total, stats->pipeline.queue.dropped_full);
+  return kExitOk;
+}
+
+}  // namespace
+
+RunFn AddAgentCommand(CLI::App& root) {
+  auto o = std::make_shared<AgentCmdOptions>();
+  CLI::App* cmd = root.add_subcommand(
+      "agent", "Watch this host with the eBPF sensor: learn per-program baselines, then alert "
+               "on anomalous behaviour (monitor mode)");
+  cmd->add_option("--config", o->config,
+                  "YAML config (sensors, event set, filters, sinks, learning period, metrics); a "
+                  "missing default file means embedded defaults")
+      ->capture_default_str();
+  cmd->add_option("--learn", o->learn, "Learning period, e.g. 60s, 5m (default from config: 5m)");
+  cmd->add_option("--duration", o->duration,
+                  "Stop after this long, flushing every sink (default: until SIGINT/SIGTERM)");
+  cmd->add_option("--sink", o->sinks,
+                  "Where alerts go: stdout, file:PATH or null; repeatable (default from config)");
+  cmd->add_option("--baseline", o->baseline,
+                  "Baseline model file (default <state_dir>/models/baseline.vgm); reused when "
+                  "present");
+  cmd->add_option("--state-dir", o->state_dir, "State directory (default /var/lib/vigil)");
+  cmd->add_flag("--relearn", o->relearn, "Ignore an existing baseline and learn again");
+  cmd->add_option("--metrics-listen", o->metrics_listen,
+                  "Serve /metrics and /healthz on HOST:PORT (default from config: "
+                  "127.0.0.1:9464)");
+  cmd->add_flag("--no-metrics", o->no_metrics, "Do not serve /metrics and /healthz");
+  cmd->add_flag("--quiet", o->quiet, "Do not print alerts on stderr (sinks still get them)");
+  return [o, cmd] { return RunAgent(*o, *cmd); };
+}
+
+}  // namespace vigil::app
