@@ -95,7 +95,7 @@ constexpr int kCapBpf = 39;
 constexpr ino_t kInitialPidNamespaceInode = 0xEFFFFFFC;  // PROC_PID_INIT_INO
 
 // x86_64 numbers that the typed records map onto core kinds.
-constexpr uint32_t kNrOpen = 2, kNrOpenat = 257, kNrOpenat2 = 437, kNrConnect = 42, kNrClone = 56;
+constexpr uint32_t kNrOpen = 2, kNrOpenat = 257, kNrOpenat2 = 437, kNrConnect = 42;
 
 // libbpf messages (warnings and errors) of the Open() in progress on this thread.
 thread_local std::string* libbpf_log = nullptr;
@@ -420,6 +420,9 @@ int EbpfSensor::OnRecord(const void* data, size_t size) {
   e.net.daddr.clear();
   e.net.dport = 0;
   e.net.protocol = 0;
+  e.child_pid = 0;
+  e.has_ret = false;
+  e.ret = 0;
 
   d.type = static_cast<EbpfRecordType>(hdr->type);
   d.has_ret = false;
@@ -438,12 +441,20 @@ int EbpfSensor::OnRecord(const void* data, size_t size) {
   d.family = 0;
   d.args = {};
 
-  // Kinds that core::Event lacks yet travel as kSyscall with the call's number; detail().type
-  // says which record it was.
+  // Typed records without a kind of their own are kTypedCall (never kSyscall: the stream
+  // already has that call); the stream's records are kSyscall.
   auto as_syscall = [&](uint32_t nr) {
     e.kind = core::EventKind::kSyscall;
     e.syscall.arch = core::Arch::kX86_64;
     e.syscall.nr = static_cast<int32_t>(nr);
+  };
+  auto as_typed_call = [&](uint32_t nr) {
+    as_syscall(nr);
+    e.kind = core::EventKind::kTypedCall;
+  };
+  auto set_ret = [&](int64_t value) {
+    d.has_ret = e.has_ret = true;
+    d.ret = e.ret = value;
   };
   switch (hdr->type) {
     case VIGIL_EV_SYSCALL: {
@@ -451,8 +462,7 @@ int EbpfSensor::OnRecord(const void* data, size_t size) {
       const auto* r = static_cast<const vigil_syscall_event*>(data);
       as_syscall(r->nr);
       d.nr = r->nr;
-      d.has_ret = true;
-      d.ret = r->ret;
+      set_ret(r->ret);
       break;
     }
     case VIGIL_EV_EXEC: {
@@ -475,7 +485,8 @@ int EbpfSensor::OnRecord(const void* data, size_t size) {
     case VIGIL_EV_FORK: {
       if (size != sizeof(vigil_fork_event)) return bad("wrong size for a fork record");
       const auto* r = static_cast<const vigil_fork_event*>(data);
-      as_syscall(kNrClone);
+      e.kind = core::EventKind::kProcessFork;
+      e.child_pid = r->child_tgid;
       d.child_pid = r->child_tgid;
       break;
     }
@@ -491,14 +502,14 @@ int EbpfSensor::OnRecord(const void* data, size_t size) {
       const auto* r = static_cast<const vigil_file_event*>(data);
       if (r->nr == kNrOpen || r->nr == kNrOpenat || r->nr == kNrOpenat2) {
         e.kind = core::EventKind::kFileOpen;
+        e.syscall = {core::Arch::kX86_64, static_cast<int32_t>(r->nr)};
       } else {
-        as_syscall(r->nr);
+        as_typed_call(r->nr);
       }
       AssignString(&e.path, r->path);
       AssignString(&d.path2, r->path2);
       d.nr = r->nr;
-      d.has_ret = true;
-      d.ret = r->ret;
+      set_ret(r->ret);
       d.fd = r->dfd;
       d.flags = r->flags;
       d.mode = r->mode;
@@ -509,8 +520,9 @@ int EbpfSensor::OnRecord(const void* data, size_t size) {
       const auto* r = static_cast<const vigil_net_event*>(data);
       if (r->nr == kNrConnect) {
         e.kind = core::EventKind::kNetConnect;
+        e.syscall = {core::Arch::kX86_64, static_cast<int32_t>(r->nr)};
       } else {
-        as_syscall(r->nr);
+        as_typed_call(r->nr);
       }
       char text[INET6_ADDRSTRLEN] = "";
       if (r->family == AF_INET || r->family == AF_INET6) {
@@ -519,31 +531,28 @@ int EbpfSensor::OnRecord(const void* data, size_t size) {
       }
       d.family = r->family;
       d.nr = r->nr;
-      d.has_ret = true;
-      d.ret = r->ret;
+      set_ret(r->ret);
       d.fd = r->fd;
       break;
     }
     case VIGIL_EV_CRED: {
       if (size != sizeof(vigil_cred_event)) return bad("wrong size for a cred record");
       const auto* r = static_cast<const vigil_cred_event*>(data);
-      as_syscall(r->nr);
+      as_typed_call(r->nr);
       d.nr = r->nr;
-      d.has_ret = true;
-      d.ret = r->ret;
+      set_ret(r->ret);
       for (size_t i = 0; i < d.args.size(); ++i) d.args[i] = r->args[i];
       break;
     }
     case VIGIL_EV_MOUNT: {
       if (size != sizeof(vigil_mount_event)) return bad("wrong size for a mount record");
       const auto* r = static_cast<const vigil_mount_event*>(data);
-      as_syscall(r->nr);
+      as_typed_call(r->nr);
       AssignString(&e.path, r->target);
       AssignString(&d.path2, r->source);
       AssignString(&d.fstype, r->fstype);
       d.nr = r->nr;
-      d.has_ret = true;
-      d.ret = r->ret;
+      set_ret(r->ret);
       d.flags = static_cast<uint32_t>(r->flags);
       break;
     }

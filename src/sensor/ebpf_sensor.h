@@ -90,9 +90,9 @@ struct EbpfOptions {
   std::vector<uint32_t> include_uids;
 };
 
-// What an eBPF event carries that core::Event cannot hold yet (it lacks a return value, argv,
-// cgroup id and kinds for fork/unlink/rename/accept/bind/setuid/ptrace/mount). Valid for the
-// event that Next()/NextFor() returned last. Temporary: these move into core::Event.
+// Everything an eBPF record carried, for the event that Next()/NextFor() returned last. The
+// return value and the fork child are also on core::Event (has_ret/ret, child_pid); argv, cgroup
+// id, flags, second path, fstype and raw arguments are only here until core::Event has them.
 struct EbpfEventDetail {
   EbpfRecordType type = EbpfRecordType::kSyscall;
   bool has_ret = false;  // syscall and typed-call records

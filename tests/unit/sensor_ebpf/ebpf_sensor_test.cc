@@ -186,6 +186,8 @@ TEST_F(EbpfSensorTest, ReportsExecOpenAndConnectOfAChildWithPidParentPathAndRetu
   ASSERT_NE(open_failed, nullptr) << "no open of " << missing;
   EXPECT_EQ(open_failed->event.proc.pid, kid);
   EXPECT_EQ(open_failed->detail.ret, -ENOENT);
+  EXPECT_TRUE(open_failed->event.has_ret);
+  EXPECT_EQ(open_failed->event.ret, -ENOENT);
 
   const Seen* sys_failed = WaitFor([&](const Seen& s) {
     return s.event.kind == core::EventKind::kSyscall && s.detail.type == EbpfRecordType::kSyscall &&
@@ -253,6 +255,8 @@ TEST_F(EbpfSensorTest, ReportsForkOfAGrandchildWithItsParent) {
            s.detail.child_pid == static_cast<uint32_t>(grandchild);
   });
   ASSERT_NE(fork_seen, nullptr);
+  EXPECT_EQ(fork_seen->event.kind, core::EventKind::kProcessFork);
+  EXPECT_EQ(fork_seen->event.child_pid, static_cast<uint32_t>(grandchild));
   EXPECT_EQ(fork_seen->event.proc.pid, static_cast<uint32_t>(child));
   const Seen* exit = WaitFor([&](const Seen& s) {
     return s.event.kind == core::EventKind::kProcessExit &&
@@ -301,6 +305,9 @@ TEST_F(EbpfSensorTest, ReportsTypedCallsWithArgumentsAndReturnValues) {
   EXPECT_EQ(rename->detail.path2, to);
   EXPECT_EQ(rename->detail.ret, 0);
   EXPECT_EQ(rename->detail.fd, AT_FDCWD);
+  EXPECT_EQ(rename->event.kind, core::EventKind::kTypedCall);
+  EXPECT_TRUE(rename->event.has_ret);
+  EXPECT_EQ(rename->event.syscall.nr, SYS_renameat2);
 
   const Seen* unlinked = by_kid(EbpfRecordType::kFile, SYS_unlinkat);
   ASSERT_NE(unlinked, nullptr);
