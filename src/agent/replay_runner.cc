@@ -96,6 +96,7 @@ void ReplayRunner::Emit(core::Verdict v) {
   if (!write) return;
   for (pipeline::Sink* sink : sinks_) {
     core::Status st = sink->Write(line);
+    if (st.ok() && options_.flush_each_verdict) st = sink->Flush();
     if (!st.ok() && sink_status_.ok()) sink_status_ = st;
   }
   verdicts_.fetch_add(1, std::memory_order_relaxed);

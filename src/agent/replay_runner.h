@@ -34,6 +34,7 @@ struct ReplayOptions {
   bool emit_all = true;                // a verdict for every stream; false: anomalous ones only
   size_t batch = 512;                  // events a worker takes from its queue at once
   std::string host;                    // stamped on events that carry no host
+  bool flush_each_verdict = false;     // flush the sinks after every verdict (live alerts)
   // When set, 1 in `latency_sample_every` events records its latency from ingestion (queue
   // entry) to scored, in seconds. Must outlive the runner.
   core::Histogram* latency = nullptr;

@@ -1,0 +1,169 @@
+// The live agent end to end, as root: learns a program's behaviour, then alerts when the program
+// does something it never did while learning, and stays quiet when it does what it always did.
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string ReadAll(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Waits (polling, bounded) until `pred` holds.
+bool WaitFor(const std::function<bool()>& pred, std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return true;
+}
+
+pid_t Spawn(const std::vector<std::string>& args, const fs::path& out, const fs::path& err) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    FILE* o = std::freopen(out.c_str(), "w", stdout);
+    FILE* e = std::freopen(err.c_str(), "w", stderr);
+    (void)o;
+    (void)e;
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int RunWorkload(const std::string& mode, pid_t* pid_out) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    execl(VIGIL_WORKLOAD, VIGIL_WORKLOAD, mode.c_str(), "/etc/hostname", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  *pid_out = pid;
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+class AgentE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "the eBPF agent needs root";
+    if (!fs::exists("/sys/kernel/btf/vmlinux")) GTEST_SKIP() << "the kernel has no BTF";
+    dir_ = fs::temp_directory_path() / ("vigil-agent-e2e-" + std::to_string(getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    if (agent_ > 0) {
+      kill(agent_, SIGKILL);
+      waitpid(agent_, nullptr, 0);
+    }
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+  fs::path dir_;
+  pid_t agent_ = -1;
+};
+
+TEST_F(AgentE2eTest, LearnsThenAlertsOnUnseenBehaviourOnly) {
+  const fs::path config = dir_ / "vigil.yaml";
+  const fs::path alerts = dir_ / "alerts.jsonl";
+  std::ofstream(config) << "agent:\n  learn: 8s\n  window: 50\n  min_program_windows: 3\n"
+                           "metrics:\n  enabled: false\n";
+  const fs::path out = dir_ / "agent.out", err = dir_ / "agent.err";
+  agent_ = Spawn({VIGIL_BINARY, "agent", "--config", config.string(), "--state-dir",
+                  dir_.string(), "--duration", "60s", "--sink", "file:" + alerts.string()},
+                 out, err);
+  ASSERT_TRUE(WaitFor([&] { return ReadAll(err).find("learning for") != std::string::npos; },
+                      std::chrono::seconds(30)))
+      << ReadAll(err);
+  for (int i = 0; i < 10; ++i) {
+    pid_t p = 0;
+    ASSERT_EQ(RunWorkload("usual", &p), 0);
+  }
+  ASSERT_TRUE(WaitFor([&] { return ReadAll(err).find("detection started") != std::string::npos; },
+                      std::chrono::seconds(40)))
+      << ReadAll(err);
+  pid_t usual = 0, odd = 0;
+  ASSERT_EQ(RunWorkload("usual", &usual), 0);
+  ASSERT_EQ(RunWorkload("odd", &odd), 0);
+  // Give the pipeline a moment to score the windows, then stop the agent cleanly.
+  ASSERT_TRUE(WaitFor([&] { return ReadAll(alerts).find("\"pid\":" + std::to_string(odd)) !=
+                                   std::string::npos; },
+                      std::chrono::seconds(30)))
+      << "no alert for the odd run (pid " << odd << ")\n" << ReadAll(err);
+  kill(agent_, SIGTERM);
+  int status = 0;
+  ASSERT_EQ(waitpid(agent_, &status, 0), agent_);
+  const pid_t agent_pid = agent_;
+  agent_ = -1;
+  ASSERT_TRUE(WIFEXITED(status)) << ReadAll(err);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << ReadAll(err);
+  const std::string log = ReadAll(err);
+  EXPECT_NE(log.find("ALERT " + std::string(VIGIL_WORKLOAD) + " pid " + std::to_string(odd)),
+            std::string::npos)
+      << log;
+
+  std::ifstream in(alerts);
+  std::string line;
+  bool odd_alerted = false;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line);
+    const auto pid = j["process"]["pid"].get<pid_t>();
+    EXPECT_NE(pid, agent_pid) << "the agent's own activity must never appear";
+    EXPECT_NE(pid, usual) << "the usual run must raise no alert: " << line;
+    if (pid == odd) {
+      odd_alerted = true;
+      EXPECT_TRUE(j["vigil"]["anomalous"].get<bool>());
+      EXPECT_EQ(j["process"]["name"], VIGIL_WORKLOAD);
+      const std::string expl = j["vigil"]["explanation"].dump();
+      EXPECT_TRUE(expl.find("socket") != std::string::npos ||
+                  expl.find("connect") != std::string::npos ||
+                  expl.find("mkdir") != std::string::npos)
+          << expl;
+    }
+  }
+  EXPECT_TRUE(odd_alerted);
+  EXPECT_TRUE(fs::exists(dir_ / "models" / "baseline.vgm"));
+}
+
+TEST(AgentConfigE2eTest, BadConfigExitsTwoNamingFileLineAndKey) {
+  const fs::path config = fs::temp_directory_path() / ("vigil-bad-" + std::to_string(getpid()) +
+                                                       ".yaml");
+  std::ofstream(config) << "agent:\n  learn: 5m\n  events: [exec, nope]\n";
+  const std::string cmd = std::string(VIGIL_BINARY) + " agent --config " + config.string() +
+                          " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[512];
+  while (fgets(buf, sizeof(buf), p) != nullptr) out += buf;
+  const int status = pclose(p);
+  fs::remove(config);
+  EXPECT_EQ(WEXITSTATUS(status), 2) << out;
+  EXPECT_NE(out.find(config.filename().string() + ":3:"), std::string::npos) << out;
+  EXPECT_NE(out.find("agent.events[1]"), std::string::npos) << out;
+}
+
+}  // namespace
