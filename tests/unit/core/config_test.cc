@@ -154,7 +154,7 @@ TEST(ConfigTest, UnknownKeyIsAnErrorWithItsPath) {
             "vigil.yaml:3:5: pipeline.queue.capacty: unknown key; did you mean 'capacity'?");
   EXPECT_EQ(ParseError("colour: blue\n"),
             "vigil.yaml:1:1: colour: unknown key (expected one of: host, state_dir, log, metrics, "
-            "pipeline, sinks, model)");
+            "pipeline, sinks, model, agent)");
 }
 
 TEST(ConfigTest, DuplicateKeyIsAnError) {
