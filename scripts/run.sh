@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The README's run command: installs what Vigil needs, builds it in release mode, and runs its
-# main job with embedded defaults. Until the live host agent lands, the main job is the offline
-# detection path on ADFA-LD: train the sequence model on the training traces, stream the
-# development split (validation + attack traces) through the pipeline, and print the evaluation.
+# main job on this host with embedded defaults: `vigil agent` (learn per-program baselines for
+# five minutes, then alert on anomalous behaviour; Ctrl-C stops it cleanly, a restart reuses the
+# baselines in /var/lib/vigil). Extra arguments go to `vigil agent` (e.g. --learn 60s).
 #
-# Environment: VIGIL_DATA (ADFA-LD root, default ../shared/data/adfa-ld),
-#              VIGIL_STATE_DIR (model and verdicts, default ./var).
+#   bash scripts/run.sh                 build and run the agent
+#   bash scripts/run.sh --build-only    build only (build/run/apps/vigil/vigil)
+#   bash scripts/offline-demo.sh        the offline path on ADFA-LD (train, replay, evaluate)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,24 +14,8 @@ bash scripts/install-deps.sh run
 cmake -S . -B build/run -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DVIGIL_BUILD_TESTS=OFF -DVIGIL_BUILD_BENCH=OFF >/dev/null
 cmake --build build/run -j2 --target vigil
-
-vigil=build/run/apps/vigil/vigil
-data=${VIGIL_DATA:-../shared/data/adfa-ld}
-state=${VIGIL_STATE_DIR:-var}
-mkdir -p "$state"
-model="$state/models/adfa-ld.vgm"
-verdicts="$state/verdicts.jsonl"
-rm -f "$verdicts"
-
-echo "== training on $data/Training_Data_Master"
-"$vigil" train --dataset adfa-ld --data "$data" --out "$model"
-echo
-echo "== replaying the development split (validation + attack traces) through the pipeline"
-"$vigil" replay --source adfa-ld --data "$data" --split eval --model "$model" \
-  --sink "file:$verdicts" --workers 2
-echo
-echo "== evaluation"
-"$vigil" eval --dataset adfa-ld --data "$data" --model "$model"
-echo
-echo "model file:    $model"
-echo "verdicts:      $verdicts ($(wc -l <"$verdicts") OCSF Detection Findings, one per trace)"
+if [[ ${1:-} == --build-only ]]; then
+  echo "built build/run/apps/vigil/vigil"
+  exit 0
+fi
+exec build/run/apps/vigil/vigil agent "$@"

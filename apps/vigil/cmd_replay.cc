@@ -35,7 +35,7 @@ struct ReplayCmdOptions {
   std::string pace = "max";
   std::string backpressure = "block";
   uint32_t sample_every = 10;
-  size_t queue_capacity = 65536;
+  size_t queue_capacity = 16384;
   int workers = 1;
   bool anomalous_only = false;
   bool json = false;

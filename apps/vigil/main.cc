@@ -64,6 +64,7 @@ int Main(int argc, char** argv) {
   add(AddEvalCommand);
   add(AddReplayCommand);
   add(AddAgentCommand);
+  add(AddStatusCommand);
   try {
     root.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

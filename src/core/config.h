@@ -65,7 +65,7 @@ struct MetricsConfig {
 };
 
 struct QueueConfig {
-  uint32_t capacity = 65536;  // events; >= 1
+  uint32_t capacity = 16384;  // events per worker queue; >= 1 (slots are preallocated)
   Backpressure backpressure = Backpressure::kBlock;
   uint32_t sample_every = 10;  // >= 1; used by kSample
 };

@@ -1,0 +1,442 @@
+#!/usr/bin/env bash
+# The agent overhead benchmark (docs/benchmarks.md, "vigil agent: overhead on the host"):
+# installs what the build needs, builds `vigil` with the release preset, compiles the load
+# generators of bench/agent/ and measures, each VIGIL_BENCH_REPETITIONS times (default 5):
+#   1. open/close and getppid loops without the agent, then with `vigil agent` running (full
+#      syscall stream, default event set) in its learning phase and in its detection phase;
+#   2. the agent's events/s, loss in the kernel and in the queue, and its CPU per event while the
+#      loops run;
+#   3. the agent's RSS with VIGIL_BENCH_PROCS (default 1000) live idle processes;
+#   4. redis-benchmark against a loopback redis-server, without/with the agent (skipped with a
+#      message when redis cannot be installed).
+# It ends with a table of medians, ratios taken within each repetition, and the targets.
+#
+# Usage: scripts/bench-agent.sh
+# Environment (all optional):
+#   VIGIL_BENCH_REPETITIONS   repetitions of every measurement (default 5)
+#   VIGIL_BENCH_PHASES        agent phases to measure (default "learning detecting")
+#   VIGIL_BENCH_OPENCLOSE     open+close pairs per loop run (default 2000000)
+#   VIGIL_BENCH_GETPPID       getppid calls per loop run (default 5000000)
+#   VIGIL_BENCH_PROCS         idle processes for the RSS test (default 1000; 0 skips it)
+#   VIGIL_BENCH_SETTLE        seconds the agent runs with them before RSS is read (default 20)
+#   VIGIL_BENCH_REDIS         redis-benchmark requests per test (default 200000; 0 skips redis)
+#   VIGIL_BIN                 a prebuilt vigil binary: skips install-deps and the build
+#   VIGIL_BENCH_OUT           where binaries and results go (default build/release/bench-agent)
+# Needs root (the eBPF sensor). Every process it starts (agents, idle processes, redis-server) is
+# stopped on exit, also on error or Ctrl-C; each agent gets its own state dir in a temp dir.
+# Figures are measurements, not pass/fail: the exit status is non-zero only when a build, a
+# load generator or the agent fails.
+set -euo pipefail
+shopt -s inherit_errexit
+cd "$(dirname "$0")/.."
+repo=$PWD
+
+reps=${VIGIL_BENCH_REPETITIONS:-5}
+phases=${VIGIL_BENCH_PHASES:-"learning detecting"}
+oc_count=${VIGIL_BENCH_OPENCLOSE:-2000000}
+gp_count=${VIGIL_BENCH_GETPPID:-5000000}
+nprocs=${VIGIL_BENCH_PROCS:-1000}
+settle=${VIGIL_BENCH_SETTLE:-20}
+redis_n=${VIGIL_BENCH_REDIS:-200000}
+out=${VIGIL_BENCH_OUT:-$repo/build/release/bench-agent}
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "bench-agent: the eBPF agent needs root; run as root" >&2
+  exit 2
+fi
+
+# --- build -------------------------------------------------------------------------------------
+if [[ -n ${VIGIL_BIN:-} ]]; then
+  vigil=$VIGIL_BIN
+  echo "== using prebuilt $vigil (VIGIL_BIN): no install-deps, no build"
+else
+  bash scripts/install-deps.sh test
+  echo "== build: release preset, target vigil"
+  cmake --preset release >/dev/null
+  cmake --build --preset release --target vigil
+  vigil=$repo/build/release/apps/vigil/vigil
+fi
+[[ -x $vigil ]] || { echo "bench-agent: no vigil binary at $vigil" >&2; exit 1; }
+mkdir -p "$out/bin"
+for prog in syscall_loop idle_procs; do
+  gcc -O2 -Wall -Wextra -Werror -o "$out/bin/$prog" "bench/agent/$prog.c"
+done
+loop_bin=$out/bin/syscall_loop
+results=$out/results.tsv
+: >"$results"
+
+# --- process bookkeeping: everything started here is stopped on exit --------------------------
+tmp=$(mktemp -d /tmp/vigil-bench-agent.XXXXXX)
+started=()  # pids of background processes we own
+cleanup() {
+  local pid
+  for pid in "${started[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${started[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  started=()
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+forget() {  # forget a pid we have stopped ourselves
+  local keep=() p
+  for p in "${started[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
+  started=("${keep[@]}")
+}
+
+record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$results"; }  # rep phase key value
+
+# An explicit config, so that a /etc/vigil/vigil.yaml on this host cannot change the event set.
+# Everything else keeps the embedded defaults: full syscall stream, every typed event, 8 MiB ring
+# buffer, queue 65536 with backpressure `block`, 2 workers.
+cat >"$tmp/vigil.yaml" <<'EOF'
+log:
+  level: info
+sinks: []
+EOF
+
+# --- the agent ---------------------------------------------------------------------------------
+agent_pid='' agent_port='' agent_log=''
+# agent_start NAME STATE_DIR LEARN [WAIT_FOR_DETECTION]
+agent_start() {
+  local name=$1 state=$2 learn=$3 want_detect=${4:-}
+  agent_log=$tmp/agent-$name.log
+  mkdir -p "$state"
+  "$vigil" agent --config "$tmp/vigil.yaml" --state-dir "$state" --learn "$learn" \
+    --sink null --quiet --metrics-listen 127.0.0.1:0 >"$tmp/agent-$name.out" 2>"$agent_log" &
+  agent_pid=$!
+  started+=("$agent_pid")
+  local deadline=$((SECONDS + 90))
+  agent_port=''
+  while ((SECONDS < deadline)); do
+    if ! kill -0 "$agent_pid" 2>/dev/null; then
+      echo "bench-agent: the agent exited during start-up; its log:" >&2
+      cat "$agent_log" >&2
+      exit 1
+    fi
+    if [[ -z $agent_port ]]; then
+      agent_port=$(sed -n 's|.*metrics and health on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' \
+        "$agent_log" | head -1)
+    fi
+    if [[ -n $agent_port ]] && grep -q 'vigil agent on ' "$agent_log" &&
+      { [[ -z $want_detect ]] || grep -q 'detection started' "$agent_log"; } &&
+      curl -fsS --max-time 2 "http://127.0.0.1:$agent_port/healthz" >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "bench-agent: the agent was not ready within 90 s; its log:" >&2
+  cat "$agent_log" >&2
+  exit 1
+}
+# agent_stop: SIGTERM, wait (deadline 60 s), then the summary line is in $agent_log.
+agent_stop() {
+  kill -TERM "$agent_pid" 2>/dev/null || true
+  local deadline=$((SECONDS + 60)) rc=0
+  while kill -0 "$agent_pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+  if kill -0 "$agent_pid" 2>/dev/null; then
+    echo "bench-agent: the agent did not stop within 60 s of SIGTERM; killing it" >&2
+    kill -KILL "$agent_pid" 2>/dev/null || true
+  fi
+  wait "$agent_pid" || rc=$?
+  forget "$agent_pid"
+  if ((rc != 0)); then
+    echo "bench-agent: the agent exited $rc; its log:" >&2
+    cat "$agent_log" >&2
+    exit 1
+  fi
+}
+# snap: "<time_s> <events_read> <lost_ringbuf_full> <queue_dropped> <cpu_s> <rss_kb> <hwm_kb>"
+clk_tck=$(getconf CLK_TCK)
+snap() {
+  local t m cpu rss hwm
+  t=$(date +%s.%N)
+  m=$(curl -fsS --max-time 5 "http://127.0.0.1:$agent_port/metrics")
+  # utime + stime (fields 14, 15 of /proc/PID/stat; field 2 may hold spaces, so cut after ')').
+  cpu=$(sed 's/.*) //' "/proc/$agent_pid/stat" | awk -v hz="$clk_tck" '{print ($12 + $13) / hz}')
+  rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$agent_pid/status")
+  hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$agent_pid/status")
+  awk -v t="$t" -v cpu="$cpu" -v rss="$rss" -v hwm="$hwm" '
+    /^vigil_events_read_total / {ev = $2 + 0}
+    /^vigil_kernel_events_lost_total\{cause="ringbuf_full"\} / {lost = $2 + 0}
+    /^vigil_queue_dropped_total\{cause="full"\} / {qd = $2 + 0}
+    END {printf "%s %.0f %.0f %.0f %s %s %s\n", t, ev, lost, qd, cpu, rss, hwm}' <<<"$m"
+}
+# window REP PHASE TEST "<snap before>" "<snap after>": events/s, loss, CPU per event, RSS.
+window() {
+  local rep=$1 phase=$2 test=$3
+  read -r t0 e0 l0 q0 c0 _ _ <<<"$4"
+  read -r t1 e1 l1 q1 c1 rss hwm <<<"$5"
+  local de=$((e1 - e0)) dl=$((l1 - l0)) dq=$((q1 - q0))
+  record "$rep" "$phase" "$test.events" "$de"
+  record "$rep" "$phase" "$test.events_per_s" "$(awk -v n="$de" -v a="$t0" -v b="$t1" \
+    'BEGIN {print n / (b - a)}')"
+  record "$rep" "$phase" "$test.lost_kernel" "$dl"
+  record "$rep" "$phase" "$test.dropped_queue" "$dq"
+  record "$rep" "$phase" "$test.loss_pct" "$(awk -v n="$de" -v l="$dl" -v q="$dq" \
+    'BEGIN {print (n + l > 0) ? 100 * (l + q) / (n + l) : 0}')"
+  record "$rep" "$phase" "$test.cpu_ns_per_event" "$(awk -v n="$de" -v a="$c0" -v b="$c1" \
+    'BEGIN {print (n > 0) ? (b - a) * 1e9 / n : 0}')"
+  record "$rep" "$phase" "$test.agent_cores" "$(awk -v a="$c0" -v b="$c1" -v x="$t0" -v y="$t1" \
+    'BEGIN {print (b - a) / (y - x)}')"
+  record "$rep" "$phase" "$test.rss_mb" "$(awk -v k="$rss" 'BEGIN {print k / 1024}')"
+  record "$rep" "$phase" "$test.hwm_mb" "$(awk -v k="$hwm" 'BEGIN {print k / 1024}')"
+}
+# loop REP PHASE MODE COUNT: runs the loop, records its ns per iteration (exits on failure).
+loop() {
+  local line
+  line=$("$loop_bin" "$3" "$4")
+  record "$1" "$2" "$3.ns" "$(awk '{print $4}' <<<"$line")"
+}
+
+# Detection needs baselines. Learn them once, in a state dir of their own, from this host with
+# the loops running (so the loop programs get baselines of their own), then every detection run
+# starts from a copy of that state dir ("reusing the baselines ... detection started").
+if [[ $phases == *detecting* ]]; then
+  echo "== learning baselines for the detection phase (learn 15 s)"
+  agent_start learn "$tmp/state-learn" 15s
+  for _ in 1 2 3; do
+    "$loop_bin" openclose 20000 >/dev/null
+    "$loop_bin" getppid 20000 >/dev/null
+    sleep 3
+  done
+  deadline=$((SECONDS + 120))
+  until grep -q 'detection started' "$agent_log"; do
+    ((SECONDS < deadline)) || { echo "bench-agent: learning did not end; log:" >&2;
+                                cat "$agent_log" >&2; exit 1; }
+    sleep 0.5
+  done
+  agent_stop
+  grep -o 'learned [0-9]* windows; [0-9]* programs have their own model' "$agent_log" || true
+fi
+agent_state() {  # agent_state PHASE REP -> a fresh state dir for that run
+  local d=$tmp/state-$1-$2
+  rm -rf "$d"
+  if [[ $1 == detecting ]]; then cp -a "$tmp/state-learn" "$d"; else mkdir -p "$d"; fi
+  echo "$d"
+}
+start_phase() {  # start_phase PHASE REP
+  if [[ $1 == detecting ]]; then
+    agent_start "$1-$2" "$(agent_state "$1" "$2")" 1h detect
+  else
+    agent_start "$1-$2" "$(agent_state "$1" "$2")" 1h
+  fi
+}
+
+echo "== conditions: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)," \
+  "other vigil processes: $(pgrep -c -x vigil || true)"
+record 0 - loadavg_start "$(cut -d' ' -f1 /proc/loadavg)"
+
+# --- 1 + 2: syscall loops, agent throughput and loss -------------------------------------------
+for rep in $(seq "$reps"); do
+  echo "== loops, repetition $rep/$reps: open/close x $oc_count, getppid x $gp_count"
+  loop "$rep" none openclose "$oc_count"
+  loop "$rep" none getppid "$gp_count"
+  for phase in $phases; do
+    start_phase "$phase" "$rep"
+    s0=$(snap)
+    loop "$rep" "$phase" openclose "$oc_count"
+    sleep 0.3  # the consumer polls the ring at least every 10 ms
+    s1=$(snap)
+    loop "$rep" "$phase" getppid "$gp_count"
+    sleep 0.3
+    s2=$(snap)
+    window "$rep" "$phase" openclose "$s0" "$s1"
+    window "$rep" "$phase" getppid "$s1" "$s2"
+    agent_stop
+    summary=$(grep '^vigil agent: .* events in ' "$agent_log" | tail -1)
+    record "$rep" "$phase" summary "${summary#vigil agent: }"
+  done
+  tail -n +1 "$results" | awk -F'\t' -v r="$rep" '$1 == r && $3 ~ /\.ns$/ {
+    printf "   %-10s %-14s %s ns\n", $2, $3, $4}'
+done
+
+# --- 3: RSS with many live processes -----------------------------------------------------------
+if ((nprocs > 0)); then
+  for rep in $(seq "$reps"); do
+    for phase in $phases; do
+      echo "== RSS, repetition $rep/$reps, $phase: $nprocs idle processes for $settle s"
+      start_phase "$phase" "rss-$rep"
+      read -r _ _ _ _ _ rss0 _ <<<"$(snap)"
+      fifo=$tmp/procs.fifo
+      rm -f "$fifo" && mkfifo "$fifo"
+      "$out/bin/idle_procs" "$nprocs" >"$fifo" &
+      procs_pid=$!
+      started+=("$procs_pid")
+      read -r word count <"$fifo" || true
+      [[ $word == ready && $count == "$nprocs" ]] || {
+        echo "bench-agent: idle_procs started ${count:-0} of $nprocs" >&2; exit 1; }
+      sleep "$settle"
+      read -r _ _ _ _ _ rss hwm <<<"$(snap)"
+      tracked=$(curl -fsS --max-time 5 "http://127.0.0.1:$agent_port/healthz" |
+        sed -n 's/.*"processes_tracked":\([0-9]*\).*/\1/p')
+      kill -TERM "$procs_pid"
+      wait "$procs_pid" || { echo "bench-agent: idle_procs failed" >&2; exit 1; }
+      forget "$procs_pid"
+      agent_stop
+      record "rss-$rep" "$phase" rss_idle_mb "$(awk -v k="$rss0" 'BEGIN {print k / 1024}')"
+      record "rss-$rep" "$phase" rss_procs_mb "$(awk -v k="$rss" 'BEGIN {print k / 1024}')"
+      record "rss-$rep" "$phase" hwm_procs_mb "$(awk -v k="$hwm" 'BEGIN {print k / 1024}')"
+      record "rss-$rep" "$phase" processes_tracked "${tracked:-0}"
+    done
+  done
+fi
+
+# --- 4: redis-benchmark ------------------------------------------------------------------------
+redis_skip=''
+if ((redis_n > 0)); then
+  if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+    echo "== installing redis-server and redis-tools (Debian) for the redis benchmark"
+    DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y --no-install-recommends \
+      redis-server redis-tools >"$tmp/apt.log" 2>&1 || true
+  fi
+  if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+    redis_skip="redis-server/redis-benchmark unavailable (apt-get install failed; see above)"
+  fi
+else
+  redis_skip="VIGIL_BENCH_REDIS=0"
+fi
+if [[ -z $redis_skip ]]; then
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+    --dir "$tmp" >"$tmp/redis.log" 2>&1 &
+  redis_pid=$!
+  started+=("$redis_pid")
+  deadline=$((SECONDS + 30))
+  until redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null | grep -q PONG; do
+    ((SECONDS < deadline)) || { echo "bench-agent: redis-server did not start" >&2;
+                                cat "$tmp/redis.log" >&2; exit 1; }
+    sleep 0.2
+  done
+  redis_rps() {  # median-free: one run of SET and GET, prints "set_rps get_rps"
+    redis-benchmark -h 127.0.0.1 -p "$port" -n "$redis_n" -c 50 -t set,get --csv 2>/dev/null |
+      awk -F'"' '$2 == "SET" {s = $4} $2 == "GET" {g = $4} END {print s, g}'
+  }
+  for rep in $(seq "$reps"); do
+    echo "== redis-benchmark, repetition $rep/$reps: SET and GET x $redis_n, 50 clients"
+    read -r s g <<<"$(redis_rps)"
+    record "$rep" none redis.set_rps "$s"
+    record "$rep" none redis.get_rps "$g"
+    for phase in $phases; do
+      start_phase "$phase" "redis-$rep"
+      read -r s g <<<"$(redis_rps)"
+      record "$rep" "$phase" redis.set_rps "$s"
+      record "$rep" "$phase" redis.get_rps "$g"
+      agent_stop
+    done
+  done
+  redis-cli -h 127.0.0.1 -p "$port" shutdown nosave >/dev/null 2>&1 || true
+  wait "$redis_pid" 2>/dev/null || true
+  forget "$redis_pid"
+fi
+record 0 - loadavg_end "$(cut -d' ' -f1 /proc/loadavg)"
+
+# --- summary -----------------------------------------------------------------------------------
+python3 - "$results" "$reps" "$phases" "$redis_skip" "$oc_count" "$gp_count" "$nprocs" \
+  "$settle" <<'PY'
+import collections
+import statistics
+import sys
+
+path, reps, phases, redis_skip, oc, gp, nprocs, settle = sys.argv[1:]
+phases = phases.split()
+v = collections.defaultdict(dict)  # (phase, key) -> {rep: value}
+text = {}
+for line in open(path):
+    rep, phase, key, value = line.rstrip("\n").split("\t")
+    try:
+        v[(phase, key)][rep] = float(value)
+    except ValueError:
+        text[(rep, phase, key)] = value
+
+def med(phase, key):
+    d = v.get((phase, key))
+    return statistics.median(d.values()) if d else None
+
+def ratio(phase, key, invert=False):  # median over repetitions of (with / without) in that rep
+    a, b = v.get((phase, key), {}), v.get(("none", key), {})
+    rs = [(b[r] / a[r]) if invert else (a[r] / b[r]) for r in a if r in b and a[r] and b[r]]
+    return (statistics.median(rs), min(rs), max(rs)) if rs else None
+
+def si(x):
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"{x / div:.2f}{suffix}"
+    return f"{x:.1f}"
+
+def verdict(ok):
+    return "met" if ok else "MISSED"
+
+print(f"\n== vigil agent overhead: medians of {reps} repetitions; ratios are with/without in the "
+      "same repetition (median [min..max])")
+print(f"load average: {v[('-', 'loadavg_start')]['0']:.1f} at start, "
+      f"{v[('-', 'loadavg_end')]['0']:.1f} at end")
+for loop, count in (("openclose", oc), ("getppid", gp)):
+    unit = "pair" if loop == "openclose" else "call"
+    calls = 2 if loop == "openclose" else 1
+    base = med("none", f"{loop}.ns")
+    print(f"\n{loop} loop ({count} iterations): without agent {base:.0f} ns/{unit}")
+    print(f"  {'phase':<10} {'ns/' + unit:>9} {'ratio':>22} {'ns/syscall':>10} {'events/s':>9} "
+          f"{'loss %':>7} {'lost':>8} {'qdrop':>6} {'cpu ns/ev':>9} {'cores':>5} {'rss MB':>6}")
+    for p in phases:
+        w, r = med(p, f"{loop}.ns"), ratio(p, f"{loop}.ns")
+        if w is None or r is None:
+            continue
+        per = [(v[(p, f"{loop}.ns")][k] - v[("none", f"{loop}.ns")][k]) / calls
+               for k in v[(p, f"{loop}.ns")] if k in v[("none", f"{loop}.ns")]]
+        print(f"  {p:<10} {w:>9.0f} {r[0]:>7.2f}x [{r[1]:.2f}..{r[2]:.2f}] "
+              f"{statistics.median(per):>10.0f} {si(med(p, loop + '.events_per_s')):>9} "
+              f"{med(p, loop + '.loss_pct'):>7.3f} {med(p, loop + '.lost_kernel'):>8.0f} "
+              f"{med(p, loop + '.dropped_queue'):>6.0f} {med(p, loop + '.cpu_ns_per_event'):>9.0f} "
+              f"{med(p, loop + '.agent_cores'):>5.2f} {med(p, loop + '.rss_mb'):>6.1f}")
+
+if med(phases[0], "rss_procs_mb") is not None:
+    print(f"\nRSS with {nprocs} live idle processes after {settle} s (VmRSS of the agent)")
+    for p in phases:
+        print(f"  {p:<10} idle {med(p, 'rss_idle_mb'):.1f} MB -> with processes "
+              f"{med(p, 'rss_procs_mb'):.1f} MB (peak {med(p, 'hwm_procs_mb'):.1f} MB), "
+              f"processes tracked {med(p, 'processes_tracked'):.0f}")
+
+if redis_skip:
+    print(f"\nredis-benchmark: SKIPPED ({redis_skip})")
+else:
+    print(f"\nredis-benchmark (loopback, 50 clients): requests/s")
+    for t in ("set", "get"):
+        print(f"  {t.upper()}: without {si(med('none', f'redis.{t}_rps'))}", end="")
+        for p in phases:
+            r = ratio(p, f"redis.{t}_rps", invert=True)
+            if r:
+                print(f"; {p} {si(med(p, f'redis.{t}_rps'))} (slowdown {r[0]:.3f}x "
+                      f"[{r[1]:.3f}..{r[2]:.3f}])", end="")
+        print()
+
+print("\n== targets (issue 3)")
+for p in phases:
+    r = ratio(p, "openclose.ns")
+    if r:
+        print(f"  open/close slowdown <= 1.4x ({p}): {r[0]:.2f}x  {verdict(r[0] <= 1.4)}")
+    eps, loss = med(p, "openclose.events_per_s"), med(p, "openclose.loss_pct")
+    if eps is not None:
+        print(f"  >= 1M events/s with < 0.1% loss ({p}): {si(eps)}/s, {loss:.3f}% lost  "
+              f"{verdict(eps >= 1e6 and loss < 0.1)}")
+        c = med(p, "openclose.cpu_ns_per_event")
+        print(f"  user-space CPU <= 0.4 us/event ({p}): {c / 1000:.2f} us  {verdict(c <= 400)}")
+    rss = med(p, "rss_procs_mb")
+    if rss is not None:
+        print(f"  RSS <= 48 MB with {nprocs} processes ({p}): {rss:.1f} MB  {verdict(rss <= 48)}")
+    for t in ("set", "get"):
+        r = ratio(p, f"redis.{t}_rps", invert=True)
+        if r:
+            print(f"  redis-benchmark {t.upper()} slowdown <= 5% ({p}): {100 * (r[0] - 1):.1f}%  "
+                  f"{verdict(r[0] <= 1.05)}")
+print("\nagent exit summaries:")
+for (rep, p, key), s in sorted(text.items()):
+    print(f"  rep {rep} {p}: {s}")
+PY
+echo "results: $results"
