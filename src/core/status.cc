@@ -1,5 +1,8 @@
 #include "core/status.h"
 
+#include <cerrno>
+#include <cstring>
+
 namespace vigil::core {
 
 std::string_view StatusCodeName(StatusCode code) {
@@ -26,6 +29,23 @@ std::string Status::ToString() const {
   out += ": ";
   out += message_;
   return out;
+}
+
+StatusCode StatusCodeFromErrno(int err) {
+  switch (err) {
+    case ENOENT: return StatusCode::kNotFound;
+    case EACCES:
+    case EPERM: return StatusCode::kPermissionDenied;
+    case ENOSPC:
+    case EDQUOT: return StatusCode::kResourceExhausted;
+    default: return StatusCode::kUnavailable;
+  }
+}
+
+Status ErrnoError(int err, std::string message) {
+  message += ": ";
+  message += std::strerror(err);
+  return Status(StatusCodeFromErrno(err), std::move(message));
 }
 
 Status Status::WithContext(std::string_view context) const {

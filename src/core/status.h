@@ -63,6 +63,12 @@ inline Status DataLoss(std::string m) { return {StatusCode::kDataLoss, std::move
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 inline Status IoError(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
 
+// The code for an errno value of a failed system call: ENOENT -> kNotFound, EACCES/EPERM ->
+// kPermissionDenied, ENOSPC/EDQUOT -> kResourceExhausted, anything else -> kUnavailable.
+StatusCode StatusCodeFromErrno(int err);
+// "<message>: <strerror(err)>" with the code above.
+Status ErrnoError(int err, std::string message);
+
 // Holds either a T or a non-OK Status. Constructing from an OK Status is a bug (asserted) and
 // is turned into kInternal in release builds.
 template <typename T>

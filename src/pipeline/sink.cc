@@ -14,22 +14,7 @@ namespace {
 using core::Status;
 
 Status ErrnoStatus(std::string_view what, const std::string& name, int err) {
-  std::string m = "sink '" + name + "': ";
-  m += what;
-  m += ": ";
-  m += std::strerror(err);
-  switch (err) {
-    case ENOENT:
-      return {core::StatusCode::kNotFound, std::move(m)};
-    case EACCES:
-    case EPERM:
-      return {core::StatusCode::kPermissionDenied, std::move(m)};
-    case ENOSPC:
-    case EDQUOT:
-      return {core::StatusCode::kResourceExhausted, std::move(m)};
-    default:
-      return {core::StatusCode::kUnavailable, std::move(m)};
-  }
+  return core::ErrnoError(err, "sink '" + name + "': " + std::string(what));
 }
 
 Status NewlineError(const std::string& name) {

@@ -48,22 +48,7 @@ uint64_t GetU64(const char* p) {
 }
 
 Status ErrnoStatus(std::string_view what, const std::string& path, int err) {
-  std::string m = "spool: ";
-  m += what;
-  m += " '" + path + "': ";
-  m += std::strerror(err);
-  switch (err) {
-    case ENOENT:
-      return {core::StatusCode::kNotFound, std::move(m)};
-    case EACCES:
-    case EPERM:
-      return {core::StatusCode::kPermissionDenied, std::move(m)};
-    case ENOSPC:
-    case EDQUOT:
-      return {core::StatusCode::kResourceExhausted, std::move(m)};
-    default:
-      return {core::StatusCode::kUnavailable, std::move(m)};
-  }
+  return core::ErrnoError(err, "spool: " + std::string(what) + " '" + path + "'");
 }
 
 std::string SegmentName(uint64_t first_seq) {
