@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "collect_sink.h"
 #include "core/clock.h"
 
 namespace vigil::agent {
@@ -50,18 +51,7 @@ class PhasedSensor final : public sensor::Sensor {
   bool gated_ = false;
 };
 
-class CollectSink final : public pipeline::Sink {
- public:
-  core::Status Write(std::string_view line) override {
-    std::lock_guard<std::mutex> l(mu);
-    lines.push_back(nlohmann::json::parse(line));
-    return core::Status::Ok();
-  }
-  core::Status Flush() override { return core::Status::Ok(); }
-  pipeline::SinkStats Stats() const override { return {}; }
-  std::mutex mu;
-  std::vector<nlohmann::json> lines;
-};
+using testing::CollectSink;
 
 bool WaitFor(const std::function<bool()>& cond) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "collect_sink.h"
 #include "core/clock.h"
 #include "model/sequence_model.h"
 
@@ -36,18 +37,7 @@ class VectorSensor final : public sensor::Sensor {
   std::map<size_t, bool> errored_;
 };
 
-class CollectSink final : public pipeline::Sink {
- public:
-  core::Status Write(std::string_view line) override {
-    std::lock_guard<std::mutex> l(mu);
-    lines.push_back(nlohmann::json::parse(line));
-    return core::Status::Ok();
-  }
-  core::Status Flush() override { return core::Status::Ok(); }
-  pipeline::SinkStats Stats() const override { return {}; }
-  std::mutex mu;
-  std::vector<nlohmann::json> lines;
-};
+using testing::CollectSink;
 
 core::Event Syscall(const std::string& stream, int nr) {
   core::Event e;
