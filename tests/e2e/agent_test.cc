@@ -133,18 +133,18 @@ TEST_F(AgentE2eTest, LearnsThenAlertsOnUnseenBehaviourOnly) {
     const auto pid = j["process"]["pid"].get<pid_t>();
     EXPECT_NE(pid, agent_pid) << "the agent's own activity must never appear";
     EXPECT_NE(pid, usual) << "the usual run must raise no alert: " << line;
-    if (pid == odd) {
-      odd_alerted = true;
+    if (pid == odd && j["process"]["name"] == VIGIL_WORKLOAD) {
+      // (The same pid may also alert as /bin/true after its exec: another program.)
       EXPECT_TRUE(j["vigil"]["anomalous"].get<bool>());
-      EXPECT_EQ(j["process"]["name"], VIGIL_WORKLOAD);
       const std::string expl = j["vigil"]["explanation"].dump();
-      EXPECT_TRUE(expl.find("socket") != std::string::npos ||
-                  expl.find("connect") != std::string::npos ||
-                  expl.find("mkdir") != std::string::npos)
-          << expl;
+      if (expl.find("socket") != std::string::npos || expl.find("connect") != std::string::npos ||
+          expl.find("mkdir") != std::string::npos || expl.find("rmdir") != std::string::npos ||
+          expl.find("setsid") != std::string::npos) {
+        odd_alerted = true;
+      }
     }
   }
-  EXPECT_TRUE(odd_alerted);
+  EXPECT_TRUE(odd_alerted) << "no alert for the odd run naming what it did differently";
   EXPECT_TRUE(fs::exists(dir_ / "models" / "baseline.vgm"));
 }
 
