@@ -105,6 +105,16 @@ std::string UserName(const enrich::ProcessTree& tree, uint32_t pid, uint32_t uid
 }
 
 int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
+  // 0. Block the stop and reload signals before any thread exists (the metrics server, the
+  // workers and the sensor start threads), so that none of them can take a signal and die of
+  // its default action: the signal thread below waits for them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
   // 1. Config and logging.
   auto config = core::LoadConfig(o.config);
   if (!config.has_value()) return ReportError("agent", config.error());
@@ -317,13 +327,8 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
                  server->port());
   }
 
-  // 8. Signals: SIGINT/SIGTERM stop cleanly, SIGHUP reloads filters and the event set.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // 8. Signals: SIGINT/SIGTERM stop cleanly, SIGHUP reloads filters and the event set. (They
+  // were blocked at the start, so every thread inherited the mask and only this one takes them.)
   std::atomic<bool> done{false};
   std::thread signals([&] {
     while (!done.load()) {
@@ -359,9 +364,11 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   for (const std::string& note : live.TakeNotes()) spdlog::info("{}", note);
   if (server) server->Stop();
   if (!stats.has_value()) return ReportError("agent", stats.error());
-  uint64_t lost_total = 0;
+  uint64_t lost_total = 0;  // events the kernel side could not deliver (filtered ones are wanted)
   if (auto l = ebpf->LostCounts(); l.has_value()) {
-    lost_total = (*l)[static_cast<size_t>(sensor::EbpfLostCause::kRingBufferFull)];
+    lost_total = (*l)[static_cast<size_t>(sensor::EbpfLostCause::kRingBufferFull)] +
+                 (*l)[static_cast<size_t>(sensor::EbpfLostCause::kPendingFull)] +
+                 (*l)[static_cast<size_t>(sensor::EbpfLostCause::kBadRecord)];
   }
   std::fprintf(stderr,
                "vigil agent: %" PRIu64 " events in %.1f s, %" PRIu64 " windows learned, %" PRIu64

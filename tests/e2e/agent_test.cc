@@ -89,8 +89,9 @@ class AgentE2eTest : public ::testing::Test {
 TEST_F(AgentE2eTest, LearnsThenAlertsOnUnseenBehaviourOnly) {
   const fs::path config = dir_ / "vigil.yaml";
   const fs::path alerts = dir_ / "alerts.jsonl";
+  // Metrics on (any free port): the server's threads must not take the SIGTERM below.
   std::ofstream(config) << "agent:\n  learn: 8s\n  window: 50\n  min_program_windows: 3\n"
-                           "metrics:\n  enabled: false\n";
+                           "metrics:\n  enabled: true\n  listen: 127.0.0.1:0\n";
   const fs::path out = dir_ / "agent.out", err = dir_ / "agent.err";
   agent_ = Spawn({VIGIL_BINARY, "agent", "--config", config.string(), "--state-dir",
                   dir_.string(), "--duration", "60s", "--sink", "file:" + alerts.string()},
