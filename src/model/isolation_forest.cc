@@ -276,18 +276,10 @@ core::Result<IsolationForest> IsolationForest::FromFile(const ModelFile& file,
                                                         std::string_view source) {
   const std::string src(source);
   auto bad = [&](const std::string& why) { return core::DataLoss(src + ": payload: " + why); };
-  auto header_string = [&](const char* key) {
-    if (!file.header.is_object()) return std::string();
-    auto it = file.header.find(key);
-    return it != file.header.end() && it->is_string() ? it->get<std::string>() : std::string();
-  };
-  if (header_string("family") != kIsolationForestFamily) {
-    return core::InvalidArgument(src + ": model family \"" + header_string("family") +
-                                 "\" is not \"" + std::string(kIsolationForestFamily) + "\"");
-  }
+  VIGIL_RETURN_IF_ERROR(CheckFamily(file, kIsolationForestFamily, source));
   IsolationForest m;
-  m.options_.name = header_string("name");
-  m.options_.version = header_string("version");
+  m.options_.name = HeaderString(file, "name");
+  m.options_.version = HeaderString(file, "version");
   internal::ByteReader r(file.payload);
   uint32_t dims = 0, psi = 0, explain = 0, nnames = 0, ntrees = 0;
   uint64_t rows = 0;

@@ -111,6 +111,19 @@ core::Result<ModelFile> DecodeModelFile(std::string_view bytes, std::string_view
   return out;
 }
 
+std::string HeaderString(const ModelFile& file, std::string_view key) {
+  if (!file.header.is_object()) return std::string();
+  auto it = file.header.find(key);
+  return it != file.header.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+core::Status CheckFamily(const ModelFile& file, std::string_view family, std::string_view source) {
+  const std::string got = HeaderString(file, "family");
+  if (got == family) return core::Status::Ok();
+  return core::InvalidArgument(std::string(source) + ": model family \"" + got + "\" is not \"" +
+                               std::string(family) + "\"");
+}
+
 core::Status WriteModelFile(const std::string& path, const ModelFile& file) {
   const std::string bytes = EncodeModelFile(file);
   namespace fs = std::filesystem;

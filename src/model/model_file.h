@@ -34,6 +34,12 @@ std::string EncodeModelFile(const ModelFile& file);
 // Parses bytes; `source` names the input in errors.
 core::Result<ModelFile> DecodeModelFile(std::string_view bytes, std::string_view source);
 
+// The string value of header key `key`; "" when it is absent or not a string. Never throws.
+std::string HeaderString(const ModelFile& file, std::string_view key);
+// OK when the header's "family" is `family`; otherwise kInvalidArgument
+// "<source>: model family "x" is not "y"".
+core::Status CheckFamily(const ModelFile& file, std::string_view family, std::string_view source);
+
 // Writes atomically (temporary file in the same folder, fsync, rename).
 core::Status WriteModelFile(const std::string& path, const ModelFile& file);
 core::Result<ModelFile> ReadModelFile(const std::string& path);

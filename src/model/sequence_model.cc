@@ -331,19 +331,10 @@ core::Result<std::unique_ptr<SequenceModel>> SequenceModel::FromFile(const Model
                                                                      std::string_view source) {
   const std::string src(source);
   auto bad = [&](const std::string& why) { return core::DataLoss(src + ": payload: " + why); };
-  // json::value() throws when a key holds another type; this reader must not.
-  auto header_string = [&](const char* key) {
-    if (!file.header.is_object()) return std::string();
-    auto it = file.header.find(key);
-    return it != file.header.end() && it->is_string() ? it->get<std::string>() : std::string();
-  };
-  if (header_string("family") != kSequenceFamily) {
-    return core::InvalidArgument(src + ": model family \"" + header_string("family") +
-                                 "\" is not \"" + std::string(kSequenceFamily) + "\"");
-  }
+  VIGIL_RETURN_IF_ERROR(CheckFamily(file, kSequenceFamily, source));
   std::unique_ptr<SequenceModel> m(new SequenceModel());
-  m->options_.name = header_string("name");
-  m->options_.version = header_string("version");
+  m->options_.name = HeaderString(file, "name");
+  m->options_.version = HeaderString(file, "version");
   internal::ByteReader r(file.payload);
   uint32_t order = 0, explain = 0, nvocab = 0, nsubjects = 0;
   double fpr = 0;
