@@ -22,6 +22,7 @@
 #include "agent/durable_output.h"
 #include "agent/live_agent.h"
 #include "apps/vigil/commands.h"
+#include "apps/vigil/outputs.h"
 #include "core/config.h"
 #include "core/http_server.h"
 #include "core/log.h"
@@ -148,18 +149,13 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   }
 
   // 3. Sinks (optionally behind the durable spool).
+  pipeline::FileSinkOptions file_options;
   std::vector<std::string> specs = o.sinks;
-  if (specs.empty()) {
-    for (const core::SinkConfig& s : c.sinks) {
-      if (s.type == core::SinkType::kStdout) specs.push_back("stdout");
-      if (s.type == core::SinkType::kNull) specs.push_back("null");
-      if (s.type == core::SinkType::kFile) specs.push_back("file:" + s.path);
-    }
-  }
+  if (specs.empty()) specs = SinkSpecsFromConfig(c, &file_options);
   std::vector<std::unique_ptr<pipeline::Sink>> owned;
   std::vector<pipeline::Sink*> sinks;
   for (const std::string& spec : specs) {
-    auto sink = pipeline::MakeSink(spec);
+    auto sink = pipeline::MakeSink(spec, file_options);
     if (!sink.has_value()) return ReportError("agent", sink.error().WithContext("--sink"));
     sinks.push_back(sink->get());
     owned.push_back(std::move(sink).value());
@@ -168,9 +164,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   if (c.pipeline.spool.enabled) {
     pipeline::SpoolOptions so;
     so.segment_bytes = c.pipeline.spool.segment_bytes;
-    so.sync = c.pipeline.spool.fsync == core::FsyncPolicy::kAlways  ? pipeline::SyncMode::kAlways
-              : c.pipeline.spool.fsync == core::FsyncPolicy::kBatch ? pipeline::SyncMode::kEveryN
-                                                                    : pipeline::SyncMode::kNever;
+    so.sync = SyncModeOf(c.pipeline.spool.fsync);
     auto d = agent::DurableOutput::Open(c.pipeline.spool.dir, so, sinks, nullptr);
     if (!d.has_value()) return ReportError("agent", d.error());
     durable = std::move(d).value();

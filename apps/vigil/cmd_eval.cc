@@ -10,7 +10,6 @@
 
 #include "apps/vigil/commands.h"
 #include "model/evaluation.h"
-#include "model/model_file.h"
 #include "model/sequence_model.h"
 #include "sensor/adfa.h"
 
@@ -23,12 +22,6 @@ struct EvalOptions {
   std::string model;
   bool json = false;
 };
-
-core::Result<std::unique_ptr<model::SequenceModel>> LoadSequenceModel(const std::string& path) {
-  auto file = model::ReadModelFile(path);
-  if (!file.has_value()) return file.error();
-  return model::SequenceModel::FromFile(*file, path);
-}
 
 struct TraceResult {
   std::string attack_type;  // "" for normal
@@ -44,7 +37,7 @@ nlohmann::json Metrics(const std::vector<model::Scored>& ex) {
 }
 
 int RunEval(const EvalOptions& o) {
-  auto m = LoadSequenceModel(o.model);
+  auto m = model::LoadSequenceModel(o.model);
   if (!m.has_value()) return ReportError("eval", m.error());
   std::vector<sensor::AdfaTrace> traces;
   for (auto split : {sensor::AdfaSplit::kValidation, sensor::AdfaSplit::kAttack}) {

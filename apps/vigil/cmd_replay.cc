@@ -12,11 +12,11 @@
 #include "agent/metrics.h"
 #include "agent/replay_runner.h"
 #include "apps/vigil/commands.h"
+#include "apps/vigil/outputs.h"
 #include "core/config.h"
 #include "core/http_server.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "model/model_file.h"
 #include "model/sequence_model.h"
 #include "pipeline/sink.h"
 #include "sensor/replay.h"
@@ -67,22 +67,9 @@ void ApplyConfig(const core::VigilConfig& c, const CLI::App& cmd, ReplayCmdOptio
   if (unset("--workers")) o->workers = static_cast<int>(c.pipeline.workers);
   if (unset("--spool") && c.pipeline.spool.enabled) o->spool_dir = c.pipeline.spool.dir;
   if (unset("--spool-sync")) {
-    o->spool_sync = c.pipeline.spool.fsync == core::FsyncPolicy::kAlways  ? "always"
-                    : c.pipeline.spool.fsync == core::FsyncPolicy::kBatch ? "batch"
-                                                                          : "never";
+    o->spool_sync = std::string(core::FsyncPolicyName(c.pipeline.spool.fsync));
   }
-  if (unset("--sink")) {
-    o->sinks.clear();
-    for (const core::SinkConfig& s : c.sinks) {
-      if (s.type == core::SinkType::kStdout) o->sinks.push_back("stdout");
-      if (s.type == core::SinkType::kNull) o->sinks.push_back("null");
-      if (s.type == core::SinkType::kFile) {
-        o->sinks.push_back("file:" + s.path);
-        o->file_options.max_bytes = s.rotate_bytes;
-        o->file_options.keep = s.keep;
-      }
-    }
-  }
+  if (unset("--sink")) o->sinks = SinkSpecsFromConfig(c, &o->file_options);
   if (unset("--metrics-listen") && c.source != "<defaults>" && c.metrics.enabled) {
     o->metrics_listen = c.metrics.listen.ToString();
   }
@@ -95,9 +82,7 @@ int RunReplay(ReplayCmdOptions o, const CLI::App& cmd) {
   if (auto st = core::InitLogging(config->log.level, config->log.format); !st.ok()) {
     return ReportError("replay", st);
   }
-  auto file = model::ReadModelFile(o.model);
-  if (!file.has_value()) return ReportError("replay", file.error());
-  auto m = model::SequenceModel::FromFile(*file, o.model);
+  auto m = model::LoadSequenceModel(o.model);
   if (!m.has_value()) return ReportError("replay", m.error());
 
   std::string host = o.host;

@@ -384,9 +384,7 @@ core::Result<LiveStats> LiveAgent::Run(
   std::error_code ec;
   if (!options_.relearn && !options_.baseline_path.empty() &&
       fs::exists(options_.baseline_path, ec)) {
-    auto file = model::ReadModelFile(options_.baseline_path);
-    if (!file.has_value()) return file.error().WithContext("baseline");
-    auto m = model::SequenceModel::FromFile(*file, options_.baseline_path);
+    auto m = model::LoadSequenceModel(options_.baseline_path);
     if (!m.has_value()) return m.error().WithContext("baseline");
     std::shared_ptr<const model::SequenceModel> shared(std::move(m).value());
     const size_t programs = shared->subjects().size() - 1;

@@ -418,4 +418,10 @@ core::Result<std::unique_ptr<SequenceModel>> SequenceModel::FromFile(const Model
   return m;
 }
 
+core::Result<std::unique_ptr<SequenceModel>> LoadSequenceModel(const std::string& path) {
+  auto file = ReadModelFile(path);
+  if (!file.has_value()) return file.error();
+  return SequenceModel::FromFile(*file, path);
+}
+
 }  // namespace vigil::model

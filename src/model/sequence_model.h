@@ -112,4 +112,7 @@ class SequenceModel final : public Model {
   std::map<std::string, Subject, std::less<>> subjects_;        // always holds kGlobalSubject
 };
 
+// Reads and rebuilds a "syscall-ngram" model file; errors name `path`.
+core::Result<std::unique_ptr<SequenceModel>> LoadSequenceModel(const std::string& path);
+
 }  // namespace vigil::model

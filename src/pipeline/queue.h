@@ -100,6 +100,8 @@ class BoundedQueue {
                               const std::chrono::steady_clock::time_point* deadline);
   // Called after releasing mu_ with the counts captured under it.
   void WakeProducers(size_t popped, size_t waiting);
+  // Moves up to `max` items to *out, releases `lock` and wakes waiting producers.
+  size_t TakeBatchLocked(std::unique_lock<std::mutex>& lock, std::vector<T>* out, size_t max);
 
   const size_t capacity_;
   internal::QueueAccounting accounting_;
@@ -292,17 +294,18 @@ size_t BoundedQueue<T>::PopBatch(std::vector<T>* out, size_t max) {
     not_empty_.wait(lock, [this] { return size_ > 0 || closed_; });
     --waiting_consumers_;
   }
-  const size_t n = size_ < max ? size_ : max;
-  for (size_t i = 0; i < n; ++i) out->push_back(TakeFrontLocked());
-  const size_t waiting = waiting_producers_;
-  lock.unlock();
-  WakeProducers(n, waiting);
-  return n;
+  return TakeBatchLocked(lock, out, max);
 }
 
 template <typename T>
 size_t BoundedQueue<T>::TryPopBatch(std::vector<T>* out, size_t max) {
   std::unique_lock<std::mutex> lock(mu_);
+  return TakeBatchLocked(lock, out, max);
+}
+
+template <typename T>
+size_t BoundedQueue<T>::TakeBatchLocked(std::unique_lock<std::mutex>& lock, std::vector<T>* out,
+                                        size_t max) {
   const size_t n = size_ < max ? size_ : max;
   for (size_t i = 0; i < n; ++i) out->push_back(TakeFrontLocked());
   const size_t waiting = waiting_producers_;

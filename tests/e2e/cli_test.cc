@@ -73,6 +73,14 @@ class CliTest : public ::testing::Test {
     }
   }
 
+  // Ten streams of program "svc" in `train`, and a model trained on them in `model`.
+  void TrainSmallModel(const fs::path& train, const fs::path& model) {
+    WriteEvents(train, "svc", 10, "svc", {0, 1, 2, 3}, 10);
+    ASSERT_EQ(Vigil("train --dataset jsonl --data " + train.string() + " --out " + model.string())
+                  .exit_code,
+              0);
+  }
+
   fs::path dir_;
 };
 
@@ -162,11 +170,8 @@ TEST_F(CliTest, TrainsFromJsonlAndFlagsTheOddStream) {
 
 TEST_F(CliTest, CorruptModelIsRefused) {
   const fs::path train = dir_ / "train.jsonl";
-  WriteEvents(train, "svc", 10, "svc", {0, 1, 2, 3}, 10);
   const fs::path model = dir_ / "m.vgm";
-  ASSERT_EQ(Vigil("train --dataset jsonl --data " + train.string() + " --out " + model.string())
-                .exit_code,
-            0);
+  ASSERT_NO_FATAL_FAILURE(TrainSmallModel(train, model));
   std::string bytes = ReadAll(model);
   bytes[bytes.size() / 2] ^= 0x20;
   std::ofstream(model, std::ios::binary | std::ios::trunc) << bytes;
@@ -182,11 +187,8 @@ TEST_F(CliTest, CorruptModelIsRefused) {
 
 TEST_F(CliTest, ReplayTakesSinksAndPipelineFromTheConfig) {
   const fs::path train = dir_ / "train.jsonl";
-  WriteEvents(train, "svc", 10, "svc", {0, 1, 2, 3}, 10);
   const fs::path model = dir_ / "m.vgm";
-  ASSERT_EQ(Vigil("train --dataset jsonl --data " + train.string() + " --out " + model.string())
-                .exit_code,
-            0);
+  ASSERT_NO_FATAL_FAILURE(TrainSmallModel(train, model));
   const fs::path out = dir_ / "from-config.jsonl";
   const fs::path config = dir_ / "vigil.yaml";
   std::ofstream(config) << "host: test-host\n"
