@@ -10,7 +10,7 @@
 
 #include "apps/vigil/commands.h"
 #include "model/evaluation.h"
-#include "model/sequence_model.h"
+#include "model/loader.h"
 #include "sensor/adfa.h"
 
 namespace vigil::app {
@@ -37,7 +37,7 @@ nlohmann::json Metrics(const std::vector<model::Scored>& ex) {
 }
 
 int RunEval(const EvalOptions& o) {
-  auto m = model::LoadSequenceModel(o.model);
+  auto m = model::LoadModel(o.model);
   if (!m.has_value()) return ReportError("eval", m.error());
   std::vector<sensor::AdfaTrace> traces;
   for (auto split : {sensor::AdfaSplit::kValidation, sensor::AdfaSplit::kAttack}) {

@@ -17,7 +17,7 @@
 #include "core/http_server.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "model/sequence_model.h"
+#include "model/loader.h"
 #include "pipeline/sink.h"
 #include "sensor/replay.h"
 
@@ -82,7 +82,7 @@ int RunReplay(ReplayCmdOptions o, const CLI::App& cmd) {
   if (auto st = core::InitLogging(config->log.level, config->log.format); !st.ok()) {
     return ReportError("replay", st);
   }
-  auto m = model::LoadSequenceModel(o.model);
+  auto m = model::LoadModel(o.model);
   if (!m.has_value()) return ReportError("replay", m.error());
 
   std::string host = o.host;

@@ -1,94 +1,82 @@
-// vigil train: learns the per-program system-call sequence model from normal traces.
+// vigil train: learns a model of normal behaviour from a dataset. The model type (--model-type)
+// picks the family; each type's flags and training live in train_<type>.cc.
 
-#include <chrono>
-#include <cstdio>
+#include <algorithm>
 #include <memory>
 
-#include <nlohmann/json.hpp>
-
 #include "apps/vigil/commands.h"
-#include "apps/vigil/datasets.h"
-#include "model/model_file.h"
-#include "model/sequence_model.h"
+#include "apps/vigil/model_types.h"
 
 namespace vigil::app {
 namespace {
 
 struct TrainOptions {
-  std::string dataset = "adfa-ld";
-  std::string data;
-  std::string out;
-  model::SequenceModelOptions model;
-  bool json = false;
+  TrainRequest request;
+  std::string model_type;  // "" = DefaultModelType(dataset)
 };
 
 int RunTrain(const TrainOptions& o) {
-  const auto start = std::chrono::steady_clock::now();
-  auto set = LoadTrainingSet(o.dataset, o.data);
-  if (!set.has_value()) return ReportError("train", set.error());
-  auto m = model::SequenceModel::Train(set->traces, o.model);
-  if (!m.has_value()) return ReportError("train", m.error().WithContext(o.data));
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  nlohmann::json header;
-  header["created_unix"] = std::chrono::duration_cast<std::chrono::seconds>(
-                               std::chrono::system_clock::now().time_since_epoch())
-                               .count();
-  header["code_version"] = std::string("vigil ") + VIGIL_VERSION;
-  header["training"] = {{"dataset", set->dataset},
-                        {"digest", set->digest},
-                        {"traces", set->traces.size()},
-                        {"events", set->events}};
-  const model::ModelFile file = (*m)->ToFile(header);
-  if (auto st = model::WriteModelFile(o.out, file); !st.ok()) return ReportError("train", st);
-  const model::Calibration& cal = (*m)->CalibrationFor(model::kGlobalSubject);
-  if (o.json) {
-    nlohmann::json j = file.header;
-    j["model_file"] = o.out;
-    j["seconds"] = secs;
-    std::printf("%s\n", j.dump(2).c_str());
-  } else {
-    std::printf("trained %s (order %d) on %zu traces, %llu system calls, in %.2f s\n",
-                (*m)->name().c_str(), o.model.order, set->traces.size(),
-                static_cast<unsigned long long>(set->events), secs);
-    std::printf("  programs with their own model: %zu (plus the global model)\n",
-                (*m)->subjects().size() - 1);
-    std::printf("  threshold: %.3f bits/syscall (out-of-fold false-alarm rate %.2f%%, target %.2f%%)\n",
-                cal.threshold, cal.achieved_fpr * 100, o.model.target_fpr * 100);
-    std::printf("  training data: %s\n  model file: %s\n", set->digest.c_str(), o.out.c_str());
+  TrainRequest r = o.request;
+  const std::string type = o.model_type.empty() ? DefaultModelType(r.dataset) : o.model_type;
+  for (const ModelType& t : ModelTypes()) {
+    if (t.name != type) continue;
+    if (std::find(t.datasets.begin(), t.datasets.end(), r.dataset) == t.datasets.end()) {
+      std::string accepted;
+      for (const std::string& d : t.datasets) accepted += (accepted.empty() ? "" : ", ") + d;
+      return ReportError("train", core::InvalidArgument("--model-type " + type +
+                                                        " does not train on --dataset " +
+                                                        r.dataset + " (it takes: " + accepted +
+                                                        ")"));
+    }
+    return t.train(r);
   }
-  return kExitOk;
+  return ReportError("train",
+                     core::InvalidArgument("no model type trains on --dataset " + r.dataset));
 }
 
 }  // namespace
 
 RunFn AddTrainCommand(CLI::App& root) {
   auto o = std::make_shared<TrainOptions>();
+  std::string types_help;
+  std::vector<std::string> type_names;
+  std::vector<std::string> datasets;
+  for (const ModelType& t : ModelTypes()) {
+    types_help += "\n  " + t.name + ": " + t.summary;
+    type_names.push_back(t.name);
+    for (const std::string& d : t.datasets) {
+      if (std::find(datasets.begin(), datasets.end(), d) == datasets.end()) datasets.push_back(d);
+    }
+  }
   CLI::App* cmd = root.add_subcommand(
-      "train", "Train the per-program system-call sequence model on normal traces only");
-  cmd->add_option("--dataset", o->dataset, "Input kind: adfa-ld (Training_Data_Master only) or "
-                                           "jsonl (Vigil event file, one trace per stream)")
+      "train", "Train a model of normal behaviour (or a triage model from labels) from a dataset");
+  cmd->add_option("--model-type", o->model_type,
+                  "Model family to train; default: the best measured for the dataset "
+                  "(docs/user-guide.md)." +
+                      types_help)
+      ->check(CLI::IsMember(type_names));
+  std::string datasets_help;
+  for (const std::string& d : datasets) datasets_help += (datasets_help.empty() ? "" : ", ") + d;
+  o->request.dataset = "adfa-ld";
+  cmd->add_option("--dataset", o->request.dataset,
+                  "Input kind: " + datasets_help +
+                      " (adfa-ld: Training_Data_Master only; jsonl: Vigil event file, one trace "
+                      "per stream)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"adfa-ld", "jsonl"}));
-  cmd->add_option("--data", o->data, "ADFA-LD root folder, or the JSONL event file")->required();
-  cmd->add_option("--out", o->out, "Where to write the model file")->required();
-  cmd->add_option("--order", o->model.order, "n-gram order (1..6)")
-      ->capture_default_str()
-      ->check(CLI::Range(1, model::kMaxOrder));
-  cmd->add_option("--target-fpr", o->model.target_fpr,
-                  "False-alarm rate the threshold is calibrated to (cross-fitted on training)")
+      ->check(CLI::IsMember(datasets));
+  cmd->add_option("--data", o->request.data, "Dataset root folder, or the JSONL event file")
+      ->required();
+  cmd->add_option("--out", o->request.out, "Where to write the model file")->required();
+  cmd->add_option("--target-fpr", o->request.target_fpr,
+                  "False-alarm rate the threshold is calibrated to, on normal data the model "
+                  "did not train on")
       ->capture_default_str()
       ->check(CLI::Range(0.0001, 0.5));
-  cmd->add_option("--folds", o->model.folds, "Cross-fitting folds for calibration")
-      ->capture_default_str()
-      ->check(CLI::Range(2, 20));
-  cmd->add_option("--min-program-traces", o->model.min_subject_traces,
-                  "Programs with fewer traces use the global model")
+  cmd->add_option("--name", o->request.name, "Model name recorded in the file (default: family)");
+  cmd->add_option("--model-version", o->request.version, "Model version recorded in the file")
       ->capture_default_str();
-  cmd->add_option("--name", o->model.name, "Model name recorded in the file")->capture_default_str();
-  cmd->add_option("--model-version", o->model.version, "Model version recorded in the file")
-      ->capture_default_str();
-  cmd->add_flag("--json", o->json, "Print the model header as JSON");
+  cmd->add_flag("--json", o->request.json, "Print the model header as JSON");
+  for (const ModelType& t : ModelTypes()) t.add_options(*cmd);
   return [o] { return RunTrain(*o); };
 }
 

@@ -1,0 +1,46 @@
+#include "model/loader.h"
+
+#include "model/isolation_forest.h"
+#include "model/sequence_model.h"
+
+namespace vigil::model {
+namespace {
+
+// Adapts a family's typed FromFile to the common loader signature.
+template <typename Family>
+core::Result<std::unique_ptr<Model>> Load(const ModelFile& file, std::string_view source) {
+  auto m = Family::FromFile(file, source);
+  if (!m.has_value()) return m.error();
+  return std::unique_ptr<Model>(std::move(m).value());
+}
+
+}  // namespace
+
+const std::vector<FamilyEntry>& RegisteredFamilies() {
+  // One line per family.
+  static const std::vector<FamilyEntry> families = {
+      {kSequenceFamily, &Load<SequenceModel>},
+      {kIsolationForestFamily, &Load<IsolationForestModel>},
+  };
+  return families;
+}
+
+core::Result<std::unique_ptr<Model>> LoadModelFromFile(const ModelFile& file,
+                                                       std::string_view source) {
+  const std::string family = HeaderString(file, "family");
+  std::string known;
+  for (const FamilyEntry& e : RegisteredFamilies()) {
+    if (e.family == family) return e.load(file, source);
+    known += (known.empty() ? "" : ", ") + std::string(e.family);
+  }
+  return core::InvalidArgument(std::string(source) + ": unknown model family \"" + family +
+                                       "\" (known: " + known + ")");
+}
+
+core::Result<std::unique_ptr<Model>> LoadModel(const std::string& path) {
+  auto file = ReadModelFile(path);
+  if (!file.has_value()) return file.error();
+  return LoadModelFromFile(*file, path);
+}
+
+}  // namespace vigil::model
