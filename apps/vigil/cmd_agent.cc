@@ -205,6 +205,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   lo.pipeline.host = c.host;
   lo.pipeline.emit_all = false;  // alerts only; learning and normal windows stay in the counters
   lo.pipeline.flush_each_verdict = true;  // an alert reaches its sink at once
+  lo.pipeline.emit_events = c.agent.write_events;
   const enrich::ProcessTree& tree_ref = **tree;
   enrich::ProcessTree& tree_mut = **tree;
   sensor::EbpfSensor& sensor_ref = *ebpf;

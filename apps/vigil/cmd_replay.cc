@@ -38,6 +38,7 @@ struct ReplayCmdOptions {
   size_t queue_capacity = 16384;
   int workers = 1;
   bool anomalous_only = false;
+  bool write_events = false;
   bool json = false;
   std::string host;
   size_t max_error_lines = 20;
@@ -143,6 +144,7 @@ int RunReplay(ReplayCmdOptions o, const CLI::App& cmd) {
   ro.source.sample_one_in = o.sample_every;
   ro.workers = o.workers;
   ro.emit_all = !o.anomalous_only;
+  ro.emit_events = o.write_events;
   ro.host = host;
   core::Registry& registry = core::Registry::Get();
   auto latency = registry.GetHistogram("vigil_event_latency_seconds",
@@ -186,6 +188,7 @@ int RunReplay(ReplayCmdOptions o, const CLI::App& cmd) {
       {"scored", stats->scored},
       {"streams", stats->streams},
       {"verdicts_written", stats->verdicts},
+      {"events_written", stats->events_written},
       {"anomalous", stats->anomalous},
       {"seconds", stats->seconds},
       {"events_per_second", stats->seconds > 0 ? stats->read / stats->seconds : 0.0}};
@@ -262,6 +265,9 @@ RunFn AddReplayCommand(CLI::App& root) {
       ->capture_default_str()
       ->check(CLI::IsMember({"always", "batch", "never"}));
   cmd->add_flag("--anomalous-only", o->anomalous_only, "Write only anomalous verdicts");
+  cmd->add_flag("--write-events", o->write_events,
+                "Also write the input's typed events (exec, exit, fork, open, connect, ...) to the "
+                "sinks as OCSF activity events (docs/event-schema.md)");
   cmd->add_flag("--json", o->json, "Print the run summary as JSON (on stderr)");
   return [o, cmd] { return RunReplay(*o, *cmd); };
 }

@@ -1,6 +1,7 @@
 #include "agent/replay_runner.h"
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -94,12 +95,25 @@ void ReplayRunner::Emit(core::Verdict v) {
   std::lock_guard<std::mutex> lock(sink_mu_);
   if (options_.on_verdict) options_.on_verdict(v);
   if (!write) return;
+  WriteLocked(line, options_.flush_each_verdict);
+  verdicts_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void ReplayRunner::WriteEvent(const core::Event& event) {
+  if (event.kind == core::EventKind::kSyscall || event.kind == core::EventKind::kStreamEnd) return;
+  const std::optional<std::string> line = core::EventToOcsfJson(event);
+  if (!line) return;
+  std::lock_guard<std::mutex> lock(sink_mu_);
+  WriteLocked(*line, /*flush=*/false);
+  events_written_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void ReplayRunner::WriteLocked(const std::string& line, bool flush) {
   for (pipeline::Sink* sink : sinks_) {
     core::Status st = sink->Write(line);
-    if (st.ok() && options_.flush_each_verdict) st = sink->Flush();
+    if (st.ok() && flush) st = sink->Flush();
     if (!st.ok() && sink_status_.ok()) sink_status_ = st;
   }
-  verdicts_.fetch_add(1, std::memory_order_relaxed);
 }
 
 core::Result<ReplayStats> ReplayRunner::Run(
@@ -135,6 +149,7 @@ core::Result<ReplayStats> ReplayRunner::Run(
       uint64_t scored = 0;
       for (core::Event& e : batch) {
         if (validator_.Validate(e) != pipeline::RejectReason::kNone) continue;
+        if (options_.emit_events) WriteEvent(e);
         if (!handler.OnEvent(e)) continue;
         ++scored;
         if (options_.latency != nullptr && ++latency_tick >= options_.latency_sample_every) {
@@ -204,6 +219,7 @@ ReplayStats ReplayRunner::Live() const {
   stats.streams = streams_.load(std::memory_order_relaxed);
   stats.verdicts = verdicts_.load(std::memory_order_relaxed);
   stats.anomalous = anomalous_.load(std::memory_order_relaxed);
+  stats.events_written = events_written_.load(std::memory_order_relaxed);
   const int64_t end = end_mono_.load();
   stats.seconds =
       static_cast<double>((end != 0 ? end : clock_.MonotonicNanos()) - start_mono_) / 1e9;

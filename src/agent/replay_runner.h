@@ -35,6 +35,9 @@ struct ReplayOptions {
   size_t batch = 512;                  // events a worker takes from its queue at once
   std::string host;                    // stamped on events that carry no host
   bool flush_each_verdict = false;     // flush the sinks after every verdict (live alerts)
+  // Typed events (exec, fork, exit, open, connect and the typed calls) also go to the sinks, as
+  // OCSF activity events (core::EventToOcsfJson), in the order each worker sees them.
+  bool emit_events = false;
   // When set, 1 in `latency_sample_every` events records its latency from ingestion (queue
   // entry) to scored, in seconds. Must outlive the runner.
   core::Histogram* latency = nullptr;
@@ -52,6 +55,7 @@ struct ReplayStats {
   uint64_t scored = 0;        // events that reached a model
   uint64_t streams = 0;       // verdicts produced (one per stream or window)
   uint64_t verdicts = 0;      // verdicts written to the sinks
+  uint64_t events_written = 0;  // typed events written to the sinks (emit_events)
   uint64_t anomalous = 0;
   double seconds = 0;
   pipeline::QueueStats queue;            // summed over the workers' queues
@@ -101,6 +105,10 @@ class ReplayRunner final : private VerdictSink {
 
  private:
   void Emit(core::Verdict verdict) override;
+  // Writes a typed event as an OCSF activity event (emit_events); other kinds are skipped.
+  void WriteEvent(const core::Event& event);
+  // Hands `line` to every sink; sink_mu_ must be held. The first sink error is kept.
+  void WriteLocked(const std::string& line, bool flush);
 
   HandlerFactory handlers_;
   std::vector<pipeline::Sink*> sinks_;
@@ -111,7 +119,7 @@ class ReplayRunner final : private VerdictSink {
   core::Status sink_status_;
 
   std::atomic<uint64_t> read_{0}, read_errors_{0}, scored_{0}, streams_{0}, verdicts_{0},
-      anomalous_{0};
+      anomalous_{0}, events_written_{0};
   std::atomic<int64_t> start_mono_{0};
   std::atomic<int64_t> end_mono_{0};  // 0 while running
   mutable std::mutex queues_mu_;  // guards the vector, not the queues (they are thread-safe)

@@ -474,7 +474,7 @@ class ConfigParser {
     return ForEachField(
         node, path,
         {"learn", "window", "min_program_windows", "syscall_stream", "events",
-         "ring_buffer_bytes", "baseline", "filters"},
+         "write_events", "ring_buffer_bytes", "baseline", "filters"},
         [&](const std::string& key, const YAML::Node& v, const std::string& p) {
           if (key == "learn") return ReadSeconds(v, p, &a->learn_seconds);
           if (key == "window") return ReadUint32(v, p, 10, 100000, &a->window);
@@ -483,6 +483,7 @@ class ConfigParser {
           }
           if (key == "syscall_stream") return ReadBool(v, p, &a->syscall_stream);
           if (key == "events") return ReadList(v, p, &a->events, event);
+          if (key == "write_events") return ReadBool(v, p, &a->write_events);
           if (key == "ring_buffer_bytes") {
             VIGIL_RETURN_IF_ERROR(ReadUint(v, p, 4096, uint64_t{1} << 32, &a->ring_buffer_bytes));
             if ((a->ring_buffer_bytes & (a->ring_buffer_bytes - 1)) != 0) {

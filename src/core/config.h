@@ -114,6 +114,7 @@ struct AgentConfig {
   std::vector<std::string> events = {"exec",    "fork", "exit", "execve", "open",
                                      "file_mod", "net", "cred", "ptrace", "mount"};
   uint64_t ring_buffer_bytes = uint64_t{8} << 20;  // power of two, >= 4096
+  bool write_events = true;            // typed events also go to the sinks (OCSF activity events)
   std::string baseline;                // default <state_dir>/models/baseline.vgm
   AgentFilterConfig filters;
 };

@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/syscall_table.h"
+
 namespace vigil::core {
 namespace {
 
@@ -209,6 +211,132 @@ std::string VerdictToOcsfJson(const Verdict& v) {
   }
   j["vigil"] = {{"score", std::round(v.score * 1e6) / 1e6}, {"anomalous", v.anomalous}, {"stream", v.stream},
                 {"events", v.events}, {"explanation", expl}};
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+namespace {
+
+// OCSF classes and activities used for events (OCSF 1.1).
+struct OcsfActivity {
+  int class_uid = 0;    // 0: no class describes the event
+  int activity_id = 0;
+  const char* class_name = "";
+  const char* activity_name = "";
+};
+
+constexpr OcsfActivity kProcessLaunch{1007, 1, "Process Activity", "Launch"};
+constexpr OcsfActivity kProcessTerminate{1007, 2, "Process Activity", "Terminate"};
+constexpr OcsfActivity kProcessOpen{1007, 3, "Process Activity", "Open"};
+constexpr OcsfActivity kProcessSetUserId{1007, 5, "Process Activity", "Set User ID"};
+constexpr OcsfActivity kFileOpen{1001, 14, "File System Activity", "Open"};
+constexpr OcsfActivity kFileDelete{1001, 4, "File System Activity", "Delete"};
+constexpr OcsfActivity kFileRename{1001, 5, "File System Activity", "Rename"};
+constexpr OcsfActivity kFileMount{1001, 12, "File System Activity", "Mount"};
+constexpr OcsfActivity kNetOpen{4001, 1, "Network Activity", "Open"};
+constexpr OcsfActivity kNetListen{4001, 7, "Network Activity", "Listen"};
+constexpr OcsfActivity kNetOther{4001, 99, "Network Activity", "Other"};
+
+// The activity a typed system call reports, by its name.
+OcsfActivity TypedCallActivity(std::string_view name) {
+  if (name == "execve" || name == "execveat") return kProcessLaunch;
+  if (name == "open" || name == "openat" || name == "openat2") return kFileOpen;
+  if (name == "unlink" || name == "unlinkat" || name == "rmdir") return kFileDelete;
+  if (name == "rename" || name == "renameat" || name == "renameat2") return kFileRename;
+  if (name == "mount") return kFileMount;
+  if (name == "connect" || name == "accept" || name == "accept4") return kNetOpen;
+  if (name == "listen") return kNetListen;
+  if (name == "bind") return kNetOther;
+  if (name == "ptrace") return kProcessOpen;
+  if (name.starts_with("set") && name.find("uid") != std::string_view::npos) {
+    return kProcessSetUserId;
+  }
+  return {};
+}
+
+OcsfActivity ActivityOf(const Event& e) {
+  switch (e.kind) {
+    case EventKind::kProcessExec:
+    case EventKind::kProcessFork:
+      return kProcessLaunch;
+    case EventKind::kProcessExit:
+      return kProcessTerminate;
+    case EventKind::kFileOpen:
+      return kFileOpen;
+    case EventKind::kNetConnect:
+      return kNetOpen;
+    case EventKind::kTypedCall:
+      return TypedCallActivity(SyscallName(e.syscall.arch, e.syscall.nr));
+    case EventKind::kSyscall:
+    case EventKind::kStreamEnd:
+      break;
+  }
+  return {};
+}
+
+json OcsfProcess(const ProcessIdentity& p) {
+  json j = {{"pid", p.pid}, {"user", {{"uid", std::to_string(p.uid)}}}};
+  if (p.tid != 0) j["tid"] = p.tid;
+  if (!p.comm.empty()) j["name"] = p.comm;
+  if (!p.exe.empty()) j["file"] = {{"path", p.exe}, {"type_id", 1}};
+  if (p.ppid != 0) j["parent_process"] = {{"pid", p.ppid}};
+  return j;
+}
+
+json OcsfFile(const std::string& path) {
+  json j = {{"path", path}, {"type_id", 1}};
+  const size_t slash = path.find_last_of('/');
+  j["name"] = slash == std::string::npos ? path : path.substr(slash + 1);
+  return j;
+}
+
+}  // namespace
+
+std::optional<std::string> EventToOcsfJson(const Event& e) {
+  const OcsfActivity a = ActivityOf(e);
+  if (a.class_uid == 0) return std::nullopt;
+  json j;
+  j["class_uid"] = a.class_uid;
+  j["class_name"] = a.class_name;
+  j["category_uid"] = a.class_uid / 1000;
+  j["category_name"] = a.class_uid / 1000 == 4 ? "Network Activity" : "System Activity";
+  j["activity_id"] = a.activity_id;
+  j["activity_name"] = a.activity_id == 99 ? std::string(SyscallName(e.syscall.arch, e.syscall.nr))
+                                           : std::string(a.activity_name);
+  j["type_uid"] = a.class_uid * 100 + a.activity_id;
+  j["time"] = e.time_ns / 1'000'000;
+  j["severity_id"] = 1;  // Informational: an activity, not a finding
+  j["metadata"] = {{"version", "1.1.0"},
+                   {"product", {{"name", "Vigil"}, {"vendor_name", "Vigil"}}},
+                   {"log_name", std::string(EventSourceName(e.source))}};
+  if (!e.host.empty()) j["device"] = {{"hostname", e.host}};
+  if (e.has_ret) {
+    j["status_id"] = e.ret >= 0 ? 1 : 2;  // Success / Failure
+    j["status"] = e.ret >= 0 ? "Success" : "Failure";
+    if (e.ret < 0) j["status_code"] = std::to_string(-e.ret);  // errno
+  }
+  const json actor_process = OcsfProcess(e.proc);
+  if (a.class_uid == 1007) {
+    j["actor"] = {{"process", actor_process}};
+    json target = actor_process;
+    if (e.kind == EventKind::kProcessFork) {
+      target = {{"pid", e.child_pid}, {"parent_process", {{"pid", e.proc.pid}}}};
+    } else if (!e.path.empty() && a.activity_id == 1) {
+      target["file"] = {{"path", e.path}, {"type_id", 1}};
+    }
+    j["process"] = target;
+  } else {
+    j["actor"] = {{"process", actor_process}};
+  }
+  if (a.class_uid == 1001 && !e.path.empty()) j["file"] = OcsfFile(e.path);
+  if (a.class_uid == 4001) {
+    if (!e.net.daddr.empty()) j["dst_endpoint"] = {{"ip", e.net.daddr}, {"port", e.net.dport}};
+    if (e.net.protocol != 0) j["connection_info"] = {{"protocol_num", e.net.protocol}};
+  }
+  j["vigil"] = {{"kind", std::string(EventKindName(e.kind))}, {"seq", e.seq}};
+  if (!e.stream.empty()) j["vigil"]["stream"] = e.stream;
+  if (e.kind == EventKind::kTypedCall) {
+    j["vigil"]["syscall"] = std::string(SyscallName(e.syscall.arch, e.syscall.nr));
+  }
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

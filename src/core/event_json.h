@@ -4,7 +4,10 @@
 // - Events: Vigil's own JSON Lines event format (schema "vigil.event/v1",
 //   docs/event-schema.md). ParseEventJson validates types and ranges and never throws.
 // - Verdicts: an OCSF Detection Finding (class_uid 2004) with Vigil's fields under "vigil".
+// - Typed events (exec, exit, fork, open, connect and the typed calls): OCSF activity events
+//   (Process Activity 1007, File System Activity 1001, Network Activity 4001).
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -22,5 +25,10 @@ std::string EventToJson(const Event& event);
 
 // One line of JSON, no trailing newline: the verdict as an OCSF 1.1 Detection Finding.
 std::string VerdictToOcsfJson(const Verdict& verdict);
+
+// One line of JSON, no trailing newline: the event as an OCSF 1.1 activity event, with the
+// original kind and sequence number under "vigil". nullopt for kinds no OCSF activity class
+// describes on its own (the per-call syscall stream, stream ends): those stay in Vigil's format.
+std::optional<std::string> EventToOcsfJson(const Event& event);
 
 }  // namespace vigil::core

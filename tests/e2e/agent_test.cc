@@ -129,8 +129,18 @@ TEST_F(AgentE2eTest, LearnsThenAlertsOnUnseenBehaviourOnly) {
   std::ifstream in(alerts);
   std::string line;
   bool odd_alerted = false;
+  bool odd_launch_written = false;
   while (std::getline(in, line)) {
     const auto j = nlohmann::json::parse(line);
+    if (j["class_uid"] != 2004) {
+      // A typed event, written as an OCSF activity event (agent.write_events defaults to on).
+      EXPECT_NE(j["actor"]["process"]["pid"].get<pid_t>(), agent_pid)
+          << "the agent's own activity must never appear: " << line;
+      if (j["class_uid"] == 1007 && j["activity_id"] == 1 && j["process"]["pid"] == odd) {
+        odd_launch_written = true;
+      }
+      continue;
+    }
     const auto pid = j["process"]["pid"].get<pid_t>();
     EXPECT_NE(pid, agent_pid) << "the agent's own activity must never appear";
     EXPECT_NE(pid, usual) << "the usual run must raise no alert: " << line;
@@ -146,6 +156,7 @@ TEST_F(AgentE2eTest, LearnsThenAlertsOnUnseenBehaviourOnly) {
     }
   }
   EXPECT_TRUE(odd_alerted) << "no alert for the odd run naming what it did differently";
+  EXPECT_TRUE(odd_launch_written) << "no OCSF Process Activity (Launch) for the odd run's exec";
   EXPECT_TRUE(fs::exists(dir_ / "models" / "baseline.vgm"));
 }
 

@@ -1,5 +1,6 @@
 #include "agent/replay_runner.h"
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <string>
@@ -150,6 +151,49 @@ TEST_F(ReplayRunnerTest, AnomalousOnlyWritesOnlyAnomalousVerdicts) {
   EXPECT_EQ(stats->streams, 6u);
   ASSERT_EQ(sink.lines.size(), 1u);
   EXPECT_EQ(sink.lines[0]["vigil"]["stream"], "odd");
+}
+
+TEST_F(ReplayRunnerTest, TypedEventsGoToTheSinksAsOcsfActivityWhenAsked) {
+  std::vector<core::Event> ev = Workload(2, 20);
+  core::Event open;
+  open.kind = core::EventKind::kFileOpen;
+  open.stream = "s0";
+  open.proc = {.pid = 7, .comm = "svc"};
+  open.path = "/etc/passwd";
+  ev.insert(ev.begin() + 3, open);
+  core::Event conn;
+  conn.kind = core::EventKind::kNetConnect;
+  conn.stream = "s1";
+  conn.proc = {.pid = 8, .comm = "svc"};
+  conn.net = {.daddr = "10.0.0.1", .dport = 443, .protocol = 6};
+  ev.insert(ev.begin() + 30, conn);
+  for (bool emit : {false, true}) {
+    VectorSensor sensor(ev);
+    CollectSink sink;
+    ReplayOptions o;
+    o.emit_events = emit;
+    ReplayRunner runner(*model_, {&sink}, o, clock_);
+    auto stats = runner.Run(sensor, nullptr);
+    ASSERT_TRUE(stats.has_value());
+    EXPECT_EQ(stats->verdicts, 3u);
+    EXPECT_EQ(stats->events_written, emit ? 2u : 0u);
+    std::vector<int> classes;
+    for (const auto& line : sink.lines) classes.push_back(line["class_uid"].get<int>());
+    std::sort(classes.begin(), classes.end());
+    if (emit) {
+      EXPECT_EQ(classes, (std::vector<int>{1001, 2004, 2004, 2004, 4001}));
+    } else {
+      EXPECT_EQ(classes, (std::vector<int>{2004, 2004, 2004}));
+    }
+    for (const auto& line : sink.lines) {
+      if (line["class_uid"] == 1001) {
+        EXPECT_EQ(line["file"]["path"], "/etc/passwd");
+      }
+      if (line["class_uid"] == 4001) {
+        EXPECT_EQ(line["dst_endpoint"]["port"], 443);
+      }
+    }
+  }
 }
 
 TEST_F(ReplayRunnerTest, RefusesBadOptions) {

@@ -377,6 +377,7 @@ TEST(AgentConfigTest, ReadsEveryAgentKey) {
   min_program_windows: 3
   syscall_stream: false
   events: [exec, open]
+  write_events: false
   ring_buffer_bytes: 65536
   baseline: /tmp/b.vgm
   filters:
@@ -391,6 +392,7 @@ TEST(AgentConfigTest, ReadsEveryAgentKey) {
   EXPECT_EQ(c->agent.min_program_windows, 3u);
   EXPECT_FALSE(c->agent.syscall_stream);
   EXPECT_EQ(c->agent.events, (std::vector<std::string>{"exec", "open"}));
+  EXPECT_FALSE(c->agent.write_events);
   EXPECT_EQ(c->agent.ring_buffer_bytes, 65536u);
   EXPECT_EQ(c->agent.baseline, "/tmp/b.vgm");
   EXPECT_EQ(c->agent.filters.exclude_comms, (std::vector<std::string>{"sshd"}));
@@ -405,6 +407,7 @@ TEST(AgentConfigTest, DefaultsAndDerivedBaseline) {
   EXPECT_EQ(c->agent.baseline, "/srv/vigil/models/baseline.vgm");
   EXPECT_TRUE(c->agent.syscall_stream);
   EXPECT_EQ(c->agent.events.size(), 10u);
+  EXPECT_TRUE(c->agent.write_events);
 }
 
 TEST(AgentConfigTest, ErrorsNameLineAndKey) {

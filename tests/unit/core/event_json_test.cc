@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "core/syscall_table.h"
+
 namespace vigil::core {
 namespace {
 
@@ -266,6 +268,120 @@ TEST(VerdictOcsfTest, RiskScoreIsClampedAndHostIsOptional) {
   EXPECT_EQ(j["risk_score"], 100);
   EXPECT_FALSE(j.contains("device"));
   EXPECT_EQ(nlohmann::json::parse(VerdictToOcsfJson(SampleVerdict(-3, false)))["risk_score"], 0);
+}
+
+Event TypedEvent(EventKind kind) {
+  Event e;
+  e.source = EventSource::kEbpf;
+  e.kind = kind;
+  e.seq = 42;
+  e.time_ns = 1'700'000'000'123'456'789;
+  e.host = "lab";
+  e.proc = {.pid = 300, .tid = 301, .ppid = 1, .uid = 1000, .comm = "cat", .exe = "/usr/bin/cat"};
+  return e;
+}
+
+nlohmann::json Ocsf(const Event& e) {
+  auto line = EventToOcsfJson(e);
+  EXPECT_TRUE(line.has_value());
+  return line ? nlohmann::json::parse(*line) : nlohmann::json();
+}
+
+TEST(EventOcsfTest, FileOpenIsFileSystemActivityOpen) {
+  Event e = TypedEvent(EventKind::kFileOpen);
+  e.path = "/etc/shadow";
+  e.has_ret = true;
+  e.ret = -13;  // EACCES
+  const nlohmann::json j = Ocsf(e);
+  EXPECT_EQ(j["class_uid"], 1001);
+  EXPECT_EQ(j["category_uid"], 1);
+  EXPECT_EQ(j["activity_id"], 14);
+  EXPECT_EQ(j["type_uid"], 100114);
+  EXPECT_EQ(j["time"], 1'700'000'000'123);
+  EXPECT_EQ(j["file"]["path"], "/etc/shadow");
+  EXPECT_EQ(j["file"]["name"], "shadow");
+  EXPECT_EQ(j["status_id"], 2);
+  EXPECT_EQ(j["status_code"], "13");
+  EXPECT_EQ(j["actor"]["process"]["pid"], 300);
+  EXPECT_EQ(j["actor"]["process"]["name"], "cat");
+  EXPECT_EQ(j["actor"]["process"]["file"]["path"], "/usr/bin/cat");
+  EXPECT_EQ(j["actor"]["process"]["user"]["uid"], "1000");
+  EXPECT_EQ(j["actor"]["process"]["parent_process"]["pid"], 1);
+  EXPECT_EQ(j["device"]["hostname"], "lab");
+  EXPECT_EQ(j["vigil"]["kind"], "file_open");
+  EXPECT_EQ(j["vigil"]["seq"], 42);
+}
+
+TEST(EventOcsfTest, ProcessLifecycleIsProcessActivity) {
+  Event exec = TypedEvent(EventKind::kProcessExec);
+  exec.path = "/usr/bin/cat";
+  nlohmann::json j = Ocsf(exec);
+  EXPECT_EQ(j["class_uid"], 1007);
+  EXPECT_EQ(j["activity_id"], 1);
+  EXPECT_EQ(j["type_uid"], 100701);
+  EXPECT_EQ(j["process"]["pid"], 300);
+  EXPECT_EQ(j["process"]["file"]["path"], "/usr/bin/cat");
+  EXPECT_FALSE(j.contains("status_id"));  // no return value known
+
+  Event fork = TypedEvent(EventKind::kProcessFork);
+  fork.child_pid = 777;
+  j = Ocsf(fork);
+  EXPECT_EQ(j["activity_id"], 1);
+  EXPECT_EQ(j["process"]["pid"], 777);
+  EXPECT_EQ(j["process"]["parent_process"]["pid"], 300);
+  EXPECT_EQ(j["actor"]["process"]["pid"], 300);
+
+  j = Ocsf(TypedEvent(EventKind::kProcessExit));
+  EXPECT_EQ(j["activity_id"], 2);
+  EXPECT_EQ(j["type_uid"], 100702);
+}
+
+TEST(EventOcsfTest, ConnectIsNetworkActivityWithTheDestination) {
+  Event e = TypedEvent(EventKind::kNetConnect);
+  e.net = {.daddr = "127.0.0.1", .dport = 8080, .protocol = 6};
+  e.has_ret = true;
+  e.ret = 0;
+  const nlohmann::json j = Ocsf(e);
+  EXPECT_EQ(j["class_uid"], 4001);
+  EXPECT_EQ(j["category_uid"], 4);
+  EXPECT_EQ(j["category_name"], "Network Activity");
+  EXPECT_EQ(j["activity_id"], 1);
+  EXPECT_EQ(j["dst_endpoint"]["ip"], "127.0.0.1");
+  EXPECT_EQ(j["dst_endpoint"]["port"], 8080);
+  EXPECT_EQ(j["connection_info"]["protocol_num"], 6);
+  EXPECT_EQ(j["status_id"], 1);
+}
+
+TEST(EventOcsfTest, TypedCallsMapByName) {
+  auto activity = [](std::string_view name) {
+    Event e = TypedEvent(EventKind::kTypedCall);
+    e.syscall = {.arch = Arch::kX86_64, .nr = SyscallNumber(Arch::kX86_64, name)};
+    EXPECT_GE(e.syscall.nr, 0) << name;
+    const nlohmann::json j = Ocsf(e);
+    EXPECT_EQ(j["vigil"]["syscall"], name);
+    return std::pair(j["class_uid"].get<int>(), j["activity_id"].get<int>());
+  };
+  EXPECT_EQ(activity("unlinkat"), std::pair(1001, 4));
+  EXPECT_EQ(activity("renameat2"), std::pair(1001, 5));
+  EXPECT_EQ(activity("mount"), std::pair(1001, 12));
+  EXPECT_EQ(activity("openat"), std::pair(1001, 14));
+  EXPECT_EQ(activity("setuid"), std::pair(1007, 5));
+  EXPECT_EQ(activity("setresuid"), std::pair(1007, 5));
+  EXPECT_EQ(activity("ptrace"), std::pair(1007, 3));
+  EXPECT_EQ(activity("execveat"), std::pair(1007, 1));
+  EXPECT_EQ(activity("accept4"), std::pair(4001, 1));
+  EXPECT_EQ(activity("bind"), std::pair(4001, 99));
+}
+
+TEST(EventOcsfTest, StreamKindsHaveNoActivityClass) {
+  EXPECT_FALSE(EventToOcsfJson(TypedEvent(EventKind::kSyscall)).has_value());
+  EXPECT_FALSE(EventToOcsfJson(TypedEvent(EventKind::kStreamEnd)).has_value());
+  Event unknown = TypedEvent(EventKind::kTypedCall);
+  unknown.syscall = {.arch = Arch::kX86_64, .nr = 0};  // read: not a typed call
+  EXPECT_FALSE(EventToOcsfJson(unknown).has_value());
+  Event bad = TypedEvent(EventKind::kFileOpen);
+  bad.path = "/tmp/\xff";  // invalid UTF-8 must not throw
+  EXPECT_TRUE(EventToOcsfJson(bad).has_value());
 }
 
 }  // namespace
