@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/vigil/commands.h"
+#include "apps/vigil/eval_batadal.h"
 #include "model/evaluation.h"
 #include "model/loader.h"
 #include "sensor/adfa.h"
@@ -37,6 +38,7 @@ nlohmann::json Metrics(const std::vector<model::Scored>& ex) {
 }
 
 int RunEval(const EvalOptions& o) {
+  if (o.dataset == "batadal") return RunBatadalEval(o.data, o.model, o.json);
   auto m = model::LoadModel(o.model);
   if (!m.has_value()) return ReportError("eval", m.error());
   std::vector<sensor::AdfaTrace> traces;
@@ -140,15 +142,18 @@ int RunEval(const EvalOptions& o) {
 RunFn AddEvalCommand(CLI::App& root) {
   auto o = std::make_shared<EvalOptions>();
   CLI::App* cmd = root.add_subcommand(
-      "eval", "Score every validation (normal) and attack trace and report AUC and detection rates");
-  cmd->add_option("--dataset", o->dataset, "Dataset layout")
+      "eval",
+      "Score a dataset's normal and attack data with a trained model and report detection "
+      "metrics (adfa-ld: every validation and attack trace; batadal: every hour of dataset04, "
+      "and of the test split when DIR holds it, with the BATADAL score S)");
+  cmd->add_option("--dataset", o->dataset, "Dataset layout: adfa-ld or batadal")
       ->capture_default_str()
-      ->check(CLI::IsMember({"adfa-ld"}));
+      ->check(CLI::IsMember({"adfa-ld", "batadal"}));
   cmd->add_option("--data", o->data, "Dataset root folder")->required();
   cmd->add_option("--model", o->model, "Model file written by 'vigil train'")->required();
   cmd->add_flag("--json", o->json,
-                "Print one JSON object (auc, tpr_at_fpr_1, tpr_at_fpr_5, per_attack, traces, "
-                "events, events_per_second, ...)");
+                "Print one JSON object (auc, tpr_at_fpr_1, tpr_at_fpr_5, per_attack, ...; for "
+                "batadal also s, s_ttd, s_cm, tpr, tnr, per-attack ttd_hours, and a test key)");
   return [o] { return RunEval(*o); };
 }
 

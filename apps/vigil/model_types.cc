@@ -9,10 +9,12 @@ namespace vigil::app {
 
 // Defined in train_<type>.cc, one per model type.
 ModelType SequenceModelType();
+ModelType IcsResidualModelType();
 
 const std::vector<ModelType>& ModelTypes() {
   static const std::vector<ModelType> types = {
       SequenceModelType(),
+      IcsResidualModelType(),
   };
   return types;
 }

@@ -1,5 +1,6 @@
 #include "model/loader.h"
 
+#include "model/ics_residual.h"
 #include "model/isolation_forest.h"
 #include "model/sequence_model.h"
 
@@ -21,6 +22,7 @@ const std::vector<FamilyEntry>& RegisteredFamilies() {
   static const std::vector<FamilyEntry> families = {
       {kSequenceFamily, &Load<SequenceModel>},
       {kIsolationForestFamily, &Load<IsolationForestModel>},
+      {kIcsResidualFamily, &Load<IcsResidualModel>},
   };
   return families;
 }
