@@ -61,7 +61,7 @@ RunFn AddTrainCommand(CLI::App& root) {
   cmd->add_option("--dataset", o->request.dataset,
                   "Input kind: " + datasets_help +
                       " (adfa-ld: Training_Data_Master only; jsonl: Vigil event file, one trace "
-                      "per stream)")
+                      "per stream; batadal: BATADAL_dataset03.csv, normal operation only)")
       ->capture_default_str()
       ->check(CLI::IsMember(datasets));
   cmd->add_option("--data", o->request.data, "Dataset root folder, or the JSONL event file")

@@ -13,30 +13,15 @@
 
 namespace vigil::app {
 
-namespace {
-
-// The false-alarm rate ics-residual calibrates to when --target-fpr is not given (the shared
-// default, 0.05, suits the system-call families): one alarm hour in a hundred normal hours.
-// docs/batadal.md shows the measurements behind the choice.
-constexpr double kDefaultTargetFpr = 0.01;
-
-struct IcsTrainState {
-  model::IcsResidualOptions options;
-  const CLI::Option* target_fpr = nullptr;  // the shared flag, to tell whether it was given
-};
-
-}  // namespace
-
 ModelType IcsResidualModelType() {
-  auto state = std::make_shared<IcsTrainState>();
+  auto opts = std::make_shared<model::IcsResidualOptions>();
   ModelType t;
   t.name = "ics-residual";
   t.summary =
-      "per-signal ridge predictors of ICS telemetry with smoothed residual scores (BATADAL; "
-      "--target-fpr defaults to 0.01 for it)";
+      "per-signal ridge predictors of ICS telemetry with smoothed residual scores";
   t.datasets = {"batadal"};
-  t.add_options = [state](CLI::App& cmd) {
-    model::IcsResidualOptions& o = state->options;
+  t.add_options = [opts](CLI::App& cmd) {
+    model::IcsResidualOptions& o = *opts;
     cmd.add_option("--ridge", o.ridge,
                    "ics-residual: ridge penalty of the per-signal predictors (standardised)")
         ->capture_default_str()
@@ -50,13 +35,11 @@ ModelType IcsResidualModelType() {
                    "the data to be scored (BATADAL's dataset04 has 2 decimals); 0 keeps them")
         ->capture_default_str()
         ->check(CLI::Range(0.0, 1e6));
-    state->target_fpr = cmd.get_option_no_throw("--target-fpr");
   };
-  t.train = [state](const TrainRequest& r) {
+  t.train = [opts](const TrainRequest& r) {
     const auto start = std::chrono::steady_clock::now();
-    model::IcsResidualOptions o = state->options;
-    const bool fpr_given = state->target_fpr != nullptr && state->target_fpr->count() > 0;
-    o.target_fpr = fpr_given ? r.target_fpr : kDefaultTargetFpr;
+    model::IcsResidualOptions o = *opts;
+    o.target_fpr = r.target_fpr;
     if (!r.name.empty()) o.name = r.name;
     o.version = r.version;
     const std::string path =

@@ -55,7 +55,7 @@ struct IcsResidualOptions {
   double ridge = 1.0;         // lambda on standardised predictors, in [1e-6, 1e6]
   double resolution = 0.01;   // rounding step of the training values; 0 = keep them as they are
   double smoothing = 0.2;     // EWMA alpha of the contributions, in (0, 1]
-  double target_fpr = 0.01;   // false-alarm rate the threshold is calibrated to, in (0, 0.5]
+  double target_fpr = 0.05;   // false-alarm rate the threshold is calibrated to, in (0, 0.5]
   int folds = 5;              // cross-fitting blocks, 2..20
   int explain_top = 3;        // signals named in an explanation, 0..64
 };

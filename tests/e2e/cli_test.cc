@@ -14,22 +14,14 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "vigil_cli.h"
+
 namespace {
 
 namespace fs = std::filesystem;
 
-struct CmdResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string ReadAll(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using vigil::e2e::CmdResult;
+using vigil::e2e::ReadAll;
 
 class CliTest : public ::testing::Test {
  protected:
@@ -43,17 +35,7 @@ class CliTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
 
   // Runs `vigil ARGS` through the shell with stdout and stderr captured to files.
-  CmdResult Vigil(const std::string& args) {
-    const fs::path out = dir_ / "stdout", err = dir_ / "stderr";
-    const std::string cmd = std::string(VIGIL_BINARY) + " " + args + " >" + out.string() + " 2>" +
-                            err.string() + " </dev/null";
-    const int status = std::system(cmd.c_str());
-    CmdResult r;
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = ReadAll(out);
-    r.err = ReadAll(err);
-    return r;
-  }
+  CmdResult Vigil(const std::string& args) { return vigil::e2e::RunVigil(dir_, args); }
 
   static std::string AdfaRoot() { return std::string(VIGIL_SHARED_DIR) + "/data/adfa-ld"; }
   static bool HaveAdfa() { return fs::is_directory(AdfaRoot() + "/Training_Data_Master"); }
