@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-// Vigil's live sensor: the system call stream (raw_syscalls sys_enter/sys_exit, one record per
-// completed call with its return value), process lifecycle (sched_process_exec/fork/exit) and
-// typed records with arguments for security-relevant calls. Only raw_tp and tp_btf programs:
-// they attach without tracefs. Records and maps: abi/vigil_events.h; docs/ebpf-sensor.md.
+// Vigil's live sensor: the system call stream (raw_syscalls sys_exit; every completed call with
+// its return value, gathered per CPU into batches of one thread's calls), process
+// lifecycle (sched_process_exec/fork/exit) and typed records with arguments for
+// security-relevant calls. Only tp_btf programs: they attach without tracefs and read kernel
+// structures directly. Records and maps: abi/vigil_events.h; docs/ebpf-sensor.md.
 #include "vmlinux.h"
 
 #include <bpf/bpf_core_read.h>
@@ -28,6 +29,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define NR_RENAME 82
 #define NR_UNLINK 87
 #define NR_PTRACE 101
+#define NR_PRCTL 157
 #define NR_SETUID 105
 #define NR_SETGID 106
 #define NR_SETREUID 113
@@ -46,13 +48,27 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define NR_RENAMEAT2 316
 #define NR_EXECVEAT 322
 #define NR_OPENAT2 437
+#define NR_I386_EXIT 1
+#define NR_I386_EXIT_GROUP 252
+#define TS_COMPAT 0x0002  // thread_info.status: the current call is a 32-bit (ia32) one
+// A batch is sent when its first call is this old, so that a thread which keeps running
+// without being switched out still delivers its calls (and ts_delta_ns cannot overflow).
+#define BATCH_MAX_AGE_NS (100ull * 1000 * 1000)
 
 // Emits the BTF of the records that are only ever handled through locals, so that the layout
 // test (tests/unit/sensor_ebpf/ebpf_abi_test.cc) finds every ABI struct in this object's BTF.
-struct vigil_syscall_event *vigil_abi_syscall __attribute__((unused));
+struct vigil_syscall_batch *vigil_abi_syscalls __attribute__((unused));
+struct vigil_syscall_call *vigil_abi_syscall_call __attribute__((unused));
 struct vigil_exec_event *vigil_abi_exec __attribute__((unused));
 struct vigil_fork_event *vigil_abi_fork __attribute__((unused));
 struct vigil_exit_event *vigil_abi_exit __attribute__((unused));
+struct vigil_file_event *vigil_abi_file __attribute__((unused));
+struct vigil_net_event *vigil_abi_net __attribute__((unused));
+struct vigil_cred_event *vigil_abi_cred __attribute__((unused));
+struct vigil_mount_event *vigil_abi_mount __attribute__((unused));
+
+// The kernel tick rate (libbpf reads it from the kernel config; 0 when it cannot).
+extern int CONFIG_HZ __kconfig __weak;
 
 // Set by the loader before load: the agent's own process, never reported.
 const volatile __u32 agent_tgid = 0;
@@ -101,50 +117,55 @@ struct {
   __type(value, __u32);
 } filter_uid SEC(".maps");
 
-// A typed call's record, built at sys_enter and completed with the return value at sys_exit.
-struct pending {
-  __u32 nr;
-  __u32 type;
-  __u64 user_addr;  // accept/accept4: where the kernel writes the peer address
-  union {
-    struct vigil_event_header hdr;
-    struct vigil_file_event file;
-    struct vigil_net_event net;
-    struct vigil_cred_event cred;
-    struct vigil_mount_event mount;
-  } ev;
+// The syscall stream of one CPU: the batch being filled and the filter decision for its thread.
+// Programs on one CPU never interleave here: the syscall tracepoints run their BPF programs with
+// preemption off, so a batch is only touched between two context switches, by one thread.
+struct stream_state {
+  __u32 tid;         // thread whose filter decision `admitted` is (0: none)
+  __u32 admitted;    // that thread passes the filters
+  __u32 generation;  // vigil_config.generation when `admitted` was decided
+  __u32 reserved;
+  __u64 jiffies0;  // jiffies at the batch's first call (its hdr.ts_ns)
+  struct vigil_syscall_batch batch;  // batch.count == 0: empty
 };
-
-struct {
-  __uint(type, BPF_MAP_TYPE_LRU_HASH);
-  __uint(max_entries, 4096);
-  __type(key, __u32);  // task id
-  __type(value, struct pending);
-} pending SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, 1);
   __type(key, __u32);
-  __type(value, struct pending);
-} scratch SEC(".maps");
+  __type(value, struct stream_state);
+} stream SEC(".maps");
 
-static __always_inline void submit(void *record) {
+static __always_inline __u64 wakeup_flag(void) {
   __u64 waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-  bpf_ringbuf_submit(record, waiting >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+  return waiting >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
-static __always_inline void count(__u32 cause) {
+static __always_inline void submit(void *record) { bpf_ringbuf_submit(record, wakeup_flag()); }
+
+static __always_inline void count_n(__u32 cause, __u64 n) {
   __u64 *v = bpf_map_lookup_elem(&counters, &cause);
-  if (v) *v += 1;
+  if (v) *v += n;
 }
+
+static __always_inline void count(__u32 cause) { count_n(cause, 1); }
 
 static __always_inline struct vigil_config *get_config(void) {
   __u32 zero = 0;
   return bpf_map_lookup_elem(&settings, &zero);
 }
 
-// Who is running: read once per event, used by the filters and the header.
+static __always_inline struct stream_state *get_stream(void) {
+  __u32 zero = 0;
+  return bpf_map_lookup_elem(&stream, &zero);
+}
+
+// True for a 32-bit (ia32) call of the current task: its number is in the i386 table.
+static __always_inline bool in_compat_call(struct task_struct *task) {
+  return (task->thread_info.status & TS_COMPAT) != 0;
+}
+
+// Who is running: read once per record (once per batch for the stream).
 struct who {
   __u64 pid_tgid;
   __u64 cgroup_id;
@@ -153,15 +174,15 @@ struct who {
   struct vigil_comm_key comm;
 };
 
-static __always_inline void get_who(struct who *w) {
-  w->pid_tgid = bpf_get_current_pid_tgid();
+static __always_inline void get_who(struct who *w, __u64 pid_tgid) {
+  w->pid_tgid = pid_tgid;
   w->uid = (__u32)bpf_get_current_uid_gid();
   w->cgroup_id = bpf_get_current_cgroup_id();
   bpf_get_current_comm(w->comm.comm, sizeof(w->comm.comm));
 }
 
-// True when the filters let `w` through; counts a filtered event otherwise.
-static __always_inline bool admit(const struct vigil_config *cfg, const struct who *w) {
+// True when the filters let `w` through; counts `n` filtered events otherwise.
+static __always_inline bool admit_n(const struct vigil_config *cfg, const struct who *w, __u64 n) {
   __u32 flags = cfg->filter_flags;
   if (!flags) return true;
   __u32 *v;
@@ -182,63 +203,121 @@ static __always_inline bool admit(const struct vigil_config *cfg, const struct w
   }
   return true;
 out:
-  count(VIGIL_CNT_FILTERED);
+  count_n(VIGIL_CNT_FILTERED, n);
   return false;
 }
 
+static __always_inline bool admit(const struct vigil_config *cfg, const struct who *w) {
+  return admit_n(cfg, w, 1);
+}
+
 static __always_inline void fill_header(struct vigil_event_header *h, __u16 type, __u16 size,
-                                        const struct who *w) {
-  struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+                                        const struct who *w, __u64 ts_ns) {
+  struct task_struct *task = bpf_get_current_task_btf();
   h->type = type;
   h->size = size;
   h->cpu = bpf_get_smp_processor_id();
-  h->ts_ns = bpf_ktime_get_ns();
+  h->ts_ns = ts_ns;
   h->pid = (__u32)w->pid_tgid;
   h->tgid = w->pid_tgid >> 32;
-  h->ppid = BPF_CORE_READ(task, real_parent, tgid);
+  h->ppid = task->real_parent->tgid;
   h->uid = w->uid;
   h->cgroup_id = w->cgroup_id;
   __builtin_memcpy(h->comm, w->comm.comm, VIGIL_COMM_LEN);
 }
 
-// The typed-record bit for system call `nr`, 0 when it has none.
-static __always_inline __u32 typed_bit(long nr) {
-  switch (nr) {
-    case NR_EXECVE:
-    case NR_EXECVEAT:
-      return VIGIL_TYPED_EXECVE;
-    case NR_OPEN:
-    case NR_OPENAT:
-    case NR_OPENAT2:
-      return VIGIL_TYPED_OPEN;
-    case NR_UNLINK:
-    case NR_UNLINKAT:
-    case NR_RENAME:
-    case NR_RENAMEAT:
-    case NR_RENAMEAT2:
-      return VIGIL_TYPED_FILE_MOD;
-    case NR_CONNECT:
-    case NR_ACCEPT:
-    case NR_ACCEPT4:
-    case NR_BIND:
-      return VIGIL_TYPED_NET;
-    case NR_SETUID:
-    case NR_SETGID:
-    case NR_SETREUID:
-    case NR_SETREGID:
-    case NR_SETRESUID:
-    case NR_SETRESGID:
-    case NR_SETFSUID:
-    case NR_SETFSGID:
-      return VIGIL_TYPED_CRED;
-    case NR_PTRACE:
-      return VIGIL_TYPED_PTRACE;
-    case NR_MOUNT:
-    case NR_UMOUNT2:
-      return VIGIL_TYPED_MOUNT;
-    default:
-      return 0;
+// Sends this CPU's batch (when it holds calls) and empties it. `forget` also drops the cached
+// filter decision (after an exec or a credential change the thread may filter differently).
+static __always_inline void flush_stream(struct stream_state *st, bool forget) {
+  if (forget) st->tid = 0;
+  __u32 n = st->batch.count;
+  if (n == 0) return;
+  if (n > VIGIL_SYSCALL_BATCH) n = VIGIL_SYSCALL_BATCH;  // cannot happen; bounds the size
+  __u32 size = offsetof(struct vigil_syscall_batch, calls) + n * sizeof(struct vigil_syscall_call);
+  st->batch.count = n;
+  st->batch.hdr.size = (__u16)size;
+  if (bpf_ringbuf_output(&events, &st->batch, size, wakeup_flag()) < 0)
+    count_n(VIGIL_CNT_RINGBUF_FULL, n);
+  st->batch.count = 0;
+}
+
+// Every record other than the stream's goes through here first: this CPU's pending calls are
+// sent before it, so that records of one CPU stay in order.
+static __always_inline void flush_stream_here(bool forget) {
+  struct stream_state *st = get_stream();
+  if (st) flush_stream(st, forget);
+}
+
+// Appends one completed call of the current thread to this CPU's batch.
+static __always_inline void stream_call(const struct vigil_config *cfg, __u64 pid_tgid, __u32 nr,
+                                        long ret) {
+  struct stream_state *st = get_stream();
+  if (!st) return;
+  __u32 tid = (__u32)pid_tgid;
+  if (st->tid != tid || st->generation != cfg->generation) {
+    flush_stream(st, true);
+    struct who w;
+    get_who(&w, pid_tgid);
+    st->tid = tid;
+    st->generation = cfg->generation;
+    st->admitted = admit_n(cfg, &w, 0) ? 1 : 0;
   }
+  if (!st->admitted) {
+    count(VIGIL_CNT_FILTERED);
+    return;
+  }
+  // A batch's first call gets a precise time; the calls after it get the jiffies elapsed since
+  // then (the kernel tick: 4 ms at HZ=250). A precise clock read cost ~60 ns here, a fifth of
+  // the stream's whole cost per call. Without a known tick rate every call reads the clock.
+  __u32 n = st->batch.count;
+  __u64 delta = 0;
+  if (n > 0) {
+    delta = CONFIG_HZ > 0 ? (bpf_jiffies64() - st->jiffies0) * (1000000000ull / CONFIG_HZ)
+                          : bpf_ktime_get_ns() - st->batch.hdr.ts_ns;
+    if (delta >= BATCH_MAX_AGE_NS) {
+      flush_stream(st, false);
+      n = 0;
+      delta = 0;
+    }
+  }
+  if (n == 0) {
+    struct who w;
+    get_who(&w, pid_tgid);
+    st->jiffies0 = bpf_jiffies64();
+    fill_header(&st->batch.hdr, VIGIL_EV_SYSCALLS, 0, &w, bpf_ktime_get_ns());
+    st->batch.reserved = 0;
+  }
+  if (n >= VIGIL_SYSCALL_BATCH) return;  // cannot happen: a full batch is sent at once
+  struct vigil_syscall_call *c = &st->batch.calls[n];
+  c->ts_delta_ns = (__u32)delta;
+  c->nr = nr;
+  c->ret = ret;
+  st->batch.count = n + 1;
+  if (n + 1 == VIGIL_SYSCALL_BATCH) flush_stream(st, false);
+}
+
+// The typed-record bit of each x86_64 system call number (0: none), looked up with one load
+// instead of a chain of comparisons on every call.
+#define NR_TABLE 448
+static const __u16 typed_table[NR_TABLE] = {
+    [NR_EXECVE] = VIGIL_TYPED_EXECVE,     [NR_EXECVEAT] = VIGIL_TYPED_EXECVE,
+    [NR_OPEN] = VIGIL_TYPED_OPEN,         [NR_OPENAT] = VIGIL_TYPED_OPEN,
+    [NR_OPENAT2] = VIGIL_TYPED_OPEN,      [NR_UNLINK] = VIGIL_TYPED_FILE_MOD,
+    [NR_UNLINKAT] = VIGIL_TYPED_FILE_MOD, [NR_RENAME] = VIGIL_TYPED_FILE_MOD,
+    [NR_RENAMEAT] = VIGIL_TYPED_FILE_MOD, [NR_RENAMEAT2] = VIGIL_TYPED_FILE_MOD,
+    [NR_CONNECT] = VIGIL_TYPED_NET,       [NR_ACCEPT] = VIGIL_TYPED_NET,
+    [NR_ACCEPT4] = VIGIL_TYPED_NET,       [NR_BIND] = VIGIL_TYPED_NET,
+    [NR_SETUID] = VIGIL_TYPED_CRED,       [NR_SETGID] = VIGIL_TYPED_CRED,
+    [NR_SETREUID] = VIGIL_TYPED_CRED,     [NR_SETREGID] = VIGIL_TYPED_CRED,
+    [NR_SETRESUID] = VIGIL_TYPED_CRED,    [NR_SETRESGID] = VIGIL_TYPED_CRED,
+    [NR_SETFSUID] = VIGIL_TYPED_CRED,     [NR_SETFSGID] = VIGIL_TYPED_CRED,
+    [NR_PTRACE] = VIGIL_TYPED_PTRACE,     [NR_MOUNT] = VIGIL_TYPED_MOUNT,
+    [NR_UMOUNT2] = VIGIL_TYPED_MOUNT,
+};
+
+static __always_inline __u32 typed_bit(long nr) {
+  if (nr < 0 || nr >= NR_TABLE) return 0;
+  return typed_table[nr];
 }
 
 static __always_inline void read_user_str(char *dst, __u32 size, __u64 src) {
@@ -279,32 +358,60 @@ static __always_inline void read_sockaddr(struct vigil_net_event *e, __u64 uaddr
   }
 }
 
-// Emits a syscall-stream record (used at sys_exit, and at sys_enter for calls that never return).
-static __always_inline void emit_syscall(const struct who *w, long nr, long ret) {
-  struct vigil_syscall_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-  if (!e) {
-    count(VIGIL_CNT_RINGBUF_FULL);
-    return;
-  }
-  fill_header(&e->hdr, VIGIL_EV_SYSCALL, sizeof(*e), w);
-  e->ret = ret;
+// Fills the path, flags and dfd of a file record of call `nr` (not execve) from its arguments.
+static __always_inline void file_args(struct vigil_file_event *e, long nr, __u64 a0, __u64 a1,
+                                      __u64 a2, __u64 a3, __u64 a4) {
+  __u64 path = a0, path2 = 0;
   e->nr = (__u32)nr;
-  e->reserved = 0;
-  submit(e);
+  e->dfd = AT_FDCWD;
+  e->flags = 0;
+  e->mode = 0;
+  if (nr == NR_OPEN) {
+    e->flags = (__u32)a1;
+    e->mode = (__u32)a2;
+  } else if (nr == NR_OPENAT) {
+    e->dfd = (__s32)a0;
+    path = a1;
+    e->flags = (__u32)a2;
+    e->mode = (__u32)a3;
+  } else if (nr == NR_OPENAT2) {
+    struct open_how how = {};
+    e->dfd = (__s32)a0;
+    path = a1;
+    if (a2 && bpf_probe_read_user(&how, sizeof(how), (const void *)a2) == 0) {
+      e->flags = (__u32)how.flags;
+      e->mode = (__u32)how.mode;
+    }
+  } else if (nr == NR_EXECVEAT) {
+    e->dfd = (__s32)a0;
+    path = a1;
+    e->flags = (__u32)a4;
+  } else if (nr == NR_UNLINKAT) {
+    e->dfd = (__s32)a0;
+    path = a1;
+    e->flags = (__u32)a2;
+  } else if (nr == NR_RENAME) {
+    path2 = a1;
+  } else if (nr == NR_RENAMEAT || nr == NR_RENAMEAT2) {
+    e->dfd = (__s32)a0;
+    path = a1;
+    path2 = a3;
+    if (nr == NR_RENAMEAT2) e->flags = (__u32)a4;
+  }
+  read_user_str(e->path, sizeof(e->path), path);
+  if (path2)
+    read_user_str(e->path2, sizeof(e->path2), path2);
+  else
+    e->path2[0] = '\0';
 }
 
-// Builds the typed record of call `nr` from its arguments and keeps it until sys_exit.
-static __always_inline void capture_args(const struct who *w, long nr, struct pt_regs *regs) {
-  __u32 zero = 0;
-  struct pending *p = bpf_map_lookup_elem(&scratch, &zero);
-  if (!p) return;
-  __u64 a0 = BPF_CORE_READ(regs, di);
-  __u64 a1 = BPF_CORE_READ(regs, si);
-  __u64 a2 = BPF_CORE_READ(regs, dx);
-  __u64 a3 = BPF_CORE_READ(regs, r10);
-  __u64 a4 = BPF_CORE_READ(regs, r8);
-  p->nr = (__u32)nr;
-  p->user_addr = 0;
+// Emits the typed record of call `nr` at its return: the arguments are still in the registers
+// saved at entry, and user memory (paths, socket addresses) is read now. A successful execve's
+// record comes from sched_process_exec instead (the caller's image is gone by its return).
+static __always_inline void emit_typed(const struct who *w, long nr, struct pt_regs *regs,
+                                       long ret) {
+  __u64 a0 = regs->di, a1 = regs->si, a2 = regs->dx, a3 = regs->r10, a4 = regs->r8;
+  __u64 now = bpf_ktime_get_ns();
   switch (nr) {
     case NR_EXECVE:
     case NR_EXECVEAT:
@@ -316,76 +423,37 @@ static __always_inline void capture_args(const struct who *w, long nr, struct pt
     case NR_RENAME:
     case NR_RENAMEAT:
     case NR_RENAMEAT2: {
-      struct vigil_file_event *e = &p->ev.file;
-      __u64 path = a0, path2 = 0;
-      p->type = VIGIL_EV_FILE;
-      fill_header(&e->hdr, VIGIL_EV_FILE, sizeof(*e), w);
-      e->nr = (__u32)nr;
-      e->dfd = AT_FDCWD;
-      e->flags = 0;
-      e->mode = 0;
-      if (nr == NR_OPEN) {
-        e->flags = (__u32)a1;
-        e->mode = (__u32)a2;
-      } else if (nr == NR_OPENAT) {
-        e->dfd = (__s32)a0;
-        path = a1;
-        e->flags = (__u32)a2;
-        e->mode = (__u32)a3;
-      } else if (nr == NR_OPENAT2) {
-        struct open_how how = {};
-        e->dfd = (__s32)a0;
-        path = a1;
-        if (a2 && bpf_probe_read_user(&how, sizeof(how), (const void *)a2) == 0) {
-          e->flags = (__u32)how.flags;
-          e->mode = (__u32)how.mode;
-        }
-      } else if (nr == NR_EXECVEAT) {
-        e->dfd = (__s32)a0;
-        path = a1;
-        e->flags = (__u32)a4;
-      } else if (nr == NR_UNLINKAT) {
-        e->dfd = (__s32)a0;
-        path = a1;
-        e->flags = (__u32)a2;
-      } else if (nr == NR_RENAME) {
-        path2 = a1;
-      } else if (nr == NR_RENAMEAT || nr == NR_RENAMEAT2) {
-        e->dfd = (__s32)a0;
-        path = a1;
-        path2 = a3;
-        if (nr == NR_RENAMEAT2) e->flags = (__u32)a4;
-      }
-      read_user_str(e->path, sizeof(e->path), path);
-      if (path2)
-        read_user_str(e->path2, sizeof(e->path2), path2);
-      else
-        e->path2[0] = '\0';
-      break;
+      struct vigil_file_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+      if (!e) goto full;
+      fill_header(&e->hdr, VIGIL_EV_FILE, sizeof(*e), w, now);
+      file_args(e, nr, a0, a1, a2, a3, a4);
+      e->ret = ret;
+      submit(e);
+      return;
     }
     case NR_CONNECT:
     case NR_ACCEPT:
     case NR_ACCEPT4:
     case NR_BIND: {
-      struct vigil_net_event *e = &p->ev.net;
-      p->type = VIGIL_EV_NET;
-      fill_header(&e->hdr, VIGIL_EV_NET, sizeof(*e), w);
+      struct vigil_net_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+      if (!e) goto full;
+      fill_header(&e->hdr, VIGIL_EV_NET, sizeof(*e), w, now);
+      e->ret = ret;
       e->nr = (__u32)nr;
       e->fd = (__s32)a0;
       e->reserved = 0;
-      if (nr == NR_CONNECT || nr == NR_BIND) {
-        read_sockaddr(e, a1);
-      } else {
-        read_sockaddr(e, 0);
-        p->user_addr = a1;  // filled by the kernel; read at exit
-      }
-      break;
+      // accept/accept4: the kernel wrote the peer address there (when the caller asked).
+      bool have_addr = nr == NR_CONNECT || nr == NR_BIND || ret >= 0;
+      read_sockaddr(e, have_addr ? a1 : 0);
+      submit(e);
+      return;
     }
     case NR_MOUNT:
     case NR_UMOUNT2: {
-      struct vigil_mount_event *e = &p->ev.mount;
-      p->type = VIGIL_EV_MOUNT;
-      fill_header(&e->hdr, VIGIL_EV_MOUNT, sizeof(*e), w);
+      struct vigil_mount_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+      if (!e) goto full;
+      fill_header(&e->hdr, VIGIL_EV_MOUNT, sizeof(*e), w, now);
+      e->ret = ret;
       e->nr = (__u32)nr;
       e->reserved = 0;
       if (nr == NR_MOUNT) {
@@ -399,108 +467,91 @@ static __always_inline void capture_args(const struct who *w, long nr, struct pt
         e->fstype[0] = '\0';
         e->flags = a1;
       }
-      break;
+      submit(e);
+      return;
     }
     default: {  // setuid family and ptrace
-      struct vigil_cred_event *e = &p->ev.cred;
-      p->type = VIGIL_EV_CRED;
-      fill_header(&e->hdr, VIGIL_EV_CRED, sizeof(*e), w);
+      struct vigil_cred_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+      if (!e) goto full;
+      fill_header(&e->hdr, VIGIL_EV_CRED, sizeof(*e), w, now);
+      e->ret = ret;
       e->nr = (__u32)nr;
       e->reserved = 0;
       e->args[0] = a0;
       e->args[1] = a1;
       e->args[2] = a2;
       e->args[3] = a3;
-      break;
+      submit(e);
+      return;
     }
   }
-  __u32 tid = (__u32)w->pid_tgid;
-  if (bpf_map_update_elem(&pending, &tid, p, BPF_ANY) < 0) count(VIGIL_CNT_PENDING_FULL);
-}
-
-// Completes the typed record kept for this task at sys_enter and submits it.
-static __always_inline void emit_pending(__u32 tid, long nr, long ret) {
-  struct pending *p = bpf_map_lookup_elem(&pending, &tid);
-  if (!p) return;
-  if (p->nr != (__u32)nr) {  // stale: its exit was never seen (e.g. the task exec'd)
-    bpf_map_delete_elem(&pending, &tid);
-    return;
-  }
-  switch (p->type) {
-    case VIGIL_EV_FILE: {
-      struct vigil_file_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-      if (!e) goto full;
-      bpf_probe_read_kernel(e, sizeof(*e), &p->ev.file);
-      e->ret = ret;
-      submit(e);
-      break;
-    }
-    case VIGIL_EV_NET: {
-      struct vigil_net_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-      if (!e) goto full;
-      bpf_probe_read_kernel(e, sizeof(*e), &p->ev.net);
-      e->ret = ret;
-      if (p->user_addr && ret >= 0) read_sockaddr(e, p->user_addr);
-      submit(e);
-      break;
-    }
-    case VIGIL_EV_CRED: {
-      struct vigil_cred_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-      if (!e) goto full;
-      bpf_probe_read_kernel(e, sizeof(*e), &p->ev.cred);
-      e->ret = ret;
-      submit(e);
-      break;
-    }
-    case VIGIL_EV_MOUNT: {
-      struct vigil_mount_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-      if (!e) goto full;
-      bpf_probe_read_kernel(e, sizeof(*e), &p->ev.mount);
-      e->ret = ret;
-      submit(e);
-      break;
-    }
-    default:
-      break;
-  }
-  bpf_map_delete_elem(&pending, &tid);
-  return;
 full:
   count(VIGIL_CNT_RINGBUF_FULL);
-  bpf_map_delete_elem(&pending, &tid);
 }
 
-SEC("raw_tp/sys_enter")
-int BPF_PROG(vigil_sys_enter, struct pt_regs *regs, long nr) {
-  __u64 pid_tgid = bpf_get_current_pid_tgid();
-  if ((__u32)(pid_tgid >> 32) == agent_tgid) return 0;
-  struct vigil_config *cfg = get_config();
-  if (!cfg) return 0;
-  bool never_returns = nr == NR_EXIT || nr == NR_EXIT_GROUP;
-  __u32 bit = typed_bit(nr) & cfg->typed_mask;
-  if (!bit && !(never_returns && cfg->syscall_stream)) return 0;
-  struct who w;
-  get_who(&w);
-  if (!admit(cfg, &w)) return 0;
-  if (bit) capture_args(&w, nr, regs);
-  if (never_returns) emit_syscall(&w, nr, 0);
-  return 0;
+// The typed record of a successful execve/execveat, sent from sched_process_exec: past this
+// point the exec cannot fail, and the caller's image (where the path was) is already gone, so
+// the path is the kernel's copy (bprm->filename; for execveat with a relative path and a dirfd
+// that is "/dev/fd/<dirfd>/<path>"). The call's registers still hold dirfd and flags.
+static __always_inline void emit_exec_success(const struct who *w, struct task_struct *task,
+                                              struct linux_binprm *bprm) {
+  if (in_compat_call(task)) return;  // i386 numbering: no typed records
+  struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+  if (!regs) return;
+  long nr = regs->orig_ax;
+  if (nr != NR_EXECVE && nr != NR_EXECVEAT) return;
+  struct vigil_file_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+  if (!e) {
+    count(VIGIL_CNT_RINGBUF_FULL);
+    return;
+  }
+  fill_header(&e->hdr, VIGIL_EV_FILE, sizeof(*e), w, bpf_ktime_get_ns());
+  e->ret = 0;
+  e->nr = (__u32)nr;
+  e->dfd = nr == NR_EXECVEAT ? (__s32)regs->di : AT_FDCWD;
+  e->flags = nr == NR_EXECVEAT ? (__u32)regs->r8 : 0;
+  e->mode = 0;
+  if (bpf_probe_read_kernel_str(e->path, sizeof(e->path), bprm->filename) < 0) {
+    e->path[0] = '\0';
+    count(VIGIL_CNT_STR_READ);
+  }
+  e->path2[0] = '\0';
+  submit(e);
 }
 
-SEC("raw_tp/sys_exit")
+SEC("tp_btf/sys_exit")
 int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret) {
   __u64 pid_tgid = bpf_get_current_pid_tgid();
   if ((__u32)(pid_tgid >> 32) == agent_tgid) return 0;
   struct vigil_config *cfg = get_config();
   if (!cfg) return 0;
-  long nr = BPF_CORE_READ(regs, orig_ax);
-  // A pending record exists only if the call was admitted at sys_enter.
-  if (typed_bit(nr)) emit_pending((__u32)pid_tgid, nr, ret);
+  long nr = regs->orig_ax;
+  struct task_struct *task = bpf_get_current_task_btf();
+  if (in_compat_call(task)) {  // i386 numbering: stream only, typed records are x86_64 calls
+    if (cfg->syscall_stream) stream_call(cfg, pid_tgid, (__u32)nr | VIGIL_NR_I386, ret);
+    return 0;
+  }
+  __u32 bit = typed_bit(nr);
+  if ((bit & cfg->typed_mask) && !(bit == VIGIL_TYPED_EXECVE && ret == 0)) {
+    struct who w;
+    get_who(&w, pid_tgid);
+    if (admit(cfg, &w)) emit_typed(&w, nr, regs, ret);
+  }
   if (!cfg->syscall_stream) return 0;
-  struct who w;
-  get_who(&w);
-  if (!admit(cfg, &w)) return 0;
-  emit_syscall(&w, nr, ret);
+  stream_call(cfg, pid_tgid, (__u32)nr, ret);
+  // A new uid, program or comm (prctl PR_SET_NAME): the batch's identity and the cached filter
+  // decision are stale.
+  if ((bit & (VIGIL_TYPED_CRED | VIGIL_TYPED_EXECVE)) || nr == NR_PRCTL) flush_stream_here(true);
+  return 0;
+}
+
+// A context switch: the calls gathered on this CPU are sent before anything else can run here,
+// so a thread's calls stay in order when it moves to another CPU, and an idle CPU holds nothing.
+// The filter decision is forgotten too: it is only ever reused while one thread keeps the CPU.
+SEC("tp_btf/sched_switch")
+int BPF_PROG(vigil_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next) {
+  struct stream_state *st = get_stream();
+  if (st && (st->tid | st->batch.count)) flush_stream(st, true);
   return 0;
 }
 
@@ -508,26 +559,27 @@ SEC("tp_btf/sched_process_exec")
 int BPF_PROG(vigil_sched_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm) {
   __u64 pid_tgid = bpf_get_current_pid_tgid();
   if ((__u32)(pid_tgid >> 32) == agent_tgid) return 0;
+  flush_stream_here(true);
   struct vigil_config *cfg = get_config();
   if (!cfg || !(cfg->typed_mask & VIGIL_TYPED_EXEC)) return 0;
   struct who w;
-  get_who(&w);
+  get_who(&w, pid_tgid);
   if (!admit(cfg, &w)) return 0;
   struct vigil_exec_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
   if (!e) {
     count(VIGIL_CNT_RINGBUF_FULL);
     return 0;
   }
-  fill_header(&e->hdr, VIGIL_EV_EXEC, sizeof(*e), &w);
+  fill_header(&e->hdr, VIGIL_EV_EXEC, sizeof(*e), &w, bpf_ktime_get_ns());
   e->old_pid = (__u32)old_pid;
-  const char *filename = BPF_CORE_READ(bprm, filename);
+  const char *filename = bprm->filename;
   if (bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), filename) < 0) {
     e->filename[0] = '\0';
     count(VIGIL_CNT_STR_READ);
   }
-  struct mm_struct *mm = BPF_CORE_READ(task, mm);
-  __u64 start = BPF_CORE_READ(mm, arg_start);
-  __u64 end = BPF_CORE_READ(mm, arg_end);
+  struct mm_struct *mm = task->mm;
+  __u64 start = mm->arg_start;
+  __u64 end = mm->arg_end;
   __u64 len = end > start ? end - start : 0;
   if (len > VIGIL_ARGS_LEN) {
     len = VIGIL_ARGS_LEN;
@@ -539,6 +591,7 @@ int BPF_PROG(vigil_sched_exec, struct task_struct *task, pid_t old_pid, struct l
   else if (len > 0)
     count(VIGIL_CNT_STR_READ);
   submit(e);
+  if (cfg->typed_mask & VIGIL_TYPED_EXECVE) emit_exec_success(&w, task, bprm);
   return 0;
 }
 
@@ -548,22 +601,39 @@ int BPF_PROG(vigil_sched_fork, struct task_struct *parent, struct task_struct *c
   if ((__u32)(pid_tgid >> 32) == agent_tgid) return 0;
   struct vigil_config *cfg = get_config();
   if (!cfg || !(cfg->typed_mask & VIGIL_TYPED_FORK)) return 0;
-  __u32 child_pid = BPF_CORE_READ(child, pid);
-  __u32 child_tgid = BPF_CORE_READ(child, tgid);
+  __u32 child_pid = child->pid;
+  __u32 child_tgid = child->tgid;
   if (child_pid != child_tgid) return 0;  // a new thread, not a new process
+  flush_stream_here(false);
   struct who w;
-  get_who(&w);
+  get_who(&w, pid_tgid);
   if (!admit(cfg, &w)) return 0;
   struct vigil_fork_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
   if (!e) {
     count(VIGIL_CNT_RINGBUF_FULL);
     return 0;
   }
-  fill_header(&e->hdr, VIGIL_EV_FORK, sizeof(*e), &w);
+  fill_header(&e->hdr, VIGIL_EV_FORK, sizeof(*e), &w, bpf_ktime_get_ns());
   e->child_pid = child_pid;
   e->child_tgid = child_tgid;
   submit(e);
   return 0;
+}
+
+// exit and exit_group never return: their stream entry is made here, when the thread that called
+// them exits. A thread killed by a signal (low 7 bits of exit_code) called neither.
+static __always_inline void stream_exit_call(const struct vigil_config *cfg, __u64 pid_tgid,
+                                             struct task_struct *task) {
+  if (!cfg->syscall_stream || (task->exit_code & 0x7f) != 0) return;
+  struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+  if (!regs) return;
+  long nr = regs->orig_ax;
+  if (in_compat_call(task)) {
+    if (nr == NR_I386_EXIT || nr == NR_I386_EXIT_GROUP)
+      stream_call(cfg, pid_tgid, (__u32)nr | VIGIL_NR_I386, 0);
+  } else if (nr == NR_EXIT || nr == NR_EXIT_GROUP) {
+    stream_call(cfg, pid_tgid, (__u32)nr, 0);
+  }
 }
 
 SEC("tp_btf/sched_process_exit")
@@ -571,19 +641,21 @@ int BPF_PROG(vigil_sched_exit, struct task_struct *task) {
   __u64 pid_tgid = bpf_get_current_pid_tgid();
   if ((__u32)(pid_tgid >> 32) == agent_tgid) return 0;
   struct vigil_config *cfg = get_config();
+  if (cfg) stream_exit_call(cfg, pid_tgid, task);
+  flush_stream_here(true);
   if (!cfg || !(cfg->typed_mask & VIGIL_TYPED_EXIT)) return 0;
   // signal->live is decremented before the tracepoint: 0 means the whole process is gone.
-  if (BPF_CORE_READ(task, signal, live.counter) != 0) return 0;
+  if (task->signal->live.counter != 0) return 0;
   struct who w;
-  get_who(&w);
+  get_who(&w, pid_tgid);
   if (!admit(cfg, &w)) return 0;
   struct vigil_exit_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
   if (!e) {
     count(VIGIL_CNT_RINGBUF_FULL);
     return 0;
   }
-  fill_header(&e->hdr, VIGIL_EV_EXIT, sizeof(*e), &w);
-  e->exit_code = (__u32)BPF_CORE_READ(task, exit_code);
+  fill_header(&e->hdr, VIGIL_EV_EXIT, sizeof(*e), &w, bpf_ktime_get_ns());
+  e->exit_code = (__u32)task->exit_code;
   e->reserved = 0;
   submit(e);
   return 0;

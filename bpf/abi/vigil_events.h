@@ -15,17 +15,20 @@
 #include <linux/types.h>
 #endif
 
-#define VIGIL_ABI_VERSION 1
+#define VIGIL_ABI_VERSION 2
 
 #define VIGIL_COMM_LEN 16
 #define VIGIL_PATH_LEN 256  /* includes the terminating NUL */
 #define VIGIL_ARGS_LEN 512  /* argv as NUL-separated strings, truncated */
 #define VIGIL_FSTYPE_LEN 32
 #define VIGIL_ADDR_LEN 16   /* IPv4 uses the first 4 bytes */
+#define VIGIL_SYSCALL_BATCH 64  /* calls per VIGIL_EV_SYSCALLS record at most */
+/* Set in vigil_syscall_call.nr for a 32-bit (ia32 compat) call: the rest is its i386 number. */
+#define VIGIL_NR_I386 0x80000000u
 
 /* Record types (vigil_event_header.type). */
 enum vigil_event_type {
-  VIGIL_EV_SYSCALL = 1,  /* struct vigil_syscall_event: one completed system call */
+  VIGIL_EV_SYSCALLS = 1, /* struct vigil_syscall_batch: completed calls of one thread, in order */
   VIGIL_EV_EXEC = 2,     /* struct vigil_exec_event: sched_process_exec (a successful exec) */
   VIGIL_EV_FORK = 3,     /* struct vigil_fork_event: a new process (not a thread) */
   VIGIL_EV_EXIT = 4,     /* struct vigil_exit_event: the last thread of a process exited */
@@ -74,17 +77,17 @@ enum vigil_counter {
   VIGIL_CNT_STR_READ = 1,       /* a user/kernel string read failed: record sent, string empty */
   VIGIL_CNT_ADDR_READ = 2,      /* a sockaddr read failed: record sent without address */
   VIGIL_CNT_FILTERED = 3,       /* suppressed by a comm/cgroup/uid filter (not a loss) */
-  VIGIL_CNT_PENDING_FULL = 4,   /* no room to keep a typed call's arguments until its exit */
+  VIGIL_CNT_PENDING_FULL = 4,   /* unused since ABI 2 (nothing is kept from entry to exit) */
   VIGIL_CNT_ARGS_TRUNCATED = 5, /* argv longer than VIGIL_ARGS_LEN: record sent truncated */
   VIGIL_CNT_MAX = 6,
 };
 
 /* The single entry of the `settings` array map; user space rewrites it at run time. */
 struct vigil_config {
-  __u32 syscall_stream; /* non-zero: emit VIGIL_EV_SYSCALL for every system call */
+  __u32 syscall_stream; /* non-zero: every system call goes into VIGIL_EV_SYSCALLS records */
   __u32 typed_mask;     /* enum vigil_typed_bit */
   __u32 filter_flags;   /* enum vigil_filter_flag */
-  __u32 reserved;
+  __u32 generation;     /* changed by every rewrite: cached filter decisions are redone */
 };
 
 /* Key of the filter_comm map: the task's comm, NUL-padded. */
@@ -107,11 +110,21 @@ struct vigil_event_header {
   char comm[VIGIL_COMM_LEN];
 };
 
-struct vigil_syscall_event {
+/* One call of the system call stream. */
+struct vigil_syscall_call {
+  __u32 ts_delta_ns;  /* after the batch header's ts_ns */
+  __u32 nr;           /* x86_64 number, or VIGIL_NR_I386 | i386 number */
+  __s64 ret;          /* the return value (negative errno on failure); 0 for exit/exit_group */
+};
+
+/* Consecutive calls of one thread (hdr.pid) on one CPU, oldest first. The header's identity
+ * fields were read at the first call. Only the first `count` calls are sent:
+ * hdr.size = offsetof(calls) + count * sizeof(struct vigil_syscall_call). */
+struct vigil_syscall_batch {
   struct vigil_event_header hdr;
-  __s64 ret;   /* the return value (negative errno on failure) */
-  __u32 nr;    /* x86_64 system call number */
+  __u32 count;  /* 1..VIGIL_SYSCALL_BATCH */
   __u32 reserved;
+  struct vigil_syscall_call calls[VIGIL_SYSCALL_BATCH];
 };
 
 struct vigil_exec_event {

@@ -66,7 +66,9 @@ static_assert(sizeof(vigil_event_header) == 56);
 static_assert(offsetof(vigil_event_header, ts_ns) == 8);
 static_assert(offsetof(vigil_event_header, cgroup_id) == 32);
 static_assert(offsetof(vigil_event_header, comm) == 40);
-static_assert(sizeof(vigil_syscall_event) == 72);
+static_assert(sizeof(vigil_syscall_call) == 16);
+static_assert(sizeof(vigil_syscall_batch) == 64 + 16 * VIGIL_SYSCALL_BATCH);
+static_assert(offsetof(vigil_syscall_batch, calls) == 64);
 static_assert(sizeof(vigil_exec_event) == 832);
 static_assert(sizeof(vigil_fork_event) == 64);
 static_assert(sizeof(vigil_exit_event) == 64);
@@ -282,8 +284,8 @@ core::Status EbpfSensor::Load() {
     bpf_program* prog;
     bpf_link** link;
   } attach[] = {
-      {skel_->progs.vigil_sys_enter, &skel_->links.vigil_sys_enter},
       {skel_->progs.vigil_sys_exit, &skel_->links.vigil_sys_exit},
+      {skel_->progs.vigil_sched_switch, &skel_->links.vigil_sched_switch},
       {skel_->progs.vigil_sched_exec, &skel_->links.vigil_sched_exec},
       {skel_->progs.vigil_sched_fork, &skel_->links.vigil_sched_fork},
       {skel_->progs.vigil_sched_exit, &skel_->links.vigil_sched_exit},
@@ -321,7 +323,7 @@ core::Status EbpfSensor::Load() {
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, stop_fd_, &ev) != 0) {
     return core::Internal(std::string("ebpf sensor: epoll_ctl(eventfd): ") + std::strerror(errno));
   }
-  slots_.resize(options_.batch);
+  slots_.resize(options_.batch + VIGIL_SYSCALL_BATCH);
   realtime_offset_ns_ = ClockNs(CLOCK_REALTIME) - ClockNs(CLOCK_MONOTONIC);
   return core::Status::Ok();
 }
@@ -382,30 +384,14 @@ int EbpfSensor::OnRecordThunk(void* ctx, void* data, size_t size) {
   return static_cast<EbpfSensor*>(ctx)->OnRecord(data, size);
 }
 
-int EbpfSensor::OnRecord(const void* data, size_t size) {
-  Slot& slot = slots_[count_++];
-  int ret = count_ == slots_.size() ? kBatchFull : 0;
-  const auto* hdr = static_cast<const vigil_event_header*>(data);
-  auto bad = [&](const char* why) {
-    bad_records_.fetch_add(1, std::memory_order_relaxed);
-    slot.bad = true;
-    slot.bad_reason = "ebpf ring buffer: record of " + std::to_string(size) + " bytes";
-    if (size >= sizeof(vigil_event_header)) {
-      slot.bad_reason += ", type " + std::to_string(hdr->type);
-    }
-    slot.bad_reason += ": ";
-    slot.bad_reason += why;
-    slot.bad_reason += "; skipped";
-    return ret;
-  };
-  if (size < sizeof(vigil_event_header)) return bad("shorter than the header");
-  if (hdr->size != size) return bad("header size disagrees with the record length");
-
+// Fills the fields that every event of a record shares (from its header) and resets the rest.
+void EbpfSensor::StartSlot(Slot& slot, const vigil_event_header* hdr, uint64_t ts_ns) {
   core::Event& e = slot.event;
   EbpfEventDetail& d = slot.detail;
   e.source = core::EventSource::kEbpf;
+  e.kind = core::EventKind::kSyscall;
   e.seq = ++seq_;
-  e.time_ns = static_cast<int64_t>(hdr->ts_ns) + realtime_offset_ns_;
+  e.time_ns = static_cast<int64_t>(ts_ns) + realtime_offset_ns_;
   e.ingest_ns = ingest_ns_;
   e.host.clear();
   e.stream.clear();
@@ -440,6 +426,58 @@ int EbpfSensor::OnRecord(const void* data, size_t size) {
   d.exit_code = 0;
   d.family = 0;
   d.args = {};
+  d.i386 = false;
+}
+
+int EbpfSensor::OnRecord(const void* data, size_t size) {
+  // A pass ends when the next record might not fit (a syscall batch takes up to
+  // VIGIL_SYSCALL_BATCH slots; slots_ has that much room beyond options_.batch).
+  auto done = [&] { return slots_.size() - count_ < VIGIL_SYSCALL_BATCH ? kBatchFull : 0; };
+  const auto* hdr = static_cast<const vigil_event_header*>(data);
+  auto bad = [&](const char* why) {
+    bad_records_.fetch_add(1, std::memory_order_relaxed);
+    Slot& slot = slots_[count_++];
+    slot.bad = true;
+    slot.bad_reason = "ebpf ring buffer: record of " + std::to_string(size) + " bytes";
+    if (size >= sizeof(vigil_event_header)) {
+      slot.bad_reason += ", type " + std::to_string(hdr->type);
+    }
+    slot.bad_reason += ": ";
+    slot.bad_reason += why;
+    slot.bad_reason += "; skipped";
+    return done();
+  };
+  if (size < sizeof(vigil_event_header)) return bad("shorter than the header");
+  if (hdr->size != size) return bad("header size disagrees with the record length");
+
+  if (hdr->type == VIGIL_EV_SYSCALLS) {
+    constexpr size_t kCallsAt = offsetof(vigil_syscall_batch, calls);
+    if (size < kCallsAt) return bad("syscall batch shorter than its count");
+    const auto* r = static_cast<const vigil_syscall_batch*>(data);
+    if (r->count == 0 || r->count > VIGIL_SYSCALL_BATCH ||
+        size != kCallsAt + r->count * sizeof(vigil_syscall_call)) {
+      return bad("syscall batch size disagrees with its count");
+    }
+    for (uint32_t i = 0; i < r->count; ++i) {
+      const vigil_syscall_call& c = r->calls[i];
+      Slot& slot = slots_[count_++];
+      StartSlot(slot, hdr, hdr->ts_ns + c.ts_delta_ns);
+      const bool i386 = (c.nr & VIGIL_NR_I386) != 0;
+      const uint32_t nr = c.nr & ~VIGIL_NR_I386;
+      slot.event.syscall = {i386 ? core::Arch::kI386 : core::Arch::kX86_64,
+                            static_cast<int32_t>(nr)};
+      slot.event.has_ret = slot.detail.has_ret = true;
+      slot.event.ret = slot.detail.ret = c.ret;
+      slot.detail.nr = nr;
+      slot.detail.i386 = i386;
+    }
+    return done();
+  }
+
+  Slot& slot = slots_[count_];  // taken below, or by bad()
+  StartSlot(slot, hdr, hdr->ts_ns);
+  core::Event& e = slot.event;
+  EbpfEventDetail& d = slot.detail;
 
   // Typed records without a kind of their own are kTypedCall (never kSyscall: the stream
   // already has that call); the stream's records are kSyscall.
@@ -457,14 +495,6 @@ int EbpfSensor::OnRecord(const void* data, size_t size) {
     d.ret = e.ret = value;
   };
   switch (hdr->type) {
-    case VIGIL_EV_SYSCALL: {
-      if (size != sizeof(vigil_syscall_event)) return bad("wrong size for a syscall record");
-      const auto* r = static_cast<const vigil_syscall_event*>(data);
-      as_syscall(r->nr);
-      d.nr = r->nr;
-      set_ret(r->ret);
-      break;
-    }
     case VIGIL_EV_EXEC: {
       if (size != sizeof(vigil_exec_event)) return bad("wrong size for an exec record");
       const auto* r = static_cast<const vigil_exec_event*>(data);
@@ -559,7 +589,8 @@ int EbpfSensor::OnRecord(const void* data, size_t size) {
     default:
       return bad("unknown record type");
   }
-  return ret;
+  ++count_;
+  return done();
 }
 
 core::Result<EbpfLostCounts> EbpfSensor::LostCounts() const {
@@ -585,6 +616,7 @@ core::Status EbpfSensor::WriteSettingsLocked() {
   vigil_config cfg{};
   cfg.syscall_stream = syscall_stream_ ? 1 : 0;
   cfg.typed_mask = typed_mask_;
+  cfg.generation = ++settings_generation_;
   if (!filters_.include_comm.empty()) cfg.filter_flags |= VIGIL_FILTER_INCLUDE_COMM;
   if (!filters_.include_cgroup.empty()) cfg.filter_flags |= VIGIL_FILTER_INCLUDE_CGROUP;
   if (!filters_.include_uid.empty()) cfg.filter_flags |= VIGIL_FILTER_INCLUDE_UID;

@@ -1,8 +1,8 @@
 #pragma once
 
 // Live capture from this host's kernel: the CO-RE programs of bpf/vigil_sensor.bpf.c
-// (raw_tp/sys_enter+sys_exit, tp_btf/sched_process_exec|fork|exit), loaded through a bpftool
-// skeleton, delivering records through a BPF ring buffer. Record layouts: bpf/abi/vigil_events.h;
+// (tp_btf/sys_exit, sched_switch, sched_process_exec|fork|exit), loaded through a
+// bpftool skeleton, delivering records through a BPF ring buffer. Record layouts: bpf/abi/vigil_events.h;
 // programs, filters, counters and failure modes: docs/ebpf-sensor.md.
 //
 // Threading: one thread pulls (Next/NextFor, detail). Stop(), LostCounts() and every filter and
@@ -26,6 +26,7 @@
 
 struct vigil_sensor_bpf;  // the generated skeleton (bpf/vigil_sensor.bpf.c)
 struct ring_buffer;       // libbpf
+struct vigil_event_header;  // bpf/abi/vigil_events.h
 
 namespace vigil::sensor {
 
@@ -64,7 +65,7 @@ enum class EbpfLostCause : uint8_t {
   kStringRead,      // a path/argv read failed: the record was sent with the string empty
   kAddressRead,     // a sockaddr read failed: the record was sent without its address
   kFiltered,        // suppressed by a comm/cgroup/uid filter (wanted, not a loss)
-  kPendingFull,     // a typed call's arguments could not be kept until its return
+  kPendingFull,     // (unused since ABI 2: no call's arguments are kept between entry and exit)
   kArgsTruncated,   // argv longer than the record's 512 bytes: sent truncated
   kBadRecord,       // user space: a record of unknown type or wrong size was skipped
 };
@@ -97,7 +98,8 @@ struct EbpfEventDetail {
   EbpfRecordType type = EbpfRecordType::kSyscall;
   bool has_ret = false;  // syscall and typed-call records
   int64_t ret = 0;       // return value; negative errno on failure
-  uint32_t nr = 0;       // x86_64 system call number (typed-call records too)
+  uint32_t nr = 0;       // system call number (typed-call records too): x86_64, or i386 if `i386`
+  bool i386 = false;     // kSyscall: a 32-bit (ia32 compat) call, numbered in the i386 table
   uint32_t cpu = 0;
   uint64_t cgroup_id = 0;
   int32_t fd = -1;     // kFile: the dirfd of *at calls (-100 = AT_FDCWD); kNet: the socket
@@ -184,6 +186,7 @@ class EbpfSensor final : public Sensor {
                             uint64_t number);
   core::Status WriteSettingsLocked();
   int OnRecord(const void* data, size_t size);  // the ring buffer callback
+  void StartSlot(Slot& slot, const vigil_event_header* hdr, uint64_t ts_ns);
   static int OnRecordThunk(void* ctx, void* data, size_t size);
 
   EbpfOptions options_;
@@ -208,6 +211,7 @@ class EbpfSensor final : public Sensor {
   FilterSets filters_;
   bool syscall_stream_ = true;
   uint32_t typed_mask_ = kTypedAll;
+  uint32_t settings_generation_ = 0;  // vigil_config.generation of the last write
 };
 
 }  // namespace vigil::sensor

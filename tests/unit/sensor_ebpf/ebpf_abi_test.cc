@@ -35,7 +35,7 @@ std::vector<Layout> UserSpaceLayouts() {
       {"vigil_config",
        sizeof(vigil_config),
        {VIGIL_MEMBER(vigil_config, syscall_stream), VIGIL_MEMBER(vigil_config, typed_mask),
-        VIGIL_MEMBER(vigil_config, filter_flags), VIGIL_MEMBER(vigil_config, reserved)}},
+        VIGIL_MEMBER(vigil_config, filter_flags), VIGIL_MEMBER(vigil_config, generation)}},
       {"vigil_comm_key", sizeof(vigil_comm_key), {VIGIL_MEMBER(vigil_comm_key, comm)}},
       {"vigil_event_header",
        sizeof(vigil_event_header),
@@ -44,10 +44,14 @@ std::vector<Layout> UserSpaceLayouts() {
         VIGIL_MEMBER(vigil_event_header, pid), VIGIL_MEMBER(vigil_event_header, tgid),
         VIGIL_MEMBER(vigil_event_header, ppid), VIGIL_MEMBER(vigil_event_header, uid),
         VIGIL_MEMBER(vigil_event_header, cgroup_id), VIGIL_MEMBER(vigil_event_header, comm)}},
-      {"vigil_syscall_event",
-       sizeof(vigil_syscall_event),
-       {VIGIL_MEMBER(vigil_syscall_event, hdr), VIGIL_MEMBER(vigil_syscall_event, ret),
-        VIGIL_MEMBER(vigil_syscall_event, nr), VIGIL_MEMBER(vigil_syscall_event, reserved)}},
+      {"vigil_syscall_call",
+       sizeof(vigil_syscall_call),
+       {VIGIL_MEMBER(vigil_syscall_call, ts_delta_ns), VIGIL_MEMBER(vigil_syscall_call, nr),
+        VIGIL_MEMBER(vigil_syscall_call, ret)}},
+      {"vigil_syscall_batch",
+       sizeof(vigil_syscall_batch),
+       {VIGIL_MEMBER(vigil_syscall_batch, hdr), VIGIL_MEMBER(vigil_syscall_batch, count),
+        VIGIL_MEMBER(vigil_syscall_batch, reserved), VIGIL_MEMBER(vigil_syscall_batch, calls)}},
       {"vigil_exec_event",
        sizeof(vigil_exec_event),
        {VIGIL_MEMBER(vigil_exec_event, hdr), VIGIL_MEMBER(vigil_exec_event, old_pid),
@@ -90,12 +94,13 @@ std::vector<Layout> UserSpaceLayouts() {
 // Compile-time half: records are 8-byte aligned and padded explicitly (no hidden padding that
 // one compiler could lay out differently).
 static_assert(sizeof(vigil_event_header) % 8 == 0);
-static_assert(sizeof(vigil_syscall_event) % 8 == 0);
+static_assert(sizeof(vigil_syscall_call) % 8 == 0);
+static_assert(sizeof(vigil_syscall_batch) % 8 == 0);
 static_assert(sizeof(vigil_exec_event) % 8 == 0);
 static_assert(sizeof(vigil_file_event) % 8 == 0);
 static_assert(sizeof(vigil_net_event) % 8 == 0);
 static_assert(sizeof(vigil_mount_event) % 8 == 0);
-static_assert(offsetof(vigil_syscall_event, ret) == sizeof(vigil_event_header));
+static_assert(offsetof(vigil_syscall_batch, count) == sizeof(vigil_event_header));
 
 TEST(EbpfAbiTest, KernelAndUserSpaceAgreeOnEveryRecordLayout) {
   btf* kernel_view = btf__parse_elf(VIGIL_BPF_OBJECT, nullptr);

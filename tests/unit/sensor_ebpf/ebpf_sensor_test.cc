@@ -390,7 +390,7 @@ TEST_F(EbpfSensorTest, SyscallStreamCanBeSwitchedOffWhileTypedEventsContinue) {
 
 TEST_F(EbpfSensorTest, CountsRingBufferDropsUnderAFloodAndKeepsWorking) {
   EbpfOptions options;
-  options.ring_buffer_bytes = 4096;  // room for about 50 syscall records
+  options.ring_buffer_bytes = 4096;  // room for about 3 full syscall batches (64 calls each)
   // Only the test's children compete for the tiny buffer (the rest of the host would refill it
   // faster than any consumer).
   options.include_comms = {"vigil-flood"};
@@ -418,7 +418,74 @@ TEST_F(EbpfSensorTest, CountsRingBufferDropsUnderAFloodAndKeepsWorking) {
     }
   }
   EXPECT_GT(flood_records, 0u);
-  EXPECT_LT(flood_records, 100u) << "more records than a 4 KiB ring buffer holds";
+  // A call takes 16 bytes of a batch record: 4 KiB cannot hold 256 of them.
+  EXPECT_LT(flood_records, 256u) << "more calls than a 4 KiB ring buffer holds";
+}
+
+TEST_F(EbpfSensorTest, StreamKeepsEachThreadsCallsInOrderAcrossBatches) {
+  EbpfOptions options;
+  options.include_comms = {"vigil-order"};
+  Start(options);
+  // More calls than one batch holds, with a marker before and after: getpid, 200 x getppid,
+  // then a failing close(-1).
+  pid_t kid = RunChild([] {
+    prctl(PR_SET_NAME, "vigil-order");
+    syscall(SYS_getpid);
+    for (int i = 0; i < 200; ++i) syscall(SYS_getppid);
+    syscall(SYS_close, -1);
+  });
+  ASSERT_NE(WaitFor([&](const Seen& s) {
+              return s.event.proc.pid == static_cast<uint32_t>(kid) &&
+                     s.event.kind == core::EventKind::kSyscall && s.event.syscall.nr == SYS_close &&
+                     s.detail.ret == -EBADF;
+            }),
+            nullptr);
+  std::vector<const Seen*> calls;
+  for (const Seen& s : seen_) {
+    if (s.event.proc.pid == static_cast<uint32_t>(kid) && s.detail.type == EbpfRecordType::kSyscall)
+      calls.push_back(&s);
+  }
+  size_t first = calls.size();
+  for (size_t i = 0; i < calls.size(); ++i) {
+    if (calls[i]->event.syscall.nr == SYS_getpid) {
+      first = i;
+      break;
+    }
+  }
+  ASSERT_LT(first + 201, calls.size()) << "the getpid marker or the calls after it are missing";
+  EXPECT_EQ(calls[first]->detail.ret, kid);
+  for (size_t i = first + 1; i <= first + 200; ++i) {
+    EXPECT_EQ(calls[i]->event.syscall.nr, SYS_getppid) << "call " << i - first;
+    EXPECT_EQ(calls[i]->event.syscall.arch, core::Arch::kX86_64);
+    EXPECT_EQ(calls[i]->event.proc.tid, static_cast<uint32_t>(kid));
+    EXPECT_EQ(calls[i]->event.proc.ppid, static_cast<uint32_t>(getpid()));
+    EXPECT_EQ(calls[i]->event.proc.comm, "vigil-order");
+    EXPECT_EQ(calls[i]->detail.ret, getpid());
+    EXPECT_GE(calls[i]->event.time_ns, calls[i - 1]->event.time_ns) << "call " << i - first;
+    EXPECT_EQ(calls[i]->event.seq, calls[i - 1]->event.seq + 1) << "call " << i - first;
+  }
+  EXPECT_EQ(calls[first + 201]->event.syscall.nr, SYS_close);
+}
+
+TEST_F(EbpfSensorTest, ReportsIa32CallsWithI386Numbers) {
+  EbpfOptions options;
+  options.include_comms = {"vigil-ia32"};
+  Start(options);
+  constexpr long kI386Getpid = 20;  // x86_64 20 is writev
+  pid_t kid = RunChild([] {
+    prctl(PR_SET_NAME, "vigil-ia32");
+    long r = 0;
+    __asm__ volatile("int $0x80" : "=a"(r) : "a"(kI386Getpid) : "memory");
+    if (r <= 0) _exit(3);  // no ia32 emulation in this kernel
+  });
+  const Seen* compat = WaitFor([&](const Seen& s) {
+    return s.event.proc.pid == static_cast<uint32_t>(kid) &&
+           s.event.kind == core::EventKind::kSyscall && s.event.syscall.arch == core::Arch::kI386;
+  });
+  ASSERT_NE(compat, nullptr) << "no ia32 call in the stream (kernel without IA32_EMULATION?)";
+  EXPECT_EQ(compat->event.syscall.nr, kI386Getpid);
+  EXPECT_TRUE(compat->detail.i386);
+  EXPECT_EQ(compat->detail.ret, kid);
 }
 
 TEST_F(EbpfSensorTest, StopEndsABlockedNext) {
