@@ -125,12 +125,16 @@ core::Result<ReplayStats> ReplayRunner::Run(
   if (options_.queue_capacity < 1) return core::InvalidArgument("queue capacity must be >= 1");
   const auto nworkers = static_cast<size_t>(options_.workers);
   std::vector<pipeline::BoundedQueue<core::Event>*> queues;
+  std::vector<pipeline::EventValidator*> validators;
   std::vector<pipeline::SourceId> source_ids;
   std::vector<std::unique_ptr<StreamHandler>> handlers;
   {
     std::lock_guard<std::mutex> lock(queues_mu_);
     queues_.clear();
+    validators_.clear();
     for (size_t i = 0; i < nworkers; ++i) {
+      validators_.push_back(std::make_unique<pipeline::EventValidator>());
+      validators.push_back(validators_.back().get());
       queues_.push_back(
           std::make_unique<pipeline::BoundedQueue<core::Event>>(options_.queue_capacity));
       auto id = queues_.back()->RegisterSource(sensor.name(), options_.source);
@@ -141,14 +145,15 @@ core::Result<ReplayStats> ReplayRunner::Run(
     }
   }
 
-  auto work = [&](pipeline::BoundedQueue<core::Event>& queue, StreamHandler& handler) {
+  auto work = [&](pipeline::BoundedQueue<core::Event>& queue, pipeline::EventValidator& validator,
+                  StreamHandler& handler) {
     std::vector<core::Event> batch;
     batch.reserve(options_.batch);
     uint32_t latency_tick = 0;
     while (queue.PopBatch(&batch, options_.batch) > 0) {
       uint64_t scored = 0;
       for (core::Event& e : batch) {
-        if (validator_.Validate(e) != pipeline::RejectReason::kNone) continue;
+        if (validator.Validate(e) != pipeline::RejectReason::kNone) continue;
         if (options_.emit_events) WriteEvent(e);
         if (!handler.OnEvent(e)) continue;
         ++scored;
@@ -166,7 +171,8 @@ core::Result<ReplayStats> ReplayRunner::Run(
   start_mono_ = clock_.MonotonicNanos();
   std::vector<std::thread> threads;
   for (size_t i = 0; i < nworkers; ++i) {
-    threads.emplace_back(work, std::ref(*queues[i]), std::ref(*handlers[i]));
+    threads.emplace_back(work, std::ref(*queues[i]), std::ref(*validators[i]),
+                         std::ref(*handlers[i]));
   }
 
   std::hash<std::string> hash_stream;
@@ -223,8 +229,13 @@ ReplayStats ReplayRunner::Live() const {
   const int64_t end = end_mono_.load();
   stats.seconds =
       static_cast<double>((end != 0 ? end : clock_.MonotonicNanos()) - start_mono_) / 1e9;
-  stats.validation = validator_.Stats();
   std::lock_guard<std::mutex> lock(queues_mu_);
+  for (const auto& v : validators_) {
+    const pipeline::ValidatorStats s = v->Stats();
+    stats.validation.accepted += s.accepted;
+    stats.validation.rejected += s.rejected;
+    for (size_t i = 0; i < s.by_reason.size(); ++i) stats.validation.by_reason[i] += s.by_reason[i];
+  }
   for (const auto& q : queues_) {
     const pipeline::QueueStats s = q->Stats();
     stats.queue.capacity += s.capacity;

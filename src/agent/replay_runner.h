@@ -114,7 +114,6 @@ class ReplayRunner final : private VerdictSink {
   std::vector<pipeline::Sink*> sinks_;
   ReplayOptions options_;
   const core::Clock& clock_;
-  pipeline::EventValidator validator_;
   std::mutex sink_mu_;
   core::Status sink_status_;
 
@@ -124,6 +123,8 @@ class ReplayRunner final : private VerdictSink {
   std::atomic<int64_t> end_mono_{0};  // 0 while running
   mutable std::mutex queues_mu_;  // guards the vector, not the queues (they are thread-safe)
   std::vector<std::unique_ptr<pipeline::BoundedQueue<core::Event>>> queues_;
+  // One validator per worker, so that the workers do not share its counters' cache lines.
+  std::vector<std::unique_ptr<pipeline::EventValidator>> validators_;  // guarded like queues_
 };
 
 }  // namespace vigil::agent
