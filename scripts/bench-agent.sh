@@ -22,6 +22,9 @@
 #   VIGIL_BENCH_REDIS         redis-benchmark requests per test (default 200000; 0 skips redis)
 #   VIGIL_BENCH_SECTIONS      which measurements to run (default "loops rss redis")
 #   VIGIL_BIN                 a prebuilt vigil binary: skips install-deps and the build
+#   VIGIL_BENCH_BEFORE_BIN    another vigil binary (e.g. a build of the previous commit): adds
+#                             the phase "before" (that binary, learning) to every repetition, so
+#                             before/after are measured in the same run against the same baseline
 #   VIGIL_BENCH_OUT           where binaries and results go (default build/release/bench-agent)
 # Needs root (the eBPF sensor). Every process it starts (agents, idle processes, redis-server) is
 # stopped on exit, also on error or Ctrl-C; each agent gets its own state dir in a temp dir.
@@ -34,6 +37,12 @@ repo=$PWD
 
 reps=${VIGIL_BENCH_REPETITIONS:-5}
 phases=${VIGIL_BENCH_PHASES:-"learning detecting"}
+before_bin=${VIGIL_BENCH_BEFORE_BIN:-}
+if [[ -n $before_bin ]]; then
+  [[ -x $before_bin ]] || { echo "bench-agent: VIGIL_BENCH_BEFORE_BIN=$before_bin is not executable" >&2;
+                            exit 2; }
+  phases="before $phases"
+fi
 oc_count=${VIGIL_BENCH_OPENCLOSE:-2000000}
 gp_count=${VIGIL_BENCH_GETPPID:-5000000}
 nprocs=${VIGIL_BENCH_PROCS:-1000}
@@ -105,13 +114,13 @@ EOF
 
 # --- the agent ---------------------------------------------------------------------------------
 agent_pid='' agent_port='' agent_log='' agent_stops=0 agent_clean=0
-# agent_start NAME STATE_DIR LEARN [WAIT_FOR_DETECTION]
+# agent_start NAME STATE_DIR LEARN [WAIT_FOR_DETECTION [BINARY]]
 agent_start() {
-  local name=$1 state=$2 learn=$3 want_detect=${4:-}
+  local name=$1 state=$2 learn=$3 want_detect=${4:-} bin=${5:-$vigil}
   agent_log=$tmp/agent-$name.log
   mkdir -p "$state"
   : >"$agent_log"  # exists before the background job opens it, for the polls below
-  "$vigil" agent --config "$tmp/vigil.yaml" --state-dir "$state" --learn "$learn" \
+  "$bin" agent --config "$tmp/vigil.yaml" --state-dir "$state" --learn "$learn" \
     --sink null --quiet --metrics-listen 127.0.0.1:0 >"$tmp/agent-$name.out" 2>"$agent_log" &
   agent_pid=$!
   started+=("$agent_pid")
@@ -234,6 +243,8 @@ agent_state() {  # agent_state PHASE REP -> a fresh state dir for that run
 start_phase() {  # start_phase PHASE REP
   if [[ $1 == detecting ]]; then
     agent_start "$1-$2" "$(agent_state "$1" "$2")" 1h detect
+  elif [[ $1 == before ]]; then
+    agent_start "$1-$2" "$(agent_state "$1" "$2")" 1h '' "$before_bin"
   else
     agent_start "$1-$2" "$(agent_state "$1" "$2")" 1h
   fi
@@ -424,6 +435,23 @@ if cpu_notes:
     print("\nloop CPU time (CLOCK_PROCESS_CPUTIME_ID: the tracing programs' cost, no waiting for a "
           "core)")
     print("\n".join(cpu_notes))
+
+def pair(p, q, key):  # median over repetitions of (phase p / phase q), both in one repetition
+    a, b = v.get((p, key), {}), v.get((q, key), {})
+    rs = [a[r] / b[r] for r in a if r in b and a[r] and b[r]]
+    return (statistics.median(rs), min(rs), max(rs)) if rs else None
+
+if "before" in phases and "learning" in phases:
+    print("\nthis build (learning) / the VIGIL_BENCH_BEFORE_BIN build, same repetitions:")
+    for key, what in (("openclose.ns", "open/close wall"), ("openclose.cpu_ns", "open/close loop CPU"),
+                      ("getppid.ns", "getppid wall"), ("getppid.cpu_ns", "getppid loop CPU"),
+                      ("openclose.cpu_ns_per_event", "agent CPU per event (open/close)"),
+                      ("getppid.cpu_ns_per_event", "agent CPU per event (getppid)"),
+                      ("redis.set_rps", "redis SET req/s"), ("redis.get_rps", "redis GET req/s"),
+                      ("rss_procs_mb", "RSS with processes")):
+        r = pair("learning", "before", key)
+        if r:
+            print(f"  {what:<34} {r[0]:.3f}x [{r[1]:.3f}..{r[2]:.3f}]")
 
 if med(phases[0], "rss_procs_mb") is not None:
     print(f"\nRSS with {nprocs} live idle processes after {settle} s (VmRSS of the agent)")
