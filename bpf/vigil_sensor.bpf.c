@@ -136,12 +136,26 @@ struct {
   __type(value, struct stream_state);
 } stream SEC(".maps");
 
-static __always_inline __u64 wakeup_flag(void) {
-  __u64 waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-  return waiting >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+// The wake-up flag for a record of `size` bytes when `after` bytes wait with it: the consumer is
+// woken only when this record makes the data waiting cross wakeup_bytes. Waking on every record
+// above the threshold (while a slow consumer catches up) cost a self-interrupt per record in the
+// traced process and doubled the cost of an open here; the consumer polls every 10 ms anyway,
+// so a crossing it misses (another CPU's record crossed it) delays it by at most that.
+static __always_inline __u64 wakeup_flag(__u64 after, __u64 size) {
+  return after >= wakeup_bytes && after < wakeup_bytes + size ? BPF_RB_FORCE_WAKEUP
+                                                              : BPF_RB_NO_WAKEUP;
 }
 
-static __always_inline void submit(void *record) { bpf_ringbuf_submit(record, wakeup_flag()); }
+// Submits a reserved record (already counted in the data waiting).
+static __always_inline void submit(void *record, __u64 size) {
+  bpf_ringbuf_submit(record, wakeup_flag(bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA), size));
+}
+
+// Copies a record into the ring buffer; false when it had no room.
+static __always_inline bool output(void *record, __u64 size) {
+  __u64 after = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + size;
+  return bpf_ringbuf_output(&events, record, size, wakeup_flag(after, size)) == 0;
+}
 
 static __always_inline void count_n(__u32 cause, __u64 n) {
   __u64 *v = bpf_map_lookup_elem(&counters, &cause);
@@ -236,8 +250,7 @@ static __always_inline void flush_stream(struct stream_state *st, bool forget) {
   __u32 size = offsetof(struct vigil_syscall_batch, calls) + n * sizeof(struct vigil_syscall_call);
   st->batch.count = n;
   st->batch.hdr.size = (__u16)size;
-  if (bpf_ringbuf_output(&events, &st->batch, size, wakeup_flag()) < 0)
-    count_n(VIGIL_CNT_RINGBUF_FULL, n);
+  if (!output(&st->batch, size)) count_n(VIGIL_CNT_RINGBUF_FULL, n);
   st->batch.count = 0;
 }
 
@@ -428,7 +441,7 @@ static __always_inline void emit_typed(const struct who *w, long nr, struct pt_r
       fill_header(&e->hdr, VIGIL_EV_FILE, sizeof(*e), w, now);
       file_args(e, nr, a0, a1, a2, a3, a4);
       e->ret = ret;
-      submit(e);
+      submit(e, sizeof(*e));
       return;
     }
     case NR_CONNECT:
@@ -445,7 +458,7 @@ static __always_inline void emit_typed(const struct who *w, long nr, struct pt_r
       // accept/accept4: the kernel wrote the peer address there (when the caller asked).
       bool have_addr = nr == NR_CONNECT || nr == NR_BIND || ret >= 0;
       read_sockaddr(e, have_addr ? a1 : 0);
-      submit(e);
+      submit(e, sizeof(*e));
       return;
     }
     case NR_MOUNT:
@@ -467,7 +480,7 @@ static __always_inline void emit_typed(const struct who *w, long nr, struct pt_r
         e->fstype[0] = '\0';
         e->flags = a1;
       }
-      submit(e);
+      submit(e, sizeof(*e));
       return;
     }
     default: {  // setuid family and ptrace
@@ -481,7 +494,7 @@ static __always_inline void emit_typed(const struct who *w, long nr, struct pt_r
       e->args[1] = a1;
       e->args[2] = a2;
       e->args[3] = a3;
-      submit(e);
+      submit(e, sizeof(*e));
       return;
     }
   }
@@ -516,7 +529,7 @@ static __always_inline void emit_exec_success(const struct who *w, struct task_s
     count(VIGIL_CNT_STR_READ);
   }
   e->path2[0] = '\0';
-  submit(e);
+  submit(e, sizeof(*e));
 }
 
 SEC("tp_btf/sys_exit")
@@ -590,7 +603,7 @@ int BPF_PROG(vigil_sched_exec, struct task_struct *task, pid_t old_pid, struct l
     e->args_len = (__u32)len;
   else if (len > 0)
     count(VIGIL_CNT_STR_READ);
-  submit(e);
+  submit(e, sizeof(*e));
   if (cfg->typed_mask & VIGIL_TYPED_EXECVE) emit_exec_success(&w, task, bprm);
   return 0;
 }
@@ -616,7 +629,7 @@ int BPF_PROG(vigil_sched_fork, struct task_struct *parent, struct task_struct *c
   fill_header(&e->hdr, VIGIL_EV_FORK, sizeof(*e), &w, bpf_ktime_get_ns());
   e->child_pid = child_pid;
   e->child_tgid = child_tgid;
-  submit(e);
+  submit(e, sizeof(*e));
   return 0;
 }
 
@@ -657,6 +670,6 @@ int BPF_PROG(vigil_sched_exit, struct task_struct *task) {
   fill_header(&e->hdr, VIGIL_EV_EXIT, sizeof(*e), &w, bpf_ktime_get_ns());
   e->exit_code = (__u32)task->exit_code;
   e->reserved = 0;
-  submit(e);
+  submit(e, sizeof(*e));
   return 0;
 }

@@ -375,8 +375,9 @@ core::Result<EbpfSensor::PollOutcome> EbpfSensor::NextFor(core::Event* out,
     slot.bad = false;
     return core::DataLoss(std::move(slot.bad_reason));
   }
-  std::swap(*out, slot.event);
-  std::swap(detail_, slot.detail);
+  // One move rather than a swap (three); every field of the slot is rewritten before reuse.
+  *out = std::move(slot.event);
+  detail_ = &slot.detail;
   return PollOutcome::kEvent;
 }
 

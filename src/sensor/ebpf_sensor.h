@@ -140,7 +140,8 @@ class EbpfSensor final : public Sensor {
   // Events still in the ring buffer are not delivered. Thread-safe, idempotent.
   void Stop();
 
-  const EbpfEventDetail& detail() const { return detail_; }
+  // Valid until the next Next()/NextFor() call.
+  const EbpfEventDetail& detail() const { return *detail_; }
   const std::vector<std::string>& warnings() const { return warnings_; }
 
   // Sums of the per-CPU kernel counters plus the user-space ones, indexed by EbpfLostCause.
@@ -205,7 +206,8 @@ class EbpfSensor final : public Sensor {
   int64_t realtime_offset_ns_ = 0;  // CLOCK_REALTIME - CLOCK_MONOTONIC at Open
   int64_t ingest_ns_ = 0;           // CLOCK_MONOTONIC of the current pass
   std::atomic<uint64_t> bad_records_{0};
-  EbpfEventDetail detail_;
+  EbpfEventDetail empty_detail_;
+  const EbpfEventDetail* detail_ = &empty_detail_;  // the slot of the event returned last
 
   mutable std::mutex mu_;  // guards filters_, syscall_stream_, typed_mask_ and the settings map
   FilterSets filters_;
