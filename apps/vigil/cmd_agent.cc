@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <fstream>
@@ -205,7 +206,11 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   lo.pipeline.host = c.host;
   lo.pipeline.emit_all = false;  // alerts only; learning and normal windows stay in the counters
   lo.pipeline.flush_each_verdict = true;  // an alert reaches its sink at once
-  lo.pipeline.emit_events = c.agent.write_events;
+  // Events written only to null sinks would be formatted for nothing (a JSON line per typed
+  // event was most of the agent's CPU on an open/close loop).
+  const bool only_null_sinks =
+      std::all_of(specs.begin(), specs.end(), [](const std::string& s) { return s == "null"; });
+  lo.pipeline.emit_events = c.agent.write_events && !only_null_sinks;
   const enrich::ProcessTree& tree_ref = **tree;
   enrich::ProcessTree& tree_mut = **tree;
   sensor::EbpfSensor& sensor_ref = *ebpf;
