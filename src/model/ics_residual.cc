@@ -17,10 +17,14 @@ constexpr int kMaxFolds = 20;
 constexpr int kMinRowsPerFold = 20;
 constexpr int kMaxExplainTop = 64;
 constexpr double kMinScale = 1e-9;
-// The contribution of a value that is not a finite number: log(1 + 1e12).
+// The largest contribution of one signal, log(1 + 1e12), reached at 10^6 residual scales and by
+// a value that is not a finite number; the cap keeps the sum finite whatever a model file says.
 const double kMaxContribution = std::log1p(1e12);
 
-double Contribution(double z) { return std::isfinite(z) ? std::log1p(z * z) : kMaxContribution; }
+double Contribution(double z) {
+  if (!std::isfinite(z) || std::abs(z) >= 1e6) return kMaxContribution;
+  return std::log1p(z * z);
+}
 
 core::Status CheckOptions(const IcsResidualOptions& o) {
   auto bad = [](const std::string& why) { return core::InvalidArgument(why); };

@@ -19,9 +19,10 @@
 //
 // Scoring one time step: z_c = (x_c - predicted_c) / scale_c for every target, and for a
 // constant signal z = |x - value| / resolution once it departs by more than resolution / 2.
-// Each signal contributes log(1 + z^2) (large residuals count, but one broken sensor cannot
-// outweigh every other signal), each contribution is smoothed by an EWMA with `smoothing` as
-// alpha, and the raw score is their sum divided by the number of targets. A step is anomalous
+// Each signal contributes log(1 + z^2): large residuals count, but one broken sensor cannot
+// outweigh every other signal. The contribution is capped at log(1 + 10^12), reached at
+// |z| = 10^6 and by a value that is not a number. Each contribution is smoothed by an EWMA with
+// `smoothing` as alpha, and the raw score is their sum divided by the number of targets. A step is anomalous
 // when the raw score reaches the threshold, which is the (1 - target_fpr) quantile of the
 // cross-fitted raw scores of the training series. Verdict.score = raw / (raw + threshold), so
 // 0.5 at the threshold. The explanation names the signals with the largest smoothed

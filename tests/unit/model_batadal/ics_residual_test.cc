@@ -131,6 +131,22 @@ TEST(IcsResidualTest, ConstantSignalThatMovesAndNonFiniteValuesAreAnomalous) {
   }
 }
 
+TEST(IcsResidualTest, ExtremeReadingsKeepTheScoreFinite) {
+  auto m = TrainSmall();
+  ASSERT_NE(m, nullptr);
+  auto s = m->NewSignalStream();
+  std::vector<double> row(kSignals.size(), 1e300);
+  for (int i = 0; i < 3; ++i) {
+    s->ObserveRow(row);
+    const core::Verdict v = s->Current();
+    EXPECT_TRUE(std::isfinite(s->RawScore()));
+    EXPECT_TRUE(v.anomalous);
+    EXPECT_GT(v.score, 0.5);
+    EXPECT_LE(v.score, 1.0);
+    row[kLevel] = -1e300;
+  }
+}
+
 TEST(IcsResidualTest, StreamAndSeriesScoresAgree) {
   auto m = TrainSmall();
   ASSERT_NE(m, nullptr);
