@@ -113,7 +113,7 @@ TEST_F(BatadalCliTest, TrainsOnDataset03AndScoresDataset04) {
   const auto& a = j["per_attack"]["1"];
   EXPECT_EQ(a["start"], "13/09/16 23");
   EXPECT_EQ(a["duration_hours"], 50);
-  // Attack 1 (PU10/PU11 driven by a forged T7 threshold) is plain in the flows within hours.
+  // Attack 1 shows in T7 and the flows around it within hours.
   EXPECT_TRUE(a["detected"].get<bool>());
   EXPECT_LE(a["ttd_hours"].get<int>(), 5);
   ASSERT_FALSE(a["explanation_at_detection"].empty());
