@@ -215,6 +215,9 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   enrich::ProcessTree& tree_mut = **tree;
   sensor::EbpfSensor& sensor_ref = *ebpf;
   std::mutex print_mu;
+  // The process of the previous stream event, when nothing changed the tree since: the stream
+  // comes in runs of one thread's calls, and its events need no lookup after the first of a run.
+  uint32_t enriched_stream_pid = 0;
   lo.pipeline.on_read = [&](core::Event& e) {
     const sensor::EbpfEventDetail& d = sensor_ref.detail();
     if (d.has_ret) {
@@ -234,12 +237,18 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
         tree_mut.OnExit(e.proc.pid, enrich::kUnknownTime);
         break;
       case sensor::EbpfRecordType::kSyscall:
+        // The kernel already gave pid, ppid, uid and comm; the tree adds only the executable,
+        // which the scoring handler reads on the first event of a process. Copying it into
+        // every stream event was an allocation per event and the agent's largest cost.
+        if (e.proc.pid == enriched_stream_pid) return;
+        enriched_stream_pid = e.proc.pid;
         break;
       default:
         // Typed records of calls also in the syscall stream must not be counted twice.
         if (e.kind == core::EventKind::kSyscall) e.kind = core::EventKind::kTypedCall;
         break;
     }
+    if (d.type != sensor::EbpfRecordType::kSyscall) enriched_stream_pid = 0;
     tree_ref.Enrich(&e);
   };
   lo.pipeline.on_verdict = [&](const core::Verdict& v) {
