@@ -10,11 +10,15 @@ namespace vigil::app {
 // Defined in train_<type>.cc, one per model type.
 ModelType SequenceModelType();
 ModelType IcsResidualModelType();
+ModelType RnnModelType();
+ModelType EnsembleModelType();
 
 const std::vector<ModelType>& ModelTypes() {
   static const std::vector<ModelType> types = {
       SequenceModelType(),
       IcsResidualModelType(),
+      RnnModelType(),
+      EnsembleModelType(),
   };
   return types;
 }

@@ -1,7 +1,9 @@
 #include "model/loader.h"
 
 #include "model/ics_residual.h"
+#include "model/ensemble.h"
 #include "model/isolation_forest.h"
+#include "model/rnn_model.h"
 #include "model/sequence_model.h"
 
 namespace vigil::model {
@@ -23,6 +25,8 @@ const std::vector<FamilyEntry>& RegisteredFamilies() {
       {kSequenceFamily, &Load<SequenceModel>},
       {kIsolationForestFamily, &Load<IsolationForestModel>},
       {kIcsResidualFamily, &Load<IcsResidualModel>},
+      {kRnnFamily, &Load<RnnModel>},
+      {kEnsembleFamily, &Load<EnsembleModel>},
   };
   return families;
 }
