@@ -2,10 +2,12 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 
 namespace vigil::bench {
 namespace {
@@ -88,6 +90,30 @@ const model::SequenceModel* GetModel(std::string* error) {
   }();
   if (model == nullptr && error != nullptr) *error = train_error;
   return model.get();
+}
+
+int64_t MonoNanos() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+double ClockOverheadNanos() {
+  std::vector<int64_t> samples(20001);
+  for (int64_t& s : samples) {
+    const int64_t a = MonoNanos();
+    const int64_t b = MonoNanos();
+    s = b - a;
+  }
+  std::nth_element(samples.begin(), samples.begin() + samples.size() / 2, samples.end());
+  return static_cast<double>(samples[samples.size() / 2]);
+}
+
+double Percentile(std::vector<float>& v, double p) {
+  if (v.empty()) return 0;
+  const auto k = static_cast<size_t>(p * static_cast<double>(v.size() - 1));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  return v[k];
 }
 
 int BenchMain(int argc, char** argv) {

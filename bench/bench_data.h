@@ -41,6 +41,13 @@ const Dataset* GetDataset(std::string* error = nullptr);
 // (a few seconds). Null with *error set when the dataset or training fails.
 const model::SequenceModel* GetModel(std::string* error = nullptr);
 
+// CLOCK_MONOTONIC in nanoseconds (no rdtsc).
+int64_t MonoNanos();
+// Median cost of one MonoNanos() pair, subtracted from single-call latency samples.
+double ClockOverheadNanos();
+// The p-quantile (0..1) of `v` by selection; reorders `v`. 0 when empty.
+double Percentile(std::vector<float>& v, double p);
+
 // main() of a benchmark binary: takes --data=DIR, then runs the registered benchmarks.
 int BenchMain(int argc, char** argv);
 

@@ -83,31 +83,6 @@ void BM_ScorePerEvent(benchmark::State& state) {
 }
 BENCHMARK(BM_ScorePerEvent)->Unit(benchmark::kMillisecond);
 
-int64_t MonoNanos() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
-// Median cost of one MonoNanos() pair, subtracted from single-call samples.
-double ClockOverheadNanos() {
-  std::vector<int64_t> samples(20001);
-  for (int64_t& s : samples) {
-    const int64_t a = MonoNanos();
-    const int64_t b = MonoNanos();
-    s = b - a;
-  }
-  std::nth_element(samples.begin(), samples.begin() + samples.size() / 2, samples.end());
-  return static_cast<double>(samples[samples.size() / 2]);
-}
-
-double Percentile(std::vector<float>& v, double p) {
-  if (v.empty()) return 0;
-  const auto k = static_cast<size_t>(p * static_cast<double>(v.size() - 1));
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-  return v[k];
-}
-
 // Per-event latency of Observe(core::Event) over the evaluation set. Arg = batch size B: the
 // clock (clock_gettime(CLOCK_MONOTONIC), no rdtsc) is read around every B consecutive Observe
 // calls of one stream and each sample is that time / B.
