@@ -69,7 +69,7 @@ std::unique_ptr<model::RnnModel> RandomModel(const Dataset& d, model::RnnCell ce
   w.layers.push_back(l);
   w.out_w = random(v, hidden);
   w.out_b = random(v, 1).col(0);
-  model::RnnCalibration cal;
+  model::HeldOutCalibration cal;
   cal.threshold = 3.0;
   model::RnnScoring scoring;
   scoring.aggregate = model::RnnAggregate::kWindowMax;

@@ -18,8 +18,8 @@ namespace {
 struct RnnFlags {
   model::RnnTrainOptions rnn;
   std::string cell = "lstm";
-  std::string aggregate = "window-max";
-  int window = 100;
+  std::string aggregate = "mean";
+  int window = 1;
 };
 
 struct EnsembleFlags {
@@ -150,7 +150,7 @@ int TrainEnsembleType(const RnnFlags& rf, const EnsembleFlags& ef,
   out.summary.push_back(std::to_string(result->fit_traces) + " traces fitted, " +
                         std::to_string(result->calibration_traces) +
                         " held out for normalisation and calibration (" + ef.norm + ")");
-  const model::RnnCalibration& c = result->model->calibration();
+  const model::HeldOutCalibration& c = result->model->calibration();
   out.summary.push_back(Fmt("threshold: %.3f at held-out false-alarm rate %.2f%%", c.threshold,
                             c.achieved_fpr * 100));
   return WriteTrainedModel(r, std::move(out));

@@ -13,8 +13,6 @@ constexpr uint32_t kMaxMembers = 64;
 constexpr uint32_t kMaxReference = 1u << 20;
 constexpr size_t kExplainMax = 6;
 
-double Sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
-
 double Logit(double s) {
   const double p = std::clamp(s, 1e-15, 1.0 - 1e-15);
   return std::log(p / (1.0 - p));
@@ -90,7 +88,7 @@ bool ParseEnsembleNorm(std::string_view name, EnsembleNorm* out) {
 
 core::Result<std::unique_ptr<EnsembleModel>> EnsembleModel::Create(
     std::string name, std::string version, EnsembleNorm norm, std::vector<EnsembleMember> members,
-    RnnCalibration calibration) {
+    HeldOutCalibration calibration) {
   std::unique_ptr<EnsembleModel> m(new EnsembleModel());
   m->name_ = std::move(name);
   m->version_ = std::move(version);
@@ -107,10 +105,7 @@ core::Status EnsembleModel::Prepare() {
   if (members_.empty() || members_.size() > kMaxMembers) {
     return bad("member count must be in 1.." + std::to_string(kMaxMembers));
   }
-  if (!std::isfinite(calibration_.threshold) || !std::isfinite(calibration_.scale) ||
-      calibration_.scale <= 0) {
-    return bad("calibration is not finite/positive");
-  }
+  if (!IsValid(calibration_)) return bad("calibration is not finite/positive");
   stats_.clear();
   weight_sum_ = 0;
   for (size_t i = 0; i < members_.size(); ++i) {
@@ -157,7 +152,7 @@ double EnsembleModel::Combine(std::span<const double> member_scores) const {
 }
 
 double EnsembleModel::ScoreFromRaw(double raw) const {
-  return Sigmoid((raw - calibration_.threshold) / calibration_.scale);
+  return LogisticScore(calibration_, raw);
 }
 
 std::unique_ptr<StreamScorer> EnsembleModel::NewStream(std::string_view subject) const {
@@ -180,17 +175,10 @@ ModelFile EnsembleModel::ToFile(const nlohmann::json& extra_header) const {
   }
   f.header["members"] = members;
   f.header["norm"] = EnsembleNormName(norm_);
-  f.header["calibration"] = {{"threshold", calibration_.threshold},
-                             {"achieved_fpr", calibration_.achieved_fpr},
-                             {"median", calibration_.median},
-                             {"traces", calibration_.traces}};
+  f.header["calibration"] = ToJson(calibration_);
   internal::ByteWriter w;
   w.U32(static_cast<uint32_t>(norm_));
-  w.F64(calibration_.threshold);
-  w.F64(calibration_.scale);
-  w.F64(calibration_.median);
-  w.F64(calibration_.achieved_fpr);
-  w.U64(calibration_.traces);
+  PutCalibration(&w, calibration_);
   w.U32(static_cast<uint32_t>(members_.size()));
   for (const EnsembleMember& mb : members_) {
     w.F64(mb.weight);
@@ -212,9 +200,8 @@ core::Result<std::unique_ptr<EnsembleModel>> EnsembleModel::FromFile(const Model
   VIGIL_RETURN_IF_ERROR(CheckFamily(file, kEnsembleFamily, source));
   internal::ByteReader r(file.payload);
   uint32_t norm = 0, count = 0;
-  RnnCalibration cal;
-  if (!r.U32(&norm) || !r.F64(&cal.threshold) || !r.F64(&cal.scale) || !r.F64(&cal.median) ||
-      !r.F64(&cal.achieved_fpr) || !r.U64(&cal.traces) || !r.U32(&count)) {
+  HeldOutCalibration cal;
+  if (!r.U32(&norm) || !GetCalibration(&r, &cal) || !r.U32(&count)) {
     return bad("truncated in the parameters");
   }
   if (norm != 1 && norm != 2) return bad("norm " + std::to_string(norm) + " is unknown");

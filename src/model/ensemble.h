@@ -56,7 +56,7 @@ class EnsembleModel final : public Model {
                                                              std::string version,
                                                              EnsembleNorm norm,
                                                              std::vector<EnsembleMember> members,
-                                                             RnnCalibration calibration);
+                                                             HeldOutCalibration calibration);
   // Rebuilds an ensemble from a decoded "ensemble" file; members are rebuilt with `load` and
   // their errors are reported with `source` and the member's index.
   static core::Result<std::unique_ptr<EnsembleModel>> FromFile(const ModelFile& file,
@@ -75,9 +75,9 @@ class EnsembleModel final : public Model {
   // The ensemble's raw score from its members' scores (one per member, in order).
   double Combine(std::span<const double> member_scores) const;
   double ScoreFromRaw(double raw) const;
-  void SetCalibration(const RnnCalibration& c) { calibration_ = c; }
+  void SetCalibration(const HeldOutCalibration& c) { calibration_ = c; }
 
-  const RnnCalibration& calibration() const { return calibration_; }
+  const HeldOutCalibration& calibration() const { return calibration_; }
   EnsembleNorm norm() const { return norm_; }
   const std::vector<EnsembleMember>& members() const { return members_; }
 
@@ -95,7 +95,7 @@ class EnsembleModel final : public Model {
   std::vector<EnsembleMember> members_;
   std::vector<Stats> stats_;  // per member, of the reference logits
   double weight_sum_ = 0;
-  RnnCalibration calibration_;
+  HeldOutCalibration calibration_;
 };
 
 }  // namespace vigil::model

@@ -6,8 +6,8 @@
 #include <functional>
 #include <map>
 
-#include "model/evaluation.h"
 #include "model/internal/bytes.h"
+#include "model/internal/call_names.h"
 
 namespace vigil::model {
 namespace {
@@ -20,21 +20,10 @@ constexpr double kLn2 = 0.69314718055994530942;
 
 int Gates(RnnCell c) { return c == RnnCell::kLstm ? 4 : 3; }
 
-double Sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
-
 bool AllFinite(const Eigen::MatrixXf& m) { return m.allFinite(); }
 
 bool Shape(const Eigen::MatrixXf& m, Eigen::Index rows, Eigen::Index cols) {
   return m.rows() == rows && m.cols() == cols;
-}
-
-double Quantile(std::vector<double> v, double q) {
-  if (v.empty()) return 0.0;
-  std::sort(v.begin(), v.end());
-  const double pos = q * static_cast<double>(v.size() - 1);
-  const auto lo = static_cast<size_t>(std::floor(pos));
-  const size_t hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
 }
 
 // Folds per-call surprisals into a raw score as a stream goes, without allocating per call.
@@ -126,7 +115,7 @@ class RnnStream final : public StreamScorer {
       std::string what;
       for (int i = 0; i < t.n; ++i) {
         if (i) what += ' ';
-        what += RawName(t.raw[i]);
+        what += internal::CallName(t.raw[i]);
       }
       v.explanation.push_back({std::move(what), t.bits});
     }
@@ -143,21 +132,11 @@ class RnnStream final : public StreamScorer {
     uint32_t raw[kMaxContext + 1] = {};
   };
 
-  static uint32_t RawId(core::Arch arch, int32_t nr) {
-    return (static_cast<uint32_t>(arch) << 16) | (static_cast<uint32_t>(nr) & 0xffff);
-  }
-  static std::string RawName(uint32_t raw) {
-    const auto arch = static_cast<core::Arch>(raw >> 16);
-    const auto nr = static_cast<int>(raw & 0xffff);
-    const std::string_view name = core::SyscallName(arch, nr);
-    return name.empty() ? "syscall#" + std::to_string(nr) : std::string(name);
-  }
-
   void Push(core::Arch arch, int32_t nr) {
     const int t = model_.TokenOf(arch, nr);
     const auto bits = static_cast<float>(-state_.log_probs[t] / kLn2);
     agg_.Add(bits);
-    const uint32_t raw = RawId(arch, nr);
+    const uint32_t raw = internal::CallId(arch, nr);
     if (!top_.empty() && bits > top_.back().bits) RecordTop(bits, raw);
     if (!context_.empty()) {
       context_[ctx_next_] = raw;
@@ -256,26 +235,10 @@ bool ParseRnnCell(std::string_view name, RnnCell* out) {
   return true;
 }
 
-RnnCalibration CalibrateRaw(std::vector<double> normal_raw, double target_fpr, double min_margin) {
-  RnnCalibration c;
-  c.traces = normal_raw.size();
-  c.median = Quantile(normal_raw, 0.5);
-  c.threshold = std::max(ThresholdForFpr(normal_raw, target_fpr), c.median + min_margin);
-  if (!std::isfinite(c.threshold)) c.threshold = c.median + std::max(min_margin, 1.0);
-  size_t over = 0;
-  for (double r : normal_raw) over += r >= c.threshold ? 1 : 0;
-  c.achieved_fpr =
-      normal_raw.empty() ? 0.0 : static_cast<double>(over) / static_cast<double>(normal_raw.size());
-  // The median normal trace maps to 0.05: (median - threshold) / scale = ln(0.05 / 0.95).
-  const double gap = c.threshold - c.median;
-  c.scale = gap > 1e-6 ? gap / std::log(19.0) : std::max(0.05 * std::fabs(c.threshold), 1e-3);
-  return c;
-}
-
 core::Result<std::unique_ptr<RnnModel>> RnnModel::Create(std::string name, std::string version,
                                                          std::vector<std::string> vocab,
                                                          RnnWeights weights, RnnScoring scoring,
-                                                         RnnCalibration calibration) {
+                                                         HeldOutCalibration calibration) {
   std::unique_ptr<RnnModel> m(new RnnModel());
   m->name_ = std::move(name);
   m->version_ = std::move(version);
@@ -307,10 +270,7 @@ core::Status RnnModel::Prepare() {
       scoring_.aggregate != RnnAggregate::kTopMean) {
     return bad("unknown aggregate");
   }
-  if (!std::isfinite(calibration_.threshold) || !std::isfinite(calibration_.scale) ||
-      calibration_.scale <= 0) {
-    return bad("calibration is not finite/positive");
-  }
+  if (!IsValid(calibration_)) return bad("calibration is not finite/positive");
   const Eigen::Index v = vocab_size(), h = w.hidden, g = Gates(w.cell) * w.hidden;
   if (!Shape(w.embedding, v + 1, w.embed) || !AllFinite(w.embedding)) {
     return bad("embedding must be finite and (V+2) x E");
@@ -421,7 +381,7 @@ double RnnModel::RawScore(core::Arch arch, std::span<const int32_t> syscalls) co
 }
 
 double RnnModel::ScoreFromRaw(double raw) const {
-  return Sigmoid((raw - calibration_.threshold) / calibration_.scale);
+  return LogisticScore(calibration_, raw);
 }
 
 ModelFile RnnModel::ToFile(const nlohmann::json& extra_header) const {
@@ -441,10 +401,7 @@ ModelFile RnnModel::ToFile(const nlohmann::json& extra_header) const {
   params["window"] = scoring_.window;
   params["vocab_size"] = vocab_size();
   f.header["params"] = params;
-  f.header["calibration"] = {{"threshold", calibration_.threshold},
-                             {"achieved_fpr", calibration_.achieved_fpr},
-                             {"median", calibration_.median},
-                             {"traces", calibration_.traces}};
+  f.header["calibration"] = ToJson(calibration_);
 
   internal::ByteWriter out;
   out.U32(static_cast<uint32_t>(w.cell));
@@ -455,11 +412,7 @@ ModelFile RnnModel::ToFile(const nlohmann::json& extra_header) const {
   out.U32(scoring_.window);
   out.U32(static_cast<uint32_t>(scoring_.explain_top));
   out.U32(static_cast<uint32_t>(scoring_.explain_context));
-  out.F64(calibration_.threshold);
-  out.F64(calibration_.scale);
-  out.F64(calibration_.median);
-  out.F64(calibration_.achieved_fpr);
-  out.U64(calibration_.traces);
+  PutCalibration(&out, calibration_);
   out.U32(static_cast<uint32_t>(vocab_.size()));
   for (const std::string& name : vocab_) out.Str16(name);
   PutMatrix(&out, w.embedding);
@@ -483,15 +436,12 @@ core::Result<std::unique_ptr<RnnModel>> RnnModel::FromFile(const ModelFile& file
   internal::ByteReader r(file.payload);
   uint32_t cell = 0, embed = 0, hidden = 0, layers = 0, aggregate = 0, window = 0, top = 0,
            context = 0, nvocab = 0;
-  RnnCalibration cal;
+  HeldOutCalibration cal;
   if (!r.U32(&cell) || !r.U32(&embed) || !r.U32(&hidden) || !r.U32(&layers) ||
       !r.U32(&aggregate) || !r.U32(&window) || !r.U32(&top) || !r.U32(&context)) {
     return bad("truncated in the parameters");
   }
-  if (!r.F64(&cal.threshold) || !r.F64(&cal.scale) || !r.F64(&cal.median) ||
-      !r.F64(&cal.achieved_fpr) || !r.U64(&cal.traces)) {
-    return bad("truncated in the calibration");
-  }
+  if (!GetCalibration(&r, &cal)) return bad("truncated in the calibration");
   if (cell != static_cast<uint32_t>(RnnCell::kLstm) && cell != static_cast<uint32_t>(RnnCell::kGru)) {
     return bad("cell type " + std::to_string(cell) + " is neither 1 (LSTM) nor 2 (GRU)");
   }

@@ -25,6 +25,7 @@
 #include "core/event.h"
 #include "core/status.h"
 #include "core/syscall_table.h"
+#include "model/held_out_calibration.h"
 #include "model/model.h"
 #include "model/model_file.h"
 
@@ -67,13 +68,6 @@ struct RnnWeights {
   Eigen::VectorXf out_b;  // V+1
 };
 
-struct RnnCalibration {
-  double threshold = 0.0;     // raw score at which a stream is anomalous
-  double scale = 1.0;         // logistic scale of the score map
-  double median = 0.0;        // median raw score of the calibration traces
-  double achieved_fpr = 0.0;  // false-alarm rate of the calibration traces at the threshold
-  uint64_t traces = 0;        // calibration traces (normal, not trained on)
-};
 
 struct RnnScoring {
   RnnAggregate aggregate = RnnAggregate::kMean;
@@ -89,7 +83,7 @@ class RnnModel final : public Model {
   static core::Result<std::unique_ptr<RnnModel>> Create(std::string name, std::string version,
                                                         std::vector<std::string> vocab,
                                                         RnnWeights weights, RnnScoring scoring,
-                                                        RnnCalibration calibration);
+                                                        HeldOutCalibration calibration);
   // Rebuilds a model from a decoded model file of family "syscall-rnn". Every length, shape and
   // weight in the payload is checked; `source` names the file in errors, which are
   // kInvalidArgument for another family and kDataLoss for a malformed payload.
@@ -109,9 +103,9 @@ class RnnModel final : public Model {
   double RawScore(core::Arch arch, std::span<const int32_t> syscalls) const;
   double ScoreFromRaw(double raw) const;
   // Replaces the calibration (used by training once the held-out traces are scored).
-  void SetCalibration(const RnnCalibration& c) { calibration_ = c; }
+  void SetCalibration(const HeldOutCalibration& c) { calibration_ = c; }
 
-  const RnnCalibration& calibration() const { return calibration_; }
+  const HeldOutCalibration& calibration() const { return calibration_; }
   const RnnScoring& scoring() const { return scoring_; }
   const RnnWeights& weights() const { return weights_; }
   const std::vector<std::string>& vocab() const { return vocab_; }
@@ -145,7 +139,7 @@ class RnnModel final : public Model {
   std::vector<std::string> vocab_;
   RnnWeights weights_;
   RnnScoring scoring_;
-  RnnCalibration calibration_;
+  HeldOutCalibration calibration_;
   // First layer: w_ih * embedding(t) + b_ih for every token t, one column each (gates*H x V+2).
   Eigen::MatrixXf input_table_;
   State initial_;  // the state after the begin-of-stream token
@@ -154,10 +148,5 @@ class RnnModel final : public Model {
 
 // Reads and rebuilds a "syscall-rnn" model file; errors name `path`.
 core::Result<std::unique_ptr<RnnModel>> LoadRnnModel(const std::string& path);
-
-// The logistic calibration of raw normal scores (threshold at `target_fpr`, at least
-// `min_margin` above the median; scale such that the median maps to 0.05). Shared by the
-// families whose scores are calibrated on held-out normal traces.
-RnnCalibration CalibrateRaw(std::vector<double> normal_raw, double target_fpr, double min_margin);
 
 }  // namespace vigil::model

@@ -6,6 +6,7 @@
 
 #include "model/evaluation.h"
 #include "model/internal/bytes.h"
+#include "model/internal/call_names.h"
 
 namespace vigil::model {
 namespace {
@@ -44,11 +45,12 @@ class SequenceStream final : public StreamScorer {
 
   void Observe(const core::Event& e) override {
     if (e.kind != core::EventKind::kSyscall) return;
-    Push(model_.TokenOf(e.syscall.arch, e.syscall.nr), RawId(e.syscall.arch, e.syscall.nr));
+    Push(model_.TokenOf(e.syscall.arch, e.syscall.nr),
+         internal::CallId(e.syscall.arch, e.syscall.nr));
   }
 
   void ObserveSyscalls(core::Arch arch, std::span<const int32_t> nrs) override {
-    for (int32_t nr : nrs) Push(model_.TokenOf(arch, nr), RawId(arch, nr));
+    for (int32_t nr : nrs) Push(model_.TokenOf(arch, nr), internal::CallId(arch, nr));
   }
 
   // Token t of the model's vocabulary, and the call it came from (for explanations of calls the
@@ -71,16 +73,6 @@ class SequenceStream final : public StreamScorer {
     }
   }
 
-  static uint32_t RawId(core::Arch arch, int32_t nr) {
-    return (static_cast<uint32_t>(arch) << 16) | (static_cast<uint32_t>(nr) & 0xffff);
-  }
-  static std::string RawName(uint32_t raw) {
-    const auto arch = static_cast<core::Arch>(raw >> 16);
-    const auto nr = static_cast<int>(raw & 0xffff);
-    const std::string_view name = core::SyscallName(arch, nr);
-    return name.empty() ? "syscall#" + std::to_string(nr) : std::string(name);
-  }
-
   core::Verdict Current() const override {
     core::Verdict v;
     v.model_name = model_.name();
@@ -97,7 +89,7 @@ class SequenceStream final : public StreamScorer {
       std::string what;
       for (int i = 0; i < t.n; ++i) {
         if (i) what += ' ';
-        what += RawName(t.raw[i]);
+        what += internal::CallName(t.raw[i]);
       }
       v.explanation.push_back({std::move(what), t.bits});
     }

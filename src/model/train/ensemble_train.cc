@@ -167,7 +167,7 @@ core::Result<EnsembleTrainResult> TrainEnsemble(std::span<const TrainingTrace> t
   std::vector<double> combined;
   combined.reserve(cal.size());
   for (const auto& scores : per_trace) combined.push_back((*ens)->Combine(scores));
-  (*ens)->SetCalibration(CalibrateRaw(combined, o.target_fpr, 0.0));
+  (*ens)->SetCalibration(CalibrateHeldOut(combined, o.target_fpr, 0.0));
   EnsembleTrainResult result;
   result.model = std::move(ens).value();
   result.fit_traces = fit.size();

@@ -305,7 +305,7 @@ core::Result<RnnTrainResult> TrainImpl(std::span<const TrainingTrace> traces,
     result.calibration_ids.push_back(i);
     result.calibration_raw.push_back((*model)->RawScore(traces[i].arch, traces[i].syscalls));
   }
-  (*model)->SetCalibration(CalibrateRaw(result.calibration_raw, o.target_fpr, o.min_margin_bits));
+  (*model)->SetCalibration(CalibrateHeldOut(result.calibration_raw, o.target_fpr, o.min_margin_bits));
   result.model = std::move(model).value();
   return result;
 }

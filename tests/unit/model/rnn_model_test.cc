@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "model/train/rnn_train.h"
+#include "synthetic_traces.h"
 
 namespace vigil::model {
 namespace {
@@ -19,43 +20,7 @@ namespace {
 using core::Arch;
 using core::StatusCode;
 
-// i386 numbers (ADFA-LD's table).
-constexpr int32_t kRead = 3, kWrite = 4, kOpen = 5, kClose = 6, kExecve = 11, kSetuid = 23,
-                  kBrk = 45, kMmap2 = 192, kStat64 = 195;
-
-std::vector<int32_t> NormalTrace(std::mt19937& rng) {
-  std::vector<int32_t> t = {kExecve, kBrk, kMmap2, kMmap2};
-  const int loops = 4 + static_cast<int>(rng() % 6);
-  for (int i = 0; i < loops; ++i) {
-    if (rng() % 3 == 0) {
-      t.insert(t.end(), {kStat64, kOpen, kRead, kClose});
-    } else {
-      t.insert(t.end(), {kOpen, kRead, kRead, kClose});
-    }
-  }
-  t.push_back(kWrite);
-  return t;
-}
-
-std::vector<TrainingTrace> Corpus(size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::vector<TrainingTrace> out;
-  for (size_t i = 0; i < n; ++i) {
-    TrainingTrace t;
-    t.arch = Arch::kI386;
-    t.syscalls = NormalTrace(rng);
-    out.push_back(std::move(t));
-  }
-  out[0].syscalls.insert(out[0].syscalls.begin() + 2, kSetuid);  // in the vocabulary, rare
-  return out;
-}
-
-std::vector<int32_t> AttackTrace() {
-  std::mt19937 rng(99);
-  std::vector<int32_t> t = NormalTrace(rng);
-  for (int i = 0; i < 4; ++i) t.insert(t.end(), {kSetuid, kExecve, kWrite, kSetuid, kMmap2});
-  return t;
-}
+using namespace synthetic;  // NOLINT(google-build-using-namespace): shared fixtures
 
 RnnTrainOptions TinyOptions() {
   RnnTrainOptions o;
@@ -78,7 +43,7 @@ core::Verdict Score(const Model& m, const std::vector<int32_t>& s) {
 class RnnModelTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    traces_ = new std::vector<TrainingTrace>(Corpus(48, 1));
+    traces_ = new std::vector<TrainingTrace>(Corpus(48, "", 1));
     auto r = TrainRnn(*traces_, TinyOptions());
     ASSERT_TRUE(r.has_value()) << r.error().ToString();
     result_ = new RnnTrainResult(std::move(r).value());
@@ -237,7 +202,7 @@ TEST_F(RnnModelTest, CorruptPayloadsAreRefused) {
 }
 
 TEST(RnnTrainTest, RefusesBadOptionsAndTooFewTraces) {
-  const std::vector<TrainingTrace> traces = Corpus(4, 3);
+  const std::vector<TrainingTrace> traces = Corpus(4, "", 3);
   RnnTrainOptions o = TinyOptions();
   o.hidden = 0;
   EXPECT_EQ(TrainRnn(traces, o).error().code(), StatusCode::kInvalidArgument);

@@ -1,0 +1,57 @@
+#pragma once
+
+// Synthetic i386 traces shared by the model tests: normal traces from a small grammar of file
+// access loops, one rare call (setuid) that appears once in a corpus, and an attack trace that
+// repeats rare calls in orders never seen.
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "model/sequence_model.h"
+
+namespace vigil::model::synthetic {
+
+// i386 numbers (ADFA-LD's table).
+inline constexpr int32_t kRead = 3, kWrite = 4, kOpen = 5, kClose = 6, kExecve = 11,
+                         kSetuid = 23, kBrk = 45, kMmap2 = 192, kStat64 = 195;
+
+inline std::vector<int32_t> NormalTrace(std::mt19937& rng) {
+  std::vector<int32_t> t = {kExecve, kBrk, kMmap2, kMmap2};
+  const int loops = 5 + static_cast<int>(rng() % 10);
+  for (int i = 0; i < loops; ++i) {
+    if (rng() % 3 == 0) {
+      t.insert(t.end(), {kStat64, kOpen, kRead, kClose});
+    } else {
+      t.insert(t.end(), {kOpen, kRead, kRead, kClose});
+    }
+    if (rng() % 4 == 0) t.push_back(kWrite);
+  }
+  t.push_back(kWrite);
+  return t;
+}
+
+// Normal traces with one rare call (setuid, once) so that it is in the vocabulary.
+inline std::vector<TrainingTrace> Corpus(size_t n, const std::string& subject, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::vector<TrainingTrace> out;
+  for (size_t i = 0; i < n; ++i) {
+    TrainingTrace t;
+    t.subject = subject;
+    t.arch = core::Arch::kI386;
+    t.syscalls = NormalTrace(rng);
+    out.push_back(std::move(t));
+  }
+  out[0].syscalls.insert(out[0].syscalls.begin() + 2, kSetuid);
+  return out;
+}
+
+inline std::vector<int32_t> AttackTrace() {
+  std::mt19937 rng(99);
+  std::vector<int32_t> t = NormalTrace(rng);
+  for (int i = 0; i < 4; ++i) t.insert(t.end(), {kSetuid, kExecve, kWrite, kSetuid, kSetuid});
+  return t;
+}
+
+}  // namespace vigil::model::synthetic
