@@ -8,6 +8,7 @@
 
 #include "model/internal/bytes.h"
 #include "model/internal/call_names.h"
+#include "model/internal/top_calls.h"
 
 namespace vigil::model {
 namespace {
@@ -84,12 +85,12 @@ class Aggregator {
 
 class RnnStream final : public StreamScorer {
  public:
-  explicit RnnStream(const RnnModel& m) : model_(m), agg_(m.scoring()) {
+  explicit RnnStream(const RnnModel& m)
+      : model_(m), agg_(m.scoring()), top_(m.scoring().explain_top) {
     m.InitState(&state_);
     const int gates_h = static_cast<int>(m.weights().layers[0].w_hh.rows());
     scratch_.resize(gates_h);
     scratch2_.resize(gates_h);
-    top_.resize(static_cast<size_t>(std::max(m.scoring().explain_top, 0)));
     context_.assign(static_cast<size_t>(std::max(m.scoring().explain_context, 0)), 0);
   }
 
@@ -110,34 +111,20 @@ class RnnStream final : public StreamScorer {
     const double raw = agg_.Raw();
     v.score = model_.ScoreFromRaw(raw);
     v.anomalous = raw >= model_.calibration().threshold;
-    for (const Top& t : top_) {
-      if (t.n == 0) break;
-      std::string what;
-      for (int i = 0; i < t.n; ++i) {
-        if (i) what += ' ';
-        what += internal::CallName(t.raw[i]);
-      }
-      v.explanation.push_back({std::move(what), t.bits});
-    }
+    top_.AppendTo(&v.explanation);
     return v;
   }
 
   uint64_t observed() const override { return agg_.count(); }
 
  private:
-  static constexpr int kMaxContext = 16;
-  struct Top {
-    float bits = 0;
-    int n = 0;
-    uint32_t raw[kMaxContext + 1] = {};
-  };
 
   void Push(core::Arch arch, int32_t nr) {
     const int t = model_.TokenOf(arch, nr);
     const auto bits = static_cast<float>(-state_.log_probs[t] / kLn2);
     agg_.Add(bits);
     const uint32_t raw = internal::CallId(arch, nr);
-    if (!top_.empty() && bits > top_.back().bits) RecordTop(bits, raw);
+    if (top_.Qualifies(bits)) RecordTop(bits, raw);
     if (!context_.empty()) {
       context_[ctx_next_] = raw;
       ctx_next_ = (ctx_next_ + 1) % context_.size();
@@ -147,28 +134,20 @@ class RnnStream final : public StreamScorer {
   }
 
   void RecordTop(float bits, uint32_t raw) {
-    Top entry;
-    entry.bits = bits;
     // The context ring holds the calls before this one, oldest at ctx_next_ - ctx_len_.
+    uint32_t ids[internal::TopCalls::kMaxCalls];
     for (size_t i = 0; i < ctx_len_; ++i) {
-      entry.raw[i] = context_[(ctx_next_ + context_.size() - ctx_len_ + i) % context_.size()];
+      ids[i] = context_[(ctx_next_ + context_.size() - ctx_len_ + i) % context_.size()];
     }
-    entry.raw[ctx_len_] = raw;
-    entry.n = static_cast<int>(ctx_len_) + 1;
-    for (const Top& existing : top_) {
-      if (existing.n == entry.n && std::equal(entry.raw, entry.raw + entry.n, existing.raw)) {
-        return;
-      }
-    }
-    top_.back() = entry;
-    std::sort(top_.begin(), top_.end(), [](const Top& a, const Top& b) { return a.bits > b.bits; });
+    ids[ctx_len_] = raw;
+    top_.Record(bits, ids, static_cast<int>(ctx_len_) + 1);
   }
 
   const RnnModel& model_;
   RnnModel::State state_;
   Eigen::VectorXf scratch_, scratch2_;
   Aggregator agg_;
-  std::vector<Top> top_;
+  internal::TopCalls top_;
   std::vector<uint32_t> context_;
   size_t ctx_next_ = 0;
   size_t ctx_len_ = 0;

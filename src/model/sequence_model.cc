@@ -7,6 +7,7 @@
 #include "model/evaluation.h"
 #include "model/internal/bytes.h"
 #include "model/internal/call_names.h"
+#include "model/internal/top_calls.h"
 
 namespace vigil::model {
 namespace {
@@ -39,9 +40,10 @@ double MeanSurprisal(const NgramLm& lm, std::span<const Token> tokens) {
 class SequenceStream final : public StreamScorer {
  public:
   SequenceStream(const SequenceModel& model, const SequenceModel::Subject& subject)
-      : model_(model), subject_(subject), order_(subject.lm->order()) {
-    top_.resize(static_cast<size_t>(std::max(model.options().explain_top, 0)));
-  }
+      : model_(model),
+        subject_(subject),
+        order_(subject.lm->order()),
+        top_(model.options().explain_top) {}
 
   void Observe(const core::Event& e) override {
     if (e.kind != core::EventKind::kSyscall) return;
@@ -59,7 +61,7 @@ class SequenceStream final : public StreamScorer {
     const float s = subject_.lm->Surprisal(history_, hlen_, t);
     sum_ += s;
     ++count_;
-    if (!top_.empty() && s > top_.back().bits) RecordTop(s, raw);
+    if (top_.Qualifies(s)) RecordTop(s, raw);
     if (order_ > 1) {
       if (hlen_ < order_ - 1) {
         raw_[hlen_] = raw;
@@ -84,41 +86,19 @@ class SequenceStream final : public StreamScorer {
     const Calibration& c = subject_.calibration;
     v.score = Sigmoid((raw - c.threshold) / c.scale);
     v.anomalous = raw >= c.threshold;
-    for (const Top& t : top_) {
-      if (t.n == 0) break;
-      std::string what;
-      for (int i = 0; i < t.n; ++i) {
-        if (i) what += ' ';
-        what += internal::CallName(t.raw[i]);
-      }
-      v.explanation.push_back({std::move(what), t.bits});
-    }
+    top_.AppendTo(&v.explanation);
     return v;
   }
 
   uint64_t observed() const override { return count_; }
 
  private:
-  struct Top {
-    float bits = 0;
-    int n = 0;
-    uint32_t raw[kMaxOrder] = {};
-  };
   void RecordTop(float s, uint32_t raw) {
-    Top entry;
-    entry.bits = s;
     const int hl = std::min(hlen_, order_ - 1);
-    std::copy(raw_ + (hlen_ - hl), raw_ + hlen_, entry.raw);
-    entry.raw[hl] = raw;
-    entry.n = hl + 1;
-    // Same n-gram already listed: keep one entry.
-    for (const Top& existing : top_) {
-      if (existing.n == entry.n && std::equal(entry.raw, entry.raw + entry.n, existing.raw)) {
-        return;
-      }
-    }
-    top_.back() = entry;
-    std::sort(top_.begin(), top_.end(), [](const Top& a, const Top& b) { return a.bits > b.bits; });
+    uint32_t ids[kMaxOrder];
+    std::copy(raw_ + (hlen_ - hl), raw_ + hlen_, ids);
+    ids[hl] = raw;
+    top_.Record(s, ids, hl + 1);
   }
 
   const SequenceModel& model_;
@@ -129,7 +109,7 @@ class SequenceStream final : public StreamScorer {
   int hlen_ = 0;
   double sum_ = 0;
   uint64_t count_ = 0;
-  std::vector<Top> top_;
+  internal::TopCalls top_;
 };
 
 std::vector<Token> Tokenize(const SequenceModel& m, core::Arch arch, std::span<const int32_t> s) {
