@@ -1,7 +1,7 @@
 #include "model/loader.h"
 
-#include "model/ics_residual.h"
 #include "model/ensemble.h"
+#include "model/ics_residual.h"
 #include "model/isolation_forest.h"
 #include "model/rnn_model.h"
 #include "model/sequence_model.h"
