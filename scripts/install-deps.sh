@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs every Debian package Vigil needs to build, run and test. Idempotent: packages already
 # present are left alone, and apt-get runs only when something is missing.
-# Usage: scripts/install-deps.sh [run|test]   (test adds the tools that only the tests need)
+# Usage: scripts/install-deps.sh [run|test|bench]   (test adds the tools that only the tests need;
+# bench adds those and what the benchmarks compare against, e.g. scikit-learn)
 set -euo pipefail
 
 profile=${1:-run}
@@ -17,8 +18,13 @@ test_pkgs=(
   clang libclang-rt-14-dev libfuzzer-14-dev prometheus curl procps
 )
 
+bench_pkgs=(
+  python3-sklearn python3-numpy
+)
+
 want=("${build_pkgs[@]}")
-[[ $profile == test ]] && want+=("${test_pkgs[@]}")
+[[ $profile == test || $profile == bench ]] && want+=("${test_pkgs[@]}")
+[[ $profile == bench ]] && want+=("${bench_pkgs[@]}")
 
 missing=()
 for p in "${want[@]}"; do
