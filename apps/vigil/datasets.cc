@@ -111,4 +111,11 @@ core::Result<TrainingSet> LoadTrainingSet(const std::string& dataset, const std:
                                "\" (use adfa-ld or jsonl)");
 }
 
+nlohmann::json TrainingLineage(const TrainingSet& set) {
+  return {{"dataset", set.dataset},
+          {"digest", set.digest},
+          {"traces", set.traces.size()},
+          {"events", set.events}};
+}
+
 }  // namespace vigil::app

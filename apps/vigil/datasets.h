@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/status.h"
 #include "model/sequence_model.h"
 #include "sensor/adfa.h"
@@ -21,5 +23,8 @@ struct TrainingSet {
 // dataset "adfa-ld": Training_Data_Master under `data` only. dataset "jsonl": a Vigil event file,
 // one trace per stream, subject = the stream's comm. Bad input names the file and place.
 core::Result<TrainingSet> LoadTrainingSet(const std::string& dataset, const std::string& data);
+
+// The set's lineage for a model file header: {"dataset", "digest", "traces", "events"}.
+nlohmann::json TrainingLineage(const TrainingSet& set);
 
 }  // namespace vigil::app

@@ -12,6 +12,8 @@ ModelType SequenceModelType();
 ModelType IcsResidualModelType();
 ModelType RnnModelType();
 ModelType EnsembleModelType();
+ModelType IsolationForestModelType();
+ModelType AutoencoderModelType();
 
 const std::vector<ModelType>& ModelTypes() {
   static const std::vector<ModelType> types = {
@@ -19,6 +21,8 @@ const std::vector<ModelType>& ModelTypes() {
       IcsResidualModelType(),
       RnnModelType(),
       EnsembleModelType(),
+      IsolationForestModelType(),
+      AutoencoderModelType(),
   };
   return types;
 }

@@ -39,10 +39,7 @@ ModelType SequenceModelType() {
     if (!m.has_value()) return ReportError("train", m.error().WithContext(r.data));
     TrainedModel out;
     out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    out.training = {{"dataset", set->dataset},
-                    {"digest", set->digest},
-                    {"traces", set->traces.size()},
-                    {"events", set->events}};
+    out.training = TrainingLineage(*set);
     out.file = (*m)->ToFile(nlohmann::json::object());
     const model::Calibration& cal = (*m)->CalibrationFor(model::kGlobalSubject);
     char line[200];

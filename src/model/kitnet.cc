@@ -18,6 +18,9 @@ constexpr size_t kMaxDims = 4096;  // the mapper holds a dims x dims matrix of d
 constexpr int kMaxEpochs = 10000;
 constexpr int kMaxExplainTop = 64;
 constexpr uint64_t kMaxSteps = uint64_t{1} << 40;
+// Largest weight or bias a file may hold: keeps every pre-activation (at most 64 products of a
+// weight and a normalised input in [-4, 5]) finite. Trained values stay far below it.
+constexpr float kMaxParameter = 1e6f;
 
 size_t UniformIndex(std::mt19937_64& rng, size_t n) { return static_cast<size_t>(rng() % n); }
 
@@ -395,12 +398,14 @@ void WriteFloats(internal::ByteWriter& w, const float* p, size_t n) {
   for (size_t i = 0; i < n; ++i) w.U32(std::bit_cast<uint32_t>(p[i]));
 }
 
-bool ReadFloats(internal::ByteReader& r, float* p, size_t n) {
+// Reads n floats, each finite and at most `bound` in magnitude.
+bool ReadFloats(internal::ByteReader& r, float* p, size_t n,
+                float bound = std::numeric_limits<float>::max()) {
   for (size_t i = 0; i < n; ++i) {
     uint32_t bits = 0;
     if (!r.U32(&bits)) return false;
     p[i] = std::bit_cast<float>(bits);
-    if (!std::isfinite(p[i])) return false;
+    if (!std::isfinite(p[i]) || std::abs(p[i]) > bound) return false;
   }
   return true;
 }
@@ -443,11 +448,11 @@ std::string ReadAutoencoder(internal::ByteReader& r, size_t n, Autoencoder* out)
   }
   std::vector<float> row(h);
   for (Eigen::Index i = 0; i < ni; ++i) {
-    if (!ReadFloats(r, row.data(), h)) return "a weight is not finite";
+    if (!ReadFloats(r, row.data(), h, kMaxParameter)) return "a weight is not finite or too large";
     for (Eigen::Index j = 0; j < hi; ++j) w(i, j) = row[static_cast<size_t>(j)];
   }
-  if (!ReadFloats(r, hb.data(), h) || !ReadFloats(r, vb.data(), vn)) {
-    return "a bias is not finite";
+  if (!ReadFloats(r, hb.data(), h, kMaxParameter) || !ReadFloats(r, vb.data(), vn, kMaxParameter)) {
+    return "a bias is not finite or too large";
   }
   *out = Autoencoder::FromParameters(std::move(w), std::move(hb), std::move(vb), std::move(mn),
                                      std::move(mx));

@@ -72,7 +72,7 @@ class TraceFeatureSpace {
 
 struct KitNetModelOptions {
   KitNetOptions net;  // net.feature_names is ignored (set from the feature space)
-  size_t bigrams = 64;  // call pairs among the features, 0..1024
+  size_t bigrams = 256;  // call pairs among the features, 0..1024
 };
 
 class KitNetModel final : public Model {

@@ -3,6 +3,7 @@
 #include "model/ensemble.h"
 #include "model/ics_residual.h"
 #include "model/isolation_forest.h"
+#include "model/kitnet_model.h"
 #include "model/rnn_model.h"
 #include "model/sequence_model.h"
 
@@ -27,6 +28,7 @@ const std::vector<FamilyEntry>& RegisteredFamilies() {
       {kIcsResidualFamily, &Load<IcsResidualModel>},
       {kRnnFamily, &Load<RnnModel>},
       {kEnsembleFamily, &Load<EnsembleModel>},
+      {kKitNetFamily, &Load<KitNetModel>},
   };
   return families;
 }

@@ -252,4 +252,72 @@ TEST_F(CliTest, AdfaTrainEvalReplayMeetsTheDetectionTarget) {
   EXPECT_GT(anomalous, 379 / 4);
 }
 
+// The tabular families through the CLI: train each on ADFA-LD, evaluate, read the JSON fields.
+TEST_F(CliTest, IforestAndAutoencoderTrainAndEvaluateOnAdfa) {
+  if (!HaveAdfa()) GTEST_SKIP() << "ADFA-LD not found at " << AdfaRoot();
+  const std::vector<std::pair<std::string, std::string>> types = {
+      {"iforest", "--trees 50 --sample-size 128 --forest-seed 7"},
+      {"autoencoder", "--ae-epochs 3 --ae-group-size 8 --ae-bigrams 32 --ae-seed 5"}};
+  for (const auto& [type, flags] : types) {
+    const fs::path model = dir_ / (type + ".vgm");
+    CmdResult t = Vigil("train --model-type " + type + " --dataset adfa-ld --data " + AdfaRoot() +
+                        " --out " + model.string() + " --target-fpr 0.05 --json " + flags);
+    ASSERT_EQ(t.exit_code, 0) << type << ": " << t.err;
+    const auto header = nlohmann::json::parse(t.out);
+    EXPECT_EQ(header["family"], type == "iforest" ? "iforest" : "kitnet");
+    EXPECT_EQ(header["training"]["traces"], 833);
+    EXPECT_TRUE(header.contains("parameters")) << type;
+    EXPECT_NEAR(header["calibration"]["achieved_fpr"].get<double>(), 0.05, 0.03) << type;
+
+    CmdResult e = Vigil("eval --dataset adfa-ld --data " + AdfaRoot() + " --model " +
+                        model.string() + " --json");
+    ASSERT_EQ(e.exit_code, 0) << type << ": " << e.err;
+    const auto j = nlohmann::json::parse(e.out);
+    EXPECT_EQ(j["traces"].get<int>(), 2186 + 379) << type;
+    for (const char* key : {"auc", "tpr_at_fpr_1", "tpr_at_fpr_5"}) {
+      ASSERT_TRUE(j.contains(key)) << type << " " << key;
+      EXPECT_GE(j[key].get<double>(), 0.0);
+      EXPECT_LE(j[key].get<double>(), 1.0);
+    }
+    EXPECT_EQ(j["per_attack"].size(), 6u) << type;
+  }
+}
+
+TEST_F(CliTest, TabularFamiliesTrainFromJsonlAndRefuseBadFlags) {
+  const fs::path train = dir_ / "train.jsonl";
+  WriteEvents(train, "svc", 12, "svc", {0, 1, 2, 3, 0, 1}, 10);
+  const fs::path model = dir_ / "m.vgm";
+  CmdResult t = Vigil("train --model-type autoencoder --dataset jsonl --data " + train.string() +
+                      " --out " + model.string() + " --ae-epochs 2");
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  EXPECT_NE(t.out.find("trained kitnet model"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("autoencoders"), std::string::npos) << t.out;
+  t = Vigil("train --model-type iforest --dataset jsonl --data " + train.string() + " --out " +
+            model.string());
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  EXPECT_NE(t.out.find("trained iforest model"), std::string::npos) << t.out;
+
+  for (const char* bad : {"--model-type autoencoder --ae-group-size 0",
+                          "--model-type autoencoder --ae-hidden-ratio 2",
+                          "--model-type autoencoder --ae-epochs x", "--model-type iforest --trees 0",
+                          "--model-type iforest --sample-size 1", "--model-type forest"}) {
+    CmdResult r = Vigil("train --dataset jsonl --data " + train.string() + " --out " +
+                        (dir_ / "bad.vgm").string() + " " + bad);
+    EXPECT_EQ(r.exit_code, 2) << bad;
+    EXPECT_FALSE(r.err.empty()) << bad;
+    EXPECT_FALSE(fs::exists(dir_ / "bad.vgm")) << bad;
+  }
+  // A corrupt kitnet file is refused by eval with exit 2, naming the file.
+  CmdResult ae = Vigil("train --model-type autoencoder --dataset jsonl --data " + train.string() +
+                       " --out " + model.string() + " --ae-epochs 1");
+  ASSERT_EQ(ae.exit_code, 0) << ae.err;
+  std::string bytes = ReadAll(model);
+  bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x5a);
+  std::ofstream(dir_ / "corrupt.vgm", std::ios::binary) << bytes;
+  CmdResult e = Vigil("eval --dataset adfa-ld --data " + AdfaRoot() + " --model " +
+                      (dir_ / "corrupt.vgm").string());
+  EXPECT_EQ(e.exit_code, 2);
+  EXPECT_NE(e.err.find("corrupt.vgm"), std::string::npos) << e.err;
+}
+
 }  // namespace
