@@ -14,9 +14,12 @@ int8_t Quantise(float v, float inv_scale) {
   return static_cast<int8_t>(std::clamp(q, -127.0f, 127.0f));
 }
 
-// Round to nearest for values already inside [-127, 127] (the per-row input scale and the
-// fixed activation scale guarantee it); cheaper than nearbyint on the scoring path.
-int8_t RoundInRange(float v) { return static_cast<int8_t>(v >= 0.0f ? v + 0.5f : v - 0.5f); }
+// Round to nearest, saturating at +-127 (the per-row input scale and the fixed activation scale
+// keep finite values inside); cheaper than nearbyint on the scoring path.
+int8_t RoundInRange(float v) {
+  v = std::clamp(v, -127.0f, 127.0f);
+  return static_cast<int8_t>(v >= 0.0f ? v + 0.5f : v - 0.5f);
+}
 
 }  // namespace
 
@@ -64,8 +67,11 @@ Autoencoder Autoencoder::FromParameters(Eigen::MatrixXf w, Eigen::VectorXf hb, E
 void Autoencoder::Refresh() {
   inv_range_.resize(min_.size());
   for (Eigen::Index i = 0; i < min_.size(); ++i) {
+    // A range too small to invert (0, or so tiny that 1/r overflows) counts as 1, so that
+    // (x - min) * inv_range is never 0 * inf.
     const float r = max_(i) - min_(i);
-    inv_range_(i) = std::isfinite(r) && r > 0.0f ? 1.0f / r : 1.0f;
+    const float inv = r > 0.0f ? 1.0f / r : 1.0f;
+    inv_range_(i) = std::isfinite(r) && std::isfinite(inv) ? inv : 1.0f;
   }
 }
 
@@ -141,8 +147,9 @@ double Autoencoder::Score(std::span<const float> x, AutoencoderScratch& s,
   } else {
     const auto nu = static_cast<size_t>(n);
     const auto hu = static_cast<size_t>(h);
+    // An input this close to 0 quantises to 0 (and 127 / x_max would overflow).
     const float x_max = xn.cwiseAbs().maxCoeff();
-    const float x_scale = x_max > 0.0f ? x_max / 127.0f : 1.0f;
+    const float x_scale = x_max > 1e-30f ? x_max / 127.0f : 1.0f;
     const float x_inv = 1.0f / x_scale;
     for (size_t i = 0; i < nu; ++i) {
       s.qx[i] = RoundInRange(xn(static_cast<Eigen::Index>(i)) * x_inv);

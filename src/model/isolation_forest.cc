@@ -168,6 +168,7 @@ core::Result<IsolationForest> IsolationForest::Train(const std::vector<std::vect
     forest.nodes_.insert(forest.nodes_.end(), tree.begin(), tree.end());
   }
 
+  forest.IndexLeaves();
   std::vector<double> scores;
   if (held > 0) {
     for (size_t i = 0; i < held; ++i) scores.push_back(forest.Score(rows[order[i]]));
@@ -191,7 +192,57 @@ double IsolationForest::PathLength(size_t tree, std::span<const float> row) cons
     n = base + (At(row, n->feature) < n->threshold ? n->left : n->right);
     ++depth;
   }
-  return depth + AveragePathLength(static_cast<double>(n->size));
+  return depth + leaf_c_[static_cast<size_t>(n - nodes_.data())];
+}
+
+void IsolationForest::IndexLeaves() {
+  leaf_c_.resize(nodes_.size());
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    leaf_c_[i] = AveragePathLength(static_cast<double>(nodes_[i].size));
+  }
+}
+
+void IsolationForest::ScoreBatch(std::span<const std::vector<float>> rows,
+                                 std::span<double> out) const {
+  constexpr size_t kBlock = 256;
+  const size_t count = std::min(rows.size(), out.size());
+  for (size_t begin = 0; begin < count; begin += kBlock) {
+    const size_t end = std::min(count, begin + kBlock);
+    std::fill(out.begin() + static_cast<ptrdiff_t>(begin),
+              out.begin() + static_cast<ptrdiff_t>(end), 0.0);
+    for (size_t t = 0; t < roots_.size(); ++t) {
+      const Node* base = nodes_.data() + roots_[t];
+      size_t i = begin;
+      // kLanes rows walk the tree together: their node loads are independent, so they overlap
+      // instead of waiting for one another (each path is a chain of dependent loads).
+      constexpr size_t kLanes = 8;
+      for (; i + kLanes <= end; i += kLanes) {
+        const Node* n[kLanes];
+        int depth[kLanes];
+        for (size_t k = 0; k < kLanes; ++k) n[k] = base, depth[k] = 0;
+        bool moving = true;
+        while (moving) {
+          moving = false;
+          for (size_t k = 0; k < kLanes; ++k) {
+            if (n[k]->feature < 0) continue;
+            n[k] = base + (At(rows[i + k], n[k]->feature) < n[k]->threshold ? n[k]->left
+                                                                             : n[k]->right);
+            ++depth[k];
+            moving = true;
+          }
+        }
+        for (size_t k = 0; k < kLanes; ++k) {
+          out[i + k] += depth[k] + leaf_c_[static_cast<size_t>(n[k] - nodes_.data())];
+        }
+      }
+      for (; i < end; ++i) out[i] += PathLength(t, rows[i]);
+    }
+    for (size_t i = begin; i < end; ++i) {
+      out[i] = roots_.empty()
+                   ? 0.0
+                   : std::exp2(-(out[i] / static_cast<double>(roots_.size())) / c_psi_);
+    }
+  }
 }
 
 double IsolationForest::Score(std::span<const float> row) const {
@@ -391,6 +442,7 @@ core::Result<IsolationForest> IsolationForest::FromFile(const ModelFile& file,
     }
   }
   if (r.remaining() != 0) return bad(std::to_string(r.remaining()) + " trailing bytes");
+  m.IndexLeaves();
   return m;
 }
 

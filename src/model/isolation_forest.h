@@ -85,6 +85,10 @@ class IsolationForest {
   // Anomaly score of `row` in (0, 1]; higher is more anomalous. Entries past the end of a
   // short row read as 0 and extra entries are ignored. Does not allocate.
   double Score(std::span<const float> row) const;
+  // Score(rows[i]) into out[i] for every row (out.size() == rows.size()), walking each tree for
+  // a block of rows at a time so that the tree stays in cache: the same values as Score, faster
+  // for many rows (benchmarks, offline evaluation).
+  void ScoreBatch(std::span<const std::vector<float>> rows, std::span<double> out) const;
   bool IsAnomalous(double score) const { return score >= calibration_.threshold; }
   // The k features whose splits isolated `row`, heaviest first: along each tree's path a split
   // on feature f that sends the row to a child holding m of the node's n rows credits f with
@@ -105,6 +109,8 @@ class IsolationForest {
  private:
   IsolationForest() = default;
   double PathLength(size_t tree, std::span<const float> row) const;
+  // Fills leaf_c_ from the nodes' sizes (after Train or FromFile).
+  void IndexLeaves();
 
   IsolationForestOptions options_;
   IForestCalibration calibration_;
@@ -113,6 +119,7 @@ class IsolationForest {
   double c_psi_ = 1.0;
   std::vector<Node> nodes_;      // all trees, each contiguous
   std::vector<uint32_t> roots_;  // index of each tree's root in nodes_
+  std::vector<double> leaf_c_;   // per node: c(size), the path length a leaf adds
 };
 
 // The pipeline adapter: a stream is scored by the forest on the frequency vector of the

@@ -109,6 +109,15 @@ TEST(IsolationForestTest, OutliersScoreHigherThanInliers) {
   EXPECT_GT(auc, 0.95);
 }
 
+TEST(IsolationForestTest, ScoreBatchGivesScoreOfEveryRow) {
+  const IsolationForest f = TrainOrDie(Blob(1000, 3), {});
+  auto rows = Blob(600, 6);  // more than one block of rows
+  for (const auto& r : Outliers(50, 7)) rows.push_back(r);
+  std::vector<double> out(rows.size(), -1.0);
+  f.ScoreBatch(rows, out);
+  for (size_t i = 0; i < rows.size(); ++i) EXPECT_EQ(out[i], f.Score(rows[i])) << i;
+}
+
 TEST(IsolationForestTest, CalibrationReachesItsTargetOnHeldOutNormalData) {
   for (double target : {0.01, 0.05, 0.10}) {
     IsolationForestOptions o;
