@@ -65,6 +65,7 @@ int Main(int argc, char** argv) {
   add(AddReplayCommand);
   add(AddAgentCommand);
   add(AddStatusCommand);
+  add(AddPolicyCommand);
   try {
     root.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,74 @@
+#pragma once
+
+// The fields a rule condition can read, and what an evaluation reads them from. Field names and
+// meanings follow Falco's where Vigil has the data (docs/policy.md lists them); Vigil adds the
+// ml.* fields (the model's verdict on the event's process) and asset.class. A rule naming a
+// field that is not here is disabled with a warning by the loader, never evaluated half-blind.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/event.h"
+
+namespace vigil::policy {
+
+// One ancestor of the acting process, parent first.
+struct Ancestor {
+  std::string name;  // comm
+  std::string exe;   // executable path
+  std::vector<std::string> argv;  // argv[0..]
+};
+
+// What one evaluation sees. Only `event` is required.
+struct EvalInput {
+  const core::Event* event = nullptr;
+  const core::Verdict* verdict = nullptr;  // ml.* fields are absent without one
+  std::vector<std::string> argv;           // the acting process's argv[0..]
+  std::string user_name;                   // user.name; absent when empty
+  std::vector<Ancestor> ancestors;         // parent first
+  std::string container_id = "host";       // "host" outside containers (Falco's convention)
+  std::string asset_class;                 // asset.class; absent when empty
+};
+
+enum class FieldType : uint8_t { kString, kNumber, kBool };
+
+// An extracted value: absent, one value, or several (proc.aname without an index: every
+// ancestor). Comparisons hold when any value satisfies them.
+struct FieldValue {
+  bool present = false;
+  std::vector<std::string> strs;  // kString and kBool ("true"/"false")
+  double num = 0;                 // kNumber
+  void Set(std::string s) {
+    present = true;
+    strs.assign(1, std::move(s));
+  }
+  void SetNumber(double v) {
+    present = true;
+    num = v;
+  }
+};
+
+enum class ArgUse : uint8_t { kNone, kOptionalIndex, kRequiredIndex };
+
+struct FieldDef {
+  std::string_view name;
+  FieldType type;
+  ArgUse arg;
+  std::string_view description;
+  // Fills `out` (left absent when the event does not carry the value). `index` is the
+  // bracketed argument (-1 when none was given).
+  void (*extract)(const EvalInput& in, int index, FieldValue* out);
+};
+
+// Every supported field, in documentation order.
+const std::vector<FieldDef>& Fields();
+// nullptr when `name` is not a supported field.
+const FieldDef* FindField(std::string_view name);
+
+// Falco's evt.type of an event: the system call's name for syscall and typed events, "execve"
+// for process starts, "openat" for file opens, "connect", "clone", "procexit".
+std::string EventTypeName(const core::Event& e);
+
+}  // namespace vigil::policy

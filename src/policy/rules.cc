@@ -1,0 +1,1082 @@
+#include "policy/rules.h"
+
+#include <fnmatch.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include <yaml-cpp/yaml.h>
+
+#include "policy/condition.h"
+
+namespace vigil::policy {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Items as the files give them, before compilation.
+
+constexpr size_t kMaxRuleNodes = 100000;  // per rule, after macro expansion
+constexpr size_t kMaxRegexBytes = 256;     // longer patterns risk deep recursion in std::regex
+
+struct Place {
+  std::string file;
+  int line = 0;
+  int column = 0;
+  std::string ToString() const {
+    return file + ":" + std::to_string(line) + (column > 0 ? ":" + std::to_string(column) : "");
+  }
+};
+
+struct RawList {
+  std::vector<std::string> items;
+  Place place;
+};
+
+struct RawMacro {
+  std::string condition;
+  Place place;
+};
+
+struct RawException {
+  std::string name;
+  bool single_field = false;         // `fields: proc.name` (not a list)
+  std::vector<std::string> fields;
+  std::vector<std::string> comps;
+  std::vector<std::vector<YAML::Node>> values;  // one tuple per entry; single-field: one value
+  Place place;
+};
+
+struct RawRule {
+  Rule rule;
+  std::vector<RawException> exceptions;
+  Place place;
+  Place condition_place;
+};
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+Place PlaceOf(const YAML::Node& n, const std::string& file) {
+  const YAML::Mark m = n.Mark();
+  return {file, m.line + 1, m.column + 1};
+}
+
+core::Status ErrorAt(const Place& p, const std::string& why) {
+  return core::InvalidArgument(p.ToString() + ": " + why);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compiled conditions.
+
+struct Slot {
+  const FieldDef* def = nullptr;
+  int index = -1;
+};
+
+struct Node {
+  enum class Kind : uint8_t { kAnd, kOr, kNot, kCheck };
+  Kind kind = Kind::kCheck;
+  std::vector<Node> children;
+  int slot = -1;
+  FieldType type = FieldType::kString;
+  CmpOp op = CmpOp::kEq;
+  std::vector<std::string> strs;  // for icontains/iglob: lower-cased
+  std::vector<double> nums;
+  std::shared_ptr<const std::regex> re;
+};
+
+struct OutputPart {
+  std::string text;  // literal, when slot < 0
+  int slot = -1;
+};
+
+struct CompiledRule {
+  size_t rule = 0;  // index into rules
+  Node root;
+  std::vector<OutputPart> output;
+};
+
+bool IsStringOnly(CmpOp op) {
+  switch (op) {
+    case CmpOp::kContains: case CmpOp::kIContains: case CmpOp::kBContains:
+    case CmpOp::kStartsWith: case CmpOp::kBStartsWith: case CmpOp::kEndsWith:
+    case CmpOp::kGlob: case CmpOp::kIGlob: case CmpOp::kRegex: case CmpOp::kPmatch:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool CompareString(const Node& n, const std::string& s) {
+  switch (n.op) {
+    case CmpOp::kEq: return s == n.strs[0];
+    case CmpOp::kNe: return s != n.strs[0];
+    case CmpOp::kContains:
+    case CmpOp::kBContains: return s.find(n.strs[0]) != std::string::npos;
+    case CmpOp::kIContains: return Lower(s).find(n.strs[0]) != std::string::npos;
+    case CmpOp::kStartsWith:
+    case CmpOp::kBStartsWith: return s.starts_with(n.strs[0]);
+    case CmpOp::kEndsWith: return s.ends_with(n.strs[0]);
+    case CmpOp::kGlob: return fnmatch(n.strs[0].c_str(), s.c_str(), 0) == 0;
+    case CmpOp::kIGlob: return fnmatch(n.strs[0].c_str(), s.c_str(), FNM_CASEFOLD) == 0;
+    case CmpOp::kRegex: return std::regex_search(s, *n.re);
+    case CmpOp::kIn:
+    case CmpOp::kIntersects:
+      return std::find(n.strs.begin(), n.strs.end(), s) != n.strs.end();
+    case CmpOp::kPmatch:
+      return std::any_of(n.strs.begin(), n.strs.end(), [&](const std::string& p) {
+        if (s == p) return true;
+        if (!s.starts_with(p)) return false;
+        return p.ends_with('/') || s[p.size()] == '/';
+      });
+    default:
+      return false;
+  }
+}
+
+bool CompareNumber(const Node& n, double v) {
+  switch (n.op) {
+    case CmpOp::kEq: return v == n.nums[0];
+    case CmpOp::kNe: return v != n.nums[0];
+    case CmpOp::kLt: return v < n.nums[0];
+    case CmpOp::kLe: return v <= n.nums[0];
+    case CmpOp::kGt: return v > n.nums[0];
+    case CmpOp::kGe: return v >= n.nums[0];
+    case CmpOp::kIn:
+    case CmpOp::kIntersects: return std::find(n.nums.begin(), n.nums.end(), v) != n.nums.end();
+    default: return false;
+  }
+}
+
+std::string Render(const FieldValue& v, FieldType type) {
+  if (!v.present) return "<NA>";
+  if (type == FieldType::kNumber) {
+    if (std::floor(v.num) == v.num && std::fabs(v.num) < 1e15) {
+      return std::to_string(static_cast<long long>(v.num));
+    }
+    std::ostringstream os;
+    os << v.num;
+    return os.str();
+  }
+  std::string out;
+  for (const std::string& s : v.strs) {
+    if (!out.empty()) out.push_back(',');
+    out += s;
+  }
+  return out;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+std::string_view PriorityName(Priority p) {
+  static constexpr std::string_view kNames[] = {"EMERGENCY", "ALERT",  "CRITICAL",      "ERROR",
+                                                "WARNING",   "NOTICE", "INFORMATIONAL", "DEBUG"};
+  return kNames[static_cast<size_t>(p)];
+}
+
+std::string LoadWarning::ToString() const {
+  std::string s = file + ":" + std::to_string(line) + ": ";
+  if (!rule.empty()) s += "rule \"" + rule + "\": ";
+  return s + message;
+}
+
+struct RuleSet::Impl {
+  std::vector<Rule> rules;
+  std::vector<LoadWarning> warnings;
+  std::vector<Slot> slots;
+  std::vector<CompiledRule> compiled;
+
+  // Loading state.
+  std::map<std::string, RawList> lists;
+  std::map<std::string, RawMacro> macros;
+  std::vector<RawRule> raw_rules;
+  std::map<std::string, size_t> rule_index;
+  size_t budget = 0;  // checks the current rule may still expand to (macros can nest)
+
+  // Parses one YAML document; errors name `file` and the place.
+  core::Status LoadYaml(const std::string& text, const std::string& file);
+  core::Status LoadDocument(const YAML::Node& root, const std::string& file);
+  core::Status LoadList(const YAML::Node& item, const std::string& file);
+  core::Status LoadMacro(const YAML::Node& item, const std::string& file);
+  core::Status LoadRule(const YAML::Node& item, const std::string& file);
+  core::Status Compile();
+
+  // Compiles `e`; sets *unsupported (and returns OK) when a field is not supported.
+  core::Result<Node> CompileExpr(const Expr& e, const Place& where, std::vector<std::string>* stack,
+                                 std::string* unsupported);
+  core::Result<Node> CompileCheck(const std::string& field, bool has_arg, const std::string& arg,
+                                  CmpOp op, std::vector<std::string> values, const Place& where,
+                                  std::string* unsupported);
+  core::Status ExpandList(const std::string& name, std::vector<std::string>* out,
+                          std::vector<std::string>* stack, const Place& where);
+  core::Result<int> SlotFor(const FieldDef* def, int index);
+  core::Result<std::vector<OutputPart>> CompileOutput(const RawRule& r);
+  core::Status AddException(const RawException& ex, const Place& rule_place, Node* root,
+                            std::string* unsupported);
+};
+
+namespace {
+
+// The string value of a scalar, or an error naming the place.
+core::Result<std::string> Scalar(const YAML::Node& n, const std::string& file,
+                                 const std::string& what) {
+  if (!n.IsScalar()) return ErrorAt(PlaceOf(n, file), what + ": expected a string");
+  return n.Scalar();
+}
+
+core::Result<std::vector<std::string>> StringList(const YAML::Node& n, const std::string& file,
+                                                  const std::string& what) {
+  if (n.IsNull()) return std::vector<std::string>{};
+  if (!n.IsSequence()) return ErrorAt(PlaceOf(n, file), what + ": expected a list");
+  std::vector<std::string> out;
+  for (const YAML::Node& v : n) {
+    auto s = Scalar(v, file, what + " item");
+    if (!s.has_value()) return s.error();
+    out.push_back(std::move(s).value());
+  }
+  return out;
+}
+
+core::Result<bool> Bool(const YAML::Node& n, const std::string& file, const std::string& what) {
+  if (n.IsScalar()) {
+    const std::string v = Lower(n.Scalar());
+    if (v == "true" || v == "yes") return true;
+    if (v == "false" || v == "no") return false;
+  }
+  return ErrorAt(PlaceOf(n, file), what + ": expected true or false");
+}
+
+core::Status CheckKeys(const YAML::Node& item, const std::string& file,
+                       std::initializer_list<std::string_view> allowed, const std::string& kind) {
+  for (auto it = item.begin(); it != item.end(); ++it) {
+    const std::string key = it->first.IsScalar() ? it->first.Scalar() : "";
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+      std::string list;
+      for (std::string_view a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+      return ErrorAt(PlaceOf(it->first, file),
+                     "unknown key \"" + key + "\" in a " + kind + " (expected one of: " + list + ")");
+    }
+  }
+  return core::Status::Ok();
+}
+
+// override: {key: append|replace}; returns key -> "append"/"replace".
+core::Result<std::map<std::string, std::string>> Overrides(const YAML::Node& item,
+                                                           const std::string& file,
+                                                           std::initializer_list<std::string_view> keys) {
+  std::map<std::string, std::string> out;
+  const YAML::Node o = item["override"];
+  if (!o) return out;
+  if (!o.IsMap()) return ErrorAt(PlaceOf(o, file), "override: expected a map of key: append|replace");
+  for (auto it = o.begin(); it != o.end(); ++it) {
+    const std::string key = it->first.Scalar();
+    const std::string how = it->second.IsScalar() ? it->second.Scalar() : "";
+    if (std::find(keys.begin(), keys.end(), key) == keys.end()) {
+      return ErrorAt(PlaceOf(it->first, file), "override: \"" + key + "\" cannot be overridden");
+    }
+    if (how != "append" && how != "replace") {
+      return ErrorAt(PlaceOf(it->second, file), "override: \"" + key + "\": expected append or replace");
+    }
+    if (!item[key]) {
+      return ErrorAt(PlaceOf(it->first, file), "override: \"" + key + "\" is not given in the item");
+    }
+    out[key] = how;
+  }
+  return out;
+}
+
+std::string Unquote(const std::string& s) {
+  if (s.size() >= 2 && (s.front() == '"' || s.front() == '\'') && s.back() == s.front()) {
+    return s.substr(1, s.size() - 2);
+  }
+  return s;
+}
+
+// "0.57.0" -> {0, 57, 0}; a plain integer (old style) -> {0, n, 0}; false when malformed.
+bool ParseVersion(const std::string& v, std::array<long, 3>* out) {
+  std::array<long, 3> parts = {0, 0, 0};
+  size_t i = 0;
+  std::stringstream ss(v);
+  std::string piece;
+  while (std::getline(ss, piece, '.')) {
+    if (i >= 3 || piece.empty() ||
+        !std::all_of(piece.begin(), piece.end(), [](unsigned char c) { return std::isdigit(c); })) {
+      return false;
+    }
+    parts[i++] = std::strtol(piece.c_str(), nullptr, 10);
+  }
+  if (i == 0) return false;
+  if (i == 1) parts = {0, parts[0], 0};
+  *out = parts;
+  return true;
+}
+
+}  // namespace
+
+core::Status RuleSet::Impl::LoadYaml(const std::string& text, const std::string& file) {
+  try {
+    return LoadDocument(YAML::Load(text), file);
+  } catch (const YAML::Exception& e) {
+    return core::InvalidArgument(file + ":" + std::to_string(e.mark.line + 1) + ":" +
+                                 std::to_string(e.mark.column + 1) + ": " + e.msg);
+  }
+}
+
+core::Status RuleSet::Impl::LoadDocument(const YAML::Node& root, const std::string& file) {
+  if (!root || root.IsNull()) return core::Status::Ok();
+  if (!root.IsSequence()) return ErrorAt(PlaceOf(root, file), "a rules file is a list of items");
+  for (const YAML::Node& item : root) {
+    if (!item.IsMap()) return ErrorAt(PlaceOf(item, file), "expected an item (a map)");
+    if (item["list"]) {
+      VIGIL_RETURN_IF_ERROR(LoadList(item, file));
+    } else if (item["macro"]) {
+      VIGIL_RETURN_IF_ERROR(LoadMacro(item, file));
+    } else if (item["rule"]) {
+      VIGIL_RETURN_IF_ERROR(LoadRule(item, file));
+    } else if (item["required_engine_version"]) {
+      const YAML::Node v = item["required_engine_version"];
+      std::array<long, 3> want{}, have{};
+      ParseVersion(std::string(kEngineVersion), &have);
+      if (!v.IsScalar() || !ParseVersion(v.Scalar(), &want)) {
+        return ErrorAt(PlaceOf(v, file), "required_engine_version: expected a version like 0.57.0");
+      }
+      if (want > have) {
+        return ErrorAt(PlaceOf(v, file), "required_engine_version " + v.Scalar() +
+                                             " is newer than this engine's " +
+                                             std::string(kEngineVersion));
+      }
+    } else if (item["required_plugin_versions"]) {
+      // Vigil reads its fields without Falco plugins; the requirement does not apply.
+      continue;
+    } else {
+      return ErrorAt(PlaceOf(item, file),
+                     "unknown item: expected list, macro, rule, required_engine_version or "
+                     "required_plugin_versions");
+    }
+  }
+  return core::Status::Ok();
+}
+
+core::Status RuleSet::Impl::LoadList(const YAML::Node& item, const std::string& file) {
+  VIGIL_RETURN_IF_ERROR(CheckKeys(item, file, {"list", "items", "append", "override"}, "list"));
+  auto name = Scalar(item["list"], file, "list");
+  if (!name.has_value()) return name.error();
+  if (!item["items"]) return ErrorAt(PlaceOf(item, file), "list \"" + *name + "\": no items");
+  auto items = StringList(item["items"], file, "list \"" + *name + "\": items");
+  if (!items.has_value()) return items.error();
+  auto ov = Overrides(item, file, {"items"});
+  if (!ov.has_value()) return ov.error();
+  bool append = ov->count("items") && ov->at("items") == "append";
+  if (item["append"]) {
+    auto a = Bool(item["append"], file, "append");
+    if (!a.has_value()) return a.error();
+    append = append || *a;
+  }
+  const Place place = PlaceOf(item, file);
+  if (append) {
+    auto it = lists.find(*name);
+    if (it == lists.end()) return ErrorAt(place, "list \"" + *name + "\": append to a list not defined before");
+    it->second.items.insert(it->second.items.end(), items->begin(), items->end());
+    return core::Status::Ok();
+  }
+  lists[*name] = {std::move(items).value(), place};
+  return core::Status::Ok();
+}
+
+core::Status RuleSet::Impl::LoadMacro(const YAML::Node& item, const std::string& file) {
+  VIGIL_RETURN_IF_ERROR(CheckKeys(item, file, {"macro", "condition", "append", "override"}, "macro"));
+  auto name = Scalar(item["macro"], file, "macro");
+  if (!name.has_value()) return name.error();
+  if (!item["condition"]) return ErrorAt(PlaceOf(item, file), "macro \"" + *name + "\": no condition");
+  auto cond = Scalar(item["condition"], file, "macro \"" + *name + "\": condition");
+  if (!cond.has_value()) return cond.error();
+  auto ov = Overrides(item, file, {"condition"});
+  if (!ov.has_value()) return ov.error();
+  bool append = ov->count("condition") && ov->at("condition") == "append";
+  if (item["append"]) {
+    auto a = Bool(item["append"], file, "append");
+    if (!a.has_value()) return a.error();
+    append = append || *a;
+  }
+  const Place place = PlaceOf(item["condition"], file);
+  if (append) {
+    auto it = macros.find(*name);
+    if (it == macros.end()) return ErrorAt(place, "macro \"" + *name + "\": append to a macro not defined before");
+    it->second.condition += " " + *cond;
+  } else {
+    macros[*name] = {*cond, place};
+  }
+  // Syntax is checked at once, so the error points at this file and line.
+  auto parsed = ParseCondition(macros[*name].condition);
+  if (!parsed.has_value()) {
+    return ErrorAt(place, "macro \"" + *name + "\": condition: " + parsed.error().message());
+  }
+  return core::Status::Ok();
+}
+
+namespace {
+
+core::Result<Priority> ParsePriority(const YAML::Node& n, const std::string& file) {
+  static const std::pair<std::string_view, Priority> kNames[] = {
+      {"emergency", Priority::kEmergency}, {"alert", Priority::kAlert},
+      {"critical", Priority::kCritical},   {"error", Priority::kError},
+      {"warning", Priority::kWarning},     {"notice", Priority::kNotice},
+      {"informational", Priority::kInformational}, {"info", Priority::kInformational},
+      {"debug", Priority::kDebug}};
+  if (n.IsScalar()) {
+    const std::string v = Lower(n.Scalar());
+    for (const auto& [name, p] : kNames) {
+      if (v == name) return p;
+    }
+  }
+  return ErrorAt(PlaceOf(n, file),
+                 "priority: expected emergency, alert, critical, error, warning, notice, "
+                 "informational or debug");
+}
+
+core::Result<RuleAction> ParseAction(const YAML::Node& n, const std::string& file) {
+  if (!n.IsMap()) return ErrorAt(PlaceOf(n, file), "action: expected a map (type, mode, fallback)");
+  VIGIL_RETURN_IF_ERROR(CheckKeys(n, file, {"type", "mode", "fallback"}, "rule action"));
+  RuleAction a;
+  auto pick = [&](const char* key, std::initializer_list<std::string_view> allowed,
+                  std::string* out) -> core::Status {
+    if (!n[key]) return core::Status::Ok();
+    const YAML::Node v = n[key];
+    const std::string s = v.IsScalar() ? v.Scalar() : "";
+    if (std::find(allowed.begin(), allowed.end(), s) == allowed.end()) {
+      std::string list;
+      for (std::string_view x : allowed) list += (list.empty() ? "" : ", ") + std::string(x);
+      return ErrorAt(PlaceOf(v, file), std::string("action.") + key + ": expected one of: " + list);
+    }
+    *out = s;
+    return core::Status::Ok();
+  };
+  VIGIL_RETURN_IF_ERROR(pick("type", {"alert", "deny", "kill", "freeze", "block-network", "escalate"},
+                             &a.type));
+  VIGIL_RETURN_IF_ERROR(pick("mode", {"monitor", "enforce"}, &a.mode));
+  VIGIL_RETURN_IF_ERROR(pick("fallback", {"allow", "deny", "alert"}, &a.fallback));
+  return a;
+}
+
+core::Result<std::vector<RawException>> ParseExceptions(const YAML::Node& n, const std::string& file,
+                                                        const std::string& rule) {
+  std::vector<RawException> out;
+  if (n.IsNull()) return out;
+  if (!n.IsSequence()) return ErrorAt(PlaceOf(n, file), "rule \"" + rule + "\": exceptions: expected a list");
+  for (const YAML::Node& e : n) {
+    if (!e.IsMap()) return ErrorAt(PlaceOf(e, file), "exception: expected a map");
+    VIGIL_RETURN_IF_ERROR(CheckKeys(e, file, {"name", "fields", "comps", "values"}, "exception"));
+    RawException ex;
+    ex.place = PlaceOf(e, file);
+    auto name = Scalar(e["name"], file, "exception name");
+    if (!name.has_value()) return name.error();
+    ex.name = *name;
+    const std::string what = "exception \"" + ex.name + "\"";
+    if (!e["fields"]) return ErrorAt(ex.place, what + ": no fields");
+    if (e["fields"].IsScalar()) {
+      ex.single_field = true;
+      ex.fields = {e["fields"].Scalar()};
+      ex.comps = {e["comps"] ? e["comps"].Scalar() : "in"};
+      if (e["comps"] && !e["comps"].IsScalar()) {
+        return ErrorAt(PlaceOf(e["comps"], file), what + ": one field takes one comparison");
+      }
+    } else {
+      auto fields = StringList(e["fields"], file, what + ": fields");
+      if (!fields.has_value()) return fields.error();
+      ex.fields = *fields;
+      if (e["comps"]) {
+        auto comps = StringList(e["comps"], file, what + ": comps");
+        if (!comps.has_value()) return comps.error();
+        ex.comps = *comps;
+      } else {
+        ex.comps.assign(ex.fields.size(), "=");
+      }
+      if (ex.comps.size() != ex.fields.size()) {
+        return ErrorAt(ex.place, what + ": fields and comps differ in length");
+      }
+    }
+    if (e["values"]) {
+      if (!e["values"].IsSequence()) return ErrorAt(PlaceOf(e["values"], file), what + ": values: expected a list");
+      for (const YAML::Node& v : e["values"]) {
+        if (ex.single_field) {
+          ex.values.push_back({v});
+          continue;
+        }
+        if (!v.IsSequence() || v.size() != ex.fields.size()) {
+          return ErrorAt(PlaceOf(v, file), what + ": each value must be a list of " +
+                                               std::to_string(ex.fields.size()) + " items");
+        }
+        std::vector<YAML::Node> tuple;
+        for (const YAML::Node& x : v) tuple.push_back(x);
+        ex.values.push_back(std::move(tuple));
+      }
+    }
+    out.push_back(std::move(ex));
+  }
+  return out;
+}
+
+}  // namespace
+
+core::Status RuleSet::Impl::LoadRule(const YAML::Node& item, const std::string& file) {
+  VIGIL_RETURN_IF_ERROR(CheckKeys(item, file,
+                                  {"rule", "desc", "condition", "output", "priority", "tags",
+                                   "enabled", "exceptions", "source", "append", "override",
+                                   "warn_evttypes", "skip-if-unknown-filter", "action"},
+                                  "rule"));
+  auto name = Scalar(item["rule"], file, "rule");
+  if (!name.has_value()) return name.error();
+  const Place place = PlaceOf(item, file);
+  auto ov = Overrides(item, file,
+                      {"condition", "output", "desc", "priority", "tags", "exceptions", "enabled",
+                       "action"});
+  if (!ov.has_value()) return ov.error();
+  bool old_append = false;
+  if (item["append"]) {
+    auto a = Bool(item["append"], file, "append");
+    if (!a.has_value()) return a.error();
+    old_append = *a;
+  }
+  auto existing = rule_index.find(*name);
+  const bool modifies = old_append || !ov->empty() ||
+                        (existing != rule_index.end() && !item["condition"] && item["enabled"]);
+  RawRule fresh;
+  RawRule* r = &fresh;
+  if (modifies) {
+    if (existing == rule_index.end()) {
+      return ErrorAt(place, "rule \"" + *name + "\": appends to or overrides a rule not defined before");
+    }
+    r = &raw_rules[existing->second];
+  } else {
+    fresh.rule.name = *name;
+    fresh.place = place;
+    fresh.rule.file = file;
+    fresh.rule.line = place.line;
+    for (const char* key : {"condition", "output", "priority"}) {
+      if (!item[key]) return ErrorAt(place, "rule \"" + *name + "\": no " + key);
+    }
+  }
+  const std::string what = "rule \"" + *name + "\"";
+  auto mode = [&](const char* key) -> std::string {
+    if (old_append) return key == std::string("condition") || key == std::string("exceptions") ? "append" : "replace";
+    auto it = ov->find(key);
+    return it == ov->end() ? "replace" : it->second;
+  };
+  if (item["condition"]) {
+    auto c = Scalar(item["condition"], file, what + ": condition");
+    if (!c.has_value()) return c.error();
+    if (modifies && mode("condition") == "append") {
+      r->rule.condition += " " + *c;
+    } else {
+      r->rule.condition = *c;
+    }
+    r->condition_place = PlaceOf(item["condition"], file);
+    auto parsed = ParseCondition(r->rule.condition);
+    if (!parsed.has_value()) {
+      return ErrorAt(r->condition_place, what + ": condition: " + parsed.error().message());
+    }
+  }
+  for (const char* key : {"desc", "output"}) {
+    if (!item[key]) continue;
+    auto v = Scalar(item[key], file, what + ": " + key);
+    if (!v.has_value()) return v.error();
+    std::string& field = key == std::string("desc") ? r->rule.desc : r->rule.output;
+    field = modifies && mode(key) == "append" ? field + " " + *v : *v;
+  }
+  if (item["priority"]) {
+    auto p = ParsePriority(item["priority"], file);
+    if (!p.has_value()) return p.error();
+    r->rule.priority = *p;
+  }
+  if (item["tags"]) {
+    auto t = StringList(item["tags"], file, what + ": tags");
+    if (!t.has_value()) return t.error();
+    if (modifies && mode("tags") == "append") {
+      r->rule.tags.insert(r->rule.tags.end(), t->begin(), t->end());
+    } else {
+      r->rule.tags = *t;
+    }
+  }
+  if (item["enabled"]) {
+    auto e = Bool(item["enabled"], file, what + ": enabled");
+    if (!e.has_value()) return e.error();
+    r->rule.enabled = *e;
+  }
+  if (item["source"]) {
+    auto s = Scalar(item["source"], file, what + ": source");
+    if (!s.has_value()) return s.error();
+    r->rule.source = *s;
+  }
+  if (item["exceptions"]) {
+    auto ex = ParseExceptions(item["exceptions"], file, *name);
+    if (!ex.has_value()) return ex.error();
+    if (!(modifies && mode("exceptions") == "append")) r->exceptions.clear();
+    r->exceptions.insert(r->exceptions.end(), ex->begin(), ex->end());
+  }
+  if (item["action"]) {
+    auto a = ParseAction(item["action"], file);
+    if (!a.has_value()) return a.error();
+    r->rule.action = *a;
+    r->rule.has_action = true;
+  }
+  if (!modifies) {
+    if (existing != rule_index.end()) {
+      raw_rules[existing->second] = std::move(fresh);  // a redefinition replaces the rule
+    } else {
+      rule_index[*name] = raw_rules.size();
+      raw_rules.push_back(std::move(fresh));
+    }
+  }
+  return core::Status::Ok();
+}
+
+core::Status RuleSet::Impl::ExpandList(const std::string& name, std::vector<std::string>* out,
+                                       std::vector<std::string>* stack, const Place& where) {
+  if (std::find(stack->begin(), stack->end(), name) != stack->end()) {
+    return ErrorAt(where, "list \"" + name + "\" refers to itself");
+  }
+  stack->push_back(name);
+  for (const std::string& item : lists.at(name).items) {
+    if (lists.count(item) != 0) {
+      VIGIL_RETURN_IF_ERROR(ExpandList(item, out, stack, where));
+    } else {
+      out->push_back(Unquote(item));
+    }
+  }
+  stack->pop_back();
+  return core::Status::Ok();
+}
+
+core::Result<int> RuleSet::Impl::SlotFor(const FieldDef* def, int index) {
+  for (size_t i = 0; i < slots.size(); ++i) {
+    if (slots[i].def == def && slots[i].index == index) return static_cast<int>(i);
+  }
+  slots.push_back({def, index});
+  return static_cast<int>(slots.size() - 1);
+}
+
+core::Result<Node> RuleSet::Impl::CompileCheck(const std::string& field, bool has_arg,
+                                               const std::string& arg, CmpOp op,
+                                               std::vector<std::string> values, const Place& where,
+                                               std::string* unsupported) {
+  const FieldDef* def = FindField(field);
+  if (def == nullptr) {
+    *unsupported = "field \"" + field + (has_arg ? "[" + arg + "]" : "") + "\" is not supported";
+    return Node{};
+  }
+  int index = -1;
+  if (has_arg) {
+    if (def->arg == ArgUse::kNone) return ErrorAt(where, "field \"" + field + "\" takes no [argument]");
+    char* end = nullptr;
+    const long v = std::strtol(arg.c_str(), &end, 10);
+    if (arg.empty() || *end != '\0' || v < 0 || v > 64) {
+      return ErrorAt(where, "field \"" + field + "\": [" + arg + "] is not an index 0..64");
+    }
+    index = static_cast<int>(v);
+  } else if (def->arg == ArgUse::kRequiredIndex) {
+    return ErrorAt(where, "field \"" + field + "\" needs an [index]");
+  }
+  Node n;
+  n.kind = Node::Kind::kCheck;
+  n.type = def->type;
+  n.op = op;
+  auto slot = SlotFor(def, index);
+  if (!slot.has_value()) return slot.error();
+  n.slot = *slot;
+  const std::string opname(CmpOpName(op));
+  if (op == CmpOp::kExists) return n;
+  if (!TakesList(op) && values.size() != 1) {
+    return ErrorAt(where, "\"" + opname + "\" takes one value");
+  }
+  if (def->type != FieldType::kString && (IsStringOnly(op) || op == CmpOp::kPmatch)) {
+    return ErrorAt(where, "field \"" + field + "\" is not a string: \"" + opname + "\" does not apply");
+  }
+  if (def->type == FieldType::kString &&
+      (op == CmpOp::kLt || op == CmpOp::kLe || op == CmpOp::kGt || op == CmpOp::kGe)) {
+    return ErrorAt(where, "field \"" + field + "\" is a string: \"" + opname + "\" does not apply");
+  }
+  if (def->type == FieldType::kNumber) {
+    for (const std::string& v : values) {
+      char* end = nullptr;
+      const double d = std::strtod(v.c_str(), &end);
+      if (v.empty() || *end != '\0' || !std::isfinite(d)) {
+        return ErrorAt(where, "field \"" + field + "\": \"" + v + "\" is not a number");
+      }
+      n.nums.push_back(d);
+    }
+    return n;
+  }
+  if (def->type == FieldType::kBool) {
+    for (std::string& v : values) {
+      v = Lower(v);
+      if (v != "true" && v != "false") {
+        return ErrorAt(where, "field \"" + field + "\": expected true or false, not \"" + v + "\"");
+      }
+    }
+  }
+  if (op == CmpOp::kIContains) {
+    for (std::string& v : values) v = Lower(v);
+  }
+  if (op == CmpOp::kRegex) {
+    if (values[0].size() > kMaxRegexBytes) {
+      return ErrorAt(where, "field \"" + field + "\": regex longer than " +
+                                std::to_string(kMaxRegexBytes) + " bytes");
+    }
+    try {
+      n.re = std::make_shared<const std::regex>(values[0], std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+      return ErrorAt(where, "field \"" + field + "\": bad regex \"" + values[0] + "\": " + e.what());
+    }
+  }
+  n.strs = std::move(values);
+  return n;
+}
+
+core::Result<Node> RuleSet::Impl::CompileExpr(const Expr& e, const Place& where,
+                                              std::vector<std::string>* stack,
+                                              std::string* unsupported) {
+  if (budget == 0) {
+    return ErrorAt(where, "the condition expands to more than " + std::to_string(kMaxRuleNodes) +
+                              " checks and operators (macros nested too deeply)");
+  }
+  --budget;
+  switch (e.kind) {
+    case Expr::Kind::kAnd:
+    case Expr::Kind::kOr:
+    case Expr::Kind::kNot: {
+      Node n;
+      n.kind = e.kind == Expr::Kind::kAnd ? Node::Kind::kAnd
+               : e.kind == Expr::Kind::kOr ? Node::Kind::kOr
+                                           : Node::Kind::kNot;
+      for (const ExprPtr& c : e.children) {
+        auto child = CompileExpr(*c, where, stack, unsupported);
+        if (!child.has_value()) return child;
+        if (!unsupported->empty()) return Node{};
+        n.children.push_back(std::move(child).value());
+      }
+      return n;
+    }
+    case Expr::Kind::kMacro: {
+      auto it = macros.find(e.macro);
+      if (it == macros.end()) {
+        return ErrorAt(where, "column " + std::to_string(e.column) + ": undefined macro \"" +
+                                  e.macro + "\"");
+      }
+      if (std::find(stack->begin(), stack->end(), e.macro) != stack->end()) {
+        return ErrorAt(it->second.place, "macro \"" + e.macro + "\" refers to itself");
+      }
+      auto parsed = ParseCondition(it->second.condition);
+      if (!parsed.has_value()) return ErrorAt(it->second.place, parsed.error().message());
+      stack->push_back(e.macro);
+      auto n = CompileExpr(**parsed, it->second.place, stack, unsupported);
+      stack->pop_back();
+      if (n.has_value() && !unsupported->empty() && unsupported->find("(via macro") == std::string::npos) {
+        *unsupported += " (via macro \"" + e.macro + "\" at " + it->second.place.ToString() + ")";
+      }
+      return n;
+    }
+    case Expr::Kind::kCheck: {
+      std::vector<std::string> values;
+      for (const Value& v : e.values) {
+        if (!v.quoted && TakesList(e.op) && lists.count(v.text) != 0) {
+          std::vector<std::string> list_stack;
+          VIGIL_RETURN_IF_ERROR(ExpandList(v.text, &values, &list_stack, where));
+        } else {
+          values.push_back(v.text);
+        }
+      }
+      Place at = where;
+      at.column = 0;
+      auto n = CompileCheck(e.field, e.has_arg, e.arg, e.op, std::move(values), at, unsupported);
+      if (!n.has_value()) {
+        return core::InvalidArgument(n.error().message() + " (column " + std::to_string(e.column) + ")");
+      }
+      return n;
+    }
+  }
+  return Node{};
+}
+
+core::Status RuleSet::Impl::AddException(const RawException& ex, const Place& rule_place,
+                                         Node* root, std::string* unsupported) {
+  if (ex.values.empty()) return core::Status::Ok();
+  Node any;
+  any.kind = Node::Kind::kOr;
+  for (const std::vector<YAML::Node>& tuple : ex.values) {
+    Node all;
+    all.kind = Node::Kind::kAnd;
+    for (size_t i = 0; i < ex.fields.size(); ++i) {
+      static const std::pair<std::string_view, CmpOp> kOps[] = {
+          {"=", CmpOp::kEq}, {"!=", CmpOp::kNe}, {"<", CmpOp::kLt}, {"<=", CmpOp::kLe},
+          {">", CmpOp::kGt}, {">=", CmpOp::kGe}, {"contains", CmpOp::kContains},
+          {"icontains", CmpOp::kIContains}, {"startswith", CmpOp::kStartsWith},
+          {"endswith", CmpOp::kEndsWith}, {"glob", CmpOp::kGlob}, {"in", CmpOp::kIn},
+          {"intersects", CmpOp::kIntersects}, {"pmatch", CmpOp::kPmatch}};
+      const auto* op = std::find_if(std::begin(kOps), std::end(kOps),
+                                    [&](const auto& p) { return p.first == ex.comps[i]; });
+      if (op == std::end(kOps)) {
+        return ErrorAt(ex.place, "exception \"" + ex.name + "\": unknown comparison \"" + ex.comps[i] + "\"");
+      }
+      std::vector<std::string> values;
+      const YAML::Node& v = ex.single_field ? tuple[0] : tuple[i];
+      if (ex.single_field && TakesList(op->second)) {
+        // One field: the values list holds the alternatives.
+        for (const std::vector<YAML::Node>& t : ex.values) {
+          if (!t[0].IsScalar()) return ErrorAt(PlaceOf(t[0], rule_place.file), "exception value: expected a string");
+          values.push_back(t[0].Scalar());
+        }
+      } else if (v.IsSequence()) {
+        for (const YAML::Node& x : v) values.push_back(x.IsScalar() ? x.Scalar() : "");
+      } else if (v.IsScalar()) {
+        if (TakesList(op->second) && lists.count(v.Scalar()) != 0) {
+          std::vector<std::string> stack;
+          VIGIL_RETURN_IF_ERROR(ExpandList(v.Scalar(), &values, &stack, ex.place));
+        } else {
+          values.push_back(v.Scalar());
+        }
+      } else {
+        return ErrorAt(PlaceOf(v, rule_place.file), "exception value: expected a string or a list");
+      }
+      auto n = CompileCheck(ex.fields[i], false, "", op->second, std::move(values), ex.place, unsupported);
+      if (!n.has_value()) return n.error();
+      if (!unsupported->empty()) {
+        *unsupported += " (in exception \"" + ex.name + "\")";
+        return core::Status::Ok();
+      }
+      all.children.push_back(std::move(n).value());
+    }
+    any.children.push_back(std::move(all));
+    if (ex.single_field) break;  // every alternative is in the one `in` check
+  }
+  Node negated;
+  negated.kind = Node::Kind::kNot;
+  negated.children.push_back(std::move(any));
+  Node joined;
+  joined.kind = Node::Kind::kAnd;
+  joined.children.push_back(std::move(*root));
+  joined.children.push_back(std::move(negated));
+  *root = std::move(joined);
+  return core::Status::Ok();
+}
+
+core::Result<std::vector<OutputPart>> RuleSet::Impl::CompileOutput(const RawRule& r) {
+  std::vector<OutputPart> parts;
+  std::vector<std::string> missing;  // output fields Vigil does not have
+  const std::string& s = r.rule.output;
+  std::string text;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%' || i + 1 >= s.size()) {
+      text.push_back(s[i]);
+      continue;
+    }
+    size_t j = i + 1;
+    const bool paren = s[j] == '(';
+    if (paren) ++j;
+    const size_t start = j;
+    while (j < s.size() && (std::isalnum(static_cast<unsigned char>(s[j])) || s[j] == '.' || s[j] == '_')) ++j;
+    std::string name = s.substr(start, j - start);
+    std::string arg;
+    bool has_arg = false;
+    if (j < s.size() && s[j] == '[') {
+      const size_t close = s.find(']', j);
+      if (close != std::string::npos) {
+        arg = s.substr(j + 1, close - j - 1);
+        has_arg = true;
+        j = close + 1;
+      }
+    }
+    if (paren && j < s.size() && s[j] == ')') ++j;
+    if (name.empty()) {
+      text.push_back('%');
+      continue;
+    }
+    if (!text.empty()) parts.push_back({std::move(text), -1});
+    text.clear();
+    const FieldDef* def = FindField(name);
+    int index = -1;
+    if (def != nullptr && has_arg) {
+      char* end = nullptr;
+      index = static_cast<int>(std::strtol(arg.c_str(), &end, 10));
+      if (def->arg == ArgUse::kNone || *end != '\0') def = nullptr;
+    }
+    if (def == nullptr) {
+      missing.push_back(name + (has_arg ? "[" + arg + "]" : ""));
+      parts.push_back({"<NA>", -1});
+    } else {
+      auto slot = SlotFor(def, index);
+      if (!slot.has_value()) return slot.error();
+      parts.push_back({"", *slot});
+    }
+    i = j - 1;
+  }
+  if (!text.empty()) parts.push_back({std::move(text), -1});
+  if (!missing.empty()) {
+    std::string names;
+    for (const std::string& m : missing) names += (names.empty() ? "" : ", ") + m;
+    warnings.push_back({r.rule.file, r.rule.line, r.rule.name,
+                        "output field" + std::string(missing.size() > 1 ? "s " : " ") + names +
+                            (missing.size() > 1 ? " are" : " is") +
+                            " not supported; printed as <NA>"});
+  }
+  return parts;
+}
+
+core::Status RuleSet::Impl::Compile() {
+  for (RawRule& r : raw_rules) {
+    Rule rule = r.rule;
+    if (rule.enabled && rule.source != "syscall") {
+      rule.enabled = false;
+      rule.disabled_reason = "source \"" + rule.source + "\" is not one Vigil reads";
+      warnings.push_back({rule.file, rule.line, rule.name, rule.disabled_reason});
+    }
+    if (!rule.enabled) {
+      rules.push_back(std::move(rule));
+      continue;
+    }
+    auto parsed = ParseCondition(rule.condition);
+    if (!parsed.has_value()) {
+      return ErrorAt(r.condition_place, "rule \"" + rule.name + "\": condition: " + parsed.error().message());
+    }
+    std::string unsupported;
+    std::vector<std::string> stack;
+    budget = kMaxRuleNodes;
+    auto root = CompileExpr(**parsed, r.condition_place, &stack, &unsupported);
+    if (!root.has_value()) {
+      return core::InvalidArgument(root.error().message() + " in rule \"" + rule.name + "\"");
+    }
+    Node node = std::move(root).value();
+    for (const RawException& ex : r.exceptions) {
+      if (!unsupported.empty()) break;
+      VIGIL_RETURN_IF_ERROR(AddException(ex, r.place, &node, &unsupported));
+    }
+    if (!unsupported.empty()) {
+      rule.enabled = false;
+      rule.disabled_reason = unsupported;
+      warnings.push_back({rule.file, rule.line, rule.name, "disabled: " + unsupported});
+      rules.push_back(std::move(rule));
+      continue;
+    }
+    auto output = CompileOutput(r);
+    if (!output.has_value()) return output.error();
+    compiled.push_back({rules.size(), std::move(node), std::move(output).value()});
+    rules.push_back(std::move(rule));
+  }
+  return core::Status::Ok();
+}
+
+namespace {
+
+class Evaluator {
+ public:
+  Evaluator(const std::vector<Slot>& slots, const EvalInput& in)
+      : slots_(slots), in_(in), values_(slots.size()), done_(slots.size(), 0) {}
+
+  const FieldValue& Get(int slot) {
+    const auto i = static_cast<size_t>(slot);
+    if (!done_[i]) {
+      slots_[i].def->extract(in_, slots_[i].index, &values_[i]);
+      done_[i] = 1;
+    }
+    return values_[i];
+  }
+
+  bool Eval(const Node& n) {
+    switch (n.kind) {
+      case Node::Kind::kAnd:
+        for (const Node& c : n.children) {
+          if (!Eval(c)) return false;
+        }
+        return true;
+      case Node::Kind::kOr:
+        for (const Node& c : n.children) {
+          if (Eval(c)) return true;
+        }
+        return false;
+      case Node::Kind::kNot:
+        return !Eval(n.children[0]);
+      case Node::Kind::kCheck:
+        break;
+    }
+    const FieldValue& v = Get(n.slot);
+    if (!v.present) return false;
+    if (n.op == CmpOp::kExists) return true;
+    if (n.type == FieldType::kNumber) return CompareNumber(n, v.num);
+    return std::any_of(v.strs.begin(), v.strs.end(),
+                       [&](const std::string& s) { return CompareString(n, s); });
+  }
+
+  std::string Output(const std::vector<OutputPart>& parts) {
+    std::string out;
+    for (const OutputPart& p : parts) {
+      if (p.slot < 0) {
+        out += p.text;
+      } else {
+        out += Render(Get(p.slot), slots_[static_cast<size_t>(p.slot)].def->type);
+      }
+    }
+    return out;
+  }
+
+ private:
+  const std::vector<Slot>& slots_;
+  const EvalInput& in_;
+  std::vector<FieldValue> values_;
+  std::vector<uint8_t> done_;
+};
+
+}  // namespace
+
+RuleSet::RuleSet() : impl_(std::make_unique<Impl>()) {}
+RuleSet::~RuleSet() = default;
+RuleSet::RuleSet(RuleSet&&) noexcept = default;
+RuleSet& RuleSet::operator=(RuleSet&&) noexcept = default;
+
+core::Result<RuleSet> RuleSet::LoadString(std::string_view yaml, std::string_view source) {
+  RuleSet set;
+  VIGIL_RETURN_IF_ERROR(set.impl_->LoadYaml(std::string(yaml), std::string(source)));
+  VIGIL_RETURN_IF_ERROR(set.impl_->Compile());
+  return set;
+}
+
+core::Result<RuleSet> RuleSet::LoadFiles(const std::vector<std::string>& paths) {
+  RuleSet set;
+  if (paths.empty()) return core::InvalidArgument("no rules file given");
+  for (const std::string& path : paths) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return core::NotFound(path + ": cannot open");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    VIGIL_RETURN_IF_ERROR(set.impl_->LoadYaml(ss.str(), path));
+  }
+  VIGIL_RETURN_IF_ERROR(set.impl_->Compile());
+  return set;
+}
+
+const std::vector<Rule>& RuleSet::rules() const { return impl_->rules; }
+const std::vector<LoadWarning>& RuleSet::warnings() const { return impl_->warnings; }
+size_t RuleSet::enabled_count() const { return impl_->compiled.size(); }
+
+std::vector<Match> RuleSet::Evaluate(const EvalInput& in) const {
+  std::vector<Match> out;
+  if (in.event == nullptr) return out;
+  Evaluator ev(impl_->slots, in);
+  for (const CompiledRule& c : impl_->compiled) {
+    if (ev.Eval(c.root)) out.push_back({&impl_->rules[c.rule], ev.Output(c.output)});
+  }
+  return out;
+}
+
+}  // namespace vigil::policy

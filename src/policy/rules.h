@@ -1,0 +1,95 @@
+#pragma once
+
+// Rules files in Falco's YAML format (lists, macros, rules with condition, output, priority,
+// tags, enabled, exceptions; required_engine_version; append and override), plus Vigil's
+// per-rule `action` block. Files load in order; later items append to or override earlier ones.
+// Each enabled rule compiles once into an evaluation tree; each field an evaluation needs is
+// extracted once per event.
+//
+// Errors (exit 2 in the CLI) name the file, line and column and the reason: malformed YAML, an
+// item of unknown kind or with unknown keys, a condition that does not parse, an undefined
+// macro or list cycle, a value of the wrong type for its field. A rule that needs a field
+// Vigil does not have is not an error: it is disabled with a warning naming the rule, the
+// field, the file and the line (and the macro it came through).
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "policy/fields.h"
+
+namespace vigil::policy {
+
+// The rule language version this engine implements; files asking for a newer
+// required_engine_version are refused.
+inline constexpr std::string_view kEngineVersion = "0.57.0";
+
+enum class Priority : uint8_t {
+  kEmergency, kAlert, kCritical, kError, kWarning, kNotice, kInformational, kDebug
+};
+std::string_view PriorityName(Priority p);
+
+// Vigil's addition: what enforcement does when the rule fires.
+struct RuleAction {
+  std::string type = "alert";   // alert, deny, kill, freeze, block-network, escalate
+  std::string mode = "monitor";  // monitor (record what would happen) or enforce
+  std::string fallback = "allow";  // when the model is late or down: allow, deny or alert
+};
+
+struct Rule {
+  std::string name;
+  std::string desc;
+  std::string condition;  // the text, after appends
+  std::string output;
+  Priority priority = Priority::kWarning;
+  std::vector<std::string> tags;
+  std::string source = "syscall";
+  bool enabled = true;           // false: `enabled: false` in a file, or disabled by the loader
+  std::string disabled_reason;   // why the loader disabled it ("" when enabled or by config)
+  bool has_action = false;
+  RuleAction action;
+  std::string file;
+  int line = 0;
+};
+
+struct LoadWarning {
+  std::string file;
+  int line = 0;
+  std::string rule;     // "" for warnings about other items
+  std::string message;  // e.g. field "proc.tty" is not supported (via macro "interactive")
+  std::string ToString() const;
+};
+
+struct Match {
+  const Rule* rule = nullptr;
+  std::string output;  // the rule's output with %fields filled in ("<NA>" when absent)
+};
+
+class RuleSet {
+ public:
+  RuleSet();
+  ~RuleSet();
+  RuleSet(RuleSet&&) noexcept;
+  RuleSet& operator=(RuleSet&&) noexcept;
+
+  // Loads `paths` in order as one rule set.
+  static core::Result<RuleSet> LoadFiles(const std::vector<std::string>& paths);
+  // Loads one document from memory; `source` names it in errors and warnings.
+  static core::Result<RuleSet> LoadString(std::string_view yaml, std::string_view source);
+
+  const std::vector<Rule>& rules() const;
+  const std::vector<LoadWarning>& warnings() const;
+  size_t enabled_count() const;
+
+  // Every enabled rule whose condition holds for `in`, in load order. Thread-safe.
+  std::vector<Match> Evaluate(const EvalInput& in) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vigil::policy
