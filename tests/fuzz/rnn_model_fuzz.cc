@@ -1,0 +1,49 @@
+// libFuzzer target for the payloads of the "syscall-rnn" and "ensemble" model families (outside
+// input: any model file given to `vigil eval`, `vigil replay` or the agent). The container's
+// checksum keeps random mutations of whole files from reaching a family parser, so the bytes
+// are fed directly as the payload of an intact container of each family. An ensemble's members
+// are whole model files inside the payload and go through model::LoadModelFromFile. Every model
+// that loads scores a short stream. Errors must carry a message; nothing may crash, hang or
+// throw. Seeds: tests/fuzz/corpus/rnn/.
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "model/ensemble.h"
+#include "model/loader.h"
+#include "model/model_file.h"
+#include "model/rnn_model.h"
+
+namespace {
+
+using vigil::model::ModelFile;
+
+void CheckError(const vigil::core::Status& s) {
+  if (s.ok() || s.message().empty()) __builtin_trap();
+}
+
+void Exercise(const vigil::core::Result<std::unique_ptr<vigil::model::Model>>& model) {
+  if (!model.has_value()) return CheckError(model.error());
+  static constexpr int32_t kSyscalls[] = {3, 5, 6, 192, 195, 3, 3, 11, 0, -1, 511, 340, 5, 5};
+  auto stream = (*model)->NewStream("");
+  stream->ObserveSyscalls(vigil::core::Arch::kI386, kSyscalls);
+  const vigil::core::Verdict v = stream->Current();
+  if (std::isnan(v.score) || v.score < 0.0 || v.score > 1.0) __builtin_trap();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string_view bytes(reinterpret_cast<const char*>(data), size);
+  for (std::string_view family : {vigil::model::kRnnFamily, vigil::model::kEnsembleFamily}) {
+    ModelFile file;
+    file.header = {{"family", family}, {"name", "fuzz"}, {"version", "1"}};
+    file.payload.assign(bytes);
+    Exercise(vigil::model::LoadModelFromFile(file, "fuzz-payload"));
+  }
+  return 0;
+}
