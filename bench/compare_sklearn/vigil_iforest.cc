@@ -17,7 +17,8 @@
 // every training row used: calibration_fraction 0, as scikit-learn fits on all rows), the
 // scores of the test rows, their ROC AUC, the training CPU time and the scoring CPU time
 // (median of --repeats passes over all test rows, one thread), both row by row (Score, the
-// pipeline's path) and as one batch (ScoreBatch, as scikit-learn's score_samples scores). Prints one JSON object.
+// pipeline's path) and as one batch (ScoreBatch, as scikit-learn's score_samples scores).
+// Prints one JSON object.
 // Exit 2 for unreadable or malformed input (the message names the file and line).
 
 #include <time.h>

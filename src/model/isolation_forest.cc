@@ -185,20 +185,26 @@ core::Result<IsolationForest> IsolationForest::Train(const std::vector<std::vect
 }
 
 double IsolationForest::PathLength(size_t tree, std::span<const float> row) const {
-  const Node* base = nodes_.data() + roots_[tree];
-  const Node* n = base;
+  const Step* steps = steps_.data();
+  uint32_t i = roots_[tree];
   int depth = 0;
-  while (n->feature >= 0) {
-    n = base + (At(row, n->feature) < n->threshold ? n->left : n->right);
+  while (steps[i].feature >= 0) {
+    i = At(row, steps[i].feature) < steps[i].threshold ? steps[i].left : steps[i].right;
     ++depth;
   }
-  return depth + leaf_c_[static_cast<size_t>(n - nodes_.data())];
+  return depth + leaf_c_[i];
 }
 
 void IsolationForest::IndexLeaves() {
   leaf_c_.resize(nodes_.size());
-  for (size_t i = 0; i < nodes_.size(); ++i) {
-    leaf_c_[i] = AveragePathLength(static_cast<double>(nodes_[i].size));
+  steps_.resize(nodes_.size());
+  for (size_t t = 0; t < roots_.size(); ++t) {
+    const size_t end = t + 1 < roots_.size() ? roots_[t + 1] : nodes_.size();
+    for (size_t i = roots_[t]; i < end; ++i) {
+      const Node& n = nodes_[i];
+      leaf_c_[i] = AveragePathLength(static_cast<double>(n.size));
+      steps_[i] = {n.feature, n.threshold, roots_[t] + n.left, roots_[t] + n.right};
+    }
   }
 }
 
@@ -210,30 +216,36 @@ void IsolationForest::ScoreBatch(std::span<const std::vector<float>> rows,
     const size_t end = std::min(count, begin + kBlock);
     std::fill(out.begin() + static_cast<ptrdiff_t>(begin),
               out.begin() + static_cast<ptrdiff_t>(end), 0.0);
+    // Rows of full length are read without the bounds check of At (the rest take PathLength).
+    bool full = true;
+    for (size_t i = begin; i < end; ++i) full = full && rows[i].size() >= dims_;
+    const Step* steps = steps_.data();
     for (size_t t = 0; t < roots_.size(); ++t) {
-      const Node* base = nodes_.data() + roots_[t];
       size_t i = begin;
       // kLanes rows walk the tree together: their node loads are independent, so they overlap
       // instead of waiting for one another (each path is a chain of dependent loads).
       constexpr size_t kLanes = 8;
-      for (; i + kLanes <= end; i += kLanes) {
-        const Node* n[kLanes];
+      for (; full && i + kLanes <= end; i += kLanes) {
+        uint32_t at[kLanes];
         int depth[kLanes];
-        for (size_t k = 0; k < kLanes; ++k) n[k] = base, depth[k] = 0;
+        const float* x[kLanes];
+        for (size_t k = 0; k < kLanes; ++k) {
+          at[k] = roots_[t];
+          depth[k] = 0;
+          x[k] = rows[i + k].data();
+        }
         bool moving = true;
         while (moving) {
           moving = false;
           for (size_t k = 0; k < kLanes; ++k) {
-            if (n[k]->feature < 0) continue;
-            n[k] = base + (At(rows[i + k], n[k]->feature) < n[k]->threshold ? n[k]->left
-                                                                             : n[k]->right);
+            const Step& s = steps[at[k]];
+            if (s.feature < 0) continue;
+            at[k] = x[k][s.feature] < s.threshold ? s.left : s.right;
             ++depth[k];
             moving = true;
           }
         }
-        for (size_t k = 0; k < kLanes; ++k) {
-          out[i + k] += depth[k] + leaf_c_[static_cast<size_t>(n[k] - nodes_.data())];
-        }
+        for (size_t k = 0; k < kLanes; ++k) out[i + k] += depth[k] + leaf_c_[at[k]];
       }
       for (; i < end; ++i) out[i] += PathLength(t, rows[i]);
     }

@@ -53,9 +53,9 @@ core::Result<TraceFeatureSpace> TraceFeatureSpace::FromNames(std::span<const std
   std::vector<std::pair<uint32_t, uint32_t>> pairs;
   for (auto it = other + 1; it != names.end(); ++it) {
     const size_t sep = it->find(kPairSeparator);
-    const int64_t a = sep == std::string::npos ? -1 : index_of(std::string_view(*it).substr(0, sep));
-    const int64_t b =
-        sep == std::string::npos ? -1 : index_of(std::string_view(*it).substr(sep + 1));
+    const std::string_view pair(*it);
+    const int64_t a = sep == std::string::npos ? -1 : index_of(pair.substr(0, sep));
+    const int64_t b = sep == std::string::npos ? -1 : index_of(pair.substr(sep + 1));
     if (a < 0 || b < 0) {
       return core::InvalidArgument("feature \"" + *it +
                                    "\" is not a pair \"a>b\" of vocabulary calls");
