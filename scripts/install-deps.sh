@@ -15,7 +15,7 @@ build_pkgs=(
   clang bpftool libbpf-dev libelf-dev
 )
 test_pkgs=(
-  clang libclang-rt-14-dev libfuzzer-14-dev prometheus curl procps
+  clang libclang-rt-14-dev libfuzzer-14-dev prometheus curl procps minisign
 )
 
 bench_pkgs=(
