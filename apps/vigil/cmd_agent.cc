@@ -2,8 +2,8 @@
 // scores live behaviour and reports anomalies with explanations.
 //
 // Start-up is an ordered list of steps; each acquires something that the destructors release in
-// reverse order on the way out: config -> logging -> sinks -> process tree -> kernel sensor ->
-// metrics server -> signal thread -> run.
+// reverse order on the way out: config -> logging -> sinks -> audit log -> process tree -> kernel
+// sensor -> metrics server -> signal thread -> run.
 
 #include <pthread.h>
 #include <signal.h>
@@ -22,6 +22,7 @@
 
 #include "agent/durable_output.h"
 #include "agent/live_agent.h"
+#include "apps/vigil/audit_trail.h"
 #include "apps/vigil/commands.h"
 #include "apps/vigil/outputs.h"
 #include "core/config.h"
@@ -45,6 +46,9 @@ struct AgentCmdOptions {
   bool no_metrics = false;
   bool relearn = false;
   bool quiet = false;
+  std::string audit_dir;
+  std::string audit_key;
+  std::string audit_fsync = "batch";
 };
 
 uint32_t TypedMask(const std::vector<std::string>& events) {
@@ -172,6 +176,24 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
     sinks = {durable.get()};
   }
 
+  // 3b. The audit log: mode changes, baselines loaded or learned, one decision per alert.
+  AuditTrailOptions audit_options;
+  audit_options.dir = o.audit_dir.empty() ? c.state_dir + "/audit" : o.audit_dir;
+  audit_options.key_path = o.audit_key.empty() ? c.state_dir + "/keys/audit.key" : o.audit_key;
+  audit_options.fsync = o.audit_fsync;
+  audit_options.writer = std::string("vigil agent ") + VIGIL_VERSION;
+  auto opened_audit = AuditTrail::Open(audit_options);
+  if (!opened_audit.has_value()) return ReportError("agent", opened_audit.error());
+  std::unique_ptr<AuditTrail> audit = std::move(opened_audit).value();
+  if (!audit->open_report().previous_clean) {
+    spdlog::warn("audit log {}: the previous writer did not close it ({} torn bytes cut after "
+                 "record {}); the chain continues",
+                 audit->dir(), audit->open_report().torn_bytes, audit->open_report().last_seq);
+  }
+  std::mutex mode_mu;
+  std::string mode = "learning";
+  audit->ModeChange("stopped", mode, "agent started on " + c.host);
+
   // 4. Process tree from a /proc snapshot; kept current from fork/exec/exit events.
   enrich::ProcessTreeOptions tree_options;
   auto tree = enrich::ProcessTree::Create(tree_options, &core::SystemClock::Get());
@@ -251,7 +273,16 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
     if (d.type != sensor::EbpfRecordType::kSyscall) enriched_stream_pid = 0;
     tree_ref.Enrich(&e);
   };
+  lo.on_model_change = [&](std::string_view action, size_t programs) {
+    audit->ModelChange(action, c.agent.baseline, lo.model.name, lo.model.version,
+                       std::to_string(programs) + " programs with a model of their own");
+    std::lock_guard<std::mutex> lock(mode_mu);
+    audit->ModeChange(mode, "monitor",
+                      action == "loaded" ? "baselines reused" : "learning period over");
+    mode = "monitor";
+  };
   lo.pipeline.on_verdict = [&](const core::Verdict& v) {
+    if (v.anomalous) audit->Alert(v);
     if (!v.anomalous || o.quiet) return;
     std::string rare, recent;
     for (const core::Evidence& ev : v.explanation) {
@@ -372,6 +403,13 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   signals.join();
   for (const std::string& note : live.TakeNotes()) spdlog::info("{}", note);
   if (server) server->Stop();
+  {
+    std::lock_guard<std::mutex> lock(mode_mu);
+    audit->ModeChange(mode, "stopped",
+                      stats.has_value() ? "agent stopped" : "agent failed: " + stats.error().message());
+  }
+  if (auto st = audit->Close(); !st.ok()) return ReportError("agent", st);
+  spdlog::info("audit log {}: {} decision records", audit->dir(), audit->decisions());
   if (!stats.has_value()) return ReportError("agent", stats.error());
   uint64_t lost_total = 0;  // events the kernel side could not deliver (filtered ones are wanted)
   if (auto l = ebpf->LostCounts(); l.has_value()) {
@@ -414,6 +452,10 @@ RunFn AddAgentCommand(CLI::App& root) {
                   "127.0.0.1:9464)");
   cmd->add_flag("--no-metrics", o->no_metrics, "Do not serve /metrics and /healthz");
   cmd->add_flag("--quiet", o->quiet, "Do not print alerts on stderr (sinks still get them)");
+  cmd->add_option("--audit", o->audit_dir,
+                  "Audit log directory: mode changes, baselines loaded or learned, one decision "
+                  "record per alert (default <state_dir>/audit)");
+  AddAuditKeyFlags(cmd, &o->audit_key, &o->audit_fsync);
   return [o, cmd] { return RunAgent(*o, *cmd); };
 }
 

@@ -11,6 +11,7 @@
 #include "agent/durable_output.h"
 #include "agent/metrics.h"
 #include "agent/replay_runner.h"
+#include "apps/vigil/audit_trail.h"
 #include "apps/vigil/commands.h"
 #include "apps/vigil/outputs.h"
 #include "core/config.h"
@@ -45,6 +46,9 @@ struct ReplayCmdOptions {
   std::string spool_dir;
   std::string spool_sync = "always";
   pipeline::FileSinkOptions file_options;
+  std::string audit_dir;  // "" with --audit given: <state_dir>/audit
+  std::string audit_key;
+  std::string audit_fsync = "batch";
 };
 
 core::Result<pipeline::BackpressurePolicy> ParsePolicy(const std::string& s) {
@@ -85,6 +89,21 @@ int RunReplay(ReplayCmdOptions o, const CLI::App& cmd) {
   }
   auto m = model::LoadModel(o.model);
   if (!m.has_value()) return ReportError("replay", m.error());
+  // The audit log, when asked for: the model loaded, the run as a mode, one decision record per
+  // anomalous verdict.
+  std::unique_ptr<AuditTrail> audit;
+  if (cmd.count("--audit") > 0) {
+    AuditTrailOptions ao;
+    ao.dir = o.audit_dir.empty() ? config->state_dir + "/audit" : o.audit_dir;
+    ao.key_path = o.audit_key.empty() ? config->state_dir + "/keys/audit.key" : o.audit_key;
+    ao.fsync = o.audit_fsync;
+    ao.writer = std::string("vigil replay ") + VIGIL_VERSION;
+    auto t = AuditTrail::Open(ao);
+    if (!t.has_value()) return ReportError("replay", t.error());
+    audit = std::move(t).value();
+    audit->ModelChange("loaded", o.model, (*m)->name(), (*m)->version());
+    audit->ModeChange("stopped", "monitor", "vigil replay of " + o.data);
+  }
 
   std::string host = o.host;
   if (host.empty()) {
@@ -151,6 +170,11 @@ int RunReplay(ReplayCmdOptions o, const CLI::App& cmd) {
                                        "Time from queue entry to scored, sampled 1 in 64 events");
   if (!latency.has_value()) return ReportError("replay", latency.error());
   ro.latency = *latency;
+  if (audit) {
+    ro.on_verdict = [&audit](const core::Verdict& v) {
+      if (v.anomalous) audit->Alert(v);
+    };
+  }
   agent::ReplayRunner runner(**m, sinks, ro, core::SystemClock::Get());
   std::vector<core::Registry::CallbackHandle> handles;
   std::unique_ptr<core::MetricsServer> server;
@@ -178,6 +202,12 @@ int RunReplay(ReplayCmdOptions o, const CLI::App& cmd) {
     }
   });
   if (server) server->Stop();
+  if (audit) {
+    audit->ModeChange("monitor", "stopped", stats.has_value() ? "replay finished" : "replay failed");
+    if (auto st = audit->Close(); !st.ok()) return ReportError("replay", st);
+    std::fprintf(stderr, "vigil replay: audit log %s: %llu decision records\n",
+                 audit->dir().c_str(), static_cast<unsigned long long>(audit->decisions()));
+  }
   if (!stats.has_value()) return ReportError("replay", stats.error());
   const uint64_t drops = stats->queue.dropped_full + stats->queue.evicted + stats->queue.sampled_out;
   nlohmann::json j = {
@@ -264,6 +294,11 @@ RunFn AddReplayCommand(CLI::App& root) {
   cmd->add_option("--spool-sync", o->spool_sync, "Spool fsync policy: always, batch or never")
       ->capture_default_str()
       ->check(CLI::IsMember({"always", "batch", "never"}));
+  cmd->add_option("--audit", o->audit_dir,
+                  "Write the run to the audit log in DIR (without DIR: <state_dir>/audit): the "
+                  "model loaded, start and stop, one decision record per anomalous verdict")
+      ->expected(0, 1);
+  AddAuditKeyFlags(cmd, &o->audit_key, &o->audit_fsync);
   cmd->add_flag("--anomalous-only", o->anomalous_only, "Write only anomalous verdicts");
   cmd->add_flag("--write-events", o->write_events,
                 "Also write the input's typed events (exec, exit, fork, open, connect, ...) to the "

@@ -25,6 +25,7 @@ RunFn AddReplayCommand(CLI::App& root);
 RunFn AddAgentCommand(CLI::App& root);
 RunFn AddStatusCommand(CLI::App& root);
 RunFn AddPolicyCommand(CLI::App& root);
+RunFn AddAuditCommand(CLI::App& root);
 
 // Prints "vigil CMD: error: MESSAGE" to stderr and returns the exit code for the status: 2 for
 // bad input (invalid argument, not found, out of range, data loss), 1 otherwise.

@@ -66,6 +66,7 @@ int Main(int argc, char** argv) {
   add(AddAgentCommand);
   add(AddStatusCommand);
   add(AddPolicyCommand);
+  add(AddAuditCommand);
   try {
     root.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

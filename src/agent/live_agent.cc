@@ -331,6 +331,7 @@ core::Status LiveAgent::EndLearning() {
   std::shared_ptr<const model::SequenceModel> shared(std::move(m).value());
   const size_t programs = shared->subjects().size() - 1;
   state_->Publish(std::move(shared));
+  if (options_.on_model_change) options_.on_model_change("trained", programs);
   std::lock_guard<std::mutex> lock(state_->mu);
   state_->notes.push_back("learned " + std::to_string(windows.size()) + " windows; " +
                           std::to_string(programs) + " programs have their own model" +
@@ -389,6 +390,7 @@ core::Result<LiveStats> LiveAgent::Run(
     std::shared_ptr<const model::SequenceModel> shared(std::move(m).value());
     const size_t programs = shared->subjects().size() - 1;
     state_->Publish(std::move(shared));
+    if (options_.on_model_change) options_.on_model_change("loaded", programs);
     std::lock_guard<std::mutex> lock(state_->mu);
     state_->notes.push_back("reusing the baselines in " + options_.baseline_path + " (" +
                             std::to_string(programs) +

@@ -37,6 +37,10 @@ struct LiveOptions {
   bool relearn = false;                             // ignore an existing baseline
   model::SequenceModelOptions model;                // min_subject_traces counts windows
   ReplayOptions pipeline;                           // queue, workers, sinks policy, on_verdict
+  // Called when the baselines in use change: "loaded" (an existing baseline file reused, from
+  // Run's thread) or "trained" (learned and saved to baseline_path when set, from the controller
+  // thread), with the number of programs that have a model of their own. Detection starts then.
+  std::function<void(std::string_view action, size_t programs)> on_model_change;
 };
 
 enum class LivePhase : uint8_t { kLearning, kTraining, kDetecting, kStopped };

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -102,7 +103,8 @@ core::Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& dir,
       {"torn_bytes", local.torn_bytes},
       {"after_seq", local.last_seq},
       {"key_id", KeyIdString(signer.public_key().id)}};
-  log->queue_.push_back(Pending{RecordType::kLogOpen, clock.NowUnixNanos(), std::move(open_payload)});
+  log->queue_.push_back(
+      Pending{RecordType::kLogOpen, clock.NowUnixNanos(), CanonicalJson(open_payload), {}});
   log->accepted_ = 1;
   log->oldest_unsigned_mono_ = clock.MonotonicNanos();
   log->last_sync_mono_ = log->oldest_unsigned_mono_;
@@ -195,6 +197,7 @@ core::Status AuditLog::Append(RecordType type, nlohmann::json payload) {
                                  " is written by the log itself");
   }
   const int64_t now = clock_.NowUnixNanos();
+  std::string text = CanonicalJson(payload);
   std::unique_lock<std::mutex> lock(mu_);
   if (queue_.size() >= options_.queue_capacity && !closing_ && broken_.ok()) {
     ++stats_.append_waits;
@@ -206,7 +209,7 @@ core::Status AuditLog::Append(RecordType type, nlohmann::json payload) {
     return core::FailedPrecondition("audit log '" + dir_ + "' is broken: " + broken_.message());
   }
   if (closing_) return core::FailedPrecondition("audit log '" + dir_ + "' is closed");
-  queue_.push_back(Pending{type, now, std::move(payload)});
+  queue_.push_back(Pending{type, now, std::move(text), std::move(payload)});
   ++accepted_;
   ++stats_.appended;
   if (queue_.size() == 1) work_cv_.notify_one();
@@ -372,9 +375,13 @@ void AuditLog::WriterLoop() {
       work_cv_.wait_for(lock, std::chrono::nanoseconds(wait_ns));
     }
     const size_t take = std::min(queue_.size(), options_.max_batch);
-    batch.assign(std::make_move_iterator(queue_.begin()),
-                 std::make_move_iterator(queue_.begin() + static_cast<ptrdiff_t>(take)));
-    queue_.erase(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(take));
+    if (take == queue_.size()) {
+      batch.swap(queue_);  // batch is empty: the queue keeps its capacity for the next round
+    } else {
+      batch.assign(std::make_move_iterator(queue_.begin()),
+                   std::make_move_iterator(queue_.begin() + static_cast<ptrdiff_t>(take)));
+      queue_.erase(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(take));
+    }
     const bool closing = closing_ && queue_.empty();
     const bool flush_wanted = flush_target_ > durable_ || closing;
     lock.unlock();
@@ -382,7 +389,7 @@ void AuditLog::WriterLoop() {
 
     core::Status st;
     for (const Pending& p : batch) {
-      const std::string payload = CanonicalJson(p.payload);
+      const std::string& payload = p.payload;
       const uint64_t frame = internal::kRecordOverhead + payload.size();
       if (active_fd_ < 0 ||
           (active_has_records_ && active_size_ + buf_.size() + frame > options_.segment_bytes)) {
@@ -415,6 +422,12 @@ void AuditLog::WriterLoop() {
       }
       st = WriteOut(sync);
     }
+    batch.clear();  // frees the payloads here, not under the lock
+    timespec cpu{};
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0) {
+      wstats_.writer_cpu_ns = static_cast<uint64_t>(cpu.tv_sec) * 1'000'000'000 +
+                              static_cast<uint64_t>(cpu.tv_nsec);
+    }
     lock.lock();
     if (!st.ok()) {
       const uint64_t lost = accepted_ - written_;
@@ -429,7 +442,6 @@ void AuditLog::WriterLoop() {
     stats_ = wstats_;
     stats_.appended = appended;
     stats_.append_waits = waits;
-    batch.clear();
     done_cv_.notify_all();
     if (closing || !broken_.ok()) {
       stopped_ = true;

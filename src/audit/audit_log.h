@@ -9,9 +9,11 @@
 //   DIR/LOCK                        flock()ed by the one AuditLog that has DIR open
 //   DIR/<first seq, 20 digits>.vlog segments; records never span two segments
 //
-// Writing is group commit: Append() puts the record on a bounded in-memory queue and returns;
-// one writer thread takes whatever has queued, assigns sequence numbers, encodes and hashes the
-// records, writes them with one write() per batch and syncs per FsyncMode. Flush() waits until
+// Writing is group commit: Append() renders the payload as canonical JSON, puts the record on a
+// bounded in-memory queue and returns; one writer thread takes whatever has queued, assigns
+// sequence numbers, frames and hashes the records, writes them with one write() per batch and
+// syncs per FsyncMode. (Rendering on the appending threads and freeing the payload value on the
+// writer thread splits the per-record work between them.) Flush() waits until
 // everything appended before it is written (and synced unless kNever); Close() (or the
 // destructor) drains the queue, appends a log-close record and a final checkpoint, syncs and
 // stops the thread: a record whose Append() returned OK is never lost by a clean shutdown.
@@ -95,6 +97,7 @@ struct AuditStats {
   uint64_t bytes = 0;           // bytes written since Open
   uint64_t segments_created = 0;
   uint64_t next_seq = 0;        // the sequence number the next record gets
+  uint64_t writer_cpu_ns = 0;   // CPU time the writer thread has used (for benchmarks)
 };
 
 // What Open() found in the directory.
@@ -144,7 +147,8 @@ class AuditLog {
   struct Pending {
     RecordType type;
     int64_t time_ns;
-    nlohmann::json payload;
+    std::string payload;     // canonical JSON, rendered by the appending thread
+    nlohmann::json release;  // the payload's value, freed on the writer thread
   };
 
   AuditLog(std::string dir, const AuditOptions& options, const Signer& signer,

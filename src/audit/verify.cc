@@ -274,6 +274,7 @@ bool LogVerifier::CheckCheckpoint(uint64_t seq, int64_t time_ns, std::string_vie
   }
   ++report_.checkpoints;
   report_.signed_through = covers;
+  report_.last_checkpoint = seq;
   return true;
 }
 

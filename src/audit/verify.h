@@ -82,6 +82,7 @@ struct VerifyReport {
   uint64_t first_seq = 0;
   uint64_t last_seq = 0;       // of the last intact record (0: none)
   uint64_t signed_through = 0; // the last record a valid checkpoint vouches for (0: none)
+  uint64_t last_checkpoint = 0;  // sequence number of the last valid checkpoint (0: none)
   bool clean_close = false;    // the log ends with log-close and its checkpoint
   std::vector<std::string> key_ids;  // keys that signed checkpoints, in order of appearance
   std::optional<TornTail> torn_tail;

@@ -318,6 +318,77 @@ TEST_F(CliTest, TabularFamiliesTrainFromJsonlAndRefuseBadFlags) {
                       (dir_ / "corrupt.vgm").string());
   EXPECT_EQ(e.exit_code, 2);
   EXPECT_NE(e.err.find("corrupt.vgm"), std::string::npos) << e.err;
+
+// A replay with --audit writes a log that verifies against the key it made, holds one decision
+// record per anomalous verdict and the model it loaded; tampering makes verify exit 1 naming
+// the record; bad input exits 2.
+TEST_F(CliTest, ReplayWritesAnAuditLogThatVerifiesAndHoldsTheAlerts) {
+  const fs::path train = dir_ / "train.jsonl", model = dir_ / "m.vgm";
+  TrainSmallModel(train, model);
+  const fs::path events = dir_ / "events.jsonl";
+  WriteEvents(events, "usual", 3, "svc", {0, 1, 2, 3}, 10);
+  WriteEvents(dir_ / "odd.jsonl", "odd", 2, "svc", {59, 57, 61, 9, 10, 41}, 10);
+  {
+    std::ofstream f(events, std::ios::app);
+    f << ReadAll(dir_ / "odd.jsonl");
+  }
+  const fs::path log = dir_ / "audit", key = dir_ / "keys" / "audit.key";
+  CmdResult r = Vigil("replay --source jsonl --data " + events.string() + " --model " +
+                      model.string() + " --sink null --json --audit " + log.string() +
+                      " --audit-key " + key.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_NE(r.err.find("audit log " + log.string() + ": 2 decision records"), std::string::npos)
+      << r.err;
+  const auto summary = nlohmann::json::parse(r.err.substr(r.err.find("\n{") + 1));
+  ASSERT_EQ(summary["anomalous"], 2) << r.err;
+
+  CmdResult v = Vigil("audit verify " + log.string() + " --key " + key.string() + ".pub --json");
+  ASSERT_EQ(v.exit_code, 0) << v.out << v.err;
+  const auto report = nlohmann::json::parse(v.out);
+  EXPECT_TRUE(report["ok"].get<bool>());
+  EXPECT_TRUE(report["clean_close"].get<bool>());
+  EXPECT_EQ(report["last_checkpoint"], report["last_seq"]);
+
+  CmdResult d = Vigil("audit show " + log.string() + " --type decision --json");
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  std::istringstream lines(d.out);
+  std::vector<std::string> streams;
+  for (std::string line; std::getline(lines, line);) {
+    const auto rec = nlohmann::json::parse(line);
+    EXPECT_EQ(rec["type"], "decision");
+    EXPECT_EQ(rec["payload"]["action"], "alert");
+    EXPECT_TRUE(rec["payload"]["verdict"]["anomalous"].get<bool>());
+    streams.push_back(rec["payload"]["verdict"]["stream"]);
+  }
+  std::sort(streams.begin(), streams.end());
+  EXPECT_EQ(streams, (std::vector<std::string>{"odd-0", "odd-1"}));
+  CmdResult mc = Vigil("audit show " + log.string() + " --type model-change,mode-change --json");
+  ASSERT_EQ(mc.exit_code, 0) << mc.err;
+  EXPECT_NE(mc.out.find(model.string()), std::string::npos) << mc.out;
+  EXPECT_NE(mc.out.find("\"sha256\""), std::string::npos) << mc.out;
+  EXPECT_NE(mc.out.find("\"to\":\"stopped\""), std::string::npos) << mc.out;
+
+  // Flip one payload byte of the last decision record: verify names it.
+  const fs::path seg = log / "00000000000000000001.vlog";
+  std::string bytes = ReadAll(seg);
+  const size_t at = bytes.rfind("odd-1");
+  ASSERT_NE(at, std::string::npos);
+  bytes[at] = 'O';
+  std::ofstream(seg, std::ios::binary | std::ios::trunc) << bytes;
+  CmdResult bad = Vigil("audit verify " + log.string());
+  EXPECT_EQ(bad.exit_code, 1) << bad.out;
+  // Records 1-3 are log-open, model-change and mode-change; the two decisions are 4 and 5.
+  EXPECT_TRUE(bad.out.find("record 4: altered: ") != std::string::npos ||
+              bad.out.find("record 5: altered: ") != std::string::npos)
+      << bad.out;
+  CmdResult show = Vigil("audit show " + log.string());
+  EXPECT_EQ(show.exit_code, 1);
+  EXPECT_NE(show.err.find("altered"), std::string::npos) << show.err;
+
+  EXPECT_EQ(Vigil("audit verify " + (dir_ / "nowhere").string()).exit_code, 2);
+  EXPECT_EQ(Vigil("audit verify " + log.string() + " --key " + events.string()).exit_code, 2);
+  EXPECT_EQ(Vigil("audit show " + log.string() + " --type bogus").exit_code, 2);
+  EXPECT_EQ(Vigil("audit show " + log.string() + " --since yesterday").exit_code, 2);
 }
 
 }  // namespace

@@ -1,10 +1,11 @@
 #include "audit/internal/format.h"
 
-#include <openssl/sha.h>
+#include <openssl/evp.h>
 
 #include <bit>
 #include <cinttypes>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace vigil::audit::internal {
@@ -33,8 +34,22 @@ uint32_t HeaderCheck(std::string_view header56) {
 }  // namespace
 
 Hash Sha256(std::string_view bytes) {
-  Hash h;
-  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), h.data());
+  // The one-shot SHA256() looks the algorithm up on every call in OpenSSL 3, which costs more
+  // than hashing a record: fetch it once and keep a context per thread.
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  struct Ctx {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Ctx() { EVP_MD_CTX_free(ctx); }
+  };
+  thread_local Ctx c;
+  Hash h{};
+  unsigned int len = 0;
+  if (md == nullptr || c.ctx == nullptr || EVP_DigestInit_ex2(c.ctx, md, nullptr) != 1 ||
+      EVP_DigestUpdate(c.ctx, bytes.data(), bytes.size()) != 1 ||
+      EVP_DigestFinal_ex(c.ctx, h.data(), &len) != 1) {
+    // Only when OpenSSL itself is broken (no default provider): fail loudly, never mis-hash.
+    std::abort();
+  }
   return h;
 }
 

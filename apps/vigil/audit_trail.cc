@@ -1,0 +1,73 @@
+#include "apps/vigil/audit_trail.h"
+
+#include <spdlog/spdlog.h>
+
+#include "audit/payloads.h"
+#include "core/clock.h"
+
+namespace vigil::app {
+
+void AddAuditKeyFlags(CLI::App* cmd, std::string* key_path, std::string* fsync) {
+  cmd->add_option("--audit-key", *key_path,
+                  "Checkpoint signing key (raw Ed25519 key, created when absent; default "
+                  "<state_dir>/keys/audit.key, public key beside it as .pub)");
+  cmd->add_option("--audit-fsync", *fsync, "Audit log fsync policy: batch, interval or never")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"batch", "interval", "never"}));
+}
+
+core::Result<std::unique_ptr<AuditTrail>> AuditTrail::Open(const AuditTrailOptions& options) {
+  audit::AuditOptions ao;
+  if (!audit::ParseFsyncMode(options.fsync, &ao.fsync)) {
+    return core::InvalidArgument("--audit-fsync: expected batch, interval or never, got \"" +
+                                 options.fsync + "\"");
+  }
+  ao.writer = options.writer;
+  std::unique_ptr<AuditTrail> t(new AuditTrail());
+  auto signer = audit::LoadOrCreateRawKey(options.key_path);
+  if (!signer.has_value()) return signer.error().WithContext("audit key (--audit-key)");
+  t->signer_ = std::move(signer).value();
+  auto log = audit::AuditLog::Open(options.dir, ao, *t->signer_, core::SystemClock::Get(),
+                                   &t->open_report_);
+  if (!log.has_value()) return log.error().WithContext("audit log (--audit)");
+  t->log_ = std::move(log).value();
+  return t;
+}
+
+void AuditTrail::Append(audit::RecordType type, nlohmann::json payload) {
+  core::Status st = log_->Append(type, std::move(payload));
+  if (!st.ok() && !failed_.exchange(true)) {
+    first_error_ = st;
+    spdlog::error("audit log {}: {}", log_->dir(), st.message());
+  }
+}
+
+void AuditTrail::Alert(const core::Verdict& verdict) {
+  core::Decision d;
+  d.action = core::Action::kAlert;
+  d.reason = "anomalous verdict (score " + std::to_string(verdict.score) + ")";
+  d.verdict = verdict;
+  Append(audit::RecordType::kDecision, audit::DecisionPayload(d, "monitor"));
+  ++decisions_;
+}
+
+void AuditTrail::ModelChange(std::string_view action, const std::string& path,
+                             std::string_view name, std::string_view version,
+                             std::string_view reason) {
+  auto digest = audit::FileSha256(path);
+  Append(audit::RecordType::kModelChange,
+         audit::ModelChangePayload(action, path, name, version,
+                                   digest.has_value() ? std::string_view(*digest) : "", reason));
+}
+
+void AuditTrail::ModeChange(std::string_view from, std::string_view to, std::string_view reason) {
+  Append(audit::RecordType::kModeChange, audit::ModeChangePayload(from, to, reason));
+}
+
+core::Status AuditTrail::Close() {
+  core::Status st = log_->Close();
+  if (failed_.load()) return first_error_;
+  return st;
+}
+
+}  // namespace vigil::app

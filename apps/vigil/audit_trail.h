@@ -1,0 +1,61 @@
+#pragma once
+
+// The audit log as the commands that make decisions (replay, agent) use it: one place that
+// opens the log with the checkpoint key and turns what a command does into records. Appends go
+// through the log's bounded queue to its writer thread, so the callers' hot paths only queue.
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <CLI/CLI.hpp>
+
+#include "audit/audit_log.h"
+#include "audit/signer.h"
+#include "core/event.h"
+#include "core/status.h"
+
+namespace vigil::app {
+
+struct AuditTrailOptions {
+  std::string dir;       // the log directory
+  std::string key_path;  // the checkpoint key (raw libsodium key; created when absent)
+  std::string fsync = "batch";
+  std::string writer;    // "vigil replay 0.1.0"
+};
+
+// --audit-key FILE and --audit-fsync MODE, the same for every command that writes the log.
+void AddAuditKeyFlags(CLI::App* cmd, std::string* key_path, std::string* fsync);
+
+class AuditTrail {
+ public:
+  // Opens the key and the log. Errors name the flag or path at fault.
+  static core::Result<std::unique_ptr<AuditTrail>> Open(const AuditTrailOptions& options);
+
+  // A decision about an anomalous verdict in monitor mode: action alert, not enforced.
+  void Alert(const core::Verdict& verdict);
+  void ModelChange(std::string_view action, const std::string& path, std::string_view name,
+                   std::string_view version, std::string_view reason = {});
+  void ModeChange(std::string_view from, std::string_view to, std::string_view reason);
+
+  // Drains and closes the log; the first error of any append or of the close.
+  core::Status Close();
+
+  const std::string& dir() const { return log_->dir(); }
+  const audit::OpenReport& open_report() const { return open_report_; }
+  uint64_t decisions() const { return decisions_.load(); }
+
+ private:
+  AuditTrail() = default;
+  void Append(audit::RecordType type, nlohmann::json payload);
+
+  std::unique_ptr<audit::Signer> signer_;
+  std::unique_ptr<audit::AuditLog> log_;
+  audit::OpenReport open_report_;
+  std::atomic<uint64_t> decisions_{0};
+  std::atomic<bool> failed_{false};
+  core::Status first_error_;  // written once, by the append that set failed_
+};
+
+}  // namespace vigil::app
