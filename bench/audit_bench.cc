@@ -22,6 +22,7 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "audit/audit_log.h"
@@ -183,4 +184,16 @@ BENCHMARK(BM_AuditPayloadOnly);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+// scripts/bench.sh passes --data=DIR to every benchmark binary; this one needs no dataset.
+int main(int argc, char** argv) {
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (std::string_view(argv[i]).rfind("--data", 0) != 0) args.push_back(argv[i]);
+  }
+  int n = static_cast<int>(args.size());
+  benchmark::Initialize(&n, args.data());
+  if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh test
 reps=${VIGIL_BENCH_REPETITIONS:-5}
-benches=(sequence_model_bench replay_bench)
+benches=(sequence_model_bench replay_bench audit_bench)
 
 echo "== build: release preset, targets ${benches[*]}"
 cmake --preset release >/dev/null
@@ -50,7 +50,8 @@ def si(x):
     return f"{x:.1f}"
 
 def extras(b):
-    keys = ["p50_ns", "p99_ns", "p999_ns", "cpu_ns_per_event", "cores_used", "dropped"]
+    keys = ["p50_ns", "p99_ns", "p999_ns", "cpu_ns_per_event", "cores_used", "dropped",
+            "records_per_batch", "fsyncs_per_s", "per_writer_cpu_s", "per_producer_cpu_s"]
     return "  ".join(f"{k}={b[k]:.4g}" for k in keys if k in b)
 
 print(f"\n== medians of {reps} repetitions (items/s: single-thread benches per CPU-second of "
@@ -83,6 +84,7 @@ print("\n== targets")
 for name, target, what in [
     ("BM_ScoreThroughput", 2e6, "scoring >= 2M syscalls/s per core"),
     ("BM_ReplayMemory/workers:2/real_time", 1e6, "replay >= 1M events/s on 2 cores"),
+    ("BM_AuditAppend/fsync:0/real_time", 2e5, "audit append >= 200k records/s (fsync/batch)"),
 ]:
     v = ips(name)
     if v is not None:

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -158,6 +159,29 @@ TEST_F(AgentE2eTest, LearnsThenAlertsOnUnseenBehaviourOnly) {
   EXPECT_TRUE(odd_alerted) << "no alert for the odd run naming what it did differently";
   EXPECT_TRUE(odd_launch_written) << "no OCSF Process Activity (Launch) for the odd run's exec";
   EXPECT_TRUE(fs::exists(dir_ / "models" / "baseline.vgm"));
+
+  // The audit log under the state directory verifies against the key the agent made, and
+  // records the start, the learned baselines, the alert for the odd run and the stop.
+  const fs::path audit_out = dir_ / "audit.out";
+  auto audit = [&](const std::string& args) {
+    const std::string cmd =
+        std::string(VIGIL_BINARY) + " audit " + args + " >" + audit_out.string() + " 2>&1";
+    const int rc = std::system(cmd.c_str());
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  };
+  EXPECT_EQ(audit("verify " + (dir_ / "audit").string() + " --key " +
+                  (dir_ / "keys" / "audit.key.pub").string()),
+            0)
+      << ReadAll(audit_out);
+  ASSERT_EQ(audit("show " + (dir_ / "audit").string() + " --json"), 0) << ReadAll(audit_out);
+  const std::string records = ReadAll(audit_out);
+  EXPECT_NE(records.find(R"("action":"trained")"), std::string::npos) << records;
+  EXPECT_NE(records.find(R"("from":"learning","reason":"learning period over","to":"monitor")"),
+            std::string::npos)
+      << records;
+  EXPECT_NE(records.find(R"("to":"stopped")"), std::string::npos) << records;
+  EXPECT_NE(records.find(R"("pid":)" + std::to_string(odd)), std::string::npos)
+      << "no decision record for the odd run: " << records;
 }
 
 TEST(AgentConfigE2eTest, BadConfigExitsTwoNamingFileLineAndKey) {
