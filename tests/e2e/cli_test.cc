@@ -318,6 +318,7 @@ TEST_F(CliTest, TabularFamiliesTrainFromJsonlAndRefuseBadFlags) {
                       (dir_ / "corrupt.vgm").string());
   EXPECT_EQ(e.exit_code, 2);
   EXPECT_NE(e.err.find("corrupt.vgm"), std::string::npos) << e.err;
+}
 
 // A replay with --audit writes a log that verifies against the key it made, holds one decision
 // record per anomalous verdict and the model it loaded; tampering makes verify exit 1 naming
