@@ -9,7 +9,7 @@ profile=${1:-run}
 build_pkgs=(
   cmake ninja-build g++ pkg-config git
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
-  libeigen3-dev libsodium-dev libssl-dev libcpp-httplib-dev libsqlite3-dev zlib1g-dev
+  libeigen3-dev libxgboost-dev libsodium-dev libssl-dev libcpp-httplib-dev libsqlite3-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libtorch-dev libopenblas0-pthread
   clang bpftool libbpf-dev libelf-dev

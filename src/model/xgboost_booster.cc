@@ -1,0 +1,372 @@
+#include "model/xgboost_booster.h"
+
+#include <xgboost/c_api.h>
+
+#include <cmath>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace vigil::model {
+namespace {
+
+constexpr size_t kMaxTrees = 10000;
+constexpr size_t kMaxNodes = 1u << 20;
+
+// The Status of a failed C API call: "<what>: <XGBGetLastError()>".
+core::Status XgbError(std::string_view what) {
+  const char* err = XGBGetLastError();
+  return core::Internal("xgboost: " + std::string(what) + ": " +
+                        (err != nullptr && *err != '\0' ? err : "unknown error"));
+}
+
+#define VIGIL_XGB_CALL(call, what) \
+  do {                             \
+    if ((call) != 0) return XgbError(what); \
+  } while (0)
+
+std::string Num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.17g", v);
+  return buf;
+}
+
+// XGBoost stores scalar parameters as strings ("5E-1"); accepts both forms.
+bool NumberOf(const nlohmann::json& j, double* out) {
+  if (j.is_number()) {
+    *out = j.get<double>();
+    return true;
+  }
+  if (!j.is_string()) return false;
+  const std::string s = j.get<std::string>();
+  char* end = nullptr;
+  *out = std::strtod(s.c_str(), &end);
+  return end != s.c_str() && *end == '\0';
+}
+
+}  // namespace
+
+core::Status CheckBoosterParams(const BoosterParams& p) {
+  auto bad = [](const std::string& what) { return core::InvalidArgument("booster: " + what); };
+  if (p.rounds < 1 || p.rounds > 10000) return bad("rounds must be in 1..10000");
+  if (p.max_depth < 1 || p.max_depth > 16) return bad("max_depth must be in 1..16");
+  if (!(p.eta > 0 && p.eta <= 1)) return bad("eta must be in (0, 1]");
+  if (!(p.subsample > 0 && p.subsample <= 1)) return bad("subsample must be in (0, 1]");
+  if (!(p.colsample_bytree > 0 && p.colsample_bytree <= 1)) {
+    return bad("colsample_bytree must be in (0, 1]");
+  }
+  if (!(p.min_child_weight >= 0 && std::isfinite(p.min_child_weight))) {
+    return bad("min_child_weight must be >= 0");
+  }
+  if (!(p.lambda >= 0 && std::isfinite(p.lambda))) return bad("lambda must be >= 0");
+  if (!(p.scale_pos_weight > 0 && std::isfinite(p.scale_pos_weight))) {
+    return bad("scale_pos_weight must be > 0");
+  }
+  if (p.threads < 1 || p.threads > 256) return bad("threads must be in 1..256");
+  return core::Status::Ok();
+}
+
+void XgbMatrix::Free::operator()(void* h) const { XGDMatrixFree(h); }
+void XgbBooster::Free::operator()(void* h) const { XGBoosterFree(h); }
+
+core::Result<XgbMatrix> XgbMatrix::FromDense(std::span<const float> values, size_t rows,
+                                             size_t cols) {
+  if (rows == 0 || cols == 0) return core::InvalidArgument("xgboost: empty feature matrix");
+  if (values.size() != rows * cols) {
+    return core::InvalidArgument("xgboost: matrix of " + std::to_string(values.size()) +
+                                 " values is not " + std::to_string(rows) + " x " +
+                                 std::to_string(cols));
+  }
+  DMatrixHandle h = nullptr;
+  VIGIL_XGB_CALL(XGDMatrixCreateFromMat(values.data(), rows, cols, kMissingFeature, &h),
+                 "creating a matrix");
+  XgbMatrix m;
+  m.handle_.reset(h);
+  m.rows_ = rows;
+  m.cols_ = cols;
+  return m;
+}
+
+core::Status XgbMatrix::SetLabels(std::span<const float> labels) {
+  if (labels.size() != rows_) {
+    return core::InvalidArgument("xgboost: " + std::to_string(labels.size()) + " labels for " +
+                                 std::to_string(rows_) + " rows");
+  }
+  VIGIL_XGB_CALL(XGDMatrixSetFloatInfo(handle_.get(), "label", labels.data(), labels.size()),
+                 "setting labels");
+  return core::Status::Ok();
+}
+
+core::Result<XgbBooster> XgbBooster::Train(const XgbMatrix& train, const BoosterParams& p) {
+  VIGIL_RETURN_IF_ERROR(CheckBoosterParams(p));
+  BoosterHandle h = nullptr;
+  DMatrixHandle d = train.handle();
+  VIGIL_XGB_CALL(XGBoosterCreate(&d, 1, &h), "creating a booster");
+  XgbBooster b;
+  b.state_ = std::make_unique<State>();
+  b.state_->handle.reset(h);
+  const std::pair<const char*, std::string> params[] = {
+      {"objective", "binary:logistic"},
+      {"tree_method", "hist"},
+      {"verbosity", "0"},
+      {"max_depth", std::to_string(p.max_depth)},
+      {"eta", Num(p.eta)},
+      {"subsample", Num(p.subsample)},
+      {"colsample_bytree", Num(p.colsample_bytree)},
+      {"min_child_weight", Num(p.min_child_weight)},
+      {"lambda", Num(p.lambda)},
+      {"scale_pos_weight", Num(p.scale_pos_weight)},
+      {"nthread", std::to_string(p.threads)},
+      {"seed", std::to_string(p.seed)},
+  };
+  for (const auto& [key, value] : params) {
+    VIGIL_XGB_CALL(XGBoosterSetParam(h, key, value.c_str()), std::string("setting ") + key);
+  }
+  for (int i = 0; i < p.rounds; ++i) {
+    VIGIL_XGB_CALL(XGBoosterUpdateOneIter(h, i, d), "boosting round " + std::to_string(i));
+  }
+  b.features_ = train.cols();
+  b.rounds_ = p.rounds;
+  return b;
+}
+
+core::Result<XgbBooster> XgbBooster::Load(std::string_view bytes, size_t expected_features,
+                                          std::string_view source) {
+  VIGIL_RETURN_IF_ERROR(ValidateXgbModel(bytes, expected_features, source));
+  BoosterHandle h = nullptr;
+  VIGIL_XGB_CALL(XGBoosterCreate(nullptr, 0, &h), "creating a booster");
+  XgbBooster b;
+  b.state_ = std::make_unique<State>();
+  b.state_->handle.reset(h);
+  if (XGBoosterLoadModelFromBuffer(h, bytes.data(), bytes.size()) != 0) {
+    return core::DataLoss(std::string(source) + ": xgboost model: " + XGBGetLastError());
+  }
+  // Scoring settings are not part of the model bytes.
+  VIGIL_XGB_CALL(XGBoosterSetParam(h, "nthread", "1"), "setting nthread");
+  VIGIL_XGB_CALL(XGBoosterSetParam(h, "verbosity", "0"), "setting verbosity");
+  bst_ulong nf = 0;
+  VIGIL_XGB_CALL(XGBoosterGetNumFeature(h, &nf), "reading the feature count");
+  if (nf != expected_features) {
+    return core::DataLoss(std::string(source) + ": xgboost model has " + std::to_string(nf) +
+                          " features, expected " + std::to_string(expected_features));
+  }
+  int rounds = 0;
+  VIGIL_XGB_CALL(XGBoosterBoostedRounds(h, &rounds), "reading the round count");
+  b.features_ = nf;
+  b.rounds_ = rounds;
+  return b;
+}
+
+core::Result<std::string> XgbBooster::Save() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  bst_ulong len = 0;
+  const char* data = nullptr;
+  VIGIL_XGB_CALL(XGBoosterSaveModelToBuffer(state_->handle.get(), R"({"format": "ubj"})", &len,
+                                            &data),
+                 "saving the model");
+  return std::string(data, len);
+}
+
+core::Result<std::vector<float>> XgbBooster::PredictType(const XgbMatrix& m, int type) const {
+  if (m.cols() != features_) {
+    return core::InvalidArgument("xgboost: matrix has " + std::to_string(m.cols()) +
+                                 " features, the model " + std::to_string(features_));
+  }
+  const std::string config = R"({"type": )" + std::to_string(type) +
+                             R"(, "training": false, "iteration_begin": 0, "iteration_end": 0, )"
+                             R"("strict_shape": false})";
+  std::lock_guard<std::mutex> lock(state_->mu);
+  const bst_ulong* shape = nullptr;
+  bst_ulong dim = 0;
+  const float* out = nullptr;
+  VIGIL_XGB_CALL(XGBoosterPredictFromDMatrix(state_->handle.get(), m.handle(), config.c_str(),
+                                             &shape, &dim, &out),
+                 "predicting");
+  size_t n = 1;
+  for (bst_ulong i = 0; i < dim; ++i) n *= shape[i];
+  const size_t want = type == 0 ? m.rows() : m.rows() * (features_ + 1);
+  if (n != want) {
+    return core::Internal("xgboost: prediction of " + std::to_string(n) + " values, expected " +
+                          std::to_string(want));
+  }
+  return std::vector<float>(out, out + n);
+}
+
+core::Result<std::vector<float>> XgbBooster::Predict(const XgbMatrix& m) const {
+  return PredictType(m, 0);
+}
+
+core::Result<std::vector<float>> XgbBooster::Contributions(const XgbMatrix& m) const {
+  return PredictType(m, 2);
+}
+
+core::Status ValidateXgbModel(std::string_view bytes, size_t expected_features,
+                              std::string_view source) {
+  auto bad = [&](const std::string& why) {
+    return core::DataLoss(std::string(source) + ": xgboost model: " + why);
+  };
+  if (bytes.empty()) return bad("empty");
+  nlohmann::json j =
+      bytes.front() == '{'
+          ? nlohmann::json::parse(bytes.begin(), bytes.end(), nullptr, /*allow_exceptions=*/false)
+          : nlohmann::json::from_ubjson(bytes.begin(), bytes.end(), /*strict=*/true,
+                                        /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return bad("not a UBJSON/JSON object");
+  auto at = [](const nlohmann::json& o, std::initializer_list<const char*> path)
+      -> const nlohmann::json* {
+    const nlohmann::json* cur = &o;
+    for (const char* key : path) {
+      if (!cur->is_object()) return nullptr;
+      auto it = cur->find(key);
+      if (it == cur->end()) return nullptr;
+      cur = &*it;
+    }
+    return cur;
+  };
+  const nlohmann::json* learner = at(j, {"learner"});
+  if (learner == nullptr || !learner->is_object()) return bad("no \"learner\" object");
+  const nlohmann::json* objective = at(*learner, {"objective", "name"});
+  if (objective == nullptr || *objective != "binary:logistic") {
+    return bad("objective is not binary:logistic");
+  }
+  const nlohmann::json* nf = at(*learner, {"learner_model_param", "num_feature"});
+  double nfv = -1;
+  if (nf == nullptr || !NumberOf(*nf, &nfv) || nfv != static_cast<double>(expected_features)) {
+    return bad("num_feature is not " + std::to_string(expected_features));
+  }
+  const nlohmann::json* nclass = at(*learner, {"learner_model_param", "num_class"});
+  double ncv = -1;
+  if (nclass != nullptr && (!NumberOf(*nclass, &ncv) || ncv != 0)) return bad("num_class is not 0");
+  const nlohmann::json* base = at(*learner, {"learner_model_param", "base_score"});
+  double bs = 0;
+  if (base == nullptr || !NumberOf(*base, &bs) || !(bs > 0 && bs < 1)) {
+    return bad("base_score is not in (0, 1)");
+  }
+  const nlohmann::json* booster = at(*learner, {"gradient_booster", "name"});
+  if (booster == nullptr || *booster != "gbtree") return bad("booster is not gbtree");
+  const nlohmann::json* trees = at(*learner, {"gradient_booster", "model", "trees"});
+  const nlohmann::json* info = at(*learner, {"gradient_booster", "model", "tree_info"});
+  if (trees == nullptr || !trees->is_array() || trees->empty() || trees->size() > kMaxTrees) {
+    return bad("trees must be an array of 1.." + std::to_string(kMaxTrees));
+  }
+  if (info == nullptr || !info->is_array() || info->size() != trees->size()) {
+    return bad("tree_info does not list every tree");
+  }
+  for (const auto& t : *info) {
+    if (!t.is_number_integer() || t.get<int64_t>() != 0) return bad("tree_info names a class");
+  }
+  for (size_t ti = 0; ti < trees->size(); ++ti) {
+    const nlohmann::json& t = (*trees)[ti];
+    const std::string where = "tree " + std::to_string(ti) + ": ";
+    if (!t.is_object()) return bad(where + "not an object");
+    const nlohmann::json* id = at(t, {"id"});
+    if (id == nullptr || !id->is_number_integer() || id->get<int64_t>() != static_cast<int64_t>(ti)) {
+      return bad(where + "id is not " + std::to_string(ti));
+    }
+    const char* arrays[] = {"left_children", "right_children", "parents", "split_indices",
+                            "split_conditions", "default_left", "base_weights",
+                            "loss_changes", "sum_hessian"};
+    size_t n = 0;
+    for (size_t k = 0; k < std::size(arrays); ++k) {
+      const nlohmann::json* a = at(t, {arrays[k]});
+      if (a == nullptr || !a->is_array()) return bad(where + "no array \"" + arrays[k] + "\"");
+      if (k == 0) n = a->size();
+      if (a->size() != n) return bad(where + "\"" + arrays[k] + "\" differs in length");
+    }
+    if (n == 0 || n > kMaxNodes) return bad(where + "node count out of range");
+    const nlohmann::json* num_nodes = at(t, {"tree_param", "num_nodes"});
+    double nn = -1;
+    if (num_nodes == nullptr || !NumberOf(*num_nodes, &nn) || nn != static_cast<double>(n)) {
+      return bad(where + "tree_param.num_nodes disagrees with the arrays");
+    }
+    const nlohmann::json* tnf = at(t, {"tree_param", "num_feature"});
+    double tnfv = -1;
+    if (tnf == nullptr || !NumberOf(*tnf, &tnfv) || tnfv != nfv) {
+      return bad(where + "tree_param.num_feature disagrees with the learner");
+    }
+    const nlohmann::json* leafvec = at(t, {"tree_param", "size_leaf_vector"});
+    double lv = 0;
+    if (leafvec != nullptr && (!NumberOf(*leafvec, &lv) || lv > 1)) {
+      return bad(where + "vector leaves are not supported");
+    }
+    const nlohmann::json* split_type = at(t, {"split_type"});
+    if (split_type != nullptr) {
+      if (!split_type->is_array() || split_type->size() != n) {
+        return bad(where + "\"split_type\" differs in length");
+      }
+      for (const auto& s : *split_type) {
+        if (!s.is_number_integer() || s.get<int64_t>() != 0) {
+          return bad(where + "categorical splits are not supported");
+        }
+      }
+    }
+    const nlohmann::json* cats = at(t, {"categories"});
+    if (cats != nullptr && (!cats->is_array() || !cats->empty())) {
+      return bad(where + "categorical splits are not supported");
+    }
+    const auto& left = t["left_children"];
+    const auto& right = t["right_children"];
+    const auto& parents = t["parents"];
+    const auto& split = t["split_indices"];
+    const auto& cond = t["split_conditions"];
+    const auto& dleft = t["default_left"];
+    std::vector<int64_t> parent_of(n, -2);
+    parent_of[0] = -1;
+    for (size_t i = 0; i < n; ++i) {
+      const std::string node = where + "node " + std::to_string(i) + ": ";
+      if (!left[i].is_number_integer() || !right[i].is_number_integer() ||
+          !parents[i].is_number_integer() || !split[i].is_number_integer() ||
+          !cond[i].is_number() || !(dleft[i].is_number_integer() || dleft[i].is_boolean())) {
+        return bad(node + "field of the wrong type");
+      }
+      const int64_t l = left[i].get<int64_t>();
+      const int64_t r = right[i].get<int64_t>();
+      const double c = cond[i].get<double>();
+      if (!std::isfinite(c)) return bad(node + "split value or leaf weight is not finite");
+      if (l == -1 && r == -1) continue;  // leaf; its weight is in split_conditions
+      if (l == -1 || r == -1) return bad(node + "has one child");
+      const auto ii = static_cast<int64_t>(i);
+      if (l <= ii || r <= ii || l >= static_cast<int64_t>(n) || r >= static_cast<int64_t>(n) ||
+          l == r) {
+        return bad(node + "child index out of range");
+      }
+      const int64_t f = split[i].get<int64_t>();
+      if (f < 0 || f >= static_cast<int64_t>(expected_features)) {
+        return bad(node + "split feature " + std::to_string(f) + " is not below " +
+                   std::to_string(expected_features));
+      }
+      for (int64_t child : {l, r}) {
+        if (parent_of[static_cast<size_t>(child)] != -2) return bad(node + "child shared");
+        parent_of[static_cast<size_t>(child)] = ii;
+      }
+    }
+    // Nodes pruned away stay in the arrays, unreachable, and are counted in num_deleted.
+    size_t unreachable = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (parent_of[i] == -2) {
+        ++unreachable;
+        continue;
+      }
+      // XGBoost's parent array marks the root with a high bit; only the others are checked.
+      if (i > 0 && parents[i].get<int64_t>() != parent_of[i]) {
+        return bad(where + "node " + std::to_string(i) + " has the wrong parent");
+      }
+    }
+    const nlohmann::json* deleted = at(t, {"tree_param", "num_deleted"});
+    double nd = 0;
+    if (deleted != nullptr && !NumberOf(*deleted, &nd)) return bad(where + "bad num_deleted");
+    if (static_cast<double>(unreachable) != nd) {
+      return bad(where + std::to_string(unreachable) + " unreachable nodes, num_deleted is " +
+                 std::to_string(static_cast<int64_t>(nd)));
+    }
+  }
+  return core::Status::Ok();
+}
+
+std::string XgbVersion() {
+  int major = 0, minor = 0, patch = 0;
+  XGBoostVersion(&major, &minor, &patch);
+  return std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch);
+}
+
+}  // namespace vigil::model
