@@ -28,6 +28,11 @@ int RunTrain(const TrainOptions& o) {
                                                         r.dataset + " (it takes: " + accepted +
                                                         ")"));
     }
+    if (r.data.empty() && std::find(t.data_optional.begin(), t.data_optional.end(),
+                                    r.dataset) == t.data_optional.end()) {
+      return ReportError("train", core::InvalidArgument("--data is required for --model-type " +
+                                                        type + " --dataset " + r.dataset));
+    }
     return t.train(r);
   }
   return ReportError("train",
@@ -64,8 +69,9 @@ RunFn AddTrainCommand(CLI::App& root) {
                       "per stream; batadal: BATADAL_dataset03.csv, normal operation only)")
       ->capture_default_str()
       ->check(CLI::IsMember(datasets));
-  cmd->add_option("--data", o->request.data, "Dataset root folder, or the JSONL event file")
-      ->required();
+  cmd->add_option("--data", o->request.data,
+                  "Dataset root folder, or the JSONL event file (required except for triage "
+                  "--dataset jsonl, which reads --labels)");
   cmd->add_option("--out", o->request.out, "Where to write the model file")->required();
   cmd->add_option("--target-fpr", o->request.target_fpr,
                   "False-alarm rate the threshold is calibrated to, on normal data the model "

@@ -45,26 +45,18 @@ core::Result<std::string> ReadFile(const std::string& path) {
 }
 
 core::Result<TrainingSet> LoadAdfa(const std::string& root) {
-  auto list = sensor::ListAdfaTraces(root, sensor::AdfaSplit::kTraining);
-  if (!list.has_value()) return list.error();
+  auto corpus = LoadAdfaCorpus(root, {sensor::AdfaSplit::kTraining});
+  if (!corpus.has_value()) return corpus.error();
   TrainingSet set;
   set.dataset = "adfa-ld";
-  Digest digest;
-  for (const sensor::AdfaTrace& t : *list) {
-    auto bytes = ReadFile(t.path);
-    if (!bytes.has_value()) return bytes.error();
-    digest.Update(t.id);
-    digest.Update("\n");
-    digest.Update(*bytes);
-    auto syscalls = sensor::ReadAdfaTrace(t.path);
-    if (!syscalls.has_value()) return syscalls.error();
+  set.digest = corpus->digest;
+  set.events = corpus->events;
+  for (std::vector<int32_t>& syscalls : corpus->syscalls) {
     model::TrainingTrace tr;
     tr.arch = core::Arch::kI386;
-    tr.syscalls = std::move(syscalls).value();
-    set.events += tr.syscalls.size();
+    tr.syscalls = std::move(syscalls);
     set.traces.push_back(std::move(tr));
   }
-  set.digest = digest.HexFinal();
   return set;
 }
 
@@ -103,6 +95,30 @@ core::Result<TrainingSet> LoadJsonl(const std::string& path) {
 }
 
 }  // namespace
+
+core::Result<AdfaCorpus> LoadAdfaCorpus(const std::string& root,
+                                        std::initializer_list<sensor::AdfaSplit> splits) {
+  AdfaCorpus corpus;
+  Digest digest;
+  for (sensor::AdfaSplit split : splits) {
+    auto list = sensor::ListAdfaTraces(root, split);
+    if (!list.has_value()) return list.error();
+    for (sensor::AdfaTrace& t : *list) {
+      auto bytes = ReadFile(t.path);
+      if (!bytes.has_value()) return bytes.error();
+      digest.Update(t.id);
+      digest.Update("\n");
+      digest.Update(*bytes);
+      auto syscalls = sensor::ReadAdfaTrace(t.path);
+      if (!syscalls.has_value()) return syscalls.error();
+      corpus.events += syscalls->size();
+      corpus.syscalls.push_back(std::move(syscalls).value());
+      corpus.traces.push_back(std::move(t));
+    }
+  }
+  corpus.digest = digest.HexFinal();
+  return corpus;
+}
 
 core::Result<TrainingSet> LoadTrainingSet(const std::string& dataset, const std::string& data) {
   if (dataset == "adfa-ld") return LoadAdfa(data);

@@ -2,6 +2,7 @@
 
 // Loading training and evaluation data for the offline commands (train, eval).
 
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -26,5 +27,15 @@ core::Result<TrainingSet> LoadTrainingSet(const std::string& dataset, const std:
 
 // The set's lineage for a model file header: {"dataset", "digest", "traces", "events"}.
 nlohmann::json TrainingLineage(const TrainingSet& set);
+// The traces of `splits` under an ADFA-LD root, read, in split order and then by id; the digest
+// ("sha256:...") covers each trace's id and bytes in that order.
+struct AdfaCorpus {
+  std::vector<sensor::AdfaTrace> traces;
+  std::vector<std::vector<int32_t>> syscalls;  // one per trace
+  std::string digest;
+  uint64_t events = 0;
+};
+core::Result<AdfaCorpus> LoadAdfaCorpus(const std::string& root,
+                                        std::initializer_list<sensor::AdfaSplit> splits);
 
 }  // namespace vigil::app

@@ -14,6 +14,7 @@ ModelType RnnModelType();
 ModelType EnsembleModelType();
 ModelType IsolationForestModelType();
 ModelType AutoencoderModelType();
+ModelType TriageModelType();
 
 const std::vector<ModelType>& ModelTypes() {
   static const std::vector<ModelType> types = {
@@ -23,6 +24,7 @@ const std::vector<ModelType>& ModelTypes() {
       EnsembleModelType(),
       IsolationForestModelType(),
       AutoencoderModelType(),
+      TriageModelType(),
   };
   return types;
 }

@@ -32,6 +32,8 @@ struct ModelType {
   std::string name;                   // the --model-type value
   std::string summary;                // one line for --help
   std::vector<std::string> datasets;  // --dataset values it trains on
+  // --dataset values for which --data may be left out (the type reads its input elsewhere).
+  std::vector<std::string> data_optional;
   // Adds the type's own flags to the train command; the values live in state the function
   // captures, read later by `train`.
   std::function<void(CLI::App&)> add_options;

@@ -6,6 +6,7 @@
 #include "model/kitnet_model.h"
 #include "model/rnn_model.h"
 #include "model/sequence_model.h"
+#include "model/triage.h"
 
 namespace vigil::model {
 namespace {
@@ -29,6 +30,7 @@ const std::vector<FamilyEntry>& RegisteredFamilies() {
       {kRnnFamily, &Load<RnnModel>},
       {kEnsembleFamily, &Load<EnsembleModel>},
       {kKitNetFamily, &Load<KitNetModel>},
+      {kTriageFamily, &Load<TriageModel>},
   };
   return families;
 }

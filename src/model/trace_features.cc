@@ -24,7 +24,8 @@ std::vector<std::string> TraceFeaturizer::FeatureNames(const SyscallVocabulary& 
                                                        int order) {
   std::vector<std::string> n = {"trace.length_log2", "ngram.mean_bits", "ngram.max_bits",
                                 "ngram.p50_bits",    "ngram.p90_bits",  "ngram.p99_bits"};
-  for (float b : kOverBits) n.push_back("ngram.over_" + std::to_string(static_cast<int>(b)) + "_bits");
+  for (float b : kOverBits)
+    n.push_back("ngram.over_" + std::to_string(static_cast<int>(b)) + "_bits");
   for (size_t w : kWindows) n.push_back("ngram.window" + std::to_string(w) + "_max_bits");
   for (int k = 2; k <= order; ++k) n.push_back("ngram.unseen_" + std::to_string(k));
   n.push_back("ngram.unseen_distinct_log2");
@@ -35,8 +36,7 @@ std::vector<std::string> TraceFeaturizer::FeatureNames(const SyscallVocabulary& 
   return n;
 }
 
-std::vector<float> TraceFeaturizer::Featurize(core::Arch arch,
-                                              std::span<const int32_t> nrs) const {
+std::vector<float> TraceFeaturizer::Featurize(core::Arch arch, std::span<const int32_t> nrs) const {
   TraceFeatureStream s(*this);
   s.PushAll(arch, nrs);
   std::vector<float> out(dims());

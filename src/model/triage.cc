@@ -90,9 +90,9 @@ core::Result<std::unique_ptr<TriageModel>> TriageModel::Train(
     pos += l == 1.0f ? 1 : 0;
   }
   if (pos == 0 || pos == table.rows()) {
-    return core::InvalidArgument("triage: need labelled rows of both classes (true positives: " +
-                                 std::to_string(pos) + ", others: " +
-                                 std::to_string(table.rows() - pos) + ")");
+    return core::InvalidArgument(
+        "triage: need labelled rows of both classes (true positives: " + std::to_string(pos) +
+        ", others: " + std::to_string(table.rows() - pos) + ")");
   }
   for (float v : table.values) {
     if (std::isinf(v)) return core::InvalidArgument("triage: a feature value is infinite");
@@ -100,8 +100,8 @@ core::Result<std::unique_ptr<TriageModel>> TriageModel::Train(
   if (featurizer != nullptr && featurizer->feature_names() != table.names) {
     return core::InvalidArgument("triage: the featurizer's features are not the table's");
   }
-  VIGIL_ASSIGN_OR_RETURN(XgbMatrix m, XgbMatrix::FromDense(table.values, table.rows(),
-                                                           table.names.size()));
+  VIGIL_ASSIGN_OR_RETURN(XgbMatrix m,
+                         XgbMatrix::FromDense(table.values, table.rows(), table.names.size()));
   VIGIL_RETURN_IF_ERROR(m.SetLabels(table.labels));
   VIGIL_ASSIGN_OR_RETURN(XgbBooster b, XgbBooster::Train(m, options.booster));
   std::unique_ptr<TriageModel> model(new TriageModel(std::move(b)));
@@ -130,8 +130,9 @@ core::Result<TriageScore> TriageModel::Explain(std::span<const float> row) const
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return contrib[a] > contrib[b]; });
-  for (size_t i = 0; i < order.size() && out.explanation.size() <
-                                             static_cast<size_t>(options_.explain_top); ++i) {
+  for (size_t i = 0;
+       i < order.size() && out.explanation.size() < static_cast<size_t>(options_.explain_top);
+       ++i) {
     const size_t f = order[i];
     if (!(contrib[f] > 0.0f)) break;
     out.explanation.push_back({names_[f] + "=" + FormatValue(row[f]), contrib[f]});
@@ -199,7 +200,8 @@ core::Result<ModelFile> TriageModel::ToFile(const nlohmann::json& extra_header) 
     const std::vector<std::string>& vocab = featurizer_->vocabulary().names();
     w.U32(static_cast<uint32_t>(vocab.size()));
     for (const std::string& n : vocab) w.Str16(n);
-    const std::string ngram = EncodeModelFile(featurizer_->ngram().ToFile(nlohmann::json::object()));
+    const std::string ngram =
+        EncodeModelFile(featurizer_->ngram().ToFile(nlohmann::json::object()));
     w.U64(ngram.size());
     w.Bytes(ngram);
   }
@@ -217,7 +219,8 @@ core::Result<std::unique_ptr<TriageModel>> TriageModel::FromFile(const ModelFile
   internal::ByteReader r(file.payload);
   uint32_t nf = 0;
   if (!r.U32(&nf)) return bad("truncated before the feature count");
-  if (nf == 0 || nf > kMaxFeatures) return bad("feature count " + std::to_string(nf) + " out of range");
+  if (nf == 0 || nf > kMaxFeatures)
+    return bad("feature count " + std::to_string(nf) + " out of range");
   if (nf > r.remaining() / 2) return bad("feature names run past the end");
   std::vector<std::string> names(nf);
   for (uint32_t i = 0; i < nf; ++i) {

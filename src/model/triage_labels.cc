@@ -3,11 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <unordered_set>
-
-#include <nlohmann/json.hpp>
 
 namespace vigil::model {
 namespace {

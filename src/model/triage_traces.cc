@@ -155,7 +155,8 @@ core::Result<TraceCvResult> CrossValidateTraceTriage(std::span<const LabelledTra
                                                      const TraceTriageOptions& options, int folds,
                                                      const TriageProgress& progress) {
   VIGIL_RETURN_IF_ERROR(CheckOptions(options));
-  if (folds < 2 || folds > 20) return core::InvalidArgument("cross-validation folds must be in 2..20");
+  if (folds < 2 || folds > 20)
+    return core::InvalidArgument("cross-validation folds must be in 2..20");
   const TraceRefs all = RefsOf(traces);
   TraceCvResult out;
   out.folds = folds;
@@ -171,8 +172,9 @@ core::Result<TraceCvResult> CrossValidateTraceTriage(std::span<const LabelledTra
         train.push_back(all[i]);
       }
     }
-    if (test.empty()) return core::InvalidArgument("cross-validation fold " + std::to_string(f) +
-                                                   " is empty (fewer groups than folds)");
+    if (test.empty())
+      return core::InvalidArgument("cross-validation fold " + std::to_string(f) +
+                                   " is empty (fewer groups than folds)");
     const std::string stage = "fold " + std::to_string(f + 1) + "/" + std::to_string(folds);
     auto model = TrainOn(train, options, progress, stage);
     if (!model.has_value()) return model.error().WithContext(stage);

@@ -2,10 +2,11 @@
 
 #include <xgboost/c_api.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace vigil::model {
 namespace {
@@ -20,8 +21,8 @@ core::Status XgbError(std::string_view what) {
                         (err != nullptr && *err != '\0' ? err : "unknown error"));
 }
 
-#define VIGIL_XGB_CALL(call, what) \
-  do {                             \
+#define VIGIL_XGB_CALL(call, what)          \
+  do {                                      \
     if ((call) != 0) return XgbError(what); \
   } while (0)
 
@@ -161,9 +162,9 @@ core::Result<std::string> XgbBooster::Save() const {
   std::lock_guard<std::mutex> lock(state_->mu);
   bst_ulong len = 0;
   const char* data = nullptr;
-  VIGIL_XGB_CALL(XGBoosterSaveModelToBuffer(state_->handle.get(), R"({"format": "ubj"})", &len,
-                                            &data),
-                 "saving the model");
+  VIGIL_XGB_CALL(
+      XGBoosterSaveModelToBuffer(state_->handle.get(), R"({"format": "ubj"})", &len, &data),
+      "saving the model");
   return std::string(data, len);
 }
 
@@ -206,14 +207,19 @@ core::Status ValidateXgbModel(std::string_view bytes, size_t expected_features,
     return core::DataLoss(std::string(source) + ": xgboost model: " + why);
   };
   if (bytes.empty()) return bad("empty");
+  // Both forms open with '{'; in JSON a key's quote (or white space) follows, in UBJSON a
+  // length marker.
+  const bool is_json =
+      bytes.size() > 1 && bytes[0] == '{' &&
+      (bytes[1] == '"' || bytes[1] == '}' || std::isspace(static_cast<unsigned char>(bytes[1])));
   nlohmann::json j =
-      bytes.front() == '{'
+      is_json
           ? nlohmann::json::parse(bytes.begin(), bytes.end(), nullptr, /*allow_exceptions=*/false)
           : nlohmann::json::from_ubjson(bytes.begin(), bytes.end(), /*strict=*/true,
                                         /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return bad("not a UBJSON/JSON object");
-  auto at = [](const nlohmann::json& o, std::initializer_list<const char*> path)
-      -> const nlohmann::json* {
+  auto at = [](const nlohmann::json& o,
+               std::initializer_list<const char*> path) -> const nlohmann::json* {
     const nlohmann::json* cur = &o;
     for (const char* key : path) {
       if (!cur->is_object()) return nullptr;
@@ -223,6 +229,12 @@ core::Status ValidateXgbModel(std::string_view bytes, size_t expected_features,
     }
     return cur;
   };
+  const nlohmann::json* version = at(j, {"version"});
+  if (version == nullptr || !version->is_array() || version->size() != 3 ||
+      !std::all_of(version->begin(), version->end(),
+                   [](const nlohmann::json& v) { return v.is_number_integer(); })) {
+    return bad("no version [major, minor, patch]");
+  }
   const nlohmann::json* learner = at(j, {"learner"});
   if (learner == nullptr || !learner->is_object()) return bad("no \"learner\" object");
   const nlohmann::json* objective = at(*learner, {"objective", "name"});
@@ -234,9 +246,25 @@ core::Status ValidateXgbModel(std::string_view bytes, size_t expected_features,
   if (nf == nullptr || !NumberOf(*nf, &nfv) || nfv != static_cast<double>(expected_features)) {
     return bad("num_feature is not " + std::to_string(expected_features));
   }
-  const nlohmann::json* nclass = at(*learner, {"learner_model_param", "num_class"});
-  double ncv = -1;
-  if (nclass != nullptr && (!NumberOf(*nclass, &ncv) || ncv != 0)) return bad("num_class is not 0");
+  // XGBoost fills a parameter it does not find with its default (0 trees, for one), so every
+  // parameter it reads must be present and hold the value this family writes.
+  auto param_is = [&](const nlohmann::json& o, std::initializer_list<const char*> path,
+                      double want) {
+    const nlohmann::json* p = at(o, path);
+    double v = 0;
+    return p != nullptr && NumberOf(*p, &v) && v == want;
+  };
+  if (!param_is(*learner, {"learner_model_param", "num_class"}, 0))
+    return bad("num_class is not 0");
+  if (!param_is(*learner, {"learner_model_param", "num_target"}, 1)) {
+    return bad("num_target is not 1");
+  }
+  for (const char* key : {"feature_names", "feature_types"}) {
+    const nlohmann::json* a = at(*learner, {key});
+    if (a == nullptr || !a->is_array() || !a->empty()) {
+      return bad(std::string(key) + " is not an empty array");
+    }
+  }
   const nlohmann::json* base = at(*learner, {"learner_model_param", "base_score"});
   double bs = 0;
   if (base == nullptr || !NumberOf(*base, &bs) || !(bs > 0 && bs < 1)) {
@@ -255,17 +283,28 @@ core::Status ValidateXgbModel(std::string_view bytes, size_t expected_features,
   for (const auto& t : *info) {
     if (!t.is_number_integer() || t.get<int64_t>() != 0) return bad("tree_info names a class");
   }
+  const nlohmann::json& model = (*learner)["gradient_booster"]["model"];
+  if (!param_is(model, {"gbtree_model_param", "num_trees"}, static_cast<double>(trees->size()))) {
+    return bad("gbtree_model_param.num_trees is not the number of trees");
+  }
+  if (!param_is(model, {"gbtree_model_param", "num_parallel_tree"}, 1)) {
+    return bad("num_parallel_tree is not 1");
+  }
+  if (!param_is(model, {"gbtree_model_param", "size_leaf_vector"}, 0)) {
+    return bad("vector leaves are not supported");
+  }
   for (size_t ti = 0; ti < trees->size(); ++ti) {
     const nlohmann::json& t = (*trees)[ti];
     const std::string where = "tree " + std::to_string(ti) + ": ";
     if (!t.is_object()) return bad(where + "not an object");
     const nlohmann::json* id = at(t, {"id"});
-    if (id == nullptr || !id->is_number_integer() || id->get<int64_t>() != static_cast<int64_t>(ti)) {
+    if (id == nullptr || !id->is_number_integer() ||
+        id->get<int64_t>() != static_cast<int64_t>(ti)) {
       return bad(where + "id is not " + std::to_string(ti));
     }
-    const char* arrays[] = {"left_children", "right_children", "parents", "split_indices",
-                            "split_conditions", "default_left", "base_weights",
-                            "loss_changes", "sum_hessian"};
+    const char* arrays[] = {"left_children", "right_children",   "parents",
+                            "split_indices", "split_conditions", "default_left",
+                            "base_weights",  "loss_changes",     "sum_hessian"};
     size_t n = 0;
     for (size_t k = 0; k < std::size(arrays); ++k) {
       const nlohmann::json* a = at(t, {arrays[k]});
@@ -284,20 +323,16 @@ core::Status ValidateXgbModel(std::string_view bytes, size_t expected_features,
     if (tnf == nullptr || !NumberOf(*tnf, &tnfv) || tnfv != nfv) {
       return bad(where + "tree_param.num_feature disagrees with the learner");
     }
-    const nlohmann::json* leafvec = at(t, {"tree_param", "size_leaf_vector"});
-    double lv = 0;
-    if (leafvec != nullptr && (!NumberOf(*leafvec, &lv) || lv > 1)) {
+    if (!param_is(t, {"tree_param", "size_leaf_vector"}, 0)) {
       return bad(where + "vector leaves are not supported");
     }
     const nlohmann::json* split_type = at(t, {"split_type"});
-    if (split_type != nullptr) {
-      if (!split_type->is_array() || split_type->size() != n) {
-        return bad(where + "\"split_type\" differs in length");
-      }
-      for (const auto& s : *split_type) {
-        if (!s.is_number_integer() || s.get<int64_t>() != 0) {
-          return bad(where + "categorical splits are not supported");
-        }
+    if (split_type == nullptr || !split_type->is_array() || split_type->size() != n) {
+      return bad(where + "\"split_type\" differs in length");
+    }
+    for (const auto& st : *split_type) {
+      if (!st.is_number_integer() || st.get<int64_t>() != 0) {
+        return bad(where + "categorical splits are not supported");
       }
     }
     const nlohmann::json* cats = at(t, {"categories"});
@@ -354,7 +389,7 @@ core::Status ValidateXgbModel(std::string_view bytes, size_t expected_features,
     }
     const nlohmann::json* deleted = at(t, {"tree_param", "num_deleted"});
     double nd = 0;
-    if (deleted != nullptr && !NumberOf(*deleted, &nd)) return bad(where + "bad num_deleted");
+    if (deleted == nullptr || !NumberOf(*deleted, &nd)) return bad(where + "no num_deleted");
     if (static_cast<double>(unreachable) != nd) {
       return bad(where + std::to_string(unreachable) + " unreachable nodes, num_deleted is " +
                  std::to_string(static_cast<int64_t>(nd)));

@@ -101,9 +101,9 @@ class XgbBooster {
   int rounds_ = 0;
 };
 
-// Checks XGBoost model bytes (UBJSON, or JSON when they start with '{') before XGBoost sees
-// them: a gbtree learner of objective binary:logistic with `expected_features` features, at most
-// 10000 trees of at most 2^20 nodes, and in each tree parallel arrays of one length, children
+// Checks XGBoost model bytes (UBJSON, or JSON when a '"' follows the opening '{') before XGBoost
+// sees them: a gbtree learner of objective binary:logistic with `expected_features` features, at
+// most 10000 trees of at most 2^20 nodes, and in each tree parallel arrays of one length, children
 // that come after their parent (so every path ends), both or neither child per node, split
 // features below the feature count and finite split values and leaf weights. Errors are
 // kDataLoss "<source>: xgboost model: <reason>".

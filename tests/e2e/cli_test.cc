@@ -393,3 +393,121 @@ TEST_F(CliTest, ReplayWritesAnAuditLogThatVerifiesAndHoldsTheAlerts) {
 }
 
 }  // namespace
+
+// --model-type triage on a tiny ADFA-LD-shaped folder: benign traces repeat common blocks,
+// attack runs add a block of calls the benign ones never make.
+class TriageCliTest : public CliTest {
+ protected:
+  void WriteTrace(const fs::path& path, bool attack, int seed) {
+    static const std::vector<std::vector<int>> kBlocks = {
+        {5, 195, 192, 3, 3, 6}, {45, 192, 192}, {5, 3, 4, 6}, {195, 5, 3, 6}};
+    fs::create_directories(path.parent_path());
+    std::ofstream f(path);
+    for (int b = 0; b < 12 + seed % 7; ++b) {
+      for (int nr : kBlocks[static_cast<size_t>((seed * 7 + b * 3) % 4)]) f << nr << ' ';
+      if (attack && b == 5) f << "102 63 63 63 11 ";
+    }
+    f << '\n';
+  }
+  fs::path MakeAdfa() {
+    const fs::path root = dir_ / "adfa";
+    for (int i = 0; i < 12; ++i) {
+      WriteTrace(root / "Training_Data_Master" / ("UTD-" + std::to_string(i) + ".txt"), false, i);
+      WriteTrace(root / "Validation_Data_Master" / ("UVD-" + std::to_string(i) + ".txt"), false,
+                 i + 50);
+    }
+    for (const char* run : {"Bind_1", "Bind_3", "Shell_1", "Shell_3"}) {
+      for (int i = 0; i < 3; ++i) {
+        WriteTrace(root / "Attack_Data_Master" / run / ("UAD-" + std::to_string(i) + ".txt"), true,
+                   i + 100);
+      }
+    }
+    return root;
+  }
+};
+
+TEST_F(TriageCliTest, TrainsWithCrossValidationAndEvalLoadsIt) {
+  const fs::path root = MakeAdfa();
+  const fs::path model = dir_ / "triage.vgm";
+  CmdResult t = Vigil("train --dataset adfa-ld --model-type triage --data " + root.string() +
+                      " --cv 2 --inner-folds 2 --rounds 20 --target-fpr 0.05 --json --out " +
+                      model.string());
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  const nlohmann::json j = nlohmann::json::parse(t.out);
+  EXPECT_EQ(j["family"], "triage");
+  const nlohmann::json& m = j["metrics"];
+  for (const char* key : {"auc", "tpr_at_fpr_1", "tpr_at_fpr_5", "per_attack", "folds"}) {
+    EXPECT_TRUE(m.contains(key)) << key;
+  }
+  EXPECT_GT(m["auc"].get<double>(), 0.9);
+  EXPECT_EQ(m["per_attack"].size(), 2u);
+  EXPECT_EQ(j["training"]["traces"], 36);
+  EXPECT_EQ(j["training"]["true_positives"], 12);
+  EXPECT_EQ(j["calibration"]["method"], "cross-validation");
+
+  CmdResult e = Vigil("eval --dataset adfa-ld --data " + root.string() + " --model " +
+                      model.string() + " --json");
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  EXPECT_EQ(nlohmann::json::parse(e.out)["attack_traces"], 12);
+}
+
+TEST_F(TriageCliTest, LabelsFileSelectsAndRelabelsTraces) {
+  const fs::path root = MakeAdfa();
+  const fs::path labels = dir_ / "labels.jsonl";
+  {
+    std::ofstream f(labels);
+    for (int i = 0; i < 12; ++i) {
+      f << R"({"id": "Training_Data_Master/UTD-)" << i << R"(.txt", "label": "benign"})" << '\n';
+    }
+    for (const char* run : {"Bind_1", "Shell_3"}) {
+      for (int i = 0; i < 3; ++i) {
+        f << R"({"id": "Attack_Data_Master/)" << run << "/UAD-" << i
+          << R"(.txt", "label": "true_positive"})" << '\n';
+      }
+    }
+    f << R"({"id": "Attack_Data_Master/Bind_3/UAD-0.txt", "label": "false_positive"})" << '\n';
+  }
+  CmdResult t = Vigil("train --dataset adfa-ld --model-type triage --data " + root.string() +
+                      " --labels " + labels.string() + " --inner-folds 2 --rounds 10 --json --out " +
+                      (dir_ / "m.vgm").string());
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  const nlohmann::json j = nlohmann::json::parse(t.out);
+  EXPECT_EQ(j["training"]["traces"], 19);
+  EXPECT_EQ(j["training"]["true_positives"], 6);
+
+  std::ofstream(labels, std::ios::app) << R"({"id": "nope.txt", "label": "benign"})" << '\n';
+  CmdResult missing = Vigil("train --dataset adfa-ld --model-type triage --data " +
+                            root.string() + " --labels " + labels.string() + " --out " +
+                            (dir_ / "m2.vgm").string());
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_NE(missing.err.find("labels.jsonl:20: id \"nope.txt\""), std::string::npos)
+      << missing.err;
+}
+
+TEST_F(TriageCliTest, TrainsFromJsonlFeatureRowsAndReportsBadLines) {
+  const fs::path labels = dir_ / "alerts.jsonl";
+  {
+    std::ofstream f(labels);
+    for (int i = 0; i < 40; ++i) {
+      const bool tp = i % 4 == 0;
+      f << R"({"id": "alert-)" << i << R"(", "label": ")"
+        << (tp ? "true_positive" : (i % 2 ? "benign" : "false_positive"))
+        << R"(", "features": {"score": )" << (tp ? 0.9 : 0.3) + (i % 5) * 0.01
+        << R"(, "uid": )" << i % 3 << "}}\n";
+    }
+  }
+  CmdResult t = Vigil("train --dataset jsonl --model-type triage --labels " + labels.string() +
+                      " --cv 4 --rounds 10 --json --out " + (dir_ / "m.vgm").string());
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  const nlohmann::json j = nlohmann::json::parse(t.out);
+  EXPECT_EQ(j["training"]["rows"], 40);
+  EXPECT_EQ(j["params"]["features"], 2);
+  EXPECT_GT(j["metrics"]["auc"].get<double>(), 0.9);
+
+  std::ofstream(labels, std::ios::app) << "{\"id\": \"x\", \"label\": \"maybe\"}\n";
+  CmdResult bad = Vigil("train --dataset jsonl --model-type triage --labels " + labels.string() +
+                        " --out " + (dir_ / "m2.vgm").string());
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("alerts.jsonl:41: \"label\" is \"maybe\""), std::string::npos) << bad.err;
+  EXPECT_FALSE(fs::exists(dir_ / "m2.vgm"));
+}
