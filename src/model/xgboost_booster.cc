@@ -45,6 +45,58 @@ bool NumberOf(const nlohmann::json& j, double* out) {
   return end != s.c_str() && *end == '\0';
 }
 
+// Builds the document through nlohmann's DOM builder while counting values: UBJSON's typed
+// containers can declare a count of values that take no bytes (nulls), so a few bytes could ask
+// for billions of elements. More values (or a declared count larger) than input bytes stops the
+// parse. nlohmann's builder also throws on some declared sizes even with exceptions off, hence
+// the catch. Returns a discarded value on any failure.
+class BoundedSax {
+ public:
+  BoundedSax(nlohmann::json& out, size_t budget) : dom_(out, false), budget_(budget) {}
+  bool null() { return Count() && dom_.null(); }
+  bool boolean(bool v) { return Count() && dom_.boolean(v); }
+  bool number_integer(nlohmann::json::number_integer_t v) {
+    return Count() && dom_.number_integer(v);
+  }
+  bool number_unsigned(nlohmann::json::number_unsigned_t v) {
+    return Count() && dom_.number_unsigned(v);
+  }
+  bool number_float(nlohmann::json::number_float_t v, const std::string& s) {
+    return Count() && dom_.number_float(v, s);
+  }
+  bool string(std::string& v) { return Count() && dom_.string(v); }
+  bool binary(nlohmann::json::binary_t& v) { return Count() && dom_.binary(v); }
+  bool start_object(size_t n) { return Fits(n) && Count() && dom_.start_object(n); }
+  bool key(std::string& k) { return dom_.key(k); }
+  bool end_object() { return dom_.end_object(); }
+  bool start_array(size_t n) { return Fits(n) && Count() && dom_.start_array(n); }
+  bool end_array() { return dom_.end_array(); }
+  bool parse_error(size_t pos, const std::string& tok, const nlohmann::detail::exception& e) {
+    return dom_.parse_error(pos, tok, e);
+  }
+
+ private:
+  bool Count() { return ++values_ <= budget_; }
+  bool Fits(size_t n) const { return n == static_cast<size_t>(-1) || n <= budget_; }
+  nlohmann::detail::json_sax_dom_parser<nlohmann::json> dom_;
+  size_t budget_;
+  size_t values_ = 0;
+};
+
+nlohmann::json ParseUbjson(std::string_view bytes) {
+  nlohmann::json out;
+  try {
+    BoundedSax sax(out, bytes.size());
+    if (!nlohmann::json::sax_parse(bytes.begin(), bytes.end(), &sax,
+                                   nlohmann::json::input_format_t::ubjson, /*strict=*/true)) {
+      return nlohmann::json(nlohmann::json::value_t::discarded);
+    }
+  } catch (const nlohmann::json::exception&) {
+    return nlohmann::json(nlohmann::json::value_t::discarded);
+  }
+  return out;
+}
+
 }  // namespace
 
 core::Status CheckBoosterParams(const BoosterParams& p) {
@@ -212,11 +264,9 @@ core::Status ValidateXgbModel(std::string_view bytes, size_t expected_features,
   const bool is_json =
       bytes.size() > 1 && bytes[0] == '{' &&
       (bytes[1] == '"' || bytes[1] == '}' || std::isspace(static_cast<unsigned char>(bytes[1])));
-  nlohmann::json j =
-      is_json
-          ? nlohmann::json::parse(bytes.begin(), bytes.end(), nullptr, /*allow_exceptions=*/false)
-          : nlohmann::json::from_ubjson(bytes.begin(), bytes.end(), /*strict=*/true,
-                                        /*allow_exceptions=*/false);
+  nlohmann::json j = is_json ? nlohmann::json::parse(bytes.begin(), bytes.end(), nullptr,
+                                                     /*allow_exceptions=*/false)
+                             : ParseUbjson(bytes);
   if (j.is_discarded() || !j.is_object()) return bad("not a UBJSON/JSON object");
   auto at = [](const nlohmann::json& o,
                std::initializer_list<const char*> path) -> const nlohmann::json* {

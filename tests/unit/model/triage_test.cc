@@ -298,6 +298,11 @@ TEST(XgbValidateTest, RefusesMalformedTrees) {
   refused([&](nlohmann::json& j) { j["learner"]["gradient_booster"]["name"] = "dart"; }, "gbtree");
   refused([&](nlohmann::json& j) { tree0(j)["split_type"][0] = 1; }, "categorical");
   refused([&](nlohmann::json& j) { tree0(j)["tree_param"]["num_nodes"] = "2"; }, "num_nodes");
+  // A typed array of nulls takes no bytes per element: a 2^40 count must not be built.
+  const std::string nulls("{i\x01" "a[$Z#L\x00\x00\x01\x00\x00\x00\x00\x00}", 17);
+  EXPECT_FALSE(ValidateXgbModel(nulls, 4, "m").ok());
+  const std::string huge("{i\x01" "a[$Z#L\x7f\xff\xff\xff\xff\xff\xff\xff}", 17);
+  EXPECT_FALSE(ValidateXgbModel(huge, 4, "m").ok());
   EXPECT_FALSE(ValidateXgbModel("", 4, "m").ok());
   EXPECT_FALSE(ValidateXgbModel("{", 4, "m").ok());
   EXPECT_FALSE(ValidateXgbModel("\x5b\x24", 4, "m").ok());
