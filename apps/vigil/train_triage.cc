@@ -345,10 +345,10 @@ ModelType TriageModelType() {
     cmd.add_option("--colsample", bp.colsample_bytree, "triage: share of features per tree")
         ->capture_default_str()
         ->check(CLI::Range(0.01, 1.0));
-    cmd.add_option("--threads", bp.threads, "triage: XGBoost training threads")
+    cmd.add_option("--triage-threads", bp.threads, "triage: XGBoost training threads")
         ->capture_default_str()
         ->check(CLI::Range(1, 256));
-    cmd.add_option("--seed", f->options.seed, "triage: seed of folds and trees")
+    cmd.add_option("--triage-seed", f->options.seed, "triage: seed of folds and trees")
         ->capture_default_str();
     cmd.add_option("--inner-folds", f->options.inner_folds,
                    "triage: folds of the out-of-fold n-gram features (adfa-ld)")
