@@ -131,10 +131,11 @@ RunFn AddPolicyCommand(CLI::App& root) {
       ->required()
       ->check(CLI::ExistingFile);
   test->add_option("--events", o->events, "Event file (docs/event-schema.md)")->required();
-  return [o, check, test] {
+  RunFn signing = AddPolicySigningCommands(cmd);
+  return [o, check, test, signing] {
     if (check->parsed()) return RunCheck(*o);
     if (test->parsed()) return RunTest(*o);
-    return kExitUsage;
+    return signing();
   };
 }
 

@@ -26,6 +26,12 @@ RunFn AddAgentCommand(CLI::App& root);
 RunFn AddStatusCommand(CLI::App& root);
 RunFn AddPolicyCommand(CLI::App& root);
 RunFn AddAuditCommand(CLI::App& root);
+RunFn AddKeysCommand(CLI::App& root);
+RunFn AddModelCommand(CLI::App& root);
+RunFn AddSbomCommand(CLI::App& root);
+// Adds `sign` and `verify` under the `policy` command; the returned runner runs whichever was
+// parsed.
+RunFn AddPolicySigningCommands(CLI::App* policy);
 
 // Prints "vigil CMD: error: MESSAGE" to stderr and returns the exit code for the status: 2 for
 // bad input (invalid argument, not found, out of range, data loss), 1 otherwise.

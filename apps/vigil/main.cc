@@ -67,6 +67,9 @@ int Main(int argc, char** argv) {
   add(AddStatusCommand);
   add(AddPolicyCommand);
   add(AddAuditCommand);
+  add(AddKeysCommand);
+  add(AddModelCommand);
+  add(AddSbomCommand);
   try {
     root.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,18 @@
+// vigil policy sign|verify: minisign signatures over policy files (the `policy` command itself,
+// with check and test, is in cmd_policy_check.cc).
+
+#include "apps/vigil/govern_cli.h"
+
+namespace vigil::app {
+
+RunFn AddPolicySigningCommands(CLI::App* policy) {
+  CommandGroup group(policy);
+  // The policy loader validates a policy's content; signing covers its exact bytes.
+  AddSignVerifyCommands(group, "policy", [](std::string_view bytes, const std::string& path) {
+    if (bytes.empty()) return core::InvalidArgument(path + ": empty policy file");
+    return core::Status::Ok();
+  });
+  return group.Runner();
+}
+
+}  // namespace vigil::app
