@@ -209,9 +209,11 @@ std::string EncodeSignature(const Signature& sig) {
                                                                                    : uint8_t{'d'}};
   bin.insert(bin.end(), sig.key_id.begin(), sig.key_id.end());
   bin.insert(bin.end(), sig.signature.begin(), sig.signature.end());
-  return std::string(kUntrustedPrefix) + OneLine(sig.untrusted_comment) + "\n" +
+  // Comments are written as they are: Sign() made them one line, and a parsed signature's
+  // comments are lines already (changing a byte would break the global signature).
+  return std::string(kUntrustedPrefix) + sig.untrusted_comment + "\n" +
          Base64(bin.data(), bin.size()) + "\n" + std::string(kTrustedPrefix) +
-         OneLine(sig.trusted_comment) + "\n" +
+         sig.trusted_comment + "\n" +
          Base64(sig.global_signature.data(), sig.global_signature.size()) + "\n";
 }
 

@@ -73,6 +73,7 @@ PublicKey PublicKeyOf(const SecretKey& secret);
 
 std::string EncodePublicKey(const PublicKey& key);
 std::string EncodeSecretKey(const SecretKey& key);
+// Comments are written as given and must be single lines (Sign() and ParseSignature() ensure it).
 std::string EncodeSignature(const Signature& sig);
 
 core::Result<PublicKey> ParsePublicKey(std::string_view text, std::string_view source);

@@ -55,9 +55,10 @@ Result<RegistryEntry> ParseManifest(std::string_view text, std::string_view sour
   if (!j.is_object()) return InvalidArgument(src + ": not a JSON object");
   static const char* kKeys[] = {"schema", "digest", "size", "name",
                                 "kind",   "pushed_unix", "signed", "model"};
-  for (const auto& [key, value] : j.items()) {
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& key = it.key();
     if (std::find_if(std::begin(kKeys), std::end(kKeys),
-                     [&](const char* k) { return key == k; }) == std::end(kKeys)) {
+                     [&key](const char* k) { return key == k; }) == std::end(kKeys)) {
       return InvalidArgument(src + ": unknown key \"" + key + "\"");
     }
   }
