@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cinttypes>
 #include <cstdio>
 #include <fstream>
@@ -110,16 +111,37 @@ std::string UserName(const enrich::ProcessTree& tree, uint32_t pid, uint32_t uid
   return "uid " + std::to_string(uid);
 }
 
+// Stop and reload requests that reached a thread which did not block the signals: threads that
+// libraries (OpenBLAS, libtorch) start before main() runs. The handler only records them; the
+// signal thread acts on them.
+std::atomic<bool> g_stop_requested{false};
+std::atomic<bool> g_reload_requested{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+
+extern "C" void RecordSignal(int sig) {
+  if (sig == SIGHUP) {
+    g_reload_requested.store(true);
+  } else {
+    g_stop_requested.store(true);
+  }
+}
+
 int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
-  // 0. Block the stop and reload signals before any thread exists (the metrics server, the
-  // workers and the sensor start threads), so that none of them can take a signal and die of
-  // its default action: the signal thread below waits for them.
+  // 0. Block the stop and reload signals before any thread of ours exists (the metrics server,
+  // the workers and the sensor start threads), so that the signal thread below takes them. A
+  // library thread started before main() keeps them unblocked: the handler keeps the default
+  // action (death) from happening there and hands the request to the signal thread.
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  struct sigaction record {};
+  record.sa_handler = RecordSignal;
+  sigemptyset(&record.sa_mask);
+  record.sa_flags = SA_RESTART;
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &record, nullptr);
 
   // 1. Config and logging.
   auto config = core::LoadConfig(o.config);
@@ -372,8 +394,15 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   std::atomic<bool> done{false};
   std::thread signals([&] {
     while (!done.load()) {
-      timespec tick{1, 0};
-      const int sig = sigtimedwait(&set, nullptr, &tick);
+      timespec tick{0, 200'000'000};
+      int sig = sigtimedwait(&set, nullptr, &tick);
+      if (sig <= 0) {
+        if (g_stop_requested.exchange(false)) {
+          sig = SIGTERM;
+        } else if (g_reload_requested.exchange(false)) {
+          sig = SIGHUP;
+        }
+      }
       for (const std::string& note : live.TakeNotes()) spdlog::info("{}", note);
       if (sig == SIGINT || sig == SIGTERM) {
         spdlog::info("stopping (signal {})", sig);
