@@ -70,6 +70,8 @@ int Main(int argc, char** argv) {
   add(AddKeysCommand);
   add(AddModelCommand);
   add(AddSbomCommand);
+  add(AddEnforcementCommand);
+  add(AddEscalationsCommand);
   try {
     root.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
