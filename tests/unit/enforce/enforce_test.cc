@@ -12,7 +12,9 @@
 #include "core/clock.h"
 #include "core/metrics.h"
 #include "enforce/enforce.h"
+#include "enforce/from_policy.h"
 #include "enforce/proc.h"
+#include "policy/rules.h"
 
 namespace vigil::enforce {
 namespace {
@@ -272,6 +274,51 @@ TEST_F(LedgerTest, ADamagedLedgerIsReportedNotTrusted) {
   auto e = Enforcer::Open(o, clock_, registry_);
   ASSERT_FALSE(e.has_value());
   EXPECT_NE(e.error().message().find("enforcement.db"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vigil::enforce
+
+namespace vigil::enforce {
+namespace {
+
+TEST(FromPolicyTest, DecidedActionsMapToEnforcementActions) {
+  EXPECT_EQ(*ActionKindFor(core::Action::kFreeze), ActionKind::kFreeze);
+  EXPECT_EQ(*ActionKindFor(core::Action::kBlockNetwork), ActionKind::kBlockNetwork);
+  EXPECT_EQ(*ActionKindFor(core::Action::kKill), ActionKind::kKill);
+  EXPECT_EQ(*ActionKindFor(core::Action::kEscalate), ActionKind::kEscalate);
+  EXPECT_FALSE(ActionKindFor(core::Action::kAllow).has_value());
+  auto deny = ActionKindFor(core::Action::kDeny);
+  ASSERT_FALSE(deny.has_value());
+  EXPECT_NE(deny.error().message().find("gate"), std::string::npos);
+}
+
+TEST(FromPolicyTest, ARuleActionBlockBecomesARequest) {
+  auto rules = policy::RuleSet::LoadString(
+      "- rule: Miner\n  desc: d\n  condition: proc.name = xmrig\n  output: o\n"
+      "  priority: critical\n  action:\n    type: escalate\n    mode: enforce\n"
+      "    fallback: deny\n"
+      "- rule: Plain\n  desc: d\n  condition: proc.name = x\n  output: o\n  priority: info\n"
+      "- rule: Gate\n  desc: d\n  condition: proc.name = y\n  output: o\n  priority: info\n"
+      "  action:\n    type: deny\n    mode: enforce\n",
+      "rules.yaml");
+  ASSERT_TRUE(rules.has_value()) << rules.error().message();
+  const Target target = *ParseTarget("pid:77");
+  auto miner = RequestForRule(rules->rules()[0], target, "score 0.97");
+  ASSERT_TRUE(miner.has_value()) << miner.error().message();
+  EXPECT_EQ(miner->action, ActionKind::kEscalate);
+  EXPECT_EQ(miner->mode, Mode::kEnforce);
+  EXPECT_EQ(miner->on_timeout, TimeoutDefault::kEnforce);
+  EXPECT_EQ(miner->rule, "Miner");
+  EXPECT_EQ(miner->target.ToString(), "pid:77");
+  auto plain = RequestForRule(rules->rules()[1], target, "");
+  ASSERT_TRUE(plain.has_value());
+  EXPECT_EQ(plain->action, ActionKind::kAlert);
+  EXPECT_EQ(plain->mode, Mode::kMonitor);
+  auto gate = RequestForRule(rules->rules()[2], target, "");
+  ASSERT_FALSE(gate.has_value());
+  EXPECT_NE(gate.error().message().find("rules.yaml:"), std::string::npos)
+      << gate.error().message();
 }
 
 }  // namespace
