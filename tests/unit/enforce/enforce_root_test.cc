@@ -116,6 +116,21 @@ struct Connector {
   }
 };
 
+// A TCP listener on 127.0.0.1 at a free port (its address in *addr); -1 on failure.
+int Listen(sockaddr_in* addr) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  *addr = sockaddr_in{};
+  addr->sin_family = AF_INET;
+  addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(*addr);
+  if (bind(fd, reinterpret_cast<sockaddr*>(addr), sizeof(*addr)) != 0 || listen(fd, 64) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(addr), &len) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 class ActionTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -261,14 +276,9 @@ TEST_F(ActionTest, KillAProcessGroup) {
 }
 
 TEST_F(ActionTest, BlockNetworkThenRollback) {
-  const int listener = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-  ASSERT_EQ(listen(listener, 64), 0);
-  socklen_t len = sizeof(a);
-  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  const int listener = Listen(&a);
+  ASSERT_GE(listener, 0);
   const uint16_t port = ntohs(a.sin_port);
 
   Connector c = Connector::Start(port);
@@ -300,6 +310,54 @@ TEST_F(ActionTest, BlockNetworkThenRollback) {
   close(listener);
   auto root_mount = FindCgroup2Mount(ReadFile("/proc/self/mountinfo"));
   if (root_mount) fs::remove(*root_mount + "/" + options_.cgroup_subtree);
+}
+
+// Cgroup targets act on the cgroup in place: freeze/thaw it, deny-list it, kill everything in it.
+TEST_F(ActionTest, CgroupTargetsFreezeBlockAndKillInPlace) {
+  auto root_mount = FindCgroup2Mount(ReadFile("/proc/self/mountinfo"));
+  ASSERT_TRUE(root_mount.has_value());
+  const std::string path = "/" + options_.cgroup_subtree + "-target";
+  const std::string abs = *root_mount + path;
+  fs::create_directories(abs);
+  sockaddr_in a{};
+  const int listener = Listen(&a);
+  ASSERT_GE(listener, 0);
+  Connector c = Connector::Start(ntohs(a.sin_port));
+  Track(c.pid);
+  std::ofstream(abs + "/cgroup.procs") << c.pid << std::flush;
+  ASSERT_EQ(ProcCgroup(c.pid), path);
+
+  auto block = Do(ActionKind::kBlockNetwork, "cgroup:" + path);
+  ASSERT_TRUE(block.has_value() && block->state == State::kApplied)
+      << (block ? block->detail : block.error().message());
+  EXPECT_EQ(c.Connect(), EPERM);
+  ASSERT_TRUE(enforcer_->Rollback(block->id).has_value());
+  EXPECT_EQ(c.Connect(), 0);
+  EXPECT_EQ(ProcCgroup(c.pid), path) << "a cgroup target is never moved";
+
+  auto freeze = Do(ActionKind::kFreeze, "cgroup:" + path);
+  ASSERT_TRUE(freeze.has_value() && freeze->state == State::kApplied)
+      << (freeze ? freeze->detail : freeze.error().message());
+  EXPECT_NE(ReadFile(abs + "/cgroup.events").find("frozen 1"), std::string::npos);
+  ASSERT_TRUE(enforcer_->Rollback(freeze->id).has_value());
+  EXPECT_NE(ReadFile(abs + "/cgroup.events").find("frozen 0"), std::string::npos);
+  EXPECT_EQ(c.Connect(), 0);
+
+  auto kill = Do(ActionKind::kKill, "cgroup:" + path);
+  ASSERT_TRUE(kill.has_value() && kill->state == State::kApplied)
+      << (kill ? kill->detail : kill.error().message());
+  int status = 0;
+  ASSERT_EQ(waitpid(c.pid, &status, 0), c.pid);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  children_.clear();
+  close(c.cmd);
+  close(c.res);
+  close(listener);
+  EXPECT_TRUE(Eventually([&] { return rmdir(abs.c_str()) == 0; }));
+  auto missing = Do(ActionKind::kFreeze, "cgroup:" + path);
+  ASSERT_TRUE(missing.has_value());
+  EXPECT_EQ(missing->state, State::kFailed);
+  EXPECT_NE(missing->detail.find("does not exist"), std::string::npos) << missing->detail;
 }
 
 TEST_F(ActionTest, FreezeAndBlockShareOneHoldUntilBothAreRolledBack) {
