@@ -3,12 +3,13 @@
 # CTest: the thread-sanitizer run of the queue tests, the bounded fuzz runs, then all unit,
 # integration and end-to-end tests of the release build (its summary closes the output).
 #
-# Environment: VIGIL_FUZZ_SECONDS (per fuzz target, default 20).
+# Environment: VIGIL_FUZZ_SECONDS (per fuzz target, default 10; the fuzz targets run two at a
+# time, one per core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh test
-fuzz_seconds=${VIGIL_FUZZ_SECONDS:-20}
+fuzz_seconds=${VIGIL_FUZZ_SECONDS:-10}
 
 echo "== build: release (-Werror)"
 cmake --preset release >/dev/null
@@ -28,7 +29,7 @@ status=0
 echo "== ctest: queue tests under ThreadSanitizer"
 ctest --test-dir build/tsan -R '^pipeline_queue_test[.]' --output-on-failure || status=1
 echo "== ctest: fuzz targets, ${fuzz_seconds}s each"
-ctest --test-dir build/fuzz --output-on-failure || status=1
+ctest --test-dir build/fuzz --output-on-failure -j2 || status=1
 echo "== ctest: unit, integration and end-to-end tests"
 ctest --test-dir build/release --output-on-failure -j2 || status=1
 exit $status
