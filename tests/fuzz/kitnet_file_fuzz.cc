@@ -19,6 +19,7 @@
 #include "model/kitnet_model.h"
 #include "model/loader.h"
 #include "model/model_file.h"
+#include "model_fuzz_checks.h"
 
 namespace {
 
@@ -26,17 +27,7 @@ using vigil::model::KitNet;
 using vigil::model::KitNetPrecision;
 using vigil::model::ModelFile;
 
-void CheckError(const vigil::core::Status& s) {
-  if (s.ok() || s.message().empty()) __builtin_trap();
-}
-
-void CheckVerdict(const vigil::model::Model& m) {
-  static constexpr int32_t kSyscalls[] = {3, 5, 6, 192, 195, 3, 3, 11, 0, -1, 511, 340, 5, 5};
-  auto stream = m.NewStream("");
-  stream->ObserveSyscalls(vigil::core::Arch::kI386, kSyscalls);
-  const vigil::core::Verdict v = stream->Current();
-  if (!(v.score >= 0.0 && v.score <= 1.0)) __builtin_trap();
-}
+using vigil::fuzz::CheckError;
 
 void ScoreRows(const KitNet& net) {
   KitNet::Workspace ws;
@@ -60,13 +51,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else if (file->header.value("family", "") == vigil::model::kKitNetFamily) {
     auto m = vigil::model::LoadModelFromFile(*file, "fuzz.vmdl");
     if (m.has_value()) {
-      CheckVerdict(**m);
+      vigil::fuzz::CheckScoresStream(**m);
     } else {
       CheckError(m.error());
     }
     auto q = vigil::model::KitNetModel::FromFile(*file, "fuzz.vmdl", KitNetPrecision::kInt8);
     if (q.has_value()) {
-      CheckVerdict(**q);
+      vigil::fuzz::CheckScoresStream(**q);
     } else {
       CheckError(q.error());
     }

@@ -9,7 +9,6 @@
 // whatever counts were accepted. Errors must carry a message; nothing may crash, hang or throw.
 // Seeds: tests/fuzz/corpus/model/.
 
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -17,24 +16,19 @@
 
 #include "model/model_file.h"
 #include "model/sequence_model.h"
+#include "model_fuzz_checks.h"
 
 namespace {
 
 using vigil::model::ModelFile;
 using vigil::model::SequenceModel;
 
-void CheckError(const vigil::core::Status& s) {
-  if (s.ok() || s.message().empty()) __builtin_trap();
-}
+using vigil::fuzz::CheckError;
 
 void Exercise(const ModelFile& file, std::string_view source) {
   auto model = SequenceModel::FromFile(file, source);
   if (!model.has_value()) return CheckError(model.error());
-  static constexpr int32_t kSyscalls[] = {3, 5, 6, 192, 195, 3, 3, 11, 0, -1, 511, 340, 5, 5};
-  auto stream = (*model)->NewStream("");
-  stream->ObserveSyscalls(vigil::core::Arch::kI386, kSyscalls);
-  const vigil::core::Verdict v = stream->Current();
-  if (std::isnan(v.score) || v.score < 0.0 || v.score > 1.0) __builtin_trap();
+  vigil::fuzz::CheckScoresStream(**model);
 }
 
 }  // namespace

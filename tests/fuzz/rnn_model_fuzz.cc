@@ -6,7 +6,6 @@
 // that loads scores a short stream. Errors must carry a message; nothing may crash, hang or
 // throw. Seeds: tests/fuzz/corpus/rnn/.
 
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -17,22 +16,15 @@
 #include "model/loader.h"
 #include "model/model_file.h"
 #include "model/rnn_model.h"
+#include "model_fuzz_checks.h"
 
 namespace {
 
 using vigil::model::ModelFile;
 
-void CheckError(const vigil::core::Status& s) {
-  if (s.ok() || s.message().empty()) __builtin_trap();
-}
-
 void Exercise(const vigil::core::Result<std::unique_ptr<vigil::model::Model>>& model) {
-  if (!model.has_value()) return CheckError(model.error());
-  static constexpr int32_t kSyscalls[] = {3, 5, 6, 192, 195, 3, 3, 11, 0, -1, 511, 340, 5, 5};
-  auto stream = (*model)->NewStream("");
-  stream->ObserveSyscalls(vigil::core::Arch::kI386, kSyscalls);
-  const vigil::core::Verdict v = stream->Current();
-  if (std::isnan(v.score) || v.score < 0.0 || v.score > 1.0) __builtin_trap();
+  if (!model.has_value()) return vigil::fuzz::CheckError(model.error());
+  vigil::fuzz::CheckScoresStream(**model);
 }
 
 }  // namespace
