@@ -198,6 +198,37 @@ int RunList(const EnforcementOptions& o) {
   return kExitOk;
 }
 
+int RunStats(const EnforcementOptions& o) {
+  auto opened = OpenEnforcer(o.common);
+  if (!opened.has_value()) return ReportError("enforcement stats", opened.error());
+  auto tally = opened->enforcer->Count();
+  if (!tally.has_value()) return ReportError("enforcement stats", tally.error());
+  constexpr enforce::State kStates[] = {enforce::State::kApplied, enforce::State::kFailed,
+                                        enforce::State::kRolledBack, enforce::State::kMonitor,
+                                        enforce::State::kApplying};
+  nlohmann::json j = nlohmann::json::object();
+  if (!o.common.json) {
+    std::printf("%-14s %8s %8s %12s %20s %9s\n", "ACTION", "APPLIED", "FAILED", "ROLLED-BACK",
+                "WOULD (MONITOR)", "APPLYING");
+  }
+  for (int i = 0; i < enforce::kActionKindCount; ++i) {
+    const std::string name(enforce::ActionKindName(static_cast<enforce::ActionKind>(i)));
+    uint64_t n[std::size(kStates)];
+    for (size_t k = 0; k < std::size(kStates); ++k) {
+      n[k] = tally->by_state[static_cast<size_t>(kStates[k])][i];
+      j[name][std::string(enforce::StateName(kStates[k]))] = n[k];
+    }
+    if (!o.common.json) {
+      std::printf("%-14s %8llu %8llu %12llu %20llu %9llu\n", name.c_str(),
+                  static_cast<unsigned long long>(n[0]), static_cast<unsigned long long>(n[1]),
+                  static_cast<unsigned long long>(n[2]), static_cast<unsigned long long>(n[3]),
+                  static_cast<unsigned long long>(n[4]));
+    }
+  }
+  if (o.common.json) std::printf("%s\n", j.dump().c_str());
+  return kExitOk;
+}
+
 int RunRollback(const EnforcementOptions& o) {
   auto id = ParseId(o.id, "ID");
   if (!id.has_value()) return ReportError("enforcement rollback", id.error());
@@ -309,6 +340,10 @@ RunFn AddEnforcementCommand(CLI::App& root) {
   CLI::App* list = cmd->add_subcommand("list", "List enforcement actions, newest first");
   AddCommonFlags(list, &o->common);
   list->add_option("--limit", o->limit, "Show at most N actions (0: all)");
+  CLI::App* stats = cmd->add_subcommand(
+      "stats", "Count the ledger's actions by state, including what monitor mode would have "
+               "enforced");
+  AddCommonFlags(stats, &o->common);
   CLI::App* rollback = cmd->add_subcommand(
       "rollback", "Undo action ID (thaw and restore, unblock, withdraw, cancel); a kill "
                   "cannot be undone and is refused (exit 1)");
@@ -332,8 +367,9 @@ RunFn AddEnforcementCommand(CLI::App& root) {
                     "escalate: what happens unanswered: dismiss or enforce")
       ->capture_default_str();
   AddCommonFlags(apply, &o->common);
-  return [o, list, rollback, apply] {
+  return [o, list, stats, rollback, apply] {
     if (list->parsed()) return RunList(*o);
+    if (stats->parsed()) return RunStats(*o);
     if (rollback->parsed()) return RunRollback(*o);
     if (apply->parsed()) return RunApply(*o);
     return kExitUsage;

@@ -108,6 +108,7 @@ enum class State : uint8_t {
   kFailed,
   kMonitor,     // monitor mode: decided and recorded, not carried out
 };
+inline constexpr int kStateCount = 5;
 std::string_view StateName(State s);  // "applying", "applied", "rolled-back", "failed", "monitor"
 bool ParseState(std::string_view name, State* out);
 
@@ -199,6 +200,13 @@ class Enforcer {
   // Ledger entries, newest first (at most `limit`; 0: all).
   core::Result<std::vector<LedgerEntry>> List(size_t limit = 0) const;
   core::Result<LedgerEntry> Get(uint64_t id) const;
+  // How many ledger entries each action has in each state (monitor: would have enforced),
+  // over the whole ledger, so the figures survive restarts and cover every process.
+  struct Tally {
+    uint64_t by_state[kStateCount][kActionKindCount] = {};  // [State][ActionKind]
+    uint64_t rolled_back_total = 0;
+  };
+  core::Result<Tally> Count() const;
 
   // Escalations, newest first; `pending_only` leaves out decided ones. Applies due expiries
   // first.

@@ -888,6 +888,26 @@ core::Result<LedgerEntry> Enforcer::Get(uint64_t id) const {
   return impl_->GetAction(id);
 }
 
+core::Result<Enforcer::Tally> Enforcer::Count() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  VIGIL_ASSIGN_OR_RETURN(Stmt s, impl_->db->Prepare("SELECT action, state, COUNT(*) FROM actions "
+                                                    "GROUP BY action, state"));
+  Tally t;
+  for (;;) {
+    VIGIL_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    ActionKind a;
+    State st;
+    if (!ParseActionKind(s.Text(0), &a) || !ParseState(s.Text(1), &st)) {
+      return core::DataLoss(impl_->ledger_path + ": actions: unknown action or state \"" +
+                            s.Text(0) + "\"/\"" + s.Text(1) + "\"");
+    }
+    t.by_state[static_cast<size_t>(st)][static_cast<size_t>(a)] += static_cast<uint64_t>(s.Int(2));
+  }
+  for (uint64_t n : t.by_state[static_cast<size_t>(State::kRolledBack)]) t.rolled_back_total += n;
+  return t;
+}
+
 core::Result<std::vector<Escalation>> Enforcer::Escalations(bool pending_only) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   VIGIL_ASSIGN_OR_RETURN(FileLock flock_guard, FileLock::Take(impl_->lock_path));

@@ -78,6 +78,11 @@ TEST_F(EnforcementCliTest, LedgerEscalationsAndAuditRecords) {
   EXPECT_EQ(list[1]["rule"], "R1");
   EXPECT_EQ(list[1]["state"], "applied");
   EXPECT_EQ(list[0]["state"], "monitor");
+  r = Vigil("enforcement stats --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto stats = nlohmann::json::parse(r.out);
+  EXPECT_EQ(stats["kill"]["monitor"], 1);
+  EXPECT_EQ(stats["alert"]["applied"], 1);
 
   EXPECT_EQ(Vigil("enforcement rollback 1").exit_code, 0);
   r = Vigil("enforcement rollback 1");

@@ -143,6 +143,12 @@ TEST_F(LedgerTest, MonitorModeRecordsAndCountsButNeverActs) {
   EXPECT_EQ(Count("vigil_enforcement_would_have_enforced_total", "kill"), 2u);
   EXPECT_EQ(Count("vigil_enforcement_would_have_enforced_total", "freeze"), 1u);
   EXPECT_EQ(Count("vigil_enforcement_success_total", "kill"), 0u);
+  auto tally = enforcer_->Count();
+  ASSERT_TRUE(tally.has_value());
+  const auto monitor = static_cast<size_t>(State::kMonitor);
+  EXPECT_EQ(tally->by_state[monitor][static_cast<size_t>(ActionKind::kKill)], 2u);
+  EXPECT_EQ(tally->by_state[monitor][static_cast<size_t>(ActionKind::kBlockNetwork)], 1u);
+  EXPECT_EQ(tally->by_state[static_cast<size_t>(State::kApplied)][0], 0u);
   auto list = enforcer_->List();
   ASSERT_TRUE(list.has_value());
   ASSERT_EQ(list->size(), 4u);
