@@ -13,6 +13,7 @@ build_pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libtorch-dev libopenblas0-pthread
   clang bpftool libbpf-dev libelf-dev
+  libseccomp-dev
 )
 test_pkgs=(
   clang libclang-rt-14-dev libfuzzer-14-dev prometheus curl procps minisign

@@ -38,6 +38,8 @@ class AuditTrail {
   void ModelChange(std::string_view action, const std::string& path, std::string_view name,
                    std::string_view version, std::string_view reason = {});
   void ModeChange(std::string_view from, std::string_view to, std::string_view reason);
+  // Any other record (the gates' decisions and fallbacks). A failed append is kept for Close().
+  void Append(audit::RecordType type, nlohmann::json payload);
 
   // Drains and closes the log; the first error of any append or of the close.
   core::Status Close();
@@ -48,7 +50,6 @@ class AuditTrail {
 
  private:
   AuditTrail() = default;
-  void Append(audit::RecordType type, nlohmann::json payload);
 
   std::unique_ptr<audit::Signer> signer_;
   std::unique_ptr<audit::AuditLog> log_;

@@ -31,6 +31,7 @@ RunFn AddModelCommand(CLI::App& root);
 RunFn AddSbomCommand(CLI::App& root);
 RunFn AddEnforcementCommand(CLI::App& root);
 RunFn AddEscalationsCommand(CLI::App& root);
+RunFn AddRunCommand(CLI::App& root);
 // Adds `sign` and `verify` under the `policy` command; the returned runner runs whichever was
 // parsed.
 RunFn AddPolicySigningCommands(CLI::App* policy);

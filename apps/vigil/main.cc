@@ -72,6 +72,7 @@ int Main(int argc, char** argv) {
   add(AddSbomCommand);
   add(AddEnforcementCommand);
   add(AddEscalationsCommand);
+  add(AddRunCommand);
   try {
     root.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

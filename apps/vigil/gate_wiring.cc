@@ -1,0 +1,164 @@
+#include "apps/vigil/gate_wiring.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "apps/vigil/audit_trail.h"
+#include "audit/payloads.h"
+#include "enrich/proc_parse.h"
+#include "policy/fields.h"
+
+namespace vigil::app {
+namespace {
+
+constexpr size_t kCommMax = 15;  // the kernel's TASK_COMM_LEN - 1
+
+// Up to `cap` bytes of a /proc file ("" when it cannot be read).
+std::string ReadProc(const std::string& path, size_t cap) {
+  std::string out;
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  out.resize(cap);
+  size_t done = 0;
+  while (done < cap) {
+    const ssize_t n = read(fd, out.data() + done, cap - done);
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+  close(fd);
+  out.resize(done);
+  return out;
+}
+
+std::string ReadLink(const std::string& path) {
+  char buf[4096];
+  const ssize_t n = readlink(path.c_str(), buf, sizeof buf);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+struct ProcBasics {
+  bool ok = false;
+  std::string comm;
+  uint32_t ppid = 0;
+};
+
+ProcBasics ReadStat(const std::string& dir) {
+  ProcBasics b;
+  const std::string content = ReadProc(dir + "/stat", 1024);
+  auto st = enrich::ParseProcStat(content);
+  if (!st.has_value()) return b;
+  b.ok = true;
+  b.comm = std::string(st->comm);
+  b.ppid = st->ppid;
+  return b;
+}
+
+std::vector<std::string> ReadArgv(const std::string& dir) {
+  std::vector<std::string> argv;
+  enrich::SplitCmdline(ReadProc(dir + "/cmdline", 4096), enrich::ArgvLimits{}, &argv);
+  return argv;
+}
+
+std::string BaseName(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+}  // namespace
+
+void FillGateContext(const sensor::GateCall& call, enrich::CachingUserResolver* users,
+                     size_t max_ancestors, core::Event* event, policy::EvalInput* in) {
+  *event = call.event;
+  in->event = event;
+  const std::string dir = "/proc/" + std::to_string(call.event.proc.tid);
+  const ProcBasics self = ReadStat(dir);
+  auto status = enrich::ParseProcStatus(ReadProc(dir + "/status", 4096));
+  if (status.has_value()) {
+    event->proc.pid = status->tgid;
+    event->proc.uid = status->euid;
+    if (users != nullptr) in->user_name = users->NameOf(status->euid);
+  }
+  event->proc.ppid = self.ppid;
+  if (call.event.kind == core::EventKind::kProcessExec) {
+    event->proc.exe = call.event.path;
+    event->proc.comm = BaseName(call.event.path).substr(0, kCommMax);
+    in->argv = call.argv;
+  } else {
+    event->proc.comm = self.comm;
+    event->proc.exe = ReadLink(dir + "/exe");
+    in->argv = ReadArgv(dir);
+  }
+  uint32_t pid = self.ppid;
+  for (size_t depth = 0; depth < max_ancestors && pid != 0; ++depth) {
+    const std::string adir = "/proc/" + std::to_string(pid);
+    const ProcBasics a = ReadStat(adir);
+    if (!a.ok) break;
+    policy::Ancestor anc;
+    anc.name = a.comm;
+    anc.exe = ReadLink(adir + "/exe");
+    if (depth == 0) anc.argv = ReadArgv(adir);  // proc.pexe and proc.pcmdline
+    in->ancestors.push_back(std::move(anc));
+    pid = a.ppid;
+  }
+}
+
+GateDeciderAdapter::GateDeciderAdapter(enforce::DecisionGate* gate, size_t max_ancestors)
+    : gate_(gate), max_ancestors_(max_ancestors), users_(&system_users_, 256) {}
+
+sensor::GateAnswer GateDeciderAdapter::Decide(const sensor::GateCall& call,
+                                              sensor::CallControl* control) {
+  core::Event event;
+  policy::EvalInput in;
+  FillGateContext(call, &users_, max_ancestors_, &event, &in);
+  const enforce::GateDecision d =
+      gate_->Decide(in, control->deadline_ns(), [control](bool deny) {
+        control->SetFallback(deny ? sensor::GateAnswer::kDeny : sensor::GateAnswer::kAllow);
+      });
+  return d.deny ? sensor::GateAnswer::kDeny : sensor::GateAnswer::kAllow;
+}
+
+void GateDeciderAdapter::OnFallback(const sensor::GateCall& call, sensor::GateAnswer answer,
+                                    sensor::GateFallbackCause cause) {
+  gate_->FallbackAnswered(call.event, answer == sensor::GateAnswer::kDeny,
+                          cause == sensor::GateFallbackCause::kDeadline
+                              ? enforce::FallbackReason::kDeadline
+                              : enforce::FallbackReason::kUnreadable);
+}
+
+void GateDeciderAdapter::Late(const sensor::GateCall&, sensor::GateAnswer) {
+  // The decision gate counted the late decision; the watchdog's answer stands.
+}
+
+nlohmann::json GateRecordPayload(const enforce::GateRecord& r) {
+  nlohmann::json j = audit::DecisionPayload(r.decision, r.mode);
+  j["gate"] = std::string(r.gate);
+  if (r.event != nullptr) {
+    const core::Event& e = *r.event;
+    nlohmann::json call = {{"type", policy::EventTypeName(e)}, {"pid", e.proc.pid}};
+    if (!e.net.daddr.empty()) {
+      call["addr"] = e.net.daddr;
+      call["port"] = e.net.dport;
+    } else if (!e.path.empty()) {
+      call["path"] = e.path;
+    }
+    if (!e.proc.comm.empty()) call["comm"] = e.proc.comm;
+    j["call"] = std::move(call);
+  }
+  if (r.kind == enforce::GateRecord::Kind::kFallback) {
+    j["fallback_reason"] = std::string(enforce::FallbackReasonName(r.reason));
+  }
+  return j;
+}
+
+enforce::RecordFn AuditGateRecords(AuditTrail* trail) {
+  if (trail == nullptr) return {};
+  return [trail](const enforce::GateRecord& r) {
+    trail->Append(r.kind == enforce::GateRecord::Kind::kFallback ? audit::RecordType::kFallback
+                                                                  : audit::RecordType::kDecision,
+                  GateRecordPayload(r));
+  };
+}
+
+}  // namespace vigil::app

@@ -1,0 +1,250 @@
+#include "enforce/gate.h"
+
+#include <algorithm>
+
+#include "core/clock.h"
+
+namespace vigil::enforce {
+namespace {
+
+// A counter in the registry, or nullptr when there is none (or it refused the name).
+core::Counter* CounterOrNull(core::Registry* r, std::string_view name, std::string_view help,
+                             const core::Labels& labels) {
+  if (r == nullptr) return nullptr;
+  auto c = r->GetCounter(name, help, labels);
+  return c.has_value() ? *c : nullptr;
+}
+
+void Bump(core::Counter* c) {
+  if (c != nullptr) c->Inc();
+}
+
+bool Contains(const std::vector<policy::Match>& ms, const policy::Rule* r) {
+  return std::any_of(ms.begin(), ms.end(), [r](const policy::Match& m) { return m.rule == r; });
+}
+
+}  // namespace
+
+std::string_view GateModeName(GateMode m) { return m == GateMode::kMonitor ? "monitor" : "enforce"; }
+
+bool ParseGateMode(std::string_view name, GateMode* out) {
+  if (name == "monitor") {
+    *out = GateMode::kMonitor;
+  } else if (name == "enforce") {
+    *out = GateMode::kEnforce;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+std::string_view FallbackReasonName(FallbackReason r) {
+  switch (r) {
+    case FallbackReason::kDeadline: return "deadline";
+    case FallbackReason::kModelError: return "model_error";
+    case FallbackReason::kUnreadable: return "unreadable";
+  }
+  return "";
+}
+
+bool IsGateDenyRule(const policy::Rule& r) { return r.has_action && r.action.type == "deny"; }
+
+struct DecisionGate::Metrics {
+  std::atomic<uint64_t> decisions{0}, denied{0}, would_deny{0}, alerts{0}, fallbacks{0},
+      deadline_fallbacks{0}, late{0};
+  core::Counter* allow = nullptr;
+  core::Counter* deny = nullptr;
+  core::Counter* would = nullptr;
+  core::Counter* alert = nullptr;
+  core::Counter* fb_deadline = nullptr;
+  core::Counter* fb_model = nullptr;
+  core::Counter* fb_unreadable = nullptr;
+  core::Counter* late_c = nullptr;
+  core::Histogram* seconds = nullptr;
+};
+
+DecisionGate::DecisionGate(const policy::RuleSet* rules, GateOptions options,
+                           VerdictSource* verdicts, core::Registry* metrics, RecordFn record)
+    : rules_(rules),
+      options_(std::move(options)),
+      verdicts_(verdicts),
+      record_(std::move(record)),
+      metrics_(std::make_unique<Metrics>()) {
+  const std::string& g = options_.name;
+  Metrics& m = *metrics_;
+  constexpr std::string_view kDecisions = "vigil_gate_decisions_total";
+  constexpr std::string_view kDecisionsHelp =
+      "Gate decisions by outcome (allow, deny; would_deny: a deny not enforced in monitor mode)";
+  m.allow = CounterOrNull(metrics, kDecisions, kDecisionsHelp, {{"gate", g}, {"outcome", "allow"}});
+  m.deny = CounterOrNull(metrics, kDecisions, kDecisionsHelp, {{"gate", g}, {"outcome", "deny"}});
+  m.would = CounterOrNull(metrics, "vigil_gate_would_have_enforced_total",
+                          "Calls a gate allowed that enforce mode would have denied", {{"gate", g}});
+  m.alert = CounterOrNull(metrics, "vigil_gate_alerts_total",
+                          "Matches of rules whose action is not deny, at a gate", {{"gate", g}});
+  constexpr std::string_view kFallbacks = "vigil_gate_fallbacks_total";
+  constexpr std::string_view kFallbacksHelp =
+      "Calls answered with a fallback (deadline passed, model failed, arguments unreadable)";
+  m.fb_deadline = CounterOrNull(metrics, kFallbacks, kFallbacksHelp,
+                                {{"gate", g}, {"reason", "deadline"}});
+  m.fb_model = CounterOrNull(metrics, kFallbacks, kFallbacksHelp,
+                             {{"gate", g}, {"reason", "model_error"}});
+  m.fb_unreadable = CounterOrNull(metrics, kFallbacks, kFallbacksHelp,
+                                  {{"gate", g}, {"reason", "unreadable"}});
+  m.late_c = CounterOrNull(metrics, "vigil_gate_late_decisions_total",
+                           "Decisions that finished after their call was answered by the watchdog",
+                           {{"gate", g}});
+  if (metrics != nullptr) {
+    auto h = metrics->GetHistogram("vigil_gate_decision_seconds",
+                                   "Time from a call's arrival to its decision", {{"gate", g}});
+    if (h.has_value()) m.seconds = *h;
+  }
+}
+
+DecisionGate::~DecisionGate() = default;
+
+bool DecisionGate::Enforced(const policy::Rule& r) const {
+  return options_.mode == GateMode::kEnforce && r.action.mode == "enforce";
+}
+
+void DecisionGate::Record(GateRecord::Kind kind, const core::Event& e, core::Action action,
+                          const policy::Rule* rule, std::string reason, bool enforced,
+                          FallbackReason why) {
+  if (!record_) return;
+  GateRecord rec;
+  rec.kind = kind;
+  rec.event = &e;
+  rec.decision.action = action;
+  rec.decision.rule = rule != nullptr ? rule->name : "";
+  rec.decision.reason = std::move(reason);
+  rec.decision.enforced = enforced;
+  rec.gate = options_.name;
+  rec.mode = GateModeName(options_.mode);
+  rec.reason = why;
+  record_(rec);
+}
+
+GateDecision DecisionGate::Decide(const policy::EvalInput& in, int64_t deadline_ns,
+                                  const std::function<void(bool deny)>& set_fallback) {
+  Metrics& m = *metrics_;
+  const core::Event& e = *in.event;
+  GateDecision d;
+  std::vector<policy::Match> matches = rules_->Evaluate(in);
+
+  auto deny_match = [&](const std::vector<policy::Match>& ms) -> const policy::Match* {
+    const policy::Match* first = nullptr;
+    for (const policy::Match& mt : ms) {
+      if (!IsGateDenyRule(*mt.rule)) continue;
+      if (Enforced(*mt.rule)) return &mt;  // an enforced deny wins over a monitored one
+      if (first == nullptr) first = &mt;
+    }
+    return first;
+  };
+
+  // Rules waiting on the model: they match if the model flags the process, not without it.
+  std::vector<const policy::Rule*> candidates;
+  const policy::Match* dm = deny_match(matches);
+  if (verdicts_ != nullptr && (dm == nullptr || !Enforced(*dm->rule))) {
+    core::Verdict flagged;
+    flagged.score = 1.0;
+    flagged.anomalous = true;
+    flagged.model_name = "<pending>";
+    policy::EvalInput assumed = in;
+    assumed.verdict = &flagged;
+    for (const policy::Match& mt : rules_->Evaluate(assumed)) {
+      if (IsGateDenyRule(*mt.rule) && !Contains(matches, mt.rule)) candidates.push_back(mt.rule);
+    }
+  }
+
+  if (!candidates.empty()) {
+    bool fallback_deny = false;
+    const policy::Rule* fb_rule = candidates.front();
+    for (const policy::Rule* r : candidates) {
+      if (r->action.fallback == "deny" && Enforced(*r)) {
+        fallback_deny = true;
+        fb_rule = r;
+        break;
+      }
+    }
+    if (set_fallback) set_fallback(fallback_deny);
+    auto verdict = verdicts_->Score(in, deadline_ns);
+    if (!verdict.has_value() && core::SystemClock::Get().MonotonicNanos() < deadline_ns) {
+      // The model failed in time: the candidates' fallback, applied now.
+      m.fallbacks.fetch_add(1, std::memory_order_relaxed);
+      Bump(m.fb_model);
+      d.fallback = true;
+      d.rule = fb_rule;
+      d.deny = fallback_deny;
+      // A monitored candidate whose fallback is deny would have denied.
+      for (const policy::Rule* r : candidates) {
+        if (r->action.fallback == "deny" && !Enforced(*r)) d.would_deny = !d.deny;
+      }
+      Record(GateRecord::Kind::kFallback, e, fallback_deny ? core::Action::kDeny : core::Action::kAllow,
+             fb_rule, "model failed: " + verdict.error().message(), fallback_deny,
+             FallbackReason::kModelError);
+    } else if (verdict.has_value()) {
+      policy::EvalInput scored = in;
+      scored.verdict = &*verdict;
+      matches = rules_->Evaluate(scored);
+      dm = deny_match(matches);
+    }
+  }
+
+  if (!d.fallback && dm != nullptr) {
+    d.rule = dm->rule;
+    d.output = dm->output;
+    d.deny = Enforced(*dm->rule);
+    d.would_deny = !d.deny;
+    Record(GateRecord::Kind::kDecision, e, core::Action::kDeny, dm->rule, dm->output, d.deny);
+  }
+  for (const policy::Match& mt : matches) {
+    if (IsGateDenyRule(*mt.rule)) continue;
+    ++d.alerts;
+    Record(GateRecord::Kind::kDecision, e, core::Action::kAlert, mt.rule, mt.output, false);
+  }
+
+  const int64_t now = core::SystemClock::Get().MonotonicNanos();
+  d.late = now >= deadline_ns;
+  m.decisions.fetch_add(1, std::memory_order_relaxed);
+  if (d.deny) m.denied.fetch_add(1, std::memory_order_relaxed);
+  if (d.would_deny) m.would_deny.fetch_add(1, std::memory_order_relaxed);
+  if (d.alerts > 0) m.alerts.fetch_add(static_cast<uint64_t>(d.alerts), std::memory_order_relaxed);
+  if (d.late) m.late.fetch_add(1, std::memory_order_relaxed);
+  Bump(d.deny ? m.deny : m.allow);
+  if (d.would_deny) Bump(m.would);
+  if (m.alert != nullptr && d.alerts > 0) m.alert->Inc(static_cast<uint64_t>(d.alerts));
+  if (d.late) Bump(m.late_c);
+  if (m.seconds != nullptr && e.ingest_ns > 0) m.seconds->ObserveNanos(now - e.ingest_ns);
+  return d;
+}
+
+void DecisionGate::FallbackAnswered(const core::Event& event, bool deny, FallbackReason why) {
+  Metrics& m = *metrics_;
+  m.fallbacks.fetch_add(1, std::memory_order_relaxed);
+  if (why == FallbackReason::kDeadline) {
+    m.deadline_fallbacks.fetch_add(1, std::memory_order_relaxed);
+    Bump(m.fb_deadline);
+  } else {
+    Bump(m.fb_unreadable);
+  }
+  if (deny) m.denied.fetch_add(1, std::memory_order_relaxed);
+  Record(GateRecord::Kind::kFallback, event, deny ? core::Action::kDeny : core::Action::kAllow,
+         nullptr,
+         why == FallbackReason::kDeadline ? "no decision by the deadline"
+                                          : "the call's arguments could not be read",
+         deny, why);
+}
+
+GateStats DecisionGate::stats() const {
+  const Metrics& m = *metrics_;
+  GateStats s;
+  s.decisions = m.decisions.load(std::memory_order_relaxed);
+  s.denied = m.denied.load(std::memory_order_relaxed);
+  s.would_deny = m.would_deny.load(std::memory_order_relaxed);
+  s.alerts = m.alerts.load(std::memory_order_relaxed);
+  s.fallbacks = m.fallbacks.load(std::memory_order_relaxed);
+  s.deadline_fallbacks = m.deadline_fallbacks.load(std::memory_order_relaxed);
+  s.late = m.late.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace vigil::enforce

@@ -1,0 +1,139 @@
+#pragma once
+
+// The decision half of a synchronous gate: given one held call (its event and the acting
+// process's context), what the rules say, under the gate's mode and deadline, with the per-rule
+// fallback when the model is late or fails. The mechanics of holding and answering calls are the
+// sensor's (sensor/seccomp_gate.h, sensor/fanotify_gate.h); the app wires the two together.
+//
+// Rules at a gate. A rule whose action is `deny` denies the call when it matches and is enforced:
+// the gate runs in enforce mode AND the rule's action says `mode: enforce`. Otherwise a matching
+// deny rule is counted as "would have denied" and the call is allowed. Matching rules with other
+// actions (alert, kill, ...) are recorded as alerts; the gate itself only allows or denies.
+//
+// Deadline and fallback. The caller gives a deadline (monotonic ns). Rules are evaluated inline
+// (bounded work: no I/O). When a VerdictSource is configured, rules that read ml.* fields need
+// the model's verdict: the gate first finds the "candidate" rules, those that match when the
+// model is assumed to have flagged the process (score 1, anomalous) but not without a verdict,
+// and tells the caller their combined fallback (deny when any enforced candidate says
+// `fallback: deny`) through `set_fallback` before asking the model. A model error applies that
+// fallback at once; a model that does not answer by the deadline leaves the call to the sensor's
+// watchdog, which answers with the fallback it was given (reported here via DeadlineAnswered).
+// Without a VerdictSource ml.* fields are absent (checks on them are false) and no rule waits.
+// Every fallback is counted and recorded.
+//
+// Thread-safety: Decide and FallbackAnswered may be called from any thread. The
+// rule set and the verdict source must outlive the gate.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "core/event.h"
+#include "core/metrics.h"
+#include "core/status.h"
+#include "policy/rules.h"
+
+namespace vigil::enforce {
+
+enum class GateMode : uint8_t { kMonitor, kEnforce };
+std::string_view GateModeName(GateMode m);  // "monitor", "enforce"
+bool ParseGateMode(std::string_view name, GateMode* out);
+
+// The model's verdict on the process behind a call, for rules that read ml.* fields.
+class VerdictSource {
+ public:
+  virtual ~VerdictSource() = default;
+  // Should return by `deadline_ns` (CLOCK_MONOTONIC ns). An error is a failed model (fallback
+  // now); returning after the deadline is a late one (the watchdog has answered already).
+  virtual core::Result<core::Verdict> Score(const policy::EvalInput& in, int64_t deadline_ns) = 0;
+};
+
+enum class FallbackReason : uint8_t {
+  kDeadline,    // no decision by the deadline: the sensor's watchdog answered
+  kModelError,  // the verdict source failed in time
+  kUnreadable,  // the sensor could not read the call's arguments: nothing to decide on
+};
+// "deadline", "model_error", "unreadable"
+std::string_view FallbackReasonName(FallbackReason r);
+
+struct GateOptions {
+  std::string name = "gate";  // the `gate` label of the metrics ("seccomp", "fanotify")
+  GateMode mode = GateMode::kEnforce;
+  int64_t deadline_ns = 5'000'000;
+  // What a call gets when its decision does not finish by the deadline before any rule is known
+  // to be at stake (e.g. reading the process's context hung): false allows, true denies.
+  bool default_deny = false;
+};
+
+struct GateDecision {
+  bool deny = false;        // the answer for the call
+  bool would_deny = false;  // a deny rule matched but is not enforced (monitor)
+  bool fallback = false;    // the answer is a fallback (model error)
+  bool late = false;        // decided after the deadline (the watchdog answered)
+  const policy::Rule* rule = nullptr;  // the deny rule, or the candidate whose fallback applied
+  std::string output;                  // the deny rule's output line
+  int alerts = 0;                      // matching rules with other actions
+};
+
+// One thing the gate wants recorded (the app turns it into an audit record).
+struct GateRecord {
+  enum class Kind : uint8_t { kDecision, kFallback } kind = Kind::kDecision;
+  const core::Event* event = nullptr;
+  core::Decision decision;  // action, rule, reason (output or fallback cause), enforced
+  std::string_view gate;
+  std::string_view mode;               // "monitor" or "enforce"
+  FallbackReason reason = FallbackReason::kDeadline;  // kFallback only
+};
+using RecordFn = std::function<void(const GateRecord&)>;
+
+struct GateStats {
+  uint64_t decisions = 0;
+  uint64_t denied = 0;       // decisions that denied (rules or fallbacks)
+  uint64_t would_deny = 0;   // monitor: deny rules or deny fallbacks not enforced
+  uint64_t alerts = 0;
+  uint64_t fallbacks = 0;    // every fallback (deadline, model error, unreadable call)
+  uint64_t deadline_fallbacks = 0;
+  uint64_t late = 0;         // decisions that finished after the deadline
+};
+
+class DecisionGate {
+ public:
+  // `metrics` may be null (no metrics); `verdicts` may be null (no model: ml.* fields absent).
+  DecisionGate(const policy::RuleSet* rules, GateOptions options, VerdictSource* verdicts,
+               core::Registry* metrics, RecordFn record);
+  ~DecisionGate();
+  DecisionGate(const DecisionGate&) = delete;
+  DecisionGate& operator=(const DecisionGate&) = delete;
+
+  // Decides the call described by `in` (in.event required). `set_fallback(deny)` is called when
+  // the candidate rules are known, before the model is asked.
+  GateDecision Decide(const policy::EvalInput& in, int64_t deadline_ns,
+                      const std::function<void(bool deny)>& set_fallback);
+
+  // The sensor answered the call of `event` with the fallback `deny` without a decision: its
+  // watchdog at the deadline (kDeadline), or because the arguments were unreadable.
+  void FallbackAnswered(const core::Event& event, bool deny, FallbackReason why);
+
+  const GateOptions& options() const { return options_; }
+  GateStats stats() const;
+
+ private:
+  struct Metrics;
+  bool Enforced(const policy::Rule& r) const;
+  void Record(GateRecord::Kind kind, const core::Event& e, core::Action action,
+              const policy::Rule* rule, std::string reason, bool enforced,
+              FallbackReason why = FallbackReason::kDeadline);
+
+  const policy::RuleSet* rules_;
+  const GateOptions options_;
+  VerdictSource* verdicts_;
+  RecordFn record_;
+  std::unique_ptr<Metrics> metrics_;
+};
+
+// Whether the rule denies at a gate (action type `deny`).
+bool IsGateDenyRule(const policy::Rule& r);
+
+}  // namespace vigil::enforce

@@ -1,0 +1,182 @@
+#include "sensor/fanotify_gate.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/fanotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+namespace vigil::sensor {
+namespace {
+
+
+
+std::string FdPath(int fd) {
+  char buf[4096];
+  const std::string link = "/proc/self/fd/" + std::to_string(fd);
+  const ssize_t n = readlink(link.c_str(), buf, sizeof buf);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+// Whether marking `path` would put the gate's own executable under its mark.
+bool HoldsOwnExecutable(const std::string& path, bool is_dir) {
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return false;
+  const std::filesystem::path target = std::filesystem::weakly_canonical(path, ec);
+  if (ec) return false;
+  return is_dir ? self.parent_path() == target : self == target;
+}
+
+constexpr uint64_t kPermMask = FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM;
+
+}  // namespace
+
+struct FanotifyGate::Counters {
+  std::atomic<uint64_t> calls{0}, allowed{0}, denied{0}, own{0}, stuck_allowed{0}, overflows{0};
+};
+
+core::Result<std::unique_ptr<FanotifyGate>> FanotifyGate::Start(const FanotifyGateOptions& options,
+                                                                 GateDecider* decider) {
+  if (options.paths.empty()) return core::InvalidArgument("no paths to watch");
+  if (!options.exec && !options.open) {
+    return core::InvalidArgument("nothing to hold: neither exec nor open");
+  }
+  std::unique_ptr<FanotifyGate> g(new FanotifyGate());
+  g->options_ = options;
+  g->decider_ = decider;
+  g->counters_ = std::make_unique<Counters>();
+  g->self_ = getpid();
+  g->fan_ = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK,
+                          O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+  if (g->fan_ < 0) {
+    const int err = errno;
+    return core::FailedPrecondition(std::string("fanotify_init: ") + std::strerror(err) +
+                                    (err == EPERM ? " (the fanotify gate needs root)" : ""));
+  }
+  for (const std::string& p : options.paths) {
+    struct stat st {};
+    if (stat(p.c_str(), &st) != 0) return core::ErrnoError(errno, "watch path " + p);
+    const bool is_dir = S_ISDIR(st.st_mode);
+    if (HoldsOwnExecutable(p, is_dir)) {
+      return core::InvalidArgument("watch path " + p +
+                                   ": holds vigil's own executable (the gate would wait on its "
+                                   "own answer)");
+    }
+    uint64_t mask = 0;
+    if (options.exec) mask |= FAN_OPEN_EXEC_PERM;
+    if (options.open) mask |= FAN_OPEN_PERM;
+    if (is_dir) mask |= FAN_EVENT_ON_CHILD;
+    if (fanotify_mark(g->fan_, FAN_MARK_ADD, mask, AT_FDCWD, p.c_str()) != 0) {
+      const int err = errno;
+      return core::FailedPrecondition("fanotify_mark " + p + ": " + std::strerror(err) +
+                                      (err == EINVAL ? " (FAN_OPEN_EXEC_PERM needs Linux 5.0)" : ""));
+    }
+  }
+  g->stop_fd_ = eventfd(0, EFD_CLOEXEC);
+  if (g->stop_fd_ < 0) return core::ErrnoError(errno, "eventfd");
+  FanotifyGate* self = g.get();
+  g->watchdog_ = std::make_unique<GateWatchdog>(
+      [self](const GateCall&, uint64_t token, GateAnswer a) {
+        self->Respond(static_cast<int>(token), a);
+      },
+      decider);
+  // While a decision is stuck, events queued behind it are allowed every quarter deadline.
+  g->watchdog_->SetStuckHook(std::max<int64_t>(options.deadline_ns / 4, 100'000),
+                             [self] { self->Drain(true); });
+  g->thread_ = std::thread([self] { self->Serve(); });
+  return g;
+}
+
+FanotifyGate::~FanotifyGate() { Stop(); }
+
+void FanotifyGate::Stop() {
+  if (thread_.joinable()) {
+    const uint64_t one = 1;
+    (void)!write(stop_fd_, &one, sizeof one);
+    thread_.join();
+  }
+  if (watchdog_) deadline_answers_after_stop_ = watchdog_->deadline_answers();
+  watchdog_.reset();
+  if (fan_ >= 0) close(fan_);  // the kernel allows whatever is still pending
+  if (stop_fd_ >= 0) close(stop_fd_);
+  fan_ = stop_fd_ = -1;
+}
+
+FanotifyGateStats FanotifyGate::stats() const {
+  FanotifyGateStats s;
+  s.calls = counters_->calls.load();
+  s.allowed = counters_->allowed.load();
+  s.denied = counters_->denied.load();
+  s.own = counters_->own.load();
+  s.stuck_allowed = counters_->stuck_allowed.load();
+  s.overflows = counters_->overflows.load();
+  s.deadline_answers = watchdog_ ? watchdog_->deadline_answers() : deadline_answers_after_stop_;
+  return s;
+}
+
+void FanotifyGate::Respond(int event_fd, GateAnswer a) {
+  fanotify_response r{};
+  r.fd = event_fd;
+  r.response = a == GateAnswer::kAllow ? FAN_ALLOW : FAN_DENY;
+  if (write(fan_, &r, sizeof r) == sizeof r) {
+    (a == GateAnswer::kAllow ? counters_->allowed : counters_->denied)
+        .fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void FanotifyGate::Serve() {
+  while (true) {
+    const short revents = WaitReadable(fan_, stop_fd_);
+    if ((revents & POLLIN) == 0 || !Drain(false)) return;
+  }
+}
+
+bool FanotifyGate::Drain(bool stuck) {
+  alignas(fanotify_event_metadata) char buf[8192];
+  while (true) {
+    const ssize_t len = read(fan_, buf, sizeof buf);
+    if (len < 0) return errno == EAGAIN || errno == EINTR;
+    if (len == 0) return true;
+    const auto* m = reinterpret_cast<const fanotify_event_metadata*>(buf);
+    ssize_t left = len;
+    for (; FAN_EVENT_OK(m, left); m = FAN_EVENT_NEXT(m, left)) {
+      if (m->vers != FANOTIFY_METADATA_VERSION) return false;
+      if ((m->mask & FAN_Q_OVERFLOW) != 0) counters_->overflows.fetch_add(1);
+      if (m->fd < 0) continue;
+      if ((m->mask & kPermMask) == 0) {
+        close(m->fd);
+        continue;
+      }
+      counters_->calls.fetch_add(1, std::memory_order_relaxed);
+      if (m->pid == self_ || stuck) {
+        (m->pid == self_ ? counters_->own : counters_->stuck_allowed).fetch_add(1);
+        Respond(m->fd, GateAnswer::kAllow);
+        close(m->fd);
+        continue;
+      }
+      GateCall call;
+      core::Event& e = call.event;
+      e.ingest_ns = core::SystemClock::Get().MonotonicNanos();
+      e.time_ns = core::SystemClock::Get().NowUnixNanos();
+      e.source = core::EventSource::kFanotify;
+      e.seq = ++seq_;
+      e.kind = (m->mask & FAN_OPEN_EXEC_PERM) != 0 ? core::EventKind::kProcessExec
+                                                  : core::EventKind::kFileOpen;
+      e.proc.pid = static_cast<uint32_t>(m->pid);
+      e.proc.tid = static_cast<uint32_t>(m->pid);
+      e.path = FdPath(m->fd);
+      CallControl control(e.ingest_ns + options_.deadline_ns, options_.default_fallback);
+      GateAnswer a;
+      if (watchdog_->Decide(call, static_cast<uint64_t>(m->fd), &control, &a)) Respond(m->fd, a);
+      close(m->fd);
+    }
+  }
+}
+
+}  // namespace vigil::sensor

@@ -1,0 +1,91 @@
+#pragma once
+
+// FanotifyGate: holds exec (FAN_OPEN_EXEC_PERM) and, when asked, open (FAN_OPEN_PERM) of files
+// on configured paths until a decider answers (gate_call.h); deny makes the caller's execve or
+// open fail with EPERM.
+//
+// What is marked. Each configured path is marked on its own inode, never as a mount or a
+// filesystem: a file marks that file, a directory marks the files directly in it (not
+// subdirectories). A mark on a mount holding the gate's own binaries, loader or shell would make
+// the gate wait on its own answer, so the gate refuses paths that are or hold its own executable.
+//
+// Never hanging the host. Events come from one reader thread; a call from the gate's own process
+// is allowed at once. Every held call has a deadline; the watchdog (GateWatchdog) answers with
+// the call's fallback when the decision is late, and while a decision is stuck past its
+// deadline it also reads and ALLOWs every event queued behind it, so no process waits longer
+// than the deadline plus one period because of a stuck decider. Closing the gate closes the
+// fanotify group, and the kernel then allows everything still pending.
+//
+// Needs CAP_SYS_ADMIN (root) and Linux 5.0 for FAN_OPEN_EXEC_PERM.
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/status.h"
+#include "sensor/gate_call.h"
+
+namespace vigil::sensor {
+
+struct FanotifyGateOptions {
+  std::vector<std::string> paths;  // files or directories (existing)
+  bool exec = true;                // hold execs of the files
+  bool open = false;               // hold opens of the files (read or write)
+  int64_t deadline_ns = 5'000'000;
+  // The watchdog's answer when a decision is late and the decider has not narrowed it.
+  GateAnswer default_fallback = GateAnswer::kAllow;
+};
+
+struct FanotifyGateStats {
+  uint64_t calls = 0;             // permission events decided or answered
+  uint64_t allowed = 0;
+  uint64_t denied = 0;
+  uint64_t own = 0;               // events of the gate's own process, allowed at once
+  uint64_t deadline_answers = 0;  // answered with the fallback by the watchdog
+  uint64_t stuck_allowed = 0;     // queued behind a stuck decision, allowed by the watchdog
+  uint64_t overflows = 0;         // the kernel's queue overflowed (FAN_Q_OVERFLOW)
+};
+
+class FanotifyGate {
+ public:
+  // Creates the fanotify group, marks the paths and starts the reader thread. Errors:
+  // kInvalidArgument (no paths, no event kind, a path that holds vigil's own executable),
+  // kNotFound (a path that does not exist), kFailedPrecondition (not root, kernel without
+  // permission events), naming the path at fault. The decider must outlive the gate.
+  static core::Result<std::unique_ptr<FanotifyGate>> Start(const FanotifyGateOptions& options,
+                                                           GateDecider* decider);
+  ~FanotifyGate();  // Stop()
+  FanotifyGate(const FanotifyGate&) = delete;
+  FanotifyGate& operator=(const FanotifyGate&) = delete;
+
+  // Stops the reader and closes the group (pending calls are allowed by the kernel). Idempotent.
+  void Stop();
+
+  FanotifyGateStats stats() const;
+
+ private:
+  FanotifyGate() = default;
+  void Serve();
+  // Reads what is queued and handles it; `stuck`: answer everything ALLOW without deciding.
+  bool Drain(bool stuck);
+  void Respond(int event_fd, GateAnswer a);
+
+  FanotifyGateOptions options_;
+  GateDecider* decider_ = nullptr;
+  int fan_ = -1;
+  int stop_fd_ = -1;
+  pid_t self_ = 0;
+  uint64_t seq_ = 0;
+  uint64_t deadline_answers_after_stop_ = 0;
+  std::unique_ptr<GateWatchdog> watchdog_;
+  std::thread thread_;
+  struct Counters;
+  std::unique_ptr<Counters> counters_;
+};
+
+}  // namespace vigil::sensor

@@ -1,0 +1,122 @@
+#include "sensor/gate_call.h"
+
+#include <poll.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <limits>
+
+namespace vigil::sensor {
+namespace {
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::chrono::steady_clock::time_point AtNs(int64_t ns) {
+  return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(ns));
+}
+
+}  // namespace
+
+GateWatchdog::GateWatchdog(AnswerFn answer, GateDecider* decider)
+    : answer_(std::move(answer)), decider_(decider), thread_([this] { Run(); }) {}
+
+GateWatchdog::~GateWatchdog() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void GateWatchdog::SetStuckHook(int64_t period_ns, std::function<void()> fn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  stuck_period_ns_ = period_ns;
+  stuck_hook_ = std::move(fn);
+}
+
+void GateWatchdog::Begin(Slot* slot) {
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    slot->answered = false;
+    slots_.push_back(slot);
+    wake = idle_;
+  }
+  if (wake) cv_.notify_one();
+}
+
+bool GateWatchdog::Finish(Slot* slot) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = std::find(slots_.begin(), slots_.end(), slot);
+  if (it != slots_.end()) slots_.erase(it);
+  return !slot->answered;
+}
+
+bool GateWatchdog::Decide(const GateCall& call, uint64_t token, CallControl* control,
+                          GateAnswer* answer) {
+  Slot slot;
+  slot.call = &call;
+  slot.token = token;
+  slot.control = control;
+  Begin(&slot);
+  *answer = decider_->Decide(call, control);
+  if (Finish(&slot)) return true;
+  decider_->Late(call, *answer);
+  return false;
+}
+
+void GateWatchdog::Run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    int64_t earliest = std::numeric_limits<int64_t>::max();
+    bool overdue = false;
+    const int64_t now = NowNs();
+    for (Slot* s : slots_) {
+      if (s->answered) {
+        overdue = true;
+        continue;
+      }
+      if (now >= s->control->deadline_ns()) {
+        const GateAnswer a = s->control->fallback();
+        s->answered = true;
+        overdue = true;
+        answer_(*s->call, s->token, a);
+        deadline_answers_.fetch_add(1, std::memory_order_relaxed);
+        if (decider_ != nullptr) decider_->OnFallback(*s->call, a, GateFallbackCause::kDeadline);
+        continue;
+      }
+      earliest = std::min(earliest, s->control->deadline_ns());
+    }
+    if (overdue && stuck_hook_ && stuck_period_ns_ > 0) {
+      stuck_hook_();
+      earliest = std::min(earliest, NowNs() + stuck_period_ns_);
+    }
+    if (earliest == std::numeric_limits<int64_t>::max()) {
+      idle_ = true;
+      cv_.wait(lock);
+      idle_ = false;
+    } else {
+      cv_.wait_until(lock, AtNs(earliest));
+    }
+  }
+}
+
+short WaitReadable(int fd, int stop_fd) {
+  pollfd fds[2] = {{fd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
+  while (true) {
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return 0;
+    }
+    if (fds[1].revents != 0) return 0;
+    if (fds[0].revents != 0) return fds[0].revents;
+  }
+}
+
+}  // namespace vigil::sensor

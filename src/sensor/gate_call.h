@@ -1,0 +1,127 @@
+#pragma once
+
+// What the synchronous gates (seccomp_gate.h, fanotify_gate.h) hand to whoever decides: one
+// system call held in the kernel until it is answered, and the watchdog that answers it when the
+// decision is late. The decider is outside the sensor room (the app wires the policy in); the
+// gates only promise that every held call is answered exactly once, by the decider or by the
+// watchdog at the call's deadline, whichever comes first.
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/event.h"
+
+namespace vigil::sensor {
+
+enum class GateAnswer : uint8_t { kAllow, kDeny };
+// Why a call got the fallback instead of a decision.
+enum class GateFallbackCause : uint8_t {
+  kDeadline,    // the decision did not finish by the deadline: the watchdog answered
+  kUnreadable,  // the call's arguments could not be read (bad pointer, too long): never decided
+};
+
+// One held call. `event` has source kSeccomp or kFanotify, kind kProcessExec (path: the program
+// being executed), kFileOpen (path) or kNetConnect (net), proc.pid/proc.tid of the caller and
+// ingest_ns (monotonic, when the gate received it). Nothing else about the process is filled in:
+// the decider reads what it needs (comm, exe, ancestors) itself.
+struct GateCall {
+  core::Event event;
+  std::vector<std::string> argv;  // execve/execveat through seccomp: the new program's argv
+  bool argv_truncated = false;    // more arguments or bytes than the gate reads (64, 4 KiB)
+};
+
+// Handed to the decider with each call.
+class CallControl {
+ public:
+  explicit CallControl(int64_t deadline_ns, GateAnswer fallback)
+      : deadline_ns_(deadline_ns), fallback_(fallback) {}
+  // Monotonic time (CLOCK_MONOTONIC ns) at which the watchdog answers with fallback().
+  int64_t deadline_ns() const { return deadline_ns_; }
+  // What the watchdog answers at the deadline; the decider narrows it as it learns which rules
+  // are at stake (e.g. a rule whose fallback is deny).
+  void SetFallback(GateAnswer a) { fallback_.store(a, std::memory_order_release); }
+  GateAnswer fallback() const { return fallback_.load(std::memory_order_acquire); }
+
+ private:
+  const int64_t deadline_ns_;
+  std::atomic<GateAnswer> fallback_;
+};
+
+class GateDecider {
+ public:
+  virtual ~GateDecider() = default;
+  // Decides one call, on the gate's thread. The answer is applied unless the watchdog answered
+  // first (then Late() follows).
+  virtual GateAnswer Decide(const GateCall& call, CallControl* control) = 0;
+  // `call` was answered with the fallback `answer` for `cause`. For kDeadline this runs on the
+  // watchdog thread while Decide() for the same call may still be running; for kUnreadable,
+  // Decide() is not called (`call` holds what could be read).
+  virtual void OnFallback(const GateCall& call, GateAnswer answer, GateFallbackCause cause) = 0;
+  // Decide() returned `decided` after the watchdog had answered the call.
+  virtual void Late(const GateCall& call, GateAnswer decided) = 0;
+};
+
+// Answers held calls whose deadline passed. A gate registers the call it is deciding (Begin),
+// and takes it back when the decision is made (Finish); Finish() returns false when the watchdog
+// answered first. The thread sleeps until the earliest registered deadline; registering wakes it
+// only when it is idle, so the common path costs two uncontended lock round trips.
+class GateWatchdog {
+ public:
+  // `answer` sends an answer for a registered call to the kernel (called at most once per call,
+  // under the watchdog's lock); `decider` is told about every deadline answer.
+  using AnswerFn = std::function<void(const GateCall& call, uint64_t token, GateAnswer a)>;
+  GateWatchdog(AnswerFn answer, GateDecider* decider);
+  ~GateWatchdog();  // stops the thread
+  GateWatchdog(const GateWatchdog&) = delete;
+  GateWatchdog& operator=(const GateWatchdog&) = delete;
+
+  struct Slot {
+    const GateCall* call = nullptr;
+    uint64_t token = 0;  // the gate's handle for the kernel (notification id, event fd)
+    CallControl* control = nullptr;
+    bool answered = false;  // by the watchdog; guarded by the watchdog's mutex
+  };
+  // Registers `slot` (which the caller keeps alive until Finish()).
+  void Begin(Slot* slot);
+  // Unregisters `slot`. True when the caller is to answer the call; false when the watchdog did.
+  bool Finish(Slot* slot);
+
+  // Runs `fn` every `period_ns` on the watchdog thread while any call is overdue and not yet
+  // finished (the fanotify gate uses it to answer events queued behind a stuck decision).
+  void SetStuckHook(int64_t period_ns, std::function<void()> fn);
+
+  // Decides `call` (held in the kernel under `token`) with the decider while the watchdog
+  // watches its deadline. True when the caller is to send *answer; false when the watchdog
+  // answered first (the decider's Late() has been told).
+  bool Decide(const GateCall& call, uint64_t token, CallControl* control, GateAnswer* answer);
+
+  uint64_t deadline_answers() const { return deadline_answers_.load(std::memory_order_relaxed); }
+
+ private:
+  void Run();
+
+  AnswerFn answer_;
+  GateDecider* decider_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Slot*> slots_;
+  bool idle_ = false;
+  bool stop_ = false;
+  int64_t stuck_period_ns_ = 0;
+  std::function<void()> stuck_hook_;
+  std::atomic<uint64_t> deadline_answers_{0};
+  std::thread thread_;
+};
+
+// Waits until `fd` is readable or `stop_fd` is signalled (EINTR retried). Returns fd's revents
+// (POLLIN, POLLHUP, ...), or 0 when stop_fd fired or poll failed: the gate's loop ends.
+short WaitReadable(int fd, int stop_fd);
+
+}  // namespace vigil::sensor

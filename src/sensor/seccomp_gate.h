@@ -1,0 +1,106 @@
+#pragma once
+
+// SeccompGate: runs one program under a seccomp user-notification filter so that execve,
+// execveat, open, openat, openat2 and connect of the program and of every process it starts
+// wait in the kernel until a decider answers (gate_call.h): allow lets the call go on as the
+// program made it (SECCOMP_USER_NOTIF_FLAG_CONTINUE), deny makes it fail with EPERM. Every other
+// system call runs unsupervised. The filter is built with libseccomp and inherited across fork
+// and exec; system calls of another ABI (i386, x32) kill the caller, so the filter cannot be
+// stepped around through them.
+//
+// Reading the arguments. Paths, argv and socket addresses are read from /proc/PID/mem: the gate
+// opens it, then checks with SECCOMP_IOCTL_NOTIF_ID_VALID that the notification is still
+// pending (so the pid was not reused by another process between the notification and the open),
+// then reads. Relative paths are made absolute against the caller's cwd or dirfd (lexically;
+// symlinks are not resolved). A string longer than 4 KiB, or unreadable memory, fails the
+// decision: the call gets the gate's fallback.
+//
+// The limit (seccomp_unotify(2)): with CONTINUE the kernel reads the arguments again after the
+// answer. Another thread of the caller (or a process sharing its memory) can change them in
+// between, so a program that races itself on purpose can open or connect to something else than
+// what was decided. The gate is a policy check for programs that are not built to evade it,
+// not a sandbox against one that is; use the fanotify gate or cgroup BPF for a hard boundary.
+//
+// Lifetime. Launch() forks and starts the program; the gate serves notifications on its own
+// thread until the program exits, then stops. Processes the program left running keep the
+// filter; once the gate stops, the kernel fails their supervised calls with ENOSYS.
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/status.h"
+#include "sensor/gate_call.h"
+
+namespace vigil::sensor {
+
+struct SeccompGateOptions {
+  std::vector<std::string> argv;   // the program (looked up in PATH without a '/') and arguments
+  int64_t deadline_ns = 5'000'000;  // per call, from its arrival
+  // The watchdog's answer when a decision is late and the decider has not narrowed it.
+  GateAnswer default_fallback = GateAnswer::kAllow;
+};
+
+struct SeccompGateStats {
+  uint64_t calls = 0;             // notifications received
+  uint64_t allowed = 0;           // answered allow (by the decider or the watchdog)
+  uint64_t denied = 0;            // answered EPERM
+  uint64_t deadline_answers = 0;  // answered by the watchdog
+  uint64_t read_failures = 0;     // arguments unreadable: answered with the fallback
+  uint64_t vanished = 0;          // the caller died before the answer (nothing to answer)
+};
+
+struct SeccompExit {
+  int exit_code = 0;   // the program's exit code; 128 + N when killed by signal N
+  int exec_errno = 0;  // non-zero when the program could not be started (e.g. EPERM: denied)
+};
+
+class SeccompGate {
+ public:
+  // Resolves the program, builds the filter and starts the program under it. The decider must
+  // outlive the gate. Errors: kInvalidArgument (empty argv), kNotFound (no such program in
+  // PATH), kFailedPrecondition (the kernel or libseccomp lacks user notification), or the errno
+  // of a failed fork/socketpair.
+  static core::Result<std::unique_ptr<SeccompGate>> Launch(const SeccompGateOptions& options,
+                                                           GateDecider* decider);
+  ~SeccompGate();  // stops serving (the program, if still running, is left to the caller)
+  SeccompGate(const SeccompGate&) = delete;
+  SeccompGate& operator=(const SeccompGate&) = delete;
+
+  pid_t pid() const { return pid_; }
+  const std::string& program() const { return program_; }
+
+  // Waits for the program to end, then stops serving. Call once.
+  SeccompExit Wait();
+
+  SeccompGateStats stats() const;
+
+ private:
+  SeccompGate() = default;
+  void Serve();
+  void Handle(void* request);
+  void Answer(uint64_t id, GateAnswer a);
+  bool ReadCall(const void* request, GateCall* call);
+
+  SeccompGateOptions options_;
+  GateDecider* decider_ = nullptr;
+  std::string program_;
+  pid_t pid_ = -1;
+  int listener_ = -1;
+  int status_fd_ = -1;  // our end of the socket the child reports a failed exec on
+  int stop_fd_ = -1;    // eventfd: stop serving
+  int nr_execve_ = -1, nr_execveat_ = -1, nr_open_ = -1, nr_openat_ = -1, nr_openat2_ = -1,
+      nr_connect_ = -1;
+  uint64_t seq_ = 0;
+  std::unique_ptr<GateWatchdog> watchdog_;
+  std::thread thread_;
+  struct Counters;
+  std::unique_ptr<Counters> counters_;
+};
+
+}  // namespace vigil::sensor

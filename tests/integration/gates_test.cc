@@ -1,0 +1,333 @@
+// The synchronous gates for real, as root: a program under the seccomp gate, execs and opens
+// of files on a tmpfs this test mounts under the fanotify gate, and forced slow decisions that
+// must be answered with the rule's fallback by the deadline. The gates decide through the same
+// wiring `vigil run` uses (apps/vigil/gate_wiring.h).
+
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "apps/vigil/gate_wiring.h"
+#include "tests/integration/loopback_listener.h"
+#include "enforce/gate.h"
+#include "sensor/fanotify_gate.h"
+#include "sensor/seccomp_gate.h"
+
+namespace vigil {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int64_t kDeadlineNs = 5'000'000;
+
+bool IsRoot() { return geteuid() == 0; }
+
+using Listener = testing::LoopbackListener;
+
+fs::path TempDir(const std::string& name) {
+  fs::path d = fs::temp_directory_path() / ("vigil-gates-" + name + "-" + std::to_string(getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+std::string ReadFile(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The probe's first "errno=E ns=T" line.
+struct ProbeResult {
+  int err = -1;
+  long long ns = -1;
+};
+ProbeResult ParseProbe(const std::string& out) {
+  ProbeResult r;
+  std::sscanf(out.c_str(), "errno=%d ns=%lld", &r.err, &r.ns);
+  return r;
+}
+
+policy::RuleSet MustLoad(const std::string& yaml) {
+  auto set = policy::RuleSet::LoadString(yaml, "gates.yaml");
+  EXPECT_TRUE(set.has_value()) << set.error().message();
+  return set.has_value() ? std::move(set).value() : policy::RuleSet();
+}
+
+// A model that answers long after any gate deadline.
+class SlowSource final : public enforce::VerdictSource {
+ public:
+  core::Result<core::Verdict> Score(const policy::EvalInput&, int64_t) override {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    core::Verdict v;
+    v.anomalous = false;
+    return v;
+  }
+};
+
+// Runs `probe ARGS` under a seccomp gate deciding with `rules`; returns the probe's result.
+ProbeResult RunUnderSeccomp(const policy::RuleSet& rules, enforce::GateMode mode,
+                            const std::string& probe_args, enforce::VerdictSource* source,
+                            enforce::GateStats* stats = nullptr) {
+  const fs::path dir = TempDir("seccomp");
+  const fs::path out = dir / "probe.out";
+  enforce::DecisionGate gate(&rules, enforce::GateOptions{.name = "seccomp", .mode = mode,
+                                                          .deadline_ns = kDeadlineNs},
+                             source, nullptr, nullptr);
+  app::GateDeciderAdapter decider(&gate);
+  sensor::SeccompGateOptions o;
+  o.argv = {"/bin/sh", "-c", std::string(VIGIL_GATE_PROBE) + " " + probe_args + " >" + out.string()};
+  o.deadline_ns = kDeadlineNs;
+  auto g = sensor::SeccompGate::Launch(o, &decider);
+  EXPECT_TRUE(g.has_value()) << g.error().message();
+  if (!g.has_value()) return {};
+  const sensor::SeccompExit exit = (*g)->Wait();
+  EXPECT_EQ(exit.exec_errno, 0);
+  EXPECT_GT((*g)->stats().calls, 0u);
+  if (stats != nullptr) *stats = gate.stats();
+  const ProbeResult r = ParseProbe(ReadFile(out));
+  fs::remove_all(dir);
+  return r;
+}
+
+std::string ConnectRules(int forbidden) {
+  return R"(
+- rule: Forbidden port
+  desc: no connections to the test's forbidden port
+  condition: evt.type = connect and fd.sip = 127.0.0.1 and fd.sport = )" +
+         std::to_string(forbidden) + R"(
+  output: "connect to %fd.sip:%fd.sport by %proc.name"
+  priority: WARNING
+  action: {type: deny, mode: enforce}
+)";
+}
+
+TEST(SeccompGateTest, ConnectToForbiddenPortFailsWithEpermAllowedOneSucceeds) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root (seccomp user notification, /proc/PID/mem)";
+  Listener allowed, forbidden;
+  policy::RuleSet rules = MustLoad(ConnectRules(forbidden.port()));
+  enforce::GateStats stats;
+  const ProbeResult denied =
+      RunUnderSeccomp(rules, enforce::GateMode::kEnforce,
+                      "connect 127.0.0.1 " + std::to_string(forbidden.port()), nullptr, &stats);
+  EXPECT_EQ(denied.err, EPERM);
+  EXPECT_EQ(stats.denied, 1u);
+  const ProbeResult ok = RunUnderSeccomp(rules, enforce::GateMode::kEnforce,
+                                         "connect 127.0.0.1 " + std::to_string(allowed.port()),
+                                         nullptr);
+  EXPECT_EQ(ok.err, 0);
+}
+
+TEST(SeccompGateTest, MonitorModeAllowsAndCountsWouldHaveDenied) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root";
+  Listener forbidden;
+  policy::RuleSet rules = MustLoad(ConnectRules(forbidden.port()));
+  enforce::GateStats stats;
+  const ProbeResult r =
+      RunUnderSeccomp(rules, enforce::GateMode::kMonitor,
+                      "connect 127.0.0.1 " + std::to_string(forbidden.port()), nullptr, &stats);
+  EXPECT_EQ(r.err, 0);
+  EXPECT_EQ(stats.would_deny, 1u);
+  EXPECT_EQ(stats.denied, 0u);
+}
+
+TEST(SeccompGateTest, OpenOfForbiddenPathIsDenied) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root";
+  const fs::path dir = TempDir("open");
+  const fs::path secret = dir / "secret.txt", plain = dir / "plain.txt";
+  std::ofstream(secret) << "s";
+  std::ofstream(plain) << "p";
+  policy::RuleSet rules = MustLoad(R"(
+- rule: Secret file
+  desc: d
+  condition: evt.type = openat and fd.name = )" + secret.string() + R"(
+  output: "open %fd.name by %proc.name"
+  priority: WARNING
+  action: {type: deny, mode: enforce}
+)");
+  EXPECT_EQ(RunUnderSeccomp(rules, enforce::GateMode::kEnforce, "open " + secret.string(), nullptr)
+                .err,
+            EPERM);
+  EXPECT_EQ(
+      RunUnderSeccomp(rules, enforce::GateMode::kEnforce, "open " + plain.string(), nullptr).err,
+      0);
+  fs::remove_all(dir);
+}
+
+std::string SlowRules(int port, const std::string& fallback) {
+  return R"(
+- rule: Anomalous connect
+  desc: d
+  condition: evt.type = connect and fd.sport = )" +
+         std::to_string(port) + R"( and ml.anomalous = true
+  output: "anomalous connect"
+  priority: WARNING
+  action: {type: deny, mode: enforce, fallback: )" + fallback + R"(}
+)";
+}
+
+TEST(SeccompGateTest, SlowDecisionGetsTheRuleFallbackByTheDeadline) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root";
+  Listener target;
+  SlowSource slow;
+  for (const std::string fallback : {"deny", "allow"}) {
+    policy::RuleSet rules = MustLoad(SlowRules(target.port(), fallback));
+    enforce::GateStats stats;
+    const ProbeResult r =
+        RunUnderSeccomp(rules, enforce::GateMode::kEnforce,
+                        "connect 127.0.0.1 " + std::to_string(target.port()), &slow, &stats);
+    EXPECT_EQ(r.err, fallback == "deny" ? EPERM : 0) << fallback;
+    // Answered at the deadline, long before the model's 150 ms (slack for a loaded machine).
+    EXPECT_GE(r.ns, kDeadlineNs) << fallback;
+    EXPECT_LT(r.ns, 60'000'000) << fallback;
+    EXPECT_EQ(stats.deadline_fallbacks, 1u) << fallback;
+    EXPECT_EQ(stats.late, 1u) << fallback;
+  }
+}
+
+// A tmpfs mounted for the test: the fanotify gate marks a directory on it, never a mount that
+// holds the test's or the system's binaries.
+class TmpfsDir {
+ public:
+  TmpfsDir() : dir_(TempDir("fanotify")) {
+    mounted_ = mount("tmpfs", dir_.c_str(), "tmpfs", 0, "size=16m") == 0;
+    if (mounted_) {
+      fs::create_directories(dir_ / "bin");
+      fs::copy_file("/bin/true", dir_ / "bin" / "prog");
+      fs::permissions(dir_ / "bin" / "prog", fs::perms::owner_all | fs::perms::group_exec);
+      std::ofstream(dir_ / "bin" / "data.txt") << "d";
+    }
+  }
+  ~TmpfsDir() {
+    if (mounted_) umount2(dir_.c_str(), MNT_DETACH);
+    fs::remove_all(dir_);
+  }
+  bool mounted() const { return mounted_; }
+  fs::path bin() const { return dir_ / "bin"; }
+
+ private:
+  fs::path dir_;
+  bool mounted_ = false;
+};
+
+// Runs the probe (outside the watched directory) and parses its output.
+ProbeResult Probe(const std::string& args) {
+  const fs::path out = fs::temp_directory_path() / ("vigil-probe-" + std::to_string(getpid()));
+  const std::string cmd = std::string(VIGIL_GATE_PROBE) + " " + args + " >" + out.string();
+  (void)!std::system(cmd.c_str());
+  const ProbeResult r = ParseProbe(ReadFile(out));
+  fs::remove(out);
+  return r;
+}
+
+std::string ExecRules(const fs::path& bin) {
+  return R"(
+- rule: Program from the watched directory
+  desc: d
+  condition: evt.type = execve and proc.exepath startswith )" + bin.string() + R"(/
+  output: "exec %proc.exepath"
+  priority: WARNING
+  action: {type: deny, mode: enforce}
+- rule: Data file
+  desc: d
+  condition: evt.type = openat and fd.name = )" + (bin / "data.txt").string() + R"(
+  output: "open %fd.name"
+  priority: WARNING
+  action: {type: deny, mode: enforce}
+)";
+}
+
+struct FanotifyRun {
+  ProbeResult exec, open;
+  enforce::GateStats stats;
+  sensor::FanotifyGateStats sensor;
+};
+
+FanotifyRun RunFanotify(const TmpfsDir& t, const policy::RuleSet& rules, enforce::GateMode mode,
+                        enforce::VerdictSource* source) {
+  FanotifyRun run;
+  enforce::DecisionGate gate(&rules, enforce::GateOptions{.name = "fanotify", .mode = mode,
+                                                          .deadline_ns = kDeadlineNs},
+                             source, nullptr, nullptr);
+  app::GateDeciderAdapter decider(&gate);
+  sensor::FanotifyGateOptions o;
+  o.paths = {t.bin().string()};
+  o.open = true;
+  o.deadline_ns = kDeadlineNs;
+  auto g = sensor::FanotifyGate::Start(o, &decider);
+  EXPECT_TRUE(g.has_value()) << g.error().message();
+  if (!g.has_value()) return run;
+  run.exec = Probe("exec " + (t.bin() / "prog").string());
+  run.open = Probe("open " + (t.bin() / "data.txt").string());
+  (*g)->Stop();
+  run.stats = gate.stats();
+  run.sensor = (*g)->stats();
+  return run;
+}
+
+TEST(FanotifyGateTest, ExecInWatchedDirectoryDeniedInEnforceAllowedInMonitor) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root (fanotify permission events, mount)";
+  TmpfsDir t;
+  if (!t.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here";
+  policy::RuleSet rules = MustLoad(ExecRules(t.bin()));
+
+  const FanotifyRun enforce = RunFanotify(t, rules, enforce::GateMode::kEnforce, nullptr);
+  EXPECT_EQ(enforce.exec.err, EPERM);
+  EXPECT_EQ(enforce.open.err, EPERM);
+  EXPECT_EQ(enforce.stats.denied, 2u);
+  EXPECT_EQ(enforce.sensor.denied, 2u);
+
+  const FanotifyRun monitor = RunFanotify(t, rules, enforce::GateMode::kMonitor, nullptr);
+  EXPECT_EQ(monitor.exec.err, 0);
+  EXPECT_EQ(monitor.open.err, 0);
+  EXPECT_EQ(monitor.stats.would_deny, 2u);
+  EXPECT_EQ(monitor.stats.denied, 0u);
+}
+
+TEST(FanotifyGateTest, SlowDecisionGetsTheRuleFallbackByTheDeadline) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root";
+  TmpfsDir t;
+  if (!t.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here";
+  policy::RuleSet rules = MustLoad(R"(
+- rule: Anomalous program
+  desc: d
+  condition: evt.type = execve and proc.exepath startswith )" + t.bin().string() +
+                                   R"(/ and ml.anomalous = true
+  output: "x"
+  priority: WARNING
+  action: {type: deny, mode: enforce, fallback: deny}
+)");
+  SlowSource slow;
+  const FanotifyRun run = RunFanotify(t, rules, enforce::GateMode::kEnforce, &slow);
+  EXPECT_EQ(run.exec.err, EPERM);
+  EXPECT_LT(run.exec.ns, 60'000'000);
+  EXPECT_EQ(run.stats.deadline_fallbacks, 1u);
+  EXPECT_EQ(run.sensor.deadline_answers, 1u);
+  EXPECT_EQ(run.open.err, 0);  // no rule on that file waits for the model
+}
+
+TEST(FanotifyGateTest, RefusesToWatchItsOwnExecutable) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root";
+  policy::RuleSet rules;
+  enforce::DecisionGate gate(&rules, enforce::GateOptions{}, nullptr, nullptr, nullptr);
+  app::GateDeciderAdapter decider(&gate);
+  sensor::FanotifyGateOptions o;
+  o.paths = {fs::read_symlink("/proc/self/exe").parent_path().string()};
+  auto g = sensor::FanotifyGate::Start(o, &decider);
+  ASSERT_FALSE(g.has_value());
+  EXPECT_EQ(g.error().code(), core::StatusCode::kInvalidArgument);
+  EXPECT_NE(g.error().message().find("own executable"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vigil

@@ -1,0 +1,237 @@
+#include "enforce/gate.h"
+
+#include <gtest/gtest.h>
+
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace vigil::enforce {
+namespace {
+
+constexpr int64_t kFar = std::numeric_limits<int64_t>::max();
+
+policy::RuleSet MustLoad(std::string_view yaml) {
+  auto set = policy::RuleSet::LoadString(yaml, "gate.yaml");
+  EXPECT_TRUE(set.has_value()) << set.error().message();
+  return set.has_value() ? std::move(set).value() : policy::RuleSet();
+}
+
+core::Event Connect(uint16_t port) {
+  core::Event e;
+  e.kind = core::EventKind::kNetConnect;
+  e.proc.pid = 42;
+  e.proc.comm = "curl";
+  e.net.daddr = "127.0.0.1";
+  e.net.dport = port;
+  return e;
+}
+
+constexpr std::string_view kRules = R"Y(
+- rule: No port 9
+  desc: d
+  condition: evt.type = connect and fd.sport = 9
+  output: "connect to %fd.sip:%fd.sport by %proc.name"
+  priority: WARNING
+  action: {type: deny, mode: enforce}
+- rule: Watch port 7
+  desc: d
+  condition: evt.type = connect and fd.sport = 7
+  output: "port 7"
+  priority: NOTICE
+  action: {type: deny, mode: monitor}
+- rule: Note port 8
+  desc: d
+  condition: evt.type = connect and fd.sport = 8
+  output: "port 8"
+  priority: NOTICE
+- rule: Anomalous connect
+  desc: d
+  condition: evt.type = connect and fd.sport = 6 and ml.anomalous = true
+  output: "anomalous"
+  priority: WARNING
+  action: {type: deny, mode: enforce, fallback: deny}
+)Y";
+
+struct Recorded {
+  std::vector<GateRecord::Kind> kinds;
+  std::vector<std::string> rules;
+  std::vector<bool> enforced;
+};
+
+RecordFn Recorder(Recorded* r) {
+  return [r](const GateRecord& rec) {
+    r->kinds.push_back(rec.kind);
+    r->rules.push_back(rec.decision.rule);
+    r->enforced.push_back(rec.decision.enforced);
+  };
+}
+
+GateDecision DecideOn(DecisionGate& g, const core::Event& e, bool* fallback_set = nullptr,
+                      bool* fallback_deny = nullptr) {
+  policy::EvalInput in;
+  in.event = &e;
+  return g.Decide(in, kFar, [&](bool deny) {
+    if (fallback_set != nullptr) *fallback_set = true;
+    if (fallback_deny != nullptr) *fallback_deny = deny;
+  });
+}
+
+TEST(DecisionGateTest, EnforcedDenyRuleDeniesAndIsRecorded) {
+  policy::RuleSet rules = MustLoad(kRules);
+  core::Registry registry;
+  Recorded rec;
+  DecisionGate g(&rules, GateOptions{.name = "t"}, nullptr, &registry, Recorder(&rec));
+  const GateDecision d = DecideOn(g, Connect(9));
+  EXPECT_TRUE(d.deny);
+  EXPECT_FALSE(d.would_deny);
+  ASSERT_NE(d.rule, nullptr);
+  EXPECT_EQ(d.rule->name, "No port 9");
+  EXPECT_EQ(d.output, "connect to 127.0.0.1:9 by curl");
+  ASSERT_EQ(rec.rules.size(), 1u);
+  EXPECT_EQ(rec.rules[0], "No port 9");
+  EXPECT_TRUE(rec.enforced[0]);
+  EXPECT_FALSE(DecideOn(g, Connect(80)).deny);
+  EXPECT_EQ(g.stats().decisions, 2u);
+  EXPECT_EQ(g.stats().denied, 1u);
+  EXPECT_NE(registry.ExpositionText().find(
+                "vigil_gate_decisions_total{gate=\"t\",outcome=\"deny\"} 1"),
+            std::string::npos);
+}
+
+TEST(DecisionGateTest, MonitorModeAllowsAndCountsWhatWouldHaveBeenDenied) {
+  policy::RuleSet rules = MustLoad(kRules);
+  core::Registry registry;
+  DecisionGate g(&rules, GateOptions{.name = "t", .mode = GateMode::kMonitor}, nullptr, &registry,
+                 nullptr);
+  const GateDecision d = DecideOn(g, Connect(9));
+  EXPECT_FALSE(d.deny);
+  EXPECT_TRUE(d.would_deny);
+  EXPECT_EQ(g.stats().would_deny, 1u);
+  EXPECT_NE(registry.ExpositionText().find("vigil_gate_would_have_enforced_total{gate=\"t\"} 1"),
+            std::string::npos);
+}
+
+TEST(DecisionGateTest, RuleInMonitorModeDoesNotDenyEvenWhenTheGateEnforces) {
+  policy::RuleSet rules = MustLoad(kRules);
+  DecisionGate g(&rules, GateOptions{}, nullptr, nullptr, nullptr);
+  const GateDecision d = DecideOn(g, Connect(7));
+  EXPECT_FALSE(d.deny);
+  EXPECT_TRUE(d.would_deny);
+}
+
+TEST(DecisionGateTest, OtherActionsAreAlertsNotDenials) {
+  policy::RuleSet rules = MustLoad(kRules);
+  Recorded rec;
+  DecisionGate g(&rules, GateOptions{}, nullptr, nullptr, Recorder(&rec));
+  const GateDecision d = DecideOn(g, Connect(8));
+  EXPECT_FALSE(d.deny);
+  EXPECT_EQ(d.alerts, 1);
+  ASSERT_EQ(rec.kinds.size(), 1u);
+  EXPECT_EQ(rec.kinds[0], GateRecord::Kind::kDecision);
+  EXPECT_FALSE(rec.enforced[0]);
+}
+
+TEST(DecisionGateTest, WithoutAVerdictSourceMlRulesNeitherMatchNorWait) {
+  policy::RuleSet rules = MustLoad(kRules);
+  DecisionGate g(&rules, GateOptions{}, nullptr, nullptr, nullptr);
+  bool asked = false;
+  const GateDecision d = DecideOn(g, Connect(6), &asked);
+  EXPECT_FALSE(d.deny);
+  EXPECT_FALSE(asked);
+}
+
+class FixedSource final : public VerdictSource {
+ public:
+  explicit FixedSource(core::Result<core::Verdict> r) : r_(std::move(r)) {}
+  core::Result<core::Verdict> Score(const policy::EvalInput&, int64_t) override {
+    ++calls;
+    return r_;
+  }
+  int calls = 0;
+
+ private:
+  core::Result<core::Verdict> r_;
+};
+
+TEST(DecisionGateTest, ModelVerdictDecidesMlRules) {
+  policy::RuleSet rules = MustLoad(kRules);
+  core::Verdict v;
+  v.score = 0.97;
+  v.anomalous = true;
+  FixedSource anomalous(v);
+  DecisionGate g(&rules, GateOptions{}, &anomalous, nullptr, nullptr);
+  bool set = false, deny = false;
+  const GateDecision d = DecideOn(g, Connect(6), &set, &deny);
+  EXPECT_TRUE(set);
+  EXPECT_TRUE(deny) << "the candidate's fallback is deny, announced before the model is asked";
+  EXPECT_TRUE(d.deny);
+  EXPECT_FALSE(d.fallback);
+  EXPECT_EQ(anomalous.calls, 1);
+
+  v.anomalous = false;
+  v.score = 0.1;
+  FixedSource normal(v);
+  DecisionGate g2(&rules, GateOptions{}, &normal, nullptr, nullptr);
+  EXPECT_FALSE(DecideOn(g2, Connect(6)).deny);
+  // Calls no ml rule could be about do not ask the model.
+  EXPECT_FALSE(DecideOn(g2, Connect(80)).deny);
+  EXPECT_EQ(normal.calls, 1);
+}
+
+TEST(DecisionGateTest, ModelErrorAppliesTheRuleFallbackAndIsCountedAndRecorded) {
+  policy::RuleSet rules = MustLoad(kRules);
+  FixedSource broken(core::Unavailable("model down"));
+  core::Registry registry;
+  Recorded rec;
+  DecisionGate g(&rules, GateOptions{.name = "t"}, &broken, &registry, Recorder(&rec));
+  const GateDecision d = DecideOn(g, Connect(6));
+  EXPECT_TRUE(d.fallback);
+  EXPECT_TRUE(d.deny);
+  ASSERT_EQ(rec.kinds.size(), 1u);
+  EXPECT_EQ(rec.kinds[0], GateRecord::Kind::kFallback);
+  EXPECT_EQ(rec.rules[0], "Anomalous connect");
+  EXPECT_EQ(g.stats().fallbacks, 1u);
+  EXPECT_NE(registry.ExpositionText().find(
+                "vigil_gate_fallbacks_total{gate=\"t\",reason=\"model_error\"} 1"),
+            std::string::npos);
+
+  // In monitor mode the same fallback only counts as a would-have-denied.
+  DecisionGate m(&rules, GateOptions{.mode = GateMode::kMonitor}, &broken, nullptr, nullptr);
+  bool deny = true;
+  const GateDecision md = DecideOn(m, Connect(6), nullptr, &deny);
+  EXPECT_FALSE(deny);
+  EXPECT_FALSE(md.deny);
+  EXPECT_TRUE(md.would_deny);
+}
+
+TEST(DecisionGateTest, DeadlineFallbacksAreCountedAndRecorded) {
+  policy::RuleSet rules = MustLoad(kRules);
+  core::Registry registry;
+  Recorded rec;
+  DecisionGate g(&rules, GateOptions{.name = "t"}, nullptr, &registry, Recorder(&rec));
+  const core::Event e = Connect(6);
+  g.FallbackAnswered(e, true, FallbackReason::kDeadline);
+  g.FallbackAnswered(e, false, FallbackReason::kUnreadable);
+  EXPECT_EQ(g.stats().fallbacks, 2u);
+  EXPECT_EQ(g.stats().deadline_fallbacks, 1u);
+  EXPECT_EQ(g.stats().denied, 1u);
+  ASSERT_EQ(rec.kinds.size(), 2u);
+  EXPECT_EQ(rec.kinds[0], GateRecord::Kind::kFallback);
+  EXPECT_NE(registry.ExpositionText().find(
+                "vigil_gate_fallbacks_total{gate=\"t\",reason=\"deadline\"} 1"),
+            std::string::npos);
+}
+
+TEST(DecisionGateTest, DecisionsAfterTheDeadlineAreLate) {
+  policy::RuleSet rules = MustLoad(kRules);
+  DecisionGate g(&rules, GateOptions{}, nullptr, nullptr, nullptr);
+  const core::Event e = Connect(80);
+  policy::EvalInput in;
+  in.event = &e;
+  EXPECT_TRUE(g.Decide(in, 0, nullptr).late);
+  EXPECT_EQ(g.stats().late, 1u);
+}
+
+}  // namespace
+}  // namespace vigil::enforce
