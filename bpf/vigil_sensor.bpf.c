@@ -18,16 +18,21 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define AF_INET 2
 #define AF_INET6 10
 #define AT_FDCWD -100
+#define S_IFMT 0170000
+#define S_IFSOCK 0140000
 
 // x86_64 system call numbers of the calls with typed records.
 #define NR_OPEN 2
+#define NR_SOCKET 41
 #define NR_CONNECT 42
 #define NR_ACCEPT 43
 #define NR_BIND 49
 #define NR_EXECVE 59
 #define NR_EXIT 60
 #define NR_RENAME 82
+#define NR_LINK 86
 #define NR_UNLINK 87
+#define NR_SYMLINK 88
 #define NR_PTRACE 101
 #define NR_PRCTL 157
 #define NR_SETUID 105
@@ -44,6 +49,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define NR_OPENAT 257
 #define NR_UNLINKAT 263
 #define NR_RENAMEAT 264
+#define NR_LINKAT 265
+#define NR_SYMLINKAT 266
 #define NR_ACCEPT4 288
 #define NR_RENAMEAT2 316
 #define NR_EXECVEAT 322
@@ -325,7 +332,9 @@ static const __u16 typed_table[NR_TABLE] = {
     [NR_SETRESUID] = VIGIL_TYPED_CRED,    [NR_SETRESGID] = VIGIL_TYPED_CRED,
     [NR_SETFSUID] = VIGIL_TYPED_CRED,     [NR_SETFSGID] = VIGIL_TYPED_CRED,
     [NR_PTRACE] = VIGIL_TYPED_PTRACE,     [NR_MOUNT] = VIGIL_TYPED_MOUNT,
-    [NR_UMOUNT2] = VIGIL_TYPED_MOUNT,
+    [NR_UMOUNT2] = VIGIL_TYPED_MOUNT,     [NR_LINK] = VIGIL_TYPED_FILE_MOD,
+    [NR_LINKAT] = VIGIL_TYPED_FILE_MOD,   [NR_SYMLINK] = VIGIL_TYPED_FILE_MOD,
+    [NR_SYMLINKAT] = VIGIL_TYPED_FILE_MOD, [NR_SOCKET] = VIGIL_TYPED_NET,
 };
 
 static __always_inline __u32 typed_bit(long nr) {
@@ -371,6 +380,20 @@ static __always_inline void read_sockaddr(struct vigil_net_event *e, __u64 uaddr
   }
 }
 
+// The IPPROTO_* of the socket behind `fd` of `task`; 0 when fd is not a socket or unreadable.
+static __always_inline __u8 socket_protocol(struct task_struct *task, int fd) {
+  if (fd < 0) return 0;
+  struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+  if (!fdt || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds)) return 0;
+  struct file **fds = BPF_CORE_READ(fdt, fd);
+  struct file *f = NULL;
+  if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) < 0 || !f) return 0;
+  if ((BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK) return 0;
+  struct socket *sock = (struct socket *)BPF_CORE_READ(f, private_data);
+  if (!sock) return 0;
+  return (__u8)BPF_CORE_READ(sock, sk, sk_protocol);
+}
+
 // Fills the path, flags and dfd of a file record of call `nr` (not execve) from its arguments.
 static __always_inline void file_args(struct vigil_file_event *e, long nr, __u64 a0, __u64 a1,
                                       __u64 a2, __u64 a3, __u64 a4) {
@@ -410,6 +433,16 @@ static __always_inline void file_args(struct vigil_file_event *e, long nr, __u64
     path = a1;
     path2 = a3;
     if (nr == NR_RENAMEAT2) e->flags = (__u32)a4;
+  } else if (nr == NR_LINK || nr == NR_SYMLINK) {
+    path2 = a1;  // link(oldpath, newpath), symlink(target, linkpath)
+  } else if (nr == NR_LINKAT) {
+    e->dfd = (__s32)a0;  // the old path's dirfd
+    path = a1;
+    path2 = a3;
+    e->flags = (__u32)a4;
+  } else if (nr == NR_SYMLINKAT) {
+    e->dfd = (__s32)a1;  // the link path's dirfd; the target is stored as given
+    path2 = a2;
   }
   read_user_str(e->path, sizeof(e->path), path);
   if (path2)
@@ -435,7 +468,11 @@ static __always_inline void emit_typed(const struct who *w, long nr, struct pt_r
     case NR_UNLINKAT:
     case NR_RENAME:
     case NR_RENAMEAT:
-    case NR_RENAMEAT2: {
+    case NR_RENAMEAT2:
+    case NR_LINK:
+    case NR_LINKAT:
+    case NR_SYMLINK:
+    case NR_SYMLINKAT: {
       struct vigil_file_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
       if (!e) goto full;
       fill_header(&e->hdr, VIGIL_EV_FILE, sizeof(*e), w, now);
@@ -454,10 +491,26 @@ static __always_inline void emit_typed(const struct who *w, long nr, struct pt_r
       e->ret = ret;
       e->nr = (__u32)nr;
       e->fd = (__s32)a0;
-      e->reserved = 0;
+      __builtin_memset(e->reserved, 0, sizeof(e->reserved));
       // accept/accept4: the kernel wrote the peer address there (when the caller asked).
       bool have_addr = nr == NR_CONNECT || nr == NR_BIND || ret >= 0;
       read_sockaddr(e, have_addr ? a1 : 0);
+      e->protocol = socket_protocol(bpf_get_current_task_btf(), (int)a0);
+      submit(e, sizeof(*e));
+      return;
+    }
+    case NR_SOCKET: {
+      struct vigil_net_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+      if (!e) goto full;
+      fill_header(&e->hdr, VIGIL_EV_NET, sizeof(*e), w, now);
+      e->ret = ret;
+      e->nr = (__u32)nr;
+      e->fd = (__s32)ret;
+      e->family = (__u16)a0;
+      e->port = (__u16)a1;
+      e->protocol = (__u8)a2;
+      __builtin_memset(e->reserved, 0, sizeof(e->reserved));
+      __builtin_memset(e->addr, 0, sizeof(e->addr));
       submit(e, sizeof(*e));
       return;
     }
@@ -585,6 +638,28 @@ int BPF_PROG(vigil_sched_exec, struct task_struct *task, pid_t old_pid, struct l
   }
   fill_header(&e->hdr, VIGIL_EV_EXEC, sizeof(*e), &w, bpf_ktime_get_ns());
   e->old_pid = (__u32)old_pid;
+  e->loginuid = 0xffffffffu;
+  if (bpf_core_field_exists(task->loginuid)) e->loginuid = BPF_CORE_READ(task, loginuid.val);
+  e->tty = 0;
+  struct tty_struct *tty = BPF_CORE_READ(task, signal, tty);
+  if (tty) {
+    __u32 major = (__u32)BPF_CORE_READ(tty, driver, major);
+    __u32 minor = (__u32)BPF_CORE_READ(tty, driver, minor_start) + (__u32)BPF_CORE_READ(tty, index);
+    e->tty = (major << 20) | (minor & 0xfffff);
+  }
+  e->reserved = 0;
+  // kernel_cap_t is 64 bits, as a u64 (6.3+) or as u32[2] (older): the same bytes either way.
+  const struct cred *cred = BPF_CORE_READ(task, cred);
+  e->cap_effective = 0;
+  e->cap_permitted = 0;
+  bpf_probe_read_kernel(&e->cap_effective, sizeof(e->cap_effective), &cred->cap_effective);
+  bpf_probe_read_kernel(&e->cap_permitted, sizeof(e->cap_permitted), &cred->cap_permitted);
+  e->exe_flags = 0;
+  char dname[8] = {};
+  const unsigned char *dn = BPF_CORE_READ(bprm, file, f_path.dentry, d_name.name);
+  if (dn && bpf_probe_read_kernel(dname, 6, dn) == 0 && dname[0] == 'm' && dname[1] == 'e' &&
+      dname[2] == 'm' && dname[3] == 'f' && dname[4] == 'd' && dname[5] == ':')
+    e->exe_flags |= VIGIL_EXE_MEMFD;
   const char *filename = bprm->filename;
   if (bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), filename) < 0) {
     e->filename[0] = '\0';

@@ -1,5 +1,7 @@
 #include "apps/vigil/audit_trail.h"
 
+#include "policy/decision_json.h"
+
 #include <spdlog/spdlog.h>
 
 #include "audit/payloads.h"
@@ -58,6 +60,21 @@ void AuditTrail::ModelChange(std::string_view action, const std::string& path,
   Append(audit::RecordType::kModelChange,
          audit::ModelChangePayload(action, path, name, version,
                                    digest.has_value() ? std::string_view(*digest) : "", reason));
+}
+
+void AuditTrail::PolicyDecision(const policy::Decision& decision) {
+  Append(audit::RecordType::kDecision, policy::DecisionJson(decision));
+  ++decisions_;
+}
+
+void AuditTrail::PolicyChange(std::string_view action, std::string_view version,
+                              uint64_t generation, const std::vector<std::string>& files,
+                              std::string_view reason) {
+  Append(audit::RecordType::kPolicyChange, {{"action", action},
+                                            {"version", version},
+                                            {"generation", generation},
+                                            {"files", files},
+                                            {"reason", reason}});
 }
 
 void AuditTrail::ModeChange(std::string_view from, std::string_view to, std::string_view reason) {

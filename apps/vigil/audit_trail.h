@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -15,6 +16,7 @@
 #include "audit/signer.h"
 #include "core/event.h"
 #include "core/status.h"
+#include "policy/decision.h"
 
 namespace vigil::app {
 
@@ -40,6 +42,11 @@ class AuditTrail {
   void ModeChange(std::string_view from, std::string_view to, std::string_view reason);
   // Any other record (the gates' decisions and fallbacks). A failed append is kept for Close().
   void Append(audit::RecordType type, nlohmann::json payload);
+  // A rule-based decision (policy/decision_json.h DecisionJson payload).
+  void PolicyDecision(const policy::Decision& decision);
+  // A policy loaded, reloaded or refused: {"action","version","generation","files","reason"}.
+  void PolicyChange(std::string_view action, std::string_view version, uint64_t generation,
+                    const std::vector<std::string>& files, std::string_view reason);
 
   // Drains and closes the log; the first error of any append or of the close.
   core::Status Close();

@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -30,7 +31,11 @@
 #include "core/http_server.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "agent/policy_input.h"
 #include "enrich/process_tree.h"
+#include "policy/decision_json.h"
+#include "policy/default_rules.h"
+#include "policy/engine.h"
 #include "sensor/ebpf_sensor.h"
 
 namespace vigil::app {
@@ -225,6 +230,39 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
                  st.message());
   }
 
+  // 4b. The policy: every typed event is decided on (recorded in monitor mode: this agent
+  // carries no action out).
+  std::unique_ptr<policy::PolicyEngine> policy_engine;
+  if (c.policy.enabled) {
+    policy::PolicyOptions po;
+    po.files = c.policy.files;
+    if (po.files.empty()) {
+      po.embedded_yaml = std::string(policy::DefaultRules());
+      po.embedded_name = std::string(policy::kDefaultRulesName);
+    }
+    policy::ParseStage(c.policy.stage, &po.stage);
+    policy::ParseAssetClass(c.policy.asset_class, &po.default_class);
+    if (c.policy.mode == "enforce") {
+      spdlog::warn("policy.mode enforce: this agent does not carry actions out yet; decisions are "
+                   "recorded in monitor mode (would-have-enforced counts at /metrics)");
+    }
+    po.mode = policy::Mode::kMonitor;
+    auto pe = policy::PolicyEngine::Create(std::move(po), &core::Registry::Get());
+    if (!pe.has_value()) return ReportError("agent", pe.error().WithContext("policy"));
+    policy_engine = std::move(pe).value();
+    const auto snap = policy_engine->Current();
+    for (const policy::LoadWarning& w : snap->rules.warnings()) {
+      spdlog::debug("policy: {}", w.ToString());
+    }
+    const std::string summary = std::to_string(snap->rules.enabled_count()) + " of " +
+                                std::to_string(snap->rules.rules().size()) + " rules enabled";
+    spdlog::info("policy {} ({}): {}; stage {}", snap->version,
+                 c.policy.files.empty() ? std::string(policy::kDefaultRulesName)
+                                        : std::to_string(c.policy.files.size()) + " file(s)",
+                 summary, policy::StageName(snap->stage));
+    audit->PolicyChange("loaded", snap->version, snap->generation, snap->files, summary);
+  }
+
   // 5. The eBPF sensor. Exits 2 with the exact reason when the kernel cannot do it.
   auto opened = sensor::EbpfSensor::Open(SensorOptions(c.agent));
   if (!opened.has_value()) {
@@ -276,6 +314,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
         break;
       case sensor::EbpfRecordType::kExec:
         tree_mut.OnExec(e.proc.pid, e.path, d.argv, e.proc.uid, e.proc.comm, enrich::kUnknownTime);
+        tree_mut.OnExecAttributes(e.proc.pid, e.proc);
         break;
       case sensor::EbpfRecordType::kExit:
         tree_mut.OnExit(e.proc.pid, enrich::kUnknownTime);
@@ -303,7 +342,42 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
                       action == "loaded" ? "baselines reused" : "learning period over");
     mode = "monitor";
   };
+  // The latest verdict per process, read by the policy as ml.* fields.
+  std::mutex verdicts_mu;
+  std::unordered_map<uint32_t, core::Verdict> latest_verdicts;
+  const int64_t boot_to_unix = agent::BootToUnixOffsetNs();
+  if (policy_engine) {
+    lo.pipeline.on_typed = [&](const core::Event& e) -> std::string {
+      policy::EvalInput in;
+      agent::BuildEvalInput(tree_ref, e, boot_to_unix, &in);
+      core::Verdict verdict;
+      {
+        std::lock_guard<std::mutex> lock(verdicts_mu);
+        auto it = latest_verdicts.find(e.proc.pid);
+        if (it != latest_verdicts.end()) {
+          verdict = it->second;
+          in.verdict = &verdict;
+        }
+      }
+      const policy::Decision d = policy_engine->Decide(&in);
+      if (!d.matched()) return {};
+      audit->PolicyDecision(d);
+      if (!o.quiet) {
+        std::lock_guard<std::mutex> lock(print_mu);
+        std::fprintf(stderr, "POLICY %s [%s, %s%s]: %s\n", d.rule.c_str(),
+                     std::string(policy::PriorityName(d.priority)).c_str(),
+                     std::string(core::ActionName(d.action)).c_str(),
+                     d.would_enforce ? ", would enforce" : "", d.output.c_str());
+      }
+      return policy::DecisionToOcsfJson(d, c.host);
+    };
+  }
   lo.pipeline.on_verdict = [&](const core::Verdict& v) {
+    if (policy_engine) {
+      std::lock_guard<std::mutex> lock(verdicts_mu);
+      if (latest_verdicts.size() >= 16384) latest_verdicts.clear();  // bounded; newest kept
+      latest_verdicts[v.pid] = v;
+    }
     if (v.anomalous) audit->Alert(v);
     if (!v.anomalous || o.quiet) return;
     std::string rare, recent;
@@ -412,6 +486,20 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
         if (!fresh.has_value()) {
           spdlog::error("SIGHUP: config not reloaded: {}", fresh.error().message());
           continue;
+        }
+        if (policy_engine) {
+          core::Status ps = policy_engine->Reload();
+          const auto snap = policy_engine->Current();
+          if (ps.ok()) {
+            spdlog::info("SIGHUP: policy {} in force (generation {})", snap->version,
+                         snap->generation);
+            audit->PolicyChange("reloaded", snap->version, snap->generation, snap->files, "SIGHUP");
+          } else {
+            spdlog::error("SIGHUP: policy not reloaded, {} stays in force: {}", snap->version,
+                          ps.message());
+            audit->PolicyChange("refused", snap->version, snap->generation, snap->files,
+                                ps.message());
+          }
         }
         core::Status st = ApplyRuntimeConfig(sensor_ref, fresh->agent);
         if (st.ok()) {

@@ -15,7 +15,7 @@
 #include <linux/types.h>
 #endif
 
-#define VIGIL_ABI_VERSION 2
+#define VIGIL_ABI_VERSION 3
 
 #define VIGIL_COMM_LEN 16
 #define VIGIL_PATH_LEN 256  /* includes the terminating NUL */
@@ -32,8 +32,9 @@ enum vigil_event_type {
   VIGIL_EV_EXEC = 2,     /* struct vigil_exec_event: sched_process_exec (a successful exec) */
   VIGIL_EV_FORK = 3,     /* struct vigil_fork_event: a new process (not a thread) */
   VIGIL_EV_EXIT = 4,     /* struct vigil_exit_event: the last thread of a process exited */
-  VIGIL_EV_FILE = 5,     /* struct vigil_file_event: execve*, open*, unlink*, rename* */
-  VIGIL_EV_NET = 6,      /* struct vigil_net_event: connect, accept, accept4, bind */
+  VIGIL_EV_FILE = 5,     /* struct vigil_file_event: execve*, open*, unlink*, rename*, link*,
+                            symlink* */
+  VIGIL_EV_NET = 6,      /* struct vigil_net_event: connect, accept, accept4, bind, socket */
   VIGIL_EV_CRED = 7,     /* struct vigil_cred_event: setuid family, ptrace */
   VIGIL_EV_MOUNT = 8,    /* struct vigil_mount_event: mount, umount2 */
 };
@@ -45,8 +46,8 @@ enum vigil_typed_bit {
   VIGIL_TYPED_EXIT = 1u << 2,   /* VIGIL_EV_EXIT */
   VIGIL_TYPED_EXECVE = 1u << 3, /* VIGIL_EV_FILE from execve/execveat (attempts, with ret) */
   VIGIL_TYPED_OPEN = 1u << 4,   /* VIGIL_EV_FILE from open/openat/openat2 */
-  VIGIL_TYPED_FILE_MOD = 1u << 5, /* VIGIL_EV_FILE from unlink/unlinkat/rename* */
-  VIGIL_TYPED_NET = 1u << 6,    /* VIGIL_EV_NET */
+  VIGIL_TYPED_FILE_MOD = 1u << 5, /* VIGIL_EV_FILE from unlink*, rename*, link*, symlink* */
+  VIGIL_TYPED_NET = 1u << 6,    /* VIGIL_EV_NET (socket: family = domain, port = type) */
   VIGIL_TYPED_CRED = 1u << 7,   /* VIGIL_EV_CRED from the setuid family */
   VIGIL_TYPED_PTRACE = 1u << 8, /* VIGIL_EV_CRED from ptrace */
   VIGIL_TYPED_MOUNT = 1u << 9,  /* VIGIL_EV_MOUNT */
@@ -127,10 +128,21 @@ struct vigil_syscall_batch {
   struct vigil_syscall_call calls[VIGIL_SYSCALL_BATCH];
 };
 
+/* Bits of vigil_exec_event.exe_flags. */
+enum vigil_exe_flag {
+  VIGIL_EXE_MEMFD = 1u << 0, /* the executable is a memfd (its dentry is named "memfd:...") */
+};
+
 struct vigil_exec_event {
   struct vigil_event_header hdr;
   __u32 old_pid;   /* the task id before exec (differs when a non-leader thread exec'd) */
   __u32 args_len;  /* bytes used in args */
+  __u32 loginuid;  /* audit login uid; 0xffffffff when unset */
+  __u32 tty;       /* controlling terminal: major << 20 | minor; 0 when none */
+  __u32 exe_flags; /* enum vigil_exe_flag */
+  __u32 reserved;
+  __u64 cap_effective; /* the new credentials' capability bits */
+  __u64 cap_permitted;
   char filename[VIGIL_PATH_LEN];  /* as passed to exec (bprm->filename) */
   char args[VIGIL_ARGS_LEN];      /* argv, NUL-separated, possibly truncated */
 };
@@ -163,9 +175,12 @@ struct vigil_net_event {
   __s64 ret;
   __u32 nr;
   __s32 fd;
-  __u16 family;   /* AF_INET, AF_INET6, AF_UNIX (address not copied), 0 when unknown */
-  __u16 port;     /* host byte order */
-  __u32 reserved;
+  __u16 family;   /* AF_INET, AF_INET6, AF_UNIX (address not copied), 0 when unknown;
+                     socket: the domain argument */
+  __u16 port;     /* host byte order; socket: the type argument (low 16 bits) */
+  __u8 protocol;  /* connect/bind/accept*: the socket's IPPROTO_* (0 when unknown);
+                     socket: the protocol argument (low 8 bits) */
+  __u8 reserved[3];
   __u8 addr[VIGIL_ADDR_LEN];  /* network byte order; IPv4 in the first 4 bytes */
 };
 

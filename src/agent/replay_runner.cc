@@ -155,6 +155,15 @@ core::Result<ReplayStats> ReplayRunner::Run(
       for (core::Event& e : batch) {
         if (validator.Validate(e) != pipeline::RejectReason::kNone) continue;
         if (options_.emit_events) WriteEvent(e);
+        if (options_.on_typed && e.kind != core::EventKind::kSyscall &&
+            e.kind != core::EventKind::kStreamEnd) {
+          const std::string line = options_.on_typed(e);
+          if (!line.empty()) {
+            std::lock_guard<std::mutex> lock(sink_mu_);
+            WriteLocked(line, /*flush=*/true);
+            typed_lines_.fetch_add(1, std::memory_order_relaxed);
+          }
+        }
         if (!handler.OnEvent(e)) continue;
         ++scored;
         if (options_.latency != nullptr && ++latency_tick >= options_.latency_sample_every) {
@@ -226,6 +235,7 @@ ReplayStats ReplayRunner::Live() const {
   stats.verdicts = verdicts_.load(std::memory_order_relaxed);
   stats.anomalous = anomalous_.load(std::memory_order_relaxed);
   stats.events_written = events_written_.load(std::memory_order_relaxed);
+  stats.typed_lines = typed_lines_.load(std::memory_order_relaxed);
   const int64_t end = end_mono_.load();
   stats.seconds =
       static_cast<double>((end != 0 ? end : clock_.MonotonicNanos()) - start_mono_) / 1e9;

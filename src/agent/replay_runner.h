@@ -47,6 +47,10 @@ struct ReplayOptions {
   std::function<void(core::Event&)> on_read;
   // Called for every verdict (written or not), serialised with the sink writes.
   std::function<void(const core::Verdict&)> on_verdict;
+  // Called on a worker for every validated event other than the per-call stream (kSyscall,
+  // kStreamEnd); a non-empty return (e.g. a policy decision as one JSON line) is written to the
+  // sinks and flushed. Thread-safe: workers call it concurrently.
+  std::function<std::string(const core::Event&)> on_typed;
 };
 
 struct ReplayStats {
@@ -56,6 +60,7 @@ struct ReplayStats {
   uint64_t streams = 0;       // verdicts produced (one per stream or window)
   uint64_t verdicts = 0;      // verdicts written to the sinks
   uint64_t events_written = 0;  // typed events written to the sinks (emit_events)
+  uint64_t typed_lines = 0;     // lines on_typed returned (written to the sinks)
   uint64_t anomalous = 0;
   double seconds = 0;
   pipeline::QueueStats queue;            // summed over the workers' queues
@@ -118,7 +123,7 @@ class ReplayRunner final : private VerdictSink {
   core::Status sink_status_;
 
   std::atomic<uint64_t> read_{0}, read_errors_{0}, scored_{0}, streams_{0}, verdicts_{0},
-      anomalous_{0}, events_written_{0};
+      anomalous_{0}, events_written_{0}, typed_lines_{0};
   std::atomic<int64_t> start_mono_{0};
   std::atomic<int64_t> end_mono_{0};  // 0 while running
   mutable std::mutex queues_mu_;  // guards the vector, not the queues (they are thread-safe)

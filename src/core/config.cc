@@ -1,6 +1,7 @@
 #include "core/config.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
@@ -392,6 +393,38 @@ class ConfigParser {
     return Status::Ok();
   }
 
+  Status ReadChoice(const YAML::Node& v, std::string_view path,
+                    std::initializer_list<std::string_view> allowed, std::string* out) const {
+    std::string s = *out;
+    VIGIL_RETURN_IF_ERROR(ReadString(v, path, &s));
+    for (std::string_view a : allowed) {
+      if (s == a) {
+        *out = s;
+        return Status::Ok();
+      }
+    }
+    return Error(v, path, fmt::format("expected one of {}, got \"{}\"", fmt::join(allowed, ", "), s));
+  }
+
+  Status ReadPolicy(const YAML::Node& node, std::string_view path, PolicyConfig* pc) const {
+    if (node.IsNull()) return Status::Ok();
+    auto str = [&](const YAML::Node& v, const std::string& p, std::string* o) {
+      return ReadString(v, p, o);
+    };
+    return ForEachField(
+        node, path, {"enabled", "files", "mode", "stage", "asset_class"},
+        [&](const std::string& key, const YAML::Node& v, const std::string& p) {
+          if (key == "enabled") return ReadBool(v, p, &pc->enabled);
+          if (key == "files") return ReadList(v, p, &pc->files, str);
+          if (key == "mode") return ReadChoice(v, p, {"monitor", "enforce"}, &pc->mode);
+          if (key == "stage") {
+            return ReadChoice(v, p, {"monitor", "enforce-non-critical", "enforce-all"},
+                              &pc->stage);
+          }
+          return ReadChoice(v, p, {"critical", "standard", "non-critical"}, &pc->asset_class);
+        });
+  }
+
   Status ReadModel(const YAML::Node& node, std::string_view path, ModelConfig* m) const {
     if (node.IsNull()) return Status::Ok();
     return ForEachField(node, path, {"path", "target_fpr"},
@@ -504,7 +537,7 @@ class ConfigParser {
     }
     return ForEachField(root, "",
                         {"host", "state_dir", "log", "metrics", "pipeline", "sinks", "model",
-                         "agent"},
+                         "agent", "policy"},
                         [&](const std::string& key, const YAML::Node& v, const std::string& p) {
                           if (key == "host") return ReadString(v, p, &c->host);
                           if (key == "state_dir") return ReadString(v, p, &c->state_dir);
@@ -513,6 +546,7 @@ class ConfigParser {
                           if (key == "pipeline") return ReadPipeline(v, p, &c->pipeline);
                           if (key == "sinks") return ReadSinks(v, p, &c->sinks);
                           if (key == "agent") return ReadAgent(v, p, &c->agent);
+                          if (key == "policy") return ReadPolicy(v, p, &c->policy);
                           return ReadModel(v, p, &c->model);
                         });
   }

@@ -119,6 +119,15 @@ struct AgentConfig {
   AgentFilterConfig filters;
 };
 
+// The agent's policy (docs/policy.md). Names are checked here; the policy room interprets them.
+struct PolicyConfig {
+  bool enabled = true;              // evaluate rules on every typed event
+  std::vector<std::string> files;   // rules files / one bundle manifest; [] = the embedded rules
+  std::string mode = "monitor";     // monitor | enforce (the agent itself only monitors)
+  std::string stage = "monitor";    // monitor | enforce-non-critical | enforce-all
+  std::string asset_class = "standard";  // critical | standard | non-critical (this host)
+};
+
 struct VigilConfig {
   std::string host;  // default gethostname()
   std::string state_dir = "/var/lib/vigil";
@@ -128,6 +137,7 @@ struct VigilConfig {
   std::vector<SinkConfig> sinks;  // default: one stdout sink; an explicit [] means none
   ModelConfig model;
   AgentConfig agent;
+  PolicyConfig policy;
   // Where the values came from: the source name given to ParseConfig / the path, or
   // "<defaults>".
   std::string source;

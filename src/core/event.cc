@@ -1,5 +1,7 @@
 #include "core/event.h"
 
+#include "core/name_table.h"
+
 #include <array>
 #include <utility>
 
@@ -31,33 +33,14 @@ constexpr std::array<std::pair<Arch, std::string_view>, 3> kArchs{{
     {Arch::kX86_64, "x86_64"},
 }};
 
-template <typename E, size_t N>
-std::string_view NameOf(const std::array<std::pair<E, std::string_view>, N>& table, E v) {
-  for (const auto& [e, n] : table) {
-    if (e == v) return n;
-  }
-  return "unknown";
-}
-template <typename E, size_t N>
-bool Parse(const std::array<std::pair<E, std::string_view>, N>& table, std::string_view name,
-           E* out) {
-  for (const auto& [e, n] : table) {
-    if (n == name) {
-      *out = e;
-      return true;
-    }
-  }
-  return false;
-}
-
 }  // namespace
 
 std::string_view EventSourceName(EventSource s) { return NameOf(kSources, s); }
 std::string_view EventKindName(EventKind k) { return NameOf(kKinds, k); }
 std::string_view ArchName(Arch a) { return NameOf(kArchs, a); }
-bool ParseEventSource(std::string_view name, EventSource* out) { return Parse(kSources, name, out); }
-bool ParseEventKind(std::string_view name, EventKind* out) { return Parse(kKinds, name, out); }
-bool ParseArch(std::string_view name, Arch* out) { return Parse(kArchs, name, out); }
+bool ParseEventSource(std::string_view name, EventSource* out) { return ParseName(kSources, name, out); }
+bool ParseEventKind(std::string_view name, EventKind* out) { return ParseName(kKinds, name, out); }
+bool ParseArch(std::string_view name, Arch* out) { return ParseName(kArchs, name, out); }
 
 std::string_view ActionName(Action a) {
   switch (a) {

@@ -4,6 +4,7 @@
 // model thinks of it) and Decision (what policy does about it). No stage sees another's
 // internals; these are the whole contract. Schema: docs/event-schema.md, proto/vigil/v1/.
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -36,6 +37,11 @@ bool ParseEventSource(std::string_view name, EventSource* out);
 bool ParseEventKind(std::string_view name, EventKind* out);
 bool ParseArch(std::string_view name, Arch* out);
 
+inline constexpr uint32_t kNoLoginUid = 0xFFFFFFFFu;  // the kernel's "unset" (-1)
+
+// Event::flags of a kProcessExec event.
+inline constexpr uint32_t kExecFromMemfd = 1u << 0;  // the executable is a memfd (memfd_create)
+
 struct ProcessIdentity {
   uint32_t pid = 0;
   uint32_t tid = 0;
@@ -43,6 +49,12 @@ struct ProcessIdentity {
   uint32_t uid = 0;
   std::string comm;  // short program name (the key of per-program models)
   std::string exe;   // executable path when known
+  // Read by the sensor at exec (kProcessExec); absent otherwise unless an enricher fills them.
+  uint32_t loginuid = kNoLoginUid;  // audit login uid; kNoLoginUid when unset or unknown
+  uint32_t tty = 0;                 // controlling terminal (major << 20 | minor); 0 when none
+  bool has_caps = false;
+  uint64_t cap_effective = 0;       // capability bits (CAP_* numbers)
+  uint64_t cap_permitted = 0;
 };
 
 struct SyscallPayload {
@@ -65,10 +77,17 @@ struct Event {
   std::string host;
   std::string stream;        // groups events of one recorded trace / one process lifetime
   ProcessIdentity proc;
+  uint64_t cgroup_id = 0;    // the process's cgroup v2 id (kernel); 0 when unknown
   SyscallPayload syscall;    // kind == kSyscall
   std::string path;          // kind == kFileOpen / kProcessExec
   NetPayload net;            // kind == kNetConnect
   uint32_t child_pid = 0;    // kind == kProcessFork
+  // Arguments of typed calls, as the sensor recorded them (0/empty when not carried):
+  uint32_t flags = 0;        // open*/execveat/unlinkat/renameat2/linkat flags; exec: kExec* bits
+  uint32_t mode = 0;         // open* creation mode
+  std::string path2;         // rename*/link*: the new path; symlink*: the link; mount: the source
+  std::array<uint64_t, 4> args{};  // ptrace: request, pid, addr, data; setuid family: the ids;
+                                   // socket: domain, type, protocol
   bool has_ret = false;      // the call's return value is known
   int64_t ret = 0;           // return value; negative errno on failure
 };

@@ -80,6 +80,30 @@ Status ParseObject(const json& j, Event* e) {
     VIGIL_RETURN_IF_ERROR(GetInt(p, "uid", "proc.uid", &e->proc.uid, false));
     VIGIL_RETURN_IF_ERROR(GetString(p, "comm", "proc.comm", &e->proc.comm, false, 255));
     VIGIL_RETURN_IF_ERROR(GetString(p, "exe", "proc.exe", &e->proc.exe, false));
+    VIGIL_RETURN_IF_ERROR(GetInt(p, "loginuid", "proc.loginuid", &e->proc.loginuid, false));
+    VIGIL_RETURN_IF_ERROR(GetInt(p, "tty", "proc.tty", &e->proc.tty, false));
+    if (p.contains("cap_effective") || p.contains("cap_permitted")) e->proc.has_caps = true;
+    VIGIL_RETURN_IF_ERROR(
+        GetInt(p, "cap_effective", "proc.cap_effective", &e->proc.cap_effective, false));
+    VIGIL_RETURN_IF_ERROR(
+        GetInt(p, "cap_permitted", "proc.cap_permitted", &e->proc.cap_permitted, false));
+  }
+  VIGIL_RETURN_IF_ERROR(GetInt(j, "cgroup_id", "cgroup_id", &e->cgroup_id, false));
+  VIGIL_RETURN_IF_ERROR(GetInt(j, "flags", "flags", &e->flags, false));
+  VIGIL_RETURN_IF_ERROR(GetInt(j, "mode", "mode", &e->mode, false));
+  VIGIL_RETURN_IF_ERROR(GetString(j, "path2", "path2", &e->path2, false));
+  if (auto it = j.find("args"); it != j.end()) {
+    if (!it->is_array() || it->size() > e->args.size()) {
+      return FieldError("args", "expected a list of at most 4 integers");
+    }
+    for (size_t i = 0; i < it->size(); ++i) {
+      const json& a = (*it)[i];
+      if (!a.is_number_integer() && !a.is_number_unsigned()) {
+        return FieldError("args", "expected integers");
+      }
+      e->args[i] = a.is_number_unsigned() ? a.get<uint64_t>()
+                                          : static_cast<uint64_t>(a.get<int64_t>());
+    }
   }
   if (auto it = j.find("ret"); it != j.end()) {
     VIGIL_RETURN_IF_ERROR(GetInt(j, "ret", "ret", &e->ret, false));
@@ -153,6 +177,17 @@ std::string EventToJson(const Event& e) {
   j["proc"] = {{"pid", e.proc.pid}, {"tid", e.proc.tid}, {"ppid", e.proc.ppid},
                {"uid", e.proc.uid}, {"comm", e.proc.comm}};
   if (!e.proc.exe.empty()) j["proc"]["exe"] = e.proc.exe;
+  if (e.proc.loginuid != kNoLoginUid) j["proc"]["loginuid"] = e.proc.loginuid;
+  if (e.proc.tty != 0) j["proc"]["tty"] = e.proc.tty;
+  if (e.proc.has_caps) {
+    j["proc"]["cap_effective"] = e.proc.cap_effective;
+    j["proc"]["cap_permitted"] = e.proc.cap_permitted;
+  }
+  if (e.cgroup_id != 0) j["cgroup_id"] = e.cgroup_id;
+  if (e.flags != 0) j["flags"] = e.flags;
+  if (e.mode != 0) j["mode"] = e.mode;
+  if (!e.path2.empty()) j["path2"] = e.path2;
+  if (e.args != std::array<uint64_t, 4>{}) j["args"] = e.args;
   if (e.has_ret) j["ret"] = e.ret;
   switch (e.kind) {
     case EventKind::kSyscall:

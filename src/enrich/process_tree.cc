@@ -139,6 +139,13 @@ ProcessTree::ReadOutcome ProcessTree::ReadStat(const std::string& dir, uint32_t 
   return ReadOutcome::kOk;
 }
 
+std::string ProcessTree::ReadCwd(const std::string& dir) const {
+  std::string link(options_.max_path_bytes + 1, '\0');
+  const ssize_t n = ::readlink((dir + "cwd").c_str(), link.data(), link.size());
+  return n > 0 ? Cut(std::string_view(link.data(), static_cast<size_t>(n)), options_.max_path_bytes)
+               : std::string();
+}
+
 bool ProcessTree::ReadCgroup(const std::string& dir, ProcessInfo* out) const {
   std::string buf;
   if (ReadFileBounded(dir + "cgroup", kMaxCgroupFileBytes, &buf) != 0 || buf.empty()) return false;
@@ -175,6 +182,7 @@ ProcessTree::ReadOutcome ProcessTree::ReadProcess(uint32_t pid, ProcessInfo* out
     out->argv_truncated = SplitCmdline(buf, limits, &out->argv) || buf.size() > limits.max_bytes;
   }
   ReadCgroup(dir, out);
+  out->cwd = ReadCwd(dir);
   return ReadOutcome::kOk;
 }
 
@@ -295,6 +303,7 @@ void ProcessTree::OnExec(uint32_t tgid, std::string_view exe, std::span<const st
                   SameStart(from_proc.start_time_ns, start_time_ns);
     }
     if (!need_replace || have_stat) have_cgroup = ReadCgroup(dir, &from_proc);
+    from_proc.cwd = ReadCwd(dir);
   }
 
   const int64_t now = clock_->MonotonicNanos();
@@ -321,6 +330,7 @@ void ProcessTree::OnExec(uint32_t tgid, std::string_view exe, std::span<const st
     info->container_id = std::move(from_proc.container_id);
   }
   info->exe = Cut(exe, options_.max_path_bytes);
+  info->cwd = std::move(from_proc.cwd);
   info->argv = std::move(bounded_argv);
   info->argv_truncated = argv_truncated;
   info->uid = uid;
@@ -424,7 +434,26 @@ bool ProcessTree::Enrich(core::Event* event) const {
   if (proc.comm.empty()) proc.comm = info.comm;
   if (proc.exe.empty()) proc.exe = info.exe;
   if (!carries_identity && info.uid_known) proc.uid = info.uid;
+  if (proc.loginuid == core::kNoLoginUid) proc.loginuid = info.loginuid;
+  if (proc.tty == 0) proc.tty = info.tty;
+  if (!proc.has_caps && info.has_caps) {
+    proc.has_caps = true;
+    proc.cap_effective = info.cap_effective;
+    proc.cap_permitted = info.cap_permitted;
+  }
   return true;
+}
+
+void ProcessTree::OnExecAttributes(uint32_t tgid, const core::ProcessIdentity& proc) {
+  std::unique_lock lock(mu_);
+  const auto it = by_pid_.find(tgid);
+  if (it == by_pid_.end()) return;
+  ProcessInfo& info = it->second.info;
+  info.loginuid = proc.loginuid;
+  info.tty = proc.tty;
+  info.has_caps = proc.has_caps;
+  info.cap_effective = proc.cap_effective;
+  info.cap_permitted = proc.cap_permitted;
 }
 
 std::optional<ProcessInfo> ProcessTree::Lookup(uint32_t tgid) const {

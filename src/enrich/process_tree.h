@@ -72,6 +72,12 @@ struct ProcessInfo {
   bool argv_truncated = false;
   std::string cgroup;                     // see ParseProcCgroup for which path; "" when unknown
   std::string container_id;               // 64 hex digits; "" when not in a recognised container
+  std::string cwd;                        // working directory at exec (or snapshot); "" unknown
+  uint32_t loginuid = core::kNoLoginUid;  // from the sensor's exec record
+  uint32_t tty = 0;                       // controlling terminal; 0 none or unknown
+  bool has_caps = false;
+  uint64_t cap_effective = 0;
+  uint64_t cap_permitted = 0;
   uint64_t start_time_ns = kUnknownTime;  // ns since boot
   uint64_t exit_time_ns = kUnknownTime;   // ns since boot; set once exited (when the event says)
   bool exited = false;
@@ -162,6 +168,10 @@ class ProcessTree {
   void OnExec(uint32_t tgid, std::string_view exe, std::span<const std::string> argv, uint32_t uid,
               std::string_view comm, uint64_t time_ns, uint64_t start_time_ns = kUnknownTime);
 
+  // What the sensor read at `tgid`'s exec besides its identity: login uid, terminal and
+  // capabilities (kept, and inherited by forks, until the next exec). Unknown pids are ignored.
+  void OnExecAttributes(uint32_t tgid, const core::ProcessIdentity& proc);
+
   // The thread group `tgid` exited at `time_ns`. Precondition: the whole group, not one thread
   // (the sensor reports the leader's exit). The entry is kept, marked exited, for exit_grace_ns
   // of the tree's clock, then evicted. An unknown pid is counted (unknown_exits); a repeated exit
@@ -173,7 +183,8 @@ class ProcessTree {
   void EvictExpired();
 
   // Fills what `event->proc` lacks from the entry of event->proc.pid: ppid when 0, comm and exe
-  // when empty, and uid when the event carries neither comm nor exe. The uid rule exists because
+  // when empty, loginuid when unset, tty when 0, capabilities when absent, and uid when the
+  // event carries neither comm nor exe. The uid rule exists because
   // uid 0 is both "root" and "not filled in": a sensor that reads the uid in the kernel reads
   // comm too, so an event with a comm and uid 0 is trusted as root and never overwritten; a
   // process that gained root without exec must not be masked by the uid it was started with.
@@ -224,6 +235,7 @@ class ProcessTree {
   // The parts of it that OnExec needs: stat (pid, ppid, comm, start, exited) and cgroup.
   ReadOutcome ReadStat(const std::string& dir, uint32_t pid, ProcessInfo* out) const;
   bool ReadCgroup(const std::string& dir, ProcessInfo* out) const;
+  std::string ReadCwd(const std::string& dir) const;  // "" when unreadable
   std::string ProcDir(uint32_t pid) const;
   bool SameStart(uint64_t a, uint64_t b) const;
 

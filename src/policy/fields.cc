@@ -1,5 +1,10 @@
 #include "policy/fields.h"
 
+#include <fcntl.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+
+#include <array>
 #include <cstring>
 
 #include "core/syscall_table.h"
@@ -13,6 +18,132 @@ const core::Event& Ev(const EvalInput& in) { return *in.event; }
 
 bool IsFileEvent(const core::Event& e) { return !e.path.empty() && e.kind != EventKind::kProcessExec; }
 bool IsNetEvent(const core::Event& e) { return !e.net.daddr.empty(); }
+
+constexpr int32_t kNrSocket = 41, kNrPtrace = 101, kNrLink = 86, kNrSymlink = 88,
+                  kNrLinkat = 265, kNrSymlinkat = 266, kNrRename = 82, kNrRenameat = 264,
+                  kNrRenameat2 = 316;
+
+// The x86_64 number of a typed call (-1 for other events).
+int32_t TypedNr(const core::Event& e) {
+  if (e.kind != EventKind::kTypedCall || e.syscall.arch != core::Arch::kX86_64) return -1;
+  return e.syscall.nr;
+}
+
+bool IsOpen(const core::Event& e) { return e.kind == EventKind::kFileOpen; }
+
+// Lexically normalised absolute path: "." and empty components dropped, ".." pops one (never
+// above "/"). `path` relative: joined to `cwd` first (left relative when cwd is unknown).
+std::string Normalize(const std::string& path, const std::string& cwd) {
+  std::string full;
+  if (!path.empty() && path[0] == '/') {
+    full = path;
+  } else if (!cwd.empty() && cwd[0] == '/') {
+    full = cwd + "/" + path;
+  } else {
+    return path;
+  }
+  std::vector<std::string_view> parts;
+  std::string_view rest(full);
+  while (!rest.empty()) {
+    const size_t slash = rest.find('/');
+    std::string_view part = rest.substr(0, slash);
+    rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+    if (part.empty() || part == ".") continue;
+    if (part == "..") {
+      if (!parts.empty()) parts.pop_back();
+      continue;
+    }
+    parts.push_back(part);
+  }
+  std::string out;
+  for (std::string_view p : parts) {
+    out.push_back('/');
+    out.append(p);
+  }
+  return out.empty() ? "/" : out;
+}
+
+// Falco's rendering of open flags: "O_RDWR|O_CREAT|O_TRUNC" (access mode first).
+std::string OpenFlags(uint32_t flags) {
+  static constexpr std::pair<uint32_t, const char*> kBits[] = {
+      {O_CREAT, "O_CREAT"},         {O_EXCL, "O_EXCL"},         {O_NOCTTY, "O_NOCTTY"},
+      {O_TRUNC, "O_TRUNC"},         {O_APPEND, "O_APPEND"},     {O_NONBLOCK, "O_NONBLOCK"},
+      {O_DSYNC, "O_DSYNC"},         {O_DIRECT, "O_DIRECT"},     {O_LARGEFILE, "O_LARGEFILE"},
+      {O_DIRECTORY, "O_DIRECTORY"}, {O_NOFOLLOW, "O_NOFOLLOW"}, {O_NOATIME, "O_NOATIME"},
+      {O_CLOEXEC, "O_CLOEXEC"},     {O_PATH, "O_PATH"},         {O_TMPFILE & ~O_DIRECTORY, "O_TMPFILE"},
+  };
+  std::string out;
+  switch (flags & O_ACCMODE) {
+    case O_RDONLY: out = "O_RDONLY"; break;
+    case O_WRONLY: out = "O_WRONLY"; break;
+    default: out = "O_RDWR"; break;
+  }
+  for (const auto& [bit, name] : kBits) {
+    if ((flags & bit) == bit) {
+      out.push_back('|');
+      out += name;
+    }
+  }
+  return out;
+}
+
+std::string PtraceRequest(uint64_t r) {
+  switch (r) {
+    case PTRACE_TRACEME: return "PTRACE_TRACEME";
+    case PTRACE_PEEKTEXT: return "PTRACE_PEEKTEXT";
+    case PTRACE_PEEKDATA: return "PTRACE_PEEKDATA";
+    case PTRACE_PEEKUSER: return "PTRACE_PEEKUSR";
+    case PTRACE_POKETEXT: return "PTRACE_POKETEXT";
+    case PTRACE_POKEDATA: return "PTRACE_POKEDATA";
+    case PTRACE_POKEUSER: return "PTRACE_POKEUSR";
+    case PTRACE_CONT: return "PTRACE_CONT";
+    case PTRACE_KILL: return "PTRACE_KILL";
+    case PTRACE_SINGLESTEP: return "PTRACE_SINGLESTEP";
+    case PTRACE_GETREGS: return "PTRACE_GETREGS";
+    case PTRACE_SETREGS: return "PTRACE_SETREGS";
+    case PTRACE_ATTACH: return "PTRACE_ATTACH";
+    case PTRACE_DETACH: return "PTRACE_DETACH";
+    case PTRACE_SYSCALL: return "PTRACE_SYSCALL";
+    case PTRACE_SETOPTIONS: return "PTRACE_SETOPTIONS";
+    case PTRACE_SEIZE: return "PTRACE_SEIZE";
+    case PTRACE_INTERRUPT: return "PTRACE_INTERRUPT";
+    default: return "PTRACE_" + std::to_string(r);
+  }
+}
+
+std::string SocketDomain(uint64_t d) {
+  switch (d) {
+    case AF_UNIX: return "AF_UNIX";
+    case AF_INET: return "AF_INET";
+    case AF_INET6: return "AF_INET6";
+    case AF_NETLINK: return "AF_NETLINK";
+    case AF_PACKET: return "AF_PACKET";
+    default: return "AF_" + std::to_string(d);
+  }
+}
+
+// "CAP_CHOWN CAP_DAC_OVERRIDE ..." for the set bits of a capability set.
+std::string CapNames(uint64_t caps) {
+  static constexpr const char* kNames[] = {
+      "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+      "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+      "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
+      "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
+      "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+      "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+      "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
+      "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+      "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"};
+  std::string out;
+  for (size_t i = 0; i < 64; ++i) {
+    if (((caps >> i) & 1u) == 0) continue;
+    if (!out.empty()) out.push_back(' ');
+    out += i < std::size(kNames) ? kNames[i] : "CAP_" + std::to_string(i);
+  }
+  return out;
+}
+
+void SetBool(FieldValue* out, bool v) { out->Set(v ? "true" : "false"); }
 
 std::string Joined(const std::vector<std::string>& v, size_t from) {
   std::string out;
@@ -148,23 +279,137 @@ const std::vector<FieldDef> kFields = {
      [](const EvalInput& in, int index, FieldValue* out) {
        Ancestors(in, index, out, [](const Ancestor& a) { return a.exe; }, Ev(in).proc.exe);
      }},
+    {"proc.cwd", FieldType::kString, ArgUse::kNone, "the process's working directory",
+     [](const EvalInput& in, int, FieldValue* out) { SetIf(out, in.cwd); }},
+    {"proc.tty", FieldType::kNumber, ArgUse::kNone,
+     "the controlling terminal (major << 20 | minor); 0 without one",
+     [](const EvalInput& in, int, FieldValue* out) { out->SetNumber(Ev(in).proc.tty); }},
+    {"proc.duration", FieldType::kNumber, ArgUse::kNone, "ns since the process started",
+     [](const EvalInput& in, int, FieldValue* out) {
+       if (in.proc_start_time_ns > 0 && Ev(in).time_ns >= in.proc_start_time_ns) {
+         out->SetNumber(static_cast<double>(Ev(in).time_ns - in.proc_start_time_ns));
+       }
+     }},
+    {"proc.is_exe_from_memfd", FieldType::kBool, ArgUse::kNone,
+     "exec: true when the program runs from a memfd (memfd_create, fileless)",
+     [](const EvalInput& in, int, FieldValue* out) {
+       if (Ev(in).kind == EventKind::kProcessExec) {
+         SetBool(out, (Ev(in).flags & core::kExecFromMemfd) != 0);
+       }
+     }},
+    {"thread.cap_effective", FieldType::kString, ArgUse::kNone,
+     "effective capabilities (CAP_SYS_ADMIN CAP_NET_RAW ...)",
+     [](const EvalInput& in, int, FieldValue* out) {
+       if (Ev(in).proc.has_caps) out->Set(CapNames(Ev(in).proc.cap_effective));
+     }},
+    {"thread.cap_permitted", FieldType::kString, ArgUse::kNone, "permitted capabilities",
+     [](const EvalInput& in, int, FieldValue* out) {
+       if (Ev(in).proc.has_caps) out->Set(CapNames(Ev(in).proc.cap_permitted));
+     }},
+    {"user.loginuid", FieldType::kNumber, ArgUse::kNone,
+     "the audit login uid (the user who logged in); -1 when unset",
+     [](const EvalInput& in, int, FieldValue* out) {
+       const uint32_t l = Ev(in).proc.loginuid;
+       out->SetNumber(l == core::kNoLoginUid ? -1.0 : static_cast<double>(l));
+     }},
     {"user.uid", FieldType::kNumber, ArgUse::kNone, "the effective user id",
      [](const EvalInput& in, int, FieldValue* out) { out->SetNumber(Ev(in).proc.uid); }},
     {"user.name", FieldType::kString, ArgUse::kNone, "the user's name",
      [](const EvalInput& in, int, FieldValue* out) { SetIf(out, in.user_name); }},
     {"container.id", FieldType::kString, ArgUse::kNone, "the container id; \"host\" outside one",
      [](const EvalInput& in, int, FieldValue* out) { SetIf(out, in.container_id); }},
-    {"fd.name", FieldType::kString, ArgUse::kNone, "the file's path",
+    {"container.image.repository", FieldType::kString, ArgUse::kNone,
+     "the container image without tag or digest (docker.io/library/nginx)",
+     [](const EvalInput& in, int, FieldValue* out) {
+       std::string image = in.container_image;
+       if (const size_t at = image.find('@'); at != std::string::npos) image.resize(at);
+       const size_t slash = image.rfind('/');
+       const size_t colon = image.rfind(':');
+       if (colon != std::string::npos && (slash == std::string::npos || colon > slash)) {
+         image.resize(colon);
+       }
+       SetIf(out, image);
+     }},
+    {"container.image", FieldType::kString, ArgUse::kNone, "the container image as configured",
+     [](const EvalInput& in, int, FieldValue* out) { SetIf(out, in.container_image); }},
+    {"container.privileged", FieldType::kBool, ArgUse::kNone,
+     "true when the container runs privileged",
+     [](const EvalInput& in, int, FieldValue* out) {
+       if (in.container_privileged >= 0) SetBool(out, in.container_privileged == 1);
+     }},
+    {"k8s.ns.name", FieldType::kString, ArgUse::kNone, "the pod's Kubernetes namespace",
+     [](const EvalInput& in, int, FieldValue* out) { SetIf(out, in.k8s_namespace); }},
+    {"fd.name", FieldType::kString, ArgUse::kNone,
+     "the file's path, made absolute (against proc.cwd) and normalised (no ., .., //)",
+     [](const EvalInput& in, int, FieldValue* out) {
+       if (IsFileEvent(Ev(in))) out->Set(Normalize(Ev(in).path, in.cwd));
+     }},
+    {"fd.nameraw", FieldType::kString, ArgUse::kNone, "the file's path as the call gave it",
      [](const EvalInput& in, int, FieldValue* out) {
        if (IsFileEvent(Ev(in))) out->Set(Ev(in).path);
      }},
-    {"fd.directory", FieldType::kString, ArgUse::kNone, "the file's directory",
+    {"fd.directory", FieldType::kString, ArgUse::kNone, "the directory of fd.name",
      [](const EvalInput& in, int, FieldValue* out) {
-       if (IsFileEvent(Ev(in))) SetIf(out, DirName(Ev(in).path));
+       if (IsFileEvent(Ev(in))) SetIf(out, DirName(Normalize(Ev(in).path, in.cwd)));
      }},
     {"fd.filename", FieldType::kString, ArgUse::kNone, "the file's name without its directory",
      [](const EvalInput& in, int, FieldValue* out) {
        if (IsFileEvent(Ev(in))) SetIf(out, BaseName(Ev(in).path));
+     }},
+    {"fd.num", FieldType::kNumber, ArgUse::kNone,
+     "open*: the returned descriptor, -1 when the open failed",
+     [](const EvalInput& in, int, FieldValue* out) {
+       const core::Event& e = Ev(in);
+       if (IsOpen(e) && e.has_ret) out->SetNumber(e.ret >= 0 ? static_cast<double>(e.ret) : -1);
+     }},
+    {"evt.is_open_read", FieldType::kBool, ArgUse::kNone,
+     "open*: true when opened for reading (O_RDONLY or O_RDWR)",
+     [](const EvalInput& in, int, FieldValue* out) {
+       if (IsOpen(Ev(in))) SetBool(out, (Ev(in).flags & O_ACCMODE) != O_WRONLY);
+     }},
+    {"evt.is_open_write", FieldType::kBool, ArgUse::kNone,
+     "open*: true when opened for writing (O_WRONLY or O_RDWR)",
+     [](const EvalInput& in, int, FieldValue* out) {
+       if (IsOpen(Ev(in))) SetBool(out, (Ev(in).flags & O_ACCMODE) != O_RDONLY);
+     }},
+    {"evt.arg.flags", FieldType::kString, ArgUse::kNone,
+     "open*: the flags as names (O_WRONLY|O_CREAT|O_TRUNC)",
+     [](const EvalInput& in, int, FieldValue* out) {
+       if (IsOpen(Ev(in))) out->Set(OpenFlags(Ev(in).flags));
+     }},
+    {"evt.arg.request", FieldType::kString, ArgUse::kNone, "ptrace: the request (PTRACE_ATTACH)",
+     [](const EvalInput& in, int, FieldValue* out) {
+       if (TypedNr(Ev(in)) == kNrPtrace) out->Set(PtraceRequest(Ev(in).args[0]));
+     }},
+    {"evt.arg.domain", FieldType::kString, ArgUse::kNone, "socket: the domain (AF_PACKET)",
+     [](const EvalInput& in, int, FieldValue* out) {
+       if (TypedNr(Ev(in)) == kNrSocket) out->Set(SocketDomain(Ev(in).args[0]));
+     }},
+    {"evt.arg.target", FieldType::kString, ArgUse::kNone, "symlink*: the link's target",
+     [](const EvalInput& in, int, FieldValue* out) {
+       const int32_t nr = TypedNr(Ev(in));
+       if (nr == kNrSymlink || nr == kNrSymlinkat) out->Set(Ev(in).path);
+     }},
+    {"evt.arg.linkpath", FieldType::kString, ArgUse::kNone, "symlink*: the link created",
+     [](const EvalInput& in, int, FieldValue* out) {
+       const int32_t nr = TypedNr(Ev(in));
+       if (nr == kNrSymlink || nr == kNrSymlinkat) out->Set(Ev(in).path2);
+     }},
+    {"evt.arg.oldpath", FieldType::kString, ArgUse::kNone, "link*, rename*: the existing path",
+     [](const EvalInput& in, int, FieldValue* out) {
+       const int32_t nr = TypedNr(Ev(in));
+       if (nr == kNrLink || nr == kNrLinkat || nr == kNrRename || nr == kNrRenameat ||
+           nr == kNrRenameat2) {
+         out->Set(Ev(in).path);
+       }
+     }},
+    {"evt.arg.newpath", FieldType::kString, ArgUse::kNone, "link*, rename*: the new path",
+     [](const EvalInput& in, int, FieldValue* out) {
+       const int32_t nr = TypedNr(Ev(in));
+       if (nr == kNrLink || nr == kNrLinkat || nr == kNrRename || nr == kNrRenameat ||
+           nr == kNrRenameat2) {
+         out->Set(Ev(in).path2);
+       }
      }},
     {"fd.typechar", FieldType::kString, ArgUse::kNone, "f (file), 4 (IPv4) or 6 (IPv6)",
      [](const EvalInput& in, int, FieldValue* out) {
@@ -200,6 +445,30 @@ const std::vector<FieldDef> kFields = {
      [](const EvalInput& in, int, FieldValue* out) {
        if (IsNetEvent(Ev(in))) out->SetNumber(Ev(in).net.dport);
      }},
+    {"fd.ip", FieldType::kIpNet, ArgUse::kNone, "an address of the connection (server)",
+     [](const EvalInput& in, int, FieldValue* out) {
+       if (IsNetEvent(Ev(in))) out->Set(Ev(in).net.daddr);
+     }},
+    {"fd.net", FieldType::kIpNet, ArgUse::kNone,
+     "the connection's address, compared with CIDR blocks (fd.net in (\"10.0.0.0/8\"))",
+     [](const EvalInput& in, int, FieldValue* out) {
+       if (IsNetEvent(Ev(in))) out->Set(Ev(in).net.daddr);
+     }},
+    {"fd.snet", FieldType::kIpNet, ArgUse::kNone, "the server's address, compared with CIDR blocks",
+     [](const EvalInput& in, int, FieldValue* out) {
+       if (IsNetEvent(Ev(in))) out->Set(Ev(in).net.daddr);
+     }},
+    {"fd.connected", FieldType::kBool, ArgUse::kNone,
+     "connect: true when the socket is connected (or connecting: EINPROGRESS)",
+     [](const EvalInput& in, int, FieldValue* out) {
+       const core::Event& e = Ev(in);
+       if (e.kind == EventKind::kNetConnect && e.has_ret) {
+         SetBool(out, e.ret == 0 || e.ret == -EINPROGRESS);
+       }
+     }},
+    {"fd.name_changed", FieldType::kBool, ArgUse::kNone,
+     "sendto/sendmsg to a new address; Vigil records neither call, so never present",
+     [](const EvalInput&, int, FieldValue*) {}},
     {"fd.l4proto", FieldType::kString, ArgUse::kNone, "tcp, udp or icmp",
      [](const EvalInput& in, int, FieldValue* out) {
        switch (Ev(in).net.protocol) {

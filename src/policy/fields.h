@@ -29,10 +29,19 @@ struct EvalInput {
   std::string user_name;                   // user.name; absent when empty
   std::vector<Ancestor> ancestors;         // parent first
   std::string container_id = "host";       // "host" outside containers (Falco's convention)
+  std::string cgroup;                      // the process's cgroup v2 path; "" when unknown
+  std::string cwd;                         // proc.cwd; absent when empty
+  int64_t proc_start_time_ns = 0;          // when the process started (Unix ns); 0 unknown
+  // Container metadata (docs/policy.md: where it comes from); absent when empty / -1.
+  std::string container_image;             // image reference, e.g. docker.io/library/nginx:1.25
+  int container_privileged = -1;           // 1 privileged, 0 not, -1 unknown
+  std::string k8s_namespace;
   std::string asset_class;                 // asset.class; absent when empty
 };
 
-enum class FieldType : uint8_t { kString, kNumber, kBool };
+// kIpNet: an IP address compared with =, != and in against addresses or CIDR blocks
+// ("10.0.0.0/8"): equal means inside the block.
+enum class FieldType : uint8_t { kString, kNumber, kBool, kIpNet };
 
 // An extracted value: absent, one value, or several (proc.aname without an index: every
 // ancestor). Comparisons hold when any value satisfies them.
@@ -42,7 +51,11 @@ struct FieldValue {
   double num = 0;                 // kNumber
   void Set(std::string s) {
     present = true;
-    strs.assign(1, std::move(s));
+    if (strs.size() == 1) {
+      strs[0] = std::move(s);
+    } else {
+      strs.assign(1, std::move(s));
+    }
   }
   void SetNumber(double v) {
     present = true;

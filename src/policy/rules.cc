@@ -1,5 +1,6 @@
 #include "policy/rules.h"
 
+#include <arpa/inet.h>
 #include <fnmatch.h>
 
 #include <algorithm>
@@ -84,6 +85,47 @@ struct Slot {
   int index = -1;
 };
 
+// An address block: `prefix` leading bits of `addr` (IPv4 in the first 4 bytes).
+struct IpNet {
+  int family = AF_INET;
+  std::array<uint8_t, 16> addr{};
+  int prefix = 32;
+};
+
+// Parses "ADDR" or "ADDR/BITS"; false when malformed.
+bool ParseIpNet(const std::string& text, IpNet* out) {
+  const size_t slash = text.find('/');
+  const std::string addr = text.substr(0, slash);
+  IpNet n;
+  if (inet_pton(AF_INET, addr.c_str(), n.addr.data()) == 1) {
+    n.family = AF_INET;
+    n.prefix = 32;
+  } else if (inet_pton(AF_INET6, addr.c_str(), n.addr.data()) == 1) {
+    n.family = AF_INET6;
+    n.prefix = 128;
+  } else {
+    return false;
+  }
+  if (slash != std::string::npos) {
+    const std::string bits = text.substr(slash + 1);
+    char* end = nullptr;
+    const long b = std::strtol(bits.c_str(), &end, 10);
+    if (bits.empty() || *end != '\0' || b < 0 || b > n.prefix) return false;
+    n.prefix = static_cast<int>(b);
+  }
+  *out = n;
+  return true;
+}
+
+bool InNet(const IpNet& net, const IpNet& ip) {
+  if (net.family != ip.family) return false;
+  const int full = net.prefix / 8, rest = net.prefix % 8;
+  if (!std::equal(net.addr.begin(), net.addr.begin() + full, ip.addr.begin())) return false;
+  if (rest == 0) return true;
+  const auto mask = static_cast<uint8_t>(0xFF << (8 - rest));
+  return (net.addr[full] & mask) == (ip.addr[full] & mask);
+}
+
 struct Node {
   enum class Kind : uint8_t { kAnd, kOr, kNot, kCheck };
   Kind kind = Kind::kCheck;
@@ -93,8 +135,17 @@ struct Node {
   CmpOp op = CmpOp::kEq;
   std::vector<std::string> strs;  // for icontains/iglob: lower-cased
   std::vector<double> nums;
+  std::vector<IpNet> nets;  // kIpNet
   std::shared_ptr<const std::regex> re;
 };
+
+bool CompareIpNet(const Node& n, const std::string& s) {
+  IpNet ip;
+  if (!ParseIpNet(s, &ip)) return false;
+  const bool inside =
+      std::any_of(n.nets.begin(), n.nets.end(), [&](const IpNet& net) { return InNet(net, ip); });
+  return n.op == CmpOp::kNe ? !inside : inside;
+}
 
 struct OutputPart {
   std::string text;  // literal, when slot < 0
@@ -105,6 +156,10 @@ struct CompiledRule {
   size_t rule = 0;  // index into rules
   Node root;
   std::vector<OutputPart> output;
+  // When `by_type`, the rule can only hold for events whose evt.type is one of `types` (taken
+  // from the condition), so other events skip it without evaluating anything else.
+  bool by_type = false;
+  std::vector<std::string> types;
 };
 
 bool IsStringOnly(CmpOp op) {
@@ -133,7 +188,7 @@ bool CompareString(const Node& n, const std::string& s) {
     case CmpOp::kRegex: return std::regex_search(s, *n.re);
     case CmpOp::kIn:
     case CmpOp::kIntersects:
-      return std::find(n.strs.begin(), n.strs.end(), s) != n.strs.end();
+      return std::binary_search(n.strs.begin(), n.strs.end(), s);  // sorted at compile time
     case CmpOp::kPmatch:
       return std::any_of(n.strs.begin(), n.strs.end(), [&](const std::string& p) {
         if (s == p) return true;
@@ -468,6 +523,8 @@ core::Result<RuleAction> ParseAction(const YAML::Node& n, const std::string& fil
                              &a.type));
   VIGIL_RETURN_IF_ERROR(pick("mode", {"monitor", "enforce"}, &a.mode));
   VIGIL_RETURN_IF_ERROR(pick("fallback", {"allow", "deny", "alert"}, &a.fallback));
+  a.mode_given = static_cast<bool>(n["mode"]);
+  a.fallback_given = static_cast<bool>(n["fallback"]);
   return a;
 }
 
@@ -708,6 +765,20 @@ core::Result<Node> RuleSet::Impl::CompileCheck(const std::string& field, bool ha
       (op == CmpOp::kLt || op == CmpOp::kLe || op == CmpOp::kGt || op == CmpOp::kGe)) {
     return ErrorAt(where, "field \"" + field + "\" is a string: \"" + opname + "\" does not apply");
   }
+  if (def->type == FieldType::kIpNet) {
+    if (op != CmpOp::kEq && op != CmpOp::kNe && op != CmpOp::kIn && op != CmpOp::kIntersects) {
+      return ErrorAt(where, "field \"" + field + "\" is an address: \"" + opname +
+                                "\" does not apply (use =, != or in)");
+    }
+    for (const std::string& v : values) {
+      IpNet net;
+      if (!ParseIpNet(v, &net)) {
+        return ErrorAt(where, "field \"" + field + "\": \"" + v + "\" is not an address or CIDR block");
+      }
+      n.nets.push_back(net);
+    }
+    return n;
+  }
   if (def->type == FieldType::kNumber) {
     for (const std::string& v : values) {
       char* end = nullptr;
@@ -740,6 +811,10 @@ core::Result<Node> RuleSet::Impl::CompileCheck(const std::string& field, bool ha
     } catch (const std::regex_error& e) {
       return ErrorAt(where, "field \"" + field + "\": bad regex \"" + values[0] + "\": " + e.what());
     }
+  }
+  if (op == CmpOp::kIn || op == CmpOp::kIntersects) {
+    std::sort(values.begin(), values.end());
+    values.erase(std::unique(values.begin(), values.end()), values.end());
   }
   n.strs = std::move(values);
   return n;
@@ -934,6 +1009,40 @@ core::Result<std::vector<OutputPart>> RuleSet::Impl::CompileOutput(const RawRule
   return parts;
 }
 
+namespace {
+
+// The evt.type values outside which `n` cannot hold; false when the condition does not say.
+bool TypeFilter(const Node& n, const std::vector<Slot>& slots, std::vector<std::string>* out) {
+  switch (n.kind) {
+    case Node::Kind::kCheck: {
+      const Slot& s = slots[static_cast<size_t>(n.slot)];
+      if (s.def->name != "evt.type" || (n.op != CmpOp::kEq && n.op != CmpOp::kIn)) return false;
+      *out = n.strs;
+      return true;
+    }
+    case Node::Kind::kAnd:
+      for (const Node& c : n.children) {
+        if (TypeFilter(c, slots, out)) return true;
+      }
+      return false;
+    case Node::Kind::kOr: {
+      std::vector<std::string> all;
+      for (const Node& c : n.children) {
+        std::vector<std::string> one;
+        if (!TypeFilter(c, slots, &one)) return false;
+        all.insert(all.end(), one.begin(), one.end());
+      }
+      *out = std::move(all);
+      return true;
+    }
+    case Node::Kind::kNot:
+      return false;
+  }
+  return false;
+}
+
+}  // namespace
+
 core::Status RuleSet::Impl::Compile() {
   for (RawRule& r : raw_rules) {
     Rule rule = r.rule;
@@ -971,7 +1080,9 @@ core::Status RuleSet::Impl::Compile() {
     }
     auto output = CompileOutput(r);
     if (!output.has_value()) return output.error();
-    compiled.push_back({rules.size(), std::move(node), std::move(output).value()});
+    CompiledRule c{rules.size(), std::move(node), std::move(output).value(), false, {}};
+    c.by_type = TypeFilter(c.root, slots, &c.types);
+    compiled.push_back(std::move(c));
     rules.push_back(std::move(rule));
   }
   return core::Status::Ok();
@@ -979,15 +1090,29 @@ core::Status RuleSet::Impl::Compile() {
 
 namespace {
 
+// Per-thread buffers of one evaluation, reused so that evaluating allocates nothing once the
+// strings they hold have grown to size.
+struct Scratch {
+  std::vector<FieldValue> values;
+  std::vector<uint8_t> done;
+};
+
 class Evaluator {
  public:
-  Evaluator(const std::vector<Slot>& slots, const EvalInput& in)
-      : slots_(slots), in_(in), values_(slots.size()), done_(slots.size(), 0) {}
+  Evaluator(const std::vector<Slot>& slots, const EvalInput& in, Scratch* scratch)
+      : slots_(slots), in_(in), values_(scratch->values), done_(scratch->done) {
+    if (values_.size() < slots.size()) values_.resize(slots.size());
+    done_.assign(slots.size(), 0);
+  }
 
   const FieldValue& Get(int slot) {
     const auto i = static_cast<size_t>(slot);
     if (!done_[i]) {
-      slots_[i].def->extract(in_, slots_[i].index, &values_[i]);
+      FieldValue& v = values_[i];
+      v.present = false;
+      v.strs.clear();
+      v.num = 0;
+      slots_[i].def->extract(in_, slots_[i].index, &v);
       done_[i] = 1;
     }
     return values_[i];
@@ -1014,6 +1139,10 @@ class Evaluator {
     if (!v.present) return false;
     if (n.op == CmpOp::kExists) return true;
     if (n.type == FieldType::kNumber) return CompareNumber(n, v.num);
+    if (n.type == FieldType::kIpNet) {
+      return std::any_of(v.strs.begin(), v.strs.end(),
+                         [&](const std::string& s) { return CompareIpNet(n, s); });
+    }
     return std::any_of(v.strs.begin(), v.strs.end(),
                        [&](const std::string& s) { return CompareString(n, s); });
   }
@@ -1033,8 +1162,8 @@ class Evaluator {
  private:
   const std::vector<Slot>& slots_;
   const EvalInput& in_;
-  std::vector<FieldValue> values_;
-  std::vector<uint8_t> done_;
+  std::vector<FieldValue>& values_;
+  std::vector<uint8_t>& done_;
 };
 
 }  // namespace
@@ -1047,6 +1176,15 @@ RuleSet& RuleSet::operator=(RuleSet&&) noexcept = default;
 core::Result<RuleSet> RuleSet::LoadString(std::string_view yaml, std::string_view source) {
   RuleSet set;
   VIGIL_RETURN_IF_ERROR(set.impl_->LoadYaml(std::string(yaml), std::string(source)));
+  VIGIL_RETURN_IF_ERROR(set.impl_->Compile());
+  return set;
+}
+
+core::Result<RuleSet> RuleSet::LoadDocuments(
+    const std::vector<std::pair<std::string, std::string>>& docs) {
+  RuleSet set;
+  if (docs.empty()) return core::InvalidArgument("no rules file given");
+  for (const auto& [name, text] : docs) VIGIL_RETURN_IF_ERROR(set.impl_->LoadYaml(text, name));
   VIGIL_RETURN_IF_ERROR(set.impl_->Compile());
   return set;
 }
@@ -1072,8 +1210,11 @@ size_t RuleSet::enabled_count() const { return impl_->compiled.size(); }
 std::vector<Match> RuleSet::Evaluate(const EvalInput& in) const {
   std::vector<Match> out;
   if (in.event == nullptr) return out;
-  Evaluator ev(impl_->slots, in);
+  thread_local Scratch scratch;
+  Evaluator ev(impl_->slots, in, &scratch);
+  const std::string type = EventTypeName(*in.event);
   for (const CompiledRule& c : impl_->compiled) {
+    if (c.by_type && std::find(c.types.begin(), c.types.end(), type) == c.types.end()) continue;
     if (ev.Eval(c.root)) out.push_back({&impl_->rules[c.rule], ev.Output(c.output)});
   }
   return out;

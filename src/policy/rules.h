@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -37,6 +38,8 @@ struct RuleAction {
   std::string type = "alert";   // alert, deny, kill, freeze, block-network, escalate
   std::string mode = "monitor";  // monitor (record what would happen) or enforce
   std::string fallback = "allow";  // when the model is late or down: allow, deny or alert
+  bool mode_given = false;      // `mode` was in the file (else the policy's mode applies)
+  bool fallback_given = false;  // `fallback` was in the file (else the asset class's default)
 };
 
 struct Rule {
@@ -79,6 +82,9 @@ class RuleSet {
   static core::Result<RuleSet> LoadFiles(const std::vector<std::string>& paths);
   // Loads one document from memory; `source` names it in errors and warnings.
   static core::Result<RuleSet> LoadString(std::string_view yaml, std::string_view source);
+  // Loads documents already read, in order: (name for diagnostics, YAML text).
+  static core::Result<RuleSet> LoadDocuments(
+      const std::vector<std::pair<std::string, std::string>>& docs);
 
   const std::vector<Rule>& rules() const;
   const std::vector<LoadWarning>& warnings() const;

@@ -69,7 +69,8 @@ static_assert(offsetof(vigil_event_header, comm) == 40);
 static_assert(sizeof(vigil_syscall_call) == 16);
 static_assert(sizeof(vigil_syscall_batch) == 64 + 16 * VIGIL_SYSCALL_BATCH);
 static_assert(offsetof(vigil_syscall_batch, calls) == 64);
-static_assert(sizeof(vigil_exec_event) == 832);
+static_assert(sizeof(vigil_exec_event) == 864);
+static_assert(offsetof(vigil_exec_event, cap_effective) == 80);
 static_assert(sizeof(vigil_fork_event) == 64);
 static_assert(sizeof(vigil_exit_event) == 64);
 static_assert(sizeof(vigil_file_event) == 592);
@@ -97,7 +98,7 @@ constexpr int kCapBpf = 39;
 constexpr ino_t kInitialPidNamespaceInode = 0xEFFFFFFC;  // PROC_PID_INIT_INO
 
 // x86_64 numbers that the typed records map onto core kinds.
-constexpr uint32_t kNrOpen = 2, kNrOpenat = 257, kNrOpenat2 = 437, kNrConnect = 42;
+constexpr uint32_t kNrOpen = 2, kNrOpenat = 257, kNrOpenat2 = 437, kNrConnect = 42, kNrSocket = 41;
 
 // libbpf messages (warnings and errors) of the Open() in progress on this thread.
 thread_local std::string* libbpf_log = nullptr;
@@ -410,6 +411,16 @@ void EbpfSensor::StartSlot(Slot& slot, const vigil_event_header* hdr, uint64_t t
   e.child_pid = 0;
   e.has_ret = false;
   e.ret = 0;
+  e.cgroup_id = hdr->cgroup_id;
+  e.flags = 0;
+  e.mode = 0;
+  e.path2.clear();
+  e.args = {};
+  e.proc.loginuid = core::kNoLoginUid;
+  e.proc.tty = 0;
+  e.proc.has_caps = false;
+  e.proc.cap_effective = 0;
+  e.proc.cap_permitted = 0;
 
   d.type = static_cast<EbpfRecordType>(hdr->type);
   d.has_ret = false;
@@ -502,6 +513,12 @@ int EbpfSensor::OnRecord(const void* data, size_t size) {
       e.kind = core::EventKind::kProcessExec;
       AssignString(&e.path, r->filename);
       e.proc.exe = e.path;
+      e.proc.loginuid = r->loginuid;
+      e.proc.tty = r->tty;
+      e.proc.has_caps = true;
+      e.proc.cap_effective = r->cap_effective;
+      e.proc.cap_permitted = r->cap_permitted;
+      if ((r->exe_flags & VIGIL_EXE_MEMFD) != 0) e.flags |= core::kExecFromMemfd;
       size_t len = std::min<size_t>(r->args_len, sizeof(r->args));
       size_t start = 0;
       for (size_t i = 0; i < len; ++i) {
@@ -539,11 +556,12 @@ int EbpfSensor::OnRecord(const void* data, size_t size) {
       }
       AssignString(&e.path, r->path);
       AssignString(&d.path2, r->path2);
+      e.path2 = d.path2;
       d.nr = r->nr;
       set_ret(r->ret);
       d.fd = r->dfd;
-      d.flags = r->flags;
-      d.mode = r->mode;
+      d.flags = e.flags = r->flags;
+      d.mode = e.mode = r->mode;
       break;
     }
     case VIGIL_EV_NET: {
@@ -556,9 +574,12 @@ int EbpfSensor::OnRecord(const void* data, size_t size) {
         as_typed_call(r->nr);
       }
       char text[INET6_ADDRSTRLEN] = "";
-      if (r->family == AF_INET || r->family == AF_INET6) {
+      if (r->nr == kNrSocket) {
+        e.args = {r->family, r->port, r->protocol, 0};  // domain, type, protocol
+      } else if (r->family == AF_INET || r->family == AF_INET6) {
         if (inet_ntop(r->family, r->addr, text, sizeof(text)) != nullptr) e.net.daddr = text;
         e.net.dport = r->port;
+        e.net.protocol = r->protocol;
       }
       d.family = r->family;
       d.nr = r->nr;
@@ -572,7 +593,7 @@ int EbpfSensor::OnRecord(const void* data, size_t size) {
       as_typed_call(r->nr);
       d.nr = r->nr;
       set_ret(r->ret);
-      for (size_t i = 0; i < d.args.size(); ++i) d.args[i] = r->args[i];
+      for (size_t i = 0; i < d.args.size(); ++i) e.args[i] = d.args[i] = r->args[i];
       break;
     }
     case VIGIL_EV_MOUNT: {
@@ -581,6 +602,7 @@ int EbpfSensor::OnRecord(const void* data, size_t size) {
       as_typed_call(r->nr);
       AssignString(&e.path, r->target);
       AssignString(&d.path2, r->source);
+      e.path2 = d.path2;
       AssignString(&d.fstype, r->fstype);
       d.nr = r->nr;
       set_ret(r->ret);

@@ -180,6 +180,9 @@ TEST_F(AgentE2eTest, LearnsThenAlertsOnUnseenBehaviourOnly) {
             std::string::npos)
       << records;
   EXPECT_NE(records.find(R"("to":"stopped")"), std::string::npos) << records;
+  // The embedded policy was loaded and recorded with its version.
+  EXPECT_NE(records.find(R"("action":"loaded")"), std::string::npos) << records;
+  EXPECT_NE(records.find(R"("version":"sha256:)"), std::string::npos) << records;
   EXPECT_NE(records.find(R"("pid":)" + std::to_string(odd)), std::string::npos)
       << "no decision record for the odd run: " << records;
 }

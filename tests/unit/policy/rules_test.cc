@@ -164,13 +164,13 @@ TEST(RulesTest, ExceptionsCarveOutTuples) {
 TEST(RulesTest, UnsupportedFieldDisablesTheRuleWithAWarning) {
   RuleSet set = MustLoad(R"Y(
 - macro: interactive
-  condition: proc.tty != 0
+  condition: proc.is_exe_upper_layer = true
 - rule: Good
   desc: x
   condition: evt.type=execve
-  output: "%proc.name %container.image.repository"
+  output: "%proc.name %fd.sip.name"
   priority: info
-- rule: Needs tty
+- rule: Needs upper layer
   desc: x
   condition: evt.type=execve and interactive
   output: x
@@ -179,14 +179,14 @@ TEST(RulesTest, UnsupportedFieldDisablesTheRuleWithAWarning) {
   EXPECT_EQ(set.enabled_count(), 1u);
   ASSERT_EQ(set.warnings().size(), 2u);
   const std::string output_warning = set.warnings()[0].ToString();
-  EXPECT_NE(output_warning.find("container.image.repository"), std::string::npos) << output_warning;
+  EXPECT_NE(output_warning.find("fd.sip.name"), std::string::npos) << output_warning;
   const std::string w = set.warnings()[1].ToString();
   EXPECT_NE(w.find("t.yaml:9"), std::string::npos) << w;
-  EXPECT_NE(w.find("rule \"Needs tty\""), std::string::npos) << w;
-  EXPECT_NE(w.find("\"proc.tty\""), std::string::npos) << w;
+  EXPECT_NE(w.find("rule \"Needs upper layer\""), std::string::npos) << w;
+  EXPECT_NE(w.find("\"proc.is_exe_upper_layer\""), std::string::npos) << w;
   EXPECT_NE(w.find("macro \"interactive\" at t.yaml:3"), std::string::npos) << w;
   EXPECT_FALSE(set.rules()[1].enabled);
-  EXPECT_NE(set.rules()[1].disabled_reason.find("proc.tty"), std::string::npos);
+  EXPECT_NE(set.rules()[1].disabled_reason.find("proc.is_exe_upper_layer"), std::string::npos);
   core::Event e = Exec("ls", "/bin/ls");
   EvalInput in{.event = &e};
   auto m = set.Evaluate(in);

@@ -1,0 +1,33 @@
+#include "agent/policy_input.h"
+
+#include <time.h>
+
+namespace vigil::agent {
+
+int64_t BootToUnixOffsetNs() {
+  timespec real{}, boot{};
+  clock_gettime(CLOCK_REALTIME, &real);
+  clock_gettime(CLOCK_BOOTTIME, &boot);
+  return (static_cast<int64_t>(real.tv_sec) - boot.tv_sec) * 1'000'000'000 +
+         (real.tv_nsec - boot.tv_nsec);
+}
+
+void BuildEvalInput(const enrich::ProcessTree& tree, const core::Event& event,
+                    int64_t boot_to_unix_ns, policy::EvalInput* out, size_t max_ancestors) {
+  out->event = &event;
+  auto self = tree.Lookup(event.proc.pid);
+  if (!self.has_value()) return;
+  out->argv = std::move(self->argv);
+  out->user_name = std::move(self->user);
+  out->cgroup = std::move(self->cgroup);
+  out->cwd = std::move(self->cwd);
+  out->container_id = self->container_id.empty() ? "host" : self->container_id;
+  if (self->start_time_ns != enrich::kUnknownTime) {
+    out->proc_start_time_ns = static_cast<int64_t>(self->start_time_ns) + boot_to_unix_ns;
+  }
+  for (enrich::ProcessInfo& a : tree.Ancestors(event.proc.pid, max_ancestors)) {
+    out->ancestors.push_back({std::move(a.comm), std::move(a.exe), std::move(a.argv)});
+  }
+}
+
+}  // namespace vigil::agent

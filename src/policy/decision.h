@@ -1,0 +1,105 @@
+#pragma once
+
+// What policy decided about one event: the contract between the decision engine
+// (policy/engine.h) and whoever carries decisions out (src/enforce actions, the fanotify and
+// seccomp gates, the agent's sinks and audit log). Plain values; no behaviour beyond names.
+//
+// How a decision is reached (docs/policy.md, "Decisions"):
+// - every enabled rule is evaluated once on the event; each match is a RuleHit with the rule's
+//   action (alert when the rule has no `action` block), its mode and its fallback;
+// - a hit enforces only when the policy's mode is enforce, the rule's mode (its own, else the
+//   policy's) is enforce, the rollout stage admits the event's asset class (monitor: none;
+//   enforce-non-critical: non-critical assets only; enforce-all: every class), and its action
+//   acts (anything but alert);
+// - the decision's action is the strongest enforcing hit's; without one, the strongest hit's,
+//   recorded in monitor mode (would_enforce says whether it would have acted);
+// - the fallback is the deciding rule's, else the asset class's default (critical: deny,
+//   otherwise alert), and is what a gate applies when it cannot wait for the model.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/event.h"
+#include "policy/rules.h"
+
+namespace vigil::policy {
+
+enum class Mode : uint8_t { kMonitor, kEnforce };
+enum class RolloutStage : uint8_t { kMonitor, kEnforceNonCritical, kEnforceAll };
+enum class AssetClass : uint8_t { kCritical, kStandard, kNonCritical };
+// What a gate does when the verdict is late or the model is down.
+enum class Fallback : uint8_t { kAllow, kDeny, kAlert };
+
+// "monitor"/"enforce"; "monitor"/"enforce-non-critical"/"enforce-all";
+// "critical"/"standard"/"non-critical"; "allow"/"deny"/"alert".
+std::string_view ModeName(Mode m);
+std::string_view StageName(RolloutStage s);
+std::string_view AssetClassName(AssetClass c);
+std::string_view FallbackName(Fallback f);
+// Inverse lookups; false when the name is unknown.
+bool ParseMode(std::string_view name, Mode* out);
+bool ParseStage(std::string_view name, RolloutStage* out);
+bool ParseAssetClass(std::string_view name, AssetClass* out);
+bool ParseFallback(std::string_view name, Fallback* out);
+// "alert", "deny", "kill", "freeze", "block-network", "escalate" (rule action types).
+bool ParseActionKind(std::string_view name, core::Action* out);
+// The order in which actions win over each other: allow < alert < escalate < block-network <
+// deny < freeze < kill.
+int ActionStrength(core::Action a);
+// Whether carrying out `a` changes anything (not allow, not alert).
+inline bool Acts(core::Action a) { return a != core::Action::kAllow && a != core::Action::kAlert; }
+
+// Whom an action applies to: the process behind the event and its cgroup.
+struct DecisionTarget {
+  uint32_t pid = 0;  // thread-group id
+  uint32_t tid = 0;
+  uint32_t ppid = 0;
+  uint64_t cgroup_id = 0;     // cgroup v2 id from the kernel; 0 when unknown
+  std::string cgroup;         // cgroup v2 path ("/system.slice/x.service"); "" when unknown
+  std::string container_id;   // "host" outside containers
+  std::string comm;
+  std::string exe;
+};
+
+// One rule that matched.
+struct RuleHit {
+  std::string rule;
+  Priority priority = Priority::kWarning;
+  std::string output;  // the rule's output with its %fields filled in
+  core::Action action = core::Action::kAlert;
+  Mode mode = Mode::kMonitor;  // kEnforce only when policy, rule, stage and action all allow it
+  Fallback fallback = Fallback::kAlert;
+};
+
+struct Decision {
+  core::Action action = core::Action::kAllow;  // kAllow when no rule matched
+  Mode mode = Mode::kMonitor;  // kEnforce: carry `action` out; kMonitor: record only
+  bool would_enforce = false;  // monitor mode held back an action that acts
+  Fallback fallback = Fallback::kAlert;
+  // The deciding rule ("" when none matched).
+  std::string rule;
+  Priority priority = Priority::kWarning;
+  std::string output;
+  std::vector<RuleHit> hits;  // every matching rule, in load order
+
+  DecisionTarget target;
+  AssetClass asset_class = AssetClass::kStandard;
+  RolloutStage stage = RolloutStage::kMonitor;
+  Mode policy_mode = Mode::kMonitor;
+  std::string policy_version;      // the bundle's version
+  uint64_t policy_generation = 0;  // 1 for the first policy loaded, +1 per successful reload
+
+  uint64_t event_seq = 0;
+  int64_t time_ns = 0;       // the event's time
+  bool has_verdict = false;  // the model's verdict was part of the evaluation
+  double ml_score = 0;
+  std::string ml_model;
+
+  bool matched() const { return !hits.empty(); }
+  // True when the enforcer must act now.
+  bool enforce() const { return mode == Mode::kEnforce && Acts(action); }
+};
+
+}  // namespace vigil::policy

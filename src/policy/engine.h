@@ -1,0 +1,143 @@
+#pragma once
+
+// The decision engine: holds the policy in force (a versioned bundle of rules files, with its
+// mode and rollout stage), classifies each event's asset, evaluates the compiled rules once per
+// event and returns a Decision (policy/decision.h). Reload() swaps in a new policy atomically;
+// when the new files do not load, the previous policy stays in force and the error (file:line)
+// is returned and counted.
+//
+// A policy source is a list of files, each either a rules file (a YAML list of Falco items) or
+// a bundle manifest (a YAML map; docs/policy.md "Bundles"):
+//
+//   version: "2026.11.26-1"   # optional; default: "sha256:" + 16 hex digits of the rules' bytes
+//   mode: monitor             # monitor | enforce (default: the engine options' mode)
+//   stage: monitor            # monitor | enforce-non-critical | enforce-all
+//   rules: [base.yaml, local.yaml]  # relative to the manifest's directory
+//
+// At most one manifest per source; rules files listed after it are loaded after its own.
+//
+// Thread-safety: Decide(), Current() and the counters may be called from any thread at any
+// time, also during Reload(); Reload() calls are serialised internally.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/metrics.h"
+#include "core/status.h"
+#include "policy/decision.h"
+#include "policy/fields.h"
+#include "policy/rules.h"
+
+namespace vigil::policy {
+
+// An event's asset is `cls` when any of the listed keys matches (an empty list matches nothing).
+struct AssetRule {
+  AssetClass cls = AssetClass::kStandard;
+  std::vector<std::string> comms;            // proc.name equal
+  std::vector<std::string> exe_prefixes;     // executable path starts with
+  std::vector<std::string> cgroup_prefixes;  // cgroup path starts with
+  std::vector<std::string> container_ids;    // container id (or a prefix of at least 12 digits)
+};
+
+struct PolicyOptions {
+  // Files to load, in order (rules files and at most one bundle manifest). When empty,
+  // `embedded_yaml` is loaded instead (named `embedded_name` in diagnostics).
+  std::vector<std::string> files;
+  std::string embedded_yaml;
+  std::string embedded_name = "<embedded>";
+  // Used when no manifest says otherwise.
+  Mode mode = Mode::kMonitor;
+  RolloutStage stage = RolloutStage::kMonitor;
+  std::string version;  // "" = the rules' digest
+  // Asset classification: the first matching rule, else `default_class`.
+  AssetClass default_class = AssetClass::kStandard;
+  std::vector<AssetRule> assets;
+  // Fallback of a decision whose rule gives none, per class (indexed by AssetClass).
+  Fallback class_fallback[3] = {Fallback::kDeny, Fallback::kAlert, Fallback::kAlert};
+};
+
+// A rule's action block as the engine applies it.
+struct RuleSettings {
+  core::Action action = core::Action::kAlert;
+  bool mode_given = false;
+  Mode mode = Mode::kMonitor;
+  bool fallback_given = false;
+  Fallback fallback = Fallback::kAlert;
+};
+
+// The policy in force: immutable once published.
+struct PolicySnapshot {
+  RuleSet rules;
+  std::string version;
+  uint64_t generation = 0;
+  Mode mode = Mode::kMonitor;
+  RolloutStage stage = RolloutStage::kMonitor;
+  std::vector<std::string> files;  // what was loaded, in order
+  std::vector<RuleSettings> settings;  // indexed like rules.rules()
+  // Per rule (indexed like rules.rules()): counters in the engine's registry.
+  std::vector<core::Counter*> matches;
+  std::vector<core::Counter*> would_enforce;
+  std::vector<core::Counter*> enforced;
+};
+
+class PolicyEngine {
+ public:
+  // Loads `options`' source. Errors: the load's (kInvalidArgument "FILE:LINE:COL: reason",
+  // kNotFound for a missing file), or a bad option. `registry` (not owned; nullptr: the engine
+  // keeps a private one) receives vigil_policy_* metrics and must outlive the engine.
+  static core::Result<std::unique_ptr<PolicyEngine>> Create(PolicyOptions options,
+                                                            core::Registry* registry = nullptr);
+  ~PolicyEngine();
+  PolicyEngine(const PolicyEngine&) = delete;
+  PolicyEngine& operator=(const PolicyEngine&) = delete;
+
+  // Re-reads the same source. On success the new policy replaces the old one atomically
+  // (generation + 1) and decisions made after the call returns use it; on failure the previous
+  // policy stays in force and the error is returned.
+  core::Status Reload();
+
+  // Evaluates `*in` (in->event required; in->verdict optional) against the policy in force.
+  // Sets in->asset_class to the engine's classification first. Thread-safe; evaluation reads
+  // each field at most once.
+  Decision Decide(EvalInput* in) const;
+
+  // The asset class of `in`'s process under the engine's options.
+  AssetClass Classify(const EvalInput& in) const;
+
+  std::shared_ptr<const PolicySnapshot> Current() const;
+
+  struct Counts {
+    uint64_t decisions = 0;      // Decide() calls
+    uint64_t matched = 0;        // decisions with at least one hit
+    uint64_t would_enforce = 0;  // monitor-mode decisions that would have acted
+    uint64_t enforce = 0;        // decisions that enforce
+    uint64_t reloads = 0;        // successful reloads (not the first load)
+    uint64_t reload_failures = 0;
+  };
+  Counts counts() const;
+
+ private:
+  PolicyEngine(PolicyOptions options, core::Registry* registry);
+  core::Result<std::shared_ptr<const PolicySnapshot>> Build(uint64_t generation) const;
+
+  const PolicyOptions options_;
+  std::unique_ptr<core::Registry> own_registry_;
+  core::Registry* registry_;
+  std::atomic<std::shared_ptr<const PolicySnapshot>> current_;
+  std::mutex reload_mu_;
+
+  core::Counter* decisions_ = nullptr;
+  core::Counter* matched_ = nullptr;
+  core::Counter* would_enforce_ = nullptr;
+  core::Counter* enforce_ = nullptr;
+  core::Counter* reloads_ = nullptr;
+  core::Counter* reload_failures_ = nullptr;
+  core::Gauge* generation_ = nullptr;
+};
+
+}  // namespace vigil::policy

@@ -1,0 +1,301 @@
+#include "policy/engine.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+namespace vigil::policy {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kRules[] = R"(
+- rule: Shell from tmp
+  desc: d
+  condition: evt.type = execve and proc.exepath startswith /tmp/
+  output: shell %proc.name
+  priority: WARNING
+  action: {type: kill, mode: enforce, fallback: deny}
+- rule: Any exec
+  desc: d
+  condition: evt.type = execve
+  output: exec %proc.name
+  priority: NOTICE
+- rule: Freeze tmp (monitor only)
+  desc: d
+  condition: evt.type = execve and proc.exepath startswith /tmp/
+  output: freeze %proc.name
+  priority: NOTICE
+  action: {type: freeze, mode: monitor}
+)";
+
+class PolicyEngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("vigil_engine_test_" + std::to_string(getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string Write(const std::string& name, const std::string& text) {
+    const fs::path p = dir_ / name;
+    std::ofstream(p) << text;
+    return p.string();
+  }
+  static core::Event Exec(const std::string& exe) {
+    core::Event e;
+    e.kind = core::EventKind::kProcessExec;
+    e.seq = 7;
+    e.proc.pid = 4242;
+    e.proc.tid = 4242;
+    e.proc.comm = fs::path(exe).filename().string();
+    e.proc.exe = exe;
+    e.path = exe;
+    e.cgroup_id = 99;
+    return e;
+  }
+  static std::unique_ptr<PolicyEngine> LoadOrDie(const std::string& path) {
+    PolicyOptions o;
+    o.files = {path};
+    auto engine = PolicyEngine::Create(o);
+    EXPECT_TRUE(engine.has_value()) << engine.error().message();
+    return engine.has_value() ? std::move(engine).value() : nullptr;
+  }
+  fs::path dir_;
+};
+
+TEST_F(PolicyEngineTest, MonitorModeRecordsWouldEnforce) {
+  PolicyOptions o;
+  o.files = {Write("r.yaml", kRules)};
+  auto engine = PolicyEngine::Create(o);
+  ASSERT_TRUE(engine.has_value()) << engine.error().message();
+  core::Event e = Exec("/tmp/x");
+  EvalInput in;
+  in.event = &e;
+  in.cgroup = "/user.slice";
+  Decision d = (*engine)->Decide(&in);
+  ASSERT_EQ(d.hits.size(), 3u);
+  EXPECT_EQ(d.action, core::Action::kKill);  // the strongest hit
+  EXPECT_EQ(d.rule, "Shell from tmp");
+  EXPECT_EQ(d.mode, Mode::kMonitor);  // the policy is in monitor mode
+  EXPECT_TRUE(d.would_enforce);
+  EXPECT_FALSE(d.enforce());
+  EXPECT_EQ(d.fallback, Fallback::kDeny);
+  EXPECT_EQ(d.stage, RolloutStage::kMonitor);
+  EXPECT_EQ(d.asset_class, AssetClass::kStandard);
+  EXPECT_EQ(in.asset_class, "standard");
+  EXPECT_EQ(d.target.pid, 4242u);
+  EXPECT_EQ(d.target.cgroup_id, 99u);
+  EXPECT_EQ(d.target.cgroup, "/user.slice");
+  EXPECT_EQ(d.policy_generation, 1u);
+  EXPECT_TRUE(d.policy_version.starts_with("sha256:")) << d.policy_version;
+  EXPECT_EQ(d.hits[1].action, core::Action::kAlert);
+  EXPECT_EQ(d.hits[1].fallback, Fallback::kAlert);  // the standard class's default
+  EXPECT_EQ((*engine)->counts().would_enforce, 1u);
+  EXPECT_EQ((*engine)->counts().enforce, 0u);
+
+  core::Event other = Exec("/usr/bin/ls");
+  in.event = &other;
+  d = (*engine)->Decide(&in);
+  ASSERT_EQ(d.hits.size(), 1u);
+  EXPECT_EQ(d.action, core::Action::kAlert);
+  EXPECT_FALSE(d.would_enforce);
+  EXPECT_EQ((*engine)->counts().decisions, 2u);
+  EXPECT_EQ((*engine)->counts().matched, 2u);
+}
+
+TEST_F(PolicyEngineTest, StagedRolloutDecidesByAssetClass) {
+  const std::string rules = Write("r.yaml", kRules);
+  for (auto [stage, cls, enforced] :
+       std::vector<std::tuple<RolloutStage, AssetClass, bool>>{
+           {RolloutStage::kMonitor, AssetClass::kNonCritical, false},
+           {RolloutStage::kEnforceNonCritical, AssetClass::kNonCritical, true},
+           {RolloutStage::kEnforceNonCritical, AssetClass::kCritical, false},
+           {RolloutStage::kEnforceNonCritical, AssetClass::kStandard, false},
+           {RolloutStage::kEnforceAll, AssetClass::kCritical, true}}) {
+    PolicyOptions o;
+    o.files = {rules};
+    o.mode = Mode::kEnforce;
+    o.stage = stage;
+    o.assets = {{cls, {"x"}, {}, {}, {}}};
+    auto engine = PolicyEngine::Create(o);
+    ASSERT_TRUE(engine.has_value());
+    core::Event e = Exec("/tmp/x");
+    EvalInput in;
+    in.event = &e;
+    Decision d = (*engine)->Decide(&in);
+    SCOPED_TRACE(std::string(StageName(stage)) + " " + std::string(AssetClassName(cls)));
+    EXPECT_EQ(d.asset_class, cls);
+    EXPECT_EQ(d.stage, stage);
+    EXPECT_EQ(d.enforce(), enforced);
+    EXPECT_EQ(d.would_enforce, !enforced);
+    EXPECT_EQ(d.action, core::Action::kKill);
+    // The freeze rule says mode: monitor, so it never enforces, whatever the stage.
+    EXPECT_EQ(d.hits[2].mode, Mode::kMonitor);
+  }
+}
+
+TEST_F(PolicyEngineTest, EnforcingHitWinsOverStrongerMonitorHit) {
+  PolicyOptions o;
+  o.files = {Write("r.yaml", R"(
+- rule: Deny it
+  desc: d
+  condition: evt.type = execve
+  output: o
+  priority: WARNING
+  action: {type: deny}
+- rule: Kill it (monitor)
+  desc: d
+  condition: evt.type = execve
+  output: o
+  priority: WARNING
+  action: {type: kill, mode: monitor}
+)")};
+  o.mode = Mode::kEnforce;
+  o.stage = RolloutStage::kEnforceAll;
+  o.default_class = AssetClass::kCritical;
+  auto engine = PolicyEngine::Create(o);
+  ASSERT_TRUE(engine.has_value());
+  core::Event e = Exec("/bin/true");
+  EvalInput in;
+  in.event = &e;
+  Decision d = (*engine)->Decide(&in);
+  EXPECT_EQ(d.action, core::Action::kDeny);
+  EXPECT_TRUE(d.enforce());
+  EXPECT_EQ(d.fallback, Fallback::kDeny);  // critical class default
+  EXPECT_EQ(d.hits[1].mode, Mode::kMonitor);
+}
+
+TEST_F(PolicyEngineTest, BundleManifestSetsVersionModeAndStage) {
+  Write("base.yaml", kRules);
+  const std::string manifest = Write("bundle.yaml", R"(
+version: "2026.11.26-1"
+mode: enforce
+stage: enforce-all
+rules: [base.yaml]
+)");
+  PolicyOptions o;
+  o.files = {manifest};
+  auto engine = PolicyEngine::Create(o);
+  ASSERT_TRUE(engine.has_value()) << engine.error().message();
+  auto snap = (*engine)->Current();
+  EXPECT_EQ(snap->version, "2026.11.26-1");
+  EXPECT_EQ(snap->mode, Mode::kEnforce);
+  EXPECT_EQ(snap->stage, RolloutStage::kEnforceAll);
+  core::Event e = Exec("/tmp/x");
+  EvalInput in;
+  in.event = &e;
+  EXPECT_TRUE((*engine)->Decide(&in).enforce());
+}
+
+TEST_F(PolicyEngineTest, BadManifestNamesFileAndLine) {
+  const std::string manifest = Write("bundle.yaml", "version: v1\nstage: sideways\nrules: [a.yaml]\n");
+  PolicyOptions o;
+  o.files = {manifest};
+  auto engine = PolicyEngine::Create(o);
+  ASSERT_FALSE(engine.has_value());
+  EXPECT_NE(engine.error().message().find(manifest + ":2:8: stage"), std::string::npos)
+      << engine.error().message();
+}
+
+TEST_F(PolicyEngineTest, MalformedReloadKeepsPreviousPolicy) {
+  const std::string path = Write("r.yaml", kRules);
+  std::unique_ptr<PolicyEngine> created = LoadOrDie(path);
+  PolicyEngine& engine = *created;
+  const std::string v1 = engine.Current()->version;
+
+  Write("r.yaml", "- rule: Broken\n  desc: d\n  condition: evt.type = = execve\n  output: o\n"
+                  "  priority: WARNING\n");
+  core::Status s = engine.Reload();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find(path + ":3:"), std::string::npos) << s.message();
+  EXPECT_EQ(engine.Current()->version, v1);
+  EXPECT_EQ(engine.Current()->generation, 1u);
+  core::Event e = Exec("/tmp/x");
+  EvalInput in;
+  in.event = &e;
+  EXPECT_EQ(engine.Decide(&in).hits.size(), 3u);  // the old rules still decide
+  EXPECT_EQ(engine.counts().reload_failures, 1u);
+
+  Write("r.yaml", "- this is: [not closed\n");
+  s = engine.Reload();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find(path + ":"), std::string::npos) << s.message();
+
+  Write("r.yaml", "- rule: Only\n  desc: d\n  condition: evt.type = execve\n  output: o\n"
+                  "  priority: WARNING\n");
+  ASSERT_TRUE(engine.Reload().ok());
+  EXPECT_EQ(engine.Current()->generation, 2u);
+  EXPECT_NE(engine.Current()->version, v1);
+  Decision d = engine.Decide(&in);
+  EXPECT_EQ(d.hits.size(), 1u);
+  EXPECT_EQ(d.policy_generation, 2u);
+  EXPECT_EQ(engine.counts().reloads, 1u);
+}
+
+TEST_F(PolicyEngineTest, ReloadWhileDecidingOnOtherThreads) {
+  const std::string path = Write("r.yaml", kRules);
+  std::unique_ptr<PolicyEngine> created = LoadOrDie(path);
+  PolicyEngine& engine = *created;
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> bad{0};
+  std::thread reader([&] {
+    core::Event e = Exec("/tmp/x");
+    while (!stop.load()) {
+      EvalInput in;
+      in.event = &e;
+      Decision d = engine.Decide(&in);
+      // Either policy is whole: three hits from the first, one from the second.
+      if (d.hits.size() != 3 && d.hits.size() != 1) bad.fetch_add(1);
+    }
+  });
+  for (int i = 0; i < 20; ++i) {
+    Write("r.yaml", i % 2 == 0 ? "- rule: Only\n  desc: d\n  condition: evt.type = execve\n"
+                                 "  output: o\n  priority: WARNING\n"
+                               : std::string(kRules));
+    ASSERT_TRUE(engine.Reload().ok());
+  }
+  stop.store(true);
+  reader.join();
+  EXPECT_EQ(bad.load(), 0u);
+  EXPECT_EQ(engine.Current()->generation, 21u);
+}
+
+TEST_F(PolicyEngineTest, EmbeddedRulesAndRegistryMetrics) {
+  core::Registry registry;
+  PolicyOptions o;
+  o.embedded_yaml = kRules;
+  o.embedded_name = "<default>";
+  auto engine = PolicyEngine::Create(o, &registry);
+  ASSERT_TRUE(engine.has_value());
+  core::Event e = Exec("/tmp/x");
+  EvalInput in;
+  in.event = &e;
+  (*engine)->Decide(&in);
+  const std::string text = registry.ExpositionText();
+  EXPECT_NE(text.find("vigil_policy_would_enforce_total{rule=\"Shell from tmp\"} 1"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("vigil_policy_would_enforce_total{rule=\"Freeze tmp (monitor only)\"} 1"),
+            std::string::npos);
+  EXPECT_NE(text.find("vigil_policy_decisions_total 1"), std::string::npos);
+}
+
+TEST(PolicyNamesTest, RoundTrip) {
+  for (auto s : {RolloutStage::kMonitor, RolloutStage::kEnforceNonCritical, RolloutStage::kEnforceAll}) {
+    RolloutStage back;
+    ASSERT_TRUE(ParseStage(StageName(s), &back));
+    EXPECT_EQ(back, s);
+  }
+  AssetClass c;
+  EXPECT_TRUE(ParseAssetClass("non-critical", &c));
+  EXPECT_EQ(c, AssetClass::kNonCritical);
+  EXPECT_FALSE(ParseAssetClass("vital", &c));
+  EXPECT_GT(ActionStrength(core::Action::kKill), ActionStrength(core::Action::kDeny));
+}
+
+}  // namespace
+}  // namespace vigil::policy
