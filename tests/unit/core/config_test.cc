@@ -154,7 +154,7 @@ TEST(ConfigTest, UnknownKeyIsAnErrorWithItsPath) {
             "vigil.yaml:3:5: pipeline.queue.capacty: unknown key; did you mean 'capacity'?");
   EXPECT_EQ(ParseError("colour: blue\n"),
             "vigil.yaml:1:1: colour: unknown key (expected one of: host, state_dir, log, metrics, "
-            "pipeline, sinks, model, agent)");
+            "pipeline, sinks, model, agent, policy)");
 }
 
 TEST(ConfigTest, DuplicateKeyIsAnError) {
@@ -168,6 +168,11 @@ TEST(ConfigTest, BadEnumListsChoices) {
   EXPECT_THAT(ParseError("pipeline: {queue: {backpressure: drop}}"),
               HasSubstr("pipeline.queue.backpressure: expected one of block, drop-newest, "
                         "drop-oldest, sample, got \"drop\""));
+  EXPECT_THAT(ParseError("policy: {stage: everywhere}"),
+              HasSubstr("policy.stage: expected one of monitor, enforce-non-critical, "
+                        "enforce-all, got \"everywhere\""));
+  EXPECT_THAT(ParseError("policy: {asset_class: vital}"),
+              HasSubstr("policy.asset_class: expected one of critical, standard, non-critical"));
   EXPECT_THAT(ParseError("pipeline: {spool: {fsync: sometimes}}"),
               HasSubstr("pipeline.spool.fsync: expected one of always, batch, never"));
 }
