@@ -13,6 +13,8 @@ find_package(OpenSSL REQUIRED)
 pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium)
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 pkg_check_modules(SECCOMP REQUIRED IMPORTED_TARGET libseccomp)
+# tpm2-tss (libtss2-dev): ESAPI, the TCTI loader, marshalling and response-code decoding.
+pkg_check_modules(TSS2 REQUIRED IMPORTED_TARGET tss2-esys tss2-tctildr tss2-mu tss2-rc)
 if(VIGIL_BUILD_TESTS)
   find_package(GTest REQUIRED)
   include(GoogleTest)

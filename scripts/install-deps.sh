@@ -14,9 +14,10 @@ build_pkgs=(
   libtorch-dev libopenblas0-pthread
   clang bpftool libbpf-dev libelf-dev
   libseccomp-dev
+  libtss2-dev
 )
 test_pkgs=(
-  clang libclang-rt-14-dev libfuzzer-14-dev prometheus curl procps minisign
+  clang libclang-rt-14-dev libfuzzer-14-dev prometheus curl procps minisign swtpm swtpm-tools
 )
 
 bench_pkgs=(

@@ -32,6 +32,7 @@ RunFn AddSbomCommand(CLI::App& root);
 RunFn AddEnforcementCommand(CLI::App& root);
 RunFn AddEscalationsCommand(CLI::App& root);
 RunFn AddRunCommand(CLI::App& root);
+RunFn AddAttestCommand(CLI::App& root);
 // Adds `sign` and `verify` under the `policy` command; the returned runner runs whichever was
 // parsed.
 RunFn AddPolicySigningCommands(CLI::App* policy);

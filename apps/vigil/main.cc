@@ -73,6 +73,7 @@ int Main(int argc, char** argv) {
   add(AddEnforcementCommand);
   add(AddEscalationsCommand);
   add(AddRunCommand);
+  add(AddAttestCommand);
   try {
     root.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -529,6 +529,23 @@ class ConfigParser {
         });
   }
 
+  Status ReadAttestation(const YAML::Node& node, std::string_view path,
+                         AttestationConfig* a) const {
+    if (node.IsNull()) return Status::Ok();
+    return ForEachField(node, path, {"tcti", "pcr", "events", "require"},
+                        [&](const std::string& key, const YAML::Node& v, const std::string& p) {
+                          if (key == "tcti") return ReadString(v, p, &a->tcti);
+                          if (key == "events") return ReadString(v, p, &a->events);
+                          if (key == "require") return ReadBool(v, p, &a->require);
+                          VIGIL_RETURN_IF_ERROR(ReadUint32(v, p, 16, 23, &a->pcr));
+                          if (a->pcr != 16 && a->pcr != 23) {
+                            return Error(v, p, "expected 16 or 23 (the PCRs resettable from "
+                                               "locality 0)");
+                          }
+                          return Status::Ok();
+                        });
+  }
+
   Status ReadRoot(const YAML::Node& root, VigilConfig* c) const {
     if (root.IsNull()) return Status::Ok();
     if (!root.IsMap()) {
@@ -537,9 +554,23 @@ class ConfigParser {
     }
     return ForEachField(root, "",
                         {"host", "state_dir", "log", "metrics", "pipeline", "sinks", "model",
-                         "agent", "policy"},
+                         "agent", "policy", "mode", "trusted_keys", "attestation"},
                         [&](const std::string& key, const YAML::Node& v, const std::string& p) {
                           if (key == "host") return ReadString(v, p, &c->host);
+                          if (key == "mode") {
+                            return ReadEnum<AgentMode>(
+                                v, p, {{"monitor", AgentMode::kMonitor},
+                                       {"enforce", AgentMode::kEnforce}},
+                                &c->mode);
+                          }
+                          if (key == "trusted_keys") {
+                            return ReadList(v, p, &c->trusted_keys,
+                                            [&](const YAML::Node& x, const std::string& q,
+                                                std::string* o) { return ReadString(x, q, o); });
+                          }
+                          if (key == "attestation") {
+                            return ReadAttestation(v, p, &c->attestation);
+                          }
                           if (key == "state_dir") return ReadString(v, p, &c->state_dir);
                           if (key == "log") return ReadLog(v, p, &c->log);
                           if (key == "metrics") return ReadMetrics(v, p, &c->metrics);
@@ -612,9 +643,17 @@ void FillDerivedDefaults(VigilConfig* c) {
   if (c->pipeline.spool.dir.empty()) c->pipeline.spool.dir = c->state_dir + "/spool";
   if (c->model.path.empty()) c->model.path = c->state_dir + "/models/adfa.vgm";
   if (c->agent.baseline.empty()) c->agent.baseline = c->state_dir + "/models/baseline.vgm";
+  if (c->attestation.events.empty()) {
+    c->attestation.events = c->state_dir + "/attest/events.json";
+  }
+  if (c->trusted_keys.empty()) c->trusted_keys.push_back(c->state_dir + "/keys/vigil.pub");
 }
 
 }  // namespace
+
+std::string_view AgentModeName(AgentMode m) {
+  return m == AgentMode::kEnforce ? "enforce" : "monitor";
+}
 
 std::string_view BackpressureName(Backpressure b) {
   switch (b) {

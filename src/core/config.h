@@ -128,9 +128,29 @@ struct PolicyConfig {
   std::string asset_class = "standard";  // critical | standard | non-critical (this host)
 };
 
+// What the agent does with its decisions. In enforce mode it first verifies the signatures of the
+// models and policies it loads (and, with attestation.require, a local TPM quote); when any check
+// fails it falls back to monitor mode and says why in the audit log.
+enum class AgentMode { kMonitor, kEnforce };
+// "monitor", "enforce".
+std::string_view AgentModeName(AgentMode m);
+
+// Measured loads into a TPM PCR (docs/attestation.md).
+struct AttestationConfig {
+  std::string tcti;      // tpm2-tss TCTI, e.g. "device:/dev/tpmrm0"; empty: no TPM
+  uint32_t pcr = 23;     // 16 or 23 (resettable from locality 0)
+  std::string events;    // default <state_dir>/attest/events.json
+  bool require = false;  // enforce mode also needs a valid local quote
+};
+
 struct VigilConfig {
   std::string host;  // default gethostname()
   std::string state_dir = "/var/lib/vigil";
+  AgentMode mode = AgentMode::kMonitor;
+  // minisign public keys that models and policies must be signed by in enforce mode; default
+  // the host key, <state_dir>/keys/vigil.pub.
+  std::vector<std::string> trusted_keys;
+  AttestationConfig attestation;
   LogConfig log;
   MetricsConfig metrics;
   PipelineConfig pipeline;

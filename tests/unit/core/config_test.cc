@@ -154,7 +154,7 @@ TEST(ConfigTest, UnknownKeyIsAnErrorWithItsPath) {
             "vigil.yaml:3:5: pipeline.queue.capacty: unknown key; did you mean 'capacity'?");
   EXPECT_EQ(ParseError("colour: blue\n"),
             "vigil.yaml:1:1: colour: unknown key (expected one of: host, state_dir, log, metrics, "
-            "pipeline, sinks, model, agent, policy)");
+            "pipeline, sinks, model, agent, policy, mode, trusted_keys, attestation)");
 }
 
 TEST(ConfigTest, DuplicateKeyIsAnError) {
@@ -444,6 +444,42 @@ TEST(AgentConfigTest, ParsesDurations) {
   EXPECT_FALSE(ParseDurationSeconds("").has_value());
   EXPECT_FALSE(ParseDurationSeconds("5 m").has_value());
   EXPECT_FALSE(ParseDurationSeconds("m").has_value());
+}
+
+}  // namespace
+}  // namespace vigil::core
+
+namespace vigil::core {
+namespace {
+
+TEST(ConfigTest, ModeTrustedKeysAndAttestation) {
+  auto d = ParseConfig("state_dir: /s\n", "vigil.yaml");
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->mode, AgentMode::kMonitor);
+  EXPECT_EQ(d->trusted_keys, std::vector<std::string>{"/s/keys/vigil.pub"});
+  EXPECT_TRUE(d->attestation.tcti.empty());
+  EXPECT_EQ(d->attestation.pcr, 23u);
+  EXPECT_EQ(d->attestation.events, "/s/attest/events.json");
+  auto c = ParseConfig(
+      "mode: enforce\ntrusted_keys: [/a.pub, /b.pub]\n"
+      "attestation:\n  tcti: device:/dev/tpmrm0\n  pcr: 16\n  require: true\n",
+      "vigil.yaml");
+  ASSERT_TRUE(c.has_value()) << c.error().message();
+  EXPECT_EQ(c->mode, AgentMode::kEnforce);
+  EXPECT_EQ(c->trusted_keys.size(), 2u);
+  EXPECT_EQ(c->attestation.tcti, "device:/dev/tpmrm0");
+  EXPECT_EQ(c->attestation.pcr, 16u);
+  EXPECT_TRUE(c->attestation.require);
+  auto bad = ParseConfig("attestation:\n  pcr: 17\n", "vigil.yaml");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().message(),
+            "vigil.yaml:2:8: attestation.pcr: expected 16 or 23 (the PCRs resettable from "
+            "locality 0)");
+  bad = ParseConfig("mode: enforcing\n", "vigil.yaml");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_NE(bad.error().message().find("mode: expected one of monitor, enforce"),
+            std::string::npos)
+      << bad.error().message();
 }
 
 }  // namespace

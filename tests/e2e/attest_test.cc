@@ -1,0 +1,111 @@
+// vigil attest extend|quote|verify|events against a private swtpm, as a user runs them.
+
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "../unit/govern/swtpm.h"
+#include "../unit/sensor/temp_dir.h"
+#include "vigil_cli.h"
+
+namespace vigil::e2e {
+namespace {
+
+using govern::testing::Swtpm;
+using sensor::testing::TempDir;
+
+class AttestCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!swtpm_.ok()) GTEST_SKIP() << swtpm_.why();
+    dir_ = tmp_.path().string();
+    config_ = tmp_.Write("vigil.yaml", "state_dir: " + dir_ + "/state\nattestation:\n  tcti: " +
+                                           swtpm_.tcti() + "\n");
+    model_ = tmp_.Write("model.vgm", "model bytes");
+    policy_ = tmp_.Write("rules.yaml", "- rule: x\n");
+  }
+
+  CmdResult Vigil(const std::string& args) { return RunVigil(tmp_.path(), args); }
+
+  Swtpm swtpm_;
+  TempDir tmp_;
+  std::string dir_, config_, model_, policy_;
+};
+
+TEST_F(AttestCliTest, ExtendQuoteVerify) {
+  CmdResult r = Vigil("attest extend " + model_ + " --kind model --restart --config " + config_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Vigil("attest extend " + policy_ + " --kind policy --json --config " + config_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["pcr"], 23);
+
+  r = Vigil("attest events --json --config " + config_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto events = nlohmann::json::parse(r.out);
+  ASSERT_EQ(events["events"].size(), 2u);
+  EXPECT_EQ(events["events"][1]["kind"], "policy");
+
+  const std::string quote = dir_ + "/quote.json", nonce = "00112233445566778899aabbccddeeff";
+  r = Vigil("attest quote --nonce " + nonce + " --out " + quote + " --config " + config_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto doc = nlohmann::json::parse(ReadAll(quote));
+  EXPECT_EQ(doc["schema"], "vigil.attest.quote/v1");
+  // The replayed value `attest events` printed is the value the TPM quoted.
+  EXPECT_EQ(doc["pcr_values"]["23"], events["replayed"]["23"]);
+
+  r = Vigil("attest verify " + quote + " --nonce " + nonce + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["outcome"], "ok");
+
+  // Pinning the attestation key it printed.
+  std::ofstream(dir_ + "/ak.pem") << doc["ak_public"].get<std::string>();
+  r = Vigil("attest verify " + quote + " --nonce " + nonce + " --ak " + dir_ + "/ak.pem");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+
+  // Another nonce: exit 1 naming it.
+  r = Vigil("attest verify " + quote + " --nonce ffffffffffffffff");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("FAILED (nonce-mismatch)"), std::string::npos) << r.err;
+
+  // An allowlist from sha256sum: the model alone is not enough.
+  ASSERT_EQ(std::system(("sha256sum " + model_ + " > " + dir_ + "/allow.txt").c_str()), 0);
+  r = Vigil("attest verify " + quote + " --nonce " + nonce + " --allow " + dir_ + "/allow.txt");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("FAILED (disallowed-digest): " + quote + ": event 1 (policy " + policy_),
+            std::string::npos)
+      << r.err;
+  ASSERT_EQ(std::system(("sha256sum " + policy_ + " >> " + dir_ + "/allow.txt").c_str()), 0);
+  r = Vigil("attest verify " + quote + " --nonce " + nonce + " --allow " + dir_ + "/allow.txt");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+
+  // An event list edited after the quote no longer replays.
+  auto edited = doc;
+  edited["events"][0]["digest"] = std::string(64, '0');
+  std::ofstream(dir_ + "/edited.json") << edited.dump();
+  r = Vigil("attest verify " + dir_ + "/edited.json --nonce " + nonce);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("replay-mismatch"), std::string::npos) << r.err;
+}
+
+TEST_F(AttestCliTest, BadInputExitsTwo) {
+  CmdResult r = Vigil("attest quote --nonce 00 --config " + config_);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--nonce: expected 8 to 64 bytes"), std::string::npos) << r.err;
+  r = Vigil("attest quote --nonce 0011223344556677 --pcrs 23,99 --config " + config_);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--pcrs: \"99\""), std::string::npos) << r.err;
+  const std::string garbage = tmp_.Write("garbage.json", "{\"schema\":1}");
+  r = Vigil("attest verify " + garbage + " --nonce 0011223344556677");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find(garbage + ": \"schema\" is not a string"), std::string::npos) << r.err;
+  // No TPM configured: said so, exit 2.
+  const std::string bare = tmp_.Write("bare.yaml", "state_dir: " + dir_ + "/state\n");
+  r = Vigil("attest quote --nonce 0011223344556677 --config " + bare);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("no TPM configured"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace vigil::e2e
