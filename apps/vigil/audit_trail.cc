@@ -1,21 +1,40 @@
 #include "apps/vigil/audit_trail.h"
 
-#include "policy/decision_json.h"
-
+#include <sodium.h>
 #include <spdlog/spdlog.h>
+
+#include <filesystem>
 
 #include "audit/payloads.h"
 #include "core/clock.h"
+#include "govern/keys.h"
+#include "policy/decision_json.h"
 
 namespace vigil::app {
 
 void AddAuditKeyFlags(CLI::App* cmd, std::string* key_path, std::string* fsync) {
   cmd->add_option("--audit-key", *key_path,
-                  "Checkpoint signing key (raw Ed25519 key, created when absent; default "
-                  "<state_dir>/keys/audit.key, public key beside it as .pub)");
+                  "Checkpoint signing key: the host's minisign secret key (default "
+                  "<state_dir>/keys/vigil.key, as `vigil keys init` writes it; created with "
+                  "its .pub when absent). A 64-byte raw key of older versions is still read");
   cmd->add_option("--audit-fsync", *fsync, "Audit log fsync policy: batch, interval or never")
       ->capture_default_str()
       ->check(CLI::IsMember({"batch", "interval", "never"}));
+}
+
+core::Result<std::unique_ptr<audit::Signer>> OpenCheckpointSigner(const std::string& key_path) {
+  // Raw 64-byte keys are what versions before the host key wrote (audit.key); minisign key files
+  // are text and never exactly that size with that content.
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(key_path, ec);
+  if (!ec && size == 64) return audit::LoadOrCreateRawKey(key_path);
+  VIGIL_ASSIGN_OR_RETURN(govern::SecretKey key, govern::LoadOrCreateSecretKey(key_path));
+  auto signer = audit::Ed25519Signer::FromSecretKey(
+      std::string_view(reinterpret_cast<const char*>(key.key.data()), key.key.size()),
+      key.key_id);
+  sodium_memzero(key.key.data(), key.key.size());
+  if (!signer.has_value()) return signer.error().WithContext(key_path);
+  return std::unique_ptr<audit::Signer>(std::move(signer).value());
 }
 
 core::Result<std::unique_ptr<AuditTrail>> AuditTrail::Open(const AuditTrailOptions& options) {
@@ -26,7 +45,7 @@ core::Result<std::unique_ptr<AuditTrail>> AuditTrail::Open(const AuditTrailOptio
   }
   ao.writer = options.writer;
   std::unique_ptr<AuditTrail> t(new AuditTrail());
-  auto signer = audit::LoadOrCreateRawKey(options.key_path);
+  auto signer = OpenCheckpointSigner(options.key_path);
   if (!signer.has_value()) return signer.error().WithContext("audit key (--audit-key)");
   t->signer_ = std::move(signer).value();
   auto log = audit::AuditLog::Open(options.dir, ao, *t->signer_, core::SystemClock::Get(),

@@ -22,10 +22,14 @@ namespace vigil::app {
 
 struct AuditTrailOptions {
   std::string dir;       // the log directory
-  std::string key_path;  // the checkpoint key (raw libsodium key; created when absent)
+  std::string key_path;  // the checkpoint key (OpenCheckpointSigner)
   std::string fsync = "batch";
   std::string writer;    // "vigil replay 0.1.0"
 };
+
+// The checkpoint key at `key_path`: the host's minisign secret key (govern/keys.h; created with
+// its public key when absent), or a 64-byte raw key as versions before the host key wrote.
+core::Result<std::unique_ptr<audit::Signer>> OpenCheckpointSigner(const std::string& key_path);
 
 // --audit-key FILE and --audit-fsync MODE, the same for every command that writes the log.
 void AddAuditKeyFlags(CLI::App* cmd, std::string* key_path, std::string* fsync);

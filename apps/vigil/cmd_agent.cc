@@ -12,10 +12,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cinttypes>
+#include <filesystem>
 #include <cstdio>
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <unordered_map>
 
@@ -26,6 +28,10 @@
 #include "agent/live_agent.h"
 #include "apps/vigil/audit_trail.h"
 #include "apps/vigil/commands.h"
+#include "apps/vigil/govern_cli.h"
+#include "audit/payloads.h"
+#include "govern/internal/files.h"
+#include "govern/registry.h"
 #include "apps/vigil/outputs.h"
 #include "core/config.h"
 #include "core/http_server.h"
@@ -36,6 +42,10 @@
 #include "policy/decision_json.h"
 #include "policy/default_rules.h"
 #include "policy/engine.h"
+#include "govern/attest.h"
+#include "govern/keys.h"
+#include "govern/measure.h"
+#include "govern/trust.h"
 #include "sensor/ebpf_sensor.h"
 
 namespace vigil::app {
@@ -55,6 +65,7 @@ struct AgentCmdOptions {
   std::string audit_dir;
   std::string audit_key;
   std::string audit_fsync = "batch";
+  std::string mode;
 };
 
 uint32_t TypedMask(const std::vector<std::string>& events) {
@@ -131,6 +142,68 @@ extern "C" void RecordSignal(int sig) {
   }
 }
 
+// What enforce mode needs before it is entered, and what stopped it (docs/attestation.md).
+struct EnforceGate {
+  bool wanted = false;                     // mode: enforce in the config
+  bool require_attestation = false;        // attestation.require
+  std::string refusal;                     // why the agent stays in monitor mode (first reason)
+  std::vector<govern::PublicKey> trusted;  // trusted_keys
+  std::set<govern::Sha256Digest> allowed;  // digests the agent itself loaded and verified
+  std::unique_ptr<govern::Measurer> measurer;  // set when a TPM is configured and reachable
+
+  void Refuse(const std::string& why) {
+    if (wanted && refusal.empty()) refusal = why;
+  }
+};
+
+// The start measurement: the vigil binary that is running.
+core::Result<govern::AttestEvent> BinaryEvent() {
+  std::error_code ec;
+  const std::string exe = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+  if (ec) return core::Unavailable("/proc/self/exe: " + ec.message());
+  VIGIL_ASSIGN_OR_RETURN(const std::string hex, audit::FileSha256("/proc/self/exe"));
+  govern::AttestEvent e;
+  e.kind = "agent-start";
+  e.name = exe;
+  e.digest = *govern::DigestOfHex(hex);
+  return e;
+}
+
+// Connects to the TPM when one is configured, resets the PCR and measures the binary.
+void StartAttestation(const core::VigilConfig& c, EnforceGate* gate) {
+  if (c.attestation.tcti.empty()) {
+    spdlog::info("attestation: no TPM configured (attestation.tcti); model and policy loads are "
+                 "not measured");
+    if (gate->require_attestation) {
+      gate->Refuse("attestation.require is set but no TPM is configured (attestation.tcti)");
+    }
+    return;
+  }
+  govern::MeasureOptions mo;
+  mo.tcti = c.attestation.tcti;
+  mo.pcr = c.attestation.pcr;
+  mo.events_path = c.attestation.events;
+  core::Status st;
+  auto m = govern::Measurer::Open(mo);
+  auto start = BinaryEvent();
+  if (!m.has_value()) {
+    st = m.error();
+  } else if (!start.has_value()) {
+    st = start.error();
+  } else {
+    st = (*m)->Restart(*start);
+  }
+  if (!st.ok()) {
+    spdlog::error("attestation: {}; loads are not measured", st.message());
+    if (gate->require_attestation) gate->Refuse("attestation: " + st.message());
+    return;
+  }
+  gate->allowed.insert(start->digest);
+  gate->measurer = std::move(m).value();
+  spdlog::info("attestation: PCR {} reset and extended with {} (sha256 {}); events in {}",
+               mo.pcr, start->name, govern::HexOf(start->digest), mo.events_path);
+}
+
 int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   // 0. Block the stop and reload signals before any thread of ours exists (the metrics server,
   // the workers and the sensor start threads), so that the signal thread below takes them. A
@@ -153,6 +226,13 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   if (!config.has_value()) return ReportError("agent", config.error());
   core::VigilConfig& c = *config;
   if (!o.state_dir.empty()) {
+    // Paths the config derived from its own state_dir follow the one given here.
+    if (c.attestation.events == c.state_dir + "/attest/events.json") {
+      c.attestation.events = o.state_dir + "/attest/events.json";
+    }
+    if (c.trusted_keys == std::vector<std::string>{c.state_dir + "/keys/vigil.pub"}) {
+      c.trusted_keys = {o.state_dir + "/keys/vigil.pub"};
+    }
     c.state_dir = o.state_dir;
     if (cmd.count("--baseline") == 0) c.agent.baseline = o.state_dir + "/models/baseline.vgm";
   }
@@ -168,6 +248,9 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
     duration_s = *s;
   }
   if (!o.baseline.empty()) c.agent.baseline = o.baseline;
+  if (!o.mode.empty()) {
+    c.mode = o.mode == "enforce" ? core::AgentMode::kEnforce : core::AgentMode::kMonitor;
+  }
   if (auto st = core::InitLogging(c.log.level, c.log.format); !st.ok()) {
     return ReportError("agent", st);
   }
@@ -206,7 +289,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   // 3b. The audit log: mode changes, baselines loaded or learned, one decision per alert.
   AuditTrailOptions audit_options;
   audit_options.dir = o.audit_dir.empty() ? c.state_dir + "/audit" : o.audit_dir;
-  audit_options.key_path = o.audit_key.empty() ? c.state_dir + "/keys/audit.key" : o.audit_key;
+  audit_options.key_path = o.audit_key.empty() ? c.state_dir + "/keys/vigil.key" : o.audit_key;
   audit_options.fsync = o.audit_fsync;
   audit_options.writer = std::string("vigil agent ") + VIGIL_VERSION;
   auto opened_audit = AuditTrail::Open(audit_options);
@@ -220,6 +303,36 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   std::mutex mode_mu;
   std::string mode = "learning";
   audit->ModeChange("stopped", mode, "agent started on " + c.host);
+
+  // 3c. Enforce mode's preconditions: trusted keys, a verified baseline, a measured start.
+  EnforceGate gate;
+  gate.wanted = c.mode == core::AgentMode::kEnforce;
+  gate.require_attestation = gate.wanted && c.attestation.require;
+  if (gate.wanted) {
+    auto keys = govern::LoadTrustedKeys(c.trusted_keys);
+    if (keys.has_value()) {
+      gate.trusted = std::move(keys).value();
+    } else {
+      gate.Refuse(keys.error().message());
+    }
+  }
+  StartAttestation(c, &gate);
+  std::error_code exists_ec;
+  const bool baseline_reused = !o.relearn && std::filesystem::exists(c.agent.baseline, exists_ec);
+  if (gate.wanted && baseline_reused) {
+    const govern::TrustCheck t = govern::CheckSignedArtifact(c.agent.baseline, gate.trusted);
+    if (t.trusted) {
+      gate.allowed.insert(*govern::DigestOfHex(t.sha256));
+      spdlog::info("enforce: baseline {} signed by trusted key {}", c.agent.baseline, t.key_id);
+    } else if (!gate.trusted.empty()) {  // (without keys the refusal says so already)
+      audit->ModelChange("refused", c.agent.baseline, "host-baseline", "1",
+                         t.outcome + ": " + t.reason);
+      gate.Refuse("model " + t.outcome + ": " + t.reason);
+    }
+  }
+  if (!gate.refusal.empty()) {
+    spdlog::error("ALERT enforce mode refused, running in monitor mode: {}", gate.refusal);
+  }
 
   // 4. Process tree from a /proc snapshot; kept current from fork/exec/exit events.
   enrich::ProcessTreeOptions tree_options;
@@ -338,9 +451,62 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
     audit->ModelChange(action, c.agent.baseline, lo.model.name, lo.model.version,
                        std::to_string(programs) + " programs with a model of their own");
     std::lock_guard<std::mutex> lock(mode_mu);
-    audit->ModeChange(mode, "monitor",
-                      action == "loaded" ? "baselines reused" : "learning period over");
-    mode = "monitor";
+    auto bytes_digest = audit::FileSha256(c.agent.baseline);
+    const std::optional<govern::Sha256Digest> digest =
+        bytes_digest.has_value() ? govern::DigestOfHex(*bytes_digest) : std::nullopt;
+    if (action == "trained" && gate.wanted && digest) {
+      // Learned by this process, not read from disk: trusted for this run, and signed with the
+      // host key so that the next start verifies it.
+      gate.allowed.insert(*digest);
+      auto bytes = govern::internal::ReadFile(c.agent.baseline, govern::kMaxArtifactBytes);
+      auto key = govern::LoadSecretKey(audit_options.key_path);
+      core::Status signed_st = !bytes.has_value() ? bytes.error()
+                               : !key.has_value() ? key.error()
+                                                  : core::Status::Ok();
+      if (signed_st.ok()) {
+        auto sig = govern::SignArtifact(c.agent.baseline, *bytes, *key, "learned by vigil agent",
+                                        NowUnix());
+        if (!sig.has_value()) signed_st = sig.error();
+      }
+      if (!signed_st.ok()) {
+        spdlog::warn("enforce: the learned baseline is not signed ({}); the next start will "
+                     "refuse it", signed_st.message());
+      }
+    }
+    if (gate.measurer && digest) {
+      govern::AttestEvent e;
+      e.kind = "model";
+      e.name = c.agent.baseline;
+      e.digest = *digest;
+      if (auto st = gate.measurer->Measure(e); !st.ok()) {
+        spdlog::error("attestation: measuring {}: {}", c.agent.baseline, st.message());
+        if (gate.require_attestation) gate.Refuse("attestation: " + st.message());
+      }
+    } else if (gate.measurer && gate.require_attestation) {
+      gate.Refuse("attestation: cannot read " + c.agent.baseline + " to measure it");
+    }
+    if (gate.wanted && gate.refusal.empty() && gate.require_attestation) {
+      auto check = govern::AttestLocally(*gate.measurer, gate.allowed);
+      if (!check.has_value()) {
+        gate.Refuse("local attestation: " + check.error().message());
+      } else if (!check->ok()) {
+        gate.Refuse("local attestation failed (" +
+                    std::string(govern::QuoteFailureName(check->failure)) + "): " + check->detail);
+      } else {
+        spdlog::info("attestation: local quote verified ({} allowed digests)", gate.allowed.size());
+      }
+    }
+    const std::string why = action == "loaded" ? "baselines reused" : "learning period over";
+    std::string to = "monitor", reason = why;
+    if (gate.wanted && gate.refusal.empty()) {
+      to = "enforce";
+      reason = why + "; models verified" + (gate.require_attestation ? " and attested" : "");
+    } else if (gate.wanted) {
+      reason = why + "; enforce mode refused: " + gate.refusal;
+      spdlog::error("ALERT enforce mode refused, running in monitor mode: {}", gate.refusal);
+    }
+    audit->ModeChange(mode, to, reason);
+    mode = to;
   };
   // The latest verdict per process, read by the policy as ml.* fields.
   std::mutex verdicts_mu;
@@ -549,7 +715,9 @@ RunFn AddAgentCommand(CLI::App& root) {
   auto o = std::make_shared<AgentCmdOptions>();
   CLI::App* cmd = root.add_subcommand(
       "agent", "Watch this host with the eBPF sensor: learn per-program baselines, then alert "
-               "on anomalous behaviour (monitor mode)");
+               "on anomalous behaviour. Enforce mode is entered only with a baseline signed by a "
+               "trusted key (and, with attestation.require, a verified local TPM quote); "
+               "otherwise the agent stays in monitor mode and records why");
   cmd->add_option("--config", o->config,
                   "YAML config (sensors, event set, filters, sinks, learning period, metrics); a "
                   "missing default file means embedded defaults")
@@ -573,6 +741,8 @@ RunFn AddAgentCommand(CLI::App& root) {
                   "Audit log directory: mode changes, baselines loaded or learned, one decision "
                   "record per alert (default <state_dir>/audit)");
   AddAuditKeyFlags(cmd, &o->audit_key, &o->audit_fsync);
+  cmd->add_option("--mode", o->mode, "monitor or enforce (default: mode of the config, monitor)")
+      ->check(CLI::IsMember({"monitor", "enforce"}));
   return [o, cmd] { return RunAgent(*o, *cmd); };
 }
 

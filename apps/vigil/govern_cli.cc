@@ -9,6 +9,7 @@
 #include "govern/internal/files.h"
 #include "govern/keys.h"
 #include "govern/registry.h"
+#include "govern/trust.h"
 
 namespace vigil::app {
 
@@ -111,22 +112,13 @@ int RunSign(const std::string& command, const SignOptions& o, const ArtifactChec
   if (!bytes.has_value()) return ReportError(command, bytes.error());
   if (auto st = check(*bytes, o.file); !st.ok()) return ReportError(command, st);
   const std::string digest = govern::internal::Sha256Hex(*bytes);
-  std::string trusted = "timestamp:" + std::to_string(NowUnix()) + "\tfile:" +
-                        Sanitised(std::filesystem::path(o.file).filename().string()) +
-                        "\tsha256:" + digest;
-  if (!o.trusted_comment.empty()) trusted += "\t" + o.trusted_comment;
-  const govern::Signature sig =
-      govern::Sign(*key, *bytes, trusted,
-                   "signature from vigil secret key " + govern::KeyIdHex(key->key_id));
+  auto sig = govern::SignArtifact(o.file, *bytes, *key, Sanitised(o.trusted_comment), NowUnix());
+  if (!sig.has_value()) return ReportError(command, sig.error());
   const std::string sig_path = o.file + ".minisig";
-  if (auto st = govern::internal::WriteFileAtomic(sig_path, govern::EncodeSignature(sig), 0644);
-      !st.ok()) {
-    return ReportError(command, st);
-  }
   if (o.json) {
     nlohmann::json j = {{"file", o.file}, {"signature", sig_path},
                         {"key_id", govern::KeyIdHex(key->key_id)}, {"sha256", digest},
-                        {"trusted_comment", sig.trusted_comment}};
+                        {"trusted_comment", sig->trusted_comment}};
     std::printf("%s\n", j.dump(2).c_str());
   } else {
     std::printf("signed %s with key %s -> %s\n", o.file.c_str(),

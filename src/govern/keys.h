@@ -25,6 +25,16 @@ std::string PublicKeyPath(const std::string& dir);
 // secret or public key file is kAlreadyExists and nothing is written.
 core::Result<KeyPair> InitKeys(const std::string& dir, bool force);
 
+// The public key file that belongs to a secret key file: "DIR/NAME.key" -> "DIR/NAME.pub",
+// any other name -> PATH + ".pub".
+std::string PublicKeyPathFor(const std::string& secret_path);
+
+// The secret key at `secret_path`, or, when the file does not exist, a fresh pair written there
+// (0600, folder created 0700) with its public key at PublicKeyPathFor(). An existing key must
+// not be readable by group or others (kPermissionDenied). What the audit log signs its
+// checkpoints with: the host key, so that `vigil audit verify --key vigil.pub` checks them.
+core::Result<SecretKey> LoadOrCreateSecretKey(const std::string& secret_path);
+
 // Reads and validates a key file; errors name the file (and line).
 core::Result<SecretKey> LoadSecretKey(const std::string& path);
 core::Result<PublicKey> LoadPublicKey(const std::string& path);

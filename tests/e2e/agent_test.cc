@@ -18,6 +18,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "../unit/govern/swtpm.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -170,7 +172,7 @@ TEST_F(AgentE2eTest, LearnsThenAlertsOnUnseenBehaviourOnly) {
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
   };
   EXPECT_EQ(audit("verify " + (dir_ / "audit").string() + " --key " +
-                  (dir_ / "keys" / "audit.key.pub").string()),
+                  (dir_ / "keys" / "vigil.pub").string()),
             0)
       << ReadAll(audit_out);
   ASSERT_EQ(audit("show " + (dir_ / "audit").string() + " --json"), 0) << ReadAll(audit_out);
@@ -185,6 +187,65 @@ TEST_F(AgentE2eTest, LearnsThenAlertsOnUnseenBehaviourOnly) {
   EXPECT_NE(records.find(R"("version":"sha256:)"), std::string::npos) << records;
   EXPECT_NE(records.find(R"("pid":)" + std::to_string(odd)), std::string::npos)
       << "no decision record for the odd run: " << records;
+
+  // Enforce mode. The baseline just learned in monitor mode is unsigned: the agent refuses to
+  // enforce with it, runs in monitor mode and records why. With a TPM (swtpm), it also measures
+  // its binary and the baseline, and requires a verified local quote.
+  vigil::govern::testing::Swtpm tpm;
+  const std::string attestation =
+      tpm.ok() ? "attestation:\n  tcti: " + tpm.tcti() + "\n  require: true\n" : "";
+  if (!tpm.ok()) std::fprintf(stderr, "note: TPM part skipped: %s\n", tpm.why().c_str());
+  const fs::path enforce_config = dir_ / "enforce.yaml";
+  std::ofstream(enforce_config) << "mode: enforce\nstate_dir: " << dir_.string()
+                                << "\nmetrics:\n  enabled: false\n" << attestation;
+  auto run_enforcing = [&]() {
+    const pid_t pid = Spawn({VIGIL_BINARY, "agent", "--config", enforce_config.string(),
+                             "--state-dir", dir_.string(), "--duration", "2s", "--sink", "null"},
+                            out, err);
+    int st = 0;
+    EXPECT_EQ(waitpid(pid, &st, 0), pid);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << ReadAll(err);
+    EXPECT_EQ(audit("show " + (dir_ / "audit").string() + " --type model-change,mode-change --json"),
+              0);
+    return ReadAll(audit_out);
+  };
+  std::string changes = run_enforcing();
+  EXPECT_NE(changes.find(R"("action":"refused")"), std::string::npos) << changes;
+  EXPECT_NE(changes.find("enforce mode refused: model unsigned: " +
+                         (dir_ / "models" / "baseline.vgm").string() + " is not signed"),
+            std::string::npos)
+      << changes;
+  EXPECT_NE(ReadAll(err).find("ALERT enforce mode refused"), std::string::npos) << ReadAll(err);
+  EXPECT_EQ(changes.find(R"("to":"enforce")"), std::string::npos) << changes;
+
+  // Signed with the host key (the one the audit log uses): enforce mode is entered.
+  const std::string sign = std::string(VIGIL_BINARY) + " model sign " +
+                           (dir_ / "models" / "baseline.vgm").string() + " --key-dir " +
+                           (dir_ / "keys").string() + " >" + audit_out.string() + " 2>&1";
+  ASSERT_EQ(std::system(sign.c_str()), 0) << ReadAll(audit_out);
+  changes = run_enforcing();
+  EXPECT_NE(changes.find(R"("to":"enforce")"), std::string::npos) << changes << ReadAll(err);
+  if (tpm.ok()) {
+    EXPECT_NE(changes.find("models verified and attested"), std::string::npos) << changes;
+    // The measurements the agent made verify from outside too, with an allowlist of the binary
+    // and the baseline.
+    const fs::path allow = dir_ / "allow.txt", quote = dir_ / "quote.json";
+    const std::string sums = "sha256sum " + std::string(VIGIL_BINARY) + " " +
+                             (dir_ / "models" / "baseline.vgm").string() + " > " +
+                             allow.string();
+    ASSERT_EQ(std::system(sums.c_str()), 0);
+    const std::string nonce = "5eed5eed5eed5eed";
+    const std::string cfg = " --config " + enforce_config.string();
+    EXPECT_EQ(std::system((std::string(VIGIL_BINARY) + " attest quote --nonce " + nonce +
+                           " --out " + quote.string() + cfg + " 2>/dev/null")
+                              .c_str()),
+              0);
+    const std::string verify = std::string(VIGIL_BINARY) + " attest verify " + quote.string() +
+                               " --nonce " + nonce + " --allow " + allow.string() + " >" +
+                               audit_out.string() + " 2>&1";
+    const int rc = std::system(verify.c_str());
+    EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0) << ReadAll(audit_out);
+  }
 }
 
 TEST(AgentConfigE2eTest, BadConfigExitsTwoNamingFileLineAndKey) {

@@ -333,7 +333,10 @@ TEST_F(CliTest, ReplayWritesAnAuditLogThatVerifiesAndHoldsTheAlerts) {
     std::ofstream f(events, std::ios::app);
     f << ReadAll(dir_ / "odd.jsonl");
   }
-  const fs::path log = dir_ / "audit", key = dir_ / "keys" / "audit.key";
+  // The checkpoints are signed with the host key that `vigil keys init` made.
+  const fs::path log = dir_ / "audit", key = dir_ / "keys" / "vigil.key";
+  CmdResult k = Vigil("keys init --dir " + (dir_ / "keys").string());
+  ASSERT_EQ(k.exit_code, 0) << k.err;
   CmdResult r = Vigil("replay --source jsonl --data " + events.string() + " --model " +
                       model.string() + " --sink null --json --audit " + log.string() +
                       " --audit-key " + key.string());
@@ -343,7 +346,8 @@ TEST_F(CliTest, ReplayWritesAnAuditLogThatVerifiesAndHoldsTheAlerts) {
   const auto summary = nlohmann::json::parse(r.err.substr(r.err.find("\n{") + 1));
   ASSERT_EQ(summary["anomalous"], 2) << r.err;
 
-  CmdResult v = Vigil("audit verify " + log.string() + " --key " + key.string() + ".pub --json");
+  CmdResult v = Vigil("audit verify " + log.string() + " --key " +
+                      (dir_ / "keys" / "vigil.pub").string() + " --json");
   ASSERT_EQ(v.exit_code, 0) << v.out << v.err;
   const auto report = nlohmann::json::parse(v.out);
   EXPECT_TRUE(report["ok"].get<bool>());

@@ -1,0 +1,41 @@
+#pragma once
+
+// The check an enforcing agent makes before it lets a model or a policy drive enforcement: the
+// file must carry a minisign signature (FILE.minisig) by one of the trusted keys, over exactly
+// these bytes and with an intact trusted comment. Anything else refuses the artifact, with the
+// reason, and the caller falls back to monitor mode (docs/attestation.md, "Enforce mode").
+
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "govern/minisign.h"
+
+namespace vigil::govern {
+
+struct TrustCheck {
+  bool trusted = false;
+  // "valid", "unsigned", "unknown-key", "altered", "bad-trusted-comment", "bad-signature-file",
+  // "unreadable".
+  std::string outcome;
+  std::string reason;   // one sentence naming the file; empty when trusted
+  std::string sha256;   // of the bytes checked (empty when unreadable)
+  std::string key_id;   // the signer's key id as minisign prints it (when a signature was read)
+};
+
+// Reads every trusted public key (minisign format). A missing or malformed key file is an error
+// naming it: an enforcing agent without its trust anchors must not guess.
+core::Result<std::vector<PublicKey>> LoadTrustedKeys(const std::vector<std::string>& paths);
+
+// Checks `path` against `path + ".minisig"` and `trusted`. Never fails: every problem is an
+// untrusted outcome with its reason.
+TrustCheck CheckSignedArtifact(const std::string& path, const std::vector<PublicKey>& trusted);
+
+// Signs `bytes` (the content of `path`) with `key` and writes `path + ".minisig"` atomically. The
+// trusted comment is "timestamp:<now_unix>\tfile:<file name>\tsha256:<hex>", then a tab and
+// `extra` when not empty. Returns the signature written.
+core::Result<Signature> SignArtifact(const std::string& path, std::string_view bytes,
+                                     const SecretKey& key, std::string_view extra,
+                                     int64_t now_unix);
+
+}  // namespace vigil::govern
