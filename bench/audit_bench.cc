@@ -13,6 +13,8 @@
 //   BM_AuditAppendFlushEvery/K    fsync per batch, payload built in the loop, and the producer
 //                                 waits for durability (Flush) after every K records, as a gate
 //                                 that must not act before its decision is on disk would.
+// Counters cpu_per_wall and runq_wait_per_wall (from the scheduler's per-thread statistics) say
+// whether the wall-clock rate was bound by the work or by waiting for a core on a loaded machine.
 // The logs go to $VIGIL_BENCH_DIR (default: a fresh directory under /var/tmp, i.e. the disk, not
 // tmpfs), removed afterwards. A checkpoint is signed every 1000 records.
 
@@ -20,6 +22,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -34,6 +38,29 @@
 namespace {
 
 using namespace vigil;  // NOLINT(google-build-using-namespace)
+
+// CPU time and run-queue wait (ns) summed over every thread of this process, from the scheduler's
+// per-thread statistics (/proc/self/task/*/schedstat: on-CPU ns, runnable-but-waiting ns,
+// timeslices). Run-queue wait is the wall-clock time the threads could have run but had no core.
+struct SchedTotals {
+  double cpu_ns = 0;
+  double wait_ns = 0;
+};
+SchedTotals ReadSchedTotals() {
+  SchedTotals t;
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    FILE* f = std::fopen((task.path() / "schedstat").c_str(), "r");
+    if (f == nullptr) continue;
+    unsigned long long cpu = 0, wait = 0;
+    if (std::fscanf(f, "%llu %llu", &cpu, &wait) == 2) {
+      t.cpu_ns += static_cast<double>(cpu);
+      t.wait_ns += static_cast<double>(wait);
+    }
+    std::fclose(f);
+  }
+  return t;
+}
 
 std::string FreshDir() {
   const char* base = std::getenv("VIGIL_BENCH_DIR");
@@ -92,6 +119,8 @@ void Run(benchmark::State& state, audit::FsyncMode mode, int64_t flush_every, bo
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
     return static_cast<double>(cpu.tv_sec) + static_cast<double>(cpu.tv_nsec) / 1e9;
   };
+  const SchedTotals sched_start = ReadSchedTotals();
+  const auto wall_start = std::chrono::steady_clock::now();
   for (auto _ : state) {
     if (prebuilt) {
       state.PauseTiming();
@@ -115,8 +144,20 @@ void Run(benchmark::State& state, audit::FsyncMode mode, int64_t flush_every, bo
     if (!(*log)->Flush().ok()) state.SkipWithError("flush failed");
     producer_cpu_s += thread_cpu_s() - cpu_start;
   }
+  const SchedTotals sched_end = ReadSchedTotals();
+  const double wall_ns = static_cast<double>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                           wall_start)
+          .count());
   const audit::AuditStats s = (*log)->Stats();
   const double records = static_cast<double>(state.iterations() * per_iteration);
+  // Of each wall-clock second, how many seconds the process's threads ran on a core and how many
+  // they spent runnable but waiting for one (both summed over threads; the payload building of
+  // the prebuilt variant, outside the timed region, is included).
+  state.counters["cpu_per_wall"] =
+      wall_ns > 0 ? (sched_end.cpu_ns - sched_start.cpu_ns) / wall_ns : 0;
+  state.counters["runq_wait_per_wall"] =
+      wall_ns > 0 ? (sched_end.wait_ns - sched_start.wait_ns) / wall_ns : 0;
   // Per CPU-second of each thread: what the log sustains when both threads have a core.
   state.counters["per_writer_cpu_s"] =
       s.writer_cpu_ns > 0 ? records / (static_cast<double>(s.writer_cpu_ns) / 1e9) : 0;

@@ -205,8 +205,8 @@ TEST_F(AgentE2eTest, LearnsThenAlertsOnUnseenBehaviourOnly) {
     int st = 0;
     EXPECT_EQ(waitpid(pid, &st, 0), pid);
     EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << ReadAll(err);
-    EXPECT_EQ(audit("show " + (dir_ / "audit").string() + " --type model-change,mode-change --json"),
-              0);
+    const std::string audit_dir = (dir_ / "audit").string();
+    EXPECT_EQ(audit("show " + audit_dir + " --type model-change,mode-change --json"), 0);
     return ReadAll(audit_out);
   };
   std::string changes = run_enforcing();
