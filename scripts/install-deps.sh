@@ -15,9 +15,11 @@ build_pkgs=(
   clang bpftool libbpf-dev libelf-dev
   libseccomp-dev
   libtss2-dev
+  libmodbus-dev libmosquitto-dev
 )
 test_pkgs=(
   clang libclang-rt-14-dev libfuzzer-14-dev prometheus curl procps minisign swtpm swtpm-tools
+  mosquitto
 )
 
 bench_pkgs=(

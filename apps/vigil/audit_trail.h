@@ -56,6 +56,8 @@ class AuditTrail {
   core::Status Close();
 
   const std::string& dir() const { return log_->dir(); }
+  // The log itself, for components that write their own record payloads (the gateway).
+  audit::AuditLog& log() { return *log_; }
   const audit::OpenReport& open_report() const { return open_report_; }
   uint64_t decisions() const { return decisions_.load(); }
 

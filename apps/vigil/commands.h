@@ -33,6 +33,7 @@ RunFn AddEnforcementCommand(CLI::App& root);
 RunFn AddEscalationsCommand(CLI::App& root);
 RunFn AddRunCommand(CLI::App& root);
 RunFn AddAttestCommand(CLI::App& root);
+RunFn AddGatewayCommand(CLI::App& root);
 // Adds `sign` and `verify` under the `policy` command; the returned runner runs whichever was
 // parsed.
 RunFn AddPolicySigningCommands(CLI::App* policy);

@@ -74,6 +74,7 @@ int Main(int argc, char** argv) {
   add(AddEscalationsCommand);
   add(AddRunCommand);
   add(AddAttestCommand);
+  add(AddGatewayCommand);
   try {
     root.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

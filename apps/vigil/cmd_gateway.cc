@@ -1,0 +1,180 @@
+// vigil gateway: the industrial gateway. A Modbus/TCP proxy between SCADA/HMI clients and a PLC
+// that decides every actuator write inline (docs/gateway.md).
+//
+// Start-up, undone in reverse on the way out: config -> sinks -> audit log -> gateway (model,
+// model gate, Modbus listener, metrics server) -> signal wait.
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "apps/vigil/audit_trail.h"
+#include "apps/vigil/commands.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "gateway/config.h"
+#include "gateway/gateway.h"
+#include "pipeline/sink.h"
+
+namespace vigil::app {
+namespace {
+
+struct GatewayCmdOptions {
+  std::string config;
+  std::string mode;
+  std::string audit_dir;
+  std::string audit_key;
+  std::string audit_fsync = "batch";
+  std::string duration;
+  bool check = false;
+  bool json = false;
+};
+
+nlohmann::json ModelSummary(const gateway::Gateway& g) {
+  const gateway::ActuatorStateModel* m = g.model();
+  if (m == nullptr) return nullptr;
+  return {{"training", m->source()},
+          {"rows", m->rows()},
+          {"actuators", m->actuators()},
+          {"context", m->context()}};
+}
+
+int RunGateway(const GatewayCmdOptions& o) {
+  auto loaded = gateway::LoadGatewayConfig(o.config);
+  if (!loaded.has_value()) return ReportError("gateway", loaded.error());
+  gateway::GatewayConfig c = std::move(loaded).value();
+  if (o.mode == "monitor") c.mode = gateway::Mode::kMonitor;
+  if (o.mode == "enforce") c.mode = gateway::Mode::kEnforce;
+  uint64_t duration_s = 0;
+  if (!o.duration.empty()) {
+    auto d = core::ParseDurationSeconds(o.duration);
+    if (!d.has_value()) return ReportError("gateway", d.error().WithContext("--duration"));
+    duration_s = *d;
+  }
+
+  if (o.check) {
+    auto g = gateway::Gateway::Create(c, {}, core::SystemClock::Get());
+    if (!g.has_value()) return ReportError("gateway", g.error());
+    nlohmann::json j = {{"config", c.source},
+                        {"mode", gateway::ModeName(c.mode)},
+                        {"assets", c.assets.size()},
+                        {"listen", c.modbus.listen.ToString()},
+                        {"upstream", c.modbus.upstream.ToString()},
+                        {"model", ModelSummary(**g)}};
+    if (o.json) {
+      std::printf("%s\n", j.dump(2).c_str());
+    } else {
+      std::printf("%s: ok (%s mode, %zu assets, %s -> %s)\n", c.source.c_str(),
+                  std::string(gateway::ModeName(c.mode)).c_str(), c.assets.size(),
+                  c.modbus.listen.ToString().c_str(), c.modbus.upstream.ToString().c_str());
+      if ((*g)->model() != nullptr) {
+        std::printf("model: %zu actuators against %zu context signals, learned from %llu rows of "
+                    "%s\n",
+                    (*g)->model()->actuators().size(), (*g)->model()->context().size(),
+                    static_cast<unsigned long long>((*g)->model()->rows()),
+                    (*g)->model()->source().c_str());
+      }
+    }
+    return kExitOk;
+  }
+
+  // Stop signals go to the waiting loop below, not to whichever thread the kernel picks.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  std::vector<std::unique_ptr<pipeline::Sink>> sinks;
+  gateway::GatewayOutputs outputs;
+  for (const std::string& spec : c.sinks) {
+    auto s = pipeline::MakeSink(spec);
+    if (!s.has_value()) return ReportError("gateway", s.error().WithContext("sinks"));
+    sinks.push_back(std::move(s).value());
+    outputs.sinks.push_back(sinks.back().get());
+  }
+  AuditTrailOptions ao;
+  ao.dir = o.audit_dir.empty() ? c.audit_dir : o.audit_dir;
+  ao.key_path = o.audit_key.empty() ? c.state_dir + "/keys/audit.key" : o.audit_key;
+  ao.fsync = o.audit_fsync;
+  ao.writer = std::string("vigil gateway ") + VIGIL_VERSION;
+  auto trail = AuditTrail::Open(ao);
+  if (!trail.has_value()) return ReportError("gateway", trail.error());
+  outputs.audit = &(*trail)->log();
+
+  auto created = gateway::Gateway::Create(c, outputs, core::SystemClock::Get());
+  if (!created.has_value()) {
+    (void)(*trail)->Close();
+    return ReportError("gateway", created.error());
+  }
+  std::unique_ptr<gateway::Gateway> g = std::move(created).value();
+  if (g->model() != nullptr) {
+    (*trail)->ModelChange("loaded", c.model.training, "actuator-state", "1",
+                          "learned at start-up");
+  }
+  core::Status st = g->Start();
+  if (!st.ok()) {
+    g.reset();
+    (void)(*trail)->Close();
+    return ReportError("gateway", st);
+  }
+  (*trail)->ModeChange("stopped", gateway::ModeName(c.mode), "gateway started on " + c.host);
+  spdlog::info("gateway: {} mode, Modbus {} -> {} (port {}), {} assets{}", gateway::ModeName(c.mode),
+               c.modbus.listen.ToString(), c.modbus.upstream.ToString(), g->modbus_port(),
+               c.assets.size(),
+               c.metrics_enabled ? ", metrics on port " + std::to_string(g->metrics_port()) : "");
+
+  const core::Clock& clock = core::SystemClock::Get();
+  const int64_t end = duration_s > 0 ? clock.MonotonicNanos() + int64_t(duration_s) * 1'000'000'000
+                                     : 0;
+  while (true) {
+    timespec tick{0, 200'000'000};
+    const int sig = sigtimedwait(&set, nullptr, &tick);
+    if (sig == SIGINT || sig == SIGTERM) {
+      spdlog::info("gateway: stopping (signal {})", sig);
+      break;
+    }
+    if (end != 0 && clock.MonotonicNanos() >= end) break;
+  }
+  g->Stop();
+  const nlohmann::json summary = g->Summary();
+  g.reset();
+  (*trail)->ModeChange(gateway::ModeName(c.mode), "stopped", "gateway stopped");
+  core::Status closed = (*trail)->Close();
+  for (auto& s : sinks) (void)s->Flush();
+  if (o.json) {
+    std::printf("%s\n", summary.dump(2).c_str());
+  } else {
+    std::fprintf(stderr, "gateway: %s\n", summary.dump().c_str());
+  }
+  if (!closed.ok()) return ReportError("gateway", closed.WithContext("audit log"));
+  return kExitOk;
+}
+
+}  // namespace
+
+RunFn AddGatewayCommand(CLI::App& root) {
+  auto o = std::make_shared<GatewayCmdOptions>();
+  CLI::App* cmd = root.add_subcommand(
+      "gateway",
+      "Run the industrial gateway: a Modbus/TCP proxy that checks every actuator write against "
+      "per-register limits and a learned actuator-state model (docs/gateway.md)");
+  cmd->add_option("--config", o->config, "Gateway config file (YAML)")->required();
+  cmd->add_option("--mode", o->mode, "Override the config's mode")
+      ->check(CLI::IsMember({"monitor", "enforce"}));
+  cmd->add_option("--audit", o->audit_dir,
+                  "Audit log directory (default: the config's audit_dir, <state_dir>/audit)");
+  AddAuditKeyFlags(cmd, &o->audit_key, &o->audit_fsync);
+  cmd->add_option("--duration", o->duration, "Stop after this long (90, 90s, 5m, 2h, 1d)");
+  cmd->add_flag("--check", o->check,
+                "Validate the config and learn the model, then exit without serving");
+  cmd->add_flag("--json", o->json, "Print the check or the final counters as JSON on stdout");
+  return [o] { return RunGateway(*o); };
+}
+
+}  // namespace vigil::app

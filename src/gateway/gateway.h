@@ -1,0 +1,91 @@
+#pragma once
+
+// The industrial gateway, wired from a GatewayConfig: the actuator-state model learned from
+// normal operation, the plant state, the Decider with its ModelGate, the Modbus/TCP proxy, the
+// metrics registry (served on metrics.listen as /metrics) and the outputs every decision goes
+// to (the audit log and the sinks, as OCSF Detection Findings).
+//
+// Start-up order (undone in reverse by Stop): learn the model, start the model gate, bind the
+// Modbus listener, start the metrics server.
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "audit/audit_log.h"
+#include "core/clock.h"
+#include "core/http_server.h"
+#include "core/metrics.h"
+#include "core/status.h"
+#include "gateway/actuator_model.h"
+#include "gateway/config.h"
+#include "gateway/decider.h"
+#include "gateway/modbus_proxy.h"
+#include "gateway/plant_state.h"
+#include "pipeline/sink.h"
+
+namespace vigil::gateway {
+
+struct GatewayOutputs {
+  audit::AuditLog* audit = nullptr;   // every write decision, fallback and alert; may be null
+  std::vector<pipeline::Sink*> sinks;  // OCSF findings for denials and alerts
+};
+
+class Gateway {
+ public:
+  // Learns the actuator-state model from config.model.training (when given). `judge` replaces
+  // the learned model's judge when non-null (another model behind the same gate). Everything
+  // passed must outlive the gateway. Errors name the config key or file at fault.
+  static core::Result<std::unique_ptr<Gateway>> Create(GatewayConfig config,
+                                                       GatewayOutputs outputs,
+                                                       const core::Clock& clock,
+                                                       CommandJudge* judge = nullptr);
+  ~Gateway();  // Stop()
+
+  core::Status Start();
+  void Stop();
+
+  PlantState& plant() { return plant_; }
+  const GatewayConfig& config() const { return config_; }
+  const ActuatorStateModel* model() const { return model_.get(); }
+  const DeciderStats& decisions() const { return decider_->stats(); }
+  const ProxyStats& proxy() const { return proxy_->stats(); }
+  const ModelGate* gate() const { return gate_.get(); }
+  core::Registry& registry() { return registry_; }
+  uint16_t modbus_port() const { return proxy_->port(); }
+  uint16_t metrics_port() const { return metrics_ ? metrics_->port() : 0; }
+  // Counters as JSON (for --json and the shutdown summary).
+  nlohmann::json Summary() const;
+
+ private:
+  Gateway(GatewayConfig config, GatewayOutputs outputs, const core::Clock& clock)
+      : config_(std::move(config)), outputs_(std::move(outputs)), clock_(clock) {}
+  core::Status RegisterMetrics();
+  void Record(const ParsedFrame& frame, const WriteDecision& d);
+
+  const GatewayConfig config_;
+  GatewayOutputs outputs_;
+  const core::Clock& clock_;
+  PlantState plant_;
+  core::Registry registry_;
+  std::vector<core::Registry::CallbackHandle> handles_;
+  core::Histogram* decide_latency_ = nullptr;
+  std::unique_ptr<ActuatorStateModel> model_;
+  std::unique_ptr<ActuatorJudge> model_judge_;
+  std::unique_ptr<ModelGate> gate_;
+  std::unique_ptr<Decider> decider_;
+  std::unique_ptr<ModbusProxy> proxy_;
+  std::unique_ptr<core::MetricsServer> metrics_;
+  std::mutex sink_mu_;  // sinks take one writer at a time
+  std::atomic<uint64_t> sink_errors_{0};
+  std::atomic<uint64_t> audit_errors_{0};
+};
+
+// The OCSF Detection Finding (one JSON line) for a decision on a Modbus request.
+std::string DecisionToOcsfJson(const ParsedFrame& frame, const WriteDecision& d,
+                               const std::string& host, int64_t time_ns);
+
+}  // namespace vigil::gateway
