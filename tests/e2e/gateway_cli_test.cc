@@ -38,7 +38,7 @@ TEST_F(GatewayCliTest, BadConfigExitsTwoNamingTheLineAndKey) {
       Write("gw.yaml", "mode: enforce\nassets:\n  - {name: PU1, register: coil, adress: 1}\n");
   CmdResult r = RunVigil(dir_, "gateway --config " + cfg);
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_THAT(r.err, HasSubstr(cfg + ":3:34: assets[0].adress: unknown key"));
+  EXPECT_THAT(r.err, HasSubstr(cfg + ":3:33: assets[0].adress: unknown key"));
 }
 
 TEST_F(GatewayCliTest, MissingConfigExitsTwo) {
