@@ -15,6 +15,11 @@ pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 pkg_check_modules(SECCOMP REQUIRED IMPORTED_TARGET libseccomp)
 # tpm2-tss (libtss2-dev): ESAPI, the TCTI loader, marshalling and response-code decoding.
 pkg_check_modules(TSS2 REQUIRED IMPORTED_TARGET tss2-esys tss2-tctildr tss2-mu tss2-rc)
+
+# gRPC and protobuf for the decision service (src/api); the code generators are Debian's.
+pkg_check_modules(GRPCPP REQUIRED IMPORTED_TARGET grpc++ protobuf)
+find_program(VIGIL_PROTOC protoc REQUIRED)
+find_program(VIGIL_GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
 if(VIGIL_BUILD_TESTS)
   find_package(GTest REQUIRED)
   include(GoogleTest)

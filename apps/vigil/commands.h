@@ -34,6 +34,10 @@ RunFn AddEscalationsCommand(CLI::App& root);
 RunFn AddRunCommand(CLI::App& root);
 RunFn AddAttestCommand(CLI::App& root);
 RunFn AddGatewayCommand(CLI::App& root);
+RunFn AddServeCommand(CLI::App& root);
+RunFn AddTokenCommand(CLI::App& root);
+RunFn AddScoreCommand(CLI::App& root);
+RunFn AddDecideCommand(CLI::App& root);
 // Adds `sign` and `verify` under the `policy` command; the returned runner runs whichever was
 // parsed.
 RunFn AddPolicySigningCommands(CLI::App* policy);

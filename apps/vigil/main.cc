@@ -75,6 +75,10 @@ int Main(int argc, char** argv) {
   add(AddRunCommand);
   add(AddAttestCommand);
   add(AddGatewayCommand);
+  add(AddServeCommand);
+  add(AddTokenCommand);
+  add(AddScoreCommand);
+  add(AddDecideCommand);
   try {
     root.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

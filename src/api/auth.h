@@ -1,0 +1,97 @@
+#pragma once
+
+// Who is calling the decision service, and what they may do (docs/api.md, "Authentication").
+//
+// Two kinds of credentials, checked before any service code runs:
+//  - a client certificate, verified by the TLS layer against the configured client CA (mTLS,
+//    for services); its subject common name is looked up in a table of client names -> scopes;
+//  - a JWT bearer token (HS256) for people and tools: the signature, exp (required), nbf, iss
+//    and aud are checked, and its "scope" claim (space-separated, OAuth style) grants scopes.
+// A request with neither, or with a token that fails any check, is unauthenticated; a valid
+// caller without the scope an API needs is forbidden.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+
+namespace vigil::api {
+
+// Scopes, one per API group.
+enum Scope : uint32_t {
+  kScopeScore = 1u << 0,    // Inference.*
+  kScopeDecide = 1u << 1,   // Policy.Decide
+  kScopeEnforce = 1u << 2,  // Control.Enforce, Control.Rollback
+  kScopeAgent = 1u << 3,    // Control.Watch, Control.Acknowledge (enforcement agents)
+};
+// "score decide" <-> bits. ParseScopes: kInvalidArgument naming an unknown scope.
+core::Result<uint32_t> ParseScopes(std::string_view space_separated);
+std::string ScopeNames(uint32_t scopes);
+
+struct Principal {
+  std::string name;      // "cert:<CN>" or "jwt:<sub>" (rate limits are per principal)
+  uint32_t scopes = 0;
+};
+
+struct JwtConfig {
+  std::string hs256_key;  // the shared secret (raw bytes, >= 32); empty: tokens are not accepted
+  std::string issuer;     // required "iss"
+  std::string audience;   // required in "aud" (a string or an array)
+  int64_t leeway_s = 30;  // clock skew allowed on exp and nbf
+};
+
+struct AuthConfig {
+  JwtConfig jwt;
+  std::map<std::string, uint32_t> client_scopes;  // certificate CN -> scopes
+  // Without credentials: refused unless allow_anonymous (for loopback-only deployments).
+  bool allow_anonymous = false;
+  uint32_t anonymous_scopes = 0;
+};
+
+enum class AuthOutcome : uint8_t {
+  kOk,
+  kUnauthenticated,  // no credentials, or credentials that did not verify (HTTP 401)
+  kForbidden,        // verified, but without the needed scope (HTTP 403)
+};
+
+struct AuthResult {
+  AuthOutcome outcome = AuthOutcome::kUnauthenticated;
+  Principal principal;
+  std::string reason;  // for the caller, when not kOk; never echoes the token
+};
+
+class Authenticator {
+ public:
+  explicit Authenticator(AuthConfig config);
+
+  // `authorization` is the Authorization header or metadata value ("" when absent);
+  // `peer_cn` the CN of a client certificate the TLS layer verified ("" when none).
+  // A present but invalid token is refused even when a certificate is also present.
+  AuthResult Authenticate(std::string_view authorization, std::string_view peer_cn,
+                          uint32_t needed_scope, int64_t now_unix) const;
+
+  const AuthConfig& config() const { return config_; }
+
+ private:
+  AuthConfig config_;
+};
+
+struct TokenClaims {
+  std::string subject;
+  std::string issuer;
+  std::string audience;
+  uint32_t scopes = 0;
+  int64_t not_before = 0;  // 0: no nbf claim
+  int64_t expires = 0;
+};
+
+// Checks `token` (compact JWS) with `config`: HS256 only ("none" and other algorithms are
+// refused), signature, exp, nbf, iss, aud. The error says which check failed.
+core::Result<TokenClaims> VerifyJwt(std::string_view token, const JwtConfig& config,
+                                    int64_t now_unix);
+// Issues an HS256 token with sub, iss, aud, iat = now, nbf, exp and scope.
+std::string IssueJwt(const TokenClaims& claims, std::string_view hs256_key, int64_t now_unix);
+
+}  // namespace vigil::api

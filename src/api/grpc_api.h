@@ -1,0 +1,55 @@
+#pragma once
+
+// The decision service over gRPC (proto/vigil/v1/api.proto): Inference.Score/ScoreBatch,
+// Policy.Decide, Control.Enforce/Rollback/Watch/Acknowledge. TLS (and mTLS with a client CA)
+// when TLS files are configured; credentials as for HTTP: a verified client certificate, or
+// "authorization: Bearer <jwt>" metadata. The client's gRPC deadline narrows the request's
+// budget. Refusals map to UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limit)
+// and UNAVAILABLE (overloaded, not ready).
+//
+// gRPC serves on its own listener: grpc++ owns its sockets and cannot share a port with
+// cpp-httplib (docs/api.md).
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "api/frontend.h"
+#include "api/tls.h"
+#include "core/config.h"
+
+namespace grpc {
+class Server;
+}  // namespace grpc
+
+namespace vigil::api {
+
+struct GrpcApiOptions {
+  core::HostPort listen{"127.0.0.1", 0};
+  std::optional<TlsFiles> tls;  // none: plaintext (loopback or a trusted network only)
+  int max_threads = 16;         // handler threads (a Watch stream holds one while open)
+};
+
+class GrpcApi {
+ public:
+  GrpcApi(GrpcApiOptions options, Frontend& frontend);
+  ~GrpcApi();
+  GrpcApi(const GrpcApi&) = delete;
+  GrpcApi& operator=(const GrpcApi&) = delete;
+
+  // Reads the TLS files, binds and starts serving. Errors name the file or host:port.
+  core::Status Start();
+  // Ends Watch streams, waits up to a second for calls in flight, stops. Idempotent.
+  void Stop();
+  uint16_t port() const { return port_; }
+
+ private:
+  struct Services;
+  const GrpcApiOptions options_;
+  Frontend& frontend_;
+  std::unique_ptr<Services> services_;
+  std::unique_ptr<grpc::Server> server_;
+  uint16_t port_ = 0;
+};
+
+}  // namespace vigil::api

@@ -1,0 +1,446 @@
+// Round trips through the HTTP and gRPC transports on loopback with real TLS: certificates are
+// made at test time with the openssl CLI. The model behind the service counts its calls, so
+// each refusal test also shows that the request never reached it.
+
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <thread>
+
+#include "api/codec.h"
+#include "api/frontend.h"
+#include "api/grpc_api.h"
+#include "api/http_api.h"
+#include "api/orders.h"
+#include "core/clock.h"
+#include "core/metrics.h"
+#include "model/model.h"
+#include "policy/rules.h"
+#include "service/decision_service.h"
+#include "vigil/v1/api.grpc.pb.h"
+
+namespace vigil::api {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Scores a window by its share of calls numbered 59 (execve): 1.0 for a window of execves.
+class CountingModel final : public model::Model {
+ public:
+  const std::string& family() const override { return family_; }
+  const std::string& name() const override { return name_; }
+  const std::string& version() const override { return version_; }
+  std::unique_ptr<model::StreamScorer> NewStream(std::string_view subject) const override {
+    calls.fetch_add(1);
+    const int delay = delay_ms.load();
+    if (delay > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+    return std::make_unique<Scorer>(std::string(subject), this);
+  }
+  mutable std::atomic<int> calls{0};
+  std::atomic<int> delay_ms{0};
+
+ private:
+  class Scorer final : public model::StreamScorer {
+   public:
+    Scorer(std::string subject, const CountingModel* m) : subject_(std::move(subject)), m_(m) {}
+    void Observe(const core::Event& e) override {
+      ++n_;
+      if (e.syscall.nr == 59) ++hits_;
+    }
+    core::Verdict Current() const override {
+      core::Verdict v;
+      v.score = n_ == 0 ? 0 : double(hits_) / double(n_);
+      v.anomalous = v.score >= 0.5;
+      v.model_name = m_->name();
+      v.model_version = m_->version();
+      v.subject = subject_;
+      v.explanation.push_back({"execve share", v.score});
+      return v;
+    }
+    uint64_t observed() const override { return n_; }
+
+   private:
+    std::string subject_;
+    const CountingModel* m_;
+    uint64_t n_ = 0, hits_ = 0;
+  };
+  std::string family_ = "test-count", name_ = "counting", version_ = "7";
+};
+
+constexpr const char* kRules = R"Y(
+- rule: Anomalous program
+  desc: the model flags it
+  condition: evt.type=execve and ml.anomalous=true
+  output: "anomalous %proc.name score %ml.score"
+  priority: error
+  action: {type: kill, mode: enforce, fallback: alert}
+)Y";
+
+const std::string kKey(48, 's');
+
+int Sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
+
+// A CA, a server certificate for 127.0.0.1/localhost, a client certificate (CN ci-runner)
+// from that CA, and one (CN ci-runner too) from another CA.
+struct Pki {
+  fs::path dir;
+  bool ok = false;
+  Pki() {
+    dir = fs::temp_directory_path() / ("vigil-api-pki-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    const std::string d = dir.string();
+    auto ca = [&](const std::string& n) {
+      return Sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+                "-subj /CN=" + n + " -keyout " + d + "/" + n + ".key -out " + d + "/" + n +
+                ".pem");
+    };
+    auto leaf = [&](const std::string& n, const std::string& cn, const std::string& signer,
+                    const std::string& ext) {
+      return Sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=" + cn +
+                " -keyout " + d + "/" + n + ".key -out " + d + "/" + n + ".csr") ||
+             Sh("printf '" + ext + "' > " + d + "/" + n + ".ext") ||
+             Sh("openssl x509 -req -in " + d + "/" + n + ".csr -CA " + d + "/" + signer +
+                ".pem -CAkey " + d + "/" + signer + ".key -CAcreateserial -days 2 -extfile " + d +
+                "/" + n + ".ext -out " + d + "/" + n + ".pem");
+    };
+    ok = ca("ca") == 0 && ca("otherca") == 0 &&
+         leaf("server", "localhost", "ca",
+              "subjectAltName=DNS:localhost,IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n") == 0 &&
+         leaf("client", "ci-runner", "ca", "extendedKeyUsage=clientAuth\\n") == 0 &&
+         leaf("rogue", "ci-runner", "otherca", "extendedKeyUsage=clientAuth\\n") == 0;
+  }
+  ~Pki() { fs::remove_all(dir); }
+  std::string operator()(const std::string& f) const { return (dir / f).string(); }
+  std::string Read(const std::string& f) const {
+    std::ifstream in(dir / f);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+};
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!pki_.ok) GTEST_SKIP() << "openssl CLI could not make test certificates";
+    model_ = std::make_shared<CountingModel>();
+    auto rules = policy::RuleSet::LoadString(kRules, "rules.yaml");
+    ASSERT_TRUE(rules.has_value()) << rules.error().message();
+    service::ScoringConfig scoring;
+    scoring.fallback_score = 1.0;
+    svc_ = std::make_unique<service::ModelDecisionService>(scoring, clock_);
+    svc_->Install(model_, std::make_shared<const policy::RuleSet>(std::move(*rules)), "p1");
+    AuthConfig auth;
+    auth.jwt = {kKey, "vigil-test", "vigil-api", 30};
+    auth.client_scopes["ci-runner"] = kScopeScore | kScopeDecide;
+    auth_ = std::make_unique<Authenticator>(auth);
+  }
+  void Start(FrontendOptions fo = {}) {
+    fo.default_deadline_ms = fo.default_deadline_ms == 50 ? 2000 : fo.default_deadline_ms;
+    frontend_ = std::make_unique<Frontend>(fo, *auth_, *svc_, orders_, registry_, clock_);
+    ASSERT_TRUE(frontend_->Init().ok());
+    TlsFiles tls{pki_("server.pem"), pki_("server.key"), pki_("ca.pem"), false};
+    HttpApiOptions ho;
+    ho.tls = tls;
+    http_ = std::make_unique<HttpApi>(ho, *frontend_, registry_);
+    ASSERT_TRUE(http_->Start().ok());
+    GrpcApiOptions go;
+    go.tls = tls;
+    grpc_ = std::make_unique<GrpcApi>(go, *frontend_);
+    auto s = grpc_->Start();
+    ASSERT_TRUE(s.ok()) << s.message();
+  }
+  void TearDown() override {
+    orders_.Shutdown();
+    if (grpc_) grpc_->Stop();
+    if (http_) http_->Stop();
+  }
+  std::string Token(uint32_t scopes, int64_t ttl = 600) {
+    TokenClaims c{"tester", "vigil-test", "vigil-api", scopes, 0, 0};
+    const int64_t now = clock_.NowUnixNanos() / 1'000'000'000;
+    c.expires = now + ttl;
+    return IssueJwt(c, kKey, now);
+  }
+  std::unique_ptr<httplib::SSLClient> Https(const std::string& cert = "",
+                                            const std::string& key = "") {
+    auto c = cert.empty() ? std::make_unique<httplib::SSLClient>("localhost", http_->port())
+                          : std::make_unique<httplib::SSLClient>("localhost", http_->port(),
+                                                                 pki_(cert), pki_(key));
+    c->set_ca_cert_path(pki_("ca.pem").c_str());
+    c->enable_server_certificate_verification(true);
+    return c;
+  }
+  httplib::Result Post(httplib::SSLClient& c, const std::string& path, const std::string& body,
+                       const std::string& token = "") {
+    httplib::Headers h;
+    if (!token.empty()) h.emplace("Authorization", "Bearer " + token);
+    return c.Post(path.c_str(), h, body, "application/json");
+  }
+  std::shared_ptr<grpc::Channel> Channel(bool client_cert, const std::string& prefix = "client") {
+    grpc::SslCredentialsOptions o;
+    o.pem_root_certs = pki_.Read("ca.pem");
+    if (client_cert) {
+      o.pem_private_key = pki_.Read(prefix + ".key");
+      o.pem_cert_chain = pki_.Read(prefix + ".pem");
+    }
+    grpc::ChannelArguments args;
+    args.SetSslTargetNameOverride("localhost");
+    return grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(grpc_->port()),
+                                     grpc::SslCredentials(o), args);
+  }
+
+  static inline Pki pki_;
+  core::SystemClock& clock_ = core::SystemClock::Get();
+  core::Registry registry_;
+  std::shared_ptr<CountingModel> model_;
+  std::unique_ptr<service::ModelDecisionService> svc_;
+  std::unique_ptr<Authenticator> auth_;
+  OrderBook orders_;
+  std::unique_ptr<Frontend> frontend_;
+  std::unique_ptr<HttpApi> http_;
+  std::unique_ptr<GrpcApi> grpc_;
+};
+
+constexpr const char* kScore =
+    R"({"schema_version":"vigil.api/v1","subject":"sh","arch":"x86_64","syscalls":[59,59,1,59]})";
+
+TEST_F(ServerTest, HttpScoreWithTokenCarriesVersionsExplanationAndFlags) {
+  Start();
+  auto c = Https();
+  auto res = Post(*c, "/v1/score", kScore, Token(kScopeScore));
+  ASSERT_TRUE(res) << httplib::to_string(res.error()) << " verify " << c->get_openssl_verify_result();
+  ASSERT_EQ(res->status, 200) << res->body;
+  v1::ScoreResponse r;
+  ASSERT_TRUE(ParseJson(res->body, &r).ok()) << res->body;
+  EXPECT_EQ(r.schema_version(), "vigil.api/v1");
+  EXPECT_DOUBLE_EQ(r.result().score(), 0.75);
+  EXPECT_EQ(r.result().model_name(), "counting");
+  EXPECT_EQ(r.result().model_version(), "7");
+  EXPECT_EQ(r.policy_version(), "p1");
+  EXPECT_EQ(r.result().explanation(0).what(), "execve share");
+  EXPECT_FALSE(r.result().cached());
+  EXPECT_FALSE(r.result().fallback());
+  EXPECT_NE(res->body.find("\"cached\":false"), std::string::npos);
+  // The same request again comes from the cache, without a model call.
+  auto again = Post(*c, "/v1/score", kScore, Token(kScopeScore));
+  ASSERT_TRUE(ParseJson(again->body, &r).ok());
+  EXPECT_TRUE(r.result().cached());
+  EXPECT_EQ(model_->calls.load(), 1);
+  auto metrics = c->Get("/metrics");
+  EXPECT_NE(metrics->body.find("vigil_api_cache_hit_ratio 0.5"), std::string::npos);
+}
+
+TEST_F(ServerTest, HttpRefusalsNeverReachTheModel) {
+  Start();
+  auto c = Https();
+  EXPECT_EQ(Post(*c, "/v1/score", kScore)->status, 401);                         // no token
+  EXPECT_EQ(Post(*c, "/v1/score", kScore, Token(kScopeScore, -120))->status, 401);  // expired
+  EXPECT_EQ(Post(*c, "/v1/score", kScore, Token(kScopeDecide))->status, 403);    // wrong scope
+  EXPECT_EQ(Post(*c, "/v1/score", kScore, "not.a.jwt")->status, 401);
+  auto bad = Post(*c, "/v1/score", R"({"subject":"sh","syscalls":[1]})", Token(kScopeScore));
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_NE(bad->body.find("schema_version: missing"), std::string::npos);
+  auto v2 = Post(*c, "/v1/score", R"({"schema_version":"vigil.api/v2","syscalls":[1]})",
+                 Token(kScopeScore));
+  EXPECT_EQ(v2->status, 400);
+  EXPECT_NE(v2->body.find("not supported"), std::string::npos);
+  EXPECT_EQ(Post(*c, "/v1/score", "{not json", Token(kScopeScore))->status, 400);
+  // A certificate from another CA never gets a TLS session.
+  auto rogue = Https("rogue.pem", "rogue.key");
+  EXPECT_FALSE(Post(*rogue, "/v1/score", kScore));
+  EXPECT_EQ(model_->calls.load(), 0);
+  // A client certificate from the configured CA is a credential of its own.
+  auto mtls = Https("client.pem", "client.key");
+  auto ok = Post(*mtls, "/v1/score", kScore);
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200) << ok->body;
+  EXPECT_EQ(model_->calls.load(), 1);
+}
+
+TEST_F(ServerTest, ReadyzHealthzAndDecide) {
+  Start();
+  auto c = Https();
+  EXPECT_EQ(c->Get("/healthz")->status, 200);
+  EXPECT_EQ(c->Get("/readyz")->status, 200);
+  auto res = Post(*c, "/v1/decide",
+                  R"({"schema_version":"vigil.api/v1",
+                      "event":{"kind":"process_exec","comm":"sh","exe":"/bin/sh","pid":7},
+                      "features":{"subject":"sh","arch":"x86_64","syscalls":[59,59]}})",
+                  Token(kScopeDecide));
+  ASSERT_EQ(res->status, 200) << res->body;
+  v1::DecideResponse d;
+  ASSERT_TRUE(ParseJson(res->body, &d).ok());
+  EXPECT_EQ(d.action(), "kill");
+  EXPECT_EQ(d.rule(), "Anomalous program");
+  EXPECT_TRUE(d.enforce());
+  EXPECT_EQ(d.score().model_version(), "7");
+  EXPECT_EQ(d.policy_version(), "p1");
+  auto calm = Post(*c, "/v1/decide",
+                   R"({"schema_version":"vigil.api/v1","event":{"kind":"process_exec","comm":"ls"},
+                       "score":{"score":0.1}})",
+                   Token(kScopeDecide));
+  ASSERT_TRUE(ParseJson(calm->body, &d).ok());
+  EXPECT_EQ(d.action(), "allow");
+}
+
+TEST_F(ServerTest, NotReadyUntilLoaded) {
+  service::ModelDecisionService empty({}, clock_);
+  Frontend fe({}, *auth_, empty, orders_, registry_, clock_);
+  ASSERT_TRUE(fe.Init().ok());
+  HttpApi http({}, fe, registry_);
+  ASSERT_TRUE(http.Start().ok());
+  httplib::Client c("127.0.0.1", http.port());
+  auto ready = c.Get("/readyz");
+  EXPECT_EQ(ready->status, 503);
+  httplib::Headers h{{"Authorization", "Bearer " + Token(kScopeScore)}};
+  EXPECT_EQ(c.Post("/v1/score", h, kScore, "application/json")->status, 503);
+  http.Stop();
+}
+
+TEST_F(ServerTest, LateModelGivesTheFallbackMarkedAsSuch) {
+  Start();
+  model_->delay_ms = 300;
+  auto c = Https();
+  auto res = Post(*c, "/v1/score",
+                  R"({"schema_version":"vigil.api/v1","syscalls":[1,2],"deadline_ms":20})",
+                  Token(kScopeScore));
+  ASSERT_EQ(res->status, 200) << res->body;
+  v1::ScoreResponse r;
+  ASSERT_TRUE(ParseJson(res->body, &r).ok());
+  EXPECT_TRUE(r.result().fallback());
+  EXPECT_EQ(r.result().fallback_reason(), "deadline exceeded");
+  EXPECT_DOUBLE_EQ(r.result().score(), 1.0);
+  EXPECT_EQ(r.result().model_name(), "counting");
+}
+
+TEST_F(ServerTest, RateLimitAnswers429AndResourceExhausted) {
+  FrontendOptions fo;
+  fo.rate = {0.001, 2};
+  Start(fo);
+  auto c = Https();
+  const std::string t = Token(kScopeScore);
+  EXPECT_EQ(Post(*c, "/v1/score", kScore, t)->status, 200);
+  EXPECT_EQ(Post(*c, "/v1/score", kScore, t)->status, 200);
+  auto limited = Post(*c, "/v1/score", kScore, t);
+  EXPECT_EQ(limited->status, 429);
+  EXPECT_EQ(limited->get_header_value("Retry-After"), "1");
+  auto stub = v1::Inference::NewStub(Channel(false));
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + t);
+  v1::ScoreRequest req;
+  ASSERT_TRUE(ParseJson(kScore, &req).ok());
+  v1::ScoreResponse resp;
+  EXPECT_EQ(stub->Score(&ctx, req, &resp).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+}
+
+TEST_F(ServerTest, GrpcRoundTripsBatchAndRefusals) {
+  Start();
+  auto stub = v1::Inference::NewStub(Channel(true));
+  v1::ScoreBatchRequest batch;
+  batch.set_schema_version("vigil.api/v1");
+  for (const auto& calls : {std::vector<int>{59, 1}, std::vector<int>{1, 2, 3}}) {
+    auto* item = batch.add_items();
+    item->set_subject("sh");
+    item->set_arch("x86_64");
+    for (int n : calls) item->add_syscalls(n);
+  }
+  grpc::ClientContext ctx;
+  v1::ScoreBatchResponse out;
+  auto s = stub->ScoreBatch(&ctx, batch, &out);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(out.results_size(), 2);
+  // Batched answers equal single answers.
+  for (int i = 0; i < 2; ++i) {
+    grpc::ClientContext one;
+    v1::ScoreRequest single = batch.items(i);
+    single.set_schema_version("vigil.api/v1");
+    v1::ScoreResponse r;
+    ASSERT_TRUE(stub->Score(&one, single, &r).ok());
+    EXPECT_DOUBLE_EQ(r.result().score(), out.results(i).score());
+  }
+  EXPECT_DOUBLE_EQ(out.results(0).score(), 0.5);
+  grpc::ClientContext bad;
+  v1::ScoreRequest nov;
+  nov.add_syscalls(1);
+  v1::ScoreResponse r;
+  auto refused = stub->Score(&bad, nov, &r);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(refused.error_message().find("schema_version"), std::string::npos);
+  const int before = model_->calls.load();
+  auto anon = v1::Inference::NewStub(Channel(false));
+  grpc::ClientContext none;
+  EXPECT_EQ(anon->Score(&none, batch.items(0), &r).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  auto rogue = v1::Inference::NewStub(Channel(true, "rogue"));
+  grpc::ClientContext rc;
+  rc.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  v1::ScoreRequest good = batch.items(0);
+  good.set_schema_version("vigil.api/v1");
+  EXPECT_FALSE(rogue->Score(&rc, good, &r).ok());
+  EXPECT_EQ(model_->calls.load(), before);
+}
+
+TEST_F(ServerTest, ControlEnforceWatchAcknowledgeRollback) {
+  Start();
+  auto control = v1::Control::NewStub(Channel(false));
+  // The agent watches host h1.
+  grpc::ClientContext wctx;
+  wctx.AddMetadata("authorization", "Bearer " + Token(kScopeAgent));
+  v1::WatchRequest w;
+  w.set_schema_version("vigil.api/v1");
+  w.set_host("h1");
+  auto reader = control->Watch(&wctx, w);
+  // An operator orders a kill over HTTP and waits for the acknowledgement.
+  auto c = Https();
+  std::thread agent([&] {
+    v1::Order order;
+    ASSERT_TRUE(reader->Read(&order));
+    EXPECT_EQ(order.action(), "kill");
+    EXPECT_EQ(order.pid(), 4242u);
+    grpc::ClientContext actx;
+    actx.AddMetadata("authorization", "Bearer " + Token(kScopeAgent));
+    v1::Ack ack;
+    ack.set_schema_version("vigil.api/v1");
+    ack.set_order_id(order.id());
+    ack.set_ok(true);
+    ack.set_detail("sent SIGKILL");
+    v1::OrderStatus st;
+    EXPECT_TRUE(control->Acknowledge(&actx, ack, &st).ok());
+  });
+  auto res = Post(*c, "/v1/enforce",
+                  R"({"schema_version":"vigil.api/v1","host":"h1","action":"kill","pid":4242,
+                      "wait_ms":5000})",
+                  Token(kScopeEnforce));
+  agent.join();
+  ASSERT_EQ(res->status, 200) << res->body;
+  v1::OrderStatus st;
+  ASSERT_TRUE(ParseJson(res->body, &st).ok());
+  EXPECT_EQ(st.state(), "done");
+  EXPECT_EQ(st.detail(), "sent SIGKILL");
+  auto rb = Post(*c, "/v1/rollback",
+                 R"({"schema_version":"vigil.api/v1","order_id":")" + st.order().id() + R"("})",
+                 Token(kScopeEnforce));
+  ASSERT_EQ(rb->status, 200) << rb->body;
+  EXPECT_NE(rb->body.find("\"rollback_of\":\"" + st.order().id() + "\""), std::string::npos);
+  EXPECT_EQ(Post(*c, "/v1/rollback", R"({"schema_version":"vigil.api/v1","order_id":"ord-77"})",
+                 Token(kScopeEnforce))
+                ->status,
+            404);
+  EXPECT_EQ(Post(*c, "/v1/enforce",
+                 R"({"schema_version":"vigil.api/v1","host":"h1","action":"kill","pid":1})",
+                 Token(kScopeScore))
+                ->status,
+            403);
+  v1::Order next;
+  ASSERT_TRUE(reader->Read(&next));  // the rollback reaches the watching agent too
+  EXPECT_EQ(next.action(), "rollback");
+  wctx.TryCancel();
+}
+
+}  // namespace
+}  // namespace vigil::api
