@@ -15,28 +15,15 @@
 #include "apps/vigil/commands.h"
 #include "apps/vigil/gate_wiring.h"
 #include "audit/payloads.h"
-#include "core/config.h"
-#include "core/log.h"
 #include "enforce/gate.h"
 #include "policy/rules.h"
 #include "sensor/seccomp_gate.h"
 
 namespace vigil::app {
 
-core::Result<int64_t> ParseGateDeadline(std::string_view text);
-
 namespace {
 
-struct RunOptions {
-  std::vector<std::string> policies;
-  std::string mode = "enforce";
-  std::string deadline = "5ms";
-  std::string fallback = "allow";
-  std::string config = std::string(core::kDefaultConfigPath);
-  std::string audit_dir;
-  std::string audit_key;
-  std::string audit_fsync = "batch";
-  bool json = false;
+struct RunOptions : GateFlags {
   std::vector<std::string> argv;
 };
 
@@ -58,44 +45,11 @@ void InstallForwarding() {
 }
 
 int RunRun(const RunOptions& o, const CLI::App& cmd) {
-  auto config = core::LoadConfig(o.config);
-  if (!config.has_value()) return ReportError("run", config.error());
-  if (auto st = core::InitLogging(config->log.level, config->log.format); !st.ok()) {
-    return ReportError("run", st);
-  }
-  enforce::GateOptions go;
-  go.name = "seccomp";
-  if (!enforce::ParseGateMode(o.mode, &go.mode)) {
-    return ReportError("run", core::InvalidArgument("--mode: expected monitor or enforce, got \"" +
-                                                    o.mode + "\""));
-  }
-  auto deadline = ParseGateDeadline(o.deadline);
-  if (!deadline.has_value()) return ReportError("run", deadline.error());
-  go.deadline_ns = *deadline;
-  go.default_deny = o.fallback == "deny" && go.mode == enforce::GateMode::kEnforce;
-
-  policy::RuleSet rules;
-  if (!o.policies.empty()) {
-    auto loaded = policy::RuleSet::LoadFiles(o.policies);
-    if (!loaded.has_value()) return ReportError("run", loaded.error());
-    rules = std::move(loaded).value();
-    for (const policy::LoadWarning& w : rules.warnings()) {
-      std::fprintf(stderr, "vigil run: warning: %s\n", w.ToString().c_str());
-    }
-  }
-
-  std::unique_ptr<AuditTrail> audit;
-  if (cmd.count("--audit") > 0) {
-    AuditTrailOptions ao;
-    ao.dir = o.audit_dir.empty() ? config->state_dir + "/audit" : o.audit_dir;
-    ao.key_path = o.audit_key.empty() ? config->state_dir + "/keys/audit.key" : o.audit_key;
-    ao.fsync = o.audit_fsync;
-    ao.writer = std::string("vigil run ") + VIGIL_VERSION;
-    auto t = AuditTrail::Open(ao);
-    if (!t.has_value()) return ReportError("run", t.error());
-    audit = std::move(t).value();
-    audit->ModeChange("stopped", o.mode, "vigil run of " + o.argv[0]);
-  }
+  auto setup = SetupGate(o, cmd, "run", "seccomp", "vigil run of " + o.argv[0]);
+  if (!setup.has_value()) return ReportError("run", setup.error());
+  const enforce::GateOptions& go = setup->options;
+  std::unique_ptr<AuditTrail>& audit = setup->audit;
+  policy::RuleSet& rules = setup->rules;
 
   enforce::DecisionGate gate(&rules, go, nullptr, &core::Registry::Get(),
                              AuditGateRecords(audit.get()));
@@ -158,56 +112,13 @@ int RunRun(const RunOptions& o, const CLI::App& cmd) {
 
 }  // namespace
 
-core::Result<int64_t> ParseGateDeadline(std::string_view text) {
-  size_t digits = 0;
-  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
-  const std::string_view unit = text.substr(digits);
-  int64_t scale = 0;
-  if (unit == "us") scale = 1'000;
-  if (unit == "ms") scale = 1'000'000;
-  if (unit == "s") scale = 1'000'000'000;
-  if (digits == 0 || digits > 6 || scale == 0) {
-    return core::InvalidArgument("--deadline: expected a whole number with us, ms or s (e.g. 5ms), "
-                                 "got \"" + std::string(text) + "\"");
-  }
-  const int64_t ns = std::stoll(std::string(text.substr(0, digits))) * scale;
-  if (ns < 100'000 || ns > 10'000'000'000) {
-    return core::InvalidArgument("--deadline: must be between 100us and 10s, got \"" +
-                                 std::string(text) + "\"");
-  }
-  return ns;
-}
-
 RunFn AddRunCommand(CLI::App& root) {
   auto o = std::make_shared<RunOptions>();
   CLI::App* cmd = root.add_subcommand(
       "run",
       "Run a program under a seccomp gate: its execve, open and connect calls (and its "
       "children's) wait for the policy; denied calls fail with EPERM (docs/gates.md)");
-  cmd->add_option("--policy", o->policies,
-                  "Rules file (Falco format, docs/policy.md); repeat to load several in order. "
-                  "Without one, every call is allowed and counted")
-      ->check(CLI::ExistingFile);
-  cmd->add_option("--mode", o->mode,
-                  "enforce: deny rules that say mode: enforce deny; monitor: allow everything and "
-                  "count what would have been denied")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"monitor", "enforce"}));
-  cmd->add_option("--deadline", o->deadline,
-                  "Per-call decision deadline (100us..10s, e.g. 5ms); a call not decided by then "
-                  "gets its fallback")
-      ->capture_default_str();
-  cmd->add_option("--fallback", o->fallback,
-                  "Answer for a call whose decision misses the deadline before any rule is at "
-                  "stake (rules' own fallbacks apply otherwise)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"allow", "deny"}));
-  cmd->add_option("--config", o->config, "Config file (state_dir, logging)")->capture_default_str();
-  cmd->add_option("--audit", o->audit_dir,
-                  "Record denials, alerts and fallbacks in the audit log in DIR (without DIR: "
-                  "<state_dir>/audit)")
-      ->expected(0, 1);
-  AddAuditKeyFlags(cmd, &o->audit_key, &o->audit_fsync);
+  AddGateFlags(cmd, o.get());
   cmd->add_flag("--json", o->json,
                 "At exit, print the counts (calls, denied, would_have_denied, fallbacks, ...) as "
                 "one JSON line on stderr");

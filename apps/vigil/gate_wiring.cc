@@ -3,10 +3,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <string>
 
 #include "apps/vigil/audit_trail.h"
 #include "audit/payloads.h"
+#include "core/log.h"
 #include "enrich/proc_parse.h"
 #include "policy/fields.h"
 
@@ -159,6 +161,83 @@ enforce::RecordFn AuditGateRecords(AuditTrail* trail) {
                                                                   : audit::RecordType::kDecision,
                   GateRecordPayload(r));
   };
+}
+
+void AddGateFlags(CLI::App* cmd, GateFlags* f) {
+  cmd->add_option("--policy", f->policies,
+                  "Rules file (Falco format, docs/policy.md); repeat to load several in order. "
+                  "Without one, every call is allowed and counted")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--mode", f->mode,
+                  "enforce: deny rules that say mode: enforce deny; monitor: allow everything and "
+                  "count what would have been denied")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"monitor", "enforce"}));
+  cmd->add_option("--deadline", f->deadline,
+                  "Per-call decision deadline (100us..10s, e.g. 5ms); a call not decided by then "
+                  "gets its fallback")
+      ->capture_default_str();
+  cmd->add_option("--fallback", f->fallback,
+                  "Answer for a call whose decision misses the deadline before any rule is at "
+                  "stake (rules' own fallbacks apply otherwise)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"allow", "deny"}));
+  cmd->add_option("--config", f->config, "Config file (state_dir, logging)")->capture_default_str();
+  cmd->add_option("--audit", f->audit_dir,
+                  "Record denials, alerts and fallbacks in the audit log in DIR (without DIR: "
+                  "<state_dir>/audit)")
+      ->expected(0, 1);
+  AddAuditKeyFlags(cmd, &f->audit_key, &f->audit_fsync);
+}
+
+core::Result<GateSetup> SetupGate(const GateFlags& f, const CLI::App& cmd, std::string_view command,
+                                  std::string_view gate_name, const std::string& start_reason) {
+  VIGIL_ASSIGN_OR_RETURN(core::VigilConfig config, core::LoadConfig(f.config));
+  VIGIL_RETURN_IF_ERROR(core::InitLogging(config.log.level, config.log.format));
+  GateSetup s;
+  s.options.name = std::string(gate_name);
+  if (!enforce::ParseGateMode(f.mode, &s.options.mode)) {
+    return core::InvalidArgument("--mode: expected monitor or enforce, got \"" + f.mode + "\"");
+  }
+  VIGIL_ASSIGN_OR_RETURN(s.options.deadline_ns, ParseGateDeadline(f.deadline));
+  s.options.default_deny = f.fallback == "deny" && s.options.mode == enforce::GateMode::kEnforce;
+  if (!f.policies.empty()) {
+    VIGIL_ASSIGN_OR_RETURN(s.rules, policy::RuleSet::LoadFiles(f.policies));
+    for (const policy::LoadWarning& w : s.rules.warnings()) {
+      std::fprintf(stderr, "vigil %.*s: warning: %s\n", static_cast<int>(command.size()),
+                   command.data(), w.ToString().c_str());
+    }
+  }
+  if (cmd.count("--audit") > 0) {
+    AuditTrailOptions ao;
+    ao.dir = f.audit_dir.empty() ? config.state_dir + "/audit" : f.audit_dir;
+    ao.key_path = f.audit_key.empty() ? config.state_dir + "/keys/audit.key" : f.audit_key;
+    ao.fsync = f.audit_fsync;
+    ao.writer = "vigil " + std::string(command) + " " + VIGIL_VERSION;
+    VIGIL_ASSIGN_OR_RETURN(s.audit, AuditTrail::Open(ao));
+    s.audit->ModeChange("stopped", f.mode, start_reason);
+  }
+  return s;
+}
+
+core::Result<int64_t> ParseGateDeadline(std::string_view text) {
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  const std::string_view unit = text.substr(digits);
+  int64_t scale = 0;
+  if (unit == "us") scale = 1'000;
+  if (unit == "ms") scale = 1'000'000;
+  if (unit == "s") scale = 1'000'000'000;
+  if (digits == 0 || digits > 6 || scale == 0) {
+    return core::InvalidArgument("--deadline: expected a whole number with us, ms or s (e.g. 5ms), "
+                                 "got \"" + std::string(text) + "\"");
+  }
+  const int64_t ns = std::stoll(std::string(text.substr(0, digits))) * scale;
+  if (ns < 100'000 || ns > 10'000'000'000) {
+    return core::InvalidArgument("--deadline: must be between 100us and 10s, got \"" +
+                                 std::string(text) + "\"");
+  }
+  return ns;
 }
 
 }  // namespace vigil::app

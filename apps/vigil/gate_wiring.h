@@ -5,10 +5,16 @@
 // the decision from enforce::DecisionGate, and fallbacks and decisions go to the audit log.
 
 #include <cstddef>
+#include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "apps/vigil/audit_trail.h"
+#include "core/config.h"
 #include "enforce/gate.h"
 #include "enrich/user_resolver.h"
 #include "policy/fields.h"
@@ -16,7 +22,35 @@
 
 namespace vigil::app {
 
-class AuditTrail;
+// The flags `vigil run` and `vigil gate` share.
+struct GateFlags {
+  std::vector<std::string> policies;
+  std::string mode = "enforce";
+  std::string deadline = "5ms";
+  std::string fallback = "allow";
+  std::string config = std::string(core::kDefaultConfigPath);
+  std::string audit_dir;
+  std::string audit_key;
+  std::string audit_fsync = "batch";
+  bool json = false;
+};
+// --policy, --mode, --deadline, --fallback, --config, --audit [DIR], --audit-key, --audit-fsync.
+void AddGateFlags(CLI::App* cmd, GateFlags* f);
+
+// What the flags set up: the gate's options, the rules, the audit trail (null without --audit;
+// a mode-change record saying `start_reason` is written when it opens).
+struct GateSetup {
+  enforce::GateOptions options;
+  policy::RuleSet rules;
+  std::unique_ptr<AuditTrail> audit;
+};
+// Loads the config and rules, starts logging and opens the audit log. Errors name the flag or
+// file at fault (rules warnings are printed to stderr, prefixed "vigil COMMAND").
+core::Result<GateSetup> SetupGate(const GateFlags& f, const CLI::App& cmd, std::string_view command,
+                                  std::string_view gate_name, const std::string& start_reason);
+
+// "5ms", "500us", "1s": 100 µs to 10 s, in ns; kInvalidArgument naming --deadline otherwise.
+core::Result<int64_t> ParseGateDeadline(std::string_view text);
 
 // Fills `event` (a copy of the call's) and `in` with what /proc says about the caller. For an
 // exec the process is described as the program it is becoming (Falco's execve semantics:
@@ -49,5 +83,9 @@ nlohmann::json GateRecordPayload(const enforce::GateRecord& r);
 // A RecordFn that appends gate records to `trail` (decisions as kDecision, fallbacks as
 // kFallback); `trail` may be null (nothing recorded) and must outlive the gate.
 enforce::RecordFn AuditGateRecords(AuditTrail* trail);
+
+// `vigil gate` (cmd_gate.cc): the fanotify gate as a command. Declared here rather than in
+// commands.h, with the other gate wiring.
+std::function<int()> AddGateCommand(CLI::App& root);
 
 }  // namespace vigil::app

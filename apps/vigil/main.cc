@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "apps/vigil/commands.h"
+#include "apps/vigil/gate_wiring.h"
 
 namespace vigil::app {
 
@@ -79,6 +80,7 @@ int Main(int argc, char** argv) {
   add(AddTokenCommand);
   add(AddScoreCommand);
   add(AddDecideCommand);
+  add(AddGateCommand);
   try {
     root.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,111 @@
+// vigil gate: holds execs (and, with --open, opens) of files on the given paths with fanotify
+// permission events until the policy has decided, until stopped by SIGINT or SIGTERM
+// (docs/gates.md).
+
+#include <signal.h>
+
+#include <cstdio>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "apps/vigil/audit_trail.h"
+#include "apps/vigil/commands.h"
+#include "apps/vigil/gate_wiring.h"
+#include "enforce/gate.h"
+#include "policy/rules.h"
+#include "sensor/fanotify_gate.h"
+
+namespace vigil::app {
+
+namespace {
+
+struct GateCmdOptions : GateFlags {
+  std::vector<std::string> watch;
+  bool open = false;
+};
+
+int RunGate(const GateCmdOptions& o, const CLI::App& cmd) {
+  auto setup = SetupGate(o, cmd, "gate", "fanotify", "vigil gate started");
+  if (!setup.has_value()) return ReportError("gate", setup.error());
+  const enforce::GateOptions& go = setup->options;
+  std::unique_ptr<AuditTrail>& audit = setup->audit;
+  policy::RuleSet& rules = setup->rules;
+
+  // The signals that stop the gate are taken by sigwait below, never by a handler.
+  sigset_t stop;
+  sigemptyset(&stop);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&stop, sig);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+
+  enforce::DecisionGate gate(&rules, go, nullptr, &core::Registry::Get(),
+                             AuditGateRecords(audit.get()));
+  GateDeciderAdapter decider(&gate);
+  sensor::FanotifyGateOptions fo;
+  fo.paths = o.watch;
+  fo.open = o.open;
+  fo.deadline_ns = go.deadline_ns;
+  fo.default_fallback = go.default_deny ? sensor::GateAnswer::kDeny : sensor::GateAnswer::kAllow;
+  auto started = sensor::FanotifyGate::Start(fo, &decider);
+  if (!started.has_value()) {
+    if (audit) (void)audit->Close();
+    return ReportError("gate", started.error());
+  }
+  std::fprintf(stderr, "vigil gate: holding %s of files on %zu path(s) (%s mode); SIGINT or "
+               "SIGTERM stops\n",
+               o.open ? "exec and open" : "exec", o.watch.size(), o.mode.c_str());
+  int sig = 0;
+  sigwait(&stop, &sig);
+  (*started)->Stop();
+  const sensor::FanotifyGateStats fs = (*started)->stats();
+  const enforce::GateStats gs = gate.stats();
+  if (audit) {
+    audit->ModeChange(o.mode, "stopped", "vigil gate stopped by signal " + std::to_string(sig));
+    if (auto st = audit->Close(); !st.ok()) return ReportError("gate", st);
+  }
+  nlohmann::json j = {{"mode", o.mode},
+                      {"deadline_ns", go.deadline_ns},
+                      {"calls", fs.calls},
+                      {"allowed", fs.allowed},
+                      {"denied", fs.denied},
+                      {"would_have_denied", gs.would_deny},
+                      {"alerts", gs.alerts},
+                      {"fallbacks", gs.fallbacks},
+                      {"deadline_fallbacks", gs.deadline_fallbacks},
+                      {"late_decisions", gs.late},
+                      {"own", fs.own},
+                      {"stuck_allowed", fs.stuck_allowed},
+                      {"overflows", fs.overflows}};
+  if (o.json) {
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("vigil gate: %llu calls: %llu denied, %llu would have been denied (monitor), "
+                "%llu fallbacks\n",
+                static_cast<unsigned long long>(fs.calls),
+                static_cast<unsigned long long>(fs.denied),
+                static_cast<unsigned long long>(gs.would_deny),
+                static_cast<unsigned long long>(gs.fallbacks));
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+RunFn AddGateCommand(CLI::App& root) {
+  auto o = std::make_shared<GateCmdOptions>();
+  CLI::App* cmd = root.add_subcommand(
+      "gate",
+      "Hold execs (and opens) of files on the given paths until the policy decides (fanotify "
+      "permission events; root); runs until SIGINT/SIGTERM (docs/gates.md)");
+  cmd->add_option("--watch", o->watch,
+                  "A file, or a directory (the files directly in it); repeatable. Never a mount: "
+                  "a directory holding vigil itself is refused")
+      ->required()
+      ->check(CLI::ExistingPath);
+  cmd->add_flag("--open", o->open, "Hold opens too, not only execs");
+  AddGateFlags(cmd, o.get());
+  cmd->add_flag("--json", o->json, "Print the counts at exit as JSON on stdout");
+  return [o, cmd] { return RunGate(*o, *cmd); };
+}
+
+}  // namespace vigil::app
