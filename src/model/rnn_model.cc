@@ -27,6 +27,9 @@ bool Shape(const Eigen::MatrixXf& m, Eigen::Index rows, Eigen::Index cols) {
   return m.rows() == rows && m.cols() == cols;
 }
 
+// The surprisal given to a call the network cannot score finitely (2^-64 probability).
+constexpr float kMaxSurprisalBits = 64.0f;
+
 // Folds per-call surprisals into a raw score as a stream goes, without allocating per call.
 class Aggregator {
  public:
@@ -35,6 +38,9 @@ class Aggregator {
     if (kind_ == RnnAggregate::kTopMean) heap_.reserve(window_);
   }
   void Add(float bits) {
+    // Weights that are finite may still overflow on a long stream: a call whose probability
+    // underflows or whose step overflowed counts as maximally surprising, never as NaN.
+    if (!std::isfinite(bits)) bits = kMaxSurprisalBits;
     ++count_;
     sum_ += bits;
     if (kind_ == RnnAggregate::kWindowMax) {
