@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "core/event.h"
+#include "core/status.h"
 
 namespace vigil::model {
 
@@ -37,6 +38,16 @@ class StreamScorer {
   virtual uint64_t observed() const = 0;
 };
 
+// The features of one stateless scoring request (model::Model::Score): a window of system calls
+// (sequence families) and/or a feature vector (tabular families). Views: the caller keeps the data
+// alive for the duration of the call.
+struct FeatureView {
+  std::string_view subject;           // the program, as for NewStream
+  core::Arch arch = core::Arch::kUnknown;
+  std::span<const int32_t> syscalls;  // a window of system calls, oldest first
+  std::span<const float> values;      // a feature vector in the family's feature order
+};
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -45,6 +56,12 @@ class Model {
   virtual const std::string& version() const = 0;
   // A scorer for a new stream of program `subject` (the process's comm; "" when unknown).
   virtual std::unique_ptr<StreamScorer> NewStream(std::string_view subject) const = 0;
+  // Scores one request without keeping stream state; thread-safe. The default scores
+  // `request.syscalls` through a fresh stream of `request.subject` (the same verdict as a stream
+  // fed that window) and refuses a request with only a feature vector (kInvalidArgument naming
+  // the family); families that score vectors override it. Errors never leave the model in a
+  // different state.
+  virtual core::Result<core::Verdict> Score(const FeatureView& request) const;
 };
 
 }  // namespace vigil::model

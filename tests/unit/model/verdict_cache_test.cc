@@ -1,0 +1,129 @@
+#include "model/verdict_cache.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace vigil::model {
+namespace {
+
+constexpr int64_t kSecond = 1'000'000'000;
+
+FeatureDigest Key(int i) {
+  const std::vector<float> v = {static_cast<float>(i)};
+  return DigestFeatures({"prog", core::Arch::kX86_64, {}, v});
+}
+
+core::Verdict V(double score) {
+  core::Verdict v;
+  v.score = score;
+  v.model_name = "m";
+  return v;
+}
+
+TEST(FeatureDigestTest, EqualFeaturesGiveEqualDigests) {
+  const std::vector<int32_t> s = {1, 2, 3};
+  EXPECT_EQ(DigestFeatures({"a", core::Arch::kI386, s, {}}),
+            DigestFeatures({"a", core::Arch::kI386, s, {}}));
+}
+
+TEST(FeatureDigestTest, EveryFieldChangesTheDigest) {
+  const std::vector<int32_t> s = {1, 2, 3};
+  const std::vector<int32_t> s2 = {1, 2, 4};
+  const std::vector<float> v = {0.5f};
+  const FeatureDigest base = DigestFeatures({"a", core::Arch::kI386, s, v});
+  EXPECT_NE(base, DigestFeatures({"b", core::Arch::kI386, s, v}));
+  EXPECT_NE(base, DigestFeatures({"a", core::Arch::kX86_64, s, v}));
+  EXPECT_NE(base, DigestFeatures({"a", core::Arch::kI386, s2, v}));
+  EXPECT_NE(base, DigestFeatures({"a", core::Arch::kI386, s, {}}));
+}
+
+TEST(FeatureDigestTest, FieldBoundariesAreNotAmbiguous) {
+  // The same bytes split differently between the window and the vector must differ.
+  const std::vector<int32_t> two = {0, 0};
+  const std::vector<int32_t> one = {0};
+  const std::vector<float> zero = {0.0f};
+  EXPECT_NE(DigestFeatures({"", core::Arch::kI386, two, {}}),
+            DigestFeatures({"", core::Arch::kI386, one, zero}));
+}
+
+TEST(VerdictCacheTest, HitsAfterInsertAndCountsHitRate) {
+  core::FakeClock clock;
+  VerdictCache cache({.capacity = 8, .ttl_ns = 10 * kSecond}, clock);
+  EXPECT_FALSE(cache.Lookup(Key(1), 1).has_value());
+  cache.Insert(Key(1), 1, V(0.25));
+  auto hit = cache.Lookup(Key(1), 1);
+  ASSERT_TRUE(hit.has_value());
+  EXPECT_EQ(hit->score, 0.25);
+  EXPECT_EQ(cache.hits(), 1u);
+  EXPECT_EQ(cache.misses(), 1u);
+  EXPECT_DOUBLE_EQ(cache.HitRate(), 0.5);
+}
+
+TEST(VerdictCacheTest, EntriesExpireAfterTheTtl) {
+  core::FakeClock clock;
+  VerdictCache cache({.capacity = 8, .ttl_ns = 10 * kSecond}, clock);
+  cache.Insert(Key(1), 1, V(0.25));
+  clock.Advance(10 * kSecond - 1);
+  EXPECT_TRUE(cache.Lookup(Key(1), 1).has_value());
+  clock.Advance(1);
+  EXPECT_FALSE(cache.Lookup(Key(1), 1).has_value());
+  EXPECT_EQ(cache.size(), 0u);  // the expired entry is dropped
+}
+
+TEST(VerdictCacheTest, ReinsertingRefreshesTheEntry) {
+  core::FakeClock clock;
+  VerdictCache cache({.capacity = 8, .ttl_ns = 10 * kSecond}, clock);
+  cache.Insert(Key(1), 1, V(0.25));
+  clock.Advance(6 * kSecond);
+  cache.Insert(Key(1), 1, V(0.75));
+  clock.Advance(6 * kSecond);
+  auto hit = cache.Lookup(Key(1), 1);
+  ASSERT_TRUE(hit.has_value());
+  EXPECT_EQ(hit->score, 0.75);
+  EXPECT_EQ(cache.size(), 1u);
+}
+
+TEST(VerdictCacheTest, AnotherModelGenerationMisses) {
+  core::FakeClock clock;
+  VerdictCache cache({.capacity = 8, .ttl_ns = 10 * kSecond}, clock);
+  cache.Insert(Key(1), 1, V(0.25));
+  EXPECT_FALSE(cache.Lookup(Key(1), 2).has_value());
+  EXPECT_FALSE(cache.Lookup(Key(1), 1).has_value());  // stale entries are dropped
+}
+
+TEST(VerdictCacheTest, EvictsTheLeastRecentlyUsed) {
+  core::FakeClock clock;
+  VerdictCache cache({.capacity = 2, .ttl_ns = 10 * kSecond}, clock);
+  cache.Insert(Key(1), 1, V(0.1));
+  cache.Insert(Key(2), 1, V(0.2));
+  ASSERT_TRUE(cache.Lookup(Key(1), 1).has_value());  // 2 is now the least recently used
+  cache.Insert(Key(3), 1, V(0.3));
+  EXPECT_EQ(cache.size(), 2u);
+  EXPECT_EQ(cache.evictions(), 1u);
+  EXPECT_TRUE(cache.Lookup(Key(1), 1).has_value());
+  EXPECT_FALSE(cache.Lookup(Key(2), 1).has_value());
+  EXPECT_TRUE(cache.Lookup(Key(3), 1).has_value());
+}
+
+TEST(VerdictCacheTest, ZeroCapacityDisablesTheCache) {
+  core::FakeClock clock;
+  VerdictCache cache({.capacity = 0, .ttl_ns = 10 * kSecond}, clock);
+  cache.Insert(Key(1), 1, V(0.1));
+  EXPECT_FALSE(cache.Lookup(Key(1), 1).has_value());
+  EXPECT_EQ(cache.size(), 0u);
+}
+
+TEST(VerdictCacheTest, ClearDropsEverything) {
+  core::FakeClock clock;
+  VerdictCache cache({.capacity = 4, .ttl_ns = 10 * kSecond}, clock);
+  cache.Insert(Key(1), 1, V(0.1));
+  cache.Insert(Key(2), 1, V(0.2));
+  cache.Clear();
+  EXPECT_EQ(cache.size(), 0u);
+  EXPECT_FALSE(cache.Lookup(Key(1), 1).has_value());
+}
+
+}  // namespace
+}  // namespace vigil::model
