@@ -15,7 +15,7 @@ namespace {
 constexpr size_t kReasons = static_cast<size_t>(FallbackReason::kStopped) + 1;
 
 // The model's answer to one request and how long it took (clock ns).
-struct Scored {
+struct ModelAnswer {
   core::Result<core::Verdict> result;
   int64_t elapsed_ns = 0;
 };
@@ -232,9 +232,9 @@ EngineVerdict InferenceEngine::Fallback(const Current& current, FallbackReason r
 
 namespace {
 
-Scored ScoreOnce(const Model& model, const core::Clock& clock, const FeatureView& request) {
+ModelAnswer ScoreOnce(const Model& model, const core::Clock& clock, const FeatureView& request) {
   const int64_t t0 = clock.MonotonicNanos();
-  Scored s{CallModel(model, request), 0};
+  ModelAnswer s{CallModel(model, request), 0};
   s.elapsed_ns = clock.MonotonicNanos() - t0;
   return s;
 }
@@ -247,7 +247,7 @@ EngineVerdict InferenceEngine::Evaluate(const Current& current, const FeatureVie
   if (admission == CircuitBreaker::Admission::kReject) {
     return Fallback(current, FallbackReason::kBreakerOpen);
   }
-  Scored scored = ScoreOnce(*current.model, clock_, request);
+  ModelAnswer scored = ScoreOnce(*current.model, clock_, request);
   current.score_latency->ObserveNanos(scored.elapsed_ns);
   if (!scored.result.has_value()) {
     metrics_->model_errors->Inc();
@@ -315,7 +315,7 @@ EngineVerdict InferenceEngine::ScoreSync(const FeatureView& request, int64_t bud
   }
 
   if (options_.sync_inline) {
-    Scored scored = ScoreOnce(*current->model, clock_, request);
+    ModelAnswer scored = ScoreOnce(*current->model, clock_, request);
     current->score_latency->ObserveNanos(scored.elapsed_ns);
     const bool late = clock_.MonotonicNanos() - start > budget_ns;
     if (!scored.result.has_value()) {
@@ -365,7 +365,7 @@ void InferenceEngine::ServeSync(SyncSlot& slot) {
     if (slot.abandoned) return;
   }
   std::shared_ptr<const Current> current = current_.load();
-  Scored scored = ScoreOnce(*current->model, clock_, slot.request.view());
+  ModelAnswer scored = ScoreOnce(*current->model, clock_, slot.request.view());
   current->score_latency->ObserveNanos(scored.elapsed_ns);
   std::lock_guard<std::mutex> lock(slot.mu);
   if (slot.abandoned) {

@@ -8,6 +8,7 @@
 #include <random>
 #include <utility>
 
+#include "model/calibration.h"
 #include "model/evaluation.h"
 #include "model/internal/bytes.h"
 
@@ -89,6 +90,36 @@ float At(std::span<const float> row, int32_t f) {
 
 }  // namespace
 
+// The reference distributions for drift monitoring: the calibration rows' scores, and the
+// values of the (at most kDriftFeatures) features the trees split on most often.
+DriftReference IsolationForest::DriftReferenceOf(const IsolationForest& forest,
+                                                 const std::vector<std::vector<float>>& rows,
+                                                 const std::vector<uint32_t>& subset,
+                                                 const std::vector<double>& scores) {
+  constexpr size_t kDriftFeatures = 5;
+  DriftReference ref;
+  if (auto h = ReferenceHistogram::FromSamples(scores); h.has_value()) ref.score = *h;
+  std::vector<std::pair<uint64_t, uint32_t>> splits(forest.dims_);
+  for (uint32_t f = 0; f < forest.dims_; ++f) splits[f] = {0, f};
+  for (const Node& n : forest.nodes_) {
+    if (n.feature >= 0) ++splits[static_cast<size_t>(n.feature)].first;
+  }
+  std::stable_sort(splits.begin(), splits.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<double> values;
+  for (size_t k = 0; k < std::min(kDriftFeatures, splits.size()) && splits[k].first > 0; ++k) {
+    const uint32_t f = splits[k].second;
+    values.clear();
+    for (uint32_t i : subset) values.push_back(rows[i][f]);
+    auto h = ReferenceHistogram::FromSamples(values);
+    if (!h.has_value()) continue;
+    const auto& names = forest.options_.feature_names;
+    ref.features.push_back(
+        {f < names.size() ? names[f] : "#" + std::to_string(f), f, std::move(h).value()});
+  }
+  return ref;
+}
+
 double IsolationForest::AveragePathLength(double n) {
   if (n <= 1.0) return 0.0;
   if (n <= 2.0) return 1.0;
@@ -169,18 +200,26 @@ core::Result<IsolationForest> IsolationForest::Train(const std::vector<std::vect
   }
 
   forest.IndexLeaves();
+  // The calibration set: the held-out rows, or the training rows when nothing is held out.
+  std::vector<uint32_t> calibration_rows(order.begin(), order.begin() + static_cast<ptrdiff_t>(held));
+  if (held == 0) calibration_rows = train;
   std::vector<double> scores;
-  if (held > 0) {
-    for (size_t i = 0; i < held; ++i) scores.push_back(forest.Score(rows[order[i]]));
-  } else {
-    for (uint32_t i : train) scores.push_back(forest.Score(rows[i]));
+  DatasetDigest digest;
+  for (uint32_t i : calibration_rows) {
+    scores.push_back(forest.Score(rows[i]));
+    digest.Add(std::span<const float>(rows[i]));
   }
+  auto record = CalibrateThreshold(scores, options.target_fpr, held > 0 ? "held-out" : "training",
+                                   digest.Final());
+  if (!record.has_value()) return record.error();
   IForestCalibration& c = forest.calibration_;
   c.rows = scores.size();
-  c.threshold = std::min(ThresholdForFpr(scores, options.target_fpr), 1.0);
-  size_t over = 0;
-  for (double s : scores) over += s >= c.threshold ? 1 : 0;
-  c.achieved_fpr = static_cast<double>(over) / static_cast<double>(scores.size());
+  c.threshold = std::min(record->threshold, 1.0);
+  c.achieved_fpr = FalseAlarmRate(scores, c.threshold);
+  record->threshold = c.threshold;
+  record->achieved_fpr = c.achieved_fpr;
+  forest.record_.calibration = std::move(record).value();
+  forest.record_.drift = DriftReferenceOf(forest, rows, calibration_rows, scores);
   return forest;
 }
 
@@ -308,6 +347,7 @@ ModelFile IsolationForest::ToFile(const nlohmann::json& extra_header) const {
                              {"threshold", calibration_.threshold},
                              {"achieved_fpr", calibration_.achieved_fpr},
                              {"rows", calibration_.rows}};
+  record_.WriteTo(f.header);
   internal::ByteWriter w;
   w.U32(static_cast<uint32_t>(dims_));
   w.U32(static_cast<uint32_t>(psi_));
@@ -455,6 +495,7 @@ core::Result<IsolationForest> IsolationForest::FromFile(const ModelFile& file,
   }
   if (r.remaining() != 0) return bad(std::to_string(r.remaining()) + " trailing bytes");
   m.IndexLeaves();
+  VIGIL_ASSIGN_OR_RETURN(m.record_, TrainingRecord::ReadFrom(file.header, source));
   return m;
 }
 
@@ -554,6 +595,29 @@ core::Result<std::unique_ptr<IsolationForestModel>> IsolationForestModel::FromFi
 
 std::unique_ptr<StreamScorer> IsolationForestModel::NewStream(std::string_view subject) const {
   return std::make_unique<IForestStream>(*this, subject);
+}
+
+core::Result<core::Verdict> IsolationForestModel::Score(const FeatureView& request) const {
+  if (request.values.empty()) return Model::Score(request);
+  if (request.values.size() != forest_.dims()) {
+    return core::InvalidArgument("iforest " + name() + ": feature vector of " +
+                                 std::to_string(request.values.size()) + " values, model has " +
+                                 std::to_string(forest_.dims()));
+  }
+  core::Verdict v;
+  v.model_name = name();
+  v.model_version = version();
+  v.subject = std::string(request.subject);
+  v.events = request.values.size();
+  v.score = forest_.Score(request.values);
+  v.anomalous = forest_.IsAnomalous(v.score);
+  const auto k = static_cast<size_t>(forest_.options().explain_top);
+  if (k > 0) {
+    for (const FeatureWeight& w : forest_.Explain(request.values, k)) {
+      v.explanation.push_back({forest_.feature_names()[w.feature], w.weight});
+    }
+  }
+  return v;
 }
 
 double IsolationForestModel::ScoreTrace(core::Arch arch, std::span<const int32_t> nrs) const {

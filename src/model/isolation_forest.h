@@ -25,6 +25,8 @@
 #include <vector>
 
 #include "core/status.h"
+#include "model/calibration.h"
+#include "model/drift.h"
 #include "model/features.h"
 #include "model/model.h"
 #include "model/model_file.h"
@@ -101,6 +103,10 @@ class IsolationForest {
   size_t sample_size() const { return psi_; }
   const IsolationForestOptions& options() const { return options_; }
   const IForestCalibration& calibration() const { return calibration_; }
+  // The calibration record (digest over the calibration rows) and the drift reference (the
+  // calibration rows' scores and the values of the features split on most often); written to
+  // the header as "calibration" and "drift_reference", read back by FromFile.
+  const TrainingRecord& training_record() const { return record_; }
   const std::vector<std::string>& feature_names() const { return options_.feature_names; }
 
   // Average path length of an unsuccessful BST search among n points (c(n) of the paper).
@@ -111,6 +117,10 @@ class IsolationForest {
   double PathLength(size_t tree, std::span<const float> row) const;
   // Fills leaf_c_ from the nodes' sizes (after Train or FromFile).
   void IndexLeaves();
+  static DriftReference DriftReferenceOf(const IsolationForest& forest,
+                                         const std::vector<std::vector<float>>& rows,
+                                         const std::vector<uint32_t>& subset,
+                                         const std::vector<double>& scores);
 
   IsolationForestOptions options_;
   IForestCalibration calibration_;
@@ -129,6 +139,7 @@ class IsolationForest {
     uint32_t right;
   };
   std::vector<Step> steps_;
+  TrainingRecord record_;
 };
 
 // The pipeline adapter: a stream is scored by the forest on the frequency vector of the
@@ -151,6 +162,10 @@ class IsolationForestModel final : public Model {
   const std::string& name() const override { return forest_.options().name; }
   const std::string& version() const override { return forest_.options().version; }
   std::unique_ptr<StreamScorer> NewStream(std::string_view subject) const override;
+  // A request with a feature vector is scored as that vector (of dims() values, e.g. a
+  // bag-of-syscalls frequency vector; kInvalidArgument for another length); one with only a
+  // system-call window as a stream fed that window.
+  core::Result<core::Verdict> Score(const FeatureView& request) const override;
 
   const IsolationForest& forest() const { return forest_; }
   const SyscallVocabulary& vocabulary() const { return vocab_; }

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
+#include "model/calibration.h"
 #include "model/evaluation.h"
 #include "model/internal/bytes.h"
 #include "model/internal/call_names.h"
@@ -118,9 +120,10 @@ std::vector<Token> Tokenize(const SequenceModel& m, core::Arch arch, std::span<c
   return out;
 }
 
+// Out-of-fold raw scores of `traces` go to `oof`.
 Calibration Calibrate(const std::vector<const std::vector<Token>*>& traces, int order,
-                      size_t vocab, const SequenceModelOptions& o) {
-  std::vector<double> oof;
+                      size_t vocab, const SequenceModelOptions& o, std::vector<double>& oof) {
+  oof.clear();
   oof.reserve(traces.size());
   const auto folds = static_cast<size_t>(o.folds);
   for (size_t f = 0; f < folds; ++f) {
@@ -134,10 +137,11 @@ Calibration Calibrate(const std::vector<const std::vector<Token>*>& traces, int 
   Calibration c;
   c.traces = oof.size();
   c.median = Quantile(oof, 0.5);
-  c.threshold = std::max(ThresholdForFpr(oof, o.target_fpr), c.median + o.min_margin_bits);
-  size_t over = 0;
-  for (double r : oof) over += r >= c.threshold ? 1 : 0;
-  c.achieved_fpr = oof.empty() ? 0.0 : static_cast<double>(over) / static_cast<double>(oof.size());
+  const auto record = CalibrateThreshold(oof, o.target_fpr, "cross-fitted", "");
+  const double at_target =
+      record.has_value() ? record->threshold : std::numeric_limits<double>::infinity();
+  c.threshold = std::max(at_target, c.median + o.min_margin_bits);
+  c.achieved_fpr = FalseAlarmRate(oof, c.threshold);
   // The median normal trace maps to 0.05: (median - threshold) / scale = ln(0.05 / 0.95).
   const double gap = c.threshold - c.median;
   c.scale = gap > 1e-6 ? gap / std::log(19.0) : std::max(0.05 * std::fabs(c.threshold), 1e-3);
@@ -187,6 +191,7 @@ core::Result<std::unique_ptr<SequenceModel>> SequenceModel::Train(
       by_subject[traces[i].subject].push_back(&tokens[i]);
     }
   }
+  std::vector<double> oof, global_oof;
   for (auto& [subject, list] : by_subject) {
     if (subject != kGlobalSubject && list.size() < options.min_subject_traces) continue;
     Subject s;
@@ -194,8 +199,32 @@ core::Result<std::unique_ptr<SequenceModel>> SequenceModel::Train(
     s.lm = std::make_unique<NgramLm>(options.order, m->vocab_size());
     for (const auto* seq : list) s.lm->AddSequence(*seq);
     s.lm->Finalize();
-    s.calibration = Calibrate(list, options.order, m->vocab_size(), options);
+    s.calibration = Calibrate(list, options.order, m->vocab_size(), options, oof);
+    if (subject == kGlobalSubject) global_oof.swap(oof);
     m->subjects_.emplace(subject, std::move(s));
+  }
+  // The record of the global model's calibration (the calibration set is every training trace),
+  // and the reference distribution of its out-of-fold scores for drift monitoring.
+  DatasetDigest digest;
+  for (const TrainingTrace& t : traces) {
+    digest.Add(t.subject);
+    digest.Add(static_cast<uint64_t>(t.arch));
+    digest.Add(std::span<const int32_t>(t.syscalls));
+  }
+  const Calibration& global = m->CalibrationFor(kGlobalSubject);
+  CalibrationRecord record;
+  record.method = "cross-fitted";
+  record.unit = "bits/syscall";
+  record.threshold = global.threshold;
+  record.target_fpr = options.target_fpr;
+  record.achieved_fpr = global.achieved_fpr;
+  record.samples = global_oof.size();
+  record.digest = digest.Final();
+  m->record_.calibration = record;
+  std::vector<double> scores;
+  for (double raw : global_oof) scores.push_back(m->ScoreFromRaw(kGlobalSubject, raw));
+  if (auto h = ReferenceHistogram::FromSamples(scores); h.has_value()) {
+    m->record_.drift.score = std::move(h).value();
   }
   return m;
 }
@@ -260,15 +289,16 @@ ModelFile SequenceModel::ToFile(const nlohmann::json& extra_header) const {
                         {"explain_top", options_.explain_top},
                         {"min_margin_bits", options_.min_margin_bits},
                         {"vocab_size", vocab_size()}};
-  nlohmann::json cal = nlohmann::json::object();
+  nlohmann::json subjects = nlohmann::json::object();
   for (const auto& [name, s] : subjects_) {
-    cal[name] = {{"threshold", s.calibration.threshold},
+    subjects[name] = {{"threshold", s.calibration.threshold},
                  {"achieved_fpr", s.calibration.achieved_fpr},
                  {"median", s.calibration.median},
                  {"traces", s.calibration.traces},
                  {"ngrams", s.lm->distinct_ngrams()}};
   }
-  f.header["calibration"] = cal;
+  f.header["calibration"] = {{"subjects", std::move(subjects)}};
+  record_.WriteTo(f.header);
 
   internal::ByteWriter w;
   w.U32(static_cast<uint32_t>(options_.order));
@@ -387,6 +417,7 @@ core::Result<std::unique_ptr<SequenceModel>> SequenceModel::FromFile(const Model
   if (m->subjects_.find(kGlobalSubject) == m->subjects_.end()) {
     return bad("no global (\"*\") subject model");
   }
+  VIGIL_ASSIGN_OR_RETURN(m->record_, TrainingRecord::ReadFrom(file.header, source));
   return m;
 }
 

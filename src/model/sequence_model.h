@@ -20,6 +20,7 @@
 #include "core/event.h"
 #include "core/status.h"
 #include "core/syscall_table.h"
+#include "model/calibration.h"
 #include "model/model.h"
 #include "model/model_file.h"
 #include "model/ngram.h"
@@ -81,6 +82,10 @@ class SequenceModel final : public Model {
   // Maps a raw score of `subject`'s model to [0,1].
   double ScoreFromRaw(std::string_view subject, double raw) const;
   const Calibration& CalibrationFor(std::string_view subject) const;
+  // The global model's calibration record (threshold in bits/syscall, calibration set = the
+  // training traces, digest over them) and the reference histogram of its out-of-fold scores;
+  // written to the header as "calibration" and "drift_reference".
+  const TrainingRecord& training_record() const { return record_; }
 
   const SequenceModelOptions& options() const { return options_; }
   size_t vocab_size() const { return vocab_.size() + 1; }
@@ -110,6 +115,7 @@ class SequenceModel final : public Model {
   std::vector<std::string> vocab_;  // token t (>= 1) is vocab_[t - 1]
   std::array<std::array<Token, core::kMaxSyscallNr>, 3> lut_{};  // per core::Arch
   std::map<std::string, Subject, std::less<>> subjects_;        // always holds kGlobalSubject
+  TrainingRecord record_;
 };
 
 // Reads and rebuilds a "syscall-ngram" model file; errors name `path`.
