@@ -160,7 +160,7 @@ CLI::App* WithRegistry(CLI::App* cmd, ModelOptions* o) {
 
 RunFn AddModelCommand(CLI::App& root) {
   CommandGroup group(root, "model",
-                     "Model registry, signatures, provenance and ML-BOM of model files");
+                     "Model files: inspect, registry, signatures, provenance and ML-BOM");
   auto push = std::make_shared<ModelOptions>();
   WithRegistry(group.Add("push", "Store a model file (and FILE.minisig) under its SHA-256",
                          [push] { return RunPush(*push); }),
@@ -195,6 +195,7 @@ RunFn AddModelCommand(CLI::App& root) {
                            [sbom] { return RunSbom(*sbom); });
   sb->add_option("MODEL", sbom->file, "Model file")->required();
   sb->add_option("--out", sbom->out, "Output file (default: stdout)");
+  AddModelInspectCommand(group);
   return group.Runner();
 }
 

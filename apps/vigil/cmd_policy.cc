@@ -5,14 +5,12 @@
 
 namespace vigil::app {
 
-RunFn AddPolicySigningCommands(CLI::App* policy) {
-  CommandGroup group(policy);
+void AddPolicySigningCommands(CommandGroup& policy) {
   // The policy loader validates a policy's content; signing covers its exact bytes.
-  AddSignVerifyCommands(group, "policy", [](std::string_view bytes, const std::string& path) {
+  AddSignVerifyCommands(policy, "policy", [](std::string_view bytes, const std::string& path) {
     if (bytes.empty()) return core::InvalidArgument(path + ": empty policy file");
     return core::Status::Ok();
   });
-  return group.Runner();
 }
 
 }  // namespace vigil::app

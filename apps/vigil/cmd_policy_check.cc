@@ -114,29 +114,26 @@ int RunTest(const PolicyOptions& o) {
 }  // namespace
 
 RunFn AddPolicyCommand(CLI::App& root) {
+  CommandGroup group(
+      root, "policy", "Rules in Falco's format with Vigil's ML fields and actions (docs/policy.md)");
   auto o = std::make_shared<PolicyOptions>();
-  CLI::App* cmd = root.add_subcommand(
-      "policy", "Rules in Falco's format with Vigil's ML fields and actions (docs/policy.md)");
-  cmd->require_subcommand(1);
-  CLI::App* check = cmd->add_subcommand(
-      "check", "Load rules files and report which rules are enabled, and why others are not");
+  CLI::App* check = group.Add(
+      "check", "Load rules files and report which rules are enabled, and why others are not",
+      [o] { return RunCheck(*o); });
   check->add_option("files", o->files, "Rules files, loaded in order (later ones append/override)")
       ->required()
       ->check(CLI::ExistingFile);
   check->add_flag("--list", o->list, "List every rule with its state");
   check->add_flag("--json", o->json, "Print the report as JSON");
-  CLI::App* test = cmd->add_subcommand(
-      "test", "Evaluate rules on recorded events (Vigil JSONL) and print every match as JSON");
+  CLI::App* test = group.Add(
+      "test", "Evaluate rules on recorded events (Vigil JSONL) and print every match as JSON",
+      [o] { return RunTest(*o); });
   test->add_option("files", o->files, "Rules files, loaded in order")
       ->required()
       ->check(CLI::ExistingFile);
   test->add_option("--events", o->events, "Event file (docs/event-schema.md)")->required();
-  RunFn signing = AddPolicySigningCommands(cmd);
-  return [o, check, test, signing] {
-    if (check->parsed()) return RunCheck(*o);
-    if (test->parsed()) return RunTest(*o);
-    return signing();
-  };
+  AddPolicySigningCommands(group);
+  return group.Runner();
 }
 
 }  // namespace vigil::app

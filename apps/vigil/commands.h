@@ -5,7 +5,10 @@
 // failure, 2 bad usage or bad input.
 
 #include <functional>
+#include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -38,9 +41,27 @@ RunFn AddServeCommand(CLI::App& root);
 RunFn AddTokenCommand(CLI::App& root);
 RunFn AddScoreCommand(CLI::App& root);
 RunFn AddDecideCommand(CLI::App& root);
-// Adds `sign` and `verify` under the `policy` command; the returned runner runs whichever was
-// parsed.
-RunFn AddPolicySigningCommands(CLI::App* policy);
+
+// A command with subcommands ("vigil model inspect", "vigil policy check"): every leaf is added
+// with its own runner, and the group's Runner() (what the group's Add*Command returns) runs the
+// leaf that was parsed. Several files may add leaves to one group: the file that creates the
+// group passes it to the others' Add* functions below.
+class CommandGroup {
+ public:
+  CommandGroup(CLI::App& root, const std::string& name, const std::string& description);
+  CLI::App* Add(const std::string& name, const std::string& description, RunFn run);
+  RunFn Runner() const;
+  CLI::App* app() const { return app_; }
+
+ private:
+  CLI::App* app_;
+  std::shared_ptr<std::vector<std::pair<CLI::App*, RunFn>>> leaves_;
+};
+
+// Leaves of groups created in other files: `policy sign|verify` (cmd_policy.cc) and
+// `model inspect` (cmd_model_inspect.cc).
+void AddPolicySigningCommands(CommandGroup& policy);
+void AddModelInspectCommand(CommandGroup& model);
 
 // Prints "vigil CMD: error: MESSAGE" to stderr and returns the exit code for the status: 2 for
 // bad input (invalid argument, not found, out of range, data loss), 1 otherwise.

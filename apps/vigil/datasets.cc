@@ -4,36 +4,20 @@
 #include <map>
 #include <sstream>
 
-#include <openssl/evp.h>
-
+#include "model/calibration.h"
 #include "sensor/replay.h"
 
 namespace vigil::app {
 namespace {
 
-// Incremental SHA-256 (OpenSSL EVP).
+// The SHA-256 of the training data's bytes, in the order read.
 class Digest {
  public:
-  Digest() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
-  ~Digest() { EVP_MD_CTX_free(ctx_); }
-  Digest(const Digest&) = delete;
-  Digest& operator=(const Digest&) = delete;
-  void Update(std::string_view s) { EVP_DigestUpdate(ctx_, s.data(), s.size()); }
-  std::string HexFinal() {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    EVP_DigestFinal_ex(ctx_, md, &n);
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out = "sha256:";
-    for (unsigned int i = 0; i < n; ++i) {
-      out.push_back(kHex[md[i] >> 4]);
-      out.push_back(kHex[md[i] & 15]);
-    }
-    return out;
-  }
+  void Update(std::string_view s) { digest_.AddUnframed(s); }
+  std::string HexFinal() { return digest_.Final(); }
 
  private:
-  EVP_MD_CTX* ctx_;
+  model::DatasetDigest digest_;
 };
 
 core::Result<std::string> ReadFile(const std::string& path) {

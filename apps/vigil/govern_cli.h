@@ -1,12 +1,10 @@
 #pragma once
 
-// Pieces shared by the governance commands (keys, model, policy, sbom): subcommand groups,
-// the state-directory defaults, and signing/verifying a file in minisign's format.
+// Pieces shared by the governance commands (keys, model, policy, sbom): the state-directory
+// defaults, and signing/verifying a file in minisign's format.
 
 #include <functional>
-#include <memory>
 #include <string>
-#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -15,22 +13,6 @@
 #include "core/config.h"
 
 namespace vigil::app {
-
-// A command with subcommands ("vigil model push"): each leaf registers its runner; Run() calls
-// the one that was parsed.
-class CommandGroup {
- public:
-  CommandGroup(CLI::App& root, const std::string& name, const std::string& description);
-  // Adds leaves to a command another file created.
-  explicit CommandGroup(CLI::App* existing);
-  CLI::App* Add(const std::string& name, const std::string& description, RunFn run);
-  RunFn Runner() const;
-  CLI::App* app() const { return app_; }
-
- private:
-  CLI::App* app_;
-  std::shared_ptr<std::vector<std::pair<CLI::App*, RunFn>>> leaves_;
-};
 
 // `--config` for the state directory, and the resolved default of a state-relative path.
 struct StateOptions {

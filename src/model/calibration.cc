@@ -136,6 +136,9 @@ void DatasetDigest::Add(std::string_view bytes) { Raw(bytes.data(), bytes.size()
 void DatasetDigest::Add(std::span<const int32_t> values) { Raw(values.data(), values.size_bytes()); }
 void DatasetDigest::Add(std::span<const float> values) { Raw(values.data(), values.size_bytes()); }
 void DatasetDigest::Add(uint64_t value) { Raw(&value, sizeof(value)); }
+void DatasetDigest::AddUnframed(std::string_view bytes) {
+  EVP_DigestUpdate(ctx_->md, bytes.data(), bytes.size());
+}
 
 std::string DatasetDigest::Final() {
   unsigned char md[EVP_MAX_MD_SIZE];

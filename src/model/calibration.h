@@ -81,6 +81,8 @@ class DatasetDigest {
   void Add(std::span<const int32_t> values);
   void Add(std::span<const float> values);
   void Add(uint64_t value);
+  // Appends `bytes` as they are, without a length prefix (digests defined over a byte stream).
+  void AddUnframed(std::string_view bytes);
   // "sha256:<64 lower-case hex>"; the digest cannot be added to afterwards.
   std::string Final();
 

@@ -167,6 +167,44 @@ TEST_F(CliTest, CorruptModelIsRefused) {
   EXPECT_NE(r2.err.find("not a Vigil model file"), std::string::npos) << r2.err;
 }
 
+TEST_F(CliTest, ModelInspectShowsLineageAndCalibrationAndRefusesBadFiles) {
+  const fs::path train = dir_ / "train.jsonl";
+  const fs::path model = dir_ / "m.vgm";
+  ASSERT_NO_FATAL_FAILURE(TrainSmallModel(train, model));
+  CmdResult text = Vigil("model inspect " + model.string());
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  for (const char* want : {"family:          syscall-ngram", "checksum:        sha256:",
+                           "training data:   dataset=jsonl", "calibration set: sha256:",
+                           "drift reference"}) {
+    EXPECT_NE(text.out.find(want), std::string::npos) << want << "\n" << text.out;
+  }
+  CmdResult js = Vigil("model inspect --json " + model.string());
+  ASSERT_EQ(js.exit_code, 0) << js.err;
+  const auto j = nlohmann::json::parse(js.out);
+  EXPECT_EQ(j["family"], "syscall-ngram");
+  EXPECT_EQ(j["format_version"], 1);
+  EXPECT_EQ(j["lineage"]["training"]["dataset"], "jsonl");
+  EXPECT_EQ(j["lineage"]["training"]["traces"], 10);
+  EXPECT_EQ(j["calibration"]["method"], "cross-fitted");
+  EXPECT_EQ(j["calibration"]["samples"], 10);
+  EXPECT_GT(j["payload_bytes"].get<int>(), 0);
+  const std::string bytes = ReadAll(model);
+  EXPECT_EQ(j["file_bytes"].get<size_t>(), bytes.size());
+
+  std::string flipped = bytes;
+  flipped[flipped.size() / 2] ^= 0x20;
+  std::ofstream(dir_ / "flipped.vgm", std::ios::binary) << flipped;
+  CmdResult bad = Vigil("model inspect " + (dir_ / "flipped.vgm").string());
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("flipped.vgm: SHA-256 checksum mismatch"), std::string::npos) << bad.err;
+  std::ofstream(dir_ / "short.vgm", std::ios::binary) << bytes.substr(0, 100);
+  CmdResult truncated = Vigil("model inspect " + (dir_ / "short.vgm").string());
+  EXPECT_EQ(truncated.exit_code, 2);
+  EXPECT_NE(truncated.err.find("short.vgm"), std::string::npos) << truncated.err;
+  EXPECT_EQ(Vigil("model inspect " + (dir_ / "missing.vgm").string()).exit_code, 2);
+  EXPECT_EQ(Vigil("model").exit_code, 2);
+}
+
 TEST_F(CliTest, ReplayTakesSinksAndPipelineFromTheConfig) {
   const fs::path train = dir_ / "train.jsonl";
   const fs::path model = dir_ / "m.vgm";

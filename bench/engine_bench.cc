@@ -1,0 +1,260 @@
+// Cost of the inference engine (src/model/inference_engine.h) around two model families trained
+// once per process on ADFA-LD's training split: the syscall-ngram sequence model (default
+// options) and the isolation forest over bag-of-syscalls vectors (default options: 100 trees of
+// 256 rows). Requests are the first 20,000 non-overlapping 32-call windows of the validation
+// traces (for the forest, each window's system-call frequency vector), taken in turn.
+//
+// Latency benchmarks time every call with steady_clock and report p50_ns / p99_ns / p999_ns
+// (the clock reads, ~20 ns each, are included); one iteration is one request. Direct/* calls
+// Model::Score without the engine, the baseline for the engine's overhead. The verdict cache is
+// off unless the benchmark is about it, so the model runs on every request.
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <ctime>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/bench_data.h"
+#include "core/clock.h"
+#include "core/metrics.h"
+#include "model/features.h"
+#include "model/inference_engine.h"
+#include "model/isolation_forest.h"
+
+namespace vigil::bench {
+namespace {
+
+constexpr size_t kWindow = 32;
+constexpr size_t kRequests = 20000;
+// 100 ms: far above any verdict time, so that preemption on a busy machine does not turn
+// requests into deadline fallbacks (which would open the breaker and skip the model).
+constexpr int64_t kBudgetNs = 100'000'000;
+
+// CPU time of the whole process (all threads), in seconds.
+double ProcessCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+struct Fixture {
+  std::shared_ptr<const model::Model> sequence;
+  std::shared_ptr<const model::Model> forest;
+  std::vector<model::ScoreRequest> windows;  // syscall windows (sequence)
+  std::vector<model::ScoreRequest> vectors;  // frequency vectors (forest)
+};
+
+// Built on first use: the trained models and the requests. Null with *error when unavailable.
+const Fixture* GetFixture(std::string* error) {
+  static std::unique_ptr<Fixture> fixture;
+  static std::string failure;
+  if (fixture != nullptr) return fixture.get();
+  if (!failure.empty()) {
+    *error = failure;
+    return nullptr;
+  }
+  const Dataset* d = GetDataset(&failure);
+  const model::SequenceModel* seq = d != nullptr ? GetModel(&failure) : nullptr;
+  if (seq == nullptr) {
+    *error = failure;
+    return nullptr;
+  }
+  auto f = std::make_unique<Fixture>();
+  // GetModel's model lives for the process; the engine takes a non-owning shared_ptr to it.
+  f->sequence = std::shared_ptr<const model::Model>(seq, [](const model::Model*) {});
+  std::vector<model::TrainingTrace> traces;
+  for (const LoadedTrace& t : d->training) traces.push_back({"", core::Arch::kI386, t.syscalls});
+  auto forest = model::IsolationForestModel::Train(traces, model::IsolationForestOptions{});
+  if (!forest.has_value()) {
+    failure = "iforest training failed: " + forest.error().ToString();
+    *error = failure;
+    return nullptr;
+  }
+  const model::SyscallVocabulary& vocab = (*forest)->vocabulary();
+  for (const LoadedTrace& t : d->validation) {
+    for (size_t at = 0; at + kWindow <= t.syscalls.size() && f->windows.size() < kRequests;
+         at += kWindow) {
+      model::ScoreRequest w;
+      w.arch = core::Arch::kI386;
+      w.syscalls.assign(t.syscalls.begin() + static_cast<ptrdiff_t>(at),
+                        t.syscalls.begin() + static_cast<ptrdiff_t>(at + kWindow));
+      model::ScoreRequest v;
+      v.values = model::BagOfSyscalls(vocab, core::Arch::kI386, w.syscalls);
+      f->windows.push_back(std::move(w));
+      f->vectors.push_back(std::move(v));
+    }
+  }
+  f->forest = std::shared_ptr<const model::Model>(std::move(forest).value());
+  fixture = std::move(f);
+  return fixture.get();
+}
+
+// Per-call latencies into p50/p99/p999 counters.
+class Latencies {
+ public:
+  Latencies() { ns_.reserve(1 << 20); }
+  template <typename Fn>
+  void Time(Fn&& fn) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    ns_.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0)
+                      .count());
+  }
+  void Report(benchmark::State& state) {
+    if (ns_.empty()) return;
+    std::sort(ns_.begin(), ns_.end());
+    auto at = [&](double q) { return ns_[std::min(ns_.size() - 1, static_cast<size_t>(q * ns_.size()))]; };
+    state.counters["p50_ns"] = at(0.50);
+    state.counters["p99_ns"] = at(0.99);
+    state.counters["p999_ns"] = at(0.999);
+  }
+
+ private:
+  std::vector<double> ns_;
+};
+
+const Fixture* FixtureOrSkip(benchmark::State& state) {
+  std::string error;
+  const Fixture* f = GetFixture(&error);
+  if (f == nullptr) state.SkipWithError(error.c_str());
+  return f;
+}
+
+const std::vector<model::ScoreRequest>& RequestsFor(const Fixture& f, bool forest) {
+  return forest ? f.vectors : f.windows;
+}
+
+std::unique_ptr<model::InferenceEngine> MakeEngine(const Fixture& f, bool forest,
+                                                   core::Registry& registry,
+                                                   model::InferenceEngineOptions o) {
+  o.registry = &registry;
+  auto e = model::InferenceEngine::Create(forest ? f.forest : f.sequence, o,
+                                          core::SystemClock::Get());
+  return e.has_value() ? std::move(e).value() : nullptr;
+}
+
+// Arg 0: the sequence model; 1: the isolation forest.
+void BM_Direct(benchmark::State& state) {
+  const Fixture* f = FixtureOrSkip(state);
+  if (f == nullptr) return;
+  const bool forest = state.range(0) == 1;
+  const model::Model& m = forest ? *f->forest : *f->sequence;
+  const auto& reqs = RequestsFor(*f, forest);
+  Latencies lat;
+  size_t i = 0;
+  double sum = 0;
+  for (auto _ : state) {
+    const model::FeatureView view = reqs[i++ % reqs.size()].view();
+    lat.Time([&] { sum += m.Score(view)->score; });
+  }
+  benchmark::DoNotOptimize(sum);
+  lat.Report(state);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Direct)->Arg(0)->Arg(1)->ArgName("iforest");
+
+// ScoreSync through the engine. Arg 1 (inline): 1 scores on the calling thread, 0 hands the
+// request to the worker and waits for it (the path that bounds the wait by the budget).
+void BM_EngineSync(benchmark::State& state) {
+  const Fixture* f = FixtureOrSkip(state);
+  if (f == nullptr) return;
+  const bool forest = state.range(0) == 1;
+  model::InferenceEngineOptions o;
+  o.sync_inline = state.range(1) == 1;
+  o.cache.capacity = 0;
+  core::Registry registry;
+  auto engine = MakeEngine(*f, forest, registry, o);
+  if (engine == nullptr) return state.SkipWithError("engine creation failed");
+  const auto& reqs = RequestsFor(*f, forest);
+  Latencies lat;
+  size_t i = 0, fallbacks = 0;
+  for (auto _ : state) {
+    const model::FeatureView view = reqs[i++ % reqs.size()].view();
+    lat.Time([&] { fallbacks += engine->ScoreSync(view, kBudgetNs).fallback() ? 1 : 0; });
+  }
+  lat.Report(state);
+  // Non-zero means some requests skipped the model; the figures then do not measure it.
+  state.counters["fallbacks"] = static_cast<double>(fallbacks);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_EngineSync)->ArgsProduct({{0, 1}, {1, 0}})->ArgNames({"iforest", "inline"});
+
+// The verdict cache's hit path: the same request every time (digest + LRU lookup + copy).
+void BM_EngineCacheHit(benchmark::State& state) {
+  const Fixture* f = FixtureOrSkip(state);
+  if (f == nullptr) return;
+  const bool forest = state.range(0) == 1;
+  model::InferenceEngineOptions o;
+  o.sync_inline = true;
+  core::Registry registry;
+  auto engine = MakeEngine(*f, forest, registry, o);
+  if (engine == nullptr) return state.SkipWithError("engine creation failed");
+  const model::FeatureView view = RequestsFor(*f, forest)[0].view();
+  (void)engine->ScoreSync(view, kBudgetNs);
+  Latencies lat;
+  size_t misses = 0;
+  for (auto _ : state) {
+    lat.Time([&] {
+      misses += engine->ScoreSync(view, kBudgetNs).source != model::VerdictSource::kCache ? 1 : 0;
+    });
+  }
+  lat.Report(state);
+  state.counters["misses"] = static_cast<double>(misses);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_EngineCacheHit)->Arg(0)->Arg(1)->ArgName("iforest");
+
+// Asynchronous throughput: every iteration submits all 20,000 requests from this thread and
+// waits until the last verdict is delivered. Arg: max_batch (1 = no batching). Wall time, and
+// items_per_cpu_s: requests per CPU-second of the whole process (submitter + worker), which a
+// busy machine disturbs less than wall time.
+void BM_EngineAsync(benchmark::State& state) {
+  const Fixture* f = FixtureOrSkip(state);
+  if (f == nullptr) return;
+  const bool forest = state.range(1) == 1;
+  model::InferenceEngineOptions o;
+  o.max_batch = static_cast<size_t>(state.range(0));
+  o.max_batch_delay_ns = 50'000;
+  o.queue_capacity = kRequests;
+  o.cache.capacity = 0;
+  core::Registry registry;
+  auto engine = MakeEngine(*f, forest, registry, o);
+  if (engine == nullptr) return state.SkipWithError("engine creation failed");
+  const auto& reqs = RequestsFor(*f, forest);
+  std::atomic<uint64_t> delivered{0};
+  uint64_t expected = 0;
+  const uint64_t batches_before = engine->batches();
+  const double cpu_before = ProcessCpuSeconds();
+  for (auto _ : state) {
+    for (const model::ScoreRequest& r : reqs) {
+      engine->Submit(r, [&](model::EngineVerdict) { delivered.fetch_add(1, std::memory_order_release); });
+    }
+    expected += reqs.size();
+    while (delivered.load(std::memory_order_acquire) < expected) std::this_thread::yield();
+  }
+  state.counters["items_per_cpu_s"] =
+      static_cast<double>(expected) / (ProcessCpuSeconds() - cpu_before);
+  state.counters["mean_batch"] =
+      static_cast<double>(expected) / static_cast<double>(engine->batches() - batches_before);
+  const model::LatencySummary l = engine->VerdictLatency(false);
+  state.counters["verdict_p50_us"] = l.p50_s * 1e6;
+  state.counters["verdict_p99_us"] = l.p99_s * 1e6;
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(reqs.size()));
+}
+BENCHMARK(BM_EngineAsync)
+    ->ArgsProduct({{1, 32}, {0, 1}})
+    ->ArgNames({"batch", "iforest"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace vigil::bench
+
+int main(int argc, char** argv) { return vigil::bench::BenchMain(argc, argv); }
