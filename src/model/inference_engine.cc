@@ -172,7 +172,7 @@ core::Status InferenceEngine::Init(std::shared_ptr<const Model> model) {
                                "Asynchronous requests waiting for the worker",
                                [this] { return static_cast<double>(queue_depth()); }));
   VIGIL_ASSIGN_OR_RETURN(std::shared_ptr<const Current> current, MakeCurrent(std::move(model), 1));
-  current_.store(std::move(current));
+  StoreCurrent(std::move(current));
   worker_ = std::thread([this] { Run(); });
   return core::Status::Ok();
 }
@@ -201,20 +201,31 @@ InferenceEngine::~InferenceEngine() {
 bool InferenceEngine::Swap(std::shared_ptr<const Model> model) {
   if (model == nullptr) return false;
   std::lock_guard<std::mutex> lock(swap_mu_);
-  const uint64_t next = current_.load()->generation + 1;
+  const uint64_t next = LoadCurrent()->generation + 1;
   auto c = MakeCurrent(std::move(model), next);
   if (!c.has_value()) {
     spdlog::warn("inference engine {}: swap refused: {}", options_.name, c.error().message());
     return false;
   }
-  current_.store(std::move(c).value());
+  StoreCurrent(std::move(c).value());
   metrics_->swaps->Inc();
   return true;
 }
 
-std::shared_ptr<const Model> InferenceEngine::model() const { return current_.load()->model; }
+std::shared_ptr<const InferenceEngine::Current> InferenceEngine::LoadCurrent() const {
+  std::lock_guard<std::mutex> lock(current_mu_);
+  return current_;
+}
 
-uint64_t InferenceEngine::generation() const { return current_.load()->generation; }
+void InferenceEngine::StoreCurrent(std::shared_ptr<const Current> c) {
+  std::lock_guard<std::mutex> lock(current_mu_);
+  current_.swap(c);
+  // The old model (in c) is released after the lock, by the last holder.
+}
+
+std::shared_ptr<const Model> InferenceEngine::model() const { return LoadCurrent()->model; }
+
+uint64_t InferenceEngine::generation() const { return LoadCurrent()->generation; }
 
 EngineVerdict InferenceEngine::Fallback(const Current& current, FallbackReason reason) {
   metrics_->fallbacks[static_cast<size_t>(reason)]->Inc();
@@ -276,7 +287,7 @@ bool InferenceEngine::Submit(ScoreRequest request, Callback done) {
       return true;
     }
   }
-  Deliver(p, Fallback(*current_.load(), refused));
+  Deliver(p, Fallback(*LoadCurrent(), refused));
   return false;
 }
 
@@ -301,7 +312,7 @@ EngineVerdict InferenceEngine::ScoreSync(const FeatureView& request, int64_t bud
     metrics_->verdict_sync->ObserveNanos(clock_.MonotonicNanos() - start);
     return v;
   };
-  std::shared_ptr<const Current> current = current_.load();
+  std::shared_ptr<const Current> current = LoadCurrent();
   const FeatureDigest digest = DigestFeatures(request);
   if (auto hit = cache_.Lookup(digest, current->generation)) {
     return finish({std::move(*hit), VerdictSource::kCache, FallbackReason::kNone});
@@ -364,7 +375,7 @@ void InferenceEngine::ServeSync(SyncSlot& slot) {
     std::lock_guard<std::mutex> lock(slot.mu);
     if (slot.abandoned) return;
   }
-  std::shared_ptr<const Current> current = current_.load();
+  std::shared_ptr<const Current> current = LoadCurrent();
   ModelAnswer scored = ScoreOnce(*current->model, clock_, slot.request.view());
   current->score_latency->ObserveNanos(scored.elapsed_ns);
   std::lock_guard<std::mutex> lock(slot.mu);
@@ -430,7 +441,7 @@ void InferenceEngine::Run() {
     lock.unlock();
     metrics_->batches->Inc();
     // One model for the whole batch: a concurrent Swap takes effect with the next batch.
-    const std::shared_ptr<const Current> current = current_.load();
+    const std::shared_ptr<const Current> current = LoadCurrent();
     for (Pending& p : batch) {
       if (sync_waiting_.load(std::memory_order_acquire)) {
         lock.lock();
@@ -473,7 +484,7 @@ uint64_t InferenceEngine::fallbacks(FallbackReason r) const {
 }
 
 LatencySummary InferenceEngine::ModelLatency() const {
-  return Summarise(current_.load()->score_latency);
+  return Summarise(LoadCurrent()->score_latency);
 }
 
 LatencySummary InferenceEngine::VerdictLatency(bool sync) const {

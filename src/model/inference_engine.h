@@ -197,7 +197,13 @@ class InferenceEngine {
   VerdictCache cache_;
   CircuitBreaker breaker_;
   std::unique_ptr<Metrics> metrics_;
-  std::atomic<std::shared_ptr<const Current>> current_;
+  // The current model. A mutex rather than std::atomic<std::shared_ptr>: libstdc++ 12's atomic
+  // shared_ptr guards the pointer with a lock bit ThreadSanitizer cannot see, so every swap
+  // under load is reported as a race; an uncontended mutex costs about the same.
+  std::shared_ptr<const Current> LoadCurrent() const;
+  void StoreCurrent(std::shared_ptr<const Current> c);
+  mutable std::mutex current_mu_;
+  std::shared_ptr<const Current> current_;
   std::mutex swap_mu_;  // serialises Swap
 
   mutable std::mutex mu_;

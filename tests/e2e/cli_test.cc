@@ -205,6 +205,52 @@ TEST_F(CliTest, ModelInspectShowsLineageAndCalibrationAndRefusesBadFiles) {
   EXPECT_EQ(Vigil("model").exit_code, 2);
 }
 
+// `vigil model LEAF` and `vigil policy LEAF`: leaves added by different files to one group each
+// show their own --help and run their own code (each error names its own command).
+TEST_F(CliTest, EveryModelAndPolicyLeafHasItsHelpAndRunsItsOwnCode) {
+  const std::string missing = (dir_ / "missing").string();
+  const std::string nokeys = " --key-dir " + (dir_ / "nokeys").string();
+  const std::string reg = " --registry " + (dir_ / "reg").string();
+  struct Leaf {
+    std::string command, help, run;
+  };
+  const std::vector<Leaf> leaves = {
+      {"model sign", "Sign a model file", "model sign " + missing + nokeys},
+      {"model verify", "Check a model file against", "model verify " + missing + nokeys},
+      {"model push", "Store a model file", "model push " + missing + reg},
+      {"model list", "List the models in the registry", "model list --json" + reg},
+      {"model pull", "Copy a model out of the registry",
+       "model pull deadbeefdeadbeef --out " + missing + reg},
+      {"model provenance", "in-toto Statement", "model provenance " + missing},
+      {"model sbom", "CycloneDX 1.5 ML-BOM", "model sbom " + missing},
+      {"model inspect", "lineage, calibration", "model inspect " + missing},
+      {"policy check", "report which rules are enabled", "policy check /dev/null --json"},
+      {"policy test", "Evaluate rules on recorded events",
+       "policy test /dev/null --events " + missing},
+      {"policy sign", "Sign a policy file", "policy sign " + missing + nokeys},
+      {"policy verify", "Check a policy file against", "policy verify " + missing + nokeys},
+  };
+  for (const Leaf& leaf : leaves) {
+    CmdResult help = Vigil(leaf.command + " --help");
+    EXPECT_EQ(help.exit_code, 0) << leaf.command;
+    EXPECT_NE(help.out.find(leaf.help), std::string::npos) << leaf.command << "\n" << help.out;
+    CmdResult ran = Vigil(leaf.run);
+    if (leaf.command == "model list" || leaf.command == "policy check") {
+      // Nothing to fail on: an empty registry, an empty rules file; each prints its own JSON.
+      EXPECT_EQ(ran.exit_code, 0) << leaf.command << "\n" << ran.err;
+      const auto j = nlohmann::json::parse(ran.out);
+      EXPECT_TRUE(leaf.command == "model list" ? j.is_array() : j.contains("rules"))
+          << leaf.command << "\n" << ran.out;
+    } else {
+      EXPECT_EQ(ran.exit_code, 2) << leaf.command << "\n" << ran.err;
+      EXPECT_EQ(ran.err.rfind("vigil " + leaf.command + ": error: ", 0), 0u)
+          << leaf.command << "\n" << ran.err;
+    }
+  }
+  EXPECT_EQ(Vigil("policy").exit_code, 2);
+  EXPECT_EQ(Vigil("model frobnicate").exit_code, 2);
+}
+
 TEST_F(CliTest, ReplayTakesSinksAndPipelineFromTheConfig) {
   const fs::path train = dir_ / "train.jsonl";
   const fs::path model = dir_ / "m.vgm";
