@@ -35,6 +35,8 @@ function(vigil_test)
     VIGIL_SHARED_DIR="${PROJECT_SOURCE_DIR}/../shared"
     VIGIL_BINARY="$<TARGET_FILE_DIR:vigil>/vigil")
   vigil_compile_options(${VT_NAME})
+  # Test code is not what is measured: -O1 compiles it in two thirds of the time of -O3.
+  target_compile_options(${VT_NAME} PRIVATE $<$<CONFIG:Release>:-O1>)
   set(labels ${VT_LABELS})
   if(NOT labels)
     set(labels unit)

@@ -15,7 +15,6 @@ namespace {
 constexpr uint32_t kMaxSignals = 4096;
 constexpr int kMaxFolds = 20;
 constexpr int kMinRowsPerFold = 20;
-constexpr int kMaxExplainTop = 64;
 constexpr double kMinScale = 1e-9;
 // The largest contribution of one signal, log(1 + 1e12), reached at 10^6 residual scales and by
 // a value that is not a finite number; the cap keeps the sum finite whatever a model file says.

@@ -18,7 +18,6 @@ namespace {
 constexpr int kMaxTrees = 10000;
 constexpr size_t kMaxSampleSize = 65536;
 constexpr uint32_t kMaxDims = 1u << 20;
-constexpr int kMaxExplainTop = 64;
 
 using Node = IsolationForest::Node;
 

@@ -10,13 +10,13 @@
 
 #include "model/evaluation.h"
 #include "model/internal/bytes.h"
+#include "model/model.h"
 
 namespace vigil::model {
 namespace {
 
 constexpr size_t kMaxDims = 4096;  // the mapper holds a dims x dims matrix of doubles
 constexpr int kMaxEpochs = 10000;
-constexpr int kMaxExplainTop = 64;
 constexpr uint64_t kMaxSteps = uint64_t{1} << 40;
 // Largest weight or bias a file may hold: keeps every pre-activation (at most 64 products of a
 // weight and a normalised input in [-4, 5]) finite. Trained values stay far below it.

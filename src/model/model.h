@@ -15,6 +15,10 @@
 
 namespace vigil::model {
 
+// The most features, signals or calls any family names in one explanation (options and model
+// files are checked against it).
+inline constexpr int kMaxExplainTop = 64;
+
 class StreamScorer {
  public:
   virtual ~StreamScorer() = default;

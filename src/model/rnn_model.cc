@@ -13,7 +13,7 @@
 namespace vigil::model {
 namespace {
 
-constexpr int kMaxVocab = 1023;
+constexpr int kMaxRnnVocab = 1023;
 constexpr int kMaxDim = 1024;
 constexpr int kMaxLayers = 4;
 constexpr uint32_t kMaxWindow = 1u << 20;
@@ -239,7 +239,7 @@ core::Status RnnModel::Prepare() {
   auto bad = [](const std::string& why) { return core::InvalidArgument("rnn model: " + why); };
   const RnnWeights& w = weights_;
   if (w.cell != RnnCell::kLstm && w.cell != RnnCell::kGru) return bad("unknown cell type");
-  if (vocab_.size() > static_cast<size_t>(kMaxVocab)) return bad("vocabulary too large");
+  if (vocab_.size() > static_cast<size_t>(kMaxRnnVocab)) return bad("vocabulary too large");
   if (w.embed < 1 || w.embed > kMaxDim || w.hidden < 1 || w.hidden > kMaxDim) {
     return bad("embedding and hidden sizes must be in 1.." + std::to_string(kMaxDim));
   }
@@ -247,7 +247,7 @@ core::Status RnnModel::Prepare() {
     return bad("layer count must be in 1.." + std::to_string(kMaxLayers));
   }
   if (scoring_.window < 1 || scoring_.window > kMaxWindow) return bad("window out of range");
-  if (scoring_.explain_top < 0 || scoring_.explain_top > 64 || scoring_.explain_context < 0 ||
+  if (scoring_.explain_top < 0 || scoring_.explain_top > kMaxExplainTop || scoring_.explain_context < 0 ||
       scoring_.explain_context > 16) {
     return bad("explanation sizes out of range");
   }
@@ -443,7 +443,7 @@ core::Result<std::unique_ptr<RnnModel>> RnnModel::FromFile(const ModelFile& file
   if (window < 1 || window > kMaxWindow) return bad("window " + std::to_string(window) + " out of range");
   if (top > 64 || context > 16) return bad("explanation sizes out of range");
   if (!r.U32(&nvocab)) return bad("truncated before the vocabulary");
-  if (nvocab > static_cast<uint32_t>(kMaxVocab)) {
+  if (nvocab > static_cast<uint32_t>(kMaxRnnVocab)) {
     return bad("vocabulary of " + std::to_string(nvocab) + " tokens");
   }
   std::vector<std::string> vocab(nvocab);

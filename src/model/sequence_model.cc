@@ -14,7 +14,7 @@
 namespace vigil::model {
 namespace {
 
-constexpr size_t kMaxVocab = (1u << kTokenBits) - 1;
+constexpr size_t kMaxNgramVocab = (1u << kTokenBits) - 1;
 constexpr size_t kMaxSubjects = 100000;
 
 double Sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
@@ -172,7 +172,7 @@ core::Result<std::unique_ptr<SequenceModel>> SequenceModel::Train(
     for (int32_t nr : t.syscalls) {
       const std::string_view name = core::SyscallName(t.arch, nr);
       if (name.empty() || index.count(name)) continue;
-      if (m->vocab_.size() >= kMaxVocab) return core::InvalidArgument("vocabulary too large");
+      if (m->vocab_.size() >= kMaxNgramVocab) return core::InvalidArgument("vocabulary too large");
       m->vocab_.emplace_back(name);
       index.emplace(std::string(name), static_cast<Token>(m->vocab_.size()));
     }
@@ -346,8 +346,8 @@ core::Result<std::unique_ptr<SequenceModel>> SequenceModel::FromFile(const Model
   if (order < 1 || order > static_cast<uint32_t>(kMaxOrder)) {
     return bad("order " + std::to_string(order) + " outside 1.." + std::to_string(kMaxOrder));
   }
-  if (explain > 64) return bad("explain_top " + std::to_string(explain) + " is too large");
-  if (nvocab > kMaxVocab) return bad("vocabulary of " + std::to_string(nvocab) + " tokens");
+  if (explain > static_cast<uint32_t>(kMaxExplainTop)) return bad("explain_top " + std::to_string(explain) + " is too large");
+  if (nvocab > kMaxNgramVocab) return bad("vocabulary of " + std::to_string(nvocab) + " tokens");
   m->options_.order = static_cast<int>(order);
   m->options_.target_fpr = fpr;
   m->options_.explain_top = static_cast<int>(explain);

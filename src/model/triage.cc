@@ -12,7 +12,7 @@ namespace vigil::model {
 namespace {
 
 constexpr uint32_t kMaxFeatures = 1u << 16;
-constexpr uint32_t kMaxVocab = 4096;
+constexpr uint32_t kMaxTriageVocab = 4096;
 
 std::string FormatValue(float v) {
   if (std::isnan(v)) return "missing";
@@ -72,8 +72,8 @@ class TriageStream final : public StreamScorer {
 core::Result<std::unique_ptr<TriageModel>> TriageModel::Train(
     const FeatureTable& table, const TriageOptions& options,
     std::shared_ptr<const TraceFeaturizer> featurizer) {
-  if (options.explain_top < 0 || options.explain_top > 64) {
-    return core::InvalidArgument("explain_top must be in 0..64");
+  if (options.explain_top < 0 || options.explain_top > kMaxExplainTop) {
+    return core::InvalidArgument("explain_top must be in 0.." + std::to_string(kMaxExplainTop));
   }
   if (table.names.empty() || table.names.size() > kMaxFeatures) {
     return core::InvalidArgument("triage: need 1.." + std::to_string(kMaxFeatures) + " features");
@@ -238,7 +238,7 @@ core::Result<std::unique_ptr<TriageModel>> TriageModel::FromFile(const ModelFile
       !r.U8(&has_featurizer)) {
     return bad("truncated in the parameters");
   }
-  if (explain > 64) return bad("explain_top " + std::to_string(explain) + " is too large");
+  if (explain > static_cast<uint32_t>(kMaxExplainTop)) return bad("explain_top " + std::to_string(explain) + " is too large");
   if (cal.method != "probability" && cal.method != "cross-validation") {
     return bad("unknown calibration method \"" + cal.method + "\"");
   }
@@ -251,7 +251,7 @@ core::Result<std::unique_ptr<TriageModel>> TriageModel::FromFile(const ModelFile
   if (has_featurizer == 1) {
     uint32_t nv = 0;
     if (!r.U32(&nv)) return bad("truncated before the vocabulary");
-    if (nv > kMaxVocab || nv > r.remaining() / 2) {
+    if (nv > kMaxTriageVocab || nv > r.remaining() / 2) {
       return bad("vocabulary of " + std::to_string(nv) + " names");
     }
     std::vector<std::string> vocab(nv);
