@@ -9,6 +9,11 @@ function(vigil_compile_options target)
     # GCC 12 reports false -Wrestrict/-Wstringop-overflow positives inside libstdc++'s string
     # operator+ at -O2/-O3 (GCC bug 105329); they are not in our code.
     target_compile_options(${target} PRIVATE -Wno-restrict -Wno-stringop-overflow)
+    if(CMAKE_UNITY_BUILD)
+      # GCC warns about file-local types in classes defined outside the main file; in a unity
+      # batch every source is "outside the main file", so the warning says nothing there.
+      target_compile_options(${target} PRIVATE -Wno-subobject-linkage)
+    endif()
   endif()
   if(VIGIL_WERROR)
     target_compile_options(${target} PRIVATE -Werror)

@@ -11,20 +11,19 @@
 #include "model/calibration.h"
 #include "model/evaluation.h"
 #include "model/internal/bytes.h"
+#include "model/internal/random.h"
 
 namespace vigil::model {
 namespace {
 
-constexpr int kMaxTrees = 10000;
+constexpr int kMaxForestTrees = 10000;
 constexpr size_t kMaxSampleSize = 65536;
-constexpr uint32_t kMaxDims = 1u << 20;
+constexpr uint32_t kMaxForestDims = 1u << 20;
 
 using Node = IsolationForest::Node;
 
 // Uniform draws built on the raw engine output, so a seed gives the same forest everywhere.
 double Uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
-size_t UniformIndex(std::mt19937_64& rng, size_t n) { return static_cast<size_t>(rng() % n); }
-
 // Grows one iTree over rows[idx[begin..end)] into `out` (positions relative to the tree).
 class TreeBuilder {
  public:
@@ -54,7 +53,7 @@ class TreeBuilder {
       if (lo_[f] < hi_[f]) candidates_.push_back(static_cast<uint32_t>(f));
     }
     if (candidates_.empty()) return at;
-    const uint32_t f = candidates_[UniformIndex(rng_, candidates_.size())];
+    const uint32_t f = candidates_[internal::UniformIndex(rng_, candidates_.size())];
     float t = static_cast<float>(lo_[f] + Uniform01(rng_) * (static_cast<double>(hi_[f]) - lo_[f]));
     // Rounding to float may land on min; the split must leave a row on each side.
     if (!(t > lo_[f])) t = std::nextafter(lo_[f], hi_[f]);
@@ -128,9 +127,9 @@ double IsolationForest::AveragePathLength(double n) {
 
 core::Result<IsolationForest> IsolationForest::Train(const std::vector<std::vector<float>>& rows,
                                                      const IsolationForestOptions& options) {
-  if (options.trees < 1 || options.trees > kMaxTrees) {
+  if (options.trees < 1 || options.trees > kMaxForestTrees) {
     return core::InvalidArgument("trees " + std::to_string(options.trees) + " is outside 1.." +
-                                 std::to_string(kMaxTrees));
+                                 std::to_string(kMaxForestTrees));
   }
   if (options.sample_size < 2 || options.sample_size > kMaxSampleSize) {
     return core::InvalidArgument("sample_size " + std::to_string(options.sample_size) +
@@ -145,9 +144,9 @@ core::Result<IsolationForest> IsolationForest::Train(const std::vector<std::vect
   if (options.explain_top < 0 || options.explain_top > kMaxExplainTop) {
     return core::InvalidArgument("explain_top must be in 0.." + std::to_string(kMaxExplainTop));
   }
-  if (rows.empty() || rows[0].empty() || rows[0].size() > kMaxDims) {
+  if (rows.empty() || rows[0].empty() || rows[0].size() > kMaxForestDims) {
     return core::InvalidArgument("training rows must be non-empty with 1.." +
-                                 std::to_string(kMaxDims) + " features");
+                                 std::to_string(kMaxForestDims) + " features");
   }
   const size_t dims = rows[0].size();
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -169,7 +168,9 @@ core::Result<IsolationForest> IsolationForest::Train(const std::vector<std::vect
   std::mt19937_64 rng(options.seed);
   std::vector<uint32_t> order(rows.size());
   std::iota(order.begin(), order.end(), 0u);
-  for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[UniformIndex(rng, i)]);
+  for (size_t i = order.size(); i > 1; --i) {
+    std::swap(order[i - 1], order[internal::UniformIndex(rng, i)]);
+  }
   const auto held =
       static_cast<size_t>(options.calibration_fraction * static_cast<double>(rows.size()));
   std::vector<uint32_t> train(order.begin() + static_cast<ptrdiff_t>(held), order.end());
@@ -188,7 +189,7 @@ core::Result<IsolationForest> IsolationForest::Train(const std::vector<std::vect
   for (int t = 0; t < options.trees; ++t) {
     // Partial Fisher-Yates: the first psi entries of `train` become the sample.
     for (size_t i = 0; i < forest.psi_; ++i) {
-      std::swap(train[i], train[i + UniformIndex(rng, train.size() - i)]);
+      std::swap(train[i], train[i + internal::UniformIndex(rng, train.size() - i)]);
     }
     std::vector<uint32_t> sample(train.begin(),
                                  train.begin() + static_cast<ptrdiff_t>(forest.psi_));
@@ -391,7 +392,8 @@ core::Result<IsolationForest> IsolationForest::FromFile(const ModelFile& file,
     return bad("truncated in the parameters");
   }
   c.rows = rows;
-  if (dims < 1 || dims > kMaxDims) return bad("dims " + std::to_string(dims) + " out of range");
+  if (dims < 1 || dims > kMaxForestDims)
+    return bad("dims " + std::to_string(dims) + " out of range");
   if (psi < 2 || psi > kMaxSampleSize) {
     return bad("sample size " + std::to_string(psi) + " outside 2.." +
                std::to_string(kMaxSampleSize));
@@ -418,8 +420,9 @@ core::Result<IsolationForest> IsolationForest::FromFile(const ModelFile& file,
     }
   }
   if (!r.U32(&ntrees)) return bad("truncated before the tree count");
-  if (ntrees < 1 || ntrees > static_cast<uint32_t>(kMaxTrees)) {
-    return bad("tree count " + std::to_string(ntrees) + " outside 1.." + std::to_string(kMaxTrees));
+  if (ntrees < 1 || ntrees > static_cast<uint32_t>(kMaxForestTrees)) {
+    return bad("tree count " + std::to_string(ntrees) + " outside 1.." +
+               std::to_string(kMaxForestTrees));
   }
   m.options_.trees = static_cast<int>(ntrees);
   m.dims_ = dims;

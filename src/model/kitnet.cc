@@ -10,19 +10,18 @@
 
 #include "model/evaluation.h"
 #include "model/internal/bytes.h"
+#include "model/internal/random.h"
 #include "model/model.h"
 
 namespace vigil::model {
 namespace {
 
-constexpr size_t kMaxDims = 4096;  // the mapper holds a dims x dims matrix of doubles
+constexpr size_t kMaxKitNetDims = 4096;  // the mapper holds a dims x dims matrix of doubles
 constexpr int kMaxEpochs = 10000;
 constexpr uint64_t kMaxSteps = uint64_t{1} << 40;
 // Largest weight or bias a file may hold: keeps every pre-activation (at most 64 products of a
 // weight and a normalised input in [-4, 5]) finite. Trained values stay far below it.
 constexpr float kMaxParameter = 1e6f;
-
-size_t UniformIndex(std::mt19937_64& rng, size_t n) { return static_cast<size_t>(rng() % n); }
 
 size_t HiddenUnits(size_t visible, double ratio) {
   const auto h = static_cast<size_t>(std::ceil(ratio * static_cast<double>(visible) - 1e-9));
@@ -149,8 +148,8 @@ std::vector<std::vector<uint32_t>> ClusterFeatures(const Eigen::MatrixXd& distan
 
 core::Result<KitNetTrainer> KitNetTrainer::Create(size_t dims, const KitNetOptions& options) {
   VIGIL_RETURN_IF_ERROR(CheckOptions(options));
-  if (dims < 1 || dims > kMaxDims) {
-    return core::InvalidArgument("rows must have 1.." + std::to_string(kMaxDims) +
+  if (dims < 1 || dims > kMaxKitNetDims) {
+    return core::InvalidArgument("rows must have 1.." + std::to_string(kMaxKitNetDims) +
                                  " features, not " + std::to_string(dims));
   }
   if (options.fm_grace < 1 || options.ad_grace < 1) {
@@ -250,9 +249,9 @@ core::Result<KitNet> KitNetTrainer::Finish() const {
 core::Result<KitNet> KitNet::Train(const std::vector<std::vector<float>>& rows,
                                    const KitNetOptions& options, const ProgressFn& progress) {
   VIGIL_RETURN_IF_ERROR(CheckOptions(options));
-  if (rows.empty() || rows[0].empty() || rows[0].size() > kMaxDims) {
+  if (rows.empty() || rows[0].empty() || rows[0].size() > kMaxKitNetDims) {
     return core::InvalidArgument("training rows must be non-empty with 1.." +
-                                 std::to_string(kMaxDims) + " features");
+                                 std::to_string(kMaxKitNetDims) + " features");
   }
   const size_t dims = rows[0].size();
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -270,7 +269,9 @@ core::Result<KitNet> KitNet::Train(const std::vector<std::vector<float>>& rows,
   std::mt19937_64 rng(options.seed);
   std::vector<uint32_t> order(rows.size());
   std::iota(order.begin(), order.end(), 0u);
-  for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[UniformIndex(rng, i)]);
+  for (size_t i = order.size(); i > 1; --i) {
+    std::swap(order[i - 1], order[internal::UniformIndex(rng, i)]);
+  }
   const auto held =
       static_cast<size_t>(options.calibration_fraction * static_cast<double>(rows.size()));
   std::vector<uint32_t> train(order.begin() + static_cast<ptrdiff_t>(held), order.end());
@@ -293,7 +294,7 @@ core::Result<KitNet> KitNet::Train(const std::vector<std::vector<float>>& rows,
   for (uint64_t i = 0; i < o.fm_grace; ++i) feed(train[i % train.size()]);
   while (trainer->phase() != KitNetTrainer::Phase::kDone) {
     for (size_t i = train.size(); i > 1; --i) {
-      std::swap(train[i - 1], train[UniformIndex(rng, i)]);
+      std::swap(train[i - 1], train[internal::UniformIndex(rng, i)]);
     }
     for (size_t i = 0; i < train.size() && trainer->phase() != KitNetTrainer::Phase::kDone; ++i) {
       feed(train[i]);
@@ -526,7 +527,8 @@ core::Result<KitNet> KitNet::FromFile(const ModelFile& file, std::string_view so
       !r.U32(&explain) || !r.U32(&nnames)) {
     return bad("truncated in the parameters");
   }
-  if (dims < 1 || dims > kMaxDims) return bad("dims " + std::to_string(dims) + " out of range");
+  if (dims < 1 || dims > kMaxKitNetDims)
+    return bad("dims " + std::to_string(dims) + " out of range");
   if (group_size < 1 || group_size > static_cast<uint32_t>(kKitNetMaxGroupSize)) {
     return bad("max group size " + std::to_string(group_size) + " outside 1.." +
                std::to_string(kKitNetMaxGroupSize));

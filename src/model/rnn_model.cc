@@ -247,8 +247,8 @@ core::Status RnnModel::Prepare() {
     return bad("layer count must be in 1.." + std::to_string(kMaxLayers));
   }
   if (scoring_.window < 1 || scoring_.window > kMaxWindow) return bad("window out of range");
-  if (scoring_.explain_top < 0 || scoring_.explain_top > kMaxExplainTop || scoring_.explain_context < 0 ||
-      scoring_.explain_context > 16) {
+  if (scoring_.explain_top < 0 || scoring_.explain_top > kMaxExplainTop ||
+      scoring_.explain_context < 0 || scoring_.explain_context > 16) {
     return bad("explanation sizes out of range");
   }
   if (scoring_.aggregate != RnnAggregate::kMean && scoring_.aggregate != RnnAggregate::kWindowMax &&

@@ -346,7 +346,9 @@ core::Result<std::unique_ptr<SequenceModel>> SequenceModel::FromFile(const Model
   if (order < 1 || order > static_cast<uint32_t>(kMaxOrder)) {
     return bad("order " + std::to_string(order) + " outside 1.." + std::to_string(kMaxOrder));
   }
-  if (explain > static_cast<uint32_t>(kMaxExplainTop)) return bad("explain_top " + std::to_string(explain) + " is too large");
+  if (explain > static_cast<uint32_t>(kMaxExplainTop)) {
+    return bad("explain_top " + std::to_string(explain) + " is too large");
+  }
   if (nvocab > kMaxNgramVocab) return bad("vocabulary of " + std::to_string(nvocab) + " tokens");
   m->options_.order = static_cast<int>(order);
   m->options_.target_fpr = fpr;

@@ -238,7 +238,9 @@ core::Result<std::unique_ptr<TriageModel>> TriageModel::FromFile(const ModelFile
       !r.U8(&has_featurizer)) {
     return bad("truncated in the parameters");
   }
-  if (explain > static_cast<uint32_t>(kMaxExplainTop)) return bad("explain_top " + std::to_string(explain) + " is too large");
+  if (explain > static_cast<uint32_t>(kMaxExplainTop)) {
+    return bad("explain_top " + std::to_string(explain) + " is too large");
+  }
   if (cal.method != "probability" && cal.method != "cross-validation") {
     return bad("unknown calibration method \"" + cal.method + "\"");
   }

@@ -11,7 +11,7 @@
 namespace vigil::model {
 namespace {
 
-constexpr size_t kMaxTrees = 10000;
+constexpr size_t kMaxBoostedTrees = 10000;
 constexpr size_t kMaxNodes = 1u << 20;
 
 // The Status of a failed C API call: "<what>: <XGBGetLastError()>".
@@ -324,8 +324,9 @@ core::Status ValidateXgbModel(std::string_view bytes, size_t expected_features,
   if (booster == nullptr || *booster != "gbtree") return bad("booster is not gbtree");
   const nlohmann::json* trees = at(*learner, {"gradient_booster", "model", "trees"});
   const nlohmann::json* info = at(*learner, {"gradient_booster", "model", "tree_info"});
-  if (trees == nullptr || !trees->is_array() || trees->empty() || trees->size() > kMaxTrees) {
-    return bad("trees must be an array of 1.." + std::to_string(kMaxTrees));
+  if (trees == nullptr || !trees->is_array() || trees->empty() ||
+      trees->size() > kMaxBoostedTrees) {
+    return bad("trees must be an array of 1.." + std::to_string(kMaxBoostedTrees));
   }
   if (info == nullptr || !info->is_array() || info->size() != trees->size()) {
     return bad("tree_info does not list every tree");
