@@ -1,8 +1,8 @@
 // vigil gateway: the industrial gateway. A Modbus/TCP proxy between SCADA/HMI clients and a PLC
 // that decides every actuator write inline (docs/gateway.md).
 //
-// Start-up, undone in reverse on the way out: config -> sinks -> audit log -> gateway (model,
-// model gate, Modbus listener, metrics server) -> signal wait.
+// Start-up, undone in reverse on the way out: config -> sinks -> audit log -> gateway (models,
+// model gate, Modbus listener, metrics server, MQTT telemetry) -> signal wait.
 
 #include <pthread.h>
 #include <signal.h>
@@ -44,6 +44,27 @@ nlohmann::json ModelSummary(const gateway::Gateway& g) {
           {"context", m->context()}};
 }
 
+nlohmann::json TelemetrySummary(const gateway::Gateway& g) {
+  const gateway::TelemetryConfig& t = g.config().telemetry;
+  if (t.topics.empty()) return nullptr;
+  nlohmann::json topics = nlohmann::json::array();
+  for (const auto& topic : t.topics) {
+    nlohmann::json signals = nlohmann::json::array();
+    for (const auto& s : topic.signals) signals.push_back(s.name);
+    topics.push_back({{"topic", topic.topic}, {"signals", signals}});
+  }
+  nlohmann::json j = {{"broker", t.broker.ToString()}, {"client_id", t.client_id},
+                      {"topics", topics}, {"scoring", nullptr}};
+  if (const gateway::SensorScorer* s = g.scorer()) {
+    j["scoring"] = {{"signals", s->signals()},
+                    {"predictors", s->predictors()},
+                    {"autoencoder", s->autoencoder()}};
+    if (s->predictors()) j["scoring"]["predictors_threshold"] = s->residual_threshold();
+    if (s->autoencoder()) j["scoring"]["autoencoder_threshold"] = s->kitnet_threshold();
+  }
+  return j;
+}
+
 int RunGateway(const GatewayCmdOptions& o) {
   auto loaded = gateway::LoadGatewayConfig(o.config);
   if (!loaded.has_value()) return ReportError("gateway", loaded.error());
@@ -65,13 +86,28 @@ int RunGateway(const GatewayCmdOptions& o) {
                         {"assets", c.assets.size()},
                         {"listen", c.modbus.listen.ToString()},
                         {"upstream", c.modbus.upstream.ToString()},
-                        {"model", ModelSummary(**g)}};
+                        {"model", ModelSummary(**g)},
+                        {"telemetry", TelemetrySummary(**g)}};
     if (o.json) {
       std::printf("%s\n", j.dump(2).c_str());
     } else {
       std::printf("%s: ok (%s mode, %zu assets, %s -> %s)\n", c.source.c_str(),
                   std::string(gateway::ModeName(c.mode)).c_str(), c.assets.size(),
                   c.modbus.listen.ToString().c_str(), c.modbus.upstream.ToString().c_str());
+      if (!c.telemetry.topics.empty()) {
+        size_t signals = 0;
+        for (const auto& t : c.telemetry.topics) signals += t.signals.size();
+        std::printf("telemetry: %zu topics, %zu signals from MQTT broker %s",
+                    c.telemetry.topics.size(), signals, c.telemetry.broker.ToString().c_str());
+        if ((*g)->scorer() != nullptr) {
+          std::printf("; sensor scoring over %zu of them (%s%s%s)",
+                      (*g)->scorer()->signals().size(),
+                      (*g)->scorer()->predictors() ? "per-signal predictors" : "",
+                      (*g)->scorer()->predictors() && (*g)->scorer()->autoencoder() ? ", " : "",
+                      (*g)->scorer()->autoencoder() ? "autoencoder ensemble" : "");
+        }
+        std::printf("\n");
+      }
       if ((*g)->model() != nullptr) {
         std::printf("model: %zu actuators against %zu context signals, learned from %llu rows of "
                     "%s\n",
@@ -116,6 +152,16 @@ int RunGateway(const GatewayCmdOptions& o) {
   if (g->model() != nullptr) {
     (*trail)->ModelChange("loaded", c.model.training, "actuator-state", "1",
                           "learned at start-up");
+  }
+  if (const gateway::SensorScorer* s = g->scorer()) {
+    if (s->predictors()) {
+      (*trail)->ModelChange("loaded", c.model.training, "gateway-predictors", "1",
+                            "per-signal predictors over the telemetry, learned at start-up");
+    }
+    if (s->autoencoder()) {
+      (*trail)->ModelChange("loaded", c.model.training, "gateway-autoencoder", "1",
+                            "autoencoder ensemble over the telemetry, learned at start-up");
+    }
   }
   core::Status st = g->Start();
   if (!st.ok()) {
@@ -163,7 +209,9 @@ RunFn AddGatewayCommand(CLI::App& root) {
   CLI::App* cmd = root.add_subcommand(
       "gateway",
       "Run the industrial gateway: a Modbus/TCP proxy that checks every actuator write against "
-      "per-register limits and a learned actuator-state model (docs/gateway.md)");
+      "per-register limits and a learned actuator-state model, fed the plant state by MQTT "
+      "telemetry that is schema-checked and scored for sensor inconsistencies "
+      "(docs/gateway.md)");
   cmd->add_option("--config", o->config, "Gateway config file (YAML)")->required();
   cmd->add_option("--mode", o->mode, "Override the config's mode")
       ->check(CLI::IsMember({"monitor", "enforce"}));
@@ -172,7 +220,8 @@ RunFn AddGatewayCommand(CLI::App& root) {
   AddAuditKeyFlags(cmd, &o->audit_key, &o->audit_fsync);
   cmd->add_option("--duration", o->duration, "Stop after this long (90, 90s, 5m, 2h, 1d)");
   cmd->add_flag("--check", o->check,
-                "Validate the config and learn the model, then exit without serving");
+                "Validate the config and learn the models, then exit without serving (does not "
+                "connect to the PLC or the MQTT broker)");
   cmd->add_flag("--json", o->json, "Print the check or the final counters as JSON on stdout");
   return [o] { return RunGateway(*o); };
 }

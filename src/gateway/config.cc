@@ -8,6 +8,7 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <map>
 #include <set>
 
 #include <fmt/format.h>
@@ -242,6 +243,151 @@ class Reader {
                   });
   }
 
+  Status ReadSignal(const YAML::Node& node, std::string_view path, SignalSchema* s) const {
+    YAML::Mark max_mark = node.Mark();
+    YAML::Mark field_mark = node.Mark();
+    Status fields = Fields(
+        node, path, {"name", "field", "type", "min", "max", "units"},
+        [&](const std::string& k, const YAML::Node& v, const std::string& p) -> Status {
+          if (k == "name") return String(v, p, &s->name);
+          if (k == "field") {
+            field_mark = v.Mark();
+            return String(v, p, &s->field);
+          }
+          if (k == "type") {
+            size_t i = static_cast<size_t>(s->type);
+            VIGIL_RETURN_IF_ERROR(Choice(v, p, {"number", "integer", "bool"}, &i));
+            s->type = static_cast<SignalType>(i);
+            return Status::Ok();
+          }
+          if (k == "units") return String(v, p, &s->units);
+          if (k == "max") max_mark = v.Mark();
+          return Number(v, p, -1e300, 1e300, k == "min" ? &s->min : &s->max);
+        });
+    if (!fields.ok()) return fields;
+    if (s->name.empty()) return Error(node, path, "missing key 'name'");
+    if (!s->field.empty() && !ValidFieldName(s->field)) {
+      return Error(field_mark, std::string(path) + ".field",
+                   "expected a key or a JSON pointer (/a/b, ~0 for ~, ~1 for /)");
+    }
+    if (s->min > s->max) {
+      return Error(max_mark, std::string(path) + ".max",
+                   fmt::format("expected a number >= {}.min ({}), got {}", path, s->min, s->max));
+    }
+    return Status::Ok();
+  }
+
+  // An MQTT topic filter: levels split by '/', '+' a whole level, '#' only the whole last one.
+  static bool ValidTopicFilter(const std::string& t) {
+    if (t.empty() || t.size() > 65535 || t.find('\0') != std::string::npos) return false;
+    size_t start = 0;
+    while (true) {
+      const size_t end = t.find('/', start);
+      const std::string_view level(t.data() + start,
+                                   (end == std::string::npos ? t.size() : end) - start);
+      const bool has_wild = level.find_first_of("+#") != std::string_view::npos;
+      if (has_wild && level != "+" && level != "#") return false;
+      if (level == "#" && end != std::string::npos) return false;
+      if (end == std::string::npos) return true;
+      start = end + 1;
+    }
+  }
+
+  Status ReadTopics(const YAML::Node& node, std::string_view path,
+                    std::vector<TopicSchema>* out) const {
+    if (node.IsNull()) return Status::Ok();
+    if (!node.IsSequence()) return Expected(node, path, "a sequence of topics");
+    std::map<std::string, std::string> owner;  // signal -> the topic path that sets it
+    std::set<std::string> topics;
+    for (size_t i = 0; i < node.size(); ++i) {
+      const std::string p = fmt::format("{}[{}]", path, i);
+      TopicSchema t;
+      YAML::Node signals_node;
+      Status fields = Fields(
+          node[i], p, {"topic", "signals"},
+          [&](const std::string& k, const YAML::Node& v, const std::string& kp) -> Status {
+            if (k == "topic") {
+              VIGIL_RETURN_IF_ERROR(String(v, kp, &t.topic));
+              if (!t.topic.empty() && !ValidTopicFilter(t.topic)) {
+                return Error(v, kp, "not an MQTT topic filter ('+' and '#' must be whole "
+                                    "levels, '#' the last)");
+              }
+              return Status::Ok();
+            }
+            signals_node = v;
+            if (v.IsNull()) return Status::Ok();
+            if (!v.IsSequence() || v.size() == 0) {
+              return Expected(v, kp, "a non-empty sequence of signals");
+            }
+            for (size_t j = 0; j < v.size(); ++j) {
+              SignalSchema s;
+              VIGIL_RETURN_IF_ERROR(ReadSignal(v[j], fmt::format("{}[{}]", kp, j), &s));
+              t.signals.push_back(std::move(s));
+            }
+            return Status::Ok();
+          });
+      if (!fields.ok()) return fields;
+      if (t.topic.empty()) return Error(node[i], p, "missing key 'topic'");
+      if (t.signals.empty()) return Error(node[i], p, "missing key 'signals'");
+      if (!topics.insert(t.topic).second) {
+        return Error(node[i], p + ".topic", fmt::format("topic \"{}\" listed twice", t.topic));
+      }
+      for (size_t j = 0; j < t.signals.size(); ++j) {
+        const std::string sp = fmt::format("{}.signals[{}]", p, j);
+        auto [it, fresh] = owner.emplace(t.signals[j].name, sp);
+        if (!fresh) {
+          return Error(signals_node[j], sp + ".name",
+                       fmt::format("signal \"{}\" is already set by {}", t.signals[j].name,
+                                   it->second));
+        }
+      }
+      out->push_back(std::move(t));
+    }
+    return Status::Ok();
+  }
+
+  Status ReadTelemetry(const YAML::Node& node, std::string_view path, TelemetryConfig* t) const {
+    if (node.IsNull()) return Status::Ok();
+    YAML::Mark max_mark = node.Mark();
+    Status fields = Fields(
+        node, path,
+        {"broker", "client_id", "keepalive_s", "qos", "reconnect_min_s", "reconnect_max_s",
+         "topics", "scoring"},
+        [&](const std::string& k, const YAML::Node& v, const std::string& p) -> Status {
+          if (k == "broker") return Address(v, p, &t->broker);
+          if (k == "client_id") {
+            VIGIL_RETURN_IF_ERROR(String(v, p, &t->client_id));
+            if (t->client_id.size() > 128) {
+              return Expected(v, p, "a client id of at most 128 bytes");
+            }
+            return Status::Ok();
+          }
+          if (k == "keepalive_s") return Uint(v, p, 5, 3600, &t->keepalive_s);
+          if (k == "qos") return Uint(v, p, 0, 1, &t->qos);
+          if (k == "reconnect_min_s") return Uint(v, p, 1, 3600, &t->reconnect_min_s);
+          if (k == "reconnect_max_s") {
+            max_mark = v.Mark();
+            return Uint(v, p, 1, 3600, &t->reconnect_max_s);
+          }
+          if (k == "topics") return ReadTopics(v, p, &t->topics);
+          if (v.IsNull()) return Status::Ok();
+          return Fields(v, p, {"predictors", "autoencoder", "target_fpr"},
+                        [&](const std::string& sk, const YAML::Node& sv,
+                            const std::string& sp) -> Status {
+                          if (sk == "predictors") return Bool(sv, sp, &t->scoring.predictors);
+                          if (sk == "autoencoder") return Bool(sv, sp, &t->scoring.autoencoder);
+                          return Number(sv, sp, 1e-6, 0.5, &t->scoring.target_fpr);
+                        });
+        });
+    if (!fields.ok()) return fields;
+    if (t->reconnect_max_s < t->reconnect_min_s) {
+      return Error(max_mark, std::string(path) + ".reconnect_max_s",
+                   fmt::format("expected an integer >= {}.reconnect_min_s ({}), got {}", path,
+                               t->reconnect_min_s, t->reconnect_max_s));
+    }
+    return Status::Ok();
+  }
+
   Status ReadAsset(const YAML::Node& node, std::string_view path, AssetConfig* a) const {
     YAML::Mark min_mark = node.Mark();
     YAML::Mark max_mark = node.Mark();
@@ -319,7 +465,7 @@ class Reader {
     Status fields = Fields(
         root, "",
         {"mode", "host", "state_dir", "audit_dir", "sinks", "metrics", "modbus", "decision",
-         "model", "assets"},
+         "model", "telemetry", "assets"},
         [&](const std::string& k, const YAML::Node& v, const std::string& p) -> Status {
           if (k == "mode") return Mode(v, p, &c->mode);
           if (k == "host") return String(v, p, &c->host);
@@ -352,6 +498,7 @@ class Reader {
           if (k == "modbus") return ReadModbus(v, p, &c->modbus);
           if (k == "decision") return ReadDecision(v, p, &c->decision);
           if (k == "model") return ReadModel(v, p, &c->model);
+          if (k == "telemetry") return ReadTelemetry(v, p, &c->telemetry);
           assets_node = v;
           return ReadAssets(v, p, &c->assets);
         });
@@ -405,6 +552,7 @@ core::Result<GatewayConfig> ParseGatewayConfig(std::string_view yaml, std::strin
   }
   if (c.host.empty()) c.host = Hostname();
   if (c.audit_dir.empty()) c.audit_dir = c.state_dir + "/audit";
+  if (c.telemetry.client_id.empty()) c.telemetry.client_id = "vigil-gateway-" + c.host;
   return c;
 }
 

@@ -13,6 +13,7 @@
 
 #include "core/config.h"
 #include "core/status.h"
+#include "gateway/telemetry_schema.h"
 
 namespace vigil::gateway {
 
@@ -67,6 +68,27 @@ struct ActuatorModelConfig {
   uint64_t state_max_age_s = 7200;   // plant readings older than this are not used
 };
 
+// How telemetry is scored for sensor inconsistencies (needs model.training: the models learn
+// from the same CSV, over the signals the topics carry).
+struct TelemetryScoringConfig {
+  bool predictors = true;    // per-signal predictors (the ics-residual family)
+  bool autoencoder = true;   // the KitNET-style autoencoder ensemble over all signals
+  double target_fpr = 0.01;  // false-alarm rate per scored row the thresholds aim at, (0, 0.5]
+};
+
+// MQTT telemetry (libmosquitto): the topics the gateway subscribes to and their schemas.
+// No topics: no telemetry (the plant state stays empty).
+struct TelemetryConfig {
+  core::HostPort broker{"127.0.0.1", 1883};
+  std::string client_id;              // default "vigil-gateway-<host>"
+  uint32_t keepalive_s = 30;          // 5..3600
+  uint32_t qos = 0;                   // 0 or 1
+  uint32_t reconnect_min_s = 1;       // first delay before reconnecting, 1..3600
+  uint32_t reconnect_max_s = 30;      // the delay doubles up to this, >= reconnect_min_s
+  std::vector<TopicSchema> topics;
+  TelemetryScoringConfig scoring;
+};
+
 struct GatewayConfig {
   std::string source;  // the file name, for messages
   Mode mode = Mode::kMonitor;
@@ -79,6 +101,7 @@ struct GatewayConfig {
   ModbusConfig modbus;
   DecisionConfig decision;
   ActuatorModelConfig model;
+  TelemetryConfig telemetry;
   std::vector<AssetConfig> assets;
 };
 

@@ -68,6 +68,41 @@ std::string DecisionToOcsfJson(const ParsedFrame& frame, const WriteDecision& d,
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+core::Decision SensorFindingToDecision(const SensorFinding& f, const std::string& host,
+                                       int64_t time_ns) {
+  core::Decision out;
+  out.action = core::Action::kAlert;
+  out.rule = fmt::format("gateway.telemetry.{}", f.model);
+  out.reason = fmt::format("sensor readings inconsistent ({} raw score {:.4g}, threshold {:.4g})",
+                           f.model, f.raw, f.threshold);
+  core::Verdict& v = out.verdict;
+  v.score = f.score;
+  v.anomalous = true;
+  v.model_name = f.model == "kitnet" ? "gateway-autoencoder" : "gateway-predictors";
+  v.model_version = "1";
+  v.subject = "plant";
+  v.stream = "mqtt";
+  v.host = host;
+  v.events = f.row;
+  v.time_ns = time_ns;
+  v.explanation = f.why;
+  return out;
+}
+
+std::string SensorFindingToOcsfJson(const SensorFinding& f, const std::string& host,
+                                    int64_t time_ns) {
+  const core::Decision decision = SensorFindingToDecision(f, host, time_ns);
+  nlohmann::json j = nlohmann::json::parse(core::VerdictToOcsfJson(decision.verdict));
+  j["finding_info"]["title"] = "Sensor readings inconsistent";
+  j["vigil"]["decision"] = {{"action", core::ActionName(decision.action)},
+                            {"enforced", false},
+                            {"rule", decision.rule},
+                            {"reason", decision.reason}};
+  j["vigil"]["telemetry"] = {
+      {"model", f.model}, {"raw", f.raw}, {"threshold", f.threshold}, {"row", f.row}};
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 core::Result<std::unique_ptr<Gateway>> Gateway::Create(GatewayConfig config,
                                                        GatewayOutputs outputs,
                                                        const core::Clock& clock,
@@ -77,6 +112,18 @@ core::Result<std::unique_ptr<Gateway>> Gateway::Create(GatewayConfig config,
   if (!c.model.training.empty()) {
     auto table = sensor::ReadBatadalTable(c.model.training);
     if (!table.has_value()) return table.error().WithContext("model.training");
+    const TelemetryScoringConfig& sc = c.telemetry.scoring;
+    if (!c.telemetry.topics.empty() && (sc.predictors || sc.autoencoder)) {
+      std::vector<std::string> carried;
+      for (const TopicSchema& t : c.telemetry.topics) {
+        for (const SignalSchema& s : t.signals) carried.push_back(s.name);
+      }
+      auto scorer = SensorScorer::Learn(*table, carried, sc);
+      if (!scorer.has_value()) {
+        return scorer.error().WithContext(fmt::format("{}: telemetry.scoring", c.source));
+      }
+      g->scorer_ = std::move(scorer).value();
+    }
     ActuatorModelOptions o;
     o.actuators = c.model.actuators;
     o.context = c.model.context;
@@ -106,6 +153,13 @@ core::Result<std::unique_ptr<Gateway>> Gateway::Create(GatewayConfig config,
       }
     }
   }
+  if (!c.telemetry.topics.empty()) {
+    g->telemetry_ = std::make_unique<Telemetry>(
+        c.telemetry, static_cast<int64_t>(c.model.state_max_age_s) * 1'000'000'000, g->plant_,
+        clock, g->scorer_.get(), [self = g.get()](const SensorFinding& f) {
+          self->RecordSensor(f);
+        });
+  }
   VIGIL_RETURN_IF_ERROR(g->RegisterMetrics());
   if (judge != nullptr) g->gate_ = std::make_unique<ModelGate>(*judge, c.decision, clock);
   g->decider_ = std::make_unique<Decider>(c, g->gate_.get(), clock, g->decide_latency_);
@@ -128,10 +182,19 @@ core::Status Gateway::Start() {
       return st.WithContext("metrics.listen");
     }
   }
+  if (telemetry_) {
+    core::Status st = telemetry_->Start();
+    if (!st.ok()) {
+      if (metrics_) metrics_->Stop();
+      proxy_->Stop();
+      return st;
+    }
+  }
   return core::Status::Ok();
 }
 
 void Gateway::Stop() {
+  if (telemetry_) telemetry_->Stop();
   if (metrics_) metrics_->Stop();
   if (proxy_) proxy_->Stop();
 }
@@ -150,12 +213,31 @@ void Gateway::Record(const ParsedFrame& frame, const WriteDecision& d) {
     }
   }
   if ((d.deny || d.alert) && !outputs_.sinks.empty()) {
-    const std::string line = DecisionToOcsfJson(frame, d, config_.host, now);
-    std::lock_guard lock(sink_mu_);
-    for (pipeline::Sink* s : outputs_.sinks) {
-      if (!s->Write(line).ok() || !s->Flush().ok()) {
-        sink_errors_.fetch_add(1, std::memory_order_relaxed);
-      }
+    WriteSinks(DecisionToOcsfJson(frame, d, config_.host, now));
+  }
+}
+
+void Gateway::RecordSensor(const SensorFinding& f) {
+  const int64_t now = clock_.NowUnixNanos();
+  spdlog::warn("gateway: sensor readings inconsistent ({}, score {:.3f}){}{}", f.model, f.score,
+               f.why.empty() ? "" : ": ", f.why.empty() ? "" : f.why.front().what);
+  if (outputs_.audit != nullptr) {
+    const core::Decision decision = SensorFindingToDecision(f, config_.host, now);
+    nlohmann::json payload = audit::DecisionPayload(decision, ModeName(config_.mode));
+    payload["telemetry"] = {
+        {"model", f.model}, {"raw", f.raw}, {"threshold", f.threshold}, {"row", f.row}};
+    if (!outputs_.audit->Append(audit::RecordType::kDecision, std::move(payload)).ok()) {
+      audit_errors_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  if (!outputs_.sinks.empty()) WriteSinks(SensorFindingToOcsfJson(f, config_.host, now));
+}
+
+void Gateway::WriteSinks(const std::string& line) {
+  std::lock_guard lock(sink_mu_);
+  for (pipeline::Sink* s : outputs_.sinks) {
+    if (!s->Write(line).ok() || !s->Flush().ok()) {
+      sink_errors_.fetch_add(1, std::memory_order_relaxed);
     }
   }
 }
@@ -219,6 +301,49 @@ core::Status Gateway::RegisterMetrics() {
                      return &g->decider_->stats().fallbacks[static_cast<size_t>(c)];
                    }});
   }
+  if (telemetry_) {
+    auto t = [](auto member) {
+      return [member](Gateway* g) { return &(g->telemetry_->stats().*member); };
+    };
+    all.push_back({"vigil_gateway_telemetry_messages_total", "MQTT messages received", {},
+                   t(&TelemetryStats::messages)});
+    all.push_back({"vigil_gateway_telemetry_accepted_total",
+                   "Telemetry payloads that passed their schema", {},
+                   t(&TelemetryStats::accepted)});
+    for (size_t e = 1; e < kPayloadErrors; ++e) {
+      all.push_back({"vigil_gateway_telemetry_rejected_total",
+                     "Telemetry payloads refused, by reason",
+                     {{"reason", std::string(PayloadErrorName(static_cast<PayloadError>(e)))}},
+                     [e](Gateway* g) { return &g->telemetry_->stats().rejected[e]; }});
+    }
+    all.push_back({"vigil_gateway_telemetry_connects_total", "Connections to the MQTT broker", {},
+                   t(&TelemetryStats::connects)});
+    all.push_back({"vigil_gateway_telemetry_connect_failures_total",
+                   "Connection attempts to the MQTT broker that failed", {},
+                   t(&TelemetryStats::connect_failures)});
+    all.push_back({"vigil_gateway_telemetry_disconnects_total",
+                   "Established broker connections lost", {}, t(&TelemetryStats::disconnects)});
+    all.push_back({"vigil_gateway_telemetry_rows_total", "Complete telemetry rows, by outcome",
+                   {{"outcome", "scored"}}, t(&TelemetryStats::rows_scored)});
+    all.push_back({"vigil_gateway_telemetry_rows_total", "", {{"outcome", "stale"}},
+                   t(&TelemetryStats::rows_stale)});
+    auto connected = registry_.AddCallbackGauge(
+        "vigil_gateway_telemetry_connected", "1 while connected to the MQTT broker", {},
+        [this] { return telemetry_->stats().connected.load() ? 1.0 : 0.0; });
+    if (!connected.has_value()) return connected.error();
+    handles_.push_back(std::move(connected).value());
+  }
+  if (scorer_) {
+    for (size_t m = 0; m < 2; ++m) {
+      const core::Labels model = {{"model", m == 0 ? "ics-residual" : "kitnet"}};
+      all.push_back({"vigil_gateway_sensor_anomalous_rows_total",
+                     "Scored telemetry rows at or over a model's threshold", model,
+                     [m](Gateway* g) { return &g->scorer_->stats().anomalous_rows[m]; }});
+      all.push_back({"vigil_gateway_sensor_findings_total",
+                     "Sensor-inconsistency findings (a model turning anomalous)", model,
+                     [m](Gateway* g) { return &g->scorer_->stats().findings[m]; }});
+    }
+  }
   for (const Def& d : all) {
     auto h = registry_.AddCallbackCounter(
         d.name, d.help, d.labels, [this, get = d.get] {
@@ -257,6 +382,31 @@ nlohmann::json Gateway::Summary() const {
   if (gate_) {
     j["model_gate"] = {{"late_answers", gate_->late_answers()},
                        {"breaker_opened", gate_->breaker_opened()}};
+  }
+  if (telemetry_) {
+    const TelemetryStats& t = telemetry_->stats();
+    nlohmann::json rejected = nlohmann::json::object();
+    for (size_t e = 1; e < kPayloadErrors; ++e) {
+      rejected[std::string(PayloadErrorName(static_cast<PayloadError>(e)))] = t.rejected[e].load();
+    }
+    j["telemetry"] = {{"broker", config_.telemetry.broker.ToString()},
+                      {"connected", t.connected.load()},
+                      {"connects", t.connects.load()},
+                      {"connect_failures", t.connect_failures.load()},
+                      {"disconnects", t.disconnects.load()},
+                      {"messages", t.messages.load()},
+                      {"accepted", t.accepted.load()},
+                      {"rejected", rejected},
+                      {"last_error", telemetry_->last_error()},
+                      {"rows", {{"scored", t.rows_scored.load()}, {"stale", t.rows_stale.load()}}}};
+  }
+  if (scorer_) {
+    const SensorScoreStats& s = scorer_->stats();
+    j["sensor_scoring"] = {{"signals", scorer_->signals().size()},
+                           {"anomalous_rows", {{"ics-residual", s.anomalous_rows[0].load()},
+                                               {"kitnet", s.anomalous_rows[1].load()}}},
+                           {"findings", {{"ics-residual", s.findings[0].load()},
+                                         {"kitnet", s.findings[1].load()}}}};
   }
   j["audit_errors"] = audit_errors_.load();
   j["sink_errors"] = sink_errors_.load();

@@ -5,8 +5,12 @@
 // metrics registry (served on metrics.listen as /metrics) and the outputs every decision goes
 // to (the audit log and the sinks, as OCSF Detection Findings).
 //
-// Start-up order (undone in reverse by Stop): learn the model, start the model gate, bind the
-// Modbus listener, start the metrics server.
+// With telemetry topics configured, MQTT telemetry (telemetry.h) fills the plant state and, with
+// model.training, the sensor scorer (sensor_scoring.h) learns from the same CSV; its findings go
+// to the same audit log and sinks as the write decisions.
+//
+// Start-up order (undone in reverse by Stop): learn the models, start the model gate, bind the
+// Modbus listener, start the metrics server, start the telemetry client.
 
 #include <memory>
 #include <mutex>
@@ -25,6 +29,8 @@
 #include "gateway/decider.h"
 #include "gateway/modbus_proxy.h"
 #include "gateway/plant_state.h"
+#include "gateway/sensor_scoring.h"
+#include "gateway/telemetry.h"
 #include "pipeline/sink.h"
 
 namespace vigil::gateway {
@@ -54,6 +60,8 @@ class Gateway {
   const DeciderStats& decisions() const { return decider_->stats(); }
   const ProxyStats& proxy() const { return proxy_->stats(); }
   const ModelGate* gate() const { return gate_.get(); }
+  const Telemetry* telemetry() const { return telemetry_.get(); }
+  const SensorScorer* scorer() const { return scorer_.get(); }
   core::Registry& registry() { return registry_; }
   uint16_t modbus_port() const { return proxy_->port(); }
   uint16_t metrics_port() const { return metrics_ ? metrics_->port() : 0; }
@@ -65,6 +73,8 @@ class Gateway {
       : config_(std::move(config)), outputs_(std::move(outputs)), clock_(clock) {}
   core::Status RegisterMetrics();
   void Record(const ParsedFrame& frame, const WriteDecision& d);
+  void RecordSensor(const SensorFinding& f);
+  void WriteSinks(const std::string& line);
 
   const GatewayConfig config_;
   GatewayOutputs outputs_;
@@ -78,6 +88,8 @@ class Gateway {
   std::unique_ptr<ModelGate> gate_;
   std::unique_ptr<Decider> decider_;
   std::unique_ptr<ModbusProxy> proxy_;
+  std::unique_ptr<SensorScorer> scorer_;
+  std::unique_ptr<Telemetry> telemetry_;
   std::unique_ptr<core::MetricsServer> metrics_;
   std::mutex sink_mu_;  // sinks take one writer at a time
   std::atomic<uint64_t> sink_errors_{0};
@@ -87,5 +99,10 @@ class Gateway {
 // The OCSF Detection Finding (one JSON line) for a decision on a Modbus request.
 std::string DecisionToOcsfJson(const ParsedFrame& frame, const WriteDecision& d,
                                const std::string& host, int64_t time_ns);
+// The decision (an alert) and its OCSF Detection Finding for a sensor-inconsistency finding.
+core::Decision SensorFindingToDecision(const SensorFinding& f, const std::string& host,
+                                       int64_t time_ns);
+std::string SensorFindingToOcsfJson(const SensorFinding& f, const std::string& host,
+                                    int64_t time_ns);
 
 }  // namespace vigil::gateway

@@ -19,24 +19,13 @@
 #include "audit/signer.h"
 #include "audit/verify.h"
 #include "fake_plc.h"
+#include "memory_sink.h"
 #include "gateway/gateway.h"
 
 namespace vigil::gateway {
 namespace {
 
 using ::testing::HasSubstr;
-
-// A sink that keeps its lines.
-class MemorySink final : public pipeline::Sink {
- public:
-  core::Status Write(std::string_view line) override {
-    lines.emplace_back(line);
-    return core::Status::Ok();
-  }
-  core::Status Flush() override { return core::Status::Ok(); }
-  pipeline::SinkStats Stats() const override { return {}; }
-  std::vector<std::string> lines;
-};
 
 std::string ConfigText(uint16_t plc_port, std::string_view mode, bool model) {
   std::string text = "mode: " + std::string(mode) +
@@ -120,7 +109,7 @@ class ProxyTest : public ::testing::Test {
   testing::FakePlc plc_;
   std::unique_ptr<audit::Signer> signer_;
   std::unique_ptr<audit::AuditLog> audit_;
-  MemorySink sink_;
+  testing::MemorySink sink_;
   std::unique_ptr<Gateway> gateway_;
   modbus_t* client_ = nullptr;
 };
@@ -159,9 +148,9 @@ TEST_F(ProxyTest, OutOfRangeWriteGetsExceptionInEnforceMode) {
   EXPECT_THAT(records[0], HasSubstr("\"action\":\"deny\""));
   EXPECT_THAT(records[0], HasSubstr("\"rule\":\"gateway.range\""));
   EXPECT_THAT(records[0], HasSubstr("\"exception\":3"));
-  ASSERT_EQ(sink_.lines.size(), 1u);
-  EXPECT_THAT(sink_.lines[0], HasSubstr("\"class_uid\":2004"));
-  EXPECT_THAT(sink_.lines[0], HasSubstr("Actuator command denied"));
+  ASSERT_EQ(sink_.Lines().size(), 1u);
+  EXPECT_THAT(sink_.Lines()[0], HasSubstr("\"class_uid\":2004"));
+  EXPECT_THAT(sink_.Lines()[0], HasSubstr("Actuator command denied"));
 }
 
 TEST_F(ProxyTest, OutOfRangeWritePassesInMonitorModeAndIsCounted) {
@@ -174,8 +163,8 @@ TEST_F(ProxyTest, OutOfRangeWritePassesInMonitorModeAndIsCounted) {
   ASSERT_EQ(records.size(), 1u);
   EXPECT_THAT(records[0], HasSubstr("\"enforced\":false"));
   EXPECT_THAT(records[0], HasSubstr("\"mode\":\"monitor\""));
-  ASSERT_EQ(sink_.lines.size(), 1u);
-  EXPECT_THAT(sink_.lines[0], HasSubstr("would have been denied"));
+  ASSERT_EQ(sink_.Lines().size(), 1u);
+  EXPECT_THAT(sink_.Lines()[0], HasSubstr("would have been denied"));
 }
 
 TEST_F(ProxyTest, LearnedModelDeniesCommandsInconsistentWithThePlant) {
@@ -195,9 +184,9 @@ TEST_F(ProxyTest, LearnedModelDeniesCommandsInconsistentWithThePlant) {
   ASSERT_EQ(modbus_write_bit(client_, 2, 0), 1) << modbus_strerror(errno);
   EXPECT_EQ(plc_.coil(2), 0);
   EXPECT_EQ(gateway_->decisions().by_rule[static_cast<size_t>(Rule::kModel)].load(), 2u);
-  ASSERT_EQ(sink_.lines.size(), 2u);
-  EXPECT_THAT(sink_.lines[1], HasSubstr("S_PU2=0 in 0 of"));
-  EXPECT_THAT(sink_.lines[1], HasSubstr("actuator-state"));
+  ASSERT_EQ(sink_.Lines().size(), 2u);
+  EXPECT_THAT(sink_.Lines()[1], HasSubstr("S_PU2=0 in 0 of"));
+  EXPECT_THAT(sink_.Lines()[1], HasSubstr("actuator-state"));
 }
 
 TEST_F(ProxyTest, CriticalActuatorWithoutPlantStateFailsClosed) {

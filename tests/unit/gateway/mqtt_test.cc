@@ -1,0 +1,243 @@
+// MQTT telemetry into the gateway between real peers on loopback: a private mosquitto broker
+// (started after the gateway, so the gateway's first connection attempts fail and it reconnects),
+// a libmosquitto publisher replaying BATADAL dataset03 rows as telemetry, a libmodbus server as
+// the PLC and a libmodbus client writing through the proxy.
+
+#include <modbus/modbus.h>
+#include <mosquitto.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <chrono>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "fake_plc.h"
+#include "memory_sink.h"
+#include "gateway/gateway.h"
+#include "mosquitto_broker.h"
+#include "sensor/batadal.h"
+
+namespace vigil::gateway {
+namespace {
+
+using ::testing::HasSubstr;
+
+bool WaitFor(const std::function<bool()>& done, int seconds = 10) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < end) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return done();
+}
+
+bool IsTank(const std::string& s) { return s.rfind("L_T", 0) == 0; }
+
+// Tank levels (in m, with units) on ctown/tanks; every other signal on ctown/network, the pump
+// and valve states as booleans.
+std::string ConfigText(const sensor::BatadalTable& t, uint16_t plc, uint16_t broker) {
+  std::string tanks, network;
+  for (const std::string& s : t.signals) {
+    if (IsTank(s)) {
+      tanks += "        - {name: " + s + ", min: 0, max: 10, units: m}\n";
+    } else {
+      network += "        - {name: " + s +
+                 (s.rfind("S_", 0) == 0 ? ", type: bool}\n" : ", min: 0, max: 1000}\n");
+    }
+  }
+  return "mode: enforce\nhost: test-gw\nmetrics: {enabled: false}\n"
+         "modbus: {listen: \"127.0.0.1:0\", upstream: \"127.0.0.1:" + std::to_string(plc) +
+         "\"}\ndecision: {deadline_us: 200000}\n"
+         "model: {training: \"" VIGIL_SHARED_DIR "/data/batadal/BATADAL_dataset03.csv\"}\n"
+         "telemetry:\n  broker: \"127.0.0.1:" + std::to_string(broker) + "\"\n"
+         "  reconnect_min_s: 1\n  reconnect_max_s: 2\n  qos: 1\n  topics:\n"
+         "    - topic: ctown/tanks\n      signals:\n" + tanks +
+         "    - topic: ctown/network\n      signals:\n" + network +
+         "assets:\n  - {name: PU2, register: coil, address: 2, signal: S_PU2, critical: true}\n";
+}
+
+class Publisher {
+ public:
+  explicit Publisher(uint16_t port) {
+    mosquitto_lib_init();
+    mosq_ = mosquitto_new("vigil-test-publisher", true, nullptr);
+    ok_ = mosq_ != nullptr && mosquitto_connect(mosq_, "127.0.0.1", port, 30) == MOSQ_ERR_SUCCESS &&
+          mosquitto_loop_start(mosq_) == MOSQ_ERR_SUCCESS;
+  }
+  ~Publisher() {
+    if (mosq_ == nullptr) return;
+    mosquitto_disconnect(mosq_);
+    mosquitto_loop_stop(mosq_, false);
+    mosquitto_destroy(mosq_);
+  }
+  bool ok() const { return ok_; }
+  bool Publish(const std::string& topic, const std::string& payload) {
+    return mosquitto_publish(mosq_, nullptr, topic.c_str(), static_cast<int>(payload.size()),
+                             payload.data(), 1, false) == MOSQ_ERR_SUCCESS;
+  }
+  // One table row as the two payloads.
+  bool PublishRow(const sensor::BatadalTable& t, std::span<const double> row) {
+    nlohmann::json tanks = nlohmann::json::object(), network = nlohmann::json::object();
+    for (size_t c = 0; c < t.cols(); ++c) {
+      const std::string& s = t.signals[c];
+      if (IsTank(s)) {
+        tanks[s] = {{"value", row[c]}, {"unit", "m"}};
+      } else if (s.rfind("S_", 0) == 0) {
+        network[s] = row[c] != 0;
+      } else {
+        network[s] = row[c];
+      }
+    }
+    return Publish("ctown/tanks", tanks.dump()) && Publish("ctown/network", network.dump());
+  }
+
+ private:
+  mosquitto* mosq_ = nullptr;
+  bool ok_ = false;
+};
+
+TEST(MqttTelemetryTest, TelemetryFeedsWriteDecisionsAndBadPayloadsAreCounted) {
+  auto table = sensor::ReadBatadalTable(VIGIL_SHARED_DIR "/data/batadal/BATADAL_dataset03.csv");
+  ASSERT_TRUE(table.has_value()) << table.error().message();
+  testing::FakePlc plc;
+  ASSERT_TRUE(plc.Start());
+  testing::MosquittoBroker broker;
+  ASSERT_NE(broker.port(), 0);
+  auto cfg = ParseGatewayConfig(ConfigText(*table, plc.port(), broker.port()), "mqtt.yaml");
+  ASSERT_TRUE(cfg.has_value()) << cfg.error().message();
+  testing::MemorySink sink;
+  auto created = Gateway::Create(*cfg, {nullptr, {&sink}}, core::SystemClock::Get());
+  ASSERT_TRUE(created.has_value()) << created.error().message();
+  std::unique_ptr<Gateway> g = std::move(created).value();
+  ASSERT_TRUE(g->Start().ok());
+  const TelemetryStats& ts = g->telemetry()->stats();
+
+  // The broker is not up yet: the gateway counts the failure and keeps trying.
+  ASSERT_TRUE(WaitFor([&] { return ts.connect_failures.load() >= 1; }));
+  if (!broker.Start()) GTEST_SKIP() << broker.why();
+  ASSERT_TRUE(WaitFor([&] { return ts.connected.load(); })) << g->Summary().dump();
+  Publisher pub(broker.port());
+  ASSERT_TRUE(pub.ok());
+  // The subscription takes effect a moment after the connection: publish until it does.
+  const auto row = [&](size_t r) { return std::span<const double>(table->row(r), table->cols()); };
+  ASSERT_TRUE(WaitFor([&] {
+    pub.PublishRow(*table, row(0));
+    return WaitFor([&] { return ts.accepted.load() >= 2; }, 0) ||
+           (std::this_thread::sleep_for(std::chrono::milliseconds(50)), false);
+  }));
+  // Replay a day of normal operation.
+  for (size_t r = 1; r < 24; ++r) ASSERT_TRUE(pub.PublishRow(*table, row(r)));
+  const uint64_t replayed = ts.accepted.load() + 46;
+  ASSERT_TRUE(WaitFor([&] { return ts.accepted.load() >= replayed; })) << g->Summary().dump();
+  EXPECT_DOUBLE_EQ(g->plant().Get("L_T1")->value, table->row(23)[0]);
+  EXPECT_GE(ts.rows_scored.load(), 24u);
+
+  modbus_t* client = modbus_new_tcp("127.0.0.1", g->modbus_port());
+  ASSERT_NE(client, nullptr);
+  modbus_set_slave(client, 1);
+  modbus_set_response_timeout(client, 5, 0);
+  ASSERT_EQ(modbus_connect(client), 0);
+  ASSERT_EQ(modbus_write_bit(client, 2, 1), 1) << modbus_strerror(errno);
+
+  // SCADA reports T1 nearly empty: stopping its fill pump is refused (enforce mode).
+  auto publish_t1 = [&](double level) {
+    std::vector<double> r(table->row(24), table->row(24) + table->cols());
+    r[table->IndexOf("L_T1")] = level;
+    const uint64_t before = ts.accepted.load();
+    ASSERT_TRUE(pub.PublishRow(*table, r));
+    ASSERT_TRUE(WaitFor([&] { return ts.accepted.load() >= before + 2; }));
+  };
+  publish_t1(0.5);
+  errno = 0;
+  EXPECT_EQ(modbus_write_bit(client, 2, 0), -1);
+  EXPECT_EQ(errno, EMBXILVAL);
+  EXPECT_EQ(plc.coil(2), 1);
+  // With T1 half full the same command passes.
+  publish_t1(3.0);
+  ASSERT_EQ(modbus_write_bit(client, 2, 0), 1) << modbus_strerror(errno);
+  EXPECT_EQ(plc.coil(2), 0);
+  EXPECT_EQ(g->decisions().by_rule[static_cast<size_t>(Rule::kModel)].load(), 1u);
+
+  // Bad payloads are counted by reason; the state and the proxy carry on.
+  ASSERT_TRUE(pub.Publish("ctown/tanks", "{not json"));
+  ASSERT_TRUE(pub.Publish("ctown/tanks", R"({"L_T1": {"value": 1, "unit": "ft"}})"));
+  ASSERT_TRUE(pub.Publish("ctown/network", "[1]"));
+  ASSERT_TRUE(WaitFor([&] {
+    return ts.rejected[static_cast<size_t>(PayloadError::kNotJson)].load() == 1 &&
+           ts.rejected[static_cast<size_t>(PayloadError::kUnits)].load() == 1 &&
+           ts.rejected[static_cast<size_t>(PayloadError::kNotObject)].load() == 1;
+  })) << g->Summary().dump();
+  EXPECT_DOUBLE_EQ(g->plant().Get("L_T1")->value, 3.0);
+  ASSERT_EQ(modbus_write_bit(client, 2, 1), 1) << modbus_strerror(errno);
+
+  // Readings no normal hour shows (every tank near empty, no pressure while pumps run) raise a
+  // sensor-inconsistency finding.
+  std::vector<double> bad(table->row(25), table->row(25) + table->cols());
+  for (size_t c = 0; c < bad.size(); ++c) {
+    if (IsTank(table->signals[c])) bad[c] = 0.05;
+    if (table->signals[c].rfind("P_J", 0) == 0) bad[c] = 0.0;
+  }
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(pub.PublishRow(*table, bad));
+  ASSERT_TRUE(WaitFor([&] {
+    const SensorScoreStats& s = g->scorer()->stats();
+    return s.findings[0].load() + s.findings[1].load() >= 1;
+  })) << g->Summary().dump();
+
+  const nlohmann::json summary = g->Summary();
+  EXPECT_EQ(summary["telemetry"]["rejected"]["units"], 1);
+  EXPECT_THAT(summary["telemetry"]["last_error"].get<std::string>(),
+              HasSubstr("ctown/network: not-object"));
+  EXPECT_GE(summary["telemetry"]["connect_failures"].get<int>(), 1);
+  modbus_close(client);
+  modbus_free(client);
+  g->Stop();
+  const auto lines = sink.Lines();
+  bool denied = false, sensor = false;
+  for (const std::string& l : lines) {
+    denied |= l.find("Actuator command denied") != std::string::npos &&
+              l.find("S_PU2=0 in 0 of") != std::string::npos;
+    sensor |= l.find("Sensor readings inconsistent") != std::string::npos;
+  }
+  EXPECT_TRUE(denied);
+  EXPECT_TRUE(sensor);
+}
+
+// The broker going away is a lost connection, counted, and the gateway reconnects when it is
+// back.
+TEST(MqttTelemetryTest, ReconnectsAfterTheBrokerRestarts) {
+  testing::MosquittoBroker broker;
+  if (!broker.Start()) GTEST_SKIP() << broker.why();
+  const std::string text =
+      "metrics: {enabled: false}\nmodbus: {listen: \"127.0.0.1:0\"}\n"
+      "telemetry:\n  broker: \"127.0.0.1:" + std::to_string(broker.port()) +
+      "\"\n  reconnect_min_s: 1\n  topics:\n    - {topic: t, signals: [{name: x}]}\n";
+  auto cfg = ParseGatewayConfig(text, "mqtt.yaml");
+  ASSERT_TRUE(cfg.has_value()) << cfg.error().message();
+  auto g = Gateway::Create(*cfg, {}, core::SystemClock::Get());
+  ASSERT_TRUE(g.has_value()) << g.error().message();
+  ASSERT_TRUE((*g)->Start().ok());
+  const TelemetryStats& ts = (*g)->telemetry()->stats();
+  ASSERT_TRUE(WaitFor([&] { return ts.connected.load(); }));
+  broker.Stop();
+  ASSERT_TRUE(WaitFor([&] { return ts.disconnects.load() == 1 && !ts.connected.load(); }));
+  ASSERT_TRUE(broker.Start());
+  ASSERT_TRUE(WaitFor([&] { return ts.connects.load() == 2 && ts.connected.load(); }));
+  Publisher pub(broker.port());
+  ASSERT_TRUE(pub.ok());
+  ASSERT_TRUE(WaitFor([&] {
+    pub.Publish("t", R"({"x": 7})");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return ts.accepted.load() >= 1;
+  }));
+  EXPECT_DOUBLE_EQ((*g)->plant().Get("x")->value, 7.0);
+  (*g)->Stop();
+}
+
+}  // namespace
+}  // namespace vigil::gateway
