@@ -8,6 +8,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <httplib.h>
 
 #include <cerrno>
 #include <chrono>
@@ -17,6 +18,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../pipeline/test_util.h"
+#include "audit/audit_log.h"
+#include "audit/signer.h"
+#include "audit/verify.h"
 #include "fake_plc.h"
 #include "memory_sink.h"
 #include "gateway/gateway.h"
@@ -51,7 +56,7 @@ std::string ConfigText(const sensor::BatadalTable& t, uint16_t plc, uint16_t bro
                  (s.rfind("S_", 0) == 0 ? ", type: bool}\n" : ", min: 0, max: 1000}\n");
     }
   }
-  return "mode: enforce\nhost: test-gw\nmetrics: {enabled: false}\n"
+  return "mode: enforce\nhost: test-gw\nmetrics: {listen: \"127.0.0.1:0\"}\n"
          "modbus: {listen: \"127.0.0.1:0\", upstream: \"127.0.0.1:" + std::to_string(plc) +
          "\"}\ndecision: {deadline_us: 200000}\n"
          "model: {training: \"" VIGIL_SHARED_DIR "/data/batadal/BATADAL_dataset03.csv\"}\n"
@@ -112,7 +117,11 @@ TEST(MqttTelemetryTest, TelemetryFeedsWriteDecisionsAndBadPayloadsAreCounted) {
   auto cfg = ParseGatewayConfig(ConfigText(*table, plc.port(), broker.port()), "mqtt.yaml");
   ASSERT_TRUE(cfg.has_value()) << cfg.error().message();
   testing::MemorySink sink;
-  auto created = Gateway::Create(*cfg, {nullptr, {&sink}}, core::SystemClock::Get());
+  pipeline::testing::TempDir dir;
+  auto signer = audit::Ed25519Signer::Generate();
+  auto log = audit::AuditLog::Open(dir.Join("audit"), {}, *signer, core::SystemClock::Get());
+  ASSERT_TRUE(log.has_value()) << log.error().message();
+  auto created = Gateway::Create(*cfg, {log->get(), {&sink}}, core::SystemClock::Get());
   ASSERT_TRUE(created.has_value()) << created.error().message();
   std::unique_ptr<Gateway> g = std::move(created).value();
   ASSERT_TRUE(g->Start().ok());
@@ -133,9 +142,14 @@ TEST(MqttTelemetryTest, TelemetryFeedsWriteDecisionsAndBadPayloadsAreCounted) {
   }));
   // Replay a day of normal operation.
   for (size_t r = 1; r < 24; ++r) ASSERT_TRUE(pub.PublishRow(*table, row(r)));
-  const uint64_t replayed = ts.accepted.load() + 46;
-  ASSERT_TRUE(WaitFor([&] { return ts.accepted.load() >= replayed; })) << g->Summary().dump();
-  EXPECT_DOUBLE_EQ(g->plant().Get("L_T1")->value, table->row(23)[0]);
+  // The last row's tank level and its last network signal (the two topics) have arrived.
+  const std::string last = table->signals.back();
+  ASSERT_TRUE(WaitFor([&] {
+    auto t1 = g->plant().Get("L_T1");
+    auto other = g->plant().Get(last);
+    return t1 && other && t1->value == table->row(23)[0] &&
+           other->value == table->row(23)[table->cols() - 1];
+  })) << g->Summary().dump();
   EXPECT_GE(ts.rows_scored.load(), 24u);
 
   modbus_t* client = modbus_new_tcp("127.0.0.1", g->modbus_port());
@@ -194,9 +208,27 @@ TEST(MqttTelemetryTest, TelemetryFeedsWriteDecisionsAndBadPayloadsAreCounted) {
   EXPECT_THAT(summary["telemetry"]["last_error"].get<std::string>(),
               HasSubstr("ctown/network: not-object"));
   EXPECT_GE(summary["telemetry"]["connect_failures"].get<int>(), 1);
+  httplib::Client http("127.0.0.1", g->metrics_port());
+  auto metrics = http.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_THAT(metrics->body, HasSubstr("vigil_gateway_telemetry_rejected_total{reason=\"units\"} 1"));
+  EXPECT_THAT(metrics->body, HasSubstr("vigil_gateway_telemetry_connected 1"));
+  EXPECT_THAT(metrics->body, HasSubstr("vigil_gateway_sensor_findings_total{model=\"kitnet\"}"));
   modbus_close(client);
   modbus_free(client);
   g->Stop();
+  // The sensor alert is an audit record beside the write decisions.
+  ASSERT_TRUE((*log)->Flush().ok());
+  int sensor_records = 0;
+  auto verified = audit::VerifyLog(dir.Join("audit"), {}, [&](const audit::RecordView& v) {
+    if (v.type == audit::RecordType::kDecision &&
+        v.payload.find("gateway.telemetry.") != std::string_view::npos) {
+      ++sensor_records;
+    }
+    return true;
+  });
+  ASSERT_TRUE(verified.has_value()) << verified.error().message();
+  EXPECT_GE(sensor_records, 1);
   const auto lines = sink.Lines();
   bool denied = false, sensor = false;
   for (const std::string& l : lines) {
