@@ -17,6 +17,7 @@
 #include "apps/vigil/commands.h"
 #include "core/clock.h"
 #include "core/config.h"
+#include "core/log.h"
 #include "gateway/config.h"
 #include "gateway/gateway.h"
 #include "pipeline/sink.h"
@@ -66,6 +67,10 @@ nlohmann::json TelemetrySummary(const gateway::Gateway& g) {
 }
 
 int RunGateway(const GatewayCmdOptions& o) {
+  // Log lines go to stderr: stdout carries the sinks' findings and the --json output.
+  if (auto st = core::InitLogging(core::LogLevel::kInfo, core::LogFormat::kText); !st.ok()) {
+    return ReportError("gateway", st);
+  }
   auto loaded = gateway::LoadGatewayConfig(o.config);
   if (!loaded.has_value()) return ReportError("gateway", loaded.error());
   gateway::GatewayConfig c = std::move(loaded).value();
