@@ -9,8 +9,9 @@
 //   action (alert when the rule has no `action` block), its mode and its fallback;
 // - a hit enforces only when the policy's mode is enforce, the rule's mode (its own, else the
 //   policy's) is enforce, the rollout stage admits the event's asset class (monitor: none;
-//   enforce-non-critical: non-critical assets only; enforce-all: every class), and its action
-//   acts (anything but alert);
+//   enforce-non-critical: non-critical assets only; enforce-all: every class), its action
+//   acts (anything but alert), and the engine is allowed to enforce (the agent holds enforcement
+//   back until its own enforce mode is entered: PolicyEngine::SetEnforcementAllowed);
 // - the decision's action is the strongest enforcing hit's; without one, the strongest hit's,
 //   recorded in monitor mode (would_enforce says whether it would have acted);
 // - the fallback is the deciding rule's, else the asset class's default (critical: deny,
@@ -71,6 +72,8 @@ struct RuleHit {
   core::Action action = core::Action::kAlert;
   Mode mode = Mode::kMonitor;  // kEnforce only when policy, rule, stage and action all allow it
   Fallback fallback = Fallback::kAlert;
+  core::Action proposed = core::Action::kFreeze;  // escalate: the action a person may approve
+  uint64_t timeout_seconds = 900;                 // escalate: how long the question waits
 };
 
 struct Decision {
@@ -78,6 +81,9 @@ struct Decision {
   Mode mode = Mode::kMonitor;  // kEnforce: carry `action` out; kMonitor: record only
   bool would_enforce = false;  // monitor mode held back an action that acts
   Fallback fallback = Fallback::kAlert;
+  // escalate (the deciding rule's action block): the proposed action and the timeout.
+  core::Action proposed = core::Action::kFreeze;
+  uint64_t timeout_seconds = 900;
   // The deciding rule ("" when none matched).
   std::string rule;
   Priority priority = Priority::kWarning;

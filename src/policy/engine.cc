@@ -285,6 +285,8 @@ core::Result<std::shared_ptr<const PolicySnapshot>> PolicyEngine::Build(uint64_t
       ParseMode(r.action.mode, &s.mode);
       s.fallback_given = r.action.fallback_given;
       ParseFallback(r.action.fallback, &s.fallback);
+      ParseActionKind(r.action.proposed, &s.proposed);
+      s.timeout_seconds = r.action.timeout_seconds;
     }
     snap->settings.push_back(s);
     const core::Labels labels = {{"rule", r.name}};
@@ -377,9 +379,11 @@ Decision PolicyEngine::Decide(EvalInput* in) const {
     h.action = s.action;
     const Mode rule_mode = s.mode_given ? s.mode : snap->mode;
     const bool enforcing = snap->mode == Mode::kEnforce && rule_mode == Mode::kEnforce &&
-                           stage_admits && Acts(s.action);
+                           stage_admits && Acts(s.action) && enforcement_allowed_.load();
     h.mode = enforcing ? Mode::kEnforce : Mode::kMonitor;
     h.fallback = s.fallback_given ? s.fallback : d.fallback;
+    h.proposed = s.proposed;
+    h.timeout_seconds = s.timeout_seconds;
     if (snap->matches[idx] != nullptr) snap->matches[idx]->Inc();
     if (enforcing) {
       if (snap->enforced[idx] != nullptr) snap->enforced[idx]->Inc();
@@ -401,6 +405,8 @@ Decision PolicyEngine::Decide(EvalInput* in) const {
   d.priority = decider.priority;
   d.output = decider.output;
   d.fallback = decider.fallback;
+  d.proposed = decider.proposed;
+  d.timeout_seconds = decider.timeout_seconds;
   d.would_enforce = best_enforcing < 0 && Acts(decider.action);
   if (d.would_enforce) would_enforce_->Inc();
   if (d.enforce()) enforce_->Inc();

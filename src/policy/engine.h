@@ -68,6 +68,8 @@ struct RuleSettings {
   Mode mode = Mode::kMonitor;
   bool fallback_given = false;
   Fallback fallback = Fallback::kAlert;
+  core::Action proposed = core::Action::kFreeze;  // escalate: what a person is asked to approve
+  uint64_t timeout_seconds = 900;                 // escalate: how long the question waits
 };
 
 // The policy in force: immutable once published.
@@ -111,6 +113,13 @@ class PolicyEngine {
 
   std::shared_ptr<const PolicySnapshot> Current() const;
 
+  // Whether decisions may enforce at all. While false, every decision is made as if the
+  // policy's mode were monitor (recorded, would-have-enforced counted): the agent holds
+  // enforcement back until its own preconditions hold (verified models, attestation). The
+  // decision's policy_mode still names the policy's mode. Default true; thread-safe.
+  void SetEnforcementAllowed(bool allowed) { enforcement_allowed_.store(allowed); }
+  bool enforcement_allowed() const { return enforcement_allowed_.load(); }
+
   struct Counts {
     uint64_t decisions = 0;      // Decide() calls
     uint64_t matched = 0;        // decisions with at least one hit
@@ -129,6 +138,7 @@ class PolicyEngine {
   std::unique_ptr<core::Registry> own_registry_;
   core::Registry* registry_;
   std::atomic<std::shared_ptr<const PolicySnapshot>> current_;
+  std::atomic<bool> enforcement_allowed_{true};
   std::mutex reload_mu_;
 
   core::Counter* decisions_ = nullptr;

@@ -16,6 +16,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "core/config.h"
 #include "policy/condition.h"
 
 namespace vigil::policy {
@@ -504,7 +505,8 @@ core::Result<Priority> ParsePriority(const YAML::Node& n, const std::string& fil
 
 core::Result<RuleAction> ParseAction(const YAML::Node& n, const std::string& file) {
   if (!n.IsMap()) return ErrorAt(PlaceOf(n, file), "action: expected a map (type, mode, fallback)");
-  VIGIL_RETURN_IF_ERROR(CheckKeys(n, file, {"type", "mode", "fallback"}, "rule action"));
+  VIGIL_RETURN_IF_ERROR(
+      CheckKeys(n, file, {"type", "mode", "fallback", "proposed", "timeout"}, "rule action"));
   RuleAction a;
   auto pick = [&](const char* key, std::initializer_list<std::string_view> allowed,
                   std::string* out) -> core::Status {
@@ -523,8 +525,26 @@ core::Result<RuleAction> ParseAction(const YAML::Node& n, const std::string& fil
                              &a.type));
   VIGIL_RETURN_IF_ERROR(pick("mode", {"monitor", "enforce"}, &a.mode));
   VIGIL_RETURN_IF_ERROR(pick("fallback", {"allow", "deny", "alert"}, &a.fallback));
+  VIGIL_RETURN_IF_ERROR(
+      pick("proposed", {"alert", "kill", "freeze", "block-network"}, &a.proposed));
   a.mode_given = static_cast<bool>(n["mode"]);
   a.fallback_given = static_cast<bool>(n["fallback"]);
+  for (const char* key : {"proposed", "timeout"}) {
+    if (n[key] && a.type != "escalate") {
+      return ErrorAt(PlaceOf(n[key], file),
+                     std::string("action.") + key + ": only an escalate action takes one");
+    }
+  }
+  if (const YAML::Node t = n["timeout"]) {
+    constexpr uint64_t kMaxEscalationSeconds = uint64_t{30} * 24 * 3600;
+    auto seconds = t.IsScalar() ? core::ParseDurationSeconds(t.Scalar())
+                                : core::Result<uint64_t>(core::InvalidArgument("not a scalar"));
+    if (!seconds.has_value() || *seconds < 1 || *seconds > kMaxEscalationSeconds) {
+      return ErrorAt(PlaceOf(t, file),
+                     "action.timeout: expected a duration from 1s to 30 days, like 90s, 15m or 2h");
+    }
+    a.timeout_seconds = *seconds;
+  }
   return a;
 }
 

@@ -40,6 +40,10 @@ struct RuleAction {
   std::string fallback = "allow";  // when the model is late or down: allow, deny or alert
   bool mode_given = false;      // `mode` was in the file (else the policy's mode applies)
   bool fallback_given = false;  // `fallback` was in the file (else the asset class's default)
+  // escalate only: what a person is asked to approve (kill, freeze, block-network or alert) and
+  // how long the question waits before the fallback's default applies (deny: carry it out).
+  std::string proposed = "freeze";
+  uint64_t timeout_seconds = 900;  // 1 s .. 30 days
 };
 
 struct Rule {

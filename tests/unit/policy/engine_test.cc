@@ -64,6 +64,14 @@ class PolicyEngineTest : public ::testing::Test {
     EXPECT_TRUE(engine.has_value()) << engine.error().message();
     return engine.has_value() ? std::move(engine).value() : nullptr;
   }
+  // A policy in enforce mode at the enforce-all stage.
+  static core::Result<std::unique_ptr<PolicyEngine>> EnforcingEngine(const std::string& path) {
+    PolicyOptions o;
+    o.files = {path};
+    o.mode = Mode::kEnforce;
+    o.stage = RolloutStage::kEnforceAll;
+    return PolicyEngine::Create(o);
+  }
   fs::path dir_;
 };
 
@@ -105,6 +113,63 @@ TEST_F(PolicyEngineTest, MonitorModeRecordsWouldEnforce) {
   EXPECT_FALSE(d.would_enforce);
   EXPECT_EQ((*engine)->counts().decisions, 2u);
   EXPECT_EQ((*engine)->counts().matched, 2u);
+}
+
+TEST_F(PolicyEngineTest, HeldBackEnforcementDecidesAsMonitorUntilAllowed) {
+  auto engine = EnforcingEngine(Write("r.yaml", kRules));
+  ASSERT_TRUE(engine.has_value()) << engine.error().message();
+  core::Event e = Exec("/tmp/x");
+  EvalInput in;
+  in.event = &e;
+  (*engine)->SetEnforcementAllowed(false);  // e.g. the agent still learning
+  Decision held = (*engine)->Decide(&in);
+  EXPECT_EQ(held.action, core::Action::kKill);
+  EXPECT_EQ(held.mode, Mode::kMonitor);
+  EXPECT_TRUE(held.would_enforce);
+  EXPECT_FALSE(held.enforce());
+  EXPECT_EQ(held.policy_mode, Mode::kEnforce);  // the policy's own mode is still recorded
+  EXPECT_EQ((*engine)->counts().would_enforce, 1u);
+  EXPECT_EQ((*engine)->counts().enforce, 0u);
+  (*engine)->SetEnforcementAllowed(true);
+  Decision d = (*engine)->Decide(&in);
+  EXPECT_EQ(d.mode, Mode::kEnforce);
+  EXPECT_TRUE(d.enforce());
+  EXPECT_FALSE(d.would_enforce);
+  EXPECT_EQ((*engine)->counts().enforce, 1u);
+}
+
+TEST_F(PolicyEngineTest, EscalateCarriesTheRulesProposedActionAndTimeout) {
+  auto engine = EnforcingEngine(Write("r.yaml", R"(
+- rule: Ask
+  desc: d
+  condition: evt.type = execve
+  output: ask %proc.name
+  priority: WARNING
+  action: {type: escalate, mode: enforce, fallback: deny, proposed: kill, timeout: 2m}
+)"));
+  ASSERT_TRUE(engine.has_value()) << engine.error().message();
+  core::Event e = Exec("/usr/bin/ls");
+  EvalInput in;
+  in.event = &e;
+  const Decision d = (*engine)->Decide(&in);
+  EXPECT_EQ(d.action, core::Action::kEscalate);
+  EXPECT_TRUE(d.enforce());
+  EXPECT_EQ(d.proposed, core::Action::kKill);
+  EXPECT_EQ(d.timeout_seconds, 120u);
+  EXPECT_EQ(d.fallback, Fallback::kDeny);
+
+  for (const char* bad : {"{type: kill, timeout: 2m}", "{type: escalate, timeout: 0s}",
+                          "{type: escalate, timeout: soon}", "{type: escalate, proposed: deny}",
+                          "{type: escalate, timeout: 31d}"}) {
+    PolicyOptions b;
+    b.files = {Write("bad.yaml", std::string("- rule: B\n  desc: d\n  condition: evt.type = "
+                                             "execve\n  output: o\n  priority: INFO\n  "
+                                             "action: ") + bad + "\n")};
+    auto refused = PolicyEngine::Create(b);
+    ASSERT_FALSE(refused.has_value()) << bad;
+    EXPECT_NE(refused.error().message().find("bad.yaml:6:"), std::string::npos)
+        << bad << ": " << refused.error().message();
+  }
 }
 
 TEST_F(PolicyEngineTest, StagedRolloutDecidesByAssetClass) {
