@@ -75,11 +75,12 @@ void DrainAudit(const Common& c, const Opened& o) {
   auto pending = o.enforcer->PendingAudit();
   if (!pending.has_value() || *pending == 0) return;
   const std::string dir = c.audit_dir.empty() ? o.state_dir + "/audit" : c.audit_dir;
-  const std::string key = c.audit_key.empty() ? o.state_dir + "/keys/audit.key" : c.audit_key;
+  // The host key, as the agent signs the same log with (audit_trail.h).
+  const std::string key = c.audit_key.empty() ? o.state_dir + "/keys/vigil.key" : c.audit_key;
   audit::AuditOptions opts;
   if (!audit::ParseFsyncMode(c.audit_fsync, &opts.fsync)) return;  // CLI11 checked it
   opts.writer = std::string("vigil CLI ") + VIGIL_VERSION;
-  auto signer = audit::LoadOrCreateRawKey(key);
+  auto signer = OpenCheckpointSigner(key);
   core::Result<std::unique_ptr<audit::AuditLog>> log =
       signer.has_value()
           ? audit::AuditLog::Open(dir, opts, **signer, core::SystemClock::Get())

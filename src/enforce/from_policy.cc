@@ -37,6 +37,14 @@ core::Result<ActionRequest> RequestForRule(const policy::Rule& rule, const Targe
     return core::InvalidArgument(where() + "unknown action mode \"" + rule.action.mode + "\"");
   }
   r.on_timeout = TimeoutDefaultForFallback(rule.action.fallback);
+  if (r.action == ActionKind::kEscalate) {
+    if (!ParseActionKind(rule.action.proposed, &r.proposed) ||
+        r.proposed == ActionKind::kEscalate) {
+      return core::InvalidArgument(where() + "escalate cannot propose \"" + rule.action.proposed +
+                                   "\"");
+    }
+    r.timeout_seconds = rule.action.timeout_seconds;
+  }
   return r;
 }
 

@@ -19,9 +19,10 @@ core::Result<ActionKind> ActionKindFor(core::Action action);
 
 // The request a matched rule asks for against `target`: the rule's action type and mode (a rule
 // without an action block asks for an alert in monitor mode, as policy treats it), its name, and
-// for escalate its fallback as the timeout default (deny -> enforce, allow/alert -> dismiss), a
-// proposed freeze and the default timeout. kInvalidArgument for deny, or for an action block
-// that does not validate (policy validates them at load, so this means a bug upstream).
+// for escalate its fallback as the timeout default (deny -> enforce, allow/alert -> dismiss) and
+// the block's proposed action and timeout (a freeze and 15 minutes when not given).
+// kInvalidArgument for deny, or for an action block that does not validate (policy validates them
+// at load, so this means a bug upstream).
 core::Result<ActionRequest> RequestForRule(const policy::Rule& rule, const Target& target,
                                            std::string reason);
 

@@ -73,6 +73,9 @@ core::Result<StatFields> ParseStat(std::string_view content) {
   if (!ParseNumber(v[2], &f.pgrp) || f.pgrp < 0) {
     return core::InvalidArgument("stat: field 5 (pgrp) is not a number");
   }
+  if (!ParseNumber(v[6], &f.flags)) {
+    return core::InvalidArgument("stat: field 9 (flags) is not a number");
+  }
   if (!ParseNumber(v[19], &f.start_time)) {
     return core::InvalidArgument("stat: field 22 (starttime) is not a number");
   }

@@ -19,11 +19,13 @@ struct StatFields {
   char state = '?';         // [3]
   int32_t ppid = 0;         // [4]
   int32_t pgrp = 0;         // [5]
+  uint32_t flags = 0;       // [9] PF_* bits (PF_KTHREAD 0x00200000: a kernel thread)
   uint64_t start_time = 0;  // [22] clock ticks since boot
 };
 // Fields are located from the LAST ')' because comm may hold ')' and spaces. kInvalidArgument
 // naming the field that is missing or malformed.
 core::Result<StatFields> ParseStat(std::string_view content);
+inline constexpr uint32_t kPfKthread = 0x00200000;
 
 // The cgroup v2 path ("0::/a/b" line) of /proc/PID/cgroup content. kNotFound when the file has
 // no cgroup v2 line; kInvalidArgument when the path is not absolute or holds control characters.

@@ -215,10 +215,15 @@ core::Status Cgroups::Create(const std::string& path) {
 }
 
 core::Status Cgroups::Remove(const std::string& path) {
-  if (rmdir(Abs(path).c_str()) != 0 && errno != ENOENT) {
-    return core::ErrnoError(errno, "removing cgroup " + Abs(path));
+  // A cgroup stays busy while exited members wait to be reaped: a process just thawed and moved
+  // out reaps the children that died while it was frozen within moments, so wait a little.
+  constexpr int kBusyTries = 200;  // 10 ms apart: 2 s
+  for (int i = 0;; ++i) {
+    if (rmdir(Abs(path).c_str()) == 0 || errno == ENOENT) return core::Status::Ok();
+    if (errno != EBUSY || i + 1 >= kBusyTries) break;
+    usleep(10'000);
   }
-  return core::Status::Ok();
+  return core::ErrnoError(errno, "removing cgroup " + Abs(path));
 }
 
 core::Status Cgroups::Move(int32_t pid, const std::string& path) {

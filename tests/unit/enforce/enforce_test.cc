@@ -61,6 +61,8 @@ TEST(ProcParseTest, StatFieldsComeAfterTheLastParenthesis) {
   EXPECT_EQ(f->ppid, 1);
   EXPECT_EQ(f->pgrp, 77);
   EXPECT_EQ(f->start_time, 987654u);
+  EXPECT_EQ(f->flags, 4194304u);
+  EXPECT_EQ(f->flags & kPfKthread, 0u);
   EXPECT_FALSE(ParseStat("123 (a) S 1").has_value());
   EXPECT_FALSE(ParseStat("x (a) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20").has_value());
   EXPECT_FALSE(ParseStat("").has_value());
