@@ -2,8 +2,9 @@
 // scores live behaviour and reports anomalies with explanations.
 //
 // Start-up is an ordered list of steps; each acquires something that the destructors release in
-// reverse order on the way out: config -> logging -> sinks -> audit log -> process tree -> kernel
-// sensor -> metrics server -> signal thread -> run.
+// reverse order on the way out: config -> logging -> sinks -> audit log -> process tree ->
+// policy and enforcement (ledger, action worker) -> kernel sensor -> metrics server -> signal
+// thread -> run.
 
 #include <pthread.h>
 #include <signal.h>
@@ -24,6 +25,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "agent/action_bridge.h"
 #include "agent/durable_output.h"
 #include "agent/live_agent.h"
 #include "apps/vigil/audit_trail.h"
@@ -38,6 +40,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "agent/policy_input.h"
+#include "enforce/enforce.h"
 #include "enrich/process_tree.h"
 #include "policy/decision_json.h"
 #include "policy/default_rules.h"
@@ -343,9 +346,13 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
                  st.message());
   }
 
-  // 4b. The policy: every typed event is decided on (recorded in monitor mode: this agent
-  // carries no action out).
+  // 4b. The policy: every typed event is decided on. Decisions enforce only while the agent is
+  // in enforce mode (its models verified) and the policy, the rule and the rollout stage allow
+  // it; until then they are recorded as monitor-mode decisions (would-have-enforced counted).
+  std::mutex print_mu;
   std::unique_ptr<policy::PolicyEngine> policy_engine;
+  std::unique_ptr<enforce::Enforcer> enforcer;
+  std::unique_ptr<agent::ActionBridge> actions;
   if (c.policy.enabled) {
     policy::PolicyOptions po;
     po.files = c.policy.files;
@@ -355,14 +362,57 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
     }
     policy::ParseStage(c.policy.stage, &po.stage);
     policy::ParseAssetClass(c.policy.asset_class, &po.default_class);
-    if (c.policy.mode == "enforce") {
-      spdlog::warn("policy.mode enforce: this agent does not carry actions out yet; decisions are "
-                   "recorded in monitor mode (would-have-enforced counts at /metrics)");
-    }
-    po.mode = policy::Mode::kMonitor;
+    policy::ParseMode(c.policy.mode, &po.mode);
     auto pe = policy::PolicyEngine::Create(std::move(po), &core::Registry::Get());
     if (!pe.has_value()) return ReportError("agent", pe.error().WithContext("policy"));
     policy_engine = std::move(pe).value();
+    policy_engine->SetEnforcementAllowed(false);  // until the agent enters enforce mode
+    // Enforcement: the ledger, and the worker that carries enforcing decisions out off the
+    // event path. Without the ledger the agent cannot act and stays in monitor mode.
+    enforce::EnforcerOptions eo;
+    eo.state_dir = c.state_dir;
+    eo.actor = "vigil agent";
+    auto opened_enforcer = enforce::Enforcer::Open(eo, core::SystemClock::Get(),
+                                                   core::Registry::Get());
+    if (opened_enforcer.has_value()) {
+      enforcer = std::move(opened_enforcer).value();
+      agent::ActionBridgeOptions bo;
+      bo.audit = [&audit](std::string_view type, nlohmann::json payload) -> core::Status {
+        audit::RecordType t;
+        if (!audit::ParseRecordType(type, &t)) {
+          return core::DataLoss("enforcement audit outbox: unknown record type \"" +
+                                std::string(type) + "\"");
+        }
+        audit->Append(t, std::move(payload));
+        return core::Status::Ok();
+      };
+      bo.on_result = [&, quiet = o.quiet](const enforce::ActionRequest& r,
+                                          const core::Result<enforce::Outcome>& out) {
+        if (quiet) return;
+        std::string what;
+        if (!out.has_value()) {
+          what = "refused: " + out.error().message();
+        } else {
+          what = "action " + std::to_string(out->id) + " " +
+                 std::string(enforce::StateName(out->state)) + ": " + out->detail;
+        }
+        std::lock_guard<std::mutex> lock(print_mu);
+        std::fprintf(stderr, "ENFORCE %s %s (rule %s): %s\n",
+                     std::string(enforce::ActionKindName(r.action)).c_str(),
+                     r.target.ToString().c_str(), r.rule.c_str(), what.c_str());
+      };
+      auto bridge = agent::ActionBridge::Create(*enforcer, std::move(bo), core::Registry::Get());
+      if (bridge.has_value()) {
+        actions = std::move(bridge).value();
+        actions->Start();
+      } else {
+        gate.Refuse("enforcement: " + bridge.error().message());
+      }
+    } else {
+      spdlog::error("enforcement ledger: {}; no action can be carried out",
+                    opened_enforcer.error().message());
+      gate.Refuse("enforcement ledger: " + opened_enforcer.error().message());
+    }
     const auto snap = policy_engine->Current();
     for (const policy::LoadWarning& w : snap->rules.warnings()) {
       spdlog::debug("policy: {}", w.ToString());
@@ -409,7 +459,6 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   const enrich::ProcessTree& tree_ref = **tree;
   enrich::ProcessTree& tree_mut = **tree;
   sensor::EbpfSensor& sensor_ref = *ebpf;
-  std::mutex print_mu;
   // The process of the previous stream event, when nothing changed the tree since: the stream
   // comes in runs of one thread's calls, and its events need no lookup after the first of a run.
   uint32_t enriched_stream_pid = 0;
@@ -507,6 +556,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
     }
     audit->ModeChange(mode, to, reason);
     mode = to;
+    if (policy_engine) policy_engine->SetEnforcementAllowed(to == "enforce" && actions);
   };
   // The latest verdict per process, read by the policy as ml.* fields.
   std::mutex verdicts_mu;
@@ -535,6 +585,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
                      std::string(core::ActionName(d.action)).c_str(),
                      d.would_enforce ? ", would enforce" : "", d.output.c_str());
       }
+      if (actions) actions->Submit(d);  // queues what enforces; never blocks
       return policy::DecisionToOcsfJson(d, c.host);
     };
   }
@@ -686,6 +737,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   signals.join();
   for (const std::string& note : live.TakeNotes()) spdlog::info("{}", note);
   if (server) server->Stop();
+  if (actions) actions->Stop();  // carries out what is queued; its audit records go in below
   {
     std::lock_guard<std::mutex> lock(mode_mu);
     audit->ModeChange(mode, "stopped",
@@ -715,9 +767,12 @@ RunFn AddAgentCommand(CLI::App& root) {
   auto o = std::make_shared<AgentCmdOptions>();
   CLI::App* cmd = root.add_subcommand(
       "agent", "Watch this host with the eBPF sensor: learn per-program baselines, then alert "
-               "on anomalous behaviour. Enforce mode is entered only with a baseline signed by a "
-               "trusted key (and, with attestation.require, a verified local TPM quote); "
-               "otherwise the agent stays in monitor mode and records why");
+               "on anomalous behaviour and decide on every typed event with the policy. Enforce "
+               "mode is entered only with a baseline signed by a trusted key (and, with "
+               "attestation.require, a verified local TPM quote); otherwise the agent stays in "
+               "monitor mode and records why. In enforce mode, decisions that enforce (policy, "
+               "rule and rollout stage) are carried out (kill, freeze, block-network, escalate) "
+               "and recorded in <state_dir>/enforcement.db; see vigil enforcement");
   cmd->add_option("--config", o->config,
                   "YAML config (sensors, event set, filters, sinks, learning period, metrics); a "
                   "missing default file means embedded defaults")

@@ -1,7 +1,11 @@
 // The live agent end to end, as root: learns a program's behaviour, then alerts when the program
 // does something it never did while learning, and stays quiet when it does what it always did.
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../unit/govern/swtpm.h"
+#include "vigil_cli.h"
 
 namespace {
 
@@ -246,6 +251,195 @@ TEST_F(AgentE2eTest, LearnsThenAlertsOnUnseenBehaviourOnly) {
     const int rc = std::system(verify.c_str());
     EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0) << ReadAll(audit_out);
   }
+}
+
+// A child that opens `trigger` every 50 ms and counts its rounds in `counter` (so a frozen one
+// is seen to stop and a thawed one to go on).
+pid_t SpawnOpener(const fs::path& trigger, const fs::path& counter) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    for (long round = 1;; ++round) {
+      const int fd = open(trigger.c_str(), O_RDONLY);
+      if (fd >= 0) close(fd);
+      const std::string text = std::to_string(round);
+      const int out = open(counter.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      if (out >= 0) {
+        (void)!write(out, text.data(), text.size());
+        close(out);
+      }
+      usleep(50'000);
+    }
+  }
+  return pid;
+}
+
+long Rounds(const fs::path& counter) {
+  const std::string s = ReadAll(counter);
+  return s.empty() ? 0 : std::stol(s);
+}
+
+// GET /metrics from the agent's server (the port it logged).
+std::string ScrapeMetrics(const std::string& agent_log) {
+  const std::string marker = "metrics and health on http://127.0.0.1:";
+  const size_t at = agent_log.find(marker);
+  if (at == std::string::npos) return "";
+  const int port = std::atoi(agent_log.c_str() + at + marker.size());
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string body;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    const std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    (void)!write(fd, req.data(), req.size());
+    char buf[4096];
+    ssize_t n = 0;
+    while ((n = read(fd, buf, sizeof(buf))) > 0) body.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return body;
+}
+
+// The agent carries out what the policy decides: in enforce mode (a tiny rules file, the
+// baseline learned and signed by the agent itself) it kills one spawned process and freezes
+// another that open their trigger files; the ledger and the audit log show both; `vigil
+// enforcement rollback` thaws the frozen one. In monitor mode the same decisions act on nothing.
+TEST_F(AgentE2eTest, EnforceModeKillsAndFreezesAndRollbackThaws) {
+  const fs::path kill_trigger = dir_ / "kill-me", freeze_trigger = dir_ / "freeze-me";
+  std::ofstream(kill_trigger) << "x";
+  std::ofstream(freeze_trigger) << "x";
+  const fs::path rules = dir_ / "rules.yaml";
+  std::ofstream(rules) << "- rule: Kill trigger\n  desc: d\n  condition: evt.type in (open, "
+                          "openat) and fd.name = " << kill_trigger.string()
+                       << "\n  output: kill trigger opened by %proc.name\n  priority: WARNING\n"
+                          "  action: {type: kill, mode: enforce}\n"
+                          "- rule: Freeze trigger\n  desc: d\n  condition: evt.type in (open, "
+                          "openat) and fd.name = " << freeze_trigger.string()
+                       << "\n  output: freeze trigger opened by %proc.name\n  priority: WARNING\n"
+                          "  action: {type: freeze, mode: enforce}\n";
+  const fs::path config = dir_ / "vigil.yaml";
+  std::ofstream(config) << "agent:\n  learn: 2s\n  events: [open]\n"
+                           "metrics:\n  enabled: true\n  listen: 127.0.0.1:0\n"
+                           "policy:\n  mode: enforce\n  stage: enforce-all\n  files: ["
+                        << rules.string() << "]\n";
+  const fs::path out = dir_ / "agent.out", err = dir_ / "agent.err";
+  std::vector<pid_t> children;
+  struct Reaper {
+    std::vector<pid_t>* pids;
+    ~Reaper() {
+      for (pid_t p : *pids) {
+        kill(p, SIGKILL);
+        waitpid(p, nullptr, 0);
+      }
+    }
+  } reaper{&children};
+  auto start_agent = [&](const std::string& mode) {
+    agent_ = Spawn({VIGIL_BINARY, "agent", "--config", config.string(), "--state-dir",
+                    dir_.string(), "--mode", mode, "--relearn", "--duration", "60s", "--sink",
+                    "null"},
+                   out, err);
+    return WaitFor([&] { return ReadAll(err).find("detection started") != std::string::npos; },
+                   std::chrono::seconds(40));
+  };
+  auto stop_agent = [&] {
+    kill(agent_, SIGTERM);
+    int status = 0;
+    const bool reaped = waitpid(agent_, &status, 0) == agent_;
+    agent_ = -1;
+    return reaped && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  };
+  const fs::path tmp = dir_ / "cli";
+  fs::create_directories(tmp);
+  auto vigil = [&](const std::string& args) { return vigil::e2e::RunVigil(tmp, args); };
+  const std::string state = " --state-dir " + dir_.string();
+
+  // Monitor mode: decided and recorded (would have enforced), nothing carried out.
+  ASSERT_TRUE(start_agent("monitor")) << ReadAll(err);
+  const pid_t spared = SpawnOpener(kill_trigger, dir_ / "spared.count");
+  children.push_back(spared);
+  ASSERT_TRUE(WaitFor([&] { return ReadAll(err).find("POLICY Kill trigger") != std::string::npos; },
+                      std::chrono::seconds(20)))
+      << ReadAll(err);
+  const std::string monitor_metrics = ScrapeMetrics(ReadAll(err));
+  EXPECT_NE(monitor_metrics.find("vigil_policy_would_enforce_total{rule=\"Kill trigger\"}"),
+            std::string::npos)
+      << monitor_metrics;
+  ASSERT_TRUE(stop_agent()) << ReadAll(err);
+  EXPECT_EQ(waitpid(spared, nullptr, WNOHANG), 0) << "monitor mode must not kill";
+  EXPECT_EQ(ReadAll(err).find("ENFORCE "), std::string::npos) << ReadAll(err);
+  vigil::e2e::CmdResult r = vigil("enforcement list --json" + state);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out).size(), 0u) << r.out;
+  kill(spared, SIGKILL);
+
+  // Enforce mode: the baseline it learns is its own, so it enters enforce mode at once.
+  ASSERT_TRUE(start_agent("enforce")) << ReadAll(err);
+  const pid_t killee = SpawnOpener(kill_trigger, dir_ / "killee.count");
+  const pid_t freezee = SpawnOpener(freeze_trigger, dir_ / "freezee.count");
+  children.push_back(freezee);
+  int status = 0;
+  ASSERT_TRUE(WaitFor([&] { return waitpid(killee, &status, WNOHANG) == killee; },
+                      std::chrono::seconds(20)))
+      << "the process that opened the kill trigger still runs\n" << ReadAll(err);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  ASSERT_TRUE(WaitFor([&] {
+                return ReadAll("/proc/" + std::to_string(freezee) + "/cgroup").find("/vigil/a") !=
+                       std::string::npos;
+              }, std::chrono::seconds(20)))
+      << "the process that opened the freeze trigger was not moved and frozen\n" << ReadAll(err);
+  const std::string metrics = ScrapeMetrics(ReadAll(err));
+  EXPECT_NE(metrics.find("vigil_enforcement_success_total{action=\"kill\"} 1"), std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("vigil_enforcement_success_total{action=\"freeze\"} 1"),
+            std::string::npos)
+      << metrics;
+  ASSERT_TRUE(stop_agent()) << ReadAll(err);
+
+  // Frozen: its count stands still.
+  const long frozen_at = Rounds(dir_ / "freezee.count");
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_EQ(Rounds(dir_ / "freezee.count"), frozen_at);
+
+  // The ledger.
+  r = vigil("enforcement list --json" + state);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  uint64_t freeze_id = 0;
+  bool killed_recorded = false;
+  for (const auto& e : nlohmann::json::parse(r.out)) {
+    const std::string target = e["target"];
+    if (e["action"] == "kill" && target.rfind("pid:" + std::to_string(killee) + "@", 0) == 0) {
+      EXPECT_EQ(e["state"], "applied") << e.dump();
+      EXPECT_EQ(e["rule"], "Kill trigger");
+      killed_recorded = true;
+    }
+    if (e["action"] == "freeze" && target.rfind("pid:" + std::to_string(freezee) + "@", 0) == 0) {
+      EXPECT_EQ(e["state"], "applied") << e.dump();
+      EXPECT_EQ(e["mode"], "enforce");
+      freeze_id = e["id"];
+    }
+  }
+  EXPECT_TRUE(killed_recorded) << r.out;
+  ASSERT_NE(freeze_id, 0u) << r.out;
+
+  // Rollback thaws it: the count goes on.
+  r = vigil("enforcement rollback " + std::to_string(freeze_id) + state);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(WaitFor([&] { return Rounds(dir_ / "freezee.count") > frozen_at + 2; },
+                      std::chrono::seconds(5)))
+      << "not thawed";
+  EXPECT_EQ(ReadAll("/proc/" + std::to_string(freezee) + "/cgroup").find("/vigil/a"),
+            std::string::npos);
+
+  // The audit log: the agent's actions and the CLI's rollback, one chain under the host key.
+  const std::string audit_dir = (dir_ / "audit").string();
+  r = vigil("audit verify " + audit_dir + " --key " + (dir_ / "keys" / "vigil.pub").string());
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  r = vigil("audit show " + audit_dir + " --type enforcement,rollback --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find(R"("action":"kill")"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(R"("actor":"vigil agent")"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(R"("result":"rolled-back")"), std::string::npos) << r.out;
 }
 
 TEST(AgentConfigE2eTest, BadConfigExitsTwoNamingFileLineAndKey) {
