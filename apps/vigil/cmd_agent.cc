@@ -670,6 +670,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
                   {"learned_windows", s.learned_windows},
                   {"windows_scored", s.windows_scored},
                   {"alerts", s.alerts},
+                  {"enforcement_queued", actions ? actions->queued() : 0},
                   {"resident_mb", ResidentMegabytes()}};
       return h;
     });
