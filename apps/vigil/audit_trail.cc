@@ -12,6 +12,10 @@
 
 namespace vigil::app {
 
+std::string AuditKeyPath(const std::string& state_dir, const std::string& flag) {
+  return flag.empty() ? state_dir + "/keys/vigil.key" : flag;
+}
+
 void AddAuditKeyFlags(CLI::App* cmd, std::string* key_path, std::string* fsync) {
   cmd->add_option("--audit-key", *key_path,
                   "Checkpoint signing key: the host's minisign secret key (default "

@@ -31,6 +31,10 @@ struct AuditTrailOptions {
 // its public key when absent), or a 64-byte raw key as versions before the host key wrote.
 core::Result<std::unique_ptr<audit::Signer>> OpenCheckpointSigner(const std::string& key_path);
 
+// The checkpoint key a command uses: --audit-key when given, else the host key
+// <state_dir>/keys/vigil.key (the key `vigil audit verify --key` checks against).
+std::string AuditKeyPath(const std::string& state_dir, const std::string& flag);
+
 // --audit-key FILE and --audit-fsync MODE, the same for every command that writes the log.
 void AddAuditKeyFlags(CLI::App* cmd, std::string* key_path, std::string* fsync);
 

@@ -292,7 +292,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   // 3b. The audit log: mode changes, baselines loaded or learned, one decision per alert.
   AuditTrailOptions audit_options;
   audit_options.dir = o.audit_dir.empty() ? c.state_dir + "/audit" : o.audit_dir;
-  audit_options.key_path = o.audit_key.empty() ? c.state_dir + "/keys/vigil.key" : o.audit_key;
+  audit_options.key_path = AuditKeyPath(c.state_dir, o.audit_key);
   audit_options.fsync = o.audit_fsync;
   audit_options.writer = std::string("vigil agent ") + VIGIL_VERSION;
   auto opened_audit = AuditTrail::Open(audit_options);

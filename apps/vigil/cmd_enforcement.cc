@@ -76,7 +76,7 @@ void DrainAudit(const Common& c, const Opened& o) {
   if (!pending.has_value() || *pending == 0) return;
   const std::string dir = c.audit_dir.empty() ? o.state_dir + "/audit" : c.audit_dir;
   // The host key, as the agent signs the same log with (audit_trail.h).
-  const std::string key = c.audit_key.empty() ? o.state_dir + "/keys/vigil.key" : c.audit_key;
+  const std::string key = AuditKeyPath(o.state_dir, c.audit_key);
   audit::AuditOptions opts;
   if (!audit::ParseFsyncMode(c.audit_fsync, &opts.fsync)) return;  // CLI11 checked it
   opts.writer = std::string("vigil CLI ") + VIGIL_VERSION;

@@ -141,7 +141,7 @@ int RunGateway(const GatewayCmdOptions& o) {
   }
   AuditTrailOptions ao;
   ao.dir = o.audit_dir.empty() ? c.audit_dir : o.audit_dir;
-  ao.key_path = o.audit_key.empty() ? c.state_dir + "/keys/audit.key" : o.audit_key;
+  ao.key_path = AuditKeyPath(c.state_dir, o.audit_key);
   ao.fsync = o.audit_fsync;
   ao.writer = std::string("vigil gateway ") + VIGIL_VERSION;
   auto trail = AuditTrail::Open(ao);

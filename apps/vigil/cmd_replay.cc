@@ -95,7 +95,7 @@ int RunReplay(ReplayCmdOptions o, const CLI::App& cmd) {
   if (cmd.count("--audit") > 0) {
     AuditTrailOptions ao;
     ao.dir = o.audit_dir.empty() ? config->state_dir + "/audit" : o.audit_dir;
-    ao.key_path = o.audit_key.empty() ? config->state_dir + "/keys/vigil.key" : o.audit_key;
+    ao.key_path = AuditKeyPath(config->state_dir, o.audit_key);
     ao.fsync = o.audit_fsync;
     ao.writer = std::string("vigil replay ") + VIGIL_VERSION;
     auto t = AuditTrail::Open(ao);

@@ -211,7 +211,7 @@ core::Result<GateSetup> SetupGate(const GateFlags& f, const CLI::App& cmd, std::
   if (cmd.count("--audit") > 0) {
     AuditTrailOptions ao;
     ao.dir = f.audit_dir.empty() ? config.state_dir + "/audit" : f.audit_dir;
-    ao.key_path = f.audit_key.empty() ? config.state_dir + "/keys/audit.key" : f.audit_key;
+    ao.key_path = AuditKeyPath(config.state_dir, f.audit_key);
     ao.fsync = f.audit_fsync;
     ao.writer = "vigil " + std::string(command) + " " + VIGIL_VERSION;
     VIGIL_ASSIGN_OR_RETURN(s.audit, AuditTrail::Open(ao));
