@@ -233,7 +233,7 @@ RunFn AddAuditCommand(CLI::App& root) {
   show->add_option("--type", o->types,
                    "Only these record types (repeatable or comma-separated): decision, "
                    "enforcement, rollback, fallback, escalation, policy-change, model-change, "
-                   "mode-change, checkpoint, log-open, log-close")
+                   "mode-change, checkpoint, log-open, log-close, adjudication, access-grant")
       ->delimiter(',');
   show->add_flag("--json", o->json, "One JSON object per record (JSON Lines)");
   return [o, verify, show] {

@@ -44,15 +44,7 @@ int RunServe(const ServeOptions& o) {
   auto config = service::LoadServeConfig(o.config);
   if (!config.has_value()) return ReportError("serve", config.error());
 
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  struct sigaction record {};
-  record.sa_handler = RecordServeStop;
-  sigemptyset(&record.sa_mask);
-  for (int sig : {SIGINT, SIGTERM}) sigaction(sig, &record, nullptr);
+  sigset_t set = BlockStopSignals(RecordServeStop);
 
   core::Registry& registry = core::Registry::Get();
   const core::Clock& clock = core::SystemClock::Get();

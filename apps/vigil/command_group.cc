@@ -29,4 +29,17 @@ RunFn CommandGroup::Runner() const {
   };
 }
 
+sigset_t BlockStopSignals(void (*record)(int)) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  struct sigaction action {};
+  action.sa_handler = record;
+  sigemptyset(&action.sa_mask);
+  for (int sig : {SIGINT, SIGTERM}) sigaction(sig, &action, nullptr);
+  return set;
+}
+
 }  // namespace vigil::app

@@ -4,6 +4,8 @@
 // function that runs it once the command line has been parsed. Exit codes: 0 ok, 1 a finding or a
 // failure, 2 bad usage or bad input.
 
+#include <signal.h>
+
 #include <functional>
 #include <memory>
 #include <string>
@@ -41,6 +43,7 @@ RunFn AddServeCommand(CLI::App& root);
 RunFn AddTokenCommand(CLI::App& root);
 RunFn AddScoreCommand(CLI::App& root);
 RunFn AddDecideCommand(CLI::App& root);
+RunFn AddHubCommand(CLI::App& root);
 
 // A command with subcommands ("vigil model inspect", "vigil policy check"): every leaf is added
 // with its own runner, and the group's Runner() (what the group's Add*Command returns) runs the
@@ -66,6 +69,11 @@ void AddModelInspectCommand(CommandGroup& model);
 // Prints "vigil CMD: error: MESSAGE" to stderr and returns the exit code for the status: 2 for
 // bad input (invalid argument, not found, out of range, data loss), 1 otherwise.
 int ReportError(std::string_view command, const core::Status& status);
+
+// For services stopped by SIGINT/SIGTERM: blocks both in the calling thread (threads started
+// later inherit the mask), makes `record` their handler, and returns the set to wait on with
+// sigtimedwait().
+sigset_t BlockStopSignals(void (*record)(int));
 
 // A one-line progress bar on stderr, drawn only when stderr is a terminal.
 class Progress {

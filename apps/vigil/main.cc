@@ -81,6 +81,7 @@ int Main(int argc, char** argv) {
   add(AddScoreCommand);
   add(AddDecideCommand);
   add(AddGateCommand);
+  add(AddHubCommand);
   try {
     root.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

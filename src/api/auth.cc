@@ -164,6 +164,13 @@ core::Result<TokenClaims> VerifyJwt(std::string_view token, const JwtConfig& con
     if (!bits.has_value()) return Refuse("token: " + bits.error().message());
     out.scopes = *bits;
   }
+  auto role = claims.find("role");
+  if (role != claims.end()) {
+    if (!role->is_string() || role->get<std::string>().size() > 64) {
+      return Refuse("token: \"role\" is not a string of at most 64 bytes");
+    }
+    out.role = role->get<std::string>();
+  }
   return out;
 }
 
@@ -173,6 +180,7 @@ std::string IssueJwt(const TokenClaims& claims, std::string_view hs256_key, int6
                             {"aud", claims.audience},     {"iat", now_unix},
                             {"exp", claims.expires},      {"scope", ScopeNames(claims.scopes)}};
   if (claims.not_before != 0) payload["nbf"] = claims.not_before;
+  if (!claims.role.empty()) payload["role"] = claims.role;
   std::string signing_input = Base64Url(header) + "." + Base64Url(payload.dump());
   const std::string mac = HmacSha256(hs256_key, signing_input);
   return signing_input + "." + Base64Url(mac);

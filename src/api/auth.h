@@ -85,13 +85,16 @@ struct TokenClaims {
   uint32_t scopes = 0;
   int64_t not_before = 0;  // 0: no nbf claim
   int64_t expires = 0;
+  // An application's own "role" claim (the hub's viewer/analyst/admin/agent); "" when absent.
+  // VerifyJwt only checks that it is a string of at most 64 bytes; the application decides.
+  std::string role;
 };
 
 // Checks `token` (compact JWS) with `config`: HS256 only ("none" and other algorithms are
 // refused), signature, exp, nbf, iss, aud. The error says which check failed.
 core::Result<TokenClaims> VerifyJwt(std::string_view token, const JwtConfig& config,
                                     int64_t now_unix);
-// Issues an HS256 token with sub, iss, aud, iat = now, nbf, exp and scope.
+// Issues an HS256 token with sub, iss, aud, iat = now, nbf, exp, scope and (when set) role.
 std::string IssueJwt(const TokenClaims& claims, std::string_view hs256_key, int64_t now_unix);
 
 }  // namespace vigil::api

@@ -18,7 +18,8 @@ namespace {
 
 constexpr std::string_view kTypeNames[] = {
     "",           "decision",   "enforcement", "rollback",  "fallback",  "escalation",
-    "policy-change", "model-change", "mode-change", "checkpoint", "log-open", "log-close"};
+    "policy-change", "model-change", "mode-change", "checkpoint", "log-open", "log-close",
+    "adjudication", "access-grant"};
 
 bool IsInternal(RecordType t) {
   return t == RecordType::kCheckpoint || t == RecordType::kLogOpen || t == RecordType::kLogClose;

@@ -56,10 +56,13 @@ enum class RecordType : uint16_t {
   kCheckpoint = 9,    // written by the log itself: a signature over the chain so far
   kLogOpen = 10,      // written by the log itself when a writer opens the directory
   kLogClose = 11,     // written by the log itself on a clean close
+  kAdjudication = 12, // an analyst labelled an incident (hub)
+  kAccessGrant = 13,  // a credential was issued (hub tokens)
 };
-inline constexpr uint16_t kMaxRecordType = 11;
+inline constexpr uint16_t kMaxRecordType = 13;
 // "decision", "enforcement", "rollback", "fallback", "escalation", "policy-change",
-// "model-change", "mode-change", "checkpoint", "log-open", "log-close".
+// "model-change", "mode-change", "checkpoint", "log-open", "log-close", "adjudication",
+// "access-grant".
 std::string_view RecordTypeName(RecordType t);
 bool ParseRecordType(std::string_view name, RecordType* out);
 

@@ -27,6 +27,20 @@ TEST(JwtTest, IssuedTokenVerifies) {
   EXPECT_EQ(c->scopes, kScopeScore | kScopeDecide);
 }
 
+TEST(JwtTest, CarriesAnApplicationRoleClaim) {
+  TokenClaims c = Claims(0);
+  c.role = "analyst";
+  auto v = VerifyJwt(IssueJwt(c, kKey, kNow), Config(), kNow);
+  ASSERT_TRUE(v.has_value()) << v.error().message();
+  EXPECT_EQ(v->role, "analyst");
+  auto none = VerifyJwt(IssueJwt(Claims(), kKey, kNow), Config(), kNow);
+  ASSERT_TRUE(none.has_value());
+  EXPECT_EQ(none->role, "");
+  c.role = std::string(65, 'r');
+  EXPECT_NE(VerifyJwt(IssueJwt(c, kKey, kNow), Config(), kNow).error().message().find("role"),
+            std::string::npos);
+}
+
 TEST(JwtTest, RefusesExpiredNotYetValidWrongIssuerAudienceAndKey) {
   TokenClaims expired = Claims();
   expired.expires = kNow - 31;

@@ -1,0 +1,366 @@
+// vigil hub: the fleet service's first slice (docs/hub.md): the HTTP/JSON API over an embedded
+// SQLite store, tokens for people and agents, and `hub ingest` to post an agent's findings file.
+//
+// hub's start-up, in order (undone in reverse on the way out): config -> token key -> audit
+// log -> store -> listener -> wait for SIGINT/SIGTERM, timing out due escalations every second.
+
+#include <openssl/evp.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "apps/vigil/audit_trail.h"
+#include "apps/vigil/commands.h"
+#include "audit/audit_log.h"
+#include "core/clock.h"
+#include "core/metrics.h"
+#include "hub/auth.h"
+#include "hub/config.h"
+#include "hub/requests.h"
+#include "hub/server.h"
+#include "hub/store.h"
+
+namespace vigil::app {
+namespace {
+
+std::atomic<bool> g_hub_stop{false};
+extern "C" void RecordHubStop(int) { g_hub_stop.store(true); }
+
+struct HubFlags {
+  std::string config;
+  std::string state_dir;
+  std::string listen;
+  bool json = false;
+  // token
+  std::string role, subject;
+  std::string ttl = "15m";
+  // ingest
+  std::string file, server, token_file, host, ca;
+  size_t batch = 500;
+  int timeout_ms = 10000;
+};
+
+void AddConfigFlags(CLI::App* cmd, HubFlags* f) {
+  cmd->add_option("--config", f->config, "Hub configuration (YAML, docs/hub.md); default: the "
+                                         "embedded defaults");
+  cmd->add_option("--state-dir", f->state_dir,
+                  "Where the store, audit log and keys live (overrides the config's state_dir; "
+                  "default /var/lib/vigil/hub)");
+}
+
+core::Result<hub::HubConfig> LoadConfig(const HubFlags& f) {
+  hub::HubConfig c;
+  if (!f.config.empty()) {
+    VIGIL_ASSIGN_OR_RETURN(c, hub::LoadHubConfig(f.config));
+  }
+  if (!f.state_dir.empty()) c.state_dir = f.state_dir;
+  if (!f.listen.empty()) {
+    auto hp = core::ParseHostPort(f.listen);
+    if (!hp.has_value()) return hp.error().WithContext("--listen");
+    c.server.listen = *hp;
+  }
+  c.ResolvePaths();
+  return c;
+}
+
+core::Result<std::unique_ptr<audit::AuditLog>> OpenHubAudit(const hub::HubConfig& c,
+                                                            const audit::Signer& signer) {
+  audit::AuditOptions ao;
+  if (!audit::ParseFsyncMode(c.audit_fsync, &ao.fsync)) {
+    return core::InvalidArgument("audit.fsync: \"" + c.audit_fsync + "\"");
+  }
+  ao.writer = std::string("vigil hub ") + VIGIL_VERSION;
+  auto log = audit::AuditLog::Open(c.audit_dir, ao, signer, core::SystemClock::Get());
+  if (!log.has_value()) return log.error().WithContext("hub audit log");
+  return std::move(log).value();
+}
+
+hub::HubAuth MakeAuth(const hub::HubConfig& c, std::string key) {
+  api::JwtConfig jwt;
+  jwt.hs256_key = std::move(key);
+  jwt.issuer = c.issuer;
+  jwt.audience = c.audience;
+  return hub::HubAuth(std::move(jwt));
+}
+
+int RunHub(const HubFlags& f) {
+  auto config = LoadConfig(f);
+  if (!config.has_value()) return ReportError("hub", config.error());
+  auto key = hub::LoadOrCreateTokenKey(config->token_key);
+  if (!key.has_value()) return ReportError("hub", key.error());
+  const hub::HubAuth auth = MakeAuth(*config, std::move(key).value());
+
+  sigset_t set = BlockStopSignals(RecordHubStop);
+
+  auto signer = OpenCheckpointSigner(config->audit_key);
+  if (!signer.has_value()) return ReportError("hub", signer.error().WithContext("audit.key"));
+  auto log = OpenHubAudit(*config, **signer);
+  if (!log.has_value()) return ReportError("hub", log.error());
+  hub::StoreOptions so;
+  so.incident_window_ms = int64_t{config->incident_window_s} * 1000;
+  auto store = hub::Store::Open(config->store, so);
+  if (!store.has_value()) return ReportError("hub", store.error());
+  core::Registry& registry = core::Registry::Get();
+  hub::Server server(config->server, **store, auth, **log, core::SystemClock::Get(), registry);
+  if (auto s = server.Start(); !s.ok()) return ReportError("hub", s);
+
+  const nlohmann::json ready = {{"status", "ready"},
+                                {"port", server.port()},
+                                {"tls", config->server.tls.has_value()},
+                                {"store", config->store},
+                                {"audit", config->audit_dir}};
+  if (f.json) {
+    std::printf("%s\n", ready.dump().c_str());
+  } else {
+    std::printf("vigil hub: ready on %s://%s:%u (store %s, audit %s)\n",
+                config->server.tls ? "https" : "http", config->server.listen.host.c_str(),
+                server.port(), config->store.c_str(), config->audit_dir.c_str());
+  }
+  std::fflush(stdout);
+
+  int code = kExitOk;
+  timespec tick{1, 0};
+  while (!g_hub_stop.load()) {
+    if (sigtimedwait(&set, nullptr, &tick) > 0) break;
+    if (auto s = server.ExpireDue(); !s.ok()) {
+      code = ReportError("hub", s);
+      break;
+    }
+  }
+  server.Stop();
+  if (auto s = (*log)->Close(); !s.ok()) return ReportError("hub", s);
+  return code;
+}
+
+int RunToken(const HubFlags& f) {
+  hub::Role role;
+  if (!hub::ParseRole(f.role, &role)) {
+    return ReportError("hub token", core::InvalidArgument(
+                                        "--role: expected viewer, analyst, admin or agent, got \"" +
+                                        f.role + "\""));
+  }
+  if (f.subject.empty() || f.subject.size() > 256) {
+    return ReportError("hub token", core::InvalidArgument("--subject: expected 1..256 bytes"));
+  }
+  if (role == hub::Role::kAgent && !hub::ValidHostId(f.subject)) {
+    return ReportError("hub token",
+                       core::InvalidArgument("--subject: an agent's subject is its host id "
+                                             "(1..253 bytes of [A-Za-z0-9._:-])"));
+  }
+  auto config = LoadConfig(f);
+  if (!config.has_value()) return ReportError("hub token", config.error());
+  auto ttl = core::ParseDurationSeconds(f.ttl);
+  if (!ttl.has_value() || *ttl < 1 || *ttl > config->server.max_token_ttl_s) {
+    return ReportError("hub token",
+                       core::InvalidArgument("--ttl: expected a duration of 1s.." +
+                                             std::to_string(config->server.max_token_ttl_s) +
+                                             "s (auth.max_token_ttl), got \"" + f.ttl + "\""));
+  }
+  auto key = hub::LoadOrCreateTokenKey(config->token_key);
+  if (!key.has_value()) return ReportError("hub token", key.error());
+  const hub::HubAuth auth = MakeAuth(*config, std::move(key).value());
+  auto signer = OpenCheckpointSigner(config->audit_key);
+  if (!signer.has_value()) return ReportError("hub token", signer.error());
+  auto log = OpenHubAudit(*config, **signer);
+  if (!log.has_value()) {
+    return ReportError("hub token",
+                       log.error().WithContext("(while a hub runs, an admin issues tokens with "
+                                               "POST /v1/tokens)"));
+  }
+  const int64_t now = core::SystemClock::Get().NowUnixNanos() / 1'000'000'000;
+  const int64_t expires = now + static_cast<int64_t>(*ttl);
+  const char* user = std::getenv("USER");
+  core::Status st = (*log)->Append(audit::RecordType::kAccessGrant,
+                                   {{"action", "token-issued"},
+                                    {"subject", f.subject},
+                                    {"role", hub::RoleName(role)},
+                                    {"expires", expires},
+                                    {"by", std::string("cli:") + (user != nullptr ? user : "?")}});
+  if (st.ok()) st = (*log)->Close();
+  if (!st.ok()) return ReportError("hub token", st);
+  const std::string token = auth.Issue(f.subject, role, static_cast<int64_t>(*ttl), now);
+  if (f.json) {
+    nlohmann::json j = {{"token", token},
+                        {"role", hub::RoleName(role)},
+                        {"subject", f.subject},
+                        {"expires", expires}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("%s\n", token.c_str());
+  }
+  return kExitOk;
+}
+
+std::string Sha256Hex(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[md[i] >> 4];
+    out += kHex[md[i] & 15];
+  }
+  return out;
+}
+
+int RunIngest(const HubFlags& f) {
+  if (!hub::ValidHostId(f.host)) {
+    return ReportError("hub ingest",
+                       core::InvalidArgument("--host: expected 1..253 bytes of [A-Za-z0-9._:-]"));
+  }
+  if (f.batch < 1 || f.batch > hub::kMaxFindingsPerMessage) {
+    return ReportError("hub ingest", core::InvalidArgument("--batch: expected 1..10000"));
+  }
+  std::ifstream in(f.file, std::ios::binary);
+  if (!in) return ReportError("hub ingest", core::NotFound(f.file + ": cannot open"));
+  std::string token;
+  {
+    std::ifstream t(f.token_file);
+    if (!t || !std::getline(t, token) || token.empty()) {
+      return ReportError("hub ingest", core::NotFound(f.token_file + ": no token in it"));
+    }
+  }
+  // Findings (OCSF class 2004) are kept; other lines (events, status) are skipped and counted.
+  std::vector<std::string> findings;
+  size_t skipped = 0, line_no = 0;
+  std::string line;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_object()) {
+      return ReportError("hub ingest", core::InvalidArgument(f.file + ":" +
+                                                             std::to_string(line_no) +
+                                                             ": not a JSON object"));
+    }
+    if (!j.contains("class_uid") || j["class_uid"] != 2004) {
+      ++skipped;
+      continue;
+    }
+    if (auto one = hub::ParseFindingJson(line); !one.has_value()) {
+      return ReportError("hub ingest", one.error().WithContext(f.file + ":" +
+                                                               std::to_string(line_no)));
+    }
+    findings.push_back(line);
+  }
+  std::unique_ptr<httplib::Client> client;
+  try {
+    client = std::make_unique<httplib::Client>(f.server);
+  } catch (const std::exception& e) {
+    return ReportError("hub ingest",
+                       core::InvalidArgument("--server \"" + f.server + "\": " + e.what()));
+  }
+  if (!client->is_valid()) {
+    return ReportError("hub ingest",
+                       core::InvalidArgument("--server \"" + f.server + "\": not a usable URL"));
+  }
+  if (!f.ca.empty()) client->set_ca_cert_path(f.ca.c_str());
+  client->set_connection_timeout(0, f.timeout_ms * 1000);
+  client->set_read_timeout(0, f.timeout_ms * 1000);
+  const httplib::Headers headers{{"Authorization", "Bearer " + token}};
+  size_t messages = 0, duplicates = 0, stored = 0, new_incidents = 0;
+  for (size_t start = 0; start < findings.size(); start += f.batch) {
+    const size_t end = std::min(findings.size(), start + f.batch);
+    // The message id is the digest of the host and the batch: posting the same file again
+    // redelivers the same messages, which the hub recognises.
+    std::string joined = f.host + "\n";
+    std::string body = "{\"schema_version\":\"vigil.hub/v1\",\"host\":\"" + f.host +
+                       "\",\"message_id\":\"";
+    std::string items;
+    for (size_t i = start; i < end; ++i) {
+      joined += findings[i] + "\n";
+      items += (i == start ? "" : ",") + findings[i];
+    }
+    body += "sha256:" + Sha256Hex(joined).substr(0, 32) + "\",\"findings\":[" + items + "]}";
+    auto res = client->Post("/v1/ingest", headers, body, "application/json");
+    if (!res) {
+      return ReportError("hub ingest", core::Unavailable(f.server + "/v1/ingest: " +
+                                                         httplib::to_string(res.error())));
+    }
+    const auto answer = nlohmann::json::parse(res->body, nullptr, false);
+    if (res->status != 200 || !answer.is_object()) {
+      std::string message = res->body.substr(0, 512);
+      if (answer.is_object() && answer.contains("error") && answer["error"].is_object()) {
+        message = answer["error"].value("code", "") + ": " + answer["error"].value("message", "");
+      }
+      std::fprintf(stderr, "vigil hub ingest: error: HTTP %d: %s\n", res->status,
+                   message.c_str());
+      return res->status == 400 ? kExitUsage : kExitFailure;
+    }
+    ++messages;
+    if (answer.value("duplicate", false)) ++duplicates;
+    stored += answer.value("findings", size_t{0});
+    new_incidents += answer.value("new_incidents", size_t{0});
+  }
+  if (f.json) {
+    nlohmann::json j = {{"messages", messages},          {"duplicate_messages", duplicates},
+                        {"findings_read", findings.size()}, {"findings_stored", stored},
+                        {"new_incidents", new_incidents}, {"lines_skipped", skipped}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("vigil hub ingest: %zu findings in %zu messages (%zu already delivered); %zu "
+                "stored, %zu new incidents; %zu non-finding lines skipped\n",
+                findings.size(), messages, duplicates, stored, new_incidents, skipped);
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+RunFn AddHubCommand(CLI::App& root) {
+  auto f = std::make_shared<HubFlags>();
+  CLI::App* hub = root.add_subcommand(
+      "hub", "Run the fleet hub: incidents, adjudication, escalations over HTTP/JSON "
+             "(docs/hub.md)");
+  hub->require_subcommand(0, 1);
+  AddConfigFlags(hub, f.get());
+  hub->add_option("--listen", f->listen, "HOST:PORT to serve on (port 0: any free port; "
+                                         "default 127.0.0.1:8470)");
+  hub->add_flag("--json", f->json, "Print the ready line as JSON");
+  hub->footer("Exit codes: 0 stopped by SIGINT/SIGTERM, 1 failure, 2 bad config or files.");
+
+  CLI::App* token = hub->add_subcommand(
+      "token", "Issue a hub token (HS256 JWT, printed on stdout) and audit it; the hub must not "
+               "be running (an admin uses POST /v1/tokens then)");
+  AddConfigFlags(token, f.get());
+  token->add_option("--role", f->role, "viewer, analyst, admin or agent")->required();
+  token->add_option("--subject", f->subject, "Who the token is for (an agent: its host id)")
+      ->required();
+  token->add_option("--ttl", f->ttl, "Lifetime (e.g. 15m, 1h; at most auth.max_token_ttl)")
+      ->capture_default_str();
+  token->add_flag("--json", f->json, "Print {token, role, subject, expires}");
+
+  CLI::App* ingest = hub->add_subcommand(
+      "ingest", "Post an agent's findings file (JSON Lines; OCSF Detection Findings) to a hub");
+  ingest->add_option("file", f->file, "The agent's sink output (other lines are skipped)")
+      ->required();
+  ingest->add_option("--server", f->server, "The hub's base URL (http[s]://host:port)")
+      ->required();
+  ingest->add_option("--token-file", f->token_file, "File whose first line is an agent token")
+      ->required();
+  ingest->add_option("--host", f->host, "The host the findings come from (the token's subject)")
+      ->required();
+  ingest->add_option("--batch", f->batch, "Findings per message")->capture_default_str();
+  ingest->add_option("--ca", f->ca, "PEM CA bundle the hub's certificate must chain to");
+  ingest->add_option("--timeout-ms", f->timeout_ms, "Connect and read timeout")
+      ->capture_default_str();
+  ingest->add_flag("--json", f->json, "Print the counts as JSON");
+  ingest->footer("Re-running on the same file re-sends the same message ids: nothing is stored "
+                 "twice.\nExit codes: 0 delivered, 1 failure, 2 bad input.");
+
+  return [f, token, ingest] {
+    if (token->parsed()) return RunToken(*f);
+    if (ingest->parsed()) return RunIngest(*f);
+    return RunHub(*f);
+  };
+}
+
+}  // namespace vigil::app

@@ -1,0 +1,194 @@
+#include "hub/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+
+#include "core/config.h"
+
+namespace vigil::hub {
+namespace {
+
+constexpr size_t kMaxConfigBytes = 1 << 20;
+
+struct HubYaml {
+  std::string_view source;
+  std::string base;
+
+  core::Status At(const YAML::Node& n, const std::string& key, std::string_view why) const {
+    const YAML::Mark m = n.Mark();
+    return core::InvalidArgument(std::string(source) + ":" + std::to_string(m.line + 1) + ":" +
+                                 std::to_string(m.column + 1) + ": " + key + ": " +
+                                 std::string(why));
+  }
+  core::Status Scalar(const YAML::Node& n, const std::string& key, std::string* out) const {
+    if (!n.IsScalar()) return At(n, key, "expected a single value");
+    *out = n.Scalar();
+    return {};
+  }
+  core::Status File(const YAML::Node& n, const std::string& key, std::string* out) const {
+    VIGIL_RETURN_IF_ERROR(Scalar(n, key, out));
+    if (out->empty()) return At(n, key, "expected a path");
+    if ((*out)[0] != '/') *out = (std::filesystem::path(base) / *out).lexically_normal().string();
+    return {};
+  }
+  core::Status Seconds(const YAML::Node& n, const std::string& key, uint64_t max,
+                       uint32_t* out) const {
+    const std::string text = n.IsScalar() ? n.Scalar() : "";
+    auto s = core::ParseDurationSeconds(text);
+    if (!s.has_value() || *s < 1 || *s > max) {
+      return At(n, key, "expected a duration of 1s.." + std::to_string(max) +
+                            "s (90, 90s, 5m, 2h, 1d), got \"" + text.substr(0, 32) + "\"");
+    }
+    *out = static_cast<uint32_t>(*s);
+    return {};
+  }
+  // Visits a map's keys; `fn` returns kNotFound for a key it does not know.
+  core::Status Keys(const YAML::Node& n, const std::string& prefix,
+                    const std::function<core::Status(const std::string&, const YAML::Node&,
+                                                     const std::string&)>& fn) const {
+    if (!n.IsMap()) return At(n, prefix.empty() ? "(top)" : prefix, "expected a map");
+    for (const auto& kv : n) {
+      const std::string k = kv.first.Scalar();
+      const std::string path = prefix.empty() ? k : prefix + "." + k;
+      core::Status s = kv.second.IsNull() ? core::Status() : fn(k, kv.second, path);
+      if (s.code() == core::StatusCode::kNotFound) return At(kv.first, path, "unknown key");
+      if (!s.ok()) return s;
+    }
+    return {};
+  }
+};
+
+core::Status Unknown() { return core::NotFound(""); }
+
+core::Status YamlError(std::string_view source, const YAML::Exception& e) {
+  return core::InvalidArgument(std::string(source) + ":" + std::to_string(e.mark.line + 1) + ":" +
+                               std::to_string(e.mark.column + 1) + ": " + e.msg);
+}
+
+}  // namespace
+
+void HubConfig::ResolvePaths() {
+  const std::filesystem::path dir(state_dir);
+  if (store.empty()) store = (dir / "hub.db").string();
+  if (audit_dir.empty()) audit_dir = (dir / "audit").string();
+  if (audit_key.empty()) audit_key = (dir / "keys" / "hub.key").string();
+  if (token_key.empty()) token_key = (dir / "token.key").string();
+}
+
+core::Result<HubConfig> ParseHubConfig(std::string_view text, std::string_view source,
+                                       const std::string& base_dir) {
+  HubConfig c;
+  if (text.size() > kMaxConfigBytes) {
+    return core::InvalidArgument(std::string(source) + ": larger than 1 MiB");
+  }
+  const HubYaml y{source, base_dir};
+  try {
+    const YAML::Node root = YAML::Load(std::string(text));
+    if (!root.IsDefined() || root.IsNull()) return c;
+    const core::Status top = y.Keys(root, "", [&](const std::string& k, const YAML::Node& v,
+                                                  const std::string& p) -> core::Status {
+      if (k == "state_dir") return y.File(v, p, &c.state_dir);
+      if (k == "store") return y.File(v, p, &c.store);
+      if (k == "listen") {
+        std::string t;
+        VIGIL_RETURN_IF_ERROR(y.Scalar(v, p, &t));
+        auto hp = core::ParseHostPort(t);
+        if (!hp.has_value()) return y.At(v, p, hp.error().message());
+        c.server.listen = *hp;
+        return {};
+      }
+      if (k == "threads") {
+        std::string t;
+        VIGIL_RETURN_IF_ERROR(y.Scalar(v, p, &t));
+        if (t.empty() || t.size() > 3 || t.find_first_not_of("0123456789") != std::string::npos ||
+            std::stoi(t) < 1 || std::stoi(t) > 256) {
+          return y.At(v, p, "expected an integer in 1..256");
+        }
+        c.server.threads = std::stoi(t);
+        return {};
+      }
+      if (k == "tls") {
+        HubTls tls;
+        const core::Status read = y.Keys(v, p, [&](const std::string& k2, const YAML::Node& v2,
+                                                   const std::string& p2) -> core::Status {
+          if (k2 == "cert") return y.File(v2, p2, &tls.cert);
+          if (k2 == "key") return y.File(v2, p2, &tls.key);
+          return Unknown();
+        });
+        if (!read.ok()) return read;
+        if (tls.cert.empty() || tls.key.empty()) return y.At(v, p, "needs both cert and key");
+        c.server.tls = tls;
+        return {};
+      }
+      if (k == "audit") {
+        return y.Keys(v, p, [&](const std::string& k2, const YAML::Node& v2,
+                                const std::string& p2) -> core::Status {
+          if (k2 == "dir") return y.File(v2, p2, &c.audit_dir);
+          if (k2 == "key") return y.File(v2, p2, &c.audit_key);
+          if (k2 == "fsync") {
+            if (core::Status st = y.Scalar(v2, p2, &c.audit_fsync); !st.ok()) return st;
+            if (c.audit_fsync != "batch" && c.audit_fsync != "interval" &&
+                c.audit_fsync != "never") {
+              return y.At(v2, p2, "expected batch, interval or never");
+            }
+            return {};
+          }
+          return Unknown();
+        });
+      }
+      if (k == "auth") {
+        return y.Keys(v, p, [&](const std::string& k2, const YAML::Node& v2,
+                                const std::string& p2) -> core::Status {
+          if (k2 == "token_key") return y.File(v2, p2, &c.token_key);
+          if (k2 == "issuer") return y.Scalar(v2, p2, &c.issuer);
+          if (k2 == "audience") return y.Scalar(v2, p2, &c.audience);
+          if (k2 == "max_token_ttl") return y.Seconds(v2, p2, 30 * 86400, &c.server.max_token_ttl_s);
+          return Unknown();
+        });
+      }
+      if (k == "incidents") {
+        return y.Keys(v, p, [&](const std::string& k2, const YAML::Node& v2,
+                                const std::string& p2) -> core::Status {
+          if (k2 == "window") return y.Seconds(v2, p2, 86400, &c.incident_window_s);
+          return Unknown();
+        });
+      }
+      if (k == "escalations") {
+        return y.Keys(v, p, [&](const std::string& k2, const YAML::Node& v2,
+                                const std::string& p2) -> core::Status {
+          if (k2 == "default_timeout") {
+            return y.Seconds(v2, p2, 86400, &c.server.escalation_timeout_s);
+          }
+          if (k2 == "max_timeout") return y.Seconds(v2, p2, 86400, &c.server.max_escalation_timeout_s);
+          return Unknown();
+        });
+      }
+      return Unknown();
+    });
+    if (!top.ok()) return top;
+  } catch (const YAML::Exception& e) {
+    return YamlError(source, e);
+  }
+  if (c.issuer.empty() || c.audience.empty()) {
+    return core::InvalidArgument(std::string(source) + ": auth.issuer and auth.audience must not "
+                                 "be empty");
+  }
+  if (c.server.escalation_timeout_s > c.server.max_escalation_timeout_s) {
+    return core::InvalidArgument(std::string(source) + ": escalations.default_timeout is longer "
+                                 "than escalations.max_timeout");
+  }
+  return c;
+}
+
+core::Result<HubConfig> LoadHubConfig(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return core::NotFound(path + ": cannot open");
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  return ParseHubConfig(text, path, std::filesystem::absolute(path).parent_path().string());
+}
+
+}  // namespace vigil::hub

@@ -1,0 +1,41 @@
+#pragma once
+
+// `vigil hub --config FILE`: the hub's configuration (YAML; schema and defaults in docs/hub.md).
+// Every key is optional: without a file the embedded defaults run a hub on 127.0.0.1:8470 with
+// its SQLite store, audit log and token key under state_dir. Unknown keys are errors; every
+// error names the source, line and column and the key path, e.g.
+//   hub.yaml:3:10: incidents.window: expected a duration (90, 90s, 5m, 2h, 1d), got "soon"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+#include "hub/server.h"
+
+namespace vigil::hub {
+
+inline constexpr std::string_view kDefaultHubStateDir = "/var/lib/vigil/hub";
+
+struct HubConfig {
+  ServerOptions server;
+  std::string state_dir{kDefaultHubStateDir};
+  std::string store;         // "": <state_dir>/hub.db
+  std::string audit_dir;     // "": <state_dir>/audit
+  std::string audit_key;     // "": <state_dir>/keys/hub.key (minisign secret key, created)
+  std::string audit_fsync = "batch";
+  std::string token_key;     // "": <state_dir>/token.key (HS256 secret, created when absent)
+  std::string issuer = "vigil-hub";
+  std::string audience = "vigil-hub";
+  uint32_t incident_window_s = 300;
+
+  // Fills the empty paths from state_dir.
+  void ResolvePaths();
+};
+
+// Parses `text` (empty: the defaults); relative paths resolve against `base_dir`.
+core::Result<HubConfig> ParseHubConfig(std::string_view text, std::string_view source,
+                                       const std::string& base_dir);
+core::Result<HubConfig> LoadHubConfig(const std::string& path);
+
+}  // namespace vigil::hub

@@ -1,0 +1,522 @@
+#include "hub/server.h"
+
+#include <httplib.h>
+
+#include <unistd.h>
+
+#include <charconv>
+
+#include "api/frontend.h"
+
+namespace vigil::hub {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kJsonType = "application/json";
+
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+void Reply(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(Dump(body), kJsonType);
+}
+
+void ReplyError(httplib::Response& res, int status, std::string_view code,
+                std::string_view message) {
+  Reply(res, status, {{"schema_version", kHubSchemaVersion},
+                      {"error", {{"code", code}, {"message", message}}}});
+}
+
+void ReplyStatus(httplib::Response& res, const core::Status& s) {
+  ReplyError(res, api::HttpStatusOf(s.code()), core::StatusCodeName(s.code()), s.message());
+}
+
+// The decimal id captured by a route's (\d+); 0 when it does not fit.
+int64_t PathId(const httplib::Request& q) {
+  const std::string& text = q.matches[1].str();
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  return ec == std::errc() && end == text.data() + text.size() ? v : 0;
+}
+
+json Optional(const std::optional<double>& v) { return v ? json(*v) : json(); }
+
+json AlertJson(const AlertRow& a) {
+  json j = {{"id", a.id},
+            {"kind", FindingKindName(a.kind)},
+            {"time_ms", a.time_ms},
+            {"severity_id", a.severity_id},
+            {"uid", a.uid},
+            {"title", a.title},
+            {"message", a.message},
+            {"rule", a.rule},
+            {"action", a.action},
+            {"model", a.model},
+            {"model_version", a.model_version},
+            {"score", Optional(a.score)}};
+  j["explanation"] = json::parse(a.explanation_json, nullptr, false);
+  if (j["explanation"].is_discarded()) j["explanation"] = json::array();
+  j["finding"] = json::parse(a.raw, nullptr, false);
+  if (j["finding"].is_discarded()) j["finding"] = nullptr;
+  return j;
+}
+
+}  // namespace
+
+Server::Server(ServerOptions options, Store& store, const HubAuth& auth, audit::AuditLog& audit,
+               const core::Clock& clock, core::Registry& registry)
+    : options_(std::move(options)),
+      store_(store),
+      auth_(auth),
+      audit_(audit),
+      clock_(clock),
+      registry_(registry) {}
+
+Server::~Server() { Stop(); }
+
+json Server::IncidentJson(const IncidentRow& r) {
+  json j = {{"id", r.id},
+            {"host", r.host},
+            {"pid", r.pid},
+            {"process", r.process},
+            {"first_ms", r.first_ms},
+            {"last_ms", r.last_ms},
+            {"alerts", r.alerts},
+            {"verdicts", r.verdicts},
+            {"decisions", r.decisions},
+            {"max_score", Optional(r.max_score)},
+            {"max_severity", r.max_severity},
+            {"label", r.label ? json(LabelName(*r.label)) : json()}};
+  if (r.label) {
+    j["labelled_by"] = r.labelled_by;
+    j["labelled_ms"] = r.labelled_ms;
+    j["note"] = r.note;
+  }
+  return j;
+}
+
+json Server::EscalationJson(const EscalationRow& r) {
+  const auto outcome = r.outcome();
+  return {{"id", r.id},
+          {"host", r.request.host},
+          {"escalation_id", r.request.escalation_id},
+          {"rule", r.request.rule},
+          {"action", r.request.action},
+          {"reason", r.request.reason},
+          {"pid", r.request.pid},
+          {"process", r.request.process},
+          {"created_ms", r.created_ms},
+          {"deadline_ms", r.deadline_ms},
+          {"default", VerdictName(r.request.default_verdict)},
+          {"state", EscalationStateName(r.state)},
+          {"outcome", outcome ? json(VerdictName(*outcome)) : json()},
+          {"decided_by", r.decided_by},
+          {"decided_ms", r.decided_ms},
+          {"note", r.note}};
+}
+
+core::Status Server::Audit(audit::RecordType type, json payload) {
+  core::Status s = audit_.Append(type, std::move(payload));
+  if (!s.ok()) return core::Unavailable("audit log: " + s.message());
+  return {};
+}
+
+core::Status Server::ExpireDue() {
+  VIGIL_ASSIGN_OR_RETURN(auto expired, store_.ExpireEscalations(NowMs()));
+  for (const EscalationRow& e : expired) {
+    VIGIL_RETURN_IF_ERROR(Audit(audit::RecordType::kEscalation,
+                                {{"action", "timed_out"},
+                                 {"escalation", e.id},
+                                 {"host", e.request.host},
+                                 {"escalation_id", e.request.escalation_id},
+                                 {"rule", e.request.rule},
+                                 {"proposed_action", e.request.action},
+                                 {"outcome", VerdictName(e.request.default_verdict)},
+                                 {"by", "hub"},
+                                 {"note", "no decision before the deadline; the default applies"}}));
+  }
+  return {};
+}
+
+core::Status Server::RefreshMetrics() {
+  VIGIL_ASSIGN_OR_RETURN(auto counts, store_.AdjudicationCounts());
+  for (const AdjudicationCount& c : counts) {
+    const core::Labels who = {{"kind", c.kind}, {"name", c.name}};
+    const std::pair<const char*, int64_t> per_label[] = {{"true_positive", c.true_positive},
+                                                         {"false_positive", c.false_positive},
+                                                         {"benign", c.benign}};
+    for (const auto& [label, n] : per_label) {
+      core::Labels l = who;
+      l.emplace_back("label", label);
+      auto g = registry_.GetGauge("vigil_hub_adjudicated_incidents",
+                                  "Adjudicated incidents in which the rule or model fired, by label",
+                                  l);
+      if (g.has_value()) (*g)->Set(static_cast<double>(n));
+    }
+    const double total = static_cast<double>(c.true_positive + c.false_positive + c.benign);
+    auto p = registry_.GetGauge(
+        "vigil_hub_precision",
+        "true_positive / adjudicated incidents in which the rule or model fired", who);
+    if (p.has_value()) (*p)->Set(total > 0 ? c.true_positive / total : 0);
+    auto f = registry_.GetGauge(
+        "vigil_hub_false_positive_ratio",
+        "(false_positive + benign) / adjudicated incidents in which the rule or model fired", who);
+    if (f.has_value()) (*f)->Set(total > 0 ? (c.false_positive + c.benign) / total : 0);
+  }
+  VIGIL_ASSIGN_OR_RETURN(auto pending, store_.Escalations(true, ""));
+  auto g = registry_.GetGauge("vigil_hub_escalations_pending", "Escalations waiting for a person");
+  if (g.has_value()) (*g)->Set(static_cast<double>(pending.size()));
+  return {};
+}
+
+core::Status Server::Start() {
+  if (http_) return core::FailedPrecondition("hub: already started");
+  try {
+    if (options_.tls) {
+      for (const std::string* f : {&options_.tls->cert, &options_.tls->key}) {
+        if (::access(f->c_str(), R_OK) != 0) {
+          return core::NotFound("hub tls: \"" + *f + "\": cannot read");
+        }
+      }
+      auto s = std::make_unique<httplib::SSLServer>(options_.tls->cert.c_str(),
+                                                    options_.tls->key.c_str());
+      if (!s->is_valid()) {
+        return core::InvalidArgument("hub tls: \"" + options_.tls->cert + "\" / \"" +
+                                     options_.tls->key +
+                                     "\": not a usable PEM certificate chain and its key");
+      }
+      http_ = std::move(s);
+    } else {
+      http_ = std::make_unique<httplib::Server>();
+    }
+    const int threads = std::max(1, options_.threads);
+    http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    http_->set_payload_max_length(kMaxRequestBytes);
+    http_->set_read_timeout(10, 0);
+    http_->set_write_timeout(10, 0);
+    Routes();
+    int port = 0;
+    if (options_.listen.port == 0) {
+      port = http_->bind_to_any_port(options_.listen.host);
+    } else if (http_->bind_to_port(options_.listen.host, options_.listen.port)) {
+      port = options_.listen.port;
+    }
+    if (port <= 0) {
+      http_.reset();
+      return core::Unavailable("hub: cannot listen on " + options_.listen.ToString());
+    }
+    port_ = static_cast<uint16_t>(port);
+    thread_ = std::thread([this] { http_->listen_after_bind(); });
+  } catch (const std::exception& e) {
+    http_.reset();
+    return core::Internal(std::string("hub: ") + e.what());
+  }
+  return {};
+}
+
+void Server::Stop() {
+  if (!http_) return;
+  http_->stop();
+  if (thread_.joinable()) thread_.join();
+  http_.reset();
+}
+
+void Server::Routes() {
+  httplib::Server& s = *http_;
+  auto* refused = [this] {
+    auto c = registry_.GetCounter("vigil_hub_requests_refused_total",
+                                  "Requests refused for credentials", {{"reason", "401"}});
+    return c.has_value() ? *c : nullptr;
+  }();
+  auto* forbidden = [this] {
+    auto c = registry_.GetCounter("vigil_hub_requests_refused_total",
+                                  "Requests refused for credentials", {{"reason", "403"}});
+    return c.has_value() ? *c : nullptr;
+  }();
+  auto counter = [this](const char* result) {
+    auto c = registry_.GetCounter("vigil_hub_ingest_messages_total",
+                                  "Agent messages by outcome", {{"result", result}});
+    return c.has_value() ? *c : nullptr;
+  };
+  core::Counter* stored = counter("stored");
+  core::Counter* duplicate = counter("duplicate");
+  core::Counter* rejected = counter("rejected");
+  auto findings_c = registry_.GetCounter("vigil_hub_findings_total", "Findings stored");
+  core::Counter* findings = findings_c.has_value() ? *findings_c : nullptr;
+
+  // Checks the bearer token for `need`; on failure answers 401/403 and returns false.
+  auto authorize = [this, refused, forbidden](const httplib::Request& q, httplib::Response& r,
+                                              Role need, Caller* caller) {
+    AuthCheck c = auth_.Check(q.get_header_value("Authorization"), need,
+                              clock_.NowUnixNanos() / 1'000'000'000);
+    if (c.failure == AuthFailure::kUnauthenticated) {
+      if (refused != nullptr) refused->Inc();
+      r.set_header("WWW-Authenticate", "Bearer realm=\"vigil-hub\"");
+      ReplyError(r, 401, "UNAUTHENTICATED", c.reason);
+      return false;
+    }
+    if (c.failure == AuthFailure::kForbidden) {
+      if (forbidden != nullptr) forbidden->Inc();
+      ReplyError(r, 403, "PERMISSION_DENIED", c.reason);
+      return false;
+    }
+    *caller = std::move(c.caller);
+    return true;
+  };
+  // An agent may act only for the host its token names.
+  auto own_host = [](const Caller& c, const std::string& host, httplib::Response& r) {
+    if (c.subject == host) return true;
+    ReplyError(r, 403, "PERMISSION_DENIED",
+               "agent \"" + c.subject + "\" may not act for host \"" + host + "\"");
+    return false;
+  };
+
+  s.Get("/healthz", [](const httplib::Request&, httplib::Response& r) {
+    r.set_content(R"({"status":"ok"})", kJsonType);
+  });
+  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& r) {
+    if (core::Status st = RefreshMetrics(); !st.ok()) return ReplyStatus(r, st);
+    r.set_content(registry_.ExpositionText(), std::string(core::kPrometheusTextContentType));
+  });
+
+  s.Post("/v1/ingest", [=, this](const httplib::Request& q, httplib::Response& r) {
+    Caller c;
+    if (!authorize(q, r, Role::kAgent, &c)) return;
+    auto m = ParseIngestRequest(q.body);
+    if (!m.has_value()) {
+      if (rejected != nullptr) rejected->Inc();
+      return ReplyStatus(r, m.error());
+    }
+    if (!own_host(c, m->host, r)) return;
+    auto res = store_.Ingest(*m, NowMs());
+    if (!res.has_value()) return ReplyStatus(r, res.error());
+    core::Counter* outcome = res->duplicate ? duplicate : stored;
+    if (outcome != nullptr) outcome->Inc();
+    if (findings != nullptr) findings->Inc(res->findings);
+    Reply(r, 200, {{"schema_version", kHubSchemaVersion},
+                   {"message_id", m->message_id},
+                   {"duplicate", res->duplicate},
+                   {"findings", res->findings},
+                   {"new_incidents", res->new_incidents},
+                   {"incidents", res->incidents}});
+  });
+
+  s.Get("/v1/incidents", [=, this](const httplib::Request& q, httplib::Response& r) {
+    Caller c;
+    if (!authorize(q, r, Role::kViewer, &c)) return;
+    IncidentFilter f;
+    f.host = q.get_param_value("host");
+    if (q.has_param("adjudicated")) {
+      const std::string a = q.get_param_value("adjudicated");
+      if (a != "true" && a != "false") {
+        return ReplyError(r, 400, "INVALID_ARGUMENT", "adjudicated: expected true or false");
+      }
+      f.adjudicated = a == "true";
+    }
+    for (auto [name, out] : {std::pair{"limit", &f.limit}, std::pair{"before", &f.before_id}}) {
+      if (!q.has_param(name)) continue;
+      const std::string t = q.get_param_value(name);
+      auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), *out);
+      if (ec != std::errc() || end != t.data() + t.size() || *out < 0) {
+        return ReplyError(r, 400, "INVALID_ARGUMENT",
+                          std::string(name) + ": expected a non-negative integer");
+      }
+    }
+    auto rows = store_.Incidents(f);
+    if (!rows.has_value()) return ReplyStatus(r, rows.error());
+    json list = json::array();
+    for (const IncidentRow& row : *rows) list.push_back(IncidentJson(row));
+    Reply(r, 200, {{"schema_version", kHubSchemaVersion}, {"incidents", std::move(list)}});
+  });
+
+  s.Get(R"(/v1/incidents/(\d+))", [=, this](const httplib::Request& q, httplib::Response& r) {
+    Caller c;
+    if (!authorize(q, r, Role::kViewer, &c)) return;
+    auto row = store_.Incident(PathId(q));
+    if (!row.has_value()) return ReplyStatus(r, row.error());
+    auto alerts = store_.Alerts(row->id);
+    if (!alerts.has_value()) return ReplyStatus(r, alerts.error());
+    json j = IncidentJson(*row);
+    j["alerts"] = json::array();
+    for (const AlertRow& a : *alerts) j["alerts"].push_back(AlertJson(a));
+    Reply(r, 200, {{"schema_version", kHubSchemaVersion}, {"incident", std::move(j)}});
+  });
+
+  s.Post(R"(/v1/incidents/(\d+)/adjudication)",
+         [=, this](const httplib::Request& q, httplib::Response& r) {
+           Caller c;
+           if (!authorize(q, r, Role::kAnalyst, &c)) return;
+           auto a = ParseAdjudicationRequest(q.body);
+           if (!a.has_value()) return ReplyStatus(r, a.error());
+           auto before = store_.Adjudicate(PathId(q), a->label, c.subject, a->note, NowMs());
+           if (!before.has_value()) return ReplyStatus(r, before.error());
+           core::Status st = Audit(
+               audit::RecordType::kAdjudication,
+               {{"incident", before->id},
+                {"host", before->host},
+                {"label", LabelName(a->label)},
+                {"previous_label", before->label ? json(LabelName(*before->label)) : json()},
+                {"by", c.subject},
+                {"note", a->note}});
+           if (!st.ok()) return ReplyStatus(r, st);
+           auto now = store_.Incident(before->id);
+           if (!now.has_value()) return ReplyStatus(r, now.error());
+           Reply(r, 200, {{"schema_version", kHubSchemaVersion}, {"incident", IncidentJson(*now)}});
+         });
+
+  s.Get("/v1/labels", [=, this](const httplib::Request& q, httplib::Response& r) {
+    Caller c;
+    if (!authorize(q, r, Role::kViewer, &c)) return;
+    auto text = store_.ExportLabels();
+    if (!text.has_value()) return ReplyStatus(r, text.error());
+    r.set_content(*text, "application/x-ndjson");
+  });
+
+  s.Post("/v1/escalations", [=, this](const httplib::Request& q, httplib::Response& r) {
+    Caller c;
+    if (!authorize(q, r, Role::kAgent, &c)) return;
+    auto e = ParseEscalationRequest(q.body);
+    if (!e.has_value()) return ReplyStatus(r, e.error());
+    if (!own_host(c, e->host, r)) return;
+    uint32_t timeout = e->timeout_s == 0 ? options_.escalation_timeout_s : e->timeout_s;
+    timeout = std::min(timeout, options_.max_escalation_timeout_s);
+    bool created = false;
+    auto row = store_.OpenEscalation(*e, int64_t{timeout} * 1000, NowMs(), &created);
+    if (!row.has_value()) return ReplyStatus(r, row.error());
+    if (created) {
+      core::Status st = Audit(audit::RecordType::kEscalation,
+                              {{"action", "opened"},
+                               {"escalation", row->id},
+                               {"host", row->request.host},
+                               {"escalation_id", row->request.escalation_id},
+                               {"rule", row->request.rule},
+                               {"proposed_action", row->request.action},
+                               {"outcome", nullptr},
+                               {"by", c.subject},
+                               {"note", row->request.reason}});
+      if (!st.ok()) return ReplyStatus(r, st);
+    }
+    Reply(r, created ? 201 : 200,
+          {{"schema_version", kHubSchemaVersion}, {"escalation", EscalationJson(*row)}});
+  });
+
+  s.Get("/v1/escalations", [=, this](const httplib::Request& q, httplib::Response& r) {
+    Caller c;
+    if (!authorize(q, r, Role::kViewer, &c)) return;
+    const std::string state = q.has_param("state") ? q.get_param_value("state") : "pending";
+    if (state != "pending" && state != "all") {
+      return ReplyError(r, 400, "INVALID_ARGUMENT", "state: expected pending or all");
+    }
+    if (core::Status st = ExpireDue(); !st.ok()) return ReplyStatus(r, st);
+    auto rows = store_.Escalations(state == "pending", q.get_param_value("host"));
+    if (!rows.has_value()) return ReplyStatus(r, rows.error());
+    json list = json::array();
+    for (const EscalationRow& row : *rows) list.push_back(EscalationJson(row));
+    Reply(r, 200, {{"schema_version", kHubSchemaVersion}, {"escalations", std::move(list)}});
+  });
+
+  s.Get(R"(/v1/escalations/(\d+))", [=, this](const httplib::Request& q, httplib::Response& r) {
+    // People with viewer or above, or the agent of the escalation's host.
+    AuthCheck a = auth_.Check(q.get_header_value("Authorization"), Role::kAgent,
+                              clock_.NowUnixNanos() / 1'000'000'000);
+    const bool as_agent = a.failure == AuthFailure::kNone;
+    Caller c;
+    if (!as_agent && !authorize(q, r, Role::kViewer, &c)) return;
+    if (core::Status st = ExpireDue(); !st.ok()) return ReplyStatus(r, st);
+    auto row = store_.Escalation(PathId(q));
+    if (!row.has_value()) return ReplyStatus(r, row.error());
+    if (as_agent && !own_host(a.caller, row->request.host, r)) return;
+    Reply(r, 200, {{"schema_version", kHubSchemaVersion}, {"escalation", EscalationJson(*row)}});
+  });
+
+  s.Post(R"(/v1/escalations/(\d+)/decision)",
+         [=, this](const httplib::Request& q, httplib::Response& r) {
+           Caller c;
+           if (!authorize(q, r, Role::kAnalyst, &c)) return;
+           auto d = ParseDecisionRequest(q.body);
+           if (!d.has_value()) return ReplyStatus(r, d.error());
+           if (core::Status st = ExpireDue(); !st.ok()) return ReplyStatus(r, st);
+           auto row = store_.Decide(PathId(q), d->verdict, c.subject, d->note, NowMs());
+           if (!row.has_value()) return ReplyStatus(r, row.error());
+           core::Status st = Audit(audit::RecordType::kEscalation,
+                                   {{"action", EscalationStateName(row->state)},
+                                    {"escalation", row->id},
+                                    {"host", row->request.host},
+                                    {"escalation_id", row->request.escalation_id},
+                                    {"rule", row->request.rule},
+                                    {"proposed_action", row->request.action},
+                                    {"outcome", VerdictName(d->verdict)},
+                                    {"by", c.subject},
+                                    {"note", d->note}});
+           if (!st.ok()) return ReplyStatus(r, st);
+           Reply(r, 200,
+                 {{"schema_version", kHubSchemaVersion}, {"escalation", EscalationJson(*row)}});
+         });
+
+  s.Get("/v1/agents", [=, this](const httplib::Request& q, httplib::Response& r) {
+    Caller c;
+    if (!authorize(q, r, Role::kAdmin, &c)) return;
+    auto rows = store_.Agents();
+    if (!rows.has_value()) return ReplyStatus(r, rows.error());
+    json list = json::array();
+    for (const AgentRow& a : *rows) {
+      list.push_back({{"host", a.host},
+                      {"first_seen_ms", a.first_seen_ms},
+                      {"last_seen_ms", a.last_seen_ms},
+                      {"messages", a.messages},
+                      {"findings", a.findings}});
+    }
+    Reply(r, 200, {{"schema_version", kHubSchemaVersion}, {"agents", std::move(list)}});
+  });
+
+  s.Post("/v1/tokens", [=, this](const httplib::Request& q, httplib::Response& r) {
+    Caller c;
+    if (!authorize(q, r, Role::kAdmin, &c)) return;
+    const json j = json::parse(q.body, nullptr, false);
+    Role role;
+    if (!j.is_object() || !j.contains("role") || !j["role"].is_string() ||
+        !ParseRole(j["role"].get<std::string>(), &role)) {
+      return ReplyError(r, 400, "INVALID_ARGUMENT",
+                        "role: expected viewer, analyst, admin or agent");
+    }
+    if (!j.contains("subject") || !j["subject"].is_string() ||
+        j["subject"].get<std::string>().empty() || j["subject"].get<std::string>().size() > 256) {
+      return ReplyError(r, 400, "INVALID_ARGUMENT", "subject: expected 1..256 bytes");
+    }
+    int64_t ttl = 900;
+    if (j.contains("ttl_s")) {
+      if (!j["ttl_s"].is_number_integer() || j["ttl_s"].get<int64_t>() < 1 ||
+          j["ttl_s"].get<int64_t>() > options_.max_token_ttl_s) {
+        return ReplyError(r, 400, "INVALID_ARGUMENT",
+                          "ttl_s: expected 1.." + std::to_string(options_.max_token_ttl_s));
+      }
+      ttl = j["ttl_s"].get<int64_t>();
+    }
+    const std::string subject = j["subject"].get<std::string>();
+    const int64_t now = clock_.NowUnixNanos() / 1'000'000'000;
+    core::Status st = Audit(audit::RecordType::kAccessGrant, {{"action", "token-issued"},
+                                                              {"subject", subject},
+                                                              {"role", RoleName(role)},
+                                                              {"expires", now + ttl},
+                                                              {"by", c.subject}});
+    if (!st.ok()) return ReplyStatus(r, st);
+    Reply(r, 200, {{"schema_version", kHubSchemaVersion},
+                   {"token", auth_.Issue(subject, role, ttl, now)},
+                   {"expires", now + ttl}});
+  });
+
+  s.set_exception_handler([](const httplib::Request&, httplib::Response& r, std::exception_ptr) {
+    ReplyError(r, 500, "INTERNAL", "internal error");
+  });
+  s.set_error_handler([](const httplib::Request& q, httplib::Response& r) {
+    if (!r.body.empty()) return;
+    if (r.status == 404) {
+      ReplyError(r, 404, "NOT_FOUND", "no route " + q.method + " " + q.path);
+    } else if (r.status == 413) {
+      ReplyError(r, 413, "INVALID_ARGUMENT", "request body over 8 MiB");
+    }
+  });
+}
+
+}  // namespace vigil::hub

@@ -1,0 +1,96 @@
+#pragma once
+
+// The hub's HTTP/JSON API (cpp-httplib; HTTPS when TLS files are configured). Routes, roles and
+// bodies: docs/hub.md.
+//
+//   GET  /healthz, /metrics (Prometheus text)                        no credentials
+//   POST /v1/ingest                                                  agent (its own host)
+//   GET  /v1/incidents, /v1/incidents/ID, /v1/labels                 viewer
+//   POST /v1/incidents/ID/adjudication                               analyst
+//   POST /v1/escalations                                             agent (its own host)
+//   GET  /v1/escalations, /v1/escalations/ID                         viewer (agent: its own)
+//   POST /v1/escalations/ID/decision                                 analyst
+//   GET  /v1/agents; POST /v1/tokens                                 admin
+//
+// Errors are {"schema_version":"vigil.hub/v1","error":{"code","message"}} with 400 (bad
+// request), 401 (no, expired or forged token), 403 (role), 404, 409 (escalation already decided
+// or past its deadline), 503 (store or audit log unavailable). Every change (adjudication,
+// escalation opened/decided/timed out, token issued) is appended to the audit log.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "audit/audit_log.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/metrics.h"
+#include "hub/auth.h"
+#include "hub/store.h"
+
+namespace httplib {
+class Server;
+}  // namespace httplib
+
+namespace vigil::hub {
+
+struct HubTls {
+  std::string cert;  // PEM certificate chain
+  std::string key;   // PEM private key
+};
+
+struct ServerOptions {
+  core::HostPort listen{"127.0.0.1", 8470};
+  std::optional<HubTls> tls;  // none: plain HTTP (loopback or a trusted network only)
+  int threads = 8;
+  uint32_t escalation_timeout_s = 300;      // when the agent gives none
+  uint32_t max_escalation_timeout_s = 3600; // longer requests are cut to this
+  uint32_t max_token_ttl_s = 86400;         // POST /v1/tokens
+};
+
+class Server {
+ public:
+  // Everything passed in must outlive the server.
+  Server(ServerOptions options, Store& store, const HubAuth& auth, audit::AuditLog& audit,
+         const core::Clock& clock, core::Registry& registry);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and serves on a new thread. Errors name the file or host:port.
+  core::Status Start();
+  void Stop();  // idempotent
+  uint16_t port() const { return port_.load(); }
+
+  // Times out due escalations (their default applies) and audits each; the HTTP routes call it
+  // before they read or decide escalations, and `vigil hub` calls it every second.
+  core::Status ExpireDue();
+  // Sets the adjudication gauges from the store (GET /metrics calls it).
+  core::Status RefreshMetrics();
+
+  // The JSON the API answers with (also used by tests and the CLI).
+  static nlohmann::json IncidentJson(const IncidentRow& r);
+  static nlohmann::json EscalationJson(const EscalationRow& r);
+
+ private:
+  void Routes();
+  int64_t NowMs() const { return clock_.NowUnixNanos() / 1'000'000; }
+  core::Status Audit(audit::RecordType type, nlohmann::json payload);
+
+  const ServerOptions options_;
+  Store& store_;
+  const HubAuth& auth_;
+  audit::AuditLog& audit_;
+  const core::Clock& clock_;
+  core::Registry& registry_;
+  std::unique_ptr<httplib::Server> http_;
+  std::thread thread_;
+  std::atomic<uint16_t> port_{0};
+};
+
+}  // namespace vigil::hub
