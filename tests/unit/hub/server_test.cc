@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -342,6 +343,44 @@ TEST_F(HubServerTest, AnAdminIssuesTokensAndEachIsAudited) {
     EXPECT_EQ(payload["by"], "root");
   }
   EXPECT_EQ(grants, 1);
+}
+
+TEST_F(HubServerTest, ServesHttpsWhenConfiguredAndNamesABadCertificate) {
+  const std::string cert = (dir_ / "hub.crt").string(), key = (dir_ / "hub.key").string();
+  const std::string make =
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+      "-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -keyout " + key + " -out " + cert +
+      " >/dev/null 2>&1";
+  if (std::system(make.c_str()) != 0) GTEST_SKIP() << "openssl CLI could not make a certificate";
+  ServerOptions o;
+  o.listen = {"127.0.0.1", 0};
+  o.tls = HubTls{cert, key};
+  Server tls(o, *store_, auth_, *log_, clock_, registry_);
+  ASSERT_TRUE(tls.Start().ok());
+  httplib::SSLClient client("127.0.0.1", tls.port());
+  client.set_ca_cert_path(cert.c_str());
+  client.enable_server_certificate_verification(true);
+  auto res = client.Get("/v1/incidents", {{"Authorization", "Bearer " + Token(Role::kViewer)}});
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 200);
+  auto refused = client.Get("/v1/incidents");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 401);
+  // Plain HTTP to the TLS port gets no answer.
+  httplib::Client plain("127.0.0.1", tls.port());
+  plain.set_read_timeout(2, 0);
+  auto none = plain.Get("/healthz");
+  EXPECT_TRUE(!none || none->status != 200);
+  tls.Stop();
+
+  o.tls = HubTls{key, cert};  // swapped: not a certificate chain and its key
+  Server bad(o, *store_, auth_, *log_, clock_, registry_);
+  core::Status st = bad.Start();
+  EXPECT_EQ(st.code(), core::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find(key), std::string::npos) << st.message();
+  o.tls = HubTls{(dir_ / "absent.crt").string(), key};
+  Server absent(o, *store_, auth_, *log_, clock_, registry_);
+  EXPECT_EQ(absent.Start().code(), core::StatusCode::kNotFound);
 }
 
 }  // namespace
