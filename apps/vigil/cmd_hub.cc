@@ -4,16 +4,14 @@
 // hub's start-up, in order (undone in reverse on the way out): config -> token key -> audit
 // log -> store -> listener -> wait for SIGINT/SIGTERM, timing out due escalations every second.
 
-#include <openssl/evp.h>
+#include <httplib.h>
 #include <signal.h>
 
 #include <atomic>
 #include <cstdio>
 #include <fstream>
-#include <sstream>
-
-#include <httplib.h>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "apps/vigil/audit_trail.h"
 #include "apps/vigil/commands.h"
@@ -25,6 +23,7 @@
 #include "hub/requests.h"
 #include "hub/server.h"
 #include "hub/store.h"
+#include "model/model_file.h"
 
 namespace vigil::app {
 namespace {
@@ -46,15 +45,16 @@ struct HubFlags {
   int timeout_ms = 10000;
 };
 
-void AddConfigFlags(CLI::App* cmd, HubFlags* f) {
-  cmd->add_option("--config", f->config, "Hub configuration (YAML, docs/hub.md); default: the "
-                                         "embedded defaults");
+void AddHubConfigFlags(CLI::App* cmd, HubFlags* f) {
+  cmd->add_option("--config", f->config,
+                  "Hub configuration (YAML, docs/hub.md); default: the "
+                  "embedded defaults");
   cmd->add_option("--state-dir", f->state_dir,
                   "Where the store, audit log and keys live (overrides the config's state_dir; "
                   "default /var/lib/vigil/hub)");
 }
 
-core::Result<hub::HubConfig> LoadConfig(const HubFlags& f) {
+core::Result<hub::HubConfig> LoadHubFlagsConfig(const HubFlags& f) {
   hub::HubConfig c;
   if (!f.config.empty()) {
     VIGIL_ASSIGN_OR_RETURN(c, hub::LoadHubConfig(f.config));
@@ -81,7 +81,7 @@ core::Result<std::unique_ptr<audit::AuditLog>> OpenHubAudit(const hub::HubConfig
   return std::move(log).value();
 }
 
-hub::HubAuth MakeAuth(const hub::HubConfig& c, std::string key) {
+hub::HubAuth MakeHubAuth(const hub::HubConfig& c, std::string key) {
   api::JwtConfig jwt;
   jwt.hs256_key = std::move(key);
   jwt.issuer = c.issuer;
@@ -90,11 +90,11 @@ hub::HubAuth MakeAuth(const hub::HubConfig& c, std::string key) {
 }
 
 int RunHub(const HubFlags& f) {
-  auto config = LoadConfig(f);
+  auto config = LoadHubFlagsConfig(f);
   if (!config.has_value()) return ReportError("hub", config.error());
   auto key = hub::LoadOrCreateTokenKey(config->token_key);
   if (!key.has_value()) return ReportError("hub", key.error());
-  const hub::HubAuth auth = MakeAuth(*config, std::move(key).value());
+  const hub::HubAuth auth = MakeHubAuth(*config, std::move(key).value());
 
   sigset_t set = BlockStopSignals(RecordHubStop);
 
@@ -138,7 +138,7 @@ int RunHub(const HubFlags& f) {
   return code;
 }
 
-int RunToken(const HubFlags& f) {
+int RunHubToken(const HubFlags& f) {
   hub::Role role;
   if (!hub::ParseRole(f.role, &role)) {
     return ReportError("hub token", core::InvalidArgument(
@@ -153,7 +153,7 @@ int RunToken(const HubFlags& f) {
                        core::InvalidArgument("--subject: an agent's subject is its host id "
                                              "(1..253 bytes of [A-Za-z0-9._:-])"));
   }
-  auto config = LoadConfig(f);
+  auto config = LoadHubFlagsConfig(f);
   if (!config.has_value()) return ReportError("hub token", config.error());
   auto ttl = core::ParseDurationSeconds(f.ttl);
   if (!ttl.has_value() || *ttl < 1 || *ttl > config->server.max_token_ttl_s) {
@@ -164,7 +164,7 @@ int RunToken(const HubFlags& f) {
   }
   auto key = hub::LoadOrCreateTokenKey(config->token_key);
   if (!key.has_value()) return ReportError("hub token", key.error());
-  const hub::HubAuth auth = MakeAuth(*config, std::move(key).value());
+  const hub::HubAuth auth = MakeHubAuth(*config, std::move(key).value());
   auto signer = OpenCheckpointSigner(config->audit_key);
   if (!signer.has_value()) return ReportError("hub token", signer.error());
   auto log = OpenHubAudit(*config, **signer);
@@ -197,20 +197,7 @@ int RunToken(const HubFlags& f) {
   return kExitOk;
 }
 
-std::string Sha256Hex(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 15];
-  }
-  return out;
-}
-
-int RunIngest(const HubFlags& f) {
+int RunHubIngest(const HubFlags& f) {
   if (!hub::ValidHostId(f.host)) {
     return ReportError("hub ingest",
                        core::InvalidArgument("--host: expected 1..253 bytes of [A-Za-z0-9._:-]"));
@@ -237,17 +224,17 @@ int RunIngest(const HubFlags& f) {
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     const auto j = nlohmann::json::parse(line, nullptr, false);
     if (!j.is_object()) {
-      return ReportError("hub ingest", core::InvalidArgument(f.file + ":" +
-                                                             std::to_string(line_no) +
-                                                             ": not a JSON object"));
+      return ReportError(
+          "hub ingest",
+          core::InvalidArgument(f.file + ":" + std::to_string(line_no) + ": not a JSON object"));
     }
     if (!j.contains("class_uid") || j["class_uid"] != 2004) {
       ++skipped;
       continue;
     }
     if (auto one = hub::ParseFindingJson(line); !one.has_value()) {
-      return ReportError("hub ingest", one.error().WithContext(f.file + ":" +
-                                                               std::to_string(line_no)));
+      return ReportError("hub ingest",
+                         one.error().WithContext(f.file + ":" + std::to_string(line_no)));
     }
     findings.push_back(line);
   }
@@ -272,18 +259,20 @@ int RunIngest(const HubFlags& f) {
     // The message id is the digest of the host and the batch: posting the same file again
     // redelivers the same messages, which the hub recognises.
     std::string joined = f.host + "\n";
-    std::string body = "{\"schema_version\":\"vigil.hub/v1\",\"host\":\"" + f.host +
-                       "\",\"message_id\":\"";
+    std::string body =
+        "{\"schema_version\":\"vigil.hub/v1\",\"host\":\"" + f.host + "\",\"message_id\":\"";
     std::string items;
     for (size_t i = start; i < end; ++i) {
       joined += findings[i] + "\n";
       items += (i == start ? "" : ",") + findings[i];
     }
-    body += "sha256:" + Sha256Hex(joined).substr(0, 32) + "\",\"findings\":[" + items + "]}";
+    body += "sha256:" + model::Sha256Hex(joined).substr(0, 32);
+    body += "\",\"findings\":[" + items + "]}";
     auto res = client->Post("/v1/ingest", headers, body, "application/json");
     if (!res) {
-      return ReportError("hub ingest", core::Unavailable(f.server + "/v1/ingest: " +
-                                                         httplib::to_string(res.error())));
+      return ReportError(
+          "hub ingest",
+          core::Unavailable(f.server + "/v1/ingest: " + httplib::to_string(res.error())));
     }
     const auto answer = nlohmann::json::parse(res->body, nullptr, false);
     if (res->status != 200 || !answer.is_object()) {
@@ -291,8 +280,7 @@ int RunIngest(const HubFlags& f) {
       if (answer.is_object() && answer.contains("error") && answer["error"].is_object()) {
         message = answer["error"].value("code", "") + ": " + answer["error"].value("message", "");
       }
-      std::fprintf(stderr, "vigil hub ingest: error: HTTP %d: %s\n", res->status,
-                   message.c_str());
+      std::fprintf(stderr, "vigil hub ingest: error: HTTP %d: %s\n", res->status, message.c_str());
       return res->status == 400 ? kExitUsage : kExitFailure;
     }
     ++messages;
@@ -301,14 +289,18 @@ int RunIngest(const HubFlags& f) {
     new_incidents += answer.value("new_incidents", size_t{0});
   }
   if (f.json) {
-    nlohmann::json j = {{"messages", messages},          {"duplicate_messages", duplicates},
-                        {"findings_read", findings.size()}, {"findings_stored", stored},
-                        {"new_incidents", new_incidents}, {"lines_skipped", skipped}};
+    nlohmann::json j = {{"messages", messages},
+                        {"duplicate_messages", duplicates},
+                        {"findings_read", findings.size()},
+                        {"findings_stored", stored},
+                        {"new_incidents", new_incidents},
+                        {"lines_skipped", skipped}};
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::printf("vigil hub ingest: %zu findings in %zu messages (%zu already delivered); %zu "
-                "stored, %zu new incidents; %zu non-finding lines skipped\n",
-                findings.size(), messages, duplicates, stored, new_incidents, skipped);
+    std::printf(
+        "vigil hub ingest: %zu findings in %zu messages (%zu already delivered); %zu "
+        "stored, %zu new incidents; %zu non-finding lines skipped\n",
+        findings.size(), messages, duplicates, stored, new_incidents, skipped);
   }
   return kExitOk;
 }
@@ -317,20 +309,23 @@ int RunIngest(const HubFlags& f) {
 
 RunFn AddHubCommand(CLI::App& root) {
   auto f = std::make_shared<HubFlags>();
-  CLI::App* hub = root.add_subcommand(
-      "hub", "Run the fleet hub: incidents, adjudication, escalations over HTTP/JSON "
-             "(docs/hub.md)");
+  CLI::App* hub =
+      root.add_subcommand("hub",
+                          "Run the fleet hub: incidents, adjudication, escalations over HTTP/JSON "
+                          "(docs/hub.md)");
   hub->require_subcommand(0, 1);
-  AddConfigFlags(hub, f.get());
-  hub->add_option("--listen", f->listen, "HOST:PORT to serve on (port 0: any free port; "
-                                         "default 127.0.0.1:8470)");
+  AddHubConfigFlags(hub, f.get());
+  hub->add_option("--listen", f->listen,
+                  "HOST:PORT to serve on (port 0: any free port; "
+                  "default 127.0.0.1:8470)");
   hub->add_flag("--json", f->json, "Print the ready line as JSON");
   hub->footer("Exit codes: 0 stopped by SIGINT/SIGTERM, 1 failure, 2 bad config or files.");
 
   CLI::App* token = hub->add_subcommand(
-      "token", "Issue a hub token (HS256 JWT, printed on stdout) and audit it; the hub must not "
-               "be running (an admin uses POST /v1/tokens then)");
-  AddConfigFlags(token, f.get());
+      "token",
+      "Issue a hub token (HS256 JWT, printed on stdout) and audit it; the hub must not "
+      "be running (an admin uses POST /v1/tokens then)");
+  AddHubConfigFlags(token, f.get());
   token->add_option("--role", f->role, "viewer, analyst, admin or agent")->required();
   token->add_option("--subject", f->subject, "Who the token is for (an agent: its host id)")
       ->required();
@@ -342,8 +337,7 @@ RunFn AddHubCommand(CLI::App& root) {
       "ingest", "Post an agent's findings file (JSON Lines; OCSF Detection Findings) to a hub");
   ingest->add_option("file", f->file, "The agent's sink output (other lines are skipped)")
       ->required();
-  ingest->add_option("--server", f->server, "The hub's base URL (http[s]://host:port)")
-      ->required();
+  ingest->add_option("--server", f->server, "The hub's base URL (http[s]://host:port)")->required();
   ingest->add_option("--token-file", f->token_file, "File whose first line is an agent token")
       ->required();
   ingest->add_option("--host", f->host, "The host the findings come from (the token's subject)")
@@ -353,12 +347,13 @@ RunFn AddHubCommand(CLI::App& root) {
   ingest->add_option("--timeout-ms", f->timeout_ms, "Connect and read timeout")
       ->capture_default_str();
   ingest->add_flag("--json", f->json, "Print the counts as JSON");
-  ingest->footer("Re-running on the same file re-sends the same message ids: nothing is stored "
-                 "twice.\nExit codes: 0 delivered, 1 failure, 2 bad input.");
+  ingest->footer(
+      "Re-running on the same file re-sends the same message ids: nothing is stored "
+      "twice.\nExit codes: 0 delivered, 1 failure, 2 bad input.");
 
   return [f, token, ingest] {
-    if (token->parsed()) return RunToken(*f);
-    if (ingest->parsed()) return RunIngest(*f);
+    if (token->parsed()) return RunHubToken(*f);
+    if (ingest->parsed()) return RunHubIngest(*f);
     return RunHub(*f);
   };
 }

@@ -13,9 +13,10 @@
 namespace vigil::hub {
 namespace {
 
-constexpr std::array<std::pair<std::string_view, Role>, 4> kRoles{{
-    {"viewer", Role::kViewer}, {"analyst", Role::kAnalyst}, {"admin", Role::kAdmin},
-    {"agent", Role::kAgent}}};
+constexpr std::array<std::pair<std::string_view, Role>, 4> kRoles{{{"viewer", Role::kViewer},
+                                                                   {"analyst", Role::kAnalyst},
+                                                                   {"admin", Role::kAdmin},
+                                                                   {"agent", Role::kAgent}}};
 
 }  // namespace
 

@@ -40,8 +40,9 @@ struct HubYaml {
     const std::string text = n.IsScalar() ? n.Scalar() : "";
     auto s = core::ParseDurationSeconds(text);
     if (!s.has_value() || *s < 1 || *s > max) {
-      return At(n, key, "expected a duration of 1s.." + std::to_string(max) +
-                            "s (90, 90s, 5m, 2h, 1d), got \"" + text.substr(0, 32) + "\"");
+      return At(n, key,
+                "expected a duration of 1s.." + std::to_string(max) +
+                    "s (90, 90s, 5m, 2h, 1d), got \"" + text.substr(0, 32) + "\"");
     }
     *out = static_cast<uint32_t>(*s);
     return {};
@@ -89,96 +90,109 @@ core::Result<HubConfig> ParseHubConfig(std::string_view text, std::string_view s
   try {
     const YAML::Node root = YAML::Load(std::string(text));
     if (!root.IsDefined() || root.IsNull()) return c;
-    const core::Status top = y.Keys(root, "", [&](const std::string& k, const YAML::Node& v,
-                                                  const std::string& p) -> core::Status {
-      if (k == "state_dir") return y.File(v, p, &c.state_dir);
-      if (k == "store") return y.File(v, p, &c.store);
-      if (k == "listen") {
-        std::string t;
-        VIGIL_RETURN_IF_ERROR(y.Scalar(v, p, &t));
-        auto hp = core::ParseHostPort(t);
-        if (!hp.has_value()) return y.At(v, p, hp.error().message());
-        c.server.listen = *hp;
-        return {};
-      }
-      if (k == "threads") {
-        std::string t;
-        VIGIL_RETURN_IF_ERROR(y.Scalar(v, p, &t));
-        if (t.empty() || t.size() > 3 || t.find_first_not_of("0123456789") != std::string::npos ||
-            std::stoi(t) < 1 || std::stoi(t) > 256) {
-          return y.At(v, p, "expected an integer in 1..256");
-        }
-        c.server.threads = std::stoi(t);
-        return {};
-      }
-      if (k == "tls") {
-        HubTls tls;
-        const core::Status read = y.Keys(v, p, [&](const std::string& k2, const YAML::Node& v2,
-                                                   const std::string& p2) -> core::Status {
-          if (k2 == "cert") return y.File(v2, p2, &tls.cert);
-          if (k2 == "key") return y.File(v2, p2, &tls.key);
-          return Unknown();
-        });
-        if (!read.ok()) return read;
-        if (tls.cert.empty() || tls.key.empty()) return y.At(v, p, "needs both cert and key");
-        c.server.tls = tls;
-        return {};
-      }
-      if (k == "audit") {
-        return y.Keys(v, p, [&](const std::string& k2, const YAML::Node& v2,
-                                const std::string& p2) -> core::Status {
-          if (k2 == "dir") return y.File(v2, p2, &c.audit_dir);
-          if (k2 == "key") return y.File(v2, p2, &c.audit_key);
-          if (k2 == "fsync") {
-            if (core::Status st = y.Scalar(v2, p2, &c.audit_fsync); !st.ok()) return st;
-            if (c.audit_fsync != "batch" && c.audit_fsync != "interval" &&
-                c.audit_fsync != "never") {
-              return y.At(v2, p2, "expected batch, interval or never");
-            }
+    const core::Status top = y.Keys(
+        root, "",
+        [&](const std::string& k, const YAML::Node& v, const std::string& p) -> core::Status {
+          if (k == "state_dir") return y.File(v, p, &c.state_dir);
+          if (k == "store") return y.File(v, p, &c.store);
+          if (k == "listen") {
+            std::string t;
+            VIGIL_RETURN_IF_ERROR(y.Scalar(v, p, &t));
+            auto hp = core::ParseHostPort(t);
+            if (!hp.has_value()) return y.At(v, p, hp.error().message());
+            c.server.listen = *hp;
             return {};
           }
-          return Unknown();
-        });
-      }
-      if (k == "auth") {
-        return y.Keys(v, p, [&](const std::string& k2, const YAML::Node& v2,
-                                const std::string& p2) -> core::Status {
-          if (k2 == "token_key") return y.File(v2, p2, &c.token_key);
-          if (k2 == "issuer") return y.Scalar(v2, p2, &c.issuer);
-          if (k2 == "audience") return y.Scalar(v2, p2, &c.audience);
-          if (k2 == "max_token_ttl") return y.Seconds(v2, p2, 30 * 86400, &c.server.max_token_ttl_s);
-          return Unknown();
-        });
-      }
-      if (k == "incidents") {
-        return y.Keys(v, p, [&](const std::string& k2, const YAML::Node& v2,
-                                const std::string& p2) -> core::Status {
-          if (k2 == "window") return y.Seconds(v2, p2, 86400, &c.incident_window_s);
-          return Unknown();
-        });
-      }
-      if (k == "escalations") {
-        return y.Keys(v, p, [&](const std::string& k2, const YAML::Node& v2,
-                                const std::string& p2) -> core::Status {
-          if (k2 == "default_timeout") {
-            return y.Seconds(v2, p2, 86400, &c.server.escalation_timeout_s);
+          if (k == "threads") {
+            std::string t;
+            VIGIL_RETURN_IF_ERROR(y.Scalar(v, p, &t));
+            if (t.empty() || t.size() > 3 ||
+                t.find_first_not_of("0123456789") != std::string::npos || std::stoi(t) < 1 ||
+                std::stoi(t) > 256) {
+              return y.At(v, p, "expected an integer in 1..256");
+            }
+            c.server.threads = std::stoi(t);
+            return {};
           }
-          if (k2 == "max_timeout") return y.Seconds(v2, p2, 86400, &c.server.max_escalation_timeout_s);
+          if (k == "tls") {
+            HubTls tls;
+            const core::Status read = y.Keys(v, p,
+                                             [&](const std::string& k2, const YAML::Node& v2,
+                                                 const std::string& p2) -> core::Status {
+                                               if (k2 == "cert") return y.File(v2, p2, &tls.cert);
+                                               if (k2 == "key") return y.File(v2, p2, &tls.key);
+                                               return Unknown();
+                                             });
+            if (!read.ok()) return read;
+            if (tls.cert.empty() || tls.key.empty()) return y.At(v, p, "needs both cert and key");
+            c.server.tls = tls;
+            return {};
+          }
+          if (k == "audit") {
+            return y.Keys(v, p,
+                          [&](const std::string& k2, const YAML::Node& v2,
+                              const std::string& p2) -> core::Status {
+                            if (k2 == "dir") return y.File(v2, p2, &c.audit_dir);
+                            if (k2 == "key") return y.File(v2, p2, &c.audit_key);
+                            if (k2 == "fsync") {
+                              if (core::Status st = y.Scalar(v2, p2, &c.audit_fsync); !st.ok())
+                                return st;
+                              if (c.audit_fsync != "batch" && c.audit_fsync != "interval" &&
+                                  c.audit_fsync != "never") {
+                                return y.At(v2, p2, "expected batch, interval or never");
+                              }
+                              return {};
+                            }
+                            return Unknown();
+                          });
+          }
+          if (k == "auth") {
+            return y.Keys(v, p,
+                          [&](const std::string& k2, const YAML::Node& v2,
+                              const std::string& p2) -> core::Status {
+                            if (k2 == "token_key") return y.File(v2, p2, &c.token_key);
+                            if (k2 == "issuer") return y.Scalar(v2, p2, &c.issuer);
+                            if (k2 == "audience") return y.Scalar(v2, p2, &c.audience);
+                            if (k2 == "max_token_ttl")
+                              return y.Seconds(v2, p2, 30 * 86400, &c.server.max_token_ttl_s);
+                            return Unknown();
+                          });
+          }
+          if (k == "incidents") {
+            return y.Keys(v, p,
+                          [&](const std::string& k2, const YAML::Node& v2,
+                              const std::string& p2) -> core::Status {
+                            if (k2 == "window")
+                              return y.Seconds(v2, p2, 86400, &c.incident_window_s);
+                            return Unknown();
+                          });
+          }
+          if (k == "escalations") {
+            return y.Keys(v, p,
+                          [&](const std::string& k2, const YAML::Node& v2,
+                              const std::string& p2) -> core::Status {
+                            if (k2 == "default_timeout") {
+                              return y.Seconds(v2, p2, 86400, &c.server.escalation_timeout_s);
+                            }
+                            if (k2 == "max_timeout")
+                              return y.Seconds(v2, p2, 86400, &c.server.max_escalation_timeout_s);
+                            return Unknown();
+                          });
+          }
           return Unknown();
         });
-      }
-      return Unknown();
-    });
     if (!top.ok()) return top;
   } catch (const YAML::Exception& e) {
     return YamlError(source, e);
   }
   if (c.issuer.empty() || c.audience.empty()) {
-    return core::InvalidArgument(std::string(source) + ": auth.issuer and auth.audience must not "
+    return core::InvalidArgument(std::string(source) +
+                                 ": auth.issuer and auth.audience must not "
                                  "be empty");
   }
   if (c.server.escalation_timeout_s > c.server.max_escalation_timeout_s) {
-    return core::InvalidArgument(std::string(source) + ": escalations.default_timeout is longer "
+    return core::InvalidArgument(std::string(source) +
+                                 ": escalations.default_timeout is longer "
                                  "than escalations.max_timeout");
   }
   return c;

@@ -20,11 +20,11 @@ inline constexpr std::string_view kDefaultHubStateDir = "/var/lib/vigil/hub";
 struct HubConfig {
   ServerOptions server;
   std::string state_dir{kDefaultHubStateDir};
-  std::string store;         // "": <state_dir>/hub.db
-  std::string audit_dir;     // "": <state_dir>/audit
-  std::string audit_key;     // "": <state_dir>/keys/hub.key (minisign secret key, created)
+  std::string store;      // "": <state_dir>/hub.db
+  std::string audit_dir;  // "": <state_dir>/audit
+  std::string audit_key;  // "": <state_dir>/keys/hub.key (minisign secret key, created)
   std::string audit_fsync = "batch";
-  std::string token_key;     // "": <state_dir>/token.key (HS256 secret, created when absent)
+  std::string token_key;  // "": <state_dir>/token.key (HS256 secret, created when absent)
   std::string issuer = "vigil-hub";
   std::string audience = "vigil-hub";
   uint32_t incident_window_s = 300;

@@ -50,10 +50,10 @@ core::Status Integer(const json& o, const char* key, const std::string& path, in
   }
   if (!it->is_number_integer()) return Bad(path + key, "expected an integer");
   const bool is_unsigned = it->is_number_unsigned();
-  const bool in_range =
-      is_unsigned ? it->get<uint64_t>() <= static_cast<uint64_t>(hi) &&
-                        (lo <= 0 || it->get<uint64_t>() >= static_cast<uint64_t>(lo))
-                  : it->get<int64_t>() >= lo && it->get<int64_t>() <= hi;
+  const bool in_range = is_unsigned
+                            ? it->get<uint64_t>() <= static_cast<uint64_t>(hi) &&
+                                  (lo <= 0 || it->get<uint64_t>() >= static_cast<uint64_t>(lo))
+                            : it->get<int64_t>() >= lo && it->get<int64_t>() <= hi;
   if (!in_range) {
     return Bad(path + key, "out of range " + std::to_string(lo) + ".." + std::to_string(hi));
   }
@@ -113,8 +113,7 @@ core::Result<Finding> FindingFrom(const json& f, const std::string& path) {
   int64_t class_uid = 0;
   VIGIL_RETURN_IF_ERROR(Integer(f, "class_uid", path, 0, 1'000'000, true, &class_uid));
   if (class_uid != 2004) return Bad(path + "class_uid", "expected 2004 (Detection Finding)");
-  VIGIL_RETURN_IF_ERROR(
-      Integer(f, "time", path, 0, int64_t{1} << 50, true, &out.time_ms));
+  VIGIL_RETURN_IF_ERROR(Integer(f, "time", path, 0, int64_t{1} << 50, true, &out.time_ms));
   int64_t severity = 0;
   VIGIL_RETURN_IF_ERROR(Integer(f, "severity_id", path, 0, 99, false, &severity));
   out.severity_id = static_cast<int>(severity);
@@ -192,9 +191,12 @@ std::string_view VerdictName(Verdict v) { return v == Verdict::kApprove ? "appro
 
 std::string_view LabelName(Label l) {
   switch (l) {
-    case Label::kTruePositive: return "true_positive";
-    case Label::kFalsePositive: return "false_positive";
-    case Label::kBenign: return "benign";
+    case Label::kTruePositive:
+      return "true_positive";
+    case Label::kFalsePositive:
+      return "false_positive";
+    case Label::kBenign:
+      return "benign";
   }
   return "benign";
 }

@@ -38,20 +38,20 @@ struct FindingEvidence {
 
 struct Finding {
   FindingKind kind = FindingKind::kVerdict;
-  int64_t time_ms = 0;      // "time" (Unix milliseconds)
-  int severity_id = 0;      // 0..6 (OCSF)
-  std::string uid;          // finding_info.uid
-  std::string title;        // finding_info.title
-  std::string message;      // "message" (decisions: the rule's output)
-  int64_t pid = 0;          // process.pid
-  std::string process;      // process.name ("" when not given)
-  std::string rule;         // decisions: vigil.rule
-  std::string action;       // decisions: vigil.action
-  std::string model;        // verdicts: finding_info.analytic.name; decisions: vigil.ml.model
+  int64_t time_ms = 0;  // "time" (Unix milliseconds)
+  int severity_id = 0;  // 0..6 (OCSF)
+  std::string uid;      // finding_info.uid
+  std::string title;    // finding_info.title
+  std::string message;  // "message" (decisions: the rule's output)
+  int64_t pid = 0;      // process.pid
+  std::string process;  // process.name ("" when not given)
+  std::string rule;     // decisions: vigil.rule
+  std::string action;   // decisions: vigil.action
+  std::string model;    // verdicts: finding_info.analytic.name; decisions: vigil.ml.model
   std::string model_version;
-  std::optional<double> score;  // verdicts: vigil.score; decisions: vigil.ml.score
+  std::optional<double> score;               // verdicts: vigil.score; decisions: vigil.ml.score
   std::vector<FindingEvidence> explanation;  // verdicts: vigil.explanation (first 64)
-  std::string raw;          // the finding as received, re-serialised (for the detail view)
+  std::string raw;  // the finding as received, re-serialised (for the detail view)
 };
 
 struct IngestMessage {
@@ -68,11 +68,11 @@ struct EscalationRequest {
   std::string host;
   std::string escalation_id;  // the agent's own id for it (unique per host)
   std::string rule;
-  std::string action;         // the action carried out on approval ("kill", "freeze", ...)
+  std::string action;  // the action carried out on approval ("kill", "freeze", ...)
   std::string reason;
   int64_t pid = 0;
   std::string process;
-  uint32_t timeout_s = 0;     // 0: the hub's default
+  uint32_t timeout_s = 0;                    // 0: the hub's default
   Verdict default_verdict = Verdict::kDeny;  // applied when nobody decides in time
 };
 

@@ -1,7 +1,6 @@
 #include "hub/server.h"
 
 #include <httplib.h>
-
 #include <unistd.h>
 
 #include <charconv>
@@ -24,8 +23,8 @@ void Reply(httplib::Response& res, int status, const json& body) {
 
 void ReplyError(httplib::Response& res, int status, std::string_view code,
                 std::string_view message) {
-  Reply(res, status, {{"schema_version", kHubSchemaVersion},
-                      {"error", {{"code", code}, {"message", message}}}});
+  Reply(res, status,
+        {{"schema_version", kHubSchemaVersion}, {"error", {{"code", code}, {"message", message}}}});
 }
 
 void ReplyStatus(httplib::Response& res, const core::Status& s) {
@@ -125,16 +124,17 @@ core::Status Server::Audit(audit::RecordType type, json payload) {
 core::Status Server::ExpireDue() {
   VIGIL_ASSIGN_OR_RETURN(auto expired, store_.ExpireEscalations(NowMs()));
   for (const EscalationRow& e : expired) {
-    VIGIL_RETURN_IF_ERROR(Audit(audit::RecordType::kEscalation,
-                                {{"action", "timed_out"},
-                                 {"escalation", e.id},
-                                 {"host", e.request.host},
-                                 {"escalation_id", e.request.escalation_id},
-                                 {"rule", e.request.rule},
-                                 {"proposed_action", e.request.action},
-                                 {"outcome", VerdictName(e.request.default_verdict)},
-                                 {"by", "hub"},
-                                 {"note", "no decision before the deadline; the default applies"}}));
+    VIGIL_RETURN_IF_ERROR(
+        Audit(audit::RecordType::kEscalation,
+              {{"action", "timed_out"},
+               {"escalation", e.id},
+               {"host", e.request.host},
+               {"escalation_id", e.request.escalation_id},
+               {"rule", e.request.rule},
+               {"proposed_action", e.request.action},
+               {"outcome", VerdictName(e.request.default_verdict)},
+               {"by", "hub"},
+               {"note", "no decision before the deadline; the default applies"}}));
   }
   return {};
 }
@@ -149,9 +149,9 @@ core::Status Server::RefreshMetrics() {
     for (const auto& [label, n] : per_label) {
       core::Labels l = who;
       l.emplace_back("label", label);
-      auto g = registry_.GetGauge("vigil_hub_adjudicated_incidents",
-                                  "Adjudicated incidents in which the rule or model fired, by label",
-                                  l);
+      auto g =
+          registry_.GetGauge("vigil_hub_adjudicated_incidents",
+                             "Adjudicated incidents in which the rule or model fired, by label", l);
       if (g.has_value()) (*g)->Set(static_cast<double>(n));
     }
     const double total = static_cast<double>(c.true_positive + c.false_positive + c.benign);
@@ -235,8 +235,8 @@ void Server::Routes() {
     return c.has_value() ? *c : nullptr;
   }();
   auto counter = [this](const char* result) {
-    auto c = registry_.GetCounter("vigil_hub_ingest_messages_total",
-                                  "Agent messages by outcome", {{"result", result}});
+    auto c = registry_.GetCounter("vigil_hub_ingest_messages_total", "Agent messages by outcome",
+                                  {{"result", result}});
     return c.has_value() ? *c : nullptr;
   };
   core::Counter* stored = counter("stored");
@@ -294,12 +294,13 @@ void Server::Routes() {
     core::Counter* outcome = res->duplicate ? duplicate : stored;
     if (outcome != nullptr) outcome->Inc();
     if (findings != nullptr) findings->Inc(res->findings);
-    Reply(r, 200, {{"schema_version", kHubSchemaVersion},
-                   {"message_id", m->message_id},
-                   {"duplicate", res->duplicate},
-                   {"findings", res->findings},
-                   {"new_incidents", res->new_incidents},
-                   {"incidents", res->incidents}});
+    Reply(r, 200,
+          {{"schema_version", kHubSchemaVersion},
+           {"message_id", m->message_id},
+           {"duplicate", res->duplicate},
+           {"findings", res->findings},
+           {"new_incidents", res->new_incidents},
+           {"incidents", res->incidents}});
   });
 
   s.Get("/v1/incidents", [=, this](const httplib::Request& q, httplib::Response& r) {
@@ -351,14 +352,14 @@ void Server::Routes() {
            if (!a.has_value()) return ReplyStatus(r, a.error());
            auto before = store_.Adjudicate(PathId(q), a->label, c.subject, a->note, NowMs());
            if (!before.has_value()) return ReplyStatus(r, before.error());
-           core::Status st = Audit(
-               audit::RecordType::kAdjudication,
-               {{"incident", before->id},
-                {"host", before->host},
-                {"label", LabelName(a->label)},
-                {"previous_label", before->label ? json(LabelName(*before->label)) : json()},
-                {"by", c.subject},
-                {"note", a->note}});
+           core::Status st =
+               Audit(audit::RecordType::kAdjudication,
+                     {{"incident", before->id},
+                      {"host", before->host},
+                      {"label", LabelName(a->label)},
+                      {"previous_label", before->label ? json(LabelName(*before->label)) : json()},
+                      {"by", c.subject},
+                      {"note", a->note}});
            if (!st.ok()) return ReplyStatus(r, st);
            auto now = store_.Incident(before->id);
            if (!now.has_value()) return ReplyStatus(r, now.error());
@@ -385,16 +386,16 @@ void Server::Routes() {
     auto row = store_.OpenEscalation(*e, int64_t{timeout} * 1000, NowMs(), &created);
     if (!row.has_value()) return ReplyStatus(r, row.error());
     if (created) {
-      core::Status st = Audit(audit::RecordType::kEscalation,
-                              {{"action", "opened"},
-                               {"escalation", row->id},
-                               {"host", row->request.host},
-                               {"escalation_id", row->request.escalation_id},
-                               {"rule", row->request.rule},
-                               {"proposed_action", row->request.action},
-                               {"outcome", nullptr},
-                               {"by", c.subject},
-                               {"note", row->request.reason}});
+      core::Status st =
+          Audit(audit::RecordType::kEscalation, {{"action", "opened"},
+                                                 {"escalation", row->id},
+                                                 {"host", row->request.host},
+                                                 {"escalation_id", row->request.escalation_id},
+                                                 {"rule", row->request.rule},
+                                                 {"proposed_action", row->request.action},
+                                                 {"outcome", nullptr},
+                                                 {"by", c.subject},
+                                                 {"note", row->request.reason}});
       if (!st.ok()) return ReplyStatus(r, st);
     }
     Reply(r, created ? 201 : 200,
@@ -430,29 +431,28 @@ void Server::Routes() {
     Reply(r, 200, {{"schema_version", kHubSchemaVersion}, {"escalation", EscalationJson(*row)}});
   });
 
-  s.Post(R"(/v1/escalations/(\d+)/decision)",
-         [=, this](const httplib::Request& q, httplib::Response& r) {
-           Caller c;
-           if (!authorize(q, r, Role::kAnalyst, &c)) return;
-           auto d = ParseDecisionRequest(q.body);
-           if (!d.has_value()) return ReplyStatus(r, d.error());
-           if (core::Status st = ExpireDue(); !st.ok()) return ReplyStatus(r, st);
-           auto row = store_.Decide(PathId(q), d->verdict, c.subject, d->note, NowMs());
-           if (!row.has_value()) return ReplyStatus(r, row.error());
-           core::Status st = Audit(audit::RecordType::kEscalation,
-                                   {{"action", EscalationStateName(row->state)},
-                                    {"escalation", row->id},
-                                    {"host", row->request.host},
-                                    {"escalation_id", row->request.escalation_id},
-                                    {"rule", row->request.rule},
-                                    {"proposed_action", row->request.action},
-                                    {"outcome", VerdictName(d->verdict)},
-                                    {"by", c.subject},
-                                    {"note", d->note}});
-           if (!st.ok()) return ReplyStatus(r, st);
-           Reply(r, 200,
-                 {{"schema_version", kHubSchemaVersion}, {"escalation", EscalationJson(*row)}});
-         });
+  s.Post(R"(/v1/escalations/(\d+)/decision)", [=, this](const httplib::Request& q,
+                                                        httplib::Response& r) {
+    Caller c;
+    if (!authorize(q, r, Role::kAnalyst, &c)) return;
+    auto d = ParseDecisionRequest(q.body);
+    if (!d.has_value()) return ReplyStatus(r, d.error());
+    if (core::Status st = ExpireDue(); !st.ok()) return ReplyStatus(r, st);
+    auto row = store_.Decide(PathId(q), d->verdict, c.subject, d->note, NowMs());
+    if (!row.has_value()) return ReplyStatus(r, row.error());
+    core::Status st =
+        Audit(audit::RecordType::kEscalation, {{"action", EscalationStateName(row->state)},
+                                               {"escalation", row->id},
+                                               {"host", row->request.host},
+                                               {"escalation_id", row->request.escalation_id},
+                                               {"rule", row->request.rule},
+                                               {"proposed_action", row->request.action},
+                                               {"outcome", VerdictName(d->verdict)},
+                                               {"by", c.subject},
+                                               {"note", d->note}});
+    if (!st.ok()) return ReplyStatus(r, st);
+    Reply(r, 200, {{"schema_version", kHubSchemaVersion}, {"escalation", EscalationJson(*row)}});
+  });
 
   s.Get("/v1/agents", [=, this](const httplib::Request& q, httplib::Response& r) {
     Caller c;
@@ -501,9 +501,10 @@ void Server::Routes() {
                                                               {"expires", now + ttl},
                                                               {"by", c.subject}});
     if (!st.ok()) return ReplyStatus(r, st);
-    Reply(r, 200, {{"schema_version", kHubSchemaVersion},
-                   {"token", auth_.Issue(subject, role, ttl, now)},
-                   {"expires", now + ttl}});
+    Reply(r, 200,
+          {{"schema_version", kHubSchemaVersion},
+           {"token", auth_.Issue(subject, role, ttl, now)},
+           {"expires", now + ttl}});
   });
 
   s.set_exception_handler([](const httplib::Request&, httplib::Response& r, std::exception_ptr) {

@@ -20,11 +20,10 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <thread>
-
-#include <nlohmann/json.hpp>
 
 #include "audit/audit_log.h"
 #include "core/clock.h"
@@ -48,9 +47,9 @@ struct ServerOptions {
   core::HostPort listen{"127.0.0.1", 8470};
   std::optional<HubTls> tls;  // none: plain HTTP (loopback or a trusted network only)
   int threads = 8;
-  uint32_t escalation_timeout_s = 300;      // when the agent gives none
-  uint32_t max_escalation_timeout_s = 3600; // longer requests are cut to this
-  uint32_t max_token_ttl_s = 86400;         // POST /v1/tokens
+  uint32_t escalation_timeout_s = 300;       // when the agent gives none
+  uint32_t max_escalation_timeout_s = 3600;  // longer requests are cut to this
+  uint32_t max_token_ttl_s = 86400;          // POST /v1/tokens
 };
 
 class Server {

@@ -68,8 +68,9 @@ class Sql {
   int64_t I(int c) const { return sqlite3_column_int64(s_, c); }
   std::string T(int c) const {
     const auto* p = sqlite3_column_text(s_, c);
-    return p == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(p),
-                                                      sqlite3_column_bytes(s_, c));
+    return p == nullptr
+               ? std::string()
+               : std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(s_, c));
   }
   std::optional<double> D(int c) const {
     if (sqlite3_column_type(s_, c) == SQLITE_NULL) return std::nullopt;
@@ -170,20 +171,28 @@ EscalationRow EscalationFrom(const Sql& q) {
 
 std::string_view EscalationStateName(EscalationState s) {
   switch (s) {
-    case EscalationState::kPending: return "pending";
-    case EscalationState::kApproved: return "approved";
-    case EscalationState::kDenied: return "denied";
-    case EscalationState::kTimedOut: return "timed_out";
+    case EscalationState::kPending:
+      return "pending";
+    case EscalationState::kApproved:
+      return "approved";
+    case EscalationState::kDenied:
+      return "denied";
+    case EscalationState::kTimedOut:
+      return "timed_out";
   }
   return "pending";
 }
 
 std::optional<Verdict> EscalationRow::outcome() const {
   switch (state) {
-    case EscalationState::kPending: return std::nullopt;
-    case EscalationState::kApproved: return Verdict::kApprove;
-    case EscalationState::kDenied: return Verdict::kDeny;
-    case EscalationState::kTimedOut: return request.default_verdict;
+    case EscalationState::kPending:
+      return std::nullopt;
+    case EscalationState::kApproved:
+      return Verdict::kApprove;
+    case EscalationState::kDenied:
+      return Verdict::kDeny;
+    case EscalationState::kTimedOut:
+      return request.default_verdict;
   }
   return std::nullopt;
 }
@@ -191,8 +200,9 @@ std::optional<Verdict> EscalationRow::outcome() const {
 core::Result<std::unique_ptr<Store>> Store::Open(const std::string& path,
                                                  const StoreOptions& options) {
   sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                                        SQLITE_OPEN_FULLMUTEX, nullptr);
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string why = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close(db);
@@ -263,8 +273,9 @@ core::Result<IngestResult> Store::Ingest(const IngestMessage& m, int64_t now_ms)
   WriteTxn txn(db_);
   if (!txn.open()) return Fail("begin");
   IngestResult out;
-  Sql seen(db_, "INSERT OR IGNORE INTO messages (host, message_id, received_ms, findings) "
-                "VALUES (?1, ?2, ?3, ?4)");
+  Sql seen(db_,
+           "INSERT OR IGNORE INTO messages (host, message_id, received_ms, findings) "
+           "VALUES (?1, ?2, ?3, ?4)");
   seen.Bind(m.host, m.message_id, now_ms, static_cast<int64_t>(m.findings.size()));
   seen.Next();
   if (!seen.ok()) return Fail("recording the message id");
@@ -283,8 +294,7 @@ core::Result<IngestResult> Store::Ingest(const IngestMessage& m, int64_t now_ms)
       bool created = false;
       VIGIL_ASSIGN_OR_RETURN(const int64_t incident, JoinIncident(m.host, f, &created));
       if (created) ++out.new_incidents;
-      if (std::find(out.incidents.begin(), out.incidents.end(), incident) ==
-          out.incidents.end()) {
+      if (std::find(out.incidents.begin(), out.incidents.end(), incident) == out.incidents.end()) {
         out.incidents.push_back(incident);
       }
       nlohmann::json expl = nlohmann::json::array();
@@ -295,9 +305,8 @@ core::Result<IngestResult> Store::Ingest(const IngestMessage& m, int64_t now_ms)
               "INSERT INTO alerts (incident_id, kind, time_ms, severity_id, uid, title, message, "
               "rule, action, model, model_version, score, explanation, raw) VALUES "
               "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
-      ins.Bind(incident, std::string(FindingKindName(f.kind)), f.time_ms,
-               int64_t{f.severity_id}, f.uid, f.title, f.message, f.rule, f.action, f.model,
-               f.model_version, f.score,
+      ins.Bind(incident, std::string(FindingKindName(f.kind)), f.time_ms, int64_t{f.severity_id},
+               f.uid, f.title, f.message, f.rule, f.action, f.model, f.model_version, f.score,
                expl.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), f.raw);
       ins.Next();
       if (!ins.ok()) return Fail("storing an alert");
@@ -324,7 +333,8 @@ core::Result<std::vector<IncidentRow>> Store::Incidents(const IncidentFilter& f)
 }
 
 core::Result<IncidentRow> Store::IncidentLocked(int64_t id) {
-  const std::string sql = std::string("SELECT ") + kIncidentColumns + " FROM incidents WHERE id = ?1";
+  const std::string sql =
+      std::string("SELECT ") + kIncidentColumns + " FROM incidents WHERE id = ?1";
   Sql q(db_, sql.c_str());
   q.Bind(id);
   if (q.Next()) return IncidentFrom(q);
@@ -373,8 +383,9 @@ core::Result<IncidentRow> Store::Adjudicate(int64_t id, Label label, const std::
   WriteTxn txn(db_);
   if (!txn.open()) return Fail("begin");
   VIGIL_ASSIGN_OR_RETURN(IncidentRow before, IncidentLocked(id));
-  Sql up(db_, "UPDATE incidents SET label = ?2, labelled_by = ?3, note = ?4, labelled_ms = ?5 "
-              "WHERE id = ?1");
+  Sql up(db_,
+         "UPDATE incidents SET label = ?2, labelled_by = ?3, note = ?4, labelled_ms = ?5 "
+         "WHERE id = ?1");
   up.Bind(id, std::string(LabelName(label)), who, note, now_ms);
   up.Next();
   if (!up.ok()) return Fail("labelling an incident");
@@ -387,10 +398,10 @@ core::Result<std::vector<AdjudicationCount>> Store::AdjudicationCounts() {
   std::vector<AdjudicationCount> out;
   for (const char* kind : {"rule", "model"}) {
     const std::string col = kind;
-    const std::string sql =
-        "SELECT a." + col + ", i.label, COUNT(DISTINCT i.id) FROM alerts a JOIN incidents i ON "
-        "a.incident_id = i.id WHERE i.label IS NOT NULL AND a." + col + " <> '' GROUP BY a." +
-        col + ", i.label ORDER BY a." + col;
+    const std::string sql = "SELECT a." + col +
+                            ", i.label, COUNT(DISTINCT i.id) FROM alerts a JOIN incidents i ON "
+                            "a.incident_id = i.id WHERE i.label IS NOT NULL AND a." +
+                            col + " <> '' GROUP BY a." + col + ", i.label ORDER BY a." + col;
     Sql q(db_, sql.c_str());
     while (q.Next()) {
       if (out.empty() || out.back().kind != kind || out.back().name != q.T(0)) {
@@ -419,15 +430,16 @@ core::Result<std::string> Store::ExportLabels() {
         "GROUP BY i.id ORDER BY i.labelled_ms, i.id");
   std::string out;
   while (q.Next()) {
-    nlohmann::json features = {{"alerts", q.I(6)},
-                               {"verdicts", q.I(7)},
-                               {"decisions", q.I(8)},
-                               {"max_score", q.D(9) ? nlohmann::json(*q.D(9)) : nlohmann::json()},
-                               {"max_severity", q.I(10)},
-                               {"mean_score", q.D(11) ? nlohmann::json(*q.D(11)) : nlohmann::json()},
-                               {"distinct_rules", q.I(12)},
-                               {"distinct_models", q.I(13)},
-                               {"span_s", static_cast<double>(q.I(5) - q.I(4)) / 1000.0}};
+    nlohmann::json features = {
+        {"alerts", q.I(6)},
+        {"verdicts", q.I(7)},
+        {"decisions", q.I(8)},
+        {"max_score", q.D(9) ? nlohmann::json(*q.D(9)) : nlohmann::json()},
+        {"max_severity", q.I(10)},
+        {"mean_score", q.D(11) ? nlohmann::json(*q.D(11)) : nlohmann::json()},
+        {"distinct_rules", q.I(12)},
+        {"distinct_models", q.I(13)},
+        {"span_s", static_cast<double>(q.I(5) - q.I(4)) / 1000.0}};
     nlohmann::json line = {{"id", "hub:" + q.T(1) + ":" + std::to_string(q.I(0))},
                            {"label", q.T(2)},
                            {"host", q.T(1)},
@@ -507,8 +519,9 @@ core::Result<EscalationRow> Store::Decide(int64_t id, Verdict v, const std::stri
                                     ": its deadline has passed (the default applies)");
   }
   row.state = v == Verdict::kApprove ? EscalationState::kApproved : EscalationState::kDenied;
-  Sql up(db_, "UPDATE escalations SET state = ?2, decided_by = ?3, note = ?4, decided_ms = ?5 "
-              "WHERE id = ?1 AND state = 'pending'");
+  Sql up(db_,
+         "UPDATE escalations SET state = ?2, decided_by = ?3, note = ?4, decided_ms = ?5 "
+         "WHERE id = ?1 AND state = 'pending'");
   up.Bind(id, std::string(EscalationStateName(row.state)), who, note, now_ms);
   up.Next();
   if (!up.ok()) return Fail("deciding an escalation");
@@ -533,8 +546,9 @@ core::Result<std::vector<EscalationRow>> Store::ExpireEscalations(int64_t now_ms
     if (!q.ok()) return Fail("finding due escalations");
   }
   for (EscalationRow& r : due) {
-    Sql up(db_, "UPDATE escalations SET state = 'timed_out', decided_by = 'hub', "
-                "decided_ms = ?2 WHERE id = ?1");
+    Sql up(db_,
+           "UPDATE escalations SET state = 'timed_out', decided_by = 'hub', "
+           "decided_ms = ?2 WHERE id = ?1");
     up.Bind(r.id, now_ms);
     up.Next();
     if (!up.ok()) return Fail("timing out an escalation");
@@ -548,8 +562,9 @@ core::Result<std::vector<EscalationRow>> Store::ExpireEscalations(int64_t now_ms
 
 core::Result<std::vector<AgentRow>> Store::Agents() {
   std::lock_guard lock(mu_);
-  Sql q(db_, "SELECT host, first_seen_ms, last_seen_ms, messages, findings FROM agents "
-             "ORDER BY host");
+  Sql q(db_,
+        "SELECT host, first_seen_ms, last_seen_ms, messages, findings FROM agents "
+        "ORDER BY host");
   std::vector<AgentRow> out;
   while (q.Next()) out.push_back({q.T(0), q.I(1), q.I(2), q.I(3), q.I(4)});
   if (!q.ok()) return Fail("listing agents");

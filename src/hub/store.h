@@ -28,8 +28,8 @@ struct StoreOptions {
 };
 
 struct IngestResult {
-  bool duplicate = false;       // the message id was seen before; nothing was stored
-  size_t findings = 0;          // stored now
+  bool duplicate = false;  // the message id was seen before; nothing was stored
+  size_t findings = 0;     // stored now
   size_t new_incidents = 0;
   std::vector<int64_t> incidents;  // the incidents the findings joined, in order, distinct
 };
@@ -60,10 +60,10 @@ struct AlertRow {
 };
 
 struct IncidentFilter {
-  std::string host;                  // "": every host
-  std::optional<bool> adjudicated;   // nullopt: both
-  int64_t limit = 100;               // 1..1000
-  int64_t before_id = 0;             // page: ids below this (0: from the newest)
+  std::string host;                 // "": every host
+  std::optional<bool> adjudicated;  // nullopt: both
+  int64_t limit = 100;              // 1..1000
+  int64_t before_id = 0;            // page: ids below this (0: from the newest)
 };
 
 enum class EscalationState : uint8_t { kPending, kApproved, kDenied, kTimedOut };

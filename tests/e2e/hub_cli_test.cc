@@ -27,8 +27,9 @@ namespace {
 class HubCliTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("hub_cli_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("hub_cli_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_ / "run");
     state_ = dir_ / "state";
@@ -127,7 +128,8 @@ std::string FindingsFile(int processes) {
                        {"reason", "worker spawned a shell"},
                        {"ml", {{"score", 0.5 + 0.05 * p}, {"model", "ngram"}}}}}};
     text += verdict.dump() + "\n" + decision.dump() + "\n";
-    text += R"({"class_uid":1007,"activity_id":1,"time":1,"process":{"pid":7}})" "\n";
+    text += R"({"class_uid":1007,"activity_id":1,"time":1,"process":{"pid":7}})"
+            "\n";
   }
   return text;
 }
@@ -187,14 +189,14 @@ TEST_F(HubCliTest, ServesIngestsIdempotentlyAdjudicatesAndAuditsEveryChange) {
     const int64_t pid = i["pid"];
     const std::string label = pid % 2 == 0 ? "true_positive" : "false_positive";
     auto r = http.Post("/v1/incidents/" + std::to_string(i["id"].get<int64_t>()) + "/adjudication",
-                       {{"Authorization", "Bearer " + analyst}},
-                       json{{"label", label}}.dump(), "application/json");
+                       {{"Authorization", "Bearer " + analyst}}, json{{"label", label}}.dump(),
+                       "application/json");
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 200) << r->body;
   }
-  auto viewer_label = http.Post("/v1/incidents/1/adjudication",
-                                {{"Authorization", "Bearer " + viewer}}, R"({"label":"benign"})",
-                                "application/json");
+  auto viewer_label =
+      http.Post("/v1/incidents/1/adjudication", {{"Authorization", "Bearer " + viewer}},
+                R"({"label":"benign"})", "application/json");
   EXPECT_EQ(viewer_label->status, 403);
   auto metrics = http.Get("/metrics");
   ASSERT_TRUE(metrics);
@@ -215,9 +217,9 @@ TEST_F(HubCliTest, ServesIngestsIdempotentlyAdjudicatesAndAuditsEveryChange) {
   EXPECT_EQ(StopHub(), 0);
 
   // The export is what `vigil train --model-type triage` reads.
-  CmdResult train = Vigil("train --model-type triage --dataset jsonl --labels " +
-                          labels_file.string() + " --out " + (dir_ / "triage.vgm").string() +
-                          " --rounds 5");
+  CmdResult train =
+      Vigil("train --model-type triage --dataset jsonl --labels " + labels_file.string() +
+            " --out " + (dir_ / "triage.vgm").string() + " --rounds 5");
   EXPECT_EQ(train.exit_code, 0) << train.out << train.err;
 
   const std::string audit_dir = (state_ / "audit").string();
@@ -239,8 +241,8 @@ TEST_F(HubCliTest, BadFlagsAndConfigsExitTwoNamingTheInput) {
   CmdResult role = Vigil("hub token --state-dir " + state_.string() + " --role root --subject x");
   EXPECT_EQ(role.exit_code, 2);
   EXPECT_NE(role.err.find("--role"), std::string::npos);
-  CmdResult ttl = Vigil("hub token --state-dir " + state_.string() +
-                        " --role viewer --subject x --ttl 90d");
+  CmdResult ttl =
+      Vigil("hub token --state-dir " + state_.string() + " --role viewer --subject x --ttl 90d");
   EXPECT_EQ(ttl.exit_code, 2);
   EXPECT_NE(ttl.err.find("--ttl"), std::string::npos);
   const fs::path config = dir_ / "hub.yaml";

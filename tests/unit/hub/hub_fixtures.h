@@ -50,8 +50,8 @@ inline std::string DecisionLine(const std::string& host, uint32_t pid, const std
 
 inline std::string IngestBody(const std::string& host, const std::string& message_id,
                               const std::vector<std::string>& findings) {
-  std::string body = R"({"schema_version":"vigil.hub/v1","host":")" + host +
-                     R"(","message_id":")" + message_id + R"(","findings":[)";
+  std::string body = R"({"schema_version":"vigil.hub/v1","host":")" + host + R"(","message_id":")" +
+                     message_id + R"(","findings":[)";
   for (size_t i = 0; i < findings.size(); ++i) body += (i ? "," : "") + findings[i];
   return body + "]}";
 }

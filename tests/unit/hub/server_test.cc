@@ -1,9 +1,10 @@
 // The hub's HTTP API on a loopback port: the authentication matrix, adjudication and its metrics,
 // escalations (approve, deny, time-out with a fake clock) and their audit records.
 
+#include "hub/server.h"
+
 #include <gtest/gtest.h>
 #include <httplib.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,7 +14,6 @@
 #include <nlohmann/json.hpp>
 
 #include "audit/verify.h"
-#include "hub/server.h"
 #include "hub_fixtures.h"
 
 namespace vigil::hub {
@@ -73,8 +73,8 @@ class HubServerTest : public ::testing::Test {
                             const std::string& token, const std::string& body = "") {
     httplib::Headers h;
     if (!token.empty()) h.emplace("Authorization", "Bearer " + token);
-    auto res = method == "GET" ? client_->Get(path, h)
-                               : client_->Post(path, h, body, "application/json");
+    auto res =
+        method == "GET" ? client_->Get(path, h) : client_->Post(path, h, body, "application/json");
     if (!res) return {-1, nullptr};
     last_body_ = res->body;
     last_www_authenticate_ = res->get_header_value("WWW-Authenticate");
@@ -121,17 +121,18 @@ TEST_F(HubServerTest, RefusesMissingExpiredForgedAndWrongRoleTokens) {
   EXPECT_EQ(status, 401);
   EXPECT_EQ(body["error"]["message"], "token: expired");
   // Forged: signed with another key; or a viewer token whose role was edited to admin.
-  const std::string forged = HubAuth(Jwt("another-key-another-key-another-key!")).Issue(
-      "mallory", Role::kAdmin, 900, Now());
+  const std::string forged = HubAuth(Jwt("another-key-another-key-another-key!"))
+                                 .Issue("mallory", Role::kAdmin, 900, Now());
   std::tie(status, body) = Call("GET", "/v1/agents", forged);
   EXPECT_EQ(status, 401);
   EXPECT_EQ(body["error"]["message"], "token: bad signature");
-  const std::string admin_payload =
-      HubAuth(Jwt("another-key-another-key-another-key!")).Issue("someone", Role::kAdmin, 900, Now());
-  const std::string tampered = viewer.substr(0, viewer.find('.')) +
-                               admin_payload.substr(admin_payload.find('.'), admin_payload.rfind('.') -
-                                                                               admin_payload.find('.')) +
-                               viewer.substr(viewer.rfind('.'));
+  const std::string admin_payload = HubAuth(Jwt("another-key-another-key-another-key!"))
+                                        .Issue("someone", Role::kAdmin, 900, Now());
+  const std::string tampered =
+      viewer.substr(0, viewer.find('.')) +
+      admin_payload.substr(admin_payload.find('.'),
+                           admin_payload.rfind('.') - admin_payload.find('.')) +
+      viewer.substr(viewer.rfind('.'));
   EXPECT_EQ(Call("GET", "/v1/agents", tampered).first, 401);
   // A token of the decision service (scopes, no hub role) from the same key.
   api::TokenClaims svc;
@@ -176,11 +177,10 @@ TEST_F(HubServerTest, RefusesMissingExpiredForgedAndWrongRoleTokens) {
 
 TEST_F(HubServerTest, IngestsAdjudicatesAndExportsPrecisionMetricsAndLabels) {
   const std::string agent = Token(Role::kAgent, "web-1");
-  const std::string body = IngestBody("web-1", "m1",
-                                      {DecisionLine("web-1", 1, "sh", 0, "shell"),
-                                       VerdictLine("web-1", 1, "sh", 1, 0.9),
-                                       DecisionLine("web-1", 2, "nc", 0, "shell"),
-                                       DecisionLine("web-1", 3, "py", 0, "shell")});
+  const std::string body = IngestBody(
+      "web-1", "m1",
+      {DecisionLine("web-1", 1, "sh", 0, "shell"), VerdictLine("web-1", 1, "sh", 1, 0.9),
+       DecisionLine("web-1", 2, "nc", 0, "shell"), DecisionLine("web-1", 3, "py", 0, "shell")});
   auto [status, answer] = Call("POST", "/v1/ingest", agent, body);
   ASSERT_EQ(status, 200) << last_body_;
   EXPECT_EQ(answer["duplicate"], false);
@@ -215,18 +215,20 @@ TEST_F(HubServerTest, IngestsAdjudicatesAndExportsPrecisionMetricsAndLabels) {
     EXPECT_EQ(answer["incident"]["label"], labels[i]);
     EXPECT_EQ(answer["incident"]["labelled_by"], "ana");
   }
-  std::tie(status, answer) = Call("POST", "/v1/incidents/999/adjudication", analyst,
-                                  R"({"label":"benign"})");
+  std::tie(status, answer) =
+      Call("POST", "/v1/incidents/999/adjudication", analyst, R"({"label":"benign"})");
   EXPECT_EQ(status, 404);
-  std::tie(status, answer) = Call("POST", "/v1/incidents/1/adjudication", analyst,
-                                  R"({"label":"maybe"})");
+  std::tie(status, answer) =
+      Call("POST", "/v1/incidents/1/adjudication", analyst, R"({"label":"maybe"})");
   EXPECT_EQ(status, 400);
 
   auto metrics = client_->Get("/metrics");
   ASSERT_EQ(metrics->status, 200);
   const std::string& text = metrics->body;
-  EXPECT_NE(text.find(R"(vigil_hub_adjudicated_incidents{kind="rule",label="true_positive",name="shell"} 2)"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find(
+          R"(vigil_hub_adjudicated_incidents{kind="rule",label="true_positive",name="shell"} 2)"),
+      std::string::npos)
       << text;
   EXPECT_NE(text.find(R"(vigil_hub_precision{kind="rule",name="shell"} 0.6666)"),
             std::string::npos);
@@ -257,9 +259,14 @@ TEST_F(HubServerTest, EscalationsAreApprovedDeniedOrTimedOutToTheirDefault) {
   const std::string analyst = Token(Role::kAnalyst, "ana");
   auto open = [&](const std::string& id, const std::string& def) {
     return Call("POST", "/v1/escalations", agent,
-                json{{"host", "web-1"}, {"escalation_id", id}, {"rule", "shell"},
-                     {"action", "kill"}, {"reason", "reverse shell"}, {"pid", 42},
-                     {"process", "nc"}, {"default", def}}
+                json{{"host", "web-1"},
+                     {"escalation_id", id},
+                     {"rule", "shell"},
+                     {"action", "kill"},
+                     {"reason", "reverse shell"},
+                     {"pid", 42},
+                     {"process", "nc"},
+                     {"default", def}}
                     .dump());
   };
   auto [status, answer] = open("e1", "deny");
@@ -279,8 +286,8 @@ TEST_F(HubServerTest, EscalationsAreApprovedDeniedOrTimedOutToTheirDefault) {
   EXPECT_EQ(answer["escalations"].size(), 3u);
 
   const std::string path1 = "/v1/escalations/" + std::to_string(e1);
-  std::tie(status, answer) = Call("POST", path1 + "/decision", analyst,
-                                  R"({"decision":"approve","note":"confirmed"})");
+  std::tie(status, answer) =
+      Call("POST", path1 + "/decision", analyst, R"({"decision":"approve","note":"confirmed"})");
   ASSERT_EQ(status, 200) << last_body_;
   EXPECT_EQ(answer["escalation"]["state"], "approved");
   EXPECT_EQ(answer["escalation"]["outcome"], "approve");
@@ -324,15 +331,15 @@ TEST_F(HubServerTest, EscalationsAreApprovedDeniedOrTimedOutToTheirDefault) {
 
 TEST_F(HubServerTest, AnAdminIssuesTokensAndEachIsAudited) {
   const std::string admin = Token(Role::kAdmin, "root");
-  auto [status, answer] = Call("POST", "/v1/tokens", admin,
-                               R"({"role":"analyst","subject":"bob","ttl_s":600})");
+  auto [status, answer] =
+      Call("POST", "/v1/tokens", admin, R"({"role":"analyst","subject":"bob","ttl_s":600})");
   ASSERT_EQ(status, 200) << last_body_;
   const std::string bob = answer["token"];
   EXPECT_EQ(Call("GET", "/v1/incidents", bob).first, 200);
   EXPECT_EQ(Call("POST", "/v1/tokens", admin, R"({"role":"root","subject":"x"})").first, 400);
-  EXPECT_EQ(Call("POST", "/v1/tokens", admin, R"({"role":"admin","subject":"x","ttl_s":999999})")
-                .first,
-            400);
+  EXPECT_EQ(
+      Call("POST", "/v1/tokens", admin, R"({"role":"admin","subject":"x","ttl_s":999999})").first,
+      400);
   EXPECT_EQ(Call("POST", "/v1/tokens", bob, R"({"role":"admin","subject":"bob"})").first, 403);
   int grants = 0;
   for (const auto& [type, payload] : AuditRecords()) {
@@ -349,8 +356,8 @@ TEST_F(HubServerTest, ServesHttpsWhenConfiguredAndNamesABadCertificate) {
   const std::string cert = (dir_ / "hub.crt").string(), key = (dir_ / "hub.key").string();
   const std::string make =
       "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
-      "-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -keyout " + key + " -out " + cert +
-      " >/dev/null 2>&1";
+      "-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -keyout " +
+      key + " -out " + cert + " >/dev/null 2>&1";
   if (std::system(make.c_str()) != 0) GTEST_SKIP() << "openssl CLI could not make a certificate";
   ServerOptions o;
   o.listen = {"127.0.0.1", 0};

@@ -1,15 +1,15 @@
 // The hub's request parsers and its SQLite store: idempotent ingestion, incident grouping,
 // adjudication counts and the labelled-data export.
 
-#include <gtest/gtest.h>
+#include "hub/store.h"
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
 
 #include "hub/requests.h"
-#include "hub/store.h"
 #include "hub_fixtures.h"
 #include "model/triage_labels.h"
 
@@ -76,8 +76,8 @@ TEST(HubRequestsTest, BadRequestsNameTheFieldAndTheReason) {
   }
   EXPECT_FALSE(ParseDecisionRequest(R"({"decision":"maybe"})").has_value());
   EXPECT_FALSE(ParseAdjudicationRequest(R"({"label":"tp"})").has_value());
-  auto e = ParseEscalationRequest(
-      R"({"host":"h","escalation_id":"7","action":"kill","timeout_s":0})");
+  auto e =
+      ParseEscalationRequest(R"({"host":"h","escalation_id":"7","action":"kill","timeout_s":0})");
   ASSERT_FALSE(e.has_value());
   EXPECT_NE(e.error().message().find("timeout_s: out of range"), std::string::npos);
 }
@@ -147,12 +147,12 @@ TEST_F(HubStoreTest, ARedeliveredMessageIsNotStoredTwice) {
 
 TEST_F(HubStoreTest, GroupsAlertsByHostProcessAndTimeWindow) {
   // Window 60 s: 0 s and 50 s join; 200 s opens another; another pid, process or host too.
-  IngestResult r = Ingest("web-1", "m-1",
-                          {VerdictLine("web-1", 10, "bash", 0, 0.6),
-                           DecisionLine("web-1", 10, "bash", 50, "shell", 0.8),
-                           VerdictLine("web-1", 10, "bash", 200, 0.7),
-                           VerdictLine("web-1", 11, "bash", 10, 0.7),
-                           VerdictLine("web-1", 10, "sshd", 10, 0.7)});
+  IngestResult r =
+      Ingest("web-1", "m-1",
+             {VerdictLine("web-1", 10, "bash", 0, 0.6),
+              DecisionLine("web-1", 10, "bash", 50, "shell", 0.8),
+              VerdictLine("web-1", 10, "bash", 200, 0.7), VerdictLine("web-1", 11, "bash", 10, 0.7),
+              VerdictLine("web-1", 10, "sshd", 10, 0.7)});
   EXPECT_EQ(r.new_incidents, 4u);
   EXPECT_EQ(r.incidents.size(), 4u);
   // The message's host is the grouping host (the same pid and process on another host).
@@ -190,10 +190,10 @@ TEST_F(HubStoreTest, GroupsAlertsByHostProcessAndTimeWindow) {
 }
 
 TEST_F(HubStoreTest, CountsAdjudicationsPerRuleAndModelAndExportsTriageLabels) {
-  IngestResult r = Ingest("h", "m", {DecisionLine("h", 1, "a", 0, "shell"),
-                                     DecisionLine("h", 2, "b", 0, "shell"),
-                                     VerdictLine("h", 3, "c", 0, 0.7, "kitnet"),
-                                     DecisionLine("h", 4, "d", 0, "shell")});
+  IngestResult r =
+      Ingest("h", "m",
+             {DecisionLine("h", 1, "a", 0, "shell"), DecisionLine("h", 2, "b", 0, "shell"),
+              VerdictLine("h", 3, "c", 0, 0.7, "kitnet"), DecisionLine("h", 4, "d", 0, "shell")});
   ASSERT_EQ(r.incidents.size(), 4u);
   ASSERT_TRUE(store_->Adjudicate(r.incidents[0], Label::kTruePositive, "ana", "", 1).has_value());
   ASSERT_TRUE(store_->Adjudicate(r.incidents[1], Label::kFalsePositive, "ana", "", 2).has_value());
