@@ -12,6 +12,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/file_lock.h"
 #include "enforce/enforce.h"
 #include "enforce/internal/host.h"
 #include "enforce/internal/net_block.h"
@@ -76,31 +77,7 @@ constexpr std::string_view kEscalationColumns =
     "id, created_ns, deadline_ns, rule, reason, target, proposed, on_timeout, state, decided_ns, "
     "decided_by, action_id, result_id";
 
-// An exclusive flock on a file, held for the object's lifetime.
-class FileLock {
- public:
-  static core::Result<FileLock> Take(const std::string& path) {
-    const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) return core::ErrnoError(errno, "opening lock file " + path);
-    while (flock(fd, LOCK_EX) != 0) {
-      if (errno != EINTR) {
-        const int err = errno;
-        close(fd);
-        return core::ErrnoError(err, "locking " + path);
-      }
-    }
-    return FileLock(fd);
-  }
-  FileLock(FileLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  FileLock& operator=(FileLock&&) = delete;
-  ~FileLock() {
-    if (fd_ >= 0) close(fd_);
-  }
-
- private:
-  explicit FileLock(int fd) : fd_(fd) {}
-  int fd_;
-};
+using core::FileLock;
 
 core::Status DamagedRow(const std::string& path, std::string_view table, int64_t id,
                         std::string_view what) {

@@ -1,12 +1,9 @@
 #include "govern/measure.h"
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <filesystem>
 
+#include "core/file_lock.h"
 #include "govern/internal/files.h"
 
 namespace vigil::govern {
@@ -16,33 +13,12 @@ using core::Status;
 
 namespace {
 
-// An exclusive flock() on PATH.lock for the life of the object.
-class FileLock {
- public:
-  static Result<FileLock> Take(const std::string& events_path) {
-    const std::string parent = std::filesystem::path(events_path).parent_path().string();
-    if (!parent.empty()) VIGIL_RETURN_IF_ERROR(internal::MakeDirs(parent, 0700));
-    const std::string path = events_path + ".lock";
-    const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) return core::ErrnoError(errno, path + ": cannot open");
-    while (flock(fd, LOCK_EX) != 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      close(fd);
-      return core::ErrnoError(err, path + ": cannot lock");
-    }
-    return FileLock(fd);
-  }
-  FileLock(FileLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  FileLock& operator=(FileLock&&) = delete;
-  ~FileLock() {
-    if (fd_ >= 0) close(fd_);
-  }
-
- private:
-  explicit FileLock(int fd) : fd_(fd) {}
-  int fd_;
-};
+// An exclusive lock on EVENTS_PATH.lock, creating its directory first.
+Result<core::FileLock> LockEvents(const std::string& events_path) {
+  const std::string parent = std::filesystem::path(events_path).parent_path().string();
+  if (!parent.empty()) VIGIL_RETURN_IF_ERROR(internal::MakeDirs(parent, 0700));
+  return core::FileLock::Take(events_path + ".lock");
+}
 
 Result<std::vector<AttestEvent>> ReadEvents(const std::string& path) {
   if (access(path.c_str(), F_OK) != 0) return std::vector<AttestEvent>{};
@@ -71,7 +47,7 @@ Status Measurer::Restart(const AttestEvent& first) {
   AttestEvent e = first;
   e.pcr = options_.pcr;
   VIGIL_RETURN_IF_ERROR(ValidateEvent(e, "measurement"));
-  VIGIL_ASSIGN_OR_RETURN(FileLock lock, FileLock::Take(options_.events_path));
+  VIGIL_ASSIGN_OR_RETURN(core::FileLock lock, LockEvents(options_.events_path));
   VIGIL_RETURN_IF_ERROR(tpm_->ResetPcr(options_.pcr));
   VIGIL_RETURN_IF_ERROR(tpm_->ExtendPcr(options_.pcr, e.digest));
   return internal::WriteFileAtomic(options_.events_path, EncodeEventList({e}), 0644);
@@ -80,7 +56,7 @@ Status Measurer::Restart(const AttestEvent& first) {
 Status Measurer::Measure(AttestEvent event) {
   event.pcr = options_.pcr;
   VIGIL_RETURN_IF_ERROR(ValidateEvent(event, "measurement"));
-  VIGIL_ASSIGN_OR_RETURN(FileLock lock, FileLock::Take(options_.events_path));
+  VIGIL_ASSIGN_OR_RETURN(core::FileLock lock, LockEvents(options_.events_path));
   VIGIL_ASSIGN_OR_RETURN(std::vector<AttestEvent> events, ReadEvents(options_.events_path));
   if (events.size() >= kMaxEvents) {
     return core::OutOfRange(options_.events_path + ": the event list is full (" +
@@ -99,7 +75,7 @@ Result<QuoteDocument> Measurer::Quote(std::vector<uint32_t> pcrs, const std::str
   if (pcrs.empty()) pcrs.push_back(options_.pcr);
   std::sort(pcrs.begin(), pcrs.end());
   pcrs.erase(std::unique(pcrs.begin(), pcrs.end()), pcrs.end());
-  VIGIL_ASSIGN_OR_RETURN(FileLock lock, FileLock::Take(options_.events_path));
+  VIGIL_ASSIGN_OR_RETURN(core::FileLock lock, LockEvents(options_.events_path));
   QuoteDocument q;
   VIGIL_ASSIGN_OR_RETURN(q.events, ReadEvents(options_.events_path));
   VIGIL_ASSIGN_OR_RETURN(TpmQuote tq, tpm_->Quote(pcrs, nonce));
