@@ -1,6 +1,5 @@
 #include "govern/measure.h"
 
-
 #include <filesystem>
 
 #include "core/file_lock.h"
