@@ -96,14 +96,22 @@ int main(int argc, char** argv) {
                                "- rule: Exec from mnt\n  desc: d\n  condition: evt.type = execve "
                                "and proc.exepath = /nonexistent/prog\n  output: \"exec\"\n  "
                                "priority: WARNING\n  action: {type: deny, mode: enforce}\n";
+  // Signed, so that `vigil run` keeps enforce mode (an unsigned policy would run in monitor mode).
+  const std::string keys = (dir / "keys").string();
+  if (std::system((vigil_bin + " keys init --dir " + keys + " >/dev/null && " + vigil_bin +
+                   " policy sign " + rules_file.string() + " --key-dir " + keys + " >/dev/null")
+                      .c_str()) != 0) {
+    std::fprintf(stderr, "gate_latency_bench: cannot sign the rules\n");
+    return 1;
+  }
   const std::string connect_args =
       " connect 127.0.0.1 " + std::to_string(listener.port()) + " " + std::to_string(calls);
   std::vector<double> base, gated;
   for (int b = 0; b < blocks; ++b) {
     auto x = RunProbe(probe + connect_args, out);
     base.insert(base.end(), x.begin(), x.end());
-    auto y = RunProbe(vigil_bin + " run --policy " + rules_file.string() + " -- " + probe +
-                          connect_args,
+    auto y = RunProbe(vigil_bin + " run --policy " + rules_file.string() + " --trusted-key " +
+                          keys + "/vigil.pub -- " + probe + connect_args,
                       out);
     gated.insert(gated.end(), y.begin(), y.end());
   }

@@ -159,6 +159,23 @@ struct EnforceGate {
   }
 };
 
+// Enforce mode's policy precondition: every file the policy engine read (the configured files,
+// a bundle manifest included, and the rules files the manifest names) carries a signature by a
+// trusted key. The embedded default rules are part of the vigil binary and are not checked. On
+// refusal, a policy-change record "refused" names the file and the reason, and the reason is
+// returned ("" when every file is trusted).
+std::string CheckPolicyTrust(const EnforceGate& gate, const std::vector<std::string>& configured,
+                             const policy::PolicySnapshot& snap, AuditTrail* audit) {
+  if (configured.empty() || gate.trusted.empty()) return "";  // (no keys: refused already)
+  std::vector<std::string> files = configured;
+  files.insert(files.end(), snap.files.begin(), snap.files.end());
+  const govern::TrustChecks t = govern::CheckSignedArtifacts(files, gate.trusted);
+  if (t.trusted) return "";
+  audit->PolicyChange("refused", snap.version, snap.generation, {t.path},
+                      t.first.outcome + ": " + t.first.reason);
+  return "policy " + t.first.outcome + ": " + t.first.reason;
+}
+
 // The start measurement: the vigil binary that is running.
 core::Result<govern::AttestEvent> BinaryEvent() {
   std::error_code ec;
@@ -424,6 +441,15 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
                                         : std::to_string(c.policy.files.size()) + " file(s)",
                  summary, policy::StageName(snap->stage));
     audit->PolicyChange("loaded", snap->version, snap->generation, snap->files, summary);
+    if (gate.wanted) {
+      const std::string why = CheckPolicyTrust(gate, c.policy.files, *snap, audit.get());
+      if (!why.empty()) {
+        gate.Refuse(why);
+        spdlog::error("ALERT enforce mode refused, running in monitor mode: {}", why);
+      } else if (!c.policy.files.empty() && !gate.trusted.empty()) {
+        spdlog::info("enforce: policy files signed by trusted keys");
+      }
+    }
   }
 
   // 5. The eBPF sensor. Exits 2 with the exact reason when the kernel cannot do it.
@@ -712,6 +738,21 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
             spdlog::info("SIGHUP: policy {} in force (generation {})", snap->version,
                          snap->generation);
             audit->PolicyChange("reloaded", snap->version, snap->generation, snap->files, "SIGHUP");
+            std::lock_guard<std::mutex> lock(mode_mu);
+            const std::string why = gate.wanted ? CheckPolicyTrust(gate, c.policy.files, *snap,
+                                                                   audit.get())
+                                                : "";
+            if (!why.empty()) {
+              // Monitor mode until a restart re-checks every precondition.
+              gate.Refuse(why);
+              spdlog::error("ALERT enforce mode refused, running in monitor mode: {}", why);
+              if (mode == "enforce") {
+                policy_engine->SetEnforcementAllowed(false);
+                audit->ModeChange(mode, "monitor", "policy reloaded (SIGHUP); enforce mode "
+                                                   "refused: " + why);
+                mode = "monitor";
+              }
+            }
           } else {
             spdlog::error("SIGHUP: policy not reloaded, {} stays in force: {}", snap->version,
                           ps.message());
@@ -769,8 +810,9 @@ RunFn AddAgentCommand(CLI::App& root) {
   CLI::App* cmd = root.add_subcommand(
       "agent", "Watch this host with the eBPF sensor: learn per-program baselines, then alert "
                "on anomalous behaviour and decide on every typed event with the policy. Enforce "
-               "mode is entered only with a baseline signed by a trusted key (and, with "
-               "attestation.require, a verified local TPM quote); otherwise the agent stays in "
+               "mode is entered only with a baseline and policy files signed by a trusted key "
+               "(and, with attestation.require, a verified local TPM quote); otherwise the agent "
+               "stays in "
                "monitor mode and records why. In enforce mode, decisions that enforce (policy, "
                "rule and rollout stage) are carried out (kill, freeze, block-network, escalate) "
                "and recorded in <state_dir>/enforcement.db; see vigil enforcement");

@@ -31,6 +31,7 @@ int RunGate(const GateCmdOptions& o, const CLI::App& cmd) {
   const enforce::GateOptions& go = setup->options;
   std::unique_ptr<AuditTrail>& audit = setup->audit;
   policy::RuleSet& rules = setup->rules;
+  const std::string mode(enforce::GateModeName(go.mode));  // monitor after a refusal
 
   // The signals that stop the gate are taken by sigwait below, never by a handler.
   sigset_t stop;
@@ -53,17 +54,17 @@ int RunGate(const GateCmdOptions& o, const CLI::App& cmd) {
   }
   std::fprintf(stderr, "vigil gate: holding %s of files on %zu path(s) (%s mode); SIGINT or "
                "SIGTERM stops\n",
-               o.open ? "exec and open" : "exec", o.watch.size(), o.mode.c_str());
+               o.open ? "exec and open" : "exec", o.watch.size(), mode.c_str());
   int sig = 0;
   sigwait(&stop, &sig);
   (*started)->Stop();
   const sensor::FanotifyGateStats fs = (*started)->stats();
   const enforce::GateStats gs = gate.stats();
   if (audit) {
-    audit->ModeChange(o.mode, "stopped", "vigil gate stopped by signal " + std::to_string(sig));
+    audit->ModeChange(mode, "stopped", "vigil gate stopped by signal " + std::to_string(sig));
     if (auto st = audit->Close(); !st.ok()) return ReportError("gate", st);
   }
-  nlohmann::json j = {{"mode", o.mode},
+  nlohmann::json j = {{"mode", mode},
                       {"deadline_ns", go.deadline_ns},
                       {"calls", fs.calls},
                       {"allowed", fs.allowed},
@@ -76,6 +77,7 @@ int RunGate(const GateCmdOptions& o, const CLI::App& cmd) {
                       {"own", fs.own},
                       {"stuck_allowed", fs.stuck_allowed},
                       {"overflows", fs.overflows}};
+  if (!setup->refusal.empty()) j["enforce_refused"] = setup->refusal;
   if (o.json) {
     std::printf("%s\n", j.dump().c_str());
   } else {

@@ -50,6 +50,7 @@ int RunRun(const RunOptions& o, const CLI::App& cmd) {
   const enforce::GateOptions& go = setup->options;
   std::unique_ptr<AuditTrail>& audit = setup->audit;
   policy::RuleSet& rules = setup->rules;
+  const std::string mode(enforce::GateModeName(go.mode));  // monitor after a refusal
 
   enforce::DecisionGate gate(&rules, go, nullptr, &core::Registry::Get(),
                              AuditGateRecords(audit.get()));
@@ -77,13 +78,13 @@ int RunRun(const RunOptions& o, const CLI::App& cmd) {
                  std::strerror(exit.exec_errno));
   }
   if (audit) {
-    audit->ModeChange(o.mode, "stopped", "program exited with " + std::to_string(exit.exit_code));
+    audit->ModeChange(mode, "stopped", "program exited with " + std::to_string(exit.exit_code));
     if (auto st = audit->Close(); !st.ok()) ReportError("run", st);
   }
   if (o.json) {
     nlohmann::json j = {{"program", o.argv[0]},
                         {"exit_code", exit.exit_code},
-                        {"mode", o.mode},
+                        {"mode", mode},
                         {"deadline_ns", go.deadline_ns},
                         {"calls", ss.calls},
                         {"allowed", ss.allowed},
@@ -96,6 +97,7 @@ int RunRun(const RunOptions& o, const CLI::App& cmd) {
                         {"unreadable", ss.read_failures},
                         {"vanished", ss.vanished}};
     if (exit.exec_errno != 0) j["exec_error"] = std::strerror(exit.exec_errno);
+    if (!setup->refusal.empty()) j["enforce_refused"] = setup->refusal;
     std::fprintf(stderr, "%s\n", j.dump().c_str());
   } else if (ss.denied + gs.would_deny + gs.fallbacks + gs.alerts > 0) {
     std::fprintf(stderr,

@@ -10,6 +10,7 @@
 #include "audit/payloads.h"
 #include "core/log.h"
 #include "enrich/proc_parse.h"
+#include "govern/trust.h"
 #include "policy/fields.h"
 
 namespace vigil::app {
@@ -66,6 +67,22 @@ std::vector<std::string> ReadArgv(const std::string& dir) {
 std::string BaseName(const std::string& path) {
   const size_t slash = path.find_last_of('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// Enforce mode's signature check of what the gate loaded from disk; the refusal ("" when every
+// file is trusted). Nothing to check needs no keys.
+std::string CheckGateArtifacts(const GateFlags& f, const core::VigilConfig& config,
+                               AuditTrail* audit) {
+  if (f.policies.empty()) return "";
+  auto keys = govern::LoadTrustedKeys(f.trusted_keys.empty() ? config.trusted_keys
+                                                             : f.trusted_keys);
+  if (!keys.has_value()) return keys.error().message();
+  const govern::TrustChecks t = govern::CheckSignedArtifacts(f.policies, *keys);
+  if (t.trusted) return "";
+  if (audit != nullptr) {
+    audit->PolicyChange("refused", "", 0, {t.path}, t.first.outcome + ": " + t.first.reason);
+  }
+  return "policy " + t.first.outcome + ": " + t.first.reason;
 }
 
 }  // namespace
@@ -188,6 +205,10 @@ void AddGateFlags(CLI::App* cmd, GateFlags* f) {
                   "<state_dir>/audit)")
       ->expected(0, 1);
   AddAuditKeyFlags(cmd, &f->audit_key, &f->audit_fsync);
+  cmd->add_option("--trusted-key", f->trusted_keys,
+                  "Public key (minisign format) whose signatures (FILE.minisig) make --policy "
+                  "files trusted in enforce mode; repeatable (default: the config's "
+                  "trusted_keys). An unsigned or altered file makes the gate run in monitor mode");
 }
 
 core::Result<GateSetup> SetupGate(const GateFlags& f, const CLI::App& cmd, std::string_view command,
@@ -215,7 +236,20 @@ core::Result<GateSetup> SetupGate(const GateFlags& f, const CLI::App& cmd, std::
     ao.fsync = f.audit_fsync;
     ao.writer = "vigil " + std::string(command) + " " + VIGIL_VERSION;
     VIGIL_ASSIGN_OR_RETURN(s.audit, AuditTrail::Open(ao));
-    s.audit->ModeChange("stopped", f.mode, start_reason);
+  }
+  if (s.options.mode == enforce::GateMode::kEnforce) {
+    s.refusal = CheckGateArtifacts(f, config, s.audit.get());
+  }
+  std::string reason = start_reason;
+  if (!s.refusal.empty()) {
+    s.options.mode = enforce::GateMode::kMonitor;
+    s.options.default_deny = false;
+    std::fprintf(stderr, "vigil %.*s: ALERT enforce mode refused, running in monitor mode: %s\n",
+                 static_cast<int>(command.size()), command.data(), s.refusal.c_str());
+    reason += "; enforce mode refused: " + s.refusal;
+  }
+  if (s.audit) {
+    s.audit->ModeChange("stopped", enforce::GateModeName(s.options.mode), reason);
   }
   return s;
 }

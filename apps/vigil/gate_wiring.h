@@ -32,20 +32,31 @@ struct GateFlags {
   std::string audit_dir;
   std::string audit_key;
   std::string audit_fsync = "batch";
+  std::vector<std::string> trusted_keys;  // "" = the config's trusted_keys
   bool json = false;
 };
-// --policy, --mode, --deadline, --fallback, --config, --audit [DIR], --audit-key, --audit-fsync.
+// --policy, --mode, --deadline, --fallback, --config, --audit [DIR], --audit-key, --audit-fsync,
+// --trusted-key.
 void AddGateFlags(CLI::App* cmd, GateFlags* f);
 
 // What the flags set up: the gate's options, the rules, the audit trail (null without --audit;
 // a mode-change record saying `start_reason` is written when it opens).
 struct GateSetup {
-  enforce::GateOptions options;
+  enforce::GateOptions options;  // options.mode: the mode the gate runs in (after a refusal)
   policy::RuleSet rules;
   std::unique_ptr<AuditTrail> audit;
+  // Why enforce mode was refused ("" when it was not asked for or holds): the gate then runs in
+  // monitor mode.
+  std::string refusal;
 };
 // Loads the config and rules, starts logging and opens the audit log. Errors name the flag or
 // file at fault (rules warnings are printed to stderr, prefixed "vigil COMMAND").
+//
+// Enforce mode's precondition (docs/attestation.md, "Enforce mode"): every --policy file carries
+// a signature (FILE.minisig) by a trusted key (--trusted-key, else the config's trusted_keys).
+// When one does not, or the keys do not load, the gate runs in monitor mode: an ALERT line on
+// stderr, a policy-change record "refused" naming the file and the reason, and the start's
+// mode-change record says why.
 core::Result<GateSetup> SetupGate(const GateFlags& f, const CLI::App& cmd, std::string_view command,
                                   std::string_view gate_name, const std::string& start_reason);
 

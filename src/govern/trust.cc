@@ -1,5 +1,6 @@
 #include "govern/trust.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 
@@ -61,6 +62,22 @@ TrustCheck CheckSignedArtifact(const std::string& path,
   c.outcome = "unknown-key";
   c.reason = path + " is signed by key " + c.key_id + ", which is not a trusted key";
   return c;
+}
+
+TrustChecks CheckSignedArtifacts(const std::vector<std::string>& paths,
+                                 const std::vector<PublicKey>& trusted) {
+  TrustChecks all;
+  for (const std::string& p : paths) {
+    if (std::find(all.checked.begin(), all.checked.end(), p) != all.checked.end()) continue;
+    all.checked.push_back(p);
+    TrustCheck c = CheckSignedArtifact(p, trusted);
+    if (c.trusted) continue;
+    all.trusted = false;
+    all.path = p;
+    all.first = std::move(c);
+    break;
+  }
+  return all;
 }
 
 core::Result<Signature> SignArtifact(const std::string& path, std::string_view bytes,

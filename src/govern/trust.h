@@ -31,6 +31,18 @@ core::Result<std::vector<PublicKey>> LoadTrustedKeys(const std::vector<std::stri
 // untrusted outcome with its reason.
 TrustCheck CheckSignedArtifact(const std::string& path, const std::vector<PublicKey>& trusted);
 
+// A check of several artifacts that must all be trusted (a policy's rules files and manifest).
+struct TrustChecks {
+  bool trusted = true;
+  std::string path;    // the first untrusted file ("" when all are trusted)
+  TrustCheck first;    // its check (outcome, reason); default when all are trusted
+  std::vector<std::string> checked;  // every distinct path checked, in order
+};
+// Checks each distinct path of `paths` in order with CheckSignedArtifact and stops at the first
+// untrusted one. An empty list is trusted (nothing was read from disk).
+TrustChecks CheckSignedArtifacts(const std::vector<std::string>& paths,
+                                 const std::vector<PublicKey>& trusted);
+
 // Signs `bytes` (the content of `path`) with `key` and writes `path + ".minisig"` atomically. The
 // trusted comment is "timestamp:<now_unix>\tfile:<file name>\tsha256:<hex>", then a tab and
 // `extra` when not empty. Returns the signature written.

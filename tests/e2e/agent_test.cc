@@ -211,7 +211,8 @@ TEST_F(AgentE2eTest, LearnsThenAlertsOnUnseenBehaviourOnly) {
     EXPECT_EQ(waitpid(pid, &st, 0), pid);
     EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << ReadAll(err);
     const std::string audit_dir = (dir_ / "audit").string();
-    EXPECT_EQ(audit("show " + audit_dir + " --type model-change,mode-change --json"), 0);
+    EXPECT_EQ(audit("show " + audit_dir + " --type model-change,mode-change,policy-change --json"),
+              0);
     return ReadAll(audit_out);
   };
   std::string changes = run_enforcing();
@@ -251,6 +252,70 @@ TEST_F(AgentE2eTest, LearnsThenAlertsOnUnseenBehaviourOnly) {
     const int rc = std::system(verify.c_str());
     EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0) << ReadAll(audit_out);
   }
+
+  // Policy files must be signed by a trusted key too (the embedded rules used so far are part of
+  // the signed binary). Unsigned, then signed by an unknown key: refused, with the file and the
+  // reason in the audit log.
+  const fs::path rules = dir_ / "rules.yaml";
+  std::ofstream(rules) << "- rule: Never\n  desc: d\n  condition: evt.type = openat and fd.name = "
+                          "/nonexistent/vigil\n  output: o\n  priority: WARNING\n";
+  std::ofstream(enforce_config, std::ios::app) << "policy:\n  files: [" << rules.string() << "]\n";
+  changes = run_enforcing();
+  EXPECT_NE(changes.find("enforce mode refused: policy unsigned: " + rules.string() +
+                         " is not signed"),
+            std::string::npos)
+      << changes << ReadAll(err);
+  EXPECT_NE(changes.find(R"("files":[")" + rules.string() + R"("],"generation":1,"reason":")"
+                         R"(unsigned: )"),
+            std::string::npos)
+      << changes;
+  EXPECT_NE(ReadAll(err).find("ALERT enforce mode refused, running in monitor mode: policy "
+                              "unsigned"),
+            std::string::npos)
+      << ReadAll(err);
+  const std::string stranger = (dir_ / "stranger").string();
+  ASSERT_EQ(std::system((std::string(VIGIL_BINARY) + " keys init --dir " + stranger +
+                         " >/dev/null && " + VIGIL_BINARY + " policy sign " + rules.string() +
+                         " --key-dir " + stranger + " >/dev/null")
+                            .c_str()),
+            0);
+  changes = run_enforcing();
+  EXPECT_NE(changes.find("enforce mode refused: policy unknown-key: " + rules.string() +
+                         " is signed by key"),
+            std::string::npos)
+      << changes << ReadAll(err);
+
+  // Signed by the host key: enforce mode. Altered after signing and reloaded (SIGHUP): the agent
+  // drops to monitor mode and records why.
+  ASSERT_EQ(std::system((std::string(VIGIL_BINARY) + " policy sign " + rules.string() +
+                         " --key-dir " + (dir_ / "keys").string() + " >/dev/null")
+                            .c_str()),
+            0);
+  fs::remove(err);  // (the wait below must not find the previous run's lines)
+  agent_ = Spawn({VIGIL_BINARY, "agent", "--config", enforce_config.string(), "--state-dir",
+                  dir_.string(), "--duration", "30s", "--sink", "null"},
+                 out, err);
+  ASSERT_TRUE(WaitFor([&] { return ReadAll(err).find("detection started") != std::string::npos; },
+                      std::chrono::seconds(30)))
+      << ReadAll(err);
+  EXPECT_EQ(ReadAll(err).find("ALERT enforce mode refused"), std::string::npos) << ReadAll(err);
+  std::ofstream(rules, std::ios::app) << "# edited after signing\n";
+  kill(agent_, SIGHUP);
+  EXPECT_TRUE(WaitFor([&] { return ReadAll(err).find("ALERT enforce mode refused") !=
+                                   std::string::npos; },
+                      std::chrono::seconds(10)))
+      << ReadAll(err);
+  kill(agent_, SIGTERM);
+  ASSERT_EQ(waitpid(agent_, &status, 0), agent_);
+  agent_ = -1;
+  EXPECT_EQ(audit("show " + (dir_ / "audit").string() + " --type mode-change,policy-change --json"),
+            0);
+  changes = ReadAll(audit_out);
+  EXPECT_NE(changes.find(R"("from":"enforce","reason":"policy reloaded (SIGHUP); enforce mode )"
+                         R"(refused: policy altered: )" + rules.string()),
+            std::string::npos)
+      << changes << ReadAll(err);
+  EXPECT_NE(changes.find(R"("generation":2,"reason":"altered: )"), std::string::npos) << changes;
 }
 
 // A child that opens `trigger` every 50 ms and counts its rounds in `counter` (so a frozen one
@@ -373,7 +438,10 @@ TEST_F(AgentE2eTest, EnforceModeKillsAndFreezesAndRollbackThaws) {
   EXPECT_EQ(nlohmann::json::parse(r.out).size(), 0u) << r.out;
   kill(spared, SIGKILL);
 
-  // Enforce mode: the baseline it learns is its own, so it enters enforce mode at once.
+  // Enforce mode: the baseline it learns is its own, so it enters enforce mode at once; the
+  // rules are signed with the host key the monitor run made.
+  r = vigil("policy sign " + rules.string() + " --key-dir " + (dir_ / "keys").string());
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   ASSERT_TRUE(start_agent("enforce")) << ReadAll(err);
   const pid_t killee = SpawnOpener(kill_trigger, dir_ / "killee.count");
   const pid_t freezee = SpawnOpener(freeze_trigger, dir_ / "freezee.count");

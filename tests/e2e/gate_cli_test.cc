@@ -46,6 +46,12 @@ class GateCliTest : public ::testing::Test {
         << (dir_ / "mnt").string()
         << "/\n  output: \"exec %proc.exepath\"\n  priority: WARNING\n"
            "  action: {type: deny, mode: enforce}\n";
+    // Enforce mode takes only a signed policy.
+    const std::string keys = (dir_ / "keys").string();
+    ASSERT_EQ(RunVigil(dir_, "keys init --dir " + keys).exit_code, 0);
+    ASSERT_EQ(RunVigil(dir_, "policy sign " + (dir_ / "rules.yaml").string() + " --key-dir " +
+                                 keys).exit_code,
+              0);
   }
   void TearDown() override {
     if (mounted_) umount2((dir_ / "mnt").c_str(), MNT_DETACH);
@@ -60,6 +66,7 @@ class GateCliTest : public ::testing::Test {
     fs::remove(err);
     const std::string cmd = "exec " + std::string(VIGIL_BINARY) + " gate --watch " + (dir_ / "mnt").string() +
                             " --policy " + (dir_ / "rules.yaml").string() + " --mode " + mode +
+                            " --trusted-key " + (dir_ / "keys" / "vigil.pub").string() +
                             " --json >" + out + " 2>" + err;
     const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
     pid_t sh = 0;

@@ -8,6 +8,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <vector>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -38,14 +40,25 @@ class RunTest : public ::testing::Test {
         << secret_.string()
         << "\n  output: \"open %fd.name by %proc.name\"\n  priority: WARNING\n"
            "  action: {type: deny, mode: enforce}\n";
+    // Enforce mode takes only signed policies: the rules are signed with a key the runs trust.
+    ASSERT_EQ(RunVigil(dir_, "keys init --dir " + (dir_ / "keys").string()).exit_code, 0);
+    ASSERT_EQ(Sign(dir_ / "rules.yaml", dir_ / "keys"), 0);
   }
   void TearDown() override {
     fs::remove_all(dir_);
   }
-  std::string Run(const std::string& mode, const std::string& program) {
-    return "run --policy " + (dir_ / "rules.yaml").string() + " --mode " + mode +
-           " --json --audit " + (dir_ / "audit").string() + " --audit-key " +
-           (dir_ / "audit.key").string() + " -- " + program;
+  int Sign(const fs::path& file, const fs::path& key_dir) {
+    const CmdResult r = RunVigil(dir_, "policy sign " + file.string() + " --key-dir " +
+                                           key_dir.string());
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    return r.exit_code;
+  }
+  std::string Run(const std::string& mode, const std::string& program,
+                  const fs::path& rules = {}) {
+    return "run --policy " + (rules.empty() ? dir_ / "rules.yaml" : rules).string() + " --mode " +
+           mode + " --trusted-key " + (dir_ / "keys" / "vigil.pub").string() + " --json --audit " +
+           (dir_ / "audit").string() + " --audit-key " + (dir_ / "audit.key").string() + " -- " +
+           program;
   }
   static nlohmann::json LastJson(const std::string& err) {
     const size_t start = err.rfind("\n{");
@@ -96,6 +109,68 @@ TEST_F(RunTest, MonitorModeAllowsAndCountsWouldHaveDenied) {
   ASSERT_FALSE(j.is_discarded()) << r.err;
   EXPECT_EQ(j["would_have_denied"], 1);
   EXPECT_EQ(j["denied"], 0);
+}
+
+// Enforce mode refuses a policy that is unsigned, signed by a key it does not trust, or altered
+// after signing: the program runs in monitor mode (nothing denied, would-have-denied counted),
+// with an ALERT and the reason in the audit log.
+TEST_F(RunTest, EnforceModeRefusesUnsignedUnknownKeyOrAlteredPolicy) {
+  const fs::path rules = dir_ / "other.yaml";
+  fs::copy_file(dir_ / "rules.yaml", rules);
+  ASSERT_EQ(RunVigil(dir_, "keys init --dir " + (dir_ / "stranger").string()).exit_code, 0);
+  struct Case {
+    std::string outcome;
+    std::function<void()> prepare;
+  };
+  const std::vector<Case> cases = {
+      {"unsigned", [] {}},
+      {"unknown-key", [&] { Sign(rules, dir_ / "stranger"); }},
+      {"altered",
+       [&] {
+         Sign(rules, dir_ / "keys");
+         std::ofstream(rules, std::ios::app) << "# edited after signing\n";
+       }},
+  };
+  for (const Case& c : cases) {
+    fs::remove_all(dir_ / "audit");
+    c.prepare();
+    CmdResult r = RunVigil(dir_, Run("enforce", "cat " + secret_.string(), rules));
+    EXPECT_EQ(r.exit_code, 0) << c.outcome << ": " << r.err;
+    EXPECT_EQ(r.out, "secret\n") << c.outcome;
+    EXPECT_NE(r.err.find("ALERT enforce mode refused, running in monitor mode: policy " +
+                         c.outcome + ": " + rules.string()),
+              std::string::npos)
+        << r.err;
+    nlohmann::json j = LastJson(r.err);
+    ASSERT_FALSE(j.is_discarded()) << r.err;
+    EXPECT_EQ(j["mode"], "monitor");
+    EXPECT_EQ(j["denied"], 0);
+    EXPECT_EQ(j["would_have_denied"], 1);
+    EXPECT_NE(j.value("enforce_refused", "").find("policy " + c.outcome), std::string::npos)
+        << j.dump();
+
+    CmdResult show = RunVigil(dir_, "audit show " + (dir_ / "audit").string() + " --json");
+    ASSERT_EQ(show.exit_code, 0) << show.err;
+    EXPECT_NE(show.out.find(R"("action":"refused")"), std::string::npos) << show.out;
+    EXPECT_NE(show.out.find(R"("files":[")" + rules.string() + R"("])"), std::string::npos)
+        << show.out;
+    EXPECT_NE(show.out.find(R"("reason":")" + c.outcome + ": "), std::string::npos) << show.out;
+    EXPECT_NE(show.out.find(R"("to":"monitor")"), std::string::npos) << show.out;
+    EXPECT_NE(show.out.find("enforce mode refused: policy " + c.outcome), std::string::npos)
+        << show.out;
+  }
+
+  // Signed by the trusted key: enforce mode, the open is denied, and the start says so.
+  fs::remove_all(dir_ / "audit");
+  Sign(rules, dir_ / "keys");
+  CmdResult r = RunVigil(dir_, Run("enforce", "cat " + secret_.string(), rules));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.err.find("ALERT"), std::string::npos) << r.err;
+  EXPECT_EQ(LastJson(r.err)["mode"], "enforce") << r.err;
+  CmdResult show = RunVigil(dir_, "audit show " + (dir_ / "audit").string() + " --json");
+  EXPECT_NE(show.out.find(R"("from":"stopped")"), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find(R"("to":"enforce")"), std::string::npos) << show.out;
+  EXPECT_EQ(show.out.find(R"("action":"refused")"), std::string::npos) << show.out;
 }
 
 TEST_F(RunTest, BadUsageExitsTwo) {

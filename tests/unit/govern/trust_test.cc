@@ -65,6 +65,25 @@ TEST_F(TrustTest, UnsignedAlteredAndUnknownKeyAreRefusedWithTheReason) {
             "unreadable");
 }
 
+TEST_F(TrustTest, SeveralArtifactsStopAtTheFirstUntrustedOne) {
+  const std::vector<PublicKey> trusted = {pair_.public_key};
+  const std::string rules = tmp_.Write("rules.yaml", "- list: a\n  items: [b]\n");
+  ASSERT_TRUE(SignArtifact(model_, "model bytes", pair_.secret_key, "", 1).has_value());
+  TrustChecks all = CheckSignedArtifacts({model_, rules, model_}, trusted);
+  EXPECT_FALSE(all.trusted);
+  EXPECT_EQ(all.path, rules);
+  EXPECT_EQ(all.first.outcome, "unsigned");
+  EXPECT_EQ(all.checked, (std::vector<std::string>{model_, rules}));
+
+  ASSERT_TRUE(SignArtifact(rules, "- list: a\n  items: [b]\n", pair_.secret_key, "", 1)
+                  .has_value());
+  all = CheckSignedArtifacts({model_, rules, model_}, trusted);
+  EXPECT_TRUE(all.trusted) << all.first.reason;
+  EXPECT_TRUE(all.path.empty());
+  EXPECT_EQ(all.checked.size(), 2u);
+  EXPECT_TRUE(CheckSignedArtifacts({}, trusted).trusted);
+}
+
 TEST_F(TrustTest, TrustedKeysMustAllLoad) {
   auto keys = LoadTrustedKeys({tmp_.path().string() + "/keys/vigil.pub",
                                tmp_.path().string() + "/nope.pub"});
