@@ -39,7 +39,7 @@ int RunGate(const GateCmdOptions& o, const CLI::App& cmd) {
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&stop, sig);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
 
-  enforce::DecisionGate gate(&rules, go, nullptr, &core::Registry::Get(),
+  enforce::DecisionGate gate(&rules, go, setup->verdicts.get(), &core::Registry::Get(),
                              AuditGateRecords(audit.get()));
   GateDeciderAdapter decider(&gate);
   sensor::FanotifyGateOptions fo;
@@ -73,11 +73,13 @@ int RunGate(const GateCmdOptions& o, const CLI::App& cmd) {
                       {"alerts", gs.alerts},
                       {"fallbacks", gs.fallbacks},
                       {"deadline_fallbacks", gs.deadline_fallbacks},
+                      {"model_fallbacks", gs.model_fallbacks},
                       {"late_decisions", gs.late},
                       {"own", fs.own},
                       {"stuck_allowed", fs.stuck_allowed},
                       {"overflows", fs.overflows}};
   if (!setup->refusal.empty()) j["enforce_refused"] = setup->refusal;
+  if (setup->engine) j["breaker_opened"] = setup->engine->breaker().opened();
   if (o.json) {
     std::printf("%s\n", j.dump().c_str());
   } else {

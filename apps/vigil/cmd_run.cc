@@ -52,7 +52,7 @@ int RunRun(const RunOptions& o, const CLI::App& cmd) {
   policy::RuleSet& rules = setup->rules;
   const std::string mode(enforce::GateModeName(go.mode));  // monitor after a refusal
 
-  enforce::DecisionGate gate(&rules, go, nullptr, &core::Registry::Get(),
+  enforce::DecisionGate gate(&rules, go, setup->verdicts.get(), &core::Registry::Get(),
                              AuditGateRecords(audit.get()));
   GateDeciderAdapter decider(&gate);
   sensor::SeccompGateOptions so;
@@ -93,11 +93,13 @@ int RunRun(const RunOptions& o, const CLI::App& cmd) {
                         {"alerts", gs.alerts},
                         {"fallbacks", gs.fallbacks},
                         {"deadline_fallbacks", gs.deadline_fallbacks},
+                        {"model_fallbacks", gs.model_fallbacks},
                         {"late_decisions", gs.late},
                         {"unreadable", ss.read_failures},
                         {"vanished", ss.vanished}};
     if (exit.exec_errno != 0) j["exec_error"] = std::strerror(exit.exec_errno);
     if (!setup->refusal.empty()) j["enforce_refused"] = setup->refusal;
+    if (setup->engine) j["breaker_opened"] = setup->engine->breaker().opened();
     std::fprintf(stderr, "%s\n", j.dump().c_str());
   } else if (ss.denied + gs.would_deny + gs.fallbacks + gs.alerts > 0) {
     std::fprintf(stderr,

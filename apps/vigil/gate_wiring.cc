@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "enrich/proc_parse.h"
 #include "govern/trust.h"
+#include "model/loader.h"
 #include "policy/fields.h"
 
 namespace vigil::app {
@@ -72,17 +73,26 @@ std::string BaseName(const std::string& path) {
 // Enforce mode's signature check of what the gate loaded from disk; the refusal ("" when every
 // file is trusted). Nothing to check needs no keys.
 std::string CheckGateArtifacts(const GateFlags& f, const core::VigilConfig& config,
-                               AuditTrail* audit) {
-  if (f.policies.empty()) return "";
+                               const model::Model* model, AuditTrail* audit) {
+  if (f.policies.empty() && model == nullptr) return "";
   auto keys = govern::LoadTrustedKeys(f.trusted_keys.empty() ? config.trusted_keys
                                                              : f.trusted_keys);
   if (!keys.has_value()) return keys.error().message();
   const govern::TrustChecks t = govern::CheckSignedArtifacts(f.policies, *keys);
-  if (t.trusted) return "";
-  if (audit != nullptr) {
-    audit->PolicyChange("refused", "", 0, {t.path}, t.first.outcome + ": " + t.first.reason);
+  if (!t.trusted) {
+    if (audit != nullptr) {
+      audit->PolicyChange("refused", "", 0, {t.path}, t.first.outcome + ": " + t.first.reason);
+    }
+    return "policy " + t.first.outcome + ": " + t.first.reason;
   }
-  return "policy " + t.first.outcome + ": " + t.first.reason;
+  if (model == nullptr) return "";
+  const govern::TrustCheck m = govern::CheckSignedArtifact(f.model, *keys);
+  if (m.trusted) return "";
+  if (audit != nullptr) {
+    audit->ModelChange("refused", f.model, model->name(), model->version(),
+                       m.outcome + ": " + m.reason);
+  }
+  return "model " + m.outcome + ": " + m.reason;
 }
 
 }  // namespace
@@ -209,6 +219,11 @@ void AddGateFlags(CLI::App* cmd, GateFlags* f) {
                   "Public key (minisign format) whose signatures (FILE.minisig) make --policy "
                   "files trusted in enforce mode; repeatable (default: the config's "
                   "trusted_keys). An unsigned or altered file makes the gate run in monitor mode");
+  cmd->add_option("--model", f->model,
+                  "Model file for rules on ml.* fields: a system-call sequence model (vigil train "
+                  "--model-type sequence) scoring each process's sequence of gated calls "
+                  "(docs/gates.md); signed like --policy in enforce mode")
+      ->check(CLI::ExistingFile);
 }
 
 core::Result<GateSetup> SetupGate(const GateFlags& f, const CLI::App& cmd, std::string_view command,
@@ -229,6 +244,13 @@ core::Result<GateSetup> SetupGate(const GateFlags& f, const CLI::App& cmd, std::
                    command.data(), w.ToString().c_str());
     }
   }
+  std::shared_ptr<const model::Model> gate_model;
+  if (!f.model.empty()) {
+    auto loaded = model::LoadModel(f.model);
+    if (!loaded.has_value()) return loaded.error().WithContext("--model");
+    VIGIL_RETURN_IF_ERROR(CheckGateModel(**loaded, f.model));
+    gate_model = std::move(loaded).value();
+  }
   if (cmd.count("--audit") > 0) {
     AuditTrailOptions ao;
     ao.dir = f.audit_dir.empty() ? config.state_dir + "/audit" : f.audit_dir;
@@ -237,8 +259,19 @@ core::Result<GateSetup> SetupGate(const GateFlags& f, const CLI::App& cmd, std::
     ao.writer = "vigil " + std::string(command) + " " + VIGIL_VERSION;
     VIGIL_ASSIGN_OR_RETURN(s.audit, AuditTrail::Open(ao));
   }
+  if (gate_model && s.audit) {
+    s.audit->ModelChange("loaded", f.model, gate_model->name(), gate_model->version(),
+                         "the " + std::string(gate_name) + " gate's model");
+  }
   if (s.options.mode == enforce::GateMode::kEnforce) {
-    s.refusal = CheckGateArtifacts(f, config, s.audit.get());
+    s.refusal = CheckGateArtifacts(f, config, gate_model.get(), s.audit.get());
+  }
+  if (gate_model) {
+    model::InferenceEngineOptions eo;
+    eo.name = "gate-" + std::string(gate_name);
+    VIGIL_ASSIGN_OR_RETURN(s.engine, model::InferenceEngine::Create(gate_model, eo,
+                                                                    core::SystemClock::Get()));
+    s.verdicts = std::make_unique<EngineVerdictSource>(s.engine.get(), GateModelOptions{});
   }
   std::string reason = start_reason;
   if (!s.refusal.empty()) {

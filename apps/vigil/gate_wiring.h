@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/vigil/audit_trail.h"
+#include "apps/vigil/gate_model.h"
 #include "core/config.h"
 #include "enforce/gate.h"
 #include "enrich/user_resolver.h"
@@ -33,10 +34,11 @@ struct GateFlags {
   std::string audit_key;
   std::string audit_fsync = "batch";
   std::vector<std::string> trusted_keys;  // "" = the config's trusted_keys
+  std::string model;                      // "" = no model: ml.* fields absent
   bool json = false;
 };
 // --policy, --mode, --deadline, --fallback, --config, --audit [DIR], --audit-key, --audit-fsync,
-// --trusted-key.
+// --trusted-key, --model.
 void AddGateFlags(CLI::App* cmd, GateFlags* f);
 
 // What the flags set up: the gate's options, the rules, the audit trail (null without --audit;
@@ -45,6 +47,9 @@ struct GateSetup {
   enforce::GateOptions options;  // options.mode: the mode the gate runs in (after a refusal)
   policy::RuleSet rules;
   std::unique_ptr<AuditTrail> audit;
+  // With --model: the engine and the verdict source the decision gate asks (gate_model.h).
+  std::unique_ptr<model::InferenceEngine> engine;
+  std::unique_ptr<EngineVerdictSource> verdicts;
   // Why enforce mode was refused ("" when it was not asked for or holds): the gate then runs in
   // monitor mode.
   std::string refusal;
@@ -52,11 +57,15 @@ struct GateSetup {
 // Loads the config and rules, starts logging and opens the audit log. Errors name the flag or
 // file at fault (rules warnings are printed to stderr, prefixed "vigil COMMAND").
 //
-// Enforce mode's precondition (docs/attestation.md, "Enforce mode"): every --policy file carries
-// a signature (FILE.minisig) by a trusted key (--trusted-key, else the config's trusted_keys).
-// When one does not, or the keys do not load, the gate runs in monitor mode: an ALERT line on
-// stderr, a policy-change record "refused" naming the file and the reason, and the start's
-// mode-change record says why.
+// With --model, the model file is loaded (any error names it; a family that does not score
+// system-call sequences is refused) and served by an inference engine named "gate-<gate_name>";
+// a model-change record "loaded" is written.
+//
+// Enforce mode's precondition (docs/attestation.md, "Enforce mode"): every --policy file and the
+// --model file carry a signature (FILE.minisig) by a trusted key (--trusted-key, else the
+// config's trusted_keys). When one does not, or the keys do not load, the gate runs in monitor
+// mode: an ALERT line on stderr, a policy-change (or model-change) record "refused" naming the
+// file and the reason, and the start's mode-change record says why.
 core::Result<GateSetup> SetupGate(const GateFlags& f, const CLI::App& cmd, std::string_view command,
                                   std::string_view gate_name, const std::string& start_reason);
 

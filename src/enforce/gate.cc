@@ -51,7 +51,7 @@ bool IsGateDenyRule(const policy::Rule& r) { return r.has_action && r.action.typ
 
 struct DecisionGate::Metrics {
   std::atomic<uint64_t> decisions{0}, denied{0}, would_deny{0}, alerts{0}, fallbacks{0},
-      deadline_fallbacks{0}, late{0};
+      deadline_fallbacks{0}, model_fallbacks{0}, late{0};
   core::Counter* allow = nullptr;
   core::Counter* deny = nullptr;
   core::Counter* would = nullptr;
@@ -108,7 +108,7 @@ bool DecisionGate::Enforced(const policy::Rule& r) const {
 
 void DecisionGate::Record(GateRecord::Kind kind, const core::Event& e, core::Action action,
                           const policy::Rule* rule, std::string reason, bool enforced,
-                          FallbackReason why) {
+                          FallbackReason why, const core::Verdict* verdict) {
   if (!record_) return;
   GateRecord rec;
   rec.kind = kind;
@@ -117,6 +117,7 @@ void DecisionGate::Record(GateRecord::Kind kind, const core::Event& e, core::Act
   rec.decision.rule = rule != nullptr ? rule->name : "";
   rec.decision.reason = std::move(reason);
   rec.decision.enforced = enforced;
+  if (verdict != nullptr) rec.decision.verdict = *verdict;
   rec.gate = options_.name;
   rec.mode = GateModeName(options_.mode);
   rec.reason = why;
@@ -128,6 +129,7 @@ GateDecision DecisionGate::Decide(const policy::EvalInput& in, int64_t deadline_
   Metrics& m = *metrics_;
   const core::Event& e = *in.event;
   GateDecision d;
+  if (verdicts_ != nullptr) verdicts_->Observe(in);
   std::vector<policy::Match> matches = rules_->Evaluate(in);
 
   auto deny_match = [&](const std::vector<policy::Match>& ms) -> const policy::Match* {
@@ -142,6 +144,7 @@ GateDecision DecisionGate::Decide(const policy::EvalInput& in, int64_t deadline_
 
   // Rules waiting on the model: they match if the model flags the process, not without it.
   std::vector<const policy::Rule*> candidates;
+  core::Result<core::Verdict> verdict = core::Unavailable("no model asked");
   const policy::Match* dm = deny_match(matches);
   if (verdicts_ != nullptr && (dm == nullptr || !Enforced(*dm->rule))) {
     core::Verdict flagged;
@@ -166,10 +169,11 @@ GateDecision DecisionGate::Decide(const policy::EvalInput& in, int64_t deadline_
       }
     }
     if (set_fallback) set_fallback(fallback_deny);
-    auto verdict = verdicts_->Score(in, deadline_ns);
+    verdict = verdicts_->Score(in, deadline_ns);
     if (!verdict.has_value() && core::SystemClock::Get().MonotonicNanos() < deadline_ns) {
       // The model failed in time: the candidates' fallback, applied now.
       m.fallbacks.fetch_add(1, std::memory_order_relaxed);
+      m.model_fallbacks.fetch_add(1, std::memory_order_relaxed);
       Bump(m.fb_model);
       d.fallback = true;
       d.rule = fb_rule;
@@ -194,12 +198,14 @@ GateDecision DecisionGate::Decide(const policy::EvalInput& in, int64_t deadline_
     d.output = dm->output;
     d.deny = Enforced(*dm->rule);
     d.would_deny = !d.deny;
-    Record(GateRecord::Kind::kDecision, e, core::Action::kDeny, dm->rule, dm->output, d.deny);
+    Record(GateRecord::Kind::kDecision, e, core::Action::kDeny, dm->rule, dm->output, d.deny,
+           FallbackReason::kDeadline, verdict.has_value() ? &*verdict : nullptr);
   }
   for (const policy::Match& mt : matches) {
     if (IsGateDenyRule(*mt.rule)) continue;
     ++d.alerts;
-    Record(GateRecord::Kind::kDecision, e, core::Action::kAlert, mt.rule, mt.output, false);
+    Record(GateRecord::Kind::kDecision, e, core::Action::kAlert, mt.rule, mt.output, false,
+           FallbackReason::kDeadline, verdict.has_value() ? &*verdict : nullptr);
   }
 
   const int64_t now = core::SystemClock::Get().MonotonicNanos();
@@ -243,6 +249,7 @@ GateStats DecisionGate::stats() const {
   s.alerts = m.alerts.load(std::memory_order_relaxed);
   s.fallbacks = m.fallbacks.load(std::memory_order_relaxed);
   s.deadline_fallbacks = m.deadline_fallbacks.load(std::memory_order_relaxed);
+  s.model_fallbacks = m.model_fallbacks.load(std::memory_order_relaxed);
   s.late = m.late.load(std::memory_order_relaxed);
   return s;
 }

@@ -48,6 +48,10 @@ class VerdictSource {
   // Should return by `deadline_ns` (CLOCK_MONOTONIC ns). An error is a failed model (fallback
   // now); returning after the deadline is a late one (the watchdog has answered already).
   virtual core::Result<core::Verdict> Score(const policy::EvalInput& in, int64_t deadline_ns) = 0;
+  // Called by the gate for every call it decides, before Score (if any) for the same call, in
+  // the order the gate decides them: a source that scores the history of a process's calls
+  // records the call here. Must be quick (no I/O, no model).
+  virtual void Observe(const policy::EvalInput& in) { (void)in; }
 };
 
 enum class FallbackReason : uint8_t {
@@ -81,7 +85,8 @@ struct GateDecision {
 struct GateRecord {
   enum class Kind : uint8_t { kDecision, kFallback } kind = Kind::kDecision;
   const core::Event* event = nullptr;
-  core::Decision decision;  // action, rule, reason (output or fallback cause), enforced
+  core::Decision decision;  // action, rule, reason (output or fallback cause), enforced, and
+                            // the model's verdict when one was used
   std::string_view gate;
   std::string_view mode;               // "monitor" or "enforce"
   FallbackReason reason = FallbackReason::kDeadline;  // kFallback only
@@ -95,6 +100,7 @@ struct GateStats {
   uint64_t alerts = 0;
   uint64_t fallbacks = 0;    // every fallback (deadline, model error, unreadable call)
   uint64_t deadline_fallbacks = 0;
+  uint64_t model_fallbacks = 0;  // the verdict source failed in time (kModelError)
   uint64_t late = 0;         // decisions that finished after the deadline
 };
 
@@ -124,7 +130,8 @@ class DecisionGate {
   bool Enforced(const policy::Rule& r) const;
   void Record(GateRecord::Kind kind, const core::Event& e, core::Action action,
               const policy::Rule* rule, std::string reason, bool enforced,
-              FallbackReason why = FallbackReason::kDeadline);
+              FallbackReason why = FallbackReason::kDeadline,
+              const core::Verdict* verdict = nullptr);
 
   const policy::RuleSet* rules_;
   const GateOptions options_;

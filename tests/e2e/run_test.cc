@@ -173,6 +173,82 @@ TEST_F(RunTest, EnforceModeRefusesUnsignedUnknownKeyOrAlteredPolicy) {
   EXPECT_EQ(show.out.find(R"("action":"refused")"), std::string::npos) << show.out;
 }
 
+// A model at the gate: `vigil train` learns bash's gated-call sequences (execve, then opens; never
+// a connect) from an event file; under `vigil run --model`, a rule on ml.anomalous denies bash's
+// connect on the model's verdict and allows a plain run. In enforce mode the model must be signed
+// like the policy.
+TEST_F(RunTest, ModelVerdictDeniesAnUnusualConnectAndUnsignedModelIsRefused) {
+  {
+    std::ofstream calls(dir_ / "calls.jsonl");
+    for (int i = 0; i < 40; ++i) {
+      const std::string head = R"({"kind":"syscall","stream":"bash-)" + std::to_string(i) +
+                               R"(","proc":{"pid":)" + std::to_string(100 + i) +
+                               R"(,"comm":"bash"},"syscall":{"arch":"x86_64","nr":)";
+      calls << head << "59}}\n";
+      for (int k = 0; k < 3 + i % 5; ++k) calls << head << "257}}\n";
+    }
+  }
+  const fs::path model = dir_ / "gate.vgm";
+  CmdResult trained = RunVigil(dir_, "train --model-type sequence --dataset jsonl --data " +
+                                         (dir_ / "calls.jsonl").string() + " --order 3 --out " +
+                                         model.string());
+  ASSERT_EQ(trained.exit_code, 0) << trained.out << trained.err;
+  const fs::path rules = dir_ / "ml.yaml";
+  std::ofstream(rules) << "- rule: Unusual connect\n  desc: d\n  condition: evt.type = connect "
+                          "and ml.anomalous = true\n  output: \"unusual connect by %proc.name, "
+                          "score %ml.score\"\n  priority: WARNING\n"
+                          "  action: {type: deny, mode: enforce, fallback: allow}\n";
+  ASSERT_EQ(Sign(rules, dir_ / "keys"), 0);
+  const std::string connect =
+      "bash -c 'exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(port_) + "'";
+  auto run = [&](const std::string& program) {
+    fs::remove_all(dir_ / "audit");
+    return RunVigil(dir_, "run --model " + model.string() + " " +
+                              Run("enforce", program, rules).substr(4));
+  };
+
+  // Unsigned model: monitor mode, the connect goes through, the refusal is recorded.
+  CmdResult r = run(connect);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("ALERT enforce mode refused, running in monitor mode: model unsigned: " +
+                       model.string()),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(LastJson(r.err)["would_have_denied"], 1) << r.err;
+  CmdResult show = RunVigil(dir_, "audit show " + (dir_ / "audit").string() + " --json");
+  EXPECT_NE(show.out.find(R"("action":"refused","name":"syscall-ngram")"), std::string::npos)
+      << show.out;
+
+  // Signed: the model flags bash's connect and the rule denies it; a plain run is allowed.
+  CmdResult sign = RunVigil(dir_, "model sign " + model.string() + " --key-dir " +
+                                      (dir_ / "keys").string());
+  ASSERT_EQ(sign.exit_code, 0) << sign.err;
+  r = run(connect);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("Operation not permitted"), std::string::npos) << r.err;
+  nlohmann::json j = LastJson(r.err);
+  ASSERT_FALSE(j.is_discarded()) << r.err;
+  EXPECT_EQ(j["mode"], "enforce");
+  EXPECT_EQ(j["denied"], 1);
+  EXPECT_EQ(j["fallbacks"], 0);
+  EXPECT_EQ(j["breaker_opened"], 0);
+  show = RunVigil(dir_, "audit show " + (dir_ / "audit").string() + " --json");
+  EXPECT_NE(show.out.find("unusual connect by bash, score "), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find(R"("anomalous":true)"), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find(R"("action":"loaded","name":"syscall-ngram")"), std::string::npos)
+      << show.out;
+
+  r = run("bash -c 'cat " + (dir_ / "rules.yaml").string() + " >/dev/null'");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(LastJson(r.err)["denied"], 0) << r.err;
+
+  // A model that does not score system-call sequences is bad input.
+  std::ofstream(dir_ / "junk.vgm") << "not a model";
+  CmdResult junk = RunVigil(dir_, "run --model " + (dir_ / "junk.vgm").string() + " -- true");
+  EXPECT_EQ(junk.exit_code, 2);
+  EXPECT_NE(junk.err.find("junk.vgm"), std::string::npos) << junk.err;
+}
+
 TEST_F(RunTest, BadUsageExitsTwo) {
   EXPECT_EQ(RunVigil(dir_, "run --deadline 5parsecs -- true").exit_code, 2);
   EXPECT_EQ(RunVigil(dir_, "run --mode audit -- true").exit_code, 2);

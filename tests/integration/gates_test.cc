@@ -16,9 +16,12 @@
 #include <string>
 #include <thread>
 
+#include "apps/vigil/gate_model.h"
 #include "apps/vigil/gate_wiring.h"
 #include "tests/integration/loopback_listener.h"
 #include "enforce/gate.h"
+#include "model/inference_engine.h"
+#include "model/sequence_model.h"
 #include "sensor/fanotify_gate.h"
 #include "sensor/seccomp_gate.h"
 
@@ -78,7 +81,7 @@ class SlowSource final : public enforce::VerdictSource {
 // Runs `probe ARGS` under a seccomp gate deciding with `rules`; returns the probe's result.
 ProbeResult RunUnderSeccomp(const policy::RuleSet& rules, enforce::GateMode mode,
                             const std::string& probe_args, enforce::VerdictSource* source,
-                            enforce::GateStats* stats = nullptr) {
+                            enforce::GateStats* stats = nullptr, std::string* raw = nullptr) {
   const fs::path dir = TempDir("seccomp");
   const fs::path out = dir / "probe.out";
   enforce::DecisionGate gate(&rules, enforce::GateOptions{.name = "seccomp", .mode = mode,
@@ -96,6 +99,7 @@ ProbeResult RunUnderSeccomp(const policy::RuleSet& rules, enforce::GateMode mode
   EXPECT_GT((*g)->stats().calls, 0u);
   if (stats != nullptr) *stats = gate.stats();
   const ProbeResult r = ParseProbe(ReadFile(out));
+  if (raw != nullptr) *raw = ReadFile(out);
   fs::remove_all(dir);
   return r;
 }
@@ -193,6 +197,143 @@ TEST(SeccompGateTest, SlowDecisionGetsTheRuleFallbackByTheDeadline) {
     EXPECT_EQ(stats.deadline_fallbacks, 1u) << fallback;
     EXPECT_EQ(stats.late, 1u) << fallback;
   }
+}
+
+// The model at the gate (apps/vigil/gate_model.h): a syscall sequence model trained on the
+// gated-call sequences of gate_probe runs that only open files. Its verdict drives a rule on
+// ml.anomalous through the inference engine; a model that hangs makes the gate apply the rule's
+// fallback within the deadline, and the engine's breaker then answers at once.
+constexpr int32_t kExecve = 59, kOpenat = 257, kConnect = 42;
+
+std::shared_ptr<const model::Model> ProbeModel() {
+  std::vector<model::TrainingTrace> traces;
+  for (int i = 0; i < 40; ++i) {
+    model::TrainingTrace t;
+    t.subject = "gate_probe";
+    t.arch = core::Arch::kX86_64;
+    t.syscalls = {kExecve};
+    for (int k = 0; k < 4 + i % 6; ++k) t.syscalls.push_back(kOpenat);
+    traces.push_back(std::move(t));
+  }
+  auto m = model::SequenceModel::Train(traces, model::SequenceModelOptions{.order = 3});
+  EXPECT_TRUE(m.has_value()) << m.error().message();
+  return m.has_value() ? std::shared_ptr<const model::Model>(std::move(m).value()) : nullptr;
+}
+
+// A deny rule (enforced, fallback deny) that also needs the model to flag the process.
+std::string MlDenyRule(const std::string& name, const std::string& condition) {
+  return "- rule: " + name + "\n  desc: d\n  condition: " + condition +
+         " and ml.anomalous = true\n  output: \"" + name +
+         " by %proc.name, score %ml.score\"\n  priority: WARNING\n"
+         "  action: {type: deny, mode: enforce, fallback: deny}\n";
+}
+
+std::string ModelRules(int port, const fs::path& file) {
+  return MlDenyRule("Unusual connect", "evt.type = connect and fd.sport = " + std::to_string(port)) +
+         MlDenyRule("Unusual open", "evt.type = openat and fd.name = " + file.string());
+}
+
+struct GateEngine {
+  core::Registry registry;
+  std::unique_ptr<model::InferenceEngine> engine;
+  std::unique_ptr<app::EngineVerdictSource> source;
+  explicit GateEngine(std::shared_ptr<const model::Model> m) {
+    model::InferenceEngineOptions eo;
+    eo.name = "gate-test";
+    eo.registry = &registry;
+    auto e = model::InferenceEngine::Create(std::move(m), eo, core::SystemClock::Get());
+    EXPECT_TRUE(e.has_value()) << e.error().message();
+    if (!e.has_value()) return;
+    engine = std::move(e).value();
+    source = std::make_unique<app::EngineVerdictSource>(engine.get(), app::GateModelOptions{});
+  }
+};
+
+TEST(GateModelTest, SequenceModelVerdictDecidesRulesOnMlFields) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root";
+  auto m = ProbeModel();
+  ASSERT_NE(m, nullptr);
+  ASSERT_TRUE(app::CheckGateModel(*m, "probe.vgm").ok());
+  GateEngine ge(m);
+  ASSERT_NE(ge.source, nullptr);
+  Listener target;
+  const fs::path dir = TempDir("model");
+  const fs::path file = dir / "data.txt";
+  std::ofstream(file) << "d";
+  policy::RuleSet rules = MustLoad(ModelRules(target.port(), file));
+
+  // Opens only, as in training: not anomalous, allowed.
+  enforce::GateStats stats;
+  EXPECT_EQ(RunUnderSeccomp(rules, enforce::GateMode::kEnforce, "open " + file.string(),
+                            ge.source.get(), &stats)
+                .err,
+            0);
+  EXPECT_EQ(stats.denied, 0u);
+  EXPECT_EQ(stats.fallbacks, 0u);
+  // A connect gate_probe never made in training: anomalous, denied by the rule (not a fallback).
+  EXPECT_EQ(RunUnderSeccomp(rules, enforce::GateMode::kEnforce,
+                            "connect 127.0.0.1 " + std::to_string(target.port()), ge.source.get(),
+                            &stats)
+                .err,
+            EPERM);
+  EXPECT_EQ(stats.denied, 1u);
+  EXPECT_EQ(stats.fallbacks, 0u);
+  EXPECT_EQ(ge.engine->breaker().state(), model::BreakerState::kClosed);
+  EXPECT_EQ(ge.engine->breaker().opened(), 0u);
+  fs::remove_all(dir);
+}
+
+// Answers after `delay` (long past any gate deadline), otherwise as the wrapped model.
+class HangingModel final : public model::Model {
+ public:
+  explicit HangingModel(std::shared_ptr<const model::Model> inner) : inner_(std::move(inner)) {}
+  const std::string& family() const override { return inner_->family(); }
+  const std::string& name() const override { return inner_->name(); }
+  const std::string& version() const override { return inner_->version(); }
+  std::unique_ptr<model::StreamScorer> NewStream(std::string_view subject) const override {
+    return inner_->NewStream(subject);
+  }
+  core::Result<core::Verdict> Score(const model::FeatureView& request) const override {
+    std::this_thread::sleep_for(std::chrono::milliseconds(40));
+    return inner_->Score(request);
+  }
+
+ private:
+  std::shared_ptr<const model::Model> inner_;
+};
+
+TEST(GateModelTest, HangingModelGetsTheRuleFallbackWithinTheDeadlineThroughTheBreaker) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root";
+  auto m = ProbeModel();
+  ASSERT_NE(m, nullptr);
+  GateEngine ge(std::make_shared<HangingModel>(m));
+  ASSERT_NE(ge.source, nullptr);
+  Listener target;
+  policy::RuleSet rules = MustLoad(ModelRules(target.port(), "/nonexistent"));
+  constexpr int kCalls = 12;
+  enforce::GateStats stats;
+  std::string out;
+  RunUnderSeccomp(rules, enforce::GateMode::kEnforce,
+                  "connect 127.0.0.1 " + std::to_string(target.port()) + " " +
+                      std::to_string(kCalls),
+                  ge.source.get(), &stats, &out);
+  // Every connect got the rule's fallback (deny), decided by the gate before the deadline: the
+  // engine gave up at its budget, then (after 5 misses) the open breaker answered at once.
+  std::istringstream lines(out);
+  std::string line;
+  int calls = 0;
+  while (std::getline(lines, line)) {
+    const ProbeResult r = ParseProbe(line);
+    EXPECT_EQ(r.err, EPERM) << line;
+    EXPECT_LT(r.ns, 60'000'000) << line;  // (slack for a loaded machine; the model takes 40 ms)
+    ++calls;
+  }
+  EXPECT_EQ(calls, kCalls) << out;
+  EXPECT_EQ(stats.model_fallbacks + stats.deadline_fallbacks, static_cast<uint64_t>(kCalls));
+  EXPECT_GE(stats.model_fallbacks, static_cast<uint64_t>(kCalls - 5));
+  EXPECT_EQ(stats.denied, static_cast<uint64_t>(kCalls));
+  EXPECT_GE(ge.engine->breaker().opened(), 1u);
+  EXPECT_GE(ge.engine->fallbacks(model::FallbackReason::kBreakerOpen), 1u);
 }
 
 // A tmpfs mounted for the test: the fanotify gate marks a directory on it, never a mount that

@@ -1,0 +1,91 @@
+#include "apps/vigil/gate_model.h"
+
+#include <utility>
+
+#include "core/clock.h"
+
+namespace vigil::app {
+namespace {
+
+// x86-64 system-call numbers of the calls the gates hold.
+constexpr int32_t kExecveNr = 59;
+constexpr int32_t kOpenatNr = 257;
+constexpr int32_t kConnectNr = 42;
+
+}  // namespace
+
+int32_t GateCallToken(const core::Event& e) {
+  switch (e.kind) {
+    case core::EventKind::kProcessExec: return kExecveNr;
+    case core::EventKind::kFileOpen: return kOpenatNr;
+    case core::EventKind::kNetConnect: return kConnectNr;
+    default: return -1;
+  }
+}
+
+EngineVerdictSource::EngineVerdictSource(model::InferenceEngine* engine, GateModelOptions options)
+    : engine_(engine), options_(options) {}
+
+void EngineVerdictSource::Observe(const policy::EvalInput& in) {
+  const core::Event& e = *in.event;
+  const int32_t token = GateCallToken(e);
+  if (token < 0) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = histories_.find(e.proc.pid);
+  if (it == histories_.end()) {
+    if (histories_.size() >= options_.max_processes) histories_.clear();  // bounded
+    it = histories_.emplace(e.proc.pid, History{e.proc.comm, {}}).first;
+  }
+  History& h = it->second;
+  if (e.kind == core::EventKind::kProcessExec) {  // another program from here on
+    h.calls.clear();
+    h.subject = e.proc.comm;
+  }
+  h.calls.push_back(token);
+  if (h.calls.size() > options_.window) h.calls.pop_front();
+}
+
+core::Result<core::Verdict> EngineVerdictSource::Score(const policy::EvalInput& in,
+                                                       int64_t deadline_ns) {
+  const core::Event& e = *in.event;
+  std::string subject;
+  std::vector<int32_t> calls;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = histories_.find(e.proc.pid);
+    if (it != histories_.end()) {
+      subject = it->second.subject;
+      calls.assign(it->second.calls.begin(), it->second.calls.end());
+    }
+  }
+  if (calls.empty()) {  // not observed (a caller that skipped Observe): the call alone
+    const int32_t token = GateCallToken(e);
+    if (token < 0) return core::InvalidArgument("gate model: not a gated call");
+    subject = e.proc.comm;
+    calls.push_back(token);
+  }
+  const int64_t left = deadline_ns - core::SystemClock::Get().MonotonicNanos();
+  if (left <= 0) return core::Unavailable("gate model: the call's deadline has passed");
+  const model::FeatureView view{subject, core::Arch::kX86_64, calls, {}};
+  model::EngineVerdict v = engine_->ScoreSync(view, left / 5 * 4);
+  if (v.fallback()) {
+    return core::Unavailable("model " + std::string(model::FallbackReasonName(v.reason)));
+  }
+  v.verdict.pid = e.proc.pid;
+  v.verdict.uid = e.proc.uid;
+  return std::move(v.verdict);
+}
+
+core::Status CheckGateModel(const model::Model& model, const std::string& path) {
+  const int32_t probe[] = {kExecveNr};
+  auto v = model.Score(model::FeatureView{"", core::Arch::kX86_64, probe, {}});
+  if (!v.has_value()) {
+    return core::InvalidArgument("--model " + path + ": a " + model.family() +
+                                 " model does not score system-call sequences (" +
+                                 v.error().message() +
+                                 "); train one with vigil train --model-type sequence");
+  }
+  return core::Status::Ok();
+}
+
+}  // namespace vigil::app
