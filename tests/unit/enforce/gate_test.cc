@@ -148,7 +148,9 @@ class FixedSource final : public VerdictSource {
     ++calls;
     return r_;
   }
+  void Observe(const policy::EvalInput&) override { ++observed; }
   int calls = 0;
+  int observed = 0;
 
  private:
   core::Result<core::Verdict> r_;
@@ -177,6 +179,28 @@ TEST(DecisionGateTest, ModelVerdictDecidesMlRules) {
   // Calls no ml rule could be about do not ask the model.
   EXPECT_FALSE(DecideOn(g2, Connect(80)).deny);
   EXPECT_EQ(normal.calls, 1);
+  // Every decided call is observed (a source may score the process's history of calls).
+  EXPECT_EQ(normal.observed, 2);
+}
+
+TEST(DecisionGateTest, DecisionRecordsCarryTheVerdictTheModelGave) {
+  policy::RuleSet rules = MustLoad(kRules);
+  core::Verdict v;
+  v.score = 0.97;
+  v.anomalous = true;
+  v.model_name = "syscall-ngram";
+  FixedSource anomalous(v);
+  std::vector<core::Verdict> verdicts;
+  DecisionGate g(&rules, GateOptions{}, &anomalous, nullptr,
+                 [&](const GateRecord& r) { verdicts.push_back(r.decision.verdict); });
+  EXPECT_TRUE(DecideOn(g, Connect(6)).deny);
+  ASSERT_EQ(verdicts.size(), 1u);
+  EXPECT_EQ(verdicts[0].model_name, "syscall-ngram");
+  EXPECT_DOUBLE_EQ(verdicts[0].score, 0.97);
+  // A decision the model was not asked about carries no verdict.
+  EXPECT_TRUE(DecideOn(g, Connect(9)).deny);
+  ASSERT_EQ(verdicts.size(), 2u);
+  EXPECT_TRUE(verdicts[1].model_name.empty());
 }
 
 TEST(DecisionGateTest, ModelErrorAppliesTheRuleFallbackAndIsCountedAndRecorded) {
