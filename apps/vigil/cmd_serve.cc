@@ -45,10 +45,13 @@ int RunServe(const ServeOptions& o) {
   if (!config.has_value()) return ReportError("serve", config.error());
 
   sigset_t set = BlockStopSignals(RecordServeStop);
+  // A client that hangs up while its answer is written is that connection's error, not the
+  // server's end.
+  signal(SIGPIPE, SIG_IGN);
 
   core::Registry& registry = core::Registry::Get();
   const core::Clock& clock = core::SystemClock::Get();
-  service::ModelDecisionService svc(config->scoring, clock);
+  service::ModelDecisionService svc(config->scoring, registry, clock);
   api::OrderBook orders;
   api::Authenticator auth(config->auth);
   api::Frontend frontend(config->frontend, auth, svc, orders, registry, clock);
@@ -140,6 +143,7 @@ struct ClientOptions {
 // answer is a finding (anomalous / an action other than allow) or the server failed, 2 the
 // request was refused as bad input.
 int RunClient(const char* command, const char* route, const ClientOptions& o) {
+  signal(SIGPIPE, SIG_IGN);  // a server that hangs up is reported as an error, not a crash
   std::ifstream in(o.event, std::ios::binary);
   if (!in) return ReportError(command, core::NotFound(o.event + ": cannot read"));
   std::ostringstream body;

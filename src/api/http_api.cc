@@ -4,6 +4,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -150,7 +151,11 @@ core::Status HttpApi::Start() {
       return core::Unavailable("http api: cannot listen on " + options_.listen.ToString());
     }
     port_ = static_cast<uint16_t>(port);
-    thread_ = std::thread([this] { server_->listen_after_bind(); });
+    listen_returned_ = false;
+    thread_ = std::thread([this] {
+      server_->listen_after_bind();
+      listen_returned_ = true;
+    });
   } catch (const std::exception& e) {
     server_.reset();
     return core::Internal(std::string("http api: ") + e.what());
@@ -160,7 +165,12 @@ core::Status HttpApi::Start() {
 
 void HttpApi::Stop() {
   if (!server_) return;
-  server_->stop();
+  // httplib's stop() does nothing until the listening thread has entered its accept loop: a
+  // Stop right after Start (e.g. the model failed to load) would otherwise wait forever.
+  while (thread_.joinable() && !listen_returned_.load()) {
+    server_->stop();
+    if (!listen_returned_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   if (thread_.joinable()) thread_.join();
   server_.reset();
 }

@@ -57,6 +57,7 @@ class HttpApi {
   core::Registry& registry_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
+  std::atomic<bool> listen_returned_{false};  // the listening thread is done
   std::atomic<uint16_t> port_{0};
 };
 

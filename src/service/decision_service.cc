@@ -2,10 +2,12 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <chrono>
-#include <cstring>
+#include <condition_variable>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "api/codec.h"
 #include "govern/keys.h"
@@ -65,35 +67,34 @@ void FillScore(const core::Verdict& v, v1::Score* out) {
   }
 }
 
-}  // namespace
+// The engine's answer as the API's Score: the verdict, and cached/fallback from its source.
+void FillScore(const model::EngineVerdict& v, v1::Score* out) {
+  FillScore(v.verdict, out);
+  out->set_cached(v.source == model::VerdictSource::kCache);
+  out->set_fallback(v.fallback());
+  out->set_fallback_reason(std::string(model::FallbackReasonName(v.reason)));
+}
 
-struct ModelDecisionService::Job {
-  std::string subject;
-  core::Arch arch = core::Arch::kUnknown;
-  std::vector<int32_t> syscalls;
-  std::string key;
-  std::shared_ptr<const model::Model> model;
+// Where the engine's verdicts for one call arrive (on the engine's worker, or on the caller
+// when the engine could not queue an item). Shared with the callbacks, which may outlive the
+// call when the caller stops waiting at its deadline.
+struct Arrivals {
+  explicit Arrivals(size_t n) : verdicts(n), arrived(n, 0), left(n) {}
   std::mutex mu;
   std::condition_variable cv;
-  bool done = false;
-  core::Status error;
-  v1::Score score;
+  std::vector<model::EngineVerdict> verdicts;
+  std::vector<uint8_t> arrived;
+  size_t left;
 };
 
-ModelDecisionService::ModelDecisionService(ScoringConfig config, const core::Clock& clock)
-    : config_(config), clock_(clock) {
-  const uint32_t n = std::max<uint32_t>(1, config_.workers);
-  for (uint32_t i = 0; i < n; ++i) workers_.emplace_back([this] { Work(); });
-}
+}  // namespace
 
-ModelDecisionService::~ModelDecisionService() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  for (auto& t : workers_) t.join();
-}
+ModelDecisionService::ModelDecisionService(ScoringConfig config, core::Registry& registry,
+                                           const core::Clock& clock)
+    : config_(config), registry_(registry), clock_(clock) {}
+
+// The engine stops (scoring what is queued) when the last State holding it goes.
+ModelDecisionService::~ModelDecisionService() = default;
 
 core::Status ModelDecisionService::Load(const ServeConfig& config) {
   if (!config.public_key.empty()) {
@@ -121,22 +122,44 @@ core::Status ModelDecisionService::Load(const ServeConfig& config) {
     EVP_Digest(all.data(), all.size(), digest, &len, EVP_sha256(), nullptr);
     version = "sha256:" + Hex(digest, 8);
   }
-  Install(std::shared_ptr<const model::Model>(std::move(*m)),
-          std::make_shared<const policy::RuleSet>(std::move(*rules)), version);
-  return {};
+  return Install(std::shared_ptr<const model::Model>(std::move(*m)),
+                 std::make_shared<const policy::RuleSet>(std::move(*rules)), version);
 }
 
-void ModelDecisionService::Install(std::shared_ptr<const model::Model> model,
-                                   std::shared_ptr<const policy::RuleSet> rules,
-                                   std::string policy_version) {
+core::Status ModelDecisionService::Install(std::shared_ptr<const model::Model> model,
+                                           std::shared_ptr<const policy::RuleSet> rules,
+                                           std::string policy_version) {
+  if (model == nullptr || rules == nullptr) {
+    return core::InvalidArgument("decision service: no model or no rules to install");
+  }
+  std::lock_guard lock(install_mu_);
   auto s = std::make_shared<State>();
-  s->model = std::move(model);
+  const std::shared_ptr<const State> current = state_.load();
+  if (current != nullptr) {
+    s->engine = current->engine;
+    if (!s->engine->Swap(model)) {
+      return core::Internal("decision service: the engine refused model \"" + model->name() +
+                            "\" (its metrics could not be registered)");
+    }
+  } else {
+    model::InferenceEngineOptions o;
+    o.name = "serve";
+    o.max_batch = config_.batch_max;
+    o.max_batch_delay_ns = int64_t{config_.batch_delay_us} * 1000;
+    o.queue_capacity = config_.queue;
+    o.cache.capacity = config_.cache_capacity;
+    o.cache.ttl_ns = int64_t{config_.cache_ttl_s} * 1'000'000'000;
+    o.fallback_score = config_.fallback_score;
+    o.fallback_anomalous = config_.fallback_anomalous;
+    o.registry = &registry_;
+    auto engine = model::InferenceEngine::Create(std::move(model), o, clock_);
+    if (!engine.has_value()) return engine.error().WithContext("decision service");
+    s->engine = std::move(engine).value();
+  }
   s->rules = std::move(rules);
   s->policy_version = std::move(policy_version);
   state_.store(std::move(s));
-  std::lock_guard lock(cache_mu_);
-  cache_.clear();
-  cache_age_.clear();
+  return {};
 }
 
 bool ModelDecisionService::Ready(std::string* why) const {
@@ -145,139 +168,77 @@ bool ModelDecisionService::Ready(std::string* why) const {
   return false;
 }
 
-void ModelDecisionService::Work() {
-  while (true) {
-    std::shared_ptr<Job> job;
-    {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;
-      job = std::move(queue_.front());
-      queue_.pop_front();
-    }
-    model_calls_.fetch_add(1, std::memory_order_relaxed);
-    v1::Score score;
-    core::Status error;
-    try {
-      auto stream = job->model->NewStream(job->subject);
-      stream->ObserveSyscalls(job->arch, job->syscalls);
-      FillScore(stream->Current(), &score);
-    } catch (const std::exception& e) {
-      error = core::Internal(std::string("model: ") + e.what());
-    }
-    if (error.ok()) CachePut(job->key, score);
-    {
-      std::lock_guard lock(job->mu);
-      job->score = std::move(score);
-      job->error = std::move(error);
-      job->done = true;
-    }
-    job->cv.notify_all();
-  }
+const model::InferenceEngine* ModelDecisionService::engine() const {
+  const std::shared_ptr<const State> s = state_.load();
+  return s ? s->engine.get() : nullptr;
 }
 
-bool ModelDecisionService::CacheGet(const std::string& key, v1::Score* out) {
-  if (config_.cache_capacity == 0) return false;
-  std::lock_guard lock(cache_mu_);
-  auto it = cache_.find(key);
-  if (it == cache_.end()) return false;
-  if (it->second.expires_mono_ns < clock_.MonotonicNanos()) {
-    cache_age_.erase(it->second.age);
-    cache_.erase(it);
-    return false;
-  }
-  *out = it->second.score;
-  return true;
-}
-
-void ModelDecisionService::CachePut(const std::string& key, const v1::Score& score) {
-  if (config_.cache_capacity == 0) return;
-  std::lock_guard lock(cache_mu_);
-  const int64_t expires = clock_.MonotonicNanos() + int64_t{config_.cache_ttl_s} * 1'000'000'000;
-  auto it = cache_.find(key);
-  if (it != cache_.end()) {
-    it->second.score = score;
-    it->second.expires_mono_ns = expires;
-    return;
-  }
-  while (cache_.size() >= config_.cache_capacity && !cache_age_.empty()) {
-    cache_.erase(cache_age_.front());
-    cache_age_.pop_front();
-  }
-  cache_age_.push_back(key);
-  cache_.emplace(key, Cached{score, expires, std::prev(cache_age_.end())});
-}
-
-v1::Score ModelDecisionService::Fallback(const State& s, std::string_view reason) const {
-  v1::Score out;
-  out.set_score(config_.fallback_score);
-  out.set_anomalous(config_.fallback_anomalous);
-  out.set_model_name(s.model->name());
-  out.set_model_version(s.model->version());
-  out.set_fallback(true);
-  out.set_fallback_reason(std::string(reason));
-  v1::Evidence* ev = out.add_explanation();
-  ev->set_what("fallback: " + std::string(reason));
-  ev->set_weight(1.0);
-  return out;
-}
-
-std::shared_ptr<ModelDecisionService::Job> ModelDecisionService::Start(const State& s,
-                                                                        const v1::ScoreRequest& r) {
-  auto job = std::make_shared<Job>();
-  job->model = s.model;
-  job->subject = r.subject();
-  job->arch = ArchOf(r.arch());
-  job->syscalls.assign(r.syscalls().begin(), r.syscalls().end());
-  job->key.reserve(64 + r.subject().size() + job->syscalls.size() * 4);
-  job->key = s.model->name() + '\0' + s.model->version() + '\0' + r.subject() + '\0' + r.arch() +
-             '\0';
-  job->key.append(reinterpret_cast<const char*>(job->syscalls.data()),
-                  job->syscalls.size() * sizeof(int32_t));
-  if (r.values_size() > 0) {
-    job->error = core::InvalidArgument("values: model \"" + s.model->name() + "\" (family " +
-                                       s.model->family() +
-                                       ") scores system-call windows, not feature vectors");
-    job->done = true;
-    return job;
-  }
-  if (CacheGet(job->key, &job->score)) {
-    job->score.set_cached(true);
-    job->done = true;
-    return job;
-  }
-  {
-    std::lock_guard lock(mu_);
-    if (queue_.size() < config_.queue) {
-      queue_.push_back(job);
-      cv_.notify_one();
-      return job;
+core::Status ModelDecisionService::ScoreItems(const State& s,
+                                              std::span<const v1::ScoreRequest* const> items,
+                                              std::span<v1::Score* const> out,
+                                              const api::CallContext& ctx, std::string_view where) {
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (items[i]->values_size() > 0) {
+      const std::shared_ptr<const model::Model> m = s.engine->model();
+      core::Status bad =
+          core::InvalidArgument("values: model \"" + m->name() + "\" (family " + m->family() +
+                                ") scores system-call windows, not feature vectors");
+      return where.empty() ? bad
+                           : bad.WithContext(std::string(where) + "[" + std::to_string(i) + "]");
     }
   }
-  job->score = Fallback(s, "queue full");
-  job->done = true;
-  return job;
-}
-
-v1::Score ModelDecisionService::Finish(const State& s, Job& job, int64_t deadline_mono_ns) {
-  std::unique_lock lock(job.mu);
-  const int64_t left = deadline_mono_ns - clock_.MonotonicNanos();
-  const bool done = job.cv.wait_for(lock, std::chrono::nanoseconds(std::max<int64_t>(0, left)),
-                                    [&] { return job.done; });
-  if (!done) return Fallback(s, "deadline exceeded");
-  return job.score;
+  auto arrivals = std::make_shared<Arrivals>(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    const v1::ScoreRequest& r = *items[i];
+    model::ScoreRequest q;
+    q.subject = r.subject();
+    q.arch = ArchOf(r.arch());
+    q.syscalls.assign(r.syscalls().begin(), r.syscalls().end());
+    s.engine->Submit(std::move(q), [arrivals, i](model::EngineVerdict v) {
+      std::lock_guard lock(arrivals->mu);
+      arrivals->verdicts[i] = std::move(v);
+      arrivals->arrived[i] = 1;
+      if (--arrivals->left == 0) arrivals->cv.notify_one();
+    });
+  }
+  const int64_t left_ns = ctx.admitted_mono_ns + ctx.budget_ns - clock_.MonotonicNanos();
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::nanoseconds(std::max<int64_t>(0, left_ns));
+  std::unique_lock lock(arrivals->mu);
+  arrivals->cv.wait_until(lock, deadline, [&] { return arrivals->left == 0; });
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (arrivals->arrived[i]) {
+      FillScore(arrivals->verdicts[i], out[i]);
+      continue;
+    }
+    // The engine's asynchronous path has no deadline of its own: the late item gets the
+    // fallback here, with the engine's current model named, and its verdict still fills the
+    // cache when it comes.
+    const std::shared_ptr<const model::Model> m = s.engine->model();
+    model::EngineVerdict late;
+    late.source = model::VerdictSource::kFallback;
+    late.reason = model::FallbackReason::kDeadline;
+    late.verdict.score = config_.fallback_score;
+    late.verdict.anomalous = config_.fallback_anomalous;
+    late.verdict.model_name = m->name();
+    late.verdict.model_version = m->version();
+    late.verdict.explanation.push_back(
+        {"fallback: " + std::string(model::FallbackReasonName(late.reason)), 1.0});
+    FillScore(late, out[i]);
+  }
+  return {};
 }
 
 core::Result<v1::ScoreResponse> ModelDecisionService::Score(const v1::ScoreRequest& r,
                                                             const api::CallContext& ctx) {
   auto s = state_.load();
   if (!s) return core::Unavailable("not ready: model and rules not loaded yet");
-  auto job = Start(*s, r);
   v1::ScoreResponse out;
   out.set_schema_version(std::string(api::kSchemaVersion));
   out.set_policy_version(s->policy_version);
-  *out.mutable_result() = Finish(*s, *job, ctx.admitted_mono_ns + ctx.budget_ns);
-  if (!job->error.ok()) return job->error;
+  const v1::ScoreRequest* item = &r;
+  v1::Score* result = out.mutable_result();
+  VIGIL_RETURN_IF_ERROR(ScoreItems(*s, {&item, 1}, {&result, 1}, ctx, ""));
   return out;
 }
 
@@ -285,16 +246,18 @@ core::Result<v1::ScoreBatchResponse> ModelDecisionService::ScoreBatch(
     const v1::ScoreBatchRequest& r, const api::CallContext& ctx) {
   auto s = state_.load();
   if (!s) return core::Unavailable("not ready: model and rules not loaded yet");
-  std::vector<std::shared_ptr<Job>> jobs;
-  jobs.reserve(static_cast<size_t>(r.items_size()));
-  for (const auto& item : r.items()) jobs.push_back(Start(*s, item));
   v1::ScoreBatchResponse out;
   out.set_schema_version(std::string(api::kSchemaVersion));
   out.set_policy_version(s->policy_version);
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    *out.add_results() = Finish(*s, *jobs[i], ctx.admitted_mono_ns + ctx.budget_ns);
-    if (!jobs[i]->error.ok()) return jobs[i]->error.WithContext("items[" + std::to_string(i) + "]");
+  std::vector<const v1::ScoreRequest*> items;
+  std::vector<v1::Score*> results;
+  items.reserve(static_cast<size_t>(r.items_size()));
+  results.reserve(items.capacity());
+  for (const v1::ScoreRequest& item : r.items()) {
+    items.push_back(&item);
+    results.push_back(out.add_results());
   }
+  VIGIL_RETURN_IF_ERROR(ScoreItems(*s, items, results, ctx, "items"));
   return out;
 }
 
@@ -323,9 +286,11 @@ core::Result<v1::DecideResponse> ModelDecisionService::Decide(const v1::DecideRe
 
   bool have_score = false;
   if (r.has_features()) {
-    auto job = Start(*s, r.features());
-    *out.mutable_score() = Finish(*s, *job, ctx.admitted_mono_ns + ctx.budget_ns);
-    if (!job->error.ok()) return job->error.WithContext("features");
+    const v1::ScoreRequest* item = &r.features();
+    v1::Score* result = out.mutable_score();
+    if (auto st = ScoreItems(*s, {&item, 1}, {&result, 1}, ctx, ""); !st.ok()) {
+      return st.WithContext("features");
+    }
     have_score = true;
   } else if (r.has_score()) {
     *out.mutable_score() = r.score();

@@ -1,31 +1,31 @@
 #pragma once
 
-// The decision service behind `vigil serve`: scores with one loaded model and decides with one
-// loaded rule set (api::DecisionService).
+// The decision service behind `vigil serve`: scores with one loaded model through the inference
+// engine (model/inference_engine.h) and decides with one loaded rule set (api::DecisionService).
 //
-// Scoring: a request's syscall window is scored through a fresh stream of the model on one of
-// `workers` threads; the caller waits at most its budget, then gets the configured fallback
-// verdict marked "deadline exceeded" (the late result still fills the cache). A full worker
-// queue answers with the fallback marked "queue full" at once. Identical requests within the
-// cache TTL are answered from the verdict cache (marked cached).
+// Scoring: every item of a request is submitted to the engine's asynchronous path, so items of
+// concurrent requests (and of one batch) are micro-batched by the engine's worker; repeated
+// inputs are answered from the engine's verdict cache (marked cached); a full engine queue, an
+// open circuit breaker or a model error give the configured fallback verdict marked as such.
+// The caller waits at most its budget (CallContext): items the model has not answered by then
+// get the fallback verdict marked "deadline exceeded" (a late verdict still fills the cache).
+// The engine's metrics (vigil_engine_*{engine="serve"}, among them the cache hit ratio) go to
+// the registry given at construction.
 // Deciding: the event, with the verdict on its features (or the caller's score), is evaluated
 // against the rules; the first matching rule with an action decides, a match without an action
 // alerts, no match allows.
 
 #include <atomic>
-#include <condition_variable>
-#include <deque>
-#include <functional>
-#include <list>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
-#include <thread>
-#include <unordered_map>
-#include <vector>
+#include <string_view>
 
 #include "api/service.h"
 #include "core/clock.h"
+#include "core/metrics.h"
+#include "model/inference_engine.h"
 #include "model/model.h"
 #include "policy/rules.h"
 #include "service/serve_config.h"
@@ -34,15 +34,19 @@ namespace vigil::service {
 
 class ModelDecisionService final : public api::DecisionService {
  public:
-  ModelDecisionService(ScoringConfig config, const core::Clock& clock);
+  // `registry` receives the engine's metrics; it and `clock` must outlive the service.
+  ModelDecisionService(ScoringConfig config, core::Registry& registry, const core::Clock& clock);
   ~ModelDecisionService() override;
 
   // Loads (and, with a public key, verifies) the model and the rules; Ready() from then on.
   // Errors name the file and the reason.
   core::Status Load(const ServeConfig& config);
-  // For tests and embedding: serve `model` and `rules` as they are.
-  void Install(std::shared_ptr<const model::Model> model,
-               std::shared_ptr<const policy::RuleSet> rules, std::string policy_version);
+  // For tests and embedding: serve `model` and `rules` as they are. The first call starts the
+  // engine (errors: engine options out of range, its metrics already registered); later calls
+  // swap the model in (the cache then no longer serves the old model's verdicts).
+  [[nodiscard]] core::Status Install(std::shared_ptr<const model::Model> model,
+                                     std::shared_ptr<const policy::RuleSet> rules,
+                                     std::string policy_version);
 
   core::Result<v1::ScoreResponse> Score(const v1::ScoreRequest& r,
                                         const api::CallContext& ctx) override;
@@ -52,44 +56,27 @@ class ModelDecisionService final : public api::DecisionService {
                                           const api::CallContext& ctx) override;
   bool Ready(std::string* why) const override;
 
-  uint64_t model_calls() const { return model_calls_.load(); }
+  // The engine, once installed (nullptr before); for metrics and tests.
+  const model::InferenceEngine* engine() const;
 
  private:
   struct State {
-    std::shared_ptr<const model::Model> model;
+    std::shared_ptr<model::InferenceEngine> engine;
     std::shared_ptr<const policy::RuleSet> rules;
     std::string policy_version;
   };
-  struct Job;
-  // Starts scoring `r`; the returned job completes on a worker (or at once from the cache / as
-  // a fallback when the queue is full).
-  std::shared_ptr<Job> Start(const State& s, const v1::ScoreRequest& r);
-  v1::Score Finish(const State& s, Job& job, int64_t deadline_mono_ns);
-  v1::Score Fallback(const State& s, std::string_view reason) const;
-  void Work();
+  // Scores `items` through the engine, waiting at most until the context's deadline, and fills
+  // `out[i]` for each. kInvalidArgument for a request the model cannot score at all (`where`
+  // then names the item).
+  core::Status ScoreItems(const State& s, std::span<const v1::ScoreRequest* const> items,
+                          std::span<v1::Score* const> out, const api::CallContext& ctx,
+                          std::string_view where);
 
   const ScoringConfig config_;
+  core::Registry& registry_;
   const core::Clock& clock_;
+  std::mutex install_mu_;  // serialises Install
   std::atomic<std::shared_ptr<const State>> state_;
-  std::atomic<uint64_t> model_calls_{0};
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::shared_ptr<Job>> queue_;
-  bool stopping_ = false;
-  std::vector<std::thread> workers_;
-
-  // Verdict cache: key -> (score, expiry); oldest-first eviction.
-  struct Cached {
-    v1::Score score;
-    int64_t expires_mono_ns = 0;
-    std::list<std::string>::iterator age;
-  };
-  std::mutex cache_mu_;
-  std::unordered_map<std::string, Cached> cache_;
-  std::list<std::string> cache_age_;
-  bool CacheGet(const std::string& key, v1::Score* out);
-  void CachePut(const std::string& key, const v1::Score& score);
 };
 
 }  // namespace vigil::service

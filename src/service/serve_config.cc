@@ -25,8 +25,8 @@ class Reader {
                                  std::string(msg));
   }
 
-  using Field = std::function<Status(const std::string& key, const YAML::Node& v,
-                                     const std::string& path)>;
+  using Field =
+      std::function<Status(const std::string& key, const YAML::Node& v, const std::string& path)>;
   // Calls `fn` for each key of a map; unknown keys are reported by `fn` returning kNotFound.
   Status Map(const YAML::Node& n, const std::string& path, const Field& fn) const {
     if (!n.IsMap()) return Error(n, path, "expected a map");
@@ -56,14 +56,16 @@ class Reader {
     uint64_t v = 0;
     const std::string t = n.IsScalar() ? n.Scalar() : "";
     size_t used = 0;
-    bool ok = !t.empty() && t.size() <= 19 && t.find_first_not_of("0123456789") == std::string::npos;
+    bool ok =
+        !t.empty() && t.size() <= 19 && t.find_first_not_of("0123456789") == std::string::npos;
     if (ok) {
       v = std::stoull(t, &used);
       ok = v >= lo && v <= hi;
     }
     if (!ok) {
-      return Error(n, path, "expected an integer in " + std::to_string(lo) + ".." +
-                                std::to_string(hi) + ", got \"" + t.substr(0, 32) + "\"");
+      return Error(n, path,
+                   "expected an integer in " + std::to_string(lo) + ".." + std::to_string(hi) +
+                       ", got \"" + t.substr(0, 32) + "\"");
     }
     *out = static_cast<uint32_t>(v);
     return {};
@@ -74,17 +76,21 @@ class Reader {
     char* end = nullptr;
     const double v = t.empty() ? 0 : std::strtod(t.c_str(), &end);
     if (t.empty() || end != t.c_str() + t.size() || !(v >= lo && v <= hi)) {
-      return Error(n, path, "expected a number in [" + std::to_string(lo) + ", " +
-                                std::to_string(hi) + "], got \"" + t.substr(0, 32) + "\"");
+      return Error(n, path,
+                   "expected a number in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                       "], got \"" + t.substr(0, 32) + "\"");
     }
     *out = v;
     return {};
   }
   Status Bool(const YAML::Node& n, const std::string& path, bool* out) const {
     const std::string t = n.IsScalar() ? n.Scalar() : "";
-    if (t == "true") *out = true;
-    else if (t == "false") *out = false;
-    else return Error(n, path, "expected true or false");
+    if (t == "true")
+      *out = true;
+    else if (t == "false")
+      *out = false;
+    else
+      return Error(n, path, "expected true or false");
     return {};
   }
   Status Scopes(const YAML::Node& n, const std::string& path, uint32_t* out) const {
@@ -148,120 +154,142 @@ core::Result<ServeConfig> ParseServeConfig(std::string_view text, std::string_vi
   try {
     root = YAML::Load(std::string(text));
   } catch (const YAML::Exception& e) {
-    return core::InvalidArgument(std::string(source) + ":" + std::to_string(e.mark.line + 1) +
-                                 ":" + std::to_string(e.mark.column + 1) + ": " + e.msg);
+    return core::InvalidArgument(std::string(source) + ":" + std::to_string(e.mark.line + 1) + ":" +
+                                 std::to_string(e.mark.column + 1) + ": " + e.msg);
   }
   ServeConfig c;
   const Reader r(source, base_dir);
   std::string key_file;
   YAML::Node key_node;
   try {
-    Status s = r.Map(root, "", [&](const std::string& k, const YAML::Node& v,
-                                   const std::string& p) -> Status {
-      if (k == "http") {
-        c.http.emplace();
-        return r.Map(v, p, [&](const std::string& k2, const YAML::Node& v2, const std::string& p2) {
-          if (k2 == "listen") return r.Listen(v2, p2, &c.http->listen);
-          if (k2 == "threads") {
-            uint32_t t = 0;
-            Status st = r.Uint(v2, p2, 1, 1024, &t);
-            c.http->threads = static_cast<int>(t);
-            return st;
+    Status s = r.Map(
+        root, "", [&](const std::string& k, const YAML::Node& v, const std::string& p) -> Status {
+          if (k == "http") {
+            c.http.emplace();
+            return r.Map(v, p,
+                         [&](const std::string& k2, const YAML::Node& v2, const std::string& p2) {
+                           if (k2 == "listen") return r.Listen(v2, p2, &c.http->listen);
+                           if (k2 == "threads") {
+                             uint32_t t = 0;
+                             Status st = r.Uint(v2, p2, 1, 1024, &t);
+                             c.http->threads = static_cast<int>(t);
+                             return st;
+                           }
+                           if (k2 == "tls") return r.Tls(v2, p2, &c.http->tls.emplace());
+                           return core::NotFound("");
+                         });
           }
-          if (k2 == "tls") return r.Tls(v2, p2, &c.http->tls.emplace());
-          return core::NotFound("");
-        });
-      }
-      if (k == "grpc") {
-        c.grpc.emplace();
-        return r.Map(v, p, [&](const std::string& k2, const YAML::Node& v2, const std::string& p2) {
-          if (k2 == "listen") return r.Listen(v2, p2, &c.grpc->listen);
-          if (k2 == "max_threads") {
-            uint32_t t = 0;
-            Status st = r.Uint(v2, p2, 2, 1024, &t);
-            c.grpc->max_threads = static_cast<int>(t);
-            return st;
+          if (k == "grpc") {
+            c.grpc.emplace();
+            return r.Map(v, p,
+                         [&](const std::string& k2, const YAML::Node& v2, const std::string& p2) {
+                           if (k2 == "listen") return r.Listen(v2, p2, &c.grpc->listen);
+                           if (k2 == "max_threads") {
+                             uint32_t t = 0;
+                             Status st = r.Uint(v2, p2, 2, 1024, &t);
+                             c.grpc->max_threads = static_cast<int>(t);
+                             return st;
+                           }
+                           if (k2 == "tls") return r.Tls(v2, p2, &c.grpc->tls.emplace());
+                           return core::NotFound("");
+                         });
           }
-          if (k2 == "tls") return r.Tls(v2, p2, &c.grpc->tls.emplace());
-          return core::NotFound("");
-        });
-      }
-      if (k == "auth") {
-        return r.Map(v, p, [&](const std::string& k2, const YAML::Node& v2,
-                               const std::string& p2) -> Status {
-          if (k2 == "jwt") {
-            return r.Map(v2, p2, [&](const std::string& k3, const YAML::Node& v3,
+          if (k == "auth") {
+            return r.Map(
+                v, p,
+                [&](const std::string& k2, const YAML::Node& v2, const std::string& p2) -> Status {
+                  if (k2 == "jwt") {
+                    return r.Map(v2, p2,
+                                 [&](const std::string& k3, const YAML::Node& v3,
                                      const std::string& p3) -> Status {
-              if (k3 == "hs256_key_file") {
-                key_node = v3;
-                return r.Path(v3, p3, &key_file);
-              }
-              if (k3 == "issuer") return r.String(v3, p3, &c.auth.jwt.issuer);
-              if (k3 == "audience") return r.String(v3, p3, &c.auth.jwt.audience);
-              if (k3 == "leeway_seconds") {
-                uint32_t l = 0;
-                Status st = r.Uint(v3, p3, 0, 3600, &l);
-                c.auth.jwt.leeway_s = l;
-                return st;
-              }
-              return core::NotFound("");
-            });
+                                   if (k3 == "hs256_key_file") {
+                                     key_node = v3;
+                                     return r.Path(v3, p3, &key_file);
+                                   }
+                                   if (k3 == "issuer") return r.String(v3, p3, &c.auth.jwt.issuer);
+                                   if (k3 == "audience")
+                                     return r.String(v3, p3, &c.auth.jwt.audience);
+                                   if (k3 == "leeway_seconds") {
+                                     uint32_t l = 0;
+                                     Status st = r.Uint(v3, p3, 0, 3600, &l);
+                                     c.auth.jwt.leeway_s = l;
+                                     return st;
+                                   }
+                                   return core::NotFound("");
+                                 });
+                  }
+                  if (k2 == "clients") {
+                    return r.Map(
+                        v2, p2,
+                        [&](const std::string& cn, const YAML::Node& v3, const std::string& p3) {
+                          return r.Scopes(v3, p3, &c.auth.client_scopes[cn]);
+                        });
+                  }
+                  if (k2 == "allow_anonymous") return r.Bool(v2, p2, &c.auth.allow_anonymous);
+                  if (k2 == "anonymous_scopes") return r.Scopes(v2, p2, &c.auth.anonymous_scopes);
+                  return core::NotFound("");
+                });
           }
-          if (k2 == "clients") {
-            return r.Map(v2, p2, [&](const std::string& cn, const YAML::Node& v3,
-                                     const std::string& p3) {
-              return r.Scopes(v3, p3, &c.auth.client_scopes[cn]);
-            });
+          if (k == "limits") {
+            return r.Map(
+                v, p,
+                [&](const std::string& k2, const YAML::Node& v2, const std::string& p2) -> Status {
+                  if (k2 == "rate_per_second")
+                    return r.Number(v2, p2, 0, 1e9, &c.frontend.rate.per_second);
+                  if (k2 == "burst") return r.Number(v2, p2, 0, 1e9, &c.frontend.rate.burst);
+                  if (k2 == "max_in_flight")
+                    return r.Uint(v2, p2, 1, 1'000'000, &c.frontend.max_in_flight);
+                  if (k2 == "default_deadline_ms") {
+                    return r.Uint(v2, p2, 1, 60'000, &c.frontend.default_deadline_ms);
+                  }
+                  if (k2 == "queue") return r.Uint(v2, p2, 1, 1'000'000, &c.scoring.queue);
+                  return core::NotFound("");
+                });
           }
-          if (k2 == "allow_anonymous") return r.Bool(v2, p2, &c.auth.allow_anonymous);
-          if (k2 == "anonymous_scopes") return r.Scopes(v2, p2, &c.auth.anonymous_scopes);
-          return core::NotFound("");
-        });
-      }
-      if (k == "limits") {
-        return r.Map(v, p, [&](const std::string& k2, const YAML::Node& v2,
-                               const std::string& p2) -> Status {
-          if (k2 == "rate_per_second") return r.Number(v2, p2, 0, 1e9, &c.frontend.rate.per_second);
-          if (k2 == "burst") return r.Number(v2, p2, 0, 1e9, &c.frontend.rate.burst);
-          if (k2 == "max_in_flight") return r.Uint(v2, p2, 1, 1'000'000, &c.frontend.max_in_flight);
-          if (k2 == "default_deadline_ms") {
-            return r.Uint(v2, p2, 1, 60'000, &c.frontend.default_deadline_ms);
+          if (k == "batch") {
+            return r.Map(
+                v, p,
+                [&](const std::string& k2, const YAML::Node& v2, const std::string& p2) -> Status {
+                  if (k2 == "max_size") return r.Uint(v2, p2, 1, 65'536, &c.scoring.batch_max);
+                  if (k2 == "max_delay_us") {
+                    return r.Uint(v2, p2, 0, 1'000'000, &c.scoring.batch_delay_us);
+                  }
+                  return core::NotFound("");
+                });
           }
-          if (k2 == "workers") return r.Uint(v2, p2, 1, 256, &c.scoring.workers);
-          if (k2 == "queue") return r.Uint(v2, p2, 1, 1'000'000, &c.scoring.queue);
+          if (k == "cache") {
+            return r.Map(
+                v, p,
+                [&](const std::string& k2, const YAML::Node& v2, const std::string& p2) -> Status {
+                  if (k2 == "capacity")
+                    return r.Uint(v2, p2, 0, 10'000'000, &c.scoring.cache_capacity);
+                  if (k2 == "ttl_seconds") return r.Uint(v2, p2, 1, 86'400, &c.scoring.cache_ttl_s);
+                  return core::NotFound("");
+                });
+          }
+          if (k == "fallback") {
+            return r.Map(
+                v, p,
+                [&](const std::string& k2, const YAML::Node& v2, const std::string& p2) -> Status {
+                  if (k2 == "score") return r.Number(v2, p2, 0, 1, &c.scoring.fallback_score);
+                  if (k2 == "anomalous") return r.Bool(v2, p2, &c.scoring.fallback_anomalous);
+                  return core::NotFound("");
+                });
+          }
+          if (k == "model") return r.Path(v, p, &c.model);
+          if (k == "rules") {
+            if (!v.IsSequence()) return r.Error(v, p, "expected a list of rules files");
+            for (const auto& item : v) {
+              std::string f;
+              if (auto st = r.Path(item, p, &f); !st.ok()) return st;
+              c.rules.push_back(f);
+            }
+            return {};
+          }
+          if (k == "policy_version") return r.String(v, p, &c.policy_version);
+          if (k == "public_key") return r.Path(v, p, &c.public_key);
           return core::NotFound("");
         });
-      }
-      if (k == "cache") {
-        return r.Map(v, p, [&](const std::string& k2, const YAML::Node& v2,
-                               const std::string& p2) -> Status {
-          if (k2 == "capacity") return r.Uint(v2, p2, 0, 10'000'000, &c.scoring.cache_capacity);
-          if (k2 == "ttl_seconds") return r.Uint(v2, p2, 1, 86'400, &c.scoring.cache_ttl_s);
-          return core::NotFound("");
-        });
-      }
-      if (k == "fallback") {
-        return r.Map(v, p, [&](const std::string& k2, const YAML::Node& v2,
-                               const std::string& p2) -> Status {
-          if (k2 == "score") return r.Number(v2, p2, 0, 1, &c.scoring.fallback_score);
-          if (k2 == "anomalous") return r.Bool(v2, p2, &c.scoring.fallback_anomalous);
-          return core::NotFound("");
-        });
-      }
-      if (k == "model") return r.Path(v, p, &c.model);
-      if (k == "rules") {
-        if (!v.IsSequence()) return r.Error(v, p, "expected a list of rules files");
-        for (const auto& item : v) {
-          std::string f;
-          if (auto st = r.Path(item, p, &f); !st.ok()) return st;
-          c.rules.push_back(f);
-        }
-        return {};
-      }
-      if (k == "policy_version") return r.String(v, p, &c.policy_version);
-      if (k == "public_key") return r.Path(v, p, &c.public_key);
-      return core::NotFound("");
-    });
     if (!s.ok()) return s;
     if (!c.http && !c.grpc) return r.Error(root, "http, grpc", "configure at least one listener");
     if (c.model.empty()) return r.Error(root, "model", "missing (the model file to serve)");

@@ -18,12 +18,14 @@
 
 namespace vigil::service {
 
+// How the decision service drives its inference engine (model/inference_engine.h).
 struct ScoringConfig {
-  uint32_t workers = 2;            // threads that run the model
-  uint32_t queue = 1024;           // scoring requests waiting for a worker; beyond: fallback
-  uint32_t cache_capacity = 65536; // verdicts kept (0: no cache)
+  uint32_t batch_max = 32;          // requests the engine scores in one micro-batch
+  uint32_t batch_delay_us = 50;     // how long a batch waits for more after its first request
+  uint32_t queue = 1024;            // scoring requests waiting for the engine; beyond: fallback
+  uint32_t cache_capacity = 65536;  // verdicts kept (0: no cache)
   uint32_t cache_ttl_s = 60;
-  double fallback_score = 1.0;     // the verdict given when the model is late or overloaded
+  double fallback_score = 1.0;  // the verdict given when the model is late or overloaded
   bool fallback_anomalous = true;
 };
 
@@ -33,11 +35,11 @@ struct ServeConfig {
   api::AuthConfig auth;
   api::FrontendOptions frontend;
   ScoringConfig scoring;
-  std::string model;                // model file (required)
-  std::vector<std::string> rules;   // rules files, loaded in order (required)
-  std::string policy_version;       // "": derived from the rules files' SHA-256
-  std::string public_key;           // minisign public key: model and rules must carry
-                                    // <file>.minisig signatures by it ("": not checked)
+  std::string model;               // model file (required)
+  std::vector<std::string> rules;  // rules files, loaded in order (required)
+  std::string policy_version;      // "": derived from the rules files' SHA-256
+  std::string public_key;          // minisign public key: model and rules must carry
+                                   // <file>.minisig signatures by it ("": not checked)
 };
 
 // Parses `text`; `source` names it in errors. Relative paths are resolved against `base_dir`.

@@ -3,13 +3,19 @@
 // Running the vigil binary from an end-to-end test the way a user does: through the shell,
 // with stdout and stderr captured to files in the test's own folder.
 
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace vigil::e2e {
 
@@ -38,6 +44,76 @@ inline CmdResult RunVigil(const std::filesystem::path& dir, const std::string& a
   r.out = ReadAll(out);
   r.err = ReadAll(err);
   return r;
+}
+
+// A vigil server (serve, hub, ...) started in the background by StartVigil.
+struct Background {
+  pid_t pid = -1;
+  std::string ready_line;  // its first line on stdout
+  std::string error;       // why it is not running ("" when it is)
+};
+
+// Starts `vigil ARGS` with stdout to `out` and stderr to `err`, and waits at most `wait` for its
+// first stdout line (a server's ready line). On failure the process is gone and `error` says
+// why, with its stderr.
+inline Background StartVigil(const std::vector<std::string>& args, const std::filesystem::path& out,
+                             const std::filesystem::path& err,
+                             std::chrono::milliseconds wait = std::chrono::seconds(10)) {
+  Background b;
+  b.pid = fork();
+  if (b.pid < 0) {
+    b.error = "fork failed";
+    return b;
+  }
+  if (b.pid == 0) {
+    if (freopen(out.c_str(), "w", stdout) == nullptr) _exit(126);
+    if (freopen(err.c_str(), "w", stderr) == nullptr) _exit(126);
+    std::vector<char*> argv{const_cast<char*>(VIGIL_BINARY)};
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(VIGIL_BINARY, argv.data());
+    _exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  while (std::chrono::steady_clock::now() < deadline) {
+    const std::string text = ReadAll(out);
+    if (text.find('\n') != std::string::npos) {
+      b.ready_line = text.substr(0, text.find('\n'));
+      return b;
+    }
+    int status = 0;
+    if (waitpid(b.pid, &status, WNOHANG) == b.pid) {
+      b.pid = -1;
+      b.error = "vigil exited: " + ReadAll(err);
+      return b;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  kill(b.pid, SIGKILL);
+  waitpid(b.pid, nullptr, 0);
+  b.pid = -1;
+  b.error = "vigil did not get ready: " + ReadAll(err);
+  return b;
+}
+
+// SIGTERM to a StartVigil process; its exit code, or -1 when it did not exit by itself within
+// `wait` (it is then killed) or was killed by a signal. Sets `pid` to -1.
+inline int StopVigil(pid_t& pid, std::chrono::milliseconds wait = std::chrono::seconds(10)) {
+  if (pid <= 0) return -1;
+  kill(pid, SIGTERM);
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  int status = 0;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+      pid = -1;
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  pid = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 }  // namespace vigil::e2e

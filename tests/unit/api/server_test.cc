@@ -133,8 +133,10 @@ class ServerTest : public ::testing::Test {
     ASSERT_TRUE(rules.has_value()) << rules.error().message();
     service::ScoringConfig scoring;
     scoring.fallback_score = 1.0;
-    svc_ = std::make_unique<service::ModelDecisionService>(scoring, clock_);
-    svc_->Install(model_, std::make_shared<const policy::RuleSet>(std::move(*rules)), "p1");
+    svc_ = std::make_unique<service::ModelDecisionService>(scoring, registry_, clock_);
+    auto installed =
+        svc_->Install(model_, std::make_shared<const policy::RuleSet>(std::move(*rules)), "p1");
+    ASSERT_TRUE(installed.ok()) << installed.message();
     AuthConfig auth;
     auth.jwt = {kKey, "vigil-test", "vigil-api", 30};
     auth.client_scopes["ci-runner"] = kScopeScore | kScopeDecide;
@@ -233,6 +235,9 @@ TEST_F(ServerTest, HttpScoreWithTokenCarriesVersionsExplanationAndFlags) {
   EXPECT_EQ(model_->calls.load(), 1);
   auto metrics = c->Get("/metrics");
   EXPECT_NE(metrics->body.find("vigil_api_cache_hit_ratio 0.5"), std::string::npos);
+  // The engine's own count of the same.
+  EXPECT_NE(metrics->body.find("vigil_engine_cache_hit_ratio{engine=\"serve\"} 0.5"),
+            std::string::npos);
 }
 
 TEST_F(ServerTest, HttpRefusalsNeverReachTheModel) {
@@ -289,7 +294,7 @@ TEST_F(ServerTest, ReadyzHealthzAndDecide) {
 }
 
 TEST_F(ServerTest, NotReadyUntilLoaded) {
-  service::ModelDecisionService empty({}, clock_);
+  service::ModelDecisionService empty({}, registry_, clock_);
   Frontend fe({}, *auth_, empty, orders_, registry_, clock_);
   ASSERT_TRUE(fe.Init().ok());
   HttpApi http({}, fe, registry_);
