@@ -42,6 +42,7 @@ int RunGate(const GateCmdOptions& o, const CLI::App& cmd) {
   enforce::DecisionGate gate(&rules, go, setup->verdicts.get(), &core::Registry::Get(),
                              AuditGateRecords(audit.get()));
   GateDeciderAdapter decider(&gate);
+  decider.set_recorder(setup->recorder.get());
   sensor::FanotifyGateOptions fo;
   fo.paths = o.watch;
   fo.open = o.open;
@@ -58,6 +59,9 @@ int RunGate(const GateCmdOptions& o, const CLI::App& cmd) {
   int sig = 0;
   sigwait(&stop, &sig);
   (*started)->Stop();
+  if (setup->recorder) {
+    if (auto st = setup->recorder->Close(); !st.ok()) ReportError("gate", st);
+  }
   const sensor::FanotifyGateStats fs = (*started)->stats();
   const enforce::GateStats gs = gate.stats();
   if (audit) {
@@ -80,6 +84,7 @@ int RunGate(const GateCmdOptions& o, const CLI::App& cmd) {
                       {"overflows", fs.overflows}};
   if (!setup->refusal.empty()) j["enforce_refused"] = setup->refusal;
   if (setup->engine) j["breaker_opened"] = setup->engine->breaker().opened();
+  if (setup->recorder) j["recorded_calls"] = setup->recorder->written();
   if (o.json) {
     std::printf("%s\n", j.dump().c_str());
   } else {

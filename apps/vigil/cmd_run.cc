@@ -55,6 +55,7 @@ int RunRun(const RunOptions& o, const CLI::App& cmd) {
   enforce::DecisionGate gate(&rules, go, setup->verdicts.get(), &core::Registry::Get(),
                              AuditGateRecords(audit.get()));
   GateDeciderAdapter decider(&gate);
+  decider.set_recorder(setup->recorder.get());
   sensor::SeccompGateOptions so;
   so.argv = o.argv;
   so.deadline_ns = go.deadline_ns;
@@ -72,6 +73,9 @@ int RunRun(const RunOptions& o, const CLI::App& cmd) {
   const sensor::SeccompGateStats ss = sg.stats();
   const enforce::GateStats gs = gate.stats();
   launched->reset();  // stop serving before the audit log closes
+  if (setup->recorder) {
+    if (auto st = setup->recorder->Close(); !st.ok()) ReportError("run", st);
+  }
 
   if (exit.exec_errno != 0) {
     std::fprintf(stderr, "vigil run: cannot execute %s: %s\n", o.argv[0].c_str(),
@@ -100,6 +104,7 @@ int RunRun(const RunOptions& o, const CLI::App& cmd) {
     if (exit.exec_errno != 0) j["exec_error"] = std::strerror(exit.exec_errno);
     if (!setup->refusal.empty()) j["enforce_refused"] = setup->refusal;
     if (setup->engine) j["breaker_opened"] = setup->engine->breaker().opened();
+    if (setup->recorder) j["recorded_calls"] = setup->recorder->written();
     std::fprintf(stderr, "%s\n", j.dump().c_str());
   } else if (ss.denied + gs.would_deny + gs.fallbacks + gs.alerts > 0) {
     std::fprintf(stderr,

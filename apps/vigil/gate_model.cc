@@ -1,6 +1,10 @@
 #include "apps/vigil/gate_model.h"
 
+#include <cerrno>
+#include <cstring>
 #include <utility>
+
+#include <nlohmann/json.hpp>
 
 #include "core/clock.h"
 
@@ -74,6 +78,59 @@ core::Result<core::Verdict> EngineVerdictSource::Score(const policy::EvalInput& 
   v.verdict.pid = e.proc.pid;
   v.verdict.uid = e.proc.uid;
   return std::move(v.verdict);
+}
+
+core::Result<std::unique_ptr<GateCallRecorder>> GateCallRecorder::Open(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "we");
+  if (f == nullptr) {
+    return core::InvalidArgument("--record-calls " + path + ": " + std::strerror(errno));
+  }
+  return std::unique_ptr<GateCallRecorder>(new GateCallRecorder(path, f));
+}
+
+GateCallRecorder::~GateCallRecorder() { (void)Close(); }
+
+void GateCallRecorder::Record(const core::Event& e) {
+  const int32_t token = GateCallToken(e);
+  if (token < 0) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (file_ == nullptr || failed_) return;
+  uint32_t& execs = execs_[e.proc.pid];
+  if (e.kind == core::EventKind::kProcessExec) ++execs;
+  const nlohmann::json line = {
+      {"schema", "vigil.event/v1"},
+      {"source", std::string(core::EventSourceName(e.source))},
+      {"kind", "syscall"},
+      {"seq", ++seq_},
+      {"stream", std::to_string(e.proc.pid) + "." + std::to_string(execs)},
+      {"proc", {{"pid", e.proc.pid}, {"ppid", e.proc.ppid}, {"uid", e.proc.uid},
+                {"comm", e.proc.comm}, {"exe", e.proc.exe}}},
+      {"syscall", {{"arch", "x86_64"}, {"nr", token}}}};
+  const std::string text = line.dump() + "\n";
+  if (std::fwrite(text.data(), 1, text.size(), file_) != text.size()) {
+    failed_ = true;
+    return;
+  }
+  ++written_;
+}
+
+core::Status GateCallRecorder::Close() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (file_ == nullptr) return core::Status::Ok();
+  const bool flushed = std::fflush(file_) == 0;
+  const bool closed = std::fclose(file_) == 0;
+  file_ = nullptr;
+  if (failed_ || !flushed || !closed) {
+    failed_ = true;
+    return core::Unavailable("--record-calls " + path_ + ": write failed: " +
+                             std::strerror(errno));
+  }
+  return core::Status::Ok();
+}
+
+uint64_t GateCallRecorder::written() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return written_;
 }
 
 core::Status CheckGateModel(const model::Model& model, const std::string& path) {

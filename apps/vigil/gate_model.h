@@ -24,6 +24,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -64,6 +65,36 @@ class EngineVerdictSource final : public enforce::VerdictSource {
   const GateModelOptions options_;
   std::mutex mu_;
   std::unordered_map<uint32_t, History> histories_;  // by process (thread group) id
+};
+
+// Records what a gate saw in the form the gate model learns from (`--record-calls FILE`): one
+// event line (docs/event-schema.md) per decided call, "kind":"syscall" with the call's token as
+// `nr`, arch x86_64, proc.pid and proc.comm, and stream "<pid>.<n>" where n counts the execs of
+// that process seen so far (an exec starts a new sequence, as for scoring). `vigil train
+// --model-type sequence --dataset jsonl --data FILE` trains on it. Thread-safe.
+class GateCallRecorder {
+ public:
+  // Creates (truncates) `path`; kInvalidArgument naming it when it cannot.
+  static core::Result<std::unique_ptr<GateCallRecorder>> Open(const std::string& path);
+  ~GateCallRecorder();
+  GateCallRecorder(const GateCallRecorder&) = delete;
+  GateCallRecorder& operator=(const GateCallRecorder&) = delete;
+
+  void Record(const core::Event& e);
+  // Flushes and closes the file; the first write error, naming the file.
+  core::Status Close();
+  uint64_t written() const;
+
+ private:
+  GateCallRecorder(std::string path, std::FILE* file) : path_(std::move(path)), file_(file) {}
+
+  const std::string path_;
+  mutable std::mutex mu_;
+  std::FILE* file_;
+  bool failed_ = false;
+  uint64_t written_ = 0;
+  uint64_t seq_ = 0;
+  std::unordered_map<uint32_t, uint32_t> execs_;  // by process id: execs seen
 };
 
 // Checks that `model` scores system-call sequences (a window of one execve is scored without an

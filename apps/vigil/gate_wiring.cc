@@ -141,6 +141,7 @@ sensor::GateAnswer GateDeciderAdapter::Decide(const sensor::GateCall& call,
   core::Event event;
   policy::EvalInput in;
   FillGateContext(call, &users_, max_ancestors_, &event, &in);
+  if (recorder_ != nullptr) recorder_->Record(event);
   const enforce::GateDecision d =
       gate_->Decide(in, control->deadline_ns(), [control](bool deny) {
         control->SetFallback(deny ? sensor::GateAnswer::kDeny : sensor::GateAnswer::kAllow);
@@ -224,6 +225,9 @@ void AddGateFlags(CLI::App* cmd, GateFlags* f) {
                   "--model-type sequence) scoring each process's sequence of gated calls "
                   "(docs/gates.md); signed like --policy in enforce mode")
       ->check(CLI::ExistingFile);
+  cmd->add_option("--record-calls", f->record_calls,
+                  "Write every decided call to FILE as an event line, the training data of a "
+                  "gate model (vigil train --model-type sequence --dataset jsonl; docs/gates.md)");
 }
 
 core::Result<GateSetup> SetupGate(const GateFlags& f, const CLI::App& cmd, std::string_view command,
@@ -265,6 +269,9 @@ core::Result<GateSetup> SetupGate(const GateFlags& f, const CLI::App& cmd, std::
   }
   if (s.options.mode == enforce::GateMode::kEnforce) {
     s.refusal = CheckGateArtifacts(f, config, gate_model.get(), s.audit.get());
+  }
+  if (!f.record_calls.empty()) {
+    VIGIL_ASSIGN_OR_RETURN(s.recorder, GateCallRecorder::Open(f.record_calls));
   }
   if (gate_model) {
     model::InferenceEngineOptions eo;

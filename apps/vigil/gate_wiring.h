@@ -35,10 +35,11 @@ struct GateFlags {
   std::string audit_fsync = "batch";
   std::vector<std::string> trusted_keys;  // "" = the config's trusted_keys
   std::string model;                      // "" = no model: ml.* fields absent
+  std::string record_calls;               // "" = no recording
   bool json = false;
 };
 // --policy, --mode, --deadline, --fallback, --config, --audit [DIR], --audit-key, --audit-fsync,
-// --trusted-key, --model.
+// --trusted-key, --model, --record-calls.
 void AddGateFlags(CLI::App* cmd, GateFlags* f);
 
 // What the flags set up: the gate's options, the rules, the audit trail (null without --audit;
@@ -50,6 +51,7 @@ struct GateSetup {
   // With --model: the engine and the verdict source the decision gate asks (gate_model.h).
   std::unique_ptr<model::InferenceEngine> engine;
   std::unique_ptr<EngineVerdictSource> verdicts;
+  std::unique_ptr<GateCallRecorder> recorder;  // with --record-calls
   // Why enforce mode was refused ("" when it was not asked for or holds): the gate then runs in
   // monitor mode.
   std::string refusal;
@@ -89,8 +91,13 @@ class GateDeciderAdapter final : public sensor::GateDecider {
                   sensor::GateFallbackCause cause) override;
   void Late(const sensor::GateCall& call, sensor::GateAnswer decided) override;
 
+  // Every decided call (with its /proc context) is also given to `recorder` (may be null; must
+  // outlive the adapter).
+  void set_recorder(GateCallRecorder* recorder) { recorder_ = recorder; }
+
  private:
   enforce::DecisionGate* gate_;
+  GateCallRecorder* recorder_ = nullptr;
   size_t max_ancestors_;
   enrich::SystemUserResolver system_users_;
   enrich::CachingUserResolver users_;

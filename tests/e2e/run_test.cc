@@ -8,7 +8,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <functional>
+#include <map>
 #include <vector>
 #include <string>
 
@@ -247,6 +249,51 @@ TEST_F(RunTest, ModelVerdictDeniesAnUnusualConnectAndUnsignedModelIsRefused) {
   CmdResult junk = RunVigil(dir_, "run --model " + (dir_ / "junk.vgm").string() + " -- true");
   EXPECT_EQ(junk.exit_code, 2);
   EXPECT_NE(junk.err.find("junk.vgm"), std::string::npos) << junk.err;
+}
+
+// --record-calls writes what the gate saw as training data for a gate model: one syscall event
+// per call (execve 59, openat 257, connect 42), a stream per process and program; vigil train
+// learns from it.
+TEST_F(RunTest, RecordedCallsAreTrainingDataForAGateModel) {
+  const fs::path calls = dir_ / "recorded.jsonl";
+  const std::string file = (dir_ / "rules.yaml").string();
+  CmdResult r = RunVigil(dir_, "run --mode monitor --json --record-calls " + calls.string() +
+                                   " -- bash -c 'cat " + file + " >/dev/null; cat " + file +
+                                   " >/dev/null'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json summary = LastJson(r.err);
+  ASSERT_FALSE(summary.is_discarded()) << r.err;
+  std::ifstream in(calls);
+  std::string line;
+  uint64_t lines = 0;
+  std::map<std::string, std::vector<int>> streams;
+  std::map<std::string, std::string> comms;
+  while (std::getline(in, line)) {
+    const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << line;
+    EXPECT_EQ(j["kind"], "syscall");
+    EXPECT_EQ(j["syscall"]["arch"], "x86_64");
+    streams[j["stream"]].push_back(j["syscall"]["nr"]);
+    comms[j["stream"]] = j["proc"]["comm"];
+    ++lines;
+  }
+  EXPECT_EQ(summary["recorded_calls"], lines);
+  EXPECT_EQ(summary["calls"], lines);
+  int cats = 0;
+  for (const auto& [stream, nrs] : streams) {
+    for (int nr : nrs) EXPECT_TRUE(nr == 59 || nr == 257 || nr == 42) << stream << " " << nr;
+    if (comms[stream] != "cat") continue;
+    ++cats;
+    EXPECT_EQ(nrs.front(), 59) << stream;  // a program's sequence starts with its exec
+    EXPECT_GT(std::count(nrs.begin(), nrs.end(), 257), 1) << stream;
+  }
+  EXPECT_EQ(cats, 2);
+
+  CmdResult trained = RunVigil(dir_, "train --model-type sequence --dataset jsonl --data " +
+                                         calls.string() + " --folds 2 --order 3 --out " +
+                                         (dir_ / "recorded.vgm").string());
+  EXPECT_EQ(trained.exit_code, 0) << trained.out << trained.err;
+  EXPECT_EQ(RunVigil(dir_, "run --record-calls /nonexistent/dir/x.jsonl -- true").exit_code, 2);
 }
 
 TEST_F(RunTest, BadUsageExitsTwo) {
