@@ -2,8 +2,10 @@
 // (docs/benchmarks.md, "Gates"). A plain driver, not Google Benchmark: each operation is a real
 // system call of a separate process (gate_probe), timed inside that process.
 //
-//   connect: gate_probe connects N times to a local listener, directly and under
-//            `vigil run --policy RULES` (seccomp user notification, rules evaluated per call);
+//   connect: gate_probe connects N times to a local listener, directly, under
+//            `vigil run --policy RULES` (seccomp user notification, rules evaluated per call),
+//            and under `vigil run --model` with a rule on ml.anomalous (the gate model asked
+//            through the inference engine for every connect);
 //   exec:    gate_probe fork+execs a copy of /bin/true N times from a tmpfs directory, with and
 //            without the fanotify gate holding the exec (FAN_OPEN_EXEC_PERM) for the same rules.
 // Blocks with and without the gate alternate, so that the machine's load drifts over both alike.
@@ -56,12 +58,36 @@ double Pct(std::vector<double> v, double q) {
   return v[i];
 }
 
-void Report(const char* what, const std::vector<double>& base, const std::vector<double>& gated) {
+void Report(const char* what, const std::vector<double>& base, const std::vector<double>& gated,
+            const char* base_name = "without gate", const char* gated_name = "with gate") {
   const double b50 = Pct(base, 0.5), b99 = Pct(base, 0.99);
   const double g50 = Pct(gated, 0.5), g99 = Pct(gated, 0.99);
-  std::printf("%-8s without gate: n=%zu P50 %.1f us P99 %.1f us | with gate: n=%zu P50 %.1f us "
+  std::printf("%-8s %s: n=%zu P50 %.1f us P99 %.1f us | %s: n=%zu P50 %.1f us "
               "P99 %.1f us | added: P50 %.1f us P99 %.1f us\n",
-              what, base.size(), b50, b99, gated.size(), g50, g99, g50 - b50, g99 - b99);
+              what, base_name, base.size(), b50, b99, gated_name, gated.size(), g50, g99,
+              g50 - b50, g99 - b99);
+}
+
+// Trains and signs (with the key in `keys`) a gate model of gate_probe's gated calls (an exec,
+// opens, then connects), so that the probe's connects are scored as usual; empty on failure.
+std::string TrainProbeModel(const std::string& vigil_bin, const fs::path& dir,
+                            const std::string& keys) {
+  const fs::path data = dir / "probe-calls.jsonl", model = dir / "probe.vgm";
+  {
+    std::ofstream out(data);
+    for (int i = 0; i < 40; ++i) {
+      const std::string head = R"({"kind":"syscall","stream":"p)" + std::to_string(i) +
+                               R"(","proc":{"comm":"gate_probe"},"syscall":{"arch":"x86_64","nr":)";
+      out << head << "59}}\n";
+      for (int k = 0; k < 5 + i % 3; ++k) out << head << "257}}\n";
+      for (int k = 0; k < 20 + i; ++k) out << head << "42}}\n";
+    }
+  }
+  const std::string cmd = vigil_bin + " train --model-type sequence --dataset jsonl --data " +
+                          data.string() + " --order 3 --out " + model.string() + " >/dev/null && " +
+                          vigil_bin + " model sign " + model.string() + " --key-dir " + keys +
+                          " >/dev/null";
+  return std::system(cmd.c_str()) == 0 ? model.string() : "";
 }
 
 }  // namespace
@@ -106,16 +132,36 @@ int main(int argc, char** argv) {
   }
   const std::string connect_args =
       " connect 127.0.0.1 " + std::to_string(listener.port()) + " " + std::to_string(calls);
-  std::vector<double> base, gated;
+  // The same rules plus one on ml.anomalous that every connect is a candidate of: the model is
+  // asked for each connect (through the inference engine, its verdict cache included).
+  const fs::path ml_rules = dir / "ml-rules.yaml";
+  std::ofstream(ml_rules) << std::ifstream(rules_file).rdbuf()
+                          << "- rule: Unusual connect\n  desc: d\n  condition: evt.type = connect "
+                             "and ml.anomalous = true\n  output: \"unusual connect\"\n  "
+                             "priority: WARNING\n  action: {type: deny, mode: enforce}\n";
+  const std::string model = TrainProbeModel(vigil_bin, dir, keys);
+  if (model.empty() || std::system((vigil_bin + " policy sign " + ml_rules.string() +
+                                    " --key-dir " + keys + " >/dev/null")
+                                       .c_str()) != 0) {
+    std::fprintf(stderr, "gate_latency_bench: cannot train or sign the gate model\n");
+    return 1;
+  }
+  const std::string trusted = " --trusted-key " + keys + "/vigil.pub";
+  std::vector<double> base, gated, modeled;
   for (int b = 0; b < blocks; ++b) {
     auto x = RunProbe(probe + connect_args, out);
     base.insert(base.end(), x.begin(), x.end());
-    auto y = RunProbe(vigil_bin + " run --policy " + rules_file.string() + " --trusted-key " +
-                          keys + "/vigil.pub -- " + probe + connect_args,
+    auto y = RunProbe(vigil_bin + " run --policy " + rules_file.string() + trusted + " -- " +
+                          probe + connect_args,
                       out);
     gated.insert(gated.end(), y.begin(), y.end());
+    auto z = RunProbe(vigil_bin + " run --policy " + ml_rules.string() + " --model " + model +
+                          trusted + " -- " + probe + connect_args,
+                      out);
+    modeled.insert(modeled.end(), z.begin(), z.end());
   }
   Report("connect", base, gated);
+  Report("connect", gated, modeled, "gate, no model", "gate + model");
 
   // exec of a file on a tmpfs, with and without the fanotify gate marking its directory.
   if (mount("tmpfs", (dir / "mnt").c_str(), "tmpfs", 0, "size=16m") != 0) {
