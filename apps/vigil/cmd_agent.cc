@@ -32,6 +32,7 @@
 #include "apps/vigil/commands.h"
 #include "apps/vigil/govern_cli.h"
 #include "audit/payloads.h"
+#include "core/files.h"
 #include "govern/internal/files.h"
 #include "govern/registry.h"
 #include "apps/vigil/outputs.h"
@@ -533,7 +534,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
       // Learned by this process, not read from disk: trusted for this run, and signed with the
       // host key so that the next start verifies it.
       gate.allowed.insert(*digest);
-      auto bytes = govern::internal::ReadFile(c.agent.baseline, govern::kMaxArtifactBytes);
+      auto bytes = core::ReadFile(c.agent.baseline, govern::kMaxArtifactBytes);
       auto key = govern::LoadSecretKey(audit_options.key_path);
       core::Status signed_st = !bytes.has_value() ? bytes.error()
                                : !key.has_value() ? key.error()

@@ -10,6 +10,7 @@
 #include "apps/vigil/commands.h"
 #include "apps/vigil/govern_cli.h"
 #include "core/config.h"
+#include "core/files.h"
 #include "govern/attest.h"
 #include "govern/internal/files.h"
 #include "govern/measure.h"
@@ -133,21 +134,21 @@ int RunVerify(const VerifyCmd& o) {
   const char* cmd = "attest verify";
   auto nonce = NonceOf(o.nonce);
   if (!nonce.has_value()) return ReportError(cmd, nonce.error());
-  auto text = govern::internal::ReadFile(o.file, govern::kMaxQuoteBytes);
+  auto text = core::ReadFile(o.file, govern::kMaxQuoteBytes);
   if (!text.has_value()) return ReportError(cmd, text.error());
   auto q = govern::ParseQuoteDocument(*text, o.file);
   if (!q.has_value()) return ReportError(cmd, q.error());
   govern::QuoteCheckOptions options;
   options.nonce = *nonce;
   if (!o.allow.empty()) {
-    auto list = govern::internal::ReadFile(o.allow, govern::kMaxEventListBytes);
+    auto list = core::ReadFile(o.allow, govern::kMaxEventListBytes);
     if (!list.has_value()) return ReportError(cmd, list.error());
     auto allowed = govern::ParseAllowlist(*list, o.allow);
     if (!allowed.has_value()) return ReportError(cmd, allowed.error());
     options.allowed = std::move(allowed).value();
   }
   if (!o.ak.empty()) {
-    auto pem = govern::internal::ReadFile(o.ak, 1 << 16);
+    auto pem = core::ReadFile(o.ak, 1 << 16);
     if (!pem.has_value()) return ReportError(cmd, pem.error());
     options.expected_ak_pem = *pem;
   }
@@ -197,7 +198,7 @@ int RunExtend(const ExtendCmd& o) {
   const char* cmd = "attest extend";
   auto options = o.tpm.Resolve();
   if (!options.has_value()) return ReportError(cmd, options.error());
-  auto bytes = govern::internal::ReadFile(o.file, govern::kMaxArtifactBytes);
+  auto bytes = core::ReadFile(o.file, govern::kMaxArtifactBytes);
   if (!bytes.has_value()) return ReportError(cmd, bytes.error());
   govern::AttestEvent e;
   e.digest = govern::Sha256Of(*bytes);
@@ -237,7 +238,7 @@ int RunEvents(const EventsCmd& o) {
     if (!c.has_value()) return ReportError(cmd, c.error());
     path = c->attestation.events;
   }
-  auto text = govern::internal::ReadFile(path, govern::kMaxEventListBytes);
+  auto text = core::ReadFile(path, govern::kMaxEventListBytes);
   if (!text.has_value()) return ReportError(cmd, text.error());
   auto events = govern::ParseEventList(*text, path);
   if (!events.has_value()) return ReportError(cmd, events.error());

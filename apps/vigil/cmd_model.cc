@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/vigil/govern_cli.h"
+#include "core/files.h"
 #include "govern/internal/files.h"
 #include "govern/keys.h"
 #include "govern/provenance.h"
@@ -30,7 +31,7 @@ struct ModelOptions {
 
 core::Result<govern::ModelArtifact> ReadArtifact(const std::string& path) {
   VIGIL_ASSIGN_OR_RETURN(const std::string bytes,
-                         govern::internal::ReadFile(path, govern::kMaxArtifactBytes));
+                         core::ReadFile(path, govern::kMaxArtifactBytes));
   VIGIL_ASSIGN_OR_RETURN(model::ModelFile file, model::DecodeModelFile(bytes, path));
   govern::ModelArtifact a;
   a.file_name = std::filesystem::path(path).filename().string();
@@ -51,12 +52,12 @@ int RunPush(const ModelOptions& o) {
   if (!dir.has_value()) return ReportError("model push", dir.error());
   auto artifact = ReadArtifact(o.file);
   if (!artifact.has_value()) return ReportError("model push", artifact.error());
-  auto bytes = govern::internal::ReadFile(o.file, govern::kMaxArtifactBytes);
+  auto bytes = core::ReadFile(o.file, govern::kMaxArtifactBytes);
   if (!bytes.has_value()) return ReportError("model push", bytes.error());
   std::string signature;
   const std::string sig_path = o.file + ".minisig";
   if (std::filesystem::exists(sig_path)) {
-    auto text = govern::internal::ReadFile(sig_path, govern::kMaxKeyFileBytes);
+    auto text = core::ReadFile(sig_path, govern::kMaxKeyFileBytes);
     if (!text.has_value()) return ReportError("model push", text.error());
     auto parsed = govern::ParseSignature(*text, sig_path);
     if (!parsed.has_value()) return ReportError("model push", parsed.error());

@@ -3,14 +3,13 @@
 
 #include <cstdio>
 #include <ctime>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "apps/vigil/commands.h"
+#include "core/files.h"
 #include "model/calibration.h"
 #include "model/drift.h"
 #include "model/loader.h"
@@ -23,15 +22,6 @@ struct InspectOptions {
   std::string path;
   bool json = false;
 };
-
-core::Result<std::string> ReadBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return core::NotFound(path + ": cannot open");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return core::IoError(path + ": read failed");
-  return ss.str();
-}
 
 std::string Hex(std::string_view raw) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -75,7 +65,7 @@ std::string Str(const nlohmann::json* j) {
 }
 
 int RunInspect(const InspectOptions& o) {
-  auto bytes = ReadBytes(o.path);
+  auto bytes = core::ReadFile(o.path, model::kMaxModelFileBytes);
   if (!bytes.has_value()) return ReportError("model inspect", bytes.error());
   auto file = model::DecodeModelFile(*bytes, o.path);
   if (!file.has_value()) return ReportError("model inspect", file.error());

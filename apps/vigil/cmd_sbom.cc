@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/vigil/govern_cli.h"
+#include "core/files.h"
 #include "govern/internal/files.h"
 #include "govern/provenance.h"
 #include "govern/registry.h"
@@ -27,7 +28,7 @@ int RunSbom(const SbomOptions& o) {
   const ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
   if (n > 0) {
     info.path.assign(exe, static_cast<size_t>(n));
-    auto bytes = govern::internal::ReadFile(info.path, govern::kMaxArtifactBytes);
+    auto bytes = core::ReadFile(info.path, govern::kMaxArtifactBytes);
     if (bytes.has_value()) info.sha256 = govern::internal::Sha256Hex(*bytes);
   }
   if (auto st = govern::ResolveDebianPackages(govern::LoadedSharedObjects(), &info); !st.ok()) {

@@ -1,14 +1,16 @@
 #include "apps/vigil/datasets.h"
 
-#include <fstream>
 #include <map>
-#include <sstream>
 
+#include "core/files.h"
 #include "model/calibration.h"
 #include "sensor/replay.h"
 
 namespace vigil::app {
 namespace {
+
+// One training input (a JSONL recording or a dataset trace) is read whole to be digested.
+constexpr uint64_t kMaxTrainingFileBytes = uint64_t{4} << 30;
 
 // The SHA-256 of the training data's bytes, in the order read.
 class Digest {
@@ -19,14 +21,6 @@ class Digest {
  private:
   model::DatasetDigest digest_;
 };
-
-core::Result<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return core::NotFound(path + ": cannot open");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 core::Result<TrainingSet> LoadAdfa(const std::string& root) {
   auto corpus = LoadAdfaCorpus(root, {sensor::AdfaSplit::kTraining});
@@ -45,7 +39,7 @@ core::Result<TrainingSet> LoadAdfa(const std::string& root) {
 }
 
 core::Result<TrainingSet> LoadJsonl(const std::string& path) {
-  auto bytes = ReadFile(path);
+  auto bytes = core::ReadFile(path, kMaxTrainingFileBytes);
   if (!bytes.has_value()) return bytes.error();
   Digest digest;
   digest.Update(*bytes);
@@ -88,7 +82,7 @@ core::Result<AdfaCorpus> LoadAdfaCorpus(const std::string& root,
     auto list = sensor::ListAdfaTraces(root, split);
     if (!list.has_value()) return list.error();
     for (sensor::AdfaTrace& t : *list) {
-      auto bytes = ReadFile(t.path);
+      auto bytes = core::ReadFile(t.path, kMaxTrainingFileBytes);
       if (!bytes.has_value()) return bytes.error();
       digest.Update(t.id);
       digest.Update("\n");

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/files.h"
 #include "govern/internal/files.h"
 #include "govern/keys.h"
 #include "govern/registry.h"
@@ -82,7 +83,7 @@ int RunSign(const std::string& command, const SignOptions& o, const ArtifactChec
                                                               "init` or give --key-dir)")
                                     : key.error());
   }
-  auto bytes = govern::internal::ReadFile(o.file, govern::kMaxArtifactBytes);
+  auto bytes = core::ReadFile(o.file, govern::kMaxArtifactBytes);
   if (!bytes.has_value()) return ReportError(command, bytes.error());
   if (auto st = check(*bytes, o.file); !st.ok()) return ReportError(command, st);
   const std::string digest = govern::internal::Sha256Hex(*bytes);
@@ -117,7 +118,7 @@ int RunVerify(const std::string& command, const VerifyOptions& o, const Artifact
                                     ? sig.error().WithContext(o.file + " is not signed")
                                     : sig.error());
   }
-  auto bytes = govern::internal::ReadFile(o.file, govern::kMaxArtifactBytes);
+  auto bytes = core::ReadFile(o.file, govern::kMaxArtifactBytes);
   if (!bytes.has_value()) return ReportError(command, bytes.error());
   const govern::Verification v = govern::Verify(*key, *sig, *bytes);
   // A valid signature over bytes that are not a well-formed artifact is still refused.

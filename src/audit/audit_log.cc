@@ -12,6 +12,7 @@
 
 #include "audit/internal/files.h"
 #include "audit/verify.h"
+#include "core/files.h"
 
 namespace vigil::audit {
 namespace {
@@ -81,7 +82,7 @@ core::Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& dir,
         "audit options: checkpoint_every, queue_capacity, max_batch and fsync_interval_ms must "
         "be >= 1, segment_bytes between 4096 and 1 GiB");
   }
-  VIGIL_RETURN_IF_ERROR(internal::MakeDirs(dir, 0750));
+  VIGIL_RETURN_IF_ERROR(core::MakeDirs(dir, 0750));
   const std::string lock_path = dir + "/LOCK";
   const int lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
   if (lock_fd < 0) return core::ErrnoError(errno, "audit log: cannot open '" + lock_path + "'");
@@ -131,7 +132,7 @@ core::Status AuditLog::Recover(OpenReport* report) {
   const size_t from = segments.size() >= 2 ? segments.size() - 2 : 0;
   std::vector<std::string> contents;
   for (size_t i = from; i < segments.size(); ++i) {
-    VIGIL_ASSIGN_OR_RETURN(std::string bytes, internal::ReadWholeFile(dir_ + "/" + segments[i],
+    VIGIL_ASSIGN_OR_RETURN(std::string bytes, core::ReadFile(dir_ + "/" + segments[i],
                                                                       internal::kMaxSegmentBytes));
     contents.push_back(std::move(bytes));
   }

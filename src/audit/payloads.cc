@@ -2,6 +2,7 @@
 
 #include "audit/internal/files.h"
 #include "audit/internal/format.h"
+#include "core/files.h"
 
 namespace vigil::audit {
 
@@ -48,7 +49,7 @@ nlohmann::json ModeChangePayload(std::string_view from, std::string_view to,
 }
 
 core::Result<std::string> FileSha256(const std::string& path) {
-  VIGIL_ASSIGN_OR_RETURN(std::string bytes, internal::ReadWholeFile(path, uint64_t{1} << 32));
+  VIGIL_ASSIGN_OR_RETURN(std::string bytes, core::ReadFile(path, uint64_t{1} << 32));
   return internal::Hex(internal::Sha256(bytes));
 }
 

@@ -12,6 +12,7 @@
 
 #include "audit/internal/files.h"
 #include "audit/internal/format.h"
+#include "core/files.h"
 
 namespace vigil::audit {
 namespace {
@@ -149,7 +150,7 @@ core::Result<std::unique_ptr<Signer>> LoadOrCreateRawKey(const std::string& secr
     if (errno != ENOENT) return core::ErrnoError(errno, "audit key '" + secret_path + "'");
     const size_t slash = secret_path.rfind('/');
     if (slash != std::string::npos && slash > 0) {
-      VIGIL_RETURN_IF_ERROR(internal::MakeDirs(secret_path.substr(0, slash), 0700));
+      VIGIL_RETURN_IF_ERROR(core::MakeDirs(secret_path.substr(0, slash), 0700));
     }
     std::unique_ptr<Ed25519Signer> fresh = Ed25519Signer::Generate();
     core::Status made = WriteNewFile(secret_path, fresh->secret_key(), 0600);
@@ -168,7 +169,7 @@ core::Result<std::unique_ptr<Signer>> LoadOrCreateRawKey(const std::string& secr
                         "audit key '" + secret_path +
                             "' is readable by group or others; chmod 600 it");
   }
-  VIGIL_ASSIGN_OR_RETURN(std::string bytes, internal::ReadWholeFile(secret_path, 4096));
+  VIGIL_ASSIGN_OR_RETURN(std::string bytes, core::ReadFile(secret_path, 4096));
   std::array<uint8_t, 32> pub{};
   if (bytes.size() == 64) std::memcpy(pub.data(), bytes.data() + 32, 32);
   auto signer = Ed25519Signer::FromSecretKey(bytes, DerivedKeyId(pub));
@@ -218,7 +219,7 @@ core::Result<PublicKey> ParsePublicKey(std::string_view bytes, std::string_view 
 }
 
 core::Result<PublicKey> LoadPublicKey(const std::string& path) {
-  VIGIL_ASSIGN_OR_RETURN(std::string bytes, internal::ReadWholeFile(path, 4096));
+  VIGIL_ASSIGN_OR_RETURN(std::string bytes, core::ReadFile(path, 4096));
   return ParsePublicKey(bytes, path);
 }
 

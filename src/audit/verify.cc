@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "audit/internal/files.h"
+#include "core/files.h"
 
 namespace vigil::audit {
 namespace {
@@ -301,7 +302,7 @@ core::Result<VerifyReport> VerifyLog(const std::string& dir, const VerifyOptions
   }
   LogVerifier verifier(options, on_record);
   for (size_t i = 0; i < segments.size(); ++i) {
-    auto bytes = internal::ReadWholeFile(dir + "/" + segments[i], internal::kMaxSegmentBytes);
+    auto bytes = core::ReadFile(dir + "/" + segments[i], internal::kMaxSegmentBytes);
     if (!bytes.has_value()) {
       if (bytes.error().code() == core::StatusCode::kOutOfRange) {
         VerifyReport r = verifier.report();

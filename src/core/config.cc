@@ -7,18 +7,18 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstring>
 #include <exception>
-#include <fstream>
 #include <initializer_list>
 #include <limits>
 #include <set>
 #include <sstream>
 #include <system_error>
 #include <utility>
+
+#include "core/files.h"
 
 namespace vigil::core {
 namespace {
@@ -787,28 +787,14 @@ Result<VigilConfig> ParseConfig(std::string_view yaml_text, std::string_view sou
 }
 
 Result<VigilConfig> LoadConfig(const std::string& path) {
-  errno = 0;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    const int err = errno;
-    if (err == ENOENT) {
-      if (path == kDefaultConfigPath) return DefaultConfig();
-      return NotFound(fmt::format("{}: config file not found", path));
+  auto text = ReadFile(path, kMaxConfigBytes);
+  if (!text.has_value()) {
+    if (text.error().code() == StatusCode::kNotFound && path == kDefaultConfigPath) {
+      return DefaultConfig();
     }
-    return IoError(fmt::format("{}: cannot open config file: {}", path,
-                               err != 0 ? std::strerror(err) : "unknown error"));
+    return text.error().WithContext("config file");
   }
-  std::string text;
-  char buf[64 * 1024];
-  while (in.read(buf, sizeof(buf)) || in.gcount() > 0) {
-    text.append(buf, static_cast<size_t>(in.gcount()));
-    if (text.size() > kMaxConfigBytes) {
-      return InvalidArgument(
-          fmt::format("{}: config file larger than {} bytes", path, kMaxConfigBytes));
-    }
-  }
-  if (in.bad()) return IoError(fmt::format("{}: error reading config file", path));
-  return ParseConfig(text, path);
+  return ParseConfig(*text, path);
 }
 
 }  // namespace vigil::core

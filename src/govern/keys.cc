@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <filesystem>
 
+#include "core/files.h"
 #include "govern/internal/files.h"
 
 namespace vigil::govern {
@@ -26,7 +27,7 @@ Result<KeyPair> InitKeys(const std::string& dir, bool force) {
       }
     }
   }
-  VIGIL_RETURN_IF_ERROR(internal::MakeDirs(dir, 0700));
+  VIGIL_RETURN_IF_ERROR(core::MakeDirs(dir, 0700));
   KeyPair pair = GenerateKeyPair();
   VIGIL_RETURN_IF_ERROR(internal::WriteFileAtomic(sec, EncodeSecretKey(pair.secret_key), 0600));
   VIGIL_RETURN_IF_ERROR(internal::WriteFileAtomic(pub, EncodePublicKey(pair.public_key), 0644));
@@ -47,7 +48,7 @@ Result<SecretKey> LoadOrCreateSecretKey(const std::string& secret_path) {
   if (stat(secret_path.c_str(), &st) != 0) {
     if (errno != ENOENT) return core::ErrnoError(errno, secret_path + ": cannot stat");
     const std::string dir = std::filesystem::path(secret_path).parent_path().string();
-    if (!dir.empty()) VIGIL_RETURN_IF_ERROR(internal::MakeDirs(dir, 0700));
+    if (!dir.empty()) VIGIL_RETURN_IF_ERROR(core::MakeDirs(dir, 0700));
     KeyPair pair = GenerateKeyPair();
     core::Status made =
         internal::WriteFileAtomic(secret_path, EncodeSecretKey(pair.secret_key), 0600,
@@ -72,17 +73,17 @@ Result<SecretKey> LoadOrCreateSecretKey(const std::string& secret_path) {
 }
 
 Result<SecretKey> LoadSecretKey(const std::string& path) {
-  VIGIL_ASSIGN_OR_RETURN(const std::string text, internal::ReadFile(path, kMaxKeyFileBytes));
+  VIGIL_ASSIGN_OR_RETURN(const std::string text, core::ReadFile(path, kMaxKeyFileBytes));
   return ParseSecretKey(text, path);
 }
 
 Result<PublicKey> LoadPublicKey(const std::string& path) {
-  VIGIL_ASSIGN_OR_RETURN(const std::string text, internal::ReadFile(path, kMaxKeyFileBytes));
+  VIGIL_ASSIGN_OR_RETURN(const std::string text, core::ReadFile(path, kMaxKeyFileBytes));
   return ParsePublicKey(text, path);
 }
 
 Result<Signature> LoadSignature(const std::string& path) {
-  VIGIL_ASSIGN_OR_RETURN(const std::string text, internal::ReadFile(path, kMaxKeyFileBytes));
+  VIGIL_ASSIGN_OR_RETURN(const std::string text, core::ReadFile(path, kMaxKeyFileBytes));
   return ParseSignature(text, path);
 }
 

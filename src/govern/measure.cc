@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "core/file_lock.h"
+#include "core/files.h"
 #include "govern/internal/files.h"
 
 namespace vigil::govern {
@@ -15,13 +16,13 @@ namespace {
 // An exclusive lock on EVENTS_PATH.lock, creating its directory first.
 Result<core::FileLock> LockEvents(const std::string& events_path) {
   const std::string parent = std::filesystem::path(events_path).parent_path().string();
-  if (!parent.empty()) VIGIL_RETURN_IF_ERROR(internal::MakeDirs(parent, 0700));
+  if (!parent.empty()) VIGIL_RETURN_IF_ERROR(core::MakeDirs(parent, 0700));
   return core::FileLock::Take(events_path + ".lock");
 }
 
 Result<std::vector<AttestEvent>> ReadEvents(const std::string& path) {
   if (access(path.c_str(), F_OK) != 0) return std::vector<AttestEvent>{};
-  VIGIL_ASSIGN_OR_RETURN(const std::string text, internal::ReadFile(path, kMaxEventListBytes));
+  VIGIL_ASSIGN_OR_RETURN(const std::string text, core::ReadFile(path, kMaxEventListBytes));
   return ParseEventList(text, path);
 }
 

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "core/files.h"
 #include "govern/internal/files.h"
 
 namespace vigil::govern {
@@ -129,12 +130,12 @@ Result<RegistryEntry> Registry::Push(std::string_view bytes, const std::string& 
   e.pushed_unix = now_unix;
   e.model = model.is_object() ? model : json();
   if (!ValidName(e.name)) return InvalidArgument(name + ": not a usable artifact name");
-  VIGIL_RETURN_IF_ERROR(internal::MakeDirs(dir_ + "/blobs/sha256", 0755));
-  VIGIL_RETURN_IF_ERROR(internal::MakeDirs(dir_ + "/manifests", 0755));
+  VIGIL_RETURN_IF_ERROR(core::MakeDirs(dir_ + "/blobs/sha256", 0755));
+  VIGIL_RETURN_IF_ERROR(core::MakeDirs(dir_ + "/manifests", 0755));
   const std::string blob = BlobPath(e.digest);
   bool have_blob = false;
   if (std::filesystem::exists(blob)) {
-    auto existing = internal::ReadFile(blob, kMaxArtifactBytes);
+    auto existing = core::ReadFile(blob, kMaxArtifactBytes);
     have_blob = existing.has_value() && internal::Sha256Hex(*existing) == e.digest;
   }
   if (!have_blob) VIGIL_RETURN_IF_ERROR(internal::WriteFileAtomic(blob, bytes, 0644));
@@ -160,7 +161,7 @@ Result<std::vector<RegistryEntry>> Registry::List() const {
     const std::string fname = it->path().filename().string();
     if (fname.size() != 64 + 5 || fname.substr(64) != ".json") continue;  // temporaries etc.
     const std::string path = it->path().string();
-    VIGIL_ASSIGN_OR_RETURN(const std::string text, internal::ReadFile(path, kMaxManifestBytes));
+    VIGIL_ASSIGN_OR_RETURN(const std::string text, core::ReadFile(path, kMaxManifestBytes));
     VIGIL_ASSIGN_OR_RETURN(RegistryEntry e, ParseManifest(text, path));
     if (e.digest != fname.substr(0, 64)) {
       return core::DataLoss(path + ": manifest names digest " + e.digest +
@@ -204,7 +205,7 @@ Result<RegistryEntry> Registry::Resolve(std::string_view digest) const {
 
 Result<std::string> Registry::ReadBlob(const RegistryEntry& entry) const {
   const std::string path = BlobPath(entry.digest);
-  VIGIL_ASSIGN_OR_RETURN(std::string bytes, internal::ReadFile(path, kMaxArtifactBytes));
+  VIGIL_ASSIGN_OR_RETURN(std::string bytes, core::ReadFile(path, kMaxArtifactBytes));
   const std::string actual = internal::Sha256Hex(bytes);
   if (actual != entry.digest) {
     return core::DataLoss(path + ": content has SHA-256 " + actual +
@@ -215,7 +216,7 @@ Result<std::string> Registry::ReadBlob(const RegistryEntry& entry) const {
 
 Result<std::string> Registry::ReadSignature(const RegistryEntry& entry) const {
   if (!entry.has_signature) return std::string();
-  return internal::ReadFile(BlobPath(entry.digest) + ".minisig", 1 << 16);
+  return core::ReadFile(BlobPath(entry.digest) + ".minisig", 1 << 16);
 }
 
 }  // namespace vigil::govern

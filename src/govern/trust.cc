@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <filesystem>
 
+#include "core/files.h"
 #include "govern/internal/files.h"
 #include "govern/keys.h"
 #include "govern/registry.h"
@@ -25,7 +26,7 @@ core::Result<std::vector<PublicKey>> LoadTrustedKeys(
 TrustCheck CheckSignedArtifact(const std::string& path,
                             const std::vector<PublicKey>& trusted) {
   TrustCheck c;
-  auto bytes = internal::ReadFile(path, kMaxArtifactBytes);
+  auto bytes = core::ReadFile(path, kMaxArtifactBytes);
   if (!bytes.has_value()) {
     c.outcome = "unreadable";
     c.reason = bytes.error().message();

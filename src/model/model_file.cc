@@ -7,9 +7,8 @@
 
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
+#include "core/files.h"
 #include "model/internal/bytes.h"
 
 namespace vigil::model {
@@ -163,11 +162,9 @@ core::Status WriteModelFile(const std::string& path, const ModelFile& file) {
 }
 
 core::Result<ModelFile> ReadModelFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return core::NotFound(path + ": cannot open model file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return DecodeModelFile(ss.str(), path);
+  auto bytes = core::ReadFile(path, kMaxModelFileBytes);
+  if (!bytes.has_value()) return bytes.error().WithContext("model file");
+  return DecodeModelFile(*bytes, path);
 }
 
 }  // namespace vigil::model

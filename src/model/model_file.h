@@ -42,7 +42,11 @@ core::Status CheckFamily(const ModelFile& file, std::string_view family, std::st
 
 // Writes atomically (temporary file in the same folder, fsync, rename).
 core::Status WriteModelFile(const std::string& path, const ModelFile& file);
+// Reads and decodes the model file at `path` (at most kMaxModelFileBytes).
 core::Result<ModelFile> ReadModelFile(const std::string& path);
+
+// The largest model file Vigil reads.
+inline constexpr uint64_t kMaxModelFileBytes = uint64_t{2} << 30;
 
 // Lower-case hex SHA-256 of `data` (OpenSSL).
 std::string Sha256Hex(std::string_view data);

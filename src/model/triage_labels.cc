@@ -1,11 +1,10 @@
 #include "model/triage_labels.h"
+#include "core/files.h"
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
 #include <unordered_set>
 
 namespace vigil::model {
@@ -104,12 +103,9 @@ core::Result<std::vector<LabelRecord>> ParseTriageLabels(std::string_view text,
 }
 
 core::Result<std::vector<LabelRecord>> LoadTriageLabels(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return core::NotFound(path + ": cannot open labels file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return core::IoError(path + ": read failed");
-  return ParseTriageLabels(ss.str(), path);
+  auto text = core::ReadFile(path, uint64_t{1} << 30);
+  if (!text.has_value()) return text.error().WithContext("labels file");
+  return ParseTriageLabels(*text, path);
 }
 
 core::Result<FeatureTable> LabelTable(const std::vector<LabelRecord>& records) {

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "core/files.h"
 #include "pipeline/internal/crc32c.h"
 
 namespace vigil::pipeline {
@@ -33,6 +34,9 @@ constexpr uint32_t kFormatMaxRecord = 1u << 30;
 // damage, believed only within this distance of it: a filter that random bytes pass with odds
 // of 2^-32 before the CRC is even computed.
 constexpr uint64_t kMaxSeqJump = 1ull << 32;
+// A segment holds segment_bytes plus at most one record that crossed it; segments written under
+// an earlier, larger segment_bytes must still be read back, so the limit is the format's.
+constexpr uint64_t kMaxSegmentReadBytes = uint64_t{4} << 30;
 
 void PutU32(char* p, uint32_t v) { std::memcpy(p, &v, 4); }
 void PutU64(char* p, uint64_t v) { std::memcpy(p, &v, 8); }
@@ -69,28 +73,6 @@ bool ParseSegmentName(std::string_view name, uint64_t* first_seq) {
   if (v == 0) return false;
   *first_seq = v;
   return true;
-}
-
-core::Result<std::string> ReadWholeFile(const std::string& path) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus("open", path, errno);
-  std::string out;
-  struct stat st;
-  if (fstat(fd, &st) == 0 && st.st_size > 0) out.reserve(static_cast<size_t>(st.st_size));
-  char buf[1 << 16];
-  for (;;) {
-    const ssize_t n = read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      close(fd);
-      return ErrnoStatus("read", path, err);
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  return out;
 }
 
 Status WriteAll(int fd, iovec* iov, int iovcnt, const std::string& path) {
@@ -213,7 +195,7 @@ core::Result<std::unique_ptr<Spool>> Spool::Open(const std::string& dir,
 
 Status Spool::Recover(const ReplayFn& replay, RecoveryReport* report) {
   const std::string ack_path = dir_ + "/ACK";
-  auto ack = ReadWholeFile(ack_path);
+  auto ack = core::ReadFile(ack_path, 1 << 20);
   if (ack.has_value()) {
     const std::string& a = *ack;
     if (a.size() == kAckFileSize && std::memcmp(a.data(), kAckMagic, 8) == 0 &&
@@ -264,7 +246,7 @@ Status Spool::Recover(const ReplayFn& replay, RecoveryReport* report) {
 
 Status Spool::ScanSegment(const Segment& seg, bool last, uint64_t* last_seq, const ReplayFn& replay,
                           RecoveryReport* report, bool* remove) {
-  VIGIL_ASSIGN_OR_RETURN(const std::string data, ReadWholeFile(seg.path));
+  VIGIL_ASSIGN_OR_RETURN(const std::string data, core::ReadFile(seg.path, kMaxSegmentReadBytes));
   const std::string_view buf(data);
   ++report->segments_scanned;
   auto add_damage = [&](SpoolDamageKind kind, uint64_t off, uint64_t bytes, bool truncated,

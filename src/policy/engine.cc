@@ -5,12 +5,11 @@
 #include <algorithm>
 #include <array>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <utility>
 
 #include <yaml-cpp/yaml.h>
 
+#include "core/files.h"
 #include "core/name_table.h"
 
 namespace vigil::policy {
@@ -38,15 +37,6 @@ constexpr std::array<std::pair<core::Action, std::string_view>, 6> kActionKinds{
     {core::Action::kFreeze, "freeze"},
     {core::Action::kBlockNetwork, "block-network"},
     {core::Action::kEscalate, "escalate"}}};
-
-core::Result<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return core::NotFound(path + ": cannot open");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return core::Unavailable(path + ": read failed");
-  return ss.str();
-}
 
 // "sha256:" + the first 16 hex digits of SHA-256 over (name length, name, size, bytes) of each
 // loaded document, so that renaming, reordering or editing any of them changes the version.
@@ -235,7 +225,7 @@ core::Result<std::shared_ptr<const PolicySnapshot>> PolicyEngine::Build(uint64_t
   } else {
     bool seen_manifest = false;
     for (const std::string& path : options_.files) {
-      auto bytes = ReadFile(path);
+      auto bytes = core::ReadFile(path, kMaxRulesFileBytes);
       if (!bytes.has_value()) return bytes.error();
       bool is_manifest = false;
       YAML::Node root;
@@ -261,7 +251,7 @@ core::Result<std::shared_ptr<const PolicySnapshot>> PolicyEngine::Build(uint64_t
       if (m->has_stage) snap->stage = m->stage;
       docs.emplace_back(path, std::move(bytes).value());
       for (const std::string& r : m->rules) {
-        auto rb = ReadFile(r);
+        auto rb = core::ReadFile(r, kMaxRulesFileBytes);
         if (!rb.has_value()) return core::NotFound(path + ": rules: " + rb.error().message());
         docs.emplace_back(r, *rb);
         rules.emplace_back(r, std::move(rb).value());

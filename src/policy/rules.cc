@@ -8,7 +8,6 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
 #include <map>
 #include <regex>
 #include <set>
@@ -17,6 +16,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "core/config.h"
+#include "core/files.h"
 #include "policy/condition.h"
 
 namespace vigil::policy {
@@ -1213,11 +1213,8 @@ core::Result<RuleSet> RuleSet::LoadFiles(const std::vector<std::string>& paths) 
   RuleSet set;
   if (paths.empty()) return core::InvalidArgument("no rules file given");
   for (const std::string& path : paths) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return core::NotFound(path + ": cannot open");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    VIGIL_RETURN_IF_ERROR(set.impl_->LoadYaml(ss.str(), path));
+    VIGIL_ASSIGN_OR_RETURN(const std::string text, core::ReadFile(path, kMaxRulesFileBytes));
+    VIGIL_RETURN_IF_ERROR(set.impl_->LoadYaml(text, path));
   }
   VIGIL_RETURN_IF_ERROR(set.impl_->Compile());
   return set;

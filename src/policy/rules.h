@@ -27,6 +27,8 @@ namespace vigil::policy {
 // The rule language version this engine implements; files asking for a newer
 // required_engine_version are refused.
 inline constexpr std::string_view kEngineVersion = "0.57.0";
+// The largest rules file read (Falco's whole stable rules file is about 100 KB).
+inline constexpr uint64_t kMaxRulesFileBytes = uint64_t{16} << 20;
 
 enum class Priority : uint8_t {
   kEmergency, kAlert, kCritical, kError, kWarning, kNotice, kInformational, kDebug
@@ -82,7 +84,7 @@ class RuleSet {
   RuleSet(RuleSet&&) noexcept;
   RuleSet& operator=(RuleSet&&) noexcept;
 
-  // Loads `paths` in order as one rule set.
+  // Loads `paths` in order as one rule set (each file at most kMaxRulesFileBytes).
   static core::Result<RuleSet> LoadFiles(const std::vector<std::string>& paths);
   // Loads one document from memory; `source` names it in errors and warnings.
   static core::Result<RuleSet> LoadString(std::string_view yaml, std::string_view source);

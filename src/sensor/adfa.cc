@@ -3,9 +3,8 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
+#include "core/files.h"
 #include "core/syscall_table.h"
 
 namespace vigil::sensor {
@@ -64,11 +63,8 @@ Result<std::vector<AdfaTrace>> ListAdfaTraces(const std::string& root, AdfaSplit
 }
 
 Result<std::vector<int32_t>> ReadAdfaTrace(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return core::NotFound(path + ": cannot open");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string text = ss.str();
+  // An ADFA-LD trace is at most a few hundred KB of numbers.
+  VIGIL_ASSIGN_OR_RETURN(const std::string text, core::ReadFile(path, uint64_t{64} << 20));
   std::vector<int32_t> out;
   out.reserve(text.size() / 3);
   size_t i = 0;

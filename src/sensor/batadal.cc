@@ -1,15 +1,17 @@
 #include "sensor/batadal.h"
+#include "core/files.h"
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <unordered_set>
 
 namespace vigil::sensor {
 namespace {
+
+// A BATADAL CSV is a few MB; anything past this is not one.
+constexpr uint64_t kMaxBatadalFileBytes = uint64_t{256} << 20;
 
 struct Field {
   std::string_view text;  // trimmed
@@ -170,15 +172,6 @@ core::Status ParseHour(std::string_view source, size_t line_no, const Field& f,
                      FormatBatadalHour(hours.back()) + " (rows must be consecutive hours)");
   }
   return core::Status::Ok();
-}
-
-core::Result<std::string> ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return core::NotFound(path + ": cannot open");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return core::IoError(path + ": read failed");
-  return ss.str();
 }
 
 }  // namespace
@@ -347,13 +340,13 @@ core::Result<BatadalLabels> ParseBatadalLabels(std::string_view text, std::strin
 }
 
 core::Result<BatadalTable> ReadBatadalTable(const std::string& path) {
-  auto text = ReadAll(path);
+  auto text = core::ReadFile(path, kMaxBatadalFileBytes);
   if (!text.has_value()) return text.error();
   return ParseBatadalTable(*text, path);
 }
 
 core::Result<BatadalLabels> ReadBatadalLabels(const std::string& path) {
-  auto text = ReadAll(path);
+  auto text = core::ReadFile(path, kMaxBatadalFileBytes);
   if (!text.has_value()) return text.error();
   return ParseBatadalLabels(*text, path);
 }

@@ -11,10 +11,6 @@
 
 namespace vigil::audit::internal {
 
-// The whole file; kOutOfRange when it is larger than `limit` bytes.
-core::Result<std::string> ReadWholeFile(const std::string& path, uint64_t limit);
-// Creates `dir` and missing parents with `mode` (existing directories are left alone).
-core::Status MakeDirs(const std::string& dir, unsigned mode);
 // Writes all of `bytes` at the file offset (retrying short writes and EINTR).
 core::Status WriteAll(int fd, std::string_view bytes, const std::string& path);
 // fsync of a directory, so that created and renamed entries survive a power loss.

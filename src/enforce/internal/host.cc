@@ -17,30 +17,13 @@
 #include <spdlog/spdlog.h>
 
 #include "core/clock.h"
+#include "core/files.h"
 
 namespace vigil::enforce::internal {
 namespace {
 
-// Reads a small kernel file whole (at most 1 MiB).
-core::Result<std::string> ReadSmall(const std::string& path) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return core::ErrnoError(errno, path);
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = read(fd, buf, sizeof(buf));
-    if (n < 0) {
-      const int err = errno;
-      close(fd);
-      return core::ErrnoError(err, path);
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() > (1u << 20)) break;
-  }
-  close(fd);
-  return out;
-}
+// cgroup files and mountinfo; a host with thousands of mounts stays well below this.
+constexpr uint64_t kMaxKernelFileBytes = uint64_t{16} << 20;
 
 core::Status WriteSmall(const std::string& path, std::string_view text) {
   const int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
@@ -75,7 +58,7 @@ int PidfdOpen(int32_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid
 template <typename Parse>
 auto ReadProcFile(int32_t pid, const char* name, Parse parse) -> decltype(parse("")) {
   const std::string path = "/proc/" + std::to_string(pid) + "/" + name;
-  auto text = ReadSmall(path);
+  auto text = core::ReadFile(path, kMaxKernelFileBytes);
   if (!text.has_value()) {
     if (text.error().code() == core::StatusCode::kNotFound) {
       return core::NotFound("process " + std::to_string(pid) + " does not exist");
@@ -176,7 +159,7 @@ core::Result<Cgroups> Cgroups::Open(const std::string& root) {
     }
     return Cgroups(root);
   }
-  auto info = ReadSmall("/proc/self/mountinfo");
+  auto info = core::ReadFile("/proc/self/mountinfo", kMaxKernelFileBytes);
   if (!info.has_value()) return info.error();
   if (auto point = FindCgroup2Mount(*info)) return Cgroups(*point);
   const std::string dir = "/run/vigil/cgroup2";
@@ -236,7 +219,7 @@ core::Status Cgroups::Move(int32_t pid, const std::string& path) {
 
 std::vector<int32_t> Cgroups::Procs(const std::string& path) const {
   std::vector<int32_t> out;
-  auto text = ReadSmall(Abs(path) + "/cgroup.procs");
+  auto text = core::ReadFile(Abs(path) + "/cgroup.procs", kMaxKernelFileBytes);
   if (!text.has_value()) return out;
   size_t pos = 0;
   while (pos < text->size()) {

@@ -17,62 +17,6 @@ using core::ErrnoError;
 using core::Result;
 using core::Status;
 
-Result<std::string> ReadFile(const std::string& path, uint64_t max_bytes) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoError(errno, path + ": cannot open");
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    const int err = errno;
-    close(fd);
-    return ErrnoError(err, path + ": cannot stat");
-  }
-  if (!S_ISREG(st.st_mode)) {
-    close(fd);
-    return core::InvalidArgument(path + ": not a regular file");
-  }
-  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
-    close(fd);
-    return core::InvalidArgument(path + ": " + std::to_string(st.st_size) +
-                                 " bytes, more than the " + std::to_string(max_bytes) +
-                                 " this input may have");
-  }
-  // Read exactly the size fstat reported, then make sure nothing follows (a file that grew).
-  std::string out(static_cast<size_t>(st.st_size), '\0');
-  size_t done = 0;
-  char extra;
-  for (;;) {
-    const bool tail = done == out.size();
-    const ssize_t n = tail ? read(fd, &extra, 1) : read(fd, out.data() + done, out.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      close(fd);
-      return ErrnoError(err, path + ": read failed");
-    }
-    if (n == 0 && tail) break;
-    if (n == 0 || tail) {
-      close(fd);
-      return core::Unavailable(path + ": changed size while being read");
-    }
-    done += static_cast<size_t>(n);
-  }
-  close(fd);
-  return out;
-}
-
-Status MakeDirs(const std::string& dir, mode_t mode) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(dir, ec)) return Status::Ok();
-  const std::filesystem::path p(dir);
-  if (p.has_parent_path() && p.parent_path() != p) {
-    VIGIL_RETURN_IF_ERROR(MakeDirs(p.parent_path().string(), 0755));
-  }
-  if (mkdir(dir.c_str(), mode) != 0 && errno != EEXIST) {
-    return ErrnoError(errno, dir + ": cannot create folder");
-  }
-  return Status::Ok();
-}
-
 Status WriteFileAtomic(const std::string& path, std::string_view data, mode_t mode,
                        bool exclusive) {
   if (exclusive && access(path.c_str(), F_OK) == 0) {

@@ -12,16 +12,10 @@
 
 namespace vigil::govern::internal {
 
-// Reads a whole regular file of at most `max_bytes`; larger files are kInvalidArgument.
-core::Result<std::string> ReadFile(const std::string& path, uint64_t max_bytes);
-
 // Writes `data` to `path` atomically: PATH.tmp.<pid> in the same folder created with `mode`,
 // fsync, rename, fsync of the folder. With `exclusive`, an existing `path` is kAlreadyExists.
 core::Status WriteFileAtomic(const std::string& path, std::string_view data, mode_t mode,
                              bool exclusive = false);
-
-// Creates `dir` and its missing parents with `mode` (existing folders are left as they are).
-core::Status MakeDirs(const std::string& dir, mode_t mode);
 
 struct CommandOutput {
   int exit_code = -1;  // -1 when killed by a signal

@@ -360,7 +360,7 @@ TEST_F(LoadConfigTest, OversizedFileIsRefused) {
   const std::string path = Write("big.yaml", std::string(kMaxConfigBytes + 10, '#'));
   Result<VigilConfig> r = LoadConfig(path);
   ASSERT_FALSE(r.has_value());
-  EXPECT_THAT(r.error().message(), HasSubstr("larger than"));
+  EXPECT_THAT(r.error().message(), HasSubstr("more than the"));
 }
 
 TEST_F(LoadConfigTest, DirectoryIsAnError) {
