@@ -2,9 +2,8 @@
 
 #include <cerrno>
 #include <cstring>
-#include <utility>
-
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "core/clock.h"
 
@@ -20,10 +19,14 @@ constexpr int32_t kConnectNr = 42;
 
 int32_t GateCallToken(const core::Event& e) {
   switch (e.kind) {
-    case core::EventKind::kProcessExec: return kExecveNr;
-    case core::EventKind::kFileOpen: return kOpenatNr;
-    case core::EventKind::kNetConnect: return kConnectNr;
-    default: return -1;
+    case core::EventKind::kProcessExec:
+      return kExecveNr;
+    case core::EventKind::kFileOpen:
+      return kOpenatNr;
+    case core::EventKind::kNetConnect:
+      return kConnectNr;
+    default:
+      return -1;
   }
 }
 
@@ -97,15 +100,18 @@ void GateCallRecorder::Record(const core::Event& e) {
   if (file_ == nullptr || failed_) return;
   uint32_t& execs = execs_[e.proc.pid];
   if (e.kind == core::EventKind::kProcessExec) ++execs;
-  const nlohmann::json line = {
-      {"schema", "vigil.event/v1"},
-      {"source", std::string(core::EventSourceName(e.source))},
-      {"kind", "syscall"},
-      {"seq", ++seq_},
-      {"stream", std::to_string(e.proc.pid) + "." + std::to_string(execs)},
-      {"proc", {{"pid", e.proc.pid}, {"ppid", e.proc.ppid}, {"uid", e.proc.uid},
-                {"comm", e.proc.comm}, {"exe", e.proc.exe}}},
-      {"syscall", {{"arch", "x86_64"}, {"nr", token}}}};
+  const nlohmann::json line = {{"schema", "vigil.event/v1"},
+                               {"source", std::string(core::EventSourceName(e.source))},
+                               {"kind", "syscall"},
+                               {"seq", ++seq_},
+                               {"stream", std::to_string(e.proc.pid) + "." + std::to_string(execs)},
+                               {"proc",
+                                {{"pid", e.proc.pid},
+                                 {"ppid", e.proc.ppid},
+                                 {"uid", e.proc.uid},
+                                 {"comm", e.proc.comm},
+                                 {"exe", e.proc.exe}}},
+                               {"syscall", {{"arch", "x86_64"}, {"nr", token}}}};
   const std::string text = line.dump() + "\n";
   if (std::fwrite(text.data(), 1, text.size(), file_) != text.size()) {
     failed_ = true;
@@ -122,8 +128,7 @@ core::Status GateCallRecorder::Close() {
   file_ = nullptr;
   if (failed_ || !flushed || !closed) {
     failed_ = true;
-    return core::Unavailable("--record-calls " + path_ + ": write failed: " +
-                             std::strerror(errno));
+    return core::Unavailable("--record-calls " + path_ + ": write failed: " + std::strerror(errno));
   }
   return core::Status::Ok();
 }

@@ -34,8 +34,8 @@ TrustCheck CheckSignedArtifact(const std::string& path, const std::vector<Public
 // A check of several artifacts that must all be trusted (a policy's rules files and manifest).
 struct TrustChecks {
   bool trusted = true;
-  std::string path;    // the first untrusted file ("" when all are trusted)
-  TrustCheck first;    // its check (outcome, reason); default when all are trusted
+  std::string path;                  // the first untrusted file ("" when all are trusted)
+  TrustCheck first;                  // its check (outcome, reason); default when all are trusted
   std::vector<std::string> checked;  // every distinct path checked, in order
 };
 // Checks each distinct path of `paths` in order with CheckSignedArtifact and stops at the first

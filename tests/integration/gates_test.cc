@@ -8,10 +8,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -281,6 +284,110 @@ TEST(GateModelTest, SequenceModelVerdictDecidesRulesOnMlFields) {
   EXPECT_EQ(ge.engine->breaker().state(), model::BreakerState::kClosed);
   EXPECT_EQ(ge.engine->breaker().opened(), 0u);
   fs::remove_all(dir);
+}
+
+// Records what it was asked; flags a window holding a connect; fails when told to.
+class RecordingModel final : public model::Model {
+ public:
+  const std::string& family() const override { return family_; }
+  const std::string& name() const override { return family_; }
+  const std::string& version() const override { return family_; }
+  std::unique_ptr<model::StreamScorer> NewStream(std::string_view) const override {
+    return nullptr;
+  }
+  core::Result<core::Verdict> Score(const model::FeatureView& request) const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    subject_ = std::string(request.subject);
+    calls_.assign(request.syscalls.begin(), request.syscalls.end());
+    if (fail_) return core::Internal("broken on purpose");
+    core::Verdict v;
+    v.anomalous = std::find(calls_.begin(), calls_.end(), kConnect) != calls_.end();
+    v.score = v.anomalous ? 0.9 : 0.1;
+    return v;
+  }
+  void set_fail(bool f) {
+    std::lock_guard<std::mutex> lock(mu_);
+    fail_ = f;
+  }
+  std::pair<std::string, std::vector<int32_t>> last() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return {subject_, calls_};
+  }
+
+ private:
+  const std::string family_ = "recording";
+  mutable std::mutex mu_;
+  mutable std::string subject_;
+  mutable std::vector<int32_t> calls_;
+  bool fail_ = false;
+};
+
+core::Event GateEvent(core::EventKind kind, uint32_t pid, const std::string& comm) {
+  core::Event e;
+  e.kind = kind;
+  e.proc.pid = pid;
+  e.proc.comm = comm;
+  return e;
+}
+
+// Observe/Score semantics without a kernel gate: the per-process sequence of call tokens, reset
+// by an exec (new subject), bounded by the window; failures come back as errors naming why.
+TEST(GateModelTest, ScoresEachProcessSequenceOfGatedCalls) {
+  auto m = std::make_shared<RecordingModel>();
+  GateEngine ge(m);
+  ASSERT_NE(ge.source, nullptr);
+  app::EngineVerdictSource& src = *ge.source;
+  auto far = [] { return core::SystemClock::Get().MonotonicNanos() + 1'000'000'000; };
+  // Observes the call, and scores it when `score`; the result of an unscored call is empty.
+  auto call = [&](core::EventKind kind, uint32_t pid, const std::string& comm,
+                  bool score) -> std::optional<core::Result<core::Verdict>> {
+    const core::Event e = GateEvent(kind, pid, comm);
+    policy::EvalInput in;
+    in.event = &e;
+    src.Observe(in);
+    if (!score) return std::nullopt;
+    return src.Score(in, far());
+  };
+  using K = core::EventKind;
+  call(K::kProcessExec, 7, "sh", false);
+  call(K::kFileOpen, 7, "sh", false);
+  call(K::kFileOpen, 8, "other", false);  // another process: its own sequence
+  auto v = *call(K::kNetConnect, 7, "sh", true);
+  ASSERT_TRUE(v.has_value()) << v.error().message();
+  EXPECT_TRUE(v->anomalous);
+  EXPECT_EQ(v->pid, 7u);
+  EXPECT_EQ(m->last().first, "sh");
+  EXPECT_EQ(m->last().second, (std::vector<int32_t>{kExecve, kOpenat, kConnect}));
+
+  // An exec starts another program's sequence.
+  v = *call(K::kProcessExec, 7, "curl", true);
+  ASSERT_TRUE(v.has_value());
+  EXPECT_FALSE(v->anomalous);
+  EXPECT_EQ(m->last().first, "curl");
+  EXPECT_EQ(m->last().second, (std::vector<int32_t>{kExecve}));
+
+  // Only the last 16 calls are scored.
+  for (int i = 0; i < 30; ++i) call(K::kFileOpen, 7, "curl", false);
+  ASSERT_TRUE(call(K::kFileOpen, 7, "curl", true)->has_value());
+  EXPECT_EQ(m->last().second, std::vector<int32_t>(16, kOpenat));
+
+  // A failing model is an error (the gate then applies the fallback); after 5 the breaker opens.
+  m->set_fail(true);
+  for (int i = 0; i < 5; ++i) {
+    auto failed = *call(K::kNetConnect, 9, "x" + std::to_string(i), true);  // (no cache hit)
+    ASSERT_FALSE(failed.has_value());
+    EXPECT_EQ(failed.error().message(), "model model error");
+  }
+  auto refused = *call(K::kNetConnect, 9, "y", true);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().message(), "model breaker open");
+  EXPECT_EQ(ge.engine->breaker().opened(), 1u);
+
+  // A call whose deadline has passed is not scored.
+  const core::Event late = GateEvent(K::kNetConnect, 10, "z");
+  policy::EvalInput in;
+  in.event = &late;
+  EXPECT_FALSE(src.Score(in, core::SystemClock::Get().MonotonicNanos() - 1).has_value());
 }
 
 // Answers after `delay` (long past any gate deadline), otherwise as the wrapped model.
