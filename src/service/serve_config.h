@@ -20,8 +20,10 @@ namespace vigil::service {
 
 // How the decision service drives its inference engine (model/inference_engine.h).
 struct ScoringConfig {
-  uint32_t batch_max = 32;          // requests the engine scores in one micro-batch
-  uint32_t batch_delay_us = 50;     // how long a batch waits for more after its first request
+  uint32_t batch_max = 32;  // requests the engine scores in one micro-batch
+  // How long a batch waits for more after its first request. 0: the worker takes whatever is
+  // queued when it gets to it (batches still form under load); docs/benchmarks.md has 0 vs 50.
+  uint32_t batch_delay_us = 0;
   uint32_t queue = 1024;            // scoring requests waiting for the engine; beyond: fallback
   uint32_t cache_capacity = 65536;  // verdicts kept (0: no cache)
   uint32_t cache_ttl_s = 60;
