@@ -70,6 +70,7 @@ struct AgentCmdOptions {
   std::string audit_key;
   std::string audit_fsync = "batch";
   std::string mode;
+  HubLinkFlags hub;
 };
 
 uint32_t TypedMask(const std::vector<std::string>& events) {
@@ -288,14 +289,10 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   pipeline::FileSinkOptions file_options;
   std::vector<std::string> specs = o.sinks;
   if (specs.empty()) specs = SinkSpecsFromConfig(c, &file_options);
-  std::vector<std::unique_ptr<pipeline::Sink>> owned;
-  std::vector<pipeline::Sink*> sinks;
-  for (const std::string& spec : specs) {
-    auto sink = pipeline::MakeSink(spec, file_options);
-    if (!sink.has_value()) return ReportError("agent", sink.error().WithContext("--sink"));
-    sinks.push_back(sink->get());
-    owned.push_back(std::move(sink).value());
-  }
+  auto outputs = MakeOutputs(specs, file_options, o.hub, c.host, c.state_dir,
+                             core::Registry::Get());
+  if (!outputs.has_value()) return ReportError("agent", outputs.error().WithContext("--sink"));
+  std::vector<pipeline::Sink*> sinks = outputs->sinks;
   std::unique_ptr<agent::DurableOutput> durable;
   if (c.pipeline.spool.enabled) {
     pipeline::SpoolOptions so;
@@ -778,6 +775,8 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   });
   done = true;
   signals.join();
+  if (durable) (void)durable->Flush();
+  DrainHub(*outputs, "agent");
   for (const std::string& note : live.TakeNotes()) spdlog::info("{}", note);
   if (server) server->Stop();
   if (actions) actions->Stop();  // carries out what is queued; its audit records go in below
@@ -825,7 +824,10 @@ RunFn AddAgentCommand(CLI::App& root) {
   cmd->add_option("--duration", o->duration,
                   "Stop after this long, flushing every sink (default: until SIGINT/SIGTERM)");
   cmd->add_option("--sink", o->sinks,
-                  "Where alerts go: stdout, file:PATH or null; repeatable (default from config)");
+                  "Where alerts go: stdout, file:PATH, null or hub:URL (a Vigil hub, with "
+                  "--hub-token-file; escalations then go to that hub too; see docs/hub.md); "
+                  "repeatable (default from config)");
+  AddHubLinkFlags(cmd, &o->hub);
   cmd->add_option("--baseline", o->baseline,
                   "Baseline model file (default <state_dir>/models/baseline.vgm); reused when "
                   "present");

@@ -46,6 +46,7 @@ struct ReplayCmdOptions {
   std::string spool_dir;
   std::string spool_sync = "always";
   pipeline::FileSinkOptions file_options;
+  HubLinkFlags hub;
   std::string audit_dir;  // "" with --audit given: <state_dir>/audit
   std::string audit_key;
   std::string audit_fsync = "batch";
@@ -124,22 +125,17 @@ int RunReplay(ReplayCmdOptions o, const CLI::App& cmd) {
   if (!pace.has_value()) return ReportError("replay", pace.error());
   sensor::PacedSensor paced(*base, *pace, core::SystemClock::Get(), sensor::RealSleepUntil);
 
-  std::vector<std::unique_ptr<pipeline::Sink>> owned;
-  std::vector<pipeline::Sink*> sinks;
-  for (const std::string& spec : o.sinks.empty() ? std::vector<std::string>{"stdout"} : o.sinks) {
-    auto sink = pipeline::MakeSink(spec, o.file_options);
-    if (!sink.has_value()) return ReportError("replay", sink.error().WithContext("--sink"));
-    sinks.push_back(sink->get());
-    owned.push_back(std::move(sink).value());
-  }
+  auto outputs = MakeOutputs(o.sinks.empty() ? std::vector<std::string>{"stdout"} : o.sinks,
+                             o.file_options, o.hub, host, config->state_dir,
+                             core::Registry::Get());
+  if (!outputs.has_value()) return ReportError("replay", outputs.error().WithContext("--sink"));
+  std::vector<pipeline::Sink*> sinks = outputs->sinks;
   // With a spool, verdicts are spooled before the sinks see them and acknowledged once flushed;
   // lines a crashed run never delivered are handed to the sinks first.
   std::unique_ptr<agent::DurableOutput> durable;
   if (!o.spool_dir.empty()) {
     pipeline::SpoolOptions so;
-    so.sync = o.spool_sync == "always"  ? pipeline::SyncMode::kAlways
-              : o.spool_sync == "batch" ? pipeline::SyncMode::kEveryN
-                                        : pipeline::SyncMode::kNever;
+    so.sync = SyncModeOf(o.spool_sync);
     pipeline::RecoveryReport report;
     auto d = agent::DurableOutput::Open(o.spool_dir, so, sinks, &report);
     if (!d.has_value()) return ReportError("replay", d.error());
@@ -201,6 +197,8 @@ int RunReplay(ReplayCmdOptions o, const CLI::App& cmd) {
       std::fprintf(stderr, "vigil replay: skipped bad input: %s\n", st.message().c_str());
     }
   });
+  // The hub takes what is spooled before the run counts as done (or it stays for the next run).
+  const bool hub_drained = DrainHub(*outputs, "replay");
   if (server) server->Stop();
   if (audit) {
     audit->ModeChange("monitor", "stopped", stats.has_value() ? "replay finished" : "replay failed");
@@ -244,7 +242,8 @@ int RunReplay(ReplayCmdOptions o, const CLI::App& cmd) {
                  static_cast<unsigned long long>(stats->read_errors - o.max_error_lines));
   }
   // Bad input was skipped and reported: the run completed, but say so in the exit code.
-  return stats->read_errors > 0 || stats->validation.rejected > 0 ? kExitUsage : kExitOk;
+  if (stats->read_errors > 0 || stats->validation.rejected > 0) return kExitUsage;
+  return hub_drained ? kExitOk : kExitFailure;
 }
 
 }  // namespace
@@ -269,8 +268,10 @@ RunFn AddReplayCommand(CLI::App& root) {
                   "adfa-ld only: training, validation, attack, eval (validation+attack) or all")
       ->capture_default_str();
   cmd->add_option("--sink", o->sinks,
-                  "Where verdicts go: stdout, file:PATH (rotated by size) or null; repeatable "
+                  "Where verdicts go: stdout, file:PATH (rotated by size), null or hub:URL "
+                  "(a Vigil hub, with --hub-token-file; see docs/hub.md); repeatable "
                   "(default stdout)");
+  AddHubLinkFlags(cmd, &o->hub);
   cmd->add_option("--pace", o->pace,
                   "max (as fast as possible), recorded[:SPEED] (follow time_ns) or EVENTS_PER_SEC")
       ->capture_default_str();

@@ -3,10 +3,16 @@
 // Turning the config's output settings into what the pipeline takes; shared by the commands that
 // write verdicts (replay, agent).
 
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "agent/hub_client.h"
+#include "agent/hub_sink.h"
 #include "core/config.h"
+#include "core/metrics.h"
 #include "pipeline/sink.h"
 #include "pipeline/spool.h"
 
@@ -18,5 +24,36 @@ std::vector<std::string> SinkSpecsFromConfig(const core::VigilConfig& config,
                                              pipeline::FileSinkOptions* file_options);
 
 pipeline::SyncMode SyncModeOf(core::FsyncPolicy policy);
+// "always", "batch" (kEveryN) or anything else: kNever (the flags' values are checked by CLI11).
+pipeline::SyncMode SyncModeOf(const std::string& flag);
+
+// The settings of a `hub:URL` sink (docs/hub.md, "The agent's hub sink").
+struct HubLinkFlags {
+  std::string token_file;
+  std::string ca;
+  std::string spool;  // "": <state_dir>/hub-spool
+  std::string drain = "30s";
+  std::string spool_sync = "always";
+  bool all_verdicts = false;
+};
+void AddHubLinkFlags(CLI::App* cmd, HubLinkFlags* flags);
+
+// The sinks of `specs`: "hub:URL" makes an agent::HubSink (at most one), the other forms
+// pipeline::MakeSink. Errors name the spec or flag (kInvalidArgument for usage errors).
+struct Outputs {
+  std::vector<std::unique_ptr<pipeline::Sink>> owned;
+  std::vector<pipeline::Sink*> sinks;
+  agent::HubSink* hub = nullptr;           // owned above; nullptr without a hub sink
+  agent::HubLinkOptions hub_link;          // valid when hub != nullptr
+  std::chrono::milliseconds hub_drain{0};  // how long to wait for the hub at the end
+};
+core::Result<Outputs> MakeOutputs(const std::vector<std::string>& specs,
+                                  const pipeline::FileSinkOptions& file_options,
+                                  const HubLinkFlags& hub_flags, const std::string& host,
+                                  const std::string& state_dir, core::Registry& registry);
+
+// Seals the hub sink's last message and waits (up to --hub-drain) for the hub to take every
+// spooled message; says on stderr what stays spooled. False when something stays spooled.
+bool DrainHub(Outputs& outputs, const char* command);
 
 }  // namespace vigil::app

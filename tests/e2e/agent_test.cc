@@ -36,31 +36,8 @@ std::string ReadAll(const fs::path& p) {
   return ss.str();
 }
 
-// Waits (polling, bounded) until `pred` holds.
-bool WaitFor(const std::function<bool()>& pred, std::chrono::seconds limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return true;
-}
-
-pid_t Spawn(const std::vector<std::string>& args, const fs::path& out, const fs::path& err) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    FILE* o = std::freopen(out.c_str(), "w", stdout);
-    FILE* e = std::freopen(err.c_str(), "w", stderr);
-    (void)o;
-    (void)e;
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
-}
+using vigil::e2e::Spawn;
+using vigil::e2e::WaitFor;
 
 int RunWorkload(const std::string& mode, pid_t* pid_out) {
   const pid_t pid = fork();

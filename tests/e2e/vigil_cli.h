@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -114,6 +115,32 @@ inline int StopVigil(pid_t& pid, std::chrono::milliseconds wait = std::chrono::s
   }
   pid = -1;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// Waits (polling every 50 ms, at most `limit`) until `pred` holds.
+inline bool WaitFor(const std::function<bool()>& pred, std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
+}
+
+// Starts `args` (args[0] a path) in the background with stdout and stderr to the files given.
+inline pid_t Spawn(const std::vector<std::string>& args, const std::filesystem::path& out,
+                   const std::filesystem::path& err) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (std::freopen(out.c_str(), "w", stdout) == nullptr) _exit(126);
+    if (std::freopen(err.c_str(), "w", stderr) == nullptr) _exit(126);
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
 }
 
 }  // namespace vigil::e2e

@@ -1,0 +1,245 @@
+// The agent side of the hub, end to end with the real binaries: `vigil replay --sink hub:URL`
+// delivers every finding exactly once to a `vigil hub` that is stopped mid-stream and started
+// again on the same port.
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "vigil_cli.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using vigil::e2e::CmdResult;
+using vigil::e2e::ReadAll;
+using vigil::e2e::Spawn;
+using vigil::e2e::WaitFor;
+
+namespace {
+
+// Waits for a child; its exit code, or -1.
+int Reap(pid_t pid) {
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+class HubLinkE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("hub_link_e2e_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "run");
+    state_ = dir_ / "hub";
+  }
+  void TearDown() override {
+    StopHub();
+    for (pid_t p : children_) {
+      kill(p, SIGKILL);
+      waitpid(p, nullptr, 0);
+    }
+    fs::remove_all(dir_);
+  }
+  CmdResult Vigil(const std::string& args) { return vigil::e2e::RunVigil(dir_ / "run", args); }
+
+  // A token from the CLI (the hub must not be running).
+  std::string Token(const std::string& role, const std::string& subject) {
+    CmdResult r = Vigil("hub token --state-dir " + state_.string() + " --role " + role +
+                        " --subject " + subject + " --ttl 1h");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::string t = r.out;
+    while (!t.empty() && t.back() == '\n') t.pop_back();
+    return t;
+  }
+
+  // Starts `vigil hub` (on port_, or any free port the first time) and waits for its ready line.
+  void StartHub() {
+    ++starts_;
+    const fs::path out = dir_ / ("hub.out." + std::to_string(starts_));
+    const fs::path err = dir_ / ("hub.err." + std::to_string(starts_));
+    hub_ = Spawn({VIGIL_BINARY, "hub", "--state-dir", state_.string(), "--listen",
+                  "127.0.0.1:" + std::to_string(port_), "--json"},
+                 out, err);
+    ASSERT_TRUE(WaitFor([&] { return ReadAll(out).find('\n') != std::string::npos; },
+                        std::chrono::seconds(15)))
+        << ReadAll(err);
+    const std::string text = ReadAll(out);
+    const json ready = json::parse(text.substr(0, text.find('\n')), nullptr, false);
+    ASSERT_TRUE(ready.is_object()) << text;
+    port_ = ready["port"];
+  }
+  int StopHub() {
+    if (hub_ <= 0) return -1;
+    kill(hub_, SIGTERM);
+    const int code = Reap(hub_);
+    hub_ = -1;
+    return code;
+  }
+  std::string Url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+  json Get(const std::string& path, const std::string& token) {
+    httplib::Client http("127.0.0.1", port_);
+    auto r = http.Get(path, {{"Authorization", "Bearer " + token}});
+    if (!r || r->status != 200) return json();
+    return json::parse(r->body, nullptr, false);
+  }
+  // Findings the hub stored for `host` (-1 when the hub does not answer).
+  int64_t StoredFindings(const std::string& admin, const std::string& host) {
+    const json a = Get("/v1/agents", admin);
+    if (!a.is_object()) return -1;
+    for (const json& row : a["agents"]) {
+      if (row["host"] == host) return row["findings"];
+    }
+    return 0;
+  }
+
+  // A JSONL event file: `streams` streams of program "svc" (pids 100+), one after the other, each
+  // a repetition of `pattern` closed by its stream_end (its verdict is written then).
+  static void WriteEvents(const fs::path& path, const std::string& stream, int streams,
+                          const std::vector<int>& pattern, int repeats) {
+    std::ofstream f(path);
+    for (int s = 0; s < streams; ++s) {
+      for (int r = 0; r < repeats; ++r) {
+        for (int nr : pattern) {
+          f << R"({"kind":"syscall","stream":")" << stream << "-" << s << R"(","proc":{"pid":)"
+            << 100 + s << R"(,"comm":"svc"},"syscall":{"arch":"x86_64","nr":)" << nr << "}}\n";
+        }
+      }
+      f << R"({"kind":"stream_end","stream":")" << stream << "-" << s << "\"}\n";
+    }
+  }
+
+  fs::path dir_, state_;
+  pid_t hub_ = -1;
+  int port_ = 0;
+  int starts_ = 0;
+  std::vector<pid_t> children_;
+};
+
+TEST_F(HubLinkE2eTest, ReplayDeliversEveryFindingExactlyOnceAcrossAHubRestart) {
+  const std::string admin = Token("admin", "root");
+  const fs::path token_file = dir_ / "agent.token";
+  std::ofstream(token_file) << Token("agent", "web-1") << "\n";
+  const fs::path train = dir_ / "train.jsonl", model = dir_ / "m.vgm";
+  WriteEvents(train, "svc", 10, {0, 1, 2, 3}, 10);
+  CmdResult t =
+      Vigil("train --dataset jsonl --data " + train.string() + " --out " + model.string());
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  // 120 streams of 29 events at 600 events/s: a finding every 50 ms for about 6 s.
+  constexpr int kStreams = 120;
+  const fs::path events = dir_ / "events.jsonl";
+  WriteEvents(events, "run", kStreams, {0, 1, 59, 3}, 7);
+
+  ASSERT_NO_FATAL_FAILURE(StartHub());
+  const fs::path out = dir_ / "replay.out", err = dir_ / "replay.err";
+  const fs::path copy = dir_ / "findings.jsonl";
+  const pid_t replay = Spawn({VIGIL_BINARY,
+                              "replay",
+                              "--source",
+                              "jsonl",
+                              "--data",
+                              events.string(),
+                              "--model",
+                              model.string(),
+                              "--host",
+                              "web-1",
+                              "--pace",
+                              "600",
+                              "--sink",
+                              "hub:" + Url(),
+                              "--sink",
+                              "file:" + copy.string(),
+                              "--hub-token-file",
+                              token_file.string(),
+                              "--hub-spool",
+                              (dir_ / "spool").string(),
+                              "--hub-all-verdicts",
+                              "--hub-drain",
+                              "30s"},
+                             out, err);
+  children_.push_back(replay);
+  // Mid-stream: the hub has some findings, then goes away for two seconds.
+  ASSERT_TRUE(WaitFor([&] { return StoredFindings(admin, "web-1") > 0; }, std::chrono::seconds(20)))
+      << ReadAll(err);
+  const int64_t before = StoredFindings(admin, "web-1");
+  EXPECT_LT(before, kStreams) << "the replay ended before the hub was stopped";
+  EXPECT_EQ(StopHub(), 0);
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  ASSERT_NO_FATAL_FAILURE(StartHub());
+  children_.clear();
+  const int code = Reap(replay);
+  const std::string replay_err = ReadAll(err);
+  ASSERT_EQ(code, 0) << replay_err;
+
+  // Every finding the replay wrote (its file sink has them all) is at the hub exactly once.
+  std::set<std::string> written;
+  {
+    std::ifstream in(copy);
+    for (std::string line; std::getline(in, line);) {
+      const json f = json::parse(line);
+      ASSERT_EQ(f["class_uid"], 2004);
+      written.insert(f["finding_info"]["uid"].get<std::string>());
+    }
+  }
+  ASSERT_EQ(written.size(), static_cast<size_t>(kStreams));
+  EXPECT_EQ(StoredFindings(admin, "web-1"), kStreams);
+  const json list = Get("/v1/incidents?limit=1000", admin);
+  ASSERT_TRUE(list.is_object());
+  std::multiset<std::string> stored;
+  for (const json& i : list["incidents"]) {
+    const json detail = Get("/v1/incidents/" + std::to_string(i["id"].get<int64_t>()), admin);
+    ASSERT_TRUE(detail.is_object());
+    for (const json& a : detail["incident"]["alerts"]) stored.insert(a["uid"].get<std::string>());
+  }
+  EXPECT_EQ(stored.size(), written.size());
+  for (const std::string& uid : written) EXPECT_EQ(stored.count(uid), 1u) << uid;
+
+  // The outage was seen and retried: the replay says so, and nothing stays spooled.
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(replay_err, m, std::regex(R"((\d+) retries; 0 messages stay)")))
+      << replay_err;
+  EXPECT_GT(std::stoi(m[1]), 0) << replay_err;
+}
+
+TEST_F(HubLinkE2eTest, BadHubSinkSettingsExitTwoNamingThem) {
+  const fs::path train = dir_ / "train.jsonl", model = dir_ / "m.vgm";
+  WriteEvents(train, "svc", 10, {0, 1, 2, 3}, 10);
+  ASSERT_EQ(Vigil("train --dataset jsonl --data " + train.string() + " --out " + model.string())
+                .exit_code,
+            0);
+  const std::string base = "replay --source jsonl --data " + train.string() + " --model " +
+                           model.string() + " --hub-spool " + (dir_ / "spool").string();
+  CmdResult r = Vigil(base + " --sink hub:ftp://127.0.0.1:1 --hub-token-file /dev/null");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("ftp://127.0.0.1:1"), std::string::npos) << r.err;
+  r = Vigil(base + " --sink hub:http://127.0.0.1:1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--hub-token-file"), std::string::npos) << r.err;
+  r = Vigil(base + " --sink hub:http://127.0.0.1:1 --hub-token-file x --hub-drain soon");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--hub-drain"), std::string::npos) << r.err;
+  // The hub is unreachable and the drain time short: the findings stay spooled, exit 1.
+  std::ofstream(dir_ / "t") << "x.y.z\n";
+  r = Vigil(base + " --sink hub:http://127.0.0.1:1 --hub-token-file " + (dir_ / "t").string() +
+            " --hub-drain 1s --host web-1 --hub-all-verdicts");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("messages stay spooled"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find(" 0 messages stay spooled"), std::string::npos) << r.err;
+}
+
+}  // namespace

@@ -1,0 +1,119 @@
+#pragma once
+
+// A real hub (hub::Server over a SQLite store in a temporary folder) on a loopback port that a
+// test can stop and start again on the same port, and an agent token file for it.
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "audit/audit_log.h"
+#include "core/clock.h"
+#include "core/metrics.h"
+#include "hub/auth.h"
+#include "hub/server.h"
+#include "hub/store.h"
+
+namespace vigil::agent::testing {
+
+inline api::JwtConfig HubTestJwt() {
+  api::JwtConfig j;
+  j.hs256_key = "0123456789abcdef0123456789abcdef-hub-link-test";
+  j.issuer = "vigil-hub";
+  j.audience = "vigil-hub";
+  return j;
+}
+
+// Waits (polling, at most `limit`) until `pred` holds.
+inline bool WaitUntil(const std::function<bool()>& pred,
+                      std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+class HubLinkTest : public ::testing::Test {
+ protected:
+  static constexpr const char* kHost = "web-1";
+
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("hub_link_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    auto store = hub::Store::Open((dir_ / "hub.db").string(), hub::StoreOptions{});
+    ASSERT_TRUE(store.has_value()) << store.error().ToString();
+    store_ = std::move(store).value();
+    signer_ = audit::Ed25519Signer::Generate();
+    audit::AuditOptions ao;
+    ao.fsync = audit::FsyncMode::kNever;
+    auto log = audit::AuditLog::Open((dir_ / "audit").string(), ao, *signer_, clock_);
+    ASSERT_TRUE(log.has_value()) << log.error().ToString();
+    log_ = std::move(log).value();
+    std::ofstream(TokenFile()) << Token(hub::Role::kAgent, kHost) << "\n";
+  }
+  void TearDown() override {
+    StopHub();
+    std::filesystem::remove_all(dir_);
+  }
+
+  std::string Token(hub::Role role, const std::string& subject) const {
+    return auth_.Issue(subject, role, 900, clock_.NowUnixNanos() / 1'000'000'000);
+  }
+  std::string TokenFile() const { return (dir_ / "agent.token").string(); }
+  std::string Url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+  // Starts the hub on port_ (0 the first time: any free port, kept for restarts).
+  void StartHub() {
+    hub::ServerOptions o;
+    o.listen = {"127.0.0.1", port_};
+    o.threads = 2;
+    server_ = std::make_unique<hub::Server>(o, *store_, auth_, *log_, clock_, hub_registry_);
+    core::Status st = server_->Start();
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    port_ = server_->port();
+    // Serving, not only bound: a Stop() before the listening thread runs would not stop it.
+    httplib::Client probe("127.0.0.1", port_);
+    ASSERT_TRUE(WaitUntil([&] {
+      auto r = probe.Get("/healthz");
+      return r && r->status == 200;
+    }));
+  }
+  void StopHub() {
+    if (server_) server_->Stop();
+    server_.reset();
+  }
+  // Findings the hub stored for kHost.
+  int64_t StoredFindings() {
+    auto agents = store_->Agents();
+    if (!agents.has_value()) return -1;
+    for (const hub::AgentRow& a : *agents) {
+      if (a.host == kHost) return a.findings;
+    }
+    return 0;
+  }
+
+  std::filesystem::path dir_;
+  const core::Clock& clock_ = core::SystemClock::Get();
+  core::Registry hub_registry_;
+  hub::HubAuth auth_{HubTestJwt()};
+  std::unique_ptr<hub::Store> store_;
+  std::unique_ptr<audit::Signer> signer_;
+  std::unique_ptr<audit::AuditLog> log_;
+  std::unique_ptr<hub::Server> server_;
+  uint16_t port_ = 0;
+};
+
+}  // namespace vigil::agent::testing
