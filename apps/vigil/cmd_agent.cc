@@ -178,6 +178,37 @@ std::string CheckPolicyTrust(const EnforceGate& gate, const std::vector<std::str
   return "policy " + t.first.outcome + ": " + t.first.reason;
 }
 
+// Measures every policy file the engine read from disk (kind "policy") when a TPM is configured;
+// the digests of trusted files join the allowlist of the local quote. (The embedded rules are
+// part of the measured binary.)
+void MeasurePolicy(EnforceGate* gate, const std::vector<std::string>& configured,
+                   const policy::PolicySnapshot& snap, bool trusted) {
+  if (!gate->measurer || configured.empty()) return;
+  std::vector<std::string> files;
+  for (const auto* list : {&configured, &snap.files}) {
+    for (const std::string& f : *list) {
+      if (std::find(files.begin(), files.end(), f) == files.end()) files.push_back(f);
+    }
+  }
+  for (const std::string& f : files) {
+    auto hex = audit::FileSha256(f);
+    govern::AttestEvent e;
+    e.kind = "policy";
+    e.name = f;
+    core::Status st = hex.has_value() ? core::Status::Ok() : hex.error();
+    if (st.ok()) {
+      e.digest = *govern::DigestOfHex(*hex);
+      st = gate->measurer->Measure(e);
+    }
+    if (!st.ok()) {
+      spdlog::error("attestation: measuring {}: {}", f, st.message());
+      if (gate->require_attestation) gate->Refuse("attestation: " + st.message());
+    } else if (trusted) {
+      gate->allowed.insert(e.digest);
+    }
+  }
+}
+
 // The start measurement: the vigil binary that is running.
 core::Result<govern::AttestEvent> BinaryEvent() {
   std::error_code ec;
@@ -439,14 +470,14 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
                                         : std::to_string(c.policy.files.size()) + " file(s)",
                  summary, policy::StageName(snap->stage));
     audit->PolicyChange("loaded", snap->version, snap->generation, snap->files, summary);
-    if (gate.wanted) {
-      const std::string why = CheckPolicyTrust(gate, c.policy.files, *snap, audit.get());
-      if (!why.empty()) {
-        gate.Refuse(why);
-        spdlog::error("ALERT enforce mode refused, running in monitor mode: {}", why);
-      } else if (!c.policy.files.empty() && !gate.trusted.empty()) {
-        spdlog::info("enforce: policy files signed by trusted keys");
-      }
+    const std::string why =
+        gate.wanted ? CheckPolicyTrust(gate, c.policy.files, *snap, audit.get()) : "";
+    MeasurePolicy(&gate, c.policy.files, *snap, why.empty());
+    if (!why.empty()) {
+      gate.Refuse(why);
+      spdlog::error("ALERT enforce mode refused, running in monitor mode: {}", why);
+    } else if (gate.wanted && !c.policy.files.empty() && !gate.trusted.empty()) {
+      spdlog::info("enforce: policy files signed by trusted keys");
     }
   }
 
@@ -740,6 +771,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
             const std::string why = gate.wanted ? CheckPolicyTrust(gate, c.policy.files, *snap,
                                                                    audit.get())
                                                 : "";
+            MeasurePolicy(&gate, c.policy.files, *snap, why.empty());
             if (!why.empty()) {
               // Monitor mode until a restart re-checks every precondition.
               gate.Refuse(why);

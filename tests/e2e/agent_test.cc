@@ -293,6 +293,13 @@ TEST_F(AgentE2eTest, LearnsThenAlertsOnUnseenBehaviourOnly) {
             std::string::npos)
       << changes << ReadAll(err);
   EXPECT_NE(changes.find(R"("generation":2,"reason":"altered: )"), std::string::npos) << changes;
+  if (tpm.ok()) {
+    // The policy file was measured at start and at the reload (and, trusted at start, was in
+    // the allowlist of the local quote that let the agent enter enforce mode).
+    const std::string events = ReadAll(dir_ / "attest" / "events.json");
+    EXPECT_NE(events.find(R"("kind": "policy")"), std::string::npos) << events;
+    EXPECT_NE(events.find(rules.string()), std::string::npos) << events;
+  }
 }
 
 // A child that opens `trigger` every 50 ms and counts its rounds in `counter` (so a frozen one
