@@ -11,7 +11,6 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <sstream>
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
@@ -24,6 +23,7 @@
 #include "api/orders.h"
 #include "apps/vigil/commands.h"
 #include "core/clock.h"
+#include "core/files.h"
 #include "core/metrics.h"
 #include "service/decision_service.h"
 #include "service/serve_config.h"
@@ -105,16 +105,8 @@ struct TokenOptions {
 };
 
 int RunTokenIssue(const TokenOptions& o) {
-  std::ifstream in(o.key_file, std::ios::binary);
-  if (!in) return ReportError("token issue", core::NotFound(o.key_file + ": cannot read"));
-  std::ostringstream s;
-  s << in.rdbuf();
-  std::string key = s.str();
-  while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
-  if (key.size() < 32) {
-    return ReportError("token issue",
-                       core::InvalidArgument(o.key_file + ": holds fewer than 32 bytes"));
-  }
+  auto key = service::ReadJwtKeyFile(o.key_file);
+  if (!key.has_value()) return ReportError("token issue", key.error().WithContext("--key-file"));
   auto scopes = api::ParseScopes(o.scope);
   if (!scopes.has_value()) return ReportError("token issue", scopes.error().WithContext("--scope"));
   auto ttl = core::ParseDurationSeconds(o.ttl);
@@ -126,7 +118,7 @@ int RunTokenIssue(const TokenOptions& o) {
   c.audience = o.audience;
   c.scopes = *scopes;
   c.expires = now + static_cast<int64_t>(*ttl);
-  std::printf("%s\n", api::IssueJwt(c, key, now).c_str());
+  std::printf("%s\n", api::IssueJwt(c, *key, now).c_str());
   return kExitOk;
 }
 
@@ -144,10 +136,8 @@ struct ClientOptions {
 // request was refused as bad input.
 int RunClient(const char* command, const char* route, const ClientOptions& o) {
   signal(SIGPIPE, SIG_IGN);  // a server that hangs up is reported as an error, not a crash
-  std::ifstream in(o.event, std::ios::binary);
-  if (!in) return ReportError(command, core::NotFound(o.event + ": cannot read"));
-  std::ostringstream body;
-  body << in.rdbuf();
+  auto body = core::ReadFile(o.event, api::kMaxBodyBytes);
+  if (!body.has_value()) return ReportError(command, body.error().WithContext("--event"));
   std::string token;
   if (!o.token_file.empty()) {
     std::ifstream t(o.token_file);
@@ -171,7 +161,7 @@ int RunClient(const char* command, const char* route, const ClientOptions& o) {
   client->set_read_timeout(0, o.timeout_ms * 1000);
   httplib::Headers headers;
   if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
-  auto res = client->Post(route, headers, body.str(), "application/json");
+  auto res = client->Post(route, headers, *body, "application/json");
   if (!res) {
     return ReportError(command, core::Unavailable(o.server + route + ": " +
                                                   httplib::to_string(res.error())));

@@ -5,11 +5,10 @@
 #include <openssl/x509.h>
 
 #include <chrono>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "api/codec.h"
+#include "core/files.h"
 
 namespace vigil::api {
 namespace {
@@ -94,11 +93,9 @@ bool SetUpTls(SSL_CTX& ctx, const TlsFiles& tls, std::string* error) {
 }  // namespace
 
 core::Result<std::string> ReadPemFile(const std::string& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return core::NotFound(std::string(what) + " \"" + path + "\": cannot open");
-  std::ostringstream s;
-  s << in.rdbuf();
-  std::string text = s.str();
+  auto bytes = core::ReadFile(path, kMaxPemFileBytes);
+  if (!bytes.has_value()) return bytes.error().WithContext(what);
+  std::string text = std::move(bytes).value();
   if (text.find("-----BEGIN ") == std::string::npos) {
     return core::InvalidArgument(std::string(what) + " \"" + path + "\": not a PEM file");
   }

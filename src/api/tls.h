@@ -2,6 +2,7 @@
 
 // TLS settings shared by the HTTP and gRPC listeners.
 
+#include <cstdint>
 #include <string>
 
 #include "core/status.h"
@@ -17,7 +18,11 @@ struct TlsFiles {
   bool require_client_cert = false;
 };
 
-// Reads a whole (PEM) file; kNotFound / kInvalidArgument naming `what` and the path.
+// The largest certificate, key or CA bundle file read (a bundle of a few hundred CAs fits).
+inline constexpr uint64_t kMaxPemFileBytes = uint64_t{1} << 20;
+
+// Reads a whole (PEM) file of at most kMaxPemFileBytes; errors name `what` and the path
+// (core::ReadFile's codes; kInvalidArgument for a file without a PEM block).
 core::Result<std::string> ReadPemFile(const std::string& path, const char* what);
 
 }  // namespace vigil::api

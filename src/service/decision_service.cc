@@ -5,14 +5,14 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
-#include <fstream>
-#include <sstream>
 #include <vector>
 
 #include "api/codec.h"
+#include "core/files.h"
 #include "govern/keys.h"
 #include "govern/minisign.h"
 #include "model/loader.h"
+#include "model/model_file.h"
 #include "policy/fields.h"
 
 namespace vigil::service {
@@ -24,16 +24,9 @@ core::Arch ArchOf(const std::string& name) {
   return a;
 }
 
-core::Result<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return core::NotFound(path + ": cannot read");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-core::Status VerifySignature(const govern::PublicKey& key, const std::string& path) {
-  auto bytes = ReadFile(path);
+core::Status VerifySignature(const govern::PublicKey& key, const std::string& path,
+                             uint64_t max_bytes) {
+  auto bytes = core::ReadFile(path, max_bytes);
   if (!bytes.has_value()) return bytes.error();
   auto sig = govern::LoadSignature(path + ".minisig");
   if (!sig.has_value()) return sig.error().WithContext(path + ": signature");
@@ -100,9 +93,9 @@ core::Status ModelDecisionService::Load(const ServeConfig& config) {
   if (!config.public_key.empty()) {
     auto key = govern::LoadPublicKey(config.public_key);
     if (!key.has_value()) return key.error();
-    if (auto s = VerifySignature(*key, config.model); !s.ok()) return s;
+    if (auto s = VerifySignature(*key, config.model, model::kMaxModelFileBytes); !s.ok()) return s;
     for (const std::string& f : config.rules) {
-      if (auto s = VerifySignature(*key, f); !s.ok()) return s;
+      if (auto s = VerifySignature(*key, f, policy::kMaxRulesFileBytes); !s.ok()) return s;
     }
   }
   auto m = model::LoadModel(config.model);
@@ -113,7 +106,7 @@ core::Status ModelDecisionService::Load(const ServeConfig& config) {
   if (version.empty()) {
     std::string all;
     for (const std::string& f : config.rules) {
-      auto bytes = ReadFile(f);
+      auto bytes = core::ReadFile(f, policy::kMaxRulesFileBytes);
       if (!bytes.has_value()) return bytes.error();
       all += *bytes;
     }

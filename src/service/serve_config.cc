@@ -3,11 +3,10 @@
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
-#include <fstream>
 #include <functional>
-#include <sstream>
 
 #include "core/config.h"
+#include "core/files.h"
 
 namespace vigil::service {
 namespace {
@@ -132,19 +131,6 @@ class Reader {
   std::string_view source_;
   std::string base_;
 };
-
-Status ReadKeyFile(const std::string& path, const std::string& where, std::string* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return core::NotFound(where + ": cannot read \"" + path + "\"");
-  std::ostringstream s;
-  s << in.rdbuf();
-  *out = s.str();
-  while (!out->empty() && (out->back() == '\n' || out->back() == '\r')) out->pop_back();
-  if (out->size() < 32) {
-    return core::InvalidArgument(where + ": \"" + path + "\" holds fewer than 32 bytes");
-  }
-  return {};
-}
 
 }  // namespace
 
@@ -295,11 +281,11 @@ core::Result<ServeConfig> ParseServeConfig(std::string_view text, std::string_vi
     if (c.model.empty()) return r.Error(root, "model", "missing (the model file to serve)");
     if (c.rules.empty()) return r.Error(root, "rules", "missing (the rules files to decide with)");
     if (!key_file.empty()) {
-      if (auto st = ReadKeyFile(key_file, std::string(source) + ": auth.jwt.hs256_key_file",
-                                &c.auth.jwt.hs256_key);
-          !st.ok()) {
-        return st;
+      auto key = ReadJwtKeyFile(key_file);
+      if (!key.has_value()) {
+        return key.error().WithContext(std::string(source) + ": auth.jwt.hs256_key_file");
       }
+      c.auth.jwt.hs256_key = std::move(key).value();
       if (c.auth.jwt.issuer.empty() || c.auth.jwt.audience.empty()) {
         return r.Error(key_node, "auth.jwt", "needs issuer and audience");
       }
@@ -310,16 +296,21 @@ core::Result<ServeConfig> ParseServeConfig(std::string_view text, std::string_vi
   return c;
 }
 
+core::Result<std::string> ReadJwtKeyFile(const std::string& path) {
+  // A shared key is a line of text; a file far larger than that is not one.
+  constexpr uint64_t kMaxJwtKeyFileBytes = 64 * 1024;
+  auto bytes = core::ReadFile(path, kMaxJwtKeyFileBytes);
+  if (!bytes.has_value()) return bytes.error();
+  std::string key = std::move(bytes).value();
+  while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
+  if (key.size() < 32) return core::InvalidArgument(path + ": holds fewer than 32 bytes");
+  return key;
+}
+
 core::Result<ServeConfig> LoadServeConfig(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return core::NotFound(path + ": cannot read the config file");
-  std::ostringstream s;
-  s << in.rdbuf();
-  if (s.str().size() > core::kMaxConfigBytes) {
-    return core::InvalidArgument(path + ": config file over " +
-                                 std::to_string(core::kMaxConfigBytes) + " bytes");
-  }
-  return ParseServeConfig(s.str(), path, std::filesystem::path(path).parent_path().string());
+  auto text = core::ReadFile(path, core::kMaxConfigBytes);
+  if (!text.has_value()) return text.error().WithContext("the config file");
+  return ParseServeConfig(*text, path, std::filesystem::path(path).parent_path().string());
 }
 
 }  // namespace vigil::service

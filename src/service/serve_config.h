@@ -49,4 +49,8 @@ core::Result<ServeConfig> ParseServeConfig(std::string_view text, std::string_vi
                                            const std::string& base_dir);
 core::Result<ServeConfig> LoadServeConfig(const std::string& path);
 
+// The shared HS256 key in `path` (trailing line ends dropped); kInvalidArgument when it holds
+// fewer than 32 bytes, core::ReadFile's errors otherwise, each naming the path.
+core::Result<std::string> ReadJwtKeyFile(const std::string& path);
+
 }  // namespace vigil::service
