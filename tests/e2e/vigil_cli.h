@@ -47,6 +47,32 @@ inline CmdResult RunVigil(const std::filesystem::path& dir, const std::string& a
   return r;
 }
 
+// Waits (polling every 50 ms, at most `limit`) until `pred` holds.
+inline bool WaitFor(const std::function<bool()>& pred, std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
+}
+
+// Starts `args` (args[0] a path) in the background with stdout and stderr to the files given.
+inline pid_t Spawn(const std::vector<std::string>& args, const std::filesystem::path& out,
+                   const std::filesystem::path& err) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (std::freopen(out.c_str(), "w", stdout) == nullptr) _exit(126);
+    if (std::freopen(err.c_str(), "w", stderr) == nullptr) _exit(126);
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
 // A vigil server (serve, hub, ...) started in the background by StartVigil.
 struct Background {
   pid_t pid = -1;
@@ -61,19 +87,12 @@ inline Background StartVigil(const std::vector<std::string>& args, const std::fi
                              const std::filesystem::path& err,
                              std::chrono::milliseconds wait = std::chrono::seconds(10)) {
   Background b;
-  b.pid = fork();
+  std::vector<std::string> argv{VIGIL_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  b.pid = Spawn(argv, out, err);
   if (b.pid < 0) {
     b.error = "fork failed";
     return b;
-  }
-  if (b.pid == 0) {
-    if (freopen(out.c_str(), "w", stdout) == nullptr) _exit(126);
-    if (freopen(err.c_str(), "w", stderr) == nullptr) _exit(126);
-    std::vector<char*> argv{const_cast<char*>(VIGIL_BINARY)};
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(VIGIL_BINARY, argv.data());
-    _exit(127);
   }
   const auto deadline = std::chrono::steady_clock::now() + wait;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -115,32 +134,6 @@ inline int StopVigil(pid_t& pid, std::chrono::milliseconds wait = std::chrono::s
   }
   pid = -1;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-// Waits (polling every 50 ms, at most `limit`) until `pred` holds.
-inline bool WaitFor(const std::function<bool()>& pred, std::chrono::seconds limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return true;
-}
-
-// Starts `args` (args[0] a path) in the background with stdout and stderr to the files given.
-inline pid_t Spawn(const std::vector<std::string>& args, const std::filesystem::path& out,
-                   const std::filesystem::path& err) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    if (std::freopen(out.c_str(), "w", stdout) == nullptr) _exit(126);
-    if (std::freopen(err.c_str(), "w", stderr) == nullptr) _exit(126);
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
 }
 
 }  // namespace vigil::e2e
