@@ -53,6 +53,21 @@ std::vector<std::string> SyscallVocabulary::CollectNames(
   return out;
 }
 
+core::Result<SyscallVocabulary> SyscallVocabulary::FromTraces(
+    std::span<const TrainingTrace> traces) {
+  std::vector<std::string> names;
+  for (core::Arch arch : {core::Arch::kI386, core::Arch::kX86_64}) {
+    std::vector<std::vector<int32_t>> of_arch;
+    for (const TrainingTrace& t : traces) {
+      if (t.arch == arch) of_arch.push_back(t.syscalls);
+    }
+    for (std::string& n : CollectNames(arch, of_arch)) {
+      if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(std::move(n));
+    }
+  }
+  return Create(std::move(names));
+}
+
 std::vector<std::string> SyscallVocabulary::FeatureNames() const {
   std::vector<std::string> out = names_;
   out.emplace_back(kOtherSyscallFeature);

@@ -21,6 +21,13 @@ namespace vigil::model {
 // names the vocabulary does not hold).
 inline constexpr std::string_view kOtherSyscallFeature = "<other>";
 
+// One recorded trace of system calls, the input the syscall families train on.
+struct TrainingTrace {
+  std::string subject;  // program name; "" when unknown (trains the global model only)
+  core::Arch arch = core::Arch::kUnknown;
+  std::vector<int32_t> syscalls;
+};
+
 // A fixed, ordered list of system-call names. Feature i (< size()) counts calls named names[i];
 // feature size() counts every other call, so a bag has dims() = size() + 1 entries.
 class SyscallVocabulary {
@@ -32,6 +39,9 @@ class SyscallVocabulary {
   // skipped): the vocabulary a family trains with.
   static std::vector<std::string> CollectNames(core::Arch arch,
                                                std::span<const std::vector<int32_t>> traces);
+  // The vocabulary of every call in `traces`: the i386 names first, then the x86-64 names not
+  // seen yet, each in order of first appearance.
+  static core::Result<SyscallVocabulary> FromTraces(std::span<const TrainingTrace> traces);
 
   size_t size() const { return names_.size(); }
   size_t dims() const { return names_.size() + 1; }

@@ -12,6 +12,7 @@
 #include "model/evaluation.h"
 #include "model/internal/bytes.h"
 #include "model/internal/random.h"
+#include "model/internal/training_rows.h"
 
 namespace vigil::model {
 namespace {
@@ -144,40 +145,17 @@ core::Result<IsolationForest> IsolationForest::Train(const std::vector<std::vect
   if (options.explain_top < 0 || options.explain_top > kMaxExplainTop) {
     return core::InvalidArgument("explain_top must be in 0.." + std::to_string(kMaxExplainTop));
   }
-  if (rows.empty() || rows[0].empty() || rows[0].size() > kMaxForestDims) {
-    return core::InvalidArgument("training rows must be non-empty with 1.." +
-                                 std::to_string(kMaxForestDims) + " features");
-  }
+  VIGIL_RETURN_IF_ERROR(internal::CheckTrainingRows(rows, kMaxForestDims));
   const size_t dims = rows[0].size();
-  for (size_t i = 0; i < rows.size(); ++i) {
-    if (rows[i].size() != dims) {
-      return core::InvalidArgument("training row " + std::to_string(i) + " has " +
-                                   std::to_string(rows[i].size()) + " features, not " +
-                                   std::to_string(dims));
-    }
-    for (float v : rows[i]) {
-      if (!std::isfinite(v)) {
-        return core::InvalidArgument("training row " + std::to_string(i) + " is not finite");
-      }
-    }
-  }
   if (!options.feature_names.empty() && options.feature_names.size() != dims) {
     return core::InvalidArgument(std::to_string(options.feature_names.size()) +
                                  " feature names for " + std::to_string(dims) + " features");
   }
   std::mt19937_64 rng(options.seed);
-  std::vector<uint32_t> order(rows.size());
-  std::iota(order.begin(), order.end(), 0u);
-  for (size_t i = order.size(); i > 1; --i) {
-    std::swap(order[i - 1], order[internal::UniformIndex(rng, i)]);
-  }
-  const auto held =
-      static_cast<size_t>(options.calibration_fraction * static_cast<double>(rows.size()));
-  std::vector<uint32_t> train(order.begin() + static_cast<ptrdiff_t>(held), order.end());
-  if (train.size() < 2) {
-    return core::InvalidArgument("need at least 2 training rows after the hold-out, got " +
-                                 std::to_string(train.size()));
-  }
+  auto split = internal::SplitHoldOut(rows.size(), options.calibration_fraction, rng);
+  if (!split.has_value()) return split.error();
+  std::vector<uint32_t>& train = split->train;
+  const std::vector<uint32_t>& held = split->held;
 
   IsolationForest forest;
   forest.options_ = options;
@@ -201,15 +179,15 @@ core::Result<IsolationForest> IsolationForest::Train(const std::vector<std::vect
 
   forest.IndexLeaves();
   // The calibration set: the held-out rows, or the training rows when nothing is held out.
-  std::vector<uint32_t> calibration_rows(order.begin(), order.begin() + static_cast<ptrdiff_t>(held));
-  if (held == 0) calibration_rows = train;
+  const std::vector<uint32_t>& calibration_rows = held.empty() ? train : held;
   std::vector<double> scores;
   DatasetDigest digest;
   for (uint32_t i : calibration_rows) {
     scores.push_back(forest.Score(rows[i]));
     digest.Add(std::span<const float>(rows[i]));
   }
-  auto record = CalibrateThreshold(scores, options.target_fpr, held > 0 ? "held-out" : "training",
+  auto record = CalibrateThreshold(scores, options.target_fpr,
+                                   held.empty() ? "training" : "held-out",
                                    digest.Final());
   if (!record.has_value()) return record.error();
   IForestCalibration& c = forest.calibration_;
@@ -555,17 +533,7 @@ class IForestStream final : public StreamScorer {
 core::Result<std::unique_ptr<IsolationForestModel>> IsolationForestModel::Train(
     std::span<const TrainingTrace> traces, const IsolationForestOptions& options) {
   if (traces.empty()) return core::InvalidArgument("no training traces");
-  std::vector<std::string> names;
-  for (core::Arch arch : {core::Arch::kI386, core::Arch::kX86_64}) {
-    std::vector<std::vector<int32_t>> of_arch;
-    for (const TrainingTrace& t : traces) {
-      if (t.arch == arch) of_arch.push_back(t.syscalls);
-    }
-    for (std::string& n : SyscallVocabulary::CollectNames(arch, of_arch)) {
-      if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(std::move(n));
-    }
-  }
-  auto vocab = SyscallVocabulary::Create(std::move(names));
+  auto vocab = SyscallVocabulary::FromTraces(traces);
   if (!vocab.has_value()) return vocab.error();
   std::vector<std::vector<float>> rows;
   rows.reserve(traces.size());

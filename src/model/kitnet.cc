@@ -11,6 +11,7 @@
 #include "model/evaluation.h"
 #include "model/internal/bytes.h"
 #include "model/internal/random.h"
+#include "model/internal/training_rows.h"
 #include "model/model.h"
 
 namespace vigil::model {
@@ -249,36 +250,13 @@ core::Result<KitNet> KitNetTrainer::Finish() const {
 core::Result<KitNet> KitNet::Train(const std::vector<std::vector<float>>& rows,
                                    const KitNetOptions& options, const ProgressFn& progress) {
   VIGIL_RETURN_IF_ERROR(CheckOptions(options));
-  if (rows.empty() || rows[0].empty() || rows[0].size() > kMaxKitNetDims) {
-    return core::InvalidArgument("training rows must be non-empty with 1.." +
-                                 std::to_string(kMaxKitNetDims) + " features");
-  }
+  VIGIL_RETURN_IF_ERROR(internal::CheckTrainingRows(rows, kMaxKitNetDims));
   const size_t dims = rows[0].size();
-  for (size_t i = 0; i < rows.size(); ++i) {
-    if (rows[i].size() != dims) {
-      return core::InvalidArgument("training row " + std::to_string(i) + " has " +
-                                   std::to_string(rows[i].size()) + " features, not " +
-                                   std::to_string(dims));
-    }
-    for (float v : rows[i]) {
-      if (!std::isfinite(v)) {
-        return core::InvalidArgument("training row " + std::to_string(i) + " is not finite");
-      }
-    }
-  }
   std::mt19937_64 rng(options.seed);
-  std::vector<uint32_t> order(rows.size());
-  std::iota(order.begin(), order.end(), 0u);
-  for (size_t i = order.size(); i > 1; --i) {
-    std::swap(order[i - 1], order[internal::UniformIndex(rng, i)]);
-  }
-  const auto held =
-      static_cast<size_t>(options.calibration_fraction * static_cast<double>(rows.size()));
-  std::vector<uint32_t> train(order.begin() + static_cast<ptrdiff_t>(held), order.end());
-  if (train.size() < 2) {
-    return core::InvalidArgument("need at least 2 training rows after the hold-out, got " +
-                                 std::to_string(train.size()));
-  }
+  auto split = internal::SplitHoldOut(rows.size(), options.calibration_fraction, rng);
+  if (!split.has_value()) return split.error();
+  std::vector<uint32_t>& train = split->train;
+  const std::vector<uint32_t>& held = split->held;
   KitNetOptions o = options;
   if (o.fm_grace == 0) o.fm_grace = train.size();
   if (o.ad_grace == 0) o.ad_grace = static_cast<uint64_t>(o.epochs) * train.size();
@@ -303,11 +281,7 @@ core::Result<KitNet> KitNet::Train(const std::vector<std::vector<float>>& rows,
   auto net = trainer->Finish();
   if (!net.has_value()) return net.error();
   std::vector<std::vector<float>> calib;
-  if (held > 0) {
-    for (size_t i = 0; i < held; ++i) calib.push_back(rows[order[i]]);
-  } else {
-    for (uint32_t i : train) calib.push_back(rows[i]);
-  }
+  for (uint32_t i : held.empty() ? train : held) calib.push_back(rows[i]);
   net->Calibrate(calib);
   return net;
 }

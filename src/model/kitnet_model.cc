@@ -71,17 +71,7 @@ core::Result<TraceFeatureSpace> TraceFeatureSpace::Learn(std::span<const Trainin
     return core::InvalidArgument("bigrams " + std::to_string(bigrams) + " is above " +
                                  std::to_string(kMaxBigrams));
   }
-  std::vector<std::string> names;
-  for (core::Arch arch : {core::Arch::kI386, core::Arch::kX86_64}) {
-    std::vector<std::vector<int32_t>> of_arch;
-    for (const TrainingTrace& t : traces) {
-      if (t.arch == arch) of_arch.push_back(t.syscalls);
-    }
-    for (std::string& n : SyscallVocabulary::CollectNames(arch, of_arch)) {
-      if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(std::move(n));
-    }
-  }
-  auto vocab = SyscallVocabulary::Create(std::move(names));
+  auto vocab = SyscallVocabulary::FromTraces(traces);
   if (!vocab.has_value()) return vocab.error();
   // Pair counts, remembering first appearance so that ties break the same way every run.
   std::unordered_map<uint64_t, std::pair<uint64_t, uint64_t>> seen;  // key -> (count, first)

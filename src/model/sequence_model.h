@@ -21,6 +21,7 @@
 #include "core/status.h"
 #include "core/syscall_table.h"
 #include "model/calibration.h"
+#include "model/features.h"
 #include "model/model.h"
 #include "model/model_file.h"
 #include "model/ngram.h"
@@ -29,12 +30,6 @@ namespace vigil::model {
 
 inline constexpr std::string_view kSequenceFamily = "syscall-ngram";
 inline constexpr std::string_view kGlobalSubject = "*";
-
-struct TrainingTrace {
-  std::string subject;  // program name; "" when unknown (trains the global model only)
-  core::Arch arch = core::Arch::kUnknown;
-  std::vector<int32_t> syscalls;
-};
 
 struct SequenceModelOptions {
   std::string name = "syscall-ngram";
