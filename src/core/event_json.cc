@@ -216,9 +216,7 @@ std::string EventToJson(const Event& e) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-std::string VerdictToOcsfJson(const Verdict& v) {
-  // OCSF 1.1 Detection Finding: category 2 (Findings), class 2004, activity 1 (Create).
-  const int severity = v.anomalous ? (v.score >= 0.9 ? 4 : 3) : 1;  // High/Medium/Informational
+json OcsfFindingBase(int64_t time_ns, int severity_id) {
   json j;
   j["class_uid"] = 2004;
   j["class_name"] = "Detection Finding";
@@ -226,11 +224,17 @@ std::string VerdictToOcsfJson(const Verdict& v) {
   j["category_name"] = "Findings";
   j["activity_id"] = 1;
   j["type_uid"] = 200401;
-  j["time"] = v.time_ns / 1'000'000;
-  j["severity_id"] = severity;
+  j["time"] = time_ns / 1'000'000;
+  j["severity_id"] = severity_id;
   j["status_id"] = 1;
   j["metadata"] = {{"version", "1.1.0"},
                    {"product", {{"name", "Vigil"}, {"vendor_name", "Vigil"}}}};
+  return j;
+}
+
+std::string VerdictToOcsfJson(const Verdict& v) {
+  const int severity = v.anomalous ? (v.score >= 0.9 ? 4 : 3) : 1;  // High/Medium/Informational
+  json j = OcsfFindingBase(v.time_ns, severity);
   if (!v.host.empty()) j["device"] = {{"hostname", v.host}};
   j["process"] = {{"pid", v.pid}};
   if (!v.subject.empty() && v.subject != "*") j["process"]["name"] = v.subject;

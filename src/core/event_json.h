@@ -7,9 +7,12 @@
 // - Typed events (exec, exit, fork, open, connect and the typed calls): OCSF activity events
 //   (Process Activity 1007, File System Activity 1001, Network Activity 4001).
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include <nlohmann/json.hpp>
 
 #include "core/event.h"
 #include "core/status.h"
@@ -25,6 +28,11 @@ std::string EventToJson(const Event& event);
 
 // One line of JSON, no trailing newline: the verdict as an OCSF 1.1 Detection Finding.
 std::string VerdictToOcsfJson(const Verdict& verdict);
+
+// The fields every OCSF 1.1 Detection Finding Vigil writes starts with: class 2004 (category
+// Findings), activity 1 (Create), status 1 (New), the time in ms, the severity, and the product
+// metadata. Callers add message, finding_info, device, process and "vigil".
+nlohmann::json OcsfFindingBase(int64_t time_ns, int severity_id);
 
 // One line of JSON, no trailing newline: the event as an OCSF 1.1 activity event, with the
 // original kind and sequence number under "vigil". nullopt for kinds no OCSF activity class

@@ -1,5 +1,7 @@
 #include "policy/decision_json.h"
 
+#include "core/event_json.h"
+
 namespace vigil::policy {
 namespace {
 
@@ -60,19 +62,8 @@ json DecisionJson(const Decision& d) {
 }
 
 std::string DecisionToOcsfJson(const Decision& d, const std::string& host) {
-  json j;
-  j["class_uid"] = 2004;
-  j["class_name"] = "Detection Finding";
-  j["category_uid"] = 2;
-  j["category_name"] = "Findings";
-  j["activity_id"] = 1;
-  j["type_uid"] = 200401;
-  j["time"] = d.time_ns / 1'000'000;
-  j["severity_id"] = Severity(d.priority);
-  j["status_id"] = 1;
+  json j = core::OcsfFindingBase(d.time_ns, Severity(d.priority));
   j["message"] = d.output;
-  j["metadata"] = {{"version", "1.1.0"},
-                   {"product", {{"name", "Vigil"}, {"vendor_name", "Vigil"}}}};
   j["finding_info"] = {{"title", d.rule},
                        {"uid", d.policy_version + ":" + std::to_string(d.event_seq)},
                        {"analytic", {{"name", d.rule}, {"type_id", 1}, {"type", "Rule"}}}};
