@@ -8,11 +8,10 @@
 //   (Process Activity 1007, File System Activity 1001, Network Activity 4001).
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "core/event.h"
 #include "core/status.h"
