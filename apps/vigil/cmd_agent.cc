@@ -27,6 +27,7 @@
 
 #include "agent/action_bridge.h"
 #include "agent/durable_output.h"
+#include "agent/hub_escalations.h"
 #include "agent/live_agent.h"
 #include "apps/vigil/audit_trail.h"
 #include "apps/vigil/commands.h"
@@ -399,6 +400,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   std::unique_ptr<policy::PolicyEngine> policy_engine;
   std::unique_ptr<enforce::Enforcer> enforcer;
   std::unique_ptr<agent::ActionBridge> actions;
+  std::unique_ptr<agent::HubEscalations> hub_escalations;
   if (c.policy.enabled) {
     policy::PolicyOptions po;
     po.files = c.policy.files;
@@ -451,6 +453,27 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
       if (bridge.has_value()) {
         actions = std::move(bridge).value();
         actions->Start();
+        if (outputs->hub != nullptr) {
+          // Escalations are decided by people at the hub of the hub sink (docs/hub.md).
+          agent::HubEscalationOptions ho;
+          ho.link = outputs->hub_link;
+          ho.on_answer = [&, quiet = o.quiet](const enforce::Escalation& e,
+                                              std::string_view outcome, std::string_view by,
+                                              const core::Result<enforce::Outcome>& done) {
+            if (quiet) return;
+            std::lock_guard<std::mutex> lock(print_mu);
+            std::fprintf(stderr, "ESCALATION %llu %.*s (%.*s): %s\n",
+                         static_cast<unsigned long long>(e.id), static_cast<int>(outcome.size()),
+                         outcome.data(), static_cast<int>(by.size()), by.data(),
+                         done.has_value() ? done->detail.c_str() : done.error().message().c_str());
+          };
+          auto link = agent::HubEscalations::Create(*enforcer, std::move(ho),
+                                                    core::SystemClock::Get(), core::Registry::Get());
+          if (!link.has_value()) return ReportError("agent", link.error());
+          hub_escalations = std::move(link).value();
+          hub_escalations->Start();
+          spdlog::info("escalations are decided at the hub {}", outputs->hub_link.url);
+        }
       } else {
         gate.Refuse("enforcement: " + bridge.error().message());
       }
@@ -811,6 +834,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   DrainHub(*outputs, "agent");
   for (const std::string& note : live.TakeNotes()) spdlog::info("{}", note);
   if (server) server->Stop();
+  if (hub_escalations) hub_escalations->Stop();
   if (actions) actions->Stop();  // carries out what is queued; its audit records go in below
   {
     std::lock_guard<std::mutex> lock(mode_mu);
