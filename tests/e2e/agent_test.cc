@@ -20,6 +20,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "../unit/govern/swtpm.h"
@@ -322,6 +323,17 @@ pid_t SpawnOpener(const fs::path& trigger, const fs::path& counter) {
   return pid;
 }
 
+// Kills and reaps the processes in *pids when it goes out of scope.
+struct ChildReaper {
+  std::vector<pid_t>* pids;
+  ~ChildReaper() {
+    for (pid_t p : *pids) {
+      kill(p, SIGKILL);
+      waitpid(p, nullptr, 0);
+    }
+  }
+};
+
 long Rounds(const fs::path& counter) {
   const std::string s = ReadAll(counter);
   return s.empty() ? 0 : std::stol(s);
@@ -374,15 +386,7 @@ TEST_F(AgentE2eTest, EnforceModeKillsAndFreezesAndRollbackThaws) {
                         << rules.string() << "]\n";
   const fs::path out = dir_ / "agent.out", err = dir_ / "agent.err";
   std::vector<pid_t> children;
-  struct Reaper {
-    std::vector<pid_t>* pids;
-    ~Reaper() {
-      for (pid_t p : *pids) {
-        kill(p, SIGKILL);
-        waitpid(p, nullptr, 0);
-      }
-    }
-  } reaper{&children};
+  ChildReaper reaper{&children};
   auto start_agent = [&](const std::string& mode) {
     agent_ = Spawn({VIGIL_BINARY, "agent", "--config", config.string(), "--state-dir",
                     dir_.string(), "--mode", mode, "--relearn", "--duration", "60s", "--sink",
@@ -492,6 +496,122 @@ TEST_F(AgentE2eTest, EnforceModeKillsAndFreezesAndRollbackThaws) {
   EXPECT_NE(r.out.find(R"("action":"kill")"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find(R"("actor":"vigil agent")"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find(R"("result":"rolled-back")"), std::string::npos) << r.out;
+}
+
+// Human in the loop through the hub: the agent (enforce mode, a rule that escalates a freeze)
+// hands the question to a `vigil hub`; an analyst approves one over the REST API and the agent
+// freezes that process; the other is denied and keeps running. Both answers are in the agent's
+// audit log with the analyst's name.
+TEST_F(AgentE2eTest, EscalationsAreDecidedAtTheHubAndCarriedOutByTheAgent) {
+  const fs::path approve_trigger = dir_ / "approve-me", deny_trigger = dir_ / "deny-me";
+  std::ofstream(approve_trigger) << "x";
+  std::ofstream(deny_trigger) << "x";
+  const fs::path rules = dir_ / "rules.yaml";
+  for (const auto& [name, trigger] : {std::pair{"Approve trigger", approve_trigger},
+                                      std::pair{"Deny trigger", deny_trigger}}) {
+    std::ofstream(rules, std::ios::app)
+        << "- rule: " << name << "\n  desc: d\n  condition: evt.type in (open, openat) and "
+        << "fd.name = " << trigger.string() << "\n  output: " << name
+        << " opened by %proc.name\n  priority: WARNING\n  action: {type: escalate, mode: "
+           "enforce, proposed: freeze, timeout: 120s, fallback: alert}\n";
+  }
+  const fs::path config = dir_ / "vigil.yaml";
+  std::ofstream(config) << "host: web-1\nagent:\n  learn: 2s\n  events: [open]\n"
+                           "metrics:\n  enabled: false\n"
+                           "policy:\n  mode: enforce\n  stage: enforce-all\n  files: ["
+                        << rules.string() << "]\n";
+  const fs::path hub_state = dir_ / "hub";
+  const fs::path cli = dir_ / "cli";
+  fs::create_directories(cli);
+  // Enforce mode needs the rules signed by a trusted key: the host key, made here.
+  vigil::e2e::CmdResult keys = vigil::e2e::RunVigil(
+      cli, "keys init --dir " + (dir_ / "keys").string() + " && " + VIGIL_BINARY +
+               " policy sign " + rules.string() + " --key-dir " + (dir_ / "keys").string());
+  ASSERT_EQ(keys.exit_code, 0) << keys.out << keys.err;
+  auto token = [&](const std::string& role, const std::string& subject) {
+    vigil::e2e::CmdResult r = vigil::e2e::RunVigil(
+        cli, "hub token --state-dir " + hub_state.string() + " --role " + role + " --subject " +
+                 subject + " --ttl 1h");
+    std::string t = r.out;
+    while (!t.empty() && t.back() == '\n') t.pop_back();
+    return t;
+  };
+  const std::string analyst = token("analyst", "ana");
+  std::ofstream(dir_ / "agent.token") << token("agent", "web-1") << "\n";
+  vigil::e2e::Background hub = vigil::e2e::StartVigil(
+      {"hub", "--state-dir", hub_state.string(), "--listen", "127.0.0.1:0", "--json"},
+      dir_ / "hub.out", dir_ / "hub.err");
+  ASSERT_EQ(hub.error, "");
+  struct HubStopper {
+    vigil::e2e::Background* b;
+    ~HubStopper() { vigil::e2e::StopVigil(b->pid); }
+  } stopper{&hub};
+  const int port = nlohmann::json::parse(hub.ready_line)["port"];
+  httplib::Client http("127.0.0.1", port);
+  const httplib::Headers auth{{"Authorization", "Bearer " + analyst}};
+
+  const fs::path out = dir_ / "agent.out", err = dir_ / "agent.err";
+  agent_ = Spawn({VIGIL_BINARY, "agent", "--config", config.string(), "--state-dir",
+                  dir_.string(), "--mode", "enforce", "--relearn", "--duration", "90s", "--sink",
+                  "hub:http://127.0.0.1:" + std::to_string(port), "--hub-token-file",
+                  (dir_ / "agent.token").string()},
+                 out, err);
+  ASSERT_TRUE(WaitFor([&] { return ReadAll(err).find("detection started") != std::string::npos; },
+                      std::chrono::seconds(40)))
+      << ReadAll(err);
+  std::vector<pid_t> children;
+  ChildReaper reaper{&children};
+  const pid_t approved = SpawnOpener(approve_trigger, dir_ / "approved.count");
+  children.push_back(approved);
+  const pid_t denied = SpawnOpener(deny_trigger, dir_ / "denied.count");
+  children.push_back(denied);
+
+  // The two questions reach the hub; the analyst answers them.
+  nlohmann::json pending;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = http.Get("/v1/escalations?host=web-1", auth);
+        if (!r || r->status != 200) return false;
+        pending = nlohmann::json::parse(r->body)["escalations"];
+        return pending.size() == 2;
+      },
+      std::chrono::seconds(30)))
+      << ReadAll(err);
+  for (const auto& e : pending) {
+    EXPECT_EQ(e["action"], "freeze");
+    const bool approve = e["pid"] == approved;
+    auto r = http.Post("/v1/escalations/" + std::to_string(e["id"].get<int64_t>()) + "/decision",
+                       auth, nlohmann::json{{"decision", approve ? "approve" : "deny"}}.dump(),
+                       "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << r->body;
+  }
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return ReadAll("/proc/" + std::to_string(approved) + "/cgroup").find("/vigil/a") !=
+               std::string::npos;
+      },
+      std::chrono::seconds(20)))
+      << "the approved freeze was not carried out\n"
+      << ReadAll(err);
+  ASSERT_TRUE(WaitFor([&] { return ReadAll(err).find("ESCALATION") != std::string::npos &&
+                                   ReadAll(err).find("denied (hub:ana)") != std::string::npos; },
+                      std::chrono::seconds(20)))
+      << ReadAll(err);
+  kill(agent_, SIGTERM);
+  int status = 0;
+  ASSERT_EQ(waitpid(agent_, &status, 0), agent_);
+  agent_ = -1;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << ReadAll(err);
+  EXPECT_EQ(ReadAll("/proc/" + std::to_string(denied) + "/cgroup").find("/vigil/a"),
+            std::string::npos)
+      << "the denied process must not be frozen";
+  vigil::e2e::CmdResult r = vigil::e2e::RunVigil(
+      cli, "audit show " + (dir_ / "audit").string() + " --type escalation --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find(R"("event":"approved")"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(R"("event":"denied")"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(R"("by":"hub:ana")"), std::string::npos) << r.out;
 }
 
 TEST(AgentConfigE2eTest, BadConfigExitsTwoNamingFileLineAndKey) {
