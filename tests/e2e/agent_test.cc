@@ -444,11 +444,18 @@ TEST_F(AgentE2eTest, EnforceModeKillsAndFreezesAndRollbackThaws) {
                        std::string::npos;
               }, std::chrono::seconds(20)))
       << "the process that opened the freeze trigger was not moved and frozen\n" << ReadAll(err);
-  const std::string metrics = ScrapeMetrics(ReadAll(err));
-  EXPECT_NE(metrics.find("vigil_enforcement_success_total{action=\"kill\"} 1"), std::string::npos)
-      << metrics;
-  EXPECT_NE(metrics.find("vigil_enforcement_success_total{action=\"freeze\"} 1"),
-            std::string::npos)
+  // The process is in the quarantine cgroup before the freeze is confirmed and counted: the
+  // counters may trail the move by the time the kernel takes to freeze the cgroup.
+  std::string metrics;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        metrics = ScrapeMetrics(ReadAll(err));
+        return metrics.find("vigil_enforcement_success_total{action=\"kill\"} 1") !=
+                   std::string::npos &&
+               metrics.find("vigil_enforcement_success_total{action=\"freeze\"} 1") !=
+                   std::string::npos;
+      },
+      std::chrono::seconds(10)))
       << metrics;
   ASSERT_TRUE(stop_agent()) << ReadAll(err);
 
