@@ -81,6 +81,7 @@ core::Result<std::unique_ptr<HubClient>> HubClient::Create(HubLinkOptions option
   c->http_->set_read_timeout(0, us.count());
   c->http_->set_write_timeout(0, us.count());
   c->http_->set_keep_alive(true);
+  c->http_->set_tcp_nodelay(true);
   return c;
 }
 
