@@ -19,7 +19,7 @@ const core::Event& Ev(const EvalInput& in) { return *in.event; }
 bool IsFileEvent(const core::Event& e) { return !e.path.empty() && e.kind != EventKind::kProcessExec; }
 bool IsNetEvent(const core::Event& e) { return !e.net.daddr.empty(); }
 
-constexpr int32_t kNrSocket = 41, kNrPtrace = 101, kNrLink = 86, kNrSymlink = 88,
+constexpr int32_t kNrSocket = 41, kNrConnect = 42, kNrPtrace = 101, kNrLink = 86, kNrSymlink = 88,
                   kNrLinkat = 265, kNrSymlinkat = 266, kNrRename = 82, kNrRenameat = 264,
                   kNrRenameat2 = 316;
 
@@ -27,6 +27,12 @@ constexpr int32_t kNrSocket = 41, kNrPtrace = 101, kNrLink = 86, kNrSymlink = 88
 int32_t TypedNr(const core::Event& e) {
   if (e.kind != EventKind::kTypedCall || e.syscall.arch != core::Arch::kX86_64) return -1;
   return e.syscall.nr;
+}
+
+// A connect to a Unix socket: the gates report its path, with no address.
+bool IsUnixConnect(const core::Event& e) {
+  return e.net.daddr.empty() && !e.path.empty() &&
+         (e.kind == EventKind::kNetConnect || TypedNr(e) == kNrConnect);
 }
 
 bool IsOpen(const core::Event& e) { return e.kind == EventKind::kFileOpen; }
@@ -411,20 +417,25 @@ const std::vector<FieldDef> kFields = {
          out->Set(Ev(in).path2);
        }
      }},
-    {"fd.typechar", FieldType::kString, ArgUse::kNone, "f (file), 4 (IPv4) or 6 (IPv6)",
+    {"fd.typechar", FieldType::kString, ArgUse::kNone,
+     "f (file), 4 (IPv4), 6 (IPv6) or u (a Unix socket's connect)",
      [](const EvalInput& in, int, FieldValue* out) {
        const core::Event& e = Ev(in);
        if (IsNetEvent(e)) {
          out->Set(e.net.daddr.find(':') != std::string::npos ? "6" : "4");
+       } else if (IsUnixConnect(e)) {
+         out->Set("u");
        } else if (IsFileEvent(e)) {
          out->Set("f");
        }
      }},
-    {"fd.type", FieldType::kString, ArgUse::kNone, "file, ipv4 or ipv6",
+    {"fd.type", FieldType::kString, ArgUse::kNone, "file, ipv4, ipv6 or unix",
      [](const EvalInput& in, int, FieldValue* out) {
        const core::Event& e = Ev(in);
        if (IsNetEvent(e)) {
          out->Set(e.net.daddr.find(':') != std::string::npos ? "ipv6" : "ipv4");
+       } else if (IsUnixConnect(e)) {
+         out->Set("unix");
        } else if (IsFileEvent(e)) {
          out->Set("file");
        }

@@ -177,8 +177,9 @@ TEST_F(RunTest, EnforceModeRefusesUnsignedUnknownKeyOrAlteredPolicy) {
 
 // A model at the gate: `vigil train` learns bash's gated-call sequences (execve, then opens; never
 // a connect) from an event file; under `vigil run --model`, a rule on ml.anomalous denies bash's
-// connect on the model's verdict and allows a plain run. In enforce mode the model must be signed
-// like the policy.
+// TCP connect on the model's verdict and allows a plain run. The rule names fd.typechar 4: without
+// HOME, bash's user lookup also connects to nscd's Unix socket, which the model finds unusual
+// too. In enforce mode the model must be signed like the policy.
 TEST_F(RunTest, ModelVerdictDeniesAnUnusualConnectAndUnsignedModelIsRefused) {
   {
     std::ofstream calls(dir_ / "calls.jsonl");
@@ -197,7 +198,7 @@ TEST_F(RunTest, ModelVerdictDeniesAnUnusualConnectAndUnsignedModelIsRefused) {
   ASSERT_EQ(trained.exit_code, 0) << trained.out << trained.err;
   const fs::path rules = dir_ / "ml.yaml";
   std::ofstream(rules) << "- rule: Unusual connect\n  desc: d\n  condition: evt.type = connect "
-                          "and ml.anomalous = true\n  output: \"unusual connect by %proc.name, "
+                          "and fd.typechar = 4 and ml.anomalous = true\n  output: \"unusual connect by %proc.name, "
                           "score %ml.score\"\n  priority: WARNING\n"
                           "  action: {type: deny, mode: enforce, fallback: allow}\n";
   ASSERT_EQ(Sign(rules, dir_ / "keys"), 0);
@@ -205,7 +206,9 @@ TEST_F(RunTest, ModelVerdictDeniesAnUnusualConnectAndUnsignedModelIsRefused) {
       "bash -c 'exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(port_) + "'";
   auto run = [&](const std::string& program) {
     fs::remove_all(dir_ / "audit");
-    return RunVigil(dir_, "run --model " + model.string() + " " +
+    // A deadline far above the model's time, so a loaded machine never turns the verdict into
+    // the rule's fallback (the deadline path has tests of its own).
+    return RunVigil(dir_, "run --deadline 2s --model " + model.string() + " " +
                               Run("enforce", program, rules).substr(4));
   };
 

@@ -275,6 +275,47 @@ TEST(RulesTest, ExponentialMacroExpansionIsRefused) {
       << set.error().message();
 }
 
+// A connect to a Unix socket (the gates report its path and no address) is fd.typechar u, so
+// a rule on IP connects (fd.typechar = 4) does not match glibc's connect to nscd's socket.
+TEST(RulesTest, FdTypeTellsIpConnectsFromUnixSocketsAndFiles) {
+  RuleSet set = MustLoad(R"Y(
+- rule: IPv4 connect
+  desc: x
+  condition: evt.type = connect and fd.typechar = 4 and fd.type = ipv4
+  output: x
+  priority: info
+- rule: IPv6 connect
+  desc: x
+  condition: evt.type = connect and fd.typechar = 6 and fd.type = ipv6
+  output: x
+  priority: info
+- rule: Unix connect
+  desc: x
+  condition: evt.type = connect and fd.typechar = u and fd.type = unix
+  output: x
+  priority: info
+- rule: File
+  desc: x
+  condition: fd.typechar = f and fd.type = file
+  output: x
+  priority: info
+)Y");
+  core::Event e;
+  e.kind = core::EventKind::kNetConnect;
+  e.proc = {.pid = 300, .comm = "bash", .exe = "/usr/bin/bash"};
+  EvalInput in{.event = &e};
+  e.net.daddr = "127.0.0.1";
+  EXPECT_EQ(Fired(set, in), std::vector<std::string>{"IPv4 connect"});
+  e.net.daddr = "::1";
+  EXPECT_EQ(Fired(set, in), std::vector<std::string>{"IPv6 connect"});
+  e.net.daddr.clear();
+  e.path = "/var/run/nscd/socket";
+  EXPECT_EQ(Fired(set, in), std::vector<std::string>{"Unix connect"});
+  core::Event open = Open("cat", "/etc/hosts");
+  in.event = &open;
+  EXPECT_EQ(Fired(set, in), std::vector<std::string>{"File"});
+}
+
 #ifdef VIGIL_SHARED_DIR
 TEST(RulesTest, FalcoStableRulesLoadAndTheUnsupportedAreListed) {
   const std::string path = std::string(VIGIL_SHARED_DIR) + "/fixtures/falco/falco_rules.yaml";
