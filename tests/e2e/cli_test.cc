@@ -364,6 +364,43 @@ TEST_F(CliTest, IforestAndAutoencoderTrainAndEvaluateOnAdfa) {
       EXPECT_LE(j[key].get<double>(), 1.0);
     }
     EXPECT_EQ(j["per_attack"].size(), 6u) << type;
+    EXPECT_EQ(j["precision"], "float") << type;
+
+    if (type == "iforest") {
+      // Only the autoencoder family has an int8 path; asking for it otherwise is bad usage.
+      CmdResult q = Vigil("eval --dataset adfa-ld --data " + AdfaRoot() + " --model " +
+                          model.string() + " --precision int8");
+      EXPECT_EQ(q.exit_code, 2) << q.err;
+      EXPECT_NE(q.err.find(model.string() + " is a model of family \"iforest\""),
+                std::string::npos)
+          << q.err;
+      q = Vigil("eval --dataset batadal --data " + dir_.string() + " --model " + model.string() +
+                " --precision both");
+      EXPECT_EQ(q.exit_code, 2) << q.err;
+      EXPECT_NE(q.err.find("--precision both: only adfa-ld models"), std::string::npos) << q.err;
+      continue;
+    }
+    // The int8 path on the same traces, with its AUC loss and speed ratio against float.
+    CmdResult both = Vigil("eval --dataset adfa-ld --data " + AdfaRoot() + " --model " +
+                           model.string() + " --precision both --json");
+    ASSERT_EQ(both.exit_code, 0) << both.err;
+    const auto b = nlohmann::json::parse(both.out);
+    ASSERT_TRUE(b.contains("int8")) << both.out;
+    const auto& q = b["int8"];
+    EXPECT_EQ(q["traces"], b["traces"]);
+    EXPECT_EQ(q["events"], b["events"]);
+    EXPECT_NEAR(q["auc"].get<double>(), b["auc"].get<double>(), 0.02);
+    EXPECT_DOUBLE_EQ(q["auc_loss"].get<double>(),
+                     b["auc"].get<double>() - q["auc"].get<double>());
+    EXPECT_GT(q["speedup"].get<double>(), 0.0);
+    EXPECT_EQ(q["per_attack"].size(), 6u);
+    CmdResult int8 = Vigil("eval --dataset adfa-ld --data " + AdfaRoot() + " --model " +
+                           model.string() + " --precision int8 --json");
+    ASSERT_EQ(int8.exit_code, 0) << int8.err;
+    const auto i8 = nlohmann::json::parse(int8.out);
+    EXPECT_EQ(i8["precision"], "int8");
+    EXPECT_DOUBLE_EQ(i8["auc"].get<double>(), q["auc"].get<double>());
+    EXPECT_FALSE(i8.contains("int8"));
   }
 }
 
