@@ -1,8 +1,9 @@
 // vigil gateway: the industrial gateway. A Modbus/TCP proxy between SCADA/HMI clients and a PLC
 // that decides every actuator write inline (docs/gateway.md).
 //
-// Start-up, undone in reverse on the way out: config -> sinks -> audit log -> gateway (models,
-// model gate, Modbus listener, metrics server, MQTT telemetry) -> signal wait.
+// Start-up, undone in reverse on the way out: config -> sinks -> audit log -> enforce mode's
+// signature check -> gateway (models, model gate, Modbus listener, metrics server, MQTT
+// telemetry) -> signal wait.
 
 #include <pthread.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "apps/vigil/artifact_trust.h"
 #include "apps/vigil/audit_trail.h"
 #include "apps/vigil/commands.h"
 #include "core/clock.h"
@@ -32,6 +34,7 @@ struct GatewayCmdOptions {
   std::string audit_key;
   std::string audit_fsync = "batch";
   std::string duration;
+  std::vector<std::string> trusted_keys;  // empty: the host config's trusted_keys
   bool check = false;
   bool json = false;
 };
@@ -66,6 +69,41 @@ nlohmann::json TelemetrySummary(const gateway::Gateway& g) {
   return j;
 }
 
+// Whether the config asks for any enforcement: the gateway's mode or one asset's.
+bool EnforceWanted(const gateway::GatewayConfig& c) {
+  if (c.mode == gateway::Mode::kEnforce) return true;
+  for (const gateway::AssetConfig& a : c.assets) {
+    if (a.mode == gateway::Mode::kEnforce) return true;
+  }
+  return false;
+}
+
+// Enforce mode's precondition (docs/gateway.md, "Enforce mode and signatures"): the config file
+// (the assets' limits and modes are the gateway's policy) and the training CSV every model is
+// learned from are signed by a trusted key: --trusted-key, else the host config's trusted_keys
+// (never the gateway config's own: it is one of the files checked). Returns the refusal, "" when
+// everything is trusted; refusals are recorded in `audit` when it is non-null.
+std::string CheckGatewayTrust(const gateway::GatewayConfig& c,
+                              const std::vector<std::string>& trusted_keys, AuditTrail* audit) {
+  std::vector<std::string> keys = trusted_keys;
+  if (keys.empty()) {
+    auto host = core::LoadConfig(std::string(core::kDefaultConfigPath));
+    if (!host.has_value()) return host.error().WithContext("trusted keys").message();
+    keys = host->trusted_keys;
+  }
+  std::vector<ModelArtifact> models;
+  if (!c.model.training.empty()) models.push_back({c.model.training, "actuator-state", "1"});
+  return CheckEnforceArtifacts(keys, {c.source}, models, audit);
+}
+
+// Monitor mode everywhere: the gateway's mode and every asset's override.
+void FallBackToMonitor(gateway::GatewayConfig* c) {
+  c->mode = gateway::Mode::kMonitor;
+  for (gateway::AssetConfig& a : c->assets) {
+    if (a.mode.has_value()) a.mode = gateway::Mode::kMonitor;
+  }
+}
+
 int RunGateway(const GatewayCmdOptions& o) {
   // Log lines go to stderr: stdout carries the sinks' findings and the --json output.
   if (auto st = core::InitLogging(core::LogLevel::kInfo, core::LogFormat::kText); !st.ok()) {
@@ -83,9 +121,12 @@ int RunGateway(const GatewayCmdOptions& o) {
     duration_s = *d;
   }
 
+  const bool enforce_wanted = EnforceWanted(c);
+
   if (o.check) {
     auto g = gateway::Gateway::Create(c, {}, core::SystemClock::Get());
     if (!g.has_value()) return ReportError("gateway", g.error());
+    const std::string refusal = enforce_wanted ? CheckGatewayTrust(c, o.trusted_keys, nullptr) : "";
     nlohmann::json j = {{"config", c.source},
                         {"mode", gateway::ModeName(c.mode)},
                         {"assets", c.assets.size()},
@@ -93,6 +134,10 @@ int RunGateway(const GatewayCmdOptions& o) {
                         {"upstream", c.modbus.upstream.ToString()},
                         {"model", ModelSummary(**g)},
                         {"telemetry", TelemetrySummary(**g)}};
+    if (enforce_wanted) {
+      j["enforce"] = refusal.empty() ? "verified" : "refused";
+      if (!refusal.empty()) j["enforce_refused"] = refusal;
+    }
     if (o.json) {
       std::printf("%s\n", j.dump(2).c_str());
     } else {
@@ -120,6 +165,15 @@ int RunGateway(const GatewayCmdOptions& o) {
                     static_cast<unsigned long long>((*g)->model()->rows()),
                     (*g)->model()->source().c_str());
       }
+      if (enforce_wanted && refusal.empty()) {
+        std::printf("enforce: the config%s signed by a trusted key\n",
+                    c.model.training.empty() ? " is" : " and the training data are");
+      }
+    }
+    if (!refusal.empty()) {
+      std::fprintf(stderr, "vigil gateway: ALERT enforce mode refused, it would run in monitor "
+                           "mode: %s\n", refusal.c_str());
+      return kExitFailure;
     }
     return kExitOk;
   }
@@ -148,6 +202,16 @@ int RunGateway(const GatewayCmdOptions& o) {
   if (!trail.has_value()) return ReportError("gateway", trail.error());
   outputs.audit = &(*trail)->log();
 
+  std::string refusal;
+  if (enforce_wanted) {
+    refusal = CheckGatewayTrust(c, o.trusted_keys, trail->get());
+    if (!refusal.empty()) {
+      spdlog::error("ALERT enforce mode refused, running in monitor mode: {}", refusal);
+      FallBackToMonitor(&c);
+    }
+  }
+  (*trail)->PolicyChange("loaded", "", 0, {c.source}, "the gateway's assets, limits and modes");
+
   auto created = gateway::Gateway::Create(c, outputs, core::SystemClock::Get());
   if (!created.has_value()) {
     (void)(*trail)->Close();
@@ -174,7 +238,9 @@ int RunGateway(const GatewayCmdOptions& o) {
     (void)(*trail)->Close();
     return ReportError("gateway", st);
   }
-  (*trail)->ModeChange("stopped", gateway::ModeName(c.mode), "gateway started on " + c.host);
+  std::string reason = "gateway started on " + c.host;
+  if (!refusal.empty()) reason += "; enforce mode refused: " + refusal;
+  (*trail)->ModeChange("stopped", gateway::ModeName(c.mode), reason);
   spdlog::info("gateway: {} mode, Modbus {} -> {} (port {}), {} assets{}", gateway::ModeName(c.mode),
                c.modbus.listen.ToString(), c.modbus.upstream.ToString(), g->modbus_port(),
                c.assets.size(),
@@ -193,7 +259,8 @@ int RunGateway(const GatewayCmdOptions& o) {
     if (end != 0 && clock.MonotonicNanos() >= end) break;
   }
   g->Stop();
-  const nlohmann::json summary = g->Summary();
+  nlohmann::json summary = g->Summary();
+  if (!refusal.empty()) summary["enforce_refused"] = refusal;
   g.reset();
   (*trail)->ModeChange(gateway::ModeName(c.mode), "stopped", "gateway stopped");
   core::Status closed = (*trail)->Close();
@@ -218,15 +285,24 @@ RunFn AddGatewayCommand(CLI::App& root) {
       "telemetry that is schema-checked and scored for sensor inconsistencies "
       "(docs/gateway.md)");
   cmd->add_option("--config", o->config, "Gateway config file (YAML)")->required();
-  cmd->add_option("--mode", o->mode, "Override the config's mode")
+  cmd->add_option("--mode", o->mode,
+                  "Override the config's mode. Enforce mode (here, in the config or on an asset) "
+                  "needs the config file and model.training signed (FILE.minisig, vigil policy "
+                  "sign) by a trusted key; otherwise the gateway runs in monitor mode with an "
+                  "ALERT and the reason in the audit log")
       ->check(CLI::IsMember({"monitor", "enforce"}));
+  cmd->add_option("--trusted-key", o->trusted_keys,
+                  "Public key (minisign format) whose signatures make the config and its training "
+                  "data trusted in enforce mode; repeatable (default: the trusted_keys of the "
+                  "host config " + std::string(core::kDefaultConfigPath) + ")");
   cmd->add_option("--audit", o->audit_dir,
                   "Audit log directory (default: the config's audit_dir, <state_dir>/audit)");
   AddAuditKeyFlags(cmd, &o->audit_key, &o->audit_fsync);
   cmd->add_option("--duration", o->duration, "Stop after this long (90, 90s, 5m, 2h, 1d)");
   cmd->add_flag("--check", o->check,
                 "Validate the config and learn the models, then exit without serving (does not "
-                "connect to the PLC or the MQTT broker)");
+                "connect to the PLC or the MQTT broker); in enforce mode also check the "
+                "signatures, exit 1 when enforce mode would be refused");
   cmd->add_flag("--json", o->json, "Print the check or the final counters as JSON on stdout");
   return [o] { return RunGateway(*o); };
 }

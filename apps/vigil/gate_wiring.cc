@@ -6,11 +6,11 @@
 #include <cstdio>
 #include <string>
 
+#include "apps/vigil/artifact_trust.h"
 #include "apps/vigil/audit_trail.h"
 #include "audit/payloads.h"
 #include "core/log.h"
 #include "enrich/proc_parse.h"
-#include "govern/trust.h"
 #include "model/loader.h"
 #include "policy/fields.h"
 
@@ -71,28 +71,13 @@ std::string BaseName(const std::string& path) {
 }
 
 // Enforce mode's signature check of what the gate loaded from disk; the refusal ("" when every
-// file is trusted). Nothing to check needs no keys.
+// file is trusted).
 std::string CheckGateArtifacts(const GateFlags& f, const core::VigilConfig& config,
                                const model::Model* model, AuditTrail* audit) {
-  if (f.policies.empty() && model == nullptr) return "";
-  auto keys = govern::LoadTrustedKeys(f.trusted_keys.empty() ? config.trusted_keys
-                                                             : f.trusted_keys);
-  if (!keys.has_value()) return keys.error().message();
-  const govern::TrustChecks t = govern::CheckSignedArtifacts(f.policies, *keys);
-  if (!t.trusted) {
-    if (audit != nullptr) {
-      audit->PolicyChange("refused", "", 0, {t.path}, t.first.outcome + ": " + t.first.reason);
-    }
-    return "policy " + t.first.outcome + ": " + t.first.reason;
-  }
-  if (model == nullptr) return "";
-  const govern::TrustCheck m = govern::CheckSignedArtifact(f.model, *keys);
-  if (m.trusted) return "";
-  if (audit != nullptr) {
-    audit->ModelChange("refused", f.model, model->name(), model->version(),
-                       m.outcome + ": " + m.reason);
-  }
-  return "model " + m.outcome + ": " + m.reason;
+  std::vector<ModelArtifact> models;
+  if (model != nullptr) models.push_back({f.model, model->name(), model->version()});
+  return CheckEnforceArtifacts(f.trusted_keys.empty() ? config.trusted_keys : f.trusted_keys,
+                               f.policies, models, audit);
 }
 
 }  // namespace

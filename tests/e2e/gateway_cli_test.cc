@@ -1,14 +1,28 @@
 // vigil gateway as a user runs it: a bad config is refused with its file, line and key (exit 2);
-// --check learns the actuator-state model (and the telemetry scoring models) and reports them.
+// --check learns the actuator-state model (and the telemetry scoring models) and reports them;
+// enforce mode needs the config and the training data signed by a trusted key, else the gateway
+// runs in monitor mode (a write it would deny passes) and the audit log says why.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <regex>
+#include <sstream>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "govern/keys.h"
+#include "govern/trust.h"
 #include "vigil_cli.h"
 
 namespace vigil::e2e {
@@ -91,6 +105,258 @@ TEST_F(GatewayCliTest, CheckReportsTelemetryAndItsScoringModels) {
   CmdResult b = RunVigil(dir_, "gateway --check --config " + bad);
   EXPECT_EQ(b.exit_code, 2);
   EXPECT_THAT(b.err, HasSubstr(bad + ":2:8: telemetry.qos: expected an integer in 0..1"));
+}
+
+// Signatures in enforce mode. The gateway runs on a free port in front of a PLC that is not there
+// (127.0.0.1:1): a write the gateway denies gets exception 0x03 from the gateway, a write it
+// lets pass gets 0x0B (the PLC did not answer). PU1 (coil 1) may only be written 0.
+// Keys and signatures are made in-process with the govern library (as `vigil keys init` and
+// `vigil policy sign` make them): each vigil process costs about a second to start here.
+class GatewayTrustTest : public GatewayCliTest {
+ protected:
+  void SetUp() override {
+    GatewayCliTest::SetUp();
+    ASSERT_TRUE(govern::InitKeys((dir_ / "keys").string(), false).has_value());
+    ASSERT_TRUE(govern::InitKeys((dir_ / "stranger").string(), false).has_value());
+    // The first 600 hours of BATADAL's normal operation are enough to learn from, quickly.
+    std::ifstream full(VIGIL_SHARED_DIR "/data/batadal/BATADAL_dataset03.csv");
+    std::ofstream part(dir_ / "train.csv");
+    std::string line;
+    for (int i = 0; i <= 600 && std::getline(full, line); ++i) part << line << "\n";
+    training_ = (dir_ / "train.csv").string();
+  }
+  // The config: `mode` for the gateway, `asset_mode` ("" = none) for PU1.
+  std::string Config(const std::string& mode, const std::string& asset_mode = "") {
+    return Write("gw.yaml",
+                 "mode: " + mode + "\nstate_dir: " + dir_.string() +
+                     "\nsinks: []\nmetrics: {enabled: false}\n"
+                     "modbus: {listen: \"127.0.0.1:0\", upstream: \"127.0.0.1:1\", "
+                     "upstream_timeout_ms: 500}\n"
+                     "model: {training: \"" + training_ + "\"}\n"
+                     "assets:\n  - {name: PU1, register: coil, address: 1, min: 0, max: 0, "
+                     "signal: S_PU1" +
+                     (asset_mode.empty() ? "" : ", mode: " + asset_mode) + "}\n");
+  }
+  // Writes FILE.minisig with the secret key in `key_dir`.
+  void Sign(const std::string& file, const std::string& key_dir) {
+    auto key = govern::LoadSecretKey(govern::SecretKeyPath((dir_ / key_dir).string()));
+    ASSERT_TRUE(key.has_value()) << key.error().message();
+    const std::string bytes = ReadAll(file);
+    ASSERT_TRUE(govern::SignArtifact(file, bytes, *key, "", 1'700'000'000).has_value());
+  }
+  std::string Trust() const { return " --trusted-key " + (dir_ / "keys" / "vigil.pub").string(); }
+
+  struct Served {
+    int exception = -1;  // the gateway's answer to writing 1 to PU1 (-1: no exception answer)
+    nlohmann::json summary;
+    std::string err;
+  };
+  // Starts the gateway (audit log in dir_/audit), writes coil 1 := ON once, stops it.
+  Served Serve(const std::string& cfg) {
+    Served s;
+    const std::vector<std::string> argv = {
+        VIGIL_BINARY, "gateway", "--config", cfg, "--json", "--audit", (dir_ / "audit").string(),
+        "--audit-key", (dir_ / "audit.key").string(), "--trusted-key",
+        (dir_ / "keys" / "vigil.pub").string()};
+    fs::remove(dir_ / "gw.out");  // not to read the last run's port
+    fs::remove(dir_ / "gw.err");
+    pid_t pid = Spawn(argv, dir_ / "gw.out", dir_ / "gw.err");
+    const std::regex port_re(R"(\(port (\d+)\))");
+    std::smatch m;
+    int port = 0;
+    bool exited = false;
+    WaitFor(
+        [&] {
+          s.err = ReadAll(dir_ / "gw.err");
+          if (std::regex_search(s.err, m, port_re)) port = std::stoi(m[1].str());
+          exited = port == 0 && waitpid(pid, nullptr, WNOHANG) == pid;
+          return port != 0 || exited;
+        },
+        std::chrono::seconds(20));
+    if (port != 0) s.exception = WriteCoilOn(port);
+    if (exited) {
+      ADD_FAILURE() << "the gateway exited before serving: " << s.err;
+    } else {
+      EXPECT_EQ(StopVigil(pid), 0) << s.err;
+    }
+    s.err = ReadAll(dir_ / "gw.err");
+    s.summary = nlohmann::json::parse(ReadAll(dir_ / "gw.out"), nullptr, false);
+    return s;
+  }
+  // Modbus/TCP "write single coil 1 := ON" to unit 1; the exception code of the answer.
+  static int WriteCoilOn(int port) {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    timeval tv{5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int code = -1;
+    const uint8_t req[] = {0, 1, 0, 0, 0, 6, 1, 0x05, 0, 1, 0xFF, 0};
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+        send(fd, req, sizeof req, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof req)) {
+      uint8_t resp[260];
+      size_t got = 0;
+      while (got < 9) {
+        const ssize_t n = recv(fd, resp + got, sizeof resp - got, 0);
+        if (n <= 0) break;
+        got += static_cast<size_t>(n);
+      }
+      if (got >= 9 && resp[7] == (0x05 | 0x80)) code = resp[8];
+    }
+    close(fd);
+    return code;
+  }
+  // The audit log's records (vigil audit show --json), one run of the gateway each: a run ends
+  // with its mode-change record to "stopped".
+  std::vector<std::vector<nlohmann::json>> AuditRuns() {
+    const CmdResult show = RunVigil(dir_, "audit show " + (dir_ / "audit").string() + " --json");
+    EXPECT_EQ(show.exit_code, 0) << show.err;
+    std::vector<std::vector<nlohmann::json>> runs(1);
+    std::istringstream lines(show.out);
+    for (std::string line; std::getline(lines, line);) {
+      nlohmann::json r = nlohmann::json::parse(line, nullptr, false);
+      const bool end = r["type"] == "mode-change" && r["payload"]["to"] == "stopped";
+      runs.back().push_back(std::move(r));
+      if (end) runs.emplace_back();
+    }
+    runs.pop_back();
+    return runs;
+  }
+  static const nlohmann::json* Find(const std::vector<nlohmann::json>& run,
+                                    const std::string& type, const std::string& action) {
+    for (const nlohmann::json& r : run) {
+      if (r["type"] == type && r["payload"].value("action", "") == action) return &r["payload"];
+    }
+    return nullptr;
+  }
+  // The start's mode-change payload of a run.
+  static nlohmann::json Start(const std::vector<nlohmann::json>& run) {
+    for (const nlohmann::json& r : run) {
+      if (r["type"] == "mode-change" && r["payload"]["from"] == "stopped") return r["payload"];
+    }
+    return nullptr;
+  }
+
+  std::string training_;
+};
+
+TEST_F(GatewayTrustTest, EnforceModeRefusesUnsignedUnknownKeyOrAlteredConfigOrTrainingData) {
+  struct Case {
+    std::string kind;  // "policy" (the config) or "model" (the training data)
+    std::string outcome;
+    std::function<void(const std::string& file)> spoil;  // makes `file` untrusted
+  };
+  const std::vector<Case> cases = {
+      {"policy", "unsigned", [](const std::string& f) { fs::remove(f + ".minisig"); }},
+      {"model", "unknown-key", [&](const std::string& f) { Sign(f, "stranger"); }},
+      {"model", "altered",
+       [](const std::string& f) {
+         std::string last;  // one more (valid) row after signing
+         for (std::ifstream in(f); std::getline(in, last);) {
+         }
+         std::ofstream(f, std::ios::app) << last << "\n";
+       }},
+      {"policy", "altered",
+       [](const std::string& f) { std::ofstream(f, std::ios::app) << "# edited\n"; }},
+  };
+  const std::string cfg = Config("enforce");
+  const std::string original = ReadAll(training_);
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.kind + " " + c.outcome);
+    Config("enforce");
+    std::ofstream(training_, std::ios::trunc) << original;
+    Sign(cfg, "keys");
+    Sign(training_, "keys");
+    const std::string file = c.kind == "policy" ? cfg : training_;
+    c.spoil(file);
+    const Served s = Serve(cfg);
+    EXPECT_EQ(s.exception, 0x0B) << s.err;  // passed on to the (absent) PLC
+    EXPECT_THAT(s.err, HasSubstr("ALERT enforce mode refused, running in monitor mode: " +
+                                 c.kind + " " + c.outcome + ": " + file));
+    ASSERT_TRUE(s.summary.is_object()) << s.err;
+    EXPECT_EQ(s.summary["mode"], "monitor");
+    EXPECT_EQ(s.summary["writes"]["denied"], 0);
+    EXPECT_EQ(s.summary["writes"]["would_have_denied"], 1);
+    EXPECT_THAT(s.summary.value("enforce_refused", ""), HasSubstr(c.kind + " " + c.outcome));
+  }
+  // Both signed by the trusted key: enforce mode, the write is denied by the gateway itself.
+  Config("enforce");
+  std::ofstream(training_, std::ios::trunc) << original;
+  Sign(cfg, "keys");
+  Sign(training_, "keys");
+  const Served s = Serve(cfg);
+  EXPECT_EQ(s.exception, 0x03) << s.err;  // ILLEGAL DATA VALUE: denied, never sent on
+  EXPECT_THAT(s.err, ::testing::Not(HasSubstr("ALERT")));
+  ASSERT_TRUE(s.summary.is_object()) << s.err;
+  EXPECT_EQ(s.summary["mode"], "enforce");
+  EXPECT_EQ(s.summary["writes"]["denied"], 1);
+  EXPECT_FALSE(s.summary.contains("enforce_refused"));
+
+  // The audit log: one run per case, then the signed run.
+  const auto runs = AuditRuns();
+  ASSERT_EQ(runs.size(), cases.size() + 1);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    SCOPED_TRACE(c.kind + " " + c.outcome);
+    const nlohmann::json* refused =
+        Find(runs[i], c.kind == "policy" ? "policy-change" : "model-change", "refused");
+    ASSERT_NE(refused, nullptr);
+    if (c.kind == "policy") {
+      EXPECT_EQ((*refused)["files"], nlohmann::json::array({cfg}));
+    } else {
+      EXPECT_EQ((*refused)["path"], training_);
+      EXPECT_EQ((*refused)["name"], "actuator-state");
+    }
+    EXPECT_THAT((*refused)["reason"].get<std::string>(), ::testing::StartsWith(c.outcome + ": "));
+    const nlohmann::json start = Start(runs[i]);
+    EXPECT_EQ(start["to"], "monitor");
+    EXPECT_THAT(start["reason"].get<std::string>(),
+                HasSubstr("enforce mode refused: " + c.kind + " " + c.outcome));
+  }
+  EXPECT_EQ(Find(runs.back(), "policy-change", "refused"), nullptr);
+  EXPECT_EQ(Find(runs.back(), "model-change", "refused"), nullptr);
+  EXPECT_NE(Find(runs.back(), "policy-change", "loaded"), nullptr);
+  EXPECT_EQ(Start(runs.back())["to"], "enforce");
+}
+
+// An asset's own `mode: enforce` on a monitor gateway needs the same signatures; refused, the
+// asset falls back to monitor mode too.
+TEST_F(GatewayTrustTest, AnAssetsEnforceModeNeedsTheSignaturesToo) {
+  const std::string cfg = Config("monitor", "enforce");
+  Sign(training_, "keys");
+  Served s = Serve(cfg);
+  EXPECT_EQ(s.exception, 0x0B) << s.err;
+  EXPECT_THAT(s.err, HasSubstr("ALERT enforce mode refused, running in monitor mode: policy "
+                               "unsigned: " + cfg));
+  EXPECT_EQ(s.summary["writes"]["would_have_denied"], 1) << s.summary.dump();
+
+  Sign(cfg, "keys");
+  s = Serve(cfg);
+  EXPECT_EQ(s.exception, 0x03) << s.err;
+  EXPECT_EQ(s.summary["writes"]["denied"], 1) << s.summary.dump();
+}
+
+// --check says whether enforce mode would hold, without serving: exit 1 with the reason when not.
+TEST_F(GatewayTrustTest, CheckReportsWhetherEnforceModeWouldBeRefused) {
+  const std::string cfg = Config("enforce");
+  Sign(cfg, "keys");
+  CmdResult r = RunVigil(dir_, "gateway --check --json --config " + cfg + Trust());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("ALERT enforce mode refused, it would run in monitor mode: model "
+                               "unsigned: " + training_ + " is not signed"));
+  EXPECT_EQ(nlohmann::json::parse(r.out)["enforce"], "refused");
+
+  Sign(training_, "keys");
+  r = RunVigil(dir_, "gateway --check --json --config " + cfg + Trust());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["enforce"], "verified");
+  // A trusted key that does not load refuses enforce mode, naming it.
+  r = RunVigil(dir_, "gateway --check --config " + cfg + " --trusted-key " +
+                         (dir_ / "none.pub").string());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr((dir_ / "none.pub").string()));
 }
 
 }  // namespace
