@@ -218,18 +218,21 @@ int RunGateway(const GatewayCmdOptions& o) {
     return ReportError("gateway", created.error());
   }
   std::unique_ptr<gateway::Gateway> g = std::move(created).value();
+  // The records say whether the training data was verified (enforce mode, signatures held).
+  const std::string learned = enforce_wanted && refusal.empty()
+                                  ? "learned at start-up from training data signed by a trusted key"
+                                  : "learned at start-up";
   if (g->model() != nullptr) {
-    (*trail)->ModelChange("loaded", c.model.training, "actuator-state", "1",
-                          "learned at start-up");
+    (*trail)->ModelChange("loaded", c.model.training, "actuator-state", "1", learned);
   }
   if (const gateway::SensorScorer* s = g->scorer()) {
     if (s->predictors()) {
       (*trail)->ModelChange("loaded", c.model.training, "gateway-predictors", "1",
-                            "per-signal predictors over the telemetry, learned at start-up");
+                            "per-signal predictors over the telemetry, " + learned);
     }
     if (s->autoencoder()) {
       (*trail)->ModelChange("loaded", c.model.training, "gateway-autoencoder", "1",
-                            "autoencoder ensemble over the telemetry, learned at start-up");
+                            "autoencoder ensemble over the telemetry, " + learned);
     }
   }
   core::Status st = g->Start();

@@ -318,6 +318,12 @@ TEST_F(GatewayTrustTest, EnforceModeRefusesUnsignedUnknownKeyOrAlteredConfigOrTr
   EXPECT_EQ(Find(runs.back(), "policy-change", "refused"), nullptr);
   EXPECT_EQ(Find(runs.back(), "model-change", "refused"), nullptr);
   EXPECT_NE(Find(runs.back(), "policy-change", "loaded"), nullptr);
+  const nlohmann::json* model = Find(runs.back(), "model-change", "loaded");
+  ASSERT_NE(model, nullptr);
+  EXPECT_EQ((*model)["reason"], "learned at start-up from training data signed by a trusted key");
+  const nlohmann::json* unverified = Find(runs[0], "model-change", "loaded");
+  ASSERT_NE(unverified, nullptr);
+  EXPECT_EQ((*unverified)["reason"], "learned at start-up");
   EXPECT_EQ(Start(runs.back())["to"], "enforce");
 }
 
