@@ -35,7 +35,7 @@ class GatewayCliTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = fs::temp_directory_path() /
-           ("vigil-gw-e2e-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
+           ("vigil-gw-e2e-" + std::to_string(getpid()) +
             "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_);
   }
