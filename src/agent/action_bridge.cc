@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -32,23 +33,36 @@ enforce::TimeoutDefault DefaultFor(policy::Fallback f) {
                                       : enforce::TimeoutDefault::kDismiss;
 }
 
+// The order in which one decision's actions are carried out (action_bridge.h): what needs the
+// process alive first, the kill last.
+int CarryRank(core::Action a) {
+  switch (a) {
+    case core::Action::kFreeze: return 0;
+    case core::Action::kBlockNetwork: return 1;
+    case core::Action::kEscalate: return 2;
+    case core::Action::kKill: return 4;
+    default: return 3;  // deny: skipped as gate-only
+  }
+}
+
 }  // namespace
 
 std::string_view SubmitResultName(SubmitResult r) {
   switch (r) {
-    case SubmitResult::kNotEnforcing: return "not-enforcing";
     case SubmitResult::kQueued: return "queued";
     case SubmitResult::kGateOnly: return "gate-only";
     case SubmitResult::kProtected: return "protected";
     case SubmitResult::kDuplicate: return "duplicate";
+    case SubmitResult::kSuperseded: return "superseded";
     case SubmitResult::kDroppedFull: return "full";
     case SubmitResult::kDroppedStopped: return "stopped";
   }
   return "?";
 }
 
-ActionBridge::ActionBridge(enforce::Enforcer& enforcer, ActionBridgeOptions options)
-    : enforcer_(enforcer), options_(std::move(options)) {}
+ActionBridge::ActionBridge(enforce::Enforcer& enforcer, ActionBridgeOptions options,
+                           core::Registry& registry)
+    : enforcer_(enforcer), options_(std::move(options)), registry_(registry) {}
 
 core::Result<std::unique_ptr<ActionBridge>> ActionBridge::Create(enforce::Enforcer& enforcer,
                                                                  ActionBridgeOptions options,
@@ -56,7 +70,7 @@ core::Result<std::unique_ptr<ActionBridge>> ActionBridge::Create(enforce::Enforc
   if (options.queue_capacity == 0) {
     return core::InvalidArgument("enforcement queue: the capacity must be at least 1");
   }
-  std::unique_ptr<ActionBridge> b(new ActionBridge(enforcer, std::move(options)));
+  std::unique_ptr<ActionBridge> b(new ActionBridge(enforcer, std::move(options), registry));
   // The agent and every ancestor up to init: acting on one of them would stop the agent.
   b->protected_ = {0, 1, 2};
   int32_t pid = static_cast<int32_t>(getpid());
@@ -80,6 +94,8 @@ core::Result<std::unique_ptr<ActionBridge>> ActionBridge::Create(enforce::Enforc
                                 {{"cause", "duplicate"}}, &b->skipped_duplicate_));
   VIGIL_RETURN_IF_ERROR(counter("vigil_enforcement_skipped_total", kSkipped,
                                 {{"cause", "gate-only"}}, &b->skipped_gate_));
+  VIGIL_RETURN_IF_ERROR(counter("vigil_enforcement_skipped_total", kSkipped,
+                                {{"cause", "superseded"}}, &b->skipped_superseded_));
   VIGIL_RETURN_IF_ERROR(counter("vigil_enforcement_dropped_total", kDropped, {{"cause", "full"}},
                                 &b->dropped_full_));
   VIGIL_RETURN_IF_ERROR(counter("vigil_enforcement_dropped_total", kDropped,
@@ -141,19 +157,51 @@ size_t ActionBridge::queued() const {
   return queue_.size();
 }
 
-SubmitResult ActionBridge::Submit(const policy::Decision& d) {
-  if (!d.enforce()) return SubmitResult::kNotEnforcing;
-  auto kind = enforce::ActionKindFor(d.action);
-  if (!kind.has_value()) {
-    skipped_gate_->Inc();
-    return SubmitResult::kGateOnly;
+SubmitReport ActionBridge::Submit(const policy::Decision& d) {
+  SubmitReport report;
+  if (!d.enforce()) return report;
+  std::vector<const policy::RuleHit*> hits;
+  bool kills = false;
+  for (const policy::RuleHit& h : d.hits) {
+    if (h.mode != policy::Mode::kEnforce || !policy::Acts(h.action)) continue;
+    hits.push_back(&h);
+    kills = kills || h.action == core::Action::kKill;
   }
+  std::stable_sort(hits.begin(), hits.end(), [](const auto* x, const auto* y) {
+    return CarryRank(x->action) < CarryRank(y->action);
+  });
   const auto pid = static_cast<int32_t>(d.target.pid);
-  if (pid <= 0 || protected_.count(pid) != 0 || d.target.ppid == 2) {
-    skipped_protected_->Inc();
-    return SubmitResult::kProtected;
+  const bool is_protected = pid <= 0 || protected_.count(pid) != 0 || d.target.ppid == 2;
+  uint32_t asked = 0;  // one bit per core::Action an earlier hit asked for
+  report.reserve(hits.size());
+  for (const policy::RuleHit* h : hits) {
+    Submitted s{h->action, h->rule.substr(0, kMaxReasonBytes), SubmitResult::kQueued};
+    const uint32_t bit = 1u << static_cast<unsigned>(h->action);
+    auto kind = enforce::ActionKindFor(h->action);
+    if (!kind.has_value()) {
+      skipped_gate_->Inc();
+      s.result = SubmitResult::kGateOnly;
+    } else if (is_protected) {
+      skipped_protected_->Inc();
+      s.result = SubmitResult::kProtected;
+    } else if ((asked & bit) != 0) {
+      skipped_duplicate_->Inc();
+      s.result = SubmitResult::kDuplicate;
+    } else if (kills && *kind == enforce::ActionKind::kFreeze) {
+      skipped_superseded_->Inc();
+      s.result = SubmitResult::kSuperseded;
+    } else {
+      s.result = Enqueue(*h, *kind, pid);
+    }
+    asked |= bit;
+    report.push_back(std::move(s));
   }
-  const std::pair<int32_t, uint8_t> key{pid, static_cast<uint8_t>(*kind)};
+  return report;
+}
+
+SubmitResult ActionBridge::Enqueue(const policy::RuleHit& hit, enforce::ActionKind kind,
+                                   int32_t pid) {
+  const std::pair<int32_t, uint8_t> key{pid, static_cast<uint8_t>(kind)};
   std::unique_lock<std::mutex> lock(mu_);
   if (stopping_) {
     dropped_stopped_->Inc();
@@ -168,21 +216,31 @@ SubmitResult ActionBridge::Submit(const policy::Decision& d) {
     return SubmitResult::kDroppedFull;
   }
   Item item;
-  item.action = *kind;
+  item.action = kind;
   item.pid = pid;
-  item.rule = d.rule.substr(0, kMaxReasonBytes);
-  item.reason = d.output.substr(0, kMaxReasonBytes);
-  if (*kind == enforce::ActionKind::kEscalate) {
-    auto proposed = enforce::ActionKindFor(d.proposed);
+  item.rule = hit.rule.substr(0, kMaxReasonBytes);
+  item.reason = hit.output.substr(0, kMaxReasonBytes);
+  if (kind == enforce::ActionKind::kEscalate) {
+    auto proposed = enforce::ActionKindFor(hit.proposed);
     item.proposed = proposed.has_value() ? *proposed : enforce::ActionKind::kFreeze;
-    item.on_timeout = DefaultFor(d.fallback);
-    item.timeout_seconds = d.timeout_seconds;
+    item.on_timeout = DefaultFor(hit.fallback);
+    item.timeout_seconds = hit.timeout_seconds;
   }
   queue_.push_back(std::move(item));
   pending_.insert(key);
   lock.unlock();
   cv_.notify_one();
   return SubmitResult::kQueued;
+}
+
+void ActionBridge::CountRule(const std::string& rule, enforce::ActionKind action,
+                             std::string_view result) {
+  auto c = registry_.GetCounter(
+      "vigil_enforcement_rule_actions_total",
+      "Actions the agent's enforcement worker carried out per rule, by result",
+      {{"rule", rule}, {"action", std::string(enforce::ActionKindName(action))},
+       {"result", std::string(result)}});
+  if (c.has_value()) (*c)->Inc();
 }
 
 bool ActionBridge::IsKernelThread(int32_t pid, uint64_t* start_time) const {
@@ -205,6 +263,12 @@ void ActionBridge::Carry(const Item& item) {
     skipped_duplicate_->Inc();
     return;
   }
+  if (auto it = killed_.find(item.pid);
+      it != killed_.end() && (start_time == 0 || it->second == start_time)) {
+    // Nothing is left to act on once the kill went through.
+    skipped_superseded_->Inc();
+    return;
+  }
   enforce::ActionRequest r;
   r.action = item.action;
   r.target.kind = enforce::TargetKind::kProcess;
@@ -218,6 +282,8 @@ void ActionBridge::Carry(const Item& item) {
   r.timeout_seconds = item.timeout_seconds;
   const core::Result<enforce::Outcome> out = enforcer_.Apply(r);
   const std::string_view action = enforce::ActionKindName(item.action);
+  CountRule(item.rule, item.action,
+            !out.has_value() ? "refused" : enforce::StateName(out->state));
   if (!out.has_value()) {
     failure_[static_cast<int>(item.action)]->Inc();
     spdlog::error("enforcement: {} {} (rule \"{}\") refused: {}", action, r.target.ToString(),
@@ -231,6 +297,11 @@ void ActionBridge::Carry(const Item& item) {
   }
   if (done_.size() >= kMaxDoneEntries) done_.clear();  // bounded; a repeat is then recorded again
   done_[key] = start_time;
+  if (item.action == enforce::ActionKind::kKill && out.has_value() &&
+      out->state == enforce::State::kApplied) {
+    if (killed_.size() >= kMaxDoneEntries) killed_.clear();
+    killed_[item.pid] = start_time;
+  }
   if (options_.on_result) options_.on_result(r, out);
 }
 

@@ -6,25 +6,41 @@
 // carried out by one worker thread through enforce::Enforcer, which records each action in its
 // ledger and audit outbox. Nothing on the event path reads /proc or touches the ledger.
 //
-// What is carried out: the decision's action (the strongest enforcing hit's) on the process
-// behind the event, `pid:PID@STARTTIME` (the start time is read when the worker takes the item,
-// so a pid recycled later is never hit). kill, freeze, block-network and alert go to
-// Enforcer::Apply in enforce mode; escalate queues the question with the rule's `proposed`
-// action and `timeout`, its default from the rule's fallback (deny: enforce, else dismiss).
-// `deny` is a gate's answer and is not carried out after the fact (skipped, cause gate-only).
+// What is carried out: the action of every enforcing hit of the decision (RuleHit::mode is
+// enforce; a decision enforces exactly when one of its hits does), each on the process behind
+// the event, `pid:PID@STARTTIME` (the start time is read when the worker takes the item, so a
+// pid recycled later is never hit), each with its own rule's name, output, and for escalate its
+// `proposed` action, `timeout` and default (from the rule's fallback: deny -> enforce, else
+// dismiss). kill, freeze, block-network and escalate go to Enforcer::Apply in enforce mode, so
+// each is its own ledger entry, audit record and counter, and reversible on its own. Hits in
+// monitor mode stay what the policy engine made them: would-have-enforced counts and the
+// decision's record; they are not queued. `deny` is a gate's answer and is not carried out
+// after the fact (skipped, cause gate-only).
+//
+// Several actions of one decision, in this order: freeze, block-network, escalate, kill. Freeze
+// first stops the process at once; block-network then finds it in the freeze's Vigil cgroup
+// and cuts that cgroup off (enforce.h: the two share it); an escalation asks about a process
+// that is already held; kill comes last, since nothing can be done to a process after it. The
+// same action asked by several hits is carried out once, for the first such hit in load order
+// (the others: skipped, cause duplicate). A kill makes a freeze of the same decision moot: the
+// freeze is not carried out (skipped, cause superseded); and once a kill of a process succeeded,
+// any later action on that process is skipped the same way.
 //
 // Never acted on (skipped, cause protected): the agent's own process, its parent chain (read at
 // Create), pid 1, pid 2 and kernel threads (PF_KTHREAD, or children of kthreadd).
 //
-// A process is acted on at most once per action for as long as it lives: a decision for a
+// A process is acted on at most once per action for as long as it lives: an action for a
 // process whose same action is queued or was already carried out is skipped (cause duplicate),
 // so a burst of matching events asks once, and a freeze rolled back by a person is not undone
 // by the next event.
 //
 // Counters (core::Registry): the enforcer's vigil_enforcement_{success,failure,rollback}_total
 // {action}; a request the enforcer refuses or cannot record is counted here as a failure too.
-// vigil_enforcement_skipped_total{cause}: protected, duplicate, gate-only.
-// vigil_enforcement_dropped_total{cause}: full (the queue was full), stopped (after Stop()).
+// vigil_enforcement_rule_actions_total{rule,action,result}: what the worker did for each rule
+// (result: applied, failed, refused). Each skip or drop below counts one action:
+// vigil_enforcement_skipped_total{cause}: protected, duplicate, superseded, gate-only.
+// vigil_enforcement_dropped_total{cause}: full (`queue_capacity` actions were already queued),
+// stopped (after Stop()).
 // vigil_enforcement_ledger_entries{action,state}: the whole ledger, refreshed by Housekeep(), so
 // rollbacks and escalation answers made by `vigil enforcement|escalations` show up too.
 //
@@ -55,6 +71,7 @@
 namespace vigil::agent {
 
 struct ActionBridgeOptions {
+  // Actions queued for the worker (not decisions: one decision may queue several), >= 1.
   size_t queue_capacity = 256;
   std::chrono::milliseconds housekeeping_interval{1000};
   std::string proc_root = "/proc";
@@ -66,16 +83,27 @@ struct ActionBridgeOptions {
       on_result;
 };
 
+// What became of one enforcing hit's action.
 enum class SubmitResult : uint8_t {
-  kNotEnforcing,  // the decision does not enforce: nothing to do (monitor counts are policy's)
   kQueued,
   kGateOnly,      // deny: a gate's answer, not carried out after the fact
   kProtected,     // the agent, its parent chain, pid 1, pid 2
-  kDuplicate,     // the same action on the same process is already queued
+  kDuplicate,     // the same action on the same process is already queued (or asked by an
+                  // earlier hit of the decision)
+  kSuperseded,    // a freeze in a decision that also kills the process
   kDroppedFull,
   kDroppedStopped,
 };
 std::string_view SubmitResultName(SubmitResult r);
+
+struct Submitted {
+  core::Action action = core::Action::kAlert;
+  std::string rule;
+  SubmitResult result = SubmitResult::kQueued;
+};
+// One entry per enforcing hit, in the order the actions are carried out; empty when the decision
+// does not enforce (nothing to do: monitor counts are the policy engine's).
+using SubmitReport = std::vector<Submitted>;
 
 class ActionBridge {
  public:
@@ -93,7 +121,7 @@ class ActionBridge {
   void Stop();
 
   // Never blocks on the host or the ledger; allocates only for a decision that enforces.
-  SubmitResult Submit(const policy::Decision& decision);
+  SubmitReport Submit(const policy::Decision& decision);
 
   // Expires due escalations, drains the audit outbox, refreshes the ledger gauges. Called by
   // the worker; callable from any thread (tests call it without Start()).
@@ -116,13 +144,17 @@ class ActionBridge {
   };
 
  private:
-  ActionBridge(enforce::Enforcer& enforcer, ActionBridgeOptions options);
+  ActionBridge(enforce::Enforcer& enforcer, ActionBridgeOptions options,
+               core::Registry& registry);
+  SubmitResult Enqueue(const policy::RuleHit& hit, enforce::ActionKind kind, int32_t pid);
+  void CountRule(const std::string& rule, enforce::ActionKind action, std::string_view result);
   void Worker();
   void Carry(const Item& item);
   bool IsKernelThread(int32_t pid, uint64_t* start_time) const;
 
   enforce::Enforcer& enforcer_;
   const ActionBridgeOptions options_;
+  core::Registry& registry_;
   std::set<int32_t> protected_;
 
   mutable std::mutex mu_;
@@ -138,10 +170,13 @@ class ActionBridge {
 
   // Worker only: (pid, action) -> start time of the process acted on.
   std::map<std::pair<int32_t, uint8_t>, uint64_t> done_;
+  // Worker only: pid -> start time of a process a kill was applied to.
+  std::map<int32_t, uint64_t> killed_;
 
   core::Counter* skipped_protected_ = nullptr;
   core::Counter* skipped_duplicate_ = nullptr;
   core::Counter* skipped_gate_ = nullptr;
+  core::Counter* skipped_superseded_ = nullptr;
   core::Counter* dropped_full_ = nullptr;
   core::Counter* dropped_stopped_ = nullptr;
   core::Counter* failure_[enforce::kActionKindCount] = {};

@@ -13,7 +13,9 @@
 //   acts (anything but alert), and the engine is allowed to enforce (the agent holds enforcement
 //   back until its own enforce mode is entered: PolicyEngine::SetEnforcementAllowed);
 // - the decision's action is the strongest enforcing hit's; without one, the strongest hit's,
-//   recorded in monitor mode (would_enforce says whether it would have acted);
+//   recorded in monitor mode (would_enforce says whether it would have acted). The decision
+//   enforces exactly when one of its hits does; the agent carries out every enforcing hit's
+//   action (agent/action_bridge.h), each with its own rule, so `hits` is part of the contract;
 // - the fallback is the deciding rule's, else the asset class's default (critical: deny,
 //   otherwise alert), and is what a gate applies when it cannot wait for the model.
 

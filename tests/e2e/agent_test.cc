@@ -364,8 +364,9 @@ std::string ScrapeMetrics(const std::string& agent_log) {
 
 // The agent carries out what the policy decides: in enforce mode (a tiny rules file, the
 // baseline learned and signed by the agent itself) it kills one spawned process and freezes
-// another that open their trigger files; the ledger and the audit log show both; `vigil
-// enforcement rollback` thaws the frozen one. In monitor mode the same decisions act on nothing.
+// and cuts off the network of another (two rules on one event) that open their trigger files;
+// the ledger and the audit log show each action; `vigil enforcement rollback` thaws the frozen
+// one and lets it out of the Vigil cgroup. In monitor mode the same decisions act on nothing.
 TEST_F(AgentE2eTest, EnforceModeKillsAndFreezesAndRollbackThaws) {
   const fs::path kill_trigger = dir_ / "kill-me", freeze_trigger = dir_ / "freeze-me";
   std::ofstream(kill_trigger) << "x";
@@ -378,7 +379,13 @@ TEST_F(AgentE2eTest, EnforceModeKillsAndFreezesAndRollbackThaws) {
                           "- rule: Freeze trigger\n  desc: d\n  condition: evt.type in (open, "
                           "openat) and fd.name = " << freeze_trigger.string()
                        << "\n  output: freeze trigger opened by %proc.name\n  priority: WARNING\n"
-                          "  action: {type: freeze, mode: enforce}\n";
+                          "  action: {type: freeze, mode: enforce}\n"
+                          // A second enforcing rule on the same event: its action is carried
+                          // out too, as its own ledger entry.
+                          "- rule: Cut off freeze trigger\n  desc: d\n  condition: evt.type in "
+                          "(open, openat) and fd.name = " << freeze_trigger.string()
+                       << "\n  output: cut off %proc.name\n  priority: WARNING\n"
+                          "  action: {type: block-network, mode: enforce}\n";
   const fs::path config = dir_ / "vigil.yaml";
   std::ofstream(config) << "agent:\n  learn: 2s\n  events: [open]\n"
                            "metrics:\n  enabled: true\n  listen: 127.0.0.1:0\n"
@@ -453,6 +460,8 @@ TEST_F(AgentE2eTest, EnforceModeKillsAndFreezesAndRollbackThaws) {
         return metrics.find("vigil_enforcement_success_total{action=\"kill\"} 1") !=
                    std::string::npos &&
                metrics.find("vigil_enforcement_success_total{action=\"freeze\"} 1") !=
+                   std::string::npos &&
+               metrics.find("vigil_enforcement_success_total{action=\"block-network\"} 1") !=
                    std::string::npos;
       },
       std::chrono::seconds(10)))
@@ -467,7 +476,7 @@ TEST_F(AgentE2eTest, EnforceModeKillsAndFreezesAndRollbackThaws) {
   // The ledger.
   r = vigil("enforcement list --json" + state);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  uint64_t freeze_id = 0;
+  uint64_t freeze_id = 0, block_id = 0;
   bool killed_recorded = false;
   for (const auto& e : nlohmann::json::parse(r.out)) {
     const std::string target = e["target"];
@@ -479,18 +488,32 @@ TEST_F(AgentE2eTest, EnforceModeKillsAndFreezesAndRollbackThaws) {
     if (e["action"] == "freeze" && target.rfind("pid:" + std::to_string(freezee) + "@", 0) == 0) {
       EXPECT_EQ(e["state"], "applied") << e.dump();
       EXPECT_EQ(e["mode"], "enforce");
+      EXPECT_EQ(e["rule"], "Freeze trigger");
       freeze_id = e["id"];
+    }
+    if (e["action"] == "block-network" &&
+        target.rfind("pid:" + std::to_string(freezee) + "@", 0) == 0) {
+      EXPECT_EQ(e["state"], "applied") << e.dump();
+      EXPECT_EQ(e["rule"], "Cut off freeze trigger");
+      block_id = e["id"];
     }
   }
   EXPECT_TRUE(killed_recorded) << r.out;
   ASSERT_NE(freeze_id, 0u) << r.out;
+  ASSERT_NE(block_id, 0u) << "only the strongest rule's action was carried out\n" << r.out;
+  EXPECT_LT(freeze_id, block_id) << "the freeze goes first";
 
-  // Rollback thaws it: the count goes on.
+  // Rollback thaws it: the count goes on. The block-network keeps it in the Vigil cgroup until
+  // it is rolled back too.
   r = vigil("enforcement rollback " + std::to_string(freeze_id) + state);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_TRUE(WaitFor([&] { return Rounds(dir_ / "freezee.count") > frozen_at + 2; },
                       std::chrono::seconds(5)))
       << "not thawed";
+  EXPECT_NE(ReadAll("/proc/" + std::to_string(freezee) + "/cgroup").find("/vigil/a"),
+            std::string::npos);
+  r = vigil("enforcement rollback " + std::to_string(block_id) + state);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(ReadAll("/proc/" + std::to_string(freezee) + "/cgroup").find("/vigil/a"),
             std::string::npos);
 

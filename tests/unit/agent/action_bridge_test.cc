@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -62,26 +63,64 @@ class Child {
   bool reaped_ = false;
 };
 
-policy::Decision Enforcing(core::Action action, pid_t pid) {
+policy::RuleHit Hit(std::string rule, core::Action action,
+                    policy::Mode mode = policy::Mode::kEnforce) {
+  policy::RuleHit h;
+  h.rule = std::move(rule);
+  h.output = h.rule + " output";
+  h.action = action;
+  h.mode = mode;
+  return h;
+}
+
+// A decision about `pid` with these hits. The bridge reads the hits; of the decision's own
+// fields only action and mode (whether it enforces at all), set as the engine does: the
+// strongest enforcing hit's.
+policy::Decision Decided(pid_t pid, std::vector<policy::RuleHit> hits) {
   policy::Decision d;
-  d.action = action;
-  d.mode = policy::Mode::kEnforce;
-  d.rule = "Test rule";
-  d.output = "test output";
   d.target.pid = static_cast<uint32_t>(pid);
   d.target.ppid = static_cast<uint32_t>(getpid());
-  policy::RuleHit hit;
-  hit.rule = d.rule;
-  d.hits.push_back(hit);
+  for (const policy::RuleHit& h : hits) {
+    if (h.mode != policy::Mode::kEnforce || !policy::Acts(h.action)) continue;
+    if (d.mode != policy::Mode::kEnforce ||
+        policy::ActionStrength(h.action) > policy::ActionStrength(d.action)) {
+      d.action = h.action;
+      d.mode = policy::Mode::kEnforce;
+    }
+  }
+  if (d.mode != policy::Mode::kEnforce && !hits.empty()) d.action = hits[0].action;
+  d.hits = std::move(hits);
   return d;
 }
 
+policy::Decision Enforcing(core::Action action, pid_t pid) {
+  policy::RuleHit h = Hit("Test rule", action);
+  h.output = "test output";
+  return Decided(pid, {h});
+}
+
 policy::Decision EscalatingKill(pid_t pid, uint64_t timeout_seconds, policy::Fallback fallback) {
-  policy::Decision d = Enforcing(core::Action::kEscalate, pid);
-  d.proposed = core::Action::kKill;
-  d.timeout_seconds = timeout_seconds;
-  d.fallback = fallback;
-  return d;
+  policy::RuleHit h = Hit("Test rule", core::Action::kEscalate);
+  h.output = "test output";
+  h.proposed = core::Action::kKill;
+  h.timeout_seconds = timeout_seconds;
+  h.fallback = fallback;
+  return Decided(pid, {h});
+}
+
+// The result of a decision with one enforcing hit.
+SubmitResult One(const SubmitReport& report) {
+  EXPECT_EQ(report.size(), 1u);
+  return report.empty() ? SubmitResult::kDroppedStopped : report[0].result;
+}
+
+std::vector<std::string> Described(const SubmitReport& report) {
+  std::vector<std::string> out;
+  for (const Submitted& s : report) {
+    out.push_back(std::string(core::ActionName(s.action)) + " " + s.rule + ": " +
+                  std::string(SubmitResultName(s.result)));
+  }
+  return out;
 }
 
 double Metric(core::Registry& r, const std::string& series) {
@@ -101,6 +140,10 @@ class ActionBridgeTest : public ::testing::Test {
     enforce::EnforcerOptions eo;
     eo.state_dir = dir_.string();
     eo.actor = "bridge test";
+    // Not cgroup v2 and not bpffs: freeze and block-network fail before touching the host, as
+    // root too (root's freeze and block-network are the e2e agent test's).
+    eo.cgroup_root = (dir_ / "no-cgroup").string();
+    eo.bpf_pin_dir = (dir_ / "no-bpf").string();
     auto e = enforce::Enforcer::Open(eo, clock_, registry_);
     ASSERT_TRUE(e.has_value()) << e.error().message();
     enforcer_ = std::move(e).value();
@@ -140,7 +183,7 @@ TEST_F(ActionBridgeTest, AnEnforcingKillIsCarriedOutOnTheWorkerWithLedgerAuditAn
   Child child;
   ActionBridge& b = Bridge();
   b.Start();
-  EXPECT_EQ(b.Submit(Enforcing(core::Action::kKill, child.pid())), SubmitResult::kQueued);
+  EXPECT_EQ(One(b.Submit(Enforcing(core::Action::kKill, child.pid()))), SubmitResult::kQueued);
   ASSERT_TRUE(b.WaitIdle(milliseconds(5000)));
   EXPECT_EQ(child.WaitSignal(), SIGKILL);
   const auto ledger = Ledger();
@@ -165,13 +208,13 @@ TEST_F(ActionBridgeTest, AnEnforcingKillIsCarriedOutOnTheWorkerWithLedgerAuditAn
 TEST_F(ActionBridgeTest, MonitorDecisionsAndGateAnswersAreNotCarriedOut) {
   Child child;
   ActionBridge& b = Bridge();
-  policy::Decision monitor = Enforcing(core::Action::kKill, child.pid());
-  monitor.mode = policy::Mode::kMonitor;
+  policy::Decision monitor =
+      Decided(child.pid(), {Hit("Test rule", core::Action::kKill, policy::Mode::kMonitor)});
   monitor.would_enforce = true;
-  EXPECT_EQ(b.Submit(monitor), SubmitResult::kNotEnforcing);
+  EXPECT_TRUE(b.Submit(monitor).empty());
   policy::Decision alert = Enforcing(core::Action::kAlert, child.pid());  // enforce mode, no act
-  EXPECT_EQ(b.Submit(alert), SubmitResult::kNotEnforcing);
-  EXPECT_EQ(b.Submit(Enforcing(core::Action::kDeny, child.pid())), SubmitResult::kGateOnly);
+  EXPECT_TRUE(b.Submit(alert).empty());
+  EXPECT_EQ(One(b.Submit(Enforcing(core::Action::kDeny, child.pid()))), SubmitResult::kGateOnly);
   b.Stop();
   EXPECT_TRUE(child.Alive());
   EXPECT_TRUE(Ledger().empty());
@@ -185,7 +228,7 @@ TEST_F(ActionBridgeTest, NeverActsOnItselfItsParentChainInitOrKernelThreads) {
   EXPECT_TRUE(b.protected_pids().count(getpid()));
   EXPECT_TRUE(b.protected_pids().count(getppid()));
   for (pid_t pid : {getpid(), getppid(), pid_t{1}, pid_t{2}}) {
-    EXPECT_EQ(b.Submit(Enforcing(core::Action::kKill, pid)), SubmitResult::kProtected) << pid;
+    EXPECT_EQ(One(b.Submit(Enforcing(core::Action::kKill, pid))), SubmitResult::kProtected) << pid;
   }
   // A kernel thread other than kthreadd, found by its PF_KTHREAD flag.
   pid_t kthread = 0;
@@ -204,7 +247,7 @@ TEST_F(ActionBridgeTest, NeverActsOnItselfItsParentChainInitOrKernelThreads) {
   if (kthread != 0) {
     policy::Decision d = Enforcing(core::Action::kKill, kthread);
     d.target.ppid = 0;  // even when the event did not say who its parent is
-    EXPECT_EQ(b.Submit(d), SubmitResult::kQueued);
+    EXPECT_EQ(One(b.Submit(d)), SubmitResult::kQueued);
   }
   b.Stop();
   EXPECT_TRUE(Ledger().empty());
@@ -221,16 +264,16 @@ TEST_F(ActionBridgeTest, AFailedActionIsCountedRecordedAndTheBridgeGoesOn) {
   }  // killed and reaped: the pid names no process
   ActionBridge& b = Bridge();
   b.Start();
-  EXPECT_EQ(b.Submit(Enforcing(core::Action::kKill, gone)), SubmitResult::kQueued);
+  EXPECT_EQ(One(b.Submit(Enforcing(core::Action::kKill, gone))), SubmitResult::kQueued);
   // A request the enforcer refuses outright (an escalation timeout out of range).
   Child asked;
   policy::Decision bad = Enforcing(core::Action::kEscalate, asked.pid());
-  bad.timeout_seconds = 0;
-  EXPECT_EQ(b.Submit(bad), SubmitResult::kQueued);
+  bad.hits[0].timeout_seconds = 0;
+  EXPECT_EQ(One(b.Submit(bad)), SubmitResult::kQueued);
   ASSERT_TRUE(b.WaitIdle(milliseconds(5000)));
   // The bridge still works afterwards.
   Child next;
-  EXPECT_EQ(b.Submit(Enforcing(core::Action::kKill, next.pid())), SubmitResult::kQueued);
+  EXPECT_EQ(One(b.Submit(Enforcing(core::Action::kKill, next.pid()))), SubmitResult::kQueued);
   ASSERT_TRUE(b.WaitIdle(milliseconds(5000)));
   EXPECT_EQ(next.WaitSignal(), SIGKILL);
   b.Stop();
@@ -247,17 +290,17 @@ TEST_F(ActionBridgeTest, AFailedActionIsCountedRecordedAndTheBridgeGoesOn) {
 TEST_F(ActionBridgeTest, DuplicatesAreAskedOnceAndAFullQueueDropsCountedByCause) {
   Child a, c;
   ActionBridge& b = Bridge(/*capacity=*/1);  // not started: nothing is taken off the queue
-  EXPECT_EQ(b.Submit(Enforcing(core::Action::kKill, a.pid())), SubmitResult::kQueued);
-  EXPECT_EQ(b.Submit(Enforcing(core::Action::kKill, a.pid())), SubmitResult::kDuplicate);
-  EXPECT_EQ(b.Submit(Enforcing(core::Action::kKill, c.pid())), SubmitResult::kDroppedFull);
+  EXPECT_EQ(One(b.Submit(Enforcing(core::Action::kKill, a.pid()))), SubmitResult::kQueued);
+  EXPECT_EQ(One(b.Submit(Enforcing(core::Action::kKill, a.pid()))), SubmitResult::kDuplicate);
+  EXPECT_EQ(One(b.Submit(Enforcing(core::Action::kKill, c.pid()))), SubmitResult::kDroppedFull);
   EXPECT_EQ(b.queued(), 1u);
   ASSERT_TRUE(b.WaitIdle(milliseconds(5000)));  // runs the queued action here
   EXPECT_EQ(a.WaitSignal(), SIGKILL);
   // Carried out once; the same process is not asked again while the record says so.
-  EXPECT_EQ(b.Submit(Enforcing(core::Action::kKill, a.pid())), SubmitResult::kQueued);
+  EXPECT_EQ(One(b.Submit(Enforcing(core::Action::kKill, a.pid()))), SubmitResult::kQueued);
   ASSERT_TRUE(b.WaitIdle(milliseconds(5000)));
   b.Stop();
-  EXPECT_EQ(b.Submit(Enforcing(core::Action::kKill, c.pid())), SubmitResult::kDroppedStopped);
+  EXPECT_EQ(One(b.Submit(Enforcing(core::Action::kKill, c.pid()))), SubmitResult::kDroppedStopped);
   EXPECT_TRUE(c.Alive());
   EXPECT_EQ(Ledger().size(), 1u);
   EXPECT_EQ(Metric(registry_, "vigil_enforcement_dropped_total{cause=\"full\"}"), 1);
@@ -265,11 +308,145 @@ TEST_F(ActionBridgeTest, DuplicatesAreAskedOnceAndAFullQueueDropsCountedByCause)
   EXPECT_EQ(Metric(registry_, "vigil_enforcement_skipped_total{cause=\"duplicate\"}"), 2);
 }
 
+TEST_F(ActionBridgeTest, EveryEnforcingRuleHasItsActionCarriedOutOnceInOrderWithItsRuleName) {
+  Child child;
+  ActionBridge& b = Bridge();
+  b.Start();
+  policy::RuleHit ask = Hit("Ask", core::Action::kEscalate);
+  ask.proposed = core::Action::kKill;
+  ask.timeout_seconds = 120;
+  ask.fallback = policy::Fallback::kAllow;
+  const policy::Decision d = Decided(
+      child.pid(), {Hit("Kill it", core::Action::kKill), ask,
+                    Hit("Would freeze", core::Action::kFreeze, policy::Mode::kMonitor),
+                    Hit("Cut off", core::Action::kBlockNetwork), Hit("Note", core::Action::kAlert),
+                    Hit("Kill again", core::Action::kKill), Hit("At a gate", core::Action::kDeny)});
+  ASSERT_EQ(d.action, core::Action::kKill);  // what the agent carried out alone before
+  // Monitor-mode and alert hits are not actions; the rest in the order they are carried out.
+  EXPECT_EQ(Described(b.Submit(d)),
+            (std::vector<std::string>{"block-network Cut off: queued", "escalate Ask: queued",
+                                      "deny At a gate: gate-only", "kill Kill it: queued",
+                                      "kill Kill again: duplicate"}));
+  ASSERT_TRUE(b.WaitIdle(milliseconds(5000)));
+  EXPECT_EQ(child.WaitSignal(), SIGKILL);
+  b.Stop();
+
+  auto ledger = Ledger();  // newest first
+  std::reverse(ledger.begin(), ledger.end());
+  ASSERT_EQ(ledger.size(), 3u);
+  EXPECT_EQ(ledger[0].action, enforce::ActionKind::kBlockNetwork);
+  EXPECT_EQ(ledger[0].rule, "Cut off");
+  EXPECT_EQ(ledger[0].reason, "Cut off output");
+  EXPECT_EQ(ledger[0].state, enforce::State::kFailed) << "no cgroup v2 in this fixture";
+  EXPECT_EQ(ledger[1].action, enforce::ActionKind::kEscalate);
+  EXPECT_EQ(ledger[1].rule, "Ask");
+  EXPECT_EQ(ledger[1].state, enforce::State::kApplied);
+  EXPECT_EQ(ledger[2].action, enforce::ActionKind::kKill);
+  EXPECT_EQ(ledger[2].rule, "Kill it");
+  EXPECT_EQ(ledger[2].state, enforce::State::kApplied);
+  for (const auto& e : ledger) {
+    EXPECT_EQ(e.target.pid, child.pid());
+    EXPECT_EQ(e.mode, enforce::Mode::kEnforce);
+  }
+  // The escalation carries its own rule's proposal, timeout and default.
+  auto escalations = enforcer_->Escalations(/*pending_only=*/false);
+  ASSERT_TRUE(escalations.has_value());
+  ASSERT_EQ(escalations->size(), 1u);
+  EXPECT_EQ((*escalations)[0].rule, "Ask");
+  EXPECT_EQ((*escalations)[0].proposed, enforce::ActionKind::kKill);
+  EXPECT_EQ((*escalations)[0].on_timeout, enforce::TimeoutDefault::kDismiss);
+  EXPECT_EQ((*escalations)[0].deadline_ns - (*escalations)[0].created_ns,
+            int64_t{120} * 1'000'000'000);
+
+  // One audit record per action, each naming its rule.
+  std::vector<std::string> audited;
+  for (const auto& [type, j] : audit_) {
+    if (type == "enforcement") audited.push_back(j.value("rule", "?"));
+  }
+  EXPECT_EQ(audited, (std::vector<std::string>{"Cut off", "Ask", "Kill it"}));
+  EXPECT_EQ(Metric(registry_, "vigil_enforcement_rule_actions_total{action=\"block-network\","
+                              "result=\"failed\",rule=\"Cut off\"}"),
+            1);
+  EXPECT_EQ(Metric(registry_, "vigil_enforcement_rule_actions_total{action=\"escalate\","
+                              "result=\"applied\",rule=\"Ask\"}"),
+            1);
+  EXPECT_EQ(Metric(registry_, "vigil_enforcement_rule_actions_total{action=\"kill\","
+                              "result=\"applied\",rule=\"Kill it\"}"),
+            1);
+  EXPECT_EQ(Metric(registry_, "vigil_enforcement_success_total{action=\"escalate\"}"), 1);
+  EXPECT_EQ(Metric(registry_, "vigil_enforcement_success_total{action=\"kill\"}"), 1);
+  EXPECT_EQ(Metric(registry_, "vigil_enforcement_skipped_total{cause=\"duplicate\"}"), 1);
+  EXPECT_EQ(Metric(registry_, "vigil_enforcement_skipped_total{cause=\"gate-only\"}"), 1);
+  // Each applied action is its own ledger entry: the escalation can be undone on its own.
+  auto undone = enforcer_->Rollback(ledger[1].id);
+  ASSERT_TRUE(undone.has_value()) << undone.error().message();
+  EXPECT_EQ(undone->state, enforce::State::kRolledBack);
+}
+
+TEST_F(ActionBridgeTest, FreezeAndBlockNetworkOfOneDecisionAreBothCarriedOutFreezeFirst) {
+  Child child;
+  ActionBridge& b = Bridge();
+  const policy::Decision d =
+      Decided(child.pid(), {Hit("Cut off", core::Action::kBlockNetwork),
+                            Hit("Hold", core::Action::kFreeze), Hit("Ask", core::Action::kEscalate)});
+  EXPECT_EQ(Described(b.Submit(d)),
+            (std::vector<std::string>{"freeze Hold: queued", "block-network Cut off: queued",
+                                      "escalate Ask: queued"}));
+  EXPECT_EQ(b.queued(), 3u);
+  ASSERT_TRUE(b.WaitIdle(milliseconds(5000)));
+  b.Stop();
+  auto ledger = Ledger();
+  std::reverse(ledger.begin(), ledger.end());
+  ASSERT_EQ(ledger.size(), 3u);
+  EXPECT_EQ(ledger[0].action, enforce::ActionKind::kFreeze);
+  EXPECT_EQ(ledger[0].rule, "Hold");
+  EXPECT_EQ(ledger[1].action, enforce::ActionKind::kBlockNetwork);
+  EXPECT_EQ(ledger[1].rule, "Cut off");
+  EXPECT_EQ(ledger[2].action, enforce::ActionKind::kEscalate);
+  EXPECT_EQ(ledger[2].rule, "Ask");
+  EXPECT_TRUE(child.Alive());
+}
+
+TEST_F(ActionBridgeTest, AKillSupersedesAFreezeOfTheSameDecisionAndLaterActionsOnTheProcess) {
+  Child child;
+  ActionBridge& b = Bridge();
+  EXPECT_EQ(Described(b.Submit(Decided(child.pid(), {Hit("Hold", core::Action::kFreeze),
+                                                     Hit("Kill it", core::Action::kKill)}))),
+            (std::vector<std::string>{"freeze Hold: superseded", "kill Kill it: queued"}));
+  ASSERT_TRUE(b.WaitIdle(milliseconds(5000)));
+  // A later decision about the killed process (its events may trail the kill).
+  EXPECT_EQ(One(b.Submit(Enforcing(core::Action::kBlockNetwork, child.pid()))),
+            SubmitResult::kQueued);
+  ASSERT_TRUE(b.WaitIdle(milliseconds(5000)));
+  EXPECT_EQ(child.WaitSignal(), SIGKILL);
+  EXPECT_EQ(One(b.Submit(Enforcing(core::Action::kFreeze, child.pid()))), SubmitResult::kQueued);
+  ASSERT_TRUE(b.WaitIdle(milliseconds(5000)));
+  b.Stop();
+  const auto ledger = Ledger();
+  ASSERT_EQ(ledger.size(), 1u);
+  EXPECT_EQ(ledger[0].action, enforce::ActionKind::kKill);
+  EXPECT_EQ(Metric(registry_, "vigil_enforcement_skipped_total{cause=\"superseded\"}"), 3);
+}
+
+TEST_F(ActionBridgeTest, AFullQueueDropsEachActionItHasNoRoomFor) {
+  Child child;
+  ActionBridge& b = Bridge(/*capacity=*/2);  // not started
+  EXPECT_EQ(Described(b.Submit(Decided(child.pid(), {Hit("Ask", core::Action::kEscalate),
+                                                     Hit("Cut off", core::Action::kBlockNetwork),
+                                                     Hit("Kill it", core::Action::kKill)}))),
+            (std::vector<std::string>{"block-network Cut off: queued", "escalate Ask: queued",
+                                      "kill Kill it: full"}));
+  EXPECT_EQ(b.queued(), 2u);
+  EXPECT_EQ(Metric(registry_, "vigil_enforcement_dropped_total{cause=\"full\"}"), 1);
+  b.Stop();
+  EXPECT_TRUE(child.Alive());
+}
+
 TEST_F(ActionBridgeTest, EscalationWaitsWithTheRulesTimeoutAndItsDefaultAppliesOnExpiry) {
   Child child;
   ActionBridge& b = Bridge();
   // Nobody answers: the fallback deny carries the kill out.
-  EXPECT_EQ(b.Submit(EscalatingKill(child.pid(), 60, policy::Fallback::kDeny)),
+  EXPECT_EQ(One(b.Submit(EscalatingKill(child.pid(), 60, policy::Fallback::kDeny))),
             SubmitResult::kQueued);
   ASSERT_TRUE(b.WaitIdle(milliseconds(5000)));
   auto pending = enforcer_->Escalations(/*pending_only=*/true);
@@ -300,7 +477,7 @@ TEST_F(ActionBridgeTest, EscalationWaitsWithTheRulesTimeoutAndItsDefaultAppliesO
 TEST_F(ActionBridgeTest, EscalationWithAnAllowFallbackIsDismissedOnExpiry) {
   Child child;
   ActionBridge& b = Bridge();
-  EXPECT_EQ(b.Submit(EscalatingKill(child.pid(), 5, policy::Fallback::kAllow)),
+  EXPECT_EQ(One(b.Submit(EscalatingKill(child.pid(), 5, policy::Fallback::kAllow))),
             SubmitResult::kQueued);
   ASSERT_TRUE(b.WaitIdle(milliseconds(5000)));
   clock_.Advance(int64_t{6} * 1'000'000'000);
