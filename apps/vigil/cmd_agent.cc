@@ -425,6 +425,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
     if (opened_enforcer.has_value()) {
       enforcer = std::move(opened_enforcer).value();
       agent::ActionBridgeOptions bo;
+      bo.queue_capacity = c.policy.enforcement_queue;
       bo.audit = [&audit](std::string_view type, nlohmann::json payload) -> core::Status {
         audit::RecordType t;
         if (!audit::ParseRecordType(type, &t)) {

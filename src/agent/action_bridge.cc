@@ -121,6 +121,7 @@ core::Result<std::unique_ptr<ActionBridge>> ActionBridge::Create(enforce::Enforc
       b->gauges_.push_back(std::move(h).value());
     }
   }
+  b->reported_full_ = b->dropped_full_->Value();  // (a registry shared with an earlier bridge)
   b->Housekeep();
   return b;
 }
@@ -150,6 +151,7 @@ void ActionBridge::Stop() {
     WaitIdle(std::chrono::milliseconds(0));
     Housekeep();
   }
+  ReportDrops(/*now=*/true);
 }
 
 size_t ActionBridge::queued() const {
@@ -305,7 +307,21 @@ void ActionBridge::Carry(const Item& item) {
   if (options_.on_result) options_.on_result(r, out);
 }
 
+void ActionBridge::ReportDrops(bool now) {
+  const auto t = std::chrono::steady_clock::now();
+  std::lock_guard<std::mutex> lock(report_mu_);
+  const uint64_t full = dropped_full_->Value();
+  if (full == reported_full_ || (!now && t < next_report_)) return;
+  spdlog::warn("enforcement: {} action(s) dropped since the last report: the queue of {} was "
+               "full (raise policy.enforcement_queue; vigil_enforcement_dropped_total"
+               "{{cause=\"full\"}} {})",
+               full - reported_full_, options_.queue_capacity, full);
+  reported_full_ = full;
+  next_report_ = t + options_.housekeeping_interval;
+}
+
 void ActionBridge::Housekeep() {
+  ReportDrops(/*now=*/false);
   auto expired = enforcer_.ExpireDue();
   if (!expired.has_value()) {
     spdlog::warn("enforcement: expiring escalations: {}", expired.error().message());

@@ -45,7 +45,9 @@
 // rollbacks and escalation answers made by `vigil enforcement|escalations` show up too.
 //
 // Housekeeping (every `housekeeping_interval`, after each action, and at Stop()): expires due
-// escalations (their default applies) and moves the ledger's audit outbox to `audit`.
+// escalations (their default applies), moves the ledger's audit outbox to `audit`, and logs a
+// warning with the number of actions dropped because the queue was full since the last such
+// warning (at most one per `housekeeping_interval`, and a last one at Stop()).
 //
 // Thread-safety: Submit() may be called from any thread; Start/Stop from the owner.
 
@@ -148,6 +150,7 @@ class ActionBridge {
                core::Registry& registry);
   SubmitResult Enqueue(const policy::RuleHit& hit, enforce::ActionKind kind, int32_t pid);
   void CountRule(const std::string& rule, enforce::ActionKind action, std::string_view result);
+  void ReportDrops(bool now);
   void Worker();
   void Carry(const Item& item);
   bool IsKernelThread(int32_t pid, uint64_t* start_time) const;
@@ -178,6 +181,9 @@ class ActionBridge {
   core::Counter* skipped_gate_ = nullptr;
   core::Counter* skipped_superseded_ = nullptr;
   core::Counter* dropped_full_ = nullptr;
+  std::mutex report_mu_;
+  uint64_t reported_full_ = 0;  // dropped_full_ when last logged
+  std::chrono::steady_clock::time_point next_report_{};
   core::Counter* dropped_stopped_ = nullptr;
   core::Counter* failure_[enforce::kActionKindCount] = {};
   std::mutex tally_mu_;

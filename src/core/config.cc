@@ -412,9 +412,12 @@ class ConfigParser {
       return ReadString(v, p, o);
     };
     return ForEachField(
-        node, path, {"enabled", "files", "mode", "stage", "asset_class"},
+        node, path, {"enabled", "files", "mode", "stage", "asset_class", "enforcement_queue"},
         [&](const std::string& key, const YAML::Node& v, const std::string& p) {
           if (key == "enabled") return ReadBool(v, p, &pc->enabled);
+          if (key == "enforcement_queue") {
+            return ReadUint32(v, p, 1, kMaxEnforcementQueue, &pc->enforcement_queue);
+          }
           if (key == "files") return ReadList(v, p, &pc->files, str);
           if (key == "mode") return ReadChoice(v, p, {"monitor", "enforce"}, &pc->mode);
           if (key == "stage") {

@@ -126,7 +126,11 @@ struct PolicyConfig {
   std::string mode = "monitor";     // monitor | enforce (the agent itself only monitors)
   std::string stage = "monitor";    // monitor | enforce-non-critical | enforce-all
   std::string asset_class = "standard";  // critical | standard | non-critical (this host)
+  // Actions the agent's enforcement worker may have queued (agent/action_bridge.h); an action
+  // that finds the queue full is dropped and counted. 1..kMaxEnforcementQueue.
+  uint32_t enforcement_queue = 256;
 };
+inline constexpr uint32_t kMaxEnforcementQueue = 65536;
 
 // What the agent does with its decisions. In enforce mode it first verifies the signatures of the
 // models and policies it loads (and, with attestation.require, a local TPM quote); when any check

@@ -17,6 +17,8 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -644,22 +646,35 @@ TEST_F(AgentE2eTest, EscalationsAreDecidedAtTheHubAndCarriedOutByTheAgent) {
   EXPECT_NE(r.out.find(R"("by":"hub:ana")"), std::string::npos) << r.out;
 }
 
-TEST(AgentConfigE2eTest, BadConfigExitsTwoNamingFileLineAndKey) {
-  const fs::path config = fs::temp_directory_path() / ("vigil-bad-" + std::to_string(getpid()) +
-                                                       ".yaml");
-  std::ofstream(config) << "agent:\n  learn: 5m\n  events: [exec, nope]\n";
-  const std::string cmd = std::string(VIGIL_BINARY) + " agent --config " + config.string() +
+// `vigil agent --config` with `text` as the file: the exit status and what it printed.
+std::pair<int, std::string> AgentWithConfig(const std::string& text, fs::path* config) {
+  *config = fs::temp_directory_path() / ("vigil-bad-" + std::to_string(getpid()) + ".yaml");
+  std::ofstream(*config) << text;
+  const std::string cmd = std::string(VIGIL_BINARY) + " agent --config " + config->string() +
                           " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
+  if (p == nullptr) return {-1, "popen failed"};
   std::string out;
   char buf[512];
   while (fgets(buf, sizeof(buf), p) != nullptr) out += buf;
   const int status = pclose(p);
-  fs::remove(config);
-  EXPECT_EQ(WEXITSTATUS(status), 2) << out;
+  fs::remove(*config);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+TEST(AgentConfigE2eTest, BadConfigExitsTwoNamingFileLineAndKey) {
+  fs::path config;
+  auto [rc, out] = AgentWithConfig("agent:\n  learn: 5m\n  events: [exec, nope]\n", &config);
+  EXPECT_EQ(rc, 2) << out;
   EXPECT_NE(out.find(config.filename().string() + ":3:"), std::string::npos) << out;
   EXPECT_NE(out.find("agent.events[1]"), std::string::npos) << out;
+
+  std::tie(rc, out) = AgentWithConfig("policy:\n  enforcement_queue: 0\n", &config);
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_NE(out.find(config.filename().string() +
+                     ":2:22: policy.enforcement_queue: expected an integer in 1..65536, got 0"),
+            std::string::npos)
+      << out;
 }
 
 }  // namespace

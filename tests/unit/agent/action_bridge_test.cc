@@ -17,6 +17,8 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "core/clock.h"
 #include "enforce/proc.h"
@@ -438,7 +440,16 @@ TEST_F(ActionBridgeTest, AFullQueueDropsEachActionItHasNoRoomFor) {
                                       "kill Kill it: full"}));
   EXPECT_EQ(b.queued(), 2u);
   EXPECT_EQ(Metric(registry_, "vigil_enforcement_dropped_total{cause=\"full\"}"), 1);
+  // The worker says so in the log, naming the setting to raise.
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::default_logger()->sinks().push_back(sink);
   b.Stop();
+  spdlog::default_logger()->sinks().pop_back();
+  EXPECT_NE(log.str().find("1 action(s) dropped since the last report: the queue of 2 was full "
+                           "(raise policy.enforcement_queue"),
+            std::string::npos)
+      << log.str();
   EXPECT_TRUE(child.Alive());
 }
 

@@ -177,6 +177,27 @@ TEST(ConfigTest, BadEnumListsChoices) {
               HasSubstr("pipeline.spool.fsync: expected one of always, batch, never"));
 }
 
+TEST(ConfigTest, EnforcementQueueIsBoundedAndNamedInErrors) {
+  EXPECT_EQ(DefaultConfig().policy.enforcement_queue, 256u);
+  Result<VigilConfig> r = ParseConfig("policy:\n  enforcement_queue: 1024\n", "vigil.yaml");
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  EXPECT_EQ(r->policy.enforcement_queue, 1024u);
+  r = ParseConfig("policy: {enforcement_queue: 65536}", "vigil.yaml");
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  EXPECT_EQ(r->policy.enforcement_queue, kMaxEnforcementQueue);
+  EXPECT_EQ(ParseError("policy:\n  mode: enforce\n  enforcement_queue: 0\n"),
+            "vigil.yaml:3:22: policy.enforcement_queue: expected an integer in 1..65536, got 0");
+  EXPECT_THAT(ParseError("policy:\n  enforcement_queue: 65537\n"),
+              HasSubstr("vigil.yaml:2:22: policy.enforcement_queue: expected an integer in "
+                        "1..65536"));
+  EXPECT_THAT(ParseError("policy:\n  enforcement_queue: -5\n"),
+              HasSubstr("vigil.yaml:2:22: policy.enforcement_queue: expected an integer in "
+                        "1..65536, got \"-5\""));
+  EXPECT_THAT(ParseError("policy:\n  enforcement_queue: [1]\n"),
+              HasSubstr("vigil.yaml:2:22: policy.enforcement_queue: expected an integer in "
+                        "1..65536, got a sequence"));
+}
+
 TEST(ConfigTest, BadPortIsRejected) {
   EXPECT_EQ(ParseError("metrics:\n  listen: 127.0.0.1:70000\n"),
             "vigil.yaml:2:11: metrics.listen: port must be an integer in 0..65535, got \"70000\" "
