@@ -321,8 +321,8 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   pipeline::FileSinkOptions file_options;
   std::vector<std::string> specs = o.sinks;
   if (specs.empty()) specs = SinkSpecsFromConfig(c, &file_options);
-  auto outputs = MakeOutputs(specs, file_options, o.hub, c.host, c.state_dir,
-                             core::Registry::Get());
+  auto outputs = MakeOutputs(specs, file_options, HubLinkSettings(c, cmd, o.hub), c.host,
+                             c.state_dir, core::Registry::Get());
   if (!outputs.has_value()) return ReportError("agent", outputs.error().WithContext("--sink"));
   std::vector<pipeline::Sink*> sinks = outputs->sinks;
   std::unique_ptr<agent::DurableOutput> durable;
@@ -874,7 +874,8 @@ RunFn AddAgentCommand(CLI::App& root) {
                "rule and rollout stage) are carried out (kill, freeze, block-network, escalate) "
                "and recorded in <state_dir>/enforcement.db; see vigil enforcement");
   cmd->add_option("--config", o->config,
-                  "YAML config (sensors, event set, filters, sinks, learning period, metrics); a "
+                  "YAML config (sensors, event set, filters, sinks and the hub, learning period, "
+                  "metrics); a "
                   "missing default file means embedded defaults")
       ->capture_default_str();
   cmd->add_option("--learn", o->learn, "Learning period, e.g. 60s, 5m (default from config: 5m)");
@@ -883,7 +884,8 @@ RunFn AddAgentCommand(CLI::App& root) {
   cmd->add_option("--sink", o->sinks,
                   "Where alerts go: stdout, file:PATH, null or hub:URL (a Vigil hub, with "
                   "--hub-token-file; escalations then go to that hub too; see docs/hub.md); "
-                  "repeatable (default from config)");
+                  "repeatable (default from config: its sinks, a hub sink included, whose "
+                  "settings the --hub-* flags override)");
   AddHubLinkFlags(cmd, &o->hub);
   cmd->add_option("--baseline", o->baseline,
                   "Baseline model file (default <state_dir>/models/baseline.vgm); reused when "

@@ -76,6 +76,7 @@ void ApplyConfig(const core::VigilConfig& c, const CLI::App& cmd, ReplayCmdOptio
     o->spool_sync = std::string(core::FsyncPolicyName(c.pipeline.spool.fsync));
   }
   if (unset("--sink")) o->sinks = SinkSpecsFromConfig(c, &o->file_options);
+  o->hub = HubLinkSettings(c, cmd, o->hub);
   if (unset("--metrics-listen") && c.source != "<defaults>" && c.metrics.enabled) {
     o->metrics_listen = c.metrics.listen.ToString();
   }
@@ -270,7 +271,8 @@ RunFn AddReplayCommand(CLI::App& root) {
   cmd->add_option("--sink", o->sinks,
                   "Where verdicts go: stdout, file:PATH (rotated by size), null or hub:URL "
                   "(a Vigil hub, with --hub-token-file; see docs/hub.md); repeatable "
-                  "(default stdout)");
+                  "(default from config: its sinks, a hub sink included, whose settings the "
+                  "--hub-* flags override)");
   AddHubLinkFlags(cmd, &o->hub);
   cmd->add_option("--pace", o->pace,
                   "max (as fast as possible), recorded[:SPEED] (follow time_ns) or EVENTS_PER_SEC")

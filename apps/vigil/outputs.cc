@@ -20,9 +20,32 @@ std::vector<std::string> SinkSpecsFromConfig(const core::VigilConfig& config,
         file_options->max_bytes = s.rotate_bytes;
         file_options->keep = s.keep;
         break;
+      case core::SinkType::kHub:
+        specs.push_back("hub:" + s.hub.url);
+        break;
     }
   }
   return specs;
+}
+
+HubLinkFlags HubLinkSettings(const core::VigilConfig& config, const CLI::App& cmd,
+                             const HubLinkFlags& flags) {
+  const core::HubSinkConfig* hub = nullptr;
+  for (const core::SinkConfig& s : config.sinks) {
+    if (s.type == core::SinkType::kHub) hub = &s.hub;
+  }
+  if (hub == nullptr) return flags;
+  auto typed = [&](const char* flag) { return cmd.count(flag) > 0; };
+  HubLinkFlags out = flags;
+  if (!typed("--hub-token-file")) out.token_file = hub->token_file;
+  if (!typed("--hub-ca")) out.ca = hub->ca;
+  if (!typed("--hub-spool")) out.spool = hub->spool;
+  if (!typed("--hub-spool-sync")) {
+    out.spool_sync = std::string(core::FsyncPolicyName(hub->spool_sync));
+  }
+  if (!typed("--hub-drain")) out.drain = std::to_string(hub->drain_seconds) + "s";
+  if (!typed("--hub-all-verdicts")) out.all_verdicts = hub->all_verdicts;
+  return out;
 }
 
 pipeline::SyncMode SyncModeOf(core::FsyncPolicy policy) {

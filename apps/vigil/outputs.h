@@ -18,8 +18,9 @@
 
 namespace vigil::app {
 
-// The sink specs ("stdout", "null", "file:PATH") of the config's `sinks`; the rotation settings
-// of a file sink go to *file_options (one set for all file sinks: MakeSink takes one).
+// The sink specs ("stdout", "null", "file:PATH", "hub:URL") of the config's `sinks`; the rotation
+// settings of a file sink go to *file_options (one set for all file sinks: MakeSink takes one);
+// a hub sink's other settings are taken by HubLinkSettings().
 std::vector<std::string> SinkSpecsFromConfig(const core::VigilConfig& config,
                                              pipeline::FileSinkOptions* file_options);
 
@@ -37,6 +38,10 @@ struct HubLinkFlags {
   bool all_verdicts = false;
 };
 void AddHubLinkFlags(CLI::App* cmd, HubLinkFlags* flags);
+// The hub sink's settings: those of the config's hub sink (when it has one; else `flags`
+// unchanged), each replaced by its --hub-* flag when that was given on the command line of `cmd`.
+HubLinkFlags HubLinkSettings(const core::VigilConfig& config, const CLI::App& cmd,
+                             const HubLinkFlags& flags);
 
 // The sinks of `specs`: "hub:URL" makes an agent::HubSink (at most one), the other forms
 // pipeline::MakeSink. Errors name the spec or flag (kInvalidArgument for usage errors).

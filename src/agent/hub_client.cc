@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include "core/config.h"
 #include "core/files.h"
 #include "hub/requests.h"
 
@@ -10,32 +11,11 @@ namespace {
 
 constexpr size_t kMaxTokenFileBytes = 16 * 1024;
 
-// "http://HOST[:PORT]" or "https://HOST[:PORT]", nothing after.
-bool WellFormedUrl(const std::string& url, bool* https) {
-  std::string rest;
-  if (url.rfind("http://", 0) == 0) {
-    *https = false;
-    rest = url.substr(7);
-  } else if (url.rfind("https://", 0) == 0) {
-    *https = true;
-    rest = url.substr(8);
-  } else {
-    return false;
-  }
-  if (rest.empty() || rest.size() > 300) return false;
-  for (char c : rest) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 core::Status ValidateHubLink(const HubLinkOptions& o) {
   bool https = false;
-  if (!WellFormedUrl(o.url, &https)) {
+  if (!core::IsHttpBaseUrl(o.url, &https)) {
     return core::InvalidArgument("hub URL \"" + o.url +
                                  "\": expected http://HOST:PORT or https://HOST:PORT (no path)");
   }

@@ -312,6 +312,14 @@ class ConfigParser {
                         });
   }
 
+  Status ReadFsync(const YAML::Node& v, std::string_view path, FsyncPolicy* out) const {
+    return ReadEnum<FsyncPolicy>(v, path,
+                                 {{"always", FsyncPolicy::kAlways},
+                                  {"batch", FsyncPolicy::kBatch},
+                                  {"never", FsyncPolicy::kNever}},
+                                 out);
+  }
+
   Status ReadSpool(const YAML::Node& node, std::string_view path, SpoolConfig* s) const {
     if (node.IsNull()) return Status::Ok();
     return ForEachField(node, path, {"enabled", "dir", "fsync", "segment_bytes"},
@@ -322,11 +330,7 @@ class ConfigParser {
                             return ReadUint(v, p, 4096, std::numeric_limits<uint64_t>::max(),
                                             &s->segment_bytes);
                           }
-                          return ReadEnum<FsyncPolicy>(v, p,
-                                                       {{"always", FsyncPolicy::kAlways},
-                                                        {"batch", FsyncPolicy::kBatch},
-                                                        {"never", FsyncPolicy::kNever}},
-                                                       &s->fsync);
+                          return ReadFsync(v, p, &s->fsync);
                         });
   }
 
@@ -340,6 +344,43 @@ class ConfigParser {
                         });
   }
 
+  Status ReadHubUrl(const YAML::Node& v, std::string_view path, std::string* url) const {
+    VIGIL_RETURN_IF_ERROR(ReadString(v, path, url));
+    bool https = false;
+    if (!url->empty() && !IsHttpBaseUrl(*url, &https)) {
+      return Error(v, path,
+                   fmt::format("expected http://HOST:PORT or https://HOST:PORT (no path), got {}",
+                               Quote(*url)));
+    }
+    return Status::Ok();
+  }
+
+  Status ReadHubSink(const YAML::Node& node, std::string_view path, HubSinkConfig* hub) const {
+    VIGIL_RETURN_IF_ERROR(ForEachField(
+        node, path,
+        {"type", "url", "token_file", "ca", "spool", "spool_sync", "drain", "all_verdicts"},
+        [&](const std::string& key, const YAML::Node& v, const std::string& p) -> Status {
+          if (key == "url") return ReadHubUrl(v, p, &hub->url);
+          if (key == "token_file") return ReadString(v, p, &hub->token_file);
+          if (key == "ca") return ReadString(v, p, &hub->ca);
+          if (key == "spool") return ReadString(v, p, &hub->spool);
+          if (key == "drain") return ReadSeconds(v, p, &hub->drain_seconds);
+          if (key == "all_verdicts") return ReadBool(v, p, &hub->all_verdicts);
+          if (key == "spool_sync") return ReadFsync(v, p, &hub->spool_sync);
+          return Status::Ok();  // type, read by ReadSink
+        }));
+    if (hub->url.empty()) return Error(node, path, "a hub sink needs a 'url'");
+    if (hub->token_file.empty()) {
+      return Error(node, path, "a hub sink needs a 'token_file' (an agent token for this host)");
+    }
+    bool https = false;
+    if (!hub->ca.empty() && IsHttpBaseUrl(hub->url, &https) && !https) {
+      return Error(node["ca"], Child(path, "ca"),
+                   fmt::format("a CA file is for an https URL; the url is {}", Quote(hub->url)));
+    }
+    return Status::Ok();
+  }
+
   Status ReadSink(const YAML::Node& node, std::string_view path, SinkConfig* sink) const {
     if (!node.IsMap()) {
       return Error(node, path,
@@ -348,15 +389,20 @@ class ConfigParser {
     // The type decides which other keys are allowed, so it is read first. yaml-cpp cannot tell
     // `type: null` from `type:`; both mean the null sink.
     const YAML::Node type = node["type"];
-    if (!type.IsDefined()) return Error(node, path, "missing key 'type' (stdout, file or null)");
+    if (!type.IsDefined()) {
+      return Error(node, path, "missing key 'type' (stdout, file, null or hub)");
+    }
     if (type.IsNull()) {
       sink->type = SinkType::kNull;
     } else {
-      VIGIL_RETURN_IF_ERROR(ReadEnum<SinkType>(
-          type, Child(path, "type"),
-          {{"stdout", SinkType::kStdout}, {"file", SinkType::kFile}, {"null", SinkType::kNull}},
-          &sink->type));
+      VIGIL_RETURN_IF_ERROR(ReadEnum<SinkType>(type, Child(path, "type"),
+                                               {{"stdout", SinkType::kStdout},
+                                                {"file", SinkType::kFile},
+                                                {"null", SinkType::kNull},
+                                                {"hub", SinkType::kHub}},
+                                               &sink->type));
     }
+    if (sink->type == SinkType::kHub) return ReadHubSink(node, path, &sink->hub);
     if (sink->type != SinkType::kFile) {
       return ForEachField(
           node, path, {"type"},
@@ -385,9 +431,15 @@ class ConfigParser {
       return Error(node, path, fmt::format("expected a sequence of sinks, got {}", Describe(node)));
     }
     sinks->clear();
+    bool have_hub = false;
     for (size_t i = 0; i < node.size(); ++i) {
       SinkConfig sink;
-      VIGIL_RETURN_IF_ERROR(ReadSink(node[i], fmt::format("{}[{}]", path, i), &sink));
+      const std::string p = fmt::format("{}[{}]", path, i);
+      VIGIL_RETURN_IF_ERROR(ReadSink(node[i], p, &sink));
+      if (sink.type == SinkType::kHub) {
+        if (have_hub) return Error(node[i], p, "only one hub sink is allowed");
+        have_hub = true;
+      }
       sinks->push_back(std::move(sink));
     }
     return Status::Ok();
@@ -692,8 +744,30 @@ std::string_view SinkTypeName(SinkType t) {
       return "file";
     case SinkType::kNull:
       return "null";
+    case SinkType::kHub:
+      return "hub";
   }
   return "unknown";
+}
+
+bool IsHttpBaseUrl(std::string_view url, bool* https) {
+  std::string_view rest;
+  if (url.substr(0, 7) == "http://") {
+    *https = false;
+    rest = url.substr(7);
+  } else if (url.substr(0, 8) == "https://") {
+    *https = true;
+    rest = url.substr(8);
+  } else {
+    return false;
+  }
+  if (rest.empty() || rest.size() > 300) return false;
+  for (char c : rest) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_';
+    if (!ok) return false;
+  }
+  return true;
 }
 
 std::string HostPort::ToString() const {

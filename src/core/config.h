@@ -30,14 +30,18 @@ enum class Backpressure {
   kSample,      // only every `sample_every`-th event is admitted while full
 };
 enum class FsyncPolicy { kAlways, kBatch, kNever };
-enum class SinkType { kStdout, kFile, kNull };
+enum class SinkType { kStdout, kFile, kNull, kHub };
 
 // "block", "drop-newest", "drop-oldest", "sample" (the names used in the file).
 std::string_view BackpressureName(Backpressure b);
 // "always", "batch", "never".
 std::string_view FsyncPolicyName(FsyncPolicy f);
-// "stdout", "file", "null".
+// "stdout", "file", "null", "hub".
 std::string_view SinkTypeName(SinkType t);
+
+// True for a hub's base URL, "http://HOST[:PORT]" or "https://HOST[:PORT]" with nothing after
+// (no path, no user info); *https says which scheme.
+bool IsHttpBaseUrl(std::string_view url, bool* https);
 
 // A parsed "host:port" ("127.0.0.1:9464", "localhost:0", "[::1]:9464"). Port 0 means "any free
 // port" where the consumer supports it.
@@ -83,11 +87,23 @@ struct PipelineConfig {
   uint32_t workers = 2;  // 1..64
 };
 
+// A hub sink (docs/hub.md, "The agent's hub sink"); the same settings as the --hub-* flags.
+struct HubSinkConfig {
+  std::string url;         // required; IsHttpBaseUrl()
+  std::string token_file;  // required; first line: an agent token for this host
+  std::string ca;          // https only: PEM bundle the hub's certificate must chain to
+  std::string spool;       // "": <state_dir>/hub-spool
+  FsyncPolicy spool_sync = FsyncPolicy::kAlways;
+  uint64_t drain_seconds = 30;  // how long the end of a run waits for the hub
+  bool all_verdicts = false;    // every verdict, not only anomalous ones
+};
+
 struct SinkConfig {
   SinkType type = SinkType::kStdout;
   std::string path;                             // kFile only, and required there
   uint64_t rotate_bytes = uint64_t{100} << 20;  // kFile only; >= 1
   uint32_t keep = 5;                            // kFile only; rotated files kept
+  HubSinkConfig hub;                            // kHub only (at most one hub sink)
 };
 
 struct ModelConfig {

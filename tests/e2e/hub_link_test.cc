@@ -124,6 +124,17 @@ class HubLinkE2eTest : public ::testing::Test {
     }
   }
 
+  // Trains a model on 10 "svc" streams; *replay = "replay --source jsonl --data TRAIN --model
+  // MODEL" of those streams (their verdicts are not anomalous).
+  void TrainForReplay(std::string* replay) {
+    const fs::path train = dir_ / "train.jsonl", model = dir_ / "m.vgm";
+    WriteEvents(train, "svc", 10, {0, 1, 2, 3}, 10);
+    CmdResult t =
+        Vigil("train --dataset jsonl --data " + train.string() + " --out " + model.string());
+    ASSERT_EQ(t.exit_code, 0) << t.err;
+    *replay = "replay --source jsonl --data " + train.string() + " --model " + model.string();
+  }
+
   fs::path dir_, state_;
   pid_t hub_ = -1;
   int port_ = 0;
@@ -216,14 +227,57 @@ TEST_F(HubLinkE2eTest, ReplayDeliversEveryFindingExactlyOnceAcrossAHubRestart) {
   EXPECT_GT(std::stoi(m[1]), 0) << replay_err;
 }
 
+// `vigil agent --config FILE` with the hub sink in the file and no flag: a policy alert of the
+// live agent reaches the hub, and the agent drains its hub sink when stopped.
+TEST_F(HubLinkE2eTest, AgentWithOnlyAConfigReachesTheHub) {
+  if (geteuid() != 0) GTEST_SKIP() << "the eBPF agent needs root";
+  if (!fs::exists("/sys/kernel/btf/vmlinux")) GTEST_SKIP() << "the kernel has no BTF";
+  const std::string admin = Token("admin", "root");
+  const fs::path token_file = dir_ / "agent.token";
+  std::ofstream(token_file) << Token("agent", "cfg-1") << "\n";
+  const fs::path trigger = dir_ / "open-me";
+  std::ofstream(trigger) << "x";
+  const fs::path rules = dir_ / "rules.yaml";
+  std::ofstream(rules) << "- rule: Trigger opened\n  desc: d\n  condition: evt.type in (open, "
+                          "openat) and fd.name = "
+                       << trigger.string() << "\n  output: trigger opened by %proc.name\n"
+                       << "  priority: WARNING\n";
+  ASSERT_NO_FATAL_FAILURE(StartHub());
+  const fs::path config = dir_ / "agent.yaml";
+  std::ofstream(config) << "host: cfg-1\nstate_dir: " << (dir_ / "agent").string()
+                        << "\nmetrics:\n  enabled: false\nagent:\n  learn: 1s\n"
+                        << "  events: [open]\npolicy:\n  files: [" << rules.string() << "]\n"
+                        << "sinks:\n  - type: null\n  - type: hub\n    url: " << Url()
+                        << "\n    token_file: " << token_file.string() << "\n    spool: "
+                        << (dir_ / "hub-spool").string() << "\n    drain: 20s\n";
+  fs::create_directories(dir_ / "agent");
+  const fs::path out = dir_ / "agent.out", err = dir_ / "agent.err";
+  const pid_t agent = Spawn({VIGIL_BINARY, "agent", "--config", config.string()}, out, err);
+  children_.push_back(agent);
+  ASSERT_TRUE(WaitFor([&] { return ReadAll(err).find("detection started") != std::string::npos; },
+                      std::chrono::seconds(30)))
+      << ReadAll(err);
+  // Opened until the hub has the alert (the first opens may come before the rule is loaded).
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::ifstream{trigger}.get();
+        return StoredFindings(admin, "cfg-1") > 0;
+      },
+      std::chrono::seconds(20)))
+      << ReadAll(err);
+  kill(agent, SIGTERM);
+  children_.clear();
+  EXPECT_EQ(Reap(agent), 0) << ReadAll(err);
+  const std::string agent_err = ReadAll(err);
+  EXPECT_NE(agent_err.find("hub " + Url() + ": "), std::string::npos) << agent_err;
+  EXPECT_NE(agent_err.find(" 0 messages stay spooled"), std::string::npos) << agent_err;
+  EXPECT_TRUE(fs::is_directory(dir_ / "hub-spool")) << "the config's spool was not used";
+}
+
 TEST_F(HubLinkE2eTest, BadHubSinkSettingsExitTwoNamingThem) {
-  const fs::path train = dir_ / "train.jsonl", model = dir_ / "m.vgm";
-  WriteEvents(train, "svc", 10, {0, 1, 2, 3}, 10);
-  ASSERT_EQ(Vigil("train --dataset jsonl --data " + train.string() + " --out " + model.string())
-                .exit_code,
-            0);
-  const std::string base = "replay --source jsonl --data " + train.string() + " --model " +
-                           model.string() + " --hub-spool " + (dir_ / "spool").string();
+  std::string base;
+  ASSERT_NO_FATAL_FAILURE(TrainForReplay(&base));
+  base += " --hub-spool " + (dir_ / "spool").string();
   CmdResult r = Vigil(base + " --sink hub:ftp://127.0.0.1:1 --hub-token-file /dev/null");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("ftp://127.0.0.1:1"), std::string::npos) << r.err;
@@ -240,6 +294,37 @@ TEST_F(HubLinkE2eTest, BadHubSinkSettingsExitTwoNamingThem) {
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.err.find("messages stay spooled"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find(" 0 messages stay spooled"), std::string::npos) << r.err;
+}
+
+// The config's hub sink is checked when the file is read (exit 2 naming file, line and key),
+// and a --hub-* flag replaces its setting.
+TEST_F(HubLinkE2eTest, ConfigHubSinkIsCheckedAndFlagsOverrideIt) {
+  std::string base;
+  ASSERT_NO_FATAL_FAILURE(TrainForReplay(&base));
+  base += " --config ";
+  std::ofstream(dir_ / "t") << "x.y.z\n";
+  const fs::path bad = dir_ / "bad.yaml";
+  std::ofstream(bad) << "host: web-1\nsinks:\n  - type: hub\n    url: ftp://127.0.0.1:1\n"
+                     << "    token_file: " << (dir_ / "t").string() << "\n";
+  CmdResult r = Vigil(base + bad.string());
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("bad.yaml:4:10: sinks[0].url: expected http://HOST:PORT"),
+            std::string::npos)
+      << r.err;
+
+  // An unreachable hub: the config waits 10 minutes for it at the end, the flag 1 second.
+  const fs::path good = dir_ / "good.yaml";
+  std::ofstream(good) << "host: web-1\nsinks:\n  - type: hub\n    url: http://127.0.0.1:1\n"
+                      << "    token_file: " << (dir_ / "t").string() << "\n    spool: "
+                      << (dir_ / "cfg-spool").string() << "\n    drain: 10m\n"
+                      << "    all_verdicts: true\n";
+  const auto start = std::chrono::steady_clock::now();
+  r = Vigil(base + good.string() + " --hub-drain 1s");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(60));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("hub http://127.0.0.1:1: 0 findings sent"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find(" 0 messages stay spooled"), std::string::npos) << r.err;
+  EXPECT_TRUE(fs::is_directory(dir_ / "cfg-spool")) << "the config's spool was not used";
 }
 
 }  // namespace

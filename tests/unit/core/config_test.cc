@@ -240,6 +240,102 @@ TEST(ConfigTest, SinkErrorsNameTheIndex) {
               HasSubstr("sinks[0].keep: expected a non-negative integer, got \"-1\""));
 }
 
+TEST(ConfigTest, ParsesAHubSink) {
+  constexpr std::string_view kYaml =
+      "sinks:\n"
+      "  - type: stdout\n"
+      "  - type: hub\n"
+      "    url: https://hub.example:8470\n"
+      "    token_file: /etc/vigil/hub.token\n"
+      "    ca: /etc/vigil/hub-ca.pem\n"
+      "    spool: /var/spool/vigil-hub\n"
+      "    spool_sync: batch\n"
+      "    drain: 2m\n"
+      "    all_verdicts: true\n";
+  Result<VigilConfig> r = ParseConfig(kYaml, "vigil.yaml");
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  ASSERT_EQ(r->sinks.size(), 2u);
+  EXPECT_EQ(r->sinks[0].type, SinkType::kStdout);
+  const SinkConfig& s = r->sinks[1];
+  EXPECT_EQ(s.type, SinkType::kHub);
+  EXPECT_EQ(s.hub.url, "https://hub.example:8470");
+  EXPECT_EQ(s.hub.token_file, "/etc/vigil/hub.token");
+  EXPECT_EQ(s.hub.ca, "/etc/vigil/hub-ca.pem");
+  EXPECT_EQ(s.hub.spool, "/var/spool/vigil-hub");
+  EXPECT_EQ(s.hub.spool_sync, FsyncPolicy::kBatch);
+  EXPECT_EQ(s.hub.drain_seconds, 120u);
+  EXPECT_TRUE(s.hub.all_verdicts);
+}
+
+TEST(ConfigTest, HubSinkDefaults) {
+  Result<VigilConfig> r =
+      ParseConfig("sinks: [{type: hub, url: 'http://127.0.0.1:8470', token_file: t}]\n", "v");
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  ASSERT_EQ(r->sinks.size(), 1u);
+  const HubSinkConfig& h = r->sinks[0].hub;
+  EXPECT_EQ(h.url, "http://127.0.0.1:8470");
+  EXPECT_EQ(h.token_file, "t");
+  EXPECT_EQ(h.ca, "");
+  EXPECT_EQ(h.spool, "");  // <state_dir>/hub-spool, filled in where the state dir is final
+  EXPECT_EQ(h.spool_sync, FsyncPolicy::kAlways);
+  EXPECT_EQ(h.drain_seconds, 30u);
+  EXPECT_FALSE(h.all_verdicts);
+}
+
+TEST(ConfigTest, HubSinkErrorsNameLineAndKey) {
+  const std::string ok = "  - type: hub\n    url: http://127.0.0.1:8470\n    token_file: t\n";
+  EXPECT_EQ(ParseError("sinks:\n" + ok + "    url: http://x:1\n"),
+            "vigil.yaml:5:5: sinks[0].url: key given more than once");
+  EXPECT_EQ(ParseError("sinks:\n  - type: hub\n    url: ftp://127.0.0.1:1\n    token_file: t\n"),
+            "vigil.yaml:3:10: sinks[0].url: expected http://HOST:PORT or https://HOST:PORT (no "
+            "path), got \"ftp://127.0.0.1:1\"");
+  EXPECT_THAT(ParseError("sinks:\n  - {type: hub, url: 'http://h:1/v1', token_file: t}\n"),
+              HasSubstr("sinks[0].url: expected http://HOST:PORT"));
+  EXPECT_EQ(ParseError("sinks:\n  - type: hub\n    token_file: t\n"),
+            "vigil.yaml:2:5: sinks[0]: a hub sink needs a 'url'");
+  EXPECT_EQ(ParseError("sinks:\n  - type: hub\n    url: http://127.0.0.1:8470\n"),
+            "vigil.yaml:2:5: sinks[0]: a hub sink needs a 'token_file' (an agent token for this "
+            "host)");
+  // One key added to a valid hub sink (line 5), and the whole message it gives.
+  const std::pair<std::string, std::string> cases[] = {
+      {"ca: /ca.pem",
+       "vigil.yaml:5:9: sinks[0].ca: a CA file is for an https URL; the url is "
+       "\"http://127.0.0.1:8470\""},
+      {"drain: soon",
+       "vigil.yaml:5:12: sinks[0].drain: expected a duration like 90s, 5m or 2h, got \"soon\""},
+      {"spool_sync: sometimes",
+       "vigil.yaml:5:17: sinks[0].spool_sync: expected one of always, batch, never, got "
+       "\"sometimes\""},
+      {"all_verdicts: maybe",
+       "vigil.yaml:5:19: sinks[0].all_verdicts: expected true or false, got \"maybe\""},
+      {"spool: [a]", "vigil.yaml:5:12: sinks[0].spool: expected a non-empty string, got a sequence"},
+  };
+  for (const auto& [line, message] : cases) {
+    EXPECT_EQ(ParseError("sinks:\n" + ok + "    " + line + "\n"), message) << line;
+  }
+  EXPECT_THAT(ParseError("sinks:\n" + ok + "    path: /x\n"),
+              HasSubstr("vigil.yaml:5:5: sinks[0].path: unknown key (expected one of: type, url, "
+                        "token_file, ca, spool, spool_sync, drain, all_verdicts)"));
+  EXPECT_EQ(ParseError("sinks:\n" + ok + ok),
+            "vigil.yaml:5:5: sinks[1]: only one hub sink is allowed");
+  // Keys of the hub sink are not valid for other types.
+  EXPECT_THAT(ParseError("sinks:\n  - {type: file, path: /x, url: 'http://h:1'}\n"),
+              HasSubstr("sinks[0].url: unknown key"));
+}
+
+TEST(ConfigTest, IsHttpBaseUrl) {
+  bool https = true;
+  EXPECT_TRUE(IsHttpBaseUrl("http://127.0.0.1:8470", &https));
+  EXPECT_FALSE(https);
+  EXPECT_TRUE(IsHttpBaseUrl("https://[::1]:8470", &https));
+  EXPECT_TRUE(https);
+  EXPECT_TRUE(IsHttpBaseUrl("https://hub.example", &https));
+  for (std::string_view bad : {"", "http://", "ftp://h:1", "http://h:1/", "http://u@h:1",
+                               "HTTP://h:1", "http://h :1", "https://h:1?x"}) {
+    EXPECT_FALSE(IsHttpBaseUrl(bad, &https)) << bad;
+  }
+}
+
 TEST(ConfigTest, TargetFprMustBeAFraction) {
   EXPECT_THAT(ParseError("model: {target_fpr: 1.5}"),
               HasSubstr("model.target_fpr: expected a number between 0 and 1 (exclusive), got "
@@ -321,6 +417,7 @@ TEST(ConfigTest, EnumNames) {
   EXPECT_EQ(BackpressureName(Backpressure::kDropNewest), "drop-newest");
   EXPECT_EQ(FsyncPolicyName(FsyncPolicy::kNever), "never");
   EXPECT_EQ(SinkTypeName(SinkType::kFile), "file");
+  EXPECT_EQ(SinkTypeName(SinkType::kHub), "hub");
 }
 
 TEST(ConfigTest, FormatSourceError) {
