@@ -4,7 +4,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include <chrono>
 #include <nlohmann/json.hpp>
 
 #include "api/codec.h"
@@ -108,7 +107,7 @@ HttpApi::HttpApi(HttpApiOptions options, Frontend& frontend, core::Registry& reg
 HttpApi::~HttpApi() { Stop(); }
 
 core::Status HttpApi::Start() {
-  if (server_) return core::FailedPrecondition("http api: already started");
+  std::unique_ptr<httplib::Server> server;
   try {
     if (options_.tls) {
       for (const auto& [file, what] : {std::pair{&options_.tls->cert, "tls.cert"},
@@ -121,63 +120,32 @@ core::Status HttpApi::Start() {
       }
       std::string error;
       const TlsFiles tls = *options_.tls;
-      auto server = std::make_unique<httplib::SSLServer>(
+      auto ssl = std::make_unique<httplib::SSLServer>(
           [&tls, &error](SSL_CTX& ctx) { return SetUpTls(ctx, tls, &error); });
-      if (!server->is_valid()) {
+      if (!ssl->is_valid()) {
         return core::InvalidArgument("http api: " + (error.empty() ? "TLS set-up failed" : error));
       }
-      server_ = std::move(server);
+      server = std::move(ssl);
     } else {
-      server_ = std::make_unique<httplib::Server>();
+      server = std::make_unique<httplib::Server>();
     }
     const int threads = std::max(1, options_.threads);
-    server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-    server_->set_payload_max_length(kMaxBodyBytes);
-    server_->set_read_timeout(10, 0);
-    server_->set_write_timeout(10, 0);
-    server_->set_keep_alive_max_count(100000);
-    // An answer is written as headers then body: with Nagle's algorithm the body waits for the
-    // client's delayed ACK of the headers (about 40 ms a request on keep-alive connections).
-    server_->set_tcp_nodelay(true);
-    Routes();
-    int port = 0;
-    if (options_.listen.port == 0) {
-      port = server_->bind_to_any_port(options_.listen.host);
-    } else if (server_->bind_to_port(options_.listen.host, options_.listen.port)) {
-      port = options_.listen.port;
-    }
-    if (port <= 0) {
-      server_.reset();
-      return core::Unavailable("http api: cannot listen on " + options_.listen.ToString());
-    }
-    port_ = static_cast<uint16_t>(port);
-    listen_returned_ = false;
-    thread_ = std::thread([this] {
-      server_->listen_after_bind();
-      listen_returned_ = true;
-    });
+    server->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    server->set_payload_max_length(kMaxBodyBytes);
+    server->set_read_timeout(10, 0);
+    server->set_write_timeout(10, 0);
+    server->set_keep_alive_max_count(100000);
+    Routes(*server);
   } catch (const std::exception& e) {
-    server_.reset();
     return core::Internal(std::string("http api: ") + e.what());
   }
-  return {};
+  return listener_.Start(std::move(server), options_.listen, "http api");
 }
 
-void HttpApi::Stop() {
-  if (!server_) return;
-  // httplib's stop() does nothing until the listening thread has entered its accept loop: a
-  // Stop right after Start (e.g. the model failed to load) would otherwise wait forever.
-  while (thread_.joinable() && !listen_returned_.load()) {
-    server_->stop();
-    if (!listen_returned_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  if (thread_.joinable()) thread_.join();
-  server_.reset();
-}
+void HttpApi::Stop() { listener_.Stop(); }
 
-void HttpApi::Routes() {
+void HttpApi::Routes(httplib::Server& s) {
   Frontend& fe = frontend_;
-  httplib::Server& s = *server_;
   s.Post("/v1/score", [&fe](const httplib::Request& q, httplib::Response& r) {
     Handle(fe, Api::kScore, q, r, &Frontend::Score);
   });

@@ -11,16 +11,15 @@
 // 429 (rate limit), 503 (overloaded, not ready). /metrics, /healthz and /readyz need no
 // credentials: expose the listener only where that is acceptable.
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 
 #include "api/frontend.h"
 #include "api/tls.h"
 #include "core/config.h"
+#include "core/http_server.h"
 #include "core/metrics.h"
 
 namespace httplib {
@@ -43,22 +42,20 @@ class HttpApi {
   HttpApi(const HttpApi&) = delete;
   HttpApi& operator=(const HttpApi&) = delete;
 
-  // Loads TLS files, binds, and serves on a new thread. Errors name the file or host:port.
+  // Loads TLS files, binds, and serves on a new thread (core::HttpListener). Errors name the
+  // file or host:port.
   core::Status Start();
-  // Stops accepting, finishes in-flight requests, joins. Idempotent.
+  // Stops accepting, finishes in-flight requests, joins; also right after Start(). Idempotent.
   void Stop();
-  uint16_t port() const { return port_.load(); }
+  uint16_t port() const { return listener_.port(); }
 
  private:
-  void Routes();
+  void Routes(httplib::Server& s);
 
   const HttpApiOptions options_;
   Frontend& frontend_;
   core::Registry& registry_;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
-  std::atomic<bool> listen_returned_{false};  // the listening thread is done
-  std::atomic<uint16_t> port_{0};
+  core::HttpListener listener_;
 };
 
 }  // namespace vigil::api

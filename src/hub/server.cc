@@ -171,7 +171,7 @@ core::Status Server::RefreshMetrics() {
 }
 
 core::Status Server::Start() {
-  if (http_) return core::FailedPrecondition("hub: already started");
+  std::unique_ptr<httplib::Server> server;
   try {
     if (options_.tls) {
       for (const std::string* f : {&options_.tls->cert, &options_.tls->key}) {
@@ -179,53 +179,32 @@ core::Status Server::Start() {
           return core::NotFound("hub tls: \"" + *f + "\": cannot read");
         }
       }
-      auto s = std::make_unique<httplib::SSLServer>(options_.tls->cert.c_str(),
-                                                    options_.tls->key.c_str());
-      if (!s->is_valid()) {
+      auto ssl = std::make_unique<httplib::SSLServer>(options_.tls->cert.c_str(),
+                                                      options_.tls->key.c_str());
+      if (!ssl->is_valid()) {
         return core::InvalidArgument("hub tls: \"" + options_.tls->cert + "\" / \"" +
                                      options_.tls->key +
                                      "\": not a usable PEM certificate chain and its key");
       }
-      http_ = std::move(s);
+      server = std::move(ssl);
     } else {
-      http_ = std::make_unique<httplib::Server>();
+      server = std::make_unique<httplib::Server>();
     }
     const int threads = std::max(1, options_.threads);
-    http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-    http_->set_payload_max_length(kMaxRequestBytes);
-    // Answers go out at once (without it a keep-alive client waits for a delayed ACK, ~40 ms).
-    http_->set_tcp_nodelay(true);
-    http_->set_read_timeout(10, 0);
-    http_->set_write_timeout(10, 0);
-    Routes();
-    int port = 0;
-    if (options_.listen.port == 0) {
-      port = http_->bind_to_any_port(options_.listen.host);
-    } else if (http_->bind_to_port(options_.listen.host, options_.listen.port)) {
-      port = options_.listen.port;
-    }
-    if (port <= 0) {
-      http_.reset();
-      return core::Unavailable("hub: cannot listen on " + options_.listen.ToString());
-    }
-    port_ = static_cast<uint16_t>(port);
-    thread_ = std::thread([this] { http_->listen_after_bind(); });
+    server->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    server->set_payload_max_length(kMaxRequestBytes);
+    server->set_read_timeout(10, 0);
+    server->set_write_timeout(10, 0);
+    Routes(*server);
   } catch (const std::exception& e) {
-    http_.reset();
     return core::Internal(std::string("hub: ") + e.what());
   }
-  return {};
+  return listener_.Start(std::move(server), options_.listen, "hub");
 }
 
-void Server::Stop() {
-  if (!http_) return;
-  http_->stop();
-  if (thread_.joinable()) thread_.join();
-  http_.reset();
-}
+void Server::Stop() { listener_.Stop(); }
 
-void Server::Routes() {
-  httplib::Server& s = *http_;
+void Server::Routes(httplib::Server& s) {
   auto* refused = [this] {
     auto c = registry_.GetCounter("vigil_hub_requests_refused_total",
                                   "Requests refused for credentials", {{"reason", "401"}});

@@ -17,17 +17,16 @@
 // or past its deadline), 503 (store or audit log unavailable). Every change (adjudication,
 // escalation opened/decided/timed out, token issued) is appended to the audit log.
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-#include <thread>
 
 #include "audit/audit_log.h"
 #include "core/clock.h"
 #include "core/config.h"
+#include "core/http_server.h"
 #include "core/metrics.h"
 #include "hub/auth.h"
 #include "hub/store.h"
@@ -61,10 +60,11 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Binds and serves on a new thread. Errors name the file or host:port.
+  // Binds and serves on a new thread (core::HttpListener). Errors name the file or host:port.
   core::Status Start();
-  void Stop();  // idempotent
-  uint16_t port() const { return port_.load(); }
+  // Stops accepting, finishes in-flight requests, joins; also right after Start(). Idempotent.
+  void Stop();
+  uint16_t port() const { return listener_.port(); }
 
   // Times out due escalations (their default applies) and audits each; the HTTP routes call it
   // before they read or decide escalations, and `vigil hub` calls it every second.
@@ -77,7 +77,7 @@ class Server {
   static nlohmann::json EscalationJson(const EscalationRow& r);
 
  private:
-  void Routes();
+  void Routes(httplib::Server& s);
   int64_t NowMs() const { return clock_.NowUnixNanos() / 1'000'000; }
   core::Status Audit(audit::RecordType type, nlohmann::json payload);
 
@@ -87,9 +87,7 @@ class Server {
   audit::AuditLog& audit_;
   const core::Clock& clock_;
   core::Registry& registry_;
-  std::unique_ptr<httplib::Server> http_;
-  std::thread thread_;
-  std::atomic<uint16_t> port_{0};
+  core::HttpListener listener_;
 };
 
 }  // namespace vigil::hub

@@ -8,10 +8,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <future>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "audit/verify.h"
 #include "hub_fixtures.h"
@@ -388,6 +392,30 @@ TEST_F(HubServerTest, ServesHttpsWhenConfiguredAndNamesABadCertificate) {
   o.tls = HubTls{(dir_ / "absent.crt").string(), key};
   Server absent(o, *store_, auth_, *log_, clock_, registry_);
   EXPECT_EQ(absent.Start().code(), core::StatusCode::kNotFound);
+}
+
+// httplib ignores stop() until its accept loop runs: a Stop() right after Start() (no request
+// in between) must still return. Without the fix the loop below hangs; the wait is bounded.
+TEST_F(HubServerTest, StopsRightAfterStart) {
+  ServerOptions o;
+  o.listen = {"127.0.0.1", 0};
+  o.threads = 1;
+  std::promise<void> done;
+  std::future<void> finished = done.get_future();
+  std::thread starter([&] {
+    for (int i = 0; i < 50; ++i) {
+      Server s(o, *store_, auth_, *log_, clock_, registry_);
+      EXPECT_TRUE(s.Start().ok());
+      s.Stop();
+    }
+    done.set_value();
+  });
+  if (finished.wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
+    // The thread is stuck inside a hub that references this fixture: end the process.
+    std::fprintf(stderr, "hub::Server::Stop() right after Start() hung\n");
+    std::_Exit(1);
+  }
+  starter.join();
 }
 
 }  // namespace
