@@ -229,6 +229,15 @@ uint64_t InferenceEngine::generation() const { return LoadCurrent()->generation;
 
 EngineVerdict InferenceEngine::Fallback(const Current& current, FallbackReason reason) {
   metrics_->fallbacks[static_cast<size_t>(reason)]->Inc();
+  return FallbackVerdictOf(current, reason);
+}
+
+EngineVerdict InferenceEngine::FallbackVerdict(FallbackReason reason) const {
+  return FallbackVerdictOf(*LoadCurrent(), reason);
+}
+
+EngineVerdict InferenceEngine::FallbackVerdictOf(const Current& current,
+                                                 FallbackReason reason) const {
   EngineVerdict v;
   v.source = VerdictSource::kFallback;
   v.reason = reason;
@@ -254,7 +263,7 @@ ModelAnswer ScoreOnce(const Model& model, const core::Clock& clock, const Featur
 
 EngineVerdict InferenceEngine::Evaluate(const Current& current, const FeatureView& request,
                                         const FeatureDigest& digest,
-                                        CircuitBreaker::Admission admission) {
+                                        CircuitBreaker::Admission admission, int64_t deadline_ns) {
   if (admission == CircuitBreaker::Admission::kReject) {
     return Fallback(current, FallbackReason::kBreakerOpen);
   }
@@ -265,15 +274,25 @@ EngineVerdict InferenceEngine::Evaluate(const Current& current, const FeatureVie
     breaker_.OnFailure(admission);
     return Fallback(current, FallbackReason::kModelError);
   }
-  breaker_.OnSuccess(admission);
   cache_.Insert(digest, current.generation, scored.result.value());
+  if (clock_.MonotonicNanos() > deadline_ns) {
+    // Scored (and cached) too late for the caller: a miss, as on the synchronous path.
+    breaker_.OnFailure(admission);
+    return Fallback(current, FallbackReason::kDeadline);
+  }
+  breaker_.OnSuccess(admission);
   return {std::move(scored.result).value(), VerdictSource::kModel, FallbackReason::kNone};
 }
 
 bool InferenceEngine::Submit(ScoreRequest request, Callback done) {
   metrics_->requests_async->Inc();
-  Pending p{std::move(request), std::move(done), clock_.MonotonicNanos(),
+  const FeatureDigest digest = DigestFeatures(request.view());
+  Pending p{std::move(request), digest, std::move(done), clock_.MonotonicNanos(),
             std::chrono::steady_clock::now()};
+  if (auto hit = cache_.Lookup(digest, LoadCurrent()->generation)) {
+    Deliver(p, {std::move(*hit), VerdictSource::kCache, FallbackReason::kNone});
+    return true;
+  }
   FallbackReason refused = FallbackReason::kNone;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -326,21 +345,8 @@ EngineVerdict InferenceEngine::ScoreSync(const FeatureView& request, int64_t bud
   }
 
   if (options_.sync_inline) {
-    ModelAnswer scored = ScoreOnce(*current->model, clock_, request);
-    current->score_latency->ObserveNanos(scored.elapsed_ns);
-    const bool late = clock_.MonotonicNanos() - start > budget_ns;
-    if (!scored.result.has_value()) {
-      metrics_->model_errors->Inc();
-      breaker_.OnFailure(admission);
-      return finish(Fallback(*current, FallbackReason::kModelError));
-    }
-    cache_.Insert(digest, current->generation, scored.result.value());
-    if (late) {
-      breaker_.OnFailure(admission);
-      return finish(Fallback(*current, FallbackReason::kDeadline));
-    }
-    breaker_.OnSuccess(admission);
-    return finish({std::move(scored.result).value(), VerdictSource::kModel, FallbackReason::kNone});
+    // Late is noticed only when the model returns.
+    return finish(Evaluate(*current, request, digest, admission, start + budget_ns));
   }
 
   auto slot = std::make_shared<SyncSlot>();
@@ -408,6 +414,22 @@ void InferenceEngine::ServeSyncLocked(std::unique_lock<std::mutex>& lock) {
   lock.lock();
 }
 
+void InferenceEngine::ServeQueued(const Current& current, Pending& p) {
+  // A verdict cached since the request was submitted (e.g. by an identical request of the same
+  // batch) answers it.
+  if (auto hit = cache_.LookupAgain(p.digest, current.generation)) {
+    Deliver(p, {std::move(*hit), VerdictSource::kCache, FallbackReason::kNone});
+    return;
+  }
+  const int64_t deadline = p.request.deadline_ns;
+  if (deadline != 0 && clock_.MonotonicNanos() >= deadline) {
+    Deliver(p, Fallback(current, FallbackReason::kDeadline));  // expired while queued
+    return;
+  }
+  Deliver(p, Evaluate(current, p.request.view(), p.digest, breaker_.Admit(),
+                      deadline != 0 ? deadline : INT64_MAX));
+}
+
 void InferenceEngine::Run() {
   std::vector<Pending> batch;
   batch.reserve(options_.max_batch);
@@ -448,13 +470,7 @@ void InferenceEngine::Run() {
         ServeSyncLocked(lock);
         lock.unlock();
       }
-      const FeatureView view = p.request.view();
-      const FeatureDigest digest = DigestFeatures(view);
-      if (auto hit = cache_.Lookup(digest, current->generation)) {
-        Deliver(p, {std::move(*hit), VerdictSource::kCache, FallbackReason::kNone});
-      } else {
-        Deliver(p, Evaluate(*current, view, digest, breaker_.Admit()));
-      }
+      ServeQueued(*current, p);
     }
     batch.clear();
     lock.lock();

@@ -53,6 +53,11 @@ struct ScoreRequest {
   core::Arch arch = core::Arch::kUnknown;
   std::vector<int32_t> syscalls;
   std::vector<float> values;
+  // Asynchronous requests only: the engine clock's monotonic time (ns) by which the caller needs
+  // the answer; 0 for none. A request still queued then is answered with the kDeadline fallback
+  // without asking the model; one the model finishes after it gets the kDeadline fallback too
+  // (counted as a failure by the breaker), and the model's verdict goes to the cache.
+  int64_t deadline_ns = 0;
   FeatureView view() const { return {subject, arch, syscalls, values}; }
 };
 
@@ -118,8 +123,9 @@ class InferenceEngine {
   InferenceEngine(const InferenceEngine&) = delete;
   InferenceEngine& operator=(const InferenceEngine&) = delete;
 
-  // Queues `request`; true when queued. When it cannot be queued, `done` is called at once with
-  // the fallback verdict (reason kQueueFull or kStopped) and Submit returns false.
+  // Answers `request` from the cache on the calling thread (the worker never sees a hit), or
+  // queues it; true in both cases. When it cannot be queued, `done` is called at once with the
+  // fallback verdict (reason kQueueFull or kStopped) and Submit returns false.
   bool Submit(ScoreRequest request, Callback done);
   // The same, with the verdict delivered through a future.
   std::future<EngineVerdict> Submit(ScoreRequest request);
@@ -129,6 +135,11 @@ class InferenceEngine {
   // error, engine stopped). A deadline miss counts as a failure for the breaker. The request's
   // data need only live for the call.
   EngineVerdict ScoreSync(const FeatureView& request, int64_t budget_ns);
+
+  // The fallback verdict for `reason` with the current model named, as the engine gives it, but
+  // not counted: for a caller that stops waiting for an asynchronous request at its deadline
+  // (the engine counts that request's kDeadline fallback when it answers it).
+  EngineVerdict FallbackVerdict(FallbackReason reason) const;
 
   // Makes `model` current (null is ignored and returns false). Batches already running finish
   // with the old model, which is released when the last of them ends; the cache no longer serves
@@ -173,6 +184,7 @@ class InferenceEngine {
   };
   struct Pending {
     ScoreRequest request;
+    FeatureDigest digest;
     Callback done;
     int64_t submitted_ns = 0;  // clock_ monotonic
     std::chrono::steady_clock::time_point enqueued;
@@ -186,10 +198,17 @@ class InferenceEngine {
   void Run();
   void ServeSyncLocked(std::unique_lock<std::mutex>& lock);
   void ServeSync(SyncSlot& slot);
-  // Scores one request with the model (breaker and cache around it); counts and times it.
+  // Scores one request with the model (breaker and cache around it); counts and times it. A
+  // verdict finished after `deadline_ns` (engine clock; INT64_MAX: none) is cached, counted as a breaker
+  // failure and replaced by the kDeadline fallback.
   EngineVerdict Evaluate(const Current& current, const FeatureView& request,
-                         const FeatureDigest& digest, CircuitBreaker::Admission admission);
+                         const FeatureDigest& digest, CircuitBreaker::Admission admission,
+                         int64_t deadline_ns);
+  // Counts the fallback and returns FallbackVerdictOf.
   EngineVerdict Fallback(const Current& current, FallbackReason reason);
+  EngineVerdict FallbackVerdictOf(const Current& current, FallbackReason reason) const;
+  // Scores one queued request (cache, breaker, its deadline) and delivers the answer.
+  void ServeQueued(const Current& current, Pending& p);
   void Deliver(Pending& p, EngineVerdict v);
 
   const InferenceEngineOptions options_;

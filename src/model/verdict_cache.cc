@@ -44,25 +44,43 @@ VerdictCache::VerdictCache(const VerdictCacheOptions& options, const core::Clock
   index_.reserve(options_.capacity);
 }
 
-std::optional<core::Verdict> VerdictCache::Lookup(const FeatureDigest& key, uint64_t generation) {
-  if (options_.capacity == 0) return std::nullopt;
+std::optional<core::Verdict> VerdictCache::Find(const FeatureDigest& key, uint64_t generation,
+                                                bool* hit) {
+  *hit = false;
   const int64_t now = clock_.MonotonicNanos();
-  std::lock_guard<std::mutex> lock(mu_);
   auto it = index_.find(key);
-  if (it == index_.end()) {
-    ++misses_;
-    return std::nullopt;
-  }
+  if (it == index_.end()) return std::nullopt;
   const Entry& e = *it->second;
   if (e.generation != generation || now - e.stored_ns >= options_.ttl_ns) {
     lru_.erase(it->second);
     index_.erase(it);
-    ++misses_;
     return std::nullopt;
   }
   lru_.splice(lru_.begin(), lru_, it->second);
-  ++hits_;
+  *hit = true;
   return e.verdict;
+}
+
+std::optional<core::Verdict> VerdictCache::Lookup(const FeatureDigest& key, uint64_t generation) {
+  if (options_.capacity == 0) return std::nullopt;
+  std::lock_guard<std::mutex> lock(mu_);
+  bool hit = false;
+  std::optional<core::Verdict> v = Find(key, generation, &hit);
+  ++(hit ? hits_ : misses_);
+  return v;
+}
+
+std::optional<core::Verdict> VerdictCache::LookupAgain(const FeatureDigest& key,
+                                                       uint64_t generation) {
+  if (options_.capacity == 0) return std::nullopt;
+  std::lock_guard<std::mutex> lock(mu_);
+  bool hit = false;
+  std::optional<core::Verdict> v = Find(key, generation, &hit);
+  if (hit) {
+    ++hits_;
+    if (misses_ > 0) --misses_;
+  }
+  return v;
 }
 
 void VerdictCache::Insert(const FeatureDigest& key, uint64_t generation,

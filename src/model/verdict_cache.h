@@ -47,6 +47,9 @@ class VerdictCache {
   // The verdict stored for `key` by model generation `generation` if it is younger than the
   // TTL; the entry becomes the most recently used. Counts a hit or a miss.
   std::optional<core::Verdict> Lookup(const FeatureDigest& key, uint64_t generation);
+  // Lookup again for a request whose Lookup missed (e.g. when its turn comes in a queue): a hit
+  // turns that miss into a hit; a miss is not counted twice.
+  std::optional<core::Verdict> LookupAgain(const FeatureDigest& key, uint64_t generation);
   // Stores (or replaces) the verdict for `key`; evicts the least recently used entry when full.
   void Insert(const FeatureDigest& key, uint64_t generation, const core::Verdict& verdict);
   // Drops every entry.
@@ -71,6 +74,9 @@ class VerdictCache {
     core::Verdict verdict;
   };
   using List = std::list<Entry>;  // most recently used first
+
+  // Lookup without counting: whether it hit goes to *hit.
+  std::optional<core::Verdict> Find(const FeatureDigest& key, uint64_t generation, bool* hit);
 
   const VerdictCacheOptions options_;
   const core::Clock& clock_;

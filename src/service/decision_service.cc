@@ -181,12 +181,14 @@ core::Status ModelDecisionService::ScoreItems(const State& s,
     }
   }
   auto arrivals = std::make_shared<Arrivals>(items.size());
+  const int64_t deadline_ns = ctx.admitted_mono_ns + ctx.budget_ns;  // clock_, as the engine's
   for (size_t i = 0; i < items.size(); ++i) {
     const v1::ScoreRequest& r = *items[i];
     model::ScoreRequest q;
     q.subject = r.subject();
     q.arch = ArchOf(r.arch());
     q.syscalls.assign(r.syscalls().begin(), r.syscalls().end());
+    q.deadline_ns = std::max<int64_t>(deadline_ns, 1);
     s.engine->Submit(std::move(q), [arrivals, i](model::EngineVerdict v) {
       std::lock_guard lock(arrivals->mu);
       arrivals->verdicts[i] = std::move(v);
@@ -194,7 +196,7 @@ core::Status ModelDecisionService::ScoreItems(const State& s,
       if (--arrivals->left == 0) arrivals->cv.notify_one();
     });
   }
-  const int64_t left_ns = ctx.admitted_mono_ns + ctx.budget_ns - clock_.MonotonicNanos();
+  const int64_t left_ns = deadline_ns - clock_.MonotonicNanos();
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::nanoseconds(std::max<int64_t>(0, left_ns));
   std::unique_lock lock(arrivals->mu);
@@ -204,20 +206,10 @@ core::Status ModelDecisionService::ScoreItems(const State& s,
       FillScore(arrivals->verdicts[i], out[i]);
       continue;
     }
-    // The engine's asynchronous path has no deadline of its own: the late item gets the
-    // fallback here, with the engine's current model named, and its verdict still fills the
-    // cache when it comes.
-    const std::shared_ptr<const model::Model> m = s.engine->model();
-    model::EngineVerdict late;
-    late.source = model::VerdictSource::kFallback;
-    late.reason = model::FallbackReason::kDeadline;
-    late.verdict.score = config_.fallback_score;
-    late.verdict.anomalous = config_.fallback_anomalous;
-    late.verdict.model_name = m->name();
-    late.verdict.model_version = m->version();
-    late.verdict.explanation.push_back(
-        {"fallback: " + std::string(model::FallbackReasonName(late.reason)), 1.0});
-    FillScore(late, out[i]);
+    // Not answered by the deadline: the engine's deadline fallback. The engine answers the
+    // item the same way when it gets to it (counting the fallback, and reporting the miss to its
+    // breaker when the model ran late); a verdict the model finishes still fills the cache.
+    FillScore(s.engine->FallbackVerdict(model::FallbackReason::kDeadline), out[i]);
   }
   return {};
 }

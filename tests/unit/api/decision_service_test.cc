@@ -226,6 +226,13 @@ TEST_F(DecisionServiceTest, ALateModelGivesTheFallbackAndItsVerdictStillFillsThe
   EXPECT_TRUE(cached.result().cached());
   EXPECT_FALSE(cached.result().fallback());
   EXPECT_DOUBLE_EQ(cached.result().score(), 0.25);
+  // The engine counted both late answers as deadline fallbacks: the one the model finished late
+  // and the batch item that expired in its queue (never scored).
+  while (svc_->engine()->fallbacks(model::FallbackReason::kDeadline) < 2 &&
+         std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(svc_->engine()->fallbacks(model::FallbackReason::kDeadline), 2u);
 }
 
 TEST_F(DecisionServiceTest, RepeatedInputsComeFromTheCacheAndTheHitRatioIsExported) {

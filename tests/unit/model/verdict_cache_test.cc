@@ -61,6 +61,24 @@ TEST(VerdictCacheTest, HitsAfterInsertAndCountsHitRate) {
   EXPECT_DOUBLE_EQ(cache.HitRate(), 0.5);
 }
 
+// A request looked up twice (at submission, then when its queued turn comes) counts once.
+TEST(VerdictCacheTest, LookingAgainCountsEachRequestOnce) {
+  core::FakeClock clock;
+  VerdictCache cache({.capacity = 8, .ttl_ns = 10 * kSecond}, clock);
+  EXPECT_FALSE(cache.Lookup(Key(1), 1).has_value());
+  EXPECT_FALSE(cache.LookupAgain(Key(1), 1).has_value());
+  EXPECT_EQ(cache.misses(), 1u);
+  EXPECT_EQ(cache.hits(), 0u);
+  EXPECT_FALSE(cache.Lookup(Key(2), 1).has_value());
+  cache.Insert(Key(2), 1, V(0.5));
+  auto again = cache.LookupAgain(Key(2), 1);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->score, 0.5);
+  EXPECT_EQ(cache.hits(), 1u);
+  EXPECT_EQ(cache.misses(), 1u);  // Key(2)'s first miss became its hit
+  EXPECT_DOUBLE_EQ(cache.HitRate(), 0.5);
+}
+
 TEST(VerdictCacheTest, EntriesExpireAfterTheTtl) {
   core::FakeClock clock;
   VerdictCache cache({.capacity = 8, .ttl_ns = 10 * kSecond}, clock);
