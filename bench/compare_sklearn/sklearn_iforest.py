@@ -49,7 +49,7 @@ def measure(folder, stem, name, seeds, repeats):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("dir")
-    p.add_argument("--seeds", type=int, default=20)
+    p.add_argument("--seeds", type=int, default=80)
     p.add_argument("--repeats", type=int, default=3)
     a = p.parse_args()
     out = {"implementation": f"scikit-learn {sklearn.__version__}", "datasets": [

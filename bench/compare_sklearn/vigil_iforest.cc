@@ -311,7 +311,7 @@ int main(int argc, char** argv) {
                "Vigil's isolation forest on them (JSON on stdout)");
   const std::string shared = std::string(VIGIL_SOURCE_DIR) + "/../shared/data";
   std::string out, adfa = shared + "/adfa-ld", batadal = shared + "/batadal";
-  int seeds = 20, repeats = 3;
+  int seeds = 80, repeats = 3;
   app.add_option("--out", out, "Folder for the CSV matrices")->required();
   app.add_option("--adfa", adfa, "ADFA-LD root")->capture_default_str();
   app.add_option("--batadal", batadal, "BATADAL folder")->capture_default_str();

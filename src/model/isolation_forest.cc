@@ -206,7 +206,7 @@ double IsolationForest::PathLength(size_t tree, std::span<const float> row) cons
   uint32_t i = roots_[tree];
   int depth = 0;
   while (steps[i].feature >= 0) {
-    i = At(row, steps[i].feature) < steps[i].threshold ? steps[i].left : steps[i].right;
+    i = steps[i].Next(At(row, steps[i].feature));
     ++depth;
   }
   return depth + leaf_c_[i];
@@ -214,13 +214,25 @@ double IsolationForest::PathLength(size_t tree, std::span<const float> row) cons
 
 void IsolationForest::IndexLeaves() {
   leaf_c_.resize(nodes_.size());
+  leaf_path_.resize(nodes_.size());
   steps_.resize(nodes_.size());
+  tree_height_.assign(roots_.size(), 0);
+  std::vector<int> depth(nodes_.size(), 0);
   for (size_t t = 0; t < roots_.size(); ++t) {
     const size_t end = t + 1 < roots_.size() ? roots_[t + 1] : nodes_.size();
     for (size_t i = roots_[t]; i < end; ++i) {
       const Node& n = nodes_[i];
       leaf_c_[i] = AveragePathLength(static_cast<double>(n.size));
-      steps_[i] = {n.feature, n.threshold, roots_[t] + n.left, roots_[t] + n.right};
+      leaf_path_[i] = depth[i] + leaf_c_[i];
+      if (n.feature < 0) {
+        const auto self = static_cast<uint32_t>(i);
+        steps_[i] = {n.feature, n.threshold, {self, self}};
+        tree_height_[t] = std::max(tree_height_[t], depth[i]);
+        continue;
+      }
+      steps_[i] = {n.feature, n.threshold, {roots_[t] + n.left, roots_[t] + n.right}};
+      // Children come after their parent (FromFile checks it), so their depth is set in time.
+      depth[steps_[i].child[0]] = depth[steps_[i].child[1]] = depth[i] + 1;
     }
   }
 }
@@ -239,30 +251,26 @@ void IsolationForest::ScoreBatch(std::span<const std::vector<float>> rows,
     const Step* steps = steps_.data();
     for (size_t t = 0; t < roots_.size(); ++t) {
       size_t i = begin;
-      // kLanes rows walk the tree together: their node loads are independent, so they overlap
-      // instead of waiting for one another (each path is a chain of dependent loads).
+      // kLanes rows walk the tree together, each exactly the tree's height: a leaf leads back to
+      // itself, so no lane tests whether it has arrived. The lanes' node loads are independent
+      // and overlap instead of waiting for one another (each path is a chain of dependent
+      // loads), and the only branch left is the loop's own.
       constexpr size_t kLanes = 8;
+      const int height = tree_height_[t];
       for (; full && i + kLanes <= end; i += kLanes) {
         uint32_t at[kLanes];
-        int depth[kLanes];
         const float* x[kLanes];
         for (size_t k = 0; k < kLanes; ++k) {
           at[k] = roots_[t];
-          depth[k] = 0;
           x[k] = rows[i + k].data();
         }
-        bool moving = true;
-        while (moving) {
-          moving = false;
+        for (int d = 0; d < height; ++d) {
           for (size_t k = 0; k < kLanes; ++k) {
             const Step& s = steps[at[k]];
-            if (s.feature < 0) continue;
-            at[k] = x[k][s.feature] < s.threshold ? s.left : s.right;
-            ++depth[k];
-            moving = true;
+            at[k] = s.Next(x[k][s.feature < 0 ? 0 : s.feature]);
           }
         }
-        for (size_t k = 0; k < kLanes; ++k) out[i + k] += depth[k] + leaf_c_[at[k]];
+        for (size_t k = 0; k < kLanes; ++k) out[i + k] += leaf_path_[at[k]];
       }
       for (; i < end; ++i) out[i] += PathLength(t, rows[i]);
     }
@@ -277,7 +285,30 @@ void IsolationForest::ScoreBatch(std::span<const std::vector<float>> rows,
 double IsolationForest::Score(std::span<const float> row) const {
   if (roots_.empty()) return 0.0;
   double sum = 0.0;
-  for (size_t t = 0; t < roots_.size(); ++t) sum += PathLength(t, row);
+  size_t t = 0;
+  if (row.size() >= dims_) {
+    // kLanes trees walk the row together, as the rows of ScoreBatch do (the same sums, in the
+    // same order): the walks' loads are independent and overlap.
+    constexpr size_t kLanes = 8;
+    const Step* steps = steps_.data();
+    const float* x = row.data();
+    for (; t + kLanes <= roots_.size(); t += kLanes) {
+      uint32_t at[kLanes];
+      int height = 0;
+      for (size_t k = 0; k < kLanes; ++k) {
+        at[k] = roots_[t + k];
+        height = std::max(height, tree_height_[t + k]);
+      }
+      for (int d = 0; d < height; ++d) {
+        for (size_t k = 0; k < kLanes; ++k) {
+          const Step& s = steps[at[k]];
+          at[k] = s.Next(x[s.feature < 0 ? 0 : s.feature]);
+        }
+      }
+      for (size_t k = 0; k < kLanes; ++k) sum += leaf_path_[at[k]];
+    }
+  }
+  for (; t < roots_.size(); ++t) sum += PathLength(t, row);
   const double mean = sum / static_cast<double>(roots_.size());
   return std::exp2(-mean / c_psi_);
 }

@@ -130,13 +130,20 @@ class IsolationForest {
   std::vector<Node> nodes_;      // all trees, each contiguous
   std::vector<uint32_t> roots_;  // index of each tree's root in nodes_
   std::vector<double> leaf_c_;   // per node: c(size), the path length a leaf adds
+  // Per node: its depth plus leaf_c_ (a leaf's whole path length; ScoreBatch's form).
+  std::vector<double> leaf_path_;
+  std::vector<int> tree_height_;  // per tree: the depth of its deepest leaf
   // The scoring form of nodes_: 16 bytes a node (4 to a cache line), children as indices into
-  // the whole array; built by IndexLeaves.
+  // the whole array; built by IndexLeaves. A leaf keeps feature -1 and its children are itself,
+  // so that ScoreBatch can walk every row the tree's height without testing for leaves.
   struct Step {
     int32_t feature;
     float threshold;
-    uint32_t left;
-    uint32_t right;
+    uint32_t child[2];  // [0] left (x[feature] < threshold), [1] right
+
+    // The child `row` goes to, chosen by indexing rather than a branch: the comparison is a coin
+    // toss the branch predictor would miss about half the time.
+    uint32_t Next(float x) const { return child[!(x < threshold)]; }
   };
   std::vector<Step> steps_;
   TrainingRecord record_;

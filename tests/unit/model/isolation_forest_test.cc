@@ -118,6 +118,33 @@ TEST(IsolationForestTest, ScoreBatchGivesScoreOfEveryRow) {
   for (size_t i = 0; i < rows.size(); ++i) EXPECT_EQ(out[i], f.Score(rows[i])) << i;
 }
 
+// Score walks a full row through eight trees at a time (leaves leading back to themselves);
+// a row shorter than the forest's dimensions takes the plain walk of each tree, reading the
+// missing entries as 0. The two must agree on every row, for every tree count (13: one group of
+// eight and a remainder), and ScoreBatch with it.
+TEST(IsolationForestTest, EveryWalkGivesTheSameScore) {
+  for (int trees : {1, 8, 13, 100}) {
+    IsolationForestOptions o;
+    o.trees = trees;
+    const IsolationForest f = TrainOrDie(Blob(1000, 3), o);
+    auto rows = Blob(300, 8);
+    for (const auto& r : Outliers(37, 9)) rows.push_back(r);
+    std::vector<std::vector<float>> full;
+    for (auto r : rows) {
+      r.back() = 0.0f;
+      full.push_back(r);
+    }
+    std::vector<double> batch(full.size(), -1.0);
+    f.ScoreBatch(full, batch);
+    for (size_t i = 0; i < full.size(); ++i) {
+      const std::span<const float> shorter(full[i].data(), full[i].size() - 1);
+      const double plain = f.Score(shorter);
+      EXPECT_EQ(f.Score(full[i]), plain) << trees << " trees, row " << i;
+      EXPECT_EQ(batch[i], plain) << trees << " trees, row " << i;
+    }
+  }
+}
+
 TEST(IsolationForestTest, CalibrationReachesItsTargetOnHeldOutNormalData) {
   for (double target : {0.01, 0.05, 0.10}) {
     IsolationForestOptions o;
