@@ -215,6 +215,7 @@ double IsolationForest::PathLength(size_t tree, std::span<const float> row) cons
 void IsolationForest::IndexLeaves() {
   leaf_c_.resize(nodes_.size());
   leaf_path_.resize(nodes_.size());
+  edge_credit_.assign(nodes_.size(), 0.0);
   steps_.resize(nodes_.size());
   tree_height_.assign(roots_.size(), 0);
   std::vector<int> depth(nodes_.size(), 0);
@@ -224,6 +225,13 @@ void IsolationForest::IndexLeaves() {
       const Node& n = nodes_[i];
       leaf_c_[i] = AveragePathLength(static_cast<double>(n.size));
       leaf_path_[i] = depth[i] + leaf_c_[i];
+      if (n.feature >= 0) {
+        for (uint32_t c : {n.left, n.right}) {
+          const Node& child = nodes_[roots_[t] + c];
+          edge_credit_[roots_[t] + c] = std::log2(static_cast<double>(n.size) /
+                                                  std::max(child.size, 1u));
+        }
+      }
       if (n.feature < 0) {
         const auto self = static_cast<uint32_t>(i);
         steps_[i] = {n.feature, n.threshold, {self, self}};
@@ -284,58 +292,83 @@ void IsolationForest::ScoreBatch(std::span<const std::vector<float>> rows,
 
 double IsolationForest::Score(std::span<const float> row) const {
   if (roots_.empty()) return 0.0;
-  double sum = 0.0;
-  size_t t = 0;
-  if (row.size() >= dims_) {
-    // kLanes trees walk the row together, as the rows of ScoreBatch do (the same sums, in the
-    // same order): the walks' loads are independent and overlap.
-    constexpr size_t kLanes = 8;
-    const Step* steps = steps_.data();
-    const float* x = row.data();
-    for (; t + kLanes <= roots_.size(); t += kLanes) {
-      uint32_t at[kLanes];
-      int height = 0;
-      for (size_t k = 0; k < kLanes; ++k) {
-        at[k] = roots_[t + k];
-        height = std::max(height, tree_height_[t + k]);
-      }
-      for (int d = 0; d < height; ++d) {
-        for (size_t k = 0; k < kLanes; ++k) {
-          const Step& s = steps[at[k]];
-          at[k] = s.Next(x[s.feature < 0 ? 0 : s.feature]);
-        }
-      }
-      for (size_t k = 0; k < kLanes; ++k) sum += leaf_path_[at[k]];
-    }
-  }
-  for (; t < roots_.size(); ++t) sum += PathLength(t, row);
-  const double mean = sum / static_cast<double>(roots_.size());
+  const double mean = WalkRow<false>(row, nullptr, nullptr) / static_cast<double>(roots_.size());
   return std::exp2(-mean / c_psi_);
 }
 
 std::vector<FeatureWeight> IsolationForest::Explain(std::span<const float> row, size_t k) const {
-  std::vector<double> credit(dims_, 0.0);
-  double total = 0.0;
-  for (uint32_t root : roots_) {
-    const Node* base = nodes_.data() + root;
-    const Node* n = base;
-    while (n->feature >= 0) {
-      const Node* next = base + (At(row, n->feature) < n->threshold ? n->left : n->right);
-      const double w = std::log2(static_cast<double>(n->size) / std::max(next->size, 1u));
-      credit[static_cast<size_t>(n->feature)] += w;
-      total += w;
-      n = next;
+  std::vector<FeatureWeight> top;
+  (void)ScoreExplained(row, k, &top);
+  return top;
+}
+
+template <bool kCredit>
+double IsolationForest::WalkRow(std::span<const float> row, std::vector<double>* credit,
+                                double* total) const {
+  const auto add = [&](size_t f, double w) {
+    if constexpr (kCredit) {
+      (*credit)[f] += w;
+      *total += w;
+    }
+  };
+  double sum = 0.0;
+  const Step* steps = steps_.data();
+  size_t t = 0;
+  if (row.size() >= dims_) {
+    // kLanes trees walk the row together for the height of the tallest, as the rows of
+    // ScoreBatch do (the same sums, in the same order): the walks' loads are independent and
+    // overlap. A lane that stands on a leaf stays there and credits 0.0 to feature 0, which
+    // changes nothing.
+    constexpr size_t kLanes = 8;
+    const float* x = row.data();
+    for (; t + kLanes <= roots_.size(); t += kLanes) {
+      uint32_t at[kLanes];
+      int height = 0;
+      for (size_t l = 0; l < kLanes; ++l) {
+        at[l] = roots_[t + l];
+        height = std::max(height, tree_height_[t + l]);
+      }
+      for (int d = 0; d < height; ++d) {
+        for (size_t l = 0; l < kLanes; ++l) {
+          const Step& s = steps[at[l]];
+          const bool split = s.feature >= 0;
+          const auto f = static_cast<size_t>(split ? s.feature : 0);
+          at[l] = s.Next(x[f]);
+          add(f, split ? edge_credit_[at[l]] : 0.0);
+        }
+      }
+      for (size_t l = 0; l < kLanes; ++l) sum += leaf_path_[at[l]];
     }
   }
-  std::vector<FeatureWeight> out;
-  for (size_t f = 0; f < dims_; ++f) {
-    if (credit[f] > 0.0) out.push_back({static_cast<uint32_t>(f), credit[f] / total});
+  for (; t < roots_.size(); ++t) {
+    uint32_t at = roots_[t];
+    while (steps[at].feature >= 0) {
+      const Step& s = steps[at];
+      at = s.Next(At(row, s.feature));
+      add(static_cast<size_t>(s.feature), edge_credit_[at]);
+    }
+    sum += leaf_path_[at];
   }
-  std::sort(out.begin(), out.end(), [](const FeatureWeight& a, const FeatureWeight& b) {
-    return a.weight != b.weight ? a.weight > b.weight : a.feature < b.feature;
-  });
-  if (out.size() > k) out.resize(k);
-  return out;
+  return sum;
+}
+
+double IsolationForest::ScoreExplained(std::span<const float> row, size_t k,
+                                       std::vector<FeatureWeight>* top) const {
+  std::vector<double> credit(dims_, 0.0);
+  double total = 0.0;
+  const double sum = WalkRow<true>(row, &credit, &total);
+  top->clear();
+  for (size_t f = 0; f < dims_; ++f) {
+    if (credit[f] > 0.0) top->push_back({static_cast<uint32_t>(f), credit[f] / total});
+  }
+  const size_t keep = std::min(k, top->size());
+  std::partial_sort(top->begin(), top->begin() + static_cast<ptrdiff_t>(keep), top->end(),
+                    [](const FeatureWeight& a, const FeatureWeight& b) {
+                      return a.weight != b.weight ? a.weight > b.weight : a.feature < b.feature;
+                    });
+  top->resize(keep);
+  if (roots_.empty()) return 0.0;
+  return std::exp2(-(sum / static_cast<double>(roots_.size())) / c_psi_);
 }
 
 ModelFile IsolationForest::ToFile(const nlohmann::json& extra_header) const {
@@ -610,13 +643,12 @@ core::Result<core::Verdict> IsolationForestModel::Score(const FeatureView& reque
   v.model_version = version();
   v.subject = std::string(request.subject);
   v.events = request.values.size();
-  v.score = forest_.Score(request.values);
-  v.anomalous = forest_.IsAnomalous(v.score);
   const auto k = static_cast<size_t>(forest_.options().explain_top);
-  if (k > 0) {
-    for (const FeatureWeight& w : forest_.Explain(request.values, k)) {
-      v.explanation.push_back({forest_.feature_names()[w.feature], w.weight});
-    }
+  std::vector<FeatureWeight> top;
+  v.score = k > 0 ? forest_.ScoreExplained(request.values, k, &top) : forest_.Score(request.values);
+  v.anomalous = forest_.IsAnomalous(v.score);
+  for (const FeatureWeight& w : top) {
+    v.explanation.push_back({forest_.feature_names()[w.feature], w.weight});
   }
   return v;
 }

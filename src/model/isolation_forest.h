@@ -97,6 +97,9 @@ class IsolationForest {
   // log2(n / m) (splits that cut off most rows weigh most); credits are summed over the trees
   // and divided by their total. Features with no credit are left out.
   std::vector<FeatureWeight> Explain(std::span<const float> row, size_t k) const;
+  // Score(row), returned, and Explain(row, k) into *top, in one walk of the trees.
+  double ScoreExplained(std::span<const float> row, size_t k,
+                        std::vector<FeatureWeight>* top) const;
 
   size_t dims() const { return dims_; }
   size_t trees() const { return roots_.size(); }
@@ -115,6 +118,10 @@ class IsolationForest {
  private:
   IsolationForest() = default;
   double PathLength(size_t tree, std::span<const float> row) const;
+  // The sum of the row's path lengths over the trees, in tree order. With kCredit, each split
+  // on the way adds its edge credit to (*credit)[feature] (dims() entries) and to *total.
+  template <bool kCredit>
+  double WalkRow(std::span<const float> row, std::vector<double>* credit, double* total) const;
   // Fills leaf_c_ from the nodes' sizes (after Train or FromFile).
   void IndexLeaves();
   static DriftReference DriftReferenceOf(const IsolationForest& forest,
@@ -133,6 +140,9 @@ class IsolationForest {
   // Per node: its depth plus leaf_c_ (a leaf's whole path length; ScoreBatch's form).
   std::vector<double> leaf_path_;
   std::vector<int> tree_height_;  // per tree: the depth of its deepest leaf
+  // Per node: log2(parent's size / its size), what Explain credits the split that led to it
+  // (0 for a root).
+  std::vector<double> edge_credit_;
   // The scoring form of nodes_: 16 bytes a node (4 to a cache line), children as indices into
   // the whole array; built by IndexLeaves. A leaf keeps feature -1 and its children are itself,
   // so that ScoreBatch can walk every row the tree's height without testing for leaves.

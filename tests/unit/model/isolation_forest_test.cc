@@ -141,6 +141,18 @@ TEST(IsolationForestTest, EveryWalkGivesTheSameScore) {
       const double plain = f.Score(shorter);
       EXPECT_EQ(f.Score(full[i]), plain) << trees << " trees, row " << i;
       EXPECT_EQ(batch[i], plain) << trees << " trees, row " << i;
+      // The walk that also explains: the same score, and the same features credited by either
+      // walk (weights summed in another order may differ in the last bits).
+      std::vector<FeatureWeight> lanes, walked;
+      EXPECT_EQ(f.ScoreExplained(full[i], 3, &lanes), plain) << trees << " trees, row " << i;
+      EXPECT_EQ(f.ScoreExplained(shorter, 3, &walked), plain) << trees << " trees, row " << i;
+      ASSERT_EQ(lanes.size(), walked.size()) << trees << " trees, row " << i;
+      ASSERT_FALSE(lanes.empty()) << trees << " trees, row " << i;
+      for (size_t j = 0; j < lanes.size(); ++j) {
+        EXPECT_NEAR(lanes[j].weight, walked[j].weight, 1e-12) << trees << " trees, row " << i;
+        if (std::abs(lanes[j].weight - walked[j].weight) > 1e-12) continue;
+        EXPECT_EQ(lanes[j].feature, walked[j].feature) << trees << " trees, row " << i;
+      }
     }
   }
 }
