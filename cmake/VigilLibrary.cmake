@@ -32,7 +32,9 @@ endfunction()
 
 # vigil_test(NAME room_test SRCS a_test.cc DEPS vigil::room [LABELS root])
 function(vigil_test)
-  cmake_parse_arguments(VT "" "NAME" "SRCS;DEPS;LABELS" ${ARGN})
+  # WHOLE: one CTest test runs the whole binary (named "<target>") instead of one process per
+  # case, for binaries whose cases share an expensive fixture (e.g. a PostgreSQL server).
+  cmake_parse_arguments(VT "WHOLE" "NAME" "SRCS;DEPS;LABELS" ${ARGN})
   add_executable(${VT_NAME} ${VT_SRCS})
   target_link_libraries(${VT_NAME} PRIVATE ${VT_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
   target_compile_definitions(${VT_NAME} PRIVATE
@@ -47,6 +49,11 @@ function(vigil_test)
     set(labels unit)
   endif()
   # Tests are named "<target>.<Suite>.<Case>", so `ctest -R pipeline_queue_test` selects a binary.
-  gtest_discover_tests(${VT_NAME} TEST_PREFIX "${VT_NAME}." PROPERTIES LABELS "${labels}"
-                       DISCOVERY_TIMEOUT 60)
+  if(VT_WHOLE)
+    add_test(NAME ${VT_NAME} COMMAND ${VT_NAME})
+    set_tests_properties(${VT_NAME} PROPERTIES LABELS "${labels}")
+  else()
+    gtest_discover_tests(${VT_NAME} TEST_PREFIX "${VT_NAME}." PROPERTIES LABELS "${labels}"
+                         DISCOVERY_TIMEOUT 60)
+  endif()
 endfunction()

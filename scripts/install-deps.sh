@@ -17,10 +17,12 @@ build_pkgs=(
   libseccomp-dev
   libtss2-dev
   libmodbus-dev libmosquitto-dev
+  libpqxx-dev
 )
 test_pkgs=(
   clang libclang-rt-14-dev libfuzzer-14-dev prometheus curl procps minisign swtpm swtpm-tools
   mosquitto
+  postgresql
 )
 
 bench_pkgs=(

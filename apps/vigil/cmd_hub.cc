@@ -1,5 +1,5 @@
-// vigil hub: the fleet service's first slice (docs/hub.md): the HTTP/JSON API over an embedded
-// SQLite store, tokens for people and agents, and `hub ingest` to post an agent's findings file.
+// vigil hub: the fleet service's first slice (docs/hub.md): the HTTP/JSON API over its store
+// (embedded SQLite, or PostgreSQL shared by several hub instances), tokens for people and agents, and `hub ingest` to post an agent's findings file.
 //
 // hub's start-up, in order (undone in reverse on the way out): config -> token key -> audit
 // log -> store -> listener -> wait for SIGINT/SIGTERM, timing out due escalations every second.
@@ -23,6 +23,7 @@
 #include "hub/requests.h"
 #include "hub/server.h"
 #include "hub/store.h"
+#include "hub/store_location.h"
 #include "model/model_file.h"
 
 namespace vigil::app {
@@ -113,14 +114,15 @@ int RunHub(const HubFlags& f) {
   const nlohmann::json ready = {{"status", "ready"},
                                 {"port", server.port()},
                                 {"tls", config->server.tls.has_value()},
-                                {"store", config->store},
+                                {"store", hub::RedactStoreLocation(config->store)},
                                 {"audit", config->audit_dir}};
   if (f.json) {
     std::printf("%s\n", ready.dump().c_str());
   } else {
     std::printf("vigil hub: ready on %s://%s:%u (store %s, audit %s)\n",
                 config->server.tls ? "https" : "http", config->server.listen.host.c_str(),
-                server.port(), config->store.c_str(), config->audit_dir.c_str());
+                server.port(), hub::RedactStoreLocation(config->store).c_str(),
+                config->audit_dir.c_str());
   }
   std::fflush(stdout);
 
@@ -319,7 +321,10 @@ RunFn AddHubCommand(CLI::App& root) {
                   "HOST:PORT to serve on (port 0: any free port; "
                   "default 127.0.0.1:8470)");
   hub->add_flag("--json", f->json, "Print the ready line as JSON");
-  hub->footer("Exit codes: 0 stopped by SIGINT/SIGTERM, 1 failure, 2 bad config or files.");
+  hub->footer(
+      "Store: the config's `store:` is a SQLite file (default <state_dir>/hub.db) or a "
+      "PostgreSQL URI (postgres://USER@HOST:PORT/DB?passfile=FILE) that several hub instances "
+      "may share.\nExit codes: 0 stopped by SIGINT/SIGTERM, 1 failure, 2 bad config or files.");
 
   CLI::App* token = hub->add_subcommand(
       "token",

@@ -8,6 +8,7 @@
 #include <iterator>
 
 #include "core/config.h"
+#include "hub/store_location.h"
 
 namespace vigil::hub {
 namespace {
@@ -94,7 +95,22 @@ core::Result<HubConfig> ParseHubConfig(std::string_view text, std::string_view s
         root, "",
         [&](const std::string& k, const YAML::Node& v, const std::string& p) -> core::Status {
           if (k == "state_dir") return y.File(v, p, &c.state_dir);
-          if (k == "store") return y.File(v, p, &c.store);
+          if (k == "store") {
+            // A PostgreSQL URI (kept as written, password never echoed), else a file path.
+            if (v.IsScalar() && IsPostgresLocation(v.Scalar())) {
+              if (core::Status st = CheckPostgresUri(v.Scalar()); !st.ok()) {
+                return y.At(v, p, st.message());
+              }
+              c.store = v.Scalar();
+              return {};
+            }
+            if (v.IsScalar() && v.Scalar().find("://") != std::string::npos) {
+              return y.At(v, p,
+                          "expected a file path or a postgres:// or postgresql:// URI (unknown "
+                          "URI scheme)");
+            }
+            return y.File(v, p, &c.store);
+          }
           if (k == "listen") {
             std::string t;
             VIGIL_RETURN_IF_ERROR(y.Scalar(v, p, &t));

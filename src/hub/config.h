@@ -20,7 +20,7 @@ inline constexpr std::string_view kDefaultHubStateDir = "/var/lib/vigil/hub";
 struct HubConfig {
   ServerOptions server;
   std::string state_dir{kDefaultHubStateDir};
-  std::string store;      // "": <state_dir>/hub.db
+  std::string store;      // "": <state_dir>/hub.db; a path (SQLite) or a postgres:// URI
   std::string audit_dir;  // "": <state_dir>/audit
   std::string audit_key;  // "": <state_dir>/keys/hub.key (minisign secret key, created)
   std::string audit_fsync = "batch";

@@ -1,25 +1,28 @@
 #pragma once
 
-// The hub's embedded store (SQLite, one file; schema in docs/hub.md): agents, ingested message
-// ids, incidents and their alerts, adjudications, escalations. Thread-safe: one connection,
-// every call serialised by a mutex, every write one transaction.
+// The hub's store: agents, ingested message ids, incidents and their alerts, adjudications,
+// escalations (schema in docs/hub.md). Two implementations behind one contract:
+//   - SQLite (hub/store_sqlite.h): one file, the embedded default; one hub process.
+//   - PostgreSQL (hub/store_postgres.h, libpqxx): several hub instances share one database.
+// Store::Open picks one from the location: a postgres:// or postgresql:// URI, else a path.
 //
-// Ingestion is idempotent per (host, message_id): a message whose id was already stored is
-// acknowledged as a duplicate and changes nothing. Each finding joins the open (unadjudicated)
-// incident of the same host, pid and process name whose time span, widened by the incident
-// window on both sides, covers the finding's time; otherwise it opens a new incident.
+// Every implementation is thread-safe and makes each write one transaction. Ingestion is
+// idempotent per (host, message_id): a message whose id was already stored (by any instance
+// sharing the store) is acknowledged as a duplicate and changes nothing. Each finding joins the
+// open (unadjudicated) incident of the same host, pid and process name whose time span, widened
+// by the incident window on both sides, covers the finding's time; otherwise it opens a new
+// incident. An escalation is decided or timed out once, whichever instance does it.
+// Errors are core::Status (kUnavailable for the database, naming the store without its
+// password); nothing throws.
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "core/status.h"
 #include "hub/requests.h"
-
-struct sqlite3;
 
 namespace vigil::hub {
 
@@ -94,54 +97,51 @@ struct AdjudicationCount {
 
 class Store {
  public:
-  // Opens (creating) the database file and its schema. Errors name the path.
-  static core::Result<std::unique_ptr<Store>> Open(const std::string& path,
+  // Opens the store at `location` and creates (or checks) its schema: a PostgreSQL connection
+  // URI (postgres://USER@HOST:PORT/DB?..., see hub/store_location.h) or a SQLite file path
+  // (created). Errors name the location, its password redacted.
+  static core::Result<std::unique_ptr<Store>> Open(const std::string& location,
                                                    const StoreOptions& options);
-  ~Store();
+  virtual ~Store() = default;
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  core::Result<IngestResult> Ingest(const IngestMessage& m, int64_t now_ms);
+  virtual core::Result<IngestResult> Ingest(const IngestMessage& m, int64_t now_ms) = 0;
 
-  core::Result<std::vector<IncidentRow>> Incidents(const IncidentFilter& f);
+  virtual core::Result<std::vector<IncidentRow>> Incidents(const IncidentFilter& f) = 0;
   // kNotFound for an unknown id.
-  core::Result<IncidentRow> Incident(int64_t id);
-  core::Result<std::vector<AlertRow>> Alerts(int64_t incident_id);
+  virtual core::Result<IncidentRow> Incident(int64_t id) = 0;
+  virtual core::Result<std::vector<AlertRow>> Alerts(int64_t incident_id) = 0;
   // Labels (or relabels) an incident; returns it as it was before. kNotFound for an unknown id.
-  core::Result<IncidentRow> Adjudicate(int64_t id, Label label, const std::string& who,
-                                       const std::string& note, int64_t now_ms);
-  core::Result<std::vector<AdjudicationCount>> AdjudicationCounts();
+  virtual core::Result<IncidentRow> Adjudicate(int64_t id, Label label, const std::string& who,
+                                               const std::string& note, int64_t now_ms) = 0;
+  virtual core::Result<std::vector<AdjudicationCount>> AdjudicationCounts() = 0;
   // Every adjudicated incident as one line of docs/triage-labels.md's format, oldest first.
-  core::Result<std::string> ExportLabels();
+  virtual core::Result<std::string> ExportLabels() = 0;
 
   // Stores a new escalation (deadline = now + timeout), or returns the one already stored for
   // (host, escalation_id) with *created = false.
-  core::Result<EscalationRow> OpenEscalation(const EscalationRequest& r, int64_t timeout_ms,
-                                             int64_t now_ms, bool* created);
-  core::Result<EscalationRow> Escalation(int64_t id);
-  core::Result<std::vector<EscalationRow>> Escalations(bool pending_only, const std::string& host);
-  // kNotFound for an unknown id; kFailedPrecondition when it is no longer pending.
-  core::Result<EscalationRow> Decide(int64_t id, Verdict v, const std::string& who,
-                                     const std::string& note, int64_t now_ms);
-  // Times out every pending escalation whose deadline is at or before now; returns them.
-  core::Result<std::vector<EscalationRow>> ExpireEscalations(int64_t now_ms);
+  virtual core::Result<EscalationRow> OpenEscalation(const EscalationRequest& r,
+                                                     int64_t timeout_ms, int64_t now_ms,
+                                                     bool* created) = 0;
+  virtual core::Result<EscalationRow> Escalation(int64_t id) = 0;
+  virtual core::Result<std::vector<EscalationRow>> Escalations(bool pending_only,
+                                                               const std::string& host) = 0;
+  // kNotFound for an unknown id; kFailedPrecondition when it is no longer pending or its
+  // deadline has passed. Of two concurrent decisions (or a decision and a time-out) exactly
+  // one succeeds.
+  virtual core::Result<EscalationRow> Decide(int64_t id, Verdict v, const std::string& who,
+                                             const std::string& note, int64_t now_ms) = 0;
+  // Times out every pending escalation whose deadline is at or before now; returns those this
+  // call timed out (an escalation is returned by one call only, across instances).
+  virtual core::Result<std::vector<EscalationRow>> ExpireEscalations(int64_t now_ms) = 0;
 
-  core::Result<std::vector<AgentRow>> Agents();
-  core::Result<int64_t> Count(const char* table);
+  virtual core::Result<std::vector<AgentRow>> Agents() = 0;
+  // Rows of one of the tables agents, messages, incidents, alerts, escalations.
+  virtual core::Result<int64_t> Count(const char* table) = 0;
 
- private:
-  Store(std::string path, sqlite3* db, StoreOptions options)
-      : path_(std::move(path)), db_(db), options_(options) {}
-  core::Status Fail(std::string_view what) const;
-  core::Status Exec(const char* sql);
-  core::Result<int64_t> JoinIncident(const std::string& host, const Finding& f, bool* created);
-  core::Result<IncidentRow> IncidentLocked(int64_t id);
-  core::Result<EscalationRow> EscalationLocked(int64_t id);
-
-  const std::string path_;
-  sqlite3* db_;
-  const StoreOptions options_;
-  std::mutex mu_;
+ protected:
+  Store() = default;
 };
 
 }  // namespace vigil::hub

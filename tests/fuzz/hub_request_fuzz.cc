@@ -1,16 +1,20 @@
 // libFuzzer target for the hub's parsers of outside input (src/hub/requests.h and config.h):
 // the first byte picks the parser (ingest batch, one finding line, escalation, decision,
 // adjudication, config file); any bytes must give a value or an error that says what was wrong,
-// and an accepted ingest message must hold only valid ids and findings within the limits.
+// and an accepted ingest message must hold only valid ids and findings within the limits; an
+// accepted config's PostgreSQL `store:` URI passes the store's own check, and its redacted form
+// (what the hub prints) does not show the password of its user info.
 // Seeds: tests/fuzz/corpus/hub/.
 
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "hub/config.h"
 #include "hub/requests.h"
+#include "hub/store_location.h"
 
 namespace {
 
@@ -69,6 +73,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       Check(c);
       if (c.has_value() && c->server.escalation_timeout_s > c->server.max_escalation_timeout_s) {
         __builtin_trap();
+      }
+      if (c.has_value() && vigil::hub::IsPostgresLocation(c->store)) {
+        if (!vigil::hub::CheckPostgresUri(c->store).ok()) __builtin_trap();
+        const std::string shown = vigil::hub::RedactStoreLocation(c->store);
+        const std::string& uri = c->store;
+        // The user info's password, as written: between the first ':' after the scheme and the
+        // '@' that ends the user info (libpq: the first '@' before any '/').
+        const size_t start = uri.find("://") + 3;
+        const size_t at = uri.find_first_of("@/", start);
+        const size_t colon = uri.find(':', start);
+        if (at != std::string::npos && uri[at] == '@' && colon < at) {
+          const std::string pw = uri.substr(colon + 1, at - colon - 1);
+          // Only a password that occurs once in the URI can be told apart from the rest.
+          if (pw.size() >= 6 && uri.find(pw) == uri.rfind(pw) &&
+              shown.find(pw) != std::string::npos) {
+            __builtin_trap();
+          }
+        }
       }
       break;
     }

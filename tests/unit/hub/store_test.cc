@@ -1,5 +1,6 @@
-// The hub's request parsers and its SQLite store: idempotent ingestion, incident grouping,
-// adjudication counts and the labelled-data export.
+// The hub's request parsers and the store contract, checked on both backends (SQLite and a real
+// PostgreSQL, tests/unit/hub/postgres_fixture.h): idempotent ingestion, incident grouping,
+// adjudication counts, the labelled-data export and escalations.
 
 #include "hub/store.h"
 
@@ -11,6 +12,7 @@
 
 #include "hub/requests.h"
 #include "hub_fixtures.h"
+#include "postgres_fixture.h"
 #include "model/triage_labels.h"
 
 namespace vigil::hub {
@@ -82,7 +84,9 @@ TEST(HubRequestsTest, BadRequestsNameTheFieldAndTheReason) {
   EXPECT_NE(e.error().message().find("timeout_s: out of range"), std::string::npos);
 }
 
-class HubStoreTest : public ::testing::Test {
+enum class Backend { kSqlite, kPostgres };
+
+class HubStoreTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
     dir_ = std::filesystem::temp_directory_path() /
@@ -90,15 +94,27 @@ class HubStoreTest : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
+    if (GetParam() == Backend::kPostgres) {
+      std::string why;
+      database_ = testing::PostgresServer::Shared().NewDatabase(&why);
+      ASSERT_FALSE(database_.empty()) << why;
+      location_ = testing::PostgresServer::Shared().Uri(database_);
+    } else {
+      location_ = (dir_ / "hub.db").string();
+    }
     StoreOptions o;
     o.incident_window_ms = 60'000;
-    auto s = Store::Open((dir_ / "hub.db").string(), o);
+    auto s = Store::Open(location_, o);
     ASSERT_TRUE(s.has_value()) << s.error().ToString();
     store_ = std::move(s).value();
   }
   void TearDown() override {
     store_.reset();
     std::filesystem::remove_all(dir_);
+    std::string why;
+    if (!database_.empty()) {
+      EXPECT_TRUE(testing::PostgresServer::Shared().DropDatabase(database_, &why)) << why;
+    }
   }
   IngestResult Ingest(const std::string& host, const std::string& id,
                       const std::vector<std::string>& findings) {
@@ -111,10 +127,18 @@ class HubStoreTest : public ::testing::Test {
   int64_t Count(const char* table) { return store_->Count(table).value_or(-1); }
 
   std::filesystem::path dir_;
+  std::string database_;  // PostgreSQL: this test's database
+  std::string location_;  // what Store::Open gets
   std::unique_ptr<Store> store_;
 };
 
-TEST_F(HubStoreTest, ARedeliveredMessageIsNotStoredTwice) {
+INSTANTIATE_TEST_SUITE_P(Backends, HubStoreTest,
+                         ::testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         [](const ::testing::TestParamInfo<Backend>& p) {
+                           return p.param == Backend::kSqlite ? "SQLite" : "PostgreSQL";
+                         });
+
+TEST_P(HubStoreTest, ARedeliveredMessageIsNotStoredTwice) {
   const std::vector<std::string> batch = {VerdictLine("web-1", 10, "bash", 0, 0.9),
                                           DecisionLine("web-1", 10, "bash", 2, "shell")};
   IngestResult first = Ingest("web-1", "m-1", batch);
@@ -132,7 +156,7 @@ TEST_F(HubStoreTest, ARedeliveredMessageIsNotStoredTwice) {
   EXPECT_EQ(Count("alerts"), 3);
   // The store survives a reopen with its message ids.
   store_.reset();
-  auto s = Store::Open((dir_ / "hub.db").string(), StoreOptions{});
+  auto s = Store::Open(location_, StoreOptions{});
   ASSERT_TRUE(s.has_value());
   store_ = std::move(s).value();
   EXPECT_TRUE(Ingest("web-1", "m-1", batch).duplicate);
@@ -145,7 +169,7 @@ TEST_F(HubStoreTest, ARedeliveredMessageIsNotStoredTwice) {
   EXPECT_EQ((*agents)[0].findings, 2);
 }
 
-TEST_F(HubStoreTest, GroupsAlertsByHostProcessAndTimeWindow) {
+TEST_P(HubStoreTest, GroupsAlertsByHostProcessAndTimeWindow) {
   // Window 60 s: 0 s and 50 s join; 200 s opens another; another pid, process or host too.
   IngestResult r =
       Ingest("web-1", "m-1",
@@ -189,7 +213,7 @@ TEST_F(HubStoreTest, GroupsAlertsByHostProcessAndTimeWindow) {
   EXPECT_EQ(store_->Incident(9999).error().code(), core::StatusCode::kNotFound);
 }
 
-TEST_F(HubStoreTest, CountsAdjudicationsPerRuleAndModelAndExportsTriageLabels) {
+TEST_P(HubStoreTest, CountsAdjudicationsPerRuleAndModelAndExportsTriageLabels) {
   IngestResult r =
       Ingest("h", "m",
              {DecisionLine("h", 1, "a", 0, "shell"), DecisionLine("h", 2, "b", 0, "shell"),
@@ -225,7 +249,7 @@ TEST_F(HubStoreTest, CountsAdjudicationsPerRuleAndModelAndExportsTriageLabels) {
   EXPECT_TRUE(table.has_value());
 }
 
-TEST_F(HubStoreTest, EscalationsAreDecidedOnceOrTimeOutToTheirDefault) {
+TEST_P(HubStoreTest, EscalationsAreDecidedOnceOrTimeOutToTheirDefault) {
   EscalationRequest e;
   e.host = "h";
   e.escalation_id = "17";

@@ -1,0 +1,167 @@
+#pragma once
+
+// Shared by the store implementations (hub/store_sqlite.cc, hub/store_postgres.cc): the column
+// lists both schemas have, and rows built from a result row through an accessor with
+//   int64_t I(int col); std::string T(int col); std::optional<double> D(int col); bool Null(int)
+// so that both backends read the same columns into the same structs.
+
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include "hub/store.h"
+
+namespace vigil::hub::internal {
+
+inline constexpr const char* kIncidentColumns =
+    "id, host, pid, process, first_ms, last_ms, alerts, verdicts, decisions, max_score, "
+    "max_severity, label, labelled_by, note, labelled_ms";
+
+inline constexpr const char* kEscalationColumns =
+    "id, host, escalation_id, rule, action, reason, pid, process, created_ms, deadline_ms, "
+    "default_verdict, state, decided_by, note, decided_ms";
+
+inline constexpr const char* kAlertColumns =
+    "id, kind, time_ms, severity_id, uid, title, message, rule, action, model, model_version, "
+    "score, explanation, raw";
+
+// Per adjudicated incident: its alerts' kinds, scores, severities, rules and models, as triage
+// features (the columns LabelLine reads, in order); the caller appends FROM/WHERE/GROUP BY.
+inline constexpr const char* kLabelExportSelect =
+    "SELECT i.id, i.host, i.label, i.labelled_by, i.first_ms, i.last_ms, i.alerts, "
+    "i.verdicts, i.decisions, i.max_score, i.max_severity, AVG(a.score), "
+    "COUNT(DISTINCT NULLIF(a.rule, '')), COUNT(DISTINCT NULLIF(a.model, '')) "
+    "FROM incidents i JOIN alerts a ON a.incident_id = i.id WHERE i.label IS NOT NULL "
+    "GROUP BY i.id ORDER BY i.labelled_ms, i.id";
+
+// The tables Store::Count accepts.
+inline bool IsStoreTable(std::string_view table) {
+  static const std::set<std::string, std::less<>> known{"agents", "messages", "incidents",
+                                                        "alerts", "escalations"};
+  return known.count(table) != 0;
+}
+
+// A finding's explanation as stored: [{"what","weight"}...].
+inline std::string ExplanationJson(const Finding& f) {
+  nlohmann::json expl = nlohmann::json::array();
+  for (const FindingEvidence& e : f.explanation) {
+    expl.push_back({{"what", e.what}, {"weight", e.weight}});
+  }
+  return expl.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+template <typename Row>
+IncidentRow IncidentFrom(const Row& q) {
+  IncidentRow r;
+  r.id = q.I(0);
+  r.host = q.T(1);
+  r.pid = q.I(2);
+  r.process = q.T(3);
+  r.first_ms = q.I(4);
+  r.last_ms = q.I(5);
+  r.alerts = q.I(6);
+  r.verdicts = q.I(7);
+  r.decisions = q.I(8);
+  r.max_score = q.D(9);
+  r.max_severity = q.I(10);
+  Label l;
+  if (!q.Null(11) && ParseLabel(q.T(11), &l)) r.label = l;
+  r.labelled_by = q.T(12);
+  r.note = q.T(13);
+  r.labelled_ms = q.I(14);
+  return r;
+}
+
+template <typename Row>
+EscalationRow EscalationFrom(const Row& q) {
+  EscalationRow r;
+  r.id = q.I(0);
+  r.request.host = q.T(1);
+  r.request.escalation_id = q.T(2);
+  r.request.rule = q.T(3);
+  r.request.action = q.T(4);
+  r.request.reason = q.T(5);
+  r.request.pid = q.I(6);
+  r.request.process = q.T(7);
+  r.created_ms = q.I(8);
+  r.deadline_ms = q.I(9);
+  r.request.timeout_s = static_cast<uint32_t>((r.deadline_ms - r.created_ms) / 1000);
+  r.request.default_verdict = q.T(10) == "approve" ? Verdict::kApprove : Verdict::kDeny;
+  const std::string state = q.T(11);
+  for (auto s : {EscalationState::kPending, EscalationState::kApproved, EscalationState::kDenied,
+                 EscalationState::kTimedOut}) {
+    if (state == EscalationStateName(s)) r.state = s;
+  }
+  r.decided_by = q.T(12);
+  r.note = q.T(13);
+  r.decided_ms = q.I(14);
+  return r;
+}
+
+template <typename Row>
+AlertRow AlertFrom(const Row& q) {
+  AlertRow a;
+  a.id = q.I(0);
+  a.kind = q.T(1) == "decision" ? FindingKind::kDecision : FindingKind::kVerdict;
+  a.time_ms = q.I(2);
+  a.severity_id = q.I(3);
+  a.uid = q.T(4);
+  a.title = q.T(5);
+  a.message = q.T(6);
+  a.rule = q.T(7);
+  a.action = q.T(8);
+  a.model = q.T(9);
+  a.model_version = q.T(10);
+  a.score = q.D(11);
+  a.explanation_json = q.T(12);
+  a.raw = q.T(13);
+  return a;
+}
+
+// One row of kLabelExportSelect as a line of docs/triage-labels.md's format (with '\n').
+template <typename Row>
+std::string LabelLine(const Row& q) {
+  nlohmann::json features = {
+      {"alerts", q.I(6)},
+      {"verdicts", q.I(7)},
+      {"decisions", q.I(8)},
+      {"max_score", q.D(9) ? nlohmann::json(*q.D(9)) : nlohmann::json()},
+      {"max_severity", q.I(10)},
+      {"mean_score", q.D(11) ? nlohmann::json(*q.D(11)) : nlohmann::json()},
+      {"distinct_rules", q.I(12)},
+      {"distinct_models", q.I(13)},
+      {"span_s", static_cast<double>(q.I(5) - q.I(4)) / 1000.0}};
+  nlohmann::json line = {{"id", "hub:" + q.T(1) + ":" + std::to_string(q.I(0))},
+                         {"label", q.T(2)},
+                         {"host", q.T(1)},
+                         {"analyst", q.T(3)},
+                         {"features", std::move(features)}};
+  return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+// Adds one (kind, name, label, incidents) row of the adjudication count queries to `out`
+// (rows arrive ordered by name within a kind).
+inline void AddAdjudicationCount(std::vector<AdjudicationCount>& out, const std::string& kind,
+                                 const std::string& name, const std::string& label,
+                                 int64_t incidents) {
+  if (out.empty() || out.back().kind != kind || out.back().name != name) {
+    out.push_back({kind, name});
+  }
+  Label l;
+  if (!ParseLabel(label, &l)) return;
+  int64_t& slot = l == Label::kTruePositive    ? out.back().true_positive
+                  : l == Label::kFalsePositive ? out.back().false_positive
+                                               : out.back().benign;
+  slot = incidents;
+}
+
+// The adjudication count query for kind "rule" or "model" (rows: name, label, incidents).
+inline std::string AdjudicationCountSql(const std::string& col) {
+  return "SELECT a." + col +
+         ", i.label, COUNT(DISTINCT i.id) FROM alerts a JOIN incidents i ON "
+         "a.incident_id = i.id WHERE i.label IS NOT NULL AND a." +
+         col + " <> '' GROUP BY a." + col + ", i.label ORDER BY a." + col;
+}
+
+}  // namespace vigil::hub::internal

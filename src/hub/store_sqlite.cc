@@ -1,0 +1,442 @@
+#include "hub/store_sqlite.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+
+#include "hub/internal/store_rows.h"
+
+namespace vigil::hub {
+namespace {
+
+using internal::kEscalationColumns;
+using internal::kIncidentColumns;
+
+constexpr const char* kSqliteSchema = R"sql(
+CREATE TABLE IF NOT EXISTS agents (
+  host TEXT PRIMARY KEY, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,
+  messages INTEGER NOT NULL, findings INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (
+  host TEXT NOT NULL, message_id TEXT NOT NULL, received_ms INTEGER NOT NULL,
+  findings INTEGER NOT NULL, PRIMARY KEY (host, message_id));
+CREATE TABLE IF NOT EXISTS incidents (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, host TEXT NOT NULL, pid INTEGER NOT NULL,
+  process TEXT NOT NULL, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL,
+  alerts INTEGER NOT NULL, verdicts INTEGER NOT NULL, decisions INTEGER NOT NULL,
+  max_score REAL, max_severity INTEGER NOT NULL,
+  label TEXT, labelled_by TEXT NOT NULL DEFAULT '', note TEXT NOT NULL DEFAULT '',
+  labelled_ms INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS incidents_key ON incidents (host, pid, process, last_ms);
+CREATE TABLE IF NOT EXISTS alerts (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, incident_id INTEGER NOT NULL REFERENCES incidents(id),
+  kind TEXT NOT NULL, time_ms INTEGER NOT NULL, severity_id INTEGER NOT NULL,
+  uid TEXT NOT NULL, title TEXT NOT NULL, message TEXT NOT NULL, rule TEXT NOT NULL,
+  action TEXT NOT NULL, model TEXT NOT NULL, model_version TEXT NOT NULL, score REAL,
+  explanation TEXT NOT NULL, raw TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS alerts_incident ON alerts (incident_id);
+CREATE TABLE IF NOT EXISTS escalations (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, host TEXT NOT NULL, escalation_id TEXT NOT NULL,
+  rule TEXT NOT NULL, action TEXT NOT NULL, reason TEXT NOT NULL, pid INTEGER NOT NULL,
+  process TEXT NOT NULL, created_ms INTEGER NOT NULL, deadline_ms INTEGER NOT NULL,
+  default_verdict TEXT NOT NULL, state TEXT NOT NULL, decided_by TEXT NOT NULL DEFAULT '',
+  note TEXT NOT NULL DEFAULT '', decided_ms INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (host, escalation_id));
+)sql";
+
+// One prepared statement: positional binds from the arguments, rows by Next().
+class Sql {
+ public:
+  Sql(sqlite3* db, const char* text) {
+    ok_ = sqlite3_prepare_v2(db, text, -1, &s_, nullptr) == SQLITE_OK;
+  }
+  ~Sql() { sqlite3_finalize(s_); }
+  Sql(const Sql&) = delete;
+  Sql& operator=(const Sql&) = delete;
+
+  template <typename... Args>
+  Sql& Bind(const Args&... args) {
+    int i = 0;
+    (Put(++i, args), ...);
+    return *this;
+  }
+  // A row (true), the end (false; also after an error: see ok()).
+  bool Next() {
+    if (!ok_) return false;
+    const int rc = sqlite3_step(s_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc != SQLITE_DONE) ok_ = false;
+    return false;
+  }
+  bool ok() const { return ok_; }
+  int64_t I(int c) const { return sqlite3_column_int64(s_, c); }
+  std::string T(int c) const {
+    const auto* p = sqlite3_column_text(s_, c);
+    return p == nullptr
+               ? std::string()
+               : std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(s_, c));
+  }
+  std::optional<double> D(int c) const {
+    if (sqlite3_column_type(s_, c) == SQLITE_NULL) return std::nullopt;
+    return sqlite3_column_double(s_, c);
+  }
+  bool Null(int c) const { return sqlite3_column_type(s_, c) == SQLITE_NULL; }
+
+ private:
+  void Put(int i, int64_t v) { Check(sqlite3_bind_int64(s_, i, v)); }
+  void Put(int i, const std::string& v) {
+    Check(sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+  }
+  void Put(int i, const std::optional<double>& v) {
+    Check(v ? sqlite3_bind_double(s_, i, *v) : sqlite3_bind_null(s_, i));
+  }
+  void Check(int rc) { ok_ = ok_ && rc == SQLITE_OK; }
+
+  sqlite3_stmt* s_ = nullptr;
+  bool ok_ = false;
+};
+
+// Rolls back unless committed.
+class WriteTxn {
+ public:
+  explicit WriteTxn(sqlite3* db) : db_(db) {
+    open_ = sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK;
+  }
+  ~WriteTxn() {
+    if (open_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  bool open() const { return open_; }
+  bool Commit() {
+    if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) return false;
+    open_ = false;
+    return true;
+  }
+
+ private:
+  sqlite3* db_;
+  bool open_ = false;
+};
+
+}  // namespace
+
+core::Result<std::unique_ptr<Store>> SqliteStore::Open(const std::string& path,
+                                                 const StoreOptions& options) {
+  sqlite3* db = nullptr;
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string why = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close(db);
+    return core::Unavailable("hub store \"" + path + "\": cannot open: " + why);
+  }
+  std::unique_ptr<SqliteStore> s(new SqliteStore(path, db, options));
+  sqlite3_busy_timeout(db, 5000);
+  VIGIL_RETURN_IF_ERROR(s->Exec("PRAGMA journal_mode=WAL"));
+  VIGIL_RETURN_IF_ERROR(s->Exec("PRAGMA synchronous=NORMAL"));
+  VIGIL_RETURN_IF_ERROR(s->Exec(kSqliteSchema));
+  return std::unique_ptr<Store>(std::move(s));
+}
+
+SqliteStore::~SqliteStore() { sqlite3_close(db_); }
+
+core::Status SqliteStore::Fail(std::string_view what) const {
+  return core::Unavailable("hub store \"" + path_ + "\": " + std::string(what) + ": " +
+                           sqlite3_errmsg(db_));
+}
+
+core::Status SqliteStore::Exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string why = err != nullptr ? err : "unknown error";
+    sqlite3_free(err);
+    return core::Unavailable("hub store \"" + path_ + "\": " + why);
+  }
+  return {};
+}
+
+core::Result<int64_t> SqliteStore::JoinIncident(const std::string& host, const Finding& f,
+                                          bool* created) {
+  const int64_t w = options_.incident_window_ms;
+  const std::optional<double> score = f.score;
+  const int64_t is_decision = f.kind == FindingKind::kDecision ? 1 : 0;
+  Sql find(db_,
+           "SELECT id FROM incidents WHERE host = ?1 AND pid = ?2 AND process = ?3 AND "
+           "label IS NULL AND first_ms - ?5 <= ?4 AND last_ms + ?5 >= ?4 "
+           "ORDER BY last_ms DESC LIMIT 1");
+  find.Bind(host, f.pid, f.process, f.time_ms, w);
+  int64_t id = 0;
+  if (find.Next()) id = find.I(0);
+  if (!find.ok()) return Fail("finding an incident");
+  *created = id == 0;
+  if (id == 0) {
+    Sql ins(db_,
+            "INSERT INTO incidents (host, pid, process, first_ms, last_ms, alerts, verdicts, "
+            "decisions, max_score, max_severity) VALUES (?1, ?2, ?3, ?4, ?4, 1, ?5, ?6, ?7, ?8)");
+    ins.Bind(host, f.pid, f.process, f.time_ms, 1 - is_decision, is_decision, score,
+             int64_t{f.severity_id});
+    ins.Next();
+    if (!ins.ok()) return Fail("opening an incident");
+    return sqlite3_last_insert_rowid(db_);
+  }
+  Sql up(db_,
+         "UPDATE incidents SET first_ms = MIN(first_ms, ?2), last_ms = MAX(last_ms, ?2), "
+         "alerts = alerts + 1, verdicts = verdicts + ?3, decisions = decisions + ?4, "
+         "max_score = CASE WHEN ?5 IS NULL THEN max_score WHEN max_score IS NULL THEN ?5 "
+         "ELSE MAX(max_score, ?5) END, max_severity = MAX(max_severity, ?6) WHERE id = ?1");
+  up.Bind(id, f.time_ms, 1 - is_decision, is_decision, score, int64_t{f.severity_id});
+  up.Next();
+  if (!up.ok()) return Fail("updating an incident");
+  return id;
+}
+
+core::Result<IngestResult> SqliteStore::Ingest(const IngestMessage& m, int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  WriteTxn txn(db_);
+  if (!txn.open()) return Fail("begin");
+  IngestResult out;
+  Sql seen(db_,
+           "INSERT OR IGNORE INTO messages (host, message_id, received_ms, findings) "
+           "VALUES (?1, ?2, ?3, ?4)");
+  seen.Bind(m.host, m.message_id, now_ms, static_cast<int64_t>(m.findings.size()));
+  seen.Next();
+  if (!seen.ok()) return Fail("recording the message id");
+  out.duplicate = sqlite3_changes(db_) == 0;
+  const int64_t stored = out.duplicate ? 0 : static_cast<int64_t>(m.findings.size());
+  Sql agent(db_,
+            "INSERT INTO agents (host, first_seen_ms, last_seen_ms, messages, findings) "
+            "VALUES (?1, ?2, ?2, 1, ?3) ON CONFLICT (host) DO UPDATE SET "
+            "last_seen_ms = MAX(last_seen_ms, ?2), messages = messages + 1, "
+            "findings = findings + ?3");
+  agent.Bind(m.host, now_ms, stored);
+  agent.Next();
+  if (!agent.ok()) return Fail("recording the agent");
+  if (!out.duplicate) {
+    for (const Finding& f : m.findings) {
+      bool created = false;
+      VIGIL_ASSIGN_OR_RETURN(const int64_t incident, JoinIncident(m.host, f, &created));
+      if (created) ++out.new_incidents;
+      if (std::find(out.incidents.begin(), out.incidents.end(), incident) == out.incidents.end()) {
+        out.incidents.push_back(incident);
+      }
+      Sql ins(db_,
+              "INSERT INTO alerts (incident_id, kind, time_ms, severity_id, uid, title, message, "
+              "rule, action, model, model_version, score, explanation, raw) VALUES "
+              "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
+      ins.Bind(incident, std::string(FindingKindName(f.kind)), f.time_ms, int64_t{f.severity_id},
+               f.uid, f.title, f.message, f.rule, f.action, f.model, f.model_version, f.score,
+               internal::ExplanationJson(f), f.raw);
+      ins.Next();
+      if (!ins.ok()) return Fail("storing an alert");
+      ++out.findings;
+    }
+  }
+  if (!txn.Commit()) return Fail("commit");
+  return out;
+}
+
+core::Result<std::vector<IncidentRow>> SqliteStore::Incidents(const IncidentFilter& f) {
+  std::lock_guard lock(mu_);
+  const std::string sql =
+      std::string("SELECT ") + kIncidentColumns +
+      " FROM incidents WHERE (?1 = '' OR host = ?1) AND (?2 = 0 OR id < ?2) AND "
+      "(?3 = 2 OR (?3 = 1) = (label IS NOT NULL)) ORDER BY id DESC LIMIT ?4";
+  Sql q(db_, sql.c_str());
+  const int64_t adjudicated = f.adjudicated ? (*f.adjudicated ? 1 : 0) : 2;
+  q.Bind(f.host, f.before_id, adjudicated, std::clamp<int64_t>(f.limit, 1, 1000));
+  std::vector<IncidentRow> out;
+  while (q.Next()) out.push_back(internal::IncidentFrom(q));
+  if (!q.ok()) return Fail("listing incidents");
+  return out;
+}
+
+core::Result<IncidentRow> SqliteStore::IncidentLocked(int64_t id) {
+  const std::string sql =
+      std::string("SELECT ") + kIncidentColumns + " FROM incidents WHERE id = ?1";
+  Sql q(db_, sql.c_str());
+  q.Bind(id);
+  if (q.Next()) return internal::IncidentFrom(q);
+  if (!q.ok()) return Fail("reading an incident");
+  return core::NotFound("incident " + std::to_string(id) + ": no such incident");
+}
+
+core::Result<IncidentRow> SqliteStore::Incident(int64_t id) {
+  std::lock_guard lock(mu_);
+  return IncidentLocked(id);
+}
+
+core::Result<std::vector<AlertRow>> SqliteStore::Alerts(int64_t incident_id) {
+  std::lock_guard lock(mu_);
+  const std::string sql = std::string("SELECT ") + internal::kAlertColumns +
+                          " FROM alerts WHERE incident_id = ?1 ORDER BY time_ms, id";
+  Sql q(db_, sql.c_str());
+  q.Bind(incident_id);
+  std::vector<AlertRow> out;
+  while (q.Next()) out.push_back(internal::AlertFrom(q));
+  if (!q.ok()) return Fail("reading alerts");
+  return out;
+}
+
+core::Result<IncidentRow> SqliteStore::Adjudicate(int64_t id, Label label, const std::string& who,
+                                            const std::string& note, int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  WriteTxn txn(db_);
+  if (!txn.open()) return Fail("begin");
+  VIGIL_ASSIGN_OR_RETURN(IncidentRow before, IncidentLocked(id));
+  Sql up(db_,
+         "UPDATE incidents SET label = ?2, labelled_by = ?3, note = ?4, labelled_ms = ?5 "
+         "WHERE id = ?1");
+  up.Bind(id, std::string(LabelName(label)), who, note, now_ms);
+  up.Next();
+  if (!up.ok()) return Fail("labelling an incident");
+  if (!txn.Commit()) return Fail("commit");
+  return before;
+}
+
+core::Result<std::vector<AdjudicationCount>> SqliteStore::AdjudicationCounts() {
+  std::lock_guard lock(mu_);
+  std::vector<AdjudicationCount> out;
+  for (const char* kind : {"rule", "model"}) {
+    Sql q(db_, internal::AdjudicationCountSql(kind).c_str());
+    while (q.Next()) internal::AddAdjudicationCount(out, kind, q.T(0), q.T(1), q.I(2));
+    if (!q.ok()) return Fail("counting adjudications");
+  }
+  return out;
+}
+
+core::Result<std::string> SqliteStore::ExportLabels() {
+  std::lock_guard lock(mu_);
+  Sql q(db_, internal::kLabelExportSelect);
+  std::string out;
+  while (q.Next()) out += internal::LabelLine(q);
+  if (!q.ok()) return Fail("exporting labels");
+  return out;
+}
+
+core::Result<EscalationRow> SqliteStore::EscalationLocked(int64_t id) {
+  const std::string sql =
+      std::string("SELECT ") + kEscalationColumns + " FROM escalations WHERE id = ?1";
+  Sql q(db_, sql.c_str());
+  q.Bind(id);
+  if (q.Next()) return internal::EscalationFrom(q);
+  if (!q.ok()) return Fail("reading an escalation");
+  return core::NotFound("escalation " + std::to_string(id) + ": no such escalation");
+}
+
+core::Result<EscalationRow> SqliteStore::OpenEscalation(const EscalationRequest& r, int64_t timeout_ms,
+                                                  int64_t now_ms, bool* created) {
+  std::lock_guard lock(mu_);
+  WriteTxn txn(db_);
+  if (!txn.open()) return Fail("begin");
+  Sql ins(db_,
+          "INSERT OR IGNORE INTO escalations (host, escalation_id, rule, action, reason, pid, "
+          "process, created_ms, deadline_ms, default_verdict, state) VALUES "
+          "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending')");
+  ins.Bind(r.host, r.escalation_id, r.rule, r.action, r.reason, r.pid, r.process, now_ms,
+           now_ms + timeout_ms, std::string(VerdictName(r.default_verdict)));
+  ins.Next();
+  if (!ins.ok()) return Fail("storing an escalation");
+  *created = sqlite3_changes(db_) == 1;
+  Sql find(db_, "SELECT id FROM escalations WHERE host = ?1 AND escalation_id = ?2");
+  find.Bind(r.host, r.escalation_id);
+  if (!find.Next()) return Fail("finding an escalation");
+  const int64_t id = find.I(0);
+  VIGIL_ASSIGN_OR_RETURN(EscalationRow row, EscalationLocked(id));
+  if (!txn.Commit()) return Fail("commit");
+  return row;
+}
+
+core::Result<EscalationRow> SqliteStore::Escalation(int64_t id) {
+  std::lock_guard lock(mu_);
+  return EscalationLocked(id);
+}
+
+core::Result<std::vector<EscalationRow>> SqliteStore::Escalations(bool pending_only,
+                                                            const std::string& host) {
+  std::lock_guard lock(mu_);
+  const std::string sql = std::string("SELECT ") + kEscalationColumns +
+                          " FROM escalations WHERE (?1 = 0 OR state = 'pending') AND "
+                          "(?2 = '' OR host = ?2) ORDER BY id DESC LIMIT 1000";
+  Sql q(db_, sql.c_str());
+  q.Bind(int64_t{pending_only ? 1 : 0}, host);
+  std::vector<EscalationRow> out;
+  while (q.Next()) out.push_back(internal::EscalationFrom(q));
+  if (!q.ok()) return Fail("listing escalations");
+  return out;
+}
+
+core::Result<EscalationRow> SqliteStore::Decide(int64_t id, Verdict v, const std::string& who,
+                                          const std::string& note, int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  WriteTxn txn(db_);
+  if (!txn.open()) return Fail("begin");
+  VIGIL_ASSIGN_OR_RETURN(EscalationRow row, EscalationLocked(id));
+  if (row.state != EscalationState::kPending) {
+    return core::FailedPrecondition("escalation " + std::to_string(id) + ": already " +
+                                    std::string(EscalationStateName(row.state)));
+  }
+  if (now_ms >= row.deadline_ms) {
+    return core::FailedPrecondition("escalation " + std::to_string(id) +
+                                    ": its deadline has passed (the default applies)");
+  }
+  row.state = v == Verdict::kApprove ? EscalationState::kApproved : EscalationState::kDenied;
+  Sql up(db_,
+         "UPDATE escalations SET state = ?2, decided_by = ?3, note = ?4, decided_ms = ?5 "
+         "WHERE id = ?1 AND state = 'pending'");
+  up.Bind(id, std::string(EscalationStateName(row.state)), who, note, now_ms);
+  up.Next();
+  if (!up.ok()) return Fail("deciding an escalation");
+  if (!txn.Commit()) return Fail("commit");
+  row.decided_by = who;
+  row.note = note;
+  row.decided_ms = now_ms;
+  return row;
+}
+
+core::Result<std::vector<EscalationRow>> SqliteStore::ExpireEscalations(int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  WriteTxn txn(db_);
+  if (!txn.open()) return Fail("begin");
+  const std::string sql = std::string("SELECT ") + kEscalationColumns +
+                          " FROM escalations WHERE state = 'pending' AND deadline_ms <= ?1";
+  std::vector<EscalationRow> due;
+  {
+    Sql q(db_, sql.c_str());
+    q.Bind(now_ms);
+    while (q.Next()) due.push_back(internal::EscalationFrom(q));
+    if (!q.ok()) return Fail("finding due escalations");
+  }
+  for (EscalationRow& r : due) {
+    Sql up(db_,
+           "UPDATE escalations SET state = 'timed_out', decided_by = 'hub', "
+           "decided_ms = ?2 WHERE id = ?1");
+    up.Bind(r.id, now_ms);
+    up.Next();
+    if (!up.ok()) return Fail("timing out an escalation");
+    r.state = EscalationState::kTimedOut;
+    r.decided_by = "hub";
+    r.decided_ms = now_ms;
+  }
+  if (!txn.Commit()) return Fail("commit");
+  return due;
+}
+
+core::Result<std::vector<AgentRow>> SqliteStore::Agents() {
+  std::lock_guard lock(mu_);
+  Sql q(db_,
+        "SELECT host, first_seen_ms, last_seen_ms, messages, findings FROM agents "
+        "ORDER BY host");
+  std::vector<AgentRow> out;
+  while (q.Next()) out.push_back({q.T(0), q.I(1), q.I(2), q.I(3), q.I(4)});
+  if (!q.ok()) return Fail("listing agents");
+  return out;
+}
+
+core::Result<int64_t> SqliteStore::Count(const char* table) {
+  std::lock_guard lock(mu_);
+  if (!internal::IsStoreTable(table)) return core::InvalidArgument(std::string("no table ") + table);
+  Sql q(db_, (std::string("SELECT COUNT(*) FROM ") + table).c_str());
+  if (!q.Next()) return Fail("counting");
+  return q.I(0);
+}
+
+}  // namespace vigil::hub

@@ -1,0 +1,59 @@
+#pragma once
+
+// The embedded store (hub::Store on SQLite, one file in WAL mode; schema in docs/hub.md). One
+// connection, every call serialised by a mutex, every write one BEGIN IMMEDIATE transaction.
+// For one hub process: several processes on one file would be serialised by SQLite's lock but
+// are not supported (use hub/store_postgres.h).
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "hub/store.h"
+
+struct sqlite3;
+
+namespace vigil::hub {
+
+class SqliteStore final : public Store {
+ public:
+  // Opens (creating) the database file and its schema. Errors name the path.
+  static core::Result<std::unique_ptr<Store>> Open(const std::string& path,
+                                                   const StoreOptions& options);
+  ~SqliteStore() override;
+
+  core::Result<IngestResult> Ingest(const IngestMessage& m, int64_t now_ms) override;
+  core::Result<std::vector<IncidentRow>> Incidents(const IncidentFilter& f) override;
+  core::Result<IncidentRow> Incident(int64_t id) override;
+  core::Result<std::vector<AlertRow>> Alerts(int64_t incident_id) override;
+  core::Result<IncidentRow> Adjudicate(int64_t id, Label label, const std::string& who,
+                                       const std::string& note, int64_t now_ms) override;
+  core::Result<std::vector<AdjudicationCount>> AdjudicationCounts() override;
+  core::Result<std::string> ExportLabels() override;
+  core::Result<EscalationRow> OpenEscalation(const EscalationRequest& r, int64_t timeout_ms,
+                                             int64_t now_ms, bool* created) override;
+  core::Result<EscalationRow> Escalation(int64_t id) override;
+  core::Result<std::vector<EscalationRow>> Escalations(bool pending_only,
+                                                       const std::string& host) override;
+  core::Result<EscalationRow> Decide(int64_t id, Verdict v, const std::string& who,
+                                     const std::string& note, int64_t now_ms) override;
+  core::Result<std::vector<EscalationRow>> ExpireEscalations(int64_t now_ms) override;
+  core::Result<std::vector<AgentRow>> Agents() override;
+  core::Result<int64_t> Count(const char* table) override;
+
+ private:
+  SqliteStore(std::string path, sqlite3* db, StoreOptions options)
+      : path_(std::move(path)), db_(db), options_(options) {}
+  core::Status Fail(std::string_view what) const;
+  core::Status Exec(const char* sql);
+  core::Result<int64_t> JoinIncident(const std::string& host, const Finding& f, bool* created);
+  core::Result<IncidentRow> IncidentLocked(int64_t id);
+  core::Result<EscalationRow> EscalationLocked(int64_t id);
+
+  const std::string path_;
+  sqlite3* db_;
+  const StoreOptions options_;
+  std::mutex mu_;
+};
+
+}  // namespace vigil::hub
