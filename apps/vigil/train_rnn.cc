@@ -1,6 +1,7 @@
 // --model-type rnn: the recurrent system-call language model (model/rnn_model.h), trained with
 // libtorch (model/train/rnn_train.h); --model-type ensemble: ensembles of n-gram and recurrent
-// members (model/train/ensemble_train.h). Both share the recurrent training flags.
+// members (model/train/ensemble_train.h). Both share the recurrent training flags. The training
+// code runs in the trainer module (model/train/trainer_module.h), loaded when one of them runs.
 
 #include <chrono>
 #include <cstdio>
@@ -9,6 +10,7 @@
 #include "apps/vigil/commands.h"
 #include "apps/vigil/datasets.h"
 #include "apps/vigil/model_types.h"
+#include "apps/vigil/trainer_loader.h"
 #include "model/train/ensemble_train.h"
 #include "model/train/rnn_train.h"
 
@@ -74,7 +76,9 @@ int TrainRnnType(const RnnFlags& f, const TrainRequest& r) {
   if (!o.has_value()) return ReportError("train", o.error());
   auto set = LoadTrainingSet(r.dataset, r.data);
   if (!set.has_value()) return ReportError("train", set.error());
-  auto result = model::TrainRnn(set->traces, *o,
+  auto trainer = LoadTrainerModule();
+  if (!trainer.has_value()) return ReportError("train", trainer.error());
+  auto result = (*trainer)->train_rnn(set->traces, *o,
                                 [](const model::RnnEpoch& e) { PrintEpoch("", e); });
   if (!result.has_value()) return ReportError("train", result.error().WithContext(r.data));
   const model::RnnModel& m = *result->model;
@@ -123,12 +127,14 @@ int TrainEnsembleType(const RnnFlags& rf, const EnsembleFlags& ef,
     return ReportError("train", core::InvalidArgument("--norm must be rank or z-score, not \"" +
                                                       ef.norm + "\""));
   }
-  auto members = model::ParseEnsembleMembers(ef.members, ngram, *base);
+  auto trainer = LoadTrainerModule();
+  if (!trainer.has_value()) return ReportError("train", trainer.error());
+  auto members = (*trainer)->parse_ensemble_members(ef.members, ngram, *base);
   if (!members.has_value()) return ReportError("train", members.error().WithContext("--members"));
   o.members = std::move(members).value();
   auto set = LoadTrainingSet(r.dataset, r.data);
   if (!set.has_value()) return ReportError("train", set.error());
-  auto result = model::TrainEnsemble(set->traces, o, [](const model::EnsembleProgress& p) {
+  auto result = (*trainer)->train_ensemble(set->traces, o, [](const model::EnsembleProgress& p) {
     const std::string prefix = "member " + std::to_string(p.member + 1) + "/" +
                                std::to_string(p.members) + " (" + p.what + "): ";
     if (p.epoch.epoch > 0) {
@@ -145,7 +151,8 @@ int TrainEnsembleType(const RnnFlags& rf, const EnsembleFlags& ef,
                     {"calibration_fraction", o.calibration_fraction}, {"seed", o.seed}};
   out.file = result->model->ToFile(nlohmann::json::object());
   for (const model::EnsembleMemberSpec& s : o.members) {
-    out.summary.push_back("member: " + s.Describe() + Fmt(", weight %.2f", s.weight));
+    out.summary.push_back("member: " + (*trainer)->describe_member(s) +
+                          Fmt(", weight %.2f", s.weight));
   }
   out.summary.push_back(std::to_string(result->fit_traces) + " traces fitted, " +
                         std::to_string(result->calibration_traces) +

@@ -404,6 +404,74 @@ TEST_F(CliTest, IforestAndAutoencoderTrainAndEvaluateOnAdfa) {
   }
 }
 
+// The recurrent and ensemble families train in the trainer module (libtorch), which the vigil
+// binary loads only for them: the binary itself does not link libtorch, a model trained through
+// the module scores like any other, and a binary without its module says what is missing.
+TEST_F(CliTest, RecurrentFamiliesTrainThroughTheTrainerModule) {
+  CmdResult elf = vigil::e2e::RunVigil(dir_, "--version");
+  ASSERT_EQ(elf.exit_code, 0) << elf.err;
+  ASSERT_EQ(std::system(("readelf -d " + std::string(VIGIL_BINARY) + " >" +
+                         (dir_ / "dynamic.txt").string())
+                            .c_str()),
+            0);
+  const std::string dynamic = ReadAll(dir_ / "dynamic.txt");
+  ASSERT_NE(dynamic.find("(NEEDED)"), std::string::npos) << dynamic;
+  EXPECT_EQ(dynamic.find("libtorch"), std::string::npos) << "vigil links libtorch:\n" << dynamic;
+  EXPECT_EQ(dynamic.find("libc10"), std::string::npos) << dynamic;
+
+  const fs::path train = dir_ / "train.jsonl";
+  WriteEvents(train, "svc", 12, "svc", {0, 1, 2, 3, 0, 1}, 10);
+  const fs::path rnn = dir_ / "rnn.vgm";
+  CmdResult t = Vigil("train --model-type rnn --dataset jsonl --data " + train.string() +
+                      " --out " + rnn.string() + " --epochs 2 --hidden 8 --embed 4 --json");
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  EXPECT_EQ(nlohmann::json::parse(t.out)["family"], "syscall-rnn") << t.out;
+  const fs::path ensemble = dir_ / "ensemble.vgm";
+  t = Vigil("train --model-type ensemble --members ngram,rnn:seed=2 --dataset jsonl --data " +
+            train.string() + " --out " + ensemble.string() + " --epochs 1 --hidden 8 --embed 4");
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  EXPECT_NE(t.out.find("member: rnn lstm e4 h8"), std::string::npos) << t.out;
+  t = Vigil("train --model-type ensemble --members ngram,cnn --dataset jsonl --data " +
+            train.string() + " --out " + (dir_ / "bad.vgm").string());
+  EXPECT_EQ(t.exit_code, 2) << t.err;
+  EXPECT_NE(t.err.find("--members"), std::string::npos) << t.err;
+
+  // Both models score a replay of the training streams: one verdict per stream.
+  for (const fs::path& model : {rnn, ensemble}) {
+    const fs::path out = dir_ / (model.stem().string() + ".jsonl");
+    CmdResult r = Vigil("replay --source jsonl --data " + train.string() + " --model " +
+                        model.string() + " --sink file:" + out.string());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::ifstream in(out);
+    std::string line;
+    size_t verdicts = 0;
+    while (std::getline(in, line)) verdicts += nlohmann::json::parse(line)["class_uid"] == 2004;
+    EXPECT_EQ(verdicts, 12u) << model;
+  }
+
+  // A copy of the binary without the module beside it (nor in ../lib/vigil).
+  const fs::path lone = dir_ / "bin" / "vigil";
+  fs::create_directories(lone.parent_path());
+  fs::copy_file(VIGIL_BINARY, lone);
+  const std::string cmd = lone.string() + " train --model-type rnn --dataset jsonl --data " +
+                          train.string() + " --out " + (dir_ / "x.vgm").string() + " >" +
+                          (dir_ / "lone.out").string() + " 2>" + (dir_ / "lone.err").string() +
+                          " </dev/null";
+  const int status = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  const std::string err = ReadAll(dir_ / "lone.err");
+  EXPECT_NE(err.find("trainer module is not available"), std::string::npos) << err;
+  EXPECT_NE(err.find((lone.parent_path() / "libvigil-trainer.so").string() + ": not found"),
+            std::string::npos)
+      << err;
+  EXPECT_FALSE(fs::exists(dir_ / "x.vgm"));
+  // The rest of the binary works without it, the recurrent model's scoring included.
+  EXPECT_EQ(std::system((lone.string() + " model inspect " + rnn.string() + " >/dev/null 2>&1")
+                            .c_str()),
+            0);
+}
+
 TEST_F(CliTest, TabularFamiliesTrainFromJsonlAndRefuseBadFlags) {
   const fs::path train = dir_ / "train.jsonl";
   WriteEvents(train, "svc", 12, "svc", {0, 1, 2, 3, 0, 1}, 10);
