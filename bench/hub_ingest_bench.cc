@@ -1,5 +1,6 @@
-// Hub ingest over HTTP into SQLite (docs/benchmarks.md): a hub::Server on loopback with its
-// store in a temporary folder, one client posting messages of B findings (verdicts and decisions
+// Hub ingest over HTTP into its store (docs/benchmarks.md): a hub::Server on loopback with its
+// store in a temporary folder (SQLite) or at --store (a PostgreSQL URI: bench/hub/postgres.sh
+// starts a throwaway server and runs both), one client posting messages of B findings (verdicts and decisions
 // of distinct processes, as the agent's hub sink builds them) back to back. Prints findings/s and
 // the P50/P99 time from post to incident stored (the hub stores a message's findings and
 // incidents in the request's transaction, so the 200 answer is the incident's arrival).
@@ -24,6 +25,7 @@
 #include "hub/auth.h"
 #include "hub/server.h"
 #include "hub/store.h"
+#include "hub/store_location.h"
 
 namespace {
 
@@ -48,8 +50,12 @@ std::string Finding(int n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app("hub ingest over HTTP into SQLite");
+  CLI::App app("hub ingest over HTTP into the hub's store");
   int messages = 200, batch = 500;
+  std::string location;
+  app.add_option("--store", location,
+                 "Store location: a SQLite path or a postgres:// URI of an empty database "
+                 "(default: a SQLite file in a temporary folder)");
   app.add_option("--messages", messages, "Messages posted")->capture_default_str();
   app.add_option("--batch", batch, "Findings per message (1..10000)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -59,7 +65,8 @@ int main(int argc, char** argv) {
       std::filesystem::temp_directory_path() / ("hub_ingest_bench_" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   const core::Clock& clock = core::SystemClock::Get();
-  auto store = hub::Store::Open((dir / "hub.db").string(), hub::StoreOptions{});
+  if (location.empty()) location = (dir / "hub.db").string();
+  auto store = hub::Store::Open(location, hub::StoreOptions{});
   if (!store.has_value()) return std::fprintf(stderr, "%s\n", store.error().ToString().c_str()), 1;
   auto signer = audit::Ed25519Signer::Generate();
   audit::AuditOptions ao;
@@ -115,8 +122,8 @@ int main(int argc, char** argv) {
     return ms[std::min(ms.size() - 1, static_cast<size_t>(p * ms.size()))];
   };
   std::printf(
-      "hub ingest: %d messages x %d findings in %.2f s: %.0f findings/s; post to incident "
+      "hub ingest (%s): %d messages x %d findings in %.2f s: %.0f findings/s; post to incident "
       "P50 %.2f ms, P99 %.2f ms\n",
-      messages, batch, seconds, static_cast<double>(messages) * batch / seconds, q(0.5), q(0.99));
+      hub::IsPostgresLocation(location) ? "postgresql" : "sqlite", messages, batch, seconds, static_cast<double>(messages) * batch / seconds, q(0.5), q(0.99));
   return 0;
 }

@@ -1,6 +1,8 @@
 #include "hub/store_postgres.h"
 
 #include <algorithm>
+#include <charconv>
+#include <map>
 #include <mutex>
 #include <pqxx/pqxx>
 #include <type_traits>
@@ -67,6 +69,44 @@ std::string PgText(const std::string& s) {
     }
   }
   return out;
+}
+
+// PostgreSQL array literals, for unnest() over one parameter per column: a message's rows go
+// in a few statements whatever its size.
+std::string PgArray(const std::vector<int64_t>& v) {
+  std::string out = "{";
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) out += ',';
+    out += std::to_string(v[i]);
+  }
+  return out + "}";
+}
+std::string PgArray(const std::vector<std::optional<double>>& v) {
+  std::string out = "{";
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) out += ',';
+    if (!v[i]) {
+      out += "NULL";
+      continue;
+    }
+    char buf[64];
+    const auto r = std::to_chars(buf, buf + sizeof buf, *v[i]);  // shortest exact form
+    out.append(buf, r.ptr);
+  }
+  return out + "}";
+}
+std::string PgArray(const std::vector<std::string>& v) {
+  std::string out = "{";
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) out += ',';
+    out += '"';
+    for (const char c : v[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
 }
 
 // A result row with the accessors internal::*From read.
@@ -151,8 +191,6 @@ class PostgresStore final : public Store {
     return core::Status(code, "hub store \"" + shown_ + "\": " + std::string(what) + ": " +
                                   ScrubSecret(OneLine(why), password_));
   }
-  core::Result<int64_t> JoinIncident(pqxx::work& w, const std::string& host, const Finding& f,
-                                     bool* created);
   static core::Result<IncidentRow> IncidentIn(pqxx::work& w, int64_t id, bool for_update);
   static core::Result<EscalationRow> EscalationIn(pqxx::work& w, int64_t id);
 
@@ -234,37 +272,19 @@ core::Status PostgresStore::CreateSchema() {
   return {};
 }
 
-core::Result<int64_t> PostgresStore::JoinIncident(pqxx::work& w, const std::string& host,
-                                                  const Finding& f, bool* created) {
-  const int64_t is_decision = f.kind == FindingKind::kDecision ? 1 : 0;
-  // FOR UPDATE: an incident labelled meanwhile is re-checked (label IS NULL) and skipped.
-  const pqxx::result found = w.exec_params(
-      "SELECT id FROM incidents WHERE host = $1 AND pid = $2::bigint AND process = $3 AND "
-      "label IS NULL AND first_ms - $5::bigint <= $4::bigint AND "
-      "last_ms + $5::bigint >= $4::bigint ORDER BY last_ms DESC LIMIT 1 FOR UPDATE",
-      host, f.pid, PgText(f.process), f.time_ms, options_.incident_window_ms);
-  *created = found.empty();
-  if (found.empty()) {
-    const pqxx::result ins = w.exec_params(
-        "INSERT INTO incidents (host, pid, process, first_ms, last_ms, alerts, verdicts, "
-        "decisions, max_score, max_severity) VALUES ($1, $2::bigint, $3, $4::bigint, "
-        "$4::bigint, 1, $5::bigint, $6::bigint, $7::float8, $8::bigint) RETURNING id",
-        host, f.pid, PgText(f.process), f.time_ms, 1 - is_decision, is_decision, f.score,
-        int64_t{f.severity_id});
-    return ins[0][0].as<int64_t>();
-  }
-  const int64_t id = found[0][0].as<int64_t>();
-  w.exec_params(
-      "UPDATE incidents SET first_ms = LEAST(first_ms, $2::bigint), "
-      "last_ms = GREATEST(last_ms, $2::bigint), alerts = alerts + 1, "
-      "verdicts = verdicts + $3::bigint, decisions = decisions + $4::bigint, "
-      "max_score = GREATEST(max_score, $5::float8), "
-      "max_severity = GREATEST(max_severity, $6::bigint) WHERE id = $1::bigint",
-      id, f.time_ms, 1 - is_decision, is_decision, f.score, int64_t{f.severity_id});
-  return id;
-}
+// An incident a message's findings may join: loaded (locked) or opened by this message.
+struct PgIncident {
+  int64_t id = 0;  // 0 until a new one gets its id
+  int64_t pid = 0;
+  std::string process;
+  int64_t first_ms = 0, last_ms = 0, alerts = 0, verdicts = 0, decisions = 0;
+  std::optional<double> max_score;
+  int64_t max_severity = 0;
+  bool changed = false;
+};
 
 core::Result<IngestResult> PostgresStore::Ingest(const IngestMessage& m, int64_t now_ms) {
+  const int64_t w_ms = options_.incident_window_ms;
   return Run("ingesting a message", [&](pqxx::work& w) -> core::Result<IngestResult> {
     IngestResult out;
     const pqxx::result seen = w.exec_params(
@@ -273,33 +293,171 @@ core::Result<IngestResult> PostgresStore::Ingest(const IngestMessage& m, int64_t
         "RETURNING 1",
         m.host, m.message_id, now_ms, static_cast<int64_t>(m.findings.size()));
     out.duplicate = seen.empty();
-    if (!out.duplicate) {
-      std::vector<int64_t> keys;
-      keys.reserve(m.findings.size());
-      for (const Finding& f : m.findings) {
-        keys.push_back(ProcessLockKey(m.host, f.pid, PgText(f.process)));
+    if (!out.duplicate && !m.findings.empty()) {
+      // The processes of the message and the time range their findings can join in.
+      std::map<std::pair<int64_t, std::string>, std::pair<int64_t, int64_t>> span;
+      std::vector<std::string> process(m.findings.size());
+      for (size_t i = 0; i < m.findings.size(); ++i) {
+        const Finding& f = m.findings[i];
+        process[i] = PgText(f.process);
+        auto [it, fresh] = span.try_emplace({f.pid, process[i]}, f.time_ms, f.time_ms);
+        if (!fresh) {
+          it->second.first = std::min(it->second.first, f.time_ms);
+          it->second.second = std::max(it->second.second, f.time_ms);
+        }
+      }
+      std::vector<int64_t> keys, key_pid, key_lo, key_hi;
+      std::vector<std::string> key_process;
+      for (const auto& [k, range] : span) {
+        keys.push_back(ProcessLockKey(m.host, k.first, k.second));
+        key_pid.push_back(k.first);
+        key_process.push_back(k.second);
+        key_lo.push_back(range.first - w_ms);
+        key_hi.push_back(range.second + w_ms);
       }
       std::sort(keys.begin(), keys.end());
       keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-      for (const int64_t k : keys) w.exec_params("SELECT pg_advisory_xact_lock($1::bigint)", k);
-      for (const Finding& f : m.findings) {
-        bool created = false;
-        VIGIL_ASSIGN_OR_RETURN(const int64_t incident, JoinIncident(w, m.host, f, &created));
-        if (created) ++out.new_incidents;
-        if (std::find(out.incidents.begin(), out.incidents.end(), incident) ==
-            out.incidents.end()) {
-          out.incidents.push_back(incident);
-        }
-        w.exec_params(
-            "INSERT INTO alerts (incident_id, kind, time_ms, severity_id, uid, title, message, "
-            "rule, action, model, model_version, score, explanation, raw) VALUES ($1::bigint, "
-            "$2, $3::bigint, $4::bigint, $5, $6, $7, $8, $9, $10, $11, $12::float8, $13, $14)",
-            incident, std::string(FindingKindName(f.kind)), f.time_ms, int64_t{f.severity_id},
-            PgText(f.uid), PgText(f.title), PgText(f.message), PgText(f.rule), PgText(f.action),
-            PgText(f.model), PgText(f.model_version), f.score,
-            PgText(internal::ExplanationJson(f)), PgText(f.raw));
-        ++out.findings;
+      // unnest yields the sorted array in order: the locks are taken in ascending key order.
+      w.exec_params("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k",
+                    PgArray(keys));
+      // The open incidents those findings could join, locked (FOR UPDATE re-checks label IS NULL
+      // for one labelled meanwhile).
+      std::vector<PgIncident> inc;
+      for (const auto& row : w.exec_params(
+               "SELECT i.id, i.pid, i.process, i.first_ms, i.last_ms, i.alerts, i.verdicts, "
+               "i.decisions, i.max_score, i.max_severity FROM incidents i JOIN "
+               "unnest($2::bigint[], $3::text[], $4::bigint[], $5::bigint[]) AS k(pid, process, "
+               "lo, hi) ON i.pid = k.pid AND i.process = k.process WHERE i.host = $1 AND "
+               "i.label IS NULL AND i.last_ms >= k.lo AND i.first_ms <= k.hi "
+               "ORDER BY i.id FOR UPDATE OF i",
+               m.host, PgArray(key_pid), PgArray(key_process), PgArray(key_lo),
+               PgArray(key_hi))) {
+        const PgRow q(row);
+        inc.push_back({q.I(0), q.I(1), q.T(2), q.I(3), q.I(4), q.I(5), q.I(6), q.I(7), q.D(8),
+                       q.I(9), false});
       }
+      // Join in order, as the SQLite store does: the incident of the process whose widened
+      // span covers the finding, the latest-ending one first; else a new one.
+      std::vector<size_t> joined(m.findings.size());
+      const size_t existing = inc.size();
+      for (size_t i = 0; i < m.findings.size(); ++i) {
+        const Finding& f = m.findings[i];
+        size_t best = inc.size();
+        for (size_t j = 0; j < inc.size(); ++j) {
+          const PgIncident& c = inc[j];
+          if (c.pid != f.pid || c.process != process[i] || c.first_ms - w_ms > f.time_ms ||
+              c.last_ms + w_ms < f.time_ms) {
+            continue;
+          }
+          if (best == inc.size() || c.last_ms > inc[best].last_ms) best = j;
+        }
+        const bool decision = f.kind == FindingKind::kDecision;
+        if (best == inc.size()) {
+          inc.push_back({0, f.pid, process[i], f.time_ms, f.time_ms, 0, 0, 0, std::nullopt,
+                         f.severity_id, true});
+          ++out.new_incidents;
+        }
+        PgIncident& c = inc[best];
+        c.first_ms = std::min(c.first_ms, f.time_ms);
+        c.last_ms = std::max(c.last_ms, f.time_ms);
+        ++c.alerts;
+        ++(decision ? c.decisions : c.verdicts);
+        if (f.score && (!c.max_score || *f.score > *c.max_score)) c.max_score = f.score;
+        c.max_severity = std::max<int64_t>(c.max_severity, f.severity_id);
+        c.changed = true;
+        joined[i] = best;
+      }
+      // Ids for the new incidents, in the order they were opened.
+      if (inc.size() > existing) {
+        std::vector<int64_t> ids;
+        for (const auto& row : w.exec_params(
+                 "SELECT nextval(pg_get_serial_sequence('incidents', 'id')) "
+                 "FROM generate_series(1, $1::bigint)",
+                 static_cast<int64_t>(inc.size() - existing))) {
+          ids.push_back(row[0].as<int64_t>());
+        }
+        std::sort(ids.begin(), ids.end());
+        for (size_t j = existing; j < inc.size(); ++j) inc[j].id = ids[j - existing];
+      }
+      // Write the incidents: new ones inserted, joined ones updated (their rows are locked).
+      for (const bool fresh : {true, false}) {
+        std::vector<int64_t> id, pid, first, last, alerts, verdicts, decisions, severity;
+        std::vector<std::string> proc;
+        std::vector<std::optional<double>> score;
+        for (size_t j = fresh ? existing : 0; j < (fresh ? inc.size() : existing); ++j) {
+          const PgIncident& c = inc[j];
+          if (!c.changed) continue;
+          id.push_back(c.id);
+          pid.push_back(c.pid);
+          proc.push_back(c.process);
+          first.push_back(c.first_ms);
+          last.push_back(c.last_ms);
+          alerts.push_back(c.alerts);
+          verdicts.push_back(c.verdicts);
+          decisions.push_back(c.decisions);
+          score.push_back(c.max_score);
+          severity.push_back(c.max_severity);
+        }
+        if (id.empty()) continue;
+        if (fresh) {
+          w.exec_params(
+              "INSERT INTO incidents (id, host, pid, process, first_ms, last_ms, alerts, "
+              "verdicts, decisions, max_score, max_severity) SELECT u.id, $1, u.pid, u.process, "
+              "u.f, u.l, u.a, u.v, u.d, u.s, u.sev FROM unnest($2::bigint[], $3::bigint[], "
+              "$4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], "
+              "$10::float8[], $11::bigint[]) AS u(id, pid, process, f, l, a, v, d, s, sev)",
+              m.host, PgArray(id), PgArray(pid), PgArray(proc), PgArray(first), PgArray(last),
+              PgArray(alerts), PgArray(verdicts), PgArray(decisions), PgArray(score),
+              PgArray(severity));
+        } else {
+          w.exec_params(
+              "UPDATE incidents i SET first_ms = u.f, last_ms = u.l, alerts = u.a, "
+              "verdicts = u.v, decisions = u.d, max_score = u.s, max_severity = u.sev FROM "
+              "unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], "
+              "$6::bigint[], $7::float8[], $8::bigint[]) AS u(id, f, l, a, v, d, s, sev) "
+              "WHERE i.id = u.id",
+              PgArray(id), PgArray(first), PgArray(last), PgArray(alerts), PgArray(verdicts),
+              PgArray(decisions), PgArray(score), PgArray(severity));
+        }
+      }
+      // The alerts, in the findings' order.
+      std::vector<int64_t> incident, time, severity;
+      std::vector<std::string> kind, uid, title, message, rule, action, model, version, expl, raw;
+      std::vector<std::optional<double>> score;
+      for (size_t i = 0; i < m.findings.size(); ++i) {
+        const Finding& f = m.findings[i];
+        const int64_t id = inc[joined[i]].id;
+        if (std::find(out.incidents.begin(), out.incidents.end(), id) == out.incidents.end()) {
+          out.incidents.push_back(id);
+        }
+        incident.push_back(id);
+        kind.emplace_back(FindingKindName(f.kind));
+        time.push_back(f.time_ms);
+        severity.push_back(f.severity_id);
+        uid.push_back(PgText(f.uid));
+        title.push_back(PgText(f.title));
+        message.push_back(PgText(f.message));
+        rule.push_back(PgText(f.rule));
+        action.push_back(PgText(f.action));
+        model.push_back(PgText(f.model));
+        version.push_back(PgText(f.model_version));
+        score.push_back(f.score);
+        expl.push_back(PgText(internal::ExplanationJson(f)));
+        raw.push_back(PgText(f.raw));
+      }
+      w.exec_params(
+          "INSERT INTO alerts (incident_id, kind, time_ms, severity_id, uid, title, message, "
+          "rule, action, model, model_version, score, explanation, raw) SELECT u.incident_id, "
+          "u.kind, u.time_ms, u.severity_id, u.uid, u.title, u.message, u.rule, u.action, "
+          "u.model, u.model_version, u.score, u.explanation, u.raw FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], "
+          "$7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::float8[], "
+          "$13::text[], $14::text[]) WITH ORDINALITY AS u(incident_id, kind, time_ms, "
+          "severity_id, uid, title, message, rule, action, model, model_version, score, "
+          "explanation, raw, n) ORDER BY n",
+          PgArray(incident), PgArray(kind), PgArray(time), PgArray(severity), PgArray(uid),
+          PgArray(title), PgArray(message), PgArray(rule), PgArray(action), PgArray(model),
+          PgArray(version), PgArray(score), PgArray(expl), PgArray(raw));
+      out.findings = m.findings.size();
     }
     w.exec_params(
         "INSERT INTO agents (host, first_seen_ms, last_seen_ms, messages, findings) "

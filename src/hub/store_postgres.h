@@ -10,8 +10,11 @@
 //     concurrent redelivery waits for the first to commit and is then a duplicate;
 //   - incident joining: the transaction takes a transaction-scoped advisory lock per
 //     (host, pid, process) of the message's findings, in ascending key order (no deadlock
-//     between messages), before it looks for an open incident, so findings of one process
-//     ingested at once by several instances join one incident;
+//     between messages), then loads and locks (FOR UPDATE) the open incidents those findings
+//     could join, joins the findings in memory by the rule of hub/store.h, and writes incidents
+//     and alerts with unnest() over array parameters: a fixed number of statements per message
+//     whatever its size. Findings of one process ingested at once by several instances join
+//     one incident;
 //   - escalations: decisions and time-outs are one UPDATE ... WHERE state = 'pending'
 //     RETURNING, so exactly one of them takes effect and is returned;
 //   - the schema is created at start under a transaction-scoped advisory lock and versioned in

@@ -213,6 +213,28 @@ TEST_P(HubStoreTest, GroupsAlertsByHostProcessAndTimeWindow) {
   EXPECT_EQ(store_->Incident(9999).error().code(), core::StatusCode::kNotFound);
 }
 
+TEST_P(HubStoreTest, StoresTextAsGiven) {
+  const std::string odd = "we\"ird\\ {name}, with\nNULL";
+  IngestResult r = Ingest("h", "m", {VerdictLine("h", 7, odd, 0, 0.8),
+                                     DecisionLine("h", 7, odd, 1, "r,\"{x}\"", 0.5)});
+  ASSERT_EQ(r.incidents.size(), 1u);
+  auto row = store_->Incident(r.incidents[0]);
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(row->process, odd);
+  EXPECT_EQ(row->alerts, 2);
+  auto alerts = store_->Alerts(r.incidents[0]);
+  ASSERT_TRUE(alerts.has_value());
+  ASSERT_EQ(alerts->size(), 2u);
+  EXPECT_EQ((*alerts)[1].rule, "r,\"{x}\"");
+  EXPECT_NEAR((*alerts)[0].score.value_or(0), 0.8, 1e-12);
+  EXPECT_NEAR((*alerts)[1].score.value_or(0), 0.5, 1e-12);
+  auto parsed = ParseFindingJson((*alerts)[0].raw);
+  ASSERT_TRUE(parsed.has_value()) << (*alerts)[0].raw;
+  EXPECT_EQ(parsed->process, odd);
+  // Joined by the same odd name in a later message.
+  EXPECT_EQ(Ingest("h", "m2", {VerdictLine("h", 7, odd, 2, 0.9)}).new_incidents, 0u);
+}
+
 TEST_P(HubStoreTest, CountsAdjudicationsPerRuleAndModelAndExportsTriageLabels) {
   IngestResult r =
       Ingest("h", "m",
