@@ -1,0 +1,181 @@
+// Two `vigil hub` processes on one PostgreSQL (started by the test, tests/unit/hub/
+// postgres_fixture.h), sharing a token key: findings posted with `vigil hub ingest` to one are
+// duplicates at the other, listed and adjudicated through the other, and the store URI's
+// password never appears in what the hubs print.
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "unit/hub/postgres_fixture.h"
+#include "vigil_cli.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using vigil::e2e::CmdResult;
+using vigil::e2e::ReadAll;
+
+namespace {
+
+constexpr char kSecret[] = "E2eS3cretPassw0rd";
+
+// Verdicts of `processes` processes of web-1, one a second (OCSF 2004, as the agent writes).
+std::string Findings(int processes) {
+  std::string text;
+  for (int p = 0; p < processes; ++p) {
+    json v = {{"class_uid", 2004},
+              {"time", 1'700'000'000'000 + p * 1000},
+              {"severity_id", 4},
+              {"process", {{"pid", 100 + p}, {"name", "worker"}}},
+              {"finding_info",
+               {{"title", "Anomalous system-call sequence"},
+                {"uid", "worker:" + std::to_string(100 + p)},
+                {"analytic", {{"name", "ngram"}, {"version", "1"}, {"type_id", 4}}}}},
+              {"vigil",
+               {{"score", 0.9}, {"anomalous", true}, {"stream", "s"}, {"events", 30},
+                {"explanation", {{{"what", "open>mmap"}, {"weight", 0.4}}}}}}};
+    text += v.dump() + "\n";
+  }
+  return text;
+}
+
+class HubPostgresCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("hub_pg_cli_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "run");
+    auto& pg = vigil::hub::testing::PostgresServer::Shared();
+    std::string why;
+    database_ = pg.NewDatabase(&why);
+    ASSERT_FALSE(database_.empty()) << why;
+    // Trust authentication ignores the password: it is there to be kept out of every output.
+    const std::string uri = pg.Uri(database_, std::string("postgres:") + kSecret);
+    for (int i = 0; i < 2; ++i) {
+      std::ofstream(Config(i)) << "state_dir: " << (dir_ / ("state" + std::to_string(i))).string()
+                               << "\nstore: " << uri << "\nlisten: 127.0.0.1:0\n"
+                               << "auth:\n  token_key: " << (dir_ / "token.key").string() << "\n";
+    }
+  }
+  void TearDown() override {
+    for (pid_t& p : hubs_) Stop(p);
+    std::string why;
+    if (!database_.empty()) {
+      EXPECT_TRUE(vigil::hub::testing::PostgresServer::Shared().DropDatabase(database_, &why))
+          << why;
+    }
+    fs::remove_all(dir_);
+  }
+  fs::path Config(int i) const { return dir_ / ("hub" + std::to_string(i) + ".yaml"); }
+  CmdResult Vigil(const std::string& args) { return vigil::e2e::RunVigil(dir_ / "run", args); }
+
+  // Starts hub i and returns its port (0 on failure, with a test failure recorded).
+  int Start(int i) {
+    const fs::path out = dir_ / ("hub" + std::to_string(i) + ".out");
+    const fs::path err = dir_ / ("hub" + std::to_string(i) + ".err");
+    const std::string config = Config(i).string();
+    hubs_[i] = fork();
+    if (hubs_[i] == 0) {
+      if (freopen(out.c_str(), "w", stdout) == nullptr) _exit(126);
+      if (freopen(err.c_str(), "w", stderr) == nullptr) _exit(126);
+      execl(VIGIL_BINARY, VIGIL_BINARY, "hub", "--config", config.c_str(), "--json",
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
+      const std::string text = ReadAll(out);
+      if (text.find('\n') != std::string::npos) {
+        const json ready = json::parse(text.substr(0, text.find('\n')), nullptr, false);
+        EXPECT_TRUE(ready.is_object()) << text;
+        EXPECT_EQ(text.find(kSecret), std::string::npos) << text;
+        EXPECT_NE(text.find("postgres:***@127.0.0.1"), std::string::npos) << text;
+        return ready.value("port", 0);
+      }
+      int status = 0;
+      if (waitpid(hubs_[i], &status, WNOHANG) == hubs_[i]) {
+        hubs_[i] = -1;
+        ADD_FAILURE() << "vigil hub " << i << " exited: " << ReadAll(err);
+        return 0;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ADD_FAILURE() << "vigil hub " << i << " did not get ready: " << ReadAll(err);
+    return 0;
+  }
+  static int Stop(pid_t& p) {
+    if (p <= 0) return -1;
+    kill(p, SIGTERM);
+    int status = 0;
+    waitpid(p, &status, 0);
+    p = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  std::string Token(const std::string& role, const std::string& subject) {
+    CmdResult r = Vigil("hub token --config " + Config(0).string() + " --role " + role +
+                        " --subject " + subject + " --ttl 10m");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::string t = r.out;
+    while (!t.empty() && t.back() == '\n') t.pop_back();
+    return t;
+  }
+
+  fs::path dir_;
+  std::string database_;
+  std::array<pid_t, 2> hubs_{-1, -1};
+};
+
+TEST_F(HubPostgresCliTest, TwoHubsShareOneDatabase) {
+  const std::string viewer = Token("viewer", "vic"), analyst = Token("analyst", "ana");
+  std::ofstream(dir_ / "agent.token") << Token("agent", "web-1") << "\n";
+  std::ofstream(dir_ / "findings.jsonl") << Findings(6);
+  std::array<int, 2> port{Start(0), Start(1)};
+  ASSERT_NE(port[0], 0);
+  ASSERT_NE(port[1], 0);
+  auto ingest = [&](int hub) {
+    return Vigil("hub ingest " + (dir_ / "findings.jsonl").string() +
+                 " --server http://127.0.0.1:" + std::to_string(port[hub]) + " --token-file " +
+                 (dir_ / "agent.token").string() + " --host web-1 --batch 2 --json");
+  };
+  CmdResult first = ingest(0);
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_EQ(json::parse(first.out)["findings_stored"], 6);
+  CmdResult again = ingest(1);  // the same messages through the other hub
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(json::parse(again.out)["duplicate_messages"], 3);
+  EXPECT_EQ(json::parse(again.out)["findings_stored"], 0);
+
+  httplib::Client a("127.0.0.1", port[0]), b("127.0.0.1", port[1]);
+  auto list = b.Get("/v1/incidents", {{"Authorization", "Bearer " + viewer}});
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->status, 200) << list->body;
+  const json incidents = json::parse(list->body)["incidents"];
+  ASSERT_EQ(incidents.size(), 6u);
+  const std::string id = std::to_string(incidents[0]["id"].get<int64_t>());
+  auto label = b.Post("/v1/incidents/" + id + "/adjudication",
+                      {{"Authorization", "Bearer " + analyst}},
+                      R"({"label":"false_positive"})", "application/json");
+  ASSERT_TRUE(label);
+  EXPECT_EQ(label->status, 200) << label->body;
+  auto seen = a.Get("/v1/incidents/" + id, {{"Authorization", "Bearer " + viewer}});
+  ASSERT_TRUE(seen);
+  ASSERT_EQ(seen->status, 200) << seen->body;
+  EXPECT_EQ(json::parse(seen->body)["incident"]["label"], "false_positive");
+  EXPECT_EQ(Stop(hubs_[0]), 0);
+  EXPECT_EQ(Stop(hubs_[1]), 0);
+  for (int i = 0; i < 2; ++i) {
+    const std::string err = ReadAll(dir_ / ("hub" + std::to_string(i) + ".err"));
+    EXPECT_EQ(err.find(kSecret), std::string::npos) << err;
+  }
+}
+
+}  // namespace
