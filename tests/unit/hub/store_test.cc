@@ -89,9 +89,11 @@ enum class Backend { kSqlite, kPostgres };
 class HubStoreTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
+    // A parameterised test's name is "Case/Backend": one directory level, not two.
+    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::replace(name.begin(), name.end(), '/', '_');
     dir_ = std::filesystem::temp_directory_path() /
-           ("hub_store_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+           ("hub_store_" + std::to_string(::getpid()) + "_" + name);
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     if (GetParam() == Backend::kPostgres) {
