@@ -4,6 +4,12 @@
 //
 //   cmake --build --preset release --target policy_bench
 //   build/release/bench/policy_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only
+//
+// Instructions per event (repeatable on a busy machine), docs/benchmarks.md:
+//   valgrind --tool=callgrind --toggle-collect='vigil::policy::RuleSet::Evaluate*'
+//     build/release/bench/policy_bench --benchmark_filter=Evaluate --benchmark_min_time=0.05
+//   (one command line)
+//   then Ir collected / calls of RuleSet::Evaluate (callgrind_annotate --tree=caller).
 
 #include <fcntl.h>
 
@@ -102,6 +108,11 @@ void BM_StableRulesEvaluate(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations());
   state.counters["enabled_rules"] = static_cast<double>(rules.enabled_count());
+  // Rules the evt.type index leaves to evaluate, averaged over the rotation.
+  size_t candidates = 0;
+  for (const Event& e : w.events) candidates += rules.CandidateCount(vigil::policy::EventTypeName(e));
+  state.counters["candidate_rules_per_event"] =
+      static_cast<double>(candidates) / static_cast<double>(w.events.size());
   state.counters["matches_per_event"] =
       static_cast<double>(matches) / static_cast<double>(state.iterations());
 }

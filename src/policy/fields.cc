@@ -37,40 +37,56 @@ bool IsUnixConnect(const core::Event& e) {
 
 bool IsOpen(const core::Event& e) { return e.kind == EventKind::kFileOpen; }
 
-// Lexically normalised absolute path: "." and empty components dropped, ".." pops one (never
-// above "/"). `path` relative: joined to `cwd` first (left relative when cwd is unknown).
-std::string Normalize(const std::string& path, const std::string& cwd) {
-  std::string full;
-  if (!path.empty() && path[0] == '/') {
-    full = path;
-  } else if (!cwd.empty() && cwd[0] == '/') {
-    full = cwd + "/" + path;
-  } else {
-    return path;
+// True when `path` is absolute and already normal: no empty, "." or ".." component and no
+// trailing slash (except "/" itself), so normalising it would return it unchanged.
+bool IsNormalAbsolute(std::string_view path) {
+  if (path.empty() || path[0] != '/') return false;
+  if (path.size() == 1) return true;
+  size_t start = 1;
+  while (true) {
+    const size_t slash = path.find('/', start);
+    const std::string_view part =
+        path.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+    if (part.empty() || part == "." || part == "..") return false;
+    if (slash == std::string_view::npos) return true;
+    start = slash + 1;
   }
-  std::vector<std::string_view> parts;
-  std::string_view rest(full);
-  while (!rest.empty()) {
-    const size_t slash = rest.find('/');
-    std::string_view part = rest.substr(0, slash);
-    rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+}
+
+// Appends the components of `s` to the normalised path in `out`: empty and "." components
+// dropped, ".." pops one (never above "/").
+void AppendComponents(std::string_view s, std::string* out) {
+  while (!s.empty()) {
+    const size_t slash = s.find('/');
+    const std::string_view part = s.substr(0, slash);
+    s = slash == std::string_view::npos ? std::string_view() : s.substr(slash + 1);
     if (part.empty() || part == ".") continue;
     if (part == "..") {
-      if (!parts.empty()) parts.pop_back();
+      const size_t last = out->find_last_of('/');
+      out->resize(last == std::string::npos ? 0 : last);
       continue;
     }
-    parts.push_back(part);
+    out->push_back('/');
+    out->append(part);
   }
-  std::string out;
-  for (std::string_view p : parts) {
-    out.push_back('/');
-    out.append(p);
-  }
-  return out.empty() ? "/" : out;
+}
+
+// Lexically normalised absolute path: "." and empty components dropped, ".." pops one (never
+// above "/"). `path` relative: joined to `cwd` first (left relative when cwd is unknown). The
+// result views `path` when it is already normal, else `*buf`.
+std::string_view Normalize(const std::string& path, const std::string& cwd, std::string* buf) {
+  if (IsNormalAbsolute(path)) return path;
+  const bool absolute = !path.empty() && path[0] == '/';
+  if (!absolute && (cwd.empty() || cwd[0] != '/')) return path;
+  buf->clear();
+  if (!absolute) AppendComponents(cwd, buf);
+  AppendComponents(path, buf);
+  if (buf->empty()) buf->push_back('/');
+  return *buf;
 }
 
 // Falco's rendering of open flags: "O_RDWR|O_CREAT|O_TRUNC" (access mode first).
-std::string OpenFlags(uint32_t flags) {
+void OpenFlags(uint32_t flags, std::string* out) {
   static constexpr std::pair<uint32_t, const char*> kBits[] = {
       {O_CREAT, "O_CREAT"},         {O_EXCL, "O_EXCL"},         {O_NOCTTY, "O_NOCTTY"},
       {O_TRUNC, "O_TRUNC"},         {O_APPEND, "O_APPEND"},     {O_NONBLOCK, "O_NONBLOCK"},
@@ -78,19 +94,17 @@ std::string OpenFlags(uint32_t flags) {
       {O_DIRECTORY, "O_DIRECTORY"}, {O_NOFOLLOW, "O_NOFOLLOW"}, {O_NOATIME, "O_NOATIME"},
       {O_CLOEXEC, "O_CLOEXEC"},     {O_PATH, "O_PATH"},         {O_TMPFILE & ~O_DIRECTORY, "O_TMPFILE"},
   };
-  std::string out;
   switch (flags & O_ACCMODE) {
-    case O_RDONLY: out = "O_RDONLY"; break;
-    case O_WRONLY: out = "O_WRONLY"; break;
-    default: out = "O_RDWR"; break;
+    case O_RDONLY: out->append("O_RDONLY"); break;
+    case O_WRONLY: out->append("O_WRONLY"); break;
+    default: out->append("O_RDWR"); break;
   }
   for (const auto& [bit, name] : kBits) {
     if ((flags & bit) == bit) {
-      out.push_back('|');
-      out += name;
+      out->push_back('|');
+      out->append(name);
     }
   }
-  return out;
 }
 
 std::string PtraceRequest(uint64_t r) {
@@ -151,33 +165,39 @@ std::string CapNames(uint64_t caps) {
 
 void SetBool(FieldValue* out, bool v) { out->Set(v ? "true" : "false"); }
 
-std::string Joined(const std::vector<std::string>& v, size_t from) {
-  std::string out;
+// v[from..] joined by blanks, appended to `out`.
+void AppendJoined(const std::vector<std::string>& v, size_t from, std::string* out) {
   for (size_t i = from; i < v.size(); ++i) {
-    if (i > from) out.push_back(' ');
-    out += v[i];
+    if (i > from) out->push_back(' ');
+    out->append(v[i]);
   }
-  return out;
 }
 
 // Falco's proc.cmdline: the name followed by the arguments.
-std::string CmdLine(const std::string& name, const std::vector<std::string>& argv) {
-  std::string args = Joined(argv, 1);
-  return args.empty() ? name : name + " " + args;
+void SetCmdLine(const std::string& name, const std::vector<std::string>& argv, FieldValue* out) {
+  std::string& s = out->Own();
+  s.append(name);
+  if (argv.size() > 1) {
+    const size_t before = s.size();
+    s.push_back(' ');
+    AppendJoined(argv, 1, &s);
+    if (s.size() == before + 1) s.resize(before);  // only empty arguments: no trailing blank
+  }
+  out->SetOwn();
 }
 
-std::string DirName(const std::string& path) {
+std::string_view DirName(std::string_view path) {
   const size_t slash = path.find_last_of('/');
-  if (slash == std::string::npos) return "";
-  return slash == 0 ? "/" : path.substr(0, slash);
+  if (slash == std::string_view::npos) return {};
+  return slash == 0 ? std::string_view("/") : path.substr(0, slash);
 }
 
-std::string BaseName(const std::string& path) {
+std::string_view BaseName(std::string_view path) {
   const size_t slash = path.find_last_of('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
+  return slash == std::string_view::npos ? path : path.substr(slash + 1);
 }
 
-void SetIf(FieldValue* out, const std::string& s) {
+void SetIf(FieldValue* out, std::string_view s) {
   if (!s.empty()) out->Set(s);
 }
 
@@ -194,16 +214,16 @@ void Ancestors(const EvalInput& in, int index, FieldValue* out, Get get, const s
     return;
   }
   for (const Ancestor& a : in.ancestors) {
-    std::string v = get(a);
+    const std::string& v = get(a);
     if (v.empty()) continue;
     out->present = true;
-    out->strs.push_back(std::move(v));
+    out->strs.push_back(v);
   }
 }
 
 const std::vector<FieldDef> kFields = {
     {"evt.type", FieldType::kString, ArgUse::kNone, "system call name (execve, openat, connect, ...)",
-     [](const EvalInput& in, int, FieldValue* out) { out->Set(EventTypeName(Ev(in))); }},
+     [](const EvalInput& in, int, FieldValue* out) { out->Set(EventTypeView(Ev(in))); }},
     {"evt.dir", FieldType::kString, ArgUse::kNone,
      "'<': Vigil reports calls on their return, with the result",
      [](const EvalInput&, int, FieldValue* out) { out->Set("<"); }},
@@ -222,8 +242,12 @@ const std::vector<FieldDef> kFields = {
          out->Set("SUCCESS");
          return;
        }
-       const char* name = strerrorname_np(static_cast<int>(-e.ret));
-       out->Set(name != nullptr ? name : "E" + std::to_string(-e.ret));
+       if (const char* name = strerrorname_np(static_cast<int>(-e.ret)); name != nullptr) {
+         out->Set(name);
+       } else {
+         out->Own() = "E" + std::to_string(-e.ret);
+         out->SetOwn();
+       }
      }},
     {"evt.rawres", FieldType::kNumber, ArgUse::kNone, "the call's return value",
      [](const EvalInput& in, int, FieldValue* out) {
@@ -243,11 +267,13 @@ const std::vector<FieldDef> kFields = {
      [](const EvalInput& in, int, FieldValue* out) { SetIf(out, Ev(in).proc.exe); }},
     {"proc.args", FieldType::kString, ArgUse::kNone, "the arguments, space-separated (no argv[0])",
      [](const EvalInput& in, int, FieldValue* out) {
-       if (!in.argv.empty()) out->Set(Joined(in.argv, 1));
+       if (in.argv.empty()) return;
+       AppendJoined(in.argv, 1, &out->Own());
+       out->SetOwn();
      }},
     {"proc.cmdline", FieldType::kString, ArgUse::kNone, "the name followed by the arguments",
      [](const EvalInput& in, int, FieldValue* out) {
-       if (!Ev(in).proc.comm.empty()) out->Set(CmdLine(Ev(in).proc.comm, in.argv));
+       if (!Ev(in).proc.comm.empty()) SetCmdLine(Ev(in).proc.comm, in.argv, out);
      }},
     {"proc.pid", FieldType::kNumber, ArgUse::kNone, "process id",
      [](const EvalInput& in, int, FieldValue* out) { out->SetNumber(Ev(in).proc.pid); }},
@@ -272,18 +298,18 @@ const std::vector<FieldDef> kFields = {
     {"proc.pcmdline", FieldType::kString, ArgUse::kNone, "the parent's name and arguments",
      [](const EvalInput& in, int, FieldValue* out) {
        if (!in.ancestors.empty() && !in.ancestors[0].name.empty()) {
-         out->Set(CmdLine(in.ancestors[0].name, in.ancestors[0].argv));
+         SetCmdLine(in.ancestors[0].name, in.ancestors[0].argv, out);
        }
      }},
     {"proc.aname", FieldType::kString, ArgUse::kOptionalIndex,
      "[N]: the name of the Nth ancestor (0 the process, 1 its parent); without N: any ancestor",
      [](const EvalInput& in, int index, FieldValue* out) {
-       Ancestors(in, index, out, [](const Ancestor& a) { return a.name; }, Ev(in).proc.comm);
+       Ancestors(in, index, out, [](const Ancestor& a) -> const std::string& { return a.name; }, Ev(in).proc.comm);
      }},
     {"proc.aexepath", FieldType::kString, ArgUse::kOptionalIndex,
      "[N]: the executable path of the Nth ancestor; without N: any ancestor",
      [](const EvalInput& in, int index, FieldValue* out) {
-       Ancestors(in, index, out, [](const Ancestor& a) { return a.exe; }, Ev(in).proc.exe);
+       Ancestors(in, index, out, [](const Ancestor& a) -> const std::string& { return a.exe; }, Ev(in).proc.exe);
      }},
     {"proc.cwd", FieldType::kString, ArgUse::kNone, "the process's working directory",
      [](const EvalInput& in, int, FieldValue* out) { SetIf(out, in.cwd); }},
@@ -306,11 +332,15 @@ const std::vector<FieldDef> kFields = {
     {"thread.cap_effective", FieldType::kString, ArgUse::kNone,
      "effective capabilities (CAP_SYS_ADMIN CAP_NET_RAW ...)",
      [](const EvalInput& in, int, FieldValue* out) {
-       if (Ev(in).proc.has_caps) out->Set(CapNames(Ev(in).proc.cap_effective));
+       if (!Ev(in).proc.has_caps) return;
+       out->Own() = CapNames(Ev(in).proc.cap_effective);
+       out->SetOwn();
      }},
     {"thread.cap_permitted", FieldType::kString, ArgUse::kNone, "permitted capabilities",
      [](const EvalInput& in, int, FieldValue* out) {
-       if (Ev(in).proc.has_caps) out->Set(CapNames(Ev(in).proc.cap_permitted));
+       if (!Ev(in).proc.has_caps) return;
+       out->Own() = CapNames(Ev(in).proc.cap_permitted);
+       out->SetOwn();
      }},
     {"user.loginuid", FieldType::kNumber, ArgUse::kNone,
      "the audit login uid (the user who logged in); -1 when unset",
@@ -327,12 +357,12 @@ const std::vector<FieldDef> kFields = {
     {"container.image.repository", FieldType::kString, ArgUse::kNone,
      "the container image without tag or digest (docker.io/library/nginx)",
      [](const EvalInput& in, int, FieldValue* out) {
-       std::string image = in.container_image;
-       if (const size_t at = image.find('@'); at != std::string::npos) image.resize(at);
+       std::string_view image = in.container_image;
+       if (const size_t at = image.find('@'); at != std::string_view::npos) image = image.substr(0, at);
        const size_t slash = image.rfind('/');
        const size_t colon = image.rfind(':');
-       if (colon != std::string::npos && (slash == std::string::npos || colon > slash)) {
-         image.resize(colon);
+       if (colon != std::string_view::npos && (slash == std::string_view::npos || colon > slash)) {
+         image = image.substr(0, colon);
        }
        SetIf(out, image);
      }},
@@ -348,7 +378,7 @@ const std::vector<FieldDef> kFields = {
     {"fd.name", FieldType::kString, ArgUse::kNone,
      "the file's path, made absolute (against proc.cwd) and normalised (no ., .., //)",
      [](const EvalInput& in, int, FieldValue* out) {
-       if (IsFileEvent(Ev(in))) out->Set(Normalize(Ev(in).path, in.cwd));
+       if (IsFileEvent(Ev(in))) out->Set(Normalize(Ev(in).path, in.cwd, &out->own));
      }},
     {"fd.nameraw", FieldType::kString, ArgUse::kNone, "the file's path as the call gave it",
      [](const EvalInput& in, int, FieldValue* out) {
@@ -356,7 +386,7 @@ const std::vector<FieldDef> kFields = {
      }},
     {"fd.directory", FieldType::kString, ArgUse::kNone, "the directory of fd.name",
      [](const EvalInput& in, int, FieldValue* out) {
-       if (IsFileEvent(Ev(in))) SetIf(out, DirName(Normalize(Ev(in).path, in.cwd)));
+       if (IsFileEvent(Ev(in))) SetIf(out, DirName(Normalize(Ev(in).path, in.cwd, &out->own)));
      }},
     {"fd.filename", FieldType::kString, ArgUse::kNone, "the file's name without its directory",
      [](const EvalInput& in, int, FieldValue* out) {
@@ -381,15 +411,21 @@ const std::vector<FieldDef> kFields = {
     {"evt.arg.flags", FieldType::kString, ArgUse::kNone,
      "open*: the flags as names (O_WRONLY|O_CREAT|O_TRUNC)",
      [](const EvalInput& in, int, FieldValue* out) {
-       if (IsOpen(Ev(in))) out->Set(OpenFlags(Ev(in).flags));
+       if (!IsOpen(Ev(in))) return;
+       OpenFlags(Ev(in).flags, &out->Own());
+       out->SetOwn();
      }},
     {"evt.arg.request", FieldType::kString, ArgUse::kNone, "ptrace: the request (PTRACE_ATTACH)",
      [](const EvalInput& in, int, FieldValue* out) {
-       if (TypedNr(Ev(in)) == kNrPtrace) out->Set(PtraceRequest(Ev(in).args[0]));
+       if (TypedNr(Ev(in)) != kNrPtrace) return;
+       out->Own() = PtraceRequest(Ev(in).args[0]);
+       out->SetOwn();
      }},
     {"evt.arg.domain", FieldType::kString, ArgUse::kNone, "socket: the domain (AF_PACKET)",
      [](const EvalInput& in, int, FieldValue* out) {
-       if (TypedNr(Ev(in)) == kNrSocket) out->Set(SocketDomain(Ev(in).args[0]));
+       if (TypedNr(Ev(in)) != kNrSocket) return;
+       out->Own() = SocketDomain(Ev(in).args[0]);
+       out->SetOwn();
      }},
     {"evt.arg.target", FieldType::kString, ArgUse::kNone, "symlink*: the link's target",
      [](const EvalInput& in, int, FieldValue* out) {
@@ -504,12 +540,12 @@ const std::vector<FieldDef> kFields = {
     {"ml.explain", FieldType::kString, ArgUse::kNone, "the explanation, evidence joined by \"; \"",
      [](const EvalInput& in, int, FieldValue* out) {
        if (in.verdict == nullptr) return;
-       std::string s;
+       std::string& s = out->Own();
        for (const core::Evidence& ev : in.verdict->explanation) {
          if (!s.empty()) s += "; ";
          s += ev.what;
        }
-       out->Set(std::move(s));
+       out->SetOwn();
      }},
     {"asset.class", FieldType::kString, ArgUse::kNone, "the asset class from the inventory",
      [](const EvalInput& in, int, FieldValue* out) { SetIf(out, in.asset_class); }},
@@ -526,11 +562,13 @@ const FieldDef* FindField(std::string_view name) {
   return nullptr;
 }
 
-std::string EventTypeName(const core::Event& e) {
+std::string EventTypeName(const core::Event& e) { return std::string(EventTypeView(e)); }
+
+std::string_view EventTypeView(const core::Event& e) {
   switch (e.kind) {
     case EventKind::kSyscall:
     case EventKind::kTypedCall:
-      return std::string(core::SyscallName(e.syscall.arch, e.syscall.nr));
+      return core::SyscallName(e.syscall.arch, e.syscall.nr);
     case EventKind::kProcessExec:
       return "execve";
     case EventKind::kFileOpen:
@@ -544,7 +582,7 @@ std::string EventTypeName(const core::Event& e) {
     case EventKind::kStreamEnd:
       break;
   }
-  return "";
+  return {};
 }
 
 }  // namespace vigil::policy

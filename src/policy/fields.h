@@ -44,22 +44,41 @@ struct EvalInput {
 enum class FieldType : uint8_t { kString, kNumber, kBool, kIpNet };
 
 // An extracted value: absent, one value, or several (proc.aname without an index: every
-// ancestor). Comparisons hold when any value satisfies them.
+// ancestor). Comparisons hold when any value satisfies them. The strings are views into the
+// EvalInput (which outlives the evaluation), into static text, or into `own` (a value computed
+// for this event, e.g. a normalised path): extracting allocates nothing once `own` and `strs`
+// have grown to size.
 struct FieldValue {
   bool present = false;
-  std::vector<std::string> strs;  // kString and kBool ("true"/"false")
-  double num = 0;                 // kNumber
-  void Set(std::string s) {
+  std::vector<std::string_view> strs;  // kString, kIpNet and kBool ("true"/"false")
+  double num = 0;                      // kNumber
+  std::string own;                     // storage of a computed value (see Own)
+  // `s` must outlive the evaluation (the input, static text or `own`).
+  void Set(std::string_view s) {
     present = true;
     if (strs.size() == 1) {
-      strs[0] = std::move(s);
+      strs[0] = s;
     } else {
-      strs.assign(1, std::move(s));
+      strs.clear();
+      strs.push_back(s);
     }
   }
+  void Set(const char* s) { Set(std::string_view(s)); }
+  void Set(std::string&&) = delete;  // a temporary would dangle: write it into Own()
+  // The cleared buffer for a computed value; SetOwn() then makes it the value.
+  std::string& Own() {
+    own.clear();
+    return own;
+  }
+  void SetOwn() { Set(std::string_view(own)); }
   void SetNumber(double v) {
     present = true;
     num = v;
+  }
+  void Reset() {
+    present = false;
+    strs.clear();
+    num = 0;
   }
 };
 
@@ -83,5 +102,7 @@ const FieldDef* FindField(std::string_view name);
 // Falco's evt.type of an event: the system call's name for syscall and typed events, "execve"
 // for process starts, "openat" for file opens, "connect", "clone", "procexit".
 std::string EventTypeName(const core::Event& e);
+// The same as a view of static text (no allocation).
+std::string_view EventTypeView(const core::Event& e);
 
 }  // namespace vigil::policy

@@ -8,6 +8,8 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <functional>
 #include <map>
 #include <regex>
 #include <set>
@@ -127,6 +129,90 @@ bool InNet(const IpNet& net, const IpNet& ip) {
   return (net.addr[full] & mask) == (ip.addr[full] & mask);
 }
 
+// A set of strings (an `in` list) searched by hash; small lists are scanned. The views point
+// into the owning Node's `strs`, so it is built once the compiled tree is in its final place.
+class StrSet {
+ public:
+  void Build(const std::vector<std::string>& items) {
+    items_.assign(items.begin(), items.end());
+    table_.clear();
+    if (items_.size() <= kScanMax) return;
+    size_t size = 16;
+    while (size < items_.size() * 2) size *= 2;
+    table_.assign(size, 0);
+    mask_ = size - 1;
+    for (size_t i = 0; i < items_.size(); ++i) {
+      size_t h = std::hash<std::string_view>{}(items_[i]) & mask_;
+      while (table_[h] != 0) h = (h + 1) & mask_;
+      table_[h] = static_cast<uint32_t>(i + 1);
+    }
+  }
+  bool Contains(std::string_view s) const { return Find(s) >= 0; }
+  // The index of `s` in the items Build was given, or -1.
+  int Find(std::string_view s) const {
+    if (table_.empty()) {
+      for (size_t i = 0; i < items_.size(); ++i) {
+        if (items_[i] == s) return static_cast<int>(i);
+      }
+      return -1;
+    }
+    for (size_t h = std::hash<std::string_view>{}(s) & mask_; table_[h] != 0; h = (h + 1) & mask_) {
+      if (items_[table_[h] - 1] == s) return static_cast<int>(table_[h] - 1);
+    }
+    return -1;
+  }
+
+ private:
+  static constexpr size_t kScanMax = 4;
+  std::vector<std::string_view> items_;
+  std::vector<uint32_t> table_;  // 0 free, else index + 1 into items_
+  size_t mask_ = 0;
+};
+
+// A glob (fnmatch(3) without flags) made only of literal text and '*' matches by searching for
+// its pieces in order; any other pattern goes to fnmatch.
+struct Glob {
+  bool simple = false;
+  std::vector<std::string> pieces;  // the text between the '*'s (first/last may be empty)
+
+  void Compile(const std::string& pattern, bool casefold) {
+    simple = !casefold && pattern.find_first_of("?[\\") == std::string::npos;
+    pieces.clear();
+    if (!simple) return;
+    size_t start = 0;
+    while (true) {
+      const size_t star = pattern.find('*', start);
+      pieces.push_back(pattern.substr(start, star == std::string::npos ? std::string::npos : star - start));
+      if (star == std::string::npos) break;
+      start = star + 1;
+    }
+  }
+
+  // Only for `simple` patterns.
+  bool Match(std::string_view s) const {
+    if (pieces.size() == 1) return s == pieces[0];
+    const std::string& first = pieces.front();
+    const std::string& last = pieces.back();
+    if (s.size() < first.size() + last.size() || !s.starts_with(first) || !s.ends_with(last)) {
+      return false;
+    }
+    std::string_view middle = s.substr(first.size(), s.size() - first.size() - last.size());
+    for (size_t i = 1; i + 1 < pieces.size(); ++i) {
+      const size_t at = middle.find(pieces[i]);
+      if (at == std::string_view::npos) return false;
+      middle.remove_prefix(at + pieces[i].size());
+    }
+    return true;
+  }
+};
+
+// fnmatch(3) on a view: copied into a per-thread buffer for its terminating NUL.
+bool FnMatch(const std::string& pattern, std::string_view s, int flags) {
+  thread_local std::string buf;
+  buf.assign(s);
+  return fnmatch(pattern.c_str(), buf.c_str(), flags) == 0;
+}
+
 struct Node {
   enum class Kind : uint8_t { kAnd, kOr, kNot, kCheck };
   Kind kind = Kind::kCheck;
@@ -134,15 +220,18 @@ struct Node {
   int slot = -1;
   FieldType type = FieldType::kString;
   CmpOp op = CmpOp::kEq;
-  std::vector<std::string> strs;  // for icontains/iglob: lower-cased
+  std::vector<std::string> strs;  // for icontains: lower-cased; in/intersects: sorted, unique
   std::vector<double> nums;
   std::vector<IpNet> nets;  // kIpNet
   std::shared_ptr<const std::regex> re;
+  StrSet set;  // in/intersects over strings (built by Finalize)
+  Glob glob;   // glob/iglob
 };
 
-bool CompareIpNet(const Node& n, const std::string& s) {
-  IpNet ip;
-  if (!ParseIpNet(s, &ip)) return false;
+// Parses an address field's value; false when it is not an address.
+bool ParseIp(std::string_view s, IpNet* ip) { return ParseIpNet(std::string(s), ip); }
+
+bool CompareIpNet(const Node& n, const IpNet& ip) {
   const bool inside =
       std::any_of(n.nets.begin(), n.nets.end(), [&](const IpNet& net) { return InNet(net, ip); });
   return n.op == CmpOp::kNe ? !inside : inside;
@@ -157,10 +246,6 @@ struct CompiledRule {
   size_t rule = 0;  // index into rules
   Node root;
   std::vector<OutputPart> output;
-  // When `by_type`, the rule can only hold for events whose evt.type is one of `types` (taken
-  // from the condition), so other events skip it without evaluating anything else.
-  bool by_type = false;
-  std::vector<std::string> types;
 };
 
 bool IsStringOnly(CmpOp op) {
@@ -174,22 +259,35 @@ bool IsStringOnly(CmpOp op) {
   }
 }
 
-bool CompareString(const Node& n, const std::string& s) {
+char AsciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// `needle` is lower case already.
+bool ContainsFolded(std::string_view hay, std::string_view needle) {
+  if (needle.empty()) return true;
+  if (hay.size() < needle.size()) return false;
+  for (size_t i = 0; i + needle.size() <= hay.size(); ++i) {
+    size_t j = 0;
+    while (j < needle.size() && AsciiLower(hay[i + j]) == needle[j]) ++j;
+    if (j == needle.size()) return true;
+  }
+  return false;
+}
+
+bool CompareString(const Node& n, std::string_view s) {
   switch (n.op) {
     case CmpOp::kEq: return s == n.strs[0];
     case CmpOp::kNe: return s != n.strs[0];
     case CmpOp::kContains:
-    case CmpOp::kBContains: return s.find(n.strs[0]) != std::string::npos;
-    case CmpOp::kIContains: return Lower(s).find(n.strs[0]) != std::string::npos;
+    case CmpOp::kBContains: return s.find(n.strs[0]) != std::string_view::npos;
+    case CmpOp::kIContains: return ContainsFolded(s, n.strs[0]);
     case CmpOp::kStartsWith:
     case CmpOp::kBStartsWith: return s.starts_with(n.strs[0]);
     case CmpOp::kEndsWith: return s.ends_with(n.strs[0]);
-    case CmpOp::kGlob: return fnmatch(n.strs[0].c_str(), s.c_str(), 0) == 0;
-    case CmpOp::kIGlob: return fnmatch(n.strs[0].c_str(), s.c_str(), FNM_CASEFOLD) == 0;
-    case CmpOp::kRegex: return std::regex_search(s, *n.re);
+    case CmpOp::kGlob: return n.glob.simple ? n.glob.Match(s) : FnMatch(n.strs[0], s, 0);
+    case CmpOp::kIGlob: return FnMatch(n.strs[0], s, FNM_CASEFOLD);
+    case CmpOp::kRegex: return std::regex_search(s.begin(), s.end(), *n.re);
     case CmpOp::kIn:
-    case CmpOp::kIntersects:
-      return std::binary_search(n.strs.begin(), n.strs.end(), s);  // sorted at compile time
+    case CmpOp::kIntersects: return n.set.Contains(s);
     case CmpOp::kPmatch:
       return std::any_of(n.strs.begin(), n.strs.end(), [&](const std::string& p) {
         if (s == p) return true;
@@ -215,6 +313,69 @@ bool CompareNumber(const Node& n, double v) {
   }
 }
 
+// Rewrites `n` into an equivalent tree that is cheaper to evaluate: nested and/or of the same
+// kind are spliced into their parent (macros nest them), `not not x` is x, and the equality and
+// `in` checks of one string field under one `or` become one `in` check (any value equal to one
+// of A or one of B == any value in A u B; an absent field fails both ways).
+void Simplify(Node* n) {
+  for (Node& c : n->children) Simplify(&c);
+  if (n->kind == Node::Kind::kNot) {
+    Node& inner = n->children[0];
+    if (inner.kind == Node::Kind::kNot) {
+      Node keep = std::move(inner.children[0]);
+      *n = std::move(keep);
+    }
+    return;
+  }
+  if (n->kind != Node::Kind::kAnd && n->kind != Node::Kind::kOr) return;
+  std::vector<Node> flat;
+  for (Node& c : n->children) {
+    if (c.kind == n->kind) {
+      for (Node& g : c.children) flat.push_back(std::move(g));
+    } else {
+      flat.push_back(std::move(c));
+    }
+  }
+  if (n->kind == Node::Kind::kOr) {
+    std::vector<Node> merged;
+    std::map<int, size_t> set_of_slot;  // slot -> index in `merged` of its `in` check
+    for (Node& c : flat) {
+      const bool mergeable = c.kind == Node::Kind::kCheck && c.type == FieldType::kString &&
+                             (c.op == CmpOp::kEq || c.op == CmpOp::kIn);
+      if (!mergeable) {
+        merged.push_back(std::move(c));
+        continue;
+      }
+      const auto it = set_of_slot.find(c.slot);
+      if (it == set_of_slot.end()) {
+        set_of_slot[c.slot] = merged.size();
+        merged.push_back(std::move(c));
+        continue;
+      }
+      Node& into = merged[it->second];
+      into.op = CmpOp::kIn;
+      into.strs.insert(into.strs.end(), c.strs.begin(), c.strs.end());
+      std::sort(into.strs.begin(), into.strs.end());
+      into.strs.erase(std::unique(into.strs.begin(), into.strs.end()), into.strs.end());
+    }
+    flat = std::move(merged);
+  }
+  if (flat.size() == 1) {
+    Node keep = std::move(flat[0]);
+    *n = std::move(keep);
+    return;
+  }
+  n->children = std::move(flat);
+}
+
+// Builds what refers into a node's own storage (the `in` sets), once the tree no longer moves.
+void Finalize(Node* n) {
+  for (Node& c : n->children) Finalize(&c);
+  if (n->kind == Node::Kind::kCheck && (n->op == CmpOp::kIn || n->op == CmpOp::kIntersects)) {
+    n->set.Build(n->strs);
+  }
+}
+
 std::string Render(const FieldValue& v, FieldType type) {
   if (!v.present) return "<NA>";
   if (type == FieldType::kNumber) {
@@ -226,7 +387,7 @@ std::string Render(const FieldValue& v, FieldType type) {
     return os.str();
   }
   std::string out;
-  for (const std::string& s : v.strs) {
+  for (std::string_view s : v.strs) {
     if (!out.empty()) out.push_back(',');
     out += s;
   }
@@ -254,6 +415,19 @@ struct RuleSet::Impl {
   std::vector<LoadWarning> warnings;
   std::vector<Slot> slots;
   std::vector<CompiledRule> compiled;
+  // The evt.type index: for each type name some condition names (`type_names`, found by
+  // `type_lookup`), the compiled rules (indexes into `compiled`, in load order) that can hold
+  // for an event of that type (`by_type`, same order); `other_types` for every type no
+  // condition names.
+  std::vector<std::string> type_names;
+  StrSet type_lookup;
+  std::vector<std::vector<uint32_t>> by_type;
+  std::vector<uint32_t> other_types;
+  void BuildTypeIndex();
+  const std::vector<uint32_t>& Candidates(std::string_view type) const {
+    const int i = type_lookup.Find(type);
+    return i < 0 ? other_types : by_type[static_cast<size_t>(i)];
+  }
 
   // Loading state.
   std::map<std::string, RawList> lists;
@@ -836,6 +1010,7 @@ core::Result<Node> RuleSet::Impl::CompileCheck(const std::string& field, bool ha
     std::sort(values.begin(), values.end());
     values.erase(std::unique(values.begin(), values.end()), values.end());
   }
+  if (op == CmpOp::kGlob || op == CmpOp::kIGlob) n.glob.Compile(values[0], op == CmpOp::kIGlob);
   n.strs = std::move(values);
   return n;
 }
@@ -1031,37 +1206,126 @@ core::Result<std::vector<OutputPart>> RuleSet::Impl::CompileOutput(const RawRule
 
 namespace {
 
-// The evt.type values outside which `n` cannot hold; false when the condition does not say.
-bool TypeFilter(const Node& n, const std::vector<Slot>& slots, std::vector<std::string>* out) {
+// A set of evt.type names: the finite set `names`, or (`co`) every name but `names`.
+struct TypeSet {
+  bool co = false;
+  std::vector<std::string> names;  // sorted, unique
+
+  static TypeSet All() { return {true, {}}; }
+  bool Contains(std::string_view t) const {
+    return std::binary_search(names.begin(), names.end(), t, std::less<>()) != co;
+  }
+  TypeSet Complement() const { return {!co, names}; }
+};
+
+std::vector<std::string> SetUnion(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  std::vector<std::string> out;
+  std::set_union(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
+  return out;
+}
+std::vector<std::string> SetIntersection(const std::vector<std::string>& a,
+                                         const std::vector<std::string>& b) {
+  std::vector<std::string> out;
+  std::set_intersection(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
+  return out;
+}
+std::vector<std::string> SetDifference(const std::vector<std::string>& a,
+                                       const std::vector<std::string>& b) {
+  std::vector<std::string> out;
+  std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
+  return out;
+}
+
+TypeSet Union(const TypeSet& a, const TypeSet& b) {
+  if (!a.co && !b.co) return {false, SetUnion(a.names, b.names)};
+  if (a.co && b.co) return {true, SetIntersection(a.names, b.names)};
+  const TypeSet& co = a.co ? a : b;
+  const TypeSet& fin = a.co ? b : a;
+  return {true, SetDifference(co.names, fin.names)};
+}
+
+TypeSet Intersection(const TypeSet& a, const TypeSet& b) {
+  return Union(a.Complement(), b.Complement()).Complement();
+}
+
+// For a condition node: the event types for which it may hold (`may_true`) and those for which
+// it may fail (`may_false`). Only checks of evt.type (=, !=, in, intersects) narrow them; every
+// other check may go either way for any type. Both sets are kept so that `not` stays sound:
+// not n may hold exactly where n may fail. evt.type is present (one value) for every event.
+struct TypeBounds {
+  TypeSet may_true = TypeSet::All();
+  TypeSet may_false = TypeSet::All();
+};
+
+TypeBounds Bounds(const Node& n, const std::vector<Slot>& slots) {
   switch (n.kind) {
     case Node::Kind::kCheck: {
       const Slot& s = slots[static_cast<size_t>(n.slot)];
-      if (s.def->name != "evt.type" || (n.op != CmpOp::kEq && n.op != CmpOp::kIn)) return false;
-      *out = n.strs;
-      return true;
+      if (s.def->name != "evt.type") return {};
+      TypeSet listed;
+      switch (n.op) {
+        case CmpOp::kEq:
+        case CmpOp::kNe:
+          listed.names = {n.strs[0]};
+          break;
+        case CmpOp::kIn:
+        case CmpOp::kIntersects:
+          listed.names = n.strs;  // sorted and unique at compile time
+          break;
+        default:
+          return {};
+      }
+      if (n.op == CmpOp::kNe) return {listed.Complement(), listed};
+      return {listed, listed.Complement()};
+    }
+    case Node::Kind::kNot: {
+      const TypeBounds inner = Bounds(n.children[0], slots);
+      return {inner.may_false, inner.may_true};
     }
     case Node::Kind::kAnd:
-      for (const Node& c : n.children) {
-        if (TypeFilter(c, slots, out)) return true;
-      }
-      return false;
     case Node::Kind::kOr: {
-      std::vector<std::string> all;
-      for (const Node& c : n.children) {
-        std::vector<std::string> one;
-        if (!TypeFilter(c, slots, &one)) return false;
-        all.insert(all.end(), one.begin(), one.end());
+      const bool is_and = n.kind == Node::Kind::kAnd;
+      // An empty `and` always holds, an empty `or` never does.
+      TypeBounds out;
+      (is_and ? out.may_false : out.may_true) = TypeSet{};
+      for (const Node& child : n.children) {
+        const TypeBounds c = Bounds(child, slots);
+        if (is_and) {
+          out.may_true = Intersection(out.may_true, c.may_true);
+          out.may_false = Union(out.may_false, c.may_false);
+        } else {
+          out.may_true = Union(out.may_true, c.may_true);
+          out.may_false = Intersection(out.may_false, c.may_false);
+        }
       }
-      *out = std::move(all);
-      return true;
+      return out;
     }
-    case Node::Kind::kNot:
-      return false;
   }
-  return false;
+  return {};
 }
 
 }  // namespace
+
+void RuleSet::Impl::BuildTypeIndex() {
+  std::vector<TypeSet> sets;
+  std::set<std::string> names;
+  for (const CompiledRule& c : compiled) {
+    sets.push_back(Bounds(c.root, slots).may_true);
+    names.insert(sets.back().names.begin(), sets.back().names.end());
+  }
+  type_names.assign(names.begin(), names.end());
+  type_lookup.Build(type_names);
+  for (const std::string& t : type_names) {
+    std::vector<uint32_t>& bucket = by_type.emplace_back();
+    for (size_t i = 0; i < sets.size(); ++i) {
+      if (sets[i].Contains(t)) bucket.push_back(static_cast<uint32_t>(i));
+    }
+  }
+  // A type no condition names is in no finite set and in every co-finite one.
+  for (size_t i = 0; i < sets.size(); ++i) {
+    if (sets[i].co) other_types.push_back(static_cast<uint32_t>(i));
+  }
+}
 
 core::Status RuleSet::Impl::Compile() {
   for (RawRule& r : raw_rules) {
@@ -1100,54 +1364,85 @@ core::Status RuleSet::Impl::Compile() {
     }
     auto output = CompileOutput(r);
     if (!output.has_value()) return output.error();
-    CompiledRule c{rules.size(), std::move(node), std::move(output).value(), false, {}};
-    c.by_type = TypeFilter(c.root, slots, &c.types);
-    compiled.push_back(std::move(c));
+    compiled.push_back({rules.size(), std::move(node), std::move(output).value()});
     rules.push_back(std::move(rule));
   }
+  for (CompiledRule& c : compiled) {
+    Simplify(&c.root);
+    Finalize(&c.root);
+  }
+  BuildTypeIndex();
   return core::Status::Ok();
 }
 
 namespace {
 
 // Per-thread buffers of one evaluation, reused so that evaluating allocates nothing once the
-// strings they hold have grown to size.
+// strings they hold have grown to size. A field's value belongs to the evaluation whose number
+// its stamp holds, so starting an evaluation clears nothing.
 struct Scratch {
   std::vector<FieldValue> values;
-  std::vector<uint8_t> done;
+  std::vector<uint32_t> stamp;
+  std::vector<IpNet> ips;  // an address field's value, parsed (when ip_stamp is the evaluation's)
+  std::vector<uint8_t> ip_valid;
+  std::vector<uint32_t> ip_stamp;
+  uint32_t epoch = 0;
 };
 
+// Evaluates conditions on one event: each field is extracted at most once, when a check first
+// reads it (fields no evaluated check reads are never extracted).
 class Evaluator {
  public:
   Evaluator(const std::vector<Slot>& slots, const EvalInput& in, Scratch* scratch)
-      : slots_(slots), in_(in), values_(scratch->values), done_(scratch->done) {
-    if (values_.size() < slots.size()) values_.resize(slots.size());
-    done_.assign(slots.size(), 0);
+      : slots_(slots),
+        in_(in),
+        values_(scratch->values),
+        stamp_(scratch->stamp),
+        ips_(scratch->ips),
+        ip_valid_(scratch->ip_valid),
+        ip_stamp_(scratch->ip_stamp) {
+    if (values_.size() < slots.size()) {
+      values_.resize(slots.size());
+      stamp_.resize(slots.size(), 0);
+      ips_.resize(slots.size());
+      ip_valid_.resize(slots.size(), 0);
+      ip_stamp_.resize(slots.size(), 0);
+    }
+    if (++scratch->epoch == 0) {  // wrapped: no stamp may equal a new evaluation's number
+      std::fill(stamp_.begin(), stamp_.end(), 0);
+      std::fill(ip_stamp_.begin(), ip_stamp_.end(), 0);
+      scratch->epoch = 1;
+    }
+    epoch_ = scratch->epoch;
+  }
+
+  // Forgets every extracted value (the reference evaluation extracts afresh for each rule).
+  void Forget(Scratch* scratch) {
+    Evaluator fresh(slots_, in_, scratch);
+    epoch_ = fresh.epoch_;
   }
 
   const FieldValue& Get(int slot) {
     const auto i = static_cast<size_t>(slot);
-    if (!done_[i]) {
-      FieldValue& v = values_[i];
-      v.present = false;
-      v.strs.clear();
-      v.num = 0;
+    FieldValue& v = values_[i];
+    if (stamp_[i] != epoch_) {
+      v.Reset();
       slots_[i].def->extract(in_, slots_[i].index, &v);
-      done_[i] = 1;
+      stamp_[i] = epoch_;
     }
-    return values_[i];
+    return v;
   }
 
   bool Eval(const Node& n) {
     switch (n.kind) {
       case Node::Kind::kAnd:
         for (const Node& c : n.children) {
-          if (!Eval(c)) return false;
+          if (!(c.kind == Node::Kind::kCheck ? Check(c) : Eval(c))) return false;
         }
         return true;
       case Node::Kind::kOr:
         for (const Node& c : n.children) {
-          if (Eval(c)) return true;
+          if (c.kind == Node::Kind::kCheck ? Check(c) : Eval(c)) return true;
         }
         return false;
       case Node::Kind::kNot:
@@ -1155,16 +1450,36 @@ class Evaluator {
       case Node::Kind::kCheck:
         break;
     }
+    return Check(n);
+  }
+
+  // One check (inlined into the and/or loops: most nodes are checks).
+  [[gnu::always_inline]] inline bool Check(const Node& n) {
     const FieldValue& v = Get(n.slot);
     if (!v.present) return false;
     if (n.op == CmpOp::kExists) return true;
     if (n.type == FieldType::kNumber) return CompareNumber(n, v.num);
-    if (n.type == FieldType::kIpNet) {
-      return std::any_of(v.strs.begin(), v.strs.end(),
-                         [&](const std::string& s) { return CompareIpNet(n, s); });
+    if (n.type == FieldType::kIpNet) return CompareIps(n, v);
+    for (std::string_view s : v.strs) {
+      if (CompareString(n, s)) return true;
     }
-    return std::any_of(v.strs.begin(), v.strs.end(),
-                       [&](const std::string& s) { return CompareString(n, s); });
+    return false;
+  }
+
+  // An address field's values against an address check; each value is parsed once per event.
+  bool CompareIps(const Node& n, const FieldValue& v) {
+    const auto i = static_cast<size_t>(n.slot);
+    if (v.strs.size() != 1) {
+      return std::any_of(v.strs.begin(), v.strs.end(), [&](std::string_view s) {
+        IpNet ip;
+        return ParseIp(s, &ip) && CompareIpNet(n, ip);
+      });
+    }
+    if (ip_stamp_[i] != epoch_) {
+      ip_valid_[i] = ParseIp(v.strs[0], &ips_[i]) ? 1 : 0;
+      ip_stamp_[i] = epoch_;
+    }
+    return ip_valid_[i] != 0 && CompareIpNet(n, ips_[i]);
   }
 
   std::string Output(const std::vector<OutputPart>& parts) {
@@ -1183,7 +1498,11 @@ class Evaluator {
   const std::vector<Slot>& slots_;
   const EvalInput& in_;
   std::vector<FieldValue>& values_;
-  std::vector<uint8_t>& done_;
+  std::vector<uint32_t>& stamp_;
+  std::vector<IpNet>& ips_;
+  std::vector<uint8_t>& ip_valid_;
+  std::vector<uint32_t>& ip_stamp_;
+  uint32_t epoch_ = 0;
 };
 
 }  // namespace
@@ -1229,12 +1548,27 @@ std::vector<Match> RuleSet::Evaluate(const EvalInput& in) const {
   if (in.event == nullptr) return out;
   thread_local Scratch scratch;
   Evaluator ev(impl_->slots, in, &scratch);
-  const std::string type = EventTypeName(*in.event);
-  for (const CompiledRule& c : impl_->compiled) {
-    if (c.by_type && std::find(c.types.begin(), c.types.end(), type) == c.types.end()) continue;
+  for (const uint32_t i : impl_->Candidates(EventTypeView(*in.event))) {
+    const CompiledRule& c = impl_->compiled[i];
     if (ev.Eval(c.root)) out.push_back({&impl_->rules[c.rule], ev.Output(c.output)});
   }
   return out;
+}
+
+std::vector<Match> RuleSet::EvaluateEveryRule(const EvalInput& in) const {
+  std::vector<Match> out;
+  if (in.event == nullptr) return out;
+  Scratch scratch;
+  Evaluator ev(impl_->slots, in, &scratch);
+  for (const CompiledRule& c : impl_->compiled) {
+    ev.Forget(&scratch);
+    if (ev.Eval(c.root)) out.push_back({&impl_->rules[c.rule], ev.Output(c.output)});
+  }
+  return out;
+}
+
+size_t RuleSet::CandidateCount(std::string_view type) const {
+  return impl_->Candidates(type).size();
 }
 
 }  // namespace vigil::policy

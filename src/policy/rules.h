@@ -96,8 +96,15 @@ class RuleSet {
   const std::vector<LoadWarning>& warnings() const;
   size_t enabled_count() const;
 
-  // Every enabled rule whose condition holds for `in`, in load order. Thread-safe.
+  // Every enabled rule whose condition holds for `in`, in load order. Thread-safe. Only the
+  // rules that can hold for the event's evt.type are evaluated (the index is derived from the
+  // compiled conditions: docs/policy.md "Evaluation").
   std::vector<Match> Evaluate(const EvalInput& in) const;
+  // The same result the plain way: every enabled rule evaluated, each with its fields extracted
+  // afresh, no evt.type index. Slower; for tests that check Evaluate against it.
+  std::vector<Match> EvaluateEveryRule(const EvalInput& in) const;
+  // How many enabled rules Evaluate considers for an event of evt.type `type`.
+  size_t CandidateCount(std::string_view type) const;
 
  private:
   struct Impl;

@@ -1,6 +1,7 @@
 // libFuzzer target for the rules loader (YAML items, conditions, lists, macros, exceptions,
 // outputs): any bytes must yield a rule set or an error, never a crash, hang or exception; a
-// loaded set is evaluated on one sample event. Seeds: tests/fuzz/corpus/policy/.
+// loaded set is evaluated on sample events of four types, and the indexed evaluation must equal
+// the evaluation of every rule. Seeds: tests/fuzz/corpus/policy/.
 
 #include <cstddef>
 #include <cstdint>
@@ -25,6 +26,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   in.event = &e;
   in.argv = {"cat", "/etc/shadow"};
   in.ancestors = {{.name = "bash", .exe = "/usr/bin/bash", .argv = {"bash"}}};
-  (void)set->Evaluate(in);
+  // The same event as a file open, a process start, a connect and a typed call: the evt.type
+  // index (Evaluate) must select exactly what evaluating every rule selects.
+  auto same = [&] {
+    const auto fast = set->Evaluate(in);
+    const auto plain = set->EvaluateEveryRule(in);
+    if (fast.size() != plain.size()) __builtin_trap();
+    for (size_t i = 0; i < fast.size(); ++i) {
+      if (fast[i].rule != plain[i].rule || fast[i].output != plain[i].output) __builtin_trap();
+    }
+  };
+  same();
+  e.kind = vigil::core::EventKind::kProcessExec;
+  same();
+  e.kind = vigil::core::EventKind::kNetConnect;
+  e.net = {"10.0.0.1", 80, 6};
+  same();
+  e.kind = vigil::core::EventKind::kTypedCall;
+  e.syscall = {vigil::core::Arch::kX86_64, 0};
+  same();
   return 0;
 }
