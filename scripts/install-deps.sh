@@ -18,10 +18,11 @@ build_pkgs=(
   libtss2-dev
   libmodbus-dev libmosquitto-dev
   libpqxx-dev
+  libnats-dev
 )
 test_pkgs=(
   clang libclang-rt-14-dev libfuzzer-14-dev prometheus curl procps minisign swtpm swtpm-tools
-  mosquitto
+  mosquitto nats-server
   postgresql
 )
 

@@ -72,6 +72,7 @@ struct AgentCmdOptions {
   std::string audit_fsync = "batch";
   std::string mode;
   HubLinkFlags hub;
+  NatsLinkFlags nats;
 };
 
 uint32_t TypedMask(const std::vector<std::string>& events) {
@@ -321,8 +322,9 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   pipeline::FileSinkOptions file_options;
   std::vector<std::string> specs = o.sinks;
   if (specs.empty()) specs = SinkSpecsFromConfig(c, &file_options);
-  auto outputs = MakeOutputs(specs, file_options, HubLinkSettings(c, cmd, o.hub), c.host,
-                             c.state_dir, core::Registry::Get());
+  auto outputs = MakeOutputs(specs, file_options, HubLinkSettings(c, cmd, o.hub),
+                             NatsLinkSettings(c, cmd, o.nats), c.host, c.state_dir,
+                             core::Registry::Get());
   if (!outputs.has_value()) return ReportError("agent", outputs.error().WithContext("--sink"));
   std::vector<pipeline::Sink*> sinks = outputs->sinks;
   std::unique_ptr<agent::DurableOutput> durable;
@@ -882,11 +884,13 @@ RunFn AddAgentCommand(CLI::App& root) {
   cmd->add_option("--duration", o->duration,
                   "Stop after this long, flushing every sink (default: until SIGINT/SIGTERM)");
   cmd->add_option("--sink", o->sinks,
-                  "Where alerts go: stdout, file:PATH, null or hub:URL (a Vigil hub, with "
-                  "--hub-token-file; escalations then go to that hub too; see docs/hub.md); "
-                  "repeatable (default from config: its sinks, a hub sink included, whose "
-                  "settings the --hub-* flags override)");
+                  "Where alerts go: stdout, file:PATH, null, hub:URL (a Vigil hub, with "
+                  "--hub-token-file; escalations then go to that hub too) or "
+                  "nats:nats://HOST:PORT (a NATS JetStream stream that hubs consume); see "
+                  "docs/hub.md; repeatable (default from config: its sinks, hub and nats sinks "
+                  "included, whose settings the --hub-* and --nats-* flags override)");
   AddHubLinkFlags(cmd, &o->hub);
+  AddNatsLinkFlags(cmd, &o->nats);
   cmd->add_option("--baseline", o->baseline,
                   "Baseline model file (default <state_dir>/models/baseline.vgm); reused when "
                   "present");

@@ -20,6 +20,7 @@
 #include "core/metrics.h"
 #include "hub/auth.h"
 #include "hub/config.h"
+#include "hub/nats_consumer.h"
 #include "hub/requests.h"
 #include "hub/server.h"
 #include "hub/store.h"
@@ -90,6 +91,20 @@ hub::HubAuth MakeHubAuth(const hub::HubConfig& c, std::string key) {
   return hub::HubAuth(std::move(jwt));
 }
 
+hub::NatsConsumerOptions NatsConsumerOptionsOf(const hub::HubNatsConfig& c) {
+  hub::NatsConsumerOptions o;
+  o.nats.url = c.url;
+  o.nats.stream = c.stream;
+  o.nats.subject_prefix = c.subject_prefix;
+  o.nats.token_file = c.token_file;
+  o.nats.creds_file = c.creds;
+  o.nats.name = "vigil-hub";
+  o.consumer.durable = c.consumer;
+  o.consumer.ack_wait = std::chrono::seconds(c.ack_wait_s);
+  o.batch = static_cast<int>(c.batch);
+  return o;
+}
+
 int RunHub(const HubFlags& f) {
   auto config = LoadHubFlagsConfig(f);
   if (!config.has_value()) return ReportError("hub", config.error());
@@ -110,12 +125,27 @@ int RunHub(const HubFlags& f) {
   core::Registry& registry = core::Registry::Get();
   hub::Server server(config->server, **store, auth, **log, core::SystemClock::Get(), registry);
   if (auto s = server.Start(); !s.ok()) return ReportError("hub", s);
+  std::unique_ptr<hub::NatsConsumer> nats;
+  if (config->nats.enabled) {
+    nats = std::make_unique<hub::NatsConsumer>(NatsConsumerOptionsOf(config->nats), **store,
+                                               core::SystemClock::Get(), registry);
+    if (auto s = nats->Start(); !s.ok()) {
+      server.Stop();
+      return ReportError("hub", s.WithContext("nats"));
+    }
+  }
 
-  const nlohmann::json ready = {{"status", "ready"},
-                                {"port", server.port()},
-                                {"tls", config->server.tls.has_value()},
-                                {"store", hub::RedactStoreLocation(config->store)},
-                                {"audit", config->audit_dir}};
+  nlohmann::json ready = {{"status", "ready"},
+                          {"port", server.port()},
+                          {"tls", config->server.tls.has_value()},
+                          {"store", hub::RedactStoreLocation(config->store)},
+                          {"audit", config->audit_dir},
+                          {"nats", nullptr}};
+  if (nats) {
+    ready["nats"] = {{"url", config->nats.url},
+                     {"stream", config->nats.stream},
+                     {"consumer", config->nats.consumer}};
+  }
   if (f.json) {
     std::printf("%s\n", ready.dump().c_str());
   } else {
@@ -123,6 +153,11 @@ int RunHub(const HubFlags& f) {
                 config->server.tls ? "https" : "http", config->server.listen.host.c_str(),
                 server.port(), hub::RedactStoreLocation(config->store).c_str(),
                 config->audit_dir.c_str());
+    if (nats) {
+      std::printf("vigil hub: consuming NATS stream %s at %s as %s\n",
+                  config->nats.stream.c_str(), config->nats.url.c_str(),
+                  config->nats.consumer.c_str());
+    }
   }
   std::fflush(stdout);
 
@@ -135,6 +170,7 @@ int RunHub(const HubFlags& f) {
       break;
     }
   }
+  if (nats) nats->Stop();  // what it took and did not acknowledge is delivered again
   server.Stop();
   if (auto s = (*log)->Close(); !s.ok()) return ReportError("hub", s);
   return code;
@@ -313,8 +349,9 @@ RunFn AddHubCommand(CLI::App& root) {
   auto f = std::make_shared<HubFlags>();
   CLI::App* hub =
       root.add_subcommand("hub",
-                          "Run the fleet hub: incidents, adjudication, escalations over HTTP/JSON "
-                          "(docs/hub.md)");
+                          "Run the fleet hub: incidents, adjudication, escalations over HTTP/JSON; "
+                          "with a `nats:` config section it also consumes the agents' NATS "
+                          "JetStream stream, sharing it with the other hubs (docs/hub.md)");
   hub->require_subcommand(0, 1);
   AddHubConfigFlags(hub, f.get());
   hub->add_option("--listen", f->listen,

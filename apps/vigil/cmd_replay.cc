@@ -47,6 +47,7 @@ struct ReplayCmdOptions {
   std::string spool_sync = "always";
   pipeline::FileSinkOptions file_options;
   HubLinkFlags hub;
+  NatsLinkFlags nats;
   std::string audit_dir;  // "" with --audit given: <state_dir>/audit
   std::string audit_key;
   std::string audit_fsync = "batch";
@@ -77,6 +78,7 @@ void ApplyConfig(const core::VigilConfig& c, const CLI::App& cmd, ReplayCmdOptio
   }
   if (unset("--sink")) o->sinks = SinkSpecsFromConfig(c, &o->file_options);
   o->hub = HubLinkSettings(c, cmd, o->hub);
+  o->nats = NatsLinkSettings(c, cmd, o->nats);
   if (unset("--metrics-listen") && c.source != "<defaults>" && c.metrics.enabled) {
     o->metrics_listen = c.metrics.listen.ToString();
   }
@@ -127,7 +129,7 @@ int RunReplay(ReplayCmdOptions o, const CLI::App& cmd) {
   sensor::PacedSensor paced(*base, *pace, core::SystemClock::Get(), sensor::RealSleepUntil);
 
   auto outputs = MakeOutputs(o.sinks.empty() ? std::vector<std::string>{"stdout"} : o.sinks,
-                             o.file_options, o.hub, host, config->state_dir,
+                             o.file_options, o.hub, o.nats, host, config->state_dir,
                              core::Registry::Get());
   if (!outputs.has_value()) return ReportError("replay", outputs.error().WithContext("--sink"));
   std::vector<pipeline::Sink*> sinks = outputs->sinks;
@@ -269,11 +271,13 @@ RunFn AddReplayCommand(CLI::App& root) {
                   "adfa-ld only: training, validation, attack, eval (validation+attack) or all")
       ->capture_default_str();
   cmd->add_option("--sink", o->sinks,
-                  "Where verdicts go: stdout, file:PATH (rotated by size), null or hub:URL "
-                  "(a Vigil hub, with --hub-token-file; see docs/hub.md); repeatable "
-                  "(default from config: its sinks, a hub sink included, whose settings the "
-                  "--hub-* flags override)");
+                  "Where verdicts go: stdout, file:PATH (rotated by size), null, hub:URL "
+                  "(a Vigil hub, with --hub-token-file) or nats:nats://HOST:PORT (a NATS "
+                  "JetStream stream that hubs consume); see docs/hub.md; repeatable "
+                  "(default from config: its sinks, hub and nats sinks included, whose settings "
+                  "the --hub-* and --nats-* flags override)");
   AddHubLinkFlags(cmd, &o->hub);
+  AddNatsLinkFlags(cmd, &o->nats);
   cmd->add_option("--pace", o->pace,
                   "max (as fast as possible), recorded[:SPEED] (follow time_ns) or EVENTS_PER_SEC")
       ->capture_default_str();

@@ -23,6 +23,9 @@ std::vector<std::string> SinkSpecsFromConfig(const core::VigilConfig& config,
       case core::SinkType::kHub:
         specs.push_back("hub:" + s.hub.url);
         break;
+      case core::SinkType::kNats:
+        specs.push_back("nats:" + s.nats.url);
+        break;
     }
   }
   return specs;
@@ -45,6 +48,28 @@ HubLinkFlags HubLinkSettings(const core::VigilConfig& config, const CLI::App& cm
   }
   if (!typed("--hub-drain")) out.drain = std::to_string(hub->drain_seconds) + "s";
   if (!typed("--hub-all-verdicts")) out.all_verdicts = hub->all_verdicts;
+  return out;
+}
+
+NatsLinkFlags NatsLinkSettings(const core::VigilConfig& config, const CLI::App& cmd,
+                               const NatsLinkFlags& flags) {
+  const core::NatsSinkConfig* nats = nullptr;
+  for (const core::SinkConfig& s : config.sinks) {
+    if (s.type == core::SinkType::kNats) nats = &s.nats;
+  }
+  if (nats == nullptr) return flags;
+  auto typed = [&](const char* flag) { return cmd.count(flag) > 0; };
+  NatsLinkFlags out = flags;
+  if (!typed("--nats-stream")) out.stream = nats->stream;
+  if (!typed("--nats-subject-prefix")) out.subject_prefix = nats->subject_prefix;
+  if (!typed("--nats-token-file")) out.token_file = nats->token_file;
+  if (!typed("--nats-creds")) out.creds = nats->creds;
+  if (!typed("--nats-spool")) out.spool = nats->spool;
+  if (!typed("--nats-spool-sync")) {
+    out.spool_sync = std::string(core::FsyncPolicyName(nats->spool_sync));
+  }
+  if (!typed("--nats-drain")) out.drain = std::to_string(nats->drain_seconds) + "s";
+  if (!typed("--nats-all-verdicts")) out.all_verdicts = nats->all_verdicts;
   return out;
 }
 
@@ -87,13 +112,106 @@ void AddHubLinkFlags(CLI::App* cmd, HubLinkFlags* f) {
                 "hub:URL sink: send every verdict, not only anomalous ones");
 }
 
+void AddNatsLinkFlags(CLI::App* cmd, NatsLinkFlags* f) {
+  cmd->add_option("--nats-stream", f->stream,
+                  "nats:URL sink: the JetStream stream (created when absent, subjects "
+                  "<prefix>.>)")
+      ->capture_default_str();
+  cmd->add_option("--nats-subject-prefix", f->subject_prefix,
+                  "nats:URL sink: findings are published to <prefix>.<host>.findings")
+      ->capture_default_str();
+  cmd->add_option("--nats-token-file", f->token_file,
+                  "nats:URL sink: file whose first line is the NATS server's token");
+  cmd->add_option("--nats-creds", f->creds, "nats:URL sink: NATS user credentials file");
+  cmd->add_option("--nats-spool", f->spool,
+                  "nats:URL sink: spool directory of messages not yet acknowledged by the stream "
+                  "(default <state_dir>/nats-spool)");
+  cmd->add_option("--nats-spool-sync", f->spool_sync,
+                  "nats:URL sink: spool fsync policy: always (each message), batch or never")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"always", "batch", "never"}));
+  cmd->add_option("--nats-drain", f->drain,
+                  "nats:URL sink: at the end, wait this long for the stream to take what is "
+                  "spooled (the rest goes first at the next start)")
+      ->capture_default_str();
+  cmd->add_flag("--nats-all-verdicts", f->all_verdicts,
+                "nats:URL sink: send every verdict, not only anomalous ones");
+}
+
+namespace {
+
+void SayRecovered(const char* what, const pipeline::RecoveryReport& report) {
+  if (report.records_replayed > 0 || !report.clean()) {
+    std::fprintf(stderr,
+                 "vigil: %s spool: %llu messages of an earlier run not yet delivered go "
+                 "first; %zu damaged regions skipped\n",
+                 what, static_cast<unsigned long long>(report.records_replayed),
+                 report.damage.size());
+  }
+}
+
+core::Status AddNatsSink(const std::string& spec, const NatsLinkFlags& flags,
+                         const std::string& host, const std::string& state_dir,
+                         core::Registry& registry, Outputs* out) {
+  if (out->nats != nullptr) {
+    return core::InvalidArgument("sink spec '" + spec + "': only one nats sink is allowed");
+  }
+  auto drain = core::ParseDurationSeconds(flags.drain);
+  if (!drain.has_value()) return drain.error().WithContext("--nats-drain");
+  agent::NatsSinkOptions o;
+  o.host = host;
+  o.nats.url = spec.substr(spec.find(':') + 1);
+  o.nats.stream = flags.stream;
+  o.nats.subject_prefix = flags.subject_prefix;
+  o.nats.token_file = flags.token_file;
+  o.nats.creds_file = flags.creds;
+  VIGIL_RETURN_IF_ERROR(
+      pipeline::ValidateJetStreamOptions(o.nats).WithContext("sink spec '" + spec + "'"));
+  o.spool_dir = flags.spool.empty() ? state_dir + "/nats-spool" : flags.spool;
+  o.spool.sync = SyncModeOf(flags.spool_sync);
+  o.anomalous_only = !flags.all_verdicts;
+  pipeline::RecoveryReport report;
+  VIGIL_ASSIGN_OR_RETURN(auto nats, agent::OpenNatsSink(std::move(o), registry, &report));
+  SayRecovered("nats", report);
+  out->nats = nats.get();
+  out->nats_drain = std::chrono::seconds(*drain);
+  out->sinks.push_back(nats.get());
+  out->owned.push_back(std::move(nats));
+  return core::Status::Ok();
+}
+
+// What a link sink sent, on stderr; true when nothing stays spooled.
+bool Drain(agent::FindingSink* sink, std::chrono::milliseconds limit, const char* command) {
+  if (sink == nullptr) return true;
+  const uint64_t left = sink->Close(limit);
+  const agent::FindingSinkCounts c = sink->Counts();
+  std::fprintf(stderr,
+               "vigil %s: %s %s: %llu findings sent in %llu messages (%llu already there), "
+               "%llu refused, %llu retries; %llu messages stay spooled\n",
+               command, sink->options().kind.c_str(), sink->Endpoint().c_str(),
+               static_cast<unsigned long long>(c.findings_sent),
+               static_cast<unsigned long long>(c.messages_sent + c.messages_duplicate),
+               static_cast<unsigned long long>(c.messages_duplicate),
+               static_cast<unsigned long long>(c.messages_failed),
+               static_cast<unsigned long long>(c.retries), static_cast<unsigned long long>(left));
+  return left == 0;
+}
+
+}  // namespace
+
 core::Result<Outputs> MakeOutputs(const std::vector<std::string>& specs,
                                   const pipeline::FileSinkOptions& file_options,
-                                  const HubLinkFlags& hub_flags, const std::string& host,
-                                  const std::string& state_dir, core::Registry& registry) {
+                                  const HubLinkFlags& hub_flags, const NatsLinkFlags& nats_flags,
+                                  const std::string& host, const std::string& state_dir,
+                                  core::Registry& registry) {
   constexpr std::string_view kHubPrefix = "hub:";
+  constexpr std::string_view kNatsPrefix = "nats:";
   Outputs out;
   for (const std::string& spec : specs) {
+    if (spec.rfind(kNatsPrefix, 0) == 0) {
+      VIGIL_RETURN_IF_ERROR(AddNatsSink(spec, nats_flags, host, state_dir, registry, &out));
+      continue;
+    }
     if (spec.rfind(kHubPrefix, 0) != 0) {
       VIGIL_ASSIGN_OR_RETURN(auto sink, pipeline::MakeSink(spec, file_options));
       out.sinks.push_back(sink.get());
@@ -106,6 +224,7 @@ core::Result<Outputs> MakeOutputs(const std::vector<std::string>& specs,
     auto drain = core::ParseDurationSeconds(hub_flags.drain);
     if (!drain.has_value()) return drain.error().WithContext("--hub-drain");
     agent::HubSinkOptions o;
+    o.host = host;
     o.link.url = spec.substr(kHubPrefix.size());
     o.link.token_file = hub_flags.token_file;
     o.link.ca_file = hub_flags.ca;
@@ -119,13 +238,8 @@ core::Result<Outputs> MakeOutputs(const std::vector<std::string>& specs,
     o.anomalous_only = !hub_flags.all_verdicts;
     pipeline::RecoveryReport report;
     out.hub_link = o.link;
-    VIGIL_ASSIGN_OR_RETURN(auto hub, agent::HubSink::Open(std::move(o), registry, &report));
-    if (report.records_replayed > 0 || !report.clean()) {
-      std::fprintf(stderr,
-                   "vigil: hub spool: %llu messages of an earlier run not yet delivered go "
-                   "first; %zu damaged regions skipped\n",
-                   static_cast<unsigned long long>(report.records_replayed), report.damage.size());
-    }
+    VIGIL_ASSIGN_OR_RETURN(auto hub, agent::OpenHubSink(std::move(o), registry, &report));
+    SayRecovered("hub", report);
     out.hub = hub.get();
     out.hub_drain = std::chrono::seconds(*drain);
     out.sinks.push_back(hub.get());
@@ -135,19 +249,9 @@ core::Result<Outputs> MakeOutputs(const std::vector<std::string>& specs,
 }
 
 bool DrainHub(Outputs& outputs, const char* command) {
-  if (outputs.hub == nullptr) return true;
-  const uint64_t left = outputs.hub->Close(outputs.hub_drain);
-  const agent::HubSinkCounts c = outputs.hub->Counts();
-  std::fprintf(stderr,
-               "vigil %s: hub %s: %llu findings sent in %llu messages (%llu already there), "
-               "%llu refused, %llu retries; %llu messages stay spooled\n",
-               command, outputs.hub_link.url.c_str(),
-               static_cast<unsigned long long>(c.findings_sent),
-               static_cast<unsigned long long>(c.messages_sent + c.messages_duplicate),
-               static_cast<unsigned long long>(c.messages_duplicate),
-               static_cast<unsigned long long>(c.messages_failed),
-               static_cast<unsigned long long>(c.retries), static_cast<unsigned long long>(left));
-  return left == 0;
+  const bool hub = Drain(outputs.hub, outputs.hub_drain, command);
+  const bool nats = Drain(outputs.nats, outputs.nats_drain, command);
+  return hub && nats;
 }
 
 }  // namespace vigil::app

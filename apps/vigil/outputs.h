@@ -11,6 +11,7 @@
 
 #include "agent/hub_client.h"
 #include "agent/hub_sink.h"
+#include "agent/nats_sink.h"
 #include "core/config.h"
 #include "core/metrics.h"
 #include "pipeline/sink.h"
@@ -18,9 +19,10 @@
 
 namespace vigil::app {
 
-// The sink specs ("stdout", "null", "file:PATH", "hub:URL") of the config's `sinks`; the rotation
-// settings of a file sink go to *file_options (one set for all file sinks: MakeSink takes one);
-// a hub sink's other settings are taken by HubLinkSettings().
+// The sink specs ("stdout", "null", "file:PATH", "hub:URL", "nats:URL") of the config's `sinks`;
+// the rotation settings of a file sink go to *file_options (one set for all file sinks: MakeSink
+// takes one); a hub sink's other settings are taken by HubLinkSettings(), a nats sink's by
+// NatsLinkSettings().
 std::vector<std::string> SinkSpecsFromConfig(const core::VigilConfig& config,
                                              pipeline::FileSinkOptions* file_options);
 
@@ -43,22 +45,43 @@ void AddHubLinkFlags(CLI::App* cmd, HubLinkFlags* flags);
 HubLinkFlags HubLinkSettings(const core::VigilConfig& config, const CLI::App& cmd,
                              const HubLinkFlags& flags);
 
-// The sinks of `specs`: "hub:URL" makes an agent::HubSink (at most one), the other forms
-// pipeline::MakeSink. Errors name the spec or flag (kInvalidArgument for usage errors).
+// The settings of a `nats:URL` sink (docs/hub.md, "NATS JetStream").
+struct NatsLinkFlags {
+  std::string stream = "VIGIL";
+  std::string subject_prefix = "vigil";
+  std::string token_file;
+  std::string creds;
+  std::string spool;  // "": <state_dir>/nats-spool
+  std::string drain = "30s";
+  std::string spool_sync = "always";
+  bool all_verdicts = false;
+};
+void AddNatsLinkFlags(CLI::App* cmd, NatsLinkFlags* flags);
+// As HubLinkSettings, for the config's nats sink and the --nats-* flags.
+NatsLinkFlags NatsLinkSettings(const core::VigilConfig& config, const CLI::App& cmd,
+                               const NatsLinkFlags& flags);
+
+// The sinks of `specs`: "hub:URL" makes a hub sink (agent::OpenHubSink), "nats:URL" a NATS
+// JetStream sink (agent::OpenNatsSink; at most one of each), the other forms pipeline::MakeSink.
+// Errors name the spec or flag (kInvalidArgument for usage errors).
 struct Outputs {
   std::vector<std::unique_ptr<pipeline::Sink>> owned;
   std::vector<pipeline::Sink*> sinks;
-  agent::HubSink* hub = nullptr;           // owned above; nullptr without a hub sink
+  agent::FindingSink* hub = nullptr;       // owned above; nullptr without a hub sink
   agent::HubLinkOptions hub_link;          // valid when hub != nullptr
   std::chrono::milliseconds hub_drain{0};  // how long to wait for the hub at the end
+  agent::FindingSink* nats = nullptr;      // owned above; nullptr without a nats sink
+  std::chrono::milliseconds nats_drain{0};
 };
 core::Result<Outputs> MakeOutputs(const std::vector<std::string>& specs,
                                   const pipeline::FileSinkOptions& file_options,
-                                  const HubLinkFlags& hub_flags, const std::string& host,
-                                  const std::string& state_dir, core::Registry& registry);
+                                  const HubLinkFlags& hub_flags, const NatsLinkFlags& nats_flags,
+                                  const std::string& host, const std::string& state_dir,
+                                  core::Registry& registry);
 
-// Seals the hub sink's last message and waits (up to --hub-drain) for the hub to take every
-// spooled message; says on stderr what stays spooled. False when something stays spooled.
+// Seals the last message of the hub and nats sinks and waits (up to --hub-drain, --nats-drain)
+// for each to deliver every spooled message; says on stderr what was sent and what stays
+// spooled. False when something stays spooled.
 bool DrainHub(Outputs& outputs, const char* command);
 
 }  // namespace vigil::app

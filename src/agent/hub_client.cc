@@ -9,7 +9,6 @@
 namespace vigil::agent {
 namespace {
 
-constexpr size_t kMaxTokenFileBytes = 16 * 1024;
 
 }  // namespace
 
@@ -66,18 +65,7 @@ core::Result<std::unique_ptr<HubClient>> HubClient::Create(HubLinkOptions option
 }
 
 core::Result<std::string> HubClient::Token() const {
-  const std::string& path = options_.token_file;
-  VIGIL_ASSIGN_OR_RETURN(std::string text, core::ReadFile(path, kMaxTokenFileBytes));
-  text = text.substr(0, text.find('\n'));
-  if (!text.empty() && text.back() == '\r') text.pop_back();
-  if (text.empty()) return core::InvalidArgument("hub token file " + path + ": no token in it");
-  for (char c : text) {
-    if (c <= ' ' || c > '~') {
-      return core::InvalidArgument("hub token file " + path +
-                                   ": the first line is not a token (a compact JWS)");
-    }
-  }
-  return text;
+  return core::ReadTokenFile(options_.token_file, "hub token");
 }
 
 namespace {

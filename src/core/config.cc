@@ -381,6 +381,44 @@ class ConfigParser {
     return Status::Ok();
   }
 
+  Status ReadNatsSink(const YAML::Node& node, std::string_view path, NatsSinkConfig* n) const {
+    auto checked = [&](const YAML::Node& v, const std::string& p, std::string* out,
+                       bool (*valid)(std::string_view), const char* want) -> Status {
+      VIGIL_RETURN_IF_ERROR(ReadString(v, p, out));
+      if (!valid(*out)) return Error(v, p, fmt::format("expected {}, got {}", want, Quote(*out)));
+      return Status::Ok();
+    };
+    VIGIL_RETURN_IF_ERROR(ForEachField(
+        node, path,
+        {"type", "url", "stream", "subject_prefix", "token_file", "creds", "spool", "spool_sync",
+         "drain", "all_verdicts"},
+        [&](const std::string& key, const YAML::Node& v, const std::string& p) -> Status {
+          if (key == "url") {
+            return checked(v, p, &n->url, IsNatsUrl,
+                           "nats://HOST:PORT or tls://HOST:PORT (one server, no path)");
+          }
+          if (key == "stream") {
+            return checked(v, p, &n->stream, IsNatsName, "1..64 characters of [A-Za-z0-9_-]");
+          }
+          if (key == "subject_prefix") {
+            return checked(v, p, &n->subject_prefix, IsNatsSubjectPrefix,
+                           "dot-separated tokens of [A-Za-z0-9_-] (no wildcards)");
+          }
+          if (key == "token_file") return ReadString(v, p, &n->token_file);
+          if (key == "creds") return ReadString(v, p, &n->creds);
+          if (key == "spool") return ReadString(v, p, &n->spool);
+          if (key == "drain") return ReadSeconds(v, p, &n->drain_seconds);
+          if (key == "all_verdicts") return ReadBool(v, p, &n->all_verdicts);
+          if (key == "spool_sync") return ReadFsync(v, p, &n->spool_sync);
+          return Status::Ok();  // type, read by ReadSink
+        }));
+    if (n->url.empty()) return Error(node, path, "a nats sink needs a 'url'");
+    if (!n->token_file.empty() && !n->creds.empty()) {
+      return Error(node, path, "a nats sink takes a 'token_file' or 'creds', not both");
+    }
+    return Status::Ok();
+  }
+
   Status ReadSink(const YAML::Node& node, std::string_view path, SinkConfig* sink) const {
     if (!node.IsMap()) {
       return Error(node, path,
@@ -390,7 +428,7 @@ class ConfigParser {
     // `type: null` from `type:`; both mean the null sink.
     const YAML::Node type = node["type"];
     if (!type.IsDefined()) {
-      return Error(node, path, "missing key 'type' (stdout, file, null or hub)");
+      return Error(node, path, "missing key 'type' (stdout, file, null, hub or nats)");
     }
     if (type.IsNull()) {
       sink->type = SinkType::kNull;
@@ -399,10 +437,12 @@ class ConfigParser {
                                                {{"stdout", SinkType::kStdout},
                                                 {"file", SinkType::kFile},
                                                 {"null", SinkType::kNull},
-                                                {"hub", SinkType::kHub}},
+                                                {"hub", SinkType::kHub},
+                                                {"nats", SinkType::kNats}},
                                                &sink->type));
     }
     if (sink->type == SinkType::kHub) return ReadHubSink(node, path, &sink->hub);
+    if (sink->type == SinkType::kNats) return ReadNatsSink(node, path, &sink->nats);
     if (sink->type != SinkType::kFile) {
       return ForEachField(
           node, path, {"type"},
@@ -431,7 +471,7 @@ class ConfigParser {
       return Error(node, path, fmt::format("expected a sequence of sinks, got {}", Describe(node)));
     }
     sinks->clear();
-    bool have_hub = false;
+    bool have_hub = false, have_nats = false;
     for (size_t i = 0; i < node.size(); ++i) {
       SinkConfig sink;
       const std::string p = fmt::format("{}[{}]", path, i);
@@ -439,6 +479,10 @@ class ConfigParser {
       if (sink.type == SinkType::kHub) {
         if (have_hub) return Error(node[i], p, "only one hub sink is allowed");
         have_hub = true;
+      }
+      if (sink.type == SinkType::kNats) {
+        if (have_nats) return Error(node[i], p, "only one nats sink is allowed");
+        have_nats = true;
       }
       sinks->push_back(std::move(sink));
     }
@@ -746,9 +790,22 @@ std::string_view SinkTypeName(SinkType t) {
       return "null";
     case SinkType::kHub:
       return "hub";
+    case SinkType::kNats:
+      return "nats";
   }
   return "unknown";
 }
+
+namespace {
+// 1..300 bytes of what a URL's HOST[:PORT] may hold: letters, digits and ".-:[]_".
+bool IsHostPortText(std::string_view text) {
+  if (text.empty() || text.size() > 300) return false;
+  return std::all_of(text.begin(), text.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_';
+  });
+}
+}  // namespace
 
 bool IsHttpBaseUrl(std::string_view url, bool* https) {
   std::string_view rest;
@@ -761,13 +818,50 @@ bool IsHttpBaseUrl(std::string_view url, bool* https) {
   } else {
     return false;
   }
-  if (rest.empty() || rest.size() > 300) return false;
-  for (char c : rest) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_';
-    if (!ok) return false;
+  return IsHostPortText(rest);
+}
+
+namespace {
+bool NatsNameChar(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-';
+}
+}  // namespace
+
+bool IsNatsName(std::string_view name) {
+  return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), NatsNameChar);
+}
+
+bool IsNatsSubjectPrefix(std::string_view prefix) {
+  if (prefix.empty() || prefix.size() > 128) return false;
+  size_t start = 0;
+  for (;;) {
+    const size_t dot = prefix.find('.', start);
+    const std::string_view token =
+        prefix.substr(start, dot == std::string_view::npos ? prefix.npos : dot - start);
+    if (token.empty() || !std::all_of(token.begin(), token.end(), NatsNameChar)) return false;
+    if (dot == std::string_view::npos) return true;
+    start = dot + 1;
   }
-  return true;
+}
+
+bool IsNatsUrl(std::string_view url) {
+  std::string_view rest;
+  if (url.substr(0, 7) == "nats://") {
+    rest = url.substr(7);
+  } else if (url.substr(0, 6) == "tls://") {
+    rest = url.substr(6);
+  } else {
+    return false;
+  }
+  if (!IsHostPortText(rest)) return false;
+  const size_t colon = rest.rfind(':');
+  if (rest.front() == '[' || colon == std::string_view::npos) return rest.front() != ':';
+  const std::string_view port = rest.substr(colon + 1);
+  uint32_t p = 0;
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p, 10);
+  return colon > 0 && ec == std::errc() && end == port.data() + port.size() && p >= 1 &&
+         p <= 65535;
 }
 
 std::string HostPort::ToString() const {

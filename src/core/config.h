@@ -30,18 +30,26 @@ enum class Backpressure {
   kSample,      // only every `sample_every`-th event is admitted while full
 };
 enum class FsyncPolicy { kAlways, kBatch, kNever };
-enum class SinkType { kStdout, kFile, kNull, kHub };
+enum class SinkType { kStdout, kFile, kNull, kHub, kNats };
 
 // "block", "drop-newest", "drop-oldest", "sample" (the names used in the file).
 std::string_view BackpressureName(Backpressure b);
 // "always", "batch", "never".
 std::string_view FsyncPolicyName(FsyncPolicy f);
-// "stdout", "file", "null", "hub".
+// "stdout", "file", "null", "hub", "nats".
 std::string_view SinkTypeName(SinkType t);
 
 // True for a hub's base URL, "http://HOST[:PORT]" or "https://HOST[:PORT]" with nothing after
 // (no path, no user info); *https says which scheme.
 bool IsHttpBaseUrl(std::string_view url, bool* https);
+
+// NATS names (docs/hub.md "NATS JetStream"): a server URL "nats://HOST[:PORT]" or
+// "tls://HOST[:PORT]" (no user info, no path, one server); a stream or durable consumer name,
+// 1..64 bytes of [A-Za-z0-9_-]; a subject prefix, dot-separated tokens of [A-Za-z0-9_-]
+// (1..128 bytes, no wildcards).
+bool IsNatsUrl(std::string_view url);
+bool IsNatsName(std::string_view name);
+bool IsNatsSubjectPrefix(std::string_view prefix);
 
 // A parsed "host:port" ("127.0.0.1:9464", "localhost:0", "[::1]:9464"). Port 0 means "any free
 // port" where the consumer supports it.
@@ -98,12 +106,26 @@ struct HubSinkConfig {
   bool all_verdicts = false;    // every verdict, not only anomalous ones
 };
 
+// A NATS JetStream sink (docs/hub.md "NATS JetStream"); the same settings as the --nats-* flags.
+struct NatsSinkConfig {
+  std::string url;                     // required; IsNatsUrl()
+  std::string stream = "VIGIL";        // IsNatsName()
+  std::string subject_prefix = "vigil";  // IsNatsSubjectPrefix()
+  std::string token_file;              // first line: the server's token (or creds, not both)
+  std::string creds;                   // a NATS user credentials file
+  std::string spool;                   // "": <state_dir>/nats-spool
+  FsyncPolicy spool_sync = FsyncPolicy::kAlways;
+  uint64_t drain_seconds = 30;  // how long the end of a run waits for the stream
+  bool all_verdicts = false;    // every verdict, not only anomalous ones
+};
+
 struct SinkConfig {
   SinkType type = SinkType::kStdout;
   std::string path;                             // kFile only, and required there
   uint64_t rotate_bytes = uint64_t{100} << 20;  // kFile only; >= 1
   uint32_t keep = 5;                            // kFile only; rotated files kept
   HubSinkConfig hub;                            // kHub only (at most one hub sink)
+  NatsSinkConfig nats;                          // kNats only (at most one nats sink)
 };
 
 struct ModelConfig {

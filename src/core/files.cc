@@ -68,4 +68,17 @@ Status MakeDirs(const std::string& dir, unsigned mode) {
   return Status::Ok();
 }
 
+Result<std::string> ReadTokenFile(const std::string& path, std::string_view what) {
+  constexpr uint64_t kMaxTokenFileBytes = 16 * 1024;
+  VIGIL_ASSIGN_OR_RETURN(std::string text, ReadFile(path, kMaxTokenFileBytes));
+  text = text.substr(0, text.find('\n'));
+  if (!text.empty() && text.back() == '\r') text.pop_back();
+  const std::string where = std::string(what) + " file " + path;
+  if (text.empty()) return InvalidArgument(where + ": no token in it");
+  for (char c : text) {
+    if (c <= ' ' || c > '~') return InvalidArgument(where + ": the first line is not a token");
+  }
+  return text;
+}
+
 }  // namespace vigil::core

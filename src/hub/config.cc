@@ -66,6 +66,58 @@ struct HubYaml {
 
 core::Status Unknown() { return core::NotFound(""); }
 
+core::Status ReadNatsSection(const HubYaml& y, const YAML::Node& v, const std::string& p,
+                             HubNatsConfig* n) {
+  auto checked = [&](const YAML::Node& v2, const std::string& p2, std::string* out,
+                     bool (*valid)(std::string_view), const char* want) -> core::Status {
+    VIGIL_RETURN_IF_ERROR(y.Scalar(v2, p2, out));
+    if (!valid(*out)) return y.At(v2, p2, std::string("expected ") + want);
+    return {};
+  };
+  const core::Status read =
+      y.Keys(v, p,
+             [&](const std::string& k, const YAML::Node& v2, const std::string& p2) -> core::Status {
+               if (k == "url") {
+                 return checked(v2, p2, &n->url, core::IsNatsUrl,
+                                "nats://HOST:PORT or tls://HOST:PORT (one server, no path)");
+               }
+               if (k == "stream") {
+                 return checked(v2, p2, &n->stream, core::IsNatsName,
+                                "1..64 characters of [A-Za-z0-9_-]");
+               }
+               if (k == "consumer") {
+                 return checked(v2, p2, &n->consumer, core::IsNatsName,
+                                "1..64 characters of [A-Za-z0-9_-]");
+               }
+               if (k == "subject_prefix") {
+                 return checked(v2, p2, &n->subject_prefix, core::IsNatsSubjectPrefix,
+                                "dot-separated tokens of [A-Za-z0-9_-] (no wildcards)");
+               }
+               if (k == "token_file") return y.File(v2, p2, &n->token_file);
+               if (k == "creds") return y.File(v2, p2, &n->creds);
+               if (k == "ack_wait") return y.Seconds(v2, p2, 3600, &n->ack_wait_s);
+               if (k == "batch") {
+                 std::string t;
+                 VIGIL_RETURN_IF_ERROR(y.Scalar(v2, p2, &t));
+                 if (t.empty() || t.size() > 4 ||
+                     t.find_first_not_of("0123456789") != std::string::npos || std::stoi(t) < 1 ||
+                     std::stoi(t) > 1000) {
+                   return y.At(v2, p2, "expected an integer in 1..1000");
+                 }
+                 n->batch = static_cast<uint32_t>(std::stoi(t));
+                 return {};
+               }
+               return Unknown();
+             });
+  if (!read.ok()) return read;
+  if (n->url.empty()) return y.At(v, p, "needs a url (nats://HOST:PORT)");
+  if (!n->token_file.empty() && !n->creds.empty()) {
+    return y.At(v, p, "takes a token_file or creds, not both");
+  }
+  n->enabled = true;
+  return {};
+}
+
 core::Status YamlError(std::string_view source, const YAML::Exception& e) {
   return core::InvalidArgument(std::string(source) + ":" + std::to_string(e.mark.line + 1) + ":" +
                                std::to_string(e.mark.column + 1) + ": " + e.msg);
@@ -183,6 +235,7 @@ core::Result<HubConfig> ParseHubConfig(std::string_view text, std::string_view s
                             return Unknown();
                           });
           }
+          if (k == "nats") return ReadNatsSection(y, v, p, &c.nats);
           if (k == "escalations") {
             return y.Keys(v, p,
                           [&](const std::string& k2, const YAML::Node& v2,

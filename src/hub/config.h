@@ -17,6 +17,20 @@ namespace vigil::hub {
 
 inline constexpr std::string_view kDefaultHubStateDir = "/var/lib/vigil/hub";
 
+// The `nats:` section (docs/hub.md "NATS JetStream"): the hub also consumes the JetStream stream
+// that agents' nats sinks publish to, as the durable consumer shared by every hub instance.
+struct HubNatsConfig {
+  bool enabled = false;  // the section is present (it then needs a url)
+  std::string url;       // nats://HOST:PORT or tls://HOST:PORT
+  std::string stream = "VIGIL";
+  std::string subject_prefix = "vigil";
+  std::string consumer = "vigil-hub";  // the durable consumer's name
+  std::string token_file;              // or creds, not both
+  std::string creds;
+  uint32_t ack_wait_s = 30;  // a message not acknowledged this long is delivered again
+  uint32_t batch = 64;       // messages fetched at once, 1..1000
+};
+
 struct HubConfig {
   ServerOptions server;
   std::string state_dir{kDefaultHubStateDir};
@@ -28,6 +42,7 @@ struct HubConfig {
   std::string issuer = "vigil-hub";
   std::string audience = "vigil-hub";
   uint32_t incident_window_s = 300;
+  HubNatsConfig nats;
 
   // Fills the empty paths from state_dir.
   void ResolvePaths();

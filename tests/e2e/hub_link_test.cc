@@ -27,6 +27,7 @@ using vigil::e2e::CmdResult;
 using vigil::e2e::ReadAll;
 using vigil::e2e::Spawn;
 using vigil::e2e::WaitFor;
+using vigil::e2e::WriteSyscallStreams;
 
 namespace {
 
@@ -108,27 +109,12 @@ class HubLinkE2eTest : public ::testing::Test {
     return 0;
   }
 
-  // A JSONL event file: `streams` streams of program "svc" (pids 100+), one after the other, each
-  // a repetition of `pattern` closed by its stream_end (its verdict is written then).
-  static void WriteEvents(const fs::path& path, const std::string& stream, int streams,
-                          const std::vector<int>& pattern, int repeats) {
-    std::ofstream f(path);
-    for (int s = 0; s < streams; ++s) {
-      for (int r = 0; r < repeats; ++r) {
-        for (int nr : pattern) {
-          f << R"({"kind":"syscall","stream":")" << stream << "-" << s << R"(","proc":{"pid":)"
-            << 100 + s << R"(,"comm":"svc"},"syscall":{"arch":"x86_64","nr":)" << nr << "}}\n";
-        }
-      }
-      f << R"({"kind":"stream_end","stream":")" << stream << "-" << s << "\"}\n";
-    }
-  }
 
   // Trains a model on 10 "svc" streams; *replay = "replay --source jsonl --data TRAIN --model
   // MODEL" of those streams (their verdicts are not anomalous).
   void TrainForReplay(std::string* replay) {
     const fs::path train = dir_ / "train.jsonl", model = dir_ / "m.vgm";
-    WriteEvents(train, "svc", 10, {0, 1, 2, 3}, 10);
+    WriteSyscallStreams(train, "svc", 10, {0, 1, 2, 3}, 10);
     CmdResult t =
         Vigil("train --dataset jsonl --data " + train.string() + " --out " + model.string());
     ASSERT_EQ(t.exit_code, 0) << t.err;
@@ -147,14 +133,14 @@ TEST_F(HubLinkE2eTest, ReplayDeliversEveryFindingExactlyOnceAcrossAHubRestart) {
   const fs::path token_file = dir_ / "agent.token";
   std::ofstream(token_file) << Token("agent", "web-1") << "\n";
   const fs::path train = dir_ / "train.jsonl", model = dir_ / "m.vgm";
-  WriteEvents(train, "svc", 10, {0, 1, 2, 3}, 10);
+  WriteSyscallStreams(train, "svc", 10, {0, 1, 2, 3}, 10);
   CmdResult t =
       Vigil("train --dataset jsonl --data " + train.string() + " --out " + model.string());
   ASSERT_EQ(t.exit_code, 0) << t.err;
   // 120 streams of 29 events at 600 events/s: a finding every 50 ms for about 6 s.
   constexpr int kStreams = 120;
   const fs::path events = dir_ / "events.jsonl";
-  WriteEvents(events, "run", kStreams, {0, 1, 59, 3}, 7);
+  WriteSyscallStreams(events, "run", kStreams, {0, 1, 59, 3}, 7);
 
   ASSERT_NO_FATAL_FAILURE(StartHub());
   const fs::path out = dir_ / "replay.out", err = dir_ / "replay.err";

@@ -136,4 +136,21 @@ inline int StopVigil(pid_t& pid, std::chrono::milliseconds wait = std::chrono::s
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+// A JSONL event file: `streams` streams named "<stream>-N" of program "svc" (pids 100+N), one
+// after the other, each `pattern` (x86_64 syscall numbers) `repeats` times, closed by its
+// stream_end (replay writes the stream's verdict then).
+inline void WriteSyscallStreams(const std::filesystem::path& path, const std::string& stream,
+                                int streams, const std::vector<int>& pattern, int repeats) {
+  std::ofstream f(path);
+  for (int s = 0; s < streams; ++s) {
+    for (int r = 0; r < repeats; ++r) {
+      for (int nr : pattern) {
+        f << R"({"kind":"syscall","stream":")" << stream << "-" << s << R"(","proc":{"pid":)"
+          << 100 + s << R"(,"comm":"svc"},"syscall":{"arch":"x86_64","nr":)" << nr << "}}\n";
+      }
+    }
+    f << R"({"kind":"stream_end","stream":")" << stream << "-" << s << "\"}\n";
+  }
+}
+
 }  // namespace vigil::e2e

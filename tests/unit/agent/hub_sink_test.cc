@@ -16,7 +16,6 @@
 namespace vigil::agent {
 namespace {
 
-using hub::testing::DecisionLine;
 using hub::testing::VerdictLine;
 using testing::WaitUntil;
 
@@ -36,20 +35,14 @@ class HubSinkTest : public testing::HubLinkTest {
     o.retry_max = std::chrono::milliseconds(50);
     return o;
   }
-  std::unique_ptr<HubSink> Open(const HubSinkOptions& o,
+  std::unique_ptr<FindingSink> Open(const HubSinkOptions& o,
                                 pipeline::RecoveryReport* report = nullptr) {
-    auto sink = HubSink::Open(o, registry_, report);
+    auto sink = OpenHubSink(o, registry_, report);
     EXPECT_TRUE(sink.has_value()) << sink.error().ToString();
     return sink.has_value() ? std::move(sink).value() : nullptr;
   }
-  // n anomalous verdicts and n decisions of distinct processes, starting at `first`.
   static std::vector<std::string> Findings(int first, int n) {
-    std::vector<std::string> out;
-    for (int i = first; i < first + n; ++i) {
-      out.push_back(VerdictLine(kHost, 1000 + i, "worker", i, 0.9));
-      out.push_back(DecisionLine(kHost, 1000 + i, "worker", i, "shell"));
-    }
-    return out;
+    return hub::testing::FindingLines(kHost, first, n);
   }
 
   core::Registry registry_;
@@ -68,7 +61,7 @@ TEST_F(HubSinkTest, SendsFindingsOnceAndSkipsWhatIsNotAFinding) {
   ASSERT_TRUE(sink->Flush().ok());
   EXPECT_EQ(sink->Close(std::chrono::seconds(10)), 0u);
   EXPECT_EQ(StoredFindings(), 10);
-  const HubSinkCounts c = sink->Counts();
+  const FindingSinkCounts c = sink->Counts();
   EXPECT_EQ(c.findings_spooled, 10u);
   EXPECT_EQ(c.findings_sent, 10u);
   EXPECT_EQ(c.messages_sent, 3u);  // 4 + 4 + 2
@@ -188,19 +181,19 @@ TEST_F(HubSinkTest, AnotherHostsTokenIsRetriedNotDroppedUntilTheTokenFileIsFixed
 TEST_F(HubSinkTest, RefusesBadOptionsAndFindingsTheHubWouldRefuse) {
   HubSinkOptions o = Options();
   o.link.url = "ftp://127.0.0.1:1";
-  auto bad = HubSink::Open(o, registry_, nullptr);
+  auto bad = OpenHubSink(o, registry_, nullptr);
   ASSERT_FALSE(bad.has_value());
   EXPECT_EQ(bad.error().code(), core::StatusCode::kInvalidArgument);
   EXPECT_NE(bad.error().message().find("ftp://"), std::string::npos);
   o = Options();
   o.link.host = "bad host";
-  EXPECT_FALSE(HubSink::Open(o, registry_, nullptr).has_value());
+  EXPECT_FALSE(OpenHubSink(o, registry_, nullptr).has_value());
   o = Options();
   o.link.url = "http://127.0.0.1:1/v1";
-  EXPECT_FALSE(HubSink::Open(o, registry_, nullptr).has_value());
+  EXPECT_FALSE(OpenHubSink(o, registry_, nullptr).has_value());
   o = Options();
   o.batch_findings = 10001;
-  EXPECT_FALSE(HubSink::Open(o, registry_, nullptr).has_value());
+  EXPECT_FALSE(OpenHubSink(o, registry_, nullptr).has_value());
 
   auto sink = Open(Options());
   ASSERT_NE(sink, nullptr);

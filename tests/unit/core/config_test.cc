@@ -282,6 +282,47 @@ TEST(ConfigTest, HubSinkDefaults) {
   EXPECT_FALSE(h.all_verdicts);
 }
 
+TEST(ConfigTest, ParsesANatsSinkAndChecksItsNames) {
+  constexpr std::string_view kYaml =
+      "sinks:\n"
+      "  - type: nats\n"
+      "    url: nats://127.0.0.1:4222\n"
+      "    stream: FLEET\n"
+      "    subject_prefix: acme.vigil\n"
+      "    creds: /etc/vigil/agent.creds\n"
+      "    drain: 1m\n";
+  Result<VigilConfig> r = ParseConfig(kYaml, "vigil.yaml");
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  ASSERT_EQ(r->sinks.size(), 1u);
+  const NatsSinkConfig& n = r->sinks[0].nats;
+  EXPECT_EQ(r->sinks[0].type, SinkType::kNats);
+  EXPECT_EQ(n.url, "nats://127.0.0.1:4222");
+  EXPECT_EQ(n.stream, "FLEET");
+  EXPECT_EQ(n.subject_prefix, "acme.vigil");
+  EXPECT_EQ(n.creds, "/etc/vigil/agent.creds");
+  EXPECT_EQ(n.token_file, "");
+  EXPECT_EQ(n.spool_sync, FsyncPolicy::kAlways);
+  EXPECT_EQ(n.drain_seconds, 60u);
+
+  EXPECT_EQ(ParseError("sinks:\n  - type: nats\n    url: http://127.0.0.1:4222\n"),
+            "vigil.yaml:3:10: sinks[0].url: expected nats://HOST:PORT or tls://HOST:PORT (one "
+            "server, no path), got \"http://127.0.0.1:4222\"");
+  EXPECT_EQ(ParseError("sinks:\n  - {type: nats, url: 'nats://h:1', stream: A.B}\n"),
+            "vigil.yaml:2:45: sinks[0].stream: expected 1..64 characters of [A-Za-z0-9_-], got "
+            "\"A.B\"");
+  EXPECT_THAT(ParseError("sinks:\n  - {type: nats, url: 'nats://h:1', subject_prefix: 'a.>'}\n"),
+              HasSubstr("sinks[0].subject_prefix: expected dot-separated tokens"));
+  EXPECT_EQ(ParseError("sinks:\n  - type: nats\n    stream: V\n"),
+            "vigil.yaml:2:5: sinks[0]: a nats sink needs a 'url'");
+  EXPECT_THAT(ParseError("sinks:\n  - {type: nats, url: 'nats://h:1', token_file: t, creds: c}\n"),
+              HasSubstr("not both"));
+  EXPECT_THAT(ParseError("sinks:\n  - {type: nats, url: 'nats://h:1'}\n"
+                         "  - {type: nats, url: 'nats://h:2'}\n"),
+              HasSubstr("sinks[1]: only one nats sink is allowed"));
+  EXPECT_THAT(ParseError("sinks:\n  - {type: nats, url: 'nats://h:1', ca: x}\n"),
+              HasSubstr("sinks[0].ca"));
+}
+
 TEST(ConfigTest, HubSinkErrorsNameLineAndKey) {
   const std::string ok = "  - type: hub\n    url: http://127.0.0.1:8470\n    token_file: t\n";
   EXPECT_EQ(ParseError("sinks:\n" + ok + "    url: http://x:1\n"),

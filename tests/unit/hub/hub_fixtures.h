@@ -3,6 +3,7 @@
 // Findings as the agent writes them (the real renderers), for the hub's tests.
 
 #include <string>
+#include <vector>
 
 #include "core/event.h"
 #include "core/event_json.h"
@@ -46,6 +47,17 @@ inline std::string DecisionLine(const std::string& host, uint32_t pid, const std
   d.ml_score = ml_score;
   d.ml_model = "ngram";
   return policy::DecisionToOcsfJson(d, host);
+}
+
+// n anomalous verdicts and n decisions about distinct processes "worker" (pids 1000 + first ..),
+// one second apart.
+inline std::vector<std::string> FindingLines(const std::string& host, int first, int n) {
+  std::vector<std::string> out;
+  for (int i = first; i < first + n; ++i) {
+    out.push_back(VerdictLine(host, 1000 + i, "worker", i, 0.9));
+    out.push_back(DecisionLine(host, 1000 + i, "worker", i, "shell"));
+  }
+  return out;
 }
 
 inline std::string IngestBody(const std::string& host, const std::string& message_id,

@@ -1,0 +1,108 @@
+#pragma once
+
+// The hub's NATS JetStream consumer (docs/hub.md "NATS JetStream"): with a `nats:` section in
+// its config, `vigil hub` also takes the messages that agents' nats sinks publish to the stream.
+// Every hub instance binds the same durable pull consumer (default "vigil-hub"), so N hubs split
+// the stream's messages between them; each message is handed to one hub at a time and
+// redelivered (to any of them) when it is not acknowledged within ack_wait.
+//
+// Each message is the body of POST /v1/ingest (hub::ParseIngestRequest, the parser the HTTP
+// route uses), published on "<prefix>.<host>.findings" (pipeline::FindingsSubject). For each:
+//   - stored by Store::Ingest (one transaction), then acknowledged; a message id the store had
+//     already (a redelivery, another hub got there first) is a duplicate: nothing is stored and
+//     it is acknowledged too;
+//   - the store failed: negatively acknowledged (redelivered after nak_delay), counted;
+//   - malformed (not the ingest body, or a body whose host is not the subject's host, or larger
+//     than kMaxRequestBytes): logged naming the subject, stream sequence and reason, counted,
+//     and terminated, so the server never delivers it again.
+// The hub never acknowledges a message before its findings are committed, so a hub killed
+// mid-stream loses nothing: what it had not acknowledged is delivered again.
+//
+// The connection is made by the consumer's thread, and made again (with the stream created or
+// checked and the consumer bound) after every failure, with backoff: the hub starts and serves
+// its HTTP API while the NATS server is down.
+//
+// Counters (the registry given to the constructor):
+//   vigil_hub_nats_messages_total{result="stored"|"duplicate"|"malformed"|"retried"}
+//   vigil_hub_nats_errors_total{op="connect"|"fetch"|"ack"}
+//   vigil_hub_nats_connected (gauge, 1 while bound to the consumer)
+// and the findings stored go to vigil_hub_findings_total, as for POST /v1/ingest.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "core/clock.h"
+#include "core/metrics.h"
+#include "core/status.h"
+#include "hub/store.h"
+#include "pipeline/jetstream.h"
+
+namespace vigil::hub {
+
+struct NatsConsumerOptions {
+  pipeline::JetStreamOptions nats;
+  pipeline::ConsumerOptions consumer;
+  int batch = 64;                                // messages per fetch, 1..1000
+  std::chrono::milliseconds fetch_wait{500};     // also how soon Stop() is noticed
+  std::chrono::milliseconds retry_initial{200};  // reconnecting: doubling up to retry_max
+  std::chrono::milliseconds retry_max{5000};
+  std::chrono::milliseconds nak_delay{1000};  // the store failed: redelivered after this
+};
+
+struct NatsConsumerCounts {
+  uint64_t stored = 0, duplicate = 0, malformed = 0, retried = 0;
+  uint64_t connect_errors = 0, fetch_errors = 0, ack_errors = 0;
+};
+
+class NatsConsumer {
+ public:
+  // `store`, `clock` and `registry` must outlive the consumer.
+  NatsConsumer(NatsConsumerOptions options, Store& store, const core::Clock& clock,
+               core::Registry& registry);
+  ~NatsConsumer();  // Stop()
+  NatsConsumer(const NatsConsumer&) = delete;
+  NatsConsumer& operator=(const NatsConsumer&) = delete;
+
+  // Checks the options (kInvalidArgument naming the field) and starts the consumer's thread; does
+  // not wait for the server.
+  core::Status Start();
+  // Stops fetching and joins (within about fetch_wait plus one message). Idempotent.
+  void Stop();
+
+  bool connected() const { return connected_.load(); }
+  NatsConsumerCounts Counts() const;
+
+ private:
+  void Run();
+  void Handle(pipeline::JetStreamMessage& m);
+  // Waits `d` or until Stop(); false when stopping.
+  bool Pause(std::chrono::milliseconds d);
+
+  const NatsConsumerOptions options_;
+  Store& store_;
+  const core::Clock& clock_;
+
+  core::Counter* stored_ = nullptr;
+  core::Counter* duplicate_ = nullptr;
+  core::Counter* malformed_ = nullptr;
+  core::Counter* retried_ = nullptr;
+  core::Counter* connect_errors_ = nullptr;
+  core::Counter* fetch_errors_ = nullptr;
+  core::Counter* ack_errors_ = nullptr;
+  core::Counter* findings_ = nullptr;
+  core::Gauge* connected_gauge_ = nullptr;
+  core::Status init_;  // non-OK when the counters could not be registered
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::atomic<bool> connected_{false};
+  std::thread thread_;
+};
+
+}  // namespace vigil::hub

@@ -1,0 +1,304 @@
+// The agent's nats sink and the hub's NATS consumer against a private nats-server: the sink
+// publishes each message once with its message id (a resend is a JetStream duplicate); hub
+// consumers store each message exactly once, also when one is redelivered or two hubs share the
+// durable consumer; a malformed message is counted and terminated; a nats-server stopped
+// mid-stream and started again loses nothing (the sink's spool).
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../hub/hub_fixtures.h"
+#include "../pipeline/nats_server.h"
+#include "agent/nats_sink.h"
+#include "core/clock.h"
+#include "hub/config.h"
+#include "hub/nats_consumer.h"
+#include "hub/store.h"
+#include "hub_link_fixture.h"
+
+namespace vigil::agent {
+namespace {
+
+using hub::testing::IngestBody;
+using nats_testing::NatsServer;
+using testing::WaitUntil;
+
+constexpr const char* kHost = "web-1.example";
+
+class NatsLinkTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(nats_.Start()) << nats_.why();
+    dir_ = std::filesystem::path(nats_.dir()) / "test";
+    std::filesystem::create_directories(dir_);
+  }
+
+  pipeline::JetStreamOptions Js() const {
+    pipeline::JetStreamOptions o;
+    o.url = nats_.url();
+    o.timeout = std::chrono::milliseconds(1000);
+    return o;
+  }
+  NatsSinkOptions SinkOptions() const {
+    NatsSinkOptions o;
+    o.nats = Js();
+    o.host = kHost;
+    o.spool_dir = (dir_ / "spool").string();
+    o.spool.sync = pipeline::SyncMode::kNever;
+    o.batch_findings = 4;
+    o.batch_delay = std::chrono::milliseconds(50);
+    o.retry_initial = std::chrono::milliseconds(10);
+    o.retry_max = std::chrono::milliseconds(100);
+    return o;
+  }
+  std::unique_ptr<FindingSink> OpenSink(const NatsSinkOptions& o) {
+    auto sink = OpenNatsSink(o, sink_registry_, nullptr);
+    EXPECT_TRUE(sink.has_value()) << sink.error().ToString();
+    return sink.has_value() ? std::move(sink).value() : nullptr;
+  }
+  // A hub's store and consumer (hub `n`: its own SQLite file and registry).
+  struct Hub {
+    std::unique_ptr<hub::Store> store;
+    core::Registry registry;
+    std::unique_ptr<hub::NatsConsumer> consumer;
+  };
+  std::unique_ptr<Hub> StartHub(int n) {
+    auto h = std::make_unique<Hub>();
+    auto store = hub::Store::Open((dir_ / ("hub" + std::to_string(n) + ".db")).string(), {});
+    EXPECT_TRUE(store.has_value()) << store.error().ToString();
+    if (!store.has_value()) return nullptr;
+    h->store = std::move(store).value();
+    hub::NatsConsumerOptions o;
+    o.nats = Js();
+    o.nats.name = "test-hub-" + std::to_string(n);
+    o.batch = 3;
+    o.fetch_wait = std::chrono::milliseconds(100);
+    o.retry_initial = std::chrono::milliseconds(10);
+    o.retry_max = std::chrono::milliseconds(100);
+    h->consumer =
+        std::make_unique<hub::NatsConsumer>(o, *h->store, core::SystemClock::Get(), h->registry);
+    const core::Status st = h->consumer->Start();
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return h;
+  }
+  static int64_t Stored(hub::Store& store) {
+    auto agents = store.Agents();
+    if (!agents.has_value()) return -1;
+    int64_t n = 0;
+    for (const hub::AgentRow& a : *agents) n += a.findings;
+    return n;
+  }
+  static std::vector<std::string> Findings(int first, int n) {
+    return hub::testing::FindingLines(kHost, first, n);
+  }
+  // The consumer "vigil-hub" has nothing left to deliver and nothing unacknowledged.
+  bool Drained() {
+    auto c = pipeline::JetStreamConnection::Connect(Js());
+    if (!c.has_value()) return false;
+    auto st = (*c)->Consumer("vigil-hub");
+    return st.has_value() && st->pending == 0 && st->ack_pending == 0;
+  }
+
+  NatsServer nats_;
+  std::filesystem::path dir_;
+  core::Registry sink_registry_;
+};
+
+TEST_F(NatsLinkTest, TheSinkPublishesEachMessageOnceWithItsIdAndAHubStoresItOnce) {
+  auto sink = OpenSink(SinkOptions());
+  ASSERT_NE(sink, nullptr);
+  for (const std::string& f : Findings(0, 6)) ASSERT_TRUE(sink->Write(f).ok());
+  ASSERT_TRUE(sink->Write(R"({"class_uid":1007,"time":1})").ok());  // not a finding: skipped
+  EXPECT_EQ(sink->Close(std::chrono::seconds(10)), 0u);
+  const FindingSinkCounts c = sink->Counts();
+  EXPECT_EQ(c.messages_sent, 3u);  // 12 findings, 4 a message
+  EXPECT_EQ(c.findings_sent, 12u);
+  EXPECT_EQ(c.skipped_not_finding, 1u);
+  EXPECT_NE(
+      sink_registry_.ExpositionText().find(R"(vigil_nats_sink_findings_total{result="sent"} 12)"),
+      std::string::npos);
+
+  // The three messages are on the host's subject; resending the first with its id is dropped by
+  // the stream as a duplicate: the sink set Nats-Msg-Id to the message id.
+  auto conn = pipeline::JetStreamConnection::Connect(Js());
+  ASSERT_TRUE(conn.has_value());
+  pipeline::ConsumerOptions peek;
+  peek.durable = "peek";
+  ASSERT_TRUE((*conn)->BindConsumer(peek).ok());
+  auto msgs = (*conn)->Fetch(10, std::chrono::milliseconds(2000));
+  ASSERT_TRUE(msgs.has_value());
+  ASSERT_EQ(msgs->size(), 3u);
+  EXPECT_EQ((*msgs)[0].subject(), "vigil.web-1_example.findings");
+  auto parsed = hub::ParseIngestRequest((*msgs)[0].data());
+  ASSERT_TRUE(parsed.has_value()) << parsed.error().ToString();
+  EXPECT_EQ(parsed->host, kHost);
+  EXPECT_EQ(parsed->findings.size(), 4u);
+  auto again = (*conn)->Publish("vigil.web-1_example.findings", std::string((*msgs)[0].data()),
+                                parsed->message_id);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_TRUE(again->duplicate);
+  EXPECT_EQ(again->stream_seq, (*msgs)[0].stream_seq());
+
+  // The same message under another id gets past the stream; the hub stores it once.
+  ASSERT_TRUE(
+      (*conn)
+          ->Publish("vigil.web-1_example.findings", std::string((*msgs)[0].data()), "another-id")
+          .has_value());
+  auto hub = StartHub(1);
+  ASSERT_NE(hub, nullptr);
+  ASSERT_TRUE(WaitUntil([&] {
+    const hub::NatsConsumerCounts n = hub->consumer->Counts();
+    return n.stored + n.duplicate == 4;
+  }));
+  EXPECT_EQ(hub->consumer->Counts().stored, 3u);
+  EXPECT_EQ(hub->consumer->Counts().duplicate, 1u);
+  EXPECT_EQ(Stored(*hub->store), 12);
+  EXPECT_TRUE(WaitUntil([&] { return Drained(); }));
+  const std::string text = hub->registry.ExpositionText();
+  EXPECT_NE(text.find(R"(vigil_hub_nats_messages_total{result="stored"} 3)"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("vigil_hub_findings_total 12"), std::string::npos) << text;
+  EXPECT_NE(text.find("vigil_hub_nats_connected 1"), std::string::npos) << text;
+}
+
+TEST_F(NatsLinkTest, MalformedMessagesAreCountedAndTerminatedNotRedelivered) {
+  auto conn = pipeline::JetStreamConnection::Connect(Js());
+  ASSERT_TRUE(conn.has_value());
+  ASSERT_TRUE((*conn)->EnsureStream().ok());
+  const std::string good = IngestBody(kHost, "m-1", Findings(0, 1));
+  ASSERT_TRUE((*conn)->Publish("vigil.web-1_example.findings", "{not json", "bad-1").has_value());
+  ASSERT_TRUE((*conn)
+                  ->Publish("vigil.web-1_example.findings",
+                            R"({"schema_version":"vigil.hub/v1","host":"web-1.example",)"
+                            R"("message_id":"x","findings":[{"class_uid":2004}]})",
+                            "bad-2")
+                  .has_value());
+  // Another host's body on this host's subject.
+  ASSERT_TRUE(
+      (*conn)
+          ->Publish("vigil.web-2.findings", IngestBody(kHost, "m-0", Findings(5, 1)), "bad-3")
+          .has_value());
+  ASSERT_TRUE((*conn)->Publish("vigil.web-1_example.findings", good, "good-1").has_value());
+  auto hub = StartHub(1);
+  ASSERT_NE(hub, nullptr);
+  ASSERT_TRUE(WaitUntil([&] { return hub->consumer->Counts().malformed == 3; }));
+  ASSERT_TRUE(WaitUntil([&] { return hub->consumer->Counts().stored == 1; }));
+  EXPECT_TRUE(WaitUntil([&] { return Drained(); }));  // terminated: nothing waits for an ack
+  EXPECT_EQ(Stored(*hub->store), 2);
+  const std::string text = hub->registry.ExpositionText();
+  EXPECT_NE(text.find(R"(vigil_hub_nats_messages_total{result="malformed"} 3)"), std::string::npos)
+      << text;
+}
+
+TEST_F(NatsLinkTest, AServerStoppedMidStreamAndRestartedLosesNothing) {
+  auto hub = StartHub(1);
+  ASSERT_NE(hub, nullptr);
+  auto sink = OpenSink(SinkOptions());
+  ASSERT_NE(sink, nullptr);
+  for (const std::string& f : Findings(0, 4)) ASSERT_TRUE(sink->Write(f).ok());
+  ASSERT_TRUE(sink->Flush().ok());
+  ASSERT_TRUE(WaitUntil([&] { return Stored(*hub->store) == 8; }));
+
+  nats_.Stop();
+  for (const std::string& f : Findings(10, 6)) ASSERT_TRUE(sink->Write(f).ok());
+  ASSERT_TRUE(sink->Flush().ok());
+  ASSERT_TRUE(WaitUntil([&] { return sink->Counts().retries >= 2; }));
+  EXPECT_EQ(sink->Counts().pending_messages, 3u);  // spooled while the server is down
+  EXPECT_FALSE(hub->consumer->connected());
+
+  ASSERT_TRUE(nats_.Start()) << nats_.why();
+  EXPECT_EQ(sink->Close(std::chrono::seconds(15)), 0u);
+  ASSERT_TRUE(WaitUntil([&] { return Stored(*hub->store) == 20; }, std::chrono::seconds(15)))
+      << Stored(*hub->store);
+  EXPECT_TRUE(WaitUntil([&] { return Drained(); }));
+  EXPECT_EQ(Stored(*hub->store), 20);
+  EXPECT_GE(hub->consumer->Counts().connect_errors + hub->consumer->Counts().fetch_errors, 1u);
+}
+
+TEST_F(NatsLinkTest, TwoHubsShareTheDurableConsumerAndStoreEachMessageOnceBetweenThem) {
+  auto a = StartHub(1);
+  auto b = StartHub(2);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  NatsSinkOptions o = SinkOptions();
+  o.batch_findings = 2;
+  auto sink = OpenSink(o);
+  ASSERT_NE(sink, nullptr);
+  constexpr int kProcesses = 40;  // 80 findings in 40 messages
+  for (const std::string& f : Findings(0, kProcesses)) ASSERT_TRUE(sink->Write(f).ok());
+  EXPECT_EQ(sink->Close(std::chrono::seconds(10)), 0u);
+  ASSERT_TRUE(WaitUntil([&] { return Stored(*a->store) + Stored(*b->store) == 2 * kProcesses; }))
+      << Stored(*a->store) << " + " << Stored(*b->store);
+  EXPECT_TRUE(WaitUntil([&] { return Drained(); }));
+  EXPECT_EQ(Stored(*a->store) + Stored(*b->store), 2 * kProcesses);
+  EXPECT_EQ(a->consumer->Counts().stored + b->consumer->Counts().stored,
+            static_cast<uint64_t>(kProcesses));
+  EXPECT_EQ(a->consumer->Counts().duplicate + b->consumer->Counts().duplicate, 0u);
+  EXPECT_GT(a->consumer->Counts().stored, 0u) << "hub 1 got nothing";
+  EXPECT_GT(b->consumer->Counts().stored, 0u) << "hub 2 got nothing";
+}
+
+TEST_F(NatsLinkTest, RefusesBadOptions) {
+  NatsSinkOptions o = SinkOptions();
+  o.nats.url = "http://127.0.0.1:4222";
+  auto bad = OpenNatsSink(o, sink_registry_, nullptr);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().code(), core::StatusCode::kInvalidArgument);
+  o = SinkOptions();
+  o.host = "bad host";
+  EXPECT_FALSE(OpenNatsSink(o, sink_registry_, nullptr).has_value());
+  auto store = hub::Store::Open((dir_ / "x.db").string(), {});
+  ASSERT_TRUE(store.has_value());
+  core::Registry registry;
+  hub::NatsConsumerOptions co;
+  co.nats = Js();
+  co.consumer.durable = "has.dot";
+  hub::NatsConsumer consumer(co, **store, core::SystemClock::Get(), registry);
+  EXPECT_EQ(consumer.Start().code(), core::StatusCode::kInvalidArgument);
+}
+
+TEST(HubNatsConfigTest, TheNatsSectionIsReadAndCheckedNamingLineAndKey) {
+  auto none = hub::ParseHubConfig("listen: 127.0.0.1:0\n", "hub.yaml", "/etc/vigil");
+  ASSERT_TRUE(none.has_value());
+  EXPECT_FALSE(none->nats.enabled);
+  auto c = hub::ParseHubConfig(
+      "nats:\n  url: nats://10.0.0.5:4222\n  stream: FLEET\n  subject_prefix: acme.vigil\n"
+      "  consumer: hubs\n  ack_wait: 1m\n  token_file: nats.token\n  batch: 5\n",
+      "hub.yaml", "/etc/vigil");
+  ASSERT_TRUE(c.has_value()) << c.error().ToString();
+  EXPECT_TRUE(c->nats.enabled);
+  EXPECT_EQ(c->nats.url, "nats://10.0.0.5:4222");
+  EXPECT_EQ(c->nats.stream, "FLEET");
+  EXPECT_EQ(c->nats.subject_prefix, "acme.vigil");
+  EXPECT_EQ(c->nats.consumer, "hubs");
+  EXPECT_EQ(c->nats.ack_wait_s, 60u);
+  EXPECT_EQ(c->nats.batch, 5u);
+  EXPECT_EQ(c->nats.token_file, "/etc/vigil/nats.token");
+  auto error = [](const std::string& yaml) {
+    auto r = hub::ParseHubConfig(yaml, "hub.yaml", "/etc/vigil");
+    return r.has_value() ? std::string("(accepted)") : r.error().message();
+  };
+  EXPECT_EQ(error("nats:\n  stream: V\n"), "hub.yaml:2:3: nats: needs a url (nats://HOST:PORT)");
+  EXPECT_EQ(error("nats:\n  url: http://h:1\n"),
+            "hub.yaml:2:8: nats.url: expected nats://HOST:PORT or tls://HOST:PORT (one server, no "
+            "path)");
+  EXPECT_EQ(error("nats:\n  url: nats://h:1\n  consumer: a.b\n"),
+            "hub.yaml:3:13: nats.consumer: expected 1..64 characters of [A-Za-z0-9_-]");
+  EXPECT_EQ(error("nats:\n  url: nats://h:1\n  queue: q\n"),
+            "hub.yaml:3:3: nats.queue: unknown key");
+  EXPECT_EQ(error("nats:\n  url: nats://h:1\n  ack_wait: 0s\n"),
+            "hub.yaml:3:13: nats.ack_wait: expected a duration of 1s..3600s (90, 90s, 5m, 2h, 1d), "
+            "got \"0s\"");
+  EXPECT_EQ(error("nats:\n  url: nats://h:1\n  batch: 0\n"),
+            "hub.yaml:3:10: nats.batch: expected an integer in 1..1000");
+  EXPECT_THAT(error("nats:\n  url: nats://h:1\n  token_file: t\n  creds: c\n"),
+              ::testing::HasSubstr("not both"));
+}
+
+}  // namespace
+}  // namespace vigil::agent
