@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../hub/hub_fixtures.h"
+#include "../hub/postgres_fixture.h"
 #include "../pipeline/nats_server.h"
 #include "agent/nats_sink.h"
 #include "core/clock.h"
@@ -67,9 +68,11 @@ class NatsLinkTest : public ::testing::Test {
     core::Registry registry;
     std::unique_ptr<hub::NatsConsumer> consumer;
   };
-  std::unique_ptr<Hub> StartHub(int n) {
+  // `store`: where the hub keeps what it takes ("": its own SQLite file).
+  std::unique_ptr<Hub> StartHub(int n, const std::string& location = "") {
     auto h = std::make_unique<Hub>();
-    auto store = hub::Store::Open((dir_ / ("hub" + std::to_string(n) + ".db")).string(), {});
+    auto store = hub::Store::Open(
+        location.empty() ? (dir_ / ("hub" + std::to_string(n) + ".db")).string() : location, {});
     EXPECT_TRUE(store.has_value()) << store.error().ToString();
     if (!store.has_value()) return nullptr;
     h->store = std::move(store).value();
@@ -241,6 +244,46 @@ TEST_F(NatsLinkTest, TwoHubsShareTheDurableConsumerAndStoreEachMessageOnceBetwee
   EXPECT_EQ(a->consumer->Counts().duplicate + b->consumer->Counts().duplicate, 0u);
   EXPECT_GT(a->consumer->Counts().stored, 0u) << "hub 1 got nothing";
   EXPECT_GT(b->consumer->Counts().stored, 0u) << "hub 2 got nothing";
+}
+
+// The scale-out shape: two agents publish, two hubs share the stream and one PostgreSQL
+// database; every finding is stored once, each process's findings make one incident.
+TEST_F(NatsLinkTest, TwoAgentsAndTwoHubsOverJetStreamAndPostgresqlStoreEachFindingOnce) {
+  std::string why;
+  hub::testing::PostgresServer& pg = hub::testing::PostgresServer::Shared();
+  const std::string db = pg.NewDatabase(&why);
+  ASSERT_FALSE(db.empty()) << why;
+  auto a = StartHub(1, pg.Uri(db));
+  auto b = StartHub(2, pg.Uri(db));
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  constexpr int kProcesses = 20;  // per agent: 40 findings in 20 messages
+  for (const std::string host : {"web-1", "db.example"}) {
+    NatsSinkOptions o = SinkOptions();
+    o.host = host;
+    o.spool_dir = (dir_ / ("spool-" + host)).string();
+    o.batch_findings = 2;
+    auto sink = OpenSink(o);
+    ASSERT_NE(sink, nullptr);
+    for (const std::string& f : hub::testing::FindingLines(host, 0, kProcesses)) {
+      ASSERT_TRUE(sink->Write(f).ok());
+    }
+    EXPECT_EQ(sink->Close(std::chrono::seconds(10)), 0u);
+  }
+  ASSERT_TRUE(WaitUntil([&] { return Stored(*a->store) == 4 * kProcesses; })) << Stored(*a->store);
+  EXPECT_TRUE(WaitUntil([&] { return Drained(); }));
+  EXPECT_EQ(Stored(*b->store), 4 * kProcesses);  // one database: both hubs see it all
+  const hub::NatsConsumerCounts ca = a->consumer->Counts(), cb = b->consumer->Counts();
+  EXPECT_EQ(ca.stored + cb.stored, static_cast<uint64_t>(2 * kProcesses));
+  EXPECT_EQ(ca.duplicate + cb.duplicate, 0u);
+  EXPECT_GT(ca.stored, 0u);
+  EXPECT_GT(cb.stored, 0u);
+  hub::IncidentFilter all;
+  all.limit = 1000;
+  auto incidents = a->store->Incidents(all);
+  ASSERT_TRUE(incidents.has_value()) << incidents.error().ToString();
+  EXPECT_EQ(incidents->size(), static_cast<size_t>(2 * kProcesses));
+  for (const hub::IncidentRow& i : *incidents) EXPECT_EQ(i.alerts, 2) << i.host << " " << i.pid;
 }
 
 TEST_F(NatsLinkTest, RefusesBadOptions) {
