@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -98,12 +99,13 @@ struct IpNet {
 // Parses "ADDR" or "ADDR/BITS"; false when malformed.
 bool ParseIpNet(const std::string& text, IpNet* out) {
   const size_t slash = text.find('/');
-  const std::string addr = text.substr(0, slash);
+  const std::string prefix_part = slash == std::string::npos ? std::string() : text.substr(0, slash);
+  const char* addr = slash == std::string::npos ? text.c_str() : prefix_part.c_str();
   IpNet n;
-  if (inet_pton(AF_INET, addr.c_str(), n.addr.data()) == 1) {
+  if (inet_pton(AF_INET, addr, n.addr.data()) == 1) {
     n.family = AF_INET;
     n.prefix = 32;
-  } else if (inet_pton(AF_INET6, addr.c_str(), n.addr.data()) == 1) {
+  } else if (inet_pton(AF_INET6, addr, n.addr.data()) == 1) {
     n.family = AF_INET6;
     n.prefix = 128;
   } else {
@@ -135,6 +137,8 @@ class StrSet {
  public:
   void Build(const std::vector<std::string>& items) {
     items_.assign(items.begin(), items.end());
+    lengths_ = 0;
+    for (std::string_view item : items_) lengths_ |= LengthBit(item);
     table_.clear();
     if (items_.size() <= kScanMax) return;
     size_t size = 16;
@@ -150,6 +154,7 @@ class StrSet {
   bool Contains(std::string_view s) const { return Find(s) >= 0; }
   // The index of `s` in the items Build was given, or -1.
   int Find(std::string_view s) const {
+    if ((lengths_ & LengthBit(s)) == 0) return -1;  // no item has this length
     if (table_.empty()) {
       for (size_t i = 0; i < items_.size(); ++i) {
         if (items_[i] == s) return static_cast<int>(i);
@@ -164,6 +169,9 @@ class StrSet {
 
  private:
   static constexpr size_t kScanMax = 4;
+  // Bit min(length, 63): which lengths the items have.
+  static uint64_t LengthBit(std::string_view s) { return uint64_t{1} << std::min<size_t>(s.size(), 63); }
+  uint64_t lengths_ = 0;
   std::vector<std::string_view> items_;
   std::vector<uint32_t> table_;  // 0 free, else index + 1 into items_
   size_t mask_ = 0;
@@ -376,22 +384,30 @@ void Finalize(Node* n) {
   }
 }
 
-std::string Render(const FieldValue& v, FieldType type) {
-  if (!v.present) return "<NA>";
+// Appends a field's value as an output shows it: "<NA>" when absent, numbers without a
+// fraction as integers, several values joined by ','.
+void RenderInto(const FieldValue& v, FieldType type, std::string* out) {
+  if (!v.present) {
+    out->append("<NA>");
+    return;
+  }
   if (type == FieldType::kNumber) {
     if (std::floor(v.num) == v.num && std::fabs(v.num) < 1e15) {
-      return std::to_string(static_cast<long long>(v.num));
+      char buf[24];
+      const auto r = std::to_chars(buf, buf + sizeof(buf), static_cast<long long>(v.num));
+      out->append(buf, r.ptr);
+      return;
     }
     std::ostringstream os;
     os << v.num;
-    return os.str();
+    out->append(os.str());
+    return;
   }
-  std::string out;
+  const size_t start = out->size();
   for (std::string_view s : v.strs) {
-    if (!out.empty()) out.push_back(',');
-    out += s;
+    if (out->size() != start) out->push_back(',');
+    out->append(s);
   }
-  return out;
 }
 
 }  // namespace
@@ -1484,11 +1500,12 @@ class Evaluator {
 
   std::string Output(const std::vector<OutputPart>& parts) {
     std::string out;
+    out.reserve(256);
     for (const OutputPart& p : parts) {
       if (p.slot < 0) {
         out += p.text;
       } else {
-        out += Render(Get(p.slot), slots_[static_cast<size_t>(p.slot)].def->type);
+        RenderInto(Get(p.slot), slots_[static_cast<size_t>(p.slot)].def->type, &out);
       }
     }
     return out;
