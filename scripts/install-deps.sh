@@ -22,7 +22,7 @@ build_pkgs=(
 )
 test_pkgs=(
   clang libclang-rt-14-dev libfuzzer-14-dev prometheus curl procps minisign swtpm swtpm-tools
-  mosquitto nats-server
+  mosquitto nats-server openssl
   postgresql
 )
 

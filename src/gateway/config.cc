@@ -346,15 +346,46 @@ class Reader {
     return Status::Ok();
   }
 
+  Status ReadMqttTls(const YAML::Node& node, std::string_view path,
+                     std::optional<MqttTlsConfig>* out) const {
+    if (node.IsNull()) return Status::Ok();
+    MqttTlsConfig tls;
+    VIGIL_RETURN_IF_ERROR(Fields(
+        node, path, {"ca_file", "cert_file", "key_file"},
+        [&](const std::string& k, const YAML::Node& v, const std::string& p) -> Status {
+          if (k == "ca_file") return String(v, p, &tls.ca_file);
+          if (k == "cert_file") return String(v, p, &tls.cert_file);
+          return String(v, p, &tls.key_file);
+        }));
+    if (tls.ca_file.empty()) return Error(node, path, "missing key 'ca_file'");
+    if (tls.cert_file.empty() != tls.key_file.empty()) {
+      return Error(node, path,
+                   "'cert_file' and 'key_file' go together (a client certificate needs its key)");
+    }
+    *out = std::move(tls);
+    return Status::Ok();
+  }
+
   Status ReadTelemetry(const YAML::Node& node, std::string_view path, TelemetryConfig* t) const {
     if (node.IsNull()) return Status::Ok();
     YAML::Mark max_mark = node.Mark();
+    YAML::Mark password_mark = node.Mark();
     Status fields = Fields(
         node, path,
-        {"broker", "client_id", "keepalive_s", "qos", "reconnect_min_s", "reconnect_max_s",
-         "topics", "scoring"},
+        {"broker", "client_id", "username", "password_file", "tls", "keepalive_s", "qos",
+         "reconnect_min_s", "reconnect_max_s", "topics", "scoring"},
         [&](const std::string& k, const YAML::Node& v, const std::string& p) -> Status {
           if (k == "broker") return Address(v, p, &t->broker);
+          if (k == "username") {
+            VIGIL_RETURN_IF_ERROR(String(v, p, &t->username));
+            if (t->username.size() > 256) return Expected(v, p, "a user name of at most 256 bytes");
+            return Status::Ok();
+          }
+          if (k == "password_file") {
+            password_mark = v.Mark();
+            return String(v, p, &t->password_file);
+          }
+          if (k == "tls") return ReadMqttTls(v, p, &t->tls);
           if (k == "client_id") {
             VIGIL_RETURN_IF_ERROR(String(v, p, &t->client_id));
             if (t->client_id.size() > 128) {
@@ -380,6 +411,10 @@ class Reader {
                         });
         });
     if (!fields.ok()) return fields;
+    if (!t->password_file.empty() && t->username.empty()) {
+      return Error(password_mark, std::string(path) + ".password_file",
+                   "a password needs 'username' beside it");
+    }
     if (t->reconnect_max_s < t->reconnect_min_s) {
       return Error(max_mark, std::string(path) + ".reconnect_max_s",
                    fmt::format("expected an integer >= {}.reconnect_min_s ({}), got {}", path,

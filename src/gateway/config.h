@@ -76,11 +76,23 @@ struct TelemetryScoringConfig {
   double target_fpr = 0.01;  // false-alarm rate per scored row the thresholds aim at, (0, 0.5]
 };
 
+// TLS to the MQTT broker (libmosquitto over OpenSSL). The broker's certificate must chain to
+// ca_file and name the broker's host (DNS name or IP address); a client certificate is sent
+// when cert_file and key_file are given (a broker with `require_certificate true` needs one).
+struct MqttTlsConfig {
+  std::string ca_file;    // PEM, required
+  std::string cert_file;  // PEM client certificate; empty: none (then key_file is empty too)
+  std::string key_file;   // its unencrypted PEM private key
+};
+
 // MQTT telemetry (libmosquitto): the topics the gateway subscribes to and their schemas.
 // No topics: no telemetry (the plant state stays empty).
 struct TelemetryConfig {
   core::HostPort broker{"127.0.0.1", 1883};
   std::string client_id;              // default "vigil-gateway-<host>"
+  std::string username;               // empty: no username/password sent
+  std::string password_file;          // the password is this file's first line; needs username
+  std::optional<MqttTlsConfig> tls;   // absent: plain TCP
   uint32_t keepalive_s = 30;          // 5..3600
   uint32_t qos = 0;                   // 0 or 1
   uint32_t reconnect_min_s = 1;       // first delay before reconnecting, 1..3600

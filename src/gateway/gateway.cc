@@ -187,7 +187,7 @@ core::Status Gateway::Start() {
     if (!st.ok()) {
       if (metrics_) metrics_->Stop();
       proxy_->Stop();
-      return st;
+      return st.WithContext(config_.source);
     }
   }
   return core::Status::Ok();

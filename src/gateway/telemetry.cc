@@ -10,6 +10,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/files.h"
+
 namespace vigil::gateway {
 namespace {
 
@@ -45,6 +47,49 @@ Telemetry::~Telemetry() {
   if (mosq_ != nullptr) mosquitto_destroy(mosq_);
 }
 
+core::Status Telemetry::Authenticate() {
+  if (!config_.username.empty()) {
+    std::string password;
+    if (!config_.password_file.empty()) {
+      auto read = core::ReadTokenFile(config_.password_file, "the MQTT password");
+      if (!read.has_value()) return read.error().WithContext("telemetry.password_file");
+      password = std::move(*read);
+      if (!config_.tls) {
+        spdlog::warn("telemetry: the MQTT password goes to {} unencrypted (no telemetry.tls)",
+                     config_.broker.ToString());
+      }
+    }
+    const int rc = mosquitto_username_pw_set(mosq_, config_.username.c_str(),
+                                             password.empty() ? nullptr : password.c_str());
+    if (rc != MOSQ_ERR_SUCCESS) {
+      return core::InvalidArgument(
+          fmt::format("telemetry.username: libmosquitto refused it: {}", mosquitto_strerror(rc)));
+    }
+  }
+  if (!config_.tls) return core::Status::Ok();
+  const MqttTlsConfig& tls = *config_.tls;
+  // Read first, so that a missing or unreadable file is named with the reason.
+  constexpr uint64_t kMaxPemBytes = 1 << 20;
+  for (const auto& [key, path] : {std::pair{"ca_file", &tls.ca_file},
+                                  std::pair{"cert_file", &tls.cert_file},
+                                  std::pair{"key_file", &tls.key_file}}) {
+    if (path->empty()) continue;
+    auto pem = core::ReadFile(*path, kMaxPemBytes);
+    if (!pem.has_value()) return pem.error().WithContext(fmt::format("telemetry.tls.{}", key));
+  }
+  int rc = mosquitto_tls_set(mosq_, tls.ca_file.c_str(), nullptr,
+                             tls.cert_file.empty() ? nullptr : tls.cert_file.c_str(),
+                             tls.key_file.empty() ? nullptr : tls.key_file.c_str(), nullptr);
+  if (rc == MOSQ_ERR_SUCCESS) {
+    rc = mosquitto_tls_opts_set(mosq_, /*SSL_VERIFY_PEER*/ 1, nullptr, nullptr);
+  }
+  if (rc != MOSQ_ERR_SUCCESS) {
+    return core::InvalidArgument(
+        fmt::format("telemetry.tls: libmosquitto refused the files: {}", mosquitto_strerror(rc)));
+  }
+  return core::Status::Ok();
+}
+
 core::Status Telemetry::Start() {
   std::call_once(mosquitto_init, [] { mosquitto_lib_init(); });
   if (mosq_ == nullptr) {
@@ -52,6 +97,11 @@ core::Status Telemetry::Start() {
     if (mosq_ == nullptr) {
       return core::Internal(fmt::format("telemetry: libmosquitto cannot make a client ({})",
                                         strerror(errno)));
+    }
+    if (core::Status st = Authenticate(); !st.ok()) {
+      mosquitto_destroy(mosq_);
+      mosq_ = nullptr;
+      return st;
     }
     mosquitto_connect_callback_set(mosq_, [](mosquitto*, void* self, int rc) {
       static_cast<Telemetry*>(self)->OnConnect(rc);

@@ -61,7 +61,8 @@ class Telemetry {
   Telemetry& operator=(const Telemetry&) = delete;
 
   // Starts the client thread; it connects in the background (an unreachable broker is not an
-  // error here: it is retried and counted). kInternal when libmosquitto cannot make a client.
+  // error here: it is retried and counted). kInternal when libmosquitto cannot make a client;
+  // the errors of reading telemetry.password_file and the telemetry.tls files (named by key).
   core::Status Start();
   void Stop();
 
@@ -73,6 +74,8 @@ class Telemetry {
   std::string last_error() const;
 
  private:
+  // Sets the client's username/password and TLS from the config (reading their files).
+  core::Status Authenticate();
   void Run();
   void OnConnect(int rc);
   void OnDisconnect(int rc);

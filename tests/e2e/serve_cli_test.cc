@@ -21,6 +21,7 @@
 
 #include "api/auth.h"
 #include "vigil/v1/api.grpc.pb.h"
+#include "../unit/test_pki.h"
 #include "vigil_cli.h"
 
 namespace fs = std::filesystem;
@@ -41,8 +42,6 @@ constexpr const char* kServeRules = R"Y(
   priority: error
   action: {type: kill, mode: enforce, fallback: alert}
 )Y";
-
-int Shell(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
 
 class ServeCliTest : public ::testing::Test {
  protected:
@@ -98,30 +97,17 @@ policy_version: e2e-1
   std::string Read(const std::string& f) const { return ReadAll(dir_ / f); }
   CmdResult Vigil(const std::string& args) { return vigil::e2e::RunVigil(dir_ / "run", args); }
 
-  // A CA and another CA; a server certificate for localhost/127.0.0.1 and a client certificate
-  // (CN ci-runner) from the first; a client certificate with the same CN from the other.
+  // The test certificates (tests/unit/test_pki.h), copied into dir_.
   bool MakeCertificates() {
-    const std::string d = dir_.string();
-    auto ca = [&](const std::string& n) {
-      return Shell(
-                 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-                 "-days 2 -subj /CN=" +
-                 n + " -keyout " + d + "/" + n + ".key -out " + d + "/" + n + ".pem") == 0;
-    };
-    auto leaf = [&](const std::string& n, const std::string& cn, const std::string& signer,
-                    const std::string& ext) {
-      std::ofstream(dir_ / (n + ".ext")) << ext;
-      return Shell("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=" +
-                   cn + " -keyout " + d + "/" + n + ".key -out " + d + "/" + n + ".csr") == 0 &&
-             Shell("openssl x509 -req -in " + d + "/" + n + ".csr -CA " + d + "/" + signer +
-                   ".pem -CAkey " + d + "/" + signer + ".key -CAcreateserial -days 2 -extfile " +
-                   d + "/" + n + ".ext -out " + d + "/" + n + ".pem") == 0;
-    };
-    return ca("ca") && ca("otherca") &&
-           leaf("server", "localhost", "ca",
-                "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n") &&
-           leaf("client", "ci-runner", "ca", "extendedKeyUsage=clientAuth\n") &&
-           leaf("rogue", "ci-runner", "otherca", "extendedKeyUsage=clientAuth\n");
+    const vigil::testing::TestPki pki;
+    if (!pki.ok) return false;
+    for (const char* name : {"ca", "otherca", "server", "client", "rogue"}) {
+      for (const char* ext : {".pem", ".key"}) {
+        const std::string f = std::string(name) + ext;
+        fs::copy_file(pki(f), dir_ / f, fs::copy_options::overwrite_existing);
+      }
+    }
+    return true;
   }
 
   // `vigil token issue` with the service's key.

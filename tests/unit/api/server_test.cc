@@ -14,6 +14,7 @@
 #include <memory>
 #include <thread>
 
+#include "../test_pki.h"
 #include "api/codec.h"
 #include "api/frontend.h"
 #include "api/grpc_api.h"
@@ -84,45 +85,6 @@ constexpr const char* kRules = R"Y(
 )Y";
 
 const std::string kKey(48, 's');
-
-int Sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
-
-// A CA, a server certificate for 127.0.0.1/localhost, a client certificate (CN ci-runner)
-// from that CA, and one (CN ci-runner too) from another CA.
-struct Pki {
-  fs::path dir;
-  bool ok = false;
-  Pki() {
-    dir = fs::temp_directory_path() / ("vigil-api-pki-" + std::to_string(::getpid()));
-    fs::create_directories(dir);
-    const std::string d = dir.string();
-    auto ca = [&](const std::string& n) {
-      return Sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
-                "-subj /CN=" + n + " -keyout " + d + "/" + n + ".key -out " + d + "/" + n +
-                ".pem");
-    };
-    auto leaf = [&](const std::string& n, const std::string& cn, const std::string& signer,
-                    const std::string& ext) {
-      return Sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=" + cn +
-                " -keyout " + d + "/" + n + ".key -out " + d + "/" + n + ".csr") ||
-             Sh("printf '" + ext + "' > " + d + "/" + n + ".ext") ||
-             Sh("openssl x509 -req -in " + d + "/" + n + ".csr -CA " + d + "/" + signer +
-                ".pem -CAkey " + d + "/" + signer + ".key -CAcreateserial -days 2 -extfile " + d +
-                "/" + n + ".ext -out " + d + "/" + n + ".pem");
-    };
-    ok = ca("ca") == 0 && ca("otherca") == 0 &&
-         leaf("server", "localhost", "ca",
-              "subjectAltName=DNS:localhost,IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n") == 0 &&
-         leaf("client", "ci-runner", "ca", "extendedKeyUsage=clientAuth\\n") == 0 &&
-         leaf("rogue", "ci-runner", "otherca", "extendedKeyUsage=clientAuth\\n") == 0;
-  }
-  ~Pki() { fs::remove_all(dir); }
-  std::string operator()(const std::string& f) const { return (dir / f).string(); }
-  std::string Read(const std::string& f) const {
-    std::ifstream in(dir / f);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }
-};
 
 class ServerTest : public ::testing::Test {
  protected:
@@ -196,7 +158,7 @@ class ServerTest : public ::testing::Test {
                                      grpc::SslCredentials(o), args);
   }
 
-  static inline Pki pki_;
+  static inline vigil::testing::TestPki pki_;
   core::SystemClock& clock_ = core::SystemClock::Get();
   core::Registry registry_;
   std::shared_ptr<CountingModel> model_;

@@ -89,6 +89,15 @@ TEST(GatewayConfigTest, ErrorsNameFileLineAndKey) {
       {"sinks: [kafka]\n", "sinks[0]: expected stdout, null or file:PATH"},
       {"modbus: [1, 2\n", "gw.yaml:2:1: invalid YAML"},
       {"decision: {deadline_us: 0}\n", "decision.deadline_us: expected an integer in 1..10000000"},
+      {"telemetry:\n  tls: {cert_file: c.pem, key_file: c.key}\n",
+       "gw.yaml:2:8: telemetry.tls: missing key 'ca_file'"},
+      {"telemetry:\n  tls: {ca_file: ca.pem, cert_file: c.pem}\n",
+       "telemetry.tls: 'cert_file' and 'key_file' go together"},
+      {"telemetry:\n  tls: {ca_file: ca.pem, capath: /etc/ssl}\n",
+       "gw.yaml:2:26: telemetry.tls.capath: unknown key"},
+      {"telemetry:\n  password_file: /etc/vigil/mqtt.pass\n",
+       "gw.yaml:2:18: telemetry.password_file: a password needs 'username' beside it"},
+      {"telemetry:\n  username: \"\"\n", "telemetry.username: expected a non-empty string"},
   };
   for (const BadCase& c : cases) {
     auto r = ParseGatewayConfig(c.yaml, "gw.yaml");

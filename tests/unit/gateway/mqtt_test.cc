@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../pipeline/test_util.h"
+#include "../test_pki.h"
 #include "audit/audit_log.h"
 #include "audit/signer.h"
 #include "audit/verify.h"
@@ -67,12 +68,20 @@ std::string ConfigText(const sensor::BatadalTable& t, uint16_t plc, uint16_t bro
          "assets:\n  - {name: PU2, register: coil, address: 2, signal: S_PU2, critical: true}\n";
 }
 
+// A publishing client; with `pki`, over TLS with the client certificate and user "sensor".
 class Publisher {
  public:
-  explicit Publisher(uint16_t port) {
+  explicit Publisher(uint16_t port, const vigil::testing::TestPki* pki = nullptr) {
     mosquitto_lib_init();
     mosq_ = mosquitto_new("vigil-test-publisher", true, nullptr);
-    ok_ = mosq_ != nullptr && mosquitto_connect(mosq_, "127.0.0.1", port, 30) == MOSQ_ERR_SUCCESS &&
+    ok_ = mosq_ != nullptr;
+    if (ok_ && pki != nullptr) {
+      ok_ = mosquitto_tls_set(mosq_, (*pki)("ca.pem").c_str(), nullptr,
+                              (*pki)("client.pem").c_str(), (*pki)("client.key").c_str(),
+                              nullptr) == MOSQ_ERR_SUCCESS &&
+            mosquitto_username_pw_set(mosq_, "sensor", "sensor-pass") == MOSQ_ERR_SUCCESS;
+    }
+    ok_ = ok_ && mosquitto_connect(mosq_, "127.0.0.1", port, 30) == MOSQ_ERR_SUCCESS &&
           mosquitto_loop_start(mosq_) == MOSQ_ERR_SUCCESS;
   }
   ~Publisher() {
@@ -106,6 +115,32 @@ class Publisher {
   mosquitto* mosq_ = nullptr;
   bool ok_ = false;
 };
+
+// A gateway made from `yaml` and started; null (with the failure recorded) when either fails.
+std::unique_ptr<Gateway> StartedGateway(const std::string& yaml) {
+  auto cfg = ParseGatewayConfig(yaml, "mqtt.yaml");
+  if (!cfg.has_value()) return ADD_FAILURE() << cfg.error().message(), nullptr;
+  auto g = Gateway::Create(*cfg, {}, core::SystemClock::Get());
+  if (!g.has_value()) return ADD_FAILURE() << g.error().message(), nullptr;
+  if (core::Status st = (*g)->Start(); !st.ok()) return ADD_FAILURE() << st.message(), nullptr;
+  return std::move(g).value();
+}
+
+// Publishes {"x": value} on topic t (over TLS with `pki`) until the gateway has accepted a
+// payload, then checks the plant state holds the value.
+void ExpectReadingArrives(Gateway& g, uint16_t port, const vigil::testing::TestPki* pki,
+                          double value) {
+  Publisher pub(port, pki);
+  ASSERT_TRUE(pub.ok());
+  const TelemetryStats& ts = g.telemetry()->stats();
+  const std::string payload = nlohmann::json{{"x", value}}.dump();
+  ASSERT_TRUE(WaitFor([&] {
+    pub.Publish("t", payload);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return ts.accepted.load() >= 1;
+  }));
+  EXPECT_DOUBLE_EQ(g.plant().Get("x")->value, value);
+}
 
 TEST(MqttTelemetryTest, TelemetryFeedsWriteDecisionsAndBadPayloadsAreCounted) {
   auto table = sensor::ReadBatadalTable(VIGIL_SHARED_DIR "/data/batadal/BATADAL_dataset03.csv");
@@ -249,26 +284,97 @@ TEST(MqttTelemetryTest, ReconnectsAfterTheBrokerRestarts) {
       "metrics: {enabled: false}\nmodbus: {listen: \"127.0.0.1:0\"}\n"
       "telemetry:\n  broker: \"127.0.0.1:" + std::to_string(broker.port()) +
       "\"\n  reconnect_min_s: 1\n  topics:\n    - {topic: t, signals: [{name: x}]}\n";
-  auto cfg = ParseGatewayConfig(text, "mqtt.yaml");
-  ASSERT_TRUE(cfg.has_value()) << cfg.error().message();
-  auto g = Gateway::Create(*cfg, {}, core::SystemClock::Get());
-  ASSERT_TRUE(g.has_value()) << g.error().message();
-  ASSERT_TRUE((*g)->Start().ok());
-  const TelemetryStats& ts = (*g)->telemetry()->stats();
+  std::unique_ptr<Gateway> g = StartedGateway(text);
+  ASSERT_NE(g, nullptr);
+  const TelemetryStats& ts = g->telemetry()->stats();
   ASSERT_TRUE(WaitFor([&] { return ts.connected.load(); }));
   broker.Stop();
   ASSERT_TRUE(WaitFor([&] { return ts.disconnects.load() == 1 && !ts.connected.load(); }));
   ASSERT_TRUE(broker.Start());
   ASSERT_TRUE(WaitFor([&] { return ts.connects.load() == 2 && ts.connected.load(); }));
-  Publisher pub(broker.port());
-  ASSERT_TRUE(pub.ok());
-  ASSERT_TRUE(WaitFor([&] {
-    pub.Publish("t", R"({"x": 7})");
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    return ts.accepted.load() >= 1;
-  }));
-  EXPECT_DOUBLE_EQ((*g)->plant().Get("x")->value, 7.0);
-  (*g)->Stop();
+  ExpectReadingArrives(*g, broker.port(), nullptr, 7.0);
+  g->Stop();
+}
+
+// A broker with TLS, client certificates and passwords: the gateway with the right CA,
+// certificate and password receives telemetry; each wrong credential is refused at connect and
+// counted as a failure, never a half-working connection.
+TEST(MqttTelemetryTest, TlsClientCertificatesAndPasswords) {
+  const vigil::testing::TestPki pki;
+  if (!pki.ok) GTEST_SKIP() << "the openssl CLI could not make test certificates";
+  testing::MosquittoBroker broker({pki("ca.pem"), pki("server.pem"), pki("server.key"),
+                                   /*require_certificate=*/true,
+                                   {{"gw", "gw-pass"}, {"sensor", "sensor-pass"}}});
+  if (!broker.Start()) GTEST_SKIP() << broker.why();
+  pipeline::testing::TempDir dir;
+  pipeline::testing::WriteFile(dir.Join("good.pass"), "gw-pass\n");
+  pipeline::testing::WriteFile(dir.Join("bad.pass"), "not-the-password\n");
+
+  // `ca`, `cert` (NAME for NAME.pem and NAME.key, "" for none) and the password file.
+  auto config = [&](const std::string& ca, const std::string& cert, const std::string& pass) {
+    std::string tls = "{ca_file: \"" + pki(ca) + "\"";
+    if (!cert.empty()) {
+      tls += ", cert_file: \"" + pki(cert + ".pem") + "\", key_file: \"" + pki(cert + ".key") + "\"";
+    }
+    return "metrics: {enabled: false}\nmodbus: {listen: \"127.0.0.1:0\"}\n"
+           "telemetry:\n  broker: \"127.0.0.1:" + std::to_string(broker.port()) + "\"\n"
+           "  username: gw\n  password_file: \"" + dir.Join(pass) + "\"\n  tls: " + tls + "}\n"
+           "  reconnect_min_s: 1\n  topics:\n    - {topic: t, signals: [{name: x}]}\n";
+  };
+  struct Case {
+    const char* what;
+    std::string yaml;
+  };
+  const Case refused[] = {
+      {"wrong password", config("ca.pem", "client", "bad.pass")},
+      {"no client certificate", config("ca.pem", "", "good.pass")},
+      {"client certificate from another CA", config("ca.pem", "rogue", "good.pass")},
+      {"broker certificate not from the trusted CA", config("otherca.pem", "client", "good.pass")},
+  };
+  for (const Case& c : refused) {
+    std::unique_ptr<Gateway> g = StartedGateway(c.yaml);
+    ASSERT_NE(g, nullptr) << c.what;
+    const TelemetryStats& ts = g->telemetry()->stats();
+    EXPECT_TRUE(WaitFor([&] { return ts.connect_failures.load() >= 1; })) << c.what;
+    EXPECT_EQ(ts.connects.load(), 0u) << c.what;
+    EXPECT_FALSE(ts.connected.load()) << c.what;
+    g->Stop();
+  }
+
+  std::unique_ptr<Gateway> g = StartedGateway(config("ca.pem", "client", "good.pass"));
+  ASSERT_NE(g, nullptr);
+  const TelemetryStats& ts = g->telemetry()->stats();
+  ASSERT_TRUE(WaitFor([&] { return ts.connected.load(); }));
+  ExpectReadingArrives(*g, broker.port(), &pki, 3.0);
+  EXPECT_EQ(ts.connect_failures.load(), 0u);
+  g->Stop();
+}
+
+// Credentials that cannot be read stop the gateway at start with the key and the reason.
+TEST(MqttTelemetryTest, UnreadableCredentialFilesFailTheStart) {
+  pipeline::testing::TempDir dir;
+  pipeline::testing::WriteFile(dir.Join("empty.pass"), "\n");
+  const std::string head =
+      "metrics: {enabled: false}\nmodbus: {listen: \"127.0.0.1:0\"}\ntelemetry:\n"
+      "  topics:\n    - {topic: t, signals: [{name: x}]}\n";
+  const std::pair<std::string, std::string> cases[] = {
+      {"  username: gw\n  password_file: \"" + dir.Join("missing.pass") + "\"\n",
+       "telemetry.password_file: " + dir.Join("missing.pass") + ": cannot open"},
+      {"  username: gw\n  password_file: \"" + dir.Join("empty.pass") + "\"\n",
+       "telemetry.password_file: the MQTT password file " + dir.Join("empty.pass") +
+           ": no token in it"},
+      {"  tls: {ca_file: \"" + dir.Join("none.pem") + "\"}\n", "telemetry.tls.ca_file"},
+  };
+  for (const auto& [extra, message] : cases) {
+    auto cfg = ParseGatewayConfig(head + extra, "gw.yaml");
+    ASSERT_TRUE(cfg.has_value()) << cfg.error().message();
+    auto g = Gateway::Create(*cfg, {}, core::SystemClock::Get());
+    ASSERT_TRUE(g.has_value()) << g.error().message();
+    const core::Status st = (*g)->Start();
+    ASSERT_FALSE(st.ok()) << extra;
+    EXPECT_THAT(st.message(), HasSubstr("gw.yaml")) << st.message();
+    EXPECT_THAT(st.message(), HasSubstr(message)) << st.message();
+  }
 }
 
 }  // namespace
