@@ -17,6 +17,7 @@
 #include "apps/vigil/artifact_trust.h"
 #include "apps/vigil/audit_trail.h"
 #include "apps/vigil/commands.h"
+#include "apps/vigil/outputs.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -35,6 +36,8 @@ struct GatewayCmdOptions {
   std::string audit_fsync = "batch";
   std::string duration;
   std::vector<std::string> trusted_keys;  // empty: the host config's trusted_keys
+  HubLinkFlags hub;    // a hub:URL sink's settings
+  NatsLinkFlags nats;  // a nats:URL sink's settings
   bool check = false;
   bool json = false;
 };
@@ -185,14 +188,15 @@ int RunGateway(const GatewayCmdOptions& o) {
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
-  std::vector<std::unique_ptr<pipeline::Sink>> sinks;
+  // The metrics registry and the sinks outlive the gateway (declared before it): a hub or NATS
+  // sink's counters live in the registry the gateway serves on /metrics.
+  core::Registry registry;
+  auto sinks = MakeOutputs(c.sinks, pipeline::FileSinkOptions{}, o.hub, o.nats, c.host,
+                           c.state_dir, registry);
+  if (!sinks.has_value()) return ReportError("gateway", sinks.error().WithContext("sinks"));
   gateway::GatewayOutputs outputs;
-  for (const std::string& spec : c.sinks) {
-    auto s = pipeline::MakeSink(spec);
-    if (!s.has_value()) return ReportError("gateway", s.error().WithContext("sinks"));
-    sinks.push_back(std::move(s).value());
-    outputs.sinks.push_back(sinks.back().get());
-  }
+  outputs.sinks = sinks->sinks;
+  outputs.registry = &registry;
   AuditTrailOptions ao;
   ao.dir = o.audit_dir.empty() ? c.audit_dir : o.audit_dir;
   ao.key_path = AuditKeyPath(c.state_dir, o.audit_key);
@@ -267,14 +271,17 @@ int RunGateway(const GatewayCmdOptions& o) {
   g.reset();
   (*trail)->ModeChange(gateway::ModeName(c.mode), "stopped", "gateway stopped");
   core::Status closed = (*trail)->Close();
-  for (auto& s : sinks) (void)s->Flush();
+  for (pipeline::Sink* s : sinks->sinks) (void)s->Flush();
+  // The hub or NATS stream takes what is spooled before the run counts as done (or it stays
+  // spooled for the next start).
+  const bool drained = DrainHub(*sinks, "gateway");
   if (o.json) {
     std::printf("%s\n", summary.dump(2).c_str());
   } else {
     std::fprintf(stderr, "gateway: %s\n", summary.dump().c_str());
   }
   if (!closed.ok()) return ReportError("gateway", closed.WithContext("audit log"));
-  return kExitOk;
+  return drained ? kExitOk : kExitFailure;
 }
 
 }  // namespace
@@ -302,6 +309,8 @@ RunFn AddGatewayCommand(CLI::App& root) {
                   "Audit log directory (default: the config's audit_dir, <state_dir>/audit)");
   AddAuditKeyFlags(cmd, &o->audit_key, &o->audit_fsync);
   cmd->add_option("--duration", o->duration, "Stop after this long (90, 90s, 5m, 2h, 1d)");
+  AddHubLinkFlags(cmd, &o->hub);
+  AddNatsLinkFlags(cmd, &o->nats);
   cmd->add_flag("--check", o->check,
                 "Validate the config and learn the models, then exit without serving (does not "
                 "connect to the PLC or the MQTT broker); in enforce mode also check the "

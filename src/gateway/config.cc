@@ -514,9 +514,13 @@ class Reader {
             VIGIL_RETURN_IF_ERROR(Strings(v, p, &c->sinks));
             for (size_t i = 0; i < c->sinks.size(); ++i) {
               const std::string& s = c->sinks[i];
-              if (s != "stdout" && s != "null" && (s.rfind("file:", 0) != 0 || s.size() == 5)) {
+              const auto with_value = [&](std::string_view prefix) {
+                return s.rfind(prefix, 0) == 0 && s.size() > prefix.size();
+              };
+              if (s != "stdout" && s != "null" && !with_value("file:") && !with_value("hub:") &&
+                  !with_value("nats:")) {
                 return Expected(v[i], fmt::format("{}[{}]", p, i),
-                                "stdout, null or file:PATH");
+                                "stdout, null, file:PATH, hub:URL or nats:URL");
               }
             }
             return Status::Ok();

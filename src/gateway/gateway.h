@@ -38,6 +38,9 @@ namespace vigil::gateway {
 struct GatewayOutputs {
   audit::AuditLog* audit = nullptr;   // every write decision, fallback and alert; may be null
   std::vector<pipeline::Sink*> sinks;  // OCSF findings for denials and alerts
+  // Where the gateway's metrics go (served on metrics.listen with everything else registered
+  // there, e.g. a hub sink's); null: a registry of the gateway's own.
+  core::Registry* registry = nullptr;
 };
 
 class Gateway {
@@ -70,7 +73,10 @@ class Gateway {
 
  private:
   Gateway(GatewayConfig config, GatewayOutputs outputs, const core::Clock& clock)
-      : config_(std::move(config)), outputs_(std::move(outputs)), clock_(clock) {}
+      : config_(std::move(config)),
+        outputs_(std::move(outputs)),
+        clock_(clock),
+        registry_(outputs_.registry != nullptr ? *outputs_.registry : own_registry_) {}
   core::Status RegisterMetrics();
   void Record(const ParsedFrame& frame, const WriteDecision& d);
   void RecordSensor(const SensorFinding& f);
@@ -80,7 +86,8 @@ class Gateway {
   GatewayOutputs outputs_;
   const core::Clock& clock_;
   PlantState plant_;
-  core::Registry registry_;
+  core::Registry own_registry_;  // unused when outputs_.registry is set
+  core::Registry& registry_;
   std::vector<core::Registry::CallbackHandle> handles_;
   core::Histogram* decide_latency_ = nullptr;
   std::unique_ptr<ActuatorStateModel> model_;

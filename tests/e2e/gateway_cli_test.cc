@@ -1,7 +1,8 @@
 // vigil gateway as a user runs it: a bad config is refused with its file, line and key (exit 2);
 // --check learns the actuator-state model (and the telemetry scoring models) and reports them;
 // enforce mode needs the config and the training data signed by a trusted key, else the gateway
-// runs in monitor mode (a write it would deny passes) and the audit log says why.
+// runs in monitor mode (a write it would deny passes) and the audit log says why; with a hub sink
+// its findings become incidents at a real hub.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -10,6 +11,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <httplib.h>
 
 #include <cstdint>
 #include <filesystem>
@@ -126,10 +128,11 @@ class GatewayTrustTest : public GatewayCliTest {
     training_ = (dir_ / "train.csv").string();
   }
   // The config: `mode` for the gateway, `asset_mode` ("" = none) for PU1.
-  std::string Config(const std::string& mode, const std::string& asset_mode = "") {
+  std::string Config(const std::string& mode, const std::string& asset_mode = "",
+                     const std::string& sinks = "[]") {
     return Write("gw.yaml",
-                 "mode: " + mode + "\nstate_dir: " + dir_.string() +
-                     "\nsinks: []\nmetrics: {enabled: false}\n"
+                 "mode: " + mode + "\nhost: plant-gw\nstate_dir: " + dir_.string() +
+                     "\nsinks: " + sinks + "\nmetrics: {enabled: false}\n"
                      "modbus: {listen: \"127.0.0.1:0\", upstream: \"127.0.0.1:1\", "
                      "upstream_timeout_ms: 500}\n"
                      "model: {training: \"" + training_ + "\"}\n"
@@ -152,12 +155,14 @@ class GatewayTrustTest : public GatewayCliTest {
     std::string err;
   };
   // Starts the gateway (audit log in dir_/audit), writes coil 1 := ON once, stops it.
-  Served Serve(const std::string& cfg) {
+  // `extra`: more arguments for `vigil gateway`.
+  Served Serve(const std::string& cfg, const std::vector<std::string>& extra = {}) {
     Served s;
-    const std::vector<std::string> argv = {
+    std::vector<std::string> argv = {
         VIGIL_BINARY, "gateway", "--config", cfg, "--json", "--audit", (dir_ / "audit").string(),
         "--audit-key", (dir_ / "audit.key").string(), "--trusted-key",
         (dir_ / "keys" / "vigil.pub").string()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
     fs::remove(dir_ / "gw.out");  // not to read the last run's port
     fs::remove(dir_ / "gw.err");
     pid_t pid = Spawn(argv, dir_ / "gw.out", dir_ / "gw.err");
@@ -363,6 +368,52 @@ TEST_F(GatewayTrustTest, CheckReportsWhetherEnforceModeWouldBeRefused) {
                          (dir_ / "none.pub").string());
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr((dir_ / "none.pub").string()));
+}
+
+// The gateway's findings go to the hub as the agent's do (`sinks: [hub:URL]`): a write the
+// gateway would deny (monitor mode) becomes an incident at a real `vigil hub`, delivered before
+// the gateway exits.
+TEST_F(GatewayTrustTest, FindingsReachTheHub) {
+  const fs::path state = dir_ / "hub";
+  auto token = [&](const std::string& role, const std::string& subject) {
+    CmdResult r = RunVigil(dir_, "hub token --state-dir " + state.string() + " --role " + role +
+                                     " --subject " + subject + " --ttl 1h");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out.substr(0, r.out.find('\n'));
+  };
+  const std::string admin = token("admin", "root");
+  const std::string agent_token = Write("agent.token", token("agent", "plant-gw") + "\n");
+  Background hub = StartVigil(
+      {"hub", "--state-dir", state.string(), "--listen", "127.0.0.1:0", "--json"},
+      dir_ / "hub.out", dir_ / "hub.err", std::chrono::seconds(20));
+  ASSERT_GT(hub.pid, 0) << hub.error;
+  const int port = nlohmann::json::parse(hub.ready_line)["port"];
+  const std::string url = "http://127.0.0.1:" + std::to_string(port);
+
+  // Without the token file the sink is refused before the gateway serves.
+  CmdResult no_token = RunVigil(dir_, "gateway --config " +
+                                          Config("monitor", "", "[\"hub:" + url + "\"]") +
+                                          " --audit " + (dir_ / "audit0").string());
+  EXPECT_EQ(no_token.exit_code, 2);
+  EXPECT_THAT(no_token.err, HasSubstr("needs --hub-token-file"));
+
+  Served s = Serve(Config("monitor", "", "[\"hub:" + url + "\"]"),
+                   {"--hub-token-file", agent_token, "--hub-spool", (dir_ / "spool").string()});
+  EXPECT_EQ(s.exception, 0x0B);  // passed (monitor mode) to the PLC that is not there
+  EXPECT_THAT(s.err, HasSubstr("0 messages stay spooled"));
+
+  httplib::Client http("127.0.0.1", port);
+  auto r = http.Get("/v1/incidents?host=plant-gw", {{"Authorization", "Bearer " + admin}});
+  ASSERT_TRUE(r) << httplib::to_string(r.error());
+  ASSERT_EQ(r->status, 200) << r->body;
+  const nlohmann::json incidents = nlohmann::json::parse(r->body)["incidents"];
+  ASSERT_EQ(incidents.size(), 1u) << r->body;
+  const int64_t id = incidents[0]["id"];
+  auto detail = http.Get("/v1/incidents/" + std::to_string(id),
+                         {{"Authorization", "Bearer " + admin}});
+  ASSERT_TRUE(detail);
+  EXPECT_THAT(detail->body, HasSubstr("Actuator command would have been denied")) << detail->body;
+  EXPECT_EQ(StopVigil(hub.pid), 0);
 }
 
 }  // namespace

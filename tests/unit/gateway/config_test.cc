@@ -86,7 +86,7 @@ TEST(GatewayConfigTest, ErrorsNameFileLineAndKey) {
       {"model: {actuators: [S_PU1]}\nassets:\n  - {name: a, register: coil, address: 0, "
        "signal: S_PU9}\n",
        "assets[0].signal: \"S_PU9\" is not in model.actuators"},
-      {"sinks: [kafka]\n", "sinks[0]: expected stdout, null or file:PATH"},
+      {"sinks: [kafka]\n", "sinks[0]: expected stdout, null, file:PATH, hub:URL or nats:URL"},
       {"modbus: [1, 2\n", "gw.yaml:2:1: invalid YAML"},
       {"decision: {deadline_us: 0}\n", "decision.deadline_us: expected an integer in 1..10000000"},
       {"telemetry:\n  tls: {cert_file: c.pem, key_file: c.key}\n",
