@@ -104,8 +104,8 @@ forget() {  # forget a pid we have stopped ourselves
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$results"; }  # rep phase key value
 
 # An explicit config, so that a /etc/vigil/vigil.yaml on this host cannot change the event set.
-# Everything else keeps the embedded defaults: full syscall stream, every typed event, 8 MiB ring
-# buffer, queue 65536 with backpressure `block`, 2 workers.
+# Everything else keeps the embedded defaults: full syscall stream, every typed event, 4 MiB ring
+# buffer, queue 4096 per worker with backpressure `block`, 2 workers.
 cat >"$tmp/vigil.yaml" <<'EOF'
 log:
   level: info

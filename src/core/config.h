@@ -77,7 +77,7 @@ struct MetricsConfig {
 };
 
 struct QueueConfig {
-  uint32_t capacity = 16384;  // events per worker queue; >= 1 (slots are preallocated)
+  uint32_t capacity = 4096;  // events per worker queue; >= 1 (slots are preallocated)
   Backpressure backpressure = Backpressure::kBlock;
   uint32_t sample_every = 10;  // >= 1; used by kSample
 };
@@ -151,7 +151,7 @@ struct AgentConfig {
   // Typed events: exec, fork, exit, execve, open, file_mod, net, cred, ptrace, mount.
   std::vector<std::string> events = {"exec",    "fork", "exit", "execve", "open",
                                      "file_mod", "net", "cred", "ptrace", "mount"};
-  uint64_t ring_buffer_bytes = uint64_t{8} << 20;  // power of two, >= 4096
+  uint64_t ring_buffer_bytes = uint64_t{4} << 20;  // power of two, >= 4096
   bool write_events = true;            // typed events also go to the sinks (OCSF activity events)
   std::string baseline;                // default <state_dir>/models/baseline.vgm
   AgentFilterConfig filters;

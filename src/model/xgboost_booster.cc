@@ -1,22 +1,90 @@
 #include "model/xgboost_booster.h"
 
+#include <dlfcn.h>
 #include <xgboost/c_api.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <mutex>
 #include <string>
 
 namespace vigil::model {
 namespace {
+
+// libxgboost is opened on first use, not linked: most vigil processes (the agent among them)
+// never train or run a triage model, and the library with its dependencies (libdmlc, libgomp)
+// and static initialisers would cost each of them about 4 MB of resident memory.
+constexpr const char* kXgboostLibrary = "libxgboost.so.0";  // Debian's libxgboost0
+
+// The C API functions used here.
+#define VIGIL_XGB_FUNCTIONS(X) \
+  X(XGBGetLastError) \
+  X(XGBoostVersion) \
+  X(XGDMatrixCreateFromMat) \
+  X(XGDMatrixSetFloatInfo) \
+  X(XGDMatrixFree) \
+  X(XGBoosterCreate) \
+  X(XGBoosterFree) \
+  X(XGBoosterSetParam) \
+  X(XGBoosterUpdateOneIter) \
+  X(XGBoosterLoadModelFromBuffer) \
+  X(XGBoosterSaveModelToBuffer) \
+  X(XGBoosterGetNumFeature) \
+  X(XGBoosterBoostedRounds) \
+  X(XGBoosterPredictFromDMatrix)
+
+struct XgbApi {
+#define VIGIL_XGB_FN(name) decltype(&::name) name = nullptr;
+  VIGIL_XGB_FUNCTIONS(VIGIL_XGB_FN)
+#undef VIGIL_XGB_FN
+};
+
+XgbApi xgb;                     // filled once by LoadXgb
+std::string xgb_load_error;     // why it could not be, "" when it was
+std::once_flag xgb_once;
+
+// Opens libxgboost and resolves the functions used here (once per process).
+core::Status LoadXgb() {
+  std::call_once(xgb_once, [] {
+    void* lib = dlopen(kXgboostLibrary, RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) {
+      const char* why = dlerror();
+      xgb_load_error = std::string("xgboost: cannot load ") + kXgboostLibrary + " (" +
+                       (why != nullptr ? why : "unknown error") +
+                       "); triage models need Debian's libxgboost0";
+      return;
+    }
+    XgbApi api;
+    bool missing = false;
+    auto resolve = [&](auto*& fn, const char* name) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib, name));
+      if (fn == nullptr && !missing) {
+        missing = true;
+        xgb_load_error = std::string("xgboost: ") + kXgboostLibrary + " has no " + name;
+      }
+    };
+#define VIGIL_XGB_RESOLVE(name) resolve(api.name, #name);
+    VIGIL_XGB_FUNCTIONS(VIGIL_XGB_RESOLVE)
+#undef VIGIL_XGB_RESOLVE
+#undef VIGIL_XGB_FUNCTIONS
+    if (missing) {
+      dlclose(lib);
+      return;
+    }
+    xgb = api;  // the library stays open for the life of the process
+  });
+  if (!xgb_load_error.empty()) return core::Unavailable(xgb_load_error);
+  return core::Status::Ok();
+}
 
 constexpr size_t kMaxBoostedTrees = 10000;
 constexpr size_t kMaxNodes = 1u << 20;
 
 // The Status of a failed C API call: "<what>: <XGBGetLastError()>".
 core::Status XgbError(std::string_view what) {
-  const char* err = XGBGetLastError();
+  const char* err = xgb.XGBGetLastError();
   return core::Internal("xgboost: " + std::string(what) + ": " +
                         (err != nullptr && *err != '\0' ? err : "unknown error"));
 }
@@ -119,8 +187,8 @@ core::Status CheckBoosterParams(const BoosterParams& p) {
   return core::Status::Ok();
 }
 
-void XgbMatrix::Free::operator()(void* h) const { XGDMatrixFree(h); }
-void XgbBooster::Free::operator()(void* h) const { XGBoosterFree(h); }
+void XgbMatrix::Free::operator()(void* h) const { xgb.XGDMatrixFree(h); }
+void XgbBooster::Free::operator()(void* h) const { xgb.XGBoosterFree(h); }
 
 core::Result<XgbMatrix> XgbMatrix::FromDense(std::span<const float> values, size_t rows,
                                              size_t cols) {
@@ -130,8 +198,9 @@ core::Result<XgbMatrix> XgbMatrix::FromDense(std::span<const float> values, size
                                  " values is not " + std::to_string(rows) + " x " +
                                  std::to_string(cols));
   }
+  VIGIL_RETURN_IF_ERROR(LoadXgb());
   DMatrixHandle h = nullptr;
-  VIGIL_XGB_CALL(XGDMatrixCreateFromMat(values.data(), rows, cols, kMissingFeature, &h),
+  VIGIL_XGB_CALL(xgb.XGDMatrixCreateFromMat(values.data(), rows, cols, kMissingFeature, &h),
                  "creating a matrix");
   XgbMatrix m;
   m.handle_.reset(h);
@@ -145,16 +214,17 @@ core::Status XgbMatrix::SetLabels(std::span<const float> labels) {
     return core::InvalidArgument("xgboost: " + std::to_string(labels.size()) + " labels for " +
                                  std::to_string(rows_) + " rows");
   }
-  VIGIL_XGB_CALL(XGDMatrixSetFloatInfo(handle_.get(), "label", labels.data(), labels.size()),
+  VIGIL_XGB_CALL(xgb.XGDMatrixSetFloatInfo(handle_.get(), "label", labels.data(), labels.size()),
                  "setting labels");
   return core::Status::Ok();
 }
 
 core::Result<XgbBooster> XgbBooster::Train(const XgbMatrix& train, const BoosterParams& p) {
   VIGIL_RETURN_IF_ERROR(CheckBoosterParams(p));
+  VIGIL_RETURN_IF_ERROR(LoadXgb());
   BoosterHandle h = nullptr;
   DMatrixHandle d = train.handle();
-  VIGIL_XGB_CALL(XGBoosterCreate(&d, 1, &h), "creating a booster");
+  VIGIL_XGB_CALL(xgb.XGBoosterCreate(&d, 1, &h), "creating a booster");
   XgbBooster b;
   b.state_ = std::make_unique<State>();
   b.state_->handle.reset(h);
@@ -173,10 +243,10 @@ core::Result<XgbBooster> XgbBooster::Train(const XgbMatrix& train, const Booster
       {"seed", std::to_string(p.seed)},
   };
   for (const auto& [key, value] : params) {
-    VIGIL_XGB_CALL(XGBoosterSetParam(h, key, value.c_str()), std::string("setting ") + key);
+    VIGIL_XGB_CALL(xgb.XGBoosterSetParam(h, key, value.c_str()), std::string("setting ") + key);
   }
   for (int i = 0; i < p.rounds; ++i) {
-    VIGIL_XGB_CALL(XGBoosterUpdateOneIter(h, i, d), "boosting round " + std::to_string(i));
+    VIGIL_XGB_CALL(xgb.XGBoosterUpdateOneIter(h, i, d), "boosting round " + std::to_string(i));
   }
   b.features_ = train.cols();
   b.rounds_ = p.rounds;
@@ -186,25 +256,26 @@ core::Result<XgbBooster> XgbBooster::Train(const XgbMatrix& train, const Booster
 core::Result<XgbBooster> XgbBooster::Load(std::string_view bytes, size_t expected_features,
                                           std::string_view source) {
   VIGIL_RETURN_IF_ERROR(ValidateXgbModel(bytes, expected_features, source));
+  VIGIL_RETURN_IF_ERROR(LoadXgb());
   BoosterHandle h = nullptr;
-  VIGIL_XGB_CALL(XGBoosterCreate(nullptr, 0, &h), "creating a booster");
+  VIGIL_XGB_CALL(xgb.XGBoosterCreate(nullptr, 0, &h), "creating a booster");
   XgbBooster b;
   b.state_ = std::make_unique<State>();
   b.state_->handle.reset(h);
-  if (XGBoosterLoadModelFromBuffer(h, bytes.data(), bytes.size()) != 0) {
-    return core::DataLoss(std::string(source) + ": xgboost model: " + XGBGetLastError());
+  if (xgb.XGBoosterLoadModelFromBuffer(h, bytes.data(), bytes.size()) != 0) {
+    return core::DataLoss(std::string(source) + ": xgboost model: " + xgb.XGBGetLastError());
   }
   // Scoring settings are not part of the model bytes.
-  VIGIL_XGB_CALL(XGBoosterSetParam(h, "nthread", "1"), "setting nthread");
-  VIGIL_XGB_CALL(XGBoosterSetParam(h, "verbosity", "0"), "setting verbosity");
+  VIGIL_XGB_CALL(xgb.XGBoosterSetParam(h, "nthread", "1"), "setting nthread");
+  VIGIL_XGB_CALL(xgb.XGBoosterSetParam(h, "verbosity", "0"), "setting verbosity");
   bst_ulong nf = 0;
-  VIGIL_XGB_CALL(XGBoosterGetNumFeature(h, &nf), "reading the feature count");
+  VIGIL_XGB_CALL(xgb.XGBoosterGetNumFeature(h, &nf), "reading the feature count");
   if (nf != expected_features) {
     return core::DataLoss(std::string(source) + ": xgboost model has " + std::to_string(nf) +
                           " features, expected " + std::to_string(expected_features));
   }
   int rounds = 0;
-  VIGIL_XGB_CALL(XGBoosterBoostedRounds(h, &rounds), "reading the round count");
+  VIGIL_XGB_CALL(xgb.XGBoosterBoostedRounds(h, &rounds), "reading the round count");
   b.features_ = nf;
   b.rounds_ = rounds;
   return b;
@@ -215,7 +286,7 @@ core::Result<std::string> XgbBooster::Save() const {
   bst_ulong len = 0;
   const char* data = nullptr;
   VIGIL_XGB_CALL(
-      XGBoosterSaveModelToBuffer(state_->handle.get(), R"({"format": "ubj"})", &len, &data),
+      xgb.XGBoosterSaveModelToBuffer(state_->handle.get(), R"({"format": "ubj"})", &len, &data),
       "saving the model");
   return std::string(data, len);
 }
@@ -232,7 +303,7 @@ core::Result<std::vector<float>> XgbBooster::PredictType(const XgbMatrix& m, int
   const bst_ulong* shape = nullptr;
   bst_ulong dim = 0;
   const float* out = nullptr;
-  VIGIL_XGB_CALL(XGBoosterPredictFromDMatrix(state_->handle.get(), m.handle(), config.c_str(),
+  VIGIL_XGB_CALL(xgb.XGBoosterPredictFromDMatrix(state_->handle.get(), m.handle(), config.c_str(),
                                              &shape, &dim, &out),
                  "predicting");
   size_t n = 1;
@@ -450,8 +521,9 @@ core::Status ValidateXgbModel(std::string_view bytes, size_t expected_features,
 }
 
 std::string XgbVersion() {
+  if (!LoadXgb().ok()) return "unavailable";
   int major = 0, minor = 0, patch = 0;
-  XGBoostVersion(&major, &minor, &patch);
+  xgb.XGBoostVersion(&major, &minor, &patch);
   return std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch);
 }
 

@@ -75,7 +75,7 @@ std::string_view EbpfLostCauseName(EbpfLostCause cause);
 
 struct EbpfOptions {
   // Ring buffer size: a power of two, at least one page. Larger absorbs longer bursts.
-  size_t ring_buffer_bytes = size_t{8} << 20;
+  size_t ring_buffer_bytes = size_t{4} << 20;
   // How long Next() waits in one wait before it checks again; Stop() interrupts it anyway.
   std::chrono::milliseconds poll_timeout{100};
   bool syscall_stream = true;         // one kSyscall event per completed system call

@@ -31,7 +31,7 @@ TEST(ConfigTest, DefaultsAreSane) {
   EXPECT_TRUE(c.metrics.enabled);
   EXPECT_EQ(c.metrics.listen.host, "127.0.0.1");
   EXPECT_EQ(c.metrics.listen.port, 9464);
-  EXPECT_EQ(c.pipeline.queue.capacity, 16384u);
+  EXPECT_EQ(c.pipeline.queue.capacity, 4096u);
   EXPECT_EQ(c.pipeline.queue.backpressure, Backpressure::kBlock);
   EXPECT_EQ(c.pipeline.queue.sample_every, 10u);
   EXPECT_FALSE(c.pipeline.spool.enabled);
@@ -50,7 +50,7 @@ TEST(ConfigTest, EmptyDocumentYieldsDefaults) {
   for (std::string_view text : {"", "\n", "# only a comment\n", "---\n", "~\n"}) {
     Result<VigilConfig> r = ParseConfig(text, "empty.yaml");
     ASSERT_TRUE(r.has_value()) << text << ": " << r.error().ToString();
-    EXPECT_EQ(r->pipeline.queue.capacity, 16384u);
+    EXPECT_EQ(r->pipeline.queue.capacity, 4096u);
     EXPECT_EQ(r->source, "empty.yaml");
     EXPECT_EQ(r->sinks.size(), 1u);
   }
@@ -432,7 +432,7 @@ TEST(ConfigTest, NullValuesKeepDefaults) {
   Result<VigilConfig> r = ParseConfig("host:\nlog:\npipeline:\n  queue: ~\n", "vigil.yaml");
   ASSERT_TRUE(r.has_value()) << r.error().ToString();
   EXPECT_FALSE(r->host.empty());
-  EXPECT_EQ(r->pipeline.queue.capacity, 16384u);
+  EXPECT_EQ(r->pipeline.queue.capacity, 4096u);
 }
 
 TEST(ConfigTest, ParseHostPort) {
