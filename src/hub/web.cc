@@ -194,6 +194,15 @@ json PrecisionJson(const std::vector<AdjudicationCount>& counts) {
   return list;
 }
 
+void ServeAsset(std::string_view name, httplib::Response& r) {
+  const WebAsset* a = FindWebAsset(name);
+  if (a == nullptr) {
+    return WebError(r, 404, "NOT_FOUND", "no file \"" + Shown(name) + "\" in the web UI");
+  }
+  SetWebHeaders(r);
+  r.set_content(std::string(a->body), std::string(a->content_type));
+}
+
 }  // namespace
 
 void AddWebRoutes(httplib::Server& s, WebDeps deps) {
@@ -214,6 +223,13 @@ void AddWebRoutes(httplib::Server& s, WebDeps deps) {
                   kWebJsonType);
   });
 
+  s.Get("/", [](const httplib::Request&, httplib::Response& r) { ServeAsset("index.html", r); });
+  s.Get("/ui", [](const httplib::Request&, httplib::Response& r) {
+    r.set_redirect("/");
+  });
+  s.Get(R"(/ui/([A-Za-z0-9._-]{1,64}))", [](const httplib::Request& q, httplib::Response& r) {
+    ServeAsset(q.matches[1].str(), r);
+  });
 }
 
 }  // namespace vigil::hub

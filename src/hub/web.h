@@ -4,6 +4,8 @@
 //
 //   POST /v1/login {"user","password"}    no credentials: a short-lived token for the user's role
 //   GET  /v1/precision                    viewer: per-rule and per-model adjudication counts
+//   GET  /, /ui/NAME                      the web UI's files (embedded at build time), with a
+//                                         Content-Security-Policy allowing only the hub itself
 //
 // Logins check the users file (users.h), read again at every attempt so that `vigil hub user
 // add|remove` applies at once. A wrong password and an unknown user get the same 401 and take
@@ -55,5 +57,13 @@ struct WebDeps {
 // Adds the routes above to `s`; the state they share (the failure counts) lives as long as `s`
 // keeps the handlers.
 void AddWebRoutes(httplib::Server& s, WebDeps deps);
+
+// One file of the web UI (web_assets.cc, generated from src/hub/web/ at build time).
+struct WebAsset {
+  std::string_view name;  // "index.html", "app.js", ...
+  std::string_view content_type;
+  std::string_view body;
+};
+const WebAsset* FindWebAsset(std::string_view name);
 
 }  // namespace vigil::hub

@@ -303,3 +303,56 @@ TEST_F(HubLoginTest, PrecisionListsEachRuleAndModelsAdjudicationRates) {
 
 }  // namespace
 }  // namespace vigil::hub
+
+namespace vigil::hub {
+namespace {
+
+TEST_F(HubLoginTest, ServesTheEmbeddedWebUiWithItsSecurityHeaders) {
+  const std::pair<std::string, std::string> files[] = {
+      {"/", "text/html; charset=utf-8"},
+      {"/ui/index.html", "text/html; charset=utf-8"},
+      {"/ui/app.js", "text/javascript; charset=utf-8"},
+      {"/ui/app.css", "text/css; charset=utf-8"},
+      {"/ui/icon.svg", "image/svg+xml"}};
+  for (const auto& [path, type] : files) {
+    auto r = client_->Get(path);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 200) << path;
+    EXPECT_EQ(r->get_header_value("Content-Type"), type) << path;
+    const std::string csp = r->get_header_value("Content-Security-Policy");
+    EXPECT_EQ(csp, kWebCsp);
+    EXPECT_EQ(csp.find("unsafe-inline"), std::string::npos);
+    EXPECT_NE(csp.find("frame-ancestors 'none'"), std::string::npos);
+    EXPECT_EQ(r->get_header_value("X-Content-Type-Options"), "nosniff");
+    EXPECT_EQ(r->get_header_value("X-Frame-Options"), "DENY");
+  }
+  // The files are those of src/hub/web/, byte for byte.
+  for (const char* name : {"index.html", "app.js", "app.css", "icon.svg"}) {
+    std::ifstream in(std::string(VIGIL_SOURCE_DIR) + "/src/hub/web/" + name, std::ios::binary);
+    const std::string want((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ASSERT_NE(FindWebAsset(name), nullptr) << name;
+    EXPECT_EQ(FindWebAsset(name)->body, want) << name;
+  }
+  auto missing = client_->Get("/ui/nothing.js");
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_EQ(client_->Get("/ui/../users")->status, 404);
+  EXPECT_EQ(client_->Get("/ui")->status, 302);
+}
+
+// What the CSP needs of the files, and that data never goes into the page as HTML.
+TEST(WebUiFiles, HaveNoInlineScriptOrStyleAndNoHtmlInjection) {
+  const std::string html(FindWebAsset("index.html")->body);
+  for (const char* banned : {"<script>", "style=", "onclick=", "onload=", "javascript:", "http://",
+                             "https://"}) {
+    EXPECT_EQ(html.find(banned), std::string::npos) << banned;
+  }
+  const std::string js(FindWebAsset("app.js")->body);
+  for (const char* banned : {"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write",
+                             "eval(", "new Function", "http://", "https://", "localStorage"}) {
+    EXPECT_EQ(js.find(banned), std::string::npos) << banned;
+  }
+  EXPECT_NE(js.find("sessionStorage"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vigil::hub
