@@ -151,7 +151,8 @@ async function incident(id) {
   fact('Host', i.host);
   fact('Process', i.process + ' (pid ' + i.pid + ')');
   fact('Span', time(i.first_ms) + ' – ' + time(i.last_ms));
-  fact('Alerts', i.alerts + ' (' + i.verdicts + ' model verdicts, ' + i.decisions + ' rule decisions)');
+  // In the detail, "alerts" is the list of findings (the list page has their count).
+  fact('Findings', i.alerts.length + ' (' + i.verdicts + ' model verdicts, ' + i.decisions + ' rule decisions)');
   fact('Max score', fixed(i.max_score));
   const labelNode = el('span', { id: 'incident-label' });
   const renderLabel = (x) => labelNode.replaceChildren(x.label
@@ -221,7 +222,7 @@ async function escalations() {
           cell.append(e.outcome + (e.decided_by ? ' by ' + e.decided_by : ''));
         }
         return el('tr', { dataset: { escalation: e.id } },
-          el('td', {}, e.id), el('td', {}, e.host), el('td', {}, e.process + ' (' + e.pid + ')'),
+          el('td', {}, e.id), el('td', {}, e.host), el('td', {}, e.process ? e.process + ' (' + e.pid + ')' : 'pid ' + e.pid),
           el('td', {}, e.rule), el('td', {}, e.action), el('td', {}, e.reason),
           el('td', {}, time(e.deadline_ms)), el('td', {}, e.default), el('td', {}, e.state), cell);
       }));
