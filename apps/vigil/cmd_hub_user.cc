@@ -1,6 +1,6 @@
 // vigil hub user add|list|remove: the people who log in to the hub (docs/hub.md, "People and
 // logins"). The users file is read again by the hub at every login, so changes apply at once,
-// while the hub runs.
+// while the hub runs; the hub audits each change when it notices it (at start, before a login).
 
 #include <termios.h>
 #include <unistd.h>
@@ -125,7 +125,7 @@ RunFn AddHubUserCommands(CLI::App* hub) {
   auto f = std::make_shared<UserFlags>();
   CLI::App* user = hub->add_subcommand(
       "user", "Manage the people who log in to the hub (the users file: name, role, argon2id "
-              "hash; default <state_dir>/users)");
+              "hash; default <state_dir>/users). The hub audits every change.");
   user->require_subcommand(1);
   auto common = [&](CLI::App* cmd) {
     cmd->add_option("--config", f->config, "Hub configuration (its auth.users names the file)");

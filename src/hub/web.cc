@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <semaphore>
 
 #include "hub/requests.h"
@@ -102,7 +103,80 @@ struct WebState {
     });
     return dummy_hash;
   }
+
+  // The users as last audited (the file `<users>.audited`, read once); see ReadUsers.
+  std::mutex users_mu;
+  std::optional<std::vector<UserEntry>> audited;
 };
+
+const UserEntry* FindUser(const std::vector<UserEntry>& users, std::string_view name) {
+  for (const UserEntry& u : users) {
+    if (u.name == name) return &u;
+  }
+  return nullptr;
+}
+
+// The users file's users (none when it is absent). Each difference from the users as last
+// audited (a user added, removed, given another role or password) is first written to the audit
+// log, then the snapshot `<users>.audited` is replaced: a change made with `vigil hub user`,
+// while the hub runs or not, is audited before the next login can use it.
+core::Result<std::vector<UserEntry>> ReadUsers(WebState& st) {
+  std::vector<UserEntry> users;
+  if (st.deps.users_file.empty()) return users;
+  auto loaded = LoadUsers(st.deps.users_file);
+  if (loaded.has_value()) {
+    users = std::move(loaded).value();
+  } else if (loaded.error().code() != core::StatusCode::kNotFound) {
+    return loaded.error();
+  }
+  const std::string snapshot = st.deps.users_file + ".audited";
+  std::lock_guard lock(st.users_mu);
+  if (!st.audited) {
+    auto before = LoadUsers(snapshot);
+    if (before.has_value()) {
+      st.audited = std::move(before).value();
+    } else if (before.error().code() == core::StatusCode::kNotFound) {
+      st.audited.emplace();
+    } else {
+      return before.error();
+    }
+  }
+  bool changed = false;
+  auto record = [&](const char* action, const UserEntry& u, json extra) -> core::Status {
+    changed = true;
+    json p = {{"action", action},
+              {"subject", u.name},
+              {"role", RoleName(u.role)},
+              {"by", "users-file"},
+              {"file", st.deps.users_file}};
+    p.update(extra);
+    return st.deps.audit(audit::RecordType::kAccessGrant, std::move(p));
+  };
+  for (const UserEntry& u : users) {
+    const UserEntry* old = FindUser(*st.audited, u.name);
+    if (old == nullptr) {
+      VIGIL_RETURN_IF_ERROR(record("user-added", u, json::object()));
+    } else if (old->role != u.role || old->hash != u.hash) {
+      VIGIL_RETURN_IF_ERROR(record("user-changed", u,
+                                   {{"previous_role", RoleName(old->role)},
+                                    {"password_changed", old->hash != u.hash}}));
+    }
+  }
+  for (const UserEntry& old : *st.audited) {
+    if (FindUser(users, old.name) == nullptr) {
+      VIGIL_RETURN_IF_ERROR(record("user-removed", old, json::object()));
+    }
+  }
+  if (changed) {
+    st.audited = users;
+    // Audited already: a snapshot that cannot be written only means the change is audited
+    // again later.
+    if (core::Status s = SaveUsers(snapshot, users); !s.ok()) {
+      spdlog::warn("hub: users: {}", s.message());
+    }
+  }
+  return users;
+}
 
 void Login(WebState& st, const httplib::Request& q, httplib::Response& r) {
   SetWebHeaders(r);
@@ -133,20 +207,13 @@ void Login(WebState& st, const httplib::Request& q, httplib::Response& r) {
                      " s");
   }
 
-  std::vector<UserEntry> users;
-  if (!st.deps.users_file.empty()) {
-    auto loaded = LoadUsers(st.deps.users_file);
-    if (loaded.has_value()) {
-      users = std::move(loaded).value();
-    } else if (loaded.error().code() != core::StatusCode::kNotFound) {
-      spdlog::error("hub: login: {}", loaded.error().message());
-      return WebError(r, 503, "UNAVAILABLE", "the hub's users file is unusable (see the hub's log)");
-    }
+  auto users = ReadUsers(st);
+  if (!users.has_value()) {
+    spdlog::error("hub: login: {}", users.error().message());
+    return WebError(r, 503, "UNAVAILABLE",
+                    "the hub's users file is unusable or cannot be audited (see the hub's log)");
   }
-  const UserEntry* found = nullptr;
-  for (const UserEntry& u : users) {
-    if (u.name == user) found = &u;
-  }
+  const UserEntry* found = FindUser(*users, user);
   bool ok = false;
   {
     st.hashing.acquire();
@@ -208,6 +275,10 @@ void ServeAsset(std::string_view name, httplib::Response& r) {
 void AddWebRoutes(httplib::Server& s, WebDeps deps) {
   auto st = std::make_shared<WebState>();
   st->deps = std::move(deps);
+  // Changes to the users file made while no hub ran are audited now.
+  if (auto users = ReadUsers(*st); !users.has_value()) {
+    spdlog::error("hub: users: {}", users.error().message());
+  }
 
   s.Post("/v1/login",
          [st](const httplib::Request& q, httplib::Response& r) { Login(*st, q, r); });

@@ -11,7 +11,8 @@
 // add|remove` applies at once. A wrong password and an unknown user get the same 401 and take
 // about the same time (an unknown user is checked against a dummy hash); each client address may
 // fail kMaxLoginFailures times per kLoginWindowS, then gets 429 until the window ends. Every
-// attempt, successful or not, is an access-grant audit record.
+// attempt, successful or not, is an access-grant audit record, and so is every change to the
+// users file, noticed when the hub starts and before each login (docs/hub.md).
 
 #include <cstdint>
 #include <functional>

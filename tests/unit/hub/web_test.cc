@@ -151,13 +151,16 @@ class HubLoginTest : public ::testing::Test {
     auto r = client_->Get(path, {{"Authorization", "Bearer " + token}});
     return r ? r->status : -1;
   }
-  std::vector<json> LoginRecords() {
+  // The access-grant records whose action is `action` ("": all).
+  std::vector<json> LoginRecords(const std::string& action = "login") {
     EXPECT_TRUE(log_->Close().ok());
     std::vector<json> out;
     auto report = audit::VerifyLog((dir_ / "audit").string(), audit::VerifyOptions{},
                                    [&](const audit::RecordView& r) {
-                                     if (r.type == audit::RecordType::kAccessGrant) {
-                                       out.push_back(json::parse(r.payload));
+                                     if (r.type != audit::RecordType::kAccessGrant) return true;
+                                     json p = json::parse(r.payload);
+                                     if (action.empty() || p["action"] == action) {
+                                       out.push_back(std::move(p));
                                      }
                                      return true;
                                    });
@@ -254,6 +257,40 @@ TEST_F(HubLoginTest, LimitsFailedLoginsPerClient) {
   ASSERT_EQ(records.size(), static_cast<size_t>(kMaxLoginFailures) + 3);
   EXPECT_EQ(records[kMaxLoginFailures]["result"], "refused");
   EXPECT_EQ(records.back()["result"], "ok");
+}
+
+TEST_F(HubLoginTest, AuditsEveryChangeToTheUsersFileBeforeALoginCanUseIt) {
+  // At start the hub audited the users it had never audited (ana and vic).
+  ASSERT_TRUE(RemoveUser(users_, "vic").ok());
+  ASSERT_TRUE(RemoveUser(users_, "ana").ok());
+  auto hash = HashPassword("a new password for ana");
+  ASSERT_TRUE(AddUser(users_, {"ana", Role::kAdmin, *hash}).ok());
+  EXPECT_EQ(Login("nobody", "whatever it is")->status, 401);
+  EXPECT_EQ(Login("ana", "a new password for ana")->status, 200);  // no change: no record
+  // Changed while no hub runs: audited by the next hub at start.
+  server_->Stop();
+  ASSERT_TRUE(AddUser(users_, {"carol", Role::kViewer, *hash}).ok());
+  ServerOptions o;
+  o.listen = {"127.0.0.1", 0};
+  o.users_file = users_;
+  server_ = std::make_unique<Server>(o, *store_, auth_, *log_, clock_, registry_);
+  ASSERT_TRUE(server_->Start().ok());
+  struct stat st {};
+  ASSERT_EQ(::stat((users_ + ".audited").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  const auto records = LoginRecords("");
+  std::vector<std::string> seen;
+  for (const json& r : records) {
+    seen.push_back(r["action"].get<std::string>() + " " + r["subject"].get<std::string>());
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"user-added ana", "user-added vic", "user-changed ana",
+                                            "user-removed vic", "login nobody", "login ana",
+                                            "user-added carol"}));
+  EXPECT_EQ(records[2]["role"], "admin");
+  EXPECT_EQ(records[2]["previous_role"], "analyst");
+  EXPECT_EQ(records[2]["password_changed"], true);
+  EXPECT_EQ(records[2]["by"], "users-file");
 }
 
 TEST_F(HubLoginTest, ABrokenUsersFileRefusesLoginsWithoutSayingWhy) {
