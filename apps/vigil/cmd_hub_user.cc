@@ -145,8 +145,10 @@ RunFn AddHubUserCommands(CLI::App* hub) {
   CLI::App* remove = user->add_subcommand("remove", "Remove a user");
   common(remove);
   remove->add_option("name", f->name, "The user name")->required();
-  user->footer("Exit codes: 0 done, 2 bad input (a short password, an unknown role, a name "
-               "not in the file, a malformed users file), 1 otherwise (e.g. the name is taken).");
+  for (CLI::App* leaf : {user, add, list, remove}) {
+    leaf->footer("Exit codes: 0 done, 2 bad input (a short password, an unknown role, a name "
+                 "not in the file, a malformed users file), 1 otherwise (e.g. the name is taken).");
+  }
   return [f, add, list, remove] {
     if (add->parsed()) return RunUserAdd(*f);
     if (list->parsed()) return RunUserList(*f);
