@@ -9,21 +9,6 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${VIGIL_NPM_DIR:-$root/build/npm-cyclonedx}
 pins=(@cyclonedx/cyclonedx-library@10.3.0 ajv@8.20.0 ajv-formats@3.0.1
       ajv-formats-draft2019@1.6.1)
-stamp="$dir/.installed"
-
-if ! command -v node >/dev/null; then
-  echo "cyclonedx-validate: node is not installed" >&2
-  exit 2
-fi
-if [[ ! -f $stamp || $(cat "$stamp") != "${pins[*]}" ]]; then
-  mkdir -p "$dir"
-  [[ -f $dir/package.json ]] || echo '{"private": true}' >"$dir/package.json"
-  echo "cyclonedx-validate: installing ${pins[*]} into $dir" >&2
-  if ! (cd "$dir" && npm install --no-audit --no-fund --ignore-scripts --silent "${pins[@]}" >&2);
-  then
-    echo "cyclonedx-validate: npm install failed (no network and no earlier install?)" >&2
-    exit 2
-  fi
-  echo "${pins[*]}" >"$stamp"
-fi
+source "$root/scripts/npm-pinned.sh"
+npm_pinned cyclonedx-validate "$dir" "${pins[@]}"
 exec node "$root/scripts/cyclonedx-validate.js" "$dir/node_modules" "$@"

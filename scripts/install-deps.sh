@@ -24,6 +24,7 @@ test_pkgs=(
   clang libclang-rt-14-dev libfuzzer-14-dev prometheus curl procps minisign swtpm swtpm-tools
   mosquitto nats-server openssl
   postgresql
+  chromium nodejs npm
 )
 
 bench_pkgs=(

@@ -393,7 +393,10 @@ RunFn AddHubCommand(CLI::App& root) {
       "Re-running on the same file re-sends the same message ids: nothing is stored "
       "twice.\nExit codes: 0 delivered, 1 failure, 2 bad input.");
 
-  return [f, token, ingest] {
+  RunFn users = AddHubUserCommands(hub);
+
+  return [f, token, ingest, users] {
+    if (const int code = users(); code >= 0) return code;
     if (token->parsed()) return RunHubToken(*f);
     if (ingest->parsed()) return RunHubIngest(*f);
     return RunHub(*f);

@@ -44,6 +44,9 @@ RunFn AddTokenCommand(CLI::App& root);
 RunFn AddScoreCommand(CLI::App& root);
 RunFn AddDecideCommand(CLI::App& root);
 RunFn AddHubCommand(CLI::App& root);
+// `vigil hub user add|list|remove` (cmd_hub_user.cc), added under `hub`; the runner returns -1
+// when none of them was parsed.
+RunFn AddHubUserCommands(CLI::App* hub);
 
 // A command with subcommands ("vigil model inspect", "vigil policy check"): every leaf is added
 // with its own runner, and the group's Runner() (what the group's Add*Command returns) runs the

@@ -131,6 +131,7 @@ void HubConfig::ResolvePaths() {
   if (audit_dir.empty()) audit_dir = (dir / "audit").string();
   if (audit_key.empty()) audit_key = (dir / "keys" / "hub.key").string();
   if (token_key.empty()) token_key = (dir / "token.key").string();
+  if (server.users_file.empty()) server.users_file = (dir / "users").string();
 }
 
 core::Result<HubConfig> ParseHubConfig(std::string_view text, std::string_view source,
@@ -223,6 +224,9 @@ core::Result<HubConfig> ParseHubConfig(std::string_view text, std::string_view s
                             if (k2 == "audience") return y.Scalar(v2, p2, &c.audience);
                             if (k2 == "max_token_ttl")
                               return y.Seconds(v2, p2, 30 * 86400, &c.server.max_token_ttl_s);
+                            if (k2 == "users") return y.File(v2, p2, &c.server.users_file);
+                            if (k2 == "login_ttl")
+                              return y.Seconds(v2, p2, 86400, &c.server.login_ttl_s);
                             return Unknown();
                           });
           }

@@ -6,6 +6,7 @@
 #include <charconv>
 
 #include "api/frontend.h"
+#include "hub/web.h"
 
 namespace vigil::hub {
 namespace {
@@ -487,6 +488,17 @@ void Server::Routes(httplib::Server& s) {
            {"token", auth_.Issue(subject, role, ttl, now)},
            {"expires", now + ttl}});
   });
+
+  WebDeps web;
+  web.store = &store_;
+  web.auth = &auth_;
+  web.clock = &clock_;
+  web.registry = &registry_;
+  web.authorize = authorize;
+  web.audit = [this](audit::RecordType t, json p) { return Audit(t, std::move(p)); };
+  web.users_file = options_.users_file;
+  web.login_ttl_s = options_.login_ttl_s;
+  AddWebRoutes(s, std::move(web));
 
   s.set_exception_handler([](const httplib::Request&, httplib::Response& r, std::exception_ptr) {
     ReplyError(r, 500, "INTERNAL", "internal error");

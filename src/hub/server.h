@@ -11,6 +11,7 @@
 //   GET  /v1/escalations, /v1/escalations/ID                         viewer (agent: its own)
 //   POST /v1/escalations/ID/decision                                 analyst
 //   GET  /v1/agents; POST /v1/tokens                                 admin
+//   POST /v1/login, GET /v1/precision, the web UI at / and /ui/       web.h
 //
 // Errors are {"schema_version":"vigil.hub/v1","error":{"code","message"}} with 400 (bad
 // request), 401 (no, expired or forged token), 403 (role), 404, 409 (escalation already decided
@@ -49,6 +50,8 @@ struct ServerOptions {
   uint32_t escalation_timeout_s = 300;       // when the agent gives none
   uint32_t max_escalation_timeout_s = 3600;  // longer requests are cut to this
   uint32_t max_token_ttl_s = 86400;          // POST /v1/tokens
+  std::string users_file;                    // POST /v1/login (web.h); "": logins refused
+  uint32_t login_ttl_s = 900;                // the lifetime of a login's token
 };
 
 class Server {

@@ -1,0 +1,327 @@
+// The hub's web UI (docs/hub.md, "Web UI"): vanilla JavaScript over the hub's JSON API.
+// The login's token lives in sessionStorage (gone when the tab closes) and goes with every call
+// as a bearer token. Everything the hub returns is untrusted: it is written into the page with
+// textContent and DOM nodes only, never as HTML. The API refuses what a role may not do; the
+// page also hides the buttons the role may not use.
+'use strict';
+
+const session = {
+  get token() { return sessionStorage.getItem('vigil.token'); },
+  get user() { return sessionStorage.getItem('vigil.user') || ''; },
+  get role() { return sessionStorage.getItem('vigil.role') || ''; },
+  save(answer) {
+    sessionStorage.setItem('vigil.token', answer.token);
+    sessionStorage.setItem('vigil.user', answer.user);
+    sessionStorage.setItem('vigil.role', answer.role);
+    sessionStorage.setItem('vigil.expires', String(answer.expires));
+  },
+  clear() { sessionStorage.clear(); },
+};
+const ROLE_RANK = { viewer: 0, analyst: 1, admin: 2 };
+const may = (role) => (ROLE_RANK[session.role] ?? -1) >= ROLE_RANK[role];
+
+// el('td', {className: 'num'}, 'text', node, ...): children that are strings become text nodes.
+function el(tag, props, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props || {})) {
+    if (k === 'dataset') Object.assign(node.dataset, v);
+    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+    else node[k] = v;
+  }
+  for (const c of children) {
+    if (c === null || c === undefined) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+const view = () => document.getElementById('view');
+function show(...nodes) { view().replaceChildren(...nodes); }
+const time = (ms) => (ms ? new Date(ms).toISOString().replace('T', ' ').replace('Z', ' UTC') : '');
+const fixed = (x, n = 2) => (typeof x === 'number' ? x.toFixed(n) : '—');
+
+class ApiError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: 'application/json' };
+  if (session.token) headers.Authorization = 'Bearer ' + session.token;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const res = await fetch(path, {
+    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: 'omit', cache: 'no-store',
+  });
+  let data = null;
+  try { data = await res.json(); } catch (e) { data = null; }
+  if (!res.ok) {
+    const message = data && data.error ? data.error.message : 'HTTP ' + res.status;
+    if (res.status === 401 && path !== '/v1/login') {
+      session.clear();
+      login('Your session ended (' + message + '): log in again.');
+    }
+    throw new ApiError(res.status, message);
+  }
+  return data;
+}
+
+function errorBox(err) {
+  return el('p', { className: 'error', role: 'alert' }, err instanceof Error ? err.message : String(err));
+}
+
+// ---- login ----
+function login(message) {
+  stopPolling();
+  document.getElementById('nav').hidden = true;
+  document.getElementById('logout').hidden = true;
+  document.getElementById('who').textContent = '';
+  const user = el('input', { id: 'user', name: 'user', autocomplete: 'username', required: true });
+  const password = el('input', {
+    id: 'password', name: 'password', type: 'password', autocomplete: 'current-password', required: true,
+  });
+  const status = el('div', { id: 'login-error' });
+  if (message) status.append(errorBox(message));
+  const form = el('form', { className: 'login', id: 'login-form' },
+    el('h1', {}, 'Log in to the hub'),
+    el('label', { htmlFor: 'user' }, 'User'), user,
+    el('label', { htmlFor: 'password' }, 'Password'), password,
+    el('button', { className: 'primary', type: 'submit', id: 'login-submit' }, 'Log in'),
+    status);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    status.replaceChildren();
+    try {
+      const answer = await api('POST', '/v1/login', { user: user.value, password: password.value });
+      session.save(answer);
+      password.value = '';
+      if (!location.hash || location.hash === '#/login') location.hash = '#/incidents';
+      else route();
+    } catch (err) {
+      password.value = '';
+      status.append(errorBox(err));
+    }
+  });
+  show(form);
+  user.focus();
+}
+
+// ---- incidents ----
+async function incidents() {
+  const open = new URLSearchParams(location.hash.split('?')[1] || '').get('open') === '1';
+  const data = await api('GET', '/v1/incidents?limit=200' + (open ? '&adjudicated=false' : ''));
+  const rows = data.incidents.map((i) => el('tr', { dataset: { incident: i.id } },
+    el('td', {}, el('a', { href: '#/incidents/' + i.id }, '#' + i.id)),
+    el('td', {}, i.host),
+    el('td', {}, i.process + ' (' + i.pid + ')'),
+    el('td', {}, time(i.first_ms)),
+    el('td', { className: 'num' }, i.alerts),
+    el('td', { className: 'num' }, fixed(i.max_score)),
+    el('td', {}, i.label ? el('span', { className: 'label ' + i.label }, i.label) : el('span', { className: 'muted' }, 'open'))));
+  show(
+    el('h1', {}, 'Incidents'),
+    el('div', { className: 'actions' },
+      el('a', { href: '#/incidents' }, 'All'), el('a', { href: '#/incidents?open=1' }, 'Not adjudicated')),
+    rows.length === 0 ? el('p', { className: 'muted' }, 'No incidents.') :
+      el('table', { id: 'incidents' },
+        el('thead', {}, el('tr', {}, ...['Incident', 'Host', 'Process', 'First seen', 'Alerts', 'Max score', 'Label']
+          .map((h) => el('th', {}, h)))),
+        el('tbody', {}, ...rows)));
+}
+
+function alertCard(a) {
+  const what = a.kind === 'decision' ? 'rule ' + a.rule + (a.action ? ' → ' + a.action : '')
+    : 'model ' + a.model + (a.model_version ? ' ' + a.model_version : '');
+  const expl = Array.isArray(a.explanation) && a.explanation.length > 0
+    ? el('ul', { className: 'explanation' }, ...a.explanation.map((e) =>
+      el('li', {}, String(e.what), ' ', el('span', { className: 'muted' }, '(weight ' + fixed(e.weight) + ')'))))
+    : null;
+  return el('div', { className: 'alert', dataset: { alert: a.id } },
+    el('div', { className: 'head' },
+      el('span', {}, a.kind), el('span', {}, what), el('span', {}, 'score ' + fixed(a.score)),
+      el('span', { className: 'muted' }, time(a.time_ms))),
+    a.title ? el('div', {}, a.title) : null,
+    a.message ? el('div', {}, a.message) : null,
+    expl ? el('div', {}, el('strong', {}, 'Explanation'), expl) : null);
+}
+
+async function incident(id) {
+  const data = await api('GET', '/v1/incidents/' + encodeURIComponent(id));
+  const i = data.incident;
+  const facts = el('dl', { className: 'facts' });
+  const fact = (k, v) => facts.append(el('dt', {}, k), el('dd', {}, v));
+  fact('Host', i.host);
+  fact('Process', i.process + ' (pid ' + i.pid + ')');
+  fact('Span', time(i.first_ms) + ' – ' + time(i.last_ms));
+  // In the detail, "alerts" is the list of findings (the list page has their count).
+  fact('Findings', i.alerts.length + ' (' + i.verdicts + ' model verdicts, ' + i.decisions + ' rule decisions)');
+  fact('Max score', fixed(i.max_score));
+  const labelNode = el('span', { id: 'incident-label' });
+  const renderLabel = (x) => labelNode.replaceChildren(x.label
+    ? el('span', { className: 'label ' + x.label }, x.label + ' by ' + x.labelled_by + (x.note ? ' — ' + x.note : ''))
+    : el('span', { className: 'muted' }, 'not adjudicated'));
+  renderLabel(i);
+  fact('Label', labelNode);
+  const parts = [el('p', {}, el('a', { href: '#/incidents' }, '← Incidents')),
+    el('h1', {}, 'Incident #' + i.id), facts];
+  if (may('analyst')) {
+    const note = el('input', { id: 'note', placeholder: 'note (optional)', maxLength: 1000 });
+    const status = el('div', { id: 'adjudicate-status' });
+    const button = (label, text, cls) => el('button', {
+      type: 'button', className: cls, dataset: { label },
+      onclick: async () => {
+        status.replaceChildren();
+        try {
+          const answer = await api('POST', '/v1/incidents/' + i.id + '/adjudication', { label, note: note.value });
+          renderLabel(answer.incident);
+          status.append(el('span', { className: 'muted' }, 'Saved: ' + answer.incident.label));
+        } catch (err) { status.append(errorBox(err)); }
+      },
+    }, text);
+    parts.push(el('h2', {}, 'Adjudicate'), el('div', { className: 'actions', id: 'adjudicate' },
+      button('true_positive', 'True positive', 'danger'), button('false_positive', 'False positive'),
+      button('benign', 'Benign'), note), status);
+  }
+  parts.push(el('h2', {}, 'Findings'), ...i.alerts.map(alertCard));
+  show(...parts);
+}
+
+// ---- escalations ----
+let pollTimer = null;
+function stopPolling() { if (pollTimer) { clearTimeout(pollTimer); pollTimer = null; } }
+
+async function escalations() {
+  const all = new URLSearchParams(location.hash.split('?')[1] || '').get('all') === '1';
+  const status = el('div', { id: 'escalation-status' });
+  const table = el('tbody');
+  show(el('h1', {}, 'Escalations'),
+    el('div', { className: 'actions' },
+      el('a', { href: '#/escalations' }, 'Pending'), el('a', { href: '#/escalations?all=1' }, 'All'),
+      el('span', { className: 'muted' }, 'refreshed every 2 s')),
+    status,
+    el('table', { id: 'escalations' },
+      el('thead', {}, el('tr', {}, ...['#', 'Host', 'Process', 'Rule', 'Proposed action', 'Reason', 'Deadline', 'Default', 'State', '']
+        .map((h) => el('th', {}, h)))), table));
+  const decide = async (e, decision) => {
+    status.replaceChildren();
+    try {
+      await api('POST', '/v1/escalations/' + e.id + '/decision', { decision });
+      status.append(el('span', { className: 'muted' }, 'Escalation #' + e.id + ': ' + decision + ' sent'));
+    } catch (err) { status.append(errorBox(err)); }
+    refresh();
+  };
+  const refresh = async () => {
+    stopPolling();
+    if (!location.hash.startsWith('#/escalations')) return;
+    try {
+      const data = await api('GET', '/v1/escalations?state=' + (all ? 'all' : 'pending'));
+      table.replaceChildren(...data.escalations.map((e) => {
+        const cell = el('td', {});
+        if (e.state === 'pending' && may('analyst')) {
+          cell.append(el('button', { type: 'button', className: 'primary', dataset: { decision: 'approve' }, onclick: () => decide(e, 'approve') }, 'Approve'),
+            ' ', el('button', { type: 'button', dataset: { decision: 'deny' }, onclick: () => decide(e, 'deny') }, 'Deny'));
+        } else if (e.outcome) {
+          cell.append(e.outcome + (e.decided_by ? ' by ' + e.decided_by : ''));
+        }
+        return el('tr', { dataset: { escalation: e.id } },
+          el('td', {}, e.id), el('td', {}, e.host), el('td', {}, e.process ? e.process + ' (' + e.pid + ')' : 'pid ' + e.pid),
+          el('td', {}, e.rule), el('td', {}, e.action), el('td', {}, e.reason),
+          el('td', {}, time(e.deadline_ms)), el('td', {}, e.default), el('td', {}, e.state), cell);
+      }));
+      if (data.escalations.length === 0) {
+        table.append(el('tr', {}, el('td', { colSpan: 10, className: 'muted' }, all ? 'No escalations.' : 'No escalation is waiting.')));
+      }
+    } catch (err) {
+      if (err.status === 401) return;
+      status.replaceChildren(errorBox(err));
+    }
+    pollTimer = setTimeout(refresh, 2000);
+  };
+  await refresh();
+}
+
+// ---- agents ----
+async function agents() {
+  if (!may('admin')) {
+    show(el('h1', {}, 'Agents'), el('p', { className: 'notice' }, 'Only admins see the agents.'));
+    return;
+  }
+  const data = await api('GET', '/v1/agents');
+  show(el('h1', {}, 'Agents'),
+    el('p', { className: 'notice' }, 'Not available yet: agent health, mode, versions and attestation state. ' +
+      'This hub knows only the hosts that posted findings (agent registration and heartbeats are not built).'),
+    el('table', { id: 'agents' },
+      el('thead', {}, el('tr', {}, ...['Host', 'First seen', 'Last seen', 'Messages', 'Findings'].map((h) => el('th', {}, h)))),
+      el('tbody', {}, ...data.agents.map((a) => el('tr', {},
+        el('td', {}, a.host), el('td', {}, time(a.first_seen_ms)), el('td', {}, time(a.last_seen_ms)),
+        el('td', { className: 'num' }, a.messages), el('td', { className: 'num' }, a.findings))))));
+}
+
+// ---- models ----
+function bar(x) {
+  const tenth = typeof x === 'number' ? Math.max(0, Math.min(10, Math.round(x * 10))) : 0;
+  return el('span', { className: 'bar w' + tenth });
+}
+async function models() {
+  const data = await api('GET', '/v1/precision');
+  const rows = data.detectors.map((d) => el('tr', {},
+    el('td', {}, d.kind), el('td', {}, d.name),
+    el('td', { className: 'num' }, d.adjudicated), el('td', { className: 'num' }, d.true_positive),
+    el('td', { className: 'num' }, d.false_positive), el('td', { className: 'num' }, d.benign),
+    el('td', { className: 'num' }, fixed(d.precision)), el('td', { className: 'barcell' }, bar(d.precision)),
+    el('td', { className: 'num' }, fixed(d.false_positive_ratio))));
+  show(el('h1', {}, 'Models and rules'),
+    el('p', { className: 'muted' }, 'Adjudicated incidents in which each model or rule fired. Precision: true positives / adjudicated; false-positive ratio: (false positive + benign) / adjudicated.'),
+    rows.length === 0 ? el('p', { className: 'muted' }, 'Nothing adjudicated yet.') :
+      el('table', { id: 'models' },
+        el('thead', {}, el('tr', {}, ...['Kind', 'Name', 'Adjudicated', 'True pos.', 'False pos.', 'Benign', 'Precision', '', 'FP ratio']
+          .map((h) => el('th', {}, h)))),
+        el('tbody', {}, ...rows)),
+    el('p', { className: 'notice' }, 'Not available yet: drift and score-distribution plots, false-negative rates, ' +
+      'and the model versions deployed on each agent.'));
+}
+
+function policies() {
+  show(el('h1', {}, 'Policies and rollout'),
+    el('p', { className: 'notice', id: 'not-built' }, 'Not available: this hub does not distribute signed policies or models ' +
+      'and has no rollout (canary group, then all) yet. Sign and install policies on each host with ' +
+      '`vigil policy sign` meanwhile.'));
+}
+
+// ---- routing ----
+const pages = {
+  incidents: (rest) => (rest ? incident(rest) : incidents()),
+  escalations: () => escalations(),
+  agents: () => agents(),
+  models: () => models(),
+  policies: () => policies(),
+};
+
+async function route() {
+  stopPolling();
+  if (!session.token) { login(); return; }
+  const path = location.hash.replace(/^#\/?/, '').split('?')[0];
+  const [page, rest] = [path.split('/')[0] || 'incidents', path.split('/').slice(1).join('/')];
+  document.getElementById('nav').hidden = false;
+  document.getElementById('logout').hidden = false;
+  document.getElementById('who').textContent = session.user + ' (' + session.role + ')';
+  for (const a of document.querySelectorAll('#nav a')) {
+    a.hidden = a.dataset.role ? !may(a.dataset.role) : false;
+    a.classList.toggle('current', a.dataset.page === page);
+  }
+  const render = pages[page];
+  if (!render) { show(el('h1', {}, 'Not found'), el('p', {}, 'No page "' + page + '".')); return; }
+  try {
+    await render(rest);
+  } catch (err) {
+    if (err.status !== 401) show(el('h1', {}, page), errorBox(err));
+  }
+}
+
+document.addEventListener('DOMContentLoaded', () => {
+  document.getElementById('logout').addEventListener('click', () => {
+    session.clear();
+    location.hash = '#/login';
+    login();
+  });
+  window.addEventListener('hashchange', route);
+  route();
+});
