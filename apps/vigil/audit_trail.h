@@ -67,6 +67,8 @@ class AuditTrail {
 
  private:
   AuditTrail() = default;
+  // Keeps the first failed append's status for Close() and logs it.
+  void Report(const core::Status& st);
 
   std::unique_ptr<audit::Signer> signer_;
   std::unique_ptr<audit::AuditLog> log_;
