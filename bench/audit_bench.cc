@@ -1,18 +1,22 @@
 // Audit log append throughput (docs/benchmarks.md, "audit_bench"). One producer thread appends
 // decision records (the payload the agent writes for an alert: a verdict with its explanation,
-// about 450 bytes of JSON) through AuditLog's bounded queue; the writer thread groups them into
-// batches, serialises them to canonical JSON, hashes, writes and syncs per the fsync mode.
+// about 450 bytes of JSON) through AuditLog's bounded queue; the writer thread takes them a block
+// (up to 4096 records) at a time, frames and hashes them, writes and syncs per the fsync mode.
 // Items are records; rates are per wall-clock second (UseRealTime), since the work is split
 // across two threads and the disk.
 //
-//   BM_AuditAppend/fsync:M        payloads built before the timed loop and moved in: the log's
-//                                 own throughput. M = 0 batch, 1 interval (100 ms), 2 never.
-//                                 Counters: records per write batch, fsyncs per second.
-//   BM_AuditAppendBuilt           the same with fsync per batch, each payload built in the loop
-//                                 (the producer's cost included).
-//   BM_AuditAppendFlushEvery/K    fsync per batch, payload built in the loop, and the producer
-//                                 waits for durability (Flush) after every K records, as a gate
-//                                 that must not act before its decision is on disk would.
+//   BM_AuditAppendCanonical/fsync:M  the agent's path (AuditTrail::Alert): each payload written
+//                                 from a verdict in the loop with WriteDecisionPayload (no
+//                                 nlohmann::json tree) and appended with AppendCanonical.
+//                                 M = 0 batch, 1 interval (100 ms), 2 never.
+//                                 Counters: records per batch, fsyncs per second.
+//   BM_AuditAppend/fsync:M        nlohmann::json payloads built before the timed loop and moved
+//                                 into Append (rendered there, freed on the writer thread).
+//   BM_AuditAppendBuilt           fsync per batch, each nlohmann::json payload built in the loop
+//                                 with DecisionPayload (the producer's cost included).
+//   BM_AuditAppendFlushEvery/K    fsync per batch, payload written as the agent does, and the
+//                                 producer waits for durability (Flush) after every K records, as
+//                                 a gate that must not act before its decision is on disk would.
 // Counters cpu_per_wall and runq_wait_per_wall (from the scheduler's per-thread statistics) say
 // whether the wall-clock rate was bound by the work or by waiting for a core on a loaded machine.
 // The logs go to $VIGIL_BENCH_DIR (default: a fresh directory under /var/tmp, i.e. the disk, not

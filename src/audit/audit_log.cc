@@ -491,8 +491,11 @@ void AuditLog::WriterLoop() {
     }
     lock.lock();
     if (batch != nullptr) {
-      // Kept with its capacity for reuse, unless a few huge payloads made it large.
-      if (spare_.size() < 4 && batch->bytes.capacity() <= (size_t{16} << 20)) {
+      // Kept with its capacity for reuse (as many as a full queue holds: freeing and
+      // reallocating blocks as the queue fills and drains showed up as malloc_consolidate),
+      // unless a few huge payloads made it large.
+      const size_t keep = options_.queue_capacity / options_.max_batch + 1;
+      if (spare_.size() < keep && batch->bytes.capacity() <= (size_t{16} << 20)) {
         spare_.push_back(std::move(batch));
       }
       batch.reset();

@@ -43,15 +43,20 @@ bool IsPlain(std::string_view s) {
                              has_zero(w ^ (kOnes * '\\'));
     return ((w & kHigh) | special) == 0;
   };
-  size_t i = 0;
-  for (; i + 8 <= s.size(); i += 8) {
-    uint64_t w;
+  const size_t n = s.size();
+  if (n < 8) {
+    for (const char ch : s) {
+      const auto c = static_cast<uint8_t>(ch);
+      if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') return false;
+    }
+    return true;
+  }
+  uint64_t w;
+  for (size_t i = 0; i + 8 < n; i += 8) {
     std::memcpy(&w, s.data() + i, 8);
     if (!plain(w)) return false;
   }
-  if (i == s.size()) return true;
-  uint64_t w = kOnes * 'a';  // the last 1-7 bytes, padded with a plain byte
-  std::memcpy(&w, s.data() + i, s.size() - i);
+  std::memcpy(&w, s.data() + n - 8, 8);  // the last 8 bytes (overlapping the loop's last word)
   return plain(w);
 }
 
@@ -99,6 +104,18 @@ bool AppendEscapedValid(std::string_view s, std::string* out) {
   return true;
 }
 
+// An integer in decimal, as dump() prints it.
+class IntegerText {
+ public:
+  template <typename T>
+  explicit IntegerText(T v) : end_(std::to_chars(buf_, buf_ + sizeof(buf_), v).ptr) {}
+  std::string_view view() const { return {buf_, static_cast<size_t>(end_ - buf_)}; }
+
+ private:
+  char buf_[24];
+  char* end_;
+};
+
 }  // namespace
 
 void AppendCanonicalString(std::string_view s, std::string* out) {
@@ -130,17 +147,9 @@ void AppendCanonicalNumber(double v, std::string* out) {
   out->append(buf, static_cast<size_t>(end - buf));
 }
 
-void AppendCanonicalNumber(int64_t v, std::string* out) {
-  char buf[24];
-  const auto r = std::to_chars(buf, buf + sizeof(buf), v);
-  out->append(buf, static_cast<size_t>(r.ptr - buf));
-}
+void AppendCanonicalNumber(int64_t v, std::string* out) { out->append(IntegerText(v).view()); }
 
-void AppendCanonicalNumber(uint64_t v, std::string* out) {
-  char buf[24];
-  const auto r = std::to_chars(buf, buf + sizeof(buf), v);
-  out->append(buf, static_cast<size_t>(r.ptr - buf));
-}
+void AppendCanonicalNumber(uint64_t v, std::string* out) { out->append(IntegerText(v).view()); }
 
 void AppendCanonicalJson(const nlohmann::json& value, std::string* out) {
   using V = nlohmann::json::value_t;
@@ -273,17 +282,15 @@ void CanonicalWriter::Double(double v) {
 
 void CanonicalWriter::Int(int64_t v) {
   BeforeValue();
-  char num[24];
-  const auto r = std::to_chars(num, num + sizeof(num), v);
-  Put(std::string_view(num, static_cast<size_t>(r.ptr - num)));
+  IntegerText text(v);
+  Put(text.view());
   AfterValue();
 }
 
 void CanonicalWriter::Uint(uint64_t v) {
   BeforeValue();
-  char num[24];
-  const auto r = std::to_chars(num, num + sizeof(num), v);
-  Put(std::string_view(num, static_cast<size_t>(r.ptr - num)));
+  IntegerText text(v);
+  Put(text.view());
   AfterValue();
 }
 
