@@ -88,8 +88,9 @@ void AuditTrail::Alert(const core::Verdict& verdict) {
 
 void AuditTrail::ModelChange(std::string_view action, const std::string& path,
                              std::string_view name, std::string_view version,
-                             std::string_view reason) {
-  auto digest = audit::FileSha256(path);
+                             std::string_view reason, const std::string* bytes) {
+  auto digest = bytes != nullptr ? core::Result<std::string>(audit::Sha256Hex(*bytes))
+                                 : audit::FileSha256(path);
   Append(audit::RecordType::kModelChange,
          audit::ModelChangePayload(action, path, name, version,
                                    digest.has_value() ? std::string_view(*digest) : "", reason));
