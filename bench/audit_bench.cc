@@ -158,8 +158,7 @@ void Run(benchmark::State& state, audit::FsyncMode mode, int64_t flush_every, So
         audit::WriteDecisionPayload(decision, "monitor", &w);
         st = (*log)->AppendCanonical(audit::RecordType::kDecision, rendered);
       } else {
-        nlohmann::json payload =
-            prebuilt ? std::move(ready[static_cast<size_t>(n)]) : Payload(i);
+        nlohmann::json payload = prebuilt ? std::move(ready[static_cast<size_t>(n)]) : Payload(i);
         st = (*log)->Append(audit::RecordType::kDecision, std::move(payload));
       }
       ++i;

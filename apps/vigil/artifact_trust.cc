@@ -75,7 +75,8 @@ std::string CheckEnforceArtifacts(const std::vector<std::string>& key_paths,
     checked.push_back(path);
     const govern::TrustCheck c = Check(path, *keys, files);
     if (c.trusted) continue;
-    if (audit != nullptr) audit->PolicyChange("refused", "", 0, {path}, c.outcome + ": " + c.reason);
+    if (audit != nullptr)
+      audit->PolicyChange("refused", "", 0, {path}, c.outcome + ": " + c.reason);
     return "policy " + c.outcome + ": " + c.reason;
   }
   for (const ModelArtifact& m : models) {

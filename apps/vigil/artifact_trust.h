@@ -26,9 +26,9 @@ namespace vigil::app {
 // between pass the check in place of what was loaded.)
 class ArtifactFiles {
  public:
-  using ReadFn = std::function<core::Result<std::string>(const std::string& path,
-                                                         uint64_t max_bytes)>;
-  ArtifactFiles();                    // reads with core::ReadFile
+  using ReadFn =
+      std::function<core::Result<std::string>(const std::string& path, uint64_t max_bytes)>;
+  ArtifactFiles();                      // reads with core::ReadFile
   explicit ArtifactFiles(ReadFn read);  // tests: a read that swaps the file afterwards
 
   // The bytes of `path` (at most `max_bytes`): read on the first call, the same bytes later.

@@ -14,12 +14,12 @@
 // returns; one writer thread takes a block at a time (up to max_batch records), assigns sequence
 // numbers, frames and hashes the records into a buffer that it hands to write() every 64 KiB
 // (pieces that stay in the CPU cache cost the kernel far less to copy than one large write) and
-// syncs once per batch per FsyncMode. Blocks are reused, so a record costs no allocation once the log runs. (Rendering
-// on the appending threads and freeing a nlohmann::json payload on the writer thread splits the
-// per-record work between them.) Flush() waits until
-// everything appended before it is written (and synced unless kNever); Close() (or the
-// destructor) drains the queue, appends a log-close record and a final checkpoint, syncs and
-// stops the thread: a record whose Append() returned OK is never lost by a clean shutdown.
+// syncs once per batch per FsyncMode. Blocks are reused, so a record costs no allocation once the
+// log runs. (Rendering on the appending threads and freeing a nlohmann::json payload on the writer
+// thread splits the per-record work between them.) Flush() waits until everything appended before
+// it is written (and synced unless kNever); Close() (or the destructor) drains the queue, appends a
+// log-close record and a final checkpoint, syncs and stops the thread: a record whose Append()
+// returned OK is never lost by a clean shutdown.
 //
 // Crash consistency: a SIGKILL at any point leaves a prefix of the records (and possibly an
 // incomplete last record, a "torn tail"). Open() cuts a torn tail off, then appends a log-open

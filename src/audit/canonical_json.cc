@@ -14,7 +14,9 @@ size_t Utf8SequenceLength(std::string_view s, size_t i) {
   const auto b = [&](size_t k) { return static_cast<uint8_t>(s[i + k]); };
   const uint8_t c = b(0);
   const size_t left = s.size() - i;
-  auto cont = [&](size_t k, uint8_t lo, uint8_t hi) { return k < left && b(k) >= lo && b(k) <= hi; };
+  auto cont = [&](size_t k, uint8_t lo, uint8_t hi) {
+    return k < left && b(k) >= lo && b(k) <= hi;
+  };
   if (c >= 0xC2 && c <= 0xDF) return cont(1, 0x80, 0xBF) ? 2 : 0;
   if (c == 0xE0) return cont(1, 0xA0, 0xBF) && cont(2, 0x80, 0xBF) ? 3 : 0;
   if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) {
@@ -82,13 +84,27 @@ bool AppendEscapedValid(std::string_view s, std::string* out) {
     char esc[6] = {'\\', 0, 0, 0, 0, 0};
     size_t len = 2;
     switch (c) {
-      case '\b': esc[1] = 'b'; break;
-      case '\t': esc[1] = 't'; break;
-      case '\n': esc[1] = 'n'; break;
-      case '\f': esc[1] = 'f'; break;
-      case '\r': esc[1] = 'r'; break;
-      case '"': esc[1] = '"'; break;
-      case '\\': esc[1] = '\\'; break;
+      case '\b':
+        esc[1] = 'b';
+        break;
+      case '\t':
+        esc[1] = 't';
+        break;
+      case '\n':
+        esc[1] = 'n';
+        break;
+      case '\f':
+        esc[1] = 'f';
+        break;
+      case '\r':
+        esc[1] = 'r';
+        break;
+      case '"':
+        esc[1] = '"';
+        break;
+      case '\\':
+        esc[1] = '\\';
+        break;
       default:
         esc[1] = 'u';
         esc[2] = '0';
@@ -133,8 +149,8 @@ void AppendCanonicalString(std::string_view s, std::string* out) {
   // Invalid UTF-8 (rare: payload strings come from the kernel or files): nlohmann's replacement
   // rules decide how many bytes each U+FFFD stands for, so let it write this one string.
   out->resize(start);
-  out->append(nlohmann::json(std::string(s)).dump(-1, ' ', false,
-                                                  nlohmann::json::error_handler_t::replace));
+  out->append(nlohmann::json(std::string(s))
+                  .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 void AppendCanonicalNumber(double v, std::string* out) {
@@ -154,11 +170,21 @@ void AppendCanonicalNumber(uint64_t v, std::string* out) { out->append(IntegerTe
 void AppendCanonicalJson(const nlohmann::json& value, std::string* out) {
   using V = nlohmann::json::value_t;
   switch (value.type()) {
-    case V::null: out->append("null"); return;
-    case V::boolean: out->append(value.get<bool>() ? "true" : "false"); return;
-    case V::number_integer: AppendCanonicalNumber(value.get<int64_t>(), out); return;
-    case V::number_unsigned: AppendCanonicalNumber(value.get<uint64_t>(), out); return;
-    case V::number_float: AppendCanonicalNumber(value.get<double>(), out); return;
+    case V::null:
+      out->append("null");
+      return;
+    case V::boolean:
+      out->append(value.get<bool>() ? "true" : "false");
+      return;
+    case V::number_integer:
+      AppendCanonicalNumber(value.get<int64_t>(), out);
+      return;
+    case V::number_unsigned:
+      AppendCanonicalNumber(value.get<uint64_t>(), out);
+      return;
+    case V::number_float:
+      AppendCanonicalNumber(value.get<double>(), out);
+      return;
     case V::string:
       AppendCanonicalString(value.get_ref<const nlohmann::json::string_t&>(), out);
       return;

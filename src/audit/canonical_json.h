@@ -9,10 +9,9 @@
 // them on many values); the verifier refuses anything else.
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "core/event.h"
 
@@ -23,7 +22,7 @@ void AppendCanonicalJson(const nlohmann::json& value, std::string* out);
 
 // Appends the canonical form of one JSON scalar to *out.
 void AppendCanonicalString(std::string_view s, std::string* out);  // with the quotes
-void AppendCanonicalNumber(double v, std::string* out);             // not finite: null
+void AppendCanonicalNumber(double v, std::string* out);            // not finite: null
 void AppendCanonicalNumber(int64_t v, std::string* out);
 void AppendCanonicalNumber(uint64_t v, std::string* out);
 

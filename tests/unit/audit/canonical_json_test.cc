@@ -26,14 +26,13 @@ std::string Fast(const nlohmann::json& j) {
 
 TEST(CanonicalJsonTest, ScalarsMatchDump) {
   const std::vector<nlohmann::json> values = {
-      nullptr, true, false, 0, -1, 1, INT64_MIN, INT64_MAX, UINT64_MAX, uint64_t{1} << 63,
-      0.0, -0.0, 1.0, -1.5, 0.1, 1e-7, 1e-6, 123456789012345678.0, 1e15, 1e16, 1e17, 1e21,
-      1e22, 1e100, -1e-300, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 0.93,
-      6.1, 1.0 / 3.0, 100.0, 12345.678, std::numeric_limits<double>::infinity(),
-      -std::numeric_limits<double>::infinity(), std::numeric_limits<double>::quiet_NaN(), "",
-      "plain", "quote \" backslash \\ slash /", "\b\f\n\r\t", std::string("nul\0byte", 8),
-      "\x01\x1f\x7f", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "\xed\x9f\xbf\xee\x80\x80",
-      "\xf4\x8f\xbf\xbf",
+      nullptr, true, false, 0, -1, 1, INT64_MIN, INT64_MAX, UINT64_MAX, uint64_t{1} << 63, 0.0,
+      -0.0, 1.0, -1.5, 0.1, 1e-7, 1e-6, 123456789012345678.0, 1e15, 1e16, 1e17, 1e21, 1e22, 1e100,
+      -1e-300, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 0.93, 6.1, 1.0 / 3.0, 100.0,
+      12345.678, std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity(),
+      std::numeric_limits<double>::quiet_NaN(), "", "plain", "quote \" backslash \\ slash /",
+      "\b\f\n\r\t", std::string("nul\0byte", 8), "\x01\x1f\x7f",
+      "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "\xed\x9f\xbf\xee\x80\x80", "\xf4\x8f\xbf\xbf",
       // invalid UTF-8: lone continuation, overlong, surrogate, past U+10FFFF, truncated
       "a\x80z", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82", "ok\xff",
       "\xf0\x9f\x98", "\xc3"};
@@ -45,8 +44,8 @@ TEST(CanonicalJsonTest, ScalarsMatchDump) {
 // Strings are checked eight bytes at a time: every special byte at every position of a long
 // string, in a key and in a value, both through the writer and the value walker.
 TEST(CanonicalJsonTest, SpecialByteAtEveryPositionOfALongString) {
-  for (const char special : {'"', '\\', '\x00', '\x1f', '\n', '\x7f', '\x80', '\xc3', '\xff', ' ', '!',
-                             '#', '[', ']', '~'}) {
+  for (const char special : {'"', '\\', '\x00', '\x1f', '\n', '\x7f', '\x80', '\xc3', '\xff', ' ',
+                             '!', '#', '[', ']', '~'}) {
     for (size_t pos = 0; pos < 20; ++pos) {
       std::string s = "abcdefghijklmnopqrst";
       s[pos] = special;
@@ -79,8 +78,9 @@ TEST(CanonicalJsonTest, NestedValuesWithUnsortedKeysMatchDump) {
 // Random strings over a byte alphabet rich in the cases that matter (escapes, multi-byte
 // sequences and their broken forms), random numbers and random nesting.
 nlohmann::json RandomValue(std::mt19937_64& rng, int depth) {
-  static const char kBytes[] = "aZ \"\\/\b\f\n\r\t\x01\x1f\x7f\x80\xbf\xc2\xc3\xa9\xe0\xa0\xed"
-                               "\x9f\xa0\xef\xbf\xf0\x90\x9f\xf4\x8f\x90\xff";
+  static const char kBytes[] =
+      "aZ \"\\/\b\f\n\r\t\x01\x1f\x7f\x80\xbf\xc2\xc3\xa9\xe0\xa0\xed"
+      "\x9f\xa0\xef\xbf\xf0\x90\x9f\xf4\x8f\x90\xff";
   auto str = [&] {
     std::string s;
     const size_t n = rng() % 12;
@@ -88,17 +88,24 @@ nlohmann::json RandomValue(std::mt19937_64& rng, int depth) {
     return s;
   };
   switch (rng() % (depth > 3 ? 6 : 8)) {
-    case 0: return nullptr;
-    case 1: return (rng() & 1) != 0;
-    case 2: return static_cast<int64_t>(rng());
-    case 3: return rng();
+    case 0:
+      return nullptr;
+    case 1:
+      return (rng() & 1) != 0;
+    case 2:
+      return static_cast<int64_t>(rng());
+    case 3:
+      return rng();
     case 4: {
       double d;
       const uint64_t bits = rng();
       std::memcpy(&d, &bits, sizeof(d));
-      return (rng() & 1) != 0 ? d : static_cast<double>(static_cast<int64_t>(rng() % 2000000) - 1000000) / 1000.0;
+      return (rng() & 1) != 0
+                 ? d
+                 : static_cast<double>(static_cast<int64_t>(rng() % 2000000) - 1000000) / 1000.0;
     }
-    case 5: return str();
+    case 5:
+      return str();
     case 6: {
       nlohmann::json a = nlohmann::json::array();
       for (size_t n = rng() % 5; n > 0; --n) a.push_back(RandomValue(rng, depth + 1));
