@@ -1,18 +1,22 @@
 // Audit log append throughput (docs/benchmarks.md, "audit_bench"). One producer thread appends
 // decision records (the payload the agent writes for an alert: a verdict with its explanation,
-// about 450 bytes of JSON) through AuditLog's bounded queue; the writer thread groups them into
-// batches, serialises them to canonical JSON, hashes, writes and syncs per the fsync mode.
+// about 450 bytes of JSON) through AuditLog's bounded queue; the writer thread takes them a block
+// (up to 4096 records) at a time, frames and hashes them, writes and syncs per the fsync mode.
 // Items are records; rates are per wall-clock second (UseRealTime), since the work is split
 // across two threads and the disk.
 //
-//   BM_AuditAppend/fsync:M        payloads built before the timed loop and moved in: the log's
-//                                 own throughput. M = 0 batch, 1 interval (100 ms), 2 never.
-//                                 Counters: records per write batch, fsyncs per second.
-//   BM_AuditAppendBuilt           the same with fsync per batch, each payload built in the loop
-//                                 (the producer's cost included).
-//   BM_AuditAppendFlushEvery/K    fsync per batch, payload built in the loop, and the producer
-//                                 waits for durability (Flush) after every K records, as a gate
-//                                 that must not act before its decision is on disk would.
+//   BM_AuditAppendCanonical/fsync:M  the agent's path (AuditTrail::Alert): each payload written
+//                                 from a verdict in the loop with WriteDecisionPayload (no
+//                                 nlohmann::json tree) and appended with AppendCanonical.
+//                                 M = 0 batch, 1 interval (100 ms), 2 never.
+//                                 Counters: records per batch, fsyncs per second.
+//   BM_AuditAppend/fsync:M        nlohmann::json payloads built before the timed loop and moved
+//                                 into Append (rendered there, freed on the writer thread).
+//   BM_AuditAppendBuilt           fsync per batch, each nlohmann::json payload built in the loop
+//                                 with DecisionPayload (the producer's cost included).
+//   BM_AuditAppendFlushEvery/K    fsync per batch, payload written as the agent does, and the
+//                                 producer waits for durability (Flush) after every K records, as
+//                                 a gate that must not act before its decision is on disk would.
 // Counters cpu_per_wall and runq_wait_per_wall (from the scheduler's per-thread statistics) say
 // whether the wall-clock rate was bound by the work or by waiting for a core on a loaded machine.
 // The logs go to $VIGIL_BENCH_DIR (default: a fresh directory under /var/tmp, i.e. the disk, not
@@ -30,6 +34,7 @@
 #include <vector>
 
 #include "audit/audit_log.h"
+#include "audit/canonical_json.h"
 #include "audit/internal/format.h"
 #include "audit/payloads.h"
 #include "audit/signer.h"
@@ -87,15 +92,26 @@ core::Verdict SampleVerdict(uint64_t i) {
   return v;
 }
 
-nlohmann::json Payload(uint64_t i) {
+core::Decision SampleDecision(uint64_t i) {
   core::Decision d;
   d.action = core::Action::kAlert;
   d.reason = "anomalous verdict";
   d.verdict = SampleVerdict(i);
-  return audit::DecisionPayload(d, "monitor");
+  return d;
 }
 
-void Run(benchmark::State& state, audit::FsyncMode mode, int64_t flush_every, bool prebuilt) {
+nlohmann::json Payload(uint64_t i) { return audit::DecisionPayload(SampleDecision(i), "monitor"); }
+
+// How the producer makes each record's payload.
+enum class Source {
+  kPrebuiltJson,  // nlohmann::json built before the timed loop, moved into Append
+  kBuiltJson,     // nlohmann::json built from a verdict in the loop (DecisionPayload), Append
+  kCanonical,     // written from a verdict in the loop (WriteDecisionPayload), AppendCanonical:
+                  // what the agent's AuditTrail::Alert does
+};
+
+void Run(benchmark::State& state, audit::FsyncMode mode, int64_t flush_every, Source source) {
+  const bool prebuilt = source == Source::kPrebuiltJson;
   const std::string dir = FreshDir();
   if (dir.empty()) {
     state.SkipWithError("cannot create a directory under $VIGIL_BENCH_DIR or /var/tmp");
@@ -113,6 +129,8 @@ void Run(benchmark::State& state, audit::FsyncMode mode, int64_t flush_every, bo
   const int64_t per_iteration = flush_every > 0 ? 20'000 : 100'000;
   uint64_t i = 0;
   std::vector<nlohmann::json> ready;
+  core::Decision decision = SampleDecision(0);
+  std::string rendered;
   double producer_cpu_s = 0;  // appending only, not building the ready payloads
   auto thread_cpu_s = [] {
     timespec cpu{};
@@ -130,9 +148,21 @@ void Run(benchmark::State& state, audit::FsyncMode mode, int64_t flush_every, bo
     }
     const double cpu_start = thread_cpu_s();
     for (int64_t n = 0; n < per_iteration; ++n) {
-      nlohmann::json payload = prebuilt ? std::move(ready[static_cast<size_t>(n)]) : Payload(i);
+      core::Status st;
+      if (source == Source::kCanonical) {
+        // The verdict's per-record fields change as they would between alerts.
+        decision.verdict.pid = static_cast<uint32_t>(1000 + i % 5000);
+        decision.verdict.time_ns = 1'700'000'000'000'000'000 + static_cast<int64_t>(i);
+        rendered.clear();
+        audit::CanonicalWriter w(&rendered);
+        audit::WriteDecisionPayload(decision, "monitor", &w);
+        st = (*log)->AppendCanonical(audit::RecordType::kDecision, rendered);
+      } else {
+        nlohmann::json payload = prebuilt ? std::move(ready[static_cast<size_t>(n)]) : Payload(i);
+        st = (*log)->Append(audit::RecordType::kDecision, std::move(payload));
+      }
       ++i;
-      if (!(*log)->Append(audit::RecordType::kDecision, std::move(payload)).ok()) {
+      if (!st.ok()) {
         state.SkipWithError("append failed");
         break;
       }
@@ -175,16 +205,24 @@ void Run(benchmark::State& state, audit::FsyncMode mode, int64_t flush_every, bo
 }
 
 void BM_AuditAppend(benchmark::State& state) {
-  Run(state, static_cast<audit::FsyncMode>(state.range(0)), 0, true);
+  Run(state, static_cast<audit::FsyncMode>(state.range(0)), 0, Source::kPrebuiltJson);
 }
 BENCHMARK(BM_AuditAppend)->ArgName("fsync")->Arg(0)->Arg(1)->Arg(2)->UseRealTime()->Unit(
     benchmark::kMillisecond);
 
-void BM_AuditAppendBuilt(benchmark::State& state) { Run(state, audit::FsyncMode::kBatch, 0, false); }
+void BM_AuditAppendCanonical(benchmark::State& state) {
+  Run(state, static_cast<audit::FsyncMode>(state.range(0)), 0, Source::kCanonical);
+}
+BENCHMARK(BM_AuditAppendCanonical)->ArgName("fsync")->Arg(0)->Arg(1)->Arg(2)->UseRealTime()->Unit(
+    benchmark::kMillisecond);
+
+void BM_AuditAppendBuilt(benchmark::State& state) {
+  Run(state, audit::FsyncMode::kBatch, 0, Source::kBuiltJson);
+}
 BENCHMARK(BM_AuditAppendBuilt)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 void BM_AuditAppendFlushEvery(benchmark::State& state) {
-  Run(state, audit::FsyncMode::kBatch, state.range(0), false);
+  Run(state, audit::FsyncMode::kBatch, state.range(0), Source::kCanonical);
 }
 BENCHMARK(BM_AuditAppendFlushEvery)->Arg(1)->Arg(16)->Arg(256)->UseRealTime()->Unit(
     benchmark::kMillisecond);
@@ -193,7 +231,9 @@ BENCHMARK(BM_AuditAppendFlushEvery)->Arg(1)->Arg(16)->Arg(256)->UseRealTime()->U
 // SHA-256 (plus freeing the payload), without I/O. Its inverse is what one free core can append.
 void BM_AuditEncodeOnly(benchmark::State& state) {
   std::vector<nlohmann::json> ready;
-  std::string out;
+  core::Decision decision = SampleDecision(0);
+  std::string rendered;
+  std::string out, text;
   audit::internal::RecordFields f;
   uint64_t i = 0;
   for (auto _ : state) {
@@ -207,13 +247,49 @@ void BM_AuditEncodeOnly(benchmark::State& state) {
       const nlohmann::json payload = std::move(ready.back());
       ready.pop_back();
       f.seq = ++i;
-      f.prev_hash = audit::internal::AppendRecord(f, audit::CanonicalJson(payload), &out);
+      text.clear();
+      audit::AppendCanonicalJson(payload, &text);
+      f.prev_hash = audit::internal::AppendRecord(f, text, &out);
     }
     if (out.size() > (1u << 20)) out.clear();
   }
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_AuditEncodeOnly);
+
+// The agent's per-record rendering: a decision written from its values (WriteDecisionPayload).
+void BM_AuditRenderCanonical(benchmark::State& state) {
+  core::Decision d = SampleDecision(0);
+  std::string out;
+  uint64_t i = 0;
+  for (auto _ : state) {
+    d.verdict.pid = static_cast<uint32_t>(1000 + i % 5000);
+    d.verdict.time_ns = static_cast<int64_t>(i++);
+    out.clear();
+    audit::CanonicalWriter w(&out);
+    audit::WriteDecisionPayload(d, "monitor", &w);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_AuditRenderCanonical);
+
+// The writer thread's per-record work without I/O: framing and hashing (header check and record
+// SHA-256) of a rendered decision payload.
+void BM_AuditFrameOnly(benchmark::State& state) {
+  std::string payload;
+  audit::CanonicalWriter w(&payload);
+  audit::WriteDecisionPayload(SampleDecision(0), "monitor", &w);
+  std::string out;
+  audit::internal::RecordFields f;
+  for (auto _ : state) {
+    ++f.seq;
+    f.prev_hash = audit::internal::AppendRecord(f, payload, &out);
+    if (out.size() > (1u << 20)) out.clear();
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_AuditFrameOnly);
 
 // The producer's own cost per record (building the payload), for comparison.
 void BM_AuditPayloadOnly(benchmark::State& state) {

@@ -1,27 +1,90 @@
 #include "apps/vigil/artifact_trust.h"
 
+#include <algorithm>
+
+#include "core/files.h"
 #include "govern/trust.h"
+#include "model/loader.h"
+#include "model/model_file.h"
 
 namespace vigil::app {
 
+ArtifactFiles::ArtifactFiles()
+    : read_([](const std::string& path, uint64_t max_bytes) {
+        return core::ReadFile(path, max_bytes);
+      }) {}
+
+ArtifactFiles::ArtifactFiles(ReadFn read) : read_(std::move(read)) {}
+
+core::Result<std::string_view> ArtifactFiles::Read(const std::string& path, uint64_t max_bytes) {
+  auto it = bytes_.find(path);
+  if (it == bytes_.end()) {
+    VIGIL_ASSIGN_OR_RETURN(std::string bytes, read_(path, max_bytes));
+    it = bytes_.emplace(path, std::move(bytes)).first;
+  }
+  if (it->second.size() > max_bytes) {
+    return core::InvalidArgument(path + ": larger than " + std::to_string(max_bytes) + " bytes");
+  }
+  return std::string_view(it->second);
+}
+
+const std::string* ArtifactFiles::Find(const std::string& path) const {
+  const auto it = bytes_.find(path);
+  return it == bytes_.end() ? nullptr : &it->second;
+}
+
+core::Result<policy::RuleSet> LoadRulesOnce(const std::vector<std::string>& paths,
+                                            ArtifactFiles* files) {
+  std::vector<std::pair<std::string, std::string>> docs;
+  for (const std::string& path : paths) {
+    VIGIL_ASSIGN_OR_RETURN(std::string_view text, files->Read(path, policy::kMaxRulesFileBytes));
+    docs.emplace_back(path, std::string(text));
+  }
+  return policy::RuleSet::LoadDocuments(docs);
+}
+
+core::Result<std::unique_ptr<model::Model>> LoadModelOnce(const std::string& path,
+                                                          ArtifactFiles* files) {
+  auto bytes = files->Read(path, model::kMaxModelFileBytes);
+  if (!bytes.has_value()) return bytes.error().WithContext("model file");
+  VIGIL_ASSIGN_OR_RETURN(model::ModelFile file, model::DecodeModelFile(*bytes, path));
+  return model::LoadModelFromFile(file, path);
+}
+
+namespace {
+
+govern::TrustCheck Check(const std::string& path, const std::vector<govern::PublicKey>& keys,
+                         const ArtifactFiles* files) {
+  const std::string* bytes = files != nullptr ? files->Find(path) : nullptr;
+  return bytes != nullptr ? govern::CheckSignedBytes(path, *bytes, keys)
+                          : govern::CheckSignedArtifact(path, keys);
+}
+
+}  // namespace
+
 std::string CheckEnforceArtifacts(const std::vector<std::string>& key_paths,
                                   const std::vector<std::string>& policies,
-                                  const std::vector<ModelArtifact>& models, AuditTrail* audit) {
+                                  const std::vector<ModelArtifact>& models, AuditTrail* audit,
+                                  const ArtifactFiles* files) {
   if (policies.empty() && models.empty()) return "";
   auto keys = govern::LoadTrustedKeys(key_paths);
   if (!keys.has_value()) return keys.error().message();
-  const govern::TrustChecks t = govern::CheckSignedArtifacts(policies, *keys);
-  if (!t.trusted) {
-    if (audit != nullptr) {
-      audit->PolicyChange("refused", "", 0, {t.path}, t.first.outcome + ": " + t.first.reason);
-    }
-    return "policy " + t.first.outcome + ": " + t.first.reason;
+  std::vector<std::string> checked;
+  for (const std::string& path : policies) {
+    if (std::find(checked.begin(), checked.end(), path) != checked.end()) continue;
+    checked.push_back(path);
+    const govern::TrustCheck c = Check(path, *keys, files);
+    if (c.trusted) continue;
+    if (audit != nullptr)
+      audit->PolicyChange("refused", "", 0, {path}, c.outcome + ": " + c.reason);
+    return "policy " + c.outcome + ": " + c.reason;
   }
   for (const ModelArtifact& m : models) {
-    const govern::TrustCheck c = govern::CheckSignedArtifact(m.path, *keys);
+    const govern::TrustCheck c = Check(m.path, *keys, files);
     if (c.trusted) continue;
     if (audit != nullptr) {
-      audit->ModelChange("refused", m.path, m.name, m.version, c.outcome + ": " + c.reason);
+      audit->ModelChange("refused", m.path, m.name, m.version, c.outcome + ": " + c.reason,
+                         files != nullptr ? files->Find(m.path) : nullptr);
     }
     return "model " + c.outcome + ": " + c.reason;
   }

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "audit/canonical_json.h"
 #include "audit/payloads.h"
 #include "core/clock.h"
 #include "govern/keys.h"
@@ -60,7 +61,11 @@ core::Result<std::unique_ptr<AuditTrail>> AuditTrail::Open(const AuditTrailOptio
 }
 
 void AuditTrail::Append(audit::RecordType type, nlohmann::json payload) {
-  core::Status st = log_->Append(type, std::move(payload));
+  Report(log_->Append(type, std::move(payload)));
+}
+
+
+void AuditTrail::Report(const core::Status& st) {
   if (!st.ok() && !failed_.exchange(true)) {
     first_error_ = st;
     spdlog::error("audit log {}: {}", log_->dir(), st.message());
@@ -72,14 +77,20 @@ void AuditTrail::Alert(const core::Verdict& verdict) {
   d.action = core::Action::kAlert;
   d.reason = "anomalous verdict (score " + std::to_string(verdict.score) + ")";
   d.verdict = verdict;
-  Append(audit::RecordType::kDecision, audit::DecisionPayload(d, "monitor"));
+  // Rendered straight from the values (no nlohmann::json tree): this runs once per alert.
+  thread_local std::string payload;
+  payload.clear();
+  audit::CanonicalWriter w(&payload);
+  audit::WriteDecisionPayload(d, "monitor", &w);
+  Report(log_->AppendCanonical(audit::RecordType::kDecision, payload));
   ++decisions_;
 }
 
 void AuditTrail::ModelChange(std::string_view action, const std::string& path,
                              std::string_view name, std::string_view version,
-                             std::string_view reason) {
-  auto digest = audit::FileSha256(path);
+                             std::string_view reason, const std::string* bytes) {
+  auto digest = bytes != nullptr ? core::Result<std::string>(audit::Sha256Hex(*bytes))
+                                 : audit::FileSha256(path);
   Append(audit::RecordType::kModelChange,
          audit::ModelChangePayload(action, path, name, version,
                                    digest.has_value() ? std::string_view(*digest) : "", reason));

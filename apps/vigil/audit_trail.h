@@ -45,8 +45,11 @@ class AuditTrail {
 
   // A decision about an anomalous verdict in monitor mode: action alert, not enforced.
   void Alert(const core::Verdict& verdict);
+  // The record's sha256 is of `bytes` when given (the file as the caller read and loaded it),
+  // else of the file at `path` as it is now.
   void ModelChange(std::string_view action, const std::string& path, std::string_view name,
-                   std::string_view version, std::string_view reason = {});
+                   std::string_view version, std::string_view reason = {},
+                   const std::string* bytes = nullptr);
   void ModeChange(std::string_view from, std::string_view to, std::string_view reason);
   // Any other record (the gates' decisions and fallbacks). A failed append is kept for Close().
   void Append(audit::RecordType type, nlohmann::json payload);
@@ -67,6 +70,8 @@ class AuditTrail {
 
  private:
   AuditTrail() = default;
+  // Keeps the first failed append's status for Close() and logs it.
+  void Report(const core::Status& st);
 
   std::unique_ptr<audit::Signer> signer_;
   std::unique_ptr<audit::AuditLog> log_;

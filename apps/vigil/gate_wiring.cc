@@ -72,12 +72,14 @@ std::string BaseName(const std::string& path) {
 
 // Enforce mode's signature check of what the gate loaded from disk; the refusal ("" when every
 // file is trusted).
+// `files` holds the bytes the rules and the model were loaded from: those are checked.
 std::string CheckGateArtifacts(const GateFlags& f, const core::VigilConfig& config,
-                               const model::Model* model, AuditTrail* audit) {
+                               const model::Model* model, AuditTrail* audit,
+                               const ArtifactFiles& files) {
   std::vector<ModelArtifact> models;
   if (model != nullptr) models.push_back({f.model, model->name(), model->version()});
   return CheckEnforceArtifacts(f.trusted_keys.empty() ? config.trusted_keys : f.trusted_keys,
-                               f.policies, models, audit);
+                               f.policies, models, audit, &files);
 }
 
 }  // namespace
@@ -226,8 +228,9 @@ core::Result<GateSetup> SetupGate(const GateFlags& f, const CLI::App& cmd, std::
   }
   VIGIL_ASSIGN_OR_RETURN(s.options.deadline_ns, ParseGateDeadline(f.deadline));
   s.options.default_deny = f.fallback == "deny" && s.options.mode == enforce::GateMode::kEnforce;
+  ArtifactFiles files;  // each file read once: what is loaded is what enforce mode checks
   if (!f.policies.empty()) {
-    VIGIL_ASSIGN_OR_RETURN(s.rules, policy::RuleSet::LoadFiles(f.policies));
+    VIGIL_ASSIGN_OR_RETURN(s.rules, LoadRulesOnce(f.policies, &files));
     for (const policy::LoadWarning& w : s.rules.warnings()) {
       std::fprintf(stderr, "vigil %.*s: warning: %s\n", static_cast<int>(command.size()),
                    command.data(), w.ToString().c_str());
@@ -235,7 +238,7 @@ core::Result<GateSetup> SetupGate(const GateFlags& f, const CLI::App& cmd, std::
   }
   std::shared_ptr<const model::Model> gate_model;
   if (!f.model.empty()) {
-    auto loaded = model::LoadModel(f.model);
+    auto loaded = LoadModelOnce(f.model, &files);
     if (!loaded.has_value()) return loaded.error().WithContext("--model");
     VIGIL_RETURN_IF_ERROR(CheckGateModel(**loaded, f.model));
     gate_model = std::move(loaded).value();
@@ -250,10 +253,10 @@ core::Result<GateSetup> SetupGate(const GateFlags& f, const CLI::App& cmd, std::
   }
   if (gate_model && s.audit) {
     s.audit->ModelChange("loaded", f.model, gate_model->name(), gate_model->version(),
-                         "the " + std::string(gate_name) + " gate's model");
+                         "the " + std::string(gate_name) + " gate's model", files.Find(f.model));
   }
   if (s.options.mode == enforce::GateMode::kEnforce) {
-    s.refusal = CheckGateArtifacts(f, config, gate_model.get(), s.audit.get());
+    s.refusal = CheckGateArtifacts(f, config, gate_model.get(), s.audit.get(), files);
   }
   if (!f.record_calls.empty()) {
     VIGIL_ASSIGN_OR_RETURN(s.recorder, GateCallRecorder::Open(f.record_calls));

@@ -9,14 +9,17 @@
 //   DIR/LOCK                        flock()ed by the one AuditLog that has DIR open
 //   DIR/<first seq, 20 digits>.vlog segments; records never span two segments
 //
-// Writing is group commit: Append() renders the payload as canonical JSON, puts the record on a
-// bounded in-memory queue and returns; one writer thread takes whatever has queued, assigns
-// sequence numbers, frames and hashes the records, writes them with one write() per batch and
-// syncs per FsyncMode. (Rendering on the appending threads and freeing the payload value on the
-// writer thread splits the per-record work between them.) Flush() waits until
-// everything appended before it is written (and synced unless kNever); Close() (or the
-// destructor) drains the queue, appends a log-close record and a final checkpoint, syncs and
-// stops the thread: a record whose Append() returned OK is never lost by a clean shutdown.
+// Writing is group commit: Append() renders the payload as canonical JSON (AppendCanonical takes
+// it already rendered), copies the bytes into the current block of a bounded in-memory queue and
+// returns; one writer thread takes a block at a time (up to max_batch records), assigns sequence
+// numbers, frames and hashes the records into a buffer that it hands to write() every 64 KiB
+// (pieces that stay in the CPU cache cost the kernel far less to copy than one large write) and
+// syncs once per batch per FsyncMode. Blocks are reused, so a record costs no allocation once the
+// log runs. (Rendering on the appending threads and freeing a nlohmann::json payload on the writer
+// thread splits the per-record work between them.) Flush() waits until everything appended before
+// it is written (and synced unless kNever); Close() (or the destructor) drains the queue, appends a
+// log-close record and a final checkpoint, syncs and stops the thread: a record whose Append()
+// returned OK is never lost by a clean shutdown.
 //
 // Crash consistency: a SIGKILL at any point leaves a prefix of the records (and possibly an
 // incomplete last record, a "torn tail"). Open() cuts a torn tail off, then appends a log-open
@@ -26,6 +29,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -94,7 +98,8 @@ struct AuditStats {
   uint64_t appended = 0;        // records accepted by Append() since Open
   uint64_t written = 0;         // records (all types) written since Open
   uint64_t checkpoints = 0;     // written since Open
-  uint64_t batches = 0;         // write() calls of record batches
+  uint64_t batches = 0;         // batches of appended records taken by the writer
+  uint64_t writes = 0;          // write() calls (a batch is written in pieces of ~64 KiB)
   uint64_t syncs = 0;
   uint64_t append_waits = 0;    // Append() calls that waited for queue space
   uint64_t bytes = 0;           // bytes written since Open
@@ -135,6 +140,12 @@ class AuditLog {
   // queued at that moment are lost and counted in the error).
   core::Status Append(RecordType type, nlohmann::json payload);
 
+  // The same for a payload already in canonical form (CanonicalJson of some value, e.g. written
+  // with canonical_json.h's CanonicalWriter); the bytes are copied. A payload that is not
+  // canonical makes `vigil audit verify` report that record, so only pass what a canonical
+  // writer produced.
+  core::Status AppendCanonical(RecordType type, std::string_view payload);
+
   // Waits until every record appended before the call is written and, unless kNever, synced.
   // Returns the writer's error if it broke.
   core::Status Flush();
@@ -147,17 +158,34 @@ class AuditLog {
   const std::string& dir() const { return dir_; }
 
  private:
-  struct Pending {
+  struct Entry {
     RecordType type;
     int64_t time_ns;
-    std::string payload;     // canonical JSON, rendered by the appending thread
-    nlohmann::json release;  // the payload's value, freed on the writer thread
+    uint32_t offset;  // of the canonical payload in Block::bytes
+    uint32_t size;
+  };
+  // Up to max_batch queued records: what one write() takes.
+  struct Block {
+    std::vector<Entry> entries;
+    std::string bytes;                    // the payloads, back to back
+    std::vector<nlohmann::json> release;  // payload values, freed on the writer thread
+    void Clear() {
+      entries.clear();
+      bytes.clear();
+      release.clear();
+    }
   };
 
   AuditLog(std::string dir, const AuditOptions& options, const Signer& signer,
            const core::Clock& clock, int lock_fd);
 
   core::Status Recover(OpenReport* report);
+  // Appends under mu_ (held by `lock`), waiting for queue space; `release` (may be null) is moved
+  // into the block to be freed on the writer thread.
+  core::Status Enqueue(std::unique_lock<std::mutex>& lock, RecordType type, int64_t time_ns,
+                       std::string_view payload, nlohmann::json* release);
+  // The block the next record goes into (mu_ held).
+  Block& TailBlock();
   void WriterLoop();
   // Writer thread only (no lock needed for the file state).
   void Encode(RecordType type, int64_t time_ns, std::string_view payload);
@@ -191,7 +219,9 @@ class AuditLog {
   std::condition_variable work_cv_;   // the writer waits for records, flushes, close
   std::condition_variable space_cv_;  // Append waits for queue space
   std::condition_variable done_cv_;   // Flush waits for progress
-  std::vector<Pending> queue_;
+  std::deque<std::unique_ptr<Block>> queue_;  // front: the oldest records
+  size_t queued_ = 0;                          // records in queue_
+  std::vector<std::unique_ptr<Block>> spare_;  // emptied blocks for reuse
   uint64_t accepted_ = 0;   // records ever accepted (Append OK)
   uint64_t written_ = 0;    // of those, written to the file
   uint64_t durable_ = 0;    // of those, synced (kNever: written)

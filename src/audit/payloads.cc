@@ -50,7 +50,9 @@ nlohmann::json ModeChangePayload(std::string_view from, std::string_view to,
 
 core::Result<std::string> FileSha256(const std::string& path) {
   VIGIL_ASSIGN_OR_RETURN(std::string bytes, core::ReadFile(path, uint64_t{1} << 32));
-  return internal::Hex(internal::Sha256(bytes));
+  return Sha256Hex(bytes);
 }
+
+std::string Sha256Hex(std::string_view bytes) { return internal::Hex(internal::Sha256(bytes)); }
 
 }  // namespace vigil::audit

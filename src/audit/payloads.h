@@ -32,5 +32,7 @@ nlohmann::json ModeChangePayload(std::string_view from, std::string_view to,
 
 // Lowercase hex SHA-256 of a file's contents (files up to 4 GiB, read whole).
 core::Result<std::string> FileSha256(const std::string& path);
+// Lowercase hex SHA-256 of `bytes`.
+std::string Sha256Hex(std::string_view bytes);
 
 }  // namespace vigil::audit

@@ -25,14 +25,20 @@ core::Result<std::vector<PublicKey>> LoadTrustedKeys(
 
 TrustCheck CheckSignedArtifact(const std::string& path,
                             const std::vector<PublicKey>& trusted) {
-  TrustCheck c;
   auto bytes = core::ReadFile(path, kMaxArtifactBytes);
   if (!bytes.has_value()) {
+    TrustCheck c;
     c.outcome = "unreadable";
     c.reason = bytes.error().message();
     return c;
   }
-  c.sha256 = internal::Sha256Hex(*bytes);
+  return CheckSignedBytes(path, *bytes, trusted);
+}
+
+TrustCheck CheckSignedBytes(const std::string& path, std::string_view bytes,
+                            const std::vector<PublicKey>& trusted) {
+  TrustCheck c;
+  c.sha256 = internal::Sha256Hex(bytes);
   const std::string sig_path = path + ".minisig";
   auto sig = LoadSignature(sig_path);
   if (!sig.has_value()) {
@@ -44,7 +50,7 @@ TrustCheck CheckSignedArtifact(const std::string& path,
   c.key_id = KeyIdHex(sig->key_id);
   for (const PublicKey& key : trusted) {
     if (key.key_id != sig->key_id) continue;
-    const Verification v = Verify(key, *sig, *bytes);
+    const Verification v = Verify(key, *sig, bytes);
     switch (v.outcome) {
       case VerifyOutcome::kValid:
         c.trusted = true;

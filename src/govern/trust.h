@@ -31,6 +31,12 @@ core::Result<std::vector<PublicKey>> LoadTrustedKeys(const std::vector<std::stri
 // untrusted outcome with its reason.
 TrustCheck CheckSignedArtifact(const std::string& path, const std::vector<PublicKey>& trusted);
 
+// The same for `bytes`, the content of `path` as the caller read it: a caller that parses what
+// it read checks those very bytes, not a second read of the path (which a file swapped in
+// between would pass).
+TrustCheck CheckSignedBytes(const std::string& path, std::string_view bytes,
+                            const std::vector<PublicKey>& trusted);
+
 // A check of several artifacts that must all be trusted (a policy's rules files and manifest).
 struct TrustChecks {
   bool trusted = true;

@@ -262,6 +262,42 @@ TEST_F(AuditLogTest, ConcurrentAppendersThroughATinyQueueLoseNothing) {
   EXPECT_EQ(decisions, 1200);
 }
 
+// Records go through several queue blocks (max_batch 7) and batches larger than the writer's
+// 64 KiB write() pieces; payloads given already canonical (AppendCanonical) and as values
+// interleave in order, and the log verifies.
+TEST_F(AuditLogTest, CanonicalAndValuePayloadsAcrossBlocksAndWritePieces) {
+  AuditOptions o = Options();
+  o.max_batch = 7;
+  o.queue_capacity = 100000;
+  auto log = AuditLog::Open(dir_, o, *signer_, clock_);
+  ASSERT_TRUE(log.has_value());
+  const std::string pad(30000, 'x');  // a few of these fill a 64 KiB piece
+  for (int i = 0; i < 200; ++i) {
+    const nlohmann::json value = {{"i", i}, {"pad", i % 10 == 0 ? pad : std::string()}};
+    if (i % 2 == 0) {
+      ASSERT_TRUE((*log)->AppendCanonical(RecordType::kDecision, CanonicalJson(value)).ok());
+    } else {
+      ASSERT_TRUE((*log)->Append(RecordType::kEnforcement, value).ok());
+    }
+  }
+  EXPECT_EQ((*log)->AppendCanonical(RecordType::kCheckpoint, "{}").code(),
+            core::StatusCode::kInvalidArgument);
+  ASSERT_TRUE((*log)->Flush().ok());
+  const AuditStats stats = (*log)->Stats();
+  EXPECT_EQ(stats.appended, 200u);
+  EXPECT_GE(stats.batches, 200u / 7);
+  ASSERT_TRUE((*log)->Close().ok());
+  int next = 0;
+  for (const Seen& s : ReadAll(dir_)) {
+    if (s.type != RecordType::kDecision && s.type != RecordType::kEnforcement) continue;
+    EXPECT_EQ(s.payload["i"], next);
+    EXPECT_EQ(s.type, next % 2 == 0 ? RecordType::kDecision : RecordType::kEnforcement);
+    EXPECT_EQ(s.payload["pad"].get<std::string>().size(), next % 10 == 0 ? pad.size() : 0u);
+    ++next;
+  }
+  EXPECT_EQ(next, 200);
+}
+
 TEST_F(AuditLogTest, OversizedPayloadIsReplacedByItsDigest) {
   auto log = AuditLog::Open(dir_, Options(), *signer_, clock_);
   ASSERT_TRUE(log.has_value());
