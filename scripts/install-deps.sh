@@ -38,7 +38,11 @@ want=("${build_pkgs[@]}")
 missing=()
 for p in "${want[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-  [[ $status == "install ok installed" ]] || missing+=("$p")
+  [[ $status == "install ok installed" ]] && continue
+  # A nodejs package that bundles npm (NodeSource's) conflicts with Debian's npm package: a
+  # working npm command is enough.
+  [[ $p == npm ]] && command -v npm >/dev/null && continue
+  missing+=("$p")
 done
 
 if ((${#missing[@]} == 0)); then
