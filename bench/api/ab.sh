@@ -10,38 +10,8 @@ cd "$(dirname "$0")/../.."
 build=${BUILD:-build/release}
 a=$1 b=$2 seconds=${3:-5} rounds=${4:-3} batch=${5:-64}
 data=${VIGIL_DATA:-../shared/data/adfa-ld}
-cmake --build "$build" --target api_load >/dev/null
-work=$(mktemp -d)
-servers=()
-cleanup() {
-  for pid in "${servers[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-"$a" train --dataset adfa-ld --data "$data" --out "$work/model.vmod" >/dev/null
-cat > "$work/rules.yaml" <<'YAML'
-- rule: Anomalous program
-  desc: the model flags it
-  condition: ml.anomalous=true
-  output: "anomalous %proc.name"
-  priority: warning
-YAML
-# start NAME BINARY: sets NAME_grpc (port) and NAME_pid.
-start() {
-  cat > "$work/$1.yaml" <<YAML
-http: {listen: "127.0.0.1:0", threads: 72}
-grpc: {listen: "127.0.0.1:0", max_threads: 256}
-auth: {allow_anonymous: true, anonymous_scopes: [score]}
-model: model.vmod
-rules: [rules.yaml]
-limits: {max_in_flight: 1024, default_deadline_ms: 1000, queue: 65536}
-YAML
-  "$2" serve --config "$work/$1.yaml" --json > "$work/$1.ready" &
-  servers+=($!)
-  printf -v "${1}_pid" %s $!
-  for _ in $(seq 100); do [[ -s $work/$1.ready ]] && break; sleep 0.1; done
-  printf -v "${1}_grpc" %s "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["grpc_port"])' "$work/$1.ready")"
-}
+cmake --build "$build" --target vigil api_load >/dev/null
+source bench/api/common.sh
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # run NAME ARGS...: one api_load run against NAME, with its CPU cost per 10k scores.
 run() {
@@ -62,8 +32,8 @@ print(f"{name}: batch {out['batch']:3d}: {out['calls_per_s']:8.0f} calls/s {out[
       f" {cpu / max(scores, 1) * 1e4:.3f} s per 10k scores")
 PY
 }
-start A "$a"
-start B "$b"
+start A "" "$a"
+start B "" "$b"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq "$rounds"); do
   echo "round $round"

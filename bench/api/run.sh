@@ -19,39 +19,7 @@ seconds=${1:-5}
 batch=${2:-64}
 data=${VIGIL_DATA:-../shared/data/adfa-ld}
 cmake --build "$build" --target vigil api_load >/dev/null
-work=$(mktemp -d)
-servers=()
-cleanup() {
-  for pid in "${servers[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-"$build/apps/vigil/vigil" train --dataset adfa-ld --data "$data" --out "$work/model.vmod" >/dev/null
-cat > "$work/rules.yaml" <<'YAML'
-- rule: Anomalous program
-  desc: the model flags it
-  condition: ml.anomalous=true
-  output: "anomalous %proc.name"
-  priority: warning
-YAML
-
-# start NAME EXTRA_YAML: starts a server; sets NAME_http and NAME_grpc to its ports.
-start() {
-  cat > "$work/$1.yaml" <<YAML
-http: {listen: "127.0.0.1:0", threads: 72}
-grpc: {listen: "127.0.0.1:0", max_threads: 256}
-auth: {allow_anonymous: true, anonymous_scopes: [score]}
-model: model.vmod
-rules: [rules.yaml]
-limits: {max_in_flight: 1024, default_deadline_ms: 1000, queue: 65536}
-$2
-YAML
-  "$build/apps/vigil/vigil" serve --config "$work/$1.yaml" --json > "$work/$1.ready" &
-  servers+=($!)
-  for _ in $(seq 100); do [[ -s $work/$1.ready ]] && break; sleep 0.1; done
-  echo "vigil serve ($1) ready: $(cat "$work/$1.ready")"
-  read -r "${1}_http" "${1}_grpc" < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["http_port"], r["grpc_port"])' "$work/$1.ready")
-}
+source bench/api/common.sh
 # A run with errors prints them and the script goes on (the figures say how many).
 load() { "$build/bench/api_load" --seconds "$seconds" "$@" || true; }
 
