@@ -6,8 +6,10 @@
 #   1. single scores at 1, 8 and 64 clients over each transport, with repeated requests
 #      (verdict-cache hits) and varied ones (every request scored by the model);
 #   2. throughput over gRPC with score:batch calls of BATCH varied items at 1, 8 and 64 clients;
-#   3. the engine's batch delay: a second server with batch.max_delay_us 50 against the default
-#      (0), single varied scores over gRPC at 8 clients, the two alternated three times.
+#   3. scoring on the request's thread against the engine's worker: a second server with
+#      batch.inline false (every item through the worker's micro-batches) against the default
+#      (inline while the model is fast), single varied scores over gRPC at 8 clients, then
+#      score:batch calls of BATCH varied items, the two alternated three times.
 # Prints the machine's load average before and after, and the service's engine metrics.
 # Usage: bench/api/run.sh [SECONDS] [BATCH]   (build dir: $BUILD, default build/release)
 set -euo pipefail
@@ -17,39 +19,7 @@ seconds=${1:-5}
 batch=${2:-64}
 data=${VIGIL_DATA:-../shared/data/adfa-ld}
 cmake --build "$build" --target vigil api_load >/dev/null
-work=$(mktemp -d)
-servers=()
-cleanup() {
-  for pid in "${servers[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-"$build/apps/vigil/vigil" train --dataset adfa-ld --data "$data" --out "$work/model.vmod" >/dev/null
-cat > "$work/rules.yaml" <<'YAML'
-- rule: Anomalous program
-  desc: the model flags it
-  condition: ml.anomalous=true
-  output: "anomalous %proc.name"
-  priority: warning
-YAML
-
-# start NAME EXTRA_YAML: starts a server; sets NAME_http and NAME_grpc to its ports.
-start() {
-  cat > "$work/$1.yaml" <<YAML
-http: {listen: "127.0.0.1:0", threads: 72}
-grpc: {listen: "127.0.0.1:0", max_threads: 256}
-auth: {allow_anonymous: true, anonymous_scopes: [score]}
-model: model.vmod
-rules: [rules.yaml]
-limits: {max_in_flight: 1024, default_deadline_ms: 1000, queue: 65536}
-$2
-YAML
-  "$build/apps/vigil/vigil" serve --config "$work/$1.yaml" --json > "$work/$1.ready" &
-  servers+=($!)
-  for _ in $(seq 100); do [[ -s $work/$1.ready ]] && break; sleep 0.1; done
-  echo "vigil serve ($1) ready: $(cat "$work/$1.ready")"
-  read -r "${1}_http" "${1}_grpc" < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["http_port"], r["grpc_port"])' "$work/$1.ready")
-}
+source bench/api/common.sh
 # A run with errors prints them and the script goes on (the figures say how many).
 load() { "$build/bench/api_load" --seconds "$seconds" "$@" || true; }
 
@@ -69,11 +39,13 @@ echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 curl -s "http://127.0.0.1:$main_http/metrics" |
   grep -E '^vigil_(api_(ready_seconds|scores_total|fallbacks_total\{api="score(_batch)?"\})|engine_(requests_total|batches_total|cache_hit_ratio|fallbacks_total\{.*\} [1-9]))'
 
-start delay50 "batch: {max_size: 32, max_delay_us: 50}"
+start queued "batch: {inline: false}"
 for round in 1 2 3; do
-  echo -n "round $round, max_delay_us 0:  "
-  load --grpc "127.0.0.1:$main_grpc" --clients 8 --vary
-  echo -n "round $round, max_delay_us 50: "
-  load --grpc "127.0.0.1:$delay50_grpc" --clients 8 --vary
+  for b in 0 "$batch"; do
+    echo -n "round $round, inline:  "
+    load --grpc "127.0.0.1:$main_grpc" --clients 8 --vary --batch "$b"
+    echo -n "round $round, queued:  "
+    load --grpc "127.0.0.1:$queued_grpc" --clients 8 --vary --batch "$b"
+  done
 done
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -208,6 +208,7 @@ bool InferenceEngine::Swap(std::shared_ptr<const Model> model) {
     return false;
   }
   StoreCurrent(std::move(c).value());
+  recent_model_ns_.store(-1, std::memory_order_relaxed);  // the new model's times are unknown
   metrics_->swaps->Inc();
   return true;
 }
@@ -252,6 +253,13 @@ EngineVerdict InferenceEngine::FallbackVerdictOf(const Current& current,
 
 namespace {
 
+// Whether the engine settles a request: no claim, or the claim moved from kOpen by us.
+bool Claim(AnswerClaim* claim) {
+  if (claim == nullptr) return true;
+  ClaimState open = ClaimState::kOpen;
+  return claim->compare_exchange_strong(open, ClaimState::kAnswered, std::memory_order_acq_rel);
+}
+
 ModelAnswer ScoreOnce(const Model& model, const core::Clock& clock, const FeatureView& request) {
   const int64_t t0 = clock.MonotonicNanos();
   ModelAnswer s{CallModel(model, request), 0};
@@ -263,25 +271,38 @@ ModelAnswer ScoreOnce(const Model& model, const core::Clock& clock, const Featur
 
 EngineVerdict InferenceEngine::Evaluate(const Current& current, const FeatureView& request,
                                         const FeatureDigest& digest,
-                                        CircuitBreaker::Admission admission, int64_t deadline_ns) {
+                                        CircuitBreaker::Admission admission, int64_t deadline_ns,
+                                        AnswerClaim* claim) {
   if (admission == CircuitBreaker::Admission::kReject) {
-    return Fallback(current, FallbackReason::kBreakerOpen);
+    return Claim(claim) ? Fallback(current, FallbackReason::kBreakerOpen)
+                        : FallbackVerdictOf(current, FallbackReason::kDeadline);
   }
   ModelAnswer scored = ScoreOnce(*current.model, clock_, request);
-  current.score_latency->ObserveNanos(scored.elapsed_ns);
+  NoteModelTime(current, scored.elapsed_ns);
+  const bool mine = Claim(claim);  // lost: the caller gave up (and counted its fallback)
   if (!scored.result.has_value()) {
     metrics_->model_errors->Inc();
     breaker_.OnFailure(admission);
-    return Fallback(current, FallbackReason::kModelError);
+    return mine ? Fallback(current, FallbackReason::kModelError)
+                : FallbackVerdictOf(current, FallbackReason::kDeadline);
   }
   cache_.Insert(digest, current.generation, scored.result.value());
-  if (clock_.MonotonicNanos() > deadline_ns) {
+  if (!mine || clock_.MonotonicNanos() > deadline_ns) {
     // Scored (and cached) too late for the caller: a miss, as on the synchronous path.
     breaker_.OnFailure(admission);
-    return Fallback(current, FallbackReason::kDeadline);
+    return mine ? Fallback(current, FallbackReason::kDeadline)
+                : FallbackVerdictOf(current, FallbackReason::kDeadline);
   }
   breaker_.OnSuccess(admission);
   return {std::move(scored.result).value(), VerdictSource::kModel, FallbackReason::kNone};
+}
+
+void InferenceEngine::NoteModelTime(const Current& current, int64_t elapsed_ns) {
+  current.score_latency->ObserveNanos(elapsed_ns);
+  // Racing updates may lose one another; the estimate only steers callers, so that is fine.
+  const int64_t was = recent_model_ns_.load(std::memory_order_relaxed);
+  const int64_t now = was < 0 || elapsed_ns >= was ? elapsed_ns : was - (was - elapsed_ns) / 8;
+  if (now != was) recent_model_ns_.store(now, std::memory_order_relaxed);
 }
 
 bool InferenceEngine::Submit(ScoreRequest request, Callback done) {
@@ -339,6 +360,9 @@ EngineVerdict InferenceEngine::ScoreSync(const FeatureView& request, int64_t bud
   if (stopped_.load(std::memory_order_acquire) && !options_.sync_inline) {
     return finish(Fallback(*current, FallbackReason::kStopped));
   }
+  if (options_.sync_inline && budget_ns <= 0) {
+    return finish(Fallback(*current, FallbackReason::kDeadline));  // no time left for the model
+  }
   const CircuitBreaker::Admission admission = breaker_.Admit();
   if (admission == CircuitBreaker::Admission::kReject) {
     return finish(Fallback(*current, FallbackReason::kBreakerOpen));
@@ -383,7 +407,7 @@ void InferenceEngine::ServeSync(SyncSlot& slot) {
   }
   std::shared_ptr<const Current> current = LoadCurrent();
   ModelAnswer scored = ScoreOnce(*current->model, clock_, slot.request.view());
-  current->score_latency->ObserveNanos(scored.elapsed_ns);
+  NoteModelTime(*current, scored.elapsed_ns);
   std::lock_guard<std::mutex> lock(slot.mu);
   if (slot.abandoned) {
     // The caller gave up and counted the miss; the verdict still serves later requests.
@@ -414,20 +438,38 @@ void InferenceEngine::ServeSyncLocked(std::unique_lock<std::mutex>& lock) {
   lock.lock();
 }
 
+std::optional<EngineVerdict> InferenceEngine::GiveUp(AnswerClaim& claim) {
+  ClaimState open = ClaimState::kOpen;
+  if (!claim.compare_exchange_strong(open, ClaimState::kGivenUp, std::memory_order_acq_rel)) {
+    return std::nullopt;
+  }
+  return Fallback(*LoadCurrent(), FallbackReason::kDeadline);
+}
+
 void InferenceEngine::ServeQueued(const Current& current, Pending& p) {
+  AnswerClaim* claim = p.request.claim;
+  if (claim != nullptr && claim->load(std::memory_order_acquire) == ClaimState::kGivenUp) {
+    // The caller gave up (and counted its fallback): not worth the model's time.
+    Deliver(p, FallbackVerdictOf(current, FallbackReason::kDeadline));
+    return;
+  }
   // A verdict cached since the request was submitted (e.g. by an identical request of the same
   // batch) answers it.
   if (auto hit = cache_.LookupAgain(p.digest, current.generation)) {
-    Deliver(p, {std::move(*hit), VerdictSource::kCache, FallbackReason::kNone});
+    Deliver(p, Claim(claim) ? EngineVerdict{std::move(*hit), VerdictSource::kCache,
+                                            FallbackReason::kNone}
+                            : FallbackVerdictOf(current, FallbackReason::kDeadline));
     return;
   }
   const int64_t deadline = p.request.deadline_ns;
   if (deadline != 0 && clock_.MonotonicNanos() >= deadline) {
-    Deliver(p, Fallback(current, FallbackReason::kDeadline));  // expired while queued
+    // Expired while queued.
+    Deliver(p, Claim(claim) ? Fallback(current, FallbackReason::kDeadline)
+                            : FallbackVerdictOf(current, FallbackReason::kDeadline));
     return;
   }
   Deliver(p, Evaluate(current, p.request.view(), p.digest, breaker_.Admit(),
-                      deadline != 0 ? deadline : INT64_MAX));
+                      deadline != 0 ? deadline : INT64_MAX, claim));
 }
 
 void InferenceEngine::Run() {

@@ -32,6 +32,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -47,6 +48,14 @@
 
 namespace vigil::model {
 
+// Shared between the engine and the caller of Submit who may stop waiting at its deadline, so
+// that exactly one of them settles the request: InferenceEngine::GiveUp and the worker each try
+// to move it from kOpen; the loser does not count an answer. (Without it, a model finishing just
+// in time on the worker while the caller's wait ran out gave the client an uncounted fallback
+// and counted a model verdict nobody got.)
+enum class ClaimState : uint8_t { kOpen, kAnswered, kGivenUp };
+using AnswerClaim = std::atomic<ClaimState>;
+
 // A request the engine keeps until it is scored (the owning form of FeatureView).
 struct ScoreRequest {
   std::string subject;
@@ -58,6 +67,8 @@ struct ScoreRequest {
   // without asking the model; one the model finishes after it gets the kDeadline fallback too
   // (counted as a failure by the breaker), and the model's verdict goes to the cache.
   int64_t deadline_ns = 0;
+  // Asynchronous requests only, optional: see AnswerClaim. Must stay valid until the callback.
+  AnswerClaim* claim = nullptr;
   FeatureView view() const { return {subject, arch, syscalls, values}; }
 };
 
@@ -133,13 +144,27 @@ class InferenceEngine {
   // Scores `request` and returns within `budget_ns` (see sync_inline for the inline mode): a
   // cached verdict, the model's verdict, or the fallback (breaker open, deadline exceeded, model
   // error, engine stopped). A deadline miss counts as a failure for the breaker. The request's
-  // data need only live for the call.
+  // data need only live for the call. Inline mode, budget <= 0 and not cached: the kDeadline
+  // fallback without asking the model or the breaker (as for a queued request that expired).
   EngineVerdict ScoreSync(const FeatureView& request, int64_t budget_ns);
 
+  // How long the model has recently taken per request (ns), for a caller choosing between
+  // ScoreSync inline and Submit: a decaying maximum of its scoring times (a slower call counts
+  // at once; each faster one takes 1/8 of the difference off). -1 before the model's first
+  // answer. Reset by Swap.
+  int64_t RecentModelNanos() const { return recent_model_ns_.load(std::memory_order_relaxed); }
+
   // The fallback verdict for `reason` with the current model named, as the engine gives it, but
-  // not counted: for a caller that stops waiting for an asynchronous request at its deadline
-  // (the engine counts that request's kDeadline fallback when it answers it).
+  // not counted.
   EngineVerdict FallbackVerdict(FallbackReason reason) const;
+
+  // For a caller that stops waiting for an asynchronous request (submitted with `claim`) at its
+  // deadline: the kDeadline fallback, counted, if the engine has not settled the request yet;
+  // nullopt if it has (its verdict is being delivered: wait for the callback, which comes at
+  // once). A request given up on is not scored if it is still queued; if the model is already
+  // on it, its verdict goes to the cache and counts as a deadline miss for the breaker. Either
+  // way the callback is still called once, with the uncounted fallback.
+  std::optional<EngineVerdict> GiveUp(AnswerClaim& claim);
 
   // Makes `model` current (null is ignored and returns false). Batches already running finish
   // with the old model, which is released when the last of them ends; the cache no longer serves
@@ -201,15 +226,19 @@ class InferenceEngine {
   // Scores one request with the model (breaker and cache around it); counts and times it. A
   // verdict finished after `deadline_ns` (engine clock; INT64_MAX: none) is cached, counted as a breaker
   // failure and replaced by the kDeadline fallback.
+  // With a `claim`, the verdict is settled only if the claim is won (see AnswerClaim); lost, the
+  // uncounted kDeadline fallback is returned.
   EngineVerdict Evaluate(const Current& current, const FeatureView& request,
                          const FeatureDigest& digest, CircuitBreaker::Admission admission,
-                         int64_t deadline_ns);
+                         int64_t deadline_ns, AnswerClaim* claim = nullptr);
   // Counts the fallback and returns FallbackVerdictOf.
   EngineVerdict Fallback(const Current& current, FallbackReason reason);
   EngineVerdict FallbackVerdictOf(const Current& current, FallbackReason reason) const;
   // Scores one queued request (cache, breaker, its deadline) and delivers the answer.
   void ServeQueued(const Current& current, Pending& p);
   void Deliver(Pending& p, EngineVerdict v);
+  // Observes one scoring time of the current model (its histogram and RecentModelNanos).
+  void NoteModelTime(const Current& current, int64_t elapsed_ns);
 
   const InferenceEngineOptions options_;
   const core::Clock& clock_;
@@ -224,6 +253,7 @@ class InferenceEngine {
   mutable std::mutex current_mu_;
   std::shared_ptr<const Current> current_;
   std::mutex swap_mu_;  // serialises Swap
+  std::atomic<int64_t> recent_model_ns_{-1};
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

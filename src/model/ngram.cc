@@ -9,24 +9,11 @@ namespace vigil::model {
 NgramLm::NgramLm(int order, size_t vocab_size)
     : order_(std::clamp(order, 1, kMaxOrder)), vocab_size_(std::max<size_t>(vocab_size, 1)) {}
 
-uint64_t NgramLm::Key(const Token* tokens, int n) {
-  uint64_t k = static_cast<uint64_t>(n) << 60;
-  for (int i = 0; i < n; ++i) k |= static_cast<uint64_t>(tokens[i]) << (kTokenBits * i);
-  return k;
-}
-
 void NgramLm::KeyTokens(uint64_t key, Token* out) {
   const int n = KeyOrder(key);
   for (int i = 0; i < n; ++i) {
     out[i] = static_cast<Token>((key >> (kTokenBits * i)) & ((1u << kTokenBits) - 1));
   }
-}
-
-// Contexts share the key space with n-grams but carry order tag (hlen + 8) so they never collide.
-uint64_t NgramLm::ContextKey(const Token* h, int hlen) {
-  uint64_t k = static_cast<uint64_t>(hlen + 8) << 60;
-  for (int i = 0; i < hlen; ++i) k |= static_cast<uint64_t>(h[i]) << (kTokenBits * i);
-  return k;
 }
 
 void NgramLm::AddSequence(std::span<const Token> seq) {
@@ -93,10 +80,10 @@ double NgramLm::Prob(const Token* h, int hlen, Token w) const {
     const Token* ctx = h + (hlen - k);
     const ContextStats* s = ctx_.Find(ContextKey(ctx, k));
     if (s == nullptr || s->total == 0) continue;  // context unseen: keep the lower order
-    Token g[kMaxOrder];
-    std::copy(ctx, ctx + k, g);
-    g[k] = w;
-    const uint32_t* c = num_.Find(Key(g, k + 1));
+    // Key(ctx[0..k) w): the context's tokens with w above them, tagged with order k + 1.
+    const uint64_t key = PackTokens(ctx, k, k + 1) |
+                         static_cast<uint64_t>(w) << (kTokenBits * k);
+    const uint32_t* c = num_.Find(key);
     const double d = discount_[k + 1];
     const double seen = c ? std::max(*c - d, 0.0) / s->total : 0.0;
     p = seen + d * s->types / s->total * p;
@@ -108,10 +95,9 @@ float NgramLm::Surprisal(const Token* history, int history_len, Token w) const {
   assert(finalized_);
   const int hlen = std::min(history_len, order_ - 1);
   const Token* h = history + (history_len - hlen);
-  Token g[kMaxOrder];
-  std::copy(h, h + hlen, g);
-  g[hlen] = w;
-  if (const float* s = surprisal_.Find(Key(g, hlen + 1))) return *s;
+  const uint64_t key = PackTokens(h, hlen, hlen + 1) |
+                       static_cast<uint64_t>(w) << (kTokenBits * hlen);
+  if (const float* s = surprisal_.Find(key)) return *s;
   return static_cast<float>(-std::log2(Prob(h, hlen, w)));
 }
 

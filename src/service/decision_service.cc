@@ -72,12 +72,14 @@ void FillScore(const model::EngineVerdict& v, v1::Score* out) {
 // when the engine could not queue an item). Shared with the callbacks, which may outlive the
 // call when the caller stops waiting at its deadline.
 struct Arrivals {
-  explicit Arrivals(size_t n) : verdicts(n), arrived(n, 0), left(n) {}
+  explicit Arrivals(size_t n) : verdicts(n), arrived(n, 0), claims(n), left(n) {}
   std::mutex mu;
   std::condition_variable cv;
   std::vector<model::EngineVerdict> verdicts;
   std::vector<uint8_t> arrived;
+  std::vector<model::AnswerClaim> claims;  // who settles each item: the engine or the caller
   size_t left;
+  bool settling = false;  // the caller waits for an item the engine settled after the deadline
 };
 
 }  // namespace
@@ -144,6 +146,7 @@ core::Status ModelDecisionService::Install(std::shared_ptr<const model::Model> m
     o.cache.ttl_ns = int64_t{config_.cache_ttl_s} * 1'000'000'000;
     o.fallback_score = config_.fallback_score;
     o.fallback_anomalous = config_.fallback_anomalous;
+    o.sync_inline = true;  // ScoreSync is this service's inline path (ScoreItems)
     o.registry = &registry_;
     auto engine = model::InferenceEngine::Create(std::move(model), o, clock_);
     if (!engine.has_value()) return engine.error().WithContext("decision service");
@@ -180,8 +183,25 @@ core::Status ModelDecisionService::ScoreItems(const State& s,
                            : bad.WithContext(std::string(where) + "[" + std::to_string(i) + "]");
     }
   }
-  auto arrivals = std::make_shared<Arrivals>(items.size());
   const int64_t deadline_ns = ctx.admitted_mono_ns + ctx.budget_ns;  // clock_, as the engine's
+  if (config_.inline_when_fast) {
+    // On this thread while the model is fast (serve_config.h): no hand-off to the worker and
+    // back, and the items of concurrent calls are scored on as many cores as there are calls.
+    const int64_t recent = s.engine->RecentModelNanos();
+    const int64_t left = deadline_ns - clock_.MonotonicNanos();
+    if (recent >= 0 && recent * 4 * static_cast<int64_t>(items.size()) <= left) {
+      for (size_t i = 0; i < items.size(); ++i) {
+        const v1::ScoreRequest& r = *items[i];
+        const model::FeatureView view{
+            r.subject(), ArchOf(r.arch()),
+            {r.syscalls().data(), static_cast<size_t>(r.syscalls_size())}, {}};
+        // Items past the deadline get the deadline fallback without the model.
+        FillScore(s.engine->ScoreSync(view, deadline_ns - clock_.MonotonicNanos()), out[i]);
+      }
+      return {};
+    }
+  }
+  auto arrivals = std::make_shared<Arrivals>(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
     const v1::ScoreRequest& r = *items[i];
     model::ScoreRequest q;
@@ -189,11 +209,12 @@ core::Status ModelDecisionService::ScoreItems(const State& s,
     q.arch = ArchOf(r.arch());
     q.syscalls.assign(r.syscalls().begin(), r.syscalls().end());
     q.deadline_ns = std::max<int64_t>(deadline_ns, 1);
+    q.claim = &arrivals->claims[i];  // lives as long as the callback's `arrivals`
     s.engine->Submit(std::move(q), [arrivals, i](model::EngineVerdict v) {
       std::lock_guard lock(arrivals->mu);
       arrivals->verdicts[i] = std::move(v);
       arrivals->arrived[i] = 1;
-      if (--arrivals->left == 0) arrivals->cv.notify_one();
+      if (--arrivals->left == 0 || arrivals->settling) arrivals->cv.notify_one();
     });
   }
   const int64_t left_ns = deadline_ns - clock_.MonotonicNanos();
@@ -202,14 +223,18 @@ core::Status ModelDecisionService::ScoreItems(const State& s,
   std::unique_lock lock(arrivals->mu);
   arrivals->cv.wait_until(lock, deadline, [&] { return arrivals->left == 0; });
   for (size_t i = 0; i < items.size(); ++i) {
-    if (arrivals->arrived[i]) {
-      FillScore(arrivals->verdicts[i], out[i]);
-      continue;
+    if (!arrivals->arrived[i]) {
+      // Not answered by the deadline: the engine's deadline fallback, counted once, unless the
+      // engine settled the item meanwhile (then its answer is on its way: take that). An item
+      // given up on is not scored if still queued; one the model is on still fills the cache.
+      if (auto fallback = s.engine->GiveUp(arrivals->claims[i])) {
+        FillScore(*fallback, out[i]);
+        continue;
+      }
+      arrivals->settling = true;
+      arrivals->cv.wait(lock, [&] { return arrivals->arrived[i] != 0; });
     }
-    // Not answered by the deadline: the engine's deadline fallback. The engine answers the
-    // item the same way when it gets to it (counting the fallback, and reporting the miss to its
-    // breaker when the model ran late); a verdict the model finishes still fills the cache.
-    FillScore(s.engine->FallbackVerdict(model::FallbackReason::kDeadline), out[i]);
+    FillScore(arrivals->verdicts[i], out[i]);
   }
   return {};
 }

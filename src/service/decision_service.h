@@ -3,8 +3,12 @@
 // The decision service behind `vigil serve`: scores with one loaded model through the inference
 // engine (model/inference_engine.h) and decides with one loaded rule set (api::DecisionService).
 //
-// Scoring: every item of a request is submitted to the engine's asynchronous path, so items of
-// concurrent requests (and of one batch) are micro-batched by the engine's worker; repeated
+// Scoring: while the model is fast (ScoringConfig::inline_when_fast: its recent time per item
+// x items x 4 fits in the call's remaining budget), the items are scored on the calling thread
+// (the engine's ScoreSync in inline mode: cache, breaker, model; a verdict finished after the
+// deadline is replaced by the deadline fallback). Otherwise every item is submitted to the
+// engine's asynchronous path, so items of concurrent requests (and of one batch) are
+// micro-batched by the engine's worker; repeated
 // inputs are answered from the engine's verdict cache (marked cached); a full engine queue, an
 // open circuit breaker or a model error give the configured fallback verdict marked as such.
 // The caller waits at most its budget (CallContext): items the model has not answered by then

@@ -240,6 +240,7 @@ core::Result<ServeConfig> ParseServeConfig(std::string_view text, std::string_vi
                   if (k2 == "max_delay_us") {
                     return r.Uint(v2, p2, 0, 1'000'000, &c.scoring.batch_delay_us);
                   }
+                  if (k2 == "inline") return r.Bool(v2, p2, &c.scoring.inline_when_fast);
                   return core::NotFound("");
                 });
           }

@@ -24,6 +24,12 @@ struct ScoringConfig {
   // How long a batch waits for more after its first request. 0: the worker takes whatever is
   // queued when it gets to it (batches still form under load); docs/benchmarks.md has 0 vs 50.
   uint32_t batch_delay_us = 0;
+  // Score on the request's own thread (no hand-off to the engine's worker) while the model is
+  // fast: its recent time per item (InferenceEngine::RecentModelNanos), times the items, times
+  // 4 fits in what is left of the budget. Otherwise (and with false, always) items go to the
+  // engine's queue and the worker's micro-batches, where a caller waits at most its budget
+  // whatever the model does. docs/api.md, "Load and faults".
+  bool inline_when_fast = true;
   uint32_t queue = 1024;            // scoring requests waiting for the engine; beyond: fallback
   uint32_t cache_capacity = 65536;  // verdicts kept (0: no cache)
   uint32_t cache_ttl_s = 60;

@@ -39,12 +39,16 @@ class GatedModel final : public model::Model {
     return nullptr;  // not used: Score is overridden
   }
   core::Result<core::Verdict> Score(const model::FeatureView& r) const override {
+    std::chrono::nanoseconds delay{0};
     {
       std::unique_lock lock(mu_);
       ++entered_;
+      last_thread_ = std::this_thread::get_id();
       cv_.notify_all();
       cv_.wait(lock, [&] { return !blocked_; });
+      delay = delay_;
     }
+    if (delay.count() > 0) std::this_thread::sleep_for(delay);
     core::Verdict v;
     size_t hits = 0;
     for (int32_t nr : r.syscalls) hits += nr == 59 ? 1 : 0;
@@ -72,13 +76,24 @@ class GatedModel final : public model::Model {
     std::lock_guard lock(mu_);
     return entered_;
   }
+  // Every later Score takes at least `d`.
+  void SetDelay(std::chrono::nanoseconds d) {
+    std::lock_guard lock(mu_);
+    delay_ = d;
+  }
+  std::thread::id last_thread() const {
+    std::lock_guard lock(mu_);
+    return last_thread_;
+  }
 
  private:
   std::string family_ = "test-gated", name_ = "gated", version_;
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
   mutable int entered_ = 0;
+  mutable std::thread::id last_thread_;
   bool blocked_ = false;
+  std::chrono::nanoseconds delay_{0};
 };
 
 constexpr const char* kRules = R"Y(
@@ -137,6 +152,7 @@ TEST_F(DecisionServiceTest, ConcurrentRequestsAreMicroBatchedAndAnswerAsSingleCa
   config.batch_max = 64;
   config.batch_delay_us = 0;  // a batch is whatever is queued when the worker gets to it
   config.cache_capacity = 0;  // every answer comes from the model
+  config.inline_when_fast = false;  // the queued path, always
   Make(config);
   constexpr int kClients = 12;
   std::vector<v1::ScoreRequest> requests;
@@ -189,6 +205,7 @@ TEST_F(DecisionServiceTest, ALateModelGivesTheFallbackAndItsVerdictStillFillsThe
   ScoringConfig config;
   config.fallback_score = 0.9;
   config.fallback_anomalous = true;
+  config.inline_when_fast = false;  // the queued path, always
   Make(config);
   const v1::ScoreRequest r = Window("sh", {59, 1, 1, 1});
   model_->Block();
@@ -233,6 +250,133 @@ TEST_F(DecisionServiceTest, ALateModelGivesTheFallbackAndItsVerdictStillFillsThe
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   EXPECT_EQ(svc_->engine()->fallbacks(model::FallbackReason::kDeadline), 2u);
+}
+
+TEST_F(DecisionServiceTest, AFastModelIsScoredOnTheCallingThreadAndAnswersAsTheQueueDoes) {
+  ScoringConfig config;
+  config.cache_capacity = 0;  // every answer comes from the model
+  Make(config);
+  std::vector<v1::ScoreRequest> requests;
+  for (int i = 0; i < 6; ++i) {
+    std::vector<int32_t> calls(static_cast<size_t>(i + 1), 59);
+    calls.insert(calls.end(), 4, 3);
+    requests.push_back(Window("prog" + std::to_string(i), calls));
+  }
+  // The model's time is unknown before its first answer: that one goes through the worker.
+  ASSERT_TRUE(svc_->Score(requests[0], Ctx(kLongBudget)).has_value());
+  EXPECT_NE(model_->last_thread(), std::this_thread::get_id());
+  const uint64_t batches = svc_->engine()->batches();
+  ASSERT_GE(svc_->engine()->RecentModelNanos(), 0);
+  // From then on, on this thread, with the same answers as the queued path gives.
+  ScoringConfig queued_config = config;
+  queued_config.inline_when_fast = false;
+  core::Registry queued_registry;
+  ModelDecisionService queued(queued_config, queued_registry, clock_);
+  ASSERT_TRUE(queued.Install(std::make_shared<GatedModel>(), rules_, "p1").ok());
+  v1::ScoreBatchRequest batch;
+  batch.set_schema_version(std::string(api::kSchemaVersion));
+  for (const auto& r : requests) *batch.add_items() = r;
+  auto inline_batch = svc_->ScoreBatch(batch, Ctx(kLongBudget));
+  ASSERT_TRUE(inline_batch.has_value());
+  EXPECT_EQ(model_->last_thread(), std::this_thread::get_id());
+  auto queued_batch = queued.ScoreBatch(batch, Ctx(kLongBudget));
+  ASSERT_TRUE(queued_batch.has_value());
+  ASSERT_EQ(inline_batch->results_size(), 6);
+  for (int i = 0; i < 6; ++i) {
+    auto single = svc_->Score(requests[static_cast<size_t>(i)], Ctx(kLongBudget));
+    ASSERT_TRUE(single.has_value());
+    EXPECT_EQ(model_->last_thread(), std::this_thread::get_id());
+    for (const v1::Score* a : {&inline_batch->results(i), &single->result()}) {
+      const v1::Score& b = queued_batch->results(i);
+      EXPECT_FALSE(a->fallback()) << i;
+      EXPECT_FALSE(a->cached()) << i;
+      EXPECT_DOUBLE_EQ(a->score(), b.score()) << i;
+      EXPECT_EQ(a->anomalous(), b.anomalous()) << i;
+      EXPECT_EQ(a->model_name(), b.model_name());
+      ASSERT_EQ(a->explanation_size(), 1);
+      EXPECT_EQ(a->explanation(0).what(), b.explanation(0).what());
+    }
+  }
+  EXPECT_EQ(svc_->engine()->batches(), batches);  // the worker was not involved
+}
+
+TEST_F(DecisionServiceTest, AModelTurningSlowIsLeftToTheWorkerSoTheDeadlineHolds) {
+  ScoringConfig config;
+  config.cache_capacity = 0;
+  config.fallback_score = 0.9;
+  Make(config);
+  ASSERT_TRUE(svc_->Score(Window("a", {59}), Ctx(kLongBudget)).has_value());  // via the worker
+  // Inline, a batch whose budget runs out midway: the item finished late gets the deadline
+  // fallback, and the one after it is not given to the model at all.
+  model_->SetDelay(std::chrono::milliseconds(50));
+  v1::ScoreBatchRequest batch;
+  batch.set_schema_version(std::string(api::kSchemaVersion));
+  for (const char* subject : {"b", "c", "d"}) *batch.add_items() = Window(subject, {59, 1});
+  const int entered = model_->entered();
+  auto late = svc_->ScoreBatch(batch, Ctx(75 * kMs));
+  ASSERT_TRUE(late.has_value());
+  EXPECT_EQ(model_->last_thread(), std::this_thread::get_id());
+  EXPECT_EQ(model_->entered(), entered + 2);
+  EXPECT_FALSE(late->results(0).fallback());
+  EXPECT_DOUBLE_EQ(late->results(0).score(), 0.5);
+  for (int i : {1, 2}) {
+    EXPECT_TRUE(late->results(i).fallback()) << i;
+    EXPECT_EQ(late->results(i).fallback_reason(), "deadline exceeded") << i;
+    EXPECT_DOUBLE_EQ(late->results(i).score(), 0.9) << i;
+  }
+  EXPECT_EQ(svc_->engine()->fallbacks(model::FallbackReason::kDeadline), 2u);
+  // The engine now knows the model takes ~50 ms: with 100 ms left (< 4 x 50 ms) a call goes to
+  // the worker, and a model that hangs gives the fallback at the deadline, not a hung caller.
+  ASSERT_GE(svc_->engine()->RecentModelNanos(), 50 * kMs);
+  model_->Block();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto hung = svc_->Score(Window("e", {59}), Ctx(100 * kMs));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  ASSERT_TRUE(hung.has_value());
+  EXPECT_TRUE(hung->result().fallback());
+  EXPECT_EQ(hung->result().fallback_reason(), "deadline exceeded");
+  ASSERT_TRUE(model_->WaitEntered(entered + 3));
+  EXPECT_NE(model_->last_thread(), std::this_thread::get_id());
+  model_->Unblock();
+}
+
+TEST_F(DecisionServiceTest, AVerdictFinishedInTimeForTheEngineButAfterTheCallerGaveUpIsCountedOnce) {
+  // The engine's clock stands still, so by it the model is never late; the caller's wait (real
+  // time) runs out first. The client gets the deadline fallback, and that is what is counted:
+  // once, with the model's verdict going only to the cache (before, the client got an uncounted
+  // fallback and the engine counted a model verdict nobody received).
+  core::FakeClock still;
+  ScoringConfig config;
+  config.inline_when_fast = false;
+  core::Registry registry;
+  ModelDecisionService svc(config, registry, still);
+  auto rules = policy::RuleSet::LoadString(kRules, "rules.yaml");
+  ASSERT_TRUE(rules.has_value());
+  ASSERT_TRUE(svc.Install(model_, std::make_shared<const policy::RuleSet>(std::move(*rules)), "p1")
+                  .ok());
+  const v1::ScoreRequest r = Window("sh", {59, 1});
+  model_->Block();
+  api::CallContext ctx;
+  ctx.admitted_mono_ns = still.MonotonicNanos();
+  ctx.budget_ns = 20 * kMs;
+  auto late = svc.Score(r, ctx);
+  ASSERT_TRUE(late.has_value());
+  EXPECT_TRUE(late->result().fallback());
+  EXPECT_EQ(late->result().fallback_reason(), "deadline exceeded");
+  EXPECT_EQ(svc.engine()->fallbacks(model::FallbackReason::kDeadline), 1u);
+  model_->Unblock();
+  // The model's verdict reaches the cache, and no second answer is counted for the request.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  bool cached = false;
+  while (!cached && std::chrono::steady_clock::now() < until) {
+    ctx.budget_ns = kLongBudget;
+    auto again = svc.Score(r, ctx);
+    ASSERT_TRUE(again.has_value());
+    cached = again->result().cached();
+  }
+  EXPECT_TRUE(cached);
+  EXPECT_EQ(svc.engine()->fallbacks(model::FallbackReason::kDeadline), 1u);
+  EXPECT_EQ(svc.engine()->breaker().state(), model::BreakerState::kClosed);
 }
 
 TEST_F(DecisionServiceTest, RepeatedInputsComeFromTheCacheAndTheHitRatioIsExported) {

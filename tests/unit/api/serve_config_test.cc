@@ -18,16 +18,18 @@ TEST(ServeConfigTest, EngineSettingsHaveDefaultsAndAreRead) {
   ASSERT_TRUE(plain.has_value()) << plain.error().message();
   EXPECT_EQ(plain->scoring.batch_max, 32u);
   EXPECT_EQ(plain->scoring.batch_delay_us, 0u);
+  EXPECT_TRUE(plain->scoring.inline_when_fast);
   EXPECT_EQ(plain->scoring.queue, 1024u);
   EXPECT_EQ(plain->model, "/etc/vigil/m.vmod");
   auto set = ParseServeConfig(std::string(kMinimal) +
-                                  "batch: {max_size: 8, max_delay_us: 200}\n"
+                                  "batch: {max_size: 8, max_delay_us: 200, inline: false}\n"
                                   "limits: {queue: 64}\ncache: {capacity: 0, ttl_seconds: 5}\n"
                                   "fallback: {score: 0.25, anomalous: false}\n",
                               "serve.yaml", "/etc/vigil");
   ASSERT_TRUE(set.has_value()) << set.error().message();
   EXPECT_EQ(set->scoring.batch_max, 8u);
   EXPECT_EQ(set->scoring.batch_delay_us, 200u);
+  EXPECT_FALSE(set->scoring.inline_when_fast);
   EXPECT_EQ(set->scoring.queue, 64u);
   EXPECT_EQ(set->scoring.cache_capacity, 0u);
   EXPECT_EQ(set->scoring.cache_ttl_s, 5u);

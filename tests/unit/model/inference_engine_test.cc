@@ -287,6 +287,49 @@ TEST_F(InferenceEngineTest, AsyncRequestsKeepTheirDeadline) {
   EXPECT_EQ(engine->fallbacks(FallbackReason::kDeadline), 4u);
 }
 
+TEST_F(InferenceEngineTest, ACallerGivingUpAndTheWorkerSettleARequestOnce) {
+  auto m = std::make_shared<FakeModel>("a");
+  auto engine = Make(m, Options());
+  // The worker is in the model with `a` (by the fake clock, which stands still, it is in time)
+  // and `b` waits behind it; their caller gives up on both.
+  AnswerClaim claim_a{ClaimState::kOpen}, claim_b{ClaimState::kOpen};
+  m->Block();
+  ScoreRequest a = Vec(0.2f), b = Vec(0.3f);
+  a.claim = &claim_a;
+  b.claim = &claim_b;
+  std::future<EngineVerdict> fa = engine->Submit(std::move(a));
+  ASSERT_TRUE(m->WaitEntered(1));
+  std::future<EngineVerdict> fb = engine->Submit(std::move(b));
+  for (AnswerClaim* c : {&claim_a, &claim_b}) {
+    const std::optional<EngineVerdict> given_up = engine->GiveUp(*c);
+    ASSERT_TRUE(given_up.has_value());
+    EXPECT_EQ(given_up->reason, FallbackReason::kDeadline);
+  }
+  EXPECT_EQ(engine->fallbacks(FallbackReason::kDeadline), 2u);
+  m->Unblock();
+  // Each callback still comes once, with the (uncounted) fallback; `b` never reached the model;
+  // `a`'s verdict went to the cache and counted as a miss for the breaker.
+  for (auto* f : {&fa, &fb}) {
+    const EngineVerdict v = f->get();
+    EXPECT_TRUE(v.fallback());
+    EXPECT_EQ(v.reason, FallbackReason::kDeadline);
+  }
+  EXPECT_EQ(m->calls.load(), 1);
+  EXPECT_EQ(engine->fallbacks(FallbackReason::kDeadline), 2u);
+  EXPECT_EQ(engine->ScoreSync({"prog", core::Arch::kUnknown, {}, std::vector<float>{0.2f}},
+                              kLongBudget)
+                .source,
+            VerdictSource::kCache);
+  // Settled by the worker first: giving up afterwards yields nothing, and nothing is counted.
+  AnswerClaim claim_c{ClaimState::kOpen};
+  ScoreRequest c = Vec(0.4f);
+  c.claim = &claim_c;
+  const EngineVerdict answered = engine->Submit(std::move(c)).get();
+  EXPECT_EQ(answered.source, VerdictSource::kModel);
+  EXPECT_FALSE(engine->GiveUp(claim_c).has_value());
+  EXPECT_EQ(engine->fallbacks(FallbackReason::kDeadline), 2u);
+}
+
 TEST_F(InferenceEngineTest, CachedVerdictsExpire) {
   auto m = std::make_shared<FakeModel>("a");
   InferenceEngineOptions o = Options();
