@@ -57,8 +57,10 @@ class RunTest : public ::testing::Test {
   }
   std::string Run(const std::string& mode, const std::string& program,
                   const fs::path& rules = {}) {
-    return "run --policy " + (rules.empty() ? dir_ / "rules.yaml" : rules).string() + " --mode " +
-           mode + " --trusted-key " + (dir_ / "keys" / "vigil.pub").string() + " --json --audit " +
+    // A generous deadline: these tests are about what is decided, and on a loaded machine a
+    // 5 ms deadline can pass before the gate thread runs (the fallback then allows).
+    return "run --deadline 1s --policy " + (rules.empty() ? dir_ / "rules.yaml" : rules).string() +
+           " --mode " + mode + " --trusted-key " + (dir_ / "keys" / "vigil.pub").string() + " --json --audit " +
            (dir_ / "audit").string() + " --audit-key " + (dir_ / "audit.key").string() + " -- " +
            program;
   }
