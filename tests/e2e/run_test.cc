@@ -208,9 +208,9 @@ TEST_F(RunTest, ModelVerdictDeniesAnUnusualConnectAndUnsignedModelIsRefused) {
       "bash -c 'exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(port_) + "'";
   auto run = [&](const std::string& program) {
     fs::remove_all(dir_ / "audit");
-    // A deadline far above the model's time, so a loaded machine never turns the verdict into
-    // the rule's fallback (the deadline path has tests of its own).
-    return RunVigil(dir_, "run --deadline 2s --model " + model.string() + " " +
+    // Run() already gives the run a deadline far above the model's time, so a loaded machine
+    // never turns the verdict into the rule's fallback (the deadline path has tests of its own).
+    return RunVigil(dir_, "run --model " + model.string() + " " +
                               Run("enforce", program, rules).substr(4));
   };
 
