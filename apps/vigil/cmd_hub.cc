@@ -18,6 +18,7 @@
 #include "audit/audit_log.h"
 #include "core/clock.h"
 #include "core/metrics.h"
+#include "govern/trust.h"
 #include "hub/auth.h"
 #include "hub/config.h"
 #include "hub/nats_consumer.h"
@@ -111,6 +112,11 @@ int RunHub(const HubFlags& f) {
   auto key = hub::LoadOrCreateTokenKey(config->token_key);
   if (!key.has_value()) return ReportError("hub", key.error());
   const hub::HubAuth auth = MakeHubAuth(*config, std::move(key).value());
+  if (!config->fleet_trusted_keys.empty()) {
+    auto keys = govern::LoadTrustedKeys(config->fleet_trusted_keys);
+    if (!keys.has_value()) return ReportError("hub", keys.error().WithContext("fleet"));
+    config->server.fleet.trusted_keys = std::move(keys).value();
+  }
 
   sigset_t set = BlockStopSignals(RecordHubStop);
 
@@ -394,9 +400,11 @@ RunFn AddHubCommand(CLI::App& root) {
       "twice.\nExit codes: 0 delivered, 1 failure, 2 bad input.");
 
   RunFn users = AddHubUserCommands(hub);
+  std::function<int()> fleet = AddHubFleetCommands(hub);
 
-  return [f, token, ingest, users] {
+  return [f, token, ingest, users, fleet] {
     if (const int code = users(); code >= 0) return code;
+    if (const int code = fleet(); code >= 0) return code;
     if (token->parsed()) return RunHubToken(*f);
     if (ingest->parsed()) return RunHubIngest(*f);
     return RunHub(*f);

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/status.h"
 #include "hub/server.h"
@@ -43,6 +44,9 @@ struct HubConfig {
   std::string audience = "vigil-hub";
   uint32_t incident_window_s = 300;
   HubNatsConfig nats;
+  // fleet.trusted_keys: minisign public keys an uploaded policy or model must be signed by
+  // (loaded into server.fleet by `vigil hub`); none: uploads are refused.
+  std::vector<std::string> fleet_trusted_keys;
 
   // Fills the empty paths from state_dir.
   void ResolvePaths();
