@@ -158,6 +158,11 @@ struct EnforceGate {
   std::vector<govern::PublicKey> trusted;  // trusted_keys
   std::set<govern::Sha256Digest> allowed;  // digests the agent itself loaded and verified
   std::unique_ptr<govern::Measurer> measurer;  // set when a TPM is configured and reachable
+  // The hub sink's enforce_requires_hub: enforce mode also waits for the hub to allow it (the
+  // hub's attestation check of this host); hub_allowed and hub_reason are its last answer.
+  bool needs_hub = false;
+  bool hub_allowed = false;
+  std::string hub_reason = "no answer from the hub yet";
 
   void Refuse(const std::string& why) {
     if (wanted && refusal.empty()) refusal = why;
@@ -629,9 +634,13 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
     }
     const std::string why = action == "loaded" ? "baselines reused" : "learning period over";
     std::string to = "monitor", reason = why;
-    if (gate.wanted && gate.refusal.empty()) {
+    if (gate.wanted && gate.refusal.empty() && gate.needs_hub && !gate.hub_allowed) {
+      reason = why + "; models verified; enforce mode waits for the hub: " + gate.hub_reason;
+      spdlog::warn("enforce mode waits for the hub: {}", gate.hub_reason);
+    } else if (gate.wanted && gate.refusal.empty()) {
       to = "enforce";
-      reason = why + "; models verified" + (gate.require_attestation ? " and attested" : "");
+      reason = why + "; models verified" + (gate.require_attestation ? " and attested" : "") +
+               (gate.needs_hub ? "; the hub allows it: " + gate.hub_reason : "");
     } else if (gate.wanted) {
       reason = why + "; enforce mode refused: " + gate.refusal;
       spdlog::error("ALERT enforce mode refused, running in monitor mode: {}", gate.refusal);
@@ -844,6 +853,34 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
       return h;
     };
     fo.reload_policy = [&] { return reload_policy("policy rolled out by the hub"); };
+    {
+      std::lock_guard<std::mutex> lock(mode_mu);
+      gate.needs_hub = gate.wanted && hub_config.enforce_requires_hub;
+      if (gate.measurer) {
+        fo.quote = [&](const std::string& nonce) -> core::Result<std::string> {
+          std::lock_guard<std::mutex> quote_lock(mode_mu);
+          VIGIL_ASSIGN_OR_RETURN(const govern::QuoteDocument q, gate.measurer->Quote({}, nonce));
+          return govern::EncodeQuoteDocument(q);
+        };
+      }
+    }
+    fo.on_enforce = [&](bool allowed, const std::string& reason) {
+      std::lock_guard<std::mutex> lock(mode_mu);
+      gate.hub_allowed = allowed;
+      gate.hub_reason = reason;
+      if (!gate.needs_hub || !gate.refusal.empty()) return;
+      if (mode == "monitor" && allowed) {
+        audit->ModeChange(mode, "enforce", "the hub allows enforce mode: " + reason);
+        mode = "enforce";
+        if (policy_engine) policy_engine->SetEnforcementAllowed(actions != nullptr);
+        spdlog::info("enforce mode: the hub allows it ({})", reason);
+      } else if (mode == "enforce" && !allowed) {
+        audit->ModeChange(mode, "monitor", "the hub withdrew enforce mode: " + reason);
+        mode = "monitor";
+        if (policy_engine) policy_engine->SetEnforcementAllowed(false);
+        spdlog::error("ALERT enforce mode withdrawn by the hub: {}", reason);
+      }
+    };
     fo.audit = [&audit](const std::string& kind, const std::string& action,
                         const std::string& digest, const std::string& reason) {
       audit->Append(kind == "policy" ? audit::RecordType::kPolicyChange

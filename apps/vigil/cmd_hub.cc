@@ -17,7 +17,9 @@
 #include "apps/vigil/commands.h"
 #include "audit/audit_log.h"
 #include "core/clock.h"
+#include "core/files.h"
 #include "core/metrics.h"
+#include "govern/attest.h"
 #include "govern/trust.h"
 #include "hub/auth.h"
 #include "hub/config.h"
@@ -116,6 +118,15 @@ int RunHub(const HubFlags& f) {
     auto keys = govern::LoadTrustedKeys(config->fleet_trusted_keys);
     if (!keys.has_value()) return ReportError("hub", keys.error().WithContext("fleet"));
     config->server.fleet.trusted_keys = std::move(keys).value();
+  }
+  if (!config->fleet_allowlist.empty()) {
+    auto text = core::ReadFile(config->fleet_allowlist, 16 << 20);
+    if (!text.has_value()) {
+      return ReportError("hub", text.error().WithContext("fleet.attestation_allowlist"));
+    }
+    auto allowed = govern::ParseAllowlist(*text, config->fleet_allowlist);
+    if (!allowed.has_value()) return ReportError("hub", allowed.error());
+    config->server.fleet.allowlist = std::move(allowed).value();
   }
 
   sigset_t set = BlockStopSignals(RecordHubStop);

@@ -103,9 +103,35 @@ json FleetLink::Report(bool heartbeat) {
   return j;
 }
 
+std::string FleetLink::QuoteForHub() {
+  if (!options_.quote) return "";
+  auto reply = client_->Get("/v1/agents/nonce");
+  if (!reply.has_value() || reply->status != 200 || !reply->body.is_object() ||
+      !reply->body.contains("nonce") || !reply->body["nonce"].is_string()) {
+    spdlog::warn("hub: no attestation nonce ({}); registering without a quote",
+                 reply.has_value() ? reply->error : reply.error().message());
+    return "";
+  }
+  auto nonce = govern::BytesOfHex(reply->body["nonce"].get<std::string>());
+  if (!nonce || nonce->empty() || nonce->size() > 64) {
+    spdlog::warn("hub: the attestation nonce is not hex; registering without a quote");
+    return "";
+  }
+  auto quote = options_.quote(*nonce);
+  if (!quote.has_value()) {
+    spdlog::warn("hub: quoting for the hub failed ({}); registering without a quote",
+                 quote.error().message());
+    return "";
+  }
+  return *quote;
+}
+
 core::Status FleetLink::Beat() {
   const bool registered = state().registered;
-  const json body = Report(registered);
+  json body = Report(registered);
+  if (!registered) {
+    if (std::string quote = QuoteForHub(); !quote.empty()) body["attestation"] = std::move(quote);
+  }
   auto reply = client_->Post(registered ? "/v1/agents/heartbeat" : "/v1/agents/register",
                              body.dump(-1, ' ', false, json::error_handler_t::replace));
   if (!reply.has_value()) {
@@ -134,6 +160,23 @@ core::Status FleetLink::Beat() {
       ++state_.heartbeats;
     }
     state_.last_error.clear();
+  }
+  const json& enforce = reply->body.contains("enforce") ? reply->body["enforce"] : json();
+  if (enforce.is_object() && enforce.contains("allowed") && enforce["allowed"].is_boolean()) {
+    const bool allowed = enforce["allowed"].get<bool>();
+    const std::string reason = enforce.value("reason", std::string());
+    bool changed = false;
+    {
+      std::lock_guard lock(mu_);
+      changed = state_.enforce_allowed != allowed;
+      state_.enforce_allowed = allowed;
+      state_.enforce_reason = reason;
+      if (!registered && reply->body.contains("attestation") &&
+          reply->body["attestation"].is_object()) {
+        state_.attestation = reply->body["attestation"].value("state", std::string());
+      }
+    }
+    if (changed && options_.on_enforce) options_.on_enforce(allowed, reason);
   }
   const json& updates = reply->body.contains("updates") ? reply->body["updates"] : json();
   if (updates.is_array()) {

@@ -51,6 +51,13 @@ struct FleetLinkOptions {
   std::function<FleetHealth()> health;     // required
   // Reloads the policy from its files (the path SIGHUP takes); an error keeps the previous one.
   std::function<core::Status()> reload_policy;
+  // With it, registration carries a TPM quote over a nonce from the hub (GET /v1/agents/nonce):
+  // returns the quote document (govern::EncodeQuoteDocument) over the nonce's bytes. A failure
+  // registers without a quote (the hub records the attestation as absent).
+  std::function<core::Result<std::string>(const std::string& nonce)> quote;
+  // Called when the hub's answer on enforce mode changes (and on the first answer): whether the
+  // hub allows it (its attestation requirement) and why.
+  std::function<void(bool allowed, const std::string& reason)> on_enforce;
   // An update applied ("applied") or refused ("refused"): for the agent's audit log.
   std::function<void(const std::string& kind, const std::string& action,
                      const std::string& digest, const std::string& reason)>
@@ -63,6 +70,9 @@ struct FleetState {
   std::optional<std::string> refusal;  // the last refusal's reason, until an update applies
   uint64_t heartbeats = 0;             // answered by the hub
   std::string last_error;              // the last failure to reach the hub ("" after a success)
+  std::optional<bool> enforce_allowed;  // the hub's last answer (none before the first)
+  std::string enforce_reason;
+  std::string attestation;  // the hub's view of this agent's attestation at registration
 };
 
 class FleetLink {
@@ -88,6 +98,8 @@ class FleetLink {
   nlohmann::json Report(bool heartbeat);
   void Apply(const nlohmann::json& update);
   void Refuse(const std::string& kind, const std::string& digest, const std::string& reason);
+  // The quote document for a registration ("" when none could be made; logged).
+  std::string QuoteForHub();
 
   const FleetLinkOptions options_;
   std::unique_ptr<HubClient> client_;

@@ -109,6 +109,7 @@ struct HubSinkConfig {
   uint64_t heartbeat_seconds = 10;  // 1..3600
   std::string policy_file;  // a distributed policy replaces this file (one of policy.files);
                             // "": policy updates are refused
+  bool enforce_requires_hub = false;  // enforce mode waits until the hub allows it
 };
 
 // A NATS JetStream sink (docs/hub.md "NATS JetStream"); the same settings as the --nats-* flags.

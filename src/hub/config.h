@@ -47,6 +47,9 @@ struct HubConfig {
   // fleet.trusted_keys: minisign public keys an uploaded policy or model must be signed by
   // (loaded into server.fleet by `vigil hub`); none: uploads are refused.
   std::vector<std::string> fleet_trusted_keys;
+  // fleet.attestation_allowlist: digests a registering agent's measurements must be in (loaded
+  // by `vigil hub`); "": any. fleet.require_attestation goes to server.fleet directly.
+  std::string fleet_allowlist;
 
   // Fills the empty paths from state_dir.
   void ResolvePaths();

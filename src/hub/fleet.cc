@@ -1,6 +1,7 @@
 #include "hub/fleet.h"
 
 #include <httplib.h>
+#include <sodium.h>
 
 #include <charconv>
 #include <map>
@@ -84,6 +85,54 @@ json Fleet::ArtifactJson(const ArtifactRow& a) {
           {"uploaded_ms", a.uploaded_ms}};
 }
 
+std::string Fleet::IssueNonce(const std::string& host) {
+  std::string bytes(32, '\0');
+  randombytes_buf(bytes.data(), bytes.size());
+  const int64_t now = NowMs();
+  std::lock_guard lock(nonce_mu_);
+  for (auto it = nonces_.begin(); it != nonces_.end();) {
+    it = it->second.second <= now ? nonces_.erase(it) : std::next(it);
+  }
+  if (nonces_.size() >= 100'000) nonces_.clear();  // bounded: a flood only costs retries
+  nonces_[host] = {bytes, now + 300'000};
+  return govern::HexOf(bytes);
+}
+
+void Fleet::CheckQuote(const std::string& quote, AgentStatusRow* row) {
+  row->attestation = "absent";
+  row->attestation_reason.clear();
+  if (quote.empty()) return;
+  row->attestation = "failed";
+  std::string nonce;
+  {
+    std::lock_guard lock(nonce_mu_);
+    auto it = nonces_.find(row->host);
+    if (it != nonces_.end() && it->second.second > NowMs()) nonce = it->second.first;
+    if (it != nonces_.end()) nonces_.erase(it);  // once
+  }
+  if (nonce.empty()) {
+    row->attestation_reason = "no nonce issued to this host or it expired (GET /v1/agents/nonce)";
+    return;
+  }
+  auto doc = govern::ParseQuoteDocument(quote, "attestation");
+  if (!doc.has_value()) {
+    row->attestation_reason = doc.error().message();
+    return;
+  }
+  govern::QuoteCheckOptions o;
+  o.nonce = nonce;
+  o.allowed = options_.allowlist;
+  auto check = govern::VerifyQuote(*doc, o);
+  if (!check.has_value()) {
+    row->attestation_reason = check.error().message();
+  } else if (!check->ok()) {
+    row->attestation_reason =
+        std::string(govern::QuoteFailureName(check->failure)) + ": " + check->detail;
+  } else {
+    row->attestation = "verified";
+  }
+}
+
 core::Status Fleet::Audit(audit::RecordType type, json payload) {
   core::Status s = audit_.Append(type, std::move(payload));
   if (!s.ok()) return core::Unavailable("audit log: " + s.message());
@@ -92,8 +141,9 @@ core::Status Fleet::Audit(audit::RecordType type, json payload) {
 
 void Fleet::Routes(httplib::Server& s, const Authorizer& authorize) {
   // The answer to a register or heartbeat: the updates the agent's group is to run.
-  auto answer = [this](const std::string& group, const AgentReport& report,
+  auto answer = [this](const AgentStatusRow& row, const AgentReport& report,
                        httplib::Response& r) {
+    const std::string& group = row.group;
     auto rollouts = store_.Rollouts();
     if (!rollouts.has_value()) return ReplyStatus(r, rollouts.error());
     json updates = json::array();
@@ -107,10 +157,22 @@ void Fleet::Routes(httplib::Server& s, const Authorizer& authorize) {
                          {"artifact", "/v1/artifacts/" + target->digest},
                          {"signature", "/v1/artifacts/" + target->digest + "/signature"}});
     }
+    json enforce = {{"allowed", true}, {"reason", "the hub does not require attestation"}};
+    if (options_.require_attestation) {
+      const bool verified = row.attestation == "verified";
+      enforce = {{"allowed", verified},
+                 {"reason", verified ? "attestation verified"
+                            : row.attestation == "failed"
+                                ? "attestation failed: " + row.attestation_reason
+                                : std::string("the hub requires attestation and this agent "
+                                              "registered without a quote")}};
+    }
     Reply(r, 200,
           {{"schema_version", kHubSchemaVersion},
            {"host", report.host},
            {"group", group},
+           {"attestation", {{"state", row.attestation}, {"reason", row.attestation_reason}}},
+           {"enforce", std::move(enforce)},
            {"updates", std::move(updates)}});
   };
 
@@ -126,8 +188,15 @@ void Fleet::Routes(httplib::Server& s, const Authorizer& authorize) {
     row.mode = report->mode;
     row.vigil_version = report->vigil_version;
     row.status_json = StatusJson(*report, false);
+    CheckQuote(report->quote, &row);
     if (core::Status st = store_.RegisterAgent(row, NowMs()); !st.ok()) return ReplyStatus(r, st);
-    answer(row.group, *report, r);
+    answer(row, *report, r);
+  });
+
+  s.Get("/v1/agents/nonce", [=, this](const httplib::Request& q, httplib::Response& r) {
+    Caller c;
+    if (!authorize(q, r, Role::kAgent, &c)) return;
+    Reply(r, 200, {{"schema_version", kHubSchemaVersion}, {"nonce", IssueNonce(c.subject)}});
   });
 
   s.Post("/v1/agents/heartbeat", [=, this](const httplib::Request& q, httplib::Response& r) {
@@ -138,7 +207,7 @@ void Fleet::Routes(httplib::Server& s, const Authorizer& authorize) {
     if (!OwnsHost(c, report->host, r)) return;
     auto row = store_.Heartbeat(report->host, report->mode, StatusJson(*report, true), NowMs());
     if (!row.has_value()) return ReplyStatus(r, row.error());
-    answer(row->group, *report, r);
+    answer(*row, *report, r);
   });
 
   s.Get("/v1/agents", [=, this](const httplib::Request& q, httplib::Response& r) {

@@ -2,6 +2,7 @@
 
 // The hub's fleet routes (docs/hub.md, "Fleet: agents, artifacts, rollouts"):
 //
+//   GET  /v1/agents/nonce                                            agent
 //   POST /v1/agents/register, /v1/agents/heartbeat                   agent (its own host)
 //   GET  /v1/agents                                                  admin
 //   POST /v1/artifacts (multipart: kind, file, signature)            admin
@@ -17,12 +18,17 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "audit/audit_log.h"
 #include "core/clock.h"
+#include "govern/attest.h"
 #include "govern/minisign.h"
 #include "hub/auth.h"
 #include "hub/store.h"
@@ -38,6 +44,10 @@ namespace vigil::hub {
 struct FleetOptions {
   // Uploads must be signed by one of these (none: every upload is refused, naming the setting).
   std::vector<govern::PublicKey> trusted_keys;
+  // Enforce mode is allowed for an agent only when the quote it registered with verified
+  // (over a nonce from GET /v1/agents/nonce; with `allowlist`, every measured digest in it).
+  bool require_attestation = false;
+  std::optional<std::set<govern::Sha256Digest>> allowlist;
 };
 
 // Checks the bearer token for a role; on failure it has answered (401/403) and returns false.
@@ -63,11 +73,18 @@ class Fleet {
  private:
   int64_t NowMs() const { return clock_.NowUnixNanos() / 1'000'000; }
   core::Status Audit(audit::RecordType type, nlohmann::json payload);
+  // A fresh nonce for `host` (hex), valid for 5 minutes and once.
+  std::string IssueNonce(const std::string& host);
+  // Checks a registration's quote: sets row->attestation ("absent", "verified", "failed") and
+  // row->attestation_reason.
+  void CheckQuote(const std::string& quote, AgentStatusRow* row);
 
   const FleetOptions options_;
   Store& store_;
   audit::AuditLog& audit_;
   const core::Clock& clock_;
+  std::mutex nonce_mu_;
+  std::map<std::string, std::pair<std::string, int64_t>> nonces_;  // host -> (nonce, expiry ms)
 };
 
 }  // namespace vigil::hub

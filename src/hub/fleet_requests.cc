@@ -119,6 +119,13 @@ core::Result<AgentReport> ParseRegisterRequest(std::string_view body) {
     if (!it->is_boolean()) return Invalid("enforce_wanted", "expected true or false");
     r.enforce_wanted = it->get<bool>();
   }
+  if (auto it = o.find("attestation"); it != o.end() && !it->is_null()) {
+    if (!it->is_string() || it->get_ref<const std::string&>().empty() ||
+        it->get_ref<const std::string&>().size() > (size_t{1} << 20)) {
+      return Invalid("attestation", "expected a quote document (a string of 1 byte..1 MiB)");
+    }
+    r.quote = it->get<std::string>();
+  }
   return r;
 }
 

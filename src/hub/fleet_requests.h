@@ -39,6 +39,8 @@ struct AgentReport {
   std::string group;          // 1..64 bytes of [A-Za-z0-9._-]; absent: "default"
   std::string vigil_version;  // 1..64 printable bytes
   bool enforce_wanted = false;
+  std::string quote;  // a TPM quote document (govern::EncodeQuoteDocument) over the hub's
+                      // nonce; "" when the agent has none
 };
 
 struct RolloutRequest {

@@ -4,6 +4,8 @@
 // applies it, the other does not get it; after `vigil hub rollout promote` both run it. A policy
 // signed by the key the agents do not trust is refused by the canary agent, which keeps the
 // policy it runs, and the refusal is visible at the hub. Tokens of the wrong role are refused.
+// The hub requires attestation for enforce mode: the enforce-mode agent, which has no TPM here,
+// stays in monitor mode and records why.
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -81,10 +83,17 @@ class FleetE2eTest : public ::testing::Test {
     fs::create_directories(dir_ / host);
     std::ofstream(dir_ / host / "agent.token") << Token("agent", host) << "\n";
   }
-  pid_t StartAgent(const std::string& host, const std::string& group, int port) {
+  // `enforce`: --mode enforce with enforce_requires_hub (its first policy signed, as enforce
+  // mode needs).
+  pid_t StartAgent(const std::string& host, const std::string& group, int port, bool enforce) {
     const fs::path home = dir_ / host;
     const fs::path policy = home / "policy.yaml";
     std::ofstream(policy) << kPolicyV1;
+    if (enforce) {
+      vigil::e2e::CmdResult r = Vigil("policy sign " + policy.string() + " --key-dir " +
+                                      (dir_ / "keys").string());
+      EXPECT_EQ(r.exit_code, 0) << r.err;
+    }
     std::ofstream(home / "vigil.yaml")
         << "host: " << host << "\nagent:\n  learn: 2s\n  events: [open]\n"
         << "metrics:\n  enabled: false\n"
@@ -93,9 +102,11 @@ class FleetE2eTest : public ::testing::Test {
         << "sinks:\n  - type: hub\n    url: http://127.0.0.1:" << port << "\n"
         << "    token_file: " << (home / "agent.token").string() << "\n"
         << "    group: " << group << "\n    heartbeat: 1s\n"
-        << "    policy_file: " << policy.string() << "\n";
+        << "    policy_file: " << policy.string() << "\n"
+        << "    enforce_requires_hub: " << (enforce ? "true" : "false") << "\n";
     return Spawn({VIGIL_BINARY, "agent", "--config", (home / "vigil.yaml").string(),
-                  "--state-dir", home.string(), "--relearn", "--duration", "120s", "--quiet"},
+                  "--state-dir", home.string(), "--relearn", "--duration", "120s", "--quiet",
+                  "--mode", enforce ? "enforce" : "monitor"},
                  home / "agent.out", home / "agent.err");
   }
   json AgentAtHub(httplib::Client& http, const httplib::Headers& admin, const std::string& host) {
@@ -129,7 +140,7 @@ TEST_F(FleetE2eTest, CanaryFirstThenAllAndAnUntrustedPolicyIsRefusedAtTheAgent) 
   ASSERT_EQ(Vigil("keys init --dir " + (dir_ / "keys").string()).exit_code, 0);
   ASSERT_EQ(Vigil("keys init --dir " + (dir_ / "other-keys").string()).exit_code, 0);
   const fs::path hub_config = dir_ / "hub.yaml";
-  std::ofstream(hub_config) << "fleet:\n  trusted_keys:\n    - "
+  std::ofstream(hub_config) << "fleet:\n  require_attestation: true\n  trusted_keys:\n    - "
                             << (dir_ / "keys" / "vigil.pub").string() << "\n    - "
                             << (dir_ / "other-keys" / "vigil.pub").string() << "\n";
   const std::string hub_state = (dir_ / "hub").string();
@@ -156,8 +167,8 @@ TEST_F(FleetE2eTest, CanaryFirstThenAllAndAnUntrustedPolicyIsRefusedAtTheAgent) 
   ASSERT_TRUE(wrong);
   EXPECT_EQ(wrong->status, 403) << wrong->body;
 
-  agents_[0] = StartAgent("web-1", "canary", port);
-  agents_[1] = StartAgent("db-1", "default", port);
+  agents_[0] = StartAgent("web-1", "canary", port, false);
+  agents_[1] = StartAgent("db-1", "default", port, true);
   for (const char* host : {"web-1", "db-1"}) {
     ASSERT_TRUE(WaitFor(
         [&] {
@@ -245,6 +256,14 @@ TEST_F(FleetE2eTest, CanaryFirstThenAllAndAnUntrustedPolicyIsRefusedAtTheAgent) 
                                    " --type policy-change --json");
   ASSERT_EQ(a2.exit_code, 0) << a2.err;
   EXPECT_NE(a2.out.find("hub-applied"), std::string::npos) << a2.out;
+  // db-1 wants enforce mode but needs the hub's leave, which requires a verified quote: it
+  // registered without one (no TPM), so it stayed in monitor mode and recorded why.
+  vigil::e2e::CmdResult m2 = Vigil("audit show " + (dir_ / "db-1" / "audit").string() +
+                                   " --type mode-change --json");
+  ASSERT_EQ(m2.exit_code, 0) << m2.err;
+  EXPECT_NE(m2.out.find("enforce mode waits for the hub"), std::string::npos) << m2.out;
+  EXPECT_NE(m2.out.find("without a quote"), std::string::npos) << m2.out;
+  EXPECT_EQ(m2.out.find(R"("to":"enforce")"), std::string::npos) << m2.out;
   // The hub audited the uploads, rollouts and promotion; its log verifies.
   EXPECT_EQ(vigil::e2e::StopVigil(hub_), 0);
   vigil::e2e::CmdResult h = Vigil("audit show " + hub_state + "/audit --json");

@@ -16,7 +16,9 @@
 
 #include "core/files.h"
 #include "govern/attest.h"
+#include "govern/measure.h"
 #include "govern/minisign.h"
+#include "../govern/swtpm.h"
 #include "hub_link_fixture.h"
 #include "policy/engine.h"
 
@@ -63,7 +65,8 @@ class FleetLinkTest : public testing::HubLinkTest {
   }
 
   std::unique_ptr<Agent> MakeAgent(const std::string& host, const std::string& group,
-                                   const std::vector<govern::PublicKey>& trusted) {
+                                   const std::vector<govern::PublicKey>& trusted,
+                                   const std::function<void(FleetLinkOptions&)>& tweak = {}) {
     auto a = std::make_unique<Agent>();
     a->host = host;
     a->group = group;
@@ -100,6 +103,7 @@ class FleetLinkTest : public testing::HubLinkTest {
                     const std::string& reason) {
       raw->audited.push_back(kind + " " + action + " " + digest + ": " + reason);
     };
+    if (tweak) tweak(o);
     auto link = FleetLink::Create(std::move(o));
     EXPECT_TRUE(link.has_value()) << link.error().ToString();
     a->link = std::move(link).value();
@@ -321,6 +325,75 @@ TEST_F(FleetLinkTest, AHubThatIsDownNeverBlocksTheLink) {
   EXPECT_TRUE(testing::WaitUntil([&] { return a->link->state().heartbeats >= 2; }));
   a->link->Stop();
   EXPECT_EQ(AgentAtHub("web-1")["group"], "canary");
+}
+
+TEST_F(FleetLinkTest, EnforceModeIsAllowedOnlyForAnAgentWhoseQuoteVerified) {
+  govern::testing::Swtpm swtpm;
+  if (!swtpm.ok()) GTEST_SKIP() << "no swtpm: " << swtpm.why();
+  StopHub();
+  fleet_options_.require_attestation = true;
+  StartHub();
+  govern::MeasureOptions mo;
+  mo.tcti = swtpm.tcti();
+  mo.events_path = (dir_ / "attest" / "events.json").string();
+  auto measurer = govern::Measurer::Open(mo);
+  ASSERT_TRUE(measurer.has_value()) << measurer.error().ToString();
+  govern::AttestEvent start;
+  start.kind = "agent-start";
+  start.name = "/usr/bin/vigil";
+  start.digest = govern::Sha256Of("vigil binary");
+  ASSERT_TRUE((*measurer)->Restart(start).ok());
+
+  struct Answer {
+    bool allowed = false;
+    std::string reason;
+    int calls = 0;
+  };
+  auto run = [&](const std::string& host, bool wrong_nonce, bool with_quote) {
+    auto answer = std::make_shared<Answer>();
+    auto a = MakeAgent(host, "default", {hub_key_.public_key}, [&](FleetLinkOptions& o) {
+      if (with_quote) {
+        o.quote = [&, wrong_nonce](const std::string& nonce) -> core::Result<std::string> {
+          auto q = (*measurer)->Quote({}, wrong_nonce ? nonce + "x" : nonce);
+          if (!q.has_value()) return q.error();
+          return govern::EncodeQuoteDocument(*q);
+        };
+      }
+      o.on_enforce = [answer](bool allowed, const std::string& reason) {
+        answer->allowed = allowed;
+        answer->reason = reason;
+        ++answer->calls;
+      };
+    });
+    EXPECT_TRUE(a->link->Beat().ok());
+    EXPECT_TRUE(a->link->Beat().ok());  // a heartbeat repeats the answer: no second call
+    EXPECT_EQ(answer->calls, 1);
+    return *answer;
+  };
+  const Answer verified = run("web-1", false, true);
+  EXPECT_TRUE(verified.allowed) << verified.reason;
+  EXPECT_EQ(AgentAtHub("web-1")["attestation"]["state"], "verified");
+  const Answer replayed = run("web-2", true, true);
+  EXPECT_FALSE(replayed.allowed);
+  EXPECT_NE(replayed.reason.find("nonce-mismatch"), std::string::npos) << replayed.reason;
+  EXPECT_EQ(AgentAtHub("web-2")["attestation"]["state"], "failed");
+  const Answer absent = run("web-3", false, false);
+  EXPECT_FALSE(absent.allowed);
+  EXPECT_NE(absent.reason.find("without a quote"), std::string::npos) << absent.reason;
+  EXPECT_EQ(AgentAtHub("web-3")["attestation"]["state"], "absent");
+  // A quote sent without asking for a nonce is refused.
+  const std::string token = Token(hub::Role::kAgent, "web-4");
+  auto q = (*measurer)->Quote({}, "made-up nonce");
+  ASSERT_TRUE(q.has_value());
+  auto [status, body] = Call("POST", "/v1/agents/register", token,
+                             json{{"host", "web-4"},
+                                  {"mode", "monitor"},
+                                  {"vigil_version", "x"},
+                                  {"attestation", govern::EncodeQuoteDocument(*q)}}
+                                 .dump());
+  ASSERT_EQ(status, 200) << body.dump();
+  EXPECT_FALSE(body["enforce"]["allowed"].get<bool>());
+  EXPECT_NE(body["attestation"]["reason"].get<std::string>().find("no nonce"), std::string::npos);
 }
 
 }  // namespace
