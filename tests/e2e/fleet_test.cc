@@ -101,7 +101,7 @@ class FleetE2eTest : public ::testing::Test {
         << "policy:\n  files: [" << policy.string() << "]\n"
         << "sinks:\n  - type: hub\n    url: http://127.0.0.1:" << port << "\n"
         << "    token_file: " << (home / "agent.token").string() << "\n"
-        << "    group: " << group << "\n    heartbeat: 1s\n"
+        << "    group: " << group << "\n    heartbeat: 1s\n    drain: 1s\n"
         << "    policy_file: " << policy.string() << "\n"
         << "    enforce_requires_hub: " << (enforce ? "true" : "false") << "\n";
     return Spawn({VIGIL_BINARY, "agent", "--config", (home / "vigil.yaml").string(),
