@@ -27,6 +27,7 @@
 
 #include "agent/action_bridge.h"
 #include "agent/durable_output.h"
+#include "agent/fleet_link.h"
 #include "agent/hub_escalations.h"
 #include "agent/live_agent.h"
 #include "apps/vigil/audit_trail.h"
@@ -157,6 +158,11 @@ struct EnforceGate {
   std::vector<govern::PublicKey> trusted;  // trusted_keys
   std::set<govern::Sha256Digest> allowed;  // digests the agent itself loaded and verified
   std::unique_ptr<govern::Measurer> measurer;  // set when a TPM is configured and reachable
+  // The hub sink's enforce_requires_hub: enforce mode also waits for the hub to allow it (the
+  // hub's attestation check of this host); hub_allowed and hub_reason are its last answer.
+  bool needs_hub = false;
+  bool hub_allowed = false;
+  std::string hub_reason = "no answer from the hub yet";
 
   void Refuse(const std::string& why) {
     if (wanted && refusal.empty()) refusal = why;
@@ -628,9 +634,13 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
     }
     const std::string why = action == "loaded" ? "baselines reused" : "learning period over";
     std::string to = "monitor", reason = why;
-    if (gate.wanted && gate.refusal.empty()) {
+    if (gate.wanted && gate.refusal.empty() && gate.needs_hub && !gate.hub_allowed) {
+      reason = why + "; models verified; enforce mode waits for the hub: " + gate.hub_reason;
+      spdlog::warn("enforce mode waits for the hub: {}", gate.hub_reason);
+    } else if (gate.wanted && gate.refusal.empty()) {
       to = "enforce";
-      reason = why + "; models verified" + (gate.require_attestation ? " and attested" : "");
+      reason = why + "; models verified" + (gate.require_attestation ? " and attested" : "") +
+               (gate.needs_hub ? "; the hub allows it: " + gate.hub_reason : "");
     } else if (gate.wanted) {
       reason = why + "; enforce mode refused: " + gate.refusal;
       spdlog::error("ALERT enforce mode refused, running in monitor mode: {}", gate.refusal);
@@ -762,6 +772,130 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
                  server->port());
   }
 
+  // 7b. Policy reloads (SIGHUP, or a policy rolled out by the hub): the new policy replaces the
+  // old one only when it loads; enforce mode re-checks its signatures.
+  std::mutex reload_mu;
+  auto reload_policy = [&](const std::string& cause) -> core::Status {
+    std::lock_guard<std::mutex> reload_lock(reload_mu);
+    core::Status ps = policy_engine->Reload();
+    const auto snap = policy_engine->Current();
+    if (!ps.ok()) {
+      spdlog::error("{}: policy not reloaded, {} stays in force: {}", cause, snap->version,
+                    ps.message());
+      audit->PolicyChange("refused", snap->version, snap->generation, snap->files, ps.message());
+      return ps;
+    }
+    spdlog::info("{}: policy {} in force (generation {})", cause, snap->version,
+                 snap->generation);
+    audit->PolicyChange("reloaded", snap->version, snap->generation, snap->files, cause);
+    std::lock_guard<std::mutex> lock(mode_mu);
+    const std::string why =
+        gate.wanted ? CheckPolicyTrust(gate, c.policy.files, *snap, audit.get()) : "";
+    MeasurePolicy(&gate, c.policy.files, *snap, why.empty());
+    if (!why.empty()) {
+      // Monitor mode until a restart re-checks every precondition.
+      gate.Refuse(why);
+      spdlog::error("ALERT enforce mode refused, running in monitor mode: {}", why);
+      if (mode == "enforce") {
+        policy_engine->SetEnforcementAllowed(false);
+        audit->ModeChange(mode, "monitor", "policy reloaded (" + cause +
+                                               "); enforce mode refused: " + why);
+        mode = "monitor";
+      }
+    }
+    return {};
+  };
+
+  // 7c. The fleet link: with a hub sink, register with the hub and heartbeat; apply the
+  // policies it rolls out to this host's group after checking their signatures here.
+  std::unique_ptr<agent::FleetLink> fleet;
+  if (outputs->hub != nullptr) {
+    core::HubSinkConfig hub_config;
+    for (const core::SinkConfig& s : c.sinks) {
+      if (s.type == core::SinkType::kHub) hub_config = s.hub;
+    }
+    agent::FleetLinkOptions fo;
+    fo.link = outputs->hub_link;
+    fo.link.timeout = std::chrono::milliseconds(5000);
+    fo.group = hub_config.group;
+    fo.heartbeat = std::chrono::seconds(hub_config.heartbeat_seconds);
+    fo.vigil_version = VIGIL_VERSION;
+    fo.policy_file = hub_config.policy_file;
+    if (!fo.policy_file.empty() &&
+        std::find(c.policy.files.begin(), c.policy.files.end(), fo.policy_file) ==
+            c.policy.files.end()) {
+      return ReportError("agent", core::InvalidArgument(
+                                      "hub sink policy_file \"" + fo.policy_file +
+                                      "\" is not one of policy.files: a policy the hub rolls "
+                                      "out would never be loaded"));
+    }
+    if (!fo.policy_file.empty() && !policy_engine) {
+      return ReportError("agent", core::InvalidArgument(
+                                      "hub sink policy_file is set but policy.enabled is false"));
+    }
+    auto keys = govern::LoadTrustedKeys(c.trusted_keys);
+    if (keys.has_value()) {
+      fo.trusted = std::move(keys).value();
+    } else {
+      fo.trust_error = keys.error().message();
+    }
+    fo.health = [&] {
+      agent::FleetHealth h;
+      {
+        std::lock_guard<std::mutex> lock(mode_mu);
+        h.mode = mode;
+      }
+      if (policy_engine) h.policy_version = policy_engine->Current()->version;
+      const agent::LiveStats s = live.Live();
+      h.events = s.pipeline.read;
+      h.drops = s.pipeline.queue.dropped_full;
+      h.alerts = s.alerts;
+      return h;
+    };
+    fo.reload_policy = [&] { return reload_policy("policy rolled out by the hub"); };
+    {
+      std::lock_guard<std::mutex> lock(mode_mu);
+      gate.needs_hub = gate.wanted && hub_config.enforce_requires_hub;
+      if (gate.measurer) {
+        fo.quote = [&](const std::string& nonce) -> core::Result<std::string> {
+          std::lock_guard<std::mutex> quote_lock(mode_mu);
+          VIGIL_ASSIGN_OR_RETURN(const govern::QuoteDocument q, gate.measurer->Quote({}, nonce));
+          return govern::EncodeQuoteDocument(q);
+        };
+      }
+    }
+    fo.on_enforce = [&](bool allowed, const std::string& reason) {
+      std::lock_guard<std::mutex> lock(mode_mu);
+      gate.hub_allowed = allowed;
+      gate.hub_reason = reason;
+      if (!gate.needs_hub || !gate.refusal.empty()) return;
+      if (mode == "monitor" && allowed) {
+        audit->ModeChange(mode, "enforce", "the hub allows enforce mode: " + reason);
+        mode = "enforce";
+        if (policy_engine) policy_engine->SetEnforcementAllowed(actions != nullptr);
+        spdlog::info("enforce mode: the hub allows it ({})", reason);
+      } else if (mode == "enforce" && !allowed) {
+        audit->ModeChange(mode, "monitor", "the hub withdrew enforce mode: " + reason);
+        mode = "monitor";
+        if (policy_engine) policy_engine->SetEnforcementAllowed(false);
+        spdlog::error("ALERT enforce mode withdrawn by the hub: {}", reason);
+      }
+    };
+    fo.audit = [&audit](const std::string& kind, const std::string& action,
+                        const std::string& digest, const std::string& reason) {
+      audit->Append(kind == "policy" ? audit::RecordType::kPolicyChange
+                                     : audit::RecordType::kModelChange,
+                    {{"action", action == "applied" ? "hub-applied" : "hub-refused"},
+                     {"sha256", digest},
+                     {"reason", reason},
+                     {"by", "hub"}});
+    };
+    auto link = agent::FleetLink::Create(std::move(fo));
+    if (!link.has_value()) return ReportError("agent", link.error().WithContext("hub sink"));
+    fleet = std::move(link).value();
+    fleet->Start();
+  }
+
   // 8. Signals: SIGINT/SIGTERM stop cleanly, SIGHUP reloads filters and the event set. (They
   // were blocked at the start, so every thread inherited the mask and only this one takes them.)
   std::atomic<bool> done{false};
@@ -786,36 +920,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
           spdlog::error("SIGHUP: config not reloaded: {}", fresh.error().message());
           continue;
         }
-        if (policy_engine) {
-          core::Status ps = policy_engine->Reload();
-          const auto snap = policy_engine->Current();
-          if (ps.ok()) {
-            spdlog::info("SIGHUP: policy {} in force (generation {})", snap->version,
-                         snap->generation);
-            audit->PolicyChange("reloaded", snap->version, snap->generation, snap->files, "SIGHUP");
-            std::lock_guard<std::mutex> lock(mode_mu);
-            const std::string why = gate.wanted ? CheckPolicyTrust(gate, c.policy.files, *snap,
-                                                                   audit.get())
-                                                : "";
-            MeasurePolicy(&gate, c.policy.files, *snap, why.empty());
-            if (!why.empty()) {
-              // Monitor mode until a restart re-checks every precondition.
-              gate.Refuse(why);
-              spdlog::error("ALERT enforce mode refused, running in monitor mode: {}", why);
-              if (mode == "enforce") {
-                policy_engine->SetEnforcementAllowed(false);
-                audit->ModeChange(mode, "monitor", "policy reloaded (SIGHUP); enforce mode "
-                                                   "refused: " + why);
-                mode = "monitor";
-              }
-            }
-          } else {
-            spdlog::error("SIGHUP: policy not reloaded, {} stays in force: {}", snap->version,
-                          ps.message());
-            audit->PolicyChange("refused", snap->version, snap->generation, snap->files,
-                                ps.message());
-          }
-        }
+        if (policy_engine) (void)reload_policy("SIGHUP");
         core::Status st = ApplyRuntimeConfig(sensor_ref, fresh->agent);
         if (st.ok()) {
           spdlog::info("SIGHUP: reloaded filters and event set from {}", o.config);
@@ -836,6 +941,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   if (durable) (void)durable->Flush();
   DrainHub(*outputs, "agent");
   for (const std::string& note : live.TakeNotes()) spdlog::info("{}", note);
+  if (fleet) fleet->Stop();
   if (server) server->Stop();
   if (hub_escalations) hub_escalations->Stop();
   if (actions) actions->Stop();  // carries out what is queued; its audit records go in below

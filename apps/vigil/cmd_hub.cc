@@ -17,7 +17,10 @@
 #include "apps/vigil/commands.h"
 #include "audit/audit_log.h"
 #include "core/clock.h"
+#include "core/files.h"
 #include "core/metrics.h"
+#include "govern/attest.h"
+#include "govern/trust.h"
 #include "hub/auth.h"
 #include "hub/config.h"
 #include "hub/nats_consumer.h"
@@ -111,6 +114,20 @@ int RunHub(const HubFlags& f) {
   auto key = hub::LoadOrCreateTokenKey(config->token_key);
   if (!key.has_value()) return ReportError("hub", key.error());
   const hub::HubAuth auth = MakeHubAuth(*config, std::move(key).value());
+  if (!config->fleet_trusted_keys.empty()) {
+    auto keys = govern::LoadTrustedKeys(config->fleet_trusted_keys);
+    if (!keys.has_value()) return ReportError("hub", keys.error().WithContext("fleet"));
+    config->server.fleet.trusted_keys = std::move(keys).value();
+  }
+  if (!config->fleet_allowlist.empty()) {
+    auto text = core::ReadFile(config->fleet_allowlist, 16 << 20);
+    if (!text.has_value()) {
+      return ReportError("hub", text.error().WithContext("fleet.attestation_allowlist"));
+    }
+    auto allowed = govern::ParseAllowlist(*text, config->fleet_allowlist);
+    if (!allowed.has_value()) return ReportError("hub", allowed.error());
+    config->server.fleet.allowlist = std::move(allowed).value();
+  }
 
   sigset_t set = BlockStopSignals(RecordHubStop);
 
@@ -394,9 +411,11 @@ RunFn AddHubCommand(CLI::App& root) {
       "twice.\nExit codes: 0 delivered, 1 failure, 2 bad input.");
 
   RunFn users = AddHubUserCommands(hub);
+  std::function<int()> fleet = AddHubFleetCommands(hub);
 
-  return [f, token, ingest, users] {
+  return [f, token, ingest, users, fleet] {
     if (const int code = users(); code >= 0) return code;
+    if (const int code = fleet(); code >= 0) return code;
     if (token->parsed()) return RunHubToken(*f);
     if (ingest->parsed()) return RunHubIngest(*f);
     return RunHub(*f);

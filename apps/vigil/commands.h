@@ -72,6 +72,9 @@ void AddModelInspectCommand(CommandGroup& model);
 // Prints "vigil CMD: error: MESSAGE" to stderr and returns the exit code for the status: 2 for
 // bad input (invalid argument, not found, out of range, data loss), 1 otherwise.
 int ReportError(std::string_view command, const core::Status& status);
+// `vigil hub push` and `vigil hub rollout ...` (cmd_hub_fleet.cc) under `hub`; the function runs
+// the one parsed and returns its exit code, or -1 when none of them was.
+std::function<int()> AddHubFleetCommands(CLI::App* hub);
 
 // For services stopped by SIGINT/SIGTERM: blocks both in the calling thread (threads started
 // later inherit the mask), makes `record` their handler, and returns the set to wait on with

@@ -59,7 +59,7 @@ core::Result<std::unique_ptr<HubClient>> HubClient::Create(HubLinkOptions option
   c->http_->set_connection_timeout(0, us.count());
   c->http_->set_read_timeout(0, us.count());
   c->http_->set_write_timeout(0, us.count());
-  c->http_->set_keep_alive(true);
+  c->http_->set_keep_alive(c->options_.keep_alive);
   c->http_->set_tcp_nodelay(true);
   return c;
 }
@@ -76,6 +76,7 @@ core::Result<HubReply> ReplyOf(const httplib::Result& res, const std::string& wh
   }
   HubReply r;
   r.status = res->status;
+  r.raw = res->body;
   r.body = nlohmann::json::parse(res->body, nullptr, /*allow_exceptions=*/false);
   if (r.status < 200 || r.status > 299) {
     const nlohmann::json& b = r.body;

@@ -26,6 +26,9 @@ struct HubLinkOptions {
                            // ("" : the system's trust store)
   std::string host;        // this host's id at the hub (the token's subject)
   std::chrono::milliseconds timeout{10000};  // connect, read and write, each
+  // Keep the connection open between requests (each open connection holds one of the hub's
+  // worker threads; a client that calls every few seconds closes it instead).
+  bool keep_alive = true;
 };
 
 // kInvalidArgument naming the field: a URL that is not http(s)://HOST[:PORT] (a path is not
@@ -39,6 +42,7 @@ struct HubReply {
   // For an answer other than 2xx: "CODE: message" from the hub's error object, else the first
   // 256 bytes of the body.
   std::string error;
+  std::string raw;  // the body as received
 };
 
 class HubClient {

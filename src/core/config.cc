@@ -358,9 +358,30 @@ class ConfigParser {
   Status ReadHubSink(const YAML::Node& node, std::string_view path, HubSinkConfig* hub) const {
     VIGIL_RETURN_IF_ERROR(ForEachField(
         node, path,
-        {"type", "url", "token_file", "ca", "spool", "spool_sync", "drain", "all_verdicts"},
+        {"type", "url", "token_file", "ca", "spool", "spool_sync", "drain", "all_verdicts",
+         "group", "heartbeat", "policy_file", "enforce_requires_hub"},
         [&](const std::string& key, const YAML::Node& v, const std::string& p) -> Status {
           if (key == "url") return ReadHubUrl(v, p, &hub->url);
+          if (key == "group") {
+            if (Status read = ReadString(v, p, &hub->group); !read.ok()) return read;
+            const bool ok = !hub->group.empty() && hub->group.size() <= 64 &&
+                            hub->group.find_first_not_of("abcdefghijklmnopqrstuvwxyz"
+                                                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
+                                std::string::npos;
+            if (!ok) return Error(v, p, "expected 1..64 characters of [A-Za-z0-9._-]");
+            return Status::Ok();
+          }
+          if (key == "heartbeat") {
+            if (Status read = ReadSeconds(v, p, &hub->heartbeat_seconds); !read.ok()) {
+              return read;
+            }
+            if (hub->heartbeat_seconds < 1 || hub->heartbeat_seconds > 3600) {
+              return Error(v, p, "expected a period from 1s to 1h");
+            }
+            return Status::Ok();
+          }
+          if (key == "policy_file") return ReadString(v, p, &hub->policy_file);
+          if (key == "enforce_requires_hub") return ReadBool(v, p, &hub->enforce_requires_hub);
           if (key == "token_file") return ReadString(v, p, &hub->token_file);
           if (key == "ca") return ReadString(v, p, &hub->ca);
           if (key == "spool") return ReadString(v, p, &hub->spool);

@@ -104,6 +104,12 @@ struct HubSinkConfig {
   FsyncPolicy spool_sync = FsyncPolicy::kAlways;
   uint64_t drain_seconds = 30;  // how long the end of a run waits for the hub
   bool all_verdicts = false;    // every verdict, not only anomalous ones
+  // The fleet link (docs/hub.md, "Fleet"): the agent registers with this hub and heartbeats.
+  std::string group = "default";  // the rollout group; ValidGroupName
+  uint64_t heartbeat_seconds = 10;  // 1..3600
+  std::string policy_file;  // a distributed policy replaces this file (one of policy.files);
+                            // "": policy updates are refused
+  bool enforce_requires_hub = false;  // enforce mode waits until the hub allows it
 };
 
 // A NATS JetStream sink (docs/hub.md "NATS JetStream"); the same settings as the --nats-* flags.

@@ -37,20 +37,27 @@ TrustCheck CheckSignedArtifact(const std::string& path,
 
 TrustCheck CheckSignedBytes(const std::string& path, std::string_view bytes,
                             const std::vector<PublicKey>& trusted) {
-  TrustCheck c;
-  c.sha256 = internal::Sha256Hex(bytes);
   const std::string sig_path = path + ".minisig";
   auto sig = LoadSignature(sig_path);
   if (!sig.has_value()) {
+    TrustCheck c;
+    c.sha256 = internal::Sha256Hex(bytes);
     const bool missing = sig.error().code() == core::StatusCode::kNotFound;
     c.outcome = missing ? "unsigned" : "bad-signature-file";
     c.reason = missing ? path + " is not signed (no " + sig_path + ")" : sig.error().message();
     return c;
   }
-  c.key_id = KeyIdHex(sig->key_id);
+  return CheckSignedBytes(path, bytes, *sig, trusted);
+}
+
+TrustCheck CheckSignedBytes(const std::string& name, std::string_view bytes,
+                            const Signature& sig, const std::vector<PublicKey>& trusted) {
+  TrustCheck c;
+  c.sha256 = internal::Sha256Hex(bytes);
+  c.key_id = KeyIdHex(sig.key_id);
   for (const PublicKey& key : trusted) {
-    if (key.key_id != sig->key_id) continue;
-    const Verification v = Verify(key, *sig, bytes);
+    if (key.key_id != sig.key_id) continue;
+    const Verification v = Verify(key, sig, bytes);
     switch (v.outcome) {
       case VerifyOutcome::kValid:
         c.trusted = true;
@@ -63,12 +70,18 @@ TrustCheck CheckSignedBytes(const std::string& path, std::string_view bytes,
         c.outcome = "altered";
         break;
     }
-    c.reason = path + ": " + v.reason;
+    c.reason = name + ": " + v.reason;
     return c;
   }
   c.outcome = "unknown-key";
-  c.reason = path + " is signed by key " + c.key_id + ", which is not a trusted key";
+  c.reason = name + " is signed by key " + c.key_id + ", which is not a trusted key";
   return c;
+}
+
+core::Status WriteSignedArtifact(const std::string& path, std::string_view bytes,
+                                 std::string_view signature) {
+  VIGIL_RETURN_IF_ERROR(internal::WriteFileAtomic(path + ".minisig", signature, 0644));
+  return internal::WriteFileAtomic(path, bytes, 0644);
 }
 
 TrustChecks CheckSignedArtifacts(const std::vector<std::string>& paths,

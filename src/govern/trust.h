@@ -37,6 +37,17 @@ TrustCheck CheckSignedArtifact(const std::string& path, const std::vector<Public
 TrustCheck CheckSignedBytes(const std::string& path, std::string_view bytes,
                             const std::vector<PublicKey>& trusted);
 
+// The same check of `bytes` (named `name` in the reason) against the signature `sig` (parsed with
+// ParseSignature): for artifacts that arrive over the network rather than from a file.
+TrustCheck CheckSignedBytes(const std::string& name, std::string_view bytes, const Signature& sig,
+                            const std::vector<PublicKey>& trusted);
+
+// Installs a signed artifact received over the network: `signature` (a .minisig file's text) to
+// `path + ".minisig"`, then `bytes` to `path`, each atomically (same-folder temporary file, fsync,
+// rename). Errors name the file.
+core::Status WriteSignedArtifact(const std::string& path, std::string_view bytes,
+                                 std::string_view signature);
+
 // A check of several artifacts that must all be trusted (a policy's rules files and manifest).
 struct TrustChecks {
   bool trusted = true;

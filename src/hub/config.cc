@@ -240,6 +240,35 @@ core::Result<HubConfig> ParseHubConfig(std::string_view text, std::string_view s
                           });
           }
           if (k == "nats") return ReadNatsSection(y, v, p, &c.nats);
+          if (k == "fleet") {
+            return y.Keys(v, p,
+                          [&](const std::string& k2, const YAML::Node& v2,
+                              const std::string& p2) -> core::Status {
+                            if (k2 == "require_attestation") {
+                              std::string t;
+                              if (core::Status st = y.Scalar(v2, p2, &t); !st.ok()) return st;
+                              if (t != "true" && t != "false") {
+                                return y.At(v2, p2, "expected true or false");
+                              }
+                              c.server.fleet.require_attestation = t == "true";
+                              return {};
+                            }
+                            if (k2 == "attestation_allowlist") {
+                              return y.File(v2, p2, &c.fleet_allowlist);
+                            }
+                            if (k2 != "trusted_keys") return Unknown();
+                            if (!v2.IsSequence()) {
+                              return y.At(v2, p2, "expected a list of public key files");
+                            }
+                            for (size_t i = 0; i < v2.size(); ++i) {
+                              std::string f;
+                              VIGIL_RETURN_IF_ERROR(
+                                  y.File(v2[i], p2 + "[" + std::to_string(i) + "]", &f));
+                              c.fleet_trusted_keys.push_back(std::move(f));
+                            }
+                            return {};
+                          });
+          }
           if (k == "escalations") {
             return y.Keys(v, p,
                           [&](const std::string& k2, const YAML::Node& v2,

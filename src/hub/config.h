@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/status.h"
 #include "hub/server.h"
@@ -43,6 +44,12 @@ struct HubConfig {
   std::string audience = "vigil-hub";
   uint32_t incident_window_s = 300;
   HubNatsConfig nats;
+  // fleet.trusted_keys: minisign public keys an uploaded policy or model must be signed by
+  // (loaded into server.fleet by `vigil hub`); none: uploads are refused.
+  std::vector<std::string> fleet_trusted_keys;
+  // fleet.attestation_allowlist: digests a registering agent's measurements must be in (loaded
+  // by `vigil hub`); "": any. fleet.require_attestation goes to server.fleet directly.
+  std::string fleet_allowlist;
 
   // Fills the empty paths from state_dir.
   void ResolvePaths();

@@ -7,30 +7,18 @@
 
 #include "api/frontend.h"
 #include "hub/web.h"
+#include "hub/fleet.h"
+#include "hub/internal/http_reply.h"
 
 namespace vigil::hub {
 namespace {
 
 using nlohmann::json;
 
-constexpr const char* kJsonType = "application/json";
-
-std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-void Reply(httplib::Response& res, int status, const json& body) {
-  res.status = status;
-  res.set_content(Dump(body), kJsonType);
-}
-
-void ReplyError(httplib::Response& res, int status, std::string_view code,
-                std::string_view message) {
-  Reply(res, status,
-        {{"schema_version", kHubSchemaVersion}, {"error", {{"code", code}, {"message", message}}}});
-}
-
-void ReplyStatus(httplib::Response& res, const core::Status& s) {
-  ReplyError(res, api::HttpStatusOf(s.code()), core::StatusCodeName(s.code()), s.message());
-}
+using internal::kJsonType;
+using internal::Reply;
+using internal::ReplyError;
+using internal::ReplyStatus;
 
 // The decimal id captured by a route's (\d+); 0 when it does not fit.
 int64_t PathId(const httplib::Request& q) {
@@ -71,7 +59,8 @@ Server::Server(ServerOptions options, Store& store, const HubAuth& auth, audit::
       auth_(auth),
       audit_(audit),
       clock_(clock),
-      registry_(registry) {}
+      registry_(registry),
+      fleet_(options_.fleet, store, audit, clock) {}
 
 Server::~Server() { Stop(); }
 
@@ -436,21 +425,7 @@ void Server::Routes(httplib::Server& s) {
     Reply(r, 200, {{"schema_version", kHubSchemaVersion}, {"escalation", EscalationJson(*row)}});
   });
 
-  s.Get("/v1/agents", [=, this](const httplib::Request& q, httplib::Response& r) {
-    Caller c;
-    if (!authorize(q, r, Role::kAdmin, &c)) return;
-    auto rows = store_.Agents();
-    if (!rows.has_value()) return ReplyStatus(r, rows.error());
-    json list = json::array();
-    for (const AgentRow& a : *rows) {
-      list.push_back({{"host", a.host},
-                      {"first_seen_ms", a.first_seen_ms},
-                      {"last_seen_ms", a.last_seen_ms},
-                      {"messages", a.messages},
-                      {"findings", a.findings}});
-    }
-    Reply(r, 200, {{"schema_version", kHubSchemaVersion}, {"agents", std::move(list)}});
-  });
+  fleet_.Routes(s, authorize);
 
   s.Post("/v1/tokens", [=, this](const httplib::Request& q, httplib::Response& r) {
     Caller c;

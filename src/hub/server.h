@@ -10,7 +10,8 @@
 //   POST /v1/escalations                                             agent (its own host)
 //   GET  /v1/escalations, /v1/escalations/ID                         viewer (agent: its own)
 //   POST /v1/escalations/ID/decision                                 analyst
-//   GET  /v1/agents; POST /v1/tokens                                 admin
+//   POST /v1/tokens                                                  admin
+//   the fleet's routes (agents, artifacts, rollouts): hub/fleet.h
 //   POST /v1/login, GET /v1/precision, the web UI at / and /ui/       web.h
 //
 // Errors are {"schema_version":"vigil.hub/v1","error":{"code","message"}} with 400 (bad
@@ -30,6 +31,7 @@
 #include "core/http_server.h"
 #include "core/metrics.h"
 #include "hub/auth.h"
+#include "hub/fleet.h"
 #include "hub/store.h"
 
 namespace httplib {
@@ -52,6 +54,7 @@ struct ServerOptions {
   uint32_t max_token_ttl_s = 86400;          // POST /v1/tokens
   std::string users_file;                    // POST /v1/login (web.h); "": logins refused
   uint32_t login_ttl_s = 900;                // the lifetime of a login's token
+  FleetOptions fleet;                        // register, heartbeat, artifacts, rollouts
 };
 
 class Server {
@@ -90,6 +93,7 @@ class Server {
   audit::AuditLog& audit_;
   const core::Clock& clock_;
   core::Registry& registry_;
+  Fleet fleet_;
   core::HttpListener listener_;
 };
 

@@ -88,6 +88,49 @@ struct AgentRow {
   int64_t first_seen_ms = 0, last_seen_ms = 0, messages = 0, findings = 0;
 };
 
+// Schema version 2: the fleet (docs/hub.md, "Fleet: agents, artifacts, rollouts").
+// What an agent said when it registered and in its latest heartbeat.
+struct AgentStatusRow {
+  std::string host;
+  std::string group;   // from the agent's config
+  std::string mode;    // "monitor" or "enforce": the mode the agent is in
+  std::string vigil_version;
+  std::string attestation = "absent";  // "absent", "verified" or "failed"
+  std::string attestation_reason;      // why it failed ("" otherwise)
+  int64_t registered_ms = 0, heartbeat_ms = 0;
+  // The agent's latest report as JSON: {"policy":{"version","digest"},"model":{...},
+  // "health":{...},"refusal":{...}|null,"enforce_wanted":bool} (fleet.cc writes and reads it).
+  std::string status_json = "{}";
+};
+
+// A signed policy or model uploaded by an admin, stored under the SHA-256 of its bytes.
+struct ArtifactRow {
+  std::string digest;  // 64 lowercase hex digits
+  std::string kind;    // "policy" or "model"
+  std::string name;    // the uploaded file's name (for people)
+  int64_t size = 0;
+  std::string content;    // the bytes (empty when listed without them)
+  std::string signature;  // the .minisig file's text
+  std::string key_id;     // the signer's key id
+  std::string uploaded_by;
+  int64_t uploaded_ms = 0;
+};
+
+// A rollout of an artifact: first to one group ("canary"), then, once promoted, to every agent.
+struct RolloutRow {
+  int64_t id = 0;
+  std::string digest, kind;
+  std::string group;  // the canary group
+  std::string state;  // "canary" or "promoted"
+  std::string created_by;
+  int64_t created_ms = 0;
+  std::string promoted_by;
+  int64_t promoted_ms = 0;
+};
+
+// The schema version this hub writes; older databases are migrated in place at Open.
+inline constexpr int kHubSchemaVersionNumber = 2;
+
 // Adjudicated incidents per rule or model that fired in them.
 struct AdjudicationCount {
   std::string kind;  // "rule" or "model"
@@ -137,7 +180,32 @@ class Store {
   virtual core::Result<std::vector<EscalationRow>> ExpireEscalations(int64_t now_ms) = 0;
 
   virtual core::Result<std::vector<AgentRow>> Agents() = 0;
-  // Rows of one of the tables agents, messages, incidents, alerts, escalations.
+
+  // Fleet (schema version 2). Registering stores (or replaces) the agent's row with
+  // registered_ms = heartbeat_ms = now_ms.
+  virtual core::Status RegisterAgent(const AgentStatusRow& r, int64_t now_ms) = 0;
+  // Updates a registered agent's mode, status and heartbeat time and returns its row;
+  // kNotFound when the host never registered.
+  virtual core::Result<AgentStatusRow> Heartbeat(const std::string& host, const std::string& mode,
+                                                 const std::string& status_json,
+                                                 int64_t now_ms) = 0;
+  virtual core::Result<std::vector<AgentStatusRow>> AgentStatuses() = 0;
+  // Stores an artifact; false (nothing changed) when its digest is already stored.
+  virtual core::Result<bool> PutArtifact(const ArtifactRow& a) = 0;
+  // kNotFound for an unknown digest; `content`: with the bytes.
+  virtual core::Result<ArtifactRow> Artifact(const std::string& digest, bool content) = 0;
+  virtual core::Result<std::vector<ArtifactRow>> Artifacts() = 0;  // without bytes, newest first
+  // A new rollout of a stored artifact to `group` (state canary); kNotFound for an unknown digest.
+  virtual core::Result<RolloutRow> StartRollout(const std::string& digest, const std::string& group,
+                                                const std::string& who, int64_t now_ms) = 0;
+  // canary -> promoted; kNotFound for an unknown id, kFailedPrecondition when already promoted.
+  // Of two concurrent promotions exactly one succeeds.
+  virtual core::Result<RolloutRow> PromoteRollout(int64_t id, const std::string& who,
+                                                  int64_t now_ms) = 0;
+  virtual core::Result<std::vector<RolloutRow>> Rollouts() = 0;  // newest first
+
+  // Rows of one of the tables agents, messages, incidents, alerts, escalations, agent_status,
+  // artifacts, rollouts.
   virtual core::Result<int64_t> Count(const char* table) = 0;
 
  protected:

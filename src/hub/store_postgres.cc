@@ -7,6 +7,7 @@
 #include <pqxx/pqxx>
 #include <type_traits>
 
+#include "govern/attest.h"
 #include "hub/internal/store_rows.h"
 #include "hub/store_location.h"
 
@@ -53,6 +54,23 @@ CREATE TABLE IF NOT EXISTS escalations (
 CREATE INDEX IF NOT EXISTS escalations_pending ON escalations (deadline_ms)
   WHERE state = 'pending';
 CREATE TABLE IF NOT EXISTS hub_schema (version INTEGER NOT NULL);
+)sql";
+
+// Version 2 (the fleet: docs/hub.md), applied to a version-1 database in place.
+constexpr const char* kPgSchemaV2 = R"sql(
+CREATE TABLE IF NOT EXISTS agent_status (
+  host TEXT PRIMARY KEY, group_name TEXT NOT NULL, mode TEXT NOT NULL,
+  vigil_version TEXT NOT NULL, attestation TEXT NOT NULL, attestation_reason TEXT NOT NULL,
+  registered_ms BIGINT NOT NULL, heartbeat_ms BIGINT NOT NULL, status TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS artifacts (
+  digest TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL, size BIGINT NOT NULL,
+  signature TEXT NOT NULL, key_id TEXT NOT NULL, uploaded_by TEXT NOT NULL,
+  uploaded_ms BIGINT NOT NULL, content BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS rollouts (
+  id BIGSERIAL PRIMARY KEY, digest TEXT NOT NULL REFERENCES artifacts(digest),
+  kind TEXT NOT NULL, group_name TEXT NOT NULL, state TEXT NOT NULL, created_by TEXT NOT NULL,
+  created_ms BIGINT NOT NULL, promoted_by TEXT NOT NULL DEFAULT '',
+  promoted_ms BIGINT NOT NULL DEFAULT 0);
 )sql";
 
 // PostgreSQL's text type cannot hold NUL: such characters (a JSON "\u0000") are stored as
@@ -179,6 +197,18 @@ class PostgresStore final : public Store {
                                      const std::string& note, int64_t now_ms) override;
   core::Result<std::vector<EscalationRow>> ExpireEscalations(int64_t now_ms) override;
   core::Result<std::vector<AgentRow>> Agents() override;
+  core::Status RegisterAgent(const AgentStatusRow& r, int64_t now_ms) override;
+  core::Result<AgentStatusRow> Heartbeat(const std::string& host, const std::string& mode,
+                                         const std::string& status_json, int64_t now_ms) override;
+  core::Result<std::vector<AgentStatusRow>> AgentStatuses() override;
+  core::Result<bool> PutArtifact(const ArtifactRow& a) override;
+  core::Result<ArtifactRow> Artifact(const std::string& digest, bool content) override;
+  core::Result<std::vector<ArtifactRow>> Artifacts() override;
+  core::Result<RolloutRow> StartRollout(const std::string& digest, const std::string& group,
+                                        const std::string& who, int64_t now_ms) override;
+  core::Result<RolloutRow> PromoteRollout(int64_t id, const std::string& who,
+                                          int64_t now_ms) override;
+  core::Result<std::vector<RolloutRow>> Rollouts() override;
   core::Result<int64_t> Count(const char* table) override;
 
  private:
@@ -257,8 +287,11 @@ core::Status PostgresStore::CreateSchema() {
             ": upgrade the hub");
       }
       if (version == kPostgresSchemaVersion) return version;
+      if (version < 1) w.exec(kPgSchema);
+    } else {
+      w.exec(kPgSchema);
     }
-    w.exec(kPgSchema);
+    w.exec(kPgSchemaV2);
     w.exec("DELETE FROM hub_schema");
     w.exec_params("INSERT INTO hub_schema (version) VALUES ($1)", kPostgresSchemaVersion);
     return kPostgresSchemaVersion;
@@ -652,6 +685,136 @@ core::Result<std::vector<AgentRow>> PostgresStore::Agents() {
                                   "FROM agents ORDER BY host")) {
       const PgRow q(row);
       out.push_back({q.T(0), q.I(1), q.I(2), q.I(3), q.I(4)});
+    }
+    return out;
+  });
+}
+
+core::Status PostgresStore::RegisterAgent(const AgentStatusRow& r, int64_t now_ms) {
+  auto done = Run("registering an agent", [&](pqxx::work& w) -> core::Result<bool> {
+    w.exec_params(
+        "INSERT INTO agent_status (host, group_name, mode, vigil_version, attestation, "
+        "attestation_reason, registered_ms, heartbeat_ms, status) VALUES "
+        "($1, $2, $3, $4, $5, $6, $7::bigint, $7::bigint, $8) ON CONFLICT (host) DO UPDATE SET "
+        "group_name = $2, mode = $3, vigil_version = $4, attestation = $5, "
+        "attestation_reason = $6, registered_ms = $7::bigint, heartbeat_ms = $7::bigint, "
+        "status = $8",
+        PgText(r.host), PgText(r.group), PgText(r.mode), PgText(r.vigil_version),
+        PgText(r.attestation), PgText(r.attestation_reason), now_ms, PgText(r.status_json));
+    return true;
+  });
+  if (!done.has_value()) return done.error();
+  return {};
+}
+
+core::Result<AgentStatusRow> PostgresStore::Heartbeat(const std::string& host,
+                                                      const std::string& mode,
+                                                      const std::string& status_json,
+                                                      int64_t now_ms) {
+  return Run("recording a heartbeat", [&](pqxx::work& w) -> core::Result<AgentStatusRow> {
+    const std::string sql = std::string("UPDATE agent_status SET mode = $2, status = $3, "
+                                        "heartbeat_ms = GREATEST(heartbeat_ms, $4::bigint) "
+                                        "WHERE host = $1 RETURNING ") +
+                            internal::kAgentStatusColumns;
+    const pqxx::result r = w.exec_params(sql, PgText(host), PgText(mode), PgText(status_json),
+                                         now_ms);
+    if (r.empty()) {
+      return core::NotFound("agent " + host + ": not registered (POST /v1/agents/register first)");
+    }
+    return internal::AgentStatusFrom(PgRow(r[0]));
+  });
+}
+
+core::Result<std::vector<AgentStatusRow>> PostgresStore::AgentStatuses() {
+  return Run("listing agents", [&](pqxx::work& w) -> core::Result<std::vector<AgentStatusRow>> {
+    std::vector<AgentStatusRow> out;
+    for (const auto& row : w.exec(std::string("SELECT ") + internal::kAgentStatusColumns +
+                                  " FROM agent_status ORDER BY host")) {
+      out.push_back(internal::AgentStatusFrom(PgRow(row)));
+    }
+    return out;
+  });
+}
+
+core::Result<bool> PostgresStore::PutArtifact(const ArtifactRow& a) {
+  return Run("storing an artifact", [&](pqxx::work& w) -> core::Result<bool> {
+    // The bytes travel as hex text and are decoded by the server into the BYTEA column.
+    const pqxx::result r = w.exec_params(
+        "INSERT INTO artifacts (digest, kind, name, size, signature, key_id, uploaded_by, "
+        "uploaded_ms, content) VALUES ($1, $2, $3, $4::bigint, $5, $6, $7, $8::bigint, "
+        "decode($9, 'hex')) ON CONFLICT (digest) DO NOTHING RETURNING 1",
+        a.digest, a.kind, PgText(a.name), a.size, PgText(a.signature), a.key_id,
+        PgText(a.uploaded_by), a.uploaded_ms, govern::HexOf(a.content));
+    return !r.empty();
+  });
+}
+
+core::Result<ArtifactRow> PostgresStore::Artifact(const std::string& digest, bool content) {
+  return Run("reading an artifact", [&](pqxx::work& w) -> core::Result<ArtifactRow> {
+    const std::string sql = std::string("SELECT ") + internal::kArtifactColumns +
+                            (content ? ", encode(content, 'hex')" : "") +
+                            " FROM artifacts WHERE digest = $1";
+    const pqxx::result r = w.exec_params(sql, digest);
+    if (r.empty()) return core::NotFound("artifact sha256:" + digest + ": no such artifact");
+    const PgRow q(r[0]);
+    ArtifactRow a = internal::ArtifactFrom(q);
+    if (content) {
+      auto bytes = govern::BytesOfHex(q.T(8));
+      if (!bytes) return core::DataLoss("artifact sha256:" + digest + ": stored bytes unreadable");
+      a.content = std::move(*bytes);
+    }
+    return a;
+  });
+}
+
+core::Result<std::vector<ArtifactRow>> PostgresStore::Artifacts() {
+  return Run("listing artifacts", [&](pqxx::work& w) -> core::Result<std::vector<ArtifactRow>> {
+    std::vector<ArtifactRow> out;
+    for (const auto& row : w.exec(std::string("SELECT ") + internal::kArtifactColumns +
+                                  " FROM artifacts ORDER BY uploaded_ms DESC, digest")) {
+      out.push_back(internal::ArtifactFrom(PgRow(row)));
+    }
+    return out;
+  });
+}
+
+core::Result<RolloutRow> PostgresStore::StartRollout(const std::string& digest,
+                                                     const std::string& group,
+                                                     const std::string& who, int64_t now_ms) {
+  return Run("starting a rollout", [&](pqxx::work& w) -> core::Result<RolloutRow> {
+    const std::string sql =
+        std::string("INSERT INTO rollouts (digest, kind, group_name, state, created_by, "
+                    "created_ms) SELECT digest, kind, $2, 'canary', $3, $4::bigint FROM artifacts "
+                    "WHERE digest = $1 RETURNING ") +
+        internal::kRolloutColumns;
+    const pqxx::result r = w.exec_params(sql, digest, PgText(group), PgText(who), now_ms);
+    if (r.empty()) return core::NotFound("artifact sha256:" + digest + ": no such artifact");
+    return internal::RolloutFrom(PgRow(r[0]));
+  });
+}
+
+core::Result<RolloutRow> PostgresStore::PromoteRollout(int64_t id, const std::string& who,
+                                                       int64_t now_ms) {
+  return Run("promoting a rollout", [&](pqxx::work& w) -> core::Result<RolloutRow> {
+    const std::string sql =
+        std::string("UPDATE rollouts SET state = 'promoted', promoted_by = $2, "
+                    "promoted_ms = $3::bigint WHERE id = $1::bigint AND state = 'canary' "
+                    "RETURNING ") +
+        internal::kRolloutColumns;
+    const pqxx::result r = w.exec_params(sql, id, PgText(who), now_ms);
+    if (!r.empty()) return internal::RolloutFrom(PgRow(r[0]));
+    const pqxx::result seen = w.exec_params("SELECT 1 FROM rollouts WHERE id = $1::bigint", id);
+    if (seen.empty()) return core::NotFound("rollout " + std::to_string(id) + ": no such rollout");
+    return core::FailedPrecondition("rollout " + std::to_string(id) + ": already promoted");
+  });
+}
+
+core::Result<std::vector<RolloutRow>> PostgresStore::Rollouts() {
+  return Run("listing rollouts", [&](pqxx::work& w) -> core::Result<std::vector<RolloutRow>> {
+    std::vector<RolloutRow> out;
+    for (const auto& row : w.exec(std::string("SELECT ") + internal::kRolloutColumns +
+                                  " FROM rollouts ORDER BY id DESC")) {
+      out.push_back(internal::RolloutFrom(PgRow(row)));
     }
     return out;
   });

@@ -36,7 +36,7 @@ namespace vigil::hub {
 core::Result<std::unique_ptr<Store>> OpenPostgresStore(const std::string& uri,
                                                        const StoreOptions& options);
 
-// The schema version this hub creates and reads.
-inline constexpr int kPostgresSchemaVersion = 1;
+// The schema version this hub creates and reads (a version-1 database is upgraded in place).
+inline constexpr int kPostgresSchemaVersion = kHubSchemaVersionNumber;
 
 }  // namespace vigil::hub

@@ -43,6 +43,32 @@ CREATE TABLE IF NOT EXISTS escalations (
   UNIQUE (host, escalation_id));
 )sql";
 
+// Version 2 (the fleet: docs/hub.md), applied to a version-1 database in place. Version 1 had no
+// hub_schema table: a database with an agents table and no hub_schema is version 1.
+constexpr const char* kSqliteSchemaV2 = R"sql(
+CREATE TABLE IF NOT EXISTS hub_schema (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS agent_status (
+  host TEXT PRIMARY KEY, group_name TEXT NOT NULL, mode TEXT NOT NULL,
+  vigil_version TEXT NOT NULL, attestation TEXT NOT NULL, attestation_reason TEXT NOT NULL,
+  registered_ms INTEGER NOT NULL, heartbeat_ms INTEGER NOT NULL, status TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS artifacts (
+  digest TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,
+  signature TEXT NOT NULL, key_id TEXT NOT NULL, uploaded_by TEXT NOT NULL,
+  uploaded_ms INTEGER NOT NULL, content BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS rollouts (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, digest TEXT NOT NULL REFERENCES artifacts(digest),
+  kind TEXT NOT NULL, group_name TEXT NOT NULL, state TEXT NOT NULL, created_by TEXT NOT NULL,
+  created_ms INTEGER NOT NULL, promoted_by TEXT NOT NULL DEFAULT '',
+  promoted_ms INTEGER NOT NULL DEFAULT 0);
+DELETE FROM hub_schema;
+INSERT INTO hub_schema (version) VALUES (2);
+)sql";
+
+// Bytes bound as a BLOB.
+struct Blob {
+  const std::string& bytes;
+};
+
 // One prepared statement: positional binds from the arguments, rows by Next().
 class Sql {
  public:
@@ -80,6 +106,10 @@ class Sql {
     return sqlite3_column_double(s_, c);
   }
   bool Null(int c) const { return sqlite3_column_type(s_, c) == SQLITE_NULL; }
+  std::string B(int c) const {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(s_, c));
+    return p == nullptr ? std::string() : std::string(p, sqlite3_column_bytes(s_, c));
+  }
 
  private:
   void Put(int i, int64_t v) { Check(sqlite3_bind_int64(s_, i, v)); }
@@ -88,6 +118,10 @@ class Sql {
   }
   void Put(int i, const std::optional<double>& v) {
     Check(v ? sqlite3_bind_double(s_, i, *v) : sqlite3_bind_null(s_, i));
+  }
+  void Put(int i, const Blob& v) {
+    Check(sqlite3_bind_blob(s_, i, v.bytes.data(), static_cast<int>(v.bytes.size()),
+                            SQLITE_TRANSIENT));
   }
   void Check(int rc) { ok_ = ok_ && rc == SQLITE_OK; }
 
@@ -133,8 +167,40 @@ core::Result<std::unique_ptr<Store>> SqliteStore::Open(const std::string& path,
   sqlite3_busy_timeout(db, 5000);
   VIGIL_RETURN_IF_ERROR(s->Exec("PRAGMA journal_mode=WAL"));
   VIGIL_RETURN_IF_ERROR(s->Exec("PRAGMA synchronous=NORMAL"));
-  VIGIL_RETURN_IF_ERROR(s->Exec(kSqliteSchema));
+  VIGIL_RETURN_IF_ERROR(s->Migrate());
   return std::unique_ptr<Store>(std::move(s));
+}
+
+core::Result<int> SqliteStore::SchemaVersion() {
+  Sql has(db_, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?1");
+  has.Bind(std::string("hub_schema"));
+  if (has.Next()) {
+    Sql v(db_, "SELECT MAX(version) FROM hub_schema");
+    if (!v.Next()) return Fail("reading the schema version");
+    return static_cast<int>(v.I(0));
+  }
+  if (!has.ok()) return Fail("reading the schema version");
+  Sql v1(db_, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?1");
+  v1.Bind(std::string("agents"));
+  if (v1.Next()) return 1;
+  if (!v1.ok()) return Fail("reading the schema version");
+  return 0;
+}
+
+core::Status SqliteStore::Migrate() {
+  WriteTxn txn(db_);
+  if (!txn.open()) return Fail("begin");
+  VIGIL_ASSIGN_OR_RETURN(const int version, SchemaVersion());
+  if (version > kHubSchemaVersionNumber) {
+    return core::FailedPrecondition("hub store \"" + path_ + "\": the database has hub schema version " +
+                                    std::to_string(version) + ", newer than this hub's " +
+                                    std::to_string(kHubSchemaVersionNumber) + ": upgrade the hub");
+  }
+  if (version == kHubSchemaVersionNumber) return {};
+  if (version < 1) VIGIL_RETURN_IF_ERROR(Exec(kSqliteSchema));
+  VIGIL_RETURN_IF_ERROR(Exec(kSqliteSchemaV2));
+  if (!txn.Commit()) return Fail("commit");
+  return {};
 }
 
 SqliteStore::~SqliteStore() { sqlite3_close(db_); }
@@ -428,6 +494,156 @@ core::Result<std::vector<AgentRow>> SqliteStore::Agents() {
   std::vector<AgentRow> out;
   while (q.Next()) out.push_back({q.T(0), q.I(1), q.I(2), q.I(3), q.I(4)});
   if (!q.ok()) return Fail("listing agents");
+  return out;
+}
+
+core::Status SqliteStore::RegisterAgent(const AgentStatusRow& r, int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  Sql q(db_,
+        "INSERT INTO agent_status (host, group_name, mode, vigil_version, attestation, "
+        "attestation_reason, registered_ms, heartbeat_ms, status) VALUES "
+        "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8) ON CONFLICT (host) DO UPDATE SET "
+        "group_name = ?2, mode = ?3, vigil_version = ?4, attestation = ?5, "
+        "attestation_reason = ?6, registered_ms = ?7, heartbeat_ms = ?7, status = ?8");
+  q.Bind(r.host, r.group, r.mode, r.vigil_version, r.attestation, r.attestation_reason, now_ms,
+         r.status_json);
+  q.Next();
+  if (!q.ok()) return Fail("registering an agent");
+  return {};
+}
+
+core::Result<AgentStatusRow> SqliteStore::Heartbeat(const std::string& host,
+                                                    const std::string& mode,
+                                                    const std::string& status_json,
+                                                    int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  const std::string sql = std::string("UPDATE agent_status SET mode = ?2, status = ?3, "
+                                      "heartbeat_ms = MAX(heartbeat_ms, ?4) WHERE host = ?1 "
+                                      "RETURNING ") +
+                          internal::kAgentStatusColumns;
+  Sql q(db_, sql.c_str());
+  q.Bind(host, mode, status_json, now_ms);
+  if (q.Next()) {
+    AgentStatusRow r = internal::AgentStatusFrom(q);
+    while (q.Next()) {
+    }
+    if (!q.ok()) return Fail("recording a heartbeat");
+    return r;
+  }
+  if (!q.ok()) return Fail("recording a heartbeat");
+  return core::NotFound("agent " + host + ": not registered (POST /v1/agents/register first)");
+}
+
+core::Result<std::vector<AgentStatusRow>> SqliteStore::AgentStatuses() {
+  std::lock_guard lock(mu_);
+  const std::string sql =
+      std::string("SELECT ") + internal::kAgentStatusColumns + " FROM agent_status ORDER BY host";
+  Sql q(db_, sql.c_str());
+  std::vector<AgentStatusRow> out;
+  while (q.Next()) out.push_back(internal::AgentStatusFrom(q));
+  if (!q.ok()) return Fail("listing agents");
+  return out;
+}
+
+core::Result<bool> SqliteStore::PutArtifact(const ArtifactRow& a) {
+  std::lock_guard lock(mu_);
+  Sql q(db_,
+        "INSERT OR IGNORE INTO artifacts (digest, kind, name, size, signature, key_id, "
+        "uploaded_by, uploaded_ms, content) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+  q.Bind(a.digest, a.kind, a.name, a.size, a.signature, a.key_id, a.uploaded_by, a.uploaded_ms,
+         Blob{a.content});
+  q.Next();
+  if (!q.ok()) return Fail("storing an artifact");
+  return sqlite3_changes(db_) != 0;
+}
+
+core::Result<ArtifactRow> SqliteStore::Artifact(const std::string& digest, bool content) {
+  std::lock_guard lock(mu_);
+  const std::string sql = std::string("SELECT ") + internal::kArtifactColumns +
+                          (content ? ", content" : "") + " FROM artifacts WHERE digest = ?1";
+  Sql q(db_, sql.c_str());
+  q.Bind(digest);
+  if (q.Next()) {
+    ArtifactRow r = internal::ArtifactFrom(q);
+    if (content) r.content = q.B(8);
+    return r;
+  }
+  if (!q.ok()) return Fail("reading an artifact");
+  return core::NotFound("artifact sha256:" + digest + ": no such artifact");
+}
+
+core::Result<std::vector<ArtifactRow>> SqliteStore::Artifacts() {
+  std::lock_guard lock(mu_);
+  const std::string sql = std::string("SELECT ") + internal::kArtifactColumns +
+                          " FROM artifacts ORDER BY uploaded_ms DESC, digest";
+  Sql q(db_, sql.c_str());
+  std::vector<ArtifactRow> out;
+  while (q.Next()) out.push_back(internal::ArtifactFrom(q));
+  if (!q.ok()) return Fail("listing artifacts");
+  return out;
+}
+
+core::Result<RolloutRow> SqliteStore::RolloutLocked(int64_t id) {
+  const std::string sql =
+      std::string("SELECT ") + internal::kRolloutColumns + " FROM rollouts WHERE id = ?1";
+  Sql q(db_, sql.c_str());
+  q.Bind(id);
+  if (q.Next()) return internal::RolloutFrom(q);
+  if (!q.ok()) return Fail("reading a rollout");
+  return core::NotFound("rollout " + std::to_string(id) + ": no such rollout");
+}
+
+core::Result<RolloutRow> SqliteStore::StartRollout(const std::string& digest,
+                                                   const std::string& group,
+                                                   const std::string& who, int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  WriteTxn txn(db_);
+  if (!txn.open()) return Fail("begin");
+  Sql kind(db_, "SELECT kind FROM artifacts WHERE digest = ?1");
+  kind.Bind(digest);
+  if (!kind.Next()) {
+    if (!kind.ok()) return Fail("reading an artifact");
+    return core::NotFound("artifact sha256:" + digest + ": no such artifact");
+  }
+  Sql ins(db_,
+          "INSERT INTO rollouts (digest, kind, group_name, state, created_by, created_ms) "
+          "VALUES (?1, ?2, ?3, 'canary', ?4, ?5)");
+  ins.Bind(digest, kind.T(0), group, who, now_ms);
+  ins.Next();
+  if (!ins.ok()) return Fail("starting a rollout");
+  VIGIL_ASSIGN_OR_RETURN(RolloutRow r, RolloutLocked(sqlite3_last_insert_rowid(db_)));
+  if (!txn.Commit()) return Fail("commit");
+  return r;
+}
+
+core::Result<RolloutRow> SqliteStore::PromoteRollout(int64_t id, const std::string& who,
+                                                     int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  WriteTxn txn(db_);
+  if (!txn.open()) return Fail("begin");
+  VIGIL_ASSIGN_OR_RETURN(RolloutRow r, RolloutLocked(id));
+  if (r.state != "canary") {
+    return core::FailedPrecondition("rollout " + std::to_string(id) + ": already promoted");
+  }
+  Sql up(db_,
+         "UPDATE rollouts SET state = 'promoted', promoted_by = ?2, promoted_ms = ?3 "
+         "WHERE id = ?1 AND state = 'canary'");
+  up.Bind(id, who, now_ms);
+  up.Next();
+  if (!up.ok()) return Fail("promoting a rollout");
+  VIGIL_ASSIGN_OR_RETURN(r, RolloutLocked(id));
+  if (!txn.Commit()) return Fail("commit");
+  return r;
+}
+
+core::Result<std::vector<RolloutRow>> SqliteStore::Rollouts() {
+  std::lock_guard lock(mu_);
+  const std::string sql =
+      std::string("SELECT ") + internal::kRolloutColumns + " FROM rollouts ORDER BY id DESC";
+  Sql q(db_, sql.c_str());
+  std::vector<RolloutRow> out;
+  while (q.Next()) out.push_back(internal::RolloutFrom(q));
+  if (!q.ok()) return Fail("listing rollouts");
   return out;
 }
 

@@ -39,6 +39,18 @@ class SqliteStore final : public Store {
                                      const std::string& note, int64_t now_ms) override;
   core::Result<std::vector<EscalationRow>> ExpireEscalations(int64_t now_ms) override;
   core::Result<std::vector<AgentRow>> Agents() override;
+  core::Status RegisterAgent(const AgentStatusRow& r, int64_t now_ms) override;
+  core::Result<AgentStatusRow> Heartbeat(const std::string& host, const std::string& mode,
+                                         const std::string& status_json, int64_t now_ms) override;
+  core::Result<std::vector<AgentStatusRow>> AgentStatuses() override;
+  core::Result<bool> PutArtifact(const ArtifactRow& a) override;
+  core::Result<ArtifactRow> Artifact(const std::string& digest, bool content) override;
+  core::Result<std::vector<ArtifactRow>> Artifacts() override;
+  core::Result<RolloutRow> StartRollout(const std::string& digest, const std::string& group,
+                                        const std::string& who, int64_t now_ms) override;
+  core::Result<RolloutRow> PromoteRollout(int64_t id, const std::string& who,
+                                          int64_t now_ms) override;
+  core::Result<std::vector<RolloutRow>> Rollouts() override;
   core::Result<int64_t> Count(const char* table) override;
 
  private:
@@ -49,6 +61,11 @@ class SqliteStore final : public Store {
   core::Result<int64_t> JoinIncident(const std::string& host, const Finding& f, bool* created);
   core::Result<IncidentRow> IncidentLocked(int64_t id);
   core::Result<EscalationRow> EscalationLocked(int64_t id);
+  core::Result<RolloutRow> RolloutLocked(int64_t id);
+  // 0 (empty), 1 (no hub_schema table yet) or hub_schema's version.
+  core::Result<int> SchemaVersion();
+  // Creates the schema or upgrades an older one in place, in one transaction.
+  core::Status Migrate();
 
   const std::string path_;
   sqlite3* db_;

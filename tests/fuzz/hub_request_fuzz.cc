@@ -1,6 +1,6 @@
 // libFuzzer target for the hub's parsers of outside input (src/hub/requests.h and config.h):
 // the first byte picks the parser (ingest batch, one finding line, escalation, decision,
-// adjudication, config file); any bytes must give a value or an error that says what was wrong,
+// adjudication, config file; from 0xf0 the fleet's register, heartbeat and rollout bodies); any bytes must give a value or an error that says what was wrong,
 // and an accepted ingest message must hold only valid ids and findings within the limits; an
 // accepted config's PostgreSQL `store:` URI passes the store's own check, and its redacted form
 // (what the hub prints) does not show the password of its user info.
@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "hub/config.h"
+#include "hub/fleet_requests.h"
 #include "hub/requests.h"
 #include "hub/store_location.h"
 
@@ -37,6 +38,39 @@ void CheckFinding(const vigil::hub::Finding& f) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
+  if (data[0] >= 0xf0) {
+    // The fleet's bodies (hub/fleet_requests.h): register, heartbeat, rollout.
+    switch (data[0] % 3) {
+      case 0: {
+        auto r = vigil::hub::ParseRegisterRequest(input);
+        Check(r);
+        if (r.has_value() && (!vigil::hub::ValidHostId(r->host) ||
+                              !vigil::hub::ValidGroupName(r->group) ||
+                              (r->mode != "monitor" && r->mode != "enforce"))) {
+          __builtin_trap();
+        }
+        break;
+      }
+      case 1: {
+        auto r = vigil::hub::ParseHeartbeatRequest(input);
+        Check(r);
+        if (r.has_value() && (!(r->events_per_s >= 0) || r->drops < 0 || r->alerts < 0 ||
+                              (r->refusal && r->refusal->digest.size() != 64))) {
+          __builtin_trap();
+        }
+        break;
+      }
+      default: {
+        auto r = vigil::hub::ParseRolloutRequest(input);
+        Check(r);
+        if (r.has_value() && (r->digest.size() != 64 || !vigil::hub::ValidGroupName(r->group))) {
+          __builtin_trap();
+        }
+        break;
+      }
+    }
+    return 0;
+  }
   switch (data[0] % 6) {
     case 0: {
       auto m = vigil::hub::ParseIngestRequest(input);

@@ -38,8 +38,64 @@ inline constexpr const char* kLabelExportSelect =
 // The tables Store::Count accepts.
 inline bool IsStoreTable(std::string_view table) {
   static const std::set<std::string, std::less<>> known{"agents", "messages", "incidents",
-                                                        "alerts", "escalations"};
+                                                        "alerts", "escalations", "agent_status",
+                                                        "artifacts", "rollouts"};
   return known.count(table) != 0;
+}
+
+inline constexpr const char* kAgentStatusColumns =
+    "host, group_name, mode, vigil_version, attestation, attestation_reason, registered_ms, "
+    "heartbeat_ms, status";
+
+inline constexpr const char* kRolloutColumns =
+    "id, digest, kind, group_name, state, created_by, created_ms, promoted_by, promoted_ms";
+
+// The artifact columns but its content (which each backend reads its own way), then the content.
+inline constexpr const char* kArtifactColumns =
+    "digest, kind, name, size, signature, key_id, uploaded_by, uploaded_ms";
+
+template <typename Row>
+AgentStatusRow AgentStatusFrom(const Row& q) {
+  AgentStatusRow r;
+  r.host = q.T(0);
+  r.group = q.T(1);
+  r.mode = q.T(2);
+  r.vigil_version = q.T(3);
+  r.attestation = q.T(4);
+  r.attestation_reason = q.T(5);
+  r.registered_ms = q.I(6);
+  r.heartbeat_ms = q.I(7);
+  r.status_json = q.T(8);
+  return r;
+}
+
+template <typename Row>
+RolloutRow RolloutFrom(const Row& q) {
+  RolloutRow r;
+  r.id = q.I(0);
+  r.digest = q.T(1);
+  r.kind = q.T(2);
+  r.group = q.T(3);
+  r.state = q.T(4);
+  r.created_by = q.T(5);
+  r.created_ms = q.I(6);
+  r.promoted_by = q.T(7);
+  r.promoted_ms = q.I(8);
+  return r;
+}
+
+template <typename Row>
+ArtifactRow ArtifactFrom(const Row& q) {
+  ArtifactRow r;
+  r.digest = q.T(0);
+  r.kind = q.T(1);
+  r.name = q.T(2);
+  r.size = q.I(3);
+  r.signature = q.T(4);
+  r.key_id = q.T(5);
+  r.uploaded_by = q.T(6);
+  r.uploaded_ms = q.I(7);
+  return r;
 }
 
 // A finding's explanation as stored: [{"what","weight"}...].

@@ -245,13 +245,18 @@ async function agents() {
     return;
   }
   const data = await api('GET', '/v1/agents');
+  const opt = (v) => (v === undefined || v === null || v === '' ? '-' : String(v));
   show(el('h1', {}, 'Agents'),
-    el('p', { className: 'notice' }, 'Not available yet: agent health, mode, versions and attestation state. ' +
-      'This hub knows only the hosts that posted findings (agent registration and heartbeats are not built).'),
+    el('p', { className: 'notice' }, 'Registered agents show their group, mode, policy, attestation and last heartbeat; ' +
+      'hosts that only posted findings show "-". Rollouts are listed by vigil hub rollout list, not here.'),
     el('table', { id: 'agents' },
-      el('thead', {}, el('tr', {}, ...['Host', 'First seen', 'Last seen', 'Messages', 'Findings'].map((h) => el('th', {}, h)))),
+      el('thead', {}, el('tr', {}, ...['Host', 'Group', 'Mode', 'Policy', 'Attestation', 'Last heartbeat', 'Last seen', 'Messages', 'Findings'].map((h) => el('th', {}, h)))),
       el('tbody', {}, ...data.agents.map((a) => el('tr', {},
-        el('td', {}, a.host), el('td', {}, time(a.first_seen_ms)), el('td', {}, time(a.last_seen_ms)),
+        el('td', {}, a.host), el('td', {}, opt(a.group)), el('td', {}, opt(a.mode)),
+        el('td', {}, a.policy ? opt(a.policy.version) : '-'),
+        el('td', {}, a.attestation ? opt(a.attestation.state) : '-'),
+        el('td', {}, a.last_heartbeat_ms ? time(a.last_heartbeat_ms) : '-'),
+        el('td', {}, a.last_seen_ms ? time(a.last_seen_ms) : '-'),
         el('td', { className: 'num' }, a.messages), el('td', { className: 'num' }, a.findings))))));
 }
 
@@ -281,9 +286,9 @@ async function models() {
 
 function policies() {
   show(el('h1', {}, 'Policies and rollout'),
-    el('p', { className: 'notice', id: 'not-built' }, 'Not available: this hub does not distribute signed policies or models ' +
-      'and has no rollout (canary group, then all) yet. Sign and install policies on each host with ' +
-      '`vigil policy sign` meanwhile.'));
+    el('p', { className: 'notice', id: 'not-built' }, 'Not available in the web UI yet: the hub distributes signed ' +
+      'policies and models to a canary group, then to all, but this page does not show them. Use ' +
+      '`vigil hub push` and `vigil hub rollout start|promote|list` (docs/hub.md, "Fleet").'));
 }
 
 // ---- routing ----

@@ -80,6 +80,7 @@ class HubLinkTest : public ::testing::Test {
     hub::ServerOptions o;
     o.listen = {"127.0.0.1", port_};
     o.threads = 2;
+    o.fleet = fleet_options_;
     server_ = std::make_unique<hub::Server>(o, *store_, auth_, *log_, clock_, hub_registry_);
     core::Status st = server_->Start();
     ASSERT_TRUE(st.ok()) << st.ToString();
@@ -114,6 +115,7 @@ class HubLinkTest : public ::testing::Test {
   std::unique_ptr<audit::AuditLog> log_;
   std::unique_ptr<hub::Server> server_;
   uint16_t port_ = 0;
+  hub::FleetOptions fleet_options_;  // the hub's fleet settings (set before StartHub)
 };
 
 }  // namespace vigil::agent::testing

@@ -10,9 +10,12 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "hub/fleet.h"
+#include "hub/fleet_requests.h"
 #include "hub/requests.h"
 #include "hub_fixtures.h"
 #include "postgres_fixture.h"
+#include "sqlite_exec.h"
 #include "model/triage_labels.h"
 
 namespace vigil::hub {
@@ -311,6 +314,198 @@ TEST_P(HubStoreTest, EscalationsAreDecidedOnceOrTimeOutToTheirDefault) {
   EXPECT_EQ(store_->Escalations(false, "")->size(), 2u);
   EXPECT_EQ(store_->Decide(99, Verdict::kDeny, "ana", "", 1).error().code(),
             core::StatusCode::kNotFound);
+}
+
+// ---- Fleet (schema version 2) ----
+
+TEST(HubFleetRequestsTest, RegisterAndHeartbeatBodiesAreChecked) {
+  auto reg = ParseRegisterRequest(
+      R"({"host":"web-1","mode":"monitor","group":"canary","vigil_version":"0.8.0",)"
+      R"("policy":{"version":"p1","digest":"sha256:)" + std::string(64, 'a') + R"("}})");
+  ASSERT_TRUE(reg.has_value()) << reg.error().ToString();
+  EXPECT_EQ(reg->group, "canary");
+  EXPECT_EQ(reg->policy.digest, std::string(64, 'a'));
+  auto dflt = ParseRegisterRequest(R"({"host":"h","mode":"enforce","vigil_version":"1"})");
+  ASSERT_TRUE(dflt.has_value());
+  EXPECT_EQ(dflt->group, "default");
+  auto beat = ParseHeartbeatRequest(
+      R"({"host":"h","mode":"monitor","health":{"events_per_s":12.5,"drops":3,"alerts":1},)"
+      R"("refusal":{"kind":"policy","digest":")" + std::string(64, 'b') +
+      R"(","reason":"unknown-key","time_ms":5}})");
+  ASSERT_TRUE(beat.has_value()) << beat.error().ToString();
+  EXPECT_EQ(beat->drops, 3);
+  ASSERT_TRUE(beat->refusal.has_value());
+  EXPECT_EQ(beat->refusal->reason, "unknown-key");
+  struct Case {
+    bool heartbeat;
+    std::string body, expect;
+  } cases[] = {
+      {false, "nope", "body: expected a JSON object"},
+      {false, R"({"mode":"monitor","vigil_version":"1"})", "host: missing"},
+      {false, R"({"host":"h","mode":"learn","vigil_version":"1"})", "mode: expected"},
+      {false, R"({"host":"h","mode":"monitor"})", "vigil_version: missing"},
+      {false, R"({"host":"h","mode":"monitor","vigil_version":"1","group":"a b"})", "group:"},
+      {false, R"({"host":"h","mode":"monitor","vigil_version":"1","policy":{"digest":"xyz"}})",
+       "policy.digest: expected 64"},
+      {true, R"({"host":"h","mode":"monitor","health":{"drops":-1}})", "health.drops:"},
+      {true, R"({"host":"h","mode":"monitor","health":{"events_per_s":"x"}})",
+       "health.events_per_s:"},
+      {true, R"({"host":"h","mode":"monitor","refusal":{"kind":"binary"}})", "refusal.kind:"},
+      {true, R"({"host":"h","mode":"monitor","refusal":{"kind":"model","digest":"1"}})",
+       "refusal.digest:"},
+  };
+  for (const Case& c : cases) {
+    auto r = c.heartbeat ? ParseHeartbeatRequest(c.body) : ParseRegisterRequest(c.body);
+    ASSERT_FALSE(r.has_value()) << c.body;
+    EXPECT_EQ(r.error().code(), core::StatusCode::kInvalidArgument);
+    EXPECT_NE(r.error().message().find(c.expect), std::string::npos)
+        << c.body << " -> " << r.error().message();
+  }
+  EXPECT_FALSE(ParseRolloutRequest(R"({"digest":"abc","group":"canary"})").has_value());
+  EXPECT_FALSE(ParseRolloutRequest(R"({"digest":")" + std::string(64, 'c') + R"("})").has_value());
+  EXPECT_TRUE(
+      ParseRolloutRequest(R"({"digest":")" + std::string(64, 'c') + R"(","group":"canary"})")
+          .has_value());
+}
+
+TEST(HubFleetRequestsTest, TheNewestRolloutForTheGroupOrPromotedApplies) {
+  std::vector<RolloutRow> rollouts = {
+      {1, "d1", "policy", "canary", "promoted", "root", 1, "root", 2},
+      {2, "d2", "policy", "canary", "canary", "root", 3, "", 0},
+      {3, "d3", "model", "other", "canary", "root", 4, "", 0},
+  };
+  EXPECT_EQ(RolloutFor(rollouts, "policy", "canary")->digest, "d2");
+  EXPECT_EQ(RolloutFor(rollouts, "policy", "default")->digest, "d1");
+  EXPECT_EQ(RolloutFor(rollouts, "model", "default"), nullptr);
+  EXPECT_EQ(RolloutFor(rollouts, "model", "other")->digest, "d3");
+}
+
+TEST_P(HubStoreTest, AgentsRegisterAndHeartbeat) {
+  EXPECT_EQ(store_->Heartbeat("web-1", "monitor", "{}", 5).error().code(),
+            core::StatusCode::kNotFound);
+  AgentStatusRow a;
+  a.host = "web-1";
+  a.group = "canary";
+  a.mode = "monitor";
+  a.vigil_version = "0.8.0";
+  a.status_json = R"({"policy":{"version":"p1","digest":""}})";
+  ASSERT_TRUE(store_->RegisterAgent(a, 1'000).ok());
+  auto beat = store_->Heartbeat("web-1", "enforce", R"({"health":{"drops":2}})", 2'000);
+  ASSERT_TRUE(beat.has_value()) << beat.error().ToString();
+  EXPECT_EQ(beat->group, "canary");
+  EXPECT_EQ(beat->mode, "enforce");
+  EXPECT_EQ(beat->registered_ms, 1'000);
+  EXPECT_EQ(beat->heartbeat_ms, 2'000);
+  EXPECT_EQ(beat->status_json, R"({"health":{"drops":2}})");
+  a.host = "db-1";
+  a.group = "default";
+  ASSERT_TRUE(store_->RegisterAgent(a, 3'000).ok());
+  auto all = store_->AgentStatuses();
+  ASSERT_TRUE(all.has_value());
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].host, "db-1");
+  EXPECT_EQ((*all)[0].attestation, "absent");
+  EXPECT_EQ((*all)[1].host, "web-1");
+  EXPECT_EQ((*all)[1].mode, "enforce");
+  EXPECT_EQ(Count("agent_status"), 2);
+  // Registering again replaces the row (a restarted agent, maybe in another group).
+  a.host = "web-1";
+  a.group = "default";
+  ASSERT_TRUE(store_->RegisterAgent(a, 4'000).ok());
+  EXPECT_EQ(store_->Heartbeat("web-1", "monitor", "{}", 5'000)->group, "default");
+}
+
+TEST_P(HubStoreTest, ArtifactsAreStoredByDigestAndRolloutsArePromotedOnce) {
+  ArtifactRow a;
+  a.digest = std::string(64, 'a');
+  a.kind = "policy";
+  a.name = "rules.yaml";
+  a.content = std::string("rules:\0\xff binary-safe\n", 21);
+  a.size = static_cast<int64_t>(a.content.size());
+  a.signature = "untrusted comment: x\nRWQ...\n";
+  a.key_id = "0123456789ABCDEF";
+  a.uploaded_by = "root";
+  a.uploaded_ms = 10;
+  auto created = store_->PutArtifact(a);
+  ASSERT_TRUE(created.has_value()) << created.error().ToString();
+  EXPECT_TRUE(*created);
+  EXPECT_FALSE(store_->PutArtifact(a).value_or(true));
+  auto back = store_->Artifact(a.digest, true);
+  ASSERT_TRUE(back.has_value()) << back.error().ToString();
+  EXPECT_EQ(back->content, a.content);
+  EXPECT_EQ(back->signature, a.signature);
+  EXPECT_EQ(back->size, 21);
+  EXPECT_EQ(store_->Artifact(a.digest, false)->content, "");
+  EXPECT_EQ(store_->Artifact(std::string(64, 'f'), true).error().code(),
+            core::StatusCode::kNotFound);
+  EXPECT_EQ(store_->Artifacts()->size(), 1u);
+
+  EXPECT_EQ(store_->StartRollout(std::string(64, 'f'), "canary", "root", 20).error().code(),
+            core::StatusCode::kNotFound);
+  auto r = store_->StartRollout(a.digest, "canary", "root", 20);
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  EXPECT_EQ(r->state, "canary");
+  EXPECT_EQ(r->kind, "policy");
+  EXPECT_EQ(r->group, "canary");
+  auto p = store_->PromoteRollout(r->id, "boss", 30);
+  ASSERT_TRUE(p.has_value()) << p.error().ToString();
+  EXPECT_EQ(p->state, "promoted");
+  EXPECT_EQ(p->promoted_by, "boss");
+  EXPECT_EQ(p->promoted_ms, 30);
+  EXPECT_EQ(store_->PromoteRollout(r->id, "boss", 31).error().code(),
+            core::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->PromoteRollout(99, "boss", 31).error().code(), core::StatusCode::kNotFound);
+  auto r2 = store_->StartRollout(a.digest, "blue", "root", 40);
+  ASSERT_TRUE(r2.has_value());
+  auto list = store_->Rollouts();
+  ASSERT_TRUE(list.has_value());
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].id, r2->id);  // newest first
+  EXPECT_EQ(Count("rollouts"), 2);
+}
+
+TEST_P(HubStoreTest, AVersionOneDatabaseIsUpgradedInPlace) {
+  Ingest("web-1", "m1", {VerdictLine("web-1", 10, "bash", 0, 0.9)});
+  store_.reset();
+  // Turn the database back into what a version-1 hub left: no fleet tables, no version 2.
+  const std::string drop = "DROP TABLE rollouts; DROP TABLE artifacts; DROP TABLE agent_status;";
+  if (GetParam() == Backend::kPostgres) {
+    std::string why;
+    ASSERT_TRUE(testing::PostgresServer::Shared().Admin(
+        drop + " UPDATE hub_schema SET version = 1;", &why, database_))
+        << why;
+  } else {
+    ASSERT_TRUE(testing::SqliteExec(location_, drop + " DROP TABLE hub_schema;"));
+  }
+  StoreOptions o;
+  o.incident_window_ms = 60'000;
+  auto s = Store::Open(location_, o);
+  ASSERT_TRUE(s.has_value()) << s.error().ToString();
+  store_ = std::move(s).value();
+  EXPECT_EQ(Count("alerts"), 1);  // kept
+  EXPECT_EQ(Count("rollouts"), 0);
+  AgentStatusRow a;
+  a.host = "web-1";
+  a.group = "g";
+  a.mode = "monitor";
+  a.vigil_version = "1";
+  EXPECT_TRUE(store_->RegisterAgent(a, 1).ok());
+  if (GetParam() == Backend::kPostgres) {
+    std::string why;
+    ASSERT_TRUE(testing::PostgresServer::Shared().Admin(
+        "DO $$ BEGIN IF (SELECT MAX(version) FROM hub_schema) <> 2 THEN "
+        "RAISE EXCEPTION 'not 2'; END IF; END $$;",
+        &why, database_))
+        << why;
+  } else {
+    EXPECT_EQ(testing::SqliteScalar(location_, "SELECT MAX(version) FROM hub_schema"), "2");
+  }
+  // Opening again changes nothing.
+  store_.reset();
+  auto again = Store::Open(location_, o);
+  ASSERT_TRUE(again.has_value()) << again.error().ToString();
+  store_ = std::move(again).value();
+  EXPECT_EQ(Count("agent_status"), 1);
 }
 
 }  // namespace

@@ -1,0 +1,202 @@
+// `vigil hub push` and `vigil hub rollout start|promote|list`: the admin's side of signed
+// distribution (docs/hub.md, "Fleet"). Thin clients of the hub's REST API.
+
+#include <httplib.h>
+
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "apps/vigil/commands.h"
+#include "core/files.h"
+#include "hub/fleet_requests.h"
+#include "hub/requests.h"
+
+namespace vigil::app {
+namespace {
+
+struct FleetFlags {
+  std::string server;
+  std::string token_file;
+  std::string ca;
+  int timeout_ms = 10000;
+  bool json = false;
+  // push
+  std::string file, sig, kind;
+  // rollout
+  std::string digest, group;
+  int64_t id = 0;
+};
+
+core::Result<std::unique_ptr<httplib::Client>> Connect(const FleetFlags& f) {
+  std::unique_ptr<httplib::Client> c;
+  try {
+    c = std::make_unique<httplib::Client>(f.server);
+  } catch (const std::exception& e) {
+    return core::InvalidArgument("--server \"" + f.server + "\": " + e.what());
+  }
+  if (!c->is_valid()) return core::InvalidArgument("--server \"" + f.server + "\": not a URL");
+  if (!f.ca.empty()) c->set_ca_cert_path(f.ca.c_str());
+  c->set_connection_timeout(0, f.timeout_ms * 1000);
+  c->set_read_timeout(0, f.timeout_ms * 1000);
+  c->set_write_timeout(0, f.timeout_ms * 1000);
+  return c;
+}
+
+// Prints the answer (JSON with --json, else `human` of it); exit 0, 1 (hub or transport) or 2
+// (the hub refused the request as bad: 400, 404, 409, 412, 422).
+int Finish(const char* what, const FleetFlags& f, const httplib::Result& res,
+           const std::function<void(const nlohmann::json&)>& human) {
+  if (!res) {
+    return ReportError(what, core::Unavailable(f.server + ": " + httplib::to_string(res.error())));
+  }
+  const auto answer = nlohmann::json::parse(res->body, nullptr, false);
+  if (res->status < 200 || res->status > 299 || !answer.is_object()) {
+    std::string message = res->body.substr(0, 512);
+    if (answer.is_object() && answer.contains("error") && answer["error"].is_object()) {
+      message = answer["error"].value("code", "") + ": " + answer["error"].value("message", "");
+    }
+    std::fprintf(stderr, "vigil %s: error: HTTP %d: %s\n", what, res->status, message.c_str());
+    const int s = res->status;
+    return s == 400 || s == 404 || s == 409 || s == 412 || s == 422 ? kExitUsage : kExitFailure;
+  }
+  if (f.json) {
+    std::printf("%s\n", answer.dump().c_str());
+  } else {
+    human(answer);
+  }
+  return kExitOk;
+}
+
+core::Result<httplib::Headers> Auth(const FleetFlags& f) {
+  VIGIL_ASSIGN_OR_RETURN(const std::string token, core::ReadTokenFile(f.token_file, "hub token"));
+  return httplib::Headers{{"Authorization", "Bearer " + token}};
+}
+
+std::string RolloutLine(const nlohmann::json& r) {
+  return std::to_string(r.value("id", int64_t{0})) + "  " + r.value("kind", "") + "  sha256:" +
+         r.value("digest", "") + "  " + r.value("state", "") + "  canary group " +
+         r.value("group", "");
+}
+
+int RunPush(const FleetFlags& f) {
+  const char* what = "hub push";
+  auto bytes = core::ReadFile(f.file, hub::kMaxRequestBytes - (64 << 10));  // what the hub takes
+  if (!bytes.has_value()) return ReportError(what, bytes.error());
+  const std::string sig_path = f.sig.empty() ? f.file + ".minisig" : f.sig;
+  auto sig = core::ReadFile(sig_path, 64 << 10);
+  if (!sig.has_value()) return ReportError(what, sig.error().WithContext("--sig"));
+  auto headers = Auth(f);
+  if (!headers.has_value()) return ReportError(what, headers.error());
+  auto client = Connect(f);
+  if (!client.has_value()) return ReportError(what, client.error());
+  std::string name = f.file.substr(f.file.find_last_of('/') + 1);
+  const httplib::MultipartFormDataItems items = {
+      {"kind", f.kind, "", "text/plain"},
+      {"file", *bytes, name, "application/octet-stream"},
+      {"signature", *sig, name + ".minisig", "text/plain"}};
+  return Finish(what, f, (*client)->Post("/v1/artifacts", *headers, items),
+                [](const nlohmann::json& a) {
+                  const auto& art = a["artifact"];
+                  std::printf("%s sha256:%s (%s, %lld bytes, key %s)%s\n",
+                              art.value("kind", "").c_str(), art.value("digest", "").c_str(),
+                              art.value("name", "").c_str(),
+                              static_cast<long long>(art.value("size", int64_t{0})),
+                              art.value("key_id", "").c_str(),
+                              art.value("created", false) ? "" : " (already stored)");
+                });
+}
+
+int RunRollout(const FleetFlags& f, const std::string& action) {
+  const std::string what = "hub rollout " + action;
+  auto headers = Auth(f);
+  if (!headers.has_value()) return ReportError(what, headers.error());
+  auto client = Connect(f);
+  if (!client.has_value()) return ReportError(what, client.error());
+  if (action == "list") {
+    return Finish(what.c_str(), f, (*client)->Get("/v1/rollouts", *headers),
+                  [](const nlohmann::json& a) {
+                    for (const auto& r : a["rollouts"]) std::printf("%s\n", RolloutLine(r).c_str());
+                  });
+  }
+  std::string path = "/v1/rollouts/" + std::to_string(f.id) + "/promote", body = "{}";
+  if (action == "start") {
+    std::string digest;
+    if (!hub::ParseDigest(f.digest, &digest)) {
+      return ReportError(what, core::InvalidArgument("--digest: expected 64 lowercase hex "
+                                                     "digits (SHA-256), optionally sha256:"));
+    }
+    if (!hub::ValidGroupName(f.group)) {
+      return ReportError(what,
+                         core::InvalidArgument("--group: expected 1..64 of [A-Za-z0-9._-]"));
+    }
+    path = "/v1/rollouts";
+    body = nlohmann::json{{"digest", digest}, {"group", f.group}}.dump();
+  }
+  const httplib::Result res = (*client)->Post(path, *headers, body, "application/json");
+  return Finish(what.c_str(), f, res, [](const nlohmann::json& a) {
+    std::printf("%s\n", RolloutLine(a["rollout"]).c_str());
+  });
+}
+
+void AddClientFlags(CLI::App* cmd, FleetFlags* f) {
+  cmd->add_option("--server", f->server, "The hub's base URL (http[s]://host:port)")->required();
+  cmd->add_option("--token-file", f->token_file, "File whose first line is an admin token")
+      ->required();
+  cmd->add_option("--ca", f->ca, "PEM CA bundle the hub's certificate must chain to");
+  cmd->add_option("--timeout-ms", f->timeout_ms, "Connect and read timeout")
+      ->capture_default_str();
+  cmd->add_flag("--json", f->json, "Print the hub's answer as JSON");
+}
+
+}  // namespace
+
+std::function<int()> AddHubFleetCommands(CLI::App* hub) {
+  auto f = std::make_shared<FleetFlags>();
+  CLI::App* push = hub->add_subcommand(
+      "push",
+      "Upload a signed policy or model to a hub (admin token); the hub checks the minisign "
+      "signature against its fleet.trusted_keys and stores it under its SHA-256");
+  push->add_option("file", f->file, "The policy or model file")->required();
+  push->add_option("--sig", f->sig, "Its minisign signature (default FILE.minisig)");
+  push->add_option("--kind", f->kind, "policy or model")
+      ->required()
+      ->check(CLI::IsMember({"policy", "model"}));
+  AddClientFlags(push, f.get());
+  push->footer("Then roll it out: vigil hub rollout start --digest sha256:HEX --group canary "
+               "...\nExit codes: 0 stored, 1 hub or network failure, 2 refused (bad input, "
+               "untrusted signature).");
+
+  CLI::App* rollout = hub->add_subcommand(
+      "rollout",
+      "Distribute an uploaded artifact: to one group first (start), then to every agent "
+      "(promote); agents verify the signature with their own keys before applying it");
+  rollout->require_subcommand(1, 1);
+  CLI::App* start = rollout->add_subcommand("start", "Roll an artifact out to one group");
+  start->add_option("--digest", f->digest, "The artifact's SHA-256 (as push printed it)")
+      ->required();
+  start->add_option("--group", f->group, "The canary group (an agent's hub sink `group`)")
+      ->required();
+  AddClientFlags(start, f.get());
+  CLI::App* promote = rollout->add_subcommand("promote", "Roll a started rollout out to all");
+  promote->add_option("id", f->id, "The rollout's id")->required()->check(CLI::PositiveNumber);
+  AddClientFlags(promote, f.get());
+  CLI::App* list = rollout->add_subcommand("list", "List rollouts, newest first");
+  AddClientFlags(list, f.get());
+  for (CLI::App* c : {rollout, start, promote, list}) {
+    c->footer("An agent runs, per kind, the newest rollout that is promoted or was started for "
+              "its group.\nExit codes: 0 done, 1 hub or network failure, 2 refused (bad input, "
+              "unknown digest or rollout, already promoted).");
+  }
+
+  return [f, push, start, promote, list]() -> int {
+    if (push->parsed()) return RunPush(*f);
+    if (start->parsed()) return RunRollout(*f, "start");
+    if (promote->parsed()) return RunRollout(*f, "promote");
+    if (list->parsed()) return RunRollout(*f, "list");
+    return -1;  // not one of these
+  };
+}
+
+}  // namespace vigil::app

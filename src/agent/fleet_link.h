@@ -1,0 +1,117 @@
+#pragma once
+
+// The agent's fleet link (docs/hub.md, "Fleet"): one thread that registers this host with the hub
+// (group, mode, vigil version, the policy and model it runs), then heartbeats every period with
+// its health figures. The hub's answer names the updates rolled out to the agent's group; the
+// link downloads each artifact and its signature, checks them itself (the SHA-256 the hub named,
+// then the minisign signature against the agent's own trusted keys: govern::CheckSignedBytes),
+// installs a policy as the configured policy file (with its .minisig) and asks the agent to
+// reload it. A refused update (digest, signature, no policy file, a policy that does not load) is
+// recorded through `audit`, the previous policy stays in force, and the refusal goes to the hub in
+// the next heartbeat. A hub that is down or slow only delays the link: the agent never waits on
+// it.
+//
+// Thread-safety: Start/Stop from one thread; state() from any.
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/hub_client.h"
+#include "core/status.h"
+#include "govern/minisign.h"
+
+namespace vigil::agent {
+
+// What the agent reports of itself at each heartbeat.
+struct FleetHealth {
+  std::string mode = "monitor";  // "monitor" or "enforce"
+  std::string policy_version;    // the policy in force
+  uint64_t events = 0;           // read since the start (the link turns it into a rate)
+  uint64_t drops = 0;            // dropped since the start
+  uint64_t alerts = 0;           // since the start
+};
+
+struct FleetLinkOptions {
+  HubLinkOptions link;
+  std::string group = "default";
+  std::chrono::milliseconds heartbeat{10000};
+  std::string vigil_version;
+  // A distributed policy replaces this file and its .minisig ("": policy updates are refused).
+  std::string policy_file;
+  std::vector<govern::PublicKey> trusted;  // the agent's own trusted keys
+  std::string trust_error;                 // why `trusted` is empty (the refusal's reason)
+  std::function<FleetHealth()> health;     // required
+  // Reloads the policy from its files (the path SIGHUP takes); an error keeps the previous one.
+  std::function<core::Status()> reload_policy;
+  // With it, registration carries a TPM quote over a nonce from the hub (GET /v1/agents/nonce):
+  // returns the quote document (govern::EncodeQuoteDocument) over the nonce's bytes. A failure
+  // registers without a quote (the hub records the attestation as absent).
+  std::function<core::Result<std::string>(const std::string& nonce)> quote;
+  // Called when the hub's answer on enforce mode changes (and on the first answer): whether the
+  // hub allows it (its attestation requirement) and why.
+  std::function<void(bool allowed, const std::string& reason)> on_enforce;
+  // An update applied ("applied") or refused ("refused"): for the agent's audit log.
+  std::function<void(const std::string& kind, const std::string& action,
+                     const std::string& digest, const std::string& reason)>
+      audit;
+};
+
+struct FleetState {
+  bool registered = false;
+  std::string policy_digest;  // SHA-256 of policy_file as installed ("" when none)
+  std::optional<std::string> refusal;  // the last refusal's reason, until an update applies
+  uint64_t heartbeats = 0;             // answered by the hub
+  std::string last_error;              // the last failure to reach the hub ("" after a success)
+  std::optional<bool> enforce_allowed;  // the hub's last answer (none before the first)
+  std::string enforce_reason;
+  std::string attestation;  // the hub's view of this agent's attestation at registration
+};
+
+class FleetLink {
+ public:
+  // kInvalidArgument for bad link options (ValidateHubLink), a period outside 1 s .. 1 h (tests
+  // may use down to 10 ms), or no health callback.
+  static core::Result<std::unique_ptr<FleetLink>> Create(FleetLinkOptions options);
+  ~FleetLink();
+  FleetLink(const FleetLink&) = delete;
+  FleetLink& operator=(const FleetLink&) = delete;
+
+  void Start();
+  void Stop();  // idempotent; waits for a request in flight (at most the link's timeout)
+
+  // One round: register (when not yet registered) or heartbeat, then apply what the answer
+  // names. The thread calls it every period; tests call it directly.
+  core::Status Beat();
+
+  FleetState state() const;
+
+ private:
+  explicit FleetLink(FleetLinkOptions options, std::unique_ptr<HubClient> client);
+  nlohmann::json Report(bool heartbeat);
+  void Apply(const nlohmann::json& update);
+  void Refuse(const std::string& kind, const std::string& digest, const std::string& reason);
+  // The quote document for a registration ("" when none could be made; logged).
+  std::string QuoteForHub();
+
+  const FleetLinkOptions options_;
+  std::unique_ptr<HubClient> client_;
+  mutable std::mutex mu_;
+  FleetState state_;
+  nlohmann::json refusal_;          // the refusal reported in heartbeats (null when none)
+  std::set<std::string> refused_;   // digests refused: not downloaded again
+  uint64_t last_events_ = 0;
+  std::chrono::steady_clock::time_point last_beat_{};
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace vigil::agent

@@ -1,0 +1,62 @@
+#pragma once
+
+// The fleet's request bodies (docs/hub.md, "Fleet: agents, artifacts, rollouts"): what agents
+// send when they register and heartbeat, and what admins send to start a rollout. Outside input:
+// every field is checked, errors are kInvalidArgument naming the field and the reason.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+
+namespace vigil::hub {
+
+// What an agent runs of one kind (policy or model).
+struct AppliedArtifact {
+  std::string version;  // 0..128 printable bytes (a policy's version, a model's name@version)
+  std::string digest;   // "" or 64 lowercase hex digits: SHA-256 of the file(s) applied
+};
+
+// An update the agent refused (signature, digest or load), reported until the next one applies.
+struct RefusalReport {
+  std::string kind;    // "policy" or "model"
+  std::string digest;  // 64 hex digits
+  std::string reason;  // 1..1024 bytes
+  int64_t time_ms = 0;
+};
+
+struct AgentReport {
+  std::string host;
+  std::string mode;  // "monitor" or "enforce"
+  AppliedArtifact policy, model;
+  // Heartbeat only (register: zero).
+  double events_per_s = 0;
+  int64_t drops = 0, alerts = 0;
+  std::optional<RefusalReport> refusal;
+  // Register only.
+  std::string group;          // 1..64 bytes of [A-Za-z0-9._-]; absent: "default"
+  std::string vigil_version;  // 1..64 printable bytes
+  bool enforce_wanted = false;
+  std::string quote;  // a TPM quote document (govern::EncodeQuoteDocument) over the hub's
+                      // nonce; "" when the agent has none
+};
+
+struct RolloutRequest {
+  std::string digest;  // 64 hex digits (a "sha256:" prefix is accepted)
+  std::string group;   // the canary group
+};
+
+// POST /v1/agents/register and /v1/agents/heartbeat.
+core::Result<AgentReport> ParseRegisterRequest(std::string_view body);
+core::Result<AgentReport> ParseHeartbeatRequest(std::string_view body);
+core::Result<RolloutRequest> ParseRolloutRequest(std::string_view body);
+
+bool ValidGroupName(std::string_view s);
+// 64 lowercase hex digits, after an optional "sha256:" prefix (stripped into *out).
+bool ParseDigest(std::string_view s, std::string* out);
+// "policy" or "model".
+bool ValidArtifactKind(std::string_view s);
+
+}  // namespace vigil::hub

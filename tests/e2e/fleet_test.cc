@@ -1,0 +1,275 @@
+// Signed distribution end to end, as root: a `vigil hub` that trusts two keys and two live
+// `vigil agent`s (groups canary and default) that trust only one. An admin pushes a signed policy
+// with `vigil hub push` and rolls it out to the canary group: the canary agent verifies and
+// applies it, the other does not get it; after `vigil hub rollout promote` both run it. A policy
+// signed by the key the agents do not trust is refused by the canary agent, which keeps the
+// policy it runs, and the refusal is visible at the hub. Tokens of the wrong role are refused.
+// The hub requires attestation for enforce mode: the enforce-mode agent, which has no TPM here,
+// stays in monitor mode and records why.
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "vigil_cli.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using vigil::e2e::ReadAll;
+using vigil::e2e::RunVigil;
+using vigil::e2e::Spawn;
+using vigil::e2e::WaitFor;
+
+constexpr char kPolicyV1[] =
+    "- rule: Etc passwd read\n  desc: d\n  condition: evt.type in (open, openat) and fd.name = "
+    "/etc/passwd\n  output: passwd read by %proc.name\n  priority: NOTICE\n";
+constexpr char kPolicyV2[] =
+    "- rule: Etc shadow read\n  desc: d\n  condition: evt.type in (open, openat) and fd.name = "
+    "/etc/shadow\n  output: shadow read by %proc.name\n  priority: WARNING\n";
+constexpr char kPolicyV3[] =
+    "- rule: Etc group read\n  desc: d\n  condition: evt.type in (open, openat) and fd.name = "
+    "/etc/group\n  output: group read by %proc.name\n  priority: WARNING\n";
+
+class FleetE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "the eBPF agent needs root";
+    if (!fs::exists("/sys/kernel/btf/vmlinux")) GTEST_SKIP() << "the kernel has no BTF";
+    dir_ = fs::temp_directory_path() / ("vigil-fleet-e2e-" + std::to_string(getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "cli");
+  }
+  void TearDown() override {
+    for (pid_t& p : agents_) {
+      if (p > 0) {
+        kill(p, SIGKILL);
+        waitpid(p, nullptr, 0);
+      }
+    }
+    if (hub_ > 0) vigil::e2e::StopVigil(hub_);
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+  vigil::e2e::CmdResult Vigil(const std::string& args) { return RunVigil(dir_ / "cli", args); }
+  std::string Token(const std::string& role, const std::string& subject) {
+    vigil::e2e::CmdResult r = Vigil("hub token --state-dir " + (dir_ / "hub").string() +
+                                    " --role " + role + " --subject " + subject + " --ttl 1h");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::string t = r.out;
+    while (!t.empty() && t.back() == '\n') t.pop_back();
+    return t;
+  }
+  // A policy file signed with the key in `keys`.
+  fs::path Signed(const std::string& name, const std::string& text, const fs::path& keys) {
+    const fs::path p = dir_ / name;
+    std::ofstream(p) << text;
+    vigil::e2e::CmdResult r =
+        Vigil("policy sign " + p.string() + " --key-dir " + keys.string());
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return p;
+  }
+  // The agent's token is made before the hub starts (`vigil hub token` needs the hub stopped).
+  void MakeAgentToken(const std::string& host) {
+    fs::create_directories(dir_ / host);
+    std::ofstream(dir_ / host / "agent.token") << Token("agent", host) << "\n";
+  }
+  // `enforce`: --mode enforce with enforce_requires_hub (its first policy signed, as enforce
+  // mode needs).
+  pid_t StartAgent(const std::string& host, const std::string& group, int port, bool enforce) {
+    const fs::path home = dir_ / host;
+    const fs::path policy = home / "policy.yaml";
+    std::ofstream(policy) << kPolicyV1;
+    if (enforce) {
+      vigil::e2e::CmdResult r = Vigil("policy sign " + policy.string() + " --key-dir " +
+                                      (dir_ / "keys").string());
+      EXPECT_EQ(r.exit_code, 0) << r.err;
+    }
+    std::ofstream(home / "vigil.yaml")
+        << "host: " << host << "\nagent:\n  learn: 2s\n  events: [open]\n"
+        << "metrics:\n  enabled: false\n"
+        << "trusted_keys: [" << (dir_ / "keys" / "vigil.pub").string() << "]\n"
+        << "policy:\n  files: [" << policy.string() << "]\n"
+        << "sinks:\n  - type: hub\n    url: http://127.0.0.1:" << port << "\n"
+        << "    token_file: " << (home / "agent.token").string() << "\n"
+        << "    group: " << group << "\n    heartbeat: 1s\n    drain: 1s\n"
+        << "    policy_file: " << policy.string() << "\n"
+        << "    enforce_requires_hub: " << (enforce ? "true" : "false") << "\n";
+    return Spawn({VIGIL_BINARY, "agent", "--config", (home / "vigil.yaml").string(),
+                  "--state-dir", home.string(), "--relearn", "--duration", "120s", "--quiet",
+                  "--mode", enforce ? "enforce" : "monitor"},
+                 home / "agent.out", home / "agent.err");
+  }
+  json AgentAtHub(httplib::Client& http, const httplib::Headers& admin, const std::string& host) {
+    auto r = http.Get("/v1/agents", admin);
+    if (!r || r->status != 200) {
+      last_error_ = r ? std::to_string(r->status) + " " + r->body : httplib::to_string(r.error());
+      return nullptr;
+    }
+    const json body = json::parse(r->body);
+    for (const json& a : body["agents"]) {
+      if (a["host"] == host) return a;
+    }
+    last_error_ = "not among " + r->body;
+    return nullptr;
+  }
+  std::string AppliedDigest(httplib::Client& http, const httplib::Headers& admin,
+                            const std::string& host) {
+    const json a = AgentAtHub(http, admin, host);
+    if (!a.is_object() || !a.contains("policy") || !a["policy"].is_object()) return "";
+    return a["policy"].value("digest", "");
+  }
+
+  fs::path dir_;
+  std::string last_error_;  // of the last GET /v1/agents that failed
+  pid_t hub_ = -1;
+  pid_t agents_[2] = {-1, -1};
+};
+
+TEST_F(FleetE2eTest, CanaryFirstThenAllAndAnUntrustedPolicyIsRefusedAtTheAgent) {
+  // Two keys: the agents trust "keys" only; the hub trusts both.
+  ASSERT_EQ(Vigil("keys init --dir " + (dir_ / "keys").string()).exit_code, 0);
+  ASSERT_EQ(Vigil("keys init --dir " + (dir_ / "other-keys").string()).exit_code, 0);
+  const fs::path hub_config = dir_ / "hub.yaml";
+  std::ofstream(hub_config) << "fleet:\n  require_attestation: true\n  trusted_keys:\n    - "
+                            << (dir_ / "keys" / "vigil.pub").string() << "\n    - "
+                            << (dir_ / "other-keys" / "vigil.pub").string() << "\n";
+  const std::string hub_state = (dir_ / "hub").string();
+  std::ofstream(dir_ / "admin.token") << Token("admin", "root") << "\n";
+  const std::string viewer = Token("viewer", "web-1");
+  MakeAgentToken("web-1");
+  MakeAgentToken("db-1");
+  vigil::e2e::Background hub = vigil::e2e::StartVigil(
+      {"hub", "--config", hub_config.string(), "--state-dir", hub_state, "--listen",
+       "127.0.0.1:0", "--json"},
+      dir_ / "hub.out", dir_ / "hub.err");
+  ASSERT_EQ(hub.error, "");
+  hub_ = hub.pid;
+  const int port = json::parse(hub.ready_line)["port"];
+  const std::string server = "http://127.0.0.1:" + std::to_string(port);
+  httplib::Client http("127.0.0.1", port);
+  const httplib::Headers admin{{"Authorization", "Bearer " + ReadAll(dir_ / "admin.token").substr(
+                                                     0, ReadAll(dir_ / "admin.token").size() - 1)}};
+
+  // A token of the wrong role cannot register an agent.
+  auto wrong = http.Post("/v1/agents/register", {{"Authorization", "Bearer " + viewer}},
+                         json{{"host", "web-1"}, {"mode", "monitor"}, {"vigil_version", "x"}}.dump(),
+                         "application/json");
+  ASSERT_TRUE(wrong);
+  EXPECT_EQ(wrong->status, 403) << wrong->body;
+
+  agents_[0] = StartAgent("web-1", "canary", port, false);
+  agents_[1] = StartAgent("db-1", "default", port, true);
+  for (const char* host : {"web-1", "db-1"}) {
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          const json a = AgentAtHub(http, admin, host);
+          return a.is_object() && a.value("registered", false) &&
+                 a["health"].is_object();  // registered, and a heartbeat came
+        },
+        std::chrono::seconds(30)))
+        << host << ": " << AgentAtHub(http, admin, host).dump() << " " << last_error_ << "\n"
+        << ReadAll(dir_ / host / "agent.err");
+  }
+  EXPECT_EQ(AgentAtHub(http, admin, "web-1")["group"], "canary");
+  const std::string v1_digest = AppliedDigest(http, admin, "db-1");
+  ASSERT_EQ(v1_digest.size(), 64u);
+
+  // Push and roll out to the canary group.
+  const fs::path v2 = Signed("v2.yaml", kPolicyV2, dir_ / "keys");
+  const std::string client = " --server " + server + " --token-file " +
+                             (dir_ / "admin.token").string() + " --json";
+  vigil::e2e::CmdResult pushed = Vigil("hub push " + v2.string() + " --kind policy" + client);
+  ASSERT_EQ(pushed.exit_code, 0) << pushed.err;
+  const std::string digest = json::parse(pushed.out)["artifact"]["digest"];
+  vigil::e2e::CmdResult started =
+      Vigil("hub rollout start --digest sha256:" + digest + " --group canary" + client);
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+  const int64_t rollout = json::parse(started.out)["rollout"]["id"];
+  ASSERT_TRUE(WaitFor([&] { return AppliedDigest(http, admin, "web-1") == digest; },
+                      std::chrono::seconds(20)))
+      << ReadAll(dir_ / "web-1" / "agent.err");
+  // The other group's agent has heartbeated since and still runs its own policy.
+  const int64_t since = AgentAtHub(http, admin, "web-1")["last_heartbeat_ms"];
+  ASSERT_TRUE(WaitFor(
+      [&] { return AgentAtHub(http, admin, "db-1")["last_heartbeat_ms"].get<int64_t>() > since; },
+      std::chrono::seconds(10)));
+  EXPECT_EQ(AppliedDigest(http, admin, "db-1"), v1_digest);
+  EXPECT_EQ(ReadAll(dir_ / "db-1" / "policy.yaml"), kPolicyV1);
+  EXPECT_EQ(ReadAll(dir_ / "web-1" / "policy.yaml"), kPolicyV2);
+
+  // Signed by a key the hub trusts but the agents do not: refused at the canary agent.
+  const fs::path v3 = Signed("v3.yaml", kPolicyV3, dir_ / "other-keys");
+  vigil::e2e::CmdResult pushed3 = Vigil("hub push " + v3.string() + " --kind policy" + client);
+  ASSERT_EQ(pushed3.exit_code, 0) << pushed3.err;
+  const std::string digest3 = json::parse(pushed3.out)["artifact"]["digest"];
+  ASSERT_EQ(Vigil("hub rollout start --digest " + digest3 + " --group canary" + client).exit_code,
+            0);
+  json refusal;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        refusal = AgentAtHub(http, admin, "web-1")["refusal"];
+        return refusal.is_object() && refusal["digest"] == digest3;
+      },
+      std::chrono::seconds(20)))
+      << ReadAll(dir_ / "web-1" / "agent.err");
+  EXPECT_NE(refusal["reason"].get<std::string>().find("unknown-key"), std::string::npos)
+      << refusal.dump();
+  EXPECT_EQ(AppliedDigest(http, admin, "web-1"), digest);  // keeps v2
+  EXPECT_EQ(ReadAll(dir_ / "web-1" / "policy.yaml"), kPolicyV2);
+
+  // Promote the first rollout: every agent runs v2.
+  vigil::e2e::CmdResult promoted =
+      Vigil("hub rollout promote " + std::to_string(rollout) + client);
+  ASSERT_EQ(promoted.exit_code, 0) << promoted.err;
+  ASSERT_TRUE(WaitFor([&] { return AppliedDigest(http, admin, "db-1") == digest; },
+                      std::chrono::seconds(20)))
+      << ReadAll(dir_ / "db-1" / "agent.err");
+  vigil::e2e::CmdResult list = Vigil("hub rollout list" + client);
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_EQ(json::parse(list.out)["rollouts"].size(), 2u);
+
+  for (pid_t& p : agents_) {
+    kill(p, SIGTERM);
+    int status = 0;
+    ASSERT_EQ(waitpid(p, &status, 0), p);
+    p = -1;
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  // Both agents audited what they applied; the canary also what it refused.
+  vigil::e2e::CmdResult a1 = Vigil("audit show " + (dir_ / "web-1" / "audit").string() +
+                                   " --type policy-change --json");
+  ASSERT_EQ(a1.exit_code, 0) << a1.err;
+  EXPECT_NE(a1.out.find("hub-applied"), std::string::npos) << a1.out;
+  EXPECT_NE(a1.out.find("hub-refused"), std::string::npos) << a1.out;
+  EXPECT_NE(a1.out.find(digest3), std::string::npos) << a1.out;
+  vigil::e2e::CmdResult a2 = Vigil("audit show " + (dir_ / "db-1" / "audit").string() +
+                                   " --type policy-change --json");
+  ASSERT_EQ(a2.exit_code, 0) << a2.err;
+  EXPECT_NE(a2.out.find("hub-applied"), std::string::npos) << a2.out;
+  // db-1 wants enforce mode but needs the hub's leave, which requires a verified quote: it
+  // registered without one (no TPM), so it stayed in monitor mode and recorded why.
+  vigil::e2e::CmdResult m2 = Vigil("audit show " + (dir_ / "db-1" / "audit").string() +
+                                   " --type mode-change --json");
+  ASSERT_EQ(m2.exit_code, 0) << m2.err;
+  EXPECT_NE(m2.out.find("enforce mode waits for the hub"), std::string::npos) << m2.out;
+  EXPECT_NE(m2.out.find("without a quote"), std::string::npos) << m2.out;
+  EXPECT_EQ(m2.out.find(R"("to":"enforce")"), std::string::npos) << m2.out;
+  // The hub audited the uploads, rollouts and promotion; its log verifies.
+  EXPECT_EQ(vigil::e2e::StopVigil(hub_), 0);
+  vigil::e2e::CmdResult h = Vigil("audit show " + hub_state + "/audit --json");
+  ASSERT_EQ(h.exit_code, 0) << h.err;
+  EXPECT_NE(h.out.find("rollout-promoted"), std::string::npos) << h.out;
+  EXPECT_EQ(Vigil("audit verify " + hub_state + "/audit").exit_code, 0);
+}
+
+}  // namespace

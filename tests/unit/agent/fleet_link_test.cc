@@ -1,0 +1,400 @@
+// The agent's fleet link against a real hub::Server on loopback: registration and heartbeats, a
+// signed policy rolled out to a canary group first and to every agent once promoted, verified
+// and applied by each agent; an artifact signed by a key the agent does not trust, or altered,
+// refused at the agent (its previous policy kept) and the refusal visible at the hub; tokens of
+// the wrong role or host refused by the hub.
+
+#include "agent/fleet_link.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/files.h"
+#include "govern/attest.h"
+#include "govern/measure.h"
+#include "govern/minisign.h"
+#include "../govern/swtpm.h"
+#include "hub_link_fixture.h"
+#include "policy/engine.h"
+
+namespace vigil::agent {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kPolicyV1[] = R"(
+- rule: Any exec
+  desc: d
+  condition: evt.type = execve
+  output: exec %proc.name
+  priority: NOTICE
+)";
+constexpr char kPolicyV2[] = R"(
+- rule: Shell from tmp
+  desc: d
+  condition: evt.type = execve and proc.exepath startswith /tmp/
+  output: shell %proc.name
+  priority: WARNING
+)";
+
+std::string Sign(const govern::KeyPair& k, const std::string& bytes) {
+  return govern::EncodeSignature(govern::Sign(k.secret_key, bytes, "file:policy.yaml", "test"));
+}
+
+// One agent: its policy file and engine, its fleet link, what it audited.
+struct Agent {
+  std::string host, group, policy_file;
+  std::unique_ptr<policy::PolicyEngine> engine;
+  std::unique_ptr<FleetLink> link;
+  std::vector<std::string> audited;  // "policy applied <digest>", "policy refused <digest>: why"
+};
+
+class FleetLinkTest : public testing::HubLinkTest {
+ protected:
+  void SetUp() override {
+    HubLinkTest::SetUp();
+    hub_key_ = govern::GenerateKeyPair();
+    fleet_options_.trusted_keys = {hub_key_.public_key};
+    StartHub();
+    admin_ = Token(hub::Role::kAdmin, "root");
+  }
+
+  std::unique_ptr<Agent> MakeAgent(const std::string& host, const std::string& group,
+                                   const std::vector<govern::PublicKey>& trusted,
+                                   const std::function<void(FleetLinkOptions&)>& tweak = {}) {
+    auto a = std::make_unique<Agent>();
+    a->host = host;
+    a->group = group;
+    a->policy_file = (dir_ / (host + "-policy.yaml")).string();
+    std::ofstream(a->policy_file) << kPolicyV1;
+    policy::PolicyOptions po;
+    po.files = {a->policy_file};
+    auto engine = policy::PolicyEngine::Create(po);
+    EXPECT_TRUE(engine.has_value()) << engine.error().ToString();
+    a->engine = std::move(engine).value();
+    const std::string token_file = (dir_ / (host + ".token")).string();
+    std::ofstream(token_file) << Token(hub::Role::kAgent, host) << "\n";
+    FleetLinkOptions o;
+    o.link.url = Url();
+    o.link.token_file = token_file;
+    o.link.host = host;
+    o.link.timeout = std::chrono::milliseconds(3000);
+    o.group = group;
+    o.heartbeat = std::chrono::milliseconds(50);
+    o.vigil_version = "test";
+    o.policy_file = a->policy_file;
+    o.trusted = trusted;
+    Agent* raw = a.get();
+    o.health = [raw] {
+      FleetHealth h;
+      h.policy_version = raw->engine->Current()->version;
+      h.events = 100;
+      h.drops = 1;
+      h.alerts = 2;
+      return h;
+    };
+    o.reload_policy = [raw] { return raw->engine->Reload(); };
+    o.audit = [raw](const std::string& kind, const std::string& action, const std::string& digest,
+                    const std::string& reason) {
+      raw->audited.push_back(kind + " " + action + " " + digest + ": " + reason);
+    };
+    if (tweak) tweak(o);
+    auto link = FleetLink::Create(std::move(o));
+    EXPECT_TRUE(link.has_value()) << link.error().ToString();
+    a->link = std::move(link).value();
+    return a;
+  }
+
+  // POST /v1/artifacts as multipart; {status, body}.
+  std::pair<int, json> Upload(const std::string& kind, const std::string& bytes,
+                              const std::string& sig, const std::string& token) {
+    httplib::Client c("127.0.0.1", port_);
+    const httplib::MultipartFormDataItems items = {
+        {"kind", kind, "", ""},
+        {"file", bytes, "policy.yaml", "application/octet-stream"},
+        {"signature", sig, "policy.yaml.minisig", "text/plain"}};
+    auto r = c.Post("/v1/artifacts", {{"Authorization", "Bearer " + token}}, items);
+    if (!r) return {-1, nullptr};
+    return {r->status, json::parse(r->body, nullptr, false)};
+  }
+  std::pair<int, json> Call(const std::string& method, const std::string& path,
+                            const std::string& token, const std::string& body = "{}") {
+    httplib::Client c("127.0.0.1", port_);
+    const httplib::Headers h{{"Authorization", "Bearer " + token}};
+    auto r = method == "GET" ? c.Get(path, h) : c.Post(path, h, body, "application/json");
+    if (!r) return {-1, nullptr};
+    return {r->status, json::parse(r->body, nullptr, false)};
+  }
+  json AgentAtHub(const std::string& host) {
+    auto [status, body] = Call("GET", "/v1/agents", admin_);
+    EXPECT_EQ(status, 200) << body.dump();
+    for (const json& a : body["agents"]) {
+      if (a["host"] == host) return a;
+    }
+    return nullptr;
+  }
+
+  govern::KeyPair hub_key_;
+  std::string admin_;
+};
+
+TEST_F(FleetLinkTest, ACanaryGroupGetsThePolicyFirstThenEveryAgentAfterPromotion) {
+  auto canary = MakeAgent("web-1", "canary", {hub_key_.public_key});
+  auto other = MakeAgent("db-1", "default", {hub_key_.public_key});
+  const std::string v1 = canary->engine->Current()->version;
+  const std::string other_v1 = other->engine->Current()->version;
+  ASSERT_TRUE(canary->link->Beat().ok());
+  ASSERT_TRUE(other->link->Beat().ok());
+  EXPECT_TRUE(canary->link->state().registered);
+  json at_hub = AgentAtHub("web-1");
+  EXPECT_EQ(at_hub["group"], "canary");
+  EXPECT_EQ(at_hub["mode"], "monitor");
+  EXPECT_EQ(at_hub["vigil_version"], "test");
+  EXPECT_EQ(at_hub["attestation"]["state"], "absent");
+  EXPECT_EQ(at_hub["policy"]["version"], v1);
+
+  auto [up, art] = Upload("policy", kPolicyV2, Sign(hub_key_, kPolicyV2), admin_);
+  ASSERT_EQ(up, 201) << art.dump();
+  const std::string digest = art["artifact"]["digest"];
+  EXPECT_EQ(digest, govern::HexOf(govern::Sha256Of(kPolicyV2)));
+  auto [again, same] = Upload("policy", kPolicyV2, Sign(hub_key_, kPolicyV2), admin_);
+  EXPECT_EQ(again, 200) << same.dump();  // stored once, by digest
+  EXPECT_FALSE(same["artifact"]["created"].get<bool>());
+
+  auto [started, rollout] =
+      Call("POST", "/v1/rollouts", admin_, json{{"digest", digest}, {"group", "canary"}}.dump());
+  ASSERT_EQ(started, 201) << rollout.dump();
+  ASSERT_TRUE(canary->link->Beat().ok());
+  ASSERT_TRUE(other->link->Beat().ok());
+  EXPECT_EQ(canary->link->state().policy_digest, digest);
+  EXPECT_NE(canary->engine->Current()->version, v1);
+  EXPECT_EQ(core::ReadFile(canary->policy_file, 1 << 20).value_or(""), kPolicyV2);
+  EXPECT_TRUE(std::filesystem::exists(canary->policy_file + ".minisig"));
+  ASSERT_EQ(canary->audited.size(), 1u);
+  EXPECT_EQ(canary->audited[0].rfind("policy applied " + digest, 0), 0u) << canary->audited[0];
+  EXPECT_EQ(other->engine->Current()->version, other_v1);  // not its group
+  EXPECT_EQ(core::ReadFile(other->policy_file, 1 << 20).value_or(""), kPolicyV1);
+  EXPECT_TRUE(other->audited.empty());
+
+  // The next heartbeat reports the applied digest; the hub shows it.
+  ASSERT_TRUE(canary->link->Beat().ok());
+  at_hub = AgentAtHub("web-1");
+  EXPECT_EQ(at_hub["policy"]["digest"], digest);
+  EXPECT_EQ(at_hub["health"]["drops"], 1);
+  EXPECT_EQ(at_hub["health"]["alerts"], 2);
+  EXPECT_TRUE(at_hub["refusal"].is_null());
+  EXPECT_GT(at_hub["last_heartbeat_ms"].get<int64_t>(), 0);
+
+  const int64_t id = rollout["rollout"]["id"];
+  auto [promoted, p] = Call("POST", "/v1/rollouts/" + std::to_string(id) + "/promote", admin_);
+  ASSERT_EQ(promoted, 200) << p.dump();
+  EXPECT_EQ(p["rollout"]["state"], "promoted");
+  EXPECT_EQ(Call("POST", "/v1/rollouts/" + std::to_string(id) + "/promote", admin_).first, 409);
+  ASSERT_TRUE(other->link->Beat().ok());
+  EXPECT_EQ(other->link->state().policy_digest, digest);
+  EXPECT_NE(other->engine->Current()->version, other_v1);
+  EXPECT_EQ(core::ReadFile(other->policy_file, 1 << 20).value_or(""), kPolicyV2);
+
+  // Every change at the hub is an audit record.
+  auto [listed, rollouts] = Call("GET", "/v1/rollouts", admin_);
+  ASSERT_EQ(listed, 200);
+  ASSERT_EQ(rollouts["rollouts"].size(), 1u);
+  ASSERT_TRUE(log_->Close().ok());
+}
+
+TEST_F(FleetLinkTest, AnUntrustedOrAlteredPolicyIsRefusedAtTheAgentWhichKeepsItsOwn) {
+  const govern::KeyPair agent_key = govern::GenerateKeyPair();  // the agent trusts only this
+  auto a = MakeAgent("web-1", "canary", {agent_key.public_key});
+  ASSERT_TRUE(a->link->Beat().ok());
+  const std::string v1 = a->engine->Current()->version;
+
+  // Signed by the hub's key, which this agent does not trust.
+  auto [up, art] = Upload("policy", kPolicyV2, Sign(hub_key_, kPolicyV2), admin_);
+  ASSERT_EQ(up, 201) << art.dump();
+  const std::string digest = art["artifact"]["digest"];
+  ASSERT_EQ(Call("POST", "/v1/rollouts", admin_,
+                 json{{"digest", digest}, {"group", "canary"}}.dump())
+                .first,
+            201);
+  ASSERT_TRUE(a->link->Beat().ok());
+  EXPECT_EQ(a->engine->Current()->version, v1);
+  EXPECT_EQ(core::ReadFile(a->policy_file, 1 << 20).value_or(""), kPolicyV1);
+  ASSERT_TRUE(a->link->state().refusal.has_value());
+  EXPECT_NE(a->link->state().refusal->find("unknown-key"), std::string::npos)
+      << *a->link->state().refusal;
+  ASSERT_EQ(a->audited.size(), 1u);
+  EXPECT_EQ(a->audited[0].rfind("policy refused " + digest, 0), 0u) << a->audited[0];
+  ASSERT_TRUE(a->link->Beat().ok());  // reports the refusal; does not fetch it again
+  EXPECT_EQ(a->audited.size(), 1u);
+  json at_hub = AgentAtHub("web-1");
+  EXPECT_EQ(at_hub["refusal"]["digest"], digest);
+  EXPECT_EQ(at_hub["refusal"]["kind"], "policy");
+  EXPECT_NE(at_hub["refusal"]["reason"].get<std::string>().find("unknown-key"),
+            std::string::npos);
+
+  // Altered after signing (a compromised hub or store): the bytes match the digest the hub names
+  // but not the signature, signed by a key the agent trusts.
+  std::string altered = std::string(kPolicyV2) + "# appended\n";
+  hub::ArtifactRow row;
+  row.digest = govern::HexOf(govern::Sha256Of(altered));
+  row.kind = "policy";
+  row.name = "policy.yaml";
+  row.size = static_cast<int64_t>(altered.size());
+  row.content = altered;
+  row.signature = Sign(agent_key, kPolicyV2);
+  row.uploaded_by = "intruder";
+  ASSERT_TRUE(store_->PutArtifact(row).value_or(false));
+  ASSERT_TRUE(store_->StartRollout(row.digest, "canary", "intruder", 1).has_value());
+  ASSERT_TRUE(a->link->Beat().ok());
+  EXPECT_EQ(a->engine->Current()->version, v1);
+  EXPECT_EQ(core::ReadFile(a->policy_file, 1 << 20).value_or(""), kPolicyV1);
+  ASSERT_EQ(a->audited.size(), 2u);
+  EXPECT_NE(a->audited[1].find("altered"), std::string::npos) << a->audited[1];
+  ASSERT_TRUE(a->link->Beat().ok());
+  EXPECT_EQ(AgentAtHub("web-1")["refusal"]["digest"], row.digest);
+
+  // Signed by the agent's key and intact: applied, and the refusal is cleared.
+  hub::ArtifactRow good = row;
+  good.content = std::string(kPolicyV2) + "# v3\n";
+  good.digest = govern::HexOf(govern::Sha256Of(good.content));
+  good.size = static_cast<int64_t>(good.content.size());
+  good.signature = Sign(agent_key, good.content);
+  ASSERT_TRUE(store_->PutArtifact(good).value_or(false));
+  ASSERT_TRUE(store_->StartRollout(good.digest, "canary", "root", 2).has_value());
+  ASSERT_TRUE(a->link->Beat().ok());
+  EXPECT_EQ(a->link->state().policy_digest, good.digest);
+  EXPECT_FALSE(a->link->state().refusal.has_value());
+  EXPECT_NE(a->engine->Current()->version, v1);
+  ASSERT_TRUE(a->link->Beat().ok());
+  EXPECT_TRUE(AgentAtHub("web-1")["refusal"].is_null());
+}
+
+TEST_F(FleetLinkTest, TheHubRefusesWrongRolesHostsAndUntrustedUploads) {
+  const std::string body =
+      json{{"host", "web-1"}, {"mode", "monitor"}, {"vigil_version", "1"}}.dump();
+  EXPECT_EQ(Call("POST", "/v1/agents/register", Token(hub::Role::kAdmin, "web-1"), body).first,
+            403);
+  EXPECT_EQ(Call("POST", "/v1/agents/register", Token(hub::Role::kAgent, "db-1"), body).first,
+            403);
+  EXPECT_EQ(Call("POST", "/v1/agents/register", "not-a-token", body).first, 401);
+  EXPECT_EQ(Call("POST", "/v1/agents/heartbeat", Token(hub::Role::kAgent, "web-1"),
+                 json{{"host", "web-1"}, {"mode", "monitor"}}.dump())
+                .first,
+            404);  // not registered
+  EXPECT_EQ(Call("POST", "/v1/agents/register", Token(hub::Role::kAgent, "web-1"), "{").first,
+            400);
+  EXPECT_EQ(Call("GET", "/v1/agents", Token(hub::Role::kAgent, "web-1")).first, 403);
+  EXPECT_EQ(Call("GET", "/v1/rollouts", Token(hub::Role::kAnalyst, "ana")).first, 403);
+  EXPECT_EQ(Upload("policy", kPolicyV2, Sign(hub_key_, kPolicyV2),
+                   Token(hub::Role::kAgent, "web-1"))
+                .first,
+            403);
+  const govern::KeyPair stranger = govern::GenerateKeyPair();
+  auto [untrusted, why] = Upload("policy", kPolicyV2, Sign(stranger, kPolicyV2), admin_);
+  EXPECT_EQ(untrusted, 422) << why.dump();
+  EXPECT_NE(why["error"]["message"].get<std::string>().find("unknown-key"), std::string::npos);
+  auto [altered, why2] =
+      Upload("policy", std::string(kPolicyV2) + " ", Sign(hub_key_, kPolicyV2), admin_);
+  EXPECT_EQ(altered, 422) << why2.dump();
+  EXPECT_EQ(Upload("binary", kPolicyV2, Sign(hub_key_, kPolicyV2), admin_).first, 400);
+  EXPECT_EQ(Upload("policy", kPolicyV2, "not a signature", admin_).first, 400);
+  EXPECT_EQ(Call("POST", "/v1/rollouts", admin_,
+                 json{{"digest", std::string(64, 'e')}, {"group", "canary"}}.dump())
+                .first,
+            404);
+  EXPECT_EQ(Call("GET", "/v1/artifacts/" + std::string(64, 'e'), Token(hub::Role::kAgent, "h"))
+                .first,
+            404);
+  EXPECT_EQ(store_->Count("artifacts").value_or(-1), 0);
+}
+
+TEST_F(FleetLinkTest, AHubThatIsDownNeverBlocksTheLink) {
+  StopHub();
+  auto a = MakeAgent("web-1", "canary", {hub_key_.public_key});
+  core::Status st = a->link->Beat();
+  EXPECT_FALSE(st.ok());
+  EXPECT_FALSE(a->link->state().registered);
+  EXPECT_FALSE(a->link->state().last_error.empty());
+  a->link->Start();
+  StartHub();
+  EXPECT_TRUE(testing::WaitUntil([&] { return a->link->state().heartbeats >= 2; }));
+  a->link->Stop();
+  EXPECT_EQ(AgentAtHub("web-1")["group"], "canary");
+}
+
+TEST_F(FleetLinkTest, EnforceModeIsAllowedOnlyForAnAgentWhoseQuoteVerified) {
+  govern::testing::Swtpm swtpm;
+  if (!swtpm.ok()) GTEST_SKIP() << "no swtpm: " << swtpm.why();
+  StopHub();
+  fleet_options_.require_attestation = true;
+  StartHub();
+  govern::MeasureOptions mo;
+  mo.tcti = swtpm.tcti();
+  mo.events_path = (dir_ / "attest" / "events.json").string();
+  auto measurer = govern::Measurer::Open(mo);
+  ASSERT_TRUE(measurer.has_value()) << measurer.error().ToString();
+  govern::AttestEvent start;
+  start.kind = "agent-start";
+  start.name = "/usr/bin/vigil";
+  start.digest = govern::Sha256Of("vigil binary");
+  ASSERT_TRUE((*measurer)->Restart(start).ok());
+
+  struct Answer {
+    bool allowed = false;
+    std::string reason;
+    int calls = 0;
+  };
+  auto run = [&](const std::string& host, bool wrong_nonce, bool with_quote) {
+    auto answer = std::make_shared<Answer>();
+    auto a = MakeAgent(host, "default", {hub_key_.public_key}, [&](FleetLinkOptions& o) {
+      if (with_quote) {
+        o.quote = [&, wrong_nonce](const std::string& nonce) -> core::Result<std::string> {
+          auto q = (*measurer)->Quote({}, wrong_nonce ? nonce + "x" : nonce);
+          if (!q.has_value()) return q.error();
+          return govern::EncodeQuoteDocument(*q);
+        };
+      }
+      o.on_enforce = [answer](bool allowed, const std::string& reason) {
+        answer->allowed = allowed;
+        answer->reason = reason;
+        ++answer->calls;
+      };
+    });
+    EXPECT_TRUE(a->link->Beat().ok());
+    EXPECT_TRUE(a->link->Beat().ok());  // a heartbeat repeats the answer: no second call
+    EXPECT_EQ(answer->calls, 1);
+    return *answer;
+  };
+  const Answer verified = run("web-1", false, true);
+  EXPECT_TRUE(verified.allowed) << verified.reason;
+  EXPECT_EQ(AgentAtHub("web-1")["attestation"]["state"], "verified");
+  const Answer replayed = run("web-2", true, true);
+  EXPECT_FALSE(replayed.allowed);
+  EXPECT_NE(replayed.reason.find("nonce-mismatch"), std::string::npos) << replayed.reason;
+  EXPECT_EQ(AgentAtHub("web-2")["attestation"]["state"], "failed");
+  const Answer absent = run("web-3", false, false);
+  EXPECT_FALSE(absent.allowed);
+  EXPECT_NE(absent.reason.find("without a quote"), std::string::npos) << absent.reason;
+  EXPECT_EQ(AgentAtHub("web-3")["attestation"]["state"], "absent");
+  // A quote sent without asking for a nonce is refused.
+  const std::string token = Token(hub::Role::kAgent, "web-4");
+  auto q = (*measurer)->Quote({}, "made-up nonce");
+  ASSERT_TRUE(q.has_value());
+  auto [status, body] = Call("POST", "/v1/agents/register", token,
+                             json{{"host", "web-4"},
+                                  {"mode", "monitor"},
+                                  {"vigil_version", "x"},
+                                  {"attestation", govern::EncodeQuoteDocument(*q)}}
+                                 .dump());
+  ASSERT_EQ(status, 200) << body.dump();
+  EXPECT_FALSE(body["enforce"]["allowed"].get<bool>());
+  EXPECT_NE(body["attestation"]["reason"].get<std::string>().find("no nonce"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vigil::agent
