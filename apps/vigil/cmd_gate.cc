@@ -81,7 +81,9 @@ int RunGate(const GateCmdOptions& o, const CLI::App& cmd) {
                       {"late_decisions", gs.late},
                       {"own", fs.own},
                       {"stuck_allowed", fs.stuck_allowed},
-                      {"overflows", fs.overflows}};
+                      {"overflows", fs.overflows},
+                      {"proc_syscalls", decider.context_stats().syscalls},
+                      {"proc_syscalls_per_call", decider.ProcSyscallsPerCall()}};
   if (!setup->refusal.empty()) j["enforce_refused"] = setup->refusal;
   if (setup->engine) j["breaker_opened"] = setup->engine->breaker().opened();
   if (setup->recorder) j["recorded_calls"] = setup->recorder->written();

@@ -103,7 +103,7 @@ DecisionGate::DecisionGate(const policy::RuleSet* rules, GateOptions options,
 DecisionGate::~DecisionGate() = default;
 
 bool DecisionGate::Enforced(const policy::Rule& r) const {
-  return options_.mode == GateMode::kEnforce && r.action.mode == "enforce";
+  return mode() == GateMode::kEnforce && r.action.mode == "enforce";
 }
 
 void DecisionGate::Record(GateRecord::Kind kind, const core::Event& e, core::Action action,
@@ -119,7 +119,7 @@ void DecisionGate::Record(GateRecord::Kind kind, const core::Event& e, core::Act
   rec.decision.enforced = enforced;
   if (verdict != nullptr) rec.decision.verdict = *verdict;
   rec.gate = options_.name;
-  rec.mode = GateModeName(options_.mode);
+  rec.mode = GateModeName(mode());
   rec.reason = why;
   record_(rec);
 }
