@@ -87,6 +87,8 @@ nlohmann::json Summary(const fs::path& p) {
 // holds the paths. Returns its pid, or -1.
 pid_t StartGate(const std::vector<std::string>& argv, const fs::path& out, const fs::path& err) {
   std::fflush(stdout);  // the child's freopen would write what is buffered a second time
+  std::error_code ec;
+  fs::remove(err, ec);  // a previous gate's "holding" line must not be taken for this one's
   const pid_t pid = fork();
   if (pid == 0) {
     std::vector<char*> args;
@@ -114,7 +116,7 @@ void StopGate(pid_t pid, bool traced = false) {
   if (traced) {
     std::istringstream kids(ReadAll("/proc/" + std::to_string(pid) + "/task/" +
                                     std::to_string(pid) + "/children"));
-    kids >> target;
+    if (!(kids >> target)) target = pid;
   }
   kill(target, SIGTERM);
   waitpid(pid, nullptr, 0);

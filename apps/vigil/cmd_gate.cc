@@ -90,12 +90,7 @@ int RunGate(const GateCmdOptions& o, const CLI::App& cmd) {
   if (o.json) {
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::printf("vigil gate: %llu calls: %llu denied, %llu would have been denied (monitor), "
-                "%llu fallbacks\n",
-                static_cast<unsigned long long>(fs.calls),
-                static_cast<unsigned long long>(fs.denied),
-                static_cast<unsigned long long>(gs.would_deny),
-                static_cast<unsigned long long>(gs.fallbacks));
+    std::printf("vigil gate: %s\n", FanotifyGateSummary(fs, gs).c_str());
   }
   return kExitOk;
 }

@@ -96,6 +96,12 @@ void GateDeciderAdapter::Late(const sensor::GateCall&, sensor::GateAnswer) {
   // The decision gate counted the late decision; the watchdog's answer stands.
 }
 
+std::string FanotifyGateSummary(const sensor::FanotifyGateStats& fs, const enforce::GateStats& gs) {
+  return std::to_string(fs.calls) + " calls: " + std::to_string(fs.denied) + " denied, " +
+         std::to_string(gs.would_deny) + " would have been denied (monitor), " +
+         std::to_string(gs.fallbacks) + " fallbacks";
+}
+
 nlohmann::json GateRecordPayload(const enforce::GateRecord& r) {
   nlohmann::json j = audit::DecisionPayload(r.decision, r.mode);
   j["gate"] = std::string(r.gate);
@@ -230,22 +236,8 @@ core::Result<GateSetup> SetupGate(const GateFlags& f, const CLI::App& cmd, std::
 }
 
 core::Result<int64_t> ParseGateDeadline(std::string_view text) {
-  size_t digits = 0;
-  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
-  const std::string_view unit = text.substr(digits);
-  int64_t scale = 0;
-  if (unit == "us") scale = 1'000;
-  if (unit == "ms") scale = 1'000'000;
-  if (unit == "s") scale = 1'000'000'000;
-  if (digits == 0 || digits > 6 || scale == 0) {
-    return core::InvalidArgument("--deadline: expected a whole number with us, ms or s (e.g. 5ms), "
-                                 "got \"" + std::string(text) + "\"");
-  }
-  const int64_t ns = std::stoll(std::string(text.substr(0, digits))) * scale;
-  if (ns < 100'000 || ns > 10'000'000'000) {
-    return core::InvalidArgument("--deadline: must be between 100us and 10s, got \"" +
-                                 std::string(text) + "\"");
-  }
+  auto ns = core::ParseGateDeadline(text);
+  if (!ns.has_value()) return core::InvalidArgument("--deadline: " + ns.error().message());
   return ns;
 }
 

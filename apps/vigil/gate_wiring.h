@@ -20,6 +20,7 @@
 #include "enforce/gate.h"
 #include "enrich/user_resolver.h"
 #include "policy/fields.h"
+#include "sensor/fanotify_gate.h"
 #include "sensor/gate_call.h"
 
 namespace vigil::app {
@@ -114,6 +115,10 @@ class GateDeciderAdapter final : public sensor::GateDecider {
   enrich::SystemUserResolver system_users_;
   enrich::CachingUserResolver users_;
 };
+
+// "N calls: D denied, W would have been denied (monitor), F fallbacks" (the fanotify gate's
+// counts at exit: `vigil gate`, `vigil agent`).
+std::string FanotifyGateSummary(const sensor::FanotifyGateStats& fs, const enforce::GateStats& gs);
 
 // The audit payload of a gate record: the decision's fields (audit::DecisionPayload) plus
 // "gate", "call" ({"type","pid","path" or "addr","port"}) and, for fallbacks, "fallback_reason".
