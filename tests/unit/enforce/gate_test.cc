@@ -112,6 +112,27 @@ TEST(DecisionGateTest, MonitorModeAllowsAndCountsWhatWouldHaveBeenDenied) {
             std::string::npos);
 }
 
+// The agent's gate: enforce mode held back (the agent not yet in enforce mode) decides as in
+// monitor mode, and denies once enforcement is allowed again.
+TEST(DecisionGateTest, HeldBackEnforceModeDecidesAsMonitorUntilAllowed) {
+  policy::RuleSet rules = MustLoad(kRules);
+  Recorded rec;
+  DecisionGate g(&rules, GateOptions{.name = "fanotify"}, nullptr, nullptr, Recorder(&rec));
+  g.SetEnforcementAllowed(false);
+  EXPECT_EQ(g.mode(), GateMode::kMonitor);
+  GateDecision d = DecideOn(g, Connect(9));
+  EXPECT_FALSE(d.deny);
+  EXPECT_TRUE(d.would_deny);
+  ASSERT_EQ(rec.enforced.size(), 1u);
+  EXPECT_FALSE(rec.enforced[0]);
+  g.SetEnforcementAllowed(true);
+  EXPECT_EQ(g.mode(), GateMode::kEnforce);
+  d = DecideOn(g, Connect(9));
+  EXPECT_TRUE(d.deny);
+  EXPECT_EQ(g.stats().would_deny, 1u);
+  EXPECT_EQ(g.stats().denied, 1u);
+}
+
 TEST(DecisionGateTest, RuleInMonitorModeDoesNotDenyEvenWhenTheGateEnforces) {
   policy::RuleSet rules = MustLoad(kRules);
   DecisionGate g(&rules, GateOptions{}, nullptr, nullptr, nullptr);
