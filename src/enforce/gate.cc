@@ -185,7 +185,13 @@ GateDecision DecisionGate::Decide(const policy::EvalInput& in, int64_t deadline_
       Record(GateRecord::Kind::kFallback, e, fallback_deny ? core::Action::kDeny : core::Action::kAllow,
              fb_rule, "model failed: " + verdict.error().message(), fallback_deny,
              FallbackReason::kModelError);
-    } else if (verdict.has_value()) {
+    } else if (!verdict.has_value()) {
+      // Failed after the deadline: the watchdog answers (or has answered) with this fallback and
+      // counts it; should this late answer still be the one sent, it must be the same.
+      d.rule = fb_rule;
+      d.deny = fallback_deny;
+      d.fallback = true;
+    } else {
       policy::EvalInput scored = in;
       scored.verdict = &*verdict;
       matches = rules_->Evaluate(scored);

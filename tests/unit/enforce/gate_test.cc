@@ -250,6 +250,21 @@ TEST(DecisionGateTest, ModelErrorAppliesTheRuleFallbackAndIsCountedAndRecorded) 
   EXPECT_TRUE(md.would_deny);
 }
 
+// A model that fails after the call's deadline: the watchdog answers with the fallback (and
+// counts it); the late decision is the same fallback, never an allow that fails open.
+TEST(DecisionGateTest, ModelFailingAfterTheDeadlineStillGivesTheFallback) {
+  policy::RuleSet rules = MustLoad(kRules);
+  FixedSource broken(core::Unavailable("model down"));
+  DecisionGate g(&rules, GateOptions{.name = "t"}, &broken, nullptr, nullptr);
+  const core::Event e = Connect(6);
+  policy::EvalInput in;
+  in.event = &e;
+  const GateDecision d = g.Decide(in, /*deadline_ns=*/1, {});
+  EXPECT_TRUE(d.deny);
+  EXPECT_TRUE(d.late);
+  EXPECT_EQ(g.stats().model_fallbacks, 0u);  // the watchdog's answer is the one counted
+}
+
 TEST(DecisionGateTest, DeadlineFallbacksAreCountedAndRecorded) {
   policy::RuleSet rules = MustLoad(kRules);
   core::Registry registry;
