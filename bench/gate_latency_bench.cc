@@ -7,37 +7,46 @@
 //            and under `vigil run --model` with a rule on ml.anomalous (the gate model asked
 //            through the inference engine for every connect);
 //   exec:    gate_probe fork+execs a copy of /bin/true N times from a tmpfs directory, with and
-//            without the fanotify gate holding the exec (FAN_OPEN_EXEC_PERM) for the same rules.
-// Blocks with and without the gate alternate, so that the machine's load drifts over both alike.
-// Needs root. Usage: gate_latency_bench [--calls N] [--blocks B] [--vigil PATH] [--probe PATH]
+//            without `vigil gate` holding the exec (FAN_OPEN_EXEC_PERM) for the same rules.
+// Two rule sets: "few fields" (three deny rules on evt.type, fd.*, proc.exepath, none matching)
+// and "whole context" (the same plus a rule that reads the caller's argv, uid and user name and
+// eight ancestors' names, executables and the parent's argv, never matching).
+// With --vigil-base OTHER (e.g. the previous commit's vigil), every gated variant also runs with
+// OTHER, alternating with --vigil in the same blocks: a before/after comparison in one run.
+// Blocks with and without the gate alternate, so that the machine's load drifts over all alike.
+// Needs root. With --strace, one more run of each gated variant under `strace -f -c` counts the
+// system calls of the whole process tree per gated call (load-independent).
+// Usage: gate_latency_bench [--calls N] [--exec-calls N] [--blocks B] [--vigil PATH]
+//                           [--vigil-base PATH] [--probe PATH] [--strace]
 
+#include <signal.h>
 #include <sys/mount.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
-#include "apps/vigil/gate_wiring.h"
 #include "tests/integration/loopback_listener.h"
-#include "enforce/gate.h"
-#include "sensor/fanotify_gate.h"
 
 namespace fs = std::filesystem;
 using namespace vigil;
 
 namespace {
 
-std::vector<double> RunProbe(const std::string& cmd, const fs::path& out) {
-  const std::string full = cmd + " >" + out.string();
-  if (std::system(full.c_str()) == -1) return {};
+std::vector<double> ParseProbe(const fs::path& out) {
   std::ifstream in(out);
   std::vector<double> us;
   std::string line;
@@ -49,6 +58,68 @@ std::vector<double> RunProbe(const std::string& cmd, const fs::path& out) {
     }
   }
   return us;
+}
+
+std::vector<double> RunProbe(const std::string& cmd, const fs::path& out) {
+  const std::string full = cmd + " >" + out.string();
+  if (std::system(full.c_str()) == -1) return {};
+  return ParseProbe(out);
+}
+
+std::string ReadAll(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The JSON summary `vigil run --json` (stderr) or `vigil gate --json` (stdout) printed last.
+nlohmann::json Summary(const fs::path& p) {
+  std::istringstream in(ReadAll(p));
+  std::string line, last;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line[0] == '{') last = line;
+  }
+  return nlohmann::json::parse(last, nullptr, false);
+}
+
+// Starts `vigil gate` (argv) with stdout to `out` and stderr to `err`; waits until it says it
+// holds the paths. Returns its pid, or -1.
+pid_t StartGate(const std::vector<std::string>& argv, const fs::path& out, const fs::path& err) {
+  std::fflush(stdout);  // the child's freopen would write what is buffered a second time
+  std::error_code ec;
+  fs::remove(err, ec);  // a previous gate's "holding" line must not be taken for this one's
+  const pid_t pid = fork();
+  if (pid == 0) {
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    if (!freopen(out.c_str(), "w", stdout) || !freopen(err.c_str(), "w", stderr)) _exit(127);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  if (pid < 0) return -1;
+  for (int i = 0; i < 1000; ++i) {
+    if (ReadAll(err).find("holding") != std::string::npos) return pid;
+    if (waitpid(pid, nullptr, WNOHANG) == pid) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  return -1;
+}
+
+// Stops `vigil gate` (pid), or with `traced` the vigil gate that strace (pid) runs: SIGTERM to
+// strace itself would detach it and leave the gate running.
+void StopGate(pid_t pid, bool traced = false) {
+  pid_t target = pid;
+  if (traced) {
+    std::istringstream kids(ReadAll("/proc/" + std::to_string(pid) + "/task/" +
+                                    std::to_string(pid) + "/children"));
+    if (!(kids >> target)) target = pid;
+  }
+  kill(target, SIGTERM);
+  waitpid(pid, nullptr, 0);
 }
 
 double Pct(std::vector<double> v, double q) {
@@ -90,16 +161,61 @@ std::string TrainProbeModel(const std::string& vigil_bin, const fs::path& dir,
   return std::system(cmd.c_str()) == 0 ? model.string() : "";
 }
 
+// A gated variant: a vigil binary and a rules file (plus, for connect, extra flags).
+struct Variant {
+  std::string name;
+  std::string vigil;
+  std::string rules;
+  std::string extra;  // more `vigil run` flags (the model)
+  std::vector<double> us;
+  std::vector<double> per_call;  // /proc system calls per decided call (new builds only)
+};
+
+void AddSummary(const fs::path& p, Variant* v) {
+  const nlohmann::json j = Summary(p);
+  if (j.is_object() && j.contains("proc_syscalls_per_call")) {
+    v->per_call.push_back(j["proc_syscalls_per_call"].get<double>());
+  }
+}
+
+std::string Median(std::vector<double> v) {
+  if (v.empty()) return "n/a";
+  std::sort(v.begin(), v.end());
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f", v[v.size() / 2]);
+  return buf;
+}
+
+// The total of `strace -c -o FILE`'s table: "100.00    T    U    CALLS    ERRORS total".
+double StraceTotal(const fs::path& file) {
+  std::istringstream in(ReadAll(file));
+  std::string line;
+  double total = 0;
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::vector<std::string> w;
+    std::string x;
+    while (f >> x) w.push_back(x);
+    if (w.size() >= 5 && w.back() == "total") total = std::atof(w[3].c_str());
+  }
+  return total;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Latency added by the seccomp (vigil run) and fanotify gates"};
-  int calls = 500, blocks = 6;
-  std::string vigil_bin = VIGIL_BINARY, probe = GATE_PROBE;
-  app.add_option("--calls", calls, "Calls per block")->capture_default_str();
+  CLI::App app{"Latency added by the seccomp (vigil run) and fanotify (vigil gate) gates"};
+  int calls = 1000, exec_calls = 500, blocks = 5;
+  std::string vigil_bin = VIGIL_BINARY, base_bin, probe = GATE_PROBE;
+  bool strace = false;
+  app.add_option("--calls", calls, "Connects per block")->capture_default_str();
+  app.add_option("--exec-calls", exec_calls, "Execs per block")->capture_default_str();
   app.add_option("--blocks", blocks, "Blocks per variant (alternating)")->capture_default_str();
   app.add_option("--vigil", vigil_bin, "The vigil binary")->capture_default_str();
+  app.add_option("--vigil-base", base_bin,
+                 "A second vigil binary (e.g. the previous commit's) run alternately with --vigil");
   app.add_option("--probe", probe, "The gate_probe binary")->capture_default_str();
+  app.add_flag("--strace", strace, "Also count system calls per gated call with strace -f -c");
   CLI11_PARSE(app, argc, argv);
   if (geteuid() != 0) {
     std::fprintf(stderr, "gate_latency_bench: needs root (seccomp, fanotify, mount)\n");
@@ -107,35 +223,43 @@ int main(int argc, char** argv) {
   }
   const fs::path dir = fs::temp_directory_path() / ("vigil-gate-bench-" + std::to_string(getpid()));
   fs::create_directories(dir / "mnt");
-  const fs::path out = dir / "probe.out";
+  const fs::path out = dir / "probe.out", err = dir / "vigil.err", gout = dir / "gate.out";
+  std::printf("load average before: %s", ReadAll("/proc/loadavg").c_str());
 
-  // connect, with and without `vigil run`; the rules deny another port, so every connect is
-  // evaluated and allowed.
   testing::LoopbackListener listener;
-  const fs::path rules_file = dir / "rules.yaml";
-  std::ofstream(rules_file) << "- rule: Forbidden port\n  desc: d\n  condition: evt.type = connect "
-                               "and fd.sport = 1\n  output: \"connect %fd.sip:%fd.sport\"\n  "
-                               "priority: WARNING\n  action: {type: deny, mode: enforce}\n"
-                               "- rule: Secret\n  desc: d\n  condition: evt.type = openat and "
-                               "fd.name = /etc/shadow\n  output: \"open %fd.name\"\n  priority: "
-                               "WARNING\n  action: {type: deny, mode: enforce}\n"
-                               "- rule: Exec from mnt\n  desc: d\n  condition: evt.type = execve "
-                               "and proc.exepath = /nonexistent/prog\n  output: \"exec\"\n  "
-                               "priority: WARNING\n  action: {type: deny, mode: enforce}\n";
-  // Signed, so that `vigil run` keeps enforce mode (an unsigned policy would run in monitor mode).
+  const fs::path few = dir / "few.yaml", whole = dir / "whole.yaml";
+  const std::string few_rules =
+      "- rule: Forbidden port\n  desc: d\n  condition: evt.type = connect and fd.sport = 1\n"
+      "  output: \"connect %fd.sip:%fd.sport\"\n  priority: WARNING\n"
+      "  action: {type: deny, mode: enforce}\n"
+      "- rule: Secret\n  desc: d\n  condition: evt.type = openat and fd.name = /etc/shadow\n"
+      "  output: \"open %fd.name\"\n  priority: WARNING\n  action: {type: deny, mode: enforce}\n"
+      "- rule: Exec from mnt\n  desc: d\n  condition: evt.type = execve and proc.exepath = "
+      "/nonexistent/prog\n  output: \"exec\"\n  priority: WARNING\n"
+      "  action: {type: deny, mode: enforce}\n";
+  std::ofstream(few) << few_rules;
+  std::ofstream(whole) << few_rules
+                       << "- rule: Whole context\n  desc: d\n  condition: evt.type in (connect, "
+                          "execve) and proc.cmdline = nothing-here and user.name = nobody-here "
+                          "and proc.aname = nothing-here and proc.aexepath = /nothing-here and "
+                          "proc.pcmdline = nothing-here\n  output: \"%proc.cmdline\"\n"
+                          "  priority: WARNING\n  action: {type: deny, mode: enforce}\n";
+  // Signed, so that the gates keep enforce mode (an unsigned policy would run in monitor mode).
   const std::string keys = (dir / "keys").string();
   if (std::system((vigil_bin + " keys init --dir " + keys + " >/dev/null && " + vigil_bin +
-                   " policy sign " + rules_file.string() + " --key-dir " + keys + " >/dev/null")
+                   " policy sign " + few.string() + " --key-dir " + keys + " >/dev/null && " +
+                   vigil_bin + " policy sign " + whole.string() + " --key-dir " + keys +
+                   " >/dev/null")
                       .c_str()) != 0) {
     std::fprintf(stderr, "gate_latency_bench: cannot sign the rules\n");
     return 1;
   }
   const std::string connect_args =
       " connect 127.0.0.1 " + std::to_string(listener.port()) + " " + std::to_string(calls);
-  // The same rules plus one on ml.anomalous that every connect is a candidate of: the model is
+  // The few rules plus one on ml.anomalous that every connect is a candidate of: the model is
   // asked for each connect (through the inference engine, its verdict cache included).
   const fs::path ml_rules = dir / "ml-rules.yaml";
-  std::ofstream(ml_rules) << std::ifstream(rules_file).rdbuf()
+  std::ofstream(ml_rules) << few_rules
                           << "- rule: Unusual connect\n  desc: d\n  condition: evt.type = connect "
                              "and ml.anomalous = true\n  output: \"unusual connect\"\n  "
                              "priority: WARNING\n  action: {type: deny, mode: enforce}\n";
@@ -147,53 +271,113 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string trusted = " --trusted-key " + keys + "/vigil.pub";
-  std::vector<double> base, gated, modeled;
+
+  std::vector<Variant> variants;
+  std::vector<std::pair<std::string, std::string>> bins = {{"new", vigil_bin}};
+  if (!base_bin.empty()) bins.push_back({"base", base_bin});
+  for (const auto& [rname, rfile] : {std::pair{"few fields", few}, std::pair{"whole context", whole}}) {
+    for (const auto& [bname, bin] : bins) {
+      variants.push_back({bname + ", " + rname, bin, rfile.string(), "", {}, {}});
+    }
+  }
+  variants.push_back({"new, few fields + model", vigil_bin, ml_rules.string(),
+                      " --model " + model, {}, {}});
+
+  // connect, with and without `vigil run`.
+  std::vector<double> base;
   for (int b = 0; b < blocks; ++b) {
     auto x = RunProbe(probe + connect_args, out);
     base.insert(base.end(), x.begin(), x.end());
-    auto y = RunProbe(vigil_bin + " run --policy " + rules_file.string() + trusted + " -- " +
-                          probe + connect_args,
-                      out);
-    gated.insert(gated.end(), y.begin(), y.end());
-    auto z = RunProbe(vigil_bin + " run --policy " + ml_rules.string() + " --model " + model +
-                          trusted + " -- " + probe + connect_args,
-                      out);
-    modeled.insert(modeled.end(), z.begin(), z.end());
+    for (Variant& v : variants) {
+      auto y = RunProbe(v.vigil + " run --json --policy " + v.rules + v.extra + trusted + " -- " +
+                            probe + connect_args + " 2>" + err.string(),
+                        out);
+      v.us.insert(v.us.end(), y.begin(), y.end());
+      AddSummary(err, &v);
+    }
   }
-  Report("connect", base, gated);
-  Report("connect", gated, modeled, "gate, no model", "gate + model");
+  for (const Variant& v : variants) {
+    Report("connect", base, v.us, "without gate", v.name.c_str());
+    std::printf("         /proc system calls per gated call (median of blocks): %s\n",
+                Median(v.per_call).c_str());
+  }
+  if (strace) {
+    // The difference between a run with `calls` connects and one with none, per connect: the
+    // start-up of vigil and of the probe cancel out.
+    auto count = [&](const Variant& v, int n) {
+      const std::string cmd = "strace -f -c -o " + (dir / "strace.out").string() + " " + v.vigil +
+                              " run --policy " + v.rules + trusted + " -- " + probe +
+                              " connect 127.0.0.1 " + std::to_string(listener.port()) + " " +
+                              std::to_string(n) + " >/dev/null 2>&1";
+      return std::system(cmd.c_str()) == -1 ? 0.0 : StraceTotal(dir / "strace.out");
+    };
+    for (const Variant& v : variants) {
+      if (!v.extra.empty()) continue;
+      std::printf("connect  %s: %.1f system calls per connect (strace -f -c of vigil run and the "
+                  "probe, %d connects less none)\n",
+                  v.name.c_str(), (count(v, calls) - count(v, 0)) / calls, calls);
+    }
+  }
 
-  // exec of a file on a tmpfs, with and without the fanotify gate marking its directory.
+  // exec of a file on a tmpfs, with and without `vigil gate` marking its directory.
   if (mount("tmpfs", (dir / "mnt").c_str(), "tmpfs", 0, "size=16m") != 0) {
     std::fprintf(stderr, "gate_latency_bench: cannot mount a tmpfs: exec skipped\n");
   } else {
     const fs::path prog = dir / "mnt" / "prog";
     fs::copy_file("/bin/true", prog);
     fs::permissions(prog, fs::perms::owner_all);
-    auto rules = policy::RuleSet::LoadFiles({rules_file.string()});
-    if (!rules.has_value()) return 1;
-    std::vector<double> ebase, egated;
-    const std::string exec_args = " exec " + prog.string() + " " + std::to_string(calls);
+    const std::string exec_args = " exec " + prog.string() + " " + std::to_string(exec_calls);
+    std::vector<double> ebase;
+    std::vector<Variant> evars;
+    for (const Variant& v : variants) {
+      if (v.extra.empty()) evars.push_back({v.name, v.vigil, v.rules, "", {}, {}});
+    }
+    auto gate_argv = [&](const Variant& v) {
+      return std::vector<std::string>{v.vigil, "gate", "--json", "--watch", (dir / "mnt").string(),
+                                      "--policy", v.rules, "--trusted-key",
+                                      keys + "/vigil.pub"};
+    };
     for (int b = 0; b < blocks; ++b) {
       auto x = RunProbe(probe + exec_args, out);
       ebase.insert(ebase.end(), x.begin(), x.end());
-      enforce::DecisionGate gate(&*rules, enforce::GateOptions{.name = "fanotify"}, nullptr,
-                                 nullptr, nullptr);
-      app::GateDeciderAdapter decider(&gate);
-      sensor::FanotifyGateOptions o;
-      o.paths = {(dir / "mnt").string()};
-      auto g = sensor::FanotifyGate::Start(o, &decider);
-      if (!g.has_value()) {
-        std::fprintf(stderr, "gate_latency_bench: %s\n", g.error().message().c_str());
-        break;
+      for (Variant& v : evars) {
+        const pid_t g = StartGate(gate_argv(v), gout, err);
+        if (g < 0) {
+          std::fprintf(stderr, "gate_latency_bench: vigil gate did not start: %s\n",
+                       ReadAll(err).c_str());
+          return 1;
+        }
+        auto y = RunProbe(probe + exec_args, out);
+        StopGate(g);
+        v.us.insert(v.us.end(), y.begin(), y.end());
+        AddSummary(gout, &v);
       }
-      auto y = RunProbe(probe + exec_args, out);
-      egated.insert(egated.end(), y.begin(), y.end());
-      (*g)->Stop();
     }
-    Report("exec", ebase, egated);
+    for (const Variant& v : evars) {
+      Report("exec", ebase, v.us, "without gate", v.name.c_str());
+      std::printf("         /proc system calls per gated call (median of blocks): %s\n",
+                  Median(v.per_call).c_str());
+    }
+    if (strace) {
+      auto count = [&](const Variant& v, int n) {
+        std::vector<std::string> a = gate_argv(v);
+        a.insert(a.begin(), {"/usr/bin/strace", "-f", "-c", "-o", (dir / "strace.out").string()});
+        const pid_t g = StartGate(a, gout, err);
+        if (g < 0) return 0.0;
+        (void)RunProbe(probe + " exec " + prog.string() + " " + std::to_string(n), out);
+        StopGate(g, true);
+        return StraceTotal(dir / "strace.out");
+      };
+      for (const Variant& v : evars) {
+        std::printf("exec     %s: %.1f system calls of vigil gate per exec (strace -f -c, %d "
+                    "execs less one)\n",
+                    v.name.c_str(), (count(v, exec_calls + 1) - count(v, 1)) / exec_calls,
+                    exec_calls);
+      }
+    }
     umount2((dir / "mnt").c_str(), MNT_DETACH);
   }
+  std::printf("load average after: %s", ReadAll("/proc/loadavg").c_str());
   fs::remove_all(dir);
   return 0;
 }

@@ -29,6 +29,7 @@ test_pkgs=(
 
 bench_pkgs=(
   python3-sklearn python3-numpy
+  strace  # gate_latency_bench --strace: system calls per gated call
 )
 
 want=("${build_pkgs[@]}")

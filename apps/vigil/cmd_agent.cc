@@ -30,6 +30,7 @@
 #include "agent/fleet_link.h"
 #include "agent/hub_escalations.h"
 #include "agent/live_agent.h"
+#include "apps/vigil/agent_gate.h"
 #include "apps/vigil/audit_trail.h"
 #include "apps/vigil/commands.h"
 #include "apps/vigil/govern_cli.h"
@@ -513,6 +514,27 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
     }
   }
 
+  // 4c. The fanotify gate (agent.gate): execs of files on the configured paths wait for the
+  // policy; it denies only while the agent is in enforce mode.
+  std::unique_ptr<AgentGate> agent_gate;
+  if (!c.agent.gate.watch.empty()) {
+    auto started = AgentGate::Start(c, policy_engine ? policy_engine->Current() : nullptr,
+                                    audit.get());
+    if (!started.has_value()) return ReportError("agent", started.error());
+    agent_gate = std::move(started).value();
+    if (gate.wanted) {
+      const std::string why = agent_gate->CheckTrust(c.trusted_keys);
+      if (!why.empty()) {
+        gate.Refuse(why);
+        spdlog::error("ALERT enforce mode refused, running in monitor mode: {}", why);
+      }
+    }
+    spdlog::info("gate: holding {} of files on {} path(s) ({} mode; it denies only while the "
+                 "agent is in enforce mode)",
+                 c.agent.gate.open ? "exec and open" : "exec", c.agent.gate.watch.size(),
+                 agent_gate->configured_mode());
+  }
+
   // 5. The eBPF sensor. Exits 2 with the exact reason when the kernel cannot do it.
   auto opened = sensor::EbpfSensor::Open(SensorOptions(c.agent));
   if (!opened.has_value()) {
@@ -648,6 +670,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
     audit->ModeChange(mode, to, reason);
     mode = to;
     if (policy_engine) policy_engine->SetEnforcementAllowed(to == "enforce" && actions);
+    if (agent_gate) agent_gate->SetEnforcementAllowed(to == "enforce");
   };
   // The latest verdict per process, read by the policy as ml.* fields.
   std::mutex verdicts_mu;
@@ -798,6 +821,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
       spdlog::error("ALERT enforce mode refused, running in monitor mode: {}", why);
       if (mode == "enforce") {
         policy_engine->SetEnforcementAllowed(false);
+        if (agent_gate) agent_gate->SetEnforcementAllowed(false);
         audit->ModeChange(mode, "monitor", "policy reloaded (" + cause +
                                                "); enforce mode refused: " + why);
         mode = "monitor";
@@ -873,11 +897,13 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
         audit->ModeChange(mode, "enforce", "the hub allows enforce mode: " + reason);
         mode = "enforce";
         if (policy_engine) policy_engine->SetEnforcementAllowed(actions != nullptr);
+        if (agent_gate) agent_gate->SetEnforcementAllowed(true);
         spdlog::info("enforce mode: the hub allows it ({})", reason);
       } else if (mode == "enforce" && !allowed) {
         audit->ModeChange(mode, "monitor", "the hub withdrew enforce mode: " + reason);
         mode = "monitor";
         if (policy_engine) policy_engine->SetEnforcementAllowed(false);
+        if (agent_gate) agent_gate->SetEnforcementAllowed(false);
         spdlog::error("ALERT enforce mode withdrawn by the hub: {}", reason);
       }
     };
@@ -944,6 +970,10 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   if (fleet) fleet->Stop();
   if (server) server->Stop();
   if (hub_escalations) hub_escalations->Stop();
+  if (agent_gate) {  // before the audit log closes: its records go there
+    agent_gate->Stop();
+    spdlog::info("gate: {}", agent_gate->Summary());
+  }
   if (actions) actions->Stop();  // carries out what is queued; its audit records go in below
   {
     std::lock_guard<std::mutex> lock(mode_mu);
@@ -980,10 +1010,13 @@ RunFn AddAgentCommand(CLI::App& root) {
                "stays in "
                "monitor mode and records why. In enforce mode, decisions that enforce (policy, "
                "rule and rollout stage) are carried out (kill, freeze, block-network, escalate) "
-               "and recorded in <state_dir>/enforcement.db; see vigil enforcement");
+               "and recorded in <state_dir>/enforcement.db; see vigil enforcement. With "
+               "agent.gate in the config, execs (and opens) of files on the configured paths "
+               "also wait for the policy (fanotify; denied only in enforce mode, counted as "
+               "would-have-enforced otherwise; docs/gates.md)");
   cmd->add_option("--config", o->config,
                   "YAML config (sensors, event set, filters, sinks and the hub, learning period, "
-                  "metrics); a "
+                  "metrics, the fanotify gate agent.gate); a "
                   "missing default file means embedded defaults")
       ->capture_default_str();
   cmd->add_option("--learn", o->learn, "Learning period, e.g. 60s, 5m (default from config: 5m)");

@@ -81,19 +81,16 @@ int RunGate(const GateCmdOptions& o, const CLI::App& cmd) {
                       {"late_decisions", gs.late},
                       {"own", fs.own},
                       {"stuck_allowed", fs.stuck_allowed},
-                      {"overflows", fs.overflows}};
+                      {"overflows", fs.overflows},
+                      {"proc_syscalls", decider.context_stats().syscalls},
+                      {"proc_syscalls_per_call", decider.ProcSyscallsPerCall()}};
   if (!setup->refusal.empty()) j["enforce_refused"] = setup->refusal;
   if (setup->engine) j["breaker_opened"] = setup->engine->breaker().opened();
   if (setup->recorder) j["recorded_calls"] = setup->recorder->written();
   if (o.json) {
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::printf("vigil gate: %llu calls: %llu denied, %llu would have been denied (monitor), "
-                "%llu fallbacks\n",
-                static_cast<unsigned long long>(fs.calls),
-                static_cast<unsigned long long>(fs.denied),
-                static_cast<unsigned long long>(gs.would_deny),
-                static_cast<unsigned long long>(gs.fallbacks));
+    std::printf("vigil gate: %s\n", FanotifyGateSummary(fs, gs).c_str());
   }
   return kExitOk;
 }

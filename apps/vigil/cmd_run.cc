@@ -100,7 +100,9 @@ int RunRun(const RunOptions& o, const CLI::App& cmd) {
                         {"model_fallbacks", gs.model_fallbacks},
                         {"late_decisions", gs.late},
                         {"unreadable", ss.read_failures},
-                        {"vanished", ss.vanished}};
+                        {"vanished", ss.vanished},
+                        {"proc_syscalls", decider.context_stats().syscalls},
+                        {"proc_syscalls_per_call", decider.ProcSyscallsPerCall()}};
     if (exit.exec_errno != 0) j["exec_error"] = std::strerror(exit.exec_errno);
     if (!setup->refusal.empty()) j["enforce_refused"] = setup->refusal;
     if (setup->engine) j["breaker_opened"] = setup->engine->breaker().opened();

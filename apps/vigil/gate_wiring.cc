@@ -19,55 +19,9 @@ namespace {
 
 constexpr size_t kCommMax = 15;  // the kernel's TASK_COMM_LEN - 1
 
-// Up to `cap` bytes of a /proc file ("" when it cannot be read).
-std::string ReadProc(const std::string& path, size_t cap) {
-  std::string out;
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return out;
-  out.resize(cap);
-  size_t done = 0;
-  while (done < cap) {
-    const ssize_t n = read(fd, out.data() + done, cap - done);
-    if (n <= 0) break;
-    done += static_cast<size_t>(n);
-  }
-  close(fd);
-  out.resize(done);
-  return out;
-}
-
-std::string ReadLink(const std::string& path) {
-  char buf[4096];
-  const ssize_t n = readlink(path.c_str(), buf, sizeof buf);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
-}
-
-struct ProcBasics {
-  bool ok = false;
-  std::string comm;
-  uint32_t ppid = 0;
-};
-
-ProcBasics ReadStat(const std::string& dir) {
-  ProcBasics b;
-  const std::string content = ReadProc(dir + "/stat", 1024);
-  auto st = enrich::ParseProcStat(content);
-  if (!st.has_value()) return b;
-  b.ok = true;
-  b.comm = std::string(st->comm);
-  b.ppid = st->ppid;
-  return b;
-}
-
-std::vector<std::string> ReadArgv(const std::string& dir) {
-  std::vector<std::string> argv;
-  enrich::SplitCmdline(ReadProc(dir + "/cmdline", 4096), enrich::ArgvLimits{}, &argv);
-  return argv;
-}
-
-std::string BaseName(const std::string& path) {
+std::string_view BaseName(std::string_view path) {
   const size_t slash = path.find_last_of('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
+  return slash == std::string_view::npos ? path : path.substr(slash + 1);
 }
 
 // Enforce mode's signature check of what the gate loaded from disk; the refusal ("" when every
@@ -84,53 +38,49 @@ std::string CheckGateArtifacts(const GateFlags& f, const core::VigilConfig& conf
 
 }  // namespace
 
-void FillGateContext(const sensor::GateCall& call, enrich::CachingUserResolver* users,
-                     size_t max_ancestors, core::Event* event, policy::EvalInput* in) {
-  *event = call.event;
-  in->event = event;
-  const std::string dir = "/proc/" + std::to_string(call.event.proc.tid);
-  const ProcBasics self = ReadStat(dir);
-  auto status = enrich::ParseProcStatus(ReadProc(dir + "/status", 4096));
-  if (status.has_value()) {
-    event->proc.pid = status->tgid;
-    event->proc.uid = status->euid;
-    if (users != nullptr) in->user_name = users->NameOf(status->euid);
-  }
-  event->proc.ppid = self.ppid;
-  if (call.event.kind == core::EventKind::kProcessExec) {
-    event->proc.exe = call.event.path;
-    event->proc.comm = BaseName(call.event.path).substr(0, kCommMax);
-    in->argv = call.argv;
-  } else {
-    event->proc.comm = self.comm;
-    event->proc.exe = ReadLink(dir + "/exe");
-    in->argv = ReadArgv(dir);
-  }
-  uint32_t pid = self.ppid;
-  for (size_t depth = 0; depth < max_ancestors && pid != 0; ++depth) {
-    const std::string adir = "/proc/" + std::to_string(pid);
-    const ProcBasics a = ReadStat(adir);
-    if (!a.ok) break;
-    policy::Ancestor anc;
-    anc.name = a.comm;
-    anc.exe = ReadLink(adir + "/exe");
-    if (depth == 0) anc.argv = ReadArgv(adir);  // proc.pexe and proc.pcmdline
-    in->ancestors.push_back(std::move(anc));
-    pid = a.ppid;
-  }
+GateDeciderAdapter::GateDeciderAdapter(enforce::DecisionGate* gate, size_t max_ancestors)
+    : gate_(gate), needs_(NeedsOfRules(gate->rules(), max_ancestors)), users_(&system_users_, 256) {
+  // The model's verdicts carry the uid of the process they score.
+  if (gate->has_verdicts()) needs_.uid = true;
 }
 
-GateDeciderAdapter::GateDeciderAdapter(enforce::DecisionGate* gate, size_t max_ancestors)
-    : gate_(gate), max_ancestors_(max_ancestors), users_(&system_users_, 256) {}
+void GateDeciderAdapter::set_recorder(GateCallRecorder* recorder) {
+  recorder_ = recorder;
+  if (recorder != nullptr) needs_.exe = needs_.uid = true;  // its lines carry both
+}
+
+double GateDeciderAdapter::ProcSyscallsPerCall() const {
+  return calls_ == 0 ? 0.0
+                     : static_cast<double>(cache_.stats().syscalls) / static_cast<double>(calls_);
+}
 
 sensor::GateAnswer GateDeciderAdapter::Decide(const sensor::GateCall& call,
                                               sensor::CallControl* control) {
-  core::Event event;
-  policy::EvalInput in;
-  FillGateContext(call, &users_, max_ancestors_, &event, &in);
-  if (recorder_ != nullptr) recorder_->Record(event);
+  // An enforce-mode gate held back to monitor mode (the agent's preconditions) denies nothing,
+  // not even by its watchdog's fallback.
+  if (gate_->mode() == enforce::GateMode::kMonitor) control->SetFallback(sensor::GateAnswer::kAllow);
+  ++calls_;
+  event_ = call.event;
+  in_.event = &event_;
+  const bool exec = call.event.kind == core::EventKind::kProcessExec;
+  // fanotify reports thread group ids; seccomp, the calling thread's.
+  const bool tgid = call.event.source == core::EventSource::kFanotify;
+  if (cache_.Describe(static_cast<int32_t>(call.event.proc.tid), needs_, exec, &event_, &in_,
+                      tgid)) {
+    if (needs_.uid) in_.user_name = users_.NameOf(event_.proc.uid);
+  } else {  // the process is gone: what the sensor said of it
+    in_.argv.clear();
+    in_.ancestors.clear();
+    in_.user_name.clear();
+  }
+  if (exec) {
+    event_.proc.exe = call.event.path;
+    event_.proc.comm.assign(BaseName(call.event.path).substr(0, kCommMax));
+    in_.argv = call.argv;
+  }
+  if (recorder_ != nullptr) recorder_->Record(event_);
   const enforce::GateDecision d =
-      gate_->Decide(in, control->deadline_ns(), [control](bool deny) {
+      gate_->Decide(in_, control->deadline_ns(), [control](bool deny) {
         control->SetFallback(deny ? sensor::GateAnswer::kDeny : sensor::GateAnswer::kAllow);
       });
   return d.deny ? sensor::GateAnswer::kDeny : sensor::GateAnswer::kAllow;
@@ -146,6 +96,12 @@ void GateDeciderAdapter::OnFallback(const sensor::GateCall& call, sensor::GateAn
 
 void GateDeciderAdapter::Late(const sensor::GateCall&, sensor::GateAnswer) {
   // The decision gate counted the late decision; the watchdog's answer stands.
+}
+
+std::string FanotifyGateSummary(const sensor::FanotifyGateStats& fs, const enforce::GateStats& gs) {
+  return std::to_string(fs.calls) + " calls: " + std::to_string(fs.denied) + " denied, " +
+         std::to_string(gs.would_deny) + " would have been denied (monitor), " +
+         std::to_string(gs.fallbacks) + " fallbacks";
 }
 
 nlohmann::json GateRecordPayload(const enforce::GateRecord& r) {
@@ -283,22 +239,8 @@ core::Result<GateSetup> SetupGate(const GateFlags& f, const CLI::App& cmd, std::
 }
 
 core::Result<int64_t> ParseGateDeadline(std::string_view text) {
-  size_t digits = 0;
-  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
-  const std::string_view unit = text.substr(digits);
-  int64_t scale = 0;
-  if (unit == "us") scale = 1'000;
-  if (unit == "ms") scale = 1'000'000;
-  if (unit == "s") scale = 1'000'000'000;
-  if (digits == 0 || digits > 6 || scale == 0) {
-    return core::InvalidArgument("--deadline: expected a whole number with us, ms or s (e.g. 5ms), "
-                                 "got \"" + std::string(text) + "\"");
-  }
-  const int64_t ns = std::stoll(std::string(text.substr(0, digits))) * scale;
-  if (ns < 100'000 || ns > 10'000'000'000) {
-    return core::InvalidArgument("--deadline: must be between 100us and 10s, got \"" +
-                                 std::string(text) + "\"");
-  }
+  auto ns = core::ParseGateDeadline(text);
+  if (!ns.has_value()) return core::InvalidArgument("--deadline: " + ns.error().message());
   return ns;
 }
 

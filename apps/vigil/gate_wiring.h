@@ -14,11 +14,13 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/vigil/audit_trail.h"
+#include "apps/vigil/gate_context.h"
 #include "apps/vigil/gate_model.h"
 #include "core/config.h"
 #include "enforce/gate.h"
 #include "enrich/user_resolver.h"
 #include "policy/fields.h"
+#include "sensor/fanotify_gate.h"
 #include "sensor/gate_call.h"
 
 namespace vigil::app {
@@ -74,16 +76,15 @@ core::Result<GateSetup> SetupGate(const GateFlags& f, const CLI::App& cmd, std::
 // "5ms", "500us", "1s": 100 µs to 10 s, in ns; kInvalidArgument naming --deadline otherwise.
 core::Result<int64_t> ParseGateDeadline(std::string_view text);
 
-// Fills `event` (a copy of the call's) and `in` with what /proc says about the caller. For an
-// exec the process is described as the program it is becoming (Falco's execve semantics:
-// proc.name is the new program's name, proc.exepath its path, proc.args the new argv, and the
-// ancestors are the caller's parent and up). Up to `max_ancestors` ancestors are read.
-void FillGateContext(const sensor::GateCall& call, enrich::CachingUserResolver* users,
-                     size_t max_ancestors, core::Event* event, policy::EvalInput* in);
-
+// Decides the calls a sensor gate holds with a decision gate. The context of each call's process
+// is read from /proc as the rules need it and kept per process (gate_context.h): what the rules
+// see is that of an exec as Falco reports an execve (proc.name is the new program's name,
+// proc.exepath its path, proc.args the new argv, the ancestors are the caller's parent and up),
+// else the caller's, with up to `max_ancestors` ancestors.
 class GateDeciderAdapter final : public sensor::GateDecider {
  public:
-  // `gate` must outlive the adapter.
+  // `gate` must outlive the adapter. What is read of each process: what the gate's rules use
+  // (NeedsOfRules), plus the uid when the gate has a model.
   explicit GateDeciderAdapter(enforce::DecisionGate* gate, size_t max_ancestors = 8);
 
   sensor::GateAnswer Decide(const sensor::GateCall& call, sensor::CallControl* control) override;
@@ -92,16 +93,32 @@ class GateDeciderAdapter final : public sensor::GateDecider {
   void Late(const sensor::GateCall& call, sensor::GateAnswer decided) override;
 
   // Every decided call (with its /proc context) is also given to `recorder` (may be null; must
-  // outlive the adapter).
-  void set_recorder(GateCallRecorder* recorder) { recorder_ = recorder; }
+  // outlive the adapter), which adds the executable and uid to what is read.
+  void set_recorder(GateCallRecorder* recorder);
+
+  const GateContextNeeds& needs() const { return needs_; }
+  // The context cache's counters; read only while no call is being decided (e.g. after the
+  // sensor gate stopped).
+  const ProcContextCache::Stats& context_stats() const { return cache_.stats(); }
+  // /proc system calls per decided call so far (0 before the first).
+  double ProcSyscallsPerCall() const;
 
  private:
   enforce::DecisionGate* gate_;
   GateCallRecorder* recorder_ = nullptr;
-  size_t max_ancestors_;
+  GateContextNeeds needs_;
+  ProcContextCache cache_;
+  uint64_t calls_ = 0;
+  // Reused from call to call (one deciding thread): no allocation once grown.
+  core::Event event_;
+  policy::EvalInput in_;
   enrich::SystemUserResolver system_users_;
   enrich::CachingUserResolver users_;
 };
+
+// "N calls: D denied, W would have been denied (monitor), F fallbacks" (the fanotify gate's
+// counts at exit: `vigil gate`, `vigil agent`).
+std::string FanotifyGateSummary(const sensor::FanotifyGateStats& fs, const enforce::GateStats& gs);
 
 // The audit payload of a gate record: the decision's fields (audit::DecisionPayload) plus
 // "gate", "call" ({"type","pid","path" or "addr","port"}) and, for fallbacks, "fallback_reason".

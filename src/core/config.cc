@@ -611,6 +611,40 @@ class ConfigParser {
         });
   }
 
+  Status ReadAgentGate(const YAML::Node& node, std::string_view path, AgentGateConfig* g) const {
+    if (node.IsNull()) return Status::Ok();
+    auto absolute = [&](const YAML::Node& v, const std::string& p, std::string* o) {
+      VIGIL_RETURN_IF_ERROR(ReadString(v, p, o));
+      if (o->empty() || (*o)[0] != '/') return Error(v, p, "expected an absolute path");
+      return Status::Ok();
+    };
+    return ForEachField(
+        node, path, {"watch", "open", "mode", "deadline", "fallback", "policy"},
+        [&](const std::string& key, const YAML::Node& v, const std::string& p) {
+          if (key == "watch") return ReadList(v, p, &g->watch, absolute);
+          if (key == "open") return ReadBool(v, p, &g->open);
+          if (key == "mode") {
+            VIGIL_RETURN_IF_ERROR(ReadString(v, p, &g->mode));
+            if (g->mode != "monitor" && g->mode != "enforce") {
+              return Error(v, p, fmt::format("expected monitor or enforce, got {}", Quote(g->mode)));
+            }
+            return Status::Ok();
+          }
+          if (key == "deadline") {
+            std::string text;
+            VIGIL_RETURN_IF_ERROR(ReadString(v, p, &text));
+            auto ns = ParseGateDeadline(text);
+            if (!ns.has_value()) return Error(v, p, ns.error().message());
+            g->deadline_ns = *ns;
+            return Status::Ok();
+          }
+          if (key == "fallback") {
+            return ReadEnum<bool>(v, p, {{"allow", false}, {"deny", true}}, &g->fallback_deny);
+          }
+          return ReadList(v, p, &g->policy, absolute);
+        });
+  }
+
   Status ReadAgent(const YAML::Node& node, std::string_view path, AgentConfig* a) const {
     if (node.IsNull()) return Status::Ok();
     auto event = [&](const YAML::Node& v, const std::string& p, std::string* o) {
@@ -627,7 +661,7 @@ class ConfigParser {
     return ForEachField(
         node, path,
         {"learn", "window", "min_program_windows", "syscall_stream", "events",
-         "write_events", "ring_buffer_bytes", "baseline", "filters"},
+         "write_events", "ring_buffer_bytes", "baseline", "filters", "gate"},
         [&](const std::string& key, const YAML::Node& v, const std::string& p) {
           if (key == "learn") return ReadSeconds(v, p, &a->learn_seconds);
           if (key == "window") return ReadUint32(v, p, 10, 100000, &a->window);
@@ -645,6 +679,7 @@ class ConfigParser {
             return Status::Ok();
           }
           if (key == "baseline") return ReadString(v, p, &a->baseline);
+          if (key == "gate") return ReadAgentGate(v, p, &a->gate);
           return ReadFilters(v, p, &a->filters);
         });
   }
@@ -888,6 +923,27 @@ bool IsNatsUrl(std::string_view url) {
 std::string HostPort::ToString() const {
   if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
   return fmt::format("{}:{}", host, port);
+}
+
+Result<int64_t> ParseGateDeadline(std::string_view text) {
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  const std::string_view unit = text.substr(digits);
+  int64_t scale = 0;
+  if (unit == "us") scale = 1'000;
+  if (unit == "ms") scale = 1'000'000;
+  if (unit == "s") scale = 1'000'000'000;
+  if (digits == 0 || digits > 6 || scale == 0) {
+    return InvalidArgument(fmt::format(
+        "expected a whole number with us, ms or s (e.g. 5ms), got {}", Quote(text)));
+  }
+  int64_t n = 0;
+  for (size_t i = 0; i < digits; ++i) n = n * 10 + (text[i] - '0');
+  const int64_t ns = n * scale;
+  if (ns < 100'000 || ns > 10'000'000'000) {
+    return InvalidArgument(fmt::format("must be between 100us and 10s, got {}", Quote(text)));
+  }
+  return ns;
 }
 
 Result<uint64_t> ParseDurationSeconds(std::string_view text) {

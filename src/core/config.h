@@ -55,6 +55,9 @@ bool IsNatsSubjectPrefix(std::string_view prefix);
 // port" where the consumer supports it.
 // "90", "90s", "5m", "2h", "1d" -> seconds. kInvalidArgument naming the text otherwise.
 Result<uint64_t> ParseDurationSeconds(std::string_view text);
+// A gate's per-call deadline: a whole number with us, ms or s ("5ms", "500us"), 100 us to 10 s,
+// in ns. kInvalidArgument saying what was expected otherwise.
+Result<int64_t> ParseGateDeadline(std::string_view text);
 
 struct HostPort {
   std::string host;  // without brackets
@@ -149,6 +152,17 @@ struct AgentFilterConfig {
   std::vector<uint64_t> include_cgroups;
 };
 
+// The fanotify gate inside the agent (docs/gates.md, "In vigil agent"): execs (and, with
+// `open`, opens) of files on `watch` wait for the policy. Off while `watch` is empty.
+struct AgentGateConfig {
+  std::vector<std::string> watch;  // absolute paths: files, or directories (the files in them)
+  bool open = false;               // hold opens too, not only execs
+  std::string mode;                // "" (the agent's mode), monitor or enforce
+  int64_t deadline_ns = 5'000'000;  // per held call, 100 us .. 10 s (ParseGateDeadline)
+  bool fallback_deny = false;      // the answer at the deadline before any rule is at stake
+  std::vector<std::string> policy;  // rules files; [] = the agent's policy (policy.files)
+};
+
 struct AgentConfig {
   uint64_t learn_seconds = 300;        // learning period before detection starts
   uint32_t window = 100;               // system calls per scored window of a process
@@ -161,6 +175,7 @@ struct AgentConfig {
   bool write_events = true;            // typed events also go to the sinks (OCSF activity events)
   std::string baseline;                // default <state_dir>/models/baseline.vgm
   AgentFilterConfig filters;
+  AgentGateConfig gate;
 };
 
 // The agent's policy (docs/policy.md). Names are checked here; the policy room interprets them.

@@ -103,7 +103,7 @@ DecisionGate::DecisionGate(const policy::RuleSet* rules, GateOptions options,
 DecisionGate::~DecisionGate() = default;
 
 bool DecisionGate::Enforced(const policy::Rule& r) const {
-  return options_.mode == GateMode::kEnforce && r.action.mode == "enforce";
+  return mode() == GateMode::kEnforce && r.action.mode == "enforce";
 }
 
 void DecisionGate::Record(GateRecord::Kind kind, const core::Event& e, core::Action action,
@@ -119,7 +119,7 @@ void DecisionGate::Record(GateRecord::Kind kind, const core::Event& e, core::Act
   rec.decision.enforced = enforced;
   if (verdict != nullptr) rec.decision.verdict = *verdict;
   rec.gate = options_.name;
-  rec.mode = GateModeName(options_.mode);
+  rec.mode = GateModeName(mode());
   rec.reason = why;
   record_(rec);
 }
@@ -185,7 +185,13 @@ GateDecision DecisionGate::Decide(const policy::EvalInput& in, int64_t deadline_
       Record(GateRecord::Kind::kFallback, e, fallback_deny ? core::Action::kDeny : core::Action::kAllow,
              fb_rule, "model failed: " + verdict.error().message(), fallback_deny,
              FallbackReason::kModelError);
-    } else if (verdict.has_value()) {
+    } else if (!verdict.has_value()) {
+      // Failed after the deadline: the watchdog answers (or has answered) with this fallback and
+      // counts it; should this late answer still be the one sent, it must be the same.
+      d.rule = fb_rule;
+      d.deny = fallback_deny;
+      d.fallback = true;
+    } else {
       policy::EvalInput scored = in;
       scored.verdict = &*verdict;
       matches = rules_->Evaluate(scored);

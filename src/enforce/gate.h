@@ -123,7 +123,22 @@ class DecisionGate {
   void FallbackAnswered(const core::Event& event, bool deny, FallbackReason why);
 
   const GateOptions& options() const { return options_; }
+  const policy::RuleSet& rules() const { return *rules_; }
+  bool has_verdicts() const { return verdicts_ != nullptr; }
   GateStats stats() const;
+
+  // Whether an enforce-mode gate may deny now. While false it decides as in monitor mode (deny
+  // rules and deny fallbacks are counted as would-have-denied; records say "monitor"): the agent
+  // holds its gate back until its own enforce-mode preconditions hold (verified models and
+  // policies). Default true; thread-safe.
+  void SetEnforcementAllowed(bool allowed) {
+    enforcement_allowed_.store(allowed, std::memory_order_relaxed);
+  }
+  // The mode the gate decides in now: options().mode, or monitor while enforcement is held back.
+  GateMode mode() const {
+    return enforcement_allowed_.load(std::memory_order_relaxed) ? options_.mode
+                                                                 : GateMode::kMonitor;
+  }
 
  private:
   struct Metrics;
@@ -136,6 +151,7 @@ class DecisionGate {
   const policy::RuleSet* rules_;
   const GateOptions options_;
   VerdictSource* verdicts_;
+  std::atomic<bool> enforcement_allowed_{true};
   RecordFn record_;
   std::unique_ptr<Metrics> metrics_;
 };

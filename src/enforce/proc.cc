@@ -59,12 +59,22 @@ core::Result<StatFields> ParseStat(std::string_view content) {
   if (!ParseNumber(content.substr(0, open), &f.pid) || f.pid <= 0) {
     return core::InvalidArgument("stat: field 1 (pid) is not a positive number");
   }
+  f.comm = content.substr(open + 2, close - open - 2);
   std::string_view rest = content.substr(close + 1);
   while (!rest.empty() && (rest.back() == '\n')) rest.remove_suffix(1);
   if (rest.size() < 2 || rest[0] != ' ') return core::InvalidArgument("stat: nothing after comm");
-  // rest[1..] holds fields 3, 4, ...; field N is at index N - 3.
-  const std::vector<std::string_view> v = Fields(rest.substr(1), 20);
-  if (v.size() < 20) return core::InvalidArgument("stat: fewer than 22 fields");
+  rest.remove_prefix(1);
+  // Field N (N >= 3) is the (N - 3)th of `rest`, split on single spaces (the kernel writes
+  // exactly one between fields).
+  std::array<std::string_view, 49> v{};  // fields 3..51
+  size_t count = 0;
+  for (size_t pos = 0; count < v.size();) {
+    const size_t sp = rest.find(' ', pos);
+    v[count++] = rest.substr(pos, sp == std::string_view::npos ? std::string_view::npos : sp - pos);
+    if (sp == std::string_view::npos) break;
+    pos = sp + 1;
+  }
+  if (count < 20) return core::InvalidArgument("stat: fewer than 22 fields");
   if (v[0].size() != 1) return core::InvalidArgument("stat: field 3 (state) is not one letter");
   f.state = v[0][0];
   if (!ParseNumber(v[1], &f.ppid) || f.ppid < 0) {
@@ -78,6 +88,12 @@ core::Result<StatFields> ParseStat(std::string_view content) {
   }
   if (!ParseNumber(v[19], &f.start_time)) {
     return core::InvalidArgument("stat: field 22 (starttime) is not a number");
+  }
+  if (count == v.size()) {
+    constexpr size_t kLayout[7] = {26, 27, 28, 48, 49, 50, 51};
+    for (size_t i = 0; i < 7; ++i) {
+      if (!ParseNumber(v[kLayout[i] - 3], &f.layout[i])) f.layout[i] = 0;
+    }
   }
   return f;
 }

@@ -1588,4 +1588,31 @@ size_t RuleSet::CandidateCount(std::string_view type) const {
   return impl_->Candidates(type).size();
 }
 
+namespace {
+
+void CollectSlots(const Node& n, std::vector<bool>* used) {
+  if (n.kind == Node::Kind::kCheck) {
+    if (n.slot >= 0) (*used)[static_cast<size_t>(n.slot)] = true;
+    return;
+  }
+  for (const Node& c : n.children) CollectSlots(c, used);
+}
+
+}  // namespace
+
+std::vector<FieldUse> RuleSet::UsedFields() const {
+  std::vector<bool> used(impl_->slots.size(), false);
+  for (const CompiledRule& c : impl_->compiled) {
+    CollectSlots(c.root, &used);
+    for (const OutputPart& p : c.output) {
+      if (p.slot >= 0) used[static_cast<size_t>(p.slot)] = true;
+    }
+  }
+  std::vector<FieldUse> out;
+  for (size_t i = 0; i < used.size(); ++i) {
+    if (used[i]) out.push_back({impl_->slots[i].def->name, impl_->slots[i].index});
+  }
+  return out;
+}
+
 }  // namespace vigil::policy

@@ -72,6 +72,13 @@ struct LoadWarning {
   std::string ToString() const;
 };
 
+// A field a rule set reads, with its bracketed index (-1 when none is given).
+struct FieldUse {
+  std::string_view name;  // static text (FieldDef::name)
+  int index = -1;
+  bool operator==(const FieldUse&) const = default;
+};
+
 struct Match {
   const Rule* rule = nullptr;
   std::string output;  // the rule's output with %fields filled in ("<NA>" when absent)
@@ -105,6 +112,10 @@ class RuleSet {
   std::vector<Match> EvaluateEveryRule(const EvalInput& in) const;
   // How many enabled rules Evaluate considers for an event of evt.type `type`.
   size_t CandidateCount(std::string_view type) const;
+  // Every field the enabled rules read, in their conditions (exceptions included) or outputs,
+  // each once. What an evaluation may extract and nothing else: a caller that
+  // builds the EvalInput can leave everything else out (e.g. a gate that reads /proc).
+  std::vector<FieldUse> UsedFields() const;
 
  private:
   struct Impl;

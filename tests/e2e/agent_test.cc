@@ -5,11 +5,14 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -69,6 +72,25 @@ class AgentE2eTest : public ::testing::Test {
       waitpid(agent_, nullptr, 0);
     }
     if (!dir_.empty()) fs::remove_all(dir_);
+  }
+  // Starts `vigil agent` on `config` in `mode` (relearning, null sink, stdout/stderr to out/err)
+  // and waits until detection has started.
+  bool StartAgent(const fs::path& config, const std::string& mode, const fs::path& out,
+                  const fs::path& err) {
+    agent_ = Spawn({VIGIL_BINARY, "agent", "--config", config.string(), "--state-dir",
+                    dir_.string(), "--mode", mode, "--relearn", "--duration", "60s", "--sink",
+                    "null"},
+                   out, err);
+    return WaitFor([&] { return ReadAll(err).find("detection started") != std::string::npos; },
+                   std::chrono::seconds(40));
+  }
+  // SIGTERM to the agent; true when it exited 0.
+  bool StopAgent() {
+    kill(agent_, SIGTERM);
+    int status = 0;
+    const bool reaped = waitpid(agent_, &status, 0) == agent_;
+    agent_ = -1;
+    return reaped && WIFEXITED(status) && WEXITSTATUS(status) == 0;
   }
   fs::path dir_;
   pid_t agent_ = -1;
@@ -396,21 +418,8 @@ TEST_F(AgentE2eTest, EnforceModeKillsAndFreezesAndRollbackThaws) {
   const fs::path out = dir_ / "agent.out", err = dir_ / "agent.err";
   std::vector<pid_t> children;
   ChildReaper reaper{&children};
-  auto start_agent = [&](const std::string& mode) {
-    agent_ = Spawn({VIGIL_BINARY, "agent", "--config", config.string(), "--state-dir",
-                    dir_.string(), "--mode", mode, "--relearn", "--duration", "60s", "--sink",
-                    "null"},
-                   out, err);
-    return WaitFor([&] { return ReadAll(err).find("detection started") != std::string::npos; },
-                   std::chrono::seconds(40));
-  };
-  auto stop_agent = [&] {
-    kill(agent_, SIGTERM);
-    int status = 0;
-    const bool reaped = waitpid(agent_, &status, 0) == agent_;
-    agent_ = -1;
-    return reaped && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  };
+  auto start_agent = [&](const std::string& mode) { return StartAgent(config, mode, out, err); };
+  auto stop_agent = [&] { return StopAgent(); };
   const fs::path tmp = dir_ / "cli";
   fs::create_directories(tmp);
   auto vigil = [&](const std::string& args) { return vigil::e2e::RunVigil(tmp, args); };
@@ -675,6 +684,99 @@ TEST(AgentConfigE2eTest, BadConfigExitsTwoNamingFileLineAndKey) {
                      ":2:22: policy.enforcement_queue: expected an integer in 1..65536, got 0"),
             std::string::npos)
       << out;
+}
+
+// Runs `prog` through sh (which execs it in place): 0 when it ran, 126 when the exec failed
+// (e.g. EPERM from the gate).
+int RunProgram(const fs::path& prog) {
+  const int rc = std::system((prog.string() + " 2>/dev/null").c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+// The value of the first sample of `metrics` whose line starts with `series` ("" when none).
+double Sample(const std::string& metrics, const std::string& series) {
+  const size_t at = metrics.find(series + " ");
+  return at == std::string::npos ? -1 : std::atof(metrics.c_str() + at + series.size() + 1);
+}
+
+// The fanotify gate in the agent (agent.gate): an exec of a program on a watched tmpfs is
+// allowed and counted as would-have-enforced in monitor mode, denied (EPERM: sh exits 126) in
+// enforce mode,
+// with the decision in the metrics and the audit log. A bad gate config exits 2 naming it.
+TEST_F(AgentE2eTest, GateDeniesExecInEnforceModeAndCountsItInMonitorMode) {
+  const fs::path gated = dir_ / "gated";
+  fs::create_directories(gated);
+  ASSERT_EQ(mount("tmpfs", gated.c_str(), "tmpfs", 0, "size=4m"), 0) << std::strerror(errno);
+  struct Unmount {
+    fs::path p;
+    ~Unmount() { umount2(p.c_str(), MNT_DETACH); }
+  } unmount{gated};
+  const fs::path prog = gated / "tool";
+  fs::copy_file("/bin/true", prog);
+  fs::permissions(prog, fs::perms::owner_all);
+  const fs::path rules = dir_ / "rules.yaml";
+  std::ofstream(rules) << "- rule: No tools from gated\n  desc: d\n  condition: evt.type = execve "
+                          "and proc.exepath startswith " << gated.string()
+                       << "/\n  output: exec of %proc.exepath by %proc.pname\n  priority: WARNING\n"
+                          "  action: {type: deny, mode: enforce}\n";
+  const fs::path config = dir_ / "vigil.yaml";
+  std::ofstream(config) << "agent:\n  learn: 2s\n  events: [open]\n  gate:\n    watch: ["
+                        << gated.string() << "]\n"
+                        << "metrics:\n  enabled: true\n  listen: 127.0.0.1:0\n"
+                           "policy:\n  mode: enforce\n  stage: enforce-all\n  files: ["
+                        << rules.string() << "]\n";
+  const fs::path out = dir_ / "agent.out", err = dir_ / "agent.err";
+  auto start_agent = [&](const std::string& mode) { return StartAgent(config, mode, out, err); };
+  auto stop_agent = [&] { return StopAgent(); };
+  const std::string would = "vigil_gate_would_have_enforced_total{gate=\"fanotify\"}";
+  const std::string denied = "vigil_gate_decisions_total{gate=\"fanotify\",outcome=\"deny\"}";
+
+  // Monitor mode: the exec runs, counted as would-have-enforced.
+  ASSERT_TRUE(start_agent("monitor")) << ReadAll(err);
+  EXPECT_NE(ReadAll(err).find("gate: holding exec of files on 1 path(s)"), std::string::npos)
+      << ReadAll(err);
+  EXPECT_EQ(RunProgram(prog), 0);
+  std::string metrics = ScrapeMetrics(ReadAll(err));
+  EXPECT_EQ(Sample(metrics, would), 1) << metrics;
+  EXPECT_LE(Sample(metrics, denied), 0) << metrics;
+  ASSERT_TRUE(stop_agent()) << ReadAll(err);
+  EXPECT_NE(ReadAll(err).find("gate: 1 calls: 0 denied, 1 would have been denied"),
+            std::string::npos)
+      << ReadAll(err);
+
+  // Enforce mode (the rules signed by the host key the first run made): denied.
+  const fs::path tmp = dir_ / "cli";
+  fs::create_directories(tmp);
+  vigil::e2e::CmdResult r = vigil::e2e::RunVigil(
+      tmp, "policy sign " + rules.string() + " --key-dir " + (dir_ / "keys").string());
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  ASSERT_TRUE(start_agent("enforce")) << ReadAll(err);
+  // Enforce mode is entered when the learned baseline is in place (around "detection started").
+  EXPECT_TRUE(WaitFor([&] { return RunProgram(prog) == 126; }, std::chrono::seconds(20)))
+      << ReadAll(err);
+  metrics = ScrapeMetrics(ReadAll(err));
+  EXPECT_GE(Sample(metrics, denied), 1) << metrics;
+  ASSERT_TRUE(stop_agent()) << ReadAll(err);
+  r = vigil::e2e::RunVigil(tmp, "audit show " + (dir_ / "audit").string() +
+                                    " --type decision --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"gate\":\"fanotify\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("No tools from gated"), std::string::npos) << r.out;
+
+  // Bad gate configs exit 2 naming the place: a malformed deadline (file:line:key), a path that
+  // holds vigil's own executable.
+  const fs::path bad = dir_ / "bad.yaml";
+  std::ofstream(bad) << "agent:\n  gate:\n    deadline: 5 parsecs\n";
+  r = vigil::e2e::RunVigil(tmp, "agent --config " + bad.string() + " --state-dir " +
+                                    dir_.string() + " --duration 1s --sink null");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find(bad.string() + ":3:15: agent.gate.deadline"), std::string::npos) << r.err;
+  std::ofstream(bad) << "agent:\n  gate:\n    watch: ["
+                     << fs::path(VIGIL_BINARY).parent_path().string() << "]\n";
+  r = vigil::e2e::RunVigil(tmp, "agent --config " + bad.string() + " --state-dir " +
+                                    dir_.string() + " --duration 1s --sink null");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("agent.gate"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -564,6 +564,49 @@ TEST(AgentConfigTest, ReadsEveryAgentKey) {
   EXPECT_EQ(c->agent.filters.exclude_cgroups, (std::vector<uint64_t>{42}));
 }
 
+TEST(AgentConfigTest, ReadsTheGate) {
+  auto c = ParseConfig(R"(agent:
+  gate:
+    watch: [/opt/tools, /srv/run.sh]
+    open: true
+    mode: monitor
+    deadline: 500us
+    fallback: deny
+    policy: [/etc/vigil/gate.yaml]
+)",
+                       "g.yaml");
+  ASSERT_TRUE(c.has_value()) << c.error().ToString();
+  const AgentGateConfig& g = c->agent.gate;
+  EXPECT_EQ(g.watch, (std::vector<std::string>{"/opt/tools", "/srv/run.sh"}));
+  EXPECT_TRUE(g.open);
+  EXPECT_EQ(g.mode, "monitor");
+  EXPECT_EQ(g.deadline_ns, 500'000);
+  EXPECT_TRUE(g.fallback_deny);
+  EXPECT_EQ(g.policy, (std::vector<std::string>{"/etc/vigil/gate.yaml"}));
+  // Off by default.
+  auto d = ParseConfig("agent:\n  window: 50\n", "d.yaml");
+  ASSERT_TRUE(d.has_value());
+  EXPECT_TRUE(d->agent.gate.watch.empty());
+  EXPECT_EQ(d->agent.gate.deadline_ns, 5'000'000);
+  EXPECT_EQ(d->agent.gate.mode, "");
+}
+
+TEST(AgentConfigTest, BadGateSettingsNameFileLineAndKey) {
+  EXPECT_EQ(ParseError("agent:\n  gate:\n    deadline: 5 parsecs\n"),
+            "vigil.yaml:3:15: agent.gate.deadline: expected a whole number with us, ms or s "
+            "(e.g. 5ms), got \"5 parsecs\"");
+  EXPECT_EQ(ParseError("agent:\n  gate:\n    deadline: 20s\n"),
+            "vigil.yaml:3:15: agent.gate.deadline: must be between 100us and 10s, got \"20s\"");
+  EXPECT_EQ(ParseError("agent:\n  gate:\n    watch: [tools]\n"),
+            "vigil.yaml:3:13: agent.gate.watch[0]: expected an absolute path");
+  EXPECT_THAT(ParseError("agent:\n  gate:\n    mode: block\n"),
+              HasSubstr("agent.gate.mode: expected monitor or enforce"));
+  EXPECT_THAT(ParseError("agent:\n  gate:\n    fallback: maybe\n"),
+              HasSubstr("agent.gate.fallback"));
+  EXPECT_THAT(ParseError("agent:\n  gate:\n    paths: [/x]\n"),
+              HasSubstr("vigil.yaml:3:5: agent.gate.paths: unknown key"));
+}
+
 TEST(AgentConfigTest, DefaultsAndDerivedBaseline) {
   auto c = ParseConfig("state_dir: /srv/vigil\n", "d.yaml");
   ASSERT_TRUE(c.has_value());

@@ -112,6 +112,27 @@ TEST(DecisionGateTest, MonitorModeAllowsAndCountsWhatWouldHaveBeenDenied) {
             std::string::npos);
 }
 
+// The agent's gate: enforce mode held back (the agent not yet in enforce mode) decides as in
+// monitor mode, and denies once enforcement is allowed again.
+TEST(DecisionGateTest, HeldBackEnforceModeDecidesAsMonitorUntilAllowed) {
+  policy::RuleSet rules = MustLoad(kRules);
+  Recorded rec;
+  DecisionGate g(&rules, GateOptions{.name = "fanotify"}, nullptr, nullptr, Recorder(&rec));
+  g.SetEnforcementAllowed(false);
+  EXPECT_EQ(g.mode(), GateMode::kMonitor);
+  GateDecision d = DecideOn(g, Connect(9));
+  EXPECT_FALSE(d.deny);
+  EXPECT_TRUE(d.would_deny);
+  ASSERT_EQ(rec.enforced.size(), 1u);
+  EXPECT_FALSE(rec.enforced[0]);
+  g.SetEnforcementAllowed(true);
+  EXPECT_EQ(g.mode(), GateMode::kEnforce);
+  d = DecideOn(g, Connect(9));
+  EXPECT_TRUE(d.deny);
+  EXPECT_EQ(g.stats().would_deny, 1u);
+  EXPECT_EQ(g.stats().denied, 1u);
+}
+
 TEST(DecisionGateTest, RuleInMonitorModeDoesNotDenyEvenWhenTheGateEnforces) {
   policy::RuleSet rules = MustLoad(kRules);
   DecisionGate g(&rules, GateOptions{}, nullptr, nullptr, nullptr);
@@ -227,6 +248,21 @@ TEST(DecisionGateTest, ModelErrorAppliesTheRuleFallbackAndIsCountedAndRecorded) 
   EXPECT_FALSE(deny);
   EXPECT_FALSE(md.deny);
   EXPECT_TRUE(md.would_deny);
+}
+
+// A model that fails after the call's deadline: the watchdog answers with the fallback (and
+// counts it); the late decision is the same fallback, never an allow that fails open.
+TEST(DecisionGateTest, ModelFailingAfterTheDeadlineStillGivesTheFallback) {
+  policy::RuleSet rules = MustLoad(kRules);
+  FixedSource broken(core::Unavailable("model down"));
+  DecisionGate g(&rules, GateOptions{.name = "t"}, &broken, nullptr, nullptr);
+  const core::Event e = Connect(6);
+  policy::EvalInput in;
+  in.event = &e;
+  const GateDecision d = g.Decide(in, /*deadline_ns=*/1, {});
+  EXPECT_TRUE(d.deny);
+  EXPECT_TRUE(d.late);
+  EXPECT_EQ(g.stats().model_fallbacks, 0u);  // the watchdog's answer is the one counted
 }
 
 TEST(DecisionGateTest, DeadlineFallbacksAreCountedAndRecorded) {

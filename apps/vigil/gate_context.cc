@@ -1,0 +1,260 @@
+#include "apps/vigil/gate_context.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+
+#include "enforce/proc.h"
+#include "enrich/proc_parse.h"
+
+namespace vigil::app {
+namespace {
+
+constexpr size_t kReadMax = 4096;  // cmdline and status bytes read
+
+uint64_t Mix(uint64_t h, uint64_t v) {
+  h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+  return h;
+}
+
+// The exec fingerprint of a stat: the memory layout an exec sets anew, and the name.
+uint64_t Fingerprint(const enforce::StatFields& st) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const uint64_t v : st.layout) h = Mix(h, v);
+  for (const char c : st.comm) h = Mix(h, static_cast<unsigned char>(c));
+  return h;
+}
+
+}  // namespace
+
+GateContextNeeds GateContextNeeds::Everything(size_t max_ancestors) {
+  GateContextNeeds n;
+  n.exe = n.argv = n.uid = n.ancestor_exe = n.parent_argv = true;
+  n.ancestors = max_ancestors;
+  return n;
+}
+
+GateContextNeeds NeedsOfRules(const policy::RuleSet& rules, size_t max_ancestors) {
+  GateContextNeeds n;
+  auto depth = [&](size_t d) { n.ancestors = std::max(n.ancestors, std::min(d, max_ancestors)); };
+  for (const policy::FieldUse& f : rules.UsedFields()) {
+    const std::string_view name = f.name;
+    if (name == "proc.exepath") {
+      n.exe = true;
+    } else if (name == "proc.exe") {
+      n.exe = n.argv = true;
+    } else if (name == "proc.args" || name == "proc.cmdline") {
+      n.argv = true;
+    } else if (name == "user.uid" || name == "user.name") {
+      n.uid = true;
+    } else if (name == "proc.pname") {
+      depth(1);
+    } else if (name == "proc.pexepath") {
+      depth(1);
+      n.ancestor_exe = true;
+    } else if (name == "proc.pexe") {
+      depth(1);
+      n.ancestor_exe = n.parent_argv = true;
+    } else if (name == "proc.pcmdline") {
+      depth(1);
+      n.parent_argv = true;
+    } else if (name == "proc.aname" || name == "proc.aexepath") {
+      const bool exe = name == "proc.aexepath";
+      if (f.index == 0) {
+        n.exe = n.exe || exe;  // the process itself
+        continue;
+      }
+      depth(f.index < 0 ? max_ancestors : static_cast<size_t>(f.index));
+      n.ancestor_exe = n.ancestor_exe || exe;
+    }
+  }
+  if (n.ancestors == 0) n.ancestor_exe = n.parent_argv = false;
+  return n;
+}
+
+ProcContextCache::ProcContextCache() : ProcContextCache(Options{}) {}
+
+ProcContextCache::ProcContextCache(Options options) : options_(std::move(options)) {
+  options_.capacity = std::max<size_t>(options_.capacity, 16);
+  proc_fd_ = open(options_.proc_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  buf_.resize(kReadMax);
+}
+
+ProcContextCache::~ProcContextCache() {
+  for (auto& [tid, e] : entries_) {
+    if (e.stat_fd >= 0) close(e.stat_fd);
+    if (e.status_fd >= 0) close(e.status_fd);
+  }
+  if (proc_fd_ >= 0) close(proc_fd_);
+}
+
+int ProcContextCache::OpenAt(int32_t tid, const char* file) {
+  char path[48];
+  std::snprintf(path, sizeof path, "%d/%s", static_cast<int>(tid), file);
+  ++stats_.syscalls;
+  return openat(proc_fd_, path, O_RDONLY | O_CLOEXEC);
+}
+
+void ProcContextCache::Forget(std::unordered_map<int32_t, Entry>::iterator it) {
+  if (it->second.stat_fd >= 0) close(it->second.stat_fd);
+  if (it->second.status_fd >= 0) close(it->second.status_fd);
+  stats_.syscalls += (it->second.stat_fd >= 0) + (it->second.status_fd >= 0);
+  entries_.erase(it);
+}
+
+void ProcContextCache::EvictOne() {
+  auto oldest = entries_.begin();
+  for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+    if (it->second.used < oldest->second.used) oldest = it;
+  }
+  if (oldest != entries_.end()) Forget(oldest);
+}
+
+ProcContextCache::Entry* ProcContextCache::Refresh(int32_t tid) {
+  if (tid <= 0 || proc_fd_ < 0) return nullptr;
+  ++stats_.lookups;
+  char stat[1024];
+  ssize_t n = -1;
+  auto it = entries_.find(tid);
+  if (it != entries_.end()) {
+    ++stats_.syscalls;
+    n = pread(it->second.stat_fd, stat, sizeof stat, 0);
+    if (n <= 0) {  // the process it named is gone; the pid may be another's now
+      ++stats_.gone;
+      Forget(it);
+      it = entries_.end();
+    }
+  }
+  if (it == entries_.end()) {
+    const int fd = OpenAt(tid, "stat");
+    if (fd < 0) return nullptr;
+    ++stats_.syscalls;
+    n = pread(fd, stat, sizeof stat, 0);
+    if (n <= 0) {
+      ++stats_.syscalls;
+      close(fd);
+      return nullptr;
+    }
+    if (entries_.size() >= options_.capacity) EvictOne();
+    it = entries_.emplace(tid, Entry{}).first;
+    it->second.stat_fd = fd;
+    ++stats_.new_entries;
+  }
+  Entry& e = it->second;
+  // A full buffer may have cut the last fields: not trusted then (read afresh every time).
+  auto st = enforce::ParseStat(std::string_view(stat, static_cast<size_t>(n)));
+  if (!st.has_value()) {
+    Forget(it);
+    return nullptr;
+  }
+  const bool layout_shown =
+      static_cast<size_t>(n) < sizeof stat &&
+      std::any_of(st->layout.begin(), st->layout.end(), [](uint64_t v) { return v != 0; });
+  const uint64_t print = Fingerprint(*st);
+  if (e.start_time != st->start_time || !e.trusted || !layout_shown || print != e.print) {
+    if (e.start_time == st->start_time && e.trusted && layout_shown) ++stats_.execs;
+    e.have_exe = e.have_argv = false;
+    e.tgid = 0;
+  }
+  e.start_time = st->start_time;
+  e.print = print;
+  e.trusted = layout_shown;
+  e.comm.assign(st->comm);
+  e.ppid = st->ppid;
+  e.used = ++clock_;
+  return &e;
+}
+
+void ProcContextCache::ReadStatus(int32_t tid, Entry* e) {
+  if (e->status_fd < 0) e->status_fd = OpenAt(tid, "status");
+  if (e->status_fd < 0) return;
+  ++stats_.syscalls;
+  const ssize_t n = pread(e->status_fd, buf_.data(), buf_.size(), 0);
+  if (n <= 0) return;
+  auto s = enrich::ParseProcStatus(std::string_view(buf_.data(), static_cast<size_t>(n)));
+  if (!s.has_value()) return;
+  e->tgid = static_cast<int32_t>(s->tgid);
+  e->euid = s->euid;
+}
+
+void ProcContextCache::ReadExe(int32_t tid, Entry* e) {
+  char path[48];
+  std::snprintf(path, sizeof path, "%d/exe", static_cast<int>(tid));
+  ++stats_.syscalls;
+  const ssize_t n = readlinkat(proc_fd_, path, buf_.data(), buf_.size());
+  e->exe.assign(buf_.data(), n > 0 ? static_cast<size_t>(n) : 0);
+  e->have_exe = true;
+}
+
+void ProcContextCache::ReadArgv(int32_t tid, Entry* e) {
+  e->have_argv = true;
+  const int fd = OpenAt(tid, "cmdline");
+  if (fd < 0) {
+    e->argv.clear();
+    return;
+  }
+  size_t done = 0;
+  while (done < buf_.size()) {
+    ++stats_.syscalls;
+    const ssize_t n = read(fd, buf_.data() + done, buf_.size() - done);
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+  ++stats_.syscalls;
+  close(fd);
+  enrich::SplitCmdline(std::string_view(buf_.data(), done), enrich::ArgvLimits{}, &e->argv);
+}
+
+bool ProcContextCache::Describe(int32_t tid, const GateContextNeeds& needs, bool exec_call,
+                                core::Event* event, policy::EvalInput* in, bool tid_is_tgid) {
+  Entry* self = Refresh(tid);
+  if (self == nullptr) return false;
+  if (self->tgid == 0 && tid_is_tgid) self->tgid = tid;
+  if (self->tgid == 0 || needs.uid) ReadStatus(tid, self);
+  if (self->tgid > 0) event->proc.pid = static_cast<uint32_t>(self->tgid);
+  if (needs.uid) event->proc.uid = self->euid;
+  event->proc.ppid = static_cast<uint32_t>(self->ppid);
+  event->proc.comm.assign(self->comm);
+  if (!exec_call) {
+    if (needs.exe) {
+      if (!self->have_exe || !self->trusted) ReadExe(tid, self);
+      event->proc.exe.assign(self->exe);
+    }
+    if (needs.argv) {
+      if (!self->have_argv || !self->trusted) ReadArgv(tid, self);
+      in->argv = self->argv;
+    } else {
+      in->argv.clear();
+    }
+  }
+  size_t depth = 0;
+  int32_t pid = self->ppid;  // `self` may not be used below: Refresh can forget entries
+  while (depth < needs.ancestors && pid > 0) {
+    Entry* a = Refresh(pid);
+    if (a == nullptr) break;
+    if (depth == in->ancestors.size()) in->ancestors.emplace_back();
+    policy::Ancestor& anc = in->ancestors[depth];
+    anc.name.assign(a->comm);
+    if (needs.ancestor_exe) {
+      if (!a->have_exe || !a->trusted) ReadExe(pid, a);
+      anc.exe.assign(a->exe);
+    } else {
+      anc.exe.clear();
+    }
+    if (depth == 0 && needs.parent_argv) {
+      if (!a->have_argv || !a->trusted) ReadArgv(pid, a);
+      anc.argv = a->argv;
+    } else {
+      anc.argv.clear();
+    }
+    pid = a->ppid;
+    ++depth;
+  }
+  in->ancestors.resize(depth);
+  return true;
+}
+
+}  // namespace vigil::app

@@ -1,0 +1,127 @@
+#pragma once
+
+// The context a gate's rules read about the process behind a held call (name, executable, argv,
+// effective uid, ancestors), read from /proc once per process and program and kept, so that a
+// gated call costs one read of /proc/PID/stat per process described instead of a dozen /proc
+// reads (docs/gates.md, "What a gated call costs").
+//
+// What is read is only what the rules ask for (GateContextNeeds, derived from the fields the
+// loaded rules use). What is kept is checked at every use against the process's /proc/PID/stat,
+// read afresh through a descriptor held open on it:
+//  - the descriptor names one process, not a number: once that process is gone (and its pid
+//    perhaps reused) reading it fails, and the entry is dropped and read anew;
+//  - the start time must match (a pid reused between two opens);
+//  - an exec changes the program's memory layout, which stat shows (start and end of the code,
+//    the stack, the argument and environment areas: randomised at every exec), and the name: any
+//    change of these makes the executable and argv be read again.
+// Always fresh: the name (comm), the parent (ppid, so reparenting is seen) and, when asked for,
+// the effective uid (setuid() changes it without an exec). Kept until the next exec: the
+// executable path and argv, as Falco keeps them from the execve (a process that rewrites its own
+// argv memory later, as some daemons do to retitle themselves, keeps its argv at exec).
+// A process whose stat does not show its memory layout (a kernel thread, a zombie, or a reader
+// without ptrace access to it) is read afresh at every call.
+//
+// Not thread-safe: one gate's deciding thread uses it.
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/event.h"
+#include "policy/fields.h"
+#include "policy/rules.h"
+
+namespace vigil::app {
+
+// Which parts of a calling process's context a gate reads. Everything not asked for is left
+// empty (the rules do not read it).
+struct GateContextNeeds {
+  bool exe = false;           // the caller's executable path (proc.exepath, proc.exe)
+  bool argv = false;          // the caller's argv (proc.args, proc.cmdline, proc.exe)
+  bool uid = false;           // the caller's effective uid (user.uid, user.name), read every call
+  size_t ancestors = 0;       // how many ancestors, parent first
+  bool ancestor_exe = false;  // their executable paths (proc.pexepath, proc.pexe, proc.aexepath)
+  bool parent_argv = false;   // the parent's argv (proc.pexe, proc.pcmdline)
+
+  static GateContextNeeds Everything(size_t max_ancestors);
+  bool operator==(const GateContextNeeds&) const = default;
+};
+
+// What the enabled rules of `rules` read (conditions and outputs), with at most `max_ancestors`
+// ancestors (proc.aname without an index reads all of them).
+GateContextNeeds NeedsOfRules(const policy::RuleSet& rules, size_t max_ancestors);
+
+class ProcContextCache {
+ public:
+  struct Options {
+    std::string proc_root = "/proc";
+    // Processes kept (each holds a descriptor, two when its uid is read); at least 16. The least
+    // recently used is forgotten first.
+    size_t capacity = 512;
+  };
+  explicit ProcContextCache(Options options);
+  ProcContextCache();
+  ~ProcContextCache();
+  ProcContextCache(const ProcContextCache&) = delete;
+  ProcContextCache& operator=(const ProcContextCache&) = delete;
+
+  // Describes the process of thread `tid` into `event->proc` (pid: the thread group; ppid; comm;
+  // uid when needs.uid; exe when needs.exe) and `in` (argv when needs.argv; ancestors as
+  // `needs` says, parent first). With `exec_call` the caller's own exe and argv are not read
+  // (the caller describes the program it is becoming). `tid_is_tgid`: the caller knows `tid` is
+  // a thread group id (fanotify reports those), so /proc/PID/status is read only for the uid.
+  // Fields it does not fill are left as they were, except in->argv and in->ancestors, which are
+  // set. Allocates nothing once its buffers and the entries' strings have grown to size. Returns
+  // false when the thread is gone (nothing filled in).
+  bool Describe(int32_t tid, const GateContextNeeds& needs, bool exec_call, core::Event* event,
+                policy::EvalInput* in, bool tid_is_tgid = false);
+
+  struct Stats {
+    uint64_t lookups = 0;    // processes described (callers and ancestors)
+    uint64_t new_entries = 0;  // first sight of a process (or after it was forgotten)
+    uint64_t gone = 0;       // a kept process had exited (its pid perhaps reused): read anew
+    uint64_t execs = 0;      // a kept process had exec'd (or renamed itself): exe, argv re-read
+    uint64_t syscalls = 0;   // system calls made to read /proc (load-independent cost)
+  };
+  const Stats& stats() const { return stats_; }
+  size_t size() const { return entries_.size(); }
+
+ private:
+  struct Entry {
+    int stat_fd = -1;
+    int status_fd = -1;
+    uint64_t start_time = 0;
+    uint64_t print = 0;    // the exec fingerprint (memory layout and name)
+    bool trusted = false;  // the fingerprint shows the layout: exe and argv may be kept
+    std::string comm;
+    int32_t ppid = 0;
+    int32_t tgid = 0;  // 0: not read yet
+    uint32_t euid = 0;
+    bool have_exe = false;
+    bool have_argv = false;
+    std::string exe;
+    std::vector<std::string> argv;
+    uint64_t used = 0;
+  };
+  // The entry of `tid`, with its stat read now; nullptr when the thread is gone.
+  Entry* Refresh(int32_t tid);
+  void Forget(std::unordered_map<int32_t, Entry>::iterator it);
+  void EvictOne();
+  void ReadStatus(int32_t tid, Entry* e);
+  void ReadExe(int32_t tid, Entry* e);
+  void ReadArgv(int32_t tid, Entry* e);
+  int OpenAt(int32_t tid, const char* file);
+
+  Options options_;
+  int proc_fd_ = -1;
+  uint64_t clock_ = 0;
+  std::unordered_map<int32_t, Entry> entries_;
+  std::string buf_;  // cmdline and status reads
+  Stats stats_;
+};
+
+}  // namespace vigil::app

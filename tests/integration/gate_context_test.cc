@@ -1,0 +1,287 @@
+// The gates' process context cache (apps/vigil/gate_context.h): what the rules need is all that
+// is read, what is kept is re-read when the process exec'd or its pid now names another process,
+// and a kept process costs one stat read per call. Real processes (a shell that execs sleep) and
+// a fake /proc tree (to stage a reused pid and a setuid, which cannot be forced for real).
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "apps/vigil/gate_context.h"
+#include "enforce/proc.h"
+#include "policy/rules.h"
+
+namespace vigil::app {
+namespace {
+
+namespace fs = std::filesystem;
+
+policy::RuleSet Rules(const std::string& condition, const std::string& output = "x",
+                      const std::string& more = "") {
+  auto r = policy::RuleSet::LoadString("- rule: r\n  desc: d\n  condition: " + condition +
+                                           "\n  output: \"" + output +
+                                           "\"\n  priority: WARNING\n" + more,
+                                       "test.yaml");
+  EXPECT_TRUE(r.has_value()) << r.error().message();
+  return std::move(r).value();
+}
+
+TEST(GateContextNeedsTest, OnlyWhatTheRulesRead) {
+  EXPECT_EQ(NeedsOfRules(Rules("evt.type = connect and fd.sport = 25", "%fd.sip"), 8),
+            GateContextNeeds{});
+  GateContextNeeds n = NeedsOfRules(Rules("proc.pname = bash"), 8);
+  EXPECT_EQ(n.ancestors, 1u);
+  EXPECT_FALSE(n.ancestor_exe || n.parent_argv || n.exe || n.argv || n.uid);
+  n = NeedsOfRules(Rules("proc.aname[3] = sshd", "%proc.exepath"), 8);
+  EXPECT_EQ(n.ancestors, 3u);
+  EXPECT_TRUE(n.exe);  // from the output
+  EXPECT_EQ(NeedsOfRules(Rules("proc.aname = sshd"), 8).ancestors, 8u);
+  EXPECT_EQ(NeedsOfRules(Rules("proc.aname[12] = sshd"), 8).ancestors, 8u);
+  n = NeedsOfRules(Rules("proc.pexe = /bin/sh"), 8);
+  EXPECT_TRUE(n.ancestor_exe && n.parent_argv);
+  EXPECT_EQ(n.ancestors, 1u);
+  n = NeedsOfRules(Rules("user.name = root and proc.cmdline contains x"), 8);
+  EXPECT_TRUE(n.uid && n.argv);
+  EXPECT_FALSE(n.exe);
+  n = NeedsOfRules(Rules("proc.aexepath[0] = /bin/sh"), 8);
+  EXPECT_TRUE(n.exe);
+  EXPECT_EQ(n.ancestors, 0u);
+  // A disabled rule reads nothing.
+  EXPECT_EQ(NeedsOfRules(Rules("proc.pname = bash", "x", "  enabled: false\n"), 8),
+            GateContextNeeds{});
+}
+
+TEST(GateContextNeedsTest, UsedFieldsListsConditionAndOutputFieldsOnce) {
+  const policy::RuleSet r = Rules("proc.aname[2] = a and (proc.name = b or proc.name = c)",
+                                  "%proc.name %fd.name");
+  const std::vector<policy::FieldUse> used = r.UsedFields();
+  ASSERT_EQ(used.size(), 3u);
+  EXPECT_EQ(used[0], (policy::FieldUse{"proc.aname", 2}));
+  EXPECT_EQ(used[1], (policy::FieldUse{"proc.name", -1}));
+  EXPECT_EQ(used[2], (policy::FieldUse{"fd.name", -1}));
+}
+
+// A /proc/PID/stat line with 52 fields; `layout` seeds the memory-layout fields an exec changes
+// (all 0 with `hide_layout`, as the kernel shows them to a reader without ptrace access).
+std::string StatLine(int pid, const std::string& comm, int ppid, uint64_t start, uint64_t layout,
+                     bool hide_layout = false) {
+  std::vector<std::string> f(53, "0");
+  f[1] = std::to_string(pid);
+  f[2] = "(" + comm + ")";
+  f[3] = "S";
+  f[4] = std::to_string(ppid);
+  f[22] = std::to_string(start);
+  for (int i : {26, 27, 28, 48, 49, 50, 51}) f[i] = hide_layout ? "0" : std::to_string(layout + i);
+  std::string s;
+  for (size_t i = 1; i < f.size(); ++i) s += (i > 1 ? " " : "") + f[i];
+  return s + "\n";
+}
+
+TEST(GateContextTest, StatShowsTheLayoutAnExecChanges) {
+  const std::string line = StatLine(7, "a b) c", 1, 99, 1000);  // comm views it
+  auto st = enforce::ParseStat(line);
+  ASSERT_TRUE(st.has_value()) << st.error().message();
+  EXPECT_EQ(st->comm, "a b) c");
+  EXPECT_EQ(st->start_time, 99u);
+  EXPECT_EQ(st->layout[0], 1026u);
+  EXPECT_EQ(st->layout[6], 1051u);
+  // Older kernels stop before the layout: the required fields still parse.
+  auto shorter = enforce::ParseStat("7 (a) S 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99 1 2 3");
+  ASSERT_TRUE(shorter.has_value());
+  EXPECT_EQ(shorter->layout[0], 0u);
+}
+
+// A fake /proc with one process (pid 4242, parent 1) whose files a test rewrites in place.
+class FakeProc {
+ public:
+  FakeProc() : root_(fs::temp_directory_path() / ("vigil-fake-proc-" + std::to_string(getpid()))) {
+    fs::remove_all(root_);
+    fs::create_directories(root_ / "4242");
+    fs::create_directories(root_ / "1");
+    Write("1/stat", StatLine(1, "init", 0, 1, 500));
+    Write("1/status", "Name:\tinit\nTgid:\t1\nUid:\t0\t0\t0\t0\n");
+    fs::create_symlink("/sbin/init", root_ / "1/exe");
+    Write("1/cmdline", std::string("/sbin/init\0", 11));
+  }
+  ~FakeProc() { fs::remove_all(root_); }
+  // Rewrites in place (same inode), as the kernel's view changes under an open descriptor.
+  void Write(const std::string& rel, const std::string& content) {
+    std::ofstream(root_ / rel, std::ios::trunc) << content;
+  }
+  void Exe(const std::string& target) {
+    fs::remove(root_ / "4242/exe");
+    fs::create_symlink(target, root_ / "4242/exe");
+  }
+  void Process(const std::string& comm, uint64_t start, uint64_t layout, uint32_t uid,
+               const std::string& exe, const std::string& cmdline) {
+    Write("4242/stat", StatLine(4242, comm, 1, start, layout));
+    Write("4242/status", "Name:\t" + comm + "\nTgid:\t4242\nUid:\t" + std::to_string(uid) + "\t" +
+                             std::to_string(uid) + "\t" + std::to_string(uid) + "\t" +
+                             std::to_string(uid) + "\n");
+    Exe(exe);
+    Write("4242/cmdline", cmdline);
+  }
+  std::string root() const { return root_.string(); }
+
+ private:
+  fs::path root_;
+};
+
+struct Described {
+  bool ok = false;
+  core::Event event;
+  policy::EvalInput in;
+};
+
+Described Describe(ProcContextCache* cache, int32_t tid, const GateContextNeeds& needs) {
+  Described d;
+  d.ok = cache->Describe(tid, needs, false, &d.event, &d.in);
+  return d;
+}
+
+TEST(GateContextTest, AReusedPidOrAnExecIsNotGivenStaleContext) {
+  FakeProc proc;
+  proc.Process("old", 100, 7000, 1000, "/usr/bin/old", std::string("old\0-x\0", 7));
+  ProcContextCache cache(ProcContextCache::Options{proc.root(), 64});
+  const GateContextNeeds all = GateContextNeeds::Everything(8);
+  Described d = Describe(&cache, 4242, all);
+  ASSERT_TRUE(d.ok);
+  EXPECT_EQ(d.event.proc.pid, 4242u);
+  EXPECT_EQ(d.event.proc.comm, "old");
+  EXPECT_EQ(d.event.proc.exe, "/usr/bin/old");
+  EXPECT_EQ(d.event.proc.uid, 1000u);
+  EXPECT_EQ(d.in.argv, (std::vector<std::string>{"old", "-x"}));
+  ASSERT_EQ(d.in.ancestors.size(), 1u);
+  EXPECT_EQ(d.in.ancestors[0].name, "init");
+  EXPECT_EQ(d.in.ancestors[0].exe, "/sbin/init");
+  EXPECT_EQ(d.in.ancestors[0].argv, (std::vector<std::string>{"/sbin/init"}));
+
+  // Nothing changed in stat: the executable and argv are kept (not read again), the uid is read
+  // afresh (setuid changes it without an exec).
+  proc.Exe("/usr/bin/not-read");
+  proc.Write("4242/status", "Name:\told\nTgid:\t4242\nUid:\t0\t0\t0\t0\n");
+  const uint64_t before = cache.stats().syscalls;
+  d = Describe(&cache, 4242, all);
+  EXPECT_EQ(d.event.proc.exe, "/usr/bin/old");
+  EXPECT_EQ(d.event.proc.uid, 0u);
+  EXPECT_EQ(cache.stats().syscalls - before, 3u) << "stat and status of 4242, stat of 1";
+
+  // The same pid, another start time: another process. Everything is read anew.
+  proc.Process("old", 200, 7000, 1000, "/usr/bin/reused", std::string("reused\0", 7));
+  d = Describe(&cache, 4242, all);
+  EXPECT_EQ(d.event.proc.exe, "/usr/bin/reused");
+  EXPECT_EQ(d.in.argv, (std::vector<std::string>{"reused"}));
+
+  // An exec: same pid and start time, another memory layout.
+  proc.Process("old", 200, 9000, 1000, "/usr/bin/execd", std::string("execd\0a\0", 8));
+  d = Describe(&cache, 4242, all);
+  EXPECT_EQ(d.event.proc.exe, "/usr/bin/execd");
+  EXPECT_EQ(d.in.argv, (std::vector<std::string>{"execd", "a"}));
+  EXPECT_EQ(cache.stats().execs, 1u);
+
+  // A stat that shows no layout (no ptrace access, a zombie): nothing is kept.
+  proc.Process("old", 200, 0, 1000, "/usr/bin/one", std::string("one\0", 4));
+  proc.Write("4242/stat", StatLine(4242, "old", 1, 200, 0, /*hide_layout=*/true));
+  EXPECT_EQ(Describe(&cache, 4242, all).event.proc.exe, "/usr/bin/one");
+  proc.Exe("/usr/bin/two");
+  EXPECT_EQ(Describe(&cache, 4242, all).event.proc.exe, "/usr/bin/two");
+}
+
+TEST(GateContextTest, ReadsOnlyWhatIsNeeded) {
+  FakeProc proc;
+  proc.Process("p", 100, 7000, 1000, "/usr/bin/p", std::string("p\0", 2));
+  ProcContextCache cache(ProcContextCache::Options{proc.root(), 64});
+  Described d = Describe(&cache, 4242, GateContextNeeds{});
+  ASSERT_TRUE(d.ok);
+  EXPECT_EQ(d.event.proc.comm, "p");
+  EXPECT_EQ(d.event.proc.ppid, 1u);
+  EXPECT_TRUE(d.event.proc.exe.empty());
+  EXPECT_TRUE(d.in.argv.empty());
+  EXPECT_TRUE(d.in.ancestors.empty());
+  // Opened stat and status (the thread group, once), read both.
+  EXPECT_EQ(cache.stats().syscalls, 4u);
+  const uint64_t before = cache.stats().syscalls;
+  d = Describe(&cache, 4242, GateContextNeeds{});
+  EXPECT_EQ(cache.stats().syscalls - before, 1u) << "one read of the kept stat";
+  EXPECT_FALSE(Describe(&cache, 999999, GateContextNeeds{}).ok);
+}
+
+bool WaitFor(const std::function<bool()>& cond) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < end) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+std::string ExeOf(pid_t pid) {
+  std::error_code ec;
+  return fs::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec).string();
+}
+
+// A real process: a shell that, told to, execs sleep; then exits.
+TEST(GateContextTest, ARealExecAndExitAreSeen) {
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    dup2(p[0], 0);
+    close(p[1]);
+    execl("/bin/sh", "sh", "-c", "read x; exec /bin/sleep 30 1", nullptr);
+    _exit(127);
+  }
+  close(p[0]);
+  const std::string shell = fs::canonical("/bin/sh").string();
+  ASSERT_TRUE(WaitFor([&] { return ExeOf(child) == shell; }));
+  ProcContextCache cache;
+  const GateContextNeeds all = GateContextNeeds::Everything(8);
+  Described d = Describe(&cache, child, all);
+  ASSERT_TRUE(d.ok);
+  EXPECT_EQ(d.event.proc.pid, static_cast<uint32_t>(child));
+  EXPECT_EQ(d.event.proc.ppid, static_cast<uint32_t>(getpid()));
+  EXPECT_EQ(d.event.proc.comm, "sh");
+  EXPECT_EQ(d.event.proc.exe, shell);
+  ASSERT_EQ(d.in.argv.size(), 3u);
+  EXPECT_EQ(d.in.argv[0], "sh");
+  ASSERT_FALSE(d.in.ancestors.empty());
+  EXPECT_EQ(d.in.ancestors[0].exe, fs::canonical("/proc/self/exe").string());
+
+  // Kept: the second call reads the stat of each process and the caller's status, nothing else.
+  uint64_t before = cache.stats().syscalls;
+  d = Describe(&cache, child, all);
+  EXPECT_EQ(cache.stats().syscalls - before, 2 + d.in.ancestors.size());
+
+  ASSERT_EQ(write(p[1], "\n", 1), 1);
+  const std::string sleep = fs::canonical("/bin/sleep").string();
+  ASSERT_TRUE(WaitFor([&] { return ExeOf(child) == sleep; }));
+  d = Describe(&cache, child, all);
+  EXPECT_EQ(d.event.proc.comm, "sleep");
+  EXPECT_EQ(d.event.proc.exe, sleep);
+  EXPECT_EQ(d.in.argv, (std::vector<std::string>{"/bin/sleep", "30", "1"}));
+  EXPECT_EQ(cache.stats().execs, 1u);
+
+  kill(child, SIGKILL);
+  ASSERT_EQ(waitpid(child, nullptr, 0), child);
+  close(p[1]);
+  // Gone (its pid, were it reused, would name another process: the kept descriptor does not).
+  d = Describe(&cache, child, all);
+  if (d.ok) {
+    EXPECT_NE(d.event.proc.exe, sleep) << "a reused pid described as the dead process";
+  }
+  EXPECT_EQ(cache.stats().gone, 1u);
+}
+
+}  // namespace
+}  // namespace vigil::app
