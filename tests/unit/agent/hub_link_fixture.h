@@ -15,6 +15,7 @@
 #include <string>
 #include <thread>
 
+#include "../hub/test_hub_state.h"
 #include "audit/audit_log.h"
 #include "core/clock.h"
 #include "core/metrics.h"
@@ -48,20 +49,12 @@ class HubLinkTest : public ::testing::Test {
   static constexpr const char* kHost = "web-1";
 
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("hub_link_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    auto store = hub::Store::Open((dir_ / "hub.db").string(), hub::StoreOptions{});
-    ASSERT_TRUE(store.has_value()) << store.error().ToString();
-    store_ = std::move(store).value();
-    signer_ = audit::Ed25519Signer::Generate();
-    audit::AuditOptions ao;
-    ao.fsync = audit::FsyncMode::kNever;
-    auto log = audit::AuditLog::Open((dir_ / "audit").string(), ao, *signer_, clock_);
-    ASSERT_TRUE(log.has_value()) << log.error().ToString();
-    log_ = std::move(log).value();
+    hub::testing::TestHubState state;
+    ASSERT_TRUE(hub::testing::OpenTestHubState("hub_link_", clock_, &state));
+    dir_ = state.dir;
+    store_ = std::move(state.store);
+    signer_ = std::move(state.signer);
+    log_ = std::move(state.log);
     std::ofstream(TokenFile()) << Token(hub::Role::kAgent, kHost) << "\n";
   }
   void TearDown() override {

@@ -1,6 +1,7 @@
 // The hub's HTTP API on a loopback port: the authentication matrix, adjudication and its metrics,
 // escalations (approve, deny, time-out with a fake clock) and their audit records.
 
+#include "test_hub_state.h"
 #include "hub/server.h"
 
 #include <gtest/gtest.h>
@@ -41,20 +42,12 @@ api::JwtConfig Jwt(std::string key = kKey) {
 class HubServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("hub_server_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    auto store = Store::Open((dir_ / "hub.db").string(), StoreOptions{});
-    ASSERT_TRUE(store.has_value()) << store.error().ToString();
-    store_ = std::move(store).value();
-    signer_ = audit::Ed25519Signer::Generate();
-    audit::AuditOptions ao;
-    ao.fsync = audit::FsyncMode::kNever;
-    auto log = audit::AuditLog::Open((dir_ / "audit").string(), ao, *signer_, clock_);
-    ASSERT_TRUE(log.has_value()) << log.error().ToString();
-    log_ = std::move(log).value();
+    hub::testing::TestHubState state;
+    ASSERT_TRUE(hub::testing::OpenTestHubState("hub_server_", clock_, &state));
+    dir_ = state.dir;
+    store_ = std::move(state.store);
+    signer_ = std::move(state.signer);
+    log_ = std::move(state.log);
     ServerOptions o;
     o.listen = {"127.0.0.1", 0};
     o.threads = 2;

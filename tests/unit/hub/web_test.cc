@@ -3,6 +3,7 @@
 // a wrong password and an unknown user, the failure limit, the audit records), and
 // GET /v1/precision.
 
+#include "test_hub_state.h"
 #include "hub/web.h"
 
 #include <gtest/gtest.h>
@@ -111,20 +112,12 @@ TEST(UsersFile, AddAndRemoveWriteTheFileAtomicallyWithMode0600) {
 class HubLoginTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("hub_login_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    auto store = Store::Open((dir_ / "hub.db").string(), StoreOptions{});
-    ASSERT_TRUE(store.has_value()) << store.error().ToString();
-    store_ = std::move(store).value();
-    signer_ = audit::Ed25519Signer::Generate();
-    audit::AuditOptions ao;
-    ao.fsync = audit::FsyncMode::kNever;
-    auto log = audit::AuditLog::Open((dir_ / "audit").string(), ao, *signer_, clock_);
-    ASSERT_TRUE(log.has_value()) << log.error().ToString();
-    log_ = std::move(log).value();
+    hub::testing::TestHubState state;
+    ASSERT_TRUE(hub::testing::OpenTestHubState("hub_login_", clock_, &state));
+    dir_ = state.dir;
+    store_ = std::move(state.store);
+    signer_ = std::move(state.signer);
+    log_ = std::move(state.log);
     auto hash = HashPassword(kPassword);
     ASSERT_TRUE(hash.has_value());
     users_ = (dir_ / "users").string();
