@@ -218,6 +218,20 @@ void MeasurePolicy(EnforceGate* gate, const std::vector<std::string>& configured
   }
 }
 
+// A loaded or reloaded policy's part of enforce mode's precondition: its trust check (when
+// enforce mode is wanted) and its measurement. An untrusted policy refuses enforce mode, with an
+// ALERT. Returns why it is untrusted ("" when it is trusted or not checked).
+std::string VetPolicy(EnforceGate* gate, const std::vector<std::string>& configured,
+                      const policy::PolicySnapshot& snap, AuditTrail* audit) {
+  const std::string why = gate->wanted ? CheckPolicyTrust(*gate, configured, snap, audit) : "";
+  MeasurePolicy(gate, configured, snap, why.empty());
+  if (!why.empty()) {
+    gate->Refuse(why);
+    spdlog::error("ALERT enforce mode refused, running in monitor mode: {}", why);
+  }
+  return why;
+}
+
 // The start measurement: the vigil binary that is running.
 core::Result<govern::AttestEvent> BinaryEvent() {
   std::error_code ec;
@@ -503,13 +517,8 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
                                         : std::to_string(c.policy.files.size()) + " file(s)",
                  summary, policy::StageName(snap->stage));
     audit->PolicyChange("loaded", snap->version, snap->generation, snap->files, summary);
-    const std::string why =
-        gate.wanted ? CheckPolicyTrust(gate, c.policy.files, *snap, audit.get()) : "";
-    MeasurePolicy(&gate, c.policy.files, *snap, why.empty());
-    if (!why.empty()) {
-      gate.Refuse(why);
-      spdlog::error("ALERT enforce mode refused, running in monitor mode: {}", why);
-    } else if (gate.wanted && !c.policy.files.empty() && !gate.trusted.empty()) {
+    const std::string why = VetPolicy(&gate, c.policy.files, *snap, audit.get());
+    if (why.empty() && gate.wanted && !c.policy.files.empty() && !gate.trusted.empty()) {
       spdlog::info("enforce: policy files signed by trusted keys");
     }
   }
@@ -812,20 +821,14 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
                  snap->generation);
     audit->PolicyChange("reloaded", snap->version, snap->generation, snap->files, cause);
     std::lock_guard<std::mutex> lock(mode_mu);
-    const std::string why =
-        gate.wanted ? CheckPolicyTrust(gate, c.policy.files, *snap, audit.get()) : "";
-    MeasurePolicy(&gate, c.policy.files, *snap, why.empty());
-    if (!why.empty()) {
-      // Monitor mode until a restart re-checks every precondition.
-      gate.Refuse(why);
-      spdlog::error("ALERT enforce mode refused, running in monitor mode: {}", why);
-      if (mode == "enforce") {
-        policy_engine->SetEnforcementAllowed(false);
-        if (agent_gate) agent_gate->SetEnforcementAllowed(false);
-        audit->ModeChange(mode, "monitor", "policy reloaded (" + cause +
-                                               "); enforce mode refused: " + why);
-        mode = "monitor";
-      }
+    // An untrusted policy: monitor mode until a restart re-checks every precondition.
+    const std::string why = VetPolicy(&gate, c.policy.files, *snap, audit.get());
+    if (!why.empty() && mode == "enforce") {
+      policy_engine->SetEnforcementAllowed(false);
+      if (agent_gate) agent_gate->SetEnforcementAllowed(false);
+      audit->ModeChange(mode, "monitor",
+                        "policy reloaded (" + cause + "); enforce mode refused: " + why);
+      mode = "monitor";
     }
     return {};
   };

@@ -79,14 +79,7 @@ class HubServerTest : public ::testing::Test {
   }
   std::vector<std::pair<audit::RecordType, json>> AuditRecords() {
     EXPECT_TRUE(log_->Close().ok());
-    std::vector<std::pair<audit::RecordType, json>> out;
-    auto report = audit::VerifyLog((dir_ / "audit").string(), audit::VerifyOptions{},
-                                   [&](const audit::RecordView& r) {
-                                     out.emplace_back(r.type, json::parse(r.payload));
-                                     return true;
-                                   });
-    EXPECT_TRUE(report.has_value() && report->ok());
-    return out;
+    return hub::testing::ReadAuditRecords(dir_ / "audit");
   }
 
   std::filesystem::path dir_;

@@ -12,9 +12,14 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "audit/audit_log.h"
 #include "audit/signer.h"
+#include "audit/verify.h"
 #include "core/clock.h"
 #include "hub/store.h"
 
@@ -46,6 +51,19 @@ inline bool OpenTestHubState(const std::string& prefix, const core::Clock& clock
   if (!log.has_value()) return ADD_FAILURE() << log.error().ToString(), false;
   out->log = std::move(log).value();
   return true;
+}
+
+// Every record of the audit log in `dir` (which must verify), with its payload parsed.
+inline std::vector<std::pair<audit::RecordType, nlohmann::json>> ReadAuditRecords(
+    const std::filesystem::path& dir) {
+  std::vector<std::pair<audit::RecordType, nlohmann::json>> out;
+  auto report = audit::VerifyLog(dir.string(), audit::VerifyOptions{},
+                                 [&](const audit::RecordView& r) {
+                                   out.emplace_back(r.type, nlohmann::json::parse(r.payload));
+                                   return true;
+                                 });
+  EXPECT_TRUE(report.has_value() && report->ok());
+  return out;
 }
 
 }  // namespace vigil::hub::testing

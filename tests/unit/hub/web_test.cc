@@ -148,16 +148,11 @@ class HubLoginTest : public ::testing::Test {
   std::vector<json> LoginRecords(const std::string& action = "login") {
     EXPECT_TRUE(log_->Close().ok());
     std::vector<json> out;
-    auto report = audit::VerifyLog((dir_ / "audit").string(), audit::VerifyOptions{},
-                                   [&](const audit::RecordView& r) {
-                                     if (r.type != audit::RecordType::kAccessGrant) return true;
-                                     json p = json::parse(r.payload);
-                                     if (action.empty() || p["action"] == action) {
-                                       out.push_back(std::move(p));
-                                     }
-                                     return true;
-                                   });
-    EXPECT_TRUE(report.has_value() && report->ok());
+    for (auto& [type, p] : hub::testing::ReadAuditRecords(dir_ / "audit")) {
+      if (type == audit::RecordType::kAccessGrant && (action.empty() || p["action"] == action)) {
+        out.push_back(std::move(p));
+      }
+    }
     return out;
   }
 
