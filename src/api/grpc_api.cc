@@ -41,7 +41,7 @@ grpc::StatusCode GrpcCode(Refusal r) {
   return grpc::StatusCode::OK;
 }
 
-std::string PeerCommonName(const grpc::ServerContext& ctx) {
+std::string PeerCommonName(const grpc::ServerContextBase& ctx) {
   auto auth = ctx.auth_context();
   if (!auth || !auth->IsPeerAuthenticated()) return "";
   auto cns = auth->FindPropertyValues("x509_common_name");
@@ -49,7 +49,7 @@ std::string PeerCommonName(const grpc::ServerContext& ctx) {
   return std::string(cns.front().data(), cns.front().size());
 }
 
-Frontend::Admission AdmitCall(Frontend& fe, Api api, const grpc::ServerContext& ctx) {
+Frontend::Admission AdmitCall(Frontend& fe, Api api, const grpc::ServerContextBase& ctx) {
   std::string authorization;
   auto it = ctx.client_metadata().find("authorization");
   if (it != ctx.client_metadata().end()) authorization.assign(it->second.data(), it->second.size());
@@ -63,59 +63,77 @@ Frontend::Admission AdmitCall(Frontend& fe, Api api, const grpc::ServerContext& 
   return fe.Admit(api, authorization, PeerCommonName(ctx), remaining_ns);
 }
 
+// Unary calls use gRPC's callback API: the handler runs on the thread that read the request,
+// so a score the engine answers inline (a fast model) costs no hand-off to a second thread
+// pool. A call that must wait for the engine's worker waits at most its deadline.
 template <typename Req, typename Resp>
-grpc::Status Call(Frontend& fe, Api api, grpc::ServerContext* ctx, const Req* in, Resp* out,
-                  core::Result<Resp> (Frontend::*op)(const Req&, Frontend::Admission&)) {
+grpc::ServerUnaryReactor* Call(Frontend& fe, Api api, grpc::CallbackServerContext* ctx,
+                               const Req* in, Resp* out,
+                               core::Result<Resp> (Frontend::*op)(const Req&,
+                                                                  Frontend::Admission&)) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   Frontend::Admission a = AdmitCall(fe, api, *ctx);
-  if (a.refusal != Refusal::kNone) return grpc::Status(GrpcCode(a.refusal), a.reason);
+  if (a.refusal != Refusal::kNone) {
+    reactor->Finish(grpc::Status(GrpcCode(a.refusal), a.reason));
+    return reactor;
+  }
   core::Result<Resp> r = (fe.*op)(*in, a);
-  if (!r.has_value()) return grpc::Status(GrpcCode(r.error().code()), r.error().message());
-  *out = std::move(*r);
-  return grpc::Status::OK;
+  if (!r.has_value()) {
+    reactor->Finish(grpc::Status(GrpcCode(r.error().code()), r.error().message()));
+  } else {
+    *out = std::move(*r);
+    reactor->Finish(grpc::Status::OK);
+  }
+  return reactor;
 }
 
 }  // namespace
 
 struct GrpcApi::Services {
-  class Inference final : public v1::Inference::Service {
+  class Inference final : public v1::Inference::CallbackService {
    public:
     explicit Inference(Frontend& fe) : fe_(fe) {}
-    grpc::Status Score(grpc::ServerContext* c, const v1::ScoreRequest* in,
-                       v1::ScoreResponse* out) override {
+    grpc::ServerUnaryReactor* Score(grpc::CallbackServerContext* c, const v1::ScoreRequest* in,
+                                    v1::ScoreResponse* out) override {
       return Call(fe_, Api::kScore, c, in, out, &Frontend::Score);
     }
-    grpc::Status ScoreBatch(grpc::ServerContext* c, const v1::ScoreBatchRequest* in,
-                            v1::ScoreBatchResponse* out) override {
+    grpc::ServerUnaryReactor* ScoreBatch(grpc::CallbackServerContext* c,
+                                         const v1::ScoreBatchRequest* in,
+                                         v1::ScoreBatchResponse* out) override {
       return Call(fe_, Api::kScoreBatch, c, in, out, &Frontend::ScoreBatch);
     }
 
    private:
     Frontend& fe_;
   };
-  class Policy final : public v1::Policy::Service {
+  class Policy final : public v1::Policy::CallbackService {
    public:
     explicit Policy(Frontend& fe) : fe_(fe) {}
-    grpc::Status Decide(grpc::ServerContext* c, const v1::DecideRequest* in,
-                        v1::DecideResponse* out) override {
+    grpc::ServerUnaryReactor* Decide(grpc::CallbackServerContext* c, const v1::DecideRequest* in,
+                                     v1::DecideResponse* out) override {
       return Call(fe_, Api::kDecide, c, in, out, &Frontend::Decide);
     }
 
    private:
     Frontend& fe_;
   };
-  class Control final : public v1::Control::Service {
+  // Watch stays a synchronous streaming method (it blocks between orders); the unary
+  // methods take the callback path like the others.
+  class Control final
+      : public v1::Control::WithCallbackMethod_Enforce<v1::Control::WithCallbackMethod_Rollback<
+            v1::Control::WithCallbackMethod_Acknowledge<v1::Control::Service>>> {
    public:
     explicit Control(Frontend& fe) : fe_(fe) {}
-    grpc::Status Enforce(grpc::ServerContext* c, const v1::EnforceRequest* in,
-                         v1::OrderStatus* out) override {
+    grpc::ServerUnaryReactor* Enforce(grpc::CallbackServerContext* c, const v1::EnforceRequest* in,
+                                     v1::OrderStatus* out) override {
       return Call(fe_, Api::kEnforce, c, in, out, &Frontend::Enforce);
     }
-    grpc::Status Rollback(grpc::ServerContext* c, const v1::RollbackRequest* in,
-                          v1::OrderStatus* out) override {
+    grpc::ServerUnaryReactor* Rollback(grpc::CallbackServerContext* c, const v1::RollbackRequest* in,
+                                     v1::OrderStatus* out) override {
       return Call(fe_, Api::kRollback, c, in, out, &Frontend::Rollback);
     }
-    grpc::Status Acknowledge(grpc::ServerContext* c, const v1::Ack* in,
-                             v1::OrderStatus* out) override {
+    grpc::ServerUnaryReactor* Acknowledge(grpc::CallbackServerContext* c, const v1::Ack* in,
+                                     v1::OrderStatus* out) override {
       return Call(fe_, Api::kAck, c, in, out, &Frontend::Acknowledge);
     }
     grpc::Status Watch(grpc::ServerContext* c, const v1::WatchRequest* in,
