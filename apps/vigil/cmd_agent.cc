@@ -681,23 +681,23 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
     if (policy_engine) policy_engine->SetEnforcementAllowed(to == "enforce" && actions);
     if (agent_gate) agent_gate->SetEnforcementAllowed(to == "enforce");
   };
-  // The latest verdict per process, read by the policy as ml.* fields.
+  // The latest verdict per process, read by the policy as ml.* fields (shared, not copied per
+  // event: a verdict carries its explanation's strings).
   std::mutex verdicts_mu;
-  std::unordered_map<uint32_t, core::Verdict> latest_verdicts;
+  std::unordered_map<uint32_t, std::shared_ptr<const core::Verdict>> latest_verdicts;
   const int64_t boot_to_unix = agent::BootToUnixOffsetNs();
   if (policy_engine) {
     lo.pipeline.on_typed = [&](const core::Event& e) -> std::string {
-      policy::EvalInput in;
-      agent::BuildEvalInput(tree_ref, e, boot_to_unix, &in);
-      core::Verdict verdict;
+      // Called by each pipeline worker: one cache per worker thread.
+      thread_local agent::EvalInputCache inputs;
+      policy::EvalInput& in = inputs.Build(tree_ref, e, boot_to_unix);
+      std::shared_ptr<const core::Verdict> verdict;
       {
         std::lock_guard<std::mutex> lock(verdicts_mu);
         auto it = latest_verdicts.find(e.proc.pid);
-        if (it != latest_verdicts.end()) {
-          verdict = it->second;
-          in.verdict = &verdict;
-        }
+        if (it != latest_verdicts.end()) verdict = it->second;
       }
+      in.verdict = verdict.get();
       const policy::Decision d = policy_engine->Decide(&in);
       if (!d.matched()) return {};
       audit->PolicyDecision(d);
@@ -716,7 +716,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
     if (policy_engine) {
       std::lock_guard<std::mutex> lock(verdicts_mu);
       if (latest_verdicts.size() >= 16384) latest_verdicts.clear();  // bounded; newest kept
-      latest_verdicts[v.pid] = v;
+      latest_verdicts[v.pid] = std::make_shared<const core::Verdict>(v);
     }
     if (v.anomalous) audit->Alert(v);
     if (!v.anomalous || o.quiet) return;

@@ -30,4 +30,27 @@ void BuildEvalInput(const enrich::ProcessTree& tree, const core::Event& event,
   }
 }
 
+policy::EvalInput& EvalInputCache::Build(const enrich::ProcessTree& tree, const core::Event& event,
+                                         int64_t boot_to_unix_ns, size_t max_ancestors) {
+  // Read before the tree: a change after this read leaves the entry tagged with the older
+  // generation, so the next call rebuilds it.
+  const uint64_t generation = tree.generation();
+  if (tree_ == &tree && pid_ == event.proc.pid && generation_ == generation &&
+      boot_to_unix_ns_ == boot_to_unix_ns && max_ancestors_ == max_ancestors) {
+    ++hits_;
+    input_.event = &event;
+    input_.verdict = nullptr;
+    return input_;
+  }
+  ++misses_;
+  input_ = policy::EvalInput{};
+  BuildEvalInput(tree, event, boot_to_unix_ns, &input_, max_ancestors);
+  tree_ = &tree;
+  pid_ = event.proc.pid;
+  generation_ = generation;
+  boot_to_unix_ns_ = boot_to_unix_ns;
+  max_ancestors_ = max_ancestors;
+  return input_;
+}
+
 }  // namespace vigil::agent

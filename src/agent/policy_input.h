@@ -19,6 +19,30 @@ namespace vigil::agent {
 void BuildEvalInput(const enrich::ProcessTree& tree, const core::Event& event,
                     int64_t boot_to_unix_ns, policy::EvalInput* out, size_t max_ancestors = 8);
 
+// The last input built, kept for the next event of the same process: consecutive typed events
+// of one process (a loop opening files) then cost no tree lookup and no copy of its argv and
+// ancestors. Valid while the tree's generation has not moved (no fork, exec, exit or eviction
+// anywhere since), so what it returns is what BuildEvalInput would build now. One per thread.
+class EvalInputCache {
+ public:
+  // BuildEvalInput's input for `event` (out.event = &event; out.verdict = nullptr), rebuilt
+  // only when the process or the tree changed. The reference stays valid until the next call.
+  policy::EvalInput& Build(const enrich::ProcessTree& tree, const core::Event& event,
+                           int64_t boot_to_unix_ns, size_t max_ancestors = 8);
+  uint64_t hits() const { return hits_; }
+  uint64_t misses() const { return misses_; }
+
+ private:
+  policy::EvalInput input_;
+  const enrich::ProcessTree* tree_ = nullptr;
+  uint32_t pid_ = 0;
+  uint64_t generation_ = 0;
+  int64_t boot_to_unix_ns_ = 0;
+  size_t max_ancestors_ = 0;
+  uint64_t hits_ = 0;
+  uint64_t misses_ = 0;
+};
+
 // CLOCK_REALTIME - CLOCK_BOOTTIME now, in ns.
 int64_t BootToUnixOffsetNs();
 

@@ -13,6 +13,19 @@
 namespace vigil::enrich {
 namespace {
 
+// Declared after the exclusive lock, so the tree's generation moves on after the change and
+// before the lock is released (ProcessTree::generation()).
+class GenerationBump {
+ public:
+  explicit GenerationBump(std::atomic<uint64_t>& g) : g_(g) {}
+  ~GenerationBump() { g_.fetch_add(1, std::memory_order_release); }
+  GenerationBump(const GenerationBump&) = delete;
+  GenerationBump& operator=(const GenerationBump&) = delete;
+
+ private:
+  std::atomic<uint64_t>& g_;
+};
+
 constexpr size_t kMaxCommBytes = 64;
 constexpr size_t kMaxStatBytes = 4096;
 constexpr size_t kMaxStatusBytes = 16384;
@@ -105,7 +118,13 @@ ProcessTree::ProcessTree(ProcessTreeOptions options, const core::Clock* clock,
       clock_(clock),
       user_db_(std::move(users)),
       users_(user_db_.get(), options_.user_cache_capacity),
-      tick_ns_(tick_ns) {}
+      tick_ns_(tick_ns) {
+  // Generations of different trees never coincide, so a cache keyed by (tree address,
+  // generation) cannot mistake a new tree at a freed tree's address for the old one.
+  static std::atomic<uint64_t> trees{0};
+  generation_.store((trees.fetch_add(1, std::memory_order_relaxed) + 1) << 40,
+                    std::memory_order_relaxed);
+}
 
 ProcessTree::~ProcessTree() = default;
 
@@ -238,6 +257,7 @@ core::Status ProcessTree::LoadSnapshot() {
 
   const int64_t now = clock_->MonotonicNanos();
   std::unique_lock lock(mu_);
+  const GenerationBump bump(generation_);
   EvictExpiredLocked(now);
   for (ProcessInfo& info : found) {
     if (by_pid_.count(info.pid) != 0) continue;
@@ -250,6 +270,7 @@ void ProcessTree::OnFork(uint32_t parent_tgid, uint32_t child_tgid, uint64_t sta
   if (child_tgid == parent_tgid || child_tgid == 0) return;
   const int64_t now = clock_->MonotonicNanos();
   std::unique_lock lock(mu_);
+  const GenerationBump bump(generation_);
   EvictExpiredLocked(now);
   const auto it = by_pid_.find(child_tgid);
   if (it != by_pid_.end()) {
@@ -308,6 +329,7 @@ void ProcessTree::OnExec(uint32_t tgid, std::string_view exe, std::span<const st
 
   const int64_t now = clock_->MonotonicNanos();
   std::unique_lock lock(mu_);
+  const GenerationBump bump(generation_);
   EvictExpiredLocked(now);
   auto it = by_pid_.find(tgid);
   ProcessInfo* info = nullptr;
@@ -342,6 +364,7 @@ void ProcessTree::OnExec(uint32_t tgid, std::string_view exe, std::span<const st
 void ProcessTree::OnExit(uint32_t tgid, uint64_t time_ns) {
   const int64_t now = clock_->MonotonicNanos();
   std::unique_lock lock(mu_);
+  const GenerationBump bump(generation_);
   EvictExpiredLocked(now);
   const auto it = by_pid_.find(tgid);
   if (it == by_pid_.end()) {
@@ -362,6 +385,7 @@ void ProcessTree::OnExit(uint32_t tgid, uint64_t time_ns) {
 void ProcessTree::EvictExpired() {
   const int64_t now = clock_->MonotonicNanos();
   std::unique_lock lock(mu_);
+  const GenerationBump bump(generation_);
   EvictExpiredLocked(now);
 }
 
@@ -446,6 +470,7 @@ bool ProcessTree::Enrich(core::Event* event) const {
 
 void ProcessTree::OnExecAttributes(uint32_t tgid, const core::ProcessIdentity& proc) {
   std::unique_lock lock(mu_);
+  const GenerationBump bump(generation_);
   const auto it = by_pid_.find(tgid);
   if (it == by_pid_.end()) return;
   ProcessInfo& info = it->second.info;

@@ -204,6 +204,11 @@ class ProcessTree {
   // Entries held, live and exited.
   size_t size() const;
 
+  // Changes whenever what Lookup or Ancestors return may have changed (a snapshot, fork, exec,
+  // exit, eviction). Read it before reading the tree: an unchanged value afterwards means
+  // what was read then is still what the tree holds (EvalInputCache relies on this).
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+
   // Counters; lock-free, each value read atomically (the set is not one instant's).
   ProcessTreeStats stats() const;
 
@@ -262,6 +267,7 @@ class ProcessTree {
   uint64_t next_serial_ = 1;
   uint64_t next_exit_key_ = 1;
 
+  std::atomic<uint64_t> generation_{0};  // bumped by every change under mu_ (see generation())
   std::atomic<uint64_t> live_{0};
   std::atomic<uint64_t> exited_kept_{0};
   std::array<std::atomic<uint64_t>, kEvictionCauseCount> evictions_{};
