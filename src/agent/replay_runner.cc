@@ -11,6 +11,9 @@
 namespace vigil::agent {
 namespace {
 
+// At most this many events of one burst wait for their worker before being handed on.
+constexpr size_t kPushBurst = 64;
+
 class PerStreamHandler final : public StreamHandler {
  public:
   PerStreamHandler(const model::Model& model, VerdictSink& out) : model_(model), out_(out) {}
@@ -187,8 +190,26 @@ core::Result<ReplayStats> ReplayRunner::Run(
   std::hash<std::string> hash_stream;
   std::string last_stream;
   size_t last_shard = 0;
+  // Events read in one burst (while the sensor says more are already there) go to their
+  // worker's queue together: one lock and one wake-up per burst and worker, not per event.
+  std::vector<std::vector<core::Event>> pending(nworkers);
+  for (auto& p : pending) p.reserve(kPushBurst);
+  auto hand_on = [&](size_t shard) {
+    if (!pending[shard].empty()) queues[shard]->PushBatch(source_ids[shard], &pending[shard]);
+  };
+  auto hand_on_all = [&] {
+    for (size_t i = 0; i < nworkers; ++i) hand_on(i);
+  };
+  // One clock read per burst (and per kPushBurst events within one): the events of a burst
+  // were read together.
+  int64_t ingest_ns = 0;
+  size_t stamped = kPushBurst;
   core::Event e;
   while (true) {
+    if (!sensor.Buffered()) {
+      hand_on_all();  // Next may wait: nothing is held back meanwhile
+      stamped = kPushBurst;
+    }
     auto r = sensor.Next(&e);
     if (!r.has_value()) {
       read_errors_.fetch_add(1, std::memory_order_relaxed);
@@ -198,7 +219,12 @@ core::Result<ReplayStats> ReplayRunner::Run(
     if (*r == sensor::ReadOutcome::kEnd) break;
     read_.fetch_add(1, std::memory_order_relaxed);
     if (options_.on_read) options_.on_read(e);
-    e.ingest_ns = clock_.MonotonicNanos();
+    if (stamped >= kPushBurst) {
+      ingest_ns = clock_.MonotonicNanos();
+      stamped = 0;
+    }
+    ++stamped;
+    e.ingest_ns = ingest_ns;
     if (e.host.empty()) e.host = options_.host;
     size_t shard = 0;
     if (nworkers > 1) {
@@ -212,9 +238,11 @@ core::Result<ReplayStats> ReplayRunner::Run(
         shard = last_shard;
       }
     }
-    (void)queues[shard]->Push(source_ids[shard], std::move(e));
+    pending[shard].push_back(std::move(e));
+    if (pending[shard].size() >= kPushBurst) hand_on(shard);
     e = core::Event();
   }
+  hand_on_all();
   for (auto& q : queues) q->Close();
   for (auto& t : threads) t.join();
   for (pipeline::Sink* sink : sinks_) {

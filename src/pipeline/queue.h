@@ -54,6 +54,12 @@ class BoundedQueue {
   // other outcome the caller still owns it unchanged. Under kBlock this waits until there is
   // room or the queue is closed (then kClosed). Never fails otherwise.
   PushOutcome Push(SourceId source, T&& item);
+  // Offers every item of *items in order, as Push would one by one, under one lock and with one
+  // wake-up of a waiting consumer (and one before each wait for room under kBlock), so a
+  // producer that reads in bursts hands a burst over for one hand-off instead of one each.
+  // Returns how many were accepted (kAccepted or kDroppedOldestEvicted); the others are counted
+  // as Push counts them. *items is cleared (its capacity kept).
+  size_t PushBatch(SourceId source, std::vector<T>* items);
 
   // Blocks until an item is available (kItem, *out assigned) or the queue is closed and empty
   // (kClosed, *out untouched). Items are delivered in push order.
@@ -93,6 +99,10 @@ class BoundedQueue {
   }
   // All *Locked methods require mu_ held.
   void PushLocked(SourceId source, internal::SourceState& state, T&& item);
+  // Push's decision for one item with `lock` held (it may wait on it under kBlock, waking a
+  // waiting consumer first when `unannounced` items are queued that no consumer was told of).
+  PushOutcome OfferLocked(SourceId source, internal::SourceState& state, T&& item,
+                          std::unique_lock<std::mutex>& lock, bool* unannounced);
   // Unlinks the head item and returns it for the caller to move from before releasing mu_.
   T&& TakeFrontLocked();
   bool EvictOldestOfLocked(SourceId source, internal::SourceState& state);
@@ -134,6 +144,53 @@ core::Result<SourceId> BoundedQueue<T>::RegisterSource(std::string_view name,
 }
 
 template <typename T>
+PushOutcome BoundedQueue<T>::OfferLocked(SourceId source, internal::SourceState& state, T&& item,
+                                         std::unique_lock<std::mutex>& lock, bool* unannounced) {
+  const BackpressurePolicy policy = state.options.policy;
+  PushOutcome outcome = PushOutcome::kAccepted;
+  if (closed_) {
+    state.rejected_closed.Add();
+    return PushOutcome::kClosed;
+  }
+  if (policy == BackpressurePolicy::kSample && size_ >= state.sample_threshold) {
+    if (state.sample_tick++ % state.options.sample_one_in != 0) {
+      state.sampled_out.Add();
+      return PushOutcome::kSampledOut;
+    }
+  }
+  if (size_ == capacity_) {
+    switch (policy) {
+      case BackpressurePolicy::kBlock:
+        // A consumer asleep since before this burst must hear of it, or both would wait.
+        if (*unannounced && waiting_consumers_ > 0) not_empty_.notify_one();
+        *unannounced = false;
+        ++waiting_producers_;
+        not_full_.wait(lock, [this] { return closed_ || size_ < capacity_; });
+        --waiting_producers_;
+        if (closed_) {
+          state.rejected_closed.Add();
+          return PushOutcome::kClosed;
+        }
+        break;
+      case BackpressurePolicy::kDropOldest:
+        if (!EvictOldestOfLocked(source, state)) {
+          state.dropped_full.Add();
+          return PushOutcome::kDroppedFull;
+        }
+        outcome = PushOutcome::kDroppedOldestEvicted;
+        break;
+      case BackpressurePolicy::kDropNewest:
+      case BackpressurePolicy::kSample:
+        state.dropped_full.Add();
+        return PushOutcome::kDroppedFull;
+    }
+  }
+  PushLocked(source, state, std::move(item));
+  *unannounced = true;
+  return outcome;
+}
+
+template <typename T>
 PushOutcome BoundedQueue<T>::Push(SourceId source, T&& item) {
   internal::SourceState* state = accounting_.Find(source);
   if (state == nullptr) {
@@ -141,48 +198,37 @@ PushOutcome BoundedQueue<T>::Push(SourceId source, T&& item) {
     accounting_.CountUnknownSource();
     return PushOutcome::kUnknownSource;
   }
-  const BackpressurePolicy policy = state->options.policy;
-  PushOutcome outcome = PushOutcome::kAccepted;
   std::unique_lock<std::mutex> lock(mu_);
-  if (closed_) {
-    state->rejected_closed.Add();
-    return PushOutcome::kClosed;
-  }
-  if (policy == BackpressurePolicy::kSample && size_ >= state->sample_threshold) {
-    if (state->sample_tick++ % state->options.sample_one_in != 0) {
-      state->sampled_out.Add();
-      return PushOutcome::kSampledOut;
-    }
-  }
-  if (size_ == capacity_) {
-    switch (policy) {
-      case BackpressurePolicy::kBlock:
-        ++waiting_producers_;
-        not_full_.wait(lock, [this] { return closed_ || size_ < capacity_; });
-        --waiting_producers_;
-        if (closed_) {
-          state->rejected_closed.Add();
-          return PushOutcome::kClosed;
-        }
-        break;
-      case BackpressurePolicy::kDropOldest:
-        if (!EvictOldestOfLocked(source, *state)) {
-          state->dropped_full.Add();
-          return PushOutcome::kDroppedFull;
-        }
-        outcome = PushOutcome::kDroppedOldestEvicted;
-        break;
-      case BackpressurePolicy::kDropNewest:
-      case BackpressurePolicy::kSample:
-        state->dropped_full.Add();
-        return PushOutcome::kDroppedFull;
-    }
-  }
-  PushLocked(source, *state, std::move(item));
-  const bool wake = waiting_consumers_ > 0;
+  bool unannounced = false;
+  const PushOutcome outcome = OfferLocked(source, *state, std::move(item), lock, &unannounced);
+  const bool wake = unannounced && waiting_consumers_ > 0;
   lock.unlock();
   if (wake) not_empty_.notify_one();
   return outcome;
+}
+
+template <typename T>
+size_t BoundedQueue<T>::PushBatch(SourceId source, std::vector<T>* items) {
+  internal::SourceState* state = accounting_.Find(source);
+  if (state == nullptr) {
+    assert(false && "BoundedQueue::PushBatch: unregistered source");
+    for (size_t i = 0; i < items->size(); ++i) accounting_.CountUnknownSource();
+    items->clear();
+    return 0;
+  }
+  size_t accepted = 0;
+  std::unique_lock<std::mutex> lock(mu_);
+  bool unannounced = false;
+  for (T& item : *items) {
+    const PushOutcome o = OfferLocked(source, *state, std::move(item), lock, &unannounced);
+    if (o == PushOutcome::kAccepted || o == PushOutcome::kDroppedOldestEvicted) ++accepted;
+  }
+  const bool wake = unannounced && waiting_consumers_ > 0;
+  const bool many = waiting_consumers_ > 1;
+  lock.unlock();
+  items->clear();
+  if (wake) many ? not_empty_.notify_all() : not_empty_.notify_one();
+  return accepted;
 }
 
 template <typename T>

@@ -131,6 +131,7 @@ class EbpfSensor final : public Sensor {
   // Blocks until an event arrives (kEvent) or Stop() was called (kEnd, then forever). An error
   // reports one malformed record, which was skipped.
   core::Result<ReadOutcome> Next(core::Event* out) override;
+  bool Buffered() const override { return head_ < count_; }
 
   enum class PollOutcome : uint8_t { kEvent, kTimeout, kEnd };
   // As Next(), but waits at most `timeout` (0: only what is already there).

@@ -24,6 +24,10 @@ class Sensor {
   // the place and the reason); the sensor has skipped it and the next call continues after it.
   // Callers count and report such errors; they never lose events already returned.
   virtual core::Result<ReadOutcome> Next(core::Event* out) = 0;
+  // True when the next Next() will return without waiting for input (the sensor holds events
+  // it has already read, e.g. the rest of a ring-buffer pass). A consumer may then gather
+  // events and hand them on together; when false it should hand on what it holds first.
+  virtual bool Buffered() const { return false; }
 };
 
 }  // namespace vigil::sensor

@@ -100,6 +100,92 @@ TEST(BoundedQueueTest, NoLossUnderBlock) {
   }
 }
 
+// PushBatch with bursts longer than the queue: each burst waits for room several times, and a
+// consumer asleep on an empty queue must hear of the items queued before each wait (otherwise
+// producer and consumer both wait for ever).
+TEST(BoundedQueueTest, PushBatchLosesNothingWithBurstsLargerThanTheQueue) {
+  std::mt19937_64 rng(20261127);
+  for (int round = 0; round < 6; ++round) {
+    const size_t capacity = 1 + rng() % 8;
+    const size_t producers = 1 + rng() % 3;
+    const size_t consumers = 1 + rng() % 2;
+    BoundedQueue<uint64_t> q(capacity);
+    std::vector<SourceId> ids;
+    for (size_t p = 0; p < producers; ++p) ids.push_back(MustRegister(q, "p" + std::to_string(p)));
+    const uint64_t count = 3000;
+    std::vector<std::vector<uint64_t>> seen(consumers);
+    std::vector<std::thread> threads;
+    for (size_t c = 0; c < consumers; ++c) {
+      threads.emplace_back(Consume, &q, 1 + rng() % 16, &seen[c]);
+    }
+    std::vector<std::thread> pushers;
+    for (size_t p = 0; p < producers; ++p) {
+      const uint64_t seed = rng();
+      pushers.emplace_back([&q, &ids, p, seed, count] {
+        std::mt19937_64 r(seed);
+        std::vector<uint64_t> burst;
+        uint64_t i = 0;
+        while (i < count) {
+          const uint64_t n = std::min<uint64_t>(1 + r() % 50, count - i);
+          for (uint64_t k = 0; k < n; ++k) burst.push_back(Item(p, i++));
+          ASSERT_EQ(q.PushBatch(ids[p], &burst), n);
+          ASSERT_TRUE(burst.empty());
+        }
+      });
+    }
+    for (auto& t : pushers) t.join();
+    q.Close();
+    for (auto& t : threads) t.join();
+    std::vector<std::vector<bool>> got(producers, std::vector<bool>(count, false));
+    for (const auto& s : seen) {
+      std::vector<int64_t> last(producers, -1);
+      for (uint64_t item : s) {
+        const uint64_t p = ProducerOf(item), i = IndexOf(item);
+        ASSERT_LT(p, producers);
+        ASSERT_FALSE(got[p][i]) << "duplicate " << p << ":" << i;
+        got[p][i] = true;
+        ASSERT_GT(static_cast<int64_t>(i), last[p]) << "out of order";
+        last[p] = static_cast<int64_t>(i);
+      }
+    }
+    for (size_t p = 0; p < producers; ++p) {
+      EXPECT_EQ(std::count(got[p].begin(), got[p].end(), false), 0) << "lost items of " << p;
+      EXPECT_EQ(q.Stats().sources[p].accepted, count);
+    }
+  }
+}
+
+TEST(BoundedQueueTest, PushBatchCountsEachItemAsPushWould) {
+  BoundedQueue<uint64_t> q(3);
+  const SourceId newest = MustRegister(q, "newest", {BackpressurePolicy::kDropNewest});
+  const SourceId oldest = MustRegister(q, "oldest", {BackpressurePolicy::kDropOldest});
+  std::vector<uint64_t> burst = {1, 2, 3, 4, 5};
+  EXPECT_EQ(q.PushBatch(newest, &burst), 3u);  // 4 and 5 find the queue full
+  EXPECT_TRUE(burst.empty());
+  std::vector<uint64_t> out;
+  ASSERT_EQ(q.TryPopBatch(&out, 10), 3u);
+  EXPECT_EQ(out, (std::vector<uint64_t>{1, 2, 3}));
+
+  burst = {10, 11, 12, 13, 14};
+  EXPECT_EQ(q.PushBatch(oldest, &burst), 5u);  // 13 and 14 each evict the oldest of its own
+  out.clear();
+  ASSERT_EQ(q.TryPopBatch(&out, 10), 3u);
+  EXPECT_EQ(out, (std::vector<uint64_t>{12, 13, 14}));
+
+  QueueStats st = q.Stats();
+  EXPECT_EQ(st.sources[0].accepted, 3u);
+  EXPECT_EQ(st.sources[0].dropped_full, 2u);
+  EXPECT_EQ(st.sources[1].accepted, 5u);
+  EXPECT_EQ(st.sources[1].evicted, 2u);
+
+  q.Close();
+  burst = {20, 21};
+  EXPECT_EQ(q.PushBatch(newest, &burst), 0u);
+  EXPECT_TRUE(burst.empty());
+  st = q.Stats();
+  EXPECT_EQ(st.sources[0].rejected_closed, 2u);
+}
+
 // Lossy policies under contention: every outcome a producer saw is counted exactly, per source,
 // and what the consumers received is exactly what was accepted and not evicted.
 TEST(BoundedQueueTest, DropCountsAreExactPerSource) {
