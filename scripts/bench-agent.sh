@@ -5,7 +5,8 @@
 #   1. open/close and getppid loops without the agent, then with `vigil agent` running (full
 #      syscall stream, default event set) in its learning phase and in its detection phase;
 #   2. the agent's events/s, loss in the kernel and in the queue, and its CPU per event while the
-#      loops run;
+#      loops run; then two getppid loops at once ("getppid x2": the most events one 2-core host
+#      makes here, for the 1 M events/s target);
 #   3. the agent's RSS with VIGIL_BENCH_PROCS (default 1000) live idle processes;
 #   4. redis-benchmark against a loopback redis-server, without/with the agent (skipped with a
 #      message when redis cannot be installed).
@@ -206,6 +207,19 @@ window() {
   record "$rep" "$phase" "$test.rss_mb" "$(awk -v k="$rss" 'BEGIN {print k / 1024}')"
   record "$rep" "$phase" "$test.hwm_mb" "$(awk -v k="$hwm" 'BEGIN {print k / 1024}')"
 }
+# loops2 REP PHASE COUNT: two getppid loops at once; records the mean of their ns (and CPU ns)
+# per call as getppid2.ns / getppid2.cpu_ns (exits when either fails).
+loops2() {
+  local a=$tmp/loop-a.out b=$tmp/loop-b.out pa pb
+  "$loop_bin" getppid "$3" >"$a" &
+  pa=$!
+  "$loop_bin" getppid "$3" >"$b" &
+  pb=$!
+  wait "$pa" || { echo "bench-agent: a getppid loop failed" >&2; exit 1; }
+  wait "$pb" || { echo "bench-agent: a getppid loop failed" >&2; exit 1; }
+  record "$1" "$2" getppid2.ns "$(cat "$a" "$b" | awk '{s += $4} END {print s / NR}')"
+  record "$1" "$2" getppid2.cpu_ns "$(cat "$a" "$b" | awk '{s += $5} END {print s / NR}')"
+}
 # loop REP PHASE MODE COUNT: runs the loop, records its ns per iteration (exits on failure).
 loop() {
   local line
@@ -260,6 +274,7 @@ for rep in $(seq "$reps"); do
   echo "== loops, repetition $rep/$reps: open/close x $oc_count, getppid x $gp_count"
   loop "$rep" none openclose "$oc_count"
   loop "$rep" none getppid "$gp_count"
+  loops2 "$rep" none "$gp_count"
   for phase in $phases; do
     start_phase "$phase" "$rep"
     s0=$(snap)
@@ -269,8 +284,12 @@ for rep in $(seq "$reps"); do
     loop "$rep" "$phase" getppid "$gp_count"
     sleep 0.3
     s2=$(snap)
+    loops2 "$rep" "$phase" "$gp_count"
+    sleep 0.3
+    s3=$(snap)
     window "$rep" "$phase" openclose "$s0" "$s1"
     window "$rep" "$phase" getppid "$s1" "$s2"
+    window "$rep" "$phase" getppid2 "$s2" "$s3"
     agent_stop
     summary=$(grep "^vigil agent: .* events in " "$agent_log" | tail -1 || true)
     [[ -z $summary ]] || record "$rep" "$phase" summary "${summary#vigil agent: }"
@@ -402,13 +421,14 @@ print(f"\n== vigil agent overhead: medians of {reps} repetitions; ratios are wit
 print(f"load average: {v[('-', 'loadavg_start')]['0']:.1f} at start, "
       f"{v[('-', 'loadavg_end')]['0']:.1f} at end")
 cpu_notes = []
-for loop, count in (("openclose", oc), ("getppid", gp)):
+for loop, count in (("openclose", oc), ("getppid", gp), ("getppid2", gp)):
     unit = "pair" if loop == "openclose" else "call"
     calls = 2 if loop == "openclose" else 1
     base = med("none", f"{loop}.ns")
     if base is None:
         continue
-    print(f"\n{loop} loop ({count} iterations): without agent {base:.0f} ns/{unit}")
+    name = "two getppid loops at once" if loop == "getppid2" else f"{loop} loop"
+    print(f"\n{name} ({count} iterations each): without agent {base:.0f} ns/{unit}")
     print(f"  {'phase':<10} {'ns/' + unit:>9} {'ratio':>22} {'ns/syscall':>10} {'events/s':>9} "
           f"{'loss %':>7} {'lost':>8} {'qdrop':>6} {'cpu ns/ev':>9} {'cores':>5} {'rss MB':>6}")
     for p in phases:
@@ -447,6 +467,8 @@ if "before" in phases and "learning" in phases:
                       ("getppid.ns", "getppid wall"), ("getppid.cpu_ns", "getppid loop CPU"),
                       ("openclose.cpu_ns_per_event", "agent CPU per event (open/close)"),
                       ("getppid.cpu_ns_per_event", "agent CPU per event (getppid)"),
+                      ("getppid2.events_per_s", "events/s (two getppid loops)"),
+                      ("getppid2.cpu_ns_per_event", "agent CPU per event (two loops)"),
                       ("redis.set_rps", "redis SET req/s"), ("redis.get_rps", "redis GET req/s"),
                       ("rss_procs_mb", "RSS with processes")):
         r = pair("learning", "before", key)
@@ -478,10 +500,12 @@ for p in phases:
     r = ratio(p, "openclose.ns")
     if r:
         print(f"  open/close slowdown <= 1.4x ({p}): {r[0]:.2f}x  {verdict(r[0] <= 1.4)}")
-    eps, loss = med(p, "openclose.events_per_s"), med(p, "openclose.loss_pct")
-    if eps is not None:
-        print(f"  >= 1M events/s with < 0.1% loss ({p}): {si(eps)}/s, {loss:.3f}% lost  "
-              f"{verdict(eps >= 1e6 and loss < 0.1)}")
+    for loop, what in (("openclose", "open/close"), ("getppid2", "two getppid loops")):
+        eps, loss = med(p, f"{loop}.events_per_s"), med(p, f"{loop}.loss_pct")
+        if eps is not None:
+            print(f"  >= 1M events/s with < 0.1% loss, {what} ({p}): {si(eps)}/s, "
+                  f"{loss:.3f}% lost  {verdict(eps >= 1e6 and loss < 0.1)}")
+    if med(p, "openclose.cpu_ns_per_event") is not None:
         c = med(p, "openclose.cpu_ns_per_event")
         print(f"  user-space CPU <= 0.4 us/event ({p}): {c / 1000:.2f} us  {verdict(c <= 400)}")
     rss = med(p, "rss_procs_mb")
