@@ -39,9 +39,16 @@ std::string CheckGateArtifacts(const GateFlags& f, const core::VigilConfig& conf
 }  // namespace
 
 GateDeciderAdapter::GateDeciderAdapter(enforce::DecisionGate* gate, size_t max_ancestors)
-    : gate_(gate), needs_(NeedsOfRules(gate->rules(), max_ancestors)), users_(&system_users_, 256) {
+    : gate_(gate), max_ancestors_(max_ancestors), users_(&system_users_, 256) {
+  Refit(gate->rules());
+}
+
+void GateDeciderAdapter::Refit(std::shared_ptr<const enforce::GateRules> rules) {
+  needs_ = NeedsOfRules(*rules->rules, max_ancestors_);
   // The model's verdicts carry the uid of the process they score.
-  if (gate->has_verdicts()) needs_.uid = true;
+  if (gate_->has_verdicts()) needs_.uid = true;
+  if (recorder_ != nullptr) needs_.exe = needs_.uid = true;  // its lines carry both
+  needs_of_ = std::move(rules);
 }
 
 void GateDeciderAdapter::set_recorder(GateCallRecorder* recorder) {
@@ -60,6 +67,9 @@ sensor::GateAnswer GateDeciderAdapter::Decide(const sensor::GateCall& call,
   // not even by its watchdog's fallback.
   if (gate_->mode() == enforce::GateMode::kMonitor) control->SetFallback(sensor::GateAnswer::kAllow);
   ++calls_;
+  // The rules in force, read once: what is read of the process is what they need.
+  std::shared_ptr<const enforce::GateRules> rules = gate_->rules();
+  if (rules != needs_of_) Refit(rules);
   event_ = call.event;
   in_.event = &event_;
   const bool exec = call.event.kind == core::EventKind::kProcessExec;
@@ -80,7 +90,7 @@ sensor::GateAnswer GateDeciderAdapter::Decide(const sensor::GateCall& call,
   }
   if (recorder_ != nullptr) recorder_->Record(event_);
   const enforce::GateDecision d =
-      gate_->Decide(in_, control->deadline_ns(), [control](bool deny) {
+      gate_->Decide(std::move(rules), in_, control->deadline_ns(), [control](bool deny) {
         control->SetFallback(deny ? sensor::GateAnswer::kDeny : sensor::GateAnswer::kAllow);
       });
   return d.deny ? sensor::GateAnswer::kDeny : sensor::GateAnswer::kAllow;
@@ -107,6 +117,7 @@ std::string FanotifyGateSummary(const sensor::FanotifyGateStats& fs, const enfor
 nlohmann::json GateRecordPayload(const enforce::GateRecord& r) {
   nlohmann::json j = audit::DecisionPayload(r.decision, r.mode);
   j["gate"] = std::string(r.gate);
+  if (!r.policy_version.empty()) j["policy_version"] = std::string(r.policy_version);
   if (r.event != nullptr) {
     const core::Event& e = *r.event;
     nlohmann::json call = {{"type", policy::EventTypeName(e)}, {"pid", e.proc.pid}};
@@ -194,9 +205,8 @@ core::Result<GateSetup> SetupGate(const GateFlags& f, const CLI::App& cmd, std::
   }
   std::shared_ptr<const model::Model> gate_model;
   if (!f.model.empty()) {
-    auto loaded = LoadModelOnce(f.model, &files);
+    auto loaded = LoadGateModel(f.model, &files);
     if (!loaded.has_value()) return loaded.error().WithContext("--model");
-    VIGIL_RETURN_IF_ERROR(CheckGateModel(**loaded, f.model));
     gate_model = std::move(loaded).value();
   }
   if (cmd.count("--audit") > 0) {
@@ -218,11 +228,9 @@ core::Result<GateSetup> SetupGate(const GateFlags& f, const CLI::App& cmd, std::
     VIGIL_ASSIGN_OR_RETURN(s.recorder, GateCallRecorder::Open(f.record_calls));
   }
   if (gate_model) {
-    model::InferenceEngineOptions eo;
-    eo.name = "gate-" + std::string(gate_name);
-    VIGIL_ASSIGN_OR_RETURN(s.engine, model::InferenceEngine::Create(gate_model, eo,
-                                                                    core::SystemClock::Get()));
-    s.verdicts = std::make_unique<EngineVerdictSource>(s.engine.get(), GateModelOptions{});
+    VIGIL_ASSIGN_OR_RETURN(GateModelServer served, ServeGateModel(gate_model, gate_name));
+    s.engine = std::move(served.engine);
+    s.verdicts = std::move(served.verdicts);
   }
   std::string reason = start_reason;
   if (!s.refusal.empty()) {
@@ -235,6 +243,26 @@ core::Result<GateSetup> SetupGate(const GateFlags& f, const CLI::App& cmd, std::
   if (s.audit) {
     s.audit->ModeChange("stopped", enforce::GateModeName(s.options.mode), reason);
   }
+  return s;
+}
+
+core::Result<std::shared_ptr<const model::Model>> LoadGateModel(const std::string& path,
+                                                                ArtifactFiles* files) {
+  VIGIL_ASSIGN_OR_RETURN(std::unique_ptr<model::Model> m, LoadModelOnce(path, files));
+  VIGIL_RETURN_IF_ERROR(CheckGateModel(*m, path));
+  return std::shared_ptr<const model::Model>(std::move(m));
+}
+
+core::Result<GateModelServer> ServeGateModel(std::shared_ptr<const model::Model> m,
+                                             std::string_view gate_name,
+                                             core::Registry* registry) {
+  GateModelServer s;
+  model::InferenceEngineOptions eo;
+  eo.name = "gate-" + std::string(gate_name);
+  eo.registry = registry;
+  VIGIL_ASSIGN_OR_RETURN(s.engine,
+                         model::InferenceEngine::Create(std::move(m), eo, core::SystemClock::Get()));
+  s.verdicts = std::make_unique<EngineVerdictSource>(s.engine.get(), GateModelOptions{});
   return s;
 }
 

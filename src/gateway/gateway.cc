@@ -106,11 +106,14 @@ std::string SensorFindingToOcsfJson(const SensorFinding& f, const std::string& h
 core::Result<std::unique_ptr<Gateway>> Gateway::Create(GatewayConfig config,
                                                        GatewayOutputs outputs,
                                                        const core::Clock& clock,
-                                                       CommandJudge* judge) {
+                                                       CommandJudge* judge,
+                                                       const std::string* training_csv) {
   std::unique_ptr<Gateway> g(new Gateway(std::move(config), std::move(outputs), clock));
   const GatewayConfig& c = g->config_;
   if (!c.model.training.empty()) {
-    auto table = sensor::ReadBatadalTable(c.model.training);
+    auto table = training_csv != nullptr
+                     ? sensor::ParseBatadalTable(*training_csv, c.model.training)
+                     : sensor::ReadBatadalTable(c.model.training);
     if (!table.has_value()) return table.error().WithContext("model.training");
     const TelemetryScoringConfig& sc = c.telemetry.scoring;
     if (!c.telemetry.topics.empty() && (sc.predictors || sc.autoencoder)) {

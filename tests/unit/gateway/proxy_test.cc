@@ -20,7 +20,9 @@
 #include "audit/verify.h"
 #include "fake_plc.h"
 #include "memory_sink.h"
+#include "core/files.h"
 #include "gateway/gateway.h"
+#include "sensor/batadal.h"
 
 namespace vigil::gateway {
 namespace {
@@ -113,6 +115,31 @@ class ProxyTest : public ::testing::Test {
   std::unique_ptr<Gateway> gateway_;
   modbus_t* client_ = nullptr;
 };
+
+// The training CSV given as bytes (read once by `vigil gateway`, which checked them) is what the
+// model learns from: the file is not read again (here it is not even there any more).
+TEST(GatewayTrainingTest, LearnsFromTheBytesGivenNotASecondRead) {
+  const std::string real = VIGIL_SHARED_DIR "/data/batadal/BATADAL_dataset03.csv";
+  auto bytes = core::ReadFile(real, sensor::kMaxBatadalFileBytes);
+  ASSERT_TRUE(bytes.has_value()) << bytes.error().message();
+  std::string text = ConfigText(1, "enforce", true);
+  const std::string gone = "/nonexistent/vigil-training.csv";
+  text.replace(text.find(real), real.size(), gone);
+  auto cfg = ParseGatewayConfig(text, "test.yaml");
+  ASSERT_TRUE(cfg.has_value()) << cfg.error().message();
+  auto g = Gateway::Create(*cfg, {}, core::SystemClock::Get(), nullptr, &*bytes);
+  ASSERT_TRUE(g.has_value()) << g.error().message();
+  ASSERT_NE((*g)->model(), nullptr);
+  // Without the bytes, the file is read, and is missing.
+  auto missing = Gateway::Create(*cfg, {}, core::SystemClock::Get());
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_THAT(missing.error().message(), HasSubstr("model.training"));
+  // Bytes that are not a BATADAL table are refused, named as the training file.
+  const std::string junk = "not,a,table\n";
+  auto bad = Gateway::Create(*cfg, {}, core::SystemClock::Get(), nullptr, &junk);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_THAT(bad.error().message(), HasSubstr(gone));
+}
 
 TEST_F(ProxyTest, ReadsPassThrough) {
   Start("enforce");
