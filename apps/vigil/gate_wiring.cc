@@ -8,6 +8,7 @@
 
 #include "apps/vigil/artifact_trust.h"
 #include "apps/vigil/audit_trail.h"
+#include "audit/canonical_json.h"
 #include "audit/payloads.h"
 #include "core/log.h"
 #include "enrich/proc_parse.h"
@@ -114,34 +115,72 @@ std::string FanotifyGateSummary(const sensor::FanotifyGateStats& fs, const enfor
          std::to_string(gs.fallbacks) + " fallbacks";
 }
 
-nlohmann::json GateRecordPayload(const enforce::GateRecord& r) {
-  nlohmann::json j = audit::DecisionPayload(r.decision, r.mode);
-  j["gate"] = std::string(r.gate);
-  if (!r.policy_version.empty()) j["policy_version"] = std::string(r.policy_version);
+namespace {
+
+// The call's member of a gate record: {"addr","comm","path","pid","port","type"} as present.
+void WriteGateCall(const core::Event& e, audit::CanonicalWriter* w) {
+  const bool net = !e.net.daddr.empty();
+  w->BeginObject();
+  if (net) {
+    w->Key("addr");
+    w->String(e.net.daddr);
+  }
+  if (!e.proc.comm.empty()) {
+    w->Key("comm");
+    w->String(e.proc.comm);
+  }
+  if (!net && !e.path.empty()) {
+    w->Key("path");
+    w->String(e.path);
+  }
+  w->Key("pid");
+  w->Uint(e.proc.pid);
+  if (net) {
+    w->Key("port");
+    w->Uint(e.net.dport);
+  }
+  w->Key("type");
+  w->String(policy::EventTypeView(e));
+  w->EndObject();
+}
+
+}  // namespace
+
+void WriteGateRecordPayload(const enforce::GateRecord& r, audit::CanonicalWriter* w) {
+  // In key order: call, fallback_reason, gate, policy_version.
+  audit::ExtraMember extra[4];
+  size_t n = 0;
   if (r.event != nullptr) {
-    const core::Event& e = *r.event;
-    nlohmann::json call = {{"type", policy::EventTypeName(e)}, {"pid", e.proc.pid}};
-    if (!e.net.daddr.empty()) {
-      call["addr"] = e.net.daddr;
-      call["port"] = e.net.dport;
-    } else if (!e.path.empty()) {
-      call["path"] = e.path;
-    }
-    if (!e.proc.comm.empty()) call["comm"] = e.proc.comm;
-    j["call"] = std::move(call);
+    extra[n++] = {"call", [&r](audit::CanonicalWriter* cw) { WriteGateCall(*r.event, cw); }};
   }
   if (r.kind == enforce::GateRecord::Kind::kFallback) {
-    j["fallback_reason"] = std::string(enforce::FallbackReasonName(r.reason));
+    extra[n++] = {"fallback_reason", [&r](audit::CanonicalWriter* cw) {
+                    cw->String(enforce::FallbackReasonName(r.reason));
+                  }};
   }
-  return j;
+  extra[n++] = {"gate", [&r](audit::CanonicalWriter* cw) { cw->String(r.gate); }};
+  if (!r.policy_version.empty()) {
+    extra[n++] = {"policy_version",
+                  [&r](audit::CanonicalWriter* cw) { cw->String(r.policy_version); }};
+  }
+  audit::WriteDecisionPayload(r.decision, r.mode, std::span(extra, n), w);
 }
 
 enforce::RecordFn AuditGateRecords(AuditTrail* trail) {
   if (trail == nullptr) return {};
   return [trail](const enforce::GateRecord& r) {
-    trail->Append(r.kind == enforce::GateRecord::Kind::kFallback ? audit::RecordType::kFallback
-                                                                  : audit::RecordType::kDecision,
-                  GateRecordPayload(r));
+    // Rendered straight from the values (no nlohmann::json tree): this runs on the deciding
+    // thread of every recorded call.
+    thread_local std::string payload;
+    payload.clear();
+    {
+      audit::CanonicalWriter w(&payload);
+      WriteGateRecordPayload(r, &w);
+    }
+    trail->AppendCanonical(r.kind == enforce::GateRecord::Kind::kFallback
+                               ? audit::RecordType::kFallback
+                               : audit::RecordType::kDecision,
+                           payload);
   };
 }
 

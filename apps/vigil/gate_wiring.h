@@ -17,6 +17,7 @@
 #include "apps/vigil/audit_trail.h"
 #include "apps/vigil/gate_context.h"
 #include "apps/vigil/gate_model.h"
+#include "audit/canonical_json.h"
 #include "core/config.h"
 #include "enforce/gate.h"
 #include "enrich/user_resolver.h"
@@ -143,10 +144,10 @@ class GateDeciderAdapter final : public sensor::GateDecider {
 // counts at exit: `vigil gate`, `vigil agent`).
 std::string FanotifyGateSummary(const sensor::FanotifyGateStats& fs, const enforce::GateStats& gs);
 
-// The audit payload of a gate record: the decision's fields (audit::DecisionPayload) plus
-// "gate", "policy_version" (when the rules have one), "call" ({"type","pid","path" or
-// "addr","port"}) and, for fallbacks, "fallback_reason".
-nlohmann::json GateRecordPayload(const enforce::GateRecord& r);
+// The audit payload of a gate record, in canonical form (audit/canonical_json.h): the decision's
+// fields (audit::DecisionPayload) plus "gate", "policy_version" (when the rules have one), "call"
+// ({"type","pid","comm" and "path" or "addr","port"}) and, for fallbacks, "fallback_reason".
+void WriteGateRecordPayload(const enforce::GateRecord& r, audit::CanonicalWriter* w);
 
 // A RecordFn that appends gate records to `trail` (decisions as kDecision, fallbacks as
 // kFallback); `trail` may be null (nothing recorded) and must outlive the gate.

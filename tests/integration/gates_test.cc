@@ -22,6 +22,9 @@
 #include "apps/vigil/agent_gate.h"
 #include "apps/vigil/gate_model.h"
 #include "apps/vigil/gate_wiring.h"
+#include "audit/audit_log.h"
+#include "audit/canonical_json.h"
+#include "audit/payloads.h"
 #include "tests/integration/loopback_listener.h"
 #include "enforce/gate.h"
 #include "model/inference_engine.h"
@@ -577,6 +580,57 @@ TEST(FanotifyGateTest, RefusesToWatchItsOwnExecutable) {
   ASSERT_FALSE(g.has_value());
   EXPECT_EQ(g.error().code(), core::StatusCode::kInvalidArgument);
   EXPECT_NE(g.error().message().find("own executable"), std::string::npos);
+}
+
+// A gate record's audit payload, written without a JSON tree, is the canonical JSON of the
+// decision payload plus the gate's members (the audit log's verifier refuses anything else).
+TEST(GateRecordPayloadTest, CanonicalWriterGivesTheDocumentedPayload) {
+  core::Event connect;
+  connect.kind = core::EventKind::kNetConnect;
+  connect.proc.pid = 4242;
+  connect.proc.comm = "curl \"x\"";
+  connect.net.daddr = "127.0.0.1";
+  connect.net.dport = 9;
+  core::Event exec;
+  exec.kind = core::EventKind::kProcessExec;
+  exec.proc.pid = 7;
+  exec.path = "/opt/tools/t\xff";
+  const core::Event* const calls[] = {&connect, &exec, nullptr};
+  for (const core::Event* e : calls) {
+    for (const bool fallback : {false, true}) {
+      for (const std::string_view version : {"", "sha256:0123456789abcdef"}) {
+        enforce::GateRecord r;
+        r.kind = fallback ? enforce::GateRecord::Kind::kFallback
+                          : enforce::GateRecord::Kind::kDecision;
+        r.event = e;
+        r.decision.action = core::Action::kDeny;
+        r.decision.rule = "No port 9";
+        r.decision.reason = "connect to 127.0.0.1:9";
+        r.decision.enforced = true;
+        r.decision.verdict.score = 0.75;
+        r.gate = "seccomp";
+        r.mode = "enforce";
+        r.reason = enforce::FallbackReason::kModelError;
+        r.policy_version = version;
+        std::string out;
+        {
+          audit::CanonicalWriter w(&out);
+          app::WriteGateRecordPayload(r, &w);
+        }
+        nlohmann::json want = audit::DecisionPayload(r.decision, r.mode);
+        want["gate"] = "seccomp";
+        if (!version.empty()) want["policy_version"] = version;
+        if (fallback) want["fallback_reason"] = "model_error";
+        if (e == &connect) {
+          want["call"] = {{"type", "connect"}, {"pid", 4242}, {"comm", "curl \"x\""},
+                          {"addr", "127.0.0.1"}, {"port", 9}};
+        } else if (e == &exec) {
+          want["call"] = {{"type", "execve"}, {"pid", 7}, {"path", "/opt/tools/t\xff"}};
+        }
+        EXPECT_EQ(out, audit::CanonicalJson(want));
+      }
+    }
+  }
 }
 
 // The fanotify gate inside `vigil agent` (apps/vigil/agent_gate.h), with rules of its own

@@ -175,6 +175,21 @@ TEST_F(ProxyTest, OutOfRangeWriteGetsExceptionInEnforceMode) {
   EXPECT_THAT(records[0], HasSubstr("\"action\":\"deny\""));
   EXPECT_THAT(records[0], HasSubstr("\"rule\":\"gateway.range\""));
   EXPECT_THAT(records[0], HasSubstr("\"exception\":3"));
+  // Written without a JSON tree: canonical, with every member of the Modbus write.
+  const nlohmann::json rec = nlohmann::json::parse(records[0]);
+  EXPECT_EQ(records[0], audit::CanonicalJson(rec));
+  EXPECT_EQ(rec["modbus"], (nlohmann::json{{"address", 10},
+                                           {"asset", "setpoint"},
+                                           {"count", 1},
+                                           {"critical", false},
+                                           {"exception", 3},
+                                           {"fallback", "none"},
+                                           {"first_address", 10},
+                                           {"function", 6},
+                                           {"register", "holding"},
+                                           {"unit", 1},
+                                           {"value", 500}}))
+      << records[0];
   ASSERT_EQ(sink_.Lines().size(), 1u);
   EXPECT_THAT(sink_.Lines()[0], HasSubstr("\"class_uid\":2004"));
   EXPECT_THAT(sink_.Lines()[0], HasSubstr("Actuator command denied"));
