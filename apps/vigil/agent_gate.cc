@@ -2,23 +2,33 @@
 
 #include <filesystem>
 
-#include "apps/vigil/artifact_trust.h"
 #include "core/metrics.h"
 
 namespace vigil::app {
+namespace {
 
-AgentGate::AgentGate(std::shared_ptr<const policy::PolicySnapshot> snapshot, policy::RuleSet own,
-                     enforce::GateOptions options, AuditTrail* audit)
-    : snapshot_(std::move(snapshot)),
-      own_rules_(std::move(own)),
+// A policy snapshot's rules as a gate's rules: they live as long as the snapshot.
+enforce::GateRules RulesOf(std::shared_ptr<const policy::PolicySnapshot> snap) {
+  std::string version = snap->version;
+  const policy::RuleSet* rules = &snap->rules;
+  return enforce::GateRules{std::shared_ptr<const policy::RuleSet>(std::move(snap), rules),
+                            std::move(version)};
+}
+
+}  // namespace
+
+AgentGate::AgentGate(enforce::GateRules rules, std::unique_ptr<policy::PolicyEngine> own,
+                     GateModelServer model, enforce::GateOptions options, AuditTrail* audit)
+    : own_(std::move(own)),
+      model_(std::move(model)),
       audit_(audit),
-      gate_(snapshot_ ? &snapshot_->rules : &own_rules_, std::move(options), nullptr,
-            &core::Registry::Get(), AuditGateRecords(audit)),
+      gate_(std::move(rules), std::move(options), model_.verdicts.get(), &core::Registry::Get(),
+            AuditGateRecords(audit)),
       decider_(&gate_) {}
 
 core::Result<std::unique_ptr<AgentGate>> AgentGate::Start(
     const core::VigilConfig& config, std::shared_ptr<const policy::PolicySnapshot> policy,
-    AuditTrail* audit) {
+    AuditTrail* audit, std::shared_ptr<const model::Model> model) {
   const core::AgentGateConfig& gc = config.agent.gate;
   for (const std::string& p : gc.watch) {
     std::error_code ec;
@@ -26,16 +36,37 @@ core::Result<std::unique_ptr<AgentGate>> AgentGate::Start(
       return core::InvalidArgument("agent.gate.watch: " + p + " does not exist");
     }
   }
-  policy::RuleSet own;
+  std::unique_ptr<policy::PolicyEngine> own;
   if (!gc.policy.empty()) {
-    auto loaded = policy::RuleSet::LoadFiles(gc.policy);
+    policy::PolicyOptions po;
+    po.files = gc.policy;
+    // A private registry: the agent's policy engine owns the vigil_policy_* metrics.
+    auto loaded = policy::PolicyEngine::Create(po, nullptr);
     if (!loaded.has_value()) return loaded.error().WithContext("agent.gate.policy");
     own = std::move(loaded).value();
-    policy.reset();  // the gate's own rules, not the agent's
+    policy = own->Current();  // the gate's own rules, not the agent's
   } else if (!policy) {
     return core::InvalidArgument(
         "agent.gate: no rules to decide with (policy.enabled is false and agent.gate.policy is "
         "empty)");
+  }
+  ArtifactFiles model_files;
+  std::vector<ModelArtifact> models;
+  if (!model && !gc.model.empty()) {
+    auto loaded = LoadGateModel(gc.model, &model_files);
+    if (!loaded.has_value()) return loaded.error().WithContext("agent.gate.model");
+    model = std::move(loaded).value();
+    models.push_back({gc.model, model->name(), model->version()});
+    if (audit != nullptr) {
+      audit->ModelChange("loaded", gc.model, model->name(), model->version(),
+                         "the fanotify gate's model", model_files.Find(gc.model));
+    }
+  }
+  GateModelServer served;
+  if (model) {
+    auto s = ServeGateModel(std::move(model), "fanotify");
+    if (!s.has_value()) return s.error().WithContext("agent.gate.model");
+    served = std::move(s).value();
   }
   enforce::GateOptions go;
   go.name = "fanotify";
@@ -45,8 +76,11 @@ core::Result<std::unique_ptr<AgentGate>> AgentGate::Start(
                                                     : enforce::GateMode::kMonitor);
   go.deadline_ns = gc.deadline_ns;
   go.default_deny = gc.fallback_deny && go.mode == enforce::GateMode::kEnforce;
-  std::unique_ptr<AgentGate> g(new AgentGate(std::move(policy), std::move(own), go, audit));
+  std::unique_ptr<AgentGate> g(
+      new AgentGate(RulesOf(std::move(policy)), std::move(own), std::move(served), go, audit));
   g->own_files_ = gc.policy;
+  g->model_files_ = std::move(model_files);
+  g->models_ = std::move(models);
   g->gate_.SetEnforcementAllowed(false);  // until the agent enters enforce mode
   sensor::FanotifyGateOptions fo;
   fo.paths = gc.watch;
@@ -61,8 +95,28 @@ core::Result<std::unique_ptr<AgentGate>> AgentGate::Start(
 
 AgentGate::~AgentGate() { Stop(); }
 
+core::Status AgentGate::Reload(std::shared_ptr<const policy::PolicySnapshot> agent_policy) {
+  if (own_) {
+    if (core::Status st = own_->Reload(); !st.ok()) return st.WithContext("agent.gate.policy");
+    gate_.SetRules(RulesOf(own_->Current()));
+  } else if (agent_policy) {
+    gate_.SetRules(RulesOf(std::move(agent_policy)));
+  }
+  return {};
+}
+
+std::string AgentGate::policy_version() const { return gate_.rules()->version; }
+
 std::string AgentGate::CheckTrust(const std::vector<std::string>& trusted_keys) {
-  return CheckEnforceArtifacts(trusted_keys, own_files_, {}, audit_);
+  // The rules files as the gate's policy engine parsed them, the model as it was loaded.
+  ArtifactFiles files = model_files_;
+  std::vector<std::string> policies = own_files_;
+  if (own_) {
+    const std::shared_ptr<const policy::PolicySnapshot> snap = own_->Current();
+    files.Keep(snap->sources);
+    policies.insert(policies.end(), snap->files.begin(), snap->files.end());
+  }
+  return CheckEnforceArtifacts(trusted_keys, policies, models_, audit_, &files);
 }
 
 void AgentGate::Stop() {

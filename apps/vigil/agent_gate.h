@@ -10,8 +10,17 @@
 // until then, and in monitor mode, it allows every call and counts what it would have denied
 // (vigil_gate_would_have_enforced_total).
 //
-// Rules: the files of `agent.gate.policy`, or else the agent's policy in force at start (the
-// snapshot is kept: a SIGHUP reload of the agent's policy does not reach the gate).
+// Rules: the files of `agent.gate.policy` (a policy of their own: rules files or a bundle, with
+// its version), or else the agent's policy in force. Reload (the agent's SIGHUP, or a policy
+// rolled out by the hub) puts the new rules in force atomically: a call being decided finishes
+// with the rules it started with, every later one uses the new ones, and each decision's audit
+// record carries the version of the rules it was made with (policy_version). When the gate's own
+// files no longer load, the rules in force stay in force and the error is returned.
+//
+// Model: with `agent.gate.model`, rules on ml.* fields are decided with a gate model (a system-call
+// sequence model scoring each process's gated calls) served through an inference engine named
+// "gate-fanotify", with the deadline, circuit breaker and per-rule fallback of `vigil gate
+// --model` (gate_wiring.h ServeGateModel, gate_model.h). Without it ml.* fields are absent.
 //
 // Safety: the sensor marks the configured files and directories' inodes, never a mount, refuses
 // a path that is or holds vigil's own executable, answers from a dedicated thread, and a watchdog
@@ -21,10 +30,12 @@
 #include <string>
 #include <vector>
 
+#include "apps/vigil/artifact_trust.h"
 #include "apps/vigil/audit_trail.h"
 #include "apps/vigil/gate_wiring.h"
 #include "core/config.h"
 #include "enforce/gate.h"
+#include "model/model.h"
 #include "policy/engine.h"
 #include "sensor/fanotify_gate.h"
 
@@ -33,20 +44,31 @@ namespace vigil::app {
 class AgentGate {
  public:
   // Starts the gate (config.agent.gate.watch must be non-empty). `policy` is the agent's policy
-  // in force (null when policy.enabled is false). `audit` must outlive the gate.
-  // Errors: a rules file that does not load (file:line), no rules at all, a watch path that does
-  // not exist or holds vigil's own executable (kInvalidArgument: exit 2); fanotify unavailable
-  // (kFailedPrecondition).
+  // in force (null when policy.enabled is false). `audit` must outlive the gate (may be null).
+  // `model`, when given, is used instead of loading agent.gate.model (tests: a model forced to
+  // run late); else agent.gate.model is loaded and a model-change record "loaded" written.
+  // Errors: a rules file that does not load (file:line), no rules at all, a model file that does
+  // not load or does not score system-call sequences, a watch path that does not exist or holds
+  // vigil's own executable (kInvalidArgument: exit 2); fanotify unavailable (kFailedPrecondition).
   static core::Result<std::unique_ptr<AgentGate>> Start(
       const core::VigilConfig& config, std::shared_ptr<const policy::PolicySnapshot> policy,
-      AuditTrail* audit);
+      AuditTrail* audit, std::shared_ptr<const model::Model> model = nullptr);
   ~AgentGate();  // stops the gate
   AgentGate(const AgentGate&) = delete;
   AgentGate& operator=(const AgentGate&) = delete;
 
-  // Enforce mode's precondition for the gate's own rules files (agent.gate.policy): "" when they
-  // are signed by `trusted_keys` (or there are none), else why not (a policy-change record
-  // "refused" is written to the audit log).
+  // After the agent's policy was reloaded (`agent_policy`: the one now in force) or on SIGHUP:
+  // the gate's own files (agent.gate.policy) are read again, else the agent's new policy is
+  // taken; the new rules replace those in force atomically. When the own files do not load,
+  // the rules in force stay and the error (file:line) is returned. Thread-safe.
+  core::Status Reload(std::shared_ptr<const policy::PolicySnapshot> agent_policy);
+  // The version of the rules in force.
+  std::string policy_version() const;
+
+  // Enforce mode's precondition for the gate's own rules files (agent.gate.policy, and the rules
+  // files a bundle manifest among them names) and its model (agent.gate.model), checked as the
+  // bytes that were parsed: "" when they are signed by `trusted_keys` (or there are none), else
+  // why not (a policy-change or model-change record "refused" is written to the audit log).
   std::string CheckTrust(const std::vector<std::string>& trusted_keys);
 
   // See the top of this file. Thread-safe.
@@ -60,14 +82,18 @@ class AgentGate {
   // "N calls: D denied, W would have been denied, F fallbacks".
   std::string Summary() const;
   std::string_view configured_mode() const { return enforce::GateModeName(gate_.options().mode); }
+  // The model's engine (null without a model).
+  const model::InferenceEngine* engine() const { return model_.engine.get(); }
 
  private:
-  AgentGate(std::shared_ptr<const policy::PolicySnapshot> snapshot, policy::RuleSet own,
-            enforce::GateOptions options, AuditTrail* audit);
+  AgentGate(enforce::GateRules rules, std::unique_ptr<policy::PolicyEngine> own,
+            GateModelServer model, enforce::GateOptions options, AuditTrail* audit);
 
-  std::shared_ptr<const policy::PolicySnapshot> snapshot_;  // keeps the agent's rules alive
-  policy::RuleSet own_rules_;                                // agent.gate.policy
+  std::unique_ptr<policy::PolicyEngine> own_;  // agent.gate.policy; null: the agent's policy
   std::vector<std::string> own_files_;
+  ArtifactFiles model_files_;                  // the model file's bytes, as loaded
+  std::vector<ModelArtifact> models_;          // agent.gate.model
+  GateModelServer model_;
   AuditTrail* audit_;
   enforce::DecisionGate gate_;
   GateDeciderAdapter decider_;

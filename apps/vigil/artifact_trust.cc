@@ -28,6 +28,10 @@ core::Result<std::string_view> ArtifactFiles::Read(const std::string& path, uint
   return std::string_view(it->second);
 }
 
+void ArtifactFiles::Keep(const std::vector<std::pair<std::string, std::string>>& sources) {
+  for (const auto& [path, bytes] : sources) bytes_.emplace(path, bytes);
+}
+
 const std::string* ArtifactFiles::Find(const std::string& path) const {
   const auto it = bytes_.find(path);
   return it == bytes_.end() ? nullptr : &it->second;
@@ -69,15 +73,14 @@ std::string CheckEnforceArtifacts(const std::vector<std::string>& key_paths,
   if (policies.empty() && models.empty()) return "";
   auto keys = govern::LoadTrustedKeys(key_paths);
   if (!keys.has_value()) return keys.error().message();
-  std::vector<std::string> checked;
-  for (const std::string& path : policies) {
-    if (std::find(checked.begin(), checked.end(), path) != checked.end()) continue;
-    checked.push_back(path);
-    const govern::TrustCheck c = Check(path, *keys, files);
-    if (c.trusted) continue;
-    if (audit != nullptr)
-      audit->PolicyChange("refused", "", 0, {path}, c.outcome + ": " + c.reason);
-    return "policy " + c.outcome + ": " + c.reason;
+  const govern::TrustChecks p = govern::CheckSignedArtifacts(
+      policies, *keys, [files](const std::string& path) {
+        return files != nullptr ? files->Find(path) : nullptr;
+      });
+  if (!p.trusted) {
+    const std::string why = p.first.outcome + ": " + p.first.reason;
+    if (audit != nullptr) audit->PolicyChange("refused", "", 0, {p.path}, why);
+    return "policy " + why;
   }
   for (const ModelArtifact& m : models) {
     const govern::TrustCheck c = Check(m.path, *keys, files);

@@ -12,10 +12,12 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "apps/vigil/audit_trail.h"
 #include "core/status.h"
+#include "govern/trust.h"
 #include "model/model.h"
 #include "policy/rules.h"
 
@@ -35,6 +37,9 @@ class ArtifactFiles {
   core::Result<std::string_view> Read(const std::string& path, uint64_t max_bytes);
   // The bytes Read() gave for `path`; null when it was not read.
   const std::string* Find(const std::string& path) const;
+  // The files a policy engine read, as it read them (PolicySnapshot::sources): Find() gives
+  // those bytes, Read() too (a path already kept is not read again).
+  void Keep(const std::vector<std::pair<std::string, std::string>>& sources);
 
  private:
   ReadFn read_;

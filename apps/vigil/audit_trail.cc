@@ -64,6 +64,10 @@ void AuditTrail::Append(audit::RecordType type, nlohmann::json payload) {
   Report(log_->Append(type, std::move(payload)));
 }
 
+void AuditTrail::AppendCanonical(audit::RecordType type, std::string_view payload) {
+  Report(log_->AppendCanonical(type, payload));
+}
+
 
 void AuditTrail::Report(const core::Status& st) {
   if (!st.ok() && !failed_.exchange(true)) {

@@ -51,8 +51,11 @@ class AuditTrail {
                    std::string_view version, std::string_view reason = {},
                    const std::string* bytes = nullptr);
   void ModeChange(std::string_view from, std::string_view to, std::string_view reason);
-  // Any other record (the gates' decisions and fallbacks). A failed append is kept for Close().
+  // Any other record. A failed append is kept for Close().
   void Append(audit::RecordType type, nlohmann::json payload);
+  // The same with a payload already in canonical form (audit::CanonicalWriter; the gates'
+  // decisions and fallbacks).
+  void AppendCanonical(audit::RecordType type, std::string_view payload);
   // A rule-based decision (policy/decision_json.h DecisionJson payload).
   void PolicyDecision(const policy::Decision& decision);
   // A policy loaded, reloaded or refused: {"action","version","generation","files","reason"}.

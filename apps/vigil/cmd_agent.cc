@@ -35,6 +35,8 @@
 #include "apps/vigil/commands.h"
 #include "apps/vigil/govern_cli.h"
 #include "audit/payloads.h"
+#include "model/model_file.h"
+#include "model/sequence_model.h"
 #include "core/files.h"
 #include "govern/internal/files.h"
 #include "govern/registry.h"
@@ -170,9 +172,30 @@ struct EnforceGate {
   }
 };
 
+// The baseline at `path`, read once into `bytes` (what enforce mode checks and measures).
+core::Result<std::shared_ptr<const model::SequenceModel>> LoadBaseline(const std::string& path,
+                                                                       std::string* bytes) {
+  auto read = core::ReadFile(path, model::kMaxModelFileBytes);
+  if (!read.has_value()) return read.error().WithContext("model file");
+  *bytes = std::move(read).value();
+  VIGIL_ASSIGN_OR_RETURN(const model::ModelFile file, model::DecodeModelFile(*bytes, path));
+  VIGIL_ASSIGN_OR_RETURN(std::unique_ptr<model::SequenceModel> m,
+                         model::SequenceModel::FromFile(file, path));
+  return std::shared_ptr<const model::SequenceModel>(std::move(m));
+}
+
+// The bytes the policy engine parsed `path` from (null when it did not read it).
+const std::string* SourceOf(const policy::PolicySnapshot& snap, const std::string& path) {
+  for (const auto& [name, bytes] : snap.sources) {
+    if (name == path) return &bytes;
+  }
+  return nullptr;
+}
+
 // Enforce mode's policy precondition: every file the policy engine read (the configured files,
 // a bundle manifest included, and the rules files the manifest names) carries a signature by a
-// trusted key. The embedded default rules are part of the vigil binary and are not checked. On
+// trusted key, checked as the bytes the engine parsed (PolicySnapshot::sources), not a second
+// read. The embedded default rules are part of the vigil binary and are not checked. On
 // refusal, a policy-change record "refused" names the file and the reason, and the reason is
 // returned ("" when every file is trusted).
 std::string CheckPolicyTrust(const EnforceGate& gate, const std::vector<std::string>& configured,
@@ -180,16 +203,17 @@ std::string CheckPolicyTrust(const EnforceGate& gate, const std::vector<std::str
   if (configured.empty() || gate.trusted.empty()) return "";  // (no keys: refused already)
   std::vector<std::string> files = configured;
   files.insert(files.end(), snap.files.begin(), snap.files.end());
-  const govern::TrustChecks t = govern::CheckSignedArtifacts(files, gate.trusted);
+  const govern::TrustChecks t = govern::CheckSignedArtifacts(
+      files, gate.trusted, [&snap](const std::string& path) { return SourceOf(snap, path); });
   if (t.trusted) return "";
   audit->PolicyChange("refused", snap.version, snap.generation, {t.path},
                       t.first.outcome + ": " + t.first.reason);
   return "policy " + t.first.outcome + ": " + t.first.reason;
 }
 
-// Measures every policy file the engine read from disk (kind "policy") when a TPM is configured;
-// the digests of trusted files join the allowlist of the local quote. (The embedded rules are
-// part of the measured binary.)
+// Measures every policy file the engine read from disk (kind "policy"; the bytes it parsed) when
+// a TPM is configured; the digests of trusted files join the allowlist of the local quote. (The
+// embedded rules are part of the measured binary.)
 void MeasurePolicy(EnforceGate* gate, const std::vector<std::string>& configured,
                    const policy::PolicySnapshot& snap, bool trusted) {
   if (!gate->measurer || configured.empty()) return;
@@ -200,7 +224,9 @@ void MeasurePolicy(EnforceGate* gate, const std::vector<std::string>& configured
     }
   }
   for (const std::string& f : files) {
-    auto hex = audit::FileSha256(f);
+    const std::string* bytes = SourceOf(snap, f);
+    auto hex = bytes != nullptr ? core::Result<std::string>(audit::Sha256Hex(*bytes))
+                                : audit::FileSha256(f);
     govern::AttestEvent e;
     e.kind = "policy";
     e.name = f;
@@ -392,8 +418,17 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   StartAttestation(c, &gate);
   std::error_code exists_ec;
   const bool baseline_reused = !o.relearn && std::filesystem::exists(c.agent.baseline, exists_ec);
+  // A reused baseline is read once: the bytes checked and measured are the bytes loaded.
+  std::string baseline_bytes;
+  std::shared_ptr<const model::SequenceModel> baseline;
+  if (baseline_reused) {
+    auto loaded = LoadBaseline(c.agent.baseline, &baseline_bytes);
+    if (!loaded.has_value()) return ReportError("agent", loaded.error().WithContext("baseline"));
+    baseline = std::move(loaded).value();
+  }
   if (gate.wanted && baseline_reused) {
-    const govern::TrustCheck t = govern::CheckSignedArtifact(c.agent.baseline, gate.trusted);
+    const govern::TrustCheck t =
+        govern::CheckSignedBytes(c.agent.baseline, baseline_bytes, gate.trusted);
     if (t.trusted) {
       gate.allowed.insert(*govern::DigestOfHex(t.sha256));
       spdlog::info("enforce: baseline {} signed by trusted key {}", c.agent.baseline, t.key_id);
@@ -560,6 +595,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   lo.window = c.agent.window;
   lo.baseline_path = c.agent.baseline;
   lo.relearn = o.relearn;
+  lo.baseline = baseline;
   lo.model.name = "host-baseline";
   lo.model.version = "1";
   lo.model.min_subject_traces = c.agent.min_program_windows;
@@ -618,7 +654,10 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
     audit->ModelChange(action, c.agent.baseline, lo.model.name, lo.model.version,
                        std::to_string(programs) + " programs with a model of their own");
     std::lock_guard<std::mutex> lock(mode_mu);
-    auto bytes_digest = audit::FileSha256(c.agent.baseline);
+    // Loaded: the bytes read at start (and checked then); trained: the file just written.
+    auto bytes_digest = action == "loaded" && baseline
+                            ? core::Result<std::string>(audit::Sha256Hex(baseline_bytes))
+                            : audit::FileSha256(c.agent.baseline);
     const std::optional<govern::Sha256Digest> digest =
         bytes_digest.has_value() ? govern::DigestOfHex(*bytes_digest) : std::nullopt;
     if (action == "trained" && gate.wanted && digest) {
@@ -805,8 +844,45 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   }
 
   // 7b. Policy reloads (SIGHUP, or a policy rolled out by the hub): the new policy replaces the
-  // old one only when it loads; enforce mode re-checks its signatures.
+  // old one only when it loads; enforce mode re-checks its signatures. The fanotify gate's rules
+  // follow (its own files read again, or the agent's new policy), swapped in atomically.
   std::mutex reload_mu;
+  // An untrusted policy after a reload (mode_mu held): monitor mode until a restart re-checks
+  // every precondition.
+  auto refuse_after_reload = [&](const std::string& cause, const std::string& why) {
+    if (why.empty() || mode != "enforce") return;
+    if (policy_engine) policy_engine->SetEnforcementAllowed(false);
+    if (agent_gate) agent_gate->SetEnforcementAllowed(false);
+    audit->ModeChange(mode, "monitor",
+                      "policy reloaded (" + cause + "); enforce mode refused: " + why);
+    mode = "monitor";
+  };
+  auto reload_gate = [&](const std::string& cause,
+                         std::shared_ptr<const policy::PolicySnapshot> snap) -> core::Status {
+    if (!agent_gate) return {};
+    core::Status st = agent_gate->Reload(std::move(snap));
+    if (c.agent.gate.policy.empty()) return st;  // the agent's policy: recorded with it
+    const std::string version = agent_gate->policy_version();
+    if (!st.ok()) {
+      spdlog::error("{}: gate rules not reloaded, {} stays in force: {}", cause, version,
+                    st.message());
+      audit->PolicyChange("refused", version, 0, c.agent.gate.policy, st.message());
+      return st;
+    }
+    spdlog::info("{}: gate rules {} in force", cause, version);
+    audit->PolicyChange("reloaded", version, 0, c.agent.gate.policy,
+                        "the fanotify gate's rules (" + cause + ")");
+    if (gate.wanted) {
+      std::lock_guard<std::mutex> lock(mode_mu);
+      const std::string why = agent_gate->CheckTrust(c.trusted_keys);
+      if (!why.empty()) {
+        gate.Refuse(why);
+        spdlog::error("ALERT enforce mode refused, running in monitor mode: {}", why);
+      }
+      refuse_after_reload(cause, why);
+    }
+    return {};
+  };
   auto reload_policy = [&](const std::string& cause) -> core::Status {
     std::lock_guard<std::mutex> reload_lock(reload_mu);
     core::Status ps = policy_engine->Reload();
@@ -815,21 +891,17 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
       spdlog::error("{}: policy not reloaded, {} stays in force: {}", cause, snap->version,
                     ps.message());
       audit->PolicyChange("refused", snap->version, snap->generation, snap->files, ps.message());
+      (void)reload_gate(cause, nullptr);  // its own files, if any
       return ps;
     }
     spdlog::info("{}: policy {} in force (generation {})", cause, snap->version,
                  snap->generation);
     audit->PolicyChange("reloaded", snap->version, snap->generation, snap->files, cause);
-    std::lock_guard<std::mutex> lock(mode_mu);
-    // An untrusted policy: monitor mode until a restart re-checks every precondition.
-    const std::string why = VetPolicy(&gate, c.policy.files, *snap, audit.get());
-    if (!why.empty() && mode == "enforce") {
-      policy_engine->SetEnforcementAllowed(false);
-      if (agent_gate) agent_gate->SetEnforcementAllowed(false);
-      audit->ModeChange(mode, "monitor",
-                        "policy reloaded (" + cause + "); enforce mode refused: " + why);
-      mode = "monitor";
+    {
+      std::lock_guard<std::mutex> lock(mode_mu);
+      refuse_after_reload(cause, VetPolicy(&gate, c.policy.files, *snap, audit.get()));
     }
+    (void)reload_gate(cause, snap);
     return {};
   };
 
@@ -949,7 +1021,11 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
           spdlog::error("SIGHUP: config not reloaded: {}", fresh.error().message());
           continue;
         }
-        if (policy_engine) (void)reload_policy("SIGHUP");
+        if (policy_engine) {
+          (void)reload_policy("SIGHUP");
+        } else {
+          (void)reload_gate("SIGHUP", nullptr);  // the gate's own files
+        }
         core::Status st = ApplyRuntimeConfig(sensor_ref, fresh->agent);
         if (st.ok()) {
           spdlog::info("SIGHUP: reloaded filters and event set from {}", o.config);

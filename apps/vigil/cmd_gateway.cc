@@ -24,6 +24,7 @@
 #include "gateway/config.h"
 #include "gateway/gateway.h"
 #include "pipeline/sink.h"
+#include "sensor/batadal.h"
 
 namespace vigil::app {
 namespace {
@@ -86,8 +87,10 @@ bool EnforceWanted(const gateway::GatewayConfig& c) {
 // learned from are signed by a trusted key: --trusted-key, else the host config's trusted_keys
 // (never the gateway config's own: it is one of the files checked). Returns the refusal, "" when
 // everything is trusted; refusals are recorded in `audit` when it is non-null.
+// `files` holds the bytes the config and the training CSV were parsed from: those are checked.
 std::string CheckGatewayTrust(const gateway::GatewayConfig& c,
-                              const std::vector<std::string>& trusted_keys, AuditTrail* audit) {
+                              const std::vector<std::string>& trusted_keys, AuditTrail* audit,
+                              const ArtifactFiles& files) {
   std::vector<std::string> keys = trusted_keys;
   if (keys.empty()) {
     auto host = core::LoadConfig(std::string(core::kDefaultConfigPath));
@@ -96,7 +99,7 @@ std::string CheckGatewayTrust(const gateway::GatewayConfig& c,
   }
   std::vector<ModelArtifact> models;
   if (!c.model.training.empty()) models.push_back({c.model.training, "actuator-state", "1"});
-  return CheckEnforceArtifacts(keys, {c.source}, models, audit);
+  return CheckEnforceArtifacts(keys, {c.source}, models, audit, &files);
 }
 
 // Monitor mode everywhere: the gateway's mode and every asset's override.
@@ -112,9 +115,24 @@ int RunGateway(const GatewayCmdOptions& o) {
   if (auto st = core::InitLogging(core::LogLevel::kInfo, core::LogFormat::kText); !st.ok()) {
     return ReportError("gateway", st);
   }
-  auto loaded = gateway::LoadGatewayConfig(o.config);
+  // The config and the training CSV, each read once: what is parsed (and learned from) is what
+  // enforce mode checks.
+  ArtifactFiles files;
+  auto config_text = files.Read(o.config, core::kMaxConfigBytes);
+  if (!config_text.has_value()) {
+    return ReportError("gateway", config_text.error().WithContext("gateway config"));
+  }
+  auto loaded = gateway::ParseGatewayConfig(*config_text, o.config);
   if (!loaded.has_value()) return ReportError("gateway", loaded.error());
   gateway::GatewayConfig c = std::move(loaded).value();
+  const std::string* training = nullptr;
+  if (!c.model.training.empty()) {
+    auto read = files.Read(c.model.training, sensor::kMaxBatadalFileBytes);
+    if (!read.has_value()) {
+      return ReportError("gateway", read.error().WithContext(c.source + ": model.training"));
+    }
+    training = files.Find(c.model.training);
+  }
   if (o.mode == "monitor") c.mode = gateway::Mode::kMonitor;
   if (o.mode == "enforce") c.mode = gateway::Mode::kEnforce;
   uint64_t duration_s = 0;
@@ -127,9 +145,10 @@ int RunGateway(const GatewayCmdOptions& o) {
   const bool enforce_wanted = EnforceWanted(c);
 
   if (o.check) {
-    auto g = gateway::Gateway::Create(c, {}, core::SystemClock::Get());
+    auto g = gateway::Gateway::Create(c, {}, core::SystemClock::Get(), nullptr, training);
     if (!g.has_value()) return ReportError("gateway", g.error());
-    const std::string refusal = enforce_wanted ? CheckGatewayTrust(c, o.trusted_keys, nullptr) : "";
+    const std::string refusal =
+        enforce_wanted ? CheckGatewayTrust(c, o.trusted_keys, nullptr, files) : "";
     nlohmann::json j = {{"config", c.source},
                         {"mode", gateway::ModeName(c.mode)},
                         {"assets", c.assets.size()},
@@ -208,7 +227,7 @@ int RunGateway(const GatewayCmdOptions& o) {
 
   std::string refusal;
   if (enforce_wanted) {
-    refusal = CheckGatewayTrust(c, o.trusted_keys, trail->get());
+    refusal = CheckGatewayTrust(c, o.trusted_keys, trail->get(), files);
     if (!refusal.empty()) {
       spdlog::error("ALERT enforce mode refused, running in monitor mode: {}", refusal);
       FallBackToMonitor(&c);
@@ -216,7 +235,7 @@ int RunGateway(const GatewayCmdOptions& o) {
   }
   (*trail)->PolicyChange("loaded", "", 0, {c.source}, "the gateway's assets, limits and modes");
 
-  auto created = gateway::Gateway::Create(c, outputs, core::SystemClock::Get());
+  auto created = gateway::Gateway::Create(c, outputs, core::SystemClock::Get(), nullptr, training);
   if (!created.has_value()) {
     (void)(*trail)->Close();
     return ReportError("gateway", created.error());

@@ -8,6 +8,7 @@
 
 #include "apps/vigil/artifact_trust.h"
 #include "apps/vigil/audit_trail.h"
+#include "audit/canonical_json.h"
 #include "audit/payloads.h"
 #include "core/log.h"
 #include "enrich/proc_parse.h"
@@ -39,9 +40,16 @@ std::string CheckGateArtifacts(const GateFlags& f, const core::VigilConfig& conf
 }  // namespace
 
 GateDeciderAdapter::GateDeciderAdapter(enforce::DecisionGate* gate, size_t max_ancestors)
-    : gate_(gate), needs_(NeedsOfRules(gate->rules(), max_ancestors)), users_(&system_users_, 256) {
+    : gate_(gate), max_ancestors_(max_ancestors), users_(&system_users_, 256) {
+  Refit(gate->rules());
+}
+
+void GateDeciderAdapter::Refit(std::shared_ptr<const enforce::GateRules> rules) {
+  needs_ = NeedsOfRules(*rules->rules, max_ancestors_);
   // The model's verdicts carry the uid of the process they score.
-  if (gate->has_verdicts()) needs_.uid = true;
+  if (gate_->has_verdicts()) needs_.uid = true;
+  if (recorder_ != nullptr) needs_.exe = needs_.uid = true;  // its lines carry both
+  needs_of_ = std::move(rules);
 }
 
 void GateDeciderAdapter::set_recorder(GateCallRecorder* recorder) {
@@ -60,6 +68,9 @@ sensor::GateAnswer GateDeciderAdapter::Decide(const sensor::GateCall& call,
   // not even by its watchdog's fallback.
   if (gate_->mode() == enforce::GateMode::kMonitor) control->SetFallback(sensor::GateAnswer::kAllow);
   ++calls_;
+  // The rules in force, read once: what is read of the process is what they need.
+  std::shared_ptr<const enforce::GateRules> rules = gate_->rules();
+  if (rules != needs_of_) Refit(rules);
   event_ = call.event;
   in_.event = &event_;
   const bool exec = call.event.kind == core::EventKind::kProcessExec;
@@ -80,7 +91,7 @@ sensor::GateAnswer GateDeciderAdapter::Decide(const sensor::GateCall& call,
   }
   if (recorder_ != nullptr) recorder_->Record(event_);
   const enforce::GateDecision d =
-      gate_->Decide(in_, control->deadline_ns(), [control](bool deny) {
+      gate_->Decide(std::move(rules), in_, control->deadline_ns(), [control](bool deny) {
         control->SetFallback(deny ? sensor::GateAnswer::kDeny : sensor::GateAnswer::kAllow);
       });
   return d.deny ? sensor::GateAnswer::kDeny : sensor::GateAnswer::kAllow;
@@ -104,33 +115,72 @@ std::string FanotifyGateSummary(const sensor::FanotifyGateStats& fs, const enfor
          std::to_string(gs.fallbacks) + " fallbacks";
 }
 
-nlohmann::json GateRecordPayload(const enforce::GateRecord& r) {
-  nlohmann::json j = audit::DecisionPayload(r.decision, r.mode);
-  j["gate"] = std::string(r.gate);
+namespace {
+
+// The call's member of a gate record: {"addr","comm","path","pid","port","type"} as present.
+void WriteGateCall(const core::Event& e, audit::CanonicalWriter* w) {
+  const bool net = !e.net.daddr.empty();
+  w->BeginObject();
+  if (net) {
+    w->Key("addr");
+    w->String(e.net.daddr);
+  }
+  if (!e.proc.comm.empty()) {
+    w->Key("comm");
+    w->String(e.proc.comm);
+  }
+  if (!net && !e.path.empty()) {
+    w->Key("path");
+    w->String(e.path);
+  }
+  w->Key("pid");
+  w->Uint(e.proc.pid);
+  if (net) {
+    w->Key("port");
+    w->Uint(e.net.dport);
+  }
+  w->Key("type");
+  w->String(policy::EventTypeView(e));
+  w->EndObject();
+}
+
+}  // namespace
+
+void WriteGateRecordPayload(const enforce::GateRecord& r, audit::CanonicalWriter* w) {
+  // In key order: call, fallback_reason, gate, policy_version.
+  audit::ExtraMember extra[4];
+  size_t n = 0;
   if (r.event != nullptr) {
-    const core::Event& e = *r.event;
-    nlohmann::json call = {{"type", policy::EventTypeName(e)}, {"pid", e.proc.pid}};
-    if (!e.net.daddr.empty()) {
-      call["addr"] = e.net.daddr;
-      call["port"] = e.net.dport;
-    } else if (!e.path.empty()) {
-      call["path"] = e.path;
-    }
-    if (!e.proc.comm.empty()) call["comm"] = e.proc.comm;
-    j["call"] = std::move(call);
+    extra[n++] = {"call", [&r](audit::CanonicalWriter* cw) { WriteGateCall(*r.event, cw); }};
   }
   if (r.kind == enforce::GateRecord::Kind::kFallback) {
-    j["fallback_reason"] = std::string(enforce::FallbackReasonName(r.reason));
+    extra[n++] = {"fallback_reason", [&r](audit::CanonicalWriter* cw) {
+                    cw->String(enforce::FallbackReasonName(r.reason));
+                  }};
   }
-  return j;
+  extra[n++] = {"gate", [&r](audit::CanonicalWriter* cw) { cw->String(r.gate); }};
+  if (!r.policy_version.empty()) {
+    extra[n++] = {"policy_version",
+                  [&r](audit::CanonicalWriter* cw) { cw->String(r.policy_version); }};
+  }
+  audit::WriteDecisionPayload(r.decision, r.mode, std::span(extra, n), w);
 }
 
 enforce::RecordFn AuditGateRecords(AuditTrail* trail) {
   if (trail == nullptr) return {};
   return [trail](const enforce::GateRecord& r) {
-    trail->Append(r.kind == enforce::GateRecord::Kind::kFallback ? audit::RecordType::kFallback
-                                                                  : audit::RecordType::kDecision,
-                  GateRecordPayload(r));
+    // Rendered straight from the values (no nlohmann::json tree): this runs on the deciding
+    // thread of every recorded call.
+    thread_local std::string payload;
+    payload.clear();
+    {
+      audit::CanonicalWriter w(&payload);
+      WriteGateRecordPayload(r, &w);
+    }
+    trail->AppendCanonical(r.kind == enforce::GateRecord::Kind::kFallback
+                               ? audit::RecordType::kFallback
+                               : audit::RecordType::kDecision,
+                           payload);
   };
 }
 
@@ -194,9 +244,8 @@ core::Result<GateSetup> SetupGate(const GateFlags& f, const CLI::App& cmd, std::
   }
   std::shared_ptr<const model::Model> gate_model;
   if (!f.model.empty()) {
-    auto loaded = LoadModelOnce(f.model, &files);
+    auto loaded = LoadGateModel(f.model, &files);
     if (!loaded.has_value()) return loaded.error().WithContext("--model");
-    VIGIL_RETURN_IF_ERROR(CheckGateModel(**loaded, f.model));
     gate_model = std::move(loaded).value();
   }
   if (cmd.count("--audit") > 0) {
@@ -218,11 +267,9 @@ core::Result<GateSetup> SetupGate(const GateFlags& f, const CLI::App& cmd, std::
     VIGIL_ASSIGN_OR_RETURN(s.recorder, GateCallRecorder::Open(f.record_calls));
   }
   if (gate_model) {
-    model::InferenceEngineOptions eo;
-    eo.name = "gate-" + std::string(gate_name);
-    VIGIL_ASSIGN_OR_RETURN(s.engine, model::InferenceEngine::Create(gate_model, eo,
-                                                                    core::SystemClock::Get()));
-    s.verdicts = std::make_unique<EngineVerdictSource>(s.engine.get(), GateModelOptions{});
+    VIGIL_ASSIGN_OR_RETURN(GateModelServer served, ServeGateModel(gate_model, gate_name));
+    s.engine = std::move(served.engine);
+    s.verdicts = std::move(served.verdicts);
   }
   std::string reason = start_reason;
   if (!s.refusal.empty()) {
@@ -235,6 +282,26 @@ core::Result<GateSetup> SetupGate(const GateFlags& f, const CLI::App& cmd, std::
   if (s.audit) {
     s.audit->ModeChange("stopped", enforce::GateModeName(s.options.mode), reason);
   }
+  return s;
+}
+
+core::Result<std::shared_ptr<const model::Model>> LoadGateModel(const std::string& path,
+                                                                ArtifactFiles* files) {
+  VIGIL_ASSIGN_OR_RETURN(std::unique_ptr<model::Model> m, LoadModelOnce(path, files));
+  VIGIL_RETURN_IF_ERROR(CheckGateModel(*m, path));
+  return std::shared_ptr<const model::Model>(std::move(m));
+}
+
+core::Result<GateModelServer> ServeGateModel(std::shared_ptr<const model::Model> m,
+                                             std::string_view gate_name,
+                                             core::Registry* registry) {
+  GateModelServer s;
+  model::InferenceEngineOptions eo;
+  eo.name = "gate-" + std::string(gate_name);
+  eo.registry = registry;
+  VIGIL_ASSIGN_OR_RETURN(s.engine,
+                         model::InferenceEngine::Create(std::move(m), eo, core::SystemClock::Get()));
+  s.verdicts = std::make_unique<EngineVerdictSource>(s.engine.get(), GateModelOptions{});
   return s;
 }
 

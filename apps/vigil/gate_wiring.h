@@ -13,9 +13,11 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "apps/vigil/artifact_trust.h"
 #include "apps/vigil/audit_trail.h"
 #include "apps/vigil/gate_context.h"
 #include "apps/vigil/gate_model.h"
+#include "audit/canonical_json.h"
 #include "core/config.h"
 #include "enforce/gate.h"
 #include "enrich/user_resolver.h"
@@ -73,6 +75,23 @@ struct GateSetup {
 core::Result<GateSetup> SetupGate(const GateFlags& f, const CLI::App& cmd, std::string_view command,
                                   std::string_view gate_name, const std::string& start_reason);
 
+// A gate's model (`--model`, agent.gate.model) read once through `files` (so that enforce mode
+// checks the bytes loaded), checked to score system-call sequences (CheckGateModel). Errors name
+// the file.
+core::Result<std::shared_ptr<const model::Model>> LoadGateModel(const std::string& path,
+                                                                ArtifactFiles* files);
+
+// A gate's model served: an inference engine named "gate-<gate_name>" (deadline, circuit breaker,
+// verdict cache; its metrics in `registry`, null: the engine's default) and the verdict source
+// the decision gate asks (gate_model.h). The source refers to the engine: keep both.
+struct GateModelServer {
+  std::unique_ptr<model::InferenceEngine> engine;
+  std::unique_ptr<EngineVerdictSource> verdicts;
+};
+core::Result<GateModelServer> ServeGateModel(std::shared_ptr<const model::Model> m,
+                                             std::string_view gate_name,
+                                             core::Registry* registry = nullptr);
+
 // "5ms", "500us", "1s": 100 µs to 10 s, in ns; kInvalidArgument naming --deadline otherwise.
 core::Result<int64_t> ParseGateDeadline(std::string_view text);
 
@@ -83,8 +102,9 @@ core::Result<int64_t> ParseGateDeadline(std::string_view text);
 // else the caller's, with up to `max_ancestors` ancestors.
 class GateDeciderAdapter final : public sensor::GateDecider {
  public:
-  // `gate` must outlive the adapter. What is read of each process: what the gate's rules use
-  // (NeedsOfRules), plus the uid when the gate has a model.
+  // `gate` must outlive the adapter. What is read of each process: what the gate's rules in
+  // force use (NeedsOfRules, worked out again when the gate's rules are replaced), plus the uid
+  // when the gate has a model.
   explicit GateDeciderAdapter(enforce::DecisionGate* gate, size_t max_ancestors = 8);
 
   sensor::GateAnswer Decide(const sensor::GateCall& call, sensor::CallControl* control) override;
@@ -104,9 +124,13 @@ class GateDeciderAdapter final : public sensor::GateDecider {
   double ProcSyscallsPerCall() const;
 
  private:
+  void Refit(std::shared_ptr<const enforce::GateRules> rules);
+
   enforce::DecisionGate* gate_;
+  const size_t max_ancestors_;
   GateCallRecorder* recorder_ = nullptr;
   GateContextNeeds needs_;
+  std::shared_ptr<const enforce::GateRules> needs_of_;  // the rules needs_ is for
   ProcContextCache cache_;
   uint64_t calls_ = 0;
   // Reused from call to call (one deciding thread): no allocation once grown.
@@ -120,9 +144,10 @@ class GateDeciderAdapter final : public sensor::GateDecider {
 // counts at exit: `vigil gate`, `vigil agent`).
 std::string FanotifyGateSummary(const sensor::FanotifyGateStats& fs, const enforce::GateStats& gs);
 
-// The audit payload of a gate record: the decision's fields (audit::DecisionPayload) plus
-// "gate", "call" ({"type","pid","path" or "addr","port"}) and, for fallbacks, "fallback_reason".
-nlohmann::json GateRecordPayload(const enforce::GateRecord& r);
+// The audit payload of a gate record, in canonical form (audit/canonical_json.h): the decision's
+// fields (audit::DecisionPayload) plus "gate", "policy_version" (when the rules have one), "call"
+// ({"type","pid","comm" and "path" or "addr","port"}) and, for fallbacks, "fallback_reason".
+void WriteGateRecordPayload(const enforce::GateRecord& r, audit::CanonicalWriter* w);
 
 // A RecordFn that appends gate records to `trail` (decisions as kDecision, fallbacks as
 // kFallback); `trail` may be null (nothing recorded) and must outlive the gate.

@@ -383,11 +383,14 @@ core::Result<LiveStats> LiveAgent::Run(
     sensor::Sensor& sensor, const std::function<void(const core::Status&)>& on_read_error) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (!options_.relearn && !options_.baseline_path.empty() &&
+  std::shared_ptr<const model::SequenceModel> shared = options_.baseline;
+  if (!shared && !options_.relearn && !options_.baseline_path.empty() &&
       fs::exists(options_.baseline_path, ec)) {
     auto m = model::LoadSequenceModel(options_.baseline_path);
     if (!m.has_value()) return m.error().WithContext("baseline");
-    std::shared_ptr<const model::SequenceModel> shared(std::move(m).value());
+    shared = std::move(m).value();
+  }
+  if (shared) {
     const size_t programs = shared->subjects().size() - 1;
     state_->Publish(std::move(shared));
     if (options_.on_model_change) options_.on_model_change("loaded", programs);

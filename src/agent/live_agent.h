@@ -35,6 +35,9 @@ struct LiveOptions {
   size_t max_processes = 65536;                     // tracked per worker; the oldest go first
   std::string baseline_path;                        // where baselines are read and written
   bool relearn = false;                             // ignore an existing baseline
+  // The baseline, loaded by the caller (read once: the bytes it verified are the bytes loaded);
+  // used instead of reading baseline_path.
+  std::shared_ptr<const model::SequenceModel> baseline;
   model::SequenceModelOptions model;                // min_subject_traces counts windows
   ReplayOptions pipeline;                           // queue, workers, sinks policy, on_verdict
   // Called when the baselines in use change: "loaded" (an existing baseline file reused, from

@@ -369,19 +369,40 @@ void WriteVerdictPayload(const core::Verdict& v, CanonicalWriter* w) {
 }
 
 void WriteDecisionPayload(const core::Decision& d, std::string_view mode, CanonicalWriter* w) {
+  WriteDecisionPayload(d, mode, {}, w);
+}
+
+void WriteDecisionPayload(const core::Decision& d, std::string_view mode,
+                          std::span<const ExtraMember> extra, CanonicalWriter* w) {
+  size_t next = 0;
+  // The extra members that sort before `key` (all that are left when `key` is empty).
+  auto extras_before = [&](std::string_view key) {
+    while (next < extra.size() && (key.empty() || extra[next].key < key)) {
+      w->Key(extra[next].key);
+      extra[next].value(w);
+      ++next;
+    }
+  };
   w->BeginObject();
+  extras_before("action");
   w->Key("action");
   w->String(core::ActionName(d.action));
+  extras_before("enforced");
   w->Key("enforced");
   w->Bool(d.enforced);
+  extras_before("mode");
   w->Key("mode");
   w->String(mode);
+  extras_before("reason");
   w->Key("reason");
   w->String(d.reason);
+  extras_before("rule");
   w->Key("rule");
   w->String(d.rule);
+  extras_before("verdict");
   w->Key("verdict");
   WriteVerdictPayload(d.verdict, w);
+  extras_before("");
   w->EndObject();
 }
 

@@ -9,7 +9,9 @@
 // them on many values); the verifier refuses anything else.
 
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -83,5 +85,17 @@ class CanonicalWriter {
 // gives CanonicalJson(DecisionPayload(d, mode)).
 void WriteVerdictPayload(const core::Verdict& v, CanonicalWriter* w);
 void WriteDecisionPayload(const core::Decision& d, std::string_view mode, CanonicalWriter* w);
+
+// A member a writer adds to a payload of fixed shape: its key and what writes its value.
+struct ExtraMember {
+  std::string_view key;
+  std::function<void(CanonicalWriter*)> value;
+};
+// The decision payload with `extra` members merged in at their places (they must be sorted by key,
+// bytewise, none of them a key of the decision payload itself): CanonicalJson of
+// DecisionPayload(d, mode) with each extra member set. For decision records that say more (the
+// gates' call, the gateway's Modbus write).
+void WriteDecisionPayload(const core::Decision& d, std::string_view mode,
+                          std::span<const ExtraMember> extra, CanonicalWriter* w);
 
 }  // namespace vigil::audit

@@ -619,7 +619,7 @@ class ConfigParser {
       return Status::Ok();
     };
     return ForEachField(
-        node, path, {"watch", "open", "mode", "deadline", "fallback", "policy"},
+        node, path, {"watch", "open", "mode", "deadline", "fallback", "policy", "model"},
         [&](const std::string& key, const YAML::Node& v, const std::string& p) {
           if (key == "watch") return ReadList(v, p, &g->watch, absolute);
           if (key == "open") return ReadBool(v, p, &g->open);
@@ -641,6 +641,7 @@ class ConfigParser {
           if (key == "fallback") {
             return ReadEnum<bool>(v, p, {{"allow", false}, {"deny", true}}, &g->fallback_deny);
           }
+          if (key == "model") return absolute(v, p, &g->model);
           return ReadList(v, p, &g->policy, absolute);
         });
   }

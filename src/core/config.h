@@ -161,6 +161,7 @@ struct AgentGateConfig {
   int64_t deadline_ns = 5'000'000;  // per held call, 100 us .. 10 s (ParseGateDeadline)
   bool fallback_deny = false;      // the answer at the deadline before any rule is at stake
   std::vector<std::string> policy;  // rules files; [] = the agent's policy (policy.files)
+  std::string model;                // "" = none (ml.* absent); a gate model (docs/gates.md)
 };
 
 struct AgentConfig {

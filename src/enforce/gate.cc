@@ -65,7 +65,14 @@ struct DecisionGate::Metrics {
 
 DecisionGate::DecisionGate(const policy::RuleSet* rules, GateOptions options,
                            VerdictSource* verdicts, core::Registry* metrics, RecordFn record)
-    : rules_(rules),
+    : DecisionGate(GateRules{std::shared_ptr<const policy::RuleSet>(
+                                 std::shared_ptr<const policy::RuleSet>(), rules),
+                             ""},
+                   std::move(options), verdicts, metrics, std::move(record)) {}
+
+DecisionGate::DecisionGate(GateRules rules, GateOptions options, VerdictSource* verdicts,
+                           core::Registry* metrics, RecordFn record)
+    : rules_(std::make_shared<const GateRules>(std::move(rules))),
       options_(std::move(options)),
       verdicts_(verdicts),
       record_(std::move(record)),
@@ -102,13 +109,18 @@ DecisionGate::DecisionGate(const policy::RuleSet* rules, GateOptions options,
 
 DecisionGate::~DecisionGate() = default;
 
+void DecisionGate::SetRules(GateRules rules) {
+  rules_.store(std::make_shared<const GateRules>(std::move(rules)));
+}
+
 bool DecisionGate::Enforced(const policy::Rule& r) const {
   return mode() == GateMode::kEnforce && r.action.mode == "enforce";
 }
 
 void DecisionGate::Record(GateRecord::Kind kind, const core::Event& e, core::Action action,
                           const policy::Rule* rule, std::string reason, bool enforced,
-                          FallbackReason why, const core::Verdict* verdict) {
+                          std::string_view version, FallbackReason why,
+                          const core::Verdict* verdict) {
   if (!record_) return;
   GateRecord rec;
   rec.kind = kind;
@@ -121,16 +133,26 @@ void DecisionGate::Record(GateRecord::Kind kind, const core::Event& e, core::Act
   rec.gate = options_.name;
   rec.mode = GateModeName(mode());
   rec.reason = why;
+  rec.policy_version = version;
   record_(rec);
 }
 
 GateDecision DecisionGate::Decide(const policy::EvalInput& in, int64_t deadline_ns,
                                   const std::function<void(bool deny)>& set_fallback) {
+  return Decide(rules_.load(), in, deadline_ns, set_fallback);
+}
+
+GateDecision DecisionGate::Decide(std::shared_ptr<const GateRules> in_force,
+                                  const policy::EvalInput& in, int64_t deadline_ns,
+                                  const std::function<void(bool deny)>& set_fallback) {
   Metrics& m = *metrics_;
   const core::Event& e = *in.event;
   GateDecision d;
+  const policy::RuleSet& rules = *in_force->rules;
+  const std::string_view version = in_force->version;
+  d.in_force = std::move(in_force);
   if (verdicts_ != nullptr) verdicts_->Observe(in);
-  std::vector<policy::Match> matches = rules_->Evaluate(in);
+  std::vector<policy::Match> matches = rules.Evaluate(in);
 
   auto deny_match = [&](const std::vector<policy::Match>& ms) -> const policy::Match* {
     const policy::Match* first = nullptr;
@@ -153,7 +175,7 @@ GateDecision DecisionGate::Decide(const policy::EvalInput& in, int64_t deadline_
     flagged.model_name = "<pending>";
     policy::EvalInput assumed = in;
     assumed.verdict = &flagged;
-    for (const policy::Match& mt : rules_->Evaluate(assumed)) {
+    for (const policy::Match& mt : rules.Evaluate(assumed)) {
       if (IsGateDenyRule(*mt.rule) && !Contains(matches, mt.rule)) candidates.push_back(mt.rule);
     }
   }
@@ -183,7 +205,7 @@ GateDecision DecisionGate::Decide(const policy::EvalInput& in, int64_t deadline_
         if (r->action.fallback == "deny" && !Enforced(*r)) d.would_deny = !d.deny;
       }
       Record(GateRecord::Kind::kFallback, e, fallback_deny ? core::Action::kDeny : core::Action::kAllow,
-             fb_rule, "model failed: " + verdict.error().message(), fallback_deny,
+             fb_rule, "model failed: " + verdict.error().message(), fallback_deny, version,
              FallbackReason::kModelError);
     } else if (!verdict.has_value()) {
       // Failed after the deadline: the watchdog answers (or has answered) with this fallback and
@@ -194,7 +216,7 @@ GateDecision DecisionGate::Decide(const policy::EvalInput& in, int64_t deadline_
     } else {
       policy::EvalInput scored = in;
       scored.verdict = &*verdict;
-      matches = rules_->Evaluate(scored);
+      matches = rules.Evaluate(scored);
       dm = deny_match(matches);
     }
   }
@@ -205,13 +227,13 @@ GateDecision DecisionGate::Decide(const policy::EvalInput& in, int64_t deadline_
     d.deny = Enforced(*dm->rule);
     d.would_deny = !d.deny;
     Record(GateRecord::Kind::kDecision, e, core::Action::kDeny, dm->rule, dm->output, d.deny,
-           FallbackReason::kDeadline, verdict.has_value() ? &*verdict : nullptr);
+           version, FallbackReason::kDeadline, verdict.has_value() ? &*verdict : nullptr);
   }
   for (const policy::Match& mt : matches) {
     if (IsGateDenyRule(*mt.rule)) continue;
     ++d.alerts;
     Record(GateRecord::Kind::kDecision, e, core::Action::kAlert, mt.rule, mt.output, false,
-           FallbackReason::kDeadline, verdict.has_value() ? &*verdict : nullptr);
+           version, FallbackReason::kDeadline, verdict.has_value() ? &*verdict : nullptr);
   }
 
   const int64_t now = core::SystemClock::Get().MonotonicNanos();
@@ -239,11 +261,12 @@ void DecisionGate::FallbackAnswered(const core::Event& event, bool deny, Fallbac
     Bump(m.fb_unreadable);
   }
   if (deny) m.denied.fetch_add(1, std::memory_order_relaxed);
+  const std::shared_ptr<const GateRules> in_force = rules_.load();
   Record(GateRecord::Kind::kFallback, event, deny ? core::Action::kDeny : core::Action::kAllow,
          nullptr,
          why == FallbackReason::kDeadline ? "no decision by the deadline"
                                           : "the call's arguments could not be read",
-         deny, why);
+         deny, in_force->version, why);
 }
 
 GateStats DecisionGate::stats() const {

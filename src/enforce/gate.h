@@ -21,12 +21,19 @@
 // Without a VerdictSource ml.* fields are absent (checks on them are false) and no rule waits.
 // Every fallback is counted and recorded.
 //
-// Thread-safety: Decide and FallbackAnswered may be called from any thread. The
-// rule set and the verdict source must outlive the gate.
+// Rules in force. The gate holds a versioned rule set (GateRules) that SetRules replaces
+// atomically: a decision reads the rules in force once, at its start, and is made and recorded
+// wholly with them, with their version in each record (policy_version) and in the decision; a
+// decision under way when they are replaced finishes with the old ones, which live as long as it
+// does.
+//
+// Thread-safety: Decide, FallbackAnswered and SetRules may be called from any thread. The
+// verdict source (and a rule set given by pointer) must outlive the gate.
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -71,6 +78,12 @@ struct GateOptions {
   bool default_deny = false;
 };
 
+// A rule set and the version of the policy it comes from ("" when it has none).
+struct GateRules {
+  std::shared_ptr<const policy::RuleSet> rules;
+  std::string version;
+};
+
 struct GateDecision {
   bool deny = false;        // the answer for the call
   bool would_deny = false;  // a deny rule matched but is not enforced (monitor)
@@ -79,6 +92,8 @@ struct GateDecision {
   const policy::Rule* rule = nullptr;  // the deny rule, or the candidate whose fallback applied
   std::string output;                  // the deny rule's output line
   int alerts = 0;                      // matching rules with other actions
+  // The rules the decision was made with (keeps `rule` alive); in_force->version: its version.
+  std::shared_ptr<const GateRules> in_force;
 };
 
 // One thing the gate wants recorded (the app turns it into an audit record).
@@ -90,6 +105,7 @@ struct GateRecord {
   std::string_view gate;
   std::string_view mode;               // "monitor" or "enforce"
   FallbackReason reason = FallbackReason::kDeadline;  // kFallback only
+  std::string_view policy_version;     // the rules' version ("" when none, or not yet decided)
 };
 using RecordFn = std::function<void(const GateRecord&)>;
 
@@ -107,23 +123,34 @@ struct GateStats {
 class DecisionGate {
  public:
   // `metrics` may be null (no metrics); `verdicts` may be null (no model: ml.* fields absent).
+  DecisionGate(GateRules rules, GateOptions options, VerdictSource* verdicts,
+               core::Registry* metrics, RecordFn record);
+  // Rules without a version, owned by the caller (they must outlive the gate).
   DecisionGate(const policy::RuleSet* rules, GateOptions options, VerdictSource* verdicts,
                core::Registry* metrics, RecordFn record);
   ~DecisionGate();
   DecisionGate(const DecisionGate&) = delete;
   DecisionGate& operator=(const DecisionGate&) = delete;
 
-  // Decides the call described by `in` (in.event required). `set_fallback(deny)` is called when
-  // the candidate rules are known, before the model is asked.
+  // Decides the call described by `in` (in.event required) with the rules in force.
+  // `set_fallback(deny)` is called when the candidate rules are known, before the model is asked.
   GateDecision Decide(const policy::EvalInput& in, int64_t deadline_ns,
                       const std::function<void(bool deny)>& set_fallback);
+  // The same with `in_force`, rules() read by the caller (who read what the rules need with them).
+  GateDecision Decide(std::shared_ptr<const GateRules> in_force, const policy::EvalInput& in,
+                      int64_t deadline_ns, const std::function<void(bool deny)>& set_fallback);
+
+  // Puts `rules` in force (rules.rules must be non-null): decisions started after the call use
+  // them. Thread-safe.
+  void SetRules(GateRules rules);
+  // The rules in force. Thread-safe.
+  std::shared_ptr<const GateRules> rules() const { return rules_.load(); }
 
   // The sensor answered the call of `event` with the fallback `deny` without a decision: its
   // watchdog at the deadline (kDeadline), or because the arguments were unreadable.
   void FallbackAnswered(const core::Event& event, bool deny, FallbackReason why);
 
   const GateOptions& options() const { return options_; }
-  const policy::RuleSet& rules() const { return *rules_; }
   bool has_verdicts() const { return verdicts_ != nullptr; }
   GateStats stats() const;
 
@@ -145,10 +172,10 @@ class DecisionGate {
   bool Enforced(const policy::Rule& r) const;
   void Record(GateRecord::Kind kind, const core::Event& e, core::Action action,
               const policy::Rule* rule, std::string reason, bool enforced,
-              FallbackReason why = FallbackReason::kDeadline,
+              std::string_view version, FallbackReason why = FallbackReason::kDeadline,
               const core::Verdict* verdict = nullptr);
 
-  const policy::RuleSet* rules_;
+  std::atomic<std::shared_ptr<const GateRules>> rules_;
   const GateOptions options_;
   VerdictSource* verdicts_;
   std::atomic<bool> enforcement_allowed_{true};

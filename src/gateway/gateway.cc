@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "audit/audit_log.h"
+#include "audit/canonical_json.h"
 #include "audit/payloads.h"
 #include "core/event_json.h"
 #include "sensor/batadal.h"
@@ -48,6 +50,56 @@ nlohmann::json ModbusDetail(const ParsedFrame& f, const WriteDecision& d) {
   }
   if (d.deny && d.enforced) j["exception"] = d.exception;
   return j;
+}
+
+// ModbusDetail's members in canonical form (keys sorted), for the audit record.
+void WriteModbusDetail(const ParsedFrame& f, const WriteDecision& d, audit::CanonicalWriter* w) {
+  const bool write = f.cls == FrameClass::kWrite;
+  w->BeginObject();
+  w->Key("address");
+  w->Uint(d.address);
+  w->Key("asset");
+  w->String(d.asset);
+  if (write) {
+    w->Key("count");
+    w->Uint(f.write.values.size());
+  }
+  w->Key("critical");
+  w->Bool(d.critical);
+  if (d.deny && d.enforced) {
+    w->Key("exception");
+    w->Uint(d.exception);
+  }
+  w->Key("fallback");
+  w->String(FallbackCauseName(d.fallback));
+  if (write) {
+    w->Key("first_address");
+    w->Uint(f.write.address);
+  }
+  w->Key("function");
+  w->Uint(f.function);
+  if (write) {
+    w->Key("register");
+    w->String(RegisterKindName(f.write.kind));
+  }
+  w->Key("unit");
+  w->Uint(f.unit);
+  w->Key("value");
+  w->Uint(d.value);
+  w->EndObject();
+}
+
+// Appends a decision record rendered straight from the values (no JSON tree) with `extra`.
+core::Status AppendDecisionRecord(audit::AuditLog* log, audit::RecordType type,
+                                  const core::Decision& decision, std::string_view mode,
+                                  std::span<const audit::ExtraMember> extra) {
+  thread_local std::string payload;
+  payload.clear();
+  {
+    audit::CanonicalWriter w(&payload);
+    audit::WriteDecisionPayload(decision, mode, extra, &w);
+  }
+  return log->AppendCanonical(type, payload);
 }
 
 }  // namespace
@@ -106,11 +158,14 @@ std::string SensorFindingToOcsfJson(const SensorFinding& f, const std::string& h
 core::Result<std::unique_ptr<Gateway>> Gateway::Create(GatewayConfig config,
                                                        GatewayOutputs outputs,
                                                        const core::Clock& clock,
-                                                       CommandJudge* judge) {
+                                                       CommandJudge* judge,
+                                                       const std::string* training_csv) {
   std::unique_ptr<Gateway> g(new Gateway(std::move(config), std::move(outputs), clock));
   const GatewayConfig& c = g->config_;
   if (!c.model.training.empty()) {
-    auto table = sensor::ReadBatadalTable(c.model.training);
+    auto table = training_csv != nullptr
+                     ? sensor::ParseBatadalTable(*training_csv, c.model.training)
+                     : sensor::ReadBatadalTable(c.model.training);
     if (!table.has_value()) return table.error().WithContext("model.training");
     const TelemetryScoringConfig& sc = c.telemetry.scoring;
     if (!c.telemetry.topics.empty() && (sc.predictors || sc.autoencoder)) {
@@ -203,12 +258,12 @@ void Gateway::Record(const ParsedFrame& frame, const WriteDecision& d) {
   const int64_t now = clock_.NowUnixNanos();
   if (outputs_.audit != nullptr) {
     const core::Decision decision = ToDecision(frame, d, config_.host, now);
-    nlohmann::json payload = audit::DecisionPayload(decision, ModeName(d.mode));
-    payload["modbus"] = ModbusDetail(frame, d);
     const audit::RecordType type = d.fallback != FallbackCause::kNone
                                        ? audit::RecordType::kFallback
                                        : audit::RecordType::kDecision;
-    if (!outputs_.audit->Append(type, std::move(payload)).ok()) {
+    const audit::ExtraMember modbus[] = {
+        {"modbus", [&](audit::CanonicalWriter* w) { WriteModbusDetail(frame, d, w); }}};
+    if (!AppendDecisionRecord(outputs_.audit, type, decision, ModeName(d.mode), modbus).ok()) {
       audit_errors_.fetch_add(1, std::memory_order_relaxed);
     }
   }
@@ -223,10 +278,21 @@ void Gateway::RecordSensor(const SensorFinding& f) {
                f.why.empty() ? "" : ": ", f.why.empty() ? "" : f.why.front().what);
   if (outputs_.audit != nullptr) {
     const core::Decision decision = SensorFindingToDecision(f, config_.host, now);
-    nlohmann::json payload = audit::DecisionPayload(decision, ModeName(config_.mode));
-    payload["telemetry"] = {
-        {"model", f.model}, {"raw", f.raw}, {"threshold", f.threshold}, {"row", f.row}};
-    if (!outputs_.audit->Append(audit::RecordType::kDecision, std::move(payload)).ok()) {
+    const audit::ExtraMember telemetry[] = {{"telemetry", [&f](audit::CanonicalWriter* w) {
+                                               w->BeginObject();
+                                               w->Key("model");
+                                               w->String(f.model);
+                                               w->Key("raw");
+                                               w->Double(f.raw);
+                                               w->Key("row");
+                                               w->Uint(f.row);
+                                               w->Key("threshold");
+                                               w->Double(f.threshold);
+                                               w->EndObject();
+                                             }}};
+    if (!AppendDecisionRecord(outputs_.audit, audit::RecordType::kDecision, decision,
+                              ModeName(config_.mode), telemetry)
+             .ok()) {
       audit_errors_.fetch_add(1, std::memory_order_relaxed);
     }
   }

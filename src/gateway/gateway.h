@@ -45,13 +45,16 @@ struct GatewayOutputs {
 
 class Gateway {
  public:
-  // Learns the actuator-state model from config.model.training (when given). `judge` replaces
-  // the learned model's judge when non-null (another model behind the same gate). Everything
-  // passed must outlive the gateway. Errors name the config key or file at fault.
+  // Learns the actuator-state model from config.model.training (when given): from
+  // `training_csv` when non-null (the file's bytes, read once by the caller, which verified
+  // them), else read from the file. `judge` replaces the learned model's judge when non-null
+  // (another model behind the same gate). Everything passed must outlive the gateway. Errors
+  // name the config key or file at fault.
   static core::Result<std::unique_ptr<Gateway>> Create(GatewayConfig config,
                                                        GatewayOutputs outputs,
                                                        const core::Clock& clock,
-                                                       CommandJudge* judge = nullptr);
+                                                       CommandJudge* judge = nullptr,
+                                                       const std::string* training_csv = nullptr);
   ~Gateway();  // Stop()
 
   core::Status Start();

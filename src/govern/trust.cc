@@ -84,13 +84,16 @@ core::Status WriteSignedArtifact(const std::string& path, std::string_view bytes
   return internal::WriteFileAtomic(path, bytes, 0644);
 }
 
-TrustChecks CheckSignedArtifacts(const std::vector<std::string>& paths,
-                                 const std::vector<PublicKey>& trusted) {
+TrustChecks CheckSignedArtifacts(
+    const std::vector<std::string>& paths, const std::vector<PublicKey>& trusted,
+    const std::function<const std::string*(const std::string& path)>& bytes_of) {
   TrustChecks all;
   for (const std::string& p : paths) {
     if (std::find(all.checked.begin(), all.checked.end(), p) != all.checked.end()) continue;
     all.checked.push_back(p);
-    TrustCheck c = CheckSignedArtifact(p, trusted);
+    const std::string* bytes = bytes_of ? bytes_of(p) : nullptr;
+    TrustCheck c = bytes != nullptr ? CheckSignedBytes(p, *bytes, trusted)
+                                    : CheckSignedArtifact(p, trusted);
     if (c.trusted) continue;
     all.trusted = false;
     all.path = p;

@@ -5,6 +5,7 @@
 // these bytes and with an intact trusted comment. Anything else refuses the artifact, with the
 // reason, and the caller falls back to monitor mode (docs/attestation.md, "Enforce mode").
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -55,10 +56,13 @@ struct TrustChecks {
   TrustCheck first;                  // its check (outcome, reason); default when all are trusted
   std::vector<std::string> checked;  // every distinct path checked, in order
 };
-// Checks each distinct path of `paths` in order with CheckSignedArtifact and stops at the first
-// untrusted one. An empty list is trusted (nothing was read from disk).
-TrustChecks CheckSignedArtifacts(const std::vector<std::string>& paths,
-                                 const std::vector<PublicKey>& trusted);
+// Checks each distinct path of `paths` in order and stops at the first untrusted one: as the
+// bytes `bytes_of(path)` gives when it is set and gives them (the bytes the caller loaded: a
+// file read again could have been replaced since), else with CheckSignedArtifact (read now). An
+// empty list is trusted (nothing was read from disk).
+TrustChecks CheckSignedArtifacts(
+    const std::vector<std::string>& paths, const std::vector<PublicKey>& trusted,
+    const std::function<const std::string*(const std::string& path)>& bytes_of = {});
 
 // Signs `bytes` (the content of `path`) with `key` and writes `path + ".minisig"` atomically. The
 // trusted comment is "timestamp:<now_unix>\tfile:<file name>\tsha256:<hex>", then a tab and

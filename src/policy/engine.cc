@@ -266,6 +266,7 @@ core::Result<std::shared_ptr<const PolicySnapshot>> PolicyEngine::Build(uint64_t
   for (const auto& r : rules) rule_files.push_back(r.first);
   snap->files = rule_files;
   snap->version = version.empty() ? Digest(docs) : version;
+  if (!options_.files.empty()) snap->sources = std::move(docs);
 
   for (const Rule& r : snap->rules.rules()) {
     RuleSettings s;

@@ -25,6 +25,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/metrics.h"
@@ -80,6 +81,10 @@ struct PolicySnapshot {
   Mode mode = Mode::kMonitor;
   RolloutStage stage = RolloutStage::kMonitor;
   std::vector<std::string> files;  // what was loaded, in order
+  // (path, bytes) of every file read (a bundle manifest included), in the order read: the bytes
+  // the rules were parsed from, for a signature check or a measurement of exactly those (a file
+  // read again could have been replaced in between). Empty for the embedded rules.
+  std::vector<std::pair<std::string, std::string>> sources;
   std::vector<RuleSettings> settings;  // indexed like rules.rules()
   // Per rule (indexed like rules.rules()): counters in the engine's registry.
   std::vector<core::Counter*> matches;

@@ -10,9 +10,6 @@
 namespace vigil::sensor {
 namespace {
 
-// A BATADAL CSV is a few MB; anything past this is not one.
-constexpr uint64_t kMaxBatadalFileBytes = uint64_t{256} << 20;
-
 struct Field {
   std::string_view text;  // trimmed
   size_t column = 1;      // 1-based byte column of the field's first byte (before trimming)

@@ -64,6 +64,9 @@ core::Result<BatadalTable> ParseBatadalTable(std::string_view text, std::string_
 // ATT_FLAG is 0 and 1..1000 when it is 1, each attack one contiguous run of hours.
 core::Result<BatadalLabels> ParseBatadalLabels(std::string_view text, std::string_view source);
 
+// A BATADAL CSV is a few MB; anything past this is not one.
+inline constexpr uint64_t kMaxBatadalFileBytes = uint64_t{256} << 20;
+
 // Read and parse a file (kNotFound when it cannot be opened; errors name `path`).
 core::Result<BatadalTable> ReadBatadalTable(const std::string& path);
 core::Result<BatadalLabels> ReadBatadalLabels(const std::string& path);

@@ -715,10 +715,11 @@ TEST_F(AgentE2eTest, GateDeniesExecInEnforceModeAndCountsItInMonitorMode) {
   fs::copy_file("/bin/true", prog);
   fs::permissions(prog, fs::perms::owner_all);
   const fs::path rules = dir_ / "rules.yaml";
-  std::ofstream(rules) << "- rule: No tools from gated\n  desc: d\n  condition: evt.type = execve "
-                          "and proc.exepath startswith " << gated.string()
-                       << "/\n  output: exec of %proc.exepath by %proc.pname\n  priority: WARNING\n"
-                          "  action: {type: deny, mode: enforce}\n";
+  const std::string deny_rule =
+      "- rule: No tools from gated\n  desc: d\n  condition: evt.type = execve and proc.exepath "
+      "startswith " + gated.string() + "/\n  output: exec of %proc.exepath by %proc.pname\n"
+      "  priority: WARNING\n  action: {type: deny, mode: enforce}\n";
+  std::ofstream(rules) << deny_rule;
   const fs::path config = dir_ / "vigil.yaml";
   std::ofstream(config) << "agent:\n  learn: 2s\n  events: [open]\n  gate:\n    watch: ["
                         << gated.string() << "]\n"
@@ -739,10 +740,23 @@ TEST_F(AgentE2eTest, GateDeniesExecInEnforceModeAndCountsItInMonitorMode) {
   std::string metrics = ScrapeMetrics(ReadAll(err));
   EXPECT_EQ(Sample(metrics, would), 1) << metrics;
   EXPECT_LE(Sample(metrics, denied), 0) << metrics;
+  // A SIGHUP reload reaches the gate: rules that no longer match that program are in force.
+  std::ofstream(rules) << "- rule: No other tools\n  desc: d\n  condition: evt.type = execve "
+                          "and proc.exepath = " << gated.string()
+                       << "/other\n  output: x\n  priority: WARNING\n"
+                          "  action: {type: deny, mode: enforce}\n";
+  kill(agent_, SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return ReadAll(err).find("(generation 2)") != std::string::npos; },
+                      std::chrono::seconds(10)))
+      << ReadAll(err);
+  EXPECT_EQ(RunProgram(prog), 0);
+  metrics = ScrapeMetrics(ReadAll(err));
+  EXPECT_EQ(Sample(metrics, would), 1) << metrics;
   ASSERT_TRUE(stop_agent()) << ReadAll(err);
-  EXPECT_NE(ReadAll(err).find("gate: 1 calls: 0 denied, 1 would have been denied"),
+  EXPECT_NE(ReadAll(err).find("gate: 2 calls: 0 denied, 1 would have been denied"),
             std::string::npos)
       << ReadAll(err);
+  std::ofstream(rules) << deny_rule;
 
   // Enforce mode (the rules signed by the host key the first run made): denied.
   const fs::path tmp = dir_ / "cli";
@@ -762,6 +776,7 @@ TEST_F(AgentE2eTest, GateDeniesExecInEnforceModeAndCountsItInMonitorMode) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("\"gate\":\"fanotify\""), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("No tools from gated"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"policy_version\":\"sha256:"), std::string::npos) << r.out;
 
   // Bad gate configs exit 2 naming the place: a malformed deadline (file:line:key), a path that
   // holds vigil's own executable.

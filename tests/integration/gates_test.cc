@@ -19,12 +19,17 @@
 #include <string>
 #include <thread>
 
+#include "apps/vigil/agent_gate.h"
 #include "apps/vigil/gate_model.h"
 #include "apps/vigil/gate_wiring.h"
+#include "audit/audit_log.h"
+#include "audit/canonical_json.h"
+#include "audit/payloads.h"
 #include "tests/integration/loopback_listener.h"
 #include "enforce/gate.h"
 #include "model/inference_engine.h"
 #include "model/sequence_model.h"
+#include "policy/engine.h"
 #include "sensor/fanotify_gate.h"
 #include "sensor/seccomp_gate.h"
 
@@ -575,6 +580,191 @@ TEST(FanotifyGateTest, RefusesToWatchItsOwnExecutable) {
   ASSERT_FALSE(g.has_value());
   EXPECT_EQ(g.error().code(), core::StatusCode::kInvalidArgument);
   EXPECT_NE(g.error().message().find("own executable"), std::string::npos);
+}
+
+// A gate record's audit payload, written without a JSON tree, is the canonical JSON of the
+// decision payload plus the gate's members (the audit log's verifier refuses anything else).
+TEST(GateRecordPayloadTest, CanonicalWriterGivesTheDocumentedPayload) {
+  core::Event connect;
+  connect.kind = core::EventKind::kNetConnect;
+  connect.proc.pid = 4242;
+  connect.proc.comm = "curl \"x\"";
+  connect.net.daddr = "127.0.0.1";
+  connect.net.dport = 9;
+  core::Event exec;
+  exec.kind = core::EventKind::kProcessExec;
+  exec.proc.pid = 7;
+  exec.path = "/opt/tools/t\xff";
+  const core::Event* const calls[] = {&connect, &exec, nullptr};
+  for (const core::Event* e : calls) {
+    for (const bool fallback : {false, true}) {
+      for (const std::string_view version : {"", "sha256:0123456789abcdef"}) {
+        enforce::GateRecord r;
+        r.kind = fallback ? enforce::GateRecord::Kind::kFallback
+                          : enforce::GateRecord::Kind::kDecision;
+        r.event = e;
+        r.decision.action = core::Action::kDeny;
+        r.decision.rule = "No port 9";
+        r.decision.reason = "connect to 127.0.0.1:9";
+        r.decision.enforced = true;
+        r.decision.verdict.score = 0.75;
+        r.gate = "seccomp";
+        r.mode = "enforce";
+        r.reason = enforce::FallbackReason::kModelError;
+        r.policy_version = version;
+        std::string out;
+        {
+          audit::CanonicalWriter w(&out);
+          app::WriteGateRecordPayload(r, &w);
+        }
+        nlohmann::json want = audit::DecisionPayload(r.decision, r.mode);
+        want["gate"] = "seccomp";
+        if (!version.empty()) want["policy_version"] = version;
+        if (fallback) want["fallback_reason"] = "model_error";
+        if (e == &connect) {
+          want["call"] = {{"type", "connect"}, {"pid", 4242}, {"comm", "curl \"x\""},
+                          {"addr", "127.0.0.1"}, {"port", 9}};
+        } else if (e == &exec) {
+          want["call"] = {{"type", "execve"}, {"pid", 7}, {"path", "/opt/tools/t\xff"}};
+        }
+        EXPECT_EQ(out, audit::CanonicalJson(want));
+      }
+    }
+  }
+}
+
+// The fanotify gate inside `vigil agent` (apps/vigil/agent_gate.h), with rules of its own
+// (agent.gate.policy): a reload puts new rules in force (their version changes), a rules file that
+// no longer loads leaves the rules in force as they were (file:line error), and the agent's
+// policy snapshot is followed when the gate has no files of its own.
+std::string ExecDenyRule(const std::string& name, const fs::path& prog) {
+  return "- rule: " + name + "\n  desc: d\n  condition: evt.type = execve and proc.exepath = " +
+         prog.string() + "\n  output: \"exec %proc.exepath\"\n  priority: WARNING\n"
+         "  action: {type: deny, mode: enforce, fallback: deny}\n";
+}
+
+core::VigilConfig AgentGateConfig(const TmpfsDir& t, std::vector<std::string> policy) {
+  core::VigilConfig c;
+  c.mode = core::AgentMode::kEnforce;
+  c.agent.gate.watch = {t.bin().string()};
+  c.agent.gate.policy = std::move(policy);
+  c.agent.gate.deadline_ns = kDeadlineNs;
+  return c;
+}
+
+// A tmpfs with a program to exec, and a folder for the rules.
+class AgentGateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!IsRoot()) GTEST_SKIP() << "needs root (fanotify, mount)";
+    if (!t.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here";
+  }
+  void TearDown() override { fs::remove_all(dir); }
+
+  TmpfsDir t;
+  const fs::path dir = TempDir("agent-gate");
+  const fs::path rules = dir / "gate.yaml";
+  const fs::path prog = t.bin() / "prog";
+};
+
+TEST_F(AgentGateTest, ReloadSwapsTheRulesAndABadPolicyKeepsTheOneInForce) {
+  std::ofstream(rules) << ExecDenyRule("Other program", t.bin() / "other");
+  auto started = app::AgentGate::Start(AgentGateConfig(t, {rules.string()}), nullptr, nullptr);
+  ASSERT_TRUE(started.has_value()) << started.error().message();
+  app::AgentGate& g = **started;
+  g.SetEnforcementAllowed(true);
+  const std::string v1 = g.policy_version();
+  EXPECT_EQ(v1.rfind("sha256:", 0), 0u) << v1;
+  EXPECT_EQ(Probe("exec " + prog.string()).err, 0);
+
+  // New rules: in force at once, with a new version.
+  std::ofstream(rules) << ExecDenyRule("No prog", prog);
+  ASSERT_TRUE(g.Reload(nullptr).ok());
+  const std::string v2 = g.policy_version();
+  EXPECT_NE(v2, v1);
+  EXPECT_EQ(Probe("exec " + prog.string()).err, EPERM);
+
+  // A rules file that no longer loads: the error names it, the rules in force stay.
+  std::ofstream(rules) << "- rule: Broken\n  desc: d\n  condition: evt.type = = execve\n"
+                          "  output: x\n  priority: WARNING\n";
+  const core::Status bad = g.Reload(nullptr);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("agent.gate.policy"), std::string::npos) << bad.message();
+  EXPECT_NE(bad.message().find(rules.string() + ":3"), std::string::npos) << bad.message();
+  EXPECT_EQ(g.policy_version(), v2);
+  EXPECT_EQ(Probe("exec " + prog.string()).err, EPERM);
+  g.Stop();
+  EXPECT_EQ(g.stats().denied, 2u);
+}
+
+TEST_F(AgentGateTest, FollowsTheAgentsPolicyReloads) {
+  std::ofstream(rules) << ExecDenyRule("Other program", t.bin() / "other");
+  policy::PolicyOptions po;
+  po.files = {rules.string()};
+  auto engine = policy::PolicyEngine::Create(po, nullptr);
+  ASSERT_TRUE(engine.has_value()) << engine.error().message();
+  auto started = app::AgentGate::Start(AgentGateConfig(t, {}), (*engine)->Current(), nullptr);
+  ASSERT_TRUE(started.has_value()) << started.error().message();
+  app::AgentGate& g = **started;
+  g.SetEnforcementAllowed(true);
+  EXPECT_EQ(g.policy_version(), (*engine)->Current()->version);
+  EXPECT_EQ(Probe("exec " + prog.string()).err, 0);
+  std::ofstream(rules) << ExecDenyRule("No prog", prog);
+  ASSERT_TRUE((*engine)->Reload().ok());
+  ASSERT_TRUE(g.Reload((*engine)->Current()).ok());
+  EXPECT_EQ(g.policy_version(), (*engine)->Current()->version);
+  EXPECT_EQ(Probe("exec " + prog.string()).err, EPERM);
+  g.Stop();
+}
+
+// The model at the agent's gate: a rule on ml.anomalous at an exec, the model forced to run
+// late (40 ms against a 5 ms deadline). The rule's fallback (deny) applies within the deadline,
+// through the inference engine (the engine gives up at its budget; its breaker then opens).
+TEST_F(AgentGateTest, LateModelGetsTheRulesFallbackWithinTheDeadline) {
+  auto m = ProbeModel();
+  ASSERT_NE(m, nullptr);
+  std::ofstream(rules) << MlDenyRule("Unusual program", "evt.type = execve and proc.exepath "
+                                                        "startswith " + t.bin().string() + "/");
+  // Programs of different names: the engine's verdict cache (which keeps the late model's
+  // answers) never answers for one of them.
+  constexpr int kExecs = 8;
+  for (int i = 0; i < kExecs; ++i) {
+    fs::copy_file(prog, t.bin() / ("prog" + std::to_string(i)));
+    fs::permissions(t.bin() / ("prog" + std::to_string(i)), fs::perms::owner_all);
+  }
+  auto started = app::AgentGate::Start(AgentGateConfig(t, {rules.string()}), nullptr, nullptr,
+                                       std::make_shared<HangingModel>(m));
+  ASSERT_TRUE(started.has_value()) << started.error().message();
+  app::AgentGate& g = **started;
+  ASSERT_NE(g.engine(), nullptr);
+  g.SetEnforcementAllowed(true);
+  for (int i = 0; i < kExecs; ++i) {
+    const ProbeResult r = Probe("exec " + (t.bin() / ("prog" + std::to_string(i))).string());
+    EXPECT_EQ(r.err, EPERM);
+    EXPECT_LT(r.ns, 60'000'000);  // (slack for a loaded machine; the model takes 40 ms)
+  }
+  g.Stop();
+  const enforce::GateStats s = g.stats();
+  // (At least: on a loaded machine a fallback decided just as the watchdog fires is counted by
+  // both.)
+  EXPECT_GE(s.denied, static_cast<uint64_t>(kExecs));
+  EXPECT_GE(s.model_fallbacks + s.deadline_fallbacks, static_cast<uint64_t>(kExecs));
+  EXPECT_GE(s.model_fallbacks, 1u);
+  EXPECT_GE(g.engine()->breaker().opened(), 1u);
+}
+
+// Without a model, ml.* fields are absent at the agent's gate: the rule never matches, and the
+// model's fallback never applies.
+TEST_F(AgentGateTest, WithoutAModelMlRulesDoNotMatch) {
+  std::ofstream(rules) << MlDenyRule("Unusual program",
+                                     "evt.type = execve and proc.exepath = " + prog.string());
+  auto started = app::AgentGate::Start(AgentGateConfig(t, {rules.string()}), nullptr, nullptr);
+  ASSERT_TRUE(started.has_value()) << started.error().message();
+  (*started)->SetEnforcementAllowed(true);
+  EXPECT_EQ((*started)->engine(), nullptr);
+  EXPECT_EQ(Probe("exec " + prog.string()).err, 0);
+  (*started)->Stop();
+  EXPECT_EQ((*started)->stats().fallbacks, 0u);
 }
 
 }  // namespace

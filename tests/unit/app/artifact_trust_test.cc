@@ -13,6 +13,7 @@
 #include "core/files.h"
 #include "govern/keys.h"
 #include "govern/trust.h"
+#include "policy/engine.h"
 
 namespace vigil::app {
 namespace {
@@ -93,6 +94,33 @@ TEST_F(ArtifactTrustTest, SignedRulesLoadedOnceAreTrusted) {
   EXPECT_EQ(CheckEnforceArtifacts(keys_, {rules_}, {}, nullptr, &files), "");
   // Without the bytes read, the check reads the path (the gateway's way).
   EXPECT_EQ(CheckEnforceArtifacts(keys_, {rules_}, {}, nullptr), "");
+}
+
+// The agent's policy engine reads its files itself: the snapshot keeps the bytes it parsed, and
+// those are what enforce mode checks. Swapped after the engine read them, the signed file now on
+// disk does not make the loaded rules trusted.
+TEST_F(ArtifactTrustTest, PolicyEngineRulesSwappedAfterLoadingAreRefused) {
+  policy::PolicyOptions po;
+  po.files = {rules_};
+  auto engine = policy::PolicyEngine::Create(po, nullptr);
+  ASSERT_TRUE(engine.has_value()) << engine.error().message();
+  const std::shared_ptr<const policy::PolicySnapshot> snap = (*engine)->Current();
+  EXPECT_EQ(snap->rules.rules()[0].name, "Nothing");  // the attacker's rules were loaded
+  ASSERT_EQ(snap->sources.size(), 1u);
+  EXPECT_EQ(snap->sources[0].first, rules_);
+  EXPECT_EQ(snap->sources[0].second, kSwapped);
+  std::filesystem::rename(signed_, rules_);
+  ArtifactFiles files;
+  files.Keep(snap->sources);
+  const std::string refusal = CheckEnforceArtifacts(keys_, snap->files, {}, nullptr, &files);
+  EXPECT_NE(refusal.find("policy altered"), std::string::npos) << refusal;
+  // (A second read would have passed the file now in place.)
+  EXPECT_EQ(CheckEnforceArtifacts(keys_, snap->files, {}, nullptr), "");
+  // Reloaded, the engine parses the signed file, and those bytes pass.
+  ASSERT_TRUE((*engine)->Reload().ok());
+  files = ArtifactFiles();
+  files.Keep((*engine)->Current()->sources);
+  EXPECT_EQ(CheckEnforceArtifacts(keys_, (*engine)->Current()->files, {}, nullptr, &files), "");
 }
 
 TEST_F(ArtifactTrustTest, UnreadableAndOversizedFilesAreErrorsNamingThem) {

@@ -169,6 +169,36 @@ TEST(CanonicalJsonTest, DecisionAndVerdictWritersMatchPayloadsDump) {
   EXPECT_EQ(out, CanonicalJson(DecisionPayload(empty, "monitor")));
 }
 
+TEST(CanonicalJsonTest, DecisionWithExtraMembersMatchesPayloadDump) {
+  const core::Decision d = SampleDecision("nginx");
+  // Before the first key, between keys, and after the last one.
+  const ExtraMember extra[] = {
+      {"aa", [](CanonicalWriter* w) { w->Int(-3); }},
+      {"call",
+       [](CanonicalWriter* w) {
+         w->BeginObject();
+         w->Key("pid");
+         w->Uint(7);
+         w->EndObject();
+       }},
+      {"gate", [](CanonicalWriter* w) { w->String("fanotify"); }},
+      {"rulez", [](CanonicalWriter* w) { w->Bool(true); }},
+      {"zz", [](CanonicalWriter* w) { w->Double(0.25); }},
+  };
+  std::string out;
+  {
+    CanonicalWriter w(&out);
+    WriteDecisionPayload(d, "enforce", extra, &w);
+  }
+  nlohmann::json want = DecisionPayload(d, "enforce");
+  want["aa"] = -3;
+  want["call"] = {{"pid", 7}};
+  want["gate"] = "fanotify";
+  want["rulez"] = true;
+  want["zz"] = 0.25;
+  EXPECT_EQ(out, CanonicalJson(want));
+}
+
 TEST(CanonicalJsonTest, WriterPlacesCommasAndNesting) {
   std::string out;
   CanonicalWriter w(&out);

@@ -574,6 +574,7 @@ TEST(AgentConfigTest, ReadsTheGate) {
     deadline: 500us
     fallback: deny
     policy: [/etc/vigil/gate.yaml]
+    model: /var/lib/vigil/models/gate.vgm
 )",
                        "g.yaml");
   ASSERT_TRUE(c.has_value()) << c.error().ToString();
@@ -584,12 +585,14 @@ TEST(AgentConfigTest, ReadsTheGate) {
   EXPECT_EQ(g.deadline_ns, 500'000);
   EXPECT_TRUE(g.fallback_deny);
   EXPECT_EQ(g.policy, (std::vector<std::string>{"/etc/vigil/gate.yaml"}));
+  EXPECT_EQ(g.model, "/var/lib/vigil/models/gate.vgm");
   // Off by default.
   auto d = ParseConfig("agent:\n  window: 50\n", "d.yaml");
   ASSERT_TRUE(d.has_value());
   EXPECT_TRUE(d->agent.gate.watch.empty());
   EXPECT_EQ(d->agent.gate.deadline_ns, 5'000'000);
   EXPECT_EQ(d->agent.gate.mode, "");
+  EXPECT_EQ(d->agent.gate.model, "");
 }
 
 TEST(AgentConfigTest, BadGateSettingsNameFileLineAndKey) {
@@ -600,6 +603,8 @@ TEST(AgentConfigTest, BadGateSettingsNameFileLineAndKey) {
             "vigil.yaml:3:15: agent.gate.deadline: must be between 100us and 10s, got \"20s\"");
   EXPECT_EQ(ParseError("agent:\n  gate:\n    watch: [tools]\n"),
             "vigil.yaml:3:13: agent.gate.watch[0]: expected an absolute path");
+  EXPECT_EQ(ParseError("agent:\n  gate:\n    model: gate.vgm\n"),
+            "vigil.yaml:3:12: agent.gate.model: expected an absolute path");
   EXPECT_THAT(ParseError("agent:\n  gate:\n    mode: block\n"),
               HasSubstr("agent.gate.mode: expected monitor or enforce"));
   EXPECT_THAT(ParseError("agent:\n  gate:\n    fallback: maybe\n"),

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -291,6 +293,80 @@ TEST(DecisionGateTest, DecisionsAfterTheDeadlineAreLate) {
   in.event = &e;
   EXPECT_TRUE(g.Decide(in, 0, nullptr).late);
   EXPECT_EQ(g.stats().late, 1u);
+}
+
+// Rules swapped in (a policy reload) apply to the decisions after the swap, with their version in
+// each record; a decision under way when they are swapped finishes with the rules it started with
+// (here: the model is being asked when the swap happens).
+constexpr std::string_view kOtherRules = R"Y(
+- rule: No port 80
+  desc: d
+  condition: evt.type = connect and fd.sport = 80
+  output: "port 80"
+  priority: WARNING
+  action: {type: deny, mode: enforce}
+)Y";
+
+GateRules Versioned(std::string_view yaml, std::string version) {
+  return GateRules{std::make_shared<const policy::RuleSet>(MustLoad(yaml)), std::move(version)};
+}
+
+class SwappingSource final : public VerdictSource {
+ public:
+  core::Result<core::Verdict> Score(const policy::EvalInput&, int64_t) override {
+    if (swap) swap();
+    core::Verdict v;
+    v.score = 0.99;
+    v.anomalous = true;
+    return v;
+  }
+  std::function<void()> swap;
+};
+
+TEST(DecisionGateTest, SwappedRulesApplyAtomicallyAndEachRecordCarriesTheirVersion) {
+  SwappingSource source;
+  std::vector<std::string> versions, rules;
+  DecisionGate g(Versioned(kRules, "v1"), GateOptions{}, &source, nullptr,
+                 [&](const GateRecord& r) {
+                   versions.emplace_back(r.policy_version);
+                   rules.push_back(r.decision.rule);
+                 });
+  EXPECT_EQ(g.rules()->version, "v1");
+  EXPECT_TRUE(DecideOn(g, Connect(9)).deny);
+  EXPECT_FALSE(DecideOn(g, Connect(80)).deny);
+
+  // Swapped while a decision waits on the model: that decision is v1's throughout.
+  source.swap = [&] {
+    g.SetRules(Versioned(kOtherRules, "v2"));
+    source.swap = nullptr;
+  };
+  const GateDecision during = DecideOn(g, Connect(6));
+  EXPECT_TRUE(during.deny);
+  ASSERT_NE(during.rule, nullptr);
+  EXPECT_EQ(during.rule->name, "Anomalous connect");  // alive: the decision holds its rules
+  EXPECT_EQ(during.in_force->version, "v1");
+  EXPECT_EQ(g.rules()->version, "v2");
+
+  // After the swap: v2's rules only.
+  const GateDecision after = DecideOn(g, Connect(80));
+  EXPECT_TRUE(after.deny);
+  EXPECT_EQ(after.in_force->version, "v2");
+  EXPECT_FALSE(DecideOn(g, Connect(9)).deny);
+  EXPECT_FALSE(DecideOn(g, Connect(6)).deny);
+  g.FallbackAnswered(Connect(1), false, FallbackReason::kDeadline);
+
+  EXPECT_EQ(versions, (std::vector<std::string>{"v1", "v1", "v2", "v2"}));
+  EXPECT_EQ(rules, (std::vector<std::string>{"No port 9", "Anomalous connect", "No port 80", ""}));
+}
+
+TEST(DecisionGateTest, RulesGivenByPointerHaveNoVersion) {
+  policy::RuleSet rules = MustLoad(kRules);
+  std::vector<std::string> versions;
+  DecisionGate g(&rules, GateOptions{}, nullptr, nullptr,
+                 [&](const GateRecord& r) { versions.emplace_back(r.policy_version); });
+  EXPECT_TRUE(DecideOn(g, Connect(9)).deny);
+  EXPECT_EQ(versions, (std::vector<std::string>{""}));
+  EXPECT_EQ(g.rules()->rules.get(), &rules);
 }
 
 }  // namespace

@@ -20,7 +20,9 @@
 #include "audit/verify.h"
 #include "fake_plc.h"
 #include "memory_sink.h"
+#include "core/files.h"
 #include "gateway/gateway.h"
+#include "sensor/batadal.h"
 
 namespace vigil::gateway {
 namespace {
@@ -114,6 +116,31 @@ class ProxyTest : public ::testing::Test {
   modbus_t* client_ = nullptr;
 };
 
+// The training CSV given as bytes (read once by `vigil gateway`, which checked them) is what the
+// model learns from: the file is not read again (here it is not even there any more).
+TEST(GatewayTrainingTest, LearnsFromTheBytesGivenNotASecondRead) {
+  const std::string real = VIGIL_SHARED_DIR "/data/batadal/BATADAL_dataset03.csv";
+  auto bytes = core::ReadFile(real, sensor::kMaxBatadalFileBytes);
+  ASSERT_TRUE(bytes.has_value()) << bytes.error().message();
+  std::string text = ConfigText(1, "enforce", true);
+  const std::string gone = "/nonexistent/vigil-training.csv";
+  text.replace(text.find(real), real.size(), gone);
+  auto cfg = ParseGatewayConfig(text, "test.yaml");
+  ASSERT_TRUE(cfg.has_value()) << cfg.error().message();
+  auto g = Gateway::Create(*cfg, {}, core::SystemClock::Get(), nullptr, &*bytes);
+  ASSERT_TRUE(g.has_value()) << g.error().message();
+  ASSERT_NE((*g)->model(), nullptr);
+  // Without the bytes, the file is read, and is missing.
+  auto missing = Gateway::Create(*cfg, {}, core::SystemClock::Get());
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_THAT(missing.error().message(), HasSubstr("model.training"));
+  // Bytes that are not a BATADAL table are refused, named as the training file.
+  const std::string junk = "not,a,table\n";
+  auto bad = Gateway::Create(*cfg, {}, core::SystemClock::Get(), nullptr, &junk);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_THAT(bad.error().message(), HasSubstr(gone));
+}
+
 TEST_F(ProxyTest, ReadsPassThrough) {
   Start("enforce");
   plc_.SetInput(5, 4242);
@@ -148,6 +175,21 @@ TEST_F(ProxyTest, OutOfRangeWriteGetsExceptionInEnforceMode) {
   EXPECT_THAT(records[0], HasSubstr("\"action\":\"deny\""));
   EXPECT_THAT(records[0], HasSubstr("\"rule\":\"gateway.range\""));
   EXPECT_THAT(records[0], HasSubstr("\"exception\":3"));
+  // Written without a JSON tree: canonical, with every member of the Modbus write.
+  const nlohmann::json rec = nlohmann::json::parse(records[0]);
+  EXPECT_EQ(records[0], audit::CanonicalJson(rec));
+  EXPECT_EQ(rec["modbus"], (nlohmann::json{{"address", 10},
+                                           {"asset", "setpoint"},
+                                           {"count", 1},
+                                           {"critical", false},
+                                           {"exception", 3},
+                                           {"fallback", "none"},
+                                           {"first_address", 10},
+                                           {"function", 6},
+                                           {"register", "holding"},
+                                           {"unit", 1},
+                                           {"value", 500}}))
+      << records[0];
   ASSERT_EQ(sink_.Lines().size(), 1u);
   EXPECT_THAT(sink_.Lines()[0], HasSubstr("\"class_uid\":2004"));
   EXPECT_THAT(sink_.Lines()[0], HasSubstr("Actuator command denied"));

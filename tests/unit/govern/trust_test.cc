@@ -82,6 +82,15 @@ TEST_F(TrustTest, SeveralArtifactsStopAtTheFirstUntrustedOne) {
   EXPECT_TRUE(all.path.empty());
   EXPECT_EQ(all.checked.size(), 2u);
   EXPECT_TRUE(CheckSignedArtifacts({}, trusted).trusted);
+
+  // With the bytes the caller loaded, those are checked, not the file as it is now.
+  const std::string loaded = "- list: a\n  items: [evil]\n";
+  all = CheckSignedArtifacts({model_, rules}, trusted, [&](const std::string& path) {
+    return path == rules ? &loaded : nullptr;
+  });
+  EXPECT_FALSE(all.trusted);
+  EXPECT_EQ(all.path, rules);
+  EXPECT_EQ(all.first.outcome, "altered");
 }
 
 TEST_F(TrustTest, TrustedKeysMustAllLoad) {
