@@ -9,6 +9,7 @@ namespace vigil::app {
 
 // Defined in train_<type>.cc, one per model type.
 ModelType SequenceModelType();
+ModelType CoverModelType();
 ModelType IcsResidualModelType();
 ModelType RnnModelType();
 ModelType EnsembleModelType();
@@ -19,6 +20,7 @@ ModelType TriageModelType();
 const std::vector<ModelType>& ModelTypes() {
   static const std::vector<ModelType> types = {
       SequenceModelType(),
+      CoverModelType(),
       IcsResidualModelType(),
       RnnModelType(),
       EnsembleModelType(),
