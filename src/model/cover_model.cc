@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "model/internal/bytes.h"
+#include "model/internal/calibrated_stream.h"
 #include "model/internal/call_names.h"
 #include "model/internal/top_calls.h"
 
@@ -14,7 +15,7 @@ constexpr uint64_t kMaxCorpusTokens = uint64_t{1} << 28;
 
 // The scorer of one stream: the greedy covering so far, the last calls of the current segment
 // and the shortest segments ended so far. Observe() does no allocation.
-class CoverStream final : public StreamScorer {
+class CoverStream final : public internal::CalibratedSyscallStream<CoverStream> {
  public:
   explicit CoverStream(const CoverModel& model)
       : model_(model),
@@ -22,29 +23,14 @@ class CoverStream final : public StreamScorer {
         context_(std::clamp(model.options().explain_context, 0, internal::TopCalls::kMaxCalls - 1)),
         top_(model.options().explain_top) {}
 
-  void Observe(const core::Event& e) override {
-    if (e.kind != core::EventKind::kSyscall) return;
-    Push(e.syscall.arch, e.syscall.nr);
-  }
-  void ObserveSyscalls(core::Arch arch, std::span<const int32_t> nrs) override {
-    for (int32_t nr : nrs) Push(arch, nr);
-  }
-
   core::Verdict Current() const override {
-    core::Verdict v;
-    v.model_name = model_.name();
-    v.model_version = model_.version();
-    v.events = walk_.tokens();
-    if (walk_.tokens() == 0) return v;
-    const double raw = walk_.SegmentsPerToken();
-    v.score = model_.ScoreFromRaw(raw);
-    v.anomalous = raw >= model_.calibration().threshold;
-    top_.AppendTo(&v.explanation);
-    return v;
+    return Verdict(
+        model_, walk_.tokens(), [&] { return walk_.SegmentsPerToken(); }, top_);
   }
   uint64_t observed() const override { return walk_.tokens(); }
 
  private:
+  friend class internal::CalibratedSyscallStream<CoverStream>;
   void Push(core::Arch arch, int32_t nr) {
     const uint32_t id = internal::CallId(arch, nr);
     const uint64_t ended = walk_.Push(model_.vocabulary().IndexOf(arch, nr));
@@ -132,7 +118,11 @@ core::Result<std::unique_ptr<CoverModel>> CoverModel::Train(std::span<const Trai
       if (!tokens[i].empty()) oof.push_back(CoverScore(index, tokens[i]));
     }
   }
-  m->calibration_ = CalibrateHeldOut(std::move(oof), options.target_fpr, 0.0);
+  m->calibration_ = CalibrateHeldOut(oof, options.target_fpr, 0.0);
+  std::vector<double> scores;
+  for (double raw : oof) scores.push_back(m->ScoreFromRaw(raw));
+  m->record_ = CrossFittedRecord(traces, "segments/call", m->calibration_.threshold,
+                                 options.target_fpr, m->calibration_.achieved_fpr, scores);
   m->corpus_.reserve(total);
   for (const std::vector<uint32_t>& t : tokens) {
     m->corpus_.push_back(kSequenceStart);
@@ -173,6 +163,7 @@ ModelFile CoverModel::ToFile(const nlohmann::json& extra_header) const {
       {"vocab_size", vocab_.size()},         {"corpus_tokens", corpus_.size()},
       {"index_states", index_.states()}};
   f.header["calibration"] = ToJson(calibration_);
+  record_.WriteTo(f.header);
   internal::ByteWriter w;
   w.F64(options_.target_fpr);
   w.U32(static_cast<uint32_t>(options_.explain_top));
@@ -233,6 +224,7 @@ core::Result<std::unique_ptr<CoverModel>> CoverModel::FromFile(const ModelFile& 
   m->options_.explain_top = static_cast<int>(top);
   m->options_.explain_context = static_cast<int>(context);
   m->BuildIndex();
+  VIGIL_ASSIGN_OR_RETURN(m->record_, TrainingRecord::ReadFrom(file.header, source));
   return m;
 }
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "model/calibration.h"
 #include "model/cover_index.h"
 #include "model/features.h"
 #include "model/held_out_calibration.h"
@@ -59,6 +60,10 @@ class CoverModel final : public Model {
   double RawScore(core::Arch arch, std::span<const int32_t> syscalls) const;
   double ScoreFromRaw(double raw) const { return LogisticScore(calibration_, raw); }
   const HeldOutCalibration& calibration() const { return calibration_; }
+  // The calibration record (threshold in segments/call, calibration set = every training trace,
+  // digest over them) and the reference histogram of the out-of-fold scores; written to the
+  // header as "calibration" and "drift_reference".
+  const TrainingRecord& training_record() const { return record_; }
   const CoverModelOptions& options() const { return options_; }
   const SyscallVocabulary& vocabulary() const { return vocab_; }
   const CoverIndex& index() const { return index_; }
@@ -77,6 +82,7 @@ class CoverModel final : public Model {
   std::vector<uint16_t> corpus_;
   CoverIndex index_;
   HeldOutCalibration calibration_;
+  TrainingRecord record_;
 };
 
 }  // namespace vigil::model

@@ -144,16 +144,7 @@ TEST_F(CoverModelTest, CalibrationReachesItsTargetOnHeldNormalTraces) {
 
 TEST_F(CoverModelTest, StreamMatchesWholeTraceScoreAndEventsAreCounted) {
   const std::vector<int32_t> t = AttackTrace();
-  auto stream = model().NewStream("anything");
-  core::Event e;
-  e.kind = core::EventKind::kSyscall;
-  e.syscall.arch = Arch::kI386;
-  for (int32_t nr : t) {
-    e.syscall.nr = nr;
-    stream->Observe(e);
-  }
-  e.kind = core::EventKind::kProcessExec;  // ignored
-  stream->Observe(e);
+  auto stream = StreamOfEvents(model(), t);
   EXPECT_EQ(stream->observed(), t.size());
   EXPECT_DOUBLE_EQ(stream->Current().score, model().ScoreFromRaw(model().RawScore(Arch::kI386, t)));
   EXPECT_EQ(model().NewStream("")->Current().score, 0.0);
@@ -166,6 +157,14 @@ TEST_F(CoverModelTest, StreamMatchesWholeTraceScoreAndEventsAreCounted) {
 TEST_F(CoverModelTest, SaveLoadGivesIdenticalScores) {
   const ModelFile f = model().ToFile({{"training", {{"digest", "sha256:x"}}}});
   EXPECT_EQ(f.header["family"], "syscall-cover");
+  // The calibration record names the calibration set (every training trace) and the rate reached.
+  const auto& cal = f.header["calibration"];
+  EXPECT_EQ(cal["method"], "cross-fitted");
+  EXPECT_EQ(cal["unit"], "segments/call");
+  EXPECT_EQ(cal["samples"], traces_->size());
+  EXPECT_EQ(cal["digest"].get<std::string>().rfind("sha256:", 0), 0u);
+  EXPECT_DOUBLE_EQ(cal["achieved_fpr"].get<double>(), model().calibration().achieved_fpr);
+  EXPECT_TRUE(f.header.contains("drift_reference"));
   auto decoded = DecodeModelFile(EncodeModelFile(f), "mem");
   ASSERT_TRUE(decoded.has_value()) << decoded.error().ToString();
   auto loaded = LoadModelFromFile(*decoded, "mem");
@@ -184,6 +183,9 @@ TEST_F(CoverModelTest, SaveLoadGivesIdenticalScores) {
   ASSERT_TRUE(typed.has_value());
   EXPECT_EQ((*typed)->ToFile({}).payload, f.payload);
   EXPECT_EQ((*typed)->index().states(), model().index().states());
+  ASSERT_TRUE((*typed)->training_record().calibration.has_value());
+  EXPECT_EQ((*typed)->training_record().calibration->digest,
+            model().training_record().calibration->digest);
 }
 
 TEST_F(CoverModelTest, CorruptPayloadsAreRefused) {

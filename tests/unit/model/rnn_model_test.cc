@@ -108,16 +108,7 @@ TEST_F(RnnModelTest, AttackScoresAboveNormalAndExplainsTheSurprisingCalls) {
 
 TEST_F(RnnModelTest, StreamMatchesWholeTraceScoreAndEventsAreCounted) {
   const std::vector<int32_t> t = AttackTrace();
-  auto stream = model().NewStream("");
-  core::Event e;
-  e.kind = core::EventKind::kSyscall;
-  e.syscall.arch = Arch::kI386;
-  for (int32_t nr : t) {
-    e.syscall.nr = nr;
-    stream->Observe(e);
-  }
-  e.kind = core::EventKind::kProcessExec;  // ignored
-  stream->Observe(e);
+  auto stream = StreamOfEvents(model(), t);
   EXPECT_EQ(stream->observed(), t.size());
   EXPECT_DOUBLE_EQ(stream->Current().score,
                    model().ScoreFromRaw(model().RawScore(Arch::kI386, t)));

@@ -5,6 +5,7 @@
 // repeats rare calls in orders never seen.
 
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -45,6 +46,22 @@ inline std::vector<TrainingTrace> Corpus(size_t n, const std::string& subject, u
   }
   out[0].syscalls.insert(out[0].syscalls.begin() + 2, kSetuid);
   return out;
+}
+
+// A new stream of `m` fed `t` one kSyscall event at a time, then one event of another kind
+// (which the stream families ignore).
+inline std::unique_ptr<StreamScorer> StreamOfEvents(const Model& m, const std::vector<int32_t>& t) {
+  auto stream = m.NewStream("");
+  core::Event e;
+  e.kind = core::EventKind::kSyscall;
+  e.syscall.arch = core::Arch::kI386;
+  for (int32_t nr : t) {
+    e.syscall.nr = nr;
+    stream->Observe(e);
+  }
+  e.kind = core::EventKind::kProcessExec;
+  stream->Observe(e);
+  return stream;
 }
 
 inline std::vector<int32_t> AttackTrace() {
