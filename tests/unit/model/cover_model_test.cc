@@ -84,12 +84,6 @@ TEST(CoverIndexTest, RepeatedPrefixesShareStates) {
   EXPECT_EQ(Segments(again, "cabd"), (std::vector<uint64_t>{4}));
 }
 
-core::Verdict Score(const Model& m, const std::vector<int32_t>& s) {
-  auto stream = m.NewStream("");
-  stream->ObserveSyscalls(Arch::kI386, s);
-  return stream->Current();
-}
-
 class CoverModelTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -190,17 +184,7 @@ TEST_F(CoverModelTest, SaveLoadGivesIdenticalScores) {
 
 TEST_F(CoverModelTest, CorruptPayloadsAreRefused) {
   const ModelFile good = model().ToFile({});
-  for (size_t len = 0; len < good.payload.size(); len += 1 + len / 32) {
-    ModelFile f = good;
-    f.payload.resize(len);
-    auto m = CoverModel::FromFile(f, "cut.vmdl");
-    ASSERT_FALSE(m.has_value()) << "length " << len;
-    EXPECT_EQ(m.error().code(), StatusCode::kDataLoss);
-    EXPECT_NE(m.error().message().find("cut.vmdl"), std::string::npos);
-  }
-  ModelFile longer = good;
-  longer.payload += "x";
-  EXPECT_FALSE(CoverModel::FromFile(longer, "f").has_value());
+  ExpectCutsAndTrailingBytesRefused(good, &CoverModel::FromFile, 32);
   // A training token outside the vocabulary (the last one).
   ModelFile token = good;
   token.payload[token.payload.size() - 2] = static_cast<char>(0x00);
