@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The offline detection path on ADFA-LD: installs what Vigil needs, builds it in release mode,
-# trains the sequence model on the training traces, streams the development split (validation +
-# attack traces) through the pipeline into a JSONL file, and prints the evaluation.
+# trains the default adfa-ld model (sequence covering) on the training traces, streams the
+# development split (validation + attack traces) through the pipeline into a JSONL file, and
+# prints the evaluation.
 #
 # Environment: VIGIL_DATA (ADFA-LD root, default ../shared/data/adfa-ld),
 #              VIGIL_STATE_DIR (model and verdicts, default ./var).

@@ -10,7 +10,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-"$build/apps/vigil/vigil" train --dataset adfa-ld --data "$data" --out "$work/model.vmod" >/dev/null
+"$build/apps/vigil/vigil" train --dataset adfa-ld --model-type sequence --data "$data" --out "$work/model.vmod" >/dev/null
 cat > "$work/rules.yaml" <<'YAML'
 - rule: Anomalous program
   desc: the model flags it

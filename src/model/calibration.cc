@@ -153,4 +153,29 @@ std::string DatasetDigest::Final() {
   return out;
 }
 
+TrainingRecord CrossFittedRecord(std::span<const TrainingTrace> traces, std::string unit,
+                                 double threshold, double target_fpr, double achieved_fpr,
+                                 std::span<const double> oof_scores) {
+  DatasetDigest digest;
+  for (const TrainingTrace& t : traces) {
+    digest.Add(t.subject);
+    digest.Add(static_cast<uint64_t>(t.arch));
+    digest.Add(std::span<const int32_t>(t.syscalls));
+  }
+  CalibrationRecord record;
+  record.method = "cross-fitted";
+  record.unit = std::move(unit);
+  record.threshold = threshold;
+  record.target_fpr = target_fpr;
+  record.achieved_fpr = achieved_fpr;
+  record.samples = oof_scores.size();
+  record.digest = digest.Final();
+  TrainingRecord out;
+  out.calibration = std::move(record);
+  if (auto h = ReferenceHistogram::FromSamples(oof_scores); h.has_value()) {
+    out.drift.score = std::move(h).value();
+  }
+  return out;
+}
+
 }  // namespace vigil::model

@@ -21,6 +21,7 @@
 
 #include "core/status.h"
 #include "model/drift.h"
+#include "model/features.h"
 
 namespace vigil::model {
 
@@ -67,6 +68,14 @@ struct TrainingRecord {
   static core::Result<TrainingRecord> ReadFrom(const nlohmann::json& header,
                                                std::string_view source);
 };
+
+// The record of a trace family calibrated by cross-fitting on its training traces: method
+// "cross-fitted", the threshold in `unit`, the digest of every trace (subject, arch, calls) as
+// the calibration set, and the drift reference of the out-of-fold scores (already mapped to
+// [0, 1]; none when there are too few).
+TrainingRecord CrossFittedRecord(std::span<const TrainingTrace> traces, std::string unit,
+                                 double threshold, double target_fpr, double achieved_fpr,
+                                 std::span<const double> oof_scores);
 
 // Incremental SHA-256 (OpenSSL) of a data set, for calibration and training digests. Each Add
 // is length-prefixed, so different splits of the same bytes give different digests.

@@ -1,5 +1,6 @@
 #include "model/loader.h"
 
+#include "model/cover_model.h"
 #include "model/ensemble.h"
 #include "model/ics_residual.h"
 #include "model/isolation_forest.h"
@@ -25,6 +26,7 @@ const std::vector<FamilyEntry>& RegisteredFamilies() {
   // One line per family.
   static const std::vector<FamilyEntry> families = {
       {kSequenceFamily, &Load<SequenceModel>},
+      {kCoverFamily, &Load<CoverModel>},
       {kIsolationForestFamily, &Load<IsolationForestModel>},
       {kIcsResidualFamily, &Load<IcsResidualModel>},
       {kRnnFamily, &Load<RnnModel>},

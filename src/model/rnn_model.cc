@@ -7,6 +7,7 @@
 #include <map>
 
 #include "model/internal/bytes.h"
+#include "model/internal/calibrated_stream.h"
 #include "model/internal/call_names.h"
 #include "model/internal/top_calls.h"
 
@@ -89,7 +90,7 @@ class Aggregator {
   double top_sum_ = 0;
 };
 
-class RnnStream final : public StreamScorer {
+class RnnStream final : public internal::CalibratedSyscallStream<RnnStream> {
  public:
   explicit RnnStream(const RnnModel& m)
       : model_(m), agg_(m.scoring()), top_(m.scoring().explain_top) {
@@ -100,30 +101,14 @@ class RnnStream final : public StreamScorer {
     context_.assign(static_cast<size_t>(std::max(m.scoring().explain_context, 0)), 0);
   }
 
-  void Observe(const core::Event& e) override {
-    if (e.kind != core::EventKind::kSyscall) return;
-    Push(e.syscall.arch, e.syscall.nr);
-  }
-  void ObserveSyscalls(core::Arch arch, std::span<const int32_t> nrs) override {
-    for (int32_t nr : nrs) Push(arch, nr);
-  }
-
   core::Verdict Current() const override {
-    core::Verdict v;
-    v.model_name = model_.name();
-    v.model_version = model_.version();
-    v.events = agg_.count();
-    if (agg_.count() == 0) return v;
-    const double raw = agg_.Raw();
-    v.score = model_.ScoreFromRaw(raw);
-    v.anomalous = raw >= model_.calibration().threshold;
-    top_.AppendTo(&v.explanation);
-    return v;
+    return Verdict(model_, agg_.count(), [&] { return agg_.Raw(); }, top_);
   }
 
   uint64_t observed() const override { return agg_.count(); }
 
  private:
+  friend class internal::CalibratedSyscallStream<RnnStream>;
 
   void Push(core::Arch arch, int32_t nr) {
     const int t = model_.TokenOf(arch, nr);

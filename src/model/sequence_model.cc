@@ -205,27 +205,11 @@ core::Result<std::unique_ptr<SequenceModel>> SequenceModel::Train(
   }
   // The record of the global model's calibration (the calibration set is every training trace),
   // and the reference distribution of its out-of-fold scores for drift monitoring.
-  DatasetDigest digest;
-  for (const TrainingTrace& t : traces) {
-    digest.Add(t.subject);
-    digest.Add(static_cast<uint64_t>(t.arch));
-    digest.Add(std::span<const int32_t>(t.syscalls));
-  }
   const Calibration& global = m->CalibrationFor(kGlobalSubject);
-  CalibrationRecord record;
-  record.method = "cross-fitted";
-  record.unit = "bits/syscall";
-  record.threshold = global.threshold;
-  record.target_fpr = options.target_fpr;
-  record.achieved_fpr = global.achieved_fpr;
-  record.samples = global_oof.size();
-  record.digest = digest.Final();
-  m->record_.calibration = record;
   std::vector<double> scores;
   for (double raw : global_oof) scores.push_back(m->ScoreFromRaw(kGlobalSubject, raw));
-  if (auto h = ReferenceHistogram::FromSamples(scores); h.has_value()) {
-    m->record_.drift.score = std::move(h).value();
-  }
+  m->record_ = CrossFittedRecord(traces, "bits/syscall", global.threshold, options.target_fpr,
+                                 global.achieved_fpr, scores);
   return m;
 }
 

@@ -330,7 +330,7 @@ TEST_F(CliTest, AdfaTrainEvalReplayMeetsTheDetectionTarget) {
     auto v = nlohmann::json::parse(line);
     ++lines;
     anomalous += v["vigil"]["anomalous"].get<bool>() ? 1 : 0;
-    EXPECT_EQ(v["finding_info"]["analytic"]["name"], "syscall-ngram");
+    EXPECT_EQ(v["finding_info"]["analytic"]["name"], "syscall-cover");  // adfa-ld's default
   }
   EXPECT_EQ(lines, 379);
   EXPECT_GT(anomalous, 379 / 4);

@@ -21,12 +21,6 @@ using core::StatusCode;
 
 using namespace synthetic;  // NOLINT(google-build-using-namespace): shared fixtures
 
-core::Verdict Score(const Model& m, const std::vector<int32_t>& s) {
-  auto stream = m.NewStream("");
-  stream->ObserveSyscalls(Arch::kI386, s);
-  return stream->Current();
-}
-
 EnsembleTrainOptions TinyEnsemble() {
   RnnTrainOptions rnn;
   rnn.embed = 8;

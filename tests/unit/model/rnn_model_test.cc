@@ -34,12 +34,6 @@ RnnTrainOptions TinyOptions() {
   return o;
 }
 
-core::Verdict Score(const Model& m, const std::vector<int32_t>& s) {
-  auto stream = m.NewStream("");
-  stream->ObserveSyscalls(Arch::kI386, s);
-  return stream->Current();
-}
-
 class RnnModelTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -108,16 +102,7 @@ TEST_F(RnnModelTest, AttackScoresAboveNormalAndExplainsTheSurprisingCalls) {
 
 TEST_F(RnnModelTest, StreamMatchesWholeTraceScoreAndEventsAreCounted) {
   const std::vector<int32_t> t = AttackTrace();
-  auto stream = model().NewStream("");
-  core::Event e;
-  e.kind = core::EventKind::kSyscall;
-  e.syscall.arch = Arch::kI386;
-  for (int32_t nr : t) {
-    e.syscall.nr = nr;
-    stream->Observe(e);
-  }
-  e.kind = core::EventKind::kProcessExec;  // ignored
-  stream->Observe(e);
+  auto stream = StreamOfEvents(model(), t);
   EXPECT_EQ(stream->observed(), t.size());
   EXPECT_DOUBLE_EQ(stream->Current().score,
                    model().ScoreFromRaw(model().RawScore(Arch::kI386, t)));
@@ -169,18 +154,7 @@ TEST_F(RnnModelTest, SaveLoadGivesIdenticalScores) {
 
 TEST_F(RnnModelTest, CorruptPayloadsAreRefused) {
   const ModelFile good = model().ToFile({});
-  // Every truncation of the payload.
-  for (size_t len = 0; len < good.payload.size(); len += 1 + len / 64) {
-    ModelFile f = good;
-    f.payload.resize(len);
-    auto m = RnnModel::FromFile(f, "cut.vmdl");
-    ASSERT_FALSE(m.has_value()) << "length " << len;
-    EXPECT_EQ(m.error().code(), StatusCode::kDataLoss);
-    EXPECT_NE(m.error().message().find("cut.vmdl"), std::string::npos);
-  }
-  ModelFile longer = good;
-  longer.payload += "x";
-  EXPECT_FALSE(RnnModel::FromFile(longer, "f").has_value());
+  ExpectCutsAndTrailingBytesRefused(good, &RnnModel::FromFile, 64);
   // Parameters out of range: cell, embed, layers, aggregate.
   for (size_t offset : {0u, 4u, 12u, 16u}) {
     ModelFile f = good;

@@ -5,9 +5,12 @@
 // repeats rare calls in orders never seen.
 
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "model/sequence_model.h"
 
@@ -45,6 +48,46 @@ inline std::vector<TrainingTrace> Corpus(size_t n, const std::string& subject, u
   }
   out[0].syscalls.insert(out[0].syscalls.begin() + 2, kSetuid);
   return out;
+}
+
+// The verdict of a new stream of `m` on the i386 calls `s`.
+inline core::Verdict Score(const Model& m, const std::vector<int32_t>& s) {
+  auto stream = m.NewStream("");
+  stream->ObserveSyscalls(core::Arch::kI386, s);
+  return stream->Current();
+}
+
+// A new stream of `m` fed `t` one kSyscall event at a time, then one event of another kind
+// (which the stream families ignore).
+inline std::unique_ptr<StreamScorer> StreamOfEvents(const Model& m, const std::vector<int32_t>& t) {
+  auto stream = m.NewStream("");
+  core::Event e;
+  e.kind = core::EventKind::kSyscall;
+  e.syscall.arch = core::Arch::kI386;
+  for (int32_t nr : t) {
+    e.syscall.nr = nr;
+    stream->Observe(e);
+  }
+  e.kind = core::EventKind::kProcessExec;
+  stream->Observe(e);
+  return stream;
+}
+
+// Every cut of `good`'s payload (lengths 0, then steps of 1 + len / `step`) is refused by
+// `from_file(file, source)` with kDataLoss naming the source, and so is one trailing byte.
+template <typename FromFile>
+void ExpectCutsAndTrailingBytesRefused(const ModelFile& good, FromFile from_file, size_t step) {
+  for (size_t len = 0; len < good.payload.size(); len += 1 + len / step) {
+    ModelFile f = good;
+    f.payload.resize(len);
+    auto m = from_file(f, "cut.vmdl");
+    ASSERT_FALSE(m.has_value()) << "length " << len;
+    EXPECT_EQ(m.error().code(), core::StatusCode::kDataLoss);
+    EXPECT_NE(m.error().message().find("cut.vmdl"), std::string::npos);
+  }
+  ModelFile longer = good;
+  longer.payload += "x";
+  EXPECT_FALSE(from_file(longer, "f").has_value());
 }
 
 inline std::vector<int32_t> AttackTrace() {
