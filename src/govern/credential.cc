@@ -182,30 +182,48 @@ std::string EkCertificatePem(const EkCertificate& ek) {
   return len > 0 ? std::string(data, static_cast<size_t>(len)) : std::string();
 }
 
-Result<EkChainCheck> VerifyEkChain(const EkCertificate& ek, std::string_view ca_bundle,
-                                   std::string_view bundle_source) {
-  const std::string src(bundle_source);
+namespace {
+
+// The bundle's certificates as trust anchors of a new store.
+Result<Owned<X509_STORE>> LoadEkCaBundle(std::string_view ca_bundle, std::string_view source,
+                                         size_t* count) {
+  const std::string src(source);
   if (ca_bundle.size() > kMaxCaBundleBytes) return InvalidArgument(src + ": larger than 1 MiB");
   Owned<X509_STORE> store(X509_STORE_new(), X509_STORE_free);
   Owned<BIO> bio(BIO_new_mem_buf(ca_bundle.data(), static_cast<int>(ca_bundle.size())),
                  BIO_free_all);
   if (!store || !bio) return core::Internal("out of memory");
-  size_t count = 0;
+  *count = 0;
   for (;;) {
     Owned<X509> ca(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), X509_free);
     if (!ca) break;
     if (X509_STORE_add_cert(store.get(), ca.get()) != 1) ERR_clear_error();  // a repeat
-    ++count;
+    ++*count;
   }
   const unsigned long last = ERR_peek_last_error();
   ERR_clear_error();
-  if (count == 0) {
-    return InvalidArgument(src + ": no PEM certificate in the EK CA bundle");
-  }
+  if (*count == 0) return InvalidArgument(src + ": no PEM certificate in the EK CA bundle");
   if (last != 0 && ERR_GET_REASON(last) != PEM_R_NO_START_LINE) {
-    return InvalidArgument(src + ": certificate " + std::to_string(count + 1) +
+    return InvalidArgument(src + ": certificate " + std::to_string(*count + 1) +
                            " of the EK CA bundle is malformed");
   }
+  return store;
+}
+
+}  // namespace
+
+Result<size_t> CheckEkCaBundle(std::string_view ca_bundle, std::string_view bundle_source) {
+  size_t count = 0;
+  VIGIL_ASSIGN_OR_RETURN(Owned<X509_STORE> store,
+                         LoadEkCaBundle(ca_bundle, bundle_source, &count));
+  return count;
+}
+
+Result<EkChainCheck> VerifyEkChain(const EkCertificate& ek, std::string_view ca_bundle,
+                                   std::string_view bundle_source) {
+  size_t count = 0;
+  VIGIL_ASSIGN_OR_RETURN(Owned<X509_STORE> store,
+                         LoadEkCaBundle(ca_bundle, bundle_source, &count));
   Owned<X509> cert = X509OfDer(ek.der);
   Owned<X509_STORE_CTX> ctx(X509_STORE_CTX_new(), X509_STORE_CTX_free);
   if (!cert || !ctx || X509_STORE_CTX_init(ctx.get(), store.get(), cert.get(), nullptr) != 1) {

@@ -55,6 +55,10 @@ struct EkChainCheck {
   std::string detail;  // why not (OpenSSL's reason and the certificate's subject)
 };
 
+// Checks that `ca_bundle` holds at least one PEM certificate and nothing malformed;
+// kInvalidArgument naming `bundle_source` otherwise. Returns how many certificates it holds.
+core::Result<size_t> CheckEkCaBundle(std::string_view ca_bundle, std::string_view bundle_source);
+
 // Verifies `ek` against a bundle of PEM certificates; every certificate in the bundle is a trust
 // anchor (a root or a manufacturer's intermediate CA), so the chain may end at either. A bundle
 // without a certificate or with a malformed one is kInvalidArgument naming `bundle_source`.
