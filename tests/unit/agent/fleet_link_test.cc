@@ -132,6 +132,20 @@ class FleetLinkTest : public testing::HubLinkTest {
     if (!r) return {-1, nullptr};
     return {r->status, json::parse(r->body, nullptr, false)};
   }
+  // A measurer on `tpm` whose event list (under dir_/name) starts with the agent's start.
+  core::Result<std::unique_ptr<govern::Measurer>> OpenMeasurer(const govern::testing::Swtpm& tpm,
+                                                               const std::string& name) {
+    govern::MeasureOptions mo;
+    mo.tcti = tpm.tcti();
+    mo.events_path = (dir_ / name / "events.json").string();
+    VIGIL_ASSIGN_OR_RETURN(auto m, govern::Measurer::Open(mo));
+    govern::AttestEvent start;
+    start.kind = "agent-start";
+    start.name = "/usr/bin/vigil";
+    start.digest = govern::Sha256Of("vigil binary");
+    VIGIL_RETURN_IF_ERROR(m->Restart(start));
+    return m;
+  }
   json AgentAtHub(const std::string& host) {
     auto [status, body] = Call("GET", "/v1/agents", admin_);
     EXPECT_EQ(status, 200) << body.dump();
@@ -335,16 +349,8 @@ TEST_F(FleetLinkTest, EnforceModeIsAllowedOnlyForAnAgentWhoseQuoteVerified) {
   StopHub();
   fleet_options_.require_attestation = true;
   StartHub();
-  govern::MeasureOptions mo;
-  mo.tcti = swtpm.tcti();
-  mo.events_path = (dir_ / "attest" / "events.json").string();
-  auto measurer = govern::Measurer::Open(mo);
+  auto measurer = OpenMeasurer(swtpm, "attest");
   ASSERT_TRUE(measurer.has_value()) << measurer.error().ToString();
-  govern::AttestEvent start;
-  start.kind = "agent-start";
-  start.name = "/usr/bin/vigil";
-  start.digest = govern::Sha256Of("vigil binary");
-  ASSERT_TRUE((*measurer)->Restart(start).ok());
 
   struct Answer {
     bool allowed = false;
@@ -415,20 +421,10 @@ TEST_F(FleetLinkTest, TheHubTiesTheAttestationKeyToTheTpmsEk) {
   fleet_options_.attestation_key = "a key the hub instances share";
   fleet_options_.requote_ms = 1;  // every heartbeat answer asks for a fresh quote
   StartHub();
-  auto open = [&](const govern::testing::Swtpm& t, const std::string& name) {
-    govern::MeasureOptions mo;
-    mo.tcti = t.tcti();
-    mo.events_path = (dir_ / name / "events.json").string();
-    auto m = govern::Measurer::Open(mo);
-    EXPECT_TRUE(m.has_value()) << m.error().ToString();
-    govern::AttestEvent start;
-    start.kind = "agent-start";
-    start.name = "/usr/bin/vigil";
-    start.digest = govern::Sha256Of("vigil binary");
-    EXPECT_TRUE((*m)->Restart(start).ok());
-    return std::move(m).value();
-  };
-  auto a = open(tpm_a, "a"), b = open(tpm_b, "b");
+  auto opened_a = OpenMeasurer(tpm_a, "a"), opened_b = OpenMeasurer(tpm_b, "b");
+  ASSERT_TRUE(opened_a.has_value()) << opened_a.error().ToString();
+  ASSERT_TRUE(opened_b.has_value()) << opened_b.error().ToString();
+  auto a = std::move(opened_a).value(), b = std::move(opened_b).value();
   const std::string a_ek = a->Quote({}, "0123456789abcdef", true).value().ek_certificate_pem;
 
   struct Seen {

@@ -464,6 +464,15 @@ TEST_P(HubStoreTest, ArtifactsAreStoredByDigestAndRolloutsArePromotedOnce) {
   EXPECT_EQ(Count("rollouts"), 2);
 }
 
+AgentStatusRow MonitorAgent(const std::string& host) {
+  AgentStatusRow a;
+  a.host = host;
+  a.group = "g";
+  a.mode = "monitor";
+  a.vigil_version = "1";
+  return a;
+}
+
 TEST_P(HubStoreTest, AttestationNoncesAreUsedOnceAndKeysKept) {
   auto used = [&](const std::string& n, int64_t expires, int64_t now) {
     auto r = store_->UseNonce(n, expires, now);
@@ -489,11 +498,7 @@ TEST_P(HubStoreTest, AttestationNoncesAreUsedOnceAndKeysKept) {
   EXPECT_EQ(got->quoted_ms, 9);
   EXPECT_EQ(Count("attested_keys"), 1);
 
-  AgentStatusRow a;
-  a.host = "web-1";
-  a.group = "g";
-  a.mode = "monitor";
-  a.vigil_version = "1";
+  const AgentStatusRow a = MonitorAgent("web-1");
   ASSERT_TRUE(store_->RegisterAgent(a, 1).ok());
   ASSERT_TRUE(store_->SetAttestation("web-1", "verified", "tied to EK").ok());
   ASSERT_TRUE(store_->SetAttestation("unknown", "failed", "x").ok());
@@ -527,11 +532,7 @@ TEST_P(HubStoreTest, AVersionOneDatabaseIsUpgradedInPlace) {
   EXPECT_EQ(Count("alerts"), 1);  // kept
   EXPECT_EQ(Count("rollouts"), 0);
   EXPECT_EQ(Count("attested_keys"), 0);
-  AgentStatusRow a;
-  a.host = "web-1";
-  a.group = "g";
-  a.mode = "monitor";
-  a.vigil_version = "1";
+  const AgentStatusRow a = MonitorAgent("web-1");
   EXPECT_TRUE(store_->RegisterAgent(a, 1).ok());
   if (GetParam() == Backend::kPostgres) {
     std::string why;
