@@ -62,21 +62,18 @@ TEST(CredentialTest, BadCertificatesAndKeysAreNamed) {
   EXPECT_EQ(chain.error().message(), "ca.pem: no PEM certificate in the EK CA bundle");
 }
 
-// Two TPMs manufactured by one CA, a third CA that made none of them.
+// Two TPMs manufactured by one CA (each test is its own process under ctest: kept small).
 class CredentialTpmTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     ca_ = new SwtpmCa();
-    other_ca_ = new SwtpmCa();
     tpm_a_ = new Swtpm(ca_);
     tpm_b_ = new Swtpm(ca_);
-    Swtpm warm(other_ca_);  // makes the other CA's certificates
   }
   static void TearDownTestSuite() {
     delete tpm_a_;
     delete tpm_b_;
     delete ca_;
-    delete other_ca_;
   }
   void SetUp() override {
     if (!tpm_a_->ok()) GTEST_SKIP() << tpm_a_->why();
@@ -113,7 +110,6 @@ class CredentialTpmTest : public ::testing::Test {
   }
 
   static SwtpmCa* ca_;
-  static SwtpmCa* other_ca_;
   static Swtpm* tpm_a_;
   static Swtpm* tpm_b_;
   TempDir tmp_;
@@ -122,7 +118,6 @@ class CredentialTpmTest : public ::testing::Test {
   const std::string secret_ = std::string("0123456789abcdef0123456789abcdef");
 };
 SwtpmCa* CredentialTpmTest::ca_ = nullptr;
-SwtpmCa* CredentialTpmTest::other_ca_ = nullptr;
 Swtpm* CredentialTpmTest::tpm_a_ = nullptr;
 Swtpm* CredentialTpmTest::tpm_b_ = nullptr;
 
@@ -165,7 +160,12 @@ TEST_F(CredentialTpmTest, AkOfAnotherTpmWithThisEkCertificateFails) {
 }
 
 TEST_F(CredentialTpmTest, EkCertificateFromAnUntrustedCaFails) {
-  const EkBinding b = Bind(Quote(*a_), other_ca_->bundle());
+  SwtpmCa other_ca;
+  {
+    Swtpm made_by_other(&other_ca);  // makes the other CA's certificates
+    ASSERT_TRUE(made_by_other.ok()) << made_by_other.why();
+  }
+  const EkBinding b = Bind(Quote(*a_), other_ca.bundle());
   EXPECT_EQ(b.failure, QuoteFailure::kUntrustedEk);
   EXPECT_NE(b.detail.find("does not chain to a trusted EK CA"), std::string::npos) << b.detail;
   // No certificate at all.
