@@ -132,13 +132,15 @@ json FleetLink::Activate(const json& answer) {
     return nullptr;
   }
   const json& c = (*a)["challenge"];
-  if (!c.is_object() || !c.contains("token") || !c["token"].is_string()) {
+  auto text = [&c](const char* key) {
+    return c.contains(key) && c[key].is_string() ? c[key].get<std::string>() : std::string();
+  };
+  if (!c.is_object() || text("token").empty()) {
     spdlog::warn("hub: ignored a malformed credential challenge");
     return nullptr;
   }
-  auto challenge = govern::ParseCredentialChallenge(c.value("credential_blob", std::string()),
-                                                    c.value("encrypted_secret", std::string()),
-                                                    "the hub's credential challenge");
+  auto challenge = govern::ParseCredentialChallenge(
+      text("credential_blob"), text("encrypted_secret"), "the hub's credential challenge");
   if (!challenge.has_value()) {
     spdlog::warn("hub: {}", challenge.error().message());
     return nullptr;
@@ -226,7 +228,10 @@ core::Status FleetLink::Beat() {
       changed = state_.enforce_allowed != allowed;
       state_.enforce_allowed = allowed;
       state_.enforce_reason = reason;
-      if (attestation.is_object()) state_.attestation = attestation.value("state", std::string());
+      if (attestation.is_object() && attestation.contains("state") &&
+          attestation["state"].is_string()) {
+        state_.attestation = attestation["state"].get<std::string>();
+      }
     }
     if (changed && options_.on_enforce) options_.on_enforce(allowed, reason);
   }

@@ -143,8 +143,7 @@ std::optional<govern::QuoteDocument> Fleet::CheckQuote(const std::string& quote,
   return std::nullopt;
 }
 
-json Fleet::Challenge(const govern::QuoteDocument& q, AgentStatusRow* row) {
-  const int64_t now = NowMs();
+json Fleet::Challenge(const govern::QuoteDocument& q, int64_t now, AgentStatusRow* row) {
   if (options_.ek_ca_bundle.empty()) {
     AttestedKeyRow k{row->host, "", q.ak_public_pem, "", now, now};
     if (core::Status st = store_.PutAttestedKey(k); !st.ok()) {
@@ -191,7 +190,9 @@ json Fleet::Challenge(const govern::QuoteDocument& q, AgentStatusRow* row) {
 std::string Fleet::Requote(const AgentReport& report, AgentStatusRow* row) {
   if (options_.requote_ms <= 0) return "";
   auto key = store_.AttestedKey(row->host);
-  if (!key.has_value()) return "";  // never attested (or unreadable): nothing to re-check
+  // Never attested (or unreadable), or attested before its latest registration, which did not
+  // attest again: nothing to renew (a new registration must attest).
+  if (!key.has_value() || key->trusted_ms < row->registered_ms) return "";
   const int64_t now = NowMs();
   const std::string before = row->attestation;
   if (!report.quote.empty()) {
@@ -285,10 +286,13 @@ void Fleet::Routes(httplib::Server& s, const Authorizer& authorize) {
     row.vigil_version = report->vigil_version;
     row.status_json = StatusJson(*report, false);
     json attestation = json::object();
+    const int64_t now = NowMs();
     if (auto doc = CheckQuote(report->quote, "", &row)) {
-      if (json ch = Challenge(*doc, &row); !ch.is_null()) attestation["challenge"] = std::move(ch);
+      if (json ch = Challenge(*doc, now, &row); !ch.is_null()) {
+        attestation["challenge"] = std::move(ch);
+      }
     }
-    if (core::Status st = store_.RegisterAgent(row, NowMs()); !st.ok()) return ReplyStatus(r, st);
+    if (core::Status st = store_.RegisterAgent(row, now); !st.ok()) return ReplyStatus(r, st);
     answer(row, *report, std::move(attestation), r);
   });
 

@@ -98,8 +98,9 @@ class Fleet {
                                                   AgentStatusRow* row);
   // After a verified registration quote: with an EK CA, the credential challenge for the agent
   // (row "challenged", or "failed" when its EK or AK is not acceptable); without, records the
-  // quote's key as the host's attested key. Returns the challenge JSON (null when none).
-  nlohmann::json Challenge(const govern::QuoteDocument& q, AgentStatusRow* row);
+  // quote's key as the host's attested key (trusted at `now`, the registration's time). Returns
+  // the challenge JSON (null when none).
+  nlohmann::json Challenge(const govern::QuoteDocument& q, int64_t now, AgentStatusRow* row);
   // At a heartbeat, with options_.requote_ms: checks the quote it carries (or how old the last
   // one is) and returns a nonce to hand out when a new quote is due ("" otherwise).
   std::string Requote(const AgentReport& report, AgentStatusRow* row);

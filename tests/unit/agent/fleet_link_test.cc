@@ -483,6 +483,14 @@ TEST_F(FleetLinkTest, TheHubTiesTheAttestationKeyToTheTpmsEk) {
   EXPECT_FALSE(*seen1->allowed);
   EXPECT_NE(seen1->reason.find("unknown-key"), std::string::npos) << seen1->reason;
   EXPECT_EQ(AgentAtHub("web-1")["attestation"]["state"], "failed");
+  // Registered again without a quote: the AK recorded before is not renewed (no nonce handed out).
+  const std::string web1_token = Token(hub::Role::kAgent, "web-1");
+  const json bare = {{"host", "web-1"}, {"mode", "monitor"}, {"vigil_version", "x"}};
+  ASSERT_EQ(Call("POST", "/v1/agents/register", web1_token, bare.dump()).first, 200);
+  auto [hs, hb] = Call("POST", "/v1/agents/heartbeat", web1_token, bare.dump());
+  ASSERT_EQ(hs, 200) << hb.dump();
+  EXPECT_EQ(hb["attestation"]["state"], "absent");
+  EXPECT_FALSE(hb["attestation"].contains("quote_nonce")) << hb.dump();
 
   // TPM B's AK with TPM A's EK certificate: B cannot activate; a guessed secret fails.
   govern::Measurer* web2_quoter = b.get();
