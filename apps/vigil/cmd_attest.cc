@@ -361,7 +361,8 @@ RunFn AddAttestCommand(CLI::App& root) {
   auto v = std::make_shared<VerifyCmd>();
   CLI::App* verify = group.Add(
       "verify", "Check a quote document: the signature, the nonce, and that replaying its event "
-                "list gives the quoted PCR values (with only allowed digests)",
+                "list gives the quoted PCR values (with only allowed digests); with --ek-ca, that "
+                "its attestation key lives in the TPM of a trusted EK certificate",
       [v] { return RunVerify(*v); });
   verify->add_option("FILE", v->file, "Quote document written by `vigil attest quote`")->required();
   verify->add_option("--nonce", v->nonce, "The nonce the quote must be over (hex)")->required();

@@ -333,6 +333,17 @@ void Fleet::Routes(httplib::Server& s, const Authorizer& authorize) {
         row.attestation_reason = "attestation key " + claims->ak_name +
                                  " is tied to the EK certificate sha256:" + claims->ek_sha256;
       }
+      if (judged) {
+        core::Status st = Audit(audit::RecordType::kAccessGrant,
+                                {{"action", row.attestation == "verified"
+                                                ? "attestation-key-trusted"
+                                                : "attestation-key-refused"},
+                                 {"host", row.host},
+                                 {"ak_name", claims->ak_name},
+                                 {"ek_sha256", claims->ek_sha256},
+                                 {"reason", row.attestation_reason}});
+        if (!st.ok()) return ReplyStatus(r, st);
+      }
     }
     if (judged) {
       core::Status st = store_.SetAttestation(row.host, row.attestation, row.attestation_reason);

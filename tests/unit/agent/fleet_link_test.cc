@@ -499,6 +499,15 @@ TEST_F(FleetLinkTest, TheHubTiesTheAttestationKeyToTheTpmsEk) {
   EXPECT_FALSE(seen2->allowed.value_or(true));
   EXPECT_NE(seen2->reason.find("activation-failed"), std::string::npos) << seen2->reason;
   EXPECT_EQ(AgentAtHub("web-2")["attestation"]["state"], "failed");
+  // Both verdicts on an activation are in the hub's audit log.
+  std::vector<std::string> grants;
+  for (const auto& [type, payload] : hub::testing::ReadAuditRecords(dir_ / "audit")) {
+    if (type == audit::RecordType::kAccessGrant) {
+      grants.push_back(payload.value("action", "") + " " + payload.value("host", ""));
+    }
+  }
+  EXPECT_EQ(grants, (std::vector<std::string>{"attestation-key-trusted web-1",
+                                              "attestation-key-refused web-2"}));
 
   // Replaying web-2's registration quote: its nonce was used.
   const std::string web2_token = Token(hub::Role::kAgent, "web-2");
