@@ -958,8 +958,18 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
       if (gate.measurer) {
         fo.quote = [&](const std::string& nonce) -> core::Result<std::string> {
           std::lock_guard<std::mutex> quote_lock(mode_mu);
-          VIGIL_ASSIGN_OR_RETURN(const govern::QuoteDocument q, gate.measurer->Quote({}, nonce));
-          return govern::EncodeQuoteDocument(q);
+          // With the TPM's EK certificate when it has one, for a hub that ties the AK to the EK.
+          auto q = gate.measurer->Quote({}, nonce, /*with_ek=*/true);
+          if (!q.has_value() && q.error().code() == core::StatusCode::kNotFound) {
+            q = gate.measurer->Quote({}, nonce);
+          }
+          if (!q.has_value()) return q.error();
+          return govern::EncodeQuoteDocument(*q);
+        };
+        fo.activate =
+            [&](const govern::CredentialChallenge& challenge) -> core::Result<std::string> {
+          std::lock_guard<std::mutex> activate_lock(mode_mu);
+          return gate.measurer->tpm().ActivateCredential(challenge);
         };
       }
     }

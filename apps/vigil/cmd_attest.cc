@@ -1,6 +1,8 @@
 // vigil attest quote|verify|extend|events: TPM quotes over the PCR that holds the measurements of
 // what Vigil loaded, and their verification (docs/attestation.md).
 
+#include <openssl/rand.h>
+
 #include <cstdio>
 #include <memory>
 #include <sstream>
@@ -12,6 +14,7 @@
 #include "core/config.h"
 #include "core/files.h"
 #include "govern/attest.h"
+#include "govern/credential.h"
 #include "govern/internal/files.h"
 #include "govern/measure.h"
 #include "govern/registry.h"
@@ -94,6 +97,7 @@ struct QuoteCmd {
   std::string nonce;
   std::string pcrs;
   std::string out;
+  bool ek = false;
 };
 
 int RunQuote(const QuoteCmd& o) {
@@ -105,7 +109,7 @@ int RunQuote(const QuoteCmd& o) {
   if (!options.has_value()) return ReportError("attest quote", options.error());
   auto measurer = govern::Measurer::Open(*options);
   if (!measurer.has_value()) return ReportError("attest quote", measurer.error());
-  auto q = (*measurer)->Quote(*pcrs, *nonce);
+  auto q = (*measurer)->Quote(*pcrs, *nonce, o.ek);
   if (!q.has_value()) return ReportError("attest quote", q.error());
   const std::string text = govern::EncodeQuoteDocument(*q);
   if (o.out.empty()) {
@@ -127,8 +131,61 @@ struct VerifyCmd {
   std::string nonce;
   std::string allow;
   std::string ak;
+  std::string ek_ca;
+  std::string tcti;
+  StateOptions state;
   bool json = false;
 };
+
+struct Residency {
+  govern::QuoteFailure failure = govern::QuoteFailure::kNone;
+  std::string detail;
+  std::string ak_name;  // hex, once the AK is tied to the EK
+};
+
+// The local verifier's credential activation: the document's EK certificate must chain to the
+// bundle, and the TPM at the configured TCTI must release a fresh random secret made for that EK
+// and the document's AK name. Errors (bad bundle, no TPM) are the Result's error.
+core::Result<Residency> CheckResidency(const VerifyCmd& o, const govern::QuoteDocument& q) {
+  VIGIL_ASSIGN_OR_RETURN(const std::string bundle,
+                         core::ReadFile(o.ek_ca, govern::kMaxCaBundleBytes));
+  VIGIL_ASSIGN_OR_RETURN(const govern::EkBinding b, govern::CheckEkBinding(q, bundle, o.ek_ca));
+  Residency r;
+  if (!b.ok()) {
+    r.failure = b.failure;
+    r.detail = b.detail;
+    return r;
+  }
+  std::string tcti = o.tcti;
+  if (tcti.empty()) {
+    VIGIL_ASSIGN_OR_RETURN(const auto c, core::LoadConfig(o.state.config));
+    tcti = c.attestation.tcti;
+  }
+  if (tcti.empty()) {
+    return core::InvalidArgument("--ek-ca: the activation needs the quoting TPM: give --tcti or "
+                                 "set attestation.tcti in " + o.state.config);
+  }
+  std::string secret(govern::kCredentialSecretBytes, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(secret.data()), static_cast<int>(secret.size())) !=
+      1) {
+    return core::Internal("OpenSSL: no random bytes for the credential's secret");
+  }
+  VIGIL_ASSIGN_OR_RETURN(const govern::CredentialChallenge challenge,
+                         govern::MakeCredential(b.ek, b.ak.name, secret));
+  VIGIL_ASSIGN_OR_RETURN(std::unique_ptr<govern::Tpm> tpm, govern::Tpm::Open(tcti));
+  VIGIL_RETURN_IF_ERROR(tpm->Startup());
+  auto got = tpm->ActivateCredential(challenge);
+  if (!got.has_value() || *got != secret) {
+    r.failure = govern::QuoteFailure::kActivationFailed;
+    r.detail = "the TPM at " + tcti + " did not activate the credential made for EK \"" +
+               b.ek.subject + "\" and AK name " + govern::HexOf(b.ak.name) + ": " +
+               (got.has_value() ? std::string("it returned another secret")
+                                : got.error().message());
+    return r;
+  }
+  r.ak_name = govern::HexOf(b.ak.name);
+  return r;
+}
 
 int RunVerify(const VerifyCmd& o) {
   const char* cmd = "attest verify";
@@ -154,6 +211,14 @@ int RunVerify(const VerifyCmd& o) {
   }
   auto check = govern::VerifyQuote(*q, options);
   if (!check.has_value()) return ReportError(cmd, check.error().WithContext(o.file));
+  Residency residency;
+  if (check->ok() && !o.ek_ca.empty()) {
+    auto r = CheckResidency(o, *q);
+    if (!r.has_value()) return ReportError(cmd, r.error());
+    residency = std::move(r).value();
+    check->failure = residency.failure;
+    check->detail = residency.detail;
+  }
   if (o.json) {
     nlohmann::json values = nlohmann::json::object();
     for (const auto& [pcr, v] : q->pcr_values) values[std::to_string(pcr)] = govern::HexOf(v);
@@ -166,6 +231,8 @@ int RunVerify(const VerifyCmd& o) {
                         {"events", EventsJson(q->events)},
                         {"allowlist", !o.allow.empty()},
                         {"ak_pinned", !o.ak.empty()},
+                        {"ek_checked", !o.ek_ca.empty()},
+                        {"ak_name", residency.ak_name},
                         {"tpm_clock_ms", check->clock_ms},
                         {"tpm_reset_count", check->reset_count},
                         {"tpm_restart_count", check->restart_count}};
@@ -178,9 +245,15 @@ int RunVerify(const VerifyCmd& o) {
     return kExitFailure;
   }
   if (!o.json) {
+    const std::string whose =
+        !o.ek_ca.empty() ? "; the attestation key (name " + residency.ak_name +
+                               ") lives in the TPM of the trusted EK certificate"
+        : o.ak.empty()
+            ? " (attestation key not pinned: give --ak or --ek-ca to check whose TPM)"
+            : "";
     std::printf("%s: quote valid: %zu event%s replay to the quoted PCRs%s%s\n", o.file.c_str(),
-                q->events.size(), q->events.size() == 1 ? "" : "s", o.allow.empty() ? "" : ", every digest allowed",
-                o.ak.empty() ? " (attestation key not pinned: give --ak to check whose TPM)" : "");
+                q->events.size(), q->events.size() == 1 ? "" : "s",
+                o.allow.empty() ? "" : ", every digest allowed", whose.c_str());
   }
   return kExitOk;
 }
@@ -280,12 +353,16 @@ RunFn AddAttestCommand(CLI::App& root) {
   quote->add_option("--nonce", q->nonce, "The verifier's nonce, 8 to 64 bytes as hex")->required();
   quote->add_option("--pcrs", q->pcrs, "PCRs to quote, comma-separated (default: the measured one)");
   quote->add_option("--out", q->out, "Write the quote document here (default: stdout)");
+  quote->add_flag("--ek", q->ek,
+                  "Include the TPM's EK certificate (NV index 0x01c00002) so that a verifier can "
+                  "tie the attestation key to it (verify --ek-ca)");
   q->tpm.AddTo(quote);
 
   auto v = std::make_shared<VerifyCmd>();
   CLI::App* verify = group.Add(
       "verify", "Check a quote document: the signature, the nonce, and that replaying its event "
-                "list gives the quoted PCR values (with only allowed digests)",
+                "list gives the quoted PCR values (with only allowed digests); with --ek-ca, that "
+                "its attestation key lives in the TPM of a trusted EK certificate",
       [v] { return RunVerify(*v); });
   verify->add_option("FILE", v->file, "Quote document written by `vigil attest quote`")->required();
   verify->add_option("--nonce", v->nonce, "The nonce the quote must be over (hex)")->required();
@@ -294,9 +371,18 @@ RunFn AddAttestCommand(CLI::App& root) {
                      "be one of them");
   verify->add_option("--ak", v->ak, "Expected attestation public key (PEM); without it any key "
                                     "that signed consistently is accepted");
+  verify->add_option("--ek-ca", v->ek_ca,
+                     "Trusted EK CA bundle (PEM): the quote's EK certificate (quote --ek) must "
+                     "chain to it, and the TPM at --tcti must activate a credential made for "
+                     "that EK and the quote's attestation key (TPM2_ActivateCredential)");
+  verify->add_option("--tcti", v->tcti,
+                     "The quoting TPM, for --ek-ca (default: attestation.tcti of the config)");
+  v->state.AddTo(verify);
   verify->add_flag("--json", v->json, "Print the result as JSON");
   verify->footer("Exit codes: 0 valid; 1 bad signature, wrong key, wrong nonce, PCR or replay "
-                 "mismatch, disallowed digest; 2 malformed quote, allowlist, key or nonce.");
+                 "mismatch, disallowed digest, untrusted EK, bad attestation key, activation "
+                 "failed; 2 malformed quote, allowlist, key, EK CA bundle or nonce, no TPM for "
+                 "--ek-ca.");
 
   auto e = std::make_shared<ExtendCmd>();
   CLI::App* extend = group.Add(

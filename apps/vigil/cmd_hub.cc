@@ -20,9 +20,11 @@
 #include "core/files.h"
 #include "core/metrics.h"
 #include "govern/attest.h"
+#include "govern/credential.h"
 #include "govern/trust.h"
 #include "hub/auth.h"
 #include "hub/config.h"
+#include "hub/fleet_attest.h"
 #include "hub/nats_consumer.h"
 #include "hub/requests.h"
 #include "hub/server.h"
@@ -113,6 +115,7 @@ int RunHub(const HubFlags& f) {
   if (!config.has_value()) return ReportError("hub", config.error());
   auto key = hub::LoadOrCreateTokenKey(config->token_key);
   if (!key.has_value()) return ReportError("hub", key.error());
+  config->server.fleet.attestation_key = hub::AttestationKeyOf(*key);
   const hub::HubAuth auth = MakeHubAuth(*config, std::move(key).value());
   if (!config->fleet_trusted_keys.empty()) {
     auto keys = govern::LoadTrustedKeys(config->fleet_trusted_keys);
@@ -127,6 +130,16 @@ int RunHub(const HubFlags& f) {
     auto allowed = govern::ParseAllowlist(*text, config->fleet_allowlist);
     if (!allowed.has_value()) return ReportError("hub", allowed.error());
     config->server.fleet.allowlist = std::move(allowed).value();
+  }
+  if (!config->fleet_ek_ca.empty()) {
+    auto bundle = core::ReadFile(config->fleet_ek_ca, govern::kMaxCaBundleBytes);
+    if (!bundle.has_value()) {
+      return ReportError("hub", bundle.error().WithContext("fleet.attestation_ek_ca"));
+    }
+    auto count = govern::CheckEkCaBundle(*bundle, config->fleet_ek_ca);
+    if (!count.has_value()) return ReportError("hub", count.error());
+    config->server.fleet.ek_ca_bundle = std::move(bundle).value();
+    config->server.fleet.ek_ca_source = config->fleet_ek_ca;
   }
 
   sigset_t set = BlockStopSignals(RecordHubStop);
@@ -219,6 +232,7 @@ int RunHubToken(const HubFlags& f) {
   }
   auto key = hub::LoadOrCreateTokenKey(config->token_key);
   if (!key.has_value()) return ReportError("hub token", key.error());
+  config->server.fleet.attestation_key = hub::AttestationKeyOf(*key);
   const hub::HubAuth auth = MakeHubAuth(*config, std::move(key).value());
   auto signer = OpenCheckpointSigner(config->audit_key);
   if (!signer.has_value()) return ReportError("hub token", signer.error());

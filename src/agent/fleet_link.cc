@@ -126,11 +126,55 @@ std::string FleetLink::QuoteForHub() {
   return *quote;
 }
 
+json FleetLink::Activate(const json& answer) {
+  const json* a = answer.contains("attestation") ? &answer["attestation"] : nullptr;
+  if (!options_.activate || a == nullptr || !a->is_object() || !a->contains("challenge")) {
+    return nullptr;
+  }
+  const json& c = (*a)["challenge"];
+  auto text = [&c](const char* key) {
+    return c.contains(key) && c[key].is_string() ? c[key].get<std::string>() : std::string();
+  };
+  if (!c.is_object() || text("token").empty()) {
+    spdlog::warn("hub: ignored a malformed credential challenge");
+    return nullptr;
+  }
+  auto challenge = govern::ParseCredentialChallenge(
+      text("credential_blob"), text("encrypted_secret"), "the hub's credential challenge");
+  if (!challenge.has_value()) {
+    spdlog::warn("hub: {}", challenge.error().message());
+    return nullptr;
+  }
+  auto secret = options_.activate(*challenge);
+  if (!secret.has_value()) {
+    spdlog::error("hub: the TPM did not activate the hub's credential: {}",
+                  secret.error().message());
+    return nullptr;  // the hub keeps this host "challenged": enforce mode stays refused
+  }
+  const json body = {{"host", options_.link.host},
+                     {"token", c["token"]},
+                     {"secret", govern::HexOf(*secret)}};
+  auto reply = client_->Post("/v1/agents/activate", body.dump());
+  if (!reply.has_value() || !reply->body.is_object()) {
+    spdlog::warn("hub: activating the credential: {}",
+                 reply.has_value() ? reply->error : reply.error().message());
+    return nullptr;
+  }
+  return reply->body;
+}
+
 core::Status FleetLink::Beat() {
   const bool registered = state().registered;
   json body = Report(registered);
   if (!registered) {
     if (std::string quote = QuoteForHub(); !quote.empty()) body["attestation"] = std::move(quote);
+  } else if (std::string nonce = std::exchange(quote_nonce_, ""); !nonce.empty() && options_.quote) {
+    auto quote = options_.quote(govern::BytesOfHex(nonce).value_or(""));
+    if (quote.has_value()) {
+      body["attestation"] = std::move(quote).value();
+    } else {
+      spdlog::warn("hub: quoting for the hub failed: {}", quote.error().message());
+    }
   }
   auto reply = client_->Post(registered ? "/v1/agents/heartbeat" : "/v1/agents/register",
                              body.dump(-1, ' ', false, json::error_handler_t::replace));
@@ -161,7 +205,20 @@ core::Status FleetLink::Beat() {
     }
     state_.last_error.clear();
   }
-  const json& enforce = reply->body.contains("enforce") ? reply->body["enforce"] : json();
+  json answer = std::move(reply->body);
+  if (!registered) {
+    if (json activated = Activate(answer); activated.is_object()) {
+      for (const char* key : {"enforce", "attestation"}) {
+        if (activated.contains(key)) answer[key] = activated[key];
+      }
+    }
+  }
+  const json& attestation = answer.contains("attestation") ? answer["attestation"] : json();
+  if (attestation.is_object() && attestation.contains("quote_nonce") &&
+      attestation["quote_nonce"].is_string()) {
+    quote_nonce_ = attestation["quote_nonce"].get<std::string>();
+  }
+  const json& enforce = answer.contains("enforce") ? answer["enforce"] : json();
   if (enforce.is_object() && enforce.contains("allowed") && enforce["allowed"].is_boolean()) {
     const bool allowed = enforce["allowed"].get<bool>();
     const std::string reason = enforce.value("reason", std::string());
@@ -171,14 +228,14 @@ core::Status FleetLink::Beat() {
       changed = state_.enforce_allowed != allowed;
       state_.enforce_allowed = allowed;
       state_.enforce_reason = reason;
-      if (!registered && reply->body.contains("attestation") &&
-          reply->body["attestation"].is_object()) {
-        state_.attestation = reply->body["attestation"].value("state", std::string());
+      if (attestation.is_object() && attestation.contains("state") &&
+          attestation["state"].is_string()) {
+        state_.attestation = attestation["state"].get<std::string>();
       }
     }
     if (changed && options_.on_enforce) options_.on_enforce(allowed, reason);
   }
-  const json& updates = reply->body.contains("updates") ? reply->body["updates"] : json();
+  const json& updates = answer.contains("updates") ? answer["updates"] : json();
   if (updates.is_array()) {
     for (const json& u : updates) Apply(u);
   }

@@ -26,6 +26,7 @@
 
 #include "agent/hub_client.h"
 #include "core/status.h"
+#include "govern/credential.h"
 #include "govern/minisign.h"
 
 namespace vigil::agent {
@@ -55,6 +56,12 @@ struct FleetLinkOptions {
   // returns the quote document (govern::EncodeQuoteDocument) over the nonce's bytes. A failure
   // registers without a quote (the hub records the attestation as absent).
   std::function<core::Result<std::string>(const std::string& nonce)> quote;
+  // With it, a credential challenge in the hub's answer to the registration (its EK CA check,
+  // docs/attestation.md "The hub") is activated by the TPM (TPM2_ActivateCredential) and the
+  // secret returned to the hub (POST /v1/agents/activate); the hub's answer to that is then the
+  // answer on enforce mode. The hub may also ask for a fresh quote in a heartbeat answer; the next
+  // heartbeat carries it (through `quote`).
+  std::function<core::Result<std::string>(const govern::CredentialChallenge&)> activate;
   // Called when the hub's answer on enforce mode changes (and on the first answer): whether the
   // hub allows it (its attestation requirement) and why.
   std::function<void(bool allowed, const std::string& reason)> on_enforce;
@@ -72,7 +79,7 @@ struct FleetState {
   std::string last_error;              // the last failure to reach the hub ("" after a success)
   std::optional<bool> enforce_allowed;  // the hub's last answer (none before the first)
   std::string enforce_reason;
-  std::string attestation;  // the hub's view of this agent's attestation at registration
+  std::string attestation;  // the hub's view of this agent's attestation (its latest answer)
 };
 
 class FleetLink {
@@ -100,6 +107,9 @@ class FleetLink {
   void Refuse(const std::string& kind, const std::string& digest, const std::string& reason);
   // The quote document for a registration ("" when none could be made; logged).
   std::string QuoteForHub();
+  // Activates the hub's credential challenge in `answer` (a registration answer) and returns the
+  // hub's answer to the activation (null when there was no challenge or it could not be sent).
+  nlohmann::json Activate(const nlohmann::json& answer);
 
   const FleetLinkOptions options_;
   std::unique_ptr<HubClient> client_;
@@ -107,6 +117,7 @@ class FleetLink {
   FleetState state_;
   nlohmann::json refusal_;          // the refusal reported in heartbeats (null when none)
   std::set<std::string> refused_;   // digests refused: not downloaded again
+  std::string quote_nonce_;         // a nonce the hub handed out for the next heartbeat's quote
   uint64_t last_events_ = 0;
   std::chrono::steady_clock::time_point last_beat_{};
   std::condition_variable cv_;

@@ -13,6 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "govern/internal/openssl.h"
+
 namespace vigil::govern {
 
 using core::InvalidArgument;
@@ -88,20 +90,8 @@ Result<std::vector<AttestEvent>> EventsOf(const json& arr, const std::string& wh
   return out;
 }
 
-template <typename T>
-using Owned = std::unique_ptr<T, void (*)(T*)>;
-
-Result<Owned<EVP_PKEY>> PublicKeyOfPem(const std::string& pem, const std::string& what) {
-  Owned<BIO> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free_all);
-  if (!bio) return core::Internal("out of memory");
-  Owned<EVP_PKEY> key(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr), EVP_PKEY_free);
-  if (!key) return InvalidArgument(what + ": not a PEM public key (SubjectPublicKeyInfo)");
-  const int id = EVP_PKEY_get_base_id(key.get());
-  if (id != EVP_PKEY_EC && id != EVP_PKEY_RSA) {
-    return InvalidArgument(what + ": the attestation key is neither ECC nor RSA");
-  }
-  return key;
-}
+using internal::Owned;
+using internal::PublicKeyOfPem;
 
 // The DER form of an ECDSA signature from its r and s.
 std::optional<std::string> EcdsaDer(const TPM2B_ECC_PARAMETER& r, const TPM2B_ECC_PARAMETER& s) {
@@ -288,6 +278,8 @@ std::string EncodeQuoteDocument(const QuoteDocument& q) {
               {"signature", HexOf(q.signature)},
               {"ak_public", q.ak_public_pem},
               {"events", std::move(events)}};
+  if (!q.ak_tpm_public.empty()) doc["ak_tpm_public"] = HexOf(q.ak_tpm_public);
+  if (!q.ek_certificate_pem.empty()) doc["ek_certificate"] = q.ek_certificate_pem;
   return doc.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
@@ -299,7 +291,8 @@ Result<QuoteDocument> ParseQuoteDocument(std::string_view text, std::string_view
   if (!j.is_object()) return InvalidArgument(src + ": not a JSON object");
   VIGIL_RETURN_IF_ERROR(OnlyKeys(j,
                                  {"schema", "nonce", "bank", "pcrs", "pcr_values", "attest",
-                                  "signature", "ak_public", "events"},
+                                  "signature", "ak_public", "events", "ak_tpm_public",
+                                  "ek_certificate"},
                                  src));
   VIGIL_ASSIGN_OR_RETURN(const std::string schema, StringAt(j, "schema", src));
   if (schema != kQuoteSchema) {
@@ -312,6 +305,12 @@ Result<QuoteDocument> ParseQuoteDocument(std::string_view text, std::string_view
   VIGIL_ASSIGN_OR_RETURN(q.attest, HexAt(j, "attest", src));
   VIGIL_ASSIGN_OR_RETURN(q.signature, HexAt(j, "signature", src));
   VIGIL_ASSIGN_OR_RETURN(q.ak_public_pem, StringAt(j, "ak_public", src));
+  if (j.contains("ak_tpm_public")) {
+    VIGIL_ASSIGN_OR_RETURN(q.ak_tpm_public, HexAt(j, "ak_tpm_public", src));
+  }
+  if (j.contains("ek_certificate")) {
+    VIGIL_ASSIGN_OR_RETURN(q.ek_certificate_pem, StringAt(j, "ek_certificate", src));
+  }
   if (!j.contains("pcrs") || !j["pcrs"].is_array() || j["pcrs"].empty()) {
     return InvalidArgument(src + ": \"pcrs\" must be a non-empty array of PCR indexes");
   }
@@ -357,6 +356,9 @@ std::string_view QuoteFailureName(QuoteFailure f) {
     case QuoteFailure::kPcrMismatch: return "pcr-mismatch";
     case QuoteFailure::kReplayMismatch: return "replay-mismatch";
     case QuoteFailure::kDisallowedDigest: return "disallowed-digest";
+    case QuoteFailure::kUntrustedEk: return "untrusted-ek";
+    case QuoteFailure::kBadAttestationKey: return "bad-attestation-key";
+    case QuoteFailure::kActivationFailed: return "activation-failed";
   }
   return "unknown";
 }

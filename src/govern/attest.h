@@ -89,6 +89,10 @@ struct QuoteDocument {
   std::string signature;                      // TPMT_SIGNATURE, marshalled
   std::string ak_public_pem;                  // SubjectPublicKeyInfo of the attestation key
   std::vector<AttestEvent> events;
+  // Optional (govern/credential.h): the AK's marshalled TPM2B_PUBLIC and the TPM's EK
+  // certificate (PEM), which a verifier needs to tie the AK to the EK.
+  std::string ak_tpm_public;
+  std::string ek_certificate_pem;
 };
 
 std::string EncodeQuoteDocument(const QuoteDocument& q);
@@ -109,9 +113,15 @@ enum class QuoteFailure : uint8_t {
   kPcrMismatch,       // the PCR selection or values differ from what the TPM signed
   kReplayMismatch,    // replaying the event list does not give the quoted PCR values
   kDisallowedDigest,  // an event's digest is not in the allowlist
+  // Credential activation (govern/credential.h):
+  kUntrustedEk,         // no EK certificate, or it does not chain to a trusted EK CA
+  kBadAttestationKey,   // the AK's public area is missing, not a restricted fixedTPM signing
+                        // key, or not the key that signed the quote
+  kActivationFailed,    // the TPM did not return the credential's secret
 };
 // "bad-signature", "unknown-key", "not-a-quote", "nonce-mismatch", "pcr-mismatch",
-// "replay-mismatch", "disallowed-digest"; "ok" for kNone.
+// "replay-mismatch", "disallowed-digest", "untrusted-ek", "bad-attestation-key",
+// "activation-failed"; "ok" for kNone.
 std::string_view QuoteFailureName(QuoteFailure f);
 
 struct QuoteCheck {

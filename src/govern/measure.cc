@@ -71,7 +71,8 @@ Result<std::vector<AttestEvent>> Measurer::Events() const {
   return ReadEvents(options_.events_path);
 }
 
-Result<QuoteDocument> Measurer::Quote(std::vector<uint32_t> pcrs, const std::string& nonce) {
+Result<QuoteDocument> Measurer::Quote(std::vector<uint32_t> pcrs, const std::string& nonce,
+                                      bool with_ek) {
   if (pcrs.empty()) pcrs.push_back(options_.pcr);
   std::sort(pcrs.begin(), pcrs.end());
   pcrs.erase(std::unique(pcrs.begin(), pcrs.end()), pcrs.end());
@@ -87,6 +88,13 @@ Result<QuoteDocument> Measurer::Quote(std::vector<uint32_t> pcrs, const std::str
   q.attest = std::move(tq.attest);
   q.signature = std::move(tq.signature);
   q.ak_public_pem = std::move(tq.ak_public_pem);
+  q.ak_tpm_public = std::move(tq.ak_tpm_public);
+  if (with_ek) {
+    VIGIL_ASSIGN_OR_RETURN(const std::string der, tpm_->ReadEkCertificate());
+    VIGIL_ASSIGN_OR_RETURN(const EkCertificate ek,
+                           ParseEkCertificate(der, "the TPM's EK certificate (NV 0x01c00002)"));
+    q.ek_certificate_pem = EkCertificatePem(ek);
+  }
   return q;
 }
 

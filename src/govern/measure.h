@@ -38,8 +38,10 @@ class Measurer {
   core::Status Measure(AttestEvent event);
 
   // A quote over `pcrs` (the measured PCR when empty) with the current event list and the PCR
-  // values read after it, all under the lock.
-  core::Result<QuoteDocument> Quote(std::vector<uint32_t> pcrs, const std::string& nonce);
+  // values read after it, all under the lock. With `with_ek`, the document also carries the TPM's
+  // EK certificate (kNotFound when the TPM has none), for a verifier that ties the AK to the EK.
+  core::Result<QuoteDocument> Quote(std::vector<uint32_t> pcrs, const std::string& nonce,
+                                    bool with_ek = false);
 
   // The event list on disk ([] when there is none yet).
   core::Result<std::vector<AttestEvent>> Events() const;

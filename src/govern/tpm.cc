@@ -1,9 +1,5 @@
 #include "govern/tpm.h"
 
-#include <openssl/core_names.h>
-#include <openssl/evp.h>
-#include <openssl/param_build.h>
-#include <openssl/pem.h>
 #include <tss2/tss2_esys.h>
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_rc.h>
@@ -54,45 +50,47 @@ TPM2B_PUBLIC AkTemplate() {
   return t;
 }
 
-std::string Padded(const TPM2B_ECC_PARAMETER& v) {
-  std::string out(32 - std::min<size_t>(v.size, 32), '\0');
-  out.append(reinterpret_cast<const char*>(v.buffer), std::min<size_t>(v.size, 32));
-  return out;
+// The TCG EK Credential Profile's default RSA template (L-1): the EK a manufacturer certifies.
+TPM2B_PUBLIC EkTemplate() {
+  static constexpr uint8_t kPolicySecretEndorsement[32] = {
+      0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xb3, 0xf8, 0x1a, 0x90, 0xcc, 0x8d, 0x46, 0xa5, 0xd7, 0x24,
+      0xfd, 0x52, 0xd7, 0x6e, 0x06, 0x52, 0x0b, 0x64, 0xf2, 0xa1, 0xda, 0x1b, 0x33, 0x14, 0x69, 0xaa};
+  TPM2B_PUBLIC t{};
+  TPMT_PUBLIC& p = t.publicArea;
+  p.type = TPM2_ALG_RSA;
+  p.nameAlg = TPM2_ALG_SHA256;
+  p.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+                       TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_ADMINWITHPOLICY |
+                       TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT;
+  p.authPolicy.size = sizeof(kPolicySecretEndorsement);
+  std::memcpy(p.authPolicy.buffer, kPolicySecretEndorsement, sizeof(kPolicySecretEndorsement));
+  p.parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_AES;
+  p.parameters.rsaDetail.symmetric.keyBits.aes = 128;
+  p.parameters.rsaDetail.symmetric.mode.aes = TPM2_ALG_CFB;
+  p.parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
+  p.parameters.rsaDetail.keyBits = 2048;
+  p.parameters.rsaDetail.exponent = 0;
+  p.unique.rsa.size = 256;  // zeros
+  return t;
 }
 
-Result<std::string> EccPem(const TPMT_PUBLIC& pub) {
-  if (pub.type != TPM2_ALG_ECC || pub.parameters.eccDetail.curveID != TPM2_ECC_NIST_P256) {
-    return core::Internal("the TPM returned an attestation key that is not ECC P-256");
-  }
-  const std::string point =
-      std::string(1, '\x04') + Padded(pub.unique.ecc.x) + Padded(pub.unique.ecc.y);
-  OSSL_PARAM_BLD* bld = OSSL_PARAM_BLD_new();
-  OSSL_PARAM* params = nullptr;
-  EVP_PKEY_CTX* ctx = nullptr;
-  EVP_PKEY* key = nullptr;
-  BIO* bio = nullptr;
-  std::string pem;
-  char group[] = "prime256v1";
-  if (bld != nullptr &&
-      OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) == 1 &&
-      OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size()) ==
-          1 &&
-      (params = OSSL_PARAM_BLD_to_param(bld)) != nullptr &&
-      (ctx = EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr)) != nullptr &&
-      EVP_PKEY_fromdata_init(ctx) == 1 &&
-      EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_PUBLIC_KEY, params) == 1 &&
-      (bio = BIO_new(BIO_s_mem())) != nullptr && PEM_write_bio_PUBKEY(bio, key) == 1) {
-    char* data = nullptr;
-    const long len = BIO_get_mem_data(bio, &data);
-    if (len > 0) pem.assign(data, static_cast<size_t>(len));
-  }
-  BIO_free_all(bio);
-  EVP_PKEY_free(key);
-  EVP_PKEY_CTX_free(ctx);
-  OSSL_PARAM_free(params);
-  OSSL_PARAM_BLD_free(bld);
-  if (pem.empty()) return core::Internal("encoding the attestation key as PEM failed (OpenSSL)");
-  return pem;
+// Creates a primary key under the endorsement hierarchy.
+TSS2_RC CreateEndorsementPrimary(ESYS_CONTEXT* esys, const TPM2B_PUBLIC& tmpl, ESYS_TR* handle,
+                                 TPM2B_PUBLIC** out_public) {
+  TPM2B_SENSITIVE_CREATE sensitive{};
+  TPM2B_DATA outside{};
+  TPML_PCR_SELECTION creation_pcrs{};
+  TPM2B_CREATION_DATA* creation_data = nullptr;
+  TPM2B_DIGEST* creation_hash = nullptr;
+  TPMT_TK_CREATION* creation_ticket = nullptr;
+  const TSS2_RC rc = Esys_CreatePrimary(esys, ESYS_TR_RH_ENDORSEMENT, ESYS_TR_PASSWORD,
+                                        ESYS_TR_NONE, ESYS_TR_NONE, &sensitive, &tmpl, &outside,
+                                        &creation_pcrs, handle, out_public, &creation_data,
+                                        &creation_hash, &creation_ticket);
+  Esys_Free(creation_data);
+  Esys_Free(creation_hash);
+  Esys_Free(creation_ticket);
+  return rc;
 }
 
 }  // namespace
@@ -179,29 +177,8 @@ Result<TpmQuote> Tpm::Quote(const std::vector<uint32_t>& pcrs, const std::string
   for (uint32_t p : pcrs) {
     if (p > kMaxPcr) return core::InvalidArgument("PCR " + std::to_string(p) + " > 23");
   }
-  TPM2B_SENSITIVE_CREATE sensitive{};
-  const TPM2B_PUBLIC tmpl = AkTemplate();
-  TPM2B_DATA outside{};
-  TPML_PCR_SELECTION creation_pcrs{};
-  ESYS_TR ak = ESYS_TR_NONE;
-  TPM2B_PUBLIC* ak_public = nullptr;
-  TPM2B_CREATION_DATA* creation_data = nullptr;
-  TPM2B_DIGEST* creation_hash = nullptr;
-  TPMT_TK_CREATION* creation_ticket = nullptr;
-  VIGIL_RETURN_IF_ERROR(Check(
-      Esys_CreatePrimary(h_->esys, ESYS_TR_RH_ENDORSEMENT, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-                         ESYS_TR_NONE, &sensitive, &tmpl, &outside, &creation_pcrs, &ak,
-                         &ak_public, &creation_data, &creation_hash, &creation_ticket),
-      "TPM2_CreatePrimary (attestation key under the endorsement hierarchy)"));
-  Esys_Free(creation_data);
-  Esys_Free(creation_hash);
-  Esys_Free(creation_ticket);
-  auto pem = EccPem(ak_public->publicArea);
-  Esys_Free(ak_public);
-  if (!pem.has_value()) {
-    Esys_FlushContext(h_->esys, ak);
-    return pem.error();
-  }
+  AkPublic ak_public;
+  VIGIL_ASSIGN_OR_RETURN(const ESYS_TR ak, CreateAk(&ak_public));
 
   TPM2B_DATA qualifying{};
   qualifying.size = static_cast<UINT16>(nonce.size());
@@ -224,8 +201,130 @@ Result<TpmQuote> Tpm::Quote(const std::vector<uint32_t>& pcrs, const std::string
   Esys_Free(signature);
   VIGIL_RETURN_IF_ERROR(Check(mrc, "marshalling the quote's signature"));
   q.signature.assign(reinterpret_cast<const char*>(buf), len);
-  q.ak_public_pem = std::move(pem).value();
+  q.ak_public_pem = std::move(ak_public.pem);
+  q.ak_tpm_public = std::move(ak_public.tpm_public);
   return q;
+}
+
+Result<uint32_t> Tpm::CreateAk(AkPublic* ak) {
+  const TPM2B_PUBLIC tmpl = AkTemplate();
+  ESYS_TR handle = ESYS_TR_NONE;
+  TPM2B_PUBLIC* out = nullptr;
+  VIGIL_RETURN_IF_ERROR(
+      Check(CreateEndorsementPrimary(h_->esys, tmpl, &handle, &out),
+            "TPM2_CreatePrimary (attestation key under the endorsement hierarchy)"));
+  uint8_t buf[sizeof(TPM2B_PUBLIC)];
+  size_t len = 0;
+  const TSS2_RC mrc = Tss2_MU_TPM2B_PUBLIC_Marshal(out, buf, sizeof(buf), &len);
+  Esys_Free(out);
+  Result<AkPublic> parsed =
+      mrc == TSS2_RC_SUCCESS
+          ? ParseAkPublic(std::string_view(reinterpret_cast<const char*>(buf), len),
+                          "the TPM's attestation key")
+          : Result<AkPublic>(core::Internal("marshalling the attestation key's public area"));
+  if (!parsed.has_value()) {
+    Esys_FlushContext(h_->esys, handle);
+    return parsed.error();
+  }
+  *ak = std::move(parsed).value();
+  return handle;
+}
+
+Result<std::string> Tpm::ReadEkCertificate() {
+  ESYS_TR nv = ESYS_TR_NONE;
+  const TSS2_RC rc = Esys_TR_FromTPMPublic(h_->esys, kEkCertNvIndexRsa, ESYS_TR_NONE,
+                                           ESYS_TR_NONE, ESYS_TR_NONE, &nv);
+  if (rc != TSS2_RC_SUCCESS) {
+    return core::NotFound("TPM (" + tcti_ + "): no EK certificate in NV index 0x01c00002 (" +
+                          Tss2_RC_Decode(rc) + ")");
+  }
+  TPM2B_NV_PUBLIC* pub = nullptr;
+  TPM2B_NAME* name = nullptr;
+  VIGIL_RETURN_IF_ERROR(Check(
+      Esys_NV_ReadPublic(h_->esys, nv, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, &name),
+      "TPM2_NV_ReadPublic (EK certificate)"));
+  const size_t size = pub->nvPublic.dataSize;
+  Esys_Free(pub);
+  Esys_Free(name);
+  if (size == 0 || size > kMaxEkCertBytes) {
+    return core::Unavailable("TPM (" + tcti_ + "): the EK certificate's NV index holds " +
+                             std::to_string(size) + " bytes");
+  }
+  std::string out;
+  while (out.size() < size) {
+    const auto chunk = static_cast<UINT16>(std::min<size_t>(size - out.size(), 512));
+    TPM2B_MAX_NV_BUFFER* data = nullptr;
+    VIGIL_RETURN_IF_ERROR(Check(Esys_NV_Read(h_->esys, nv, nv, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+                                             ESYS_TR_NONE, chunk,
+                                             static_cast<UINT16>(out.size()), &data),
+                                "TPM2_NV_Read (EK certificate)"));
+    out.append(reinterpret_cast<const char*>(data->buffer), data->size);
+    const bool empty = data->size == 0;
+    Esys_Free(data);
+    if (empty) break;
+  }
+  return out;
+}
+
+Result<std::string> Tpm::ActivateCredential(const CredentialChallenge& challenge) {
+  TPM2B_ID_OBJECT blob{};
+  TPM2B_ENCRYPTED_SECRET secret{};
+  if (challenge.id_object.size() > sizeof(blob.credential) ||
+      challenge.encrypted_secret.size() > sizeof(secret.secret)) {
+    return core::InvalidArgument("the credential challenge is larger than the TPM's buffers");
+  }
+  blob.size = static_cast<UINT16>(challenge.id_object.size());
+  std::memcpy(blob.credential, challenge.id_object.data(), blob.size);
+  secret.size = static_cast<UINT16>(challenge.encrypted_secret.size());
+  std::memcpy(secret.secret, challenge.encrypted_secret.data(), secret.size);
+
+  AkPublic ak_public;
+  VIGIL_ASSIGN_OR_RETURN(const ESYS_TR ak, CreateAk(&ak_public));
+  ESYS_TR ek = ESYS_TR_NONE;
+  ESYS_TR session = ESYS_TR_NONE;
+  TPM2B_PUBLIC* ek_public = nullptr;
+  auto release = [&] {
+    Esys_Free(ek_public);
+    if (session != ESYS_TR_NONE) Esys_FlushContext(h_->esys, session);
+    if (ek != ESYS_TR_NONE) Esys_FlushContext(h_->esys, ek);
+    Esys_FlushContext(h_->esys, ak);
+  };
+  Status st = Check(CreateEndorsementPrimary(h_->esys, EkTemplate(), &ek, &ek_public),
+                    "TPM2_CreatePrimary (endorsement key, TCG template L-1)");
+  const TPMT_SYM_DEF none{.algorithm = TPM2_ALG_NULL, .keyBits = {}, .mode = {}};
+  if (st.ok()) {
+    st = Check(Esys_StartAuthSession(h_->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                     ESYS_TR_NONE, ESYS_TR_NONE, nullptr, TPM2_SE_POLICY, &none,
+                                     TPM2_ALG_SHA256, &session),
+               "TPM2_StartAuthSession (policy session for the EK)");
+  }
+  if (st.ok()) {
+    // Used once: the TPM flushes it after ActivateCredential succeeds.
+    st = Check(Esys_TRSess_SetAttributes(h_->esys, session, 0, TPMA_SESSION_CONTINUESESSION),
+               "Esys_TRSess_SetAttributes");
+  }
+  if (st.ok()) {
+    TPM2B_TIMEOUT* timeout = nullptr;
+    TPMT_TK_AUTH* ticket = nullptr;
+    st = Check(Esys_PolicySecret(h_->esys, ESYS_TR_RH_ENDORSEMENT, session, ESYS_TR_PASSWORD,
+                                 ESYS_TR_NONE, ESYS_TR_NONE, nullptr, nullptr, nullptr, 0,
+                                 &timeout, &ticket),
+               "TPM2_PolicySecret(TPM_RH_ENDORSEMENT)");
+    Esys_Free(timeout);
+    Esys_Free(ticket);
+  }
+  TPM2B_DIGEST* cert_info = nullptr;
+  if (st.ok()) {
+    st = Check(Esys_ActivateCredential(h_->esys, ak, ek, ESYS_TR_PASSWORD, session, ESYS_TR_NONE,
+                                       &blob, &secret, &cert_info),
+               "TPM2_ActivateCredential");
+    if (st.ok()) session = ESYS_TR_NONE;  // a policy session without continueSession is gone
+  }
+  release();
+  if (!st.ok()) return st;
+  std::string out(reinterpret_cast<const char*>(cert_info->buffer), cert_info->size);
+  Esys_Free(cert_info);
+  return out;
 }
 
 Result<std::string> Tpm::Random(size_t bytes) {

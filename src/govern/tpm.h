@@ -12,6 +12,11 @@
 // hierarchy must have an empty authorization value (the default; a TPM whose owner set one
 // refuses CreatePrimary with an authorization error, which is reported).
 //
+// The endorsement key (EK) is the primary key of the TCG default template L-1 (RSA 2048,
+// SHA-256, AES-128-CFB, policy PolicySecret(TPM_RH_ENDORSEMENT)), the key a manufacturer (or
+// swtpm_setup --create-ek-cert) certifies in NV index 0x01c00002; ActivateCredential() uses it to
+// prove that the AK lives in the same TPM (govern/credential.h).
+//
 // Not thread-safe: one Tpm per thread. Move-only.
 
 #include <cstdint>
@@ -22,6 +27,7 @@
 
 #include "core/status.h"
 #include "govern/attest.h"
+#include "govern/credential.h"
 
 namespace vigil::govern {
 
@@ -29,6 +35,7 @@ struct TpmQuote {
   std::string attest;     // marshalled TPMS_ATTEST (what was signed)
   std::string signature;  // marshalled TPMT_SIGNATURE
   std::string ak_public_pem;
+  std::string ak_tpm_public;  // the AK's marshalled TPM2B_PUBLIC
 };
 
 class Tpm {
@@ -47,6 +54,14 @@ class Tpm {
   core::Result<Sha256Digest> ReadPcr(uint32_t pcr);
   // `nonce`: kMinNonceBytes..kMaxNonceBytes bytes; `pcrs`: ascending sha256-bank indexes.
   core::Result<TpmQuote> Quote(const std::vector<uint32_t>& pcrs, const std::string& nonce);
+  // The EK certificate in NV index kEkCertNvIndexRsa (DER, possibly zero-padded);
+  // kNotFound when the TPM has none.
+  core::Result<std::string> ReadEkCertificate();
+  // TPM2_ActivateCredential: the AK as the object the credential is bound to, the EK (created
+  // from the default template) as the decrypting key under a PolicySecret(TPM_RH_ENDORSEMENT)
+  // session. Returns the secret; a challenge made for another EK or another AK is kUnavailable
+  // with the TPM's response code (an integrity or decryption failure).
+  core::Result<std::string> ActivateCredential(const CredentialChallenge& challenge);
   // Random bytes from the TPM (at most 32 per call are asked; loops as needed).
   core::Result<std::string> Random(size_t bytes);
 
@@ -56,6 +71,8 @@ class Tpm {
   struct Handles;
   explicit Tpm(std::string tcti);
   core::Status Check(uint32_t rc, const char* command) const;
+  // Creates the attestation key (the returned handle must be flushed) and its public area.
+  core::Result<uint32_t> CreateAk(AkPublic* ak);
 
   std::string tcti_;
   std::unique_ptr<Handles> h_;

@@ -256,6 +256,13 @@ core::Result<HubConfig> ParseHubConfig(std::string_view text, std::string_view s
                             if (k2 == "attestation_allowlist") {
                               return y.File(v2, p2, &c.fleet_allowlist);
                             }
+                            if (k2 == "attestation_ek_ca") return y.File(v2, p2, &c.fleet_ek_ca);
+                            if (k2 == "requote") {
+                              uint32_t seconds = 0;
+                              VIGIL_RETURN_IF_ERROR(y.Seconds(v2, p2, 86400, &seconds));
+                              c.server.fleet.requote_ms = int64_t{seconds} * 1000;
+                              return {};
+                            }
                             if (k2 != "trusted_keys") return Unknown();
                             if (!v2.IsSequence()) {
                               return y.At(v2, p2, "expected a list of public key files");

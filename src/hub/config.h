@@ -50,6 +50,10 @@ struct HubConfig {
   // fleet.attestation_allowlist: digests a registering agent's measurements must be in (loaded
   // by `vigil hub`); "": any. fleet.require_attestation goes to server.fleet directly.
   std::string fleet_allowlist;
+  // fleet.attestation_ek_ca: the trusted EK CA bundle (PEM) that ties agents' attestation keys
+  // to their TPMs (loaded by `vigil hub` into server.fleet.ek_ca_bundle); "": not done.
+  // fleet.requote goes to server.fleet.requote_ms directly.
+  std::string fleet_ek_ca;
 
   // Fills the empty paths from state_dir.
   void ResolvePaths();

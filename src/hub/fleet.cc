@@ -6,7 +6,9 @@
 #include <charconv>
 #include <map>
 
+#include "govern/credential.h"
 #include "govern/trust.h"
+#include "hub/fleet_attest.h"
 #include "hub/fleet_requests.h"
 #include "hub/internal/http_reply.h"
 
@@ -85,43 +87,49 @@ json Fleet::ArtifactJson(const ArtifactRow& a) {
           {"uploaded_ms", a.uploaded_ms}};
 }
 
-std::string Fleet::IssueNonce(const std::string& host) {
-  std::string bytes(32, '\0');
-  randombytes_buf(bytes.data(), bytes.size());
-  const int64_t now = NowMs();
-  std::lock_guard lock(nonce_mu_);
-  for (auto it = nonces_.begin(); it != nonces_.end();) {
-    it = it->second.second <= now ? nonces_.erase(it) : std::next(it);
+Fleet::Fleet(FleetOptions options, Store& store, audit::AuditLog& audit, const core::Clock& clock)
+    : options_(std::move(options)), store_(store), audit_(audit), clock_(clock),
+      key_(options_.attestation_key) {
+  if (key_.empty()) {
+    key_.resize(32);
+    randombytes_buf(key_.data(), key_.size());
   }
-  if (nonces_.size() >= 100'000) nonces_.clear();  // bounded: a flood only costs retries
-  nonces_[host] = {bytes, now + 300'000};
-  return govern::HexOf(bytes);
 }
 
-void Fleet::CheckQuote(const std::string& quote, AgentStatusRow* row) {
+std::string Fleet::IssueNonce(const std::string& host) {
+  return govern::HexOf(MintAttestNonce(key_, host, NowMs() + options_.nonce_ttl_ms));
+}
+
+std::optional<govern::QuoteDocument> Fleet::CheckQuote(const std::string& quote,
+                                                       const std::string& expected_ak_pem,
+                                                       AgentStatusRow* row) {
   row->attestation = "absent";
   row->attestation_reason.clear();
-  if (quote.empty()) return;
+  if (quote.empty()) return std::nullopt;
   row->attestation = "failed";
-  std::string nonce;
-  {
-    std::lock_guard lock(nonce_mu_);
-    auto it = nonces_.find(row->host);
-    if (it != nonces_.end() && it->second.second > NowMs()) nonce = it->second.first;
-    if (it != nonces_.end()) nonces_.erase(it);  // once
-  }
-  if (nonce.empty()) {
-    row->attestation_reason = "no nonce issued to this host or it expired (GET /v1/agents/nonce)";
-    return;
-  }
   auto doc = govern::ParseQuoteDocument(quote, "attestation");
   if (!doc.has_value()) {
     row->attestation_reason = doc.error().message();
-    return;
+    return std::nullopt;
+  }
+  // The nonce: minted by a hub instance with our key for this host, not expired, not used yet.
+  const int64_t now = NowMs();
+  auto expires = CheckAttestNonce(key_, row->host, doc->nonce, now);
+  if (!expires.has_value()) {
+    row->attestation_reason = expires.error().message();
+    return std::nullopt;
+  }
+  auto fresh = store_.UseNonce(govern::HexOf(doc->nonce), *expires, now);
+  if (!fresh.has_value() || !*fresh) {
+    row->attestation_reason = fresh.has_value()
+                                  ? "the quote's nonce was already used (a replayed quote)"
+                                  : fresh.error().message();
+    return std::nullopt;
   }
   govern::QuoteCheckOptions o;
-  o.nonce = nonce;
+  o.nonce = doc->nonce;
   o.allowed = options_.allowlist;
+  o.expected_ak_pem = expected_ak_pem;
   auto check = govern::VerifyQuote(*doc, o);
   if (!check.has_value()) {
     row->attestation_reason = check.error().message();
@@ -130,7 +138,104 @@ void Fleet::CheckQuote(const std::string& quote, AgentStatusRow* row) {
         std::string(govern::QuoteFailureName(check->failure)) + ": " + check->detail;
   } else {
     row->attestation = "verified";
+    return std::move(doc).value();
   }
+  return std::nullopt;
+}
+
+json Fleet::Challenge(const govern::QuoteDocument& q, int64_t now, AgentStatusRow* row) {
+  if (options_.ek_ca_bundle.empty()) {
+    AttestedKeyRow k{row->host, "", q.ak_public_pem, "", now, now};
+    if (core::Status st = store_.PutAttestedKey(k); !st.ok()) {
+      row->attestation = "failed";
+      row->attestation_reason = st.message();
+    }
+    return nullptr;
+  }
+  row->attestation = "failed";
+  auto b = govern::CheckEkBinding(q, options_.ek_ca_bundle, options_.ek_ca_source);
+  if (!b.has_value()) {
+    row->attestation_reason = b.error().message();
+    return nullptr;
+  }
+  if (!b->ok()) {
+    row->attestation_reason =
+        std::string(govern::QuoteFailureName(b->failure)) + ": " + b->detail;
+    return nullptr;
+  }
+  std::string secret(govern::kCredentialSecretBytes, '\0');
+  randombytes_buf(secret.data(), secret.size());
+  auto c = govern::MakeCredential(b->ek, b->ak.name, secret);
+  const std::string secret_sha256 = govern::HexOf(govern::Sha256Of(secret));
+  sodium_memzero(secret.data(), secret.size());
+  if (!c.has_value()) {
+    row->attestation_reason = c.error().message();
+    return nullptr;
+  }
+  ChallengeClaims claims;
+  claims.host = row->host;
+  claims.ak_name = govern::HexOf(b->ak.name);
+  claims.ak_public = b->ak.pem;
+  claims.ek_sha256 = b->ek.sha256;
+  claims.expires_ms = now + options_.nonce_ttl_ms;
+  claims.secret_sha256 = secret_sha256;
+  row->attestation = "challenged";
+  row->attestation_reason = "quote verified; the hub waits for the agent to activate the "
+                            "credential made for its EK (" + b->ek.subject + ")";
+  return {{"credential_blob", govern::HexOf(c->id_object)},
+          {"encrypted_secret", govern::HexOf(c->encrypted_secret)},
+          {"token", MintChallengeToken(key_, claims)}};
+}
+
+std::string Fleet::Requote(const AgentReport& report, AgentStatusRow* row) {
+  if (options_.requote_ms <= 0) return "";
+  auto key = store_.AttestedKey(row->host);
+  // Never attested (or unreadable), or attested before its latest registration, which did not
+  // attest again: nothing to renew (a new registration must attest).
+  if (!key.has_value() || key->trusted_ms < row->registered_ms) return "";
+  const int64_t now = NowMs();
+  const std::string before = row->attestation;
+  if (!report.quote.empty()) {
+    if (CheckQuote(report.quote, key->ak_public, row)) {
+      key->quoted_ms = now;
+      if (core::Status st = store_.PutAttestedKey(*key); !st.ok()) {
+        row->attestation = "failed";
+        row->attestation_reason = st.message();
+      }
+    }
+  } else if (row->attestation == "verified" &&
+             now - key->quoted_ms > options_.requote_ms + options_.nonce_ttl_ms) {
+    row->attestation = "failed";
+    row->attestation_reason = "no fresh quote for " +
+                              std::to_string((now - key->quoted_ms) / 1000) +
+                              " s (fleet.requote asks for one every " +
+                              std::to_string(options_.requote_ms / 1000) + " s)";
+  }
+  if (!report.quote.empty() || row->attestation != before) {
+    if (core::Status st = store_.SetAttestation(row->host, row->attestation,
+                                                row->attestation_reason);
+        !st.ok()) {
+      row->attestation = "failed";
+      row->attestation_reason = st.message();
+    }
+  }
+  return now - key->quoted_ms >= options_.requote_ms ? IssueNonce(row->host) : "";
+}
+
+json Fleet::EnforceJson(const AgentStatusRow& row) const {
+  if (!options_.require_attestation) {
+    return {{"allowed", true}, {"reason", "the hub does not require attestation"}};
+  }
+  const bool verified = row.attestation == "verified";
+  std::string reason =
+      verified ? (options_.ek_ca_bundle.empty()
+                      ? "attestation verified"
+                      : "attestation verified; the attestation key is tied to a trusted EK")
+      : row.attestation == "failed"     ? "attestation failed: " + row.attestation_reason
+      : row.attestation == "challenged" ? "attestation pending: " + row.attestation_reason
+                                        : std::string("the hub requires attestation and this "
+                                                      "agent registered without a quote");
+  return {{"allowed", verified}, {"reason", std::move(reason)}};
 }
 
 core::Status Fleet::Audit(audit::RecordType type, json payload) {
@@ -141,7 +246,7 @@ core::Status Fleet::Audit(audit::RecordType type, json payload) {
 
 void Fleet::Routes(httplib::Server& s, const Authorizer& authorize) {
   // The answer to a register or heartbeat: the updates the agent's group is to run.
-  auto answer = [this](const AgentStatusRow& row, const AgentReport& report,
+  auto answer = [this](const AgentStatusRow& row, const AgentReport& report, json attestation,
                        httplib::Response& r) {
     const std::string& group = row.group;
     auto rollouts = store_.Rollouts();
@@ -157,22 +262,14 @@ void Fleet::Routes(httplib::Server& s, const Authorizer& authorize) {
                          {"artifact", "/v1/artifacts/" + target->digest},
                          {"signature", "/v1/artifacts/" + target->digest + "/signature"}});
     }
-    json enforce = {{"allowed", true}, {"reason", "the hub does not require attestation"}};
-    if (options_.require_attestation) {
-      const bool verified = row.attestation == "verified";
-      enforce = {{"allowed", verified},
-                 {"reason", verified ? "attestation verified"
-                            : row.attestation == "failed"
-                                ? "attestation failed: " + row.attestation_reason
-                                : std::string("the hub requires attestation and this agent "
-                                              "registered without a quote")}};
-    }
+    attestation["state"] = row.attestation;
+    attestation["reason"] = row.attestation_reason;
     Reply(r, 200,
           {{"schema_version", kHubSchemaVersion},
            {"host", report.host},
            {"group", group},
-           {"attestation", {{"state", row.attestation}, {"reason", row.attestation_reason}}},
-           {"enforce", std::move(enforce)},
+           {"attestation", std::move(attestation)},
+           {"enforce", EnforceJson(row)},
            {"updates", std::move(updates)}});
   };
 
@@ -188,9 +285,75 @@ void Fleet::Routes(httplib::Server& s, const Authorizer& authorize) {
     row.mode = report->mode;
     row.vigil_version = report->vigil_version;
     row.status_json = StatusJson(*report, false);
-    CheckQuote(report->quote, &row);
-    if (core::Status st = store_.RegisterAgent(row, NowMs()); !st.ok()) return ReplyStatus(r, st);
-    answer(row, *report, r);
+    json attestation = json::object();
+    const int64_t now = NowMs();
+    if (auto doc = CheckQuote(report->quote, "", &row)) {
+      if (json ch = Challenge(*doc, now, &row); !ch.is_null()) {
+        attestation["challenge"] = std::move(ch);
+      }
+    }
+    if (core::Status st = store_.RegisterAgent(row, now); !st.ok()) return ReplyStatus(r, st);
+    answer(row, *report, std::move(attestation), r);
+  });
+
+  s.Post("/v1/agents/activate", [=, this](const httplib::Request& q, httplib::Response& r) {
+    Caller c;
+    if (!authorize(q, r, Role::kAgent, &c)) return;
+    auto req = ParseActivateRequest(q.body);
+    if (!req.has_value()) return ReplyStatus(r, req.error());
+    if (!OwnsHost(c, req->host, r)) return;
+    const int64_t now = NowMs();
+    AgentStatusRow row;
+    row.host = req->host;
+    row.attestation = "failed";
+    // A token that is not ours, expired, for another host or used already changes nothing; a
+    // wrong secret fails the host's attestation.
+    bool judged = false;
+    auto claims = CheckChallengeToken(key_, req->token, now);
+    if (!claims.has_value()) {
+      row.attestation_reason = claims.error().message();
+    } else if (claims->host != req->host) {
+      row.attestation_reason = "challenge token: issued to another host";
+    } else {
+      auto fresh = store_.UseNonce(
+          "challenge:" + govern::HexOf(govern::Sha256Of(req->token)), claims->expires_ms, now);
+      if (!fresh.has_value()) return ReplyStatus(r, fresh.error());
+      judged = *fresh;
+      if (!*fresh) {
+        row.attestation_reason = "challenge token: already used (a replayed activation)";
+      } else if (govern::HexOf(govern::Sha256Of(req->secret)) != claims->secret_sha256) {
+        row.attestation_reason =
+            "activation-failed: the secret is not the credential's: the attestation key is not "
+            "in the TPM of the EK certificate";
+      } else {
+        AttestedKeyRow k{req->host, claims->ak_name, claims->ak_public, claims->ek_sha256, now,
+                         now};
+        if (core::Status st = store_.PutAttestedKey(k); !st.ok()) return ReplyStatus(r, st);
+        row.attestation = "verified";
+        row.attestation_reason = "attestation key " + claims->ak_name +
+                                 " is tied to the EK certificate sha256:" + claims->ek_sha256;
+      }
+      if (judged) {
+        core::Status st = Audit(audit::RecordType::kAccessGrant,
+                                {{"action", row.attestation == "verified"
+                                                ? "attestation-key-trusted"
+                                                : "attestation-key-refused"},
+                                 {"host", row.host},
+                                 {"ak_name", claims->ak_name},
+                                 {"ek_sha256", claims->ek_sha256},
+                                 {"reason", row.attestation_reason}});
+        if (!st.ok()) return ReplyStatus(r, st);
+      }
+    }
+    if (judged) {
+      core::Status st = store_.SetAttestation(row.host, row.attestation, row.attestation_reason);
+      if (!st.ok()) return ReplyStatus(r, st);
+    }
+    Reply(r, row.attestation == "verified" ? 200 : 422,
+          {{"schema_version", kHubSchemaVersion},
+           {"host", row.host},
+           {"attestation", {{"state", row.attestation}, {"reason", row.attestation_reason}}},
+           {"enforce", EnforceJson(row)}});
   });
 
   s.Get("/v1/agents/nonce", [=, this](const httplib::Request& q, httplib::Response& r) {
@@ -207,7 +370,11 @@ void Fleet::Routes(httplib::Server& s, const Authorizer& authorize) {
     if (!OwnsHost(c, report->host, r)) return;
     auto row = store_.Heartbeat(report->host, report->mode, StatusJson(*report, true), NowMs());
     if (!row.has_value()) return ReplyStatus(r, row.error());
-    answer(*row, *report, r);
+    json attestation = json::object();
+    if (std::string nonce = Requote(*report, &*row); !nonce.empty()) {
+      attestation["quote_nonce"] = std::move(nonce);
+    }
+    answer(*row, *report, std::move(attestation), r);
   });
 
   s.Get("/v1/agents", [=, this](const httplib::Request& q, httplib::Response& r) {

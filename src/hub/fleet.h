@@ -4,6 +4,7 @@
 //
 //   GET  /v1/agents/nonce                                            agent
 //   POST /v1/agents/register, /v1/agents/heartbeat                   agent (its own host)
+//   POST /v1/agents/activate                                         agent (its own host)
 //   GET  /v1/agents                                                  admin
 //   POST /v1/artifacts (multipart: kind, file, signature)            admin
 //   GET  /v1/artifacts                                               admin
@@ -31,6 +32,7 @@
 #include "govern/attest.h"
 #include "govern/minisign.h"
 #include "hub/auth.h"
+#include "hub/fleet_requests.h"
 #include "hub/store.h"
 
 namespace httplib {
@@ -48,6 +50,20 @@ struct FleetOptions {
   // (over a nonce from GET /v1/agents/nonce; with `allowlist`, every measured digest in it).
   bool require_attestation = false;
   std::optional<std::set<govern::Sha256Digest>> allowlist;
+  // Trusted EK CA bundle (PEM; fleet.attestation_ek_ca). Set: a quote must carry an EK
+  // certificate that chains to it, and the agent must activate a credential made for that EK and
+  // its attestation key (POST /v1/agents/activate) before its attestation is "verified".
+  std::string ek_ca_bundle;
+  std::string ek_ca_source;  // the bundle's file, for messages
+  // Signs nonces and challenge tokens (hub/fleet_attest.h); `vigil hub` derives it from the token
+  // key, which every instance of one hub shares. "": a random key for this instance only.
+  std::string attestation_key;
+  // fleet.requote: > 0: a heartbeat answer hands out a nonce when the agent's latest verified
+  // quote is this old; the agent's next heartbeat carries a quote over it, which must be signed by
+  // the key the host attested with. A verified agent without a fresh quote for requote_ms +
+  // nonce_ttl_ms is "failed". 0: quotes at registration only.
+  int64_t requote_ms = 0;
+  int64_t nonce_ttl_ms = 300'000;  // nonces and challenges expire after this
 };
 
 // Checks the bearer token for a role; on failure it has answered (401/403) and returns false.
@@ -62,8 +78,7 @@ const RolloutRow* RolloutFor(const std::vector<RolloutRow>& rollouts, const std:
 class Fleet {
  public:
   // Everything passed in must outlive the fleet.
-  Fleet(FleetOptions options, Store& store, audit::AuditLog& audit, const core::Clock& clock)
-      : options_(std::move(options)), store_(store), audit_(audit), clock_(clock) {}
+  Fleet(FleetOptions options, Store& store, audit::AuditLog& audit, const core::Clock& clock);
 
   void Routes(httplib::Server& s, const Authorizer& authorize);
 
@@ -73,18 +88,30 @@ class Fleet {
  private:
   int64_t NowMs() const { return clock_.NowUnixNanos() / 1'000'000; }
   core::Status Audit(audit::RecordType type, nlohmann::json payload);
-  // A fresh nonce for `host` (hex), valid for 5 minutes and once.
+  // A fresh nonce for `host` (hex), valid for options_.nonce_ttl_ms and once (any instance).
   std::string IssueNonce(const std::string& host);
-  // Checks a registration's quote: sets row->attestation ("absent", "verified", "failed") and
-  // row->attestation_reason.
-  void CheckQuote(const std::string& quote, AgentStatusRow* row);
+  // Checks a quote over one of our nonces, signed by `expected_ak_pem` when set: sets
+  // row->attestation ("absent", "verified", "failed") and row->attestation_reason; returns the
+  // document when it verified.
+  std::optional<govern::QuoteDocument> CheckQuote(const std::string& quote,
+                                                  const std::string& expected_ak_pem,
+                                                  AgentStatusRow* row);
+  // After a verified registration quote: with an EK CA, the credential challenge for the agent
+  // (row "challenged", or "failed" when its EK or AK is not acceptable); without, records the
+  // quote's key as the host's attested key (trusted at `now`, the registration's time). Returns
+  // the challenge JSON (null when none).
+  nlohmann::json Challenge(const govern::QuoteDocument& q, int64_t now, AgentStatusRow* row);
+  // At a heartbeat, with options_.requote_ms: checks the quote it carries (or how old the last
+  // one is) and returns a nonce to hand out when a new quote is due ("" otherwise).
+  std::string Requote(const AgentReport& report, AgentStatusRow* row);
+  // The answer on enforce mode for an agent in `row`'s attestation state.
+  nlohmann::json EnforceJson(const AgentStatusRow& row) const;
 
   const FleetOptions options_;
   Store& store_;
   audit::AuditLog& audit_;
   const core::Clock& clock_;
-  std::mutex nonce_mu_;
-  std::map<std::string, std::pair<std::string, int64_t>> nonces_;  // host -> (nonce, expiry ms)
+  std::string key_;  // options_.attestation_key or a random one
 };
 
 }  // namespace vigil::hub

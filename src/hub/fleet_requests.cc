@@ -77,6 +77,24 @@ core::Status ReportFields(const json& o, AgentReport* r) {
   return AppliedField(o, "model", &r->model);
 }
 
+core::Status QuoteField(const json& o, std::string* out) {
+  if (auto it = o.find("attestation"); it != o.end() && !it->is_null()) {
+    if (!it->is_string() || it->get_ref<const std::string&>().empty() ||
+        it->get_ref<const std::string&>().size() > (size_t{1} << 20)) {
+      return Invalid("attestation", "expected a quote document (a string of 1 byte..1 MiB)");
+    }
+    *out = it->get<std::string>();
+  }
+  return {};
+}
+
+bool IsHex(std::string_view s) {
+  for (const char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) return false;
+  }
+  return true;
+}
+
 core::Result<json> JsonObject(std::string_view body) {
   json j = json::parse(body, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Invalid("body", "expected a JSON object");
@@ -119,13 +137,7 @@ core::Result<AgentReport> ParseRegisterRequest(std::string_view body) {
     if (!it->is_boolean()) return Invalid("enforce_wanted", "expected true or false");
     r.enforce_wanted = it->get<bool>();
   }
-  if (auto it = o.find("attestation"); it != o.end() && !it->is_null()) {
-    if (!it->is_string() || it->get_ref<const std::string&>().empty() ||
-        it->get_ref<const std::string&>().size() > (size_t{1} << 20)) {
-      return Invalid("attestation", "expected a quote document (a string of 1 byte..1 MiB)");
-    }
-    r.quote = it->get<std::string>();
-  }
+  VIGIL_RETURN_IF_ERROR(QuoteField(o, &r.quote));
   return r;
 }
 
@@ -157,6 +169,28 @@ core::Result<AgentReport> ParseHeartbeatRequest(std::string_view body) {
     VIGIL_RETURN_IF_ERROR(TextField(*it, "refusal.", "reason", 1, 1024, true, &f.reason));
     VIGIL_RETURN_IF_ERROR(CountField(*it, "refusal.", "time_ms", &f.time_ms));
     r.refusal = std::move(f);
+  }
+  VIGIL_RETURN_IF_ERROR(QuoteField(o, &r.quote));
+  return r;
+}
+
+core::Result<ActivateRequest> ParseActivateRequest(std::string_view body) {
+  VIGIL_ASSIGN_OR_RETURN(const json o, JsonObject(body));
+  ActivateRequest r;
+  auto host = o.find("host");
+  if (host == o.end()) return Invalid("host", "missing");
+  if (!host->is_string() || !ValidHostId(host->get_ref<const std::string&>())) {
+    return Invalid("host", "expected 1..253 bytes of [A-Za-z0-9._:-]");
+  }
+  r.host = host->get<std::string>();
+  VIGIL_RETURN_IF_ERROR(TextField(o, "", "token", 1, 8192, true, &r.token));
+  std::string secret;
+  VIGIL_RETURN_IF_ERROR(TextField(o, "", "secret", 2, 64, true, &secret));
+  if (secret.size() % 2 != 0 || !IsHex(secret)) {
+    return Invalid("secret", "expected 1..32 bytes as hex digits");
+  }
+  for (size_t i = 0; i < secret.size(); i += 2) {
+    r.secret.push_back(static_cast<char>(std::stoi(secret.substr(i, 2), nullptr, 16)));
   }
   return r;
 }

@@ -39,8 +39,17 @@ struct AgentReport {
   std::string group;          // 1..64 bytes of [A-Za-z0-9._-]; absent: "default"
   std::string vigil_version;  // 1..64 printable bytes
   bool enforce_wanted = false;
-  std::string quote;  // a TPM quote document (govern::EncodeQuoteDocument) over the hub's
-                      // nonce; "" when the agent has none
+  // Register and heartbeat: a TPM quote document (govern::EncodeQuoteDocument) over a nonce
+  // from the hub; "" when the agent sends none.
+  std::string quote;
+};
+
+// POST /v1/agents/activate: the secret the agent's TPM released from the hub's credential
+// challenge (docs/attestation.md, "The hub").
+struct ActivateRequest {
+  std::string host;
+  std::string token;   // the challenge token from the register answer, 1..8192 printable bytes
+  std::string secret;  // bytes (1..32), sent as hex
 };
 
 struct RolloutRequest {
@@ -52,6 +61,7 @@ struct RolloutRequest {
 core::Result<AgentReport> ParseRegisterRequest(std::string_view body);
 core::Result<AgentReport> ParseHeartbeatRequest(std::string_view body);
 core::Result<RolloutRequest> ParseRolloutRequest(std::string_view body);
+core::Result<ActivateRequest> ParseActivateRequest(std::string_view body);
 
 bool ValidGroupName(std::string_view s);
 // 64 lowercase hex digits, after an optional "sha256:" prefix (stripped into *out).

@@ -128,8 +128,20 @@ struct RolloutRow {
   int64_t promoted_ms = 0;
 };
 
+// Schema version 3: attestation (docs/attestation.md, "The hub"). The attestation key a host
+// proved to hold: tied to a trusted EK by credential activation (ek_sha256 set) or, without an EK
+// CA, the key of its first verified quote. Later quotes of the host must be signed by it.
+struct AttestedKeyRow {
+  std::string host;
+  std::string ak_name;    // hex TPM name (nameAlg || SHA-256 of TPMT_PUBLIC); "" without an EK
+  std::string ak_public;  // PEM
+  std::string ek_sha256;  // hex SHA-256 of the EK certificate (DER); "" without an EK
+  int64_t trusted_ms = 0;  // when it was tied (activation) or first seen
+  int64_t quoted_ms = 0;   // its latest verified quote
+};
+
 // The schema version this hub writes; older databases are migrated in place at Open.
-inline constexpr int kHubSchemaVersionNumber = 2;
+inline constexpr int kHubSchemaVersionNumber = 3;
 
 // Adjudicated incidents per rule or model that fired in them.
 struct AdjudicationCount {
@@ -204,8 +216,21 @@ class Store {
                                                   int64_t now_ms) = 0;
   virtual core::Result<std::vector<RolloutRow>> Rollouts() = 0;  // newest first
 
+  // Attestation (schema version 3). Records `nonce` (a hub attestation nonce or challenge token
+  // digest, hex) as used until `expires_ms`; false when it was already used (a replay), whichever
+  // hub instance saw it first. Entries past their expiry are dropped.
+  virtual core::Result<bool> UseNonce(const std::string& nonce, int64_t expires_ms,
+                                      int64_t now_ms) = 0;
+  // Sets a registered agent's attestation state and reason (no-op for an unknown host).
+  virtual core::Status SetAttestation(const std::string& host, const std::string& state,
+                                      const std::string& reason) = 0;
+  // Stores (or replaces) the host's attested key.
+  virtual core::Status PutAttestedKey(const AttestedKeyRow& k) = 0;
+  // kNotFound when the host has none.
+  virtual core::Result<AttestedKeyRow> AttestedKey(const std::string& host) = 0;
+
   // Rows of one of the tables agents, messages, incidents, alerts, escalations, agent_status,
-  // artifacts, rollouts.
+  // artifacts, rollouts, attestation_nonces, attested_keys.
   virtual core::Result<int64_t> Count(const char* table) = 0;
 
  protected:

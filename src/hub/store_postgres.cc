@@ -73,6 +73,15 @@ CREATE TABLE IF NOT EXISTS rollouts (
   promoted_ms BIGINT NOT NULL DEFAULT 0);
 )sql";
 
+// Version 3 (attestation: docs/attestation.md), applied after version 2.
+constexpr const char* kPgSchemaV3 = R"sql(
+CREATE TABLE IF NOT EXISTS attestation_nonces (
+  nonce TEXT PRIMARY KEY, expires_ms BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS attested_keys (
+  host TEXT PRIMARY KEY, ak_name TEXT NOT NULL, ak_public TEXT NOT NULL,
+  ek_sha256 TEXT NOT NULL, trusted_ms BIGINT NOT NULL, quoted_ms BIGINT NOT NULL);
+)sql";
+
 // PostgreSQL's text type cannot hold NUL: such characters (a JSON "\u0000") are stored as
 // U+FFFD. Everything else is stored as given (the strings are valid UTF-8: they come from JSON).
 std::string PgText(const std::string& s) {
@@ -209,6 +218,12 @@ class PostgresStore final : public Store {
   core::Result<RolloutRow> PromoteRollout(int64_t id, const std::string& who,
                                           int64_t now_ms) override;
   core::Result<std::vector<RolloutRow>> Rollouts() override;
+  core::Result<bool> UseNonce(const std::string& nonce, int64_t expires_ms,
+                              int64_t now_ms) override;
+  core::Status SetAttestation(const std::string& host, const std::string& state,
+                              const std::string& reason) override;
+  core::Status PutAttestedKey(const AttestedKeyRow& k) override;
+  core::Result<AttestedKeyRow> AttestedKey(const std::string& host) override;
   core::Result<int64_t> Count(const char* table) override;
 
  private:
@@ -277,9 +292,10 @@ core::Status PostgresStore::CreateSchema() {
   auto done = Run("creating the schema", [](pqxx::work& w) -> core::Result<int> {
     w.exec_params("SELECT pg_advisory_xact_lock($1::bigint)", kPgSchemaLockKey);
     const pqxx::result has = w.exec("SELECT to_regclass('hub_schema') IS NOT NULL");
+    int version = 0;
     if (has[0][0].as<bool>()) {
       const pqxx::result v = w.exec("SELECT MAX(version) FROM hub_schema");
-      const int version = v[0][0].is_null() ? 0 : v[0][0].as<int>();
+      version = v[0][0].is_null() ? 0 : v[0][0].as<int>();
       if (version > kPostgresSchemaVersion) {
         return core::FailedPrecondition(
             "the database has hub schema version " + std::to_string(version) +
@@ -291,7 +307,8 @@ core::Status PostgresStore::CreateSchema() {
     } else {
       w.exec(kPgSchema);
     }
-    w.exec(kPgSchemaV2);
+    if (version < 2) w.exec(kPgSchemaV2);
+    if (version < 3) w.exec(kPgSchemaV3);
     w.exec("DELETE FROM hub_schema");
     w.exec_params("INSERT INTO hub_schema (version) VALUES ($1)", kPostgresSchemaVersion);
     return kPostgresSchemaVersion;
@@ -817,6 +834,57 @@ core::Result<std::vector<RolloutRow>> PostgresStore::Rollouts() {
       out.push_back(internal::RolloutFrom(PgRow(row)));
     }
     return out;
+  });
+}
+
+core::Result<bool> PostgresStore::UseNonce(const std::string& nonce, int64_t expires_ms,
+                                           int64_t now_ms) {
+  return Run("recording a nonce", [&](pqxx::work& w) -> core::Result<bool> {
+    w.exec_params("DELETE FROM attestation_nonces WHERE expires_ms <= $1::bigint", now_ms);
+    const pqxx::result r = w.exec_params(
+        "INSERT INTO attestation_nonces (nonce, expires_ms) VALUES ($1, $2::bigint) "
+        "ON CONFLICT (nonce) DO NOTHING RETURNING 1",
+        PgText(nonce), expires_ms);
+    return !r.empty();
+  });
+}
+
+core::Status PostgresStore::SetAttestation(const std::string& host, const std::string& state,
+                                           const std::string& reason) {
+  auto done = Run("recording an attestation", [&](pqxx::work& w) -> core::Result<bool> {
+    w.exec_params(
+        "UPDATE agent_status SET attestation = $2, attestation_reason = $3 WHERE host = $1",
+        PgText(host), PgText(state), PgText(reason));
+    return true;
+  });
+  if (!done.has_value()) return done.error();
+  return {};
+}
+
+core::Status PostgresStore::PutAttestedKey(const AttestedKeyRow& k) {
+  auto done = Run("recording an attested key", [&](pqxx::work& w) -> core::Result<bool> {
+    w.exec_params(
+        "INSERT INTO attested_keys (host, ak_name, ak_public, ek_sha256, trusted_ms, quoted_ms) "
+        "VALUES ($1, $2, $3, $4, $5::bigint, $6::bigint) ON CONFLICT (host) DO UPDATE SET "
+        "ak_name = $2, ak_public = $3, ek_sha256 = $4, trusted_ms = $5::bigint, "
+        "quoted_ms = $6::bigint",
+        PgText(k.host), PgText(k.ak_name), PgText(k.ak_public), PgText(k.ek_sha256),
+        k.trusted_ms, k.quoted_ms);
+    return true;
+  });
+  if (!done.has_value()) return done.error();
+  return {};
+}
+
+core::Result<AttestedKeyRow> PostgresStore::AttestedKey(const std::string& host) {
+  return Run("reading an attested key", [&](pqxx::work& w) -> core::Result<AttestedKeyRow> {
+    const pqxx::result r = w.exec_params(
+        "SELECT host, ak_name, ak_public, ek_sha256, trusted_ms, quoted_ms FROM attested_keys "
+        "WHERE host = $1",
+        PgText(host));
+    if (r.empty()) return core::NotFound("host " + host + ": no attested key");
+    const PgRow row(r[0]);
+    return AttestedKeyRow{row.T(0), row.T(1), row.T(2), row.T(3), row.I(4), row.I(5)};
   });
 }
 

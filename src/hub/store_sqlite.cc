@@ -64,6 +64,17 @@ DELETE FROM hub_schema;
 INSERT INTO hub_schema (version) VALUES (2);
 )sql";
 
+// Version 3 (attestation: docs/attestation.md), applied after version 2.
+constexpr const char* kSqliteSchemaV3 = R"sql(
+CREATE TABLE IF NOT EXISTS attestation_nonces (
+  nonce TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS attested_keys (
+  host TEXT PRIMARY KEY, ak_name TEXT NOT NULL, ak_public TEXT NOT NULL,
+  ek_sha256 TEXT NOT NULL, trusted_ms INTEGER NOT NULL, quoted_ms INTEGER NOT NULL);
+DELETE FROM hub_schema;
+INSERT INTO hub_schema (version) VALUES (3);
+)sql";
+
 // Bytes bound as a BLOB.
 struct Blob {
   const std::string& bytes;
@@ -198,7 +209,8 @@ core::Status SqliteStore::Migrate() {
   }
   if (version == kHubSchemaVersionNumber) return {};
   if (version < 1) VIGIL_RETURN_IF_ERROR(Exec(kSqliteSchema));
-  VIGIL_RETURN_IF_ERROR(Exec(kSqliteSchemaV2));
+  if (version < 2) VIGIL_RETURN_IF_ERROR(Exec(kSqliteSchemaV2));
+  if (version < 3) VIGIL_RETURN_IF_ERROR(Exec(kSqliteSchemaV3));
   if (!txn.Commit()) return Fail("commit");
   return {};
 }
@@ -645,6 +657,56 @@ core::Result<std::vector<RolloutRow>> SqliteStore::Rollouts() {
   while (q.Next()) out.push_back(internal::RolloutFrom(q));
   if (!q.ok()) return Fail("listing rollouts");
   return out;
+}
+
+core::Result<bool> SqliteStore::UseNonce(const std::string& nonce, int64_t expires_ms,
+                                         int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  WriteTxn txn(db_);
+  if (!txn.open()) return Fail("begin");
+  Sql gc(db_, "DELETE FROM attestation_nonces WHERE expires_ms <= ?1");
+  gc.Bind(now_ms);
+  gc.Next();
+  if (!gc.ok()) return Fail("dropping expired nonces");
+  Sql q(db_, "INSERT OR IGNORE INTO attestation_nonces (nonce, expires_ms) VALUES (?1, ?2)");
+  q.Bind(nonce, expires_ms);
+  q.Next();
+  if (!q.ok()) return Fail("recording a nonce");
+  const bool fresh = sqlite3_changes(db_) != 0;
+  if (!txn.Commit()) return Fail("commit");
+  return fresh;
+}
+
+core::Status SqliteStore::SetAttestation(const std::string& host, const std::string& state,
+                                         const std::string& reason) {
+  std::lock_guard lock(mu_);
+  Sql q(db_, "UPDATE agent_status SET attestation = ?2, attestation_reason = ?3 WHERE host = ?1");
+  q.Bind(host, state, reason);
+  q.Next();
+  if (!q.ok()) return Fail("recording an attestation");
+  return {};
+}
+
+core::Status SqliteStore::PutAttestedKey(const AttestedKeyRow& k) {
+  std::lock_guard lock(mu_);
+  Sql q(db_,
+        "INSERT OR REPLACE INTO attested_keys (host, ak_name, ak_public, ek_sha256, trusted_ms, "
+        "quoted_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+  q.Bind(k.host, k.ak_name, k.ak_public, k.ek_sha256, k.trusted_ms, k.quoted_ms);
+  q.Next();
+  if (!q.ok()) return Fail("recording an attested key");
+  return {};
+}
+
+core::Result<AttestedKeyRow> SqliteStore::AttestedKey(const std::string& host) {
+  std::lock_guard lock(mu_);
+  Sql q(db_,
+        "SELECT host, ak_name, ak_public, ek_sha256, trusted_ms, quoted_ms FROM attested_keys "
+        "WHERE host = ?1");
+  q.Bind(host);
+  if (q.Next()) return AttestedKeyRow{q.T(0), q.T(1), q.T(2), q.T(3), q.I(4), q.I(5)};
+  if (!q.ok()) return Fail("reading an attested key");
+  return core::NotFound("host " + host + ": no attested key");
 }
 
 core::Result<int64_t> SqliteStore::Count(const char* table) {

@@ -51,6 +51,12 @@ class SqliteStore final : public Store {
   core::Result<RolloutRow> PromoteRollout(int64_t id, const std::string& who,
                                           int64_t now_ms) override;
   core::Result<std::vector<RolloutRow>> Rollouts() override;
+  core::Result<bool> UseNonce(const std::string& nonce, int64_t expires_ms,
+                              int64_t now_ms) override;
+  core::Status SetAttestation(const std::string& host, const std::string& state,
+                              const std::string& reason) override;
+  core::Status PutAttestedKey(const AttestedKeyRow& k) override;
+  core::Result<AttestedKeyRow> AttestedKey(const std::string& host) override;
   core::Result<int64_t> Count(const char* table) override;
 
  private:

@@ -14,6 +14,7 @@ namespace vigil::e2e {
 namespace {
 
 using govern::testing::Swtpm;
+using govern::testing::SwtpmCa;
 using sensor::testing::TempDir;
 
 class AttestCliTest : public ::testing::Test {
@@ -105,6 +106,76 @@ TEST_F(AttestCliTest, BadInputExitsTwo) {
   r = Vigil("attest quote --nonce 0011223344556677 --config " + bare);
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("no TPM configured"), std::string::npos) << r.err;
+}
+
+// Credential activation from the command line: two TPMs manufactured by one test CA, and a CA
+// that made neither.
+TEST(AttestEkCliTest, VerifyTiesTheAttestationKeyToTheEk) {
+  SwtpmCa ca, other_ca;
+  Swtpm a(&ca), b(&ca);
+  if (!a.ok()) GTEST_SKIP() << a.why();
+  ASSERT_TRUE(b.ok()) << b.why();
+  { Swtpm warm(&other_ca); }
+  TempDir tmp;
+  const std::string dir = tmp.path().string();
+  const std::string bundle = tmp.Write("ek-ca.pem", ca.bundle());
+  const std::string other = tmp.Write("other-ca.pem", other_ca.bundle());
+  auto vigil = [&tmp](const std::string& args) { return RunVigil(tmp.path(), args); };
+  const std::string nonce = "00112233445566778899aabbccddeeff";
+  const std::string bare = tmp.Write("bare.yaml", "state_dir: " + dir + "/state\n");
+  auto quote = [&](const Swtpm& t, const std::string& name) {
+    const std::string path = dir + "/" + name;
+    CmdResult r = vigil("attest quote --ek --nonce " + nonce + " --out " + path + " --tcti " +
+                        t.tcti() + " --events " + dir + "/" + name + ".events --config " + bare);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return path;
+  };
+  const std::string qa = quote(a, "a.json"), qb = quote(b, "b.json");
+  const auto doc_a = nlohmann::json::parse(ReadAll(qa));
+  ASSERT_TRUE(doc_a.contains("ek_certificate"));
+  ASSERT_TRUE(doc_a.contains("ak_tpm_public"));
+
+  // The quoting TPM activates the credential: valid, and the AK's name is printed.
+  CmdResult r = vigil("attest verify " + qa + " --nonce " + nonce + " --ek-ca " + bundle +
+                      " --tcti " + a.tcti() + " --json --config " + bare);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["outcome"], "ok");
+  EXPECT_EQ(j["ek_checked"], true);
+  EXPECT_EQ(j["ak_name"].get<std::string>().size(), 68u);
+
+  // TPM B's quote presenting TPM A's EK certificate: B cannot activate a credential for A's EK.
+  auto forged = nlohmann::json::parse(ReadAll(qb));
+  forged["ek_certificate"] = doc_a["ek_certificate"];
+  const std::string qf = tmp.Write("forged.json", forged.dump());
+  r = vigil("attest verify " + qf + " --nonce " + nonce + " --ek-ca " + bundle + " --tcti " +
+            b.tcti() + " --config " + bare);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("FAILED (activation-failed)"), std::string::npos) << r.err;
+
+  // An EK certificate from a CA that is not trusted.
+  r = vigil("attest verify " + qa + " --nonce " + nonce + " --ek-ca " + other + " --tcti " +
+            a.tcti() + " --config " + bare);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("FAILED (untrusted-ek)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("does not chain to a trusted EK CA"), std::string::npos) << r.err;
+
+  // A quote made without --ek carries no certificate.
+  r = vigil("attest quote --nonce " + nonce + " --out " + dir + "/plain.json --tcti " + a.tcti() +
+            " --events " + dir + "/a.json.events --config " + bare);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = vigil("attest verify " + dir + "/plain.json --nonce " + nonce + " --ek-ca " + bundle +
+            " --tcti " + a.tcti() + " --config " + bare);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("FAILED (untrusted-ek)"), std::string::npos) << r.err;
+
+  // A bundle without a certificate is bad input.
+  const std::string junk = tmp.Write("junk.pem", "not a certificate\n");
+  r = vigil("attest verify " + qa + " --nonce " + nonce + " --ek-ca " + junk + " --tcti " +
+            a.tcti() + " --config " + bare);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find(junk + ": no PEM certificate in the EK CA bundle"), std::string::npos)
+      << r.err;
 }
 
 }  // namespace

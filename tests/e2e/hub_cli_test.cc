@@ -254,6 +254,19 @@ TEST_F(HubCliTest, BadFlagsAndConfigsExitTwoNamingTheInput) {
   bad = Vigil("hub --config " + config.string());
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("colour: unknown key"), std::string::npos) << bad.err;
+  // A trusted EK CA bundle without a certificate, and a renewal period that is not a duration.
+  std::ofstream(dir_ / "ek-ca.pem") << "not a certificate\n";
+  std::ofstream(config) << "listen: 127.0.0.1:0\nstate_dir: " << state_.string()
+                        << "\nfleet:\n  attestation_ek_ca: ek-ca.pem\n";
+  bad = Vigil("hub --config " + config.string());
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find((dir_ / "ek-ca.pem").string() + ": no PEM certificate in the EK CA bundle"),
+            std::string::npos)
+      << bad.err;
+  std::ofstream(config) << "listen: 127.0.0.1:0\nfleet:\n  requote: often\n";
+  bad = Vigil("hub --config " + config.string());
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("fleet.requote"), std::string::npos) << bad.err;
   CmdResult help = Vigil("hub --help");
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.out.find("ingest"), std::string::npos);

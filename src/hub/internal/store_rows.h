@@ -39,7 +39,8 @@ inline constexpr const char* kLabelExportSelect =
 inline bool IsStoreTable(std::string_view table) {
   static const std::set<std::string, std::less<>> known{"agents", "messages", "incidents",
                                                         "alerts", "escalations", "agent_status",
-                                                        "artifacts", "rollouts"};
+                                                        "artifacts", "rollouts",
+                                                        "attestation_nonces", "attested_keys"};
   return known.count(table) != 0;
 }
 

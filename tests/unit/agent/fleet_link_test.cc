@@ -16,9 +16,11 @@
 
 #include "core/files.h"
 #include "govern/attest.h"
+#include "govern/credential.h"
 #include "govern/measure.h"
 #include "govern/minisign.h"
 #include "../govern/swtpm.h"
+#include "hub/fleet_attest.h"
 #include "hub_link_fixture.h"
 #include "policy/engine.h"
 
@@ -129,6 +131,20 @@ class FleetLinkTest : public testing::HubLinkTest {
     auto r = method == "GET" ? c.Get(path, h) : c.Post(path, h, body, "application/json");
     if (!r) return {-1, nullptr};
     return {r->status, json::parse(r->body, nullptr, false)};
+  }
+  // A measurer on `tpm` whose event list (under dir_/name) starts with the agent's start.
+  core::Result<std::unique_ptr<govern::Measurer>> OpenMeasurer(const govern::testing::Swtpm& tpm,
+                                                               const std::string& name) {
+    govern::MeasureOptions mo;
+    mo.tcti = tpm.tcti();
+    mo.events_path = (dir_ / name / "events.json").string();
+    VIGIL_ASSIGN_OR_RETURN(auto m, govern::Measurer::Open(mo));
+    govern::AttestEvent start;
+    start.kind = "agent-start";
+    start.name = "/usr/bin/vigil";
+    start.digest = govern::Sha256Of("vigil binary");
+    VIGIL_RETURN_IF_ERROR(m->Restart(start));
+    return m;
   }
   json AgentAtHub(const std::string& host) {
     auto [status, body] = Call("GET", "/v1/agents", admin_);
@@ -333,16 +349,8 @@ TEST_F(FleetLinkTest, EnforceModeIsAllowedOnlyForAnAgentWhoseQuoteVerified) {
   StopHub();
   fleet_options_.require_attestation = true;
   StartHub();
-  govern::MeasureOptions mo;
-  mo.tcti = swtpm.tcti();
-  mo.events_path = (dir_ / "attest" / "events.json").string();
-  auto measurer = govern::Measurer::Open(mo);
+  auto measurer = OpenMeasurer(swtpm, "attest");
   ASSERT_TRUE(measurer.has_value()) << measurer.error().ToString();
-  govern::AttestEvent start;
-  start.kind = "agent-start";
-  start.name = "/usr/bin/vigil";
-  start.digest = govern::Sha256Of("vigil binary");
-  ASSERT_TRUE((*measurer)->Restart(start).ok());
 
   struct Answer {
     bool allowed = false;
@@ -375,7 +383,7 @@ TEST_F(FleetLinkTest, EnforceModeIsAllowedOnlyForAnAgentWhoseQuoteVerified) {
   EXPECT_EQ(AgentAtHub("web-1")["attestation"]["state"], "verified");
   const Answer replayed = run("web-2", true, true);
   EXPECT_FALSE(replayed.allowed);
-  EXPECT_NE(replayed.reason.find("nonce-mismatch"), std::string::npos) << replayed.reason;
+  EXPECT_NE(replayed.reason.find("not issued to this host"), std::string::npos) << replayed.reason;
   EXPECT_EQ(AgentAtHub("web-2")["attestation"]["state"], "failed");
   const Answer absent = run("web-3", false, false);
   EXPECT_FALSE(absent.allowed);
@@ -393,7 +401,195 @@ TEST_F(FleetLinkTest, EnforceModeIsAllowedOnlyForAnAgentWhoseQuoteVerified) {
                                  .dump());
   ASSERT_EQ(status, 200) << body.dump();
   EXPECT_FALSE(body["enforce"]["allowed"].get<bool>());
-  EXPECT_NE(body["attestation"]["reason"].get<std::string>().find("no nonce"), std::string::npos);
+  EXPECT_NE(body["attestation"]["reason"].get<std::string>().find("not issued"), std::string::npos)
+      << body.dump();
+}
+
+// The hub with an EK CA: an agent's attestation key must be tied to a trusted EK by credential
+// activation. Two TPMs manufactured by one test CA, a CA that made neither, two hub instances
+// over one store sharing the attestation key.
+TEST_F(FleetLinkTest, TheHubTiesTheAttestationKeyToTheTpmsEk) {
+  govern::testing::SwtpmCa ca, other_ca;
+  govern::testing::Swtpm tpm_a(&ca), tpm_b(&ca);
+  if (!tpm_a.ok()) GTEST_SKIP() << "no swtpm: " << tpm_a.why();
+  ASSERT_TRUE(tpm_b.ok()) << tpm_b.why();
+  { govern::testing::Swtpm warm(&other_ca); }
+  StopHub();
+  fleet_options_.require_attestation = true;
+  fleet_options_.ek_ca_bundle = ca.bundle();
+  fleet_options_.ek_ca_source = "ek-ca.pem";
+  fleet_options_.attestation_key = "a key the hub instances share";
+  fleet_options_.requote_ms = 1;  // every heartbeat answer asks for a fresh quote
+  StartHub();
+  auto opened_a = OpenMeasurer(tpm_a, "a"), opened_b = OpenMeasurer(tpm_b, "b");
+  ASSERT_TRUE(opened_a.has_value()) << opened_a.error().ToString();
+  ASSERT_TRUE(opened_b.has_value()) << opened_b.error().ToString();
+  auto a = std::move(opened_a).value(), b = std::move(opened_b).value();
+  const std::string a_ek = a->Quote({}, "0123456789abcdef", true).value().ek_certificate_pem;
+
+  struct Seen {
+    std::optional<bool> allowed;
+    std::string reason;
+    std::string last_quote;
+  };
+  // An agent quoting with `quoter` (and A's EK certificate when `forge_ek`), activating with
+  // `activator` (a guessed secret when the TPM refuses).
+  auto make = [&](const std::string& host, govern::Measurer** quoter, govern::Measurer* activator,
+                  bool forge_ek) {
+    auto seen = std::make_shared<Seen>();
+    auto agent = MakeAgent(host, "default", {hub_key_.public_key}, [&, seen](FleetLinkOptions& o) {
+      o.quote = [=, &a_ek](const std::string& nonce) -> core::Result<std::string> {
+        auto q = (*quoter)->Quote({}, nonce, true);
+        if (!q.has_value()) return q.error();
+        if (forge_ek) q->ek_certificate_pem = a_ek;
+        seen->last_quote = govern::EncodeQuoteDocument(*q);
+        return seen->last_quote;
+      };
+      o.activate = [=](const govern::CredentialChallenge& c) -> core::Result<std::string> {
+        auto secret = activator->tpm().ActivateCredential(c);
+        return secret.has_value() ? *secret : std::string(32, 'g');
+      };
+      o.on_enforce = [seen](bool allowed, const std::string& reason) {
+        seen->allowed = allowed;
+        seen->reason = reason;
+      };
+    });
+    return std::pair{std::move(agent), seen};
+  };
+
+  // The AK of the TPM whose EK certificate it presents: verified, enforce allowed, AK recorded.
+  govern::Measurer* web1_quoter = a.get();
+  auto [web1, seen1] = make("web-1", &web1_quoter, a.get(), false);
+  ASSERT_TRUE(web1->link->Beat().ok());
+  ASSERT_TRUE(seen1->allowed.has_value());
+  EXPECT_TRUE(*seen1->allowed) << seen1->reason;
+  EXPECT_NE(seen1->reason.find("tied to a trusted EK"), std::string::npos) << seen1->reason;
+  EXPECT_EQ(AgentAtHub("web-1")["attestation"]["state"], "verified");
+  auto key = store_->AttestedKey("web-1");
+  ASSERT_TRUE(key.has_value()) << key.error().ToString();
+  EXPECT_EQ(key->ak_name.size(), 68u);
+  EXPECT_EQ(key->ek_sha256.size(), 64u);
+  const int64_t first_quote = key->quoted_ms;
+
+  // Heartbeats: the hub hands out a nonce, the next heartbeat's quote is checked against the
+  // recorded AK; a quote by another TPM's AK withdraws enforce mode.
+  ASSERT_TRUE(web1->link->Beat().ok());  // gets a nonce
+  ASSERT_TRUE(web1->link->Beat().ok());  // quotes over it
+  EXPECT_TRUE(*seen1->allowed) << seen1->reason;
+  EXPECT_GT(store_->AttestedKey("web-1").value().quoted_ms, first_quote - 1);
+  web1_quoter = b.get();
+  ASSERT_TRUE(web1->link->Beat().ok());
+  ASSERT_TRUE(web1->link->Beat().ok());
+  EXPECT_FALSE(*seen1->allowed);
+  EXPECT_NE(seen1->reason.find("unknown-key"), std::string::npos) << seen1->reason;
+  EXPECT_EQ(AgentAtHub("web-1")["attestation"]["state"], "failed");
+  // Registered again without a quote: the AK recorded before is not renewed (no nonce handed out).
+  const std::string web1_token = Token(hub::Role::kAgent, "web-1");
+  const json bare = {{"host", "web-1"}, {"mode", "monitor"}, {"vigil_version", "x"}};
+  ASSERT_EQ(Call("POST", "/v1/agents/register", web1_token, bare.dump()).first, 200);
+  auto [hs, hb] = Call("POST", "/v1/agents/heartbeat", web1_token, bare.dump());
+  ASSERT_EQ(hs, 200) << hb.dump();
+  EXPECT_EQ(hb["attestation"]["state"], "absent");
+  EXPECT_FALSE(hb["attestation"].contains("quote_nonce")) << hb.dump();
+
+  // TPM B's AK with TPM A's EK certificate: B cannot activate; a guessed secret fails.
+  govern::Measurer* web2_quoter = b.get();
+  auto [web2, seen2] = make("web-2", &web2_quoter, b.get(), true);
+  ASSERT_TRUE(web2->link->Beat().ok());
+  EXPECT_FALSE(seen2->allowed.value_or(true));
+  EXPECT_NE(seen2->reason.find("activation-failed"), std::string::npos) << seen2->reason;
+  EXPECT_EQ(AgentAtHub("web-2")["attestation"]["state"], "failed");
+  // Both verdicts on an activation are in the hub's audit log.
+  std::vector<std::string> grants;
+  for (const auto& [type, payload] : hub::testing::ReadAuditRecords(dir_ / "audit")) {
+    if (type == audit::RecordType::kAccessGrant) {
+      grants.push_back(payload.value("action", "") + " " + payload.value("host", ""));
+    }
+  }
+  EXPECT_EQ(grants, (std::vector<std::string>{"attestation-key-trusted web-1",
+                                              "attestation-key-refused web-2"}));
+
+  // Replaying web-2's registration quote: its nonce was used.
+  const std::string web2_token = Token(hub::Role::kAgent, "web-2");
+  const json replay = {{"host", "web-2"},
+                       {"mode", "monitor"},
+                       {"vigil_version", "x"},
+                       {"attestation", seen2->last_quote}};
+  auto [rs, rb] = Call("POST", "/v1/agents/register", web2_token, replay.dump());
+  ASSERT_EQ(rs, 200) << rb.dump();
+  EXPECT_NE(rb["attestation"]["reason"].get<std::string>().find("already used"),
+            std::string::npos)
+      << rb.dump();
+
+  // An expired nonce.
+  const std::string expired =
+      hub::MintAttestNonce(fleet_options_.attestation_key, "web-2",
+                           clock_.NowUnixNanos() / 1'000'000 - 1000);
+  json stale = replay;
+  stale["attestation"] = govern::EncodeQuoteDocument(b->Quote({}, expired, true).value());
+  auto [es, eb] = Call("POST", "/v1/agents/register", web2_token, stale.dump());
+  ASSERT_EQ(es, 200) << eb.dump();
+  EXPECT_NE(eb["attestation"]["reason"].get<std::string>().find("expired"), std::string::npos)
+      << eb.dump();
+
+  // A second hub instance over the same store: a nonce from the first is accepted by the second,
+  // and the challenge the second issues is activated at the first, once.
+  hub::ServerOptions o2;
+  o2.listen = {"127.0.0.1", 0};
+  o2.threads = 2;
+  o2.fleet = fleet_options_;
+  core::Registry registry2;
+  hub::Server hub2(o2, *store_, auth_, *log_, clock_, registry2);
+  ASSERT_TRUE(hub2.Start().ok());
+  const std::string web3_token = Token(hub::Role::kAgent, "web-3");
+  auto [ns, nb] = Call("GET", "/v1/agents/nonce", web3_token);
+  ASSERT_EQ(ns, 200) << nb.dump();
+  const std::string nonce = govern::BytesOfHex(nb["nonce"].get<std::string>()).value();
+  const json reg = {{"host", "web-3"},
+                    {"mode", "monitor"},
+                    {"vigil_version", "x"},
+                    {"attestation", govern::EncodeQuoteDocument(a->Quote({}, nonce, true).value())}};
+  httplib::Client second("127.0.0.1", hub2.port());
+  auto r2 = second.Post("/v1/agents/register", {{"Authorization", "Bearer " + web3_token}},
+                        reg.dump(), "application/json");
+  ASSERT_TRUE(r2);
+  const json answer2 = json::parse(r2->body);
+  ASSERT_EQ(answer2["attestation"]["state"], "challenged") << answer2.dump();
+  const json& challenge = answer2["attestation"]["challenge"];
+  auto parsed = govern::ParseCredentialChallenge(challenge["credential_blob"].get<std::string>(),
+                                                 challenge["encrypted_secret"].get<std::string>(),
+                                                 "challenge");
+  ASSERT_TRUE(parsed.has_value()) << parsed.error().ToString();
+  auto secret = a->tpm().ActivateCredential(*parsed);
+  ASSERT_TRUE(secret.has_value()) << secret.error().ToString();
+  const json activate = {{"host", "web-3"},
+                         {"token", challenge["token"]},
+                         {"secret", govern::HexOf(*secret)}};
+  auto [as, ab] = Call("POST", "/v1/agents/activate", web3_token, activate.dump());
+  ASSERT_EQ(as, 200) << ab.dump();
+  EXPECT_EQ(ab["attestation"]["state"], "verified");
+  EXPECT_TRUE(ab["enforce"]["allowed"].get<bool>());
+  auto [again, why] = Call("POST", "/v1/agents/activate", web3_token, activate.dump());
+  EXPECT_EQ(again, 422);
+  EXPECT_NE(why["attestation"]["reason"].get<std::string>().find("already used"),
+            std::string::npos)
+      << why.dump();
+  // Another host cannot use web-3's challenge.
+  json theft = activate;
+  theft["host"] = "web-2";
+  auto [ts, tb] = Call("POST", "/v1/agents/activate", web2_token, theft.dump());
+  EXPECT_EQ(ts, 422) << tb.dump();
+  hub2.Stop();
+
+  // An EK certificate from a CA the hub does not trust.
+  StopHub();
+  fleet_options_.ek_ca_bundle = other_ca.bundle();
+  StartHub();
+  govern::Measurer* web4_quoter = a.get();
+  auto [web4, seen4] = make("web-4", &web4_quoter, a.get(), false);
+  ASSERT_TRUE(web4->link->Beat().ok());
+  EXPECT_FALSE(seen4->allowed.value_or(true));
+  EXPECT_NE(seen4->reason.find("untrusted-ek"), std::string::npos) << seen4->reason;
 }
 
 }  // namespace

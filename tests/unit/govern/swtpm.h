@@ -7,6 +7,11 @@
 //   Swtpm tpm;
 //   if (!tpm.ok()) GTEST_SKIP() << tpm.why();
 //   ... Measurer::Open({tpm.tcti(), ...})
+//
+// With a SwtpmCa, the TPM is first manufactured by swtpm_setup (--create-ek-cert
+// --create-platform-cert): its RSA EK certificate, signed by that CA through swtpm_localca, is in
+// NV index 0x01c00002 as on a real TPM. The CA (a root and an intermediate that signs) lives in
+// its own folder; bundle() is the PEM of both, the trusted EK CA bundle of a verifier.
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -19,6 +24,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <thread>
@@ -28,13 +35,77 @@ extern char** environ;
 
 namespace vigil::govern::testing {
 
+inline std::filesystem::path UniqueTempDir(const std::string& prefix) {
+  static int counter = 0;
+  auto dir = std::filesystem::temp_directory_path() /
+             (prefix + std::to_string(getpid()) + "-" + std::to_string(counter++));
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+// Runs argv (looked up in PATH) with stdout and stderr to `log`; its exit status (-1: not run).
+inline int RunQuietly(const std::vector<std::string>& argv, const std::string& log) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  pid_t pid = -1;
+  const int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) return -1;
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+class SwtpmCa {
+ public:
+  SwtpmCa() : dir_(UniqueTempDir("vigil-swtpm-ca-")) {
+    const std::string d = dir_.string();
+    std::ofstream(d + "/localca.conf") << "statedir = " << d << "/ca\nsigningkey = " << d
+                                       << "/ca/signkey.pem\nissuercert = " << d
+                                       << "/ca/issuercert.pem\ncertserial = " << d
+                                       << "/ca/certserial\n";
+    std::ofstream(d + "/localca.options") << "--platform-manufacturer Vigil\n"
+                                             "--platform-version 2.1\n--platform-model test\n";
+    std::ofstream(d + "/setup.conf") << "create_certs_tool = swtpm_localca\n"
+                                        "create_certs_tool_config = "
+                                     << d << "/localca.conf\ncreate_certs_tool_options = " << d
+                                     << "/localca.options\nactive_pcr_banks = sha256\n";
+    std::filesystem::create_directories(dir_ / "ca");
+  }
+  ~SwtpmCa() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  SwtpmCa(const SwtpmCa&) = delete;
+  SwtpmCa& operator=(const SwtpmCa&) = delete;
+
+  std::string setup_config() const { return (dir_ / "setup.conf").string(); }
+  std::string log() const { return (dir_ / "setup.log").string(); }
+  // The root and the intermediate CA (exist once a TPM was manufactured with this CA).
+  std::string bundle() const {
+    std::string out;
+    for (const char* f : {"ca/swtpm-localca-rootca-cert.pem", "ca/issuercert.pem"}) {
+      std::ifstream in(dir_ / f);
+      out.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    return out;
+  }
+
+ private:
+  std::filesystem::path dir_;
+};
+
 class Swtpm {
  public:
-  Swtpm() {
-    static int counter = 0;
-    dir_ = std::filesystem::temp_directory_path() /
-           ("vigil-swtpm-" + std::to_string(getpid()) + "-" + std::to_string(counter++));
-    std::filesystem::create_directories(dir_);
+  explicit Swtpm(const SwtpmCa* ca = nullptr) {
+    dir_ = UniqueTempDir("vigil-swtpm-");
+    if (ca != nullptr && !Manufacture(*ca)) return;
     for (int attempt = 0; attempt < 20 && pid_ < 0; ++attempt) Start();
   }
   ~Swtpm() {
@@ -65,6 +136,17 @@ class Swtpm {
   }
 
  private:
+  bool Manufacture(const SwtpmCa& ca) {
+    const int rc = RunQuietly({"swtpm_setup", "--tpm2", "--tpmstate", dir_.string(),
+                               "--create-ek-cert", "--create-platform-cert", "--config",
+                               ca.setup_config()},
+                              ca.log());
+    if (rc == 0) return true;
+    why_ = rc < 0 ? "swtpm_setup is not installed (apt-get install swtpm-tools)"
+                  : "swtpm_setup failed (exit " + std::to_string(rc) + "); see " + ca.log();
+    return false;
+  }
+
   // Binds (`bind_it`) or connects to 127.0.0.1:port; true when that worked.
   static bool TryLoopback(int port, bool bind_it) {
     const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

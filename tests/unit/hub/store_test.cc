@@ -464,11 +464,58 @@ TEST_P(HubStoreTest, ArtifactsAreStoredByDigestAndRolloutsArePromotedOnce) {
   EXPECT_EQ(Count("rollouts"), 2);
 }
 
+AgentStatusRow MonitorAgent(const std::string& host) {
+  AgentStatusRow a;
+  a.host = host;
+  a.group = "g";
+  a.mode = "monitor";
+  a.vigil_version = "1";
+  return a;
+}
+
+TEST_P(HubStoreTest, AttestationNoncesAreUsedOnceAndKeysKept) {
+  auto used = [&](const std::string& n, int64_t expires, int64_t now) {
+    auto r = store_->UseNonce(n, expires, now);
+    EXPECT_TRUE(r.has_value()) << r.error().ToString();
+    return r.value_or(false);
+  };
+  EXPECT_TRUE(used("n1", 100, 10));
+  EXPECT_FALSE(used("n1", 100, 20));  // a replay
+  EXPECT_TRUE(used("n2", 200, 150));  // n1 expired: dropped
+  EXPECT_EQ(Count("attestation_nonces"), 1);
+
+  EXPECT_EQ(store_->AttestedKey("web-1").error().code(), core::StatusCode::kNotFound);
+  AttestedKeyRow k{"web-1", "000b" + std::string(64, 'a'), "PEM", std::string(64, 'e'), 5, 6};
+  ASSERT_TRUE(store_->PutAttestedKey(k).ok());
+  k.quoted_ms = 9;
+  ASSERT_TRUE(store_->PutAttestedKey(k).ok());
+  auto got = store_->AttestedKey("web-1");
+  ASSERT_TRUE(got.has_value()) << got.error().ToString();
+  EXPECT_EQ(got->ak_name, k.ak_name);
+  EXPECT_EQ(got->ak_public, "PEM");
+  EXPECT_EQ(got->ek_sha256, k.ek_sha256);
+  EXPECT_EQ(got->trusted_ms, 5);
+  EXPECT_EQ(got->quoted_ms, 9);
+  EXPECT_EQ(Count("attested_keys"), 1);
+
+  const AgentStatusRow a = MonitorAgent("web-1");
+  ASSERT_TRUE(store_->RegisterAgent(a, 1).ok());
+  ASSERT_TRUE(store_->SetAttestation("web-1", "verified", "tied to EK").ok());
+  ASSERT_TRUE(store_->SetAttestation("unknown", "failed", "x").ok());
+  auto rows = store_->AgentStatuses();
+  ASSERT_TRUE(rows.has_value());
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].attestation, "verified");
+  EXPECT_EQ((*rows)[0].attestation_reason, "tied to EK");
+}
+
 TEST_P(HubStoreTest, AVersionOneDatabaseIsUpgradedInPlace) {
   Ingest("web-1", "m1", {VerdictLine("web-1", 10, "bash", 0, 0.9)});
   store_.reset();
   // Turn the database back into what a version-1 hub left: no fleet tables, no version 2.
-  const std::string drop = "DROP TABLE rollouts; DROP TABLE artifacts; DROP TABLE agent_status;";
+  const std::string drop =
+      "DROP TABLE rollouts; DROP TABLE artifacts; DROP TABLE agent_status; "
+      "DROP TABLE attestation_nonces; DROP TABLE attested_keys;";
   if (GetParam() == Backend::kPostgres) {
     std::string why;
     ASSERT_TRUE(testing::PostgresServer::Shared().Admin(
@@ -484,21 +531,20 @@ TEST_P(HubStoreTest, AVersionOneDatabaseIsUpgradedInPlace) {
   store_ = std::move(s).value();
   EXPECT_EQ(Count("alerts"), 1);  // kept
   EXPECT_EQ(Count("rollouts"), 0);
-  AgentStatusRow a;
-  a.host = "web-1";
-  a.group = "g";
-  a.mode = "monitor";
-  a.vigil_version = "1";
+  EXPECT_EQ(Count("attested_keys"), 0);
+  const AgentStatusRow a = MonitorAgent("web-1");
   EXPECT_TRUE(store_->RegisterAgent(a, 1).ok());
   if (GetParam() == Backend::kPostgres) {
     std::string why;
     ASSERT_TRUE(testing::PostgresServer::Shared().Admin(
-        "DO $$ BEGIN IF (SELECT MAX(version) FROM hub_schema) <> 2 THEN "
-        "RAISE EXCEPTION 'not 2'; END IF; END $$;",
+        "DO $$ BEGIN IF (SELECT MAX(version) FROM hub_schema) <> " +
+            std::to_string(kHubSchemaVersionNumber) +
+            " THEN RAISE EXCEPTION 'not the current version'; END IF; END $$;",
         &why, database_))
         << why;
   } else {
-    EXPECT_EQ(testing::SqliteScalar(location_, "SELECT MAX(version) FROM hub_schema"), "2");
+    EXPECT_EQ(testing::SqliteScalar(location_, "SELECT MAX(version) FROM hub_schema"),
+              std::to_string(kHubSchemaVersionNumber));
   }
   // Opening again changes nothing.
   store_.reset();
