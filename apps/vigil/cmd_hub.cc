@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 #include <sstream>
 
 #include "apps/vigil/audit_trail.h"
@@ -23,6 +24,7 @@
 #include "govern/trust.h"
 #include "hub/auth.h"
 #include "hub/config.h"
+#include "hub/correlate.h"
 #include "hub/nats_consumer.h"
 #include "hub/requests.h"
 #include "hub/server.h"
@@ -140,11 +142,25 @@ int RunHub(const HubFlags& f) {
   auto store = hub::Store::Open(config->store, so);
   if (!store.has_value()) return ReportError("hub", store.error());
   core::Registry& registry = core::Registry::Get();
-  hub::Server server(config->server, **store, auth, **log, core::SystemClock::Get(), registry);
+  // The global model: every ingestion path goes through the correlating store
+  // (hub/correlate.h), its state rebuilt from the store's recent findings first.
+  hub::CorrelatorOptions co;
+  co.window_ms = int64_t{config->correlation.window_s} * 1000;
+  co.min_hosts = static_cast<int>(config->correlation.min_hosts);
+  co.min_score = config->correlation.min_score;
+  hub::FleetCorrelation correlation(co, **store, **log, core::SystemClock::Get(), registry);
+  hub::CorrelatingStore correlating(**store, correlation);
+  hub::Store& hub_store = config->correlation.enabled ? correlating : **store;
+  if (config->correlation.enabled) {
+    if (auto s = correlation.Rebuild(); !s.ok()) {
+      spdlog::warn("hub: correlator: rebuilding from the store: {}", s.message());
+    }
+  }
+  hub::Server server(config->server, hub_store, auth, **log, core::SystemClock::Get(), registry);
   if (auto s = server.Start(); !s.ok()) return ReportError("hub", s);
   std::unique_ptr<hub::NatsConsumer> nats;
   if (config->nats.enabled) {
-    nats = std::make_unique<hub::NatsConsumer>(NatsConsumerOptionsOf(config->nats), **store,
+    nats = std::make_unique<hub::NatsConsumer>(NatsConsumerOptionsOf(config->nats), hub_store,
                                                core::SystemClock::Get(), registry);
     if (auto s = nats->Start(); !s.ok()) {
       server.Stop();

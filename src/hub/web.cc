@@ -256,7 +256,13 @@ json PrecisionJson(const std::vector<AdjudicationCount>& counts) {
                     {"adjudicated", total},
                     {"precision", total > 0 ? json(double(c.true_positive) / total) : json()},
                     {"false_positive_ratio",
-                     total > 0 ? json(double(c.false_positive + c.benign) / total) : json()}});
+                     total > 0 ? json(double(c.false_positive + c.benign) / total) : json()},
+                    {"false_negative", c.false_negative},
+                    // Of the detections that should have come from it, the share it missed.
+                    {"false_negative_rate",
+                     c.true_positive + c.false_negative > 0
+                         ? json(double(c.false_negative) / (c.true_positive + c.false_negative))
+                         : json()}});
   }
   return list;
 }
