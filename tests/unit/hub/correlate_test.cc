@@ -396,6 +396,38 @@ TEST_F(CorrelateServerTest, AFleetIncidentAppearsThroughRestIngestOnce) {
             std::string::npos);
 }
 
+TEST_F(CorrelateServerTest, AChainAppearsThroughRegistrationAndRestIngest) {
+  const std::string db = Token(Role::kAgent, "db");
+  auto [bad, e] = Call("POST", "/v1/agents/register", db,
+                       R"({"host":"db","mode":"monitor","vigil_version":"1",)"
+                       R"("addresses":["db.local"]})");
+  EXPECT_EQ(bad, 400);
+  EXPECT_NE(last_body_.find("addresses[0]: expected an IPv4 or IPv6 address"), std::string::npos);
+  auto [status, reg] = Call("POST", "/v1/agents/register", db,
+                            R"({"host":"db","mode":"monitor","vigil_version":"1",)"
+                            R"("addresses":["10.9.0.7","fd00::7"]})");
+  ASSERT_EQ(status, 200) << last_body_;
+  json egress = json::parse(testing::DecisionLine("web", 7, "curl", 10, "egress"));
+  egress["dst_endpoint"] = {{"ip", "fd00::7"}, {"port", 5432}};
+  ASSERT_EQ(Call("POST", "/v1/ingest", Token(Role::kAgent, "web"),
+                 testing::IngestBody("web", "w1", {egress.dump()}))
+                .first,
+            200);
+  ASSERT_EQ(Call("POST", "/v1/ingest", db,
+                 testing::IngestBody("db", "d1",
+                                     {testing::DecisionLine("db", 9, "postgres", 40, "shell")}))
+                .first,
+            200);
+  auto [ls, list] = Call("GET", "/v1/fleet-incidents", Token(Role::kViewer, "v"));
+  ASSERT_EQ(ls, 200);
+  ASSERT_EQ(list["fleet_incidents"].size(), 1u) << last_body_;
+  EXPECT_EQ(list["fleet_incidents"][0]["kind"], "chain");
+  EXPECT_EQ(list["fleet_incidents"][0]["hosts"], json({"web", "db"}));
+  EXPECT_EQ(list["fleet_incidents"][0]["last_ms"].get<int64_t>() -
+                list["fleet_incidents"][0]["first_ms"].get<int64_t>(),
+            30'000);
+}
+
 TEST_F(CorrelateServerTest, MissedDetectionsAreFalseNegativesInPrecisionAndMetrics) {
   const std::string analyst = Token(Role::kAnalyst, "ana");
   // Two incidents the rule "shell" fired in, one labelled a true positive.
