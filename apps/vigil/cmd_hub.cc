@@ -62,17 +62,12 @@ void AddHubConfigFlags(CLI::App* cmd, HubFlags* f) {
 }
 
 core::Result<hub::HubConfig> LoadHubFlagsConfig(const HubFlags& f) {
-  hub::HubConfig c;
-  if (!f.config.empty()) {
-    VIGIL_ASSIGN_OR_RETURN(c, hub::LoadHubConfig(f.config));
-  }
-  if (!f.state_dir.empty()) c.state_dir = f.state_dir;
+  VIGIL_ASSIGN_OR_RETURN(hub::HubConfig c, hub::LoadHubConfigWithStateDir(f.config, f.state_dir));
   if (!f.listen.empty()) {
     auto hp = core::ParseHostPort(f.listen);
     if (!hp.has_value()) return hp.error().WithContext("--listen");
     c.server.listen = *hp;
   }
-  c.ResolvePaths();
   return c;
 }
 
@@ -428,10 +423,12 @@ RunFn AddHubCommand(CLI::App& root) {
 
   RunFn users = AddHubUserCommands(hub);
   std::function<int()> fleet = AddHubFleetCommands(hub);
+  std::function<int()> triage = AddHubTriageCommands(hub);
 
-  return [f, token, ingest, users, fleet] {
+  return [f, token, ingest, users, fleet, triage] {
     if (const int code = users(); code >= 0) return code;
     if (const int code = fleet(); code >= 0) return code;
+    if (const int code = triage(); code >= 0) return code;
     if (token->parsed()) return RunHubToken(*f);
     if (ingest->parsed()) return RunHubIngest(*f);
     return RunHub(*f);

@@ -346,4 +346,15 @@ core::Result<HubConfig> LoadHubConfig(const std::string& path) {
   return ParseHubConfig(text, path, std::filesystem::absolute(path).parent_path().string());
 }
 
+core::Result<HubConfig> LoadHubConfigWithStateDir(const std::string& path,
+                                                  const std::string& state_dir) {
+  HubConfig c;
+  if (!path.empty()) {
+    VIGIL_ASSIGN_OR_RETURN(c, LoadHubConfig(path));
+  }
+  if (!state_dir.empty()) c.state_dir = state_dir;
+  c.ResolvePaths();
+  return c;
+}
+
 }  // namespace vigil::hub

@@ -69,5 +69,9 @@ struct HubConfig {
 core::Result<HubConfig> ParseHubConfig(std::string_view text, std::string_view source,
                                        const std::string& base_dir);
 core::Result<HubConfig> LoadHubConfig(const std::string& path);
+// What the hub's commands take from --config and --state-dir: the file at `path` ("": the
+// defaults), its state_dir replaced by `state_dir` when not empty, the paths resolved.
+core::Result<HubConfig> LoadHubConfigWithStateDir(const std::string& path,
+                                                  const std::string& state_dir);
 
 }  // namespace vigil::hub

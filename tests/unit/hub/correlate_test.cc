@@ -1,7 +1,8 @@
 // The hub's global model (hub/correlate.h): the correlator alone (K distinct hosts, window
 // expiry, chains A -> B, bounded memory), wired to a SQLite store (idempotent raising, rebuild at
 // start, addresses from registrations), and through the HTTP API (a fleet incident from
-// POST /v1/ingest; missed detections in GET /v1/precision and /metrics).
+// POST /v1/ingest; missed detections in GET /v1/precision and /metrics); the models page's
+// score-distribution and drift data (hub/model_plots.h, GET /v1/models/scores).
 
 #include "hub/correlate.h"
 
@@ -11,6 +12,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "hub/model_plots.h"
 #include "hub/server.h"
 #include "hub_fixtures.h"
 #include "test_hub_state.h"
@@ -505,6 +507,59 @@ TEST_F(CorrelateServerTest, MissedDetectionsAreFalseNegativesInPrecisionAndMetri
     }
   }
   EXPECT_EQ(missed, 4);
+}
+
+TEST(ModelPlotsTest, HistogramAndPsiPerTimeBucketAgainstTheFirst) {
+  std::vector<ScoreSample> samples;
+  // "a": 100 scores around 0.2 in the first hour, 100 around 0.2 in the second, 100 around 0.8
+  // in the third; "b": 5 scores (too few for a PSI).
+  for (int hour = 0; hour < 3; ++hour) {
+    for (int i = 0; i < 100; ++i) {
+      const double base = hour == 2 ? 0.8 : 0.2;
+      samples.push_back({"a", kT0 + hour * 3'600'000 + i * 1000, base + (i % 10) * 0.01});
+    }
+  }
+  for (int i = 0; i < 5; ++i) samples.push_back({"b", kT0 + i, 0.99});
+  const json j = ModelScorePlots(samples, 3, 20);
+  ASSERT_EQ(j["models"].size(), 2u);
+  const json& a = j["models"][0];
+  EXPECT_EQ(a["model"], "a");
+  EXPECT_EQ(a["count"], 300);
+  ASSERT_EQ(a["histogram"].size(), 20u);
+  const auto bin = [&](int i) { return a["histogram"][i].get<int>(); };
+  EXPECT_EQ(bin(4) + bin(5), 200);  // 0.20..0.29
+  EXPECT_EQ(bin(16) + bin(17), 100);  // 0.80..0.89
+  int total = 0;
+  for (int i = 0; i < 20; ++i) total += bin(i);
+  EXPECT_EQ(total, 300);
+  ASSERT_EQ(a["drift"].size(), 3u);
+  EXPECT_EQ(a["reference_start_ms"], kT0);
+  EXPECT_LT(a["drift"][0]["psi"].get<double>(), 0.01);  // itself
+  EXPECT_LT(a["drift"][1]["psi"].get<double>(), 0.1);   // the same distribution
+  EXPECT_GT(a["drift"][2]["psi"].get<double>(), 0.25);  // moved
+  const json& b = j["models"][1];
+  EXPECT_EQ(b["histogram"][19], 5);
+  for (const json& d : b["drift"]) EXPECT_TRUE(d["psi"].is_null());
+}
+
+TEST_F(CorrelateServerTest, TheModelsPageGetsScoresPerModel) {
+  for (int i = 0; i < 3; ++i) {
+    const std::string host = "h" + std::to_string(i);
+    ASSERT_EQ(Call("POST", "/v1/ingest", Token(Role::kAgent, host),
+                   testing::IngestBody(host, "m",
+                                       {testing::VerdictLine(host, 1, "p", i, 0.61 + i * 0.1)}))
+                  .first,
+              200);
+  }
+  // The fixture's findings are from 2023; the fake clock is at the same time.
+  auto [status, j] = Call("GET", "/v1/models/scores?days=365", Token(Role::kViewer, "v"));
+  ASSERT_EQ(status, 200) << last_body_;
+  ASSERT_EQ(j["models"].size(), 1u) << last_body_;
+  EXPECT_EQ(j["models"][0]["model"], "ngram");
+  EXPECT_EQ(j["models"][0]["count"], 3);
+  EXPECT_EQ(j["samples"], 3);
+  EXPECT_EQ(Call("GET", "/v1/models/scores?days=0", Token(Role::kViewer, "v")).first, 400);
+  EXPECT_EQ(Call("GET", "/v1/models/scores", "forged").first, 401);
 }
 
 }  // namespace
