@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "hub/config.h"
 #include "hub/model_plots.h"
 #include "hub/server.h"
 #include "hub_fixtures.h"
@@ -53,6 +54,28 @@ CorrelatorOptions Opts(int k = 3, int64_t window_ms = 10 * kMinute) {
   o.min_hosts = k;
   o.window_ms = window_ms;
   return o;
+}
+
+TEST(CorrelatorTest, TheHubConfigSetsWindowHostsAndScore) {
+  auto c = ParseHubConfig("", "hub.yaml", "/");
+  ASSERT_TRUE(c.has_value());
+  EXPECT_TRUE(c->correlation.enabled);
+  EXPECT_EQ(c->correlation.window_s, 600u);
+  EXPECT_EQ(c->correlation.min_hosts, 3u);
+  c = ParseHubConfig("correlation:\n  window: 2m\n  min_hosts: 5\n  min_score: 0.8\n"
+                     "  enabled: false\n",
+                     "hub.yaml", "/");
+  ASSERT_TRUE(c.has_value()) << c.error().ToString();
+  EXPECT_FALSE(c->correlation.enabled);
+  EXPECT_EQ(c->correlation.window_s, 120u);
+  EXPECT_EQ(c->correlation.min_hosts, 5u);
+  EXPECT_DOUBLE_EQ(c->correlation.min_score, 0.8);
+  for (const char* bad : {"correlation:\n  min_hosts: 1\n", "correlation:\n  min_score: 2\n",
+                          "correlation:\n  window: soon\n", "correlation:\n  k: 3\n"}) {
+    auto e = ParseHubConfig(bad, "hub.yaml", "/");
+    ASSERT_FALSE(e.has_value()) << bad;
+    EXPECT_NE(e.error().message().find("hub.yaml:2:"), std::string::npos) << e.error().message();
+  }
 }
 
 TEST(CorrelatorTest, FindingsCarryTheirNetworkDestination) {
