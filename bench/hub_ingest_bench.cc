@@ -23,6 +23,7 @@
 #include "core/event_json.h"
 #include "core/metrics.h"
 #include "hub/auth.h"
+#include "hub/correlate.h"
 #include "hub/server.h"
 #include "hub/store.h"
 #include "hub/store_location.h"
@@ -58,6 +59,9 @@ int main(int argc, char** argv) {
                  "(default: a SQLite file in a temporary folder)");
   app.add_option("--messages", messages, "Messages posted")->capture_default_str();
   app.add_option("--batch", batch, "Findings per message (1..10000)")->capture_default_str();
+  bool correlate = false;
+  app.add_flag("--correlate", correlate,
+               "Ingest through the global model (hub/correlate.h), as `vigil hub` does");
   CLI11_PARSE(app, argc, argv);
   if (messages < 1 || batch < 1 || batch > 10000) return 2;
 
@@ -81,7 +85,9 @@ int main(int argc, char** argv) {
   hub::ServerOptions so;
   so.listen = {"127.0.0.1", 0};
   so.threads = 2;
-  hub::Server server(so, **store, auth, **log, clock, registry);
+  hub::FleetCorrelation correlation(hub::CorrelatorOptions{}, **store, **log, clock, registry);
+  hub::CorrelatingStore correlating(**store, correlation);
+  hub::Server server(so, correlate ? correlating : **store, auth, **log, clock, registry);
   if (auto st = server.Start(); !st.ok())
     return std::fprintf(stderr, "%s\n", st.ToString().c_str()), 1;
   const std::string token =
@@ -122,8 +128,9 @@ int main(int argc, char** argv) {
     return ms[std::min(ms.size() - 1, static_cast<size_t>(p * ms.size()))];
   };
   std::printf(
-      "hub ingest (%s): %d messages x %d findings in %.2f s: %.0f findings/s; post to incident "
-      "P50 %.2f ms, P99 %.2f ms\n",
-      hub::IsPostgresLocation(location) ? "postgresql" : "sqlite", messages, batch, seconds, static_cast<double>(messages) * batch / seconds, q(0.5), q(0.99));
+      "hub ingest (%s%s): %d messages x %d findings in %.2f s: %.0f findings/s; post to "
+      "incident P50 %.2f ms, P99 %.2f ms\n",
+      hub::IsPostgresLocation(location) ? "postgresql" : "sqlite",
+      correlate ? ", correlated" : "", messages, batch, seconds, static_cast<double>(messages) * batch / seconds, q(0.5), q(0.99));
   return 0;
 }

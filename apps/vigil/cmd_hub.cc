@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 #include <sstream>
 
 #include "apps/vigil/audit_trail.h"
@@ -25,6 +26,7 @@
 #include "hub/auth.h"
 #include "hub/config.h"
 #include "hub/fleet_attest.h"
+#include "hub/correlate.h"
 #include "hub/nats_consumer.h"
 #include "hub/requests.h"
 #include "hub/server.h"
@@ -62,17 +64,12 @@ void AddHubConfigFlags(CLI::App* cmd, HubFlags* f) {
 }
 
 core::Result<hub::HubConfig> LoadHubFlagsConfig(const HubFlags& f) {
-  hub::HubConfig c;
-  if (!f.config.empty()) {
-    VIGIL_ASSIGN_OR_RETURN(c, hub::LoadHubConfig(f.config));
-  }
-  if (!f.state_dir.empty()) c.state_dir = f.state_dir;
+  VIGIL_ASSIGN_OR_RETURN(hub::HubConfig c, hub::LoadHubConfigWithStateDir(f.config, f.state_dir));
   if (!f.listen.empty()) {
     auto hp = core::ParseHostPort(f.listen);
     if (!hp.has_value()) return hp.error().WithContext("--listen");
     c.server.listen = *hp;
   }
-  c.ResolvePaths();
   return c;
 }
 
@@ -153,11 +150,25 @@ int RunHub(const HubFlags& f) {
   auto store = hub::Store::Open(config->store, so);
   if (!store.has_value()) return ReportError("hub", store.error());
   core::Registry& registry = core::Registry::Get();
-  hub::Server server(config->server, **store, auth, **log, core::SystemClock::Get(), registry);
+  // The global model: every ingestion path goes through the correlating store
+  // (hub/correlate.h), its state rebuilt from the store's recent findings first.
+  hub::CorrelatorOptions co;
+  co.window_ms = int64_t{config->correlation.window_s} * 1000;
+  co.min_hosts = static_cast<int>(config->correlation.min_hosts);
+  co.min_score = config->correlation.min_score;
+  hub::FleetCorrelation correlation(co, **store, **log, core::SystemClock::Get(), registry);
+  hub::CorrelatingStore correlating(**store, correlation);
+  hub::Store& hub_store = config->correlation.enabled ? correlating : **store;
+  if (config->correlation.enabled) {
+    if (auto s = correlation.Rebuild(); !s.ok()) {
+      spdlog::warn("hub: correlator: rebuilding from the store: {}", s.message());
+    }
+  }
+  hub::Server server(config->server, hub_store, auth, **log, core::SystemClock::Get(), registry);
   if (auto s = server.Start(); !s.ok()) return ReportError("hub", s);
   std::unique_ptr<hub::NatsConsumer> nats;
   if (config->nats.enabled) {
-    nats = std::make_unique<hub::NatsConsumer>(NatsConsumerOptionsOf(config->nats), **store,
+    nats = std::make_unique<hub::NatsConsumer>(NatsConsumerOptionsOf(config->nats), hub_store,
                                                core::SystemClock::Get(), registry);
     if (auto s = nats->Start(); !s.ok()) {
       server.Stop();
@@ -426,10 +437,12 @@ RunFn AddHubCommand(CLI::App& root) {
 
   RunFn users = AddHubUserCommands(hub);
   std::function<int()> fleet = AddHubFleetCommands(hub);
+  std::function<int()> triage = AddHubTriageCommands(hub);
 
-  return [f, token, ingest, users, fleet] {
+  return [f, token, ingest, users, fleet, triage] {
     if (const int code = users(); code >= 0) return code;
     if (const int code = fleet(); code >= 0) return code;
+    if (const int code = triage(); code >= 0) return code;
     if (token->parsed()) return RunHubToken(*f);
     if (ingest->parsed()) return RunHubIngest(*f);
     return RunHub(*f);

@@ -24,12 +24,7 @@ struct UserFlags {
 };
 
 core::Result<std::string> UsersFile(const UserFlags& f) {
-  hub::HubConfig c;
-  if (!f.config.empty()) {
-    VIGIL_ASSIGN_OR_RETURN(c, hub::LoadHubConfig(f.config));
-  }
-  if (!f.state_dir.empty()) c.state_dir = f.state_dir;
-  c.ResolvePaths();
+  VIGIL_ASSIGN_OR_RETURN(hub::HubConfig c, hub::LoadHubConfigWithStateDir(f.config, f.state_dir));
   return c.server.users_file;
 }
 

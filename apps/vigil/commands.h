@@ -75,6 +75,8 @@ int ReportError(std::string_view command, const core::Status& status);
 // `vigil hub push` and `vigil hub rollout ...` (cmd_hub_fleet.cc) under `hub`; the function runs
 // the one parsed and returns its exit code, or -1 when none of them was.
 std::function<int()> AddHubFleetCommands(CLI::App* hub);
+// `vigil hub triage export|train|measure` (cmd_hub_triage.cc), the same way.
+std::function<int()> AddHubTriageCommands(CLI::App* hub);
 
 // For services stopped by SIGINT/SIGTERM: blocks both in the calling thread (threads started
 // later inherit the mask), makes `record` their handler, and returns the set to wait on with

@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -116,6 +117,43 @@ core::Status ReadNatsSection(const HubYaml& y, const YAML::Node& v, const std::s
   }
   n->enabled = true;
   return {};
+}
+
+core::Status ReadCorrelationSection(const HubYaml& y, const YAML::Node& v, const std::string& p,
+                                    HubCorrelationConfig* c) {
+  return y.Keys(v, p,
+                [&](const std::string& k, const YAML::Node& v2,
+                    const std::string& p2) -> core::Status {
+                  std::string t;
+                  if (k == "window") return y.Seconds(v2, p2, 7 * 86400, &c->window_s);
+                  if (k == "enabled") {
+                    VIGIL_RETURN_IF_ERROR(y.Scalar(v2, p2, &t));
+                    if (t != "true" && t != "false") return y.At(v2, p2, "expected true or false");
+                    c->enabled = t == "true";
+                    return {};
+                  }
+                  if (k == "min_hosts") {
+                    VIGIL_RETURN_IF_ERROR(y.Scalar(v2, p2, &t));
+                    if (t.empty() || t.size() > 4 ||
+                        t.find_first_not_of("0123456789") != std::string::npos ||
+                        std::stoi(t) < 2 || std::stoi(t) > 1000) {
+                      return y.At(v2, p2, "expected an integer in 2..1000");
+                    }
+                    c->min_hosts = static_cast<uint32_t>(std::stoi(t));
+                    return {};
+                  }
+                  if (k == "min_score") {
+                    VIGIL_RETURN_IF_ERROR(y.Scalar(v2, p2, &t));
+                    char* end = nullptr;
+                    const double d = t.empty() ? -1 : std::strtod(t.c_str(), &end);
+                    if (t.empty() || end != t.c_str() + t.size() || !(d >= 0 && d <= 1)) {
+                      return y.At(v2, p2, "expected a number in [0, 1]");
+                    }
+                    c->min_score = d;
+                    return {};
+                  }
+                  return Unknown();
+                });
 }
 
 core::Status YamlError(std::string_view source, const YAML::Exception& e) {
@@ -240,6 +278,7 @@ core::Result<HubConfig> ParseHubConfig(std::string_view text, std::string_view s
                           });
           }
           if (k == "nats") return ReadNatsSection(y, v, p, &c.nats);
+          if (k == "correlation") return ReadCorrelationSection(y, v, p, &c.correlation);
           if (k == "fleet") {
             return y.Keys(v, p,
                           [&](const std::string& k2, const YAML::Node& v2,
@@ -312,6 +351,17 @@ core::Result<HubConfig> LoadHubConfig(const std::string& path) {
   if (!in) return core::NotFound(path + ": cannot open");
   const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   return ParseHubConfig(text, path, std::filesystem::absolute(path).parent_path().string());
+}
+
+core::Result<HubConfig> LoadHubConfigWithStateDir(const std::string& path,
+                                                  const std::string& state_dir) {
+  HubConfig c;
+  if (!path.empty()) {
+    VIGIL_ASSIGN_OR_RETURN(c, LoadHubConfig(path));
+  }
+  if (!state_dir.empty()) c.state_dir = state_dir;
+  c.ResolvePaths();
+  return c;
 }
 
 }  // namespace vigil::hub

@@ -32,6 +32,15 @@ struct HubNatsConfig {
   uint32_t batch = 64;       // messages fetched at once, 1..1000
 };
 
+// The `correlation:` section (docs/hub.md "Fleet incidents"): the global model's window and
+// thresholds (hub/correlate.h).
+struct HubCorrelationConfig {
+  bool enabled = true;
+  uint32_t window_s = 600;  // T
+  uint32_t min_hosts = 3;   // K, 2..1000
+  double min_score = 0.5;   // verdicts below this do not count, 0..1
+};
+
 struct HubConfig {
   ServerOptions server;
   std::string state_dir{kDefaultHubStateDir};
@@ -44,6 +53,7 @@ struct HubConfig {
   std::string audience = "vigil-hub";
   uint32_t incident_window_s = 300;
   HubNatsConfig nats;
+  HubCorrelationConfig correlation;
   // fleet.trusted_keys: minisign public keys an uploaded policy or model must be signed by
   // (loaded into server.fleet by `vigil hub`); none: uploads are refused.
   std::vector<std::string> fleet_trusted_keys;
@@ -63,5 +73,9 @@ struct HubConfig {
 core::Result<HubConfig> ParseHubConfig(std::string_view text, std::string_view source,
                                        const std::string& base_dir);
 core::Result<HubConfig> LoadHubConfig(const std::string& path);
+// What the hub's commands take from --config and --state-dir: the file at `path` ("": the
+// defaults), its state_dir replaced by `state_dir` when not empty, the paths resolved.
+core::Result<HubConfig> LoadHubConfigWithStateDir(const std::string& path,
+                                                  const std::string& state_dir);
 
 }  // namespace vigil::hub

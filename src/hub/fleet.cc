@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <sodium.h>
 
+#include <algorithm>
 #include <charconv>
 #include <map>
 
@@ -24,9 +25,16 @@ json AppliedJson(const AppliedArtifact& a) {
   return {{"version", a.version}, {"digest", a.digest}};
 }
 
-// What the store keeps of a report (AgentStatusRow::status_json).
-std::string StatusJson(const AgentReport& r, bool heartbeat) {
+// What the store keeps of a report (AgentStatusRow::status_json). "addresses": the ones the agent
+// gave and the one its request came from (the correlator's, hub/correlate.h).
+std::string StatusJson(const AgentReport& r, bool heartbeat, const std::string& remote_addr) {
   json j = {{"policy", AppliedJson(r.policy)}, {"model", AppliedJson(r.model)}};
+  std::vector<std::string> addresses = r.addresses;
+  if (ValidIpAddress(remote_addr) &&
+      std::find(addresses.begin(), addresses.end(), remote_addr) == addresses.end()) {
+    addresses.push_back(remote_addr);
+  }
+  j["addresses"] = addresses;
   j["health"] = heartbeat ? json{{"events_per_s", r.events_per_s},
                                  {"drops", r.drops},
                                  {"alerts", r.alerts}}
@@ -284,7 +292,7 @@ void Fleet::Routes(httplib::Server& s, const Authorizer& authorize) {
     row.group = report->group;
     row.mode = report->mode;
     row.vigil_version = report->vigil_version;
-    row.status_json = StatusJson(*report, false);
+    row.status_json = StatusJson(*report, false, q.remote_addr);
     json attestation = json::object();
     const int64_t now = NowMs();
     if (auto doc = CheckQuote(report->quote, "", &row)) {
@@ -368,7 +376,8 @@ void Fleet::Routes(httplib::Server& s, const Authorizer& authorize) {
     auto report = ParseHeartbeatRequest(q.body);
     if (!report.has_value()) return ReplyStatus(r, report.error());
     if (!OwnsHost(c, report->host, r)) return;
-    auto row = store_.Heartbeat(report->host, report->mode, StatusJson(*report, true), NowMs());
+    auto row = store_.Heartbeat(report->host, report->mode,
+                                StatusJson(*report, true, q.remote_addr), NowMs());
     if (!row.has_value()) return ReplyStatus(r, row.error());
     json attestation = json::object();
     if (std::string nonce = Requote(*report, &*row); !nonce.empty()) {

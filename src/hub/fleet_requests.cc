@@ -74,6 +74,19 @@ core::Status ReportFields(const json& o, AgentReport* r) {
   }
   r->mode = mode->get<std::string>();
   VIGIL_RETURN_IF_ERROR(AppliedField(o, "policy", &r->policy));
+  if (auto it = o.find("addresses"); it != o.end() && !it->is_null()) {
+    if (!it->is_array() || it->size() > 16) {
+      return Invalid("addresses", "expected an array of at most 16 IP addresses");
+    }
+    for (size_t i = 0; i < it->size(); ++i) {
+      const json& a = (*it)[i];
+      if (!a.is_string() || a.get_ref<const std::string&>().size() > 64 ||
+          !ValidIpAddress(a.get<std::string>())) {
+        return Invalid("addresses[" + std::to_string(i) + "]", "expected an IPv4 or IPv6 address");
+      }
+      r->addresses.push_back(a.get<std::string>());
+    }
+  }
   return AppliedField(o, "model", &r->model);
 }
 

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/status.h"
 
@@ -31,6 +32,9 @@ struct AgentReport {
   std::string host;
   std::string mode;  // "monitor" or "enforce"
   AppliedArtifact policy, model;
+  // The host's own network addresses ("addresses": up to 16 IPv4/IPv6 strings), which the hub's
+  // correlator uses to tell that a finding elsewhere connected to this host (hub/correlate.h).
+  std::vector<std::string> addresses;
   // Heartbeat only (register: zero).
   double events_per_s = 0;
   int64_t drops = 0, alerts = 0;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "core/config.h"
 #include "hub/requests.h"
 
 namespace vigil::hub {

@@ -1,5 +1,7 @@
 #include "hub/requests.h"
 
+#include <arpa/inet.h>
+
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -131,6 +133,14 @@ core::Result<Finding> FindingFrom(const json& f, const std::string& path) {
         Integer(*proc, "pid", path + "process.", 0, int64_t{1} << 32, false, &out.pid));
     VIGIL_RETURN_IF_ERROR(Text(*proc, "name", path + "process.", kMaxName, &out.process));
   }
+  auto dst = f.find("dst_endpoint");
+  if (dst != f.end() && !dst->is_null()) {
+    if (!dst->is_object()) return Bad(path + "dst_endpoint", "expected an object");
+    VIGIL_RETURN_IF_ERROR(Text(*dst, "ip", path + "dst_endpoint.", 64, &out.dst_ip));
+    if (!out.dst_ip.empty() && !ValidIpAddress(out.dst_ip)) {
+      return Bad(path + "dst_endpoint.ip", "expected an IPv4 or IPv6 address");
+    }
+  }
   auto v = f.find("vigil");
   if (v == f.end() || !v->is_object()) return Bad(path + "vigil", "missing or not an object");
   const std::string vp = path + "vigil.";
@@ -209,6 +219,11 @@ bool ParseLabel(std::string_view name, Label* out) {
     }
   }
   return false;
+}
+
+bool ValidIpAddress(const std::string& s) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
 }
 
 bool ValidHostId(std::string_view s) {
@@ -296,6 +311,25 @@ core::Result<AdjudicationRequest> ParseAdjudicationRequest(std::string_view body
   if (l == j.end() || !l->is_string() || !ParseLabel(l->get_ref<const std::string&>(), &r.label)) {
     return Bad("label", "expected \"true_positive\", \"false_positive\" or \"benign\"");
   }
+  VIGIL_RETURN_IF_ERROR(Text(j, "note", "", kMaxText, &r.note));
+  return r;
+}
+
+core::Result<MissedDetectionRequest> ParseMissedDetectionRequest(std::string_view body) {
+  core::Status error;
+  const json j = ParseObject(body, &error);
+  if (!error.ok()) return error;
+  MissedDetectionRequest r;
+  VIGIL_RETURN_IF_ERROR(Id(j, "host", true, &r.host));
+  std::string rule, model;
+  VIGIL_RETURN_IF_ERROR(Text(j, "rule", "", kMaxName, &rule));
+  VIGIL_RETURN_IF_ERROR(Text(j, "model", "", kMaxName, &model));
+  if (rule.empty() == model.empty()) {
+    return Bad("rule", "give exactly one of \"rule\" and \"model\" (what should have fired)");
+  }
+  r.kind = rule.empty() ? "model" : "rule";
+  r.name = rule.empty() ? model : rule;
+  VIGIL_RETURN_IF_ERROR(Integer(j, "time_ms", "", 0, int64_t{1} << 50, true, &r.time_ms));
   VIGIL_RETURN_IF_ERROR(Text(j, "note", "", kMaxText, &r.note));
   return r;
 }

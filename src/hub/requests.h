@@ -51,6 +51,7 @@ struct Finding {
   std::string model_version;
   std::optional<double> score;               // verdicts: vigil.score; decisions: vigil.ml.score
   std::vector<FindingEvidence> explanation;  // verdicts: vigil.explanation (first 64)
+  std::string dst_ip;  // dst_endpoint.ip: a network destination involved ("" when not given)
   std::string raw;  // the finding as received, re-serialised (for the detail view)
 };
 
@@ -90,10 +91,22 @@ struct AdjudicationRequest {
   std::string note;
 };
 
+// POST /v1/missed-detections: a detection that should have fired and did not (a false negative
+// of a rule or a model): {"host", "rule" or "model" (exactly one), "time_ms", "note"}.
+struct MissedDetectionRequest {
+  std::string host;
+  std::string kind;  // "rule" or "model"
+  std::string name;
+  int64_t time_ms = 0;
+  std::string note;
+};
+
 // A host id: 1..253 bytes of [A-Za-z0-9._:-]. Message and escalation ids: 1..128 bytes of
 // printable ASCII without spaces.
 bool ValidHostId(std::string_view s);
 bool ValidMessageId(std::string_view s);
+// An IPv4 or IPv6 address in text form (inet_pton).
+bool ValidIpAddress(const std::string& s);
 
 // Each parser takes a whole request body; errors are kInvalidArgument, e.g.
 // "findings[3].time: expected an integer (Unix milliseconds)".
@@ -101,6 +114,7 @@ core::Result<IngestMessage> ParseIngestRequest(std::string_view body);
 core::Result<EscalationRequest> ParseEscalationRequest(std::string_view body);
 core::Result<DecisionRequest> ParseDecisionRequest(std::string_view body);
 core::Result<AdjudicationRequest> ParseAdjudicationRequest(std::string_view body);
+core::Result<MissedDetectionRequest> ParseMissedDetectionRequest(std::string_view body);
 // One finding line as the agent writes it (vigil hub ingest reads files of them).
 core::Result<Finding> ParseFindingJson(std::string_view line);
 

@@ -50,6 +50,31 @@ json AlertJson(const AlertRow& a) {
   return j;
 }
 
+json FleetIncidentJson(const FleetIncidentRow& r) {
+  return {{"id", r.id},           {"kind", r.kind},           {"key", r.key},
+          {"hosts", r.hosts},     {"first_ms", r.first_ms},   {"last_ms", r.last_ms},
+          {"summary", r.summary}, {"created_ms", r.created_ms}, {"updated_ms", r.updated_ms}};
+}
+
+json MissedJson(const MissedDetectionRow& m) {
+  return {{"id", m.id},     {"host", m.host},       {"kind", m.kind},
+          {"name", m.name}, {"time_ms", m.time_ms}, {"note", m.note},
+          {"recorded_by", m.recorded_by}, {"recorded_ms", m.recorded_ms}};
+}
+
+// A non-negative integer query parameter into *out (unchanged when absent); false after
+// answering 400.
+bool QueryInt(const httplib::Request& q, const char* name, int64_t* out, httplib::Response& r) {
+  if (!q.has_param(name)) return true;
+  const std::string t = q.get_param_value(name);
+  auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), *out);
+  if (ec != std::errc() || end != t.data() + t.size() || *out < 0) {
+    ReplyError(r, 400, "INVALID_ARGUMENT", std::string(name) + ": expected a non-negative integer");
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 Server::Server(ServerOptions options, Store& store, const HubAuth& auth, audit::AuditLog& audit,
@@ -153,6 +178,16 @@ core::Status Server::RefreshMetrics() {
         "vigil_hub_false_positive_ratio",
         "(false_positive + benign) / adjudicated incidents in which the rule or model fired", who);
     if (f.has_value()) (*f)->Set(total > 0 ? (c.false_positive + c.benign) / total : 0);
+    auto missed = registry_.GetGauge("vigil_hub_missed_detections",
+                                     "Missed detections (false negatives) recorded for the rule "
+                                     "or model",
+                                     who);
+    if (missed.has_value()) (*missed)->Set(static_cast<double>(c.false_negative));
+    const double should = static_cast<double>(c.true_positive + c.false_negative);
+    auto fnr = registry_.GetGauge(
+        "vigil_hub_false_negative_rate",
+        "false_negative / (true_positive + false_negative) for the rule or model", who);
+    if (fnr.has_value()) (*fnr)->Set(should > 0 ? c.false_negative / should : 0);
   }
   VIGIL_ASSIGN_OR_RETURN(auto pending, store_.Escalations(true, ""));
   auto g = registry_.GetGauge("vigil_hub_escalations_pending", "Escalations waiting for a person");
@@ -286,15 +321,7 @@ void Server::Routes(httplib::Server& s) {
       }
       f.adjudicated = a == "true";
     }
-    for (auto [name, out] : {std::pair{"limit", &f.limit}, std::pair{"before", &f.before_id}}) {
-      if (!q.has_param(name)) continue;
-      const std::string t = q.get_param_value(name);
-      auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), *out);
-      if (ec != std::errc() || end != t.data() + t.size() || *out < 0) {
-        return ReplyError(r, 400, "INVALID_ARGUMENT",
-                          std::string(name) + ": expected a non-negative integer");
-      }
-    }
+    if (!QueryInt(q, "limit", &f.limit, r) || !QueryInt(q, "before", &f.before_id, r)) return;
     auto rows = store_.Incidents(f);
     if (!rows.has_value()) return ReplyStatus(r, rows.error());
     json list = json::array();
@@ -343,6 +370,51 @@ void Server::Routes(httplib::Server& s) {
     auto text = store_.ExportLabels();
     if (!text.has_value()) return ReplyStatus(r, text.error());
     r.set_content(*text, "application/x-ndjson");
+  });
+
+  s.Get("/v1/fleet-incidents", [=, this](const httplib::Request& q, httplib::Response& r) {
+    Caller c;
+    if (!authorize(q, r, Role::kViewer, &c)) return;
+    int64_t limit = 100, before = 0;
+    if (!QueryInt(q, "limit", &limit, r) || !QueryInt(q, "before", &before, r)) return;
+    auto rows = store_.FleetIncidents(limit, before);
+    if (!rows.has_value()) return ReplyStatus(r, rows.error());
+    json list = json::array();
+    for (const FleetIncidentRow& row : *rows) list.push_back(FleetIncidentJson(row));
+    Reply(r, 200, {{"schema_version", kHubSchemaVersion}, {"fleet_incidents", std::move(list)}});
+  });
+
+  s.Post("/v1/missed-detections", [=, this](const httplib::Request& q, httplib::Response& r) {
+    Caller c;
+    if (!authorize(q, r, Role::kAnalyst, &c)) return;
+    auto m = ParseMissedDetectionRequest(q.body);
+    if (!m.has_value()) return ReplyStatus(r, m.error());
+    MissedDetectionRow row{0, m->host, m->kind, m->name, m->time_ms, m->note, c.subject, NowMs()};
+    auto saved = store_.RecordMissedDetection(row);
+    if (!saved.has_value()) return ReplyStatus(r, saved.error());
+    core::Status st = Audit(audit::RecordType::kAdjudication,
+                            {{"action", "missed-detection"},
+                             {"missed_detection", saved->id},
+                             {"host", saved->host},
+                             {saved->kind, saved->name},
+                             {"time_ms", saved->time_ms},
+                             {"label", "false_negative"},
+                             {"by", c.subject},
+                             {"note", saved->note}});
+    if (!st.ok()) return ReplyStatus(r, st);
+    Reply(r, 201, {{"schema_version", kHubSchemaVersion}, {"missed_detection", MissedJson(*saved)}});
+  });
+
+  s.Get("/v1/missed-detections", [=, this](const httplib::Request& q, httplib::Response& r) {
+    Caller c;
+    if (!authorize(q, r, Role::kViewer, &c)) return;
+    int64_t limit = 100;
+    if (!QueryInt(q, "limit", &limit, r)) return;
+    auto rows = store_.MissedDetections(limit);
+    if (!rows.has_value()) return ReplyStatus(r, rows.error());
+    json list = json::array();
+    for (const MissedDetectionRow& row : *rows) list.push_back(MissedJson(row));
+    Reply(r, 200, {{"schema_version", kHubSchemaVersion}, {"missed_detections", std::move(list)}});
   });
 
   s.Post("/v1/escalations", [=, this](const httplib::Request& q, httplib::Response& r) {

@@ -140,14 +140,56 @@ struct AttestedKeyRow {
   int64_t quoted_ms = 0;   // its latest verified quote
 };
 
-// The schema version this hub writes; older databases are migrated in place at Open.
-inline constexpr int kHubSchemaVersionNumber = 3;
+// Schema version 4: fleet incidents (hub/correlate.h) and missed detections.
+struct FleetIncidentRow {
+  int64_t id = 0;
+  std::string kind;                // "spread" or "chain"
+  std::string key;                 // spread: the behaviour key; chain: "A->B"
+  std::vector<std::string> hosts;  // spread: sorted; chain: {A, B}
+  int64_t first_ms = 0, last_ms = 0;
+  std::string summary;
+  int64_t created_ms = 0, updated_ms = 0;
+};
 
-// Adjudicated incidents per rule or model that fired in them.
+struct FleetRaise {
+  FleetIncidentRow row;  // as stored now
+  bool created = false;  // a new fleet incident
+  bool changed = false;  // an existing one grew (more hosts or a longer span)
+};
+
+// A detection the models and rules missed, recorded by an analyst (a false negative).
+struct MissedDetectionRow {
+  int64_t id = 0;
+  std::string host;
+  std::string kind;     // "rule" or "model": what should have fired
+  std::string name;     // its name
+  int64_t time_ms = 0;  // when the missed behaviour happened
+  std::string note, recorded_by;
+  int64_t recorded_ms = 0;
+};
+
+// A stored finding as received, with its host (rebuilding the correlator's state at start).
+struct StoredFinding {
+  std::string host;
+  std::string raw;
+};
+
+// A verdict's or decision's model score (the models page's plots).
+struct ScoreSample {
+  std::string model;
+  int64_t time_ms = 0;
+  double score = 0;
+};
+
+// The schema version this hub writes; older databases are migrated in place at Open.
+inline constexpr int kHubSchemaVersionNumber = 4;
+
+// Adjudicated incidents per rule or model that fired in them, and the detections it missed.
 struct AdjudicationCount {
   std::string kind;  // "rule" or "model"
   std::string name;
   int64_t true_positive = 0, false_positive = 0, benign = 0;
+  int64_t false_negative = 0;  // missed detections recorded for it
 };
 
 class Store {
@@ -229,8 +271,28 @@ class Store {
   // kNotFound when the host has none.
   virtual core::Result<AttestedKeyRow> AttestedKey(const std::string& host) = 0;
 
+  // Fleet incidents (schema version 4). Merges `draft` into the fleet incident of the same kind
+  // and key whose span, widened by window_ms on both sides, overlaps the draft's (hosts united,
+  // span extended), or stores a new one. Of concurrent raises of one kind and key (several hub
+  // instances) each sees the others' writes: one fleet incident results.
+  virtual core::Result<FleetRaise> RaiseFleetIncident(const FleetIncidentRow& draft,
+                                                      int64_t window_ms, int64_t now_ms) = 0;
+  // Newest first; ids below before_id (0: from the newest); limit 1..1000.
+  virtual core::Result<std::vector<FleetIncidentRow>> FleetIncidents(int64_t limit,
+                                                                     int64_t before_id) = 0;
+  // The findings (with their hosts) whose time is at or after since_ms, oldest first, at most
+  // `limit` (the newest ones when more).
+  virtual core::Result<std::vector<StoredFinding>> RecentFindings(int64_t since_ms,
+                                                                  int64_t limit) = 0;
+  // Stores a missed detection (its id, recorded_by and recorded_ms as given are kept but the id).
+  virtual core::Result<MissedDetectionRow> RecordMissedDetection(const MissedDetectionRow& m) = 0;
+  virtual core::Result<std::vector<MissedDetectionRow>> MissedDetections(int64_t limit) = 0;
+  // Model scores of stored findings at or after since_ms, oldest first, at most `limit` (the
+  // newest ones when more).
+  virtual core::Result<std::vector<ScoreSample>> ScoreSamples(int64_t since_ms, int64_t limit) = 0;
+
   // Rows of one of the tables agents, messages, incidents, alerts, escalations, agent_status,
-  // artifacts, rollouts, attestation_nonces, attested_keys.
+  // artifacts, rollouts, attestation_nonces, attested_keys, fleet_incidents, missed_detections.
   virtual core::Result<int64_t> Count(const char* table) = 0;
 
  protected:

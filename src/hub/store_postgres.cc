@@ -56,6 +56,20 @@ CREATE INDEX IF NOT EXISTS escalations_pending ON escalations (deadline_ms)
 CREATE TABLE IF NOT EXISTS hub_schema (version INTEGER NOT NULL);
 )sql";
 
+// Version 4: fleet incidents and missed detections (docs/hub.md), applied after version 3.
+constexpr const char* kPgSchemaV4 = R"sql(
+CREATE TABLE IF NOT EXISTS fleet_incidents (
+  id BIGSERIAL PRIMARY KEY, kind TEXT NOT NULL, key TEXT NOT NULL, hosts TEXT NOT NULL,
+  first_ms BIGINT NOT NULL, last_ms BIGINT NOT NULL, summary TEXT NOT NULL,
+  created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS fleet_incidents_key ON fleet_incidents (kind, key, last_ms);
+CREATE TABLE IF NOT EXISTS missed_detections (
+  id BIGSERIAL PRIMARY KEY, host TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+  time_ms BIGINT NOT NULL, note TEXT NOT NULL, recorded_by TEXT NOT NULL,
+  recorded_ms BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS alerts_time ON alerts (time_ms);
+)sql";
+
 // Version 2 (the fleet: docs/hub.md), applied to a version-1 database in place.
 constexpr const char* kPgSchemaV2 = R"sql(
 CREATE TABLE IF NOT EXISTS agent_status (
@@ -224,6 +238,15 @@ class PostgresStore final : public Store {
                               const std::string& reason) override;
   core::Status PutAttestedKey(const AttestedKeyRow& k) override;
   core::Result<AttestedKeyRow> AttestedKey(const std::string& host) override;
+  core::Result<FleetRaise> RaiseFleetIncident(const FleetIncidentRow& draft, int64_t window_ms,
+                                              int64_t now_ms) override;
+  core::Result<std::vector<FleetIncidentRow>> FleetIncidents(int64_t limit,
+                                                             int64_t before_id) override;
+  core::Result<std::vector<StoredFinding>> RecentFindings(int64_t since_ms,
+                                                          int64_t limit) override;
+  core::Result<MissedDetectionRow> RecordMissedDetection(const MissedDetectionRow& m) override;
+  core::Result<std::vector<MissedDetectionRow>> MissedDetections(int64_t limit) override;
+  core::Result<std::vector<ScoreSample>> ScoreSamples(int64_t since_ms, int64_t limit) override;
   core::Result<int64_t> Count(const char* table) override;
 
  private:
@@ -309,6 +332,7 @@ core::Status PostgresStore::CreateSchema() {
     }
     if (version < 2) w.exec(kPgSchemaV2);
     if (version < 3) w.exec(kPgSchemaV3);
+    if (version < 4) w.exec(kPgSchemaV4);
     w.exec("DELETE FROM hub_schema");
     w.exec_params("INSERT INTO hub_schema (version) VALUES ($1)", kPostgresSchemaVersion);
     return kPostgresSchemaVersion;
@@ -583,6 +607,10 @@ core::Result<std::vector<AdjudicationCount>> PostgresStore::AdjudicationCounts()
                    const PgRow q(row);
                    internal::AddAdjudicationCount(out, kind, q.T(0), q.T(1), q.I(2));
                  }
+               }
+               for (const auto& row : w.exec(internal::kMissedCountSql)) {
+                 const PgRow q(row);
+                 internal::AddMissedCount(out, q.T(0), q.T(1), q.I(2));
                }
                return out;
              });
@@ -885,6 +913,114 @@ core::Result<AttestedKeyRow> PostgresStore::AttestedKey(const std::string& host)
     if (r.empty()) return core::NotFound("host " + host + ": no attested key");
     const PgRow row(r[0]);
     return AttestedKeyRow{row.T(0), row.T(1), row.T(2), row.T(3), row.I(4), row.I(5)};
+core::Result<FleetRaise> PostgresStore::RaiseFleetIncident(const FleetIncidentRow& draft,
+                                                            int64_t window_ms, int64_t now_ms) {
+  return Run("raising a fleet incident", [&](pqxx::work& w) -> core::Result<FleetRaise> {
+    // Instances raising the same kind and key wait for each other (the lock is the
+    // transaction's), so the second sees the first's row and merges into it.
+    w.exec_params("SELECT pg_advisory_xact_lock($1::bigint)",
+                  ProcessLockKey("fleet_incidents", 0, draft.kind + "\n" + draft.key));
+    FleetRaise out;
+    const pqxx::result found = w.exec_params(
+        std::string("SELECT ") + internal::kFleetIncidentColumns +
+            " FROM fleet_incidents WHERE kind = $1 AND key = $2 AND first_ms - $5::bigint <= "
+            "$4::bigint AND last_ms + $5::bigint >= $3::bigint ORDER BY last_ms DESC LIMIT 1",
+        PgText(draft.kind), PgText(draft.key), draft.first_ms, draft.last_ms, window_ms);
+    if (!found.empty()) {
+      out.row = internal::FleetIncidentFrom(PgRow(found[0]));
+      out.changed = internal::MergeFleetDraft(&out.row, draft);
+      if (!out.changed) return out;
+      out.row.updated_ms = now_ms;
+      w.exec_params(
+          "UPDATE fleet_incidents SET hosts = $2, first_ms = $3::bigint, last_ms = $4::bigint, "
+          "summary = $5, updated_ms = $6::bigint WHERE id = $1::bigint",
+          out.row.id, PgText(internal::FleetHostsJson(out.row.hosts)), out.row.first_ms,
+          out.row.last_ms, PgText(out.row.summary), now_ms);
+      return out;
+    }
+    out.row = draft;
+    out.row.created_ms = out.row.updated_ms = now_ms;
+    const pqxx::result id = w.exec_params(
+        "INSERT INTO fleet_incidents (kind, key, hosts, first_ms, last_ms, summary, created_ms, "
+        "updated_ms) VALUES ($1, $2, $3, $4::bigint, $5::bigint, $6, $7::bigint, $7::bigint) "
+        "RETURNING id",
+        PgText(draft.kind), PgText(draft.key), PgText(internal::FleetHostsJson(draft.hosts)),
+        draft.first_ms, draft.last_ms, PgText(draft.summary), now_ms);
+    out.row.id = id[0][0].as<int64_t>();
+    out.created = true;
+    return out;
+  });
+}
+
+core::Result<std::vector<FleetIncidentRow>> PostgresStore::FleetIncidents(int64_t limit,
+                                                                          int64_t before_id) {
+  return Run("listing fleet incidents",
+             [&](pqxx::work& w) -> core::Result<std::vector<FleetIncidentRow>> {
+               std::vector<FleetIncidentRow> out;
+               for (const auto& row : w.exec_params(
+                        std::string("SELECT ") + internal::kFleetIncidentColumns +
+                            " FROM fleet_incidents WHERE ($1::bigint = 0 OR id < $1::bigint) "
+                            "ORDER BY id DESC LIMIT $2::bigint",
+                        before_id, std::clamp<int64_t>(limit, 1, 1000))) {
+                 out.push_back(internal::FleetIncidentFrom(PgRow(row)));
+               }
+               return out;
+             });
+}
+
+core::Result<std::vector<StoredFinding>> PostgresStore::RecentFindings(int64_t since_ms,
+                                                                       int64_t limit) {
+  return Run("reading recent findings",
+             [&](pqxx::work& w) -> core::Result<std::vector<StoredFinding>> {
+               std::vector<StoredFinding> out;
+               for (const auto& row :
+                    w.exec_params(internal::kRecentFindingsSql, since_ms, limit)) {
+                 const PgRow q(row);
+                 out.push_back({q.T(0), q.T(1)});
+               }
+               std::reverse(out.begin(), out.end());
+               return out;
+             });
+}
+
+core::Result<MissedDetectionRow> PostgresStore::RecordMissedDetection(
+    const MissedDetectionRow& m) {
+  return Run("storing a missed detection", [&](pqxx::work& w) -> core::Result<MissedDetectionRow> {
+    const pqxx::result id = w.exec_params(
+        "INSERT INTO missed_detections (host, kind, name, time_ms, note, recorded_by, "
+        "recorded_ms) VALUES ($1, $2, $3, $4::bigint, $5, $6, $7::bigint) RETURNING id",
+        PgText(m.host), PgText(m.kind), PgText(m.name), m.time_ms, PgText(m.note),
+        PgText(m.recorded_by), m.recorded_ms);
+    MissedDetectionRow out = m;
+    out.id = id[0][0].as<int64_t>();
+    return out;
+  });
+}
+
+core::Result<std::vector<MissedDetectionRow>> PostgresStore::MissedDetections(int64_t limit) {
+  return Run("listing missed detections",
+             [&](pqxx::work& w) -> core::Result<std::vector<MissedDetectionRow>> {
+               std::vector<MissedDetectionRow> out;
+               for (const auto& row : w.exec_params(
+                        std::string("SELECT ") + internal::kMissedColumns +
+                            " FROM missed_detections ORDER BY id DESC LIMIT $1::bigint",
+                        std::clamp<int64_t>(limit, 1, 1000))) {
+                 out.push_back(internal::MissedFrom(PgRow(row)));
+               }
+               return out;
+             });
+}
+
+core::Result<std::vector<ScoreSample>> PostgresStore::ScoreSamples(int64_t since_ms,
+                                                                   int64_t limit) {
+  return Run("reading scores", [&](pqxx::work& w) -> core::Result<std::vector<ScoreSample>> {
+    std::vector<ScoreSample> out;
+    for (const auto& row : w.exec_params(internal::kScoreSamplesSql, since_ms, limit)) {
+      const PgRow q(row);
+      out.push_back({q.T(0), q.I(1), q.D(2).value_or(0)});
+    }
+    std::reverse(out.begin(), out.end());
+    return out;
   });
 }
 

@@ -75,6 +75,22 @@ DELETE FROM hub_schema;
 INSERT INTO hub_schema (version) VALUES (3);
 )sql";
 
+// Version 4: fleet incidents and missed detections (docs/hub.md), applied after version 3.
+constexpr const char* kSqliteSchemaV4 = R"sql(
+CREATE TABLE IF NOT EXISTS fleet_incidents (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, key TEXT NOT NULL,
+  hosts TEXT NOT NULL, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL,
+  summary TEXT NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS fleet_incidents_key ON fleet_incidents (kind, key, last_ms);
+CREATE TABLE IF NOT EXISTS missed_detections (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, host TEXT NOT NULL, kind TEXT NOT NULL,
+  name TEXT NOT NULL, time_ms INTEGER NOT NULL, note TEXT NOT NULL, recorded_by TEXT NOT NULL,
+  recorded_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS alerts_time ON alerts (time_ms);
+DELETE FROM hub_schema;
+INSERT INTO hub_schema (version) VALUES (4);
+)sql";
+
 // Bytes bound as a BLOB.
 struct Blob {
   const std::string& bytes;
@@ -211,6 +227,7 @@ core::Status SqliteStore::Migrate() {
   if (version < 1) VIGIL_RETURN_IF_ERROR(Exec(kSqliteSchema));
   if (version < 2) VIGIL_RETURN_IF_ERROR(Exec(kSqliteSchemaV2));
   if (version < 3) VIGIL_RETURN_IF_ERROR(Exec(kSqliteSchemaV3));
+  if (version < 4) VIGIL_RETURN_IF_ERROR(Exec(kSqliteSchemaV4));
   if (!txn.Commit()) return Fail("commit");
   return {};
 }
@@ -378,6 +395,9 @@ core::Result<std::vector<AdjudicationCount>> SqliteStore::AdjudicationCounts() {
     while (q.Next()) internal::AddAdjudicationCount(out, kind, q.T(0), q.T(1), q.I(2));
     if (!q.ok()) return Fail("counting adjudications");
   }
+  Sql missed(db_, internal::kMissedCountSql);
+  while (missed.Next()) internal::AddMissedCount(out, missed.T(0), missed.T(1), missed.I(2));
+  if (!missed.ok()) return Fail("counting missed detections");
   return out;
 }
 
@@ -707,6 +727,110 @@ core::Result<AttestedKeyRow> SqliteStore::AttestedKey(const std::string& host) {
   if (q.Next()) return AttestedKeyRow{q.T(0), q.T(1), q.T(2), q.T(3), q.I(4), q.I(5)};
   if (!q.ok()) return Fail("reading an attested key");
   return core::NotFound("host " + host + ": no attested key");
+core::Result<FleetRaise> SqliteStore::RaiseFleetIncident(const FleetIncidentRow& draft,
+                                                          int64_t window_ms, int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  WriteTxn txn(db_);
+  if (!txn.open()) return Fail("begin");
+  FleetRaise out;
+  const std::string sql = std::string("SELECT ") + internal::kFleetIncidentColumns +
+                          " FROM fleet_incidents WHERE kind = ?1 AND key = ?2 AND "
+                          "first_ms - ?5 <= ?4 AND last_ms + ?5 >= ?3 ORDER BY last_ms DESC "
+                          "LIMIT 1";
+  Sql find(db_, sql.c_str());
+  find.Bind(draft.kind, draft.key, draft.first_ms, draft.last_ms, window_ms);
+  const bool found = find.Next();
+  if (!find.ok()) return Fail("finding a fleet incident");
+  if (found) {
+    out.row = internal::FleetIncidentFrom(find);
+    out.changed = internal::MergeFleetDraft(&out.row, draft);
+    if (!out.changed) return out;
+    out.row.updated_ms = now_ms;
+    Sql up(db_,
+           "UPDATE fleet_incidents SET hosts = ?2, first_ms = ?3, last_ms = ?4, summary = ?5, "
+           "updated_ms = ?6 WHERE id = ?1");
+    up.Bind(out.row.id, internal::FleetHostsJson(out.row.hosts), out.row.first_ms,
+            out.row.last_ms, out.row.summary, now_ms);
+    up.Next();
+    if (!up.ok()) return Fail("updating a fleet incident");
+  } else {
+    out.row = draft;
+    out.row.created_ms = out.row.updated_ms = now_ms;
+    Sql ins(db_,
+            "INSERT INTO fleet_incidents (kind, key, hosts, first_ms, last_ms, summary, "
+            "created_ms, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)");
+    ins.Bind(draft.kind, draft.key, internal::FleetHostsJson(draft.hosts), draft.first_ms,
+             draft.last_ms, draft.summary, now_ms);
+    ins.Next();
+    if (!ins.ok()) return Fail("storing a fleet incident");
+    out.row.id = sqlite3_last_insert_rowid(db_);
+    out.created = true;
+  }
+  if (!txn.Commit()) return Fail("commit");
+  return out;
+}
+
+core::Result<std::vector<FleetIncidentRow>> SqliteStore::FleetIncidents(int64_t limit,
+                                                                        int64_t before_id) {
+  std::lock_guard lock(mu_);
+  const std::string sql = std::string("SELECT ") + internal::kFleetIncidentColumns +
+                          " FROM fleet_incidents WHERE (?1 = 0 OR id < ?1) ORDER BY id DESC "
+                          "LIMIT ?2";
+  Sql q(db_, sql.c_str());
+  q.Bind(before_id, std::clamp<int64_t>(limit, 1, 1000));
+  std::vector<FleetIncidentRow> out;
+  while (q.Next()) out.push_back(internal::FleetIncidentFrom(q));
+  if (!q.ok()) return Fail("listing fleet incidents");
+  return out;
+}
+
+core::Result<std::vector<StoredFinding>> SqliteStore::RecentFindings(int64_t since_ms,
+                                                                     int64_t limit) {
+  std::lock_guard lock(mu_);
+  Sql q(db_, internal::kRecentFindingsSql);
+  q.Bind(since_ms, limit);
+  std::vector<StoredFinding> out;
+  while (q.Next()) out.push_back({q.T(0), q.T(1)});
+  if (!q.ok()) return Fail("reading recent findings");
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
+core::Result<MissedDetectionRow> SqliteStore::RecordMissedDetection(const MissedDetectionRow& m) {
+  std::lock_guard lock(mu_);
+  Sql ins(db_,
+          "INSERT INTO missed_detections (host, kind, name, time_ms, note, recorded_by, "
+          "recorded_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+  ins.Bind(m.host, m.kind, m.name, m.time_ms, m.note, m.recorded_by, m.recorded_ms);
+  ins.Next();
+  if (!ins.ok()) return Fail("storing a missed detection");
+  MissedDetectionRow out = m;
+  out.id = sqlite3_last_insert_rowid(db_);
+  return out;
+}
+
+core::Result<std::vector<MissedDetectionRow>> SqliteStore::MissedDetections(int64_t limit) {
+  std::lock_guard lock(mu_);
+  const std::string sql = std::string("SELECT ") + internal::kMissedColumns +
+                          " FROM missed_detections ORDER BY id DESC LIMIT ?1";
+  Sql q(db_, sql.c_str());
+  q.Bind(std::clamp<int64_t>(limit, 1, 1000));
+  std::vector<MissedDetectionRow> out;
+  while (q.Next()) out.push_back(internal::MissedFrom(q));
+  if (!q.ok()) return Fail("listing missed detections");
+  return out;
+}
+
+core::Result<std::vector<ScoreSample>> SqliteStore::ScoreSamples(int64_t since_ms,
+                                                                 int64_t limit) {
+  std::lock_guard lock(mu_);
+  Sql q(db_, internal::kScoreSamplesSql);
+  q.Bind(since_ms, limit);
+  std::vector<ScoreSample> out;
+  while (q.Next()) out.push_back({q.T(0), q.I(1), q.D(2).value_or(0)});
+  if (!q.ok()) return Fail("reading scores");
+  std::reverse(out.begin(), out.end());
+  return out;
 }
 
 core::Result<int64_t> SqliteStore::Count(const char* table) {

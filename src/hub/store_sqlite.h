@@ -57,6 +57,15 @@ class SqliteStore final : public Store {
                               const std::string& reason) override;
   core::Status PutAttestedKey(const AttestedKeyRow& k) override;
   core::Result<AttestedKeyRow> AttestedKey(const std::string& host) override;
+  core::Result<FleetRaise> RaiseFleetIncident(const FleetIncidentRow& draft, int64_t window_ms,
+                                              int64_t now_ms) override;
+  core::Result<std::vector<FleetIncidentRow>> FleetIncidents(int64_t limit,
+                                                             int64_t before_id) override;
+  core::Result<std::vector<StoredFinding>> RecentFindings(int64_t since_ms,
+                                                          int64_t limit) override;
+  core::Result<MissedDetectionRow> RecordMissedDetection(const MissedDetectionRow& m) override;
+  core::Result<std::vector<MissedDetectionRow>> MissedDetections(int64_t limit) override;
+  core::Result<std::vector<ScoreSample>> ScoreSamples(int64_t since_ms, int64_t limit) override;
   core::Result<int64_t> Count(const char* table) override;
 
  private:

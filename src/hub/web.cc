@@ -6,12 +6,14 @@
 #include <sodium.h>
 #include <spdlog/spdlog.h>
 
+#include <charconv>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <semaphore>
 
+#include "hub/model_plots.h"
 #include "hub/requests.h"
 #include "hub/users.h"
 
@@ -256,10 +258,19 @@ json PrecisionJson(const std::vector<AdjudicationCount>& counts) {
                     {"adjudicated", total},
                     {"precision", total > 0 ? json(double(c.true_positive) / total) : json()},
                     {"false_positive_ratio",
-                     total > 0 ? json(double(c.false_positive + c.benign) / total) : json()}});
+                     total > 0 ? json(double(c.false_positive + c.benign) / total) : json()},
+                    {"false_negative", c.false_negative},
+                    // Of the detections that should have come from it, the share it missed.
+                    {"false_negative_rate",
+                     c.true_positive + c.false_negative > 0
+                         ? json(double(c.false_negative) / (c.true_positive + c.false_negative))
+                         : json()}});
   }
   return list;
 }
+
+// GET /v1/models/scores reads at most this many of the newest scores.
+constexpr int64_t kMaxScoreSamples = 200'000;
 
 void ServeAsset(std::string_view name, httplib::Response& r) {
   const WebAsset* a = FindWebAsset(name);
@@ -292,6 +303,29 @@ void AddWebRoutes(httplib::Server& s, WebDeps deps) {
                        {"detectors", PrecisionJson(*counts)}}
                       .dump(-1, ' ', false, json::error_handler_t::replace),
                   kWebJsonType);
+  });
+
+  s.Get("/v1/models/scores", [st](const httplib::Request& q, httplib::Response& r) {
+    Caller c;
+    if (!st->deps.authorize(q, r, Role::kViewer, &c)) return;
+    int days = 0;  // 0: every age (the newest kMaxScoreSamples)
+    if (q.has_param("days")) {
+      const std::string t = q.get_param_value("days");
+      auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), days);
+      if (ec != std::errc() || end != t.data() + t.size() || days < 1 || days > 365) {
+        return WebError(r, 400, "INVALID_ARGUMENT", "days: expected an integer in 1..365");
+      }
+    }
+    const int64_t now_ms = st->deps.clock->NowUnixNanos() / 1'000'000;
+    const int64_t since = days == 0 ? 0 : now_ms - int64_t{days} * 86'400'000;
+    auto samples = st->deps.store->ScoreSamples(since, kMaxScoreSamples);
+    if (!samples.has_value()) return WebError(r, 503, "UNAVAILABLE", samples.error().message());
+    json j = ModelScorePlots(*samples);
+    j["schema_version"] = kHubSchemaVersion;
+    j["since_ms"] = since;
+    j["samples"] = samples->size();
+    j["sample_limit"] = kMaxScoreSamples;
+    r.set_content(j.dump(-1, ' ', false, json::error_handler_t::replace), kWebJsonType);
   });
 
   s.Get("/", [](const httplib::Request&, httplib::Response& r) { ServeAsset("index.html", r); });

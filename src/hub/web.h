@@ -3,7 +3,11 @@
 // What the hub serves to people in a browser (docs/hub.md, "People and logins", "Web UI"):
 //
 //   POST /v1/login {"user","password"}    no credentials: a short-lived token for the user's role
-//   GET  /v1/precision                    viewer: per-rule and per-model adjudication counts
+//   GET  /v1/precision                    viewer: per-rule and per-model adjudication counts,
+//                                         missed detections and false-negative rates
+//   GET  /v1/models/scores?days=N         viewer: score distribution and drift per model
+//                                         (hub/model_plots.h; N 1..365; without: any age),
+//                                         from the newest 200,000 scores
 //   GET  /, /ui/NAME                      the web UI's files (embedded at build time), with a
 //                                         Content-Security-Policy allowing only the hub itself
 //

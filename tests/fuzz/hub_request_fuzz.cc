@@ -1,6 +1,6 @@
 // libFuzzer target for the hub's parsers of outside input (src/hub/requests.h and config.h):
 // the first byte picks the parser (ingest batch, one finding line, escalation, decision,
-// adjudication, config file; from 0xf0 the fleet's register, heartbeat and rollout bodies); any bytes must give a value or an error that says what was wrong,
+// adjudication, config file; 0xe0..0xef a missed detection; from 0xf0 the fleet's register, heartbeat and rollout bodies); any bytes must give a value or an error that says what was wrong,
 // and an accepted ingest message must hold only valid ids and findings within the limits; an
 // accepted config's PostgreSQL `store:` URI passes the store's own check, and its redacted form
 // (what the hub prints) does not show the password of its user info.
@@ -31,6 +31,7 @@ void CheckFinding(const vigil::hub::Finding& f) {
     if (!std::isfinite(e.weight)) __builtin_trap();
   }
   if (f.raw.empty()) __builtin_trap();
+  if (!f.dst_ip.empty() && !vigil::hub::ValidIpAddress(f.dst_ip)) __builtin_trap();
 }
 
 }  // namespace
@@ -38,6 +39,16 @@ void CheckFinding(const vigil::hub::Finding& f) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
+  if (data[0] >= 0xe0 && data[0] < 0xf0) {
+    // A missed detection (POST /v1/missed-detections).
+    auto r = vigil::hub::ParseMissedDetectionRequest(input);
+    Check(r);
+    if (r.has_value() && (!vigil::hub::ValidHostId(r->host) || r->name.empty() ||
+                          (r->kind != "rule" && r->kind != "model") || r->time_ms < 0)) {
+      __builtin_trap();
+    }
+    return 0;
+  }
   if (data[0] >= 0xf0) {
     // The fleet's bodies (hub/fleet_requests.h): register, heartbeat, rollout.
     switch (data[0] % 3) {

@@ -5,6 +5,7 @@
 //   int64_t I(int col); std::string T(int col); std::optional<double> D(int col); bool Null(int)
 // so that both backends read the same columns into the same structs.
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -37,10 +38,10 @@ inline constexpr const char* kLabelExportSelect =
 
 // The tables Store::Count accepts.
 inline bool IsStoreTable(std::string_view table) {
-  static const std::set<std::string, std::less<>> known{"agents", "messages", "incidents",
-                                                        "alerts", "escalations", "agent_status",
-                                                        "artifacts", "rollouts",
-                                                        "attestation_nonces", "attested_keys"};
+  static const std::set<std::string, std::less<>> known{
+      "agents",       "messages",  "incidents",          "alerts",        "escalations",
+      "agent_status", "artifacts", "rollouts",           "attestation_nonces",
+      "attested_keys", "fleet_incidents", "missed_detections"};
   return known.count(table) != 0;
 }
 
@@ -219,6 +220,90 @@ inline std::string AdjudicationCountSql(const std::string& col) {
          ", i.label, COUNT(DISTINCT i.id) FROM alerts a JOIN incidents i ON "
          "a.incident_id = i.id WHERE i.label IS NOT NULL AND a." +
          col + " <> '' GROUP BY a." + col + ", i.label ORDER BY a." + col;
+}
+
+inline constexpr const char* kFleetIncidentColumns =
+    "id, kind, key, hosts, first_ms, last_ms, summary, created_ms, updated_ms";
+
+inline constexpr const char* kMissedColumns =
+    "id, host, kind, name, time_ms, note, recorded_by, recorded_ms";
+
+// The stored findings with their hosts (Store::RecentFindings; ?1/$1 since, ?2/$2 limit):
+// the newest `limit`, which the caller reverses.
+inline constexpr const char* kRecentFindingsSql =
+    "SELECT i.host, a.raw FROM alerts a JOIN incidents i ON a.incident_id = i.id "
+    "WHERE a.time_ms >= $1 ORDER BY a.time_ms DESC, a.id DESC LIMIT $2";
+
+// Model scores (Store::ScoreSamples), newest `limit` first.
+inline constexpr const char* kScoreSamplesSql =
+    "SELECT model, time_ms, score FROM alerts WHERE time_ms >= $1 AND score IS NOT NULL AND "
+    "model <> '' ORDER BY time_ms DESC, id DESC LIMIT $2";
+
+// Missed detections per rule or model (rows: kind, name, count).
+inline constexpr const char* kMissedCountSql =
+    "SELECT kind, name, COUNT(*) FROM missed_detections GROUP BY kind, name ORDER BY kind, name";
+
+inline std::string FleetHostsJson(const std::vector<std::string>& hosts) {
+  return nlohmann::json(hosts).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+template <typename Row>
+FleetIncidentRow FleetIncidentFrom(const Row& q) {
+  FleetIncidentRow r;
+  r.id = q.I(0);
+  r.kind = q.T(1);
+  r.key = q.T(2);
+  const nlohmann::json hosts = nlohmann::json::parse(q.T(3), nullptr, false);
+  if (hosts.is_array()) {
+    for (const auto& h : hosts) {
+      if (h.is_string()) r.hosts.push_back(h.get<std::string>());
+    }
+  }
+  r.first_ms = q.I(4);
+  r.last_ms = q.I(5);
+  r.summary = q.T(6);
+  r.created_ms = q.I(7);
+  r.updated_ms = q.I(8);
+  return r;
+}
+
+template <typename Row>
+MissedDetectionRow MissedFrom(const Row& q) {
+  return {q.I(0), q.T(1), q.T(2), q.T(3), q.I(4), q.T(5), q.T(6), q.I(7)};
+}
+
+// Merges a raised draft into the stored fleet incident `row`: hosts united (a spread's kept
+// sorted; a chain's are its two ends), span extended, the summary replaced when hosts were added.
+// Returns whether anything changed.
+inline bool MergeFleetDraft(FleetIncidentRow* row, const FleetIncidentRow& draft) {
+  bool changed = false;
+  for (const std::string& h : draft.hosts) {
+    if (std::find(row->hosts.begin(), row->hosts.end(), h) == row->hosts.end()) {
+      row->hosts.push_back(h);
+      changed = true;
+    }
+  }
+  if (changed && row->kind == "spread") std::sort(row->hosts.begin(), row->hosts.end());
+  if (changed) row->summary = draft.summary;
+  if (draft.first_ms < row->first_ms || draft.last_ms > row->last_ms) changed = true;
+  row->first_ms = std::min(row->first_ms, draft.first_ms);
+  row->last_ms = std::max(row->last_ms, draft.last_ms);
+  return changed;
+}
+
+// Adds a missed-detection count to the adjudication counts (kind, name), keeping the order
+// AdjudicationCounts gives (by kind, then name).
+inline void AddMissedCount(std::vector<AdjudicationCount>& out, const std::string& kind,
+                           const std::string& name, int64_t n) {
+  for (AdjudicationCount& c : out) {
+    if (c.kind == kind && c.name == name) {
+      c.false_negative = n;
+      return;
+    }
+  }
+  AdjudicationCount c{kind, name};
+  c.false_negative = n;
+  out.push_back(std::move(c));
 }
 
 }  // namespace vigil::hub::internal

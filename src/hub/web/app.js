@@ -260,28 +260,125 @@ async function agents() {
         el('td', { className: 'num' }, a.messages), el('td', { className: 'num' }, a.findings))))));
 }
 
+// ---- fleet incidents (the global model) ----
+async function fleet() {
+  const data = await api('GET', '/v1/fleet-incidents?limit=200');
+  const rows = data.fleet_incidents.map((f) => el('tr', { dataset: { fleetIncident: f.id } },
+    el('td', {}, '#' + f.id),
+    el('td', {}, el('span', { className: 'label ' + f.kind }, f.kind)),
+    el('td', {}, f.hosts.join(f.kind === 'chain' ? ' → ' : ', ')),
+    el('td', {}, f.summary),
+    el('td', {}, time(f.first_ms)),
+    el('td', {}, time(f.last_ms))));
+  show(el('h1', {}, 'Fleet incidents'),
+    el('p', { className: 'muted' }, 'Raised by the hub\'s cross-host correlation: the same rare behaviour on several ' +
+      'hosts within the window (spread), or a finding on one host that connected to another, followed by a finding ' +
+      'there (chain).'),
+    rows.length === 0 ? el('p', { className: 'muted' }, 'No fleet incidents.') :
+      el('table', { id: 'fleet-incidents' },
+        el('thead', {}, el('tr', {}, ...['Fleet incident', 'Kind', 'Hosts', 'Summary', 'First', 'Last']
+          .map((h) => el('th', {}, h)))),
+        el('tbody', {}, ...rows)));
+}
+
 // ---- models ----
 function bar(x) {
   const tenth = typeof x === 'number' ? Math.max(0, Math.min(10, Math.round(x * 10))) : 0;
   return el('span', { className: 'bar w' + tenth });
 }
+const SVG = 'http://www.w3.org/2000/svg';
+// An SVG element with attributes (presentation attributes only: the CSP allows no inline style).
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return node;
+}
+// Bars of the score histogram over [0, 1].
+function histogramPlot(counts) {
+  const w = 360, h = 120, pad = 18, max = Math.max(1, ...counts), bw = (w - 2 * pad) / counts.length;
+  const bars = counts.map((c, i) => {
+    const bh = (h - 2 * pad) * c / max;
+    return svg('rect', { x: pad + i * bw + 1, y: h - pad - bh, width: Math.max(1, bw - 2), height: bh, class: 'hbar' },
+      svg('title', {}, (i / counts.length).toFixed(2) + '–' + ((i + 1) / counts.length).toFixed(2) + ': ' + c));
+  });
+  return svg('svg', { viewBox: '0 0 ' + w + ' ' + h, width: w, height: h, class: 'plot', role: 'img',
+    'aria-label': 'score distribution' },
+  svg('line', { x1: pad, y1: h - pad, x2: w - pad, y2: h - pad, class: 'axis' }),
+  ...bars,
+  svg('text', { x: pad, y: h - 4, class: 'tick' }, '0'),
+  svg('text', { x: w - pad - 6, y: h - 4, class: 'tick' }, '1'),
+  svg('text', { x: pad, y: 12, class: 'tick' }, 'max ' + max));
+}
+// PSI per time bucket, with the 0.1 and 0.25 rules of thumb.
+function driftPlot(drift) {
+  const w = 360, h = 120, pad = 18;
+  const psis = drift.map((d) => d.psi).filter((p) => typeof p === 'number');
+  const top = Math.max(0.3, ...psis);
+  const x = (i) => pad + (drift.length > 1 ? i * (w - 2 * pad) / (drift.length - 1) : (w - 2 * pad) / 2);
+  const y = (p) => h - pad - (h - 2 * pad) * Math.min(p, top) / top;
+  const points = drift.map((d, i) => (typeof d.psi === 'number' ? [x(i), y(d.psi), d] : null)).filter(Boolean);
+  const guide = (p, cls) => svg('line', { x1: pad, y1: y(p), x2: w - pad, y2: y(p), class: cls });
+  return svg('svg', { viewBox: '0 0 ' + w + ' ' + h, width: w, height: h, class: 'plot', role: 'img',
+    'aria-label': 'score drift (PSI)' },
+  svg('line', { x1: pad, y1: h - pad, x2: w - pad, y2: h - pad, class: 'axis' }),
+  guide(0.1, 'guide'), guide(0.25, 'guide alarm'),
+  points.length > 1 ? svg('polyline', { points: points.map((p) => p[0] + ',' + p[1]).join(' '), class: 'psi' }) : '',
+  ...points.map((p) => svg('circle', { cx: p[0], cy: p[1], r: 3, class: 'psi-dot' },
+    svg('title', {}, time(p[2].start_ms) + ': PSI ' + p[2].psi.toFixed(3) + ' (' + p[2].count + ' scores)'))),
+  svg('text', { x: pad, y: 12, class: 'tick' }, 'PSI (0.1, 0.25 marked)'));
+}
+function missedForm(done) {
+  const host = el('input', { name: 'host', placeholder: 'host', required: true });
+  const kind = el('select', { name: 'kind' }, el('option', { value: 'rule' }, 'rule'), el('option', { value: 'model' }, 'model'));
+  const name = el('input', { name: 'name', placeholder: 'rule or model name', required: true });
+  const when = el('input', { name: 'time', type: 'datetime-local', required: true });
+  const note = el('input', { name: 'note', placeholder: 'note' });
+  const status = el('span', {});
+  const form = el('form', { className: 'actions', id: 'missed' }, 'Record a missed detection:', host, kind, name, when, note,
+    el('button', { type: 'submit', className: 'primary' }, 'Record'), status);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const body = { host: host.value, time_ms: Date.parse(when.value + 'Z'), note: note.value };
+    body[kind.value] = name.value;
+    try {
+      await api('POST', '/v1/missed-detections', body);
+      done();
+    } catch (err) {
+      status.replaceChildren(errorBox(err));
+    }
+  });
+  return form;
+}
 async function models() {
-  const data = await api('GET', '/v1/precision');
+  const [data, scores] = await Promise.all([api('GET', '/v1/precision'), api('GET', '/v1/models/scores')]);
   const rows = data.detectors.map((d) => el('tr', {},
     el('td', {}, d.kind), el('td', {}, d.name),
     el('td', { className: 'num' }, d.adjudicated), el('td', { className: 'num' }, d.true_positive),
     el('td', { className: 'num' }, d.false_positive), el('td', { className: 'num' }, d.benign),
     el('td', { className: 'num' }, fixed(d.precision)), el('td', { className: 'barcell' }, bar(d.precision)),
-    el('td', { className: 'num' }, fixed(d.false_positive_ratio))));
+    el('td', { className: 'num' }, fixed(d.false_positive_ratio)),
+    el('td', { className: 'num' }, d.false_negative), el('td', { className: 'num' }, fixed(d.false_negative_rate))));
+  const plots = scores.models.map((m) => el('div', { className: 'plots', dataset: { model: m.model } },
+    el('h2', {}, m.model),
+    el('p', { className: 'muted' }, m.count + ' scores, ' + time(m.first_ms) + ' to ' + time(m.last_ms)),
+    el('div', { className: 'plotrow' },
+      el('figure', {}, histogramPlot(m.histogram), el('figcaption', {}, 'Score distribution')),
+      el('figure', {}, driftPlot(m.drift), el('figcaption', {}, 'Drift: PSI per time bucket against the first')))));
   show(el('h1', {}, 'Models and rules'),
-    el('p', { className: 'muted' }, 'Adjudicated incidents in which each model or rule fired. Precision: true positives / adjudicated; false-positive ratio: (false positive + benign) / adjudicated.'),
+    el('p', { className: 'muted' }, 'Adjudicated incidents in which each model or rule fired. Precision: true positives / adjudicated; ' +
+      'false-positive ratio: (false positive + benign) / adjudicated; false-negative rate: missed detections / (true positives + missed).'),
     rows.length === 0 ? el('p', { className: 'muted' }, 'Nothing adjudicated yet.') :
       el('table', { id: 'models' },
-        el('thead', {}, el('tr', {}, ...['Kind', 'Name', 'Adjudicated', 'True pos.', 'False pos.', 'Benign', 'Precision', '', 'FP ratio']
+        el('thead', {}, el('tr', {}, ...['Kind', 'Name', 'Adjudicated', 'True pos.', 'False pos.', 'Benign', 'Precision', '', 'FP ratio', 'Missed', 'FN rate']
           .map((h) => el('th', {}, h)))),
         el('tbody', {}, ...rows)),
-    el('p', { className: 'notice' }, 'Not available yet: drift and score-distribution plots, false-negative rates, ' +
-      'and the model versions deployed on each agent.'));
+    may('analyst') ? missedForm(() => route()) : null,
+    el('h2', {}, 'Scores (the newest ' + scores.sample_limit + ' at most)'),
+    el('p', { className: 'notice' }, 'From the scores of the findings agents sent (anomalous verdicts and decisions unless an agent ' +
+      'sends every verdict). Drift compares each time bucket with the model\'s first one; agents\' own drift gauges against ' +
+      'the training reference are not sent to the hub. Not shown: the model versions deployed on each agent.'),
+    plots.length === 0 ? el('p', { className: 'muted' }, 'No scores yet.') : el('div', { id: 'score-plots' }, ...plots));
 }
 
 function policies() {
@@ -297,6 +394,7 @@ const pages = {
   escalations: () => escalations(),
   agents: () => agents(),
   models: () => models(),
+  fleet: () => fleet(),
   policies: () => policies(),
 };
 

@@ -111,7 +111,13 @@ async function main() {
     await page.click('#nav a[data-page="models"]');
     await page.waitForSelector('#models');
     check((await page.textContent('#models')).includes('ngram'), 'the model is not listed');
+    // The score distribution and drift plots of the model whose findings came in.
+    await page.waitForSelector('#score-plots svg.plot');
+    const bars = await page.locator('#score-plots rect.hbar').count();
+    check(bars > 0 && bars % 20 === 0, 'no score histogram (' + bars + ' bars)');
     await shot('08-models');
+    await page.click('#nav a[data-page="fleet"]');
+    await page.waitForFunction(() => /Fleet incidents/.test(document.querySelector('#view h1').textContent));
     await page.click('#nav a[data-page="policies"]');
     await page.waitForSelector('#not-built');
     await shot('09-policies-not-built');

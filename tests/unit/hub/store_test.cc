@@ -512,10 +512,12 @@ TEST_P(HubStoreTest, AttestationNoncesAreUsedOnceAndKeysKept) {
 TEST_P(HubStoreTest, AVersionOneDatabaseIsUpgradedInPlace) {
   Ingest("web-1", "m1", {VerdictLine("web-1", 10, "bash", 0, 0.9)});
   store_.reset();
-  // Turn the database back into what a version-1 hub left: no fleet tables, no version 2.
+  // Turn the database back into what a version-1 hub left: no fleet tables (version 2), no
+  // attestation tables (version 3), no fleet incidents or missed detections (version 4).
   const std::string drop =
       "DROP TABLE rollouts; DROP TABLE artifacts; DROP TABLE agent_status; "
-      "DROP TABLE attestation_nonces; DROP TABLE attested_keys;";
+      "DROP TABLE attestation_nonces; DROP TABLE attested_keys; "
+      "DROP TABLE fleet_incidents; DROP TABLE missed_detections;";
   if (GetParam() == Backend::kPostgres) {
     std::string why;
     ASSERT_TRUE(testing::PostgresServer::Shared().Admin(
@@ -546,12 +548,111 @@ TEST_P(HubStoreTest, AVersionOneDatabaseIsUpgradedInPlace) {
     EXPECT_EQ(testing::SqliteScalar(location_, "SELECT MAX(version) FROM hub_schema"),
               std::to_string(kHubSchemaVersionNumber));
   }
+  EXPECT_EQ(Count("fleet_incidents"), 0);
+  EXPECT_EQ(Count("missed_detections"), 0);
   // Opening again changes nothing.
   store_.reset();
   auto again = Store::Open(location_, o);
   ASSERT_TRUE(again.has_value()) << again.error().ToString();
   store_ = std::move(again).value();
   EXPECT_EQ(Count("agent_status"), 1);
+}
+
+TEST_P(HubStoreTest, AVersionTwoDatabaseGetsFleetIncidentsAndMissedDetections) {
+  store_.reset();
+  const std::string drop = "DROP TABLE fleet_incidents; DROP TABLE missed_detections;";
+  std::string why;
+  if (GetParam() == Backend::kPostgres) {
+    ASSERT_TRUE(testing::PostgresServer::Shared().Admin(
+        drop + " UPDATE hub_schema SET version = 2;", &why, database_))
+        << why;
+  } else {
+    ASSERT_TRUE(testing::SqliteExec(location_, drop + " UPDATE hub_schema SET version = 2;"));
+  }
+  auto s = Store::Open(location_, StoreOptions{});
+  ASSERT_TRUE(s.has_value()) << s.error().ToString();
+  store_ = std::move(s).value();
+  EXPECT_EQ(Count("fleet_incidents"), 0);
+  EXPECT_EQ(Count("missed_detections"), 0);
+}
+
+TEST_P(HubStoreTest, FleetIncidentsMissedDetectionsAndScores) {
+  // Fleet incidents merge within the window, per kind and key.
+  FleetIncidentRow d{0, "spread", "rule:x|process:y", {"b", "a"}, 1000, 2000, "two", 0, 0};
+  auto first = store_->RaiseFleetIncident(d, 60'000, 5);
+  ASSERT_TRUE(first.has_value()) << first.error().ToString();
+  EXPECT_TRUE(first->created);
+  auto again = store_->RaiseFleetIncident(d, 60'000, 6);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_FALSE(again->created || again->changed);
+  d.hosts = {"c"};
+  d.summary = "three";
+  auto grown = store_->RaiseFleetIncident(d, 60'000, 7);
+  ASSERT_TRUE(grown.has_value());
+  EXPECT_TRUE(grown->changed);
+  EXPECT_EQ(grown->row.id, first->row.id);
+  EXPECT_EQ(grown->row.hosts, (std::vector<std::string>{"a", "b", "c"}));
+  FleetIncidentRow chain{0, "chain", "a->b", {"a", "b"}, 10, 20, "chain", 0, 0};
+  ASSERT_TRUE(store_->RaiseFleetIncident(chain, 60'000, 8).has_value());
+  auto list = store_->FleetIncidents(10, 0);
+  ASSERT_TRUE(list.has_value());
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].kind, "chain");  // newest first
+  EXPECT_EQ((*list)[0].hosts, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ((*list)[1].summary, "three");
+  EXPECT_EQ((*list)[1].updated_ms, 7);
+  EXPECT_EQ(store_->FleetIncidents(10, (*list)[0].id)->size(), 1u);
+
+  // Missed detections are the false negatives of the adjudication counts.
+  Ingest("web-1", "m1", {DecisionLine("web-1", 10, "bash", 1, "shell")});
+  ASSERT_TRUE(store_->Adjudicate(1, Label::kTruePositive, "ana", "", 5).has_value());
+  for (const char* kind : {"rule", "rule", "model"}) {
+    MissedDetectionRow m{0, "web-1", kind, std::string(kind) == "rule" ? "shell" : "iforest",
+                         77, "hunt", "ana", 9};
+    auto r = store_->RecordMissedDetection(m);
+    ASSERT_TRUE(r.has_value()) << r.error().ToString();
+    EXPECT_GT(r->id, 0);
+  }
+  auto missed = store_->MissedDetections(10);
+  ASSERT_TRUE(missed.has_value());
+  ASSERT_EQ(missed->size(), 3u);
+  EXPECT_EQ((*missed)[0].name, "iforest");
+  EXPECT_EQ((*missed)[0].time_ms, 77);
+  auto counts = store_->AdjudicationCounts();
+  ASSERT_TRUE(counts.has_value());
+  int found = 0;
+  for (const AdjudicationCount& c : *counts) {
+    if (c.kind == "rule" && c.name == "shell") {
+      EXPECT_EQ(c.true_positive, 1);
+      EXPECT_EQ(c.false_negative, 2);
+      ++found;
+    }
+    if (c.kind == "model" && c.name == "iforest") {
+      EXPECT_EQ(c.true_positive, 0);
+      EXPECT_EQ(c.false_negative, 1);
+      ++found;
+    }
+  }
+  EXPECT_EQ(found, 2);
+
+  // Recent findings come back with their hosts, oldest first; scores per model.
+  Ingest("db-1", "m1", {VerdictLine("db-1", 11, "pg", 5, 0.7, "iforest")});
+  const int64_t base = testing::kBaseNs / 1'000'000;
+  auto recent = store_->RecentFindings(base, 10);
+  ASSERT_TRUE(recent.has_value()) << recent.error().ToString();
+  ASSERT_EQ(recent->size(), 2u);
+  EXPECT_EQ((*recent)[0].host, "web-1");
+  EXPECT_EQ((*recent)[1].host, "db-1");
+  EXPECT_TRUE(ParseFindingJson((*recent)[1].raw).has_value());
+  EXPECT_EQ(store_->RecentFindings(base + 2000, 10)->size(), 1u);
+  EXPECT_EQ(store_->RecentFindings(base, 1)->front().host, "db-1");  // the newest when cut
+  auto scores = store_->ScoreSamples(0, 10);
+  ASSERT_TRUE(scores.has_value()) << scores.error().ToString();
+  ASSERT_EQ(scores->size(), 2u);
+  EXPECT_EQ((*scores)[0].model, "ngram");  // the decision's ML score
+  EXPECT_NEAR((*scores)[0].score, 0.9, 1e-9);
+  EXPECT_EQ((*scores)[1].model, "iforest");
+  EXPECT_EQ((*scores)[1].time_ms, base + 5000);
 }
 
 }  // namespace
