@@ -14,8 +14,8 @@
 //     (host, pid, process) of the batch's findings, in ascending key order (no deadlock
 //     between batches; the agents rows are updated last, in host order), then loads and locks
 //     (FOR UPDATE) the open incidents those findings could join, joins the findings in memory
-//     by the rule of hub/store.h, and writes incidents and alerts with unnest() over array
-//     parameters. Findings of one process ingested at once by several instances join
+//     by the rule of hub/store.h, and writes incidents with unnest() over array parameters and
+//     alerts with COPY. Findings of one process ingested at once by several instances join
 //     one incident;
 //   - escalations: decisions and time-outs are one UPDATE ... WHERE state = 'pending'
 //     RETURNING, so exactly one of them takes effect and is returned;
