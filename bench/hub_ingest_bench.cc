@@ -19,12 +19,12 @@
 
 #include "audit/audit_log.h"
 #include "core/clock.h"
-#include "hub_findings.h"
 #include "core/metrics.h"
 #include "hub/auth.h"
 #include "hub/server.h"
 #include "hub/store.h"
 #include "hub/store_location.h"
+#include "hub_findings.h"
 
 using namespace vigil;
 

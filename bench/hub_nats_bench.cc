@@ -26,11 +26,11 @@
 #include <vector>
 
 #include "core/clock.h"
-#include "hub_findings.h"
 #include "core/metrics.h"
 #include "hub/nats_consumer.h"
 #include "hub/store.h"
 #include "hub/store_location.h"
+#include "hub_findings.h"
 #include "pipeline/jetstream.h"
 
 namespace {
@@ -74,7 +74,6 @@ double OwnCpuSeconds() {
          static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -109,8 +108,8 @@ int main(int argc, char** argv) {
   app.add_option("--server-pid", server_pid,
                  "PostgreSQL's postmaster: the CPU time of its backends is reported");
   CLI11_PARSE(app, argc, argv);
-  if (messages < 1 || findings < 1 || findings > 10000 || hosts < 1 || processes < 1 ||
-      hubs < 1 || hubs > 8 || publishers < 1 || publishers > 16 || rate < 0) {
+  if (messages < 1 || findings < 1 || findings > 10000 || hosts < 1 || processes < 1 || hubs < 1 ||
+      hubs > 8 || publishers < 1 || publishers > 16 || rate < 0) {
     std::fprintf(stderr, "bad arguments\n");
     return 2;
   }
@@ -137,8 +136,8 @@ int main(int argc, char** argv) {
     ids[m] = "b" + std::to_string(m);
     subjects[m] = pipeline::FindingsSubject(prefix, host);
     std::string& body = bodies[m];
-    body = R"({"schema_version":"vigil.hub/v1","host":")" + host + R"(","message_id":")" +
-           ids[m] + R"(","findings":[)";
+    body = R"({"schema_version":"vigil.hub/v1","host":")" + host + R"(","message_id":")" + ids[m] +
+           R"(","findings":[)";
     for (int i = 0; i < findings; ++i) {
       const int64_t n = int64_t{m / hosts} * findings + i;  // the host's n-th finding
       body += (i ? "," : "") + bench::HubBenchFinding(host, 1000 + n % processes, n);
@@ -180,8 +179,7 @@ int main(int argc, char** argv) {
       settled.fetch_add(1);
     };
     registries.push_back(std::make_unique<core::Registry>());
-    consumers.push_back(std::make_unique<hub::NatsConsumer>(o, *stores[h],
-                                                            core::SystemClock::Get(),
+    consumers.push_back(std::make_unique<hub::NatsConsumer>(o, *stores[h], core::SystemClock::Get(),
                                                             *registries.back()));
   }
   {
@@ -238,8 +236,7 @@ int main(int argc, char** argv) {
   while (settled.load() < messages && Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
-  const Clock::time_point last =
-      *std::max_element(stored_at.begin(), stored_at.end());
+  const Clock::time_point last = *std::max_element(stored_at.begin(), stored_at.end());
   const double seconds = std::chrono::duration<double>(last - start).count();
   const std::string load_after = LoadAverage();
   const double own_cpu = OwnCpuSeconds() - own_cpu_before;
@@ -269,18 +266,17 @@ int main(int argc, char** argv) {
       postgres ? "postgresql" : "sqlite", hubs, hubs > 1 ? "s" : "", batch, publishers,
       rate > 0 ? (", rate " + std::to_string(static_cast<long long>(rate)) + "/s").c_str() : "",
       messages, findings, hosts, static_cast<long long>(incidents), seconds,
-      static_cast<double>(expected) / seconds, publish_s,
-      static_cast<long long>(expected - alerts), duplicates.load(),
-      static_cast<long long>(stored_messages), messages, q(0.5), q(0.99), load_before.c_str(),
-      load_after.c_str());
+      static_cast<double>(expected) / seconds, publish_s, static_cast<long long>(expected - alerts),
+      duplicates.load(), static_cast<long long>(stored_messages), messages, q(0.5), q(0.99),
+      load_before.c_str(), load_after.c_str());
   // CPU per finding: this process (publishers, NATS client, hubs' parsing and store clients)
   // and, with --server-pid, the PostgreSQL backends.
   std::printf("  cpu per finding: bench process %.1f us%s\n", own_cpu * 1e6 / expected,
-              server_pid > 0 ? (", postgres backends " +
-                                std::to_string(static_cast<int>(server_cpu * 1e6 / expected)) +
-                                " us")
-                                   .c_str()
-                             : "");
+              server_pid > 0
+                  ? (", postgres backends " +
+                     std::to_string(static_cast<int>(server_cpu * 1e6 / expected)) + " us")
+                        .c_str()
+                  : "");
   const bool ok = alerts == expected && stored_messages == messages && publish_errors == 0 &&
                   settled.load() >= messages;
   return ok ? 0 : 1;

@@ -6,9 +6,9 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <pqxx/pqxx>
 #include <set>
 #include <tuple>
-#include <pqxx/pqxx>
 #include <type_traits>
 #include <vector>
 
@@ -453,8 +453,7 @@ core::Result<std::vector<IngestResult>> PostgresStore::IngestIn(
     std::sort(locks.begin(), locks.end());
     locks.erase(std::unique(locks.begin(), locks.end()), locks.end());
     // unnest yields the sorted array in order: the locks are taken in ascending key order.
-    w.exec_params("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k",
-                  PgArray(locks));
+    w.exec_params("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k", PgArray(locks));
     // The open incidents those findings could join, locked (FOR UPDATE re-checks label IS NULL
     // for one labelled meanwhile). Keys are distinct, so each incident comes once.
     std::vector<PgIncident> inc;
@@ -488,8 +487,8 @@ core::Result<std::vector<IngestResult>> PostgresStore::IngestIn(
       }
       if (best == inc.size()) {
         inc_of_key[finding_key[n]].push_back(inc.size());
-        inc.push_back({0, finding_key[n], f.time_ms, f.time_ms, 0, 0, 0, std::nullopt,
-                       f.severity_id, true});
+        inc.push_back(
+            {0, finding_key[n], f.time_ms, f.time_ms, 0, 0, 0, std::nullopt, f.severity_id, true});
         ++out[i].new_incidents;
       }
       PgIncident& c = inc[best];
@@ -505,10 +504,10 @@ core::Result<std::vector<IngestResult>> PostgresStore::IngestIn(
     // Ids for the new incidents, in the order they were opened.
     if (inc.size() > existing) {
       std::vector<int64_t> ids;
-      for (const auto& row : w.exec_params(
-               "SELECT nextval(pg_get_serial_sequence('incidents', 'id')) "
-               "FROM generate_series(1, $1::bigint)",
-               static_cast<int64_t>(inc.size() - existing))) {
+      for (const auto& row :
+           w.exec_params("SELECT nextval(pg_get_serial_sequence('incidents', 'id')) "
+                         "FROM generate_series(1, $1::bigint)",
+                         static_cast<int64_t>(inc.size() - existing))) {
         ids.push_back(row[0].as<int64_t>());
       }
       std::sort(ids.begin(), ids.end());
@@ -543,8 +542,8 @@ core::Result<std::vector<IngestResult>> PostgresStore::IngestIn(
             "$2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], "
             "$8::bigint[], $9::bigint[], $10::float8[], $11::bigint[]) AS u(id, host, pid, "
             "process, f, l, a, v, d, s, sev)",
-            PgArray(id), PgArray(host), PgArray(pid), PgArray(proc), PgArray(first),
-            PgArray(last), PgArray(alerts), PgArray(verdicts), PgArray(decisions), PgArray(score),
+            PgArray(id), PgArray(host), PgArray(pid), PgArray(proc), PgArray(first), PgArray(last),
+            PgArray(alerts), PgArray(verdicts), PgArray(decisions), PgArray(score),
             PgArray(severity));
       } else {
         w.exec_params(
@@ -559,11 +558,11 @@ core::Result<std::vector<IngestResult>> PostgresStore::IngestIn(
     }
     // The alerts, in the findings' order, with COPY (cheaper for the server than unnest() over
     // array literals).
-    pqxx::stream_to copy(w, "alerts",
-                         std::vector<std::string>{"incident_id", "kind", "time_ms", "severity_id",
-                                                  "uid", "title", "message", "rule", "action",
-                                                  "model", "model_version", "score",
-                                                  "explanation", "raw"});
+    pqxx::stream_to copy(
+        w, "alerts",
+        std::vector<std::string>{"incident_id", "kind", "time_ms", "severity_id", "uid", "title",
+                                 "message", "rule", "action", "model", "model_version", "score",
+                                 "explanation", "raw"});
     for (size_t n = 0; n < findings.size(); ++n) {
       const auto [i, j] = findings[n];
       const Finding& f = ms[i]->findings[j];

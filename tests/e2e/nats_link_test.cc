@@ -6,10 +6,12 @@
 
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <libpq-fe.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -17,12 +19,8 @@
 #include <regex>
 #include <set>
 #include <string>
-#include <vector>
-
-#include <libpq-fe.h>
-
-#include <atomic>
 #include <thread>
+#include <vector>
 
 #include "../unit/hub/postgres_fixture.h"
 #include "../unit/pipeline/nats_server.h"
@@ -289,8 +287,8 @@ TEST_F(NatsLinkE2eTest, AHubKilledMidStreamAndRestartedLosesAndDuplicatesNothing
     }
   });
   // Killed once it has stored something, while the stream still flows.
-  const bool hub1_stored = WaitFor([&] { return Counter(hubs_[0], stored) > 0; },
-                                   std::chrono::seconds(15));
+  const bool hub1_stored =
+      WaitFor([&] { return Counter(hubs_[0], stored) > 0; }, std::chrono::seconds(15));
   const bool mid_stream = published.load() < kMessages;
   kill(hubs_[0].pid, SIGKILL);
   waitpid(hubs_[0].pid, nullptr, 0);
