@@ -158,8 +158,9 @@ void NatsConsumer::HandleBatch(std::vector<pipeline::JetStreamMessage>& batch) {
   }
   if (msgs.empty()) return;
   auto stored = store_.IngestBatch(msgs, clock_.NowUnixNanos() / 1'000'000);
-  if (!stored.has_value() && msgs.size() > 1) {
-    // One message may be what the store refuses: each alone, so that only it is retried.
+  if (!stored.has_value() && stored.error().code() == core::StatusCode::kInvalidArgument &&
+      msgs.size() > 1) {
+    // The store refused data of one of them: each alone, so that only that one is retried.
     spdlog::warn("hub: nats: storing a batch of {} messages failed: {}; storing them one by one",
                  msgs.size(), stored.error().message());
     for (size_t i = 0; i < msgs.size(); ++i) {
@@ -176,10 +177,15 @@ void NatsConsumer::HandleBatch(std::vector<pipeline::JetStreamMessage>& batch) {
     return;
   }
   if (!stored.has_value()) {
-    retried_->Inc();
-    spdlog::warn("hub: nats: storing message {} of {} failed: {}; it will be delivered again",
-                 msgs[0].message_id, msgs[0].host, stored.error().message());
-    settle(from[0]->Nak(options_.nak_delay));
+    // The store failed (unavailable, or refused the one message): all of it comes again.
+    spdlog::warn(
+        "hub: nats: storing {} message(s), the first {} of {}, failed: {}; they will be "
+        "delivered again",
+        msgs.size(), msgs[0].message_id, msgs[0].host, stored.error().message());
+    for (pipeline::JetStreamMessage* m : from) {
+      retried_->Inc();
+      settle(m->Nak(options_.nak_delay));
+    }
     return;
   }
   // Committed: the acknowledgements go out together; the server's answer to the last one (it

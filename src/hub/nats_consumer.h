@@ -15,9 +15,10 @@
 //   - stored, then acknowledged; a message id the store had already (a redelivery, another hub
 //     got there first, the same id twice in one batch) is a duplicate: nothing is stored and it
 //     is acknowledged too;
-//   - the store failed the batch: each message of it is stored alone (Store::Ingest), so that
-//     one the store refuses does not hold back the others; one that still fails is negatively
-//     acknowledged (redelivered after nak_delay), counted;
+//   - the store refused the batch's data (kInvalidArgument): each message of it is stored alone
+//     (Store::Ingest), so that the one refused does not hold back the others; one that fails is
+//     negatively acknowledged (redelivered after nak_delay), counted as retried. Any other store
+//     failure (unavailable): every message of the batch is negatively acknowledged, counted;
 //   - malformed (not the ingest body, or a body whose host is not the subject's host, or larger
 //     than kMaxRequestBytes): logged naming the subject, stream sequence and reason, counted,
 //     and terminated, so the server never delivers it again.
