@@ -19,36 +19,15 @@
 
 #include "audit/audit_log.h"
 #include "core/clock.h"
-#include "core/event.h"
-#include "core/event_json.h"
 #include "core/metrics.h"
 #include "hub/auth.h"
 #include "hub/correlate.h"
 #include "hub/server.h"
 #include "hub/store.h"
 #include "hub/store_location.h"
-
-namespace {
+#include "hub_findings.h"
 
 using namespace vigil;
-
-std::string Finding(int n) {
-  core::Verdict v;
-  v.host = "bench-1";
-  v.pid = static_cast<uint32_t>(1000 + n);
-  v.subject = "worker";
-  v.score = 0.93;
-  v.anomalous = true;
-  v.model_name = "ngram";
-  v.model_version = "1";
-  v.stream = "worker:" + std::to_string(n);
-  v.events = 42;
-  v.time_ns = 1'700'000'000'000'000'000 + int64_t{n} * 1'000'000;
-  v.explanation = {{"open>read>write", 0.7}, {"execve", 0.2}};
-  return core::VerdictToOcsfJson(v);
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app("hub ingest over HTTP into the hub's store");
@@ -99,7 +78,9 @@ int main(int argc, char** argv) {
   for (int m = 0; m < messages; ++m) {
     std::string body = R"({"schema_version":"vigil.hub/v1","host":"bench-1","message_id":"m)" +
                        std::to_string(m) + R"(","findings":[)";
-    for (int i = 0; i < batch; ++i) body += (i ? "," : "") + Finding(n++);
+    for (int i = 0; i < batch; ++i, ++n) {
+      body += (i ? "," : "") + bench::HubBenchFinding("bench-1", 1000 + n, n);
+    }
     bodies.push_back(body + "]}");
   }
   httplib::Client client("127.0.0.1", server.port());

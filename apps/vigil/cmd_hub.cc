@@ -147,6 +147,8 @@ int RunHub(const HubFlags& f) {
   if (!log.has_value()) return ReportError("hub", log.error());
   hub::StoreOptions so;
   so.incident_window_ms = int64_t{config->incident_window_s} * 1000;
+  so.pool_size = static_cast<int>(config->postgres_pool);
+  so.pool_wait_ms = int64_t{config->postgres_pool_wait_s} * 1000;
   auto store = hub::Store::Open(config->store, so);
   if (!store.has_value()) return ReportError("hub", store.error());
   core::Registry& registry = core::Registry::Get();

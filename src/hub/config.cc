@@ -49,6 +49,17 @@ struct HubYaml {
     *out = static_cast<uint32_t>(*s);
     return {};
   }
+  core::Status Integer(const YAML::Node& n, const std::string& key, int lo, int hi,
+                       uint32_t* out) const {
+    std::string t;
+    VIGIL_RETURN_IF_ERROR(Scalar(n, key, &t));
+    if (t.empty() || t.size() > 9 || t.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(t) < lo || std::stoi(t) > hi) {
+      return At(n, key, "expected an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
+    }
+    *out = static_cast<uint32_t>(std::stoi(t));
+    return {};
+  }
   // Visits a map's keys; `fn` returns kNotFound for a key it does not know.
   core::Status Keys(const YAML::Node& n, const std::string& prefix,
                     const std::function<core::Status(const std::string&, const YAML::Node&,
@@ -98,15 +109,7 @@ core::Status ReadNatsSection(const HubYaml& y, const YAML::Node& v, const std::s
                if (k == "creds") return y.File(v2, p2, &n->creds);
                if (k == "ack_wait") return y.Seconds(v2, p2, 3600, &n->ack_wait_s);
                if (k == "batch") {
-                 std::string t;
-                 VIGIL_RETURN_IF_ERROR(y.Scalar(v2, p2, &t));
-                 if (t.empty() || t.size() > 4 ||
-                     t.find_first_not_of("0123456789") != std::string::npos || std::stoi(t) < 1 ||
-                     std::stoi(t) > 1000) {
-                   return y.At(v2, p2, "expected an integer in 1..1000");
-                 }
-                 n->batch = static_cast<uint32_t>(std::stoi(t));
-                 return {};
+                 return y.Integer(v2, p2, 1, 1000, &n->batch);
                }
                return Unknown();
              });
@@ -279,6 +282,16 @@ core::Result<HubConfig> ParseHubConfig(std::string_view text, std::string_view s
           }
           if (k == "nats") return ReadNatsSection(y, v, p, &c.nats);
           if (k == "correlation") return ReadCorrelationSection(y, v, p, &c.correlation);
+          if (k == "postgres") {
+            return y.Keys(v, p,
+                          [&](const std::string& k2, const YAML::Node& v2,
+                              const std::string& p2) -> core::Status {
+                            if (k2 == "pool") return y.Integer(v2, p2, 1, 64, &c.postgres_pool);
+                            if (k2 == "pool_wait")
+                              return y.Seconds(v2, p2, 3600, &c.postgres_pool_wait_s);
+                            return Unknown();
+                          });
+          }
           if (k == "fleet") {
             return y.Keys(v, p,
                           [&](const std::string& k2, const YAML::Node& v2,

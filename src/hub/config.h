@@ -52,6 +52,9 @@ struct HubConfig {
   std::string issuer = "vigil-hub";
   std::string audience = "vigil-hub";
   uint32_t incident_window_s = 300;
+  // postgres.pool / postgres.pool_wait: the PostgreSQL store's connections (StoreOptions).
+  uint32_t postgres_pool = 4;
+  uint32_t postgres_pool_wait_s = 10;
   HubNatsConfig nats;
   HubCorrelationConfig correlation;
   // fleet.trusted_keys: minisign public keys an uploaded policy or model must be signed by

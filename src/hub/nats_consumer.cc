@@ -128,53 +128,102 @@ void NatsConsumer::Run() {
       conn.reset();
       continue;
     }
-    for (pipeline::JetStreamMessage& m : *batch) Handle(m);
+    HandleBatch(*batch);
   }
   connected_.store(false);
   connected_gauge_->Set(0);
 }
 
-void NatsConsumer::Handle(pipeline::JetStreamMessage& m) {
-  const std::string subject(m.subject());
-  auto reject = [&](const std::string& reason) {
-    malformed_->Inc();
-    spdlog::error("hub: nats: message on {} (stream sequence {}) refused: {}; terminated", subject,
-                  m.stream_seq(), reason);
-    if (core::Status st = m.Term(); !st.ok()) {
+void NatsConsumer::HandleBatch(std::vector<pipeline::JetStreamMessage>& batch) {
+  auto settle = [this](core::Status st) {
+    if (!st.ok()) {
       ack_errors_->Inc();
       spdlog::warn("hub: nats: {}", st.message());
     }
   };
-  const auto host = pipeline::HostOfFindingsSubject(options_.nats.subject_prefix, subject);
-  if (!host.has_value()) {
-    return reject("the subject is not " + options_.nats.subject_prefix + ".<host>.findings");
+  // The well-formed messages of the batch, parsed, and where each came from.
+  std::vector<IngestMessage> msgs;
+  std::vector<pipeline::JetStreamMessage*> from;
+  msgs.reserve(batch.size());
+  for (pipeline::JetStreamMessage& m : batch) {
+    auto msg = Parse(m);
+    if (!msg.has_value()) {
+      malformed_->Inc();
+      spdlog::error("hub: nats: message on {} (stream sequence {}) refused: {}; terminated",
+                    m.subject(), m.stream_seq(), msg.error().message());
+      settle(m.Term());
+      continue;
+    }
+    msgs.push_back(std::move(msg).value());
+    from.push_back(&m);
   }
-  if (m.data().size() > kMaxRequestBytes) {
-    return reject("the body is larger than " + std::to_string(kMaxRequestBytes) + " bytes");
-  }
-  auto msg = ParseIngestRequest(m.data());
-  if (!msg.has_value()) return reject(msg.error().message());
-  if (msg->host != *host) {
-    return reject("the body's host \"" + msg->host + "\" is not the subject's host \"" + *host +
-                  "\"");
-  }
-  auto res = store_.Ingest(*msg, clock_.NowUnixNanos() / 1'000'000);
-  if (!res.has_value()) {
-    retried_->Inc();
-    spdlog::warn("hub: nats: storing message {} of {} failed: {}; it will be delivered again",
-                 msg->message_id, msg->host, res.error().message());
-    if (core::Status st = m.Nak(options_.nak_delay); !st.ok()) {
-      ack_errors_->Inc();
-      spdlog::warn("hub: nats: {}", st.message());
+  if (msgs.empty()) return;
+  auto stored = store_.IngestBatch(msgs, clock_.NowUnixNanos() / 1'000'000);
+  if (!stored.has_value() && stored.error().code() == core::StatusCode::kInvalidArgument &&
+      msgs.size() > 1) {
+    // The store refused data of one of them: each alone, so that only that one is retried.
+    spdlog::warn("hub: nats: storing a batch of {} messages failed: {}; storing them one by one",
+                 msgs.size(), stored.error().message());
+    for (size_t i = 0; i < msgs.size(); ++i) {
+      auto one = store_.Ingest(msgs[i], clock_.NowUnixNanos() / 1'000'000);
+      if (one.has_value()) {
+        Settled(msgs[i], *one, *from[i], /*confirm=*/true);
+        continue;
+      }
+      retried_->Inc();
+      spdlog::warn("hub: nats: storing message {} of {} failed: {}; it will be delivered again",
+                   msgs[i].message_id, msgs[i].host, one.error().message());
+      settle(from[i]->Nak(options_.nak_delay));
     }
     return;
   }
-  (res->duplicate ? duplicate_ : stored_)->Inc();
-  findings_->Inc(res->findings);
-  if (core::Status st = m.Ack(options_.nats.timeout); !st.ok()) {
+  if (!stored.has_value()) {
+    // The store failed (unavailable, or refused the one message): all of it comes again.
+    spdlog::warn(
+        "hub: nats: storing {} message(s), the first {} of {}, failed: {}; they will be "
+        "delivered again",
+        msgs.size(), msgs[0].message_id, msgs[0].host, stored.error().message());
+    for (pipeline::JetStreamMessage* m : from) {
+      retried_->Inc();
+      settle(m->Nak(options_.nak_delay));
+    }
+    return;
+  }
+  // Committed: the acknowledgements go out together; the server's answer to the last one (it
+  // handles a connection's acknowledgements in order) confirms them all.
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    Settled(msgs[i], (*stored)[i], *from[i], /*confirm=*/i + 1 == msgs.size());
+  }
+}
+
+void NatsConsumer::Settled(const IngestMessage& msg, const IngestResult& r,
+                           pipeline::JetStreamMessage& m, bool confirm) {
+  (r.duplicate ? duplicate_ : stored_)->Inc();
+  findings_->Inc(r.findings);
+  if (options_.on_stored) options_.on_stored(msg, r);
+  if (core::Status st = confirm ? m.Ack(options_.nats.timeout) : m.AckNoWait(); !st.ok()) {
     ack_errors_->Inc();
     spdlog::warn("hub: nats: {} (stored; a redelivery is a duplicate)", st.message());
   }
+}
+
+core::Result<IngestMessage> NatsConsumer::Parse(const pipeline::JetStreamMessage& m) const {
+  const auto host = pipeline::HostOfFindingsSubject(options_.nats.subject_prefix, m.subject());
+  if (!host.has_value()) {
+    return core::InvalidArgument("the subject is not " + options_.nats.subject_prefix +
+                                 ".<host>.findings");
+  }
+  if (m.data().size() > kMaxRequestBytes) {
+    return core::InvalidArgument("the body is larger than " + std::to_string(kMaxRequestBytes) +
+                                 " bytes");
+  }
+  auto msg = ParseIngestRequest(m.data());
+  if (!msg.has_value()) return msg.error();
+  if (msg->host != *host) {
+    return core::InvalidArgument("the body's host \"" + msg->host +
+                                 "\" is not the subject's host \"" + *host + "\"");
+  }
+  return msg;
 }
 
 }  // namespace vigil::hub

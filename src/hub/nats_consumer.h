@@ -7,11 +7,18 @@
 // redelivered (to any of them) when it is not acknowledged within ack_wait.
 //
 // Each message is the body of POST /v1/ingest (hub::ParseIngestRequest, the parser the HTTP
-// route uses), published on "<prefix>.<host>.findings" (pipeline::FindingsSubject). For each:
-//   - stored by Store::Ingest (one transaction), then acknowledged; a message id the store had
-//     already (a redelivery, another hub got there first) is a duplicate: nothing is stored and
-//     it is acknowledged too;
-//   - the store failed: negatively acknowledged (redelivered after nak_delay), counted;
+// route uses), published on "<prefix>.<host>.findings" (pipeline::FindingsSubject). The consumer
+// fetches up to `batch` messages at a time and stores the well-formed ones of a fetch with one
+// Store::IngestBatch (one transaction), then acknowledges them all (sent together; the server's
+// answer to the last one confirms them, as it handles a connection's acknowledgements in order).
+// For each message:
+//   - stored, then acknowledged; a message id the store had already (a redelivery, another hub
+//     got there first, the same id twice in one batch) is a duplicate: nothing is stored and it
+//     is acknowledged too;
+//   - the store refused the batch's data (kInvalidArgument): each message of it is stored alone
+//     (Store::Ingest), so that the one refused does not hold back the others; one that fails is
+//     negatively acknowledged (redelivered after nak_delay), counted as retried. Any other store
+//     failure (unavailable): every message of the batch is negatively acknowledged, counted;
 //   - malformed (not the ingest body, or a body whose host is not the subject's host, or larger
 //     than kMaxRequestBytes): logged naming the subject, stream sequence and reason, counted,
 //     and terminated, so the server never delivers it again.
@@ -32,9 +39,11 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "core/clock.h"
 #include "core/metrics.h"
@@ -52,6 +61,9 @@ struct NatsConsumerOptions {
   std::chrono::milliseconds retry_initial{200};  // reconnecting: doubling up to retry_max
   std::chrono::milliseconds retry_max{5000};
   std::chrono::milliseconds nak_delay{1000};  // the store failed: redelivered after this
+  // Called on the consumer's thread for each message once its batch is committed (before the
+  // acknowledgement is sent); may be empty. For measurements (bench/hub/nats_ingest.sh).
+  std::function<void(const IngestMessage&, const IngestResult&)> on_stored;
 };
 
 struct NatsConsumerCounts {
@@ -79,7 +91,14 @@ class NatsConsumer {
 
  private:
   void Run();
-  void Handle(pipeline::JetStreamMessage& m);
+  // Stores the batch's well-formed messages in one transaction, then acknowledges them.
+  void HandleBatch(std::vector<pipeline::JetStreamMessage>& batch);
+  // Counts a stored (or duplicate) message and acknowledges it; `confirm`: waits for the
+  // server's answer (the batch's last message), else does not.
+  void Settled(const IngestMessage& msg, const IngestResult& r, pipeline::JetStreamMessage& m,
+               bool confirm);
+  // The message's ingest body, checked against its subject; kInvalidArgument saying why not.
+  core::Result<IngestMessage> Parse(const pipeline::JetStreamMessage& m) const;
   // Waits `d` or until Stop(); false when stopping.
   bool Pause(std::chrono::milliseconds d);
 

@@ -2,10 +2,15 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <pqxx/pqxx>
+#include <set>
+#include <tuple>
 #include <type_traits>
+#include <vector>
 
 #include "govern/attest.h"
 #include "hub/internal/store_rows.h"
@@ -204,6 +209,8 @@ class PostgresStore final : public Store {
   core::Status CreateSchema();
 
   core::Result<IngestResult> Ingest(const IngestMessage& m, int64_t now_ms) override;
+  core::Result<std::vector<IngestResult>> IngestBatch(const std::vector<IngestMessage>& ms,
+                                                      int64_t now_ms) override;
   core::Result<std::vector<IncidentRow>> Incidents(const IncidentFilter& f) override;
   core::Result<IncidentRow> Incident(int64_t id) override;
   core::Result<std::vector<AlertRow>> Alerts(int64_t incident_id) override;
@@ -259,6 +266,9 @@ class PostgresStore final : public Store {
     return core::Status(code, "hub store \"" + shown_ + "\": " + std::string(what) + ": " +
                                   ScrubSecret(OneLine(why), password_));
   }
+  core::Result<std::vector<IngestResult>> IngestIn(pqxx::work& w,
+                                                   const std::vector<const IngestMessage*>& ms,
+                                                   int64_t now_ms) const;
   static core::Result<IncidentRow> IncidentIn(pqxx::work& w, int64_t id, bool for_update);
   static core::Result<EscalationRow> EscalationIn(pqxx::work& w, int64_t id);
 
@@ -266,25 +276,62 @@ class PostgresStore final : public Store {
   const std::string shown_;     // uri_ with its password redacted
   const std::string password_;  // scrubbed from every message
   const StoreOptions options_;
+  // The pool: idle_ holds the open connections no call is using; open_ counts every open (or
+  // being opened) connection, leased ones included, and stays <= options_.pool_size.
   std::mutex mu_;
-  std::unique_ptr<pqxx::connection> conn_;
+  std::condition_variable pool_cv_;
+  std::vector<std::unique_ptr<pqxx::connection>> idle_;
+  int open_ = 0;
 };
 
 template <typename Fn>
 std::invoke_result_t<Fn, pqxx::work&> PostgresStore::Run(std::string_view what, Fn fn) {
-  std::lock_guard lock(mu_);
+  // A connection of the pool: an idle one, else a slot for a new one while fewer than pool_size
+  // are open, else wait for one to come back.
+  std::unique_ptr<pqxx::connection> conn;
+  {
+    std::unique_lock lock(mu_);
+    if (!pool_cv_.wait_for(lock, std::chrono::milliseconds(options_.pool_wait_ms),
+                           [&] { return !idle_.empty() || open_ < options_.pool_size; })) {
+      return Fail(what, "all " + std::to_string(options_.pool_size) +
+                            " connections of the store's pool stayed busy for " +
+                            std::to_string(options_.pool_wait_ms) + " ms");
+    }
+    if (idle_.empty()) {
+      ++open_;
+    } else {
+      conn = std::move(idle_.back());
+      idle_.pop_back();
+    }
+  }
+  // Gives the connection back (a broken or dropped one frees its slot).
+  struct Lease {
+    PostgresStore* store;
+    std::unique_ptr<pqxx::connection>* conn;
+    ~Lease() {
+      {
+        std::lock_guard lock(store->mu_);
+        if (*conn != nullptr && (*conn)->is_open()) {
+          store->idle_.push_back(std::move(*conn));
+        } else {
+          --store->open_;
+        }
+      }
+      store->pool_cv_.notify_one();
+    }
+  } lease{this, &conn};
   for (int attempt = 1;; ++attempt) {
     try {
-      if (conn_ == nullptr || !conn_->is_open()) {
-        conn_.reset();
+      if (conn == nullptr || !conn->is_open()) {
+        conn.reset();
         auto c = std::make_unique<pqxx::connection>(uri_);
         // CREATE ... IF NOT EXISTS and friends would print NOTICEs on stderr.
         pqxx::nontransaction setup(*c);
         setup.exec("SET client_min_messages = warning");
         setup.commit();
-        conn_ = std::move(c);
+        conn = std::move(c);
       }
-      pqxx::work w(*conn_);
+      pqxx::work w(*conn);
       auto r = fn(w);
       if (!r.has_value()) return r;  // the transaction is aborted as `w` goes
       w.commit();
@@ -294,10 +341,10 @@ std::invoke_result_t<Fn, pqxx::work&> PostgresStore::Run(std::string_view what, 
     } catch (const pqxx::deadlock_detected& e) {
       if (attempt >= kPgAttempts) return Fail(what, e.what());
     } catch (const pqxx::broken_connection& e) {
-      conn_.reset();
+      conn.reset();
       return Fail(what, e.what());
     } catch (const pqxx::in_doubt_error& e) {
-      conn_.reset();
+      conn.reset();
       return Fail(what, std::string("commit outcome unknown: ") + e.what());
     } catch (const pqxx::sql_error& e) {
       const std::string state = e.sqlstate();
@@ -305,7 +352,7 @@ std::invoke_result_t<Fn, pqxx::work&> PostgresStore::Run(std::string_view what, 
                   state.starts_with("22") ? core::StatusCode::kInvalidArgument
                                           : core::StatusCode::kUnavailable);
     } catch (const std::exception& e) {
-      if (conn_ != nullptr && !conn_->is_open()) conn_.reset();
+      if (conn != nullptr && !conn->is_open()) conn.reset();
       return Fail(what, e.what());
     }
   }
@@ -346,11 +393,10 @@ core::Status PostgresStore::CreateSchema() {
   return {};
 }
 
-// An incident a message's findings may join: loaded (locked) or opened by this message.
+// An incident a batch's findings may join: loaded (locked) or opened by this batch.
 struct PgIncident {
   int64_t id = 0;  // 0 until a new one gets its id
-  int64_t pid = 0;
-  std::string process;
+  size_t key = 0;  // its (host, pid, process) in the batch's keys
   int64_t first_ms = 0, last_ms = 0, alerts = 0, verdicts = 0, decisions = 0;
   std::optional<double> max_score;
   int64_t max_severity = 0;
@@ -358,189 +404,252 @@ struct PgIncident {
 };
 
 core::Result<IngestResult> PostgresStore::Ingest(const IngestMessage& m, int64_t now_ms) {
+  auto r = Run("ingesting a message", [&](pqxx::work& w) { return IngestIn(w, {&m}, now_ms); });
+  if (!r.has_value()) return r.error();
+  return std::move(r->front());
+}
+
+core::Result<std::vector<IngestResult>> PostgresStore::IngestBatch(
+    const std::vector<IngestMessage>& ms, int64_t now_ms) {
+  if (ms.empty()) return std::vector<IngestResult>();
+  std::vector<const IngestMessage*> p;
+  p.reserve(ms.size());
+  for (const IngestMessage& m : ms) p.push_back(&m);
+  return Run("ingesting " + std::to_string(ms.size()) + " messages",
+             [&](pqxx::work& w) { return IngestIn(w, p, now_ms); });
+}
+
+// The whole batch in a fixed number of statements: message ids, advisory locks, open incidents,
+// new incident ids, incidents inserted, incidents updated, alerts, agents.
+core::Result<std::vector<IngestResult>> PostgresStore::IngestIn(
+    pqxx::work& w, const std::vector<const IngestMessage*>& ms, int64_t now_ms) const {
   const int64_t w_ms = options_.incident_window_ms;
-  return Run("ingesting a message", [&](pqxx::work& w) -> core::Result<IngestResult> {
-    IngestResult out;
-    const pqxx::result seen = w.exec_params(
-        "INSERT INTO messages (host, message_id, received_ms, findings) "
-        "VALUES ($1, $2, $3::bigint, $4::bigint) ON CONFLICT (host, message_id) DO NOTHING "
-        "RETURNING 1",
-        m.host, m.message_id, now_ms, static_cast<int64_t>(m.findings.size()));
-    out.duplicate = seen.empty();
-    if (!out.duplicate && !m.findings.empty()) {
-      // The processes of the message and the time range their findings can join in.
-      std::map<std::pair<int64_t, std::string>, std::pair<int64_t, int64_t>> span;
-      std::vector<std::string> process(m.findings.size());
-      for (size_t i = 0; i < m.findings.size(); ++i) {
-        const Finding& f = m.findings[i];
-        process[i] = PgText(f.process);
-        auto [it, fresh] = span.try_emplace({f.pid, process[i]}, f.time_ms, f.time_ms);
-        if (!fresh) {
-          it->second.first = std::min(it->second.first, f.time_ms);
-          it->second.second = std::max(it->second.second, f.time_ms);
-        }
+  std::vector<IngestResult> out(ms.size());
+  // Message ids: a repeat within the batch is a duplicate; the others are inserted at once and
+  // those the table had already (RETURNING leaves them out) are duplicates too.
+  {
+    std::set<std::pair<std::string_view, std::string_view>> in_batch;
+    std::vector<std::string> host, id;
+    std::vector<int64_t> count;
+    for (size_t i = 0; i < ms.size(); ++i) {
+      if (!in_batch.emplace(ms[i]->host, ms[i]->message_id).second) {
+        out[i].duplicate = true;
+        continue;
       }
-      std::vector<int64_t> keys, key_pid, key_lo, key_hi;
-      std::vector<std::string> key_process;
-      for (const auto& [k, range] : span) {
-        keys.push_back(ProcessLockKey(m.host, k.first, k.second));
-        key_pid.push_back(k.first);
-        key_process.push_back(k.second);
-        key_lo.push_back(range.first - w_ms);
-        key_hi.push_back(range.second + w_ms);
-      }
-      std::sort(keys.begin(), keys.end());
-      keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-      // unnest yields the sorted array in order: the locks are taken in ascending key order.
-      w.exec_params("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k",
-                    PgArray(keys));
-      // The open incidents those findings could join, locked (FOR UPDATE re-checks label IS NULL
-      // for one labelled meanwhile).
-      std::vector<PgIncident> inc;
-      for (const auto& row : w.exec_params(
-               "SELECT i.id, i.pid, i.process, i.first_ms, i.last_ms, i.alerts, i.verdicts, "
-               "i.decisions, i.max_score, i.max_severity FROM incidents i JOIN "
-               "unnest($2::bigint[], $3::text[], $4::bigint[], $5::bigint[]) AS k(pid, process, "
-               "lo, hi) ON i.pid = k.pid AND i.process = k.process WHERE i.host = $1 AND "
-               "i.label IS NULL AND i.last_ms >= k.lo AND i.first_ms <= k.hi "
-               "ORDER BY i.id FOR UPDATE OF i",
-               m.host, PgArray(key_pid), PgArray(key_process), PgArray(key_lo),
-               PgArray(key_hi))) {
-        const PgRow q(row);
-        inc.push_back({q.I(0), q.I(1), q.T(2), q.I(3), q.I(4), q.I(5), q.I(6), q.I(7), q.D(8),
-                       q.I(9), false});
-      }
-      // Join in order, as the SQLite store does: the incident of the process whose widened
-      // span covers the finding, the latest-ending one first; else a new one.
-      std::vector<size_t> joined(m.findings.size());
-      const size_t existing = inc.size();
-      for (size_t i = 0; i < m.findings.size(); ++i) {
-        const Finding& f = m.findings[i];
-        size_t best = inc.size();
-        for (size_t j = 0; j < inc.size(); ++j) {
-          const PgIncident& c = inc[j];
-          if (c.pid != f.pid || c.process != process[i] || c.first_ms - w_ms > f.time_ms ||
-              c.last_ms + w_ms < f.time_ms) {
-            continue;
-          }
-          if (best == inc.size() || c.last_ms > inc[best].last_ms) best = j;
-        }
-        const bool decision = f.kind == FindingKind::kDecision;
-        if (best == inc.size()) {
-          inc.push_back({0, f.pid, process[i], f.time_ms, f.time_ms, 0, 0, 0, std::nullopt,
-                         f.severity_id, true});
-          ++out.new_incidents;
-        }
-        PgIncident& c = inc[best];
-        c.first_ms = std::min(c.first_ms, f.time_ms);
-        c.last_ms = std::max(c.last_ms, f.time_ms);
-        ++c.alerts;
-        ++(decision ? c.decisions : c.verdicts);
-        if (f.score && (!c.max_score || *f.score > *c.max_score)) c.max_score = f.score;
-        c.max_severity = std::max<int64_t>(c.max_severity, f.severity_id);
-        c.changed = true;
-        joined[i] = best;
-      }
-      // Ids for the new incidents, in the order they were opened.
-      if (inc.size() > existing) {
-        std::vector<int64_t> ids;
-        for (const auto& row : w.exec_params(
-                 "SELECT nextval(pg_get_serial_sequence('incidents', 'id')) "
-                 "FROM generate_series(1, $1::bigint)",
-                 static_cast<int64_t>(inc.size() - existing))) {
-          ids.push_back(row[0].as<int64_t>());
-        }
-        std::sort(ids.begin(), ids.end());
-        for (size_t j = existing; j < inc.size(); ++j) inc[j].id = ids[j - existing];
-      }
-      // Write the incidents: new ones inserted, joined ones updated (their rows are locked).
-      for (const bool fresh : {true, false}) {
-        std::vector<int64_t> id, pid, first, last, alerts, verdicts, decisions, severity;
-        std::vector<std::string> proc;
-        std::vector<std::optional<double>> score;
-        for (size_t j = fresh ? existing : 0; j < (fresh ? inc.size() : existing); ++j) {
-          const PgIncident& c = inc[j];
-          if (!c.changed) continue;
-          id.push_back(c.id);
-          pid.push_back(c.pid);
-          proc.push_back(c.process);
-          first.push_back(c.first_ms);
-          last.push_back(c.last_ms);
-          alerts.push_back(c.alerts);
-          verdicts.push_back(c.verdicts);
-          decisions.push_back(c.decisions);
-          score.push_back(c.max_score);
-          severity.push_back(c.max_severity);
-        }
-        if (id.empty()) continue;
-        if (fresh) {
-          w.exec_params(
-              "INSERT INTO incidents (id, host, pid, process, first_ms, last_ms, alerts, "
-              "verdicts, decisions, max_score, max_severity) SELECT u.id, $1, u.pid, u.process, "
-              "u.f, u.l, u.a, u.v, u.d, u.s, u.sev FROM unnest($2::bigint[], $3::bigint[], "
-              "$4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], "
-              "$10::float8[], $11::bigint[]) AS u(id, pid, process, f, l, a, v, d, s, sev)",
-              m.host, PgArray(id), PgArray(pid), PgArray(proc), PgArray(first), PgArray(last),
-              PgArray(alerts), PgArray(verdicts), PgArray(decisions), PgArray(score),
-              PgArray(severity));
-        } else {
-          w.exec_params(
-              "UPDATE incidents i SET first_ms = u.f, last_ms = u.l, alerts = u.a, "
-              "verdicts = u.v, decisions = u.d, max_score = u.s, max_severity = u.sev FROM "
-              "unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], "
-              "$6::bigint[], $7::float8[], $8::bigint[]) AS u(id, f, l, a, v, d, s, sev) "
-              "WHERE i.id = u.id",
-              PgArray(id), PgArray(first), PgArray(last), PgArray(alerts), PgArray(verdicts),
-              PgArray(decisions), PgArray(score), PgArray(severity));
-        }
-      }
-      // The alerts, in the findings' order.
-      std::vector<int64_t> incident, time, severity;
-      std::vector<std::string> kind, uid, title, message, rule, action, model, version, expl, raw;
-      std::vector<std::optional<double>> score;
-      for (size_t i = 0; i < m.findings.size(); ++i) {
-        const Finding& f = m.findings[i];
-        const int64_t id = inc[joined[i]].id;
-        if (std::find(out.incidents.begin(), out.incidents.end(), id) == out.incidents.end()) {
-          out.incidents.push_back(id);
-        }
-        incident.push_back(id);
-        kind.emplace_back(FindingKindName(f.kind));
-        time.push_back(f.time_ms);
-        severity.push_back(f.severity_id);
-        uid.push_back(PgText(f.uid));
-        title.push_back(PgText(f.title));
-        message.push_back(PgText(f.message));
-        rule.push_back(PgText(f.rule));
-        action.push_back(PgText(f.action));
-        model.push_back(PgText(f.model));
-        version.push_back(PgText(f.model_version));
-        score.push_back(f.score);
-        expl.push_back(PgText(internal::ExplanationJson(f)));
-        raw.push_back(PgText(f.raw));
-      }
-      w.exec_params(
-          "INSERT INTO alerts (incident_id, kind, time_ms, severity_id, uid, title, message, "
-          "rule, action, model, model_version, score, explanation, raw) SELECT u.incident_id, "
-          "u.kind, u.time_ms, u.severity_id, u.uid, u.title, u.message, u.rule, u.action, "
-          "u.model, u.model_version, u.score, u.explanation, u.raw FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], "
-          "$7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::float8[], "
-          "$13::text[], $14::text[]) WITH ORDINALITY AS u(incident_id, kind, time_ms, "
-          "severity_id, uid, title, message, rule, action, model, model_version, score, "
-          "explanation, raw, n) ORDER BY n",
-          PgArray(incident), PgArray(kind), PgArray(time), PgArray(severity), PgArray(uid),
-          PgArray(title), PgArray(message), PgArray(rule), PgArray(action), PgArray(model),
-          PgArray(version), PgArray(score), PgArray(expl), PgArray(raw));
-      out.findings = m.findings.size();
+      host.push_back(ms[i]->host);
+      id.push_back(ms[i]->message_id);
+      count.push_back(static_cast<int64_t>(ms[i]->findings.size()));
     }
-    w.exec_params(
-        "INSERT INTO agents (host, first_seen_ms, last_seen_ms, messages, findings) "
-        "VALUES ($1, $2::bigint, $2::bigint, 1, $3::bigint) ON CONFLICT (host) DO UPDATE SET "
-        "last_seen_ms = GREATEST(agents.last_seen_ms, EXCLUDED.last_seen_ms), "
-        "messages = agents.messages + 1, findings = agents.findings + EXCLUDED.findings",
-        m.host, now_ms, static_cast<int64_t>(out.findings));
-    return out;
-  });
+    std::set<std::pair<std::string, std::string>> fresh;
+    for (const auto& row : w.exec_params(
+             "INSERT INTO messages (host, message_id, received_ms, findings) SELECT u.h, u.id, "
+             "$3::bigint, u.n FROM unnest($1::text[], $2::text[], $4::bigint[]) AS u(h, id, n) "
+             "ON CONFLICT (host, message_id) DO NOTHING RETURNING host, message_id",
+             PgArray(host), PgArray(id), now_ms, PgArray(count))) {
+      fresh.emplace(row[0].c_str(), row[1].c_str());
+    }
+    for (size_t i = 0; i < ms.size(); ++i) {
+      if (!out[i].duplicate) {
+        out[i].duplicate = fresh.erase({ms[i]->host, ms[i]->message_id}) == 0;
+      }
+    }
+  }
+  // The (host, pid, process) keys of the fresh findings and the time range each can join in.
+  struct Key {
+    std::string host;
+    int64_t pid;
+    std::string process;
+    int64_t lo, hi;
+  };
+  std::vector<Key> keys;
+  std::map<std::tuple<std::string_view, int64_t, std::string>, size_t> key_of;
+  std::vector<std::pair<size_t, size_t>> findings;  // (message, finding)
+  std::vector<size_t> finding_key;
+  for (size_t i = 0; i < ms.size(); ++i) {
+    if (out[i].duplicate) continue;
+    for (size_t j = 0; j < ms[i]->findings.size(); ++j) {
+      const Finding& f = ms[i]->findings[j];
+      auto [it, added] = key_of.try_emplace({ms[i]->host, f.pid, PgText(f.process)}, keys.size());
+      if (added) {
+        keys.push_back({ms[i]->host, f.pid, std::get<2>(it->first), f.time_ms, f.time_ms});
+      }
+      Key& k = keys[it->second];
+      k.lo = std::min(k.lo, f.time_ms);
+      k.hi = std::max(k.hi, f.time_ms);
+      findings.emplace_back(i, j);
+      finding_key.push_back(it->second);
+    }
+  }
+  if (!findings.empty()) {
+    std::vector<int64_t> locks, key_pid, key_lo, key_hi;
+    std::vector<std::string> key_host, key_process;
+    for (const Key& k : keys) {
+      locks.push_back(ProcessLockKey(k.host, k.pid, k.process));
+      key_host.push_back(k.host);
+      key_pid.push_back(k.pid);
+      key_process.push_back(k.process);
+      key_lo.push_back(k.lo - w_ms);
+      key_hi.push_back(k.hi + w_ms);
+    }
+    std::sort(locks.begin(), locks.end());
+    locks.erase(std::unique(locks.begin(), locks.end()), locks.end());
+    // unnest yields the sorted array in order: the locks are taken in ascending key order.
+    w.exec_params("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k", PgArray(locks));
+    // The open incidents those findings could join, locked (FOR UPDATE re-checks label IS NULL
+    // for one labelled meanwhile). Keys are distinct, so each incident comes once.
+    std::vector<PgIncident> inc;
+    std::vector<std::vector<size_t>> inc_of_key(keys.size());
+    for (const auto& row : w.exec_params(
+             "SELECT i.id, k.n, i.first_ms, i.last_ms, i.alerts, i.verdicts, i.decisions, "
+             "i.max_score, i.max_severity FROM incidents i JOIN unnest($1::text[], $2::bigint[], "
+             "$3::text[], $4::bigint[], $5::bigint[]) WITH ORDINALITY AS k(host, pid, process, "
+             "lo, hi, n) ON i.host = k.host AND i.pid = k.pid AND i.process = k.process WHERE "
+             "i.label IS NULL AND i.last_ms >= k.lo AND i.first_ms <= k.hi "
+             "ORDER BY i.id FOR UPDATE OF i",
+             PgArray(key_host), PgArray(key_pid), PgArray(key_process), PgArray(key_lo),
+             PgArray(key_hi))) {
+      const PgRow q(row);
+      const size_t key = static_cast<size_t>(q.I(1) - 1);
+      if (key >= keys.size()) return core::Internal("incident key out of range");
+      inc_of_key[key].push_back(inc.size());
+      inc.push_back({q.I(0), key, q.I(2), q.I(3), q.I(4), q.I(5), q.I(6), q.D(7), q.I(8), false});
+    }
+    // Join in order, as the SQLite store does: the incident of the process whose widened span
+    // covers the finding, the latest-ending one first; else a new one.
+    std::vector<size_t> joined(findings.size());
+    const size_t existing = inc.size();
+    for (size_t n = 0; n < findings.size(); ++n) {
+      const auto [i, j] = findings[n];
+      const Finding& f = ms[i]->findings[j];
+      size_t best = inc.size();
+      for (const size_t c : inc_of_key[finding_key[n]]) {
+        if (inc[c].first_ms - w_ms > f.time_ms || inc[c].last_ms + w_ms < f.time_ms) continue;
+        if (best == inc.size() || inc[c].last_ms > inc[best].last_ms) best = c;
+      }
+      if (best == inc.size()) {
+        inc_of_key[finding_key[n]].push_back(inc.size());
+        inc.push_back(
+            {0, finding_key[n], f.time_ms, f.time_ms, 0, 0, 0, std::nullopt, f.severity_id, true});
+        ++out[i].new_incidents;
+      }
+      PgIncident& c = inc[best];
+      c.first_ms = std::min(c.first_ms, f.time_ms);
+      c.last_ms = std::max(c.last_ms, f.time_ms);
+      ++c.alerts;
+      ++(f.kind == FindingKind::kDecision ? c.decisions : c.verdicts);
+      if (f.score && (!c.max_score || *f.score > *c.max_score)) c.max_score = f.score;
+      c.max_severity = std::max<int64_t>(c.max_severity, f.severity_id);
+      c.changed = true;
+      joined[n] = best;
+    }
+    // Ids for the new incidents, in the order they were opened.
+    if (inc.size() > existing) {
+      std::vector<int64_t> ids;
+      for (const auto& row :
+           w.exec_params("SELECT nextval(pg_get_serial_sequence('incidents', 'id')) "
+                         "FROM generate_series(1, $1::bigint)",
+                         static_cast<int64_t>(inc.size() - existing))) {
+        ids.push_back(row[0].as<int64_t>());
+      }
+      std::sort(ids.begin(), ids.end());
+      for (size_t j = existing; j < inc.size(); ++j) inc[j].id = ids[j - existing];
+    }
+    // Write the incidents: new ones inserted, joined ones updated (their rows are locked).
+    for (const bool fresh : {true, false}) {
+      std::vector<int64_t> id, pid, first, last, alerts, verdicts, decisions, severity;
+      std::vector<std::string> host, proc;
+      std::vector<std::optional<double>> score;
+      for (size_t j = fresh ? existing : 0; j < (fresh ? inc.size() : existing); ++j) {
+        const PgIncident& c = inc[j];
+        if (!c.changed) continue;
+        id.push_back(c.id);
+        host.push_back(keys[c.key].host);
+        pid.push_back(keys[c.key].pid);
+        proc.push_back(keys[c.key].process);
+        first.push_back(c.first_ms);
+        last.push_back(c.last_ms);
+        alerts.push_back(c.alerts);
+        verdicts.push_back(c.verdicts);
+        decisions.push_back(c.decisions);
+        score.push_back(c.max_score);
+        severity.push_back(c.max_severity);
+      }
+      if (id.empty()) continue;
+      if (fresh) {
+        w.exec_params(
+            "INSERT INTO incidents (id, host, pid, process, first_ms, last_ms, alerts, "
+            "verdicts, decisions, max_score, max_severity) SELECT u.id, u.host, u.pid, "
+            "u.process, u.f, u.l, u.a, u.v, u.d, u.s, u.sev FROM unnest($1::bigint[], "
+            "$2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], "
+            "$8::bigint[], $9::bigint[], $10::float8[], $11::bigint[]) AS u(id, host, pid, "
+            "process, f, l, a, v, d, s, sev)",
+            PgArray(id), PgArray(host), PgArray(pid), PgArray(proc), PgArray(first), PgArray(last),
+            PgArray(alerts), PgArray(verdicts), PgArray(decisions), PgArray(score),
+            PgArray(severity));
+      } else {
+        w.exec_params(
+            "UPDATE incidents i SET first_ms = u.f, last_ms = u.l, alerts = u.a, "
+            "verdicts = u.v, decisions = u.d, max_score = u.s, max_severity = u.sev FROM "
+            "unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], "
+            "$6::bigint[], $7::float8[], $8::bigint[]) AS u(id, f, l, a, v, d, s, sev) "
+            "WHERE i.id = u.id",
+            PgArray(id), PgArray(first), PgArray(last), PgArray(alerts), PgArray(verdicts),
+            PgArray(decisions), PgArray(score), PgArray(severity));
+      }
+    }
+    // The alerts, in the findings' order, with COPY (cheaper for the server than unnest() over
+    // array literals).
+    pqxx::stream_to copy(
+        w, "alerts",
+        std::vector<std::string>{"incident_id", "kind", "time_ms", "severity_id", "uid", "title",
+                                 "message", "rule", "action", "model", "model_version", "score",
+                                 "explanation", "raw"});
+    for (size_t n = 0; n < findings.size(); ++n) {
+      const auto [i, j] = findings[n];
+      const Finding& f = ms[i]->findings[j];
+      const int64_t id = inc[joined[n]].id;
+      std::vector<int64_t>& seen = out[i].incidents;
+      if (std::find(seen.begin(), seen.end(), id) == seen.end()) seen.push_back(id);
+      ++out[i].findings;
+      const std::string kind(FindingKindName(f.kind));
+      const int64_t severity = f.severity_id;
+      auto row = [&](const auto& score) {
+        copy << std::make_tuple(id, kind, f.time_ms, severity, PgText(f.uid), PgText(f.title),
+                                PgText(f.message), PgText(f.rule), PgText(f.action),
+                                PgText(f.model), PgText(f.model_version), score,
+                                PgText(internal::ExplanationJson(f)), PgText(f.raw));
+      };
+      if (f.score) {
+        row(*f.score);
+      } else {
+        row(nullptr);
+      }
+    }
+    copy.complete();
+  }
+  // The agents, one row per host in ascending host order (two batches lock them in one order).
+  std::map<std::string_view, std::pair<int64_t, int64_t>> per_host;  // messages, findings
+  for (size_t i = 0; i < ms.size(); ++i) {
+    auto& [messages, stored] = per_host[ms[i]->host];
+    ++messages;
+    stored += static_cast<int64_t>(out[i].findings);
+  }
+  std::vector<std::string> host;
+  std::vector<int64_t> messages, stored;
+  for (const auto& [h, n] : per_host) {
+    host.emplace_back(h);
+    messages.push_back(n.first);
+    stored.push_back(n.second);
+  }
+  w.exec_params(
+      "INSERT INTO agents (host, first_seen_ms, last_seen_ms, messages, findings) SELECT u.h, "
+      "$2::bigint, $2::bigint, u.m, u.f FROM unnest($1::text[], $3::bigint[], $4::bigint[]) "
+      "WITH ORDINALITY AS u(h, m, f, n) ORDER BY u.n ON CONFLICT (host) DO UPDATE SET "
+      "last_seen_ms = GREATEST(agents.last_seen_ms, EXCLUDED.last_seen_ms), "
+      "messages = agents.messages + EXCLUDED.messages, "
+      "findings = agents.findings + EXCLUDED.findings",
+      PgArray(host), now_ms, PgArray(messages), PgArray(stored));
+  return out;
 }
 
 core::Result<std::vector<IncidentRow>> PostgresStore::Incidents(const IncidentFilter& f) {
@@ -1041,6 +1150,10 @@ core::Result<std::unique_ptr<Store>> OpenPostgresStore(const std::string& uri,
   if (core::Status s = CheckPostgresUri(uri); !s.ok()) {
     return core::InvalidArgument("hub store \"" + RedactStoreLocation(uri) +
                                  "\": " + s.message());
+  }
+  if (options.pool_size < 1 || options.pool_size > 64 || options.pool_wait_ms < 0) {
+    return core::InvalidArgument("hub store \"" + RedactStoreLocation(uri) +
+                                 "\": pool size must be 1..64 and the pool wait >= 0 ms");
   }
   auto store = std::make_unique<PostgresStore>(uri, options);
   VIGIL_RETURN_IF_ERROR(store->CreateSchema());

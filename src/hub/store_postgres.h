@@ -1,19 +1,21 @@
 #pragma once
 
 // hub::Store on PostgreSQL (libpqxx), for several hub instances sharing one database (schema in
-// docs/hub.md). Each Store holds one connection (reconnected on the next call after it breaks),
-// every call serialised by a mutex, every call one READ COMMITTED transaction, retried up to
-// five times when PostgreSQL reports a serialization failure or a deadlock. What makes
+// docs/hub.md). Each Store holds a bounded pool of connections (StoreOptions::pool_size, opened
+// when needed, a broken one dropped and replaced at the next call; a call finding all busy waits
+// up to pool_wait_ms), so calls run concurrently, each one READ COMMITTED transaction, retried
+// up to five times when PostgreSQL reports a serialization failure or a deadlock. What makes
 // instances safe together:
-//   - ingestion: the message id is inserted first (primary key (host, message_id), ON CONFLICT
+//   - ingestion: the message ids are inserted first (primary key (host, message_id), ON CONFLICT
 //     DO NOTHING) in the same transaction as the findings, so a message is stored once: a
-//     concurrent redelivery waits for the first to commit and is then a duplicate;
+//     concurrent redelivery waits for the first to commit and is then a duplicate. A batch
+//     (IngestBatch) is one transaction of a fixed number of statements whatever its size;
 //   - incident joining: the transaction takes a transaction-scoped advisory lock per
-//     (host, pid, process) of the message's findings, in ascending key order (no deadlock
-//     between messages), then loads and locks (FOR UPDATE) the open incidents those findings
-//     could join, joins the findings in memory by the rule of hub/store.h, and writes incidents
-//     and alerts with unnest() over array parameters: a fixed number of statements per message
-//     whatever its size. Findings of one process ingested at once by several instances join
+//     (host, pid, process) of the batch's findings, in ascending key order (no deadlock
+//     between batches; the agents rows are updated last, in host order), then loads and locks
+//     (FOR UPDATE) the open incidents those findings could join, joins the findings in memory
+//     by the rule of hub/store.h, and writes incidents with unnest() over array parameters and
+//     alerts with COPY. Findings of one process ingested at once by several instances join
 //     one incident;
 //   - escalations: decisions and time-outs are one UPDATE ... WHERE state = 'pending'
 //     RETURNING, so exactly one of them takes effect and is returned;

@@ -102,7 +102,17 @@ class Sql {
   Sql(sqlite3* db, const char* text) {
     ok_ = sqlite3_prepare_v2(db, text, -1, &s_, nullptr) == SQLITE_OK;
   }
-  ~Sql() { sqlite3_finalize(s_); }
+  // A statement the store keeps prepared (nullptr: it could not be prepared): reset, not
+  // finalised, at the end.
+  explicit Sql(sqlite3_stmt* kept) : s_(kept), ok_(kept != nullptr), kept_(true) {}
+  ~Sql() {
+    if (!kept_) {
+      sqlite3_finalize(s_);
+    } else if (s_ != nullptr) {
+      sqlite3_reset(s_);
+      sqlite3_clear_bindings(s_);
+    }
+  }
   Sql(const Sql&) = delete;
   Sql& operator=(const Sql&) = delete;
 
@@ -154,6 +164,7 @@ class Sql {
 
   sqlite3_stmt* s_ = nullptr;
   bool ok_ = false;
+  bool kept_ = false;
 };
 
 // Rolls back unless committed.
@@ -232,7 +243,22 @@ core::Status SqliteStore::Migrate() {
   return {};
 }
 
-SqliteStore::~SqliteStore() { sqlite3_close(db_); }
+SqliteStore::~SqliteStore() {
+  for (const auto& [sql, stmt] : kept_) sqlite3_finalize(stmt);
+  sqlite3_close(db_);
+}
+
+sqlite3_stmt* SqliteStore::Kept(const char* sql) {
+  auto it = kept_.find(sql);
+  if (it != kept_.end()) return it->second;
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK) {
+    sqlite3_finalize(stmt);
+    return nullptr;
+  }
+  kept_.emplace(sql, stmt);
+  return stmt;
+}
 
 core::Status SqliteStore::Fail(std::string_view what) const {
   return core::Unavailable("hub store \"" + path_ + "\": " + std::string(what) + ": " +
@@ -250,34 +276,34 @@ core::Status SqliteStore::Exec(const char* sql) {
 }
 
 core::Result<int64_t> SqliteStore::JoinIncident(const std::string& host, const Finding& f,
-                                          bool* created) {
+                                                bool* created) {
   const int64_t w = options_.incident_window_ms;
   const std::optional<double> score = f.score;
   const int64_t is_decision = f.kind == FindingKind::kDecision ? 1 : 0;
-  Sql find(db_,
-           "SELECT id FROM incidents WHERE host = ?1 AND pid = ?2 AND process = ?3 AND "
+  Sql find(
+      Kept("SELECT id FROM incidents WHERE host = ?1 AND pid = ?2 AND process = ?3 AND "
            "label IS NULL AND first_ms - ?5 <= ?4 AND last_ms + ?5 >= ?4 "
-           "ORDER BY last_ms DESC LIMIT 1");
+           "ORDER BY last_ms DESC LIMIT 1"));
   find.Bind(host, f.pid, f.process, f.time_ms, w);
   int64_t id = 0;
   if (find.Next()) id = find.I(0);
   if (!find.ok()) return Fail("finding an incident");
   *created = id == 0;
   if (id == 0) {
-    Sql ins(db_,
-            "INSERT INTO incidents (host, pid, process, first_ms, last_ms, alerts, verdicts, "
-            "decisions, max_score, max_severity) VALUES (?1, ?2, ?3, ?4, ?4, 1, ?5, ?6, ?7, ?8)");
+    Sql ins(
+        Kept("INSERT INTO incidents (host, pid, process, first_ms, last_ms, alerts, verdicts, "
+             "decisions, max_score, max_severity) VALUES (?1, ?2, ?3, ?4, ?4, 1, ?5, ?6, ?7, ?8)"));
     ins.Bind(host, f.pid, f.process, f.time_ms, 1 - is_decision, is_decision, score,
              int64_t{f.severity_id});
     ins.Next();
     if (!ins.ok()) return Fail("opening an incident");
     return sqlite3_last_insert_rowid(db_);
   }
-  Sql up(db_,
-         "UPDATE incidents SET first_ms = MIN(first_ms, ?2), last_ms = MAX(last_ms, ?2), "
-         "alerts = alerts + 1, verdicts = verdicts + ?3, decisions = decisions + ?4, "
-         "max_score = CASE WHEN ?5 IS NULL THEN max_score WHEN max_score IS NULL THEN ?5 "
-         "ELSE MAX(max_score, ?5) END, max_severity = MAX(max_severity, ?6) WHERE id = ?1");
+  Sql up(
+      Kept("UPDATE incidents SET first_ms = MIN(first_ms, ?2), last_ms = MAX(last_ms, ?2), "
+           "alerts = alerts + 1, verdicts = verdicts + ?3, decisions = decisions + ?4, "
+           "max_score = CASE WHEN ?5 IS NULL THEN max_score WHEN max_score IS NULL THEN ?5 "
+           "ELSE MAX(max_score, ?5) END, max_severity = MAX(max_severity, ?6) WHERE id = ?1"));
   up.Bind(id, f.time_ms, 1 - is_decision, is_decision, score, int64_t{f.severity_id});
   up.Next();
   if (!up.ok()) return Fail("updating an incident");
@@ -288,20 +314,41 @@ core::Result<IngestResult> SqliteStore::Ingest(const IngestMessage& m, int64_t n
   std::lock_guard lock(mu_);
   WriteTxn txn(db_);
   if (!txn.open()) return Fail("begin");
+  VIGIL_ASSIGN_OR_RETURN(IngestResult out, IngestLocked(m, now_ms));
+  if (!txn.Commit()) return Fail("commit");
+  return out;
+}
+
+core::Result<std::vector<IngestResult>> SqliteStore::IngestBatch(
+    const std::vector<IngestMessage>& ms, int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  WriteTxn txn(db_);
+  if (!txn.open()) return Fail("begin");
+  std::vector<IngestResult> out;
+  out.reserve(ms.size());
+  for (const IngestMessage& m : ms) {
+    VIGIL_ASSIGN_OR_RETURN(IngestResult r, IngestLocked(m, now_ms));
+    out.push_back(std::move(r));
+  }
+  if (!txn.Commit()) return Fail("commit");
+  return out;
+}
+
+core::Result<IngestResult> SqliteStore::IngestLocked(const IngestMessage& m, int64_t now_ms) {
   IngestResult out;
-  Sql seen(db_,
-           "INSERT OR IGNORE INTO messages (host, message_id, received_ms, findings) "
-           "VALUES (?1, ?2, ?3, ?4)");
+  Sql seen(
+      Kept("INSERT OR IGNORE INTO messages (host, message_id, received_ms, findings) "
+           "VALUES (?1, ?2, ?3, ?4)"));
   seen.Bind(m.host, m.message_id, now_ms, static_cast<int64_t>(m.findings.size()));
   seen.Next();
   if (!seen.ok()) return Fail("recording the message id");
   out.duplicate = sqlite3_changes(db_) == 0;
   const int64_t stored = out.duplicate ? 0 : static_cast<int64_t>(m.findings.size());
-  Sql agent(db_,
-            "INSERT INTO agents (host, first_seen_ms, last_seen_ms, messages, findings) "
-            "VALUES (?1, ?2, ?2, 1, ?3) ON CONFLICT (host) DO UPDATE SET "
-            "last_seen_ms = MAX(last_seen_ms, ?2), messages = messages + 1, "
-            "findings = findings + ?3");
+  Sql agent(
+      Kept("INSERT INTO agents (host, first_seen_ms, last_seen_ms, messages, findings) "
+           "VALUES (?1, ?2, ?2, 1, ?3) ON CONFLICT (host) DO UPDATE SET "
+           "last_seen_ms = MAX(last_seen_ms, ?2), messages = messages + 1, "
+           "findings = findings + ?3"));
   agent.Bind(m.host, now_ms, stored);
   agent.Next();
   if (!agent.ok()) return Fail("recording the agent");
@@ -313,10 +360,10 @@ core::Result<IngestResult> SqliteStore::Ingest(const IngestMessage& m, int64_t n
       if (std::find(out.incidents.begin(), out.incidents.end(), incident) == out.incidents.end()) {
         out.incidents.push_back(incident);
       }
-      Sql ins(db_,
-              "INSERT INTO alerts (incident_id, kind, time_ms, severity_id, uid, title, message, "
-              "rule, action, model, model_version, score, explanation, raw) VALUES "
-              "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
+      Sql ins(
+          Kept("INSERT INTO alerts (incident_id, kind, time_ms, severity_id, uid, title, message, "
+               "rule, action, model, model_version, score, explanation, raw) VALUES "
+               "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"));
       ins.Bind(incident, std::string(FindingKindName(f.kind)), f.time_ms, int64_t{f.severity_id},
                f.uid, f.title, f.message, f.rule, f.action, f.model, f.model_version, f.score,
                internal::ExplanationJson(f), f.raw);
@@ -325,7 +372,6 @@ core::Result<IngestResult> SqliteStore::Ingest(const IngestMessage& m, int64_t n
       ++out.findings;
     }
   }
-  if (!txn.Commit()) return Fail("commit");
   return out;
 }
 

@@ -8,10 +8,12 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "hub/store.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace vigil::hub {
 
@@ -23,6 +25,8 @@ class SqliteStore final : public Store {
   ~SqliteStore() override;
 
   core::Result<IngestResult> Ingest(const IngestMessage& m, int64_t now_ms) override;
+  core::Result<std::vector<IngestResult>> IngestBatch(const std::vector<IngestMessage>& ms,
+                                                      int64_t now_ms) override;
   core::Result<std::vector<IncidentRow>> Incidents(const IncidentFilter& f) override;
   core::Result<IncidentRow> Incident(int64_t id) override;
   core::Result<std::vector<AlertRow>> Alerts(int64_t incident_id) override;
@@ -73,6 +77,8 @@ class SqliteStore final : public Store {
       : path_(std::move(path)), db_(db), options_(options) {}
   core::Status Fail(std::string_view what) const;
   core::Status Exec(const char* sql);
+  // One message, inside the caller's transaction, mu_ held.
+  core::Result<IngestResult> IngestLocked(const IngestMessage& m, int64_t now_ms);
   core::Result<int64_t> JoinIncident(const std::string& host, const Finding& f, bool* created);
   core::Result<IncidentRow> IncidentLocked(int64_t id);
   core::Result<EscalationRow> EscalationLocked(int64_t id);
@@ -82,10 +88,15 @@ class SqliteStore final : public Store {
   // Creates the schema or upgrades an older one in place, in one transaction.
   core::Status Migrate();
 
+  // The statement `sql` (a string literal: keyed by its address) prepared once and kept for the
+  // store's life (nullptr when it cannot be prepared); mu_ held.
+  sqlite3_stmt* Kept(const char* sql);
+
   const std::string path_;
   sqlite3* db_;
   const StoreOptions options_;
   std::mutex mu_;
+  std::unordered_map<const char*, sqlite3_stmt*> kept_;  // ingestion's statements
 };
 
 }  // namespace vigil::hub

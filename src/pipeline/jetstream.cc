@@ -115,6 +115,12 @@ core::Status JetStreamMessage::Ack(std::chrono::milliseconds timeout) {
   return core::Status::Ok();
 }
 
+core::Status JetStreamMessage::AckNoWait() {
+  const natsStatus s = natsMsg_Ack(msg_, nullptr);
+  if (s != NATS_OK) return NatsError("ack of stream message " + std::to_string(stream_seq_), s);
+  return core::Status::Ok();
+}
+
 core::Status JetStreamMessage::Nak(std::chrono::milliseconds delay) {
   const natsStatus s = natsMsg_NakWithDelay(msg_, delay.count(), nullptr);
   if (s != NATS_OK) return NatsError("nak of stream message " + std::to_string(stream_seq_), s);

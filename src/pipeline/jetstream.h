@@ -80,6 +80,9 @@ class JetStreamMessage {
   // Ack waits for the server's confirmation. Nak asks for a redelivery after `delay`; Term tells
   // the server never to deliver the message again. kUnavailable when the server did not answer.
   core::Status Ack(std::chrono::milliseconds timeout);
+  // Sends the acknowledgement without waiting for the server's answer (the server handles a
+  // connection's acknowledgements in order: a later Ack's answer confirms this one too).
+  core::Status AckNoWait();
   core::Status Nak(std::chrono::milliseconds delay);
   core::Status Term();
 

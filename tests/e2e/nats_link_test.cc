@@ -1,14 +1,17 @@
 // The NATS JetStream transport end to end with the real binaries and a private nats-server:
 // `vigil replay --sink nats:URL` publishes while no hub runs; then `vigil hub` with a `nats:`
-// section consumes every finding exactly once, and two hubs with their own stores sharing the
-// durable consumer store every message exactly once between them.
+// section consumes every finding exactly once, two hubs with their own stores sharing the
+// durable consumer store every message exactly once between them, and two hubs sharing one
+// PostgreSQL database lose and duplicate nothing when one is killed mid-stream and restarted.
 
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <libpq-fe.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -16,8 +19,10 @@
 #include <regex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "../unit/hub/postgres_fixture.h"
 #include "../unit/pipeline/nats_server.h"
 #include "pipeline/jetstream.h"
 #include "vigil_cli.h"
@@ -99,7 +104,8 @@ class NatsLinkE2eTest : public ::testing::Test {
 
   // Starts `vigil hub` number `n` with its own state dir and a `nats:` section (and `extra`
   // lines in it); WaitReady reads its ready line. With `admin`, first issues an admin token.
-  void StartHub(Hub& h, int n, bool admin, const std::string& extra = "") {
+  void StartHub(Hub& h, int n, bool admin, const std::string& extra = "",
+                const std::string& ack_wait = "5s") {
     h.state = dir_ / ("hub" + std::to_string(n));
     fs::create_directories(h.state);
     if (admin) {
@@ -111,7 +117,7 @@ class NatsLinkE2eTest : public ::testing::Test {
     const fs::path config = h.state / "hub.yaml";
     std::ofstream(config) << "state_dir: " << h.state.string() << "\nlisten: 127.0.0.1:0\n"
                           << "audit:\n  fsync: never\nnats:\n  url: " << nats_.url()
-                          << "\n  ack_wait: 5s\n"
+                          << "\n  ack_wait: " << ack_wait << "\n"
                           << extra;
     h.pid = Spawn({VIGIL_BINARY, "hub", "--config", config.string(), "--json"}, h.state / "hub.out",
                   h.state / "hub.err");
@@ -227,6 +233,91 @@ TEST_F(NatsLinkE2eTest, TwoHubsSharingTheDurableConsumerStoreEachMessageOnceBetw
   EXPECT_GT(Counter(hubs_[1], stored), 0) << "hub 2 stored nothing";
   EXPECT_EQ(StopHub(hubs_[0]), 0);
   EXPECT_EQ(StopHub(hubs_[1]), 0);
+}
+
+// Two hubs share the durable consumer and one PostgreSQL database, each storing fetched batches
+// of up to 16 messages in one transaction; hub 1 is killed (SIGKILL: whatever it fetched and had
+// not committed and acknowledged is redelivered after ack_wait) while messages still arrive, and
+// started again. Every finding is stored exactly once.
+TEST_F(NatsLinkE2eTest, AHubKilledMidStreamAndRestartedLosesAndDuplicatesNothing) {
+  auto& pg = vigil::hub::testing::PostgresServer::Shared();
+  std::string why;
+  const std::string db = pg.NewDatabase(&why);
+  ASSERT_FALSE(db.empty()) << why;
+  const std::string extra = "  batch: 16\nstore: " + pg.Uri(db) + "\n";
+  for (int n : {0, 1}) ASSERT_NO_FATAL_FAILURE(StartHub(hubs_[n], n + 1, false, extra, "1s"));
+  for (Hub& h : hubs_) ASSERT_NO_FATAL_FAILURE(WaitReady(h));
+  const std::string stored = R"(vigil_hub_nats_messages_total{result="stored"})";
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Metrics(hubs_[0]).find("vigil_hub_nats_connected 1") != std::string::npos &&
+               Metrics(hubs_[1]).find("vigil_hub_nats_connected 1") != std::string::npos;
+      },
+      std::chrono::seconds(15)));
+
+  // 300 messages of 4 findings (distinct uids), 2 ms apart, on two hosts' subjects.
+  constexpr int kMessages = 300, kFindings = 4;
+  vigil::pipeline::JetStreamOptions o;
+  o.url = nats_.url();
+  auto conn = vigil::pipeline::JetStreamConnection::Connect(o);
+  ASSERT_TRUE(conn.has_value()) << conn.error().ToString();
+  ASSERT_TRUE((*conn)->EnsureStream().ok());
+  std::atomic<int> published{0};
+  std::thread publisher([&] {
+    for (int m = 0; m < kMessages; ++m) {
+      const std::string host = m % 2 ? "web-1" : "db-2";
+      std::string body = R"({"schema_version":"vigil.hub/v1","host":")" + host +
+                         R"(","message_id":"k)" + std::to_string(m) + R"(","findings":[)";
+      for (int i = 0; i < kFindings; ++i) {
+        const int n = m * kFindings + i;
+        body += (i ? "," : "") + std::string(R"({"class_uid":2004,"time":)") +
+                std::to_string(1'700'000'000'000 + n) +
+                R"(,"severity_id":3,"finding_info":{"uid":"u)" + std::to_string(n) +
+                R"(","title":"t"},"process":{"pid":)" + std::to_string(100 + n % 50) +
+                R"(,"name":"p"},"vigil":{"score":0.9}})";
+      }
+      body += "]}";
+      if ((*conn)
+              ->Publish(vigil::pipeline::FindingsSubject("vigil", host), body,
+                        "k" + std::to_string(m))
+              .has_value()) {
+        published.fetch_add(1);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  });
+  // Killed once it has stored something, while the stream still flows.
+  const bool hub1_stored =
+      WaitFor([&] { return Counter(hubs_[0], stored) > 0; }, std::chrono::seconds(15));
+  const bool mid_stream = published.load() < kMessages;
+  kill(hubs_[0].pid, SIGKILL);
+  waitpid(hubs_[0].pid, nullptr, 0);
+  hubs_[0].pid = -1;
+  publisher.join();
+  ASSERT_TRUE(hub1_stored);
+  EXPECT_TRUE(mid_stream) << "the publisher finished before hub 1 stored anything";
+  ASSERT_EQ(published.load(), kMessages);
+  ASSERT_NO_FATAL_FAILURE(StartHub(hubs_[0], 1, false, extra, "1s"));
+  ASSERT_NO_FATAL_FAILURE(WaitReady(hubs_[0]));
+
+  // Counted in the database: all findings, each uid once, each message once.
+  PGconn* c = PQconnectdb(pg.Uri(db).c_str());
+  ASSERT_EQ(PQstatus(c), CONNECTION_OK) << PQerrorMessage(c);
+  auto count = [&](const char* sql) -> int64_t {
+    PGresult* r = PQexec(c, sql);
+    const int64_t n = PQresultStatus(r) == PGRES_TUPLES_OK ? std::stoll(PQgetvalue(r, 0, 0)) : -1;
+    PQclear(r);
+    return n;
+  };
+  EXPECT_TRUE(WaitFor([&] { return ConsumerDrained(); }, std::chrono::seconds(20)));
+  EXPECT_EQ(count("SELECT count(*) FROM alerts"), kMessages * kFindings);
+  EXPECT_EQ(count("SELECT count(DISTINCT uid) FROM alerts"), kMessages * kFindings);
+  EXPECT_EQ(count("SELECT count(*) FROM messages"), kMessages);
+  EXPECT_EQ(count("SELECT sum(findings) FROM agents"), kMessages * kFindings);
+  PQfinish(c);
+  EXPECT_EQ(StopHub(hubs_[0]), 0);
+  EXPECT_EQ(StopHub(hubs_[1]), 0);
+  EXPECT_TRUE(pg.DropDatabase(db, &why)) << why;
 }
 
 }  // namespace

@@ -255,6 +255,49 @@ TEST_F(HubPostgresTest, ReconnectsAfterTheConnectionIsLost) {
   EXPECT_EQ(s->Count("alerts").value_or(-1), 2);
 }
 
+// The pool holds at most pool_size connections: eight threads ingesting at once through a pool
+// of two all succeed (they wait for a connection rather than fail), and the database never sees
+// more than two connections of the store. A pool size out of range is refused.
+TEST_F(HubPostgresTest, ThePoolBoundsItsConnectionsAndCallsWaitForOne) {
+  StoreOptions o;
+  o.pool_size = 2;
+  auto opened = Store::Open(uri_, o);
+  ASSERT_TRUE(opened.has_value()) << opened.error().ToString();
+  std::unique_ptr<Store> s = std::move(opened).value();
+  const std::string at_most_two =
+      "DO $$ BEGIN IF (SELECT count(*) FROM pg_stat_activity WHERE datname = '" + database_ +
+      "') > 2 THEN RAISE EXCEPTION 'more than two connections'; END IF; END $$";
+  std::atomic<int> failed{0}, left{8};
+  std::atomic<bool> bounded{true};
+  std::thread watcher([&] {
+    std::string why;
+    while (left.load() > 0) {
+      if (!pg().Admin(at_most_two, &why)) bounded = false;
+    }
+  });
+  RunTogether(8, [&](int t) {
+    for (int i = 0; i < 10; ++i) {
+      const std::string id = "t" + std::to_string(t) + "-" + std::to_string(i);
+      auto r = s->Ingest(Message("h", id, {VerdictLine("h", t, "p", i, 0.9)}), 1);
+      if (!r.has_value()) failed.fetch_add(1);
+    }
+    left.fetch_sub(1);
+  });
+  watcher.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_TRUE(bounded.load());
+  std::string why;
+  EXPECT_TRUE(pg().Admin(at_most_two, &why)) << why;
+  EXPECT_EQ(s->Count("alerts").value_or(-1), 80);
+  for (const int size : {0, 65}) {
+    o.pool_size = size;
+    auto bad = Store::Open(uri_, o);
+    ASSERT_FALSE(bad.has_value());
+    EXPECT_EQ(bad.error().code(), core::StatusCode::kInvalidArgument);
+    EXPECT_NE(bad.error().message().find("pool size"), std::string::npos);
+  }
+}
+
 TEST_F(HubPostgresTest, ErrorsNameTheStoreButNeverItsPassword) {
   const std::string secret = "Sup3rSecretPw";
   // A database that does not exist (trust authentication ignores the password).
@@ -399,6 +442,31 @@ TEST(HubStoreLocationTest, ConfigAcceptsAPathOrAPostgresUriAndNeverEchoesThePass
     EXPECT_EQ(r.error().code(), core::StatusCode::kInvalidArgument);
     EXPECT_NE(r.error().message().find(c.expect), std::string::npos) << r.error().message();
     EXPECT_EQ(r.error().message().find("hunter2pw"), std::string::npos) << r.error().message();
+  }
+}
+
+TEST(HubStoreLocationTest, ThePostgresSectionSetsThePoolAndRefusesBadValuesNamingThem) {
+  auto c = ParseHubConfig("postgres:\n  pool: 12\n  pool_wait: 2m\n", "hub.yaml", "/etc/vigil");
+  ASSERT_TRUE(c.has_value()) << c.error().ToString();
+  EXPECT_EQ(c->postgres_pool, 12u);
+  EXPECT_EQ(c->postgres_pool_wait_s, 120u);
+  auto defaults = ParseHubConfig("", "hub.yaml", "/etc/vigil");
+  ASSERT_TRUE(defaults.has_value());
+  EXPECT_EQ(defaults->postgres_pool, 4u);
+  EXPECT_EQ(defaults->postgres_pool_wait_s, 10u);
+  struct Case {
+    std::string yaml, expect;
+  } cases[] = {
+      {"postgres:\n  pool: 0\n", "hub.yaml:2:9: postgres.pool: expected an integer in 1..64"},
+      {"postgres:\n  pool: 65\n", "postgres.pool: expected an integer in 1..64"},
+      {"postgres:\n  pool: many\n", "postgres.pool: expected an integer in 1..64"},
+      {"postgres:\n  pool_wait: forever\n", "postgres.pool_wait: expected a duration"},
+      {"postgres:\n  size: 3\n", "postgres.size: unknown key"},
+  };
+  for (const Case& k : cases) {
+    auto r = ParseHubConfig(k.yaml, "hub.yaml", "/etc/vigil");
+    ASSERT_FALSE(r.has_value()) << k.yaml;
+    EXPECT_NE(r.error().message().find(k.expect), std::string::npos) << r.error().message();
   }
 }
 

@@ -174,6 +174,63 @@ TEST_P(HubStoreTest, ARedeliveredMessageIsNotStoredTwice) {
   EXPECT_EQ((*agents)[0].findings, 2);
 }
 
+// IngestBatch stores a batch in one transaction with the results Ingest gives message by message:
+// a repeated id (in the batch or already stored) is a duplicate, findings join the incidents of
+// earlier messages of the same batch and of earlier batches.
+TEST_P(HubStoreTest, ABatchIsStoredAsItsMessagesOneByOne) {
+  auto msg = [](const std::string& host, const std::string& id,
+                const std::vector<std::string>& findings) {
+    auto m = ParseIngestRequest(IngestBody(host, id, findings));
+    EXPECT_TRUE(m.has_value()) << m.error().ToString();
+    return m.value_or(IngestMessage{});
+  };
+  ASSERT_EQ(store_->IngestBatch({}, 1).value_or(std::vector<IngestResult>(1)).size(), 0u);
+  const std::vector<IngestMessage> batch = {
+      msg("web-1", "m-1",
+          {VerdictLine("web-1", 10, "bash", 0, 0.6),
+           DecisionLine("web-1", 10, "bash", 50, "shell")}),
+      msg("web-2", "m-1", {VerdictLine("web-2", 10, "bash", 0, 0.7)}),
+      msg("web-1", "m-1", {VerdictLine("web-1", 99, "x", 0, 0.7)}),  // a repeat: duplicate
+      msg("web-1", "m-2",
+          {VerdictLine("web-1", 10, "bash", 100, 0.95), VerdictLine("web-1", 11, "bash", 0, 0.5)}),
+  };
+  auto r = store_->IngestBatch(batch, 1000);
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  ASSERT_EQ(r->size(), 4u);
+  EXPECT_FALSE((*r)[0].duplicate);
+  EXPECT_EQ((*r)[0].findings, 2u);
+  EXPECT_EQ((*r)[0].new_incidents, 1u);
+  EXPECT_EQ((*r)[1].new_incidents, 1u);
+  EXPECT_NE((*r)[1].incidents, (*r)[0].incidents);
+  EXPECT_TRUE((*r)[2].duplicate);
+  EXPECT_EQ((*r)[2].findings, 0u);
+  EXPECT_FALSE((*r)[3].duplicate);
+  EXPECT_EQ((*r)[3].new_incidents, 1u);  // pid 11; pid 10 at 100 s joins m-1's incident
+  ASSERT_EQ((*r)[3].incidents.size(), 2u);
+  EXPECT_EQ((*r)[3].incidents[0], (*r)[0].incidents[0]);
+  EXPECT_EQ(Count("alerts"), 5);
+  EXPECT_EQ(Count("messages"), 3);
+  EXPECT_EQ(Count("incidents"), 3);
+  auto joined = store_->Incident((*r)[0].incidents[0]);
+  ASSERT_TRUE(joined.has_value());
+  EXPECT_EQ(joined->alerts, 3);
+  EXPECT_EQ(joined->decisions, 1);
+  EXPECT_NEAR(joined->max_score.value_or(0), 0.95, 1e-9);
+  auto agents = store_->Agents();
+  ASSERT_TRUE(agents.has_value());
+  ASSERT_EQ(agents->size(), 2u);
+  EXPECT_EQ((*agents)[0].messages, 3);  // the repeat counts as a message received
+  EXPECT_EQ((*agents)[0].findings, 4);
+  // A later batch: the stored ids are duplicates, a finding joins an earlier batch's incident.
+  auto again = store_->IngestBatch(
+      {batch[0], msg("web-2", "m-9", {VerdictLine("web-2", 10, "bash", 30, 0.9)})}, 2000);
+  ASSERT_TRUE(again.has_value()) << again.error().ToString();
+  EXPECT_TRUE((*again)[0].duplicate);
+  EXPECT_EQ((*again)[1].new_incidents, 0u);
+  EXPECT_EQ((*again)[1].incidents, (*r)[1].incidents);
+  EXPECT_EQ(Count("alerts"), 6);
+}
+
 TEST_P(HubStoreTest, GroupsAlertsByHostProcessAndTimeWindow) {
   // Window 60 s: 0 s and 50 s join; 200 s opens another; another pid, process or host too.
   IngestResult r =

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Hub ingest through NATS JetStream into SQLite and PostgreSQL (docs/benchmarks.md), one command:
+# starts a throwaway nats-server with JetStream (Debian's, on a free loopback port, its store in a
+# temporary directory) and PostgreSQL 15 (bench/hub/pg_server.sh), then runs bench/hub_nats_bench
+# for each configuration below, each on its own stream and a fresh database. Every line it prints
+# has findings/s, loss, duplicates, publish-to-stored P50/P99 and the load average.
+# Usage: bash bench/hub/nats_ingest.sh [MESSAGES] [FINDINGS_PER_MESSAGE] (default 2000 50)
+#   Extra arguments for every run: HUB_NATS_BENCH_ARGS="--publishers 4" bash bench/hub/nats_ingest.sh
+#   The last run is paced at RATE findings/s (default 2000).
+#   after: cmake --build --preset release --target hub_nats_bench
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bench=build/release/bench/hub_nats_bench
+[[ -x $bench ]] || { echo "build it first: cmake --build --preset release --target hub_nats_bench" >&2; exit 2; }
+command -v nats-server >/dev/null || { echo "nats-server missing: bash scripts/install-deps.sh test" >&2; exit 2; }
+messages=${1:-2000}
+findings=${2:-50}
+read -r -a extra <<<"${HUB_NATS_BENCH_ARGS:-}"
+source bench/hub/pg_server.sh
+
+nats_port=$(free_port)
+nats_pid=
+cleanup() {
+  if [[ -n $nats_pid ]]; then kill -TERM "$nats_pid" 2>/dev/null || true; wait "$nats_pid" 2>/dev/null || true; fi
+  pg_cleanup
+}
+trap cleanup EXIT
+mkdir -p "$pg_dir/nats"
+nats-server -js -a 127.0.0.1 -p "$nats_port" -sd "$pg_dir/nats/js" -l "$pg_dir/nats/server.log" &
+nats_pid=$!
+for _ in $(seq 100); do
+  (exec 3<>/dev/tcp/127.0.0.1/"$nats_port") 2>/dev/null && break
+  sleep 0.1
+done
+url=nats://127.0.0.1:$nats_port
+run() { "$bench" --nats "$url" --messages "$messages" --findings "$findings" "${extra[@]}" "$@"; }
+
+# Before (one message per transaction, as the consumer stored them before batching) and after.
+run --batch 1
+run --batch 64
+n=0
+for spec in "1 1" "1 64" "2 64"; do
+  read -r hubs batch <<<"$spec"
+  n=$((n + 1))
+  run --hubs "$hubs" --batch "$batch" --store "$(pg_newdb "nats$n")" --server-pid "$pg_pid"
+done
+# Latency below capacity: publishing paced at RATE findings/s (the runs above publish as fast as
+# the stream takes them, so their latency is mostly the backlog).
+run --hubs 1 --batch 64 --store "$(pg_newdb nats_paced)" --server-pid "$pg_pid" --rate "${RATE:-2000}"

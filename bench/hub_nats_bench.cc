@@ -1,0 +1,283 @@
+// Hub ingest through NATS JetStream into the hub's store (docs/benchmarks.md; run by
+// bench/hub/nats_ingest.sh, which starts a throwaway nats-server and PostgreSQL): publisher
+// threads publish --messages ingest messages of --findings findings each (OCSF verdicts as the
+// agent's nats sink builds them) to the per-host subjects <prefix>.<host>.findings of --hosts
+// hosts, waiting for each PubAck as the agent does; --hubs hub::NatsConsumer instances share the
+// durable consumer, each with its own store (PostgreSQL: its own connection pool, as separate hub
+// processes have; SQLite: one hub). Prints findings/s sustained (first publish to last commit),
+// loss (published findings minus stored alerts, must be 0), duplicates, and the P50/P99 time from
+// a message's publish to the commit of its findings and incidents.
+// A plain driver, built by name: cmake --build --preset release --target hub_nats_bench
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/metrics.h"
+#include "hub/nats_consumer.h"
+#include "hub/store.h"
+#include "hub/store_location.h"
+#include "hub_findings.h"
+#include "pipeline/jetstream.h"
+
+namespace {
+
+using namespace vigil;
+using Clock = std::chrono::steady_clock;
+
+std::string LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  std::string a, b, c;
+  in >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+
+// CPU seconds (user + system) of the children of process `parent` (PostgreSQL's postmaster: its
+// backends); 0 when unreadable.
+double ChildrenCpuSeconds(int parent) {
+  if (parent <= 0) return 0;
+  const std::string p = std::to_string(parent);
+  std::ifstream children("/proc/" + p + "/task/" + p + "/children");
+  double ticks = 0;
+  for (int child; children >> child;) {
+    std::ifstream stat("/proc/" + std::to_string(child) + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    const size_t close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream fields(line.substr(close + 2));
+    std::string f;
+    for (int i = 3; i <= 15 && fields >> f; ++i) {
+      if (i == 14 || i == 15) ticks += std::stod(f);  // utime, stime
+    }
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double OwnCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app("hub ingest through NATS JetStream into the hub's store");
+  std::string nats_url, location, stream, prefix;
+  int messages = 2000, findings = 50, hosts = 8, hubs = 1, batch = 64, publishers = 2;
+  int processes = 500, pool = 4, server_pid = 0;
+  double rate = 0;
+  app.add_option("--nats", nats_url, "NATS server URL (nats://HOST:PORT)")->required();
+  app.add_option("--store", location,
+                 "Store: a SQLite path or a postgres:// URI of an empty database (default: a "
+                 "SQLite file in a temporary folder)");
+  app.add_option("--stream", stream, "JetStream stream (default: BENCH<pid>, created)");
+  app.add_option("--prefix", prefix, "Subject prefix (default: bench<pid>)");
+  app.add_option("--messages", messages, "Messages published")->capture_default_str();
+  app.add_option("--findings", findings, "Findings per message (1..10000)")->capture_default_str();
+  app.add_option("--hosts", hosts, "Hosts (subjects) the messages are spread over")
+      ->capture_default_str();
+  app.add_option("--processes", processes,
+                 "Processes per host the findings belong to (each process's findings join one "
+                 "incident)")
+      ->capture_default_str();
+  app.add_option("--hubs", hubs, "Hub consumers sharing the durable consumer (SQLite: 1)")
+      ->capture_default_str();
+  app.add_option("--batch", batch, "Messages each hub fetches and stores at once (1..1000)")
+      ->capture_default_str();
+  app.add_option("--publishers", publishers, "Publishing threads, one connection each")
+      ->capture_default_str();
+  app.add_option("--rate", rate, "Findings per second published (0: as fast as the PubAcks come)")
+      ->capture_default_str();
+  app.add_option("--pool", pool, "PostgreSQL connections per hub")->capture_default_str();
+  app.add_option("--server-pid", server_pid,
+                 "PostgreSQL's postmaster: the CPU time of its backends is reported");
+  CLI11_PARSE(app, argc, argv);
+  if (messages < 1 || findings < 1 || findings > 10000 || hosts < 1 || processes < 1 || hubs < 1 ||
+      hubs > 8 || publishers < 1 || publishers > 16 || rate < 0) {
+    std::fprintf(stderr, "bad arguments\n");
+    return 2;
+  }
+  const bool postgres = !location.empty() && hub::IsPostgresLocation(location);
+  if (!postgres) hubs = 1;
+  const std::string tag = std::to_string(getpid());
+  if (stream.empty()) stream = "BENCH" + tag;
+  if (prefix.empty()) prefix = "bench" + tag;
+
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("hub_nats_bench_" + tag);
+  std::filesystem::create_directories(dir);
+  if (location.empty()) location = (dir / "hub.db").string();
+  pipeline::JetStreamOptions js;
+  js.url = nats_url;
+  js.stream = stream;
+  js.subject_prefix = prefix;
+  js.timeout = std::chrono::milliseconds(10000);
+
+  // Bodies first, so that only publishing and storing are timed.
+  std::vector<std::string> bodies(messages), subjects(messages), ids(messages);
+  for (int m = 0; m < messages; ++m) {
+    const std::string host = "bench-" + std::to_string(m % hosts);
+    ids[m] = "b" + std::to_string(m);
+    subjects[m] = pipeline::FindingsSubject(prefix, host);
+    std::string& body = bodies[m];
+    body = R"({"schema_version":"vigil.hub/v1","host":")" + host + R"(","message_id":")" + ids[m] +
+           R"(","findings":[)";
+    for (int i = 0; i < findings; ++i) {
+      const int64_t n = int64_t{m / hosts} * findings + i;  // the host's n-th finding
+      body += (i ? "," : "") + bench::HubBenchFinding(host, 1000 + n % processes, n);
+    }
+    body += "]}";
+  }
+
+  // The hubs.
+  hub::StoreOptions so;
+  so.pool_size = pool;
+  std::vector<std::unique_ptr<hub::Store>> stores;
+  for (int h = 0; h < hubs; ++h) {
+    auto store = hub::Store::Open(location, so);
+    if (!store.has_value()) {
+      std::fprintf(stderr, "%s\n", store.error().ToString().c_str());
+      return 1;
+    }
+    stores.push_back(std::move(store).value());
+  }
+  std::vector<Clock::time_point> published(messages), stored_at(messages);
+  std::atomic<int> settled{0}, duplicates{0};
+  std::vector<std::unique_ptr<core::Registry>> registries;
+  std::vector<std::unique_ptr<hub::NatsConsumer>> consumers;
+  for (int h = 0; h < hubs; ++h) {
+    hub::NatsConsumerOptions o;
+    o.nats = js;
+    o.nats.name = "bench-hub-" + std::to_string(h);
+    o.consumer.durable = "bench-hub";
+    o.consumer.max_ack_pending = 20000;
+    o.batch = batch;
+    o.fetch_wait = std::chrono::milliseconds(100);
+    o.on_stored = [&](const hub::IngestMessage& msg, const hub::IngestResult& r) {
+      const int seq = std::atoi(msg.message_id.c_str() + 1);
+      if (r.duplicate) {
+        duplicates.fetch_add(1);
+      } else if (seq >= 0 && seq < messages) {
+        stored_at[seq] = Clock::now();
+      }
+      settled.fetch_add(1);
+    };
+    registries.push_back(std::make_unique<core::Registry>());
+    consumers.push_back(std::make_unique<hub::NatsConsumer>(o, *stores[h], core::SystemClock::Get(),
+                                                            *registries.back()));
+  }
+  {
+    auto c = pipeline::JetStreamConnection::Connect(js);
+    core::Status st = c.has_value() ? (*c)->EnsureStream() : c.error();
+    if (!st.ok()) {
+      std::fprintf(stderr, "%s\n", st.ToString().c_str());
+      return 1;
+    }
+  }
+  for (auto& c : consumers) {
+    if (core::Status st = c->Start(); !st.ok()) {
+      std::fprintf(stderr, "%s\n", st.ToString().c_str());
+      return 1;
+    }
+  }
+  const std::string load_before = LoadAverage();
+  const double own_cpu_before = OwnCpuSeconds(), server_cpu_before = ChildrenCpuSeconds(server_pid);
+
+  // The publishers: thread t publishes messages t, t + P, t + 2P, ... paced by --rate.
+  const auto start = Clock::now();
+  std::atomic<int> publish_errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < publishers; ++t) {
+    threads.emplace_back([&, t] {
+      auto conn = pipeline::JetStreamConnection::Connect(js);
+      if (!conn.has_value()) {
+        std::fprintf(stderr, "%s\n", conn.error().ToString().c_str());
+        publish_errors.fetch_add(1);
+        return;
+      }
+      for (int m = t; m < messages; m += publishers) {
+        if (rate > 0) {
+          std::this_thread::sleep_until(
+              start + std::chrono::duration_cast<Clock::duration>(
+                          std::chrono::duration<double>(double(m) * findings / rate)));
+        }
+        published[m] = Clock::now();
+        for (int attempt = 0;; ++attempt) {
+          auto ack = (*conn)->Publish(subjects[m], bodies[m], ids[m]);
+          if (ack.has_value()) break;
+          if (attempt == 5) {
+            std::fprintf(stderr, "%s\n", ack.error().ToString().c_str());
+            publish_errors.fetch_add(1);
+            break;
+          }
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  const double publish_s = std::chrono::duration<double>(Clock::now() - start).count();
+  const auto deadline = Clock::now() + std::chrono::seconds(120);
+  while (settled.load() < messages && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  const Clock::time_point last = *std::max_element(stored_at.begin(), stored_at.end());
+  const double seconds = std::chrono::duration<double>(last - start).count();
+  const std::string load_after = LoadAverage();
+  const double own_cpu = OwnCpuSeconds() - own_cpu_before;
+  const double server_cpu = ChildrenCpuSeconds(server_pid) - server_cpu_before;
+  for (auto& c : consumers) c->Stop();
+
+  const int64_t alerts = stores[0]->Count("alerts").value_or(-1);
+  const int64_t stored_messages = stores[0]->Count("messages").value_or(-1);
+  const int64_t incidents = stores[0]->Count("incidents").value_or(-1);
+  const int64_t expected = int64_t{messages} * findings;
+  std::vector<double> ms;
+  for (int m = 0; m < messages; ++m) {
+    if (stored_at[m] >= published[m] && stored_at[m] != Clock::time_point()) {
+      ms.push_back(std::chrono::duration<double, std::milli>(stored_at[m] - published[m]).count());
+    }
+  }
+  std::sort(ms.begin(), ms.end());
+  auto q = [&](double p) {
+    return ms.empty() ? -1.0 : ms[std::min(ms.size() - 1, static_cast<size_t>(p * ms.size()))];
+  };
+  std::filesystem::remove_all(dir);
+  std::printf(
+      "hub nats ingest (%s, %d hub%s, batch %d, %d publishers%s): %d messages x %d findings "
+      "(%d hosts, %lld incidents) in %.2f s: %.0f findings/s (published in %.2f s); loss %lld, "
+      "duplicates %d, messages stored %lld/%d; publish to stored P50 %.1f ms, P99 %.1f ms; "
+      "loadavg %s -> %s\n",
+      postgres ? "postgresql" : "sqlite", hubs, hubs > 1 ? "s" : "", batch, publishers,
+      rate > 0 ? (", rate " + std::to_string(static_cast<long long>(rate)) + "/s").c_str() : "",
+      messages, findings, hosts, static_cast<long long>(incidents), seconds,
+      static_cast<double>(expected) / seconds, publish_s, static_cast<long long>(expected - alerts),
+      duplicates.load(), static_cast<long long>(stored_messages), messages, q(0.5), q(0.99),
+      load_before.c_str(), load_after.c_str());
+  // CPU per finding: this process (publishers, NATS client, hubs' parsing and store clients)
+  // and, with --server-pid, the PostgreSQL backends.
+  std::printf("  cpu per finding: bench process %.1f us%s\n", own_cpu * 1e6 / expected,
+              server_pid > 0
+                  ? (", postgres backends " +
+                     std::to_string(static_cast<int>(server_cpu * 1e6 / expected)) + " us")
+                        .c_str()
+                  : "");
+  const bool ok = alerts == expected && stored_messages == messages && publish_errors == 0 &&
+                  settled.load() >= messages;
+  return ok ? 0 : 1;
+}
