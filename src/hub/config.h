@@ -32,6 +32,19 @@ struct HubNatsConfig {
   uint32_t batch = 64;       // messages fetched at once, 1..1000
 };
 
+// The `agents:` section (docs/hub.md "Agents over gRPC with mTLS"): the agent gRPC service,
+// served only when `agents.listen` is set; enrolment tokens and the CA work without it.
+struct HubAgentsConfig {
+  bool enabled = false;  // agents.listen is set
+  core::HostPort listen{"127.0.0.1", 8471};
+  // DNS names and IP addresses in the agent port's server certificate (agents pin the CA).
+  std::vector<std::string> server_names{"localhost", "127.0.0.1"};
+  uint32_t cert_ttl_s = 30 * 86400;               // agents.cert_ttl: an enrolled agent's cert
+  uint32_t max_enrol_token_ttl_s = 7 * 86400;     // agents.max_enrol_token_ttl
+  std::string ca_dir;        // "": <state_dir>/ca (ca.pem, ca.key)
+  std::string enrol_tokens;  // "": <state_dir>/enrol-tokens.json
+};
+
 struct HubConfig {
   ServerOptions server;
   std::string state_dir{kDefaultHubStateDir};
@@ -44,6 +57,7 @@ struct HubConfig {
   std::string audience = "vigil-hub";
   uint32_t incident_window_s = 300;
   HubNatsConfig nats;
+  HubAgentsConfig agents;
   // fleet.trusted_keys: minisign public keys an uploaded policy or model must be signed by
   // (loaded into server.fleet by `vigil hub`); none: uploads are refused.
   std::vector<std::string> fleet_trusted_keys;

@@ -139,40 +139,67 @@ core::Status Fleet::Audit(audit::RecordType type, json payload) {
   return {};
 }
 
+core::Result<FleetAnswer> Fleet::Answer(const AgentStatusRow& row, const AgentReport& report) {
+  VIGIL_ASSIGN_OR_RETURN(const std::vector<RolloutRow> rollouts, store_.Rollouts());
+  FleetAnswer a;
+  a.host = report.host;
+  a.group = row.group;
+  a.attestation = row.attestation;
+  a.attestation_reason = row.attestation_reason;
+  for (const auto& [kind, running] :
+       {std::pair{"policy", &report.policy}, std::pair{"model", &report.model}}) {
+    const RolloutRow* target = RolloutFor(rollouts, kind, row.group);
+    if (target == nullptr || target->digest == running->digest) continue;
+    a.updates.push_back({kind, target->digest, target->id});
+  }
+  a.enforce_reason = "the hub does not require attestation";
+  if (options_.require_attestation) {
+    a.enforce_allowed = row.attestation == "verified";
+    a.enforce_reason = a.enforce_allowed ? "attestation verified"
+                       : row.attestation == "failed"
+                           ? "attestation failed: " + row.attestation_reason
+                           : std::string("the hub requires attestation and this agent "
+                                         "registered without a quote");
+  }
+  return a;
+}
+
+core::Result<FleetAnswer> Fleet::Register(const AgentReport& report) {
+  AgentStatusRow row;
+  row.host = report.host;
+  row.group = report.group;
+  row.mode = report.mode;
+  row.vigil_version = report.vigil_version;
+  row.status_json = StatusJson(report, false);
+  CheckQuote(report.quote, &row);
+  VIGIL_RETURN_IF_ERROR(store_.RegisterAgent(row, NowMs()));
+  return Answer(row, report);
+}
+
+core::Result<FleetAnswer> Fleet::Heartbeat(const AgentReport& report) {
+  VIGIL_ASSIGN_OR_RETURN(
+      const AgentStatusRow row,
+      store_.Heartbeat(report.host, report.mode, StatusJson(report, true), NowMs()));
+  return Answer(row, report);
+}
+
 void Fleet::Routes(httplib::Server& s, const Authorizer& authorize) {
-  // The answer to a register or heartbeat: the updates the agent's group is to run.
-  auto answer = [this](const AgentStatusRow& row, const AgentReport& report,
-                       httplib::Response& r) {
-    const std::string& group = row.group;
-    auto rollouts = store_.Rollouts();
-    if (!rollouts.has_value()) return ReplyStatus(r, rollouts.error());
+  auto reply = [](const core::Result<FleetAnswer>& a, httplib::Response& r) {
+    if (!a.has_value()) return ReplyStatus(r, a.error());
     json updates = json::array();
-    for (const auto& [kind, running] :
-         {std::pair{"policy", &report.policy}, std::pair{"model", &report.model}}) {
-      const RolloutRow* target = RolloutFor(*rollouts, kind, group);
-      if (target == nullptr || target->digest == running->digest) continue;
-      updates.push_back({{"kind", kind},
-                         {"digest", target->digest},
-                         {"rollout", target->id},
-                         {"artifact", "/v1/artifacts/" + target->digest},
-                         {"signature", "/v1/artifacts/" + target->digest + "/signature"}});
-    }
-    json enforce = {{"allowed", true}, {"reason", "the hub does not require attestation"}};
-    if (options_.require_attestation) {
-      const bool verified = row.attestation == "verified";
-      enforce = {{"allowed", verified},
-                 {"reason", verified ? "attestation verified"
-                            : row.attestation == "failed"
-                                ? "attestation failed: " + row.attestation_reason
-                                : std::string("the hub requires attestation and this agent "
-                                              "registered without a quote")}};
+    for (const FleetAnswer::Update& u : a->updates) {
+      updates.push_back({{"kind", u.kind},
+                         {"digest", u.digest},
+                         {"rollout", u.rollout},
+                         {"artifact", "/v1/artifacts/" + u.digest},
+                         {"signature", "/v1/artifacts/" + u.digest + "/signature"}});
     }
     Reply(r, 200,
           {{"schema_version", kHubSchemaVersion},
-           {"host", report.host},
-           {"group", group},
-           {"attestation", {{"state", row.attestation}, {"reason", row.attestation_reason}}},
-           {"enforce", std::move(enforce)},
+           {"host", a->host},
+           {"group", a->group},
+           {"attestation", {{"state", a->attestation}, {"reason", a->attestation_reason}}},
+           {"enforce", {{"allowed", a->enforce_allowed}, {"reason", a->enforce_reason}}},
            {"updates", std::move(updates)}});
   };
 
@@ -182,15 +209,7 @@ void Fleet::Routes(httplib::Server& s, const Authorizer& authorize) {
     auto report = ParseRegisterRequest(q.body);
     if (!report.has_value()) return ReplyStatus(r, report.error());
     if (!OwnsHost(c, report->host, r)) return;
-    AgentStatusRow row;
-    row.host = report->host;
-    row.group = report->group;
-    row.mode = report->mode;
-    row.vigil_version = report->vigil_version;
-    row.status_json = StatusJson(*report, false);
-    CheckQuote(report->quote, &row);
-    if (core::Status st = store_.RegisterAgent(row, NowMs()); !st.ok()) return ReplyStatus(r, st);
-    answer(row, *report, r);
+    reply(Register(*report), r);
   });
 
   s.Get("/v1/agents/nonce", [=, this](const httplib::Request& q, httplib::Response& r) {
@@ -205,9 +224,7 @@ void Fleet::Routes(httplib::Server& s, const Authorizer& authorize) {
     auto report = ParseHeartbeatRequest(q.body);
     if (!report.has_value()) return ReplyStatus(r, report.error());
     if (!OwnsHost(c, report->host, r)) return;
-    auto row = store_.Heartbeat(report->host, report->mode, StatusJson(*report, true), NowMs());
-    if (!row.has_value()) return ReplyStatus(r, row.error());
-    answer(*row, *report, r);
+    reply(Heartbeat(*report), r);
   });
 
   s.Get("/v1/agents", [=, this](const httplib::Request& q, httplib::Response& r) {

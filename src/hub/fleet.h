@@ -31,6 +31,7 @@
 #include "govern/attest.h"
 #include "govern/minisign.h"
 #include "hub/auth.h"
+#include "hub/fleet_requests.h"
 #include "hub/store.h"
 
 namespace httplib {
@@ -59,6 +60,20 @@ using Authorizer =
 const RolloutRow* RolloutFor(const std::vector<RolloutRow>& rollouts, const std::string& kind,
                              const std::string& group);
 
+// The answer to a register or heartbeat: the agent's standing and the updates its group is to
+// run (the REST routes render it as JSON, the agent gRPC service as vigil.v1.FleetAnswer).
+struct FleetAnswer {
+  struct Update {
+    std::string kind, digest;
+    int64_t rollout = 0;
+  };
+  std::string host, group;
+  std::string attestation, attestation_reason;  // AgentStatusRow's
+  bool enforce_allowed = true;
+  std::string enforce_reason;
+  std::vector<Update> updates;
+};
+
 class Fleet {
  public:
   // Everything passed in must outlive the fleet.
@@ -67,14 +82,20 @@ class Fleet {
 
   void Routes(httplib::Server& s, const Authorizer& authorize);
 
+  // A register or heartbeat whose report was checked (Parse*Request) and whose host is the
+  // caller's own (its token's subject, its certificate's CN): stores it, answers with updates.
+  core::Result<FleetAnswer> Register(const AgentReport& report);
+  core::Result<FleetAnswer> Heartbeat(const AgentReport& report);
+  // A fresh nonce for `host` (hex), valid for 5 minutes and once.
+  std::string IssueNonce(const std::string& host);
+
   static nlohmann::json RolloutJson(const RolloutRow& r);
   static nlohmann::json ArtifactJson(const ArtifactRow& a);
 
  private:
   int64_t NowMs() const { return clock_.NowUnixNanos() / 1'000'000; }
   core::Status Audit(audit::RecordType type, nlohmann::json payload);
-  // A fresh nonce for `host` (hex), valid for 5 minutes and once.
-  std::string IssueNonce(const std::string& host);
+  core::Result<FleetAnswer> Answer(const AgentStatusRow& row, const AgentReport& report);
   // Checks a registration's quote: sets row->attestation ("absent", "verified", "failed") and
   // row->attestation_reason.
   void CheckQuote(const std::string& quote, AgentStatusRow* row);
