@@ -7,7 +7,6 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,7 +17,10 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "core/file_lock.h"
 #include "core/files.h"
+#include "hub/fleet_requests.h"
+#include "hub/requests.h"
 
 namespace vigil::hub {
 namespace {
@@ -75,25 +77,9 @@ bool IsHex(std::string_view s) {
   return true;
 }
 
-bool ValidGroup(std::string_view s) {
-  if (s.size() > 64) return false;
-  for (const char c : s) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '.' || c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
-bool ValidHost(std::string_view s) {
-  if (s.size() > 253) return false;
-  for (const char c : s) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '.' || c == '_' || c == ':' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
+// "" or a group name / host id (hub/fleet_requests.h, hub/requests.h).
+bool ValidGroup(std::string_view s) { return s.empty() || ValidGroupName(s); }
+bool ValidHost(std::string_view s) { return s.empty() || ValidHostId(s); }
 
 std::string PemOf(X509* x) {
   Bio b(BIO_new(BIO_s_mem()));
@@ -111,8 +97,9 @@ std::string PemOfKey(EVP_PKEY* k) {
   return std::string(data, static_cast<size_t>(n));
 }
 
-// Writes `text` to `path` through a 0600 temporary file and a rename.
-core::Status WritePrivate(const std::string& path, std::string_view text) {
+}  // namespace
+
+core::Status WriteFileAtomically(const std::string& path, std::string_view text, unsigned mode) {
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return core::Unavailable(tmp + ": cannot create: " + std::strerror(errno));
@@ -126,7 +113,7 @@ core::Status WritePrivate(const std::string& path, std::string_view text) {
     }
     done += static_cast<size_t>(n);
   }
-  ::fchmod(fd, 0600);
+  ::fchmod(fd, mode);
   const bool synced = ::fsync(fd) == 0;
   ::close(fd);
   if (!synced || ::rename(tmp.c_str(), path.c_str()) != 0) {
@@ -135,26 +122,11 @@ core::Status WritePrivate(const std::string& path, std::string_view text) {
   return {};
 }
 
-// An exclusive flock on PATH.lock for the life of the object.
-class FileLock {
- public:
-  explicit FileLock(const std::string& path) {
-    fd_ = ::open((path + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd_ >= 0 && ::flock(fd_, LOCK_EX) != 0) {
-      ::close(fd_);
-      fd_ = -1;
-    }
-  }
-  ~FileLock() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FileLock(const FileLock&) = delete;
-  FileLock& operator=(const FileLock&) = delete;
-  bool ok() const { return fd_ >= 0; }
+namespace {
 
- private:
-  int fd_ = -1;
-};
+core::Status WritePrivate(const std::string& path, std::string_view text) {
+  return WriteFileAtomically(path, text, 0600);
+}
 
 core::Result<std::vector<EnrolTokenRecord>> ReadTokens(const std::string& path) {
   auto text = core::ReadFile(path, kMaxTokenFileBytes);
@@ -165,11 +137,6 @@ core::Result<std::vector<EnrolTokenRecord>> ReadTokens(const std::string& path) 
     return text.error();
   }
   return ParseEnrolTokenFile(*text, path);
-}
-
-core::Status Locked(const std::string& path, const FileLock& lock) {
-  if (lock.ok()) return {};
-  return core::Unavailable(path + ".lock: cannot lock: " + std::strerror(errno));
 }
 
 json RecordJson(const EnrolTokenRecord& r) {
@@ -354,8 +321,7 @@ core::Result<EnrolTokens::Issued> EnrolTokens::Create(const std::string& group,
   r.created_s = now_s;
   r.expires_s = now_s + ttl_s;
   r.created_by = created_by;
-  const FileLock lock(path_);
-  VIGIL_RETURN_IF_ERROR(Locked(path_, lock));
+  VIGIL_ASSIGN_OR_RETURN(const core::FileLock lock, core::FileLock::Take(path_ + ".lock"));
   VIGIL_ASSIGN_OR_RETURN(std::vector<EnrolTokenRecord> all, ReadTokens(path_));
   std::erase_if(all, [&](const EnrolTokenRecord& t) {
     return t.audited && t.expires_s + 86400 < now_s;
@@ -369,8 +335,7 @@ core::Result<EnrolTokenRecord> EnrolTokens::Consume(std::string_view token,
                                                     const std::string& host, int64_t now_s) {
   VIGIL_RETURN_IF_ERROR(CheckEnrolTokenForm(token, "token"));
   const std::string digest = Sha256Hex(token);
-  const FileLock lock(path_);
-  VIGIL_RETURN_IF_ERROR(Locked(path_, lock));
+  VIGIL_ASSIGN_OR_RETURN(const core::FileLock lock, core::FileLock::Take(path_ + ".lock"));
   VIGIL_ASSIGN_OR_RETURN(std::vector<EnrolTokenRecord> all, ReadTokens(path_));
   for (EnrolTokenRecord& r : all) {
     if (r.sha256 != digest) continue;
@@ -394,8 +359,7 @@ core::Result<EnrolTokenRecord> EnrolTokens::Consume(std::string_view token,
 }
 
 core::Result<std::vector<EnrolTokenRecord>> EnrolTokens::TakeUnaudited() {
-  const FileLock lock(path_);
-  VIGIL_RETURN_IF_ERROR(Locked(path_, lock));
+  VIGIL_ASSIGN_OR_RETURN(const core::FileLock lock, core::FileLock::Take(path_ + ".lock"));
   VIGIL_ASSIGN_OR_RETURN(std::vector<EnrolTokenRecord> all, ReadTokens(path_));
   std::vector<EnrolTokenRecord> out;
   for (EnrolTokenRecord& r : all) {
@@ -408,8 +372,7 @@ core::Result<std::vector<EnrolTokenRecord>> EnrolTokens::TakeUnaudited() {
 }
 
 core::Result<std::vector<EnrolTokenRecord>> EnrolTokens::List() const {
-  const FileLock lock(path_);
-  VIGIL_RETURN_IF_ERROR(Locked(path_, lock));
+  VIGIL_ASSIGN_OR_RETURN(const core::FileLock lock, core::FileLock::Take(path_ + ".lock"));
   return ReadTokens(path_);
 }
 
@@ -492,8 +455,7 @@ core::Result<HubCa> HubCa::LoadOrCreate(const std::string& dir, int64_t now_s) {
     if (!keys->cert) return core::Internal("hub ca: cannot make the CA certificate");
     VIGIL_RETURN_IF_ERROR(WritePrivate(key_path, PemOfKey(keys->key.get())));
     const std::string pem = PemOf(keys->cert.get());
-    VIGIL_RETURN_IF_ERROR(WritePrivate(cert_path, pem));
-    ::chmod(cert_path.c_str(), 0644);
+    VIGIL_RETURN_IF_ERROR(WriteFileAtomically(cert_path, pem, 0644));
     return HubCa(std::move(keys), pem);
   }
   if (!have_cert || !have_key) {

@@ -25,6 +25,9 @@
 
 namespace vigil::hub {
 
+// Writes `text` to `path` through PATH.tmp (created 0600, then given `mode`), fsync and rename.
+core::Status WriteFileAtomically(const std::string& path, std::string_view text, unsigned mode);
+
 // --- tokens -----------------------------------------------------------------------------------
 
 // A token as printed: "vigil-enrol-" followed by 64 lowercase hex digits (32 random bytes).

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../test_pki.h"
+#include "hub/config.h"
 #include "hub/enrolment.h"
 #include "hub/server.h"
 #include "test_hub_state.h"
@@ -425,6 +426,36 @@ TEST_F(AgentGrpcTest, AnEscalationAskedOverGrpcGetsTheAnalystsRestDecision) {
   ASSERT_TRUE(Enrol(NewToken(), "web-9", &other, &other_key).ok());
   s = Stub(other_key, other.cert_pem())->GetEscalation(Ctx().get(), get, &decided);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+}
+
+}  // namespace
+}  // namespace vigil::hub
+
+namespace vigil::hub {
+namespace {
+
+TEST(HubAgentsConfigTest, AgentsSectionTurnsTheServiceOnAndNamesErrors) {
+  auto c = ParseHubConfig(
+      "state_dir: /s\nagents:\n  listen: 0.0.0.0:9000\n  server_names: [hub.example, 10.0.0.5]\n"
+      "  cert_ttl: 2d\n",
+      "hub.yaml", "/etc");
+  ASSERT_TRUE(c.has_value()) << c.error().ToString();
+  EXPECT_TRUE(c->agents.enabled);
+  EXPECT_EQ(c->agents.listen.port, 9000);
+  EXPECT_EQ(c->agents.server_names, (std::vector<std::string>{"hub.example", "10.0.0.5"}));
+  EXPECT_EQ(c->agents.cert_ttl_s, 2u * 86400);
+  c->ResolvePaths();
+  EXPECT_EQ(c->agents.ca_dir, "/s/ca");
+  EXPECT_EQ(c->agents.enrol_tokens, "/s/enrol-tokens.json");
+  EXPECT_FALSE(ParseHubConfig("", "hub.yaml", "/etc")->agents.enabled);
+  auto bad = ParseHubConfig("agents:\n  cert_ttl: forever\n", "hub.yaml", "/etc");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_NE(bad.error().message().find("hub.yaml:2:13: agents.cert_ttl: expected a duration"),
+            std::string::npos)
+      << bad.error().message();
+  auto unknown = ParseHubConfig("agents:\n  port: 1\n", "hub.yaml", "/etc");
+  ASSERT_FALSE(unknown.has_value());
+  EXPECT_NE(unknown.error().message().find("agents.port: unknown key"), std::string::npos);
 }
 
 }  // namespace
