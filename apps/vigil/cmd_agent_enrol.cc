@@ -84,16 +84,17 @@ int RunAgentEnrol(const EnrolFlags& f) {
     if (auto s = hub::WriteFileAtomically(path, text, mode); !s.ok()) return ReportError(kCmd, s);
   }
   if (f.json) {
-    const nlohmann::json j = {{"host", out.host()},     {"group", out.group()},
-                              {"key", key_path},        {"cert", cert_path},
-                              {"ca", ca_path},          {"not_after", out.not_after_s()}};
+    const nlohmann::json j = {{"host", out.host()}, {"group", out.group()},
+                              {"key", key_path},    {"cert", cert_path},
+                              {"ca", ca_path},      {"not_after", out.not_after_s()}};
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::printf("vigil agent enrol: enrolled as %s%s%s; key %s, certificate %s (until %lld), "
-                "CA %s\n",
-                out.host().c_str(), out.group().empty() ? "" : " in group ",
-                out.group().c_str(), key_path.c_str(), cert_path.c_str(),
-                static_cast<long long>(out.not_after_s()), ca_path.c_str());
+    std::printf(
+        "vigil agent enrol: enrolled as %s%s%s; key %s, certificate %s (until %lld), "
+        "CA %s\n",
+        out.host().c_str(), out.group().empty() ? "" : " in group ", out.group().c_str(),
+        key_path.c_str(), cert_path.c_str(), static_cast<long long>(out.not_after_s()),
+        ca_path.c_str());
   }
   return kExitOk;
 }
@@ -111,9 +112,10 @@ std::function<int()> AddAgentEnrolCommand(CLI::App* agent) {
       ->required();
   enrol->add_option("--token", f->token, "The one-time enrolment token");
   enrol->add_option("--token-file", f->token_file, "A file whose first line is the token");
-  enrol->add_option("--ca", f->ca,
-                    "The hub CA certificate (<hub state_dir>/ca/ca.pem) the hub's certificate "
-                    "must chain to")
+  enrol
+      ->add_option("--ca", f->ca,
+                   "The hub CA certificate (<hub state_dir>/ca/ca.pem) the hub's certificate "
+                   "must chain to")
       ->required();
   enrol->add_option("--dir", f->dir, "Where to write agent.key, agent.pem and ca.pem")
       ->capture_default_str();

@@ -38,7 +38,8 @@ int RunEnrolTokenCreate(const EnrolTokenFlags& f) {
   c.ResolvePaths();
   if (!f.group.empty() && !hub::ValidGroupName(f.group)) {
     return ReportError(kCmd, core::InvalidArgument("--group: expected 1..64 bytes of "
-                                                   "[A-Za-z0-9._-], got \"" + f.group + "\""));
+                                                   "[A-Za-z0-9._-], got \"" +
+                                                   f.group + "\""));
   }
   if (!f.host.empty() && !hub::ValidHostId(f.host)) {
     return ReportError(kCmd, core::InvalidArgument("--host: expected 1..253 bytes of "
@@ -47,9 +48,9 @@ int RunEnrolTokenCreate(const EnrolTokenFlags& f) {
   const uint32_t max_ttl = c.agents.max_enrol_token_ttl_s;
   auto ttl = core::ParseDurationSeconds(f.ttl);
   if (!ttl.has_value() || *ttl < 1 || *ttl > max_ttl) {
-    return ReportError(kCmd, core::InvalidArgument(
-                                 "--ttl: expected a duration of 1s.." + std::to_string(max_ttl) +
-                                 "s (agents.max_enrol_token_ttl), got \"" + f.ttl + "\""));
+    return ReportError(
+        kCmd, core::InvalidArgument("--ttl: expected a duration of 1s.." + std::to_string(max_ttl) +
+                                    "s (agents.max_enrol_token_ttl), got \"" + f.ttl + "\""));
   }
   if (auto s = core::MakeDirs(c.state_dir, 0700); !s.ok()) return ReportError(kCmd, s);
   hub::EnrolTokens tokens(c.agents.enrol_tokens);

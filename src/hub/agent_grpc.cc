@@ -69,9 +69,8 @@ struct Peer {
 // The caller's identity from its verified client certificate; UNAUTHENTICATED without one.
 grpc::Status PeerOf(const grpc::ServerContext& ctx, Peer* out) {
   auto auth = ctx.auth_context();
-  const auto pems = auth && auth->IsPeerAuthenticated()
-                        ? auth->FindPropertyValues("x509_pem_cert")
-                        : std::vector<grpc::string_ref>{};
+  const auto pems = auth && auth->IsPeerAuthenticated() ? auth->FindPropertyValues("x509_pem_cert")
+                                                        : std::vector<grpc::string_ref>{};
   if (pems.empty()) {
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                         "no client certificate: enrol first (vigil agent enrol) and call with "
@@ -117,16 +116,16 @@ class AgentGrpc::Service final : public v1::AgentHub::Service {
                               {"reason", token.error().message()}});
       return ToGrpc(token.error());
     }
-    auto cert = o_.ca_.SignAgentCsr(in->csr_pem(), in->host(), token->group, now,
-                                    o_.options_.cert_ttl_s);
+    auto cert =
+        o_.ca_.SignAgentCsr(in->csr_pem(), in->host(), token->group, now, o_.options_.cert_ttl_s);
     if (!cert.has_value()) return ToGrpc(cert.error());
     const int64_t not_after = now + o_.options_.cert_ttl_s;
-    core::Status st = o_.audit_.Append(audit::RecordType::kAccessGrant,
-                                       {{"action", "agent-enrolled"},
-                                        {"host", in->host()},
-                                        {"group", token->group},
-                                        {"token", token->id},
-                                        {"expires", not_after}});
+    core::Status st =
+        o_.audit_.Append(audit::RecordType::kAccessGrant, {{"action", "agent-enrolled"},
+                                                           {"host", in->host()},
+                                                           {"group", token->group},
+                                                           {"token", token->id},
+                                                           {"expires", not_after}});
     if (!st.ok()) return ToGrpc(core::Unavailable("audit log: " + st.message()));
     out->set_schema_version(std::string(kHubSchemaVersion));
     out->set_host(in->host());
@@ -248,8 +247,8 @@ class AgentGrpc::Service final : public v1::AgentHub::Service {
   AgentGrpc& o_;
 };
 
-AgentGrpc::AgentGrpc(AgentGrpcOptions options, const HubCa& ca, EnrolTokens& tokens,
-                     Server& server, audit::AuditLog& audit, const core::Clock& clock)
+AgentGrpc::AgentGrpc(AgentGrpcOptions options, const HubCa& ca, EnrolTokens& tokens, Server& server,
+                     audit::AuditLog& audit, const core::Clock& clock)
     : options_(std::move(options)),
       ca_(ca),
       tokens_(tokens),
@@ -262,13 +261,13 @@ AgentGrpc::~AgentGrpc() { Stop(); }
 core::Status AgentGrpc::AuditNewTokens() {
   VIGIL_ASSIGN_OR_RETURN(const auto fresh, tokens_.TakeUnaudited());
   for (const EnrolTokenRecord& t : fresh) {
-    core::Status s = audit_.Append(audit::RecordType::kAccessGrant,
-                                   {{"action", "enrol-token-created"},
-                                    {"token", t.id},
-                                    {"group", t.group},
-                                    {"host", t.host},
-                                    {"expires", t.expires_s},
-                                    {"by", t.created_by}});
+    core::Status s =
+        audit_.Append(audit::RecordType::kAccessGrant, {{"action", "enrol-token-created"},
+                                                        {"token", t.id},
+                                                        {"group", t.group},
+                                                        {"host", t.host},
+                                                        {"expires", t.expires_s},
+                                                        {"by", t.created_by}});
     if (!s.ok()) return core::Unavailable("audit log: " + s.message());
   }
   return {};
@@ -277,9 +276,8 @@ core::Status AgentGrpc::AuditNewTokens() {
 core::Status AgentGrpc::Start() {
   if (grpc_) return core::FailedPrecondition("agent grpc: already started");
   const int64_t now = clock_.NowUnixNanos() / 1'000'000'000;
-  VIGIL_ASSIGN_OR_RETURN(auto key_cert,
-                         ca_.IssueServerCert(options_.server_names, now,
-                                             options_.server_cert_ttl_s));
+  VIGIL_ASSIGN_OR_RETURN(
+      auto key_cert, ca_.IssueServerCert(options_.server_names, now, options_.server_cert_ttl_s));
   grpc::SslServerCredentialsOptions ssl(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
   ssl.pem_root_certs = ca_.cert_pem();
   ssl.pem_key_cert_pairs.push_back({key_cert.first, key_cert.second});

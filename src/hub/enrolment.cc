@@ -1,5 +1,6 @@
 #include "hub/enrolment.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <openssl/bn.h>
 #include <openssl/evp.h>
@@ -9,8 +10,6 @@
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <arpa/inet.h>
 
 #include <cerrno>
 #include <cstring>
@@ -140,9 +139,9 @@ core::Result<std::vector<EnrolTokenRecord>> ReadTokens(const std::string& path) 
 }
 
 json RecordJson(const EnrolTokenRecord& r) {
-  return {{"id", r.id},           {"sha256", r.sha256},       {"group", r.group},
-          {"host", r.host},       {"created_s", r.created_s}, {"expires_s", r.expires_s},
-          {"used_s", r.used_s},   {"used_by", r.used_by},     {"created_by", r.created_by},
+  return {{"id", r.id},          {"sha256", r.sha256},       {"group", r.group},
+          {"host", r.host},      {"created_s", r.created_s}, {"expires_s", r.expires_s},
+          {"used_s", r.used_s},  {"used_by", r.used_by},     {"created_by", r.created_by},
           {"audited", r.audited}};
 }
 
@@ -188,14 +187,12 @@ Cert MakeCert(EVP_PKEY* key, const std::string& cn, const std::string& ou, X509*
                                  0) != 1) {
     return nullptr;
   }
-  if (!ou.empty() &&
-      X509_NAME_add_entry_by_txt(name, "OU", MBSTRING_UTF8,
-                                 reinterpret_cast<const unsigned char*>(ou.c_str()), -1, -1,
-                                 0) != 1) {
+  if (!ou.empty() && X509_NAME_add_entry_by_txt(name, "OU", MBSTRING_UTF8,
+                                                reinterpret_cast<const unsigned char*>(ou.c_str()),
+                                                -1, -1, 0) != 1) {
     return nullptr;
   }
-  X509_set_issuer_name(x.get(),
-                       issuer != nullptr ? X509_get_subject_name(issuer) : name);
+  X509_set_issuer_name(x.get(), issuer != nullptr ? X509_get_subject_name(issuer) : name);
   if (ASN1_TIME_set(X509_getm_notBefore(x.get()), static_cast<time_t>(now_s - 300)) == nullptr ||
       ASN1_TIME_set(X509_getm_notAfter(x.get()), static_cast<time_t>(now_s + ttl_s)) == nullptr ||
       X509_set_pubkey(x.get(), key) != 1) {
@@ -233,8 +230,8 @@ core::Result<std::vector<EnrolTokenRecord>> ParseEnrolTokenFile(std::string_view
     return core::InvalidArgument(src + ": expected a JSON object");
   }
   if (!j.contains("schema_version") || j["schema_version"] != kTokenSchema) {
-    return core::InvalidArgument(src + ": schema_version: expected \"" +
-                                 std::string(kTokenSchema) + "\"");
+    return core::InvalidArgument(src + ": schema_version: expected \"" + std::string(kTokenSchema) +
+                                 "\"");
   }
   if (!j.contains("tokens") || !j["tokens"].is_array()) {
     return core::InvalidArgument(src + ": tokens: expected an array");
@@ -323,16 +320,15 @@ core::Result<EnrolTokens::Issued> EnrolTokens::Create(const std::string& group,
   r.created_by = created_by;
   VIGIL_ASSIGN_OR_RETURN(const core::FileLock lock, core::FileLock::Take(path_ + ".lock"));
   VIGIL_ASSIGN_OR_RETURN(std::vector<EnrolTokenRecord> all, ReadTokens(path_));
-  std::erase_if(all, [&](const EnrolTokenRecord& t) {
-    return t.audited && t.expires_s + 86400 < now_s;
-  });
+  std::erase_if(
+      all, [&](const EnrolTokenRecord& t) { return t.audited && t.expires_s + 86400 < now_s; });
   all.push_back(r);
   VIGIL_RETURN_IF_ERROR(WritePrivate(path_, FormatEnrolTokenFile(all)));
   return out;
 }
 
-core::Result<EnrolTokenRecord> EnrolTokens::Consume(std::string_view token,
-                                                    const std::string& host, int64_t now_s) {
+core::Result<EnrolTokenRecord> EnrolTokens::Consume(std::string_view token, const std::string& host,
+                                                    int64_t now_s) {
   VIGIL_RETURN_IF_ERROR(CheckEnrolTokenForm(token, "token"));
   const std::string digest = Sha256Hex(token);
   VIGIL_ASSIGN_OR_RETURN(const core::FileLock lock, core::FileLock::Take(path_ + ".lock"));
@@ -340,15 +336,14 @@ core::Result<EnrolTokenRecord> EnrolTokens::Consume(std::string_view token,
   for (EnrolTokenRecord& r : all) {
     if (r.sha256 != digest) continue;
     if (r.used_s != 0) {
-      return Denied("enrolment token " + r.id + " was already used (by \"" +
-                                    r.used_by + "\")");
+      return Denied("enrolment token " + r.id + " was already used (by \"" + r.used_by + "\")");
     }
     if (now_s >= r.expires_s) {
       return Denied("enrolment token " + r.id + " expired");
     }
     if (!r.host.empty() && r.host != host) {
-      return Denied("enrolment token " + r.id + " is for host \"" + r.host +
-                                    "\", not \"" + host + "\"");
+      return Denied("enrolment token " + r.id + " is for host \"" + r.host + "\", not \"" + host +
+                    "\"");
     }
     r.used_s = now_s;
     r.used_by = host;
@@ -406,7 +401,9 @@ core::Result<CsrInfo> CheckCsr(std::string_view pem, std::string_view what) {
       info.key_type = g == "prime256v1" ? "EC P-256" : "EC P-384";
       break;
     }
-    case EVP_PKEY_ED25519: info.key_type = "Ed25519"; break;
+    case EVP_PKEY_ED25519:
+      info.key_type = "Ed25519";
+      break;
     case EVP_PKEY_RSA: {
       const int bits = EVP_PKEY_get_bits(key);
       if (bits < 2048) {
@@ -417,8 +414,9 @@ core::Result<CsrInfo> CheckCsr(std::string_view pem, std::string_view what) {
       break;
     }
     default:
-      return core::InvalidArgument(w + ": unsupported key type; expected EC P-256/P-384, "
-                                       "Ed25519 or RSA >= 2048 bits");
+      return core::InvalidArgument(w +
+                                   ": unsupported key type; expected EC P-256/P-384, "
+                                   "Ed25519 or RSA >= 2048 bits");
   }
   if (X509_REQ_verify(req.get(), key) != 1) {
     return core::InvalidArgument(w + ": its signature does not verify with its own key");
@@ -465,7 +463,7 @@ core::Result<HubCa> HubCa::LoadOrCreate(const std::string& dir, int64_t now_s) {
   }
   VIGIL_ASSIGN_OR_RETURN(const std::string cert_text, core::ReadFile(cert_path, kMaxPemBytes));
   VIGIL_ASSIGN_OR_RETURN(const std::string key_text, core::ReadFile(key_path, kMaxPemBytes));
-  struct stat st{};
+  struct stat st {};
   if (::stat(key_path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
     return core::FailedPrecondition("hub ca: " + key_path +
                                     " is readable by group or others; chmod 600 it");
@@ -489,12 +487,13 @@ core::Result<std::string> HubCa::SignAgentCsr(std::string_view csr_pem, const st
   if (host.empty() || !ValidHost(host)) {
     return core::InvalidArgument("host: expected 1..253 bytes of [A-Za-z0-9._:-]");
   }
-  if (!ValidGroup(group)) return core::InvalidArgument("group: expected 0..64 bytes of [A-Za-z0-9._-]");
+  if (!ValidGroup(group))
+    return core::InvalidArgument("group: expected 0..64 bytes of [A-Za-z0-9._-]");
   Bio b(BIO_new_mem_buf(csr_pem.data(), static_cast<int>(csr_pem.size())));
   Req req(PEM_read_bio_X509_REQ(b.get(), nullptr, nullptr, nullptr));
   if (!req) return core::InvalidArgument("csr: not a well-formed PKCS#10 request");
-  Cert x = MakeCert(X509_REQ_get0_pubkey(req.get()), host, group, keys_->cert.get(), keys_->key.get(),
-                    now_s, ttl_s,
+  Cert x = MakeCert(X509_REQ_get0_pubkey(req.get()), host, group, keys_->cert.get(),
+                    keys_->key.get(), now_s, ttl_s,
                     {{NID_basic_constraints, "critical,CA:FALSE"},
                      {NID_key_usage, "critical,digitalSignature,keyEncipherment"},
                      {NID_ext_key_usage, "clientAuth"},
@@ -510,8 +509,8 @@ core::Result<std::pair<std::string, std::string>> HubCa::IssueServerCert(
   for (const std::string& n : names) {
     in6_addr a6{};
     in_addr a4{};
-    const bool ip = ::inet_pton(AF_INET, n.c_str(), &a4) == 1 ||
-                    ::inet_pton(AF_INET6, n.c_str(), &a6) == 1;
+    const bool ip =
+        ::inet_pton(AF_INET, n.c_str(), &a4) == 1 || ::inet_pton(AF_INET6, n.c_str(), &a6) == 1;
     if (!ip && (n.empty() || !ValidHost(n) || n.find(':') != std::string::npos)) {
       return core::InvalidArgument("agents.server_names: \"" + n +
                                    "\": expected a DNS name or an IP address");

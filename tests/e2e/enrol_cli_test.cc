@@ -24,38 +24,36 @@ TEST(EnrolCliTest, AnAgentEnrolsOnceWithATokenFromTheCli) {
   fs::create_directories(dir / "run");
   const fs::path state = dir / "state";
   std::ofstream(dir / "hub.yaml") << "listen: 127.0.0.1:0\nagents:\n  listen: 127.0.0.1:0\n";
-  auto hub = vigil::e2e::StartVigil({"hub", "--config", (dir / "hub.yaml").string(), "--state-dir",
-                                     state.string(), "--json"},
-                                    dir / "hub.out", dir / "hub.err");
+  auto hub = vigil::e2e::StartVigil(
+      {"hub", "--config", (dir / "hub.yaml").string(), "--state-dir", state.string(), "--json"},
+      dir / "hub.out", dir / "hub.err");
   ASSERT_TRUE(hub.error.empty()) << hub.error;
   const json ready = json::parse(hub.ready_line, nullptr, false);
   ASSERT_TRUE(ready.is_object() && ready["agents"].is_object()) << hub.ready_line;
   const std::string addr = "127.0.0.1:" + std::to_string(ready["agents"]["port"].get<int>());
   const std::string ca = (state / "ca" / "ca.pem").string();
 
-  CmdResult t = vigil::e2e::RunVigil(
-      dir / "run", "hub enrol-token create --state-dir " + state.string() + " --group canary --json");
+  CmdResult t = vigil::e2e::RunVigil(dir / "run", "hub enrol-token create --state-dir " +
+                                                      state.string() + " --group canary --json");
   ASSERT_EQ(t.exit_code, 0) << t.err;
   const std::string token = json::parse(t.out)["token"];
 
-  CmdResult e = vigil::e2e::RunVigil(dir / "run", "agent enrol --hub " + addr + " --token " +
-                                                      token + " --ca " + ca + " --dir " +
-                                                      (dir / "cert").string() +
-                                                      " --host web-1 --json");
+  CmdResult e = vigil::e2e::RunVigil(
+      dir / "run", "agent enrol --hub " + addr + " --token " + token + " --ca " + ca + " --dir " +
+                       (dir / "cert").string() + " --host web-1 --json");
   ASSERT_EQ(e.exit_code, 0) << e.err;
   const json enrolled = json::parse(e.out);
   EXPECT_EQ(enrolled["host"], "web-1");
   EXPECT_EQ(enrolled["group"], "canary");
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat((dir / "cert" / "agent.key").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_NE(vigil::e2e::ReadAll(dir / "cert" / "agent.pem").find("BEGIN CERTIFICATE"),
             std::string::npos);
 
-  CmdResult again = vigil::e2e::RunVigil(dir / "run", "agent enrol --hub " + addr + " --token " +
-                                                          token + " --ca " + ca + " --dir " +
-                                                          (dir / "cert2").string() +
-                                                          " --host web-2");
+  CmdResult again = vigil::e2e::RunVigil(
+      dir / "run", "agent enrol --hub " + addr + " --token " + token + " --ca " + ca + " --dir " +
+                       (dir / "cert2").string() + " --host web-2");
   EXPECT_EQ(again.exit_code, 1);
   EXPECT_NE(again.err.find("already used"), std::string::npos) << again.err;
   EXPECT_FALSE(fs::exists(dir / "cert2" / "agent.key"));

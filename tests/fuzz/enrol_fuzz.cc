@@ -39,8 +39,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       auto again = vigil::hub::ParseEnrolTokenFile(vigil::hub::FormatEnrolTokenFile(*tokens), "t");
       if (!again.has_value() || again->size() != tokens->size()) __builtin_trap();
       for (size_t i = 0; i < tokens->size(); ++i) {
-        if ((*again)[i].sha256 != (*tokens)[i].sha256 || (*again)[i].used_s != (*tokens)[i].used_s ||
-            (*again)[i].host != (*tokens)[i].host) {
+        if ((*again)[i].sha256 != (*tokens)[i].sha256 ||
+            (*again)[i].used_s != (*tokens)[i].used_s || (*again)[i].host != (*tokens)[i].host) {
           __builtin_trap();
         }
       }

@@ -49,7 +49,7 @@ TEST(EnrolTokensTest, ATokenEnrolsOnceAndIsStoredHashed) {
   std::ifstream in(dir / "enrol-tokens.json");
   const std::string file{std::istreambuf_iterator<char>(in), {}};
   EXPECT_EQ(file.find(issued->token.substr(kEnrolTokenPrefix.size())), std::string::npos);
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat((dir / "enrol-tokens.json").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 
@@ -94,8 +94,8 @@ TEST(EnrolTokensTest, RefusesExpiredUnknownMalformedAndOtherHostTokens) {
 }
 
 TEST(EnrolTokensTest, FileErrorsNameTheTokenAndField) {
-  auto r = ParseEnrolTokenFile(R"({"schema_version":"vigil.enrol-tokens/v1","tokens":[{"id":"x"}]})",
-                               "tokens.json");
+  auto r = ParseEnrolTokenFile(
+      R"({"schema_version":"vigil.enrol-tokens/v1","tokens":[{"id":"x"}]})", "tokens.json");
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().message(),
             "tokens.json: tokens[0].sha256: expected a string of at most 64 bytes");
@@ -155,7 +155,7 @@ TEST(HubCaTest, CreatesOnceWithAPrivateKeyAndSignsAgentCsrs) {
   const auto dir = TempDir("ca");
   auto ca = HubCa::LoadOrCreate((dir / "ca").string(), kNow);
   ASSERT_TRUE(ca.has_value()) << ca.error().ToString();
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat((dir / "ca" / "ca.key").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   auto again = HubCa::LoadOrCreate((dir / "ca").string(), kNow);
@@ -227,8 +227,8 @@ class AgentGrpcTest : public ::testing::Test {
     c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
     return c;
   }
-  grpc::Status Enrol(const std::string& token, const std::string& host,
-                     v1::EnrolResponse* out, std::string* key = nullptr) {
+  grpc::Status Enrol(const std::string& token, const std::string& host, v1::EnrolResponse* out,
+                     std::string* key = nullptr) {
     auto kc = MakeAgentKeyAndCsr(host);
     EXPECT_TRUE(kc.has_value());
     if (key != nullptr) *key = kc->first;
@@ -248,8 +248,8 @@ class AgentGrpcTest : public ::testing::Test {
   std::filesystem::path dir_;
   core::FakeClock clock_{core::SystemClock::Get().NowUnixNanos()};
   core::Registry registry_;
-  HubAuth auth_{api::JwtConfig{"0123456789abcdef0123456789abcdef-hub-test", "vigil-hub",
-                               "vigil-hub"}};
+  HubAuth auth_{
+      api::JwtConfig{"0123456789abcdef0123456789abcdef-hub-test", "vigil-hub", "vigil-hub"}};
   hub::testing::TestHubState state_;
   Store* store_ = nullptr;
   audit::AuditLog* log_ = nullptr;
