@@ -411,6 +411,7 @@ RunFn AddHubCommand(CLI::App& root) {
   CLI::App* hub =
       root.add_subcommand("hub",
                           "Run the fleet hub: incidents, adjudication, escalations over HTTP/JSON; "
+                          "with agents.listen also the agents' gRPC API over mTLS; "
                           "with a `nats:` config section it also consumes the agents' NATS "
                           "JetStream stream, sharing it with the other hubs (docs/hub.md)");
   hub->require_subcommand(0, 1);
