@@ -1135,7 +1135,11 @@ RunFn AddAgentCommand(CLI::App& root) {
   AddAuditKeyFlags(cmd, &o->audit_key, &o->audit_fsync);
   cmd->add_option("--mode", o->mode, "monitor or enforce (default: mode of the config, monitor)")
       ->check(CLI::IsMember({"monitor", "enforce"}));
-  return [o, cmd] { return RunAgent(*o, *cmd); };
+  std::function<int()> enrol = AddAgentEnrolCommand(cmd);
+  return [o, cmd, enrol] {
+    if (const int code = enrol(); code >= 0) return code;
+    return RunAgent(*o, *cmd);
+  };
 }
 
 }  // namespace vigil::app

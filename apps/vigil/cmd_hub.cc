@@ -23,10 +23,12 @@
 #include "govern/attest.h"
 #include "govern/credential.h"
 #include "govern/trust.h"
+#include "hub/agent_grpc.h"
 #include "hub/auth.h"
 #include "hub/config.h"
 #include "hub/fleet_attest.h"
 #include "hub/correlate.h"
+#include "hub/enrolment.h"
 #include "hub/nats_consumer.h"
 #include "hub/requests.h"
 #include "hub/server.h"
@@ -168,6 +170,32 @@ int RunHub(const HubFlags& f) {
   }
   hub::Server server(config->server, hub_store, auth, **log, core::SystemClock::Get(), registry);
   if (auto s = server.Start(); !s.ok()) return ReportError("hub", s);
+  // The agent gRPC port (agents.listen): the CA, the token file and the service.
+  std::unique_ptr<hub::HubCa> ca;
+  std::unique_ptr<hub::EnrolTokens> enrol_tokens;
+  std::unique_ptr<hub::AgentGrpc> agents;
+  if (config->agents.enabled) {
+    auto loaded = hub::HubCa::LoadOrCreate(
+        config->agents.ca_dir, core::SystemClock::Get().NowUnixNanos() / 1'000'000'000);
+    if (!loaded.has_value()) {
+      server.Stop();
+      return ReportError("hub", loaded.error().WithContext("agents"));
+    }
+    ca = std::make_unique<hub::HubCa>(std::move(loaded).value());
+    enrol_tokens = std::make_unique<hub::EnrolTokens>(config->agents.enrol_tokens);
+    hub::AgentGrpcOptions ao;
+    ao.listen = config->agents.listen;
+    ao.server_names = config->agents.server_names;
+    ao.cert_ttl_s = config->agents.cert_ttl_s;
+    agents = std::make_unique<hub::AgentGrpc>(ao, *ca, *enrol_tokens, server, **log,
+                                              core::SystemClock::Get());
+    core::Status st = agents->AuditNewTokens();
+    if (st.ok()) st = agents->Start();
+    if (!st.ok()) {
+      server.Stop();
+      return ReportError("hub", st);
+    }
+  }
   std::unique_ptr<hub::NatsConsumer> nats;
   if (config->nats.enabled) {
     nats = std::make_unique<hub::NatsConsumer>(NatsConsumerOptionsOf(config->nats), hub_store,
@@ -183,7 +211,11 @@ int RunHub(const HubFlags& f) {
                           {"tls", config->server.tls.has_value()},
                           {"store", hub::RedactStoreLocation(config->store)},
                           {"audit", config->audit_dir},
-                          {"nats", nullptr}};
+                          {"nats", nullptr},
+                          {"agents", nullptr}};
+  if (agents) {
+    ready["agents"] = {{"port", agents->port()}, {"ca", config->agents.ca_dir + "/ca.pem"}};
+  }
   if (nats) {
     ready["nats"] = {{"url", config->nats.url},
                      {"stream", config->nats.stream},
@@ -196,6 +228,11 @@ int RunHub(const HubFlags& f) {
                 config->server.tls ? "https" : "http", config->server.listen.host.c_str(),
                 server.port(), hub::RedactStoreLocation(config->store).c_str(),
                 config->audit_dir.c_str());
+    if (agents) {
+      std::printf("vigil hub: agent gRPC (mTLS) on %s:%u, CA %s/ca.pem\n",
+                  config->agents.listen.host.c_str(), agents->port(),
+                  config->agents.ca_dir.c_str());
+    }
     if (nats) {
       std::printf("vigil hub: consuming NATS stream %s at %s as %s\n",
                   config->nats.stream.c_str(), config->nats.url.c_str(),
@@ -212,7 +249,14 @@ int RunHub(const HubFlags& f) {
       code = ReportError("hub", s);
       break;
     }
+    if (agents) {
+      if (auto s = agents->AuditNewTokens(); !s.ok()) {
+        code = ReportError("hub", s);
+        break;
+      }
+    }
   }
+  if (agents) agents->Stop();
   if (nats) nats->Stop();  // what it took and did not acknowledge is delivered again
   server.Stop();
   if (auto s = (*log)->Close(); !s.ok()) return ReportError("hub", s);
@@ -394,6 +438,7 @@ RunFn AddHubCommand(CLI::App& root) {
   CLI::App* hub =
       root.add_subcommand("hub",
                           "Run the fleet hub: incidents, adjudication, escalations over HTTP/JSON; "
+                          "with agents.listen also the agents' gRPC API over mTLS; "
                           "with a `nats:` config section it also consumes the agents' NATS "
                           "JetStream stream, sharing it with the other hubs (docs/hub.md)");
   hub->require_subcommand(0, 1);
@@ -440,9 +485,11 @@ RunFn AddHubCommand(CLI::App& root) {
   RunFn users = AddHubUserCommands(hub);
   std::function<int()> fleet = AddHubFleetCommands(hub);
   std::function<int()> triage = AddHubTriageCommands(hub);
+  std::function<int()> enrol = AddHubEnrolCommands(hub);
 
-  return [f, token, ingest, users, fleet, triage] {
+  return [f, token, ingest, users, fleet, triage, enrol] {
     if (const int code = users(); code >= 0) return code;
+    if (const int code = enrol(); code >= 0) return code;
     if (const int code = fleet(); code >= 0) return code;
     if (const int code = triage(); code >= 0) return code;
     if (token->parsed()) return RunHubToken(*f);

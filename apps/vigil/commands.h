@@ -78,6 +78,11 @@ std::function<int()> AddHubFleetCommands(CLI::App* hub);
 // `vigil hub triage export|train|measure` (cmd_hub_triage.cc), the same way.
 std::function<int()> AddHubTriageCommands(CLI::App* hub);
 
+// `vigil hub enrol-token create` (cmd_hub_enrol.cc) under `hub`, and `vigil agent enrol`
+// (cmd_agent_enrol.cc) under `agent`: the function runs the one parsed, or returns -1.
+std::function<int()> AddHubEnrolCommands(CLI::App* hub);
+std::function<int()> AddAgentEnrolCommand(CLI::App* agent);
+
 // For services stopped by SIGINT/SIGTERM: blocks both in the calling thread (threads started
 // later inherit the mask), makes `record` their handler, and returns the set to wait on with
 // sigtimedwait().

@@ -6,12 +6,12 @@
 #include <chrono>
 
 #include "api/codec.h"
+#include "api/grpc_status.h"
 #include "vigil/v1/api.grpc.pb.h"
 
 namespace vigil::api {
-namespace {
 
-grpc::StatusCode GrpcCode(core::StatusCode c) {
+grpc::StatusCode GrpcCodeOf(core::StatusCode c) {
   switch (c) {
     case core::StatusCode::kOk: return grpc::StatusCode::OK;
     case core::StatusCode::kInvalidArgument: return grpc::StatusCode::INVALID_ARGUMENT;
@@ -28,6 +28,13 @@ grpc::StatusCode GrpcCode(core::StatusCode c) {
   }
   return grpc::StatusCode::UNKNOWN;
 }
+
+grpc::Status GrpcStatusOf(const core::Status& s) {
+  return s.ok() ? grpc::Status::OK : grpc::Status(GrpcCodeOf(s.code()), s.message());
+}
+
+namespace {
+
 
 grpc::StatusCode GrpcCode(Refusal r) {
   switch (r) {
@@ -79,7 +86,7 @@ grpc::ServerUnaryReactor* Call(Frontend& fe, Api api, grpc::CallbackServerContex
   }
   core::Result<Resp> r = (fe.*op)(*in, a);
   if (!r.has_value()) {
-    reactor->Finish(grpc::Status(GrpcCode(r.error().code()), r.error().message()));
+    reactor->Finish(grpc::Status(GrpcCodeOf(r.error().code()), r.error().message()));
   } else {
     *out = std::move(*r);
     reactor->Finish(grpc::Status::OK);
@@ -141,7 +148,7 @@ struct GrpcApi::Services {
       Frontend::Admission a = AdmitCall(fe_, Api::kWatch, *c);
       if (a.refusal != Refusal::kNone) return grpc::Status(GrpcCode(a.refusal), a.reason);
       if (core::Status s = fe_.StartWatch(*in, a); !s.ok()) {
-        return grpc::Status(GrpcCode(s.code()), s.message());
+        return grpc::Status(GrpcCodeOf(s.code()), s.message());
       }
       uint64_t cursor = 0;
       while (!c->IsCancelled() && !stopping.load()) {

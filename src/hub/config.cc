@@ -78,6 +78,46 @@ struct HubYaml {
 
 core::Status Unknown() { return core::NotFound(""); }
 
+core::Status ReadAgentsSection(const HubYaml& y, const YAML::Node& v, const std::string& p,
+                               HubAgentsConfig* a) {
+  return y.Keys(v, p,
+                [&](const std::string& k, const YAML::Node& n, const std::string& path)
+                    -> core::Status {
+                  if (k == "listen") {
+                    std::string t;
+                    VIGIL_RETURN_IF_ERROR(y.Scalar(n, path, &t));
+                    auto hp = core::ParseHostPort(t);
+                    if (!hp.has_value()) return y.At(n, path, hp.error().message());
+                    a->listen = *hp;
+                    a->enabled = true;
+                    return {};
+                  }
+                  if (k == "server_names") {
+                    if (!n.IsSequence() || n.size() == 0 || n.size() > 64) {
+                      return y.At(n, path, "expected a list of 1..64 DNS names or IP addresses");
+                    }
+                    a->server_names.clear();
+                    for (size_t i = 0; i < n.size(); ++i) {
+                      std::string name;
+                      VIGIL_RETURN_IF_ERROR(
+                          y.Scalar(n[i], path + "[" + std::to_string(i) + "]", &name));
+                      if (name.empty() || name.size() > 253) {
+                        return y.At(n[i], path, "expected a DNS name or an IP address");
+                      }
+                      a->server_names.push_back(std::move(name));
+                    }
+                    return {};
+                  }
+                  if (k == "cert_ttl") return y.Seconds(n, path, 365 * 86400, &a->cert_ttl_s);
+                  if (k == "max_enrol_token_ttl") {
+                    return y.Seconds(n, path, 30 * 86400, &a->max_enrol_token_ttl_s);
+                  }
+                  if (k == "ca_dir") return y.File(n, path, &a->ca_dir);
+                  if (k == "enrol_tokens") return y.File(n, path, &a->enrol_tokens);
+                  return Unknown();
+                });
+}
+
 core::Status ReadNatsSection(const HubYaml& y, const YAML::Node& v, const std::string& p,
                              HubNatsConfig* n) {
   auto checked = [&](const YAML::Node& v2, const std::string& p2, std::string* out,
@@ -173,6 +213,8 @@ void HubConfig::ResolvePaths() {
   if (audit_key.empty()) audit_key = (dir / "keys" / "hub.key").string();
   if (token_key.empty()) token_key = (dir / "token.key").string();
   if (server.users_file.empty()) server.users_file = (dir / "users").string();
+  if (agents.ca_dir.empty()) agents.ca_dir = (dir / "ca").string();
+  if (agents.enrol_tokens.empty()) agents.enrol_tokens = (dir / "enrol-tokens.json").string();
 }
 
 core::Result<HubConfig> ParseHubConfig(std::string_view text, std::string_view source,
@@ -292,6 +334,7 @@ core::Result<HubConfig> ParseHubConfig(std::string_view text, std::string_view s
                             return Unknown();
                           });
           }
+          if (k == "agents") return ReadAgentsSection(y, v, p, &c.agents);
           if (k == "fleet") {
             return y.Keys(v, p,
                           [&](const std::string& k2, const YAML::Node& v2,

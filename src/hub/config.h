@@ -39,6 +39,17 @@ struct HubCorrelationConfig {
   uint32_t window_s = 600;  // T
   uint32_t min_hosts = 3;   // K, 2..1000
   double min_score = 0.5;   // verdicts below this do not count, 0..1
+// The `agents:` section (docs/hub.md "Agents over gRPC with mTLS"): the agent gRPC service,
+// served only when `agents.listen` is set; enrolment tokens and the CA work without it.
+struct HubAgentsConfig {
+  bool enabled = false;  // agents.listen is set
+  core::HostPort listen{"127.0.0.1", 8471};
+  // DNS names and IP addresses in the agent port's server certificate (agents pin the CA).
+  std::vector<std::string> server_names{"localhost", "127.0.0.1"};
+  uint32_t cert_ttl_s = 30 * 86400;               // agents.cert_ttl: an enrolled agent's cert
+  uint32_t max_enrol_token_ttl_s = 7 * 86400;     // agents.max_enrol_token_ttl
+  std::string ca_dir;        // "": <state_dir>/ca (ca.pem, ca.key)
+  std::string enrol_tokens;  // "": <state_dir>/enrol-tokens.json
 };
 
 struct HubConfig {
@@ -57,6 +68,7 @@ struct HubConfig {
   uint32_t postgres_pool_wait_s = 10;
   HubNatsConfig nats;
   HubCorrelationConfig correlation;
+  HubAgentsConfig agents;
   // fleet.trusted_keys: minisign public keys an uploaded policy or model must be signed by
   // (loaded into server.fleet by `vigil hub`); none: uploads are refused.
   std::vector<std::string> fleet_trusted_keys;

@@ -252,32 +252,78 @@ core::Status Fleet::Audit(audit::RecordType type, json payload) {
   return {};
 }
 
-void Fleet::Routes(httplib::Server& s, const Authorizer& authorize) {
-  // The answer to a register or heartbeat: the updates the agent's group is to run.
-  auto answer = [this](const AgentStatusRow& row, const AgentReport& report, json attestation,
-                       httplib::Response& r) {
-    const std::string& group = row.group;
-    auto rollouts = store_.Rollouts();
-    if (!rollouts.has_value()) return ReplyStatus(r, rollouts.error());
-    json updates = json::array();
-    for (const auto& [kind, running] :
-         {std::pair{"policy", &report.policy}, std::pair{"model", &report.model}}) {
-      const RolloutRow* target = RolloutFor(*rollouts, kind, group);
-      if (target == nullptr || target->digest == running->digest) continue;
-      updates.push_back({{"kind", kind},
-                         {"digest", target->digest},
-                         {"rollout", target->id},
-                         {"artifact", "/v1/artifacts/" + target->digest},
-                         {"signature", "/v1/artifacts/" + target->digest + "/signature"}});
+core::Result<FleetAnswer> Fleet::Answer(const AgentStatusRow& row, const AgentReport& report,
+                                        json attestation_extra) {
+  VIGIL_ASSIGN_OR_RETURN(const std::vector<RolloutRow> rollouts, store_.Rollouts());
+  FleetAnswer a;
+  a.host = report.host;
+  a.group = row.group;
+  a.attestation = row.attestation;
+  a.attestation_reason = row.attestation_reason;
+  a.attestation_extra = std::move(attestation_extra);
+  for (const auto& [kind, running] :
+       {std::pair{"policy", &report.policy}, std::pair{"model", &report.model}}) {
+    const RolloutRow* target = RolloutFor(rollouts, kind, row.group);
+    if (target == nullptr || target->digest == running->digest) continue;
+    a.updates.push_back({kind, target->digest, target->id});
+  }
+  const json enforce = EnforceJson(row);
+  a.enforce_allowed = enforce["allowed"].get<bool>();
+  a.enforce_reason = enforce["reason"].get<std::string>();
+  return a;
+}
+
+core::Result<FleetAnswer> Fleet::Register(const AgentReport& report,
+                                          const std::string& remote_addr) {
+  AgentStatusRow row;
+  row.host = report.host;
+  row.group = report.group;
+  row.mode = report.mode;
+  row.vigil_version = report.vigil_version;
+  row.status_json = StatusJson(report, false, remote_addr);
+  json attestation = json::object();
+  const int64_t now = NowMs();
+  if (auto doc = CheckQuote(report.quote, "", &row)) {
+    if (json ch = Challenge(*doc, now, &row); !ch.is_null()) {
+      attestation["challenge"] = std::move(ch);
     }
-    attestation["state"] = row.attestation;
-    attestation["reason"] = row.attestation_reason;
+  }
+  VIGIL_RETURN_IF_ERROR(store_.RegisterAgent(row, now));
+  return Answer(row, report, std::move(attestation));
+}
+
+core::Result<FleetAnswer> Fleet::Heartbeat(const AgentReport& report,
+                                           const std::string& remote_addr) {
+  VIGIL_ASSIGN_OR_RETURN(
+      AgentStatusRow row,
+      store_.Heartbeat(report.host, report.mode, StatusJson(report, true, remote_addr), NowMs()));
+  json attestation = json::object();
+  if (std::string nonce = Requote(report, &row); !nonce.empty()) {
+    attestation["quote_nonce"] = std::move(nonce);
+  }
+  return Answer(row, report, std::move(attestation));
+}
+
+void Fleet::Routes(httplib::Server& s, const Authorizer& authorize) {
+  auto reply = [](const core::Result<FleetAnswer>& a, httplib::Response& r) {
+    if (!a.has_value()) return ReplyStatus(r, a.error());
+    json updates = json::array();
+    for (const FleetAnswer::Update& u : a->updates) {
+      updates.push_back({{"kind", u.kind},
+                         {"digest", u.digest},
+                         {"rollout", u.rollout},
+                         {"artifact", "/v1/artifacts/" + u.digest},
+                         {"signature", "/v1/artifacts/" + u.digest + "/signature"}});
+    }
+    json attestation = a->attestation_extra;
+    attestation["state"] = a->attestation;
+    attestation["reason"] = a->attestation_reason;
     Reply(r, 200,
           {{"schema_version", kHubSchemaVersion},
-           {"host", report.host},
-           {"group", group},
+           {"host", a->host},
+           {"group", a->group},
            {"attestation", std::move(attestation)},
-           {"enforce", EnforceJson(row)},
+           {"enforce", {{"allowed", a->enforce_allowed}, {"reason", a->enforce_reason}}},
            {"updates", std::move(updates)}});
   };
 
@@ -287,21 +333,7 @@ void Fleet::Routes(httplib::Server& s, const Authorizer& authorize) {
     auto report = ParseRegisterRequest(q.body);
     if (!report.has_value()) return ReplyStatus(r, report.error());
     if (!OwnsHost(c, report->host, r)) return;
-    AgentStatusRow row;
-    row.host = report->host;
-    row.group = report->group;
-    row.mode = report->mode;
-    row.vigil_version = report->vigil_version;
-    row.status_json = StatusJson(*report, false, q.remote_addr);
-    json attestation = json::object();
-    const int64_t now = NowMs();
-    if (auto doc = CheckQuote(report->quote, "", &row)) {
-      if (json ch = Challenge(*doc, now, &row); !ch.is_null()) {
-        attestation["challenge"] = std::move(ch);
-      }
-    }
-    if (core::Status st = store_.RegisterAgent(row, now); !st.ok()) return ReplyStatus(r, st);
-    answer(row, *report, std::move(attestation), r);
+    reply(Register(*report, q.remote_addr), r);
   });
 
   s.Post("/v1/agents/activate", [=, this](const httplib::Request& q, httplib::Response& r) {
@@ -376,14 +408,7 @@ void Fleet::Routes(httplib::Server& s, const Authorizer& authorize) {
     auto report = ParseHeartbeatRequest(q.body);
     if (!report.has_value()) return ReplyStatus(r, report.error());
     if (!OwnsHost(c, report->host, r)) return;
-    auto row = store_.Heartbeat(report->host, report->mode,
-                                StatusJson(*report, true, q.remote_addr), NowMs());
-    if (!row.has_value()) return ReplyStatus(r, row.error());
-    json attestation = json::object();
-    if (std::string nonce = Requote(*report, &*row); !nonce.empty()) {
-      attestation["quote_nonce"] = std::move(nonce);
-    }
-    answer(*row, *report, std::move(attestation), r);
+    reply(Heartbeat(*report, q.remote_addr), r);
   });
 
   s.Get("/v1/agents", [=, this](const httplib::Request& q, httplib::Response& r) {

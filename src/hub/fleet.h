@@ -75,6 +75,24 @@ using Authorizer =
 const RolloutRow* RolloutFor(const std::vector<RolloutRow>& rollouts, const std::string& kind,
                              const std::string& group);
 
+// The answer to a register or heartbeat: the agent's standing and the updates its group is to
+// run (the REST routes render it as JSON, the agent gRPC service as vigil.v1.FleetAnswer).
+struct FleetAnswer {
+  struct Update {
+    std::string kind, digest;
+    int64_t rollout = 0;
+  };
+  std::string host, group;
+  std::string attestation, attestation_reason;  // AgentStatusRow's
+  bool enforce_allowed = true;
+  std::string enforce_reason;
+  std::vector<Update> updates;
+  // What the attestation answer carries besides state and reason: "challenge" (a credential
+  // challenge after registration) or "quote_nonce" (a renewed quote is due). Only the REST
+  // answer carries these; over gRPC the agent attests without an EK (docs/hub.md).
+  nlohmann::json attestation_extra = nlohmann::json::object();
+};
+
 class Fleet {
  public:
   // Everything passed in must outlive the fleet.
@@ -82,14 +100,23 @@ class Fleet {
 
   void Routes(httplib::Server& s, const Authorizer& authorize);
 
+  // A register or heartbeat whose report was checked (Parse*Request) and whose host is the
+  // caller's own (its token's subject, its certificate's CN): stores it, answers with updates.
+  // `remote_addr`: the address the request came from ("" unknown), kept with the agent's status.
+  core::Result<FleetAnswer> Register(const AgentReport& report, const std::string& remote_addr);
+  core::Result<FleetAnswer> Heartbeat(const AgentReport& report, const std::string& remote_addr);
+  // A fresh nonce for `host` (hex), valid for options_.nonce_ttl_ms and once (any instance).
+  std::string IssueNonce(const std::string& host);
+
   static nlohmann::json RolloutJson(const RolloutRow& r);
   static nlohmann::json ArtifactJson(const ArtifactRow& a);
 
  private:
   int64_t NowMs() const { return clock_.NowUnixNanos() / 1'000'000; }
   core::Status Audit(audit::RecordType type, nlohmann::json payload);
-  // A fresh nonce for `host` (hex), valid for options_.nonce_ttl_ms and once (any instance).
-  std::string IssueNonce(const std::string& host);
+  // The answer to a stored register or heartbeat of `report`, the agent now in `row`.
+  core::Result<FleetAnswer> Answer(const AgentStatusRow& row, const AgentReport& report,
+                                   nlohmann::json attestation_extra);
   // Checks a quote over one of our nonces, signed by `expected_ak_pem` when set: sets
   // row->attestation ("absent", "verified", "failed") and row->attestation_reason; returns the
   // document when it verified.

@@ -15,6 +15,10 @@ namespace {
 
 using nlohmann::json;
 
+core::Status Denied(std::string m) {
+  return core::Status(core::StatusCode::kPermissionDenied, std::move(m));
+}
+
 using internal::kJsonType;
 using internal::Reply;
 using internal::ReplyError;
@@ -152,6 +156,38 @@ core::Status Server::ExpireDue() {
                {"note", "no decision before the deadline; the default applies"}}));
   }
   return {};
+}
+
+core::Result<EscalationRow> Server::OpenEscalation(const EscalationRequest& e,
+                                                  const std::string& by, bool* created) {
+  uint32_t timeout = e.timeout_s == 0 ? options_.escalation_timeout_s : e.timeout_s;
+  timeout = std::min(timeout, options_.max_escalation_timeout_s);
+  *created = false;
+  VIGIL_ASSIGN_OR_RETURN(EscalationRow row,
+                         store_.OpenEscalation(e, int64_t{timeout} * 1000, NowMs(), created));
+  if (*created) {
+    VIGIL_RETURN_IF_ERROR(Audit(audit::RecordType::kEscalation,
+                                {{"action", "opened"},
+                                 {"escalation", row.id},
+                                 {"host", row.request.host},
+                                 {"escalation_id", row.request.escalation_id},
+                                 {"rule", row.request.rule},
+                                 {"proposed_action", row.request.action},
+                                 {"outcome", nullptr},
+                                 {"by", by},
+                                 {"note", row.request.reason}}));
+  }
+  return row;
+}
+
+core::Result<EscalationRow> Server::HostEscalation(int64_t id, const std::string& host) {
+  VIGIL_RETURN_IF_ERROR(ExpireDue());
+  VIGIL_ASSIGN_OR_RETURN(EscalationRow row, store_.Escalation(id));
+  if (row.request.host != host) {
+    return Denied("agent \"" + host + "\" may not act for host \"" +
+                                  row.request.host + "\"");
+  }
+  return row;
 }
 
 core::Status Server::RefreshMetrics() {
@@ -423,24 +459,9 @@ void Server::Routes(httplib::Server& s) {
     auto e = ParseEscalationRequest(q.body);
     if (!e.has_value()) return ReplyStatus(r, e.error());
     if (!own_host(c, e->host, r)) return;
-    uint32_t timeout = e->timeout_s == 0 ? options_.escalation_timeout_s : e->timeout_s;
-    timeout = std::min(timeout, options_.max_escalation_timeout_s);
     bool created = false;
-    auto row = store_.OpenEscalation(*e, int64_t{timeout} * 1000, NowMs(), &created);
+    auto row = OpenEscalation(*e, c.subject, &created);
     if (!row.has_value()) return ReplyStatus(r, row.error());
-    if (created) {
-      core::Status st =
-          Audit(audit::RecordType::kEscalation, {{"action", "opened"},
-                                                 {"escalation", row->id},
-                                                 {"host", row->request.host},
-                                                 {"escalation_id", row->request.escalation_id},
-                                                 {"rule", row->request.rule},
-                                                 {"proposed_action", row->request.action},
-                                                 {"outcome", nullptr},
-                                                 {"by", c.subject},
-                                                 {"note", row->request.reason}});
-      if (!st.ok()) return ReplyStatus(r, st);
-    }
     Reply(r, created ? 201 : 200,
           {{"schema_version", kHubSchemaVersion}, {"escalation", EscalationJson(*row)}});
   });
@@ -467,10 +488,15 @@ void Server::Routes(httplib::Server& s) {
     const bool as_agent = a.failure == AuthFailure::kNone;
     Caller c;
     if (!as_agent && !authorize(q, r, Role::kViewer, &c)) return;
+    if (as_agent) {
+      auto row = HostEscalation(PathId(q), a.caller.subject);
+      if (!row.has_value()) return ReplyStatus(r, row.error());
+      return Reply(r, 200,
+                   {{"schema_version", kHubSchemaVersion}, {"escalation", EscalationJson(*row)}});
+    }
     if (core::Status st = ExpireDue(); !st.ok()) return ReplyStatus(r, st);
     auto row = store_.Escalation(PathId(q));
     if (!row.has_value()) return ReplyStatus(r, row.error());
-    if (as_agent && !own_host(a.caller, row->request.host, r)) return;
     Reply(r, 200, {{"schema_version", kHubSchemaVersion}, {"escalation", EscalationJson(*row)}});
   });
 

@@ -75,6 +75,18 @@ class Server {
   // Times out due escalations (their default applies) and audits each; the HTTP routes call it
   // before they read or decide escalations, and `vigil hub` calls it every second.
   core::Status ExpireDue();
+  // Opens the escalation an agent asks for (its host already checked against the caller), or
+  // finds the one it opened before under the same escalation_id (*created false); audits an
+  // opening as by `by`. POST /v1/escalations and the agent gRPC service's Escalate.
+  core::Result<EscalationRow> OpenEscalation(const EscalationRequest& e, const std::string& by,
+                                             bool* created);
+  // The escalation `id` as its host's agent sees it (after timing out due ones);
+  // kPermissionDenied when it belongs to another host.
+  core::Result<EscalationRow> HostEscalation(int64_t id, const std::string& host);
+  // Register, heartbeat, nonce and artifacts for the agent gRPC service.
+  Fleet& fleet() { return fleet_; }
+  Store& store() { return store_; }
+
   // Sets the adjudication gauges from the store (GET /metrics calls it).
   core::Status RefreshMetrics();
 

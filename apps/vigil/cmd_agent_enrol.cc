@@ -1,0 +1,132 @@
+// vigil agent enrol: get this host a client certificate from a hub's CA (docs/hub.md, "Agents
+// over gRPC with mTLS"). The key is made here and never leaves the host; the hub gets a CSR and
+// the one-time token, over TLS to the hub's agent port, whose certificate must chain to the CA
+// file the admin handed out (--ca).
+
+#include <grpcpp/grpcpp.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "apps/vigil/commands.h"
+#include "core/files.h"
+#include "hub/enrolment.h"
+#include "hub/requests.h"
+#include "vigil/v1/agent.grpc.pb.h"
+
+namespace vigil::app {
+namespace {
+
+struct EnrolFlags {
+  std::string hub, token, token_file, ca, dir = "/var/lib/vigil/agent-cert", host, server_name;
+  int timeout_ms = 10000;
+  bool json = false;
+};
+
+int RunAgentEnrol(const EnrolFlags& f) {
+  constexpr const char* kCmd = "agent enrol";
+  std::string token = f.token;
+  if (token.empty() == f.token_file.empty()) {
+    return ReportError(kCmd, core::InvalidArgument("give one of --token and --token-file"));
+  }
+  if (!f.token_file.empty()) {
+    auto t = core::ReadTokenFile(f.token_file, "--token-file");
+    if (!t.has_value()) return ReportError(kCmd, t.error());
+    token = *t;
+  }
+  if (auto s = hub::CheckEnrolTokenForm(token, "--token"); !s.ok()) return ReportError(kCmd, s);
+  std::string host = f.host;
+  if (host.empty()) {
+    char name[256] = {0};
+    ::gethostname(name, sizeof name - 1);
+    host = name;
+  }
+  if (!hub::ValidHostId(host)) {
+    return ReportError(kCmd, core::InvalidArgument("--host: \"" + host +
+                                                   "\": expected 1..253 bytes of [A-Za-z0-9._:-]"));
+  }
+  auto ca = core::ReadFile(f.ca, 1 << 20);
+  if (!ca.has_value()) return ReportError(kCmd, ca.error().WithContext("--ca"));
+  if (ca->find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+    return ReportError(kCmd, core::InvalidArgument("--ca " + f.ca + ": no PEM certificate"));
+  }
+  auto key_csr = hub::MakeAgentKeyAndCsr(host);
+  if (!key_csr.has_value()) return ReportError(kCmd, key_csr.error());
+
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = *ca;
+  grpc::ChannelArguments args;
+  if (!f.server_name.empty()) args.SetSslTargetNameOverride(f.server_name);
+  auto channel = grpc::CreateCustomChannel(f.hub, grpc::SslCredentials(ssl), args);
+  auto stub = v1::AgentHub::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(f.timeout_ms));
+  v1::EnrolRequest in;
+  in.set_schema_version(std::string(hub::kHubSchemaVersion));
+  in.set_token(token);
+  in.set_host(host);
+  in.set_csr_pem(key_csr->second);
+  v1::EnrolResponse out;
+  const grpc::Status st = stub->Enrol(&ctx, in, &out);
+  if (!st.ok()) {
+    std::fprintf(stderr, "vigil agent enrol: error: %s: %s (gRPC code %d)\n", f.hub.c_str(),
+                 st.error_message().c_str(), static_cast<int>(st.error_code()));
+    return st.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? kExitUsage : kExitFailure;
+  }
+  if (auto s = core::MakeDirs(f.dir, 0700); !s.ok()) return ReportError(kCmd, s);
+  const std::string key_path = f.dir + "/agent.key", cert_path = f.dir + "/agent.pem",
+                    ca_path = f.dir + "/ca.pem";
+  for (const auto& [path, text, mode] :
+       {std::tuple{key_path, key_csr->first, 0600u}, std::tuple{cert_path, out.cert_pem(), 0644u},
+        std::tuple{ca_path, out.ca_pem(), 0644u}}) {
+    if (auto s = hub::WriteFileAtomically(path, text, mode); !s.ok()) return ReportError(kCmd, s);
+  }
+  if (f.json) {
+    const nlohmann::json j = {{"host", out.host()}, {"group", out.group()},
+                              {"key", key_path},    {"cert", cert_path},
+                              {"ca", ca_path},      {"not_after", out.not_after_s()}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf(
+        "vigil agent enrol: enrolled as %s%s%s; key %s, certificate %s (until %lld), "
+        "CA %s\n",
+        out.host().c_str(), out.group().empty() ? "" : " in group ", out.group().c_str(),
+        key_path.c_str(), cert_path.c_str(), static_cast<long long>(out.not_after_s()),
+        ca_path.c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+std::function<int()> AddAgentEnrolCommand(CLI::App* agent) {
+  auto f = std::make_shared<EnrolFlags>();
+  CLI::App* enrol = agent->add_subcommand(
+      "enrol",
+      "Enrol this host at a hub: make a key here, send a CSR with a one-time token (vigil hub "
+      "enrol-token create) over TLS to the hub's agent port, and write the key (0600), the "
+      "client certificate and the hub CA");
+  enrol->add_option("--hub", f->hub, "The hub's agent port, HOST:PORT (config agents.listen)")
+      ->required();
+  enrol->add_option("--token", f->token, "The one-time enrolment token");
+  enrol->add_option("--token-file", f->token_file, "A file whose first line is the token");
+  enrol
+      ->add_option("--ca", f->ca,
+                   "The hub CA certificate (<hub state_dir>/ca/ca.pem) the hub's certificate "
+                   "must chain to")
+      ->required();
+  enrol->add_option("--dir", f->dir, "Where to write agent.key, agent.pem and ca.pem")
+      ->capture_default_str();
+  enrol->add_option("--host", f->host, "The host id to enrol as (default: this host's name)");
+  enrol->add_option("--server-name", f->server_name,
+                    "The name to check in the hub's certificate when --hub's host is not in "
+                    "agents.server_names");
+  enrol->add_option("--timeout-ms", f->timeout_ms, "Deadline of the call")->capture_default_str();
+  enrol->add_flag("--json", f->json, "Print {host, group, key, cert, ca, not_after}");
+  enrol->footer("Exit codes: 0 enrolled, 1 refused or unreachable, 2 bad flags or input.");
+  return [f, enrol]() -> int { return enrol->parsed() ? RunAgentEnrol(*f) : -1; };
+}
+
+}  // namespace vigil::app

@@ -1,0 +1,308 @@
+#include "hub/agent_grpc.h"
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/security/server_credentials.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "api/grpc_status.h"
+#include "hub/fleet_requests.h"
+#include "hub/requests.h"
+#include "vigil/v1/agent.grpc.pb.h"
+
+namespace vigil::hub {
+namespace {
+
+using nlohmann::json;
+
+grpc::Status ToGrpc(const core::Status& s) { return api::GrpcStatusOf(s); }
+
+core::Status CheckVersion(const std::string& v) {
+  if (v == kHubSchemaVersion) return {};
+  return core::InvalidArgument("schema_version: expected \"" + std::string(kHubSchemaVersion) +
+                               "\", got \"" + v.substr(0, 64) + "\"");
+}
+
+// What both register and heartbeat bodies start with (hub/fleet_requests.h).
+template <typename Req>
+json ReportBody(const std::string& host, const Req& in) {
+  return {{"host", host},
+          {"mode", in.mode()},
+          {"policy", {{"version", in.policy().version()}, {"digest", in.policy().digest()}}},
+          {"model", {{"version", in.model().version()}, {"digest", in.model().digest()}}}};
+}
+
+void FillAnswer(const FleetAnswer& a, v1::FleetAnswer* out) {
+  out->set_schema_version(std::string(kHubSchemaVersion));
+  out->set_host(a.host);
+  out->set_group(a.group);
+  out->set_attestation_state(a.attestation);
+  out->set_attestation_reason(a.attestation_reason);
+  out->set_enforce_allowed(a.enforce_allowed);
+  out->set_enforce_reason(a.enforce_reason);
+  for (const FleetAnswer::Update& u : a.updates) {
+    v1::Update* p = out->add_updates();
+    p->set_kind(u.kind);
+    p->set_digest(u.digest);
+    p->set_rollout(u.rollout);
+  }
+}
+
+void FillEscalation(const EscalationRow& r, bool created, v1::Escalation* out) {
+  out->set_schema_version(std::string(kHubSchemaVersion));
+  out->set_id(r.id);
+  out->set_escalation_id(r.request.escalation_id);
+  out->set_state(std::string(EscalationStateName(r.state)));
+  const auto outcome = r.outcome();
+  out->set_outcome(outcome ? std::string(VerdictName(*outcome)) : "");
+  out->set_decided_by(r.decided_by);
+  out->set_note(r.note);
+  out->set_deadline_ms(r.deadline_ms);
+  out->set_created(created);
+}
+
+struct Peer {
+  std::string host, group;
+};
+
+// The caller's identity from its verified client certificate; UNAUTHENTICATED without one.
+grpc::Status PeerOf(const grpc::ServerContext& ctx, Peer* out) {
+  auto auth = ctx.auth_context();
+  const auto pems = auth && auth->IsPeerAuthenticated() ? auth->FindPropertyValues("x509_pem_cert")
+                                                        : std::vector<grpc::string_ref>{};
+  if (pems.empty()) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "no client certificate: enrol first (vigil agent enrol) and call with "
+                        "the certificate the hub issued");
+  }
+  auto id = HubCa::PeerIdentity(std::string_view(pems.front().data(), pems.front().size()));
+  if (!id.has_value()) return ToGrpc(id.error());
+  out->host = std::move(id->first);
+  out->group = std::move(id->second);
+  return grpc::Status::OK;
+}
+
+// The prelude of every method but Enrol: the caller's certificate, then the schema version.
+grpc::Status Admit(const grpc::ServerContext& ctx, const std::string& version, Peer* peer) {
+  if (grpc::Status g = PeerOf(ctx, peer); !g.ok()) return g;
+  return ToGrpc(CheckVersion(version));
+}
+
+}  // namespace
+
+class AgentGrpc::Service final : public v1::AgentHub::Service {
+ public:
+  explicit Service(AgentGrpc& owner) : o_(owner) {}
+
+  grpc::Status Enrol(grpc::ServerContext*, const v1::EnrolRequest* in,
+                     v1::EnrolResponse* out) override {
+    if (core::Status s = CheckVersion(in->schema_version()); !s.ok()) return ToGrpc(s);
+    if (!ValidHostId(in->host())) {
+      return ToGrpc(core::InvalidArgument("host: expected 1..253 bytes of [A-Za-z0-9._:-]"));
+    }
+    if (core::Status s = CheckEnrolTokenForm(in->token(), "token"); !s.ok()) return ToGrpc(s);
+    // The CSR is checked before the token is spent: a bad request leaves the token usable.
+    if (auto csr = CheckCsr(in->csr_pem(), "csr_pem"); !csr.has_value()) {
+      return ToGrpc(csr.error());
+    }
+    if (core::Status s = o_.AuditNewTokens(); !s.ok()) return ToGrpc(s);
+    const int64_t now = o_.clock_.NowUnixNanos() / 1'000'000'000;
+    auto token = o_.tokens_.Consume(in->token(), in->host(), now);
+    if (!token.has_value()) {
+      (void)o_.audit_.Append(audit::RecordType::kAccessGrant,
+                             {{"action", "agent-enrol-refused"},
+                              {"host", in->host()},
+                              {"reason", token.error().message()}});
+      return ToGrpc(token.error());
+    }
+    auto cert =
+        o_.ca_.SignAgentCsr(in->csr_pem(), in->host(), token->group, now, o_.options_.cert_ttl_s);
+    if (!cert.has_value()) return ToGrpc(cert.error());
+    const int64_t not_after = now + o_.options_.cert_ttl_s;
+    core::Status st =
+        o_.audit_.Append(audit::RecordType::kAccessGrant, {{"action", "agent-enrolled"},
+                                                           {"host", in->host()},
+                                                           {"group", token->group},
+                                                           {"token", token->id},
+                                                           {"expires", not_after}});
+    if (!st.ok()) return ToGrpc(core::Unavailable("audit log: " + st.message()));
+    out->set_schema_version(std::string(kHubSchemaVersion));
+    out->set_host(in->host());
+    out->set_group(token->group);
+    out->set_cert_pem(*cert);
+    out->set_ca_pem(o_.ca_.cert_pem());
+    out->set_not_after_s(not_after);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Nonce(grpc::ServerContext* ctx, const v1::NonceRequest* in,
+                     v1::NonceResponse* out) override {
+    Peer peer;
+    if (grpc::Status g = Admit(*ctx, in->schema_version(), &peer); !g.ok()) return g;
+    out->set_schema_version(std::string(kHubSchemaVersion));
+    out->set_nonce(o_.server_.fleet().IssueNonce(peer.host));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Register(grpc::ServerContext* ctx, const v1::RegisterRequest* in,
+                        v1::FleetAnswer* out) override {
+    Peer peer;
+    if (grpc::Status g = Admit(*ctx, in->schema_version(), &peer); !g.ok()) return g;
+    // The same checks as POST /v1/agents/register, on the same body; the host is the
+    // certificate's, and so is the group when the certificate names one.
+    json body = ReportBody(peer.host, *in);
+    body["vigil_version"] = in->vigil_version();
+    body["enforce_wanted"] = in->enforce_wanted();
+    if (!peer.group.empty()) {
+      body["group"] = peer.group;
+    } else if (!in->group().empty()) {
+      body["group"] = in->group();
+    }
+    if (!in->attestation().empty()) body["attestation"] = in->attestation();
+    auto report = ParseRegisterRequest(body.dump());
+    if (!report.has_value()) return ToGrpc(report.error());
+    auto answer = o_.server_.fleet().Register(*report, "");
+    if (!answer.has_value()) return ToGrpc(answer.error());
+    FillAnswer(*answer, out);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Heartbeat(grpc::ServerContext* ctx, const v1::HeartbeatRequest* in,
+                         v1::FleetAnswer* out) override {
+    Peer peer;
+    if (grpc::Status g = Admit(*ctx, in->schema_version(), &peer); !g.ok()) return g;
+    json body = ReportBody(peer.host, *in);
+    body["health"] = {{"events_per_s", in->health().events_per_s()},
+                      {"drops", in->health().drops()},
+                      {"alerts", in->health().alerts()}};
+    if (in->has_refusal()) {
+      body["refusal"] = {{"kind", in->refusal().kind()},
+                         {"digest", in->refusal().digest()},
+                         {"reason", in->refusal().reason()},
+                         {"time_ms", in->refusal().time_ms()}};
+    }
+    auto report = ParseHeartbeatRequest(body.dump());
+    if (!report.has_value()) return ToGrpc(report.error());
+    auto answer = o_.server_.fleet().Heartbeat(*report, "");
+    if (!answer.has_value()) return ToGrpc(answer.error());
+    FillAnswer(*answer, out);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status FetchArtifact(grpc::ServerContext* ctx, const v1::FetchArtifactRequest* in,
+                             v1::Artifact* out) override {
+    Peer peer;
+    if (grpc::Status g = Admit(*ctx, in->schema_version(), &peer); !g.ok()) return g;
+    std::string digest;
+    if (!ParseDigest(in->digest(), &digest)) {
+      return ToGrpc(core::InvalidArgument("digest: expected 64 lowercase hex digits (SHA-256)"));
+    }
+    auto a = o_.server_.store().Artifact(digest, true);
+    if (!a.has_value()) return ToGrpc(a.error());
+    out->set_schema_version(std::string(kHubSchemaVersion));
+    out->set_digest(a->digest);
+    out->set_kind(a->kind);
+    out->set_name(a->name);
+    out->set_content(a->content);
+    out->set_signature(a->signature);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Escalate(grpc::ServerContext* ctx, const v1::EscalateRequest* in,
+                        v1::Escalation* out) override {
+    Peer peer;
+    if (grpc::Status g = PeerOf(*ctx, &peer); !g.ok()) return g;
+    // The same checks as POST /v1/escalations (the schema version among them).
+    json body = {{"schema_version", in->schema_version()},
+                 {"host", peer.host},
+                 {"escalation_id", in->escalation_id()},
+                 {"rule", in->rule()},
+                 {"action", in->action()},
+                 {"reason", in->reason()},
+                 {"pid", in->pid()},
+                 {"process", in->process()}};
+    if (in->timeout_s() != 0) body["timeout_s"] = in->timeout_s();
+    if (!in->default_verdict().empty()) body["default"] = in->default_verdict();
+    auto e = ParseEscalationRequest(body.dump());
+    if (!e.has_value()) return ToGrpc(e.error());
+    bool created = false;
+    auto row = o_.server_.OpenEscalation(*e, peer.host, &created);
+    if (!row.has_value()) return ToGrpc(row.error());
+    FillEscalation(*row, created, out);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetEscalation(grpc::ServerContext* ctx, const v1::GetEscalationRequest* in,
+                             v1::Escalation* out) override {
+    Peer peer;
+    if (grpc::Status g = Admit(*ctx, in->schema_version(), &peer); !g.ok()) return g;
+    auto row = o_.server_.HostEscalation(in->id(), peer.host);
+    if (!row.has_value()) return ToGrpc(row.error());
+    FillEscalation(*row, false, out);
+    return grpc::Status::OK;
+  }
+
+ private:
+  AgentGrpc& o_;
+};
+
+AgentGrpc::AgentGrpc(AgentGrpcOptions options, const HubCa& ca, EnrolTokens& tokens, Server& server,
+                     audit::AuditLog& audit, const core::Clock& clock)
+    : options_(std::move(options)),
+      ca_(ca),
+      tokens_(tokens),
+      server_(server),
+      audit_(audit),
+      clock_(clock) {}
+
+AgentGrpc::~AgentGrpc() { Stop(); }
+
+core::Status AgentGrpc::AuditNewTokens() {
+  VIGIL_ASSIGN_OR_RETURN(const auto fresh, tokens_.TakeUnaudited());
+  for (const EnrolTokenRecord& t : fresh) {
+    core::Status s =
+        audit_.Append(audit::RecordType::kAccessGrant, {{"action", "enrol-token-created"},
+                                                        {"token", t.id},
+                                                        {"group", t.group},
+                                                        {"host", t.host},
+                                                        {"expires", t.expires_s},
+                                                        {"by", t.created_by}});
+    if (!s.ok()) return core::Unavailable("audit log: " + s.message());
+  }
+  return {};
+}
+
+core::Status AgentGrpc::Start() {
+  if (grpc_) return core::FailedPrecondition("agent grpc: already started");
+  const int64_t now = clock_.NowUnixNanos() / 1'000'000'000;
+  VIGIL_ASSIGN_OR_RETURN(
+      auto key_cert, ca_.IssueServerCert(options_.server_names, now, options_.server_cert_ttl_s));
+  grpc::SslServerCredentialsOptions ssl(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
+  ssl.pem_root_certs = ca_.cert_pem();
+  ssl.pem_key_cert_pairs.push_back({key_cert.first, key_cert.second});
+  service_ = std::make_unique<Service>(*this);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(options_.listen.ToString(), grpc::SslServerCredentials(ssl), &port);
+  builder.RegisterService(service_.get());
+  builder.SetMaxReceiveMessageSize(8 << 20);
+  grpc_ = builder.BuildAndStart();
+  if (!grpc_ || port == 0) {
+    grpc_.reset();
+    service_.reset();
+    return core::Unavailable("agents.listen: cannot listen on " + options_.listen.ToString());
+  }
+  port_ = static_cast<uint16_t>(port);
+  return {};
+}
+
+void AgentGrpc::Stop() {
+  if (!grpc_) return;
+  grpc_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  grpc_->Wait();
+  grpc_.reset();
+  service_.reset();
+}
+
+}  // namespace vigil::hub

@@ -1,0 +1,50 @@
+// libFuzzer target for enrolment input (src/hub/enrolment.h): the CSR an agent sends, the token
+// it presents and the hub's token file. The first byte picks the parser, the rest is its input.
+// Any bytes give a result or an error naming the input; an accepted CSR has a known key type;
+// a parsed token file formats and parses back to the same records.
+// Seeds: tests/fuzz/corpus/enrol/.
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "hub/enrolment.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size == 0) return 0;
+  const std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
+  switch (data[0] % 3) {
+    case 0: {
+      auto csr = vigil::hub::CheckCsr(input, "csr");
+      if (!csr.has_value()) {
+        if (csr.error().message().substr(0, 5) != "csr: ") __builtin_trap();
+      } else if (csr->key_type.empty()) {
+        __builtin_trap();
+      }
+      break;
+    }
+    case 1: {
+      const vigil::core::Status s = vigil::hub::CheckEnrolTokenForm(input, "token");
+      const bool shaped = input.size() == 76 && input.starts_with(vigil::hub::kEnrolTokenPrefix);
+      if (s.ok() && !shaped) __builtin_trap();
+      if (!s.ok() && s.message().substr(0, 7) != "token: ") __builtin_trap();
+      break;
+    }
+    default: {
+      auto tokens = vigil::hub::ParseEnrolTokenFile(input, "tokens");
+      if (!tokens.has_value()) {
+        if (tokens.error().message().substr(0, 8) != "tokens: ") __builtin_trap();
+        break;
+      }
+      auto again = vigil::hub::ParseEnrolTokenFile(vigil::hub::FormatEnrolTokenFile(*tokens), "t");
+      if (!again.has_value() || again->size() != tokens->size()) __builtin_trap();
+      for (size_t i = 0; i < tokens->size(); ++i) {
+        if ((*again)[i].sha256 != (*tokens)[i].sha256 ||
+            (*again)[i].used_s != (*tokens)[i].used_s || (*again)[i].host != (*tokens)[i].host) {
+          __builtin_trap();
+        }
+      }
+    }
+  }
+  return 0;
+}
