@@ -39,6 +39,8 @@ struct HubCorrelationConfig {
   uint32_t window_s = 600;  // T
   uint32_t min_hosts = 3;   // K, 2..1000
   double min_score = 0.5;   // verdicts below this do not count, 0..1
+};
+
 // The `agents:` section (docs/hub.md "Agents over gRPC with mTLS"): the agent gRPC service,
 // served only when `agents.listen` is set; enrolment tokens and the CA work without it.
 struct HubAgentsConfig {

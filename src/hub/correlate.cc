@@ -302,13 +302,25 @@ core::Status FleetCorrelation::Rebuild() {
   return first_error;
 }
 
+void CorrelatingStore::Feed(const IngestMessage& m, const IngestResult& r) {
+  if (r.duplicate || r.findings == 0) return;
+  if (core::Status st = correlation_.Observe(m); !st.ok()) {
+    spdlog::warn("hub: correlator: message {} of {}: {} (its findings are stored)", m.message_id,
+                 m.host, st.message());
+  }
+}
+
 core::Result<IngestResult> CorrelatingStore::Ingest(const IngestMessage& m, int64_t now_ms) {
   auto res = inner_.Ingest(m, now_ms);
-  if (res.has_value() && !res->duplicate && res->findings > 0) {
-    if (core::Status st = correlation_.Observe(m); !st.ok()) {
-      spdlog::warn("hub: correlator: message {} of {}: {} (its findings are stored)",
-                   m.message_id, m.host, st.message());
-    }
+  if (res.has_value()) Feed(m, *res);
+  return res;
+}
+
+core::Result<std::vector<IngestResult>> CorrelatingStore::IngestBatch(
+    const std::vector<IngestMessage>& ms, int64_t now_ms) {
+  auto res = inner_.IngestBatch(ms, now_ms);
+  if (res.has_value()) {
+    for (size_t i = 0; i < ms.size() && i < res->size(); ++i) Feed(ms[i], (*res)[i]);
   }
   return res;
 }

@@ -168,6 +168,8 @@ class CorrelatingStore final : public Store {
       : inner_(inner), correlation_(correlation) {}
 
   core::Result<IngestResult> Ingest(const IngestMessage& m, int64_t now_ms) override;
+  core::Result<std::vector<IngestResult>> IngestBatch(const std::vector<IngestMessage>& ms,
+                                                      int64_t now_ms) override;
   core::Result<std::vector<IncidentRow>> Incidents(const IncidentFilter& f) override {
     return inner_.Incidents(f);
   }
@@ -243,9 +245,26 @@ class CorrelatingStore final : public Store {
   core::Result<std::vector<ScoreSample>> ScoreSamples(int64_t since_ms, int64_t limit) override {
     return inner_.ScoreSamples(since_ms, limit);
   }
+  core::Result<bool> UseNonce(const std::string& nonce, int64_t expires_ms,
+                              int64_t now_ms) override {
+    return inner_.UseNonce(nonce, expires_ms, now_ms);
+  }
+  core::Status SetAttestation(const std::string& host, const std::string& state,
+                              const std::string& reason) override {
+    return inner_.SetAttestation(host, state, reason);
+  }
+  core::Status PutAttestedKey(const AttestedKeyRow& k) override {
+    return inner_.PutAttestedKey(k);
+  }
+  core::Result<AttestedKeyRow> AttestedKey(const std::string& host) override {
+    return inner_.AttestedKey(host);
+  }
   core::Result<int64_t> Count(const char* table) override { return inner_.Count(table); }
 
  private:
+  // Hands a stored (not duplicate) message with findings to the correlator.
+  void Feed(const IngestMessage& m, const IngestResult& r);
+
   Store& inner_;
   FleetCorrelation& correlation_;
 };

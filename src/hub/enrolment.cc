@@ -69,7 +69,7 @@ std::string Sha256Hex(std::string_view data) {
   return Hex(md, len);
 }
 
-bool IsHex(std::string_view s) {
+bool IsLowerHex(std::string_view s) {
   for (const char c : s) {
     if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
   }
@@ -213,7 +213,7 @@ Cert MakeCert(EVP_PKEY* key, const std::string& cn, const std::string& ou, X509*
 
 core::Status CheckEnrolTokenForm(std::string_view token, std::string_view what) {
   if (!token.starts_with(kEnrolTokenPrefix) || token.size() != kEnrolTokenPrefix.size() + 64 ||
-      !IsHex(token.substr(kEnrolTokenPrefix.size()))) {
+      !IsLowerHex(token.substr(kEnrolTokenPrefix.size()))) {
     return core::InvalidArgument(std::string(what) + ": expected \"" +
                                  std::string(kEnrolTokenPrefix) +
                                  "\" and 64 lowercase hex digits (from `vigil hub enrol-token "
@@ -262,7 +262,7 @@ core::Result<std::vector<EnrolTokenRecord>> ParseEnrolTokenFile(std::string_view
     };
     VIGIL_RETURN_IF_ERROR(text_field("id", 16, &r.id));
     VIGIL_RETURN_IF_ERROR(text_field("sha256", 64, &r.sha256));
-    if (r.sha256.size() != 64 || !IsHex(r.sha256) || r.id != r.sha256.substr(0, 16)) {
+    if (r.sha256.size() != 64 || !IsLowerHex(r.sha256) || r.id != r.sha256.substr(0, 16)) {
       return core::InvalidArgument(at +
                                    ".sha256: expected 64 lowercase hex digits that begin with id");
     }

@@ -1022,6 +1022,9 @@ core::Result<AttestedKeyRow> PostgresStore::AttestedKey(const std::string& host)
     if (r.empty()) return core::NotFound("host " + host + ": no attested key");
     const PgRow row(r[0]);
     return AttestedKeyRow{row.T(0), row.T(1), row.T(2), row.T(3), row.I(4), row.I(5)};
+  });
+}
+
 core::Result<FleetRaise> PostgresStore::RaiseFleetIncident(const FleetIncidentRow& draft,
                                                             int64_t window_ms, int64_t now_ms) {
   return Run("raising a fleet incident", [&](pqxx::work& w) -> core::Result<FleetRaise> {

@@ -773,6 +773,8 @@ core::Result<AttestedKeyRow> SqliteStore::AttestedKey(const std::string& host) {
   if (q.Next()) return AttestedKeyRow{q.T(0), q.T(1), q.T(2), q.T(3), q.I(4), q.I(5)};
   if (!q.ok()) return Fail("reading an attested key");
   return core::NotFound("host " + host + ": no attested key");
+}
+
 core::Result<FleetRaise> SqliteStore::RaiseFleetIncident(const FleetIncidentRow& draft,
                                                           int64_t window_ms, int64_t now_ms) {
   std::lock_guard lock(mu_);
