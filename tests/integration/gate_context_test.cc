@@ -265,7 +265,14 @@ TEST(GateContextTest, ARealExecAndExitAreSeen) {
 
   ASSERT_EQ(write(p[1], "\n", 1), 1);
   const std::string sleep = fs::canonical("/bin/sleep").string();
-  ASSERT_TRUE(WaitFor([&] { return ExeOf(child) == sleep; }));
+  // The kernel switches the executable before the name and the memory of an exec: wait until
+  // /proc shows the whole new program, or the describe below may see half of it.
+  ASSERT_TRUE(WaitFor([&] {
+    std::ifstream comm("/proc/" + std::to_string(child) + "/comm");
+    std::string name;
+    std::getline(comm, name);
+    return ExeOf(child) == sleep && name == "sleep";
+  }));
   d = Describe(&cache, child, all);
   EXPECT_EQ(d.event.proc.comm, "sleep");
   EXPECT_EQ(d.event.proc.exe, sleep);
