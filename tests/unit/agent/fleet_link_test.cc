@@ -499,7 +499,9 @@ TEST_F(FleetLinkTest, TheHubTiesTheAttestationKeyToTheTpmsEk) {
   EXPECT_FALSE(seen2->allowed.value_or(true));
   EXPECT_NE(seen2->reason.find("activation-failed"), std::string::npos) << seen2->reason;
   EXPECT_EQ(AgentAtHub("web-2")["attestation"]["state"], "failed");
-  // Both verdicts on an activation are in the hub's audit log.
+  // Both verdicts on an activation are in the hub's audit log (written by its writer thread:
+  // wait for what was appended).
+  ASSERT_TRUE(log_->Flush().ok());
   std::vector<std::string> grants;
   for (const auto& [type, payload] : hub::testing::ReadAuditRecords(dir_ / "audit")) {
     if (type == audit::RecordType::kAccessGrant) {
