@@ -17,7 +17,11 @@
 // Needs root. With --strace, one more run of each gated variant under `strace -f -c` counts the
 // system calls of the whole process tree per gated call (load-independent).
 // Usage: gate_latency_bench [--calls N] [--exec-calls N] [--blocks B] [--vigil PATH]
-//                           [--vigil-base PATH] [--probe PATH] [--strace]
+//                           [--vigil-base PATH] [--probe PATH] [--strace] [--priority-ab]
+//                           [--probe-priority N]
+// --priority-ab adds --vigil at --realtime-priority 0 (the gates normally scheduled) as variants
+// of their own; --probe-priority runs the probe at SCHED_FIFO N, shielding the measured caller
+// (gated and ungated alike) from the machine's other load.
 
 #include <signal.h>
 #include <sys/mount.h>
@@ -167,6 +171,7 @@ struct Variant {
   std::string vigil;
   std::string rules;
   std::string extra;  // more `vigil run` flags (the model)
+  std::string gate_flags;  // flags for both `vigil run` and `vigil gate` (the priority)
   std::vector<double> us;
   std::vector<double> per_call;  // /proc system calls per decided call (new builds only)
 };
@@ -207,7 +212,8 @@ int main(int argc, char** argv) {
   CLI::App app{"Latency added by the seccomp (vigil run) and fanotify (vigil gate) gates"};
   int calls = 1000, exec_calls = 500, blocks = 5;
   std::string vigil_bin = VIGIL_BINARY, base_bin, probe = GATE_PROBE;
-  bool strace = false;
+  bool strace = false, priority_ab = false;
+  int probe_priority = 0;
   app.add_option("--calls", calls, "Connects per block")->capture_default_str();
   app.add_option("--exec-calls", exec_calls, "Execs per block")->capture_default_str();
   app.add_option("--blocks", blocks, "Blocks per variant (alternating)")->capture_default_str();
@@ -216,6 +222,15 @@ int main(int argc, char** argv) {
                  "A second vigil binary (e.g. the previous commit's) run alternately with --vigil");
   app.add_option("--probe", probe, "The gate_probe binary")->capture_default_str();
   app.add_flag("--strace", strace, "Also count system calls per gated call with strace -f -c");
+  app.add_flag("--priority-ab", priority_ab,
+               "Also run --vigil with --realtime-priority 0 (the gates at normal scheduling), "
+               "alternating with its default priority");
+  app.add_option("--probe-priority", probe_priority,
+                 "Run the probe (gated and ungated alike) at this SCHED_FIFO priority (chrt -f), "
+                 "so that the measured caller does not wait for a core behind the machine's "
+                 "other work; 0: normal scheduling")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 99));
   CLI11_PARSE(app, argc, argv);
   if (geteuid() != 0) {
     std::fprintf(stderr, "gate_latency_bench: needs root (seccomp, fanotify, mount)\n");
@@ -223,6 +238,7 @@ int main(int argc, char** argv) {
   }
   const fs::path dir = fs::temp_directory_path() / ("vigil-gate-bench-" + std::to_string(getpid()));
   fs::create_directories(dir / "mnt");
+  if (probe_priority > 0) probe = "chrt -f " + std::to_string(probe_priority) + " " + probe;
   const fs::path out = dir / "probe.out", err = dir / "vigil.err", gout = dir / "gate.out";
   std::printf("load average before: %s", ReadAll("/proc/loadavg").c_str());
 
@@ -277,11 +293,15 @@ int main(int argc, char** argv) {
   if (!base_bin.empty()) bins.push_back({"base", base_bin});
   for (const auto& [rname, rfile] : {std::pair{"few fields", few}, std::pair{"whole context", whole}}) {
     for (const auto& [bname, bin] : bins) {
-      variants.push_back({bname + ", " + rname, bin, rfile.string(), "", {}, {}});
+      variants.push_back({bname + ", " + rname, bin, rfile.string(), "", "", {}, {}});
+    }
+    if (priority_ab) {
+      variants.push_back({"new, " + std::string(rname) + ", normal priority", vigil_bin,
+                          rfile.string(), "", " --realtime-priority 0", {}, {}});
     }
   }
   variants.push_back({"new, few fields + model", vigil_bin, ml_rules.string(),
-                      " --model " + model, {}, {}});
+                      " --model " + model, "", {}, {}});
 
   // connect, with and without `vigil run`.
   std::vector<double> base;
@@ -289,7 +309,8 @@ int main(int argc, char** argv) {
     auto x = RunProbe(probe + connect_args, out);
     base.insert(base.end(), x.begin(), x.end());
     for (Variant& v : variants) {
-      auto y = RunProbe(v.vigil + " run --json --policy " + v.rules + v.extra + trusted + " -- " +
+      auto y = RunProbe(v.vigil + " run --json --policy " + v.rules + v.extra + v.gate_flags +
+                            trusted + " -- " +
                             probe + connect_args + " 2>" + err.string(),
                         out);
       v.us.insert(v.us.end(), y.begin(), y.end());
@@ -306,7 +327,7 @@ int main(int argc, char** argv) {
     // start-up of vigil and of the probe cancel out.
     auto count = [&](const Variant& v, int n) {
       const std::string cmd = "strace -f -c -o " + (dir / "strace.out").string() + " " + v.vigil +
-                              " run --policy " + v.rules + trusted + " -- " + probe +
+                              " run --policy " + v.rules + v.gate_flags + trusted + " -- " + probe +
                               " connect 127.0.0.1 " + std::to_string(listener.port()) + " " +
                               std::to_string(n) + " >/dev/null 2>&1";
       return std::system(cmd.c_str()) == -1 ? 0.0 : StraceTotal(dir / "strace.out");
@@ -330,12 +351,15 @@ int main(int argc, char** argv) {
     std::vector<double> ebase;
     std::vector<Variant> evars;
     for (const Variant& v : variants) {
-      if (v.extra.empty()) evars.push_back({v.name, v.vigil, v.rules, "", {}, {}});
+      if (v.extra.empty()) evars.push_back({v.name, v.vigil, v.rules, "", v.gate_flags, {}, {}});
     }
     auto gate_argv = [&](const Variant& v) {
-      return std::vector<std::string>{v.vigil, "gate", "--json", "--watch", (dir / "mnt").string(),
-                                      "--policy", v.rules, "--trusted-key",
-                                      keys + "/vigil.pub"};
+      std::vector<std::string> a{v.vigil,   "gate",  "--json",        "--watch",
+                                 (dir / "mnt").string(), "--policy", v.rules, "--trusted-key",
+                                 keys + "/vigil.pub"};
+      std::istringstream flags(v.gate_flags);
+      for (std::string f; flags >> f;) a.push_back(f);
+      return a;
     };
     for (int b = 0; b < blocks; ++b) {
       auto x = RunProbe(probe + exec_args, out);

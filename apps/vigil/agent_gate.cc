@@ -2,6 +2,8 @@
 
 #include <filesystem>
 
+#include <spdlog/spdlog.h>
+
 #include "core/metrics.h"
 
 namespace vigil::app {
@@ -87,9 +89,15 @@ core::Result<std::unique_ptr<AgentGate>> AgentGate::Start(
   fo.open = gc.open;
   fo.deadline_ns = go.deadline_ns;
   fo.default_fallback = go.default_deny ? sensor::GateAnswer::kDeny : sensor::GateAnswer::kAllow;
+  fo.realtime_priority = static_cast<int>(gc.realtime_priority);
   auto started = sensor::FanotifyGate::Start(fo, &g->decider_);
   if (!started.has_value()) return started.error().WithContext("agent.gate");
   g->sensor_ = std::move(started).value();
+  if (const core::Status& p = g->sensor_->priority_status(); !p.ok()) {
+    spdlog::warn("agent.gate: the gate runs at normal priority (realtime_priority {} refused: {}); "
+                 "held calls may wait longer on a loaded host",
+                 gc.realtime_priority, p.message());
+  }
   return g;
 }
 

@@ -48,11 +48,14 @@ int RunGate(const GateCmdOptions& o, const CLI::App& cmd) {
   fo.open = o.open;
   fo.deadline_ns = go.deadline_ns;
   fo.default_fallback = go.default_deny ? sensor::GateAnswer::kDeny : sensor::GateAnswer::kAllow;
+  fo.realtime_priority = o.realtime_priority;
   auto started = sensor::FanotifyGate::Start(fo, &decider);
   if (!started.has_value()) {
     if (audit) (void)audit->Close();
     return ReportError("gate", started.error());
   }
+  nlohmann::json priority;
+  ReportGatePriority("gate", o.realtime_priority, (*started)->priority_status(), &priority);
   std::fprintf(stderr, "vigil gate: holding %s of files on %zu path(s) (%s mode); SIGINT or "
                "SIGTERM stops\n",
                o.open ? "exec and open" : "exec", o.watch.size(), mode.c_str());
@@ -84,6 +87,7 @@ int RunGate(const GateCmdOptions& o, const CLI::App& cmd) {
                       {"overflows", fs.overflows},
                       {"proc_syscalls", decider.context_stats().syscalls},
                       {"proc_syscalls_per_call", decider.ProcSyscallsPerCall()}};
+  j.update(priority);
   if (!setup->refusal.empty()) j["enforce_refused"] = setup->refusal;
   if (setup->engine) j["breaker_opened"] = setup->engine->breaker().opened();
   if (setup->recorder) j["recorded_calls"] = setup->recorder->written();

@@ -60,12 +60,15 @@ int RunRun(const RunOptions& o, const CLI::App& cmd) {
   so.argv = o.argv;
   so.deadline_ns = go.deadline_ns;
   so.default_fallback = go.default_deny ? sensor::GateAnswer::kDeny : sensor::GateAnswer::kAllow;
+  so.realtime_priority = o.realtime_priority;
   auto launched = sensor::SeccompGate::Launch(so, &decider);
   if (!launched.has_value()) {
     if (audit) (void)audit->Close();
     return ReportError("run", launched.error());
   }
   sensor::SeccompGate& sg = **launched;
+  nlohmann::json priority;
+  ReportGatePriority("run", o.realtime_priority, sg.priority_status(), &priority);
   g_child.store(sg.pid());
   InstallForwarding();
   const sensor::SeccompExit exit = sg.Wait();
@@ -103,6 +106,7 @@ int RunRun(const RunOptions& o, const CLI::App& cmd) {
                         {"vanished", ss.vanished},
                         {"proc_syscalls", decider.context_stats().syscalls},
                         {"proc_syscalls_per_call", decider.ProcSyscallsPerCall()}};
+    j.update(priority);
     if (exit.exec_errno != 0) j["exec_error"] = std::strerror(exit.exec_errno);
     if (!setup->refusal.empty()) j["enforce_refused"] = setup->refusal;
     if (setup->engine) j["breaker_opened"] = setup->engine->breaker().opened();

@@ -184,10 +184,23 @@ enforce::RecordFn AuditGateRecords(AuditTrail* trail) {
   };
 }
 
+void ReportGatePriority(std::string_view command, int asked, const core::Status& applied,
+                        nlohmann::json* j) {
+  (*j)["realtime_priority"] = applied.ok() ? asked : 0;
+  if (applied.ok()) return;
+  (*j)["realtime_priority_error"] = applied.message();
+  std::fprintf(stderr,
+               "vigil %.*s: warning: the gate runs at normal priority (--realtime-priority %d "
+               "refused: %s); held calls may wait longer on a loaded host\n",
+               static_cast<int>(command.size()), command.data(), asked,
+               applied.message().c_str());
+}
+
 void AddGateFlags(CLI::App* cmd, GateFlags* f) {
   cmd->add_option("--policy", f->policies,
                   "Rules file (Falco format, docs/policy.md); repeat to load several in order. "
                   "Without one, every call is allowed and counted")
+      ->allow_extra_args(false)  // one file per --policy: `--policy F -- PROG -x` ends at F
       ->check(CLI::ExistingFile);
   cmd->add_option("--mode", f->mode,
                   "enforce: deny rules that say mode: enforce deny; monitor: allow everything and "
@@ -212,12 +225,19 @@ void AddGateFlags(CLI::App* cmd, GateFlags* f) {
   cmd->add_option("--trusted-key", f->trusted_keys,
                   "Public key (minisign format) whose signatures (FILE.minisig) make --policy "
                   "files trusted in enforce mode; repeatable (default: the config's "
-                  "trusted_keys). An unsigned or altered file makes the gate run in monitor mode");
+                  "trusted_keys). An unsigned or altered file makes the gate run in monitor mode")
+      ->allow_extra_args(false);
   cmd->add_option("--model", f->model,
                   "Model file for rules on ml.* fields: a system-call sequence model (vigil train "
                   "--model-type sequence) scoring each process's sequence of gated calls "
                   "(docs/gates.md); signed like --policy in enforce mode")
       ->check(CLI::ExistingFile);
+  cmd->add_option("--realtime-priority", f->realtime_priority,
+                  "SCHED_FIFO priority of the gate's threads, so that a held call does not wait "
+                  "for a core behind the host's other work (1..99; 0: normal scheduling). A host "
+                  "that refuses it gets a warning and a gate at normal priority")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 99));
   cmd->add_option("--record-calls", f->record_calls,
                   "Write every decided call to FILE as an event line, the training data of a "
                   "gate model (vigil train --model-type sequence --dataset jsonl; docs/gates.md)");

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -40,11 +41,18 @@ struct GateFlags {
   std::vector<std::string> trusted_keys;  // "" = the config's trusted_keys
   std::string model;                      // "" = no model: ml.* fields absent
   std::string record_calls;               // "" = no recording
+  int realtime_priority = core::kDefaultGateRealtimePriority;  // 0 = normal scheduling
   bool json = false;
 };
 // --policy, --mode, --deadline, --fallback, --config, --audit [DIR], --audit-key, --audit-fsync,
-// --trusted-key, --model, --record-calls.
+// --trusted-key, --model, --record-calls, --realtime-priority.
 void AddGateFlags(CLI::App* cmd, GateFlags* f);
+
+// Reports whether the gate's real-time priority was applied: a warning on stderr ("vigil
+// COMMAND: warning: ...") when the host refused it, and "realtime_priority" (the priority in
+// force, 0 when refused or off) and "realtime_priority_error" in the --json summary `j`.
+void ReportGatePriority(std::string_view command, int asked, const core::Status& applied,
+                        nlohmann::json* j);
 
 // What the flags set up: the gate's options, the rules, the audit trail (null without --audit;
 // a mode-change record saying `start_reason` is written when it opens).

@@ -619,7 +619,8 @@ class ConfigParser {
       return Status::Ok();
     };
     return ForEachField(
-        node, path, {"watch", "open", "mode", "deadline", "fallback", "policy", "model"},
+        node, path, {"watch", "open", "mode", "deadline", "fallback", "policy", "model",
+               "realtime_priority"},
         [&](const std::string& key, const YAML::Node& v, const std::string& p) {
           if (key == "watch") return ReadList(v, p, &g->watch, absolute);
           if (key == "open") return ReadBool(v, p, &g->open);
@@ -642,6 +643,7 @@ class ConfigParser {
             return ReadEnum<bool>(v, p, {{"allow", false}, {"deny", true}}, &g->fallback_deny);
           }
           if (key == "model") return absolute(v, p, &g->model);
+          if (key == "realtime_priority") return ReadUint32(v, p, 0, 99, &g->realtime_priority);
           return ReadList(v, p, &g->policy, absolute);
         });
   }

@@ -152,6 +152,10 @@ struct AgentFilterConfig {
   std::vector<uint64_t> include_cgroups;
 };
 
+// The gates' SCHED_FIFO priority unless told otherwise (docs/gates.md, "Priority"): above every
+// normally scheduled thread, below the kernel's own real-time threads (50 and up).
+inline constexpr uint32_t kDefaultGateRealtimePriority = 10;
+
 // The fanotify gate inside the agent (docs/gates.md, "In vigil agent"): execs (and, with
 // `open`, opens) of files on `watch` wait for the policy. Off while `watch` is empty.
 struct AgentGateConfig {
@@ -162,6 +166,7 @@ struct AgentGateConfig {
   bool fallback_deny = false;      // the answer at the deadline before any rule is at stake
   std::vector<std::string> policy;  // rules files; [] = the agent's policy (policy.files)
   std::string model;                // "" = none (ml.* absent); a gate model (docs/gates.md)
+  uint32_t realtime_priority = kDefaultGateRealtimePriority;  // 0 (off) .. 99
 };
 
 struct AgentConfig {

@@ -44,6 +44,7 @@ struct FanotifyGate::Counters {
 core::Result<std::unique_ptr<FanotifyGate>> FanotifyGate::Start(const FanotifyGateOptions& options,
                                                                  GateDecider* decider) {
   if (options.paths.empty()) return core::InvalidArgument("no paths to watch");
+  if (core::Status s = CheckRealtimePriority(options.realtime_priority); !s.ok()) return s;
   if (!options.exec && !options.open) {
     return core::InvalidArgument("nothing to hold: neither exec nor open");
   }
@@ -85,11 +86,12 @@ core::Result<std::unique_ptr<FanotifyGate>> FanotifyGate::Start(const FanotifyGa
       [self](const GateCall&, uint64_t token, GateAnswer a) {
         self->Respond(static_cast<int>(token), a);
       },
-      decider);
+      decider, options.realtime_priority);
   // While a decision is stuck, events queued behind it are allowed every quarter deadline.
   g->watchdog_->SetStuckHook(std::max<int64_t>(options.deadline_ns / 4, 100'000),
                              [self] { self->Drain(true); });
-  g->thread_ = std::thread([self] { self->Serve(); });
+  g->thread_ = StartGateThread(
+      options.realtime_priority, [self] { self->Serve(); }, &g->priority_status_);
   return g;
 }
 

@@ -39,6 +39,10 @@ struct FanotifyGateOptions {
   int64_t deadline_ns = 5'000'000;
   // The watchdog's answer when a decision is late and the decider has not narrowed it.
   GateAnswer default_fallback = GateAnswer::kAllow;
+  // SCHED_FIFO priority of the gate's threads, 0 (normal scheduling) or 1..99 (gate_call.h,
+  // SetRealtimePriority). A host that refuses it leaves the gate at normal priority
+  // (priority_status()).
+  int realtime_priority = 0;
 };
 
 struct FanotifyGateStats {
@@ -67,6 +71,8 @@ class FanotifyGate {
   void Stop();
 
   FanotifyGateStats stats() const;
+  // Whether options.realtime_priority was applied to the gate's thread (OK when it was 0).
+  const core::Status& priority_status() const { return priority_status_; }
 
  private:
   FanotifyGate() = default;
@@ -83,6 +89,7 @@ class FanotifyGate {
   uint64_t seq_ = 0;
   uint64_t deadline_answers_after_stop_ = 0;
   std::unique_ptr<GateWatchdog> watchdog_;
+  core::Status priority_status_;
   std::thread thread_;
   struct Counters;
   std::unique_ptr<Counters> counters_;

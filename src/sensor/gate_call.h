@@ -17,6 +17,7 @@
 
 #include "core/clock.h"
 #include "core/event.h"
+#include "core/status.h"
 
 namespace vigil::sensor {
 
@@ -75,9 +76,12 @@ class GateDecider {
 class GateWatchdog {
  public:
   // `answer` sends an answer for a registered call to the kernel (called at most once per call,
-  // under the watchdog's lock); `decider` is told about every deadline answer.
+  // under the watchdog's lock); `decider` is told about every deadline answer. With
+  // `realtime_priority` > 0 the thread runs at that SCHED_FIFO priority, as the gate's own
+  // thread does (StartGateThread): a deciding thread that waits on the watchdog's lock must not wait
+  // for the watchdog to get a core. A refusal is the gate thread's to report.
   using AnswerFn = std::function<void(const GateCall& call, uint64_t token, GateAnswer a)>;
-  GateWatchdog(AnswerFn answer, GateDecider* decider);
+  GateWatchdog(AnswerFn answer, GateDecider* decider, int realtime_priority = 0);
   ~GateWatchdog();  // stops the thread
   GateWatchdog(const GateWatchdog&) = delete;
   GateWatchdog& operator=(const GateWatchdog&) = delete;
@@ -117,8 +121,25 @@ class GateWatchdog {
   int64_t stuck_period_ns_ = 0;
   std::function<void()> stuck_hook_;
   std::atomic<uint64_t> deadline_answers_{0};
+  int realtime_priority_ = 0;
   std::thread thread_;
 };
+
+// Real-time scheduling for a gate's threads (docs/gates.md, "Priority"). A held call waits for
+// the thread that decides it to get a core; on a loaded host that wait, not the decision, sets
+// the tail latency. Priority 1..99 puts the calling thread in SCHED_FIFO (with
+// SCHED_RESET_ON_FORK, so nothing it starts inherits it); 0 leaves it as it is. Errors:
+// kInvalidArgument (outside 0..99), or the errno of sched_setscheduler (EPERM without
+// CAP_SYS_NICE or without a real-time budget in the thread's cgroup).
+core::Status SetRealtimePriority(int priority);
+// kInvalidArgument unless `priority` is 0..99.
+core::Status CheckRealtimePriority(int priority);
+
+// Starts a gate's thread running `serve` at `realtime_priority` (see SetRealtimePriority). The
+// thread always starts; *priority_status says whether the priority was applied, for the gate to
+// report (a gate at normal priority still answers every call).
+std::thread StartGateThread(int realtime_priority, std::function<void()> serve,
+                            core::Status* priority_status);
 
 // Waits until `fd` is readable or `stop_fd` is signalled (EINTR retried). Returns fd's revents
 // (POLLIN, POLLHUP, ...), or 0 when stop_fd fired or poll failed: the gate's loop ends.

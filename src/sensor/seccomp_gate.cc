@@ -239,6 +239,9 @@ core::Result<std::unique_ptr<SeccompGate>> SeccompGate::Launch(const SeccompGate
   if (options.argv.empty() || options.argv[0].empty()) {
     return core::InvalidArgument("no program to run");
   }
+  if (core::Status s = CheckRealtimePriority(options.realtime_priority); !s.ok()) {
+    return s;
+  }
   std::unique_ptr<SeccompGate> g(new SeccompGate());
   g->options_ = options;
   g->decider_ = decider;
@@ -314,8 +317,10 @@ core::Result<std::unique_ptr<SeccompGate>> SeccompGate::Launch(const SeccompGate
 
   SeccompGate* self = g.get();
   g->watchdog_ = std::make_unique<GateWatchdog>(
-      [self](const GateCall&, uint64_t token, GateAnswer a) { self->Answer(token, a); }, decider);
-  g->thread_ = std::thread([self] { self->Serve(); });
+      [self](const GateCall&, uint64_t token, GateAnswer a) { self->Answer(token, a); }, decider,
+      options.realtime_priority);
+  g->thread_ = StartGateThread(
+      options.realtime_priority, [self] { self->Serve(); }, &g->priority_status_);
   return g;
 }
 

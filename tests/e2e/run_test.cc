@@ -311,7 +311,26 @@ TEST_F(RunTest, BadUsageExitsTwo) {
   CmdResult bad = RunVigil(dir_, "run --policy " + (dir_ / "bad.yaml").string() + " -- true");
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("bad.yaml"), std::string::npos) << bad.err;
+  EXPECT_EQ(RunVigil(dir_, "run --realtime-priority 100 -- true").exit_code, 2);
   EXPECT_EQ(RunVigil(dir_, "run --help").exit_code, 0);
+}
+
+// The program's own options after `--` reach it, whichever repeatable flag (--policy,
+// --trusted-key) comes last before the `--`; and the gate reports its real-time priority.
+TEST_F(RunTest, ProgramOptionsAfterARepeatableFlagReachTheProgram) {
+  const std::string rules = (dir_ / "rules.yaml").string();
+  const std::string key = (dir_ / "keys" / "vigil.pub").string();
+  CmdResult a = RunVigil(dir_, "run --json --trusted-key " + key + " --policy " + rules +
+                                   " -- sh -c 'exit 3'");
+  EXPECT_EQ(a.exit_code, 3) << a.err;
+  CmdResult b = RunVigil(dir_, "run --json --policy " + rules + " --trusted-key " + key +
+                                   " --realtime-priority 7 -- sh -c 'exit 4'");
+  EXPECT_EQ(b.exit_code, 4) << b.err;
+  EXPECT_EQ(LastJson(b.err)["realtime_priority"], 7) << b.err;
+  CmdResult c = RunVigil(dir_, "run --json --realtime-priority 0 --policy " + rules +
+                                   " -- sh -c 'exit 5'");
+  EXPECT_EQ(c.exit_code, 5) << c.err;
+  EXPECT_EQ(LastJson(c.err)["realtime_priority"], 0) << c.err;
 }
 
 }  // namespace

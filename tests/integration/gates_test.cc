@@ -3,6 +3,7 @@
 // must be answered with the rule's fallback by the deadline. The gates decide through the same
 // wiring `vigil run` uses (apps/vigil/gate_wiring.h).
 
+#include <sched.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -186,6 +187,54 @@ std::string SlowRules(int port, const std::string& fallback) {
   priority: WARNING
   action: {type: deny, mode: enforce, fallback: )" + fallback + R"(}
 )";
+}
+
+// The scheduling policy and real-time priority of thread or process `tid`.
+std::pair<int, int> SchedOf(pid_t tid) {
+  sched_param sp{};
+  if (sched_getparam(tid, &sp) != 0) return {-1, -1};
+  return {sched_getscheduler(tid), sp.sched_priority};
+}
+
+TEST(SeccompGateTest, RealtimePriorityRaisesTheGatesThreadsAndNothingElse) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root";
+  policy::RuleSet rules = MustLoad(ConnectRules(1));
+  enforce::DecisionGate gate(&rules, enforce::GateOptions{.name = "seccomp",
+                                                          .mode = enforce::GateMode::kEnforce,
+                                                          .deadline_ns = kDeadlineNs},
+                             nullptr, nullptr, nullptr);
+  app::GateDeciderAdapter decider(&gate);
+  sensor::SeccompGateOptions o;
+  o.argv = {"/bin/sh", "-c", "sleep 0.3; exit 7"};
+  o.realtime_priority = 100;
+  auto bad = sensor::SeccompGate::Launch(o, &decider);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().code(), core::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.error().message().find("real-time priority 100"), std::string::npos);
+
+  o.realtime_priority = 10;
+  const std::pair<int, int> before = SchedOf(getpid());
+  auto g = sensor::SeccompGate::Launch(o, &decider);
+  ASSERT_TRUE(g.has_value()) << g.error().message();
+  ASSERT_TRUE((*g)->priority_status().ok()) << (*g)->priority_status().message();
+  // This process's threads: the gate's reader and its watchdog at SCHED_FIFO 10 (with
+  // SCHED_RESET_ON_FORK), every other one as it was.
+  int raised = 0;
+  for (const auto& task : fs::directory_iterator("/proc/self/task")) {
+    const pid_t tid = std::stoi(task.path().filename().string());
+    const auto [policy, prio] = SchedOf(tid);
+    if (policy == (SCHED_FIFO | SCHED_RESET_ON_FORK)) {
+      EXPECT_EQ(prio, 10);
+      ++raised;
+    } else {
+      EXPECT_EQ(policy, before.first) << "thread " << tid;
+    }
+  }
+  EXPECT_EQ(raised, 2);
+  // The supervised program is not raised: it was started before the threads, and nothing they
+  // start inherits the priority.
+  EXPECT_EQ(SchedOf((*g)->pid()).first, SCHED_OTHER);
+  EXPECT_EQ((*g)->Wait().exit_code, 7);
 }
 
 TEST(SeccompGateTest, SlowDecisionGetsTheRuleFallbackByTheDeadline) {

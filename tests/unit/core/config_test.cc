@@ -575,6 +575,7 @@ TEST(AgentConfigTest, ReadsTheGate) {
     fallback: deny
     policy: [/etc/vigil/gate.yaml]
     model: /var/lib/vigil/models/gate.vgm
+    realtime_priority: 0
 )",
                        "g.yaml");
   ASSERT_TRUE(c.has_value()) << c.error().ToString();
@@ -586,6 +587,7 @@ TEST(AgentConfigTest, ReadsTheGate) {
   EXPECT_TRUE(g.fallback_deny);
   EXPECT_EQ(g.policy, (std::vector<std::string>{"/etc/vigil/gate.yaml"}));
   EXPECT_EQ(g.model, "/var/lib/vigil/models/gate.vgm");
+  EXPECT_EQ(g.realtime_priority, 0u);
   // Off by default.
   auto d = ParseConfig("agent:\n  window: 50\n", "d.yaml");
   ASSERT_TRUE(d.has_value());
@@ -593,6 +595,7 @@ TEST(AgentConfigTest, ReadsTheGate) {
   EXPECT_EQ(d->agent.gate.deadline_ns, 5'000'000);
   EXPECT_EQ(d->agent.gate.mode, "");
   EXPECT_EQ(d->agent.gate.model, "");
+  EXPECT_EQ(d->agent.gate.realtime_priority, kDefaultGateRealtimePriority);
 }
 
 TEST(AgentConfigTest, BadGateSettingsNameFileLineAndKey) {
@@ -609,6 +612,8 @@ TEST(AgentConfigTest, BadGateSettingsNameFileLineAndKey) {
               HasSubstr("agent.gate.mode: expected monitor or enforce"));
   EXPECT_THAT(ParseError("agent:\n  gate:\n    fallback: maybe\n"),
               HasSubstr("agent.gate.fallback"));
+  EXPECT_THAT(ParseError("agent:\n  gate:\n    realtime_priority: 100\n"),
+              HasSubstr("vigil.yaml:3:24: agent.gate.realtime_priority"));
   EXPECT_THAT(ParseError("agent:\n  gate:\n    paths: [/x]\n"),
               HasSubstr("vigil.yaml:3:5: agent.gate.paths: unknown key"));
 }
