@@ -264,6 +264,11 @@ int RunGateway(const GatewayCmdOptions& o) {
     (void)(*trail)->Close();
     return ReportError("gateway", st);
   }
+  if (const core::Status& p = g->priority_status(); !p.ok()) {
+    spdlog::warn("gateway: the proxy runs at normal priority (decision.realtime_priority {} "
+                 "refused: {}); writes may wait longer on a loaded host",
+                 c.decision.realtime_priority, p.message());
+  }
   std::string reason = "gateway started on " + c.host;
   if (!refusal.empty()) reason += "; enforce mode refused: " + refusal;
   (*trail)->ModeChange("stopped", gateway::ModeName(c.mode), reason);

@@ -215,9 +215,11 @@ class Reader {
 
   Status ReadDecision(const YAML::Node& node, std::string_view path, DecisionConfig* d) const {
     if (node.IsNull()) return Status::Ok();
-    return Fields(node, path, {"deadline_us", "breaker_failures", "breaker_cooldown_ms"},
+    return Fields(node, path,
+                  {"deadline_us", "breaker_failures", "breaker_cooldown_ms", "realtime_priority"},
                   [&](const std::string& k, const YAML::Node& v, const std::string& p) -> Status {
                     if (k == "deadline_us") return Uint(v, p, 1, 10'000'000, &d->deadline_us);
+                    if (k == "realtime_priority") return Uint(v, p, 0, 99, &d->realtime_priority);
                     if (k == "breaker_failures") return Uint(v, p, 1, 1'000'000, &d->breaker_failures);
                     return Uint(v, p, 0, 3'600'000, &d->breaker_cooldown_ms);
                   });

@@ -55,6 +55,9 @@ struct DecisionConfig {
   uint32_t deadline_us = 2000;         // model verdict deadline, 1..10^7
   uint32_t breaker_failures = 5;       // consecutive late/failed verdicts that open the breaker
   uint32_t breaker_cooldown_ms = 1000; // how long an open breaker skips the model
+  // SCHED_FIFO priority of the threads a write waits on (the proxy's and the model's), 0 (off)
+  // .. 99 (docs/gateway.md, "Priority")
+  uint32_t realtime_priority = 10;
 };
 
 struct ActuatorModelConfig {

@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "core/thread_priority.h"
+
 namespace vigil::gateway {
 namespace {
 
@@ -49,7 +51,11 @@ struct ModelGate::Job {
 };
 
 ModelGate::ModelGate(CommandJudge& judge, const DecisionConfig& config, const core::Clock& clock)
-    : judge_(judge), config_(config), clock_(clock), worker_([this] { Work(); }) {}
+    : judge_(judge), config_(config), clock_(clock), worker_([this] {
+        // A refusal is reported by the proxy (ModbusProxy::priority_status): the host's alike.
+        (void)core::SetRealtimePriority(static_cast<int>(config_.realtime_priority));
+        Work();
+      }) {}
 
 ModelGate::~ModelGate() {
   {

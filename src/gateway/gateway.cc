@@ -221,7 +221,8 @@ core::Result<std::unique_ptr<Gateway>> Gateway::Create(GatewayConfig config,
   Gateway* self = g.get();
   g->proxy_ = std::make_unique<ModbusProxy>(
       c.modbus, *g->decider_,
-      [self](const ParsedFrame& f, const WriteDecision& d) { self->Record(f, d); });
+      [self](const ParsedFrame& f, const WriteDecision& d) { self->Record(f, d); },
+      static_cast<int>(c.decision.realtime_priority));
   return g;
 }
 

@@ -65,6 +65,8 @@ class Gateway {
   const ActuatorStateModel* model() const { return model_.get(); }
   const DeciderStats& decisions() const { return decider_->stats(); }
   const ProxyStats& proxy() const { return proxy_->stats(); }
+  // Whether decision.realtime_priority was applied (after Start; OK when it was 0).
+  const core::Status& priority_status() const { return proxy_->priority_status(); }
   const ModelGate* gate() const { return gate_.get(); }
   const Telemetry* telemetry() const { return telemetry_.get(); }
   const SensorScorer* scorer() const { return scorer_.get(); }

@@ -15,6 +15,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/thread_priority.h"
+
 namespace vigil::gateway {
 namespace {
 
@@ -86,8 +88,12 @@ struct ModbusProxy::Client {
   std::atomic<bool> done{false};
 };
 
-ModbusProxy::ModbusProxy(const ModbusConfig& config, Decider& decider, Listener listener)
-    : config_(config), decider_(decider), listener_(std::move(listener)) {}
+ModbusProxy::ModbusProxy(const ModbusConfig& config, Decider& decider, Listener listener,
+                         int realtime_priority)
+    : config_(config),
+      decider_(decider),
+      listener_(std::move(listener)),
+      realtime_priority_(realtime_priority) {}
 
 ModbusProxy::~ModbusProxy() { Stop(); }
 
@@ -119,7 +125,8 @@ core::Status ModbusProxy::Start() {
               : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
   listen_fd_ = fd;
   started_ = true;
-  acceptor_ = std::thread([this] { AcceptLoop(); });
+  acceptor_ = core::StartRealtimeThread(
+      realtime_priority_, [this] { AcceptLoop(); }, &priority_status_);
   return core::Status::Ok();
 }
 
@@ -182,7 +189,10 @@ void ModbusProxy::AcceptLoop() {
     client->fd = fd;
     Client* raw = client.get();
     clients_.push_back(std::move(client));
-    raw->thread = std::thread([this, raw] { Serve(raw); });
+    raw->thread = std::thread([this, raw] {
+      (void)core::SetRealtimePriority(realtime_priority_);  // refused alike: priority_status_
+      Serve(raw);
+    });
   }
 }
 

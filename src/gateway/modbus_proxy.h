@@ -51,7 +51,10 @@ class ModbusProxy {
 
   // `decider` must outlive the proxy. `listener` (may be empty) hears every decision on a write
   // or other function code.
-  ModbusProxy(const ModbusConfig& config, Decider& decider, Listener listener);
+  // The acceptor and every client's thread run at SCHED_FIFO `realtime_priority` (0: normal
+  // scheduling; core/thread_priority.h).
+  ModbusProxy(const ModbusConfig& config, Decider& decider, Listener listener,
+              int realtime_priority = 0);
   ~ModbusProxy();  // Stop()
   ModbusProxy(const ModbusProxy&) = delete;
   ModbusProxy& operator=(const ModbusProxy&) = delete;
@@ -64,6 +67,8 @@ class ModbusProxy {
 
   uint16_t port() const { return port_; }
   const ProxyStats& stats() const { return stats_; }
+  // Whether the real-time priority was applied (to the acceptor, at Start; OK when it was 0).
+  const core::Status& priority_status() const { return priority_status_; }
 
  private:
   struct Client;
@@ -73,6 +78,8 @@ class ModbusProxy {
   const ModbusConfig config_;
   Decider& decider_;
   const Listener listener_;
+  const int realtime_priority_;
+  core::Status priority_status_;
   ProxyStats stats_;
   int listen_fd_ = -1;
   int stop_pipe_[2] = {-1, -1};

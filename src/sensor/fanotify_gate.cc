@@ -44,7 +44,7 @@ struct FanotifyGate::Counters {
 core::Result<std::unique_ptr<FanotifyGate>> FanotifyGate::Start(const FanotifyGateOptions& options,
                                                                  GateDecider* decider) {
   if (options.paths.empty()) return core::InvalidArgument("no paths to watch");
-  if (core::Status s = CheckRealtimePriority(options.realtime_priority); !s.ok()) return s;
+  if (core::Status s = core::CheckRealtimePriority(options.realtime_priority); !s.ok()) return s;
   if (!options.exec && !options.open) {
     return core::InvalidArgument("nothing to hold: neither exec nor open");
   }
@@ -90,7 +90,7 @@ core::Result<std::unique_ptr<FanotifyGate>> FanotifyGate::Start(const FanotifyGa
   // While a decision is stuck, events queued behind it are allowed every quarter deadline.
   g->watchdog_->SetStuckHook(std::max<int64_t>(options.deadline_ns / 4, 100'000),
                              [self] { self->Drain(true); });
-  g->thread_ = StartGateThread(
+  g->thread_ = core::StartRealtimeThread(
       options.realtime_priority, [self] { self->Serve(); }, &g->priority_status_);
   return g;
 }

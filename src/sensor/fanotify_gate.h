@@ -39,8 +39,8 @@ struct FanotifyGateOptions {
   int64_t deadline_ns = 5'000'000;
   // The watchdog's answer when a decision is late and the decider has not narrowed it.
   GateAnswer default_fallback = GateAnswer::kAllow;
-  // SCHED_FIFO priority of the gate's threads, 0 (normal scheduling) or 1..99 (gate_call.h,
-  // SetRealtimePriority). A host that refuses it leaves the gate at normal priority
+  // SCHED_FIFO priority of the gate's threads, 0 (normal scheduling) or 1..99
+  // (core/thread_priority.h). A host that refuses it leaves the gate at normal priority
   // (priority_status()).
   int realtime_priority = 0;
 };

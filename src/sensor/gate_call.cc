@@ -1,15 +1,10 @@
 #include "sensor/gate_call.h"
 
 #include <poll.h>
-#include <sched.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <cstring>
-#include <future>
 #include <limits>
 #include <string>
 
@@ -33,7 +28,7 @@ GateWatchdog::GateWatchdog(AnswerFn answer, GateDecider* decider, int realtime_p
       decider_(decider),
       realtime_priority_(realtime_priority),
       thread_([this] {
-        (void)SetRealtimePriority(realtime_priority_);  // the gate thread reports a refusal
+        (void)core::SetRealtimePriority(realtime_priority_);  // the gate thread reports a refusal
         Run();
       }) {}
 
@@ -117,41 +112,6 @@ void GateWatchdog::Run() {
       cv_.wait_until(lock, AtNs(earliest));
     }
   }
-}
-
-core::Status CheckRealtimePriority(int priority) {
-  if (priority >= 0 && priority <= 99) return core::Status::Ok();
-  return core::InvalidArgument("real-time priority " + std::to_string(priority) +
-                               ": expected 0 (off) or 1..99");
-}
-
-core::Status SetRealtimePriority(int priority) {
-  if (priority == 0) return core::Status::Ok();
-  if (core::Status s = CheckRealtimePriority(priority); !s.ok()) return s;
-  sched_param sp{};
-  sp.sched_priority = priority;
-  // The thread's own id: sched_setscheduler with a tid changes that thread only.
-  const auto tid = static_cast<pid_t>(syscall(SYS_gettid));
-  if (sched_setscheduler(tid, SCHED_FIFO | SCHED_RESET_ON_FORK, &sp) != 0) {
-    const int err = errno;
-    return core::ErrnoError(err, "SCHED_FIFO priority " + std::to_string(priority) +
-                                     (err == EPERM ? " (needs CAP_SYS_NICE and a real-time "
-                                                     "budget in the thread's cgroup)"
-                                                   : ""));
-  }
-  return core::Status::Ok();
-}
-
-std::thread StartGateThread(int realtime_priority, std::function<void()> serve,
-                            core::Status* priority_status) {
-  std::promise<core::Status> applied;
-  std::future<core::Status> result = applied.get_future();
-  std::thread t([realtime_priority, serve = std::move(serve), &applied] {
-    applied.set_value(SetRealtimePriority(realtime_priority));  // `applied` dies after this
-    serve();
-  });
-  *priority_status = result.get();
-  return t;
 }
 
 short WaitReadable(int fd, int stop_fd) {

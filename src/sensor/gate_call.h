@@ -18,6 +18,7 @@
 #include "core/clock.h"
 #include "core/event.h"
 #include "core/status.h"
+#include "core/thread_priority.h"
 
 namespace vigil::sensor {
 
@@ -78,7 +79,7 @@ class GateWatchdog {
   // `answer` sends an answer for a registered call to the kernel (called at most once per call,
   // under the watchdog's lock); `decider` is told about every deadline answer. With
   // `realtime_priority` > 0 the thread runs at that SCHED_FIFO priority, as the gate's own
-  // thread does (StartGateThread): a deciding thread that waits on the watchdog's lock must not wait
+  // thread does (core::StartRealtimeThread): a deciding thread that waits on the watchdog's lock must not wait
   // for the watchdog to get a core. A refusal is the gate thread's to report.
   using AnswerFn = std::function<void(const GateCall& call, uint64_t token, GateAnswer a)>;
   GateWatchdog(AnswerFn answer, GateDecider* decider, int realtime_priority = 0);
@@ -124,22 +125,6 @@ class GateWatchdog {
   int realtime_priority_ = 0;
   std::thread thread_;
 };
-
-// Real-time scheduling for a gate's threads (docs/gates.md, "Priority"). A held call waits for
-// the thread that decides it to get a core; on a loaded host that wait, not the decision, sets
-// the tail latency. Priority 1..99 puts the calling thread in SCHED_FIFO (with
-// SCHED_RESET_ON_FORK, so nothing it starts inherits it); 0 leaves it as it is. Errors:
-// kInvalidArgument (outside 0..99), or the errno of sched_setscheduler (EPERM without
-// CAP_SYS_NICE or without a real-time budget in the thread's cgroup).
-core::Status SetRealtimePriority(int priority);
-// kInvalidArgument unless `priority` is 0..99.
-core::Status CheckRealtimePriority(int priority);
-
-// Starts a gate's thread running `serve` at `realtime_priority` (see SetRealtimePriority). The
-// thread always starts; *priority_status says whether the priority was applied, for the gate to
-// report (a gate at normal priority still answers every call).
-std::thread StartGateThread(int realtime_priority, std::function<void()> serve,
-                            core::Status* priority_status);
 
 // Waits until `fd` is readable or `stop_fd` is signalled (EINTR retried). Returns fd's revents
 // (POLLIN, POLLHUP, ...), or 0 when stop_fd fired or poll failed: the gate's loop ends.

@@ -239,7 +239,7 @@ core::Result<std::unique_ptr<SeccompGate>> SeccompGate::Launch(const SeccompGate
   if (options.argv.empty() || options.argv[0].empty()) {
     return core::InvalidArgument("no program to run");
   }
-  if (core::Status s = CheckRealtimePriority(options.realtime_priority); !s.ok()) {
+  if (core::Status s = core::CheckRealtimePriority(options.realtime_priority); !s.ok()) {
     return s;
   }
   std::unique_ptr<SeccompGate> g(new SeccompGate());
@@ -319,7 +319,7 @@ core::Result<std::unique_ptr<SeccompGate>> SeccompGate::Launch(const SeccompGate
   g->watchdog_ = std::make_unique<GateWatchdog>(
       [self](const GateCall&, uint64_t token, GateAnswer a) { self->Answer(token, a); }, decider,
       options.realtime_priority);
-  g->thread_ = StartGateThread(
+  g->thread_ = core::StartRealtimeThread(
       options.realtime_priority, [self] { self->Serve(); }, &g->priority_status_);
   return g;
 }
