@@ -18,7 +18,7 @@ modbus:
   upstream: 10.0.0.5:502
   upstream_timeout_ms: 500
   unmapped_writes: allow
-decision: {deadline_us: 500, breaker_failures: 3, breaker_cooldown_ms: 200}
+decision: {deadline_us: 500, breaker_failures: 3, breaker_cooldown_ms: 200, realtime_priority: 0}
 model:
   training: data/BATADAL_dataset03.csv
   actuators: [S_PU1, S_PU2]
@@ -44,6 +44,7 @@ TEST(GatewayConfigTest, ParsesEveryKey) {
   EXPECT_TRUE(c->modbus.deny_other_functions);
   EXPECT_EQ(c->decision.deadline_us, 500u);
   EXPECT_EQ(c->decision.breaker_failures, 3u);
+  EXPECT_EQ(c->decision.realtime_priority, 0u);
   EXPECT_EQ(c->model.state_max_age_s, 7200u);
   ASSERT_EQ(c->assets.size(), 3u);
   EXPECT_EQ(c->assets[0].kind, RegisterKind::kCoil);
@@ -60,6 +61,7 @@ TEST(GatewayConfigTest, EmptyDocumentGivesDefaults) {
   ASSERT_TRUE(c.has_value());
   EXPECT_EQ(c->mode, Mode::kMonitor);
   EXPECT_TRUE(c->assets.empty());
+  EXPECT_EQ(c->decision.realtime_priority, 10u);
 }
 
 struct BadCase {
@@ -89,6 +91,8 @@ TEST(GatewayConfigTest, ErrorsNameFileLineAndKey) {
       {"sinks: [kafka]\n", "sinks[0]: expected stdout, null, file:PATH, hub:URL or nats:URL"},
       {"modbus: [1, 2\n", "gw.yaml:2:1: invalid YAML"},
       {"decision: {deadline_us: 0}\n", "decision.deadline_us: expected an integer in 1..10000000"},
+      {"decision: {realtime_priority: 100}\n",
+       "decision.realtime_priority: expected an integer in 0..99"},
       {"telemetry:\n  tls: {cert_file: c.pem, key_file: c.key}\n",
        "gw.yaml:2:8: telemetry.tls: missing key 'ca_file'"},
       {"telemetry:\n  tls: {ca_file: ca.pem, cert_file: c.pem}\n",
