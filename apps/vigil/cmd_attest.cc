@@ -98,6 +98,7 @@ struct QuoteCmd {
   std::string pcrs;
   std::string out;
   bool ek = false;
+  std::string ek_alg = "auto";
 };
 
 int RunQuote(const QuoteCmd& o) {
@@ -107,6 +108,7 @@ int RunQuote(const QuoteCmd& o) {
   if (!pcrs.has_value()) return ReportError("attest quote", pcrs.error());
   auto options = o.tpm.Resolve();
   if (!options.has_value()) return ReportError("attest quote", options.error());
+  if (o.ek_alg != "auto") options->ek_kind = govern::EkKindOfName(o.ek_alg);
   auto measurer = govern::Measurer::Open(*options);
   if (!measurer.has_value()) return ReportError("attest quote", measurer.error());
   auto q = (*measurer)->Quote(*pcrs, *nonce, o.ek);
@@ -132,6 +134,7 @@ struct VerifyCmd {
   std::string allow;
   std::string ak;
   std::string ek_ca;
+  std::string ek_crl;
   std::string tcti;
   StateOptions state;
   bool json = false;
@@ -149,7 +152,12 @@ struct Residency {
 core::Result<Residency> CheckResidency(const VerifyCmd& o, const govern::QuoteDocument& q) {
   VIGIL_ASSIGN_OR_RETURN(const std::string bundle,
                          core::ReadFile(o.ek_ca, govern::kMaxCaBundleBytes));
-  VIGIL_ASSIGN_OR_RETURN(const govern::EkBinding b, govern::CheckEkBinding(q, bundle, o.ek_ca));
+  std::string crls;
+  if (!o.ek_crl.empty()) {
+    VIGIL_ASSIGN_OR_RETURN(crls, core::ReadFile(o.ek_crl, govern::kMaxCrlBytes));
+  }
+  VIGIL_ASSIGN_OR_RETURN(const govern::EkBinding b,
+                         govern::CheckEkBinding(q, bundle, o.ek_ca, crls, o.ek_crl));
   Residency r;
   if (!b.ok()) {
     r.failure = b.failure;
@@ -354,8 +362,14 @@ RunFn AddAttestCommand(CLI::App& root) {
   quote->add_option("--pcrs", q->pcrs, "PCRs to quote, comma-separated (default: the measured one)");
   quote->add_option("--out", q->out, "Write the quote document here (default: stdout)");
   quote->add_flag("--ek", q->ek,
-                  "Include the TPM's EK certificate (NV index 0x01c00002) so that a verifier can "
-                  "tie the attestation key to it (verify --ek-ca)");
+                  "Include the TPM's EK certificate so that a verifier can tie the attestation "
+                  "key to it (verify --ek-ca)");
+  quote->add_option("--ek-alg", q->ek_alg,
+                    "Which EK certificate --ek includes: rsa2048 (NV index 0x01c00002), ecc-p256 "
+                    "(0x01c0000a), ecc-p384 (0x01c00016), or auto: the first the TPM has, in "
+                    "that order")
+      ->check(CLI::IsMember({"auto", "rsa2048", "ecc-p256", "ecc-p384"}))
+      ->capture_default_str();
   q->tpm.AddTo(quote);
 
   auto v = std::make_shared<VerifyCmd>();
@@ -375,14 +389,19 @@ RunFn AddAttestCommand(CLI::App& root) {
                      "Trusted EK CA bundle (PEM): the quote's EK certificate (quote --ek) must "
                      "chain to it, and the TPM at --tcti must activate a credential made for "
                      "that EK and the quote's attestation key (TPM2_ActivateCredential)");
+  verify->add_option("--ek-crl", v->ek_crl,
+                     "Certificate revocation lists (PEM, or one DER CRL) for --ek-ca: the EK "
+                     "certificate must not be revoked, and its issuer's CRL must be here, "
+                     "signed by it and current")
+      ->needs(verify->get_option("--ek-ca"));
   verify->add_option("--tcti", v->tcti,
                      "The quoting TPM, for --ek-ca (default: attestation.tcti of the config)");
   v->state.AddTo(verify);
   verify->add_flag("--json", v->json, "Print the result as JSON");
   verify->footer("Exit codes: 0 valid; 1 bad signature, wrong key, wrong nonce, PCR or replay "
-                 "mismatch, disallowed digest, untrusted EK, bad attestation key, activation "
-                 "failed; 2 malformed quote, allowlist, key, EK CA bundle or nonce, no TPM for "
-                 "--ek-ca.");
+                 "mismatch, disallowed digest, untrusted or revoked EK, bad attestation key, "
+                 "activation failed; 2 malformed quote, allowlist, key, EK CA bundle, CRL or "
+                 "nonce, no TPM for --ek-ca.");
 
   auto e = std::make_shared<ExtendCmd>();
   CLI::App* extend = group.Add(

@@ -140,6 +140,20 @@ int RunHub(const HubFlags& f) {
     config->server.fleet.ek_ca_bundle = std::move(bundle).value();
     config->server.fleet.ek_ca_source = config->fleet_ek_ca;
   }
+  if (!config->fleet_ek_crl.empty()) {
+    if (config->fleet_ek_ca.empty()) {
+      return ReportError("hub", core::InvalidArgument("fleet.attestation_ek_crl needs "
+                                                      "fleet.attestation_ek_ca"));
+    }
+    auto crls = core::ReadFile(config->fleet_ek_crl, govern::kMaxCrlBytes);
+    if (!crls.has_value()) {
+      return ReportError("hub", crls.error().WithContext("fleet.attestation_ek_crl"));
+    }
+    auto count = govern::CheckEkCrls(*crls, config->fleet_ek_crl);
+    if (!count.has_value()) return ReportError("hub", count.error());
+    config->server.fleet.ek_crls = std::move(crls).value();
+    config->server.fleet.ek_crl_source = config->fleet_ek_crl;
+  }
 
   sigset_t set = BlockStopSignals(RecordHubStop);
 

@@ -114,7 +114,7 @@ enum class QuoteFailure : uint8_t {
   kReplayMismatch,    // replaying the event list does not give the quoted PCR values
   kDisallowedDigest,  // an event's digest is not in the allowlist
   // Credential activation (govern/credential.h):
-  kUntrustedEk,         // no EK certificate, or it does not chain to a trusted EK CA
+  kUntrustedEk,         // no EK certificate, it does not chain to a trusted EK CA, or revoked
   kBadAttestationKey,   // the AK's public area is missing, not a restricted fixedTPM signing
                         // key, or not the key that signed the quote
   kActivationFailed,    // the TPM did not return the credential's secret

@@ -90,9 +90,20 @@ Result<QuoteDocument> Measurer::Quote(std::vector<uint32_t> pcrs, const std::str
   q.ak_public_pem = std::move(tq.ak_public_pem);
   q.ak_tpm_public = std::move(tq.ak_tpm_public);
   if (with_ek) {
-    VIGIL_ASSIGN_OR_RETURN(const std::string der, tpm_->ReadEkCertificate());
-    VIGIL_ASSIGN_OR_RETURN(const EkCertificate ek,
-                           ParseEkCertificate(der, "the TPM's EK certificate (NV 0x01c00002)"));
+    Result<std::string> der = core::NotFound("no EK kind to read");
+    EkKind kind = EkKind::kRsa2048;
+    for (EkKind k : kAllEkKinds) {
+      if (options_.ek_kind.has_value() && *options_.ek_kind != k) continue;
+      kind = k;
+      der = tpm_->ReadEkCertificate(k);
+      if (der.has_value() || der.error().code() != core::StatusCode::kNotFound) break;
+    }
+    if (!der.has_value()) return der.error();
+    const std::string source = std::string("the TPM's ") + EkKindName(kind) + " EK certificate";
+    VIGIL_ASSIGN_OR_RETURN(const EkCertificate ek, ParseEkCertificate(*der, source));
+    if (ek.kind != kind) {
+      return core::InvalidArgument(source + ": holds a " + EkKindName(ek.kind) + " key");
+    }
     q.ek_certificate_pem = EkCertificatePem(ek);
   }
   return q;

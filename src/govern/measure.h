@@ -8,6 +8,7 @@
 //   <state_dir>/attest/events.json   the event list (govern/attest.h), rewritten atomically
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,9 @@ struct MeasureOptions {
   std::string tcti;         // tpm2-tss TCTI configuration (govern/tpm.h); required
   uint32_t pcr = kDefaultPcr;  // 16 or 23
   std::string events_path;  // required
+  // The EK whose certificate a quote carries (Quote with `with_ek`); nullopt: the first the TPM
+  // has of RSA 2048, ECC P-256, ECC P-384.
+  std::optional<EkKind> ek_kind;
 };
 
 class Measurer {
@@ -39,7 +43,8 @@ class Measurer {
 
   // A quote over `pcrs` (the measured PCR when empty) with the current event list and the PCR
   // values read after it, all under the lock. With `with_ek`, the document also carries the TPM's
-  // EK certificate (kNotFound when the TPM has none), for a verifier that ties the AK to the EK.
+  // EK certificate (options().ek_kind; kNotFound when the TPM has none), for a verifier that ties
+  // the AK to the EK.
   core::Result<QuoteDocument> Quote(std::vector<uint32_t> pcrs, const std::string& nonce,
                                     bool with_ek = false);
 

@@ -5,8 +5,11 @@
 #include <tss2/tss2_rc.h>
 #include <tss2/tss2_tctildr.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+
+#include "govern/internal/openssl.h"
 
 namespace vigil::govern {
 
@@ -50,20 +53,57 @@ TPM2B_PUBLIC AkTemplate() {
   return t;
 }
 
-// The TCG EK Credential Profile's default RSA template (L-1): the EK a manufacturer certifies.
-TPM2B_PUBLIC EkTemplate() {
-  static constexpr uint8_t kPolicySecretEndorsement[32] = {
-      0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xb3, 0xf8, 0x1a, 0x90, 0xcc, 0x8d, 0x46, 0xa5, 0xd7, 0x24,
-      0xfd, 0x52, 0xd7, 0x6e, 0x06, 0x52, 0x0b, 0x64, 0xf2, 0xa1, 0xda, 0x1b, 0x33, 0x14, 0x69, 0xaa};
+// PolicyA of the TCG EK Credential Profile with SHA-256: PolicySecret(TPM_RH_ENDORSEMENT), the
+// authPolicy of templates L-1 and L-2.
+constexpr uint8_t kPolicyASha256[32] = {
+    0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xb3, 0xf8, 0x1a, 0x90, 0xcc, 0x8d, 0x46, 0xa5, 0xd7, 0x24,
+    0xfd, 0x52, 0xd7, 0x6e, 0x06, 0x52, 0x0b, 0x64, 0xf2, 0xa1, 0xda, 0x1b, 0x33, 0x14, 0x69, 0xaa};
+// PolicyB with SHA-384 (PolicyOR of PolicyA and PolicyC), the authPolicy of template H-3.
+constexpr uint8_t kPolicyBSha384[48] = {
+    0xb2, 0x6e, 0x7d, 0x28, 0xd1, 0x1a, 0x50, 0xbc, 0x53, 0xd8, 0x82, 0xbc, 0xf5, 0xfd, 0x3a, 0x1a,
+    0x07, 0x41, 0x48, 0xbb, 0x35, 0xd3, 0xb4, 0xe4, 0xcb, 0x1c, 0x0a, 0xd9, 0xbd, 0xe4, 0x19, 0xca,
+    0xcb, 0x47, 0xba, 0x09, 0x69, 0x96, 0x46, 0x15, 0x0f, 0x9f, 0xc0, 0x00, 0xf3, 0xf8, 0x0e, 0x12};
+
+// An ECC EK's parameters: AES-`aes_bits`-CFB, no signing scheme, no KDF, on `curve`.
+void SetEccEkParameters(TPMS_ECC_PARMS* e, uint16_t aes_bits, TPM2_ECC_CURVE curve) {
+  e->symmetric.algorithm = TPM2_ALG_AES;
+  e->symmetric.keyBits.aes = aes_bits;
+  e->symmetric.mode.aes = TPM2_ALG_CFB;
+  e->scheme.scheme = TPM2_ALG_NULL;
+  e->curveID = curve;
+  e->kdf.scheme = TPM2_ALG_NULL;
+}
+
+// The TCG EK Credential Profile's default templates: L-1 (RSA 2048), L-2 (ECC P-256), both
+// SHA-256 and AES-128-CFB with PolicyA and no userWithAuth; H-3 (ECC P-384, SHA-384, AES-256-CFB,
+// PolicyB, userWithAuth with the empty authValue). These are the keys a manufacturer (or
+// swtpm_setup --create-ek-cert) certifies.
+TPM2B_PUBLIC EkTemplate(EkKind kind) {
   TPM2B_PUBLIC t{};
   TPMT_PUBLIC& p = t.publicArea;
-  p.type = TPM2_ALG_RSA;
-  p.nameAlg = TPM2_ALG_SHA256;
   p.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
                        TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_ADMINWITHPOLICY |
                        TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT;
-  p.authPolicy.size = sizeof(kPolicySecretEndorsement);
-  std::memcpy(p.authPolicy.buffer, kPolicySecretEndorsement, sizeof(kPolicySecretEndorsement));
+  if (kind == EkKind::kEccP384) {
+    p.type = TPM2_ALG_ECC;
+    p.nameAlg = TPM2_ALG_SHA384;
+    p.objectAttributes |= TPMA_OBJECT_USERWITHAUTH;
+    p.authPolicy.size = sizeof(kPolicyBSha384);
+    std::memcpy(p.authPolicy.buffer, kPolicyBSha384, sizeof(kPolicyBSha384));
+    SetEccEkParameters(&p.parameters.eccDetail, 256, TPM2_ECC_NIST_P384);
+    return t;  // unique: empty in the high-range templates
+  }
+  p.nameAlg = TPM2_ALG_SHA256;
+  p.authPolicy.size = sizeof(kPolicyASha256);
+  std::memcpy(p.authPolicy.buffer, kPolicyASha256, sizeof(kPolicyASha256));
+  if (kind == EkKind::kEccP256) {
+    p.type = TPM2_ALG_ECC;
+    SetEccEkParameters(&p.parameters.eccDetail, 128, TPM2_ECC_NIST_P256);
+    p.unique.ecc.x.size = 32;  // zeros
+    p.unique.ecc.y.size = 32;
+    return t;
+  }
+  p.type = TPM2_ALG_RSA;
   p.parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_AES;
   p.parameters.rsaDetail.symmetric.keyBits.aes = 128;
   p.parameters.rsaDetail.symmetric.mode.aes = TPM2_ALG_CFB;
@@ -230,13 +270,16 @@ Result<uint32_t> Tpm::CreateAk(AkPublic* ak) {
   return handle;
 }
 
-Result<std::string> Tpm::ReadEkCertificate() {
+Result<std::string> Tpm::ReadEkCertificate(EkKind kind) {
   ESYS_TR nv = ESYS_TR_NONE;
-  const TSS2_RC rc = Esys_TR_FromTPMPublic(h_->esys, kEkCertNvIndexRsa, ESYS_TR_NONE,
+  char index[16];
+  std::snprintf(index, sizeof(index), "0x%08x", EkCertNvIndex(kind));
+  const TSS2_RC rc = Esys_TR_FromTPMPublic(h_->esys, EkCertNvIndex(kind), ESYS_TR_NONE,
                                            ESYS_TR_NONE, ESYS_TR_NONE, &nv);
   if (rc != TSS2_RC_SUCCESS) {
-    return core::NotFound("TPM (" + tcti_ + "): no EK certificate in NV index 0x01c00002 (" +
-                          Tss2_RC_Decode(rc) + ")");
+    return core::NotFound("TPM (" + tcti_ + "): no " + EkKindName(kind) +
+                          " EK certificate in NV index " + index + " (" + Tss2_RC_Decode(rc) +
+                          ")");
   }
   TPM2B_NV_PUBLIC* pub = nullptr;
   TPM2B_NAME* name = nullptr;
@@ -267,6 +310,11 @@ Result<std::string> Tpm::ReadEkCertificate() {
 }
 
 Result<std::string> Tpm::ActivateCredential(const CredentialChallenge& challenge) {
+  VIGIL_ASSIGN_OR_RETURN(const EkKind kind, EkKindOfChallenge(challenge));
+  const TPM2B_PUBLIC ek_template = EkTemplate(kind);
+  // L templates authorize the EK's use with PolicySecret(TPM_RH_ENDORSEMENT); H templates also
+  // allow its (empty) authValue.
+  const bool policy = (ek_template.publicArea.objectAttributes & TPMA_OBJECT_USERWITHAUTH) == 0;
   TPM2B_ID_OBJECT blob{};
   TPM2B_ENCRYPTED_SECRET secret{};
   if (challenge.id_object.size() > sizeof(blob.credential) ||
@@ -289,21 +337,22 @@ Result<std::string> Tpm::ActivateCredential(const CredentialChallenge& challenge
     if (ek != ESYS_TR_NONE) Esys_FlushContext(h_->esys, ek);
     Esys_FlushContext(h_->esys, ak);
   };
-  Status st = Check(CreateEndorsementPrimary(h_->esys, EkTemplate(), &ek, &ek_public),
-                    "TPM2_CreatePrimary (endorsement key, TCG template L-1)");
+  const std::string what =
+      std::string("TPM2_CreatePrimary (endorsement key, ") + EkKindName(kind) + " TCG template)";
+  Status st = Check(CreateEndorsementPrimary(h_->esys, ek_template, &ek, &ek_public), what.c_str());
   const TPMT_SYM_DEF none{.algorithm = TPM2_ALG_NULL, .keyBits = {}, .mode = {}};
-  if (st.ok()) {
+  if (st.ok() && policy) {
     st = Check(Esys_StartAuthSession(h_->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
                                      ESYS_TR_NONE, ESYS_TR_NONE, nullptr, TPM2_SE_POLICY, &none,
                                      TPM2_ALG_SHA256, &session),
                "TPM2_StartAuthSession (policy session for the EK)");
   }
-  if (st.ok()) {
+  if (st.ok() && policy) {
     // Used once: the TPM flushes it after ActivateCredential succeeds.
     st = Check(Esys_TRSess_SetAttributes(h_->esys, session, 0, TPMA_SESSION_CONTINUESESSION),
                "Esys_TRSess_SetAttributes");
   }
-  if (st.ok()) {
+  if (st.ok() && policy) {
     TPM2B_TIMEOUT* timeout = nullptr;
     TPMT_TK_AUTH* ticket = nullptr;
     st = Check(Esys_PolicySecret(h_->esys, ESYS_TR_RH_ENDORSEMENT, session, ESYS_TR_PASSWORD,
@@ -315,8 +364,9 @@ Result<std::string> Tpm::ActivateCredential(const CredentialChallenge& challenge
   }
   TPM2B_DIGEST* cert_info = nullptr;
   if (st.ok()) {
-    st = Check(Esys_ActivateCredential(h_->esys, ak, ek, ESYS_TR_PASSWORD, session, ESYS_TR_NONE,
-                                       &blob, &secret, &cert_info),
+    st = Check(Esys_ActivateCredential(h_->esys, ak, ek, ESYS_TR_PASSWORD,
+                                       policy ? session : ESYS_TR_PASSWORD, ESYS_TR_NONE, &blob,
+                                       &secret, &cert_info),
                "TPM2_ActivateCredential");
     if (st.ok()) session = ESYS_TR_NONE;  // a policy session without continueSession is gone
   }
@@ -325,6 +375,30 @@ Result<std::string> Tpm::ActivateCredential(const CredentialChallenge& challenge
   std::string out(reinterpret_cast<const char*>(cert_info->buffer), cert_info->size);
   Esys_Free(cert_info);
   return out;
+}
+
+Result<std::string> Tpm::EndorsementKeyPem(EkKind kind) {
+  ESYS_TR ek = ESYS_TR_NONE;
+  TPM2B_PUBLIC* pub = nullptr;
+  const std::string what =
+      std::string("TPM2_CreatePrimary (endorsement key, ") + EkKindName(kind) + " TCG template)";
+  VIGIL_RETURN_IF_ERROR(
+      Check(CreateEndorsementPrimary(h_->esys, EkTemplate(kind), &ek, &pub), what.c_str()));
+  Esys_FlushContext(h_->esys, ek);
+  const TPMT_PUBLIC& p = pub->publicArea;
+  auto bytes = [](const auto& b) {
+    return std::string_view(reinterpret_cast<const char*>(b.buffer), b.size);
+  };
+  const bool p384 = p.parameters.eccDetail.curveID == TPM2_ECC_NIST_P384;
+  internal::Owned<EVP_PKEY> key =
+      p.type == TPM2_ALG_RSA
+          ? internal::RsaPublicKey(bytes(p.unique.rsa), 65537)
+          : internal::EcPublicKey(p384 ? "secp384r1" : "prime256v1", p384 ? 48 : 32,
+                                  bytes(p.unique.ecc.x), bytes(p.unique.ecc.y));
+  const std::string pem = key ? internal::PemOfPublicKey(key.get()) : std::string();
+  Esys_Free(pub);
+  if (pem.empty()) return core::Internal("encoding the endorsement key as PEM failed");
+  return pem;
 }
 
 Result<std::string> Tpm::Random(size_t bytes) {

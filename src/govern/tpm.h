@@ -12,10 +12,10 @@
 // hierarchy must have an empty authorization value (the default; a TPM whose owner set one
 // refuses CreatePrimary with an authorization error, which is reported).
 //
-// The endorsement key (EK) is the primary key of the TCG default template L-1 (RSA 2048,
-// SHA-256, AES-128-CFB, policy PolicySecret(TPM_RH_ENDORSEMENT)), the key a manufacturer (or
-// swtpm_setup --create-ek-cert) certifies in NV index 0x01c00002; ActivateCredential() uses it to
-// prove that the AK lives in the same TPM (govern/credential.h).
+// The endorsement key (EK) is the primary key of a TCG default template (govern/credential.h,
+// EkKind): L-1 (RSA 2048, certificate in NV index 0x01c00002), L-2 (ECC P-256, 0x01c0000a) or
+// H-3 (ECC P-384, 0x01c00016), the keys a manufacturer (or swtpm_setup --create-ek-cert)
+// certifies; ActivateCredential() uses it to prove that the AK lives in the same TPM.
 //
 // Not thread-safe: one Tpm per thread. Move-only.
 
@@ -54,13 +54,16 @@ class Tpm {
   core::Result<Sha256Digest> ReadPcr(uint32_t pcr);
   // `nonce`: kMinNonceBytes..kMaxNonceBytes bytes; `pcrs`: ascending sha256-bank indexes.
   core::Result<TpmQuote> Quote(const std::vector<uint32_t>& pcrs, const std::string& nonce);
-  // The EK certificate in NV index kEkCertNvIndexRsa (DER, possibly zero-padded);
+  // The EK certificate of `kind` in its NV index (EkCertNvIndex; DER, possibly zero-padded);
   // kNotFound when the TPM has none.
-  core::Result<std::string> ReadEkCertificate();
+  core::Result<std::string> ReadEkCertificate(EkKind kind = EkKind::kRsa2048);
+  // The public key (PEM) of the EK of `kind`, created from its default template.
+  core::Result<std::string> EndorsementKeyPem(EkKind kind);
   // TPM2_ActivateCredential: the AK as the object the credential is bound to, the EK (created
-  // from the default template) as the decrypting key under a PolicySecret(TPM_RH_ENDORSEMENT)
-  // session. Returns the secret; a challenge made for another EK or another AK is kUnavailable
-  // with the TPM's response code (an integrity or decryption failure).
+  // from the default template of the kind the challenge was made for, EkKindOfChallenge) as the
+  // decrypting key, under a PolicySecret(TPM_RH_ENDORSEMENT) session for the L templates, with
+  // its empty authValue for H-3. Returns the secret; a challenge made for another EK or another
+  // AK is kUnavailable with the TPM's response code (an integrity or decryption failure).
   core::Result<std::string> ActivateCredential(const CredentialChallenge& challenge);
   // Random bytes from the TPM (at most 32 per call are asked; loops as needed).
   core::Result<std::string> Random(size_t bytes);

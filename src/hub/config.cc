@@ -352,6 +352,9 @@ core::Result<HubConfig> ParseHubConfig(std::string_view text, std::string_view s
                               return y.File(v2, p2, &c.fleet_allowlist);
                             }
                             if (k2 == "attestation_ek_ca") return y.File(v2, p2, &c.fleet_ek_ca);
+                            if (k2 == "attestation_ek_crl") {
+                              return y.File(v2, p2, &c.fleet_ek_crl);
+                            }
                             if (k2 == "requote") {
                               uint32_t seconds = 0;
                               VIGIL_RETURN_IF_ERROR(y.Seconds(v2, p2, 86400, &seconds));

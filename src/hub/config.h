@@ -81,6 +81,9 @@ struct HubConfig {
   // to their TPMs (loaded by `vigil hub` into server.fleet.ek_ca_bundle); "": not done.
   // fleet.requote goes to server.fleet.requote_ms directly.
   std::string fleet_ek_ca;
+  // fleet.attestation_ek_crl: CRLs (PEM) the EK certificates are checked against (loaded by
+  // `vigil hub` into server.fleet.ek_crls); needs attestation_ek_ca; "": no revocation check.
+  std::string fleet_ek_crl;
 
   // Fills the empty paths from state_dir.
   void ResolvePaths();

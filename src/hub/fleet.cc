@@ -161,7 +161,8 @@ json Fleet::Challenge(const govern::QuoteDocument& q, int64_t now, AgentStatusRo
     return nullptr;
   }
   row->attestation = "failed";
-  auto b = govern::CheckEkBinding(q, options_.ek_ca_bundle, options_.ek_ca_source);
+  auto b = govern::CheckEkBinding(q, options_.ek_ca_bundle, options_.ek_ca_source,
+                                  options_.ek_crls, options_.ek_crl_source);
   if (!b.has_value()) {
     row->attestation_reason = b.error().message();
     return nullptr;

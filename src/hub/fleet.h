@@ -55,6 +55,10 @@ struct FleetOptions {
   // its attestation key (POST /v1/agents/activate) before its attestation is "verified".
   std::string ek_ca_bundle;
   std::string ek_ca_source;  // the bundle's file, for messages
+  // CRLs (fleet.attestation_ek_crl; govern::VerifyEkChain): with them, a revoked EK certificate,
+  // or one whose issuer has no current CRL here, is untrusted. Read once at start.
+  std::string ek_crls;
+  std::string ek_crl_source;
   // Signs nonces and challenge tokens (hub/fleet_attest.h); `vigil hub` derives it from the token
   // key, which every instance of one hub shares. "": a random key for this instance only.
   std::string attestation_key;

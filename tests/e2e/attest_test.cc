@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "../unit/govern/ek_ca.h"
 #include "../unit/govern/swtpm.h"
 #include "../unit/sensor/temp_dir.h"
 #include "vigil_cli.h"
@@ -176,6 +177,40 @@ TEST(AttestEkCliTest, VerifyTiesTheAttestationKeyToTheEk) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find(junk + ": no PEM certificate in the EK CA bundle"), std::string::npos)
       << r.err;
+
+  // The ECC EK (swtpm's is NIST P-384): the credential is made with ECDH and activates.
+  const std::string qe = dir + "/ecc.json";
+  r = vigil("attest quote --ek --ek-alg ecc-p384 --nonce " + nonce + " --out " + qe + " --tcti " +
+            a.tcti() + " --events " + dir + "/a.json.events --config " + bare);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(nlohmann::json::parse(ReadAll(qe))["ek_certificate"], doc_a["ek_certificate"]);
+  r = vigil("attest verify " + qe + " --nonce " + nonce + " --ek-ca " + bundle + " --tcti " +
+            a.tcti() + " --json --config " + bare);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["ak_name"], j["ak_name"]);
+  r = vigil("attest quote --ek --ek-alg ecc --nonce " + nonce + " --tcti " + a.tcti() +
+            " --config " + bare);
+  EXPECT_EQ(r.exit_code, 2);
+
+  // Revocation: a CRL file that has no CRL of the EK's issuer fails closed; a malformed one is
+  // bad input; --ek-crl needs --ek-ca.
+  govern::testing::EkCa crl_ca("a CA with a CRL");
+  const std::string crl = tmp.Write("other.crl", crl_ca.IssueCrl({}));
+  r = vigil("attest verify " + qa + " --nonce " + nonce + " --ek-ca " + bundle + " --ek-crl " +
+            crl + " --tcti " + a.tcti() + " --config " + bare);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("FAILED (untrusted-ek)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("fails the revocation check against " + crl +
+                       ": unable to get certificate CRL"),
+            std::string::npos)
+      << r.err;
+  r = vigil("attest verify " + qa + " --nonce " + nonce + " --ek-ca " + bundle + " --ek-crl " +
+            junk + " --tcti " + a.tcti() + " --config " + bare);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find(junk + ": not a PEM or DER CRL"), std::string::npos) << r.err;
+  r = vigil("attest verify " + qa + " --nonce " + nonce + " --ek-crl " + crl + " --config " +
+            bare);
+  EXPECT_EQ(r.exit_code, 2);
 }
 
 }  // namespace

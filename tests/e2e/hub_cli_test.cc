@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -261,6 +262,27 @@ TEST_F(HubCliTest, BadFlagsAndConfigsExitTwoNamingTheInput) {
   bad = Vigil("hub --config " + config.string());
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find((dir_ / "ek-ca.pem").string() + ": no PEM certificate in the EK CA bundle"),
+            std::string::npos)
+      << bad.err;
+  // EK CRLs: they need the EK CA bundle, and a file without a CRL is refused naming it.
+  std::ofstream(config) << "listen: 127.0.0.1:0\nstate_dir: " << state_.string()
+                        << "\nfleet:\n  attestation_ek_crl: ek-ca.pem\n";
+  bad = Vigil("hub --config " + config.string());
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("fleet.attestation_ek_crl needs fleet.attestation_ek_ca"),
+            std::string::npos)
+      << bad.err;
+  const std::string ca_pem = (dir_ / "real-ca.pem").string();
+  ASSERT_EQ(std::system(("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+                         "-subj /CN=ek-ca -days 1 -keyout " + (dir_ / "ca.key").string() +
+                         " -out " + ca_pem + " >/dev/null 2>&1").c_str()),
+            0);
+  std::ofstream(config) << "listen: 127.0.0.1:0\nstate_dir: " << state_.string()
+                        << "\nfleet:\n  attestation_ek_ca: real-ca.pem\n  attestation_ek_crl: "
+                           "ek-ca.pem\n";
+  bad = Vigil("hub --config " + config.string());
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find((dir_ / "ek-ca.pem").string() + ": not a PEM or DER CRL"),
             std::string::npos)
       << bad.err;
   std::ofstream(config) << "listen: 127.0.0.1:0\nfleet:\n  requote: often\n";

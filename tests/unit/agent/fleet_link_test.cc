@@ -19,6 +19,7 @@
 #include "govern/credential.h"
 #include "govern/measure.h"
 #include "govern/minisign.h"
+#include "../govern/ek_ca.h"
 #include "../govern/swtpm.h"
 #include "hub/fleet_attest.h"
 #include "hub_link_fixture.h"
@@ -592,6 +593,20 @@ TEST_F(FleetLinkTest, TheHubTiesTheAttestationKeyToTheTpmsEk) {
   ASSERT_TRUE(web4->link->Beat().ok());
   EXPECT_FALSE(seen4->allowed.value_or(true));
   EXPECT_NE(seen4->reason.find("untrusted-ek"), std::string::npos) << seen4->reason;
+
+  // A trusted EK, but the hub's CRL file has no CRL of its issuer: refused (fail closed).
+  StopHub();
+  fleet_options_.ek_ca_bundle = ca.bundle();
+  govern::testing::EkCa crl_ca("a CA with a CRL");
+  fleet_options_.ek_crls = crl_ca.IssueCrl({});
+  fleet_options_.ek_crl_source = "ek.crl";
+  StartHub();
+  govern::Measurer* web5_quoter = a.get();
+  auto [web5, seen5] = make("web-5", &web5_quoter, a.get(), false);
+  ASSERT_TRUE(web5->link->Beat().ok());
+  EXPECT_FALSE(seen5->allowed.value_or(true));
+  EXPECT_NE(seen5->reason.find("fails the revocation check against ek.crl"), std::string::npos)
+      << seen5->reason;
 }
 
 }  // namespace

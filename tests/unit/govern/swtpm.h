@@ -86,6 +86,9 @@ class SwtpmCa {
   SwtpmCa& operator=(const SwtpmCa&) = delete;
 
   std::string setup_config() const { return (dir_ / "setup.conf").string(); }
+  // The intermediate CA that signs EK certificates: its certificate and key (PEM files).
+  std::string issuer_cert() const { return (dir_ / "ca/issuercert.pem").string(); }
+  std::string issuer_key() const { return (dir_ / "ca/signkey.pem").string(); }
   std::string log() const { return (dir_ / "setup.log").string(); }
   // The root and the intermediate CA (exist once a TPM was manufactured with this CA).
   std::string bundle() const {
