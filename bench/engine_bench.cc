@@ -1,8 +1,10 @@
-// Cost of the inference engine (src/model/inference_engine.h) around two model families trained
-// once per process on ADFA-LD's training split: the syscall-ngram sequence model (default
-// options) and the isolation forest over bag-of-syscalls vectors (default options: 100 trees of
-// 256 rows). Requests are the first 20,000 non-overlapping 32-call windows of the validation
-// traces (for the forest, each window's system-call frequency vector), taken in turn.
+// Cost of the inference engine (src/model/inference_engine.h) around three model families
+// trained once per process on ADFA-LD's training split: the syscall-ngram sequence model (default
+// options), the isolation forest over bag-of-syscalls vectors (default options: 100 trees of 256
+// rows) and the sequence-covering model (default options; the default family for adfa-ld); arg
+// `model`: 0 n-gram, 1 forest, 2 covering. Requests are the first 20,000 non-overlapping 32-call
+// windows of the validation traces (for the forest, each window's system-call frequency vector),
+// taken in turn.
 //
 // Latency benchmarks time every call with steady_clock and report p50_ns / p99_ns / p999_ns
 // (the clock reads, ~20 ns each, are included); one iteration is one request. Direct/* calls
@@ -24,6 +26,7 @@
 #include "bench/bench_data.h"
 #include "core/clock.h"
 #include "core/metrics.h"
+#include "model/cover_model.h"
 #include "model/features.h"
 #include "model/inference_engine.h"
 #include "model/isolation_forest.h"
@@ -47,6 +50,7 @@ double ProcessCpuSeconds() {
 struct Fixture {
   std::shared_ptr<const model::Model> sequence;
   std::shared_ptr<const model::Model> forest;
+  std::shared_ptr<const model::Model> cover;
   std::vector<model::ScoreRequest> windows;  // syscall windows (sequence)
   std::vector<model::ScoreRequest> vectors;  // frequency vectors (forest)
 };
@@ -92,6 +96,13 @@ const Fixture* GetFixture(std::string* error) {
     }
   }
   f->forest = std::shared_ptr<const model::Model>(std::move(forest).value());
+  auto cover = model::CoverModel::Train(traces, model::CoverModelOptions{});
+  if (!cover.has_value()) {
+    failure = "cover training failed: " + cover.error().ToString();
+    *error = failure;
+    return nullptr;
+  }
+  f->cover = std::shared_ptr<const model::Model>(std::move(cover).value());
   fixture = std::move(f);
   return fixture.get();
 }
@@ -127,26 +138,31 @@ const Fixture* FixtureOrSkip(benchmark::State& state) {
   return f;
 }
 
-const std::vector<model::ScoreRequest>& RequestsFor(const Fixture& f, bool forest) {
-  return forest ? f.vectors : f.windows;
+// Arg `model`: 0 the n-gram sequence model, 1 the isolation forest, 2 the covering model.
+constexpr int kForest = 1;
+constexpr int kCover = 2;
+
+const std::vector<model::ScoreRequest>& RequestsFor(const Fixture& f, int64_t family) {
+  return family == kForest ? f.vectors : f.windows;
 }
 
-std::unique_ptr<model::InferenceEngine> MakeEngine(const Fixture& f, bool forest,
+const std::shared_ptr<const model::Model>& ModelFor(const Fixture& f, int64_t family) {
+  return family == kForest ? f.forest : family == kCover ? f.cover : f.sequence;
+}
+
+std::unique_ptr<model::InferenceEngine> MakeEngine(const Fixture& f, int64_t family,
                                                    core::Registry& registry,
                                                    model::InferenceEngineOptions o) {
   o.registry = &registry;
-  auto e = model::InferenceEngine::Create(forest ? f.forest : f.sequence, o,
-                                          core::SystemClock::Get());
+  auto e = model::InferenceEngine::Create(ModelFor(f, family), o, core::SystemClock::Get());
   return e.has_value() ? std::move(e).value() : nullptr;
 }
 
-// Arg 0: the sequence model; 1: the isolation forest.
 void BM_Direct(benchmark::State& state) {
   const Fixture* f = FixtureOrSkip(state);
   if (f == nullptr) return;
-  const bool forest = state.range(0) == 1;
-  const model::Model& m = forest ? *f->forest : *f->sequence;
-  const auto& reqs = RequestsFor(*f, forest);
+  const model::Model& m = *ModelFor(*f, state.range(0));
+  const auto& reqs = RequestsFor(*f, state.range(0));
   Latencies lat;
   size_t i = 0;
   double sum = 0;
@@ -158,21 +174,21 @@ void BM_Direct(benchmark::State& state) {
   lat.Report(state);
   state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(BM_Direct)->Arg(0)->Arg(1)->ArgName("iforest");
+BENCHMARK(BM_Direct)->DenseRange(0, 2)->ArgName("model");
 
 // ScoreSync through the engine. Arg 1 (inline): 1 scores on the calling thread, 0 hands the
 // request to the worker and waits for it (the path that bounds the wait by the budget).
 void BM_EngineSync(benchmark::State& state) {
   const Fixture* f = FixtureOrSkip(state);
   if (f == nullptr) return;
-  const bool forest = state.range(0) == 1;
+  const int64_t family = state.range(0);
   model::InferenceEngineOptions o;
   o.sync_inline = state.range(1) == 1;
   o.cache.capacity = 0;
   core::Registry registry;
-  auto engine = MakeEngine(*f, forest, registry, o);
+  auto engine = MakeEngine(*f, family, registry, o);
   if (engine == nullptr) return state.SkipWithError("engine creation failed");
-  const auto& reqs = RequestsFor(*f, forest);
+  const auto& reqs = RequestsFor(*f, family);
   Latencies lat;
   size_t i = 0, fallbacks = 0;
   for (auto _ : state) {
@@ -184,19 +200,19 @@ void BM_EngineSync(benchmark::State& state) {
   state.counters["fallbacks"] = static_cast<double>(fallbacks);
   state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(BM_EngineSync)->ArgsProduct({{0, 1}, {1, 0}})->ArgNames({"iforest", "inline"});
+BENCHMARK(BM_EngineSync)->ArgsProduct({{0, 1, 2}, {1, 0}})->ArgNames({"model", "inline"});
 
 // The verdict cache's hit path: the same request every time (digest + LRU lookup + copy).
 void BM_EngineCacheHit(benchmark::State& state) {
   const Fixture* f = FixtureOrSkip(state);
   if (f == nullptr) return;
-  const bool forest = state.range(0) == 1;
+  const int64_t family = state.range(0);
   model::InferenceEngineOptions o;
   o.sync_inline = true;
   core::Registry registry;
-  auto engine = MakeEngine(*f, forest, registry, o);
+  auto engine = MakeEngine(*f, family, registry, o);
   if (engine == nullptr) return state.SkipWithError("engine creation failed");
-  const model::FeatureView view = RequestsFor(*f, forest)[0].view();
+  const model::FeatureView view = RequestsFor(*f, family)[0].view();
   (void)engine->ScoreSync(view, kBudgetNs);
   Latencies lat;
   size_t misses = 0;
@@ -209,7 +225,7 @@ void BM_EngineCacheHit(benchmark::State& state) {
   state.counters["misses"] = static_cast<double>(misses);
   state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(BM_EngineCacheHit)->Arg(0)->Arg(1)->ArgName("iforest");
+BENCHMARK(BM_EngineCacheHit)->DenseRange(0, 2)->ArgName("model");
 
 // Asynchronous throughput: every iteration submits all 20,000 requests from this thread and
 // waits until the last verdict is delivered. Arg: max_batch (1 = no batching). Wall time, and
@@ -218,16 +234,16 @@ BENCHMARK(BM_EngineCacheHit)->Arg(0)->Arg(1)->ArgName("iforest");
 void BM_EngineAsync(benchmark::State& state) {
   const Fixture* f = FixtureOrSkip(state);
   if (f == nullptr) return;
-  const bool forest = state.range(1) == 1;
+  const int64_t family = state.range(1);
   model::InferenceEngineOptions o;
   o.max_batch = static_cast<size_t>(state.range(0));
   o.max_batch_delay_ns = 50'000;
   o.queue_capacity = kRequests;
   o.cache.capacity = 0;
   core::Registry registry;
-  auto engine = MakeEngine(*f, forest, registry, o);
+  auto engine = MakeEngine(*f, family, registry, o);
   if (engine == nullptr) return state.SkipWithError("engine creation failed");
-  const auto& reqs = RequestsFor(*f, forest);
+  const auto& reqs = RequestsFor(*f, family);
   std::atomic<uint64_t> delivered{0};
   uint64_t expected = 0;
   const uint64_t batches_before = engine->batches();
@@ -249,8 +265,8 @@ void BM_EngineAsync(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(reqs.size()));
 }
 BENCHMARK(BM_EngineAsync)
-    ->ArgsProduct({{1, 32}, {0, 1}})
-    ->ArgNames({"batch", "iforest"})
+    ->ArgsProduct({{1, 32}, {0, 1, 2}})
+    ->ArgNames({"batch", "model"})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

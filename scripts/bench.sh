@@ -93,8 +93,9 @@ for name, target, what in [
     if v is not None:
         print(f"{what:<44} {si(v):>8}/s  {'met' if v >= target else 'MISSED'}")
 for name, what in [
-    ("BM_EngineSync/iforest:0/inline:1", "engine verdict P99 <= 10 us, sequence model"),
-    ("BM_EngineSync/iforest:1/inline:1", "engine verdict P99 <= 10 us, isolation forest"),
+    ("BM_EngineSync/model:0/inline:1", "engine verdict P99 <= 10 us, n-gram model"),
+    ("BM_EngineSync/model:1/inline:1", "engine verdict P99 <= 10 us, isolation forest"),
+    ("BM_EngineSync/model:2/inline:1", "engine verdict P99 <= 10 us, covering model"),
 ]:
     b = rows.get(name)
     if b and "p99_ns" in b:

@@ -63,6 +63,10 @@ void NgramLm::Finalize() {
     discount_[n] = std::clamp(d, 0.1, 0.95);
   }
   finalized_ = true;
+  unigram_.clear();
+  std::vector<double> unigram(vocab_size_);
+  for (size_t w = 0; w < vocab_size_; ++w) unigram[w] = Prob(nullptr, 0, static_cast<Token>(w));
+  unigram_ = std::move(unigram);
   surprisal_ = FlatMap<float>();
   surprisal_.Reserve(num_.size());
   num_.ForEach([&](uint64_t key, uint32_t) {
@@ -73,13 +77,21 @@ void NgramLm::Finalize() {
 }
 
 double NgramLm::Prob(const Token* h, int hlen, Token w) const {
-  const double uniform = 1.0 / static_cast<double>(vocab_size_);
-  double p = uniform;
+  double p = 1.0 / static_cast<double>(vocab_size_);  // uniform
+  int k = 0;
+  if (w < unigram_.size()) {
+    p = unigram_[w];  // the loop's first step, done in Finalize
+    k = 1;
+  }
   // Interpolate from the unigram level up to the full context.
-  for (int k = 0; k <= hlen; ++k) {
+  for (; k <= hlen; ++k) {
     const Token* ctx = h + (hlen - k);
     const ContextStats* s = ctx_.Find(ContextKey(ctx, k));
-    if (s == nullptr || s->total == 0) continue;  // context unseen: keep the lower order
+    // Context unseen: keep the lower order. Finalize's contexts are closed under suffixes (a
+    // context of length k + 1 is the prefix of a counted (k + 2)-gram, whose last k + 1 tokens
+    // are counted too, with this context's last k tokens as their context), so no longer
+    // context of this history was seen either: the rest of the loop would change nothing.
+    if (s == nullptr || s->total == 0) break;
     // Key(ctx[0..k) w): the context's tokens with w above them, tagged with order k + 1.
     const uint64_t key = PackTokens(ctx, k, k + 1) |
                          static_cast<uint64_t>(w) << (kTokenBits * k);

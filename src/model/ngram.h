@@ -71,6 +71,9 @@ class NgramLm {
   FlatMap<uint32_t> num_;       // counts used by KN: raw for order N, continuation below
   FlatMap<ContextStats> ctx_;   // per context, per order
   FlatMap<float> surprisal_;    // precomputed -log2 P for every n-gram in num_
+  // P after the unigram level for each token < vocab_size: Prob's first step without its two
+  // probes (every unseen n-gram goes through it).
+  std::vector<double> unigram_;
   bool finalized_ = false;
 };
 

@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include <cstring>
+#include <vector>
 
 namespace vigil::model {
 namespace {
@@ -11,7 +12,7 @@ namespace {
 // the system has no entropy source, and then randombytes would abort anyway.
 const unsigned char* DigestKey() {
   static const auto* key = [] {
-    static unsigned char k[crypto_generichash_KEYBYTES];
+    static unsigned char k[crypto_shorthash_siphashx24_KEYBYTES];
     if (sodium_init() < 0) std::memset(k, 0x5a, sizeof(k));
     else randombytes_buf(k, sizeof(k));
     return k;
@@ -19,23 +20,30 @@ const unsigned char* DigestKey() {
   return key;
 }
 
-void Update(crypto_generichash_state* st, const void* data, uint64_t len) {
-  crypto_generichash_update(st, reinterpret_cast<const unsigned char*>(&len), sizeof(len));
-  if (len > 0) crypto_generichash_update(st, static_cast<const unsigned char*>(data), len);
+// Appends len (8 bytes) then the bytes.
+void Append(std::vector<unsigned char>& out, const void* data, uint64_t len) {
+  const size_t at = out.size();
+  out.resize(at + sizeof(len) + len);
+  std::memcpy(out.data() + at, &len, sizeof(len));
+  if (len > 0) std::memcpy(out.data() + at + sizeof(len), data, len);
 }
 
 }  // namespace
 
 FeatureDigest DigestFeatures(const FeatureView& request) {
-  crypto_generichash_state st;
-  crypto_generichash_init(&st, DigestKey(), crypto_generichash_KEYBYTES, sizeof(FeatureDigest));
-  Update(&st, request.subject.data(), request.subject.size());
+  // SipHash is one-shot: the length-prefixed fields are laid out in a per-thread buffer that
+  // keeps its capacity, so a request costs no allocation once the largest size has been seen.
+  thread_local std::vector<unsigned char> buf;
+  buf.clear();
+  Append(buf, request.subject.data(), request.subject.size());
   const auto arch = static_cast<uint8_t>(request.arch);
-  Update(&st, &arch, 1);
-  Update(&st, request.syscalls.data(), request.syscalls.size_bytes());
-  Update(&st, request.values.data(), request.values.size_bytes());
+  Append(buf, &arch, 1);
+  Append(buf, request.syscalls.data(), request.syscalls.size_bytes());
+  Append(buf, request.values.data(), request.values.size_bytes());
+  static_assert(sizeof(FeatureDigest) == crypto_shorthash_siphashx24_BYTES);
   FeatureDigest d;
-  crypto_generichash_final(&st, reinterpret_cast<unsigned char*>(d.words.data()), sizeof(d));
+  crypto_shorthash_siphashx24(reinterpret_cast<unsigned char*>(d.words.data()), buf.data(),
+                              buf.size(), DigestKey());
   return d;
 }
 

@@ -1,7 +1,7 @@
 #pragma once
 
 // The inference engine's verdict cache: least-recently-used entries that expire after a time to
-// live, keyed by a 128-bit keyed BLAKE2b digest of a request's features (FeatureDigest).
+// live, keyed by a 128-bit keyed SipHash digest of a request's features (FeatureDigest).
 //
 // The digest key is drawn at random per process (libsodium), so a program cannot craft features
 // whose digest collides with a benign request's and be served that request's verdict. Entries

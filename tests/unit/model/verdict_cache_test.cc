@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace vigil::model {
@@ -46,6 +47,28 @@ TEST(FeatureDigestTest, FieldBoundariesAreNotAmbiguous) {
   const std::vector<float> zero = {0.0f};
   EXPECT_NE(DigestFeatures({"", core::Arch::kI386, two, {}}),
             DigestFeatures({"", core::Arch::kI386, one, zero}));
+}
+
+TEST(FeatureDigestTest, DigestDoesNotDependOnEarlierRequests) {
+  // The digest lays the fields out in a per-thread buffer reused across calls: a small request
+  // digested after a large one (and on another thread) must give the same digest as before.
+  const std::vector<int32_t> small = {5, 6};
+  const FeatureDigest first = DigestFeatures({"p", core::Arch::kI386, small, {}});
+  const std::vector<int32_t> large(4096, 5);
+  const std::vector<float> values(512, 1.5f);
+  const FeatureDigest big = DigestFeatures({std::string(300, 'x'), core::Arch::kI386, large, values});
+  EXPECT_NE(first, big);
+  EXPECT_EQ(first, DigestFeatures({"p", core::Arch::kI386, small, {}}));
+  FeatureDigest other;
+  std::thread([&] { other = DigestFeatures({"p", core::Arch::kI386, small, {}}); }).join();
+  EXPECT_EQ(first, other);
+  // Distinct requests spread: 1,000 single-value requests, 1,000 distinct digests.
+  std::vector<FeatureDigest> seen;
+  for (int i = 0; i < 1000; ++i) {
+    const FeatureDigest d = Key(i);
+    for (const FeatureDigest& e : seen) ASSERT_NE(d, e) << i;
+    seen.push_back(d);
+  }
 }
 
 TEST(VerdictCacheTest, HitsAfterInsertAndCountsHitRate) {
