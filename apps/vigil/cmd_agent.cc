@@ -1069,8 +1069,9 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
     fleet->Start();
   }
 
-  // 8. Signals: SIGINT/SIGTERM stop cleanly, SIGHUP reloads filters and the event set. (They
-  // were blocked at the start, so every thread inherited the mask and only this one takes them.)
+  // 8. Signals: SIGINT/SIGTERM stop cleanly, SIGHUP reloads filters and the event set, the
+  // policy and the gate's rules and model. (They were blocked at the start, so every thread
+  // inherited the mask and only this one takes them.)
   std::atomic<bool> done{false};
   std::thread signals([&] {
     while (!done.load()) {
@@ -1165,7 +1166,10 @@ RunFn AddAgentCommand(CLI::App& root) {
                "and recorded in <state_dir>/enforcement.db; see vigil enforcement. With "
                "agent.gate in the config, execs (and opens) of files on the configured paths "
                "also wait for the policy (fanotify; denied only in enforce mode, counted as "
-               "would-have-enforced otherwise; docs/gates.md)");
+               "would-have-enforced otherwise; docs/gates.md). SIGHUP reloads the policy and the "
+               "gate's rules and model; with a hub sink, signed policies and gate models rolled "
+               "out by the hub are verified here and applied (policy_file, model_file; "
+               "docs/hub.md)");
   cmd->add_option("--config", o->config,
                   "YAML config (sensors, event set, filters, sinks and the hub, learning period, "
                   "metrics, the fanotify gate agent.gate); a "
