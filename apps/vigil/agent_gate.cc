@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/metrics.h"
+#include "model/model_file.h"
 
 namespace vigil::app {
 namespace {
@@ -81,6 +82,12 @@ core::Result<std::unique_ptr<AgentGate>> AgentGate::Start(
   std::unique_ptr<AgentGate> g(
       new AgentGate(RulesOf(std::move(policy)), std::move(own), std::move(served), go, audit));
   g->own_files_ = gc.policy;
+  if (!models.empty()) {
+    const std::string* bytes = model_files.Find(gc.model);
+    g->model_path_ = gc.model;
+    g->model_info_ = ModelInfo{gc.model, models.front().name, models.front().version,
+                               bytes != nullptr ? model::Sha256Hex(*bytes) : ""};
+  }
   g->model_files_ = std::move(model_files);
   g->models_ = std::move(models);
   g->gate_.SetEnforcementAllowed(false);  // until the agent enters enforce mode
@@ -115,16 +122,57 @@ core::Status AgentGate::Reload(std::shared_ptr<const policy::PolicySnapshot> age
 
 std::string AgentGate::policy_version() const { return gate_.rules()->version; }
 
+std::optional<AgentGate::ModelInfo> AgentGate::model_info() const {
+  std::lock_guard<std::mutex> lock(model_mu_);
+  return model_info_;
+}
+
+core::Result<AgentGate::ModelInfo> AgentGate::ReloadModel(const std::string& cause) {
+  std::lock_guard<std::mutex> lock(model_mu_);
+  if (model_path_.empty() || !model_.engine) {
+    return core::FailedPrecondition(
+        "agent.gate.model: the gate started without a model file; a model is added by a restart");
+  }
+  ArtifactFiles files;
+  auto loaded = LoadGateModel(model_path_, &files);
+  if (!loaded.has_value()) {
+    const core::Status st = loaded.error().WithContext("agent.gate.model " + model_path_);
+    const ModelInfo& old = *model_info_;
+    if (audit_ != nullptr) {
+      audit_->ModelChange("refused", model_path_, old.name, old.version,
+                          st.message() + "; " + old.name + " " + old.version + " stays in force",
+                          files.Find(model_path_));
+    }
+    return st;
+  }
+  std::shared_ptr<const model::Model> m = std::move(loaded).value();
+  const std::string* bytes = files.Find(model_path_);
+  ModelInfo info{model_path_, m->name(), m->version(),
+                 bytes != nullptr ? model::Sha256Hex(*bytes) : ""};
+  model_.engine->Swap(m);
+  if (audit_ != nullptr) {
+    audit_->ModelChange("reloaded", model_path_, info.name, info.version,
+                        "the fanotify gate's model (" + cause + ")", bytes);
+  }
+  model_files_ = std::move(files);
+  models_ = {{model_path_, info.name, info.version}};
+  model_info_ = info;
+  return info;
+}
+
 std::string AgentGate::CheckTrust(const std::vector<std::string>& trusted_keys) {
   // The rules files as the gate's policy engine parsed them, the model as it was loaded.
+  std::unique_lock<std::mutex> lock(model_mu_);
   ArtifactFiles files = model_files_;
+  const std::vector<ModelArtifact> models = models_;
+  lock.unlock();
   std::vector<std::string> policies = own_files_;
   if (own_) {
     const std::shared_ptr<const policy::PolicySnapshot> snap = own_->Current();
     files.Keep(snap->sources);
     policies.insert(policies.end(), snap->files.begin(), snap->files.end());
   }
-  return CheckEnforceArtifacts(trusted_keys, policies, models_, audit_, &files);
+  return CheckEnforceArtifacts(trusted_keys, policies, models, audit_, &files);
 }
 
 void AgentGate::Stop() {

@@ -21,12 +21,17 @@
 // sequence model scoring each process's gated calls) served through an inference engine named
 // "gate-fanotify", with the deadline, circuit breaker and per-rule fallback of `vigil gate
 // --model` (gate_wiring.h ServeGateModel, gate_model.h). Without it ml.* fields are absent.
+// ReloadModel (the agent's SIGHUP, or a model rolled out by the hub) reads the file again and
+// swaps the new model in atomically (InferenceEngine::Swap: a call being scored finishes with the
+// model it started with); a file that does not load keeps the model in force.
 //
 // Safety: the sensor marks the configured files and directories' inodes, never a mount, refuses
 // a path that is or holds vigil's own executable, answers from a dedicated thread, and a watchdog
 // answers every call whose decision misses its deadline (sensor/fanotify_gate.h).
 
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,6 +70,24 @@ class AgentGate {
   // The version of the rules in force.
   std::string policy_version() const;
 
+  // The gate model in force: its file, name, version and the SHA-256 (hex) of the bytes it was
+  // loaded from (what is measured and reported to the hub).
+  struct ModelInfo {
+    std::string path;
+    std::string name;
+    std::string version;
+    std::string sha256;
+  };
+  // Null when the gate has no model read from agent.gate.model.
+  std::optional<ModelInfo> model_info() const;
+  // Reads agent.gate.model again. A file that loads and scores system-call sequences replaces the
+  // model in force atomically, with a model-change record "reloaded" (reason `cause`), and its
+  // ModelInfo is returned. Otherwise the model in force stays, a model-change record "refused"
+  // is written, and the error names agent.gate.model and the file (kInvalidArgument, kNotFound,
+  // kDataLoss as the read and load give them); kFailedPrecondition when the gate has no model
+  // from agent.gate.model (a model is added only by a restart). Thread-safe.
+  core::Result<ModelInfo> ReloadModel(const std::string& cause);
+
   // Enforce mode's precondition for the gate's own rules files (agent.gate.policy, and the rules
   // files a bundle manifest among them names) and its model (agent.gate.model), checked as the
   // bytes that were parsed: "" when they are signed by `trusted_keys` (or there are none), else
@@ -91,8 +114,11 @@ class AgentGate {
 
   std::unique_ptr<policy::PolicyEngine> own_;  // agent.gate.policy; null: the agent's policy
   std::vector<std::string> own_files_;
+  std::string model_path_;                     // agent.gate.model ("": none read from a file)
+  mutable std::mutex model_mu_;                // guards the three below; held by ReloadModel
   ArtifactFiles model_files_;                  // the model file's bytes, as loaded
   std::vector<ModelArtifact> models_;          // agent.gate.model
+  std::optional<ModelInfo> model_info_;
   GateModelServer model_;
   AuditTrail* audit_;
   enforce::DecisionGate gate_;

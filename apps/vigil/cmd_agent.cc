@@ -258,6 +258,23 @@ std::string VetPolicy(EnforceGate* gate, const std::vector<std::string>& configu
   return why;
 }
 
+// Measures a model the agent put in force (kind "model": the SHA-256 of the bytes it loaded) when
+// a TPM is configured; a trusted one joins the allowlist of the local quote.
+void MeasureModel(EnforceGate* gate, const std::string& path, const govern::Sha256Digest& digest,
+                  bool trusted) {
+  if (!gate->measurer) return;
+  govern::AttestEvent e;
+  e.kind = "model";
+  e.name = path;
+  e.digest = digest;
+  if (core::Status st = gate->measurer->Measure(e); !st.ok()) {
+    spdlog::error("attestation: measuring {}: {}", path, st.message());
+    if (gate->require_attestation) gate->Refuse("attestation: " + st.message());
+  } else if (trusted) {
+    gate->allowed.insert(digest);
+  }
+}
+
 // The start measurement: the vigil binary that is running.
 core::Result<govern::AttestEvent> BinaryEvent() {
   std::error_code ec;
@@ -566,11 +583,14 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
                                     audit.get());
     if (!started.has_value()) return ReportError("agent", started.error());
     agent_gate = std::move(started).value();
-    if (gate.wanted) {
-      const std::string why = agent_gate->CheckTrust(c.trusted_keys);
-      if (!why.empty()) {
-        gate.Refuse(why);
-        spdlog::error("ALERT enforce mode refused, running in monitor mode: {}", why);
+    const std::string why = gate.wanted ? agent_gate->CheckTrust(c.trusted_keys) : "";
+    if (!why.empty()) {
+      gate.Refuse(why);
+      spdlog::error("ALERT enforce mode refused, running in monitor mode: {}", why);
+    }
+    if (const auto m = agent_gate->model_info()) {  // measured as it starts serving
+      if (auto digest = govern::DigestOfHex(m->sha256)) {
+        MeasureModel(&gate, m->path, *digest, why.empty());
       }
     }
     spdlog::info("gate: holding {} of files on {} path(s) ({} mode; it denies only while the "
@@ -596,7 +616,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   lo.baseline_path = c.agent.baseline;
   lo.relearn = o.relearn;
   lo.baseline = baseline;
-  lo.model.name = "host-baseline";
+  lo.model.name = std::string(kHostBaselineName);
   lo.model.version = "1";
   lo.model.min_subject_traces = c.agent.min_program_windows;
   lo.model.target_fpr = c.model.target_fpr;
@@ -680,14 +700,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
       }
     }
     if (gate.measurer && digest) {
-      govern::AttestEvent e;
-      e.kind = "model";
-      e.name = c.agent.baseline;
-      e.digest = *digest;
-      if (auto st = gate.measurer->Measure(e); !st.ok()) {
-        spdlog::error("attestation: measuring {}: {}", c.agent.baseline, st.message());
-        if (gate.require_attestation) gate.Refuse("attestation: " + st.message());
-      }
+      MeasureModel(&gate, c.agent.baseline, *digest, /*trusted=*/false);  // (allowed above)
     } else if (gate.measurer && gate.require_attestation) {
       gate.Refuse("attestation: cannot read " + c.agent.baseline + " to measure it");
     }
@@ -849,12 +862,13 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   std::mutex reload_mu;
   // An untrusted policy after a reload (mode_mu held): monitor mode until a restart re-checks
   // every precondition.
-  auto refuse_after_reload = [&](const std::string& cause, const std::string& why) {
+  auto refuse_after_reload = [&](const std::string& cause, const std::string& why,
+                                 const std::string& what = "policy") {
     if (why.empty() || mode != "enforce") return;
     if (policy_engine) policy_engine->SetEnforcementAllowed(false);
     if (agent_gate) agent_gate->SetEnforcementAllowed(false);
     audit->ModeChange(mode, "monitor",
-                      "policy reloaded (" + cause + "); enforce mode refused: " + why);
+                      what + " reloaded (" + cause + "); enforce mode refused: " + why);
     mode = "monitor";
   };
   auto reload_gate = [&](const std::string& cause,
@@ -905,6 +919,37 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
     return {};
   };
 
+  // The gate model's reloads (SIGHUP, or a model rolled out by the hub): the new model replaces
+  // the old one only when it loads and scores system-call sequences; it is measured as it comes
+  // into force, and in enforce mode its signature is checked again (untrusted: monitor mode).
+  auto reload_gate_model = [&](const std::string& cause) -> core::Status {
+    if (!agent_gate || c.agent.gate.model.empty()) {
+      return core::FailedPrecondition("no gate model is configured (agent.gate.model)");
+    }
+    std::lock_guard<std::mutex> reload_lock(reload_mu);
+    auto info = agent_gate->ReloadModel(cause);
+    if (!info.has_value()) {
+      const auto in_force = agent_gate->model_info();
+      spdlog::error("{}: gate model not reloaded, {} stays in force: {}", cause,
+                    in_force ? in_force->name + " " + in_force->version : "the previous model",
+                    info.error().message());
+      return info.error();
+    }
+    spdlog::info("{}: gate model {} {} in force (sha256 {})", cause, info->name, info->version,
+                 info->sha256);
+    std::lock_guard<std::mutex> lock(mode_mu);
+    const std::string why = gate.wanted ? agent_gate->CheckTrust(c.trusted_keys) : "";
+    if (auto digest = govern::DigestOfHex(info->sha256)) {
+      MeasureModel(&gate, info->path, *digest, why.empty());
+    }
+    if (!why.empty()) {
+      gate.Refuse(why);
+      spdlog::error("ALERT enforce mode refused, running in monitor mode: {}", why);
+      refuse_after_reload(cause, why, "gate model");
+    }
+    return {};
+  };
+
   // 7c. The fleet link: with a hub sink, register with the hub and heartbeat; apply the
   // policies it rolls out to this host's group after checking their signatures here.
   std::unique_ptr<agent::FleetLink> fleet;
@@ -932,6 +977,15 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
       return ReportError("agent", core::InvalidArgument(
                                       "hub sink policy_file is set but policy.enabled is false"));
     }
+    fo.model_file = hub_config.model_file;
+    if (!fo.model_file.empty() && (!agent_gate || fo.model_file != c.agent.gate.model)) {
+      return ReportError(
+          "agent", core::InvalidArgument(
+                       "hub sink model_file \"" + fo.model_file +
+                       "\" is not agent.gate.model of a configured gate (agent.gate.watch): a "
+                       "model the hub rolls out would never be loaded (the host baseline is "
+                       "learned here, not distributed)"));
+    }
     auto keys = govern::LoadTrustedKeys(c.trusted_keys);
     if (keys.has_value()) {
       fo.trusted = std::move(keys).value();
@@ -949,9 +1003,17 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
       h.events = s.pipeline.read;
       h.drops = s.pipeline.queue.dropped_full;
       h.alerts = s.alerts;
+      if (const auto m = agent_gate ? agent_gate->model_info() : std::nullopt) {
+        h.model_version = m->name + " " + m->version;
+        h.model_digest = m->sha256;
+      }
       return h;
     };
     fo.reload_policy = [&] { return reload_policy("policy rolled out by the hub"); };
+    fo.check_model = [](const model::ModelFile& file, const std::string& source) {
+      return CheckGateModelFile(file, source);
+    };
+    fo.reload_model = [&] { return reload_gate_model("model rolled out by the hub"); };
     {
       std::lock_guard<std::mutex> lock(mode_mu);
       gate.needs_hub = gate.wanted && hub_config.enforce_requires_hub;
@@ -1007,8 +1069,9 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
     fleet->Start();
   }
 
-  // 8. Signals: SIGINT/SIGTERM stop cleanly, SIGHUP reloads filters and the event set. (They
-  // were blocked at the start, so every thread inherited the mask and only this one takes them.)
+  // 8. Signals: SIGINT/SIGTERM stop cleanly, SIGHUP reloads filters and the event set, the
+  // policy and the gate's rules and model. (They were blocked at the start, so every thread
+  // inherited the mask and only this one takes them.)
   std::atomic<bool> done{false};
   std::thread signals([&] {
     while (!done.load()) {
@@ -1036,6 +1099,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
         } else {
           (void)reload_gate("SIGHUP", nullptr);  // the gate's own files
         }
+        if (agent_gate && !c.agent.gate.model.empty()) (void)reload_gate_model("SIGHUP");
         core::Status st = ApplyRuntimeConfig(sensor_ref, fresh->agent);
         if (st.ok()) {
           spdlog::info("SIGHUP: reloaded filters and event set from {}", o.config);
@@ -1102,7 +1166,10 @@ RunFn AddAgentCommand(CLI::App& root) {
                "and recorded in <state_dir>/enforcement.db; see vigil enforcement. With "
                "agent.gate in the config, execs (and opens) of files on the configured paths "
                "also wait for the policy (fanotify; denied only in enforce mode, counted as "
-               "would-have-enforced otherwise; docs/gates.md)");
+               "would-have-enforced otherwise; docs/gates.md). SIGHUP reloads the policy and the "
+               "gate's rules and model; with a hub sink, signed policies and gate models rolled "
+               "out by the hub are verified here and applied (policy_file, model_file; "
+               "docs/hub.md)");
   cmd->add_option("--config", o->config,
                   "YAML config (sensors, event set, filters, sinks and the hub, learning period, "
                   "metrics, the fanotify gate agent.gate); a "

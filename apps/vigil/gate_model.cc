@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "core/clock.h"
+#include "model/loader.h"
 
 namespace vigil::app {
 namespace {
@@ -138,16 +139,35 @@ uint64_t GateCallRecorder::written() const {
   return written_;
 }
 
-core::Status CheckGateModel(const model::Model& model, const std::string& path) {
+namespace {
+
+// OK when `model` scores a window of one execve; else why not (without naming the file).
+core::Status ScoresGateCalls(const model::Model& model) {
   const int32_t probe[] = {kExecveNr};
   auto v = model.Score(model::FeatureView{"", core::Arch::kX86_64, probe, {}});
   if (!v.has_value()) {
-    return core::InvalidArgument("--model " + path + ": a " + model.family() +
-                                 " model does not score system-call sequences (" +
-                                 v.error().message() +
-                                 "); train one with vigil train --model-type sequence");
+    return core::InvalidArgument(
+        "a " + model.family() + " model does not score system-call sequences (" +
+        v.error().message() + "); train one with vigil train --model-type sequence");
   }
   return core::Status::Ok();
+}
+
+}  // namespace
+
+core::Status CheckGateModel(const model::Model& model, const std::string& path) {
+  return ScoresGateCalls(model).WithContext("--model " + path);
+}
+
+core::Status CheckGateModelFile(const model::ModelFile& file, const std::string& source) {
+  if (model::HeaderString(file, "name") == kHostBaselineName) {
+    return core::InvalidArgument(
+        source + ": the model is a host baseline (name " + std::string(kHostBaselineName) +
+        "), which vigil agent learns on each host itself; it is not a gate model");
+  }
+  auto m = model::LoadModelFromFile(file, source);
+  if (!m.has_value()) return m.error();
+  return ScoresGateCalls(**m).WithContext(source);
 }
 
 }  // namespace vigil::app

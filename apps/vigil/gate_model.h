@@ -29,6 +29,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -36,6 +37,7 @@
 #include "enforce/gate.h"
 #include "model/inference_engine.h"
 #include "model/model.h"
+#include "model/model_file.h"
 
 namespace vigil::app {
 
@@ -100,5 +102,14 @@ class GateCallRecorder {
 // Checks that `model` scores system-call sequences (a window of one execve is scored without an
 // error); kInvalidArgument naming `path` and the family otherwise.
 core::Status CheckGateModel(const model::Model& model, const std::string& path);
+
+// The name vigil agent gives the per-program baseline it learns on its host.
+inline constexpr std::string_view kHostBaselineName = "host-baseline";
+
+// Whether a decoded model file (a model rolled out by the hub) is a gate model, judged from its
+// header and then its contents: not a host baseline (header name kHostBaselineName: learned by
+// each agent on its own host), a family that loads, and a model that scores system-call
+// sequences. kInvalidArgument naming `source` and what it is otherwise.
+core::Status CheckGateModelFile(const model::ModelFile& file, const std::string& source);
 
 }  // namespace vigil::app

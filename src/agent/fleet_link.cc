@@ -43,6 +43,10 @@ FleetLink::FleetLink(FleetLinkOptions options, std::unique_ptr<HubClient> client
     auto bytes = core::ReadFile(options_.policy_file, govern::kMaxArtifactBytes);
     if (bytes.has_value()) state_.policy_digest = Sha256(*bytes);
   }
+  if (!options_.model_file.empty()) {
+    auto bytes = core::ReadFile(options_.model_file, model::kMaxModelFileBytes);
+    if (bytes.has_value()) state_.model_digest = Sha256(*bytes);
+  }
 }
 
 FleetLink::~FleetLink() { Stop(); }
@@ -83,6 +87,10 @@ json FleetLink::Report(bool heartbeat) {
             {"policy", {{"version", h.policy_version.substr(0, 128)},
                         {"digest", state_.policy_digest}}},
             {"model", nullptr}};
+  const std::string& model_digest = h.model_digest.empty() ? state_.model_digest : h.model_digest;
+  if (!h.model_version.empty() || !model_digest.empty()) {
+    j["model"] = {{"version", h.model_version.substr(0, 128)}, {"digest", model_digest}};
+  }
   const auto now = std::chrono::steady_clock::now();
   if (heartbeat) {
     const double seconds =
@@ -255,6 +263,26 @@ void FleetLink::Refuse(const std::string& kind, const std::string& digest,
   if (options_.audit) options_.audit(kind, "refused", digest, reason);
 }
 
+core::Status FleetLink::Install(const std::string& kind, const std::string& path,
+                                const std::string& content, const std::string& signature,
+                                const std::function<core::Status()>& reload, bool reload_back) {
+  // The previous file and signature, to put back if the new one does not load.
+  auto old_bytes = core::ReadFile(path, model::kMaxModelFileBytes);
+  auto old_sig = core::ReadFile(path + ".minisig", govern::kMaxArtifactBytes);
+  if (core::Status st = govern::WriteSignedArtifact(path, content, signature); !st.ok()) {
+    return core::Unavailable("installing it: " + st.message());
+  }
+  core::Status loaded = reload ? reload() : core::Status::Ok();
+  if (loaded.ok()) return loaded;
+  if (old_bytes.has_value()) {
+    core::Status back =
+        govern::WriteSignedArtifact(path, *old_bytes, old_sig.has_value() ? *old_sig : "");
+    if (back.ok() && reload_back && reload) back = reload();
+    if (!back.ok()) spdlog::error("hub: restoring the previous {}: {}", kind, back.message());
+  }
+  return core::InvalidArgument("the " + kind + " does not load: " + loaded.message());
+}
+
 void FleetLink::Apply(const json& u) {
   if (!u.is_object() || !u.contains("kind") || !u["kind"].is_string() || !u.contains("digest") ||
       !u["digest"].is_string()) {
@@ -271,13 +299,12 @@ void FleetLink::Apply(const json& u) {
     std::lock_guard lock(mu_);
     if (refused_.count(digest) != 0) return;  // refused once: not fetched again
   }
-  if (kind == "model") {
+  const bool is_model = kind == "model";
+  const std::string& path = is_model ? options_.model_file : options_.policy_file;
+  if (path.empty()) {
     return Refuse(kind, digest,
-                  "vigil agent does not load models from the hub (its model is the baseline it "
-                  "learns on this host)");
-  }
-  if (options_.policy_file.empty()) {
-    return Refuse(kind, digest, "no policy_file is configured in the agent's hub sink");
+                  is_model ? "no model_file is configured in the agent's hub sink"
+                           : "no policy_file is configured in the agent's hub sink");
   }
   // Transport failures are retried at the next beat; what arrives is judged here.
   auto bytes = client_->Get("/v1/artifacts/" + digest);
@@ -306,36 +333,39 @@ void FleetLink::Apply(const json& u) {
                   "no trusted keys to check it with" +
                       (options_.trust_error.empty() ? "" : ": " + options_.trust_error));
   }
-  const govern::TrustCheck t = govern::CheckSignedBytes("policy sha256:" + digest, content,
-                                                        *parsed, options_.trusted);
+  const govern::TrustCheck t =
+      govern::CheckSignedBytes(kind + " sha256:" + digest, content, *parsed, options_.trusted);
   if (!t.trusted) return Refuse(kind, digest, t.outcome + ": " + t.reason);
 
-  // Install it, keeping the previous file and signature to put back if it does not load.
-  const std::string& path = options_.policy_file;
-  auto old_bytes = core::ReadFile(path, govern::kMaxArtifactBytes);
-  auto old_sig = core::ReadFile(path + ".minisig", govern::kMaxArtifactBytes);
-  if (core::Status st = govern::WriteSignedArtifact(path, content, signature); !st.ok()) {
-    return Refuse(kind, digest, "installing it: " + st.message());
-  }
-  core::Status loaded =
-      options_.reload_policy ? options_.reload_policy() : core::Status::Ok();
-  if (!loaded.ok()) {
-    if (old_bytes.has_value()) {
-      core::Status back =
-          govern::WriteSignedArtifact(path, *old_bytes, old_sig.has_value() ? *old_sig : "");
-      if (back.ok() && options_.reload_policy) back = options_.reload_policy();
-      if (!back.ok()) spdlog::error("hub: restoring the previous policy: {}", back.message());
+  std::string what = "signed by key " + t.key_id;
+  core::Status installed;
+  if (is_model) {
+    // What it is, from its header, before anything is written.
+    const std::string source = "sha256:" + digest;
+    auto file = model::DecodeModelFile(content, source);
+    if (!file.has_value()) {
+      return Refuse(kind, digest, "not a model file: " + file.error().message());
     }
-    return Refuse(kind, digest, "the policy does not load: " + loaded.message());
+    if (options_.check_model) {
+      if (core::Status st = options_.check_model(*file, source); !st.ok()) {
+        return Refuse(kind, digest, st.message());
+      }
+    }
+    what = model::HeaderString(*file, "family") + " model " + model::HeaderString(*file, "name") +
+           " " + model::HeaderString(*file, "version") + ", " + what;
+    installed = Install(kind, path, content, signature, options_.reload_model, false);
+  } else {
+    installed = Install(kind, path, content, signature, options_.reload_policy, true);
   }
+  if (!installed.ok()) return Refuse(kind, digest, installed.message());
   {
     std::lock_guard lock(mu_);
-    state_.policy_digest = digest;
+    (is_model ? state_.model_digest : state_.policy_digest) = digest;
     state_.refusal.reset();
     refusal_ = nullptr;
   }
-  spdlog::info("hub: policy sha256:{} applied (signed by key {})", digest, t.key_id);
-  if (options_.audit) options_.audit(kind, "applied", digest, "signed by key " + t.key_id);
+  spdlog::info("hub: {} sha256:{} applied ({})", kind, digest, what);
+  if (options_.audit) options_.audit(kind, "applied", digest, what);
 }
 
 }  // namespace vigil::agent

@@ -6,10 +6,13 @@
 // link downloads each artifact and its signature, checks them itself (the SHA-256 the hub named,
 // then the minisign signature against the agent's own trusted keys: govern::CheckSignedBytes),
 // installs a policy as the configured policy file (with its .minisig) and asks the agent to
-// reload it. A refused update (digest, signature, no policy file, a policy that does not load) is
-// recorded through `audit`, the previous policy stays in force, and the refusal goes to the hub in
-// the next heartbeat. A hub that is down or slow only delays the link: the agent never waits on
-// it.
+// reload it. A model is first read as a model file (its header: model/model_file.h) and judged by
+// the agent (`check_model`: is it the kind of model the configured model file holds?), then
+// installed as the configured model file (with its .minisig) and reloaded the same way. A refused
+// update (digest, signature, no policy or model file, not a model file, the wrong kind of model,
+// a policy or model that does not load) is recorded through `audit`, the previous file stays in
+// force (put back when the new one did not load), and the refusal goes to the hub in the next
+// heartbeat. A hub that is down or slow only delays the link: the agent never waits on it.
 //
 // Thread-safety: Start/Stop from one thread; state() from any.
 
@@ -28,6 +31,7 @@
 #include "core/status.h"
 #include "govern/credential.h"
 #include "govern/minisign.h"
+#include "model/model_file.h"
 
 namespace vigil::agent {
 
@@ -38,6 +42,11 @@ struct FleetHealth {
   uint64_t events = 0;           // read since the start (the link turns it into a rate)
   uint64_t drops = 0;            // dropped since the start
   uint64_t alerts = 0;           // since the start
+  // The model in force, reported as the heartbeat's "model" (null when both are ""): its name and
+  // version ("NAME VERSION") and the SHA-256 (hex) of the file it was loaded from. An empty
+  // digest is replaced by the digest of model_file as last installed by the link.
+  std::string model_version;
+  std::string model_digest;
 };
 
 struct FleetLinkOptions {
@@ -52,6 +61,15 @@ struct FleetLinkOptions {
   std::function<FleetHealth()> health;     // required
   // Reloads the policy from its files (the path SIGHUP takes); an error keeps the previous one.
   std::function<core::Status()> reload_policy;
+  // A distributed model replaces this file and its .minisig ("": model updates are refused).
+  std::string model_file;
+  // Judges a verified model file before it is installed (the kind of model model_file must hold:
+  // a family that loads, scores what the agent needs); an error is the refusal's reason. `source`
+  // names the artifact ("sha256:HEX"). Unset: every model file that decodes is accepted.
+  std::function<core::Status(const model::ModelFile& file, const std::string& source)> check_model;
+  // Reloads the model from model_file (atomically: the model in force stays until the new one
+  // has loaded); an error keeps the previous one, and the link puts the previous file back.
+  std::function<core::Status()> reload_model;
   // With it, registration carries a TPM quote over a nonce from the hub (GET /v1/agents/nonce):
   // returns the quote document (govern::EncodeQuoteDocument) over the nonce's bytes. A failure
   // registers without a quote (the hub records the attestation as absent).
@@ -74,6 +92,7 @@ struct FleetLinkOptions {
 struct FleetState {
   bool registered = false;
   std::string policy_digest;  // SHA-256 of policy_file as installed ("" when none)
+  std::string model_digest;   // SHA-256 of model_file as installed ("" when none)
   std::optional<std::string> refusal;  // the last refusal's reason, until an update applies
   uint64_t heartbeats = 0;             // answered by the hub
   std::string last_error;              // the last failure to reach the hub ("" after a success)
@@ -104,6 +123,12 @@ class FleetLink {
   explicit FleetLink(FleetLinkOptions options, std::unique_ptr<HubClient> client);
   nlohmann::json Report(bool heartbeat);
   void Apply(const nlohmann::json& update);
+  // Installs verified bytes and their signature as `path` and calls `reload`; when that fails the
+  // previous file and signature are put back (and, with `reload_back`, reloaded). The error says
+  // why the update is refused.
+  core::Status Install(const std::string& kind, const std::string& path, const std::string& content,
+                       const std::string& signature, const std::function<core::Status()>& reload,
+                       bool reload_back);
   void Refuse(const std::string& kind, const std::string& digest, const std::string& reason);
   // The quote document for a registration ("" when none could be made; logged).
   std::string QuoteForHub();

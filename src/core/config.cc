@@ -359,7 +359,7 @@ class ConfigParser {
     VIGIL_RETURN_IF_ERROR(ForEachField(
         node, path,
         {"type", "url", "token_file", "ca", "spool", "spool_sync", "drain", "all_verdicts",
-         "group", "heartbeat", "policy_file", "enforce_requires_hub"},
+         "group", "heartbeat", "policy_file", "model_file", "enforce_requires_hub"},
         [&](const std::string& key, const YAML::Node& v, const std::string& p) -> Status {
           if (key == "url") return ReadHubUrl(v, p, &hub->url);
           if (key == "group") {
@@ -381,6 +381,7 @@ class ConfigParser {
             return Status::Ok();
           }
           if (key == "policy_file") return ReadString(v, p, &hub->policy_file);
+          if (key == "model_file") return ReadString(v, p, &hub->model_file);
           if (key == "enforce_requires_hub") return ReadBool(v, p, &hub->enforce_requires_hub);
           if (key == "token_file") return ReadString(v, p, &hub->token_file);
           if (key == "ca") return ReadString(v, p, &hub->ca);

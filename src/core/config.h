@@ -112,6 +112,8 @@ struct HubSinkConfig {
   uint64_t heartbeat_seconds = 10;  // 1..3600
   std::string policy_file;  // a distributed policy replaces this file (one of policy.files);
                             // "": policy updates are refused
+  std::string model_file;   // a distributed model replaces this file (agent.gate.model);
+                            // "": model updates are refused
   bool enforce_requires_hub = false;  // enforce mode waits until the hub allows it
 };
 

@@ -5,21 +5,27 @@
 // signed by the key the agents do not trust is refused by the canary agent, which keeps the
 // policy it runs, and the refusal is visible at the hub. Tokens of the wrong role are refused.
 // The hub requires attestation for enforce mode: the enforce-mode agent, which has no TPM here,
-// stays in monitor mode and records why.
+// stays in monitor mode and records why. A gate model is rolled out the same way, reloaded and
+// measured into the TPM (swtpm), and a tampered one refused.
 
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "../unit/govern/swtpm.h"
 #include "vigil_cli.h"
 
 namespace {
@@ -40,6 +46,16 @@ constexpr char kPolicyV2[] =
 constexpr char kPolicyV3[] =
     "- rule: Etc group read\n  desc: d\n  condition: evt.type in (open, openat) and fd.name = "
     "/etc/group\n  output: group read by %proc.name\n  priority: WARNING\n";
+
+// The SHA-256 (hex) of a file, as sha256sum prints it ("" when it cannot be read).
+std::string Sha256OfFile(const fs::path& p) {
+  FILE* f = popen(("sha256sum '" + p.string() + "' 2>/dev/null").c_str(), "r");
+  if (f == nullptr) return "";
+  char hex[65] = {};
+  const size_t n = fread(hex, 1, 64, f);
+  pclose(f);
+  return n == 64 ? std::string(hex, 64) : "";
+}
 
 class FleetE2eTest : public ::testing::Test {
  protected:
@@ -109,6 +125,23 @@ class FleetE2eTest : public ::testing::Test {
                   "--mode", enforce ? "enforce" : "monitor"},
                  home / "agent.out", home / "agent.err");
   }
+  // Starts `vigil hub --config CONFIG` with its state in dir_/hub; its port (-1 when it did not
+  // start, with a test failure).
+  int StartHub(const fs::path& config) {
+    vigil::e2e::Background hub = vigil::e2e::StartVigil(
+        {"hub", "--config", config.string(), "--state-dir", (dir_ / "hub").string(), "--listen",
+         "127.0.0.1:0", "--json"},
+        dir_ / "hub.out", dir_ / "hub.err");
+    EXPECT_EQ(hub.error, "");
+    if (!hub.error.empty()) return -1;
+    hub_ = hub.pid;
+    return json::parse(hub.ready_line)["port"];
+  }
+  // The admin token of dir_/admin.token as request headers.
+  httplib::Headers AdminHeaders() {
+    const std::string token = ReadAll(dir_ / "admin.token");
+    return {{"Authorization", "Bearer " + token.substr(0, token.size() - 1)}};
+  }
   json AgentAtHub(httplib::Client& http, const httplib::Headers& admin, const std::string& host) {
     auto r = http.Get("/v1/agents", admin);
     if (!r || r->status != 200) {
@@ -148,17 +181,11 @@ TEST_F(FleetE2eTest, CanaryFirstThenAllAndAnUntrustedPolicyIsRefusedAtTheAgent) 
   const std::string viewer = Token("viewer", "web-1");
   MakeAgentToken("web-1");
   MakeAgentToken("db-1");
-  vigil::e2e::Background hub = vigil::e2e::StartVigil(
-      {"hub", "--config", hub_config.string(), "--state-dir", hub_state, "--listen",
-       "127.0.0.1:0", "--json"},
-      dir_ / "hub.out", dir_ / "hub.err");
-  ASSERT_EQ(hub.error, "");
-  hub_ = hub.pid;
-  const int port = json::parse(hub.ready_line)["port"];
+  const int port = StartHub(hub_config);
+  ASSERT_GT(port, 0);
   const std::string server = "http://127.0.0.1:" + std::to_string(port);
   httplib::Client http("127.0.0.1", port);
-  const httplib::Headers admin{{"Authorization", "Bearer " + ReadAll(dir_ / "admin.token").substr(
-                                                     0, ReadAll(dir_ / "admin.token").size() - 1)}};
+  const httplib::Headers admin = AdminHeaders();
 
   // A token of the wrong role cannot register an agent.
   auto wrong = http.Post("/v1/agents/register", {{"Authorization", "Bearer " + viewer}},
@@ -270,6 +297,176 @@ TEST_F(FleetE2eTest, CanaryFirstThenAllAndAnUntrustedPolicyIsRefusedAtTheAgent) 
   ASSERT_EQ(h.exit_code, 0) << h.err;
   EXPECT_NE(h.out.find("rollout-promoted"), std::string::npos) << h.out;
   EXPECT_EQ(Vigil("audit verify " + hub_state + "/audit").exit_code, 0);
+}
+
+// A gate model rolled out by the hub. The agent's fanotify gate serves a signed system-call
+// sequence model (agent.gate.model, which is the hub sink's model_file) and the agent measures
+// what it loads into the TPM (swtpm, when it runs here). An admin pushes a newer signed gate model
+// and rolls it out to the agent's group: the agent verifies, installs and reloads it, and its
+// heartbeat reports the new model. A model signed by a key the agent does not trust is refused,
+// and the refusal is at the hub; a SIGHUP with a file that does not load keeps the model in force
+// and names the file. `vigil attest verify` accepts the agent's measurements with the binary, the
+// baseline and both models allowed, and refuses them without the rolled-out model.
+TEST_F(FleetE2eTest, AGateModelIsRolledOutReloadedAndMeasuredAndAnUntrustedOneRefused) {
+  ASSERT_EQ(Vigil("keys init --dir " + (dir_ / "keys").string()).exit_code, 0);
+  ASSERT_EQ(Vigil("keys init --dir " + (dir_ / "other-keys").string()).exit_code, 0);
+  const fs::path home = dir_ / "web-1";
+  const fs::path gated = dir_ / "gated";
+  fs::create_directories(gated);
+  ASSERT_EQ(mount("tmpfs", gated.c_str(), "tmpfs", 0, "size=1m"), 0) << std::strerror(errno);
+  struct Unmount {
+    fs::path p;
+    ~Unmount() { umount2(p.c_str(), MNT_DETACH); }
+  } unmount{gated};
+  vigil::govern::testing::Swtpm tpm;
+  if (!tpm.ok()) std::fprintf(stderr, "note: TPM part skipped: %s\n", tpm.why().c_str());
+
+  // Gate models trained on gated calls (execve 59, then openats 257), versions 1, 2 and 3.
+  const fs::path calls = dir_ / "calls.jsonl";
+  vigil::e2e::WriteSyscallStreams(calls, "tool", 12, {59, 257, 257, 257}, 1);
+  auto train = [&](const std::string& version, const fs::path& keys) {
+    const fs::path out = dir_ / ("gate-v" + version + ".vgm");
+    vigil::e2e::CmdResult r = Vigil("train --model-type sequence --dataset jsonl --data " +
+                                    calls.string() + " --order 3 --name gate --model-version " +
+                                    version + " --out " + out.string());
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    r = Vigil("model sign " + out.string() + " --key-dir " + keys.string());
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    return out;
+  };
+  const fs::path v1 = train("1", dir_ / "keys"), v2 = train("2", dir_ / "keys");
+  const fs::path v3 = train("3", dir_ / "other-keys");
+  const fs::path model = home / "gate.vgm";
+  fs::create_directories(home);
+  fs::copy_file(v1, model);
+  fs::copy_file(v1.string() + ".minisig", model.string() + ".minisig");
+
+  const fs::path hub_config = dir_ / "hub.yaml";
+  std::ofstream(hub_config) << "fleet:\n  trusted_keys:\n    - "
+                            << (dir_ / "keys" / "vigil.pub").string() << "\n    - "
+                            << (dir_ / "other-keys" / "vigil.pub").string() << "\n";
+  std::ofstream(dir_ / "admin.token") << Token("admin", "root") << "\n";
+  MakeAgentToken("web-1");
+  const int port = StartHub(hub_config);
+  ASSERT_GT(port, 0);
+  const std::string client = " --server http://127.0.0.1:" + std::to_string(port) +
+                             " --token-file " + (dir_ / "admin.token").string() + " --json";
+  httplib::Client http("127.0.0.1", port);
+  const httplib::Headers admin = AdminHeaders();
+
+  const fs::path config = home / "vigil.yaml";
+  std::ofstream(config)
+      << "host: web-1\nstate_dir: " << home.string() << "\n"
+      << "agent:\n  learn: 2s\n  events: [open]\n  gate:\n    watch: [" << gated.string()
+      << "]\n    model: " << model.string() << "\n"
+      << "metrics:\n  enabled: false\n"
+      << "trusted_keys: [" << (dir_ / "keys" / "vigil.pub").string() << "]\n"
+      << (tpm.ok() ? "attestation:\n  tcti: " + tpm.tcti() + "\n" : std::string())
+      << "sinks:\n  - type: hub\n    url: http://127.0.0.1:" << port << "\n"
+      << "    token_file: " << (home / "agent.token").string() << "\n"
+      << "    group: canary\n    heartbeat: 1s\n    drain: 1s\n"
+      << "    model_file: " << model.string() << "\n";
+  const fs::path err = home / "agent.err";
+  agents_[0] = Spawn({VIGIL_BINARY, "agent", "--config", config.string(), "--relearn",
+                      "--duration", "120s", "--quiet"},
+                     home / "agent.out", err);
+  auto model_at_hub = [&] {
+    const json a = AgentAtHub(http, admin, "web-1");
+    return a.is_object() && a["model"].is_object() ? a["model"] : json::object();
+  };
+  const std::string d1 = Sha256OfFile(v1), d2 = Sha256OfFile(v2);
+  ASSERT_TRUE(WaitFor([&] { return model_at_hub().value("digest", "") == d1; },
+                      std::chrono::seconds(30)))
+      << model_at_hub().dump() << " " << last_error_ << "\n" << ReadAll(err);
+  EXPECT_EQ(model_at_hub()["version"], "gate 1");
+
+  // Rolled out to the agent's group: installed, reloaded, reported.
+  vigil::e2e::CmdResult pushed = Vigil("hub push " + v2.string() + " --kind model" + client);
+  ASSERT_EQ(pushed.exit_code, 0) << pushed.err;
+  ASSERT_EQ(json::parse(pushed.out)["artifact"]["digest"], d2);
+  ASSERT_EQ(Vigil("hub rollout start --digest " + d2 + " --group canary" + client).exit_code, 0);
+  ASSERT_TRUE(WaitFor([&] { return model_at_hub().value("digest", "") == d2; },
+                      std::chrono::seconds(20)))
+      << model_at_hub().dump() << "\n" << ReadAll(err);
+  EXPECT_EQ(model_at_hub()["version"], "gate 2");
+  EXPECT_EQ(ReadAll(model), ReadAll(v2));
+  EXPECT_NE(ReadAll(err).find("model rolled out by the hub: gate model gate 2 in force"),
+            std::string::npos)
+      << ReadAll(err);
+
+  // Signed by a key the hub trusts but the agent does not: refused, version 2 stays.
+  vigil::e2e::CmdResult pushed3 = Vigil("hub push " + v3.string() + " --kind model" + client);
+  ASSERT_EQ(pushed3.exit_code, 0) << pushed3.err;
+  const std::string d3 = json::parse(pushed3.out)["artifact"]["digest"];
+  ASSERT_EQ(Vigil("hub rollout start --digest " + d3 + " --group canary" + client).exit_code, 0);
+  json refusal;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const json a = AgentAtHub(http, admin, "web-1");
+        refusal = a.is_object() ? a["refusal"] : json();
+        return refusal.is_object() && refusal["digest"] == d3;
+      },
+      std::chrono::seconds(20)))
+      << ReadAll(err);
+  EXPECT_EQ(refusal["kind"], "model");
+  EXPECT_NE(refusal["reason"].get<std::string>().find("unknown-key"), std::string::npos)
+      << refusal.dump();
+  EXPECT_EQ(model_at_hub()["digest"], d2);
+  EXPECT_EQ(ReadAll(model), ReadAll(v2));
+
+  // A SIGHUP with a file that does not load: the error names it; version 2 stays in force.
+  ASSERT_TRUE(WaitFor([&] { return ReadAll(err).find("detection started") != std::string::npos; },
+                      std::chrono::seconds(30)))
+      << ReadAll(err);
+  std::ofstream(model, std::ios::trunc) << "not a model\n";
+  kill(agents_[0], SIGHUP);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return ReadAll(err).find("SIGHUP: gate model not reloaded, gate 2 stays in force: "
+                                 "agent.gate.model " + model.string()) != std::string::npos;
+      },
+      std::chrono::seconds(10)))
+      << ReadAll(err);
+  fs::copy_file(v2, model, fs::copy_options::overwrite_existing);
+  kill(agents_[0], SIGTERM);
+  int status = 0;
+  ASSERT_EQ(waitpid(agents_[0], &status, 0), agents_[0]);
+  agents_[0] = -1;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << ReadAll(err);
+
+  vigil::e2e::CmdResult changes =
+      Vigil("audit show " + (home / "audit").string() + " --type model-change --json");
+  ASSERT_EQ(changes.exit_code, 0) << changes.err;
+  for (const std::string& want : std::vector<std::string>{
+           R"("action":"loaded")", R"("action":"reloaded")", R"("action":"hub-applied")",
+           R"("action":"hub-refused")", R"("action":"refused")", d2, d3}) {
+    EXPECT_NE(changes.out.find(want), std::string::npos) << want << "\n" << changes.out;
+  }
+
+  if (!tpm.ok()) return;
+  // Measured: the binary at start, the baseline learned, model v1 at start and v2 as it came in
+  // force (the file that did not load was not). Verified with exactly those digests allowed.
+  const std::string events = ReadAll(home / "attest" / "events.json");
+  EXPECT_NE(events.find(d1), std::string::npos) << events;
+  EXPECT_NE(events.find(d2), std::string::npos) << events;
+  const fs::path quote = dir_ / "quote.json", allow = dir_ / "allow.txt";
+  const std::string nonce = "a11ce5eeda11ce5eed";
+  vigil::e2e::CmdResult quoted = Vigil("attest quote --nonce " + nonce + " --out " +
+                                       quote.string() + " --config " + config.string());
+  ASSERT_EQ(quoted.exit_code, 0) << quoted.out << quoted.err;
+  auto verify = [&](const std::vector<fs::path>& allowed) {
+    std::ofstream list(allow, std::ios::trunc);
+    for (const fs::path& f : allowed) list << Sha256OfFile(f) << "  " << f << "\n";
+    list.close();
+    return Vigil("attest verify " + quote.string() + " --nonce " + nonce + " --allow " +
+                 allow.string());
+  };
+  const fs::path baseline = home / "models" / "baseline.vgm";
+  vigil::e2e::CmdResult ok = verify({VIGIL_BINARY, baseline, v1, v2});
+  EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err << events;
+  vigil::e2e::CmdResult without = verify({VIGIL_BINARY, baseline, v1});
+  EXPECT_EQ(without.exit_code, 1) << without.out << without.err;
+  EXPECT_NE((without.out + without.err).find(d2), std::string::npos) << without.out << without.err;
 }
 
 }  // namespace

@@ -262,7 +262,8 @@ TEST(SeccompGateTest, SlowDecisionGetsTheRuleFallbackByTheDeadline) {
 // fallback within the deadline, and the engine's breaker then answers at once.
 constexpr int32_t kExecve = 59, kOpenat = 257, kConnect = 42;
 
-std::shared_ptr<const model::Model> ProbeModel() {
+// gate_probe's gated calls when it only opens files: an exec, then 4..9 opens.
+std::vector<model::TrainingTrace> ProbeTraces() {
   std::vector<model::TrainingTrace> traces;
   for (int i = 0; i < 40; ++i) {
     model::TrainingTrace t;
@@ -272,7 +273,11 @@ std::shared_ptr<const model::Model> ProbeModel() {
     for (int k = 0; k < 4 + i % 6; ++k) t.syscalls.push_back(kOpenat);
     traces.push_back(std::move(t));
   }
-  auto m = model::SequenceModel::Train(traces, model::SequenceModelOptions{.order = 3});
+  return traces;
+}
+
+std::shared_ptr<const model::Model> ProbeModel() {
+  auto m = model::SequenceModel::Train(ProbeTraces(), model::SequenceModelOptions{.order = 3});
   EXPECT_TRUE(m.has_value()) << m.error().message();
   return m.has_value() ? std::shared_ptr<const model::Model>(std::move(m).value()) : nullptr;
 }
@@ -800,6 +805,92 @@ TEST_F(AgentGateTest, LateModelGetsTheRulesFallbackWithinTheDeadline) {
   EXPECT_GE(s.model_fallbacks + s.deadline_fallbacks, static_cast<uint64_t>(kExecs));
   EXPECT_GE(s.model_fallbacks, 1u);
   EXPECT_GE(g.engine()->breaker().opened(), 1u);
+}
+
+// The probe's model (ProbeModel's traces) as a model file, with `version`.
+std::string ProbeModelFile(const std::string& version) {
+  auto m = model::SequenceModel::Train(
+      ProbeTraces(), model::SequenceModelOptions{.name = "gate", .version = version, .order = 3});
+  EXPECT_TRUE(m.has_value()) << m.error().message();
+  return m.has_value() ? model::EncodeModelFile((*m)->ToFile(nlohmann::json::object())) : "";
+}
+
+// The agent gate's model from agent.gate.model: a reload (SIGHUP, a model the hub rolled out)
+// swaps the new file's model in, with its version and digest; a file that does not load, or a
+// model that does not score system-call sequences, leaves the model in force, and the error names
+// agent.gate.model and the file. A gate started without a model file has nothing to reload.
+TEST_F(AgentGateTest, ReloadModelSwapsTheModelAndABadFileKeepsTheOneInForce) {
+  std::ofstream(rules) << MlDenyRule("Unusual program",
+                                     "evt.type = execve and proc.exepath = " + prog.string());
+  const fs::path model_path = dir / "gate.vgm";
+  const std::string v1 = ProbeModelFile("1"), v2 = ProbeModelFile("2");
+  std::ofstream(model_path, std::ios::binary) << v1;
+  core::VigilConfig c = AgentGateConfig(t, {rules.string()});
+  c.agent.gate.model = model_path.string();
+  auto started = app::AgentGate::Start(c, nullptr, nullptr);
+  ASSERT_TRUE(started.has_value()) << started.error().message();
+  app::AgentGate& g = **started;
+  ASSERT_NE(g.engine(), nullptr);
+  auto info = g.model_info();
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->path, model_path.string());
+  EXPECT_EQ(info->name, "gate");
+  EXPECT_EQ(info->version, "1");
+  EXPECT_EQ(info->sha256, audit::Sha256Hex(v1));
+  EXPECT_EQ(g.engine()->model()->version(), "1");
+
+  std::ofstream(model_path, std::ios::binary | std::ios::trunc) << v2;
+  auto reloaded = g.ReloadModel("test");
+  ASSERT_TRUE(reloaded.has_value()) << reloaded.error().message();
+  EXPECT_EQ(reloaded->version, "2");
+  EXPECT_EQ(reloaded->sha256, audit::Sha256Hex(v2));
+  EXPECT_EQ(g.engine()->model()->version(), "2");
+  EXPECT_EQ(g.model_info()->sha256, audit::Sha256Hex(v2));
+  EXPECT_EQ(Probe("exec " + prog.string()).err, 0);  // the gate goes on deciding
+
+  // Not a model file, then a truncated one: the error names the file; version 2 stays.
+  for (const std::string& bad : {std::string("not a model\n"), v1.substr(0, v1.size() / 2)}) {
+    std::ofstream(model_path, std::ios::binary | std::ios::trunc) << bad;
+    auto refused = g.ReloadModel("test");
+    ASSERT_FALSE(refused.has_value());
+    EXPECT_NE(refused.error().message().find("agent.gate.model " + model_path.string()),
+              std::string::npos)
+        << refused.error().message();
+    EXPECT_EQ(g.engine()->model()->version(), "2");
+    EXPECT_EQ(g.model_info()->sha256, audit::Sha256Hex(v2));
+  }
+  g.Stop();
+
+  // Without agent.gate.model there is no model to reload.
+  auto plain = app::AgentGate::Start(AgentGateConfig(t, {rules.string()}), nullptr, nullptr);
+  ASSERT_TRUE(plain.has_value()) << plain.error().message();
+  EXPECT_FALSE((*plain)->model_info().has_value());
+  auto none = (*plain)->ReloadModel("test");
+  ASSERT_FALSE(none.has_value());
+  EXPECT_EQ(none.error().code(), core::StatusCode::kFailedPrecondition);
+  (*plain)->Stop();
+}
+
+// A model rolled out by the hub is judged from its file: a gate model is accepted; a host
+// baseline (its header's name) or a family no one registered is refused, naming the source.
+TEST(GateModelTest, CheckGateModelFileJudgesAModelFileByWhatItIs) {
+  auto decode = [](const std::string& bytes) {
+    auto f = model::DecodeModelFile(bytes, "test");
+    EXPECT_TRUE(f.has_value()) << f.error().message();
+    return f.has_value() ? *f : model::ModelFile{};
+  };
+  const model::ModelFile gate = decode(ProbeModelFile("1"));
+  EXPECT_TRUE(app::CheckGateModelFile(gate, "sha256:aa").ok());
+  model::ModelFile baseline = gate;
+  baseline.header["name"] = std::string(app::kHostBaselineName);
+  core::Status st = app::CheckGateModelFile(baseline, "sha256:aa");
+  EXPECT_NE(st.message().find("sha256:aa: the model is a host baseline"), std::string::npos)
+      << st.message();
+  model::ModelFile unknown = gate;
+  unknown.header["family"] = "no-such-family";
+  st = app::CheckGateModelFile(unknown, "sha256:aa");
+  EXPECT_NE(st.message().find("sha256:aa: unknown model family"), std::string::npos)
+      << st.message();
 }
 
 // Without a model, ml.* fields are absent at the agent's gate: the rule never matches, and the

@@ -2,7 +2,10 @@
 // signed policy rolled out to a canary group first and to every agent once promoted, verified
 // and applied by each agent; an artifact signed by a key the agent does not trust, or altered,
 // refused at the agent (its previous policy kept) and the refusal visible at the hub; tokens of
-// the wrong role or host refused by the hub.
+// the wrong role or host refused by the hub. A signed model rolled out the same way is judged by
+// its header, installed as the agent's model file and reloaded; an altered one, a file that is no
+// model, a model of the wrong kind and one that does not load are refused with the previous model
+// kept in force, and the hub sees the model each agent runs.
 
 #include "agent/fleet_link.h"
 
@@ -23,6 +26,9 @@
 #include "../govern/swtpm.h"
 #include "hub/fleet_attest.h"
 #include "hub_link_fixture.h"
+#include "model/loader.h"
+#include "model/model_file.h"
+#include "model/sequence_model.h"
 #include "policy/engine.h"
 
 namespace vigil::agent {
@@ -49,13 +55,63 @@ std::string Sign(const govern::KeyPair& k, const std::string& bytes) {
   return govern::EncodeSignature(govern::Sign(k.secret_key, bytes, "file:policy.yaml", "test"));
 }
 
-// One agent: its policy file and engine, its fleet link, what it audited.
+// A gate-like system-call sequence model named `name`, version `version`, as file bytes.
+std::string ModelBytes(const std::string& name, const std::string& version,
+                       const std::string& family = "") {
+  std::vector<model::TrainingTrace> traces;
+  for (int i = 0; i < 12; ++i) {
+    model::TrainingTrace t;
+    t.subject = "prog";
+    t.arch = core::Arch::kX86_64;
+    t.syscalls = {59};
+    for (int k = 0; k < 3 + i % 4; ++k) t.syscalls.push_back(257);
+    traces.push_back(std::move(t));
+  }
+  model::SequenceModelOptions o;
+  o.name = name;
+  o.version = version;
+  o.order = 2;
+  o.min_subject_traces = 100;
+  auto m = model::SequenceModel::Train(traces, o);
+  EXPECT_TRUE(m.has_value()) << m.error().message();
+  if (!m.has_value()) return "";
+  model::ModelFile f = (*m)->ToFile(nlohmann::json::object());
+  if (!family.empty()) f.header["family"] = family;
+  return model::EncodeModelFile(f);
+}
+
+// One agent: its policy file and engine, its model, its fleet link, what it audited.
 struct Agent {
-  std::string host, group, policy_file;
+  std::string host, group, policy_file, model_file;
+  std::shared_ptr<const model::Model> model;  // the model in force (model_file as loaded)
   std::unique_ptr<policy::PolicyEngine> engine;
   std::unique_ptr<FleetLink> link;
   std::vector<std::string> audited;  // "policy applied <digest>", "policy refused <digest>: why"
 };
+
+// Gives `a` a model file holding `bytes` (loaded as the model in force) and the link options
+// that install and reload a distributed one: only models named "gate" are accepted.
+void WithModel(Agent* a, const std::string& path, const std::string& bytes, FleetLinkOptions& o) {
+  a->model_file = path;
+  std::ofstream(path, std::ios::binary) << bytes;
+  auto loaded = model::LoadModel(path);
+  EXPECT_TRUE(loaded.has_value()) << loaded.error().message();
+  if (loaded.has_value()) a->model = std::move(loaded).value();
+  o.model_file = path;
+  o.check_model = [](const model::ModelFile& file, const std::string& source) {
+    if (model::HeaderString(file, "name") != "gate") {
+      return core::InvalidArgument(source + ": model " + model::HeaderString(file, "name") +
+                                   " is not a gate model");
+    }
+    return core::Status::Ok();
+  };
+  o.reload_model = [a]() -> core::Status {
+    auto m = model::LoadModel(a->model_file);
+    if (!m.has_value()) return m.error();
+    a->model = std::move(m).value();
+    return core::Status::Ok();
+  };
+}
 
 class FleetLinkTest : public testing::HubLinkTest {
  protected:
@@ -69,7 +125,8 @@ class FleetLinkTest : public testing::HubLinkTest {
 
   std::unique_ptr<Agent> MakeAgent(const std::string& host, const std::string& group,
                                    const std::vector<govern::PublicKey>& trusted,
-                                   const std::function<void(FleetLinkOptions&)>& tweak = {}) {
+                                   const std::function<void(FleetLinkOptions&)>& tweak = {},
+                                   const std::string& model_bytes = "") {
     auto a = std::make_unique<Agent>();
     a->host = host;
     a->group = group;
@@ -93,19 +150,23 @@ class FleetLinkTest : public testing::HubLinkTest {
     o.policy_file = a->policy_file;
     o.trusted = trusted;
     Agent* raw = a.get();
+    o.reload_policy = [raw] { return raw->engine->Reload(); };
     o.health = [raw] {
       FleetHealth h;
       h.policy_version = raw->engine->Current()->version;
       h.events = 100;
       h.drops = 1;
       h.alerts = 2;
+      if (raw->model) h.model_version = raw->model->name() + " " + raw->model->version();
       return h;
     };
-    o.reload_policy = [raw] { return raw->engine->Reload(); };
     o.audit = [raw](const std::string& kind, const std::string& action, const std::string& digest,
                     const std::string& reason) {
       raw->audited.push_back(kind + " " + action + " " + digest + ": " + reason);
     };
+    if (!model_bytes.empty()) {
+      WithModel(raw, (dir_ / (host + "-gate.vgm")).string(), model_bytes, o);
+    }
     if (tweak) tweak(o);
     auto link = FleetLink::Create(std::move(o));
     EXPECT_TRUE(link.has_value()) << link.error().ToString();
@@ -146,6 +207,22 @@ class FleetLinkTest : public testing::HubLinkTest {
     start.digest = govern::Sha256Of("vigil binary");
     VIGIL_RETURN_IF_ERROR(m->Restart(start));
     return m;
+  }
+  // Stores an artifact straight into the hub's store (as a compromised hub or store would, with
+  // any signature) and starts rollout `n` of it to the canary group; its digest.
+  std::string PutAndRollOut(const std::string& kind, const std::string& bytes,
+                            const std::string& sig, int64_t n) {
+    hub::ArtifactRow row;
+    row.digest = govern::HexOf(govern::Sha256Of(bytes));
+    row.kind = kind;
+    row.name = kind == "model" ? "gate.vgm" : "policy.yaml";
+    row.size = static_cast<int64_t>(bytes.size());
+    row.content = bytes;
+    row.signature = sig;
+    row.uploaded_by = "intruder";
+    EXPECT_TRUE(store_->PutArtifact(row).value_or(false));
+    EXPECT_TRUE(store_->StartRollout(row.digest, "canary", "intruder", n).has_value());
+    return row.digest;
   }
   json AgentAtHub(const std::string& host) {
     auto [status, body] = Call("GET", "/v1/agents", admin_);
@@ -256,39 +333,118 @@ TEST_F(FleetLinkTest, AnUntrustedOrAlteredPolicyIsRefusedAtTheAgentWhichKeepsIts
 
   // Altered after signing (a compromised hub or store): the bytes match the digest the hub names
   // but not the signature, signed by a key the agent trusts.
-  std::string altered = std::string(kPolicyV2) + "# appended\n";
-  hub::ArtifactRow row;
-  row.digest = govern::HexOf(govern::Sha256Of(altered));
-  row.kind = "policy";
-  row.name = "policy.yaml";
-  row.size = static_cast<int64_t>(altered.size());
-  row.content = altered;
-  row.signature = Sign(agent_key, kPolicyV2);
-  row.uploaded_by = "intruder";
-  ASSERT_TRUE(store_->PutArtifact(row).value_or(false));
-  ASSERT_TRUE(store_->StartRollout(row.digest, "canary", "intruder", 1).has_value());
+  const std::string altered = std::string(kPolicyV2) + "# appended\n";
+  const std::string altered_digest =
+      PutAndRollOut("policy", altered, Sign(agent_key, kPolicyV2), 1);
   ASSERT_TRUE(a->link->Beat().ok());
   EXPECT_EQ(a->engine->Current()->version, v1);
   EXPECT_EQ(core::ReadFile(a->policy_file, 1 << 20).value_or(""), kPolicyV1);
   ASSERT_EQ(a->audited.size(), 2u);
   EXPECT_NE(a->audited[1].find("altered"), std::string::npos) << a->audited[1];
   ASSERT_TRUE(a->link->Beat().ok());
-  EXPECT_EQ(AgentAtHub("web-1")["refusal"]["digest"], row.digest);
+  EXPECT_EQ(AgentAtHub("web-1")["refusal"]["digest"], altered_digest);
 
   // Signed by the agent's key and intact: applied, and the refusal is cleared.
-  hub::ArtifactRow good = row;
-  good.content = std::string(kPolicyV2) + "# v3\n";
-  good.digest = govern::HexOf(govern::Sha256Of(good.content));
-  good.size = static_cast<int64_t>(good.content.size());
-  good.signature = Sign(agent_key, good.content);
-  ASSERT_TRUE(store_->PutArtifact(good).value_or(false));
-  ASSERT_TRUE(store_->StartRollout(good.digest, "canary", "root", 2).has_value());
+  const std::string good = std::string(kPolicyV2) + "# v3\n";
+  const std::string good_digest = PutAndRollOut("policy", good, Sign(agent_key, good), 2);
   ASSERT_TRUE(a->link->Beat().ok());
-  EXPECT_EQ(a->link->state().policy_digest, good.digest);
+  EXPECT_EQ(a->link->state().policy_digest, good_digest);
   EXPECT_FALSE(a->link->state().refusal.has_value());
   EXPECT_NE(a->engine->Current()->version, v1);
   ASSERT_TRUE(a->link->Beat().ok());
   EXPECT_TRUE(AgentAtHub("web-1")["refusal"].is_null());
+}
+
+TEST_F(FleetLinkTest, ASignedModelIsInstalledAndReloadedAndBadOnesAreRefusedKeepingTheOld) {
+  const std::string v1 = ModelBytes("gate", "1"), v2 = ModelBytes("gate", "2");
+  ASSERT_FALSE(v1.empty());
+  const std::string d1 = govern::HexOf(govern::Sha256Of(v1));
+  auto a = MakeAgent("web-1", "canary", {hub_key_.public_key}, {}, v1);
+  auto plain = MakeAgent("db-1", "canary", {hub_key_.public_key});  // no model file
+  ASSERT_TRUE(a->link->Beat().ok());
+  ASSERT_TRUE(plain->link->Beat().ok());
+  // The hub sees the model each agent runs (the digest of its file as the link read it).
+  json at_hub = AgentAtHub("web-1");
+  EXPECT_EQ(at_hub["model"]["digest"], d1) << at_hub.dump();
+  EXPECT_EQ(at_hub["model"]["version"], "gate 1");
+  const json none = AgentAtHub("db-1")["model"];  // the hub's empty entry
+  EXPECT_TRUE(none.is_null() || none.value("digest", "x").empty()) << none.dump();
+
+  // Rolled out to the canary group: verified, installed with its signature, reloaded.
+  auto [up, art] = Upload("model", v2, Sign(hub_key_, v2), admin_);
+  ASSERT_EQ(up, 201) << art.dump();
+  const std::string d2 = art["artifact"]["digest"];
+  EXPECT_EQ(art["artifact"]["kind"], "model");
+  ASSERT_EQ(Call("POST", "/v1/rollouts", admin_, json{{"digest", d2}, {"group", "canary"}}.dump())
+                .first,
+            201);
+  ASSERT_TRUE(a->link->Beat().ok());
+  ASSERT_TRUE(plain->link->Beat().ok());
+  EXPECT_EQ(a->model->version(), "2");
+  EXPECT_EQ(core::ReadFile(a->model_file, 1 << 20).value_or(""), v2);
+  EXPECT_EQ(core::ReadFile(a->model_file + ".minisig", 1 << 20).value_or(""), Sign(hub_key_, v2));
+  EXPECT_EQ(a->link->state().model_digest, d2);
+  EXPECT_EQ(a->link->state().policy_digest, govern::HexOf(govern::Sha256Of(kPolicyV1)));
+  ASSERT_EQ(a->audited.size(), 1u);
+  EXPECT_EQ(a->audited[0].rfind("model applied " + d2 + ": syscall-ngram model gate 2, signed by",
+                                0),
+            0u)
+      << a->audited[0];
+  ASSERT_EQ(plain->audited.size(), 1u);
+  EXPECT_NE(plain->audited[0].find("model refused " + d2 +
+                                   ": no model_file is configured in the agent's hub sink"),
+            std::string::npos)
+      << plain->audited[0];
+  ASSERT_TRUE(a->link->Beat().ok());  // reports it; the hub offers it no more
+  EXPECT_EQ(a->audited.size(), 1u);
+  at_hub = AgentAtHub("web-1");
+  EXPECT_EQ(at_hub["model"]["digest"], d2);
+  EXPECT_EQ(at_hub["model"]["version"], "gate 2");
+  EXPECT_TRUE(at_hub["refusal"].is_null());
+
+  // Each bad one is refused with its reason; the model in force and its file stay.
+  struct Bad {
+    std::string bytes, sig, reason;
+  };
+  std::string altered = v2;
+  altered[altered.size() / 2] ^= 1;
+  const std::string unknown_family = ModelBytes("gate", "3", "no-such-family");
+  const std::string v4 = ModelBytes("gate", "4"), baseline = ModelBytes("host-baseline", "1");
+  const std::vector<Bad> bad = {
+      // Altered after signing (the digest is of the altered bytes).
+      {altered, Sign(hub_key_, v2), "altered"},
+      // Signed by a key the agent does not trust.
+      {v4, Sign(govern::GenerateKeyPair(), v4), "unknown-key"},
+      // Signed, but not a model file.
+      {kPolicyV2, Sign(hub_key_, kPolicyV2), "not a model file: sha256:"},
+      // A model file of the wrong kind, judged from its header before it is installed.
+      {baseline, Sign(hub_key_, baseline), "model host-baseline is not a gate model"},
+      // Accepted by its header, but it does not load: installed, refused, the old file put back.
+      {unknown_family, Sign(hub_key_, unknown_family),
+       "the model does not load: " + a->model_file + ": unknown model family"},
+  };
+  int64_t n = 10;
+  for (const Bad& b : bad) {
+    const size_t before = a->audited.size();
+    const std::string digest = PutAndRollOut("model", b.bytes, b.sig, ++n);
+    ASSERT_TRUE(a->link->Beat().ok());
+    ASSERT_EQ(a->audited.size(), before + 1) << b.reason;
+    EXPECT_EQ(a->audited.back().rfind("model refused " + digest, 0), 0u) << a->audited.back();
+    EXPECT_NE(a->audited.back().find(b.reason), std::string::npos) << a->audited.back();
+    EXPECT_EQ(a->model->version(), "2") << b.reason;
+    EXPECT_EQ(core::ReadFile(a->model_file, 1 << 20).value_or(""), v2) << b.reason;
+    EXPECT_EQ(core::ReadFile(a->model_file + ".minisig", 1 << 20).value_or(""),
+              Sign(hub_key_, v2));
+    EXPECT_EQ(a->link->state().model_digest, d2);
+    ASSERT_TRUE(a->link->Beat().ok());  // reports the refusal; does not fetch it again
+    EXPECT_EQ(a->audited.size(), before + 1);
+    at_hub = AgentAtHub("web-1");
+    EXPECT_EQ(at_hub["refusal"]["kind"], "model");
+    EXPECT_EQ(at_hub["refusal"]["digest"], digest);
+    EXPECT_NE(at_hub["refusal"]["reason"].get<std::string>().find(b.reason), std::string::npos)
+        << at_hub["refusal"].dump();
+    EXPECT_EQ(at_hub["model"]["digest"], d2);
+  }
 }
 
 TEST_F(FleetLinkTest, TheHubRefusesWrongRolesHostsAndUntrustedUploads) {

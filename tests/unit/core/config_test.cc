@@ -251,7 +251,8 @@ TEST(ConfigTest, ParsesAHubSink) {
       "    spool: /var/spool/vigil-hub\n"
       "    spool_sync: batch\n"
       "    drain: 2m\n"
-      "    all_verdicts: true\n";
+      "    all_verdicts: true\n"
+      "    model_file: /var/lib/vigil/models/gate.vgm\n";
   Result<VigilConfig> r = ParseConfig(kYaml, "vigil.yaml");
   ASSERT_TRUE(r.has_value()) << r.error().ToString();
   ASSERT_EQ(r->sinks.size(), 2u);
@@ -265,6 +266,7 @@ TEST(ConfigTest, ParsesAHubSink) {
   EXPECT_EQ(s.hub.spool_sync, FsyncPolicy::kBatch);
   EXPECT_EQ(s.hub.drain_seconds, 120u);
   EXPECT_TRUE(s.hub.all_verdicts);
+  EXPECT_EQ(s.hub.model_file, "/var/lib/vigil/models/gate.vgm");
 }
 
 TEST(ConfigTest, HubSinkDefaults) {
@@ -357,7 +359,7 @@ TEST(ConfigTest, HubSinkErrorsNameLineAndKey) {
   EXPECT_THAT(ParseError("sinks:\n" + ok + "    path: /x\n"),
               HasSubstr("vigil.yaml:5:5: sinks[0].path: unknown key (expected one of: type, url, "
                         "token_file, ca, spool, spool_sync, drain, all_verdicts, group, "
-                        "heartbeat, policy_file, enforce_requires_hub)"));
+                        "heartbeat, policy_file, model_file, enforce_requires_hub)"));
   EXPECT_EQ(ParseError("sinks:\n" + ok + ok),
             "vigil.yaml:5:5: sinks[1]: only one hub sink is allowed");
   // Keys of the hub sink are not valid for other types.
