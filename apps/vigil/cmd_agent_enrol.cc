@@ -1,7 +1,8 @@
 // vigil agent enrol: get this host a client certificate from a hub's CA (docs/hub.md, "Agents
 // over gRPC with mTLS"). The key is made here and never leaves the host; the hub gets a CSR and
 // the one-time token, over TLS to the hub's agent port, whose certificate must chain to the CA
-// file the admin handed out (--ca).
+// the admin handed out: as a file (--ca), or as its SHA-256 fingerprint (--ca-sha256), in which
+// case the CA is taken from the port's own handshake and kept only when its fingerprint matches.
 
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
@@ -20,7 +21,8 @@ namespace vigil::app {
 namespace {
 
 struct EnrolFlags {
-  std::string hub, token, token_file, ca, dir = "/var/lib/vigil/agent-cert", host, server_name;
+  std::string hub, token, token_file, ca, ca_sha256, host, server_name;
+  std::string dir = "/var/lib/vigil/agent-cert";
   int timeout_ms = 10000;
   bool json = false;
 };
@@ -47,10 +49,25 @@ int RunAgentEnrol(const EnrolFlags& f) {
     return ReportError(kCmd, core::InvalidArgument("--host: \"" + host +
                                                    "\": expected 1..253 bytes of [A-Za-z0-9._:-]"));
   }
-  auto ca = core::ReadFile(f.ca, 1 << 20);
-  if (!ca.has_value()) return ReportError(kCmd, ca.error().WithContext("--ca"));
-  if (ca->find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
-    return ReportError(kCmd, core::InvalidArgument("--ca " + f.ca + ": no PEM certificate"));
+  if (f.ca.empty() == f.ca_sha256.empty()) {
+    return ReportError(kCmd, core::InvalidArgument("give one of --ca and --ca-sha256"));
+  }
+  core::Result<std::string> ca = std::string();
+  if (!f.ca.empty()) {
+    ca = core::ReadFile(f.ca, 1 << 20);
+    if (!ca.has_value()) return ReportError(kCmd, ca.error().WithContext("--ca"));
+    if (ca->find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+      return ReportError(kCmd, core::InvalidArgument("--ca " + f.ca + ": no PEM certificate"));
+    }
+  } else {
+    std::string pin;
+    if (!hub::ParseCertFingerprint(f.ca_sha256, &pin)) {
+      return ReportError(kCmd, core::InvalidArgument(
+                                   "--ca-sha256: expected 64 hex digits (colons allowed), got \"" +
+                                   f.ca_sha256.substr(0, 100) + "\""));
+    }
+    ca = hub::FetchPinnedCa(f.hub, pin, f.timeout_ms);
+    if (!ca.has_value()) return ReportError(kCmd, ca.error().WithContext("--ca-sha256"));
   }
   auto key_csr = hub::MakeAgentKeyAndCsr(host);
   if (!key_csr.has_value()) return ReportError(kCmd, key_csr.error());
@@ -112,11 +129,14 @@ std::function<int()> AddAgentEnrolCommand(CLI::App* agent) {
       ->required();
   enrol->add_option("--token", f->token, "The one-time enrolment token");
   enrol->add_option("--token-file", f->token_file, "A file whose first line is the token");
-  enrol
-      ->add_option("--ca", f->ca,
-                   "The hub CA certificate (<hub state_dir>/ca/ca.pem) the hub's certificate "
-                   "must chain to")
-      ->required();
+  enrol->add_option("--ca", f->ca,
+                    "The hub CA certificate (<hub state_dir>/ca/ca.pem) the hub's certificate "
+                    "must chain to");
+  enrol->add_option("--ca-sha256", f->ca_sha256,
+                    "Instead of --ca: the hub CA's SHA-256 fingerprint (hub enrol-token create "
+                    "--json prints it as ca_sha256); the CA is taken from the hub port's TLS "
+                    "handshake only when it has this fingerprint and signed the port's "
+                    "certificate");
   enrol->add_option("--dir", f->dir, "Where to write agent.key, agent.pem and ca.pem")
       ->capture_default_str();
   enrol->add_option("--host", f->host, "The host id to enrol as (default: this host's name)");
@@ -125,7 +145,9 @@ std::function<int()> AddAgentEnrolCommand(CLI::App* agent) {
                     "agents.server_names");
   enrol->add_option("--timeout-ms", f->timeout_ms, "Deadline of the call")->capture_default_str();
   enrol->add_flag("--json", f->json, "Print {host, group, key, cert, ca, not_after}");
-  enrol->footer("Exit codes: 0 enrolled, 1 refused or unreachable, 2 bad flags or input.");
+  enrol->footer(
+      "Give one of --ca and --ca-sha256. Exit codes: 0 enrolled, 1 refused, unreachable or a CA "
+      "that does not match the pin, 2 bad flags or input.");
   return [f, enrol]() -> int { return enrol->parsed() ? RunAgentEnrol(*f) : -1; };
 }
 

@@ -201,6 +201,7 @@ int RunHub(const HubFlags& f) {
     ao.listen = config->agents.listen;
     ao.server_names = config->agents.server_names;
     ao.cert_ttl_s = config->agents.cert_ttl_s;
+    ao.enrol_attempts_per_minute = config->agents.enrol_attempts_per_minute;
     agents = std::make_unique<hub::AgentGrpc>(ao, *ca, *enrol_tokens, server, **log,
                                               core::SystemClock::Get());
     core::Status st = agents->AuditNewTokens();

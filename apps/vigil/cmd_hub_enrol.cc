@@ -60,11 +60,15 @@ int RunEnrolTokenCreate(const EnrolTokenFlags& f) {
                               std::string("cli:") + (user != nullptr ? user : "?"));
   if (!issued.has_value()) return ReportError(kCmd, issued.error());
   if (f.json) {
-    const nlohmann::json j = {{"token", issued->token},
-                              {"id", issued->record.id},
-                              {"group", f.group},
-                              {"host", f.host},
-                              {"expires", issued->record.expires_s}};
+    nlohmann::json j = {{"token", issued->token},
+                        {"id", issued->record.id},
+                        {"group", f.group},
+                        {"host", f.host},
+                        {"expires", issued->record.expires_s}};
+    // The CA's fingerprint, for `vigil agent enrol --ca-sha256` (once the hub has made its CA).
+    if (auto pem = core::ReadFile(c.agents.ca_dir + "/ca.pem", 1 << 20); pem.has_value()) {
+      if (auto fp = hub::CertSha256(*pem); fp.has_value()) j["ca_sha256"] = *fp;
+    }
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("%s\n", issued->token.c_str());
@@ -92,7 +96,9 @@ std::function<int()> AddHubEnrolCommands(CLI::App* hub) {
   create->add_option("--host", f->host, "Only this host id may enrol with it (default: any)");
   create->add_option("--ttl", f->ttl, "Lifetime (e.g. 30m, 1h; at most agents.max_enrol_token_ttl)")
       ->capture_default_str();
-  create->add_flag("--json", f->json, "Print {token, id, group, host, expires}");
+  create->add_flag("--json", f->json,
+                   "Print {token, id, group, host, expires, ca_sha256} (ca_sha256: the hub CA's "
+                   "fingerprint for vigil agent enrol --ca-sha256, once the hub has made its CA)");
   create->footer("Exit codes: 0 printed, 1 failure, 2 bad flags or config.");
   return [f, create]() -> int {
     if (create->parsed()) return RunEnrolTokenCreate(*f);

@@ -42,6 +42,8 @@ HubLinkFlags HubLinkSettings(const core::VigilConfig& config, const CLI::App& cm
   HubLinkFlags out = flags;
   if (!typed("--hub-token-file")) out.token_file = hub->token_file;
   if (!typed("--hub-ca")) out.ca = hub->ca;
+  if (!typed("--hub-cert")) out.cert = hub->cert;
+  if (!typed("--hub-key")) out.key = hub->key;
   if (!typed("--hub-spool")) out.spool = hub->spool;
   if (!typed("--hub-spool-sync")) {
     out.spool_sync = std::string(core::FsyncPolicyName(hub->spool_sync));
@@ -96,7 +98,13 @@ void AddHubLinkFlags(CLI::App* cmd, HubLinkFlags* f) {
                   "hub:URL sink: file whose first line is an agent token for this host (read at "
                   "every request, so a renewed token is picked up)");
   cmd->add_option("--hub-ca", f->ca,
-                  "hub:URL sink over https: PEM CA bundle the hub's certificate must chain to");
+                  "hub:URL sink over https: PEM CA bundle the hub's certificate must chain to; "
+                  "over grpcs: the hub CA (ca.pem from vigil agent enrol)");
+  cmd->add_option("--hub-cert", f->cert,
+                  "hub:grpcs://HOST:PORT sink (the hub's agent port, mTLS): the client "
+                  "certificate from vigil agent enrol (agent.pem)");
+  cmd->add_option("--hub-key", f->key,
+                  "hub:grpcs://HOST:PORT sink: the client certificate's key (agent.key)");
   cmd->add_option("--hub-spool", f->spool,
                   "hub:URL sink: spool directory of messages not yet delivered (default "
                   "<state_dir>/hub-spool)");
@@ -228,8 +236,10 @@ core::Result<Outputs> MakeOutputs(const std::vector<std::string>& specs,
     o.link.url = spec.substr(kHubPrefix.size());
     o.link.token_file = hub_flags.token_file;
     o.link.ca_file = hub_flags.ca;
+    o.link.cert_file = hub_flags.cert;
+    o.link.key_file = hub_flags.key;
     o.link.host = host;
-    if (o.link.token_file.empty()) {
+    if (o.link.token_file.empty() && !agent::IsGrpcHubUrl(o.link.url)) {
       return core::InvalidArgument("sink spec '" + spec + "' needs --hub-token-file");
     }
     VIGIL_RETURN_IF_ERROR(agent::ValidateHubLink(o.link).WithContext("sink spec '" + spec + "'"));

@@ -32,8 +32,9 @@ pipeline::SyncMode SyncModeOf(const std::string& flag);
 
 // The settings of a `hub:URL` sink (docs/hub.md, "The agent's hub sink").
 struct HubLinkFlags {
-  std::string token_file;
+  std::string token_file;  // http(s) URLs
   std::string ca;
+  std::string cert, key;  // grpcs URLs
   std::string spool;  // "": <state_dir>/hub-spool
   std::string drain = "30s";
   std::string spool_sync = "always";

@@ -347,9 +347,10 @@ class ConfigParser {
   Status ReadHubUrl(const YAML::Node& v, std::string_view path, std::string* url) const {
     VIGIL_RETURN_IF_ERROR(ReadString(v, path, url));
     bool https = false;
-    if (!url->empty() && !IsHttpBaseUrl(*url, &https)) {
+    if (!url->empty() && !IsHttpBaseUrl(*url, &https) && !IsGrpcsUrl(*url)) {
       return Error(v, path,
-                   fmt::format("expected http://HOST:PORT or https://HOST:PORT (no path), got {}",
+                   fmt::format("expected http://HOST:PORT, https://HOST:PORT or grpcs://HOST:PORT "
+                               "(no path), got {}",
                                Quote(*url)));
     }
     return Status::Ok();
@@ -358,8 +359,9 @@ class ConfigParser {
   Status ReadHubSink(const YAML::Node& node, std::string_view path, HubSinkConfig* hub) const {
     VIGIL_RETURN_IF_ERROR(ForEachField(
         node, path,
-        {"type", "url", "token_file", "ca", "spool", "spool_sync", "drain", "all_verdicts",
-         "group", "heartbeat", "policy_file", "model_file", "enforce_requires_hub"},
+        {"type", "url", "token_file", "ca", "cert", "key", "spool", "spool_sync", "drain",
+         "all_verdicts", "group", "heartbeat", "policy_file", "model_file",
+         "enforce_requires_hub"},
         [&](const std::string& key, const YAML::Node& v, const std::string& p) -> Status {
           if (key == "url") return ReadHubUrl(v, p, &hub->url);
           if (key == "group") {
@@ -385,6 +387,8 @@ class ConfigParser {
           if (key == "enforce_requires_hub") return ReadBool(v, p, &hub->enforce_requires_hub);
           if (key == "token_file") return ReadString(v, p, &hub->token_file);
           if (key == "ca") return ReadString(v, p, &hub->ca);
+          if (key == "cert") return ReadString(v, p, &hub->cert);
+          if (key == "key") return ReadString(v, p, &hub->key);
           if (key == "spool") return ReadString(v, p, &hub->spool);
           if (key == "drain") return ReadSeconds(v, p, &hub->drain_seconds);
           if (key == "all_verdicts") return ReadBool(v, p, &hub->all_verdicts);
@@ -392,6 +396,25 @@ class ConfigParser {
           return Status::Ok();  // type, read by ReadSink
         }));
     if (hub->url.empty()) return Error(node, path, "a hub sink needs a 'url'");
+    if (IsGrpcsUrl(hub->url)) {
+      if (hub->cert.empty() || hub->key.empty() || hub->ca.empty()) {
+        return Error(node, path,
+                     "a grpcs:// hub sink needs 'cert', 'key' and 'ca' (agent.pem, agent.key and "
+                     "ca.pem from vigil agent enrol)");
+      }
+      if (!hub->token_file.empty()) {
+        return Error(node["token_file"], Child(path, "token_file"),
+                     "a grpcs:// hub sink authenticates with its certificate, not a token");
+      }
+      return Status::Ok();
+    }
+    for (const char* key : {"cert", "key"}) {
+      if (node[key]) {
+        return Error(node[key], Child(path, key),
+                     fmt::format("a client certificate is for a grpcs:// hub; the url is {}",
+                                 Quote(hub->url)));
+      }
+    }
     if (hub->token_file.empty()) {
       return Error(node, path, "a hub sink needs a 'token_file' (an agent token for this host)");
     }
@@ -879,6 +902,11 @@ bool IsHttpBaseUrl(std::string_view url, bool* https) {
     return false;
   }
   return IsHostPortText(rest);
+}
+
+bool IsGrpcsUrl(std::string_view url) {
+  constexpr std::string_view kScheme = "grpcs://";
+  return url.substr(0, kScheme.size()) == kScheme && IsHostPortText(url.substr(kScheme.size()));
 }
 
 namespace {

@@ -42,6 +42,8 @@ std::string_view SinkTypeName(SinkType t);
 // True for a hub's base URL, "http://HOST[:PORT]" or "https://HOST[:PORT]" with nothing after
 // (no path, no user info); *https says which scheme.
 bool IsHttpBaseUrl(std::string_view url, bool* https);
+// grpcs://HOST:PORT (the hub's agent port, gRPC over TLS), no path.
+bool IsGrpcsUrl(std::string_view url);
 
 // NATS names (docs/hub.md "NATS JetStream"): a server URL "nats://HOST[:PORT]" or
 // "tls://HOST[:PORT]" (no user info, no path, one server); a stream or durable consumer name,
@@ -99,10 +101,15 @@ struct PipelineConfig {
 };
 
 // A hub sink (docs/hub.md, "The agent's hub sink"); the same settings as the --hub-* flags.
+// The URL's scheme picks the transport: http(s):// the REST API with an agent token,
+// grpcs:// the hub's agent port (agents.listen) over mTLS with the enrolled certificate.
 struct HubSinkConfig {
-  std::string url;         // required; IsHttpBaseUrl()
-  std::string token_file;  // required; first line: an agent token for this host
-  std::string ca;          // https only: PEM bundle the hub's certificate must chain to
+  std::string url;         // required; IsHttpBaseUrl() or IsGrpcsUrl()
+  std::string token_file;  // http(s) only, required there: an agent token for this host
+  std::string ca;          // https: PEM bundle the hub's certificate must chain to;
+                           // grpcs: the hub CA (required; ca.pem from `vigil agent enrol`)
+  std::string cert;        // grpcs only, required: agent.pem from `vigil agent enrol`
+  std::string key;         // grpcs only, required: agent.key from `vigil agent enrol`
   std::string spool;       // "": <state_dir>/hub-spool
   FsyncPolicy spool_sync = FsyncPolicy::kAlways;
   uint64_t drain_seconds = 30;  // how long the end of a run waits for the hub

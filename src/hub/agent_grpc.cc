@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/grpc_status.h"
+#include "govern/attest.h"
 #include "hub/fleet_requests.h"
 #include "hub/requests.h"
 #include "vigil/v1/agent.grpc.pb.h"
@@ -47,6 +48,19 @@ void FillAnswer(const FleetAnswer& a, v1::FleetAnswer* out) {
     p->set_digest(u.digest);
     p->set_rollout(u.rollout);
   }
+  const json& extra = a.attestation_extra;
+  auto text = [](const json& o, const char* key) {
+    return o.is_object() && o.contains(key) && o[key].is_string() ? o[key].get<std::string>()
+                                                                  : std::string();
+  };
+  if (extra.is_object() && extra.contains("challenge")) {
+    const json& c = extra["challenge"];
+    v1::CredentialChallenge* p = out->mutable_challenge();
+    p->set_token(text(c, "token"));
+    p->set_credential_blob(text(c, "credential_blob"));
+    p->set_encrypted_secret(text(c, "encrypted_secret"));
+  }
+  out->set_quote_nonce(text(extra, "quote_nonce"));
 }
 
 void FillEscalation(const EscalationRow& r, bool created, v1::Escalation* out) {
@@ -65,6 +79,26 @@ void FillEscalation(const EscalationRow& r, bool created, v1::Escalation* out) {
 struct Peer {
   std::string host, group;
 };
+
+// The address of gRPC's peer string ("ipv4:10.0.0.5:51234", "ipv6:[::1]:51234", with the
+// brackets sometimes percent-encoded) without its port: enrolment attempts are counted per
+// address. Another form is kept whole.
+std::string PeerAddress(std::string_view peer) {
+  for (std::string_view scheme : {"ipv4:", "ipv6:"}) {
+    if (peer.substr(0, scheme.size()) != scheme) continue;
+    std::string_view a = peer.substr(scheme.size());
+    for (auto [open, close] : {std::pair<std::string_view, std::string_view>{"[", "]"},
+                               std::pair<std::string_view, std::string_view>{"%5B", "%5D"}}) {
+      if (a.substr(0, open.size()) != open) continue;
+      const size_t end = a.find(close);
+      return std::string(end == std::string_view::npos ? a
+                                                       : a.substr(open.size(), end - open.size()));
+    }
+    const size_t port = a.rfind(':');
+    return std::string(port == std::string_view::npos ? a : a.substr(0, port));
+  }
+  return std::string(peer);
+}
 
 // The caller's identity from its verified client certificate; UNAUTHENTICATED without one.
 grpc::Status PeerOf(const grpc::ServerContext& ctx, Peer* out) {
@@ -95,8 +129,23 @@ class AgentGrpc::Service final : public v1::AgentHub::Service {
  public:
   explicit Service(AgentGrpc& owner) : o_(owner) {}
 
-  grpc::Status Enrol(grpc::ServerContext*, const v1::EnrolRequest* in,
+  grpc::Status Enrol(grpc::ServerContext* ctx, const v1::EnrolRequest* in,
                      v1::EnrolResponse* out) override {
+    const std::string from = PeerAddress(ctx->peer());
+    bool first_refusal = false;
+    if (!o_.AdmitEnrol(from, o_.clock_.NowUnixNanos() / 1'000'000'000, &first_refusal)) {
+      const std::string why = "more than " + std::to_string(o_.options_.enrol_attempts_per_minute) +
+                              " enrolment attempts in a minute from " + from;
+      if (first_refusal) {
+        (void)o_.audit_.Append(
+            audit::RecordType::kAccessGrant,
+            {{"action", "agent-enrol-refused"},
+             {"host", in->host().substr(0, 253)},
+             {"peer", from},
+             {"reason", "rate limit: " + why + " (further refusals this minute are not audited)"}});
+      }
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, why + "; try again later");
+    }
     if (core::Status s = CheckVersion(in->schema_version()); !s.ok()) return ToGrpc(s);
     if (!ValidHostId(in->host())) {
       return ToGrpc(core::InvalidArgument("host: expected 1..253 bytes of [A-Za-z0-9._:-]"));
@@ -113,6 +162,7 @@ class AgentGrpc::Service final : public v1::AgentHub::Service {
       (void)o_.audit_.Append(audit::RecordType::kAccessGrant,
                              {{"action", "agent-enrol-refused"},
                               {"host", in->host()},
+                              {"peer", from},
                               {"reason", token.error().message()}});
       return ToGrpc(token.error());
     }
@@ -162,7 +212,7 @@ class AgentGrpc::Service final : public v1::AgentHub::Service {
     if (!in->attestation().empty()) body["attestation"] = in->attestation();
     auto report = ParseRegisterRequest(body.dump());
     if (!report.has_value()) return ToGrpc(report.error());
-    auto answer = o_.server_.fleet().Register(*report, "");
+    auto answer = o_.server_.fleet().Register(*report, PeerAddress(ctx->peer()));
     if (!answer.has_value()) return ToGrpc(answer.error());
     FillAnswer(*answer, out);
     return grpc::Status::OK;
@@ -182,9 +232,10 @@ class AgentGrpc::Service final : public v1::AgentHub::Service {
                          {"reason", in->refusal().reason()},
                          {"time_ms", in->refusal().time_ms()}};
     }
+    if (!in->attestation().empty()) body["attestation"] = in->attestation();
     auto report = ParseHeartbeatRequest(body.dump());
     if (!report.has_value()) return ToGrpc(report.error());
-    auto answer = o_.server_.fleet().Heartbeat(*report, "");
+    auto answer = o_.server_.fleet().Heartbeat(*report, PeerAddress(ctx->peer()));
     if (!answer.has_value()) return ToGrpc(answer.error());
     FillAnswer(*answer, out);
     return grpc::Status::OK;
@@ -243,6 +294,41 @@ class AgentGrpc::Service final : public v1::AgentHub::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status Activate(grpc::ServerContext* ctx, const v1::ActivateRequest* in,
+                        v1::ActivateResponse* out) override {
+    Peer peer;
+    if (grpc::Status g = Admit(*ctx, in->schema_version(), &peer); !g.ok()) return g;
+    // The same checks as POST /v1/agents/activate, on the same body.
+    const json body = {
+        {"host", peer.host}, {"token", in->token()}, {"secret", govern::HexOf(in->secret())}};
+    auto req = ParseActivateRequest(body.dump());
+    if (!req.has_value()) return ToGrpc(req.error());
+    auto a = o_.server_.fleet().Activate(*req);
+    if (!a.has_value()) return ToGrpc(a.error());
+    out->set_schema_version(std::string(kHubSchemaVersion));
+    out->set_host(a->host);
+    out->set_attestation_state(a->attestation);
+    out->set_attestation_reason(a->attestation_reason);
+    out->set_enforce_allowed(a->enforce_allowed);
+    out->set_enforce_reason(a->enforce_reason);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Ingest(grpc::ServerContext* ctx, const v1::IngestRequest* in,
+                      v1::IngestResponse* out) override {
+    Peer peer;
+    if (grpc::Status g = Admit(*ctx, in->schema_version(), &peer); !g.ok()) return g;
+    std::string message_id;
+    auto res = o_.server_.IngestFromAgent(in->message(), peer.host, &message_id);
+    if (!res.has_value()) return ToGrpc(res.error());
+    out->set_schema_version(std::string(kHubSchemaVersion));
+    out->set_message_id(message_id);
+    out->set_duplicate(res->duplicate);
+    out->set_findings(static_cast<int64_t>(res->findings));
+    out->set_new_incidents(static_cast<int64_t>(res->new_incidents));
+    return grpc::Status::OK;
+  }
+
  private:
   AgentGrpc& o_;
 };
@@ -257,6 +343,22 @@ AgentGrpc::AgentGrpc(AgentGrpcOptions options, const HubCa& ca, EnrolTokens& tok
       clock_(clock) {}
 
 AgentGrpc::~AgentGrpc() { Stop(); }
+
+bool AgentGrpc::AdmitEnrol(const std::string& peer, int64_t now_s, bool* first_refusal) {
+  constexpr int64_t kWindowS = 60;
+  constexpr size_t kMaxPeers = 4096;
+  std::lock_guard lock(enrol_mu_);
+  if (enrol_windows_.size() >= kMaxPeers) {
+    for (auto it = enrol_windows_.begin(); it != enrol_windows_.end();) {
+      it = now_s - it->second.start_s >= kWindowS ? enrol_windows_.erase(it) : std::next(it);
+    }
+  }
+  EnrolWindow& w = enrol_windows_[peer];
+  if (now_s - w.start_s >= kWindowS) w = {now_s, 0};
+  ++w.attempts;
+  *first_refusal = w.attempts == options_.enrol_attempts_per_minute + 1;
+  return w.attempts <= options_.enrol_attempts_per_minute;
+}
 
 core::Status AgentGrpc::AuditNewTokens() {
   VIGIL_ASSIGN_OR_RETURN(const auto fresh, tokens_.TakeUnaudited());
@@ -280,7 +382,9 @@ core::Status AgentGrpc::Start() {
       auto key_cert, ca_.IssueServerCert(options_.server_names, now, options_.server_cert_ttl_s));
   grpc::SslServerCredentialsOptions ssl(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
   ssl.pem_root_certs = ca_.cert_pem();
-  ssl.pem_key_cert_pairs.push_back({key_cert.first, key_cert.second});
+  // The chain includes the CA, so that an agent that pins it by fingerprint can find it
+  // (vigil agent enrol --ca-sha256); trust still comes only from the agent's own pin or file.
+  ssl.pem_key_cert_pairs.push_back({key_cert.first, key_cert.second + ca_.cert_pem()});
   service_ = std::make_unique<Service>(*this);
   grpc::ServerBuilder builder;
   int port = 0;

@@ -9,7 +9,9 @@
 // the same code as the REST routes (hub::Fleet, hub::Server's escalations).
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -31,6 +33,9 @@ struct AgentGrpcOptions {
   std::vector<std::string> server_names{"localhost", "127.0.0.1"};
   uint32_t cert_ttl_s = 30 * 86400;         // an enrolled agent's certificate
   uint32_t server_cert_ttl_s = 90 * 86400;  // the port's own certificate (made at each start)
+  // Enrol calls taken from one peer address per minute (agents.enrol_attempts_per_minute); more
+  // are RESOURCE_EXHAUSTED without looking at the token, and audited (the first in each minute).
+  uint32_t enrol_attempts_per_minute = 10;
 };
 
 class AgentGrpc {
@@ -55,6 +60,14 @@ class AgentGrpc {
 
  private:
   class Service;
+  // Counts an Enrol attempt from `peer` (its address without the port) at `now_s`: true when it
+  // is within the minute's budget. *first_refusal: this is the first refusal in the window.
+  bool AdmitEnrol(const std::string& peer, int64_t now_s, bool* first_refusal);
+
+  struct EnrolWindow {
+    int64_t start_s = 0;
+    uint32_t attempts = 0;
+  };
   const AgentGrpcOptions options_;
   const HubCa& ca_;
   EnrolTokens& tokens_;
@@ -64,6 +77,8 @@ class AgentGrpc {
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> grpc_;
   uint16_t port_ = 0;
+  std::mutex enrol_mu_;
+  std::map<std::string, EnrolWindow> enrol_windows_;  // by peer address
 };
 
 }  // namespace vigil::hub

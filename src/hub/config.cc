@@ -112,6 +112,9 @@ core::Status ReadAgentsSection(const HubYaml& y, const YAML::Node& v, const std:
                   if (k == "max_enrol_token_ttl") {
                     return y.Seconds(n, path, 30 * 86400, &a->max_enrol_token_ttl_s);
                   }
+                  if (k == "enrol_attempts_per_minute") {
+                    return y.Integer(n, path, 1, 10000, &a->enrol_attempts_per_minute);
+                  }
                   if (k == "ca_dir") return y.File(n, path, &a->ca_dir);
                   if (k == "enrol_tokens") return y.File(n, path, &a->enrol_tokens);
                   return Unknown();

@@ -50,6 +50,7 @@ struct HubAgentsConfig {
   std::vector<std::string> server_names{"localhost", "127.0.0.1"};
   uint32_t cert_ttl_s = 30 * 86400;               // agents.cert_ttl: an enrolled agent's cert
   uint32_t max_enrol_token_ttl_s = 7 * 86400;     // agents.max_enrol_token_ttl
+  uint32_t enrol_attempts_per_minute = 10;        // agents.enrol_attempts_per_minute (per peer)
   std::string ca_dir;        // "": <state_dir>/ca (ca.pem, ca.key)
   std::string enrol_tokens;  // "": <state_dir>/enrol-tokens.json
 };

@@ -2,19 +2,25 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <openssl/bn.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "core/file_lock.h"
 #include "core/files.h"
@@ -568,6 +574,148 @@ core::Result<std::pair<std::string, std::string>> MakeAgentKeyAndCsr(const std::
   char* data = nullptr;
   const long n = BIO_get_mem_data(b.get(), &data);
   return std::pair{PemOfKey(key.get()), std::string(data, static_cast<size_t>(n))};
+}
+
+}  // namespace vigil::hub
+
+namespace vigil::hub {
+
+core::Result<std::string> CertSha256(std::string_view pem) {
+  Bio b(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  Cert x(PEM_read_bio_X509(b.get(), nullptr, nullptr, nullptr));
+  if (!x) return core::InvalidArgument("not a PEM certificate");
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (X509_digest(x.get(), EVP_sha256(), md, &n) != 1) {
+    return core::Internal("certificate: SHA-256 failed");
+  }
+  return Hex(md, n);
+}
+
+bool ParseCertFingerprint(std::string_view text, std::string* out) {
+  if (text.substr(0, 7) == "sha256:" || text.substr(0, 7) == "SHA256:") text.remove_prefix(7);
+  std::string hex;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == ':' && i % 3 == 2) continue;
+    if (!std::isxdigit(static_cast<unsigned char>(c))) return false;
+    hex.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  }
+  if (hex.size() != 64) return false;
+  *out = std::move(hex);
+  return true;
+}
+
+namespace {
+
+struct SslCtxFree {
+  void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
+};
+struct SslFree {
+  void operator()(SSL* s) const { SSL_free(s); }
+};
+
+// A TCP connection to host_port within timeout_ms (the socket's send and receive timeouts bound
+// the handshake too); -1 with *why on failure.
+int Connect(const std::string& host_port, int timeout_ms, std::string* why) {
+  const size_t colon = host_port.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == host_port.size()) {
+    *why = "expected HOST:PORT";
+    return -1;
+  }
+  std::string host = host_port.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  const std::string port = host_port.substr(colon + 1);
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0) {
+    *why = std::string("cannot resolve: ") + ::gai_strerror(rc);
+    return -1;
+  }
+  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  int fd = -1;
+  for (addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
+    fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+      *why = std::string("connect: ") + std::strerror(errno);
+      ::close(fd);
+      fd = -1;
+    }
+  }
+  ::freeaddrinfo(found);
+  return fd;
+}
+
+}  // namespace
+
+core::Result<std::string> FetchPinnedCa(const std::string& host_port, const std::string& sha256,
+                                        int timeout_ms) {
+  const std::string where = "hub " + host_port;
+  std::string why;
+  const int fd = Connect(host_port, timeout_ms, &why);
+  if (fd < 0) return core::Unavailable(where + ": " + why);
+  std::unique_ptr<SSL_CTX, SslCtxFree> ctx(SSL_CTX_new(TLS_client_method()));
+  std::unique_ptr<SSL, SslFree> ssl(ctx ? SSL_new(ctx.get()) : nullptr);
+  if (!ssl) {
+    ::close(fd);
+    return core::Internal(where + ": cannot set up TLS");
+  }
+  // Nothing is trusted in this handshake: it only collects the chain the server presents.
+  SSL_set_verify(ssl.get(), SSL_VERIFY_NONE, nullptr);
+  SSL_set_min_proto_version(ssl.get(), TLS1_2_VERSION);
+  static const unsigned char kAlpn[] = {2, 'h', '2'};
+  SSL_set_alpn_protos(ssl.get(), kAlpn, sizeof kAlpn);
+  SSL_set_fd(ssl.get(), fd);
+  const int rc = SSL_connect(ssl.get());
+  std::vector<Cert> chain;
+  if (rc == 1) {
+    STACK_OF(X509)* sk = SSL_get_peer_cert_chain(ssl.get());
+    for (int i = 0; sk != nullptr && i < sk_X509_num(sk); ++i) {
+      X509* c = sk_X509_value(sk, i);
+      X509_up_ref(c);
+      chain.emplace_back(c);
+    }
+    SSL_shutdown(ssl.get());
+  }
+  ssl.reset();
+  ::close(fd);
+  if (rc != 1) return core::Unavailable(where + ": TLS handshake failed");
+  if (chain.empty()) return core::Unavailable(where + ": the server sent no certificate");
+  std::vector<std::string> seen;
+  for (const Cert& c : chain) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (X509_digest(c.get(), EVP_sha256(), md, &n) != 1) continue;
+    const std::string fp = Hex(md, n);
+    if (fp != sha256) {
+      seen.push_back(fp);
+      continue;
+    }
+    if (X509_check_ca(c.get()) <= 0) {
+      return Denied(where + ": the certificate with SHA-256 " + fp + " is not a CA certificate");
+    }
+    if (X509_verify(chain.front().get(), X509_get0_pubkey(c.get())) != 1) {
+      return Denied(where + ": the certificate with SHA-256 " + fp +
+                    " did not sign the server's certificate");
+    }
+    Bio out(BIO_new(BIO_s_mem()));
+    if (!out || PEM_write_bio_X509(out.get(), c.get()) != 1) {
+      return core::Internal(where + ": cannot encode the CA certificate");
+    }
+    char* data = nullptr;
+    const long len = BIO_get_mem_data(out.get(), &data);
+    return std::string(data, static_cast<size_t>(len));
+  }
+  std::string list;
+  for (const std::string& fp : seen) list += (list.empty() ? "" : ", ") + fp;
+  return Denied(where + ": no certificate it presented has SHA-256 " + sha256 + " (it presented " +
+                list + ")");
 }
 
 }  // namespace vigil::hub

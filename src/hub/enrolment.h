@@ -97,6 +97,26 @@ core::Result<CsrInfo> CheckCsr(std::string_view pem, std::string_view what);
 // The agent's side: a new P-256 key (PEM, unencrypted) and a CSR for it with CN=`host`.
 core::Result<std::pair<std::string, std::string>> MakeAgentKeyAndCsr(const std::string& host);
 
+// The SHA-256 of a PEM certificate's DER encoding: 64 lowercase hex digits (what
+// `openssl x509 -noout -fingerprint -sha256` prints, without the colons). kInvalidArgument for
+// text that is not a PEM certificate.
+core::Result<std::string> CertSha256(std::string_view pem);
+
+// A certificate fingerprint as the admin may write it: 64 hex digits, upper or lower case, with
+// or without colons between the bytes and a "sha256:" prefix; *out: 64 lowercase hex digits.
+bool ParseCertFingerprint(std::string_view text, std::string* out);
+
+// The hub CA as the agent port presents it, pinned by fingerprint (`vigil agent enrol
+// --ca-sha256`): a TLS handshake with `host_port` (HOST:PORT, [IPv6]:PORT) that trusts nothing
+// yet, then, among the certificates the server sent, the one whose SHA-256 is `sha256` (64
+// lowercase hex digits), as PEM, provided it is a CA certificate that signed the server's own.
+// The caller then connects again with it as the only root (full verification, names included).
+// Errors: kUnavailable naming the address (resolve, connect, handshake, `timeout_ms` passed);
+// kPermissionDenied when no presented certificate has that fingerprint (naming those seen) or
+// the one that does is not the server certificate's CA.
+core::Result<std::string> FetchPinnedCa(const std::string& host_port, const std::string& sha256,
+                                        int timeout_ms);
+
 class HubCa {
  public:
   ~HubCa();

@@ -305,6 +305,61 @@ core::Result<FleetAnswer> Fleet::Heartbeat(const AgentReport& report,
   return Answer(row, report, std::move(attestation));
 }
 
+core::Result<ActivateAnswer> Fleet::Activate(const ActivateRequest& req) {
+  const int64_t now = NowMs();
+  AgentStatusRow row;
+  row.host = req.host;
+  row.attestation = "failed";
+  // A token that is not ours, expired, for another host or used already changes nothing; a
+  // wrong secret fails the host's attestation.
+  bool judged = false;
+  auto claims = CheckChallengeToken(key_, req.token, now);
+  if (!claims.has_value()) {
+    row.attestation_reason = claims.error().message();
+  } else if (claims->host != req.host) {
+    row.attestation_reason = "challenge token: issued to another host";
+  } else {
+    VIGIL_ASSIGN_OR_RETURN(
+        const bool fresh, store_.UseNonce("challenge:" + govern::HexOf(govern::Sha256Of(req.token)),
+                                          claims->expires_ms, now));
+    judged = fresh;
+    if (!fresh) {
+      row.attestation_reason = "challenge token: already used (a replayed activation)";
+    } else if (govern::HexOf(govern::Sha256Of(req.secret)) != claims->secret_sha256) {
+      row.attestation_reason =
+          "activation-failed: the secret is not the credential's: the attestation key is not "
+          "in the TPM of the EK certificate";
+    } else {
+      AttestedKeyRow k{req.host, claims->ak_name, claims->ak_public, claims->ek_sha256, now, now};
+      VIGIL_RETURN_IF_ERROR(store_.PutAttestedKey(k));
+      row.attestation = "verified";
+      row.attestation_reason = "attestation key " + claims->ak_name +
+                               " is tied to the EK certificate sha256:" + claims->ek_sha256;
+    }
+    if (judged) {
+      VIGIL_RETURN_IF_ERROR(
+          Audit(audit::RecordType::kAccessGrant,
+                {{"action", row.attestation == "verified" ? "attestation-key-trusted"
+                                                          : "attestation-key-refused"},
+                 {"host", row.host},
+                 {"ak_name", claims->ak_name},
+                 {"ek_sha256", claims->ek_sha256},
+                 {"reason", row.attestation_reason}}));
+    }
+  }
+  if (judged) {
+    VIGIL_RETURN_IF_ERROR(store_.SetAttestation(row.host, row.attestation, row.attestation_reason));
+  }
+  const json enforce = EnforceJson(row);
+  ActivateAnswer a;
+  a.host = row.host;
+  a.attestation = row.attestation;
+  a.attestation_reason = row.attestation_reason;
+  a.enforce_allowed = enforce["allowed"].get<bool>();
+  a.enforce_reason = enforce["reason"].get<std::string>();
+  return a;
+}
+
 void Fleet::Routes(httplib::Server& s, const Authorizer& authorize) {
   auto reply = [](const core::Result<FleetAnswer>& a, httplib::Response& r) {
     if (!a.has_value()) return ReplyStatus(r, a.error());
@@ -343,58 +398,13 @@ void Fleet::Routes(httplib::Server& s, const Authorizer& authorize) {
     auto req = ParseActivateRequest(q.body);
     if (!req.has_value()) return ReplyStatus(r, req.error());
     if (!OwnsHost(c, req->host, r)) return;
-    const int64_t now = NowMs();
-    AgentStatusRow row;
-    row.host = req->host;
-    row.attestation = "failed";
-    // A token that is not ours, expired, for another host or used already changes nothing; a
-    // wrong secret fails the host's attestation.
-    bool judged = false;
-    auto claims = CheckChallengeToken(key_, req->token, now);
-    if (!claims.has_value()) {
-      row.attestation_reason = claims.error().message();
-    } else if (claims->host != req->host) {
-      row.attestation_reason = "challenge token: issued to another host";
-    } else {
-      auto fresh = store_.UseNonce(
-          "challenge:" + govern::HexOf(govern::Sha256Of(req->token)), claims->expires_ms, now);
-      if (!fresh.has_value()) return ReplyStatus(r, fresh.error());
-      judged = *fresh;
-      if (!*fresh) {
-        row.attestation_reason = "challenge token: already used (a replayed activation)";
-      } else if (govern::HexOf(govern::Sha256Of(req->secret)) != claims->secret_sha256) {
-        row.attestation_reason =
-            "activation-failed: the secret is not the credential's: the attestation key is not "
-            "in the TPM of the EK certificate";
-      } else {
-        AttestedKeyRow k{req->host, claims->ak_name, claims->ak_public, claims->ek_sha256, now,
-                         now};
-        if (core::Status st = store_.PutAttestedKey(k); !st.ok()) return ReplyStatus(r, st);
-        row.attestation = "verified";
-        row.attestation_reason = "attestation key " + claims->ak_name +
-                                 " is tied to the EK certificate sha256:" + claims->ek_sha256;
-      }
-      if (judged) {
-        core::Status st = Audit(audit::RecordType::kAccessGrant,
-                                {{"action", row.attestation == "verified"
-                                                ? "attestation-key-trusted"
-                                                : "attestation-key-refused"},
-                                 {"host", row.host},
-                                 {"ak_name", claims->ak_name},
-                                 {"ek_sha256", claims->ek_sha256},
-                                 {"reason", row.attestation_reason}});
-        if (!st.ok()) return ReplyStatus(r, st);
-      }
-    }
-    if (judged) {
-      core::Status st = store_.SetAttestation(row.host, row.attestation, row.attestation_reason);
-      if (!st.ok()) return ReplyStatus(r, st);
-    }
-    Reply(r, row.attestation == "verified" ? 200 : 422,
+    auto a = Activate(*req);
+    if (!a.has_value()) return ReplyStatus(r, a.error());
+    Reply(r, a->attestation == "verified" ? 200 : 422,
           {{"schema_version", kHubSchemaVersion},
-           {"host", row.host},
-           {"attestation", {{"state", row.attestation}, {"reason", row.attestation_reason}}},
-           {"enforce", EnforceJson(row)}});
+           {"host", a->host},
+           {"attestation", {{"state", a->attestation}, {"reason", a->attestation_reason}}},
+           {"enforce", {{"allowed", a->enforce_allowed}, {"reason", a->enforce_reason}}}});
   });
 
   s.Get("/v1/agents/nonce", [=, this](const httplib::Request& q, httplib::Response& r) {

@@ -92,9 +92,18 @@ struct FleetAnswer {
   std::string enforce_reason;
   std::vector<Update> updates;
   // What the attestation answer carries besides state and reason: "challenge" (a credential
-  // challenge after registration) or "quote_nonce" (a renewed quote is due). Only the REST
-  // answer carries these; over gRPC the agent attests without an EK (docs/hub.md).
+  // challenge after registration: {"token","credential_blob","encrypted_secret"}, strings) or
+  // "quote_nonce" (hex: a renewed quote is due). The REST answer carries it as it is, the gRPC
+  // answer as FleetAnswer.challenge and .quote_nonce.
   nlohmann::json attestation_extra = nlohmann::json::object();
+};
+
+// The hub's judgement of a credential activation (POST /v1/agents/activate, AgentHub.Activate).
+struct ActivateAnswer {
+  std::string host;
+  std::string attestation, attestation_reason;  // "verified" or "failed"
+  bool enforce_allowed = false;
+  std::string enforce_reason;
 };
 
 class Fleet {
@@ -109,6 +118,11 @@ class Fleet {
   // `remote_addr`: the address the request came from ("" unknown), kept with the agent's status.
   core::Result<FleetAnswer> Register(const AgentReport& report, const std::string& remote_addr);
   core::Result<FleetAnswer> Heartbeat(const AgentReport& report, const std::string& remote_addr);
+  // Judges an activation whose host is the caller's own: "verified" when the secret is the
+  // credential's (the host's attestation key is then trusted; audited), "failed" otherwise. A
+  // token not issued by this hub, expired, for another host or used already changes nothing (the
+  // answer says why). Errors: the store or the audit log failed.
+  core::Result<ActivateAnswer> Activate(const ActivateRequest& req);
   // A fresh nonce for `host` (hex), valid for options_.nonce_ttl_ms and once (any instance).
   std::string IssueNonce(const std::string& host);
 

@@ -180,6 +180,31 @@ core::Result<EscalationRow> Server::OpenEscalation(const EscalationRequest& e,
   return row;
 }
 
+core::Result<IngestResult> Server::IngestFromAgent(std::string_view body,
+                                                   const std::string& caller_host,
+                                                   std::string* message_id) {
+  auto count = [this](const char* result, uint64_t n) {
+    auto c = registry_.GetCounter("vigil_hub_ingest_messages_total", "Agent messages by outcome",
+                                  {{"result", result}});
+    if (c.has_value()) (*c)->Inc(n);
+  };
+  auto m = ParseIngestRequest(body);
+  if (!m.has_value()) {
+    count("rejected", 1);
+    return m.error();
+  }
+  if (m->host != caller_host) {
+    return core::Status(core::StatusCode::kPermissionDenied,
+                        "agent \"" + caller_host + "\" may not act for host \"" + m->host + "\"");
+  }
+  *message_id = m->message_id;
+  VIGIL_ASSIGN_OR_RETURN(IngestResult res, store_.Ingest(*m, NowMs()));
+  count(res.duplicate ? "duplicate" : "stored", 1);
+  auto findings = registry_.GetCounter("vigil_hub_findings_total", "Findings stored");
+  if (findings.has_value()) (*findings)->Inc(res.findings);
+  return res;
+}
+
 core::Result<EscalationRow> Server::HostEscalation(int64_t id, const std::string& host) {
   VIGIL_RETURN_IF_ERROR(ExpireDue());
   VIGIL_ASSIGN_OR_RETURN(EscalationRow row, store_.Escalation(id));
@@ -276,16 +301,13 @@ void Server::Routes(httplib::Server& s) {
                                   "Requests refused for credentials", {{"reason", "403"}});
     return c.has_value() ? *c : nullptr;
   }();
-  auto counter = [this](const char* result) {
-    auto c = registry_.GetCounter("vigil_hub_ingest_messages_total", "Agent messages by outcome",
-                                  {{"result", result}});
-    return c.has_value() ? *c : nullptr;
-  };
-  core::Counter* stored = counter("stored");
-  core::Counter* duplicate = counter("duplicate");
-  core::Counter* rejected = counter("rejected");
-  auto findings_c = registry_.GetCounter("vigil_hub_findings_total", "Findings stored");
-  core::Counter* findings = findings_c.has_value() ? *findings_c : nullptr;
+
+  // Registered now so that /metrics shows them before the first message (IngestFromAgent counts).
+  for (const char* result : {"stored", "duplicate", "rejected"}) {
+    (void)registry_.GetCounter("vigil_hub_ingest_messages_total", "Agent messages by outcome",
+                               {{"result", result}});
+  }
+  (void)registry_.GetCounter("vigil_hub_findings_total", "Findings stored");
 
   // Checks the bearer token for `need`; on failure answers 401/403 and returns false.
   auto authorize = [this, refused, forbidden](const httplib::Request& q, httplib::Response& r,
@@ -325,20 +347,12 @@ void Server::Routes(httplib::Server& s) {
   s.Post("/v1/ingest", [=, this](const httplib::Request& q, httplib::Response& r) {
     Caller c;
     if (!authorize(q, r, Role::kAgent, &c)) return;
-    auto m = ParseIngestRequest(q.body);
-    if (!m.has_value()) {
-      if (rejected != nullptr) rejected->Inc();
-      return ReplyStatus(r, m.error());
-    }
-    if (!own_host(c, m->host, r)) return;
-    auto res = store_.Ingest(*m, NowMs());
+    std::string message_id;
+    auto res = IngestFromAgent(q.body, c.subject, &message_id);
     if (!res.has_value()) return ReplyStatus(r, res.error());
-    core::Counter* outcome = res->duplicate ? duplicate : stored;
-    if (outcome != nullptr) outcome->Inc();
-    if (findings != nullptr) findings->Inc(res->findings);
     Reply(r, 200,
           {{"schema_version", kHubSchemaVersion},
-           {"message_id", m->message_id},
+           {"message_id", message_id},
            {"duplicate", res->duplicate},
            {"findings", res->findings},
            {"new_incidents", res->new_incidents},

@@ -83,6 +83,12 @@ class Server {
   // The escalation `id` as its host's agent sees it (after timing out due ones);
   // kPermissionDenied when it belongs to another host.
   core::Result<EscalationRow> HostEscalation(int64_t id, const std::string& host);
+  // An agent's message (the body of POST /v1/ingest) from the agent of `caller_host`: checks it
+  // (kInvalidArgument naming the field), refuses another host's (kPermissionDenied), stores it
+  // once and counts it (vigil_hub_ingest_messages_total, vigil_hub_findings_total). *message_id:
+  // the message's id. POST /v1/ingest and the agent gRPC service's Ingest.
+  core::Result<IngestResult> IngestFromAgent(std::string_view body, const std::string& caller_host,
+                                             std::string* message_id);
   // Register, heartbeat, nonce and artifacts for the agent gRPC service.
   Fleet& fleet() { return fleet_; }
   Store& store() { return store_; }

@@ -1,11 +1,14 @@
 // libFuzzer target for enrolment input (src/hub/enrolment.h): the CSR an agent sends, the token
-// it presents and the hub's token file. The first byte picks the parser, the rest is its input.
-// Any bytes give a result or an error naming the input; an accepted CSR has a known key type;
-// a parsed token file formats and parses back to the same records.
+// it presents, the hub's token file, a CA fingerprint as an admin writes it (--ca-sha256) and a
+// certificate whose fingerprint is taken. The first byte picks the parser, the rest is its
+// input. Any bytes give a result or an error naming the input; an accepted CSR has a known key
+// type; a parsed token file formats and parses back to the same records; an accepted
+// fingerprint is 64 lowercase hex digits.
 // Seeds: tests/fuzz/corpus/enrol/.
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "hub/enrolment.h"
@@ -13,7 +16,10 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 3) {
+  auto lower_hex64 = [](std::string_view h) {
+    return h.size() == 64 && h.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+  };
+  switch (data[0] % 5) {
     case 0: {
       auto csr = vigil::hub::CheckCsr(input, "csr");
       if (!csr.has_value()) {
@@ -28,6 +34,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       const bool shaped = input.size() == 76 && input.starts_with(vigil::hub::kEnrolTokenPrefix);
       if (s.ok() && !shaped) __builtin_trap();
       if (!s.ok() && s.message().substr(0, 7) != "token: ") __builtin_trap();
+      break;
+    }
+    case 3: {
+      std::string fp;
+      if (vigil::hub::ParseCertFingerprint(input, &fp) && !lower_hex64(fp)) __builtin_trap();
+      break;
+    }
+    case 4: {
+      auto fp = vigil::hub::CertSha256(input);
+      if (fp.has_value() && !lower_hex64(*fp)) __builtin_trap();
       break;
     }
     default: {

@@ -16,10 +16,13 @@
 #include <thread>
 
 #include "../hub/test_hub_state.h"
+#include "agent/hub_client.h"
 #include "audit/audit_log.h"
 #include "core/clock.h"
 #include "core/metrics.h"
+#include "hub/agent_grpc.h"
 #include "hub/auth.h"
+#include "hub/enrolment.h"
 #include "hub/server.h"
 #include "hub/store.h"
 
@@ -86,8 +89,48 @@ class HubLinkTest : public ::testing::Test {
     }));
   }
   void StopHub() {
+    if (agents_) agents_->Stop();
+    agents_.reset();
     if (server_) server_->Stop();
     server_.reset();
+  }
+  // The hub's agent gRPC port (hub::AgentGrpc, mTLS) beside the REST port; after StartHub().
+  void StartAgentPort() {
+    const int64_t now = clock_.NowUnixNanos() / 1'000'000'000;
+    if (!ca_) {
+      auto ca = hub::HubCa::LoadOrCreate((dir_ / "ca").string(), now);
+      ASSERT_TRUE(ca.has_value()) << ca.error().ToString();
+      ca_ = std::make_unique<hub::HubCa>(std::move(ca).value());
+      tokens_ = std::make_unique<hub::EnrolTokens>((dir_ / "enrol-tokens.json").string());
+    }
+    hub::AgentGrpcOptions g;
+    g.listen = {"127.0.0.1", 0};
+    agents_ = std::make_unique<hub::AgentGrpc>(g, *ca_, *tokens_, *server_, *log_, clock_);
+    core::Status st = agents_->Start();
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
+  // A grpcs:// link to the agent port for `host`, with a certificate the hub CA issued to
+  // `host` (in group `group`), as `vigil agent enrol` leaves them: DIR/<host>/agent.key,
+  // agent.pem, ca.pem.
+  HubLinkOptions GrpcLink(const std::string& host, const std::string& group = "") {
+    const int64_t now = clock_.NowUnixNanos() / 1'000'000'000;
+    auto kc = hub::MakeAgentKeyAndCsr(host);
+    EXPECT_TRUE(kc.has_value());
+    auto cert = ca_->SignAgentCsr(kc->second, host, group, now, 3600);
+    EXPECT_TRUE(cert.has_value()) << cert.error().ToString();
+    const std::filesystem::path d = dir_ / ("cert-" + host);
+    std::filesystem::create_directories(d);
+    std::ofstream(d / "agent.key") << kc->first;
+    std::ofstream(d / "agent.pem") << *cert;
+    std::ofstream(d / "ca.pem") << ca_->cert_pem();
+    HubLinkOptions o;
+    o.url = "grpcs://127.0.0.1:" + std::to_string(agents_->port());
+    o.host = host;
+    o.key_file = (d / "agent.key").string();
+    o.cert_file = (d / "agent.pem").string();
+    o.ca_file = (d / "ca.pem").string();
+    o.timeout = std::chrono::milliseconds(3000);
+    return o;
   }
   // Findings the hub stored for kHost.
   int64_t StoredFindings() {
@@ -107,6 +150,9 @@ class HubLinkTest : public ::testing::Test {
   std::unique_ptr<audit::Signer> signer_;
   std::unique_ptr<audit::AuditLog> log_;
   std::unique_ptr<hub::Server> server_;
+  std::unique_ptr<hub::HubCa> ca_;  // StartAgentPort()
+  std::unique_ptr<hub::EnrolTokens> tokens_;
+  std::unique_ptr<hub::AgentGrpc> agents_;
   uint16_t port_ = 0;
   hub::FleetOptions fleet_options_;  // the hub's fleet settings (set before StartHub)
 };

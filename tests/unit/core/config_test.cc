@@ -325,13 +325,38 @@ TEST(ConfigTest, ParsesANatsSinkAndChecksItsNames) {
               HasSubstr("sinks[0].ca"));
 }
 
+TEST(ConfigTest, AGrpcsHubSinkTakesTheEnrolledCertificateInsteadOfAToken) {
+  const std::string grpc =
+      "sinks:\n  - type: hub\n    url: grpcs://hub.example:8471\n    cert: /c/agent.pem\n"
+      "    key: /c/agent.key\n    ca: /c/ca.pem\n";
+  auto c = ParseConfig(grpc, "vigil.yaml");
+  ASSERT_TRUE(c.has_value()) << c.error().ToString();
+  ASSERT_EQ(c->sinks.size(), 1u);
+  EXPECT_EQ(c->sinks[0].hub.url, "grpcs://hub.example:8471");
+  EXPECT_EQ(c->sinks[0].hub.cert, "/c/agent.pem");
+  EXPECT_EQ(c->sinks[0].hub.key, "/c/agent.key");
+  EXPECT_EQ(c->sinks[0].hub.ca, "/c/ca.pem");
+  EXPECT_EQ(ParseError(grpc + "    token_file: t\n"),
+            "vigil.yaml:7:17: sinks[0].token_file: a grpcs:// hub sink authenticates with its "
+            "certificate, not a token");
+  EXPECT_EQ(ParseError("sinks:\n  - type: hub\n    url: grpcs://h:1\n    cert: c\n    ca: a\n"),
+            "vigil.yaml:2:5: sinks[0]: a grpcs:// hub sink needs 'cert', 'key' and 'ca' "
+            "(agent.pem, agent.key and ca.pem from vigil agent enrol)");
+  EXPECT_EQ(ParseError("sinks:\n  - type: hub\n    url: http://h:1\n    token_file: t\n"
+                       "    cert: c\n"),
+            "vigil.yaml:5:11: sinks[0].cert: a client certificate is for a grpcs:// hub; the url "
+            "is \"http://h:1\"");
+  EXPECT_THAT(ParseError("sinks:\n  - {type: hub, url: 'grpcs://h:1/x', cert: c, key: k, ca: a}\n"),
+              HasSubstr("sinks[0].url: expected http://HOST:PORT"));
+}
+
 TEST(ConfigTest, HubSinkErrorsNameLineAndKey) {
   const std::string ok = "  - type: hub\n    url: http://127.0.0.1:8470\n    token_file: t\n";
   EXPECT_EQ(ParseError("sinks:\n" + ok + "    url: http://x:1\n"),
             "vigil.yaml:5:5: sinks[0].url: key given more than once");
   EXPECT_EQ(ParseError("sinks:\n  - type: hub\n    url: ftp://127.0.0.1:1\n    token_file: t\n"),
-            "vigil.yaml:3:10: sinks[0].url: expected http://HOST:PORT or https://HOST:PORT (no "
-            "path), got \"ftp://127.0.0.1:1\"");
+            "vigil.yaml:3:10: sinks[0].url: expected http://HOST:PORT, https://HOST:PORT or "
+            "grpcs://HOST:PORT (no path), got \"ftp://127.0.0.1:1\"");
   EXPECT_THAT(ParseError("sinks:\n  - {type: hub, url: 'http://h:1/v1', token_file: t}\n"),
               HasSubstr("sinks[0].url: expected http://HOST:PORT"));
   EXPECT_EQ(ParseError("sinks:\n  - type: hub\n    token_file: t\n"),
@@ -358,8 +383,8 @@ TEST(ConfigTest, HubSinkErrorsNameLineAndKey) {
   }
   EXPECT_THAT(ParseError("sinks:\n" + ok + "    path: /x\n"),
               HasSubstr("vigil.yaml:5:5: sinks[0].path: unknown key (expected one of: type, url, "
-                        "token_file, ca, spool, spool_sync, drain, all_verdicts, group, "
-                        "heartbeat, policy_file, model_file, enforce_requires_hub)"));
+                        "token_file, ca, cert, key, spool, spool_sync, drain, all_verdicts, "
+                        "group, heartbeat, policy_file, model_file, enforce_requires_hub)"));
   EXPECT_EQ(ParseError("sinks:\n" + ok + ok),
             "vigil.yaml:5:5: sinks[1]: only one hub sink is allowed");
   // Keys of the hub sink are not valid for other types.

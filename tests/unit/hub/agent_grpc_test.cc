@@ -437,13 +437,17 @@ namespace {
 TEST(HubAgentsConfigTest, AgentsSectionTurnsTheServiceOnAndNamesErrors) {
   auto c = ParseHubConfig(
       "state_dir: /s\nagents:\n  listen: 0.0.0.0:9000\n  server_names: [hub.example, 10.0.0.5]\n"
-      "  cert_ttl: 2d\n",
+      "  cert_ttl: 2d\n  enrol_attempts_per_minute: 3\n",
       "hub.yaml", "/etc");
   ASSERT_TRUE(c.has_value()) << c.error().ToString();
   EXPECT_TRUE(c->agents.enabled);
   EXPECT_EQ(c->agents.listen.port, 9000);
   EXPECT_EQ(c->agents.server_names, (std::vector<std::string>{"hub.example", "10.0.0.5"}));
   EXPECT_EQ(c->agents.cert_ttl_s, 2u * 86400);
+  EXPECT_EQ(c->agents.enrol_attempts_per_minute, 3u);
+  EXPECT_EQ(ParseHubConfig("", "hub.yaml", "/etc")->agents.enrol_attempts_per_minute, 10u);
+  EXPECT_FALSE(
+      ParseHubConfig("agents:\n  enrol_attempts_per_minute: 0\n", "hub.yaml", "/etc").has_value());
   c->ResolvePaths();
   EXPECT_EQ(c->agents.ca_dir, "/s/ca");
   EXPECT_EQ(c->agents.enrol_tokens, "/s/enrol-tokens.json");
@@ -456,6 +460,90 @@ TEST(HubAgentsConfigTest, AgentsSectionTurnsTheServiceOnAndNamesErrors) {
   auto unknown = ParseHubConfig("agents:\n  port: 1\n", "hub.yaml", "/etc");
   ASSERT_FALSE(unknown.has_value());
   EXPECT_NE(unknown.error().message().find("agents.port: unknown key"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vigil::hub
+
+namespace vigil::hub {
+namespace {
+
+TEST_F(AgentGrpcTest, EnrolAttemptsAreRateLimitedPerPeerAndTheRefusalAudited) {
+  // Ten attempts a minute from one address, whatever their outcome; then RESOURCE_EXHAUSTED
+  // without a look at the token, until the minute has passed.
+  for (int i = 0; i < 10; ++i) {
+    v1::EnrolResponse out;
+    EXPECT_EQ(Enrol("vigil-enrol-bad", "web-1", &out).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  const std::string token = NewToken();
+  for (int i = 0; i < 3; ++i) {
+    v1::EnrolResponse out;
+    const grpc::Status s = Enrol(token, "web-1", &out);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_NE(s.error_message().find("more than 10 enrolment attempts in a minute from 127.0.0.1"),
+              std::string::npos)
+        << s.error_message();
+  }
+  clock_.Advance(int64_t{61} * 1'000'000'000);
+  v1::EnrolResponse out;
+  const grpc::Status s = Enrol(token, "web-1", &out);
+  ASSERT_TRUE(s.ok()) << s.error_message();  // the token was never spent by the refusals
+  ASSERT_TRUE(log_->Flush().ok());
+  int rate_limited = 0;
+  for (const auto& [type, payload] : hub::testing::ReadAuditRecords(dir_ / "audit")) {
+    if (payload.value("action", "") == "agent-enrol-refused" &&
+        payload.value("reason", "").rfind("rate limit: ", 0) == 0) {
+      ++rate_limited;
+      EXPECT_EQ(payload.value("peer", ""), "127.0.0.1");
+    }
+  }
+  EXPECT_EQ(rate_limited, 1);  // the first refusal of the minute
+}
+
+TEST_F(AgentGrpcTest, TheCaIsFetchedFromTheHandshakeOnlyByItsFingerprint) {
+  const std::string addr = "127.0.0.1:" + std::to_string(agents_->port());
+  auto fp = CertSha256(ca_->cert_pem());
+  ASSERT_TRUE(fp.has_value()) << fp.error().ToString();
+  auto ca = FetchPinnedCa(addr, *fp, 5000);
+  ASSERT_TRUE(ca.has_value()) << ca.error().ToString();
+  EXPECT_EQ(*ca, ca_->cert_pem());
+
+  const std::string wrong = std::string(64, 'a');
+  auto refused = FetchPinnedCa(addr, wrong, 5000);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code(), core::StatusCode::kPermissionDenied);
+  EXPECT_NE(refused.error().message().find(*fp), std::string::npos)
+      << refused.error().message();  // names what the server presented
+
+  // The server's own certificate is presented too, but it is no CA.
+  std::string leaf_fp;
+  for (size_t at = refused.error().message().rfind("presented ") + 10;
+       at < refused.error().message().size(); at += 66) {
+    const std::string one = refused.error().message().substr(at, 64);
+    if (one != *fp) leaf_fp = one;
+  }
+  ASSERT_EQ(leaf_fp.size(), 64u) << refused.error().message();
+  auto leaf = FetchPinnedCa(addr, leaf_fp, 5000);
+  ASSERT_FALSE(leaf.has_value());
+  EXPECT_NE(leaf.error().message().find("is not a CA certificate"), std::string::npos)
+      << leaf.error().message();
+
+  auto closed = FetchPinnedCa("127.0.0.1:1", *fp, 2000);
+  ASSERT_FALSE(closed.has_value());
+  EXPECT_EQ(closed.error().code(), core::StatusCode::kUnavailable);
+
+  std::string parsed;
+  std::string colons;
+  for (size_t i = 0; i < fp->size(); i += 2) {
+    colons += (i == 0 ? "" : ":") + fp->substr(i, 2);
+  }
+  for (char& c : colons) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  ASSERT_TRUE(ParseCertFingerprint("sha256:" + colons, &parsed));
+  EXPECT_EQ(parsed, *fp);
+  EXPECT_FALSE(ParseCertFingerprint(fp->substr(2), &parsed));
+  EXPECT_FALSE(ParseCertFingerprint(std::string(64, 'g'), &parsed));
+  EXPECT_FALSE(ParseCertFingerprint(":" + fp->substr(1), &parsed));
 }
 
 }  // namespace

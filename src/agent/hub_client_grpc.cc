@@ -1,0 +1,344 @@
+#include "agent/hub_client_grpc.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <optional>
+
+#include "core/files.h"
+#include "govern/attest.h"
+#include "hub/enrolment.h"
+#include "hub/fleet_requests.h"
+#include "hub/requests.h"
+#include "vigil/v1/agent.grpc.pb.h"
+
+namespace vigil::agent {
+namespace {
+
+using nlohmann::json;
+
+constexpr uint64_t kMaxPemBytes = 1 << 20;
+// The largest answer taken (an artifact and its signature): gRPC's default is 4 MiB.
+constexpr int kMaxReceiveBytes = 256 << 20;
+
+std::string Text(const json& o, const char* key) {
+  return o.is_object() && o.contains(key) && o[key].is_string() ? o[key].get<std::string>()
+                                                                : std::string();
+}
+
+template <typename T>
+T Number(const json& o, const char* key) {
+  return o.is_object() && o.contains(key) && o[key].is_number() ? o[key].get<T>() : T{};
+}
+
+void SetApplied(const json& o, const char* key, v1::Applied* out) {
+  if (!o.contains(key) || !o[key].is_object()) return;
+  out->set_version(Text(o[key], "version"));
+  out->set_digest(Text(o[key], "digest"));
+}
+
+int HttpStatusOf(grpc::StatusCode c) {
+  switch (c) {
+    case grpc::StatusCode::OK:
+      return 200;
+    case grpc::StatusCode::INVALID_ARGUMENT:
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return 400;
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return 401;
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return 403;
+    case grpc::StatusCode::NOT_FOUND:
+      return 404;
+    case grpc::StatusCode::ALREADY_EXISTS:
+    case grpc::StatusCode::FAILED_PRECONDITION:
+    case grpc::StatusCode::ABORTED:
+      return 409;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return 429;
+    default:
+      return 500;
+  }
+}
+
+const char* CodeName(grpc::StatusCode c) {
+  switch (c) {
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::StatusCode::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    default:
+      return "INTERNAL";
+  }
+}
+
+HubReply Ok(int status, json body) {
+  HubReply r;
+  r.status = status;
+  r.raw = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  r.body = std::move(body);
+  return r;
+}
+
+json FleetAnswerJson(const v1::FleetAnswer& a) {
+  json updates = json::array();
+  for (const v1::Update& u : a.updates()) {
+    updates.push_back({{"kind", u.kind()}, {"digest", u.digest()}, {"rollout", u.rollout()}});
+  }
+  json attestation = {{"state", a.attestation_state()}, {"reason", a.attestation_reason()}};
+  if (a.has_challenge()) {
+    attestation["challenge"] = {{"token", a.challenge().token()},
+                                {"credential_blob", a.challenge().credential_blob()},
+                                {"encrypted_secret", a.challenge().encrypted_secret()}};
+  }
+  if (!a.quote_nonce().empty()) attestation["quote_nonce"] = a.quote_nonce();
+  return {{"schema_version", a.schema_version()},
+          {"host", a.host()},
+          {"group", a.group()},
+          {"attestation", std::move(attestation)},
+          {"enforce", {{"allowed", a.enforce_allowed()}, {"reason", a.enforce_reason()}}},
+          {"updates", std::move(updates)}};
+}
+
+json EscalationJson(const v1::Escalation& e) {
+  return {{"escalation",
+           {{"id", e.id()},
+            {"escalation_id", e.escalation_id()},
+            {"state", e.state()},
+            {"outcome", e.outcome()},
+            {"decided_by", e.decided_by()},
+            {"note", e.note()},
+            {"deadline_ms", e.deadline_ms()}}}};
+}
+
+class GrpcHubClient final : public HubClient {
+ public:
+  GrpcHubClient(HubLinkOptions options, std::shared_ptr<grpc::Channel> channel)
+      : HubClient(std::move(options)), stub_(v1::AgentHub::NewStub(std::move(channel))) {}
+
+  core::Result<HubReply> Post(const std::string& path, const std::string& body) override {
+    const std::string where = "POST " + options().url + path;
+    const json in = json::parse(body, nullptr, /*allow_exceptions=*/false);
+    if (path == "/v1/ingest") {
+      v1::IngestRequest req;
+      req.set_schema_version(std::string(hub::kHubSchemaVersion));
+      req.set_message(body);
+      v1::IngestResponse out;
+      return Call(where, &v1::AgentHub::Stub::Ingest, req, &out, [&out] {
+        return Ok(200, {{"schema_version", out.schema_version()},
+                        {"message_id", out.message_id()},
+                        {"duplicate", out.duplicate()},
+                        {"findings", out.findings()},
+                        {"new_incidents", out.new_incidents()}});
+      });
+    }
+    if (!in.is_object()) {
+      return core::InvalidArgument(where + ": the request is not a JSON object");
+    }
+    if (path == "/v1/agents/register") {
+      v1::RegisterRequest req;
+      req.set_schema_version(std::string(hub::kHubSchemaVersion));
+      req.set_mode(Text(in, "mode"));
+      SetApplied(in, "policy", req.mutable_policy());
+      SetApplied(in, "model", req.mutable_model());
+      req.set_group(Text(in, "group"));
+      req.set_vigil_version(Text(in, "vigil_version"));
+      req.set_enforce_wanted(in.contains("enforce_wanted") && in["enforce_wanted"].is_boolean() &&
+                             in["enforce_wanted"].get<bool>());
+      req.set_attestation(Text(in, "attestation"));
+      v1::FleetAnswer out;
+      return Call(where, &v1::AgentHub::Stub::Register, req, &out,
+                  [&out] { return Ok(200, FleetAnswerJson(out)); });
+    }
+    if (path == "/v1/agents/heartbeat") {
+      v1::HeartbeatRequest req;
+      req.set_schema_version(std::string(hub::kHubSchemaVersion));
+      req.set_mode(Text(in, "mode"));
+      SetApplied(in, "policy", req.mutable_policy());
+      SetApplied(in, "model", req.mutable_model());
+      if (in.contains("health") && in["health"].is_object()) {
+        const json& h = in["health"];
+        req.mutable_health()->set_events_per_s(Number<double>(h, "events_per_s"));
+        req.mutable_health()->set_drops(Number<int64_t>(h, "drops"));
+        req.mutable_health()->set_alerts(Number<int64_t>(h, "alerts"));
+      }
+      if (in.contains("refusal") && in["refusal"].is_object()) {
+        const json& f = in["refusal"];
+        v1::Refusal* r = req.mutable_refusal();
+        r->set_kind(Text(f, "kind"));
+        r->set_digest(Text(f, "digest"));
+        r->set_reason(Text(f, "reason"));
+        r->set_time_ms(Number<int64_t>(f, "time_ms"));
+      }
+      req.set_attestation(Text(in, "attestation"));
+      v1::FleetAnswer out;
+      return Call(where, &v1::AgentHub::Stub::Heartbeat, req, &out,
+                  [&out] { return Ok(200, FleetAnswerJson(out)); });
+    }
+    if (path == "/v1/agents/activate") {
+      v1::ActivateRequest req;
+      req.set_schema_version(std::string(hub::kHubSchemaVersion));
+      req.set_token(Text(in, "token"));
+      auto secret = govern::BytesOfHex(Text(in, "secret"));
+      if (!secret.has_value()) {
+        return core::InvalidArgument(where + ": secret: expected hex digits");
+      }
+      req.set_secret(*secret);
+      v1::ActivateResponse out;
+      return Call(where, &v1::AgentHub::Stub::Activate, req, &out, [&out] {
+        return Ok(
+            out.attestation_state() == "verified" ? 200 : 422,
+            {{"schema_version", out.schema_version()},
+             {"host", out.host()},
+             {"attestation",
+              {{"state", out.attestation_state()}, {"reason", out.attestation_reason()}}},
+             {"enforce", {{"allowed", out.enforce_allowed()}, {"reason", out.enforce_reason()}}}});
+      });
+    }
+    if (path == "/v1/escalations") {
+      v1::EscalateRequest req;
+      req.set_schema_version(std::string(hub::kHubSchemaVersion));
+      req.set_escalation_id(Text(in, "escalation_id"));
+      req.set_rule(Text(in, "rule"));
+      req.set_action(Text(in, "action"));
+      req.set_reason(Text(in, "reason"));
+      req.set_pid(Number<int64_t>(in, "pid"));
+      req.set_process(Text(in, "process"));
+      req.set_timeout_s(Number<uint32_t>(in, "timeout_s"));
+      req.set_default_verdict(Text(in, "default"));
+      v1::Escalation out;
+      return Call(where, &v1::AgentHub::Stub::Escalate, req, &out,
+                  [&out] { return Ok(out.created() ? 201 : 200, EscalationJson(out)); });
+    }
+    return core::InvalidArgument(where + ": the hub's gRPC service has no method for this route");
+  }
+
+  core::Result<HubReply> Get(const std::string& path) override {
+    const std::string where = "GET " + options().url + path;
+    if (path == "/v1/agents/nonce") {
+      v1::NonceRequest req;
+      req.set_schema_version(std::string(hub::kHubSchemaVersion));
+      v1::NonceResponse out;
+      return Call(where, &v1::AgentHub::Stub::Nonce, req, &out, [&out] {
+        return Ok(200, {{"schema_version", out.schema_version()}, {"nonce", out.nonce()}});
+      });
+    }
+    constexpr std::string_view kArtifacts = "/v1/artifacts/", kSignature = "/signature";
+    constexpr std::string_view kEscalations = "/v1/escalations/";
+    const std::string_view p = path;
+    if (p.substr(0, kArtifacts.size()) == kArtifacts) {
+      std::string_view rest = p.substr(kArtifacts.size());
+      const bool signature = rest.size() > kSignature.size() &&
+                             rest.substr(rest.size() - kSignature.size()) == kSignature;
+      if (signature) rest.remove_suffix(kSignature.size());
+      std::string digest;
+      if (!hub::ParseDigest(rest, &digest)) {
+        return core::InvalidArgument(where + ": expected a 64-hex-digit artifact digest");
+      }
+      if (!artifact_ || artifact_->digest() != digest) {
+        v1::FetchArtifactRequest req;
+        req.set_schema_version(std::string(hub::kHubSchemaVersion));
+        req.set_digest(digest);
+        v1::Artifact out;
+        VIGIL_ASSIGN_OR_RETURN(HubReply fetched,
+                               Call(where, &v1::AgentHub::Stub::FetchArtifact, req, &out,
+                                    [] { return Ok(200, json::object()); }));
+        if (fetched.status != 200) return fetched;
+        artifact_ = std::move(out);
+      }
+      HubReply r;
+      r.status = 200;
+      r.raw = signature ? artifact_->signature() : artifact_->content();
+      r.body = json(json::value_t::discarded);
+      return r;
+    }
+    if (p.substr(0, kEscalations.size()) == kEscalations) {
+      const std::string id_text(p.substr(kEscalations.size()));
+      int64_t id = 0;
+      size_t used = 0;
+      try {
+        id = std::stoll(id_text, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used == 0 || used != id_text.size() || id <= 0) {
+        return core::InvalidArgument(where + ": expected a positive escalation id");
+      }
+      v1::GetEscalationRequest req;
+      req.set_schema_version(std::string(hub::kHubSchemaVersion));
+      req.set_id(id);
+      v1::Escalation out;
+      return Call(where, &v1::AgentHub::Stub::GetEscalation, req, &out,
+                  [&out] { return Ok(200, EscalationJson(out)); });
+    }
+    return core::InvalidArgument(where + ": the hub's gRPC service has no method for this route");
+  }
+
+ private:
+  template <typename Req, typename Resp, typename Method, typename Render>
+  core::Result<HubReply> Call(const std::string& where, Method method, const Req& req, Resp* out,
+                              Render render) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + options().timeout);
+    const grpc::Status st = ((*stub_).*method)(&ctx, req, out);
+    if (st.ok()) return render();
+    if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
+        st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+      return core::Unavailable(where + ": " + st.error_message());
+    }
+    HubReply r;
+    r.status = HttpStatusOf(st.error_code());
+    r.error = std::string(CodeName(st.error_code())) + ": " + st.error_message();
+    r.raw = r.error;
+    r.body = json(json::value_t::discarded);
+    return r;
+  }
+
+  std::unique_ptr<v1::AgentHub::Stub> stub_;
+  std::optional<v1::Artifact> artifact_;  // the last one fetched (its signature is asked next)
+};
+
+}  // namespace
+
+core::Result<std::unique_ptr<HubClient>> CreateGrpcHubClient(HubLinkOptions options) {
+  std::string pem[3];
+  const std::pair<const std::string*, const char*> files[3] = {
+      {&options.cert_file, "hub certificate"},
+      {&options.key_file, "hub certificate key"},
+      {&options.ca_file, "hub CA"}};
+  for (int i = 0; i < 3; ++i) {
+    auto bytes = core::ReadFile(*files[i].first, kMaxPemBytes);
+    if (!bytes.has_value()) return bytes.error().WithContext(files[i].second);
+    if (bytes->find("-----BEGIN ") == std::string::npos) {
+      return core::InvalidArgument(std::string(files[i].second) + " " + *files[i].first +
+                                   ": not PEM");
+    }
+    pem[i] = std::move(bytes).value();
+  }
+  auto id = hub::HubCa::PeerIdentity(pem[0]);
+  if (!id.has_value()) return id.error().WithContext("hub certificate " + options.cert_file);
+  if (id->first != options.host) {
+    return core::InvalidArgument("hub certificate " + options.cert_file + " is for host \"" +
+                                 id->first + "\", but this agent's host id is \"" + options.host +
+                                 "\" (enrol again with --host " + options.host + ", or set host)");
+  }
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_cert_chain = pem[0];
+  ssl.pem_private_key = pem[1];
+  ssl.pem_root_certs = pem[2];
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(kMaxReceiveBytes);
+  const std::string target = options.url.substr(std::string_view("grpcs://").size());
+  auto channel = grpc::CreateCustomChannel(target, grpc::SslCredentials(ssl), args);
+  return std::unique_ptr<HubClient>(new GrpcHubClient(std::move(options), std::move(channel)));
+}
+
+}  // namespace vigil::agent

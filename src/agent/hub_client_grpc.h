@@ -1,0 +1,34 @@
+#pragma once
+
+// The gRPC transport of HubClient (agent/hub_client.h): vigil.v1.AgentHub on the hub's agent
+// port over mTLS. Each REST route the agent uses maps to one RPC, and the answer comes back in
+// the REST form (the JSON body and the HTTP status of the route):
+//
+//   GET  /v1/agents/nonce                    Nonce
+//   POST /v1/agents/register, /heartbeat     Register, Heartbeat (challenge, quote_nonce -> the
+//                                            "attestation" object as the REST answer has it)
+//   POST /v1/agents/activate                 Activate (200 when verified, else 422)
+//   GET  /v1/artifacts/HEX[/signature]       FetchArtifact (one call serves both: the last
+//                                            artifact is kept for its signature)
+//   POST /v1/escalations                     Escalate (201 when it opened one, else 200)
+//   GET  /v1/escalations/ID                  GetEscalation
+//   POST /v1/ingest                          Ingest
+//
+// The request's "host" is not sent: the hub takes it from the certificate. A gRPC error other
+// than UNAVAILABLE or DEADLINE_EXCEEDED is a reply with the HTTP status of its code
+// (INVALID_ARGUMENT 400, UNAUTHENTICATED 401, PERMISSION_DENIED 403, NOT_FOUND 404,
+// FAILED_PRECONDITION 409, RESOURCE_EXHAUSTED 429, others 500) and error "CODE: message";
+// UNAVAILABLE and DEADLINE_EXCEEDED (no answer) are kUnavailable errors.
+
+#include <memory>
+
+#include "agent/hub_client.h"
+
+namespace vigil::agent {
+
+// `options` already passed ValidateHubLink with a grpcs:// URL. Reads the certificate, key and CA
+// (kNotFound, kPermissionDenied, kInvalidArgument for one that is not PEM) and checks that the
+// certificate's CN is options.host (kInvalidArgument naming both).
+core::Result<std::unique_ptr<HubClient>> CreateGrpcHubClient(HubLinkOptions options);
+
+}  // namespace vigil::agent
