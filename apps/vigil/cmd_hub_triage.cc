@@ -238,7 +238,8 @@ std::function<int()> AddHubTriageCommands(CLI::App* hub) {
       "train",
       "Train a triage model (XGBoost, the trainer of `vigil train --model-type triage`) from the "
       "hub's adjudicated incidents and sign it (OUT.minisig); the labels are kept as "
-      "OUT.labels.jsonl");
+      "OUT.labels.jsonl. The training is a model-change record of the hub's audit log, which must "
+      "not be in use: while a hub runs, an admin trains with POST /v1/triage/train");
   AddStoreFlags(train, f.get());
   train->add_option("--out", f->out, "Model file to write")->required();
   train->add_option("--key", f->key,

@@ -23,6 +23,7 @@
 #include "govern/internal/files.h"
 #include "govern/keys.h"
 #include "hub/auth.h"
+#include "hub/config.h"
 #include "hub/correlate.h"
 #include "hub/server.h"
 #include "hub/store.h"
@@ -252,6 +253,26 @@ TEST_F(TriageServiceTest, RefusesUnsignedAlteredOrForeignModelsAndAuditsTheRefus
     if (p["action"] == "refused") outcomes.push_back(p["outcome"]);
   }
   EXPECT_EQ(outcomes, (std::vector<std::string>{"unsigned", "altered", "unknown-key"}));
+}
+
+TEST(TriageConfigTest, TheTriageSectionIsReadAndBadValuesAreNamed) {
+  auto c = ParseHubConfig(
+      "state_dir: /s\ntriage:\n  model: m/triage.vmodel\n  trusted_keys: [ops.pub]\n"
+      "  recall: 0.9\n  threshold: 0.25\n",
+      "hub.yaml", "/etc/vigil");
+  ASSERT_TRUE(c.has_value()) << c.error().ToString();
+  EXPECT_EQ(c->triage.model, "/etc/vigil/m/triage.vmodel");
+  EXPECT_EQ(c->triage.trusted_keys, std::vector<std::string>{"/etc/vigil/ops.pub"});
+  EXPECT_EQ(c->triage.recall, 0.9);
+  EXPECT_EQ(c->triage.threshold, 0.25);
+  c->ResolvePaths();
+  EXPECT_EQ(c->triage.model_dir, "/s/triage");
+  auto bad = ParseHubConfig("triage:\n  recall: 0\n", "hub.yaml", "/");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_NE(bad.error().message().find("hub.yaml:2:11: triage.recall: expected a number in (0, 1]"),
+            std::string::npos)
+      << bad.error().message();
+  EXPECT_FALSE(ParseHubConfig("triage:\n  nope: 1\n", "hub.yaml", "/").has_value());
 }
 
 TEST(TriageTrainRequestTest, ParsesKnownKeysAndNamesTheBadOne) {
