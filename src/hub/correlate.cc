@@ -298,7 +298,13 @@ void FleetCorrelation::AdvanceLocked() {
   const int64_t now = NowMs();
   if (!seen_.empty()) {
     // Ids below the highest read that were not read: committed later, or never (rolled back).
+    // At most kMaxGaps of them are waited for (a sequence that jumped far is not a gap).
     const int64_t top = *seen_.rbegin();
+    if (top - cursor_ > kMaxGaps) {
+      cursor_ = top - kMaxGaps;
+      seen_.erase(seen_.begin(), seen_.upper_bound(cursor_));
+      gaps_.erase(gaps_.begin(), gaps_.upper_bound(cursor_));
+    }
     for (int64_t id = cursor_ + 1; id < top; ++id) {
       if (seen_.count(id) == 0) gaps_.try_emplace(id, now);
     }

@@ -126,7 +126,8 @@ class Correlator {
 // merges their raises into one fleet incident, audited once (by the instance whose raise created
 // or grew it). Alert ids commit out of order under concurrent writers (PostgreSQL): an id below
 // the highest read but not yet visible is a gap, looked for again (at most once a second) until
-// it appears or gap_wait_ms passes (a transaction rolled back burns its ids).
+// it appears or kGapWaitMs passes (a transaction rolled back burns its ids); at most kMaxGaps
+// ids below the highest read are waited for (a sequence that jumped further is not a gap).
 // State: in memory, rebuilt at start from the store's findings of the last two windows (Rebuild),
 // so a restart forgets nothing recent and raises nothing twice.
 // Addresses for chains: every 30 s (and at Rebuild) from the agents' registrations
@@ -137,6 +138,7 @@ class Correlator {
 class FleetCorrelation {
  public:
   static constexpr int64_t kGapWaitMs = 30'000;
+  static constexpr int64_t kMaxGaps = 100'000;  // ids waited for below the highest read
 
   // Everything passed in must outlive this.
   FleetCorrelation(CorrelatorOptions options, Store& store, audit::AuditLog& audit,

@@ -391,6 +391,13 @@ TEST_F(FleetCorrelationTest, AFindingCommittedLateInsideAGapIsStillCorrelated) {
   clock_.Advance(FleetCorrelation::kGapWaitMs * 1'000'000);
   ASSERT_TRUE(correlating_->Ingest(Message("h9", "m3", {Rule("other", "x", now + 5)}), now).has_value());
   EXPECT_EQ(correlation_->open_gaps(), 0u);
+  // A sequence that jumps far: only the last kMaxGaps ids below the new one are waited for.
+  ASSERT_TRUE(testing::SqliteExec(db, "UPDATE sqlite_sequence SET seq = seq + 150000 WHERE name = 'alerts'"));
+  ASSERT_TRUE(correlating_->Ingest(Message("h9", "m4", {Rule("other", "x", now + 6)}), now).has_value());
+  EXPECT_EQ(correlation_->open_gaps(), static_cast<size_t>(FleetCorrelation::kMaxGaps - 1));
+  clock_.Advance(FleetCorrelation::kGapWaitMs * 1'000'000);
+  ASSERT_TRUE(correlating_->Ingest(Message("h9", "m5", {Rule("other", "x", now + 7)}), now).has_value());
+  EXPECT_EQ(correlation_->open_gaps(), 0u);
 }
 
 TEST(FleetIncidentStoreTest, MergesRaisesOfOneKindAndKeyWithinTheWindow) {
