@@ -341,7 +341,9 @@ core::Result<TriageTrainRequest> ParseTriageTrainRequest(std::string_view body) 
   core::Status error;
   const json j = ParseObject(body, &error);
   if (!error.ok()) return error;
-  for (const auto& [key, v] : j.items()) {
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& key = it.key();
+    const json& v = it.value();
     auto whole = [&](int64_t lo, int64_t hi, auto* out) -> core::Status {
       if (!v.is_number_integer() || v.get<int64_t>() < lo || v.get<int64_t>() > hi) {
         return core::InvalidArgument("\"" + key + "\": expected an integer in " +

@@ -22,6 +22,7 @@
 #include "core/metrics.h"
 #include "govern/internal/files.h"
 #include "govern/keys.h"
+#include "govern/trust.h"
 #include "hub/auth.h"
 #include "hub/config.h"
 #include "hub/correlate.h"
