@@ -7,6 +7,7 @@
 #include <httplib.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <fstream>
@@ -34,6 +35,7 @@
 #include "hub/server.h"
 #include "hub/store.h"
 #include "hub/store_location.h"
+#include "hub/triage.h"
 #include "model/model_file.h"
 
 namespace vigil::app {
@@ -73,18 +75,6 @@ core::Result<hub::HubConfig> LoadHubFlagsConfig(const HubFlags& f) {
     c.server.listen = *hp;
   }
   return c;
-}
-
-core::Result<std::unique_ptr<audit::AuditLog>> OpenHubAudit(const hub::HubConfig& c,
-                                                            const audit::Signer& signer) {
-  audit::AuditOptions ao;
-  if (!audit::ParseFsyncMode(c.audit_fsync, &ao.fsync)) {
-    return core::InvalidArgument("audit.fsync: \"" + c.audit_fsync + "\"");
-  }
-  ao.writer = std::string("vigil hub ") + VIGIL_VERSION;
-  auto log = audit::AuditLog::Open(c.audit_dir, ao, signer, core::SystemClock::Get());
-  if (!log.has_value()) return log.error().WithContext("hub audit log");
-  return std::move(log).value();
 }
 
 hub::HubAuth MakeHubAuth(const hub::HubConfig& c, std::string key) {
@@ -175,14 +165,42 @@ int RunHub(const HubFlags& f) {
   co.min_hosts = static_cast<int>(config->correlation.min_hosts);
   co.min_score = config->correlation.min_score;
   hub::FleetCorrelation correlation(co, **store, **log, core::SystemClock::Get(), registry);
-  hub::CorrelatingStore correlating(**store, correlation);
-  hub::Store& hub_store = config->correlation.enabled ? correlating : **store;
+  hub::CorrelatingStore correlating = config->correlation.enabled
+                                          ? hub::CorrelatingStore(**store, correlation)
+                                          : hub::CorrelatingStore(**store);
+  hub::Store& hub_store = correlating;
   if (config->correlation.enabled) {
     if (auto s = correlation.Rebuild(); !s.ok()) {
       spdlog::warn("hub: correlator: rebuilding from the store: {}", s.message());
     }
   }
+  // The triage model (hub/triage.h): scores the incidents each ingestion touched.
+  hub::HubTriageOptions to;
+  to.model = config->triage.model;
+  to.trusted_keys = config->triage.trusted_keys;
+  to.recall = config->triage.recall;
+  to.threshold = config->triage.threshold;
+  to.signing_key = config->audit_key;
+  to.model_dir = config->triage.model_dir;
+  hub::Triage triage(to, **store, **log, core::SystemClock::Get(), registry);
+  if (!to.model.empty()) {
+    if (auto s = triage.Load(to.model, "hub"); !s.ok()) {
+      spdlog::warn("hub: triage: {} (incidents are not scored until a model loads)", s.message());
+    }
+  }
+  correlating.SetAfterIngest([&triage](const std::vector<hub::IngestResult>& results) {
+    std::vector<int64_t> ids;
+    for (const hub::IngestResult& r : results) {
+      if (!r.duplicate) ids.insert(ids.end(), r.incidents.begin(), r.incidents.end());
+    }
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    if (auto s = triage.Score(ids); !s.ok()) {
+      spdlog::warn("hub: triage: scoring incidents: {}", s.message());
+    }
+  });
   hub::Server server(config->server, hub_store, auth, **log, core::SystemClock::Get(), registry);
+  server.SetTriage(&triage);
   if (auto s = server.Start(); !s.ok()) return ReportError("hub", s);
   // The agent gRPC port (agents.listen): the CA, the token file and the service.
   std::unique_ptr<hub::HubCa> ca;
@@ -447,6 +465,18 @@ int RunHubIngest(const HubFlags& f) {
 }
 
 }  // namespace
+
+core::Result<std::unique_ptr<audit::AuditLog>> OpenHubAudit(const hub::HubConfig& c,
+                                                            const audit::Signer& signer) {
+  audit::AuditOptions ao;
+  if (!audit::ParseFsyncMode(c.audit_fsync, &ao.fsync)) {
+    return core::InvalidArgument("audit.fsync: \"" + c.audit_fsync + "\"");
+  }
+  ao.writer = std::string("vigil hub ") + VIGIL_VERSION;
+  auto log = audit::AuditLog::Open(c.audit_dir, ao, signer, core::SystemClock::Get());
+  if (!log.has_value()) return log.error().WithContext("hub audit log");
+  return std::move(log).value();
+}
 
 RunFn AddHubCommand(CLI::App& root) {
   auto f = std::make_shared<HubFlags>();

@@ -3,15 +3,20 @@
 // trainer as `vigil train --model-type triage --dataset jsonl` (train_triage.cc) and signed, and
 // how much alert volume a triage model removes at a fixed recall on a labelled set
 // (hub/triage_volume.h). They read the hub's store directly (SQLite or PostgreSQL): no running hub
-// is needed, and nothing is written to the store.
+// is needed, and nothing is written to the store. `train` appends a model-change record
+// ("trained": data digest, options, metrics) to the hub's audit log, so it needs the log to itself:
+// while a hub runs, an admin trains through it instead (POST /v1/triage/train, hub/triage.h).
 
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "apps/vigil/audit_trail.h"
 #include "apps/vigil/commands.h"
+#include "audit/audit_log.h"
 #include "apps/vigil/govern_cli.h"
 #include "apps/vigil/model_types.h"
 #include "core/files.h"
@@ -38,6 +43,7 @@ struct TriageCliFlags {
   std::string model, labels;  // measure
   double recall = 0.95;
   bool json = false;
+  nlohmann::json given = nlohmann::json::object();  // train: the options given, as given
 };
 
 void AddStoreFlags(CLI::App* cmd, TriageCliFlags* f) {
@@ -88,6 +94,15 @@ int RunTrain(const TriageCliFlags& f) {
   const std::string key_path = f.key.empty() ? config->audit_key : f.key;
   auto key = govern::LoadSecretKey(key_path);
   if (!key.has_value()) return ReportError(cmd, key.error().WithContext("--key"));
+  // The hub's audit log next: the training is an audit record (model-change "trained"), and a
+  // running hub holds the log (it trains itself: POST /v1/triage/train).
+  auto signer = OpenCheckpointSigner(config->audit_key);
+  if (!signer.has_value()) return ReportError(cmd, signer.error().WithContext("audit.key"));
+  auto log = OpenHubAudit(*config, **signer);
+  if (!log.has_value()) {
+    return ReportError(cmd, log.error().WithContext("(while a hub runs, an admin trains with "
+                                                    "POST /v1/triage/train)"));
+  }
   // The labelled data stays beside the model: it is what the lineage's digest names.
   const std::string labels = f.out + ".labels.jsonl";
   auto text = ExportedLabels(*config);
@@ -115,6 +130,30 @@ int RunTrain(const TriageCliFlags& f) {
   if (!bytes.has_value()) return ReportError(cmd, bytes.error());
   auto sig = govern::SignArtifact(f.out, *bytes, *key, "vigil hub triage train", NowUnix());
   if (!sig.has_value()) return ReportError(cmd, sig.error());
+  // What was learnt from what, as the hub's own training records it (hub/triage.h).
+  const char* user = std::getenv("USER");
+  nlohmann::json record = {{"action", "trained"},
+                           {"model", "triage"},
+                           {"path", f.out},
+                           {"sha256", model::Sha256Hex(*bytes)},
+                           {"key_id", govern::KeyIdHex(key->key_id)},
+                           {"data_digest", "sha256:" + model::Sha256Hex(*text)},
+                           {"labels", labels},
+                           {"parameters",
+                            {{"name", f.name},
+                             {"version", f.version},
+                             {"target_fpr", f.target_fpr},
+                             {"options", f.given}}},
+                           {"metrics", nullptr},
+                           {"by", std::string("cli:") + (user != nullptr ? user : "?")}};
+  if (auto file = model::DecodeModelFile(*bytes, f.out); file.has_value()) {
+    for (const char* k : {"metrics", "lineage", "training"}) {
+      if (file->header.contains(k)) record[k] = file->header[k];
+    }
+  }
+  core::Status st = (*log)->Append(audit::RecordType::kModelChange, std::move(record));
+  if (st.ok()) st = (*log)->Close();
+  if (!st.ok()) return ReportError(cmd, st.WithContext("hub audit log"));
   if (!f.json) {
     std::printf("  signed with key %s -> %s.minisig\n", govern::KeyIdHex(key->key_id).c_str(),
                 f.out.c_str());
@@ -199,7 +238,8 @@ std::function<int()> AddHubTriageCommands(CLI::App* hub) {
       "train",
       "Train a triage model (XGBoost, the trainer of `vigil train --model-type triage`) from the "
       "hub's adjudicated incidents and sign it (OUT.minisig); the labels are kept as "
-      "OUT.labels.jsonl");
+      "OUT.labels.jsonl. The training is a model-change record of the hub's audit log, which must "
+      "not be in use: while a hub runs, an admin trains with POST /v1/triage/train");
   AddStoreFlags(train, f.get());
   train->add_option("--out", f->out, "Model file to write")->required();
   train->add_option("--key", f->key,
@@ -234,7 +274,12 @@ std::function<int()> AddHubTriageCommands(CLI::App* hub) {
 
   return [f, exp, train, measure]() -> int {
     if (exp->parsed()) return RunExport(*f);
-    if (train->parsed()) return RunTrain(*f);
+    if (train->parsed()) {
+      for (const CLI::Option* o : train->get_options()) {
+        if (o->count() > 0 && !o->get_name().empty()) f->given[o->get_name()] = o->results();
+      }
+      return RunTrain(*f);
+    }
     if (measure->parsed()) return RunMeasure(*f);
     return -1;
   };

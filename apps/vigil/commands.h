@@ -16,6 +16,14 @@
 
 #include "core/status.h"
 
+namespace vigil::audit {
+class AuditLog;
+class Signer;
+}  // namespace vigil::audit
+namespace vigil::hub {
+struct HubConfig;
+}  // namespace vigil::hub
+
 namespace vigil::app {
 
 inline constexpr int kExitOk = 0;
@@ -77,6 +85,10 @@ int ReportError(std::string_view command, const core::Status& status);
 std::function<int()> AddHubFleetCommands(CLI::App* hub);
 // `vigil hub triage export|train|measure` (cmd_hub_triage.cc), the same way.
 std::function<int()> AddHubTriageCommands(CLI::App* hub);
+// The hub's audit log (audit.dir of the config), written as "vigil hub VERSION" (cmd_hub.cc):
+// `vigil hub` and the commands that audit without a running hub. Errors name the log.
+core::Result<std::unique_ptr<audit::AuditLog>> OpenHubAudit(const hub::HubConfig& c,
+                                                            const audit::Signer& signer);
 
 // `vigil hub enrol-token create` (cmd_hub_enrol.cc) under `hub`, and `vigil agent enrol`
 // (cmd_agent_enrol.cc) under `agent`: the function runs the one parsed, or returns -1.

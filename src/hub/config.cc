@@ -165,6 +165,20 @@ core::Status ReadNatsSection(const HubYaml& y, const YAML::Node& v, const std::s
   return {};
 }
 
+// A number in (lo, hi] (lo_open) or [lo, hi].
+core::Status ReadUnitNumber(const HubYaml& y, const YAML::Node& v, const std::string& p,
+                            bool lo_open, double* out) {
+  std::string t;
+  VIGIL_RETURN_IF_ERROR(y.Scalar(v, p, &t));
+  char* end = nullptr;
+  const double d = t.empty() ? -1 : std::strtod(t.c_str(), &end);
+  if (t.empty() || end != t.c_str() + t.size() || !((lo_open ? d > 0 : d >= 0) && d <= 1)) {
+    return y.At(v, p, lo_open ? "expected a number in (0, 1]" : "expected a number in [0, 1]");
+  }
+  *out = d;
+  return {};
+}
+
 core::Status ReadCorrelationSection(const HubYaml& y, const YAML::Node& v, const std::string& p,
                                     HubCorrelationConfig* c) {
   return y.Keys(v, p,
@@ -188,17 +202,33 @@ core::Status ReadCorrelationSection(const HubYaml& y, const YAML::Node& v, const
                     c->min_hosts = static_cast<uint32_t>(std::stoi(t));
                     return {};
                   }
-                  if (k == "min_score") {
-                    VIGIL_RETURN_IF_ERROR(y.Scalar(v2, p2, &t));
-                    char* end = nullptr;
-                    const double d = t.empty() ? -1 : std::strtod(t.c_str(), &end);
-                    if (t.empty() || end != t.c_str() + t.size() || !(d >= 0 && d <= 1)) {
-                      return y.At(v2, p2, "expected a number in [0, 1]");
-                    }
-                    c->min_score = d;
+                  if (k == "min_score") return ReadUnitNumber(y, v2, p2, false, &c->min_score);
+                  return Unknown();
+                });
+}
+
+core::Status ReadTriageSection(const HubYaml& y, const YAML::Node& v, const std::string& p,
+                               HubTriageConfig* c) {
+  return y.Keys(v, p,
+                [&](const std::string& k, const YAML::Node& v2,
+                    const std::string& p2) -> core::Status {
+                  if (k == "model") return y.File(v2, p2, &c->model);
+                  if (k == "model_dir") return y.File(v2, p2, &c->model_dir);
+                  if (k == "recall") return ReadUnitNumber(y, v2, p2, true, &c->recall);
+                  if (k == "threshold") {
+                    double d = 0;
+                    VIGIL_RETURN_IF_ERROR(ReadUnitNumber(y, v2, p2, false, &d));
+                    c->threshold = d;
                     return {};
                   }
-                  return Unknown();
+                  if (k != "trusted_keys") return Unknown();
+                  if (!v2.IsSequence()) return y.At(v2, p2, "expected a list of public key files");
+                  for (size_t i = 0; i < v2.size(); ++i) {
+                    std::string f;
+                    VIGIL_RETURN_IF_ERROR(y.File(v2[i], p2 + "[" + std::to_string(i) + "]", &f));
+                    c->trusted_keys.push_back(std::move(f));
+                  }
+                  return {};
                 });
 }
 
@@ -218,6 +248,7 @@ void HubConfig::ResolvePaths() {
   if (server.users_file.empty()) server.users_file = (dir / "users").string();
   if (agents.ca_dir.empty()) agents.ca_dir = (dir / "ca").string();
   if (agents.enrol_tokens.empty()) agents.enrol_tokens = (dir / "enrol-tokens.json").string();
+  if (triage.model_dir.empty()) triage.model_dir = (dir / "triage").string();
 }
 
 core::Result<HubConfig> ParseHubConfig(std::string_view text, std::string_view source,
@@ -327,6 +358,7 @@ core::Result<HubConfig> ParseHubConfig(std::string_view text, std::string_view s
           }
           if (k == "nats") return ReadNatsSection(y, v, p, &c.nats);
           if (k == "correlation") return ReadCorrelationSection(y, v, p, &c.correlation);
+          if (k == "triage") return ReadTriageSection(y, v, p, &c.triage);
           if (k == "postgres") {
             return y.Keys(v, p,
                           [&](const std::string& k2, const YAML::Node& v2,

@@ -7,6 +7,7 @@
 //   hub.yaml:3:10: incidents.window: expected a duration (90, 90s, 5m, 2h, 1d), got "soon"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,6 +42,16 @@ struct HubCorrelationConfig {
   double min_score = 0.5;   // verdicts below this do not count, 0..1
 };
 
+// The `triage:` section (docs/hub.md "Triage"): the signed triage model the hub scores incidents
+// with (hub/triage.h).
+struct HubTriageConfig {
+  std::string model;                      // "": none until one is trained (POST /v1/triage/train)
+  std::vector<std::string> trusted_keys;  // besides the hub's own key (audit.key's public key)
+  double recall = 0.95;                   // (0, 1]: the threshold keeps this share of true positives
+  std::optional<double> threshold;        // [0, 1]: fixed instead
+  std::string model_dir;                  // "": <state_dir>/triage (trained models)
+};
+
 // The `agents:` section (docs/hub.md "Agents over gRPC with mTLS"): the agent gRPC service,
 // served only when `agents.listen` is set; enrolment tokens and the CA work without it.
 struct HubAgentsConfig {
@@ -71,6 +82,7 @@ struct HubConfig {
   uint32_t postgres_pool_wait_s = 10;
   HubNatsConfig nats;
   HubCorrelationConfig correlation;
+  HubTriageConfig triage;
   HubAgentsConfig agents;
   // fleet.trusted_keys: minisign public keys an uploaded policy or model must be signed by
   // (loaded into server.fleet by `vigil hub`); none: uploads are refused.

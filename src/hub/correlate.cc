@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 namespace vigil::hub {
@@ -282,9 +283,70 @@ core::Status FleetCorrelation::ObserveLocked(const std::string& host,
   return first_error;
 }
 
-core::Status FleetCorrelation::Observe(const IngestMessage& m) {
+core::Status FleetCorrelation::ObserveRowLocked(const StoredFinding& r) {
+  auto f = ParseFindingJson(r.raw);
+  if (!f.has_value()) return {};  // stored by an older hub in a form it no longer reads
+  return ObserveLocked(r.host, {std::move(f).value()});
+}
+
+size_t FleetCorrelation::open_gaps() {
   std::lock_guard lock(mu_);
-  return ObserveLocked(m.host, m.findings);
+  return gaps_.size();
+}
+
+void FleetCorrelation::AdvanceLocked() {
+  const int64_t now = NowMs();
+  if (!seen_.empty()) {
+    // Ids below the highest read that were not read: committed later, or never (rolled back).
+    // At most kMaxGaps of them are waited for (a sequence that jumped far is not a gap).
+    const int64_t top = *seen_.rbegin();
+    if (top - cursor_ > kMaxGaps) {
+      cursor_ = top - kMaxGaps;
+      seen_.erase(seen_.begin(), seen_.upper_bound(cursor_));
+      gaps_.erase(gaps_.begin(), gaps_.upper_bound(cursor_));
+    }
+    for (int64_t id = cursor_ + 1; id < top; ++id) {
+      if (seen_.count(id) == 0) gaps_.try_emplace(id, now);
+    }
+  }
+  while (true) {
+    const int64_t next = cursor_ + 1;
+    if (auto s = seen_.find(next); s != seen_.end()) {
+      seen_.erase(s);
+    } else if (auto g = gaps_.find(next); g != gaps_.end() && now - g->second >= kGapWaitMs) {
+      gaps_.erase(g);  // given up on: a rolled-back transaction's id
+    } else {
+      break;
+    }
+    cursor_ = next;
+  }
+}
+
+core::Status FleetCorrelation::Sync() {
+  std::lock_guard lock(mu_);
+  constexpr int64_t kPage = 5000;
+  core::Status first_error;
+  // From the cursor when gaps are open (at most once a second: they are rare and short), else
+  // from the highest id read.
+  const int64_t now = NowMs();
+  int64_t after = seen_.empty() ? cursor_ : *seen_.rbegin();
+  if (!gaps_.empty() && now - gaps_checked_ms_ >= 1000) {
+    gaps_checked_ms_ = now;
+    after = cursor_;
+  }
+  for (int page = 0; page < 100; ++page) {
+    VIGIL_ASSIGN_OR_RETURN(std::vector<StoredFinding> rows, store_.FindingsAfter(after, kPage));
+    for (const StoredFinding& r : rows) {
+      after = r.id;
+      if (r.id <= cursor_ || !seen_.insert(r.id).second) continue;
+      gaps_.erase(r.id);
+      core::Status st = ObserveRowLocked(r);
+      if (!st.ok() && first_error.ok()) first_error = st;
+    }
+    if (static_cast<int64_t>(rows.size()) < kPage) break;
+  }
+  AdvanceLocked();
+  return first_error;
 }
 
 core::Status FleetCorrelation::Rebuild() {
@@ -292,36 +354,51 @@ core::Status FleetCorrelation::Rebuild() {
   RefreshAddressesLocked(true);
   const int64_t since = NowMs() - 2 * correlator_.options().window_ms;
   VIGIL_ASSIGN_OR_RETURN(std::vector<StoredFinding> rows, store_.RecentFindings(since, 100'000));
+  if (rows.empty()) {
+    // Nothing recent: start after the newest finding stored (older ones are out of every window).
+    VIGIL_ASSIGN_OR_RETURN(rows, store_.RecentFindings(std::numeric_limits<int64_t>::min(), 1));
+    cursor_ = rows.empty() ? 0 : rows[0].id;
+    seen_.clear();
+    gaps_.clear();
+    return {};
+  }
   core::Status first_error;
+  int64_t top = 0;
   for (const StoredFinding& r : rows) {
-    auto f = ParseFindingJson(r.raw);
-    if (!f.has_value()) continue;  // stored by an older hub in a form it no longer reads
-    core::Status st = ObserveLocked(r.host, {std::move(f).value()});
+    top = std::max(top, r.id);
+    core::Status st = ObserveRowLocked(r);
     if (!st.ok() && first_error.ok()) first_error = st;
   }
+  // Ids below the newest read are done: read now, or older than every window.
+  cursor_ = top;
+  seen_.clear();
+  gaps_.clear();
   return first_error;
 }
 
-void CorrelatingStore::Feed(const IngestMessage& m, const IngestResult& r) {
-  if (r.duplicate || r.findings == 0) return;
-  if (core::Status st = correlation_.Observe(m); !st.ok()) {
-    spdlog::warn("hub: correlator: message {} of {}: {} (its findings are stored)", m.message_id,
-                 m.host, st.message());
+void CorrelatingStore::Feed(const std::vector<IngestResult>& results) {
+  bool any = false;
+  for (const IngestResult& r : results) any = any || (!r.duplicate && r.findings != 0);
+  if (!any) return;
+  if (correlation_ != nullptr) {
+    if (core::Status st = correlation_->Sync(); !st.ok()) {
+      spdlog::warn("hub: correlator: {} (the findings are stored; the next read retries)",
+                   st.message());
+    }
   }
+  if (after_ingest_) after_ingest_(results);
 }
 
 core::Result<IngestResult> CorrelatingStore::Ingest(const IngestMessage& m, int64_t now_ms) {
   auto res = inner_.Ingest(m, now_ms);
-  if (res.has_value()) Feed(m, *res);
+  if (res.has_value()) Feed({*res});
   return res;
 }
 
 core::Result<std::vector<IngestResult>> CorrelatingStore::IngestBatch(
     const std::vector<IngestMessage>& ms, int64_t now_ms) {
   auto res = inner_.IngestBatch(ms, now_ms);
-  if (res.has_value()) {
-    for (size_t i = 0; i < ms.size() && i < res->size(); ++i) Feed(ms[i], (*res)[i]);
-  }
+  if (res.has_value()) Feed(*res);
   return res;
 }
 

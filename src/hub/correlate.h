@@ -22,8 +22,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -111,16 +113,23 @@ class Correlator {
   uint64_t dropped_ = 0;
 };
 
-// The correlator wired to the hub: fed each message the store has just stored (not a duplicate),
-// it stores what the correlator raises (Store::RaiseFleetIncident) and appends one audit record
+// The correlator wired to the hub: after the store has stored findings (any ingestion path, see
+// CorrelatingStore), Sync reads every finding stored since its last read — by this hub instance
+// or by any other sharing the store (Store::FindingsAfter, in alert-id order) — feeds them to the
+// correlator, stores what it raises (Store::RaiseFleetIncident) and appends one audit record
 // (type "decision", action "fleet-incident-opened" or "fleet-incident-grown") per fleet incident
 // created or grown. Thread-safe (one mutex around the correlator).
 //
-// State: in memory, per hub instance, rebuilt at start from the store's findings of the last two
-// windows (Rebuild), so a restart forgets nothing recent and raises nothing twice. With several
-// hub instances sharing a PostgreSQL store, each correlates the findings it ingests: a pattern
-// whose findings were split between instances is seen only once an instance restarts (Rebuild
-// reads everyone's) — a documented limit (docs/hub.md).
+// Several hub instances on one store: each reads everyone's findings, so a spread whose findings
+// were split between instances is raised by whichever instance reads the last of them (the one
+// that stored it syncs after its commit, so some instance always sees them all); the store
+// merges their raises into one fleet incident, audited once (by the instance whose raise created
+// or grew it). Alert ids commit out of order under concurrent writers (PostgreSQL): an id below
+// the highest read but not yet visible is a gap, looked for again (at most once a second) until
+// it appears or kGapWaitMs passes (a transaction rolled back burns its ids); at most kMaxGaps
+// ids below the highest read are waited for (a sequence that jumped further is not a gap).
+// State: in memory, rebuilt at start from the store's findings of the last two windows (Rebuild),
+// so a restart forgets nothing recent and raises nothing twice.
 // Addresses for chains: every 30 s (and at Rebuild) from the agents' registrations
 // (AgentStatusRow::status_json "addresses"); an address claimed by two hosts is ignored.
 //
@@ -128,21 +137,27 @@ class Correlator {
 // vigil_hub_correlator_errors_total, vigil_hub_correlator_dropped_total.
 class FleetCorrelation {
  public:
+  static constexpr int64_t kGapWaitMs = 30'000;
+  static constexpr int64_t kMaxGaps = 100'000;  // ids waited for below the highest read
+
   // Everything passed in must outlive this.
   FleetCorrelation(CorrelatorOptions options, Store& store, audit::AuditLog& audit,
                    const core::Clock& clock, core::Registry& registry);
 
   // Reads the store's recent findings (at most 100,000) into the correlator and raises what they
-  // show. Errors: the store's or the audit log's.
+  // show; later Syncs read what is stored after them. Errors: the store's or the audit log's.
   core::Status Rebuild();
-  // Feeds one stored message; raises and audits. An error leaves the findings stored (the next
-  // Rebuild sees them); the caller logs it.
-  core::Status Observe(const IngestMessage& m);
+  // Reads and correlates the findings stored since the last read (every instance's); raises and
+  // audits. An error leaves the findings stored (the next Sync or Rebuild reads them again).
+  core::Status Sync();
 
   size_t tracked_keys();
+  size_t open_gaps();
 
  private:
   core::Status ObserveLocked(const std::string& host, const std::vector<Finding>& findings);
+  core::Status ObserveRowLocked(const StoredFinding& r);
+  void AdvanceLocked();
   void RefreshAddressesLocked(bool force);
   int64_t NowMs() const { return clock_.NowUnixNanos() / 1'000'000; }
 
@@ -156,16 +171,28 @@ class FleetCorrelation {
   Correlator correlator_;
   int64_t addresses_ms_ = -1;  // when the addresses were last read (clock time)
   uint64_t dropped_seen_ = 0;
+  // Alert ids read: every id <= cursor_ is done; seen_ holds those read above it, gaps_ those
+  // above it not read yet (id -> when first missed, clock ms).
+  int64_t cursor_ = 0;
+  std::set<int64_t> seen_;
+  std::map<int64_t, int64_t> gaps_;
+  int64_t gaps_checked_ms_ = 0;
 };
 
-// A Store that hands every message it stores (not duplicates) to a FleetCorrelation, so that
+// A Store that, after it stores findings (not duplicates), has a FleetCorrelation read them and
+// then calls the after-ingest hook (the triage scorer, hub/triage.h) with the results, so that
 // every ingestion path — POST /v1/ingest, the NATS JetStream consumer, any other that calls
-// Store::Ingest — feeds the global model. Everything else is forwarded unchanged.
+// Store::Ingest — feeds the global model and the triage model. Everything else is forwarded
+// unchanged.
 class CorrelatingStore final : public Store {
  public:
-  // `inner` and `correlation` must outlive this.
+  using AfterIngest = std::function<void(const std::vector<IngestResult>&)>;
+  // `inner` and `correlation` must outlive this; a null correlation: none (correlation off).
   CorrelatingStore(Store& inner, FleetCorrelation& correlation)
-      : inner_(inner), correlation_(correlation) {}
+      : inner_(inner), correlation_(&correlation) {}
+  explicit CorrelatingStore(Store& inner) : inner_(inner) {}
+  // Set before the store is used (not synchronised).
+  void SetAfterIngest(AfterIngest fn) { after_ingest_ = std::move(fn); }
 
   core::Result<IngestResult> Ingest(const IngestMessage& m, int64_t now_ms) override;
   core::Result<std::vector<IngestResult>> IngestBatch(const std::vector<IngestMessage>& ms,
@@ -236,6 +263,18 @@ class CorrelatingStore final : public Store {
                                                           int64_t limit) override {
     return inner_.RecentFindings(since_ms, limit);
   }
+  core::Result<std::vector<StoredFinding>> FindingsAfter(int64_t after_id,
+                                                         int64_t limit) override {
+    return inner_.FindingsAfter(after_id, limit);
+  }
+  core::Result<std::vector<IncidentFeatures>> TriageFeatures(
+      const std::vector<int64_t>& ids) override {
+    return inner_.TriageFeatures(ids);
+  }
+  core::Status SetTriage(const std::vector<TriageMark>& marks) override {
+    return inner_.SetTriage(marks);
+  }
+  core::Result<int64_t> CountSuppressed() override { return inner_.CountSuppressed(); }
   core::Result<MissedDetectionRow> RecordMissedDetection(const MissedDetectionRow& m) override {
     return inner_.RecordMissedDetection(m);
   }
@@ -262,11 +301,12 @@ class CorrelatingStore final : public Store {
   core::Result<int64_t> Count(const char* table) override { return inner_.Count(table); }
 
  private:
-  // Hands a stored (not duplicate) message with findings to the correlator.
-  void Feed(const IngestMessage& m, const IngestResult& r);
+  // Has the correlator read what was stored, and calls the hook, when anything new had findings.
+  void Feed(const std::vector<IngestResult>& results);
 
   Store& inner_;
-  FleetCorrelation& correlation_;
+  FleetCorrelation* correlation_ = nullptr;
+  AfterIngest after_ingest_;
 };
 
 }  // namespace vigil::hub

@@ -334,4 +334,44 @@ core::Result<MissedDetectionRequest> ParseMissedDetectionRequest(std::string_vie
   return r;
 }
 
+core::Result<TriageTrainRequest> ParseTriageTrainRequest(std::string_view body) {
+  TriageTrainRequest r;
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return r;
+  if (body.size() > 4096) return core::InvalidArgument("request: body over 4096 bytes");
+  core::Status error;
+  const json j = ParseObject(body, &error);
+  if (!error.ok()) return error;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& key = it.key();
+    const json& v = it.value();
+    auto whole = [&](int64_t lo, int64_t hi, auto* out) -> core::Status {
+      if (!v.is_number_integer() || v.get<int64_t>() < lo || v.get<int64_t>() > hi) {
+        return core::InvalidArgument("\"" + key + "\": expected an integer in " +
+                                     std::to_string(lo) + ".." + std::to_string(hi));
+      }
+      *out = static_cast<std::remove_pointer_t<decltype(out)>>(v.get<int64_t>());
+      return {};
+    };
+    if (key == "rounds") {
+      VIGIL_RETURN_IF_ERROR(whole(1, 2000, &r.rounds));
+    } else if (key == "max_depth") {
+      VIGIL_RETURN_IF_ERROR(whole(1, 16, &r.max_depth));
+    } else if (key == "seed") {
+      VIGIL_RETURN_IF_ERROR(whole(0, int64_t{1} << 53, &r.seed));
+    } else if (key == "eta") {
+      if (!v.is_number() || !(v.get<double>() > 0 && v.get<double>() <= 1)) {
+        return core::InvalidArgument("\"eta\": expected a number in (0, 1]");
+      }
+      r.eta = v.get<double>();
+    } else if (key == "activate") {
+      if (!v.is_boolean()) return core::InvalidArgument("\"activate\": expected true or false");
+      r.activate = v.get<bool>();
+    } else {
+      return core::InvalidArgument("\"" + key +
+                                   "\": unknown key (rounds, max_depth, eta, seed, activate)");
+    }
+  }
+  return r;
+}
+
 }  // namespace vigil::hub

@@ -115,6 +115,17 @@ core::Result<EscalationRequest> ParseEscalationRequest(std::string_view body);
 core::Result<DecisionRequest> ParseDecisionRequest(std::string_view body);
 core::Result<AdjudicationRequest> ParseAdjudicationRequest(std::string_view body);
 core::Result<MissedDetectionRequest> ParseMissedDetectionRequest(std::string_view body);
+// POST /v1/triage/train's body (hub/triage.h): {"rounds":1..2000,"max_depth":1..16,
+// "eta":(0,1],"seed":0..2^53,"activate":bool}, every key optional (defaults: those of `vigil
+// train --model-type triage`, activate true); at most 4096 bytes. Errors name the key.
+struct TriageTrainRequest {
+  int rounds = 300;
+  int max_depth = 4;
+  double eta = 0.05;
+  uint64_t seed = 0;
+  bool activate = true;
+};
+core::Result<TriageTrainRequest> ParseTriageTrainRequest(std::string_view body);
 // One finding line as the agent writes it (vigil hub ingest reads files of them).
 core::Result<Finding> ParseFindingJson(std::string_view line);
 

@@ -9,6 +9,7 @@
 #include "hub/web.h"
 #include "hub/fleet.h"
 #include "hub/internal/http_reply.h"
+#include "hub/triage.h"
 
 namespace vigil::hub {
 namespace {
@@ -105,7 +106,11 @@ json Server::IncidentJson(const IncidentRow& r) {
             {"decisions", r.decisions},
             {"max_score", Optional(r.max_score)},
             {"max_severity", r.max_severity},
-            {"label", r.label ? json(LabelName(*r.label)) : json()}};
+            {"label", r.label ? json(LabelName(*r.label)) : json()},
+            {"triage_score", Optional(r.triage_score)},
+            {"triage", !r.triage_score         ? json()
+                       : r.triage_suppressed ? json("suppressed")
+                                             : json("kept")}};
   if (r.label) {
     j["labelled_by"] = r.labelled_by;
     j["labelled_ms"] = r.labelled_ms;
@@ -250,6 +255,7 @@ core::Status Server::RefreshMetrics() {
         "false_negative / (true_positive + false_negative) for the rule or model", who);
     if (fnr.has_value()) (*fnr)->Set(should > 0 ? c.false_negative / should : 0);
   }
+  if (triage_ != nullptr) triage_->RefreshMetrics();
   VIGIL_ASSIGN_OR_RETURN(auto pending, store_.Escalations(true, ""));
   auto g = registry_.GetGauge("vigil_hub_escalations_pending", "Escalations waiting for a person");
   if (g.has_value()) (*g)->Set(static_cast<double>(pending.size()));
@@ -370,6 +376,13 @@ void Server::Routes(httplib::Server& s) {
         return ReplyError(r, 400, "INVALID_ARGUMENT", "adjudicated: expected true or false");
       }
       f.adjudicated = a == "true";
+    }
+    if (q.has_param("suppressed")) {
+      const std::string a = q.get_param_value("suppressed");
+      if (a != "true" && a != "false") {
+        return ReplyError(r, 400, "INVALID_ARGUMENT", "suppressed: expected true or false");
+      }
+      f.suppressed = a == "true";
     }
     if (!QueryInt(q, "limit", &f.limit, r) || !QueryInt(q, "before", &f.before_id, r)) return;
     auto rows = store_.Incidents(f);
@@ -538,6 +551,46 @@ void Server::Routes(httplib::Server& s) {
   });
 
   fleet_.Routes(s, authorize);
+
+  // The triage model (hub/triage.h).
+  auto no_triage = [](httplib::Response& r) {
+    ReplyError(r, 503, "UNAVAILABLE", "this hub runs no triage service");
+  };
+  s.Get("/v1/triage", [=, this](const httplib::Request& q, httplib::Response& r) {
+    Caller c;
+    if (!authorize(q, r, Role::kViewer, &c)) return;
+    if (triage_ == nullptr) return no_triage(r);
+    json j = triage_->Status();
+    j["schema_version"] = kHubSchemaVersion;
+    Reply(r, 200, j);
+  });
+  s.Post("/v1/triage/train", [=, this](const httplib::Request& q, httplib::Response& r) {
+    Caller c;
+    if (!authorize(q, r, Role::kAdmin, &c)) return;
+    if (triage_ == nullptr) return no_triage(r);
+    auto req = ParseTriageTrainRequest(q.body);
+    if (!req.has_value()) return ReplyStatus(r, req.error());
+    auto trained = triage_->Train(*req, c.subject);
+    if (!trained.has_value()) return ReplyStatus(r, trained.error());
+    Reply(r, 200, {{"schema_version", kHubSchemaVersion}, {"trained", std::move(trained).value()}});
+  });
+  s.Post("/v1/triage/model", [=, this](const httplib::Request& q, httplib::Response& r) {
+    Caller c;
+    if (!authorize(q, r, Role::kAdmin, &c)) return;
+    if (triage_ == nullptr) return no_triage(r);
+    const json j = json::parse(q.body, nullptr, false);
+    if (!j.is_object() || !j.contains("path") || !j["path"].is_string() ||
+        j["path"].get<std::string>().empty() || j["path"].get<std::string>().size() > 4096) {
+      return ReplyError(r, 400, "INVALID_ARGUMENT",
+                        "path: expected the model file's path on the hub (1..4096 bytes)");
+    }
+    if (core::Status st = triage_->Load(j["path"].get<std::string>(), c.subject); !st.ok()) {
+      return ReplyStatus(r, st);
+    }
+    json out = triage_->Status();
+    out["schema_version"] = kHubSchemaVersion;
+    Reply(r, 200, out);
+  });
 
   s.Post("/v1/tokens", [=, this](const httplib::Request& q, httplib::Response& r) {
     Caller c;

@@ -40,6 +40,8 @@ class Server;
 
 namespace vigil::hub {
 
+class Triage;  // hub/triage.h
+
 struct HubTls {
   std::string cert;  // PEM certificate chain
   std::string key;   // PEM private key
@@ -93,6 +95,10 @@ class Server {
   Fleet& fleet() { return fleet_; }
   Store& store() { return store_; }
 
+  // The triage model in service (hub/triage.h): GET /v1/triage, POST /v1/triage/train and
+  // /v1/triage/model answer with it; without one they answer 503. Set before Start().
+  void SetTriage(Triage* triage) { triage_ = triage; }
+
   // Sets the adjudication gauges from the store (GET /metrics calls it).
   core::Status RefreshMetrics();
 
@@ -112,6 +118,7 @@ class Server {
   const core::Clock& clock_;
   core::Registry& registry_;
   Fleet fleet_;
+  Triage* triage_ = nullptr;
   core::HttpListener listener_;
 };
 

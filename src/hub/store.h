@@ -16,6 +16,7 @@
 // password); nothing throws.
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,6 +55,11 @@ struct IncidentRow {
   std::optional<Label> label;
   std::string labelled_by, note;
   int64_t labelled_ms = 0;
+  // Schema version 5: the hub's triage model's score (hub/triage.h; nullopt: not scored) and
+  // whether it fell below the threshold chosen for the configured recall. A suppressed incident
+  // is kept, listed and filterable like any other.
+  std::optional<double> triage_score;
+  bool triage_suppressed = false;
 };
 
 struct AlertRow {
@@ -70,6 +76,7 @@ struct AlertRow {
 struct IncidentFilter {
   std::string host;                 // "": every host
   std::optional<bool> adjudicated;  // nullopt: both
+  std::optional<bool> suppressed;   // by triage; nullopt: both
   int64_t limit = 100;              // 1..1000
   int64_t before_id = 0;            // page: ids below this (0: from the newest)
 };
@@ -173,10 +180,24 @@ struct MissedDetectionRow {
   int64_t recorded_ms = 0;
 };
 
-// A stored finding as received, with its host (rebuilding the correlator's state at start).
+// A stored finding as received, with its host (rebuilding the correlator's state at start) and
+// its alert id (the order instances sharing a store read each other's findings in).
 struct StoredFinding {
   std::string host;
   std::string raw;
+  int64_t id = 0;
+};
+
+// Schema version 5: an incident's triage features (the ones ExportLabels writes, by name; a
+// missing value is absent) and the hub's triage mark for it.
+struct IncidentFeatures {
+  int64_t id = 0;
+  std::map<std::string, double> features;
+};
+struct TriageMark {
+  int64_t id = 0;
+  double score = 0;
+  bool suppressed = false;
 };
 
 // A verdict's or decision's model score (the models page's plots).
@@ -187,7 +208,7 @@ struct ScoreSample {
 };
 
 // The schema version this hub writes; older databases are migrated in place at Open.
-inline constexpr int kHubSchemaVersionNumber = 4;
+inline constexpr int kHubSchemaVersionNumber = 5;
 
 // Adjudicated incidents per rule or model that fired in them, and the detections it missed.
 struct AdjudicationCount {
@@ -295,12 +316,24 @@ class Store {
   // `limit` (the newest ones when more).
   virtual core::Result<std::vector<StoredFinding>> RecentFindings(int64_t since_ms,
                                                                   int64_t limit) = 0;
+  // The findings whose alert id is above after_id, in id order, at most `limit` (the oldest
+  // ones). Every instance sharing the store reads everyone's findings so (hub/correlate.h).
+  virtual core::Result<std::vector<StoredFinding>> FindingsAfter(int64_t after_id,
+                                                                 int64_t limit) = 0;
   // Stores a missed detection (its id, recorded_by and recorded_ms as given are kept but the id).
   virtual core::Result<MissedDetectionRow> RecordMissedDetection(const MissedDetectionRow& m) = 0;
   virtual core::Result<std::vector<MissedDetectionRow>> MissedDetections(int64_t limit) = 0;
   // Model scores of stored findings at or after since_ms, oldest first, at most `limit` (the
   // newest ones when more).
   virtual core::Result<std::vector<ScoreSample>> ScoreSamples(int64_t since_ms, int64_t limit) = 0;
+
+  // Triage (schema version 5). The features of the listed incidents that exist (any order).
+  virtual core::Result<std::vector<IncidentFeatures>> TriageFeatures(
+      const std::vector<int64_t>& ids) = 0;
+  // Stores each incident's triage score and suppression (an unknown id changes nothing).
+  virtual core::Status SetTriage(const std::vector<TriageMark>& marks) = 0;
+  // Incidents marked suppressed by triage (adjudicated or not).
+  virtual core::Result<int64_t> CountSuppressed() = 0;
 
   // Rows of one of the tables agents, messages, incidents, alerts, escalations, agent_status,
   // artifacts, rollouts, attestation_nonces, attested_keys, fleet_incidents, missed_detections.

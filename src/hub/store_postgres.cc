@@ -75,6 +75,12 @@ CREATE TABLE IF NOT EXISTS missed_detections (
 CREATE INDEX IF NOT EXISTS alerts_time ON alerts (time_ms);
 )sql";
 
+// Version 5: the triage model's mark on incidents (hub/triage.h), applied after version 4.
+constexpr const char* kPgSchemaV5 = R"sql(
+ALTER TABLE incidents ADD COLUMN IF NOT EXISTS triage_score DOUBLE PRECISION;
+ALTER TABLE incidents ADD COLUMN IF NOT EXISTS triage_suppressed INTEGER NOT NULL DEFAULT 0;
+)sql";
+
 // Version 2 (the fleet: docs/hub.md), applied to a version-1 database in place.
 constexpr const char* kPgSchemaV2 = R"sql(
 CREATE TABLE IF NOT EXISTS agent_status (
@@ -254,6 +260,12 @@ class PostgresStore final : public Store {
   core::Result<MissedDetectionRow> RecordMissedDetection(const MissedDetectionRow& m) override;
   core::Result<std::vector<MissedDetectionRow>> MissedDetections(int64_t limit) override;
   core::Result<std::vector<ScoreSample>> ScoreSamples(int64_t since_ms, int64_t limit) override;
+  core::Result<std::vector<StoredFinding>> FindingsAfter(int64_t after_id,
+                                                         int64_t limit) override;
+  core::Result<std::vector<IncidentFeatures>> TriageFeatures(
+      const std::vector<int64_t>& ids) override;
+  core::Status SetTriage(const std::vector<TriageMark>& marks) override;
+  core::Result<int64_t> CountSuppressed() override;
   core::Result<int64_t> Count(const char* table) override;
 
  private:
@@ -380,6 +392,7 @@ core::Status PostgresStore::CreateSchema() {
     if (version < 2) w.exec(kPgSchemaV2);
     if (version < 3) w.exec(kPgSchemaV3);
     if (version < 4) w.exec(kPgSchemaV4);
+    if (version < 5) w.exec(kPgSchemaV5);
     w.exec("DELETE FROM hub_schema");
     w.exec_params("INSERT INTO hub_schema (version) VALUES ($1)", kPostgresSchemaVersion);
     return kPostgresSchemaVersion;
@@ -657,12 +670,14 @@ core::Result<std::vector<IncidentRow>> PostgresStore::Incidents(const IncidentFi
       std::string("SELECT ") + kIncidentColumns +
       " FROM incidents WHERE ($1::text = '' OR host = $1::text) AND "
       "($2::bigint = 0 OR id < $2::bigint) AND "
-      "($3::int = 2 OR ($3::int = 1) = (label IS NOT NULL)) ORDER BY id DESC LIMIT $4::bigint";
+      "($3::int = 2 OR ($3::int = 1) = (label IS NOT NULL)) AND "
+      "($5::int = 2 OR triage_suppressed = $5::int) ORDER BY id DESC LIMIT $4::bigint";
   const int adjudicated = f.adjudicated ? (*f.adjudicated ? 1 : 0) : 2;
+  const int suppressed = f.suppressed ? (*f.suppressed ? 1 : 0) : 2;
   return Run("listing incidents", [&](pqxx::work& w) -> core::Result<std::vector<IncidentRow>> {
     std::vector<IncidentRow> out;
     for (const auto& row : w.exec_params(sql, PgText(f.host), f.before_id, adjudicated,
-                                         std::clamp<int64_t>(f.limit, 1, 1000))) {
+                                         std::clamp<int64_t>(f.limit, 1, 1000), suppressed)) {
       out.push_back(internal::IncidentFrom(PgRow(row)));
     }
     return out;
@@ -1088,7 +1103,7 @@ core::Result<std::vector<StoredFinding>> PostgresStore::RecentFindings(int64_t s
                for (const auto& row :
                     w.exec_params(internal::kRecentFindingsSql, since_ms, limit)) {
                  const PgRow q(row);
-                 out.push_back({q.T(0), q.T(1)});
+                 out.push_back({q.T(0), q.T(1), q.I(2)});
                }
                std::reverse(out.begin(), out.end());
                return out;
@@ -1133,6 +1148,52 @@ core::Result<std::vector<ScoreSample>> PostgresStore::ScoreSamples(int64_t since
     }
     std::reverse(out.begin(), out.end());
     return out;
+  });
+}
+
+core::Result<std::vector<StoredFinding>> PostgresStore::FindingsAfter(int64_t after_id,
+                                                                      int64_t limit) {
+  return Run("reading findings", [&](pqxx::work& w) -> core::Result<std::vector<StoredFinding>> {
+    std::vector<StoredFinding> out;
+    for (const auto& row : w.exec_params(internal::kFindingsAfterSql, after_id, limit)) {
+      const PgRow q(row);
+      out.push_back({q.T(0), q.T(1), q.I(2)});
+    }
+    return out;
+  });
+}
+
+core::Result<std::vector<IncidentFeatures>> PostgresStore::TriageFeatures(
+    const std::vector<int64_t>& ids) {
+  return Run("reading triage features",
+             [&](pqxx::work& w) -> core::Result<std::vector<IncidentFeatures>> {
+               std::vector<IncidentFeatures> out;
+               for (const int64_t id : ids) {
+                 for (const auto& row : w.exec_params(internal::kIncidentFeatureSql, id)) {
+                   out.push_back(internal::IncidentFeaturesFrom(PgRow(row)));
+                 }
+               }
+               return out;
+             });
+}
+
+core::Status PostgresStore::SetTriage(const std::vector<TriageMark>& marks) {
+  auto done = Run("marking incidents' triage", [&](pqxx::work& w) -> core::Result<bool> {
+    for (const TriageMark& m : marks) {
+      w.exec_params(
+          "UPDATE incidents SET triage_score = $2::double precision, triage_suppressed = "
+          "$3::int WHERE id = $1::bigint",
+          m.id, m.score, m.suppressed ? 1 : 0);
+    }
+    return true;
+  });
+  return done.has_value() ? core::Status() : done.error();
+}
+
+core::Result<int64_t> PostgresStore::CountSuppressed() {
+  return Run("counting suppressed incidents", [&](pqxx::work& w) -> core::Result<int64_t> {
+    return w.exec("SELECT COUNT(*) FROM incidents WHERE triage_suppressed = 1")[0][0]
+        .as<int64_t>();
   });
 }
 

@@ -91,6 +91,17 @@ DELETE FROM hub_schema;
 INSERT INTO hub_schema (version) VALUES (4);
 )sql";
 
+// Version 5: the triage model's mark on incidents (hub/triage.h), applied after version 4: each
+// column added unless the table has it already.
+constexpr std::pair<const char*, const char*> kSqliteSchemaV5Columns[] = {
+    {"triage_score", "ALTER TABLE incidents ADD COLUMN triage_score REAL"},
+    {"triage_suppressed",
+     "ALTER TABLE incidents ADD COLUMN triage_suppressed INTEGER NOT NULL DEFAULT 0"}};
+constexpr const char* kSqliteSchemaV5 = R"sql(
+DELETE FROM hub_schema;
+INSERT INTO hub_schema (version) VALUES (5);
+)sql";
+
 // Bytes bound as a BLOB.
 struct Blob {
   const std::string& bytes;
@@ -239,6 +250,16 @@ core::Status SqliteStore::Migrate() {
   if (version < 2) VIGIL_RETURN_IF_ERROR(Exec(kSqliteSchemaV2));
   if (version < 3) VIGIL_RETURN_IF_ERROR(Exec(kSqliteSchemaV3));
   if (version < 4) VIGIL_RETURN_IF_ERROR(Exec(kSqliteSchemaV4));
+  if (version < 5) {
+    for (const auto& [column, alter] : kSqliteSchemaV5Columns) {
+      Sql has(db_, "SELECT 1 FROM pragma_table_info('incidents') WHERE name = ?1");
+      has.Bind(std::string(column));
+      const bool present = has.Next();
+      if (!has.ok()) return Fail("reading the incidents table's columns");
+      if (!present) VIGIL_RETURN_IF_ERROR(Exec(alter));
+    }
+    VIGIL_RETURN_IF_ERROR(Exec(kSqliteSchemaV5));
+  }
   if (!txn.Commit()) return Fail("commit");
   return {};
 }
@@ -380,10 +401,12 @@ core::Result<std::vector<IncidentRow>> SqliteStore::Incidents(const IncidentFilt
   const std::string sql =
       std::string("SELECT ") + kIncidentColumns +
       " FROM incidents WHERE (?1 = '' OR host = ?1) AND (?2 = 0 OR id < ?2) AND "
-      "(?3 = 2 OR (?3 = 1) = (label IS NOT NULL)) ORDER BY id DESC LIMIT ?4";
+      "(?3 = 2 OR (?3 = 1) = (label IS NOT NULL)) AND (?5 = 2 OR triage_suppressed = ?5) "
+      "ORDER BY id DESC LIMIT ?4";
   Sql q(db_, sql.c_str());
   const int64_t adjudicated = f.adjudicated ? (*f.adjudicated ? 1 : 0) : 2;
-  q.Bind(f.host, f.before_id, adjudicated, std::clamp<int64_t>(f.limit, 1, 1000));
+  const int64_t suppressed = f.suppressed ? (*f.suppressed ? 1 : 0) : 2;
+  q.Bind(f.host, f.before_id, adjudicated, std::clamp<int64_t>(f.limit, 1, 1000), suppressed);
   std::vector<IncidentRow> out;
   while (q.Next()) out.push_back(internal::IncidentFrom(q));
   if (!q.ok()) return Fail("listing incidents");
@@ -838,10 +861,55 @@ core::Result<std::vector<StoredFinding>> SqliteStore::RecentFindings(int64_t sin
   Sql q(db_, internal::kRecentFindingsSql);
   q.Bind(since_ms, limit);
   std::vector<StoredFinding> out;
-  while (q.Next()) out.push_back({q.T(0), q.T(1)});
+  while (q.Next()) out.push_back({q.T(0), q.T(1), q.I(2)});
   if (!q.ok()) return Fail("reading recent findings");
   std::reverse(out.begin(), out.end());
   return out;
+}
+
+core::Result<std::vector<StoredFinding>> SqliteStore::FindingsAfter(int64_t after_id,
+                                                                    int64_t limit) {
+  std::lock_guard lock(mu_);
+  Sql q(Kept(internal::kFindingsAfterSql));
+  q.Bind(after_id, limit);
+  std::vector<StoredFinding> out;
+  while (q.Next()) out.push_back({q.T(0), q.T(1), q.I(2)});
+  if (!q.ok()) return Fail("reading findings");
+  return out;
+}
+
+core::Result<std::vector<IncidentFeatures>> SqliteStore::TriageFeatures(
+    const std::vector<int64_t>& ids) {
+  std::lock_guard lock(mu_);
+  std::vector<IncidentFeatures> out;
+  for (const int64_t id : ids) {
+    Sql q(Kept(internal::kIncidentFeatureSql));
+    q.Bind(id);
+    if (q.Next()) out.push_back(internal::IncidentFeaturesFrom(q));
+    if (!q.ok()) return Fail("reading an incident's triage features");
+  }
+  return out;
+}
+
+core::Status SqliteStore::SetTriage(const std::vector<TriageMark>& marks) {
+  std::lock_guard lock(mu_);
+  WriteTxn txn(db_);
+  if (!txn.open()) return Fail("begin");
+  for (const TriageMark& m : marks) {
+    Sql q(Kept("UPDATE incidents SET triage_score = ?2, triage_suppressed = ?3 WHERE id = ?1"));
+    q.Bind(m.id, std::optional<double>(m.score), int64_t{m.suppressed ? 1 : 0});
+    q.Next();
+    if (!q.ok()) return Fail("marking an incident's triage");
+  }
+  if (!txn.Commit()) return Fail("commit");
+  return {};
+}
+
+core::Result<int64_t> SqliteStore::CountSuppressed() {
+  std::lock_guard lock(mu_);
+  Sql q(db_, "SELECT COUNT(*) FROM incidents WHERE triage_suppressed = 1");
+  if (!q.Next()) return Fail("counting suppressed incidents");
+  return q.I(0);
 }
 
 core::Result<MissedDetectionRow> SqliteStore::RecordMissedDetection(const MissedDetectionRow& m) {

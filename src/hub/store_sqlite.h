@@ -69,6 +69,12 @@ class SqliteStore final : public Store {
                                                           int64_t limit) override;
   core::Result<MissedDetectionRow> RecordMissedDetection(const MissedDetectionRow& m) override;
   core::Result<std::vector<MissedDetectionRow>> MissedDetections(int64_t limit) override;
+  core::Result<std::vector<StoredFinding>> FindingsAfter(int64_t after_id,
+                                                         int64_t limit) override;
+  core::Result<std::vector<IncidentFeatures>> TriageFeatures(
+      const std::vector<int64_t>& ids) override;
+  core::Status SetTriage(const std::vector<TriageMark>& marks) override;
+  core::Result<int64_t> CountSuppressed() override;
   core::Result<std::vector<ScoreSample>> ScoreSamples(int64_t since_ms, int64_t limit) override;
   core::Result<int64_t> Count(const char* table) override;
 

@@ -1,7 +1,8 @@
 // Two `vigil hub` processes on one PostgreSQL (started by the test, tests/unit/hub/
 // postgres_fixture.h), sharing a token key: findings posted with `vigil hub ingest` to one are
 // duplicates at the other, listed and adjudicated through the other, and the store URI's
-// password never appears in what the hubs print.
+// password never appears in what the hubs print; findings split between the hubs correlate into
+// one fleet incident, and a triage model trained through one hub scores its next incident.
 
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -9,10 +10,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -176,6 +179,81 @@ TEST_F(HubPostgresCliTest, TwoHubsShareOneDatabase) {
     const std::string err = ReadAll(dir_ / ("hub" + std::to_string(i) + ".err"));
     EXPECT_EQ(err.find(kSecret), std::string::npos) << err;
   }
+}
+
+// The global model and the triage model across the two hubs: one behaviour's findings on three
+// hosts (the default K) posted two to one hub and one to the other raise one fleet incident;
+// a triage model trained through one hub (POST /v1/triage/train) scores what it ingests next.
+TEST_F(HubPostgresCliTest, TwoHubsCorrelateTheirFindingsAndOneTrainsTheTriageModel) {
+  const std::string viewer = Token("viewer", "vic"), analyst = Token("analyst", "ana"),
+                    admin = Token("admin", "adm");
+  std::map<std::string, std::string> agent;  // tokens are issued before the hubs hold the logs
+  for (const char* h : {"alpha", "beta", "gamma", "delta", "epsilon"}) agent[h] = Token("agent", h);
+  std::array<int, 2> port{Start(0), Start(1)};
+  ASSERT_NE(port[0], 0);
+  ASSERT_NE(port[1], 0);
+  httplib::Client hub[2] = {httplib::Client("127.0.0.1", port[0]),
+                            httplib::Client("127.0.0.1", port[1])};
+  hub[0].set_read_timeout(60);
+  auto post = [&](int h, const std::string& host, const std::string& id, double score, int pid) {
+    json v = json::parse(Findings(1));
+    v["process"]["pid"] = pid;
+    v["vigil"]["score"] = score;
+    const json body = {{"schema_version", "vigil.hub/v1"},
+                       {"host", host},
+                       {"message_id", id},
+                       {"findings", json::array({v})}};
+    auto r = hub[h].Post("/v1/ingest", {{"Authorization", "Bearer " + agent[host]}},
+                         body.dump(), "application/json");
+    EXPECT_TRUE(r && r->status == 200) << (r ? r->body : "no answer");
+    return r ? json::parse(r->body, nullptr, false) : json();
+  };
+  post(0, "alpha", "m1", 0.9, 100);
+  post(1, "beta", "m1", 0.9, 100);
+  post(0, "gamma", "m1", 0.9, 100);
+  auto fleet = hub[1].Get("/v1/fleet-incidents", {{"Authorization", "Bearer " + viewer}});
+  ASSERT_TRUE(fleet);
+  const json fi = json::parse(fleet->body)["fleet_incidents"];
+  ASSERT_EQ(fi.size(), 1u) << fleet->body;
+  EXPECT_EQ(fi[0]["hosts"], json({"alpha", "beta", "gamma"}));
+
+  // Label: alpha's and beta's incidents are attacks, gamma's and two weak ones are not.
+  post(1, "delta", "m1", 0.1, 200);
+  post(1, "delta", "m2", 0.15, 300);
+  auto list = hub[0].Get("/v1/incidents", {{"Authorization", "Bearer " + viewer}});
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->status, 200) << list->body;
+  const json listed = json::parse(list->body)["incidents"];
+  ASSERT_EQ(listed.size(), 5u) << list->body;
+  for (const json& i : listed) {
+    const bool attack = i["host"] == "alpha" || i["host"] == "beta";
+    auto l = hub[1].Post("/v1/incidents/" + std::to_string(i["id"].get<int64_t>()) + "/adjudication",
+                         {{"Authorization", "Bearer " + analyst}},
+                         json{{"label", attack ? "true_positive" : "false_positive"}}.dump(),
+                         "application/json");
+    ASSERT_TRUE(l && l->status == 200);
+  }
+  auto labels = hub[0].Get("/v1/labels", {{"Authorization", "Bearer " + viewer}});
+  ASSERT_TRUE(labels);
+  EXPECT_EQ(std::count(labels->body.begin(), labels->body.end(), '\n'), 5) << labels->body;
+  EXPECT_EQ(hub[0].Post("/v1/triage/train", {{"Authorization", "Bearer " + analyst}}, "{}",
+                        "application/json")->status,
+            403);
+  auto trained = hub[0].Post("/v1/triage/train", {{"Authorization", "Bearer " + admin}},
+                             R"({"rounds":10,"max_depth":2})", "application/json");
+  ASSERT_TRUE(trained);
+  ASSERT_EQ(trained->status, 200) << trained->body;
+  EXPECT_TRUE(json::parse(trained->body)["trained"]["activated"].get<bool>());
+  // The next incident through that hub is scored and marked.
+  const json stored = post(0, "epsilon", "m1", 0.05, 400);
+  auto one = hub[1].Get("/v1/incidents/" + std::to_string(stored["incidents"][0].get<int64_t>()),
+                        {{"Authorization", "Bearer " + viewer}});
+  ASSERT_TRUE(one);
+  const json inc = json::parse(one->body)["incident"];
+  EXPECT_TRUE(inc["triage_score"].is_number()) << one->body;
+  EXPECT_TRUE(inc["triage"] == "kept" || inc["triage"] == "suppressed") << one->body;
+  EXPECT_EQ(Stop(hubs_[0]), 0);
+  EXPECT_EQ(Stop(hubs_[1]), 0);
 }
 
 }  // namespace

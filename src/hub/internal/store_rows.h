@@ -6,6 +6,10 @@
 // so that both backends read the same columns into the same structs.
 
 #include <algorithm>
+#include <cmath>
+#include <optional>
+#include <utility>
+#include <vector>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -17,7 +21,7 @@ namespace vigil::hub::internal {
 
 inline constexpr const char* kIncidentColumns =
     "id, host, pid, process, first_ms, last_ms, alerts, verdicts, decisions, max_score, "
-    "max_severity, label, labelled_by, note, labelled_ms";
+    "max_severity, label, labelled_by, note, labelled_ms, triage_score, triage_suppressed";
 
 inline constexpr const char* kEscalationColumns =
     "id, host, escalation_id, rule, action, reason, pid, process, created_ms, deadline_ms, "
@@ -27,14 +31,23 @@ inline constexpr const char* kAlertColumns =
     "id, kind, time_ms, severity_id, uid, title, message, rule, action, model, model_version, "
     "score, explanation, raw";
 
-// Per adjudicated incident: its alerts' kinds, scores, severities, rules and models, as triage
-// features (the columns LabelLine reads, in order); the caller appends FROM/WHERE/GROUP BY.
+// Per incident: its alerts' kinds, scores, severities, rules and models, as triage features (the
+// columns LabelLine and FeaturesFrom read, in order); the caller appends the condition on
+// incidents `i` (then GROUP BY i.id).
+#define VIGIL_HUB_INCIDENT_FEATURE_SELECT                                                   \
+  "SELECT i.id, i.host, i.label, i.labelled_by, i.first_ms, i.last_ms, i.alerts, "         \
+  "i.verdicts, i.decisions, i.max_score, i.max_severity, AVG(a.score), "                   \
+  "COUNT(DISTINCT NULLIF(a.rule, '')), COUNT(DISTINCT NULLIF(a.model, '')) "               \
+  "FROM incidents i JOIN alerts a ON a.incident_id = i.id WHERE "
+
+// Every adjudicated incident's features (Store::ExportLabels).
 inline constexpr const char* kLabelExportSelect =
-    "SELECT i.id, i.host, i.label, i.labelled_by, i.first_ms, i.last_ms, i.alerts, "
-    "i.verdicts, i.decisions, i.max_score, i.max_severity, AVG(a.score), "
-    "COUNT(DISTINCT NULLIF(a.rule, '')), COUNT(DISTINCT NULLIF(a.model, '')) "
-    "FROM incidents i JOIN alerts a ON a.incident_id = i.id WHERE i.label IS NOT NULL "
-    "GROUP BY i.id ORDER BY i.labelled_ms, i.id";
+    VIGIL_HUB_INCIDENT_FEATURE_SELECT
+    "i.label IS NOT NULL GROUP BY i.id ORDER BY i.labelled_ms, i.id";
+// One incident's features (Store::TriageFeatures; ?1/$1 the id).
+inline constexpr const char* kIncidentFeatureSql =
+    VIGIL_HUB_INCIDENT_FEATURE_SELECT "i.id = $1 GROUP BY i.id";
+#undef VIGIL_HUB_INCIDENT_FEATURE_SELECT
 
 // The tables Store::Count accepts.
 inline bool IsStoreTable(std::string_view table) {
@@ -128,6 +141,8 @@ IncidentRow IncidentFrom(const Row& q) {
   r.labelled_by = q.T(12);
   r.note = q.T(13);
   r.labelled_ms = q.I(14);
+  r.triage_score = q.D(15);
+  r.triage_suppressed = q.I(16) != 0;
   return r;
 }
 
@@ -178,18 +193,43 @@ AlertRow AlertFrom(const Row& q) {
 }
 
 // One row of kLabelExportSelect as a line of docs/triage-labels.md's format (with '\n').
+// The triage features of a kLabelExportSelect / kIncidentFeatureSql row: the names the trainer
+// learns from (docs/triage-labels.md) and the hub's scorer gives the model (hub/triage.h).
+template <typename Row>
+std::vector<std::pair<std::string, std::optional<double>>> FeaturesFrom(const Row& q) {
+  return {{"alerts", static_cast<double>(q.I(6))},
+          {"verdicts", static_cast<double>(q.I(7))},
+          {"decisions", static_cast<double>(q.I(8))},
+          {"max_score", q.D(9)},
+          {"max_severity", static_cast<double>(q.I(10))},
+          {"mean_score", q.D(11)},
+          {"distinct_rules", static_cast<double>(q.I(12))},
+          {"distinct_models", static_cast<double>(q.I(13))},
+          {"span_s", static_cast<double>(q.I(5) - q.I(4)) / 1000.0}};
+}
+
+template <typename Row>
+IncidentFeatures IncidentFeaturesFrom(const Row& q) {
+  IncidentFeatures out;
+  out.id = q.I(0);
+  for (auto& [name, value] : FeaturesFrom(q)) {
+    if (value) out.features.emplace(std::move(name), *value);
+  }
+  return out;
+}
+
 template <typename Row>
 std::string LabelLine(const Row& q) {
-  nlohmann::json features = {
-      {"alerts", q.I(6)},
-      {"verdicts", q.I(7)},
-      {"decisions", q.I(8)},
-      {"max_score", q.D(9) ? nlohmann::json(*q.D(9)) : nlohmann::json()},
-      {"max_severity", q.I(10)},
-      {"mean_score", q.D(11) ? nlohmann::json(*q.D(11)) : nlohmann::json()},
-      {"distinct_rules", q.I(12)},
-      {"distinct_models", q.I(13)},
-      {"span_s", static_cast<double>(q.I(5) - q.I(4)) / 1000.0}};
+  nlohmann::json features = nlohmann::json::object();
+  for (const auto& [name, value] : FeaturesFrom(q)) {
+    if (!value) {
+      features[name] = nullptr;
+    } else if (std::trunc(*value) == *value && std::fabs(*value) < 9e15) {
+      features[name] = static_cast<int64_t>(*value);  // counts stay integers in the file
+    } else {
+      features[name] = *value;
+    }
+  }
   nlohmann::json line = {{"id", "hub:" + q.T(1) + ":" + std::to_string(q.I(0))},
                          {"label", q.T(2)},
                          {"host", q.T(1)},
@@ -231,8 +271,13 @@ inline constexpr const char* kMissedColumns =
 // The stored findings with their hosts (Store::RecentFindings; ?1/$1 since, ?2/$2 limit):
 // the newest `limit`, which the caller reverses.
 inline constexpr const char* kRecentFindingsSql =
-    "SELECT i.host, a.raw FROM alerts a JOIN incidents i ON a.incident_id = i.id "
+    "SELECT i.host, a.raw, a.id FROM alerts a JOIN incidents i ON a.incident_id = i.id "
     "WHERE a.time_ms >= $1 ORDER BY a.time_ms DESC, a.id DESC LIMIT $2";
+
+// The stored findings after an alert id, in id order (Store::FindingsAfter; $1 after, $2 limit).
+inline constexpr const char* kFindingsAfterSql =
+    "SELECT i.host, a.raw, a.id FROM alerts a JOIN incidents i ON a.incident_id = i.id "
+    "WHERE a.id > $1 ORDER BY a.id LIMIT $2";
 
 // Model scores (Store::ScoreSamples), newest `limit` first.
 inline constexpr const char* kScoreSamplesSql =

@@ -105,9 +105,17 @@ function login(message) {
 }
 
 // ---- incidents ----
+function triageCell(i) {
+  if (i.triage === 'suppressed') return el('span', { className: 'label suppressed', title: 'triage score ' + fixed(i.triage_score) }, 'suppressed');
+  if (i.triage === 'kept') return el('span', {}, fixed(i.triage_score));
+  return el('span', { className: 'muted' }, '–');
+}
 async function incidents() {
-  const open = new URLSearchParams(location.hash.split('?')[1] || '').get('open') === '1';
-  const data = await api('GET', '/v1/incidents?limit=200' + (open ? '&adjudicated=false' : ''));
+  const q = new URLSearchParams(location.hash.split('?')[1] || '');
+  const open = q.get('open') === '1';
+  const triage = q.get('triage');  // "kept", "suppressed" or none
+  const data = await api('GET', '/v1/incidents?limit=200' + (open ? '&adjudicated=false' : '') +
+    (triage === 'kept' ? '&suppressed=false' : triage === 'suppressed' ? '&suppressed=true' : ''));
   const rows = data.incidents.map((i) => el('tr', { dataset: { incident: i.id } },
     el('td', {}, el('a', { href: '#/incidents/' + i.id }, '#' + i.id)),
     el('td', {}, i.host),
@@ -115,14 +123,17 @@ async function incidents() {
     el('td', {}, time(i.first_ms)),
     el('td', { className: 'num' }, i.alerts),
     el('td', { className: 'num' }, fixed(i.max_score)),
+    el('td', { className: 'triage' }, triageCell(i)),
     el('td', {}, i.label ? el('span', { className: 'label ' + i.label }, i.label) : el('span', { className: 'muted' }, 'open'))));
   show(
     el('h1', {}, 'Incidents'),
     el('div', { className: 'actions' },
-      el('a', { href: '#/incidents' }, 'All'), el('a', { href: '#/incidents?open=1' }, 'Not adjudicated')),
+      el('a', { href: '#/incidents' }, 'All'), el('a', { href: '#/incidents?open=1' }, 'Not adjudicated'),
+      el('a', { href: '#/incidents?open=1&triage=kept' }, 'Kept by triage'),
+      el('a', { href: '#/incidents?triage=suppressed' }, 'Suppressed by triage')),
     rows.length === 0 ? el('p', { className: 'muted' }, 'No incidents.') :
       el('table', { id: 'incidents' },
-        el('thead', {}, el('tr', {}, ...['Incident', 'Host', 'Process', 'First seen', 'Alerts', 'Max score', 'Label']
+        el('thead', {}, el('tr', {}, ...['Incident', 'Host', 'Process', 'First seen', 'Alerts', 'Max score', 'Triage', 'Label']
           .map((h) => el('th', {}, h)))),
         el('tbody', {}, ...rows)));
 }
@@ -154,6 +165,8 @@ async function incident(id) {
   // In the detail, "alerts" is the list of findings (the list page has their count).
   fact('Findings', i.alerts.length + ' (' + i.verdicts + ' model verdicts, ' + i.decisions + ' rule decisions)');
   fact('Max score', fixed(i.max_score));
+  fact('Triage', i.triage ? el('span', { id: 'incident-triage' }, (i.triage === 'suppressed' ? 'suppressed by triage' : 'kept by triage') +
+    ' (score ' + fixed(i.triage_score) + ')') : el('span', { className: 'muted' }, 'not scored'));
   const labelNode = el('span', { id: 'incident-label' });
   const renderLabel = (x) => labelNode.replaceChildren(x.label
     ? el('span', { className: 'label ' + x.label }, x.label + ' by ' + x.labelled_by + (x.note ? ' — ' + x.note : ''))
@@ -350,8 +363,37 @@ function missedForm(done) {
   });
   return form;
 }
+// The hub's triage model (GET /v1/triage; 503 when the hub runs none) and, for admins, training.
+function triageSection(t) {
+  if (!t) return null;
+  const status = el('span', {});
+  const m = t.model;
+  const v = t.volume;
+  const button = el('button', { type: 'button', className: 'primary', id: 'triage-train' }, 'Train from adjudications');
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    status.replaceChildren('training…');
+    try {
+      const r = await api('POST', '/v1/triage/train', {});
+      status.replaceChildren('trained ' + r.trained.path + (r.trained.activated ? ', in force' : ''));
+      route();
+    } catch (err) {
+      status.replaceChildren(errorBox(err));
+      button.disabled = false;
+    }
+  });
+  return el('div', { id: 'triage' },
+    el('h2', {}, 'Triage model'),
+    m ? el('p', {}, m.path + ' (' + m.name + ' ' + m.version + ', key ' + m.key_id + '): threshold ' + fixed(t.threshold) +
+      ' (' + t.threshold_source + ', recall target ' + fixed(t.recall) + ')' +
+      (v ? '; on the adjudicated incidents it keeps ' + v.alerts_after + ' of ' + v.alerts_before + ' (' +
+        fixed(v.removed_fraction * 100) + '% removed) at recall ' + fixed(v.recall) : ''))
+      : el('p', { className: 'muted' }, 'No triage model in force: incidents are not scored.'),
+    may('admin') ? el('div', { className: 'actions' }, button, status) : null);
+}
 async function models() {
-  const [data, scores] = await Promise.all([api('GET', '/v1/precision'), api('GET', '/v1/models/scores')]);
+  const [data, scores, triage] = await Promise.all([api('GET', '/v1/precision'), api('GET', '/v1/models/scores'),
+    api('GET', '/v1/triage').catch(() => null)]);
   const rows = data.detectors.map((d) => el('tr', {},
     el('td', {}, d.kind), el('td', {}, d.name),
     el('td', { className: 'num' }, d.adjudicated), el('td', { className: 'num' }, d.true_positive),
@@ -374,6 +416,7 @@ async function models() {
           .map((h) => el('th', {}, h)))),
         el('tbody', {}, ...rows)),
     may('analyst') ? missedForm(() => route()) : null,
+    triageSection(triage),
     el('h2', {}, 'Scores (the newest ' + scores.sample_limit + ' at most)'),
     el('p', { className: 'notice' }, 'From the scores of the findings agents sent (anomalous verdicts and decisions unless an agent ' +
       'sends every verdict). Drift compares each time bucket with the model\'s first one; agents\' own drift gauges against ' +

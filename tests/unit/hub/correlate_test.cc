@@ -16,6 +16,7 @@
 #include "hub/model_plots.h"
 #include "hub/server.h"
 #include "hub_fixtures.h"
+#include "sqlite_exec.h"
 #include "test_hub_state.h"
 
 namespace vigil::hub {
@@ -312,6 +313,91 @@ TEST_F(FleetCorrelationTest, ChainsUseTheAddressesAgentsRegisteredWith) {
   EXPECT_EQ((*rows)[0].kind, "chain");
   EXPECT_EQ((*rows)[0].key, "web->db");
   EXPECT_EQ((*rows)[0].hosts, (std::vector<std::string>{"web", "db"}));
+}
+
+// Two hub instances on one store (here two connections to one SQLite file; PostgreSQL in
+// store_postgres_test.cc): a spread whose findings are split between them is raised once.
+TEST_F(FleetCorrelationTest, TwoInstancesOnOneStoreSeeEachOthersFindings) {
+  auto second = Store::Open((state_.dir / "hub.db").string(), StoreOptions{});
+  ASSERT_TRUE(second.has_value()) << second.error().ToString();
+  FleetCorrelation other(Opts(3), **second, *state_.log, clock_, registry_);
+  CorrelatingStore other_ingest(**second, other);
+  ASSERT_TRUE(other.Rebuild().ok());
+  const int64_t now = clock_.NowUnixNanos() / 1'000'000;
+  // h1 and h3 through this instance, h2 through the other: neither alone sees three hosts.
+  ASSERT_TRUE(correlating_->Ingest(Message("h1", "m1", {Rule("shell", "bash", now)}), now).has_value());
+  ASSERT_TRUE(other_ingest.Ingest(Message("h2", "m1", {Rule("shell", "bash", now + 1)}), now).has_value());
+  EXPECT_EQ(FleetRows(), 0);
+  ASSERT_TRUE(correlating_->Ingest(Message("h3", "m1", {Rule("shell", "bash", now + 2)}), now).has_value());
+  auto rows = state_.store->FleetIncidents(10, 0);
+  ASSERT_TRUE(rows.has_value());
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].hosts, (std::vector<std::string>{"h1", "h2", "h3"}));
+  // A fourth host through the other instance grows the same fleet incident (it read h1 and h3).
+  ASSERT_TRUE(other_ingest.Ingest(Message("h4", "m1", {Rule("shell", "bash", now + 3)}), now).has_value());
+  rows = state_.store->FleetIncidents(10, 0);
+  ASSERT_TRUE(rows.has_value());
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].hosts.size(), 4u);
+  // A redelivery to either instance is a duplicate: nothing read again, nothing raised.
+  auto dup = other_ingest.Ingest(Message("h1", "m1", {Rule("shell", "bash", now)}), now);
+  ASSERT_TRUE(dup.has_value());
+  EXPECT_TRUE(dup->duplicate);
+  EXPECT_EQ(FleetRows(), 1);
+  EXPECT_EQ(correlation_->open_gaps(), 0u);
+  int opened = 0, grown = 0;
+  for (const auto& [type, p] : AuditRecords()) {
+    if (type != audit::RecordType::kDecision) continue;
+    opened += p["action"] == "fleet-incident-opened" ? 1 : 0;
+    grown += p["action"] == "fleet-incident-grown" ? 1 : 0;
+  }
+  EXPECT_EQ(opened, 1);
+  EXPECT_EQ(grown, 1);
+}
+
+// Alert ids commit out of order under concurrent writers: an id below the highest read that is
+// not visible yet (a gap) is read once it appears; one that never appears (a rolled-back
+// transaction) is given up after FleetCorrelation::kGapWaitMs.
+TEST_F(FleetCorrelationTest, AFindingCommittedLateInsideAGapIsStillCorrelated) {
+  const std::string db = (state_.dir / "hub.db").string();
+  const int64_t now = clock_.NowUnixNanos() / 1'000'000;
+  ASSERT_TRUE(correlating_->Ingest(Message("h1", "m1", {Rule("shell", "bash", now)}), now).has_value());
+  // The next id is taken by a writer that has not committed: id 2 is a gap.
+  ASSERT_TRUE(testing::SqliteExec(db, "UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'alerts'"));
+  ASSERT_TRUE(correlating_->Ingest(Message("h3", "m1", {Rule("shell", "bash", now + 2)}), now).has_value());
+  EXPECT_EQ(correlation_->open_gaps(), 1u);
+  EXPECT_EQ(FleetRows(), 0);
+  // That writer commits h2's finding as id 2.
+  const std::string raw = Message("h2", "m1", {Rule("shell", "bash", now + 1)}).findings[0].raw;
+  ASSERT_TRUE(testing::SqliteExec(
+      db, "INSERT INTO incidents (host, pid, process, first_ms, last_ms, alerts, verdicts, "
+          "decisions, max_severity) VALUES ('h2', 1, 'bash', 0, 0, 1, 0, 1, 0); "
+          "INSERT INTO alerts (id, incident_id, kind, time_ms, severity_id, uid, title, message, "
+          "rule, action, model, model_version, explanation, raw) VALUES (2, last_insert_rowid(), "
+          "'decision', " + std::to_string(now + 1) + ", 0, '', '', '', 'shell', 'alert', '', '', "
+          "'[]', '" + raw + "')"));
+  // The next read after a second looks into the gap: three hosts.
+  clock_.Advance(1'100'000'000);
+  ASSERT_TRUE(correlating_->Ingest(Message("h9", "m1", {Rule("other", "x", now + 3)}), now).has_value());
+  EXPECT_EQ(correlation_->open_gaps(), 0u);
+  auto rows = state_.store->FleetIncidents(10, 0);
+  ASSERT_TRUE(rows.has_value());
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].hosts, (std::vector<std::string>{"h1", "h2", "h3"}));
+  // A gap that never fills (rolled back) is given up after the wait.
+  ASSERT_TRUE(testing::SqliteExec(db, "UPDATE sqlite_sequence SET seq = seq + 3 WHERE name = 'alerts'"));
+  ASSERT_TRUE(correlating_->Ingest(Message("h9", "m2", {Rule("other", "x", now + 4)}), now).has_value());
+  EXPECT_EQ(correlation_->open_gaps(), 3u);
+  clock_.Advance(FleetCorrelation::kGapWaitMs * 1'000'000);
+  ASSERT_TRUE(correlating_->Ingest(Message("h9", "m3", {Rule("other", "x", now + 5)}), now).has_value());
+  EXPECT_EQ(correlation_->open_gaps(), 0u);
+  // A sequence that jumps far: only the last kMaxGaps ids below the new one are waited for.
+  ASSERT_TRUE(testing::SqliteExec(db, "UPDATE sqlite_sequence SET seq = seq + 150000 WHERE name = 'alerts'"));
+  ASSERT_TRUE(correlating_->Ingest(Message("h9", "m4", {Rule("other", "x", now + 6)}), now).has_value());
+  EXPECT_EQ(correlation_->open_gaps(), static_cast<size_t>(FleetCorrelation::kMaxGaps - 1));
+  clock_.Advance(FleetCorrelation::kGapWaitMs * 1'000'000);
+  ASSERT_TRUE(correlating_->Ingest(Message("h9", "m5", {Rule("other", "x", now + 7)}), now).has_value());
+  EXPECT_EQ(correlation_->open_gaps(), 0u);
 }
 
 TEST(FleetIncidentStoreTest, MergesRaisesOfOneKindAndKeyWithinTheWindow) {

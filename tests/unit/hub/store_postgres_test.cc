@@ -17,7 +17,11 @@
 #include <thread>
 
 #include "audit/audit_log.h"
+#include "audit/signer.h"
+#include "core/clock.h"
+#include "core/metrics.h"
 #include "hub/config.h"
+#include "hub/correlate.h"
 #include "hub/requests.h"
 #include "hub/server.h"
 #include "hub/store.h"
@@ -341,6 +345,66 @@ TEST_F(HubPostgresTest, TextWithNulIsStoredNotRefused) {
 
 // Two hub processes' worth of hub::Server (own audit logs, one token key) on one database: an
 // incident ingested through one is listed and adjudicated through the other.
+// The global model across instances: two hubs on one PostgreSQL, each with its own correlator,
+// ingesting at once the findings of one behaviour on 6 hosts split between them (3 each, under
+// K = 4): the spread is raised — no instance alone saw K hosts — into one fleet incident that
+// ends with all 6 hosts. Also the triage columns (schema version 5) on PostgreSQL.
+TEST_F(HubPostgresTest, TwoInstancesCorrelateEachOthersFindingsIntoOneFleetIncident) {
+  auto a = Open(), b = Open();
+  ASSERT_TRUE(a && b);
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("hub_pg_correlate_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  auto signer = audit::Ed25519Signer::Generate();
+  core::FakeClock clock;
+  audit::AuditOptions ao;
+  ao.fsync = audit::FsyncMode::kNever;
+  auto log_a = audit::AuditLog::Open((dir / "a").string(), ao, *signer, clock);
+  auto log_b = audit::AuditLog::Open((dir / "b").string(), ao, *signer, clock);
+  ASSERT_TRUE(log_a.has_value() && log_b.has_value());
+  core::Registry registry;
+  CorrelatorOptions co;
+  co.min_hosts = 4;
+  FleetCorrelation corr_a(co, *a, **log_a, clock, registry), corr_b(co, *b, **log_b, clock, registry);
+  ASSERT_TRUE(corr_a.Rebuild().ok() && corr_b.Rebuild().ok());
+  CorrelatingStore in_a(*a, corr_a), in_b(*b, corr_b);
+  RunTogether(2, [&](int who) {
+    CorrelatingStore& in = who == 0 ? in_a : in_b;
+    for (int i = 0; i < 3; ++i) {
+      const std::string host = "host-" + std::to_string(who * 3 + i);
+      auto r = in.Ingest(Message(host, "m", {DecisionLine(host, 7, "bash", i, "Reverse shell")}), 1);
+      ASSERT_TRUE(r.has_value()) << r.error().ToString();
+    }
+  });
+  // A straggler read (as the next ingestion of either instance does) settles any gap.
+  clock.Advance(int64_t{2'000'000'000});
+  ASSERT_TRUE(corr_a.Sync().ok() && corr_b.Sync().ok());
+  auto rows = a->FleetIncidents(10, 0);
+  ASSERT_TRUE(rows.has_value()) << rows.error().ToString();
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].kind, "spread");
+  EXPECT_EQ((*rows)[0].hosts.size(), 6u);
+
+  // Triage marks: stored, read back, filtered, counted.
+  auto incidents = b->Incidents(IncidentFilter{});
+  ASSERT_TRUE(incidents.has_value());
+  ASSERT_EQ(incidents->size(), 6u);
+  auto features = a->TriageFeatures({(*incidents)[0].id, 999'999});
+  ASSERT_TRUE(features.has_value()) << features.error().ToString();
+  ASSERT_EQ(features->size(), 1u);
+  EXPECT_EQ((*features)[0].features.at("decisions"), 1.0);
+  EXPECT_EQ((*features)[0].features.at("max_score"), 0.9);  // the decision's ML score
+  ASSERT_TRUE(a->SetTriage({{(*incidents)[0].id, 0.125, true}, {(*incidents)[1].id, 0.75, false}}).ok());
+  IncidentFilter f;
+  f.suppressed = true;
+  auto suppressed = b->Incidents(f);
+  ASSERT_TRUE(suppressed.has_value());
+  ASSERT_EQ(suppressed->size(), 1u);
+  EXPECT_EQ(suppressed->front().triage_score, 0.125);
+  EXPECT_EQ(b->CountSuppressed().value_or(-1), 1);
+  std::filesystem::remove_all(dir);
+}
+
 TEST_F(HubPostgresTest, TwoHubServersShareIncidentsAndAdjudication) {
   const std::filesystem::path dir =
       std::filesystem::temp_directory_path() / ("hub_pg_servers_" + std::to_string(::getpid()));

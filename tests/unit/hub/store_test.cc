@@ -633,6 +633,61 @@ TEST_P(HubStoreTest, AVersionTwoDatabaseGetsFleetIncidentsAndMissedDetections) {
   EXPECT_EQ(Count("missed_detections"), 0);
 }
 
+TEST_P(HubStoreTest, FindingsAfterReadsEveryonesFindingsInIdOrder) {
+  Ingest("web-1", "m1", {VerdictLine("web-1", 10, "bash", 5, 0.9), DecisionLine("web-1", 10, "bash", 6, "shell")});
+  Ingest("db-1", "m1", {DecisionLine("db-1", 11, "psql", 1, "shell")});  // an older time, a later id
+  auto first = store_->FindingsAfter(0, 2);
+  ASSERT_TRUE(first.has_value()) << first.error().ToString();
+  ASSERT_EQ(first->size(), 2u);
+  EXPECT_EQ((*first)[0].host, "web-1");
+  EXPECT_LT((*first)[0].id, (*first)[1].id);
+  auto rest = store_->FindingsAfter((*first)[1].id, 100);
+  ASSERT_TRUE(rest.has_value());
+  ASSERT_EQ(rest->size(), 1u);
+  EXPECT_EQ((*rest)[0].host, "db-1");
+  EXPECT_NE((*rest)[0].raw.find("psql"), std::string::npos);
+  EXPECT_EQ(store_->FindingsAfter((*rest)[0].id, 100)->size(), 0u);
+}
+
+TEST_P(HubStoreTest, AVersionFourDatabaseGetsTriageMarks) {
+  const int64_t id = Ingest("web-1", "m1", {VerdictLine("web-1", 10, "bash", 0, 0.9)}).incidents[0];
+  store_.reset();
+  const std::string drop =
+      "ALTER TABLE incidents DROP COLUMN triage_score; "
+      "ALTER TABLE incidents DROP COLUMN triage_suppressed; UPDATE hub_schema SET version = 4;";
+  if (GetParam() == Backend::kPostgres) {
+    std::string why;
+    ASSERT_TRUE(testing::PostgresServer::Shared().Admin(drop, &why, database_)) << why;
+  } else {
+    ASSERT_TRUE(testing::SqliteExec(location_, drop));
+  }
+  auto s = Store::Open(location_, StoreOptions{});
+  ASSERT_TRUE(s.has_value()) << s.error().ToString();
+  store_ = std::move(s).value();
+  auto before = store_->Incident(id);
+  ASSERT_TRUE(before.has_value());
+  EXPECT_FALSE(before->triage_score);  // not scored
+  EXPECT_FALSE(before->triage_suppressed);
+  // Features as the label export names them; marks stored, filtered and counted.
+  auto f = store_->TriageFeatures({id, id + 1000});
+  ASSERT_TRUE(f.has_value()) << f.error().ToString();
+  ASSERT_EQ(f->size(), 1u);
+  EXPECT_EQ((*f)[0].features.at("alerts"), 1.0);
+  EXPECT_EQ((*f)[0].features.at("max_score"), 0.9);
+  EXPECT_EQ((*f)[0].features.size(), 9u);
+  ASSERT_TRUE(store_->SetTriage({{id, 0.25, true}, {id + 1000, 0.5, false}}).ok());
+  auto after = store_->Incident(id);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->triage_score, 0.25);
+  EXPECT_TRUE(after->triage_suppressed);
+  IncidentFilter kept;
+  kept.suppressed = false;
+  EXPECT_EQ(store_->Incidents(kept)->size(), 0u);
+  kept.suppressed = true;
+  EXPECT_EQ(store_->Incidents(kept)->size(), 1u);
+  EXPECT_EQ(store_->CountSuppressed().value_or(-1), 1);
+}
+
 TEST_P(HubStoreTest, FleetIncidentsMissedDetectionsAndScores) {
   // Fleet incidents merge within the window, per kind and key.
   FleetIncidentRow d{0, "spread", "rule:x|process:y", {"b", "a"}, 1000, 2000, "two", 0, 0};

@@ -18,6 +18,7 @@
 #include "govern/trust.h"
 #include "hub/store.h"
 #include "hub_fixtures.h"
+#include "test_hub_state.h"
 #include "model/model_file.h"
 #include "model/triage.h"
 #include "model/triage_labels.h"
@@ -120,6 +121,19 @@ TEST_F(HubTriageCliTest, TrainsASignedModelFromTheLabelledStoreThatScores) {
   auto file = model::ReadModelFile(out);
   ASSERT_TRUE(file.has_value()) << file.error().ToString();
   EXPECT_EQ(file->header["training"]["rows"], 80);
+  // The training is a record of the hub's audit log: what, from which data, with what options.
+  int trained_records = 0;
+  for (const auto& [type, p] : testing::ReadAuditRecords(state + "/audit")) {
+    if (type != audit::RecordType::kModelChange || p["action"] != "trained") continue;
+    ++trained_records;
+    EXPECT_EQ(p["sha256"], model::Sha256Hex(*bytes));
+    auto text = core::ReadFile(out + ".labels.jsonl", 1 << 26);
+    ASSERT_TRUE(text.has_value());
+    EXPECT_EQ(p["data_digest"], "sha256:" + model::Sha256Hex(*text));
+    EXPECT_EQ(p["parameters"]["options"]["--rounds"], nlohmann::json({"30"}));
+    EXPECT_EQ(p["training"]["rows"], 80);
+  }
+  EXPECT_EQ(trained_records, 1);
   auto m = model::TriageModel::FromFile(*file, out);
   ASSERT_TRUE(m.has_value()) << m.error().ToString();
   auto labels = model::LoadTriageLabels(out + ".labels.jsonl");
