@@ -89,7 +89,8 @@ Server::Server(ServerOptions options, Store& store, const HubAuth& auth, audit::
       audit_(audit),
       clock_(clock),
       registry_(registry),
-      fleet_(options_.fleet, store, audit, clock) {}
+      fleet_(options_.fleet, store, audit, clock),
+      checkpoints_(store, audit, clock, registry) {}
 
 Server::~Server() { Stop(); }
 
@@ -524,6 +525,7 @@ void Server::Routes(httplib::Server& s) {
   });
 
   fleet_.Routes(s, authorize);
+  checkpoints_.Routes(s, authorize);
 
   s.Post("/v1/tokens", [=, this](const httplib::Request& q, httplib::Response& r) {
     Caller c;

@@ -31,6 +31,7 @@
 #include "core/http_server.h"
 #include "core/metrics.h"
 #include "hub/auth.h"
+#include "hub/checkpoints.h"
 #include "hub/fleet.h"
 #include "hub/store.h"
 
@@ -85,6 +86,8 @@ class Server {
   core::Result<EscalationRow> HostEscalation(int64_t id, const std::string& host);
   // Register, heartbeat, nonce and artifacts for the agent gRPC service.
   Fleet& fleet() { return fleet_; }
+  // The agents' audit checkpoints (also taken from NATS: hub/nats_streams.h).
+  CheckpointBook& checkpoints() { return checkpoints_; }
   Store& store() { return store_; }
 
   // Sets the adjudication gauges from the store (GET /metrics calls it).
@@ -106,6 +109,7 @@ class Server {
   const core::Clock& clock_;
   core::Registry& registry_;
   Fleet fleet_;
+  CheckpointBook checkpoints_;
   core::HttpListener listener_;
 };
 
