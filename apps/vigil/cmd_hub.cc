@@ -214,12 +214,12 @@ int RunHub(const HubFlags& f) {
     }
     // Audit checkpoints: their own subjects, so their own durable (one filter per consumer).
     const hub::NatsConsumerOptions fo = NatsConsumerOptionsOf(config->nats);
-    hub::NatsCheckpointOptions co;
-    co.nats = fo.nats;
-    co.consumer = fo.consumer;
-    co.consumer.durable = CheckpointDurable(config->nats.consumer);
+    hub::NatsCheckpointOptions cko;
+    cko.nats = fo.nats;
+    cko.consumer = fo.consumer;
+    cko.consumer.durable = CheckpointDurable(config->nats.consumer);
     nats_checkpoints =
-        std::make_unique<hub::NatsCheckpointConsumer>(co, server.checkpoints(), registry);
+        std::make_unique<hub::NatsCheckpointConsumer>(cko, server.checkpoints(), registry);
     if (auto s = nats_checkpoints->Start(); !s.ok()) {
       nats->Stop();
       server.Stop();
