@@ -49,6 +49,7 @@ core::Result<std::unique_ptr<AuditTrail>> AuditTrail::Open(const AuditTrailOptio
                                  options.fsync + "\"");
   }
   ao.writer = options.writer;
+  ao.on_checkpoint = options.on_checkpoint;
   std::unique_ptr<AuditTrail> t(new AuditTrail());
   auto signer = OpenCheckpointSigner(options.key_path);
   if (!signer.has_value()) return signer.error().WithContext("audit key (--audit-key)");

@@ -5,6 +5,7 @@
 // through the log's bounded queue to its writer thread, so the callers' hot paths only queue.
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -25,6 +26,9 @@ struct AuditTrailOptions {
   std::string key_path;  // the checkpoint key (OpenCheckpointSigner)
   std::string fsync = "batch";
   std::string writer;    // "vigil replay 0.1.0"
+  // Each checkpoint the log writes (audit::AuditOptions::on_checkpoint; must not block). Empty:
+  // none.
+  std::function<void(const audit::CheckpointNotice&)> on_checkpoint;
 };
 
 // The checkpoint key at `key_path`: the host's minisign secret key (govern/keys.h; created with
@@ -66,6 +70,8 @@ class AuditTrail {
   core::Status Close();
 
   const std::string& dir() const { return log_->dir(); }
+  // The key that signs the checkpoints (the agent registers it with the hub).
+  const audit::PublicKey& public_key() const { return signer_->public_key(); }
   // The log itself, for components that write their own record payloads (the gateway).
   audit::AuditLog& log() { return *log_; }
   const audit::OpenReport& open_report() const { return open_report_; }

@@ -28,6 +28,7 @@
 #include "agent/action_bridge.h"
 #include "agent/durable_output.h"
 #include "agent/fleet_link.h"
+#include "agent/host_addresses.h"
 #include "agent/hub_escalations.h"
 #include "agent/live_agent.h"
 #include "apps/vigil/agent_gate.h"
@@ -408,6 +409,10 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   audit_options.key_path = AuditKeyPath(c.state_dir, o.audit_key);
   audit_options.fsync = o.audit_fsync;
   audit_options.writer = std::string("vigil agent ") + VIGIL_VERSION;
+  // Each signed checkpoint also goes to the hub (its hub and nats sinks): a copy off the host.
+  audit_options.on_checkpoint = [&outputs](const audit::CheckpointNotice& n) {
+    OfferCheckpoint(*outputs, n);
+  };
   auto opened_audit = AuditTrail::Open(audit_options);
   if (!opened_audit.has_value()) return ReportError("agent", opened_audit.error());
   std::unique_ptr<AuditTrail> audit = std::move(opened_audit).value();
@@ -1014,6 +1019,9 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
       return CheckGateModelFile(file, source);
     };
     fo.reload_model = [&] { return reload_gate_model("model rolled out by the hub"); };
+    fo.addresses = [] { return agent::HostAddresses(); };
+    fo.audit_key = hub::AuditKeyReport{audit::KeyIdString(audit->public_key().id),
+                                       govern::HexOf(audit->public_key().key)};
     {
       std::lock_guard<std::mutex> lock(mode_mu);
       gate.needs_hub = gate.wanted && hub_config.enforce_requires_hub;
@@ -1135,6 +1143,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   }
   if (auto st = audit->Close(); !st.ok()) return ReportError("agent", st);
   spdlog::info("audit log {}: {} decision records", audit->dir(), audit->decisions());
+  DrainCheckpoints(*outputs, "agent");  // the log's last checkpoint is written by Close()
   if (!stats.has_value()) return ReportError("agent", stats.error());
   uint64_t lost_total = 0;  // events the kernel side could not deliver (filtered ones are wanted)
   if (auto l = ebpf->LostCounts(); l.has_value()) {

@@ -221,6 +221,8 @@ int RunGateway(const GatewayCmdOptions& o) {
   ao.key_path = AuditKeyPath(c.state_dir, o.audit_key);
   ao.fsync = o.audit_fsync;
   ao.writer = std::string("vigil gateway ") + VIGIL_VERSION;
+  // Each signed checkpoint also goes to the hub (its hub and nats sinks), as the agent's do.
+  ao.on_checkpoint = [&sinks](const audit::CheckpointNotice& n) { OfferCheckpoint(*sinks, n); };
   auto trail = AuditTrail::Open(ao);
   if (!trail.has_value()) return ReportError("gateway", trail.error());
   outputs.audit = &(*trail)->log();
@@ -298,7 +300,8 @@ int RunGateway(const GatewayCmdOptions& o) {
   for (pipeline::Sink* s : sinks->sinks) (void)s->Flush();
   // The hub or NATS stream takes what is spooled before the run counts as done (or it stays
   // spooled for the next start).
-  const bool drained = DrainHub(*sinks, "gateway");
+  const bool findings_drained = DrainHub(*sinks, "gateway");
+  const bool drained = DrainCheckpoints(*sinks, "gateway") && findings_drained;
   if (o.json) {
     std::printf("%s\n", summary.dump(2).c_str());
   } else {

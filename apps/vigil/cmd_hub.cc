@@ -31,6 +31,7 @@
 #include "hub/correlate.h"
 #include "hub/enrolment.h"
 #include "hub/nats_consumer.h"
+#include "hub/nats_streams.h"
 #include "hub/requests.h"
 #include "hub/server.h"
 #include "hub/store.h"
@@ -97,6 +98,12 @@ hub::NatsConsumerOptions NatsConsumerOptionsOf(const hub::HubNatsConfig& c) {
   o.consumer.ack_wait = std::chrono::seconds(c.ack_wait_s);
   o.batch = static_cast<int>(c.batch);
   return o;
+}
+
+// The durable consumer of the audit checkpoints: the findings one's name with "-checkpoints"
+// (cut to the 64 characters a NATS name may have).
+std::string CheckpointDurable(const std::string& findings_durable) {
+  return findings_durable.substr(0, 64 - 12) + "-checkpoints";
 }
 
 int RunHub(const HubFlags& f) {
@@ -230,10 +237,24 @@ int RunHub(const HubFlags& f) {
     }
   }
   std::unique_ptr<hub::NatsConsumer> nats;
+  std::unique_ptr<hub::NatsCheckpointConsumer> nats_checkpoints;
   if (config->nats.enabled) {
     nats = std::make_unique<hub::NatsConsumer>(NatsConsumerOptionsOf(config->nats), hub_store,
                                                core::SystemClock::Get(), registry);
     if (auto s = nats->Start(); !s.ok()) {
+      server.Stop();
+      return ReportError("hub", s.WithContext("nats"));
+    }
+    // Audit checkpoints: their own subjects, so their own durable (one filter per consumer).
+    const hub::NatsConsumerOptions fo = NatsConsumerOptionsOf(config->nats);
+    hub::NatsCheckpointOptions cko;
+    cko.nats = fo.nats;
+    cko.consumer = fo.consumer;
+    cko.consumer.durable = CheckpointDurable(config->nats.consumer);
+    nats_checkpoints =
+        std::make_unique<hub::NatsCheckpointConsumer>(cko, server.checkpoints(), registry);
+    if (auto s = nats_checkpoints->Start(); !s.ok()) {
+      nats->Stop();
       server.Stop();
       return ReportError("hub", s.WithContext("nats"));
     }
@@ -252,7 +273,8 @@ int RunHub(const HubFlags& f) {
   if (nats) {
     ready["nats"] = {{"url", config->nats.url},
                      {"stream", config->nats.stream},
-                     {"consumer", config->nats.consumer}};
+                     {"consumer", config->nats.consumer},
+                     {"checkpoint_consumer", CheckpointDurable(config->nats.consumer)}};
   }
   if (f.json) {
     std::printf("%s\n", ready.dump().c_str());
@@ -291,6 +313,7 @@ int RunHub(const HubFlags& f) {
   }
   if (agents) agents->Stop();
   if (nats) nats->Stop();  // what it took and did not acknowledge is delivered again
+  if (nats_checkpoints) nats_checkpoints->Stop();
   server.Stop();
   if (auto s = (*log)->Close(); !s.ok()) return ReportError("hub", s);
   return code;
@@ -485,7 +508,8 @@ RunFn AddHubCommand(CLI::App& root) {
                           "Run the fleet hub: incidents, adjudication, escalations over HTTP/JSON; "
                           "with agents.listen also the agents' gRPC API over mTLS; "
                           "with a `nats:` config section it also consumes the agents' NATS "
-                          "JetStream stream, sharing it with the other hubs (docs/hub.md)");
+                          "JetStream stream (findings and audit checkpoints), sharing it with "
+                          "the other hubs (docs/hub.md)");
   hub->require_subcommand(0, 1);
   AddHubConfigFlags(hub, f.get());
   hub->add_option("--listen", f->listen,

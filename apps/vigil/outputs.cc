@@ -126,7 +126,8 @@ void AddNatsLinkFlags(CLI::App* cmd, NatsLinkFlags* f) {
                   "<prefix>.>)")
       ->capture_default_str();
   cmd->add_option("--nats-subject-prefix", f->subject_prefix,
-                  "nats:URL sink: findings are published to <prefix>.<host>.findings")
+                  "nats:URL sink: findings are published to <prefix>.<host>.findings, audit "
+                  "checkpoints to <prefix>.<host>.checkpoints")
       ->capture_default_str();
   cmd->add_option("--nats-token-file", f->token_file,
                   "nats:URL sink: file whose first line is the NATS server's token");
@@ -179,8 +180,21 @@ core::Status AddNatsSink(const std::string& spec, const NatsLinkFlags& flags,
   o.spool.sync = SyncModeOf(flags.spool_sync);
   o.anomalous_only = !flags.all_verdicts;
   pipeline::RecoveryReport report;
+  const pipeline::JetStreamOptions nats_options = o.nats;
   VIGIL_ASSIGN_OR_RETURN(auto nats, agent::OpenNatsSink(std::move(o), registry, &report));
   SayRecovered("nats", report);
+  agent::CheckpointSinkOptions co;
+  co.kind = "nats";
+  co.host = host;
+  VIGIL_ASSIGN_OR_RETURN(
+      auto checkpoints,
+      agent::CheckpointSink::Open(
+          co,
+          agent::MakeNatsTransport(nats_options,
+                                   pipeline::HostSubject(nats_options.subject_prefix, host,
+                                                         "checkpoints")),
+          registry));
+  out->checkpoints.push_back(std::move(checkpoints));
   out->nats = nats.get();
   out->nats_drain = std::chrono::seconds(*drain);
   out->sinks.push_back(nats.get());
@@ -250,12 +264,45 @@ core::Result<Outputs> MakeOutputs(const std::vector<std::string>& specs,
     out.hub_link = o.link;
     VIGIL_ASSIGN_OR_RETURN(auto hub, agent::OpenHubSink(std::move(o), registry, &report));
     SayRecovered("hub", report);
+    agent::CheckpointSinkOptions co;
+    co.kind = "hub";
+    co.host = host;
+    VIGIL_ASSIGN_OR_RETURN(auto client, agent::HubClient::Create(out.hub_link));
+    VIGIL_ASSIGN_OR_RETURN(
+        auto checkpoints,
+        agent::CheckpointSink::Open(
+            co, agent::MakeHubTransport(std::move(client), "/v1/agents/checkpoints"), registry));
+    out.checkpoints.push_back(std::move(checkpoints));
     out.hub = hub.get();
     out.hub_drain = std::chrono::seconds(*drain);
     out.sinks.push_back(hub.get());
     out.owned.push_back(std::move(hub));
   }
   return out;
+}
+
+void OfferCheckpoint(Outputs& outputs, const audit::CheckpointNotice& c) {
+  for (const auto& sink : outputs.checkpoints) sink->Offer(c);
+}
+
+bool DrainCheckpoints(Outputs& outputs, const char* command) {
+  bool all = true;
+  for (const auto& sink : outputs.checkpoints) {
+    const uint64_t left =
+        sink->Close(sink->kind() == "hub" ? outputs.hub_drain : outputs.nats_drain);
+    const agent::CheckpointSinkCounts c = sink->Counts();
+    std::fprintf(stderr,
+                 "vigil %s: audit checkpoints to %s %s: %llu sent (%llu already there), %llu "
+                 "refused, %llu dropped, %llu retries; %llu not delivered\n",
+                 command, sink->kind().c_str(), sink->Endpoint().c_str(),
+                 static_cast<unsigned long long>(c.sent + c.duplicate),
+                 static_cast<unsigned long long>(c.duplicate),
+                 static_cast<unsigned long long>(c.failed),
+                 static_cast<unsigned long long>(c.dropped),
+                 static_cast<unsigned long long>(c.retries), static_cast<unsigned long long>(left));
+    all = all && left == 0;
+  }
+  return all;
 }
 
 bool DrainHub(Outputs& outputs, const char* command) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/checkpoint_sink.h"
 #include "agent/hub_client.h"
 #include "agent/hub_sink.h"
 #include "agent/nats_sink.h"
@@ -73,7 +74,17 @@ struct Outputs {
   std::chrono::milliseconds hub_drain{0};  // how long to wait for the hub at the end
   agent::FindingSink* nats = nullptr;      // owned above; nullptr without a nats sink
   std::chrono::milliseconds nats_drain{0};
+  // The audit checkpoints' sinks, one per hub and nats sink (agent/checkpoint_sink.h): the audit
+  // log's on_checkpoint is OfferCheckpoint, and DrainCheckpoints closes them after the log.
+  std::vector<std::unique_ptr<agent::CheckpointSink>> checkpoints;
 };
+// Hands an audit checkpoint to every checkpoint sink of `outputs` (never blocks).
+void OfferCheckpoint(Outputs& outputs, const audit::CheckpointNotice& c);
+// Closes the checkpoint sinks (each waiting up to its hub or nats drain time) and says on stderr
+// what they sent; call it after the audit log closed (its last checkpoint is written then).
+// True when none is left undelivered.
+bool DrainCheckpoints(Outputs& outputs, const char* command);
+
 core::Result<Outputs> MakeOutputs(const std::vector<std::string>& specs,
                                   const pipeline::FileSinkOptions& file_options,
                                   const HubLinkFlags& hub_flags, const NatsLinkFlags& nats_flags,

@@ -91,6 +91,7 @@ json FleetLink::Report(bool heartbeat) {
   if (!h.model_version.empty() || !model_digest.empty()) {
     j["model"] = {{"version", h.model_version.substr(0, 128)}, {"digest", model_digest}};
   }
+  if (options_.addresses) j["addresses"] = options_.addresses();
   const auto now = std::chrono::steady_clock::now();
   if (heartbeat) {
     const double seconds =
@@ -105,6 +106,10 @@ json FleetLink::Report(bool heartbeat) {
   } else {
     j["group"] = options_.group;
     j["vigil_version"] = options_.vigil_version;
+    if (options_.audit_key) {
+      j["audit_key"] = {{"key_id", options_.audit_key->key_id},
+                        {"public_key", options_.audit_key->public_key}};
+    }
   }
   last_events_ = h.events;
   last_beat_ = now;

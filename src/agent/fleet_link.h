@@ -31,6 +31,7 @@
 #include "core/status.h"
 #include "govern/credential.h"
 #include "govern/minisign.h"
+#include "hub/checkpoint_requests.h"
 #include "model/model_file.h"
 
 namespace vigil::agent {
@@ -59,6 +60,14 @@ struct FleetLinkOptions {
   std::vector<govern::PublicKey> trusted;  // the agent's own trusted keys
   std::string trust_error;                 // why `trusted` is empty (the refusal's reason)
   std::function<FleetHealth()> health;     // required
+  // This host's network addresses, sent with every register and heartbeat as "addresses" (the
+  // hub's chain correlation maps a finding's destination to the host that has it); called at each
+  // report, so that a changed address reaches the hub. Empty: none sent (the hub then knows only
+  // the address the request came from). agent::HostAddresses() is the agent's.
+  std::function<std::vector<std::string>()> addresses;
+  // The key that signs this host's audit checkpoints, sent with the registration ("audit_key"):
+  // the hub verifies the checkpoints it receives by it (hub/checkpoints.h). None: not sent.
+  std::optional<hub::AuditKeyReport> audit_key;
   // Reloads the policy from its files (the path SIGHUP takes); an error keeps the previous one.
   std::function<core::Status()> reload_policy;
   // A distributed model replaces this file and its .minisig ("": model updates are refused).

@@ -7,11 +7,11 @@ namespace {
 
 class HubTransport final : public FindingTransport {
  public:
-  explicit HubTransport(std::unique_ptr<HubClient> client) : client_(std::move(client)) {}
+  HubTransport(std::unique_ptr<HubClient> client, std::string path)
+      : client_(std::move(client)), path_(std::move(path)) {}
 
   DeliveryOutcome Deliver(const FindingMessage& m) override {
-    static constexpr const char* kPath = "/v1/ingest";
-    auto reply = client_->Post(kPath, m.body);
+    auto reply = client_->Post(path_, m.body);
     if (reply.has_value() && reply->status == 200) {
       const nlohmann::json& b = reply->body;
       const bool duplicate = b.is_object() && b.contains("duplicate") &&
@@ -19,8 +19,9 @@ class HubTransport final : public FindingTransport {
       return duplicate ? DeliveryOutcome::kDuplicate : DeliveryOutcome::kStored;
     }
     if (reply.has_value() && (reply->status == 400 || reply->status == 413)) {
-      spdlog::error("hub sink: {} refused message {} ({} findings) for good: HTTP {}: {}; dropped",
-                    client_->options().url, m.seq, m.findings, reply->status, reply->error);
+      spdlog::error(
+          "hub sink: {}{} refused message {} ({} findings) for good: HTTP {}: {}; dropped",
+          client_->options().url, path_, m.seq, m.findings, reply->status, reply->error);
       return DeliveryOutcome::kRefused;
     }
     return DeliveryOutcome::kRetry;
@@ -30,9 +31,15 @@ class HubTransport final : public FindingTransport {
 
  private:
   std::unique_ptr<HubClient> client_;
+  const std::string path_;
 };
 
 }  // namespace
+
+std::unique_ptr<FindingTransport> MakeHubTransport(std::unique_ptr<HubClient> client,
+                                                   std::string path) {
+  return std::make_unique<HubTransport>(std::move(client), std::move(path));
+}
 
 core::Result<std::unique_ptr<FindingSink>> OpenHubSink(HubSinkOptions options,
                                                        core::Registry& registry,
@@ -41,7 +48,7 @@ core::Result<std::unique_ptr<FindingSink>> OpenHubSink(HubSinkOptions options,
   FindingSinkOptions sink = options;  // the FindingSinkOptions part
   sink.kind = "hub";
   sink.host = options.link.host;
-  return FindingSink::Open(std::move(sink), std::make_unique<HubTransport>(std::move(client)),
+  return FindingSink::Open(std::move(sink), MakeHubTransport(std::move(client), "/v1/ingest"),
                            registry, report);
 }
 

@@ -16,6 +16,11 @@ struct HubSinkOptions : FindingSinkOptions {
   HubLinkOptions link;  // link.host is the messages' host (FindingSinkOptions::host is ignored)
 };
 
+// The transport alone: posts each message's body to `path` with the same rules (the audit
+// checkpoints' sink, agent/checkpoint_sink.h, uses it for POST /v1/agents/checkpoints).
+std::unique_ptr<FindingTransport> MakeHubTransport(std::unique_ptr<HubClient> client,
+                                                   std::string path);
+
 // Fails as ValidateHubLink and FindingSink::Open do.
 core::Result<std::unique_ptr<FindingSink>> OpenHubSink(HubSinkOptions options,
                                                        core::Registry& registry,

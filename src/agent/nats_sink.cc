@@ -59,13 +59,18 @@ class NatsTransport final : public FindingTransport {
 
 }  // namespace
 
+std::unique_ptr<FindingTransport> MakeNatsTransport(pipeline::JetStreamOptions options,
+                                                    std::string subject) {
+  return std::make_unique<NatsTransport>(std::move(options), std::move(subject));
+}
+
 core::Result<std::unique_ptr<FindingSink>> OpenNatsSink(NatsSinkOptions options,
                                                         core::Registry& registry,
                                                         pipeline::RecoveryReport* report) {
   VIGIL_RETURN_IF_ERROR(pipeline::ValidateJetStreamOptions(options.nats));
   if (options.nats.name.empty()) options.nats.name = "vigil-agent " + options.host;
   std::string subject = pipeline::FindingsSubject(options.nats.subject_prefix, options.host);
-  auto transport = std::make_unique<NatsTransport>(options.nats, std::move(subject));
+  auto transport = MakeNatsTransport(options.nats, std::move(subject));
   FindingSinkOptions sink = options;
   sink.kind = "nats";
   return FindingSink::Open(std::move(sink), std::move(transport), registry, report);

@@ -22,6 +22,13 @@ struct NatsSinkOptions : FindingSinkOptions {
   pipeline::JetStreamOptions nats;
 };
 
+// The transport alone: publishes each message's body to `subject` with its id as Nats-Msg-Id
+// (the audit checkpoints' sink, agent/checkpoint_sink.h, uses it for
+// "<prefix>.<host>.checkpoints").
+// `options` must have passed pipeline::ValidateJetStreamOptions.
+std::unique_ptr<FindingTransport> MakeNatsTransport(pipeline::JetStreamOptions options,
+                                                    std::string subject);
+
 // Fails as pipeline::ValidateJetStreamOptions and FindingSink::Open do. Does not connect: the
 // sender does, so that the agent starts (and spools) while the NATS server is down.
 core::Result<std::unique_ptr<FindingSink>> OpenNatsSink(NatsSinkOptions options,

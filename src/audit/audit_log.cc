@@ -404,6 +404,17 @@ void AuditLog::EncodeCheckpoint() {
                                   {"key_id", KeyIdString(pub.id)},
                                   {"public_key", internal::Hex(pub.key)},
                                   {"signature", internal::Hex(sig)}};
+  if (options_.on_checkpoint) {
+    CheckpointNotice n;
+    n.seq = next_seq_;
+    n.covers = covers;
+    n.chain_hash = payload["chain_hash"].get<std::string>();
+    n.time_ns = now;
+    n.key_id = payload["key_id"].get<std::string>();
+    n.public_key = payload["public_key"].get<std::string>();
+    n.signature = payload["signature"].get<std::string>();
+    notices_.push_back(std::move(n));
+  }
   Encode(RecordType::kCheckpoint, now, CanonicalJson(payload));
 }
 
@@ -482,6 +493,13 @@ void AuditLog::WriterLoop() {
         case FsyncMode::kNever: break;
       }
       st = WriteOut(sync);
+    }
+    if (!notices_.empty()) {
+      // Only checkpoints that reached the file are announced; after a failed write none are.
+      if (st.ok()) {
+        for (const CheckpointNotice& n : notices_) options_.on_checkpoint(n);
+      }
+      notices_.clear();
     }
     if (batch != nullptr) batch->Clear();  // frees the payload values here, not under the lock
     timespec cpu{};

@@ -30,6 +30,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -83,6 +84,18 @@ enum class FsyncMode : uint8_t {
 std::string_view FsyncModeName(FsyncMode m);  // "batch", "interval", "never"
 bool ParseFsyncMode(std::string_view name, FsyncMode* out);
 
+// A checkpoint the writer wrote (the fields of its payload, docs/audit-log-format.md), for
+// keeping a copy off the host (the agent sends it to the hub: agent/checkpoint_sink.h).
+struct CheckpointNotice {
+  uint64_t seq = 0;        // the checkpoint record's sequence number
+  uint64_t covers = 0;     // the record it signs the chain up to (seq - 1)
+  std::string chain_hash;  // that record's hash, 64 lowercase hex digits
+  int64_t time_ns = 0;     // the checkpoint record's time (part of the signed message)
+  std::string key_id;      // 16 uppercase hex digits (KeyIdString)
+  std::string public_key;  // 64 lowercase hex digits
+  std::string signature;   // 128 lowercase hex digits
+};
+
 struct AuditOptions {
   FsyncMode fsync = FsyncMode::kBatch;
   uint32_t fsync_interval_ms = 1000;     // kInterval; >= 1
@@ -92,6 +105,10 @@ struct AuditOptions {
   size_t max_batch = 4096;               // records one write takes at most; >= 1
   uint64_t segment_bytes = 64ull << 20;  // a new segment starts past this size; >= 4096
   std::string writer = "vigil";          // named in log-open records (program and version)
+  // Called on the writer thread with each checkpoint once the batch that holds it was handed to
+  // the file (synced as FsyncMode says), in sequence order; not after a failed write. Must not
+  // block: it holds up the log. Empty: none.
+  std::function<void(const CheckpointNotice&)> on_checkpoint;
 };
 
 struct AuditStats {
@@ -214,6 +231,7 @@ class AuditLog {
   std::string buf_;
   uint64_t buf_records_ = 0;
   uint64_t buf_checkpoints_ = 0;
+  std::vector<CheckpointNotice> notices_;  // encoded, not yet handed to on_checkpoint
 
   mutable std::mutex mu_;
   std::condition_variable work_cv_;   // the writer waits for records, flushes, close

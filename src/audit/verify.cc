@@ -279,6 +279,27 @@ bool LogVerifier::CheckCheckpoint(uint64_t seq, int64_t time_ns, std::string_vie
   return true;
 }
 
+core::Status VerifyCheckpointNotice(const CheckpointNotice& c) {
+  Hash chain{};
+  PublicKey key;
+  Signature sig{};
+  std::array<uint8_t, 8> printed_id{};
+  if (!internal::ParseHex(c.chain_hash, chain.data(), chain.size()) ||
+      !internal::ParseHex(c.public_key, key.key.data(), key.key.size()) ||
+      !internal::ParseHex(c.signature, sig.data(), sig.size()) ||
+      !internal::ParseHex(c.key_id, printed_id.data(), printed_id.size())) {
+    return core::InvalidArgument("checkpoint " + Seq(c.seq) +
+                                 ": chain_hash, key_id, public_key or signature is not hex of "
+                                 "the right length");
+  }
+  std::reverse_copy(printed_id.begin(), printed_id.end(), key.id.begin());
+  if (!VerifySignature(key, internal::CheckpointMessage(c.covers, chain, c.time_ns), sig)) {
+    return core::InvalidArgument("checkpoint " + Seq(c.seq) + ": the Ed25519 signature by key " +
+                                 KeyIdString(key.id) + " does not verify");
+  }
+  return core::Status::Ok();
+}
+
 core::Result<std::vector<std::string>> ListSegments(const std::string& dir) {
   VIGIL_ASSIGN_OR_RETURN(std::vector<std::string> names, internal::ListDir(dir));
   std::vector<std::pair<uint64_t, std::string>> segs;

@@ -134,6 +134,11 @@ class LogVerifier {
 core::Result<VerifyReport> VerifyLog(const std::string& dir, const VerifyOptions& options,
                                      const LogVerifier::OnRecord& on_record = {});
 
+// A checkpoint held apart from its log (a copy at the hub): OK when its fields parse and its
+// Ed25519 signature over (covers, chain_hash, time_ns) verifies by the key it names (whether
+// that key is the host's is the caller's to check). Otherwise kInvalidArgument saying which.
+core::Status VerifyCheckpointNotice(const CheckpointNotice& c);
+
 // The segment file names of `dir`, sorted by first sequence number.
 core::Result<std::vector<std::string>> ListSegments(const std::string& dir);
 

@@ -298,6 +298,17 @@ class CorrelatingStore final : public Store {
   core::Result<AttestedKeyRow> AttestedKey(const std::string& host) override {
     return inner_.AttestedKey(host);
   }
+  core::Status PutAuditKey(const AuditKeyRow& k) override { return inner_.PutAuditKey(k); }
+  core::Result<AuditKeyRow> AuditKey(const std::string& host) override {
+    return inner_.AuditKey(host);
+  }
+  core::Result<CheckpointPut> PutCheckpoint(const CheckpointRow& c) override {
+    return inner_.PutCheckpoint(c);
+  }
+  core::Result<std::vector<CheckpointRow>> Checkpoints(const std::string& host,
+                                                       int64_t limit) override {
+    return inner_.Checkpoints(host, limit);
+  }
   core::Result<int64_t> Count(const char* table) override { return inner_.Count(table); }
 
  private:

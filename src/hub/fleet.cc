@@ -290,7 +290,22 @@ core::Result<FleetAnswer> Fleet::Register(const AgentReport& report,
     }
   }
   VIGIL_RETURN_IF_ERROR(store_.RegisterAgent(row, now));
+  if (report.audit_key.has_value()) VIGIL_RETURN_IF_ERROR(RegisterAuditKey(report, now));
   return Answer(row, report, std::move(attestation));
+}
+
+core::Status Fleet::RegisterAuditKey(const AgentReport& report, int64_t now) {
+  const AuditKeyReport& k = *report.audit_key;
+  auto old = store_.AuditKey(report.host);
+  if (!old.has_value() && old.error().code() != core::StatusCode::kNotFound) return old.error();
+  if (old.has_value() && old->key_id == k.key_id && old->public_key == k.public_key) return {};
+  VIGIL_RETURN_IF_ERROR(store_.PutAuditKey({report.host, k.key_id, k.public_key, now}));
+  // A replaced key is worth a look: checkpoints signed by the old one no longer verify.
+  return Audit(audit::RecordType::kAccessGrant,
+               {{"action", old.has_value() ? "audit-key-replaced" : "audit-key-registered"},
+                {"host", report.host},
+                {"key_id", k.key_id},
+                {"previous_key_id", old.has_value() ? old->key_id : ""}});
 }
 
 core::Result<FleetAnswer> Fleet::Heartbeat(const AgentReport& report,
@@ -453,7 +468,7 @@ void Fleet::Routes(httplib::Server& s, const Authorizer& authorize) {
       j["registered_ms"] = a.registered_ms;
       j["last_heartbeat_ms"] = a.heartbeat_ms;
       j["attestation"] = {{"state", a.attestation}, {"reason", a.attestation_reason}};
-      for (const char* key : {"policy", "model", "health", "refusal"}) {
+      for (const char* key : {"policy", "model", "health", "refusal", "addresses"}) {
         j[key] = status.contains(key) ? status[key] : json();
       }
     }

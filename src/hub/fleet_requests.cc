@@ -151,6 +151,9 @@ core::Result<AgentReport> ParseRegisterRequest(std::string_view body) {
     r.enforce_wanted = it->get<bool>();
   }
   VIGIL_RETURN_IF_ERROR(QuoteField(o, &r.quote));
+  if (auto it = o.find("audit_key"); it != o.end() && !it->is_null()) {
+    VIGIL_ASSIGN_OR_RETURN(r.audit_key, ParseAuditKey(*it, "audit_key"));
+  }
   return r;
 }
 

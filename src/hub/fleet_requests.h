@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "hub/checkpoint_requests.h"
 
 namespace vigil::hub {
 
@@ -43,6 +44,9 @@ struct AgentReport {
   std::string group;          // 1..64 bytes of [A-Za-z0-9._-]; absent: "default"
   std::string vigil_version;  // 1..64 printable bytes
   bool enforce_wanted = false;
+  // The key that signs the host's audit checkpoints ("audit_key": {"key_id","public_key"}, as in
+  // a checkpoint): the hub verifies the checkpoints it receives by it (hub/checkpoints.h).
+  std::optional<AuditKeyReport> audit_key;
   // Register and heartbeat: a TPM quote document (govern::EncodeQuoteDocument) over a nonce
   // from the hub; "" when the agent sends none.
   std::string quote;

@@ -90,7 +90,8 @@ Server::Server(ServerOptions options, Store& store, const HubAuth& auth, audit::
       audit_(audit),
       clock_(clock),
       registry_(registry),
-      fleet_(options_.fleet, store, audit, clock) {}
+      fleet_(options_.fleet, store, audit, clock),
+      checkpoints_(store, audit, clock, registry) {}
 
 Server::~Server() { Stop(); }
 
@@ -551,6 +552,7 @@ void Server::Routes(httplib::Server& s) {
   });
 
   fleet_.Routes(s, authorize);
+  checkpoints_.Routes(s, authorize);
 
   // The triage model (hub/triage.h).
   auto no_triage = [](httplib::Response& r) {

@@ -31,6 +31,7 @@
 #include "core/http_server.h"
 #include "core/metrics.h"
 #include "hub/auth.h"
+#include "hub/checkpoints.h"
 #include "hub/fleet.h"
 #include "hub/store.h"
 
@@ -93,6 +94,8 @@ class Server {
                                              std::string* message_id);
   // Register, heartbeat, nonce and artifacts for the agent gRPC service.
   Fleet& fleet() { return fleet_; }
+  // The agents' audit checkpoints (also taken from NATS: hub/nats_streams.h).
+  CheckpointBook& checkpoints() { return checkpoints_; }
   Store& store() { return store_; }
 
   // The triage model in service (hub/triage.h): GET /v1/triage, POST /v1/triage/train and
@@ -119,6 +122,7 @@ class Server {
   core::Registry& registry_;
   Fleet fleet_;
   Triage* triage_ = nullptr;
+  CheckpointBook checkpoints_;
   core::HttpListener listener_;
 };
 

@@ -207,8 +207,50 @@ struct ScoreSample {
   double score = 0;
 };
 
+// Schema version 6: audit checkpoints (docs/hub.md, "Audit checkpoints"). The key a host's
+// agent registered for its audit log's checkpoints.
+struct AuditKeyRow {
+  std::string host;
+  std::string key_id;      // 16 uppercase hex digits
+  std::string public_key;  // 64 lowercase hex digits
+  int64_t registered_ms = 0;
+};
+
+// A signed checkpoint of a host's audit log, as the hub received and judged it.
+struct CheckpointRow {
+  int64_t id = 0;
+  std::string host;
+  int64_t seq = 0, covers = 0;  // the checkpoint record and the record it signs the chain to
+  std::string chain_hash;
+  int64_t time_ns = 0;  // the checkpoint's time on the host
+  std::string key_id, public_key, signature;
+  // "verified" (by the host's registered audit key), "unverified" (no key registered; its
+  // signature by the key it names verifies) or "bad-signature"; `reason` says why when not
+  // verified.
+  std::string verification;
+  std::string reason;
+  // What it contradicts of the host's stored checkpoints: "" nothing, "fork" (another chain hash
+  // for the same covers), "rollback" (sequence and time disagree with a neighbour's: the log went
+  // back); `problem_detail` names the stored checkpoint.
+  std::string problem;
+  std::string problem_detail;
+  int64_t received_ms = 0;
+};
+
+struct CheckpointPut {
+  CheckpointRow row;       // as stored (the earlier one when a duplicate)
+  bool duplicate = false;  // (host, covers, chain_hash) was stored already: nothing changed
+};
+
+// Sets row->problem and problem_detail from the host's stored checkpoints it must agree with
+// (those not "bad-signature"): `same`, those of the same covers; `below` / `above`, the one with
+// the next lower / higher covers (nullptr when none). A log only grows, so a higher covers must
+// come with a later time; a wall clock stepped back on the host looks the same as a rollback.
+void ClassifyCheckpoint(CheckpointRow* row, const std::vector<CheckpointRow>& same,
+                        const CheckpointRow* below, const CheckpointRow* above);
+
 // The schema version this hub writes; older databases are migrated in place at Open.
-inline constexpr int kHubSchemaVersionNumber = 5;
+inline constexpr int kHubSchemaVersionNumber = 6;
 
 // Adjudicated incidents per rule or model that fired in them, and the detections it missed.
 struct AdjudicationCount {
@@ -334,9 +376,23 @@ class Store {
   virtual core::Status SetTriage(const std::vector<TriageMark>& marks) = 0;
   // Incidents marked suppressed by triage (adjudicated or not).
   virtual core::Result<int64_t> CountSuppressed() = 0;
+  // Audit checkpoints (schema version 6). Stores (or replaces) the host's audit key.
+  virtual core::Status PutAuditKey(const AuditKeyRow& k) = 0;
+  // kNotFound when the host registered none.
+  virtual core::Result<AuditKeyRow> AuditKey(const std::string& host) = 0;
+  // Stores a checkpoint, its problem set by ClassifyCheckpoint against the host's stored ones in
+  // the same transaction (instances storing checkpoints of one host at once wait for each other),
+  // or returns the one stored for (host, covers, chain_hash) with duplicate = true. The id,
+  // problem and problem_detail given are ignored.
+  virtual core::Result<CheckpointPut> PutCheckpoint(const CheckpointRow& c) = 0;
+  // The host's checkpoints, highest covers first (a fork's newest first), at most `limit`
+  // (1..1000).
+  virtual core::Result<std::vector<CheckpointRow>> Checkpoints(const std::string& host,
+                                                               int64_t limit) = 0;
 
   // Rows of one of the tables agents, messages, incidents, alerts, escalations, agent_status,
-  // artifacts, rollouts, attestation_nonces, attested_keys, fleet_incidents, missed_detections.
+  // artifacts, rollouts, attestation_nonces, attested_keys, fleet_incidents, missed_detections,
+  // audit_keys, audit_checkpoints.
   virtual core::Result<int64_t> Count(const char* table) = 0;
 
  protected:

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "govern/attest.h"
+#include "hub/internal/checkpoint_rows.h"
 #include "hub/internal/store_rows.h"
 #include "hub/store_location.h"
 
@@ -79,6 +80,19 @@ CREATE INDEX IF NOT EXISTS alerts_time ON alerts (time_ms);
 constexpr const char* kPgSchemaV5 = R"sql(
 ALTER TABLE incidents ADD COLUMN IF NOT EXISTS triage_score DOUBLE PRECISION;
 ALTER TABLE incidents ADD COLUMN IF NOT EXISTS triage_suppressed INTEGER NOT NULL DEFAULT 0;
+)sql";
+
+// Version 6: audit checkpoints (docs/hub.md, "Audit checkpoints"), applied after version 5.
+constexpr const char* kPgSchemaV6 = R"sql(
+CREATE TABLE IF NOT EXISTS audit_keys (
+  host TEXT PRIMARY KEY, key_id TEXT NOT NULL, public_key TEXT NOT NULL,
+  registered_ms BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+  id BIGSERIAL PRIMARY KEY, host TEXT NOT NULL, seq BIGINT NOT NULL, covers BIGINT NOT NULL,
+  chain_hash TEXT NOT NULL, time_ns BIGINT NOT NULL, key_id TEXT NOT NULL,
+  public_key TEXT NOT NULL, signature TEXT NOT NULL, verification TEXT NOT NULL,
+  reason TEXT NOT NULL, problem TEXT NOT NULL, problem_detail TEXT NOT NULL,
+  received_ms BIGINT NOT NULL, UNIQUE (host, covers, chain_hash));
 )sql";
 
 // Version 2 (the fleet: docs/hub.md), applied to a version-1 database in place.
@@ -266,6 +280,11 @@ class PostgresStore final : public Store {
       const std::vector<int64_t>& ids) override;
   core::Status SetTriage(const std::vector<TriageMark>& marks) override;
   core::Result<int64_t> CountSuppressed() override;
+  core::Status PutAuditKey(const AuditKeyRow& k) override;
+  core::Result<AuditKeyRow> AuditKey(const std::string& host) override;
+  core::Result<CheckpointPut> PutCheckpoint(const CheckpointRow& c) override;
+  core::Result<std::vector<CheckpointRow>> Checkpoints(const std::string& host,
+                                                       int64_t limit) override;
   core::Result<int64_t> Count(const char* table) override;
 
  private:
@@ -393,6 +412,7 @@ core::Status PostgresStore::CreateSchema() {
     if (version < 3) w.exec(kPgSchemaV3);
     if (version < 4) w.exec(kPgSchemaV4);
     if (version < 5) w.exec(kPgSchemaV5);
+    if (version < 6) w.exec(kPgSchemaV6);
     w.exec("DELETE FROM hub_schema");
     w.exec_params("INSERT INTO hub_schema (version) VALUES ($1)", kPostgresSchemaVersion);
     return kPostgresSchemaVersion;
@@ -1038,6 +1058,95 @@ core::Result<AttestedKeyRow> PostgresStore::AttestedKey(const std::string& host)
     const PgRow row(r[0]);
     return AttestedKeyRow{row.T(0), row.T(1), row.T(2), row.T(3), row.I(4), row.I(5)};
   });
+}
+
+core::Status PostgresStore::PutAuditKey(const AuditKeyRow& k) {
+  auto done = Run("recording an audit key", [&](pqxx::work& w) -> core::Result<bool> {
+    w.exec_params(
+        "INSERT INTO audit_keys (host, key_id, public_key, registered_ms) VALUES ($1, $2, $3, "
+        "$4::bigint) ON CONFLICT (host) DO UPDATE SET key_id = $2, public_key = $3, "
+        "registered_ms = $4::bigint",
+        PgText(k.host), PgText(k.key_id), PgText(k.public_key), k.registered_ms);
+    return true;
+  });
+  if (!done.has_value()) return done.error();
+  return {};
+}
+
+core::Result<AuditKeyRow> PostgresStore::AuditKey(const std::string& host) {
+  return Run("reading an audit key", [&](pqxx::work& w) -> core::Result<AuditKeyRow> {
+    const pqxx::result r = w.exec_params(
+        "SELECT host, key_id, public_key, registered_ms FROM audit_keys WHERE host = $1",
+        PgText(host));
+    if (r.empty()) return core::NotFound("host " + host + ": no audit key registered");
+    const PgRow row(r[0]);
+    return AuditKeyRow{row.T(0), row.T(1), row.T(2), row.I(3)};
+  });
+}
+
+core::Result<CheckpointPut> PostgresStore::PutCheckpoint(const CheckpointRow& c) {
+  return Run("storing an audit checkpoint", [&](pqxx::work& w) -> core::Result<CheckpointPut> {
+    // Instances storing checkpoints of one host wait for each other, so that each judges the
+    // next against everything stored before it.
+    w.exec_params("SELECT pg_advisory_xact_lock($1::bigint)",
+                  ProcessLockKey("audit_checkpoints", 0, c.host));
+    const std::string select =
+        std::string("SELECT ") + internal::kCheckpointColumns + " FROM audit_checkpoints ";
+    auto rows = [](const pqxx::result& result) {
+      std::vector<CheckpointRow> found;
+      for (const auto& row : result) found.push_back(internal::CheckpointFrom(PgRow(row)));
+      return found;
+    };
+    CheckpointPut out;
+    std::vector<CheckpointRow> same = rows(w.exec_params(
+        select + "WHERE host = $1 AND covers = $2::bigint ORDER BY id", PgText(c.host), c.covers));
+    for (const CheckpointRow& r : same) {
+      if (r.chain_hash == c.chain_hash) {
+        out.row = r;
+        out.duplicate = true;
+        return out;
+      }
+    }
+    std::erase_if(same, [](const CheckpointRow& r) { return r.verification == "bad-signature"; });
+    const std::vector<CheckpointRow> below = rows(w.exec_params(
+        select + "WHERE host = $1 AND covers < $2::bigint AND verification <> 'bad-signature' "
+                 "ORDER BY covers DESC, id DESC LIMIT 1",
+        PgText(c.host), c.covers));
+    const std::vector<CheckpointRow> above = rows(w.exec_params(
+        select + "WHERE host = $1 AND covers > $2::bigint AND verification <> 'bad-signature' "
+                 "ORDER BY covers ASC, id DESC LIMIT 1",
+        PgText(c.host), c.covers));
+    out.row = c;
+    ClassifyCheckpoint(&out.row, same, below.empty() ? nullptr : &below[0],
+                       above.empty() ? nullptr : &above[0]);
+    const CheckpointRow& r = out.row;
+    const pqxx::result id = w.exec_params(
+        "INSERT INTO audit_checkpoints (host, seq, covers, chain_hash, time_ns, key_id, "
+        "public_key, signature, verification, reason, problem, problem_detail, received_ms) "
+        "VALUES ($1, $2::bigint, $3::bigint, $4, $5::bigint, $6, $7, $8, $9, $10, $11, $12, "
+        "$13::bigint) RETURNING id",
+        PgText(r.host), r.seq, r.covers, PgText(r.chain_hash), r.time_ns, PgText(r.key_id),
+        PgText(r.public_key), PgText(r.signature), PgText(r.verification), PgText(r.reason),
+        PgText(r.problem), PgText(r.problem_detail), r.received_ms);
+    out.row.id = id[0][0].as<int64_t>();
+    return out;
+  });
+}
+
+core::Result<std::vector<CheckpointRow>> PostgresStore::Checkpoints(const std::string& host,
+                                                                    int64_t limit) {
+  return Run("listing audit checkpoints",
+             [&](pqxx::work& w) -> core::Result<std::vector<CheckpointRow>> {
+               std::vector<CheckpointRow> out;
+               for (const auto& row : w.exec_params(
+                        std::string("SELECT ") + internal::kCheckpointColumns +
+                            " FROM audit_checkpoints WHERE host = $1 ORDER BY covers DESC, id "
+                            "DESC LIMIT $2::bigint",
+                        PgText(host), std::clamp<int64_t>(limit, 1, 1000))) {
+                 out.push_back(internal::CheckpointFrom(PgRow(row)));
+               }
+               return out;
+             });
 }
 
 core::Result<FleetRaise> PostgresStore::RaiseFleetIncident(const FleetIncidentRow& draft,

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "hub/internal/checkpoint_rows.h"
 #include "hub/internal/store_rows.h"
 
 namespace vigil::hub {
@@ -100,6 +101,22 @@ constexpr std::pair<const char*, const char*> kSqliteSchemaV5Columns[] = {
 constexpr const char* kSqliteSchemaV5 = R"sql(
 DELETE FROM hub_schema;
 INSERT INTO hub_schema (version) VALUES (5);
+)sql";
+
+// Version 6: audit checkpoints (docs/hub.md, "Audit checkpoints"), applied after version 5.
+constexpr const char* kSqliteSchemaV6 = R"sql(
+CREATE TABLE IF NOT EXISTS audit_keys (
+  host TEXT PRIMARY KEY, key_id TEXT NOT NULL, public_key TEXT NOT NULL,
+  registered_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, host TEXT NOT NULL, seq INTEGER NOT NULL,
+  covers INTEGER NOT NULL, chain_hash TEXT NOT NULL, time_ns INTEGER NOT NULL,
+  key_id TEXT NOT NULL, public_key TEXT NOT NULL, signature TEXT NOT NULL,
+  verification TEXT NOT NULL, reason TEXT NOT NULL, problem TEXT NOT NULL,
+  problem_detail TEXT NOT NULL, received_ms INTEGER NOT NULL,
+  UNIQUE (host, covers, chain_hash));
+DELETE FROM hub_schema;
+INSERT INTO hub_schema (version) VALUES (6);
 )sql";
 
 // Bytes bound as a BLOB.
@@ -260,6 +277,7 @@ core::Status SqliteStore::Migrate() {
     }
     VIGIL_RETURN_IF_ERROR(Exec(kSqliteSchemaV5));
   }
+  if (version < 6) VIGIL_RETURN_IF_ERROR(Exec(kSqliteSchemaV6));
   if (!txn.Commit()) return Fail("commit");
   return {};
 }
@@ -946,6 +964,89 @@ core::Result<std::vector<ScoreSample>> SqliteStore::ScoreSamples(int64_t since_m
   while (q.Next()) out.push_back({q.T(0), q.I(1), q.D(2).value_or(0)});
   if (!q.ok()) return Fail("reading scores");
   std::reverse(out.begin(), out.end());
+  return out;
+}
+
+core::Status SqliteStore::PutAuditKey(const AuditKeyRow& k) {
+  std::lock_guard lock(mu_);
+  Sql q(db_,
+        "INSERT OR REPLACE INTO audit_keys (host, key_id, public_key, registered_ms) VALUES "
+        "(?1, ?2, ?3, ?4)");
+  q.Bind(k.host, k.key_id, k.public_key, k.registered_ms);
+  q.Next();
+  if (!q.ok()) return Fail("recording an audit key");
+  return {};
+}
+
+core::Result<AuditKeyRow> SqliteStore::AuditKey(const std::string& host) {
+  std::lock_guard lock(mu_);
+  Sql q(db_, "SELECT host, key_id, public_key, registered_ms FROM audit_keys WHERE host = ?1");
+  q.Bind(host);
+  if (q.Next()) return AuditKeyRow{q.T(0), q.T(1), q.T(2), q.I(3)};
+  if (!q.ok()) return Fail("reading an audit key");
+  return core::NotFound("host " + host + ": no audit key registered");
+}
+
+core::Result<CheckpointPut> SqliteStore::PutCheckpoint(const CheckpointRow& c) {
+  std::lock_guard lock(mu_);
+  WriteTxn txn(db_);
+  if (!txn.open()) return Fail("begin");
+  const std::string cols = internal::kCheckpointColumns;
+  auto read = [&](const std::string& where,
+                  auto... args) -> core::Result<std::vector<CheckpointRow>> {
+    Sql q(db_, ("SELECT " + cols + " FROM audit_checkpoints WHERE " + where).c_str());
+    q.Bind(args...);
+    std::vector<CheckpointRow> found;
+    while (q.Next()) found.push_back(internal::CheckpointFrom(q));
+    if (!q.ok()) return Fail("reading audit checkpoints");
+    return found;
+  };
+  CheckpointPut out;
+  VIGIL_ASSIGN_OR_RETURN(auto same,
+                         read("host = ?1 AND covers = ?2 ORDER BY id", c.host, c.covers));
+  for (const CheckpointRow& r : same) {
+    if (r.chain_hash == c.chain_hash) {
+      out.row = r;
+      out.duplicate = true;
+      return out;
+    }
+  }
+  std::erase_if(same, [](const CheckpointRow& r) { return r.verification == "bad-signature"; });
+  VIGIL_ASSIGN_OR_RETURN(
+      auto below, read("host = ?1 AND covers < ?2 AND verification <> 'bad-signature' "
+                       "ORDER BY covers DESC, id DESC LIMIT 1",
+                       c.host, c.covers));
+  VIGIL_ASSIGN_OR_RETURN(
+      auto above, read("host = ?1 AND covers > ?2 AND verification <> 'bad-signature' "
+                       "ORDER BY covers ASC, id DESC LIMIT 1",
+                       c.host, c.covers));
+  out.row = c;
+  ClassifyCheckpoint(&out.row, same, below.empty() ? nullptr : &below[0],
+                     above.empty() ? nullptr : &above[0]);
+  Sql ins(db_,
+          "INSERT INTO audit_checkpoints (host, seq, covers, chain_hash, time_ns, key_id, "
+          "public_key, signature, verification, reason, problem, problem_detail, received_ms) "
+          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
+  const CheckpointRow& r = out.row;
+  ins.Bind(r.host, r.seq, r.covers, r.chain_hash, r.time_ns, r.key_id, r.public_key, r.signature,
+           r.verification, r.reason, r.problem, r.problem_detail, r.received_ms);
+  ins.Next();
+  if (!ins.ok()) return Fail("storing an audit checkpoint");
+  out.row.id = sqlite3_last_insert_rowid(db_);
+  if (!txn.Commit()) return Fail("commit");
+  return out;
+}
+
+core::Result<std::vector<CheckpointRow>> SqliteStore::Checkpoints(const std::string& host,
+                                                                  int64_t limit) {
+  std::lock_guard lock(mu_);
+  Sql q(db_, (std::string("SELECT ") + internal::kCheckpointColumns +
+              " FROM audit_checkpoints WHERE host = ?1 ORDER BY covers DESC, id DESC LIMIT ?2")
+                 .c_str());
+  q.Bind(host, std::clamp<int64_t>(limit, 1, 1000));
+  std::vector<CheckpointRow> out;
+  while (q.Next()) out.push_back(internal::CheckpointFrom(q));
+  if (!q.ok()) return Fail("listing audit checkpoints");
   return out;
 }
 

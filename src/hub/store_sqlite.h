@@ -76,6 +76,11 @@ class SqliteStore final : public Store {
   core::Status SetTriage(const std::vector<TriageMark>& marks) override;
   core::Result<int64_t> CountSuppressed() override;
   core::Result<std::vector<ScoreSample>> ScoreSamples(int64_t since_ms, int64_t limit) override;
+  core::Status PutAuditKey(const AuditKeyRow& k) override;
+  core::Result<AuditKeyRow> AuditKey(const std::string& host) override;
+  core::Result<CheckpointPut> PutCheckpoint(const CheckpointRow& c) override;
+  core::Result<std::vector<CheckpointRow>> Checkpoints(const std::string& host,
+                                                       int64_t limit) override;
   core::Result<int64_t> Count(const char* table) override;
 
  private:

@@ -52,24 +52,24 @@ core::Status ValidateJetStreamOptions(const JetStreamOptions& o) {
   return core::Status::Ok();
 }
 
-std::string FindingsSubject(std::string_view prefix, std::string_view host) {
+std::string HostSubject(std::string_view prefix, std::string_view host, std::string_view kind) {
   std::string s;
-  s.reserve(prefix.size() + host.size() + 10);
+  s.reserve(prefix.size() + host.size() + kind.size() + 2);
   s.append(prefix).push_back('.');
   for (char c : host) s.push_back(c == '.' ? '_' : c);
-  s.append(".findings");
+  s.append(".").append(kind);
   return s;
 }
 
-std::optional<std::string> HostOfFindingsSubject(std::string_view prefix,
-                                                 std::string_view subject) {
-  constexpr std::string_view kSuffix = ".findings";
-  if (subject.size() <= prefix.size() + 1 + kSuffix.size() || subject.rfind(prefix, 0) != 0 ||
-      subject[prefix.size()] != '.' || subject.substr(subject.size() - kSuffix.size()) != kSuffix) {
+std::optional<std::string> HostOfSubject(std::string_view prefix, std::string_view subject,
+                                         std::string_view kind) {
+  const size_t suffix = kind.size() + 1;  // ".<kind>"
+  if (subject.size() <= prefix.size() + 1 + suffix || subject.rfind(prefix, 0) != 0 ||
+      subject[prefix.size()] != '.' || subject[subject.size() - suffix] != '.' ||
+      subject.substr(subject.size() - kind.size()) != kind) {
     return std::nullopt;
   }
-  std::string host(
-      subject.substr(prefix.size() + 1, subject.size() - prefix.size() - 1 - kSuffix.size()));
+  std::string host(subject.substr(prefix.size() + 1, subject.size() - prefix.size() - 1 - suffix));
   if (host.find('.') != std::string::npos) return std::nullopt;
   std::replace(host.begin(), host.end(), '_', '.');
   return host;
@@ -249,7 +249,11 @@ core::Status JetStreamConnection::BindConsumer(const ConsumerOptions& co) {
                                  co.durable + "'");
   }
   const JetStreamOptions& o = options_;
-  const std::string filter = o.subject_prefix + ".*.findings";
+  if (!core::IsNatsName(co.kind)) {
+    return core::InvalidArgument("nats consumer kind: expected 1..64 of [A-Za-z0-9_-], got '" +
+                                 co.kind + "'");
+  }
+  const std::string filter = o.subject_prefix + ".*." + co.kind;
   const std::string where = "consumer " + co.durable + " of stream " + o.stream + " on " + o.url;
   jsConsumerInfo* ci = nullptr;
   jsErrCode code = jsErrCode(0);

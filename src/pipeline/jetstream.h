@@ -53,9 +53,18 @@ struct JetStreamOptions {
 // outside 1 ms .. 10 min.
 core::Status ValidateJetStreamOptions(const JetStreamOptions& options);
 
-// "<prefix>.<host, '.' as '_'>.findings", and back (nullopt when `subject` is not of that form).
-std::string FindingsSubject(std::string_view prefix, std::string_view host);
-std::optional<std::string> HostOfFindingsSubject(std::string_view prefix, std::string_view subject);
+// "<prefix>.<host, '.' as '_'>.<kind>", and back (nullopt when `subject` is not of that form).
+// Kinds: "findings" (the nats sink's), "checkpoints" (audit checkpoints, hub/checkpoints.h).
+std::string HostSubject(std::string_view prefix, std::string_view host, std::string_view kind);
+std::optional<std::string> HostOfSubject(std::string_view prefix, std::string_view subject,
+                                         std::string_view kind);
+inline std::string FindingsSubject(std::string_view prefix, std::string_view host) {
+  return HostSubject(prefix, host, "findings");
+}
+inline std::optional<std::string> HostOfFindingsSubject(std::string_view prefix,
+                                                        std::string_view subject) {
+  return HostOfSubject(prefix, subject, "findings");
+}
 
 struct PublishAck {
   uint64_t stream_seq = 0;
@@ -96,6 +105,9 @@ struct ConsumerOptions {
   std::string durable = "vigil-hub";          // shared by every process that consumes together
   std::chrono::milliseconds ack_wait{30000};  // unacknowledged this long: delivered again
   int64_t max_ack_pending = 1000;
+  // The subjects' last token the consumer takes ("<prefix>.*.<kind>"). nats-server 2.9 allows one
+  // filter per consumer, so each kind has its own durable.
+  std::string kind = "findings";
 };
 
 // A durable consumer's state, as the server reports it.
@@ -125,8 +137,8 @@ class JetStreamConnection {
   core::Result<PublishAck> Publish(const std::string& subject, std::string_view data,
                                    const std::string& msg_id);
 
-  // Creates the durable pull consumer (explicit acknowledgement, from the stream's start,
-  // filter "<prefix>.*.findings") unless it exists, and binds to it. Every process binding the
+  // Creates the durable pull consumer (explicit acknowledgement, from the stream's start, filter
+  // "<prefix>.*.<options.kind>") unless it exists, and binds to it. Every process binding the
   // same durable shares its messages: each is handed to one of them at a time.
   core::Status BindConsumer(const ConsumerOptions& options);
   // The state of the durable consumer `durable` of the stream (kNotFound when it does not

@@ -101,6 +101,10 @@ struct Decision {
 
   uint64_t event_seq = 0;
   int64_t time_ns = 0;       // the event's time
+  // The event's network destination (a connect): its address as the sensor wrote it ("" when
+  // the event has none) and port. The hub correlates findings across hosts by it.
+  std::string dst_ip;
+  uint16_t dst_port = 0;
   bool has_verdict = false;  // the model's verdict was part of the evaluation
   double ml_score = 0;
   std::string ml_model;

@@ -1,5 +1,7 @@
 #include "policy/decision_json.h"
 
+#include <arpa/inet.h>
+
 #include "core/event_json.h"
 
 namespace vigil::policy {
@@ -20,6 +22,12 @@ int Severity(Priority p) {
     case Priority::kDebug: return 1;      // Informational
   }
   return 0;
+}
+
+bool IsIpAddress(const std::string& s) {
+  unsigned char buf[16];
+  return !s.empty() &&
+         (inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1);
 }
 
 }  // namespace
@@ -70,6 +78,8 @@ std::string DecisionToOcsfJson(const Decision& d, const std::string& host) {
   if (!host.empty()) j["device"] = {{"hostname", host}};
   j["process"] = {{"pid", d.target.pid}, {"name", d.target.comm}};
   if (!d.target.exe.empty()) j["process"]["file"] = {{"path", d.target.exe}, {"type_id", 1}};
+  // Only an address that parses: the hub refuses a finding whose dst_endpoint.ip does not.
+  if (IsIpAddress(d.dst_ip)) j["dst_endpoint"] = {{"ip", d.dst_ip}, {"port", d.dst_port}};
   j["vigil"] = DecisionJson(d);
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }

@@ -347,6 +347,8 @@ Decision PolicyEngine::Decide(EvalInput* in) const {
   d.time_ns = e.time_ns;
   d.target = {e.proc.pid, e.proc.tid, e.proc.ppid, e.cgroup_id, in->cgroup,
               in->container_id, e.proc.comm, e.proc.exe};
+  d.dst_ip = e.net.daddr;
+  d.dst_port = e.net.dport;
   if (in->verdict != nullptr) {
     d.has_verdict = true;
     d.ml_score = in->verdict->score;

@@ -413,6 +413,20 @@ TEST_F(GatewayTrustTest, FindingsReachTheHub) {
                          {{"Authorization", "Bearer " + admin}});
   ASSERT_TRUE(detail);
   EXPECT_THAT(detail->body, HasSubstr("Actuator command would have been denied")) << detail->body;
+  // The audit log's signed checkpoints went to the same hub (issue 8): at least the final one,
+  // kept as unverified (the gateway registers no audit key), none contradicting another.
+  EXPECT_THAT(s.err, HasSubstr("audit checkpoints to hub")) << s.err;
+  EXPECT_THAT(s.err, HasSubstr("0 not delivered")) << s.err;
+  auto checkpoints = http.Get("/v1/agents/plant-gw/checkpoints",
+                              {{"Authorization", "Bearer " + admin}});
+  ASSERT_TRUE(checkpoints);
+  ASSERT_EQ(checkpoints->status, 200) << checkpoints->body;
+  const nlohmann::json cps = nlohmann::json::parse(checkpoints->body)["checkpoints"];
+  ASSERT_GE(cps.size(), 1u) << checkpoints->body;
+  for (const nlohmann::json& c : cps) {
+    EXPECT_EQ(c["verification"], "unverified") << c.dump();
+    EXPECT_EQ(c["problem"], "") << c.dump();
+  }
   EXPECT_EQ(StopVigil(hub.pid), 0);
 }
 

@@ -258,6 +258,20 @@ TEST_F(HubLinkE2eTest, AgentWithOnlyAConfigReachesTheHub) {
   EXPECT_NE(agent_err.find("hub " + Url() + ": "), std::string::npos) << agent_err;
   EXPECT_NE(agent_err.find(" 0 messages stay spooled"), std::string::npos) << agent_err;
   EXPECT_TRUE(fs::is_directory(dir_ / "hub-spool")) << "the config's spool was not used";
+  // The agent registered its audit key and its addresses; its audit checkpoints (the final one
+  // at least) reached the hub and verify by that key.
+  EXPECT_NE(agent_err.find("audit checkpoints to hub"), std::string::npos) << agent_err;
+  httplib::Client http("127.0.0.1", port_);
+  auto r = http.Get("/v1/agents/cfg-1/checkpoints", {{"Authorization", "Bearer " + admin}});
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const nlohmann::json body = nlohmann::json::parse(r->body);
+  EXPECT_FALSE(body["audit_key"].is_null()) << r->body;
+  ASSERT_GE(body["checkpoints"].size(), 1u) << r->body;
+  for (const nlohmann::json& c : body["checkpoints"]) {
+    EXPECT_EQ(c["verification"], "verified") << c.dump();
+    EXPECT_EQ(c["problem"], "") << c.dump();
+  }
 }
 
 TEST_F(HubLinkE2eTest, BadHubSinkSettingsExitTwoNamingThem) {

@@ -1,6 +1,8 @@
 // libFuzzer target for the hub's parsers of outside input (src/hub/requests.h and config.h):
 // the first byte picks the parser (ingest batch, one finding line, escalation, decision,
-// adjudication, config file; 0xd0..0xdf a triage training request; 0xe0..0xef a missed detection; from 0xf0 the fleet's register, heartbeat and rollout bodies); any bytes must give a value or an error that says what was wrong,
+// adjudication, config file; 0xd0..0xd7 a triage training request; 0xd8..0xdf an audit
+// checkpoint; 0xe0..0xef a missed detection; from 0xf0 the fleet's register, heartbeat and
+// rollout bodies); any bytes must give a value or an error that says what was wrong,
 // and an accepted ingest message must hold only valid ids and findings within the limits; an
 // accepted config's PostgreSQL `store:` URI passes the store's own check, and its redacted form
 // (what the hub prints) does not show the password of its user info.
@@ -12,6 +14,7 @@
 #include <string>
 #include <string_view>
 
+#include "hub/checkpoint_requests.h"
 #include "hub/config.h"
 #include "hub/fleet_requests.h"
 #include "hub/requests.h"
@@ -39,13 +42,32 @@ void CheckFinding(const vigil::hub::Finding& f) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
-  if (data[0] >= 0xd0 && data[0] < 0xe0) {
+  if (data[0] >= 0xd0 && data[0] < 0xd8) {
     // POST /v1/triage/train's body.
     auto r = vigil::hub::ParseTriageTrainRequest(input);
     Check(r);
     if (r.has_value() && (r->rounds < 1 || r->rounds > 2000 || r->max_depth < 1 ||
                           r->max_depth > 16 || !(r->eta > 0 && r->eta <= 1))) {
       __builtin_trap();
+    }
+    return 0;
+  }
+  if (data[0] >= 0xd8 && data[0] < 0xe0) {
+    // An audit checkpoint (POST /v1/agents/checkpoints, NATS "<prefix>.<host>.checkpoints"):
+    // what is accepted renders back to a body that parses to the same values.
+    auto r = vigil::hub::ParseCheckpointRequest(input);
+    Check(r);
+    if (r.has_value()) {
+      if (!vigil::hub::ValidHostId(r->host) || r->covers + 1 != r->seq || r->time_ns <= 0 ||
+          !vigil::hub::IsHexOf(r->chain_hash, 64) || !vigil::hub::IsHexOf(r->key_id, 16, true) ||
+          !vigil::hub::IsHexOf(r->signature, 128)) {
+        __builtin_trap();
+      }
+      auto again = vigil::hub::ParseCheckpointRequest(vigil::hub::CheckpointBody(*r));
+      if (!again.has_value() || again->seq != r->seq || again->chain_hash != r->chain_hash ||
+          again->time_ns != r->time_ns) {
+        __builtin_trap();
+      }
     }
     return 0;
   }

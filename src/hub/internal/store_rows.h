@@ -54,7 +54,7 @@ inline bool IsStoreTable(std::string_view table) {
   static const std::set<std::string, std::less<>> known{
       "agents",       "messages",  "incidents",          "alerts",        "escalations",
       "agent_status", "artifacts", "rollouts",           "attestation_nonces",
-      "attested_keys", "fleet_incidents", "missed_detections"};
+      "attested_keys", "fleet_incidents", "missed_detections", "audit_keys", "audit_checkpoints"};
   return known.count(table) != 0;
 }
 

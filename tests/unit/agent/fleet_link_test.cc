@@ -9,6 +9,7 @@
 
 #include "agent/fleet_link.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "core/files.h"
+#include "agent/host_addresses.h"
 #include "govern/attest.h"
 #include "govern/credential.h"
 #include "govern/measure.h"
@@ -763,6 +765,40 @@ TEST_F(FleetLinkTest, TheHubTiesTheAttestationKeyToTheTpmsEk) {
   EXPECT_FALSE(seen5->allowed.value_or(true));
   EXPECT_NE(seen5->reason.find("fails the revocation check against ek.crl"), std::string::npos)
       << seen5->reason;
+}
+
+// The link sends the host's addresses with the registration and every heartbeat (read anew each
+// time), and the hub keeps them with the agent (its chain correlation's map of addresses).
+TEST_F(FleetLinkTest, RegistrationAndHeartbeatsCarryTheHostsAddresses) {
+  std::vector<std::string> addresses = {"10.9.8.7", "fd00::7"};
+  auto a = MakeAgent("web-1", "default", {hub_key_.public_key}, [&](FleetLinkOptions& o) {
+    o.addresses = [&] { return addresses; };
+  });
+  ASSERT_TRUE(a->link->Beat().ok());
+  json at_hub = AgentAtHub("web-1");
+  ASSERT_TRUE(at_hub["addresses"].is_array()) << at_hub.dump();
+  EXPECT_EQ(at_hub["addresses"][0], "10.9.8.7");
+  EXPECT_EQ(at_hub["addresses"][1], "fd00::7");
+  addresses = {"10.9.8.8"};
+  ASSERT_TRUE(a->link->Beat().ok());  // a heartbeat
+  at_hub = AgentAtHub("web-1");
+  EXPECT_EQ(at_hub["addresses"][0], "10.9.8.8") << at_hub.dump();
+  for (const json& ip : at_hub["addresses"]) EXPECT_NE(ip, "10.9.8.7");
+}
+
+// What the agent sends of its own: addresses that parse, none of them loopback or link-local.
+TEST(HostAddressesTest, ListsOnlyRoutableAddressesOfThisHost) {
+  const std::vector<std::string> all = HostAddresses();
+  EXPECT_LE(all.size(), 16u);
+  for (const std::string& ip : all) {
+    unsigned char buf[16];
+    const bool v4 = inet_pton(AF_INET, ip.c_str(), buf) == 1;
+    EXPECT_TRUE(v4 || inet_pton(AF_INET6, ip.c_str(), buf) == 1) << ip;
+    EXPECT_FALSE(ip.rfind("127.", 0) == 0 || ip == "::1" || ip.rfind("169.254.", 0) == 0 ||
+                 ip.rfind("fe80", 0) == 0)
+        << ip;
+  }
+  EXPECT_LE(HostAddresses(1).size(), 1u);
 }
 
 }  // namespace

@@ -97,6 +97,40 @@ TEST_F(AuditLogTest, CheckpointsEveryNRecords) {
   EXPECT_EQ(checkpoints, 5);  // 26 records before the final checkpoint: 5 by count + 1 final
 }
 
+// on_checkpoint hands each checkpoint's fields over once written, in order, the same as the log
+// holds them; VerifyCheckpointNotice accepts them and refuses any altered field.
+TEST_F(AuditLogTest, AnnouncesEachCheckpointWithTheFieldsItWrote) {
+  AuditOptions o = Options();
+  o.checkpoint_every = 4;
+  std::vector<CheckpointNotice> notices;  // the writer thread's until Close() returns
+  o.on_checkpoint = [&](const CheckpointNotice& n) { notices.push_back(n); };
+  testing::WriteLog(dir_, 9, o, *signer_, clock_);
+  std::vector<Seen> checkpoints;
+  for (const Seen& s : ReadAll(dir_)) {
+    if (s.type == RecordType::kCheckpoint) checkpoints.push_back(s);
+  }
+  ASSERT_EQ(notices.size(), checkpoints.size());
+  ASSERT_GE(notices.size(), 3u);
+  for (size_t i = 0; i < notices.size(); ++i) {
+    const CheckpointNotice& n = notices[i];
+    EXPECT_EQ(n.seq, checkpoints[i].seq);
+    EXPECT_EQ(n.covers, n.seq - 1);
+    EXPECT_EQ(n.chain_hash, checkpoints[i].payload["chain_hash"]);
+    EXPECT_EQ(n.signature, checkpoints[i].payload["signature"]);
+    EXPECT_EQ(n.key_id, KeyIdString(signer_->public_key().id));
+    EXPECT_TRUE(VerifyCheckpointNotice(n).ok()) << VerifyCheckpointNotice(n).ToString();
+  }
+  CheckpointNotice bad = notices[0];
+  bad.time_ns += 1;  // the time is signed
+  EXPECT_EQ(VerifyCheckpointNotice(bad).code(), core::StatusCode::kInvalidArgument);
+  bad = notices[0];
+  bad.chain_hash[0] = bad.chain_hash[0] == 'a' ? 'b' : 'a';
+  EXPECT_NE(VerifyCheckpointNotice(bad).message().find("does not verify"), std::string::npos);
+  bad = notices[0];
+  bad.signature = "zz";
+  EXPECT_NE(VerifyCheckpointNotice(bad).message().find("not hex"), std::string::npos);
+}
+
 TEST_F(AuditLogTest, CheckpointsWhenRecordsGetOld) {
   AuditOptions o = Options();
   o.checkpoint_every = 1000;

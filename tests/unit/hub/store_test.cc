@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "hub/checkpoint_requests.h"
 #include "hub/fleet.h"
 #include "hub/fleet_requests.h"
 #include "hub/requests.h"
@@ -765,6 +766,114 @@ TEST_P(HubStoreTest, FleetIncidentsMissedDetectionsAndScores) {
   EXPECT_NEAR((*scores)[0].score, 0.9, 1e-9);
   EXPECT_EQ((*scores)[1].model, "iforest");
   EXPECT_EQ((*scores)[1].time_ms, base + 5000);
+}
+
+// Audit checkpoints (schema version 6): stored once per (host, covers, chain hash); another
+// chain hash for the same record is a fork; a sequence that goes back in time is a rollback.
+TEST_P(HubStoreTest, CheckpointsAreStoredOnceAndForksAndRollbacksFlagged) {
+  auto row = [](const std::string& host, int64_t covers, char hash, int64_t time_ns) {
+    CheckpointRow c;
+    c.host = host;
+    c.seq = covers + 1;
+    c.covers = covers;
+    c.chain_hash = std::string(64, hash);
+    c.time_ns = time_ns;
+    c.key_id = "0123456789ABCDEF";
+    c.public_key = std::string(64, 'b');
+    c.signature = std::string(128, 'c');
+    c.verification = "verified";
+    c.received_ms = 7;
+    return c;
+  };
+  auto put = [&](const CheckpointRow& c) {
+    auto r = store_->PutCheckpoint(c);
+    EXPECT_TRUE(r.has_value()) << r.error().ToString();
+    return r.value_or(CheckpointPut{});
+  };
+  CheckpointPut a = put(row("web-1", 1000, 'a', 100));
+  EXPECT_FALSE(a.duplicate);
+  EXPECT_GT(a.row.id, 0);
+  EXPECT_EQ(a.row.problem, "");
+  EXPECT_EQ(put(row("web-1", 2000, 'b', 200)).row.problem, "");
+  EXPECT_EQ(put(row("web-1", 1500, 'c', 150)).row.problem, "");  // late, but consistent
+  CheckpointPut again = put(row("web-1", 1000, 'a', 100));
+  EXPECT_TRUE(again.duplicate);
+  EXPECT_EQ(again.row.id, a.row.id);
+  EXPECT_EQ(put(row("web-2", 1000, 'z', 1)).row.problem, "");  // another host: no relation
+
+  CheckpointPut fork = put(row("web-1", 2000, 'f', 200));
+  EXPECT_FALSE(fork.duplicate);
+  EXPECT_EQ(fork.row.problem, "fork");
+  EXPECT_NE(fork.row.problem_detail.find("record 2000"), std::string::npos)
+      << fork.row.problem_detail;
+  // Covers fewer records than the one at 2000 but is later: the log was cut and written again.
+  CheckpointPut back = put(row("web-1", 1800, 'r', 300));
+  EXPECT_EQ(back.row.problem, "rollback");
+  EXPECT_NE(back.row.problem_detail.find("checkpoint 2001"), std::string::npos)
+      << back.row.problem_detail;
+  // A forged checkpoint (bad signature) is kept but judged nothing against.
+  CheckpointRow forged = row("web-1", 5000, 'x', 1);
+  forged.verification = "bad-signature";
+  forged.reason = "does not verify";
+  EXPECT_EQ(put(forged).row.problem, "rollback");
+  EXPECT_EQ(put(row("web-1", 6000, 'g', 400)).row.problem, "");
+
+  auto list = store_->Checkpoints("web-1", 100);
+  ASSERT_TRUE(list.has_value()) << list.error().ToString();
+  ASSERT_EQ(list->size(), 7u);
+  EXPECT_EQ((*list)[0].covers, 6000);  // highest first
+  EXPECT_EQ((*list)[1].verification, "bad-signature");
+  EXPECT_EQ((*list)[1].reason, "does not verify");
+  EXPECT_EQ(store_->Checkpoints("web-1", 2)->size(), 2u);
+  EXPECT_EQ(Count("audit_checkpoints"), 8);
+
+  EXPECT_EQ(store_->AuditKey("web-1").error().code(), core::StatusCode::kNotFound);
+  ASSERT_TRUE(store_->PutAuditKey({"web-1", "0123456789ABCDEF", std::string(64, 'b'), 5}).ok());
+  ASSERT_TRUE(store_->PutAuditKey({"web-1", "FEDCBA9876543210", std::string(64, 'd'), 6}).ok());
+  auto key = store_->AuditKey("web-1");
+  ASSERT_TRUE(key.has_value()) << key.error().ToString();
+  EXPECT_EQ(key->key_id, "FEDCBA9876543210");
+  EXPECT_EQ(key->public_key, std::string(64, 'd'));
+  EXPECT_EQ(key->registered_ms, 6);
+  EXPECT_EQ(Count("audit_keys"), 1);
+}
+
+TEST(HubRequestsTest, ParsesCheckpointsAndNamesTheBadField) {
+  CheckpointReport c;
+  c.host = "web-1.example";
+  c.seq = 1001;
+  c.covers = 1000;
+  c.chain_hash = std::string(64, 'a');
+  c.time_ns = 1'700'000'000'000'000'000;
+  c.key_id = "0123456789ABCDEF";
+  c.public_key = std::string(64, 'b');
+  c.signature = std::string(128, 'c');
+  auto back = ParseCheckpointRequest(CheckpointBody(c));
+  ASSERT_TRUE(back.has_value()) << back.error().ToString();
+  EXPECT_EQ(back->host, c.host);
+  EXPECT_EQ(back->seq, 1001u);
+  EXPECT_EQ(back->time_ns, c.time_ns);
+  EXPECT_EQ(CheckpointMessageId(c), "checkpoint-1001-aaaaaaaaaaaaaaaa");
+  auto bad = [&](const std::string& key, const nlohmann::json& value) {
+    nlohmann::json j = nlohmann::json::parse(CheckpointBody(c));
+    if (value.is_null()) {
+      j.erase(key);
+    } else {
+      j[key] = value;
+    }
+    auto r = ParseCheckpointRequest(j.dump());
+    EXPECT_FALSE(r.has_value()) << key;
+    return r.has_value() ? std::string() : r.error().message();
+  };
+  EXPECT_EQ(bad("host", "a b").rfind("host:", 0), 0u);
+  EXPECT_EQ(bad("covers", 7).rfind("covers: expected seq - 1", 0), 0u);
+  EXPECT_EQ(bad("seq", nullptr).rfind("seq: missing", 0), 0u);
+  EXPECT_EQ(bad("chain_hash", std::string(64, 'A')).rfind("chain_hash:", 0), 0u);
+  EXPECT_EQ(bad("key_id", "0123456789abcdef").rfind("key_id:", 0), 0u);
+  EXPECT_EQ(bad("signature", std::string(127, 'c')).rfind("signature:", 0), 0u);
+  EXPECT_EQ(bad("time_ns", -5).rfind("time_ns:", 0), 0u);
+  EXPECT_EQ(bad("schema_version", "v2").rfind("schema_version:", 0), 0u);
+  EXPECT_FALSE(ParseCheckpointRequest("[").has_value());
 }
 
 }  // namespace

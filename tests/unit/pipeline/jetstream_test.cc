@@ -48,6 +48,13 @@ TEST(JetStreamSubjectTest, HostsAreOneTokenAndMapBack) {
   EXPECT_EQ(HostOfFindingsSubject("vigil", "vigil.a:b.findings"), "a:b");
   EXPECT_FALSE(HostOfFindingsSubject("vigil", "vigil.a.b.findings").has_value());
   EXPECT_FALSE(HostOfFindingsSubject("vigil", "vigil..findings").has_value());
+  EXPECT_EQ(HostSubject("vigil", "db.example.com", "checkpoints"),
+            "vigil.db_example_com.checkpoints");
+  EXPECT_EQ(HostOfSubject("vigil", "vigil.db_example_com.checkpoints", "checkpoints"),
+            "db.example.com");
+  EXPECT_FALSE(HostOfSubject("vigil", "vigil.web-1.findings", "checkpoints").has_value());
+  EXPECT_FALSE(HostOfSubject("vigil", "vigil.web-1.checkpoints", "findings").has_value());
+  EXPECT_FALSE(HostOfSubject("vigil", "vigil.web-1xcheckpoints", "checkpoints").has_value());
   EXPECT_FALSE(HostOfFindingsSubject("vigil", "vigil.web-1.events").has_value());
   EXPECT_FALSE(HostOfFindingsSubject("vigil", "other.web-1.findings").has_value());
   EXPECT_FALSE(HostOfFindingsSubject("vigil", "vigilx.web-1.findings").has_value());

@@ -7,6 +7,10 @@
 #include <fstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
+#include "policy/decision_json.h"
+
 namespace vigil::policy {
 namespace {
 
@@ -360,6 +364,43 @@ TEST(PolicyNamesTest, RoundTrip) {
   EXPECT_EQ(c, AssetClass::kNonCritical);
   EXPECT_FALSE(ParseAssetClass("vital", &c));
   EXPECT_GT(ActionStrength(core::Action::kKill), ActionStrength(core::Action::kDeny));
+}
+
+// A decision about a connect carries the destination into its OCSF finding (dst_endpoint), which
+// the hub's chain correlation reads; an address that does not parse is left out (the hub would
+// refuse the finding).
+TEST_F(PolicyEngineTest, ConnectDecisionCarriesTheDestination) {
+  auto engine = LoadOrDie(Write("r.yaml", R"(
+- rule: Outbound connect
+  desc: d
+  condition: evt.type = connect
+  output: connect %fd.sip
+  priority: WARNING
+)"));
+  ASSERT_NE(engine, nullptr);
+  core::Event e = Exec("/usr/bin/curl");
+  e.kind = core::EventKind::kNetConnect;
+  e.path.clear();
+  e.net.daddr = "10.1.2.3";
+  e.net.dport = 8443;
+  e.net.protocol = 6;
+  EvalInput in;
+  in.event = &e;
+  Decision d = engine->Decide(&in);
+  ASSERT_TRUE(d.matched());
+  EXPECT_EQ(d.dst_ip, "10.1.2.3");
+  EXPECT_EQ(d.dst_port, 8443);
+  auto j = nlohmann::json::parse(DecisionToOcsfJson(d, "web-1"));
+  ASSERT_TRUE(j.contains("dst_endpoint")) << j.dump();
+  EXPECT_EQ(j["dst_endpoint"]["ip"], "10.1.2.3");
+  EXPECT_EQ(j["dst_endpoint"]["port"], 8443);
+
+  d.dst_ip = "not-an-address";
+  EXPECT_FALSE(nlohmann::json::parse(DecisionToOcsfJson(d, "web-1")).contains("dst_endpoint"));
+  core::Event x = Exec("/bin/sh");
+  in.event = &x;
+  EXPECT_FALSE(nlohmann::json::parse(DecisionToOcsfJson(engine->Decide(&in), "web-1"))
+                   .contains("dst_endpoint"));
 }
 
 }  // namespace

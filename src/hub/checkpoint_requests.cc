@@ -1,0 +1,107 @@
+#include "hub/checkpoint_requests.h"
+
+#include <cstdint>
+
+#include "hub/requests.h"
+
+namespace vigil::hub {
+namespace {
+
+using nlohmann::json;
+
+core::Status CheckpointFieldError(const std::string& field, const std::string& why) {
+  return core::InvalidArgument(field + ": " + why);
+}
+
+core::Status CheckpointHexField(const json& o, const std::string& path, const char* key, size_t n,
+                                bool upper, std::string* out) {
+  auto it = o.find(key);
+  if (it == o.end()) return CheckpointFieldError(path + key, "missing");
+  if (!it->is_string() || !IsHexOf(it->get_ref<const std::string&>(), n, upper)) {
+    return CheckpointFieldError(
+        path + key,
+        "expected " + std::to_string(n) + (upper ? " uppercase" : " lowercase") + " hex digits");
+  }
+  *out = it->get<std::string>();
+  return {};
+}
+
+core::Status CheckpointUnsignedField(const json& o, const char* key, uint64_t min, uint64_t* out) {
+  auto it = o.find(key);
+  if (it == o.end()) return CheckpointFieldError(key, "missing");
+  if (!it->is_number_unsigned() || it->get<uint64_t>() < min ||
+      it->get<uint64_t>() > uint64_t{INT64_MAX}) {
+    return CheckpointFieldError(
+        key, "expected an integer " + std::to_string(min) + ".." + std::to_string(INT64_MAX));
+  }
+  *out = it->get<uint64_t>();
+  return {};
+}
+
+}  // namespace
+
+bool IsHexOf(std::string_view s, size_t n, bool upper) {
+  if (s.size() != n) return false;
+  for (const char c : s) {
+    const bool digit = c >= '0' && c <= '9';
+    const bool letter = upper ? (c >= 'A' && c <= 'F') : (c >= 'a' && c <= 'f');
+    if (!digit && !letter) return false;
+  }
+  return true;
+}
+
+core::Result<AuditKeyReport> ParseAuditKey(const json& o, const std::string& path) {
+  if (!o.is_object())
+    return CheckpointFieldError(path, "expected an object {\"key_id\",\"public_key\"}");
+  AuditKeyReport k;
+  VIGIL_RETURN_IF_ERROR(CheckpointHexField(o, path + ".", "key_id", 16, true, &k.key_id));
+  VIGIL_RETURN_IF_ERROR(CheckpointHexField(o, path + ".", "public_key", 64, false, &k.public_key));
+  return k;
+}
+
+core::Result<CheckpointReport> ParseCheckpointRequest(std::string_view body) {
+  if (body.size() > 64 * 1024) return CheckpointFieldError("body", "larger than 65536 bytes");
+  const json o = json::parse(body, nullptr, false);
+  if (o.is_discarded() || !o.is_object()) return CheckpointFieldError("body", "not a JSON object");
+  auto sv = o.find("schema_version");
+  if (sv == o.end() || !sv->is_string() || sv->get_ref<const std::string&>() != kHubSchemaVersion) {
+    return CheckpointFieldError("schema_version",
+                                "expected \"" + std::string(kHubSchemaVersion) + "\"");
+  }
+  CheckpointReport c;
+  auto host = o.find("host");
+  if (host == o.end() || !host->is_string() || !ValidHostId(host->get_ref<const std::string&>())) {
+    return CheckpointFieldError("host", "expected 1..253 bytes of [A-Za-z0-9._:-]");
+  }
+  c.host = host->get<std::string>();
+  VIGIL_RETURN_IF_ERROR(CheckpointUnsignedField(o, "seq", 2, &c.seq));
+  VIGIL_RETURN_IF_ERROR(CheckpointUnsignedField(o, "covers", 1, &c.covers));
+  if (c.covers + 1 != c.seq) return CheckpointFieldError("covers", "expected seq - 1");
+  uint64_t time_ns = 0;
+  VIGIL_RETURN_IF_ERROR(CheckpointUnsignedField(o, "time_ns", 1, &time_ns));
+  c.time_ns = static_cast<int64_t>(time_ns);
+  VIGIL_RETURN_IF_ERROR(CheckpointHexField(o, "", "chain_hash", 64, false, &c.chain_hash));
+  VIGIL_RETURN_IF_ERROR(CheckpointHexField(o, "", "key_id", 16, true, &c.key_id));
+  VIGIL_RETURN_IF_ERROR(CheckpointHexField(o, "", "public_key", 64, false, &c.public_key));
+  VIGIL_RETURN_IF_ERROR(CheckpointHexField(o, "", "signature", 128, false, &c.signature));
+  return c;
+}
+
+std::string CheckpointBody(const CheckpointReport& c) {
+  const json j = {{"schema_version", kHubSchemaVersion},
+                  {"host", c.host},
+                  {"seq", c.seq},
+                  {"covers", c.covers},
+                  {"chain_hash", c.chain_hash},
+                  {"time_ns", c.time_ns},
+                  {"key_id", c.key_id},
+                  {"public_key", c.public_key},
+                  {"signature", c.signature}};
+  return j.dump();
+}
+
+std::string CheckpointMessageId(const CheckpointReport& c) {
+  return "checkpoint-" + std::to_string(c.seq) + "-" + c.chain_hash.substr(0, 16);
+}
+
+}  // namespace vigil::hub

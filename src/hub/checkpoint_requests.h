@@ -1,0 +1,49 @@
+#pragma once
+
+// The audit checkpoints agents send to the hub (docs/hub.md, "Audit checkpoints"): each signed
+// checkpoint of a host's audit log (docs/audit-log-format.md, "Checkpoints"), so that a copy of
+// the chain's signed heads lives off the host. The same body travels over HTTP
+// (POST /v1/agents/checkpoints) and NATS (subject "<prefix>.<host>.checkpoints"):
+//
+//   {"schema_version":"vigil.hub/v1","host":H,"seq":N,"covers":N-1,"chain_hash":"<64 hex>",
+//    "time_ns":T,"key_id":"<16 HEX>","public_key":"<64 hex>","signature":"<128 hex>"}
+//
+// Outside input: every field is checked; errors are kInvalidArgument naming the field.
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "audit/audit_log.h"
+#include "core/status.h"
+
+namespace vigil::hub {
+
+// The checkpoint's fields as the log wrote them (audit::CheckpointNotice: seq >= 2, covers =
+// seq - 1, chain_hash 64 lowercase hex digits, time_ns > 0, key_id 16 uppercase hex digits,
+// public_key 64 and signature 128 lowercase hex digits) and the host that sent it.
+struct CheckpointReport : audit::CheckpointNotice {
+  std::string host;
+};
+
+// A host's audit key as the agent registers it ("audit_key" in POST /v1/agents/register).
+struct AuditKeyReport {
+  std::string key_id;      // 16 uppercase hex digits
+  std::string public_key;  // 64 lowercase hex digits
+};
+
+core::Result<CheckpointReport> ParseCheckpointRequest(std::string_view body);
+// The body above (what ParseCheckpointRequest takes).
+std::string CheckpointBody(const CheckpointReport& c);
+// The message id a checkpoint is published with (NATS' duplicate window drops a resend):
+// "checkpoint-<seq>-<first 16 digits of chain_hash>".
+std::string CheckpointMessageId(const CheckpointReport& c);
+
+// `path` names the object in errors ("audit_key").
+core::Result<AuditKeyReport> ParseAuditKey(const nlohmann::json& o, const std::string& path);
+
+// Exactly `n` hex digits, lowercase (or uppercase when `upper`).
+bool IsHexOf(std::string_view s, size_t n, bool upper = false);
+
+}  // namespace vigil::hub

@@ -1,0 +1,169 @@
+#include "hub/checkpoints.h"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+
+#include "audit/verify.h"
+#include "hub/internal/http_reply.h"
+
+namespace vigil::hub {
+namespace {
+
+using internal::Reply;
+using internal::ReplyError;
+using internal::ReplyStatus;
+using nlohmann::json;
+
+
+}  // namespace
+
+CheckpointBook::CheckpointBook(Store& store, audit::AuditLog& audit, const core::Clock& clock,
+                               core::Registry& registry)
+    : store_(store), audit_(audit), clock_(clock) {
+  auto count = [&](const char* name, const char* help, const char* label, const char* value) {
+    auto c = registry.GetCounter(name, help, {{label, value}});
+    return c.has_value() ? *c : nullptr;
+  };
+  const char* kCheckpoints = "Audit checkpoints agents sent, by outcome";
+  const char* kProblems = "Audit checkpoints that contradict the host's stored ones, by problem";
+  verified_ = count("vigil_hub_checkpoints_total", kCheckpoints, "result", "verified");
+  unverified_ = count("vigil_hub_checkpoints_total", kCheckpoints, "result", "unverified");
+  bad_signature_ = count("vigil_hub_checkpoints_total", kCheckpoints, "result", "bad-signature");
+  duplicate_ = count("vigil_hub_checkpoints_total", kCheckpoints, "result", "duplicate");
+  fork_ = count("vigil_hub_checkpoint_problems_total", kProblems, "problem", "fork");
+  rollback_ = count("vigil_hub_checkpoint_problems_total", kProblems, "problem", "rollback");
+}
+
+core::Result<CheckpointPut> CheckpointBook::Accept(const CheckpointReport& c) {
+  CheckpointRow row;
+  row.host = c.host;
+  row.seq = static_cast<int64_t>(c.seq);
+  row.covers = static_cast<int64_t>(c.covers);
+  row.chain_hash = c.chain_hash;
+  row.time_ns = c.time_ns;
+  row.key_id = c.key_id;
+  row.public_key = c.public_key;
+  row.signature = c.signature;
+  row.received_ms = clock_.NowUnixNanos() / 1'000'000;
+
+  auto key = store_.AuditKey(c.host);
+  if (!key.has_value() && key.error().code() != core::StatusCode::kNotFound) return key.error();
+  core::Status st = audit::VerifyCheckpointNotice(c);
+  if (key.has_value() && (key->key_id != c.key_id || key->public_key != c.public_key)) {
+    st = core::InvalidArgument("checkpoint record " + std::to_string(c.seq) + " is signed by key " +
+                               c.key_id + ", not by the audit key host " + c.host +
+                               " registered (" + key->key_id + ")");
+  }
+  row.verification = !st.ok() ? "bad-signature" : key.has_value() ? "verified" : "unverified";
+  row.reason = !st.ok()          ? st.message()
+               : key.has_value() ? ""
+                                 : "host " + c.host +
+                                       " registered no audit key; the signature verifies by the "
+                                       "key the checkpoint names (" +
+                                       c.key_id + ")";
+
+  VIGIL_ASSIGN_OR_RETURN(CheckpointPut put, store_.PutCheckpoint(row));
+  const CheckpointRow& r = put.row;
+  if (put.duplicate) {
+    if (duplicate_ != nullptr) duplicate_->Inc();
+    return put;
+  }
+  core::Counter* outcome = r.verification == "verified"     ? verified_
+                           : r.verification == "unverified" ? unverified_
+                                                            : bad_signature_;
+  if (outcome != nullptr) outcome->Inc();
+  if (!r.problem.empty()) {
+    core::Counter* p = r.problem == "fork" ? fork_ : rollback_;
+    if (p != nullptr) p->Inc();
+  }
+  core::Status audited;
+  auto record = [&](const std::string& what, const std::string& detail) {
+    spdlog::warn("hub: audit checkpoint {} of host {}: {}: {}", r.seq, r.host, what, detail);
+    core::Status appended =
+        audit_.Append(audit::RecordType::kDecision, {{"action", "audit-checkpoint-" + what},
+                                                     {"host", r.host},
+                                                     {"seq", r.seq},
+                                                     {"covers", r.covers},
+                                                     {"chain_hash", r.chain_hash},
+                                                     {"key_id", r.key_id},
+                                                     {"detail", detail}});
+    if (!appended.ok() && audited.ok()) {
+      audited = core::Unavailable("audit log: " + appended.message());
+    }
+  };
+  if (!r.problem.empty()) record(r.problem, r.problem_detail);
+  if (r.verification == "bad-signature") record("bad-signature", r.reason);
+  VIGIL_RETURN_IF_ERROR(audited);
+  return put;
+}
+
+json CheckpointBook::CheckpointJson(const CheckpointRow& r) {
+  return {{"id", r.id},
+          {"seq", r.seq},
+          {"covers", r.covers},
+          {"chain_hash", r.chain_hash},
+          {"time_ns", r.time_ns},
+          {"key_id", r.key_id},
+          {"public_key", r.public_key},
+          {"signature", r.signature},
+          {"verification", r.verification},
+          {"reason", r.reason},
+          {"problem", r.problem},
+          {"problem_detail", r.problem_detail},
+          {"received_ms", r.received_ms}};
+}
+
+void CheckpointBook::Routes(httplib::Server& s, const Authorizer& authorize) {
+  s.Post("/v1/agents/checkpoints", [=, this](const httplib::Request& q, httplib::Response& r) {
+    Caller c;
+    if (!authorize(q, r, Role::kAgent, &c)) return;
+    auto report = ParseCheckpointRequest(q.body);
+    if (!report.has_value()) return ReplyStatus(r, report.error());
+    if (c.subject != report->host) {
+      return ReplyError(
+          r, 403, "PERMISSION_DENIED",
+          "agent \"" + c.subject + "\" may not act for host \"" + report->host + "\"");
+    }
+    auto put = Accept(*report);
+    if (!put.has_value()) return ReplyStatus(r, put.error());
+    Reply(r, 200,
+          {{"schema_version", kHubSchemaVersion},
+           {"duplicate", put->duplicate},
+           {"checkpoint", CheckpointJson(put->row)}});
+  });
+  s.Get(R"(/v1/agents/([A-Za-z0-9._:-]{1,253})/checkpoints)",
+        [=, this](const httplib::Request& q, httplib::Response& r) {
+          Caller c;
+          if (!authorize(q, r, Role::kViewer, &c)) return;
+          const std::string host = q.matches[1].str();
+          int64_t limit = 100;
+          if (q.has_param("limit")) {
+            const std::string v = q.get_param_value("limit");
+            auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), limit);
+            if (ec != std::errc() || end != v.data() + v.size() || limit < 1 || limit > 1000) {
+              return ReplyError(r, 400, "INVALID_ARGUMENT", "limit: expected 1..1000");
+            }
+          }
+          auto rows = store_.Checkpoints(host, limit);
+          if (!rows.has_value()) return ReplyStatus(r, rows.error());
+          json key = nullptr;
+          if (auto k = store_.AuditKey(host); k.has_value()) {
+            key = {{"key_id", k->key_id},
+                   {"public_key", k->public_key},
+                   {"registered_ms", k->registered_ms}};
+          } else if (k.error().code() != core::StatusCode::kNotFound) {
+            return ReplyStatus(r, k.error());
+          }
+          json list = json::array();
+          for (const CheckpointRow& row : *rows) list.push_back(CheckpointJson(row));
+          Reply(r, 200,
+                {{"schema_version", kHubSchemaVersion},
+                 {"host", host},
+                 {"audit_key", std::move(key)},
+                 {"checkpoints", std::move(list)}});
+        });
+}
+
+}  // namespace vigil::hub

@@ -1,0 +1,68 @@
+#pragma once
+
+// The hub's copy of its agents' audit checkpoints (docs/hub.md, "Audit checkpoints"). An audit
+// log alone cannot show records cut off its end or a tail rewritten after its last checkpoint
+// (docs/audit-log-format.md); a copy of every signed checkpoint kept off the host closes that.
+// Agents send each checkpoint their log writes, over HTTP (POST /v1/agents/checkpoints) or NATS
+// (hub/nats_streams.h); both end in CheckpointBook::Accept, which
+//   1. verifies the signature by the audit key the host registered (POST /v1/agents/register
+//      "audit_key"): "verified"; with no key registered, by the key the checkpoint names:
+//      "unverified" with the reason; a signature that does not verify, or a key other than the
+//      registered one: "bad-signature" with the reason;
+//   2. stores it once per (host, covers, chain hash): a resend is a duplicate and changes nothing;
+//   3. judges it against the host's stored checkpoints (Store::PutCheckpoint, ClassifyCheckpoint):
+//      another chain hash for the same record is a "fork"; a checkpoint whose sequence and time
+//      disagree with a neighbour's (a lower sequence later in time, or the reverse) is a
+//      "rollback".
+// A fork, a rollback or a bad signature is logged and written to the hub's audit log as a
+// decision record with action "audit-checkpoint-fork", "audit-checkpoint-rollback" or
+// "audit-checkpoint-bad-signature" (host, seq, covers, chain hash, detail).
+//
+// Routes: POST /v1/agents/checkpoints (agent, its own host); GET /v1/agents/HOST/checkpoints
+// (viewer; ?limit=1..1000, default 100): the registered key and the checkpoints, highest first.
+//
+// Counters: vigil_hub_checkpoints_total{result="verified"|"unverified"|"bad-signature"|
+// "duplicate"} and vigil_hub_checkpoint_problems_total{problem="fork"|"rollback"}.
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "audit/audit_log.h"
+#include "core/clock.h"
+#include "core/metrics.h"
+#include "core/status.h"
+#include "hub/checkpoint_requests.h"
+#include "hub/fleet.h"
+#include "hub/store.h"
+
+namespace vigil::hub {
+
+class CheckpointBook {
+ public:
+  // Everything passed in must outlive the book.
+  CheckpointBook(Store& store, audit::AuditLog& audit, const core::Clock& clock,
+                 core::Registry& registry);
+
+  // Verifies, stores and judges one checkpoint (above). Errors: the store's, or the audit log's
+  // when a problem could not be recorded (the checkpoint is stored then; a resend is a duplicate,
+  // so the record is not retried). Thread-safe.
+  core::Result<CheckpointPut> Accept(const CheckpointReport& c);
+
+  void Routes(httplib::Server& s, const Authorizer& authorize);
+
+  static nlohmann::json CheckpointJson(const CheckpointRow& r);
+
+ private:
+  Store& store_;
+  audit::AuditLog& audit_;
+  const core::Clock& clock_;
+  core::Counter* verified_;
+  core::Counter* unverified_;
+  core::Counter* bad_signature_;
+  core::Counter* duplicate_;
+  core::Counter* fork_;
+  core::Counter* rollback_;
+};
+
+}  // namespace vigil::hub

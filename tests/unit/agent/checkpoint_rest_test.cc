@@ -1,0 +1,164 @@
+// Audit checkpoints over the hub's HTTP API, against a real hub::Server on loopback: the fleet
+// link registers the host's audit key; the checkpoint sink posts each checkpoint of the agent's
+// audit log; the hub verifies them by that key and shows them at GET /v1/agents/HOST/checkpoints;
+// a forged signature and a checkpoint of another key are kept as "bad-signature" and audited; an
+// agent may not send another host's checkpoints.
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "agent/checkpoint_sink.h"
+#include "agent/fleet_link.h"
+#include "agent/hub_sink.h"
+#include "audit/audit_log.h"
+#include "audit/signer.h"
+#include "govern/attest.h"
+#include "hub/checkpoint_requests.h"
+#include "hub_link_fixture.h"
+
+namespace vigil::agent {
+namespace {
+
+using nlohmann::json;
+
+class CheckpointRestTest : public testing::HubLinkTest {
+ protected:
+  void SetUp() override {
+    HubLinkTest::SetUp();
+    StartHub();
+  }
+  HubLinkOptions Link() const {
+    HubLinkOptions o;
+    o.url = Url();
+    o.token_file = TokenFile();
+    o.host = kHost;
+    o.timeout = std::chrono::milliseconds(3000);
+    return o;
+  }
+  // Registers kHost with `key` as its audit key.
+  void Register(const audit::PublicKey& key) {
+    FleetLinkOptions o;
+    o.link = Link();
+    o.vigil_version = "test";
+    o.health = [] { return FleetHealth{}; };
+    o.audit_key = hub::AuditKeyReport{audit::KeyIdString(key.id), govern::HexOf(key.key)};
+    auto link = FleetLink::Create(std::move(o));
+    ASSERT_TRUE(link.has_value()) << link.error().ToString();
+    ASSERT_TRUE((*link)->Beat().ok()) << (*link)->state().last_error;
+  }
+  std::pair<int, json> Get(const std::string& path) {
+    httplib::Client c("127.0.0.1", port_);
+    auto r = c.Get(path, {{"Authorization", "Bearer " + Token(hub::Role::kViewer, "alice")}});
+    if (!r) return {-1, nullptr};
+    return {r->status, json::parse(r->body, nullptr, false)};
+  }
+  std::pair<int, json> Post(const std::string& body, const std::string& host = kHost) {
+    httplib::Client c("127.0.0.1", port_);
+    auto r = c.Post("/v1/agents/checkpoints",
+                    {{"Authorization", "Bearer " + Token(hub::Role::kAgent, host)}}, body,
+                    "application/json");
+    if (!r) return {-1, nullptr};
+    return {r->status, json::parse(r->body, nullptr, false)};
+  }
+};
+
+TEST_F(CheckpointRestTest, TheHubKeepsVerifiedCheckpointsAndFlagsForgedOnes) {
+  auto signer = audit::Ed25519Signer::Generate();
+  Register(signer->public_key());
+
+  CheckpointSinkOptions so;
+  so.host = kHost;
+  so.retry_initial = std::chrono::milliseconds(10);
+  auto client = HubClient::Create(Link());
+  ASSERT_TRUE(client.has_value()) << client.error().ToString();
+  auto sink = CheckpointSink::Open(
+      so, MakeHubTransport(std::move(client).value(), "/v1/agents/checkpoints"), hub_registry_);
+  ASSERT_TRUE(sink.has_value()) << sink.error().ToString();
+  std::vector<audit::CheckpointNotice> seen;
+  audit::AuditOptions ao;
+  ao.fsync = audit::FsyncMode::kNever;
+  ao.checkpoint_every = 2;
+  ao.on_checkpoint = [&](const audit::CheckpointNotice& n) {
+    seen.push_back(n);
+    (*sink)->Offer(n);
+  };
+  {
+    auto log = audit::AuditLog::Open((dir_ / "agent-audit").string(), ao, *signer, clock_);
+    ASSERT_TRUE(log.has_value()) << log.error().ToString();
+    for (int i = 0; i < 5; ++i) {
+      ASSERT_TRUE((*log)->Append(audit::RecordType::kDecision, {{"n", i}}).ok());
+    }
+    ASSERT_TRUE((*log)->Close().ok());
+  }
+  ASSERT_GE(seen.size(), 3u);
+  EXPECT_EQ((*sink)->Close(std::chrono::seconds(10)), 0u);
+  EXPECT_EQ((*sink)->Counts().sent, seen.size());
+
+  auto [status, body] = Get("/v1/agents/web-1/checkpoints");
+  ASSERT_EQ(status, 200) << body.dump();
+  EXPECT_EQ(body["audit_key"]["key_id"], audit::KeyIdString(signer->public_key().id));
+  ASSERT_EQ(body["checkpoints"].size(), seen.size());
+  EXPECT_EQ(body["checkpoints"][0]["seq"], seen.back().seq);  // highest first
+  for (const json& c : body["checkpoints"]) {
+    EXPECT_EQ(c["verification"], "verified") << c.dump();
+    EXPECT_EQ(c["problem"], "");
+  }
+
+  // A forged signature, and a checkpoint signed by another key: kept, flagged, audited.
+  hub::CheckpointReport forged;
+  forged.host = kHost;
+  forged.seq = seen.back().seq + 10;
+  forged.covers = forged.seq - 1;
+  forged.chain_hash = seen.back().chain_hash;
+  forged.time_ns = seen.back().time_ns + 1;
+  forged.key_id = seen.back().key_id;
+  forged.public_key = seen.back().public_key;
+  forged.signature = seen.back().signature;
+  auto [s1, b1] = Post(hub::CheckpointBody(forged));
+  ASSERT_EQ(s1, 200) << b1.dump();
+  EXPECT_EQ(b1["checkpoint"]["verification"], "bad-signature");
+  EXPECT_NE(b1["checkpoint"]["reason"].get<std::string>().find("does not verify"),
+            std::string::npos);
+  auto other = audit::Ed25519Signer::Generate();
+  hub::CheckpointReport foreign = forged;
+  foreign.seq += 1;
+  foreign.covers += 1;
+  foreign.key_id = audit::KeyIdString(other->public_key().id);
+  foreign.public_key = govern::HexOf(other->public_key().key);
+  auto [s2, b2] = Post(hub::CheckpointBody(foreign));
+  ASSERT_EQ(s2, 200) << b2.dump();
+  EXPECT_EQ(b2["checkpoint"]["verification"], "bad-signature");
+  EXPECT_NE(b2["checkpoint"]["reason"].get<std::string>().find("not by the audit key"),
+            std::string::npos);
+  // The same again: a duplicate, nothing new.
+  auto [s3, b3] = Post(hub::CheckpointBody(foreign));
+  ASSERT_EQ(s3, 200);
+  EXPECT_TRUE(b3["duplicate"].get<bool>());
+  ASSERT_TRUE(log_->Flush().ok());
+  int audited = 0;
+  for (const auto& [type, payload] : hub::testing::ReadAuditRecords(dir_ / "audit")) {
+    if (payload.value("action", "") == "audit-checkpoint-bad-signature") ++audited;
+    if (payload.value("action", "") == "audit-key-registered") {
+      EXPECT_EQ(payload["host"], kHost);
+    }
+  }
+  EXPECT_EQ(audited, 2);
+
+  // Another host's checkpoints, a bad body, an unknown host, a bad limit.
+  EXPECT_EQ(Post(hub::CheckpointBody(forged), "web-2").first, 403);
+  auto [s4, b4] = Post(R"({"schema_version":"vigil.hub/v1","host":"web-1"})");
+  EXPECT_EQ(s4, 400);
+  EXPECT_NE(b4.dump().find("seq: missing"), std::string::npos) << b4.dump();
+  auto [s5, b5] = Get("/v1/agents/nobody/checkpoints");
+  ASSERT_EQ(s5, 200);
+  EXPECT_TRUE(b5["audit_key"].is_null());
+  EXPECT_TRUE(b5["checkpoints"].empty());
+  EXPECT_EQ(Get("/v1/agents/web-1/checkpoints?limit=0").first, 400);
+  EXPECT_EQ(Get("/v1/agents/web-1/checkpoints?limit=1").second["checkpoints"].size(), 1u);
+}
+
+}  // namespace
+}  // namespace vigil::agent
