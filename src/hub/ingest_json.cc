@@ -20,7 +20,7 @@ namespace {
 using internal::JsonKind;
 using internal::JsonTape;
 constexpr uint32_t kAbsent = JsonTape::kAbsent;
-constexpr size_t kKeepTokens = size_t{1} << 20;  // a thread's tape keeps at most this many
+constexpr size_t kKeepTokens = size_t{1} << 16;  // a thread's tape keeps at most 2 MiB
 
 // The members an object is read for, in a fixed order: at[k] is the value of names[k].
 template <size_t N>
