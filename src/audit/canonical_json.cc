@@ -4,32 +4,12 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/utf8.h"
+
 namespace vigil::audit {
 namespace {
 
-// Length of the well-formed UTF-8 sequence starting at s[i] (a byte >= 0x80), or 0 when the
-// bytes there are not one (Unicode 15, table 3-7: no overlongs, surrogates or > U+10FFFF), the
-// sequences nlohmann's decoder accepts.
-size_t Utf8SequenceLength(std::string_view s, size_t i) {
-  const auto b = [&](size_t k) { return static_cast<uint8_t>(s[i + k]); };
-  const uint8_t c = b(0);
-  const size_t left = s.size() - i;
-  auto cont = [&](size_t k, uint8_t lo, uint8_t hi) {
-    return k < left && b(k) >= lo && b(k) <= hi;
-  };
-  if (c >= 0xC2 && c <= 0xDF) return cont(1, 0x80, 0xBF) ? 2 : 0;
-  if (c == 0xE0) return cont(1, 0xA0, 0xBF) && cont(2, 0x80, 0xBF) ? 3 : 0;
-  if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) {
-    return cont(1, 0x80, 0xBF) && cont(2, 0x80, 0xBF) ? 3 : 0;
-  }
-  if (c == 0xED) return cont(1, 0x80, 0x9F) && cont(2, 0x80, 0xBF) ? 3 : 0;
-  if (c == 0xF0) return cont(1, 0x90, 0xBF) && cont(2, 0x80, 0xBF) && cont(3, 0x80, 0xBF) ? 4 : 0;
-  if (c >= 0xF1 && c <= 0xF3) {
-    return cont(1, 0x80, 0xBF) && cont(2, 0x80, 0xBF) && cont(3, 0x80, 0xBF) ? 4 : 0;
-  }
-  if (c == 0xF4) return cont(1, 0x80, 0x8F) && cont(2, 0x80, 0xBF) && cont(3, 0x80, 0xBF) ? 4 : 0;
-  return 0;
-}
+using core::Utf8SequenceLength;
 
 // True when every byte of `s` stands for itself inside a JSON string (printable ASCII other
 // than the quote and the backslash): the common case, copied without escaping.

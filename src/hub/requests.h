@@ -27,6 +27,8 @@ inline constexpr std::string_view kHubSchemaVersion = "vigil.hub/v1";
 inline constexpr size_t kMaxRequestBytes = size_t{8} << 20;  // one HTTP body
 inline constexpr size_t kMaxFindingsPerMessage = 10000;
 inline constexpr size_t kMaxExplanation = 64;  // evidence items kept per finding
+inline constexpr size_t kMaxTextField = 4096;  // any free-text field (message, reason, note)
+inline constexpr size_t kMaxNameField = 256;   // rule, model, process, title, uid
 
 enum class FindingKind : uint8_t { kVerdict, kDecision };
 std::string_view FindingKindName(FindingKind k);  // "verdict", "decision"
@@ -52,7 +54,7 @@ struct Finding {
   std::optional<double> score;               // verdicts: vigil.score; decisions: vigil.ml.score
   std::vector<FindingEvidence> explanation;  // verdicts: vigil.explanation (first 64)
   std::string dst_ip;  // dst_endpoint.ip: a network destination involved ("" when not given)
-  std::string raw;  // the finding as received, re-serialised (for the detail view)
+  std::string raw;  // the finding's text as received (for the detail view)
 };
 
 struct IngestMessage {
@@ -109,7 +111,8 @@ bool ValidMessageId(std::string_view s);
 bool ValidIpAddress(const std::string& s);
 
 // Each parser takes a whole request body; errors are kInvalidArgument, e.g.
-// "findings[3].time: expected an integer (Unix milliseconds)".
+// "findings[3].time: expected an integer". The ingest body and finding parsers are the hub's
+// hot path (hub/ingest_json.cc: no JSON tree; a finding's raw is its text as received).
 core::Result<IngestMessage> ParseIngestRequest(std::string_view body);
 core::Result<EscalationRequest> ParseEscalationRequest(std::string_view body);
 core::Result<DecisionRequest> ParseDecisionRequest(std::string_view body);
