@@ -48,18 +48,14 @@
 #include "core/clock.h"
 #include "core/metrics.h"
 #include "core/status.h"
+#include "hub/nats_pull_loop.h"
 #include "hub/store.h"
 #include "pipeline/jetstream.h"
 
 namespace vigil::hub {
 
-struct NatsConsumerOptions {
-  pipeline::JetStreamOptions nats;
-  pipeline::ConsumerOptions consumer;
-  int batch = 64;                                // messages per fetch, 1..1000
-  std::chrono::milliseconds fetch_wait{500};     // also how soon Stop() is noticed
-  std::chrono::milliseconds retry_initial{200};  // reconnecting: doubling up to retry_max
-  std::chrono::milliseconds retry_max{5000};
+// The connection and fetching (hub/nats_pull_loop.h), and:
+struct NatsConsumerOptions : NatsPullOptions {
   std::chrono::milliseconds nak_delay{1000};  // the store failed: redelivered after this
   // Called on the consumer's thread for each message once its batch is committed (before the
   // acknowledgement is sent); may be empty. For measurements (bench/hub/nats_ingest.sh).
@@ -86,11 +82,10 @@ class NatsConsumer {
   // Stops fetching and joins (within about fetch_wait plus one message). Idempotent.
   void Stop();
 
-  bool connected() const { return connected_.load(); }
+  bool connected() const { return loop_.connected(); }
   NatsConsumerCounts Counts() const;
 
  private:
-  void Run();
   // Stores the batch's well-formed messages in one transaction, then acknowledges them.
   void HandleBatch(std::vector<pipeline::JetStreamMessage>& batch);
   // Counts a stored (or duplicate) message and acknowledges it; `confirm`: waits for the
@@ -99,8 +94,6 @@ class NatsConsumer {
                bool confirm);
   // The message's ingest body, checked against its subject; kInvalidArgument saying why not.
   core::Result<IngestMessage> Parse(const pipeline::JetStreamMessage& m) const;
-  // Waits `d` or until Stop(); false when stopping.
-  bool Pause(std::chrono::milliseconds d);
 
   const NatsConsumerOptions options_;
   Store& store_;
@@ -117,11 +110,7 @@ class NatsConsumer {
   core::Gauge* connected_gauge_ = nullptr;
   core::Status init_;  // non-OK when the counters could not be registered
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::atomic<bool> connected_{false};
-  std::thread thread_;
+  NatsPullLoop loop_;
 };
 
 }  // namespace vigil::hub

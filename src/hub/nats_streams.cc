@@ -39,33 +39,19 @@ NatsCheckpointConsumer::~NatsCheckpointConsumer() { Stop(); }
 
 core::Status NatsCheckpointConsumer::Start() {
   VIGIL_RETURN_IF_ERROR(init_);
-  VIGIL_RETURN_IF_ERROR(pipeline::ValidateJetStreamOptions(options_.nats));
-  if (!core::IsNatsName(options_.consumer.durable)) {
-    return core::InvalidArgument(
-        "nats checkpoint consumer: expected 1..64 of [A-Za-z0-9_-], got '" +
-        options_.consumer.durable + "'");
-  }
-  if (options_.batch < 1 || options_.batch > 1000 || options_.fetch_wait.count() < 1 ||
-      options_.retry_initial.count() < 1 || options_.retry_max < options_.retry_initial) {
-    return core::InvalidArgument(
-        "nats checkpoint consumer: batch must be 1..1000, fetch_wait and retry_initial >= 1 ms, "
-        "retry_max >= retry_initial");
-  }
-  if (thread_.joinable()) {
-    return core::FailedPrecondition("nats checkpoint consumer: already started");
-  }
-  thread_ = std::thread([this] { Run(); });
-  return core::Status::Ok();
+  NatsPullHooks h;
+  h.name = "nats checkpoint consumer";
+  h.log_prefix = "hub: nats checkpoints";
+  h.kind = "checkpoints";
+  h.connect_errors = connect_errors_;
+  h.fetch_errors = fetch_errors_;
+  h.handle = [this](std::vector<pipeline::JetStreamMessage>& batch) {
+    for (pipeline::JetStreamMessage& m : batch) Handle(m);
+  };
+  return loop_.Start(options_, std::move(h));
 }
 
-void NatsCheckpointConsumer::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+void NatsCheckpointConsumer::Stop() { loop_.Stop(); }
 
 NatsCheckpointCounts NatsCheckpointConsumer::Counts() const {
   NatsCheckpointCounts c;
@@ -77,55 +63,6 @@ NatsCheckpointCounts NatsCheckpointConsumer::Counts() const {
   c.fetch_errors = fetch_errors_->Value();
   c.ack_errors = ack_errors_->Value();
   return c;
-}
-
-bool NatsCheckpointConsumer::Pause(std::chrono::milliseconds d) {
-  std::unique_lock<std::mutex> lock(mu_);
-  return !cv_.wait_for(lock, d, [this] { return stop_; });
-}
-
-void NatsCheckpointConsumer::Run() {
-  std::unique_ptr<pipeline::JetStreamConnection> conn;
-  auto backoff = options_.retry_initial;
-  std::string last_error;
-  auto stopping = [this] {
-    std::lock_guard<std::mutex> lock(mu_);
-    return stop_;
-  };
-  while (!stopping()) {
-    if (conn == nullptr || !conn->connected()) {
-      conn.reset();
-      connected_.store(false);
-      auto c = pipeline::JetStreamConnection::Connect(options_.nats);
-      core::Status st = c.has_value() ? (*c)->EnsureStream() : c.error();
-      if (st.ok()) st = (*c)->BindConsumer(options_.consumer);
-      if (!st.ok()) {
-        connect_errors_->Inc();
-        if (st.message() != last_error) {
-          spdlog::warn("hub: nats checkpoints: {}; retrying", st.message());
-          last_error = st.message();
-        }
-        if (!Pause(backoff)) break;
-        backoff = std::min(backoff * 2, options_.retry_max);
-        continue;
-      }
-      conn = std::move(c).value();
-      backoff = options_.retry_initial;
-      last_error.clear();
-      connected_.store(true);
-      spdlog::info("hub: consuming NATS stream {} (subjects {}.*.checkpoints) as durable {}",
-                   options_.nats.stream, options_.nats.subject_prefix, options_.consumer.durable);
-    }
-    auto batch = conn->Fetch(options_.batch, options_.fetch_wait);
-    if (!batch.has_value()) {
-      fetch_errors_->Inc();
-      spdlog::warn("hub: nats checkpoints: {}; reconnecting", batch.error().message());
-      conn.reset();
-      continue;
-    }
-    for (pipeline::JetStreamMessage& m : *batch) Handle(m);
-  }
-  connected_.store(false);
 }
 
 void NatsCheckpointConsumer::Handle(pipeline::JetStreamMessage& m) {

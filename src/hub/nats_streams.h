@@ -28,17 +28,14 @@
 #include "core/metrics.h"
 #include "core/status.h"
 #include "hub/checkpoints.h"
+#include "hub/nats_pull_loop.h"
 #include "pipeline/jetstream.h"
 
 namespace vigil::hub {
 
-struct NatsCheckpointOptions {
-  pipeline::JetStreamOptions nats;
-  pipeline::ConsumerOptions consumer;            // kind is set to "checkpoints"
-  int batch = 64;                                // messages per fetch, 1..1000
-  std::chrono::milliseconds fetch_wait{500};     // also how soon Stop() is noticed
-  std::chrono::milliseconds retry_initial{200};  // reconnecting: doubling up to retry_max
-  std::chrono::milliseconds retry_max{5000};
+// The connection and fetching (hub/nats_pull_loop.h; consumer.kind is set to "checkpoints"),
+// and:
+struct NatsCheckpointOptions : NatsPullOptions {
   std::chrono::milliseconds nak_delay{1000};
 };
 
@@ -61,13 +58,11 @@ class NatsCheckpointConsumer {
   core::Status Start();
   void Stop();  // idempotent; joins within about fetch_wait plus one message
 
-  bool connected() const { return connected_.load(); }
+  bool connected() const { return loop_.connected(); }
   NatsCheckpointCounts Counts() const;
 
  private:
-  void Run();
   void Handle(pipeline::JetStreamMessage& m);
-  bool Pause(std::chrono::milliseconds d);  // false when stopping
 
   NatsCheckpointOptions options_;
   CheckpointBook& book_;
@@ -80,11 +75,7 @@ class NatsCheckpointConsumer {
   core::Counter* ack_errors_ = nullptr;
   core::Status init_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::atomic<bool> connected_{false};
-  std::thread thread_;
+  NatsPullLoop loop_;
 };
 
 }  // namespace vigil::hub

@@ -24,13 +24,12 @@ std::chrono::steady_clock::time_point AtNs(int64_t ns) {
 }  // namespace
 
 GateWatchdog::GateWatchdog(AnswerFn answer, GateDecider* decider, int realtime_priority)
-    : answer_(std::move(answer)),
-      decider_(decider),
-      realtime_priority_(realtime_priority),
-      thread_([this] {
-        (void)core::SetRealtimePriority(realtime_priority_);  // the gate thread reports a refusal
-        Run();
-      }) {}
+    : answer_(std::move(answer)), decider_(decider), realtime_priority_(realtime_priority) {
+  // Started with its priority in force when the constructor returns; a refusal is the gate
+  // thread's to report (the host's answer is the same for both).
+  core::Status refused;
+  thread_ = core::StartRealtimeThread(realtime_priority_, [this] { Run(); }, &refused);
+}
 
 GateWatchdog::~GateWatchdog() {
   {

@@ -1,0 +1,74 @@
+#pragma once
+
+// The thread shared by the hub's NATS JetStream consumers (hub/nats_consumer.h for findings,
+// hub/nats_streams.h for audit checkpoints): it connects, makes sure of the stream, binds the
+// durable pull consumer, then fetches batches and hands each to its owner until Stop(). A
+// failed connection is tried again with backoff (retry_initial doubling up to retry_max); a
+// failed fetch drops the connection and makes a new one. What a message means, and its
+// acknowledgement, is the owner's.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/metrics.h"
+#include "core/status.h"
+#include "pipeline/jetstream.h"
+
+namespace vigil::hub {
+
+struct NatsPullOptions {
+  pipeline::JetStreamOptions nats;
+  pipeline::ConsumerOptions consumer;
+  int batch = 64;                                // messages per fetch, 1..1000
+  std::chrono::milliseconds fetch_wait{500};     // also how soon Stop() is noticed
+  std::chrono::milliseconds retry_initial{200};  // reconnecting: doubling up to retry_max
+  std::chrono::milliseconds retry_max{5000};
+};
+
+// What the loop needs from its owner.
+struct NatsPullHooks {
+  std::string name;        // for errors: "nats consumer", "nats checkpoint consumer"
+  std::string log_prefix;  // for log lines: "hub: nats", "hub: nats checkpoints"
+  std::string kind;        // the subjects' last token, for the log: "findings", "checkpoints"
+  core::Counter* connect_errors = nullptr;  // must outlive the loop
+  core::Counter* fetch_errors = nullptr;
+  std::function<void(bool connected)> on_connected;  // may be empty
+  // One fetched batch, on the loop's thread.
+  std::function<void(std::vector<pipeline::JetStreamMessage>&)> handle;
+};
+
+class NatsPullLoop {
+ public:
+  NatsPullLoop() = default;
+  ~NatsPullLoop();  // Stop()
+  NatsPullLoop(const NatsPullLoop&) = delete;
+  NatsPullLoop& operator=(const NatsPullLoop&) = delete;
+
+  // Checks the options (kInvalidArgument naming the field, prefixed by hooks.name) and starts
+  // the thread; does not wait for the server. kFailedPrecondition when already started.
+  core::Status Start(const NatsPullOptions& options, NatsPullHooks hooks);
+  void Stop();  // idempotent; joins within about fetch_wait plus one batch
+
+  bool connected() const { return connected_.load(); }
+
+ private:
+  void Run();
+  bool Pause(std::chrono::milliseconds d);  // false when stopping
+  void SetConnected(bool c);
+
+  NatsPullOptions options_;
+  NatsPullHooks hooks_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::atomic<bool> connected_{false};
+  std::thread thread_;
+};
+
+}  // namespace vigil::hub
