@@ -4,7 +4,14 @@
 // checked against a range and the actuator-state model with fresh tank levels, audit log on,
 // fsync never). Writes alternate between the two paths so both see the same machine load.
 //
-//   build/release/bench/gateway_bench [--writes N] [--data DIR]
+//   build/release/bench/gateway_bench [--writes N] [--data DIR] [--plc-priority N]
+//
+// The PLC stands for a separate device: by default its thread runs at SCHED_FIFO 20, so that
+// the machine's load (other processes on these two cores) does not delay its answers; on a
+// loaded machine a PLC at normal priority answers a write forwarded by the proxy's real-time
+// thread later than one from the benchmark's own (normal) thread — the waker is not a fair-class
+// task, so the PLC's wake-up does not preempt — and that delay would be counted as the gateway's.
+// --plc-priority 0 measures that way all the same.
 //
 // Prints P50/P90/P99 of each path and of the difference of the quantiles, and the machine's
 // load average before and after (the figures mean little on a loaded machine).
@@ -25,6 +32,7 @@
 #include "../tests/unit/gateway/fake_plc.h"
 #include "audit/audit_log.h"
 #include "audit/signer.h"
+#include "core/thread_priority.h"
 #include "gateway/gateway.h"
 
 namespace {
@@ -57,14 +65,36 @@ int main(int argc, char** argv) {
   std::string data = std::string(VIGIL_SOURCE_DIR) + "/../shared/data/batadal";
   app.add_option("--writes", writes, "Writes per path")->check(CLI::Range(100, 10000000));
   app.add_option("--data", data, "BATADAL directory (dataset03 trains the model)");
+  int plc_priority = 20;
+  app.add_option("--plc-priority", plc_priority,
+                 "SCHED_FIFO priority of the PLC's thread (0: normal scheduling)")
+      ->check(CLI::Range(0, 99));
+  int client_priority = 5;
+  app.add_option("--client-priority", client_priority,
+                 "SCHED_FIFO priority of the measuring client's thread (0: normal scheduling)")
+      ->check(CLI::Range(0, 99));
   CLI11_PARSE(app, argc, argv);
 
   std::printf("load average before: %s\n", LoadAverage().c_str());
   gateway::testing::FakePlc plc;
-  if (!plc.Start()) {
-    std::fprintf(stderr, "gateway_bench: cannot start the PLC\n");
+  if (!plc.Start(plc_priority)) {
+    std::fprintf(stderr, "gateway_bench: cannot start the PLC%s\n",
+                 plc_priority > 0 ? " at real-time priority (root, or --plc-priority 0)" : "");
     return 1;
   }
+  if (client_priority > 0) {
+    const core::Status st = core::SetRealtimePriority(client_priority);
+    if (!st.ok()) {
+      std::fprintf(stderr, "gateway_bench: --client-priority: %s\n", st.message().c_str());
+      return 1;
+    }
+  }
+  std::printf("client thread: %s\n", client_priority > 0
+                                         ? ("SCHED_FIFO " + std::to_string(client_priority)).c_str()
+                                         : "normal scheduling");
+  std::printf("PLC thread: %s\n", plc_priority > 0
+                                      ? ("SCHED_FIFO " + std::to_string(plc_priority)).c_str()
+                                      : "normal scheduling");
   const std::string text =
       "mode: enforce\nsinks: []\nmetrics: {enabled: false}\n"
       "modbus: {listen: \"127.0.0.1:0\", upstream: \"127.0.0.1:" + std::to_string(plc.port()) +

@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/thread_priority.h"
+
 namespace vigil::gateway::testing {
 
 FakePlc::FakePlc() : map_(modbus_mapping_new(1000, 1000, 1000, 1000)) {}
@@ -23,7 +25,7 @@ FakePlc::~FakePlc() {
   modbus_mapping_free(map_);
 }
 
-bool FakePlc::Start() {
+bool FakePlc::Start(int realtime_priority) {
   ctx_ = modbus_new_tcp("127.0.0.1", 0);
   if (ctx_ == nullptr || map_ == nullptr) return false;
   listen_fd_ = modbus_tcp_listen(ctx_, 16);
@@ -32,8 +34,13 @@ bool FakePlc::Start() {
   socklen_t len = sizeof(addr);
   if (getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return false;
   port_ = ntohs(addr.sin_port);
-  thread_ = std::thread([this] { Loop(); });
-  return true;
+  if (realtime_priority <= 0) {
+    thread_ = std::thread([this] { Loop(); });
+    return true;
+  }
+  core::Status applied;
+  thread_ = core::StartRealtimeThread(realtime_priority, [this] { Loop(); }, &applied);
+  return applied.ok();
 }
 
 uint16_t FakePlc::holding(int address) {
