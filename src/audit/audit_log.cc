@@ -110,7 +110,7 @@ core::Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& dir,
       {"after_seq", local.last_seq},
       {"key_id", KeyIdString(signer.public_key().id)}};
   {
-    std::unique_lock<std::mutex> lock(log->mu_);
+    std::unique_lock<core::PiMutex> lock(log->mu_);
     VIGIL_RETURN_IF_ERROR(log->Enqueue(lock, RecordType::kLogOpen, clock.NowUnixNanos(),
                                        CanonicalJson(open_payload), nullptr));
   }
@@ -217,14 +217,14 @@ core::Status AuditLog::Append(RecordType type, nlohmann::json payload) {
   thread_local std::string text;  // keeps its capacity: no allocation per record
   text.clear();
   AppendCanonicalJson(payload, &text);
-  std::unique_lock<std::mutex> lock(mu_);
+  std::unique_lock<core::PiMutex> lock(mu_);
   return Enqueue(lock, type, now, text, &payload);
 }
 
 core::Status AuditLog::AppendCanonical(RecordType type, std::string_view payload) {
   VIGIL_RETURN_IF_ERROR(CheckAppendType(type));
   const int64_t now = clock_.NowUnixNanos();
-  std::unique_lock<std::mutex> lock(mu_);
+  std::unique_lock<core::PiMutex> lock(mu_);
   return Enqueue(lock, type, now, payload, nullptr);
 }
 
@@ -240,7 +240,7 @@ AuditLog::Block& AuditLog::TailBlock() {
   return *queue_.back();
 }
 
-core::Status AuditLog::Enqueue(std::unique_lock<std::mutex>& lock, RecordType type,
+core::Status AuditLog::Enqueue(std::unique_lock<core::PiMutex>& lock, RecordType type,
                                int64_t time_ns, std::string_view payload,
                                nlohmann::json* release) {
   if (queued_ >= options_.queue_capacity && !closing_ && broken_.ok()) {
@@ -278,7 +278,7 @@ core::Status AuditLog::Enqueue(std::unique_lock<std::mutex>& lock, RecordType ty
 }
 
 core::Status AuditLog::Flush() {
-  std::unique_lock<std::mutex> lock(mu_);
+  std::unique_lock<core::PiMutex> lock(mu_);
   const uint64_t target = accepted_;
   flush_target_ = std::max(flush_target_, target);
   work_cv_.notify_one();
@@ -290,7 +290,7 @@ core::Status AuditLog::Flush() {
 
 core::Status AuditLog::Close() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<core::PiMutex> lock(mu_);
     if (closed_) return close_status_;
     closed_ = true;
     closing_ = true;
@@ -301,13 +301,13 @@ core::Status AuditLog::Close() {
   if (active_fd_ >= 0) close(active_fd_);
   active_fd_ = -1;
   close(lock_fd_);
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<core::PiMutex> lock(mu_);
   close_status_ = broken_;
   return close_status_;
 }
 
 AuditStats AuditLog::Stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<core::PiMutex> lock(mu_);
   return stats_;
 }
 
@@ -420,7 +420,7 @@ void AuditLog::EncodeCheckpoint() {
 
 void AuditLog::WriterLoop() {
   std::unique_ptr<Block> batch;
-  std::unique_lock<std::mutex> lock(mu_);
+  std::unique_lock<core::PiMutex> lock(mu_);
   for (;;) {
     auto due = [&]() -> int64_t {  // monotonic deadline of timed work, or INT64_MAX
       int64_t d = INT64_MAX;

@@ -27,7 +27,6 @@
 //
 // Thread-safety: Append(), Flush() and Stats() may be called from any thread concurrently.
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -44,6 +43,7 @@
 #include "audit/internal/format.h"
 #include "audit/signer.h"
 #include "core/clock.h"
+#include "core/pi_mutex.h"
 #include "core/status.h"
 
 namespace vigil::audit {
@@ -199,7 +199,7 @@ class AuditLog {
   core::Status Recover(OpenReport* report);
   // Appends under mu_ (held by `lock`), waiting for queue space; `release` (may be null) is moved
   // into the block to be freed on the writer thread.
-  core::Status Enqueue(std::unique_lock<std::mutex>& lock, RecordType type, int64_t time_ns,
+  core::Status Enqueue(std::unique_lock<core::PiMutex>& lock, RecordType type, int64_t time_ns,
                        std::string_view payload, nlohmann::json* release);
   // The block the next record goes into (mu_ held).
   Block& TailBlock();
@@ -233,10 +233,12 @@ class AuditLog {
   uint64_t buf_checkpoints_ = 0;
   std::vector<CheckpointNotice> notices_;  // encoded, not yet handed to on_checkpoint
 
-  mutable std::mutex mu_;
-  std::condition_variable work_cv_;   // the writer waits for records, flushes, close
-  std::condition_variable space_cv_;  // Append waits for queue space
-  std::condition_variable done_cv_;   // Flush waits for progress
+  // Priority-inheriting: a gate's or the gateway's real-time thread appends under it, and the
+  // writer thread that also takes it runs at normal priority (core/pi_mutex.h).
+  mutable core::PiMutex mu_;
+  core::PiCondition work_cv_;   // the writer waits for records, flushes, close
+  core::PiCondition space_cv_;  // Append waits for queue space
+  core::PiCondition done_cv_;   // Flush waits for progress
   std::deque<std::unique_ptr<Block>> queue_;  // front: the oldest records
   size_t queued_ = 0;                          // records in queue_
   std::vector<std::unique_ptr<Block>> spare_;  // emptied blocks for reuse

@@ -21,6 +21,7 @@
 
 #include "audit/audit_log.h"
 #include "core/clock.h"
+#include "core/pi_mutex.h"
 #include "core/http_server.h"
 #include "core/metrics.h"
 #include "core/status.h"
@@ -103,7 +104,8 @@ class Gateway {
   std::unique_ptr<SensorScorer> scorer_;
   std::unique_ptr<Telemetry> telemetry_;
   std::unique_ptr<core::MetricsServer> metrics_;
-  std::mutex sink_mu_;  // sinks take one writer at a time
+  // Sinks take one writer at a time: the proxy's real-time threads and the telemetry thread.
+  core::PiMutex sink_mu_;
   std::atomic<uint64_t> sink_errors_{0};
   std::atomic<uint64_t> audit_errors_{0};
 };

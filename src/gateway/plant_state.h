@@ -2,17 +2,20 @@
 
 // The gateway's view of the plant: the latest reading of each named signal (tank levels,
 // flows, pressures, actuator states) with the monotonic time it arrived. Telemetry writes it;
-// the actuator checks read it. Thread-safe (a reader-writer lock; readers copy what they need).
+// the actuator checks read it. Thread-safe: one priority-inheriting lock (core/pi_mutex.h), since
+// the model's real-time worker reads while the telemetry thread, at normal priority, writes;
+// readers copy what they need.
 
 #include <cstdint>
 #include <optional>
-#include <shared_mutex>
 #include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include "core/pi_mutex.h"
 
 namespace vigil::gateway {
 
@@ -31,7 +34,7 @@ class PlantState {
   size_t size() const;
 
  private:
-  mutable std::shared_mutex mu_;
+  mutable core::PiMutex mu_;
   std::unordered_map<std::string, Reading> values_;
 };
 
