@@ -5,7 +5,9 @@
 // two good ones, a fork, a rollback and one signed by another key. Debian's Chromium, driven by
 // playwright-core (tests/e2e/web/agents_flow.js through scripts/playwright.sh), checks that the
 // admin sees the heartbeat's figures in the agents list and on the host's page with every
-// checkpoint's verdict, and that a viewer sees the checkpoints but not the health.
+// checkpoint's verdict, and that a viewer sees the checkpoints but not the health. Also the
+// models page's triage section: an admin trains the model there and sees the held-out figures
+// (tests/e2e/web/triage_flow.js).
 
 #include <unistd.h>
 
@@ -130,6 +132,73 @@ TEST(WebUiAgentsE2eTest, ShowsHealthAndEveryCheckpointVerdictByRole) {
           " VIGIL_CHECKPOINTS='5 checkpoints: 4 verified, 0 unverified, 1 bad signature; 1 "
           "forks, 1 rollbacks.'",
       shots, dir, 3);
+}
+
+
+// An OCSF model verdict about process `pid` on web-1 scoring `score` (as the agent writes it).
+json Verdict(int pid, double score, int64_t time_ms) {
+  return {{"class_uid", 2004},
+          {"time", time_ms},
+          {"severity_id", 4},
+          {"process", {{"pid", pid}, {"name", "worker"}}},
+          {"finding_info",
+           {{"title", "Anomalous system-call sequence"},
+            {"uid", "worker:" + std::to_string(pid)},
+            {"analytic", {{"name", "ngram"}, {"version", "1"}, {"type_id", 4}}}}},
+          {"vigil", {{"score", score}, {"anomalous", score >= 0.5}}}};
+}
+
+// The models page: with seven adjudicated incidents (three attacks), an admin trains the triage
+// model with the page's button and sees the threshold chosen on held-out data and its figures.
+TEST(WebUiTriageE2eTest, AnAdminTrainsTheTriageModelAndSeesTheHeldOutFigures) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("vigil-web-triage-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  struct Cleanup {
+    fs::path d;
+    ~Cleanup() { fs::remove_all(d); }
+  } cleanup{dir};
+  const fs::path shots = fs::current_path() / "web-ui-screenshots";
+  fs::create_directories(shots);
+  const fs::path hub_state = dir / "hub";
+  ASSERT_NO_FATAL_FAILURE(vigil::e2e::AddWebUsers(dir, hub_state, {{"adm", "admin"}}));
+  auto token = [&](const std::string& role, const std::string& subject) {
+    auto r = vigil::e2e::RunVigil(dir / "cli", "hub token --role " + role + " --subject " +
+                                                   subject + " --ttl 1h --state-dir " +
+                                                   hub_state.string());
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return httplib::Headers{{"Authorization", "Bearer " + r.out.substr(0, r.out.find('\n'))}};
+  };
+  const httplib::Headers as_agent = token("agent", "web-1"), as_analyst = token("analyst", "ana");
+  vigil::e2e::WebHub hub;
+  ASSERT_NO_FATAL_FAILURE(vigil::e2e::StartWebHub(dir, hub_state, &hub));
+  httplib::Client http("127.0.0.1", hub.port);
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  const double scores[] = {0.92, 0.85, 0.8, 0.3, 0.2, 0.15, 0.1};
+  for (int i = 0; i < 7; ++i) {
+    const json body = {{"schema_version", "vigil.hub/v1"},
+                       {"host", "web-1"},
+                       {"message_id", "m" + std::to_string(i)},
+                       {"findings", json::array({Verdict(100 + i, scores[i], now_ms + i)})}};
+    auto in = http.Post("/v1/ingest", as_agent, body.dump(), "application/json");
+    ASSERT_TRUE(in);
+    ASSERT_EQ(in->status, 200) << in->body;
+    const int64_t id = json::parse(in->body)["incidents"][0];
+    auto l = http.Post("/v1/incidents/" + std::to_string(id) + "/adjudication", as_analyst,
+                       json{{"label", i < 3 ? "true_positive" : "false_positive"}}.dump(),
+                       "application/json");
+    ASSERT_TRUE(l);
+    ASSERT_EQ(l->status, 200) << l->body;
+  }
+  ASSERT_NO_FATAL_FAILURE(vigil::e2e::RunBrowserFlow(
+      "triage_flow.js", "VIGIL_HUB_URL=" + hub.url + " VIGIL_ADMIN=adm:adm-has-a-long-password",
+      shots, dir, 1));
+  auto st = http.Get("/v1/triage", as_analyst);
+  ASSERT_TRUE(st);
+  ASSERT_EQ(st->status, 200) << st->body;
+  EXPECT_EQ(json::parse(st->body)["threshold_source"], "held-out") << st->body;
 }
 
 }  // namespace

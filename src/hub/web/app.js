@@ -463,19 +463,31 @@ function triageSection(t) {
     status.replaceChildren('training…');
     try {
       const r = await api('POST', '/v1/triage/train', {});
-      status.replaceChildren('trained ' + r.trained.path + (r.trained.activated ? ', in force' : ''));
+      const h = r.trained.metrics && r.trained.metrics.held_out;
+      status.replaceChildren('trained ' + r.trained.path + (r.trained.activated ? ', in force' : '') +
+        (h ? ' (held out: recall ' + fixed(h.recall) + ', ' + fixed(h.removed_fraction * 100) + '% suppressed)' : ''));
       route();
     } catch (err) {
       status.replaceChildren(errorBox(err));
       button.disabled = false;
     }
   });
+  // What the threshold's figures say: for "held-out", each fold of the training's incidents judged
+  // at the threshold chosen on the others (what to expect on new incidents); for "recall", the
+  // store's adjudicated incidents (which may include those the model learnt from).
+  let figures = '';
+  if (v && t.threshold_source === 'held-out' && v.held_out) {
+    const h = v.held_out;
+    figures = '; held out (' + v.folds + ' folds): keeps ' + h.alerts_after + ' of ' + h.alerts_before + ' incidents (' +
+      fixed(h.removed_fraction * 100) + '% suppressed) at recall ' + fixed(h.recall);
+  } else if (v && v.alerts_before !== undefined) {
+    figures = '; on the adjudicated incidents (possibly its training data) it keeps ' + v.alerts_after + ' of ' +
+      v.alerts_before + ' (' + fixed(v.removed_fraction * 100) + '% removed) at recall ' + fixed(v.recall);
+  }
   return el('div', { id: 'triage' },
     el('h2', {}, 'Triage model'),
-    m ? el('p', {}, m.path + ' (' + m.name + ' ' + m.version + ', key ' + m.key_id + '): threshold ' + fixed(t.threshold) +
-      ' (' + t.threshold_source + ', recall target ' + fixed(t.recall) + ')' +
-      (v ? '; on the adjudicated incidents it keeps ' + v.alerts_after + ' of ' + v.alerts_before + ' (' +
-        fixed(v.removed_fraction * 100) + '% removed) at recall ' + fixed(v.recall) : ''))
+    m ? el('p', { id: 'triage-model' }, m.path + ' (' + m.name + ' ' + m.version + ', key ' + m.key_id + '): threshold ' +
+      fixed(t.threshold, 3) + ' (' + t.threshold_source + ', recall target ' + fixed(t.recall) + ')' + figures)
       : el('p', { className: 'muted' }, 'No triage model in force: incidents are not scored.'),
     may('admin') ? el('div', { className: 'actions' }, button, status) : null);
 }
