@@ -58,23 +58,39 @@ json Checkpoint(const vigil::audit::Signer& signer, uint64_t seq, uint8_t chain_
           {"signature", Hex(sig.data(), sig.size())}};
 }
 
-TEST(WebUiAgentsE2eTest, ShowsHealthAndEveryCheckpointVerdictByRole) {
-  const fs::path dir =
-      fs::temp_directory_path() / ("vigil-web-agents-" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  struct Cleanup {
-    fs::path d;
-    ~Cleanup() { fs::remove_all(d); }
-  } cleanup{dir};
+// A work folder (removed afterwards) holding the hub's state; screenshots kept in the build
+// folder's web-ui-screenshots/.
+class WebHubUiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir = fs::temp_directory_path() /
+          ("vigil-web-" + std::string(info->name()) + "-" + std::to_string(getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(shots);
+  }
+  void TearDown() override { fs::remove_all(dir); }
+  // A bearer token from `vigil hub token` (issued before the hub starts).
+  httplib::Headers Token(const std::string& role, const std::string& subject) {
+    auto r = vigil::e2e::RunVigil(dir / "cli", "hub token --role " + role + " --subject " +
+                                                   subject + " --ttl 1h --state-dir " +
+                                                   hub_state().string());
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return {{"Authorization", "Bearer " + r.out.substr(0, r.out.find('\n'))}};
+  }
+  fs::path hub_state() const { return dir / "hub"; }
+
+  fs::path dir;
   const fs::path shots = fs::current_path() / "web-ui-screenshots";
-  fs::create_directories(shots);
-  const fs::path hub_state = dir / "hub";
+};
+using WebUiAgentsE2eTest = WebHubUiTest;
+using WebUiTriageE2eTest = WebHubUiTest;
+
+TEST_F(WebUiAgentsE2eTest, ShowsHealthAndEveryCheckpointVerdictByRole) {
+  const fs::path hub_state = this->hub_state();
   ASSERT_NO_FATAL_FAILURE(
       vigil::e2e::AddWebUsers(dir, hub_state, {{"adm", "admin"}, {"vic", "viewer"}}));
-  auto r = vigil::e2e::RunVigil(dir / "cli", "hub token --role agent --subject gw-1 --ttl 1h "
-                                             "--state-dir " + hub_state.string());
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  const httplib::Headers as_agent{{"Authorization", "Bearer " + r.out.substr(0, r.out.find('\n'))}};
+  const httplib::Headers as_agent = Token("agent", "gw-1");
   vigil::e2e::WebHub hub;
   ASSERT_NO_FATAL_FAILURE(vigil::e2e::StartWebHub(dir, hub_state, &hub));
   httplib::Client http("127.0.0.1", hub.port);
@@ -150,26 +166,10 @@ json Verdict(int pid, double score, int64_t time_ms) {
 
 // The models page: with seven adjudicated incidents (three attacks), an admin trains the triage
 // model with the page's button and sees the threshold chosen on held-out data and its figures.
-TEST(WebUiTriageE2eTest, AnAdminTrainsTheTriageModelAndSeesTheHeldOutFigures) {
-  const fs::path dir =
-      fs::temp_directory_path() / ("vigil-web-triage-" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  struct Cleanup {
-    fs::path d;
-    ~Cleanup() { fs::remove_all(d); }
-  } cleanup{dir};
-  const fs::path shots = fs::current_path() / "web-ui-screenshots";
-  fs::create_directories(shots);
-  const fs::path hub_state = dir / "hub";
+TEST_F(WebUiTriageE2eTest, AnAdminTrainsTheTriageModelAndSeesTheHeldOutFigures) {
+  const fs::path hub_state = this->hub_state();
   ASSERT_NO_FATAL_FAILURE(vigil::e2e::AddWebUsers(dir, hub_state, {{"adm", "admin"}}));
-  auto token = [&](const std::string& role, const std::string& subject) {
-    auto r = vigil::e2e::RunVigil(dir / "cli", "hub token --role " + role + " --subject " +
-                                                   subject + " --ttl 1h --state-dir " +
-                                                   hub_state.string());
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return httplib::Headers{{"Authorization", "Bearer " + r.out.substr(0, r.out.find('\n'))}};
-  };
-  const httplib::Headers as_agent = token("agent", "web-1"), as_analyst = token("analyst", "ana");
+  const httplib::Headers as_agent = Token("agent", "web-1"), as_analyst = Token("analyst", "ana");
   vigil::e2e::WebHub hub;
   ASSERT_NO_FATAL_FAILURE(vigil::e2e::StartWebHub(dir, hub_state, &hub));
   httplib::Client http("127.0.0.1", hub.port);
