@@ -65,8 +65,7 @@ core::Result<int> HeldOutFolds(const model::FeatureTable& table, int max_folds) 
 
 core::Result<HeldOutThreshold> ChooseHeldOutThreshold(const model::FeatureTable& table,
                                                       const model::TriageOptions& options,
-                                                      int max_folds, uint64_t seed,
-                                                      double recall) {
+                                                      int max_folds, uint64_t seed, double recall) {
   HeldOutThreshold h;
   VIGIL_ASSIGN_OR_RETURN(h.folds, HeldOutFolds(table, max_folds));
   h.seed = seed;

@@ -51,8 +51,7 @@ core::Result<int> HeldOutFolds(const model::FeatureTable& table, int max_folds);
 // Steps 1-3 above with HeldOutFolds(table, max_folds) folds. recall in (0, 1].
 core::Result<HeldOutThreshold> ChooseHeldOutThreshold(const model::FeatureTable& table,
                                                       const model::TriageOptions& options,
-                                                      int max_folds, uint64_t seed,
-                                                      double recall);
+                                                      int max_folds, uint64_t seed, double recall);
 
 // The figures as JSON (the training answer, the audit record, the model file's header).
 nlohmann::json HeldOutJson(const HeldOutThreshold& h);

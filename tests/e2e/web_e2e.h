@@ -4,6 +4,7 @@
 // with people added by `vigil hub user add`, and a flow script run in Debian's Chromium by
 // scripts/playwright.sh.
 
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -11,12 +12,10 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "vigil_cli.h"
 
@@ -37,10 +36,9 @@ inline void AddWebUsers(const std::filesystem::path& dir, const std::filesystem:
   std::filesystem::create_directories(dir / "cli");
   for (const auto& [name, role] : people) {
     std::ofstream(dir / (name + ".pw")) << name << "-has-a-long-password\n";
-    const CmdResult r = RunVigil(dir / "cli", "hub user add " + name + " --role " + role +
-                                                  " --state-dir " + state.string() +
-                                                  " --password-file " +
-                                                  (dir / (name + ".pw")).string());
+    const CmdResult r = RunVigil(
+        dir / "cli", "hub user add " + name + " --role " + role + " --state-dir " + state.string() +
+                         " --password-file " + (dir / (name + ".pw")).string());
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
 }
@@ -49,9 +47,9 @@ inline void AddWebUsers(const std::filesystem::path& dir, const std::filesystem:
 // not get ready.
 inline void StartWebHub(const std::filesystem::path& dir, const std::filesystem::path& state,
                         WebHub* hub) {
-  hub->process = StartVigil(
-      {"hub", "--state-dir", state.string(), "--listen", "127.0.0.1:0", "--json"},
-      dir / "hub.out", dir / "hub.err");
+  hub->process =
+      StartVigil({"hub", "--state-dir", state.string(), "--listen", "127.0.0.1:0", "--json"},
+                 dir / "hub.out", dir / "hub.err");
   ASSERT_EQ(hub->process.error, "");
   hub->port = nlohmann::json::parse(hub->process.ready_line)["port"];
   hub->url = "http://127.0.0.1:" + std::to_string(hub->port);
@@ -73,8 +71,8 @@ inline void RunBrowserFlow(const std::string& script, const std::string& env,
   std::printf("web UI screenshots: %s\n", shots.c_str());
   std::fflush(stdout);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-      << ReadAll(out) << ReadAll(err) << "\nhub:\n" << ReadAll(dir / "hub.err")
-      << (context_on_failure ? context_on_failure() : std::string());
+      << ReadAll(out) << ReadAll(err) << "\nhub:\n"
+      << ReadAll(dir / "hub.err") << (context_on_failure ? context_on_failure() : std::string());
   const nlohmann::json result = nlohmann::json::parse(ReadAll(out), nullptr, false);
   ASSERT_TRUE(result.is_object()) << ReadAll(out);
   EXPECT_EQ(result["ok"], true);

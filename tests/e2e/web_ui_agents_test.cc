@@ -9,15 +9,14 @@
 // models page's triage section: an admin trains the model there and sees the held-out figures
 // (tests/e2e/web/triage_flow.js).
 
+#include <gtest/gtest.h>
+#include <httplib.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
-#include <string>
-
-#include <gtest/gtest.h>
-#include <httplib.h>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "audit/internal/format.h"
 #include "audit/signer.h"
@@ -44,8 +43,7 @@ json Checkpoint(const vigil::audit::Signer& signer, uint64_t seq, uint8_t chain_
                 int64_t time_ns) {
   vigil::audit::internal::Hash chain;
   chain.fill(chain_byte);
-  const auto sig =
-      signer.Sign(vigil::audit::internal::CheckpointMessage(seq - 1, chain, time_ns));
+  const auto sig = signer.Sign(vigil::audit::internal::CheckpointMessage(seq - 1, chain, time_ns));
   const vigil::audit::PublicKey& pub = signer.public_key();
   return {{"schema_version", "vigil.hub/v1"},
           {"host", "gw-1"},
@@ -72,9 +70,9 @@ class WebHubUiTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir); }
   // A bearer token from `vigil hub token` (issued before the hub starts).
   httplib::Headers Token(const std::string& role, const std::string& subject) {
-    auto r = vigil::e2e::RunVigil(dir / "cli", "hub token --role " + role + " --subject " +
-                                                   subject + " --ttl 1h --state-dir " +
-                                                   hub_state().string());
+    auto r =
+        vigil::e2e::RunVigil(dir / "cli", "hub token --role " + role + " --subject " + subject +
+                                              " --ttl 1h --state-dir " + hub_state().string());
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return {{"Authorization", "Bearer " + r.out.substr(0, r.out.find('\n'))}};
   }
@@ -149,7 +147,6 @@ TEST_F(WebUiAgentsE2eTest, ShowsHealthAndEveryCheckpointVerdictByRole) {
           "forks, 1 rollbacks.'",
       shots, dir, 3);
 }
-
 
 // An OCSF model verdict about process `pid` on web-1 scoring `score` (as the agent writes it).
 json Verdict(int pid, double score, int64_t time_ms) {
