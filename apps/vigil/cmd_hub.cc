@@ -190,10 +190,9 @@ int RunHub(const HubFlags& f) {
   to.signing_key = config->audit_key;
   to.model_dir = config->triage.model_dir;
   hub::Triage triage(to, **store, **log, core::SystemClock::Get(), registry);
-  if (!to.model.empty()) {
-    if (auto s = triage.Load(to.model, "hub"); !s.ok()) {
-      spdlog::warn("hub: triage: {} (incidents are not scored until a model loads)", s.message());
-    }
+  // The model put in force through the API before a restart, else triage.model.
+  if (auto s = triage.Start(); !s.ok()) {
+    spdlog::warn("hub: triage: {} (incidents are not scored until a model loads)", s.message());
   }
   correlating.SetAfterIngest([&triage](const std::vector<hub::IngestResult>& results) {
     std::vector<int64_t> ids;

@@ -15,12 +15,12 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <random>
 #include <sstream>
 
 #include "apps/vigil/commands.h"
 #include "apps/vigil/datasets.h"
 #include "apps/vigil/model_types.h"
+#include "hub/triage_holdout.h"
 #include "model/evaluation.h"
 #include "model/model_file.h"
 #include "model/triage.h"
@@ -193,20 +193,6 @@ int TrainAdfa(const TriageFlags& f, const TrainRequest& r, TrainedModel* out) {
   return kExitOk;
 }
 
-// Stratified folds over rows: positives and negatives each shuffled and dealt round-robin.
-std::vector<int> RowFolds(const model::FeatureTable& t, int k, uint64_t seed) {
-  std::vector<size_t> pos, neg;
-  for (size_t i = 0; i < t.rows(); ++i) (t.labels[i] == 1.0f ? pos : neg).push_back(i);
-  std::mt19937_64 rng(seed);
-  std::vector<int> fold(t.rows(), 0);
-  size_t next = 0;
-  for (auto* list : {&pos, &neg}) {
-    for (size_t i = list->size(); i > 1; --i) std::swap((*list)[i - 1], (*list)[rng() % i]);
-    for (size_t i : *list) fold[i] = static_cast<int>(next++ % static_cast<size_t>(k));
-  }
-  return fold;
-}
-
 int TrainJsonl(const TriageFlags& f, const TrainRequest& r, TrainedModel* out) {
   const auto start = std::chrono::steady_clock::now();
   const std::string path = f.labels.empty() ? r.data : f.labels;
@@ -223,36 +209,10 @@ int TrainJsonl(const TriageFlags& f, const TrainRequest& r, TrainedModel* out) {
   nlohmann::json metrics;
   std::optional<model::TriageCalibration> calibration;
   if (f.cv > 0) {
-    const std::vector<int> fold = RowFolds(*table, f.cv, f.options.seed);
-    std::vector<double> oof(table->rows(), 0.0);
-    for (int k = 0; k < f.cv; ++k) {
-      model::FeatureTable train;
-      train.names = table->names;
-      std::vector<size_t> test;
-      std::vector<float> test_values;
-      for (size_t i = 0; i < table->rows(); ++i) {
-        const auto row = table->row(i);
-        if (fold[i] == k) {
-          test.push_back(i);
-          test_values.insert(test_values.end(), row.begin(), row.end());
-        } else {
-          train.values.insert(train.values.end(), row.begin(), row.end());
-          train.labels.push_back(table->labels[i]);
-        }
-      }
-      if (test.empty()) {
-        return ReportError("train", core::InvalidArgument(path + ": too few rows for " +
-                                                          std::to_string(f.cv) + " folds"));
-      }
-      auto m = model::TriageModel::Train(train, o);
-      if (!m.has_value()) {
-        return ReportError("train",
-                           m.error().WithContext(path + ": fold " + std::to_string(k + 1)));
-      }
-      auto s = (*m)->ScoreRows(test_values, test.size());
-      if (!s.has_value()) return ReportError("train", s.error());
-      for (size_t n = 0; n < test.size(); ++n) oof[test[n]] = (*s)[n];
-    }
+    const std::vector<int> fold = hub::StratifiedFolds(table->labels, f.cv, f.options.seed);
+    auto scores = hub::OutOfFoldScores(*table, o, fold, f.cv);
+    if (!scores.has_value()) return ReportError("train", scores.error().WithContext(path));
+    const std::vector<double>& oof = *scores;
     std::vector<model::Scored> ex;
     std::vector<double> neg;
     for (size_t i = 0; i < table->rows(); ++i) {

@@ -172,6 +172,8 @@ core::Result<TriageTrainRequest> ParseTriageTrainRequest(std::string_view body) 
       VIGIL_RETURN_IF_ERROR(whole(1, 2000, &r.rounds));
     } else if (key == "max_depth") {
       VIGIL_RETURN_IF_ERROR(whole(1, 16, &r.max_depth));
+    } else if (key == "folds") {
+      VIGIL_RETURN_IF_ERROR(whole(2, 20, &r.folds));
     } else if (key == "seed") {
       VIGIL_RETURN_IF_ERROR(whole(0, int64_t{1} << 53, &r.seed));
     } else if (key == "eta") {
@@ -184,7 +186,7 @@ core::Result<TriageTrainRequest> ParseTriageTrainRequest(std::string_view body) 
       r.activate = v.get<bool>();
     } else {
       return core::InvalidArgument("\"" + key +
-                                   "\": unknown key (rounds, max_depth, eta, seed, activate)");
+                                   "\": unknown key (rounds, max_depth, eta, seed, folds, activate)");
     }
   }
   return r;

@@ -125,7 +125,8 @@ struct TriageTrainRequest {
   int rounds = 300;
   int max_depth = 4;
   double eta = 0.05;
-  uint64_t seed = 0;
+  uint64_t seed = 0;   // the booster's and the folds' (hub/triage_holdout.h)
+  int folds = 5;       // 2..20: the threshold is chosen on out-of-fold scores
   bool activate = true;
 };
 core::Result<TriageTrainRequest> ParseTriageTrainRequest(std::string_view body);

@@ -13,6 +13,7 @@
 #include "govern/keys.h"
 #include "govern/registry.h"
 #include "govern/trust.h"
+#include "hub/triage_holdout.h"
 #include "hub/triage_volume.h"
 #include "model/model_file.h"
 #include "model/triage_labels.h"
@@ -36,17 +37,6 @@ core::Result<std::vector<ScoredAlert>> ScoreLabelled(const model::TriageModel& m
     out.push_back({s.score, model::IsPositive(rec.label)});
   }
   return out;
-}
-
-json VolumeJson(const TriageVolume& v) {
-  return {{"recall_target", v.recall_target},
-          {"threshold", v.threshold},
-          {"recall", v.recall},
-          {"alerts_before", v.alerts_before},
-          {"alerts_after", v.alerts_after},
-          {"true_positives", v.true_positives},
-          {"true_positives_kept", v.true_positives_kept},
-          {"removed_fraction", v.removed_fraction}};
 }
 
 }  // namespace
@@ -93,8 +83,25 @@ core::Status Triage::Refuse(const std::string& path, const std::string& outcome,
   return core::Status(code, "triage model \"" + path + "\" refused: " + outcome + ": " + reason);
 }
 
-core::Status Triage::ChooseThreshold(Active& a) {
+core::Status Triage::ChooseThreshold(Active& a, const json& header) {
   a.volume = nullptr;
+  if (options_.threshold) {
+    a.threshold = *options_.threshold;
+    a.threshold_source = "configured";
+    return {};
+  }
+  // Chosen at training on held-out data for this recall (the header is signed with the file).
+  if (auto h = header.find("hub_threshold"); h != header.end() && h->is_object()) {
+    const json& t = *h;
+    if (t.value("recall", -1.0) == options_.recall && t.contains("threshold") &&
+        t["threshold"].is_number() && t["threshold"].get<double>() >= 0 &&
+        t["threshold"].get<double>() <= 1) {
+      a.threshold = t["threshold"].get<double>();
+      a.threshold_source = "held-out";
+      a.volume = header.contains("metrics") ? header["metrics"] : json();
+      return {};
+    }
+  }
   auto text = store_.ExportLabels();
   if (!text.has_value()) return text.error();
   std::optional<TriageVolume> volume;
@@ -108,21 +115,91 @@ core::Status Triage::ChooseThreshold(Active& a) {
       volume = v;
     }
   }
-  if (options_.threshold) {
-    a.threshold = *options_.threshold;
-    a.threshold_source = "configured";
-  } else if (volume) {
+  if (volume) {
     a.threshold = volume->threshold;
     a.threshold_source = "recall";
+    a.volume = VolumeJson(*volume);
   } else {
     a.threshold = a.model->calibration().threshold;
     a.threshold_source = "model";
   }
-  if (volume) a.volume = VolumeJson(*volume);
+  return {};
+}
+
+core::Status Triage::Start() {
+  core::Status restore;  // why the model remembered in force was not loaded
+  if (!options_.model_dir.empty() && !options_.signing_key.empty()) {
+    const std::string note_path = NotePath();
+    auto bytes = core::ReadFile(note_path, 1 << 16);
+    if (bytes.has_value()) {
+      std::vector<govern::PublicKey> own;
+      if (auto k = govern::LoadTrustedKeys({govern::PublicKeyPathFor(options_.signing_key)});
+          k.has_value()) {
+        own = std::move(k).value();
+      }
+      const govern::TrustCheck check = govern::CheckSignedBytes(note_path, *bytes, own);
+      const json note = json::parse(*bytes, nullptr, false);
+      if (!check.trusted) {
+        restore = Refuse(note_path, check.outcome, check.reason, "hub");
+      } else if (!note.is_object() || !note.contains("path") || !note["path"].is_string() ||
+                 !note.contains("sha256") || !note["sha256"].is_string() ||
+                 !note.contains("config_model") || !note["config_model"].is_string()) {
+        restore = Refuse(note_path, "unusable",
+                         "expected {\"path\",\"sha256\",\"config_model\"}", "hub");
+      } else if (note["config_model"].get<std::string>() != options_.model) {
+        spdlog::info("hub: triage: triage.model changed since {} was put in force; loading {}",
+                     note["path"].get<std::string>(),
+                     options_.model.empty() ? "none" : options_.model);
+      } else {
+        restore = LoadFrom(note["path"].get<std::string>(), "hub", Source::kRestored,
+                           note["sha256"].get<std::string>());
+        if (restore.ok()) return restore;
+        spdlog::warn("hub: triage: the model in force before the restart: {}", restore.message());
+      }
+    } else if (bytes.error().code() != core::StatusCode::kNotFound) {
+      restore = Refuse(note_path, "unreadable", bytes.error().message(), "hub");
+    }
+  }
+  // Nothing configured to fall back on: the refusal (the hub runs without a model).
+  if (options_.model.empty()) return restore;
+  return LoadFrom(options_.model, "hub", Source::kConfigured, "");
+}
+
+core::Status Triage::Remember(const Active& a, const std::string& by) {
+  if (options_.model_dir.empty() || options_.signing_key.empty()) return {};
+  auto fail = [&](const core::Status& s) {
+    return core::Unavailable("triage: remembering the model in force in \"" + NotePath() +
+                             "\": " + s.message());
+  };
+  auto key = govern::LoadSecretKey(options_.signing_key);
+  if (!key.has_value()) return fail(key.error());
+  const std::string bytes = json{{"path", a.path},
+                                 {"sha256", a.sha256},
+                                 {"config_model", options_.model},
+                                 {"activated_ms", NowMs()},
+                                 {"by", by}}
+                                .dump() +
+                            "\n";
+  std::error_code ec;
+  std::filesystem::create_directories(options_.model_dir, ec);
+  if (ec) return fail(core::Unavailable(ec.message()));
+  // The signature first: a crash between the two leaves a note that does not verify (refused,
+  // audited, triage.model used), never an old signature over a new note that happens to verify.
+  auto sig = govern::SignArtifact(NotePath(), bytes, *key, "vigil hub triage in-force",
+                                  NowMs() / 1000);
+  if (!sig.has_value()) return fail(sig.error());
+  if (core::Status s = govern::internal::WriteFileAtomic(NotePath(), bytes, 0644); !s.ok()) {
+    return fail(s);
+  }
   return {};
 }
 
 core::Status Triage::Load(const std::string& path, const std::string& by) {
+  return LoadFrom(path, by, Source::kApi, "");
+}
+
+core::Status Triage::LoadFrom(const std::string& path, const std::string& by, Source source,
+                              const std::string& expected_sha256) {
   std::lock_guard serial(train_mu_);
   auto bytes = core::ReadFile(path, govern::kMaxArtifactBytes);
   if (!bytes.has_value()) return Refuse(path, "unreadable", bytes.error().message(), by);
@@ -141,6 +218,12 @@ core::Status Triage::Load(const std::string& path, const std::string& by) {
   }
   const govern::TrustCheck check = govern::CheckSignedBytes(path, *bytes, keys);
   if (!check.trusted) return Refuse(path, check.outcome, check.reason, by);
+  if (!expected_sha256.empty() && check.sha256 != expected_sha256) {
+    return Refuse(path, "altered",
+                  "SHA-256 " + check.sha256 + " is not the " + expected_sha256 +
+                      " of the model put in force (another signed file was put in its place)",
+                  by);
+  }
   auto file = model::DecodeModelFile(*bytes, path);
   if (!file.has_value()) return Refuse(path, "unusable", file.error().message(), by);
   auto m = model::TriageModel::FromFile(*file, path);
@@ -161,9 +244,14 @@ core::Status Triage::Load(const std::string& path, const std::string& by) {
   a->path = path;
   a->sha256 = check.sha256;
   a->key_id = check.key_id;
-  VIGIL_RETURN_IF_ERROR(ChooseThreshold(*a));
+  VIGIL_RETURN_IF_ERROR(ChooseThreshold(*a, file->header));
+  if (source == Source::kApi) VIGIL_RETURN_IF_ERROR(Remember(*a, by));
+  const char* source_name = source == Source::kApi          ? "api"
+                            : source == Source::kConfigured ? "configured"
+                                                            : "restored";
   core::Status st = audit_.Append(audit::RecordType::kModelChange,
                                   {{"action", "loaded"},
+                                   {"source", source_name},
                                    {"model", "triage"},
                                    {"path", path},
                                    {"sha256", a->sha256},
@@ -250,20 +338,25 @@ core::Result<json> Triage::Train(const TriageTrainRequest& r, const std::string&
     const json params = {{"rounds", booster.rounds},
                          {"max_depth", booster.max_depth},
                          {"eta", booster.eta},
-                         {"seed", booster.seed}};
-    // On the data it learnt from: an optimistic figure, named so (measure on another set with
-    // `vigil hub triage measure --set`).
-    VIGIL_ASSIGN_OR_RETURN(auto scored, ScoreLabelled(*m, records));
-    VIGIL_ASSIGN_OR_RETURN(TriageVolume v, VolumeAtRecall(std::move(scored), options_.recall));
-    json metrics = VolumeJson(v);
-    metrics["set"] = "training (optimistic)";
+                         {"seed", booster.seed},
+                         {"folds", r.folds}};
+    // The threshold is chosen on out-of-fold scores, never on the rows the model learnt from
+    // (hub/triage_holdout.h); the file carries it, signed, for this recall.
+    VIGIL_ASSIGN_OR_RETURN(HeldOutThreshold held,
+                           ChooseHeldOutThreshold(table, o, r.folds, r.seed, options_.recall));
+    const json metrics = HeldOutJson(held);
     VIGIL_ASSIGN_OR_RETURN(model::ModelFile file,
                            m->ToFile({{"lineage",
                                        {{"dataset", "hub-adjudications"},
                                         {"digest", digest},
                                         {"rows", table.rows()},
                                         {"true_positives", positives}}},
-                                      {"metrics", metrics}}));
+                                      {"metrics", metrics},
+                                      {"hub_threshold",
+                                       {{"recall", options_.recall},
+                                        {"threshold", held.chosen.threshold},
+                                        {"folds", held.folds},
+                                        {"seed", held.seed}}}}));
     const std::string bytes = model::EncodeModelFile(file);
     std::error_code ec;
     std::filesystem::create_directories(options_.model_dir, ec);

@@ -10,15 +10,26 @@
 //     among the incident features the hub computes (the ones ExportLabels writes). Anything else
 //     is refused with the reason, audited (model-change "refused"), and the previous model (or
 //     none) stays. A model loaded is audited (model-change "loaded").
-//   - Threshold: triage.threshold when configured; otherwise the highest score that keeps
-//     `recall` of the true positives among the store's adjudicated incidents (VolumeAtRecall);
-//     without any true positive there, the model's own calibrated threshold. Chosen at each load.
+//   - Threshold: triage.threshold when configured; otherwise, for a model the hub trained for
+//     the configured recall, the threshold chosen at training on held-out data and carried in the
+//     signed model file (hub/triage_holdout.h; "held-out"); otherwise the highest score that
+//     keeps `recall` of the true positives among the store's adjudicated incidents
+//     (VolumeAtRecall; "recall"); without any true positive there, the model's own calibrated
+//     threshold ("model"). Chosen at each load.
 //   - Scoring: after each ingestion (CorrelatingStore's after-ingest hook) the incidents it
 //     touched are scored from their features as stored now (Store::TriageFeatures) and marked
 //     (Store::SetTriage); on load the newest 1000 unadjudicated incidents are rescored.
 //   - Training (POST /v1/triage/train, admin): the store's adjudicated incidents (ExportLabels)
-//     train a model, which is written under model_dir, signed with the hub's key, audited
-//     (model-change "trained": data digest, parameters, metrics) and loaded.
+//     train a model, its threshold is chosen on out-of-fold scores (k folds), the model (carrying
+//     that threshold and the held-out figures in its header) is written under model_dir, signed
+//     with the hub's key, audited (model-change "trained": data digest, parameters, held-out
+//     metrics) and loaded.
+//   - In force across restarts: a model loaded through the API (Train with activate, Load) is
+//     remembered in `<model_dir>/in-force.json` — its path, SHA-256 and the configured
+//     triage.model at that time — signed with the hub's key (`in-force.json.minisig`). Start
+//     loads that model when the note verifies by the hub's own key, names a model with that
+//     SHA-256, and triage.model has not changed since; otherwise triage.model (a changed
+//     config wins; a refused note or model is audited "refused", then triage.model is tried).
 //
 // Metrics: vigil_hub_triage_scored_total, vigil_hub_triage_suppressed_total (scorings that
 // marked an incident suppressed), vigil_hub_triage_refused_total, and at scrape (RefreshMetrics)
@@ -62,9 +73,13 @@ class Triage {
   Triage(HubTriageOptions options, Store& store, audit::AuditLog& audit, const core::Clock& clock,
          core::Registry& registry);
 
-  // Verifies, loads and activates the model at `path`, then rescores recent open incidents;
-  // audited either way (`by` names who asked). kPermissionDenied for an untrusted file,
-  // kInvalidArgument for a model the hub cannot use.
+  // At start: the model remembered in force (above), or options.model, or none. Each load or
+  // refusal is audited; the status is the last attempt's (OK with nothing to load).
+  core::Status Start();
+  // Verifies, loads and activates the model at `path`, remembers it in force (above), then
+  // rescores recent open incidents; audited either way (`by` names who asked).
+  // kPermissionDenied for an untrusted file, kInvalidArgument for a model the hub cannot use,
+  // kUnavailable when the note or the audit record cannot be written (nothing changes then).
   core::Status Load(const std::string& path, const std::string& by);
   // Scores and marks the listed incidents (no model: nothing).
   core::Status Score(const std::vector<int64_t>& incident_ids);
@@ -80,13 +95,22 @@ class Triage {
     std::unique_ptr<model::TriageModel> model;
     std::string path, sha256, key_id;
     double threshold = 0;
-    std::string threshold_source;  // "configured", "recall", "model"
-    nlohmann::json volume;         // at the recall on the store's labelled set (or null)
+    std::string threshold_source;  // "configured", "held-out", "recall", "model"
+    // "held-out": the training's held-out figures (triage_holdout.h); "recall": at the recall on
+    // the store's labelled set; otherwise null.
+    nlohmann::json volume;
   };
+  enum class Source { kApi, kConfigured, kRestored };
   core::Status Refuse(const std::string& path, const std::string& outcome,
                       const std::string& reason, const std::string& by);
-  // Chooses the threshold of `a` and fills its volume figures.
-  core::Status ChooseThreshold(Active& a);
+  // Load's work; `expected_sha256` ("": any) must match the file's; kApi also writes the note.
+  core::Status LoadFrom(const std::string& path, const std::string& by, Source source,
+                        const std::string& expected_sha256);
+  // Writes the signed note naming the model in force (`<model_dir>/in-force.json`).
+  core::Status Remember(const Active& a, const std::string& by);
+  // Chooses the threshold of `a` (its model file's header in `header`) and fills its figures.
+  core::Status ChooseThreshold(Active& a, const nlohmann::json& header);
+  std::string NotePath() const { return options_.model_dir + "/in-force.json"; }
   int64_t NowMs() const { return clock_.NowUnixNanos() / 1'000'000; }
 
   const HubTriageOptions options_;

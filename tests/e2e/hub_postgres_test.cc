@@ -86,6 +86,7 @@ class HubPostgresCliTest : public ::testing::Test {
     const fs::path out = dir_ / ("hub" + std::to_string(i) + ".out");
     const fs::path err = dir_ / ("hub" + std::to_string(i) + ".err");
     const std::string config = Config(i).string();
+    fs::remove(out);  // a restart must not read the previous run's ready line
     hubs_[i] = fork();
     if (hubs_[i] == 0) {
       if (freopen(out.c_str(), "w", stdout) == nullptr) _exit(126);
@@ -183,7 +184,8 @@ TEST_F(HubPostgresCliTest, TwoHubsShareOneDatabase) {
 
 // The global model and the triage model across the two hubs: one behaviour's findings on three
 // hosts (the default K) posted two to one hub and one to the other raise one fleet incident;
-// a triage model trained through one hub (POST /v1/triage/train) scores what it ingests next.
+// a triage model trained through one hub (POST /v1/triage/train) scores what it ingests next and
+// is in force again after that hub restarts.
 TEST_F(HubPostgresCliTest, TwoHubsCorrelateTheirFindingsAndOneTrainsTheTriageModel) {
   const std::string viewer = Token("viewer", "vic"), analyst = Token("analyst", "ana"),
                     admin = Token("admin", "adm");
@@ -252,6 +254,20 @@ TEST_F(HubPostgresCliTest, TwoHubsCorrelateTheirFindingsAndOneTrainsTheTriageMod
   const json inc = json::parse(one->body)["incident"];
   EXPECT_TRUE(inc["triage_score"].is_number()) << one->body;
   EXPECT_TRUE(inc["triage"] == "kept" || inc["triage"] == "suppressed") << one->body;
+  // Restarted, that hub puts the model it trained back in force (the signed note in its state
+  // folder), with the threshold chosen at training on held-out data.
+  const json was = json::parse(trained->body)["trained"];
+  EXPECT_EQ(Stop(hubs_[0]), 0);
+  port[0] = Start(0);
+  ASSERT_NE(port[0], 0);
+  httplib::Client restarted("127.0.0.1", port[0]);
+  auto status = restarted.Get("/v1/triage", {{"Authorization", "Bearer " + viewer}});
+  ASSERT_TRUE(status) << httplib::to_string(status.error());
+  ASSERT_EQ(status->status, 200) << status->body;
+  const json st = json::parse(status->body);
+  EXPECT_EQ(st["model"]["sha256"], was["sha256"]) << status->body;
+  EXPECT_EQ(st["threshold_source"], "held-out") << status->body;
+  EXPECT_EQ(st["threshold"], was["metrics"]["threshold"]) << status->body;
   EXPECT_EQ(Stop(hubs_[0]), 0);
   EXPECT_EQ(Stop(hubs_[1]), 0);
 }

@@ -23,7 +23,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include "vigil_cli.h"
+#include "web_e2e.h"
 
 namespace {
 
@@ -121,14 +121,8 @@ TEST(WebUiE2eTest, LogsInAdjudicatesAndApprovesAnEscalationAnAgentWaitsOn) {
   // The hub's people and the agent's token.
   const fs::path hub_state = dir / "hub";
   const std::string state = " --state-dir " + hub_state.string();
-  const std::pair<std::string, std::string> people[] = {
-      {"ana", "analyst"}, {"root-admin", "admin"}, {"vic", "viewer"}};
-  for (const auto& [name, role] : people) {
-    std::ofstream(dir / (name + ".pw")) << name << "-has-a-long-password\n";
-    r = vigil("hub user add " + name + " --role " + role + state + " --password-file " +
-              (dir / (name + ".pw")).string());
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-  }
+  ASSERT_NO_FATAL_FAILURE(vigil::e2e::AddWebUsers(
+      dir, hub_state, {{"ana", "analyst"}, {"root-admin", "admin"}, {"vic", "viewer"}}));
   r = vigil("hub token --role agent --subject web-1 --ttl 1h" + state);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::ofstream(dir / "agent.token") << r.out;
@@ -137,17 +131,10 @@ TEST(WebUiE2eTest, LogsInAdjudicatesAndApprovesAnEscalationAnAgentWaitsOn) {
   const httplib::Headers as_viewer{{"Authorization", "Bearer " + r.out.substr(0, r.out.find('\n'))}};
 
   at("the hub starts");
-  vigil::e2e::Background hub = vigil::e2e::StartVigil(
-      {"hub", "--state-dir", hub_state.string(), "--listen", "127.0.0.1:0", "--json"},
-      dir / "hub.out", dir / "hub.err");
-  ASSERT_EQ(hub.error, "");
-  struct HubStopper {
-    vigil::e2e::Background* b;
-    ~HubStopper() { vigil::e2e::StopVigil(b->pid); }
-  } hub_stopper{&hub};
-  const int port = json::parse(hub.ready_line)["port"];
-  const std::string url = "http://127.0.0.1:" + std::to_string(port);
-  httplib::Client http("127.0.0.1", port);
+  vigil::e2e::WebHub hub;
+  ASSERT_NO_FATAL_FAILURE(vigil::e2e::StartWebHub(dir, hub_state, &hub));
+  const std::string& url = hub.url;
+  httplib::Client http("127.0.0.1", hub.port);
 
   // An incident to adjudicate.
   std::ofstream(dir / "findings.jsonl") << Findings();
@@ -185,28 +172,15 @@ TEST(WebUiE2eTest, LogsInAdjudicatesAndApprovesAnEscalationAnAgentWaitsOn) {
   reaper.pids.push_back(opener);
 
   // The browser.
-  const std::string cmd =
-      "VIGIL_HUB_URL=" + url + " VIGIL_SHOTS=" + shots.string() +
-      " VIGIL_INCIDENT=" + std::to_string(incident) +
-      " VIGIL_ESCALATION_RULE='Web approval' VIGIL_ANALYST=ana:ana-has-a-long-password"
-      " VIGIL_ADMIN=root-admin:root-admin-has-a-long-password VIGIL_VIEWER=vic:vic-has-a-long-password " +
-      std::string(VIGIL_SOURCE_DIR) + "/scripts/playwright.sh " + VIGIL_SOURCE_DIR +
-      "/tests/e2e/web/ui_flow.js >" + (dir / "ui.out").string() + " 2>" + (dir / "ui.err").string();
   at("the browser starts");
-  const int status = std::system(cmd.c_str());
+  ASSERT_NO_FATAL_FAILURE(vigil::e2e::RunBrowserFlow(
+      "ui_flow.js",
+      "VIGIL_HUB_URL=" + url + " VIGIL_INCIDENT=" + std::to_string(incident) +
+          " VIGIL_ESCALATION_RULE='Web approval' VIGIL_ANALYST=ana:ana-has-a-long-password"
+          " VIGIL_ADMIN=root-admin:root-admin-has-a-long-password"
+          " VIGIL_VIEWER=vic:vic-has-a-long-password",
+      shots, dir, 12, [&] { return "\nagent:\n" + ReadAll(agent_err); }));
   at("the browser is done");
-  const std::string ui_out = ReadAll(dir / "ui.out"), ui_err = ReadAll(dir / "ui.err");
-  std::printf("web UI screenshots: %s\n", shots.c_str());
-  std::fflush(stdout);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-      << ui_out << ui_err << "\nhub:\n" << ReadAll(dir / "hub.err") << "\nagent:\n"
-      << ReadAll(agent_err);
-  const json result = json::parse(ui_out);
-  EXPECT_EQ(result["ok"], true);
-  EXPECT_EQ(result["screenshots"].size(), 11u);
-  for (const auto& f : result["screenshots"]) {
-    EXPECT_GT(fs::file_size(f.get<std::string>()), 1000u) << f;
-  }
 
   // The agent got "approve" and froze the process.
   ASSERT_TRUE(WaitFor(
@@ -238,7 +212,7 @@ TEST(WebUiE2eTest, LogsInAdjudicatesAndApprovesAnEscalationAnAgentWaitsOn) {
   EXPECT_EQ(labelled["label"], "true_positive");
   EXPECT_EQ(labelled["labelled_by"], "ana");
   EXPECT_EQ(labelled["note"], "confirmed in the browser test");
-  ASSERT_EQ(vigil::e2e::StopVigil(hub.pid), 0) << ReadAll(dir / "hub.err");
+  ASSERT_EQ(vigil::e2e::StopVigil(hub.process.pid), 0) << ReadAll(dir / "hub.err");
   r = vigil("audit show " + (hub_state / "audit").string() + " --type access-grant --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::vector<std::string> logins;  // "subject result"

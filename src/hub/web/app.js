@@ -35,7 +35,8 @@ function el(tag, props, ...children) {
   return node;
 }
 const view = () => document.getElementById('view');
-function show(...nodes) { view().replaceChildren(...nodes); }
+// Replaces the page's content; null and undefined (a part a role does not get) are left out.
+function show(...nodes) { view().replaceChildren(...nodes.filter((n) => n !== null && n !== undefined)); }
 const time = (ms) => (ms ? new Date(ms).toISOString().replace('T', ' ').replace('Z', ' UTC') : '');
 const fixed = (x, n = 2) => (typeof x === 'number' ? x.toFixed(n) : '—');
 
@@ -159,7 +160,7 @@ async function incident(id) {
   const i = data.incident;
   const facts = el('dl', { className: 'facts' });
   const fact = (k, v) => facts.append(el('dt', {}, k), el('dd', {}, v));
-  fact('Host', i.host);
+  fact('Host', el('a', { href: '#/agents/' + encodeURIComponent(i.host), title: 'the agent and its audit checkpoints' }, i.host));
   fact('Process', i.process + ' (pid ' + i.pid + ')');
   fact('Span', time(i.first_ms) + ' – ' + time(i.last_ms));
   // In the detail, "alerts" is the list of findings (the list page has their count).
@@ -252,25 +253,112 @@ async function escalations() {
 }
 
 // ---- agents ----
+const opt = (v) => (v === undefined || v === null || v === '' ? '-' : String(v));
+// How long ago `ms` was, in words ("-" when never).
+function ago(ms) {
+  if (!ms) return '-';
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (s < 120) return s + ' s ago';
+  if (s < 7200) return Math.round(s / 60) + ' min ago';
+  if (s < 172800) return Math.round(s / 3600) + ' h ago';
+  return Math.round(s / 86400) + ' days ago';
+}
+const applied = (a) => (a && a.version ? a.version : '-');
+const short = (hex) => (typeof hex === 'string' && hex.length > 16 ? hex.slice(0, 16) + '…' : opt(hex));
+function attestationLabel(a) {
+  const state = a && a.attestation ? a.attestation.state : '';
+  return state ? el('span', { className: 'label att-' + state, title: a.attestation.reason || '' }, state) : '-';
+}
 async function agents() {
   if (!may('admin')) {
-    show(el('h1', {}, 'Agents'), el('p', { className: 'notice' }, 'Only admins see the agents.'));
+    show(el('h1', {}, 'Agents'), el('p', { className: 'notice' }, 'Only admins see the agents list; an agent\'s audit ' +
+      'checkpoints are on its page (linked from its incidents).'));
     return;
   }
   const data = await api('GET', '/v1/agents');
-  const opt = (v) => (v === undefined || v === null || v === '' ? '-' : String(v));
   show(el('h1', {}, 'Agents'),
-    el('p', { className: 'notice' }, 'Registered agents show their group, mode, policy, attestation and last heartbeat; ' +
-      'hosts that only posted findings show "-". Rollouts are listed by vigil hub rollout list, not here.'),
+    el('p', { className: 'notice' }, 'Registered agents show their group, mode, versions, attestation and what their last ' +
+      'heartbeat reported; hosts that only posted findings show "-". Open a host for its details and audit checkpoints. ' +
+      'Rollouts are listed by vigil hub rollout list, not here.'),
     el('table', { id: 'agents' },
-      el('thead', {}, el('tr', {}, ...['Host', 'Group', 'Mode', 'Policy', 'Attestation', 'Last heartbeat', 'Last seen', 'Messages', 'Findings'].map((h) => el('th', {}, h)))),
-      el('tbody', {}, ...data.agents.map((a) => el('tr', {},
-        el('td', {}, a.host), el('td', {}, opt(a.group)), el('td', {}, opt(a.mode)),
-        el('td', {}, a.policy ? opt(a.policy.version) : '-'),
-        el('td', {}, a.attestation ? opt(a.attestation.state) : '-'),
-        el('td', {}, a.last_heartbeat_ms ? time(a.last_heartbeat_ms) : '-'),
-        el('td', {}, a.last_seen_ms ? time(a.last_seen_ms) : '-'),
-        el('td', { className: 'num' }, a.messages), el('td', { className: 'num' }, a.findings))))));
+      el('thead', {}, el('tr', {}, ...['Host', 'Group', 'Mode', 'Vigil', 'Policy', 'Model', 'Attestation', 'Events/s',
+        'Drops', 'Alerts', 'Last heartbeat', 'Last seen', 'Messages', 'Findings'].map((h) => el('th', {}, h)))),
+      el('tbody', {}, ...data.agents.map((a) => {
+        const h = a.health || null;
+        return el('tr', { dataset: { agent: a.host } },
+          el('td', {}, el('a', { href: '#/agents/' + encodeURIComponent(a.host) }, a.host)),
+          el('td', {}, opt(a.group)), el('td', {}, opt(a.mode)), el('td', {}, opt(a.vigil_version)),
+          el('td', {}, applied(a.policy)), el('td', {}, applied(a.model)),
+          el('td', {}, attestationLabel(a)),
+          el('td', { className: 'num' }, h ? fixed(h.events_per_s, 1) : '-'),
+          el('td', { className: 'num' + (h && h.drops > 0 ? ' warn' : '') }, h ? h.drops : '-'),
+          el('td', { className: 'num' }, h ? h.alerts : '-'),
+          el('td', { title: time(a.last_heartbeat_ms) }, ago(a.last_heartbeat_ms)),
+          el('td', { title: time(a.last_seen_ms) }, ago(a.last_seen_ms)),
+          el('td', { className: 'num' }, a.messages), el('td', { className: 'num' }, a.findings));
+      }))));
+}
+
+// One host: what its registration and last heartbeat reported (admins: GET /v1/agents) and the
+// audit checkpoints the hub holds for it (viewers: GET /v1/agents/HOST/checkpoints).
+async function agent(host) {
+  const [list, cps] = await Promise.all([
+    may('admin') ? api('GET', '/v1/agents') : Promise.resolve(null),
+    api('GET', '/v1/agents/' + encodeURIComponent(host) + '/checkpoints?limit=200')]);
+  const parts = [el('p', {}, may('admin') ? el('a', { href: '#/agents' }, '← Agents') : null), el('h1', {}, 'Agent ' + host)];
+  const a = list ? list.agents.find((x) => x.host === host) : null;
+  if (!list) {
+    parts.push(el('p', { className: 'notice' }, 'Only admins see an agent\'s health, versions and attestation.'));
+  } else if (!a) {
+    parts.push(el('p', { className: 'muted' }, 'The hub has no registration, heartbeat or finding from this host.'));
+  } else {
+    const facts = el('dl', { className: 'facts', id: 'agent-facts' });
+    const fact = (k, v) => facts.append(el('dt', {}, k), el('dd', {}, v));
+    const h = a.health || null;
+    fact('Registered', a.registered ? 'yes, ' + time(a.registered_ms) : 'no (only findings)');
+    fact('Group / mode', opt(a.group) + ' / ' + opt(a.mode));
+    fact('Vigil version', opt(a.vigil_version));
+    fact('Policy in force', a.policy ? applied(a.policy) + (a.policy.digest ? ' (sha256 ' + short(a.policy.digest) + ')' : '') : '-');
+    fact('Gate model in force', a.model ? applied(a.model) + (a.model.digest ? ' (sha256 ' + short(a.model.digest) + ')' : '') : '-');
+    fact('Attestation', el('span', {}, attestationLabel(a), a.attestation && a.attestation.reason ? ' ' + a.attestation.reason : ''));
+    fact('Last heartbeat', a.last_heartbeat_ms ? time(a.last_heartbeat_ms) + ' (' + ago(a.last_heartbeat_ms) + ')' : 'none yet');
+    fact('Health (last heartbeat)', h ? el('span', { id: 'agent-health' }, fixed(h.events_per_s, 1) + ' events/s, ' + h.drops +
+      ' events dropped, ' + h.alerts + ' alerts (counts since the agent started)') : 'no heartbeat has reported it');
+    fact('Last seen', a.last_seen_ms ? time(a.last_seen_ms) + ' (' + a.messages + ' messages, ' + a.findings + ' findings)' : '-');
+    fact('Addresses', Array.isArray(a.addresses) && a.addresses.length ? a.addresses.join(', ') : '-');
+    fact('Last refused update', a.refusal ? el('span', { className: 'error', id: 'agent-refusal' }, a.refusal.kind + ' sha256 ' +
+      short(a.refusal.digest) + ' at ' + time(a.refusal.time_ms) + ': ' + a.refusal.reason) : 'none');
+    parts.push(facts);
+  }
+  const rows = cps.checkpoints;
+  const count = (f) => rows.filter(f).length;
+  const summary = el('p', { id: 'checkpoint-summary' },
+    rows.length + ' checkpoints: ' + count((c) => c.verification === 'verified') + ' verified, ' +
+    count((c) => c.verification === 'unverified') + ' unverified, ' + count((c) => c.verification === 'bad-signature') +
+    ' bad signature; ' + count((c) => c.problem === 'fork') + ' forks, ' + count((c) => c.problem === 'rollback') + ' rollbacks.');
+  const bad = count((c) => c.verification === 'bad-signature' || c.problem !== '');
+  parts.push(el('h2', {}, 'Audit checkpoints'),
+    el('p', { className: 'muted' }, 'Signed heads of the host\'s audit log, sent by its agent and kept here (docs/hub.md, ' +
+      '"Audit checkpoints"). Verified: signed by the audit key the host registered. A fork (another chain for a record) or ' +
+      'a rollback (sequence and time disagree) means the host\'s log was rewritten.'),
+    el('p', {}, 'Registered audit key: ', cps.audit_key ? el('span', { id: 'audit-key' }, cps.audit_key.key_id + ' (since ' +
+      time(cps.audit_key.registered_ms) + ')') : el('span', { className: 'muted', id: 'audit-key' }, 'none')),
+    bad > 0 ? el('p', { className: 'error', role: 'alert', id: 'checkpoint-alarm' }, bad + ' checkpoints need attention.') : null,
+    summary,
+    rows.length === 0 ? el('p', { className: 'muted' }, 'No checkpoints from this host.') :
+      el('table', { id: 'checkpoints' },
+        el('thead', {}, el('tr', {}, ...['Seq', 'Covers', 'Chain hash', 'Signed at', 'Key', 'Verification', 'Problem', 'Received']
+          .map((x) => el('th', {}, x)))),
+        el('tbody', {}, ...rows.map((c) => el('tr', { dataset: { seq: c.seq, verification: c.verification, problem: c.problem } },
+          el('td', { className: 'num' }, c.seq), el('td', { className: 'num' }, c.covers),
+          el('td', { className: 'mono', title: c.chain_hash }, short(c.chain_hash)),
+          el('td', {}, time(Math.floor(c.time_ns / 1e6))), el('td', {}, c.key_id),
+          el('td', {}, el('span', { className: 'label cp-' + c.verification, title: c.reason || '' }, c.verification),
+            c.verification !== 'verified' && c.reason ? el('div', { className: 'muted' }, c.reason) : null),
+          el('td', {}, c.problem ? el('span', { className: 'label cp-problem' }, c.problem) : '',
+            c.problem_detail ? el('div', { className: 'muted' }, c.problem_detail) : null),
+          el('td', {}, time(c.received_ms)))))));
+  show(...parts);
 }
 
 // ---- fleet incidents (the global model) ----
@@ -375,19 +463,31 @@ function triageSection(t) {
     status.replaceChildren('training…');
     try {
       const r = await api('POST', '/v1/triage/train', {});
-      status.replaceChildren('trained ' + r.trained.path + (r.trained.activated ? ', in force' : ''));
+      const h = r.trained.metrics && r.trained.metrics.held_out;
+      status.replaceChildren('trained ' + r.trained.path + (r.trained.activated ? ', in force' : '') +
+        (h ? ' (held out: recall ' + fixed(h.recall) + ', ' + fixed(h.removed_fraction * 100) + '% suppressed)' : ''));
       route();
     } catch (err) {
       status.replaceChildren(errorBox(err));
       button.disabled = false;
     }
   });
+  // What the threshold's figures say: for "held-out", each fold of the training's incidents judged
+  // at the threshold chosen on the others (what to expect on new incidents); for "recall", the
+  // store's adjudicated incidents (which may include those the model learnt from).
+  let figures = '';
+  if (v && t.threshold_source === 'held-out' && v.held_out) {
+    const h = v.held_out;
+    figures = '; held out (' + v.folds + ' folds): keeps ' + h.alerts_after + ' of ' + h.alerts_before + ' incidents (' +
+      fixed(h.removed_fraction * 100) + '% suppressed) at recall ' + fixed(h.recall);
+  } else if (v && v.alerts_before !== undefined) {
+    figures = '; on the adjudicated incidents (possibly its training data) it keeps ' + v.alerts_after + ' of ' +
+      v.alerts_before + ' (' + fixed(v.removed_fraction * 100) + '% removed) at recall ' + fixed(v.recall);
+  }
   return el('div', { id: 'triage' },
     el('h2', {}, 'Triage model'),
-    m ? el('p', {}, m.path + ' (' + m.name + ' ' + m.version + ', key ' + m.key_id + '): threshold ' + fixed(t.threshold) +
-      ' (' + t.threshold_source + ', recall target ' + fixed(t.recall) + ')' +
-      (v ? '; on the adjudicated incidents it keeps ' + v.alerts_after + ' of ' + v.alerts_before + ' (' +
-        fixed(v.removed_fraction * 100) + '% removed) at recall ' + fixed(v.recall) : ''))
+    m ? el('p', { id: 'triage-model' }, m.path + ' (' + m.name + ' ' + m.version + ', key ' + m.key_id + '): threshold ' +
+      fixed(t.threshold, 3) + ' (' + t.threshold_source + ', recall target ' + fixed(t.recall) + ')' + figures)
       : el('p', { className: 'muted' }, 'No triage model in force: incidents are not scored.'),
     may('admin') ? el('div', { className: 'actions' }, button, status) : null);
 }
@@ -435,7 +535,7 @@ function policies() {
 const pages = {
   incidents: (rest) => (rest ? incident(rest) : incidents()),
   escalations: () => escalations(),
-  agents: () => agents(),
+  agents: (rest) => (rest ? agent(decodeURIComponent(rest)) : agents()),
   models: () => models(),
   fleet: () => fleet(),
   policies: () => policies(),

@@ -157,9 +157,15 @@ TEST_F(TriageServiceTest, TrainsThroughTheApiThenMarksIncidentsBelowTheRecallThr
 
   auto [s, st] = Call("GET", "/v1/triage", Role::kViewer);
   ASSERT_EQ(s, 200) << last_body_;
-  EXPECT_EQ(st["threshold_source"], "recall");
+  // Chosen on out-of-fold scores at training, carried in the signed file.
+  EXPECT_EQ(st["threshold_source"], "held-out");
   const double threshold = st["threshold"].get<double>();
-  EXPECT_GE(st["volume"]["recall"].get<double>(), 0.9);
+  EXPECT_EQ(threshold, t["metrics"]["threshold"].get<double>());
+  EXPECT_EQ(t["metrics"]["folds"], 5);
+  EXPECT_GE(t["metrics"]["out_of_fold"]["recall"].get<double>(), 0.9);
+  EXPECT_EQ(t["metrics"]["held_out"]["alerts_before"], 80);
+  EXPECT_TRUE(t["metrics"]["held_out"]["recall"].is_number());
+  EXPECT_EQ(st["volume"], t["metrics"]);
 
   // New alerts: a strong one and a weak one, each its own incident, scored as they arrive.
   const int64_t strong = IngestVerdict("web", 7, 500'000, 0.97);
@@ -201,12 +207,14 @@ TEST_F(TriageServiceTest, TrainsThroughTheApiThenMarksIncidentsBelowTheRecallThr
       trained = true;
       EXPECT_EQ(p["data_digest"], t["data_digest"]);
       EXPECT_EQ(p["parameters"]["max_depth"], 3);
-      EXPECT_TRUE(p["metrics"].contains("removed_fraction"));
+      EXPECT_TRUE(p["metrics"]["held_out"].contains("removed_fraction"));
+      EXPECT_TRUE(p["metrics"]["held_out"].contains("recall"));
       EXPECT_EQ(p["by"], "someone");
     }
     if (p["action"] == "loaded") {
       loaded = true;
       EXPECT_EQ(p["threshold"].get<double>(), threshold);
+      EXPECT_EQ(p["source"], "api");
     }
   }
   EXPECT_TRUE(trained);
@@ -256,6 +264,93 @@ TEST_F(TriageServiceTest, RefusesUnsignedAlteredOrForeignModelsAndAuditsTheRefus
   EXPECT_EQ(outcomes, (std::vector<std::string>{"unsigned", "altered", "unknown-key"}));
 }
 
+// A model trained through the API stays in force across a restart (the signed note
+// in-force.json); a tampered model or note is refused at start, audited, and triage.model is used
+// instead (here: none, so the hub runs without a model and Start returns the refusal); a changed
+// triage.model wins over the note.
+TEST_F(TriageServiceTest, ARestartedHubLoadsTheTrainedModelAndRefusesATamperedOne) {
+  LabelSet();
+  TriageTrainRequest r;
+  r.rounds = 20;
+  auto trained = triage_->Train(r, "admin");
+  ASSERT_TRUE(trained.has_value()) << trained.error().ToString();
+  const std::string path = (*trained)["path"];
+  const json before = triage_->Status();
+  const std::string note = (state_.dir / "triage" / "in-force.json").string();
+  ASSERT_TRUE(std::filesystem::exists(note + ".minisig"));
+
+  HubTriageOptions o;
+  o.signing_key = govern::SecretKeyPath(keys_);
+  o.model_dir = (state_.dir / "triage").string();
+  o.recall = 0.9;
+  auto restart = [&](const HubTriageOptions& opts) {
+    core::Registry registry;
+    Triage t(opts, *state_.store, *state_.log, clock_, registry);
+    core::Status st = t.Start();
+    return std::make_pair(st, t.Status());
+  };
+  // Restarted: the same file, the same threshold.
+  auto [st1, after] = restart(o);
+  EXPECT_TRUE(st1.ok()) << st1.ToString();
+  EXPECT_EQ(after["model"]["sha256"], before["model"]["sha256"]);
+  EXPECT_EQ(after["threshold"], before["threshold"]);
+  EXPECT_EQ(after["threshold_source"], "held-out");
+
+  // triage.model changed since the note was written: the configuration wins.
+  r.activate = false;
+  r.seed = 4;
+  auto second = triage_->Train(r, "admin");
+  ASSERT_TRUE(second.has_value()) << second.error().ToString();
+  HubTriageOptions configured = o;
+  configured.model = (*second)["path"];
+  auto [st2, chosen] = restart(configured);
+  EXPECT_TRUE(st2.ok()) << st2.ToString();
+  EXPECT_EQ(chosen["model"]["path"], (*second)["path"]);
+
+  // Another signed model copied over the one in force: not the SHA-256 the note names.
+  auto good = core::ReadFile(path, 1 << 26);
+  auto good_sig = core::ReadFile(path + ".minisig", 1 << 20);
+  auto other = core::ReadFile((*second)["path"].get<std::string>(), 1 << 26);
+  auto other_sig = core::ReadFile((*second)["path"].get<std::string>() + ".minisig", 1 << 20);
+  ASSERT_TRUE(good.has_value() && good_sig.has_value() && other.has_value() &&
+              other_sig.has_value());
+  ASSERT_TRUE(govern::internal::WriteFileAtomic(path, *other, 0644).ok());
+  ASSERT_TRUE(govern::internal::WriteFileAtomic(path + ".minisig", *other_sig, 0644).ok());
+  auto [st3, swapped] = restart(o);
+  EXPECT_EQ(st3.code(), core::StatusCode::kPermissionDenied) << st3.ToString();
+  EXPECT_TRUE(swapped["model"].is_null()) << swapped;
+
+  // The model's bytes altered after signing.
+  std::string altered = *good;
+  altered[altered.size() - 10] ^= 0x01;
+  ASSERT_TRUE(govern::internal::WriteFileAtomic(path, altered, 0644).ok());
+  ASSERT_TRUE(govern::internal::WriteFileAtomic(path + ".minisig", *good_sig, 0644).ok());
+  auto [st4, tampered] = restart(o);
+  EXPECT_EQ(st4.code(), core::StatusCode::kPermissionDenied) << st4.ToString();
+  EXPECT_TRUE(tampered["model"].is_null()) << tampered;
+
+  // The note altered (pointing at the second model): refused by its signature.
+  ASSERT_TRUE(govern::internal::WriteFileAtomic(path, *good, 0644).ok());
+  auto text = core::ReadFile(note, 1 << 16);
+  ASSERT_TRUE(text.has_value());
+  json n = json::parse(*text);
+  n["path"] = (*second)["path"];
+  n["sha256"] = (*second)["sha256"];
+  ASSERT_TRUE(govern::internal::WriteFileAtomic(note, n.dump() + "\n", 0644).ok());
+  auto [st5, forged] = restart(o);
+  EXPECT_EQ(st5.code(), core::StatusCode::kPermissionDenied) << st5.ToString();
+  EXPECT_TRUE(forged["model"].is_null()) << forged;
+
+  std::vector<std::string> seen;  // "action source/outcome"
+  for (const json& p : ModelChanges()) {
+    seen.push_back(p["action"].get<std::string>() + " " +
+                   p.value("source", p.value("outcome", std::string())));
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"trained ", "loaded api", "loaded restored",
+                                            "trained ", "loaded configured", "refused altered",
+                                            "refused altered", "refused altered"}));
+}
+
 TEST(TriageConfigTest, TheTriageSectionIsReadAndBadValuesAreNamed) {
   auto c = ParseHubConfig(
       "state_dir: /s\ntriage:\n  model: m/triage.vmodel\n  trusted_keys: [ops.pub]\n"
@@ -281,13 +376,15 @@ TEST(TriageTrainRequestTest, ParsesKnownKeysAndNamesTheBadOne) {
   ASSERT_TRUE(d.has_value());
   EXPECT_EQ(d->rounds, 300);
   EXPECT_TRUE(d->activate);
-  auto r = ParseTriageTrainRequest(R"({"rounds":12,"eta":0.5,"seed":3,"activate":false})");
+  auto r = ParseTriageTrainRequest(
+      R"({"rounds":12,"eta":0.5,"seed":3,"folds":3,"activate":false})");
   ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->folds, 3);
   EXPECT_EQ(r->rounds, 12);
   EXPECT_EQ(r->eta, 0.5);
   EXPECT_FALSE(r->activate);
   for (const char* bad : {"[]", "{", R"({"rounds":"x"})", R"({"eta":0})", R"({"max_depth":99})",
-                          R"({"activate":1})", R"({"nope":1})"}) {
+                          R"({"activate":1})", R"({"nope":1})", R"({"folds":1})", R"({"folds":21})"}) {
     auto e = ParseTriageTrainRequest(bad);
     EXPECT_FALSE(e.has_value()) << bad;
   }
