@@ -118,6 +118,8 @@ class BoundedQueue {
   // Called after releasing mu_ with the counts captured under it.
   void WakeProducers(size_t popped, size_t waiting);
   // Moves up to `max` items to *out, releases `lock` and wakes waiting producers.
+  // PopBatch (over = false) and PopBatchOver (over = true).
+  size_t WaitAndTakeBatch(std::vector<T>* out, size_t max, bool over);
   // `over`: move-assign over out's first elements (PopBatchOver) instead of appending.
   size_t TakeBatchLocked(std::unique_lock<std::mutex>& lock, std::vector<T>* out, size_t max,
                          bool over = false);
@@ -342,6 +344,11 @@ PopOutcome BoundedQueue<T>::TryPop(T* out) {
 
 template <typename T>
 size_t BoundedQueue<T>::PopBatch(std::vector<T>* out, size_t max) {
+  return WaitAndTakeBatch(out, max, /*over=*/false);
+}
+
+template <typename T>
+size_t BoundedQueue<T>::WaitAndTakeBatch(std::vector<T>* out, size_t max, bool over) {
   if (max == 0) return 0;
   std::unique_lock<std::mutex> lock(mu_);
   if (size_ == 0 && !closed_) {
@@ -349,7 +356,7 @@ size_t BoundedQueue<T>::PopBatch(std::vector<T>* out, size_t max) {
     not_empty_.wait(lock, [this] { return size_ > 0 || closed_; });
     --waiting_consumers_;
   }
-  return TakeBatchLocked(lock, out, max);
+  return TakeBatchLocked(lock, out, max, over);
 }
 
 template <typename T>
@@ -360,14 +367,7 @@ size_t BoundedQueue<T>::TryPopBatch(std::vector<T>* out, size_t max) {
 
 template <typename T>
 size_t BoundedQueue<T>::PopBatchOver(std::vector<T>* out, size_t max) {
-  if (max == 0) return 0;
-  std::unique_lock<std::mutex> lock(mu_);
-  if (size_ == 0 && !closed_) {
-    ++waiting_consumers_;
-    not_empty_.wait(lock, [this] { return size_ > 0 || closed_; });
-    --waiting_consumers_;
-  }
-  return TakeBatchLocked(lock, out, max, /*over=*/true);
+  return WaitAndTakeBatch(out, max, /*over=*/true);
 }
 
 template <typename T>
