@@ -209,6 +209,9 @@ core::Result<ReplayStats> ReplayRunner::Run(
   // were read together.
   int64_t ingest_ns = 0;
   size_t stamped = kPushBurst;
+  // A sensor that assigns whole events reads into the moved-from `e` as it is; others get a
+  // fresh one each time (building, moving and destroying one was ~10 % of the reading thread).
+  const bool reset = !sensor.AssignsWholeEvent();
   core::Event e;
   while (true) {
     if (!sensor.Buffered()) {
@@ -245,7 +248,7 @@ core::Result<ReplayStats> ReplayRunner::Run(
     }
     pending[shard].push_back(std::move(e));
     if (pending[shard].size() >= kPushBurst) hand_on(shard);
-    e = core::Event();
+    if (reset) e = core::Event();
   }
   hand_on_all();
   for (auto& q : queues) q->Close();

@@ -135,6 +135,7 @@ class EbpfSensor final : public Sensor {
   // reports one malformed record, which was skipped.
   core::Result<ReadOutcome> Next(core::Event* out) override;
   bool Buffered() const override { return head_ < count_; }
+  bool AssignsWholeEvent() const override { return true; }  // *out = the converted record
 
   enum class PollOutcome : uint8_t { kEvent, kTimeout, kEnd };
   // As Next(), but waits at most `timeout` (0: only what is already there).
