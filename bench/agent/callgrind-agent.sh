@@ -8,14 +8,15 @@
 # the kernel losses and the instructions collected. Repeatable under load, unlike wall clock.
 #
 # Usage: bench/agent/callgrind-agent.sh VIGIL_BINARY OUT_DIR [PAIRS]   (PAIRS default 3000)
-# Needs root (the eBPF sensor) and valgrind. Compare two builds by running it once for each,
+# Needs root (the eBPF sensor) and valgrind (scripts/install-deps.sh bench). Compare two builds by running it once for each,
 # one after the other (two agents at once would each see both loops).
 set -euo pipefail
 bin=${1:?usage: callgrind-agent.sh VIGIL_BINARY OUT_DIR [PAIRS]}
 out=${2:?usage: callgrind-agent.sh VIGIL_BINARY OUT_DIR [PAIRS]}
 pairs=${3:-3000}
 here=$(cd "$(dirname "$0")" && pwd)
-command -v valgrind >/dev/null || { echo "callgrind-agent: valgrind is not installed" >&2; exit 2; }
+command -v valgrind >/dev/null ||
+  { echo "callgrind-agent: valgrind is not installed (scripts/install-deps.sh bench)" >&2; exit 2; }
 [[ $(id -u) -eq 0 ]] || { echo "callgrind-agent: the eBPF agent needs root" >&2; exit 2; }
 mkdir -p "$out"
 tmp=$(mktemp -d /tmp/vigil-callgrind.XXXXXX)
