@@ -26,6 +26,7 @@
 #   VIGIL_BENCH_BEFORE_BIN    another vigil binary (e.g. a build of the previous commit): adds
 #                             the phase "before" (that binary, learning) to every repetition, so
 #                             before/after are measured in the same run against the same baseline
+#                             (phases run in the given order on odd repetitions, reversed on even)
 #   VIGIL_BENCH_OUT           where binaries and results go (default build/release/bench-agent)
 # Needs root (the eBPF sensor). Every process it starts (agents, idle processes, redis-server) is
 # stopped on exit, also on error or Ctrl-C; each agent gets its own state dir in a temp dir.
@@ -268,6 +269,17 @@ echo "== conditions: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadav
   "other vigil processes: $(pgrep -c -x vigil || true)"
 record 0 - loadavg_start "$(cut -d' ' -f1 /proc/loadavg)"
 
+# The phases of repetition REP in the order they run: as given on odd repetitions, reversed on
+# even ones, so that before/after (and learning/detecting) alternate and neither always runs
+# first, when the machine's load drifts during a run.
+phase_order() {
+  if (($1 % 2 == 1)); then
+    echo "$phases"
+  else
+    echo "$phases" | awk '{for (i = NF; i > 0; i--) printf "%s%s", $i, (i > 1 ? " " : "\n")}'
+  fi
+}
+
 # --- 1 + 2: syscall loops, agent throughput and loss -------------------------------------------
 for rep in $(seq "$reps"); do
   [[ $sections == *loops* ]] || break
@@ -275,7 +287,7 @@ for rep in $(seq "$reps"); do
   loop "$rep" none openclose "$oc_count"
   loop "$rep" none getppid "$gp_count"
   loops2 "$rep" none "$gp_count"
-  for phase in $phases; do
+  for phase in $(phase_order "$rep"); do
     start_phase "$phase" "$rep"
     s0=$(snap)
     loop "$rep" "$phase" openclose "$oc_count"
@@ -301,7 +313,7 @@ done
 # --- 3: RSS with many live processes -----------------------------------------------------------
 if ((nprocs > 0)) && [[ $sections == *rss* ]]; then
   for rep in $(seq "$reps"); do
-    for phase in $phases; do
+    for phase in $(phase_order "$rep"); do
       echo "== RSS, repetition $rep/$reps, $phase: $nprocs idle processes for $settle s"
       start_phase "$phase" "rss-$rep"
       read -r _ _ _ _ _ rss0 _ <<<"$(snap)"
@@ -364,7 +376,7 @@ if [[ -z $redis_skip ]]; then
     read -r s g <<<"$(redis_rps)"
     record "$rep" none redis.set_rps "$s"
     record "$rep" none redis.get_rps "$g"
-    for phase in $phases; do
+    for phase in $(phase_order "$rep"); do
       start_phase "$phase" "redis-$rep"
       read -r s g <<<"$(redis_rps)"
       record "$rep" "$phase" redis.set_rps "$s"

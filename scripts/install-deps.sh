@@ -30,6 +30,7 @@ test_pkgs=(
 bench_pkgs=(
   python3-sklearn python3-numpy
   strace  # gate_latency_bench --strace: system calls per gated call
+  valgrind  # bench/agent/callgrind-agent.sh: instruction counts of the agent's per-event path
 )
 
 want=("${build_pkgs[@]}")

@@ -15,7 +15,7 @@
 #include <linux/types.h>
 #endif
 
-#define VIGIL_ABI_VERSION 3
+#define VIGIL_ABI_VERSION 4
 
 #define VIGIL_COMM_LEN 16
 #define VIGIL_PATH_LEN 256  /* includes the terminating NUL */
@@ -159,6 +159,10 @@ struct vigil_exit_event {
   __u32 reserved;
 };
 
+/* Sent short when there is no second path (ABI 4): the record ends after the NUL of `path`
+ * (hdr.size = offsetof(path) + strlen(path) + 1), and `path2` is then empty. Records with a
+ * second path (rename*, link*, symlink*) and the exec records of sched_process_exec are sent
+ * whole (sizeof). */
 struct vigil_file_event {
   struct vigil_event_header hdr;
   __s64 ret;

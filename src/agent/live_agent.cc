@@ -1,10 +1,12 @@
 #include "agent/live_agent.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
-#include <deque>
 #include <filesystem>
 #include <map>
+#include <optional>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 
@@ -97,7 +99,7 @@ class LiveHandler final : public StreamHandler {
         procs_.erase(e.proc.pid);
         return false;
       case core::EventKind::kProcessExec: {
-        Remember(p, "exec " + (e.path.empty() ? e.proc.exe : e.path));
+        Remember(p, "exec ", e.path.empty() ? e.proc.exe : e.path);
         std::string program = ProgramOf(e);
         if (program != p.program) {
           Flush(e.proc.pid, p, /*exiting=*/true);  // the old program's last partial window
@@ -108,10 +110,10 @@ class LiveHandler final : public StreamHandler {
         return false;
       }
       case core::EventKind::kFileOpen:
-        Remember(p, "open " + e.path);
+        Remember(p, "open ", e.path);
         return false;
       case core::EventKind::kNetConnect:
-        Remember(p, "connect " + e.net.daddr + ":" + std::to_string(e.net.dport));
+        Remember(p, "connect ", e.net.daddr, e.net.dport);
         return false;
       case core::EventKind::kSyscall:
         return OnSyscall(e, p);
@@ -130,10 +132,11 @@ class LiveHandler final : public StreamHandler {
         return false;
       }
       case core::EventKind::kTypedCall: {
-        std::string what(core::SyscallName(e.syscall.arch, e.syscall.nr));
-        if (!e.path.empty()) what += " " + e.path;
-        if (!e.net.daddr.empty()) what += " " + e.net.daddr + ":" + std::to_string(e.net.dport);
-        Remember(p, std::move(what));
+        std::string& what = Remember(p, core::SyscallName(e.syscall.arch, e.syscall.nr), {});
+        if (!e.path.empty()) what.append(" ").append(e.path);
+        if (!e.net.daddr.empty()) {
+          what.append(" ").append(e.net.daddr).append(":").append(std::to_string(e.net.dport));
+        }
         return false;
       }
       case core::EventKind::kStreamEnd:
@@ -159,7 +162,11 @@ class LiveHandler final : public StreamHandler {
     uint64_t scorer_generation = 0;
     size_t in_window = 0;
     uint64_t window_index = 0;
-    std::deque<std::string> recent;
+    // The last kRecent typed events, oldest first from recent_next: a ring whose strings are
+    // overwritten in place (their buffers reused), not a string built per event.
+    std::array<std::string, kRecent> recent;
+    size_t recent_next = 0;
+    size_t recent_count = 0;
     uint64_t last_seen = 0;
     int64_t last_time_ns = 0;
   };
@@ -195,9 +202,15 @@ class LiveHandler final : public StreamHandler {
     state_.evicted.fetch_add(1, std::memory_order_relaxed);
   }
 
-  static void Remember(Proc& p, std::string what) {
-    if (p.recent.size() == kRecent) p.recent.pop_front();
-    p.recent.push_back(std::move(what));
+  // Records "<verb><what>[:<port>]" as the newest recent event; returns it for additions.
+  static std::string& Remember(Proc& p, std::string_view verb, std::string_view what,
+                               std::optional<uint16_t> port = std::nullopt) {
+    std::string& r = p.recent[p.recent_next];
+    p.recent_next = (p.recent_next + 1) % kRecent;
+    p.recent_count = std::min(p.recent_count + 1, kRecent);
+    r.assign(verb).append(what);
+    if (port) r.append(":").append(std::to_string(*port));
+    return r;
   }
 
   bool OnSyscall(const core::Event& e, Proc& p) {
@@ -257,7 +270,10 @@ class LiveHandler final : public StreamHandler {
     v.time_ns = p.last_time_ns;
     v.stream = (p.comm.empty() ? p.program : p.comm) + "[" + std::to_string(pid) + "]#" +
                std::to_string(p.window_index++);
-    for (const std::string& r : p.recent) v.explanation.push_back({"recent: " + r, 0.0});
+    for (size_t i = 0; i < p.recent_count; ++i) {  // oldest first
+      const size_t at = (p.recent_next + kRecent - p.recent_count + i) % kRecent;
+      v.explanation.push_back({"recent: " + p.recent[at], 0.0});
+    }
     state_.windows_scored.fetch_add(1, std::memory_order_relaxed);
     if (v.anomalous) state_.alerts.fetch_add(1, std::memory_order_relaxed);
     out_.Emit(std::move(v));

@@ -75,6 +75,13 @@ class BoundedQueue {
   size_t PopBatch(std::vector<T>* out, size_t max);
   // As PopBatch but never blocks; 0 when nothing is queued (check closed() to tell why).
   size_t TryPopBatch(std::vector<T>* out, size_t max);
+  // As PopBatch, but the n items taken are move-assigned over (*out)[0..n) (the vector grows
+  // when shorter; elements from n on are left as they were) instead of appended. Keep *out
+  // across calls: the heap buffers of the previous batch's items then go back into the slots
+  // (a std::string moved onto one that owns a buffer hands that buffer to its source), and from
+  // the slots to the items the producer pushes next, which it frees itself. A producer that
+  // allocates and a consumer on another thread then stop passing freed memory between threads.
+  size_t PopBatchOver(std::vector<T>* out, size_t max);
 
   // Refuses all further pushes, wakes every waiting producer (they return kClosed) and consumer
   // (they drain what is queued, then get kClosed / 0). Idempotent.
@@ -111,7 +118,11 @@ class BoundedQueue {
   // Called after releasing mu_ with the counts captured under it.
   void WakeProducers(size_t popped, size_t waiting);
   // Moves up to `max` items to *out, releases `lock` and wakes waiting producers.
-  size_t TakeBatchLocked(std::unique_lock<std::mutex>& lock, std::vector<T>* out, size_t max);
+  // PopBatch (over = false) and PopBatchOver (over = true).
+  size_t WaitAndTakeBatch(std::vector<T>* out, size_t max, bool over);
+  // `over`: move-assign over out's first elements (PopBatchOver) instead of appending.
+  size_t TakeBatchLocked(std::unique_lock<std::mutex>& lock, std::vector<T>* out, size_t max,
+                         bool over = false);
 
   const size_t capacity_;
   internal::QueueAccounting accounting_;
@@ -333,6 +344,11 @@ PopOutcome BoundedQueue<T>::TryPop(T* out) {
 
 template <typename T>
 size_t BoundedQueue<T>::PopBatch(std::vector<T>* out, size_t max) {
+  return WaitAndTakeBatch(out, max, /*over=*/false);
+}
+
+template <typename T>
+size_t BoundedQueue<T>::WaitAndTakeBatch(std::vector<T>* out, size_t max, bool over) {
   if (max == 0) return 0;
   std::unique_lock<std::mutex> lock(mu_);
   if (size_ == 0 && !closed_) {
@@ -340,7 +356,7 @@ size_t BoundedQueue<T>::PopBatch(std::vector<T>* out, size_t max) {
     not_empty_.wait(lock, [this] { return size_ > 0 || closed_; });
     --waiting_consumers_;
   }
-  return TakeBatchLocked(lock, out, max);
+  return TakeBatchLocked(lock, out, max, over);
 }
 
 template <typename T>
@@ -350,10 +366,20 @@ size_t BoundedQueue<T>::TryPopBatch(std::vector<T>* out, size_t max) {
 }
 
 template <typename T>
+size_t BoundedQueue<T>::PopBatchOver(std::vector<T>* out, size_t max) {
+  return WaitAndTakeBatch(out, max, /*over=*/true);
+}
+
+template <typename T>
 size_t BoundedQueue<T>::TakeBatchLocked(std::unique_lock<std::mutex>& lock, std::vector<T>* out,
-                                        size_t max) {
+                                        size_t max, bool over) {
   const size_t n = size_ < max ? size_ : max;
-  for (size_t i = 0; i < n; ++i) out->push_back(TakeFrontLocked());
+  if (over) {
+    if (out->size() < n) out->resize(n);
+    for (size_t i = 0; i < n; ++i) (*out)[i] = TakeFrontLocked();
+  } else {
+    for (size_t i = 0; i < n; ++i) out->push_back(TakeFrontLocked());
+  }
   const size_t waiting = waiting_producers_;
   lock.unlock();
   WakeProducers(n, waiting);

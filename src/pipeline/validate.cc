@@ -13,7 +13,10 @@ namespace {
 using core::Event;
 using core::EventKind;
 
-bool HasNul(std::string_view s) { return std::memchr(s.data(), '\0', s.size()) != nullptr; }
+// Most strings of an event are empty (a stream call has no path, address or executable).
+bool HasNul(std::string_view s) {
+  return !s.empty() && std::memchr(s.data(), '\0', s.size()) != nullptr;
+}
 
 bool IsIpLiteral(const std::string& s) {
   in6_addr buf;

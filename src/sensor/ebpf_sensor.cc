@@ -423,6 +423,7 @@ void EbpfSensor::StartSlot(Slot& slot, const vigil_event_header* hdr, uint64_t t
   e.proc.cap_permitted = 0;
 
   d.type = static_cast<EbpfRecordType>(hdr->type);
+  d.record_bytes = hdr->size;
   d.has_ret = false;
   d.ret = 0;
   d.nr = 0;
@@ -546,17 +547,26 @@ int EbpfSensor::OnRecord(const void* data, size_t size) {
       break;
     }
     case VIGIL_EV_FILE: {
-      if (size != sizeof(vigil_file_event)) return bad("wrong size for a file record");
+      // Whole, or short: ending after the NUL of `path` when there is no second path (ABI 4).
+      constexpr size_t kPathAt = offsetof(vigil_file_event, path);
+      if (size != sizeof(vigil_file_event) && (size <= kPathAt || size > kPathAt + VIGIL_PATH_LEN)) {
+        return bad("wrong size for a file record");
+      }
       const auto* r = static_cast<const vigil_file_event*>(data);
+      const bool whole = size == sizeof(vigil_file_event);
       if (r->nr == kNrOpen || r->nr == kNrOpenat || r->nr == kNrOpenat2) {
         e.kind = core::EventKind::kFileOpen;
         e.syscall = {core::Arch::kX86_64, static_cast<int32_t>(r->nr)};
       } else {
         as_typed_call(r->nr);
       }
-      AssignString(&e.path, r->path);
-      AssignString(&d.path2, r->path2);
-      e.path2 = d.path2;
+      // A short record's path ends at its last byte; nothing of it is read past `size`.
+      const size_t path_room = whole ? sizeof(r->path) : size - kPathAt;
+      e.path.assign(r->path, strnlen(r->path, path_room));
+      if (whole) {  // (StartSlot cleared both path2s)
+        AssignString(&d.path2, r->path2);
+        e.path2 = d.path2;
+      }
       d.nr = r->nr;
       set_ret(r->ret);
       d.fd = r->dfd;

@@ -101,6 +101,9 @@ struct EbpfEventDetail {
   uint32_t nr = 0;       // system call number (typed-call records too): x86_64, or i386 if `i386`
   bool i386 = false;     // kSyscall: a 32-bit (ia32 compat) call, numbered in the i386 table
   uint32_t cpu = 0;
+  // Length of the kernel record (for a syscall batch, of the whole batch). File records without
+  // a second path are sent short: they end after the path's NUL.
+  uint32_t record_bytes = 0;
   uint64_t cgroup_id = 0;
   int32_t fd = -1;     // kFile: the dirfd of *at calls (-100 = AT_FDCWD); kNet: the socket
   uint32_t flags = 0;  // open/unlinkat/renameat2/execveat flags; mount flags (low 32 bits)
@@ -132,6 +135,7 @@ class EbpfSensor final : public Sensor {
   // reports one malformed record, which was skipped.
   core::Result<ReadOutcome> Next(core::Event* out) override;
   bool Buffered() const override { return head_ < count_; }
+  bool AssignsWholeEvent() const override { return true; }  // *out = the converted record
 
   enum class PollOutcome : uint8_t { kEvent, kTimeout, kEnd };
   // As Next(), but waits at most `timeout` (0: only what is already there).

@@ -28,6 +28,9 @@ class Sensor {
   // it has already read, e.g. the rest of a ring-buffer pass). A consumer may then gather
   // events and hand them on together; when false it should hand on what it holds first.
   virtual bool Buffered() const { return false; }
+  // True when every successful Next() assigns the whole of *out (no field keeps what the event
+  // read before left there), so a caller may reuse one Event without resetting it in between.
+  virtual bool AssignsWholeEvent() const { return false; }
 };
 
 }  // namespace vigil::sensor

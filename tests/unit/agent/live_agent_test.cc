@@ -7,6 +7,7 @@
 #include <fstream>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -162,6 +163,38 @@ TEST_F(LiveAgentTest, LearnsThenAlertsOnlyOnTheUnseenBehaviour) {
   EXPECT_EQ(stats2->alerts, 1u);
   EXPECT_NE(nlohmann::json(agent2.TakeNotes()).dump().find("reusing the baselines"),
             std::string::npos);
+
+  // An alert names the process's last four typed events, oldest first, and no older one.
+  PhasedSensor third;
+  AddProcess(&third.detection, 700, "/usr/bin/worker", kOdd, 50, true);
+  std::vector<core::Event> typed(5);
+  for (core::Event& t : typed) t.proc.pid = 700;
+  typed[0].kind = core::EventKind::kFileOpen;
+  typed[0].path = "/first";
+  typed[1].kind = core::EventKind::kFileOpen;
+  typed[1].path = "/second/with/a/path/longer/than/a/short/string";
+  typed[2].kind = core::EventKind::kNetConnect;
+  typed[2].net.daddr = "10.0.0.1";
+  typed[2].net.dport = 443;
+  typed[3].kind = core::EventKind::kTypedCall;
+  typed[3].syscall = {core::Arch::kX86_64, 263};  // unlinkat
+  typed[3].path = "/third";
+  typed[4].kind = core::EventKind::kFileOpen;
+  typed[4].path = "/fourth";
+  third.detection.insert(third.detection.begin() + 1, typed.begin(), typed.end());
+  CollectSink sink3;
+  LiveAgent agent3(options_, {&sink3}, clock_, nullptr);
+  ASSERT_TRUE(agent3.Run(third, nullptr).has_value());
+  ASSERT_EQ(sink3.lines.size(), 1u);
+  std::vector<std::string> recent;
+  for (const auto& ev : sink3.lines[0]["vigil"]["explanation"]) {
+    const std::string what = ev.is_object() ? ev.value("what", "") : ev.get<std::string>();
+    if (what.rfind("recent: ", 0) == 0) recent.push_back(what.substr(8));
+  }
+  EXPECT_EQ(recent, (std::vector<std::string>{
+                        "open /second/with/a/path/longer/than/a/short/string",
+                        "connect 10.0.0.1:443", "unlinkat /third", "open /fourth"}))
+      << sink3.lines[0].dump();
 }
 
 TEST_F(LiveAgentTest, TooLittleLearningKeepsLearning) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -193,6 +194,63 @@ TEST_F(ReplayRunnerTest, TypedEventsGoToTheSinksAsOcsfActivityWhenAsked) {
         EXPECT_EQ(line["dst_endpoint"]["port"], 443);
       }
     }
+  }
+}
+
+// Sets only some fields of each event: the first event's path, then only pid and number.
+class PartialSensor final : public sensor::Sensor {
+ public:
+  explicit PartialSensor(bool whole) : whole_(whole) {}
+  std::string_view name() const override { return "partial"; }
+  bool AssignsWholeEvent() const override { return whole_; }
+  core::Result<sensor::ReadOutcome> Next(core::Event* out) override {
+    if (n_ == 200) return sensor::ReadOutcome::kEnd;
+    if (whole_) *out = core::Event();  // what a sensor that claims whole events must do
+    out->kind = n_ == 0 ? core::EventKind::kFileOpen : core::EventKind::kTypedCall;
+    if (n_ == 0) out->path = "/only/the/first/event/has/this/path";
+    out->proc.pid = 7;
+    out->proc.comm = "svc";
+    out->syscall = {core::Arch::kX86_64, 263};
+    out->seq = ++n_;
+    return sensor::ReadOutcome::kEvent;
+  }
+
+ private:
+  bool whole_;
+  uint64_t n_ = 0;
+};
+
+// Records the path each typed event arrived with.
+class PathHandler final : public StreamHandler {
+ public:
+  explicit PathHandler(std::mutex& mu, std::vector<std::string>& paths)
+      : mu_(mu), paths_(paths) {}
+  bool OnEvent(core::Event& e) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    paths_.push_back(e.path);
+    return false;
+  }
+  void OnInputEnd() override {}
+
+ private:
+  std::mutex& mu_;
+  std::vector<std::string>& paths_;
+};
+
+TEST_F(ReplayRunnerTest, EventsOfAPartialSensorStartFreshAndWholeOnesArriveIntact) {
+  for (bool whole : {false, true}) {
+    PartialSensor sensor(whole);
+    std::mutex mu;
+    std::vector<std::string> paths;
+    ReplayOptions o;
+    o.workers = 2;
+    ReplayRunner runner(
+        [&](VerdictSink&) { return std::make_unique<PathHandler>(mu, paths); }, {}, o, clock_);
+    auto stats = runner.Run(sensor, nullptr);
+    ASSERT_TRUE(stats.has_value()) << stats.error().ToString();
+    ASSERT_EQ(paths.size(), 200u) << "whole " << whole;
+    EXPECT_EQ(std::count(paths.begin(), paths.end(), "/only/the/first/event/has/this/path"), 1)
+        << "whole " << whole << ": a path leaked into later events";
   }
 }
 

@@ -20,7 +20,8 @@ uint64_t Item(uint64_t producer, uint64_t index) { return (producer << 32) | ind
 uint64_t ProducerOf(uint64_t item) { return item >> 32; }
 uint64_t IndexOf(uint64_t item) { return item & 0xffffffffu; }
 
-SourceId MustRegister(BoundedQueue<uint64_t>& q, const std::string& name, SourceOptions o = {}) {
+template <typename T>
+SourceId MustRegister(BoundedQueue<T>& q, const std::string& name, SourceOptions o = {}) {
   auto id = q.RegisterSource(name, o);
   EXPECT_TRUE(id.has_value()) << id.error().ToString();
   return id.value_or(0);
@@ -153,6 +154,48 @@ TEST(BoundedQueueTest, PushBatchLosesNothingWithBurstsLargerThanTheQueue) {
       EXPECT_EQ(q.Stats().sources[p].accepted, count);
     }
   }
+}
+
+TEST(BoundedQueueTest, PopBatchOverOverwritesTheFirstElementsAndLeavesTheRest) {
+  BoundedQueue<uint64_t> q(8);
+  const SourceId src = MustRegister(q, "src");
+  std::vector<uint64_t> burst = {1, 2, 3};
+  ASSERT_EQ(q.PushBatch(src, &burst), 3u);
+  std::vector<uint64_t> out = {90, 91};  // shorter than the batch: it grows
+  ASSERT_EQ(q.PopBatchOver(&out, 10), 3u);
+  EXPECT_EQ(out, (std::vector<uint64_t>{1, 2, 3}));
+  burst = {4};
+  ASSERT_EQ(q.PushBatch(src, &burst), 1u);
+  ASSERT_EQ(q.PopBatchOver(&out, 10), 1u);
+  EXPECT_EQ(out, (std::vector<uint64_t>{4, 2, 3}));  // only the first is taken over
+  burst = {5, 6, 7};
+  ASSERT_EQ(q.PushBatch(src, &burst), 3u);
+  ASSERT_EQ(q.PopBatchOver(&out, 2), 2u);  // at most max
+  EXPECT_EQ(out, (std::vector<uint64_t>{5, 6, 3}));
+  q.Close();
+  ASSERT_EQ(q.PopBatchOver(&out, 10), 1u);  // drained after Close, then 0
+  EXPECT_EQ(out[0], 7u);
+  EXPECT_EQ(q.PopBatchOver(&out, 10), 0u);
+  EXPECT_EQ(q.Stats().sources[0].popped, 7u);
+}
+
+// The point of PopBatchOver: a consumer's old strings go back to the producer through the slots.
+TEST(BoundedQueueTest, PopBatchOverHandsTheConsumersBuffersBackToTheProducer) {
+  BoundedQueue<std::string> q(1);
+  const SourceId src = MustRegister(q, "src");
+  std::string first(100, 'a');
+  ASSERT_EQ(q.Push(src, std::move(first)), PushOutcome::kAccepted);
+  std::vector<std::string> out = {std::string(200, 'b')};
+  const char* consumers_buffer = out[0].data();
+  ASSERT_EQ(q.PopBatchOver(&out, 1), 1u);
+  EXPECT_EQ(out[0], std::string(100, 'a'));
+  std::string second(100, 'c');
+  ASSERT_EQ(q.Push(src, std::move(second)), PushOutcome::kAccepted);
+  // The moved-from string now owns the consumer's old buffer (empty), not a fresh one.
+  EXPECT_TRUE(second.empty());
+  EXPECT_EQ(second.data(), consumers_buffer);
+  ASSERT_EQ(q.PopBatchOver(&out, 1), 1u);
+  EXPECT_EQ(out[0], std::string(100, 'c'));
 }
 
 TEST(BoundedQueueTest, PushBatchCountsEachItemAsPushWould) {

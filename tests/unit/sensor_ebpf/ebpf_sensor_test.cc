@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -31,6 +32,9 @@ using std::chrono::steady_clock;
 
 constexpr auto kDeadline = std::chrono::seconds(10);
 constexpr int32_t kNrOpenat = 257;
+// offsetof(vigil_file_event, path) and sizeof(vigil_file_event) (bpf/abi/vigil_events.h).
+constexpr size_t kFilePathAt = 80;
+constexpr size_t kFileRecordBytes = 592;
 
 struct Seen {
   core::Event event;
@@ -123,7 +127,8 @@ class EbpfSensorTest : public ::testing::Test {
   }
 
   std::unique_ptr<EbpfSensor> sensor_;
-  std::vector<Seen> seen_;
+  // A deque: WaitFor's pointers stay valid while later waits append (a vector moved them).
+  std::deque<Seen> seen_;
 };
 
 std::string UniquePath(const char* tag) {
@@ -181,6 +186,9 @@ TEST_F(EbpfSensorTest, ReportsExecOpenAndConnectOfAChildWithPidParentPathAndRetu
   EXPECT_TRUE(open_ok->detail.has_ret);
   EXPECT_GE(open_ok->detail.ret, 0) << "open should have returned a file descriptor";
   EXPECT_EQ(open_ok->detail.flags & O_ACCMODE, static_cast<uint32_t>(O_RDONLY));
+  // No second path: the record ends after the path's NUL (header 56 + 24 bytes + path).
+  EXPECT_EQ(open_ok->detail.record_bytes, kFilePathAt + file.size() + 1);
+  EXPECT_TRUE(open_ok->detail.path2.empty());
 
   const Seen* open_failed = WaitForOpen(missing);
   ASSERT_NE(open_failed, nullptr) << "no open of " << missing;
@@ -303,6 +311,7 @@ TEST_F(EbpfSensorTest, ReportsTypedCallsWithArgumentsAndReturnValues) {
   ASSERT_NE(rename, nullptr);
   EXPECT_EQ(rename->event.path, from);
   EXPECT_EQ(rename->detail.path2, to);
+  EXPECT_EQ(rename->detail.record_bytes, kFileRecordBytes);  // a second path: sent whole
   EXPECT_EQ(rename->detail.ret, 0);
   EXPECT_EQ(rename->detail.fd, AT_FDCWD);
   EXPECT_EQ(rename->event.kind, core::EventKind::kTypedCall);
@@ -341,6 +350,38 @@ TEST_F(EbpfSensorTest, ReportsTypedCallsWithArgumentsAndReturnValues) {
   ASSERT_NE(exec_failed, nullptr);
   EXPECT_EQ(exec_failed->event.path, nowhere);
   EXPECT_EQ(exec_failed->detail.ret, -ENOENT);
+}
+
+// Short file records at their longest: a path beyond the record's 255 characters arrives cut
+// at 255, and the records around it (sent short too) keep their own paths.
+TEST_F(EbpfSensorTest, ShortFileRecordsKeepPathsUpToTheirLimit) {
+  Start();
+  const std::string base = UniquePath("long");
+  const std::string longest = base + "-" + std::string(255 - base.size() - 1, 'x');  // 255 chars
+  const std::string longer = base + "+" + std::string(300, 'y');
+  const std::string shortest = "/";
+  pid_t kid = RunChild([&] {
+    for (const std::string* p : {&longest, &longer, &shortest}) {
+      int fd = open(p->c_str(), O_RDONLY | O_DIRECTORY);
+      if (fd >= 0) close(fd);
+    }
+  });
+  ASSERT_EQ(longest.size(), 255u);
+  const Seen* a = WaitForOpen(longest);
+  ASSERT_NE(a, nullptr) << "no open of the 255-character path";
+  EXPECT_EQ(a->detail.record_bytes, kFilePathAt + 256);
+  EXPECT_EQ(a->detail.ret, -ENOENT);
+  const Seen* b = WaitForOpen(longer.substr(0, 255));
+  ASSERT_NE(b, nullptr) << "no open of the 302-character path, cut at 255";
+  EXPECT_EQ(b->detail.record_bytes, kFilePathAt + 256);
+  EXPECT_EQ(b->detail.ret, -ENAMETOOLONG);
+  const Seen* c = WaitFor([&](const Seen& s) {
+    return s.event.kind == core::EventKind::kFileOpen && s.event.path == shortest &&
+           s.event.proc.pid == static_cast<uint32_t>(kid);
+  });
+  ASSERT_NE(c, nullptr) << "no open of /";
+  EXPECT_EQ(c->detail.record_bytes, kFilePathAt + 2);
+  EXPECT_GE(c->detail.ret, 0);
 }
 
 TEST_F(EbpfSensorTest, CommFiltersApplyAtRunTime) {
