@@ -1,7 +1,7 @@
 # Two `vigil serve` binaries, A and B, side by side under the same load (docs/benchmarks.md):
 # the same model, rules and config as bench/api/run.sh; for each transport (gRPC, HTTP/JSON),
 # 8 clients, single varied scores, then batches of BATCH varied items; A and B alternated
-# ROUNDS times. Prints, per run, api_load's figures; the server's CPU time per 10,000 scores
+# ROUNDS times (A first in odd rounds, B first in even ones). Prints, per run, api_load's figures; the server's CPU time per 10,000 scores
 # (utime + stime from /proc/PID/stat over the run), which a busy machine disturbs less than
 # latency; the load generator's CPU per call (its share of the 2 cores); and the server's own
 # time per call, admission to answer (vigil_api_request_seconds from /metrics over the run, as
@@ -60,11 +60,15 @@ PY
 start A "" "$a"
 start B "" "$b"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+# A then B in odd rounds, B then A in even ones, so that a load that grows or shrinks during
+# the run does not favour one side.
 for round in $(seq "$rounds"); do
-  echo "round $round"
+  order="A B"
+  (( round % 2 == 0 )) && order="B A"
+  echo "round $round ($order)"
   for t in $transports; do
-    for s in A B; do run "$s" "$t" --clients 8 --vary; done
-    for s in A B; do run "$s" "$t" --clients 8 --vary --batch "$batch"; done
+    for s in $order; do run "$s" "$t" --clients 8 --vary; done
+    for s in $order; do run "$s" "$t" --clients 8 --vary --batch "$batch"; done
   done
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
