@@ -43,7 +43,8 @@ std::string ToJsonGeneric(const google::protobuf::Message& message);
 // caller clears it): the generic reader decides, and words the error.
 bool ParseScoreJsonFast(std::string_view json, google::protobuf::Message* out);
 // A ScoreResponse or ScoreBatchResponse printed as the generic printer prints it; false (and
-// `out` empty) for other messages, strings that are not UTF-8 and numbers that are not finite.
+// `out` empty) for other messages, non-ASCII strings and numbers that are not finite (the
+// generic printer then prints them).
 bool ToScoreJsonFast(const google::protobuf::Message& message, std::string* out);
 
 // Refuses a missing or unknown schema_version: "schema_version: missing (this server speaks

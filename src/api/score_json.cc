@@ -6,7 +6,7 @@
 // camelCase names, fractions, null, duplicates, `values`, ...) returns false and the caller
 // uses protobuf's reader, which gives the authoritative answer or error. The writer prints what
 // protobuf's printer prints (same field order, defaults included, the same number format) and
-// declines strings that are not valid UTF-8 and numbers that are not finite.
+// declines non-ASCII strings and numbers that are not finite.
 
 #include <charconv>
 #include <cmath>
@@ -175,41 +175,6 @@ bool ReadScoreBatchRequest(Reader& in, v1::ScoreBatchRequest* r) {
   });
 }
 
-// True if `s` is well-formed UTF-8 (what protobuf requires of a proto3 string).
-bool ValidUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    size_t n = 0;
-    uint32_t cp = 0;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c & 0xe0) == 0xc0) {
-      n = 1;
-      cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      n = 2;
-      cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      n = 3;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + n >= s.size()) return false;  // truncated sequence
-    for (size_t k = 1; k <= n; ++k) {
-      const auto d = static_cast<unsigned char>(s[i + k]);
-      if ((d & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (d & 0x3f);
-    }
-    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-    i += n + 1;
-  }
-  return true;
-}
-
 class Writer {
  public:
   explicit Writer(std::string* out) : out_(*out) {}
@@ -233,12 +198,15 @@ class Writer {
     Raw("\":");
     first_ = true;  // the value follows without a comma
   }
-  // As protobuf's printer: '"' and '\\' escaped, control characters as \b \f \n \r \t or
-  // \u00XX, '<' '>' as \u003c \u003e, U+2028 / U+2029 as \u2028 / \u2029.
+  // ASCII as protobuf's printer writes it: '"' and '\\' escaped, control characters and DEL
+  // as \b \f \n \r \t or \u00XX, '<' '>' as \u003c \u003e. Anything else declines: protobuf
+  // escapes some non-ASCII characters (U+2028, U+202C, ...) and refuses bad UTF-8.
   void String(const std::string& s) {
-    if (!ValidUtf8(s)) {
-      ok_ = false;
-      return;
+    for (char c : s) {
+      if (static_cast<unsigned char>(c) >= 0x80) {
+        ok_ = false;
+        return;
+      }
     }
     Next();
     out_ += '"';
@@ -259,11 +227,6 @@ class Writer {
             char buf[8];
             std::snprintf(buf, sizeof(buf), "\\u%04x", c);
             Raw(buf);
-          } else if (c == 0xe2 && i + 2 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
-                     (static_cast<unsigned char>(s[i + 2]) == 0xa8 ||
-                      static_cast<unsigned char>(s[i + 2]) == 0xa9)) {
-            Raw(static_cast<unsigned char>(s[i + 2]) == 0xa8 ? "\\u2028" : "\\u2029");
-            i += 2;
           } else {
             out_ += static_cast<char>(c);
           }
