@@ -19,7 +19,8 @@
 namespace {
 
 std::string RequestJson() {
-  std::string body = R"({"schema_version":"vigil.api/v1","subject":"bench","arch":"i386","syscalls":[)";
+  std::string body =
+      R"({"schema_version":"vigil.api/v1","subject":"bench","arch":"i386","syscalls":[)";
   for (int i = 0; i < 64; ++i) body += std::to_string((i * 7 + 3) % 200) + (i < 63 ? "," : "");
   return body + "]}";
 }

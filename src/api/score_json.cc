@@ -135,17 +135,16 @@ bool ReadScoreRequest(Reader& in, v1::ScoreRequest* r) {
     if (key == "subject") return StringField(in, r->mutable_subject()) ? 2 : 0;
     if (key == "arch") return StringField(in, r->mutable_arch()) ? 4 : 0;
     if (key == "syscalls") {
-      return Array(in, [&] {
-               int64_t v = 0;
-               if (!in.Integer(std::numeric_limits<int32_t>::min(),
-                               std::numeric_limits<int32_t>::max(), &v)) {
-                 return false;
-               }
-               r->add_syscalls(static_cast<int32_t>(v));
-               return true;
-             })
-                 ? 8
-                 : 0;
+      const bool ok = Array(in, [&] {
+        int64_t v = 0;
+        if (!in.Integer(std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max(),
+                        &v)) {
+          return false;
+        }
+        r->add_syscalls(static_cast<int32_t>(v));
+        return true;
+      });
+      return ok ? 8 : 0;
     }
     if (key == "deadline_ms" && DeadlineField(in, &deadline)) {
       r->set_deadline_ms(deadline);
@@ -160,12 +159,11 @@ bool ReadScoreBatchRequest(Reader& in, v1::ScoreBatchRequest* r) {
     uint32_t deadline = 0;
     if (key == "schema_version") return StringField(in, r->mutable_schema_version()) ? 1 : 0;
     if (key == "items") {
-      return Array(in, [&] {
-               return r->items_size() <= kMaxBatchItems && in.Eat('{') &&
-                      ReadScoreRequest(in, r->add_items());
-             })
-                 ? 2
-                 : 0;
+      const bool ok = Array(in, [&] {
+        return r->items_size() <= kMaxBatchItems && in.Eat('{') &&
+               ReadScoreRequest(in, r->add_items());
+      });
+      return ok ? 2 : 0;
     }
     if (key == "deadline_ms" && DeadlineField(in, &deadline)) {
       r->set_deadline_ms(deadline);

@@ -141,7 +141,7 @@ core::Status ModelDecisionService::Install(std::shared_ptr<const model::Model> m
         "vigil_api_first_score_seconds",
         "Admission to answer of the first scoring call after the latest model load, seconds.");
     if (!first.has_value()) return first.error().WithContext("decision service");
-    first_score_ = *first;
+    first_score_.store(*first, std::memory_order_release);
     model::InferenceEngineOptions o;
     o.name = "serve";
     o.max_batch = config_.batch_max;
@@ -171,7 +171,8 @@ void ModelDecisionService::NoteScored(const api::CallContext& ctx) {
     return;  // not the first since the latest Install, or admitted before it
   }
   if (first_score_pending_.exchange(false)) {
-    first_score_->Set(double(clock_.MonotonicNanos() - ctx.admitted_mono_ns) * 1e-9);
+    first_score_.load(std::memory_order_acquire)
+        ->Set(double(clock_.MonotonicNanos() - ctx.admitted_mono_ns) * 1e-9);
   }
 }
 

@@ -79,12 +79,13 @@ class ModelDecisionService final : public api::DecisionService {
                           std::span<v1::Score* const> out, const api::CallContext& ctx,
                           std::string_view where);
 
-  // Records the first scoring call admitted after the latest Install (vigil_api_first_score_seconds).
+  // Times the first scoring call admitted after the latest Install
+  // (vigil_api_first_score_seconds).
   void NoteScored(const api::CallContext& ctx);
 
   const ScoringConfig config_;
   core::Registry& registry_;
-  core::Gauge* first_score_ = nullptr;           // set by the first Install
+  std::atomic<core::Gauge*> first_score_{nullptr};  // set by the first Install
   std::atomic<int64_t> installed_mono_ns_{0};    // clock_ time of the latest Install
   std::atomic<bool> first_score_pending_{false};  // no call admitted since has been scored
   const core::Clock& clock_;
