@@ -251,6 +251,19 @@ class Writer {
     Next();
     Raw(b ? "true" : "false");
   }
+  // "name":value
+  void Member(std::string_view k, const std::string& v) {
+    Name(k);
+    String(v);
+  }
+  void Member(std::string_view k, double v) {
+    Name(k);
+    Double(v);
+  }
+  void Member(std::string_view k, bool v) {
+    Name(k);
+    Bool(v);
+  }
 
  private:
   void Next() {
@@ -264,31 +277,22 @@ class Writer {
 
 void WriteScore(Writer& w, const v1::Score& s) {
   w.Open('{');
-  w.Name("score");
-  w.Double(s.score());
-  w.Name("anomalous");
-  w.Bool(s.anomalous());
-  w.Name("model_name");
-  w.String(s.model_name());
-  w.Name("model_version");
-  w.String(s.model_version());
+  w.Member("score", s.score());
+  w.Member("anomalous", s.anomalous());
+  w.Member("model_name", s.model_name());
+  w.Member("model_version", s.model_version());
   w.Name("explanation");
   w.Open('[');
   for (const v1::Evidence& e : s.explanation()) {
     w.Open('{');
-    w.Name("what");
-    w.String(e.what());
-    w.Name("weight");
-    w.Double(e.weight());
+    w.Member("what", e.what());
+    w.Member("weight", e.weight());
     w.Close('}');
   }
   w.Close(']');
-  w.Name("cached");
-  w.Bool(s.cached());
-  w.Name("fallback");
-  w.Bool(s.fallback());
-  w.Name("fallback_reason");
-  w.String(s.fallback_reason());
+  w.Member("cached", s.cached());
+  w.Member("fallback", s.fallback());
+  w.Member("fallback_reason", s.fallback_reason());
   w.Close('}');
 }
 
@@ -296,11 +300,9 @@ void WriteScore(Writer& w, const v1::Score& s) {
 template <typename Response, typename Body>
 void WriteResponse(Writer& w, const Response& r, Body&& body) {
   w.Open('{');
-  w.Name("schema_version");
-  w.String(r.schema_version());
+  w.Member("schema_version", r.schema_version());
   body();
-  w.Name("policy_version");
-  w.String(r.policy_version());
+  w.Member("policy_version", r.policy_version());
   w.Close('}');
 }
 
