@@ -9,10 +9,12 @@
 // --vary changes the request each time (verdict-cache misses: the model scores every item);
 // without it every request is the same (cache hits after the first). --batch N sends
 // score:batch / Inference.ScoreBatch calls of N items (0: single scores). --json prints the
-// figures as one JSON object.
+// figures as one JSON object, among them the load generator's own CPU time and context
+// switches (getrusage), so that its share of a machine it shares with the server is known.
 
 #include <grpcpp/grpcpp.h>
 #include <httplib.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -235,6 +237,11 @@ int main(int argc, char** argv) {
     sum.errors += t.errors;
     if (sum.first_error.empty()) sum.first_error = t.first_error;
   }
+  rusage self{};
+  getrusage(RUSAGE_SELF, &self);
+  const double cpu_s = double(self.ru_utime.tv_sec + self.ru_stime.tv_sec) +
+                       double(self.ru_utime.tv_usec + self.ru_stime.tv_usec) * 1e-6;
+  const auto switches = static_cast<uint64_t>(self.ru_nvcsw + self.ru_nivcsw);
   std::sort(all.begin(), all.end());
   auto q = [&](double p) {
     return all.empty() ? 0.0 : all[std::min(all.size() - 1, static_cast<size_t>(p * all.size()))];
@@ -255,17 +262,20 @@ int main(int argc, char** argv) {
                         {"cached", sum.cached},
                         {"p50_us", q(0.5)},
                         {"p95_us", q(0.95)},
-                        {"p99_us", q(0.99)}};
+                        {"p99_us", q(0.99)},
+                        {"cpu_s", cpu_s},
+                        {"context_switches", switches}};
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf(
         "%-4s clients %3d batch %3d window %d %-4s: %7zu calls %6.0f calls/s %7.0f "
         "scores/s, latency us P50 %6.0f P95 %6.0f P99 %6.0f; %llu errors, %llu fallbacks, "
-        "%llu cached\n",
+        "%llu cached; load generator CPU %.2f s, %llu context switches\n",
         transport.c_str(), o.clients, o.batch, o.window, o.vary ? "vary" : "same", all.size(),
         double(all.size()) / elapsed, double(sum.scores) / elapsed, q(0.5), q(0.95), q(0.99),
         static_cast<unsigned long long>(sum.errors), static_cast<unsigned long long>(sum.fallbacks),
-        static_cast<unsigned long long>(sum.cached));
+        static_cast<unsigned long long>(sum.cached), cpu_s,
+        static_cast<unsigned long long>(switches));
   }
   if (sum.errors > 0) std::fprintf(stderr, "api_load: first error: %s\n", sum.first_error.c_str());
   return sum.errors == 0 ? 0 : 1;

@@ -4,6 +4,8 @@
 // serve's start-up, in order (undone in reverse on the way out): config -> signals ->
 // listeners (healthz answers, readyz says "not ready") -> model and rules loaded and verified
 // (readyz ready; vigil_api_ready_seconds records the time from start) -> wait for SIGINT/SIGTERM.
+// SIGHUP meanwhile reloads the model and rules files (verified again where configured) and swaps
+// them in; a reload that fails leaves the loaded ones serving and says why on stderr.
 
 #include <signal.h>
 
@@ -45,6 +47,9 @@ int RunServe(const ServeOptions& o) {
   if (!config.has_value()) return ReportError("serve", config.error());
 
   sigset_t set = BlockStopSignals(RecordServeStop);
+  // SIGHUP (reload) is taken by sigtimedwait below; blocked before any thread starts.
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
   // A client that hangs up while its answer is written is that connection's error, not the
   // server's end.
   signal(SIGPIPE, SIG_IGN);
@@ -91,7 +96,17 @@ int RunServe(const ServeOptions& o) {
 
   timespec tick{0, 200'000'000};
   while (!g_serve_stop.load()) {
-    if (sigtimedwait(&set, nullptr, &tick) > 0) break;
+    const int sig = sigtimedwait(&set, nullptr, &tick);
+    if (sig == SIGHUP) {
+      if (auto s = svc.Load(*config); !s.ok()) {
+        std::fprintf(stderr, "vigil serve: reload failed, still serving the loaded model: %s\n",
+                     s.message().c_str());
+      } else {
+        std::fprintf(stderr, "vigil serve: reloaded %s\n", config->model.c_str());
+      }
+      continue;
+    }
+    if (sig > 0) break;
   }
   orders.Shutdown();
   if (grpc) grpc->Stop();
@@ -220,7 +235,10 @@ RunFn AddServeCommand(CLI::App& root) {
       "serve", "Serve the decision APIs (gRPC and JSON over HTTP): score, decide, enforce");
   cmd->add_option("--config", o->config, "Service configuration (YAML, docs/api.md)")->required();
   cmd->add_flag("--json", o->json, "Print the ready line (ports, start-up time) as JSON");
-  cmd->footer("Exit codes: 0 stopped by SIGINT/SIGTERM, 1 failure, 2 bad config or files.");
+  cmd->footer(
+      "SIGHUP reloads the model and rules files (verified again when public_key is set); a "
+      "failed reload keeps the loaded ones.\nExit codes: 0 stopped by SIGINT/SIGTERM, 1 failure, "
+      "2 bad config or files.");
   return [o] { return RunServe(*o); };
 }
 

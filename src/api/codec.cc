@@ -38,6 +38,12 @@ core::Status CheckArch(std::string_view field, const std::string& arch) {
 
 core::Status ParseJson(std::string_view json, google::protobuf::Message* out) {
   out->Clear();
+  if (json.size() <= kMaxBodyBytes && ParseScoreJsonFast(json, out)) return {};
+  return ParseJsonGeneric(json, out);  // clears what the fast reader left
+}
+
+core::Status ParseJsonGeneric(std::string_view json, google::protobuf::Message* out) {
+  out->Clear();
   if (json.size() > kMaxBodyBytes) {
     return Bad("request body: " + std::to_string(json.size()) + " bytes is over the limit of " +
                std::to_string(kMaxBodyBytes));
@@ -54,6 +60,12 @@ core::Status ParseJson(std::string_view json, google::protobuf::Message* out) {
 }
 
 std::string ToJson(const google::protobuf::Message& message) {
+  std::string out;
+  if (ToScoreJsonFast(message, &out)) return out;
+  return ToJsonGeneric(message);
+}
+
+std::string ToJsonGeneric(const google::protobuf::Message& message) {
   google::protobuf::util::JsonPrintOptions options;
   options.always_print_primitive_fields = true;
   options.preserve_proto_field_names = true;

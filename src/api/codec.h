@@ -32,6 +32,21 @@ core::Status ParseJson(std::string_view json, google::protobuf::Message* out);
 // The message as one line of JSON, proto field names, every field present (defaults included).
 std::string ToJson(const google::protobuf::Message& message);
 
+// ParseJson and ToJson take a fast path for the score messages (score_json.cc), the HTTP API's
+// hot path; the rest goes through protobuf's JSON utilities, as these two always do (for tests
+// and the differential fuzz target).
+core::Status ParseJsonGeneric(std::string_view json, google::protobuf::Message* out);
+std::string ToJsonGeneric(const google::protobuf::Message& message);
+// A ScoreRequest or ScoreBatchRequest in the reader's strict subset (ASCII strings without
+// escapes, integers, the proto field names, each once, no `values`): true and `out` filled,
+// exactly as the generic reader would. Otherwise false (`out` then holds a partial message; the
+// caller clears it): the generic reader decides, and words the error.
+bool ParseScoreJsonFast(std::string_view json, google::protobuf::Message* out);
+// A ScoreResponse or ScoreBatchResponse printed as the generic printer prints it; false (and
+// `out` empty) for other messages, non-ASCII strings and numbers that are not finite (the
+// generic printer then prints them).
+bool ToScoreJsonFast(const google::protobuf::Message& message, std::string* out);
+
 // Refuses a missing or unknown schema_version: "schema_version: missing (this server speaks
 // vigil.api/v1)" / "schema_version: \"x\" is not supported (this server speaks vigil.api/v1)".
 core::Status CheckSchemaVersion(std::string_view version);

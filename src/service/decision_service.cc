@@ -137,6 +137,11 @@ core::Status ModelDecisionService::Install(std::shared_ptr<const model::Model> m
                             "\" (its metrics could not be registered)");
     }
   } else {
+    auto first = registry_.GetGauge(
+        "vigil_api_first_score_seconds",
+        "Admission to answer of the first scoring call after the latest model load, seconds.");
+    if (!first.has_value()) return first.error().WithContext("decision service");
+    first_score_.store(*first, std::memory_order_release);
     model::InferenceEngineOptions o;
     o.name = "serve";
     o.max_batch = config_.batch_max;
@@ -154,8 +159,21 @@ core::Status ModelDecisionService::Install(std::shared_ptr<const model::Model> m
   }
   s->rules = std::move(rules);
   s->policy_version = std::move(policy_version);
+  installed_mono_ns_.store(clock_.MonotonicNanos());
   state_.store(std::move(s));
+  first_score_pending_.store(true);
   return {};
+}
+
+void ModelDecisionService::NoteScored(const api::CallContext& ctx) {
+  if (!first_score_pending_.load(std::memory_order_relaxed) ||
+      ctx.admitted_mono_ns < installed_mono_ns_.load()) {
+    return;  // not the first since the latest Install, or admitted before it
+  }
+  if (first_score_pending_.exchange(false)) {
+    first_score_.load(std::memory_order_acquire)
+        ->Set(double(clock_.MonotonicNanos() - ctx.admitted_mono_ns) * 1e-9);
+  }
 }
 
 bool ModelDecisionService::Ready(std::string* why) const {
@@ -249,6 +267,7 @@ core::Result<v1::ScoreResponse> ModelDecisionService::Score(const v1::ScoreReque
   const v1::ScoreRequest* item = &r;
   v1::Score* result = out.mutable_result();
   VIGIL_RETURN_IF_ERROR(ScoreItems(*s, {&item, 1}, {&result, 1}, ctx, ""));
+  NoteScored(ctx);
   return out;
 }
 
@@ -268,6 +287,7 @@ core::Result<v1::ScoreBatchResponse> ModelDecisionService::ScoreBatch(
     results.push_back(out.add_results());
   }
   VIGIL_RETURN_IF_ERROR(ScoreItems(*s, items, results, ctx, "items"));
+  NoteScored(ctx);
   return out;
 }
 
@@ -301,6 +321,7 @@ core::Result<v1::DecideResponse> ModelDecisionService::Decide(const v1::DecideRe
     if (auto st = ScoreItems(*s, {&item, 1}, {&result, 1}, ctx, ""); !st.ok()) {
       return st.WithContext("features");
     }
+    NoteScored(ctx);
     have_score = true;
   } else if (r.has_score()) {
     *out.mutable_score() = r.score();

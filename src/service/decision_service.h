@@ -15,6 +15,9 @@
 // get the fallback verdict marked "deadline exceeded" (a late verdict still fills the cache).
 // The engine's metrics (vigil_engine_*{engine="serve"}, among them the cache hit ratio) go to
 // the registry given at construction.
+// Cold start: vigil_api_first_score_seconds is the admission-to-answer time of the first call
+// that scores (Score, ScoreBatch, Decide with features) admitted after the latest Install (the
+// first load, or a reload that swapped the model); 0 until there is one.
 // Deciding: the event, with the verdict on its features (or the caller's score), is evaluated
 // against the rules; the first matching rule with an action decides, a match without an action
 // alerts, no match allows.
@@ -76,8 +79,15 @@ class ModelDecisionService final : public api::DecisionService {
                           std::span<v1::Score* const> out, const api::CallContext& ctx,
                           std::string_view where);
 
+  // Times the first scoring call admitted after the latest Install
+  // (vigil_api_first_score_seconds).
+  void NoteScored(const api::CallContext& ctx);
+
   const ScoringConfig config_;
   core::Registry& registry_;
+  std::atomic<core::Gauge*> first_score_{nullptr};  // set by the first Install
+  std::atomic<int64_t> installed_mono_ns_{0};    // clock_ time of the latest Install
+  std::atomic<bool> first_score_pending_{false};  // no call admitted since has been scored
   const core::Clock& clock_;
   std::mutex install_mu_;  // serialises Install
   std::atomic<std::shared_ptr<const State>> state_;

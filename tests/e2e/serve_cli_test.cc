@@ -438,6 +438,36 @@ TEST_F(ServeCliTest, ServesHttpsAndGrpcWithTlsRefusesBadCredentialsAndStopsOnSig
             std::string::npos);
   EXPECT_NE(metrics->body.find("vigil_api_ready_seconds"), std::string::npos);
 
+  // SIGHUP reloads the model and rules and swaps them in: a model served anew (not from the
+  // cache), and the first score after it timed on /metrics. A reload that fails (the model file
+  // gone) keeps the loaded model serving and says so on stderr.
+  auto wait_for_err = [&](const std::string& text) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (Read("serve.err").find(text) == std::string::npos) {
+      if (std::chrono::steady_clock::now() > until) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return true;
+  };
+  ASSERT_EQ(::kill(server_, SIGHUP), 0);
+  ASSERT_TRUE(wait_for_err("vigil serve: reloaded")) << Read("serve.err");
+  auto reloaded = Post(*https, "/v1/score", kOdd, score_token);
+  ASSERT_TRUE(reloaded);
+  ASSERT_EQ(reloaded->status, 200) << reloaded->body;
+  EXPECT_FALSE(json::parse(reloaded->body)["result"]["cached"].get<bool>());
+  metrics = https->Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("vigil_engine_swaps_total{engine=\"serve\"} 1"), std::string::npos);
+  const size_t at = metrics->body.find("\nvigil_api_first_score_seconds ");
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_GT(std::stod(metrics->body.substr(at + 31)), 0.0);
+  fs::rename(dir_ / "model.vmod", dir_ / "model.away");
+  ASSERT_EQ(::kill(server_, SIGHUP), 0);
+  ASSERT_TRUE(wait_for_err("vigil serve: reload failed, still serving")) << Read("serve.err");
+  auto still = Post(*https, "/v1/score", kOdd, score_token);
+  ASSERT_TRUE(still);
+  EXPECT_EQ(still->status, 200) << still->body;
+
   // SIGTERM: a clean stop with exit code 0.
   const auto t0 = std::chrono::steady_clock::now();
   EXPECT_EQ(Stop(), 0) << Read("serve.err");

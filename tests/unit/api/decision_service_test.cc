@@ -426,6 +426,53 @@ TEST_F(DecisionServiceTest, ASwappedModelIsServedAtOnceAndItsPredecessorsVerdict
   EXPECT_EQ(next->entered(), 1);
 }
 
+TEST_F(DecisionServiceTest, TheFirstScoreAfterEachModelLoadIsTimedAndExported) {
+  Make(ScoringConfig{});
+  auto gauge = registry_.GetGauge("vigil_api_first_score_seconds", "");
+  ASSERT_TRUE(gauge.has_value());
+  EXPECT_EQ((*gauge)->Value(), 0.0);  // nothing scored yet
+  const v1::ScoreRequest r = Window("sh", {59, 1});
+  // Calls "admitted" up to 40 ms ago, after the latest Install: each Install is followed by 50 ms.
+  auto admitted_ago = [&](int64_t ns) {
+    api::CallContext c = Ctx(kLongBudget);
+    c.admitted_mono_ns -= ns;
+    return c;
+  };
+  auto settle = [] { std::this_thread::sleep_for(std::chrono::milliseconds(50)); };
+  settle();
+  // The first call: admitted 3 ms before it was scored (as if queued in the transport).
+  ASSERT_TRUE(svc_->Score(r, admitted_ago(3'000'000)).has_value());
+  const double first = (*gauge)->Value();
+  EXPECT_GE(first, 0.003);
+  EXPECT_LT(first, 1.0);
+  // Later calls leave it alone, however long they took.
+  ASSERT_TRUE(svc_->Score(r, Ctx(kLongBudget)).has_value());
+  EXPECT_EQ((*gauge)->Value(), first);
+  // A swap: a call admitted before it does not count; the first one admitted after does,
+  // whether a batch or a decide with features.
+  const api::CallContext before_swap = admitted_ago(0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_TRUE(svc_->Install(std::make_shared<GatedModel>("2"), rules_, "p2").ok());
+  settle();
+  ASSERT_TRUE(svc_->Score(r, before_swap).has_value());
+  EXPECT_EQ((*gauge)->Value(), first);
+  v1::DecideRequest d;
+  d.set_schema_version(std::string(api::kSchemaVersion));
+  d.mutable_event()->set_comm("sh");
+  *d.mutable_features() = r;
+  ASSERT_TRUE(svc_->Decide(d, admitted_ago(20'000'000)).has_value());
+  const double after_swap = (*gauge)->Value();
+  EXPECT_GE(after_swap, 0.020);
+  EXPECT_LT(after_swap, 1.0);
+  v1::ScoreBatchRequest batch;
+  batch.set_schema_version(std::string(api::kSchemaVersion));
+  *batch.add_items() = r;
+  ASSERT_TRUE(svc_->Install(model_, rules_, "p3").ok());
+  settle();
+  ASSERT_TRUE(svc_->ScoreBatch(batch, admitted_ago(40'000'000)).has_value());
+  EXPECT_GE((*gauge)->Value(), 0.040);
+}
+
 TEST_F(DecisionServiceTest, FeatureVectorsForASequenceModelAreRefusedNamingTheItem) {
   Make(ScoringConfig{});
   v1::ScoreRequest r = Window("sh", {});
