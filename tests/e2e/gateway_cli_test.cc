@@ -190,6 +190,14 @@ class GatewayTrustTest : public GatewayCliTest {
     s.summary = nlohmann::json::parse(ReadAll(dir_ / "gw.out"), nullptr, false);
     return s;
   }
+  // A token from `vigil hub token` for the hub whose state is in `state`.
+  std::string HubToken(const fs::path& state, const std::string& role,
+                       const std::string& subject) {
+    CmdResult r = RunVigil(dir_, "hub token --state-dir " + state.string() + " --role " + role +
+                                     " --subject " + subject + " --ttl 1h");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out.substr(0, r.out.find('\n'));
+  }
   // Modbus/TCP "write single coil 1 := ON" to unit 1; the exception code of the answer.
   static int WriteCoilOn(int port) {
     const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -378,10 +386,7 @@ TEST_F(GatewayTrustTest, CheckReportsWhetherEnforceModeWouldBeRefused) {
 TEST_F(GatewayTrustTest, FindingsReachTheHub) {
   const fs::path state = dir_ / "hub";
   auto token = [&](const std::string& role, const std::string& subject) {
-    CmdResult r = RunVigil(dir_, "hub token --state-dir " + state.string() + " --role " + role +
-                                     " --subject " + subject + " --ttl 1h");
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return r.out.substr(0, r.out.find('\n'));
+    return HubToken(state, role, subject);
   };
   const std::string admin = token("admin", "root");
   const std::string agent_token = Write("agent.token", token("agent", "plant-gw") + "\n");
@@ -442,10 +447,7 @@ TEST_F(GatewayTrustTest, FindingsReachTheHub) {
 TEST_F(GatewayTrustTest, CheckpointsSpooledDuringAHubOutageArriveAtTheNextStart) {
   const fs::path state = dir_ / "hub";
   auto token = [&](const std::string& role, const std::string& subject) {
-    CmdResult r = RunVigil(dir_, "hub token --state-dir " + state.string() + " --role " + role +
-                                     " --subject " + subject + " --ttl 1h");
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return r.out.substr(0, r.out.find('\n'));
+    return HubToken(state, role, subject);
   };
   const std::string admin = token("admin", "root");
   const std::string agent_token = Write("agent.token", token("agent", "plant-gw") + "\n");

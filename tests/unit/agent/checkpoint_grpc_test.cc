@@ -90,22 +90,8 @@ TEST_F(CheckpointGrpcTest, AGrpcsAgentsCheckpointsArriveVerified) {
   ASSERT_TRUE(transport.has_value()) << transport.error().ToString();
   auto sink = CheckpointSink::Open(so, std::move(transport).value(), hub_registry_, nullptr);
   ASSERT_TRUE(sink.has_value()) << sink.error().ToString();
-  std::vector<audit::CheckpointNotice> seen;
-  audit::AuditOptions ao;
-  ao.fsync = audit::FsyncMode::kNever;
-  ao.checkpoint_every = 2;
-  ao.on_checkpoint = [&](const audit::CheckpointNotice& n) {
-    seen.push_back(n);
-    (*sink)->Offer(n);
-  };
-  {
-    auto log = audit::AuditLog::Open((dir_ / "agent-audit").string(), ao, *signer, clock_);
-    ASSERT_TRUE(log.has_value()) << log.error().ToString();
-    for (int i = 0; i < 5; ++i) {
-      ASSERT_TRUE((*log)->Append(audit::RecordType::kDecision, {{"n", i}}).ok());
-    }
-    ASSERT_TRUE((*log)->Close().ok());
-  }
+  const std::vector<audit::CheckpointNotice> seen = WriteAuditLog(
+      "agent-audit", *signer, 5, [&](const audit::CheckpointNotice& n) { (*sink)->Offer(n); });
   ASSERT_GE(seen.size(), 3u);
   EXPECT_EQ((*sink)->Close(std::chrono::seconds(10)), 0u);
   EXPECT_EQ((*sink)->Counts().sent, seen.size());

@@ -263,18 +263,10 @@ class NatsOnlyKeyTest : public testing::HubLinkTest {
     core::Registry registry;
     auto sink = CheckpointSink::Open(so, std::move(t), registry, nullptr);
     EXPECT_TRUE(sink.has_value()) << sink.error().ToString();
-    uint64_t written = 0;
-    audit::AuditOptions ao;
-    ao.fsync = audit::FsyncMode::kNever;
-    ao.checkpoint_every = 2;
-    ao.on_checkpoint = [&](const audit::CheckpointNotice& n) {
-      ++written;
-      (*sink)->Offer(n);
-    };
-    auto log = audit::AuditLog::Open((dir_ / ("audit-" + host)).string(), ao, signer, clock_);
-    EXPECT_TRUE(log.has_value());
-    for (int i = 0; i < 3; ++i) (void)(*log)->Append(audit::RecordType::kDecision, {{"n", i}});
-    EXPECT_TRUE((*log)->Close().ok());
+    const uint64_t written =
+        WriteAuditLog("audit-" + host, signer, 3, [&](const audit::CheckpointNotice& n) {
+          (*sink)->Offer(n);
+        }).size();
     EXPECT_EQ((*sink)->Close(std::chrono::seconds(10)), 0u);
     return written;
   }

@@ -79,22 +79,8 @@ TEST_F(CheckpointRestTest, TheHubKeepsVerifiedCheckpointsAndFlagsForgedOnes) {
       so, MakeHubTransport(std::move(client).value(), "/v1/agents/checkpoints"), hub_registry_,
       nullptr);
   ASSERT_TRUE(sink.has_value()) << sink.error().ToString();
-  std::vector<audit::CheckpointNotice> seen;
-  audit::AuditOptions ao;
-  ao.fsync = audit::FsyncMode::kNever;
-  ao.checkpoint_every = 2;
-  ao.on_checkpoint = [&](const audit::CheckpointNotice& n) {
-    seen.push_back(n);
-    (*sink)->Offer(n);
-  };
-  {
-    auto log = audit::AuditLog::Open((dir_ / "agent-audit").string(), ao, *signer, clock_);
-    ASSERT_TRUE(log.has_value()) << log.error().ToString();
-    for (int i = 0; i < 5; ++i) {
-      ASSERT_TRUE((*log)->Append(audit::RecordType::kDecision, {{"n", i}}).ok());
-    }
-    ASSERT_TRUE((*log)->Close().ok());
-  }
+  const std::vector<audit::CheckpointNotice> seen = WriteAuditLog(
+      "agent-audit", *signer, 5, [&](const audit::CheckpointNotice& n) { (*sink)->Offer(n); });
   ASSERT_GE(seen.size(), 3u);
   EXPECT_EQ((*sink)->Close(std::chrono::seconds(10)), 0u);
   EXPECT_EQ((*sink)->Counts().sent, seen.size());
@@ -182,22 +168,10 @@ TEST_F(CheckpointRestTest, TheCheckpointLinkRegistersTheKeyWithoutAFleetLink) {
   ASSERT_TRUE(transport.has_value()) << transport.error().ToString();
   auto sink = CheckpointSink::Open(so, std::move(transport).value(), hub_registry_, nullptr);
   ASSERT_TRUE(sink.has_value()) << sink.error().ToString();
-  audit::AuditOptions ao;
-  ao.fsync = audit::FsyncMode::kNever;
-  ao.checkpoint_every = 2;
-  uint64_t offered = 0;
-  ao.on_checkpoint = [&](const audit::CheckpointNotice& n) {
-    ++offered;
-    (*sink)->Offer(n);
-  };
-  {
-    auto log = audit::AuditLog::Open((dir_ / "gw-audit").string(), ao, *signer, clock_);
-    ASSERT_TRUE(log.has_value()) << log.error().ToString();
-    for (int i = 0; i < 4; ++i) {
-      ASSERT_TRUE((*log)->Append(audit::RecordType::kDecision, {{"n", i}}).ok());
-    }
-    ASSERT_TRUE((*log)->Close().ok());
-  }
+  const uint64_t offered =
+      WriteAuditLog("gw-audit", *signer, 4, [&](const audit::CheckpointNotice& n) {
+        (*sink)->Offer(n);
+      }).size();
   EXPECT_EQ((*sink)->Close(std::chrono::seconds(10)), 0u);
   auto [status, body] = Get("/v1/agents/web-1/checkpoints");
   ASSERT_EQ(status, 200) << body.dump();
