@@ -3,10 +3,11 @@
 // The hub's copy of its agents' audit checkpoints (docs/hub.md, "Audit checkpoints"). An audit
 // log alone cannot show records cut off its end or a tail rewritten after its last checkpoint
 // (docs/audit-log-format.md); a copy of every signed checkpoint kept off the host closes that.
-// Agents send each checkpoint their log writes, over HTTP (POST /v1/agents/checkpoints) or NATS
-// (hub/nats_streams.h); both end in CheckpointBook::Accept, which
-//   1. verifies the signature by the audit key the host registered (POST /v1/agents/register
-//      "audit_key"): "verified"; with no key registered, by the key the checkpoint names:
+// Agents send each checkpoint their log writes, over HTTP (POST /v1/agents/checkpoints), gRPC
+// (Checkpoint, hub/agent_grpc.h) or NATS (hub/nats_streams.h); all end in CheckpointBook::Accept,
+// which
+//   1. verifies the signature by the audit key the host registered (below, "The audit key"):
+//      "verified"; with no key registered, by the key the checkpoint names:
 //      "unverified" with the reason; a signature that does not verify, or a key other than the
 //      registered one: "bad-signature" with the reason;
 //   2. stores it once per (host, covers, chain hash): a resend is a duplicate and changes nothing;
