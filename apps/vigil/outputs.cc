@@ -72,6 +72,7 @@ NatsLinkFlags NatsLinkSettings(const core::VigilConfig& config, const CLI::App& 
   }
   if (!typed("--nats-drain")) out.drain = std::to_string(nats->drain_seconds) + "s";
   if (!typed("--nats-all-verdicts")) out.all_verdicts = nats->all_verdicts;
+  if (!typed("--nats-audit-key-hub")) out.audit_key_hub = nats->audit_key_hub;
   return out;
 }
 
@@ -107,7 +108,7 @@ void AddHubLinkFlags(CLI::App* cmd, HubLinkFlags* f) {
                   "hub:grpcs://HOST:PORT sink: the client certificate's key (agent.key)");
   cmd->add_option("--hub-spool", f->spool,
                   "hub:URL sink: spool directory of messages not yet delivered (default "
-                  "<state_dir>/hub-spool)");
+                  "<state_dir>/hub-spool; audit checkpoints: the same path + \"-checkpoints\")");
   cmd->add_option("--hub-spool-sync", f->spool_sync,
                   "hub:URL sink: spool fsync policy: always (each message), batch or never")
       ->capture_default_str()
@@ -134,7 +135,8 @@ void AddNatsLinkFlags(CLI::App* cmd, NatsLinkFlags* f) {
   cmd->add_option("--nats-creds", f->creds, "nats:URL sink: NATS user credentials file");
   cmd->add_option("--nats-spool", f->spool,
                   "nats:URL sink: spool directory of messages not yet acknowledged by the stream "
-                  "(default <state_dir>/nats-spool)");
+                  "(default <state_dir>/nats-spool; audit checkpoints: the same path + "
+                  "\"-checkpoints\")");
   cmd->add_option("--nats-spool-sync", f->spool_sync,
                   "nats:URL sink: spool fsync policy: always (each message), batch or never")
       ->capture_default_str()
@@ -145,6 +147,10 @@ void AddNatsLinkFlags(CLI::App* cmd, NatsLinkFlags* f) {
       ->capture_default_str();
   cmd->add_flag("--nats-all-verdicts", f->all_verdicts,
                 "nats:URL sink: send every verdict, not only anomalous ones");
+  cmd->add_option("--nats-audit-key-hub", f->audit_key_hub,
+                  "nats:URL sink: hub URL (http(s):// with --hub-token-file, or grpcs:// with "
+                  "--hub-cert/--hub-key/--hub-ca) where this host registers its audit key, so "
+                  "that the hub verifies the checkpoints it gets over NATS");
 }
 
 namespace {
@@ -159,14 +165,41 @@ void SayRecovered(const char* what, const pipeline::RecoveryReport& report) {
   }
 }
 
+// The link over which a nats sink registers the host's audit key (NatsLinkFlags::audit_key_hub),
+// with the hub link's credentials.
+core::Result<agent::HubLinkOptions> AuditKeyLink(const NatsLinkFlags& flags,
+                                                 const HubLinkFlags& hub_flags,
+                                                 const std::string& host) {
+  agent::HubLinkOptions link;
+  link.url = flags.audit_key_hub;
+  link.host = host;
+  link.ca_file = hub_flags.ca;
+  if (agent::IsGrpcHubUrl(link.url)) {
+    link.cert_file = hub_flags.cert;
+    link.key_file = hub_flags.key;
+  } else {
+    link.token_file = hub_flags.token_file;
+  }
+  link.keep_alive = false;
+  VIGIL_RETURN_IF_ERROR(agent::ValidateHubLink(link).WithContext("--nats-audit-key-hub"));
+  return link;
+}
+
 core::Status AddNatsSink(const std::string& spec, const NatsLinkFlags& flags,
-                         const std::string& host, const std::string& state_dir,
-                         core::Registry& registry, Outputs* out) {
+                         const HubLinkFlags& hub_flags, const std::string& host,
+                         const std::string& state_dir, core::Registry& registry, Outputs* out) {
   if (out->nats != nullptr) {
     return core::InvalidArgument("sink spec '" + spec + "': only one nats sink is allowed");
   }
   auto drain = core::ParseDurationSeconds(flags.drain);
   if (!drain.has_value()) return drain.error().WithContext("--nats-drain");
+  std::unique_ptr<agent::HubClient> key_client;
+  if (!flags.audit_key_hub.empty()) {
+    VIGIL_ASSIGN_OR_RETURN(const agent::HubLinkOptions link, AuditKeyLink(flags, hub_flags, host));
+    auto client = agent::HubClient::Create(link);
+    if (!client.has_value()) return client.error().WithContext("--nats-audit-key-hub");
+    key_client = std::move(client).value();
+  }
   agent::NatsSinkOptions o;
   o.host = host;
   o.nats.url = spec.substr(spec.find(':') + 1);
@@ -186,14 +219,18 @@ core::Status AddNatsSink(const std::string& spec, const NatsLinkFlags& flags,
   agent::CheckpointSinkOptions co;
   co.kind = "nats";
   co.host = host;
+  co.spool_dir = (flags.spool.empty() ? state_dir + "/nats-spool" : flags.spool) + "-checkpoints";
+  co.spool.sync = SyncModeOf(flags.spool_sync);
+  pipeline::RecoveryReport checkpoint_report;
+  std::unique_ptr<agent::FindingTransport> transport = agent::MakeNatsTransport(
+      nats_options, pipeline::HostSubject(nats_options.subject_prefix, host, "checkpoints"));
+  if (key_client != nullptr) {
+    transport = agent::MakeAuditKeyRegistering(std::move(transport), std::move(key_client));
+  }
   VIGIL_ASSIGN_OR_RETURN(
       auto checkpoints,
-      agent::CheckpointSink::Open(
-          co,
-          agent::MakeNatsTransport(nats_options,
-                                   pipeline::HostSubject(nats_options.subject_prefix, host,
-                                                         "checkpoints")),
-          registry));
+      agent::CheckpointSink::Open(co, std::move(transport), registry, &checkpoint_report));
+  SayRecovered("nats checkpoint", checkpoint_report);
   out->checkpoints.push_back(std::move(checkpoints));
   out->nats = nats.get();
   out->nats_drain = std::chrono::seconds(*drain);
@@ -231,7 +268,8 @@ core::Result<Outputs> MakeOutputs(const std::vector<std::string>& specs,
   Outputs out;
   for (const std::string& spec : specs) {
     if (spec.rfind(kNatsPrefix, 0) == 0) {
-      VIGIL_RETURN_IF_ERROR(AddNatsSink(spec, nats_flags, host, state_dir, registry, &out));
+      VIGIL_RETURN_IF_ERROR(
+          AddNatsSink(spec, nats_flags, hub_flags, host, state_dir, registry, &out));
       continue;
     }
     if (spec.rfind(kHubPrefix, 0) != 0) {
@@ -267,11 +305,15 @@ core::Result<Outputs> MakeOutputs(const std::vector<std::string>& specs,
     agent::CheckpointSinkOptions co;
     co.kind = "hub";
     co.host = host;
-    VIGIL_ASSIGN_OR_RETURN(auto client, agent::HubClient::Create(out.hub_link));
+    co.spool_dir = (hub_flags.spool.empty() ? state_dir + "/hub-spool" : hub_flags.spool) +
+                   "-checkpoints";
+    co.spool.sync = SyncModeOf(hub_flags.spool_sync);
+    VIGIL_ASSIGN_OR_RETURN(auto transport, agent::MakeCheckpointHubTransport(out.hub_link));
+    pipeline::RecoveryReport checkpoint_report;
     VIGIL_ASSIGN_OR_RETURN(
         auto checkpoints,
-        agent::CheckpointSink::Open(
-            co, agent::MakeHubTransport(std::move(client), "/v1/agents/checkpoints"), registry));
+        agent::CheckpointSink::Open(co, std::move(transport), registry, &checkpoint_report));
+    SayRecovered("hub checkpoint", checkpoint_report);
     out.checkpoints.push_back(std::move(checkpoints));
     out.hub = hub.get();
     out.hub_drain = std::chrono::seconds(*drain);
@@ -293,12 +335,14 @@ bool DrainCheckpoints(Outputs& outputs, const char* command) {
     const agent::CheckpointSinkCounts c = sink->Counts();
     std::fprintf(stderr,
                  "vigil %s: audit checkpoints to %s %s: %llu sent (%llu already there), %llu "
-                 "refused, %llu dropped, %llu retries; %llu not delivered\n",
+                 "refused, %llu dropped for room, %llu lost in the spool, %llu retries; %llu not "
+                 "delivered (spooled for the next start)\n",
                  command, sink->kind().c_str(), sink->Endpoint().c_str(),
                  static_cast<unsigned long long>(c.sent + c.duplicate),
                  static_cast<unsigned long long>(c.duplicate),
                  static_cast<unsigned long long>(c.failed),
                  static_cast<unsigned long long>(c.dropped),
+                 static_cast<unsigned long long>(c.damaged),
                  static_cast<unsigned long long>(c.retries), static_cast<unsigned long long>(left));
     all = all && left == 0;
   }

@@ -57,6 +57,10 @@ struct NatsLinkFlags {
   std::string drain = "30s";
   std::string spool_sync = "always";
   bool all_verdicts = false;
+  // A hub URL (http(s):// or grpcs://) over which the nats sink's checkpoint sink registers the
+  // host's audit key (with the --hub-* credentials); "": not registered (a NATS subject does not
+  // authenticate the host, so the hub takes no key from it).
+  std::string audit_key_hub;
 };
 void AddNatsLinkFlags(CLI::App* cmd, NatsLinkFlags* flags);
 // As HubLinkSettings, for the config's nats sink and the --nats-* flags.

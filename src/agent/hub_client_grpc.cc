@@ -37,6 +37,22 @@ void SetApplied(const json& o, const char* key, v1::Applied* out) {
   out->set_digest(Text(o[key], "digest"));
 }
 
+// "addresses" (an array of strings; other entries are skipped: the hub checks what arrives).
+void SetAddresses(const json& o, google::protobuf::RepeatedPtrField<std::string>* out) {
+  if (!o.contains("addresses") || !o["addresses"].is_array()) return;
+  for (const json& a : o["addresses"]) {
+    if (a.is_string()) out->Add(a.get<std::string>());
+  }
+}
+
+// "audit_key": {"key_id","public_key"} when the body has one.
+template <typename Req>
+void SetAuditKey(const json& o, Req* req) {
+  if (!o.contains("audit_key") || !o["audit_key"].is_object()) return;
+  req->mutable_audit_key()->set_key_id(Text(o["audit_key"], "key_id"));
+  req->mutable_audit_key()->set_public_key(Text(o["audit_key"], "public_key"));
+}
+
 int HttpStatusOf(grpc::StatusCode c) {
   switch (c) {
     case grpc::StatusCode::OK:
@@ -154,6 +170,8 @@ class GrpcHubClient final : public HubClient {
       req.set_enforce_wanted(in.contains("enforce_wanted") && in["enforce_wanted"].is_boolean() &&
                              in["enforce_wanted"].get<bool>());
       req.set_attestation(Text(in, "attestation"));
+      SetAddresses(in, req.mutable_addresses());
+      SetAuditKey(in, &req);
       v1::FleetAnswer out;
       return Call(where, &v1::AgentHub::Stub::Register, req, &out,
                   [&out] { return Ok(200, FleetAnswerJson(out)); });
@@ -179,6 +197,7 @@ class GrpcHubClient final : public HubClient {
         r->set_time_ms(Number<int64_t>(f, "time_ms"));
       }
       req.set_attestation(Text(in, "attestation"));
+      SetAddresses(in, req.mutable_addresses());
       v1::FleetAnswer out;
       return Call(where, &v1::AgentHub::Stub::Heartbeat, req, &out,
                   [&out] { return Ok(200, FleetAnswerJson(out)); });
@@ -217,6 +236,42 @@ class GrpcHubClient final : public HubClient {
       v1::Escalation out;
       return Call(where, &v1::AgentHub::Stub::Escalate, req, &out,
                   [&out] { return Ok(out.created() ? 201 : 200, EscalationJson(out)); });
+    }
+    if (path == "/v1/agents/checkpoints") {
+      v1::CheckpointRequest req;
+      req.set_schema_version(std::string(hub::kHubSchemaVersion));
+      req.set_seq(Number<uint64_t>(in, "seq"));
+      req.set_covers(Number<uint64_t>(in, "covers"));
+      req.set_chain_hash(Text(in, "chain_hash"));
+      req.set_time_ns(Number<int64_t>(in, "time_ns"));
+      req.set_key_id(Text(in, "key_id"));
+      req.set_public_key(Text(in, "public_key"));
+      req.set_signature(Text(in, "signature"));
+      v1::CheckpointResponse out;
+      return Call(where, &v1::AgentHub::Stub::Checkpoint, req, &out, [&out] {
+        return Ok(200, {{"schema_version", out.schema_version()},
+                        {"duplicate", out.duplicate()},
+                        {"checkpoint",
+                         {{"id", out.id()},
+                          {"verification", out.verification()},
+                          {"reason", out.reason()},
+                          {"problem", out.problem()},
+                          {"problem_detail", out.problem_detail()},
+                          {"received_ms", out.received_ms()}}}});
+      });
+    }
+    if (path == "/v1/agents/audit-key") {
+      v1::RegisterAuditKeyRequest req;
+      req.set_schema_version(std::string(hub::kHubSchemaVersion));
+      SetAuditKey(in, &req);
+      v1::RegisterAuditKeyResponse out;
+      return Call(where, &v1::AgentHub::Stub::RegisterAuditKey, req, &out, [&out] {
+        return Ok(200, {{"schema_version", out.schema_version()},
+                        {"host", out.host()},
+                        {"key_id", out.key_id()},
+                        {"changed", out.changed()},
+                        {"previous_key_id", out.previous_key_id()}});
+      });
     }
     return core::InvalidArgument(where + ": the hub's gRPC service has no method for this route");
   }

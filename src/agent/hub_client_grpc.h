@@ -13,8 +13,11 @@
 //   POST /v1/escalations                     Escalate (201 when it opened one, else 200)
 //   GET  /v1/escalations/ID                  GetEscalation
 //   POST /v1/ingest                          Ingest
+//   POST /v1/agents/checkpoints              Checkpoint
+//   POST /v1/agents/audit-key                RegisterAuditKey
 //
-// The request's "host" is not sent: the hub takes it from the certificate. A gRPC error other
+// Register carries the body's "audit_key" and "addresses", Heartbeat its "addresses", as REST
+// does. The request's "host" is not sent: the hub takes it from the certificate. A gRPC error other
 // than UNAVAILABLE or DEADLINE_EXCEEDED is a reply with the HTTP status of its code
 // (INVALID_ARGUMENT 400, UNAUTHENTICATED 401, PERMISSION_DENIED 403, NOT_FOUND 404,
 // FAILED_PRECONDITION 409, RESOURCE_EXHAUSTED 429, others 500) and error "CODE: message";

@@ -436,7 +436,7 @@ class ConfigParser {
     VIGIL_RETURN_IF_ERROR(ForEachField(
         node, path,
         {"type", "url", "stream", "subject_prefix", "token_file", "creds", "spool", "spool_sync",
-         "drain", "all_verdicts"},
+         "drain", "all_verdicts", "audit_key_hub"},
         [&](const std::string& key, const YAML::Node& v, const std::string& p) -> Status {
           if (key == "url") {
             return checked(v, p, &n->url, IsNatsUrl,
@@ -455,6 +455,7 @@ class ConfigParser {
           if (key == "drain") return ReadSeconds(v, p, &n->drain_seconds);
           if (key == "all_verdicts") return ReadBool(v, p, &n->all_verdicts);
           if (key == "spool_sync") return ReadFsync(v, p, &n->spool_sync);
+          if (key == "audit_key_hub") return ReadHubUrl(v, p, &n->audit_key_hub);
           return Status::Ok();  // type, read by ReadSink
         }));
     if (n->url.empty()) return Error(node, path, "a nats sink needs a 'url'");

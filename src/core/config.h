@@ -135,6 +135,9 @@ struct NatsSinkConfig {
   FsyncPolicy spool_sync = FsyncPolicy::kAlways;
   uint64_t drain_seconds = 30;  // how long the end of a run waits for the stream
   bool all_verdicts = false;    // every verdict, not only anomalous ones
+  // A hub URL where the host registers its audit key (with the hub sink settings' credentials:
+  // token_file, or cert/key/ca from the --hub-* flags); "": none (docs/hub.md "Audit checkpoints").
+  std::string audit_key_hub;
 };
 
 struct SinkConfig {

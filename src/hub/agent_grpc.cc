@@ -8,6 +8,8 @@
 
 #include "api/grpc_status.h"
 #include "govern/attest.h"
+#include "hub/checkpoint_requests.h"
+#include "hub/checkpoints.h"
 #include "hub/fleet_requests.h"
 #include "hub/requests.h"
 #include "vigil/v1/agent.grpc.pb.h"
@@ -28,10 +30,20 @@ core::Status CheckVersion(const std::string& v) {
 // What both register and heartbeat bodies start with (hub/fleet_requests.h).
 template <typename Req>
 json ReportBody(const std::string& host, const Req& in) {
-  return {{"host", host},
-          {"mode", in.mode()},
-          {"policy", {{"version", in.policy().version()}, {"digest", in.policy().digest()}}},
-          {"model", {{"version", in.model().version()}, {"digest", in.model().digest()}}}};
+  json body = {{"host", host},
+               {"mode", in.mode()},
+               {"policy", {{"version", in.policy().version()}, {"digest", in.policy().digest()}}},
+               {"model", {{"version", in.model().version()}, {"digest", in.model().digest()}}}};
+  if (in.addresses_size() > 0) {
+    json addresses = json::array();
+    for (const std::string& a : in.addresses()) addresses.push_back(a);
+    body["addresses"] = std::move(addresses);
+  }
+  return body;
+}
+
+json AuditKeyJson(const v1::AuditKey& k) {
+  return {{"key_id", k.key_id()}, {"public_key", k.public_key()}};
 }
 
 void FillAnswer(const FleetAnswer& a, v1::FleetAnswer* out) {
@@ -210,7 +222,8 @@ class AgentGrpc::Service final : public v1::AgentHub::Service {
       body["group"] = in->group();
     }
     if (!in->attestation().empty()) body["attestation"] = in->attestation();
-    auto report = ParseRegisterRequest(body.dump());
+    if (in->has_audit_key()) body["audit_key"] = AuditKeyJson(in->audit_key());
+    auto report = ParseRegisterRequest(body.dump(-1, ' ', false, json::error_handler_t::replace));
     if (!report.has_value()) return ToGrpc(report.error());
     auto answer = o_.server_.fleet().Register(*report, PeerAddress(ctx->peer()));
     if (!answer.has_value()) return ToGrpc(answer.error());
@@ -233,7 +246,7 @@ class AgentGrpc::Service final : public v1::AgentHub::Service {
                          {"time_ms", in->refusal().time_ms()}};
     }
     if (!in->attestation().empty()) body["attestation"] = in->attestation();
-    auto report = ParseHeartbeatRequest(body.dump());
+    auto report = ParseHeartbeatRequest(body.dump(-1, ' ', false, json::error_handler_t::replace));
     if (!report.has_value()) return ToGrpc(report.error());
     auto answer = o_.server_.fleet().Heartbeat(*report, PeerAddress(ctx->peer()));
     if (!answer.has_value()) return ToGrpc(answer.error());
@@ -326,6 +339,57 @@ class AgentGrpc::Service final : public v1::AgentHub::Service {
     out->set_duplicate(res->duplicate);
     out->set_findings(static_cast<int64_t>(res->findings));
     out->set_new_incidents(static_cast<int64_t>(res->new_incidents));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Checkpoint(grpc::ServerContext* ctx, const v1::CheckpointRequest* in,
+                          v1::CheckpointResponse* out) override {
+    Peer peer;
+    if (grpc::Status g = Admit(*ctx, in->schema_version(), &peer); !g.ok()) return g;
+    // The same checks as POST /v1/agents/checkpoints, on the same body; the host is the
+    // certificate's.
+    const json body = {{"schema_version", kHubSchemaVersion},
+                       {"host", peer.host},
+                       {"seq", in->seq()},
+                       {"covers", in->covers()},
+                       {"chain_hash", in->chain_hash()},
+                       {"time_ns", in->time_ns()},
+                       {"key_id", in->key_id()},
+                       {"public_key", in->public_key()},
+                       {"signature", in->signature()}};
+    auto report = ParseCheckpointRequest(body.dump(-1, ' ', false, json::error_handler_t::replace));
+    if (!report.has_value()) return ToGrpc(report.error());
+    auto put = o_.server_.checkpoints().Accept(*report);
+    if (!put.has_value()) return ToGrpc(put.error());
+    const CheckpointRow& r = put->row;
+    out->set_schema_version(std::string(kHubSchemaVersion));
+    out->set_duplicate(put->duplicate);
+    out->set_id(r.id);
+    out->set_verification(r.verification);
+    out->set_reason(r.reason);
+    out->set_problem(r.problem);
+    out->set_problem_detail(r.problem_detail);
+    out->set_received_ms(r.received_ms);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status RegisterAuditKey(grpc::ServerContext* ctx, const v1::RegisterAuditKeyRequest* in,
+                                v1::RegisterAuditKeyResponse* out) override {
+    Peer peer;
+    if (grpc::Status g = Admit(*ctx, in->schema_version(), &peer); !g.ok()) return g;
+    // The same checks as POST /v1/agents/audit-key; the host is the certificate's.
+    const json body = {{"schema_version", kHubSchemaVersion},
+                       {"host", peer.host},
+                       {"audit_key", AuditKeyJson(in->audit_key())}};
+    auto req = ParseAuditKeyRequest(body.dump(-1, ' ', false, json::error_handler_t::replace));
+    if (!req.has_value()) return ToGrpc(req.error());
+    auto change = o_.server_.checkpoints().RegisterKey(req->host, req->key);
+    if (!change.has_value()) return ToGrpc(change.error());
+    out->set_schema_version(std::string(kHubSchemaVersion));
+    out->set_host(req->host);
+    out->set_key_id(req->key.key_id);
+    out->set_changed(change->changed);
+    out->set_previous_key_id(change->previous_key_id);
     return grpc::Status::OK;
   }
 

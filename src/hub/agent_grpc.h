@@ -5,8 +5,9 @@
 // issued by the hub CA at start. Enrol needs no client certificate (a one-time token instead);
 // every other method needs a client certificate from the hub CA, whose CN is the agent's host id
 // (and OU its group): a certificate from another CA fails the TLS handshake, a call without one
-// is UNAUTHENTICATED. Register, Heartbeat, Nonce, FetchArtifact, Escalate and GetEscalation run
-// the same code as the REST routes (hub::Fleet, hub::Server's escalations).
+// is UNAUTHENTICATED. Register, Heartbeat, Nonce, FetchArtifact, Escalate, GetEscalation,
+// Ingest, Checkpoint and RegisterAuditKey run the same code as the REST routes (hub::Fleet,
+// hub::Server's escalations and ingestion, hub::CheckpointBook).
 
 #include <cstdint>
 #include <map>

@@ -59,21 +59,47 @@ core::Result<AuditKeyReport> ParseAuditKey(const json& o, const std::string& pat
   return k;
 }
 
-core::Result<CheckpointReport> ParseCheckpointRequest(std::string_view body) {
+namespace {
+
+// The object, its schema version and its host, which every checkpoint body starts with.
+core::Result<json> CheckpointEnvelope(std::string_view body, std::string* host_out) {
   if (body.size() > 64 * 1024) return CheckpointFieldError("body", "larger than 65536 bytes");
-  const json o = json::parse(body, nullptr, false);
+  json o = json::parse(body, nullptr, false);
   if (o.is_discarded() || !o.is_object()) return CheckpointFieldError("body", "not a JSON object");
   auto sv = o.find("schema_version");
   if (sv == o.end() || !sv->is_string() || sv->get_ref<const std::string&>() != kHubSchemaVersion) {
     return CheckpointFieldError("schema_version",
                                 "expected \"" + std::string(kHubSchemaVersion) + "\"");
   }
-  CheckpointReport c;
   auto host = o.find("host");
   if (host == o.end() || !host->is_string() || !ValidHostId(host->get_ref<const std::string&>())) {
     return CheckpointFieldError("host", "expected 1..253 bytes of [A-Za-z0-9._:-]");
   }
-  c.host = host->get<std::string>();
+  *host_out = host->get<std::string>();
+  return o;
+}
+
+}  // namespace
+
+core::Result<AuditKeyRequest> ParseAuditKeyRequest(std::string_view body) {
+  AuditKeyRequest r;
+  VIGIL_ASSIGN_OR_RETURN(const json o, CheckpointEnvelope(body, &r.host));
+  auto key = o.find("audit_key");
+  if (key == o.end()) return CheckpointFieldError("audit_key", "missing");
+  VIGIL_ASSIGN_OR_RETURN(r.key, ParseAuditKey(*key, "audit_key"));
+  return r;
+}
+
+std::string AuditKeyBody(const AuditKeyRequest& r) {
+  const json j = {{"schema_version", kHubSchemaVersion},
+                  {"host", r.host},
+                  {"audit_key", {{"key_id", r.key.key_id}, {"public_key", r.key.public_key}}}};
+  return j.dump();
+}
+
+core::Result<CheckpointReport> ParseCheckpointRequest(std::string_view body) {
+  CheckpointReport c;
+  VIGIL_ASSIGN_OR_RETURN(const json o, CheckpointEnvelope(body, &c.host));
   VIGIL_RETURN_IF_ERROR(CheckpointUnsignedField(o, "seq", 2, &c.seq));
   VIGIL_RETURN_IF_ERROR(CheckpointUnsignedField(o, "covers", 1, &c.covers));
   if (c.covers + 1 != c.seq) return CheckpointFieldError("covers", "expected seq - 1");

@@ -43,6 +43,16 @@ std::string CheckpointMessageId(const CheckpointReport& c);
 // `path` names the object in errors ("audit_key").
 core::Result<AuditKeyReport> ParseAuditKey(const nlohmann::json& o, const std::string& path);
 
+// The body of POST /v1/agents/audit-key (a host registering its audit key without a fleet
+// registration, hub/checkpoints.h):
+//   {"schema_version":"vigil.hub/v1","host":H,"audit_key":{"key_id":..,"public_key":..}}
+struct AuditKeyRequest {
+  std::string host;
+  AuditKeyReport key;
+};
+core::Result<AuditKeyRequest> ParseAuditKeyRequest(std::string_view body);
+std::string AuditKeyBody(const AuditKeyRequest& r);
+
 // Exactly `n` hex digits, lowercase (or uppercase when `upper`).
 bool IsHexOf(std::string_view s, size_t n, bool upper = false);
 

@@ -16,8 +16,35 @@ using internal::ReplyError;
 using internal::ReplyStatus;
 using nlohmann::json;
 
-
 }  // namespace
+
+core::Result<AuditKeyChange> RegisterAuditKey(Store& store, audit::AuditLog& audit,
+                                              const std::string& host, const AuditKeyReport& key,
+                                              int64_t now_ms) {
+  auto old = store.AuditKey(host);
+  if (!old.has_value() && old.error().code() != core::StatusCode::kNotFound) return old.error();
+  AuditKeyChange change;
+  if (old.has_value()) change.previous_key_id = old->key_id;
+  if (old.has_value() && old->key_id == key.key_id && old->public_key == key.public_key) {
+    return change;
+  }
+  VIGIL_RETURN_IF_ERROR(store.PutAuditKey({host, key.key_id, key.public_key, now_ms}));
+  change.changed = true;
+  // A replaced key is worth a look: checkpoints signed by the old one no longer verify.
+  core::Status st =
+      audit.Append(audit::RecordType::kAccessGrant,
+                   {{"action", old.has_value() ? "audit-key-replaced" : "audit-key-registered"},
+                    {"host", host},
+                    {"key_id", key.key_id},
+                    {"previous_key_id", change.previous_key_id}});
+  if (!st.ok()) return core::Unavailable("audit log: " + st.message());
+  return change;
+}
+
+core::Result<AuditKeyChange> CheckpointBook::RegisterKey(const std::string& host,
+                                                         const AuditKeyReport& key) {
+  return RegisterAuditKey(store_, audit_, host, key, clock_.NowUnixNanos() / 1'000'000);
+}
 
 CheckpointBook::CheckpointBook(Store& store, audit::AuditLog& audit, const core::Clock& clock,
                                core::Registry& registry)
@@ -132,6 +159,24 @@ void CheckpointBook::Routes(httplib::Server& s, const Authorizer& authorize) {
           {{"schema_version", kHubSchemaVersion},
            {"duplicate", put->duplicate},
            {"checkpoint", CheckpointJson(put->row)}});
+  });
+  s.Post("/v1/agents/audit-key", [=, this](const httplib::Request& q, httplib::Response& r) {
+    Caller c;
+    if (!authorize(q, r, Role::kAgent, &c)) return;
+    auto req = ParseAuditKeyRequest(q.body);
+    if (!req.has_value()) return ReplyStatus(r, req.error());
+    if (c.subject != req->host) {
+      return ReplyError(r, 403, "PERMISSION_DENIED",
+                        "agent \"" + c.subject + "\" may not act for host \"" + req->host + "\"");
+    }
+    auto change = RegisterKey(req->host, req->key);
+    if (!change.has_value()) return ReplyStatus(r, change.error());
+    Reply(r, 200,
+          {{"schema_version", kHubSchemaVersion},
+           {"host", req->host},
+           {"key_id", req->key.key_id},
+           {"changed", change->changed},
+           {"previous_key_id", change->previous_key_id}});
   });
   s.Get(R"(/v1/agents/([A-Za-z0-9._:-]{1,253})/checkpoints)",
         [=, this](const httplib::Request& q, httplib::Response& r) {

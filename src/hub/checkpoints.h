@@ -3,10 +3,11 @@
 // The hub's copy of its agents' audit checkpoints (docs/hub.md, "Audit checkpoints"). An audit
 // log alone cannot show records cut off its end or a tail rewritten after its last checkpoint
 // (docs/audit-log-format.md); a copy of every signed checkpoint kept off the host closes that.
-// Agents send each checkpoint their log writes, over HTTP (POST /v1/agents/checkpoints) or NATS
-// (hub/nats_streams.h); both end in CheckpointBook::Accept, which
-//   1. verifies the signature by the audit key the host registered (POST /v1/agents/register
-//      "audit_key"): "verified"; with no key registered, by the key the checkpoint names:
+// Agents send each checkpoint their log writes, over HTTP (POST /v1/agents/checkpoints), gRPC
+// (Checkpoint, hub/agent_grpc.h) or NATS (hub/nats_streams.h); all end in CheckpointBook::Accept,
+// which
+//   1. verifies the signature by the audit key the host registered (below, "The audit key"):
+//      "verified"; with no key registered, by the key the checkpoint names:
 //      "unverified" with the reason; a signature that does not verify, or a key other than the
 //      registered one: "bad-signature" with the reason;
 //   2. stores it once per (host, covers, chain hash): a resend is a duplicate and changes nothing;
@@ -18,8 +19,17 @@
 // decision record with action "audit-checkpoint-fork", "audit-checkpoint-rollback" or
 // "audit-checkpoint-bad-signature" (host, seq, covers, chain hash, detail).
 //
-// Routes: POST /v1/agents/checkpoints (agent, its own host); GET /v1/agents/HOST/checkpoints
-// (viewer; ?limit=1..1000, default 100): the registered key and the checkpoints, highest first.
+// The audit key: a host registers it over a link that authenticates the host (an agent token whose
+// subject is the host, or a client certificate whose CN is): with its fleet registration
+// (POST /v1/agents/register "audit_key", gRPC Register), or alone (POST /v1/agents/audit-key,
+// gRPC RegisterAuditKey), which the checkpoint sinks of `vigil agent` and `vigil gateway` call
+// before their first checkpoint of a key. A key that arrives over NATS is never registered: a
+// NATS subject does not authenticate its publisher (docs/hub.md "Audit checkpoints").
+//
+// Routes: POST /v1/agents/checkpoints (agent, its own host); POST /v1/agents/audit-key (agent, its
+// own host): {"schema_version","host","key_id","changed","previous_key_id"};
+// GET /v1/agents/HOST/checkpoints (viewer; ?limit=1..1000, default 100): the registered key and
+// the checkpoints, highest first.
 //
 // Counters: vigil_hub_checkpoints_total{result="verified"|"unverified"|"bad-signature"|
 // "duplicate"} and vigil_hub_checkpoint_problems_total{problem="fork"|"rollback"}.
@@ -38,6 +48,19 @@
 
 namespace vigil::hub {
 
+struct AuditKeyChange {
+  bool changed = false;         // false: the host had this key already
+  std::string previous_key_id;  // the key replaced ("" when none)
+};
+
+// Stores `key` as `host`'s audit key when it is new or another than the stored one, and appends
+// an access-grant record "audit-key-registered" or "audit-key-replaced" (host, key_id,
+// previous_key_id) to `audit`. `host` must be authenticated by the caller. Errors: the store's;
+// kUnavailable when the audit record could not be written (the key is stored then).
+core::Result<AuditKeyChange> RegisterAuditKey(Store& store, audit::AuditLog& audit,
+                                              const std::string& host, const AuditKeyReport& key,
+                                              int64_t now_ms);
+
 class CheckpointBook {
  public:
   // Everything passed in must outlive the book.
@@ -48,6 +71,8 @@ class CheckpointBook {
   // when a problem could not be recorded (the checkpoint is stored then; a resend is a duplicate,
   // so the record is not retried). Thread-safe.
   core::Result<CheckpointPut> Accept(const CheckpointReport& c);
+  // RegisterAuditKey above, at the book's clock. Thread-safe.
+  core::Result<AuditKeyChange> RegisterKey(const std::string& host, const AuditKeyReport& key);
 
   void Routes(httplib::Server& s, const Authorizer& authorize);
 

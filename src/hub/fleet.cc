@@ -9,6 +9,7 @@
 
 #include "govern/credential.h"
 #include "govern/trust.h"
+#include "hub/checkpoints.h"
 #include "hub/fleet_attest.h"
 #include "hub/fleet_requests.h"
 #include "hub/internal/http_reply.h"
@@ -295,17 +296,8 @@ core::Result<FleetAnswer> Fleet::Register(const AgentReport& report,
 }
 
 core::Status Fleet::RegisterAuditKey(const AgentReport& report, int64_t now) {
-  const AuditKeyReport& k = *report.audit_key;
-  auto old = store_.AuditKey(report.host);
-  if (!old.has_value() && old.error().code() != core::StatusCode::kNotFound) return old.error();
-  if (old.has_value() && old->key_id == k.key_id && old->public_key == k.public_key) return {};
-  VIGIL_RETURN_IF_ERROR(store_.PutAuditKey({report.host, k.key_id, k.public_key, now}));
-  // A replaced key is worth a look: checkpoints signed by the old one no longer verify.
-  return Audit(audit::RecordType::kAccessGrant,
-               {{"action", old.has_value() ? "audit-key-replaced" : "audit-key-registered"},
-                {"host", report.host},
-                {"key_id", k.key_id},
-                {"previous_key_id", old.has_value() ? old->key_id : ""}});
+  auto change = hub::RegisterAuditKey(store_, audit_, report.host, *report.audit_key, now);
+  return change.has_value() ? core::Status() : change.error();
 }
 
 core::Result<FleetAnswer> Fleet::Heartbeat(const AgentReport& report,

@@ -230,6 +230,18 @@ TEST_F(AgentGrpcE2eTest, AnEnrolledAgentRegistersEscalatesReportsAndTakesARollou
   ASSERT_EQ(waitpid(agent_, &status, 0), agent_);
   agent_ = -1;
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << ReadAll(err);
+  // The audit log's checkpoints travelled over the Checkpoint call, each verified by the audit
+  // key the agent registered with Register.
+  EXPECT_NE(ReadAll(err).find("0 not delivered"), std::string::npos) << ReadAll(err);
+  auto checkpoints = http.Get("/v1/agents/web-1/checkpoints", as_admin);
+  ASSERT_TRUE(checkpoints);
+  ASSERT_EQ(checkpoints->status, 200) << checkpoints->body;
+  const json cps = json::parse(checkpoints->body);
+  EXPECT_TRUE(cps["audit_key"].is_object()) << checkpoints->body;
+  ASSERT_FALSE(cps["checkpoints"].empty()) << checkpoints->body;
+  for (const json& c : cps["checkpoints"]) {
+    EXPECT_EQ(c["verification"], "verified") << c.dump();
+  }
   EXPECT_EQ(vigil::e2e::StopVigil(hub_), 0);
   hub_ = -1;
   vigil::e2e::CmdResult show = Vigil("audit show " + hub_state + "/audit");

@@ -18,6 +18,7 @@
 #include <fstream>
 #include <functional>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -155,8 +156,9 @@ class GatewayTrustTest : public GatewayCliTest {
     std::string err;
   };
   // Starts the gateway (audit log in dir_/audit), writes coil 1 := ON once, stops it.
-  // `extra`: more arguments for `vigil gateway`.
-  Served Serve(const std::string& cfg, const std::vector<std::string>& extra = {}) {
+  // `extra`: more arguments for `vigil gateway`; `exit_code`: what it must exit with.
+  Served Serve(const std::string& cfg, const std::vector<std::string>& extra = {},
+               int exit_code = 0) {
     Served s;
     std::vector<std::string> argv = {
         VIGIL_BINARY, "gateway", "--config", cfg, "--json", "--audit", (dir_ / "audit").string(),
@@ -182,11 +184,19 @@ class GatewayTrustTest : public GatewayCliTest {
     if (exited) {
       ADD_FAILURE() << "the gateway exited before serving: " << s.err;
     } else {
-      EXPECT_EQ(StopVigil(pid), 0) << s.err;
+      EXPECT_EQ(StopVigil(pid), exit_code) << s.err;
     }
     s.err = ReadAll(dir_ / "gw.err");
     s.summary = nlohmann::json::parse(ReadAll(dir_ / "gw.out"), nullptr, false);
     return s;
+  }
+  // A token from `vigil hub token` for the hub whose state is in `state`.
+  std::string HubToken(const fs::path& state, const std::string& role,
+                       const std::string& subject) {
+    CmdResult r = RunVigil(dir_, "hub token --state-dir " + state.string() + " --role " + role +
+                                     " --subject " + subject + " --ttl 1h");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out.substr(0, r.out.find('\n'));
   }
   // Modbus/TCP "write single coil 1 := ON" to unit 1; the exception code of the answer.
   static int WriteCoilOn(int port) {
@@ -376,10 +386,7 @@ TEST_F(GatewayTrustTest, CheckReportsWhetherEnforceModeWouldBeRefused) {
 TEST_F(GatewayTrustTest, FindingsReachTheHub) {
   const fs::path state = dir_ / "hub";
   auto token = [&](const std::string& role, const std::string& subject) {
-    CmdResult r = RunVigil(dir_, "hub token --state-dir " + state.string() + " --role " + role +
-                                     " --subject " + subject + " --ttl 1h");
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return r.out.substr(0, r.out.find('\n'));
+    return HubToken(state, role, subject);
   };
   const std::string admin = token("admin", "root");
   const std::string agent_token = Write("agent.token", token("agent", "plant-gw") + "\n");
@@ -414,17 +421,82 @@ TEST_F(GatewayTrustTest, FindingsReachTheHub) {
   ASSERT_TRUE(detail);
   EXPECT_THAT(detail->body, HasSubstr("Actuator command would have been denied")) << detail->body;
   // The audit log's signed checkpoints went to the same hub (issue 8): at least the final one,
-  // kept as unverified (the gateway registers no audit key), none contradicting another.
+  // verified by the audit key the gateway registered over its token-authenticated link (it runs
+  // no fleet link), none contradicting another.
   EXPECT_THAT(s.err, HasSubstr("audit checkpoints to hub")) << s.err;
   EXPECT_THAT(s.err, HasSubstr("0 not delivered")) << s.err;
   auto checkpoints = http.Get("/v1/agents/plant-gw/checkpoints",
                               {{"Authorization", "Bearer " + admin}});
   ASSERT_TRUE(checkpoints);
   ASSERT_EQ(checkpoints->status, 200) << checkpoints->body;
-  const nlohmann::json cps = nlohmann::json::parse(checkpoints->body)["checkpoints"];
+  const nlohmann::json body = nlohmann::json::parse(checkpoints->body);
+  const nlohmann::json cps = body["checkpoints"];
   ASSERT_GE(cps.size(), 1u) << checkpoints->body;
+  ASSERT_TRUE(body["audit_key"].is_object()) << checkpoints->body;
   for (const nlohmann::json& c : cps) {
-    EXPECT_EQ(c["verification"], "unverified") << c.dump();
+    EXPECT_EQ(c["verification"], "verified") << c.dump();
+    EXPECT_EQ(c["key_id"], body["audit_key"]["key_id"]) << c.dump();
+    EXPECT_EQ(c["problem"], "") << c.dump();
+  }
+  EXPECT_EQ(StopVigil(hub.pid), 0);
+}
+
+// The gateway's checkpoints survive a hub outage and a restart: a run while the hub is down
+// leaves them spooled (exit 1); the next run, with the hub up, sends them first, in order, and the
+// hub keeps each once, verified.
+TEST_F(GatewayTrustTest, CheckpointsSpooledDuringAHubOutageArriveAtTheNextStart) {
+  const fs::path state = dir_ / "hub";
+  auto token = [&](const std::string& role, const std::string& subject) {
+    return HubToken(state, role, subject);
+  };
+  const std::string admin = token("admin", "root");
+  const std::string agent_token = Write("agent.token", token("agent", "plant-gw") + "\n");
+  // A port nothing listens on: the hub is down.
+  const int down_port = [] {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    close(fd);
+    return static_cast<int>(ntohs(a.sin_port));
+  }();
+  const std::vector<std::string> link = {"--hub-token-file", agent_token, "--hub-spool",
+                                         (dir_ / "spool").string(), "--hub-drain", "1s"};
+  Served down = Serve(Config("monitor", "", "[\"hub:http://127.0.0.1:" +
+                                               std::to_string(down_port) + "\"]"),
+                      link, 1);
+  const std::regex left_re(R"(audit checkpoints to hub \S+: 0 sent .*; (\d+) not delivered)");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(down.err, m, left_re)) << down.err;
+  const int spooled = std::stoi(m[1].str());
+  ASSERT_GE(spooled, 1) << down.err;
+
+  Background hub = StartVigil(
+      {"hub", "--state-dir", state.string(), "--listen", "127.0.0.1:0", "--json"},
+      dir_ / "hub.out", dir_ / "hub.err", std::chrono::seconds(20));
+  ASSERT_GT(hub.pid, 0) << hub.error;
+  const int port = nlohmann::json::parse(hub.ready_line)["port"];
+  Served up = Serve(
+      Config("monitor", "", "[\"hub:http://127.0.0.1:" + std::to_string(port) + "\"]"), link);
+  EXPECT_THAT(up.err, HasSubstr("hub checkpoint spool: " + std::to_string(spooled) +
+                                " messages of an earlier run"))
+      << up.err;
+  EXPECT_THAT(up.err, HasSubstr("0 not delivered")) << up.err;
+  httplib::Client http("127.0.0.1", port);
+  auto checkpoints = http.Get("/v1/agents/plant-gw/checkpoints?limit=1000",
+                              {{"Authorization", "Bearer " + admin}});
+  ASSERT_TRUE(checkpoints);
+  ASSERT_EQ(checkpoints->status, 200) << checkpoints->body;
+  const nlohmann::json cps = nlohmann::json::parse(checkpoints->body)["checkpoints"];
+  // Both runs' checkpoints, each once (a checkpoint's seq is unique in one log), all verified.
+  ASSERT_GT(cps.size(), static_cast<size_t>(spooled)) << checkpoints->body;
+  std::set<int64_t> seqs;
+  for (const nlohmann::json& c : cps) {
+    EXPECT_TRUE(seqs.insert(c["seq"].get<int64_t>()).second) << c.dump();
+    EXPECT_EQ(c["verification"], "verified") << c.dump();
     EXPECT_EQ(c["problem"], "") << c.dump();
   }
   EXPECT_EQ(StopVigil(hub.pid), 0);

@@ -1,7 +1,7 @@
 // libFuzzer target for the hub's parsers of outside input (src/hub/requests.h and config.h):
 // the first byte picks the parser (ingest batch, one finding line, escalation, decision,
-// adjudication, config file; 0xd0..0xd7 a triage training request; 0xd8..0xdf an audit
-// checkpoint; 0xe0..0xef a missed detection; from 0xf0 the fleet's register, heartbeat and
+// adjudication, config file; 0xd0..0xd7 a triage training request; 0xd8..0xdb an audit
+// checkpoint, 0xdc..0xdf an audit key registration; 0xe0..0xef a missed detection; from 0xf0 the fleet's register, heartbeat and
 // rollout bodies); any bytes must give a value or an error that says what was wrong,
 // and an accepted ingest message must hold only valid ids and findings within the limits; an
 // accepted config's PostgreSQL `store:` URI passes the store's own check, and its redacted form
@@ -49,6 +49,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (r.has_value() && (r->rounds < 1 || r->rounds > 2000 || r->max_depth < 1 ||
                           r->max_depth > 16 || !(r->eta > 0 && r->eta <= 1))) {
       __builtin_trap();
+    }
+    return 0;
+  }
+  if (data[0] >= 0xdc && data[0] < 0xe0) {
+    // An audit key registration (POST /v1/agents/audit-key): what is accepted renders back to a
+    // body that parses to the same values.
+    auto r = vigil::hub::ParseAuditKeyRequest(input);
+    Check(r);
+    if (r.has_value()) {
+      if (!vigil::hub::ValidHostId(r->host) || !vigil::hub::IsHexOf(r->key.key_id, 16, true) ||
+          !vigil::hub::IsHexOf(r->key.public_key, 64)) {
+        __builtin_trap();
+      }
+      auto again = vigil::hub::ParseAuditKeyRequest(vigil::hub::AuditKeyBody(*r));
+      if (!again.has_value() || again->host != r->host || again->key.key_id != r->key.key_id ||
+          again->key.public_key != r->key.public_key) {
+        __builtin_trap();
+      }
     }
     return 0;
   }

@@ -64,9 +64,13 @@ class CheckpointNatsTest : public ::testing::Test {
     o.host = kGatewayHost;
     o.retry_initial = std::chrono::milliseconds(10);
     o.retry_max = std::chrono::milliseconds(100);
+    o.spool_dir =
+        (std::filesystem::path(hub_.dir) / ("checkpoint-spool-" + std::to_string(++sinks_opened_)))
+            .string();
+    o.spool.sync = pipeline::SyncMode::kNever;
     auto s = CheckpointSink::Open(
         o, MakeNatsTransport(Js(), pipeline::HostSubject("vigil", kGatewayHost, "checkpoints")),
-        sink_registry_);
+        sink_registry_, nullptr);
     EXPECT_TRUE(s.has_value()) << s.error().ToString();
     return s.has_value() ? std::move(s).value() : nullptr;
   }
@@ -98,6 +102,7 @@ class CheckpointNatsTest : public ::testing::Test {
   const core::Clock& clock_ = core::SystemClock::Get();
   hub::testing::TestHubState hub_;
   core::Registry hub_registry_, sink_registry_;
+  int sinks_opened_ = 0;
   std::unique_ptr<hub::CheckpointBook> book_;
   std::unique_ptr<hub::NatsCheckpointConsumer> consumer_;
 };
@@ -202,6 +207,102 @@ TEST_F(CheckpointNatsTest, ARewrittenLogIsAForkAndAnUnknownKeyIsUnverified) {
   EXPECT_NE(
       hub_registry_.ExpositionText().find(R"(vigil_hub_checkpoint_problems_total{problem="fork"})"),
       std::string::npos);
+}
+
+}  // namespace
+}  // namespace vigil::agent
+
+namespace vigil::agent {
+namespace {
+
+// A host whose only link to the hub is NATS registers its audit key over a hub link given for
+// that (--nats-audit-key-hub with its agent token): its checkpoints, published on NATS, are then
+// "verified" at a real hub; without that link they stay "unverified" (a NATS subject does not
+// authenticate the host).
+class NatsOnlyKeyTest : public testing::HubLinkTest {
+ protected:
+  void SetUp() override {
+    HubLinkTest::SetUp();
+    ASSERT_TRUE(nats_.Start()) << nats_.why();
+    StartHub();
+    hub::NatsCheckpointOptions o;
+    o.nats.url = nats_.url();
+    o.nats.timeout = std::chrono::milliseconds(1000);
+    o.consumer.durable = "vigil-hub-checkpoints";
+    o.fetch_wait = std::chrono::milliseconds(100);
+    o.retry_initial = std::chrono::milliseconds(10);
+    o.retry_max = std::chrono::milliseconds(100);
+    consumer_ = std::make_unique<hub::NatsCheckpointConsumer>(o, server_->checkpoints(),
+                                                              consumer_registry_);
+    ASSERT_TRUE(consumer_->Start().ok());
+  }
+  void TearDown() override {
+    if (consumer_) consumer_->Stop();
+    HubLinkTest::TearDown();
+  }
+  // Writes an audit log signed by `signer` whose checkpoints go over NATS for `host` (with the
+  // key registered over `key_link` when it is given); returns how many it wrote.
+  uint64_t Publish(const std::string& host, const audit::Signer& signer,
+                   const HubLinkOptions* key_link) {
+    pipeline::JetStreamOptions js;
+    js.url = nats_.url();
+    js.timeout = std::chrono::milliseconds(1000);
+    std::unique_ptr<FindingTransport> t =
+        MakeNatsTransport(js, pipeline::HostSubject("vigil", host, "checkpoints"));
+    if (key_link != nullptr) {
+      auto client = HubClient::Create(*key_link);
+      EXPECT_TRUE(client.has_value()) << client.error().ToString();
+      t = MakeAuditKeyRegistering(std::move(t), std::move(client).value());
+    }
+    CheckpointSinkOptions so;
+    so.kind = "nats";
+    so.host = host;
+    so.spool_dir = (dir_ / ("spool-" + host)).string();
+    so.spool.sync = pipeline::SyncMode::kNever;
+    so.retry_initial = std::chrono::milliseconds(10);
+    core::Registry registry;
+    auto sink = CheckpointSink::Open(so, std::move(t), registry, nullptr);
+    EXPECT_TRUE(sink.has_value()) << sink.error().ToString();
+    const uint64_t written =
+        WriteAuditLog("audit-" + host, signer, 3, [&](const audit::CheckpointNotice& n) {
+          (*sink)->Offer(n);
+        }).size();
+    EXPECT_EQ((*sink)->Close(std::chrono::seconds(10)), 0u);
+    return written;
+  }
+  std::vector<hub::CheckpointRow> Stored(const std::string& host) {
+    auto rows = store_->Checkpoints(host, 1000);
+    return rows.value_or(std::vector<hub::CheckpointRow>{});
+  }
+
+  nats_testing::NatsServer nats_;
+  core::Registry consumer_registry_;
+  std::unique_ptr<hub::NatsCheckpointConsumer> consumer_;
+};
+
+TEST_F(NatsOnlyKeyTest, TheKeyRegisteredOverTheHubLinkVerifiesTheNatsCheckpoints) {
+  auto signer = audit::Ed25519Signer::Generate();
+  HubLinkOptions link;
+  link.url = Url();
+  link.token_file = TokenFile();
+  link.host = kHost;
+  link.timeout = std::chrono::milliseconds(3000);
+  const uint64_t written = Publish(kHost, *signer, &link);
+  ASSERT_GE(written, 2u);
+  ASSERT_TRUE(WaitUntil([&] { return Stored(kHost).size() == written; }));
+  for (const hub::CheckpointRow& c : Stored(kHost)) {
+    EXPECT_EQ(c.verification, "verified") << c.reason;
+  }
+  // Another host without the link: its checkpoints arrive, unverified; no key is taken from NATS.
+  auto other = audit::Ed25519Signer::Generate();
+  const uint64_t other_written = Publish("db-1", *other, nullptr);
+  ASSERT_TRUE(WaitUntil([&] { return Stored("db-1").size() == other_written; }));
+  for (const hub::CheckpointRow& c : Stored("db-1")) {
+    EXPECT_EQ(c.verification, "unverified") << c.reason;
+  }
+  auto key = store_->AuditKey("db-1");
+  ASSERT_FALSE(key.has_value());
+  EXPECT_EQ(key.error().code(), core::StatusCode::kNotFound);
 }
 
 }  // namespace

@@ -72,27 +72,15 @@ TEST_F(CheckpointRestTest, TheHubKeepsVerifiedCheckpointsAndFlagsForgedOnes) {
   CheckpointSinkOptions so;
   so.host = kHost;
   so.retry_initial = std::chrono::milliseconds(10);
+  so.spool_dir = (dir_ / "checkpoint-spool").string();
   auto client = HubClient::Create(Link());
   ASSERT_TRUE(client.has_value()) << client.error().ToString();
   auto sink = CheckpointSink::Open(
-      so, MakeHubTransport(std::move(client).value(), "/v1/agents/checkpoints"), hub_registry_);
+      so, MakeHubTransport(std::move(client).value(), "/v1/agents/checkpoints"), hub_registry_,
+      nullptr);
   ASSERT_TRUE(sink.has_value()) << sink.error().ToString();
-  std::vector<audit::CheckpointNotice> seen;
-  audit::AuditOptions ao;
-  ao.fsync = audit::FsyncMode::kNever;
-  ao.checkpoint_every = 2;
-  ao.on_checkpoint = [&](const audit::CheckpointNotice& n) {
-    seen.push_back(n);
-    (*sink)->Offer(n);
-  };
-  {
-    auto log = audit::AuditLog::Open((dir_ / "agent-audit").string(), ao, *signer, clock_);
-    ASSERT_TRUE(log.has_value()) << log.error().ToString();
-    for (int i = 0; i < 5; ++i) {
-      ASSERT_TRUE((*log)->Append(audit::RecordType::kDecision, {{"n", i}}).ok());
-    }
-    ASSERT_TRUE((*log)->Close().ok());
-  }
+  const std::vector<audit::CheckpointNotice> seen = WriteAuditLog(
+      "agent-audit", *signer, 5, [&](const audit::CheckpointNotice& n) { (*sink)->Offer(n); });
   ASSERT_GE(seen.size(), 3u);
   EXPECT_EQ((*sink)->Close(std::chrono::seconds(10)), 0u);
   EXPECT_EQ((*sink)->Counts().sent, seen.size());
@@ -158,6 +146,97 @@ TEST_F(CheckpointRestTest, TheHubKeepsVerifiedCheckpointsAndFlagsForgedOnes) {
   EXPECT_TRUE(b5["checkpoints"].empty());
   EXPECT_EQ(Get("/v1/agents/web-1/checkpoints?limit=0").first, 400);
   EXPECT_EQ(Get("/v1/agents/web-1/checkpoints?limit=1").second["checkpoints"].size(), 1u);
+}
+
+}  // namespace
+}  // namespace vigil::agent
+
+namespace vigil::agent {
+namespace {
+
+// A host without a fleet link (vigil gateway): the checkpoint transport registers the key that
+// signed the checkpoints over the host's token before sending them, once; the hub binds it to
+// the token's subject.
+TEST_F(CheckpointRestTest, TheCheckpointLinkRegistersTheKeyWithoutAFleetLink) {
+  auto signer = audit::Ed25519Signer::Generate();
+  const std::string key_id = audit::KeyIdString(signer->public_key().id);
+  CheckpointSinkOptions so;
+  so.host = kHost;
+  so.retry_initial = std::chrono::milliseconds(10);
+  so.spool_dir = (dir_ / "checkpoint-spool").string();
+  auto transport = MakeCheckpointHubTransport(Link());
+  ASSERT_TRUE(transport.has_value()) << transport.error().ToString();
+  auto sink = CheckpointSink::Open(so, std::move(transport).value(), hub_registry_, nullptr);
+  ASSERT_TRUE(sink.has_value()) << sink.error().ToString();
+  const uint64_t offered =
+      WriteAuditLog("gw-audit", *signer, 4, [&](const audit::CheckpointNotice& n) {
+        (*sink)->Offer(n);
+      }).size();
+  EXPECT_EQ((*sink)->Close(std::chrono::seconds(10)), 0u);
+  auto [status, body] = Get("/v1/agents/web-1/checkpoints");
+  ASSERT_EQ(status, 200) << body.dump();
+  EXPECT_EQ(body["audit_key"]["key_id"], key_id);
+  ASSERT_EQ(body["checkpoints"].size(), offered);
+  for (const json& c : body["checkpoints"]) EXPECT_EQ(c["verification"], "verified") << c.dump();
+  ASSERT_TRUE(log_->Flush().ok());
+  int registered = 0;
+  for (const auto& [type, payload] : hub::testing::ReadAuditRecords(dir_ / "audit")) {
+    if (payload.value("action", "") == "audit-key-registered") ++registered;
+  }
+  EXPECT_EQ(registered, 1);
+
+  // The route: only for the token's own host; a bad key is 400 naming the field.
+  auto post = [&](const std::string& token_host, const std::string& body_text) {
+    httplib::Client c("127.0.0.1", port_);
+    auto r = c.Post("/v1/agents/audit-key",
+                    {{"Authorization", "Bearer " + Token(hub::Role::kAgent, token_host)}},
+                    body_text, "application/json");
+    return r ? std::pair<int, json>{r->status, json::parse(r->body, nullptr, false)}
+             : std::pair<int, json>{-1, nullptr};
+  };
+  auto other = audit::Ed25519Signer::Generate();
+  const std::string other_body = hub::AuditKeyBody(
+      {kHost,
+       {audit::KeyIdString(other->public_key().id), govern::HexOf(other->public_key().key)}});
+  EXPECT_EQ(post("web-2", other_body).first, 403);
+  EXPECT_EQ(Get("/v1/agents/web-1/checkpoints").second["audit_key"]["key_id"], key_id);
+  auto [s2, b2] = post(kHost, R"({"schema_version":"vigil.hub/v1","host":"web-1",)"
+                              R"("audit_key":{"key_id":"xyz","public_key":""}})");
+  EXPECT_EQ(s2, 400);
+  EXPECT_NE(b2.dump().find("audit_key.key_id"), std::string::npos) << b2.dump();
+  // Without credentials: 401.
+  httplib::Client anon("127.0.0.1", port_);
+  auto r3 = anon.Post("/v1/agents/audit-key", other_body, "application/json");
+  ASSERT_TRUE(r3);
+  EXPECT_EQ(r3->status, 401);
+  // A replacement by the host itself: audited as such.
+  auto [s4, b4] = post(kHost, other_body);
+  ASSERT_EQ(s4, 200) << b4.dump();
+  EXPECT_TRUE(b4["changed"].get<bool>());
+  EXPECT_EQ(b4["previous_key_id"], key_id);
+}
+
+// The key registration waits for the hub like the checkpoints do: a hub that does not answer
+// leaves the checkpoint queued (retried), nothing is lost.
+TEST_F(CheckpointRestTest, AnUnreachableHubDelaysTheKeyAndTheCheckpoint) {
+  HubLinkOptions down = Link();
+  down.url = "http://127.0.0.1:1";
+  down.timeout = std::chrono::milliseconds(200);
+  auto transport = MakeCheckpointHubTransport(down);
+  ASSERT_TRUE(transport.has_value());
+  FindingMessage m;
+  hub::CheckpointReport c;
+  c.host = kHost;
+  c.seq = 2;
+  c.covers = 1;
+  c.chain_hash = std::string(64, 'a');
+  c.time_ns = 1;
+  c.key_id = "0123456789ABCDEF";
+  c.public_key = std::string(64, 'b');
+  c.signature = std::string(128, 'c');
+  m.id = hub::CheckpointMessageId(c);
+  m.body = hub::CheckpointBody(c);
+  EXPECT_EQ((*transport)->Deliver(m), DeliveryOutcome::kRetry);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "../hub/test_hub_state.h"
 #include "agent/hub_client.h"
@@ -140,6 +141,30 @@ class HubLinkTest : public ::testing::Test {
       if (a.host == kHost) return a.findings;
     }
     return 0;
+  }
+
+  // An audit log in dir_/`name` signed by `signer` with a checkpoint every 2 records, each handed
+  // to `offer`: `records` decisions appended, then closed (a final checkpoint). Returns the
+  // checkpoints it wrote, in order.
+  std::vector<audit::CheckpointNotice> WriteAuditLog(
+      const std::string& name, const audit::Signer& signer, int records,
+      const std::function<void(const audit::CheckpointNotice&)>& offer) {
+    std::vector<audit::CheckpointNotice> seen;
+    audit::AuditOptions ao;
+    ao.fsync = audit::FsyncMode::kNever;
+    ao.checkpoint_every = 2;
+    ao.on_checkpoint = [&](const audit::CheckpointNotice& n) {
+      seen.push_back(n);
+      offer(n);
+    };
+    auto log = audit::AuditLog::Open((dir_ / name).string(), ao, signer, clock_);
+    EXPECT_TRUE(log.has_value()) << log.error().ToString();
+    if (!log.has_value()) return seen;
+    for (int i = 0; i < records; ++i) {
+      EXPECT_TRUE((*log)->Append(audit::RecordType::kDecision, {{"n", i}}).ok());
+    }
+    EXPECT_TRUE((*log)->Close().ok());
+    return seen;
   }
 
   std::filesystem::path dir_;

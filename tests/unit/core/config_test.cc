@@ -292,7 +292,8 @@ TEST(ConfigTest, ParsesANatsSinkAndChecksItsNames) {
       "    stream: FLEET\n"
       "    subject_prefix: acme.vigil\n"
       "    creds: /etc/vigil/agent.creds\n"
-      "    drain: 1m\n";
+      "    drain: 1m\n"
+      "    audit_key_hub: grpcs://hub.example:8471\n";
   Result<VigilConfig> r = ParseConfig(kYaml, "vigil.yaml");
   ASSERT_TRUE(r.has_value()) << r.error().ToString();
   ASSERT_EQ(r->sinks.size(), 1u);
@@ -305,6 +306,10 @@ TEST(ConfigTest, ParsesANatsSinkAndChecksItsNames) {
   EXPECT_EQ(n.token_file, "");
   EXPECT_EQ(n.spool_sync, FsyncPolicy::kAlways);
   EXPECT_EQ(n.drain_seconds, 60u);
+  EXPECT_EQ(n.audit_key_hub, "grpcs://hub.example:8471");
+  EXPECT_THAT(
+      ParseError("sinks:\n  - {type: nats, url: 'nats://h:1', audit_key_hub: 'nats://h:2'}\n"),
+      HasSubstr("sinks[0].audit_key_hub: expected http://HOST:PORT"));
 
   EXPECT_EQ(ParseError("sinks:\n  - type: nats\n    url: http://127.0.0.1:4222\n"),
             "vigil.yaml:3:10: sinks[0].url: expected nats://HOST:PORT or tls://HOST:PORT (one "
