@@ -158,9 +158,11 @@ std::string PgText(const std::string& s) {
 // in a few statements whatever its size.
 std::string PgArray(const std::vector<int64_t>& v) {
   std::string out = "{";
+  out.reserve(v.size() * 21 + 2);
+  char buf[24];
   for (size_t i = 0; i < v.size(); ++i) {
     if (i) out += ',';
-    out += std::to_string(v[i]);
+    out.append(buf, std::to_chars(buf, buf + sizeof buf, v[i]).ptr);
   }
   return out + "}";
 }
