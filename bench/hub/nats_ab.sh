@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Two builds of hub_nats_bench, alternated against one throwaway nats-server and PostgreSQL 15
 # (bench/hub/pg_server.sh, nats_server.sh), each run on its own stream and a fresh database
-# (so each build creates its own schema): PostgreSQL, 1 hub, batch 64. Every run prints the
+# (so each build creates its own schema): PostgreSQL, HUBS hubs (default 1), batch 64. Every run prints the
 # bench's line (findings/s, loss, duplicates, P50/P99, load average, CPU per finding of the
 # bench process and of the PostgreSQL backends) and nats-server's CPU per finding.
 # Usage: bash bench/hub/nats_ab.sh BENCH_A BENCH_B [ROUNDS] [MESSAGES] [FINDINGS]
@@ -22,7 +22,7 @@ for round in $(seq "$rounds"); do
     n=$((n + 1))
     before=$(nats_cpu_seconds)
     echo "round $round, $which ($bin):"
-    "$bin" --nats "$nats_url" --messages "$messages" --findings "$findings" --hubs 1 --batch 64 \
+    "$bin" --nats "$nats_url" --messages "$messages" --findings "$findings" --hubs "${HUBS:-1}" --batch 64 \
       --store "$(pg_newdb "ab$n")" --server-pid "$pg_pid" 2>&1 | grep -v '\[info\]'
     python3 -c "print('  nats-server %.1f us per finding' % (($(nats_cpu_seconds) - $before) * 1e6 / ($messages * $findings)))"
   done
