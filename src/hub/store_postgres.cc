@@ -645,8 +645,10 @@ core::Result<std::vector<IngestResult>> PostgresStore::IngestIn(
     locks.erase(std::unique(locks.begin(), locks.end()), locks.end());
     // unnest yields the sorted array in order: the locks are taken in ascending key order.
     w.exec_params("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k", PgArray(locks));
-    // The open incidents those findings could join, locked (FOR UPDATE re-checks label IS NULL
-    // for one labelled meanwhile). Keys are distinct, so each incident comes once.
+    // The open incidents those findings could join. No row locks: the advisory locks keep other
+    // ingests and labelling (Adjudicate takes its process's lock) off them until commit, and
+    // this statement's snapshot, taken after the locks, sees all they committed. (FOR UPDATE
+    // wrote a row lock and its WAL per incident.) Keys are distinct: each incident comes once.
     std::vector<PgIncident> inc;
     std::vector<std::vector<size_t>> inc_of_key(keys.size());
     for (const auto& row : w.exec_params(
@@ -655,7 +657,7 @@ core::Result<std::vector<IngestResult>> PostgresStore::IngestIn(
              "$3::text[], $4::bigint[], $5::bigint[]) WITH ORDINALITY AS k(host, pid, process, "
              "lo, hi, n) ON i.host = k.host AND i.pid = k.pid AND i.process = k.process WHERE "
              "i.label IS NULL AND i.last_ms >= k.lo AND i.first_ms <= k.hi "
-             "ORDER BY i.id FOR UPDATE OF i",
+             "ORDER BY i.id",
              PgArray(key_host), PgArray(key_pid), PgArray(key_process), PgArray(key_lo),
              PgArray(key_hi))) {
       const PgRow q(row);
@@ -704,7 +706,7 @@ core::Result<std::vector<IngestResult>> PostgresStore::IngestIn(
       std::sort(ids.begin(), ids.end());
       for (size_t j = existing; j < inc.size(); ++j) inc[j].id = ids[j - existing];
     }
-    // Write the incidents: new ones inserted, joined ones updated (their rows are locked).
+    // Write the incidents: new ones inserted, joined ones updated (under their processes' locks).
     for (const bool fresh : {true, false}) {
       std::vector<int64_t> id, pid, first, last, alerts, verdicts, decisions, severity;
       std::vector<std::string> host, proc;
@@ -850,6 +852,15 @@ core::Result<IncidentRow> PostgresStore::Adjudicate(int64_t id, Label label,
                                                     const std::string& who,
                                                     const std::string& note, int64_t now_ms) {
   return Run("labelling an incident", [&](pqxx::work& w) -> core::Result<IncidentRow> {
+    // The incident's process lock first: an ingest joining findings to it holds that lock (and
+    // no row lock) from its read of the incident to its commit.
+    const pqxx::result key =
+        w.exec_params("SELECT host, pid, process FROM incidents WHERE id = $1::bigint", id);
+    if (!key.empty()) {
+      const PgRow k(key[0]);
+      w.exec_params("SELECT pg_advisory_xact_lock($1::bigint)",
+                    ProcessLockKey(k.T(0), k.I(1), k.T(2)));
+    }
     VIGIL_ASSIGN_OR_RETURN(IncidentRow before, IncidentIn(w, id, true));
     w.exec_params(
         "UPDATE incidents SET label = $2, labelled_by = $3, note = $4, labelled_ms = $5::bigint "

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -171,6 +172,47 @@ TEST_F(HubPostgresTest, ConcurrentFindingsOfOneProcessJoinOneIncident) {
       "alerts'; END IF; END $$;",
       &why, database_))
       << why;
+}
+
+TEST_F(HubPostgresTest, AnIncidentLabelledWhileItsProcessIngestsTakesNoFindingAfterTheLabel) {
+  auto a = Open(), b = Open();
+  ASSERT_TRUE(a && b);
+  constexpr int kMessages = 60;
+  auto first = a->Ingest(Message("web-1", "m0", {VerdictLine("web-1", 10, "bash", 0, 0.9)}), 1);
+  ASSERT_TRUE(first.has_value()) << first.error().ToString();
+  const int64_t id = first->incidents.at(0);
+  std::optional<IncidentRow> at_label;
+  std::atomic<int> stored{0};
+  RunTogether(2, [&](int who) {
+    if (who == 0) {  // ingests the process's findings, one message each
+      for (int i = 1; i <= kMessages; ++i) {
+        auto r = a->Ingest(
+            Message("web-1", "m" + std::to_string(i), {VerdictLine("web-1", 10, "bash", i, 0.9)}),
+            1);
+        if (!r.has_value()) ADD_FAILURE() << r.error().ToString();
+        stored.fetch_add(1);
+      }
+      return;
+    }
+    while (stored.load() < kMessages / 3) std::this_thread::yield();  // labels it mid-stream
+    auto r = b->Adjudicate(id, Label::kTruePositive, "ann", "", 2);
+    if (r.has_value()) {
+      at_label = *r;
+    } else {
+      ADD_FAILURE() << r.error().ToString();
+    }
+  });
+  ASSERT_TRUE(at_label.has_value());
+  // The labelled incident holds exactly what it held when labelled; later findings opened
+  // another incident.
+  auto after = a->Incident(id);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->alerts, at_label->alerts);
+  auto alerts = a->Alerts(id);
+  ASSERT_TRUE(alerts.has_value());
+  EXPECT_EQ(static_cast<int64_t>(alerts->size()), at_label->alerts);
+  EXPECT_EQ(a->Count("alerts").value_or(-1), kMessages + 1);
+  EXPECT_EQ(a->Count("incidents").value_or(-1), at_label->alerts == kMessages + 1 ? 1 : 2);
 }
 
 TEST_F(HubPostgresTest, AVersionSixDatabaseGetsTheLighterIngestSchema) {
