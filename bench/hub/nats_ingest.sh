@@ -12,27 +12,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 bench=build/release/bench/hub_nats_bench
 [[ -x $bench ]] || { echo "build it first: cmake --build --preset release --target hub_nats_bench" >&2; exit 2; }
-command -v nats-server >/dev/null || { echo "nats-server missing: bash scripts/install-deps.sh test" >&2; exit 2; }
 messages=${1:-2000}
 findings=${2:-50}
 read -r -a extra <<<"${HUB_NATS_BENCH_ARGS:-}"
 source bench/hub/pg_server.sh
-
-nats_port=$(free_port)
-nats_pid=
-cleanup() {
-  if [[ -n $nats_pid ]]; then kill -TERM "$nats_pid" 2>/dev/null || true; wait "$nats_pid" 2>/dev/null || true; fi
-  pg_cleanup
-}
-trap cleanup EXIT
-mkdir -p "$pg_dir/nats"
-nats-server -js -a 127.0.0.1 -p "$nats_port" -sd "$pg_dir/nats/js" -l "$pg_dir/nats/server.log" &
-nats_pid=$!
-for _ in $(seq 100); do
-  (exec 3<>/dev/tcp/127.0.0.1/"$nats_port") 2>/dev/null && break
-  sleep 0.1
-done
-url=nats://127.0.0.1:$nats_port
+source bench/hub/nats_server.sh
+url=$nats_url
 run() { "$bench" --nats "$url" --messages "$messages" --findings "$findings" "${extra[@]}" "$@"; }
 
 # Before (one message per transaction, as the consumer stored them before batching) and after.

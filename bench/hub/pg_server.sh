@@ -2,7 +2,8 @@
 # /usr/lib/postgresql/15/bin, as the `postgres` user when run as root, in a private temporary
 # directory on a free loopback port, with fsync and synchronous_commit on as in production) and
 # stops it on exit. Sets: pg_bin, pg_dir, pg_port; pg_newdb NAME creates a database and prints
-# its URI. Needs `set -euo pipefail` and sets the EXIT trap (pg_cleanup; callers that have their
+# its URI. PG_SERVER_OPTS adds server options (e.g. "-c shared_preload_libraries=pg_stat_statements").
+# Needs `set -euo pipefail` and sets the EXIT trap (pg_cleanup; callers that have their
 # own cleanup call pg_cleanup from it).
 pg_bin=/usr/lib/postgresql/15/bin
 [[ -x $pg_bin/postgres ]] || { echo "$pg_bin/postgres missing: bash scripts/install-deps.sh test" >&2; exit 2; }
@@ -23,7 +24,7 @@ pg_port=$(free_port)
 env -i LANG=C PATH=/usr/bin:/bin "${pg_as[@]}" "$pg_bin/initdb" -D "$pg_dir/data" -U postgres -A trust \
   -E UTF8 --locale=C --no-instructions >"$pg_dir/initdb.log" 2>&1
 env -i LANG=C PATH=/usr/bin:/bin "${pg_as[@]}" "$pg_bin/postgres" -D "$pg_dir/data" -h 127.0.0.1 \
-  -p "$pg_port" -k "$pg_dir" >"$pg_dir/server.log" 2>&1 &
+  -p "$pg_port" -k "$pg_dir" ${PG_SERVER_OPTS:-} >"$pg_dir/server.log" 2>&1 &
 pg_pid=$!
 for _ in $(seq 100); do
   "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port" && break

@@ -250,7 +250,7 @@ void ClassifyCheckpoint(CheckpointRow* row, const std::vector<CheckpointRow>& sa
                         const CheckpointRow* below, const CheckpointRow* above);
 
 // The schema version this hub writes; older databases are migrated in place at Open.
-inline constexpr int kHubSchemaVersionNumber = 6;
+inline constexpr int kHubSchemaVersionNumber = 7;
 
 // Adjudicated incidents per rule or model that fired in them, and the detections it missed.
 struct AdjudicationCount {

@@ -119,6 +119,13 @@ DELETE FROM hub_schema;
 INSERT INTO hub_schema (version) VALUES (6);
 )sql";
 
+// Version 7 changed PostgreSQL's indexes only (hub/store_postgres.cc); SQLite's schema is as
+// version 6 left it.
+constexpr const char* kSqliteSchemaV7 = R"sql(
+DELETE FROM hub_schema;
+INSERT INTO hub_schema (version) VALUES (7);
+)sql";
+
 // Bytes bound as a BLOB.
 struct Blob {
   const std::string& bytes;
@@ -278,6 +285,7 @@ core::Status SqliteStore::Migrate() {
     VIGIL_RETURN_IF_ERROR(Exec(kSqliteSchemaV5));
   }
   if (version < 6) VIGIL_RETURN_IF_ERROR(Exec(kSqliteSchemaV6));
+  if (version < 7) VIGIL_RETURN_IF_ERROR(Exec(kSqliteSchemaV7));
   if (!txn.Commit()) return Fail("commit");
   return {};
 }

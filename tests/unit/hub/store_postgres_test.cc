@@ -12,6 +12,7 @@
 #include <atomic>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -160,6 +161,100 @@ TEST_F(HubPostgresTest, ConcurrentFindingsOfOneProcessJoinOneIncident) {
     EXPECT_EQ(r.alerts, 2 * kPerInstance) << r.process;
     EXPECT_EQ(r.last_ms - r.first_ms, (2 * kPerInstance - 1) * 1000) << r.process;
   }
+  // Alerts have no foreign key (schema version 7): every alert's incident exists all the same,
+  // and counts it.
+  std::string why;
+  EXPECT_TRUE(pg().Admin(
+      "DO $$ BEGIN IF EXISTS (SELECT 1 FROM alerts a LEFT JOIN incidents i ON i.id = "
+      "a.incident_id WHERE i.id IS NULL) THEN RAISE EXCEPTION 'an alert without its incident'; "
+      "END IF; IF EXISTS (SELECT 1 FROM incidents i WHERE i.alerts <> (SELECT COUNT(*) FROM "
+      "alerts a WHERE a.incident_id = i.id)) THEN RAISE EXCEPTION 'an incident miscounts its "
+      "alerts'; END IF; END $$;",
+      &why, database_))
+      << why;
+}
+
+TEST_F(HubPostgresTest, AnIncidentLabelledWhileItsProcessIngestsTakesNoFindingAfterTheLabel) {
+  auto a = Open(), b = Open();
+  ASSERT_TRUE(a && b);
+  constexpr int kMessages = 60;
+  auto first = a->Ingest(Message("web-1", "m0", {VerdictLine("web-1", 10, "bash", 0, 0.9)}), 1);
+  ASSERT_TRUE(first.has_value()) << first.error().ToString();
+  const int64_t id = first->incidents.at(0);
+  std::optional<IncidentRow> at_label;
+  std::atomic<int> stored{0};
+  RunTogether(2, [&](int who) {
+    if (who == 0) {  // ingests the process's findings, one message each
+      for (int i = 1; i <= kMessages; ++i) {
+        auto r = a->Ingest(
+            Message("web-1", "m" + std::to_string(i), {VerdictLine("web-1", 10, "bash", i, 0.9)}),
+            1);
+        if (!r.has_value()) ADD_FAILURE() << r.error().ToString();
+        stored.fetch_add(1);
+      }
+      return;
+    }
+    while (stored.load() < kMessages / 3) std::this_thread::yield();  // labels it mid-stream
+    auto r = b->Adjudicate(id, Label::kTruePositive, "ann", "", 2);
+    if (r.has_value()) {
+      at_label = *r;
+    } else {
+      ADD_FAILURE() << r.error().ToString();
+    }
+  });
+  ASSERT_TRUE(at_label.has_value());
+  // The labelled incident holds exactly what it held when labelled; later findings opened
+  // another incident.
+  auto after = a->Incident(id);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->alerts, at_label->alerts);
+  auto alerts = a->Alerts(id);
+  ASSERT_TRUE(alerts.has_value());
+  EXPECT_EQ(static_cast<int64_t>(alerts->size()), at_label->alerts);
+  EXPECT_EQ(a->Count("alerts").value_or(-1), kMessages + 1);
+  EXPECT_EQ(a->Count("incidents").value_or(-1), at_label->alerts == kMessages + 1 ? 1 : 2);
+}
+
+TEST_F(HubPostgresTest, AVersionSixDatabaseGetsTheLighterIngestSchema) {
+  auto s = Open();
+  ASSERT_TRUE(s);
+  const IngestMessage first = Message("web-1", "m1", {VerdictLine("web-1", 10, "bash", 0, 0.9)});
+  ASSERT_TRUE(s->Ingest(first, 1000).has_value());
+  s.reset();
+  // What version 6 had: last_ms in the open-incident index, full pages, the alerts' foreign key.
+  std::string why;
+  ASSERT_TRUE(pg().Admin(
+      "DROP INDEX incidents_open; CREATE INDEX incidents_open ON incidents (host, pid, process, "
+      "last_ms) WHERE label IS NULL; ALTER TABLE incidents RESET (fillfactor); ALTER TABLE alerts "
+      "ADD FOREIGN KEY (incident_id) REFERENCES incidents(id); UPDATE hub_schema SET version = 6;",
+      &why, database_))
+      << why;
+  s = Open();
+  ASSERT_TRUE(s);
+  EXPECT_TRUE(pg().Admin(
+      "DO $$ BEGIN "
+      "IF pg_get_indexdef('incidents_open'::regclass) LIKE '%last_ms%' THEN "
+      "RAISE EXCEPTION 'incidents_open still holds last_ms'; END IF; "
+      "IF NOT (SELECT reloptions @> '{fillfactor=50}' FROM pg_class WHERE oid = "
+      "'incidents'::regclass) THEN RAISE EXCEPTION 'incidents fillfactor not 50'; END IF; "
+      "IF EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'alerts'::regclass AND contype = "
+      "'f') THEN RAISE EXCEPTION 'alerts still have a foreign key'; END IF; "
+      "IF (SELECT MAX(version) FROM hub_schema) <> 7 THEN RAISE EXCEPTION 'not version 7'; END IF; "
+      "END $$;",
+      &why, database_))
+      << why;
+  // The stored incident still takes the process's next finding; a labelled one no longer does.
+  auto joined = s->Ingest(Message("web-1", "m2", {VerdictLine("web-1", 10, "bash", 5, 0.8)}), 2000);
+  ASSERT_TRUE(joined.has_value()) << joined.error().ToString();
+  EXPECT_EQ(joined->new_incidents, 0u);
+  ASSERT_EQ(joined->incidents.size(), 1u);
+  ASSERT_TRUE(s->Adjudicate(joined->incidents[0], Label::kBenign, "ann", "", 3000).has_value());
+  auto after = s->Ingest(Message("web-1", "m3", {VerdictLine("web-1", 10, "bash", 6, 0.8)}), 4000);
+  ASSERT_TRUE(after.has_value()) << after.error().ToString();
+  EXPECT_EQ(after->new_incidents, 1u);
+  auto alerts = s->Alerts(joined->incidents[0]);
+  ASSERT_TRUE(alerts.has_value());
+  EXPECT_EQ(alerts->size(), 2u);
 }
 
 TEST_F(HubPostgresTest, AnEscalationDecidedByOneInstanceIsNotTimedOutByTheOther) {
