@@ -823,6 +823,20 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   }
   add("vigil_resident_memory_bytes", "Resident memory of the agent", {}, true,
       [] { return ResidentMegabytes() * 1e6; });
+  // The mode the agent is in (1 for the current one), and whether enforce mode was asked for
+  // and refused (its reason is in the log, the audit log and /healthz's enforce_refused).
+  for (const char* m : {"learning", "monitor", "enforce"}) {
+    add("vigil_agent_mode", "The agent's mode (1: the one it is in)", {{"mode", m}}, true,
+        [&mode_mu, &mode, m] {
+          std::lock_guard<std::mutex> lock(mode_mu);
+          return mode == m ? 1.0 : 0.0;
+        });
+  }
+  add("vigil_enforce_refused", "1 when enforce mode is configured but refused (monitor mode)", {},
+      true, [&mode_mu, &gate] {
+        std::lock_guard<std::mutex> lock(mode_mu);
+        return gate.wanted && !gate.refusal.empty() ? 1.0 : 0.0;
+      });
   auto tree_metrics = tree_mut.ExportMetrics(&registry);
   std::unique_ptr<core::MetricsServer> server;
   std::string listen = o.metrics_listen;
@@ -852,6 +866,10 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
                   {"alerts", s.alerts},
                   {"enforcement_queued", actions ? actions->queued() : 0},
                   {"resident_mb", ResidentMegabytes()}};
+      std::lock_guard<std::mutex> lock(mode_mu);
+      h.detail["mode"] = mode;
+      h.detail["enforce_wanted"] = gate.wanted;
+      if (gate.wanted && !gate.refusal.empty()) h.detail["enforce_refused"] = gate.refusal;
       return h;
     });
     if (auto st = server->Start(addr->host, addr->port); !st.ok()) {
