@@ -392,7 +392,8 @@ TEST(ConfigTest, HubSinkErrorsNameLineAndKey) {
   EXPECT_THAT(ParseError("sinks:\n" + ok + "    path: /x\n"),
               HasSubstr("vigil.yaml:5:5: sinks[0].path: unknown key (expected one of: type, url, "
                         "token_file, ca, cert, key, spool, spool_sync, drain, all_verdicts, "
-                        "group, heartbeat, policy_file, model_file, enforce_requires_hub)"));
+                        "group, heartbeat, policy_file, model_file, enforce_requires_hub, "
+                        "renew_at, renew)"));
   EXPECT_EQ(ParseError("sinks:\n" + ok + ok),
             "vigil.yaml:5:5: sinks[1]: only one hub sink is allowed");
   // Keys of the hub sink are not valid for other types.
