@@ -26,6 +26,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/action_bridge.h"
+#include "agent/cert_renewal.h"
 #include "agent/durable_output.h"
 #include "agent/fleet_link.h"
 #include "agent/host_addresses.h"
@@ -823,6 +824,20 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   }
   add("vigil_resident_memory_bytes", "Resident memory of the agent", {}, true,
       [] { return ResidentMegabytes() * 1e6; });
+  // The mode the agent is in (1 for the current one), and whether enforce mode was asked for
+  // and refused (its reason is in the log, the audit log and /healthz's enforce_refused).
+  for (const char* m : {"learning", "monitor", "enforce"}) {
+    add("vigil_agent_mode", "The agent's mode (1: the one it is in)", {{"mode", m}}, true,
+        [&mode_mu, &mode, m] {
+          std::lock_guard<std::mutex> lock(mode_mu);
+          return mode == m ? 1.0 : 0.0;
+        });
+  }
+  add("vigil_enforce_refused", "1 when enforce mode is configured but refused (monitor mode)", {},
+      true, [&mode_mu, &gate] {
+        std::lock_guard<std::mutex> lock(mode_mu);
+        return gate.wanted && !gate.refusal.empty() ? 1.0 : 0.0;
+      });
   auto tree_metrics = tree_mut.ExportMetrics(&registry);
   std::unique_ptr<core::MetricsServer> server;
   std::string listen = o.metrics_listen;
@@ -852,6 +867,10 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
                   {"alerts", s.alerts},
                   {"enforcement_queued", actions ? actions->queued() : 0},
                   {"resident_mb", ResidentMegabytes()}};
+      std::lock_guard<std::mutex> lock(mode_mu);
+      h.detail["mode"] = mode;
+      h.detail["enforce_wanted"] = gate.wanted;
+      if (gate.wanted && !gate.refusal.empty()) h.detail["enforce_refused"] = gate.refusal;
       return h;
     });
     if (auto st = server->Start(addr->host, addr->port); !st.ok()) {
@@ -1077,6 +1096,38 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
     fleet->Start();
   }
 
+  // 7d. The hub certificate (a grpcs:// hub link): renewed over the link before it runs out; the
+  // hub clients switch to the new pair at their next call.
+  std::unique_ptr<agent::CertRenewer> renewer;
+  if (outputs->hub != nullptr && core::IsGrpcsUrl(outputs->hub_link.url)) {
+    core::HubSinkConfig hub_config;
+    for (const core::SinkConfig& s : c.sinks) {
+      if (s.type == core::SinkType::kHub) hub_config = s.hub;
+    }
+    if (hub_config.renew) {
+      agent::RenewOptions ro;
+      ro.target = outputs->hub_link.url.substr(std::string_view("grpcs://").size());
+      ro.files = {outputs->hub_link.cert_file, outputs->hub_link.key_file,
+                  outputs->hub_link.ca_file};
+      ro.host = outputs->hub_link.host;
+      renewer = std::make_unique<agent::CertRenewer>(
+          ro, hub_config.renew_at, [&audit, ro](const core::Result<agent::Renewed>& r) {
+            if (r.has_value()) {
+              audit->Append(audit::RecordType::kAccessGrant, {{"action", "hub-cert-renewed"},
+                                                              {"cert", ro.files.cert},
+                                                              {"sha256", r->sha256},
+                                                              {"expires", r->not_after_s}});
+            } else {
+              audit->Append(audit::RecordType::kAccessGrant,
+                            {{"action", "hub-cert-renewal-failed"},
+                             {"cert", ro.files.cert},
+                             {"reason", r.error().message()}});
+            }
+          });
+      renewer->Start();
+    }
+  }
+
   // 8. Signals: SIGINT/SIGTERM stop cleanly, SIGHUP reloads filters and the event set, the
   // policy and the gate's rules and model. (They were blocked at the start, so every thread
   // inherited the mask and only this one takes them.)
@@ -1212,8 +1263,10 @@ RunFn AddAgentCommand(CLI::App& root) {
   cmd->add_option("--mode", o->mode, "monitor or enforce (default: mode of the config, monitor)")
       ->check(CLI::IsMember({"monitor", "enforce"}));
   std::function<int()> enrol = AddAgentEnrolCommand(cmd);
-  return [o, cmd, enrol] {
+  std::function<int()> renew = AddAgentRenewCommand(cmd);
+  return [o, cmd, enrol, renew] {
     if (const int code = enrol(); code >= 0) return code;
+    if (const int code = renew(); code >= 0) return code;
     return RunAgent(*o, *cmd);
   };
 }

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "agent/cert_renewal.h"
 #include "apps/vigil/commands.h"
 #include "core/files.h"
 #include "hub/enrolment.h"
@@ -116,7 +117,65 @@ int RunAgentEnrol(const EnrolFlags& f) {
   return kExitOk;
 }
 
+struct RenewFlags {
+  std::string hub, server_name;
+  std::string dir = "/var/lib/vigil/agent-cert";
+  int timeout_ms = 10000;
+  bool json = false;
+};
+
+int RunAgentRenew(const RenewFlags& f) {
+  constexpr const char* kCmd = "agent renew";
+  agent::RenewOptions o;
+  o.target = f.hub;
+  o.files = {f.dir + "/agent.pem", f.dir + "/agent.key", f.dir + "/ca.pem"};
+  o.server_name = f.server_name;
+  o.timeout = std::chrono::milliseconds(f.timeout_ms);
+  auto cert = core::ReadFile(o.files.cert, 1 << 20);
+  if (!cert.has_value()) return ReportError(kCmd, cert.error().WithContext("--dir"));
+  auto id = hub::HubCa::PeerIdentity(*cert);
+  if (!id.has_value()) return ReportError(kCmd, id.error().WithContext(o.files.cert));
+  o.host = id->first;
+  auto renewed = agent::RenewCert(o);
+  if (!renewed.has_value()) return ReportError(kCmd, renewed.error());
+  if (f.json) {
+    const nlohmann::json j = {{"host", o.host},
+                              {"cert", o.files.cert},
+                              {"sha256", renewed->sha256},
+                              {"not_after", renewed->not_after_s}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("vigil agent renew: %s renewed for %s: sha256:%s (until %lld); the previous "
+                "certificate is refused once this one is used\n",
+                o.files.cert.c_str(), o.host.c_str(), renewed->sha256.c_str(),
+                static_cast<long long>(renewed->not_after_s));
+  }
+  return kExitOk;
+}
+
 }  // namespace
+
+std::function<int()> AddAgentRenewCommand(CLI::App* agent) {
+  auto f = std::make_shared<RenewFlags>();
+  CLI::App* renew = agent->add_subcommand(
+      "renew",
+      "Renew this host's hub certificate now: make a fresh key here, ask the hub (over mTLS "
+      "with the current certificate) for a certificate over it, and replace agent.key and "
+      "agent.pem (a running agent renews by itself: sinks[].renew_at)");
+  renew->add_option("--hub", f->hub, "The hub's agent port, HOST:PORT (config agents.listen)")
+      ->required();
+  renew->add_option("--dir", f->dir, "Where agent.key, agent.pem and ca.pem are")
+      ->capture_default_str();
+  renew->add_option("--server-name", f->server_name,
+                    "The name to check in the hub's certificate when --hub's host is not in "
+                    "agents.server_names");
+  renew->add_option("--timeout-ms", f->timeout_ms, "Deadline of the call")->capture_default_str();
+  renew->add_flag("--json", f->json, "Print {host, cert, sha256, not_after}");
+  renew->footer(
+      "The hub refuses the previous certificate once the new one is first used. Exit codes: 0 "
+      "renewed, 1 refused (e.g. a revoked certificate) or unreachable, 2 bad flags or input.");
+  return [f, renew]() -> int { return renew->parsed() ? RunAgentRenew(*f) : -1; };
+}
 
 std::function<int()> AddAgentEnrolCommand(CLI::App* agent) {
   auto f = std::make_shared<EnrolFlags>();

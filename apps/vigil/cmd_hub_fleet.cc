@@ -10,6 +10,7 @@
 
 #include "apps/vigil/commands.h"
 #include "core/files.h"
+#include "hub/enrolment.h"
 #include "hub/fleet_requests.h"
 #include "hub/requests.h"
 
@@ -27,6 +28,8 @@ struct FleetFlags {
   // rollout
   std::string digest, group;
   int64_t id = 0;
+  // cert
+  std::string cert_sha256, host, reason;
 };
 
 core::Result<std::unique_ptr<httplib::Client>> Connect(const FleetFlags& f) {
@@ -140,6 +143,55 @@ int RunRollout(const FleetFlags& f, const std::string& action) {
   });
 }
 
+std::string CertLine(const nlohmann::json& c) {
+  std::string line = "sha256:" + c.value("sha256", "") + "  " + c.value("host", "") + "  " +
+                     c.value("how", "") + "  until " +
+                     std::to_string(c.value("not_after_s", int64_t{0}));
+  if (c.value("revoked", false)) {
+    line += "  REVOKED by " + c.value("revoked_by", "") + ": " + c.value("revoke_reason", "");
+  }
+  return line;
+}
+
+int RunCert(const FleetFlags& f, const std::string& action) {
+  const std::string what = "hub cert " + action;
+  std::string body;
+  if (action == "revoke") {
+    std::string sha256;
+    if (f.cert_sha256.empty() == f.host.empty()) {
+      return ReportError(what, core::InvalidArgument("give one of --sha256 and --host"));
+    }
+    if (!f.cert_sha256.empty() && !hub::ParseCertFingerprint(f.cert_sha256, &sha256)) {
+      return ReportError(what, core::InvalidArgument(
+                                   "--sha256: expected 64 hex digits (colons allowed), got \"" +
+                                   f.cert_sha256.substr(0, 100) + "\""));
+    }
+    if (!f.host.empty() && !hub::ValidHostId(f.host)) {
+      return ReportError(what, core::InvalidArgument(
+                                   "--host: expected 1..253 bytes of [A-Za-z0-9._:-]"));
+    }
+    body = (sha256.empty() ? nlohmann::json{{"host", f.host}, {"reason", f.reason}}
+                           : nlohmann::json{{"sha256", sha256}, {"reason", f.reason}})
+               .dump();
+  }
+  auto headers = Auth(f);
+  if (!headers.has_value()) return ReportError(what, headers.error());
+  auto client = Connect(f);
+  if (!client.has_value()) return ReportError(what, client.error());
+  if (action == "list") {
+    const std::string path =
+        f.host.empty() ? "/v1/agents/certs" : "/v1/agents/certs?host=" + f.host;
+    return Finish(what.c_str(), f, (*client)->Get(path, *headers), [](const nlohmann::json& a) {
+      for (const auto& c : a["certs"]) std::printf("%s\n", CertLine(c).c_str());
+    });
+  }
+  return Finish(what.c_str(), f,
+                (*client)->Post("/v1/agents/certs/revoke", *headers, body, "application/json"),
+                [](const nlohmann::json& a) {
+                  for (const auto& c : a["revoked"]) std::printf("%s\n", CertLine(c).c_str());
+                });
+}
+
 void AddClientFlags(CLI::App* cmd, FleetFlags* f) {
   cmd->add_option("--server", f->server, "The hub's base URL (http[s]://host:port)")->required();
   cmd->add_option("--token-file", f->token_file, "File whose first line is an admin token")
@@ -190,7 +242,30 @@ std::function<int()> AddHubFleetCommands(CLI::App* hub) {
               "unknown digest or rollout, already promoted).");
   }
 
-  return [f, push, start, promote, list]() -> int {
+  CLI::App* cert = hub->add_subcommand(
+      "cert",
+      "Agents' client certificates (issued at enrolment and renewal): list them, or revoke one "
+      "(by fingerprint) or every one of a host; a revoked certificate is refused at once by "
+      "every hub instance that shares the store");
+  cert->require_subcommand(1, 1);
+  CLI::App* cert_list = cert->add_subcommand("list", "List certificates on record, newest first");
+  cert_list->add_option("--host", f->host, "Only this host's");
+  AddClientFlags(cert_list, f.get());
+  CLI::App* revoke = cert->add_subcommand("revoke", "Revoke a certificate or a host's");
+  revoke->add_option("--sha256", f->cert_sha256,
+                     "The certificate's SHA-256 fingerprint (hub cert list; openssl x509 "
+                     "-fingerprint -sha256)");
+  revoke->add_option("--host", f->host, "Instead: every unrevoked certificate of this host");
+  revoke->add_option("--reason", f->reason, "Why (recorded in the audit log)")->required();
+  AddClientFlags(revoke, f.get());
+  for (CLI::App* c : {cert_list, revoke}) {
+    c->footer("Admin token. Exit codes: 0 done, 1 hub or network failure, 2 refused (bad "
+              "input, a host with no certificate on record).");
+  }
+
+  return [f, push, start, promote, list, cert_list, revoke]() -> int {
+    if (cert_list->parsed()) return RunCert(*f, "list");
+    if (revoke->parsed()) return RunCert(*f, "revoke");
     if (push->parsed()) return RunPush(*f);
     if (start->parsed()) return RunRollout(*f, "start");
     if (promote->parsed()) return RunRollout(*f, "promote");

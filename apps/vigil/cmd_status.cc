@@ -50,6 +50,12 @@ int RunStatus(const StatusOptions& o) {
   auto num = [&](const char* key) { return j.contains(key) ? j[key].dump() : std::string("-"); };
   std::printf("agent at %s: %s\n", address.c_str(), healthy ? "healthy" : "UNHEALTHY");
   std::printf("  phase:             %s\n", j.value("phase", std::string("-")).c_str());
+  if (j.contains("mode") && j["mode"].is_string()) {
+    std::printf("  mode:              %s\n", j["mode"].get<std::string>().c_str());
+  }
+  if (j.contains("enforce_refused") && j["enforce_refused"].is_string()) {
+    std::printf("  enforce refused:   %s\n", j["enforce_refused"].get<std::string>().c_str());
+  }
   std::printf("  events/s:          %.0f (total %s)\n", j.value("events_per_second", 0.0),
               num("events_read").c_str());
   std::printf("  queue drops:       %s\n", num("queue_dropped").c_str());

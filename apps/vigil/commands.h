@@ -90,10 +90,12 @@ std::function<int()> AddHubTriageCommands(CLI::App* hub);
 core::Result<std::unique_ptr<audit::AuditLog>> OpenHubAudit(const hub::HubConfig& c,
                                                             const audit::Signer& signer);
 
-// `vigil hub enrol-token create` (cmd_hub_enrol.cc) under `hub`, and `vigil agent enrol`
-// (cmd_agent_enrol.cc) under `agent`: the function runs the one parsed, or returns -1.
+// `vigil hub enrol-token create` (cmd_hub_enrol.cc) under `hub`, and `vigil agent enrol` and
+// `vigil agent renew` (cmd_agent_enrol.cc) under `agent`: the function runs the one parsed, or
+// returns -1.
 std::function<int()> AddHubEnrolCommands(CLI::App* hub);
 std::function<int()> AddAgentEnrolCommand(CLI::App* agent);
+std::function<int()> AddAgentRenewCommand(CLI::App* agent);
 
 // For services stopped by SIGINT/SIGTERM: blocks both in the calling thread (threads started
 // later inherit the mask), makes `record` their handler, and returns the set to wait on with

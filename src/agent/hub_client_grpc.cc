@@ -1,10 +1,12 @@
 #include "agent/hub_client_grpc.h"
 
 #include <grpcpp/grpcpp.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <optional>
 
+#include "agent/cert_renewal.h"
 #include "core/files.h"
 #include "govern/attest.h"
 #include "hub/enrolment.h"
@@ -16,10 +18,6 @@ namespace vigil::agent {
 namespace {
 
 using nlohmann::json;
-
-constexpr uint64_t kMaxPemBytes = 1 << 20;
-// The largest answer taken (an artifact and its signature): gRPC's default is 4 MiB.
-constexpr int kMaxReceiveBytes = 256 << 20;
 
 std::string Text(const json& o, const char* key) {
   return o.is_object() && o.contains(key) && o[key].is_string() ? o[key].get<std::string>()
@@ -138,7 +136,9 @@ json EscalationJson(const v1::Escalation& e) {
 class GrpcHubClient final : public HubClient {
  public:
   GrpcHubClient(HubLinkOptions options, std::shared_ptr<grpc::Channel> channel)
-      : HubClient(std::move(options)), stub_(v1::AgentHub::NewStub(std::move(channel))) {}
+      : HubClient(std::move(options)),
+        stub_(v1::AgentHub::NewStub(std::move(channel))),
+        cert_stamp_(Stamp(this->options().cert_file)) {}
 
   core::Result<HubReply> Post(const std::string& path, const std::string& body) override {
     const std::string where = "POST " + options().url + path;
@@ -341,6 +341,7 @@ class GrpcHubClient final : public HubClient {
   template <typename Req, typename Resp, typename Method, typename Render>
   core::Result<HubReply> Call(const std::string& where, Method method, const Req& req, Resp* out,
                               Render render) {
+    FollowRenewal();
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + options().timeout);
     const grpc::Status st = ((*stub_).*method)(&ctx, req, out);
@@ -357,42 +358,38 @@ class GrpcHubClient final : public HubClient {
     return r;
   }
 
+  // The certificate file's identity (inode, size, mtime): a renewal replaces the file.
+  static std::string Stamp(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return "";
+    return std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+           std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+  }
+  // After a renewal (agent/cert_renewal.h) replaced the certificate, calls go over a new channel
+  // with the new pair; until the pair on disk is whole and valid, the current channel stays.
+  void FollowRenewal() {
+    const std::string stamp = Stamp(options().cert_file);
+    if (stamp.empty() || stamp == cert_stamp_) return;
+    const std::string target = options().url.substr(std::string_view("grpcs://").size());
+    auto channel = OpenHubChannel(
+        target, {options().cert_file, options().key_file, options().ca_file}, options().host, "");
+    if (!channel.has_value()) return;  // (mid-replacement: the next call looks again)
+    stub_ = v1::AgentHub::NewStub(std::move(channel).value());
+    cert_stamp_ = stamp;
+  }
+
   std::unique_ptr<v1::AgentHub::Stub> stub_;
+  std::string cert_stamp_;
   std::optional<v1::Artifact> artifact_;  // the last one fetched (its signature is asked next)
 };
 
 }  // namespace
 
 core::Result<std::unique_ptr<HubClient>> CreateGrpcHubClient(HubLinkOptions options) {
-  std::string pem[3];
-  const std::pair<const std::string*, const char*> files[3] = {
-      {&options.cert_file, "hub certificate"},
-      {&options.key_file, "hub certificate key"},
-      {&options.ca_file, "hub CA"}};
-  for (int i = 0; i < 3; ++i) {
-    auto bytes = core::ReadFile(*files[i].first, kMaxPemBytes);
-    if (!bytes.has_value()) return bytes.error().WithContext(files[i].second);
-    if (bytes->find("-----BEGIN ") == std::string::npos) {
-      return core::InvalidArgument(std::string(files[i].second) + " " + *files[i].first +
-                                   ": not PEM");
-    }
-    pem[i] = std::move(bytes).value();
-  }
-  auto id = hub::HubCa::PeerIdentity(pem[0]);
-  if (!id.has_value()) return id.error().WithContext("hub certificate " + options.cert_file);
-  if (id->first != options.host) {
-    return core::InvalidArgument("hub certificate " + options.cert_file + " is for host \"" +
-                                 id->first + "\", but this agent's host id is \"" + options.host +
-                                 "\" (enrol again with --host " + options.host + ", or set host)");
-  }
-  grpc::SslCredentialsOptions ssl;
-  ssl.pem_cert_chain = pem[0];
-  ssl.pem_private_key = pem[1];
-  ssl.pem_root_certs = pem[2];
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(kMaxReceiveBytes);
+  const CertFiles files{options.cert_file, options.key_file, options.ca_file};
+  VIGIL_RETURN_IF_ERROR(FinishCertSwap(files));  // (a renewal a crash interrupted)
   const std::string target = options.url.substr(std::string_view("grpcs://").size());
-  auto channel = grpc::CreateCustomChannel(target, grpc::SslCredentials(ssl), args);
+  VIGIL_ASSIGN_OR_RETURN(auto channel, OpenHubChannel(target, files, options.host, ""));
   return std::unique_ptr<HubClient>(new GrpcHubClient(std::move(options), std::move(channel)));
 }
 

@@ -29,9 +29,13 @@
 
 namespace vigil::agent {
 
-// `options` already passed ValidateHubLink with a grpcs:// URL. Reads the certificate, key and CA
+// The client follows a renewal (agent/cert_renewal.h): when the certificate file was replaced,
+// its next call goes over a new channel with the new pair (once the pair on disk matches).
+//
+// `options` already passed ValidateHubLink with a grpcs:// URL. Completes an interrupted renewal
+// (FinishCertSwap), then reads the certificate, key and CA
 // (kNotFound, kPermissionDenied, kInvalidArgument for one that is not PEM) and checks that the
-// certificate's CN is options.host (kInvalidArgument naming both).
+// certificate's CN is options.host and the key is its key (kInvalidArgument naming both).
 core::Result<std::unique_ptr<HubClient>> CreateGrpcHubClient(HubLinkOptions options);
 
 }  // namespace vigil::agent

@@ -361,7 +361,7 @@ class ConfigParser {
         node, path,
         {"type", "url", "token_file", "ca", "cert", "key", "spool", "spool_sync", "drain",
          "all_verdicts", "group", "heartbeat", "policy_file", "model_file",
-         "enforce_requires_hub"},
+         "enforce_requires_hub", "renew_at", "renew"},
         [&](const std::string& key, const YAML::Node& v, const std::string& p) -> Status {
           if (key == "url") return ReadHubUrl(v, p, &hub->url);
           if (key == "group") {
@@ -385,6 +385,8 @@ class ConfigParser {
           if (key == "policy_file") return ReadString(v, p, &hub->policy_file);
           if (key == "model_file") return ReadString(v, p, &hub->model_file);
           if (key == "enforce_requires_hub") return ReadBool(v, p, &hub->enforce_requires_hub);
+          if (key == "renew_at") return ReadFraction(v, p, &hub->renew_at);
+          if (key == "renew") return ReadBool(v, p, &hub->renew);
           if (key == "token_file") return ReadString(v, p, &hub->token_file);
           if (key == "ca") return ReadString(v, p, &hub->ca);
           if (key == "cert") return ReadString(v, p, &hub->cert);
@@ -408,10 +410,11 @@ class ConfigParser {
       }
       return Status::Ok();
     }
-    for (const char* key : {"cert", "key"}) {
+    for (const char* key : {"cert", "key", "renew_at", "renew"}) {
       if (node[key]) {
         return Error(node[key], Child(path, key),
-                     fmt::format("a client certificate is for a grpcs:// hub; the url is {}",
+                     fmt::format("a client certificate (and its renewal) is for a grpcs:// hub; "
+                                 "the url is {}",
                                  Quote(hub->url)));
       }
     }

@@ -122,6 +122,10 @@ struct HubSinkConfig {
   std::string model_file;   // a distributed model replaces this file (agent.gate.model);
                             // "": model updates are refused
   bool enforce_requires_hub = false;  // enforce mode waits until the hub allows it
+  // grpcs only: the agent renews its certificate (a fresh key, over its mTLS channel) once this
+  // fraction of the certificate's validity (notBefore to notAfter) has passed; 0 < renew_at < 1.
+  double renew_at = 0.67;
+  bool renew = true;  // false: never renewed here (enrol again before it expires)
 };
 
 // A NATS JetStream sink (docs/hub.md "NATS JetStream"); the same settings as the --nats-* flags.

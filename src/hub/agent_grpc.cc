@@ -90,6 +90,7 @@ void FillEscalation(const EscalationRow& r, bool created, v1::Escalation* out) {
 
 struct Peer {
   std::string host, group;
+  std::string cert_sha256;  // of the client certificate the call came with
 };
 
 // The address of gRPC's peer string ("ipv4:10.0.0.5:51234", "ipv6:[::1]:51234", with the
@@ -126,11 +127,15 @@ grpc::Status PeerOf(const grpc::ServerContext& ctx, Peer* out) {
   if (!id.has_value()) return ToGrpc(id.error());
   out->host = std::move(id->first);
   out->group = std::move(id->second);
+  auto sha256 = CertSha256(std::string_view(pems.front().data(), pems.front().size()));
+  if (!sha256.has_value()) return ToGrpc(sha256.error());
+  out->cert_sha256 = std::move(sha256).value();
   return grpc::Status::OK;
 }
 
-// The prelude of every method but Enrol: the caller's certificate, then the schema version.
-grpc::Status Admit(const grpc::ServerContext& ctx, const std::string& version, Peer* peer) {
+// The prelude of every method but Enrol: the caller's certificate, then the schema version
+// (Service::Admit adds the revocation check).
+grpc::Status AdmitCaller(const grpc::ServerContext& ctx, const std::string& version, Peer* peer) {
   if (grpc::Status g = PeerOf(ctx, peer); !g.ok()) return g;
   return ToGrpc(CheckVersion(version));
 }
@@ -182,11 +187,15 @@ class AgentGrpc::Service final : public v1::AgentHub::Service {
         o_.ca_.SignAgentCsr(in->csr_pem(), in->host(), token->group, now, o_.options_.cert_ttl_s);
     if (!cert.has_value()) return ToGrpc(cert.error());
     const int64_t not_after = now + o_.options_.cert_ttl_s;
+    auto sha256 =
+        o_.server_.certs().Record(*cert, in->host(), token->group, "enrolled", "", not_after);
+    if (!sha256.has_value()) return ToGrpc(sha256.error());
     core::Status st =
         o_.audit_.Append(audit::RecordType::kAccessGrant, {{"action", "agent-enrolled"},
                                                            {"host", in->host()},
                                                            {"group", token->group},
                                                            {"token", token->id},
+                                                           {"sha256", *sha256},
                                                            {"expires", not_after}});
     if (!st.ok()) return ToGrpc(core::Unavailable("audit log: " + st.message()));
     out->set_schema_version(std::string(kHubSchemaVersion));
@@ -393,7 +402,53 @@ class AgentGrpc::Service final : public v1::AgentHub::Service {
     return grpc::Status::OK;
   }
 
+  // Renew: a new certificate for the caller's host and group over the CSR's key; the current one
+  // is refused once the new one is used (hub/agent_certs.h). Counted with Enrol's attempts.
+  grpc::Status Renew(grpc::ServerContext* ctx, const v1::RenewRequest* in,
+                     v1::EnrolResponse* out) override {
+    Peer peer;
+    if (grpc::Status g = Admit(*ctx, in->schema_version(), &peer); !g.ok()) return g;
+    const int64_t now = o_.clock_.NowUnixNanos() / 1'000'000'000;
+    bool first_refusal = false;
+    if (!o_.AdmitEnrol("renew:" + peer.host, now, &first_refusal)) {
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          "more than " + std::to_string(o_.options_.enrol_attempts_per_minute) +
+                              " renewals in a minute for " + peer.host + "; try again later");
+    }
+    if (auto csr = CheckCsr(in->csr_pem(), "csr_pem"); !csr.has_value()) {
+      return ToGrpc(csr.error());
+    }
+    auto cert = o_.ca_.SignAgentCsr(in->csr_pem(), peer.host, peer.group, now,
+                                    o_.options_.cert_ttl_s);
+    if (!cert.has_value()) return ToGrpc(cert.error());
+    const int64_t not_after = now + o_.options_.cert_ttl_s;
+    auto sha256 = o_.server_.certs().Record(*cert, peer.host, peer.group, "renewed",
+                                            peer.cert_sha256, not_after);
+    if (!sha256.has_value()) return ToGrpc(sha256.error());
+    core::Status st = o_.audit_.Append(audit::RecordType::kAccessGrant,
+                                       {{"action", "agent-cert-renewed"},
+                                        {"host", peer.host},
+                                        {"group", peer.group},
+                                        {"sha256", *sha256},
+                                        {"replaces", peer.cert_sha256},
+                                        {"expires", not_after}});
+    if (!st.ok()) return ToGrpc(core::Unavailable("audit log: " + st.message()));
+    out->set_schema_version(std::string(kHubSchemaVersion));
+    out->set_host(peer.host);
+    out->set_group(peer.group);
+    out->set_cert_pem(*cert);
+    out->set_ca_pem(o_.ca_.cert_pem());
+    out->set_not_after_s(not_after);
+    return grpc::Status::OK;
+  }
+
  private:
+  // AdmitCaller, then the certificate's standing at the hub: a revoked one is PERMISSION_DENIED.
+  grpc::Status Admit(const grpc::ServerContext& ctx, const std::string& version, Peer* peer) {
+    if (grpc::Status g = AdmitCaller(ctx, version, peer); !g.ok()) return g;
+    return ToGrpc(o_.server_.certs().Admit(peer->cert_sha256, peer->host));
+  }
+
   AgentGrpc& o_;
 };
 

@@ -5,9 +5,11 @@
 // issued by the hub CA at start. Enrol needs no client certificate (a one-time token instead);
 // every other method needs a client certificate from the hub CA, whose CN is the agent's host id
 // (and OU its group): a certificate from another CA fails the TLS handshake, a call without one
-// is UNAUTHENTICATED. Register, Heartbeat, Nonce, FetchArtifact, Escalate, GetEscalation,
-// Ingest, Checkpoint and RegisterAuditKey run the same code as the REST routes (hub::Fleet,
-// hub::Server's escalations and ingestion, hub::CheckpointBook).
+// is UNAUTHENTICATED, a revoked or superseded one PERMISSION_DENIED (hub/agent_certs.h, checked
+// at every call). Renew issues the caller a new certificate over a fresh key. Register,
+// Heartbeat, Nonce, FetchArtifact, Escalate, GetEscalation, Ingest, Checkpoint and
+// RegisterAuditKey run the same code as the REST routes (hub::Fleet, hub::Server's escalations
+// and ingestion, hub::CheckpointBook).
 
 #include <cstdint>
 #include <map>

@@ -309,6 +309,22 @@ class CorrelatingStore final : public Store {
                                                        int64_t limit) override {
     return inner_.Checkpoints(host, limit);
   }
+  core::Status PutAgentCert(const AgentCertRow& c) override { return inner_.PutAgentCert(c); }
+  core::Result<AgentCertRow> AgentCert(const std::string& sha256) override {
+    return inner_.AgentCert(sha256);
+  }
+  core::Result<std::vector<AgentCertRow>> AgentCerts(const std::string& host,
+                                                     int64_t limit) override {
+    return inner_.AgentCerts(host, limit);
+  }
+  core::Result<AgentCertRow> RevokeAgentCert(const std::string& sha256, int64_t now_ms,
+                                             const std::string& by,
+                                             const std::string& reason) override {
+    return inner_.RevokeAgentCert(sha256, now_ms, by, reason);
+  }
+  core::Result<bool> MarkAgentCertUsed(const std::string& sha256, int64_t now_ms) override {
+    return inner_.MarkAgentCertUsed(sha256, now_ms);
+  }
   core::Result<int64_t> Count(const char* table) override { return inner_.Count(table); }
 
  private:

@@ -18,6 +18,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -590,6 +591,31 @@ core::Result<std::string> CertSha256(std::string_view pem) {
     return core::Internal("certificate: SHA-256 failed");
   }
   return Hex(md, n);
+}
+
+core::Result<std::pair<int64_t, int64_t>> CertValidity(std::string_view pem,
+                                                       std::string_view what) {
+  Bio b(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  Cert x(PEM_read_bio_X509(b.get(), nullptr, nullptr, nullptr));
+  if (!x) return core::InvalidArgument(std::string(what) + ": not a PEM certificate");
+  std::pair<int64_t, int64_t> out;
+  for (auto [t, dst] : {std::pair{X509_get0_notBefore(x.get()), &out.first},
+                        std::pair{X509_get0_notAfter(x.get()), &out.second}}) {
+    struct tm tm {};
+    if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) {
+      return core::InvalidArgument(std::string(what) + ": unreadable validity time");
+    }
+    *dst = static_cast<int64_t>(timegm(&tm));
+  }
+  return out;
+}
+
+bool KeyMatchesCert(std::string_view key_pem, std::string_view cert_pem) {
+  Bio kb(BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())));
+  Pkey key(PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr));
+  Bio cb(BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())));
+  Cert x(PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr));
+  return key && x && X509_check_private_key(x.get(), key.get()) == 1;
 }
 
 bool ParseCertFingerprint(std::string_view text, std::string* out) {

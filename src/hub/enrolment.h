@@ -102,6 +102,14 @@ core::Result<std::pair<std::string, std::string>> MakeAgentKeyAndCsr(const std::
 // text that is not a PEM certificate.
 core::Result<std::string> CertSha256(std::string_view pem);
 
+// The validity of a PEM certificate: notBefore and notAfter, Unix seconds. kInvalidArgument
+// naming `what` for text that is not a PEM certificate.
+core::Result<std::pair<int64_t, int64_t>> CertValidity(std::string_view pem, std::string_view what);
+
+// True when the PEM private key `key_pem` is the key of the PEM certificate `cert_pem` (false
+// for text that is not one or the other).
+bool KeyMatchesCert(std::string_view key_pem, std::string_view cert_pem);
+
 // A certificate fingerprint as the admin may write it: 64 hex digits, upper or lower case, with
 // or without colons between the bytes and a "sha256:" prefix; *out: 64 lowercase hex digits.
 bool ParseCertFingerprint(std::string_view text, std::string* out);

@@ -91,7 +91,8 @@ Server::Server(ServerOptions options, Store& store, const HubAuth& auth, audit::
       clock_(clock),
       registry_(registry),
       fleet_(options_.fleet, store, audit, clock),
-      checkpoints_(store, audit, clock, registry) {}
+      checkpoints_(store, audit, clock, registry),
+      certs_(store, audit, clock) {}
 
 Server::~Server() { Stop(); }
 
@@ -553,6 +554,7 @@ void Server::Routes(httplib::Server& s) {
 
   fleet_.Routes(s, authorize);
   checkpoints_.Routes(s, authorize);
+  certs_.Routes(s, authorize);
 
   // The triage model (hub/triage.h).
   auto no_triage = [](httplib::Response& r) {

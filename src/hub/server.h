@@ -30,6 +30,7 @@
 #include "core/config.h"
 #include "core/http_server.h"
 #include "core/metrics.h"
+#include "hub/agent_certs.h"
 #include "hub/auth.h"
 #include "hub/checkpoints.h"
 #include "hub/fleet.h"
@@ -97,6 +98,8 @@ class Server {
   // The agents' audit checkpoints (also taken from NATS: hub/nats_streams.h).
   CheckpointBook& checkpoints() { return checkpoints_; }
   Store& store() { return store_; }
+  // The agents' client certificates: recorded, revoked, renewed (hub/agent_certs.h).
+  AgentCerts& certs() { return certs_; }
 
   // The triage model in service (hub/triage.h): GET /v1/triage, POST /v1/triage/train and
   // /v1/triage/model answer with it; without one they answer 503. Set before Start().
@@ -123,6 +126,7 @@ class Server {
   Fleet fleet_;
   Triage* triage_ = nullptr;
   CheckpointBook checkpoints_;
+  AgentCerts certs_;
   core::HttpListener listener_;
 };
 

@@ -250,7 +250,21 @@ void ClassifyCheckpoint(CheckpointRow* row, const std::vector<CheckpointRow>& sa
                         const CheckpointRow* below, const CheckpointRow* above);
 
 // The schema version this hub writes; older databases are migrated in place at Open.
-inline constexpr int kHubSchemaVersionNumber = 7;
+inline constexpr int kHubSchemaVersionNumber = 8;
+
+// A client certificate the hub CA issued to an agent (docs/hub.md, "Revoking and renewing agent
+// certificates"), or one an admin revoked by fingerprint that the hub has no record of (host "").
+struct AgentCertRow {
+  std::string sha256;  // of the certificate's DER, 64 lowercase hex digits
+  std::string host, group;
+  std::string how;       // "enrolled", "renewed" or "revoked" (known only from its revocation)
+  std::string replaces;  // renewed: the sha256 of the certificate it replaces
+  int64_t not_after_s = 0;
+  int64_t issued_ms = 0;
+  int64_t first_used_ms = 0;  // its first authenticated call (0: none yet)
+  int64_t revoked_ms = 0;     // 0: not revoked
+  std::string revoked_by, revoke_reason;
+};
 
 // Adjudicated incidents per rule or model that fired in them, and the detections it missed.
 struct AdjudicationCount {
@@ -390,9 +404,24 @@ class Store {
   virtual core::Result<std::vector<CheckpointRow>> Checkpoints(const std::string& host,
                                                                int64_t limit) = 0;
 
+  // Records a certificate the CA issued (kept as it is when its sha256 is stored already).
+  virtual core::Status PutAgentCert(const AgentCertRow& c) = 0;
+  // kNotFound when the hub has no record of the certificate.
+  virtual core::Result<AgentCertRow> AgentCert(const std::string& sha256) = 0;
+  // The certificates issued to `host` ("" = every host), newest first, at most `limit` (1..1000).
+  virtual core::Result<std::vector<AgentCertRow>> AgentCerts(const std::string& host,
+                                                             int64_t limit) = 0;
+  // Revokes the certificate `sha256` at `now_ms` (recording it with host "" when unknown); an
+  // already revoked one keeps its first revocation. Returns the row as stored afterwards.
+  virtual core::Result<AgentCertRow> RevokeAgentCert(const std::string& sha256, int64_t now_ms,
+                                                     const std::string& by,
+                                                     const std::string& reason) = 0;
+  // Sets first_used_ms of `sha256` when it is 0; true when this call set it (one instance wins).
+  virtual core::Result<bool> MarkAgentCertUsed(const std::string& sha256, int64_t now_ms) = 0;
+
   // Rows of one of the tables agents, messages, incidents, alerts, escalations, agent_status,
   // artifacts, rollouts, attestation_nonces, attested_keys, fleet_incidents, missed_detections,
-  // audit_keys, audit_checkpoints.
+  // audit_keys, audit_checkpoints, agent_certs.
   virtual core::Result<int64_t> Count(const char* table) = 0;
 
  protected:

@@ -112,6 +112,17 @@ ALTER TABLE incidents SET (fillfactor = 50);
 ALTER TABLE alerts DROP CONSTRAINT IF EXISTS alerts_incident_id_fkey;
 )sql";
 
+// Version 8: agent certificates and their revocations (docs/hub.md, "Revoking and renewing agent
+// certificates"), applied after version 7.
+constexpr const char* kPgSchemaV8 = R"sql(
+CREATE TABLE IF NOT EXISTS agent_certs (
+  sha256 TEXT PRIMARY KEY, host TEXT NOT NULL, group_name TEXT NOT NULL, how TEXT NOT NULL,
+  replaces TEXT NOT NULL, not_after_s BIGINT NOT NULL, issued_ms BIGINT NOT NULL,
+  first_used_ms BIGINT NOT NULL, revoked_ms BIGINT NOT NULL, revoked_by TEXT NOT NULL,
+  revoke_reason TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS agent_certs_host ON agent_certs (host, issued_ms);
+)sql";
+
 // Version 2 (the fleet: docs/hub.md), applied to a version-1 database in place.
 constexpr const char* kPgSchemaV2 = R"sql(
 CREATE TABLE IF NOT EXISTS agent_status (
@@ -401,6 +412,14 @@ class PostgresStore final : public Store {
   core::Result<CheckpointPut> PutCheckpoint(const CheckpointRow& c) override;
   core::Result<std::vector<CheckpointRow>> Checkpoints(const std::string& host,
                                                        int64_t limit) override;
+  core::Status PutAgentCert(const AgentCertRow& c) override;
+  core::Result<AgentCertRow> AgentCert(const std::string& sha256) override;
+  core::Result<std::vector<AgentCertRow>> AgentCerts(const std::string& host,
+                                                     int64_t limit) override;
+  core::Result<AgentCertRow> RevokeAgentCert(const std::string& sha256, int64_t now_ms,
+                                             const std::string& by,
+                                             const std::string& reason) override;
+  core::Result<bool> MarkAgentCertUsed(const std::string& sha256, int64_t now_ms) override;
   core::Result<int64_t> Count(const char* table) override;
 
  private:
@@ -530,6 +549,7 @@ core::Status PostgresStore::CreateSchema() {
     if (version < 5) w.exec(kPgSchemaV5);
     if (version < 6) w.exec(kPgSchemaV6);
     if (version < 7) w.exec(kPgSchemaV7);
+    if (version < 8) w.exec(kPgSchemaV8);
     w.exec("DELETE FROM hub_schema");
     w.exec_params("INSERT INTO hub_schema (version) VALUES ($1)", kPostgresSchemaVersion);
     return kPostgresSchemaVersion;
@@ -1431,6 +1451,82 @@ core::Result<int64_t> PostgresStore::CountSuppressed() {
   return Run("counting suppressed incidents", [&](pqxx::work& w) -> core::Result<int64_t> {
     return w.exec("SELECT COUNT(*) FROM incidents WHERE triage_suppressed = 1")[0][0]
         .as<int64_t>();
+  });
+}
+
+AgentCertRow AgentCertOf(const pqxx::row& r) {
+  const PgRow row(r);
+  return AgentCertRow{row.T(0), row.T(1), row.T(2), row.T(3), row.T(4), row.I(5),
+                      row.I(6), row.I(7), row.I(8), row.T(9), row.T(10)};
+}
+
+core::Status PostgresStore::PutAgentCert(const AgentCertRow& c) {
+  auto done = Run("recording an agent certificate", [&](pqxx::work& w) -> core::Result<bool> {
+    w.exec_params(std::string("INSERT INTO agent_certs (") + internal::kAgentCertColumns +
+                      ") VALUES ($1, $2, $3, $4, $5, $6::bigint, $7::bigint, $8::bigint, "
+                      "$9::bigint, $10, $11) ON CONFLICT (sha256) DO NOTHING",
+                  PgText(c.sha256), PgText(c.host), PgText(c.group), PgText(c.how),
+                  PgText(c.replaces), c.not_after_s, c.issued_ms, c.first_used_ms, c.revoked_ms,
+                  PgText(c.revoked_by), PgText(c.revoke_reason));
+    return true;
+  });
+  if (!done.has_value()) return done.error();
+  return {};
+}
+
+core::Result<AgentCertRow> PostgresStore::AgentCert(const std::string& sha256) {
+  return Run("reading an agent certificate", [&](pqxx::work& w) -> core::Result<AgentCertRow> {
+    const pqxx::result r = w.exec_params(std::string("SELECT ") + internal::kAgentCertColumns +
+                                             " FROM agent_certs WHERE sha256 = $1",
+                                         PgText(sha256));
+    if (r.empty()) {
+      return core::NotFound("agent certificate sha256:" + sha256 + ": not issued by this hub");
+    }
+    return AgentCertOf(r[0]);
+  });
+}
+
+core::Result<std::vector<AgentCertRow>> PostgresStore::AgentCerts(const std::string& host,
+                                                                  int64_t limit) {
+  return Run("listing agent certificates",
+             [&](pqxx::work& w) -> core::Result<std::vector<AgentCertRow>> {
+               const pqxx::result r = w.exec_params(
+                   std::string("SELECT ") + internal::kAgentCertColumns +
+                       " FROM agent_certs WHERE $1 = '' OR host = $1 ORDER BY issued_ms DESC, "
+                       "sha256 LIMIT $2::bigint",
+                   PgText(host), limit);
+               std::vector<AgentCertRow> out;
+               for (const auto& row : r) out.push_back(AgentCertOf(row));
+               return out;
+             });
+}
+
+core::Result<AgentCertRow> PostgresStore::RevokeAgentCert(const std::string& sha256,
+                                                          int64_t now_ms, const std::string& by,
+                                                          const std::string& reason) {
+  return Run("revoking an agent certificate", [&](pqxx::work& w) -> core::Result<AgentCertRow> {
+    w.exec_params(std::string("INSERT INTO agent_certs (") + internal::kAgentCertColumns +
+                      ") VALUES ($1, '', '', 'revoked', '', 0, $2::bigint, 0, 0, '', '') "
+                      "ON CONFLICT (sha256) DO NOTHING",
+                  PgText(sha256), now_ms);
+    w.exec_params(
+        "UPDATE agent_certs SET revoked_ms = $2::bigint, revoked_by = $3, revoke_reason = $4 "
+        "WHERE sha256 = $1 AND revoked_ms = 0",
+        PgText(sha256), now_ms, PgText(by), PgText(reason));
+    const pqxx::result r = w.exec_params(std::string("SELECT ") + internal::kAgentCertColumns +
+                                             " FROM agent_certs WHERE sha256 = $1",
+                                         PgText(sha256));
+    return AgentCertOf(r[0]);
+  });
+}
+
+core::Result<bool> PostgresStore::MarkAgentCertUsed(const std::string& sha256, int64_t now_ms) {
+  return Run("marking an agent certificate used", [&](pqxx::work& w) -> core::Result<bool> {
+    const pqxx::result r = w.exec_params(
+        "UPDATE agent_certs SET first_used_ms = $2::bigint WHERE sha256 = $1 AND "
+        "first_used_ms = 0 RETURNING sha256",
+        PgText(sha256), now_ms);
+    return !r.empty();
   });
 }
 

@@ -126,6 +126,19 @@ DELETE FROM hub_schema;
 INSERT INTO hub_schema (version) VALUES (7);
 )sql";
 
+// Version 8: agent certificates and their revocations (docs/hub.md, "Revoking and renewing agent
+// certificates"), applied after version 7.
+constexpr const char* kSqliteSchemaV8 = R"sql(
+CREATE TABLE IF NOT EXISTS agent_certs (
+  sha256 TEXT PRIMARY KEY, host TEXT NOT NULL, group_name TEXT NOT NULL, how TEXT NOT NULL,
+  replaces TEXT NOT NULL, not_after_s INTEGER NOT NULL, issued_ms INTEGER NOT NULL,
+  first_used_ms INTEGER NOT NULL, revoked_ms INTEGER NOT NULL, revoked_by TEXT NOT NULL,
+  revoke_reason TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS agent_certs_host ON agent_certs (host, issued_ms);
+DELETE FROM hub_schema;
+INSERT INTO hub_schema (version) VALUES (8);
+)sql";
+
 // Bytes bound as a BLOB.
 struct Blob {
   const std::string& bytes;
@@ -286,6 +299,7 @@ core::Status SqliteStore::Migrate() {
   }
   if (version < 6) VIGIL_RETURN_IF_ERROR(Exec(kSqliteSchemaV6));
   if (version < 7) VIGIL_RETURN_IF_ERROR(Exec(kSqliteSchemaV7));
+  if (version < 8) VIGIL_RETURN_IF_ERROR(Exec(kSqliteSchemaV8));
   if (!txn.Commit()) return Fail("commit");
   return {};
 }
@@ -1056,6 +1070,84 @@ core::Result<std::vector<CheckpointRow>> SqliteStore::Checkpoints(const std::str
   while (q.Next()) out.push_back(internal::CheckpointFrom(q));
   if (!q.ok()) return Fail("listing audit checkpoints");
   return out;
+}
+
+namespace {
+AgentCertRow AgentCertOf(Sql& q) {
+  return AgentCertRow{q.T(0), q.T(1), q.T(2), q.T(3), q.T(4), q.I(5),
+                      q.I(6), q.I(7), q.I(8), q.T(9), q.T(10)};
+}
+}  // namespace
+
+core::Status SqliteStore::PutAgentCert(const AgentCertRow& c) {
+  std::lock_guard lock(mu_);
+  Sql q(db_, (std::string("INSERT OR IGNORE INTO agent_certs (") + internal::kAgentCertColumns +
+              ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
+                 .c_str());
+  q.Bind(c.sha256, c.host, c.group, c.how, c.replaces, c.not_after_s, c.issued_ms,
+         c.first_used_ms, c.revoked_ms, c.revoked_by, c.revoke_reason);
+  q.Next();
+  if (!q.ok()) return Fail("recording an agent certificate");
+  return {};
+}
+
+core::Result<AgentCertRow> SqliteStore::AgentCert(const std::string& sha256) {
+  std::lock_guard lock(mu_);
+  Sql q(db_, (std::string("SELECT ") + internal::kAgentCertColumns +
+              " FROM agent_certs WHERE sha256 = ?1")
+                 .c_str());
+  q.Bind(sha256);
+  if (q.Next()) return AgentCertOf(q);
+  if (!q.ok()) return Fail("reading an agent certificate");
+  return core::NotFound("agent certificate sha256:" + sha256 + ": not issued by this hub");
+}
+
+core::Result<std::vector<AgentCertRow>> SqliteStore::AgentCerts(const std::string& host,
+                                                                int64_t limit) {
+  std::lock_guard lock(mu_);
+  Sql q(db_, (std::string("SELECT ") + internal::kAgentCertColumns +
+              " FROM agent_certs WHERE ?1 = '' OR host = ?1 ORDER BY issued_ms DESC, sha256 "
+              "LIMIT ?2")
+                 .c_str());
+  q.Bind(host, limit);
+  std::vector<AgentCertRow> out;
+  while (q.Next()) out.push_back(AgentCertOf(q));
+  if (!q.ok()) return Fail("listing agent certificates");
+  return out;
+}
+
+core::Result<AgentCertRow> SqliteStore::RevokeAgentCert(const std::string& sha256, int64_t now_ms,
+                                                        const std::string& by,
+                                                        const std::string& reason) {
+  {
+    std::lock_guard lock(mu_);
+    WriteTxn txn(db_);
+    if (!txn.open()) return Fail("begin");
+    Sql add(db_, (std::string("INSERT OR IGNORE INTO agent_certs (") +
+                  internal::kAgentCertColumns +
+                  ") VALUES (?1, '', '', 'revoked', '', 0, ?2, 0, 0, '', '')")
+                     .c_str());
+    add.Bind(sha256, now_ms);
+    add.Next();
+    if (!add.ok()) return Fail("revoking an agent certificate");
+    Sql q(db_,
+          "UPDATE agent_certs SET revoked_ms = ?2, revoked_by = ?3, revoke_reason = ?4 "
+          "WHERE sha256 = ?1 AND revoked_ms = 0");
+    q.Bind(sha256, now_ms, by, reason);
+    q.Next();
+    if (!q.ok()) return Fail("revoking an agent certificate");
+    if (!txn.Commit()) return Fail("commit");
+  }
+  return AgentCert(sha256);
+}
+
+core::Result<bool> SqliteStore::MarkAgentCertUsed(const std::string& sha256, int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  Sql q(db_, "UPDATE agent_certs SET first_used_ms = ?2 WHERE sha256 = ?1 AND first_used_ms = 0");
+  q.Bind(sha256, now_ms);
+  q.Next();
+  if (!q.ok()) return Fail("marking an agent certificate used");
+  return sqlite3_changes(db_) == 1;
 }
 
 core::Result<int64_t> SqliteStore::Count(const char* table) {

@@ -79,6 +79,14 @@ class SqliteStore final : public Store {
   core::Status PutAuditKey(const AuditKeyRow& k) override;
   core::Result<AuditKeyRow> AuditKey(const std::string& host) override;
   core::Result<CheckpointPut> PutCheckpoint(const CheckpointRow& c) override;
+  core::Status PutAgentCert(const AgentCertRow& c) override;
+  core::Result<AgentCertRow> AgentCert(const std::string& sha256) override;
+  core::Result<std::vector<AgentCertRow>> AgentCerts(const std::string& host,
+                                                     int64_t limit) override;
+  core::Result<AgentCertRow> RevokeAgentCert(const std::string& sha256, int64_t now_ms,
+                                             const std::string& by,
+                                             const std::string& reason) override;
+  core::Result<bool> MarkAgentCertUsed(const std::string& sha256, int64_t now_ms) override;
   core::Result<std::vector<CheckpointRow>> Checkpoints(const std::string& host,
                                                        int64_t limit) override;
   core::Result<int64_t> Count(const char* table) override;

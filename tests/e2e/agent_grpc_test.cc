@@ -91,7 +91,9 @@ TEST_F(AgentGrpcE2eTest, AnEnrolledAgentRegistersEscalatesReportsAndTakesARollou
   const std::string hub_state = (dir_ / "hub").string();
   std::ofstream(dir_ / "admin.token") << Token("admin", "root") << "\n";
   const std::string analyst = Token("analyst", "ana");
-  std::ofstream(dir_ / "hub.yaml") << "agents:\n  listen: 127.0.0.1:0\nfleet:\n  trusted_keys: ["
+  // Agents' certificates live 60 s (+ 5 min backdated): the agent renews 15 s after each issue.
+  std::ofstream(dir_ / "hub.yaml") << "agents:\n  listen: 127.0.0.1:0\n  cert_ttl: 60s\n"
+                                      "fleet:\n  trusted_keys: ["
                                    << (keys / "vigil.pub").string() << "]\n";
   vigil::e2e::Background hub =
       vigil::e2e::StartVigil({"hub", "--config", (dir_ / "hub.yaml").string(), "--state-dir",
@@ -137,7 +139,9 @@ TEST_F(AgentGrpcE2eTest, AnEnrolledAgentRegistersEscalatesReportsAndTakesARollou
       << "    cert: " << (cert / "agent.pem").string() << "\n"
       << "    key: " << (cert / "agent.key").string() << "\n"
       << "    ca: " << (cert / "ca.pem").string() << "\n"
-      << "    heartbeat: 1s\n    drain: 5s\n    policy_file: " << rules.string() << "\n";
+      << "    heartbeat: 1s\n    drain: 5s\n    renew_at: 0.875\n    policy_file: "
+      << rules.string() << "\n";
+  const std::string enrolled_cert = ReadAll(cert / "agent.pem");
   const fs::path err = dir_ / "agent.err";
   agent_ = vigil::e2e::Spawn(
       {VIGIL_BINARY, "agent", "--config", (dir_ / "vigil.yaml").string(), "--state-dir",
@@ -225,6 +229,24 @@ TEST_F(AgentGrpcE2eTest, AnEnrolledAgentRegistersEscalatesReportsAndTakesARollou
       << ReadAll(err);
   EXPECT_EQ(ReadAll(rules), ReadAll(v2));
 
+  // The certificate was renewed by the running agent (a new key and certificate on disk), and
+  // the agent went on with the new one without a restart: the hub saw it used, which retired
+  // the enrolled one, and the agent still heartbeats.
+  ASSERT_TRUE(WaitFor([&] { return ReadAll(err).find("hub certificate renewed") !=
+                                   std::string::npos; },
+                      std::chrono::seconds(30)))
+      << ReadAll(err);
+  EXPECT_NE(ReadAll(cert / "agent.pem"), enrolled_cert);
+  auto last_heartbeat = [&]() -> int64_t {
+    const json a = agent_at_hub();
+    return a.is_object() ? a.value("last_heartbeat_ms", int64_t{0}) : 0;
+  };
+  const int64_t renewed_heartbeat = last_heartbeat();
+  EXPECT_TRUE(WaitFor([&] { return last_heartbeat() > renewed_heartbeat + 1000; },
+                      std::chrono::seconds(10)))
+      << agent_at_hub().dump() << "\n" << ReadAll(err);
+  EXPECT_EQ(ReadAll(err).find("renewal failed"), std::string::npos) << ReadAll(err);
+
   kill(agent_, SIGTERM);
   int status = 0;
   ASSERT_EQ(waitpid(agent_, &status, 0), agent_);
@@ -247,6 +269,11 @@ TEST_F(AgentGrpcE2eTest, AnEnrolledAgentRegistersEscalatesReportsAndTakesARollou
   vigil::e2e::CmdResult show = Vigil("audit show " + hub_state + "/audit");
   ASSERT_EQ(show.exit_code, 0) << show.err;
   EXPECT_NE(show.out.find("agent-enrolled"), std::string::npos);
+  EXPECT_NE(show.out.find("agent-cert-renewed"), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find("agent-cert-superseded"), std::string::npos) << show.out;
+  vigil::e2e::CmdResult local = Vigil("audit show " + (dir_ / "audit").string() +
+                                      " --type access-grant --json");
+  EXPECT_NE(local.out.find("hub-cert-renewed"), std::string::npos) << local.out << local.err;
 }
 
 }  // namespace

@@ -363,8 +363,8 @@ long Rounds(const fs::path& counter) {
   return s.empty() ? 0 : std::stol(s);
 }
 
-// GET /metrics from the agent's server (the port it logged).
-std::string ScrapeMetrics(const std::string& agent_log) {
+// GET `path` (default /metrics) from the agent's server (the port it logged): the whole answer.
+std::string ScrapeMetrics(const std::string& agent_log, const std::string& path = "/metrics") {
   const std::string marker = "metrics and health on http://127.0.0.1:";
   const size_t at = agent_log.find(marker);
   if (at == std::string::npos) return "";
@@ -376,7 +376,7 @@ std::string ScrapeMetrics(const std::string& agent_log) {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   std::string body;
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-    const std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    const std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
     (void)!write(fd, req.data(), req.size());
     char buf[4096];
     ssize_t n = 0;
@@ -792,6 +792,125 @@ TEST_F(AgentE2eTest, GateDeniesExecInEnforceModeAndCountsItInMonitorMode) {
                                     dir_.string() + " --duration 1s --sink null");
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("agent.gate"), std::string::npos) << r.err;
+}
+
+// Enforce mode with attestation.require falls back to monitor mode, and says so (ALERT in the
+// log, the mode-change record's reason, /healthz and `vigil status`, the vigil_agent_mode and
+// vigil_enforce_refused metrics), when the local attestation fails before enforcement is
+// enabled: its measurement log edited (replaying it no longer gives the quoted PCR), a TPM that
+// cannot be reached at start, and a TPM that goes away while the agent learns. With nothing tampered with, the same config enters enforce mode (the control).
+TEST_F(AgentE2eTest, EnforceFallsBackToMonitorWhenLocalAttestationFails) {
+  vigil::govern::testing::Swtpm tpm;
+  if (!tpm.ok()) GTEST_SKIP() << tpm.why();
+  const fs::path out = dir_ / "agent.out", err = dir_ / "agent.err", tmp = dir_ / "cli";
+  fs::create_directories(tmp);
+  auto config_for = [&](const std::string& tcti) {
+    const fs::path config = dir_ / "enforce.yaml";
+    std::ofstream(config) << "mode: enforce\nstate_dir: " << dir_.string()
+                          << "\nagent:\n  learn: 3s\n  window: 50\n  min_program_windows: 3\n"
+                             "metrics:\n  enabled: true\n  listen: 127.0.0.1:0\n"
+                             "attestation:\n  tcti: "
+                          << tcti << "\n  require: true\n";
+    return config;
+  };
+  // Runs the agent (relearning) until detection starts; `while_learning` runs once it learns.
+  auto run = [&](const std::string& tcti, const std::function<void()>& while_learning) {
+    fs::remove(err);
+    agent_ = Spawn({VIGIL_BINARY, "agent", "--config", config_for(tcti).string(), "--relearn",
+                    "--duration", "60s", "--sink", "null"},
+                   out, err);
+    EXPECT_TRUE(WaitFor([&] { return ReadAll(err).find("learning for") != std::string::npos; },
+                        std::chrono::seconds(30)))
+        << ReadAll(err);
+    if (while_learning) while_learning();
+    for (int i = 0; i < 5; ++i) {
+      pid_t p = 0;
+      EXPECT_EQ(RunWorkload("usual", &p), 0);
+    }
+    EXPECT_TRUE(WaitFor([&] { return ReadAll(err).find("detection started") != std::string::npos; },
+                        std::chrono::seconds(30)))
+        << ReadAll(err);
+  };
+  // The last mode change in the audit log, after the agent stopped.
+  auto last_mode_change = [&]() -> nlohmann::json {
+    EXPECT_TRUE(StopAgent()) << ReadAll(err);
+    const auto r = vigil::e2e::RunVigil(tmp, "audit show " + (dir_ / "audit").string() +
+                                                 " --type mode-change --json");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    nlohmann::json last;
+    std::istringstream lines(r.out);
+    for (std::string line; std::getline(lines, line);) {
+      const auto j = nlohmann::json::parse(line, nullptr, false);
+      if (!j.is_discarded() && j.dump().find(R"("from":"learning")") != std::string::npos) {
+        last = j;
+      }
+    }
+    return last;
+  };
+  // Every place that must say that enforce mode was refused, and why.
+  auto expect_refused = [&](const std::string& why) {
+    SCOPED_TRACE(why);
+    const std::string log = ReadAll(err);
+    EXPECT_NE(log.find("ALERT enforce mode refused, running in monitor mode: " + why),
+              std::string::npos)
+        << log;
+    const std::string metrics = ScrapeMetrics(log);
+    EXPECT_NE(metrics.find("vigil_enforce_refused 1"), std::string::npos) << metrics;
+    EXPECT_NE(metrics.find("vigil_agent_mode{mode=\"monitor\"} 1"), std::string::npos) << metrics;
+    EXPECT_NE(metrics.find("vigil_agent_mode{mode=\"enforce\"} 0"), std::string::npos) << metrics;
+    const std::string health = ScrapeMetrics(log, "/healthz");
+    const auto body = nlohmann::json::parse(health.substr(std::min(health.find("\r\n\r\n"),
+                                                                   health.size())),
+                                            nullptr, false);
+    ASSERT_TRUE(body.is_object()) << health;
+    EXPECT_EQ(body.value("mode", ""), "monitor") << health;
+    EXPECT_EQ(body.value("enforce_refused", "").rfind(why, 0), 0u) << health;
+    const std::string marker = "metrics and health on http://";
+    const size_t at = log.find(marker);
+    ASSERT_NE(at, std::string::npos);
+    const std::string address = log.substr(at + marker.size(),
+                                           log.find('/', at + marker.size()) - at - marker.size());
+    const auto status = vigil::e2e::RunVigil(tmp, "status --address " + address);
+    EXPECT_NE(status.out.find("mode:              monitor"), std::string::npos) << status.out;
+    EXPECT_NE(status.out.find("enforce refused:   " + why), std::string::npos) << status.out;
+    const nlohmann::json change = last_mode_change();
+    EXPECT_EQ(change.dump().find(R"("to":"enforce")"), std::string::npos) << change.dump();
+    EXPECT_NE(change.dump().find(R"("to":"monitor")"), std::string::npos) << change.dump();
+    EXPECT_NE(change.dump().find("enforce mode refused: " + why), std::string::npos)
+        << change.dump();
+  };
+
+  // The control: nothing tampered with, enforce mode.
+  run(tpm.tcti(), nullptr);
+  const std::string metrics = ScrapeMetrics(ReadAll(err));
+  EXPECT_NE(metrics.find("vigil_agent_mode{mode=\"enforce\"} 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("vigil_enforce_refused 0"), std::string::npos) << metrics;
+  const nlohmann::json entered = last_mode_change();
+  EXPECT_NE(entered.dump().find(R"("to":"enforce")"), std::string::npos) << entered.dump();
+  EXPECT_NE(entered.dump().find("models verified and attested"), std::string::npos)
+      << entered.dump();
+
+  // The measurement log edited while the agent learns (the start event's digest replaced, as
+  // someone hiding what ran would): replaying it no longer gives the PCR the TPM quotes. (The
+  // PCR itself cannot be extended behind the agent's back here: swtpm serves one connection at
+  // a time, and the agent keeps its own open.)
+  run(tpm.tcti(), [&] {
+    const fs::path events = dir_ / "attest" / "events.json";
+    auto doc = nlohmann::json::parse(ReadAll(events), nullptr, false);
+    ASSERT_TRUE(doc.is_object() && doc["events"].is_array() && !doc["events"].empty())
+        << ReadAll(events);
+    doc["events"][0]["digest"] = std::string(64, 'e');
+    std::ofstream(events) << doc.dump(2);
+  });
+  expect_refused("local attestation failed (replay-mismatch)");
+
+  // A TPM that does not answer at start (nothing listens on the port).
+  run("swtpm:host=127.0.0.1,port=1", nullptr);
+  expect_refused("attestation: ");
+
+  // The TPM goes away while the agent learns: the learned baseline cannot be measured.
+  run(tpm.tcti(), [&] { tpm.Stop(); });
+  expect_refused("attestation: ");
 }
 
 }  // namespace

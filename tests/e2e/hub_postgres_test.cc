@@ -4,6 +4,7 @@
 // password never appears in what the hubs print; findings split between the hubs correlate into
 // one fleet incident, and a triage model trained through one hub scores its next incident.
 
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include <thread>
 
 #include "unit/hub/postgres_fixture.h"
+#include "vigil/v1/agent.grpc.pb.h"
 #include "vigil_cli.h"
 
 namespace fs = std::filesystem;
@@ -270,6 +272,128 @@ TEST_F(HubPostgresCliTest, TwoHubsCorrelateTheirFindingsAndOneTrainsTheTriageMod
   EXPECT_EQ(st["threshold"], was["metrics"]["threshold"]) << status->body;
   EXPECT_EQ(Stop(hubs_[0]), 0);
   EXPECT_EQ(Stop(hubs_[1]), 0);
+}
+
+// A Nonce call to the agent port `port` with the agent.pem/agent.key/ca.pem in `cert_dir`: its
+// status (the certificate's standing at that hub).
+grpc::Status NonceWith(int port, const fs::path& cert_dir) {
+  grpc::SslCredentialsOptions o;
+  o.pem_cert_chain = ReadAll(cert_dir / "agent.pem");
+  o.pem_private_key = ReadAll(cert_dir / "agent.key");
+  o.pem_root_certs = ReadAll(cert_dir / "ca.pem");
+  auto stub = vigil::v1::AgentHub::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::SslCredentials(o)));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  vigil::v1::NonceRequest in;
+  in.set_schema_version("vigil.hub/v1");
+  vigil::v1::NonceResponse out;
+  return stub->Nonce(&ctx, in, &out);
+}
+
+// Agents' certificates across two hubs on one database (docs/hub.md, "Revoking and renewing
+// agent certificates"): enrolled at one hub, a certificate works at both; renewed at the other
+// (`vigil agent renew`), the old one keeps working until the new one is used and is refused by
+// both hubs from then on; revoked through one hub's REST API (`vigil hub cert revoke`), the
+// current one is refused by the other at its next call, and cannot renew. Each step is audited.
+TEST_F(HubPostgresCliTest, AgentCertificatesAreRenewedAndRevokedAcrossHubs) {
+  for (int i = 0; i < 2; ++i) {
+    std::ofstream(Config(i), std::ios::app)
+        << "agents:\n  listen: 127.0.0.1:0\n  ca_dir: " << (dir_ / "ca").string() << "\n";
+  }
+  const fs::path admin = dir_ / "admin.token";  // (`vigil hub token` before the hubs run)
+  std::ofstream(admin) << Token("admin", "alice") << "\n";
+  std::array<int, 2> agent_port{}, rest_port{};
+  for (int i = 0; i < 2; ++i) {
+    rest_port[i] = Start(i);
+    ASSERT_GT(rest_port[i], 0);
+    const std::string ready = ReadAll(dir_ / ("hub" + std::to_string(i) + ".out"));
+    agent_port[i] = json::parse(ready.substr(0, ready.find('\n')))["agents"].value("port", 0);
+    ASSERT_GT(agent_port[i], 0) << ready;
+  }
+  CmdResult r = Vigil("hub enrol-token create --config " + Config(0).string() + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string token = json::parse(r.out)["token"];
+  const fs::path certs = dir_ / "agent-cert";
+  r = Vigil("agent enrol --hub 127.0.0.1:" + std::to_string(agent_port[0]) + " --token " + token +
+            " --ca " + (dir_ / "ca" / "ca.pem").string() + " --dir " + certs.string() +
+            " --host web-1 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const fs::path first = dir_ / "first-cert";
+  fs::create_directories(first);
+  for (const char* f : {"agent.pem", "agent.key", "ca.pem"}) fs::copy_file(certs / f, first / f);
+  for (int i = 0; i < 2; ++i) {
+    const grpc::Status st = NonceWith(agent_port[i], first);
+    EXPECT_TRUE(st.ok()) << "hub " << i << ": " << st.error_message();
+  }
+
+  // Renewed at hub 1: a new key and certificate in place of the old ones.
+  r = Vigil("agent renew --hub 127.0.0.1:" + std::to_string(agent_port[1]) + " --dir " +
+            certs.string() + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json renewed = json::parse(r.out);
+  EXPECT_NE(ReadAll(certs / "agent.key"), ReadAll(first / "agent.key"));
+  EXPECT_NE(ReadAll(certs / "agent.pem"), ReadAll(first / "agent.pem"));
+  EXPECT_EQ(fs::status(certs / "agent.key").permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  // Until the new certificate is used, the old one still works (a lost answer locks no one out).
+  EXPECT_TRUE(NonceWith(agent_port[0], first).ok());
+  EXPECT_TRUE(NonceWith(agent_port[0], certs).ok());
+  for (int i = 0; i < 2; ++i) {
+    const grpc::Status st = NonceWith(agent_port[i], first);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED) << "hub " << i;
+    EXPECT_NE(st.error_message().find("renewed: replaced by sha256:" +
+                                      renewed["sha256"].get<std::string>()),
+              std::string::npos)
+        << st.error_message();
+  }
+  EXPECT_TRUE(NonceWith(agent_port[1], certs).ok());
+
+  // Revoked through hub 0's REST API: refused by hub 1 at its next call, and it cannot renew.
+  const std::string client = " --server http://127.0.0.1:" + std::to_string(rest_port[0]) +
+                             " --token-file " + admin.string();
+  r = Vigil("hub cert revoke --host web-1 --reason 'key copied off the host'" + client + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json revoked = json::parse(r.out);
+  ASSERT_EQ(revoked["revoked"].size(), 1u) << r.out;  // (the first one was revoked already)
+  EXPECT_EQ(revoked["revoked"][0]["sha256"], renewed["sha256"]);
+  grpc::Status st = NonceWith(agent_port[1], certs);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_NE(st.error_message().find("by alice: key copied off the host"), std::string::npos)
+      << st.error_message();
+  r = Vigil("agent renew --hub 127.0.0.1:" + std::to_string(agent_port[0]) + " --dir " +
+            certs.string());
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("revoked"), std::string::npos) << r.err;
+  r = Vigil("hub cert list --host web-1" + client);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("renewed  until"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("REVOKED by alice: key copied off the host"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("REVOKED by hub: renewed: replaced by"), std::string::npos) << r.out;
+  // Bad input names the flag.
+  r = Vigil("hub cert revoke --sha256 12:zz --reason x" + client);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--sha256: expected 64 hex digits"), std::string::npos) << r.err;
+  r = Vigil("hub cert revoke --host nobody --reason x" + client);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("host nobody: no certificate on record"), std::string::npos) << r.err;
+
+  // The audit logs: the renewal and the supersession at the hubs that saw them, the revocation
+  // at hub 0.
+  for (pid_t& p : hubs_) Stop(p);
+  std::string records;
+  for (int i = 0; i < 2; ++i) {
+    r = Vigil("audit show " + (dir_ / ("state" + std::to_string(i)) / "audit").string() +
+              " --type access-grant --json");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    records += r.out;
+  }
+  for (const char* action : {"agent-enrolled", "agent-cert-renewed", "agent-cert-superseded",
+                             "agent-cert-revoked"}) {
+    EXPECT_NE(records.find(std::string("\"action\":\"") + action + "\""), std::string::npos)
+        << action << "\n" << records;
+  }
+  EXPECT_NE(records.find("\"reason\":\"key copied off the host\""), std::string::npos) << records;
 }
 
 }  // namespace

@@ -3,7 +3,8 @@
 // certificate whose fingerprint is taken. The first byte picks the parser, the rest is its
 // input. Any bytes give a result or an error naming the input; an accepted CSR has a known key
 // type; a parsed token file formats and parses back to the same records; an accepted
-// fingerprint is 64 lowercase hex digits.
+// fingerprint is 64 lowercase hex digits; a certificate's validity is read only from a
+// certificate.
 // Seeds: tests/fuzz/corpus/enrol/.
 
 #include <cstddef>
@@ -44,6 +45,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 4: {
       auto fp = vigil::hub::CertSha256(input);
       if (fp.has_value() && !lower_hex64(*fp)) __builtin_trap();
+      // The same bytes as a renewed certificate the agent takes (and a key beside it).
+      auto validity = vigil::hub::CertValidity(input, "cert");
+      if (validity.has_value() && !fp.has_value()) __builtin_trap();
+      if (!validity.has_value() && validity.error().message().substr(0, 6) != "cert: ") {
+        __builtin_trap();
+      }
+      (void)vigil::hub::KeyMatchesCert(input, input);
       break;
     }
     default: {

@@ -55,13 +55,18 @@ inline bool IsStoreTable(std::string_view table) {
   static const std::set<std::string, std::less<>> known{
       "agents",       "messages",  "incidents",          "alerts",        "escalations",
       "agent_status", "artifacts", "rollouts",           "attestation_nonces",
-      "attested_keys", "fleet_incidents", "missed_detections", "audit_keys", "audit_checkpoints"};
+      "attested_keys", "fleet_incidents", "missed_detections", "audit_keys", "audit_checkpoints",
+      "agent_certs"};
   return known.count(table) != 0;
 }
 
 inline constexpr const char* kAgentStatusColumns =
     "host, group_name, mode, vigil_version, attestation, attestation_reason, registered_ms, "
     "heartbeat_ms, status";
+
+inline constexpr const char* kAgentCertColumns =
+    "sha256, host, group_name, how, replaces, not_after_s, issued_ms, first_used_ms, revoked_ms, "
+    "revoked_by, revoke_reason";
 
 inline constexpr const char* kRolloutColumns =
     "id, digest, kind, group_name, state, created_by, created_ms, promoted_by, promoted_ms";

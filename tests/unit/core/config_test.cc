@@ -349,8 +349,16 @@ TEST(ConfigTest, AGrpcsHubSinkTakesTheEnrolledCertificateInsteadOfAToken) {
             "(agent.pem, agent.key and ca.pem from vigil agent enrol)");
   EXPECT_EQ(ParseError("sinks:\n  - type: hub\n    url: http://h:1\n    token_file: t\n"
                        "    cert: c\n"),
-            "vigil.yaml:5:11: sinks[0].cert: a client certificate is for a grpcs:// hub; the url "
-            "is \"http://h:1\"");
+            "vigil.yaml:5:11: sinks[0].cert: a client certificate (and its renewal) is for a "
+            "grpcs:// hub; the url is \"http://h:1\"");
+  EXPECT_EQ(c->sinks[0].hub.renew_at, 0.67);
+  EXPECT_TRUE(c->sinks[0].hub.renew);
+  auto renewing = ParseConfig(grpc + "    renew_at: 0.8\n    renew: false\n", "vigil.yaml");
+  ASSERT_TRUE(renewing.has_value()) << renewing.error().message();
+  EXPECT_EQ(renewing->sinks[0].hub.renew_at, 0.8);
+  EXPECT_FALSE(renewing->sinks[0].hub.renew);
+  EXPECT_THAT(ParseError(grpc + "    renew_at: 1.5\n"),
+              HasSubstr("sinks[0].renew_at: expected a number between 0 and 1 (exclusive)"));
   EXPECT_THAT(ParseError("sinks:\n  - {type: hub, url: 'grpcs://h:1/x', cert: c, key: k, ca: a}\n"),
               HasSubstr("sinks[0].url: expected http://HOST:PORT"));
 }
@@ -389,7 +397,8 @@ TEST(ConfigTest, HubSinkErrorsNameLineAndKey) {
   EXPECT_THAT(ParseError("sinks:\n" + ok + "    path: /x\n"),
               HasSubstr("vigil.yaml:5:5: sinks[0].path: unknown key (expected one of: type, url, "
                         "token_file, ca, cert, key, spool, spool_sync, drain, all_verdicts, "
-                        "group, heartbeat, policy_file, model_file, enforce_requires_hub)"));
+                        "group, heartbeat, policy_file, model_file, enforce_requires_hub, "
+                        "renew_at, renew)"));
   EXPECT_EQ(ParseError("sinks:\n" + ok + ok),
             "vigil.yaml:5:5: sinks[1]: only one hub sink is allowed");
   // Keys of the hub sink are not valid for other types.

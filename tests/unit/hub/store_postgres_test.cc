@@ -239,8 +239,10 @@ TEST_F(HubPostgresTest, AVersionSixDatabaseGetsTheLighterIngestSchema) {
       "'incidents'::regclass) THEN RAISE EXCEPTION 'incidents fillfactor not 50'; END IF; "
       "IF EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'alerts'::regclass AND contype = "
       "'f') THEN RAISE EXCEPTION 'alerts still have a foreign key'; END IF; "
-      "IF (SELECT MAX(version) FROM hub_schema) <> 7 THEN RAISE EXCEPTION 'not version 7'; END IF; "
-      "END $$;",
+      "IF (SELECT MAX(version) FROM hub_schema) <> " +
+          std::to_string(kHubSchemaVersionNumber) +
+          " THEN RAISE EXCEPTION 'not the current version'; END IF; "
+          "END $$;",
       &why, database_))
       << why;
   // The stored incident still takes the process's next finding; a labelled one no longer does.
