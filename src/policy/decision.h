@@ -18,6 +18,15 @@
 //   action (agent/action_bridge.h), each with its own rule, so `hits` is part of the contract;
 // - the fallback is the deciding rule's, else the asset class's default (critical: deny,
 //   otherwise alert), and is what a gate applies when it cannot wait for the model.
+//
+// A decision that matched none (matched() false; most events) carries action allow and every
+// number and enum below (target pid/tid/ppid/cgroup_id, event_seq, time_ns, dst_port, ml_score,
+// asset class, stage, policy mode and generation, fallback), but its strings are left empty:
+// target.cgroup/container_id/comm/exe, policy_version, dst_ip, ml_model (and rule, output).
+// Nothing records or acts on an unmatched decision, and copying those strings for every event
+// was more than half of what Decide spent around the rule evaluation (docs/benchmarks.md
+// "Decide without strings"). A matched decision carries every field. (Until 2026-11-27 the
+// strings were filled for every decision; no caller read them on an unmatched one.)
 
 #include <cstdint>
 #include <string>

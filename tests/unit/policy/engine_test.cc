@@ -366,6 +366,84 @@ TEST(PolicyNamesTest, RoundTrip) {
   EXPECT_GT(ActionStrength(core::Action::kKill), ActionStrength(core::Action::kDeny));
 }
 
+// A matched decision carries every string of the event and the policy (the audit record, the
+// alert line and the OCSF finding are built from them); an unmatched one carries the numbers
+// and enums but leaves the strings empty (decision.h: they are built only once a rule matched).
+TEST_F(PolicyEngineTest, StringsAreFilledExactlyWhenARuleMatched) {
+  auto engine = LoadOrDie(Write("r.yaml", R"(
+- rule: Tmp exec
+  desc: d
+  condition: evt.type = execve and proc.exepath startswith /tmp/
+  output: exec %proc.exepath in %container.id
+  priority: WARNING
+)"));
+  ASSERT_NE(engine, nullptr);
+  core::Verdict v;
+  v.score = 0.75;
+  v.model_name = "per-program-sequence-model";
+  core::Event e = Exec("/tmp/a-rather-long-program-name");
+  e.time_ns = 1234;
+  e.proc.ppid = 17;
+  e.net.daddr = "192.168.100.200";  // not a connect: carried as the sensor wrote it
+  e.net.dport = 8080;
+  EvalInput in;
+  in.event = &e;
+  in.verdict = &v;
+  in.cgroup = "/system.slice/a-long-service-name.service";
+  in.container_id = "0123456789abcdef0123";
+
+  Decision d = engine->Decide(&in);
+  ASSERT_TRUE(d.matched());
+  EXPECT_EQ(d.rule, "Tmp exec");
+  EXPECT_EQ(d.output, "exec /tmp/a-rather-long-program-name in 0123456789abcdef0123");
+  EXPECT_EQ(d.target.pid, 4242u);
+  EXPECT_EQ(d.target.ppid, 17u);
+  EXPECT_EQ(d.target.cgroup_id, 99u);
+  EXPECT_EQ(d.target.cgroup, "/system.slice/a-long-service-name.service");
+  EXPECT_EQ(d.target.container_id, "0123456789abcdef0123");
+  EXPECT_EQ(d.target.comm, "a-rather-long-program-name");
+  EXPECT_EQ(d.target.exe, "/tmp/a-rather-long-program-name");
+  EXPECT_EQ(d.dst_ip, "192.168.100.200");
+  EXPECT_EQ(d.dst_port, 8080);
+  EXPECT_EQ(d.ml_model, "per-program-sequence-model");
+  EXPECT_TRUE(d.has_verdict);
+  EXPECT_DOUBLE_EQ(d.ml_score, 0.75);
+  EXPECT_EQ(d.policy_version, engine->Current()->version);
+  EXPECT_FALSE(d.policy_version.empty());
+  EXPECT_EQ(in.asset_class, "standard");
+
+  core::Event other = e;
+  other.proc.exe = "/usr/bin/a-rather-long-program-name";
+  other.path = other.proc.exe;
+  in.event = &other;
+  in.asset_class = "left over";  // the engine sets it whatever it held
+  d = engine->Decide(&in);
+  ASSERT_FALSE(d.matched());
+  EXPECT_EQ(d.action, core::Action::kAllow);
+  EXPECT_EQ(in.asset_class, "standard");
+  EXPECT_EQ(d.asset_class, AssetClass::kStandard);
+  EXPECT_EQ(d.policy_generation, 1u);
+  EXPECT_EQ(d.event_seq, 7u);
+  EXPECT_EQ(d.time_ns, 1234);
+  EXPECT_EQ(d.target.pid, 4242u);
+  EXPECT_EQ(d.target.ppid, 17u);
+  EXPECT_EQ(d.target.cgroup_id, 99u);
+  EXPECT_EQ(d.dst_port, 8080);
+  EXPECT_TRUE(d.has_verdict);
+  EXPECT_DOUBLE_EQ(d.ml_score, 0.75);
+  EXPECT_EQ(d.rule, "");
+  EXPECT_EQ(d.output, "");
+  EXPECT_EQ(d.target.cgroup, "");
+  EXPECT_EQ(d.target.container_id, "");
+  EXPECT_EQ(d.target.comm, "");
+  EXPECT_EQ(d.target.exe, "");
+  EXPECT_EQ(d.dst_ip, "");
+  EXPECT_EQ(d.ml_model, "");
+  EXPECT_EQ(d.policy_version, "");
+  EXPECT_EQ(engine->counts().decisions, 2u);
+  EXPECT_EQ(engine->counts().matched, 1u);
+}
+
 // A decision about a connect carries the destination into its OCSF finding (dst_endpoint), which
 // the hub's chain correlation reads; an address that does not parse is left out (the hub would
 // refuse the finding).
