@@ -1,10 +1,11 @@
 #pragma once
 
 // A flat open-addressing hash map from non-zero uint64 keys to trivially copyable values, for
-// the scoring hot path (one probe sequence per lookup, no allocation, no pointer chasing). Each
-// key is stored next to its value, so a lookup that finds its key at the first slot touches one
-// cache line, not one in a key array and one in a value array (the tables behind the sequence
-// models are far larger than the caches, and a scoring request is mostly such misses).
+// the scoring hot path (one probe sequence per lookup, no allocation, no pointer chasing). Keys
+// and values are separate arrays: the tables behind the sequence models are larger than the
+// caches, and keeping a 4-byte value next to its 8-byte key (16-byte slots) made them a third
+// larger and the slowest requests slower (docs/benchmarks.md); the value's load does not wait
+// for the key's, so the two misses overlap.
 
 #include <cstddef>
 #include <cstdint>
@@ -21,8 +22,8 @@ class FlatMap {
   V* Find(uint64_t key) {
     size_t i = Slot(key);
     while (true) {
-      if (slots_[i].key == key) return &slots_[i].value;
-      if (slots_[i].key == 0) return nullptr;
+      if (keys_[i] == key) return &vals_[i];
+      if (keys_[i] == 0) return nullptr;
       i = (i + 1) & mask_;
     }
   }
@@ -30,37 +31,37 @@ class FlatMap {
 
   // Returns the value for key, inserting a value-initialised one if absent.
   V& operator[](uint64_t key) {
-    if ((size_ + 1) * 4 > slots_.size() * 3) Rehash(slots_.size() * 2);
+    if ((size_ + 1) * 4 > keys_.size() * 3) Rehash(keys_.size() * 2);
     size_t i = Slot(key);
-    while (slots_[i].key != 0 && slots_[i].key != key) i = (i + 1) & mask_;
-    if (slots_[i].key == 0) {
-      slots_[i].key = key;
-      slots_[i].value = V{};
+    while (keys_[i] != 0 && keys_[i] != key) i = (i + 1) & mask_;
+    if (keys_[i] == 0) {
+      keys_[i] = key;
+      vals_[i] = V{};
       ++size_;
     }
-    return slots_[i].value;
+    return vals_[i];
   }
 
   size_t size() const { return size_; }
 
   template <typename F>
   void ForEach(F&& f) const {
-    for (const Slot_& s : slots_) {
-      if (s.key != 0) f(s.key, s.value);
+    for (size_t i = 0; i < keys_.size(); ++i) {
+      if (keys_[i] != 0) f(keys_[i], vals_[i]);
     }
   }
 
   template <typename F>
   void ForEachMutable(F&& f) {
-    for (Slot_& s : slots_) {
-      if (s.key != 0) f(s.key, s.value);
+    for (size_t i = 0; i < keys_.size(); ++i) {
+      if (keys_[i] != 0) f(keys_[i], vals_[i]);
     }
   }
 
   void Reserve(size_t n) {
     size_t cap = 16;
     while (cap * 3 < n * 4 + 4) cap *= 2;
-    if (cap > slots_.size()) Rehash(cap);
+    if (cap > keys_.size()) Rehash(cap);
   }
 
  private:
@@ -71,20 +72,19 @@ class FlatMap {
     return static_cast<size_t>(key) & mask_;
   }
   void Rehash(size_t cap) {
-    std::vector<Slot_> old = std::move(slots_);
-    slots_.assign(cap, Slot_{});
+    std::vector<uint64_t> old_keys = std::move(keys_);
+    std::vector<V> old_vals = std::move(vals_);
+    keys_.assign(cap, 0);
+    vals_.assign(cap, V{});
     mask_ = cap - 1;
     size_ = 0;
-    for (const Slot_& s : old) {
-      if (s.key != 0) (*this)[s.key] = s.value;
+    for (size_t i = 0; i < old_keys.size(); ++i) {
+      if (old_keys[i] != 0) (*this)[old_keys[i]] = old_vals[i];
     }
   }
 
-  struct Slot_ {
-    uint64_t key = 0;
-    V value{};
-  };
-  std::vector<Slot_> slots_;
+  std::vector<uint64_t> keys_;
+  std::vector<V> vals_;
   size_t mask_ = 0;
   size_t size_ = 0;
 };

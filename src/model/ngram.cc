@@ -80,13 +80,16 @@ void NgramLm::Finalize() {
   std::vector<double> unigram(vocab_size_);
   for (size_t w = 0; w < vocab_size_; ++w) unigram[w] = Prob(nullptr, 0, static_cast<Token>(w));
   unigram_ = std::move(unigram);
-  surprisal_ = FlatMap<Seen>();
+  surprisal_ = FlatMap<float>();
   surprisal_.Reserve(num_.size());
+  prob_ = FlatMap<double>();
+  prob_.Reserve(num_.size());
   num_.ForEach([&](uint64_t key, uint32_t) {
     const int n = KeyOrder(key);
     KeyTokens(key, t);
     const double p = Interpolate(t, n - 1, t[n - 1]);
-    surprisal_[key] = {p, static_cast<float>(-std::log2(std::max(p, 1e-12)))};
+    prob_[key] = p;
+    surprisal_[key] = static_cast<float>(-std::log2(std::max(p, 1e-12)));
   });
 }
 
@@ -141,8 +144,8 @@ float NgramLm::UnseenSurprisal(const Token* h, int hlen, Token w) const {
   for (; k >= 1; --k) {
     const Token* ctx = h + (hlen - k);
     const uint64_t key = PackTokens(ctx, k, k + 1) | static_cast<uint64_t>(w) << (kTokenBits * k);
-    if (const Seen* e = surprisal_.Find(key)) {
-      p = e->p;
+    if (const double* e = prob_.Find(key)) {
+      p = *e;
       break;
     }
   }
@@ -165,7 +168,7 @@ float NgramLm::Surprisal(const Token* history, int history_len, Token w) const {
   const Token* h = history + (history_len - hlen);
   const uint64_t key = PackTokens(h, hlen, hlen + 1) |
                        static_cast<uint64_t>(w) << (kTokenBits * hlen);
-  if (const Seen* s = surprisal_.Find(key)) return s->bits;
+  if (const float* s = surprisal_.Find(key)) return *s;
   return UnseenSurprisal(h, hlen, w);
 }
 

@@ -4,9 +4,9 @@
 // Training counts every n-gram of orders 1..N; Finalize() derives the smoothed distributions and
 // precomputes -log2 P for every n-gram seen in training, so that scoring a seen n-gram is one hash
 // probe. An unseen one starts from the longest of its shorter n-grams that was seen (whose
-// interpolated probability is stored with it) and multiplies in the back-off weight of each
-// longer context: the same arithmetic, in the same order, as the level-by-level interpolation,
-// with about half its hash probes.
+// interpolated probability Finalize() keeps in a table of its own) and multiplies in the
+// precomputed back-off weight of each longer context: the same arithmetic, in the same order,
+// as the level-by-level interpolation, with fewer hash probes.
 
 #include <cstdint>
 #include <span>
@@ -62,12 +62,6 @@ class NgramLm {
     uint32_t types = 0;  // distinct w seen after h
     double backoff = 0;  // D * types / total: the weight of the lower order's probability
   };
-  // An n-gram seen in training: its interpolated probability (before the 1e-12 floor) and
-  // -log2 of the floored probability.
-  struct Seen {
-    double p = 0;
-    float bits = 0;
-  };
   // Interpolated P(w | h) from the unigram level up, without the floor.
   double Interpolate(const Token* h, int hlen, Token w) const;
   double Prob(const Token* h, int hlen, Token w) const;
@@ -89,7 +83,10 @@ class NgramLm {
   FlatMap<uint32_t> raw_;       // raw counts, all orders
   FlatMap<uint32_t> num_;       // counts used by KN: raw for order N, continuation below
   FlatMap<ContextStats> ctx_;   // per context, per order
-  FlatMap<Seen> surprisal_;     // every n-gram in num_
+  FlatMap<float> surprisal_;    // precomputed -log2 P for every n-gram in num_ (the hot path)
+  // Interpolate's P (before the 1e-12 floor) for every n-gram in num_: read only for unseen
+  // n-grams, kept apart so that the table every request probes stays small.
+  FlatMap<double> prob_;
   // Every context's suffix (its oldest token dropped) is a context too. True for every model
   // Finalize builds from counts of whole sequences; a model file could hold counts that break
   // it, and then unseen n-grams take the level-by-level walk.
