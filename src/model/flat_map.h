@@ -1,11 +1,7 @@
 #pragma once
 
 // A flat open-addressing hash map from non-zero uint64 keys to trivially copyable values, for
-// the scoring hot path (one probe sequence per lookup, no allocation, no pointer chasing). Keys
-// and values are separate arrays: the tables behind the sequence models are larger than the
-// caches, and keeping a 4-byte value next to its 8-byte key (16-byte slots) made them a third
-// larger and the slowest requests slower (docs/benchmarks.md); the value's load does not wait
-// for the key's, so the two misses overlap.
+// the scoring hot path (one probe sequence per lookup, no allocation, no pointer chasing).
 
 #include <cstddef>
 #include <cstdint>
@@ -46,13 +42,6 @@ class FlatMap {
 
   template <typename F>
   void ForEach(F&& f) const {
-    for (size_t i = 0; i < keys_.size(); ++i) {
-      if (keys_[i] != 0) f(keys_[i], vals_[i]);
-    }
-  }
-
-  template <typename F>
-  void ForEachMutable(F&& f) {
     for (size_t i = 0; i < keys_.size(); ++i) {
       if (keys_[i] != 0) f(keys_[i], vals_[i]);
     }

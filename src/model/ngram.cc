@@ -62,19 +62,6 @@ void NgramLm::Finalize() {
     const double d = (n1[n] + 2 * n2[n]) > 0 ? n1[n] / (n1[n] + 2 * n2[n]) : 0.5;
     discount_[n] = std::clamp(d, 0.1, 0.95);
   }
-  // The back-off weight, as Interpolate computes it (the same operations in the same order), and
-  // whether the contexts are closed under suffixes.
-  contexts_closed_ = true;
-  ctx_.ForEachMutable([&](uint64_t key, ContextStats& s) {
-    const int k = KeyOrder(key) - 8;
-    s.backoff = s.total > 0 ? discount_[k + 1] * s.types / s.total : 0.0;
-    if (s.total == 0) contexts_closed_ = false;
-    if (k >= 1) {
-      KeyTokens(key - (uint64_t{8} << 60), t);
-      const ContextStats* shorter = ctx_.Find(ContextKey(t + 1, k - 1));
-      if (shorter == nullptr || shorter->total == 0) contexts_closed_ = false;
-    }
-  });
   finalized_ = true;
   unigram_.clear();
   std::vector<double> unigram(vocab_size_);
@@ -82,22 +69,14 @@ void NgramLm::Finalize() {
   unigram_ = std::move(unigram);
   surprisal_ = FlatMap<float>();
   surprisal_.Reserve(num_.size());
-  prob_ = FlatMap<double>();
-  prob_.Reserve(num_.size());
   num_.ForEach([&](uint64_t key, uint32_t) {
     const int n = KeyOrder(key);
     KeyTokens(key, t);
-    const double p = Interpolate(t, n - 1, t[n - 1]);
-    prob_[key] = p;
-    surprisal_[key] = static_cast<float>(-std::log2(std::max(p, 1e-12)));
+    surprisal_[key] = static_cast<float>(-std::log2(Prob(t, n - 1, t[n - 1])));
   });
 }
 
 double NgramLm::Prob(const Token* h, int hlen, Token w) const {
-  return std::max(Interpolate(h, hlen, w), 1e-12);
-}
-
-double NgramLm::Interpolate(const Token* h, int hlen, Token w) const {
   double p = 1.0 / static_cast<double>(vocab_size_);  // uniform
   int k = 0;
   if (w < unigram_.size()) {
@@ -121,45 +100,7 @@ double NgramLm::Interpolate(const Token* h, int hlen, Token w) const {
     const double seen = c ? std::max(*c - d, 0.0) / s->total : 0.0;
     p = seen + d * s->types / s->total * p;
   }
-  return p;
-}
-
-float NgramLm::UnseenSurprisal(const Token* h, int hlen, Token w) const {
-  if (!contexts_closed_ || w >= unigram_.size()) {
-    return static_cast<float>(-std::log2(Prob(h, hlen, w)));
-  }
-  // m: the longest context of this history that was seen. Interpolate stops below the first
-  // unseen one; with contexts closed under suffixes that is the first seen one from the top.
-  int m = hlen;
-  const ContextStats* top = nullptr;
-  for (; m > 0; --m) {
-    top = ctx_.Find(ContextKey(h + (hlen - m), m));
-    if (top != nullptr) break;
-  }
-  // k: the longest level <= m at which (context, w) was seen; Interpolate's p after level k is
-  // stored with it (its walk saw the same contexts, all seen). The full n-gram (level hlen) is
-  // known to be unseen.
-  int k = std::min(m, hlen - 1);
-  double p = 0;
-  for (; k >= 1; --k) {
-    const Token* ctx = h + (hlen - k);
-    const uint64_t key = PackTokens(ctx, k, k + 1) | static_cast<uint64_t>(w) << (kTokenBits * k);
-    if (const double* e = prob_.Find(key)) {
-      p = *e;
-      break;
-    }
-  }
-  if (k <= 0) {
-    k = 0;
-    p = unigram_[w];
-  }
-  // Levels k+1..m: (context, w) unseen, so Interpolate's step is p = 0.0 + backoff * p, and
-  // 0.0 + x == x.
-  for (int j = k + 1; j <= m; ++j) {
-    const ContextStats* s = j == m ? top : ctx_.Find(ContextKey(h + (hlen - j), j));
-    p = s->backoff * p;
-  }
-  return static_cast<float>(-std::log2(std::max(p, 1e-12)));
+  return std::max(p, 1e-12);
 }
 
 float NgramLm::Surprisal(const Token* history, int history_len, Token w) const {
@@ -169,13 +110,7 @@ float NgramLm::Surprisal(const Token* history, int history_len, Token w) const {
   const uint64_t key = PackTokens(h, hlen, hlen + 1) |
                        static_cast<uint64_t>(w) << (kTokenBits * hlen);
   if (const float* s = surprisal_.Find(key)) return *s;
-  return UnseenSurprisal(h, hlen, w);
-}
-
-float NgramLm::SurprisalByWalk(const Token* history, int history_len, Token w) const {
-  assert(finalized_);
-  const int hlen = std::min(history_len, order_ - 1);
-  return static_cast<float>(-std::log2(Prob(history + (history_len - hlen), hlen, w)));
+  return static_cast<float>(-std::log2(Prob(h, hlen, w)));
 }
 
 }  // namespace vigil::model

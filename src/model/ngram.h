@@ -3,10 +3,7 @@
 // An interpolated Kneser-Ney n-gram language model over small integer tokens (system calls).
 // Training counts every n-gram of orders 1..N; Finalize() derives the smoothed distributions and
 // precomputes -log2 P for every n-gram seen in training, so that scoring a seen n-gram is one hash
-// probe. An unseen one starts from the longest of its shorter n-grams that was seen (whose
-// interpolated probability Finalize() keeps in a table of its own) and multiplies in the
-// precomputed back-off weight of each longer context: the same arithmetic, in the same order,
-// as the level-by-level interpolation, with fewer hash probes.
+// probe and an unseen one walks at most N back-off levels.
 
 #include <cstdint>
 #include <span>
@@ -39,11 +36,6 @@ class NgramLm {
   // -log2 P(w | history) in bits, where history holds the preceding tokens, oldest first; only
   // the last order-1 of them are used. Requires Finalize().
   float Surprisal(const Token* history, int history_len, Token w) const;
-  // The same figure computed level by level from the unigram up, with no precomputed table: the
-  // reference Surprisal must equal bit for bit (tests).
-  float SurprisalByWalk(const Token* history, int history_len, Token w) const;
-  // Whether unseen n-grams take the shortcut (see contexts_closed_).
-  bool contexts_closed() const { return contexts_closed_; }
 
   // The raw n-gram counts of every order, for serialisation.
   const FlatMap<uint32_t>& raw_counts() const { return raw_; }
@@ -60,13 +52,8 @@ class NgramLm {
   struct ContextStats {
     uint32_t total = 0;  // sum over w of the order's counts of (h, w)
     uint32_t types = 0;  // distinct w seen after h
-    double backoff = 0;  // D * types / total: the weight of the lower order's probability
   };
-  // Interpolated P(w | h) from the unigram level up, without the floor.
-  double Interpolate(const Token* h, int hlen, Token w) const;
   double Prob(const Token* h, int hlen, Token w) const;
-  // Surprisal of an n-gram whose full key is not in surprisal_ (see the file comment).
-  float UnseenSurprisal(const Token* h, int hlen, Token w) const;
   // tokens[0..n) packed 10 bits each, lowest first, with `tag` in the top 4 bits.
   static uint64_t PackTokens(const Token* tokens, int n, int tag) {
     uint64_t k = static_cast<uint64_t>(tag) << 60;
@@ -83,14 +70,7 @@ class NgramLm {
   FlatMap<uint32_t> raw_;       // raw counts, all orders
   FlatMap<uint32_t> num_;       // counts used by KN: raw for order N, continuation below
   FlatMap<ContextStats> ctx_;   // per context, per order
-  FlatMap<float> surprisal_;    // precomputed -log2 P for every n-gram in num_ (the hot path)
-  // Interpolate's P (before the 1e-12 floor) for every n-gram in num_: read only for unseen
-  // n-grams, kept apart so that the table every request probes stays small.
-  FlatMap<double> prob_;
-  // Every context's suffix (its oldest token dropped) is a context too. True for every model
-  // Finalize builds from counts of whole sequences; a model file could hold counts that break
-  // it, and then unseen n-grams take the level-by-level walk.
-  bool contexts_closed_ = false;
+  FlatMap<float> surprisal_;    // precomputed -log2 P for every n-gram in num_
   // P after the unigram level for each token < vocab_size: Prob's first step without its two
   // probes (every unseen n-gram goes through it).
   std::vector<double> unigram_;
