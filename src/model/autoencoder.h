@@ -13,7 +13,10 @@
 // An int8 form (Quantize) keeps W as int8 with one scale per tensor (symmetric, max |W| -> 127);
 // the normalised input is quantised per row with its own scale, the hidden activations (in
 // (0, 1)) with the fixed scale 1/127, and both matrix products accumulate in int32. Biases,
-// normalisation and the sigmoid stay float.
+// normalisation and the sigmoid stay float. The int8 rows are padded with zeros to a multiple
+// of 16 bytes, and the products run through one of two kernels with identical int32 results:
+// AVX2 (pmaddubsw/pmaddwd: 32 products per instruction pair) where the CPU has it, chosen at
+// run time, and portable C++ otherwise.
 
 #include <cstdint>
 #include <random>
@@ -26,6 +29,13 @@ namespace vigil::model {
 
 inline constexpr float kMinNormalised = -4.0f;
 inline constexpr float kMaxNormalised = 5.0f;
+
+// The kernel of the int8 matrix-vector products.
+enum class Int8Kernel : uint8_t { kScalar, kAvx2 };
+Int8Kernel ActiveInt8Kernel();
+// Selects the kernel from then on, for every network (tests and benchmarks compare them);
+// false, and no change, when this CPU cannot run it.
+bool SelectInt8Kernel(Int8Kernel kernel);
 
 // Scratch vectors for scoring, sized for the largest layer of a network; one per thread.
 struct AutoencoderScratch {
@@ -71,8 +81,10 @@ class Autoencoder {
   Eigen::MatrixXf w_;
   Eigen::VectorXf hb_, vb_;
   Eigen::VectorXf min_, max_, inv_range_;
-  // int8 form: W row-major (visible x hidden) and its transpose, one scale for both.
+  // int8 form: W row-major (visible rows of hidden_stride_ bytes) and its transpose (hidden rows
+  // of visible_stride_ bytes), zero-padded; one scale for both.
   std::vector<int8_t> qw_, qwt_;
+  size_t visible_stride_ = 0, hidden_stride_ = 0;
   float w_scale_ = 0.0f;
 };
 

@@ -9,6 +9,7 @@ void CoverIndex::Reset() {
   len_.clear();
   link_.clear();
   next_ = FlatMap<State>();
+  root_.clear();
   NewState(0, kDead);
   last_ = kRoot;
 }
@@ -20,6 +21,15 @@ CoverIndex::State CoverIndex::NewState(uint32_t len, State link) {
 }
 
 void CoverIndex::Append(uint32_t c) {
+  Extend(c);
+  // Extend changes only transitions on c (added from the states on the suffix path, or
+  // redirected to a clone), so the root's other entries stay right.
+  if (root_.size() <= c) root_.resize(c + 1, kDead);
+  const State* to = next_.Find(Key(kRoot, c));
+  root_[c] = to != nullptr ? *to : kDead;
+}
+
+void CoverIndex::Extend(uint32_t c) {
   assert(c < kMaxTokens);
   token_limit_ = std::max(token_limit_, c + 1);
   // A generalised suffix automaton: when the run last+c already exists (the same prefix seen in

@@ -35,6 +35,7 @@ class CoverIndex {
   // The state after `token` from `s`; kDead when no training run continues that way (always for
   // s == kDead).
   State Step(State s, uint32_t token) const {
+    if (s == kRoot) return token < root_.size() ? root_[token] : kDead;
     if (s == kDead || token >= kMaxTokens) return kDead;
     const uint32_t* t = next_.Find(Key(s, token));
     return t ? *t : kDead;
@@ -49,11 +50,16 @@ class CoverIndex {
     return (static_cast<uint64_t>(s) + 1) << 13 | token;
   }
   void Reset();
+  void Extend(uint32_t token);  // Append without the root_ refresh
   State NewState(uint32_t len, State link);
 
   std::vector<uint32_t> len_;  // longest run ending in each state
   std::vector<State> link_;    // suffix link (kDead for the root)
   FlatMap<State> next_;        // (state, token) -> state
+  // The root's transitions again, indexed by token (kDead: none): every segment of a covering
+  // starts here, so a stream that breaks often would otherwise pay a probe of next_ (a cache
+  // miss in a table of millions of slots) twice per break. Kept equal to next_ by Append.
+  std::vector<State> root_;
   State last_ = kRoot;
   uint32_t token_limit_ = 0;
 };

@@ -147,6 +147,13 @@ std::unique_ptr<StreamScorer> CoverModel::NewStream(std::string_view) const {
   return std::make_unique<CoverStream>(*this);
 }
 
+core::Result<core::Verdict> CoverModel::Score(const FeatureView& request) const {
+  if (request.syscalls.empty() && !request.values.empty()) return Model::Score(request);
+  CoverStream stream(*this);
+  stream.ObserveSyscalls(request.arch, request.syscalls);
+  return stream.Current();
+}
+
 double CoverModel::RawScore(core::Arch arch, std::span<const int32_t> syscalls) const {
   return CoverScore(index_, Tokens(vocab_, arch, syscalls));
 }

@@ -55,6 +55,8 @@ class CoverModel final : public Model {
   const std::string& name() const override { return options_.name; }
   const std::string& version() const override { return options_.version; }
   std::unique_ptr<StreamScorer> NewStream(std::string_view subject) const override;
+  // As Model::Score, with the stream on the stack instead of the heap.
+  core::Result<core::Verdict> Score(const FeatureView& request) const override;
 
   // Segments per call of a whole trace.
   double RawScore(core::Arch arch, std::span<const int32_t> syscalls) const;

@@ -249,6 +249,13 @@ std::unique_ptr<StreamScorer> SequenceModel::NewStream(std::string_view subject)
   return std::make_unique<SequenceStream>(*this, SubjectFor(subject));
 }
 
+core::Result<core::Verdict> SequenceModel::Score(const FeatureView& request) const {
+  if (request.syscalls.empty() && !request.values.empty()) return Model::Score(request);
+  SequenceStream stream(*this, SubjectFor(request.subject));
+  stream.ObserveSyscalls(request.arch, request.syscalls);
+  return stream.Current();
+}
+
 double SequenceModel::RawScore(std::string_view subject, core::Arch arch,
                                std::span<const int32_t> syscalls) const {
   const std::vector<Token> t = Tokenize(*this, arch, syscalls);

@@ -71,6 +71,8 @@ class SequenceModel final : public Model {
   const std::string& name() const override { return options_.name; }
   const std::string& version() const override { return options_.version; }
   std::unique_ptr<StreamScorer> NewStream(std::string_view subject) const override;
+  // As Model::Score, with the stream on the stack instead of the heap.
+  core::Result<core::Verdict> Score(const FeatureView& request) const override;
 
   // Mean surprisal of a whole trace under `subject`'s model (bits per system call).
   double RawScore(std::string_view subject, core::Arch arch, std::span<const int32_t> syscalls) const;

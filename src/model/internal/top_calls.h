@@ -38,6 +38,7 @@ class TopCalls {
 
   // Appends "call call ... call" with its surprisal (bits) as weight, most surprising first.
   void AppendTo(std::vector<core::Evidence>* out) const {
+    out->reserve(out->size() + top_.size());
     for (const Entry& t : top_) {
       if (t.n == 0) break;
       std::string what;

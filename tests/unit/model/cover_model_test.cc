@@ -75,6 +75,38 @@ TEST(CoverIndexTest, GreedyCoveringOfKnownCorpus) {
   EXPECT_DOUBLE_EQ(CoverScore(index, std::vector<uint32_t>{}), 0.0);
 }
 
+// Many random sequences over four letters (states split into clones again and again, and the
+// root's transitions are redirected to them): a string is one walk from the root exactly when
+// it occurs inside one of the sequences, checked for every string of up to five letters.
+TEST(CoverIndexTest, WalksFromTheRootMatchSubstringsOfRandomCorpus) {
+  std::mt19937_64 rng(7);
+  std::vector<std::string> corpus(40);
+  for (std::string& s : corpus) {
+    s.resize(3 + rng() % 12);
+    for (char& c : s) c = static_cast<char>('a' + rng() % (1 + rng() % 4));
+  }
+  const CoverIndex index = IndexOf(corpus);
+  size_t found = 0, dead = 0;
+  std::vector<std::string> level = {""};
+  for (int len = 1; len <= 5; ++len) {
+    std::vector<std::string> next;
+    for (const std::string& p : level) {
+      for (char c = 'a'; c <= 'e'; ++c) next.push_back(p + c);
+    }
+    for (const std::string& q : next) {
+      bool occurs = false;
+      for (const std::string& s : corpus) occurs = occurs || s.find(q) != std::string::npos;
+      CoverIndex::State st = CoverIndex::kRoot;
+      for (char c : q) st = index.Step(st, static_cast<uint32_t>(c - 'a'));
+      EXPECT_EQ(st != CoverIndex::kDead, occurs) << q;
+      ++(occurs ? found : dead);
+    }
+    level = std::move(next);
+  }
+  EXPECT_GT(found, 100u);
+  EXPECT_GT(dead, 100u);
+}
+
 TEST(CoverIndexTest, RepeatedPrefixesShareStates) {
   // The second and third sequences repeat a prefix of the first: a generalised automaton adds
   // no state for them and still finds every run.
@@ -146,6 +178,12 @@ TEST_F(CoverModelTest, StreamMatchesWholeTraceScoreAndEventsAreCounted) {
   const core::Verdict v = Score(model(), {kOpen, kRead, 9999, kClose});
   EXPECT_EQ(v.events, 4u);
   EXPECT_TRUE(v.anomalous);
+}
+
+TEST_F(CoverModelTest, ScoringARequestEqualsAStream) {
+  ExpectRequestMatchesStream(model(), AttackTrace());
+  ExpectRequestMatchesStream(model(), (*traces_)[3].syscalls);
+  ExpectRequestMatchesStream(model(), {kOpen, kRead, 9999, kClose});
 }
 
 TEST_F(CoverModelTest, SaveLoadGivesIdenticalScores) {

@@ -142,6 +142,12 @@ TEST_F(SequenceModelTest, FileRoundTripGivesIdenticalVerdicts) {
   EXPECT_EQ(m2.ToFile({}).payload, file.payload);  // the payload is canonical
 }
 
+TEST_F(SequenceModelTest, ScoringARequestEqualsAStream) {
+  ExpectRequestMatchesStream(*model_, AttackTrace());
+  ExpectRequestMatchesStream(*model_, (*traces_)[3].syscalls);
+  ExpectRequestMatchesStream(*model_, {kClose, kClose, 1, 2});
+}
+
 TEST(SequenceModelSubjectsTest, PerProgramModelWhenEnoughTraces) {
   std::vector<TrainingTrace> traces = Corpus(25, "sshd", 2);
   for (auto& t : traces) {  // sshd writes much more than the others

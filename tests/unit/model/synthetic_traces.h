@@ -57,6 +57,26 @@ inline core::Verdict Score(const Model& m, const std::vector<int32_t>& s) {
   return stream->Current();
 }
 
+// Model::Score on the window `s` gives the verdict a new stream fed `s` gives, field by field
+// (families override Score to keep the stream off the heap).
+inline void ExpectRequestMatchesStream(const Model& m, const std::vector<int32_t>& s) {
+  const core::Verdict want = Score(m, s);
+  auto got = m.Score({"", core::Arch::kI386, s, {}});
+  ASSERT_TRUE(got.has_value()) << got.error().ToString();
+  EXPECT_EQ(got->score, want.score);
+  EXPECT_EQ(got->anomalous, want.anomalous);
+  EXPECT_EQ(got->events, want.events);
+  EXPECT_EQ(got->subject, want.subject);
+  EXPECT_EQ(got->model_name, want.model_name);
+  ASSERT_EQ(got->explanation.size(), want.explanation.size());
+  for (size_t i = 0; i < want.explanation.size(); ++i) {
+    EXPECT_EQ(got->explanation[i].what, want.explanation[i].what);
+    EXPECT_EQ(got->explanation[i].weight, want.explanation[i].weight);
+  }
+  const std::vector<float> x = {0.5f};
+  EXPECT_FALSE(m.Score({"", core::Arch::kI386, {}, x}).has_value());  // vectors are refused
+}
+
 // A new stream of `m` fed `t` one kSyscall event at a time, then one event of another kind
 // (which the stream families ignore).
 inline std::unique_ptr<StreamScorer> StreamOfEvents(const Model& m, const std::vector<int32_t>& t) {
