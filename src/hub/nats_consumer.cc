@@ -11,26 +11,18 @@ namespace vigil::hub {
 
 NatsConsumer::NatsConsumer(NatsConsumerOptions options, Store& store, const core::Clock& clock,
                            core::Registry& registry)
-    : options_(std::move(options)), store_(store), clock_(clock) {
-  const char* kMessages = "Messages taken from the NATS stream, by outcome";
-  const char* kErrors = "Failed NATS operations, by operation";
-  auto counter = [&](const char* name, const char* help, const core::Labels& labels,
-                     core::Counter** out) {
-    auto c = registry.GetCounter(name, help, labels);
-    if (c.has_value()) {
-      *out = *c;
-    } else if (init_.ok()) {
-      init_ = c.error();
-    }
-  };
-  counter("vigil_hub_nats_messages_total", kMessages, {{"result", "stored"}}, &stored_);
-  counter("vigil_hub_nats_messages_total", kMessages, {{"result", "duplicate"}}, &duplicate_);
-  counter("vigil_hub_nats_messages_total", kMessages, {{"result", "malformed"}}, &malformed_);
-  counter("vigil_hub_nats_messages_total", kMessages, {{"result", "retried"}}, &retried_);
-  counter("vigil_hub_nats_errors_total", kErrors, {{"op", "connect"}}, &connect_errors_);
-  counter("vigil_hub_nats_errors_total", kErrors, {{"op", "fetch"}}, &fetch_errors_);
-  counter("vigil_hub_nats_errors_total", kErrors, {{"op", "ack"}}, &ack_errors_);
-  counter("vigil_hub_findings_total", "Findings stored", {}, &findings_);
+    : options_(std::move(options)),
+      store_(store),
+      clock_(clock),
+      counters_(registry, "vigil_hub_nats", "Messages taken from the NATS stream, by outcome",
+                "Failed NATS operations, by operation"),
+      init_(counters_.status) {
+  auto f = registry.GetCounter("vigil_hub_findings_total", "Findings stored", {});
+  if (f.has_value()) {
+    findings_ = *f;
+  } else if (init_.ok()) {
+    init_ = f.error();
+  }
   auto g = registry.GetGauge("vigil_hub_nats_connected",
                              "1 while the hub is bound to its NATS JetStream consumer");
   if (g.has_value()) {
@@ -48,8 +40,8 @@ core::Status NatsConsumer::Start() {
   h.name = "nats consumer";
   h.log_prefix = "hub: nats";
   h.kind = "findings";
-  h.connect_errors = connect_errors_;
-  h.fetch_errors = fetch_errors_;
+  h.connect_errors = counters_.connect_errors;
+  h.fetch_errors = counters_.fetch_errors;
   h.on_connected = [this](bool c) { connected_gauge_->Set(c ? 1 : 0); };
   h.handle = [this](std::vector<pipeline::JetStreamMessage>& batch) { HandleBatch(batch); };
   return loop_.Start(options_, std::move(h));
@@ -57,22 +49,12 @@ core::Status NatsConsumer::Start() {
 
 void NatsConsumer::Stop() { loop_.Stop(); }
 
-NatsConsumerCounts NatsConsumer::Counts() const {
-  NatsConsumerCounts c;
-  c.stored = stored_->Value();
-  c.duplicate = duplicate_->Value();
-  c.malformed = malformed_->Value();
-  c.retried = retried_->Value();
-  c.connect_errors = connect_errors_->Value();
-  c.fetch_errors = fetch_errors_->Value();
-  c.ack_errors = ack_errors_->Value();
-  return c;
-}
+NatsConsumerCounts NatsConsumer::Counts() const { return counters_.Read(); }
 
 void NatsConsumer::HandleBatch(std::vector<pipeline::JetStreamMessage>& batch) {
   auto settle = [this](core::Status st) {
     if (!st.ok()) {
-      ack_errors_->Inc();
+      counters_.ack_errors->Inc();
       spdlog::warn("hub: nats: {}", st.message());
     }
   };
@@ -83,7 +65,7 @@ void NatsConsumer::HandleBatch(std::vector<pipeline::JetStreamMessage>& batch) {
   for (pipeline::JetStreamMessage& m : batch) {
     auto msg = Parse(m);
     if (!msg.has_value()) {
-      malformed_->Inc();
+      counters_.malformed->Inc();
       spdlog::error("hub: nats: message on {} (stream sequence {}) refused: {}; terminated",
                     m.subject(), m.stream_seq(), msg.error().message());
       settle(m.Term());
@@ -105,7 +87,7 @@ void NatsConsumer::HandleBatch(std::vector<pipeline::JetStreamMessage>& batch) {
         Settled(msgs[i], *one, *from[i], /*confirm=*/true);
         continue;
       }
-      retried_->Inc();
+      counters_.retried->Inc();
       spdlog::warn("hub: nats: storing message {} of {} failed: {}; it will be delivered again",
                    msgs[i].message_id, msgs[i].host, one.error().message());
       settle(from[i]->Nak(options_.nak_delay));
@@ -119,7 +101,7 @@ void NatsConsumer::HandleBatch(std::vector<pipeline::JetStreamMessage>& batch) {
         "delivered again",
         msgs.size(), msgs[0].message_id, msgs[0].host, stored.error().message());
     for (pipeline::JetStreamMessage* m : from) {
-      retried_->Inc();
+      counters_.retried->Inc();
       settle(m->Nak(options_.nak_delay));
     }
     return;
@@ -133,11 +115,11 @@ void NatsConsumer::HandleBatch(std::vector<pipeline::JetStreamMessage>& batch) {
 
 void NatsConsumer::Settled(const IngestMessage& msg, const IngestResult& r,
                            pipeline::JetStreamMessage& m, bool confirm) {
-  (r.duplicate ? duplicate_ : stored_)->Inc();
+  (r.duplicate ? counters_.duplicate : counters_.stored)->Inc();
   findings_->Inc(r.findings);
   if (options_.on_stored) options_.on_stored(msg, r);
   if (core::Status st = confirm ? m.Ack(options_.nats.timeout) : m.AckNoWait(); !st.ok()) {
-    ack_errors_->Inc();
+    counters_.ack_errors->Inc();
     spdlog::warn("hub: nats: {} (stored; a redelivery is a duplicate)", st.message());
   }
 }

@@ -62,10 +62,7 @@ struct NatsConsumerOptions : NatsPullOptions {
   std::function<void(const IngestMessage&, const IngestResult&)> on_stored;
 };
 
-struct NatsConsumerCounts {
-  uint64_t stored = 0, duplicate = 0, malformed = 0, retried = 0;
-  uint64_t connect_errors = 0, fetch_errors = 0, ack_errors = 0;
-};
+using NatsConsumerCounts = NatsPullCounts;
 
 class NatsConsumer {
  public:
@@ -99,13 +96,7 @@ class NatsConsumer {
   Store& store_;
   const core::Clock& clock_;
 
-  core::Counter* stored_ = nullptr;
-  core::Counter* duplicate_ = nullptr;
-  core::Counter* malformed_ = nullptr;
-  core::Counter* retried_ = nullptr;
-  core::Counter* connect_errors_ = nullptr;
-  core::Counter* fetch_errors_ = nullptr;
-  core::Counter* ack_errors_ = nullptr;
+  NatsPullCounters counters_;  // vigil_hub_nats_messages_total, vigil_hub_nats_errors_total
   core::Counter* findings_ = nullptr;
   core::Gauge* connected_gauge_ = nullptr;
   core::Status init_;  // non-OK when the counters could not be registered

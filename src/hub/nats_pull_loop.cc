@@ -8,6 +8,40 @@
 
 namespace vigil::hub {
 
+NatsPullCounters::NatsPullCounters(core::Registry& registry, const std::string& prefix,
+                                   const char* messages_help, const char* errors_help) {
+  const std::string messages = prefix + "_messages_total";
+  const std::string errors = prefix + "_errors_total";
+  auto counter = [&](const std::string& name, const char* help, const core::Labels& labels,
+                     core::Counter** out) {
+    auto c = registry.GetCounter(name, help, labels);
+    if (c.has_value()) {
+      *out = *c;
+    } else if (status.ok()) {
+      status = c.error();
+    }
+  };
+  counter(messages, messages_help, {{"result", "stored"}}, &stored);
+  counter(messages, messages_help, {{"result", "duplicate"}}, &duplicate);
+  counter(messages, messages_help, {{"result", "malformed"}}, &malformed);
+  counter(messages, messages_help, {{"result", "retried"}}, &retried);
+  counter(errors, errors_help, {{"op", "connect"}}, &connect_errors);
+  counter(errors, errors_help, {{"op", "fetch"}}, &fetch_errors);
+  counter(errors, errors_help, {{"op", "ack"}}, &ack_errors);
+}
+
+NatsPullCounts NatsPullCounters::Read() const {
+  NatsPullCounts c;
+  c.stored = stored->Value();
+  c.duplicate = duplicate->Value();
+  c.malformed = malformed->Value();
+  c.retried = retried->Value();
+  c.connect_errors = connect_errors->Value();
+  c.fetch_errors = fetch_errors->Value();
+  c.ack_errors = ack_errors->Value();
+  return c;
+}
+
 NatsPullLoop::~NatsPullLoop() { Stop(); }
 
 core::Status NatsPullLoop::Start(const NatsPullOptions& options, NatsPullHooks hooks) {

@@ -31,6 +31,30 @@ struct NatsPullOptions {
   std::chrono::milliseconds retry_max{5000};
 };
 
+// What a consumer counts: its messages by outcome and its failed NATS operations.
+struct NatsPullCounts {
+  uint64_t stored = 0, duplicate = 0, malformed = 0, retried = 0;
+  uint64_t connect_errors = 0, fetch_errors = 0, ack_errors = 0;
+};
+
+// The counters behind NatsPullCounts, registered as `<prefix>_messages_total{result}` and
+// `<prefix>_errors_total{op}`. A counter that could not be registered leaves its pointer null and
+// the first error in `status` (the owner's Start() refuses to run with it).
+struct NatsPullCounters {
+  NatsPullCounters(core::Registry& registry, const std::string& prefix, const char* messages_help,
+                   const char* errors_help);
+  NatsPullCounts Read() const;
+
+  core::Counter* stored = nullptr;
+  core::Counter* duplicate = nullptr;
+  core::Counter* malformed = nullptr;
+  core::Counter* retried = nullptr;
+  core::Counter* connect_errors = nullptr;
+  core::Counter* fetch_errors = nullptr;
+  core::Counter* ack_errors = nullptr;
+  core::Status status;
+};
+
 // What the loop needs from its owner.
 struct NatsPullHooks {
   std::string name;        // for errors: "nats consumer", "nats checkpoint consumer"

@@ -11,40 +11,24 @@ namespace vigil::hub {
 
 NatsCheckpointConsumer::NatsCheckpointConsumer(NatsCheckpointOptions options, CheckpointBook& book,
                                                core::Registry& registry)
-    : options_(std::move(options)), book_(book) {
+    : options_(std::move(options)),
+      book_(book),
+      counters_(registry, "vigil_hub_nats_checkpoint",
+                "Audit checkpoint messages taken from the NATS stream, by outcome",
+                "Failed NATS operations of the checkpoint consumer, by operation") {
   options_.consumer.kind = "checkpoints";
-  const char* kMessages = "Audit checkpoint messages taken from the NATS stream, by outcome";
-  const char* kErrors = "Failed NATS operations of the checkpoint consumer, by operation";
-  auto counter = [&](const char* name, const char* help, const core::Labels& labels,
-                     core::Counter** out) {
-    auto c = registry.GetCounter(name, help, labels);
-    if (c.has_value()) {
-      *out = *c;
-    } else if (init_.ok()) {
-      init_ = c.error();
-    }
-  };
-  const char* kM = "vigil_hub_nats_checkpoint_messages_total";
-  const char* kE = "vigil_hub_nats_checkpoint_errors_total";
-  counter(kM, kMessages, {{"result", "stored"}}, &stored_);
-  counter(kM, kMessages, {{"result", "duplicate"}}, &duplicate_);
-  counter(kM, kMessages, {{"result", "malformed"}}, &malformed_);
-  counter(kM, kMessages, {{"result", "retried"}}, &retried_);
-  counter(kE, kErrors, {{"op", "connect"}}, &connect_errors_);
-  counter(kE, kErrors, {{"op", "fetch"}}, &fetch_errors_);
-  counter(kE, kErrors, {{"op", "ack"}}, &ack_errors_);
 }
 
 NatsCheckpointConsumer::~NatsCheckpointConsumer() { Stop(); }
 
 core::Status NatsCheckpointConsumer::Start() {
-  VIGIL_RETURN_IF_ERROR(init_);
+  VIGIL_RETURN_IF_ERROR(counters_.status);
   NatsPullHooks h;
   h.name = "nats checkpoint consumer";
   h.log_prefix = "hub: nats checkpoints";
   h.kind = "checkpoints";
-  h.connect_errors = connect_errors_;
-  h.fetch_errors = fetch_errors_;
+  h.connect_errors = counters_.connect_errors;
+  h.fetch_errors = counters_.fetch_errors;
   h.handle = [this](std::vector<pipeline::JetStreamMessage>& batch) {
     for (pipeline::JetStreamMessage& m : batch) Handle(m);
   };
@@ -53,22 +37,12 @@ core::Status NatsCheckpointConsumer::Start() {
 
 void NatsCheckpointConsumer::Stop() { loop_.Stop(); }
 
-NatsCheckpointCounts NatsCheckpointConsumer::Counts() const {
-  NatsCheckpointCounts c;
-  c.stored = stored_->Value();
-  c.duplicate = duplicate_->Value();
-  c.malformed = malformed_->Value();
-  c.retried = retried_->Value();
-  c.connect_errors = connect_errors_->Value();
-  c.fetch_errors = fetch_errors_->Value();
-  c.ack_errors = ack_errors_->Value();
-  return c;
-}
+NatsCheckpointCounts NatsCheckpointConsumer::Counts() const { return counters_.Read(); }
 
 void NatsCheckpointConsumer::Handle(pipeline::JetStreamMessage& m) {
   auto settle = [this](core::Status st) {
     if (!st.ok()) {
-      ack_errors_->Inc();
+      counters_.ack_errors->Inc();
       spdlog::warn("hub: nats checkpoints: {}", st.message());
     }
   };
@@ -84,7 +58,7 @@ void NatsCheckpointConsumer::Handle(pipeline::JetStreamMessage& m) {
                               *host + "\"");
   }
   if (!c.has_value()) {
-    malformed_->Inc();
+    counters_.malformed->Inc();
     spdlog::error(
         "hub: nats: checkpoint message on {} (stream sequence {}) refused: {}; "
         "terminated",
@@ -93,12 +67,12 @@ void NatsCheckpointConsumer::Handle(pipeline::JetStreamMessage& m) {
   }
   auto put = book_.Accept(*c);
   if (!put.has_value()) {
-    retried_->Inc();
+    counters_.retried->Inc();
     spdlog::warn("hub: nats: storing checkpoint {} of {} failed: {}; it will be delivered again",
                  c->seq, c->host, put.error().message());
     return settle(m.Nak(options_.nak_delay));
   }
-  (put->duplicate ? duplicate_ : stored_)->Inc();
+  (put->duplicate ? counters_.duplicate : counters_.stored)->Inc();
   settle(m.Ack(options_.nats.timeout));
 }
 

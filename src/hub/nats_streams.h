@@ -39,10 +39,7 @@ struct NatsCheckpointOptions : NatsPullOptions {
   std::chrono::milliseconds nak_delay{1000};
 };
 
-struct NatsCheckpointCounts {
-  uint64_t stored = 0, duplicate = 0, malformed = 0, retried = 0;
-  uint64_t connect_errors = 0, fetch_errors = 0, ack_errors = 0;
-};
+using NatsCheckpointCounts = NatsPullCounts;
 
 class NatsCheckpointConsumer {
  public:
@@ -66,14 +63,8 @@ class NatsCheckpointConsumer {
 
   NatsCheckpointOptions options_;
   CheckpointBook& book_;
-  core::Counter* stored_ = nullptr;
-  core::Counter* duplicate_ = nullptr;
-  core::Counter* malformed_ = nullptr;
-  core::Counter* retried_ = nullptr;
-  core::Counter* connect_errors_ = nullptr;
-  core::Counter* fetch_errors_ = nullptr;
-  core::Counter* ack_errors_ = nullptr;
-  core::Status init_;
+  // vigil_hub_nats_checkpoint_messages_total, vigil_hub_nats_checkpoint_errors_total
+  NatsPullCounters counters_;
 
   NatsPullLoop loop_;
 };

@@ -485,6 +485,13 @@ TEST(GateModelTest, HangingModelGetsTheRuleFallbackWithinTheDeadlineThroughTheBr
                   ge.source.get(), &stats, &out);
   // Every connect got the rule's fallback (deny), decided by the gate before the deadline: the
   // engine gave up at its budget, then (after 5 misses) the open breaker answered at once.
+  SCOPED_TRACE("gate: model_fallbacks " + std::to_string(stats.model_fallbacks) +
+               ", deadline_fallbacks " + std::to_string(stats.deadline_fallbacks) + ", denied " +
+               std::to_string(stats.denied) + ", late " + std::to_string(stats.late) +
+               "; engine: breaker opened " + std::to_string(ge.engine->breaker().opened()) +
+               ", breaker-open fallbacks " +
+               std::to_string(ge.engine->fallbacks(model::FallbackReason::kBreakerOpen)) +
+               "; probe output:\n" + out);
   std::istringstream lines(out);
   std::string line;
   int calls = 0;
