@@ -25,20 +25,8 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using vigil::e2e::ReadAll;
+using vigil::e2e::SpawnOpener;
 using vigil::e2e::WaitFor;
-
-// A process that opens `trigger` every 50 ms until killed.
-pid_t SpawnOpener(const fs::path& trigger) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    for (;;) {
-      const int fd = open(trigger.c_str(), O_RDONLY);
-      if (fd >= 0) close(fd);
-      usleep(50'000);
-    }
-  }
-  return pid;
-}
 
 class AgentGrpcE2eTest : public ::testing::Test {
  protected:

@@ -3,6 +3,7 @@
 // Running the vigil binary from an end-to-end test the way a user does: through the shell,
 // with stdout and stderr captured to files in the test's own folder.
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -114,6 +115,20 @@ inline Background StartVigil(const std::vector<std::string>& args, const std::fi
   b.pid = -1;
   b.error = "vigil did not get ready: " + ReadAll(err);
   return b;
+}
+
+// A process that opens `trigger` every 50 ms until it is killed (something for a live agent to
+// see); the caller kills and reaps it.
+inline pid_t SpawnOpener(const std::filesystem::path& trigger) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    for (;;) {
+      const int fd = open(trigger.c_str(), O_RDONLY);
+      if (fd >= 0) close(fd);
+      usleep(50'000);
+    }
+  }
+  return pid;
 }
 
 // SIGTERM to a StartVigil process; its exit code, or -1 when it did not exit by itself within

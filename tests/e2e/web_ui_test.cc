@@ -30,20 +30,8 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using vigil::e2e::ReadAll;
+using vigil::e2e::SpawnOpener;
 using vigil::e2e::WaitFor;
-
-// A process that opens `trigger` every 50 ms until it is killed.
-pid_t SpawnOpener(const fs::path& trigger) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    for (;;) {
-      const int fd = open(trigger.c_str(), O_RDONLY);
-      if (fd >= 0) close(fd);
-      usleep(50'000);
-    }
-  }
-  return pid;
-}
 
 // One model verdict and one rule decision about process "worker" (pid 4242) on web-1.
 std::string Findings() {
@@ -129,6 +117,9 @@ TEST(WebUiE2eTest, LogsInAdjudicatesAndApprovesAnEscalationAnAgentWaitsOn) {
   r = vigil("hub token --role viewer --subject test --ttl 1h" + state);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const httplib::Headers as_viewer{{"Authorization", "Bearer " + r.out.substr(0, r.out.find('\n'))}};
+  r = vigil("hub token --role admin --subject test --ttl 1h" + state);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const httplib::Headers as_admin{{"Authorization", "Bearer " + r.out.substr(0, r.out.find('\n'))}};
 
   at("the hub starts");
   vigil::e2e::WebHub hub;
@@ -168,6 +159,23 @@ TEST(WebUiE2eTest, LogsInAdjudicatesAndApprovesAnEscalationAnAgentWaitsOn) {
                       std::chrono::seconds(40)))
       << ReadAll(agent_err);
   at("the agent detects");
+  // The agent registered while it learned; the hub shows it in enforce mode from its next
+  // heartbeat (every 10 s), which the browser's agent page checks.
+  std::string agents_seen;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto got = http.Get("/v1/agents", as_admin);
+        if (!got || got->status != 200) return false;
+        agents_seen = got->body;
+        const json list = json::parse(got->body, nullptr, false);
+        if (!list.is_object() || !list["agents"].is_array()) return false;
+        for (const json& a : list["agents"]) {
+          if (a.value("host", "") == "web-1" && a.value("mode", "") == "enforce") return true;
+        }
+        return false;
+      },
+      std::chrono::seconds(40)))
+      << agents_seen << ReadAll(agent_err);
   const pid_t opener = SpawnOpener(trigger);
   reaper.pids.push_back(opener);
 
