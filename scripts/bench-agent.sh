@@ -9,7 +9,11 @@
 #      makes here, for the 1 M events/s target);
 #   3. the agent's RSS with VIGIL_BENCH_PROCS (default 1000) live idle processes;
 #   4. redis-benchmark against a loopback redis-server, without/with the agent (skipped with a
-#      message when redis cannot be installed).
+#      message when redis cannot be installed);
+#   5. a compile of a C project: GNU binutils' C libraries (libiberty, zlib, libsframe, bfd) from
+#      Debian's binutils-source, configured once, then cleaned and rebuilt with
+#      `make -j$(nproc) all-bfd`, timed without/with the agent (skipped with a message when
+#      binutils-source cannot be installed).
 # It ends with a table of medians, ratios taken within each repetition, and the targets.
 #
 # Usage: scripts/bench-agent.sh
@@ -21,14 +25,16 @@
 #   VIGIL_BENCH_PROCS         idle processes for the RSS test (default 1000; 0 skips it)
 #   VIGIL_BENCH_SETTLE        seconds the agent runs with them before RSS is read (default 20)
 #   VIGIL_BENCH_REDIS         redis-benchmark requests per test (default 200000; 0 skips redis)
-#   VIGIL_BENCH_SECTIONS      which measurements to run (default "loops rss redis")
+#   VIGIL_BENCH_SYSCALL_STREAM  the agent's agent.syscall_stream (default true: the embedded
+#                             default, the full per-call stream; false: typed events only)
+#   VIGIL_BENCH_SECTIONS      which measurements to run (default "loops rss redis compile")
 #   VIGIL_BIN                 a prebuilt vigil binary: skips install-deps and the build
 #   VIGIL_BENCH_BEFORE_BIN    another vigil binary (e.g. a build of the previous commit): adds
 #                             the phase "before" (that binary, learning) to every repetition, so
 #                             before/after are measured in the same run against the same baseline
 #                             (phases run in the given order on odd repetitions, reversed on even)
 #   VIGIL_BENCH_OUT           where binaries and results go (default build/release/bench-agent)
-# Needs root (the eBPF sensor). Every process it starts (agents, idle processes, redis-server) is
+# Needs root (the eBPF sensor). Every process it starts (agents, idle processes, redis-server, make) is
 # stopped on exit, also on error or Ctrl-C; each agent gets its own state dir in a temp dir.
 # Figures are measurements, not pass/fail: the exit status is non-zero only when a build, a
 # load generator or the agent fails.
@@ -50,7 +56,7 @@ gp_count=${VIGIL_BENCH_GETPPID:-5000000}
 nprocs=${VIGIL_BENCH_PROCS:-1000}
 settle=${VIGIL_BENCH_SETTLE:-20}
 redis_n=${VIGIL_BENCH_REDIS:-200000}
-sections=${VIGIL_BENCH_SECTIONS:-"loops rss redis"}
+sections=${VIGIL_BENCH_SECTIONS:-"loops rss redis compile"}
 out=${VIGIL_BENCH_OUT:-$repo/build/release/bench-agent}
 
 if [[ $(id -u) -ne 0 ]]; then
@@ -108,10 +114,15 @@ record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$results"; }  # rep 
 # An explicit config, so that a /etc/vigil/vigil.yaml on this host cannot change the event set.
 # Everything else keeps the embedded defaults: full syscall stream, every typed event, 4 MiB ring
 # buffer, queue 4096 per worker with backpressure `block`, 2 workers.
-cat >"$tmp/vigil.yaml" <<'EOF'
+syscall_stream=${VIGIL_BENCH_SYSCALL_STREAM:-true}
+[[ $syscall_stream == true || $syscall_stream == false ]] ||
+  { echo "bench-agent: VIGIL_BENCH_SYSCALL_STREAM must be true or false, not '$syscall_stream'" >&2; exit 2; }
+cat >"$tmp/vigil.yaml" <<EOF
 log:
   level: info
 sinks: []
+agent:
+  syscall_stream: $syscall_stream
 EOF
 
 # --- the agent ---------------------------------------------------------------------------------
@@ -265,7 +276,7 @@ start_phase() {  # start_phase PHASE REP
   fi
 }
 
-echo "== conditions: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)," \
+echo "== conditions: $(nproc) cores, agent.syscall_stream $syscall_stream, load average $(cut -d' ' -f1-3 /proc/loadavg)," \
   "other vigil processes: $(pgrep -c -x vigil || true)"
 record 0 - loadavg_start "$(cut -d' ' -f1 /proc/loadavg)"
 
@@ -388,18 +399,76 @@ if [[ -z $redis_skip ]]; then
   wait "$redis_pid" 2>/dev/null || true
   forget "$redis_pid"
 fi
+# --- 5: a compile of a C project ----------------------------------------------------------------
+# GNU binutils' sources come with Debian (binutils-source: /usr/src/binutils/binutils-*.tar.xz).
+# The tree is unpacked and configured, and built once, outside the timed runs; every timed run
+# cleans the C library part of binutils (libiberty, zlib, libsframe, bfd: about 200 C files;
+# untimed) and builds it again with `make -j$(nproc) all-bfd` (timed, wall clock).
+compile_skip=''
+compile_tar=''
+if [[ $sections == *compile* ]]; then
+  compile_tar=$(ls /usr/src/binutils/binutils-*.tar.xz 2>/dev/null | head -1 || true)
+  if [[ -z $compile_tar ]]; then
+    echo "== installing binutils-source (Debian) for the compile benchmark"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends binutils-source \
+      >"$tmp/apt-compile.log" 2>&1 || true
+    compile_tar=$(ls /usr/src/binutils/binutils-*.tar.xz 2>/dev/null | head -1 || true)
+  fi
+  [[ -n $compile_tar ]] ||
+    compile_skip="binutils-source unavailable (apt-get install binutils-source failed)"
+else
+  compile_skip="not in VIGIL_BENCH_SECTIONS"
+fi
+if [[ -z $compile_skip ]]; then
+  echo "== compile: unpacking, configuring and building $(basename "$compile_tar") once (untimed)"
+  mkdir -p "$tmp/compile/build"
+  tar -C "$tmp/compile" -xf "$compile_tar"
+  compile_src=$(ls -d "$tmp"/compile/binutils-*/)
+  compile_dirs=(bfd libiberty zlib libsframe)
+  if ! (cd "$tmp/compile/build" && "$compile_src/configure" --disable-nls --disable-werror \
+          --disable-gdb --disable-gdbserver --disable-gprofng --disable-gold --disable-sim \
+          --disable-readline --disable-libdecnumber &&
+        make -j"$(nproc)" all-bfd) >"$tmp/compile.log" 2>&1; then
+    echo "bench-agent: configuring or building binutils failed; the last lines of its log:" >&2
+    tail -20 "$tmp/compile.log" >&2
+    exit 1
+  fi
+  # compile REP PHASE: one timed build, recorded as compile.s (exits when the build fails)
+  compile() {
+    local t0 t1
+    make -C "$tmp/compile/build" "${compile_dirs[@]/#/clean-}" >/dev/null 2>&1
+    t0=$(date +%s.%N)
+    if ! make -C "$tmp/compile/build" -j"$(nproc)" all-bfd >"$tmp/compile.log" 2>&1; then
+      echo "bench-agent: building binutils' bfd failed; the last lines of its log:" >&2
+      tail -20 "$tmp/compile.log" >&2
+      exit 1
+    fi
+    t1=$(date +%s.%N)
+    record "$1" "$2" compile.s "$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')"
+  }
+  for rep in $(seq "$reps"); do
+    echo "== compile, repetition $rep/$reps: make -j$(nproc) all-bfd (binutils)"
+    compile "$rep" none
+    for phase in $(phase_order "$rep"); do
+      start_phase "$phase" "compile-$rep"
+      compile "$rep" "$phase"
+      agent_stop
+    done
+  done
+fi
 record 0 - loadavg_end "$(cut -d' ' -f1 /proc/loadavg)"
 record 0 - agent_stops "$agent_stops"
 record 0 - agent_clean_stops "$agent_clean"
 
 # --- summary -----------------------------------------------------------------------------------
 python3 - "$results" "$reps" "$phases" "$redis_skip" "$oc_count" "$gp_count" "$nprocs" \
-  "$settle" <<'PY'
+  "$settle" "$compile_skip" <<'PY'
 import collections
+import os
 import statistics
 import sys
 
-path, reps, phases, redis_skip, oc, gp, nprocs, settle = sys.argv[1:]
+path, reps, phases, redis_skip, oc, gp, nprocs, settle, compile_skip = sys.argv[1:]
 phases = phases.split()
 v = collections.defaultdict(dict)  # (phase, key) -> {rep: value}
 text = {}
@@ -482,6 +551,7 @@ if "before" in phases and "learning" in phases:
                       ("getppid2.events_per_s", "events/s (two getppid loops)"),
                       ("getppid2.cpu_ns_per_event", "agent CPU per event (two loops)"),
                       ("redis.set_rps", "redis SET req/s"), ("redis.get_rps", "redis GET req/s"),
+                      ("compile.s", "binutils all-bfd make seconds"),
                       ("rss_procs_mb", "RSS with processes")):
         r = pair("learning", "before", key)
         if r:
@@ -507,12 +577,26 @@ else:
                       f"[{r[1]:.3f}..{r[2]:.3f}])", end="")
         print()
 
+if compile_skip:
+    print(f"\ncompile of a C project: SKIPPED ({compile_skip})")
+else:
+    print(f"\ncompile of a C project (binutils' bfd and the libraries it needs, "
+          f"make -j{os.cpu_count()} all-bfd): seconds")
+    print(f"  without {med('none', 'compile.s'):.2f} s", end="")
+    for p in phases:
+        r = ratio(p, "compile.s")
+        if r:
+            print(f"; {p} {med(p, 'compile.s'):.2f} s (slowdown {r[0]:.3f}x "
+                  f"[{r[1]:.3f}..{r[2]:.3f}])", end="")
+    print()
+
 print("\n== targets (issue 3)")
 for p in phases:
     r = ratio(p, "openclose.ns")
     if r:
         print(f"  open/close slowdown <= 1.4x ({p}): {r[0]:.2f}x  {verdict(r[0] <= 1.4)}")
-    for loop, what in (("openclose", "open/close"), ("getppid2", "two getppid loops")):
+    for loop, what in (("openclose", "open/close"), ("getppid", "one getppid loop"),
+                       ("getppid2", "two getppid loops")):
         eps, loss = med(p, f"{loop}.events_per_s"), med(p, f"{loop}.loss_pct")
         if eps is not None:
             print(f"  >= 1M events/s with < 0.1% loss, {what} ({p}): {si(eps)}/s, "
@@ -528,6 +612,9 @@ for p in phases:
         if r:
             print(f"  redis-benchmark {t.upper()} slowdown <= 5% ({p}): {100 * (r[0] - 1):.1f}%  "
                   f"{verdict(r[0] <= 1.05)}")
+    r = ratio(p, "compile.s")
+    if r:
+        print(f"  compile slowdown <= 5% ({p}): {100 * (r[0] - 1):.1f}%  {verdict(r[0] <= 1.05)}")
 print(f"\nagent stops: {v[('-', 'agent_clean_stops')]['0']:.0f} of "
       f"{v[('-', 'agent_stops')]['0']:.0f} clean on SIGTERM (exit 0 with its summary line); the "
       "rest were killed by the signal (exit 143)")
