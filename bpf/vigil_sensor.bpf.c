@@ -2,8 +2,11 @@
 // Vigil's live sensor: the system call stream (raw_syscalls sys_exit; every completed call with
 // its return value, gathered per CPU into batches of one thread's calls), process
 // lifecycle (sched_process_exec/fork/exit) and typed records with arguments for
-// security-relevant calls. Only tp_btf programs: they attach without tracefs and read kernel
-// structures directly. Records and maps: abi/vigil_events.h; docs/ebpf-sensor.md.
+// security-relevant calls. The stream and the lifecycle are tp_btf programs: they attach without
+// tracefs and read kernel structures directly. With the stream off, the typed records come from
+// one small program per typed call on the syscalls/sys_exit_<call> tracepoints instead, so that
+// no program runs on the other calls (docs/ebpf-sensor.md, "Typed records without the stream").
+// Records and maps: abi/vigil_events.h; docs/ebpf-sensor.md.
 #include "vmlinux.h"
 
 #include <bpf/bpf_core_read.h>
@@ -622,7 +625,7 @@ int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret) {
     return 0;
   }
   __u32 bit = typed_bit(nr);
-  if ((bit & cfg->typed_mask) && !(bit == VIGIL_TYPED_EXECVE && ret == 0)) {
+  if ((bit & cfg->typed_mask) && !cfg->typed_per_call && !(bit == VIGIL_TYPED_EXECVE && ret == 0)) {
     struct who w;
     get_who(&w, pid_tgid);
     if (admit(cfg, &w)) emit_typed(&w, nr, regs, ret);
@@ -772,3 +775,64 @@ int BPF_PROG(vigil_sched_exit, struct task_struct *task) {
   submit(e, sizeof(*e));
   return 0;
 }
+
+// --- Typed records without the stream --------------------------------------------------------
+// A program attached to the raw sys_exit tracepoint runs on every system call: on this kind of
+// machine that costs about 90 ns per call even for an empty program. With the stream off the
+// loader attaches these instead, one per typed call on its own syscalls/sys_exit_<call>
+// tracepoint (the kernel tests a bitmap and runs nothing for the other calls), and sets
+// typed_per_call so that exactly one of the two paths sends each record while both are attached
+// during a switch. The arguments are read from the registers saved at entry, as in sys_exit.
+static __always_inline int typed_exit(long nr, long ret) {
+  __u64 pid_tgid = bpf_get_current_pid_tgid();
+  if ((__u32)(pid_tgid >> 32) == agent_tgid) return 0;
+  struct vigil_config *cfg = get_config();
+  if (!cfg || !cfg->typed_per_call) return 0;
+  __u32 bit = typed_bit(nr);
+  if (!(bit & cfg->typed_mask) || (bit == VIGIL_TYPED_EXECVE && ret == 0)) return 0;
+  struct task_struct *task = bpf_get_current_task_btf();
+  if (in_compat_call(task)) return 0;  // i386 numbering: its own tracepoints, no typed records
+  struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+  if (!regs) return 0;
+  struct who w;
+  get_who(&w, pid_tgid);
+  if (admit(cfg, &w)) emit_typed(&w, nr, regs, ret);
+  return 0;
+}
+
+#define VIGIL_TYPED_EXIT(call, nr)                                                 \
+  SEC("tracepoint/syscalls/sys_exit_" #call)                                     \
+  int vigil_exit_##call(struct trace_event_raw_sys_exit *ctx) {                  \
+    return typed_exit(nr, ctx->ret);                                             \
+  }
+
+VIGIL_TYPED_EXIT(execve, NR_EXECVE)
+VIGIL_TYPED_EXIT(execveat, NR_EXECVEAT)
+VIGIL_TYPED_EXIT(open, NR_OPEN)
+VIGIL_TYPED_EXIT(openat, NR_OPENAT)
+VIGIL_TYPED_EXIT(openat2, NR_OPENAT2)
+VIGIL_TYPED_EXIT(unlink, NR_UNLINK)
+VIGIL_TYPED_EXIT(unlinkat, NR_UNLINKAT)
+VIGIL_TYPED_EXIT(rename, NR_RENAME)
+VIGIL_TYPED_EXIT(renameat, NR_RENAMEAT)
+VIGIL_TYPED_EXIT(renameat2, NR_RENAMEAT2)
+VIGIL_TYPED_EXIT(link, NR_LINK)
+VIGIL_TYPED_EXIT(linkat, NR_LINKAT)
+VIGIL_TYPED_EXIT(symlink, NR_SYMLINK)
+VIGIL_TYPED_EXIT(symlinkat, NR_SYMLINKAT)
+VIGIL_TYPED_EXIT(socket, NR_SOCKET)
+VIGIL_TYPED_EXIT(connect, NR_CONNECT)
+VIGIL_TYPED_EXIT(accept, NR_ACCEPT)
+VIGIL_TYPED_EXIT(accept4, NR_ACCEPT4)
+VIGIL_TYPED_EXIT(bind, NR_BIND)
+VIGIL_TYPED_EXIT(setuid, NR_SETUID)
+VIGIL_TYPED_EXIT(setgid, NR_SETGID)
+VIGIL_TYPED_EXIT(setreuid, NR_SETREUID)
+VIGIL_TYPED_EXIT(setregid, NR_SETREGID)
+VIGIL_TYPED_EXIT(setresuid, NR_SETRESUID)
+VIGIL_TYPED_EXIT(setresgid, NR_SETRESGID)
+VIGIL_TYPED_EXIT(setfsuid, NR_SETFSUID)
+VIGIL_TYPED_EXIT(setfsgid, NR_SETFSGID)
+VIGIL_TYPED_EXIT(ptrace, NR_PTRACE)
+VIGIL_TYPED_EXIT(mount, NR_MOUNT)
+VIGIL_TYPED_EXIT(umount, NR_UMOUNT2)

@@ -89,6 +89,8 @@ struct vigil_config {
   __u32 typed_mask;     /* enum vigil_typed_bit */
   __u32 filter_flags;   /* enum vigil_filter_flag */
   __u32 generation;     /* changed by every rewrite: cached filter decisions are redone */
+  __u32 typed_per_call; /* non-zero: typed records come from the per-call tracepoint programs
+                         * (syscalls/sys_exit_<call>) and the raw sys_exit program sends none */
 };
 
 /* Key of the filter_comm map: the task's comm, NUL-padded. */

@@ -77,7 +77,7 @@ static_assert(sizeof(vigil_file_event) == 592);
 static_assert(sizeof(vigil_net_event) == 96);
 static_assert(sizeof(vigil_cred_event) == 104);
 static_assert(sizeof(vigil_mount_event) == 624);
-static_assert(sizeof(vigil_config) == 16);
+static_assert(sizeof(vigil_config) == 20);
 static_assert(sizeof(vigil_comm_key) == VIGIL_COMM_LEN);
 
 static_assert(static_cast<uint32_t>(kTypedExec) == VIGIL_TYPED_EXEC);
@@ -180,6 +180,7 @@ EbpfSensor::EbpfSensor(const EbpfOptions& options)
       typed_mask_(options.typed_events) {}
 
 EbpfSensor::~EbpfSensor() {
+  for (bpf_link* l : per_call_links_) bpf_link__destroy(l);
   if (rb_ != nullptr) ring_buffer__free(rb_);
   if (skel_ != nullptr) vigil_sensor_bpf__destroy(skel_);
   if (epoll_fd_ >= 0) close(epoll_fd_);
@@ -272,7 +273,7 @@ core::Status EbpfSensor::Load() {
 
   {
     std::lock_guard<std::mutex> lock(mu_);
-    VIGIL_RETURN_IF_ERROR(WriteSettingsLocked());
+    VIGIL_RETURN_IF_ERROR(WriteSettingsLocked());  // before any program runs
   }
   for (const auto& c : options_.exclude_comms) VIGIL_RETURN_IF_ERROR(AddExcludeComm(c));
   for (const auto& c : options_.include_comms) VIGIL_RETURN_IF_ERROR(AddIncludeComm(c));
@@ -285,7 +286,6 @@ core::Status EbpfSensor::Load() {
     bpf_program* prog;
     bpf_link** link;
   } attach[] = {
-      {skel_->progs.vigil_sys_exit, &skel_->links.vigil_sys_exit},
       {skel_->progs.vigil_sched_switch, &skel_->links.vigil_sched_switch},
       {skel_->progs.vigil_sched_exec, &skel_->links.vigil_sched_exec},
       {skel_->progs.vigil_sched_fork, &skel_->links.vigil_sched_fork},
@@ -299,6 +299,20 @@ core::Status EbpfSensor::Load() {
           std::string("ebpf sensor: attaching program ") + bpf_program__name(a.prog) + " to " +
           bpf_program__section_name(a.prog) + " failed (" + std::strerror(e) +
           "): the kernel lacks or refuses this attach point; libbpf: " + LogTail(log, 2));
+    }
+  }
+
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string fallback;
+    if (core::Status st = ApplyStreamLocked(&fallback); !st.ok()) {
+      return core::FailedPrecondition(st.message() + "; libbpf: " + LogTail(log, 2));
+    }
+    if (!fallback.empty()) {
+      warnings_.push_back("typed records come from the raw sys_exit program, which runs on "
+                          "every system call, although the syscall stream is off: " + fallback +
+                          " (mount -t tracefs nodev /sys/kernel/tracing makes the per-call "
+                          "tracepoints available)");
     }
   }
 
@@ -650,6 +664,7 @@ core::Status EbpfSensor::WriteSettingsLocked() {
   cfg.syscall_stream = syscall_stream_ ? 1 : 0;
   cfg.typed_mask = typed_mask_;
   cfg.generation = ++settings_generation_;
+  cfg.typed_per_call = typed_per_call_ ? 1 : 0;
   if (!filters_.include_comm.empty()) cfg.filter_flags |= VIGIL_FILTER_INCLUDE_COMM;
   if (!filters_.include_cgroup.empty()) cfg.filter_flags |= VIGIL_FILTER_INCLUDE_CGROUP;
   if (!filters_.include_uid.empty()) cfg.filter_flags |= VIGIL_FILTER_INCLUDE_UID;
@@ -799,7 +814,58 @@ core::Status EbpfSensor::ClearFilters() {
 core::Status EbpfSensor::SetSyscallStream(bool on) {
   std::lock_guard<std::mutex> lock(mu_);
   syscall_stream_ = on;
-  return WriteSettingsLocked();
+  std::string fallback;  // typed_per_call() tells; the records flow either way
+  return ApplyStreamLocked(&fallback);
+}
+
+bool EbpfSensor::AttachPerCallLocked(std::string* why) {
+  if (!per_call_links_.empty()) return true;
+  bpf_program* prog = nullptr;
+  bpf_object__for_each_program(prog, skel_->obj) {
+    if (std::string_view(bpf_program__section_name(prog)).rfind("tracepoint/syscalls/", 0) != 0) {
+      continue;
+    }
+    bpf_link* link = bpf_program__attach(prog);
+    if (link == nullptr) {
+      *why = std::string("attaching ") + bpf_program__section_name(prog) + " failed (" +
+             std::strerror(errno) + "; the per-call tracepoints need tracefs)";
+      DetachPerCallLocked();
+      return false;
+    }
+    per_call_links_.push_back(link);
+  }
+  if (per_call_links_.empty()) {
+    *why = "the BPF object has no per-call tracepoint programs";
+    return false;
+  }
+  return true;
+}
+
+void EbpfSensor::DetachPerCallLocked() {
+  for (bpf_link* l : per_call_links_) bpf_link__destroy(l);
+  per_call_links_.clear();
+}
+
+core::Status EbpfSensor::ApplyStreamLocked(std::string* fallback_reason) {
+  bool per_call = !syscall_stream_ && AttachPerCallLocked(fallback_reason);
+  bpf_link*& raw = skel_->links.vigil_sys_exit;
+  if (!per_call && raw == nullptr) {
+    raw = bpf_program__attach(skel_->progs.vigil_sys_exit);
+    if (raw == nullptr) {
+      return core::FailedPrecondition(
+          std::string("ebpf sensor: attaching program vigil_sys_exit to tp_btf/sys_exit failed (") +
+          std::strerror(errno) + "): the kernel lacks or refuses this attach point");
+    }
+  }
+  // Both sources are attached now where a switch happens; one write moves the records over.
+  typed_per_call_ = per_call;
+  VIGIL_RETURN_IF_ERROR(WriteSettingsLocked());
+  if (per_call && raw != nullptr) {
+    bpf_link__destroy(raw);
+    raw = nullptr;
+  }
+  if (!per_call) DetachPerCallLocked();
+  return core::Status::Ok();
 }
 
 core::Status EbpfSensor::SetTypedEvents(uint32_t typed_mask) {

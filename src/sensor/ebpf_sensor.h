@@ -26,6 +26,7 @@
 
 struct vigil_sensor_bpf;  // the generated skeleton (bpf/vigil_sensor.bpf.c)
 struct ring_buffer;       // libbpf
+struct bpf_link;          // libbpf
 struct vigil_event_header;  // bpf/abi/vigil_events.h
 
 namespace vigil::sensor {
@@ -148,6 +149,12 @@ class EbpfSensor final : public Sensor {
   // Valid until the next Next()/NextFor() call.
   const EbpfEventDetail& detail() const { return *detail_; }
   const std::vector<std::string>& warnings() const { return warnings_; }
+  // True while typed records come from the per-call tracepoint programs (the stream is off and
+  // they could be attached); false while the raw sys_exit program sends them.
+  bool typed_per_call() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return typed_per_call_;
+  }
 
   // Sums of the per-CPU kernel counters plus the user-space ones, indexed by EbpfLostCause.
   core::Result<EbpfLostCounts> LostCounts() const;
@@ -191,6 +198,13 @@ class EbpfSensor final : public Sensor {
   core::Status UpdateFilter(FilterKind kind, bool include, bool add, std::string_view comm,
                             uint64_t number);
   core::Status WriteSettingsLocked();
+  // Attaches the programs the stream setting needs and detaches the others, switching the typed
+  // records' source through vigil_config.typed_per_call while both are attached (so that no
+  // record is lost or sent twice). Falls back to the raw sys_exit program for typed records when
+  // the per-call tracepoints cannot be attached (the reason goes to *fallback_reason).
+  core::Status ApplyStreamLocked(std::string* fallback_reason);
+  bool AttachPerCallLocked(std::string* why);
+  void DetachPerCallLocked();
   int OnRecord(const void* data, size_t size);  // the ring buffer callback
   void StartSlot(Slot& slot, const vigil_event_header* hdr, uint64_t ts_ns);
   static int OnRecordThunk(void* ctx, void* data, size_t size);
@@ -217,6 +231,8 @@ class EbpfSensor final : public Sensor {
   mutable std::mutex mu_;  // guards filters_, syscall_stream_, typed_mask_ and the settings map
   FilterSets filters_;
   bool syscall_stream_ = true;
+  bool typed_per_call_ = false;             // vigil_config.typed_per_call of the last write
+  std::vector<bpf_link*> per_call_links_;   // the syscalls/sys_exit_<call> programs' links
   uint32_t typed_mask_ = kTypedAll;
   uint32_t settings_generation_ = 0;  // vigil_config.generation of the last write
 };

@@ -429,6 +429,46 @@ TEST_F(EbpfSensorTest, SyscallStreamCanBeSwitchedOffWhileTypedEventsContinue) {
   }
 }
 
+// Counts the open records of `path` pulled so far (waiting until at least one arrived).
+size_t OpenRecords(const std::deque<Seen>& seen, const std::string& path) {
+  size_t n = 0;
+  for (const Seen& s : seen) {
+    if (s.event.kind == core::EventKind::kFileOpen && s.event.path == path) ++n;
+  }
+  return n;
+}
+
+TEST_F(EbpfSensorTest, WithoutTheStreamTypedRecordsComeFromPerCallTracepointsExactlyOnce) {
+  EbpfOptions options;
+  options.syscall_stream = false;
+  Start(options);
+  // The per-call tracepoints need tracefs; this kernel has it (the sensor says so otherwise).
+  ASSERT_TRUE(sensor_->typed_per_call()) << "warnings: "
+                                         << (sensor_->warnings().empty()
+                                                 ? std::string("none")
+                                                 : sensor_->warnings().back());
+  // Each typed record arrives once, through whichever path the stream setting selects, across
+  // switches in both directions (the two paths hand over in one settings write).
+  for (bool stream : {false, true, false, true}) {
+    ASSERT_TRUE(sensor_->SetSyscallStream(stream).ok());
+    EXPECT_EQ(sensor_->typed_per_call(), !stream);
+    std::string path = UniquePath(stream ? "percall-raw" : "percall");
+    OpenAs("vigil-percall", path);
+    ASSERT_NE(WaitForOpen(path), nullptr) << "stream " << stream;
+    // A second path opened after it: once its record is here, a duplicate of the first would be
+    // too (records of one CPU keep their order; the child ran its calls in sequence).
+    std::string marker = path + "-marker";
+    OpenAs("vigil-percall", marker);
+    ASSERT_NE(WaitForOpen(marker), nullptr);
+    Drain();
+    EXPECT_EQ(OpenRecords(seen_, path), 1u) << "stream " << stream;
+    const Seen* rec = WaitForOpen(path);
+    ASSERT_NE(rec, nullptr);
+    EXPECT_EQ(rec->detail.nr, static_cast<uint32_t>(kNrOpenat));
+    EXPECT_EQ(rec->detail.ret, -ENOENT);
+  }
+}
+
 TEST_F(EbpfSensorTest, CountsRingBufferDropsUnderAFloodAndKeepsWorking) {
   EbpfOptions options;
   options.ring_buffer_bytes = 4096;  // room for about 3 full syscall batches (64 calls each)
