@@ -1,25 +1,40 @@
 // Hub ingest through NATS JetStream into the hub's store (docs/benchmarks.md; run by
-// bench/hub/nats_ingest.sh, which starts a throwaway nats-server and PostgreSQL): publisher
-// threads publish --messages ingest messages of --findings findings each (OCSF verdicts as the
-// agent's nats sink builds them) to the per-host subjects <prefix>.<host>.findings of --hosts
-// hosts, waiting for each PubAck as the agent does; --hubs hub::NatsConsumer instances share the
-// durable consumer, each with its own store (PostgreSQL: its own connection pool, as separate hub
-// processes have; SQLite: one hub). Prints findings/s sustained (first publish to last commit),
-// loss (published findings minus stored alerts, must be 0), duplicates, and the P50/P99 time from
-// a message's publish to the commit of its findings and incidents.
+// bench/hub/nats_ingest.sh and nats_ab.sh, which start a throwaway nats-server and PostgreSQL).
+//
+// What one "event" is here: one finding, the unit the agent's nats sink publishes (an OCSF
+// Detection Finding: an anomalous model verdict or a policy decision; the agent sends no raw
+// system-call events over NATS, each verdict summarises its window of them) and the unit the
+// hub stores (one alert row, joined to an incident). The agent's sink packs up to 500 findings
+// (batch_findings) into one JetStream message; --findings sets how many the bench packs.
+//
+// A second process (forked before anything connects, standing in for the agents) publishes
+// --messages ingest messages of --findings findings each (OCSF verdicts as the agent's nats sink
+// builds them) to the per-host subjects <prefix>.<host>.findings of --hosts hosts from
+// --publishers threads, waiting for each PubAck as the agent does; in this process --hubs
+// hub::NatsConsumer instances share the durable consumer, each with its own store (PostgreSQL:
+// its own connection pool, as separate hub processes have; SQLite: one hub). Prints events/s
+// sustained (first publish to last commit), loss (published findings minus stored alerts, must
+// be 0), duplicates, the P50/P99 time from a message's publish to the commit of its findings
+// and incidents, and the CPU per event of each process: the hub (this process: consumers,
+// parsing, store client), the publishers (the agents' stand-in) and, with --server-pid, the
+// PostgreSQL backends (nats-server's is added by the scripts).
 // A plain driver, built by name: cmake --build --preset release --target hub_nats_bench
 
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <new>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -67,11 +82,78 @@ double ChildrenCpuSeconds(int parent) {
   return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
+double CpuSeconds(const rusage& u) {
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
 double OwnCpuSeconds() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+  return CpuSeconds(u);
+}
+
+int64_t Nanos(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+Clock::time_point FromNanos(int64_t ns) {
+  return Clock::time_point(
+      std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns)));
+}
+
+// What the publishers' process shares with the hubs' (an anonymous shared mapping made before
+// the fork; steady_clock is CLOCK_MONOTONIC, one clock for both processes). The publishers
+// write; the hubs' side reads `published_ns` once the publishers have exited.
+struct Shared {
+  std::atomic<int64_t> start_ns{0};  // set before the publishers are told to go
+  std::atomic<int64_t> end_ns{0};    // the last PubAck
+  std::atomic<int> errors{0};
+  int64_t published_ns[1];  // --messages of them (the mapping is sized for it)
+};
+
+// The publishers' process: waits for a byte on `go` (EOF: the hubs' side gave up), then
+// publishes message t, t + P, t + 2P, ... from thread t, paced by `rate`, and exits.
+[[noreturn]] void Publish(int go, Shared* shared, const pipeline::JetStreamOptions& js,
+                          const std::vector<std::string>& subjects,
+                          const std::vector<std::string>& bodies,
+                          const std::vector<std::string>& ids, int publishers, int findings,
+                          double rate) {
+  char byte = 0;
+  if (read(go, &byte, 1) != 1) _exit(3);
+  const Clock::time_point start = FromNanos(shared->start_ns.load());
+  const int messages = static_cast<int>(bodies.size());
+  std::vector<std::thread> threads;
+  for (int t = 0; t < publishers; ++t) {
+    threads.emplace_back([&, t] {
+      auto conn = pipeline::JetStreamConnection::Connect(js);
+      if (!conn.has_value()) {
+        std::fprintf(stderr, "%s\n", conn.error().ToString().c_str());
+        shared->errors.fetch_add(1);
+        return;
+      }
+      for (int m = t; m < messages; m += publishers) {
+        if (rate > 0) {
+          std::this_thread::sleep_until(
+              start + std::chrono::duration_cast<Clock::duration>(
+                          std::chrono::duration<double>(double(m) * findings / rate)));
+        }
+        shared->published_ns[m] = Nanos(Clock::now());
+        for (int attempt = 0;; ++attempt) {
+          auto ack = (*conn)->Publish(subjects[m], bodies[m], ids[m]);
+          if (ack.has_value()) break;
+          if (attempt == 5) {
+            std::fprintf(stderr, "%s\n", ack.error().ToString().c_str());
+            shared->errors.fetch_add(1);
+            break;
+          }
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  shared->end_ns.store(Nanos(Clock::now()));
+  std::fflush(stderr);
+  _exit(0);
 }
 
 }  // namespace
@@ -145,6 +227,32 @@ int main(int argc, char** argv) {
     body += "]}";
   }
 
+  // The publishers' process, forked before anything here connects or starts a thread.
+  const size_t shared_bytes = sizeof(Shared) + sizeof(int64_t) * static_cast<size_t>(messages);
+  void* mapping =
+      mmap(nullptr, shared_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (mapping == MAP_FAILED) {
+    std::perror("mmap");
+    return 1;
+  }
+  Shared* shared = new (mapping) Shared;
+  int go[2];
+  if (pipe(go) != 0) {
+    std::perror("pipe");
+    return 1;
+  }
+  std::fflush(nullptr);
+  const pid_t publisher_pid = fork();
+  if (publisher_pid < 0) {
+    std::perror("fork");
+    return 1;
+  }
+  if (publisher_pid == 0) {
+    close(go[1]);
+    Publish(go[0], shared, js, subjects, bodies, ids, publishers, findings, rate);
+  }
+  close(go[0]);
+
   // The hubs.
   hub::StoreOptions so;
   so.pool_size = pool;
@@ -158,7 +266,7 @@ int main(int argc, char** argv) {
     stores.push_back(std::move(store).value());
   }
   std::vector<Clock::time_point> published(messages), stored_at(messages);
-  std::atomic<int> settled{0}, duplicates{0};
+  std::atomic<int> settled{0}, duplicates{0};  // stored (first time), redelivered
   std::vector<std::unique_ptr<core::Registry>> registries;
   std::vector<std::unique_ptr<hub::NatsConsumer>> consumers;
   for (int h = 0; h < hubs; ++h) {
@@ -175,8 +283,8 @@ int main(int argc, char** argv) {
         duplicates.fetch_add(1);
       } else if (seq >= 0 && seq < messages) {
         stored_at[seq] = Clock::now();
+        settled.fetch_add(1);
       }
-      settled.fetch_add(1);
     };
     registries.push_back(std::make_unique<core::Registry>());
     consumers.push_back(std::make_unique<hub::NatsConsumer>(o, *stores[h], core::SystemClock::Get(),
@@ -199,43 +307,30 @@ int main(int argc, char** argv) {
   const std::string load_before = LoadAverage();
   const double own_cpu_before = OwnCpuSeconds(), server_cpu_before = ChildrenCpuSeconds(server_pid);
 
-  // The publishers: thread t publishes messages t, t + P, t + 2P, ... paced by --rate.
+  // Go: the publishers' process starts publishing.
   const auto start = Clock::now();
-  std::atomic<int> publish_errors{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < publishers; ++t) {
-    threads.emplace_back([&, t] {
-      auto conn = pipeline::JetStreamConnection::Connect(js);
-      if (!conn.has_value()) {
-        std::fprintf(stderr, "%s\n", conn.error().ToString().c_str());
-        publish_errors.fetch_add(1);
-        return;
-      }
-      for (int m = t; m < messages; m += publishers) {
-        if (rate > 0) {
-          std::this_thread::sleep_until(
-              start + std::chrono::duration_cast<Clock::duration>(
-                          std::chrono::duration<double>(double(m) * findings / rate)));
-        }
-        published[m] = Clock::now();
-        for (int attempt = 0;; ++attempt) {
-          auto ack = (*conn)->Publish(subjects[m], bodies[m], ids[m]);
-          if (ack.has_value()) break;
-          if (attempt == 5) {
-            std::fprintf(stderr, "%s\n", ack.error().ToString().c_str());
-            publish_errors.fetch_add(1);
-            break;
-          }
-        }
-      }
-    });
+  shared->start_ns.store(Nanos(start));
+  if (write(go[1], "g", 1) != 1) {
+    std::perror("write");
+    return 1;
   }
-  for (std::thread& t : threads) t.join();
-  const double publish_s = std::chrono::duration<double>(Clock::now() - start).count();
+  close(go[1]);
   const auto deadline = Clock::now() + std::chrono::seconds(120);
   while (settled.load() < messages && Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
+  // The publishers are done once every message is stored (or the deadline passed: stopped).
+  int publisher_status = 0;
+  rusage publisher_usage{};
+  if (settled.load() < messages) kill(publisher_pid, SIGKILL);
+  wait4(publisher_pid, &publisher_status, 0, &publisher_usage);
+  const bool published_ok = WIFEXITED(publisher_status) && WEXITSTATUS(publisher_status) == 0 &&
+                            shared->errors.load() == 0;
+  const double publish_s =
+      shared->end_ns.load() > 0
+          ? std::chrono::duration<double>(FromNanos(shared->end_ns.load()) - start).count()
+          : -1;
+  for (int m = 0; m < messages; ++m) published[m] = FromNanos(shared->published_ns[m]);
   const Clock::time_point last = *std::max_element(stored_at.begin(), stored_at.end());
   const double seconds = std::chrono::duration<double>(last - start).count();
   const std::string load_after = LoadAverage();
@@ -258,26 +353,31 @@ int main(int argc, char** argv) {
     return ms.empty() ? -1.0 : ms[std::min(ms.size() - 1, static_cast<size_t>(p * ms.size()))];
   };
   std::filesystem::remove_all(dir);
+  // An event is one finding (see the top of this file): loss and extra alert rows are counted in
+  // findings; "redelivered" are messages a hub was handed again and recognised as stored.
+  const int64_t loss = std::max<int64_t>(0, expected - alerts);
+  const int64_t extra = std::max<int64_t>(0, alerts - expected);
   std::printf(
       "hub nats ingest (%s, %d hub%s, batch %d, %d publishers%s): %d messages x %d findings "
-      "(%d hosts, %lld incidents) in %.2f s: %.0f findings/s (published in %.2f s); loss %lld, "
-      "duplicates %d, messages stored %lld/%d; publish to stored P50 %.1f ms, P99 %.1f ms; "
-      "loadavg %s -> %s\n",
+      "(%d hosts, %lld incidents) in %.2f s: %.0f events/s (1 event = 1 finding; published in "
+      "%.2f s); loss %lld, duplicate alerts %lld, redelivered %d, messages stored %lld/%d; "
+      "publish to incident committed P50 %.1f ms, P99 %.1f ms; loadavg %s -> %s\n",
       postgres ? "postgresql" : "sqlite", hubs, hubs > 1 ? "s" : "", batch, publishers,
       rate > 0 ? (", rate " + std::to_string(static_cast<long long>(rate)) + "/s").c_str() : "",
       messages, findings, hosts, static_cast<long long>(incidents), seconds,
-      static_cast<double>(expected) / seconds, publish_s, static_cast<long long>(expected - alerts),
-      duplicates.load(), static_cast<long long>(stored_messages), messages, q(0.5), q(0.99),
-      load_before.c_str(), load_after.c_str());
-  // CPU per finding: this process (publishers, NATS client, hubs' parsing and store clients)
-  // and, with --server-pid, the PostgreSQL backends.
-  std::printf("  cpu per finding: bench process %.1f us%s\n", own_cpu * 1e6 / expected,
-              server_pid > 0
-                  ? (", postgres backends " +
-                     std::to_string(static_cast<int>(server_cpu * 1e6 / expected)) + " us")
-                        .c_str()
-                  : "");
-  const bool ok = alerts == expected && stored_messages == messages && publish_errors == 0 &&
+      static_cast<double>(expected) / seconds, publish_s, static_cast<long long>(loss),
+      static_cast<long long>(extra), duplicates.load(), static_cast<long long>(stored_messages),
+      messages, q(0.5), q(0.99), load_before.c_str(), load_after.c_str());
+  // CPU per event by process: the hubs (this process: consumers, NATS client, parsing, store
+  // clients), the publishers (the agents' stand-in, the forked process) and, with --server-pid,
+  // the PostgreSQL backends.
+  char pg[64] = "";
+  if (server_pid > 0) {
+    std::snprintf(pg, sizeof pg, ", postgres backends %.2f us", server_cpu * 1e6 / expected);
+  }
+  std::printf("  cpu per event: hub process %.2f us, publishers %.2f us%s\n",
+              own_cpu * 1e6 / expected, CpuSeconds(publisher_usage) * 1e6 / expected, pg);
+  const bool ok = loss == 0 && extra == 0 && stored_messages == messages && published_ok &&
                   settled.load() >= messages;
   return ok ? 0 : 1;
 }

@@ -3,7 +3,8 @@
 # starts a throwaway nats-server with JetStream (Debian's, on a free loopback port, its store in a
 # temporary directory) and PostgreSQL 15 (bench/hub/pg_server.sh), then runs bench/hub_nats_bench
 # for each configuration below, each on its own stream and a fresh database. Every line it prints
-# has findings/s, loss, duplicates, publish-to-stored P50/P99 and the load average.
+# has events/s (one event is one finding), loss, duplicates, publish-to-incident P50/P99, the load
+# average and the CPU per event of the hub process, the publishers and PostgreSQL's backends.
 # Usage: bash bench/hub/nats_ingest.sh [MESSAGES] [FINDINGS_PER_MESSAGE] (default 2000 50)
 #   Extra arguments for every run: HUB_NATS_BENCH_ARGS="--publishers 4" bash bench/hub/nats_ingest.sh
 #   The last run is paced at RATE findings/s (default 2000).

@@ -37,7 +37,8 @@ class FindingReader {
  public:
   FindingReader(const JsonTape& t, int64_t index) : t_(t), index_(index) {}
 
-  core::Result<Finding> Read(uint32_t f) const;
+  // Fills *out (a default Finding); on an error *out is left part-filled.
+  core::Status Read(uint32_t f, Finding* out) const;
 
  private:
   std::string Path(std::string_view field) const {
@@ -123,11 +124,11 @@ constexpr std::string_view kVigilFields[] = {"rule",   "action", "ml",
 constexpr std::string_view kMlFields[] = {"score", "model"};
 constexpr std::string_view kEvidenceFields[] = {"what", "weight"};
 
-core::Result<Finding> FindingReader::Read(uint32_t f) const {
+core::Status FindingReader::Read(uint32_t f, Finding* finding) const {
   if (t_[f].kind != JsonKind::kObject) {
     return core::InvalidArgument(Path("") + ": not a JSON object");
   }
-  Finding out;
+  Finding& out = *finding;
   const Fields m(t_, f, kFindingFields);
   int64_t class_uid = 0;
   VIGIL_RETURN_IF_ERROR(Integer(m[0], "class_uid", 0, 1'000'000, true, &class_uid));
@@ -193,7 +194,7 @@ core::Result<Finding> FindingReader::Read(uint32_t f) const {
     return Bad("vigil", "neither a decision (\"rule\") nor a verdict (\"score\")");
   }
   out.raw.assign(t_.text().data() + t_[f].begin, t_[f].end - t_[f].begin);
-  return out;
+  return {};
 }
 
 core::Status FindingReader::Explanation(uint32_t ex, Finding* out) const {
@@ -202,14 +203,19 @@ core::Status FindingReader::Explanation(uint32_t ex, Finding* out) const {
   out->explanation.reserve(n);
   uint32_t e = ex + 1;
   for (size_t i = 0; i < n; ++i, e = t_[e].next) {
-    const std::string item = "vigil.explanation[" + std::to_string(i) + "]";
-    if (!Is(e, JsonKind::kObject)) return Bad(item, "expected an object");
+    // The item's name is built for an error only (this loop runs for every finding).
+    auto item = [i](std::string_view member) {
+      return "vigil.explanation[" + std::to_string(i) + "]" + std::string(member);
+    };
+    if (!Is(e, JsonKind::kObject)) return Bad(item(""), "expected an object");
     const Fields m(t_, e, kEvidenceFields);
     FindingEvidence ev;
-    VIGIL_RETURN_IF_ERROR(Text(m[0], item + ".what", kMaxNameField, &ev.what));
+    if (!Text(m[0], {}, kMaxNameField, &ev.what).ok()) {
+      return Text(m[0], item(".what"), kMaxNameField, &ev.what);
+    }
     if (m[1] != kAbsent) {
       if (!Number(m[1]) || !std::isfinite(Double(m[1]))) {
-        return Bad(item + ".weight", "expected a finite number");
+        return Bad(item(".weight"), "expected a finite number");
       }
       ev.weight = Double(m[1]);
     }
@@ -260,12 +266,10 @@ core::Result<IngestMessage> ParseIngestRequest(std::string_view body) {
   if (n > kMaxFindingsPerMessage) {
     return core::InvalidArgument("findings: more than 10000 in one message");
   }
-  out.findings.reserve(n);
+  out.findings.resize(n);  // read in place
   uint32_t f = m[3] + 1;
   for (size_t i = 0; i < n; ++i, f = t[f].next) {
-    auto one = FindingReader(t, static_cast<int64_t>(i)).Read(f);
-    if (!one.has_value()) return one.error();
-    out.findings.push_back(std::move(one).value());
+    VIGIL_RETURN_IF_ERROR(FindingReader(t, static_cast<int64_t>(i)).Read(f, &out.findings[i]));
   }
   return out;
 }
@@ -274,7 +278,9 @@ core::Result<Finding> ParseFindingJson(std::string_view line) {
   using namespace ingest_json;
   auto parsed = ParseObject(line);
   if (!parsed.has_value()) return parsed.error();
-  return FindingReader(**parsed, -1).Read(0);
+  Finding out;
+  VIGIL_RETURN_IF_ERROR(FindingReader(**parsed, -1).Read(0, &out));
+  return out;
 }
 
 }  // namespace vigil::hub

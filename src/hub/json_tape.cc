@@ -1,5 +1,6 @@
 #include "hub/internal/json_tape.h"
 
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -93,6 +94,19 @@ std::string Decode(std::string_view s) {
   return out;
 }
 
+// The bytes of `w` (eight of the text, the first in the lowest byte) a string's scan must stop
+// at: '"', '\\', below 0x20, 0x80 and above. Each has its byte's top bit set in the result, and
+// the lowest set bit is exact (the "has a zero byte" tests can only mark bytes above a true one
+// falsely): a byte b below 0x20 borrows in b - 0x20; b equal to x is zero in b ^ x.
+inline uint64_t StopBytes(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHigh = 0x8080808080808080ULL;
+  auto zero = [](uint64_t v) { return (v - kOnes) & ~v & kHigh; };
+  return (w & kHigh) | ((w - kOnes * 0x20) & ~w & kHigh) | zero(w ^ (kOnes * '"')) |
+         zero(w ^ (kOnes * '\\'));
+}
+static_assert(std::endian::native == std::endian::little, "StopBytes reads words little-endian");
+
 }  // namespace
 
 bool JsonTape::ParseString(size_t* pos, bool* escaped) const {
@@ -100,6 +114,18 @@ bool JsonTape::ParseString(size_t* pos, bool* escaped) const {
   const size_t n = text_.size();
   size_t p = *pos;  // after the opening quote
   while (p < n) {
+    // Eight bytes at a time up to the first one that is not plain ASCII text (most of a
+    // finding's text is), which is handled below.
+    while (p + 8 <= n) {
+      uint64_t w;
+      std::memcpy(&w, s + p, 8);
+      if (const uint64_t stops = StopBytes(w); stops != 0) {
+        p += static_cast<size_t>(std::countr_zero(stops)) / 8;
+        break;
+      }
+      p += 8;
+    }
+    if (p >= n) break;
     const unsigned char c = s[p];
     if (c == '"') {
       *pos = p;
@@ -330,10 +356,14 @@ size_t JsonTape::StringSize(uint32_t i) const {
 void JsonTape::Members(uint32_t obj, const std::string_view* names, uint32_t* at, size_t n) const {
   for (size_t k = 0; k < n; ++k) at[k] = kAbsent;
   const uint32_t end = tokens_[obj].next;
+  std::string decoded;
   for (uint32_t key = obj + 1; key < end;) {
     const uint32_t value = key + 1;
+    const JsonToken& t = tokens_[key];
+    std::string_view name = text_.substr(t.begin, t.end - t.begin);
+    if (t.escaped) name = decoded = Decode(name);
     for (size_t k = 0; k < n; ++k) {
-      if (StringIs(key, names[k])) {
+      if (name == names[k]) {
         at[k] = value;
         break;
       }

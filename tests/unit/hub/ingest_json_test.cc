@@ -198,6 +198,35 @@ TEST(IngestJsonTest, EveryByteChangeAndCutOfABodyGetsTheSameAnswer) {
   }
 }
 
+// The string scan reads eight bytes at a time: every byte it must stop at (quote, backslash
+// and escapes, control bytes, UTF-8 sequences valid and not, a NUL), at every offset of a
+// string longer than two words, must give the tree reading's answer; the tape's string bounds
+// must be the quotes'.
+TEST(IngestJsonTest, TheStringScanStopsAtEveryOffset) {
+  const std::vector<std::string> stops = {"\"",   "\\\"", "\\n",  "\\u00e9",  "\\ud83d\\ude00",
+                                          "\x01", "\x1f", "\x7f", "\xC3\xA9", "\xE2\x82\xAC",
+                                          "\x80", "\xC3", "\xFF", "\t",       std::string(1, '\0'),
+                                          " ",    "~",    "\\"};
+  const std::string plain = "abcdefghijklmnopqrstuvwx";  // 24 bytes: three words
+  for (const std::string& stop : stops) {
+    for (size_t at = 0; at <= plain.size(); ++at) {
+      const std::string text = plain.substr(0, at) + stop + plain.substr(at);
+      const std::string v = testing::VerdictLine("h1", 7, "sh", 1, 0.9);
+      std::string with_message = v;
+      with_message.insert(1, "\"message\":\"" + text + "\",");
+      ExpectSame(with_message);
+      ExpectSame(Body({with_message}));
+      internal::JsonTape tape;
+      const std::string json = "[\"" + text + "\",1]";
+      if (tape.Parse(json)) {
+        EXPECT_EQ(tape[1].begin, 2u) << json;
+        EXPECT_EQ(tape[1].end, 2 + text.size()) << json;
+        EXPECT_EQ(tape[2].kind, internal::JsonKind::kUnsigned) << json;
+      }
+    }
+  }
+}
+
 TEST(IngestJsonTest, TheTapeTypesNumbersAsNlohmannDoes) {
   internal::JsonTape t;
   ASSERT_TRUE(
