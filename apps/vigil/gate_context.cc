@@ -1,11 +1,16 @@
 #include "apps/vigil/gate_context.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
+#include <climits>
 #include <cstdio>
+#include <cstring>
 
 #include "enforce/proc.h"
 #include "enrich/proc_parse.h"
@@ -26,6 +31,31 @@ uint64_t Fingerprint(const enforce::StatFields& st) {
   for (const uint64_t v : st.layout) h = Mix(h, v);
   for (const char c : st.comm) h = Mix(h, static_cast<unsigned char>(c));
   return h;
+}
+
+// Descriptor numbers reserved beyond the cache's own, for what the rest of the process opens.
+constexpr size_t kFdSlack = 64;
+
+// The highest descriptor open in this process now; -1 when /proc/self/fd cannot be listed.
+int HighestOpenFd() {
+  DIR* d = opendir("/proc/self/fd");
+  if (d == nullptr) return -1;
+  int highest = -1;
+  while (const dirent* e = readdir(d)) {
+    int fd = 0;
+    const char* end = e->d_name + std::strlen(e->d_name);
+    const auto [p, ec] = std::from_chars(e->d_name, end, fd);
+    if (ec == std::errc() && p == end) highest = std::max(highest, fd);
+  }
+  closedir(d);  // its own descriptor was listed too: harmless, it is the lowest free one
+  return highest;
+}
+
+// The soft RLIMIT_NOFILE, at most INT_MAX (and INT_MAX when unlimited or unreadable).
+size_t SoftFdLimit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return INT_MAX;
+  return static_cast<size_t>(std::min<rlim_t>(rl.rlim_cur, INT_MAX));
 }
 
 }  // namespace
@@ -81,6 +111,24 @@ ProcContextCache::ProcContextCache(Options options) : options_(std::move(options
   options_.capacity = std::max<size_t>(options_.capacity, 16);
   proc_fd_ = open(options_.proc_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   buf_.resize(kReadMax);
+  const int highest = HighestOpenFd();
+  const size_t used = static_cast<size_t>(highest + 1);
+  const size_t limit = SoftFdLimit();
+  max_fds_ = options_.max_fds;
+  if (max_fds_ == 0) {
+    const size_t free_fds = limit > used ? limit - used : 0;
+    max_fds_ = std::min(2 * options_.capacity, std::max<size_t>(4, free_fds / 4));
+  }
+  max_fds_ = std::max<size_t>(max_fds_, 4);
+  // Grow the descriptor table now to the highest number the kept descriptors can take (they take
+  // the lowest free numbers), plus some for the rest of the process: a table grown later, while
+  // other threads share it, makes the open() that grows it wait for an RCU grace period. The
+  // kernel never shrinks a table, so a duplicate at that number, closed at once, is enough.
+  if (proc_fd_ >= 0 && highest >= 0) {
+    const size_t top = std::min(used + max_fds_ + kFdSlack, limit - 1);
+    const int fd = fcntl(proc_fd_, F_DUPFD_CLOEXEC, static_cast<int>(top));
+    if (fd >= 0) close(fd);
+  }
 }
 
 ProcContextCache::~ProcContextCache() {
@@ -98,19 +146,34 @@ int ProcContextCache::OpenAt(int32_t tid, const char* file) {
   return openat(proc_fd_, path, O_RDONLY | O_CLOEXEC);
 }
 
+int ProcContextCache::OpenKept(int32_t tid, const char* file, const Entry* keep) {
+  while (fds_ >= max_fds_ && EvictOne(keep)) {
+  }
+  int fd = OpenAt(tid, file);
+  if (fd < 0 && (errno == EMFILE || errno == ENFILE) && EvictOne(keep)) fd = OpenAt(tid, file);
+  if (fd >= 0) ++fds_;
+  return fd;
+}
+
 void ProcContextCache::Forget(std::unordered_map<int32_t, Entry>::iterator it) {
+  const size_t held = (it->second.stat_fd >= 0) + (it->second.status_fd >= 0);
   if (it->second.stat_fd >= 0) close(it->second.stat_fd);
   if (it->second.status_fd >= 0) close(it->second.status_fd);
-  stats_.syscalls += (it->second.stat_fd >= 0) + (it->second.status_fd >= 0);
+  stats_.syscalls += held;
+  fds_ -= held;
   entries_.erase(it);
 }
 
-void ProcContextCache::EvictOne() {
-  auto oldest = entries_.begin();
+bool ProcContextCache::EvictOne(const Entry* keep) {
+  auto oldest = entries_.end();
   for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-    if (it->second.used < oldest->second.used) oldest = it;
+    if (&it->second == keep) continue;
+    if (oldest == entries_.end() || it->second.used < oldest->second.used) oldest = it;
   }
-  if (oldest != entries_.end()) Forget(oldest);
+  if (oldest == entries_.end()) return false;
+  Forget(oldest);
+  ++stats_.evicted;
+  return true;
 }
 
 ProcContextCache::Entry* ProcContextCache::Refresh(int32_t tid) {
@@ -129,16 +192,18 @@ ProcContextCache::Entry* ProcContextCache::Refresh(int32_t tid) {
     }
   }
   if (it == entries_.end()) {
-    const int fd = OpenAt(tid, "stat");
+    while (entries_.size() >= options_.capacity && EvictOne(nullptr)) {
+    }
+    const int fd = OpenKept(tid, "stat", nullptr);
     if (fd < 0) return nullptr;
     ++stats_.syscalls;
     n = pread(fd, stat, sizeof stat, 0);
     if (n <= 0) {
       ++stats_.syscalls;
       close(fd);
+      --fds_;
       return nullptr;
     }
-    if (entries_.size() >= options_.capacity) EvictOne();
     it = entries_.emplace(tid, Entry{}).first;
     it->second.stat_fd = fd;
     ++stats_.new_entries;
@@ -169,7 +234,7 @@ ProcContextCache::Entry* ProcContextCache::Refresh(int32_t tid) {
 }
 
 void ProcContextCache::ReadStatus(int32_t tid, Entry* e) {
-  if (e->status_fd < 0) e->status_fd = OpenAt(tid, "status");
+  if (e->status_fd < 0) e->status_fd = OpenKept(tid, "status", e);
   if (e->status_fd < 0) return;
   ++stats_.syscalls;
   const ssize_t n = pread(e->status_fd, buf_.data(), buf_.size(), 0);

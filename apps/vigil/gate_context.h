@@ -21,6 +21,14 @@
 // A process whose stat does not show its memory layout (a kernel thread, a zombie, or a reader
 // without ptrace access to it) is read afresh at every call.
 //
+// Descriptors. Each kept process holds one descriptor (two when its uid is read), and a gate
+// that holds execs sees a new process at every call, so the cache holds at most a fixed number
+// of them (Options::max_fds; by default no more than a quarter of what RLIMIT_NOFILE leaves
+// free), forgetting the least recently used process to make room. The process's descriptor
+// table is grown once, when the cache is made, to hold them all: growing it later, in a process
+// with more than one thread, waits for an RCU grace period (milliseconds) inside the open(), and
+// that wait fell on held calls (docs/benchmarks.md, "Gates": the whole-context exec's P99).
+//
 // Not thread-safe: one gate's deciding thread uses it.
 
 #include <sys/types.h>
@@ -62,6 +70,9 @@ class ProcContextCache {
     // Processes kept (each holds a descriptor, two when its uid is read); at least 16. The least
     // recently used is forgotten first.
     size_t capacity = 512;
+    // Descriptors the kept processes may hold in all; at least 4. 0: 2 × capacity, but no more
+    // than a quarter of the descriptors RLIMIT_NOFILE leaves free when the cache is made.
+    size_t max_fds = 0;
   };
   explicit ProcContextCache(Options options);
   ProcContextCache();
@@ -81,14 +92,18 @@ class ProcContextCache {
                 policy::EvalInput* in, bool tid_is_tgid = false);
 
   struct Stats {
-    uint64_t lookups = 0;    // processes described (callers and ancestors)
+    uint64_t lookups = 0;      // processes described (callers and ancestors)
     uint64_t new_entries = 0;  // first sight of a process (or after it was forgotten)
-    uint64_t gone = 0;       // a kept process had exited (its pid perhaps reused): read anew
-    uint64_t execs = 0;      // a kept process had exec'd (or renamed itself): exe, argv re-read
-    uint64_t syscalls = 0;   // system calls made to read /proc (load-independent cost)
+    uint64_t gone = 0;         // a kept process had exited (its pid perhaps reused): read anew
+    uint64_t execs = 0;        // a kept process had exec'd (or renamed itself): exe, argv re-read
+    uint64_t syscalls = 0;     // system calls made to read /proc (load-independent cost)
+    uint64_t evicted = 0;      // processes forgotten to make room (capacity or descriptors)
   };
   const Stats& stats() const { return stats_; }
   size_t size() const { return entries_.size(); }
+  // Descriptors the kept processes hold now, and at most.
+  size_t fds() const { return fds_; }
+  size_t max_fds() const { return max_fds_; }
 
  private:
   struct Entry {
@@ -110,13 +125,19 @@ class ProcContextCache {
   // The entry of `tid`, with its stat read now; nullptr when the thread is gone.
   Entry* Refresh(int32_t tid);
   void Forget(std::unordered_map<int32_t, Entry>::iterator it);
-  void EvictOne();
+  // Forgets the least recently used process other than `keep`; false when there is none.
+  bool EvictOne(const Entry* keep);
   void ReadStatus(int32_t tid, Entry* e);
   void ReadExe(int32_t tid, Entry* e);
   void ReadArgv(int32_t tid, Entry* e);
   int OpenAt(int32_t tid, const char* file);
+  // Opens /proc/TID/FILE to be kept: makes room within max_fds first (never forgetting `keep`),
+  // and when the process has no descriptor left (EMFILE), forgets one more process and retries.
+  int OpenKept(int32_t tid, const char* file, const Entry* keep);
 
   Options options_;
+  size_t max_fds_ = 0;
+  size_t fds_ = 0;  // descriptors held by entries_
   int proc_fd_ = -1;
   uint64_t clock_ = 0;
   std::unordered_map<int32_t, Entry> entries_;

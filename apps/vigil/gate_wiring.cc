@@ -105,8 +105,10 @@ void GateDeciderAdapter::OnFallback(const sensor::GateCall& call, sensor::GateAn
                               : enforce::FallbackReason::kUnreadable);
 }
 
-void GateDeciderAdapter::Late(const sensor::GateCall&, sensor::GateAnswer) {
-  // The decision gate counted the late decision; the watchdog's answer stands.
+void GateDeciderAdapter::Late(const sensor::GateCall&, sensor::GateAnswer decided) {
+  // The decision gate counted the late decision; the watchdog's answer stands, and is the one
+  // counted as the call's.
+  gate_->LateDecision(decided == sensor::GateAnswer::kDeny);
 }
 
 std::string FanotifyGateSummary(const sensor::FanotifyGateStats& fs, const enforce::GateStats& gs) {

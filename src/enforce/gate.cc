@@ -269,6 +269,10 @@ void DecisionGate::FallbackAnswered(const core::Event& event, bool deny, Fallbac
          deny, in_force->version, why);
 }
 
+void DecisionGate::LateDecision(bool deny) {
+  if (deny) metrics_->denied.fetch_sub(1, std::memory_order_relaxed);
+}
+
 GateStats DecisionGate::stats() const {
   const Metrics& m = *metrics_;
   GateStats s;

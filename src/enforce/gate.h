@@ -149,6 +149,10 @@ class DecisionGate {
   // The sensor answered the call of `event` with the fallback `deny` without a decision: its
   // watchdog at the deadline (kDeadline), or because the arguments were unreadable.
   void FallbackAnswered(const core::Event& event, bool deny, FallbackReason why);
+  // A decision (`deny`: it denied) finished after the sensor's watchdog had answered its call
+  // (FallbackAnswered counted that answer): the decision's deny was not the call's answer, so it
+  // is taken back out of stats().denied, which counts calls denied.
+  void LateDecision(bool deny);
 
   const GateOptions& options() const { return options_; }
   bool has_verdicts() const { return verdicts_ != nullptr; }

@@ -131,6 +131,20 @@ class FakeProc {
     Exe(exe);
     Write("4242/cmdline", cmdline);
   }
+  // Another process, `pid` (not 4242 or 1), child of `ppid`.
+  void Add(int pid, int ppid, uint64_t start) {
+    const std::string dir = std::to_string(pid);
+    fs::create_directories(root_ / dir);
+    Write(dir + "/stat", StatLine(pid, "p" + dir, ppid, start, 7000));
+    Write(dir + "/status", "Name:\tp" + dir + "\nTgid:\t" + dir + "\nUid:\t5\t5\t5\t5\n");
+  }
+  // Rewrites the ancestor (pid 1): `start` its start time, `layout` its memory layout.
+  void Init(uint64_t start, uint64_t layout, const std::string& exe, const std::string& cmdline) {
+    Write("1/stat", StatLine(1, "init", 0, start, layout));
+    fs::remove(root_ / "1/exe");
+    fs::create_symlink(exe, root_ / "1/exe");
+    Write("1/cmdline", cmdline);
+  }
   std::string root() const { return root_.string(); }
 
  private:
@@ -195,6 +209,111 @@ TEST(GateContextTest, AReusedPidOrAnExecIsNotGivenStaleContext) {
   EXPECT_EQ(Describe(&cache, 4242, all).event.proc.exe, "/usr/bin/one");
   proc.Exe("/usr/bin/two");
   EXPECT_EQ(Describe(&cache, 4242, all).event.proc.exe, "/usr/bin/two");
+}
+
+// The same for an ancestor (here the parent, pid 1): kept while nothing changes, read anew
+// after its pid names another process or after it exec'd.
+TEST(GateContextTest, AnAncestorsReusedPidOrExecIsNotGivenStaleContext) {
+  FakeProc proc;
+  proc.Process("child", 100, 7000, 1000, "/usr/bin/child", std::string("child\0", 6));
+  proc.Init(500, 3000, "/sbin/init", std::string("/sbin/init\0", 11));
+  ProcContextCache cache(ProcContextCache::Options{proc.root(), 64});
+  const GateContextNeeds all = GateContextNeeds::Everything(8);
+  Described d = Describe(&cache, 4242, all);
+  ASSERT_TRUE(d.ok);
+  ASSERT_EQ(d.in.ancestors.size(), 1u);
+  EXPECT_EQ(d.in.ancestors[0].exe, "/sbin/init");
+  EXPECT_EQ(d.in.ancestors[0].argv, (std::vector<std::string>{"/sbin/init"}));
+
+  // The same stat: what was read is kept (the new exe and cmdline are not looked at).
+  proc.Init(500, 3000, "/usr/bin/not-read", std::string("not-read\0", 9));
+  d = Describe(&cache, 4242, all);
+  ASSERT_EQ(d.in.ancestors.size(), 1u);
+  EXPECT_EQ(d.in.ancestors[0].exe, "/sbin/init");
+  EXPECT_EQ(d.in.ancestors[0].argv, (std::vector<std::string>{"/sbin/init"}));
+
+  // The parent's pid now names another process (another start time, the same layout).
+  proc.Init(900, 3000, "/usr/bin/reused", std::string("reused\0-r\0", 10));
+  d = Describe(&cache, 4242, all);
+  ASSERT_EQ(d.in.ancestors.size(), 1u);
+  EXPECT_EQ(d.in.ancestors[0].exe, "/usr/bin/reused");
+  EXPECT_EQ(d.in.ancestors[0].argv, (std::vector<std::string>{"reused", "-r"}));
+
+  // The parent exec'd: the same start time, another layout.
+  proc.Init(900, 4000, "/usr/bin/execd", std::string("execd\0", 6));
+  d = Describe(&cache, 4242, all);
+  ASSERT_EQ(d.in.ancestors.size(), 1u);
+  EXPECT_EQ(d.in.ancestors[0].exe, "/usr/bin/execd");
+  EXPECT_EQ(d.in.ancestors[0].argv, (std::vector<std::string>{"execd"}));
+  EXPECT_EQ(cache.stats().execs, 1u);
+}
+
+// /proc/self/status's FDSize: the slots of this process's descriptor table.
+size_t FdTableSize() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("FDSize:", 0) == 0) return std::stoul(line.substr(7));
+  }
+  return 0;
+}
+
+size_t OpenFds() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+// A gate that holds execs sees a new process at every call: the descriptors kept stay within
+// the budget (the least recently used process is forgotten), and every process is described.
+TEST(GateContextTest, KeptDescriptorsStayWithinTheirBudget) {
+  FakeProc proc;
+  for (int pid = 5000; pid < 5040; ++pid) proc.Add(pid, 1, 100);
+  const size_t open_before = OpenFds();
+  ProcContextCache::Options o{proc.root(), 64};
+  o.max_fds = 10;
+  ProcContextCache cache(o);
+  EXPECT_EQ(cache.max_fds(), 10u);
+  GateContextNeeds needs;
+  needs.uid = true;  // two descriptors per process: stat and status
+  needs.ancestors = 1;
+  for (int pid = 5000; pid < 5040; ++pid) {
+    Described d = Describe(&cache, pid, needs);
+    ASSERT_TRUE(d.ok) << pid;
+    EXPECT_EQ(d.event.proc.uid, 5u);
+    EXPECT_EQ(d.event.proc.comm, "p" + std::to_string(pid));
+    ASSERT_EQ(d.in.ancestors.size(), 1u);
+    EXPECT_EQ(d.in.ancestors[0].name, "init");
+    EXPECT_LE(cache.fds(), 10u);
+  }
+  EXPECT_GT(cache.stats().evicted, 0u);
+  EXPECT_LE(OpenFds(), open_before + 1 + 10) << "the /proc directory and the kept descriptors";
+  // The parent, described at every call, was never the least recently used: still kept.
+  const uint64_t before = cache.stats().syscalls;
+  Describe(&cache, 5039, needs);
+  EXPECT_EQ(cache.stats().syscalls - before, 3u) << "stat and status of 5039, stat of 1";
+}
+
+// The descriptor table is grown once, when the cache is made, to hold every descriptor it may
+// keep: growing it later, while other threads share it, waits for an RCU grace period inside the
+// open() of a held call.
+TEST(GateContextTest, TheDescriptorTableIsGrownUpFront) {
+  FakeProc proc;
+  constexpr int kProcesses = 150;
+  for (int pid = 5000; pid < 5000 + kProcesses; ++pid) proc.Add(pid, 1, 100);
+  ProcContextCache::Options o{proc.root(), 512};
+  o.max_fds = 2 * kProcesses + 2;
+  ProcContextCache cache(o);
+  const size_t table = FdTableSize();
+  EXPECT_GE(table, OpenFds() + o.max_fds);
+  GateContextNeeds needs;
+  needs.uid = true;
+  for (int pid = 5000; pid < 5000 + kProcesses; ++pid) {
+    ASSERT_TRUE(Describe(&cache, pid, needs).ok) << pid;
+  }
+  EXPECT_EQ(cache.fds(), 2u * kProcesses);
+  EXPECT_EQ(cache.stats().evicted, 0u);
+  EXPECT_EQ(FdTableSize(), table) << "the table grew while calls were described";
 }
 
 TEST(GateContextTest, ReadsOnlyWhatIsNeeded) {

@@ -267,6 +267,24 @@ TEST(DecisionGateTest, ModelFailingAfterTheDeadlineStillGivesTheFallback) {
   EXPECT_EQ(g.stats().model_fallbacks, 0u);  // the watchdog's answer is the one counted
 }
 
+// A late deny whose call the watchdog answered (with its fallback, counted there) is not
+// counted a second time as a denied call.
+TEST(DecisionGateTest, ALateDenyIsNotCountedTwice) {
+  policy::RuleSet rules = MustLoad(kRules);
+  DecisionGate g(&rules, GateOptions{.name = "t"}, nullptr, nullptr, nullptr);
+  const core::Event e = Connect(9);
+  policy::EvalInput in;
+  in.event = &e;
+  g.FallbackAnswered(e, true, FallbackReason::kDeadline);  // the watchdog, at the deadline
+  const GateDecision d = g.Decide(in, /*deadline_ns=*/1, {});
+  ASSERT_TRUE(d.deny);
+  ASSERT_TRUE(d.late);
+  g.LateDecision(d.deny);  // the sensor found the call answered already
+  EXPECT_EQ(g.stats().denied, 1u);
+  EXPECT_EQ(g.stats().late, 1u);
+  EXPECT_EQ(g.stats().decisions, 1u);
+}
+
 TEST(DecisionGateTest, DeadlineFallbacksAreCountedAndRecorded) {
   policy::RuleSet rules = MustLoad(kRules);
   core::Registry registry;
