@@ -25,6 +25,13 @@ std::vector<std::string> Names(const std::vector<Match>& ms) {
   return out;
 }
 
+core::Event FileOpen(const std::string& path) {
+  core::Event e;
+  e.kind = core::EventKind::kFileOpen;
+  e.path = path;
+  return e;
+}
+
 RuleSet LoadOrDie(std::string_view yaml) {
   auto set = RuleSet::LoadString(yaml, "eval.yaml");
   EXPECT_TRUE(set.has_value()) << set.error().message();
@@ -500,9 +507,7 @@ TEST(EvaluationTest, FileNamesAreNormalisedAsByComponents) {
       "../rel", "a/b", "/tmp/vigil-bench-loop.Ab3dEf"};
   for (const std::string& cwd : {std::string("/home/u"), std::string()}) {
     for (const std::string& path : paths) {
-      core::Event e;
-      e.kind = core::EventKind::kFileOpen;
-      e.path = path;
+      core::Event e = FileOpen(path);
       EvalInput in;
       in.event = &e;
       in.cwd = cwd;
@@ -589,9 +594,7 @@ TEST(EvaluationTest, GlobMatchesAsFnmatch) {
   const RuleSet rules = LoadOrDie(yaml);
   ASSERT_EQ(rules.enabled_count(), patterns.size());
   for (const std::string& path : paths) {
-    core::Event e;
-    e.kind = core::EventKind::kFileOpen;
-    e.path = path;
+    core::Event e = FileOpen(path);
     EvalInput in;
     in.event = &e;
     std::set<std::string> got;
