@@ -1,6 +1,7 @@
 // Evaluating Falco's stable rules (src/policy/rules/falco_rules.yaml, the agent's default
 // policy) on typical events: a process start, file opens (ordinary and sensitive), a connect and a
-// typed call. Reports the time per event; run with --benchmark_repetitions=N for medians.
+// typed call; and one process's repeated opens (the agent's open/close loop) without and with a
+// per-process memo. Reports the time per event; run with --benchmark_repetitions=N for medians.
 //
 //   cmake --build --preset release --target policy_bench
 //   build/release/bench/policy_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only
@@ -117,6 +118,46 @@ void BM_StableRulesEvaluate(benchmark::State& state) {
       static_cast<double>(matches) / static_cast<double>(state.iterations());
 }
 BENCHMARK(BM_StableRulesEvaluate);
+
+// The agent's open/close loop as the policy sees it: one process opening one file again and
+// again, evaluated with a per-process memo (RuleSet::Evaluate, ProcessMemo) as the agent does.
+// Arg 0: without the memo, 1: with it.
+void BM_OneProcessOpens(benchmark::State& state) {
+  Event open;
+  open.source = vigil::core::EventSource::kEbpf;
+  open.kind = EventKind::kFileOpen;
+  open.seq = 1;
+  open.proc = {4242, 4242, 4000, 0, "syscall_loop", "/tmp/bench/syscall_loop"};
+  open.time_ns = 1'700'000'000'000'000'000;
+  open.path = "/tmp/vigil-bench-loop.Ab3dEf";
+  open.flags = O_RDONLY;
+  open.has_ret = true;
+  open.ret = 3;
+  EvalInput in;
+  in.event = &open;
+  in.argv = {"/tmp/bench/syscall_loop", "openclose", "2000000"};
+  in.user_name = "root";
+  in.ancestors = {{"bash", "/usr/bin/bash", {"bash", "scripts/bench-agent.sh"}},
+                  {"sshd", "/usr/sbin/sshd", {"sshd:", "root@pts/0"}},
+                  {"systemd", "/usr/lib/systemd/systemd", {"/sbin/init"}}};
+  in.cwd = "/work/main";
+  const auto& rules = Rules();
+  vigil::policy::ProcessMemo memo;
+  vigil::policy::ProcessMemo* use = state.range(0) != 0 ? &memo : nullptr;
+  size_t matches = 0;
+  for (auto _ : state) {
+    auto m = rules.Evaluate(in, use);
+    matches += m.size();
+    benchmark::DoNotOptimize(m);
+    ++open.seq;
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["candidate_rules_per_event"] =
+      static_cast<double>(rules.CandidateCount(vigil::policy::EventTypeName(open)));
+  state.counters["matches_per_event"] =
+      static_cast<double>(matches) / static_cast<double>(state.iterations());
+}
+BENCHMARK(BM_OneProcessOpens)->Arg(0)->Arg(1);
 
 // The whole decision: asset class, evaluation, hits, counters.
 void BM_StableRulesDecide(benchmark::State& state) {

@@ -756,7 +756,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
         if (it != latest_verdicts.end()) verdict = it->second;
       }
       in.verdict = verdict.get();
-      const policy::Decision d = policy_engine->Decide(&in);
+      const policy::Decision d = policy_engine->Decide(&in, &inputs.memo());
       if (!d.matched()) return {};
       audit->PolicyDecision(d);
       if (!o.quiet) {

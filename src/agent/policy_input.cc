@@ -43,6 +43,7 @@ policy::EvalInput& EvalInputCache::Build(const enrich::ProcessTree& tree, const 
     return input_;
   }
   ++misses_;
+  memo_.Reset();
   input_ = policy::EvalInput{};
   BuildEvalInput(tree, event, boot_to_unix_ns, &input_, max_ancestors);
   tree_ = &tree;

@@ -9,6 +9,7 @@
 #include "core/event.h"
 #include "enrich/process_tree.h"
 #include "policy/fields.h"
+#include "policy/rules.h"
 
 namespace vigil::agent {
 
@@ -31,9 +32,13 @@ class EvalInputCache {
                            int64_t boot_to_unix_ns, size_t max_ancestors = 8);
   uint64_t hits() const { return hits_; }
   uint64_t misses() const { return misses_; }
+  // The rules' per-process memo for the input Build last returned (policy::ProcessMemo): reset
+  // whenever Build rebuilds the input, so it is valid for that input until the next call.
+  policy::ProcessMemo& memo() { return memo_; }
 
  private:
   policy::EvalInput input_;
+  policy::ProcessMemo memo_;
   const enrich::ProcessTree* tree_ = nullptr;
   uint32_t pid_ = 0;
   uint64_t generation_ = 0;

@@ -344,7 +344,7 @@ AssetClass PolicyEngine::Classify(const EvalInput& in) const {
   return options_.default_class;
 }
 
-Decision PolicyEngine::Decide(EvalInput* in) const {
+Decision PolicyEngine::Decide(EvalInput* in, ProcessMemo* memo) const {
   Decision d;
   const std::shared_ptr<const PolicySnapshot> snap = current_.load();
   const AssetClass cls = Classify(*in);
@@ -373,7 +373,7 @@ Decision PolicyEngine::Decide(EvalInput* in) const {
     d.ml_score = in->verdict->score;
   }
 
-  std::vector<Match> matches = snap->rules.Evaluate(*in);
+  std::vector<Match> matches = snap->rules.Evaluate(*in, memo);
   if (matches.empty()) return d;
   matched_->Inc();
   FillStrings(*snap, *in, &d);

@@ -110,8 +110,10 @@ class PolicyEngine {
 
   // Evaluates `*in` (in->event required; in->verdict optional) against the policy in force.
   // Sets in->asset_class to the engine's classification first. Thread-safe; evaluation reads
-  // each field at most once.
-  Decision Decide(EvalInput* in) const;
+  // each field at most once. `memo` (optional; RuleSet::Evaluate) keeps what only depends on
+  // in's process across calls for the same process: the caller resets it when in's process
+  // part changes.
+  Decision Decide(EvalInput* in, ProcessMemo* memo = nullptr) const;
 
   // The asset class of `in`'s process under the engine's options.
   AssetClass Classify(const EvalInput& in) const;

@@ -38,19 +38,24 @@ bool IsUnixConnect(const core::Event& e) {
 bool IsOpen(const core::Event& e) { return e.kind == EventKind::kFileOpen; }
 
 // True when `path` is absolute and already normal: no empty, "." or ".." component and no
-// trailing slash (except "/" itself), so normalising it would return it unchanged.
+// trailing slash (except "/" itself), so normalising it would return it unchanged. Looks only
+// at what follows each '/' (evaluated for every file event: no substring per component).
 bool IsNormalAbsolute(std::string_view path) {
   if (path.empty() || path[0] != '/') return false;
-  if (path.size() == 1) return true;
-  size_t start = 1;
-  while (true) {
-    const size_t slash = path.find('/', start);
-    const std::string_view part =
-        path.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
-    if (part.empty() || part == "." || part == "..") return false;
-    if (slash == std::string_view::npos) return true;
-    start = slash + 1;
+  const size_t n = path.size();
+  if (n == 1) return true;
+  if (path[n - 1] == '/') return false;
+  const char* const end = path.data() + n;
+  for (const char* slash = path.data(); slash != nullptr;
+       slash = static_cast<const char*>(std::memchr(slash + 1, '/', static_cast<size_t>(end - slash - 1)))) {
+    const char* c = slash + 1;  // before `end`: the path does not end with '/'
+    if (*c == '/') return false;
+    if (*c == '.') {
+      if (c + 1 == end || c[1] == '/') return false;
+      if (c[1] == '.' && (c + 2 == end || c[2] == '/')) return false;
+    }
   }
+  return true;
 }
 
 // Appends the components of `s` to the normalised path in `out`: empty and "." components
@@ -163,7 +168,9 @@ std::string CapNames(uint64_t caps) {
   return out;
 }
 
-void SetBool(FieldValue* out, bool v) { out->Set(v ? "true" : "false"); }
+void SetBool(FieldValue* out, bool v) {
+  out->Set(v ? std::string_view("true") : std::string_view("false"));
+}
 
 // v[from..] joined by blanks, appended to `out`.
 void AppendJoined(const std::vector<std::string>& v, size_t from, std::string* out) {
@@ -186,14 +193,21 @@ void SetCmdLine(const std::string& name, const std::vector<std::string>& argv, F
   out->SetOwn();
 }
 
+// The position of the last '/' in `path`, or npos.
+size_t LastSlash(std::string_view path) {
+  const void* at = path.empty() ? nullptr : memrchr(path.data(), '/', path.size());
+  return at == nullptr ? std::string_view::npos
+                       : static_cast<size_t>(static_cast<const char*>(at) - path.data());
+}
+
 std::string_view DirName(std::string_view path) {
-  const size_t slash = path.find_last_of('/');
+  const size_t slash = LastSlash(path);
   if (slash == std::string_view::npos) return {};
   return slash == 0 ? std::string_view("/") : path.substr(0, slash);
 }
 
 std::string_view BaseName(std::string_view path) {
-  const size_t slash = path.find_last_of('/');
+  const size_t slash = LastSlash(path);
   return slash == std::string_view::npos ? path : path.substr(slash + 1);
 }
 
@@ -255,7 +269,7 @@ const std::vector<FieldDef> kFields = {
      }},
     {"evt.failed", FieldType::kBool, ArgUse::kNone, "true when the call returned an error",
      [](const EvalInput& in, int, FieldValue* out) {
-       if (Ev(in).has_ret) out->Set(Ev(in).ret < 0 ? "true" : "false");
+       if (Ev(in).has_ret) SetBool(out, Ev(in).ret < 0);
      }},
     {"proc.name", FieldType::kString, ArgUse::kNone, "the process's name (comm)",
      [](const EvalInput& in, int, FieldValue* out) { SetIf(out, Ev(in).proc.comm); }},
@@ -531,7 +545,7 @@ const std::vector<FieldDef> kFields = {
      }},
     {"ml.anomalous", FieldType::kBool, ArgUse::kNone, "true when the score reached the threshold",
      [](const EvalInput& in, int, FieldValue* out) {
-       if (in.verdict != nullptr) out->Set(in.verdict->anomalous ? "true" : "false");
+       if (in.verdict != nullptr) SetBool(out, in.verdict->anomalous);
      }},
     {"ml.model", FieldType::kString, ArgUse::kNone, "the scoring model's name",
      [](const EvalInput& in, int, FieldValue* out) {

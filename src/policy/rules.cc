@@ -5,11 +5,13 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <map>
 #include <regex>
@@ -20,6 +22,7 @@
 
 #include "core/config.h"
 #include "core/files.h"
+#include "core/syscall_table.h"
 #include "policy/condition.h"
 
 namespace vigil::policy {
@@ -384,6 +387,259 @@ void Finalize(Node* n) {
   }
 }
 
+// A condition specialised for one event type (a TypePlan's): evt.type checks replaced by their
+// value for that type and folded away with what they decide, and the parts that read only the
+// acting process (ProcessOnly) grouped first under kMemo nodes, whose value a ProcessMemo keeps
+// per process. Checks point to the compiled tree's nodes (CompiledRule::root), which own them.
+struct ENode {
+  enum class Kind : uint8_t { kAnd, kOr, kNot, kCheck, kMemo };
+  Kind kind = Kind::kAnd;       // an empty kAnd holds for every event
+  uint32_t memo = 0;            // kMemo: index of its value in a ProcessMemo
+  const Node* check = nullptr;  // kCheck
+  std::vector<ENode> children;  // and/or: two or more; not, memo: one
+};
+
+struct PlannedRule {
+  uint32_t compiled = 0;          // index into Impl::compiled
+  const ENode* root = nullptr;    // into Impl::plan_trees: process parts first, memoised
+  const ENode* plain = nullptr;   // the same without a memo (no kMemo node)
+};
+
+struct TypePlan {
+  std::vector<PlannedRule> rules;  // in load order
+};
+
+// Fields whose value depends only on the acting process: the EvalInput's process part and the
+// event's `proc` (what ProcessMemo's contract names), never the event's payload, time, verdict
+// or asset class. A field not listed here is read per event.
+bool ProcessOnly(std::string_view field) {
+  static constexpr std::array<std::string_view, 25> kNames = {
+      "proc.name",      "proc.exe",         "proc.exepath",   "proc.args",
+      "proc.cmdline",   "proc.pid",         "proc.ppid",      "proc.pname",
+      "proc.pexe",      "proc.pexepath",    "proc.pcmdline",  "proc.aname",
+      "proc.aexepath",  "proc.cwd",         "proc.tty",       "thread.cap_effective",
+      "thread.cap_permitted", "user.loginuid", "user.uid",    "user.name",
+      "container.id",   "container.image.repository", "container.image",
+      "container.privileged", "k8s.ns.name"};
+  return std::find(kNames.begin(), kNames.end(), field) != kNames.end();
+}
+
+bool IsTypeCheck(const Node& n, const std::vector<Slot>& slots) {
+  return n.kind == Node::Kind::kCheck && slots[static_cast<size_t>(n.slot)].def->name == "evt.type";
+}
+
+// What an evt.type check gives for events of one plan's type: `name`, or (other) any type that
+// none of the rule set's evt.type =, !=, in and intersects checks names, or (any) any type at
+// all. -1: not known without the event (e.g. the other plan's startswith checks).
+struct PlanType {
+  std::string_view name;
+  bool other = false;
+  bool any = false;
+  int8_t Value(const Node& n) const {
+    if (n.op == CmpOp::kExists) return 1;  // every event has an evt.type
+    if (any) return -1;
+    if (!other) return CompareString(n, name) ? 1 : 0;
+    switch (n.op) {
+      case CmpOp::kEq: case CmpOp::kIn: case CmpOp::kIntersects: return 0;
+      case CmpOp::kNe: return 1;
+      default: return -1;
+    }
+  }
+};
+
+// Specialises compiled conditions for a plan's type (ENode).
+class Planner {
+ public:
+  Planner(const std::vector<Slot>& slots, std::map<std::vector<const Node*>, uint32_t>* memo_ids)
+      : slots_(slots), memo_ids_(memo_ids) {}
+
+  // -1: `root` may hold or fail for events of type `t`, and *out is its specialised tree, the
+  // operands of each and/or ordered by estimated cost and chance (with `memo`: process parts
+  // grouped first under kMemo nodes; without: no kMemo node); 0 / 1: it never / always holds
+  // for them.
+  int8_t Plan(const Node& root, const PlanType& t, bool memo, ENode* out) {
+    memo_ = memo;
+    Part p = Specialise(root, t);
+    if (p.constant >= 0) return p.constant;
+    *out = p.process_only && memo_ ? Memo(std::move(p.node), {&root}) : std::move(p.node);
+    return -1;
+  }
+
+ private:
+  struct Part {
+    int8_t constant = -1;  // 0 / 1: the part folded to false / true
+    bool process_only = false;
+    const Node* from = nullptr;
+    ENode node;
+    // Estimates for ordering operands (static guesses, no statistics): the chance that the part
+    // holds, and what evaluating it costs (in checks).
+    double p = 0.5;
+    double cost = 1;
+  };
+
+  // A check's chance to hold: equality and matching against given text are selective, `!=`
+  // and `exists` are not, a bool (or a field of a few values, such as fd.typechar) is even.
+  double Chance(const Node& n) const {
+    const std::string_view field = slots_[static_cast<size_t>(n.slot)].def->name;
+    if (field == "fd.typechar" || field == "fd.type" || field == "fd.l4proto") return 0.5;
+    switch (n.op) {
+      case CmpOp::kExists:
+      case CmpOp::kNe:
+        return 0.9;
+      case CmpOp::kEq:
+        return n.type == FieldType::kBool ? 0.5 : 0.1;
+      case CmpOp::kLt: case CmpOp::kLe: case CmpOp::kGt: case CmpOp::kGe:
+        return 0.5;
+      default:
+        return 0.1;
+    }
+  }
+
+  // A check's cost: one, plus what building the field's value and matching take.
+  double Cost(const Node& n) const {
+    const Slot& s = slots_[static_cast<size_t>(n.slot)];
+    static constexpr std::array<std::pair<std::string_view, double>, 12> kFieldCost = {{
+        {"fd.name", 1}, {"fd.directory", 1}, {"proc.cmdline", 2}, {"proc.pcmdline", 2},
+        {"proc.args", 2}, {"evt.arg.flags", 3}, {"thread.cap_effective", 3},
+        {"thread.cap_permitted", 3}, {"evt.res", 2}, {"evt.arg.request", 3},
+        {"evt.arg.domain", 3}, {"ml.explain", 3}}};
+    double cost = 1;
+    for (const auto& [name, c] : kFieldCost) {
+      if (s.def->name == name) cost += c;
+    }
+    if (s.def->arg != ArgUse::kNone && s.index < 0) cost += 2;  // every ancestor
+    switch (n.op) {
+      case CmpOp::kRegex: cost += 5; break;
+      case CmpOp::kGlob: cost += n.glob.simple ? 1 : 3; break;
+      case CmpOp::kIGlob: cost += 3; break;
+      case CmpOp::kContains: case CmpOp::kIContains: case CmpOp::kBContains:
+      case CmpOp::kIn: case CmpOp::kIntersects: case CmpOp::kPmatch:
+        cost += 0.5;
+        break;
+      default: break;
+    }
+    return cost;
+  }
+  static Part Const(bool v) {
+    Part p;
+    p.constant = v ? 1 : 0;
+    return p;
+  }
+
+  ENode Memo(ENode inner, std::vector<const Node*> key) {
+    const auto [it, fresh] = memo_ids_->try_emplace(std::move(key), memo_ids_->size());
+    ENode m;
+    m.kind = ENode::Kind::kMemo;
+    m.memo = it->second;
+    m.children.push_back(std::move(inner));
+    return m;
+  }
+
+  Part Specialise(const Node& n, const PlanType& t) {
+    switch (n.kind) {
+      case Node::Kind::kCheck: {
+        if (IsTypeCheck(n, slots_)) {
+          if (const int8_t v = t.Value(n); v >= 0) return Const(v == 1);
+        }
+        Part p;
+        p.from = &n;
+        p.node.kind = ENode::Kind::kCheck;
+        p.node.check = &n;
+        p.process_only = ProcessOnly(slots_[static_cast<size_t>(n.slot)].def->name);
+        p.p = Chance(n);
+        p.cost = Cost(n);
+        return p;
+      }
+      case Node::Kind::kNot: {
+        Part inner = Specialise(n.children[0], t);
+        if (inner.constant >= 0) return Const(inner.constant == 0);
+        Part p;
+        p.from = &n;
+        p.process_only = inner.process_only;
+        p.p = 1 - inner.p;
+        p.cost = inner.cost;
+        p.node.kind = ENode::Kind::kNot;
+        p.node.children.push_back(std::move(inner.node));
+        return p;
+      }
+      case Node::Kind::kAnd:
+      case Node::Kind::kOr:
+        break;
+    }
+    const bool is_and = n.kind == Node::Kind::kAnd;
+    std::vector<Part> kept;
+    for (const Node& c : n.children) {
+      Part part = Specialise(c, t);
+      if (part.constant >= 0) {
+        if ((part.constant == 1) == is_and) continue;  // true under and, false under or: no effect
+        return Const(!is_and);                        // false under and, true under or: decides
+      }
+      kept.push_back(std::move(part));
+    }
+    if (kept.empty()) return Const(is_and);
+    if (kept.size() == 1) return std::move(kept[0]);
+    Part p;
+    p.from = &n;
+    p.node.kind = is_and ? ENode::Kind::kAnd : ENode::Kind::kOr;
+    const bool all = std::all_of(kept.begin(), kept.end(), [](const Part& k) { return k.process_only; });
+    // Cheapest per chance to decide first: an `and` stops at a false operand, an `or` at a true
+    // one (with independent operands, ordering by cost / chance of deciding minimises the
+    // expected cost). Only the cost changes: the operands have no effects.
+    if (memo_) {
+      for (Part& k : kept) {
+        if (k.process_only && !all) k.cost = 0.1;  // read from the memo after the first event
+      }
+    }
+    auto decides = [is_and](const Part& k) { return std::max(is_and ? 1 - k.p : k.p, 0.01); };
+    std::stable_sort(kept.begin(), kept.end(), [&](const Part& a, const Part& b) {
+      return a.cost / decides(a) < b.cost / decides(b);
+    });
+    double reach = 1;  // the chance that evaluation gets to the next operand
+    p.cost = 0;
+    for (const Part& k : kept) {
+      p.cost += reach * k.cost;
+      reach *= is_and ? k.p : 1 - k.p;
+    }
+    p.p = is_and ? reach : 1 - reach;
+    if (all || !memo_) {
+      p.process_only = all;
+      for (Part& k : kept) p.node.children.push_back(std::move(k.node));
+      return p;
+    }
+    // The process-only operands go first, as one memoised part: and/or are commutative and
+    // evaluating an operand has no effect, so only the cost changes.
+    std::vector<const Node*> key;
+    ENode group;
+    group.kind = p.node.kind;
+    std::vector<ENode> rest;
+    for (Part& k : kept) {
+      if (k.process_only) {
+        key.push_back(k.from);
+        group.children.push_back(std::move(k.node));
+      } else {
+        rest.push_back(std::move(k.node));
+      }
+    }
+    if (!key.empty()) {
+      p.node.children.push_back(
+          Memo(group.children.size() == 1 ? std::move(group.children[0]) : std::move(group),
+               std::move(key)));
+    }
+    for (ENode& r : rest) p.node.children.push_back(std::move(r));
+    return p;
+  }
+
+  const std::vector<Slot>& slots_;
+  std::map<std::vector<const Node*>, uint32_t>* memo_ids_;
+  bool memo_ = true;
+};
+
+bool SameProcess(const core::ProcessIdentity& a, const core::ProcessIdentity& b) {
+  return a.pid == b.pid && a.ppid == b.ppid && a.uid == b.uid && a.loginuid == b.loginuid &&
+         a.tty == b.tty && a.has_caps == b.has_caps && a.cap_effective == b.cap_effective &&
+         a.cap_permitted == b.cap_permitted && a.comm == b.comm && a.exe == b.exe;
+}
+
 // Appends a field's value as an output shows it: "<NA>" when absent, numbers without a
 // fraction as integers, several values joined by ','.
 void RenderInto(const FieldValue& v, FieldType type, std::string* out) {
@@ -431,18 +687,36 @@ struct RuleSet::Impl {
   std::vector<LoadWarning> warnings;
   std::vector<Slot> slots;
   std::vector<CompiledRule> compiled;
-  // The evt.type index: for each type name some condition names (`type_names`, found by
-  // `type_lookup`), the compiled rules (indexes into `compiled`, in load order) that can hold
-  // for an event of that type (`by_type`, same order); `other_types` for every type no
-  // condition names.
+  // The evaluation plans: one per type name an evt.type check compares with (`type_names`,
+  // found by `type_lookup`; plans[i] for type_names[i]) and the last one for every other type.
+  // A plan lists the rules that can hold for an event of its type, in load order, each with its
+  // condition specialised for the type (TypePlan).
   std::vector<std::string> type_names;
   StrSet type_lookup;
-  std::vector<std::vector<uint32_t>> by_type;
-  std::vector<uint32_t> other_types;
-  void BuildTypeIndex();
-  const std::vector<uint32_t>& Candidates(std::string_view type) const {
+  std::vector<TypePlan> plans = std::vector<TypePlan>(1);  // an empty set: one empty plan
+  std::deque<ENode> plan_trees;  // the plans' trees (a rule's tree is shared by the plans whose
+                                 // types give its evt.type checks the same values)
+  // The plan of an event by kind (non-syscall kinds) and by (arch, number) for system calls.
+  std::array<uint32_t, 8> kind_plan{};
+  std::array<std::vector<uint32_t>, 3> nr_plan;
+  uint32_t memo_parts = 0;  // ProcessMemo values the plans' kMemo nodes index
+  uint64_t id = 0;          // unique per compiled rule set (a ProcessMemo's owner)
+  void BuildPlans();
+  size_t PlanIndex(std::string_view type) const {
     const int i = type_lookup.Find(type);
-    return i < 0 ? other_types : by_type[static_cast<size_t>(i)];
+    return i < 0 ? plans.size() - 1 : static_cast<size_t>(i);
+  }
+  const TypePlan& PlanFor(const core::Event& e) const {
+    if (e.kind == core::EventKind::kSyscall || e.kind == core::EventKind::kTypedCall) {
+      const auto arch = static_cast<size_t>(e.syscall.arch);
+      if (arch < nr_plan.size() && e.syscall.nr >= 0 &&
+          static_cast<size_t>(e.syscall.nr) < nr_plan[arch].size()) {
+        return plans[nr_plan[arch][static_cast<size_t>(e.syscall.nr)]];
+      }
+    } else if (static_cast<size_t>(e.kind) < kind_plan.size()) {
+      return plans[kind_plan[static_cast<size_t>(e.kind)]];
+    }
+    return plans[PlanIndex(EventTypeView(e))];
   }
 
   // Loading state.
@@ -1222,124 +1496,110 @@ core::Result<std::vector<OutputPart>> RuleSet::Impl::CompileOutput(const RawRule
 
 namespace {
 
-// A set of evt.type names: the finite set `names`, or (`co`) every name but `names`.
-struct TypeSet {
-  bool co = false;
-  std::vector<std::string> names;  // sorted, unique
-
-  static TypeSet All() { return {true, {}}; }
-  bool Contains(std::string_view t) const {
-    return std::binary_search(names.begin(), names.end(), t, std::less<>()) != co;
+// Every type name an evt.type =, !=, in or intersects check of `n` compares with.
+void CollectTypeNames(const Node& n, const std::vector<Slot>& slots, std::set<std::string>* out) {
+  if (IsTypeCheck(n, slots) && (n.op == CmpOp::kEq || n.op == CmpOp::kNe || n.op == CmpOp::kIn ||
+                                n.op == CmpOp::kIntersects)) {
+    out->insert(n.strs.begin(), n.strs.end());
   }
-  TypeSet Complement() const { return {!co, names}; }
-};
-
-std::vector<std::string> SetUnion(const std::vector<std::string>& a, const std::vector<std::string>& b) {
-  std::vector<std::string> out;
-  std::set_union(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
-  return out;
-}
-std::vector<std::string> SetIntersection(const std::vector<std::string>& a,
-                                         const std::vector<std::string>& b) {
-  std::vector<std::string> out;
-  std::set_intersection(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
-  return out;
-}
-std::vector<std::string> SetDifference(const std::vector<std::string>& a,
-                                       const std::vector<std::string>& b) {
-  std::vector<std::string> out;
-  std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
-  return out;
+  for (const Node& c : n.children) CollectTypeNames(c, slots, out);
 }
 
-TypeSet Union(const TypeSet& a, const TypeSet& b) {
-  if (!a.co && !b.co) return {false, SetUnion(a.names, b.names)};
-  if (a.co && b.co) return {true, SetIntersection(a.names, b.names)};
-  const TypeSet& co = a.co ? a : b;
-  const TypeSet& fin = a.co ? b : a;
-  return {true, SetDifference(co.names, fin.names)};
+void CollectTypeChecks(const Node& n, const std::vector<Slot>& slots, std::vector<const Node*>* out) {
+  if (IsTypeCheck(n, slots)) out->push_back(&n);
+  for (const Node& c : n.children) CollectTypeChecks(c, slots, out);
 }
 
-TypeSet Intersection(const TypeSet& a, const TypeSet& b) {
-  return Union(a.Complement(), b.Complement()).Complement();
-}
-
-// For a condition node: the event types for which it may hold (`may_true`) and those for which
-// it may fail (`may_false`). Only checks of evt.type (=, !=, in, intersects) narrow them; every
-// other check may go either way for any type. Both sets are kept so that `not` stays sound:
-// not n may hold exactly where n may fail. evt.type is present (one value) for every event.
-struct TypeBounds {
-  TypeSet may_true = TypeSet::All();
-  TypeSet may_false = TypeSet::All();
-};
-
-TypeBounds Bounds(const Node& n, const std::vector<Slot>& slots) {
-  switch (n.kind) {
-    case Node::Kind::kCheck: {
-      const Slot& s = slots[static_cast<size_t>(n.slot)];
-      if (s.def->name != "evt.type") return {};
-      TypeSet listed;
-      switch (n.op) {
-        case CmpOp::kEq:
-        case CmpOp::kNe:
-          listed.names = {n.strs[0]};
-          break;
-        case CmpOp::kIn:
-        case CmpOp::kIntersects:
-          listed.names = n.strs;  // sorted and unique at compile time
-          break;
-        default:
-          return {};
-      }
-      if (n.op == CmpOp::kNe) return {listed.Complement(), listed};
-      return {listed, listed.Complement()};
+// Whether an event can have evt.type `name` (EventTypeView's names: the system call tables and
+// the names of the other kinds). A plan for any other name would never be used.
+bool IsEventTypeName(std::string_view name) {
+  static const std::set<std::string, std::less<>>* names = [] {
+    auto* out = new std::set<std::string, std::less<>>();
+    core::Event e;
+    for (int k = 0; k < 8; ++k) {
+      e.kind = static_cast<core::EventKind>(k);
+      out->emplace(EventTypeView(e));
     }
-    case Node::Kind::kNot: {
-      const TypeBounds inner = Bounds(n.children[0], slots);
-      return {inner.may_false, inner.may_true};
+    for (core::Arch arch : {core::Arch::kUnknown, core::Arch::kI386, core::Arch::kX86_64}) {
+      for (int nr = 0; nr < core::kMaxSyscallNr; ++nr) out->emplace(core::SyscallName(arch, nr));
     }
-    case Node::Kind::kAnd:
-    case Node::Kind::kOr: {
-      const bool is_and = n.kind == Node::Kind::kAnd;
-      // An empty `and` always holds, an empty `or` never does.
-      TypeBounds out;
-      (is_and ? out.may_false : out.may_true) = TypeSet{};
-      for (const Node& child : n.children) {
-        const TypeBounds c = Bounds(child, slots);
-        if (is_and) {
-          out.may_true = Intersection(out.may_true, c.may_true);
-          out.may_false = Union(out.may_false, c.may_false);
-        } else {
-          out.may_true = Union(out.may_true, c.may_true);
-          out.may_false = Intersection(out.may_false, c.may_false);
-        }
-      }
-      return out;
-    }
-  }
-  return {};
+    return out;
+  }();
+  return names->find(name) != names->end();
 }
+
+// A rule whose evt.type checks take more than this many different sets of values across the
+// plans' types gets one tree for all of them (checks kept), bounding the plans' size.
+constexpr size_t kMaxTreesPerRule = 16;
+
+std::atomic<uint64_t> next_rules_id{1};
 
 }  // namespace
 
-void RuleSet::Impl::BuildTypeIndex() {
-  std::vector<TypeSet> sets;
+// One plan per type name the conditions compare evt.type with, and one for every other type:
+// within a plan's type every evt.type =, !=, in and intersects check has a known value (the
+// other plan's types differ from every name compared with), so each rule's condition is
+// specialised for it (Planner) and left out of the plans where it folds to false.
+void RuleSet::Impl::BuildPlans() {
+  id = next_rules_id.fetch_add(1);
   std::set<std::string> names;
-  for (const CompiledRule& c : compiled) {
-    sets.push_back(Bounds(c.root, slots).may_true);
-    names.insert(sets.back().names.begin(), sets.back().names.end());
+  for (const CompiledRule& c : compiled) CollectTypeNames(c.root, slots, &names);
+  for (const std::string& n : names) {
+    if (IsEventTypeName(n)) type_names.push_back(n);  // the other plan covers the rest
   }
-  type_names.assign(names.begin(), names.end());
   type_lookup.Build(type_names);
-  for (const std::string& t : type_names) {
-    std::vector<uint32_t>& bucket = by_type.emplace_back();
-    for (size_t i = 0; i < sets.size(); ++i) {
-      if (sets[i].Contains(t)) bucket.push_back(static_cast<uint32_t>(i));
+  std::vector<PlanType> types;
+  for (const std::string& t : type_names) types.push_back({t, false, false});
+  types.push_back({{}, true, false});
+  plans.assign(types.size(), TypePlan{});
+  std::map<std::vector<const Node*>, uint32_t> memo_ids;
+  Planner planner(slots, &memo_ids);
+  for (size_t ci = 0; ci < compiled.size(); ++ci) {
+    const Node& root = compiled[ci].root;
+    std::vector<const Node*> checks;
+    CollectTypeChecks(root, slots, &checks);
+    // Types that give this rule's evt.type checks the same values share one specialised tree.
+    std::vector<std::vector<int8_t>> values(types.size());
+    std::set<std::vector<int8_t>> distinct;
+    for (size_t ti = 0; ti < types.size(); ++ti) {
+      for (const Node* n : checks) values[ti].push_back(types[ti].Value(*n));
+      distinct.insert(values[ti]);
+    }
+    const bool one_tree = distinct.size() > kMaxTreesPerRule;
+    const PlanType any{{}, false, true};
+    std::map<std::vector<int8_t>, std::pair<int8_t, PlannedRule>> by_values;
+    for (size_t ti = 0; ti < types.size(); ++ti) {
+      if (one_tree) values[ti].clear();
+      auto it = by_values.find(values[ti]);
+      if (it == by_values.end()) {
+        const PlanType& t = one_tree ? any : types[ti];
+        ENode tree, plain;
+        const int8_t constant = planner.Plan(root, t, true, &tree);
+        PlannedRule planned{static_cast<uint32_t>(ci), nullptr, nullptr};
+        if (constant == 1) {
+          planned.root = planned.plain = &plan_trees.emplace_back();
+        } else if (constant < 0) {
+          planner.Plan(root, t, false, &plain);
+          planned.root = &plan_trees.emplace_back(std::move(tree));
+          planned.plain = &plan_trees.emplace_back(std::move(plain));
+        }
+        it = by_values.emplace(values[ti], std::make_pair(constant, planned)).first;
+      }
+      if (it->second.first != 0) plans[ti].rules.push_back(it->second.second);
     }
   }
-  // A type no condition names is in no finite set and in every co-finite one.
-  for (size_t i = 0; i < sets.size(); ++i) {
-    if (sets[i].co) other_types.push_back(static_cast<uint32_t>(i));
+  memo_parts = static_cast<uint32_t>(memo_ids.size());
+  core::Event e;
+  for (size_t k = 0; k < kind_plan.size(); ++k) {
+    e.kind = static_cast<core::EventKind>(k);
+    kind_plan[k] = static_cast<uint32_t>(PlanIndex(EventTypeView(e)));
+  }
+  for (size_t arch = 0; arch < nr_plan.size(); ++arch) {
+    nr_plan[arch].resize(core::kMaxSyscallNr);
+    for (int nr = 0; nr < core::kMaxSyscallNr; ++nr) {
+      nr_plan[arch][static_cast<size_t>(nr)] = static_cast<uint32_t>(
+          PlanIndex(core::SyscallName(static_cast<core::Arch>(arch), nr)));
+    }
   }
 }
 
@@ -1387,7 +1647,7 @@ core::Status RuleSet::Impl::Compile() {
     Simplify(&c.root);
     Finalize(&c.root);
   }
-  BuildTypeIndex();
+  BuildPlans();
   return core::Status::Ok();
 }
 
@@ -1438,14 +1698,18 @@ class Evaluator {
     epoch_ = fresh.epoch_;
   }
 
-  const FieldValue& Get(int slot) {
+  // A field read again (several rules' checks read fd.name) costs a comparison: only the first
+  // read of an evaluation calls Extract.
+  [[gnu::always_inline]] inline const FieldValue& Get(int slot) {
     const auto i = static_cast<size_t>(slot);
+    return stamp_[i] == epoch_ ? values_[i] : Extract(i);
+  }
+
+  [[gnu::noinline]] const FieldValue& Extract(size_t i) {
     FieldValue& v = values_[i];
-    if (stamp_[i] != epoch_) {
-      v.Reset();
-      slots_[i].def->extract(in_, slots_[i].index, &v);
-      stamp_[i] = epoch_;
-    }
+    v.Reset();
+    slots_[i].def->extract(in_, slots_[i].index, &v);
+    stamp_[i] = epoch_;
     return v;
   }
 
@@ -1469,6 +1733,41 @@ class Evaluator {
     return Check(n);
   }
 
+  // A specialised tree (TypePlan); `memo` (nullptr: none) holds its kMemo parts' values.
+  bool Eval(const ENode& n) {
+    switch (n.kind) {
+      case ENode::Kind::kAnd:
+        for (const ENode& c : n.children) {
+          if (!(c.kind == ENode::Kind::kCheck ? Check(*c.check) : Eval(c))) return false;
+        }
+        return true;
+      case ENode::Kind::kOr:
+        for (const ENode& c : n.children) {
+          if (c.kind == ENode::Kind::kCheck ? Check(*c.check) : Eval(c)) return true;
+        }
+        return false;
+      case ENode::Kind::kNot:
+        return !Eval(n.children[0]);
+      case ENode::Kind::kMemo: {
+        if (memo_ == nullptr) return Eval(n.children[0]);
+        int8_t& v = memo_[n.memo];
+        if (v >= 0) {
+          ++memo_reused_;
+        } else {
+          v = Eval(n.children[0]) ? 1 : 0;
+        }
+        return v != 0;
+      }
+      case ENode::Kind::kCheck:
+        break;
+    }
+    return Check(*n.check);
+  }
+
+  void UseMemo(int8_t* values) { memo_ = values; }
+  const int8_t* memo() const { return memo_; }
+  uint64_t memo_reused() const { return memo_reused_; }
+
   // One check (inlined into the and/or loops: most nodes are checks).
   [[gnu::always_inline]] inline bool Check(const Node& n) {
     const FieldValue& v = Get(n.slot);
@@ -1476,6 +1775,10 @@ class Evaluator {
     if (n.op == CmpOp::kExists) return true;
     if (n.type == FieldType::kNumber) return CompareNumber(n, v.num);
     if (n.type == FieldType::kIpNet) return CompareIps(n, v);
+    if (n.type == FieldType::kBool && (n.op == CmpOp::kEq || n.op == CmpOp::kNe)) {
+      // A bool field and check hold only "true" or "false" (one value), which differ in length.
+      return (v.strs[0].size() == n.strs[0].size()) == (n.op == CmpOp::kEq);
+    }
     for (std::string_view s : v.strs) {
       if (CompareString(n, s)) return true;
     }
@@ -1520,6 +1823,8 @@ class Evaluator {
   std::vector<uint8_t>& ip_valid_;
   std::vector<uint32_t>& ip_stamp_;
   uint32_t epoch_ = 0;
+  int8_t* memo_ = nullptr;
+  uint64_t memo_reused_ = 0;
 };
 
 }  // namespace
@@ -1560,15 +1865,28 @@ const std::vector<Rule>& RuleSet::rules() const { return impl_->rules; }
 const std::vector<LoadWarning>& RuleSet::warnings() const { return impl_->warnings; }
 size_t RuleSet::enabled_count() const { return impl_->compiled.size(); }
 
-std::vector<Match> RuleSet::Evaluate(const EvalInput& in) const {
+std::vector<Match> RuleSet::Evaluate(const EvalInput& in, ProcessMemo* memo) const {
   std::vector<Match> out;
   if (in.event == nullptr) return out;
+  const core::Event& e = *in.event;
   thread_local Scratch scratch;
   Evaluator ev(impl_->slots, in, &scratch);
-  for (const uint32_t i : impl_->Candidates(EventTypeView(*in.event))) {
-    const CompiledRule& c = impl_->compiled[i];
-    if (ev.Eval(c.root)) out.push_back({&impl_->rules[c.rule], ev.Output(c.output)});
+  if (memo != nullptr && impl_->memo_parts != 0) {
+    if (memo->rules_id_ != impl_->id || !SameProcess(memo->proc_, e.proc)) {
+      memo->rules_id_ = impl_->id;
+      memo->proc_ = e.proc;
+      memo->values_.assign(impl_->memo_parts, -1);
+    }
+    ev.UseMemo(memo->values_.data());
   }
+  const bool memoised = ev.memo() != nullptr;
+  for (const PlannedRule& p : impl_->PlanFor(e).rules) {
+    if (ev.Eval(memoised ? *p.root : *p.plain)) {
+      const CompiledRule& c = impl_->compiled[p.compiled];
+      out.push_back({&impl_->rules[c.rule], ev.Output(c.output)});
+    }
+  }
+  if (memo != nullptr) memo->reused_ += ev.memo_reused();
   return out;
 }
 
@@ -1585,8 +1903,10 @@ std::vector<Match> RuleSet::EvaluateEveryRule(const EvalInput& in) const {
 }
 
 size_t RuleSet::CandidateCount(std::string_view type) const {
-  return impl_->Candidates(type).size();
+  return impl_->plans[impl_->PlanIndex(type)].rules.size();
 }
+
+size_t RuleSet::MemoizedParts() const { return impl_->memo_parts; }
 
 namespace {
 

@@ -84,6 +84,31 @@ struct Match {
   std::string output;  // the rule's output with %fields filled in ("<NA>" when absent)
 };
 
+// What RuleSet::Evaluate keeps about one process between its events: the values of the
+// condition parts that read only the acting process (its name, executable, arguments, ancestors,
+// user, container; docs/policy.md "Evaluation"), so that each is evaluated once per process
+// instead of once per event. Owned by the caller, one per process (e.g. next to a reused
+// EvalInput); not thread-safe.
+//
+// Valid while the EvalInput's process part (argv, user_name, ancestors, container_id, cwd,
+// container_image, container_privileged, k8s_namespace) is unchanged: the caller calls Reset()
+// when it changes. Evaluate forgets the values by itself when the rule
+// set or the event's `proc` (pid, ppid, uid, comm, exe, loginuid, tty, capabilities) differs
+// from the one they were computed for.
+class ProcessMemo {
+ public:
+  void Reset() { rules_id_ = 0; }
+  // Condition parts whose value came from the memo instead of being evaluated (for tests).
+  uint64_t reused() const { return reused_; }
+
+ private:
+  friend class RuleSet;
+  uint64_t rules_id_ = 0;  // the compiled rule set the values belong to; 0 none
+  core::ProcessIdentity proc_;
+  std::vector<int8_t> values_;  // per memoised part: -1 not evaluated yet, 0 false, 1 true
+  uint64_t reused_ = 0;
+};
+
 class RuleSet {
  public:
   RuleSet();
@@ -103,15 +128,20 @@ class RuleSet {
   const std::vector<LoadWarning>& warnings() const;
   size_t enabled_count() const;
 
-  // Every enabled rule whose condition holds for `in`, in load order. Thread-safe. Only the
-  // rules that can hold for the event's evt.type are evaluated (the index is derived from the
-  // compiled conditions: docs/policy.md "Evaluation").
-  std::vector<Match> Evaluate(const EvalInput& in) const;
-  // The same result the plain way: every enabled rule evaluated, each with its fields extracted
-  // afresh, no evt.type index. Slower; for tests that check Evaluate against it.
+  // Every enabled rule whose condition holds for `in`, in load order. Thread-safe (a `memo`
+  // belongs to one thread at a time). Only the rules that can hold for the event's evt.type are
+  // evaluated, each specialised for that type; with a `memo` (see ProcessMemo), the parts of a
+  // condition that read only the acting process are evaluated once per process
+  // (docs/policy.md "Evaluation").
+  std::vector<Match> Evaluate(const EvalInput& in, ProcessMemo* memo = nullptr) const;
+  // The same result the plain way: every enabled rule evaluated on its whole compiled condition,
+  // each with its fields extracted afresh, no evt.type plan and no memo. Slower; for tests that
+  // check Evaluate against it.
   std::vector<Match> EvaluateEveryRule(const EvalInput& in) const;
   // How many enabled rules Evaluate considers for an event of evt.type `type`.
   size_t CandidateCount(std::string_view type) const;
+  // How many condition parts a ProcessMemo may hold for this rule set (0: a memo is unused).
+  size_t MemoizedParts() const;
   // Every field the enabled rules read, in their conditions (exceptions included) or outputs,
   // each once. What an evaluation may extract and nothing else: a caller that
   // builds the EvalInput can leave everything else out (e.g. a gate that reads /proc).

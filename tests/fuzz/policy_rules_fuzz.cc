@@ -1,11 +1,12 @@
 // libFuzzer target for the rules loader (YAML items, conditions, lists, macros, exceptions,
 // outputs): any bytes must yield a rule set or an error, never a crash, hang or exception; a
-// loaded set is evaluated on sample events of four types, and the indexed evaluation must equal
-// the evaluation of every rule. Seeds: tests/fuzz/corpus/policy/.
+// loaded set is evaluated on sample events of four types, and the planned evaluation (with and
+// without a process memo) must equal the evaluation of every rule. Seeds: tests/fuzz/corpus/policy/.
 
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "policy/rules.h"
 
@@ -28,13 +29,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   in.ancestors = {{.name = "bash", .exe = "/usr/bin/bash", .argv = {"bash"}}};
   // The same event as a file open, a process start, a connect and a typed call: the evt.type
   // index (Evaluate) must select exactly what evaluating every rule selects.
-  auto same = [&] {
-    const auto fast = set->Evaluate(in);
-    const auto plain = set->EvaluateEveryRule(in);
-    if (fast.size() != plain.size()) __builtin_trap();
-    for (size_t i = 0; i < fast.size(); ++i) {
-      if (fast[i].rule != plain[i].rule || fast[i].output != plain[i].output) __builtin_trap();
+  // With one process memo across the four (the process does not change), its reused parts
+  // must give the same result too.
+  vigil::policy::ProcessMemo memo;
+  auto equal = [](const std::vector<vigil::policy::Match>& a,
+                  const std::vector<vigil::policy::Match>& b) {
+    if (a.size() != b.size()) __builtin_trap();
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (a[i].rule != b[i].rule || a[i].output != b[i].output) __builtin_trap();
     }
+  };
+  auto same = [&] {
+    const auto plain = set->EvaluateEveryRule(in);
+    equal(set->Evaluate(in), plain);
+    equal(set->Evaluate(in, &memo), plain);
+    equal(set->Evaluate(in, &memo), plain);
   };
   same();
   e.kind = vigil::core::EventKind::kProcessExec;

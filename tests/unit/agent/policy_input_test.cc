@@ -9,6 +9,7 @@
 
 #include "core/clock.h"
 #include "enrich/process_tree.h"
+#include "policy/rules.h"
 
 namespace vigil::agent {
 namespace {
@@ -125,6 +126,36 @@ TEST_F(EvalInputCacheTest, AnotherTreeNeverHitsTheCache) {
   policy::EvalInput& in = cache.Build(*other, e, kOffset);
   EXPECT_EQ(in.argv, (std::vector<std::string>{"ls"}));
   EXPECT_TRUE(in.ancestors.empty());
+  EXPECT_EQ(cache.misses(), 2u);
+}
+
+// The rules' per-process memo lives next to the cached input: when the input is rebuilt (the
+// process exec'd another program), what the memo held about the old one must not be reused.
+TEST_F(EvalInputCacheTest, TheRulesMemoIsForgottenWhenTheInputIsRebuilt) {
+  auto rules = policy::RuleSet::LoadString(R"Y(
+- rule: reads a secret
+  desc: d
+  condition: evt.type = openat and proc.args contains secret and fd.name startswith /etc/
+  output: "%proc.args"
+  priority: WARNING
+)Y",
+                                           "memo.yaml");
+  ASSERT_TRUE(rules.has_value()) << rules.error().message();
+  ASSERT_GT(rules->MemoizedParts(), 0u);
+  EvalInputCache cache;
+  core::Event open = EventOf(200);
+  open.kind = core::EventKind::kFileOpen;
+  open.path = "/etc/hosts";
+  auto fires = [&] {
+    policy::EvalInput& in = cache.Build(*tree_, open, kOffset);
+    return rules->Evaluate(in, &cache.memo()).size() == 1;
+  };
+  EXPECT_FALSE(fires());  // cat /etc/shadow: no "secret" in its arguments
+  EXPECT_FALSE(fires());
+  EXPECT_EQ(cache.hits(), 1u);
+  EXPECT_EQ(cache.memo().reused(), 1u);
+  Exec(*tree_, 200, "/usr/bin/cat", {"cat", "secret.txt"});  // same pid, comm and exe
+  EXPECT_TRUE(fires());
   EXPECT_EQ(cache.misses(), 2u);
 }
 

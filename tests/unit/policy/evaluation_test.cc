@@ -7,6 +7,7 @@
 #include <fnmatch.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <set>
 #include <string>
@@ -22,6 +23,13 @@ std::vector<std::string> Names(const std::vector<Match>& ms) {
   std::vector<std::string> out;
   for (const Match& m : ms) out.push_back(m.rule->name + " | " + m.output);
   return out;
+}
+
+core::Event FileOpen(const std::string& path) {
+  core::Event e;
+  e.kind = core::EventKind::kFileOpen;
+  e.path = path;
+  return e;
 }
 
 RuleSet LoadOrDie(std::string_view yaml) {
@@ -297,12 +305,225 @@ TEST(EvaluationTest, TypeIndexIsSoundForNegationsAndAlternatives) {
     for (const Match& m : rules.EvaluateEveryRule(in)) plain.insert(m.rule->name);
     EXPECT_EQ(plain, want) << type;
   }
-  // The index itself: "never" is a candidate nowhere; a type no condition names gets the rules
-  // that may hold for every type but the ones they name.
-  EXPECT_EQ(rules.CandidateCount("execve"), 5u);   // not ne exec, double negation, never, exception
+  // The plans themselves: "never" is a candidate nowhere; within a named type every evt.type
+  // check is decided (also "startswith open"); a type no condition names gets the rules that
+  // may hold for every type but the ones they name.
+  EXPECT_EQ(rules.CandidateCount("execve"), 4u);   // not ne exec, double negation, never,
+                                                   // prefix, exception
   EXPECT_EQ(rules.CandidateCount("openat"), 6u);   // not "not an open", never, exception
-  EXPECT_EQ(rules.CandidateCount("connect"), 6u);  // not "not a connect", double negation, never
+  EXPECT_EQ(rules.CandidateCount("connect"), 5u);  // not "not a connect", double negation,
+                                                   // never, prefix
   EXPECT_EQ(rules.CandidateCount("read"), 7u);     // not double negation, never
+}
+
+// Events of every kind and of system calls on both architectures, named by a condition or not.
+std::vector<core::Event> EveryKindOfEvent() {
+  std::vector<core::Event> events;
+  for (core::EventKind kind :
+       {core::EventKind::kProcessExec, core::EventKind::kFileOpen, core::EventKind::kNetConnect,
+        core::EventKind::kProcessExit, core::EventKind::kProcessFork, core::EventKind::kStreamEnd}) {
+    core::Event e;
+    e.kind = kind;
+    events.push_back(e);
+  }
+  for (core::Arch arch : {core::Arch::kX86_64, core::Arch::kI386, core::Arch::kUnknown}) {
+    for (int nr : {-1, 0, 2, 5, 11, 56, 59, 257, 437, 511, 512, 100000}) {
+      for (core::EventKind kind : {core::EventKind::kTypedCall, core::EventKind::kSyscall}) {
+        core::Event e;
+        e.kind = kind;
+        e.syscall = {arch, nr};
+        events.push_back(e);
+      }
+    }
+  }
+  for (core::Event& e : events) e.proc.comm = "probe";
+  return events;
+}
+
+// A rule without any evt.type check is a candidate for every type and fires on every event; a
+// list- and macro-expanded type set plans exactly its types; a negated set every other type.
+TEST(EvaluationTest, TypePlansFollowListsMacrosAndNegations) {
+  const RuleSet rules = LoadOrDie(R"Y(
+- list: my_types
+  items: [openat, execve]
+- list: more_types
+  items: [my_types, connect]
+- macro: my_event
+  condition: evt.type in (more_types)
+- rule: any type
+  desc: d
+  condition: proc.name = probe
+  output: "any %evt.type"
+  priority: WARNING
+- rule: listed types
+  desc: d
+  condition: my_event and proc.name = probe
+  output: "listed %evt.type"
+  priority: WARNING
+- rule: not listed types
+  desc: d
+  condition: not my_event and proc.name = probe
+  output: "not listed %evt.type"
+  priority: WARNING
+- rule: not one type
+  desc: d
+  condition: proc.name = probe and not evt.type = openat
+  output: "not openat %evt.type"
+  priority: WARNING
+)Y");
+  ASSERT_EQ(rules.enabled_count(), 4u);
+  EXPECT_EQ(rules.CandidateCount("openat"), 2u);   // any, listed
+  EXPECT_EQ(rules.CandidateCount("execve"), 3u);   // any, listed, not openat
+  EXPECT_EQ(rules.CandidateCount("connect"), 3u);  // any, listed, not openat
+  EXPECT_EQ(rules.CandidateCount("read"), 3u);     // any, not listed, not openat
+  EXPECT_EQ(rules.CandidateCount(""), 3u);
+  size_t events = 0;
+  for (core::Event& e : EveryKindOfEvent()) {
+    EvalInput in;
+    in.event = &e;
+    const std::string type = EventTypeName(e);
+    const bool listed = type == "openat" || type == "execve" || type == "connect";
+    std::set<std::string> want = {"any type", listed ? "listed types" : "not listed types"};
+    if (type != "openat") want.insert("not one type");
+    std::set<std::string> got;
+    for (const Match& m : rules.Evaluate(in)) got.insert(m.rule->name);
+    EXPECT_EQ(got, want) << type << " kind " << static_cast<int>(e.kind) << " arch "
+                         << static_cast<int>(e.syscall.arch) << " nr " << e.syscall.nr;
+    EXPECT_EQ(Names(rules.Evaluate(in)), Names(rules.EvaluateEveryRule(in))) << type;
+    EXPECT_EQ(rules.CandidateCount(type), want.size()) << type;
+    ++events;
+  }
+  EXPECT_GT(events, 70u);
+}
+
+// The per-process memo: parts that read only the process are evaluated once per process and
+// reused for its later events; a different process (its `proc` differs), a Reset() or another
+// rule set recompute them. Every result equals the plain evaluation.
+TEST(EvaluationTest, ProcessMemoGivesThePlainResults) {
+  auto loaded = RuleSet::LoadFiles({VIGIL_SHARED_DIR "/fixtures/falco/falco_rules.yaml"});
+  ASSERT_TRUE(loaded.has_value()) << loaded.error().message();
+  const RuleSet& rules = *loaded;
+  ASSERT_GT(rules.MemoizedParts(), 10u);
+  EventSet set = VariedEvents(3000);
+  // Runs of up to 6 events of one process: the run's first event's process for all of them.
+  std::mt19937_64 rng(7);
+  ProcessMemo memo;
+  std::set<std::string> fired;
+  size_t matches = 0;
+  for (size_t i = 0; i < set.events.size();) {
+    const size_t end = std::min(set.events.size(), i + 1 + rng() % 6);
+    for (size_t j = i + 1; j < end; ++j) {
+      set.events[j].proc = set.events[i].proc;
+      EvalInput& in = set.inputs[j];
+      const EvalInput& first = set.inputs[i];
+      in.argv = first.argv;
+      in.user_name = first.user_name;
+      in.ancestors = first.ancestors;
+      in.cwd = first.cwd;
+      in.container_id = first.container_id;
+      in.container_image = first.container_image;
+      in.container_privileged = first.container_privileged;
+      in.k8s_namespace = first.k8s_namespace;
+    }
+    memo.Reset();  // a new process part
+    for (size_t j = i; j < end; ++j) {
+      const auto fast = Names(rules.Evaluate(set.inputs[j], &memo));
+      ASSERT_EQ(fast, Names(rules.EvaluateEveryRule(set.inputs[j])))
+          << "event seq " << set.events[j].seq << " type " << EventTypeName(set.events[j])
+          << " comm " << set.events[j].proc.comm << " path " << set.events[j].path;
+      for (const Match& m : rules.Evaluate(set.inputs[j], &memo)) fired.insert(m.rule->name);
+      matches += fast.size();
+    }
+    i = end;
+  }
+  EXPECT_GE(fired.size(), 15u) << ::testing::PrintToString(fired);
+  EXPECT_GE(matches, 150u);
+  EXPECT_GT(memo.reused(), 3000u);
+
+  // The event's `proc` is part of the key: a renamed process (prctl) is evaluated afresh.
+  const RuleSet named = LoadOrDie(R"Y(
+- rule: shell opens
+  desc: d
+  condition: evt.type = openat and proc.name = bash and fd.name startswith /etc/
+  output: "%proc.name %fd.name"
+  priority: WARNING
+)Y");
+  ASSERT_EQ(named.MemoizedParts(), 1u);
+  core::Event e;
+  e.kind = core::EventKind::kFileOpen;
+  e.path = "/etc/passwd";
+  e.proc.comm = "bash";
+  EvalInput in;
+  in.event = &e;
+  ProcessMemo m;
+  EXPECT_EQ(named.Evaluate(in, &m).size(), 1u);
+  EXPECT_EQ(named.Evaluate(in, &m).size(), 1u);
+  EXPECT_EQ(m.reused(), 1u);
+  e.proc.comm = "evil";
+  EXPECT_EQ(named.Evaluate(in, &m).size(), 0u);
+  e.proc.comm = "bash";
+  EXPECT_EQ(named.Evaluate(in, &m).size(), 1u);
+  EXPECT_EQ(m.reused(), 1u);
+  // Another rule set's values are never read: the memo follows the set it is used with.
+  EXPECT_EQ(rules.Evaluate(in, &m).size(), rules.EvaluateEveryRule(in).size());
+  EXPECT_EQ(named.Evaluate(in, &m).size(), 1u);
+  EXPECT_EQ(m.reused(), 1u);
+}
+
+// fd.name (normalised against proc.cwd), fd.directory and fd.filename against a plain
+// component-by-component normaliser, on paths that are normal already and ones that are not.
+TEST(EvaluationTest, FileNamesAreNormalisedAsByComponents) {
+  const RuleSet rules = LoadOrDie(R"Y(
+- rule: names
+  desc: d
+  condition: evt.type = openat
+  output: "%fd.name|%fd.directory|%fd.filename"
+  priority: WARNING
+)Y");
+  auto normalise = [](const std::string& path, const std::string& cwd) -> std::string {
+    const bool absolute = !path.empty() && path[0] == '/';
+    if (!absolute && (cwd.empty() || cwd[0] != '/')) return path;
+    std::vector<std::string> parts;
+    for (const std::string& whole : {absolute ? std::string() : cwd, path}) {
+      size_t start = 0;
+      while (start <= whole.size()) {
+        const size_t slash = std::min(whole.find('/', start), whole.size());
+        const std::string part = whole.substr(start, slash - start);
+        if (part == "..") {
+          if (!parts.empty()) parts.pop_back();
+        } else if (!part.empty() && part != ".") {
+          parts.push_back(part);
+        }
+        start = slash + 1;
+      }
+    }
+    std::string out;
+    for (const std::string& p : parts) out += "/" + p;
+    return out.empty() ? "/" : out;
+  };
+  const std::vector<std::string> paths = {
+      "/", "/etc", "/etc/", "//etc", "/etc//x", "/./x", "/x/.", "/x/..", "/..", "/.x", "/..x",
+      "/x./y", "/x../y", "/a/b/../c", "/a/./b", "/a/b/.", "/.", "/...", "rel", "./rel",
+      "../rel", "a/b", "/tmp/vigil-bench-loop.Ab3dEf"};
+  for (const std::string& cwd : {std::string("/home/u"), std::string()}) {
+    for (const std::string& path : paths) {
+      core::Event e = FileOpen(path);
+      EvalInput in;
+      in.event = &e;
+      in.cwd = cwd;
+      const std::string name = normalise(path, cwd);
+      const size_t slash = name.rfind('/');
+      const std::string dir = slash == std::string::npos ? "<NA>"
+                              : slash == 0               ? "/"
+                                                         : name.substr(0, slash);
+      const size_t raw_slash = path.rfind('/');
+      std::string file = raw_slash == std::string::npos ? path : path.substr(raw_slash + 1);
+      if (file.empty()) file = "<NA>";
+      const auto got = rules.Evaluate(in);
+      ASSERT_EQ(got.size(), 1u);
+      EXPECT_EQ(got[0].output, name + "|" + dir + "|" + file) << path << " in " << cwd;
+    }
+  }
 }
 
 // The rewritten trees (or-merged equalities, spliced macros, not not) and the matchers (hashed
@@ -373,9 +594,7 @@ TEST(EvaluationTest, GlobMatchesAsFnmatch) {
   const RuleSet rules = LoadOrDie(yaml);
   ASSERT_EQ(rules.enabled_count(), patterns.size());
   for (const std::string& path : paths) {
-    core::Event e;
-    e.kind = core::EventKind::kFileOpen;
-    e.path = path;
+    core::Event e = FileOpen(path);
     EvalInput in;
     in.event = &e;
     std::set<std::string> got;

@@ -120,9 +120,18 @@ class PolicyLiveTest : public ::testing::Test {
         if (a.pid == self) ours = true;
       }
       if (!ours) continue;
-      policy::EvalInput in;
-      agent::BuildEvalInput(*tree_, e, boot_offset, &in);
-      const policy::Decision decision = engine_->Decide(&in);
+      // As the agent decides: the worker's cached input and its per-process memo; checked
+      // against a fresh input decided without a memo.
+      policy::EvalInput& in = inputs_.Build(*tree_, e, boot_offset);
+      const policy::Decision decision = engine_->Decide(&in, &inputs_.memo());
+      policy::EvalInput fresh;
+      agent::BuildEvalInput(*tree_, e, boot_offset, &fresh);
+      const policy::Decision plain = engine_->Decide(&fresh);
+      ASSERT_EQ(decision.hits.size(), plain.hits.size()) << e.path;
+      for (size_t i = 0; i < plain.hits.size(); ++i) {
+        EXPECT_EQ(decision.hits[i].rule, plain.hits[i].rule);
+        EXPECT_EQ(decision.hits[i].output, plain.hits[i].output);
+      }
       for (const policy::RuleHit& h : decision.hits) {
         fired_.insert(h.rule);
         outputs_[h.rule] = h.output;
@@ -133,6 +142,7 @@ class PolicyLiveTest : public ::testing::Test {
   std::unique_ptr<sensor::EbpfSensor> sensor_;
   std::unique_ptr<enrich::ProcessTree> tree_;
   std::unique_ptr<policy::PolicyEngine> engine_;
+  agent::EvalInputCache inputs_;
   fs::path dir_;
   std::set<std::string> fired_;
   std::map<std::string, std::string> outputs_;
