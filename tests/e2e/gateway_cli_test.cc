@@ -344,6 +344,37 @@ TEST_F(GatewayTrustTest, EnforceModeRefusesUnsignedUnknownKeyOrAlteredConfigOrTr
 
 // An asset's own `mode: enforce` on a monitor gateway needs the same signatures; refused, the
 // asset falls back to monitor mode too.
+// The rules files of policy.rules are policy like the config: enforce mode needs them signed.
+TEST_F(GatewayTrustTest, EnforceModeNeedsThePolicyRulesFilesSignedToo) {
+  const std::string rules =
+      Write("gw-rules.yaml", "- rule: pu1_never\n  desc: d\n  condition: modbus.asset = PU1\n"
+                             "  output: \"PU1 := %modbus.value\"\n  priority: ERROR\n"
+                             "  action: {type: deny}\n");
+  const std::string cfg = Config("enforce");
+  std::ofstream(cfg, std::ios::app) << "policy: {rules: [\"" << rules << "\"]}\n";
+  Sign(cfg, "keys");
+  Sign(training_, "keys");
+  {
+    const Served s = Serve(cfg);
+    EXPECT_EQ(s.exception, 0x0B) << s.err;  // monitor mode: passed on to the (absent) PLC
+    EXPECT_THAT(s.err, HasSubstr("ALERT enforce mode refused, running in monitor mode: policy "
+                                 "unsigned: " + rules));
+    EXPECT_EQ(s.summary["mode"], "monitor");
+  }
+  Sign(rules, "keys");
+  const Served s = Serve(cfg);
+  EXPECT_THAT(s.err, ::testing::Not(HasSubstr("ALERT")));
+  EXPECT_EQ(s.exception, 0x03) << s.err;
+  ASSERT_TRUE(s.summary.is_object()) << s.err;
+  EXPECT_EQ(s.summary["policy"]["files"].back(), rules);
+  const auto runs = AuditRuns();
+  ASSERT_FALSE(runs.empty());
+  const nlohmann::json* loaded = Find(runs.back(), "policy-change", "loaded");
+  ASSERT_NE(loaded, nullptr);
+  EXPECT_EQ((*loaded)["files"].back(), rules);
+  EXPECT_THAT((*loaded)["version"].get<std::string>(), ::testing::StartsWith("sha256:"));
+}
+
 TEST_F(GatewayTrustTest, AnAssetsEnforceModeNeedsTheSignaturesToo) {
   const std::string cfg = Config("monitor", "enforce");
   Sign(training_, "keys");
