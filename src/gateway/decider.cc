@@ -80,7 +80,8 @@ core::Result<core::Verdict> JudgeModel::Score(const model::FeatureView& request)
     return core::InvalidArgument(
         "actuator-state: a request is an actuator signal and one state in 0..65535");
   }
-  Judgement j = judge_.Judge(std::string(request.subject), static_cast<uint32_t>(request.values[0]));
+  Judgement j =
+      judge_.Judge(std::string(request.subject), static_cast<uint32_t>(request.values[0]));
   core::Verdict v;
   v.model_name = name_;
   v.model_version = version_;

@@ -112,8 +112,8 @@ std::string DecisionToOcsfJson(const ParsedFrame& frame, const WriteDecision& d,
   nlohmann::json j = nlohmann::json::parse(core::VerdictToOcsfJson(decision.verdict));
   j["finding_info"]["title"] =
       d.deny ? (d.enforced ? "Actuator command denied" : "Actuator command would have been denied")
-             : (d.fallback != FallbackCause::kNone ? "Actuator command passed without a model verdict"
-                                                   : "Actuator command matched an alert rule");
+      : d.fallback != FallbackCause::kNone ? "Actuator command passed without a model verdict"
+                                           : "Actuator command matched an alert rule";
   j["vigil"]["decision"] = {{"action", core::ActionName(decision.action)},
                             {"enforced", decision.enforced},
                             {"mode", ModeName(d.mode)},

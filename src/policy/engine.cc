@@ -454,7 +454,9 @@ std::optional<PolicyEngine::AtStake> PolicyEngine::FallbackAtStake(
   const Rule* base = snap->rules.rules().data();
   // The strictest fallback wins (deny over alert over allow), then an enforced rule, then the
   // stronger action: as the host gates combine their candidate rules.
-  const auto rank = [](Fallback f) { return f == Fallback::kDeny ? 2 : f == Fallback::kAlert ? 1 : 0; };
+  const auto rank = [](Fallback f) {
+    return f == Fallback::kDeny ? 2 : f == Fallback::kAlert ? 1 : 0;
+  };
   std::optional<AtStake> best;
   int best_key[3] = {-1, -1, -1};
   for (const Match& m : with) {

@@ -591,7 +591,8 @@ const std::vector<FieldDef> kFields = {
      [](const EvalInput& in, int, FieldValue* out) {
        if (in.modbus != nullptr && !in.modbus->asset.empty()) SetIf(out, in.modbus->signal);
      }},
-    {"modbus.critical", FieldType::kBool, ArgUse::kNone, "the asset's critical flag (mapped writes)",
+    {"modbus.critical", FieldType::kBool, ArgUse::kNone,
+     "the asset's critical flag (mapped writes)",
      [](const EvalInput& in, int, FieldValue* out) {
        if (in.modbus != nullptr && !in.modbus->asset.empty()) SetBool(out, in.modbus->critical);
      }},

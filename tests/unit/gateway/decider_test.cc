@@ -278,7 +278,9 @@ TEST(DeciderTest, OtherFunctionCodesFollowTheConfig) {
 
 constexpr char kSetpointRule[] = R"y(- rule: setpoint_ceiling_on_unit_1
   desc: the set point above 80 is refused on unit 1
-  condition: modbus.asset = SP and modbus.value > 80 and modbus.unit = 1 and modbus.function in (6, 16)
+  condition: >
+    modbus.asset = SP and modbus.value > 80 and modbus.unit = 1
+    and modbus.function in (6, 16)
   output: "SP := %modbus.value above 80 (unit %modbus.unit, %asset.class)"
   priority: ERROR
   action: {type: deny}
