@@ -58,6 +58,30 @@ TEST_F(GatewayCliTest, BadConfigExitsTwoNamingTheLineAndKey) {
   EXPECT_THAT(r.err, HasSubstr(cfg + ":3:33: assets[0].adress: unknown key"));
 }
 
+TEST_F(GatewayCliTest, RulesItCannotEvaluateExitTwoNamingFileAndLine) {
+  const std::string rules =
+      Write("gw-rules.yaml", "- rule: ok\n  desc: d\n  condition: modbus.value > 5\n  output: o\n"
+                             "  priority: ERROR\n  action: {type: deny}\n"
+                             "- rule: typo\n  desc: d\n  condition: modbus.adress = 3\n"
+                             "  output: o\n  priority: ERROR\n  action: {type: deny}\n");
+  const std::string cfg = Write("gw.yaml", "policy: {rules: [\"" + rules + "\"]}\n");
+  for (const std::string& check : {std::string(" --check"), std::string()}) {
+    CmdResult r = RunVigil(dir_, "gateway" + check + " --config " + cfg);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_THAT(r.err, HasSubstr(cfg + ": policy.rules: " + rules + ":7: rule \"typo\""));
+    EXPECT_THAT(r.err, HasSubstr("modbus.adress"));
+  }
+  // Fixed, the check reports the policy.
+  Write("gw-rules.yaml", "- rule: ok\n  desc: d\n  condition: modbus.value > 5\n  output: o\n"
+                         "  priority: ERROR\n  action: {type: deny}\n");
+  CmdResult ok = RunVigil(dir_, "gateway --check --json --config " + cfg);
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  const auto j = nlohmann::json::parse(ok.out);
+  EXPECT_EQ(j["policy"]["stage"], "enforce-all");
+  EXPECT_EQ(j["policy"]["rules"], 6);  // unmapped, range, rate, model, function, and "ok"
+  EXPECT_EQ(j["policy"]["files"].back(), rules);
+}
+
 TEST_F(GatewayCliTest, MissingConfigExitsTwo) {
   EXPECT_EQ(RunVigil(dir_, "gateway --config " + (dir_ / "none.yaml").string()).exit_code, 2);
 }
