@@ -1,7 +1,8 @@
 // Added latency of a Modbus write through the gateway's proxy, against writing to the PLC
 // directly, measured side by side in one run: a libmodbus server as the PLC on loopback, one
 // libmodbus client connected to the PLC and one connected to the proxy (enforce mode, the write
-// checked against a range and the actuator-state model with fresh tank levels, audit log on,
+// decided by the policy engine's built-in gateway rules - range, and for the coil the
+// actuator-state model asked through the inference engine with fresh tank levels - audit log on,
 // fsync never). Writes alternate between the two paths so both see the same machine load.
 //
 //   build/release/bench/gateway_bench [--writes N] [--data DIR] [--plc-priority N]

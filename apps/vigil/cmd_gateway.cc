@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "gateway/config.h"
 #include "gateway/gateway.h"
+#include "policy/decision.h"
 #include "pipeline/sink.h"
 #include "sensor/batadal.h"
 
@@ -85,10 +86,13 @@ bool EnforceWanted(const gateway::GatewayConfig& c) {
 // Enforce mode's precondition (docs/gateway.md, "Enforce mode and signatures"): the config file
 // (the assets' limits and modes are the gateway's policy) and the training CSV every model is
 // learned from are signed by a trusted key: --trusted-key, else the host config's trusted_keys
-// (never the gateway config's own: it is one of the files checked). Returns the refusal, "" when
+// (never the gateway config's own: it is one of the files checked). `policy_files` are the config
+// and every rules file (and bundle manifest) of policy.rules. Returns the refusal, "" when
 // everything is trusted; refusals are recorded in `audit` when it is non-null.
-// `files` holds the bytes the config and the training CSV were parsed from: those are checked.
+// `files` holds the bytes the config, the rules and the training CSV were parsed from: those are
+// checked (the gateway's policy engine reads the rules files once more when it starts).
 std::string CheckGatewayTrust(const gateway::GatewayConfig& c,
+                              const std::vector<std::string>& policy_files,
                               const std::vector<std::string>& trusted_keys, AuditTrail* audit,
                               const ArtifactFiles& files) {
   std::vector<std::string> keys = trusted_keys;
@@ -99,7 +103,7 @@ std::string CheckGatewayTrust(const gateway::GatewayConfig& c,
   }
   std::vector<ModelArtifact> models;
   if (!c.model.training.empty()) models.push_back({c.model.training, "actuator-state", "1"});
-  return CheckEnforceArtifacts(keys, {c.source}, models, audit, &files);
+  return CheckEnforceArtifacts(keys, policy_files, models, audit, &files);
 }
 
 // Monitor mode everywhere: the gateway's mode and every asset's override.
@@ -135,6 +139,16 @@ int RunGateway(const GatewayCmdOptions& o) {
   }
   if (o.mode == "monitor") c.mode = gateway::Mode::kMonitor;
   if (o.mode == "enforce") c.mode = gateway::Mode::kEnforce;
+  // The rules, loaded once here to report a bad file before anything starts and to keep the
+  // bytes enforce mode checks.
+  std::vector<std::string> policy_files = {c.source};
+  {
+    auto rules = gateway::CreateGatewayPolicy(c, nullptr);
+    if (!rules.has_value()) return ReportError("gateway", rules.error());
+    const auto snap = (*rules)->Current();
+    files.Keep(snap->sources);
+    for (const auto& source : snap->sources) policy_files.push_back(source.first);
+  }
   uint64_t duration_s = 0;
   if (!o.duration.empty()) {
     auto d = core::ParseDurationSeconds(o.duration);
@@ -148,13 +162,14 @@ int RunGateway(const GatewayCmdOptions& o) {
     auto g = gateway::Gateway::Create(c, {}, core::SystemClock::Get(), nullptr, training);
     if (!g.has_value()) return ReportError("gateway", g.error());
     const std::string refusal =
-        enforce_wanted ? CheckGatewayTrust(c, o.trusted_keys, nullptr, files) : "";
+        enforce_wanted ? CheckGatewayTrust(c, policy_files, o.trusted_keys, nullptr, files) : "";
     nlohmann::json j = {{"config", c.source},
                         {"mode", gateway::ModeName(c.mode)},
                         {"assets", c.assets.size()},
                         {"listen", c.modbus.listen.ToString()},
                         {"upstream", c.modbus.upstream.ToString()},
                         {"model", ModelSummary(**g)},
+                        {"policy", (*g)->Summary()["policy"]},
                         {"telemetry", TelemetrySummary(**g)}};
     if (enforce_wanted) {
       j["enforce"] = refusal.empty() ? "verified" : "refused";
@@ -166,6 +181,13 @@ int RunGateway(const GatewayCmdOptions& o) {
       std::printf("%s: ok (%s mode, %zu assets, %s -> %s)\n", c.source.c_str(),
                   std::string(gateway::ModeName(c.mode)).c_str(), c.assets.size(),
                   c.modbus.listen.ToString().c_str(), c.modbus.upstream.ToString().c_str());
+      {
+        const auto snap = (*g)->policy().Current();
+        std::printf("policy: %zu rules enabled (%zu files besides the built-in rules), version %s, "
+                    "stage %s\n",
+                    snap->rules.enabled_count(), c.policy.rules.size(), snap->version.c_str(),
+                    std::string(policy::StageName(snap->stage)).c_str());
+      }
       if (!c.telemetry.topics.empty()) {
         size_t signals = 0;
         for (const auto& t : c.telemetry.topics) signals += t.signals.size();
@@ -229,13 +251,12 @@ int RunGateway(const GatewayCmdOptions& o) {
 
   std::string refusal;
   if (enforce_wanted) {
-    refusal = CheckGatewayTrust(c, o.trusted_keys, trail->get(), files);
+    refusal = CheckGatewayTrust(c, policy_files, o.trusted_keys, trail->get(), files);
     if (!refusal.empty()) {
       spdlog::error("ALERT enforce mode refused, running in monitor mode: {}", refusal);
       FallBackToMonitor(&c);
     }
   }
-  (*trail)->PolicyChange("loaded", "", 0, {c.source}, "the gateway's assets, limits and modes");
 
   auto created = gateway::Gateway::Create(c, outputs, core::SystemClock::Get(), nullptr, training);
   if (!created.has_value()) {
@@ -243,6 +264,12 @@ int RunGateway(const GatewayCmdOptions& o) {
     return ReportError("gateway", created.error());
   }
   std::unique_ptr<gateway::Gateway> g = std::move(created).value();
+  {
+    const auto snap = g->policy().Current();
+    (*trail)->PolicyChange("loaded", snap->version, snap->generation, policy_files,
+                           "the gateway's assets, limits, modes and rules (stage " +
+                               std::string(policy::StageName(snap->stage)) + ")");
+  }
   // The records say whether the training data was verified (enforce mode, signatures held).
   const std::string learned = enforce_wanted && refusal.empty()
                                   ? "learned at start-up from training data signed by a trusted key"
@@ -318,13 +345,16 @@ RunFn AddGatewayCommand(CLI::App& root) {
   CLI::App* cmd = root.add_subcommand(
       "gateway",
       "Run the industrial gateway: a Modbus/TCP proxy that checks every actuator write against "
-      "per-register limits and a learned actuator-state model, fed the plant state by MQTT "
+      "rules (the policy engine's language: built-in range, rate and model rules from the config, "
+      "plus policy.rules) and a learned actuator-state model (through the inference engine: "
+      "deadline, breaker, per-asset fallback), fed the plant state by MQTT "
       "telemetry that is schema-checked and scored for sensor inconsistencies "
       "(docs/gateway.md)");
   cmd->add_option("--config", o->config, "Gateway config file (YAML)")->required();
   cmd->add_option("--mode", o->mode,
                   "Override the config's mode. Enforce mode (here, in the config or on an asset) "
-                  "needs the config file and model.training signed (FILE.minisig, vigil policy "
+                  "needs the config file, its policy.rules files and model.training signed "
+                  "(FILE.minisig, vigil policy "
                   "sign) by a trusted key; otherwise the gateway runs in monitor mode with an "
                   "ALERT and the reason in the audit log")
       ->check(CLI::IsMember({"monitor", "enforce"}));

@@ -225,6 +225,20 @@ class Reader {
                   });
   }
 
+  Status ReadPolicy(const YAML::Node& node, std::string_view path, GatewayPolicyConfig* g) const {
+    if (node.IsNull()) return Status::Ok();
+    return Fields(node, path, {"rules", "stage", "version"},
+                  [&](const std::string& k, const YAML::Node& v, const std::string& p) -> Status {
+                    if (k == "rules") return Strings(v, p, &g->rules);
+                    if (k == "version") return String(v, p, &g->version);
+                    if (v.IsNull()) return Status::Ok();
+                    if (!v.IsScalar() || !policy::ParseStage(v.Scalar(), &g->stage)) {
+                      return Expected(v, p, "monitor, enforce-non-critical or enforce-all");
+                    }
+                    return Status::Ok();
+                  });
+  }
+
   Status ReadModel(const YAML::Node& node, std::string_view path, ActuatorModelConfig* m) const {
     if (node.IsNull()) return Status::Ok();
     return Fields(node, path,
@@ -502,7 +516,7 @@ class Reader {
     Status fields = Fields(
         root, "",
         {"mode", "host", "state_dir", "audit_dir", "sinks", "metrics", "modbus", "decision",
-         "model", "telemetry", "assets"},
+         "model", "telemetry", "policy", "assets"},
         [&](const std::string& k, const YAML::Node& v, const std::string& p) -> Status {
           if (k == "mode") return Mode(v, p, &c->mode);
           if (k == "host") return String(v, p, &c->host);
@@ -540,6 +554,7 @@ class Reader {
           if (k == "decision") return ReadDecision(v, p, &c->decision);
           if (k == "model") return ReadModel(v, p, &c->model);
           if (k == "telemetry") return ReadTelemetry(v, p, &c->telemetry);
+          if (k == "policy") return ReadPolicy(v, p, &c->policy);
           assets_node = v;
           return ReadAssets(v, p, &c->assets);
         });

@@ -14,6 +14,7 @@
 #include "core/config.h"
 #include "core/status.h"
 #include "gateway/telemetry_schema.h"
+#include "policy/decision.h"
 
 namespace vigil::gateway {
 
@@ -104,6 +105,16 @@ struct TelemetryConfig {
   TelemetryScoringConfig scoring;
 };
 
+// The rules every Modbus request is decided by (docs/gateway.md, "Rules"): the built-in rules
+// generated from this config (unmapped, range, rate, model, function), then `rules`, in the
+// policy engine's rule language (policy/engine.h), which may add rules or append to / override
+// the built-in ones.
+struct GatewayPolicyConfig {
+  std::vector<std::string> rules;  // rules files or one bundle manifest; empty: built-ins only
+  policy::RolloutStage stage = policy::RolloutStage::kEnforceAll;
+  std::string version;             // "" = the digest of the rules' bytes
+};
+
 struct GatewayConfig {
   std::string source;  // the file name, for messages
   Mode mode = Mode::kMonitor;
@@ -117,6 +128,7 @@ struct GatewayConfig {
   DecisionConfig decision;
   ActuatorModelConfig model;
   TelemetryConfig telemetry;
+  GatewayPolicyConfig policy;
   std::vector<AssetConfig> assets;
 };
 

@@ -17,7 +17,9 @@ core::Decision ToDecision(const ParsedFrame& f, const WriteDecision& d, const st
   core::Decision out;
   out.action = d.deny ? (d.enforced ? core::Action::kDeny : core::Action::kAlert)
                       : (d.alert ? core::Action::kAlert : core::Action::kAllow);
-  out.rule = fmt::format("gateway.{}", RuleName(d.rule));
+  out.rule = d.rule == Rule::kFallback || d.policy_rule.empty()
+                 ? fmt::format("gateway.{}", RuleName(d.rule))
+                 : d.policy_rule;
   out.reason = d.reason;
   out.enforced = d.deny && d.enforced;
   core::Verdict& v = out.verdict;
@@ -110,12 +112,16 @@ std::string DecisionToOcsfJson(const ParsedFrame& frame, const WriteDecision& d,
   nlohmann::json j = nlohmann::json::parse(core::VerdictToOcsfJson(decision.verdict));
   j["finding_info"]["title"] =
       d.deny ? (d.enforced ? "Actuator command denied" : "Actuator command would have been denied")
-             : "Actuator command passed without a model verdict";
+      : d.fallback != FallbackCause::kNone ? "Actuator command passed without a model verdict"
+                                           : "Actuator command matched an alert rule";
   j["vigil"]["decision"] = {{"action", core::ActionName(decision.action)},
                             {"enforced", decision.enforced},
                             {"mode", ModeName(d.mode)},
                             {"rule", decision.rule},
-                            {"reason", d.reason}};
+                            {"reason", d.reason},
+                            {"policy_version", d.policy_version},
+                            {"policy_stage", policy::StageName(d.stage)},
+                            {"asset_class", policy::AssetClassName(d.asset_class)}};
   j["vigil"]["modbus"] = ModbusDetail(frame, d);
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
@@ -216,8 +222,19 @@ core::Result<std::unique_ptr<Gateway>> Gateway::Create(GatewayConfig config,
         });
   }
   VIGIL_RETURN_IF_ERROR(g->RegisterMetrics());
-  if (judge != nullptr) g->gate_ = std::make_unique<ModelGate>(*judge, c.decision, clock);
-  g->decider_ = std::make_unique<Decider>(c, g->gate_.get(), clock, g->decide_latency_);
+  auto policy = CreateGatewayPolicy(c, &g->registry_);
+  if (!policy.has_value()) return policy.error();
+  g->policy_ = std::move(policy).value();
+  if (judge != nullptr) {
+    g->judge_model_ = std::make_unique<JudgeModel>(*judge);
+    std::shared_ptr<const model::Model> m(g->judge_model_.get(), [](const model::Model*) {});
+    auto engine = model::InferenceEngine::Create(
+        std::move(m), ModelEngineOptions(c.decision, &g->registry_), clock);
+    if (!engine.has_value()) return engine.error().WithContext(c.source + ": decision");
+    g->engine_ = std::move(engine).value();
+  }
+  g->decider_ =
+      std::make_unique<Decider>(c, *g->policy_, g->engine_.get(), clock, g->decide_latency_);
   Gateway* self = g.get();
   g->proxy_ = std::make_unique<ModbusProxy>(
       c.modbus, *g->decider_,
@@ -253,6 +270,7 @@ void Gateway::Stop() {
   if (telemetry_) telemetry_->Stop();
   if (metrics_) metrics_->Stop();
   if (proxy_) proxy_->Stop();
+  if (engine_) engine_->Stop();
 }
 
 void Gateway::Record(const ParsedFrame& frame, const WriteDecision& d) {
@@ -262,8 +280,11 @@ void Gateway::Record(const ParsedFrame& frame, const WriteDecision& d) {
     const audit::RecordType type = d.fallback != FallbackCause::kNone
                                        ? audit::RecordType::kFallback
                                        : audit::RecordType::kDecision;
+    // In key order, as the host gates' records: the Modbus detail, the policy's stage and version.
     const audit::ExtraMember modbus[] = {
-        {"modbus", [&](audit::CanonicalWriter* w) { WriteModbusDetail(frame, d, w); }}};
+        {"modbus", [&](audit::CanonicalWriter* w) { WriteModbusDetail(frame, d, w); }},
+        {"policy_stage", [&](audit::CanonicalWriter* w) { w->String(policy::StageName(d.stage)); }},
+        {"policy_version", [&](audit::CanonicalWriter* w) { w->String(d.policy_version); }}};
     if (!AppendDecisionRecord(outputs_.audit, type, decision, ModeName(d.mode), modbus).ok()) {
       audit_errors_.fetch_add(1, std::memory_order_relaxed);
     }
@@ -356,13 +377,14 @@ core::Status Gateway::RegisterMetrics() {
   };
   std::vector<Def> all = defs;
   for (Rule r : {Rule::kUnmapped, Rule::kRange, Rule::kRate, Rule::kModel, Rule::kFallback,
-                 Rule::kFunction}) {
+                 Rule::kFunction, Rule::kCustom}) {
     all.push_back({"vigil_gateway_denials_total",
                    "Denials (enforced or would-have) by rule", {{"rule", std::string(RuleName(r))}},
                    [r](Gateway* g) { return &g->decider_->stats().by_rule[static_cast<size_t>(r)]; }});
   }
   for (FallbackCause c : {FallbackCause::kLate, FallbackCause::kBreakerOpen,
-                          FallbackCause::kOverload, FallbackCause::kNoState}) {
+                          FallbackCause::kOverload, FallbackCause::kNoState,
+                          FallbackCause::kModelError}) {
     all.push_back({"vigil_gateway_fallbacks_total", "Model verdicts not available, by cause",
                    {{"cause", std::string(FallbackCauseName(c))}}, [c](Gateway* g) {
                      return &g->decider_->stats().fallbacks[static_cast<size_t>(c)];
@@ -446,9 +468,17 @@ nlohmann::json Gateway::Summary() const {
     causes[std::string(FallbackCauseName(static_cast<FallbackCause>(c)))] = d.fallbacks[c].load();
   }
   j["fallbacks"] = causes;
-  if (gate_) {
-    j["model_gate"] = {{"late_answers", gate_->late_answers()},
-                       {"breaker_opened", gate_->breaker_opened()}};
+  j["rule_alerts"] = d.rule_alerts.load();
+  const auto snap = policy_->Current();
+  j["policy"] = {{"version", snap->version},
+                 {"stage", policy::StageName(snap->stage)},
+                 {"mode", policy::ModeName(snap->mode)},
+                 {"rules", snap->rules.enabled_count()},
+                 {"files", snap->files}};
+  if (engine_) {
+    j["model_engine"] = {{"late_answers", engine_->fallbacks(model::FallbackReason::kDeadline)},
+                         {"breaker_opened", engine_->breaker().opened()},
+                         {"breaker_state", model::BreakerStateName(engine_->breaker().state())}};
   }
   if (telemetry_) {
     const TelemetryStats& t = telemetry_->stats();

@@ -1,7 +1,8 @@
 #pragma once
 
 // The industrial gateway, wired from a GatewayConfig: the actuator-state model learned from
-// normal operation, the plant state, the Decider with its ModelGate, the Modbus/TCP proxy, the
+// normal operation (asked through a model::InferenceEngine: deadline, circuit breaker), the
+// gateway's policy engine (its rules), the plant state, the Decider, the Modbus/TCP proxy, the
 // metrics registry (served on metrics.listen as /metrics) and the outputs every decision goes
 // to (the audit log and the sinks, as OCSF Detection Findings).
 //
@@ -9,7 +10,8 @@
 // model.training, the sensor scorer (sensor_scoring.h) learns from the same CSV; its findings go
 // to the same audit log and sinks as the write decisions.
 //
-// Start-up order (undone in reverse by Stop): learn the models, start the model gate, bind the
+// Start-up order (undone in reverse by Stop): learn the models, load the rules, start the
+// inference engine, bind the
 // Modbus listener, start the metrics server, start the telemetry client.
 
 #include <memory>
@@ -49,8 +51,8 @@ class Gateway {
   // Learns the actuator-state model from config.model.training (when given): from
   // `training_csv` when non-null (the file's bytes, read once by the caller, which verified
   // them), else read from the file. `judge` replaces the learned model's judge when non-null
-  // (another model behind the same gate). Everything passed must outlive the gateway. Errors
-  // name the config key or file at fault.
+  // (another model behind the same inference engine). Loads the rules (CreateGatewayPolicy).
+  // Everything passed must outlive the gateway. Errors name the config key or file at fault.
   static core::Result<std::unique_ptr<Gateway>> Create(GatewayConfig config,
                                                        GatewayOutputs outputs,
                                                        const core::Clock& clock,
@@ -68,7 +70,9 @@ class Gateway {
   const ProxyStats& proxy() const { return proxy_->stats(); }
   // Whether decision.realtime_priority was applied (after Start; OK when it was 0).
   const core::Status& priority_status() const { return proxy_->priority_status(); }
-  const ModelGate* gate() const { return gate_.get(); }
+  // The inference engine the actuator-state model is asked through (null without a model).
+  const model::InferenceEngine* model_engine() const { return engine_.get(); }
+  const policy::PolicyEngine& policy() const { return *policy_; }
   const Telemetry* telemetry() const { return telemetry_.get(); }
   const SensorScorer* scorer() const { return scorer_.get(); }
   core::Registry& registry() { return registry_; }
@@ -98,7 +102,9 @@ class Gateway {
   core::Histogram* decide_latency_ = nullptr;
   std::unique_ptr<ActuatorStateModel> model_;
   std::unique_ptr<ActuatorJudge> model_judge_;
-  std::unique_ptr<ModelGate> gate_;
+  std::unique_ptr<JudgeModel> judge_model_;
+  std::unique_ptr<policy::PolicyEngine> policy_;
+  std::unique_ptr<model::InferenceEngine> engine_;
   std::unique_ptr<Decider> decider_;
   std::unique_ptr<ModbusProxy> proxy_;
   std::unique_ptr<SensorScorer> scorer_;

@@ -173,7 +173,10 @@ core::Status InferenceEngine::Init(std::shared_ptr<const Model> model) {
                                [this] { return static_cast<double>(queue_depth()); }));
   VIGIL_ASSIGN_OR_RETURN(std::shared_ptr<const Current> current, MakeCurrent(std::move(model), 1));
   StoreCurrent(std::move(current));
-  worker_ = std::thread([this] { Run(); });
+  worker_ = std::thread([this] {
+    if (options_.on_worker_start) options_.on_worker_start();
+    Run();
+  });
   return core::Status::Ok();
 }
 

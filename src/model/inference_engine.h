@@ -110,6 +110,9 @@ struct InferenceEngineOptions {
   bool fallback_anomalous = false;
   // Where metrics go; nullptr means core::Registry::Get(). Must outlive the engine.
   core::Registry* registry = nullptr;
+  // Called once on the worker thread before it serves anything (e.g. to give it the real-time
+  // priority of the gate it answers: docs/gateway.md "Priority"). May be empty.
+  std::function<void()> on_worker_start;
 };
 
 struct LatencySummary {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <filesystem>
+#include <iterator>
 #include <utility>
 
 #include <yaml-cpp/yaml.h>
@@ -238,6 +239,10 @@ core::Result<std::shared_ptr<const PolicySnapshot>> PolicyEngine::Build(uint64_t
     docs.emplace_back(options_.embedded_name, options_.embedded_yaml);
     rules = docs;
   } else {
+    if (options_.embedded_first && !options_.embedded_yaml.empty()) {
+      docs.emplace_back(options_.embedded_name, options_.embedded_yaml);
+      rules = docs;
+    }
     bool seen_manifest = false;
     for (const std::string& path : options_.files) {
       auto bytes = core::ReadFile(path, kMaxRulesFileBytes);
@@ -281,7 +286,11 @@ core::Result<std::shared_ptr<const PolicySnapshot>> PolicyEngine::Build(uint64_t
   for (const auto& r : rules) rule_files.push_back(r.first);
   snap->files = rule_files;
   snap->version = version.empty() ? Digest(docs) : version;
-  if (!options_.files.empty()) snap->sources = std::move(docs);
+  if (!options_.files.empty()) {
+    const bool skip_embedded = options_.embedded_first && !options_.embedded_yaml.empty();
+    snap->sources.assign(std::make_move_iterator(docs.begin() + (skip_embedded ? 1 : 0)),
+                         std::make_move_iterator(docs.end()));
+  }
 
   for (const Rule& r : snap->rules.rules()) {
     RuleSettings s;
@@ -325,6 +334,10 @@ core::Status PolicyEngine::Reload() {
 std::shared_ptr<const PolicySnapshot> PolicyEngine::Current() const { return current_.load(); }
 
 AssetClass PolicyEngine::Classify(const EvalInput& in) const {
+  if (in.modbus != nullptr) {
+    if (in.modbus->asset.empty()) return options_.default_class;
+    return in.modbus->critical ? AssetClass::kCritical : AssetClass::kNonCritical;
+  }
   if (in.event == nullptr) return options_.default_class;
   const core::ProcessIdentity& p = in.event->proc;
   for (const AssetRule& a : options_.assets) {
@@ -423,6 +436,47 @@ Decision PolicyEngine::Decide(EvalInput* in, ProcessMemo* memo) const {
   if (d.would_enforce) would_enforce_->Inc();
   if (d.enforce()) enforce_->Inc();
   return d;
+}
+
+std::optional<PolicyEngine::AtStake> PolicyEngine::FallbackAtStake(
+    EvalInput* in, const core::Verdict& assumed) const {
+  const std::shared_ptr<const PolicySnapshot> snap = current_.load();
+  const AssetClass cls = Classify(*in);
+  const std::string_view cls_name = AssetClassName(cls);
+  if (in->asset_class != cls_name) in->asset_class = cls_name;
+  if (in->event == nullptr) return std::nullopt;
+  const core::Verdict* const given = in->verdict;
+  in->verdict = &assumed;
+  std::vector<Match> with = snap->rules.Evaluate(*in);
+  in->verdict = nullptr;
+  std::vector<Match> without = with.empty() ? std::vector<Match>() : snap->rules.Evaluate(*in);
+  in->verdict = given;
+  const Rule* base = snap->rules.rules().data();
+  // The strictest fallback wins (deny over alert over allow), then an enforced rule, then the
+  // stronger action: as the host gates combine their candidate rules.
+  const auto rank = [](Fallback f) {
+    return f == Fallback::kDeny ? 2 : f == Fallback::kAlert ? 1 : 0;
+  };
+  std::optional<AtStake> best;
+  int best_key[3] = {-1, -1, -1};
+  for (const Match& m : with) {
+    const RuleSettings& s = snap->settings[static_cast<size_t>(m.rule - base)];
+    if (!Acts(s.action)) continue;
+    bool needs_model = true;
+    for (const Match& w : without) needs_model = needs_model && w.rule != m.rule;
+    if (!needs_model) continue;
+    const Fallback fallback =
+        s.fallback_given ? s.fallback : options_.class_fallback[static_cast<size_t>(cls)];
+    const Mode rule_mode = s.mode_given ? s.mode : snap->mode;
+    const bool enforcing = snap->mode == Mode::kEnforce && rule_mode == Mode::kEnforce &&
+                           StageAdmits(snap->stage, cls) && enforcement_allowed_.load();
+    const int key[3] = {rank(fallback), enforcing ? 1 : 0, ActionStrength(s.action)};
+    if (!std::lexicographical_compare(best_key, best_key + 3, key, key + 3)) continue;
+    std::copy(key, key + 3, best_key);
+    best = AtStake{m.rule->name, fallback, enforcing ? Mode::kEnforce : Mode::kMonitor,
+                   m.rule->priority};
+  }
+  return best;
 }
 
 PolicyEngine::Counts PolicyEngine::counts() const {

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -51,6 +52,10 @@ struct PolicyOptions {
   std::vector<std::string> files;
   std::string embedded_yaml;
   std::string embedded_name = "<embedded>";
+  // With `files` given: load `embedded_yaml` (when non-empty) before them, as the first rules
+  // document (the gateway's rules generated from its config, which the files may append to or
+  // override). It counts in the default version's digest, not in PolicySnapshot::sources.
+  bool embedded_first = false;
   // Used when no manifest says otherwise.
   Mode mode = Mode::kMonitor;
   RolloutStage stage = RolloutStage::kMonitor;
@@ -115,8 +120,26 @@ class PolicyEngine {
   // part changes.
   Decision Decide(EvalInput* in, ProcessMemo* memo = nullptr) const;
 
-  // The asset class of `in`'s process under the engine's options.
+  // The asset class of `in`'s process under the engine's options. A Modbus request
+  // (in.modbus set) is classified by its asset instead: critical when the asset is, else
+  // non-critical; a request no asset maps gets the default class.
   AssetClass Classify(const EvalInput& in) const;
+
+  // What a gate applies when the model's verdict on `*in` is not available (late, breaker open,
+  // model down or without the data to judge). The rules at stake are the enabled rules whose
+  // action acts and that match with `assumed` as the verdict (e.g. score 1, anomalous) but not
+  // without a verdict. Returns the one with the strictest fallback (its own `fallback`, else
+  // the asset class's; deny over alert over allow; then an enforced rule, then the stronger
+  // action), with the mode it would be carried out in (enforce only when policy mode, rule mode,
+  // stage and SetEnforcementAllowed all allow it, as in Decide); nullopt when no rule is at
+  // stake. Counts nothing; sets in->asset_class like Decide and leaves in->verdict as it was.
+  struct AtStake {
+    std::string rule;
+    Fallback fallback = Fallback::kAlert;
+    Mode mode = Mode::kMonitor;
+    Priority priority = Priority::kWarning;
+  };
+  std::optional<AtStake> FallbackAtStake(EvalInput* in, const core::Verdict& assumed) const;
 
   std::shared_ptr<const PolicySnapshot> Current() const;
 

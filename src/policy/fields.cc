@@ -563,6 +563,86 @@ const std::vector<FieldDef> kFields = {
      }},
     {"asset.class", FieldType::kString, ArgUse::kNone, "the asset class from the inventory",
      [](const EvalInput& in, int, FieldValue* out) { SetIf(out, in.asset_class); }},
+    // The gateway's Modbus requests (ModbusInput); absent on host events.
+    {"modbus.function", FieldType::kNumber, ArgUse::kNone, "the Modbus function code",
+     [](const EvalInput& in, int, FieldValue* out) {
+       if (in.modbus != nullptr) out->SetNumber(in.modbus->function);
+     }},
+    {"modbus.unit", FieldType::kNumber, ArgUse::kNone, "the Modbus unit identifier, 0..255",
+     [](const EvalInput& in, int, FieldValue* out) {
+       if (in.modbus != nullptr) out->SetNumber(in.modbus->unit);
+     }},
+    {"modbus.write", FieldType::kBool, ArgUse::kNone,
+     "true for a checked write (5, 6, 15, 16, 23), false for another function code",
+     [](const EvalInput& in, int, FieldValue* out) {
+       if (in.modbus != nullptr) SetBool(out, in.modbus->write);
+     }},
+    {"modbus.register", FieldType::kString, ArgUse::kNone,
+     "the written register kind, coil or holding (writes only)",
+     [](const EvalInput& in, int, FieldValue* out) {
+       if (in.modbus != nullptr && in.modbus->write) out->Set(in.modbus->coil ? "coil" : "holding");
+     }},
+    {"modbus.address", FieldType::kNumber, ArgUse::kNone, "the register written (writes only)",
+     [](const EvalInput& in, int, FieldValue* out) {
+       if (in.modbus != nullptr && in.modbus->write) out->SetNumber(in.modbus->address);
+     }},
+    {"modbus.value", FieldType::kNumber, ArgUse::kNone, "the value written (writes only)",
+     [](const EvalInput& in, int, FieldValue* out) {
+       if (in.modbus != nullptr && in.modbus->write) out->SetNumber(in.modbus->value);
+     }},
+    {"modbus.mapped", FieldType::kBool, ArgUse::kNone,
+     "true when an asset names the written register (writes only)",
+     [](const EvalInput& in, int, FieldValue* out) {
+       if (in.modbus != nullptr && in.modbus->write) SetBool(out, !in.modbus->asset.empty());
+     }},
+    {"modbus.asset", FieldType::kString, ArgUse::kNone,
+     "the name of the asset written to (absent when unmapped)",
+     [](const EvalInput& in, int, FieldValue* out) {
+       if (in.modbus != nullptr) SetIf(out, in.modbus->asset);
+     }},
+    {"modbus.signal", FieldType::kString, ArgUse::kNone,
+     "the asset's actuator in the actuator-state model (absent when none)",
+     [](const EvalInput& in, int, FieldValue* out) {
+       if (in.modbus != nullptr && !in.modbus->asset.empty()) SetIf(out, in.modbus->signal);
+     }},
+    {"modbus.critical", FieldType::kBool, ArgUse::kNone,
+     "the asset's critical flag (mapped writes)",
+     [](const EvalInput& in, int, FieldValue* out) {
+       if (in.modbus != nullptr && !in.modbus->asset.empty()) SetBool(out, in.modbus->critical);
+     }},
+    {"modbus.min", FieldType::kNumber, ArgUse::kNone, "the asset's lowest allowed value",
+     [](const EvalInput& in, int, FieldValue* out) {
+       if (in.modbus != nullptr && !in.modbus->asset.empty()) out->SetNumber(in.modbus->min);
+     }},
+    {"modbus.max", FieldType::kNumber, ArgUse::kNone, "the asset's highest allowed value",
+     [](const EvalInput& in, int, FieldValue* out) {
+       if (in.modbus != nullptr && !in.modbus->asset.empty()) out->SetNumber(in.modbus->max);
+     }},
+    {"modbus.in_range", FieldType::kBool, ArgUse::kNone,
+     "true when the value lies in the asset's [min, max] (mapped writes)",
+     [](const EvalInput& in, int, FieldValue* out) {
+       const ModbusInput* m = in.modbus;
+       if (m == nullptr || m->asset.empty()) return;
+       SetBool(out, m->value >= m->min && m->value <= m->max);
+     }},
+    {"modbus.max_rate", FieldType::kNumber, ArgUse::kNone,
+     "the asset's largest allowed change per second (absent when none)",
+     [](const EvalInput& in, int, FieldValue* out) {
+       const ModbusInput* m = in.modbus;
+       if (m != nullptr && !m->asset.empty() && m->max_rate > 0) out->SetNumber(m->max_rate);
+     }},
+    {"modbus.rate", FieldType::kNumber, ArgUse::kNone,
+     "change per second against the last committed value (absent without max_rate or one)",
+     [](const EvalInput& in, int, FieldValue* out) {
+       if (in.modbus != nullptr && in.modbus->has_rate) out->SetNumber(in.modbus->rate);
+     }},
+    {"modbus.rate_exceeded", FieldType::kBool, ArgUse::kNone,
+     "true when the change since the last committed value exceeds max_rate (mapped writes)",
+     [](const EvalInput& in, int, FieldValue* out) {
+       if (in.modbus != nullptr && !in.modbus->asset.empty()) {
+         SetBool(out, in.modbus->rate_exceeded);
+       }
+     }},
 };
 
 }  // namespace

@@ -21,6 +21,27 @@ struct Ancestor {
   std::vector<std::string> argv;  // argv[0..]
 };
 
+// A request at the industrial gateway's Modbus/TCP proxy (docs/gateway.md, "Rules"): what the
+// modbus.* fields read. Filled by the gateway per written value (a write of several registers
+// is evaluated once per register) or per request of another function code; the views must
+// outlive the evaluation.
+struct ModbusInput {
+  uint8_t unit = 0;
+  uint8_t function = 0;
+  bool write = false;       // a checked write (function 5, 6, 15, 16, 23's write part)
+  bool coil = false;        // the written register kind: coil, else holding register
+  uint16_t address = 0;     // writes: the register written
+  uint32_t value = 0;       // writes: the value (coils 0/1)
+  std::string_view asset;   // the asset mapped to the address; "" when none is
+  std::string_view signal;  // the asset's actuator in the model; "" when none
+  bool critical = false;
+  double min = 0, max = 0;  // the asset's allowed range
+  double max_rate = 0;      // per second; 0 when the asset sets none
+  bool has_rate = false;    // max_rate set and an earlier value was committed: rate is known
+  double rate = 0;          // |value - last committed value| / seconds since it
+  bool rate_exceeded = false;  // the change exceeds max_rate * seconds since the last value
+};
+
 // What one evaluation sees. Only `event` is required.
 struct EvalInput {
   const core::Event* event = nullptr;
@@ -37,6 +58,7 @@ struct EvalInput {
   int container_privileged = -1;           // 1 privileged, 0 not, -1 unknown
   std::string k8s_namespace;
   std::string asset_class;                 // asset.class; absent when empty
+  const ModbusInput* modbus = nullptr;     // modbus.* fields; absent when null
 };
 
 // kIpNet: an IP address compared with =, != and in against addresses or CIDR blocks

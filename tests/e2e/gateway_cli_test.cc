@@ -58,6 +58,30 @@ TEST_F(GatewayCliTest, BadConfigExitsTwoNamingTheLineAndKey) {
   EXPECT_THAT(r.err, HasSubstr(cfg + ":3:33: assets[0].adress: unknown key"));
 }
 
+TEST_F(GatewayCliTest, RulesItCannotEvaluateExitTwoNamingFileAndLine) {
+  const std::string rules =
+      Write("gw-rules.yaml", "- rule: ok\n  desc: d\n  condition: modbus.value > 5\n  output: o\n"
+                             "  priority: ERROR\n  action: {type: deny}\n"
+                             "- rule: typo\n  desc: d\n  condition: modbus.adress = 3\n"
+                             "  output: o\n  priority: ERROR\n  action: {type: deny}\n");
+  const std::string cfg = Write("gw.yaml", "policy: {rules: [\"" + rules + "\"]}\n");
+  for (const std::string& check : {std::string(" --check"), std::string()}) {
+    CmdResult r = RunVigil(dir_, "gateway" + check + " --config " + cfg);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_THAT(r.err, HasSubstr(cfg + ": policy.rules: " + rules + ":7: rule \"typo\""));
+    EXPECT_THAT(r.err, HasSubstr("modbus.adress"));
+  }
+  // Fixed, the check reports the policy.
+  Write("gw-rules.yaml", "- rule: ok\n  desc: d\n  condition: modbus.value > 5\n  output: o\n"
+                         "  priority: ERROR\n  action: {type: deny}\n");
+  CmdResult ok = RunVigil(dir_, "gateway --check --json --config " + cfg);
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  const auto j = nlohmann::json::parse(ok.out);
+  EXPECT_EQ(j["policy"]["stage"], "enforce-all");
+  EXPECT_EQ(j["policy"]["rules"], 6);  // unmapped, range, rate, model, function, and "ok"
+  EXPECT_EQ(j["policy"]["files"].back(), rules);
+}
+
 TEST_F(GatewayCliTest, MissingConfigExitsTwo) {
   EXPECT_EQ(RunVigil(dir_, "gateway --config " + (dir_ / "none.yaml").string()).exit_code, 2);
 }
@@ -344,6 +368,37 @@ TEST_F(GatewayTrustTest, EnforceModeRefusesUnsignedUnknownKeyOrAlteredConfigOrTr
 
 // An asset's own `mode: enforce` on a monitor gateway needs the same signatures; refused, the
 // asset falls back to monitor mode too.
+// The rules files of policy.rules are policy like the config: enforce mode needs them signed.
+TEST_F(GatewayTrustTest, EnforceModeNeedsThePolicyRulesFilesSignedToo) {
+  const std::string rules =
+      Write("gw-rules.yaml", "- rule: pu1_never\n  desc: d\n  condition: modbus.asset = PU1\n"
+                             "  output: \"PU1 := %modbus.value\"\n  priority: ERROR\n"
+                             "  action: {type: deny}\n");
+  const std::string cfg = Config("enforce");
+  std::ofstream(cfg, std::ios::app) << "policy: {rules: [\"" << rules << "\"]}\n";
+  Sign(cfg, "keys");
+  Sign(training_, "keys");
+  {
+    const Served s = Serve(cfg);
+    EXPECT_EQ(s.exception, 0x0B) << s.err;  // monitor mode: passed on to the (absent) PLC
+    EXPECT_THAT(s.err, HasSubstr("ALERT enforce mode refused, running in monitor mode: policy "
+                                 "unsigned: " + rules));
+    EXPECT_EQ(s.summary["mode"], "monitor");
+  }
+  Sign(rules, "keys");
+  const Served s = Serve(cfg);
+  EXPECT_THAT(s.err, ::testing::Not(HasSubstr("ALERT")));
+  EXPECT_EQ(s.exception, 0x03) << s.err;
+  ASSERT_TRUE(s.summary.is_object()) << s.err;
+  EXPECT_EQ(s.summary["policy"]["files"].back(), rules);
+  const auto runs = AuditRuns();
+  ASSERT_FALSE(runs.empty());
+  const nlohmann::json* loaded = Find(runs.back(), "policy-change", "loaded");
+  ASSERT_NE(loaded, nullptr);
+  EXPECT_EQ((*loaded)["files"].back(), rules);
+  EXPECT_THAT((*loaded)["version"].get<std::string>(), ::testing::StartsWith("sha256:"));
+}
+
 TEST_F(GatewayTrustTest, AnAssetsEnforceModeNeedsTheSignaturesToo) {
   const std::string cfg = Config("monitor", "enforce");
   Sign(training_, "keys");

@@ -64,6 +64,39 @@ TEST_F(PolicyCliTest, BadRulesExitTwoNamingFileLineAndReason) {
   EXPECT_EQ(Vigil("policy").exit_code, 2);
 }
 
+TEST_F(PolicyCliTest, CheckAcceptsGatewayRulesAndNamesUnknownFieldsWithFileAndLine) {
+  // The gateway's rules (docs/gateway.md, "Rules") are the same language: modbus.* fields next to
+  // ml.* and asset.class. A misspelt field disables its rule, reported with file and line (the
+  // gateway itself refuses such a file).
+  const fs::path rules = dir_ / "gw-rules.yaml";
+  std::ofstream(rules)
+      << "- rule: setpoint_ceiling\n  desc: d\n"
+         "  condition: modbus.asset = SP and modbus.value > 80 and modbus.write = true\n"
+         "  output: \"SP := %modbus.value (%asset.class)\"\n  priority: ERROR\n"
+         "  action: {type: deny}\n"
+         "- rule: doubted_pump\n  desc: d\n"
+         "  condition: modbus.register = coil and ml.anomalous = true and modbus.rate > 1\n"
+         "  output: \"%modbus.asset %ml.score\"\n  priority: ERROR\n"
+         "  action: {type: deny, fallback: deny}\n"
+         "- rule: typo\n  desc: d\n  condition: modbus.adress = 3\n  output: o\n"
+         "  priority: ERROR\n";
+  CmdResult r = Vigil("policy check --json " + rules.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["rules"], 3);
+  EXPECT_EQ(j["enabled"], 2);
+  ASSERT_EQ(j["disabled"].size(), 1u);
+  EXPECT_EQ(j["disabled"][0]["rule"], "typo");
+  EXPECT_EQ(j["disabled"][0]["line"], 13);
+  EXPECT_NE(j["disabled"][0]["reason"].get<std::string>().find("modbus.adress"),
+            std::string::npos)
+      << j;
+  CmdResult text = Vigil("policy check " + rules.string());
+  EXPECT_EQ(text.exit_code, 0);
+  EXPECT_NE(text.err.find(rules.string() + ":13"), std::string::npos) << text.err;
+  EXPECT_NE(text.err.find("modbus.adress"), std::string::npos) << text.err;
+}
+
 TEST_F(PolicyCliTest, TestPrintsMatchesForRecordedEvents) {
   const fs::path rules = dir_ / "rules.yaml";
   std::ofstream(rules) << "- rule: Shadow read\n  desc: d\n"

@@ -23,6 +23,7 @@ model:
   training: data/BATADAL_dataset03.csv
   actuators: [S_PU1, S_PU2]
   state_max_age: 2h
+policy: {rules: [gw-rules.yaml, local.yaml], stage: enforce-non-critical, version: "2026.11.27-1"}
 assets:
   - {name: PU1, register: coil, address: 0, signal: S_PU1, critical: true}
   - {name: PU2, register: coil, address: 1, signal: S_PU2, mode: monitor}
@@ -54,6 +55,27 @@ TEST(GatewayConfigTest, ParsesEveryKey) {
   EXPECT_EQ(c->assets[2].unit, 1);
   EXPECT_EQ(c->assets[2].max, 100);
   EXPECT_EQ(c->assets[2].max_rate, 5);
+  EXPECT_EQ(c->policy.rules, (std::vector<std::string>{"gw-rules.yaml", "local.yaml"}));
+  EXPECT_EQ(c->policy.stage, policy::RolloutStage::kEnforceNonCritical);
+  EXPECT_EQ(c->policy.version, "2026.11.27-1");
+}
+
+TEST(GatewayConfigTest, PolicyKeysAreChecked) {
+  auto def = ParseGatewayConfig("", "gw.yaml");
+  ASSERT_TRUE(def.has_value());
+  EXPECT_TRUE(def->policy.rules.empty());
+  EXPECT_EQ(def->policy.stage, policy::RolloutStage::kEnforceAll);
+  auto stage = ParseGatewayConfig("mode: enforce\npolicy:\n  stage: everything\n", "gw.yaml");
+  ASSERT_FALSE(stage.has_value());
+  EXPECT_THAT(stage.error().message(),
+              HasSubstr("gw.yaml:3:10: policy.stage: expected monitor, enforce-non-critical or "
+                        "enforce-all"));
+  auto key = ParseGatewayConfig("policy: {rule: [a.yaml]}\n", "gw.yaml");
+  ASSERT_FALSE(key.has_value());
+  EXPECT_THAT(key.error().message(), HasSubstr("gw.yaml:1:10: policy.rule: unknown key"));
+  auto twice = ParseGatewayConfig("policy: {rules: [a.yaml, a.yaml]}\n", "gw.yaml");
+  ASSERT_FALSE(twice.has_value());
+  EXPECT_THAT(twice.error().message(), HasSubstr("policy.rules[1]"));
 }
 
 TEST(GatewayConfigTest, EmptyDocumentGivesDefaults) {

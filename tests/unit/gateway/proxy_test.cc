@@ -12,6 +12,7 @@
 #include <httplib.h>
 
 #include <cerrno>
+#include <fstream>
 #include <string>
 
 #include "../pipeline/test_util.h"
@@ -29,7 +30,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::string ConfigText(uint16_t plc_port, std::string_view mode, bool model) {
+std::string ConfigText(uint16_t plc_port, std::string_view mode, bool model,
+                       std::string_view extra = "") {
   std::string text = "mode: " + std::string(mode) +
                      "\nhost: test-gw\nmetrics: {listen: \"127.0.0.1:0\"}\n"
                      "modbus: {listen: \"127.0.0.1:0\", upstream: \"127.0.0.1:" +
@@ -38,7 +40,7 @@ std::string ConfigText(uint16_t plc_port, std::string_view mode, bool model) {
   if (model) {
     text += "model: {training: \"" VIGIL_SHARED_DIR "/data/batadal/BATADAL_dataset03.csv\"}\n";
   }
-  text +=
+  text += std::string(extra) +
       "assets:\n"
       "  - {name: setpoint, register: holding, address: 10, min: 0, max: 100}\n"
       "  - {name: PU2, register: coil, address: 2, critical: true" +
@@ -51,9 +53,9 @@ std::string ConfigText(uint16_t plc_port, std::string_view mode, bool model) {
 
 class ProxyTest : public ::testing::Test {
  protected:
-  void Start(std::string_view mode, bool model = false) {
+  void Start(std::string_view mode, bool model = false, std::string_view extra = "") {
     ASSERT_TRUE(plc_.Start());
-    auto cfg = ParseGatewayConfig(ConfigText(plc_.port(), mode, model), "test.yaml");
+    auto cfg = ParseGatewayConfig(ConfigText(plc_.port(), mode, model, extra), "test.yaml");
     ASSERT_TRUE(cfg.has_value()) << cfg.error().message();
     signer_ = audit::Ed25519Signer::Generate();
     auto log = audit::AuditLog::Open(dir_.Join("audit"), {}, *signer_, core::SystemClock::Get());
@@ -295,6 +297,33 @@ TEST_F(ProxyTest, MetricsEndpointCountsDecisions) {
   EXPECT_THAT(res->body, HasSubstr("vigil_gateway_writes_total{outcome=\"allowed\"} 1"));
   EXPECT_THAT(res->body, HasSubstr("vigil_gateway_denials_total{rule=\"range\"} 1"));
   EXPECT_THAT(res->body, HasSubstr("vigil_gateway_requests_total{kind=\"write\"} 2"));
+}
+
+// A rule of one's own, in the policy language, decides a write through the real proxy; the record
+// names it and carries the policy's version and stage, as a host gate's record does.
+TEST_F(ProxyTest, RuleOfOnesOwnDeniesThroughTheProxyWithThePolicyVersion) {
+  const std::string rules = dir_.Join("gw-rules.yaml");
+  std::ofstream(rules) << "- rule: setpoint_ceiling\n  desc: d\n"
+                          "  condition: modbus.asset = setpoint and modbus.value > 80\n"
+                          "  output: \"setpoint := %modbus.value above 80\"\n"
+                          "  priority: ERROR\n  action: {type: deny}\n";
+  Start("enforce", false, "policy: {rules: [\"" + rules + "\"], version: v-test}\n");
+  errno = 0;
+  EXPECT_EQ(modbus_write_register(client_, 10, 90), -1);  // inside [0, 100]: the rule objects
+  EXPECT_EQ(errno, EMBXILVAL);
+  EXPECT_EQ(plc_.holding(10), 0);
+  ASSERT_EQ(modbus_write_register(client_, 10, 70), 1);
+  EXPECT_EQ(gateway_->decisions().by_rule[static_cast<size_t>(Rule::kCustom)].load(), 1u);
+  const auto records = AuditedDecisions();
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_THAT(records[0], HasSubstr("\"rule\":\"setpoint_ceiling\""));
+  EXPECT_THAT(records[0], HasSubstr("setpoint := 90 above 80"));
+  EXPECT_THAT(records[0], HasSubstr("\"policy_version\":\"v-test\""));
+  EXPECT_THAT(records[0], HasSubstr("\"policy_stage\":\"enforce-all\""));
+  EXPECT_THAT(records[1], HasSubstr("\"policy_version\":\"v-test\""));
+  EXPECT_EQ(records[0], audit::CanonicalJson(nlohmann::json::parse(records[0])));
+  ASSERT_EQ(sink_.Lines().size(), 1u);
+  EXPECT_THAT(sink_.Lines()[0], HasSubstr("\"policy_version\":\"v-test\""));
 }
 
 }  // namespace
