@@ -7,7 +7,8 @@
 # switches per call (all its threads, from /proc), which a busy machine disturbs less than
 # latency; its own time per call, admission to answer (vigil_api_request_seconds from /metrics
 # over the run, as bucket bounds: "<= X us"), which leaves out the transport, the kernel and
-# the scheduler; the load generator's CPU per call and its share of the two.
+# the scheduler; the load generator's CPU per call and its share of the two. Ends with all runs
+# as one Markdown table.
 # Usage: bench/api/ab.sh VIGIL_A VIGIL_B [SECONDS] [ROUNDS] [BATCH] [TRANSPORTS] [MODES]
 #   TRANSPORTS: "grpc http" (default), "grpc" or "http"; MODES: "events threads" (default),
 #   "events" or "threads"; $BUILD, $VIGIL_DATA; VIGIL_BENCH_AUTH=jwt (requests carry a bearer
@@ -20,6 +21,7 @@ modes=${7:-events threads}
 data=${VIGIL_DATA:-../shared/data/adfa-ld}
 cmake --build "$build" --target vigil api_load >/dev/null
 source bench/api/common.sh
+export VIGIL_BENCH_ROWS="$work/rows"
 start A "" "$a"
 start B "" "$b"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -37,3 +39,6 @@ for round in $(seq "$rounds"); do
   done
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "All runs above as one table, in the order run (latency in µs):"
+python3 bench/api/report.py table "$VIGIL_BENCH_ROWS"

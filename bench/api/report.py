@@ -6,7 +6,9 @@
   report.py line NAME OUT SNAP0 SNAP1 METRICS0 METRICS1 [--threads]
                                 one line of figures for an api_load --json run (OUT) against
                                 server NAME, from snapshots before and after it; --threads adds
-                                the server's threads that ran, by name
+                                the server's threads that ran, by name. With $VIGIL_BENCH_ROWS
+                                set, also appends the figures to that file (one JSON a line)
+  report.py table ROWS          the rows as one Markdown table (bench/api/run.sh prints it last)
 """
 import json
 import os
@@ -74,6 +76,12 @@ def line(name, out, s0, s1, m0, m1, threads):
     cpu = (s1["ticks"] - s0["ticks"]) / hz
     vol = s1["vol"] - s0["vol"]
     invol = s1["invol"] - s0["invol"]
+    rows_file = os.environ.get("VIGIL_BENCH_ROWS")
+    if rows_file:
+        with open(rows_file, "a") as f:
+            f.write(json.dumps({"server": name, "out": out, "cpu_us": cpu / calls * 1e6,
+                                "vol": vol / calls, "invol": invol / calls,
+                                "own_p50": q(0.5), "own_p99": q(0.99)}) + "\n")
     print(f"{name} {out['transport']:4s} {out['mode']:7s}x{out['threads']:<3d} clients"
           f" {out['clients']:3d} batch {out['batch']:3d} {'vary' if out['vary'] else 'same'}:"
           f" {out['calls_per_s']:7.0f} calls/s {out['scores_per_s']:7.0f} scores/s"
@@ -103,8 +111,27 @@ def line(name, out, s0, s1, m0, m1, threads):
         print("    server threads that ran: " + "; ".join(r for _, r in sorted(rows, reverse=True)))
 
 
+def table(rows_file):
+    print("| server | mode | transport | clients | batch | requests | calls/s | scores/s | P50 | P95"
+          " | P99 (µs) | errors | server CPU/call | server switches/call (vol+invol)"
+          " | server's own P50 / P99 | load generator CPU/call, switches/call |")
+    print("|---" * 16 + "|")
+    for text in open(rows_file):
+        r = json.loads(text)
+        o = r["out"]
+        calls = max(o["calls"], 1)
+        print(f"| {r['server']} | {o['mode']} x{o['threads']} | {o['transport']} | {o['clients']}"
+              f" | {o['batch']} | {'vary' if o['vary'] else 'same'} | {o['calls_per_s']:,.0f}"
+              f" | {o['scores_per_s']:,.0f} | {o['p50_us']:,.0f} | {o['p95_us']:,.0f}"
+              f" | {o['p99_us']:,.0f} | {o['errors']} | {r['cpu_us']:.0f} µs"
+              f" | {r['vol']:.2f}+{r['invol']:.2f} | {r['own_p50']} / {r['own_p99']} µs"
+              f" | {o['cpu_s'] / calls * 1e6:.0f} µs, {o['context_switches'] / calls:.2f} |")
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "snap":
         snap(sys.argv[2])
+    elif sys.argv[1] == "table":
+        table(sys.argv[2])
     else:
         line(*sys.argv[2:8], threads="--threads" in sys.argv[8:])

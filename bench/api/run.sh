@@ -15,7 +15,8 @@
 # Each line: api_load's figures, then the server's CPU and context switches per call, its
 # thread count and its own time per call (admission to answer), then the load generator's CPU
 # and switches per call (bench/api/report.py). Prints the machine's load average before, between
-# the parts and after, and the service's engine metrics.
+# the parts and after, the service's engine metrics, and at the end all runs as one Markdown
+# table.
 # Usage: bench/api/run.sh [SECONDS] [BATCH]   (build dir: $BUILD, default build/release;
 #   VIGIL_BENCH_AUTH=jwt: every request carries a bearer token; VIGIL_BENCH_THREADS=1: the
 #   server's threads that ran, per run; VIGIL_BENCH_MODES: "events threads" by default)
@@ -28,6 +29,7 @@ modes=${VIGIL_BENCH_MODES:-events threads}
 data=${VIGIL_DATA:-../shared/data/adfa-ld}
 cmake --build "$build" --target vigil api_load >/dev/null
 source bench/api/common.sh
+export VIGIL_BENCH_ROWS="$work/rows"
 loadavg() { echo "load average $1: $(cut -d' ' -f1-3 /proc/loadavg)"; }
 
 start main ""
@@ -59,3 +61,6 @@ for round in 1 2 3; do
   done
 done
 loadavg "at the end"
+echo
+echo "All runs above as one table (latency in µs; server = main: the default config, queued: batch.inline false):"
+python3 bench/api/report.py table "$VIGIL_BENCH_ROWS"
