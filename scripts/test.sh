@@ -26,7 +26,8 @@ cmake --build --preset fuzz --target config_fuzz event_json_fuzz model_file_fuzz
   kitnet_file_fuzz policy_rules_fuzz rnn_model_fuzz audit_log_fuzz triage_labels_fuzz \
   triage_model_fuzz minisign_fuzz manifest_fuzz enforce_proc_fuzz attest_fuzz gateway_config_fuzz \
   modbus_frame_fuzz api_request_fuzz telemetry_payload_fuzz hub_request_fuzz hub_users_fuzz \
-  model_header_fuzz serve_config_fuzz credential_fuzz enrol_fuzz ingest_json_fuzz
+  model_header_fuzz serve_config_fuzz credential_fuzz enrol_fuzz ingest_json_fuzz \
+  http_answer_fuzz
 
 status=0
 echo "== ctest: queue and inference engine tests under ThreadSanitizer"

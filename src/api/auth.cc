@@ -6,6 +6,7 @@
 #include <sodium.h>
 
 #include <array>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -186,7 +187,84 @@ std::string IssueJwt(const TokenClaims& claims, std::string_view hs256_key, int6
   return signing_input + "." + Base64Url(mac);
 }
 
-Authenticator::Authenticator(AuthConfig config) : config_(std::move(config)) {}
+namespace {
+constexpr size_t kStripes = 16;
+using Digest = std::array<unsigned char, 32>;
+
+Digest Sha256(std::string_view bytes) {
+  Digest d{};
+  unsigned int len = 0;
+  EVP_Digest(bytes.data(), bytes.size(), d.data(), &len, EVP_sha256(), nullptr);
+  return d;
+}
+}  // namespace
+
+struct Authenticator::CachedToken {
+  bool used = false;
+  Digest digest{};
+  Principal principal;
+  int64_t not_before = 0;  // 0: none
+  int64_t expires = 0;
+};
+
+struct Authenticator::Stripe {
+  std::mutex mu;
+};
+
+Authenticator::Authenticator(AuthConfig config)
+    : config_(std::move(config)),
+      slots_(config_.token_cache_entries > 0
+                 ? std::make_unique<CachedToken[]>(config_.token_cache_entries)
+                 : nullptr),
+      stripes_(std::make_unique<Stripe[]>(kStripes)) {}
+
+Authenticator::~Authenticator() = default;
+
+bool Authenticator::Bearer(std::string_view token, int64_t now_unix, Principal* out,
+                           std::string* reason) const {
+  const size_t n = config_.token_cache_entries;
+  Digest digest{};
+  size_t slot = 0;
+  if (n > 0 && !config_.jwt.hs256_key.empty()) {
+    digest = Sha256(token);
+    uint64_t h = 0;
+    std::memcpy(&h, digest.data(), sizeof(h));
+    slot = static_cast<size_t>(h % n);
+    std::lock_guard<std::mutex> lock(stripes_[slot % kStripes].mu);
+    CachedToken& c = slots_[slot];
+    if (c.used && c.digest == digest) {
+      if (now_unix > c.expires + config_.jwt.leeway_s) {
+        c.used = false;
+        *reason = "token: expired";
+        return false;
+      }
+      if (c.not_before != 0 && now_unix + config_.jwt.leeway_s < c.not_before) {
+        *reason = "token: not valid yet (nbf)";
+        return false;
+      }
+      *out = c.principal;
+      hits_.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+  }
+  verifications_.fetch_add(1, std::memory_order_relaxed);
+  auto claims = VerifyJwt(token, config_.jwt, now_unix);
+  if (!claims.has_value()) {
+    *reason = claims.error().message();
+    return false;
+  }
+  *out = {"jwt:" + claims->subject, claims->scopes};
+  if (n > 0) {
+    std::lock_guard<std::mutex> lock(stripes_[slot % kStripes].mu);
+    CachedToken& c = slots_[slot];
+    c.used = true;
+    c.digest = digest;
+    c.principal = *out;
+    c.not_before = claims->not_before;
+    c.expires = claims->expires;
+  }
+  return true;
+}
 
 AuthResult Authenticator::Authenticate(std::string_view authorization, std::string_view peer_cn,
                                        uint32_t needed_scope, int64_t now_unix) const {
@@ -197,12 +275,9 @@ AuthResult Authenticator::Authenticate(std::string_view authorization, std::stri
       r.reason = "authorization: expected \"Bearer <token>\"";
       return r;
     }
-    auto claims = VerifyJwt(authorization.substr(kBearer.size()), config_.jwt, now_unix);
-    if (!claims.has_value()) {
-      r.reason = claims.error().message();
+    if (!Bearer(authorization.substr(kBearer.size()), now_unix, &r.principal, &r.reason)) {
       return r;
     }
-    r.principal = {"jwt:" + claims->subject, claims->scopes};
   } else if (!peer_cn.empty()) {
     auto it = config_.client_scopes.find(std::string(peer_cn));
     if (it == config_.client_scopes.end()) {

@@ -10,8 +10,10 @@
 // A request with neither, or with a token that fails any check, is unauthenticated; a valid
 // caller without the scope an API needs is forbidden.
 
+#include <atomic>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -48,6 +50,9 @@ struct AuthConfig {
   // Without credentials: refused unless allow_anonymous (for loopback-only deployments).
   bool allow_anonymous = false;
   uint32_t anonymous_scopes = 0;
+  // Bearer tokens that verified are remembered (see Authenticator) in a table of this many
+  // entries; 0 verifies every token on every request.
+  size_t token_cache_entries = 1024;
 };
 
 enum class AuthOutcome : uint8_t {
@@ -62,9 +67,21 @@ struct AuthResult {
   std::string reason;  // for the caller, when not kOk; never echoes the token
 };
 
+// Thread-safe. A bearer token that verified is remembered, keyed by the SHA-256 digest of the
+// whole token (header, claims and signature), with its subject, scopes, nbf and exp, in a
+// direct-mapped table of `config.token_cache_entries` slots (a newer token takes an older one's
+// slot). A remembered token skips the base64, HMAC and JSON work but not the time checks: it is
+// refused once `now` is past its exp (plus leeway) and evicted. Only verified tokens are
+// remembered, so a token that differs in any byte (forged signature, altered claims) is
+// verified in full and refused. The table lives and dies with the Authenticator: a new key or
+// issuer means a new Authenticator and an empty table. There is no revocation list: a token is
+// good until its exp, cached or not.
 class Authenticator {
  public:
   explicit Authenticator(AuthConfig config);
+  ~Authenticator();
+  Authenticator(const Authenticator&) = delete;
+  Authenticator& operator=(const Authenticator&) = delete;
 
   // `authorization` is the Authorization header or metadata value ("" when absent);
   // `peer_cn` the CN of a client certificate the TLS layer verified ("" when none).
@@ -73,9 +90,20 @@ class Authenticator {
                           uint32_t needed_scope, int64_t now_unix) const;
 
   const AuthConfig& config() const { return config_; }
+  // Bearer tokens answered from the table, and verified in full (for tests and metrics).
+  uint64_t token_cache_hits() const { return hits_.load(std::memory_order_relaxed); }
+  uint64_t token_verifications() const { return verifications_.load(std::memory_order_relaxed); }
 
  private:
+  struct CachedToken;
+  struct Stripe;
+  // The principal of a bearer token, from the table or verified; "" reason when ok.
+  bool Bearer(std::string_view token, int64_t now_unix, Principal* out, std::string* reason) const;
+
   AuthConfig config_;
+  std::unique_ptr<CachedToken[]> slots_;
+  std::unique_ptr<Stripe[]> stripes_;
+  mutable std::atomic<uint64_t> hits_{0}, verifications_{0};
 };
 
 struct TokenClaims {

@@ -90,7 +90,7 @@ struct Frontend::Metrics {
   std::array<core::Counter*, kApiCount> fallbacks{};
   core::Counter* scores = nullptr;
   core::Counter* cache_hits = nullptr;
-  core::Registry::CallbackHandle in_flight, hit_ratio;
+  core::Registry::CallbackHandle in_flight, hit_ratio, tokens_verified, tokens_cached;
   std::array<std::atomic<uint64_t>, 6> refused{};
 };
 
@@ -149,6 +149,17 @@ core::Status Frontend::Init() {
       });
   if (!ratio.has_value()) return ratio.error();
   m.hit_ratio = std::move(*ratio);
+  constexpr std::string_view kTokensHelp = "Bearer tokens checked, in full or remembered.";
+  auto verified = registry_.AddCallbackCounter(
+      "vigil_api_bearer_tokens_total", kTokensHelp, {{"check", "verified"}},
+      [this] { return double(auth_.token_verifications()); });
+  if (!verified.has_value()) return verified.error();
+  m.tokens_verified = std::move(*verified);
+  auto cached = registry_.AddCallbackCounter("vigil_api_bearer_tokens_total", kTokensHelp,
+                                             {{"check", "cached"}},
+                                             [this] { return double(auth_.token_cache_hits()); });
+  if (!cached.has_value()) return cached.error();
+  m.tokens_cached = std::move(*cached);
   return {};
 }
 

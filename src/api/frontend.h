@@ -9,6 +9,8 @@
 //   vigil_api_in_flight                      requests being served
 //   vigil_api_fallbacks_total{api}, vigil_api_cache_hits_total, vigil_api_scores_total and
 //   vigil_api_cache_hit_ratio               from the answers' flags
+//   vigil_api_bearer_tokens_total{check}    bearer tokens checked: check="verified" (in full),
+//                                            "cached" (remembered by the Authenticator)
 
 #include <array>
 #include <cstdint>

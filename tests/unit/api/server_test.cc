@@ -176,7 +176,8 @@ constexpr const char* kScore =
 TEST_F(ServerTest, HttpScoreWithTokenCarriesVersionsExplanationAndFlags) {
   Start();
   auto c = Https();
-  auto res = Post(*c, "/v1/score", kScore, Token(kScopeScore));
+  const std::string token = Token(kScopeScore);
+  auto res = Post(*c, "/v1/score", kScore, token);
   ASSERT_TRUE(res) << httplib::to_string(res.error()) << " verify " << c->get_openssl_verify_result();
   ASSERT_EQ(res->status, 200) << res->body;
   v1::ScoreResponse r;
@@ -191,11 +192,17 @@ TEST_F(ServerTest, HttpScoreWithTokenCarriesVersionsExplanationAndFlags) {
   EXPECT_FALSE(r.result().fallback());
   EXPECT_NE(res->body.find("\"cached\":false"), std::string::npos);
   // The same request again comes from the cache, without a model call.
-  auto again = Post(*c, "/v1/score", kScore, Token(kScopeScore));
+  auto again = Post(*c, "/v1/score", kScore, token);
   ASSERT_TRUE(ParseJson(again->body, &r).ok());
   EXPECT_TRUE(r.result().cached());
   EXPECT_EQ(model_->calls.load(), 1);
   auto metrics = c->Get("/metrics");
+  // The token was verified once and remembered for the second request.
+  EXPECT_NE(metrics->body.find("vigil_api_bearer_tokens_total{check=\"verified\"} 1\n"),
+            std::string::npos)
+      << metrics->body;
+  EXPECT_NE(metrics->body.find("vigil_api_bearer_tokens_total{check=\"cached\"} 1\n"),
+            std::string::npos);
   EXPECT_NE(metrics->body.find("vigil_api_cache_hit_ratio 0.5"), std::string::npos);
   // The engine's own count of the same.
   EXPECT_NE(metrics->body.find("vigil_engine_cache_hit_ratio{engine=\"serve\"} 0.5"),
