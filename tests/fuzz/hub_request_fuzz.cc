@@ -1,7 +1,7 @@
 // libFuzzer target for the hub's parsers of outside input (src/hub/requests.h and config.h):
 // the first byte picks the parser (ingest batch, one finding line, escalation, decision,
 // adjudication, config file; 0xd0..0xd7 a triage training request; 0xd8..0xdb an audit
-// checkpoint, 0xdc..0xdf an audit key registration; 0xe0..0xef a missed detection; from 0xf0 the fleet's register, heartbeat and
+// checkpoint, 0xdc..0xdd an audit key registration, 0xde..0xdf an audit key pin; 0xe0..0xef a missed detection; from 0xf0 the fleet's register, heartbeat and
 // rollout bodies); any bytes must give a value or an error that says what was wrong,
 // and an accepted ingest message must hold only valid ids and findings within the limits; an
 // accepted config's PostgreSQL `store:` URI passes the store's own check, and its redacted form
@@ -52,7 +52,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     return 0;
   }
-  if (data[0] >= 0xdc && data[0] < 0xe0) {
+  if (data[0] >= 0xde && data[0] < 0xe0) {
+    // An audit key pin (POST /v1/agents/audit-key/pin): a valid host, a lowercase fingerprint, a
+    // bounded reason; rendered back, it parses to the same host and fingerprint.
+    auto r = vigil::hub::ParseAuditKeyPinRequest(input);
+    Check(r);
+    if (r.has_value()) {
+      if (!vigil::hub::ValidHostId(r->host) || !vigil::hub::IsHexOf(r->fingerprint, 64) ||
+          r->reason.size() > 1024) {
+        __builtin_trap();
+      }
+      auto again = vigil::hub::ParseAuditKeyPinRequest(vigil::hub::AuditKeyPinBody(*r));
+      if (!again.has_value() || again->host != r->host || again->fingerprint != r->fingerprint) {
+        __builtin_trap();
+      }
+    }
+    return 0;
+  }
+  if (data[0] >= 0xdc && data[0] < 0xde) {
     // An audit key registration (POST /v1/agents/audit-key): what is accepted renders back to a
     // body that parses to the same values.
     auto r = vigil::hub::ParseAuditKeyRequest(input);
