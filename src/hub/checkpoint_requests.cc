@@ -111,8 +111,8 @@ core::Result<AuditKeyPinRequest> ParseAuditKeyPinRequest(std::string_view body) 
     if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
   }
   if (!IsHexOf(text, 64)) {
-    return CheckpointFieldError("fingerprint",
-                                "expected 64 hex digits (the SHA-256 of the audit key's public key)");
+    return CheckpointFieldError(
+        "fingerprint", "expected 64 hex digits (the SHA-256 of the audit key's public key)");
   }
   r.fingerprint = std::move(text);
   if (auto reason = o.find("reason"); reason != o.end() && !reason->is_null()) {

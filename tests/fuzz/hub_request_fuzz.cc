@@ -1,8 +1,9 @@
 // libFuzzer target for the hub's parsers of outside input (src/hub/requests.h and config.h):
 // the first byte picks the parser (ingest batch, one finding line, escalation, decision,
 // adjudication, config file; 0xd0..0xd7 a triage training request; 0xd8..0xdb an audit
-// checkpoint, 0xdc..0xdd an audit key registration, 0xde..0xdf an audit key pin; 0xe0..0xe7 a missed detection, 0xe8..0xef the triage in-force note; from 0xf0 the fleet's register, heartbeat and
-// rollout bodies); any bytes must give a value or an error that says what was wrong,
+// checkpoint, 0xdc..0xdd an audit key registration, 0xde..0xdf an audit key pin; 0xe0..0xe7 a
+// missed detection, 0xe8..0xef the triage in-force note; from 0xf0 the fleet's register,
+// heartbeat and rollout bodies); any bytes must give a value or an error that says what was wrong,
 // and an accepted ingest message must hold only valid ids and findings within the limits; an
 // accepted config's PostgreSQL `store:` URI passes the store's own check, and its redacted form
 // (what the hub prints) does not show the password of its user info.

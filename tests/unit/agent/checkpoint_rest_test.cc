@@ -268,7 +268,8 @@ TEST_F(CheckpointRestTest, AnAdminPinsAHostsAuditKeyAndAnotherKeyIsRefused) {
   EXPECT_EQ(shown["audit_key"]["fingerprint"], hub::AuditKeyFingerprint(hex(*rogue)));
 
   // The rogue key's checkpoints: bad signature, naming the pin.
-  const auto by_rogue = WriteAuditLog("rogue-audit", *rogue, 3, [](const audit::CheckpointNotice&) {});
+  const auto by_rogue =
+      WriteAuditLog("rogue-audit", *rogue, 3, [](const audit::CheckpointNotice&) {});
   ASSERT_FALSE(by_rogue.empty());
   hub::CheckpointReport c1;
   static_cast<audit::CheckpointNotice&>(c1) = by_rogue.back();
@@ -295,7 +296,8 @@ TEST_F(CheckpointRestTest, AnAdminPinsAHostsAuditKeyAndAnotherKeyIsRefused) {
                                                                                   hex(*real)}}));
   ASSERT_EQ(s3, 200) << b3.dump();
   EXPECT_TRUE(b3["changed"].get<bool>());
-  const auto by_real = WriteAuditLog("real-audit", *real, 3, [](const audit::CheckpointNotice&) {});
+  const auto by_real =
+      WriteAuditLog("real-audit", *real, 3, [](const audit::CheckpointNotice&) {});
   ASSERT_FALSE(by_real.empty());
   hub::CheckpointReport c2;
   static_cast<audit::CheckpointNotice&>(c2) = by_real.back();
