@@ -31,7 +31,7 @@ AgentGate::AgentGate(enforce::GateRules rules, std::unique_ptr<policy::PolicyEng
 
 core::Result<std::unique_ptr<AgentGate>> AgentGate::Start(
     const core::VigilConfig& config, std::shared_ptr<const policy::PolicySnapshot> policy,
-    AuditTrail* audit, std::shared_ptr<const model::Model> model) {
+    AuditTrail* audit, std::shared_ptr<const model::Model> model, bool model_from_hub) {
   const core::AgentGateConfig& gc = config.agent.gate;
   for (const std::string& p : gc.watch) {
     std::error_code ec;
@@ -55,7 +55,19 @@ core::Result<std::unique_ptr<AgentGate>> AgentGate::Start(
   }
   ArtifactFiles model_files;
   std::vector<ModelArtifact> models;
-  if (!model && !gc.model.empty()) {
+  std::error_code absent;
+  const bool awaited = !model && !gc.model.empty() && model_from_hub &&
+                       !std::filesystem::exists(gc.model, absent) && !absent;
+  if (awaited) {
+    spdlog::warn("agent.gate.model {} is not there yet: the gate runs without a model (ml.* "
+                 "fields absent) until the hub rolls one out",
+                 gc.model);
+    if (audit != nullptr) {
+      audit->ModelChange("awaited", gc.model, "", "",
+                         "the fanotify gate's model: not there yet; the gate runs without a model "
+                         "until the hub rolls one out (the hub sink's model_file)");
+    }
+  } else if (!model && !gc.model.empty()) {
     auto loaded = LoadGateModel(gc.model, &model_files);
     if (!loaded.has_value()) return loaded.error().WithContext("agent.gate.model");
     model = std::move(loaded).value();
@@ -82,6 +94,7 @@ core::Result<std::unique_ptr<AgentGate>> AgentGate::Start(
   std::unique_ptr<AgentGate> g(
       new AgentGate(RulesOf(std::move(policy)), std::move(own), std::move(served), go, audit));
   g->own_files_ = gc.policy;
+  if (awaited) g->model_path_ = gc.model;
   if (!models.empty()) {
     const std::string* bytes = model_files.Find(gc.model);
     g->model_path_ = gc.model;
@@ -127,16 +140,31 @@ std::optional<AgentGate::ModelInfo> AgentGate::model_info() const {
   return model_info_;
 }
 
+const model::InferenceEngine* AgentGate::engine() const {
+  std::lock_guard<std::mutex> lock(model_mu_);
+  return model_.engine.get();
+}
+
 core::Result<AgentGate::ModelInfo> AgentGate::ReloadModel(const std::string& cause) {
   std::lock_guard<std::mutex> lock(model_mu_);
-  if (model_path_.empty() || !model_.engine) {
+  if (model_path_.empty()) {
     return core::FailedPrecondition(
-        "agent.gate.model: the gate started without a model file; a model is added by a restart");
+        "agent.gate.model: the gate started without a model file; a model is added by a restart "
+        "(or by the hub, with the hub sink's model_file as agent.gate.model)");
   }
   ArtifactFiles files;
   auto loaded = LoadGateModel(model_path_, &files);
   if (!loaded.has_value()) {
     const core::Status st = loaded.error().WithContext("agent.gate.model " + model_path_);
+    if (!model_info_) {
+      std::error_code ec;
+      if (audit_ != nullptr && std::filesystem::exists(model_path_, ec)) {
+        audit_->ModelChange("refused", model_path_, "", "",
+                            st.message() + "; the gate stays without a model",
+                            files.Find(model_path_));
+      }
+      return st;
+    }
     const ModelInfo& old = *model_info_;
     if (audit_ != nullptr) {
       audit_->ModelChange("refused", model_path_, old.name, old.version,
@@ -149,10 +177,29 @@ core::Result<AgentGate::ModelInfo> AgentGate::ReloadModel(const std::string& cau
   const std::string* bytes = files.Find(model_path_);
   ModelInfo info{model_path_, m->name(), m->version(),
                  bytes != nullptr ? model::Sha256Hex(*bytes) : ""};
-  model_.engine->Swap(m);
-  if (audit_ != nullptr) {
-    audit_->ModelChange("reloaded", model_path_, info.name, info.version,
-                        "the fanotify gate's model (" + cause + ")", bytes);
+  if (model_.engine) {
+    model_.engine->Swap(m);
+    if (audit_ != nullptr) {
+      audit_->ModelChange("reloaded", model_path_, info.name, info.version,
+                          "the fanotify gate's model (" + cause + ")", bytes);
+    }
+  } else {
+    // The gate's first model: served from now on (the engine and source live as long as the gate).
+    auto served = ServeGateModel(std::move(m), "fanotify");
+    if (!served.has_value()) {
+      const core::Status st = served.error().WithContext("agent.gate.model " + model_path_);
+      if (audit_ != nullptr) {
+        audit_->ModelChange("refused", model_path_, info.name, info.version,
+                            st.message() + "; the gate stays without a model", bytes);
+      }
+      return st;
+    }
+    model_ = std::move(served).value();
+    gate_.SetVerdictSource(model_.verdicts.get());
+    if (audit_ != nullptr) {
+      audit_->ModelChange("added", model_path_, info.name, info.version,
+                          "the fanotify gate's first model (" + cause + ")", bytes);
+    }
   }
   model_files_ = std::move(files);
   models_ = {{model_path_, info.name, info.version}};

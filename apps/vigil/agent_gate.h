@@ -23,7 +23,11 @@
 // --model` (gate_wiring.h ServeGateModel, gate_model.h). Without it ml.* fields are absent.
 // ReloadModel (the agent's SIGHUP, or a model rolled out by the hub) reads the file again and
 // swaps the new model in atomically (InferenceEngine::Swap: a call being scored finishes with the
-// model it started with); a file that does not load keeps the model in force.
+// model it started with); a file that does not load keeps the model in force. Where the hub
+// installs the gate's models (agent.gate.model is the hub sink's model_file), the gate may start
+// before the file exists: it runs without a model (ml.* fields absent) until ReloadModel finds a
+// model there, which it then starts serving (DecisionGate::SetVerdictSource: calls decided from
+// then on are scored).
 //
 // Safety: the sensor marks the configured files and directories' inodes, never a mount, refuses
 // a path that is or holds vigil's own executable, answers from a dedicated thread, and a watchdog
@@ -52,12 +56,17 @@ class AgentGate {
   // in force (null when policy.enabled is false). `audit` must outlive the gate (may be null).
   // `model`, when given, is used instead of loading agent.gate.model (tests: a model forced to
   // run late); else agent.gate.model is loaded and a model-change record "loaded" written.
+  // `model_from_hub`: agent.gate.model is where the hub installs gate models (the hub sink's
+  // model_file); when that file does not exist yet the gate starts without a model, with a
+  // model-change record "awaited", and takes the first one ReloadModel finds there.
   // Errors: a rules file that does not load (file:line), no rules at all, a model file that does
-  // not load or does not score system-call sequences, a watch path that does not exist or holds
-  // vigil's own executable (kInvalidArgument: exit 2); fanotify unavailable (kFailedPrecondition).
+  // not load or does not score system-call sequences (or is absent, without `model_from_hub`), a
+  // watch path that does not exist or holds vigil's own executable (kInvalidArgument: exit 2);
+  // fanotify unavailable (kFailedPrecondition).
   static core::Result<std::unique_ptr<AgentGate>> Start(
       const core::VigilConfig& config, std::shared_ptr<const policy::PolicySnapshot> policy,
-      AuditTrail* audit, std::shared_ptr<const model::Model> model = nullptr);
+      AuditTrail* audit, std::shared_ptr<const model::Model> model = nullptr,
+      bool model_from_hub = false);
   ~AgentGate();  // stops the gate
   AgentGate(const AgentGate&) = delete;
   AgentGate& operator=(const AgentGate&) = delete;
@@ -82,10 +91,12 @@ class AgentGate {
   std::optional<ModelInfo> model_info() const;
   // Reads agent.gate.model again. A file that loads and scores system-call sequences replaces the
   // model in force atomically, with a model-change record "reloaded" (reason `cause`), and its
-  // ModelInfo is returned. Otherwise the model in force stays, a model-change record "refused"
-  // is written, and the error names agent.gate.model and the file (kInvalidArgument, kNotFound,
-  // kDataLoss as the read and load give them); kFailedPrecondition when the gate has no model
-  // from agent.gate.model (a model is added only by a restart). Thread-safe.
+  // ModelInfo is returned; a gate that ran without a model (it started before the hub installed
+  // one) starts serving it, with a model-change record "added". Otherwise the model in force (or
+  // none) stays, a model-change record "refused" is written (not for a file still absent while
+  // the gate has no model), and the error names agent.gate.model and the file (kInvalidArgument,
+  // kNotFound, kDataLoss as the read and load give them); kFailedPrecondition when the gate has no
+  // agent.gate.model, or was given its model by the caller. Thread-safe.
   core::Result<ModelInfo> ReloadModel(const std::string& cause);
 
   // Enforce mode's precondition for the gate's own rules files (agent.gate.policy, and the rules
@@ -105,8 +116,8 @@ class AgentGate {
   // "N calls: D denied, W would have been denied, F fallbacks".
   std::string Summary() const;
   std::string_view configured_mode() const { return enforce::GateModeName(gate_.options().mode); }
-  // The model's engine (null without a model).
-  const model::InferenceEngine* engine() const { return model_.engine.get(); }
+  // The model's engine (null without a model; once set it stays for the gate's life).
+  const model::InferenceEngine* engine() const;
 
  private:
   AgentGate(enforce::GateRules rules, std::unique_ptr<policy::PolicyEngine> own,
@@ -115,7 +126,7 @@ class AgentGate {
   std::unique_ptr<policy::PolicyEngine> own_;  // agent.gate.policy; null: the agent's policy
   std::vector<std::string> own_files_;
   std::string model_path_;                     // agent.gate.model ("": none read from a file)
-  mutable std::mutex model_mu_;                // guards the three below; held by ReloadModel
+  mutable std::mutex model_mu_;                // guards the four below; held by ReloadModel
   ArtifactFiles model_files_;                  // the model file's bytes, as loaded
   std::vector<ModelArtifact> models_;          // agent.gate.model
   std::optional<ModelInfo> model_info_;

@@ -583,10 +583,23 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
 
   // 4c. The fanotify gate (agent.gate): execs of files on the configured paths wait for the
   // policy; it denies only while the agent is in enforce mode.
+  // Where the hub installs the gate models it rolls out (the hub sink's model_file): it is
+  // agent.gate.model, which may be left out for it, and the gate may start before the file is
+  // there (without a model until the hub rolls one out).
+  std::string hub_model_file;
+  if (outputs->hub != nullptr) {
+    for (const core::SinkConfig& s : c.sinks) {
+      if (s.type == core::SinkType::kHub) hub_model_file = s.hub.model_file;
+    }
+  }
+  if (!c.agent.gate.watch.empty() && c.agent.gate.model.empty()) {
+    c.agent.gate.model = hub_model_file;
+  }
   std::unique_ptr<AgentGate> agent_gate;
   if (!c.agent.gate.watch.empty()) {
-    auto started = AgentGate::Start(c, policy_engine ? policy_engine->Current() : nullptr,
-                                    audit.get());
+    auto started = AgentGate::Start(
+        c, policy_engine ? policy_engine->Current() : nullptr, audit.get(), nullptr,
+        /*model_from_hub=*/!hub_model_file.empty() && hub_model_file == c.agent.gate.model);
     if (!started.has_value()) return ReportError("agent", started.error());
     agent_gate = std::move(started).value();
     const std::string why = gate.wanted ? agent_gate->CheckTrust(c.trusted_keys) : "";
@@ -954,9 +967,13 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
     auto info = agent_gate->ReloadModel(cause);
     if (!info.has_value()) {
       const auto in_force = agent_gate->model_info();
-      spdlog::error("{}: gate model not reloaded, {} stays in force: {}", cause,
-                    in_force ? in_force->name + " " + in_force->version : "the previous model",
-                    info.error().message());
+      if (in_force) {
+        spdlog::error("{}: gate model not reloaded, {} {} stays in force: {}", cause,
+                      in_force->name, in_force->version, info.error().message());
+      } else {
+        spdlog::error("{}: gate model not loaded, the gate stays without a model: {}", cause,
+                      info.error().message());
+      }
       return info.error();
     }
     spdlog::info("{}: gate model {} {} in force (sha256 {})", cause, info->name, info->version,

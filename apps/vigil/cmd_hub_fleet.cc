@@ -1,5 +1,6 @@
-// `vigil hub push` and `vigil hub rollout start|promote|list`: the admin's side of signed
-// distribution (docs/hub.md, "Fleet"). Thin clients of the hub's REST API.
+// `vigil hub push`, `vigil hub rollout start|promote|list`, `vigil hub cert list|revoke` and
+// `vigil hub audit-key pin`: the admin's side of signed distribution and of the agents'
+// credentials (docs/hub.md, "Fleet"). Thin clients of the hub's REST API.
 
 #include <httplib.h>
 
@@ -10,6 +11,9 @@
 
 #include "apps/vigil/commands.h"
 #include "core/files.h"
+#include "govern/attest.h"
+#include "govern/keys.h"
+#include "hub/checkpoint_requests.h"
 #include "hub/enrolment.h"
 #include "hub/fleet_requests.h"
 #include "hub/requests.h"
@@ -28,8 +32,9 @@ struct FleetFlags {
   // rollout
   std::string digest, group;
   int64_t id = 0;
-  // cert
+  // cert, audit-key
   std::string cert_sha256, host, reason;
+  std::string fingerprint, public_key;
 };
 
 core::Result<std::unique_ptr<httplib::Client>> Connect(const FleetFlags& f) {
@@ -192,6 +197,52 @@ int RunCert(const FleetFlags& f, const std::string& action) {
                 });
 }
 
+int RunAuditKeyPin(const FleetFlags& f) {
+  const char* what = "hub audit-key pin";
+  if (!hub::ValidHostId(f.host)) {
+    return ReportError(what,
+                       core::InvalidArgument("--host: expected 1..253 bytes of [A-Za-z0-9._:-]"));
+  }
+  if (f.fingerprint.empty() == f.public_key.empty()) {
+    return ReportError(what, core::InvalidArgument("give one of --fingerprint and --public-key"));
+  }
+  hub::AuditKeyPinRequest pin{f.host, f.fingerprint, f.reason};
+  if (!f.public_key.empty()) {
+    auto key = govern::LoadPublicKey(f.public_key);
+    if (!key.has_value()) return ReportError(what, key.error().WithContext("--public-key"));
+    pin.fingerprint = hub::AuditKeyFingerprint(govern::HexOf(key->key));
+  }
+  // The hub's own parser checks what is sent (a bad fingerprint or reason is bad usage here).
+  const std::string body = hub::AuditKeyPinBody(pin);
+  if (auto checked = hub::ParseAuditKeyPinRequest(body); !checked.has_value()) {
+    return ReportError(what, checked.error().WithContext("--fingerprint/--reason"));
+  }
+  auto headers = Auth(f);
+  if (!headers.has_value()) return ReportError(what, headers.error());
+  auto client = Connect(f);
+  if (!client.has_value()) return ReportError(what, client.error());
+  return Finish(what, f,
+                (*client)->Post("/v1/agents/audit-key/pin", *headers, body, "application/json"),
+                [](const nlohmann::json& a) {
+                  std::printf("host %s: audit key pinned to fingerprint %s%s\n",
+                              a.value("host", "").c_str(), a.value("fingerprint", "").c_str(),
+                              a.value("previous_fingerprint", "").empty()
+                                  ? ""
+                                  : (" (was " + a.value("previous_fingerprint", "") + ")").c_str());
+                  const nlohmann::json& k = a["registered_key"];
+                  if (!k.is_object()) {
+                    std::printf("the host registered no key yet\n");
+                  } else if (k.value("pinned", false)) {
+                    std::printf("the key it registered (%s) is the pinned one\n",
+                                k.value("key_id", "").c_str());
+                  } else {
+                    std::printf("WARNING: the key it registered (%s, fingerprint %s) is not the "
+                                "pinned one: its checkpoints no longer verify\n",
+                                k.value("key_id", "").c_str(), k.value("fingerprint", "").c_str());
+                  }
+                });
+}
+
 void AddClientFlags(CLI::App* cmd, FleetFlags* f) {
   cmd->add_option("--server", f->server, "The hub's base URL (http[s]://host:port)")->required();
   cmd->add_option("--token-file", f->token_file, "File whose first line is an admin token")
@@ -263,7 +314,29 @@ std::function<int()> AddHubFleetCommands(CLI::App* hub) {
               "input, a host with no certificate on record).");
   }
 
-  return [f, push, start, promote, list, cert_list, revoke]() -> int {
+  CLI::App* audit_key = hub->add_subcommand(
+      "audit-key",
+      "Agents' audit keys (the keys that sign their audit logs' checkpoints): pin a host's key "
+      "by fingerprint, so that the hub registers no other key for it and verifies its "
+      "checkpoints only by that one (without a pin, the first key a host registers is trusted)");
+  audit_key->require_subcommand(1, 1);
+  CLI::App* pin = audit_key->add_subcommand(
+      "pin", "Pin (or re-pin) a host's audit key; a different key the host offers is then "
+             "refused and alarmed (log, metric, audit record)");
+  pin->add_option("--host", f->host, "The host")->required();
+  pin->add_option("--fingerprint", f->fingerprint,
+                  "The key's fingerprint: the SHA-256 of its 32-byte public key, 64 hex digits "
+                  "(GET /v1/agents/HOST/checkpoints shows the registered key's)");
+  pin->add_option("--public-key", f->public_key,
+                  "Instead: the host's public key file (minisign format: "
+                  "<state_dir>/keys/vigil.pub on the host, obtained out of band)");
+  pin->add_option("--reason", f->reason, "Why (recorded in the hub's audit log)");
+  AddClientFlags(pin, f.get());
+  pin->footer("Admin token. Exit codes: 0 pinned, 1 hub or network failure, 2 refused (bad "
+              "input).");
+
+  return [f, push, start, promote, list, cert_list, revoke, pin]() -> int {
+    if (pin->parsed()) return RunAuditKeyPin(*f);
     if (cert_list->parsed()) return RunCert(*f, "list");
     if (revoke->parsed()) return RunCert(*f, "revoke");
     if (push->parsed()) return RunPush(*f);

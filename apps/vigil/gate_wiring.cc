@@ -47,7 +47,8 @@ GateDeciderAdapter::GateDeciderAdapter(enforce::DecisionGate* gate, size_t max_a
 void GateDeciderAdapter::Refit(std::shared_ptr<const enforce::GateRules> rules) {
   needs_ = NeedsOfRules(*rules->rules, max_ancestors_);
   // The model's verdicts carry the uid of the process they score.
-  if (gate_->has_verdicts()) needs_.uid = true;
+  fitted_verdicts_ = gate_->has_verdicts();
+  if (fitted_verdicts_) needs_.uid = true;
   if (recorder_ != nullptr) needs_.exe = needs_.uid = true;  // its lines carry both
   needs_of_ = std::move(rules);
 }
@@ -70,7 +71,8 @@ sensor::GateAnswer GateDeciderAdapter::Decide(const sensor::GateCall& call,
   ++calls_;
   // The rules in force, read once: what is read of the process is what they need.
   std::shared_ptr<const enforce::GateRules> rules = gate_->rules();
-  if (rules != needs_of_) Refit(rules);
+  // (A model given to the gate after it started also changes what is read.)
+  if (rules != needs_of_ || gate_->has_verdicts() != fitted_verdicts_) Refit(rules);
   event_ = call.event;
   in_.event = &event_;
   const bool exec = call.event.kind == core::EventKind::kProcessExec;

@@ -112,7 +112,7 @@ class GateDeciderAdapter final : public sensor::GateDecider {
  public:
   // `gate` must outlive the adapter. What is read of each process: what the gate's rules in
   // force use (NeedsOfRules, worked out again when the gate's rules are replaced), plus the uid
-  // when the gate has a model.
+  // when the gate has a model (worked out again when it is given one).
   explicit GateDeciderAdapter(enforce::DecisionGate* gate, size_t max_ancestors = 8);
 
   sensor::GateAnswer Decide(const sensor::GateCall& call, sensor::CallControl* control) override;
@@ -139,6 +139,7 @@ class GateDeciderAdapter final : public sensor::GateDecider {
   GateCallRecorder* recorder_ = nullptr;
   GateContextNeeds needs_;
   std::shared_ptr<const enforce::GateRules> needs_of_;  // the rules needs_ is for
+  bool fitted_verdicts_ = false;                        // whether needs_ is for a gate with a model
   ProcContextCache cache_;
   uint64_t calls_ = 0;
   // Reused from call to call (one deciding thread): no allocation once grown.

@@ -1,5 +1,7 @@
 #include "agent/fleet_link.h"
 
+#include <filesystem>
+
 #include <spdlog/spdlog.h>
 
 #include "core/files.h"
@@ -284,6 +286,13 @@ core::Status FleetLink::Install(const std::string& kind, const std::string& path
         govern::WriteSignedArtifact(path, *old_bytes, old_sig.has_value() ? *old_sig : "");
     if (back.ok() && reload_back && reload) back = reload();
     if (!back.ok()) spdlog::error("hub: restoring the previous {}: {}", kind, back.message());
+  } else {
+    // There was none (a gate that waits for its first model): none stays, so that the next start
+    // does not trip on a file that did not load.
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
+    std::filesystem::remove(path + ".minisig", ec);
+    if (ec) spdlog::error("hub: removing the {} that did not load: {}", kind, ec.message());
   }
   return core::InvalidArgument("the " + kind + " does not load: " + loaded.message());
 }

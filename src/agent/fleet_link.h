@@ -77,7 +77,8 @@ struct FleetLinkOptions {
   // names the artifact ("sha256:HEX"). Unset: every model file that decodes is accepted.
   std::function<core::Status(const model::ModelFile& file, const std::string& source)> check_model;
   // Reloads the model from model_file (atomically: the model in force stays until the new one
-  // has loaded); an error keeps the previous one, and the link puts the previous file back.
+  // has loaded; a gate that runs without a model starts serving it); an error keeps the previous
+  // one, and the link puts the previous file back (or removes the new one when there was none).
   std::function<core::Status()> reload_model;
   // With it, registration carries a TPM quote over a nonce from the hub (GET /v1/agents/nonce):
   // returns the quote document (govern::EncodeQuoteDocument) over the nonce's bytes. A failure
@@ -133,8 +134,8 @@ class FleetLink {
   nlohmann::json Report(bool heartbeat);
   void Apply(const nlohmann::json& update);
   // Installs verified bytes and their signature as `path` and calls `reload`; when that fails the
-  // previous file and signature are put back (and, with `reload_back`, reloaded). The error says
-  // why the update is refused.
+  // previous file and signature are put back (and, with `reload_back`, reloaded), or the new ones
+  // removed when there were none. The error says why the update is refused.
   core::Status Install(const std::string& kind, const std::string& path, const std::string& content,
                        const std::string& signature, const std::function<core::Status()>& reload,
                        bool reload_back);

@@ -151,7 +151,9 @@ GateDecision DecisionGate::Decide(std::shared_ptr<const GateRules> in_force,
   const policy::RuleSet& rules = *in_force->rules;
   const std::string_view version = in_force->version;
   d.in_force = std::move(in_force);
-  if (verdicts_ != nullptr) verdicts_->Observe(in);
+  // Read once: a source given meanwhile (SetVerdictSource) serves the next decision.
+  VerdictSource* const verdicts = verdicts_.load(std::memory_order_acquire);
+  if (verdicts != nullptr) verdicts->Observe(in);
   std::vector<policy::Match> matches = rules.Evaluate(in);
 
   auto deny_match = [&](const std::vector<policy::Match>& ms) -> const policy::Match* {
@@ -168,7 +170,7 @@ GateDecision DecisionGate::Decide(std::shared_ptr<const GateRules> in_force,
   std::vector<const policy::Rule*> candidates;
   core::Result<core::Verdict> verdict = core::Unavailable("no model asked");
   const policy::Match* dm = deny_match(matches);
-  if (verdicts_ != nullptr && (dm == nullptr || !Enforced(*dm->rule))) {
+  if (verdicts != nullptr && (dm == nullptr || !Enforced(*dm->rule))) {
     core::Verdict flagged;
     flagged.score = 1.0;
     flagged.anomalous = true;
@@ -191,7 +193,7 @@ GateDecision DecisionGate::Decide(std::shared_ptr<const GateRules> in_force,
       }
     }
     if (set_fallback) set_fallback(fallback_deny);
-    verdict = verdicts_->Score(in, deadline_ns);
+    verdict = verdicts->Score(in, deadline_ns);
     if (!verdict.has_value() && core::SystemClock::Get().MonotonicNanos() < deadline_ns) {
       // The model failed in time: the candidates' fallback, applied now.
       m.fallbacks.fetch_add(1, std::memory_order_relaxed);

@@ -27,8 +27,8 @@
 // decision under way when they are replaced finishes with the old ones, which live as long as it
 // does.
 //
-// Thread-safety: Decide, FallbackAnswered and SetRules may be called from any thread. The
-// verdict source (and a rule set given by pointer) must outlive the gate.
+// Thread-safety: Decide, FallbackAnswered, SetRules and SetVerdictSource may be called from any
+// thread. The verdict source (and a rule set given by pointer) must outlive the gate.
 
 #include <atomic>
 #include <cstdint>
@@ -154,8 +154,15 @@ class DecisionGate {
   // is taken back out of stats().denied, which counts calls denied.
   void LateDecision(bool deny);
 
+  // Gives a gate started without a model one (the agent's gate takes the first gate model the hub
+  // rolls out): decisions started after the call ask `verdicts` (non-null; it must outlive the
+  // gate), those under way finish as they started. Thread-safe.
+  void SetVerdictSource(VerdictSource* verdicts) {
+    verdicts_.store(verdicts, std::memory_order_release);
+  }
+
   const GateOptions& options() const { return options_; }
-  bool has_verdicts() const { return verdicts_ != nullptr; }
+  bool has_verdicts() const { return verdicts_.load(std::memory_order_acquire) != nullptr; }
   GateStats stats() const;
 
   // Whether an enforce-mode gate may deny now. While false it decides as in monitor mode (deny
@@ -181,7 +188,7 @@ class DecisionGate {
 
   std::atomic<std::shared_ptr<const GateRules>> rules_;
   const GateOptions options_;
-  VerdictSource* verdicts_;
+  std::atomic<VerdictSource*> verdicts_;
   std::atomic<bool> enforcement_allowed_{true};
   RecordFn record_;
   std::unique_ptr<Metrics> metrics_;

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 
+#include "audit/payloads.h"
 #include "hub/requests.h"
 
 namespace vigil::hub {
@@ -88,6 +89,47 @@ core::Result<AuditKeyRequest> ParseAuditKeyRequest(std::string_view body) {
   if (key == o.end()) return CheckpointFieldError("audit_key", "missing");
   VIGIL_ASSIGN_OR_RETURN(r.key, ParseAuditKey(*key, "audit_key"));
   return r;
+}
+
+std::string AuditKeyFingerprint(std::string_view public_key) {
+  if (!IsHexOf(public_key, 64)) return "";
+  std::string bytes(32, '\0');
+  auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+  for (size_t i = 0; i < 32; ++i) {
+    bytes[i] = static_cast<char>(nibble(public_key[2 * i]) * 16 + nibble(public_key[2 * i + 1]));
+  }
+  return audit::Sha256Hex(bytes);
+}
+
+core::Result<AuditKeyPinRequest> ParseAuditKeyPinRequest(std::string_view body) {
+  AuditKeyPinRequest r;
+  VIGIL_ASSIGN_OR_RETURN(const json o, CheckpointEnvelope(body, &r.host));
+  auto fp = o.find("fingerprint");
+  if (fp == o.end()) return CheckpointFieldError("fingerprint", "missing");
+  std::string text = fp->is_string() ? fp->get<std::string>() : "";
+  for (char& c : text) {
+    if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
+  }
+  if (!IsHexOf(text, 64)) {
+    return CheckpointFieldError(
+        "fingerprint", "expected 64 hex digits (the SHA-256 of the audit key's public key)");
+  }
+  r.fingerprint = std::move(text);
+  if (auto reason = o.find("reason"); reason != o.end() && !reason->is_null()) {
+    if (!reason->is_string() || reason->get_ref<const std::string&>().size() > 1024) {
+      return CheckpointFieldError("reason", "expected a string of at most 1024 bytes");
+    }
+    r.reason = reason->get<std::string>();
+  }
+  return r;
+}
+
+std::string AuditKeyPinBody(const AuditKeyPinRequest& r) {
+  const json j = {{"schema_version", kHubSchemaVersion},
+                  {"host", r.host},
+                  {"fingerprint", r.fingerprint},
+                  {"reason", r.reason}};
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::string AuditKeyBody(const AuditKeyRequest& r) {

@@ -53,6 +53,23 @@ struct AuditKeyRequest {
 core::Result<AuditKeyRequest> ParseAuditKeyRequest(std::string_view body);
 std::string AuditKeyBody(const AuditKeyRequest& r);
 
+// The fingerprint of an audit key: the SHA-256 of its 32 Ed25519 public-key bytes, 64 lowercase
+// hex digits ("" when `public_key` is not 64 hex digits).
+std::string AuditKeyFingerprint(std::string_view public_key);
+
+// The body of POST /v1/agents/audit-key/pin (an admin pinning a host's audit key,
+// hub/checkpoints.h):
+//   {"schema_version":"vigil.hub/v1","host":H,"fingerprint":"<64 hex>","reason":".."}
+// The fingerprint may be written in either case (it is kept lowercase); "reason" is optional, at
+// most 1024 bytes.
+struct AuditKeyPinRequest {
+  std::string host;
+  std::string fingerprint;
+  std::string reason;
+};
+core::Result<AuditKeyPinRequest> ParseAuditKeyPinRequest(std::string_view body);
+std::string AuditKeyPinBody(const AuditKeyPinRequest& r);
+
 // Exactly `n` hex digits, lowercase (or uppercase when `upper`).
 bool IsHexOf(std::string_view s, size_t n, bool upper = false);
 

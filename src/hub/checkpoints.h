@@ -26,16 +26,30 @@
 // before their first checkpoint of a key. A key that arrives over NATS is never registered: a
 // NATS subject does not authenticate its publisher (docs/hub.md "Audit checkpoints").
 //
+// Pinning (docs/hub.md, "Pinning a host's audit key"). Without a pin the first key a host
+// registers is trusted, and a later one replaces it (trust on first use: whoever holds the host's
+// credentials may register a key). An admin who learnt the host's key out of band pins it by its
+// fingerprint (AuditKeyFingerprint: the SHA-256 of the public key): from then on only that key is
+// registered for the host (another is refused, logged as an ALERT, counted and written to the
+// hub's audit log as a decision record "audit-key-refused") and only checkpoints signed by it
+// verify (another key's are "bad-signature", alarmed as such), also when the host registered no
+// key. A new pin replaces the old one. Pinning is an access-grant record "audit-key-pinned".
+//
 // Routes: POST /v1/agents/checkpoints (agent, its own host); POST /v1/agents/audit-key (agent, its
-// own host): {"schema_version","host","key_id","changed","previous_key_id"};
-// GET /v1/agents/HOST/checkpoints (viewer; ?limit=1..1000, default 100): the registered key and
-// the checkpoints, highest first.
+// own host): {"schema_version","host","key_id","changed","previous_key_id"}, 403 for a key other
+// than the pinned one; POST /v1/agents/audit-key/pin (admin; AuditKeyPinRequest):
+// {"schema_version","host","fingerprint","previous_fingerprint","registered_key":{"key_id",
+// "fingerprint","pinned"} or null}; GET /v1/agents/HOST/checkpoints (viewer; ?limit=1..1000,
+// default 100): the registered key (with its fingerprint), the pin, and the checkpoints, highest
+// first.
 //
 // Counters: vigil_hub_checkpoints_total{result="verified"|"unverified"|"bad-signature"|
-// "duplicate"} and vigil_hub_checkpoint_problems_total{problem="fork"|"rollback"}.
+// "duplicate"}, vigil_hub_checkpoint_problems_total{problem="fork"|"rollback"} and
+// vigil_hub_audit_keys_refused_total (keys refused by a pin).
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "audit/audit_log.h"
@@ -55,11 +69,28 @@ struct AuditKeyChange {
 
 // Stores `key` as `host`'s audit key when it is new or another than the stored one, and appends
 // an access-grant record "audit-key-registered" or "audit-key-replaced" (host, key_id,
-// previous_key_id) to `audit`. `host` must be authenticated by the caller. Errors: the store's;
+// previous_key_id) to `audit`. `host` must be authenticated by the caller. A key other than the
+// one pinned for `host` is not stored: kPermissionDenied naming both fingerprints, after the
+// alarm above (log, counter, decision record "audit-key-refused"). Errors: the store's;
 // kUnavailable when the audit record could not be written (the key is stored then).
 core::Result<AuditKeyChange> RegisterAuditKey(Store& store, audit::AuditLog& audit,
                                               const std::string& host, const AuditKeyReport& key,
                                               int64_t now_ms);
+
+struct AuditKeyPinChange {
+  std::string previous_fingerprint;  // the pin replaced ("" when none)
+  std::optional<AuditKeyRow> registered;  // the key the host registered, if any
+  bool registered_pinned = false;         // whether that key is the pinned one
+};
+
+// Pins `host`'s audit key to `fingerprint` (lowercase hex) for admin `by`, replacing any pin, and
+// appends an access-grant record "audit-key-pinned" (host, fingerprint, previous_fingerprint,
+// registered_key_id, registered_pinned, by, reason). A registered key that is not the pinned one
+// no longer verifies checkpoints (logged). Errors: the store's; kUnavailable when the record could
+// not be written (the pin is stored then).
+core::Result<AuditKeyPinChange> PinAuditKey(Store& store, audit::AuditLog& audit,
+                                            const AuditKeyPinRequest& pin, const std::string& by,
+                                            int64_t now_ms);
 
 class CheckpointBook {
  public:

@@ -302,6 +302,12 @@ class CorrelatingStore final : public Store {
   core::Result<AuditKeyRow> AuditKey(const std::string& host) override {
     return inner_.AuditKey(host);
   }
+  core::Status PutAuditKeyPin(const AuditKeyPinRow& p) override {
+    return inner_.PutAuditKeyPin(p);
+  }
+  core::Result<AuditKeyPinRow> AuditKeyPin(const std::string& host) override {
+    return inner_.AuditKeyPin(host);
+  }
   core::Result<CheckpointPut> PutCheckpoint(const CheckpointRow& c) override {
     return inner_.PutCheckpoint(c);
   }

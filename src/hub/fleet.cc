@@ -297,6 +297,11 @@ core::Result<FleetAnswer> Fleet::Register(const AgentReport& report,
 
 core::Status Fleet::RegisterAuditKey(const AgentReport& report, int64_t now) {
   auto change = hub::RegisterAuditKey(store_, audit_, report.host, *report.audit_key, now);
+  // A key refused by an admin's pin was alarmed and recorded there; the host still registers
+  // (its checkpoints will not verify), so that its mode and updates stay visible.
+  if (!change.has_value() && change.error().code() == core::StatusCode::kPermissionDenied) {
+    return {};
+  }
   return change.has_value() ? core::Status() : change.error();
 }
 

@@ -149,7 +149,9 @@ class Fleet {
   // At a heartbeat, with options_.requote_ms: checks the quote it carries (or how old the last
   // one is) and returns a nonce to hand out when a new quote is due ("" otherwise).
   std::string Requote(const AgentReport& report, AgentStatusRow* row);
-  // Stores the audit key a registration carries when it is new or changed (audited).
+  // Stores the audit key a registration carries when it is new or changed (audited); a key other
+  // than the one an admin pinned is refused and alarmed (hub/checkpoints.h) but does not fail the
+  // registration.
   core::Status RegisterAuditKey(const AgentReport& report, int64_t now);
   // The answer on enforce mode for an agent in `row`'s attestation state.
   nlohmann::json EnforceJson(const AgentStatusRow& row) const;

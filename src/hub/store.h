@@ -216,6 +216,17 @@ struct AuditKeyRow {
   int64_t registered_ms = 0;
 };
 
+// Schema version 9: an admin's pin of a host's audit key (docs/hub.md, "Pinning a host's audit
+// key"). While it stands, only the key with this fingerprint is registered for the host and
+// verifies its checkpoints.
+struct AuditKeyPinRow {
+  std::string host;
+  std::string fingerprint;  // SHA-256 of the 32-byte Ed25519 public key, 64 lowercase hex
+  std::string pinned_by;    // the admin
+  std::string reason;
+  int64_t pinned_ms = 0;
+};
+
 // A signed checkpoint of a host's audit log, as the hub received and judged it.
 struct CheckpointRow {
   int64_t id = 0;
@@ -250,7 +261,7 @@ void ClassifyCheckpoint(CheckpointRow* row, const std::vector<CheckpointRow>& sa
                         const CheckpointRow* below, const CheckpointRow* above);
 
 // The schema version this hub writes; older databases are migrated in place at Open.
-inline constexpr int kHubSchemaVersionNumber = 8;
+inline constexpr int kHubSchemaVersionNumber = 9;
 
 // A client certificate the hub CA issued to an agent (docs/hub.md, "Revoking and renewing agent
 // certificates"), or one an admin revoked by fingerprint that the hub has no record of (host "").
@@ -394,6 +405,10 @@ class Store {
   virtual core::Status PutAuditKey(const AuditKeyRow& k) = 0;
   // kNotFound when the host registered none.
   virtual core::Result<AuditKeyRow> AuditKey(const std::string& host) = 0;
+  // Audit key pins (schema version 9). Stores (or replaces) the host's pin.
+  virtual core::Status PutAuditKeyPin(const AuditKeyPinRow& p) = 0;
+  // kNotFound when no key is pinned for the host.
+  virtual core::Result<AuditKeyPinRow> AuditKeyPin(const std::string& host) = 0;
   // Stores a checkpoint, its problem set by ClassifyCheckpoint against the host's stored ones in
   // the same transaction (instances storing checkpoints of one host at once wait for each other),
   // or returns the one stored for (host, covers, chain_hash) with duplicate = true. The id,
@@ -421,7 +436,7 @@ class Store {
 
   // Rows of one of the tables agents, messages, incidents, alerts, escalations, agent_status,
   // artifacts, rollouts, attestation_nonces, attested_keys, fleet_incidents, missed_detections,
-  // audit_keys, audit_checkpoints, agent_certs.
+  // audit_keys, audit_checkpoints, agent_certs, audit_key_pins.
   virtual core::Result<int64_t> Count(const char* table) = 0;
 
  protected:

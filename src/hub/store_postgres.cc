@@ -123,6 +123,13 @@ CREATE TABLE IF NOT EXISTS agent_certs (
 CREATE INDEX IF NOT EXISTS agent_certs_host ON agent_certs (host, issued_ms);
 )sql";
 
+// Version 9: audit key pins (docs/hub.md, "Pinning a host's audit key"), applied after version 8.
+constexpr const char* kPgSchemaV9 = R"sql(
+CREATE TABLE IF NOT EXISTS audit_key_pins (
+  host TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, pinned_by TEXT NOT NULL,
+  reason TEXT NOT NULL, pinned_ms BIGINT NOT NULL);
+)sql";
+
 // Version 2 (the fleet: docs/hub.md), applied to a version-1 database in place.
 constexpr const char* kPgSchemaV2 = R"sql(
 CREATE TABLE IF NOT EXISTS agent_status (
@@ -409,6 +416,8 @@ class PostgresStore final : public Store {
   core::Result<int64_t> CountSuppressed() override;
   core::Status PutAuditKey(const AuditKeyRow& k) override;
   core::Result<AuditKeyRow> AuditKey(const std::string& host) override;
+  core::Status PutAuditKeyPin(const AuditKeyPinRow& p) override;
+  core::Result<AuditKeyPinRow> AuditKeyPin(const std::string& host) override;
   core::Result<CheckpointPut> PutCheckpoint(const CheckpointRow& c) override;
   core::Result<std::vector<CheckpointRow>> Checkpoints(const std::string& host,
                                                        int64_t limit) override;
@@ -550,6 +559,7 @@ core::Status PostgresStore::CreateSchema() {
     if (version < 6) w.exec(kPgSchemaV6);
     if (version < 7) w.exec(kPgSchemaV7);
     if (version < 8) w.exec(kPgSchemaV8);
+    if (version < 9) w.exec(kPgSchemaV9);
     w.exec("DELETE FROM hub_schema");
     w.exec_params("INSERT INTO hub_schema (version) VALUES ($1)", kPostgresSchemaVersion);
     return kPostgresSchemaVersion;
@@ -1229,6 +1239,32 @@ core::Result<AuditKeyRow> PostgresStore::AuditKey(const std::string& host) {
     if (r.empty()) return core::NotFound("host " + host + ": no audit key registered");
     const PgRow row(r[0]);
     return AuditKeyRow{row.T(0), row.T(1), row.T(2), row.I(3)};
+  });
+}
+
+core::Status PostgresStore::PutAuditKeyPin(const AuditKeyPinRow& p) {
+  auto done = Run("recording an audit key pin", [&](pqxx::work& w) -> core::Result<bool> {
+    w.exec_params(
+        "INSERT INTO audit_key_pins (host, fingerprint, pinned_by, reason, pinned_ms) VALUES ($1, "
+        "$2, $3, $4, $5::bigint) ON CONFLICT (host) DO UPDATE SET fingerprint = $2, pinned_by = "
+        "$3, reason = $4, pinned_ms = $5::bigint",
+        PgText(p.host), PgText(p.fingerprint), PgText(p.pinned_by), PgText(p.reason),
+        p.pinned_ms);
+    return true;
+  });
+  if (!done.has_value()) return done.error();
+  return {};
+}
+
+core::Result<AuditKeyPinRow> PostgresStore::AuditKeyPin(const std::string& host) {
+  return Run("reading an audit key pin", [&](pqxx::work& w) -> core::Result<AuditKeyPinRow> {
+    const pqxx::result r = w.exec_params(
+        "SELECT host, fingerprint, pinned_by, reason, pinned_ms FROM audit_key_pins WHERE host = "
+        "$1",
+        PgText(host));
+    if (r.empty()) return core::NotFound("host " + host + ": no audit key pinned");
+    const PgRow row(r[0]);
+    return AuditKeyPinRow{row.T(0), row.T(1), row.T(2), row.T(3), row.I(4)};
   });
 }
 

@@ -139,6 +139,15 @@ DELETE FROM hub_schema;
 INSERT INTO hub_schema (version) VALUES (8);
 )sql";
 
+// Version 9: audit key pins (docs/hub.md, "Pinning a host's audit key"), applied after version 8.
+constexpr const char* kSqliteSchemaV9 = R"sql(
+CREATE TABLE IF NOT EXISTS audit_key_pins (
+  host TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, pinned_by TEXT NOT NULL,
+  reason TEXT NOT NULL, pinned_ms INTEGER NOT NULL);
+DELETE FROM hub_schema;
+INSERT INTO hub_schema (version) VALUES (9);
+)sql";
+
 // Bytes bound as a BLOB.
 struct Blob {
   const std::string& bytes;
@@ -300,6 +309,7 @@ core::Status SqliteStore::Migrate() {
   if (version < 6) VIGIL_RETURN_IF_ERROR(Exec(kSqliteSchemaV6));
   if (version < 7) VIGIL_RETURN_IF_ERROR(Exec(kSqliteSchemaV7));
   if (version < 8) VIGIL_RETURN_IF_ERROR(Exec(kSqliteSchemaV8));
+  if (version < 9) VIGIL_RETURN_IF_ERROR(Exec(kSqliteSchemaV9));
   if (!txn.Commit()) return Fail("commit");
   return {};
 }
@@ -1007,6 +1017,28 @@ core::Result<AuditKeyRow> SqliteStore::AuditKey(const std::string& host) {
   if (q.Next()) return AuditKeyRow{q.T(0), q.T(1), q.T(2), q.I(3)};
   if (!q.ok()) return Fail("reading an audit key");
   return core::NotFound("host " + host + ": no audit key registered");
+}
+
+core::Status SqliteStore::PutAuditKeyPin(const AuditKeyPinRow& p) {
+  std::lock_guard lock(mu_);
+  Sql q(db_,
+        "INSERT OR REPLACE INTO audit_key_pins (host, fingerprint, pinned_by, reason, pinned_ms) "
+        "VALUES (?1, ?2, ?3, ?4, ?5)");
+  q.Bind(p.host, p.fingerprint, p.pinned_by, p.reason, p.pinned_ms);
+  q.Next();
+  if (!q.ok()) return Fail("recording an audit key pin");
+  return {};
+}
+
+core::Result<AuditKeyPinRow> SqliteStore::AuditKeyPin(const std::string& host) {
+  std::lock_guard lock(mu_);
+  Sql q(db_,
+        "SELECT host, fingerprint, pinned_by, reason, pinned_ms FROM audit_key_pins WHERE host = "
+        "?1");
+  q.Bind(host);
+  if (q.Next()) return AuditKeyPinRow{q.T(0), q.T(1), q.T(2), q.T(3), q.I(4)};
+  if (!q.ok()) return Fail("reading an audit key pin");
+  return core::NotFound("host " + host + ": no audit key pinned");
 }
 
 core::Result<CheckpointPut> SqliteStore::PutCheckpoint(const CheckpointRow& c) {

@@ -78,6 +78,8 @@ class SqliteStore final : public Store {
   core::Result<std::vector<ScoreSample>> ScoreSamples(int64_t since_ms, int64_t limit) override;
   core::Status PutAuditKey(const AuditKeyRow& k) override;
   core::Result<AuditKeyRow> AuditKey(const std::string& host) override;
+  core::Status PutAuditKeyPin(const AuditKeyPinRow& p) override;
+  core::Result<AuditKeyPinRow> AuditKeyPin(const std::string& host) override;
   core::Result<CheckpointPut> PutCheckpoint(const CheckpointRow& c) override;
   core::Status PutAgentCert(const AgentCertRow& c) override;
   core::Result<AgentCertRow> AgentCert(const std::string& sha256) override;

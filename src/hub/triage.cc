@@ -14,6 +14,7 @@
 #include "govern/registry.h"
 #include "govern/trust.h"
 #include "hub/triage_holdout.h"
+#include "hub/triage_note.h"
 #include "hub/triage_volume.h"
 #include "model/model_file.h"
 #include "model/triage_labels.h"
@@ -78,8 +79,10 @@ core::Status Triage::Refuse(const std::string& path, const std::string& outcome,
                                    {"reason", reason},
                                    {"by", by}});
   if (!st.ok()) return core::Unavailable("audit log: " + st.message());
-  const core::StatusCode code = outcome == "unusable" ? core::StatusCode::kInvalidArgument
-                                                      : core::StatusCode::kPermissionDenied;
+  const core::StatusCode code =
+      outcome == "unusable"              ? core::StatusCode::kInvalidArgument
+      : outcome == "unsupported-version" ? core::StatusCode::kFailedPrecondition
+                                         : core::StatusCode::kPermissionDenied;
   return core::Status(code, "triage model \"" + path + "\" refused: " + outcome + ": " + reason);
 }
 
@@ -138,21 +141,25 @@ core::Status Triage::Start() {
         own = std::move(k).value();
       }
       const govern::TrustCheck check = govern::CheckSignedBytes(note_path, *bytes, own);
-      const json note = json::parse(*bytes, nullptr, false);
+      auto note = ParseTriageInForceNote(*bytes, note_path);
       if (!check.trusted) {
         restore = Refuse(note_path, check.outcome, check.reason, "hub");
-      } else if (!note.is_object() || !note.contains("path") || !note["path"].is_string() ||
-                 !note.contains("sha256") || !note["sha256"].is_string() ||
-                 !note.contains("config_model") || !note["config_model"].is_string()) {
-        restore = Refuse(note_path, "unusable",
-                         "expected {\"path\",\"sha256\",\"config_model\"}", "hub");
-      } else if (note["config_model"].get<std::string>() != options_.model) {
+      } else if (!note.has_value()) {
+        restore = Refuse(note_path,
+                         note.error().code() == core::StatusCode::kFailedPrecondition
+                             ? "unsupported-version"
+                             : "unusable",
+                         note.error().message(), "hub");
+      } else if (note->config_model != options_.model) {
         spdlog::info("hub: triage: triage.model changed since {} was put in force; loading {}",
-                     note["path"].get<std::string>(),
-                     options_.model.empty() ? "none" : options_.model);
+                     note->path, options_.model.empty() ? "none" : options_.model);
       } else {
-        restore = LoadFrom(note["path"].get<std::string>(), "hub", Source::kRestored,
-                           note["sha256"].get<std::string>());
+        if (note->unversioned) {
+          spdlog::info("hub: triage: {} has no format_version (written before version {}): read "
+                       "as version {}; the next model put in force writes it",
+                       note_path, kTriageNoteVersion, kTriageNoteVersion);
+        }
+        restore = LoadFrom(note->path, "hub", Source::kRestored, note->sha256);
         if (restore.ok()) return restore;
         spdlog::warn("hub: triage: the model in force before the restart: {}", restore.message());
       }
@@ -173,13 +180,13 @@ core::Status Triage::Remember(const Active& a, const std::string& by) {
   };
   auto key = govern::LoadSecretKey(options_.signing_key);
   if (!key.has_value()) return fail(key.error());
-  const std::string bytes = json{{"path", a.path},
-                                 {"sha256", a.sha256},
-                                 {"config_model", options_.model},
-                                 {"activated_ms", NowMs()},
-                                 {"by", by}}
-                                .dump() +
-                            "\n";
+  TriageInForceNote note;
+  note.path = a.path;
+  note.sha256 = a.sha256;
+  note.config_model = options_.model;
+  note.activated_ms = NowMs();
+  note.by = by;
+  const std::string bytes = TriageInForceNoteBytes(note);
   std::error_code ec;
   std::filesystem::create_directories(options_.model_dir, ec);
   if (ec) return fail(core::Unavailable(ec.message()));

@@ -26,10 +26,13 @@
 //     metrics) and loaded.
 //   - In force across restarts: a model loaded through the API (Train with activate, Load) is
 //     remembered in `<model_dir>/in-force.json` — its path, SHA-256 and the configured
-//     triage.model at that time — signed with the hub's key (`in-force.json.minisig`). Start
-//     loads that model when the note verifies by the hub's own key, names a model with that
-//     SHA-256, and triage.model has not changed since; otherwise triage.model (a changed
-//     config wins; a refused note or model is audited "refused", then triage.model is tried).
+//     triage.model at that time, in a versioned format (hub/triage_note.h) — signed with the
+//     hub's key (`in-force.json.minisig`). Start loads that model when the note verifies by the
+//     hub's own key, is of a version this hub reads (a note without one, written before versions,
+//     is read as version 1), names a model with that SHA-256, and triage.model has not changed
+//     since; otherwise triage.model (a changed config wins; a refused note — outcome
+//     "unsupported-version" for another version — or model is audited "refused", then
+//     triage.model is tried).
 //
 // Metrics: vigil_hub_triage_scored_total, vigil_hub_triage_suppressed_total (scorings that
 // marked an incident suppressed), vigil_hub_triage_refused_total, and at scrape (RefreshMetrics)

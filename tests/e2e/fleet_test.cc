@@ -74,6 +74,7 @@ class FleetE2eTest : public ::testing::Test {
       }
     }
     if (hub_ > 0) vigil::e2e::StopVigil(hub_);
+    if (gated_mounted_) umount2((dir_ / "gated").c_str(), MNT_DETACH);
     if (!dir_.empty()) fs::remove_all(dir_);
   }
   vigil::e2e::CmdResult Vigil(const std::string& args) { return RunVigil(dir_ / "cli", args); }
@@ -162,7 +163,71 @@ class FleetE2eTest : public ::testing::Test {
     return a["policy"].value("digest", "");
   }
 
+  // A tmpfs at dir_/gated for an agent's gate to watch (unmounted at TearDown); "" on failure.
+  fs::path MountGated() {
+    const fs::path gated = dir_ / "gated";
+    fs::create_directories(gated);
+    if (mount("tmpfs", gated.c_str(), "tmpfs", 0, "size=4m") != 0) {
+      ADD_FAILURE() << "mounting a tmpfs on " << gated << ": " << std::strerror(errno);
+      return "";
+    }
+    gated_mounted_ = true;
+    return gated;
+  }
+  // Starts `vigil agent` as host web-1 (group canary, home/vigil.yaml, stderr home/agent.err)
+  // whose fanotify gate watches `gated` (`gate`: more lines of agent.gate, indented by four
+  // spaces) and whose hub sink (the hub on `port`) installs gate models as `model`; `extra`: more
+  // top-level config.
+  pid_t StartGateAgent(const fs::path& home, const fs::path& gated, const std::string& gate,
+                       const fs::path& model, int port, const std::string& extra = "") {
+    const fs::path config = home / "vigil.yaml";
+    std::ofstream(config) << "host: web-1\nstate_dir: " << home.string() << "\n"
+                          << "agent:\n  learn: 2s\n  events: [open]\n  gate:\n    watch: ["
+                          << gated.string() << "]\n"
+                          << gate << "metrics:\n  enabled: false\n"
+                          << "trusted_keys: [" << (dir_ / "keys" / "vigil.pub").string() << "]\n"
+                          << extra << "sinks:\n  - type: hub\n    url: http://127.0.0.1:" << port
+                          << "\n    token_file: " << (home / "agent.token").string() << "\n"
+                          << "    group: canary\n    heartbeat: 1s\n    drain: 1s\n"
+                          << "    model_file: " << model.string() << "\n";
+    return Spawn({VIGIL_BINARY, "agent", "--config", config.string(), "--relearn", "--duration",
+                  "120s", "--quiet"},
+                 home / "agent.out", home / "agent.err");
+  }
+  // Stops agents_[0] (home: its state) with SIGTERM, which must end it with status 0, and checks
+  // that its audit log's model-change records hold each of `wants`.
+  void StopAgentExpectingModelChanges(const fs::path& home, const std::vector<std::string>& wants) {
+    kill(agents_[0], SIGTERM);
+    int status = 0;
+    ASSERT_EQ(waitpid(agents_[0], &status, 0), agents_[0]);
+    agents_[0] = -1;
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << ReadAll(home / "agent.err");
+    vigil::e2e::CmdResult changes =
+        Vigil("audit show " + (home / "audit").string() + " --type model-change --json");
+    ASSERT_EQ(changes.exit_code, 0) << changes.err;
+    for (const std::string& want : wants) {
+      EXPECT_NE(changes.out.find(want), std::string::npos) << want << "\n" << changes.out;
+    }
+  }
+  // A gate model of version `version` (name "gate") trained on gated calls of a program "tool"
+  // (execve 59, then openats 257), signed with the key in `keys`.
+  fs::path TrainGateModel(const std::string& version, const fs::path& keys) {
+    const fs::path calls = dir_ / "calls.jsonl";
+    if (!fs::exists(calls)) {
+      vigil::e2e::WriteSyscallStreams(calls, "tool", 12, {59, 257, 257, 257}, 1);
+    }
+    const fs::path out = dir_ / ("gate-v" + version + ".vgm");
+    vigil::e2e::CmdResult r = Vigil("train --model-type sequence --dataset jsonl --data " +
+                                    calls.string() + " --order 3 --name gate --model-version " +
+                                    version + " --out " + out.string());
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    r = Vigil("model sign " + out.string() + " --key-dir " + keys.string());
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    return out;
+  }
+
   fs::path dir_;
+  bool gated_mounted_ = false;
   std::string last_error_;  // of the last GET /v1/agents that failed
   pid_t hub_ = -1;
   pid_t agents_[2] = {-1, -1};
@@ -311,31 +376,14 @@ TEST_F(FleetE2eTest, AGateModelIsRolledOutReloadedAndMeasuredAndAnUntrustedOneRe
   ASSERT_EQ(Vigil("keys init --dir " + (dir_ / "keys").string()).exit_code, 0);
   ASSERT_EQ(Vigil("keys init --dir " + (dir_ / "other-keys").string()).exit_code, 0);
   const fs::path home = dir_ / "web-1";
-  const fs::path gated = dir_ / "gated";
-  fs::create_directories(gated);
-  ASSERT_EQ(mount("tmpfs", gated.c_str(), "tmpfs", 0, "size=1m"), 0) << std::strerror(errno);
-  struct Unmount {
-    fs::path p;
-    ~Unmount() { umount2(p.c_str(), MNT_DETACH); }
-  } unmount{gated};
+  const fs::path gated = MountGated();
+  ASSERT_FALSE(gated.empty());
   vigil::govern::testing::Swtpm tpm;
   if (!tpm.ok()) std::fprintf(stderr, "note: TPM part skipped: %s\n", tpm.why().c_str());
 
-  // Gate models trained on gated calls (execve 59, then openats 257), versions 1, 2 and 3.
-  const fs::path calls = dir_ / "calls.jsonl";
-  vigil::e2e::WriteSyscallStreams(calls, "tool", 12, {59, 257, 257, 257}, 1);
-  auto train = [&](const std::string& version, const fs::path& keys) {
-    const fs::path out = dir_ / ("gate-v" + version + ".vgm");
-    vigil::e2e::CmdResult r = Vigil("train --model-type sequence --dataset jsonl --data " +
-                                    calls.string() + " --order 3 --name gate --model-version " +
-                                    version + " --out " + out.string());
-    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-    r = Vigil("model sign " + out.string() + " --key-dir " + keys.string());
-    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-    return out;
-  };
-  const fs::path v1 = train("1", dir_ / "keys"), v2 = train("2", dir_ / "keys");
-  const fs::path v3 = train("3", dir_ / "other-keys");
+  // Gate models trained on gated calls, versions 1, 2 and 3.
+  const fs::path v1 = TrainGateModel("1", dir_ / "keys"), v2 = TrainGateModel("2", dir_ / "keys");
+  const fs::path v3 = TrainGateModel("3", dir_ / "other-keys");
   const fs::path model = home / "gate.vgm";
   fs::create_directories(home);
   fs::copy_file(v1, model);
@@ -355,21 +403,10 @@ TEST_F(FleetE2eTest, AGateModelIsRolledOutReloadedAndMeasuredAndAnUntrustedOneRe
   const httplib::Headers admin = AdminHeaders();
 
   const fs::path config = home / "vigil.yaml";
-  std::ofstream(config)
-      << "host: web-1\nstate_dir: " << home.string() << "\n"
-      << "agent:\n  learn: 2s\n  events: [open]\n  gate:\n    watch: [" << gated.string()
-      << "]\n    model: " << model.string() << "\n"
-      << "metrics:\n  enabled: false\n"
-      << "trusted_keys: [" << (dir_ / "keys" / "vigil.pub").string() << "]\n"
-      << (tpm.ok() ? "attestation:\n  tcti: " + tpm.tcti() + "\n" : std::string())
-      << "sinks:\n  - type: hub\n    url: http://127.0.0.1:" << port << "\n"
-      << "    token_file: " << (home / "agent.token").string() << "\n"
-      << "    group: canary\n    heartbeat: 1s\n    drain: 1s\n"
-      << "    model_file: " << model.string() << "\n";
   const fs::path err = home / "agent.err";
-  agents_[0] = Spawn({VIGIL_BINARY, "agent", "--config", config.string(), "--relearn",
-                      "--duration", "120s", "--quiet"},
-                     home / "agent.out", err);
+  agents_[0] =
+      StartGateAgent(home, gated, "    model: " + model.string() + "\n", model, port,
+                     tpm.ok() ? "attestation:\n  tcti: " + tpm.tcti() + "\n" : std::string());
   auto model_at_hub = [&] {
     const json a = AgentAtHub(http, admin, "web-1");
     return a.is_object() && a["model"].is_object() ? a["model"] : json::object();
@@ -428,20 +465,9 @@ TEST_F(FleetE2eTest, AGateModelIsRolledOutReloadedAndMeasuredAndAnUntrustedOneRe
       std::chrono::seconds(10)))
       << ReadAll(err);
   fs::copy_file(v2, model, fs::copy_options::overwrite_existing);
-  kill(agents_[0], SIGTERM);
-  int status = 0;
-  ASSERT_EQ(waitpid(agents_[0], &status, 0), agents_[0]);
-  agents_[0] = -1;
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << ReadAll(err);
-
-  vigil::e2e::CmdResult changes =
-      Vigil("audit show " + (home / "audit").string() + " --type model-change --json");
-  ASSERT_EQ(changes.exit_code, 0) << changes.err;
-  for (const std::string& want : std::vector<std::string>{
-           R"("action":"loaded")", R"("action":"reloaded")", R"("action":"hub-applied")",
-           R"("action":"hub-refused")", R"("action":"refused")", d2, d3}) {
-    EXPECT_NE(changes.out.find(want), std::string::npos) << want << "\n" << changes.out;
-  }
+  StopAgentExpectingModelChanges(home, {R"("action":"loaded")", R"("action":"reloaded")",
+                                        R"("action":"hub-applied")", R"("action":"hub-refused")",
+                                        R"("action":"refused")", d2, d3});
 
   if (!tpm.ok()) return;
   // Measured: the binary at start, the baseline learned, model v1 at start and v2 as it came in
@@ -467,6 +493,93 @@ TEST_F(FleetE2eTest, AGateModelIsRolledOutReloadedAndMeasuredAndAnUntrustedOneRe
   vigil::e2e::CmdResult without = verify({VIGIL_BINARY, baseline, v1});
   EXPECT_EQ(without.exit_code, 1) << without.out << without.err;
   EXPECT_NE((without.out + without.err).find(d2), std::string::npos) << without.out << without.err;
+}
+
+// A gate that starts without a model takes the first one the hub rolls out. The agent's fanotify
+// gate has no model (agent.gate.model left out; the hub sink's model_file is not there yet), and
+// its rule needs one (ml.score): an exec of the gated program is decided without a match. An
+// admin pushes a signed gate model to the agent's group: the agent verifies and installs it, the
+// gate starts serving it (model-change "added"), the hub sees the model in force, and the same
+// exec is now scored: a decision record of the gate's rule carrying the model's verdict.
+TEST_F(FleetE2eTest, AGateStartedWithoutAModelServesTheFirstOneTheHubRollsOut) {
+  ASSERT_EQ(Vigil("keys init --dir " + (dir_ / "keys").string()).exit_code, 0);
+  const fs::path home = dir_ / "web-1";
+  const fs::path gated = MountGated();
+  ASSERT_FALSE(gated.empty());
+  const fs::path tool = gated / "tool";
+  fs::copy_file("/bin/true", tool);
+  fs::permissions(tool, fs::perms::owner_all);
+  const fs::path v1 = TrainGateModel("1", dir_ / "keys");
+
+  std::ofstream(dir_ / "hub.yaml") << "fleet:\n  trusted_keys: ["
+                                   << (dir_ / "keys" / "vigil.pub").string() << "]\n";
+  std::ofstream(dir_ / "admin.token") << Token("admin", "root") << "\n";
+  MakeAgentToken("web-1");
+  const int port = StartHub(dir_ / "hub.yaml");
+  ASSERT_GT(port, 0);
+  const std::string client = " --server http://127.0.0.1:" + std::to_string(port) +
+                             " --token-file " + (dir_ / "admin.token").string() + " --json";
+  httplib::Client http("127.0.0.1", port);
+  const httplib::Headers admin = AdminHeaders();
+
+  const fs::path rules = home / "gate-rules.yaml";
+  std::ofstream(rules) << "- rule: Scored tool\n  desc: an exec the gate model scored\n"
+                          "  condition: evt.type = execve and proc.exepath = "
+                       << tool.string()
+                       << " and ml.score >= 0\n  output: scored %proc.name %ml.score\n"
+                          "  priority: WARNING\n  action: {type: deny, mode: enforce, "
+                          "fallback: allow}\n";
+  const fs::path model = home / "gate.vgm";
+  const fs::path err = home / "agent.err";
+  agents_[0] = StartGateAgent(
+      home, gated, "    policy: [" + rules.string() + "]\n    deadline: 2s\n", model, port);
+  ASSERT_TRUE(WaitFor([&] { return AgentAtHub(http, admin, "web-1").is_object(); },
+                      std::chrono::seconds(30)))
+      << last_error_ << "\n" << ReadAll(err);
+  EXPECT_NE(ReadAll(err).find("is not there yet: the gate runs without a model"),
+            std::string::npos)
+      << ReadAll(err);
+  const json before = AgentAtHub(http, admin, "web-1")["model"];
+  EXPECT_TRUE(before.is_null() || before.value("digest", "x").empty()) << before.dump();
+  // Without a model the rule cannot match: allowed, nothing recorded.
+  ASSERT_EQ(std::system(tool.c_str()), 0);
+
+  vigil::e2e::CmdResult pushed = Vigil("hub push " + v1.string() + " --kind model" + client);
+  ASSERT_EQ(pushed.exit_code, 0) << pushed.err;
+  const std::string d1 = json::parse(pushed.out)["artifact"]["digest"];
+  ASSERT_EQ(d1, Sha256OfFile(v1));
+  ASSERT_EQ(Vigil("hub rollout start --digest " + d1 + " --group canary" + client).exit_code, 0);
+  json at_hub;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        at_hub = AgentAtHub(http, admin, "web-1");
+        return at_hub.is_object() && at_hub["model"].is_object() &&
+               at_hub["model"].value("digest", "") == d1;
+      },
+      std::chrono::seconds(30)))
+      << at_hub.dump() << "\n" << ReadAll(err);
+  EXPECT_EQ(at_hub["model"]["version"], "gate 1");
+  EXPECT_EQ(ReadAll(model), ReadAll(v1));
+  EXPECT_NE(ReadAll(err).find("model rolled out by the hub: gate model gate 1 in force"),
+            std::string::npos)
+      << ReadAll(err);
+  // Now scored: the rule matches (monitor mode: allowed, recorded as would-deny).
+  ASSERT_EQ(std::system(tool.c_str()), 0);
+
+  StopAgentExpectingModelChanges(
+      home, {R"("action":"awaited")", R"("action":"added")", R"("action":"hub-applied")", d1});
+  vigil::e2e::CmdResult decisions =
+      Vigil("audit show " + (home / "audit").string() + " --type decision --json");
+  ASSERT_EQ(decisions.exit_code, 0) << decisions.err;
+  // Exactly one: the exec after the model came (the one before it matched nothing).
+  size_t scored = 0;
+  for (size_t at = decisions.out.find("Scored tool"); at != std::string::npos;
+       at = decisions.out.find("Scored tool", at + 1)) {
+    ++scored;
+  }
+  EXPECT_EQ(scored, 1u) << decisions.out;
+  EXPECT_NE(decisions.out.find(R"("gate":"fanotify")"), std::string::npos) << decisions.out;
+  EXPECT_NE(decisions.out.find(R"("name":"gate")"), std::string::npos) << decisions.out;
 }
 
 }  // namespace

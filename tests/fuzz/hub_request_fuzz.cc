@@ -1,8 +1,9 @@
 // libFuzzer target for the hub's parsers of outside input (src/hub/requests.h and config.h):
 // the first byte picks the parser (ingest batch, one finding line, escalation, decision,
 // adjudication, config file; 0xd0..0xd7 a triage training request; 0xd8..0xdb an audit
-// checkpoint, 0xdc..0xdf an audit key registration; 0xe0..0xef a missed detection; from 0xf0 the fleet's register, heartbeat and
-// rollout bodies); any bytes must give a value or an error that says what was wrong,
+// checkpoint, 0xdc..0xdd an audit key registration, 0xde..0xdf an audit key pin; 0xe0..0xe7 a
+// missed detection, 0xe8..0xef the triage in-force note; from 0xf0 the fleet's register,
+// heartbeat and rollout bodies); any bytes must give a value or an error that says what was wrong,
 // and an accepted ingest message must hold only valid ids and findings within the limits; an
 // accepted config's PostgreSQL `store:` URI passes the store's own check, and its redacted form
 // (what the hub prints) does not show the password of its user info.
@@ -19,6 +20,7 @@
 #include "hub/fleet_requests.h"
 #include "hub/requests.h"
 #include "hub/store_location.h"
+#include "hub/triage_note.h"
 
 namespace {
 
@@ -52,7 +54,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     return 0;
   }
-  if (data[0] >= 0xdc && data[0] < 0xe0) {
+  if (data[0] >= 0xde && data[0] < 0xe0) {
+    // An audit key pin (POST /v1/agents/audit-key/pin): a valid host, a lowercase fingerprint, a
+    // bounded reason; rendered back, it parses to the same host and fingerprint.
+    auto r = vigil::hub::ParseAuditKeyPinRequest(input);
+    Check(r);
+    if (r.has_value()) {
+      if (!vigil::hub::ValidHostId(r->host) || !vigil::hub::IsHexOf(r->fingerprint, 64) ||
+          r->reason.size() > 1024) {
+        __builtin_trap();
+      }
+      auto again = vigil::hub::ParseAuditKeyPinRequest(vigil::hub::AuditKeyPinBody(*r));
+      if (!again.has_value() || again->host != r->host || again->fingerprint != r->fingerprint) {
+        __builtin_trap();
+      }
+    }
+    return 0;
+  }
+  if (data[0] >= 0xdc && data[0] < 0xde) {
     // An audit key registration (POST /v1/agents/audit-key): what is accepted renders back to a
     // body that parses to the same values.
     auto r = vigil::hub::ParseAuditKeyRequest(input);
@@ -89,7 +108,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     return 0;
   }
-  if (data[0] >= 0xe0 && data[0] < 0xf0) {
+  if (data[0] >= 0xe8 && data[0] < 0xf0) {
+    // The triage model's in-force note (hub/triage_note.h): what is accepted is of the version
+    // this hub reads and renders back to a note that reads the same.
+    auto r = vigil::hub::ParseTriageInForceNote(input, "in-force.json");
+    Check(r);
+    if (r.has_value()) {
+      if (r->format_version != vigil::hub::kTriageNoteVersion || r->path.empty()) __builtin_trap();
+      // (A note near the size limit may render longer: the fields it lacked are written.)
+      const std::string bytes = vigil::hub::TriageInForceNoteBytes(*r);
+      auto again = vigil::hub::ParseTriageInForceNote(bytes, "again");
+      if (bytes.size() <= (1 << 16) &&
+          (!again.has_value() || again->unversioned || again->path != r->path ||
+           again->sha256 != r->sha256 || again->activated_ms != r->activated_ms)) {
+        __builtin_trap();
+      }
+    }
+    return 0;
+  }
+  if (data[0] >= 0xe0 && data[0] < 0xe8) {
     // A missed detection (POST /v1/missed-detections).
     auto r = vigil::hub::ParseMissedDetectionRequest(input);
     Check(r);

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -876,6 +877,97 @@ TEST_F(AgentGateTest, ReloadModelSwapsTheModelAndABadFileKeepsTheOneInForce) {
   ASSERT_FALSE(none.has_value());
   EXPECT_EQ(none.error().code(), core::StatusCode::kFailedPrecondition);
   (*plain)->Stop();
+}
+
+// An audit trail in `dir` (its key beside it); Close returns the bytes of its segments, in which
+// each record's canonical JSON payload can be found as it is.
+struct AuditDir {
+  explicit AuditDir(const fs::path& d) : dir(d) {
+    app::AuditTrailOptions o;
+    o.dir = dir.string();
+    o.key_path = (dir.parent_path() / "audit.key").string();
+    o.writer = "gates_test";
+    auto opened = app::AuditTrail::Open(o);
+    EXPECT_TRUE(opened.has_value()) << opened.error().message();
+    if (opened.has_value()) trail = std::move(opened).value();
+  }
+  std::string Close() {
+    if (!trail) return "";
+    EXPECT_TRUE(trail->Close().ok());
+    std::string all;
+    for (const auto& e : fs::directory_iterator(dir)) {
+      if (e.path().extension() != ".vlog") continue;
+      std::ifstream in(e.path(), std::ios::binary);
+      all += std::string(std::istreambuf_iterator<char>(in), {});
+    }
+    return all;
+  }
+  fs::path dir;
+  std::unique_ptr<app::AuditTrail> trail;
+};
+
+// A gate whose model the hub installs (agent.gate.model is the hub sink's model_file) starts
+// before the file is there: without a model (ml.* absent: a rule on ml.score never matches), a
+// model-change record "awaited". A reload that still finds no file changes nothing; once the file
+// is there the gate serves it: the same exec is scored (the rule matches any score) and denied.
+TEST_F(AgentGateTest, AGateStartedWithoutAModelServesTheFirstOneItIsGiven) {
+  std::ofstream(rules) << "- rule: Scored program\n  desc: d\n  condition: evt.type = execve and "
+                          "proc.exepath = " +
+                              prog.string() +
+                              " and ml.score >= 0\n  output: scored %proc.name\n  priority: "
+                              "WARNING\n  action: {type: deny, mode: enforce, fallback: allow}\n";
+  const fs::path model_path = dir / "gate.vgm";
+  core::VigilConfig c = AgentGateConfig(t, {rules.string()});
+  c.agent.gate.model = model_path.string();
+  // Without the hub the file must be there.
+  auto missing = app::AgentGate::Start(c, nullptr, nullptr);
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_NE(missing.error().message().find("agent.gate.model"), std::string::npos)
+      << missing.error().message();
+
+  AuditDir audit(dir / "audit");
+  auto started = app::AgentGate::Start(c, nullptr, audit.trail.get(), nullptr,
+                                       /*model_from_hub=*/true);
+  ASSERT_TRUE(started.has_value()) << started.error().message();
+  app::AgentGate& g = **started;
+  g.SetEnforcementAllowed(true);
+  EXPECT_EQ(g.engine(), nullptr);
+  EXPECT_FALSE(g.model_info().has_value());
+  EXPECT_EQ(Probe("exec " + prog.string()).err, 0);  // no model: ml.score is absent
+
+  auto absent = g.ReloadModel("test");
+  ASSERT_FALSE(absent.has_value());
+  EXPECT_NE(absent.error().message().find("agent.gate.model " + model_path.string()),
+            std::string::npos)
+      << absent.error().message();
+  EXPECT_EQ(g.engine(), nullptr);
+
+  const std::string v1 = ProbeModelFile("1");
+  std::ofstream(model_path, std::ios::binary) << v1;
+  auto added = g.ReloadModel("test");
+  ASSERT_TRUE(added.has_value()) << added.error().message();
+  EXPECT_EQ(added->version, "1");
+  EXPECT_EQ(added->sha256, audit::Sha256Hex(v1));
+  ASSERT_NE(g.engine(), nullptr);
+  EXPECT_EQ(g.model_info()->sha256, audit::Sha256Hex(v1));
+  EXPECT_EQ(Probe("exec " + prog.string()).err, EPERM);  // scored, so the rule matches
+  EXPECT_EQ(g.stats().denied, 1u);
+
+  // A second model is swapped in as before.
+  const std::string v2 = ProbeModelFile("2");
+  std::ofstream(model_path, std::ios::binary | std::ios::trunc) << v2;
+  auto swapped = g.ReloadModel("test");
+  ASSERT_TRUE(swapped.has_value()) << swapped.error().message();
+  EXPECT_EQ(g.engine()->model()->version(), "2");
+  EXPECT_EQ(Probe("exec " + prog.string()).err, EPERM);
+  g.Stop();
+  const std::string records = audit.Close();
+  for (const std::string& want : {std::string(R"("action":"awaited")"),
+                                  std::string(R"("action":"added")"),
+                                  std::string(R"("action":"reloaded")")}) {
+    EXPECT_NE(records.find(want), std::string::npos) << want << "\n" << records;
+  }
+  EXPECT_EQ(records.find(R"("action":"refused")"), std::string::npos) << records;
 }
 
 // A model rolled out by the hub is judged from its file: a gate model is accepted; a host

@@ -56,7 +56,7 @@ inline bool IsStoreTable(std::string_view table) {
       "agents",       "messages",  "incidents",          "alerts",        "escalations",
       "agent_status", "artifacts", "rollouts",           "attestation_nonces",
       "attested_keys", "fleet_incidents", "missed_detections", "audit_keys", "audit_checkpoints",
-      "agent_certs"};
+      "agent_certs", "audit_key_pins"};
   return known.count(table) != 0;
 }
 

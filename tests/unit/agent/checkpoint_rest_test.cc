@@ -216,6 +216,124 @@ TEST_F(CheckpointRestTest, TheCheckpointLinkRegistersTheKeyWithoutAFleetLink) {
   EXPECT_EQ(b4["previous_key_id"], key_id);
 }
 
+// An admin pins a host's audit key by fingerprint (POST /v1/agents/audit-key/pin): only an admin
+// may; the key the host registered before (trusted on first use) no longer verifies its
+// checkpoints when it is not the pinned one; the host cannot register another key (403, alarmed
+// and audited), its fleet registration still goes through; the pinned key registers and verifies;
+// a new pin replaces the old one. Every pin is an audit record naming the admin.
+TEST_F(CheckpointRestTest, AnAdminPinsAHostsAuditKeyAndAnotherKeyIsRefused) {
+  auto rogue = audit::Ed25519Signer::Generate(), real = audit::Ed25519Signer::Generate();
+  auto hex = [](const audit::Ed25519Signer& k) { return govern::HexOf(k.public_key().key); };
+  auto id = [](const audit::Ed25519Signer& k) { return audit::KeyIdString(k.public_key().id); };
+  Register(rogue->public_key());  // first use: trusted
+  const std::string real_fp = hub::AuditKeyFingerprint(hex(*real));
+  ASSERT_EQ(real_fp.size(), 64u);
+  EXPECT_NE(real_fp, hub::AuditKeyFingerprint(hex(*rogue)));
+
+  auto call = [&](const std::string& path, const std::string& token, const std::string& body) {
+    httplib::Client c("127.0.0.1", port_);
+    httplib::Headers h;
+    if (!token.empty()) h.emplace("Authorization", "Bearer " + token);
+    auto r = c.Post(path, h, body, "application/json");
+    return r ? std::pair<int, json>{r->status, json::parse(r->body, nullptr, false)}
+             : std::pair<int, json>{-1, nullptr};
+  };
+  const std::string admin = Token(hub::Role::kAdmin, "root");
+  const std::string pin_body = hub::AuditKeyPinBody({kHost, real_fp, "key read off the host"});
+  // Roles: none, viewer, analyst and the host's own agent token are refused.
+  EXPECT_EQ(call("/v1/agents/audit-key/pin", "", pin_body).first, 401);
+  for (const std::string& token :
+       {Token(hub::Role::kViewer, "alice"), Token(hub::Role::kAnalyst, "bob"),
+        Token(hub::Role::kAgent, kHost)}) {
+    EXPECT_EQ(call("/v1/agents/audit-key/pin", token, pin_body).first, 403);
+  }
+  auto [bad, bad_body] = call("/v1/agents/audit-key/pin", admin,
+                              R"({"schema_version":"vigil.hub/v1","host":"web-1",)"
+                              R"("fingerprint":"abc"})");
+  EXPECT_EQ(bad, 400);
+  EXPECT_NE(bad_body.dump().find("fingerprint: expected 64 hex digits"), std::string::npos)
+      << bad_body.dump();
+  EXPECT_TRUE(Get("/v1/agents/web-1/checkpoints").second["audit_key_pin"].is_null());
+
+  // Pinned to the real key: the rogue key the host registered is not it.
+  auto [pinned, answer] = call("/v1/agents/audit-key/pin", admin, pin_body);
+  ASSERT_EQ(pinned, 200) << answer.dump();
+  EXPECT_EQ(answer["fingerprint"], real_fp);
+  EXPECT_EQ(answer["previous_fingerprint"], "");
+  EXPECT_EQ(answer["registered_key"]["key_id"], id(*rogue));
+  EXPECT_FALSE(answer["registered_key"]["pinned"].get<bool>());
+  json shown = Get("/v1/agents/web-1/checkpoints").second;
+  EXPECT_EQ(shown["audit_key_pin"]["fingerprint"], real_fp);
+  EXPECT_EQ(shown["audit_key_pin"]["pinned_by"], "root");
+  EXPECT_EQ(shown["audit_key"]["fingerprint"], hub::AuditKeyFingerprint(hex(*rogue)));
+
+  // The rogue key's checkpoints: bad signature, naming the pin.
+  const auto by_rogue =
+      WriteAuditLog("rogue-audit", *rogue, 3, [](const audit::CheckpointNotice&) {});
+  ASSERT_FALSE(by_rogue.empty());
+  hub::CheckpointReport c1;
+  static_cast<audit::CheckpointNotice&>(c1) = by_rogue.back();
+  c1.host = kHost;
+  auto [s1, b1] = Post(hub::CheckpointBody(c1));
+  ASSERT_EQ(s1, 200) << b1.dump();
+  EXPECT_EQ(b1["checkpoint"]["verification"], "bad-signature");
+  EXPECT_NE(b1["checkpoint"]["reason"].get<std::string>().find(
+                "not by the audit key pinned for host web-1 (fingerprint " + real_fp + ")"),
+            std::string::npos)
+      << b1.dump();
+
+  // The host offers the rogue key again: refused (403), alarmed; a fleet registration carrying
+  // it still registers the host.
+  const std::string agent = Token(hub::Role::kAgent, kHost);
+  auto [s2, b2] = call("/v1/agents/audit-key", agent,
+                       hub::AuditKeyBody({kHost, {id(*rogue), hex(*rogue)}}));
+  EXPECT_EQ(s2, 403) << b2.dump();
+  EXPECT_NE(b2.dump().find("not the key pinned for it"), std::string::npos) << b2.dump();
+  Register(rogue->public_key());
+
+  // The pinned key registers, and its checkpoints verify.
+  auto [s3, b3] = call("/v1/agents/audit-key", agent, hub::AuditKeyBody({kHost, {id(*real),
+                                                                                  hex(*real)}}));
+  ASSERT_EQ(s3, 200) << b3.dump();
+  EXPECT_TRUE(b3["changed"].get<bool>());
+  const auto by_real =
+      WriteAuditLog("real-audit", *real, 3, [](const audit::CheckpointNotice&) {});
+  ASSERT_FALSE(by_real.empty());
+  hub::CheckpointReport c2;
+  static_cast<audit::CheckpointNotice&>(c2) = by_real.back();
+  c2.host = kHost;
+  auto [s4, b4] = Post(hub::CheckpointBody(c2));
+  ASSERT_EQ(s4, 200) << b4.dump();
+  EXPECT_EQ(b4["checkpoint"]["verification"], "verified") << b4.dump();
+
+  // Re-pinned (the key rotated): the old pin is named; the registered key is no longer it.
+  auto next = audit::Ed25519Signer::Generate();
+  const std::string next_fp = hub::AuditKeyFingerprint(hex(*next));
+  auto [s5, b5] = call("/v1/agents/audit-key/pin", admin,
+                       hub::AuditKeyPinBody({kHost, next_fp, "rotated"}));
+  ASSERT_EQ(s5, 200) << b5.dump();
+  EXPECT_EQ(b5["previous_fingerprint"], real_fp);
+  EXPECT_FALSE(b5["registered_key"]["pinned"].get<bool>());
+
+  ASSERT_TRUE(log_->Flush().ok());
+  int pins = 0, refused = 0;
+  for (const auto& [type, payload] : hub::testing::ReadAuditRecords(dir_ / "audit")) {
+    const std::string action = payload.value("action", "");
+    if (action == "audit-key-pinned") {
+      ++pins;
+      EXPECT_EQ(payload["by"], "root");
+      EXPECT_EQ(payload["host"], kHost);
+    }
+    if (action == "audit-key-refused") {
+      ++refused;
+      EXPECT_EQ(payload["pinned_fingerprint"], real_fp);
+      EXPECT_EQ(payload["key_id"], id(*rogue));
+    }
+  }
+  EXPECT_EQ(pins, 2);
+  EXPECT_EQ(refused, 2);  // the REST registration and the fleet registration
+}
+
 // The key registration waits for the hub like the checkpoints do: a hub that does not answer
 // leaves the checkpoint queued (retried), nothing is lost.
 TEST_F(CheckpointRestTest, AnUnreachableHubDelaysTheKeyAndTheCheckpoint) {

@@ -449,6 +449,47 @@ TEST_F(FleetLinkTest, ASignedModelIsInstalledAndReloadedAndBadOnesAreRefusedKeep
   }
 }
 
+// A gate that waits for its first model (model_file not there yet): the heartbeat reports no
+// model; a model that does not load leaves no file behind (the next start would trip on it); the
+// next one is installed and reported.
+TEST_F(FleetLinkTest, AFirstModelIsInstalledAndOneThatDoesNotLoadLeavesNoFile) {
+  const std::string v1 = ModelBytes("gate", "1");
+  ASSERT_FALSE(v1.empty());
+  const std::string path = (dir_ / "first-gate.vgm").string();
+  bool loads = false;
+  auto a = MakeAgent("web-1", "canary", {hub_key_.public_key}, [&](FleetLinkOptions& o) {
+    o.model_file = path;
+    o.reload_model = [&]() -> core::Status {
+      if (!loads) return core::InvalidArgument(path + ": the engine refused it");
+      return core::Status::Ok();
+    };
+  });
+  ASSERT_TRUE(a->link->Beat().ok());
+  const json none = AgentAtHub("web-1")["model"];
+  EXPECT_TRUE(none.is_null() || none.value("digest", "x").empty()) << none.dump();
+
+  const std::string d1 = PutAndRollOut("model", v1, Sign(hub_key_, v1), 1);
+  ASSERT_TRUE(a->link->Beat().ok());
+  ASSERT_EQ(a->audited.size(), 1u);
+  EXPECT_NE(a->audited[0].find("model refused " + d1 + ": the model does not load: " + path),
+            std::string::npos)
+      << a->audited[0];
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_FALSE(std::filesystem::exists(path + ".minisig"));
+  EXPECT_EQ(a->link->state().model_digest, "");
+
+  loads = true;
+  const std::string v2 = ModelBytes("gate", "2");
+  const std::string d2 = PutAndRollOut("model", v2, Sign(hub_key_, v2), 2);
+  ASSERT_TRUE(a->link->Beat().ok());
+  ASSERT_EQ(a->audited.size(), 2u);
+  EXPECT_EQ(a->audited[1].rfind("model applied " + d2, 0), 0u) << a->audited[1];
+  EXPECT_EQ(core::ReadFile(path, 1 << 20).value_or(""), v2);
+  EXPECT_EQ(a->link->state().model_digest, d2);
+  ASSERT_TRUE(a->link->Beat().ok());
+  EXPECT_EQ(AgentAtHub("web-1")["model"]["digest"], d2);
+}
+
 TEST_F(FleetLinkTest, TheHubRefusesWrongRolesHostsAndUntrustedUploads) {
   const std::string body =
       json{{"host", "web-1"}, {"mode", "monitor"}, {"vigil_version", "1"}}.dump();

@@ -836,6 +836,57 @@ TEST_P(HubStoreTest, CheckpointsAreStoredOnceAndForksAndRollbacksFlagged) {
   EXPECT_EQ(key->public_key, std::string(64, 'd'));
   EXPECT_EQ(key->registered_ms, 6);
   EXPECT_EQ(Count("audit_keys"), 1);
+
+  // An admin's pin: one per host, replaced by the next.
+  EXPECT_EQ(store_->AuditKeyPin("web-1").error().code(), core::StatusCode::kNotFound);
+  ASSERT_TRUE(store_->PutAuditKeyPin({"web-1", std::string(64, 'e'), "root", "first", 7}).ok());
+  ASSERT_TRUE(store_->PutAuditKeyPin({"web-1", std::string(64, 'f'), "eve", "rotated", 8}).ok());
+  auto pin = store_->AuditKeyPin("web-1");
+  ASSERT_TRUE(pin.has_value()) << pin.error().ToString();
+  EXPECT_EQ(pin->host, "web-1");
+  EXPECT_EQ(pin->fingerprint, std::string(64, 'f'));
+  EXPECT_EQ(pin->pinned_by, "eve");
+  EXPECT_EQ(pin->reason, "rotated");
+  EXPECT_EQ(pin->pinned_ms, 8);
+  EXPECT_EQ(Count("audit_key_pins"), 1);
+  EXPECT_EQ(store_->AuditKeyPin("web-2").error().code(), core::StatusCode::kNotFound);
+}
+
+TEST(HubRequestsTest, ParsesAuditKeyPinsAndNamesTheBadField) {
+  // The fingerprint of an audit key: SHA-256 of its 32 public-key bytes.
+  EXPECT_EQ(AuditKeyFingerprint(std::string(64, '0')),
+            "66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925");
+  EXPECT_EQ(AuditKeyFingerprint("not hex"), "");
+  const std::string fp(64, 'a');
+  auto pin = ParseAuditKeyPinRequest(R"({"schema_version":"vigil.hub/v1","host":"web-1",)"
+                                     R"("fingerprint":")" + std::string(64, 'A') +
+                                     R"(","reason":"read off the host"})");
+  ASSERT_TRUE(pin.has_value()) << pin.error().ToString();
+  EXPECT_EQ(pin->host, "web-1");
+  EXPECT_EQ(pin->fingerprint, fp);  // kept lowercase
+  EXPECT_EQ(pin->reason, "read off the host");
+  auto again = ParseAuditKeyPinRequest(AuditKeyPinBody(*pin));
+  ASSERT_TRUE(again.has_value()) << again.error().ToString();
+  EXPECT_EQ(again->fingerprint, fp);
+  struct Bad {
+    std::string body, error;
+  };
+  const std::string head = R"({"schema_version":"vigil.hub/v1","host":"web-1")";
+  for (const Bad& b : std::vector<Bad>{
+           {head + "}", "fingerprint: missing"},
+           {head + R"(,"fingerprint":12})", "fingerprint: expected 64 hex digits"},
+           {head + R"(,"fingerprint":")" + std::string(63, 'a') + R"("})",
+            "fingerprint: expected 64 hex digits"},
+           {head + R"(,"fingerprint":")" + fp + R"(","reason":)" + "\"" +
+                std::string(1025, 'x') + R"("})",
+            "reason: expected a string of at most 1024 bytes"},
+           {R"({"schema_version":"vigil.hub/v1","host":"a b","fingerprint":")" + fp + R"("})",
+            "host: expected"},
+       }) {
+    auto r = ParseAuditKeyPinRequest(b.body);
+    ASSERT_FALSE(r.has_value()) << b.body;
+    EXPECT_NE(r.error().message().find(b.error), std::string::npos) << r.error().message();
+  }
 }
 
 TEST(HubRequestsTest, ParsesCheckpointsAndNamesTheBadField) {

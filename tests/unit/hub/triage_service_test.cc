@@ -28,6 +28,7 @@
 #include "hub/correlate.h"
 #include "hub/server.h"
 #include "hub/store.h"
+#include "hub/triage_note.h"
 #include "hub_fixtures.h"
 #include "test_hub_state.h"
 
@@ -349,6 +350,119 @@ TEST_F(TriageServiceTest, ARestartedHubLoadsTheTrainedModelAndRefusesATamperedOn
   EXPECT_EQ(seen, (std::vector<std::string>{"trained ", "loaded api", "loaded restored",
                                             "trained ", "loaded configured", "refused altered",
                                             "refused altered", "refused altered"}));
+}
+
+// The note is versioned (format_version 1). A note written before the version existed (the same
+// fields, no format_version) is still read: the hub restarts with the model it names. A note of
+// another version, signed by the hub's own key, is refused with a clear error and audited
+// ("unsupported-version"), and triage.model is used instead.
+TEST_F(TriageServiceTest, TheInForceNoteIsVersionedAndAnUnknownVersionIsRefused) {
+  LabelSet();
+  TriageTrainRequest r;
+  r.rounds = 20;
+  auto trained = triage_->Train(r, "admin");
+  ASSERT_TRUE(trained.has_value()) << trained.error().ToString();
+  const std::string note = (state_.dir / "triage" / "in-force.json").string();
+  auto text = core::ReadFile(note, 1 << 16);
+  ASSERT_TRUE(text.has_value());
+  const json written = json::parse(*text);
+  EXPECT_EQ(written["format_version"], 1) << *text;
+  EXPECT_EQ(written["path"], (*trained)["path"]);
+  EXPECT_EQ(written["by"], "admin");
+
+  auto key = govern::LoadSecretKey(govern::SecretKeyPath(keys_));
+  ASSERT_TRUE(key.has_value()) << key.error().ToString();
+  auto rewrite = [&](const json& n) {
+    const std::string bytes = n.dump() + "\n";
+    ASSERT_TRUE(govern::SignArtifact(note, bytes, *key, "test", 1).has_value());
+    ASSERT_TRUE(govern::internal::WriteFileAtomic(note, bytes, 0644).ok());
+  };
+  HubTriageOptions o;
+  o.signing_key = govern::SecretKeyPath(keys_);
+  o.model_dir = (state_.dir / "triage").string();
+  o.recall = 0.9;
+  auto restart = [&] {
+    core::Registry registry;
+    Triage t(o, *state_.store, *state_.log, clock_, registry);
+    core::Status st = t.Start();
+    return std::make_pair(st, t.Status());
+  };
+
+  // As a hub before versions wrote it: read as version 1.
+  json legacy = written;
+  legacy.erase("format_version");
+  rewrite(legacy);
+  auto [st1, restored] = restart();
+  EXPECT_TRUE(st1.ok()) << st1.ToString();
+  EXPECT_EQ(restored["model"]["path"], (*trained)["path"]);
+
+  // A version this hub does not read (signed by its own key): refused, audited, no model.
+  json future = written;
+  future["format_version"] = 2;
+  rewrite(future);
+  auto [st2, refused] = restart();
+  EXPECT_EQ(st2.code(), core::StatusCode::kFailedPrecondition) << st2.ToString();
+  EXPECT_NE(st2.message().find("format_version 2 is not one this hub reads (1)"),
+            std::string::npos)
+      << st2.message();
+  EXPECT_TRUE(refused["model"].is_null()) << refused;
+  json bad = written;
+  bad["format_version"] = "1";
+  rewrite(bad);
+  auto [st3, unusable] = restart();
+  EXPECT_EQ(st3.code(), core::StatusCode::kInvalidArgument) << st3.ToString();
+  EXPECT_NE(st3.message().find("format_version: expected an integer"), std::string::npos)
+      << st3.message();
+
+  std::vector<std::string> outcomes;
+  for (const json& p : ModelChanges()) {
+    if (p["action"] == "refused") outcomes.push_back(p["outcome"]);
+  }
+  EXPECT_EQ(outcomes, (std::vector<std::string>{"unsupported-version", "unusable"}));
+}
+
+TEST(TriageNoteTest, ReadsVersionOneAndUnversionedNotesAndNamesWhatIsWrong) {
+  TriageInForceNote n;
+  n.path = "/m/triage-1.vmodel";
+  n.sha256 = std::string(64, 'a');
+  n.config_model = "";
+  n.activated_ms = 1234;
+  n.by = "root";
+  const std::string bytes = TriageInForceNoteBytes(n);
+  auto back = ParseTriageInForceNote(bytes, "note");
+  ASSERT_TRUE(back.has_value()) << back.error().ToString();
+  EXPECT_EQ(back->format_version, 1);
+  EXPECT_FALSE(back->unversioned);
+  EXPECT_EQ(back->path, n.path);
+  EXPECT_EQ(back->sha256, n.sha256);
+  EXPECT_EQ(back->activated_ms, 1234);
+  // What hubs wrote before the version existed.
+  auto old = ParseTriageInForceNote(
+      R"({"path":"/m/t.vmodel","sha256":"ab","config_model":"c","activated_ms":5,"by":"x"})",
+      "note");
+  ASSERT_TRUE(old.has_value()) << old.error().ToString();
+  EXPECT_TRUE(old->unversioned);
+  EXPECT_EQ(old->config_model, "c");
+  struct Bad {
+    std::string text, error;
+  };
+  for (const Bad& b : std::vector<Bad>{
+           {"[]", "note: not a JSON object"},
+           {R"({"format_version":3,"path":"p","sha256":"s","config_model":""})",
+            "note: format_version 3 is not one this hub reads"},
+           {R"({"format_version":1.5,"path":"p","sha256":"s","config_model":""})",
+            "format_version: expected an integer"},
+           {R"({"format_version":1,"sha256":"s","config_model":""})", "path: missing"},
+           {R"({"format_version":1,"path":"p","sha256":2,"config_model":""})",
+            "sha256: expected a string"},
+           {R"({"format_version":1,"path":"p","sha256":"s"})", "config_model: missing"},
+           {R"({"format_version":1,"path":"p","sha256":"s","config_model":"","activated_ms":"x"})",
+            "activated_ms: expected an integer"},
+       }) {
+    auto r = ParseTriageInForceNote(b.text, "note");
+    ASSERT_FALSE(r.has_value()) << b.text;
+    EXPECT_NE(r.error().message().find(b.error), std::string::npos) << r.error().message();
+  }
 }
 
 TEST(TriageConfigTest, TheTriageSectionIsReadAndBadValuesAreNamed) {
