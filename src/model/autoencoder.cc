@@ -87,11 +87,11 @@ int8_t Quantise(float v, float inv_scale) {
   return static_cast<int8_t>(std::clamp(q, -127.0f, 127.0f));
 }
 
-// Round to nearest, saturating at +-127 (the per-row input scale and the fixed activation scale
-// keep finite values inside); cheaper than nearbyint on the scoring path.
+// Round half away from zero, saturating at +-127 (the per-row input scale keeps finite values
+// inside); no branch and no call, unlike nearbyint.
 int8_t RoundInRange(float v) {
   v = std::clamp(v, -127.0f, 127.0f);
-  return static_cast<int8_t>(v >= 0.0f ? v + 0.5f : v - 0.5f);
+  return static_cast<int8_t>(v + std::copysign(0.5f, v));
 }
 
 // The sigmoid tables of the int8 path: kLutSteps entries per unit of pre-activation. The hidden
@@ -159,24 +159,25 @@ float NormaliseAndQuantise(Get get, const float* lo, const float* inv_range, siz
     x_max = std::max(x_max, std::abs(v));
   }
   // An input this close to 0 quantises to 0 (and 127 / x_max would overflow).
-  const float x_scale = x_max > 1e-30f ? x_max / 127.0f : 1.0f;
-  const float x_inv = 1.0f / x_scale;
+  const bool some = x_max > 1e-30f;
+  const float x_inv = some ? 127.0f / x_max : 1.0f;
   for (size_t i = 0; i < n; ++i) q[i] = RoundInRange(xn[i] * x_inv);
-  return x_scale;
+  return some ? x_max * (1.0f / 127.0f) : 1.0f;
 }
 
-// Sum of (xn[i] - z_i)^2 over the decoder's n outputs, z_i from the int32 sums acc[i]; each
-// term into error[i] when error is non-null.
-double ReconstructionError(const int32_t* acc, const float* xn, const float* vb_lut, float dec_k,
-                           size_t n, const SigmoidTables& t, float* error) {
-  double sum = 0.0;
+// RMSE of xn against the decoder's n outputs, z_i from the int32 sums acc[i] (float throughout:
+// no double division or square root per autoencoder); each squared error into error[i] when
+// error is non-null. inv_n is 1.0f / n.
+float ReconstructionRmse(const int32_t* acc, const float* xn, const float* vb_lut, float dec_k,
+                         size_t n, float inv_n, const SigmoidTables& t, float* error) {
+  float sum = 0.0f;
   for (size_t i = 0; i < n; ++i) {
     const float d = xn[i] - OutputFromTable(acc[i], dec_k, vb_lut[i], t);
     const float sq = d * d;
     if (error != nullptr) error[i] = sq;
     sum += sq;
   }
-  return sum;
+  return std::sqrt(sum * inv_n);
 }
 
 }  // namespace
@@ -352,9 +353,9 @@ double Autoencoder::ScoreInt8(std::span<const float> x, AutoencoderScratch& s,
   std::fill(s.qy.begin() + static_cast<ptrdiff_t>(h),
             s.qy.begin() + static_cast<ptrdiff_t>(hidden_stride_), int8_t{0});
   matvec(qw_.data(), n, hidden_stride_, s.qy.data(), s.acc.data());
-  const double sum = ReconstructionError(s.acc.data(), xn, vb_lut_.data(), dec_k_, n, t,
-                                         error.empty() ? nullptr : error.data());
-  return std::sqrt(sum / static_cast<double>(n));
+  return ReconstructionRmse(s.acc.data(), xn, vb_lut_.data(), dec_k_, n,
+                            1.0f / static_cast<float>(n), t,
+                            error.empty() ? nullptr : error.data());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -374,7 +375,7 @@ Int8GroupPack Int8GroupPack::Build(std::span<const Autoencoder> members,
     p.groups_.push_back({static_cast<uint32_t>(n), static_cast<uint32_t>(h),
                          static_cast<uint32_t>(p.index_.size()),
                          static_cast<uint32_t>(p.hb_lut_.size()),
-                         static_cast<uint32_t>(p.w_.size()), a.enc_k_, a.dec_k_});
+                         static_cast<uint32_t>(p.w_.size()), a.enc_k_, a.dec_k_, 1.0f / static_cast<float>(n)});
     for (size_t i = 0; i < n; ++i) {
       const auto k = static_cast<Eigen::Index>(i);
       p.index_.push_back(inputs[g][i]);
@@ -421,9 +422,8 @@ void Int8GroupPack::Rmses(std::span<const float> row, std::span<float> rmses) co
       for (size_t j = 0; j < h; ++j) a += int32_t{wr[j]} * int32_t{qy[j]};
       acc[i] = a;
     }
-    const double sum =
-        ReconstructionError(acc, xn, vb_lut_.data() + gr.x_off, gr.dec_k, n, t, nullptr);
-    rmses[g] = static_cast<float>(std::sqrt(sum / static_cast<double>(n)));
+    rmses[g] = ReconstructionRmse(acc, xn, vb_lut_.data() + gr.x_off, gr.dec_k, n, gr.inv_n, t,
+                                  nullptr);
   }
 }
 

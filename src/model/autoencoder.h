@@ -16,7 +16,8 @@
 // taken on the int8 path: the hidden activation is read from a table of round(127 sigma(v)) at
 // steps of 1/64 over [-8, 8] (indexed by the int32 sum times one factor plus the bias, so it is
 // already the int8 input of the decoder), the reconstruction from a table of sigma at steps of
-// 1/64 over [-16, 16] with linear interpolation (error below 3e-6). Normalisation stays float.
+// 1/64 over [-16, 16] with linear interpolation (error below 3e-6). Normalisation and the RMSE
+// stay float (the RMSE in float arithmetic, where the float path sums in double).
 // The int8 rows are padded with zeros to a multiple of 16 bytes, and the products run through
 // one of two kernels with identical int32 results: AVX2 (pmaddubsw/pmaddwd: 32 products per
 // instruction pair) where the CPU has it, chosen at run time, and portable C++ otherwise.
@@ -133,6 +134,7 @@ class Int8GroupPack {
     uint32_t h_off;      // first hidden slot (hb_lut)
     uint32_t w_off;      // first weight: W row-major, n x h, unpadded
     float enc_k, dec_k;  // as Autoencoder's
+    float inv_n;         // 1.0f / n
   };
   std::vector<Group> groups_;
   std::vector<uint32_t> index_;
