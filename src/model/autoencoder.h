@@ -12,11 +12,19 @@
 //
 // An int8 form (Quantize) keeps W as int8 with one scale per tensor (symmetric, max |W| -> 127);
 // the normalised input is quantised per row with its own scale, the hidden activations (in
-// (0, 1)) with the fixed scale 1/127, and both matrix products accumulate in int32. Biases,
-// normalisation and the sigmoid stay float. The int8 rows are padded with zeros to a multiple
-// of 16 bytes, and the products run through one of two kernels with identical int32 results:
-// AVX2 (pmaddubsw/pmaddwd: 32 products per instruction pair) where the CPU has it, chosen at
-// run time, and portable C++ otherwise.
+// (0, 1)) with the fixed scale 1/127, and both matrix products accumulate in int32. No exp is
+// taken on the int8 path: the hidden activation is read from a table of round(127 sigma(v)) at
+// steps of 1/64 over [-8, 8] (indexed by the int32 sum times one factor plus the bias, so it is
+// already the int8 input of the decoder), the reconstruction from a table of sigma at steps of
+// 1/64 over [-16, 16] with linear interpolation (error below 3e-6). Normalisation and the RMSE
+// stay float (the RMSE in float arithmetic, where the float path sums in double).
+// The int8 rows are padded with zeros to a multiple of 16 bytes, and the products run through
+// one of two kernels with identical int32 results: AVX2 (pmaddubsw/pmaddwd: 32 products per
+// instruction pair) where the CPU has it, chosen at run time, and portable C++ otherwise.
+//
+// Int8GroupPack holds the many small autoencoders of a KitNET ensemble in flat arrays and scores
+// all of them for one row in one loop (no per-autoencoder call, gather or scratch sizing); its
+// RMSEs are bit for bit those of each member's own int8 Score.
 
 #include <cstdint>
 #include <random>
@@ -45,6 +53,8 @@ struct AutoencoderScratch {
   void Reserve(size_t visible, size_t hidden);
 };
 
+class Int8GroupPack;
+
 class Autoencoder {
  public:
   Autoencoder() = default;
@@ -58,7 +68,7 @@ class Autoencoder {
   // each unit's squared reconstruction error. Uses the int8 weights when quantized().
   double Score(std::span<const float> x, AutoencoderScratch& s, std::span<float> error = {}) const;
 
-  // Builds the int8 copy of W used by Score from then on.
+  // Builds the int8 copy of W (and the biases in table units) used by Score from then on.
   void Quantize();
   bool quantized() const { return !qw_.empty(); }
 
@@ -75,17 +85,62 @@ class Autoencoder {
                                     Eigen::VectorXf min, Eigen::VectorXf max);
 
  private:
+  friend class Int8GroupPack;
   void Normalise(std::span<const float> x, Eigen::VectorXf& out) const;
-  void Refresh();  // recomputes inv_range_ from min_/max_
+  double ScoreInt8(std::span<const float> x, AutoencoderScratch& s, std::span<float> error) const;
+  void Refresh();  // recomputes lo_ and inv_range_ from min_/max_
 
   Eigen::MatrixXf w_;
   Eigen::VectorXf hb_, vb_;
   Eigen::VectorXf min_, max_, inv_range_;
+  Eigen::VectorXf lo_;  // min_ where finite, else 0: the offset of the normalisation
   // int8 form: W row-major (visible rows of hidden_stride_ bytes) and its transpose (hidden rows
   // of visible_stride_ bytes), zero-padded; one scale for both.
   std::vector<int8_t> qw_, qwt_;
   size_t visible_stride_ = 0, hidden_stride_ = 0;
   float w_scale_ = 0.0f;
+  // Table units: hidden index = acc * enc_k_ * x_scale + hb_lut_, output index = acc * dec_k_ +
+  // vb_lut_ (model/autoencoder.cc, the sigmoid tables).
+  std::vector<float> hb_lut_, vb_lut_;
+  float enc_k_ = 0.0f, dec_k_ = 0.0f;
+};
+
+// The small autoencoders of an ensemble, each reading its own features of a shared row, packed
+// for int8 scoring. Immutable once built; Rmses is thread-safe.
+class Int8GroupPack {
+ public:
+  // Largest visible size a member may have (KitNET's groups: kKitNetMaxGroupSize).
+  static constexpr size_t kMaxVisible = 64;
+
+  Int8GroupPack() = default;
+  // Packs `members` (each quantized(), at most kMaxVisible visible units) with the row indices
+  // of their visible units, `inputs[g]` (members[g].visible() entries each). An empty pack
+  // (empty() true) when a member is not quantized, too large, or its inputs do not match.
+  static Int8GroupPack Build(std::span<const Autoencoder> members,
+                             std::span<const std::vector<uint32_t>> inputs);
+  bool empty() const { return groups_.empty(); }
+  size_t members() const { return groups_.size(); }
+  // Smallest row length Rmses accepts: the largest input index + 1.
+  size_t row_size() const { return row_size_; }
+
+  // Writes each member's RMSE on its inputs of `row` (at least row_size() entries) into
+  // `rmses` (members() entries): bit for bit members[g].Score of the gathered inputs.
+  void Rmses(std::span<const float> row, std::span<float> rmses) const;
+
+ private:
+  struct Group {
+    uint32_t n, h;       // visible and hidden units
+    uint32_t x_off;      // first visible slot (index, lo, inv_range, vb_lut)
+    uint32_t h_off;      // first hidden slot (hb_lut)
+    uint32_t w_off;      // first weight: W row-major, n x h, unpadded
+    float enc_k, dec_k;  // as Autoencoder's
+    float inv_n;         // 1.0f / n
+  };
+  std::vector<Group> groups_;
+  std::vector<uint32_t> index_;
+  std::vector<float> lo_, inv_range_, vb_lut_, hb_lut_;
+  std::vector<int8_t> w_;
+  size_t row_size_ = 0;
 };
 
 }  // namespace vigil::model

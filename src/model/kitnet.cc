@@ -308,6 +308,7 @@ void KitNet::QuantizeInt8() {
   if (precision_ == KitNetPrecision::kInt8) return;
   for (Autoencoder& a : ensemble_) a.Quantize();
   output_.Quantize();
+  pack_ = Int8GroupPack::Build(ensemble_, groups_);
   precision_ = KitNetPrecision::kInt8;
 }
 
@@ -329,6 +330,16 @@ void KitNet::EnsembleRmses(std::span<const float> row, Workspace& ws, bool with_
 
 double KitNet::Score(std::span<const float> row, Workspace& ws) const {
   if (groups_.empty()) return 0.0;
+  if (!pack_.empty()) {
+    ws.rmses.resize(groups_.size());
+    if (row.size() < pack_.row_size()) {  // a short row: the missing entries read as 0
+      ws.gather.assign(pack_.row_size(), 0.0f);
+      std::copy(row.begin(), row.end(), ws.gather.begin());
+      row = ws.gather;
+    }
+    pack_.Rmses(row, ws.rmses);
+    return output_.Score(ws.rmses, ws.ae);
+  }
   EnsembleRmses(row, ws, false);
   return output_.Score(ws.rmses, ws.ae);
 }

@@ -143,7 +143,9 @@ class KitNet {
 
   // Sets the threshold to the score at target_fpr on `normal_rows`.
   void Calibrate(std::span<const std::vector<float>> normal_rows);
-  // Switches scoring to int8 weights (idempotent; there is no way back to float in place).
+  // Switches scoring to int8 weights (idempotent; there is no way back to float in place). Score
+  // then runs the ensemble packed (Int8GroupPack) and the output autoencoder through the int8
+  // kernel; Explain runs each autoencoder's int8 Score, which gives the same RMSEs.
   void QuantizeInt8();
   KitNetPrecision precision() const { return precision_; }
 
@@ -179,6 +181,8 @@ class KitNet {
   std::vector<std::vector<uint32_t>> groups_;  // feature indices per ensemble autoencoder
   std::vector<Autoencoder> ensemble_;
   Autoencoder output_;
+  // The ensemble packed for int8 scoring (built by QuantizeInt8; empty in float).
+  Int8GroupPack pack_;
 };
 
 // Single-linkage clustering of `distance` (dims x dims, symmetric) cut top-down into groups of
