@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <array>
 #include <cstring>
 
 #include "core/syscall_table.h"
@@ -31,10 +32,24 @@ bool KnownKind(EventKind k) {
 }
 bool KnownArch(core::Arch a) { return a == core::Arch::kI386 || a == core::Arch::kX86_64; }
 
+// Which numbers have a name, per known arch: one load per call (a name lookup per call was
+// ~60 instructions, the largest cost left per call of a syscall run).
+struct AssignedNumbers {
+  std::array<bool, core::kMaxSyscallNr> i386{}, x86_64{};
+  AssignedNumbers() {
+    for (int nr = 0; nr < core::kMaxSyscallNr; ++nr) {
+      i386[static_cast<size_t>(nr)] = !core::SyscallName(core::Arch::kI386, nr).empty();
+      x86_64[static_cast<size_t>(nr)] = !core::SyscallName(core::Arch::kX86_64, nr).empty();
+    }
+  }
+};
+
 // The number rules of one call on a known arch.
 RejectReason CheckCall(core::Arch arch, int32_t nr) {
+  static const AssignedNumbers assigned;
   if (nr < 0 || nr >= core::kMaxSyscallNr) return RejectReason::kSyscallNrOutOfRange;
-  if (core::SyscallName(arch, nr).empty()) return RejectReason::kSyscallNrUnassigned;
+  const auto& table = arch == core::Arch::kI386 ? assigned.i386 : assigned.x86_64;
+  if (!table[static_cast<size_t>(nr)]) return RejectReason::kSyscallNrUnassigned;
   return RejectReason::kNone;
 }
 
