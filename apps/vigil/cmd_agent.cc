@@ -102,6 +102,7 @@ sensor::EbpfOptions SensorOptions(const core::AgentConfig& a) {
   sensor::EbpfOptions o;
   o.ring_buffer_bytes = a.ring_buffer_bytes;
   o.syscall_stream = a.syscall_stream;
+  o.syscall_runs = true;  // the per-program models read call sequences: one event per run
   // Fork, exec and exit keep the process tree right, so they are always on.
   o.typed_events = TypedMask(a.events) | sensor::kTypedExec | sensor::kTypedFork |
                    sensor::kTypedExit;

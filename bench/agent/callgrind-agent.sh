@@ -6,14 +6,20 @@
 # bench/agent/syscall_loop (small enough to fit in the ring buffer while the agent runs ~50x
 # slower under valgrind), waits for the agent to drain, stops it and prints the events read,
 # the kernel losses and the instructions collected. Repeatable under load, unlike wall clock.
+# MODE getppid runs COUNT getppid calls instead (the raw syscall stream alone: no typed records,
+# no policy).
 #
-# Usage: bench/agent/callgrind-agent.sh VIGIL_BINARY OUT_DIR [PAIRS]   (PAIRS default 3000)
+# Usage: bench/agent/callgrind-agent.sh VIGIL_BINARY OUT_DIR [COUNT] [MODE]
+#        (COUNT default 3000; MODE openclose (default: COUNT pairs) or getppid (COUNT calls))
 # Needs root (the eBPF sensor) and valgrind (scripts/install-deps.sh bench). Compare two builds by running it once for each,
 # one after the other (two agents at once would each see both loops).
 set -euo pipefail
-bin=${1:?usage: callgrind-agent.sh VIGIL_BINARY OUT_DIR [PAIRS]}
-out=${2:?usage: callgrind-agent.sh VIGIL_BINARY OUT_DIR [PAIRS]}
+bin=${1:?usage: callgrind-agent.sh VIGIL_BINARY OUT_DIR [COUNT] [MODE]}
+out=${2:?usage: callgrind-agent.sh VIGIL_BINARY OUT_DIR [COUNT] [MODE]}
 pairs=${3:-3000}
+mode=${4:-openclose}
+[[ $mode == openclose || $mode == getppid ]] ||
+  { echo "callgrind-agent: MODE must be openclose or getppid, got '$mode'" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
 command -v valgrind >/dev/null ||
   { echo "callgrind-agent: valgrind is not installed (scripts/install-deps.sh bench)" >&2; exit 2; }
@@ -49,7 +55,7 @@ for _ in $(seq 600); do
 done
 [[ -n $port ]] || { echo "callgrind-agent: the agent did not start" >&2; exit 1; }
 sleep 5
-"$tmp/syscall_loop" openclose "$pairs"
+"$tmp/syscall_loop" "$mode" "$pairs"
 sleep 20  # the agent drains the ring buffer at valgrind's pace
 curl -fsS "http://127.0.0.1:$port/metrics" |
   grep -E '^vigil_events_read_total |^vigil_kernel_events_lost_total\{cause="ringbuf_full"\}'

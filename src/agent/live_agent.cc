@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <thread>
 #include <unordered_map>
@@ -213,16 +214,24 @@ class LiveHandler final : public StreamHandler {
     return r;
   }
 
+  // One call, or a run of calls (core::Event::syscall_run), cut into windows where they end.
   bool OnSyscall(const core::Event& e, Proc& p) {
-    const size_t window = state_.options.window;
+    const size_t window = std::max<size_t>(state_.options.window, 1);
     p.arch = e.syscall.arch;
+    std::span<const int32_t> calls = e.syscall_run.empty()
+                                         ? std::span<const int32_t>(&e.syscall.nr, 1)
+                                         : std::span<const int32_t>(e.syscall_run);
     switch (state_.phase.load(std::memory_order_relaxed)) {
       case LivePhase::kLearning:
-        p.learn.push_back(e.syscall.nr);
-        if (p.learn.size() >= window) {
-          state_.AddWindow(p.program, p.arch, std::move(p.learn));
-          p.learn = {};
-          p.learn.reserve(window);
+        while (!calls.empty()) {
+          const size_t take = std::min(calls.size(), window - std::min(window, p.learn.size()));
+          p.learn.insert(p.learn.end(), calls.begin(), calls.begin() + take);
+          calls = calls.subspan(take);
+          if (p.learn.size() >= window) {
+            state_.AddWindow(p.program, p.arch, std::move(p.learn));
+            p.learn = {};
+            p.learn.reserve(window);
+          }
         }
         return false;
       case LivePhase::kTraining:
@@ -243,8 +252,13 @@ class LiveHandler final : public StreamHandler {
       p.scorer_generation = gen;
       p.in_window = 0;
     }
-    p.scorer->Observe(e);
-    if (++p.in_window >= window) Emit(e.proc.pid, p);
+    while (!calls.empty()) {
+      const size_t take = std::min(calls.size(), window - std::min(window, p.in_window));
+      p.scorer->ObserveSyscalls(e.syscall.arch, calls.first(take));
+      calls = calls.subspan(take);
+      p.in_window += take;
+      if (p.in_window >= window) Emit(e.proc.pid, p);
+    }
     return true;
   }
 

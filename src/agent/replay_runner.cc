@@ -37,7 +37,11 @@ class PerStreamHandler final : public StreamHandler {
     last_->pid = e.proc.pid;
     if (last_->host != e.host) last_->host = e.host;
     if (e.time_ns != 0) last_->last_time_ns = e.time_ns;
-    last_->scorer->Observe(e);
+    if (e.syscall_run.empty()) {
+      last_->scorer->Observe(e);
+    } else {
+      last_->scorer->ObserveSyscalls(e.syscall.arch, e.syscall_run);
+    }
     return true;
   }
 
@@ -162,7 +166,7 @@ core::Result<ReplayStats> ReplayRunner::Run(
       uint64_t scored = 0;
       for (size_t i = 0; i < n; ++i) {
         core::Event& e = batch[i];
-        if (validator.Validate(e) != pipeline::RejectReason::kNone) continue;
+        if (validator.ValidateRun(&e) != pipeline::RejectReason::kNone) continue;
         if (options_.emit_events) WriteEvent(e);
         if (options_.on_typed && e.kind != core::EventKind::kSyscall &&
             e.kind != core::EventKind::kStreamEnd) {
@@ -174,7 +178,7 @@ core::Result<ReplayStats> ReplayRunner::Run(
           }
         }
         if (!handler.OnEvent(e)) continue;
-        ++scored;
+        scored += core::EventCount(e);
         if (options_.latency != nullptr && ++latency_tick >= options_.latency_sample_every) {
           latency_tick = 0;
           options_.latency->ObserveNanos(clock_.MonotonicNanos() - e.ingest_ns);
@@ -225,7 +229,7 @@ core::Result<ReplayStats> ReplayRunner::Run(
       continue;
     }
     if (*r == sensor::ReadOutcome::kEnd) break;
-    read_.fetch_add(1, std::memory_order_relaxed);
+    read_.fetch_add(core::EventCount(e), std::memory_order_relaxed);
     if (options_.on_read) options_.on_read(e);
     if (stamped >= kPushBurst) {
       ingest_ns = clock_.MonotonicNanos();

@@ -53,6 +53,9 @@ struct ReplayOptions {
   std::function<std::string(const core::Event&)> on_typed;
 };
 
+// Counts of events are of what the events stand for: a kSyscall event with a syscall_run counts
+// once per call of its run (core::EventCount). The queues count what they carry: a run is one
+// item there (the agent's queues block and never drop).
 struct ReplayStats {
   uint64_t read = 0;          // events the sensor returned
   uint64_t read_errors = 0;   // pieces of input the sensor reported as bad and skipped
@@ -78,7 +81,8 @@ class VerdictSink {
 class StreamHandler {
  public:
   virtual ~StreamHandler() = default;
-  // One validated event. Returns true when it was fed to a model (counted as scored).
+  // One validated event (a kSyscall event may carry a syscall_run: a sequence of calls).
+  // Returns true when it was fed to a model (counted as scored, once per call of a run).
   virtual bool OnEvent(core::Event& event) = 0;
   // The input ended: emit verdicts for whatever is still open.
   virtual void OnInputEnd() = 0;

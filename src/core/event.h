@@ -5,6 +5,7 @@
 // internals; these are the whole contract. Schema: docs/event-schema.md, proto/vigil/v1/.
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -90,7 +91,20 @@ struct Event {
                                    // socket: domain, type, protocol
   bool has_ret = false;      // the call's return value is known
   int64_t ret = 0;           // return value; negative errno on failure
+  // kind == kSyscall only, and only from a sensor asked to deliver the per-call stream in runs
+  // (the eBPF sensor in `vigil agent`, EbpfOptions::syscall_runs): when not empty, this one
+  // event stands for consecutive calls of one thread (proc.tid), oldest first, all numbered in
+  // syscall.arch. syscall.nr, ret and time_ns are then those of the last call; seq is the last
+  // call's (the run's calls had seq - size + 1 .. seq). Empty: the event is one call. Not
+  // serialised (event JSON, protobuf): runs exist only between the sensor and the agent's
+  // sequence models.
+  std::vector<int32_t> syscall_run;
 };
+
+// How many events `e` stands for: the calls of its syscall_run, else 1.
+inline size_t EventCount(const Event& e) {
+  return e.syscall_run.empty() ? 1 : e.syscall_run.size();
+}
 
 // One piece of evidence behind a score: e.g. an n-gram "open read mmap2" with its surprisal.
 struct Evidence {

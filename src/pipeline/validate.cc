@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <array>
 #include <cstring>
 
 #include "core/syscall_table.h"
@@ -30,6 +31,27 @@ bool KnownKind(EventKind k) {
   return static_cast<uint8_t>(k) <= static_cast<uint8_t>(EventKind::kTypedCall);
 }
 bool KnownArch(core::Arch a) { return a == core::Arch::kI386 || a == core::Arch::kX86_64; }
+
+// Which numbers have a name, per known arch: one load per call (a name lookup per call was
+// ~60 instructions, the largest cost left per call of a syscall run).
+struct AssignedNumbers {
+  std::array<bool, core::kMaxSyscallNr> i386{}, x86_64{};
+  AssignedNumbers() {
+    for (int nr = 0; nr < core::kMaxSyscallNr; ++nr) {
+      i386[static_cast<size_t>(nr)] = !core::SyscallName(core::Arch::kI386, nr).empty();
+      x86_64[static_cast<size_t>(nr)] = !core::SyscallName(core::Arch::kX86_64, nr).empty();
+    }
+  }
+};
+
+// The number rules of one call on a known arch.
+RejectReason CheckCall(core::Arch arch, int32_t nr) {
+  static const AssignedNumbers assigned;
+  if (nr < 0 || nr >= core::kMaxSyscallNr) return RejectReason::kSyscallNrOutOfRange;
+  const auto& table = arch == core::Arch::kI386 ? assigned.i386 : assigned.x86_64;
+  if (!table[static_cast<size_t>(nr)]) return RejectReason::kSyscallNrUnassigned;
+  return RejectReason::kNone;
+}
 
 }  // namespace
 
@@ -71,26 +93,32 @@ std::string_view RejectReasonName(RejectReason r) {
       return "path_too_long";
     case RejectReason::kEmbeddedNul:
       return "embedded_nul";
+    case RejectReason::kRunNotSyscall:
+      return "run_not_syscall";
     case RejectReason::kCount:
       break;
   }
   return "unknown";
 }
 
-RejectReason EventValidator::Check(const Event& e) const {
+RejectReason EventValidator::Check(const Event& e) const { return CheckEvent(e, true); }
+
+RejectReason EventValidator::CheckEvent(const Event& e, bool check_calls) const {
   if (!KnownSource(e.source)) return RejectReason::kUnknownSource;
   if (!KnownKind(e.kind)) return RejectReason::kUnknownKind;
   if (e.time_ns < 0) return RejectReason::kNegativeTime;
   if (e.ingest_ns < 0) return RejectReason::kNegativeIngestTime;
+  if (!e.syscall_run.empty() && e.kind != EventKind::kSyscall) return RejectReason::kRunNotSyscall;
   switch (e.kind) {
     case EventKind::kSyscall:
     case EventKind::kTypedCall:
       if (!KnownArch(e.syscall.arch)) return RejectReason::kSyscallArchUnknown;
-      if (e.syscall.nr < 0 || e.syscall.nr >= core::kMaxSyscallNr) {
-        return RejectReason::kSyscallNrOutOfRange;
+      if (!check_calls) break;
+      if (const RejectReason r = CheckCall(e.syscall.arch, e.syscall.nr); r != RejectReason::kNone) {
+        return r;
       }
-      if (core::SyscallName(e.syscall.arch, e.syscall.nr).empty()) {
-        return RejectReason::kSyscallNrUnassigned;
+      for (int32_t nr : e.syscall_run) {
+        if (const RejectReason r = CheckCall(e.syscall.arch, nr); r != RejectReason::kNone) return r;
       }
       break;
     case EventKind::kFileOpen:
@@ -122,13 +150,38 @@ RejectReason EventValidator::Check(const Event& e) const {
 }
 
 RejectReason EventValidator::Validate(const Event& event) {
-  const RejectReason r = Check(event);
+  return Count(CheckEvent(event, true), core::EventCount(event));
+}
+
+RejectReason EventValidator::Count(RejectReason r, size_t events) {
   if (r == RejectReason::kNone) {
-    accepted_.fetch_add(1, std::memory_order_relaxed);
+    accepted_.fetch_add(events, std::memory_order_relaxed);
   } else {
-    rejected_[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed);
+    rejected_[static_cast<size_t>(r)].fetch_add(events, std::memory_order_relaxed);
   }
   return r;
+}
+
+RejectReason EventValidator::ValidateRun(Event* event) {
+  std::vector<int32_t>& run = event->syscall_run;
+  if (run.empty() || event->kind != EventKind::kSyscall || !KnownArch(event->syscall.arch)) {
+    return Validate(*event);
+  }
+  size_t kept = 0;
+  RejectReason first = RejectReason::kNone;
+  for (int32_t nr : run) {
+    const RejectReason r = CheckCall(event->syscall.arch, nr);
+    if (r == RejectReason::kNone) {
+      run[kept++] = nr;
+      continue;
+    }
+    rejected_[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed);
+    if (first == RejectReason::kNone) first = r;
+  }
+  if (kept == 0) return first;  // every call counted under its reason; the run is unchanged
+  run.resize(kept);
+  event->syscall.nr = run.back();
+  return Count(CheckEvent(*event, false), kept);
 }
 
 ValidatorStats EventValidator::Stats() const {

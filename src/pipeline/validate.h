@@ -38,6 +38,7 @@ enum class RejectReason : uint8_t {
   kExeTooLong,
   kPathTooLong,
   kEmbeddedNul,  // a NUL byte inside host, stream, comm, exe, path or daddr
+  kRunNotSyscall,  // a syscall_run on an event whose kind is not kSyscall
   kCount,        // not a reason: the number of enumerators
 };
 inline constexpr size_t kRejectReasonCount = static_cast<size_t>(RejectReason::kCount);
@@ -68,15 +69,27 @@ class EventValidator {
   EventValidator(const EventValidator&) = delete;
   EventValidator& operator=(const EventValidator&) = delete;
 
-  // A rule `event` breaks, or kNone when it breaks none. Counts nothing.
+  // A rule `event` breaks, or kNone when it breaks none. Counts nothing. An event with a
+  // syscall_run breaks the number rules when any call of the run does.
   RejectReason Check(const core::Event& event) const;
-  // Check() plus counting: accepted, or rejected under the returned reason.
+  // Check() plus counting: accepted, or rejected under the returned reason, once per event
+  // the event stands for (core::EventCount: each call of a syscall_run).
   RejectReason Validate(const core::Event& event);
+  // As Validate, except that the calls of a syscall_run whose number is out of range or
+  // unassigned are removed from the run (syscall.nr follows its new last call) and counted
+  // under their reason one by one, so one bad call does not cost the run's good ones. Returns
+  // kNone when calls that pass remain; when none do, the reason of the first and the run is
+  // left as it was (the caller skips the event).
+  RejectReason ValidateRun(core::Event* event);
 
   ValidatorStats Stats() const;
   const ValidatorOptions& options() const { return options_; }
 
  private:
+  // `check_calls` false: the syscall number rules are skipped (ValidateRun checked them).
+  RejectReason CheckEvent(const core::Event& event, bool check_calls) const;
+  RejectReason Count(RejectReason r, size_t events);
+
   ValidatorOptions options_;
   std::atomic<uint64_t> accepted_{0};
   std::array<std::atomic<uint64_t>, kRejectReasonCount> rejected_{};

@@ -435,6 +435,7 @@ void EbpfSensor::StartSlot(Slot& slot, const vigil_event_header* hdr, uint64_t t
   e.proc.has_caps = false;
   e.proc.cap_effective = 0;
   e.proc.cap_permitted = 0;
+  e.syscall_run.clear();
 
   d.type = static_cast<EbpfRecordType>(hdr->type);
   d.record_bytes = hdr->size;
@@ -454,6 +455,32 @@ void EbpfSensor::StartSlot(Slot& slot, const vigil_event_header* hdr, uint64_t t
   d.family = 0;
   d.args = {};
   d.i386 = false;
+}
+
+void EbpfSensor::AddRuns(const vigil_syscall_batch* r) {
+  uint32_t begin = 0;
+  while (begin < r->count) {
+    const uint32_t arch_bit = r->calls[begin].nr & VIGIL_NR_I386;
+    uint32_t end = begin + 1;
+    while (end < r->count && (r->calls[end].nr & VIGIL_NR_I386) == arch_bit) ++end;
+    const vigil_syscall_call& last = r->calls[end - 1];
+    Slot& slot = slots_[count_++];
+    seq_ += end - begin - 1;  // StartSlot adds the last call's one
+    StartSlot(slot, &r->hdr, r->hdr.ts_ns + last.ts_delta_ns);
+    const bool i386 = arch_bit != 0;
+    const uint32_t nr = last.nr & ~VIGIL_NR_I386;
+    slot.event.syscall = {i386 ? core::Arch::kI386 : core::Arch::kX86_64, static_cast<int32_t>(nr)};
+    slot.event.has_ret = slot.detail.has_ret = true;
+    slot.event.ret = slot.detail.ret = last.ret;
+    slot.detail.nr = nr;
+    slot.detail.i386 = i386;
+    std::vector<int32_t>& run = slot.event.syscall_run;
+    run.resize(end - begin);
+    for (uint32_t i = begin; i < end; ++i) {
+      run[i - begin] = static_cast<int32_t>(r->calls[i].nr & ~VIGIL_NR_I386);
+    }
+    begin = end;
+  }
 }
 
 int EbpfSensor::OnRecord(const void* data, size_t size) {
@@ -484,6 +511,10 @@ int EbpfSensor::OnRecord(const void* data, size_t size) {
     if (r->count == 0 || r->count > VIGIL_SYSCALL_BATCH ||
         size != kCallsAt + r->count * sizeof(vigil_syscall_call)) {
       return bad("syscall batch size disagrees with its count");
+    }
+    if (options_.syscall_runs) {
+      AddRuns(r);
+      return done();
     }
     for (uint32_t i = 0; i < r->count; ++i) {
       const vigil_syscall_call& c = r->calls[i];

@@ -28,6 +28,7 @@ struct vigil_sensor_bpf;  // the generated skeleton (bpf/vigil_sensor.bpf.c)
 struct ring_buffer;       // libbpf
 struct bpf_link;          // libbpf
 struct vigil_event_header;  // bpf/abi/vigil_events.h
+struct vigil_syscall_batch;
 
 namespace vigil::sensor {
 
@@ -80,6 +81,13 @@ struct EbpfOptions {
   // How long Next() waits in one wait before it checks again; Stop() interrupts it anyway.
   std::chrono::milliseconds poll_timeout{100};
   bool syscall_stream = true;         // one kSyscall event per completed system call
+  // Deliver the syscall stream in runs: each kernel batch (up to 64 consecutive calls of one
+  // thread on one CPU) becomes one kSyscall event whose core::Event::syscall_run holds the
+  // calls' numbers (a new run starts where the architecture changes). For consumers that want
+  // call sequences (the agent's per-program models): converting and queueing one event per
+  // call was most of the agent's CPU per event. The per-call return values and times other
+  // than the last call's are not delivered in this mode.
+  bool syscall_runs = false;
   uint32_t typed_events = kTypedAll;  // EbpfTyped bits
   // Records converted per pass over the ring buffer (bounds user-space memory).
   size_t batch = 4096;
@@ -98,7 +106,7 @@ struct EbpfOptions {
 struct EbpfEventDetail {
   EbpfRecordType type = EbpfRecordType::kSyscall;
   bool has_ret = false;  // syscall and typed-call records
-  int64_t ret = 0;       // return value; negative errno on failure
+  int64_t ret = 0;       // return value; negative errno on failure (a run: its last call's)
   uint32_t nr = 0;       // system call number (typed-call records too): x86_64, or i386 if `i386`
   bool i386 = false;     // kSyscall: a 32-bit (ia32 compat) call, numbered in the i386 table
   uint32_t cpu = 0;
@@ -207,6 +215,8 @@ class EbpfSensor final : public Sensor {
   void DetachPerCallLocked();
   int OnRecord(const void* data, size_t size);  // the ring buffer callback
   void StartSlot(Slot& slot, const vigil_event_header* hdr, uint64_t ts_ns);
+  // syscall_runs: one slot per run of same-architecture calls of the batch.
+  void AddRuns(const vigil_syscall_batch* batch);
   static int OnRecordThunk(void* ctx, void* data, size_t size);
 
   EbpfOptions options_;

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -195,6 +196,93 @@ TEST_F(LiveAgentTest, LearnsThenAlertsOnlyOnTheUnseenBehaviour) {
                         "open /second/with/a/path/longer/than/a/short/string",
                         "connect 10.0.0.1:443", "unlinkat /third", "open /fourth"}))
       << sink3.lines[0].dump();
+}
+
+// The same events with each process's consecutive calls packed into runs
+// (core::Event::syscall_run, as the eBPF sensor delivers them to the agent) of the given sizes in
+// turn, so that runs straddle window boundaries.
+std::vector<core::Event> PackRuns(const std::vector<core::Event>& events,
+                                  const std::vector<size_t>& sizes) {
+  std::vector<core::Event> out;
+  size_t next = 0;
+  for (const core::Event& e : events) {
+    core::Event* last = out.empty() ? nullptr : &out.back();
+    const bool joins = e.kind == core::EventKind::kSyscall && last != nullptr &&
+                       last->kind == core::EventKind::kSyscall &&
+                       last->proc.pid == e.proc.pid && last->syscall.arch == e.syscall.arch &&
+                       last->syscall_run.size() < sizes[next % sizes.size()];
+    if (joins) {
+      last->syscall_run.push_back(e.syscall.nr);
+      last->syscall.nr = e.syscall.nr;
+      continue;
+    }
+    if (last != nullptr && !last->syscall_run.empty()) ++next;
+    out.push_back(e);
+    if (e.kind == core::EventKind::kSyscall) out.back().syscall_run = {e.syscall.nr};
+  }
+  return out;
+}
+
+TEST_F(LiveAgentTest, RunsOfCallsLearnAndScoreAsTheSingleCallsDo) {
+  std::vector<core::Event> learning, detection;
+  for (uint32_t pid = 100; pid < 120; ++pid) {
+    AddProcess(&learning, pid, "/usr/bin/worker", kUsual, 200, true);
+  }
+  AddProcess(&detection, 500, "/usr/bin/worker", kUsual, 130, true);
+  AddProcess(&detection, 501, "/usr/bin/worker", kOdd, 170, false);
+  const std::vector<size_t> sizes = {7, 64, 1, 33, 50, 13};
+
+  struct Outcome {
+    LiveStats stats;
+    std::map<std::string, double> scores;  // by verdict stream ("worker[501]#0")
+  };
+  auto run = [&](bool packed) {
+    const fs::path state = dir_ / (packed ? "packed" : "single");
+    fs::create_directories(state);
+    LiveOptions options = options_;
+    options.baseline_path = (state / "baseline.vgm").string();
+    options.pipeline.emit_all = true;
+    PhasedSensor sensor;
+    sensor.learning = packed ? PackRuns(learning, sizes) : learning;
+    sensor.detection = packed ? PackRuns(detection, sizes) : detection;
+    CollectSink sink;
+    LiveAgent* agent_ptr = nullptr;
+    sensor.gate = [&] {
+      ASSERT_TRUE(WaitFor([&] { return agent_ptr->Live().learned_windows == 80; }));
+      clock_.Advance(options.learn_ns);
+      ASSERT_TRUE(WaitFor([&] { return agent_ptr->Live().phase == LivePhase::kDetecting; }));
+    };
+    LiveAgent agent(options, {&sink}, clock_, nullptr);
+    agent_ptr = &agent;
+    auto stats = agent.Run(sensor, nullptr);
+    Outcome o;
+    EXPECT_TRUE(stats.has_value()) << stats.error().ToString();
+    if (stats.has_value()) o.stats = *stats;
+    for (const auto& j : sink.lines) {
+      o.scores[j["vigil"]["stream"].get<std::string>()] = j["vigil"]["score"].get<double>();
+    }
+    return o;
+  };
+  const Outcome single = run(false);
+  const Outcome packed = run(true);
+  EXPECT_EQ(packed.stats.learned_windows, 80u);
+  EXPECT_EQ(packed.stats.learned_windows, single.stats.learned_windows);
+  EXPECT_EQ(packed.stats.programs_learned, single.stats.programs_learned);
+  // 130 calls and an exit: 2 windows and the last 30 (at least half a window: reported); 170
+  // calls: 3 windows, and 20 left at the end (too short).
+  EXPECT_EQ(packed.stats.windows_scored, 6u);
+  EXPECT_EQ(packed.stats.windows_scored, single.stats.windows_scored);
+  EXPECT_EQ(packed.stats.alerts, single.stats.alerts);
+  EXPECT_GE(packed.stats.alerts, 1u);
+  // Counts are of calls, not of the events that carried them.
+  EXPECT_EQ(packed.stats.pipeline.read, single.stats.pipeline.read);
+  EXPECT_EQ(packed.stats.pipeline.scored, single.stats.pipeline.scored);
+  EXPECT_EQ(packed.stats.pipeline.validation.accepted, single.stats.pipeline.validation.accepted);
+  ASSERT_EQ(packed.scores.size(), 6u);
+  for (const auto& [stream, score] : single.scores) {
+    ASSERT_EQ(packed.scores.count(stream), 1u) << stream;
+    EXPECT_DOUBLE_EQ(packed.scores.at(stream), score) << stream;
+  }
 }
 
 TEST_F(LiveAgentTest, TooLittleLearningKeepsLearning) {

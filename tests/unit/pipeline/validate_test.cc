@@ -154,6 +154,75 @@ TEST(EventValidatorTest, CountsByReasonAcrossThreads) {
   EXPECT_EQ(s.by_reason[static_cast<size_t>(RejectReason::kNone)], 0u);
 }
 
+size_t Rejected(const EventValidator& v, RejectReason r) {
+  return v.Stats().by_reason[static_cast<size_t>(r)];
+}
+
+TEST(EventValidatorTest, RunsAreCheckedAndCountedCallByCall) {
+  EventValidator v;
+  Event run = Syscall(Arch::kX86_64, 39);
+  run.syscall_run = {0, 1, 39};
+  EXPECT_EQ(v.Check(run), RejectReason::kNone);
+  EXPECT_EQ(v.Validate(run), RejectReason::kNone);
+  EXPECT_EQ(v.Stats().accepted, 3u);  // one per call
+
+  run.syscall_run = {0, 999, 39};  // a call out of range makes the whole event bad for Check
+  EXPECT_EQ(v.Check(run), RejectReason::kSyscallNrOutOfRange);
+  EXPECT_EQ(v.Validate(run), RejectReason::kSyscallNrOutOfRange);
+  EXPECT_EQ(Rejected(v, RejectReason::kSyscallNrOutOfRange), 3u);
+
+  Event open = OfKind(EventKind::kFileOpen);
+  open.path = "/etc/passwd";
+  open.syscall_run = {2};
+  EXPECT_EQ(v.Check(open), RejectReason::kRunNotSyscall);
+}
+
+TEST(EventValidatorTest, ValidateRunDropsOnlyTheBadCallsOfARun) {
+  int unassigned = -1;
+  for (int nr = 0; nr < core::kMaxSyscallNr; ++nr) {
+    if (core::SyscallName(Arch::kX86_64, nr).empty()) {
+      unassigned = nr;
+      break;
+    }
+  }
+  ASSERT_GE(unassigned, 0);
+  EventValidator v;
+  Event run = Syscall(Arch::kX86_64, 999);
+  run.syscall_run = {0, 999, 1, unassigned, 3, -5, 999};
+  EXPECT_EQ(v.ValidateRun(&run), RejectReason::kNone);
+  EXPECT_EQ(run.syscall_run, (std::vector<int32_t>{0, 1, 3}));
+  EXPECT_EQ(run.syscall.nr, 3);  // the new last call
+  const ValidatorStats s = v.Stats();
+  EXPECT_EQ(s.accepted, 3u);
+  EXPECT_EQ(Rejected(v, RejectReason::kSyscallNrOutOfRange), 3u);
+  EXPECT_EQ(Rejected(v, RejectReason::kSyscallNrUnassigned), 1u);
+  EXPECT_EQ(s.rejected, 4u);
+
+  // No good call left: the first reason, every call counted, the run left as it was.
+  Event bad = Syscall(Arch::kX86_64, 999);
+  bad.syscall_run = {unassigned, 999};
+  EXPECT_EQ(v.ValidateRun(&bad), RejectReason::kSyscallNrUnassigned);
+  EXPECT_EQ(bad.syscall_run.size(), 2u);
+  EXPECT_EQ(v.Stats().rejected, 6u);
+
+  // The rest of the event is checked once, and counted for every call that remains.
+  Event long_comm = Syscall(Arch::kX86_64, 1);
+  long_comm.proc.comm = std::string(100, 'x');
+  long_comm.syscall_run = {0, 1, 999};
+  EXPECT_EQ(v.ValidateRun(&long_comm), RejectReason::kCommTooLong);
+  EXPECT_EQ(Rejected(v, RejectReason::kCommTooLong), 2u);
+  EXPECT_EQ(Rejected(v, RejectReason::kSyscallNrOutOfRange), 5u);  // its 999 too
+
+  // An unknown arch rejects the whole run under that reason; events without a run are Validate.
+  Event arch = Syscall(Arch::kUnknown, 1);
+  arch.syscall_run = {0, 1};
+  EXPECT_EQ(v.ValidateRun(&arch), RejectReason::kSyscallArchUnknown);
+  EXPECT_EQ(Rejected(v, RejectReason::kSyscallArchUnknown), 2u);
+  Event one = Syscall(Arch::kX86_64, 0);
+  EXPECT_EQ(v.ValidateRun(&one), RejectReason::kNone);
+  EXPECT_EQ(v.Stats().accepted, 4u);
+}
+
 TEST(EventValidatorTest, ReasonNamesAreDistinctAndKnown) {
   std::set<std::string_view> names;
   for (size_t i = 0; i < kRejectReasonCount; ++i) {

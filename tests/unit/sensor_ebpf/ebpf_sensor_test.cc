@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -546,6 +547,88 @@ TEST_F(EbpfSensorTest, StreamKeepsEachThreadsCallsInOrderAcrossBatches) {
     EXPECT_EQ(calls[i]->event.seq, calls[i - 1]->event.seq + 1) << "call " << i - first;
   }
   EXPECT_EQ(calls[first + 201]->event.syscall.nr, SYS_close);
+}
+
+TEST_F(EbpfSensorTest, DeliversTheStreamInRunsWhenAsked) {
+  EbpfOptions options;
+  options.include_comms = {"vigil-runs"};
+  options.syscall_runs = true;
+  Start(options);
+  pid_t kid = RunChild([] {
+    prctl(PR_SET_NAME, "vigil-runs");
+    syscall(SYS_getpid);
+    for (int i = 0; i < 200; ++i) syscall(SYS_getppid);
+    syscall(SYS_close, -1);
+  });
+  auto has_close = [&](const Seen& s) {
+    if (s.event.proc.pid != static_cast<uint32_t>(kid)) return false;
+    for (int32_t nr : s.event.syscall_run) {
+      if (nr == SYS_close) return true;
+    }
+    return false;
+  };
+  ASSERT_NE(WaitFor(has_close), nullptr);
+  std::vector<int32_t> calls;
+  const Seen* previous = nullptr;
+  size_t runs = 0, longest = 0;
+  for (const Seen& s : seen_) {
+    if (s.event.proc.pid != static_cast<uint32_t>(kid) ||
+        s.detail.type != EbpfRecordType::kSyscall) {
+      continue;
+    }
+    ASSERT_EQ(s.event.kind, core::EventKind::kSyscall);
+    ASSERT_FALSE(s.event.syscall_run.empty()) << "a stream event without its run";
+    EXPECT_LE(s.event.syscall_run.size(), 64u);
+    EXPECT_EQ(s.event.syscall.nr, s.event.syscall_run.back());
+    EXPECT_EQ(s.event.syscall.arch, core::Arch::kX86_64);
+    EXPECT_EQ(s.event.proc.tid, static_cast<uint32_t>(kid));
+    EXPECT_EQ(s.event.proc.ppid, static_cast<uint32_t>(getpid()));
+    EXPECT_EQ(s.event.proc.comm, "vigil-runs");
+    EXPECT_EQ(core::EventCount(s.event), s.event.syscall_run.size());
+    if (previous != nullptr) {  // seq numbers the calls: a run takes one per call
+      EXPECT_EQ(s.event.seq, previous->event.seq + s.event.syscall_run.size());
+      EXPECT_GE(s.event.time_ns, previous->event.time_ns);
+    }
+    previous = &s;
+    ++runs;
+    longest = std::max(longest, s.event.syscall_run.size());
+    calls.insert(calls.end(), s.event.syscall_run.begin(), s.event.syscall_run.end());
+  }
+  EXPECT_LT(runs, 20u) << "the calls came one per event, not in runs";
+  EXPECT_GT(longest, 1u);
+  auto at = std::find(calls.begin(), calls.end(), SYS_getpid);
+  ASSERT_NE(at, calls.end()) << "the getpid marker is missing";
+  ASSERT_GT(calls.end() - at, 201);
+  for (int i = 1; i <= 200; ++i) EXPECT_EQ(at[i], SYS_getppid) << "call " << i;
+  EXPECT_EQ(at[201], SYS_close);
+}
+
+TEST_F(EbpfSensorTest, RunsAccountForEveryCallOfAFloodAsReadOrLost) {
+  EbpfOptions options;
+  options.ring_buffer_bytes = 4096;
+  options.include_comms = {"vigil-runflood"};
+  options.typed_events = 0;  // only the stream: every record is calls
+  options.syscall_runs = true;
+  Start(options);
+  constexpr int kCalls = 100000;
+  pid_t kid = RunChild([] {
+    prctl(PR_SET_NAME, "vigil-runflood");
+    for (int i = 0; i < kCalls; ++i) syscall(SYS_getppid);
+  });
+  auto lost = sensor_->LostCounts();
+  ASSERT_TRUE(lost.has_value()) << lost.error().ToString();
+  const uint64_t full = (*lost)[static_cast<size_t>(EbpfLostCause::kRingBufferFull)];
+  EXPECT_GT(full, 50000u);
+  Drain();
+  uint64_t read = 0;
+  for (const Seen& s : seen_) {
+    if (s.event.proc.pid == static_cast<uint32_t>(kid)) read += core::EventCount(s.event);
+  }
+  EXPECT_GT(read, 0u);
+  // The child's admitted calls: the getppid loop and exit_group, and prctl itself when the
+  // child was switched out between its first call (decided under the old name) and the rename.
+  EXPECT_GE(read + full, kCalls + 1u);
+  EXPECT_LE(read + full, kCalls + 2u);
 }
 
 TEST_F(EbpfSensorTest, ReportsIa32CallsWithI386Numbers) {
