@@ -3,25 +3,8 @@ from collections import defaultdict
 t0=time.time()
 tr=data.train(); va=data.val(); at=data.attack()
 print('loaded',time.time()-t0,flush=True)
-# Suffix automaton over training traces joined with unique separators.
-class SAM:
-    def __init__(s):
-        s.next=[{}]; s.link=[-1]; s.len=[0]; s.last=0
-    def extend(s,c):
-        cur=len(s.len); s.next.append({}); s.len.append(s.len[s.last]+1); s.link.append(0)
-        p=s.last
-        while p!=-1 and c not in s.next[p]:
-            s.next[p][c]=cur; p=s.link[p]
-        if p==-1: s.link[cur]=0
-        else:
-            q=s.next[p][c]
-            if s.len[p]+1==s.len[q]: s.link[cur]=q
-            else:
-                cl=len(s.len); s.next.append(dict(s.next[q])); s.len.append(s.len[p]+1); s.link.append(s.link[q])
-                while p!=-1 and s.next[p].get(c)==q:
-                    s.next[p][c]=cl; p=s.link[p]
-                s.link[q]=cl; s.link[cur]=cl
-        s.last=cur
+# Suffix automaton over training traces joined with unique separators (covering.py).
+from covering import SAM, segments
 sam=SAM()
 sep=-1
 for t in tr:
@@ -29,15 +12,7 @@ for t in tr:
     sam.extend(sep); sep-=1
 print('sam',len(sam.len),time.time()-t0,flush=True)
 def cover(seq):
-    # greedy: from p, longest match starting at p
-    n=len(seq); p=0; segs=[]
-    while p<n:
-        st=0; l=0
-        while p+l<n and seq[p+l] in sam.next[st]:
-            st=sam.next[st][seq[p+l]]; l+=1
-        if l==0: l=1
-        segs.append(l); p+=l
-    return segs
+    return segments(sam, seq)  # reads the global sam at call time (breaks.py swaps it)
 import math
 def scores(seq):
     segs=cover(seq); n=max(len(seq),1)
