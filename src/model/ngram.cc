@@ -113,4 +113,40 @@ float NgramLm::Surprisal(const Token* history, int history_len, Token w) const {
   return static_cast<float>(-std::log2(Prob(h, hlen, w)));
 }
 
+void NgramLm::SurprisalRun(const Token* seq, int hist, int n, float* out) const {
+  assert(finalized_ && n <= kRunMax && hist >= 0);
+  // 1. The key of every position's n-gram (history capped at order - 1), prefetched.
+  uint64_t keys[kRunMax];
+  for (int i = 0; i < n; ++i) {
+    const int p = hist + i;
+    const int hlen = std::min(p, order_ - 1);
+    keys[i] = Key(seq + (p - hlen), hlen + 1);
+    surprisal_.Prefetch(keys[i]);
+  }
+  // 2. The n-grams seen in training are answered; the others wait for their back-off walk,
+  // whose probes (each level's context and n-gram, as Prob reads them) are prefetched now.
+  int pending[kRunMax];
+  int npending = 0;
+  for (int i = 0; i < n; ++i) {
+    if (const float* s = surprisal_.Find(keys[i])) {
+      out[i] = *s;
+      continue;
+    }
+    pending[npending++] = i;
+    const int p = hist + i;
+    const int hlen = std::min(p, order_ - 1);
+    const Token* h = seq + (p - hlen);
+    for (int k = 1; k <= hlen; ++k) {
+      const Token* ctx = h + (hlen - k);
+      ctx_.Prefetch(ContextKey(ctx, k));
+      num_.Prefetch(Key(ctx, k + 1));
+    }
+  }
+  // 3. The walks, on lines now in flight or cached: Surprisal itself, so the floats are its own.
+  for (int j = 0; j < npending; ++j) {
+    const int p = hist + pending[j];
+    out[pending[j]] = Surprisal(seq, p, seq[p]);
+  }
+}
+
 }  // namespace vigil::model

@@ -36,6 +36,12 @@ class NgramLm {
   // -log2 P(w | history) in bits, where history holds the preceding tokens, oldest first; only
   // the last order-1 of them are used. Requires Finalize().
   float Surprisal(const Token* history, int history_len, Token w) const;
+  // Surprisal of each of seq[hist..hist + n) given the tokens before it in seq (seq[0..hist) is
+  // history), into out[0..n): the same floats as Surprisal(seq, p, seq[p]) for each position p,
+  // but every hash probe of the run is prefetched before the first is read, so that the cache
+  // misses of a window overlap instead of following one another. n <= kRunMax.
+  static constexpr int kRunMax = 64;
+  void SurprisalRun(const Token* seq, int hist, int n, float* out) const;
 
   // The raw n-gram counts of every order, for serialisation.
   const FlatMap<uint32_t>& raw_counts() const { return raw_; }

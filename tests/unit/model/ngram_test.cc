@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <random>
 #include <vector>
 
 namespace vigil::model {
@@ -139,6 +141,55 @@ TEST(NgramLmTest, KeysOfDifferentNgramsDiffer) {
   const Token d[] = {2, 1};
   EXPECT_NE(NgramLm::Key(a, 1), NgramLm::Key(b, 2));  // the order tag separates them
   EXPECT_NE(NgramLm::Key(c, 2), NgramLm::Key(d, 2));
+}
+
+// A corpus with structure (a few recurring phrases, mutated) over a vocabulary of `vocab`, so
+// that a model trained on it has seen n-grams of every order and test sequences drawn the same
+// way hit both seen n-grams and back-off walks of every depth.
+std::vector<std::vector<Token>> PhraseCorpus(std::mt19937& rng, size_t vocab, int sequences) {
+  std::uniform_int_distribution<int> tok(1, static_cast<int>(vocab) - 1);
+  std::vector<std::vector<Token>> phrases(12);
+  for (auto& p : phrases) {
+    p.resize(3 + rng() % 8);
+    for (Token& t : p) t = static_cast<Token>(tok(rng));
+  }
+  std::vector<std::vector<Token>> out(static_cast<size_t>(sequences));
+  for (auto& s : out) {
+    const size_t len = 1 + rng() % 200;
+    while (s.size() < len) {
+      const auto& p = phrases[rng() % phrases.size()];
+      for (Token t : p) s.push_back(rng() % 10 == 0 ? static_cast<Token>(tok(rng)) : t);
+    }
+  }
+  return out;
+}
+
+// The prefetching run scorer gives Surprisal's floats exactly, whatever the order, the history
+// before the run, the run's length (1..kRunMax) and unknown or out-of-vocabulary tokens.
+TEST(NgramLmTest, SurprisalRunEqualsSurprisalAtEveryPosition) {
+  std::mt19937 rng(7);
+  constexpr size_t kV = 40;
+  for (int order = 1; order <= kMaxOrder; ++order) {
+    NgramLm lm(order, kV);
+    for (const auto& s : PhraseCorpus(rng, kV, 60)) lm.AddSequence(s);
+    lm.Finalize();
+    for (const auto& seq : PhraseCorpus(rng, kV, 40)) {
+      std::vector<Token> s = seq;
+      for (Token& t : s) {
+        if (rng() % 50 == 0) t = 0;  // unknown token
+      }
+      const int hist = static_cast<int>(rng() % std::min<size_t>(s.size(), 8));
+      const int n = std::min(static_cast<int>(s.size()) - hist, NgramLm::kRunMax);
+      if (n <= 0) continue;
+      float got[NgramLm::kRunMax];
+      lm.SurprisalRun(s.data(), hist, n, got);
+      for (int i = 0; i < n; ++i) {
+        const int p = hist + i;
+        ASSERT_EQ(got[i], lm.Surprisal(s.data(), p, s[static_cast<size_t>(p)]))
+            << "order " << order << " position " << p << " hist " << hist;
+      }
+    }
+  }
 }
 
 }  // namespace
