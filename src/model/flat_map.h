@@ -54,6 +54,13 @@ class FlatMap {
       if (keys_[i] != 0) f(keys_[i], vals_[i]);
     }
   }
+  // As above, with each value writable (f must not insert).
+  template <typename F>
+  void ForEachValue(F&& f) {
+    for (size_t i = 0; i < keys_.size(); ++i) {
+      if (keys_[i] != 0) f(keys_[i], vals_[i]);
+    }
+  }
 
   void Reserve(size_t n) {
     size_t cap = 16;
