@@ -25,6 +25,14 @@ class FlatMap {
   }
   const V* Find(uint64_t key) const { return const_cast<FlatMap*>(this)->Find(key); }
 
+  // Starts loading the cache lines a Find(key) reads first (its slot's key and value), without
+  // waiting for them: issued for many keys before their Finds, the misses overlap.
+  void Prefetch(uint64_t key) const {
+    const size_t i = Slot(key);
+    __builtin_prefetch(&keys_[i]);
+    __builtin_prefetch(&vals_[i]);
+  }
+
   // Returns the value for key, inserting a value-initialised one if absent.
   V& operator[](uint64_t key) {
     if ((size_ + 1) * 4 > keys_.size() * 3) Rehash(keys_.size() * 2);
@@ -42,6 +50,13 @@ class FlatMap {
 
   template <typename F>
   void ForEach(F&& f) const {
+    for (size_t i = 0; i < keys_.size(); ++i) {
+      if (keys_[i] != 0) f(keys_[i], vals_[i]);
+    }
+  }
+  // As above, with each value writable (f must not insert).
+  template <typename F>
+  void ForEachValue(F&& f) {
     for (size_t i = 0; i < keys_.size(); ++i) {
       if (keys_[i] != 0) f(keys_[i], vals_[i]);
     }

@@ -1,9 +1,11 @@
 #pragma once
 
 // An interpolated Kneser-Ney n-gram language model over small integer tokens (system calls).
-// Training counts every n-gram of orders 1..N; Finalize() derives the smoothed distributions and
-// precomputes -log2 P for every n-gram seen in training, so that scoring a seen n-gram is one hash
-// probe and an unseen one walks at most N back-off levels.
+// Training counts every n-gram of orders 1..N; Finalize() derives the smoothed distributions into
+// one hash table whose entry for a token sequence holds everything scoring reads about it: its
+// precomputed -log2 P as an n-gram, its Kneser-Ney count, and its statistics as a context. Scoring
+// a seen n-gram is one probe; an unseen one walks at most N back-off levels, two probes a level,
+// and the context probed at one position is the n-gram probed at the one before, in one entry.
 
 #include <cstdint>
 #include <span>
@@ -36,6 +38,12 @@ class NgramLm {
   // -log2 P(w | history) in bits, where history holds the preceding tokens, oldest first; only
   // the last order-1 of them are used. Requires Finalize().
   float Surprisal(const Token* history, int history_len, Token w) const;
+  // Surprisal of each of seq[hist..hist + n) given the tokens before it in seq (seq[0..hist) is
+  // history), into out[0..n): the same floats as Surprisal(seq, p, seq[p]) for each position p,
+  // but every hash probe of the run is prefetched before the first is read, so that the cache
+  // misses of a window overlap instead of following one another. n <= kRunMax.
+  static constexpr int kRunMax = 64;
+  void SurprisalRun(const Token* seq, int hist, int n, float* out) const;
 
   // The raw n-gram counts of every order, for serialisation.
   const FlatMap<uint32_t>& raw_counts() const { return raw_; }
@@ -60,17 +68,20 @@ class NgramLm {
     for (int i = 0; i < n; ++i) k |= static_cast<uint64_t>(tokens[i]) << (kTokenBits * i);
     return k;
   }
-  // Contexts share the key space with n-grams but carry order tag (hlen + 8) so they never
-  // collide.
-  static uint64_t ContextKey(const Token* h, int hlen) { return PackTokens(h, hlen, hlen + 8); }
+  // What scoring reads about one token sequence g (16 bytes, four to a cache line).
+  struct Entry {
+    float surprisal = 0;  // -log2 P(g's last token | the tokens before it), as Surprisal gives it
+    uint32_t count = 0;   // g's count used by KN (raw for order N, continuation below; 0 if none)
+    ContextStats ctx;     // g as a context (total 0: nothing follows it)
+  };
 
   int order_;
   size_t vocab_size_;
   double discount_[kMaxOrder + 1] = {};
-  FlatMap<uint32_t> raw_;       // raw counts, all orders
-  FlatMap<uint32_t> num_;       // counts used by KN: raw for order N, continuation below
-  FlatMap<ContextStats> ctx_;   // per context, per order
-  FlatMap<float> surprisal_;    // precomputed -log2 P for every n-gram in num_
+  FlatMap<uint32_t> raw_;  // raw counts, all orders
+  // Every n-gram with a KN count and every non-empty context, under Key(tokens, length).
+  FlatMap<Entry> table_;
+  ContextStats root_;  // the empty context (the unigrams')
   // P after the unigram level for each token < vocab_size: Prob's first step without its two
   // probes (every unseen n-gram goes through it).
   std::vector<double> unigram_;

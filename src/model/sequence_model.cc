@@ -53,14 +53,33 @@ class SequenceStream final : public StreamScorer {
          internal::CallId(e.syscall.arch, e.syscall.nr));
   }
 
+  // A run of calls is scored NgramLm::kRunMax at a time with SurprisalRun (the history, then
+  // the chunk's tokens, in one buffer), whose probes overlap; then each call is taken in order
+  // as Push would.
   void ObserveSyscalls(core::Arch arch, std::span<const int32_t> nrs) override {
-    for (int32_t nr : nrs) Push(model_.TokenOf(arch, nr), internal::CallId(arch, nr));
+    constexpr int kChunk = NgramLm::kRunMax;
+    Token seq[kMaxOrder + kChunk];
+    float bits[kChunk];
+    for (size_t at = 0; at < nrs.size(); at += kChunk) {
+      const int n = static_cast<int>(std::min<size_t>(kChunk, nrs.size() - at));
+      const int hist = hlen_;  // Take() moves hlen_
+      std::copy(history_, history_ + hist, seq);
+      for (int i = 0; i < n; ++i) {
+        seq[hist + i] = model_.TokenOf(arch, nrs[at + static_cast<size_t>(i)]);
+      }
+      subject_.lm->SurprisalRun(seq, hist, n, bits);
+      for (int i = 0; i < n; ++i) {
+        Take(seq[hist + i], internal::CallId(arch, nrs[at + static_cast<size_t>(i)]), bits[i]);
+      }
+    }
   }
 
   // Token t of the model's vocabulary, and the call it came from (for explanations of calls the
   // model never saw).
-  void Push(Token t, uint32_t raw) {
-    const float s = subject_.lm->Surprisal(history_, hlen_, t);
+  void Push(Token t, uint32_t raw) { Take(t, raw, subject_.lm->Surprisal(history_, hlen_, t)); }
+
+  // Token t with its surprisal s given the stream's history so far.
+  void Take(Token t, uint32_t raw, float s) {
     sum_ += s;
     ++count_;
     if (top_.Qualifies(s)) RecordTop(s, raw);

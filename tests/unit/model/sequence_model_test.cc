@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -91,6 +92,36 @@ TEST_F(SequenceModelTest, ObserveEventsEqualsObserveSyscalls) {
   ASSERT_EQ(a.explanation.size(), b.explanation.size());
   for (size_t i = 0; i < a.explanation.size(); ++i) {
     EXPECT_EQ(a.explanation[i].what, b.explanation[i].what);
+  }
+}
+
+// ObserveSyscalls scores its calls a run at a time (NgramLm::SurprisalRun); fed in slices that
+// start, end and straddle the runs' boundaries, the stream's verdict is the one-event-at-a-time
+// verdict to the last bit, explanation included.
+TEST_F(SequenceModelTest, SlicedObserveSyscallsEqualsOneEventAtATime) {
+  std::vector<int32_t> s;
+  for (size_t i = 0; i < 4; ++i) {
+    const auto& t = (*traces_)[i].syscalls;
+    s.insert(s.end(), t.begin(), t.end());
+    const auto a = AttackTrace();
+    s.insert(s.end(), a.begin(), a.end());
+  }
+  ASSERT_GT(s.size(), 300u);
+  const core::Verdict want = StreamOfEvents(*model_, s)->Current();
+  for (size_t first : {size_t{1}, size_t{3}, size_t{63}, size_t{64}, size_t{65}, size_t{200}}) {
+    auto stream = model_->NewStream("");
+    const std::span<const int32_t> all(s);
+    stream->ObserveSyscalls(Arch::kI386, all.first(first));
+    stream->ObserveSyscalls(Arch::kI386, all.subspan(first, 2));
+    stream->ObserveSyscalls(Arch::kI386, all.subspan(first + 2));
+    const core::Verdict got = stream->Current();
+    EXPECT_EQ(got.score, want.score) << "first slice " << first;
+    EXPECT_EQ(got.events, want.events);
+    ASSERT_EQ(got.explanation.size(), want.explanation.size());
+    for (size_t i = 0; i < want.explanation.size(); ++i) {
+      EXPECT_EQ(got.explanation[i].what, want.explanation[i].what);
+      EXPECT_EQ(got.explanation[i].weight, want.explanation[i].weight);
+    }
   }
 }
 
