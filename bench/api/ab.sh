@@ -14,7 +14,8 @@
 #   "events" or "threads"; $BUILD, $VIGIL_DATA; VIGIL_BENCH_AUTH=jwt (requests carry a bearer
 #   token), VIGIL_BENCH_THREADS=1 (the server's threads that ran, per run),
 #   VIGIL_BENCH_CLIENTS="1 8 64" (the single-score runs at each of these client counts; default
-#   8; batches always at 8)
+#   8; batches always at 8), VIGIL_BENCH_YAML_A / _B (YAML lines added to A's / B's config,
+#   e.g. "grpc: {listen: \"127.0.0.1:0\", max_threads: 256, poll_threads: 2}")
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${BUILD:-build/release}
@@ -25,8 +26,8 @@ data=${VIGIL_DATA:-../shared/data/adfa-ld}
 cmake --build "$build" --target vigil api_load >/dev/null
 source bench/api/common.sh
 export VIGIL_BENCH_ROWS="$work/rows"
-start A "" "$a"
-start B "" "$b"
+start A "${VIGIL_BENCH_YAML_A:-}" "$a"
+start B "${VIGIL_BENCH_YAML_B:-}" "$b"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 # A then B in odd rounds, B then A in even ones, so that a load that grows or shrinks during
 # the run does not favour one side.

@@ -80,7 +80,8 @@ Frontend::Admission AdmitCall(Frontend& fe, Api api, const grpc::ServerContextBa
 }
 
 // gRPC's threads: a server on the asynchronous API with one completion queue and one thread
-// polling it (the only thread of the process that polls gRPC's sockets). That thread reads a
+// polling it (by default: GrpcApiOptions::poll_threads), the only thread of the process that
+// polls gRPC's sockets. That thread reads a
 // request and, when the answer cannot block (a score the model answers inline, an order without
 // a wait), serves it before it polls again: no hand-off between threads on the way in or out.
 // Calls that may wait (a Watch stream, an order that awaits its acknowledgement, items for the
@@ -368,9 +369,21 @@ struct GrpcApi::Services {
   v1::Policy::AsyncService policy;
   v1::Control::AsyncService control;
   std::atomic<bool> stopping{false};
-  std::unique_ptr<grpc::ServerCompletionQueue> cq;
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs;
   std::unique_ptr<HandlerPool> pool;
-  std::thread poller;
+  std::vector<std::thread> pollers;
+
+  // Drains and ends every queue (the server is shut down or was never started).
+  void EndQueues() {
+    for (auto& cq : cqs) cq->Shutdown();
+    for (auto& t : pollers) t.join();
+    pollers.clear();
+    for (auto& cq : cqs) {
+      void* tag = nullptr;
+      bool ok = false;
+      while (cq->Next(&tag, &ok)) static_cast<Tag*>(tag)->Proceed(ok);
+    }
+  }
 };
 
 GrpcApi::GrpcApi(GrpcApiOptions options, Frontend& frontend)
@@ -409,43 +422,46 @@ core::Status GrpcApi::Start() {
   builder.RegisterService(&services->policy);
   builder.RegisterService(&services->control);
   builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxBodyBytes));
-  services->cq = builder.AddCompletionQueue();
+  for (int i = 0; i < std::max(1, options_.poll_threads); ++i) {
+    services->cqs.push_back(builder.AddCompletionQueue());
+  }
   server_ = builder.BuildAndStart();
   if (!server_ || port == 0) {
     server_.reset();
-    services->cq->Shutdown();
-    void* tag = nullptr;
-    bool ok = false;
-    while (services->cq->Next(&tag, &ok)) {
-    }
+    services->EndQueues();
     return core::Unavailable("grpc api: cannot listen on " + options_.listen.ToString() +
                              " (address in use, or bad TLS files)");
   }
   services->pool = std::make_unique<HandlerPool>(static_cast<size_t>(options_.max_threads));
-  const Shared shared{frontend_, *services->cq, *services->pool, services->stopping};
   using Inf = v1::Inference::AsyncService;
   using Pol = v1::Policy::AsyncService;
   using Ctl = v1::Control::AsyncService;
-  UnaryCall<Inf, v1::ScoreRequest, v1::ScoreResponse>::Listen(
-      shared, {&services->inference, &Inf::RequestScore, Api::kScore, &Frontend::Score});
-  UnaryCall<Inf, v1::ScoreBatchRequest, v1::ScoreBatchResponse>::Listen(
-      shared,
-      {&services->inference, &Inf::RequestScoreBatch, Api::kScoreBatch, &Frontend::ScoreBatch});
-  UnaryCall<Pol, v1::DecideRequest, v1::DecideResponse>::Listen(
-      shared, {&services->policy, &Pol::RequestDecide, Api::kDecide, &Frontend::Decide});
-  UnaryCall<Ctl, v1::EnforceRequest, v1::OrderStatus>::Listen(
-      shared, {&services->control, &Ctl::RequestEnforce, Api::kEnforce, &Frontend::Enforce});
-  UnaryCall<Ctl, v1::RollbackRequest, v1::OrderStatus>::Listen(
-      shared, {&services->control, &Ctl::RequestRollback, Api::kRollback, &Frontend::Rollback});
-  UnaryCall<Ctl, v1::Ack, v1::OrderStatus>::Listen(
-      shared, {&services->control, &Ctl::RequestAcknowledge, Api::kAck, &Frontend::Acknowledge});
-  WatchCall::Listen(shared, &services->control);
-  grpc::ServerCompletionQueue* cq = services->cq.get();
-  services->poller = std::thread([cq] {
-    void* tag = nullptr;
-    bool ok = false;
-    while (cq->Next(&tag, &ok)) static_cast<Tag*>(tag)->Proceed(ok);
-  });
+  for (auto& cq : services->cqs) {
+    const Shared shared{frontend_, *cq, *services->pool, services->stopping};
+    UnaryCall<Inf, v1::ScoreRequest, v1::ScoreResponse>::Listen(
+        shared, {&services->inference, &Inf::RequestScore, Api::kScore, &Frontend::Score});
+    UnaryCall<Inf, v1::ScoreBatchRequest, v1::ScoreBatchResponse>::Listen(
+        shared,
+        {&services->inference, &Inf::RequestScoreBatch, Api::kScoreBatch, &Frontend::ScoreBatch});
+    UnaryCall<Pol, v1::DecideRequest, v1::DecideResponse>::Listen(
+        shared, {&services->policy, &Pol::RequestDecide, Api::kDecide, &Frontend::Decide});
+    UnaryCall<Ctl, v1::EnforceRequest, v1::OrderStatus>::Listen(
+        shared, {&services->control, &Ctl::RequestEnforce, Api::kEnforce, &Frontend::Enforce});
+    UnaryCall<Ctl, v1::RollbackRequest, v1::OrderStatus>::Listen(
+        shared,
+        {&services->control, &Ctl::RequestRollback, Api::kRollback, &Frontend::Rollback});
+    UnaryCall<Ctl, v1::Ack, v1::OrderStatus>::Listen(
+        shared,
+        {&services->control, &Ctl::RequestAcknowledge, Api::kAck, &Frontend::Acknowledge});
+    WatchCall::Listen(shared, &services->control);
+  }
+  for (auto& cq : services->cqs) {
+    services->pollers.emplace_back([q = cq.get()] {
+      void* tag = nullptr;
+      bool ok = false;
+      while (q->Next(&tag, &ok)) static_cast<Tag*>(tag)->Proceed(ok);
+    });
+  }
   services_ = std::move(services);
   port_ = static_cast<uint16_t>(port);
   return {};
@@ -459,8 +475,7 @@ void GrpcApi::Stop() {
   services_->stopping = true;
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   services_->pool->Stop();
-  services_->cq->Shutdown();
-  services_->poller.join();
+  services_->EndQueues();
   server_.reset();
   services_.reset();
 }

@@ -7,9 +7,9 @@
 // budget. Refusals map to UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limit)
 // and UNAVAILABLE (overloaded, not ready).
 //
-// Threads: gRPC's asynchronous API with one completion queue and one thread that polls it
-// (the process's only poller of gRPC sockets). Calls that cannot block are served on that
-// thread: scores and decisions the model answers inline (DecisionService::ScoresInline) with at
+// Threads: gRPC's asynchronous API with `poll_threads` completion queues (default 1), each
+// with one thread that polls it (with one, the process's only poller of gRPC sockets). Calls
+// that cannot block are served on the polling thread that read them: scores and decisions the model answers inline (DecisionService::ScoresInline) with at
 // most 4 items, orders without a wait, acknowledgements. Calls that may wait (Watch streams,
 // orders with wait_ms, scores for the engine's worker, larger batches) run on up to
 // `max_threads` handler threads; when all are held, such a call is refused with UNAVAILABLE.
@@ -35,6 +35,10 @@ struct GrpcApiOptions {
   core::HostPort listen{"127.0.0.1", 0};
   std::optional<TlsFiles> tls;  // none: plaintext (loopback or a trusted network only)
   int max_threads = 16;  // handler threads for calls that may wait (a Watch stream holds one)
+  // Completion queues, each polled by one thread that serves the calls that cannot block.
+  // 1: no hand-off between pollers; more: calls served on more cores, but with gRPC's epoll1
+  // engine the threads hand the poller role to one another (docs/benchmarks.md).
+  int poll_threads = 1;
 };
 
 class GrpcApi {

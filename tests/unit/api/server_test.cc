@@ -13,6 +13,7 @@
 #include <fstream>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "../test_pki.h"
 #include "api/codec.h"
@@ -116,6 +117,7 @@ class ServerTest : public ::testing::Test {
     GrpcApiOptions go;
     go.tls = tls;
     go.max_threads = grpc_threads_;
+    go.poll_threads = grpc_pollers_;
     grpc_ = std::make_unique<GrpcApi>(go, *frontend_);
     auto s = grpc_->Start();
     ASSERT_TRUE(s.ok()) << s.message();
@@ -183,6 +185,21 @@ class ServerTest : public ::testing::Test {
     return control.Acknowledge(&actx, ack, &st);
   }
 
+  // An operator's order over gRPC (enforce scope), waiting up to `wait_ms` for its end.
+  grpc::Status Enforce(v1::Control::Stub& control, const std::string& host,
+                       const std::string& action, uint32_t pid, uint32_t wait_ms,
+                       v1::OrderStatus* st) {
+    grpc::ClientContext ectx;
+    ectx.AddMetadata("authorization", "Bearer " + Token(kScopeEnforce));
+    v1::EnforceRequest e;
+    e.set_schema_version("vigil.api/v1");
+    e.set_host(host);
+    e.set_action(action);
+    e.set_pid(pid);
+    e.set_wait_ms(wait_ms);
+    return control.Enforce(&ectx, e, st);
+  }
+
   static inline vigil::testing::TestPki pki_;
   core::SystemClock& clock_ = core::SystemClock::Get();
   core::Registry registry_;
@@ -194,6 +211,7 @@ class ServerTest : public ::testing::Test {
   std::unique_ptr<HttpApi> http_;
   std::unique_ptr<GrpcApi> grpc_;
   int grpc_threads_ = 16;
+  int grpc_pollers_ = 1;
 };
 
 v1::ScoreRequest ScoreOf(std::initializer_list<int> calls, uint32_t deadline_ms = 0) {
@@ -458,17 +476,9 @@ TEST_F(ServerTest, GrpcEnforceAwaitsAnAcknowledgementSentOverGrpc) {
     EXPECT_DOUBLE_EQ(sr.result().score(), 1.0);
     EXPECT_TRUE(Acknowledge(*control, order.id(), "frozen").ok());
   });
-  grpc::ClientContext ectx;
-  ectx.AddMetadata("authorization", "Bearer " + Token(kScopeEnforce));
-  v1::EnforceRequest e;
-  e.set_schema_version("vigil.api/v1");
-  e.set_host("h2");
-  e.set_action("freeze");
-  e.set_pid(77);
-  e.set_wait_ms(10'000);
   v1::OrderStatus st;
   const auto t0 = std::chrono::steady_clock::now();
-  auto s = control->Enforce(&ectx, e, &st);
+  auto s = Enforce(*control, "h2", "freeze", 77, 10'000, &st);
   agent.join();
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(st.state(), "done");
@@ -494,15 +504,8 @@ TEST_F(ServerTest, GrpcRefusesAWaitingCallWhenEveryHandlerThreadIsHeld) {
   grpc::ClientContext first;
   auto stream = Watch(*control, first, "h3");
   // An order delivered on the first stream shows it holds the one handler thread.
-  grpc::ClientContext ectx;
-  ectx.AddMetadata("authorization", "Bearer " + Token(kScopeEnforce));
-  v1::EnforceRequest e;
-  e.set_schema_version("vigil.api/v1");
-  e.set_host("h3");
-  e.set_action("kill");
-  e.set_pid(5);
   v1::OrderStatus st;
-  ASSERT_TRUE(control->Enforce(&ectx, e, &st).ok());
+  ASSERT_TRUE(Enforce(*control, "h3", "kill", 5, 0, &st).ok());
   v1::Order order;
   ASSERT_TRUE(stream->Read(&order));
   EXPECT_EQ(order.pid(), 5u);
@@ -546,6 +549,43 @@ TEST_F(ServerTest, GrpcLateModelGivesTheFallbackMarkedAsSuch) {
       }
     }
   }
+}
+
+// With several polling threads (one completion queue each), calls from several connections
+// at once are all answered, blocking or not.
+TEST_F(ServerTest, GrpcServesConcurrentCallsOnSeveralPollingThreads) {
+  grpc_pollers_ = 3;
+  Start();
+  std::vector<std::thread> clients;
+  std::atomic<int> answered{0};
+  for (int c = 0; c < 6; ++c) {
+    clients.emplace_back([&, c] {
+      auto inference = v1::Inference::NewStub(Channel(true));
+      for (int i = 0; i < 20; ++i) {
+        grpc::ClientContext ctx;
+        v1::ScoreResponse r;
+        auto s = inference->Score(&ctx, ScoreOf({59, c, i}), &r);
+        EXPECT_TRUE(s.ok()) << s.error_message();
+        if (s.ok()) answered.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(answered.load(), 120);
+  auto control = v1::Control::NewStub(Channel(false));
+  grpc::ClientContext wctx;
+  auto reader = Watch(*control, wctx, "h5");
+  std::thread agent([&] {
+    v1::Order order;
+    ASSERT_TRUE(reader->Read(&order));
+    EXPECT_TRUE(Acknowledge(*control, order.id(), "ok").ok());
+  });
+  v1::OrderStatus st;
+  auto s = Enforce(*control, "h5", "kill", 9, 10'000, &st);
+  agent.join();
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(st.state(), "done");
+  wctx.TryCancel();
 }
 
 }  // namespace
