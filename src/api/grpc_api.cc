@@ -79,11 +79,11 @@ Frontend::Admission AdmitCall(Frontend& fe, Api api, const grpc::ServerContextBa
   return fe.Admit(api, authorization, PeerCommonName(ctx), remaining_ns);
 }
 
-// gRPC's threads: a server on the asynchronous API with one completion queue and one thread
-// polling it (by default: GrpcApiOptions::poll_threads), the only thread of the process that
-// polls gRPC's sockets. That thread reads a
-// request and, when the answer cannot block (a score the model answers inline, an order without
-// a wait), serves it before it polls again: no hand-off between threads on the way in or out.
+// gRPC's threads: a server on the asynchronous API with GrpcApiOptions::poll_threads completion
+// queues, each with one thread polling it (with one, the only thread of the process that polls
+// gRPC's sockets). A polling thread reads a request and, when the answer cannot block (a score
+// the model answers inline, an order without a wait), serves it before it polls again: no
+// hand-off to another thread on the way in or out.
 // Calls that may wait (a Watch stream, an order that awaits its acknowledgement, items for the
 // engine's worker, batches of more than kInlineItems items, which then use the other cores)
 // go to the handler threads (HandlerPool). The callback and synchronous APIs would each add
