@@ -79,8 +79,8 @@ Frontend::Admission AdmitCall(Frontend& fe, Api api, const grpc::ServerContextBa
   return fe.Admit(api, authorization, PeerCommonName(ctx), remaining_ns);
 }
 
-// gRPC's threads: a server on the asynchronous API with GrpcApiOptions::poll_threads completion
-// queues, each with one thread polling it (with one, the only thread of the process that polls
+// gRPC's threads: a server on the asynchronous API with one completion queue polled by
+// GrpcApiOptions::poll_threads threads (with one, the only thread of the process that polls
 // gRPC's sockets). A polling thread reads a request and, when the answer cannot block (a score
 // the model answers inline, an order without a wait), serves it before it polls again: no
 // hand-off to another thread on the way in or out.
@@ -369,20 +369,18 @@ struct GrpcApi::Services {
   v1::Policy::AsyncService policy;
   v1::Control::AsyncService control;
   std::atomic<bool> stopping{false};
-  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs;
+  std::unique_ptr<grpc::ServerCompletionQueue> cq;
   std::unique_ptr<HandlerPool> pool;
   std::vector<std::thread> pollers;
 
-  // Drains and ends every queue (the server is shut down or was never started).
-  void EndQueues() {
-    for (auto& cq : cqs) cq->Shutdown();
+  // Drains and ends the queue (the server is shut down or was never started).
+  void EndQueue() {
+    cq->Shutdown();
     for (auto& t : pollers) t.join();
     pollers.clear();
-    for (auto& cq : cqs) {
-      void* tag = nullptr;
-      bool ok = false;
-      while (cq->Next(&tag, &ok)) static_cast<Tag*>(tag)->Proceed(ok);
-    }
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq->Next(&tag, &ok)) static_cast<Tag*>(tag)->Proceed(ok);
   }
 };
 
@@ -422,13 +420,11 @@ core::Status GrpcApi::Start() {
   builder.RegisterService(&services->policy);
   builder.RegisterService(&services->control);
   builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxBodyBytes));
-  for (int i = 0; i < std::max(1, options_.poll_threads); ++i) {
-    services->cqs.push_back(builder.AddCompletionQueue());
-  }
+  services->cq = builder.AddCompletionQueue();
   server_ = builder.BuildAndStart();
   if (!server_ || port == 0) {
     server_.reset();
-    services->EndQueues();
+    services->EndQueue();
     return core::Unavailable("grpc api: cannot listen on " + options_.listen.ToString() +
                              " (address in use, or bad TLS files)");
   }
@@ -436,27 +432,23 @@ core::Status GrpcApi::Start() {
   using Inf = v1::Inference::AsyncService;
   using Pol = v1::Policy::AsyncService;
   using Ctl = v1::Control::AsyncService;
-  for (auto& cq : services->cqs) {
-    const Shared shared{frontend_, *cq, *services->pool, services->stopping};
-    UnaryCall<Inf, v1::ScoreRequest, v1::ScoreResponse>::Listen(
-        shared, {&services->inference, &Inf::RequestScore, Api::kScore, &Frontend::Score});
-    UnaryCall<Inf, v1::ScoreBatchRequest, v1::ScoreBatchResponse>::Listen(
-        shared,
-        {&services->inference, &Inf::RequestScoreBatch, Api::kScoreBatch, &Frontend::ScoreBatch});
-    UnaryCall<Pol, v1::DecideRequest, v1::DecideResponse>::Listen(
-        shared, {&services->policy, &Pol::RequestDecide, Api::kDecide, &Frontend::Decide});
-    UnaryCall<Ctl, v1::EnforceRequest, v1::OrderStatus>::Listen(
-        shared, {&services->control, &Ctl::RequestEnforce, Api::kEnforce, &Frontend::Enforce});
-    UnaryCall<Ctl, v1::RollbackRequest, v1::OrderStatus>::Listen(
-        shared,
-        {&services->control, &Ctl::RequestRollback, Api::kRollback, &Frontend::Rollback});
-    UnaryCall<Ctl, v1::Ack, v1::OrderStatus>::Listen(
-        shared,
-        {&services->control, &Ctl::RequestAcknowledge, Api::kAck, &Frontend::Acknowledge});
-    WatchCall::Listen(shared, &services->control);
-  }
-  for (auto& cq : services->cqs) {
-    services->pollers.emplace_back([q = cq.get()] {
+  const Shared shared{frontend_, *services->cq, *services->pool, services->stopping};
+  UnaryCall<Inf, v1::ScoreRequest, v1::ScoreResponse>::Listen(
+      shared, {&services->inference, &Inf::RequestScore, Api::kScore, &Frontend::Score});
+  UnaryCall<Inf, v1::ScoreBatchRequest, v1::ScoreBatchResponse>::Listen(
+      shared,
+      {&services->inference, &Inf::RequestScoreBatch, Api::kScoreBatch, &Frontend::ScoreBatch});
+  UnaryCall<Pol, v1::DecideRequest, v1::DecideResponse>::Listen(
+      shared, {&services->policy, &Pol::RequestDecide, Api::kDecide, &Frontend::Decide});
+  UnaryCall<Ctl, v1::EnforceRequest, v1::OrderStatus>::Listen(
+      shared, {&services->control, &Ctl::RequestEnforce, Api::kEnforce, &Frontend::Enforce});
+  UnaryCall<Ctl, v1::RollbackRequest, v1::OrderStatus>::Listen(
+      shared, {&services->control, &Ctl::RequestRollback, Api::kRollback, &Frontend::Rollback});
+  UnaryCall<Ctl, v1::Ack, v1::OrderStatus>::Listen(
+      shared, {&services->control, &Ctl::RequestAcknowledge, Api::kAck, &Frontend::Acknowledge});
+  WatchCall::Listen(shared, &services->control);
+  for (int i = 0; i < std::max(1, options_.poll_threads); ++i) {
+    services->pollers.emplace_back([q = services->cq.get()] {
       void* tag = nullptr;
       bool ok = false;
       while (q->Next(&tag, &ok)) static_cast<Tag*>(tag)->Proceed(ok);
@@ -475,7 +467,7 @@ void GrpcApi::Stop() {
   services_->stopping = true;
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   services_->pool->Stop();
-  services_->EndQueues();
+  services_->EndQueue();
   server_.reset();
   services_.reset();
 }

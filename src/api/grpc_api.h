@@ -7,8 +7,8 @@
 // budget. Refusals map to UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limit)
 // and UNAVAILABLE (overloaded, not ready).
 //
-// Threads: gRPC's asynchronous API with `poll_threads` completion queues (default 2), each
-// with one thread that polls it (with one, the process's only poller of gRPC sockets). Calls
+// Threads: gRPC's asynchronous API with one completion queue polled by `poll_threads` threads
+// (default 2; with one, the process's only poller of gRPC sockets). Calls
 // that cannot block are served on the polling thread that read them: scores and decisions the model answers inline (DecisionService::ScoresInline) with at
 // most 4 items, orders without a wait, acknowledgements. Calls that may wait (Watch streams,
 // orders with wait_ms, scores for the engine's worker, larger batches) run on up to
@@ -35,7 +35,7 @@ struct GrpcApiOptions {
   core::HostPort listen{"127.0.0.1", 0};
   std::optional<TlsFiles> tls;  // none: plaintext (loopback or a trusted network only)
   int max_threads = 16;  // handler threads for calls that may wait (a Watch stream holds one)
-  // Completion queues, each polled by one thread that serves the calls that cannot block.
+  // Threads polling the server's completion queue, each serving the calls that cannot block.
   // 1: no hand-off between pollers, but calls served on one core; more: on more cores, with
   // gRPC's epoll1 engine handing the poller role between the threads (docs/benchmarks.md).
   int poll_threads = 2;

@@ -551,7 +551,7 @@ TEST_F(ServerTest, GrpcLateModelGivesTheFallbackMarkedAsSuch) {
   }
 }
 
-// With several polling threads (one completion queue each), calls from several connections
+// With several threads polling the completion queue, calls from several connections
 // at once are all answered, blocking or not.
 TEST_F(ServerTest, GrpcServesConcurrentCallsOnSeveralPollingThreads) {
   grpc_pollers_ = 3;
