@@ -3,7 +3,16 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/security/server_credentials.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <system_error>
+#include <thread>
+#include <vector>
 
 #include "api/codec.h"
 #include "api/grpc_status.h"
@@ -70,103 +79,309 @@ Frontend::Admission AdmitCall(Frontend& fe, Api api, const grpc::ServerContextBa
   return fe.Admit(api, authorization, PeerCommonName(ctx), remaining_ns);
 }
 
-// Unary calls use gRPC's callback API: the handler runs on the thread that read the request,
-// so a score the engine answers inline (a fast model) costs no hand-off to a second thread
-// pool. A call that must wait for the engine's worker waits at most its deadline.
-template <typename Req, typename Resp>
-grpc::ServerUnaryReactor* Call(Frontend& fe, Api api, grpc::CallbackServerContext* ctx,
-                               const Req* in, Resp* out,
-                               core::Result<Resp> (Frontend::*op)(const Req&,
-                                                                  Frontend::Admission&)) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  Frontend::Admission a = AdmitCall(fe, api, *ctx);
-  if (a.refusal != Refusal::kNone) {
-    reactor->Finish(grpc::Status(GrpcCode(a.refusal), a.reason));
-    return reactor;
+// gRPC's threads: a server on the asynchronous API with one completion queue polled by
+// GrpcApiOptions::poll_threads threads (with one, the only thread of the process that polls
+// gRPC's sockets). A polling thread reads a request and, when the answer cannot block (a score
+// the model answers inline, an order without a wait), serves it before it polls again: no
+// hand-off to another thread on the way in or out.
+// Calls that may wait (a Watch stream, an order that awaits its acknowledgement, items for the
+// engine's worker, batches of more than kInlineItems items, which then use the other cores)
+// go to the handler threads (HandlerPool). The callback and synchronous APIs would each add
+// polling threads of their own, which with the epoll1 engine hand the poller role to one
+// another on every event (docs/benchmarks.md).
+constexpr int kInlineItems = 4;
+
+// Threads for the calls that may block, started when needed up to `max`. A task is accepted
+// only when a thread is free for it (or may be started), so no call waits behind another's
+// wait; otherwise TrySubmit refuses and the caller answers UNAVAILABLE.
+class HandlerPool {
+ public:
+  explicit HandlerPool(size_t max) : max_(std::max<size_t>(1, max)) {}
+  ~HandlerPool() { Stop(); }
+
+  bool TrySubmit(std::function<void()> task) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return false;
+    if (tasks_.size() >= idle_) {
+      if (threads_.size() >= max_) return false;
+      try {
+        threads_.emplace_back([this] { Loop(); });
+      } catch (const std::system_error&) {
+        return false;  // no thread to be had: as when all are busy
+      }
+      ++idle_;  // counted from its start, so that the next TrySubmit sees it
+    }
+    tasks_.push_back(std::move(task));
+    cv_.notify_one();
+    return true;
   }
-  core::Result<Resp> r = (fe.*op)(*in, a);
-  if (!r.has_value()) {
-    reactor->Finish(grpc::Status(GrpcCodeOf(r.error().code()), r.error().message()));
-  } else {
-    *out = std::move(*r);
-    reactor->Finish(grpc::Status::OK);
+
+  // Runs the accepted tasks to their end, then joins the threads. Idempotent.
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+    threads_.clear();
   }
-  return reactor;
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
+      if (tasks_.empty()) return;
+      std::function<void()> task = std::move(tasks_.front());
+      tasks_.pop_front();
+      --idle_;
+      lock.unlock();
+      task();
+      lock.lock();
+      ++idle_;
+    }
+  }
+
+  const size_t max_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  size_t idle_ = 0;
+  std::deque<std::function<void()>> tasks_;
+  std::vector<std::thread> threads_;
+};
+
+// A completion-queue tag: the polling thread calls Proceed with the event's `ok`.
+class Tag {
+ public:
+  virtual ~Tag() = default;
+  virtual void Proceed(bool ok) = 0;
+};
+
+// What the calls share.
+struct Shared {
+  Frontend& fe;
+  grpc::ServerCompletionQueue& cq;
+  HandlerPool& pool;
+  std::atomic<bool>& stopping;
+};
+
+int64_t BudgetFor(const Frontend::Admission& a, uint32_t deadline_ms) {
+  return deadline_ms > 0 ? std::min(a.ctx.budget_ns, int64_t{deadline_ms} * 1'000'000)
+                         : a.ctx.budget_ns;
 }
+
+// Whether an admitted request is answered without waiting for another thread (see above).
+bool AnswersAtOnce(Frontend& fe, const v1::ScoreRequest& r, const Frontend::Admission& a) {
+  return fe.service().ScoresInline(1, BudgetFor(a, r.deadline_ms()));
+}
+bool AnswersAtOnce(Frontend& fe, const v1::ScoreBatchRequest& r, const Frontend::Admission& a) {
+  return r.items_size() <= kInlineItems &&
+         fe.service().ScoresInline(static_cast<size_t>(r.items_size()),
+                                   BudgetFor(a, r.deadline_ms()));
+}
+bool AnswersAtOnce(Frontend& fe, const v1::DecideRequest& r, const Frontend::Admission& a) {
+  return !r.has_features() || fe.service().ScoresInline(1, BudgetFor(a, r.deadline_ms()));
+}
+bool AnswersAtOnce(Frontend&, const v1::EnforceRequest& r, const Frontend::Admission&) {
+  return r.wait_ms() == 0;
+}
+bool AnswersAtOnce(Frontend&, const v1::RollbackRequest& r, const Frontend::Admission&) {
+  return r.wait_ms() == 0;
+}
+bool AnswersAtOnce(Frontend&, const v1::Ack&, const Frontend::Admission&) { return true; }
+
+const grpc::Status& NoHandlerThread() {
+  static const grpc::Status s(grpc::StatusCode::UNAVAILABLE,
+                              "overloaded: every gRPC handler thread is busy; retry later");
+  return s;
+}
+
+// One unary call, from the request for it to its answer. Asks for the next call of its method
+// as soon as it has one, so calls of a method are served concurrently.
+template <typename Service, typename Req, typename Resp>
+class UnaryCall final : public Tag {
+ public:
+  using RequestFn = void (Service::*)(grpc::ServerContext*, Req*,
+                                      grpc::ServerAsyncResponseWriter<Resp>*,
+                                      grpc::CompletionQueue*, grpc::ServerCompletionQueue*, void*);
+  using OpFn = core::Result<Resp> (Frontend::*)(const Req&, Frontend::Admission&);
+  struct Method {
+    Service* service;
+    RequestFn request;
+    Api api;
+    OpFn op;
+  };
+
+  static void Listen(const Shared& shared, const Method& m) {
+    auto* call = new UnaryCall(shared, m);
+    (m.service->*m.request)(&call->ctx_, &call->req_, &call->responder_, &shared.cq, &shared.cq,
+                            call);
+  }
+
+  void Proceed(bool ok) override {
+    if (!ok || answered_) {  // the server shut down before a call came, or the answer is sent
+      delete this;
+      return;
+    }
+    Listen(shared_, method_);
+    admission_ = AdmitCall(shared_.fe, method_.api, ctx_);
+    if (admission_.refusal != Refusal::kNone) {
+      Answer(grpc::Status(GrpcCode(admission_.refusal), admission_.reason));
+    } else if (AnswersAtOnce(shared_.fe, req_, admission_)) {
+      Serve();
+    } else if (!shared_.pool.TrySubmit([this] { Serve(); })) {
+      Answer(NoHandlerThread());
+    }
+  }
+
+ private:
+  UnaryCall(const Shared& shared, const Method& m)
+      : shared_(shared), method_(m), responder_(&ctx_) {}
+
+  void Serve() {
+    core::Result<Resp> r = (shared_.fe.*method_.op)(req_, admission_);
+    if (!r.has_value()) {
+      Answer(grpc::Status(GrpcCodeOf(r.error().code()), r.error().message()));
+      return;
+    }
+    resp_ = std::move(*r);
+    answered_ = true;
+    admission_.ticket.Release();  // no longer in flight once its answer is written
+    responder_.Finish(resp_, grpc::Status::OK, this);
+  }
+  void Answer(const grpc::Status& s) {
+    answered_ = true;
+    admission_.ticket.Release();
+    responder_.FinishWithError(s, this);
+  }
+
+  const Shared shared_;
+  const Method method_;
+  grpc::ServerContext ctx_;
+  Req req_;
+  Resp resp_;
+  grpc::ServerAsyncResponseWriter<Resp> responder_;
+  Frontend::Admission admission_;
+  bool answered_ = false;
+};
+
+// One Control.Watch stream: admitted on the polling thread, then streamed by a handler thread
+// (it waits for orders), which writes one order at a time and waits for each write to end. The
+// call is freed when both its final status is sent and gRPC reports it done.
+class WatchCall final : public Tag {
+ public:
+  static void Listen(const Shared& shared, v1::Control::AsyncService* service) {
+    auto* call = new WatchCall(shared, service);
+    call->ctx_.AsyncNotifyWhenDone(&call->done_tag_);
+    service->RequestWatch(&call->ctx_, &call->req_, &call->writer_, &shared.cq, &shared.cq, call);
+  }
+
+  void Proceed(bool ok) override {  // the call came (ok) or the server shut down (not ok)
+    if (!ok) {
+      // Without a call, the done tag never fires (gRPC: AsyncNotifyWhenDone).
+      delete this;
+      return;
+    }
+    Listen(shared_, service_);
+    Frontend::Admission a = AdmitCall(shared_.fe, Api::kWatch, ctx_);
+    if (a.refusal != Refusal::kNone) {
+      Finish(grpc::Status(GrpcCode(a.refusal), a.reason));
+    } else if (core::Status s = shared_.fe.StartWatch(req_, a); !s.ok()) {
+      Finish(grpc::Status(GrpcCodeOf(s.code()), s.message()));
+    } else if (!shared_.pool.TrySubmit([this] { Stream(); })) {
+      Finish(NoHandlerThread());
+    }
+  }
+
+ private:
+  // Forwards a completion to one of the call's steps.
+  class Step final : public Tag {
+   public:
+    Step(WatchCall* call, void (WatchCall::*fn)(bool)) : call_(call), fn_(fn) {}
+    void Proceed(bool ok) override { (call_->*fn_)(ok); }
+
+   private:
+    WatchCall* call_;
+    void (WatchCall::*fn_)(bool);
+  };
+
+  WatchCall(const Shared& shared, v1::Control::AsyncService* service)
+      : shared_(shared), service_(service), writer_(&ctx_) {}
+
+  // On a handler thread until the stream ends.
+  void Stream() {
+    uint64_t cursor = 0;
+    while (!done_.load() && !shared_.stopping.load()) {
+      auto order = shared_.fe.orders().Next(req_.host(), &cursor, std::chrono::milliseconds(200));
+      if (!order) continue;
+      std::unique_lock<std::mutex> lock(mu_);
+      writing_ = true;
+      writer_.Write(*order, &write_tag_);
+      cv_.wait(lock, [this] { return !writing_; });
+      if (!write_ok_) break;
+    }
+    Finish(grpc::Status::OK);
+  }
+  void Finish(const grpc::Status& s) { writer_.Finish(s, &finish_tag_); }
+
+  void Written(bool ok) {
+    std::lock_guard<std::mutex> lock(mu_);
+    write_ok_ = ok;
+    writing_ = false;
+    cv_.notify_one();
+  }
+  // Finished and Done both run on the polling thread: no lock needed between them.
+  void Finished(bool) {
+    finished_ = true;
+    if (done_seen_) delete this;
+  }
+  void Done(bool) {
+    done_seen_ = true;
+    done_.store(true);
+    if (finished_) delete this;
+  }
+
+  const Shared shared_;
+  v1::Control::AsyncService* const service_;
+  grpc::ServerContext ctx_;
+  v1::WatchRequest req_;
+  grpc::ServerAsyncWriter<v1::Order> writer_;
+  Step write_tag_{this, &WatchCall::Written};
+  Step finish_tag_{this, &WatchCall::Finished};
+  Step done_tag_{this, &WatchCall::Done};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool writing_ = false;
+  bool write_ok_ = true;
+  std::atomic<bool> done_{false};  // the client cancelled, or the call ended
+  bool finished_ = false;
+  bool done_seen_ = false;
+};
 
 }  // namespace
 
 struct GrpcApi::Services {
-  class Inference final : public v1::Inference::CallbackService {
-   public:
-    explicit Inference(Frontend& fe) : fe_(fe) {}
-    grpc::ServerUnaryReactor* Score(grpc::CallbackServerContext* c, const v1::ScoreRequest* in,
-                                    v1::ScoreResponse* out) override {
-      return Call(fe_, Api::kScore, c, in, out, &Frontend::Score);
-    }
-    grpc::ServerUnaryReactor* ScoreBatch(grpc::CallbackServerContext* c,
-                                         const v1::ScoreBatchRequest* in,
-                                         v1::ScoreBatchResponse* out) override {
-      return Call(fe_, Api::kScoreBatch, c, in, out, &Frontend::ScoreBatch);
-    }
+  v1::Inference::AsyncService inference;
+  v1::Policy::AsyncService policy;
+  v1::Control::AsyncService control;
+  std::atomic<bool> stopping{false};
+  std::unique_ptr<grpc::ServerCompletionQueue> cq;
+  std::unique_ptr<HandlerPool> pool;
+  std::vector<std::thread> pollers;
 
-   private:
-    Frontend& fe_;
-  };
-  class Policy final : public v1::Policy::CallbackService {
-   public:
-    explicit Policy(Frontend& fe) : fe_(fe) {}
-    grpc::ServerUnaryReactor* Decide(grpc::CallbackServerContext* c, const v1::DecideRequest* in,
-                                     v1::DecideResponse* out) override {
-      return Call(fe_, Api::kDecide, c, in, out, &Frontend::Decide);
-    }
-
-   private:
-    Frontend& fe_;
-  };
-  // Watch stays a synchronous streaming method (it blocks between orders); the unary
-  // methods take the callback path like the others.
-  class Control final
-      : public v1::Control::WithCallbackMethod_Enforce<v1::Control::WithCallbackMethod_Rollback<
-            v1::Control::WithCallbackMethod_Acknowledge<v1::Control::Service>>> {
-   public:
-    explicit Control(Frontend& fe) : fe_(fe) {}
-    grpc::ServerUnaryReactor* Enforce(grpc::CallbackServerContext* c, const v1::EnforceRequest* in,
-                                     v1::OrderStatus* out) override {
-      return Call(fe_, Api::kEnforce, c, in, out, &Frontend::Enforce);
-    }
-    grpc::ServerUnaryReactor* Rollback(grpc::CallbackServerContext* c, const v1::RollbackRequest* in,
-                                     v1::OrderStatus* out) override {
-      return Call(fe_, Api::kRollback, c, in, out, &Frontend::Rollback);
-    }
-    grpc::ServerUnaryReactor* Acknowledge(grpc::CallbackServerContext* c, const v1::Ack* in,
-                                     v1::OrderStatus* out) override {
-      return Call(fe_, Api::kAck, c, in, out, &Frontend::Acknowledge);
-    }
-    grpc::Status Watch(grpc::ServerContext* c, const v1::WatchRequest* in,
-                       grpc::ServerWriter<v1::Order>* writer) override {
-      Frontend::Admission a = AdmitCall(fe_, Api::kWatch, *c);
-      if (a.refusal != Refusal::kNone) return grpc::Status(GrpcCode(a.refusal), a.reason);
-      if (core::Status s = fe_.StartWatch(*in, a); !s.ok()) {
-        return grpc::Status(GrpcCodeOf(s.code()), s.message());
-      }
-      uint64_t cursor = 0;
-      while (!c->IsCancelled() && !stopping.load()) {
-        auto order = fe_.orders().Next(in->host(), &cursor, std::chrono::milliseconds(200));
-        if (order && !writer->Write(*order)) break;
-      }
-      return grpc::Status::OK;
-    }
-    std::atomic<bool> stopping{false};
-
-   private:
-    Frontend& fe_;
-  };
-
-  explicit Services(Frontend& fe) : inference(fe), policy(fe), control(fe) {}
-  Inference inference;
-  Policy policy;
-  Control control;
+  // Drains and ends the queue (the server is shut down or was never started).
+  void EndQueue() {
+    cq->Shutdown();
+    for (auto& t : pollers) t.join();
+    pollers.clear();
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq->Next(&tag, &ok)) static_cast<Tag*>(tag)->Proceed(ok);
+  }
 };
 
 GrpcApi::GrpcApi(GrpcApiOptions options, Frontend& frontend)
@@ -197,33 +412,62 @@ core::Status GrpcApi::Start() {
   } else {
     creds = grpc::InsecureServerCredentials();
   }
-  services_ = std::make_unique<Services>(frontend_);
+  auto services = std::make_unique<Services>();
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(options_.listen.ToString(), creds, &port);
-  builder.RegisterService(&services_->inference);
-  builder.RegisterService(&services_->policy);
-  builder.RegisterService(&services_->control);
+  builder.RegisterService(&services->inference);
+  builder.RegisterService(&services->policy);
+  builder.RegisterService(&services->control);
   builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxBodyBytes));
-  grpc::ResourceQuota quota("vigil-api");
-  quota.SetMaxThreads(std::max(2, options_.max_threads));
-  builder.SetResourceQuota(quota);
+  services->cq = builder.AddCompletionQueue();
   server_ = builder.BuildAndStart();
   if (!server_ || port == 0) {
     server_.reset();
-    services_.reset();
+    services->EndQueue();
     return core::Unavailable("grpc api: cannot listen on " + options_.listen.ToString() +
                              " (address in use, or bad TLS files)");
   }
+  services->pool = std::make_unique<HandlerPool>(static_cast<size_t>(options_.max_threads));
+  using Inf = v1::Inference::AsyncService;
+  using Pol = v1::Policy::AsyncService;
+  using Ctl = v1::Control::AsyncService;
+  const Shared shared{frontend_, *services->cq, *services->pool, services->stopping};
+  UnaryCall<Inf, v1::ScoreRequest, v1::ScoreResponse>::Listen(
+      shared, {&services->inference, &Inf::RequestScore, Api::kScore, &Frontend::Score});
+  UnaryCall<Inf, v1::ScoreBatchRequest, v1::ScoreBatchResponse>::Listen(
+      shared,
+      {&services->inference, &Inf::RequestScoreBatch, Api::kScoreBatch, &Frontend::ScoreBatch});
+  UnaryCall<Pol, v1::DecideRequest, v1::DecideResponse>::Listen(
+      shared, {&services->policy, &Pol::RequestDecide, Api::kDecide, &Frontend::Decide});
+  UnaryCall<Ctl, v1::EnforceRequest, v1::OrderStatus>::Listen(
+      shared, {&services->control, &Ctl::RequestEnforce, Api::kEnforce, &Frontend::Enforce});
+  UnaryCall<Ctl, v1::RollbackRequest, v1::OrderStatus>::Listen(
+      shared, {&services->control, &Ctl::RequestRollback, Api::kRollback, &Frontend::Rollback});
+  UnaryCall<Ctl, v1::Ack, v1::OrderStatus>::Listen(
+      shared, {&services->control, &Ctl::RequestAcknowledge, Api::kAck, &Frontend::Acknowledge});
+  WatchCall::Listen(shared, &services->control);
+  for (int i = 0; i < std::max(1, options_.poll_threads); ++i) {
+    services->pollers.emplace_back([q = services->cq.get()] {
+      void* tag = nullptr;
+      bool ok = false;
+      while (q->Next(&tag, &ok)) static_cast<Tag*>(tag)->Proceed(ok);
+    });
+  }
+  services_ = std::move(services);
   port_ = static_cast<uint16_t>(port);
   return {};
 }
 
 void GrpcApi::Stop() {
   if (!server_) return;
-  services_->control.stopping = true;
+  // Watch streams end within their 200 ms wait for orders; calls still running after a second
+  // are cancelled. The completion queue is drained until every call has ended, and shut down
+  // only after the handler threads, which may still start a call's last operation.
+  services_->stopping = true;
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
-  server_->Wait();
+  services_->pool->Stop();
+  services_->EndQueue();
   server_.reset();
   services_.reset();
 }

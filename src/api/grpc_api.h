@@ -7,6 +7,13 @@
 // budget. Refusals map to UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED (rate limit)
 // and UNAVAILABLE (overloaded, not ready).
 //
+// Threads: gRPC's asynchronous API with one completion queue polled by `poll_threads` threads
+// (default 2; with one, the process's only poller of gRPC sockets). Calls
+// that cannot block are served on the polling thread that read them: scores and decisions the model answers inline (DecisionService::ScoresInline) with at
+// most 4 items, orders without a wait, acknowledgements. Calls that may wait (Watch streams,
+// orders with wait_ms, scores for the engine's worker, larger batches) run on up to
+// `max_threads` handler threads; when all are held, such a call is refused with UNAVAILABLE.
+//
 // gRPC serves on its own listener: grpc++ owns its sockets and cannot share a port with
 // cpp-httplib (docs/api.md).
 
@@ -27,7 +34,11 @@ namespace vigil::api {
 struct GrpcApiOptions {
   core::HostPort listen{"127.0.0.1", 0};
   std::optional<TlsFiles> tls;  // none: plaintext (loopback or a trusted network only)
-  int max_threads = 16;         // handler threads (a Watch stream holds one while open)
+  int max_threads = 16;  // handler threads for calls that may wait (a Watch stream holds one)
+  // Threads polling the server's completion queue, each serving the calls that cannot block.
+  // 1: no hand-off between pollers, but calls served on one core; more: on more cores, with
+  // gRPC's epoll1 engine handing the poller role between the threads (docs/benchmarks.md).
+  int poll_threads = 2;
 };
 
 class GrpcApi {
@@ -39,7 +50,8 @@ class GrpcApi {
 
   // Reads the TLS files, binds and starts serving. Errors name the file or host:port.
   core::Status Start();
-  // Ends Watch streams, waits up to a second for calls in flight, stops. Idempotent.
+  // Ends Watch streams, waits up to a second for calls in flight (then cancels them), waits for
+  // the handler threads, stops. Idempotent.
   void Stop();
   uint16_t port() const { return port_; }
 

@@ -5,6 +5,7 @@
 // a request before it gets here (frontend.h); an implementation (src/service) scores with the
 // loaded model and decides with the loaded rules.
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -35,6 +36,15 @@ class DecisionService {
                                                           const CallContext& ctx) = 0;
   virtual core::Result<v1::DecideResponse> Decide(const v1::DecideRequest& r,
                                                   const CallContext& ctx) = 0;
+  // Whether scoring `items` items with `budget_ns` left would run on the calling thread with no
+  // wait for another (a fast model scored inline). A hint for a transport that serves short
+  // calls on its polling thread (grpc_api.h): the answer may still wait if the model turns slow
+  // in between, at most the budget. Thread-safe. The default sends every score elsewhere.
+  virtual bool ScoresInline(size_t items, int64_t budget_ns) const {
+    (void)items;
+    (void)budget_ns;
+    return false;
+  }
   // True once models and policies are loaded (and verified, where configured); otherwise `why`
   // says what is missing. Thread-safe.
   virtual bool Ready(std::string* why) const = 0;

@@ -187,6 +187,18 @@ const model::InferenceEngine* ModelDecisionService::engine() const {
   return s ? s->engine.get() : nullptr;
 }
 
+bool ModelDecisionService::FastEnough(const model::InferenceEngine& engine, size_t items,
+                                      int64_t left_ns) const {
+  if (!config_.inline_when_fast) return false;
+  const int64_t recent = engine.RecentModelNanos();
+  return recent >= 0 && recent * 4 * static_cast<int64_t>(items) <= left_ns;
+}
+
+bool ModelDecisionService::ScoresInline(size_t items, int64_t budget_ns) const {
+  const std::shared_ptr<const State> s = state_.load();
+  return s && s->engine && FastEnough(*s->engine, items, budget_ns);
+}
+
 core::Status ModelDecisionService::ScoreItems(const State& s,
                                               std::span<const v1::ScoreRequest* const> items,
                                               std::span<v1::Score* const> out,
@@ -202,22 +214,18 @@ core::Status ModelDecisionService::ScoreItems(const State& s,
     }
   }
   const int64_t deadline_ns = ctx.admitted_mono_ns + ctx.budget_ns;  // clock_, as the engine's
-  if (config_.inline_when_fast) {
-    // On this thread while the model is fast (serve_config.h): no hand-off to the worker and
-    // back, and the items of concurrent calls are scored on as many cores as there are calls.
-    const int64_t recent = s.engine->RecentModelNanos();
-    const int64_t left = deadline_ns - clock_.MonotonicNanos();
-    if (recent >= 0 && recent * 4 * static_cast<int64_t>(items.size()) <= left) {
-      for (size_t i = 0; i < items.size(); ++i) {
-        const v1::ScoreRequest& r = *items[i];
-        const model::FeatureView view{
-            r.subject(), ArchOf(r.arch()),
-            {r.syscalls().data(), static_cast<size_t>(r.syscalls_size())}, {}};
-        // Items past the deadline get the deadline fallback without the model.
-        FillScore(s.engine->ScoreSync(view, deadline_ns - clock_.MonotonicNanos()), out[i]);
-      }
-      return {};
+  // On this thread while the model is fast (serve_config.h): no hand-off to the worker and
+  // back, and the items of concurrent calls are scored on as many cores as there are calls.
+  if (FastEnough(*s.engine, items.size(), deadline_ns - clock_.MonotonicNanos())) {
+    for (size_t i = 0; i < items.size(); ++i) {
+      const v1::ScoreRequest& r = *items[i];
+      const model::FeatureView view{
+          r.subject(), ArchOf(r.arch()),
+          {r.syscalls().data(), static_cast<size_t>(r.syscalls_size())}, {}};
+      // Items past the deadline get the deadline fallback without the model.
+      FillScore(s.engine->ScoreSync(view, deadline_ns - clock_.MonotonicNanos()), out[i]);
     }
+    return {};
   }
   auto arrivals = std::make_shared<Arrivals>(items.size());
   for (size_t i = 0; i < items.size(); ++i) {

@@ -62,6 +62,8 @@ class ModelDecisionService final : public api::DecisionService {
   core::Result<v1::DecideResponse> Decide(const v1::DecideRequest& r,
                                           const api::CallContext& ctx) override;
   bool Ready(std::string* why) const override;
+  // The inline rule of ScoreItems (above), for `items` items with `budget_ns` left.
+  bool ScoresInline(size_t items, int64_t budget_ns) const override;
 
   // The engine, once installed (nullptr before); for metrics and tests.
   const model::InferenceEngine* engine() const;
@@ -78,6 +80,9 @@ class ModelDecisionService final : public api::DecisionService {
   core::Status ScoreItems(const State& s, std::span<const v1::ScoreRequest* const> items,
                           std::span<v1::Score* const> out, const api::CallContext& ctx,
                           std::string_view where);
+
+  // Inline mode and the model's recent time per item x items x 4 within `left_ns`.
+  bool FastEnough(const model::InferenceEngine& engine, size_t items, int64_t left_ns) const;
 
   // Times the first scoring call admitted after the latest Install
   // (vigil_api_first_score_seconds).

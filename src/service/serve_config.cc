@@ -176,6 +176,12 @@ core::Result<ServeConfig> ParseServeConfig(std::string_view text, std::string_vi
                              c.grpc->max_threads = static_cast<int>(t);
                              return st;
                            }
+                           if (k2 == "poll_threads") {
+                             uint32_t t = 0;
+                             Status st = r.Uint(v2, p2, 1, 64, &t);
+                             c.grpc->poll_threads = static_cast<int>(t);
+                             return st;
+                           }
                            if (k2 == "tls") return r.Tls(v2, p2, &c.grpc->tls.emplace());
                            return core::NotFound("");
                          });

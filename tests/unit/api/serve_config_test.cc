@@ -37,6 +37,26 @@ TEST(ServeConfigTest, EngineSettingsHaveDefaultsAndAreRead) {
   EXPECT_FALSE(set->scoring.fallback_anomalous);
 }
 
+TEST(ServeConfigTest, GrpcThreadsHaveDefaultsAndAreRead) {
+  auto plain = ParseServeConfig(std::string(kMinimal) + "grpc: {listen: \"127.0.0.1:0\"}\n",
+                                "serve.yaml", "/etc/vigil");
+  ASSERT_TRUE(plain.has_value()) << plain.error().message();
+  EXPECT_EQ(plain->grpc->poll_threads, 2);
+  EXPECT_EQ(plain->grpc->max_threads, 16);
+  auto set = ParseServeConfig(
+      std::string(kMinimal) + "grpc: {listen: \"127.0.0.1:0\", poll_threads: 1, max_threads: 4}\n",
+      "serve.yaml", "/etc/vigil");
+  ASSERT_TRUE(set.has_value()) << set.error().message();
+  EXPECT_EQ(set->grpc->poll_threads, 1);
+  EXPECT_EQ(set->grpc->max_threads, 4);
+  auto bad = ParseServeConfig(std::string(kMinimal) + "grpc: {poll_threads: 0}\n", "serve.yaml",
+                              "/etc/vigil");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_NE(bad.error().message().find("grpc.poll_threads: expected an integer in 1..64"),
+            std::string::npos)
+      << bad.error().message();
+}
+
 TEST(ServeConfigTest, BadValuesAndUnknownKeysNameTheLineAndKey) {
   struct Case {
     const char* extra;

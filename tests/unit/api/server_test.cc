@@ -13,6 +13,7 @@
 #include <fstream>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "../test_pki.h"
 #include "api/codec.h"
@@ -115,6 +116,8 @@ class ServerTest : public ::testing::Test {
     ASSERT_TRUE(http_->Start().ok());
     GrpcApiOptions go;
     go.tls = tls;
+    go.max_threads = grpc_threads_;
+    go.poll_threads = grpc_pollers_;
     grpc_ = std::make_unique<GrpcApi>(go, *frontend_);
     auto s = grpc_->Start();
     ASSERT_TRUE(s.ok()) << s.message();
@@ -158,6 +161,45 @@ class ServerTest : public ::testing::Test {
                                      grpc::SslCredentials(o), args);
   }
 
+  // An agent's Watch stream for `host` (agent scope), on `ctx`.
+  std::unique_ptr<grpc::ClientReader<v1::Order>> Watch(v1::Control::Stub& control,
+                                                       grpc::ClientContext& ctx,
+                                                       const std::string& host) {
+    ctx.AddMetadata("authorization", "Bearer " + Token(kScopeAgent));
+    v1::WatchRequest w;
+    w.set_schema_version("vigil.api/v1");
+    w.set_host(host);
+    return control.Watch(&ctx, w);
+  }
+  // The agent's acknowledgement of `order_id`, done with `detail`.
+  grpc::Status Acknowledge(v1::Control::Stub& control, const std::string& order_id,
+                           const std::string& detail) {
+    grpc::ClientContext actx;
+    actx.AddMetadata("authorization", "Bearer " + Token(kScopeAgent));
+    v1::Ack ack;
+    ack.set_schema_version("vigil.api/v1");
+    ack.set_order_id(order_id);
+    ack.set_ok(true);
+    ack.set_detail(detail);
+    v1::OrderStatus st;
+    return control.Acknowledge(&actx, ack, &st);
+  }
+
+  // An operator's order over gRPC (enforce scope), waiting up to `wait_ms` for its end.
+  grpc::Status Enforce(v1::Control::Stub& control, const std::string& host,
+                       const std::string& action, uint32_t pid, uint32_t wait_ms,
+                       v1::OrderStatus* st) {
+    grpc::ClientContext ectx;
+    ectx.AddMetadata("authorization", "Bearer " + Token(kScopeEnforce));
+    v1::EnforceRequest e;
+    e.set_schema_version("vigil.api/v1");
+    e.set_host(host);
+    e.set_action(action);
+    e.set_pid(pid);
+    e.set_wait_ms(wait_ms);
+    return control.Enforce(&ectx, e, st);
+  }
+
   static inline vigil::testing::TestPki pki_;
   core::SystemClock& clock_ = core::SystemClock::Get();
   core::Registry registry_;
@@ -168,7 +210,19 @@ class ServerTest : public ::testing::Test {
   std::unique_ptr<Frontend> frontend_;
   std::unique_ptr<HttpApi> http_;
   std::unique_ptr<GrpcApi> grpc_;
+  int grpc_threads_ = 16;
+  int grpc_pollers_ = 1;
 };
+
+v1::ScoreRequest ScoreOf(std::initializer_list<int> calls, uint32_t deadline_ms = 0) {
+  v1::ScoreRequest r;
+  r.set_schema_version("vigil.api/v1");
+  r.set_subject("sh");
+  r.set_arch("x86_64");
+  for (int n : calls) r.add_syscalls(n);
+  r.set_deadline_ms(deadline_ms);
+  return r;
+}
 
 constexpr const char* kScore =
     R"({"schema_version":"vigil.api/v1","subject":"sh","arch":"x86_64","syscalls":[59,59,1,59]})";
@@ -364,11 +418,7 @@ TEST_F(ServerTest, ControlEnforceWatchAcknowledgeRollback) {
   auto control = v1::Control::NewStub(Channel(false));
   // The agent watches host h1.
   grpc::ClientContext wctx;
-  wctx.AddMetadata("authorization", "Bearer " + Token(kScopeAgent));
-  v1::WatchRequest w;
-  w.set_schema_version("vigil.api/v1");
-  w.set_host("h1");
-  auto reader = control->Watch(&wctx, w);
+  auto reader = Watch(*control, wctx, "h1");
   // An operator orders a kill over HTTP and waits for the acknowledgement.
   auto c = Https();
   std::thread agent([&] {
@@ -376,15 +426,7 @@ TEST_F(ServerTest, ControlEnforceWatchAcknowledgeRollback) {
     ASSERT_TRUE(reader->Read(&order));
     EXPECT_EQ(order.action(), "kill");
     EXPECT_EQ(order.pid(), 4242u);
-    grpc::ClientContext actx;
-    actx.AddMetadata("authorization", "Bearer " + Token(kScopeAgent));
-    v1::Ack ack;
-    ack.set_schema_version("vigil.api/v1");
-    ack.set_order_id(order.id());
-    ack.set_ok(true);
-    ack.set_detail("sent SIGKILL");
-    v1::OrderStatus st;
-    EXPECT_TRUE(control->Acknowledge(&actx, ack, &st).ok());
+    EXPECT_TRUE(Acknowledge(*control, order.id(), "sent SIGKILL").ok());
   });
   auto res = Post(*c, "/v1/enforce",
                   R"({"schema_version":"vigil.api/v1","host":"h1","action":"kill","pid":4242,
@@ -413,6 +455,136 @@ TEST_F(ServerTest, ControlEnforceWatchAcknowledgeRollback) {
   v1::Order next;
   ASSERT_TRUE(reader->Read(&next));  // the rollback reaches the watching agent too
   EXPECT_EQ(next.action(), "rollback");
+  wctx.TryCancel();
+}
+
+// An order that awaits its acknowledgement runs on a gRPC handler thread, not on the thread
+// that polls: the agent's acknowledgement and other calls are served while it waits.
+TEST_F(ServerTest, GrpcEnforceAwaitsAnAcknowledgementSentOverGrpc) {
+  Start();
+  auto control = v1::Control::NewStub(Channel(false));
+  grpc::ClientContext wctx;
+  auto reader = Watch(*control, wctx, "h2");
+  std::thread agent([&] {
+    v1::Order order;
+    ASSERT_TRUE(reader->Read(&order));
+    // While Enforce waits: a score is answered.
+    auto inference = v1::Inference::NewStub(Channel(true));
+    grpc::ClientContext sctx;
+    v1::ScoreResponse sr;
+    EXPECT_TRUE(inference->Score(&sctx, ScoreOf({59, 59}), &sr).ok());
+    EXPECT_DOUBLE_EQ(sr.result().score(), 1.0);
+    EXPECT_TRUE(Acknowledge(*control, order.id(), "frozen").ok());
+  });
+  v1::OrderStatus st;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto s = Enforce(*control, "h2", "freeze", 77, 10'000, &st);
+  agent.join();
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(st.state(), "done");
+  EXPECT_EQ(st.detail(), "frozen");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  wctx.TryCancel();
+}
+
+// Calls that may wait hold a handler thread; with all of them held, the next such call is
+// refused at once (UNAVAILABLE) while calls answered on the polling thread still are.
+TEST_F(ServerTest, GrpcRefusesAWaitingCallWhenEveryHandlerThreadIsHeld) {
+  grpc_threads_ = 1;
+  Start();
+  // The first score goes to the engine's worker (the model's time is not known yet), on the
+  // handler thread; after it, scores are answered on the polling thread.
+  auto inference = v1::Inference::NewStub(Channel(true));
+  {
+    grpc::ClientContext sctx;
+    v1::ScoreResponse sr;
+    ASSERT_TRUE(inference->Score(&sctx, ScoreOf({59, 59}), &sr).ok());
+  }
+  auto control = v1::Control::NewStub(Channel(false));
+  grpc::ClientContext first;
+  auto stream = Watch(*control, first, "h3");
+  // An order delivered on the first stream shows it holds the one handler thread.
+  v1::OrderStatus st;
+  ASSERT_TRUE(Enforce(*control, "h3", "kill", 5, 0, &st).ok());
+  v1::Order order;
+  ASSERT_TRUE(stream->Read(&order));
+  EXPECT_EQ(order.pid(), 5u);
+
+  grpc::ClientContext second;
+  second.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  auto refused = Watch(*control, second, "h4");
+  v1::Order none;
+  EXPECT_FALSE(refused->Read(&none));
+  grpc::Status s = refused->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_NE(s.error_message().find("handler thread"), std::string::npos) << s.error_message();
+
+  grpc::ClientContext sctx;
+  v1::ScoreResponse sr;
+  auto scored = inference->Score(&sctx, ScoreOf({59, 1}), &sr);
+  EXPECT_TRUE(scored.ok()) << scored.error_message();
+  EXPECT_DOUBLE_EQ(sr.result().score(), 0.5);
+  // Stop() ends the open stream (TearDown) without the client cancelling it.
+}
+
+// A model too slow for the budget: the gRPC call gets the deadline fallback, on time.
+TEST_F(ServerTest, GrpcLateModelGivesTheFallbackMarkedAsSuch) {
+  Start();
+  model_->delay_ms = 300;
+  auto inference = v1::Inference::NewStub(Channel(true));
+  for (int i = 0; i < 2; ++i) {  // before and after the model's time is known
+    grpc::ClientContext ctx;
+    v1::ScoreResponse r;
+    const auto t0 = std::chrono::steady_clock::now();
+    auto s = inference->Score(&ctx, ScoreOf({1, 2, i}, 20), &r);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(250));
+    EXPECT_TRUE(r.result().fallback());
+    EXPECT_EQ(r.result().fallback_reason(), "deadline exceeded");
+    if (i == 0) {
+      // Wait for the late answer to be timed, so that the second call sees a slow model.
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      while (svc_->engine()->RecentModelNanos() < 0 && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    }
+  }
+}
+
+// With several threads polling the completion queue, calls from several connections
+// at once are all answered, blocking or not.
+TEST_F(ServerTest, GrpcServesConcurrentCallsOnSeveralPollingThreads) {
+  grpc_pollers_ = 3;
+  Start();
+  std::vector<std::thread> clients;
+  std::atomic<int> answered{0};
+  for (int c = 0; c < 6; ++c) {
+    clients.emplace_back([&, c] {
+      auto inference = v1::Inference::NewStub(Channel(true));
+      for (int i = 0; i < 20; ++i) {
+        grpc::ClientContext ctx;
+        v1::ScoreResponse r;
+        auto s = inference->Score(&ctx, ScoreOf({59, c, i}), &r);
+        EXPECT_TRUE(s.ok()) << s.error_message();
+        if (s.ok()) answered.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(answered.load(), 120);
+  auto control = v1::Control::NewStub(Channel(false));
+  grpc::ClientContext wctx;
+  auto reader = Watch(*control, wctx, "h5");
+  std::thread agent([&] {
+    v1::Order order;
+    ASSERT_TRUE(reader->Read(&order));
+    EXPECT_TRUE(Acknowledge(*control, order.id(), "ok").ok());
+  });
+  v1::OrderStatus st;
+  auto s = Enforce(*control, "h5", "kill", 9, 10'000, &st);
+  agent.join();
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(st.state(), "done");
   wctx.TryCancel();
 }
 
