@@ -157,6 +157,9 @@ class EbpfSensor final : public Sensor {
   // Valid until the next Next()/NextFor() call.
   const EbpfEventDetail& detail() const { return *detail_; }
   const std::vector<std::string>& warnings() const { return warnings_; }
+  // Converted-record slots constructed so far: the most records one pass held (at most
+  // options.batch + 64); the memory they take follows that, not options.batch. Pulling thread.
+  size_t slots_constructed() const { return slots_.size(); }
   // True while typed records come from the per-call tracepoint programs (the stream is off and
   // they could be attached); false while the raw sys_exit program sends them.
   bool typed_per_call() const {

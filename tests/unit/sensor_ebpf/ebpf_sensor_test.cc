@@ -631,6 +631,47 @@ TEST_F(EbpfSensorTest, RunsAccountForEveryCallOfAFloodAsReadOrLost) {
   EXPECT_LE(read + full, kCalls + 2u);
 }
 
+// The slots records are converted into are built as passes need them: a quiet sensor holds a
+// few, not options.batch (~2.7 MB of events at the default), and a pass bigger than the batch is
+// split without losing or reordering anything.
+TEST_F(EbpfSensorTest, BuildsConversionSlotsOnlyAsPassesNeedThem) {
+  EbpfOptions options;
+  options.include_comms = {"vigil-slots"};
+  options.batch = 16;
+  Start(options);
+  EXPECT_EQ(sensor_->slots_constructed(), 0u);
+  constexpr int kCalls = 3000;  // not in runs: one record per call, 47 kB of the 4 MiB ring
+  pid_t kid = RunChild([] {
+    prctl(PR_SET_NAME, "vigil-slots");
+    for (int i = 0; i < kCalls; ++i) syscall(SYS_getppid);
+  });
+  Drain();
+  int getppids = 0;
+  for (const Seen& s : seen_) {
+    if (s.event.proc.pid == static_cast<uint32_t>(kid) && s.event.syscall.nr == SYS_getppid &&
+        s.detail.type == EbpfRecordType::kSyscall) {
+      ++getppids;
+    }
+  }
+  auto lost = sensor_->LostCounts();
+  ASSERT_TRUE(lost.has_value()) << lost.error().ToString();
+  ASSERT_EQ((*lost)[static_cast<size_t>(EbpfLostCause::kRingBufferFull)], 0u);
+  EXPECT_EQ(getppids, kCalls);
+  EXPECT_GT(sensor_->slots_constructed(), options.batch);  // a pass ran full
+  EXPECT_LE(sensor_->slots_constructed(), options.batch + 64);
+
+  // With the default batch (4,096) and little to read, few slots are ever built.
+  seen_.clear();
+  sensor_.reset();
+  EbpfOptions defaults;
+  defaults.include_comms = {"vigil-slots"};
+  Start(defaults);
+  const std::string path = UniquePath("slots");
+  OpenAs("vigil-slots", path);
+  ASSERT_NE(WaitForOpen(path), nullptr);
+  EXPECT_LT(sensor_->slots_constructed(), 200u);
+}
+
 TEST_F(EbpfSensorTest, ReportsIa32CallsWithI386Numbers) {
   EbpfOptions options;
   options.include_comms = {"vigil-ia32"};
