@@ -191,7 +191,7 @@ EbpfSensor::EbpfSensor(const EbpfOptions& options)
 
 EbpfSensor::~EbpfSensor() {
   for (bpf_link* l : per_call_links_) bpf_link__destroy(l);
-  if (rb_ != nullptr) ring_buffer__free(rb_);
+  rb_.reset();  // unmapped before the map is closed
   if (skel_ != nullptr) vigil_sensor_bpf__destroy(skel_);
   if (epoll_fd_ >= 0) close(epoll_fd_);
   if (stop_fd_ >= 0) close(stop_fd_);
@@ -326,12 +326,13 @@ core::Status EbpfSensor::Load() {
     }
   }
 
-  rb_ =
-      ring_buffer__new(bpf_map__fd(skel_->maps.events), &EbpfSensor::OnRecordThunk, this, nullptr);
-  if (rb_ == nullptr) {
-    return core::FailedPrecondition(std::string("ebpf sensor: ring buffer setup failed (") +
-                                    std::strerror(errno) + ")");
+  auto reader = RingReader::Open(bpf_map__fd(skel_->maps.events), options_.ring_buffer_bytes,
+                                 &EbpfSensor::OnRecordThunk, this);
+  if (!reader.has_value()) {
+    return core::FailedPrecondition("ebpf sensor: ring buffer setup failed: " +
+                                    reader.error().message());
   }
+  rb_ = std::move(reader).value();
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (epoll_fd_ < 0 || stop_fd_ < 0) {
@@ -377,10 +378,10 @@ core::Result<EbpfSensor::PollOutcome> EbpfSensor::NextFor(core::Event* out,
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (true) {
       ingest_ns_ = ClockNs(CLOCK_MONOTONIC);
-      int n = ring_buffer__consume(rb_);
+      const int64_t n = rb_->Consume();
       if (n < 0 && n != kBatchFull) {
         return core::Internal(std::string("ebpf sensor: consuming the ring buffer: ") +
-                              std::strerror(-n));
+                              std::strerror(static_cast<int>(-n)));
       }
       if (count_ > 0) break;
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -408,7 +409,7 @@ core::Result<EbpfSensor::PollOutcome> EbpfSensor::NextFor(core::Event* out,
   return PollOutcome::kEvent;
 }
 
-int EbpfSensor::OnRecordThunk(void* ctx, void* data, size_t size) {
+int EbpfSensor::OnRecordThunk(void* ctx, const void* data, size_t size) {
   return static_cast<EbpfSensor*>(ctx)->OnRecord(data, size);
 }
 
@@ -943,7 +944,7 @@ void EbpfSensor::Stop() { stop_requested_.store(true); }
 core::Result<EbpfSensor::PollOutcome> EbpfSensor::NextFor(core::Event*, std::chrono::milliseconds) {
   return PollOutcome::kEnd;
 }
-int EbpfSensor::OnRecordThunk(void*, void*, size_t) { return 0; }
+int EbpfSensor::OnRecordThunk(void*, const void*, size_t) { return 0; }
 int EbpfSensor::OnRecord(const void*, size_t) { return 0; }
 core::Result<EbpfLostCounts> EbpfSensor::LostCounts() const { return NotBuilt(); }
 core::Status EbpfSensor::WriteSettingsLocked() { return NotBuilt(); }

@@ -22,10 +22,10 @@
 
 #include "core/event.h"
 #include "core/status.h"
+#include "sensor/ring_reader.h"
 #include "sensor/sensor.h"
 
 struct vigil_sensor_bpf;  // the generated skeleton (bpf/vigil_sensor.bpf.c)
-struct ring_buffer;       // libbpf
 struct bpf_link;          // libbpf
 struct vigil_event_header;  // bpf/abi/vigil_events.h
 struct vigil_syscall_batch;
@@ -220,11 +220,11 @@ class EbpfSensor final : public Sensor {
   void StartSlot(Slot& slot, const vigil_event_header* hdr, uint64_t ts_ns);
   // syscall_runs: one slot per run of same-architecture calls of the batch.
   void AddRuns(const vigil_syscall_batch* batch);
-  static int OnRecordThunk(void* ctx, void* data, size_t size);
+  static int OnRecordThunk(void* ctx, const void* data, size_t size);
 
   EbpfOptions options_;
   vigil_sensor_bpf* skel_ = nullptr;
-  ring_buffer* rb_ = nullptr;
+  std::unique_ptr<RingReader> rb_;  // the ring buffer's data mapped once (ring_reader.h)
   int epoll_fd_ = -1;
   int stop_fd_ = -1;  // eventfd written by Stop()
   std::atomic<bool> stop_requested_{false};
