@@ -9,8 +9,8 @@
 #
 # Usage: bench/agent/rss-breakdown.sh VIGIL_BINARY [COUNT] [SETTLE] [-- EXTRA AGENT ARGS...]
 #        (COUNT default 1000, SETTLE default 20 s). Needs root (the eBPF sensor).
-# Environment: VIGIL_RSS_CONFIG_EXTRA: YAML lines appended under `agent:`-level keys' parent
-# (e.g. "pipeline:\n  queue:\n    capacity: 1024") to try a setting.
+# Environment: VIGIL_RSS_CONFIG_EXTRA: top-level YAML appended to the agent's config, with \n for
+# newlines (e.g. "pipeline:\n  queue:\n    capacity: 1024"), to try a setting.
 set -euo pipefail
 bin=${1:?usage: rss-breakdown.sh VIGIL_BINARY [COUNT] [SETTLE] [-- AGENT ARGS...]}
 count=${2:-1000}
