@@ -83,7 +83,7 @@ class LiveAgent::State {
 
   mutable std::mutex mu;
   std::shared_ptr<const model::SequenceModel> model;                // guarded by mu
-  WindowStore windows{options.max_windows_per_program};           // guarded by mu
+  WindowStore windows{options.max_windows_per_program};              // guarded by mu
   std::vector<std::string> notes;                                    // guarded by mu
 };
 

@@ -17,9 +17,9 @@ namespace {
 
 TEST(WindowStoreTest, GivesBackEveryWindowExactlyByProgramInOrder) {
   WindowStore store(10);
-  const std::vector<int32_t> edges = {0,     1,      127,   128,   16383, 16384, 262, 1 << 21,
-                                      -1,    std::numeric_limits<int32_t>::max(),
-                                      std::numeric_limits<int32_t>::min()};
+  constexpr int32_t kMax = std::numeric_limits<int32_t>::max();
+  constexpr int32_t kMin = std::numeric_limits<int32_t>::min();
+  const std::vector<int32_t> edges = {0, 1, 127, 128, 16383, 16384, 262, 1 << 21, -1, kMax, kMin};
   ASSERT_TRUE(store.Add("/usr/bin/b", core::Arch::kX86_64, edges));
   ASSERT_TRUE(store.Add("/usr/bin/a", core::Arch::kI386, std::vector<int32_t>{3, 4}));
   ASSERT_TRUE(store.Add("/usr/bin/b", core::Arch::kI386, std::vector<int32_t>{}));
