@@ -342,6 +342,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   sigemptyset(&record.sa_mask);
   record.sa_flags = SA_RESTART;
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &record, nullptr);
+  agent::KeepLargeBlocksOutOfTheHeap();  // before libbpf, the queues and the sensor allocate
 
   // 1. Config and logging.
   auto config = core::LoadConfig(o.config);
@@ -1189,6 +1190,8 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
 
   spdlog::info("vigil agent on {}: learning for {} s (baselines: {}), window {} calls", c.host,
                c.agent.learn_seconds, c.agent.baseline, c.agent.window);
+  // What start-up parsed and dropped (rules, /proc, the BPF objects) goes back to the kernel.
+  agent::ReleaseFreeHeap();
   auto stats = live.Run(*ebpf, [](const core::Status& st) {
     spdlog::warn("ebpf: skipped a malformed record: {}", st.message());
   });

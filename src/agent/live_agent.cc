@@ -1,20 +1,36 @@
 #include "agent/live_agent.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <array>
 #include <chrono>
 #include <filesystem>
-#include <map>
 #include <optional>
 #include <span>
 #include <string_view>
 #include <thread>
 #include <unordered_map>
 
+#include "agent/window_store.h"
 #include "core/syscall_table.h"
 #include "model/model_file.h"
 
 namespace vigil::agent {
+
+bool ReleaseFreeHeap() {
+#ifdef __GLIBC__
+  return malloc_trim(0) != 0;
+#else
+  return false;
+#endif
+}
+
+void KeepLargeBlocksOutOfTheHeap() {
+#ifdef __GLIBC__
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
+}
 
 std::string_view LivePhaseName(LivePhase p) {
   switch (p) {
@@ -30,30 +46,19 @@ class LiveAgent::State {
  public:
   explicit State(const LiveOptions& o) : options(o) {}
 
-  // Learning: one window of one program's calls. Bounded per program.
-  void AddWindow(const std::string& program, core::Arch arch, std::vector<int32_t> calls) {
+  // Learning: one window of one program's calls (copied). Bounded per program.
+  void AddWindow(const std::string& program, core::Arch arch, std::span<const int32_t> calls) {
     std::lock_guard<std::mutex> lock(mu);
-    auto& list = windows[program];
-    if (list.size() >= options.max_windows_per_program) {
+    if (!windows.Add(program, arch, calls)) {
       dropped_windows.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    model::TrainingTrace t;
-    t.subject = program;
-    t.arch = arch;
-    t.syscalls = std::move(calls);
-    list.push_back(std::move(t));
     learned_windows.fetch_add(1, std::memory_order_relaxed);
   }
 
   std::vector<model::TrainingTrace> TakeWindows() {
     std::lock_guard<std::mutex> lock(mu);
-    std::vector<model::TrainingTrace> out;
-    for (auto& [program, list] : windows) {
-      for (auto& t : list) out.push_back(std::move(t));
-    }
-    windows.clear();
-    return out;
+    return windows.Take();
   }
 
   void Publish(std::shared_ptr<const model::SequenceModel> m) {
@@ -78,7 +83,7 @@ class LiveAgent::State {
 
   mutable std::mutex mu;
   std::shared_ptr<const model::SequenceModel> model;                // guarded by mu
-  std::map<std::string, std::vector<model::TrainingTrace>> windows;  // guarded by mu
+  WindowStore windows{options.max_windows_per_program};              // guarded by mu
   std::vector<std::string> notes;                                    // guarded by mu
 };
 
@@ -225,12 +230,12 @@ class LiveHandler final : public StreamHandler {
       case LivePhase::kLearning:
         while (!calls.empty()) {
           const size_t take = std::min(calls.size(), window - std::min(window, p.learn.size()));
+          if (p.learn.capacity() < window) p.learn.reserve(window);
           p.learn.insert(p.learn.end(), calls.begin(), calls.begin() + take);
           calls = calls.subspan(take);
           if (p.learn.size() >= window) {
-            state_.AddWindow(p.program, p.arch, std::move(p.learn));
-            p.learn = {};
-            p.learn.reserve(window);
+            state_.AddWindow(p.program, p.arch, p.learn);
+            p.learn.clear();  // its buffer is reused for the next window
           }
         }
         return false;
@@ -267,7 +272,7 @@ class LiveHandler final : public StreamHandler {
   void Flush(uint32_t pid, Proc& p, bool exiting) {
     const size_t half = std::max<size_t>(state_.options.window / 2, 1);
     if (state_.phase.load() == LivePhase::kLearning && p.learn.size() >= half) {
-      state_.AddWindow(p.program, p.arch, std::move(p.learn));
+      state_.AddWindow(p.program, p.arch, p.learn);
     }
     p.learn.clear();
     if (p.scorer && p.in_window >= half) Emit(pid, p);
@@ -343,7 +348,7 @@ core::Status LiveAgent::EndLearning() {
                             " windows (need " + std::to_string(needed) +
                             "); learning goes on for another period");
     state_->phase = LivePhase::kLearning;
-    for (auto& w : windows) state_->windows[w.subject].push_back(std::move(w));
+    for (const auto& w : windows) state_->windows.Add(w.subject, w.arch, w.syscalls);
     return core::Status::Ok();
   }
   auto m = model::SequenceModel::Train(windows, options_.model);
@@ -362,8 +367,13 @@ core::Status LiveAgent::EndLearning() {
   const size_t programs = shared->subjects().size() - 1;
   state_->Publish(std::move(shared));
   if (options_.on_model_change) options_.on_model_change("trained", programs);
+  const size_t learned = windows.size();
+  // The windows and training's working memory are freed now; hand the pages back (a learning
+  // period of a busy host leaves megabytes free in the heap that detection never reuses).
+  windows = {};
+  ReleaseFreeHeap();
   std::lock_guard<std::mutex> lock(state_->mu);
-  state_->notes.push_back("learned " + std::to_string(windows.size()) + " windows; " +
+  state_->notes.push_back("learned " + std::to_string(learned) + " windows; " +
                           std::to_string(programs) + " programs have their own model" +
                           (options_.baseline_path.empty()
                                ? std::string()

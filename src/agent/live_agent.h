@@ -46,6 +46,19 @@ struct LiveOptions {
   std::function<void(std::string_view action, size_t programs)> on_model_change;
 };
 
+// Hands the free pages of every malloc arena back to the kernel (glibc's malloc_trim) and
+// returns whether any were. Called after training frees the learned windows; false where the C
+// library has no such call.
+bool ReleaseFreeHeap();
+
+// Makes every block of 128 KiB or more a mapping of its own, returned to the kernel when freed
+// (glibc's M_MMAP_THRESHOLD, fixed: by default glibc raises it up to 32 MiB after such a block is
+// freed, so later large blocks land in the heap, on pages earlier ones touched, and stay
+// there). For a long-running process whose large blocks are made once (queue and conversion
+// storage, libbpf's parsed kernel BTF at load): storage reserved but not yet used then takes no
+// memory. Call before the first large allocation; no effect where the C library lacks mallopt.
+void KeepLargeBlocksOutOfTheHeap();
+
 enum class LivePhase : uint8_t { kLearning, kTraining, kDetecting, kStopped };
 std::string_view LivePhaseName(LivePhase p);
 

@@ -28,7 +28,7 @@
 namespace vigil::agent {
 
 struct ReplayOptions {
-  size_t queue_capacity = 16384;       // per worker; slots are preallocated
+  size_t queue_capacity = 16384;       // per worker; slots are built as the queue fills
   pipeline::SourceOptions source;      // backpressure policy of the sensor's source
   int workers = 1;                     // scoring threads, 1..64
   bool emit_all = true;                // a verdict for every stream; false: anomalous ones only

@@ -82,7 +82,7 @@ struct MetricsConfig {
 };
 
 struct QueueConfig {
-  uint32_t capacity = 4096;  // events per worker queue; >= 1 (slots are preallocated)
+  uint32_t capacity = 4096;  // events per worker queue; >= 1 (slots are built as it fills)
   Backpressure backpressure = Backpressure::kBlock;
   uint32_t sample_every = 10;  // >= 1; used by kSample
 };

@@ -9,6 +9,12 @@
 // once. Consumers should prefer PopBatch: one lock round-trip moves many items. Nothing is
 // allocated per item beyond T's own move; no strings are built on Push/Pop.
 //
+// Memory: the ring's storage is reserved at construction but a slot is constructed (and its
+// pages touched) only when an item is first pushed into it, and the ring restarts at its first
+// slot whenever it is empty. So a queue that never holds more than n items at once uses n
+// slots' memory, whatever its capacity (slots_used()); a burst that fills it keeps its slots for
+// the queue's lifetime.
+//
 // Thread-safety: every method may be called from any thread concurrently, including
 // RegisterSource while other sources push.
 
@@ -29,8 +35,8 @@
 
 namespace vigil::pipeline {
 
-// T must be default-constructible and move-assignable; the queue keeps `capacity` T's alive
-// (moved-from after a pop) for its whole lifetime.
+// T must be default-constructible and move-assignable; the queue keeps every T it constructed
+// (at most `capacity`, moved-from after a pop) alive for its whole lifetime.
 template <typename T>
 class BoundedQueue {
   static_assert(std::is_default_constructible_v<T> && std::is_move_assignable_v<T>);
@@ -41,7 +47,7 @@ class BoundedQueue {
   BoundedQueue(const BoundedQueue&) = delete;
   BoundedQueue& operator=(const BoundedQueue&) = delete;
   // Precondition: no thread is inside any method (Close() and join first).
-  ~BoundedQueue() = default;
+  ~BoundedQueue();
 
   // Registers a producer and returns its id (ids are dense: 0, 1, 2, ...). The name is for
   // reporting only. Fails with kInvalidArgument for an empty or duplicate name or bad options
@@ -90,6 +96,8 @@ class BoundedQueue {
   bool closed() const;
   size_t size() const;
   size_t capacity() const { return capacity_; }
+  // Slots constructed so far: the most items the queue has held at once (<= capacity()).
+  size_t slots_used() const;
 
   // Counters; see QueueStats for what is consistent when.
   QueueStats Stats() const;
@@ -98,6 +106,11 @@ class BoundedQueue {
   struct Slot {
     T value{};
     SourceId source = 0;
+  };
+  // Storage for capacity_ slots, of which [0, constructed_) are constructed.
+  struct SlotStorage {
+    void operator()(Slot* p) const { std::allocator<Slot>().deallocate(p, n); }
+    size_t n;
   };
 
   size_t Index(size_t offset) const {
@@ -129,8 +142,9 @@ class BoundedQueue {
   mutable std::mutex mu_;
   std::condition_variable not_empty_;
   std::condition_variable not_full_;
-  std::unique_ptr<Slot[]> slots_;  // guarded by mu_
-  size_t head_ = 0;                // guarded by mu_
+  std::unique_ptr<Slot, SlotStorage> slots_;  // the storage; its slots are guarded by mu_
+  size_t constructed_ = 0;         // guarded by mu_; the ring's tail is never beyond it
+  size_t head_ = 0;                // guarded by mu_; 0 whenever the queue is empty
   size_t size_ = 0;                // guarded by mu_
   bool closed_ = false;            // guarded by mu_
   size_t waiting_consumers_ = 0;   // guarded by mu_
@@ -144,8 +158,20 @@ template <typename T>
 BoundedQueue<T>::BoundedQueue(size_t capacity)
     : capacity_(capacity == 0 ? 1 : capacity),
       accounting_(capacity_),
-      slots_(std::make_unique<Slot[]>(capacity_)) {
+      slots_(std::allocator<Slot>().allocate(capacity_), SlotStorage{capacity_}) {
   assert(capacity >= 1);
+}
+
+template <typename T>
+BoundedQueue<T>::~BoundedQueue() {
+  Slot* slots = slots_.get();
+  for (size_t i = 0; i < constructed_; ++i) slots[i].~Slot();
+}
+
+template <typename T>
+size_t BoundedQueue<T>::slots_used() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return constructed_;
 }
 
 template <typename T>
@@ -244,7 +270,15 @@ size_t BoundedQueue<T>::PushBatch(SourceId source, std::vector<T>* items) {
 
 template <typename T>
 void BoundedQueue<T>::PushLocked(SourceId source, internal::SourceState& state, T&& item) {
-  Slot& slot = slots_[Index(size_)];
+  const size_t tail = Index(size_);
+  // The tail only ever moves one slot past the constructed ones: slots are used in order from
+  // the first, and the ring restarts there when empty (TakeFrontLocked).
+  assert(tail <= constructed_);
+  if (tail == constructed_) {
+    ::new (static_cast<void*>(slots_.get() + tail)) Slot();
+    ++constructed_;
+  }
+  Slot& slot = slots_.get()[tail];
   slot.value = std::move(item);
   slot.source = source;
   ++size_;
@@ -254,12 +288,13 @@ void BoundedQueue<T>::PushLocked(SourceId source, internal::SourceState& state, 
 
 template <typename T>
 T&& BoundedQueue<T>::TakeFrontLocked() {
-  Slot& slot = slots_[head_];
+  Slot& slot = slots_.get()[head_];
   internal::SourceState* state = accounting_.Find(slot.source);
   state->popped.Add();
   state->queued.Sub();
-  head_ = Index(1);
-  --size_;
+  // Empty: start again at the first slot, so that the slots in use stay the fewest that ever
+  // held the queue's items at once.
+  head_ = --size_ == 0 ? 0 : Index(1);
   return std::move(slot.value);
 }
 
@@ -269,11 +304,11 @@ template <typename T>
 bool BoundedQueue<T>::EvictOldestOfLocked(SourceId source, internal::SourceState& state) {
   if (state.queued.Get() == 0) return false;
   size_t k = 0;
-  while (slots_[Index(k)].source != source) ++k;
-  for (; k > 0; --k) slots_[Index(k)] = std::move(slots_[Index(k - 1)]);
-  slots_[head_].value = T();  // release what the evicted item held
-  head_ = Index(1);
-  --size_;
+  Slot* slots = slots_.get();
+  while (slots[Index(k)].source != source) ++k;
+  for (; k > 0; --k) slots[Index(k)] = std::move(slots[Index(k - 1)]);
+  slots[head_].value = T();  // release what the evicted item held
+  head_ = --size_ == 0 ? 0 : Index(1);
   state.evicted.Add();
   state.queued.Sub();
   return true;

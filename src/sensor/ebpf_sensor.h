@@ -22,10 +22,10 @@
 
 #include "core/event.h"
 #include "core/status.h"
+#include "sensor/ring_reader.h"
 #include "sensor/sensor.h"
 
 struct vigil_sensor_bpf;  // the generated skeleton (bpf/vigil_sensor.bpf.c)
-struct ring_buffer;       // libbpf
 struct bpf_link;          // libbpf
 struct vigil_event_header;  // bpf/abi/vigil_events.h
 struct vigil_syscall_batch;
@@ -157,6 +157,9 @@ class EbpfSensor final : public Sensor {
   // Valid until the next Next()/NextFor() call.
   const EbpfEventDetail& detail() const { return *detail_; }
   const std::vector<std::string>& warnings() const { return warnings_; }
+  // Converted-record slots constructed so far: the most records one pass held (at most
+  // options.batch + 64); the memory they take follows that, not options.batch. Pulling thread.
+  size_t slots_constructed() const { return slots_.size(); }
   // True while typed records come from the per-call tracepoint programs (the stream is off and
   // they could be attached); false while the raw sys_exit program sends them.
   bool typed_per_call() const {
@@ -217,11 +220,11 @@ class EbpfSensor final : public Sensor {
   void StartSlot(Slot& slot, const vigil_event_header* hdr, uint64_t ts_ns);
   // syscall_runs: one slot per run of same-architecture calls of the batch.
   void AddRuns(const vigil_syscall_batch* batch);
-  static int OnRecordThunk(void* ctx, void* data, size_t size);
+  static int OnRecordThunk(void* ctx, const void* data, size_t size);
 
   EbpfOptions options_;
   vigil_sensor_bpf* skel_ = nullptr;
-  ring_buffer* rb_ = nullptr;
+  std::unique_ptr<RingReader> rb_;  // the ring buffer's data mapped once (ring_reader.h)
   int epoll_fd_ = -1;
   int stop_fd_ = -1;  // eventfd written by Stop()
   std::atomic<bool> stop_requested_{false};

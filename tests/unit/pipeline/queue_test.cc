@@ -179,6 +179,63 @@ TEST(BoundedQueueTest, PopBatchOverOverwritesTheFirstElementsAndLeavesTheRest) {
   EXPECT_EQ(q.Stats().sources[0].popped, 7u);
 }
 
+// Counts how many are alive, to see which of a queue's slots were ever constructed.
+struct Tracked {
+  static inline int alive = 0;
+  Tracked() { ++alive; }
+  explicit Tracked(uint64_t v) : value(v) { ++alive; }
+  Tracked(Tracked&& o) noexcept : value(o.value) { ++alive; }
+  Tracked& operator=(Tracked&& o) noexcept {
+    value = o.value;
+    return *this;
+  }
+  ~Tracked() { --alive; }
+  uint64_t value = 0;
+};
+
+// A queue's memory follows the most items it held at once, not its capacity: the agent's
+// per-worker queues (thousands of ~400-byte events) must not be resident while nearly empty.
+TEST(BoundedQueueTest, SlotsAreConstructedOnlyAsDeepAsTheQueueGets) {
+  Tracked::alive = 0;
+  {
+    BoundedQueue<Tracked> q(4096);
+    EXPECT_EQ(Tracked::alive, 0);
+    EXPECT_EQ(q.slots_used(), 0u);
+    const SourceId src = MustRegister(q, "src");
+    std::vector<Tracked> burst;
+    std::vector<Tracked> out;
+    uint64_t next = 0, expect = 0;
+    // Many rounds of at most 3 queued items: the ring would have gone round its 4,096 slots
+    // several times over if it did not restart at the first slot when empty.
+    for (int round = 0; round < 5000; ++round) {
+      for (int i = 0; i < 1 + round % 3; ++i) burst.emplace_back(next++);
+      ASSERT_EQ(q.PushBatch(src, &burst), static_cast<size_t>(1 + round % 3));
+      const size_t n = q.PopBatchOver(&out, 2);  // may leave one behind for the next round
+      for (size_t i = 0; i < n; ++i) ASSERT_EQ(out[i].value, expect++);
+    }
+    while (q.size() > 0) {
+      const size_t n = q.TryPopBatch(&out, 8);
+      for (size_t i = out.size() - n; i < out.size(); ++i) ASSERT_EQ(out[i].value, expect++);
+    }
+    EXPECT_EQ(expect, next);
+    EXPECT_LE(q.slots_used(), 5u);
+    EXPECT_EQ(q.capacity(), 4096u);
+    // A burst as deep as the capacity still fits: the slots are built as it needs them.
+    for (uint64_t i = 0; i < 4096; ++i) burst.emplace_back(i);
+    ASSERT_EQ(q.PushBatch(src, &burst), 4096u);
+    EXPECT_EQ(q.slots_used(), 4096u);
+    Tracked extra(1);
+    EXPECT_EQ(q.TryPop(&extra), PopOutcome::kItem);
+    EXPECT_EQ(extra.value, 0u);
+    EXPECT_EQ(q.Push(src, Tracked(7)), PushOutcome::kAccepted);  // wraps round to slot 0
+    out.clear();
+    ASSERT_EQ(q.TryPopBatch(&out, 5000), 4096u);
+    EXPECT_EQ(out.front().value, 1u);
+    EXPECT_EQ(out.back().value, 7u);
+  }
+  EXPECT_EQ(Tracked::alive, 0);  // every constructed slot was destroyed with the queue
+}
+
 // The point of PopBatchOver: a consumer's old strings go back to the producer through the slots.
 TEST(BoundedQueueTest, PopBatchOverHandsTheConsumersBuffersBackToTheProducer) {
   BoundedQueue<std::string> q(1);

@@ -17,7 +17,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -629,6 +631,95 @@ TEST_F(EbpfSensorTest, RunsAccountForEveryCallOfAFloodAsReadOrLost) {
   // child was switched out between its first call (decided under the old name) and the rename.
   EXPECT_GE(read + full, kCalls + 1u);
   EXPECT_LE(read + full, kCalls + 2u);
+}
+
+// The slots records are converted into are built as passes need them: a quiet sensor holds a
+// few, not options.batch (~2.7 MB of events at the default), and a pass bigger than the batch is
+// split without losing or reordering anything.
+TEST_F(EbpfSensorTest, BuildsConversionSlotsOnlyAsPassesNeedThem) {
+  EbpfOptions options;
+  options.include_comms = {"vigil-slots"};
+  options.batch = 16;
+  Start(options);
+  EXPECT_EQ(sensor_->slots_constructed(), 0u);
+  constexpr int kCalls = 3000;  // not in runs: one record per call, 47 kB of the 4 MiB ring
+  pid_t kid = RunChild([] {
+    prctl(PR_SET_NAME, "vigil-slots");
+    for (int i = 0; i < kCalls; ++i) syscall(SYS_getppid);
+  });
+  Drain();
+  int getppids = 0;
+  for (const Seen& s : seen_) {
+    if (s.event.proc.pid == static_cast<uint32_t>(kid) && s.event.syscall.nr == SYS_getppid &&
+        s.detail.type == EbpfRecordType::kSyscall) {
+      ++getppids;
+    }
+  }
+  auto lost = sensor_->LostCounts();
+  ASSERT_TRUE(lost.has_value()) << lost.error().ToString();
+  ASSERT_EQ((*lost)[static_cast<size_t>(EbpfLostCause::kRingBufferFull)], 0u);
+  EXPECT_EQ(getppids, kCalls);
+  EXPECT_GT(sensor_->slots_constructed(), options.batch);  // a pass ran full
+  EXPECT_LE(sensor_->slots_constructed(), options.batch + 64);
+
+  // With the default batch (4,096) and little to read, few slots are ever built.
+  seen_.clear();
+  sensor_.reset();
+  EbpfOptions defaults;
+  defaults.include_comms = {"vigil-slots"};
+  Start(defaults);
+  const std::string path = UniquePath("slots");
+  OpenAs("vigil-slots", path);
+  ASSERT_NE(WaitForOpen(path), nullptr);
+  EXPECT_LT(sensor_->slots_constructed(), 200u);
+}
+
+// The ring buffer's data is mapped once: libbpf's consumer maps it twice in a row (a 4 MiB ring
+// was 8 MiB of resident memory, since the kernel fills the whole mapping in at mmap time).
+// Records that wrap past the end still arrive whole (a 64 KiB ring turns over many times).
+TEST_F(EbpfSensorTest, MapsTheRingBuffersDataOnceAndReadsRecordsThatWrap) {
+  EbpfOptions options;
+  options.ring_buffer_bytes = size_t{64} << 10;
+  options.include_comms = {"vigil-wrap"};
+  Start(options);
+  // Sizes of this process's BPF map mappings, from /proc/self/maps ("start-end ... name").
+  std::vector<size_t> sizes;
+  FILE* maps = std::fopen("/proc/self/maps", "r");
+  ASSERT_NE(maps, nullptr);
+  char line[512];
+  while (std::fgets(line, sizeof(line), maps) != nullptr) {
+    if (std::strstr(line, "bpf-map") == nullptr) continue;
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line, "%lx-%lx", &lo, &hi) == 2) sizes.push_back(hi - lo);
+  }
+  std::fclose(maps);
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  EXPECT_NE(std::find(sizes.begin(), sizes.end(), page + options.ring_buffer_bytes), sizes.end())
+      << "no mapping of the producer page and the data once";
+  for (size_t s : sizes) EXPECT_LT(s, 2 * options.ring_buffer_bytes) << "data mapped twice";
+
+  // Rounds of opens of paths of many lengths (file records of varying size), drained between
+  // rounds: each round fits in the ring, five of them go round it about three times, so records
+  // straddle its end.
+  for (int round = 0; round < 5; ++round) {
+    std::vector<std::string> paths;
+    for (int i = 0; i < 150; ++i) {
+      paths.push_back(UniquePath("wrap") + "-" + std::string(static_cast<size_t>(i % 97), 'x'));
+    }
+    RunChild([&] {
+      prctl(PR_SET_NAME, "vigil-wrap");
+      for (const std::string& p : paths) {
+        int fd = open(p.c_str(), O_RDONLY);
+        if (fd >= 0) close(fd);
+      }
+    });
+    ASSERT_NE(WaitForOpen(paths.back()), nullptr) << "round " << round;
+    for (const std::string& p : paths) EXPECT_TRUE(SawOpen(p)) << p;
+    Drain();
+  }
+  auto lost = sensor_->LostCounts();
+  ASSERT_TRUE(lost.has_value()) << lost.error().ToString();
+  EXPECT_EQ((*lost)[static_cast<size_t>(EbpfLostCause::kRingBufferFull)], 0u);
 }
 
 TEST_F(EbpfSensorTest, ReportsIa32CallsWithI386Numbers) {
