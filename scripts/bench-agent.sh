@@ -10,6 +10,8 @@
 #   3. the agent's RSS with VIGIL_BENCH_PROCS (default 1000) live idle processes;
 #   4. redis-benchmark against a loopback redis-server, without/with the agent (skipped with a
 #      message when redis cannot be installed);
+#   (for every measurement with the agent, the share of its time the syscall stream was on,
+#   from the agent's vigil_syscall_stream_on_seconds_total, is recorded and summarised);
 #   5. a compile of a C project: GNU binutils' C libraries (libiberty, zlib, libsframe, bfd) from
 #      Debian's binutils-source, configured once, then cleaned and rebuilt with
 #      `make -j$(nproc) all-bfd`, timed without/with the agent (skipped with a message when
@@ -25,8 +27,11 @@
 #   VIGIL_BENCH_PROCS         idle processes for the RSS test (default 1000; 0 skips it)
 #   VIGIL_BENCH_SETTLE        seconds the agent runs with them before RSS is read (default 20)
 #   VIGIL_BENCH_REDIS         redis-benchmark requests per test (default 200000; 0 skips redis)
-#   VIGIL_BENCH_SYSCALL_STREAM  the agent's agent.syscall_stream (default true: the embedded
-#                             default, the full per-call stream; false: typed events only)
+#   VIGIL_BENCH_SYSCALL_STREAM  the agent's agent.syscall_stream: default (the default: the key
+#                             left out, so the embedded default event set is measured: the
+#                             stream under its CPU budget), budget, true (the full per-call
+#                             stream all the time) or false (typed events only)
+#   VIGIL_BENCH_STREAM_BUDGET agent.syscall_stream_budget (default: left out, the embedded 0.01)
 #   VIGIL_BENCH_SECTIONS      which measurements to run (default "loops rss redis compile")
 #   VIGIL_BIN                 a prebuilt vigil binary: skips install-deps and the build
 #   VIGIL_BENCH_BEFORE_BIN    another vigil binary (e.g. a build of the previous commit): adds
@@ -112,18 +117,22 @@ forget() {  # forget a pid we have stopped ourselves
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$results"; }  # rep phase key value
 
 # An explicit config, so that a /etc/vigil/vigil.yaml on this host cannot change the event set.
-# Everything else keeps the embedded defaults: full syscall stream, every typed event, 4 MiB ring
-# buffer, queue 4096 per worker with backpressure `block`, 2 workers.
-syscall_stream=${VIGIL_BENCH_SYSCALL_STREAM:-true}
-[[ $syscall_stream == true || $syscall_stream == false ]] ||
-  { echo "bench-agent: VIGIL_BENCH_SYSCALL_STREAM must be true or false, not '$syscall_stream'" >&2; exit 2; }
-cat >"$tmp/vigil.yaml" <<EOF
-log:
-  level: info
-sinks: []
-agent:
-  syscall_stream: $syscall_stream
-EOF
+# Everything else keeps the embedded defaults: the syscall stream under its CPU budget (unless
+# VIGIL_BENCH_SYSCALL_STREAM says otherwise), every typed event, 4 MiB ring buffer, queue 4096
+# per worker with backpressure `block`, 2 workers.
+syscall_stream=${VIGIL_BENCH_SYSCALL_STREAM:-default}
+stream_budget=${VIGIL_BENCH_STREAM_BUDGET:-}
+case $syscall_stream in
+  default | budget | true | false) ;;
+  *) echo "bench-agent: VIGIL_BENCH_SYSCALL_STREAM must be default, budget, true or false, not" \
+       "'$syscall_stream'" >&2
+     exit 2 ;;
+esac
+{
+  printf 'log:\n  level: info\nsinks: []\nagent:\n'
+  [[ $syscall_stream == default ]] || printf '  syscall_stream: %s\n' "$syscall_stream"
+  [[ -z $stream_budget ]] || printf '  syscall_stream_budget: %s\n' "$stream_budget"
+} >"$tmp/vigil.yaml"
 
 # --- the agent ---------------------------------------------------------------------------------
 agent_pid='' agent_port='' agent_log='' agent_stops=0 agent_clean=0
@@ -183,7 +192,9 @@ agent_stop() {
     exit 1
   fi
 }
-# snap: "<time_s> <events_read> <lost_ringbuf_full> <queue_dropped> <cpu_s> <rss_kb> <hwm_kb>"
+# snap: "<time_s> <events_read> <lost_ringbuf_full> <queue_dropped> <cpu_s> <rss_kb> <hwm_kb>
+#        <stream_on_s>" (stream_on_s: seconds the syscall stream was on; 0 for an agent without
+#        the metric)
 clk_tck=$(getconf CLK_TCK)
 snap() {
   local t m cpu rss hwm
@@ -197,13 +208,15 @@ snap() {
     /^vigil_events_read_total / {ev = $2 + 0}
     /^vigil_kernel_events_lost_total\{cause="ringbuf_full"\} / {lost = $2 + 0}
     /^vigil_queue_dropped_total\{cause="full"\} / {qd = $2 + 0}
-    END {printf "%s %.0f %.0f %.0f %s %s %s\n", t, ev, lost, qd, cpu, rss, hwm}' <<<"$m"
+    /^vigil_syscall_stream_on_seconds_total / {on = $2 + 0}
+    END {printf "%s %.0f %.0f %.0f %s %s %s %.6f\n", t, ev, lost, qd, cpu, rss, hwm, on}' <<<"$m"
 }
 # window REP PHASE TEST "<snap before>" "<snap after>": events/s, loss, CPU per event, RSS.
 window() {
   local rep=$1 phase=$2 test=$3
-  read -r t0 e0 l0 q0 c0 _ _ <<<"$4"
-  read -r t1 e1 l1 q1 c1 rss hwm <<<"$5"
+  read -r t0 e0 l0 q0 c0 _ _ _ <<<"$4"
+  read -r t1 e1 l1 q1 c1 rss hwm _ <<<"$5"
+  stream_duty "$rep" "$phase" "$test" "$4" "$5"
   local de=$((e1 - e0)) dl=$((l1 - l0)) dq=$((q1 - q0))
   record "$rep" "$phase" "$test.events" "$de"
   record "$rep" "$phase" "$test.events_per_s" "$(awk -v n="$de" -v a="$t0" -v b="$t1" \
@@ -218,6 +231,15 @@ window() {
     'BEGIN {print (b - a) / (y - x)}')"
   record "$rep" "$phase" "$test.rss_mb" "$(awk -v k="$rss" 'BEGIN {print k / 1024}')"
   record "$rep" "$phase" "$test.hwm_mb" "$(awk -v k="$hwm" 'BEGIN {print k / 1024}')"
+}
+# stream_duty REP PHASE TEST "<snap before>" "<snap after>": the share of the time between the two
+# snapshots that the agent's syscall stream was on, as TEST.stream_duty.
+stream_duty() {
+  local t0 o0 t1 o1
+  read -r t0 _ _ _ _ _ _ o0 <<<"$4"
+  read -r t1 _ _ _ _ _ _ o1 <<<"$5"
+  record "$1" "$2" "$3.stream_duty" "$(awk -v a="$o0" -v b="$o1" -v x="$t0" -v y="$t1" \
+    'BEGIN {print (y > x) ? (b - a) / (y - x) : 0}')"
 }
 # loops2 REP PHASE COUNT: two getppid loops at once; records the mean of their ns (and CPU ns)
 # per call as getppid2.ns / getppid2.cpu_ns (exits when either fails).
@@ -327,7 +349,7 @@ if ((nprocs > 0)) && [[ $sections == *rss* ]]; then
     for phase in $(phase_order "$rep"); do
       echo "== RSS, repetition $rep/$reps, $phase: $nprocs idle processes for $settle s"
       start_phase "$phase" "rss-$rep"
-      read -r _ _ _ _ _ rss0 _ <<<"$(snap)"
+      read -r _ _ _ _ _ rss0 _ _ <<<"$(snap)"
       fifo=$tmp/procs.fifo
       rm -f "$fifo" && mkfifo "$fifo"
       "$out/bin/idle_procs" "$nprocs" >"$fifo" &
@@ -337,7 +359,7 @@ if ((nprocs > 0)) && [[ $sections == *rss* ]]; then
       [[ $word == ready && $count == "$nprocs" ]] || {
         echo "bench-agent: idle_procs started ${count:-0} of $nprocs" >&2; exit 1; }
       sleep "$settle"
-      read -r _ _ _ _ _ rss hwm <<<"$(snap)"
+      read -r _ _ _ _ _ rss hwm _ <<<"$(snap)"
       tracked=$(curl -fsS --max-time 5 "http://127.0.0.1:$agent_port/healthz" |
         sed -n 's/.*"processes_tracked":\([0-9]*\).*/\1/p')
       kill -TERM "$procs_pid"
@@ -389,9 +411,12 @@ if [[ -z $redis_skip ]]; then
     record "$rep" none redis.get_rps "$g"
     for phase in $(phase_order "$rep"); do
       start_phase "$phase" "redis-$rep"
+      s0=$(snap)
       read -r s g <<<"$(redis_rps)"
+      s1=$(snap)
       record "$rep" "$phase" redis.set_rps "$s"
       record "$rep" "$phase" redis.get_rps "$g"
+      stream_duty "$rep" "$phase" redis "$s0" "$s1"
       agent_stop
     done
   done
@@ -451,7 +476,10 @@ if [[ -z $compile_skip ]]; then
     compile "$rep" none
     for phase in $(phase_order "$rep"); do
       start_phase "$phase" "compile-$rep"
+      s0=$(snap)
       compile "$rep" "$phase"
+      s1=$(snap)
+      stream_duty "$rep" "$phase" compile "$s0" "$s1"
       agent_stop
     done
   done
@@ -556,6 +584,23 @@ if "before" in phases and "learning" in phases:
         r = pair("learning", "before", key)
         if r:
             print(f"  {what:<34} {r[0]:.3f}x [{r[1]:.3f}..{r[2]:.3f}]")
+
+duty_rows = []
+for test, what in (("openclose", "open/close loop"), ("getppid", "one getppid loop"),
+                   ("getppid2", "two getppid loops"), ("redis", "redis-benchmark"),
+                   ("compile", "compile of a C project")):
+    cells = []
+    for p in phases:
+        d = v.get((p, f"{test}.stream_duty"))
+        if d:
+            cells.append(f"{p} {100 * statistics.median(d.values()):.1f} % "
+                         f"[{100 * min(d.values()):.1f}..{100 * max(d.values()):.1f}]")
+    if cells:
+        duty_rows.append(f"  {what:<24} " + "; ".join(cells))
+if duty_rows:
+    print("\nsyscall stream on (share of the measurement's time, from the agent's "
+          "vigil_syscall_stream_on_seconds_total; median [min..max])")
+    print("\n".join(duty_rows))
 
 if med(phases[0], "rss_procs_mb") is not None:
     print(f"\nRSS with {nprocs} live idle processes after {settle} s (VmRSS of the agent)")

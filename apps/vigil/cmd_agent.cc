@@ -32,6 +32,7 @@
 #include "agent/host_addresses.h"
 #include "agent/hub_escalations.h"
 #include "agent/live_agent.h"
+#include "agent/stream_budget.h"
 #include "apps/vigil/agent_gate.h"
 #include "apps/vigil/audit_trail.h"
 #include "apps/vigil/commands.h"
@@ -101,7 +102,7 @@ uint32_t TypedMask(const std::vector<std::string>& events) {
 sensor::EbpfOptions SensorOptions(const core::AgentConfig& a) {
   sensor::EbpfOptions o;
   o.ring_buffer_bytes = a.ring_buffer_bytes;
-  o.syscall_stream = a.syscall_stream;
+  o.syscall_stream = a.syscall_stream != core::SyscallStreamMode::kOff;
   o.syscall_runs = true;  // the per-program models read call sequences: one event per run
   // Fork, exec and exit keep the process tree right, so they are always on.
   o.typed_events = TypedMask(a.events) | sensor::kTypedExec | sensor::kTypedFork |
@@ -115,8 +116,10 @@ sensor::EbpfOptions SensorOptions(const core::AgentConfig& a) {
   return o;
 }
 
-// Applies the filters and event set of a (re)loaded config to the running sensor.
-core::Status ApplyRuntimeConfig(sensor::EbpfSensor& s, const core::AgentConfig& a) {
+// Applies the filters and event set of a (re)loaded config to the running sensor (the syscall
+// stream through its cycler, which owns it).
+core::Status ApplyRuntimeConfig(sensor::EbpfSensor& s, agent::StreamDutyCycler& stream,
+                                const core::AgentConfig& a) {
   const sensor::EbpfOptions o = SensorOptions(a);
   VIGIL_RETURN_IF_ERROR(s.ClearFilters());
   for (const auto& c : o.exclude_comms) VIGIL_RETURN_IF_ERROR(s.AddExcludeComm(c));
@@ -125,7 +128,7 @@ core::Status ApplyRuntimeConfig(sensor::EbpfSensor& s, const core::AgentConfig& 
   for (uint32_t u : o.include_uids) VIGIL_RETURN_IF_ERROR(s.AddIncludeUid(u));
   for (uint64_t g : o.exclude_cgroups) VIGIL_RETURN_IF_ERROR(s.AddExcludeCgroup(g));
   for (uint64_t g : o.include_cgroups) VIGIL_RETURN_IF_ERROR(s.AddIncludeCgroup(g));
-  VIGIL_RETURN_IF_ERROR(s.SetSyscallStream(o.syscall_stream));
+  VIGIL_RETURN_IF_ERROR(stream.SetMode(a.syscall_stream, a.syscall_stream_budget));
   return s.SetTypedEvents(o.typed_events);
 }
 
@@ -629,6 +632,27 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   std::unique_ptr<sensor::EbpfSensor> ebpf = std::move(opened).value();
   for (const std::string& w : ebpf->warnings()) spdlog::warn("ebpf: {}", w);
 
+  // 5b. The syscall stream's owner: in budget mode (the default) it is switched on and off so
+  // that its estimated cost stays within agent.syscall_stream_budget of all CPUs, and the live
+  // handler cuts windows where it was off (docs/agent-stream-budget.md).
+  auto stream_gaps = std::make_shared<agent::StreamGaps>();
+  agent::EbpfStreamSwitch stream_switch(*ebpf);
+  agent::StreamBudgetOptions stream_options;
+  stream_options.budget = c.agent.syscall_stream_budget;
+  stream_options.cpus = static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
+  agent::StreamDutyCycler stream_cycler(
+      stream_switch, c.agent.syscall_stream, stream_options, core::SystemClock::Get(),
+      agent::ProcessCpuNs, stream_gaps,
+      [](const core::Status& st) { spdlog::warn("ebpf: {}", st.message()); });
+  if (c.agent.syscall_stream == core::SyscallStreamMode::kBudget) {
+    spdlog::info(
+        "syscall stream: budget {:.2f} % of {} CPUs (on while its estimated cost fits, "
+        "else for that share of the time)",
+        100 * c.agent.syscall_stream_budget, stream_options.cpus);
+  } else {
+    spdlog::info("syscall stream: {}", agent::StreamModeName(c.agent.syscall_stream));
+  }
+
   // 6. The agent.
   agent::LiveOptions lo;
   lo.learn_ns = static_cast<int64_t>(c.agent.learn_seconds) * 1'000'000'000;
@@ -641,6 +665,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   lo.model.version = "1";
   lo.model.min_subject_traces = c.agent.min_program_windows;
   lo.model.target_fpr = c.model.target_fpr;
+  lo.stream_gaps = stream_gaps;
   lo.pipeline.queue_capacity = c.pipeline.queue.capacity;
   lo.pipeline.workers = static_cast<int>(c.pipeline.workers);
   lo.pipeline.host = c.host;
@@ -839,6 +864,44 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   }
   add("vigil_resident_memory_bytes", "Resident memory of the agent", {}, true,
       [] { return ResidentMegabytes() * 1e6; });
+  // The syscall stream under its budget (docs/agent-stream-budget.md).
+  for (const auto stream_mode : {core::SyscallStreamMode::kOff, core::SyscallStreamMode::kOn,
+                                 core::SyscallStreamMode::kBudget}) {
+    add("vigil_syscall_stream_mode", "agent.syscall_stream in force (1: this one)",
+        {{"mode", std::string(agent::StreamModeName(stream_mode))}}, true,
+        [&stream_cycler, stream_mode] {
+          return stream_cycler.Stats().mode == stream_mode ? 1.0 : 0.0;
+        });
+  }
+  add("vigil_syscall_stream_on", "1 while the per-call syscall stream is on", {}, true,
+      [&stream_cycler] { return stream_cycler.Stats().on ? 1.0 : 0.0; });
+  add("vigil_syscall_stream_on_seconds_total", "Time the syscall stream was on", {}, false,
+      [&stream_cycler] { return static_cast<double>(stream_cycler.Stats().on_ns) * 1e-9; });
+  add("vigil_syscall_stream_duty", "Share of the time the syscall stream was on since the start",
+      {}, true, [&stream_cycler] { return stream_cycler.Stats().duty; });
+  add("vigil_syscall_stream_planned_duty",
+      "Share of the time the budget lets the syscall stream be on at its estimated cost", {}, true,
+      [&stream_cycler] { return stream_cycler.Stats().planned_duty; });
+  add("vigil_syscall_stream_cost",
+      "Estimated share of all CPUs the syscall stream costs while on (kernel side and agent)", {},
+      true, [&stream_cycler] { return stream_cycler.Stats().cost; });
+  add("vigil_syscall_stream_budget",
+      "Share of all CPUs the syscall stream may cost (agent.syscall_stream_budget; 0 unless in "
+      "budget mode)",
+      {}, true, [&stream_cycler] { return stream_cycler.Stats().budget; });
+  for (const bool to_on : {true, false}) {
+    add("vigil_syscall_stream_switches_total", "Times the syscall stream was switched",
+        {{"to", to_on ? "on" : "off"}}, false, [&stream_cycler, to_on] {
+          const agent::StreamDutyStats s = stream_cycler.Stats();
+          return static_cast<double>(to_on ? s.switched_on : s.switched_off);
+        });
+  }
+  add("vigil_syscall_stream_switch_failures_total", "Switches of the syscall stream that failed",
+      {}, false,
+      [&stream_cycler] { return static_cast<double>(stream_cycler.Stats().switch_failures); });
+  add("vigil_stream_gap_cuts_total",
+      "Process windows cut where the syscall stream had been off (no sequence spans a gap)", {},
+      false, [&] { return live.Live().gap_cuts; });
   // The mode the agent is in (1 for the current one), and whether enforce mode was asked for
   // and refused (its reason is in the log, the audit log and /healthz's enforce_refused).
   for (const char* m : {"learning", "monitor", "enforce"}) {
@@ -882,6 +945,17 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
                   {"alerts", s.alerts},
                   {"enforcement_queued", actions ? actions->queued() : 0},
                   {"resident_mb", ResidentMegabytes()}};
+      const agent::StreamDutyStats st = stream_cycler.Stats();
+      h.detail["syscall_stream"] = {{"mode", std::string(agent::StreamModeName(st.mode))},
+                                    {"on", st.on},
+                                    {"duty", st.duty},
+                                    {"planned_duty", st.planned_duty},
+                                    {"cost", st.cost},
+                                    {"budget", st.budget},
+                                    {"switches_on", st.switched_on},
+                                    {"switches_off", st.switched_off},
+                                    {"switch_failures", st.switch_failures},
+                                    {"gap_cuts", s.gap_cuts}};
       std::lock_guard<std::mutex> lock(mode_mu);
       h.detail["mode"] = mode;
       h.detail["enforce_wanted"] = gate.wanted;
@@ -1178,7 +1252,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
           (void)reload_gate("SIGHUP", nullptr);  // the gate's own files
         }
         if (agent_gate && !c.agent.gate.model.empty()) (void)reload_gate_model("SIGHUP");
-        core::Status st = ApplyRuntimeConfig(sensor_ref, fresh->agent);
+        core::Status st = ApplyRuntimeConfig(sensor_ref, stream_cycler, fresh->agent);
         if (st.ok()) {
           spdlog::info("SIGHUP: reloaded filters and event set from {}", o.config);
         } else {
@@ -1192,6 +1266,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
                c.agent.learn_seconds, c.agent.baseline, c.agent.window);
   // What start-up parsed and dropped (rules, /proc, the BPF objects) goes back to the kernel.
   agent::ReleaseFreeHeap();
+  stream_cycler.Start();  // measures from here: start-up is not the stream's cost
   auto stats = live.Run(*ebpf, [](const core::Status& st) {
     spdlog::warn("ebpf: skipped a malformed record: {}", st.message());
   });

@@ -66,6 +66,25 @@ int RunStatus(const StatusOptions& o) {
     }
     std::printf("  kernel losses:     %s\n", lost.c_str());
   }
+  if (j.contains("syscall_stream") && j["syscall_stream"].is_object()) {
+    // (An answer from something else than the agent may hold anything: typed reads only.)
+    const nlohmann::json& s = j["syscall_stream"];
+    auto real = [&](const char* key) {
+      return s.contains(key) && s[key].is_number() ? s[key].get<double>() : 0.0;
+    };
+    auto text = [&](const char* key) { return s.contains(key) ? s[key].dump() : std::string("-"); };
+    const std::string mode =
+        s.contains("mode") && s["mode"].is_string() ? s["mode"].get<std::string>() : "-";
+    const bool on = s.contains("on") && s["on"].is_boolean() && s["on"].get<bool>();
+    std::printf("  syscall stream:    %s, %s now", mode.c_str(), on ? "on" : "off");
+    if (mode == "budget") {
+      std::printf("; on %.1f %% of the time (plan %.1f %%), costing %.2f %% of all CPUs while on "
+                  "(budget %.2f %%); %s switches off, %s windows cut at gaps",
+                  100 * real("duty"), 100 * real("planned_duty"), 100 * real("cost"),
+                  100 * real("budget"), text("switches_off").c_str(), text("gap_cuts").c_str());
+    }
+    std::printf("\n");
+  }
   std::printf("  processes tracked: %s\n", num("processes_tracked").c_str());
   std::printf("  programs learned:  %s (from %s windows)\n", num("programs_learned").c_str(),
               num("learned_windows").c_str());

@@ -78,7 +78,7 @@ class LiveAgent::State {
   std::atomic<LivePhase> phase{LivePhase::kLearning};
   std::atomic<uint64_t> generation{0};
   std::atomic<uint64_t> learned_windows{0}, dropped_windows{0}, windows_scored{0}, alerts{0},
-      evicted{0};
+      evicted{0}, gap_cuts{0};
   std::atomic<uint64_t> programs_learned{0};
 
   mutable std::mutex mu;
@@ -175,6 +175,7 @@ class LiveHandler final : public StreamHandler {
     size_t recent_count = 0;
     uint64_t last_seen = 0;
     int64_t last_time_ns = 0;
+    int64_t last_call_ns = 0;  // time_ns of the last kSyscall event (0: none yet)
   };
 
   static std::string ProgramOf(const core::Event& e) {
@@ -222,6 +223,15 @@ class LiveHandler final : public StreamHandler {
   // One call, or a run of calls (core::Event::syscall_run), cut into windows where they end.
   bool OnSyscall(const core::Event& e, Proc& p) {
     const size_t window = std::max<size_t>(state_.options.window, 1);
+    // The stream was off between this process's last calls and these: end the window there.
+    // (Either order: a batch of another thread can arrive after a later one from another CPU.)
+    const StreamGaps* gaps = state_.options.stream_gaps.get();
+    if (gaps != nullptr && p.last_call_ns != 0 && (!p.learn.empty() || p.in_window > 0) &&
+        gaps->Between(std::min(p.last_call_ns, e.time_ns), std::max(p.last_call_ns, e.time_ns))) {
+      Flush(e.proc.pid, p, /*exiting=*/true);
+      state_.gap_cuts.fetch_add(1, std::memory_order_relaxed);
+    }
+    p.last_call_ns = e.time_ns;
     p.arch = e.syscall.arch;
     std::span<const int32_t> calls = e.syscall_run.empty()
                                          ? std::span<const int32_t>(&e.syscall.nr, 1)
@@ -468,6 +478,7 @@ LiveStats LiveAgent::Live() const {
   s.windows_scored = state_->windows_scored.load();
   s.alerts = state_->alerts.load();
   s.processes_evicted = state_->evicted.load();
+  s.gap_cuts = state_->gap_cuts.load();
   std::lock_guard<std::mutex> lock(mu_);
   if (runner_) s.pipeline = runner_->Live();
   return s;

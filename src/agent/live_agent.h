@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "agent/replay_runner.h"
+#include "agent/stream_budget.h"
 #include "core/clock.h"
 #include "core/status.h"
 #include "model/sequence_model.h"
@@ -44,6 +45,10 @@ struct LiveOptions {
   // Run's thread) or "trained" (learned and saved to baseline_path when set, from the controller
   // thread), with the number of programs that have a model of their own. Detection starts then.
   std::function<void(std::string_view action, size_t programs)> on_model_change;
+  // Where the syscall stream resumed after an off period (budget mode; null: it never pauses).
+  // A process's window is cut there, as at an exec: calls before and after the gap are never
+  // joined into one window or n-gram.
+  std::shared_ptr<const StreamGaps> stream_gaps;
 };
 
 // Hands the free pages of every malloc arena back to the kernel (glibc's malloc_trim) and
@@ -70,6 +75,7 @@ struct LiveStats {
   uint64_t windows_scored = 0;
   uint64_t alerts = 0;
   uint64_t processes_evicted = 0;
+  uint64_t gap_cuts = 0;          // process windows cut where the stream had an off period
   ReplayStats pipeline;
 };
 

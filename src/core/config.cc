@@ -612,6 +612,20 @@ class ConfigParser {
     return Status::Ok();
   }
 
+  Status ReadStreamMode(const YAML::Node& v, std::string_view path, SyscallStreamMode* out) const {
+    if (v.IsNull()) return Status::Ok();
+    if (v.IsScalar() && v.Scalar() == "budget") {
+      *out = SyscallStreamMode::kBudget;
+      return Status::Ok();
+    }
+    bool on = false;
+    if (!ReadBool(v, path, &on).ok()) {
+      return Error(v, path, fmt::format("expected true, false or budget, got {}", Describe(v)));
+    }
+    *out = on ? SyscallStreamMode::kOn : SyscallStreamMode::kOff;
+    return Status::Ok();
+  }
+
   Status ReadFilters(const YAML::Node& node, std::string_view path, AgentFilterConfig* f) const {
     if (node.IsNull()) return Status::Ok();
     auto str = [&](const YAML::Node& v, const std::string& p, std::string* o) {
@@ -691,15 +705,18 @@ class ConfigParser {
     };
     return ForEachField(
         node, path,
-        {"learn", "window", "min_program_windows", "syscall_stream", "events",
-         "write_events", "ring_buffer_bytes", "baseline", "filters", "gate"},
+        {"learn", "window", "min_program_windows", "syscall_stream", "syscall_stream_budget",
+         "events", "write_events", "ring_buffer_bytes", "baseline", "filters", "gate"},
         [&](const std::string& key, const YAML::Node& v, const std::string& p) {
           if (key == "learn") return ReadSeconds(v, p, &a->learn_seconds);
           if (key == "window") return ReadUint32(v, p, 10, 100000, &a->window);
           if (key == "min_program_windows") {
             return ReadUint32(v, p, 2, 1000000, &a->min_program_windows);
           }
-          if (key == "syscall_stream") return ReadBool(v, p, &a->syscall_stream);
+          if (key == "syscall_stream") return ReadStreamMode(v, p, &a->syscall_stream);
+          if (key == "syscall_stream_budget") {
+            return ReadFraction(v, p, &a->syscall_stream_budget);
+          }
           if (key == "events") return ReadList(v, p, &a->events, event);
           if (key == "write_events") return ReadBool(v, p, &a->write_events);
           if (key == "ring_buffer_bytes") {

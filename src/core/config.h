@@ -185,11 +185,18 @@ struct AgentGateConfig {
   uint32_t realtime_priority = kDefaultGateRealtimePriority;  // 0 (off) .. 99
 };
 
+// agent.syscall_stream: the per-call stream off, on all the time, or on for the share of the time
+// that keeps its estimated cost within agent.syscall_stream_budget (docs/agent-stream-budget.md).
+enum class SyscallStreamMode : uint8_t { kOff, kOn, kBudget };
+
 struct AgentConfig {
   uint64_t learn_seconds = 300;        // learning period before detection starts
   uint32_t window = 100;               // system calls per scored window of a process
   uint32_t min_program_windows = 5;    // programs with fewer learned windows use the global model
-  bool syscall_stream = true;          // the per-call stream that the sequence models read
+  // The per-call stream that the sequence models read.
+  SyscallStreamMode syscall_stream = SyscallStreamMode::kBudget;
+  // Budget mode: the share of all the host's CPUs the stream may cost while on, 0 < x < 1.
+  double syscall_stream_budget = 0.01;
   // Typed events: exec, fork, exit, execve, open, file_mod, net, cred, ptrace, mount.
   std::vector<std::string> events = {"exec",    "fork", "exit", "execve", "open",
                                      "file_mod", "net", "cred", "ptrace", "mount"};

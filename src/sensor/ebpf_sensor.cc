@@ -527,6 +527,7 @@ int EbpfSensor::OnRecord(const void* data, size_t size) {
         size != kCallsAt + r->count * sizeof(vigil_syscall_call)) {
       return bad("syscall batch size disagrees with its count");
     }
+    stream_calls_.fetch_add(r->count, std::memory_order_relaxed);
     if (options_.syscall_runs) {
       AddRuns(r);
       return done();
@@ -910,8 +911,18 @@ core::Status EbpfSensor::ApplyStreamLocked(std::string* fallback_reason) {
     bpf_link__destroy(raw);
     raw = nullptr;
   }
-  if (!per_call) DetachPerCallLocked();
+  if (!per_call && !keep_per_call_) DetachPerCallLocked();
   return core::Status::Ok();
+}
+
+void EbpfSensor::SetKeepPerCallAttached(bool keep) {
+  std::lock_guard<std::mutex> lock(mu_);
+  keep_per_call_ = keep;
+  if (!keep && !typed_per_call_) DetachPerCallLocked();
+}
+
+int64_t EbpfSensor::EventTimeNs() const {
+  return ClockNs(CLOCK_MONOTONIC) + realtime_offset_ns_;
 }
 
 core::Status EbpfSensor::SetTypedEvents(uint32_t typed_mask) {
@@ -966,6 +977,8 @@ core::Status EbpfSensor::RemoveIncludeUid(uint32_t) { return NotBuilt(); }
 core::Status EbpfSensor::ClearFilters() { return NotBuilt(); }
 core::Status EbpfSensor::SetSyscallStream(bool) { return NotBuilt(); }
 core::Status EbpfSensor::SetTypedEvents(uint32_t) { return NotBuilt(); }
+void EbpfSensor::SetKeepPerCallAttached(bool) {}
+int64_t EbpfSensor::EventTimeNs() const { return 0; }
 
 #endif  // VIGIL_HAVE_BPF
 

@@ -189,6 +189,20 @@ class EbpfSensor final : public Sensor {
   // Event set at run time.
   core::Status SetSyscallStream(bool on);
   core::Status SetTypedEvents(uint32_t typed_mask);  // EbpfTyped bits
+  // For a stream that is switched on and off often (the agent's CPU budget): while set, the
+  // per-call tracepoint programs stay attached when the stream comes on (they send nothing then:
+  // typed_per_call is 0), so that a switch attaches or detaches only the raw sys_exit program.
+  // Clearing it while the stream is on detaches them. Off by default: with the stream on for
+  // good, they would only add a program run to every typed call.
+  void SetKeepPerCallAttached(bool keep);
+
+  // Calls of the syscall stream converted so far (each call of a batch counts), for measuring
+  // the stream's rate. Any thread.
+  uint64_t StreamCalls() const { return stream_calls_.load(std::memory_order_relaxed); }
+  // Now, in the time base of the events' core::Event::time_ns (the kernel's monotonic clock
+  // plus CLOCK_REALTIME - CLOCK_MONOTONIC at Open): a stream batch whose first call is later
+  // than a time read before SetSyscallStream(true) belongs to the new on-period. Any thread.
+  int64_t EventTimeNs() const;
 
  private:
   enum class FilterKind : uint8_t { kComm, kCgroup, kUid };
@@ -238,14 +252,17 @@ class EbpfSensor final : public Sensor {
   int64_t realtime_offset_ns_ = 0;  // CLOCK_REALTIME - CLOCK_MONOTONIC at Open
   int64_t ingest_ns_ = 0;           // CLOCK_MONOTONIC of the current pass
   std::atomic<uint64_t> bad_records_{0};
+  std::atomic<uint64_t> stream_calls_{0};
   EbpfEventDetail empty_detail_;
   const EbpfEventDetail* detail_ = &empty_detail_;  // the slot of the event returned last
 
-  mutable std::mutex mu_;  // guards filters_, syscall_stream_, typed_mask_ and the settings map
+  // guards filters_, syscall_stream_, typed_mask_, the links and the settings map
+  mutable std::mutex mu_;
   FilterSets filters_;
   bool syscall_stream_ = true;
   bool typed_per_call_ = false;             // vigil_config.typed_per_call of the last write
   std::vector<bpf_link*> per_call_links_;   // the syscalls/sys_exit_<call> programs' links
+  bool keep_per_call_ = false;              // SetKeepPerCallAttached
   uint32_t typed_mask_ = kTypedAll;
   uint32_t settings_generation_ = 0;  // vigil_config.generation of the last write
 };

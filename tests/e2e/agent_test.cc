@@ -99,8 +99,11 @@ class AgentE2eTest : public ::testing::Test {
 TEST_F(AgentE2eTest, LearnsThenAlertsOnUnseenBehaviourOnly) {
   const fs::path config = dir_ / "vigil.yaml";
   const fs::path alerts = dir_ / "alerts.jsonl";
-  // Metrics on (any free port): the server's threads must not take the SIGTERM below.
+  // Metrics on (any free port): the server's threads must not take the SIGTERM below. The full
+  // stream: the workload's calls must reach the models whole however busy the host is (the
+  // default, budget mode, streams only a share of the time on a busy host).
   std::ofstream(config) << "agent:\n  learn: 8s\n  window: 50\n  min_program_windows: 3\n"
+                           "  syscall_stream: true\n"
                            "metrics:\n  enabled: true\n  listen: 127.0.0.1:0\n";
   const fs::path out = dir_ / "agent.out", err = dir_ / "agent.err";
   agent_ = Spawn({VIGIL_BINARY, "agent", "--config", config.string(), "--state-dir",
@@ -873,6 +876,15 @@ TEST_F(AgentE2eTest, EnforceFallsBackToMonitorWhenLocalAttestationFails) {
     const auto status = vigil::e2e::RunVigil(tmp, "status --address " + address);
     EXPECT_NE(status.out.find("mode:              monitor"), std::string::npos) << status.out;
     EXPECT_NE(status.out.find("enforce refused:   " + why), std::string::npos) << status.out;
+    // The default event set: the syscall stream under its CPU budget, shown and exported.
+    EXPECT_NE(status.out.find("syscall stream:    budget, "), std::string::npos) << status.out;
+    EXPECT_NE(status.out.find("(budget 1.00 %)"), std::string::npos) << status.out;
+    EXPECT_NE(metrics.find("vigil_syscall_stream_mode{mode=\"budget\"} 1"), std::string::npos)
+        << metrics;
+    EXPECT_NE(metrics.find("vigil_syscall_stream_budget 0.01"), std::string::npos) << metrics;
+    EXPECT_NE(metrics.find("vigil_syscall_stream_switches_total{to=\"off\"} "),
+              std::string::npos)
+        << metrics;
     const nlohmann::json change = last_mode_change();
     EXPECT_EQ(change.dump().find(R"("to":"enforce")"), std::string::npos) << change.dump();
     EXPECT_NE(change.dump().find(R"("to":"monitor")"), std::string::npos) << change.dump();

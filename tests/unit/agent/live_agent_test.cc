@@ -105,6 +105,27 @@ class LiveAgentTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
+  // A PhasedSensor gate: waits until `*agent` learned `windows` windows, ends learning on the fake
+  // clock (`learn_ns`) and waits for detection.
+  std::function<void()> DetectAfter(LiveAgent* const* agent, uint64_t windows, int64_t learn_ns) {
+    return [this, agent, windows, learn_ns] {
+      ASSERT_TRUE(WaitFor([&] { return (*agent)->Live().learned_windows == windows; }));
+      clock_.Advance(learn_ns);
+      ASSERT_TRUE(WaitFor([&] { return (*agent)->Live().phase == LivePhase::kDetecting; }));
+    };
+  }
+
+  // Runs an agent with `options` on `sensor`, learning until 80 windows were learned, then
+  // detecting.
+  core::Result<LiveStats> LearnThenDetect(PhasedSensor& sensor, const LiveOptions& options,
+                                          CollectSink& sink) {
+    LiveAgent* agent_ptr = nullptr;
+    sensor.gate = DetectAfter(&agent_ptr, 80, options.learn_ns);
+    LiveAgent agent(options, {&sink}, clock_, nullptr);
+    agent_ptr = &agent;
+    return agent.Run(sensor, nullptr);
+  }
+
   fs::path dir_;
   LiveOptions options_;
   core::FakeClock clock_;
@@ -125,11 +146,7 @@ TEST_F(LiveAgentTest, LearnsThenAlertsOnlyOnTheUnseenBehaviour) {
 
   CollectSink sink;
   LiveAgent* agent_ptr = nullptr;
-  sensor.gate = [&] {
-    ASSERT_TRUE(WaitFor([&] { return agent_ptr->Live().learned_windows == 80; }));
-    clock_.Advance(options_.learn_ns);
-    ASSERT_TRUE(WaitFor([&] { return agent_ptr->Live().phase == LivePhase::kDetecting; }));
-  };
+  sensor.gate = DetectAfter(&agent_ptr, 80, options_.learn_ns);
   LiveAgent agent(options_, {&sink}, clock_, nullptr);
   agent_ptr = &agent;
   auto stats = agent.Run(sensor, nullptr);
@@ -246,15 +263,7 @@ TEST_F(LiveAgentTest, RunsOfCallsLearnAndScoreAsTheSingleCallsDo) {
     sensor.learning = packed ? PackRuns(learning, sizes) : learning;
     sensor.detection = packed ? PackRuns(detection, sizes) : detection;
     CollectSink sink;
-    LiveAgent* agent_ptr = nullptr;
-    sensor.gate = [&] {
-      ASSERT_TRUE(WaitFor([&] { return agent_ptr->Live().learned_windows == 80; }));
-      clock_.Advance(options.learn_ns);
-      ASSERT_TRUE(WaitFor([&] { return agent_ptr->Live().phase == LivePhase::kDetecting; }));
-    };
-    LiveAgent agent(options, {&sink}, clock_, nullptr);
-    agent_ptr = &agent;
-    auto stats = agent.Run(sensor, nullptr);
+    auto stats = LearnThenDetect(sensor, options, sink);
     Outcome o;
     EXPECT_TRUE(stats.has_value()) << stats.error().ToString();
     if (stats.has_value()) o.stats = *stats;
@@ -283,6 +292,92 @@ TEST_F(LiveAgentTest, RunsOfCallsLearnAndScoreAsTheSingleCallsDo) {
     ASSERT_EQ(packed.scores.count(stream), 1u) << stream;
     EXPECT_DOUBLE_EQ(packed.scores.at(stream), score) << stream;
   }
+}
+
+// Calls of `pid` at times first_ns, first_ns + 1, ... (one event each, or one run when `run`).
+void AddTimedCalls(std::vector<core::Event>* out, uint32_t pid, const std::string& exe,
+                   const std::vector<int>& pattern, size_t calls, int64_t first_ns, bool run) {
+  core::Event e;
+  e.kind = core::EventKind::kSyscall;
+  e.proc.pid = pid;
+  e.proc.comm = fs::path(exe).filename().string();
+  e.proc.exe = exe;
+  for (size_t i = 0; i < calls; ++i) {
+    e.syscall = {core::Arch::kX86_64, pattern[i % pattern.size()]};
+    e.time_ns = first_ns + static_cast<int64_t>(i);
+    if (run) {
+      e.syscall_run.push_back(e.syscall.nr);
+    } else {
+      out->push_back(e);
+    }
+  }
+  if (run) out->push_back(e);
+}
+
+void AddExit(std::vector<core::Event>* out, uint32_t pid, const std::string& exe) {
+  core::Event x;
+  x.kind = core::EventKind::kProcessExit;
+  x.proc.pid = pid;
+  x.proc.exe = exe;
+  out->push_back(x);
+}
+
+TEST_F(LiveAgentTest, WindowsAreCutWhereTheStreamWasOff) {
+  // The stream resumed at 3,000 ns after an off period. Process 100: 30 calls before, 30 after.
+  // Process 102: the same, its later calls first (another thread's batch arriving late). Each
+  // side is over half a window (50): with the cut, two learned windows per process; without
+  // it, one window of 50 across the gap and 10 calls too few to count.
+  auto gaps = std::make_shared<StreamGaps>();
+  gaps->RecordResume(3000);
+  std::vector<core::Event> learning;
+  AddTimedCalls(&learning, 100, "/usr/bin/sampled", kUsual, 30, 1000, false);
+  AddTimedCalls(&learning, 102, "/usr/bin/sampled", kUsual, 30, 5000, false);
+  AddTimedCalls(&learning, 100, "/usr/bin/sampled", kUsual, 30, 5000, false);
+  AddTimedCalls(&learning, 102, "/usr/bin/sampled", kUsual, 30, 1000, false);
+  AddExit(&learning, 100, "/usr/bin/sampled");
+  AddExit(&learning, 102, "/usr/bin/sampled");
+  auto learn = [&](std::shared_ptr<const StreamGaps> g) {
+    LiveOptions options = options_;
+    options.stream_gaps = std::move(g);
+    PhasedSensor sensor;
+    sensor.learning = learning;
+    CollectSink sink;
+    LiveAgent agent(options, {&sink}, clock_, nullptr);
+    auto stats = agent.Run(sensor, nullptr);
+    EXPECT_TRUE(stats.has_value()) << stats.error().ToString();
+    return stats.has_value() ? *stats : LiveStats{};
+  };
+  const LiveStats cut = learn(gaps);
+  EXPECT_EQ(cut.learned_windows, 4u);
+  EXPECT_EQ(cut.gap_cuts, 2u);
+  const LiveStats joined = learn(nullptr);
+  EXPECT_EQ(joined.learned_windows, 2u);
+  EXPECT_EQ(joined.gap_cuts, 0u);
+
+  // Detection: a run of 30 calls before the gap and one after score as two windows, not one.
+  auto detect = [&](std::shared_ptr<const StreamGaps> g, const std::string& name) {
+    const fs::path state = dir_ / name;
+    fs::create_directories(state);
+    LiveOptions options = options_;
+    options.baseline_path = (state / "baseline.vgm").string();
+    options.stream_gaps = std::move(g);
+    PhasedSensor sensor;
+    for (uint32_t pid = 200; pid < 220; ++pid) {
+      AddProcess(&sensor.learning, pid, "/usr/bin/worker", kUsual, 200, true);
+    }
+    AddTimedCalls(&sensor.detection, 500, "/usr/bin/worker", kUsual, 30, 1000, true);
+    AddTimedCalls(&sensor.detection, 500, "/usr/bin/worker", kUsual, 30, 5000, true);
+    AddExit(&sensor.detection, 500, "/usr/bin/worker");
+    CollectSink sink;
+    auto stats = LearnThenDetect(sensor, options, sink);
+    EXPECT_TRUE(stats.has_value()) << stats.error().ToString();
+    return stats.has_value() ? *stats : LiveStats{};
+  };
+  const LiveStats scored_cut = detect(gaps, "cut");
+  EXPECT_EQ(scored_cut.windows_scored, 2u);
+  EXPECT_EQ(scored_cut.gap_cuts, 1u);
+  const LiveStats scored_joined = detect(nullptr, "joined");
+  EXPECT_EQ(scored_joined.windows_scored, 1u);
 }
 
 TEST_F(LiveAgentTest, TooLittleLearningKeepsLearning) {

@@ -596,7 +596,7 @@ TEST(AgentConfigTest, ReadsEveryAgentKey) {
   EXPECT_EQ(c->agent.learn_seconds, 120u);
   EXPECT_EQ(c->agent.window, 50u);
   EXPECT_EQ(c->agent.min_program_windows, 3u);
-  EXPECT_FALSE(c->agent.syscall_stream);
+  EXPECT_EQ(c->agent.syscall_stream, SyscallStreamMode::kOff);
   EXPECT_EQ(c->agent.events, (std::vector<std::string>{"exec", "open"}));
   EXPECT_FALSE(c->agent.write_events);
   EXPECT_EQ(c->agent.ring_buffer_bytes, 65536u);
@@ -664,9 +664,34 @@ TEST(AgentConfigTest, DefaultsAndDerivedBaseline) {
   ASSERT_TRUE(c.has_value());
   EXPECT_EQ(c->agent.learn_seconds, 300u);
   EXPECT_EQ(c->agent.baseline, "/srv/vigil/models/baseline.vgm");
-  EXPECT_TRUE(c->agent.syscall_stream);
+  EXPECT_EQ(c->agent.syscall_stream, SyscallStreamMode::kBudget);
+  EXPECT_DOUBLE_EQ(c->agent.syscall_stream_budget, 0.01);
   EXPECT_EQ(c->agent.events.size(), 10u);
   EXPECT_TRUE(c->agent.write_events);
+}
+
+TEST(AgentConfigTest, SyscallStreamModesAndBudget) {
+  auto on = ParseConfig("agent:\n  syscall_stream: true\n", "s.yaml");
+  ASSERT_TRUE(on.has_value()) << on.error().ToString();
+  EXPECT_EQ(on->agent.syscall_stream, SyscallStreamMode::kOn);
+  auto budget =
+      ParseConfig("agent:\n  syscall_stream: budget\n  syscall_stream_budget: 0.005\n", "s.yaml");
+  ASSERT_TRUE(budget.has_value()) << budget.error().ToString();
+  EXPECT_EQ(budget->agent.syscall_stream, SyscallStreamMode::kBudget);
+  EXPECT_DOUBLE_EQ(budget->agent.syscall_stream_budget, 0.005);
+  EXPECT_EQ(ParseError("agent:\n  syscall_stream: sometimes\n"),
+            "vigil.yaml:2:19: agent.syscall_stream: expected true, false or budget, got "
+            "\"sometimes\"");
+  EXPECT_EQ(ParseError("agent:\n  syscall_stream: [budget]\n"),
+            "vigil.yaml:2:19: agent.syscall_stream: expected true, false or budget, got a "
+            "sequence");
+  for (const char* bad : {"0", "1", "1.5", "1%", "-0.01", "nan"}) {
+    EXPECT_EQ(ParseError(std::string("agent:\n  syscall_stream_budget: ") + bad + "\n"),
+              std::string("vigil.yaml:2:26: agent.syscall_stream_budget: expected a number "
+                          "between 0 and 1 (exclusive), got \"") +
+                  bad + "\"")
+        << bad;
+  }
 }
 
 TEST(AgentConfigTest, ErrorsNameLineAndKey) {
