@@ -174,12 +174,21 @@ struct Variant {
   std::string gate_flags;  // flags for both `vigil run` and `vigil gate` (the priority)
   std::vector<double> us;
   std::vector<double> per_call;  // /proc system calls per decided call (new builds only)
+  // Per stage on the gate's thread ("receive", "decide", "answer"): each block's P50 and P99
+  // (µs) from the summary's "stage_us" (builds that time their stages).
+  std::map<std::string, std::vector<double>> stage_p50, stage_p99;
 };
 
 void AddSummary(const fs::path& p, Variant* v) {
   const nlohmann::json j = Summary(p);
   if (j.is_object() && j.contains("proc_syscalls_per_call")) {
     v->per_call.push_back(j["proc_syscalls_per_call"].get<double>());
+  }
+  if (!j.is_object() || !j.contains("stage_us") || !j["stage_us"].is_object()) return;
+  for (const auto& [stage, q] : j["stage_us"].items()) {
+    if (!q.is_object() || !q.contains("p50_us") || !q.contains("p99_us")) continue;
+    v->stage_p50[stage].push_back(q["p50_us"].get<double>());
+    v->stage_p99[stage].push_back(q["p99_us"].get<double>());
   }
 }
 
@@ -189,6 +198,19 @@ std::string Median(std::vector<double> v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.2f", v[v.size() / 2]);
   return buf;
+}
+
+// The gate thread's stages (median over blocks of each block's P50 and P99, estimated from the
+// histogram buckets): what of the added latency is the gate's own work; the rest is scheduling.
+void ReportStages(const Variant& v) {
+  if (v.stage_p50.empty()) return;
+  std::printf("         on the gate's thread, P50/P99 us (median of blocks):");
+  for (const char* stage : {"receive", "decide", "answer"}) {
+    const auto p50 = v.stage_p50.find(stage), p99 = v.stage_p99.find(stage);
+    if (p50 == v.stage_p50.end() || p99 == v.stage_p99.end()) continue;
+    std::printf(" %s %s/%s", stage, Median(p50->second).c_str(), Median(p99->second).c_str());
+  }
+  std::printf("\n");
 }
 
 // The total of `strace -c -o FILE`'s table: "100.00    T    U    CALLS    ERRORS total".
@@ -321,6 +343,7 @@ int main(int argc, char** argv) {
     Report("connect", base, v.us, "without gate", v.name.c_str());
     std::printf("         /proc system calls per gated call (median of blocks): %s\n",
                 Median(v.per_call).c_str());
+    ReportStages(v);
   }
   if (strace) {
     // The difference between a run with `calls` connects and one with none, per connect: the
@@ -381,6 +404,7 @@ int main(int argc, char** argv) {
       Report("exec", ebase, v.us, "without gate", v.name.c_str());
       std::printf("         /proc system calls per gated call (median of blocks): %s\n",
                   Median(v.per_call).c_str());
+      ReportStages(v);
     }
     if (strace) {
       auto count = [&](const Variant& v, int n) {

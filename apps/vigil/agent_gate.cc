@@ -110,6 +110,8 @@ core::Result<std::unique_ptr<AgentGate>> AgentGate::Start(
   fo.deadline_ns = go.deadline_ns;
   fo.default_fallback = go.default_deny ? sensor::GateAnswer::kDeny : sensor::GateAnswer::kAllow;
   fo.realtime_priority = static_cast<int>(gc.realtime_priority);
+  fo.metrics = &core::Registry::Get();
+  fo.metrics_gate = go.name;
   auto started = sensor::FanotifyGate::Start(fo, &g->decider_);
   if (!started.has_value()) return started.error().WithContext("agent.gate");
   g->sensor_ = std::move(started).value();

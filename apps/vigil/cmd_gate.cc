@@ -49,6 +49,7 @@ int RunGate(const GateCmdOptions& o, const CLI::App& cmd) {
   fo.deadline_ns = go.deadline_ns;
   fo.default_fallback = go.default_deny ? sensor::GateAnswer::kDeny : sensor::GateAnswer::kAllow;
   fo.realtime_priority = o.realtime_priority;
+  fo.metrics = &core::Registry::Get();
   auto started = sensor::FanotifyGate::Start(fo, &decider);
   if (!started.has_value()) {
     if (audit) (void)audit->Close();
@@ -86,7 +87,8 @@ int RunGate(const GateCmdOptions& o, const CLI::App& cmd) {
                       {"stuck_allowed", fs.stuck_allowed},
                       {"overflows", fs.overflows},
                       {"proc_syscalls", decider.context_stats().syscalls},
-                      {"proc_syscalls_per_call", decider.ProcSyscallsPerCall()}};
+                      {"proc_syscalls_per_call", decider.ProcSyscallsPerCall()},
+                      {"stage_us", GateStageSummary((*started)->stage_times())}};
   j.update(priority);
   if (!setup->refusal.empty()) j["enforce_refused"] = setup->refusal;
   if (setup->engine) j["breaker_opened"] = setup->engine->breaker().opened();

@@ -61,6 +61,7 @@ int RunRun(const RunOptions& o, const CLI::App& cmd) {
   so.deadline_ns = go.deadline_ns;
   so.default_fallback = go.default_deny ? sensor::GateAnswer::kDeny : sensor::GateAnswer::kAllow;
   so.realtime_priority = o.realtime_priority;
+  so.metrics = &core::Registry::Get();
   auto launched = sensor::SeccompGate::Launch(so, &decider);
   if (!launched.has_value()) {
     if (audit) (void)audit->Close();
@@ -74,6 +75,7 @@ int RunRun(const RunOptions& o, const CLI::App& cmd) {
   const sensor::SeccompExit exit = sg.Wait();
   g_child.store(0);
   const sensor::SeccompGateStats ss = sg.stats();
+  const nlohmann::json stages = GateStageSummary(sg.stage_times());
   const enforce::GateStats gs = gate.stats();
   launched->reset();  // stop serving before the audit log closes
   if (setup->recorder) {
@@ -105,7 +107,8 @@ int RunRun(const RunOptions& o, const CLI::App& cmd) {
                         {"unreadable", ss.read_failures},
                         {"vanished", ss.vanished},
                         {"proc_syscalls", decider.context_stats().syscalls},
-                        {"proc_syscalls_per_call", decider.ProcSyscallsPerCall()}};
+                        {"proc_syscalls_per_call", decider.ProcSyscallsPerCall()},
+                        {"stage_us", stages}};
     j.update(priority);
     if (exit.exec_errno != 0) j["exec_error"] = std::strerror(exit.exec_errno);
     if (!setup->refusal.empty()) j["enforce_refused"] = setup->refusal;

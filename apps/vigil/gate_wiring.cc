@@ -200,6 +200,22 @@ void ReportGatePriority(std::string_view command, int asked, const core::Status&
                applied.message().c_str());
 }
 
+nlohmann::json GateStageSummary(const sensor::GateStageTimes& times) {
+  nlohmann::json j = nlohmann::json::object();
+  if (!times.enabled()) return j;
+  using S = sensor::GateStageTimes;
+  for (const S::Stage s : {S::kReceive, S::kDecide, S::kAnswer}) {
+    const core::Histogram::Snapshot snap = times.histogram(s)->Read();
+    nlohmann::json st = {{"calls", snap.count}};
+    if (snap.count > 0) {
+      st["p50_us"] = core::Histogram::Quantile(snap, 0.5) * 1e6;
+      st["p99_us"] = core::Histogram::Quantile(snap, 0.99) * 1e6;
+    }
+    j[std::string(S::Name(s))] = std::move(st);
+  }
+  return j;
+}
+
 void AddGateFlags(CLI::App* cmd, GateFlags* f) {
   cmd->add_option("--policy", f->policies,
                   "Rules file (Falco format, docs/policy.md); repeat to load several in order. "

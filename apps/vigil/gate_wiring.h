@@ -54,6 +54,11 @@ void AddGateFlags(CLI::App* cmd, GateFlags* f);
 void ReportGatePriority(std::string_view command, int asked, const core::Status& applied,
                         nlohmann::json* j);
 
+// The gate's per-stage times (sensor::GateStageTimes) for the --json summary: {"receive":
+// {"calls", "p50_us", "p99_us"}, "decide": ..., "answer": ...}, quantiles estimated from the
+// histograms' buckets; empty when not timed.
+nlohmann::json GateStageSummary(const sensor::GateStageTimes& times);
+
 // What the flags set up: the gate's options, the rules, the audit trail (null without --audit;
 // a mode-change record saying `start_reason` is written when it opens).
 struct GateSetup {

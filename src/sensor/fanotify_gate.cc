@@ -52,6 +52,7 @@ core::Result<std::unique_ptr<FanotifyGate>> FanotifyGate::Start(const FanotifyGa
   g->options_ = options;
   g->decider_ = decider;
   g->counters_ = std::make_unique<Counters>();
+  g->stages_ = GateStageTimes(options.metrics, options.metrics_gate);
   g->self_ = getpid();
   g->fan_ = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK,
                           O_RDONLY | O_LARGEFILE | O_CLOEXEC);
@@ -135,11 +136,14 @@ void FanotifyGate::Respond(int event_fd, GateAnswer a) {
 void FanotifyGate::Serve() {
   while (true) {
     const short revents = WaitReadable(fan_, stop_fd_);
-    if ((revents & POLLIN) == 0 || !Drain(false)) return;
+    if ((revents & POLLIN) == 0) return;
+    if (!Drain(false, stages_.enabled() ? GateNowNs() : 0)) return;
   }
 }
 
-bool FanotifyGate::Drain(bool stuck) {
+bool FanotifyGate::Drain(bool stuck, int64_t woken_ns) {
+  const bool timed = !stuck && stages_.enabled();
+  int64_t since = woken_ns;  // the start of the next call's receive stage
   alignas(fanotify_event_metadata) char buf[8192];
   while (true) {
     const ssize_t len = read(fan_, buf, sizeof buf);
@@ -174,8 +178,20 @@ bool FanotifyGate::Drain(bool stuck) {
       e.proc.tid = static_cast<uint32_t>(m->pid);
       e.path = FdPath(m->fd);
       CallControl control(e.ingest_ns + options_.deadline_ns, options_.default_fallback);
+      const int64_t read_ns = timed ? GateNowNs() : 0;
+      if (timed) stages_.Observe(GateStageTimes::kReceive, since, read_ns);
       GateAnswer a;
-      if (watchdog_->Decide(call, static_cast<uint64_t>(m->fd), &control, &a)) Respond(m->fd, a);
+      const bool ours = watchdog_->Decide(call, static_cast<uint64_t>(m->fd), &control, &a);
+      const int64_t decided_ns = timed ? GateNowNs() : 0;
+      if (timed) stages_.Observe(GateStageTimes::kDecide, read_ns, decided_ns);
+      since = decided_ns;
+      if (ours) {
+        Respond(m->fd, a);
+        if (timed) {
+          since = GateNowNs();
+          stages_.Observe(GateStageTimes::kAnswer, decided_ns, since);
+        }
+      }
       close(m->fd);
     }
   }

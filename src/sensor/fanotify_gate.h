@@ -43,6 +43,9 @@ struct FanotifyGateOptions {
   // (core/thread_priority.h). A host that refuses it leaves the gate at normal priority
   // (priority_status()).
   int realtime_priority = 0;
+  // Where the stage histograms go (GateStageTimes, label gate=`metrics_gate`); null: not timed.
+  core::Registry* metrics = nullptr;
+  std::string metrics_gate = "fanotify";
 };
 
 struct FanotifyGateStats {
@@ -73,12 +76,15 @@ class FanotifyGate {
   FanotifyGateStats stats() const;
   // Whether options.realtime_priority was applied to the gate's thread (OK when it was 0).
   const core::Status& priority_status() const { return priority_status_; }
+  // The per-stage times of the calls decided (enabled() when options.metrics was given).
+  const GateStageTimes& stage_times() const { return stages_; }
 
  private:
   FanotifyGate() = default;
   void Serve();
   // Reads what is queued and handles it; `stuck`: answer everything ALLOW without deciding.
-  bool Drain(bool stuck);
+  // `woken_ns`: when the gate thread woke for it (stage times; 0 when not timed).
+  bool Drain(bool stuck, int64_t woken_ns = 0);
   void Respond(int event_fd, GateAnswer a);
 
   FanotifyGateOptions options_;
@@ -89,6 +95,7 @@ class FanotifyGate {
   uint64_t seq_ = 0;
   uint64_t deadline_answers_after_stop_ = 0;
   std::unique_ptr<GateWatchdog> watchdog_;
+  GateStageTimes stages_;
   core::Status priority_status_;
   std::thread thread_;
   struct Counters;

@@ -23,6 +23,33 @@ std::chrono::steady_clock::time_point AtNs(int64_t ns) {
 
 }  // namespace
 
+int64_t GateNowNs() { return NowNs(); }
+
+GateStageTimes::GateStageTimes(core::Registry* registry, std::string_view gate) {
+  if (registry == nullptr) return;
+  core::Histogram* got[kStages] = {};
+  for (int s = 0; s < kStages; ++s) {
+    auto h = registry->GetHistogram(
+        "vigil_gate_stage_seconds",
+        "Time a held call spends in each stage on the gate's thread (receive: woken to the call "
+        "read; decide: the decider; answer: the answer written to the kernel)",
+        {{"gate", std::string(gate)}, {"stage", std::string(Name(static_cast<Stage>(s)))}});
+    if (!h.has_value()) return;  // refused: nothing is timed
+    got[s] = *h;
+  }
+  for (int s = 0; s < kStages; ++s) stage_[s] = got[s];
+}
+
+std::string_view GateStageTimes::Name(Stage stage) {
+  switch (stage) {
+    case kReceive: return "receive";
+    case kDecide: return "decide";
+    case kAnswer: return "answer";
+    case kStages: break;
+  }
+  return "";
+}
+
 GateWatchdog::GateWatchdog(AnswerFn answer, GateDecider* decider, int realtime_priority)
     : answer_(std::move(answer)), decider_(decider), realtime_priority_(realtime_priority) {
   // Started with its priority in force when the constructor returns; a refusal is the gate

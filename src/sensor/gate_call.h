@@ -12,11 +12,13 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "core/clock.h"
 #include "core/event.h"
+#include "core/metrics.h"
 #include "core/status.h"
 #include "core/thread_priority.h"
 
@@ -125,6 +127,39 @@ class GateWatchdog {
   int realtime_priority_ = 0;
   std::thread thread_;
 };
+
+// Where a held call's time goes on the gate's thread (docs/gates.md, "Where a held call's time
+// goes"), one histogram per stage, `vigil_gate_stage_seconds{gate, stage}`:
+//   receive: from the gate thread's wake-up (or, for a call read in the same batch as the one
+//            before, that call's answer) to the call read: the kernel's notification and the
+//            call's arguments (/proc/PID/mem, the event's path);
+//   decide:  the decider (the process's context, the rules, the model);
+//   answer:  the answer written to the kernel, which makes the caller runnable.
+// What the caller waits beyond their sum is scheduling: the gate thread's wake-up before
+// `receive` and the caller's after `answer`.
+class GateStageTimes {
+ public:
+  enum Stage : uint8_t { kReceive, kDecide, kAnswer, kStages };
+  // Registers the histograms in `registry` with the label gate=`gate`; without a registry (or
+  // one that refuses them) nothing is timed and enabled() is false.
+  GateStageTimes(core::Registry* registry, std::string_view gate);
+  GateStageTimes() = default;
+  bool enabled() const { return stage_[kReceive] != nullptr; }
+  // Observes `to_ns - from_ns` (monotonic ns) for `stage`; nothing when not enabled.
+  void Observe(Stage stage, int64_t from_ns, int64_t to_ns) const {
+    if (stage_[stage] != nullptr) stage_[stage]->ObserveNanos(to_ns - from_ns);
+  }
+  // The stage's histogram, or null when not enabled.
+  const core::Histogram* histogram(Stage stage) const { return stage_[stage]; }
+  // "receive", "decide", "answer".
+  static std::string_view Name(Stage stage);
+
+ private:
+  core::Histogram* stage_[kStages] = {};
+};
+
+// Monotonic time in ns (CLOCK_MONOTONIC, as core::SystemClock and the calls' deadlines).
+int64_t GateNowNs();
 
 // Waits until `fd` is readable or `stop_fd` is signalled (EINTR retried). Returns fd's revents
 // (POLLIN, POLLHUP, ...), or 0 when stop_fd fired or poll failed: the gate's loop ends.

@@ -246,6 +246,7 @@ core::Result<std::unique_ptr<SeccompGate>> SeccompGate::Launch(const SeccompGate
   g->options_ = options;
   g->decider_ = decider;
   g->counters_ = std::make_unique<Counters>();
+  g->stages_ = GateStageTimes(options.metrics, "seccomp");
   g->program_ = Resolve(options.argv[0]);
   if (g->program_.empty()) {
     return core::NotFound(options.argv[0] + (options.argv[0].find('/') != std::string::npos
@@ -384,12 +385,13 @@ void SeccompGate::Serve() {
   while (true) {
     const short revents = WaitReadable(listener_, stop_fd_);
     if ((revents & POLLIN) == 0) return;  // stopped, or no process holds the filter any more
+    const int64_t woken = stages_.enabled() ? GateNowNs() : 0;
     seccomp_notif req{};
     if (ioctl(listener_, SECCOMP_IOCTL_NOTIF_RECV, &req) != 0) {
       if (errno == EINTR || errno == ENOENT) continue;  // ENOENT: the caller died meanwhile
       return;
     }
-    Handle(&req);
+    Handle(&req, woken);
   }
 }
 
@@ -457,7 +459,7 @@ bool SeccompGate::ReadCall(const void* request, GateCall* call) {
   return true;
 }
 
-void SeccompGate::Handle(void* request) {
+void SeccompGate::Handle(void* request, int64_t woken_ns) {
   const auto* req = static_cast<const seccomp_notif*>(request);
   counters_->calls.fetch_add(1, std::memory_order_relaxed);
   GateCall call;
@@ -475,8 +477,16 @@ void SeccompGate::Handle(void* request) {
     decider_->OnFallback(call, a, GateFallbackCause::kUnreadable);
     return;
   }
+  const bool timed = stages_.enabled();
+  const int64_t read_ns = timed ? GateNowNs() : 0;
+  stages_.Observe(GateStageTimes::kReceive, woken_ns, read_ns);
   GateAnswer a;
-  if (watchdog_->Decide(call, req->id, &control, &a)) Answer(req->id, a);
+  const bool ours = watchdog_->Decide(call, req->id, &control, &a);
+  const int64_t decided_ns = timed ? GateNowNs() : 0;
+  stages_.Observe(GateStageTimes::kDecide, read_ns, decided_ns);
+  if (!ours) return;  // the watchdog answered
+  Answer(req->id, a);
+  if (timed) stages_.Observe(GateStageTimes::kAnswer, decided_ns, GateNowNs());
 }
 
 }  // namespace vigil::sensor

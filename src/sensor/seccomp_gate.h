@@ -48,6 +48,8 @@ struct SeccompGateOptions {
   // (core/thread_priority.h). A host that refuses it leaves the gate at normal priority
   // (priority_status()).
   int realtime_priority = 0;
+  // Where the stage histograms go (GateStageTimes, label gate="seccomp"); null: not timed.
+  core::Registry* metrics = nullptr;
 };
 
 struct SeccompGateStats {
@@ -85,11 +87,13 @@ class SeccompGate {
   SeccompGateStats stats() const;
   // Whether options.realtime_priority was applied to the gate's thread (OK when it was 0).
   const core::Status& priority_status() const { return priority_status_; }
+  // The per-stage times of the calls served (enabled() when options.metrics was given).
+  const GateStageTimes& stage_times() const { return stages_; }
 
  private:
   SeccompGate() = default;
   void Serve();
-  void Handle(void* request);
+  void Handle(void* request, int64_t woken_ns);
   void Answer(uint64_t id, GateAnswer a);
   bool ReadCall(const void* request, GateCall* call);
 
@@ -104,6 +108,7 @@ class SeccompGate {
       nr_connect_ = -1;
   uint64_t seq_ = 0;
   std::unique_ptr<GateWatchdog> watchdog_;
+  GateStageTimes stages_;
   core::Status priority_status_;
   std::thread thread_;
   struct Counters;

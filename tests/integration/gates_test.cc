@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -629,6 +630,112 @@ TEST(FanotifyGateTest, SlowDecisionGetsTheRuleFallbackByTheDeadline) {
   EXPECT_EQ(run.stats.deadline_fallbacks, 1u);
   EXPECT_EQ(run.sensor.deadline_answers, 1u);
   EXPECT_EQ(run.open.err, 0);  // no rule on that file waits for the model
+}
+
+// A decider that takes `delay` per call and allows it.
+class DelayDecider final : public sensor::GateDecider {
+ public:
+  explicit DelayDecider(std::chrono::microseconds delay) : delay_(delay) {}
+  sensor::GateAnswer Decide(const sensor::GateCall&, sensor::CallControl*) override {
+    std::this_thread::sleep_for(delay_);
+    decided_.fetch_add(1);
+    return sensor::GateAnswer::kAllow;
+  }
+  void OnFallback(const sensor::GateCall&, sensor::GateAnswer, sensor::GateFallbackCause) override {}
+  void Late(const sensor::GateCall&, sensor::GateAnswer) override {}
+  uint64_t decided() const { return decided_.load(); }
+
+ private:
+  const std::chrono::microseconds delay_;
+  std::atomic<uint64_t> decided_{0};
+};
+
+constexpr auto kStageDelay = std::chrono::microseconds(3000);
+
+// Every decided call is timed once in each stage, and the decide stage holds the decider's time
+// (the sums are exact: each call took at least kStageDelay there, and receive/answer did not).
+void ExpectStagesOf(const sensor::GateStageTimes& times, uint64_t decided) {
+  ASSERT_TRUE(times.enabled());
+  using S = sensor::GateStageTimes;
+  const auto receive = times.histogram(S::kReceive)->Read();
+  const auto decide = times.histogram(S::kDecide)->Read();
+  const auto answer = times.histogram(S::kAnswer)->Read();
+  EXPECT_EQ(receive.count, decided);
+  EXPECT_EQ(decide.count, decided);
+  EXPECT_EQ(answer.count, decided);
+  const double floor_s = static_cast<double>(decided) * 3e-3;
+  EXPECT_GE(decide.sum, floor_s);
+  EXPECT_LT(receive.sum, decide.sum);
+  EXPECT_LT(answer.sum, decide.sum);
+  const nlohmann::json j = app::GateStageSummary(times);
+  for (const char* stage : {"receive", "decide", "answer"}) {
+    ASSERT_TRUE(j.contains(stage)) << j.dump();
+    EXPECT_EQ(j[stage]["calls"].get<uint64_t>(), decided);
+    EXPECT_LE(j[stage]["p50_us"].get<double>(), j[stage]["p99_us"].get<double>());
+  }
+  EXPECT_GE(j["decide"]["p99_us"].get<double>(), 2150.0);  // the bucket holding 3 ms starts there
+}
+
+TEST(SeccompGateTest, StageTimesTimeEveryDecidedCallOnceAndHoldTheDecidersTime) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root (seccomp user notification, /proc/PID/mem)";
+  Listener listener;
+  core::Registry registry;
+  DelayDecider decider(kStageDelay);
+  sensor::SeccompGateOptions o;
+  o.argv = {"/bin/sh", "-c",
+            std::string(VIGIL_GATE_PROBE) + " connect 127.0.0.1 " +
+                std::to_string(listener.port()) + " 20 >/dev/null"};
+  o.deadline_ns = 10 * kDeadlineNs * 20;  // the decider's sleep must never reach it
+  o.metrics = &registry;
+  auto g = sensor::SeccompGate::Launch(o, &decider);
+  ASSERT_TRUE(g.has_value()) << g.error().message();
+  const sensor::SeccompExit exit = (*g)->Wait();
+  EXPECT_EQ(exit.exit_code, 0);
+  const sensor::SeccompGateStats st = (*g)->stats();
+  EXPECT_EQ(st.deadline_answers, 0u);
+  EXPECT_EQ(st.read_failures, 0u);
+  EXPECT_GE(decider.decided(), 22u);  // the shell's and the probe's execs, 20 connects, ...
+  EXPECT_EQ(st.calls, decider.decided());
+  ExpectStagesOf((*g)->stage_times(), decider.decided());
+  EXPECT_NE(registry.ExpositionText().find("vigil_gate_stage_seconds_count{gate=\"seccomp\",stage=\"decide\"}"),
+            std::string::npos);
+}
+
+TEST(SeccompGateTest, WithoutARegistryNothingIsTimed) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root (seccomp user notification, /proc/PID/mem)";
+  DelayDecider decider(std::chrono::microseconds(0));
+  sensor::SeccompGateOptions o;
+  o.argv = {"/bin/true"};
+  auto g = sensor::SeccompGate::Launch(o, &decider);
+  ASSERT_TRUE(g.has_value()) << g.error().message();
+  (*g)->Wait();
+  EXPECT_FALSE((*g)->stage_times().enabled());
+  EXPECT_TRUE(app::GateStageSummary((*g)->stage_times()).empty());
+}
+
+TEST(FanotifyGateTest, StageTimesTimeEveryDecidedCallOnceAndHoldTheDecidersTime) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root (fanotify permission events, mount)";
+  TmpfsDir t;
+  if (!t.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here";
+  core::Registry registry;
+  DelayDecider decider(kStageDelay);
+  sensor::FanotifyGateOptions o;
+  o.paths = {t.bin().string()};
+  o.open = true;
+  o.deadline_ns = 10 * kDeadlineNs * 20;
+  o.metrics = &registry;
+  o.metrics_gate = "test";
+  auto g = sensor::FanotifyGate::Start(o, &decider);
+  ASSERT_TRUE(g.has_value()) << g.error().message();
+  EXPECT_EQ(Probe("exec " + (t.bin() / "prog").string() + " 5").err, 0);
+  EXPECT_EQ(Probe("open " + (t.bin() / "data.txt").string() + " 5").err, 0);
+  (*g)->Stop();
+  const sensor::FanotifyGateStats st = (*g)->stats();
+  EXPECT_EQ(st.deadline_answers, 0u);
+  EXPECT_GE(decider.decided(), 10u);
+  ExpectStagesOf((*g)->stage_times(), decider.decided());
+  EXPECT_NE(registry.ExpositionText().find("vigil_gate_stage_seconds_count{gate=\"test\",stage=\"answer\"}"),
+            std::string::npos);
 }
 
 TEST(FanotifyGateTest, RefusesToWatchItsOwnExecutable) {
