@@ -111,9 +111,10 @@ void CheckpointSink::QueueLocked(uint64_t seq, std::string body) {
   m.body = std::move(body);
   if (queue_.size() >= options_.capacity) {
     // The oldest goes; when the sender holds it, the sender counts it once it knows whether it
-    // was delivered.
+    // was delivered. The sender holds the front only until it is dropped: a second drop during
+    // the same delivery is of another checkpoint, counted here.
     const uint64_t front = queue_.front().seq;
-    if (busy_) {
+    if (busy_ && !busy_dropped_) {
       busy_dropped_ = true;
     } else {
       dropped_->Inc();

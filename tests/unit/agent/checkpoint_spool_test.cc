@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -75,6 +77,11 @@ class CheckpointSpoolTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(dir_); }
   std::unique_ptr<CheckpointSink> Open(ScriptedTransport::Script* script, size_t capacity = 1024,
                                        pipeline::RecoveryReport* report = nullptr) {
+    return OpenWith(std::make_unique<ScriptedTransport>(script), capacity, report);
+  }
+  std::unique_ptr<CheckpointSink> OpenWith(std::unique_ptr<FindingTransport> transport,
+                                           size_t capacity,
+                                           pipeline::RecoveryReport* report = nullptr) {
     CheckpointSinkOptions o;
     o.kind = "hub";
     o.host = "gw-1";
@@ -83,8 +90,7 @@ class CheckpointSpoolTest : public ::testing::Test {
     o.retry_initial = std::chrono::milliseconds(1);
     o.retry_max = std::chrono::milliseconds(5);
     registry_ = std::make_unique<core::Registry>();
-    auto s =
-        CheckpointSink::Open(o, std::make_unique<ScriptedTransport>(script), *registry_, report);
+    auto s = CheckpointSink::Open(o, std::move(transport), *registry_, report);
     EXPECT_TRUE(s.has_value()) << s.error().ToString();
     return s.has_value() ? std::move(s).value() : nullptr;
   }
@@ -160,6 +166,55 @@ TEST_F(CheckpointSpoolTest, TheOldestIsDroppedBeyondCapacityAndRefusalsAreCounte
   EXPECT_EQ(sink->Close(std::chrono::seconds(5)), 0u);
   EXPECT_EQ(sink->Counts().dropped, 3u);
   EXPECT_EQ(up.delivered, (std::vector<std::string>{IdOf(13), IdOf(14)}));
+}
+
+// Holds every delivery until the test releases them; then says "retry" (the hub is down).
+class HeldTransport final : public FindingTransport {
+ public:
+  struct Hold {
+    std::mutex mu;
+    std::condition_variable cv;
+    int entered = 0;
+    bool released = false;
+  };
+  explicit HeldTransport(Hold* h) : h_(h) {}
+  DeliveryOutcome Deliver(const FindingMessage&) override {
+    std::unique_lock lock(h_->mu);
+    ++h_->entered;
+    h_->cv.notify_all();
+    h_->cv.wait(lock, [&] { return h_->released; });
+    return DeliveryOutcome::kRetry;
+  }
+  std::string Endpoint() const override { return "held"; }
+
+ private:
+  Hold* h_;
+};
+
+// The sender holds the oldest checkpoint in a delivery that does not return while three more
+// arrive beyond capacity: the one in flight and the two after it are dropped, each counted once
+// (on a loaded machine a delivery can take as long as a burst of checkpoints).
+TEST_F(CheckpointSpoolTest, EveryCheckpointDroppedDuringOneDeliveryIsCounted) {
+  HeldTransport::Hold hold;
+  auto sink = OpenWith(std::make_unique<HeldTransport>(&hold), 2);
+  ASSERT_NE(sink, nullptr);
+  sink->Offer(Notice(2));
+  {
+    std::unique_lock lock(hold.mu);
+    ASSERT_TRUE(hold.cv.wait_for(lock, std::chrono::seconds(10), [&] { return hold.entered == 1; }));
+  }
+  for (uint64_t seq = 3; seq <= 6; ++seq) sink->Offer(Notice(seq));  // 4, 5, 6 drop 2, 3, 4
+  // 3 and 4 are counted at once; 2, in flight, once its delivery ends.
+  EXPECT_EQ(sink->Counts().dropped, 2u);
+  EXPECT_EQ(sink->Counts().pending, 2u);
+  {
+    std::lock_guard lock(hold.mu);
+    hold.released = true;
+  }
+  hold.cv.notify_all();
+  EXPECT_EQ(sink->Close(std::chrono::milliseconds(20)), 2u);  // 5 and 6 wait for the next run
+  EXPECT_EQ(sink->Counts().dropped, 3u);
+  EXPECT_EQ(sink->Counts().sent, 0u);
 }
 
 TEST_F(CheckpointSpoolTest, DamagedSpoolRecordsAreCountedAndTheRestStillSent) {
