@@ -96,6 +96,7 @@ sensor::GateAnswer GateDeciderAdapter::Decide(const sensor::GateCall& call,
       gate_->Decide(std::move(rules), in_, control->deadline_ns(), [control](bool deny) {
         control->SetFallback(deny ? sensor::GateAnswer::kDeny : sensor::GateAnswer::kAllow);
       });
+  last_model_fallback_ = d.model_fallback;
   return d.deny ? sensor::GateAnswer::kDeny : sensor::GateAnswer::kAllow;
 }
 
@@ -109,8 +110,8 @@ void GateDeciderAdapter::OnFallback(const sensor::GateCall& call, sensor::GateAn
 
 void GateDeciderAdapter::Late(const sensor::GateCall&, sensor::GateAnswer decided) {
   // The decision gate counted the late decision; the watchdog's answer stands, and is the one
-  // counted as the call's.
-  gate_->LateDecision(decided == sensor::GateAnswer::kDeny);
+  // counted as the call's. (Late follows Decide of the same call on the same thread.)
+  gate_->LateDecision(decided == sensor::GateAnswer::kDeny, last_model_fallback_);
 }
 
 std::string FanotifyGateSummary(const sensor::FanotifyGateStats& fs, const enforce::GateStats& gs) {

@@ -147,6 +147,7 @@ class GateDeciderAdapter final : public sensor::GateDecider {
   bool fitted_verdicts_ = false;                        // whether needs_ is for a gate with a model
   ProcContextCache cache_;
   uint64_t calls_ = 0;
+  bool last_model_fallback_ = false;  // the last decision's GateDecision::model_fallback (Late)
   // Reused from call to call (one deciding thread): no allocation once grown.
   core::Event event_;
   policy::EvalInput in_;

@@ -200,6 +200,7 @@ GateDecision DecisionGate::Decide(std::shared_ptr<const GateRules> in_force,
       m.model_fallbacks.fetch_add(1, std::memory_order_relaxed);
       Bump(m.fb_model);
       d.fallback = true;
+      d.model_fallback = true;
       d.rule = fb_rule;
       d.deny = fallback_deny;
       // A monitored candidate whose fallback is deny would have denied.
@@ -211,7 +212,7 @@ GateDecision DecisionGate::Decide(std::shared_ptr<const GateRules> in_force,
              FallbackReason::kModelError);
     } else if (!verdict.has_value()) {
       // Failed after the deadline: the watchdog answers (or has answered) with this fallback and
-      // counts it; should this late answer still be the one sent, it must be the same.
+      // counts it (a decision finished past the deadline is never sent: sensor/gate_call.h).
       d.rule = fb_rule;
       d.deny = fallback_deny;
       d.fallback = true;
@@ -271,8 +272,13 @@ void DecisionGate::FallbackAnswered(const core::Event& event, bool deny, Fallbac
          deny, in_force->version, why);
 }
 
-void DecisionGate::LateDecision(bool deny) {
-  if (deny) metrics_->denied.fetch_sub(1, std::memory_order_relaxed);
+void DecisionGate::LateDecision(bool deny, bool model_fallback) {
+  Metrics& m = *metrics_;
+  if (deny) m.denied.fetch_sub(1, std::memory_order_relaxed);
+  if (model_fallback) {
+    m.fallbacks.fetch_sub(1, std::memory_order_relaxed);
+    m.model_fallbacks.fetch_sub(1, std::memory_order_relaxed);
+  }
 }
 
 GateStats DecisionGate::stats() const {

@@ -88,6 +88,7 @@ struct GateDecision {
   bool deny = false;        // the answer for the call
   bool would_deny = false;  // a deny rule matched but is not enforced (monitor)
   bool fallback = false;    // the answer is a fallback (model error)
+  bool model_fallback = false;  // counted in stats().model_fallbacks (the model failed in time)
   bool late = false;        // decided after the deadline (the watchdog answered)
   const policy::Rule* rule = nullptr;  // the deny rule, or the candidate whose fallback applied
   std::string output;                  // the deny rule's output line
@@ -149,10 +150,12 @@ class DecisionGate {
   // The sensor answered the call of `event` with the fallback `deny` without a decision: its
   // watchdog at the deadline (kDeadline), or because the arguments were unreadable.
   void FallbackAnswered(const core::Event& event, bool deny, FallbackReason why);
-  // A decision (`deny`: it denied) finished after the sensor's watchdog had answered its call
-  // (FallbackAnswered counted that answer): the decision's deny was not the call's answer, so it
-  // is taken back out of stats().denied, which counts calls denied.
-  void LateDecision(bool deny);
+  // A decision (`deny`: it denied; `model_fallback`: its GateDecision::model_fallback) finished
+  // after the sensor's watchdog had answered its call (FallbackAnswered counted that answer): the
+  // decision was not the call's answer, so its deny is taken back out of stats().denied, which
+  // counts calls denied, and its model fallback out of stats().fallbacks and model_fallbacks,
+  // which count calls answered with a fallback.
+  void LateDecision(bool deny, bool model_fallback);
 
   // Gives a gate started without a model one (the agent's gate takes the first gate model the hub
   // rolls out): decisions started after the call ask `verdicts` (non-null; it must outlive the

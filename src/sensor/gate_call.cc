@@ -88,7 +88,19 @@ bool GateWatchdog::Finish(Slot* slot) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = std::find(slots_.begin(), slots_.end(), slot);
   if (it != slots_.end()) slots_.erase(it);
+  // A decision that finished past the deadline is late whether or not this thread has woken yet
+  // (on a loaded machine it may wake after the deciding thread): the call gets its fallback,
+  // counted as a deadline answer, exactly as if the watchdog had been on time.
+  if (!slot->answered && NowNs() >= slot->control->deadline_ns()) AnswerAtDeadlineLocked(slot);
   return !slot->answered;
+}
+
+void GateWatchdog::AnswerAtDeadlineLocked(Slot* s) {
+  const GateAnswer a = s->control->fallback();
+  s->answered = true;
+  answer_(*s->call, s->token, a);
+  deadline_answers_.fetch_add(1, std::memory_order_relaxed);
+  if (decider_ != nullptr) decider_->OnFallback(*s->call, a, GateFallbackCause::kDeadline);
 }
 
 bool GateWatchdog::Decide(const GateCall& call, uint64_t token, CallControl* control,
@@ -116,12 +128,8 @@ void GateWatchdog::Run() {
         continue;
       }
       if (now >= s->control->deadline_ns()) {
-        const GateAnswer a = s->control->fallback();
-        s->answered = true;
+        AnswerAtDeadlineLocked(s);
         overdue = true;
-        answer_(*s->call, s->token, a);
-        deadline_answers_.fetch_add(1, std::memory_order_relaxed);
-        if (decider_ != nullptr) decider_->OnFallback(*s->call, a, GateFallbackCause::kDeadline);
         continue;
       }
       earliest = std::min(earliest, s->control->deadline_ns());

@@ -97,7 +97,9 @@ class GateWatchdog {
   };
   // Registers `slot` (which the caller keeps alive until Finish()).
   void Begin(Slot* slot);
-  // Unregisters `slot`. True when the caller is to answer the call; false when the watchdog did.
+  // Unregisters `slot`. True when the caller is to answer the call; false when its deadline came
+  // first: the watchdog answered it with the fallback, or (its thread not having woken yet) does
+  // so now, on the caller's thread, with the same answer, count and OnFallback().
   bool Finish(Slot* slot);
 
   // Runs `fn` every `period_ns` on the watchdog thread while any call is overdue and not yet
@@ -105,14 +107,17 @@ class GateWatchdog {
   void SetStuckHook(int64_t period_ns, std::function<void()> fn);
 
   // Decides `call` (held in the kernel under `token`) with the decider while the watchdog
-  // watches its deadline. True when the caller is to send *answer; false when the watchdog
-  // answered first (the decider's Late() has been told).
+  // watches its deadline. True when the caller is to send *answer; false when the deadline came
+  // first, even by a hair: the watchdog answered with the fallback (the decider's Late() has been
+  // told). A decision that finishes after its deadline is never sent.
   bool Decide(const GateCall& call, uint64_t token, CallControl* control, GateAnswer* answer);
 
   uint64_t deadline_answers() const { return deadline_answers_.load(std::memory_order_relaxed); }
 
  private:
   void Run();
+  // With mu_ held: answers `s` (not yet answered, deadline passed) with its fallback.
+  void AnswerAtDeadlineLocked(Slot* s);
 
   AnswerFn answer_;
   GateDecider* decider_;

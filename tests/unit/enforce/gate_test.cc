@@ -253,7 +253,9 @@ TEST(DecisionGateTest, ModelErrorAppliesTheRuleFallbackAndIsCountedAndRecorded) 
 }
 
 // A model that fails after the call's deadline: the watchdog answers with the fallback (and
-// counts it); the late decision is the same fallback, never an allow that fails open.
+// counts it); the late decision is the same fallback, never an allow that fails open. One that
+// fails in time gives a model fallback, which a watchdog that answered first makes late: the call
+// counts one fallback (the watchdog's), not two.
 TEST(DecisionGateTest, ModelFailingAfterTheDeadlineStillGivesTheFallback) {
   policy::RuleSet rules = MustLoad(kRules);
   FixedSource broken(core::Unavailable("model down"));
@@ -265,6 +267,16 @@ TEST(DecisionGateTest, ModelFailingAfterTheDeadlineStillGivesTheFallback) {
   EXPECT_TRUE(d.deny);
   EXPECT_TRUE(d.late);
   EXPECT_EQ(g.stats().model_fallbacks, 0u);  // the watchdog's answer is the one counted
+
+  const GateDecision in_time = g.Decide(in, std::numeric_limits<int64_t>::max(), {});
+  ASSERT_TRUE(in_time.deny);
+  ASSERT_TRUE(in_time.model_fallback);
+  EXPECT_EQ(g.stats().model_fallbacks, 1u);
+  g.FallbackAnswered(e, true, FallbackReason::kDeadline);  // the watchdog got there first
+  g.LateDecision(in_time.deny, in_time.model_fallback);
+  EXPECT_EQ(g.stats().fallbacks, 1u);
+  EXPECT_EQ(g.stats().model_fallbacks, 0u);
+  EXPECT_EQ(g.stats().deadline_fallbacks, 1u);
 }
 
 // A late deny whose call the watchdog answered (with its fallback, counted there) is not
@@ -279,11 +291,12 @@ TEST(DecisionGateTest, ALateDenyIsNotCountedTwice) {
   const GateDecision d = g.Decide(in, /*deadline_ns=*/1, {});
   ASSERT_TRUE(d.deny);
   ASSERT_TRUE(d.late);
-  g.LateDecision(d.deny);  // the sensor found the call answered already
+  g.LateDecision(d.deny, d.model_fallback);  // the sensor found the call answered already
   EXPECT_EQ(g.stats().denied, 1u);
   EXPECT_EQ(g.stats().late, 1u);
   EXPECT_EQ(g.stats().decisions, 1u);
 }
+
 
 TEST(DecisionGateTest, DeadlineFallbacksAreCountedAndRecorded) {
   policy::RuleSet rules = MustLoad(kRules);

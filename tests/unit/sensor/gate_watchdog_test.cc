@@ -1,0 +1,165 @@
+// The gates' watchdog (sensor/gate_call.h): every held call is answered exactly once, by the
+// decider when it finishes in time, else with the call's fallback as a deadline answer; a
+// decision that finishes after the deadline is never sent, even when the watchdog's own thread
+// has not woken yet (a loaded machine).
+
+#include <gtest/gtest.h>
+#include <pthread.h>
+#include <sched.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <vector>
+
+#include "sensor/gate_call.h"
+
+namespace vigil::sensor {
+namespace {
+
+int64_t Now() { return core::SystemClock::Get().MonotonicNanos(); }
+
+// Records what the watchdog sent and told; decides with `decide`.
+class Recorder final : public GateDecider {
+ public:
+  struct Sent {
+    uint64_t token;
+    GateAnswer answer;
+  };
+  std::function<GateAnswer(CallControl*)> decide;
+
+  GateAnswer Decide(const GateCall&, CallControl* control) override { return decide(control); }
+  void OnFallback(const GateCall&, GateAnswer answer, GateFallbackCause cause) override {
+    std::lock_guard<std::mutex> lock(mu);
+    fallbacks.push_back(answer);
+    causes.push_back(cause);
+    cv.notify_all();
+  }
+  void Late(const GateCall&, GateAnswer decided) override {
+    std::lock_guard<std::mutex> lock(mu);
+    late.push_back(decided);
+  }
+  GateWatchdog::AnswerFn Answer() {
+    return [this](const GateCall&, uint64_t token, GateAnswer a) {
+      std::lock_guard<std::mutex> lock(mu);
+      sent.push_back({token, a});
+    };
+  }
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Sent> sent;  // by the watchdog
+  std::vector<GateAnswer> fallbacks, late;
+  std::vector<GateFallbackCause> causes;
+};
+
+TEST(GateWatchdogTest, ADecisionInTimeIsTheCallersToSend) {
+  Recorder r;
+  r.decide = [](CallControl*) { return GateAnswer::kDeny; };
+  GateWatchdog w(r.Answer(), &r);
+  GateCall call;
+  CallControl control(Now() + 10'000'000'000, GateAnswer::kAllow);
+  GateAnswer a = GateAnswer::kAllow;
+  EXPECT_TRUE(w.Decide(call, 7, &control, &a));
+  EXPECT_EQ(a, GateAnswer::kDeny);
+  EXPECT_TRUE(r.sent.empty());
+  EXPECT_TRUE(r.fallbacks.empty());
+  EXPECT_TRUE(r.late.empty());
+  EXPECT_EQ(w.deadline_answers(), 0u);
+}
+
+TEST(GateWatchdogTest, AStuckDecisionGetsTheFallbackAtTheDeadline) {
+  Recorder r;
+  // Waits (up to 10 s) for the watchdog to answer, then decides allow: too late to count.
+  r.decide = [&r](CallControl* control) {
+    control->SetFallback(GateAnswer::kDeny);
+    std::unique_lock<std::mutex> lock(r.mu);
+    r.cv.wait_for(lock, std::chrono::seconds(10), [&r] { return !r.fallbacks.empty(); });
+    return GateAnswer::kAllow;
+  };
+  GateWatchdog w(r.Answer(), &r);
+  GateCall call;
+  CallControl control(Now() + 2'000'000, GateAnswer::kAllow);
+  GateAnswer a = GateAnswer::kAllow;
+  EXPECT_FALSE(w.Decide(call, 9, &control, &a));
+  ASSERT_EQ(r.sent.size(), 1u);
+  EXPECT_EQ(r.sent[0].token, 9u);
+  EXPECT_EQ(r.sent[0].answer, GateAnswer::kDeny);
+  ASSERT_EQ(r.fallbacks.size(), 1u);
+  EXPECT_EQ(r.fallbacks[0], GateAnswer::kDeny);
+  EXPECT_EQ(r.causes[0], GateFallbackCause::kDeadline);
+  EXPECT_EQ(r.late, std::vector<GateAnswer>{GateAnswer::kAllow});
+  EXPECT_EQ(w.deadline_answers(), 1u);
+}
+
+// Restores the calling thread's CPU set and scheduling policy.
+class ThreadScheduling {
+ public:
+  ThreadScheduling() {
+    CPU_ZERO(&cpus_);
+    ok_ = sched_getaffinity(0, sizeof cpus_, &cpus_) == 0 &&
+          pthread_getschedparam(pthread_self(), &policy_, &param_) == 0;
+  }
+  ~ThreadScheduling() {
+    if (!ok_) return;
+    pthread_setschedparam(pthread_self(), policy_, &param_);
+    sched_setaffinity(0, sizeof cpus_, &cpus_);
+  }
+  bool ok() const { return ok_; }
+  // The first CPU this thread may run on.
+  int FirstCpu() const {
+    for (int c = 0; c < CPU_SETSIZE; ++c) {
+      if (CPU_ISSET(c, &cpus_)) return c;
+    }
+    return -1;
+  }
+
+ private:
+  cpu_set_t cpus_;
+  int policy_ = SCHED_OTHER;
+  sched_param param_{};
+  bool ok_ = false;
+};
+
+// The deciding thread at SCHED_FIFO and the watchdog's (normal) thread on one CPU: the watchdog
+// cannot wake before the decision, which finishes 1 ms past the deadline. The call still gets
+// its fallback, counted as a deadline answer, and the decision is late (not sent).
+TEST(GateWatchdogTest, ADecisionPastTheDeadlineIsNotSentBeforeTheWatchdogWakes) {
+  ThreadScheduling saved;
+  ASSERT_TRUE(saved.ok());
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(saved.FirstCpu(), &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+  Recorder r;
+  r.decide = [](CallControl* control) {
+    control->SetFallback(GateAnswer::kDeny);
+    while (Now() < control->deadline_ns() + 1'000'000) {
+    }  // busy: the watchdog's thread gets no CPU
+    return GateAnswer::kAllow;
+  };
+  GateWatchdog w(r.Answer(), &r);  // its thread shares the one CPU (inherited), at no priority
+  const sched_param fifo{.sched_priority = 1};
+  if (pthread_setschedparam(pthread_self(), SCHED_FIFO, &fifo) != 0) {
+    GTEST_SKIP() << "needs SCHED_FIFO (root) to keep the watchdog's thread off the CPU";
+  }
+  GateCall call;
+  CallControl control(Now() + 2'000'000, GateAnswer::kAllow);
+  GateAnswer a = GateAnswer::kAllow;
+  const bool sent_by_caller = w.Decide(call, 11, &control, &a);
+  {
+    const sched_param normal{};
+    pthread_setschedparam(pthread_self(), SCHED_OTHER, &normal);
+  }
+  EXPECT_FALSE(sent_by_caller);
+  std::lock_guard<std::mutex> lock(r.mu);
+  ASSERT_EQ(r.sent.size(), 1u);
+  EXPECT_EQ(r.sent[0].token, 11u);
+  EXPECT_EQ(r.sent[0].answer, GateAnswer::kDeny);
+  EXPECT_EQ(r.fallbacks, std::vector<GateAnswer>{GateAnswer::kDeny});
+  EXPECT_EQ(r.late, std::vector<GateAnswer>{GateAnswer::kAllow});
+  EXPECT_EQ(w.deadline_answers(), 1u);
+}
+
+}  // namespace
+}  // namespace vigil::sensor
