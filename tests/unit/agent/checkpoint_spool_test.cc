@@ -12,6 +12,7 @@
 #include <fstream>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "agent/checkpoint_sink.h"
@@ -106,8 +107,14 @@ TEST_F(CheckpointSpoolTest, UndeliveredCheckpointsAreSentInOrderAfterARestart) {
     auto sink = Open(&down);
     ASSERT_NE(sink, nullptr);
     for (uint64_t seq = 2; seq <= 6; ++seq) sink->Offer(Notice(seq));
-    EXPECT_EQ(sink->Close(std::chrono::milliseconds(20)), 5u);
+    // The sender tries (and is told to retry) before the close; on a loaded machine it may not
+    // have run within Close's 20 ms.
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (sink->Counts().retries == 0 && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     EXPECT_GT(sink->Counts().retries, 0u);
+    EXPECT_EQ(sink->Close(std::chrono::milliseconds(20)), 5u);
   }
   ScriptedTransport::Script up;
   pipeline::RecoveryReport report;
