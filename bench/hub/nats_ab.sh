@@ -9,8 +9,9 @@
 # FINDINGS is the findings per JetStream message: the agent's nats sink packs up to 500
 # (batch_findings) when findings come faster than one message per batch_delay.
 # At the end: per build the median over the rounds of events/s (first publish to last commit),
-# of the sustained rate (the median one-second window, builds that print it), of the CPU per
-# event of each process, and the ratio B / A of each median. A sustained run: MESSAGES x FINDINGS
+# of the sustained rate (10% to 90% of the events committed; the median and the minimum
+# 5-second window; builds that print them), of the CPU per event of each process, and the
+# ratio B / A of each median. A sustained run: MESSAGES x FINDINGS
 # of 2000 x 500 is 1 M events (about 10-15 s per run on a quiet machine).
 # Extra arguments for every run of both builds: HUB_NATS_BENCH_ARGS="--rate 100000".
 # Usage: bash bench/hub/nats_ab.sh BENCH_A BENCH_B [ROUNDS] [MESSAGES] [FINDINGS]
@@ -42,7 +43,9 @@ done
 python3 - "$log" <<'EOF'
 import re, statistics, sys
 runs, cur = {"A": [], "B": []}, None
-pats = {"events/s": r"s: (\d+) events/s", "sustained": r"sustained: .*?median (\d+)",
+pats = {"events/s": r"^hub nats ingest .* s: (\d+) events/s",
+        "sustained": r"sustained: .*?s: (\d+) events/s", "windows": r"windows of .*median (\d+)",
+        "min window": r"windows of .*min (\d+)", "store busy %": r"store busy: (\d+)%",
         "hub us": r"hub process ([\d.]+) us", "bench us": r"bench process ([\d.]+) us",
         "publishers us": r"publishers ([\d.]+) us", "postgres us": r"postgres backends ([\d.]+) us",
         "nats-server us": r"nats-server ([\d.]+) us"}
