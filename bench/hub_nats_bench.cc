@@ -215,7 +215,8 @@ int main(int argc, char** argv) {
                  "PostgreSQL's postmaster: the CPU time of its backends is reported");
   CLI11_PARSE(app, argc, argv);
   if (messages < 1 || findings < 1 || findings > 10000 || hosts < 1 || processes < 1 || hubs < 1 ||
-      hubs > 8 || publishers < 1 || publishers > 16 || rate < 0 || !(window >= 0.1 && window <= 3600)) {
+      hubs > 8 || publishers < 1 || publishers > 16 || rate < 0 ||
+      !(window >= 0.1 && window <= 3600)) {
     std::fprintf(stderr, "bad arguments\n");
     return 2;
   }
@@ -436,8 +437,8 @@ int main(int argc, char** argv) {
   for (const auto& t : timed) busy += t->busy_seconds();
   std::printf("  store busy: %.0f%% of the run (the hubs' IngestBatch wall time %.2f s / %.2f s)\n",
               100 * busy / (seconds * hubs), busy, seconds);
-  std::printf("  sustained: 10%% to 90%% of the events committed in %.2f s: %.0f events/s", steady_s,
-              steady);
+  std::printf("  sustained: 10%% to 90%% of the events committed in %.2f s: %.0f events/s",
+              steady_s, steady);
   if (windows.empty()) {
     std::printf("; no whole %g-second window but the first and last\n", window);
   } else {

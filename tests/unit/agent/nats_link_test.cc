@@ -257,8 +257,8 @@ class NatsPipelineTest : public NatsLinkTest {
 TEST_F(NatsPipelineTest, FetchesTheNextBatchWhileOneIsStoredAndAcknowledgesOnlyCommittedOnes) {
   EXPECT_EQ(Stored(*inner_), 0);
   EXPECT_EQ(consumer_->Counts().stored, 0u);
-  EXPECT_FALSE(WaitUntil([&] { return Consumer().ack_pending > 4; },
-                         std::chrono::milliseconds(300)));
+  EXPECT_FALSE(
+      WaitUntil([&] { return Consumer().ack_pending > 4; }, std::chrono::milliseconds(300)));
   EXPECT_EQ(Consumer().pending, 2u);
   gated_->Open();
   ASSERT_TRUE(WaitUntil([&] { return Stored(*inner_) == 24; })) << Stored(*inner_);
