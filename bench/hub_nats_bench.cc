@@ -42,6 +42,7 @@
 
 #include "core/clock.h"
 #include "core/metrics.h"
+#include "hub/correlate.h"
 #include "hub/nats_consumer.h"
 #include "hub/store.h"
 #include "hub/store_location.h"
@@ -100,6 +101,26 @@ Clock::time_point FromNanos(int64_t ns) {
   return Clock::time_point(
       std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns)));
 }
+
+// The hub's store with the wall time its IngestBatch calls took (the transactions): against
+// the run's wall time, how busy the database side kept (a hub that parses while it stores
+// keeps it busier).
+class TimedStore final : public hub::CorrelatingStore {
+ public:
+  explicit TimedStore(hub::Store& inner) : CorrelatingStore(inner) {}
+  core::Result<std::vector<hub::IngestResult>> IngestBatch(
+      const std::vector<hub::IngestMessage>& ms, int64_t now_ms) override {
+    const auto t0 = Clock::now();
+    auto r = CorrelatingStore::IngestBatch(ms, now_ms);
+    busy_ns_.fetch_add(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
+    return r;
+  }
+  double busy_seconds() const { return static_cast<double>(busy_ns_.load()) / 1e9; }
+
+ private:
+  std::atomic<int64_t> busy_ns_{0};
+};
 
 // What the publishers' process shares with the hubs' (an anonymous shared mapping made before
 // the fork; steady_clock is CLOCK_MONOTONIC, one clock for both processes). The publishers
@@ -163,7 +184,7 @@ int main(int argc, char** argv) {
   std::string nats_url, location, stream, prefix;
   int messages = 2000, findings = 50, hosts = 8, hubs = 1, batch = 64, publishers = 2;
   int processes = 500, pool = 4, server_pid = 0;
-  double rate = 0;
+  double rate = 0, window = 5;
   app.add_option("--nats", nats_url, "NATS server URL (nats://HOST:PORT)")->required();
   app.add_option("--store", location,
                  "Store: a SQLite path or a postgres:// URI of an empty database (default: a "
@@ -186,12 +207,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--rate", rate, "Findings per second published (0: as fast as the PubAcks come)")
       ->capture_default_str();
+  app.add_option("--window", window,
+                 "Seconds per window of the sustained rate (the events committed in each)")
+      ->capture_default_str();
   app.add_option("--pool", pool, "PostgreSQL connections per hub")->capture_default_str();
   app.add_option("--server-pid", server_pid,
                  "PostgreSQL's postmaster: the CPU time of its backends is reported");
   CLI11_PARSE(app, argc, argv);
   if (messages < 1 || findings < 1 || findings > 10000 || hosts < 1 || processes < 1 || hubs < 1 ||
-      hubs > 8 || publishers < 1 || publishers > 16 || rate < 0) {
+      hubs > 8 || publishers < 1 || publishers > 16 || rate < 0 ||
+      !(window >= 0.1 && window <= 3600)) {
     std::fprintf(stderr, "bad arguments\n");
     return 2;
   }
@@ -265,6 +290,8 @@ int main(int argc, char** argv) {
     }
     stores.push_back(std::move(store).value());
   }
+  std::vector<std::unique_ptr<TimedStore>> timed;
+  for (auto& store : stores) timed.push_back(std::make_unique<TimedStore>(*store));
   std::vector<Clock::time_point> published(messages), stored_at(messages);
   std::atomic<int> settled{0}, duplicates{0};  // stored (first time), redelivered
   std::vector<std::unique_ptr<core::Registry>> registries;
@@ -287,7 +314,7 @@ int main(int argc, char** argv) {
       }
     };
     registries.push_back(std::make_unique<core::Registry>());
-    consumers.push_back(std::make_unique<hub::NatsConsumer>(o, *stores[h], core::SystemClock::Get(),
+    consumers.push_back(std::make_unique<hub::NatsConsumer>(o, *timed[h], core::SystemClock::Get(),
                                                             *registries.back()));
   }
   {
@@ -349,6 +376,35 @@ int main(int argc, char** argv) {
     }
   }
   std::sort(ms.begin(), ms.end());
+  // Sustained rate, two ways (a fetch of 64 full messages commits 32 000 events at once, so
+  // one-second windows would be lumpy): the rate between the commits that brought the stored
+  // events to 10% and to 90% of the run's (start-up and tail left out), and the events
+  // committed in each whole --window seconds from the start (the first and the last left out:
+  // their median and minimum say whether the rate held over the run).
+  double steady = -1, steady_s = 0;
+  std::vector<double> windows;
+  {
+    std::vector<Clock::time_point> done;
+    for (int m = 0; m < messages; ++m) {
+      if (stored_at[m] != Clock::time_point()) done.push_back(stored_at[m]);
+    }
+    std::sort(done.begin(), done.end());
+    if (done.size() >= 10) {
+      const size_t lo = done.size() / 10, hi = done.size() * 9 / 10;
+      steady_s = std::chrono::duration<double>(done[hi] - done[lo]).count();
+      if (steady_s > 0) steady = static_cast<double>((hi - lo) * findings) / steady_s;
+    }
+    std::vector<int64_t> per_window;
+    for (const Clock::time_point t : done) {
+      const auto w = static_cast<size_t>(std::chrono::duration<double>(t - start).count() / window);
+      if (per_window.size() <= w) per_window.resize(w + 1, 0);
+      per_window[w] += findings;
+    }
+    for (size_t w = 1; w + 1 < per_window.size(); ++w) {
+      windows.push_back(static_cast<double>(per_window[w]) / window);
+    }
+    std::sort(windows.begin(), windows.end());
+  }
   auto q = [&](double p) {
     return ms.empty() ? -1.0 : ms[std::min(ms.size() - 1, static_cast<size_t>(p * ms.size()))];
   };
@@ -377,6 +433,18 @@ int main(int argc, char** argv) {
   }
   std::printf("  cpu per event: hub process %.2f us, publishers %.2f us%s\n",
               own_cpu * 1e6 / expected, CpuSeconds(publisher_usage) * 1e6 / expected, pg);
+  double busy = 0;
+  for (const auto& t : timed) busy += t->busy_seconds();
+  std::printf("  store busy: %.0f%% of the run (the hubs' IngestBatch wall time %.2f s / %.2f s)\n",
+              100 * busy / (seconds * hubs), busy, seconds);
+  std::printf("  sustained: 10%% to 90%% of the events committed in %.2f s: %.0f events/s",
+              steady_s, steady);
+  if (windows.empty()) {
+    std::printf("; no whole %g-second window but the first and last\n", window);
+  } else {
+    std::printf("; %zu windows of %g s (first and last left out): median %.0f, min %.0f events/s\n",
+                windows.size(), window, windows[windows.size() / 2], windows.front());
+  }
   const bool ok = loss == 0 && extra == 0 && stored_messages == messages && published_ok &&
                   settled.load() >= messages;
   return ok ? 0 : 1;

@@ -184,7 +184,7 @@ class FleetCorrelation {
 // every ingestion path — POST /v1/ingest, the NATS JetStream consumer, any other that calls
 // Store::Ingest — feeds the global model and the triage model. Everything else is forwarded
 // unchanged.
-class CorrelatingStore final : public Store {
+class CorrelatingStore : public Store {
  public:
   using AfterIngest = std::function<void(const std::vector<IngestResult>&)>;
   // `inner` and `correlation` must outlive this; a null correlation: none (correlation off).

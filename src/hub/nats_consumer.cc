@@ -36,6 +36,7 @@ NatsConsumer::~NatsConsumer() { Stop(); }
 
 core::Status NatsConsumer::Start() {
   VIGIL_RETURN_IF_ERROR(init_);
+  if (store_thread_.joinable()) return core::FailedPrecondition("nats consumer: already started");
   NatsPullHooks h;
   h.name = "nats consumer";
   h.log_prefix = "hub: nats";
@@ -44,37 +45,100 @@ core::Status NatsConsumer::Start() {
   h.fetch_errors = counters_.fetch_errors;
   h.on_connected = [this](bool c) { connected_gauge_->Set(c ? 1 : 0); };
   h.handle = [this](std::vector<pipeline::JetStreamMessage>& batch) { HandleBatch(batch); };
-  return loop_.Start(options_, std::move(h));
+  h.drain = [this] { Drain(); };
+  {
+    std::lock_guard lock(mu_);
+    stop_store_ = false;
+  }
+  store_thread_ = std::thread([this] { StoreLoop(); });
+  core::Status st = loop_.Start(options_, std::move(h));
+  if (!st.ok()) {
+    {
+      std::lock_guard lock(mu_);
+      stop_store_ = true;
+    }
+    cv_.notify_all();
+    store_thread_.join();
+  }
+  return st;
 }
 
-void NatsConsumer::Stop() { loop_.Stop(); }
+void NatsConsumer::Stop() {
+  loop_.Stop();  // drains: what was handed to the store thread is settled
+  {
+    std::lock_guard lock(mu_);
+    stop_store_ = true;
+  }
+  cv_.notify_all();
+  if (store_thread_.joinable()) store_thread_.join();
+}
 
 NatsConsumerCounts NatsConsumer::Counts() const { return counters_.Read(); }
 
+namespace {
+
+void SettleFailed(core::Counter* ack_errors, const core::Status& st) {
+  if (!st.ok()) {
+    ack_errors->Inc();
+    spdlog::warn("hub: nats: {}", st.message());
+  }
+}
+
+}  // namespace
+
 void NatsConsumer::HandleBatch(std::vector<pipeline::JetStreamMessage>& batch) {
-  auto settle = [this](core::Status st) {
-    if (!st.ok()) {
-      counters_.ack_errors->Inc();
-      spdlog::warn("hub: nats: {}", st.message());
-    }
-  };
   // The well-formed messages of the batch, parsed, and where each came from.
-  std::vector<IngestMessage> msgs;
-  std::vector<pipeline::JetStreamMessage*> from;
-  msgs.reserve(batch.size());
+  Parsed p;
+  p.msgs.reserve(batch.size());
+  p.from.reserve(batch.size());
   for (pipeline::JetStreamMessage& m : batch) {
     auto msg = Parse(m);
     if (!msg.has_value()) {
       counters_.malformed->Inc();
       spdlog::error("hub: nats: message on {} (stream sequence {}) refused: {}; terminated",
                     m.subject(), m.stream_seq(), msg.error().message());
-      settle(m.Term());
+      SettleFailed(counters_.ack_errors, m.Term());
       continue;
     }
-    msgs.push_back(std::move(msg).value());
-    from.push_back(&m);
+    p.msgs.push_back(std::move(msg).value());
+    p.from.push_back(std::move(m));
   }
-  if (msgs.empty()) return;
+  if (p.msgs.empty()) return;
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [this] { return !next_.has_value(); });
+  next_ = std::move(p);
+  cv_.notify_all();
+  cv_.wait(lock, [this] { return !next_.has_value(); });
+}
+
+void NatsConsumer::Drain() {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [this] { return !next_.has_value() && !storing_; });
+}
+
+void NatsConsumer::StoreLoop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    // Stop() sets stop_store_ after the loop's thread drained: nothing is left in next_ then.
+    cv_.wait(lock, [this] { return next_.has_value() || stop_store_; });
+    if (!next_.has_value()) return;
+    Parsed p = std::move(*next_);
+    next_.reset();
+    storing_ = true;
+    cv_.notify_all();
+    lock.unlock();
+    StoreBatch(p);
+    p = Parsed();  // the messages go before the loop's thread may drop their connection
+    lock.lock();
+    storing_ = false;
+    cv_.notify_all();
+  }
+}
+
+void NatsConsumer::StoreBatch(Parsed& p) {
+  auto settle = [this](const core::Status& st) { SettleFailed(counters_.ack_errors, st); };
+  std::vector<IngestMessage>& msgs = p.msgs;
+  std::vector<pipeline::JetStreamMessage>& from = p.from;
   auto stored = store_.IngestBatch(msgs, clock_.NowUnixNanos() / 1'000'000);
   if (!stored.has_value() && stored.error().code() == core::StatusCode::kInvalidArgument &&
       msgs.size() > 1) {
@@ -84,13 +148,13 @@ void NatsConsumer::HandleBatch(std::vector<pipeline::JetStreamMessage>& batch) {
     for (size_t i = 0; i < msgs.size(); ++i) {
       auto one = store_.Ingest(msgs[i], clock_.NowUnixNanos() / 1'000'000);
       if (one.has_value()) {
-        Settled(msgs[i], *one, *from[i], /*confirm=*/true);
+        Settled(msgs[i], *one, from[i], /*confirm=*/true);
         continue;
       }
       counters_.retried->Inc();
       spdlog::warn("hub: nats: storing message {} of {} failed: {}; it will be delivered again",
                    msgs[i].message_id, msgs[i].host, one.error().message());
-      settle(from[i]->Nak(options_.nak_delay));
+      settle(from[i].Nak(options_.nak_delay));
     }
     return;
   }
@@ -100,16 +164,16 @@ void NatsConsumer::HandleBatch(std::vector<pipeline::JetStreamMessage>& batch) {
         "hub: nats: storing {} message(s), the first {} of {}, failed: {}; they will be "
         "delivered again",
         msgs.size(), msgs[0].message_id, msgs[0].host, stored.error().message());
-    for (pipeline::JetStreamMessage* m : from) {
+    for (pipeline::JetStreamMessage& m : from) {
       counters_.retried->Inc();
-      settle(m->Nak(options_.nak_delay));
+      settle(m.Nak(options_.nak_delay));
     }
     return;
   }
   // Committed: the acknowledgements go out together; the server's answer to the last one (it
   // handles a connection's acknowledgements in order) confirms them all.
   for (size_t i = 0; i < msgs.size(); ++i) {
-    Settled(msgs[i], (*stored)[i], *from[i], /*confirm=*/i + 1 == msgs.size());
+    Settled(msgs[i], (*stored)[i], from[i], /*confirm=*/i + 1 == msgs.size());
   }
 }
 

@@ -11,6 +11,10 @@
 // fetches up to `batch` messages at a time and stores the well-formed ones of a fetch with one
 // Store::IngestBatch (one transaction), then acknowledges them all (sent together; the server's
 // answer to the last one confirms them, as it handles a connection's acknowledgements in order).
+// Two threads share the work: the pull loop's thread fetches and parses a batch while the
+// store thread stores (and then acknowledges) the one before, so the hub's parsing and the
+// store's server work at the same time. At most two fetched batches are unacknowledged: the one
+// being stored and the next, parsed and waiting for it; batches are committed in fetch order.
 // For each message:
 //   - stored, then acknowledged; a message id the store had already (a redelivery, another hub
 //     got there first, the same id twice in one batch) is a duplicate: nothing is stored and it
@@ -41,6 +45,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -57,7 +62,7 @@ namespace vigil::hub {
 // The connection and fetching (hub/nats_pull_loop.h), and:
 struct NatsConsumerOptions : NatsPullOptions {
   std::chrono::milliseconds nak_delay{1000};  // the store failed: redelivered after this
-  // Called on the consumer's thread for each message once its batch is committed (before the
+  // Called on the store thread for each message once its batch is committed (before the
   // acknowledgement is sent); may be empty. For measurements (bench/hub/nats_ingest.sh).
   std::function<void(const IngestMessage&, const IngestResult&)> on_stored;
 };
@@ -73,18 +78,33 @@ class NatsConsumer {
   NatsConsumer(const NatsConsumer&) = delete;
   NatsConsumer& operator=(const NatsConsumer&) = delete;
 
-  // Checks the options (kInvalidArgument naming the field) and starts the consumer's thread; does
-  // not wait for the server.
+  // Checks the options (kInvalidArgument naming the field) and starts the consumer's threads;
+  // does not wait for the server.
   core::Status Start();
-  // Stops fetching and joins (within about fetch_wait plus one message). Idempotent.
+  // Stops fetching, stores and acknowledges what was fetched and parsed, and joins (within about
+  // fetch_wait plus two batches' transactions). Idempotent.
   void Stop();
 
   bool connected() const { return loop_.connected(); }
   NatsConsumerCounts Counts() const;
 
  private:
-  // Stores the batch's well-formed messages in one transaction, then acknowledges them.
+  // A fetched batch's well-formed messages, parsed, with the messages they came from (moved
+  // out of the fetch: settled by the store thread).
+  struct Parsed {
+    std::vector<IngestMessage> msgs;
+    std::vector<pipeline::JetStreamMessage> from;
+  };
+  // On the loop's thread: parses the batch, terminates its malformed messages, hands the rest to
+  // the store thread once it has taken the previous batch, and returns once it has taken this
+  // one (so the loop fetches the next while this one is stored).
   void HandleBatch(std::vector<pipeline::JetStreamMessage>& batch);
+  // On the loop's thread: returns once the store thread has settled every batch handed to it.
+  void Drain();
+  // The store thread: takes each handed batch and stores it (StoreBatch).
+  void StoreLoop();
+  // Stores the batch's messages in one transaction, then acknowledges them.
+  void StoreBatch(Parsed& p);
   // Counts a stored (or duplicate) message and acknowledges it; `confirm`: waits for the
   // server's answer (the batch's last message), else does not.
   void Settled(const IngestMessage& msg, const IngestResult& r, pipeline::JetStreamMessage& m,
@@ -100,6 +120,15 @@ class NatsConsumer {
   core::Counter* findings_ = nullptr;
   core::Gauge* connected_gauge_ = nullptr;
   core::Status init_;  // non-OK when the counters could not be registered
+
+  // The hand-over between the loop's thread and the store thread: `next_` holds a parsed batch
+  // the store thread has not taken yet; `storing_` is true while it stores one.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<Parsed> next_;
+  bool storing_ = false;
+  bool stop_store_ = false;
+  std::thread store_thread_;
 
   NatsPullLoop loop_;
 };

@@ -93,6 +93,7 @@ void NatsPullLoop::Run() {
   };
   while (!stopping()) {
     if (conn == nullptr || !conn->connected()) {
+      if (conn != nullptr && hooks_.drain) hooks_.drain();
       conn.reset();
       SetConnected(false);
       auto c = pipeline::JetStreamConnection::Connect(o);
@@ -119,11 +120,13 @@ void NatsPullLoop::Run() {
     if (!batch.has_value()) {
       hooks_.fetch_errors->Inc();
       spdlog::warn("{}: {}; reconnecting", hooks_.log_prefix, batch.error().message());
+      if (hooks_.drain) hooks_.drain();
       conn.reset();
       continue;
     }
     hooks_.handle(*batch);
   }
+  if (hooks_.drain) hooks_.drain();
   SetConnected(false);
 }
 

@@ -63,8 +63,14 @@ struct NatsPullHooks {
   core::Counter* connect_errors = nullptr;  // must outlive the loop
   core::Counter* fetch_errors = nullptr;
   std::function<void(bool connected)> on_connected;  // may be empty
-  // One fetched batch, on the loop's thread.
+  // One fetched batch, on the loop's thread. It may move messages out of the batch and settle
+  // them later on another thread, if `drain` waits for that.
   std::function<void(std::vector<pipeline::JetStreamMessage>&)> handle;
+  // On the loop's thread before it drops a connection (after a failed fetch, and when it ends):
+  // returns once every message `handle` was given has been settled (acknowledged, negatively
+  // acknowledged or terminated), as a message outliving its connection can no longer be. May
+  // be empty (handle settles each batch before returning).
+  std::function<void()> drain;
 };
 
 class NatsPullLoop {

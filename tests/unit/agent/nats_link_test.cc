@@ -7,7 +7,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
+#include <thread>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +21,7 @@
 #include "agent/nats_sink.h"
 #include "core/clock.h"
 #include "hub/config.h"
+#include "hub/correlate.h"
 #include "hub/nats_consumer.h"
 #include "hub/store.h"
 #include "hub_link_fixture.h"
@@ -170,6 +174,112 @@ TEST_F(NatsLinkTest, TheSinkPublishesEachMessageOnceWithItsIdAndAHubStoresItOnce
       << text;
   EXPECT_NE(text.find("vigil_hub_findings_total 12"), std::string::npos) << text;
   EXPECT_NE(text.find("vigil_hub_nats_connected 1"), std::string::npos) << text;
+}
+
+// A store whose IngestBatch waits until the test opens its gate; counts the calls that came in.
+class GatedStore final : public hub::CorrelatingStore {
+ public:
+  explicit GatedStore(hub::Store& inner) : CorrelatingStore(inner) {}
+  core::Result<std::vector<hub::IngestResult>> IngestBatch(
+      const std::vector<hub::IngestMessage>& ms, int64_t now_ms) override {
+    {
+      std::unique_lock lock(mu_);
+      ++entered_;
+      cv_.wait(lock, [this] { return open_; });
+    }
+    return CorrelatingStore::IngestBatch(ms, now_ms);
+  }
+  void Open() {
+    {
+      std::lock_guard lock(mu_);
+      open_ = true;
+    }
+    cv_.notify_all();
+  }
+  int entered() {
+    std::lock_guard lock(mu_);
+    return entered_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+  int entered_ = 0;
+};
+
+// Six messages of four findings on the stream, and a consumer fetching two at a time into a
+// gated SQLite store, stuck in its first IngestBatch with the next batch fetched and parsed.
+class NatsPipelineTest : public NatsLinkTest {
+ protected:
+  void SetUp() override {
+    NatsLinkTest::SetUp();
+    if (HasFatalFailure()) return;
+    auto sink = OpenSink(SinkOptions());
+    ASSERT_NE(sink, nullptr);
+    for (const std::string& f : Findings(0, 12)) ASSERT_TRUE(sink->Write(f).ok());
+    ASSERT_EQ(sink->Close(std::chrono::seconds(10)), 0u);
+    ASSERT_EQ(sink->Counts().messages_sent, 6u);
+    auto store = hub::Store::Open((dir_ / "hub.db").string(), {});
+    ASSERT_TRUE(store.has_value()) << store.error().ToString();
+    inner_ = std::move(store).value();
+    gated_ = std::make_unique<GatedStore>(*inner_);
+    hub::NatsConsumerOptions o;
+    o.nats = Js();
+    o.batch = 2;
+    o.fetch_wait = std::chrono::milliseconds(100);
+    consumer_ =
+        std::make_unique<hub::NatsConsumer>(o, *gated_, core::SystemClock::Get(), registry_);
+    ASSERT_TRUE(consumer_->Start().ok());
+    ASSERT_TRUE(WaitUntil([&] { return gated_->entered() == 1; }));
+    ASSERT_TRUE(WaitUntil([&] { return Consumer().ack_pending == 4; })) << Consumer().ack_pending;
+  }
+  void TearDown() override {
+    if (gated_ != nullptr) gated_->Open();
+    if (consumer_ != nullptr) consumer_->Stop();
+  }
+  pipeline::ConsumerState Consumer() {
+    auto c = pipeline::JetStreamConnection::Connect(Js());
+    if (!c.has_value()) return {};
+    auto st = (*c)->Consumer("vigil-hub");
+    return st.has_value() ? *st : pipeline::ConsumerState{};
+  }
+
+  std::unique_ptr<hub::Store> inner_;
+  std::unique_ptr<GatedStore> gated_;
+  core::Registry registry_;
+  std::unique_ptr<hub::NatsConsumer> consumer_;
+};
+
+// The consumer fetched and parsed the second batch while the first is in its transaction (four
+// messages delivered), fetches no third before the store takes the second, and acknowledges
+// nothing before its commit.
+TEST_F(NatsPipelineTest, FetchesTheNextBatchWhileOneIsStoredAndAcknowledgesOnlyCommittedOnes) {
+  EXPECT_EQ(Stored(*inner_), 0);
+  EXPECT_EQ(consumer_->Counts().stored, 0u);
+  EXPECT_FALSE(
+      WaitUntil([&] { return Consumer().ack_pending > 4; }, std::chrono::milliseconds(300)));
+  EXPECT_EQ(Consumer().pending, 2u);
+  gated_->Open();
+  ASSERT_TRUE(WaitUntil([&] { return Stored(*inner_) == 24; })) << Stored(*inner_);
+  EXPECT_TRUE(WaitUntil([&] { return Drained(); }));
+  EXPECT_EQ(consumer_->Counts().stored, 6u);
+  EXPECT_EQ(consumer_->Counts().duplicate, 0u);
+  EXPECT_GE(gated_->entered(), 3);  // three fetches of two, unless one came back short
+}
+
+// Stop() stores and acknowledges what the consumer had fetched: nothing is left waiting for an
+// acknowledgement (to come again after ack_wait), and what it did not fetch is still pending.
+TEST_F(NatsPipelineTest, StoppingStoresAndAcknowledgesWhatWasFetched) {
+  std::thread stopper([&] { consumer_->Stop(); });
+  gated_->Open();
+  stopper.join();
+  const uint64_t stored = consumer_->Counts().stored;
+  EXPECT_GE(stored, 4u);
+  EXPECT_EQ(Stored(*inner_), static_cast<int64_t>(4 * stored));
+  const pipeline::ConsumerState st = Consumer();
+  EXPECT_EQ(st.ack_pending, 0u);
+  EXPECT_EQ(st.pending, 6 - stored);
 }
 
 TEST_F(NatsLinkTest, MalformedMessagesAreCountedAndTerminatedNotRedelivered) {
