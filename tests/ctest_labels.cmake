@@ -1,0 +1,40 @@
+# ctest_labels_test: for each label some vigil_test() declares, `ctest -N -L ^label$` must list
+# every binary declaring it (as "<binary>" for WHOLE binaries, "<binary>.<Suite>.<Case>" for the
+# others). Guards against labels lost on the way to CTest, as gtest_discover_tests' PROPERTIES
+# once lost every label after the first.
+# cmake -DCTEST=ctest -DBUILD_DIR=build/release -DDECLARED=.../ctest_labels_declared.cmake -P ...
+cmake_minimum_required(VERSION 3.25)
+include(${DECLARED})  # set(declared "binary=label1,label2;...")
+set(labels "")
+foreach(entry IN LISTS declared)
+  string(REGEX REPLACE "^[^=]*=" "" csv "${entry}")
+  string(REPLACE "," ";" entry_labels "${csv}")
+  list(APPEND labels ${entry_labels})
+endforeach()
+list(REMOVE_DUPLICATES labels)
+if(NOT labels)
+  message(FATAL_ERROR "${DECLARED}: no vigil_test() declared")
+endif()
+set(failures "")
+foreach(label IN LISTS labels)
+  execute_process(COMMAND ${CTEST} -N -L "^${label}$" WORKING_DIRECTORY ${BUILD_DIR}
+                  OUTPUT_VARIABLE listed ERROR_QUIET RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "ctest -N -L ^${label}$ in ${BUILD_DIR} failed (${rc})")
+  endif()
+  foreach(entry IN LISTS declared)
+    string(REGEX MATCH "^[^=]*" binary "${entry}")
+    string(REGEX REPLACE "^[^=]*=" "" csv "${entry}")
+    string(REPLACE "," ";" entry_labels "${csv}")
+    if(label IN_LIST entry_labels AND NOT listed MATCHES ": ${binary}(\\.[^\n]+)?\n")
+      list(APPEND failures
+           "${binary} (declares ${csv}) is not listed under label ${label} (is it built?)")
+    endif()
+  endforeach()
+endforeach()
+if(failures)
+  list(JOIN failures "\n  " text)
+  message(FATAL_ERROR "labels lost on the way to CTest:\n  ${text}")
+endif()
+list(LENGTH declared binaries)
+message(STATUS "every one of ${binaries} test binaries is listed under each label it declares")
