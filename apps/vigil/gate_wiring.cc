@@ -92,12 +92,10 @@ sensor::GateAnswer GateDeciderAdapter::Decide(const sensor::GateCall& call,
     in_.argv = call.argv;
   }
   if (recorder_ != nullptr) recorder_->Record(event_);
-  const enforce::GateDecision d =
-      gate_->Decide(std::move(rules), in_, control->deadline_ns(), [control](bool deny) {
-        control->SetFallback(deny ? sensor::GateAnswer::kDeny : sensor::GateAnswer::kAllow);
-      });
-  last_model_fallback_ = d.model_fallback;
-  return d.deny ? sensor::GateAnswer::kDeny : sensor::GateAnswer::kAllow;
+  decision_ = gate_->Decide(std::move(rules), in_, control->deadline_ns(), [control](bool deny) {
+    control->SetFallback(deny ? sensor::GateAnswer::kDeny : sensor::GateAnswer::kAllow);
+  });
+  return decision_.deny ? sensor::GateAnswer::kDeny : sensor::GateAnswer::kAllow;
 }
 
 void GateDeciderAdapter::OnFallback(const sensor::GateCall& call, sensor::GateAnswer answer,
@@ -111,7 +109,12 @@ void GateDeciderAdapter::OnFallback(const sensor::GateCall& call, sensor::GateAn
 void GateDeciderAdapter::Late(const sensor::GateCall&, sensor::GateAnswer decided) {
   // The decision gate counted the late decision; the watchdog's answer stands, and is the one
   // counted as the call's. (Late follows Decide of the same call on the same thread.)
-  gate_->LateDecision(decided == sensor::GateAnswer::kDeny, last_model_fallback_);
+  gate_->LateDecision(decided == sensor::GateAnswer::kDeny);
+}
+
+void GateDeciderAdapter::Answered(const sensor::GateCall&, sensor::GateAnswer) {
+  // (Answered follows Decide of the same call on the same thread: event_ is still that call's.)
+  gate_->Answered(event_, decision_);
 }
 
 std::string FanotifyGateSummary(const sensor::FanotifyGateStats& fs, const enforce::GateStats& gs) {

@@ -124,6 +124,7 @@ class GateDeciderAdapter final : public sensor::GateDecider {
   void OnFallback(const sensor::GateCall& call, sensor::GateAnswer answer,
                   sensor::GateFallbackCause cause) override;
   void Late(const sensor::GateCall& call, sensor::GateAnswer decided) override;
+  void Answered(const sensor::GateCall& call, sensor::GateAnswer answer) override;
 
   // Every decided call (with its /proc context) is also given to `recorder` (may be null; must
   // outlive the adapter), which adds the executable and uid to what is read.
@@ -147,7 +148,7 @@ class GateDeciderAdapter final : public sensor::GateDecider {
   bool fitted_verdicts_ = false;                        // whether needs_ is for a gate with a model
   ProcContextCache cache_;
   uint64_t calls_ = 0;
-  bool last_model_fallback_ = false;  // the last decision's GateDecision::model_fallback (Late)
+  enforce::GateDecision decision_;  // the last call's (Answered, Late)
   // Reused from call to call (one deciding thread): no allocation once grown.
   core::Event event_;
   policy::EvalInput in_;

@@ -195,21 +195,17 @@ GateDecision DecisionGate::Decide(std::shared_ptr<const GateRules> in_force,
     if (set_fallback) set_fallback(fallback_deny);
     verdict = verdicts->Score(in, deadline_ns);
     if (!verdict.has_value() && core::SystemClock::Get().MonotonicNanos() < deadline_ns) {
-      // The model failed in time: the candidates' fallback, applied now.
-      m.fallbacks.fetch_add(1, std::memory_order_relaxed);
-      m.model_fallbacks.fetch_add(1, std::memory_order_relaxed);
-      Bump(m.fb_model);
+      // The model failed in time: the candidates' fallback, applied now (counted and recorded
+      // by Answered unless the watchdog overtakes the decision).
       d.fallback = true;
       d.model_fallback = true;
+      d.model_error = verdict.error().message();
       d.rule = fb_rule;
       d.deny = fallback_deny;
       // A monitored candidate whose fallback is deny would have denied.
       for (const policy::Rule* r : candidates) {
         if (r->action.fallback == "deny" && !Enforced(*r)) d.would_deny = !d.deny;
       }
-      Record(GateRecord::Kind::kFallback, e, fallback_deny ? core::Action::kDeny : core::Action::kAllow,
-             fb_rule, "model failed: " + verdict.error().message(), fallback_deny, version,
-             FallbackReason::kModelError);
     } else if (!verdict.has_value()) {
       // Failed after the deadline: the watchdog answers (or has answered) with this fallback and
       // counts it (a decision finished past the deadline is never sent: sensor/gate_call.h).
@@ -272,13 +268,19 @@ void DecisionGate::FallbackAnswered(const core::Event& event, bool deny, Fallbac
          deny, in_force->version, why);
 }
 
-void DecisionGate::LateDecision(bool deny, bool model_fallback) {
+void DecisionGate::Answered(const core::Event& event, const GateDecision& d) {
+  if (!d.model_fallback) return;
   Metrics& m = *metrics_;
-  if (deny) m.denied.fetch_sub(1, std::memory_order_relaxed);
-  if (model_fallback) {
-    m.fallbacks.fetch_sub(1, std::memory_order_relaxed);
-    m.model_fallbacks.fetch_sub(1, std::memory_order_relaxed);
-  }
+  m.fallbacks.fetch_add(1, std::memory_order_relaxed);
+  m.model_fallbacks.fetch_add(1, std::memory_order_relaxed);
+  Bump(m.fb_model);
+  Record(GateRecord::Kind::kFallback, event, d.deny ? core::Action::kDeny : core::Action::kAllow,
+         d.rule, "model failed: " + d.model_error, d.deny, d.in_force->version,
+         FallbackReason::kModelError);
+}
+
+void DecisionGate::LateDecision(bool deny) {
+  if (deny) metrics_->denied.fetch_sub(1, std::memory_order_relaxed);
 }
 
 GateStats DecisionGate::stats() const {

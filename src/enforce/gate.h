@@ -16,10 +16,12 @@
 // model is assumed to have flagged the process (score 1, anomalous) but not without a verdict,
 // and tells the caller their combined fallback (deny when any enforced candidate says
 // `fallback: deny`) through `set_fallback` before asking the model. A model error applies that
-// fallback at once; a model that does not answer by the deadline leaves the call to the sensor's
-// watchdog, which answers with the fallback it was given (reported here via DeadlineAnswered).
-// Without a VerdictSource ml.* fields are absent (checks on them are false) and no rule waits.
-// Every fallback is counted and recorded.
+// fallback at once (counted and recorded once the caller reports, by Answered, that the decision
+// was the call's answer); a model that does not answer by the deadline leaves the call to the
+// sensor's watchdog, which answers with the fallback it was given (reported here via
+// FallbackAnswered). Without a VerdictSource ml.* fields are absent (checks on them are false)
+// and no rule waits. Every fallback a call gets is counted and recorded once: a decision the
+// watchdog overtook (LateDecision) adds none of its own.
 //
 // Rules in force. The gate holds a versioned rule set (GateRules) that SetRules replaces
 // atomically: a decision reads the rules in force once, at its start, and is made and recorded
@@ -88,7 +90,8 @@ struct GateDecision {
   bool deny = false;        // the answer for the call
   bool would_deny = false;  // a deny rule matched but is not enforced (monitor)
   bool fallback = false;    // the answer is a fallback (model error)
-  bool model_fallback = false;  // counted in stats().model_fallbacks (the model failed in time)
+  bool model_fallback = false;  // the model failed in time (counted by Answered)
+  std::string model_error;      // model_fallback: what the verdict source said
   bool late = false;        // decided after the deadline (the watchdog answered)
   const policy::Rule* rule = nullptr;  // the deny rule, or the candidate whose fallback applied
   std::string output;                  // the deny rule's output line
@@ -150,12 +153,15 @@ class DecisionGate {
   // The sensor answered the call of `event` with the fallback `deny` without a decision: its
   // watchdog at the deadline (kDeadline), or because the arguments were unreadable.
   void FallbackAnswered(const core::Event& event, bool deny, FallbackReason why);
-  // A decision (`deny`: it denied; `model_fallback`: its GateDecision::model_fallback) finished
-  // after the sensor's watchdog had answered its call (FallbackAnswered counted that answer): the
-  // decision was not the call's answer, so its deny is taken back out of stats().denied, which
-  // counts calls denied, and its model fallback out of stats().fallbacks and model_fallbacks,
-  // which count calls answered with a fallback.
-  void LateDecision(bool deny, bool model_fallback);
+  // Decision `d` (of `event`, as given to Decide) was its call's answer: a model fallback in it
+  // is counted (stats().fallbacks and model_fallbacks, vigil_gate_fallbacks_total's model_error)
+  // and recorded now. Not called for a decision the watchdog overtook (LateDecision): its call
+  // counts and records the watchdog's fallback alone.
+  void Answered(const core::Event& event, const GateDecision& d);
+  // A decision (`deny`: it denied) finished after the sensor's watchdog had answered its call
+  // (FallbackAnswered counted that answer): the decision was not the call's answer, so its deny
+  // is taken back out of stats().denied, which counts calls denied.
+  void LateDecision(bool deny);
 
   // Gives a gate started without a model one (the agent's gate takes the first gate model the hub
   // rolls out): decisions started after the call ask `verdicts` (non-null; it must outlive the

@@ -111,7 +111,10 @@ bool GateWatchdog::Decide(const GateCall& call, uint64_t token, CallControl* con
   slot.control = control;
   Begin(&slot);
   *answer = decider_->Decide(call, control);
-  if (Finish(&slot)) return true;
+  if (Finish(&slot)) {
+    decider_->Answered(call, *answer);
+    return true;
+  }
   decider_->Late(call, *answer);
   return false;
 }

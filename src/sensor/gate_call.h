@@ -62,7 +62,7 @@ class GateDecider {
  public:
   virtual ~GateDecider() = default;
   // Decides one call, on the gate's thread. The answer is applied unless the watchdog answered
-  // first (then Late() follows).
+  // first: then Late() follows, else Answered().
   virtual GateAnswer Decide(const GateCall& call, CallControl* control) = 0;
   // `call` was answered with the fallback `answer` for `cause`. For kDeadline this runs on the
   // watchdog thread while Decide() for the same call may still be running; for kUnreadable,
@@ -70,6 +70,12 @@ class GateDecider {
   virtual void OnFallback(const GateCall& call, GateAnswer answer, GateFallbackCause cause) = 0;
   // Decide() returned `decided` after the watchdog had answered the call.
   virtual void Late(const GateCall& call, GateAnswer decided) = 0;
+  // Decide()'s `answer` is the call's: the watchdog can no longer answer it, and the gate sends
+  // it next. On the gate's thread, right after Decide(), for every call Late() is not told of.
+  virtual void Answered(const GateCall& call, GateAnswer answer) {
+    (void)call;
+    (void)answer;
+  }
 };
 
 // Answers held calls whose deadline passed. A gate registers the call it is deciding (Begin),
@@ -107,9 +113,10 @@ class GateWatchdog {
   void SetStuckHook(int64_t period_ns, std::function<void()> fn);
 
   // Decides `call` (held in the kernel under `token`) with the decider while the watchdog
-  // watches its deadline. True when the caller is to send *answer; false when the deadline came
-  // first, even by a hair: the watchdog answered with the fallback (the decider's Late() has been
-  // told). A decision that finishes after its deadline is never sent.
+  // watches its deadline. True when the caller is to send *answer (the decider's Answered() has
+  // been told); false when the deadline came first, even by a hair: the watchdog answered with
+  // the fallback (the decider's Late() has been told). A decision that finishes after its
+  // deadline is never sent.
   bool Decide(const GateCall& call, uint64_t token, CallControl* control, GateAnswer* answer);
 
   uint64_t deadline_answers() const { return deadline_answers_.load(std::memory_order_relaxed); }

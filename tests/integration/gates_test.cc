@@ -16,12 +16,14 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <mutex>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "apps/vigil/agent_gate.h"
 #include "apps/vigil/gate_model.h"
@@ -30,6 +32,7 @@
 #include "audit/canonical_json.h"
 #include "audit/payloads.h"
 #include "tests/integration/loopback_listener.h"
+#include "tests/unit/sensor/thread_scheduling.h"
 #include "enforce/gate.h"
 #include "model/inference_engine.h"
 #include "model/sequence_model.h"
@@ -544,7 +547,9 @@ TEST(GateModelTest, HangingModelGetsTheRuleFallbackWithinTheDeadlineThroughTheBr
       ge.source.get(), &stats, &out, kDeadlineNs);
   // Every connect got the rule's fallback (deny), decided by the gate before the deadline: the
   // engine gave up at its budget, then (after 5 misses) the open breaker answered at once.
-  SCOPED_TRACE("gate: model_fallbacks " + std::to_string(stats.model_fallbacks) +
+  SCOPED_TRACE("gate: decisions " + std::to_string(stats.decisions) + ", fallbacks " +
+               std::to_string(stats.fallbacks) + ", model_fallbacks " +
+               std::to_string(stats.model_fallbacks) +
                ", deadline_fallbacks " + std::to_string(stats.deadline_fallbacks) + ", denied " +
                std::to_string(stats.denied) + ", late " + std::to_string(stats.late) +
                "; engine: breaker opened " + std::to_string(ge.engine->breaker().opened()) +
@@ -569,6 +574,147 @@ TEST(GateModelTest, HangingModelGetsTheRuleFallbackWithinTheDeadlineThroughTheBr
   EXPECT_EQ(stats.denied, static_cast<uint64_t>(kCalls));
   EXPECT_GE(ge.engine->breaker().opened(), 1u);
   EXPECT_GE(ge.engine->fallbacks(model::FallbackReason::kBreakerOpen), 1u);
+}
+
+// One call whose model failed in time but whose decision the watchdog overtook at the deadline,
+// through the wiring the gates use (GateDeciderAdapter between a GateWatchdog and a
+// DecisionGate): the call gets the watchdog's fallback, and stats(), the Prometheus counters and
+// the audit records each count one fallback, the deadline's, not a model error besides.
+class OvertakenModelFallback {
+ public:
+  // The model's deny candidate (fallback deny) and an alert rule that match the same connect:
+  // the alert's record comes after the model failed, and `on_alert` holds the decision there.
+  OvertakenModelFallback()
+      : rules_(MustLoad(R"(
+- rule: Anomalous connect
+  desc: d
+  condition: evt.type = connect and fd.sport = 6 and ml.anomalous = true
+  output: "anomalous"
+  priority: WARNING
+  action: {type: deny, mode: enforce, fallback: deny}
+- rule: Note port 6
+  desc: d
+  condition: evt.type = connect and fd.sport = 6
+  output: "port 6"
+  priority: NOTICE
+)")),
+        gate_(&rules_, enforce::GateOptions{.name = "t"}, &broken_, &registry_,
+              [this](const enforce::GateRecord& r) { Record(r); }),
+        decider_(&gate_),
+        watchdog_(
+            [this](const sensor::GateCall&, uint64_t, sensor::GateAnswer a) {
+              std::lock_guard<std::mutex> lock(mu_);
+              sent_.push_back(a);
+            },
+            &decider_) {
+    call_.event.source = core::EventSource::kSeccomp;
+    call_.event.kind = core::EventKind::kNetConnect;
+    call_.event.proc.pid = static_cast<uint32_t>(getpid());
+    call_.event.proc.tid = call_.event.proc.pid;
+    call_.event.net.daddr = "127.0.0.1";
+    call_.event.net.dport = 6;
+  }
+
+  // Called (on the deciding thread) when the decision records its alert.
+  std::function<void()> on_alert;
+
+  // Decides the call with its deadline `deadline_ns` from now; true when the decision was sent.
+  // (The watchdog's thread was started with the fixture, with the scheduling it had then.)
+  bool Decide(int64_t deadline_ns) {
+    sensor::CallControl control(core::SystemClock::Get().MonotonicNanos() + deadline_ns,
+                                sensor::GateAnswer::kAllow);
+    sensor::GateAnswer a = sensor::GateAnswer::kAllow;
+    return watchdog_.Decide(call_, 1, &control, &a);
+  }
+
+  // Waits (up to 10 s) for the watchdog's deadline fallback to be recorded.
+  void WaitForTheDeadlineRecord() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, std::chrono::seconds(10), [this] {
+      return std::count(reasons_.begin(), reasons_.end(), enforce::FallbackReason::kDeadline) > 0;
+    });
+  }
+
+  // What the call got and what was counted and recorded of it.
+  void ExpectOneDeadlineFallback(bool sent_by_decider) {
+    EXPECT_FALSE(sent_by_decider);
+    std::lock_guard<std::mutex> lock(mu_);
+    EXPECT_EQ(sent_, std::vector<sensor::GateAnswer>{sensor::GateAnswer::kDeny});
+    EXPECT_EQ(reasons_, std::vector<enforce::FallbackReason>{enforce::FallbackReason::kDeadline});
+    const enforce::GateStats s = gate_.stats();
+    EXPECT_EQ(s.fallbacks, 1u);
+    EXPECT_EQ(s.deadline_fallbacks, 1u);
+    EXPECT_EQ(s.model_fallbacks, 0u);
+    EXPECT_EQ(s.denied, 1u);
+    EXPECT_EQ(s.late, 1u);
+    const std::string text = registry_.ExpositionText();
+    EXPECT_NE(text.find("vigil_gate_fallbacks_total{gate=\"t\",reason=\"deadline\"} 1"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("vigil_gate_fallbacks_total{gate=\"t\",reason=\"model_error\"} 0"),
+              std::string::npos)
+        << text;
+  }
+
+ private:
+  class Broken final : public enforce::VerdictSource {
+   public:
+    core::Result<core::Verdict> Score(const policy::EvalInput&, int64_t) override {
+      return core::Unavailable("model down");
+    }
+  };
+
+  void Record(const enforce::GateRecord& r) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (r.kind == enforce::GateRecord::Kind::kFallback) reasons_.push_back(r.reason);
+    }
+    cv_.notify_all();
+    if (r.kind == enforce::GateRecord::Kind::kDecision &&
+        r.decision.action == core::Action::kAlert && on_alert) {
+      on_alert();
+    }
+  }
+
+  policy::RuleSet rules_;
+  Broken broken_;
+  core::Registry registry_;
+  enforce::DecisionGate gate_;
+  app::GateDeciderAdapter decider_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<sensor::GateAnswer> sent_;          // by the watchdog
+  std::vector<enforce::FallbackReason> reasons_;  // of the fallback records
+  sensor::GateWatchdog watchdog_;                 // last: its thread goes first
+  sensor::GateCall call_;
+};
+
+// The watchdog's thread answers while the decision is still under way (it waits at its alert).
+TEST(GateAccountingTest, AModelFallbackTheWatchdogOvertookCountsAndRecordsOneFallback) {
+  OvertakenModelFallback t;
+  t.on_alert = [&t] { t.WaitForTheDeadlineRecord(); };
+  t.ExpectOneDeadlineFallback(t.Decide(20'000'000));
+}
+
+// The decision finishes 1 ms past the deadline before the watchdog's thread could wake: the
+// deciding thread at SCHED_FIFO and the watchdog's on one CPU (GateWatchdog::Finish answers).
+TEST(GateAccountingTest, AModelFallbackPastTheDeadlineCountsAndRecordsOneFallback) {
+  testing::ThreadScheduling saved;
+  ASSERT_TRUE(saved.ok());
+  ASSERT_TRUE(saved.PinToOneCpu());
+  OvertakenModelFallback t;
+  constexpr int64_t kDeadline = 2'000'000;
+  const int64_t start = core::SystemClock::Get().MonotonicNanos();
+  t.on_alert = [start] {
+    while (core::SystemClock::Get().MonotonicNanos() < start + kDeadline + 1'000'000) {
+    }  // busy: the watchdog's thread gets no CPU
+  };
+  if (!testing::ThreadScheduling::RaiseToFifo()) {
+    GTEST_SKIP() << "needs SCHED_FIFO (root) to keep the watchdog's thread off the CPU";
+  }
+  const bool sent = t.Decide(kDeadline);
+  testing::ThreadScheduling::Lower();
+  t.ExpectOneDeadlineFallback(sent);
 }
 
 // A tmpfs mounted for the test: the fanotify gate marks a directory on it, never a mount that

@@ -59,6 +59,7 @@ struct Recorded {
   std::vector<GateRecord::Kind> kinds;
   std::vector<std::string> rules;
   std::vector<bool> enforced;
+  std::vector<FallbackReason> reasons;  // of kFallback records
 };
 
 RecordFn Recorder(Recorded* r) {
@@ -66,6 +67,7 @@ RecordFn Recorder(Recorded* r) {
     r->kinds.push_back(rec.kind);
     r->rules.push_back(rec.decision.rule);
     r->enforced.push_back(rec.decision.enforced);
+    if (rec.kind == GateRecord::Kind::kFallback) r->reasons.push_back(rec.reason);
   };
 }
 
@@ -232,10 +234,16 @@ TEST(DecisionGateTest, ModelErrorAppliesTheRuleFallbackAndIsCountedAndRecorded) 
   core::Registry registry;
   Recorded rec;
   DecisionGate g(&rules, GateOptions{.name = "t"}, &broken, &registry, Recorder(&rec));
-  const GateDecision d = DecideOn(g, Connect(6));
+  const core::Event e = Connect(6);
+  const GateDecision d = DecideOn(g, e);
   EXPECT_TRUE(d.fallback);
   EXPECT_TRUE(d.deny);
+  // Counted and recorded once the decision is known to be the call's answer.
+  EXPECT_TRUE(rec.kinds.empty());
+  EXPECT_EQ(g.stats().fallbacks, 0u);
+  g.Answered(e, d);
   ASSERT_EQ(rec.kinds.size(), 1u);
+  EXPECT_EQ(rec.reasons, std::vector<FallbackReason>{FallbackReason::kModelError});
   EXPECT_EQ(rec.kinds[0], GateRecord::Kind::kFallback);
   EXPECT_EQ(rec.rules[0], "Anomalous connect");
   EXPECT_EQ(g.stats().fallbacks, 1u);
@@ -255,11 +263,14 @@ TEST(DecisionGateTest, ModelErrorAppliesTheRuleFallbackAndIsCountedAndRecorded) 
 // A model that fails after the call's deadline: the watchdog answers with the fallback (and
 // counts it); the late decision is the same fallback, never an allow that fails open. One that
 // fails in time gives a model fallback, which a watchdog that answered first makes late: the call
-// counts one fallback (the watchdog's), not two.
+// counts and records one fallback (the watchdog's), not two, in stats(), in the Prometheus
+// counters and in the audit records.
 TEST(DecisionGateTest, ModelFailingAfterTheDeadlineStillGivesTheFallback) {
   policy::RuleSet rules = MustLoad(kRules);
   FixedSource broken(core::Unavailable("model down"));
-  DecisionGate g(&rules, GateOptions{.name = "t"}, &broken, nullptr, nullptr);
+  core::Registry registry;
+  Recorded rec;
+  DecisionGate g(&rules, GateOptions{.name = "t"}, &broken, &registry, Recorder(&rec));
   const core::Event e = Connect(6);
   policy::EvalInput in;
   in.event = &e;
@@ -271,12 +282,18 @@ TEST(DecisionGateTest, ModelFailingAfterTheDeadlineStillGivesTheFallback) {
   const GateDecision in_time = g.Decide(in, std::numeric_limits<int64_t>::max(), {});
   ASSERT_TRUE(in_time.deny);
   ASSERT_TRUE(in_time.model_fallback);
-  EXPECT_EQ(g.stats().model_fallbacks, 1u);
   g.FallbackAnswered(e, true, FallbackReason::kDeadline);  // the watchdog got there first
-  g.LateDecision(in_time.deny, in_time.model_fallback);
+  g.LateDecision(in_time.deny);
   EXPECT_EQ(g.stats().fallbacks, 1u);
   EXPECT_EQ(g.stats().model_fallbacks, 0u);
   EXPECT_EQ(g.stats().deadline_fallbacks, 1u);
+  EXPECT_EQ(rec.reasons, std::vector<FallbackReason>{FallbackReason::kDeadline});
+  const std::string text = registry.ExpositionText();
+  EXPECT_NE(text.find("vigil_gate_fallbacks_total{gate=\"t\",reason=\"deadline\"} 1"),
+            std::string::npos);
+  EXPECT_NE(text.find("vigil_gate_fallbacks_total{gate=\"t\",reason=\"model_error\"} 0"),
+            std::string::npos)
+      << text;
 }
 
 // A late deny whose call the watchdog answered (with its fallback, counted there) is not
@@ -291,7 +308,7 @@ TEST(DecisionGateTest, ALateDenyIsNotCountedTwice) {
   const GateDecision d = g.Decide(in, /*deadline_ns=*/1, {});
   ASSERT_TRUE(d.deny);
   ASSERT_TRUE(d.late);
-  g.LateDecision(d.deny, d.model_fallback);  // the sensor found the call answered already
+  g.LateDecision(d.deny);  // the sensor found the call answered already
   EXPECT_EQ(g.stats().denied, 1u);
   EXPECT_EQ(g.stats().late, 1u);
   EXPECT_EQ(g.stats().decisions, 1u);

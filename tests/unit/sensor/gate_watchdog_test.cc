@@ -1,11 +1,10 @@
 // The gates' watchdog (sensor/gate_call.h): every held call is answered exactly once, by the
-// decider when it finishes in time, else with the call's fallback as a deadline answer; a
-// decision that finishes after the deadline is never sent, even when the watchdog's own thread
-// has not woken yet (a loaded machine).
+// decider when it finishes in time (the decider is told: Answered), else with the call's
+// fallback as a deadline answer (the decider is told: OnFallback, then Late); a decision that
+// finishes after the deadline is never sent, even when the watchdog's own thread has not woken
+// yet (a loaded machine).
 
 #include <gtest/gtest.h>
-#include <pthread.h>
-#include <sched.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -13,6 +12,7 @@
 #include <vector>
 
 #include "sensor/gate_call.h"
+#include "thread_scheduling.h"
 
 namespace vigil::sensor {
 namespace {
@@ -39,6 +39,10 @@ class Recorder final : public GateDecider {
     std::lock_guard<std::mutex> lock(mu);
     late.push_back(decided);
   }
+  void Answered(const GateCall&, GateAnswer answer) override {
+    std::lock_guard<std::mutex> lock(mu);
+    answered.push_back(answer);
+  }
   GateWatchdog::AnswerFn Answer() {
     return [this](const GateCall&, uint64_t token, GateAnswer a) {
       std::lock_guard<std::mutex> lock(mu);
@@ -50,6 +54,7 @@ class Recorder final : public GateDecider {
   std::condition_variable cv;
   std::vector<Sent> sent;  // by the watchdog
   std::vector<GateAnswer> fallbacks, late;
+  std::vector<GateAnswer> answered;  // decisions the decider was told are the call's answer
   std::vector<GateFallbackCause> causes;
 };
 
@@ -65,6 +70,7 @@ TEST(GateWatchdogTest, ADecisionInTimeIsTheCallersToSend) {
   EXPECT_TRUE(r.sent.empty());
   EXPECT_TRUE(r.fallbacks.empty());
   EXPECT_TRUE(r.late.empty());
+  EXPECT_EQ(r.answered, std::vector<GateAnswer>{GateAnswer::kDeny});
   EXPECT_EQ(w.deadline_answers(), 0u);
 }
 
@@ -89,48 +95,17 @@ TEST(GateWatchdogTest, AStuckDecisionGetsTheFallbackAtTheDeadline) {
   EXPECT_EQ(r.fallbacks[0], GateAnswer::kDeny);
   EXPECT_EQ(r.causes[0], GateFallbackCause::kDeadline);
   EXPECT_EQ(r.late, std::vector<GateAnswer>{GateAnswer::kAllow});
+  EXPECT_TRUE(r.answered.empty());
   EXPECT_EQ(w.deadline_answers(), 1u);
 }
-
-// Restores the calling thread's CPU set and scheduling policy.
-class ThreadScheduling {
- public:
-  ThreadScheduling() {
-    CPU_ZERO(&cpus_);
-    ok_ = sched_getaffinity(0, sizeof cpus_, &cpus_) == 0 &&
-          pthread_getschedparam(pthread_self(), &policy_, &param_) == 0;
-  }
-  ~ThreadScheduling() {
-    if (!ok_) return;
-    pthread_setschedparam(pthread_self(), policy_, &param_);
-    sched_setaffinity(0, sizeof cpus_, &cpus_);
-  }
-  bool ok() const { return ok_; }
-  // The first CPU this thread may run on.
-  int FirstCpu() const {
-    for (int c = 0; c < CPU_SETSIZE; ++c) {
-      if (CPU_ISSET(c, &cpus_)) return c;
-    }
-    return -1;
-  }
-
- private:
-  cpu_set_t cpus_;
-  int policy_ = SCHED_OTHER;
-  sched_param param_{};
-  bool ok_ = false;
-};
 
 // The deciding thread at SCHED_FIFO and the watchdog's (normal) thread on one CPU: the watchdog
 // cannot wake before the decision, which finishes 1 ms past the deadline. The call still gets
 // its fallback, counted as a deadline answer, and the decision is late (not sent).
 TEST(GateWatchdogTest, ADecisionPastTheDeadlineIsNotSentBeforeTheWatchdogWakes) {
-  ThreadScheduling saved;
+  testing::ThreadScheduling saved;
   ASSERT_TRUE(saved.ok());
-  cpu_set_t one;
-  CPU_ZERO(&one);
-  CPU_SET(saved.FirstCpu(), &one);
-  ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+  ASSERT_TRUE(saved.PinToOneCpu());
   Recorder r;
   r.decide = [](CallControl* control) {
     control->SetFallback(GateAnswer::kDeny);
@@ -139,18 +114,14 @@ TEST(GateWatchdogTest, ADecisionPastTheDeadlineIsNotSentBeforeTheWatchdogWakes) 
     return GateAnswer::kAllow;
   };
   GateWatchdog w(r.Answer(), &r);  // its thread shares the one CPU (inherited), at no priority
-  const sched_param fifo{.sched_priority = 1};
-  if (pthread_setschedparam(pthread_self(), SCHED_FIFO, &fifo) != 0) {
+  if (!testing::ThreadScheduling::RaiseToFifo()) {
     GTEST_SKIP() << "needs SCHED_FIFO (root) to keep the watchdog's thread off the CPU";
   }
   GateCall call;
   CallControl control(Now() + 2'000'000, GateAnswer::kAllow);
   GateAnswer a = GateAnswer::kAllow;
   const bool sent_by_caller = w.Decide(call, 11, &control, &a);
-  {
-    const sched_param normal{};
-    pthread_setschedparam(pthread_self(), SCHED_OTHER, &normal);
-  }
+  testing::ThreadScheduling::Lower();
   EXPECT_FALSE(sent_by_caller);
   std::lock_guard<std::mutex> lock(r.mu);
   ASSERT_EQ(r.sent.size(), 1u);
@@ -158,6 +129,7 @@ TEST(GateWatchdogTest, ADecisionPastTheDeadlineIsNotSentBeforeTheWatchdogWakes) 
   EXPECT_EQ(r.sent[0].answer, GateAnswer::kDeny);
   EXPECT_EQ(r.fallbacks, std::vector<GateAnswer>{GateAnswer::kDeny});
   EXPECT_EQ(r.late, std::vector<GateAnswer>{GateAnswer::kAllow});
+  EXPECT_TRUE(r.answered.empty());
   EXPECT_EQ(w.deadline_answers(), 1u);
 }
 
