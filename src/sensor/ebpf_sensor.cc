@@ -497,11 +497,10 @@ void EbpfSensor::AddRuns(const vigil_syscall_batch* r) {
 }
 
 int EbpfSensor::OnRecord(const void* data, size_t size) {
-  // A pass ends when the next record might not fit (a syscall batch takes up to
-  // VIGIL_SYSCALL_BATCH slots; slots_ has room for that many beyond options_.batch).
-  auto done = [&] {
-    return options_.batch + VIGIL_SYSCALL_BATCH - count_ < VIGIL_SYSCALL_BATCH ? kBatchFull : 0;
-  };
+  // A pass ends once it holds more than options_.batch slots: the next record might not fit (a
+  // syscall batch takes up to VIGIL_SYSCALL_BATCH slots; slots_ has room for that many beyond
+  // options_.batch).
+  auto done = [&] { return count_ > options_.batch ? kBatchFull : 0; };
   const auto* hdr = static_cast<const vigil_event_header*>(data);
   auto bad = [&](const char* why) {
     bad_records_.fetch_add(1, std::memory_order_relaxed);
