@@ -560,8 +560,8 @@ TEST(GateModelTest, HangingModelGetsTheRuleFallbackWithinTheDeadlineThroughTheBr
   // engine gave up at its budget, then (after 5 misses) the open breaker answered at once.
   SCOPED_TRACE("gate: decisions " + std::to_string(stats.decisions) + ", fallbacks " +
                std::to_string(stats.fallbacks) + ", model_fallbacks " +
-               std::to_string(stats.model_fallbacks) +
-               ", deadline_fallbacks " + std::to_string(stats.deadline_fallbacks) + ", denied " +
+               std::to_string(stats.model_fallbacks) + ", deadline_fallbacks " +
+               std::to_string(stats.deadline_fallbacks) + ", denied " +
                std::to_string(stats.denied) + ", late " + std::to_string(stats.late) +
                "; engine: breaker opened " + std::to_string(ge.engine->breaker().opened()) +
                ", breaker-open fallbacks " +
