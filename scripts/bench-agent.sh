@@ -9,7 +9,16 @@
 #      makes here, for the 1 M events/s target);
 #   3. the agent's RSS with VIGIL_BENCH_PROCS (default 1000) live idle processes;
 #   4. redis-benchmark against a loopback redis-server, without/with the agent (skipped with a
-#      message when redis cannot be installed);
+#      message when redis cannot be installed). Method, for a figure that redis' own noise
+#      (+-10 % between runs) does not swamp: each repetition runs VIGIL_BENCH_REDIS_PAIRS pairs
+#      of without/with (the order alternating between pairs), and the slowdown is taken within
+#      each pair, then summarised as median, quartiles and range over all pairs; every run,
+#      with or without the agent, is preceded by VIGIL_BENCH_REDIS_WARMUP seconds of untimed SET
+#      load, so that the agent's stream cycler has measured the load and reached its steady duty
+#      (the first on-period after start is not what a long-running host sees; the stream's duty
+#      during the warm-up is reported separately as "redis warm-up (start)"); redis-server runs
+#      on CPU 0 and redis-benchmark on CPU 1 (taskset; the agent is not pinned and shares them,
+#      as on a real 2-core host), so that the scheduler moving them about adds no noise;
 #   (for every measurement with the agent, the share of its time the syscall stream was on,
 #   from the agent's vigil_syscall_stream_on_seconds_total, is recorded and summarised);
 #   5. a compile of a C project: GNU binutils' C libraries (libiberty, zlib, libsframe, bfd) from
@@ -26,7 +35,12 @@
 #   VIGIL_BENCH_GETPPID       getppid calls per loop run (default 5000000)
 #   VIGIL_BENCH_PROCS         idle processes for the RSS test (default 1000; 0 skips it)
 #   VIGIL_BENCH_SETTLE        seconds the agent runs with them before RSS is read (default 20)
-#   VIGIL_BENCH_REDIS         redis-benchmark requests per test (default 200000; 0 skips redis)
+#   VIGIL_BENCH_REDIS         redis-benchmark requests per test (default 500000; 0 skips redis)
+#   VIGIL_BENCH_REDIS_PAIRS   without/with pairs per repetition (default 3)
+#   VIGIL_BENCH_REDIS_WARMUP  seconds of untimed SET load before every timed run (default 5;
+#                             0: none, the timed run starts right after the agent is ready)
+#   VIGIL_BENCH_REDIS_PIN     1 (default): redis-server on CPU 0, redis-benchmark on CPU 1
+#                             (when there are 2 CPUs or more); 0: not pinned
 #   VIGIL_BENCH_SYSCALL_STREAM  the agent's agent.syscall_stream: default (the default: the key
 #                             left out, so the embedded default event set is measured: the
 #                             stream under its CPU budget), budget, true (the full per-call
@@ -60,7 +74,15 @@ oc_count=${VIGIL_BENCH_OPENCLOSE:-2000000}
 gp_count=${VIGIL_BENCH_GETPPID:-5000000}
 nprocs=${VIGIL_BENCH_PROCS:-1000}
 settle=${VIGIL_BENCH_SETTLE:-20}
-redis_n=${VIGIL_BENCH_REDIS:-200000}
+redis_n=${VIGIL_BENCH_REDIS:-500000}
+redis_pairs=${VIGIL_BENCH_REDIS_PAIRS:-3}
+redis_warmup=${VIGIL_BENCH_REDIS_WARMUP:-5}
+redis_pin=${VIGIL_BENCH_REDIS_PIN:-1}
+for x in redis_n redis_pairs redis_warmup; do
+  [[ ${!x} =~ ^[0-9]+$ ]] || { echo "bench-agent: $x must be a whole number, not '${!x}'" >&2; exit 2; }
+done
+((redis_pairs > 0)) || { echo "bench-agent: VIGIL_BENCH_REDIS_PAIRS must be at least 1" >&2; exit 2; }
+[[ $redis_pin == [01] ]] || { echo "bench-agent: VIGIL_BENCH_REDIS_PIN must be 0 or 1" >&2; exit 2; }
 sections=${VIGIL_BENCH_SECTIONS:-"loops rss redis compile"}
 out=${VIGIL_BENCH_OUT:-$repo/build/release/bench-agent}
 
@@ -390,8 +412,14 @@ else
 fi
 if [[ -z $redis_skip ]]; then
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
-    --dir "$tmp" >"$tmp/redis.log" 2>&1 &
+  # Pinning (VIGIL_BENCH_REDIS_PIN=1, the default, with 2 CPUs or more): redis-server on CPU 0,
+  # redis-benchmark on CPU 1, the agent on neither set (it may run anywhere, as on a real host).
+  server_pin=() bench_pin=()
+  if [[ $redis_pin == 1 ]] && (($(nproc) >= 2)); then
+    server_pin=(taskset -c 0) bench_pin=(taskset -c 1)
+  fi
+  "${server_pin[@]}" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+    --daemonize no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
   redis_pid=$!
   started+=("$redis_pid")
   deadline=$((SECONDS + 30))
@@ -400,24 +428,50 @@ if [[ -z $redis_skip ]]; then
                                 cat "$tmp/redis.log" >&2; exit 1; }
     sleep 0.2
   done
-  redis_rps() {  # median-free: one run of SET and GET, prints "set_rps get_rps"
-    redis-benchmark -h 127.0.0.1 -p "$port" -n "$redis_n" -c 50 -t set,get --csv 2>/dev/null |
+  # redis_rps: one timed run of SET then GET, prints "set_rps get_rps"
+  redis_rps() {
+    "${bench_pin[@]}" redis-benchmark -h 127.0.0.1 -p "$port" -n "$redis_n" -c 50 -t set,get \
+      --csv 2>/dev/null |
       awk -F'"' '$2 == "SET" {s = $4} $2 == "GET" {g = $4} END {print s, g}'
   }
+  # redis_warm: SET requests for $redis_warmup seconds (untimed), so that a just-started agent's
+  # cycler has measured the load and left its first on-period before the timed run, and redis'
+  # memory is in the same state with and without the agent.
+  redis_warm() {
+    ((redis_warmup > 0)) || return 0
+    local rc=0
+    timeout "$redis_warmup" "${bench_pin[@]}" redis-benchmark -h 127.0.0.1 -p "$port" \
+      -n 1000000000 -c 50 -t set -q >/dev/null 2>&1 || rc=$?
+    ((rc == 0 || rc == 124)) || { echo "bench-agent: redis-benchmark (warm-up) failed: $rc" >&2
+                                  exit 1; }
+  }
   for rep in $(seq "$reps"); do
-    echo "== redis-benchmark, repetition $rep/$reps: SET and GET x $redis_n, 50 clients"
-    read -r s g <<<"$(redis_rps)"
-    record "$rep" none redis.set_rps "$s"
-    record "$rep" none redis.get_rps "$g"
-    for phase in $(phase_order "$rep"); do
-      start_phase "$phase" "redis-$rep"
-      s0=$(snap)
-      read -r s g <<<"$(redis_rps)"
-      s1=$(snap)
-      record "$rep" "$phase" redis.set_rps "$s"
-      record "$rep" "$phase" redis.get_rps "$g"
-      stream_duty "$rep" "$phase" redis "$s0" "$s1"
-      agent_stop
+    echo "== redis-benchmark, repetition $rep/$reps: $redis_pairs pairs of without/with, SET and" \
+      "GET x $redis_n each, 50 clients, ${redis_warmup} s warm-up, load $(cut -d' ' -f1 /proc/loadavg)"
+    for pair in $(seq "$redis_pairs"); do
+      id=$rep.$pair  # each pair is a unit of its own: ratios are taken within it
+      # without first in odd pairs of odd repetitions, etc.: neither side always runs first
+      if (((rep + pair) % 2 == 0)); then order="none $(phase_order "$rep")"
+      else order="$(phase_order "$rep") none"; fi
+      for phase in $order; do
+        if [[ $phase == none ]]; then
+          redis_warm
+          read -r s g <<<"$(redis_rps)"
+        else
+          start_phase "$phase" "redis-$id"
+          s0=$(snap)
+          redis_warm
+          s1=$(snap)
+          read -r s g <<<"$(redis_rps)"
+          s2=$(snap)
+          stream_duty "$id" "$phase" redis_start "$s0" "$s1"
+          stream_duty "$id" "$phase" redis "$s1" "$s2"
+          agent_stop
+        fi
+        [[ -n $s && -n $g ]] || { echo "bench-agent: redis-benchmark gave no figures" >&2; exit 1; }
+        record "$id" "$phase" redis.set_rps "$s"
+        record "$id" "$phase" redis.get_rps "$g"
+      done
     done
   done
   redis-cli -h 127.0.0.1 -p "$port" shutdown nosave >/dev/null 2>&1 || true
@@ -490,13 +544,14 @@ record 0 - agent_clean_stops "$agent_clean"
 
 # --- summary -----------------------------------------------------------------------------------
 python3 - "$results" "$reps" "$phases" "$redis_skip" "$oc_count" "$gp_count" "$nprocs" \
-  "$settle" "$compile_skip" <<'PY'
+  "$settle" "$compile_skip" "$redis_pairs" "$redis_pin" <<'PY'
 import collections
 import os
 import statistics
 import sys
 
-path, reps, phases, redis_skip, oc, gp, nprocs, settle, compile_skip = sys.argv[1:]
+path, reps, phases, redis_skip, oc, gp, nprocs, settle, compile_skip, redis_pairs, redis_pin = \
+    sys.argv[1:]
 phases = phases.split()
 v = collections.defaultdict(dict)  # (phase, key) -> {rep: value}
 text = {}
@@ -587,7 +642,8 @@ if "before" in phases and "learning" in phases:
 
 duty_rows = []
 for test, what in (("openclose", "open/close loop"), ("getppid", "one getppid loop"),
-                   ("getppid2", "two getppid loops"), ("redis", "redis-benchmark"),
+                   ("getppid2", "two getppid loops"),
+                   ("redis_start", "redis warm-up (start)"), ("redis", "redis-benchmark (timed)"),
                    ("compile", "compile of a C project")):
     cells = []
     for p in phases:
@@ -612,14 +668,23 @@ if med(phases[0], "rss_procs_mb") is not None:
 if redis_skip:
     print(f"\nredis-benchmark: SKIPPED ({redis_skip})")
 else:
-    print(f"\nredis-benchmark (loopback, 50 clients): requests/s")
+    npairs = len(v.get(("none", "redis.set_rps"), {}))
+    print(f"\nredis-benchmark (loopback, 50 clients, {npairs} without/with pairs: "
+          f"{reps} repetitions x {redis_pairs}, server and client pinned: {redis_pin}): "
+          "requests/s; slowdown = without/with within each pair, median [quartiles] (min..max)")
     for t in ("set", "get"):
-        print(f"  {t.upper()}: without {si(med('none', f'redis.{t}_rps'))}", end="")
+        base = v.get(("none", f"redis.{t}_rps"), {})
+        spread = (100 * (max(base.values()) - min(base.values())) / statistics.median(base.values())
+                  if base else 0)
+        print(f"  {t.upper()}: without {si(med('none', f'redis.{t}_rps'))} (range "
+              f"{spread:.0f} % of the median)", end="")
         for p in phases:
-            r = ratio(p, f"redis.{t}_rps", invert=True)
-            if r:
-                print(f"; {p} {si(med(p, f'redis.{t}_rps'))} (slowdown {r[0]:.3f}x "
-                      f"[{r[1]:.3f}..{r[2]:.3f}])", end="")
+            a = v.get((p, f"redis.{t}_rps"), {})
+            rs = sorted(base[k] / a[k] for k in a if k in base and a[k] and base[k])
+            if rs:
+                q = statistics.quantiles(rs, n=4) if len(rs) > 1 else [rs[0]] * 3
+                print(f"; {p} {si(med(p, f'redis.{t}_rps'))} (slowdown {q[1]:.3f}x "
+                      f"[{q[0]:.3f}..{q[2]:.3f}] ({rs[0]:.3f}..{rs[-1]:.3f}))", end="")
         print()
 
 if compile_skip:
