@@ -30,7 +30,9 @@
 # Usage: scripts/bench-agent.sh
 # Environment (all optional):
 #   VIGIL_BENCH_REPETITIONS   repetitions of every measurement (default 5)
-#   VIGIL_BENCH_PHASES        agent phases to measure (default "learning detecting")
+#   VIGIL_BENCH_PHASES        agent phases to measure (default "learning detecting"); a phase
+#                             may carry its own stream budget, e.g. "detecting detecting@0.005",
+#                             to compare budgets within the same repetitions (budget mode only)
 #   VIGIL_BENCH_OPENCLOSE     open+close pairs per loop run (default 2000000)
 #   VIGIL_BENCH_GETPPID       getppid calls per loop run (default 5000000)
 #   VIGIL_BENCH_PROCS         idle processes for the RSS test (default 1000; 0 skips it)
@@ -155,16 +157,35 @@ esac
   [[ $syscall_stream == default ]] || printf '  syscall_stream: %s\n' "$syscall_stream"
   [[ -z $stream_budget ]] || printf '  syscall_stream_budget: %s\n' "$stream_budget"
 } >"$tmp/vigil.yaml"
+# A phase may name its own budget, PHASE@BUDGET (e.g. detecting@0.005): its agent runs with
+# agent.syscall_stream_budget BUDGET, so that budgets are compared within the same pairs.
+for phase in $phases; do
+  base=${phase%%@*}
+  case $base in
+    learning | detecting | before) ;;
+    *) echo "bench-agent: VIGIL_BENCH_PHASES: unknown phase '$base' in '$phase' (learning," \
+         "detecting, each optionally @BUDGET)" >&2
+       exit 2 ;;
+  esac
+  [[ $phase == *@* ]] || continue
+  b=${phase#*@}
+  [[ $b =~ ^0?\.[0-9]+$ && $syscall_stream == default ]] || {
+    echo "bench-agent: VIGIL_BENCH_PHASES: '$phase': the budget must be a number between 0 and 1" \
+      "like 0.005, with VIGIL_BENCH_SYSCALL_STREAM unset (the budget mode)" >&2; exit 2; }
+  { grep -v syscall_stream_budget "$tmp/vigil.yaml"; printf '  syscall_stream_budget: %s\n' "$b"; } \
+    >"$tmp/vigil@$b.yaml"
+done
 
 # --- the agent ---------------------------------------------------------------------------------
 agent_pid='' agent_port='' agent_log='' agent_stops=0 agent_clean=0
-# agent_start NAME STATE_DIR LEARN [WAIT_FOR_DETECTION [BINARY]]
+# agent_start NAME STATE_DIR LEARN [WAIT_FOR_DETECTION [BINARY [CONFIG]]]
 agent_start() {
   local name=$1 state=$2 learn=$3 want_detect=${4:-} bin=${5:-$vigil}
+  local config=${6:-$tmp/vigil.yaml}
   agent_log=$tmp/agent-$name.log
   mkdir -p "$state"
   : >"$agent_log"  # exists before the background job opens it, for the polls below
-  "$bin" agent --config "$tmp/vigil.yaml" --state-dir "$state" --learn "$learn" \
+  "$bin" agent --config "$config" --state-dir "$state" --learn "$learn" \
     --sink null --quiet --metrics-listen 127.0.0.1:0 >"$tmp/agent-$name.out" 2>"$agent_log" &
   agent_pid=$!
   started+=("$agent_pid")
@@ -307,17 +328,15 @@ fi
 agent_state() {  # agent_state PHASE REP -> a fresh state dir for that run
   local d=$tmp/state-$1-$2
   rm -rf "$d"
-  if [[ $1 == detecting ]]; then cp -a "$tmp/state-learn" "$d"; else mkdir -p "$d"; fi
+  if [[ ${1%%@*} == detecting ]]; then cp -a "$tmp/state-learn" "$d"; else mkdir -p "$d"; fi
   echo "$d"
 }
-start_phase() {  # start_phase PHASE REP
-  if [[ $1 == detecting ]]; then
-    agent_start "$1-$2" "$(agent_state "$1" "$2")" 1h detect
-  elif [[ $1 == before ]]; then
-    agent_start "$1-$2" "$(agent_state "$1" "$2")" 1h '' "$before_bin"
-  else
-    agent_start "$1-$2" "$(agent_state "$1" "$2")" 1h
-  fi
+start_phase() {  # start_phase PHASE[@BUDGET] REP
+  local base=${1%%@*} config=$tmp/vigil.yaml bin=$vigil detect=''
+  [[ $1 != *@* ]] || config=$tmp/vigil@${1#*@}.yaml
+  [[ $base != before ]] || bin=$before_bin
+  [[ $base != detecting ]] || detect=detect
+  agent_start "$1-$2" "$(agent_state "$1" "$2")" 1h "$detect" "$bin" "$config"
 }
 
 echo "== conditions: $(nproc) cores, agent.syscall_stream $syscall_stream, load average $(cut -d' ' -f1-3 /proc/loadavg)," \
@@ -428,11 +447,25 @@ if [[ -z $redis_skip ]]; then
                                 cat "$tmp/redis.log" >&2; exit 1; }
     sleep 0.2
   done
-  # redis_rps: one timed run of SET then GET, prints "set_rps get_rps"
+  # redis_cpu: redis-server's CPU time so far (user + system, which holds the kernel's syscall
+  # path and the BPF programs run in its context), in seconds
+  redis_cpu() {
+    sed 's/.*) //' "/proc/$redis_pid/stat" | awk -v hz="$clk_tck" '{print ($12 + $13) / hz}'
+  }
+  # redis_rps: one timed run of SET then GET, prints "set_rps get_rps cpu_us_per_request": the
+  # last is the CPU time redis-server and redis-benchmark used per request (user + system), a
+  # figure that other load on the machine moves much less than the rates
   redis_rps() {
-    "${bench_pin[@]}" redis-benchmark -h 127.0.0.1 -p "$port" -n "$redis_n" -c 50 -t set,get \
-      --csv 2>/dev/null |
-      awk -F'"' '$2 == "SET" {s = $4} $2 == "GET" {g = $4} END {print s, g}'
+    local c0 c1 client
+    c0=$(redis_cpu)
+    # `times` in the subshell: the CPU of its reaped children, i.e. redis-benchmark's
+    client=$( { "${bench_pin[@]}" redis-benchmark -h 127.0.0.1 -p "$port" -n "$redis_n" -c 50 \
+                -t set,get --csv 2>/dev/null >"$tmp/redis.csv"; times; } |
+              awk 'NR == 2 {gsub(/[ms]/, " "); print $1 * 60 + $2 + $3 * 60 + $4}')
+    c1=$(redis_cpu)
+    awk -F'"' -v a="$c0" -v b="$c1" -v c="$client" -v n="$redis_n" '
+      $2 == "SET" {s = $4} $2 == "GET" {g = $4}
+      END {print s, g, (b - a + c) * 1e6 / (2 * n)}' "$tmp/redis.csv"
   }
   # redis_warm: SET requests for $redis_warmup seconds (untimed), so that a just-started agent's
   # cycler has measured the load and left its first on-period before the timed run, and redis'
@@ -456,21 +489,26 @@ if [[ -z $redis_skip ]]; then
       for phase in $order; do
         if [[ $phase == none ]]; then
           redis_warm
-          read -r s g <<<"$(redis_rps)"
+          read -r s g c <<<"$(redis_rps)"
         else
           start_phase "$phase" "redis-$id"
           s0=$(snap)
           redis_warm
           s1=$(snap)
-          read -r s g <<<"$(redis_rps)"
+          read -r s g c <<<"$(redis_rps)"
           s2=$(snap)
           stream_duty "$id" "$phase" redis_start "$s0" "$s1"
           stream_duty "$id" "$phase" redis "$s1" "$s2"
+          read -r _ _ _ _ a0 _ _ _ <<<"$s1"
+          read -r _ _ _ _ a1 _ _ _ <<<"$s2"
+          record "$id" "$phase" redis.agent_cpu_us "$(awk -v a="$a0" -v b="$a1" -v n="$redis_n" \
+            'BEGIN {print (b - a) * 1e6 / (2 * n)}')"
           agent_stop
         fi
         [[ -n $s && -n $g ]] || { echo "bench-agent: redis-benchmark gave no figures" >&2; exit 1; }
         record "$id" "$phase" redis.set_rps "$s"
         record "$id" "$phase" redis.get_rps "$g"
+        record "$id" "$phase" redis.cpu_us "$c"
       done
     done
   done
@@ -686,6 +724,19 @@ else:
                 print(f"; {p} {si(med(p, f'redis.{t}_rps'))} (slowdown {q[1]:.3f}x "
                       f"[{q[0]:.3f}..{q[2]:.3f}] ({rs[0]:.3f}..{rs[-1]:.3f}))", end="")
         print()
+    base = v.get(("none", "redis.cpu_us"), {})
+    if base:
+        print(f"  CPU per request, redis-server + redis-benchmark (user + system; load moves it "
+              f"far less than the rates): without {med('none', 'redis.cpu_us'):.2f} us")
+        for p in phases:
+            a, ag = v.get((p, "redis.cpu_us"), {}), v.get((p, "redis.agent_cpu_us"), {})
+            rs = sorted(a[k] / base[k] for k in a if k in base and base[k])
+            ts = sorted((a[k] + ag[k]) / base[k] for k in a if k in base and k in ag and base[k])
+            if rs and ts:
+                print(f"    {p}: {med(p, 'redis.cpu_us'):.2f} us ({statistics.median(rs):.3f}x "
+                      f"({rs[0]:.3f}..{rs[-1]:.3f})); with the agent's own CPU per request "
+                      f"({med(p, 'redis.agent_cpu_us'):.2f} us): {statistics.median(ts):.3f}x "
+                      f"({ts[0]:.3f}..{ts[-1]:.3f})")
 
 if compile_skip:
     print(f"\ncompile of a C project: SKIPPED ({compile_skip})")
