@@ -720,7 +720,7 @@ else:
             a = v.get((p, f"redis.{t}_rps"), {})
             rs = sorted(base[k] / a[k] for k in a if k in base and a[k] and base[k])
             if rs:
-                q = statistics.quantiles(rs, n=4) if len(rs) > 1 else [rs[0]] * 3
+                q = statistics.quantiles(rs, n=4, method="inclusive") if len(rs) > 1 else [rs[0]] * 3
                 print(f"; {p} {si(med(p, f'redis.{t}_rps'))} (slowdown {q[1]:.3f}x "
                       f"[{q[0]:.3f}..{q[2]:.3f}] ({rs[0]:.3f}..{rs[-1]:.3f}))", end="")
         print()
