@@ -9,7 +9,16 @@
 #      makes here, for the 1 M events/s target);
 #   3. the agent's RSS with VIGIL_BENCH_PROCS (default 1000) live idle processes;
 #   4. redis-benchmark against a loopback redis-server, without/with the agent (skipped with a
-#      message when redis cannot be installed);
+#      message when redis cannot be installed). Method, for a figure that redis' own noise
+#      (+-10 % between runs) does not swamp: each repetition runs VIGIL_BENCH_REDIS_PAIRS pairs
+#      of without/with (the order alternating between pairs), and the slowdown is taken within
+#      each pair, then summarised as median, quartiles and range over all pairs; every run,
+#      with or without the agent, is preceded by VIGIL_BENCH_REDIS_WARMUP seconds of untimed SET
+#      load, so that the agent's stream cycler has measured the load and reached its steady duty
+#      (the first on-period after start is not what a long-running host sees; the stream's duty
+#      during the warm-up is reported separately as "redis warm-up (start)"); redis-server runs
+#      on CPU 0 and redis-benchmark on CPU 1 (taskset; the agent is not pinned and shares them,
+#      as on a real 2-core host), so that the scheduler moving them about adds no noise;
 #   (for every measurement with the agent, the share of its time the syscall stream was on,
 #   from the agent's vigil_syscall_stream_on_seconds_total, is recorded and summarised);
 #   5. a compile of a C project: GNU binutils' C libraries (libiberty, zlib, libsframe, bfd) from
@@ -21,12 +30,19 @@
 # Usage: scripts/bench-agent.sh
 # Environment (all optional):
 #   VIGIL_BENCH_REPETITIONS   repetitions of every measurement (default 5)
-#   VIGIL_BENCH_PHASES        agent phases to measure (default "learning detecting")
+#   VIGIL_BENCH_PHASES        agent phases to measure (default "learning detecting"); a phase
+#                             may carry its own stream budget, e.g. "detecting detecting@0.005",
+#                             to compare budgets within the same repetitions (budget mode only)
 #   VIGIL_BENCH_OPENCLOSE     open+close pairs per loop run (default 2000000)
 #   VIGIL_BENCH_GETPPID       getppid calls per loop run (default 5000000)
 #   VIGIL_BENCH_PROCS         idle processes for the RSS test (default 1000; 0 skips it)
 #   VIGIL_BENCH_SETTLE        seconds the agent runs with them before RSS is read (default 20)
-#   VIGIL_BENCH_REDIS         redis-benchmark requests per test (default 200000; 0 skips redis)
+#   VIGIL_BENCH_REDIS         redis-benchmark requests per test (default 500000; 0 skips redis)
+#   VIGIL_BENCH_REDIS_PAIRS   without/with pairs per repetition (default 3)
+#   VIGIL_BENCH_REDIS_WARMUP  seconds of untimed SET load before every timed run (default 5;
+#                             0: none, the timed run starts right after the agent is ready)
+#   VIGIL_BENCH_REDIS_PIN     1 (default): redis-server on CPU 0, redis-benchmark on CPU 1
+#                             (when there are 2 CPUs or more); 0: not pinned
 #   VIGIL_BENCH_SYSCALL_STREAM  the agent's agent.syscall_stream: default (the default: the key
 #                             left out, so the embedded default event set is measured: the
 #                             stream under its CPU budget), budget, true (the full per-call
@@ -60,7 +76,15 @@ oc_count=${VIGIL_BENCH_OPENCLOSE:-2000000}
 gp_count=${VIGIL_BENCH_GETPPID:-5000000}
 nprocs=${VIGIL_BENCH_PROCS:-1000}
 settle=${VIGIL_BENCH_SETTLE:-20}
-redis_n=${VIGIL_BENCH_REDIS:-200000}
+redis_n=${VIGIL_BENCH_REDIS:-500000}
+redis_pairs=${VIGIL_BENCH_REDIS_PAIRS:-3}
+redis_warmup=${VIGIL_BENCH_REDIS_WARMUP:-5}
+redis_pin=${VIGIL_BENCH_REDIS_PIN:-1}
+for x in redis_n redis_pairs redis_warmup; do
+  [[ ${!x} =~ ^[0-9]+$ ]] || { echo "bench-agent: $x must be a whole number, not '${!x}'" >&2; exit 2; }
+done
+((redis_pairs > 0)) || { echo "bench-agent: VIGIL_BENCH_REDIS_PAIRS must be at least 1" >&2; exit 2; }
+[[ $redis_pin == [01] ]] || { echo "bench-agent: VIGIL_BENCH_REDIS_PIN must be 0 or 1" >&2; exit 2; }
 sections=${VIGIL_BENCH_SECTIONS:-"loops rss redis compile"}
 out=${VIGIL_BENCH_OUT:-$repo/build/release/bench-agent}
 
@@ -133,16 +157,35 @@ esac
   [[ $syscall_stream == default ]] || printf '  syscall_stream: %s\n' "$syscall_stream"
   [[ -z $stream_budget ]] || printf '  syscall_stream_budget: %s\n' "$stream_budget"
 } >"$tmp/vigil.yaml"
+# A phase may name its own budget, PHASE@BUDGET (e.g. detecting@0.005): its agent runs with
+# agent.syscall_stream_budget BUDGET, so that budgets are compared within the same pairs.
+for phase in $phases; do
+  base=${phase%%@*}
+  case $base in
+    learning | detecting | before) ;;
+    *) echo "bench-agent: VIGIL_BENCH_PHASES: unknown phase '$base' in '$phase' (learning," \
+         "detecting, each optionally @BUDGET)" >&2
+       exit 2 ;;
+  esac
+  [[ $phase == *@* ]] || continue
+  b=${phase#*@}
+  [[ $b =~ ^0?\.[0-9]+$ && $syscall_stream == default ]] || {
+    echo "bench-agent: VIGIL_BENCH_PHASES: '$phase': the budget must be a number between 0 and 1" \
+      "like 0.005, with VIGIL_BENCH_SYSCALL_STREAM unset (the budget mode)" >&2; exit 2; }
+  { grep -v syscall_stream_budget "$tmp/vigil.yaml"; printf '  syscall_stream_budget: %s\n' "$b"; } \
+    >"$tmp/vigil@$b.yaml"
+done
 
 # --- the agent ---------------------------------------------------------------------------------
 agent_pid='' agent_port='' agent_log='' agent_stops=0 agent_clean=0
-# agent_start NAME STATE_DIR LEARN [WAIT_FOR_DETECTION [BINARY]]
+# agent_start NAME STATE_DIR LEARN [WAIT_FOR_DETECTION [BINARY [CONFIG]]]
 agent_start() {
   local name=$1 state=$2 learn=$3 want_detect=${4:-} bin=${5:-$vigil}
+  local config=${6:-$tmp/vigil.yaml}
   agent_log=$tmp/agent-$name.log
   mkdir -p "$state"
   : >"$agent_log"  # exists before the background job opens it, for the polls below
-  "$bin" agent --config "$tmp/vigil.yaml" --state-dir "$state" --learn "$learn" \
+  "$bin" agent --config "$config" --state-dir "$state" --learn "$learn" \
     --sink null --quiet --metrics-listen 127.0.0.1:0 >"$tmp/agent-$name.out" 2>"$agent_log" &
   agent_pid=$!
   started+=("$agent_pid")
@@ -285,17 +328,15 @@ fi
 agent_state() {  # agent_state PHASE REP -> a fresh state dir for that run
   local d=$tmp/state-$1-$2
   rm -rf "$d"
-  if [[ $1 == detecting ]]; then cp -a "$tmp/state-learn" "$d"; else mkdir -p "$d"; fi
+  if [[ ${1%%@*} == detecting ]]; then cp -a "$tmp/state-learn" "$d"; else mkdir -p "$d"; fi
   echo "$d"
 }
-start_phase() {  # start_phase PHASE REP
-  if [[ $1 == detecting ]]; then
-    agent_start "$1-$2" "$(agent_state "$1" "$2")" 1h detect
-  elif [[ $1 == before ]]; then
-    agent_start "$1-$2" "$(agent_state "$1" "$2")" 1h '' "$before_bin"
-  else
-    agent_start "$1-$2" "$(agent_state "$1" "$2")" 1h
-  fi
+start_phase() {  # start_phase PHASE[@BUDGET] REP
+  local base=${1%%@*} config=$tmp/vigil.yaml bin=$vigil detect=''
+  [[ $1 != *@* ]] || config=$tmp/vigil@${1#*@}.yaml
+  [[ $base != before ]] || bin=$before_bin
+  [[ $base != detecting ]] || detect=detect
+  agent_start "$1-$2" "$(agent_state "$1" "$2")" 1h "$detect" "$bin" "$config"
 }
 
 echo "== conditions: $(nproc) cores, agent.syscall_stream $syscall_stream, load average $(cut -d' ' -f1-3 /proc/loadavg)," \
@@ -390,8 +431,14 @@ else
 fi
 if [[ -z $redis_skip ]]; then
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
-    --dir "$tmp" >"$tmp/redis.log" 2>&1 &
+  # Pinning (VIGIL_BENCH_REDIS_PIN=1, the default, with 2 CPUs or more): redis-server on CPU 0,
+  # redis-benchmark on CPU 1, the agent on neither set (it may run anywhere, as on a real host).
+  server_pin=() bench_pin=()
+  if [[ $redis_pin == 1 ]] && (($(nproc) >= 2)); then
+    server_pin=(taskset -c 0) bench_pin=(taskset -c 1)
+  fi
+  "${server_pin[@]}" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+    --daemonize no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
   redis_pid=$!
   started+=("$redis_pid")
   deadline=$((SECONDS + 30))
@@ -400,24 +447,69 @@ if [[ -z $redis_skip ]]; then
                                 cat "$tmp/redis.log" >&2; exit 1; }
     sleep 0.2
   done
-  redis_rps() {  # median-free: one run of SET and GET, prints "set_rps get_rps"
-    redis-benchmark -h 127.0.0.1 -p "$port" -n "$redis_n" -c 50 -t set,get --csv 2>/dev/null |
-      awk -F'"' '$2 == "SET" {s = $4} $2 == "GET" {g = $4} END {print s, g}'
+  # redis_cpu: redis-server's CPU time so far (user + system, which holds the kernel's syscall
+  # path and the BPF programs run in its context), in seconds
+  redis_cpu() {
+    sed 's/.*) //' "/proc/$redis_pid/stat" | awk -v hz="$clk_tck" '{print ($12 + $13) / hz}'
+  }
+  # redis_rps: one timed run of SET then GET, prints "set_rps get_rps cpu_us_per_request": the
+  # last is the CPU time redis-server and redis-benchmark used per request (user + system), a
+  # figure that other load on the machine moves much less than the rates
+  redis_rps() {
+    local c0 c1 client
+    c0=$(redis_cpu)
+    # `times` in the subshell: the CPU of its reaped children, i.e. redis-benchmark's
+    client=$( { "${bench_pin[@]}" redis-benchmark -h 127.0.0.1 -p "$port" -n "$redis_n" -c 50 \
+                -t set,get --csv 2>/dev/null >"$tmp/redis.csv"; times; } |
+              awk 'NR == 2 {gsub(/[ms]/, " "); print $1 * 60 + $2 + $3 * 60 + $4}')
+    c1=$(redis_cpu)
+    awk -F'"' -v a="$c0" -v b="$c1" -v c="$client" -v n="$redis_n" '
+      $2 == "SET" {s = $4} $2 == "GET" {g = $4}
+      END {print s, g, (b - a + c) * 1e6 / (2 * n)}' "$tmp/redis.csv"
+  }
+  # redis_warm: SET requests for $redis_warmup seconds (untimed), so that a just-started agent's
+  # cycler has measured the load and left its first on-period before the timed run, and redis'
+  # memory is in the same state with and without the agent.
+  redis_warm() {
+    ((redis_warmup > 0)) || return 0
+    local rc=0
+    timeout "$redis_warmup" "${bench_pin[@]}" redis-benchmark -h 127.0.0.1 -p "$port" \
+      -n 1000000000 -c 50 -t set -q >/dev/null 2>&1 || rc=$?
+    ((rc == 0 || rc == 124)) || { echo "bench-agent: redis-benchmark (warm-up) failed: $rc" >&2
+                                  exit 1; }
   }
   for rep in $(seq "$reps"); do
-    echo "== redis-benchmark, repetition $rep/$reps: SET and GET x $redis_n, 50 clients"
-    read -r s g <<<"$(redis_rps)"
-    record "$rep" none redis.set_rps "$s"
-    record "$rep" none redis.get_rps "$g"
-    for phase in $(phase_order "$rep"); do
-      start_phase "$phase" "redis-$rep"
-      s0=$(snap)
-      read -r s g <<<"$(redis_rps)"
-      s1=$(snap)
-      record "$rep" "$phase" redis.set_rps "$s"
-      record "$rep" "$phase" redis.get_rps "$g"
-      stream_duty "$rep" "$phase" redis "$s0" "$s1"
-      agent_stop
+    echo "== redis-benchmark, repetition $rep/$reps: $redis_pairs pairs of without/with, SET and" \
+      "GET x $redis_n each, 50 clients, ${redis_warmup} s warm-up, load $(cut -d' ' -f1 /proc/loadavg)"
+    for pair in $(seq "$redis_pairs"); do
+      id=$rep.$pair  # each pair is a unit of its own: ratios are taken within it
+      # without first in odd pairs of odd repetitions, etc.: neither side always runs first
+      if (((rep + pair) % 2 == 0)); then order="none $(phase_order "$rep")"
+      else order="$(phase_order "$rep") none"; fi
+      for phase in $order; do
+        if [[ $phase == none ]]; then
+          redis_warm
+          read -r s g c <<<"$(redis_rps)"
+        else
+          start_phase "$phase" "redis-$id"
+          s0=$(snap)
+          redis_warm
+          s1=$(snap)
+          read -r s g c <<<"$(redis_rps)"
+          s2=$(snap)
+          stream_duty "$id" "$phase" redis_start "$s0" "$s1"
+          stream_duty "$id" "$phase" redis "$s1" "$s2"
+          read -r _ _ _ _ a0 _ _ _ <<<"$s1"
+          read -r _ _ _ _ a1 _ _ _ <<<"$s2"
+          record "$id" "$phase" redis.agent_cpu_us "$(awk -v a="$a0" -v b="$a1" -v n="$redis_n" \
+            'BEGIN {print (b - a) * 1e6 / (2 * n)}')"
+          agent_stop
+        fi
+        [[ -n $s && -n $g ]] || { echo "bench-agent: redis-benchmark gave no figures" >&2; exit 1; }
+        record "$id" "$phase" redis.set_rps "$s"
+        record "$id" "$phase" redis.get_rps "$g"
+        record "$id" "$phase" redis.cpu_us "$c"
+      done
     done
   done
   redis-cli -h 127.0.0.1 -p "$port" shutdown nosave >/dev/null 2>&1 || true
@@ -490,13 +582,14 @@ record 0 - agent_clean_stops "$agent_clean"
 
 # --- summary -----------------------------------------------------------------------------------
 python3 - "$results" "$reps" "$phases" "$redis_skip" "$oc_count" "$gp_count" "$nprocs" \
-  "$settle" "$compile_skip" <<'PY'
+  "$settle" "$compile_skip" "$redis_pairs" "$redis_pin" <<'PY'
 import collections
 import os
 import statistics
 import sys
 
-path, reps, phases, redis_skip, oc, gp, nprocs, settle, compile_skip = sys.argv[1:]
+path, reps, phases, redis_skip, oc, gp, nprocs, settle, compile_skip, redis_pairs, redis_pin = \
+    sys.argv[1:]
 phases = phases.split()
 v = collections.defaultdict(dict)  # (phase, key) -> {rep: value}
 text = {}
@@ -587,7 +680,8 @@ if "before" in phases and "learning" in phases:
 
 duty_rows = []
 for test, what in (("openclose", "open/close loop"), ("getppid", "one getppid loop"),
-                   ("getppid2", "two getppid loops"), ("redis", "redis-benchmark"),
+                   ("getppid2", "two getppid loops"),
+                   ("redis_start", "redis warm-up (start)"), ("redis", "redis-benchmark (timed)"),
                    ("compile", "compile of a C project")):
     cells = []
     for p in phases:
@@ -612,15 +706,37 @@ if med(phases[0], "rss_procs_mb") is not None:
 if redis_skip:
     print(f"\nredis-benchmark: SKIPPED ({redis_skip})")
 else:
-    print(f"\nredis-benchmark (loopback, 50 clients): requests/s")
+    npairs = len(v.get(("none", "redis.set_rps"), {}))
+    print(f"\nredis-benchmark (loopback, 50 clients, {npairs} without/with pairs: "
+          f"{reps} repetitions x {redis_pairs}, server and client pinned: {redis_pin}): "
+          "requests/s; slowdown = without/with within each pair, median [quartiles] (min..max)")
     for t in ("set", "get"):
-        print(f"  {t.upper()}: without {si(med('none', f'redis.{t}_rps'))}", end="")
+        base = v.get(("none", f"redis.{t}_rps"), {})
+        spread = (100 * (max(base.values()) - min(base.values())) / statistics.median(base.values())
+                  if base else 0)
+        print(f"  {t.upper()}: without {si(med('none', f'redis.{t}_rps'))} (range "
+              f"{spread:.0f} % of the median)", end="")
         for p in phases:
-            r = ratio(p, f"redis.{t}_rps", invert=True)
-            if r:
-                print(f"; {p} {si(med(p, f'redis.{t}_rps'))} (slowdown {r[0]:.3f}x "
-                      f"[{r[1]:.3f}..{r[2]:.3f}])", end="")
+            a = v.get((p, f"redis.{t}_rps"), {})
+            rs = sorted(base[k] / a[k] for k in a if k in base and a[k] and base[k])
+            if rs:
+                q = statistics.quantiles(rs, n=4, method="inclusive") if len(rs) > 1 else [rs[0]] * 3
+                print(f"; {p} {si(med(p, f'redis.{t}_rps'))} (slowdown {q[1]:.3f}x "
+                      f"[{q[0]:.3f}..{q[2]:.3f}] ({rs[0]:.3f}..{rs[-1]:.3f}))", end="")
         print()
+    base = v.get(("none", "redis.cpu_us"), {})
+    if base:
+        print(f"  CPU per request, redis-server + redis-benchmark (user + system; load moves it "
+              f"far less than the rates): without {med('none', 'redis.cpu_us'):.2f} us")
+        for p in phases:
+            a, ag = v.get((p, "redis.cpu_us"), {}), v.get((p, "redis.agent_cpu_us"), {})
+            rs = sorted(a[k] / base[k] for k in a if k in base and base[k])
+            ts = sorted((a[k] + ag[k]) / base[k] for k in a if k in base and k in ag and base[k])
+            if rs and ts:
+                print(f"    {p}: {med(p, 'redis.cpu_us'):.2f} us ({statistics.median(rs):.3f}x "
+                      f"({rs[0]:.3f}..{rs[-1]:.3f})); with the agent's own CPU per request "
+                      f"({med(p, 'redis.agent_cpu_us'):.2f} us): {statistics.median(ts):.3f}x "
+                      f"({ts[0]:.3f}..{ts[-1]:.3f})")
 
 if compile_skip:
     print(f"\ncompile of a C project: SKIPPED ({compile_skip})")

@@ -244,6 +244,41 @@ TEST_F(StreamDutyCyclerTest, BusyHostIsCycledToTheBudgetAndEveryResumeIsRecorded
   for (int64_t t : sw.resumed_at) EXPECT_TRUE(gaps_->Between(t - 1, t)) << t;
 }
 
+TEST_F(StreamDutyCyclerTest, BudgetNotThePlansFloorSetsTheDutyOnAVeryBusyHost) {
+  // 1,000,000 calls/s: 35 % of two CPUs while on; a 0.5 % budget allows 1/70 of the time, 1.43 %,
+  // below the old plan's floor (50 ms per 2 s cycle, 2.5 %).
+  StreamBudgetOptions o = TwoCpus();
+  o.budget = 0.005;
+  FakeSwitch sw(clock_, 1'000'000);
+  StreamDutyCycler c(
+      sw, StreamMode::kBudget, o, clock_, [&] { return cpu_ns_; }, gaps_);
+  Run(c, sw, 2 * kSecond);
+  const double want = 0.005 / 0.35;
+  const double share = Run(c, sw, 120 * kSecond);
+  EXPECT_NEAR(share, want, 0.002);
+  EXPECT_LT(share, 0.02);
+  const StreamDutyStats s = c.Stats();
+  EXPECT_NEAR(s.planned_duty, want, 0.001);
+  // On-periods stay at least min_on_ns long (windows of the busy programs fill): the cycles get
+  // longer instead (about 3.5 s here, the old plan's longest was 2 s).
+  const double cycle = static_cast<double>(120 * kSecond) / static_cast<double>(s.switched_off);
+  EXPECT_GT(cycle, 3.0 * kSecond);
+  EXPECT_LT(cycle, 4.5 * kSecond);
+  // Every off-period is at least min_off_ns (longer than a kernel tick, for the gap cut) and every
+  // resume is recorded before its switch.
+  ASSERT_EQ(gaps_->resumes(), sw.resumed_at.size());
+  for (size_t i = 1; i < sw.resumed_at.size(); ++i) {
+    EXPECT_GE(sw.resumed_at[i] - sw.resumed_at[i - 1], o.min_on_ns + o.min_off_ns);
+  }
+  for (int64_t t : sw.resumed_at) EXPECT_TRUE(gaps_->Between(t - 1, t)) << t;
+  // An even busier host (20 M calls/s, 7 CPUs' worth) is held at the plan's floor.
+  sw.set_rate(20'000'000);
+  Run(c, sw, 5 * kSecond);
+  EXPECT_NEAR(Run(c, sw, 200 * kSecond), static_cast<double>(o.min_on_ns) / o.max_cycle_ns,
+              0.001);
+  EXPECT_LT(static_cast<double>(o.min_on_ns) / o.max_cycle_ns, 0.003);
+}
+
 TEST_F(StreamDutyCyclerTest, StreamComesBackWhenTheHostQuietsDown) {
   FakeSwitch sw(clock_, 500'000);
   StreamDutyCycler c(
@@ -289,7 +324,7 @@ TEST_F(StreamDutyCyclerTest, FailedSwitchesAreCountedReportedAndRetried) {
   ASSERT_FALSE(sw.on());
   const uint64_t switched_on = c.Stats().switched_on;
   sw.fail = true;
-  Run(c, sw, 3 * kSecond);
+  Run(c, sw, 6 * kSecond);  // the off-period after the first, 250 ms on-period is about 4.1 s
   EXPECT_FALSE(sw.on());
   EXPECT_GE(c.Stats().switch_failures, 1u);
   ASSERT_FALSE(errors.empty());
