@@ -98,20 +98,42 @@ void VerdictCache::Insert(const FeatureDigest& key, uint64_t generation,
   std::lock_guard<std::mutex> lock(mu_);
   auto it = index_.find(key);
   if (it != index_.end()) {
-    Entry& e = *it->second;
-    e.generation = generation;
-    e.stored_ns = now;
-    e.verdict = verdict;
+    Store(it->second, key, generation, now, verdict);
     lru_.splice(lru_.begin(), lru_, it->second);
     return;
   }
-  if (lru_.size() >= options_.capacity) {
-    index_.erase(lru_.back().key);
-    lru_.pop_back();
-    ++evictions_;
+  if (lru_.size() < options_.capacity) {
+    lru_.push_front(Entry{key, generation, now, verdict});
+    index_.emplace(key, lru_.begin());
+    return;
   }
-  lru_.push_front(Entry{key, generation, now, verdict});
-  index_.emplace(key, lru_.begin());
+  // Full: the least recently used entry becomes the new one in place. Its list node and index
+  // node are reused and its verdict is assigned over (strings and explanation keep their
+  // storage), so that once the cache is full an insert allocates nothing for a verdict no
+  // larger than the one it replaces.
+  const List::iterator last = std::prev(lru_.end());
+  auto node = index_.extract(last->key);
+  Store(last, key, generation, now, verdict);  // on failure the entry is gone from both
+  node.key() = key;
+  index_.insert(std::move(node));
+  lru_.splice(lru_.begin(), lru_, last);
+  ++evictions_;
+}
+
+void VerdictCache::Store(List::iterator at, const FeatureDigest& key, uint64_t generation,
+                         int64_t now, const core::Verdict& verdict) {
+  try {
+    at->verdict = verdict;
+  } catch (...) {
+    // Half assigned: not a verdict to serve. The entry leaves the list (and the index, where
+    // the caller has not already taken it out).
+    index_.erase(at->key);
+    lru_.erase(at);
+    throw;
+  }
+  at->key = key;
+  at->generation = generation;
+  at->stored_ns = now;
 }
 
 void VerdictCache::Clear() {

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
+#include <utility>
 #include <thread>
 #include <vector>
 
@@ -146,6 +148,94 @@ TEST(VerdictCacheTest, EvictsTheLeastRecentlyUsed) {
   EXPECT_TRUE(cache.Lookup(Key(1), 1).has_value());
   EXPECT_FALSE(cache.Lookup(Key(2), 1).has_value());
   EXPECT_TRUE(cache.Lookup(Key(3), 1).has_value());
+}
+
+// When full, an insert takes over the evicted entry's storage: the new entry must carry only the
+// new verdict, key, generation and time (nothing left over from the old one).
+TEST(VerdictCacheTest, AnEvictedEntryIsReusedWhole) {
+  core::FakeClock clock;
+  VerdictCache cache({.capacity = 1, .ttl_ns = 10 * kSecond}, clock);
+  core::Verdict big = V(0.9);
+  big.model_version = "a version longer than the small-string buffer";
+  big.subject = "a subject longer than the small-string buffer";
+  big.events = 32;
+  big.explanation = {{"the first reason, longer than sixteen bytes", 3.0},
+                     {"the second reason, longer than sixteen bytes", 2.0},
+                     {"third", 1.0}};
+  cache.Insert(Key(1), 1, big);
+  clock.Advance(5 * kSecond);
+  core::Verdict small = V(0.1);
+  small.explanation = {{"only", 0.5}};
+  cache.Insert(Key(2), 2, small);
+  EXPECT_EQ(cache.evictions(), 1u);
+  EXPECT_EQ(cache.size(), 1u);
+  EXPECT_FALSE(cache.Lookup(Key(1), 1).has_value());
+  auto hit = cache.Lookup(Key(2), 2);
+  ASSERT_TRUE(hit.has_value());
+  EXPECT_EQ(hit->score, 0.1);
+  EXPECT_EQ(hit->model_name, "m");
+  EXPECT_EQ(hit->model_version, "");
+  EXPECT_EQ(hit->subject, "");
+  EXPECT_EQ(hit->events, 0u);
+  ASSERT_EQ(hit->explanation.size(), 1u);
+  EXPECT_EQ(hit->explanation[0].what, "only");
+  // Its age counts from its own insert, not the evicted entry's.
+  clock.Advance(10 * kSecond - 1);
+  EXPECT_TRUE(cache.Lookup(Key(2), 2).has_value());
+  // And the reused entry is evicted in turn like any other.
+  cache.Insert(Key(1), 1, big);
+  EXPECT_FALSE(cache.Lookup(Key(2), 2).has_value());
+  auto back = cache.Lookup(Key(1), 1);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->subject, big.subject);
+  EXPECT_EQ(back->explanation.size(), 3u);
+}
+
+// The cache against a plain LRU list over random inserts and lookups with a small capacity, so
+// that most inserts evict: same hits, same verdicts, same size.
+TEST(VerdictCacheTest, AgreesWithAPlainLruUnderChurn) {
+  core::FakeClock clock;
+  constexpr size_t kCapacity = 4;
+  VerdictCache cache({.capacity = kCapacity, .ttl_ns = 10 * kSecond}, clock);
+  std::vector<std::pair<int, double>> lru;  // most recently used first
+  auto touch = [&](int key) -> std::optional<double> {
+    for (size_t i = 0; i < lru.size(); ++i) {
+      if (lru[i].first != key) continue;
+      const auto e = lru[i];
+      lru.erase(lru.begin() + static_cast<ptrdiff_t>(i));
+      lru.insert(lru.begin(), e);
+      return e.second;
+    }
+    return std::nullopt;
+  };
+  uint32_t state = 12345;
+  auto next = [&] { return state = state * 1664525u + 1013904223u; };
+  for (int op = 0; op < 5000; ++op) {
+    const int key = static_cast<int>((next() >> 16) % 10);
+    if ((next() >> 16) % 2 == 0) {
+      const double score = static_cast<double>(op);
+      core::Verdict v = V(score);
+      v.explanation.resize((next() >> 16) % 4, {"reason " + std::to_string(op), 1.0});
+      cache.Insert(Key(key), 1, v);
+      if (touch(key)) {
+        lru.front().second = score;
+      } else {
+        if (lru.size() == kCapacity) lru.pop_back();
+        lru.insert(lru.begin(), {key, score});
+      }
+    } else {
+      const auto want = touch(key);
+      const auto got = cache.Lookup(Key(key), 1);
+      ASSERT_EQ(got.has_value(), want.has_value()) << "op " << op << " key " << key;
+      if (got) {
+        ASSERT_EQ(got->score, *want) << "op " << op;
+        for (const core::Evidence& e : got->explanation) {
+          ASSERT_EQ(e.what, "reason " + std::to_string(static_cast<int>(*want))) << "op " << op;
+        }
+      }
+    }
+    ASSERT_EQ(cache.size(), lru.size()) << "op " << op;
+  }
 }
 
 TEST(VerdictCacheTest, ZeroCapacityDisablesTheCache) {
