@@ -31,8 +31,15 @@ struct FeatureDigest {
 };
 
 // The digest of every field of `request` (subject, arch, system calls, values), each
-// length-prefixed so that different splits of the same bytes differ.
+// length-prefixed (8 bytes, host order) so that different splits of the same bytes differ:
+// SipHash-2-4, 128-bit output (libsodium's crypto_shorthash_siphashx24) of those fields laid
+// end to end, computed as they are read (no copy, no allocation).
 FeatureDigest DigestFeatures(const FeatureView& request);
+
+// The per-process digest key (random, from libsodium), kFeatureDigestKeyBytes long. Exposed for
+// tests that check DigestFeatures against libsodium.
+inline constexpr size_t kFeatureDigestKeyBytes = 16;
+const unsigned char* FeatureDigestKey();
 
 struct VerdictCacheOptions {
   size_t capacity = 4096;  // entries; 0 disables the cache

@@ -1,6 +1,7 @@
 #include "model/verdict_cache.h"
 
 #include <gtest/gtest.h>
+#include <sodium.h>
 
 #include <optional>
 #include <string>
@@ -51,9 +52,44 @@ TEST(FeatureDigestTest, FieldBoundariesAreNotAmbiguous) {
             DigestFeatures({"", core::Arch::kI386, one, zero}));
 }
 
+// DigestFeatures hashes the fields as it reads them; it must equal libsodium's SipHash-2-4
+// (128-bit) over the same fields laid out end to end, each after its length (8 bytes), for
+// every split of the stream into 8-byte words (subjects of every length mod 8, empty fields).
+TEST(FeatureDigestTest, MatchesLibsodiumOverTheLaidOutFields) {
+  ASSERT_GE(sodium_init(), 0);
+  auto append = [](std::vector<unsigned char>& out, const void* data, uint64_t len) {
+    const auto* bytes = static_cast<const unsigned char*>(data);
+    const auto* l = reinterpret_cast<const unsigned char*>(&len);
+    out.insert(out.end(), l, l + sizeof(len));
+    if (len > 0) out.insert(out.end(), bytes, bytes + len);
+  };
+  uint32_t state = 7;
+  auto next = [&] { return (state = state * 1664525u + 1013904223u) >> 8; };
+  for (int i = 0; i < 400; ++i) {
+    std::string subject(static_cast<size_t>(i % 23), 'x');
+    for (char& c : subject) c = static_cast<char>('a' + next() % 26);
+    std::vector<int32_t> calls(static_cast<size_t>(next() % 40));
+    for (int32_t& c : calls) c = static_cast<int32_t>(next() % 400);
+    std::vector<float> values(static_cast<size_t>(next() % 9));
+    for (float& v : values) v = static_cast<float>(next() % 1000) / 7.0f;
+    const auto arch = static_cast<core::Arch>(next() % 3);
+    std::vector<unsigned char> laid;
+    append(laid, subject.data(), subject.size());
+    const auto a = static_cast<uint8_t>(arch);
+    append(laid, &a, 1);
+    append(laid, calls.data(), calls.size() * sizeof(int32_t));
+    append(laid, values.data(), values.size() * sizeof(float));
+    FeatureDigest want;
+    crypto_shorthash_siphashx24(reinterpret_cast<unsigned char*>(want.words.data()), laid.data(),
+                                laid.size(), FeatureDigestKey());
+    ASSERT_EQ(DigestFeatures({subject, arch, calls, values}), want)
+        << "case " << i << ": " << laid.size() << " bytes";
+  }
+}
+
 TEST(FeatureDigestTest, DigestDoesNotDependOnEarlierRequests) {
-  // The digest lays the fields out in a per-thread buffer reused across calls: a small request
-  // digested after a large one (and on another thread) must give the same digest as before.
+  // A small request digested after a large one (and on another thread) must give the same
+  // digest as before: no state carries over from one digest to the next.
   const std::vector<int32_t> small = {5, 6};
   const FeatureDigest first = DigestFeatures({"p", core::Arch::kI386, small, {}});
   const std::vector<int32_t> large(4096, 5);
