@@ -248,24 +248,19 @@ void BM_Direct(benchmark::State& state) {
 }
 BENCHMARK(BM_Direct)->DenseRange(0, 2)->ArgName("model");
 
-// The model's own cost per request, with preemption filtered out: every round scores all
-// requests in turn (so caches are as warm or cold as in BM_Direct), each request timed alone, and
-// a request's figure is its fastest of the rounds (one benchmark iteration is one round). On a
-// machine shared with other work a preempted call is slow in one round, not in all, so the
-// percentiles of these minima show which requests are expensive for the model itself (the
-// tail BM_Direct's P99 cannot separate from load). Counters as BM_Direct, over the minima.
-void BM_DirectFloor(benchmark::State& state) {
-  const Fixture* f = FixtureOrSkip(state);
-  if (f == nullptr) return;
-  const model::Model& m = *ModelFor(*f, state.range(0));
-  const auto& reqs = RequestsFor(*f, state.range(0));
+// Each request's fastest time over the rounds (one benchmark iteration is one round, every
+// round scores all requests in turn); `score` scores one request and returns its score.
+// Counters as BM_Direct, over the minima.
+template <typename Score>
+void TimeFloor(benchmark::State& state, const std::vector<model::ScoreRequest>& reqs,
+               Score&& score) {
   std::vector<double> best(reqs.size(), 1e300);
   double sum = 0;
   for (auto _ : state) {
     for (size_t i = 0; i < reqs.size(); ++i) {
       const model::FeatureView view = reqs[i].view();
       const auto t0 = std::chrono::steady_clock::now();
-      sum += m.Score(view)->score;
+      sum += score(view);
       const double ns =
           std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
       best[i] = std::min(best[i], ns);
@@ -279,7 +274,39 @@ void BM_DirectFloor(benchmark::State& state) {
   state.counters["p999_ns"] = at(0.999);
   state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(reqs.size()));
 }
+
+// The model's own cost per request, with preemption filtered out: every round scores all
+// requests in turn (so caches are as warm or cold as in BM_Direct), each request timed alone, and
+// a request's figure is its fastest of the rounds. On a machine shared with other work a
+// preempted call is slow in one round, not in all, so the percentiles of these minima show which
+// requests are expensive for the model itself (the tail BM_Direct's P99 cannot separate from
+// load).
+void BM_DirectFloor(benchmark::State& state) {
+  const Fixture* f = FixtureOrSkip(state);
+  if (f == nullptr) return;
+  const model::Model& m = *ModelFor(*f, state.range(0));
+  TimeFloor(state, RequestsFor(*f, state.range(0)),
+            [&](const model::FeatureView& v) { return m.Score(v)->score; });
+}
 BENCHMARK(BM_DirectFloor)->DenseRange(0, 2)->ArgName("model")->Iterations(5)->Unit(benchmark::kMillisecond);
+
+// The same through the engine, ScoreSync inline with the cache off: the engine's own share of
+// the tail, without the machine's (compare with BM_DirectFloor of the same model). `fallbacks`
+// must read 0 for the figures to mean anything.
+void BM_EngineSyncFloor(benchmark::State& state) {
+  core::Registry registry;
+  const Fixture* f = nullptr;
+  auto engine = EngineOrSkip(state, &f, registry, true, 0);
+  if (engine == nullptr) return;
+  size_t fallbacks = 0;
+  TimeFloor(state, RequestsFor(*f, state.range(0)), [&](const model::FeatureView& v) {
+    const model::EngineVerdict e = engine->ScoreSync(v, kBudgetNs);
+    fallbacks += e.fallback() ? 1 : 0;
+    return e.verdict.score;
+  });
+  state.counters["fallbacks"] = static_cast<double>(fallbacks);
+}
+BENCHMARK(BM_EngineSyncFloor)->DenseRange(0, 2)->ArgName("model")->Iterations(5)->Unit(benchmark::kMillisecond);
 
 // ScoreSync through the engine. Arg 1 (inline): 1 scores on the calling thread, 0 hands the
 // request to the worker and waits for it (the path that bounds the wait by the budget).
