@@ -280,24 +280,26 @@ EngineVerdict InferenceEngine::Evaluate(const Current& current, const FeatureVie
     return Claim(claim) ? Fallback(current, FallbackReason::kBreakerOpen)
                         : FallbackVerdictOf(current, FallbackReason::kDeadline);
   }
-  ModelAnswer scored = ScoreOnce(*current.model, clock_, request);
-  NoteModelTime(current, scored.elapsed_ns);
+  const int64_t t0 = clock_.MonotonicNanos();
+  core::Result<core::Verdict> result = CallModel(*current.model, request);
+  const int64_t t1 = clock_.MonotonicNanos();
+  NoteModelTime(current, t1 - t0);
   const bool mine = Claim(claim);  // lost: the caller gave up (and counted its fallback)
-  if (!scored.result.has_value()) {
+  if (!result.has_value()) {
     metrics_->model_errors->Inc();
     breaker_.OnFailure(admission);
     return mine ? Fallback(current, FallbackReason::kModelError)
                 : FallbackVerdictOf(current, FallbackReason::kDeadline);
   }
-  cache_.Insert(digest, current.generation, scored.result.value());
-  if (!mine || clock_.MonotonicNanos() > deadline_ns) {
-    // Scored (and cached) too late for the caller: a miss, as on the synchronous path.
+  cache_.Insert(digest, current.generation, result.value());
+  if (!mine || t1 > deadline_ns) {
+    // Finished too late for the caller (and cached): a miss, as on the synchronous path.
     breaker_.OnFailure(admission);
     return mine ? Fallback(current, FallbackReason::kDeadline)
                 : FallbackVerdictOf(current, FallbackReason::kDeadline);
   }
   breaker_.OnSuccess(admission);
-  return {std::move(scored.result).value(), VerdictSource::kModel, FallbackReason::kNone};
+  return {std::move(result).value(), VerdictSource::kModel, FallbackReason::kNone};
 }
 
 void InferenceEngine::NoteModelTime(const Current& current, int64_t elapsed_ns) {
@@ -349,31 +351,40 @@ void InferenceEngine::Deliver(Pending& p, EngineVerdict v) {
 EngineVerdict InferenceEngine::ScoreSync(const FeatureView& request, int64_t budget_ns) {
   metrics_->requests_sync->Inc();
   const int64_t start = clock_.MonotonicNanos();
+  // One object returned by every path (no copy or move of the verdict on the way out).
+  EngineVerdict v = ScoreSyncFrom(request, budget_ns, start);
+  metrics_->verdict_sync->ObserveNanos(clock_.MonotonicNanos() - start);
+  return v;
+}
+
+EngineVerdict InferenceEngine::ScoreSyncFrom(const FeatureView& request, int64_t budget_ns,
+                                             int64_t start) {
+  // The worker path waits on the real clock; the inline path needs no deadline of its own.
   const auto real_deadline =
-      std::chrono::steady_clock::now() + std::chrono::nanoseconds(std::max<int64_t>(budget_ns, 0));
-  auto finish = [&](EngineVerdict v) {
-    metrics_->verdict_sync->ObserveNanos(clock_.MonotonicNanos() - start);
-    return v;
-  };
+      options_.sync_inline
+          ? std::chrono::steady_clock::time_point{}
+          : std::chrono::steady_clock::now() +
+                std::chrono::nanoseconds(std::max<int64_t>(budget_ns, 0));
   std::shared_ptr<const Current> current = LoadCurrent();
-  const FeatureDigest digest = DigestFeatures(request);
+  // The digest only keys the cache: with the cache off it is not computed (Insert ignores it).
+  const FeatureDigest digest = cache_.capacity() > 0 ? DigestFeatures(request) : FeatureDigest{};
   if (auto hit = cache_.Lookup(digest, current->generation)) {
-    return finish({std::move(*hit), VerdictSource::kCache, FallbackReason::kNone});
+    return {std::move(*hit), VerdictSource::kCache, FallbackReason::kNone};
   }
   if (stopped_.load(std::memory_order_acquire) && !options_.sync_inline) {
-    return finish(Fallback(*current, FallbackReason::kStopped));
+    return Fallback(*current, FallbackReason::kStopped);
   }
   if (options_.sync_inline && budget_ns <= 0) {
-    return finish(Fallback(*current, FallbackReason::kDeadline));  // no time left for the model
+    return Fallback(*current, FallbackReason::kDeadline);  // no time left for the model
   }
   const CircuitBreaker::Admission admission = breaker_.Admit();
   if (admission == CircuitBreaker::Admission::kReject) {
-    return finish(Fallback(*current, FallbackReason::kBreakerOpen));
+    return Fallback(*current, FallbackReason::kBreakerOpen);
   }
 
   if (options_.sync_inline) {
     // Late is noticed only when the model returns.
-    return finish(Evaluate(*current, request, digest, admission, start + budget_ns));
+    return Evaluate(*current, request, digest, admission, start + budget_ns);
   }
 
   auto slot = std::make_shared<SyncSlot>();
@@ -387,7 +398,7 @@ EngineVerdict InferenceEngine::ScoreSync(const FeatureView& request, int64_t bud
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) {
       breaker_.OnFailure(admission);  // releases a probe that will never run
-      return finish(Fallback(*current, FallbackReason::kStopped));
+      return Fallback(*current, FallbackReason::kStopped);
     }
     sync_queue_.push_back(slot);
     sync_waiting_.store(true, std::memory_order_release);
@@ -395,12 +406,12 @@ EngineVerdict InferenceEngine::ScoreSync(const FeatureView& request, int64_t bud
   cv_.notify_one();
   std::unique_lock<std::mutex> sl(slot->mu);
   if (slot->cv.wait_until(sl, real_deadline, [&] { return slot->done; })) {
-    return finish(std::move(slot->result));
+    return std::move(slot->result);
   }
   slot->abandoned = true;
   sl.unlock();
   breaker_.OnFailure(admission);
-  return finish(Fallback(*current, FallbackReason::kDeadline));
+  return Fallback(*current, FallbackReason::kDeadline);
 }
 
 void InferenceEngine::ServeSync(SyncSlot& slot) {

@@ -224,6 +224,8 @@ class InferenceEngine {
   core::Result<std::shared_ptr<const Current>> MakeCurrent(std::shared_ptr<const Model> model,
                                                            uint64_t generation);
   void Run();
+  // ScoreSync but for its metrics; `start` is when it was called (engine clock).
+  EngineVerdict ScoreSyncFrom(const FeatureView& request, int64_t budget_ns, int64_t start);
   void ServeSyncLocked(std::unique_lock<std::mutex>& lock);
   void ServeSync(SyncSlot& slot);
   // Scores one request with the model (breaker and cache around it); counts and times it. A

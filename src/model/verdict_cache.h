@@ -8,7 +8,9 @@
 // carry the generation of the model that produced them: a lookup for another generation misses,
 // so a hot-swapped model never serves its predecessor's verdicts.
 //
-// Thread-safe (one mutex; a lookup or insert is a hash probe and a list splice).
+// Thread-safe (one mutex; a lookup or insert is a hash probe and a list splice). Once the cache
+// is full, an insert reuses the evicted entry's storage (no allocation for a verdict no larger
+// than the one it replaces).
 
 #include <array>
 #include <cstdint>
@@ -29,8 +31,15 @@ struct FeatureDigest {
 };
 
 // The digest of every field of `request` (subject, arch, system calls, values), each
-// length-prefixed so that different splits of the same bytes differ.
+// length-prefixed (8 bytes, host order) so that different splits of the same bytes differ:
+// SipHash-2-4, 128-bit output (libsodium's crypto_shorthash_siphashx24) of those fields laid
+// end to end, computed as they are read (no copy, no allocation).
 FeatureDigest DigestFeatures(const FeatureView& request);
+
+// The per-process digest key (random, from libsodium), kFeatureDigestKeyBytes long. Exposed for
+// tests that check DigestFeatures against libsodium.
+inline constexpr size_t kFeatureDigestKeyBytes = 16;
+const unsigned char* FeatureDigestKey();
 
 struct VerdictCacheOptions {
   size_t capacity = 4096;  // entries; 0 disables the cache
@@ -75,6 +84,11 @@ class VerdictCache {
   };
   using List = std::list<Entry>;  // most recently used first
 
+  // Overwrites the entry at `at` with a new key and verdict (mu_ held). If copying the verdict
+  // throws, the entry is removed (from the index too, if it is there under its old key) and
+  // the exception goes on.
+  void Store(List::iterator at, const FeatureDigest& key, uint64_t generation, int64_t now,
+             const core::Verdict& verdict);
   // Lookup without counting: whether it hit goes to *hit.
   std::optional<core::Verdict> Find(const FeatureDigest& key, uint64_t generation, bool* hit);
 

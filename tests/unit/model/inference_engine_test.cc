@@ -119,6 +119,13 @@ class InferenceEngineTest : public ::testing::Test {
     EXPECT_TRUE(e.has_value()) << e.error().ToString();
     return e.has_value() ? std::move(e).value() : nullptr;
   }
+  // An engine scoring synchronous requests inline, with the verdict cache off.
+  std::unique_ptr<InferenceEngine> MakeInlineUncached(std::shared_ptr<const Model> m) {
+    InferenceEngineOptions o = Options();
+    o.sync_inline = true;
+    o.cache.capacity = 0;
+    return Make(std::move(m), o);
+  }
   core::FakeClock clock_;
   core::Registry registry_;
 };
@@ -384,14 +391,30 @@ TEST_F(InferenceEngineTest, InlineSyncReplacesALateVerdictWithTheFallback) {
   EXPECT_EQ(ok.source, VerdictSource::kModel);
 }
 
+// With the cache off (no digest is taken), every request goes to the model, even a repeated one,
+// and gets its own verdict.
+TEST_F(InferenceEngineTest, InlineSyncWithTheCacheOffScoresEveryRequest) {
+  auto m = std::make_shared<FakeModel>("a", &clock_);
+  auto engine = MakeInlineUncached(m);
+  const std::vector<float> x = {0.2f}, y = {0.7f};
+  for (int i = 0; i < 3; ++i) {
+    const EngineVerdict a = engine->ScoreSync({"p", core::Arch::kUnknown, {}, x}, kLongBudget);
+    const EngineVerdict b = engine->ScoreSync({"p", core::Arch::kUnknown, {}, y}, kLongBudget);
+    EXPECT_EQ(a.source, VerdictSource::kModel);
+    EXPECT_EQ(b.source, VerdictSource::kModel);
+    EXPECT_FLOAT_EQ(static_cast<float>(a.verdict.score), 0.2f);
+    EXPECT_FLOAT_EQ(static_cast<float>(b.verdict.score), 0.7f);
+  }
+  EXPECT_EQ(m->calls.load(), 6);
+  EXPECT_EQ(engine->cache().hits() + engine->cache().misses(), 0u);
+  EXPECT_EQ(engine->VerdictLatency(true).count, 6u);
+}
+
 // Errors and deadline misses open the breaker; while open the model is not asked; after the
 // cool-down one probe decides.
 TEST_F(InferenceEngineTest, BreakerOpensOnFailuresAndAProbeClosesIt) {
   auto m = std::make_shared<FakeModel>("a", &clock_);
-  InferenceEngineOptions o = Options();
-  o.sync_inline = true;
-  o.cache.capacity = 0;
-  auto engine = Make(m, o);
+  auto engine = MakeInlineUncached(m);
   const std::vector<float> x = {0.2f};
   const FeatureView req{"p", core::Arch::kUnknown, {}, x};
   m->fail = true;

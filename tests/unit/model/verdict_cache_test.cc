@@ -1,8 +1,11 @@
 #include "model/verdict_cache.h"
 
 #include <gtest/gtest.h>
+#include <sodium.h>
 
+#include <optional>
 #include <string>
+#include <utility>
 #include <thread>
 #include <vector>
 
@@ -49,9 +52,44 @@ TEST(FeatureDigestTest, FieldBoundariesAreNotAmbiguous) {
             DigestFeatures({"", core::Arch::kI386, one, zero}));
 }
 
+// DigestFeatures hashes the fields as it reads them; it must equal libsodium's SipHash-2-4
+// (128-bit) over the same fields laid out end to end, each after its length (8 bytes), for
+// every split of the stream into 8-byte words (subjects of every length mod 8, empty fields).
+TEST(FeatureDigestTest, MatchesLibsodiumOverTheLaidOutFields) {
+  ASSERT_GE(sodium_init(), 0);
+  auto append = [](std::vector<unsigned char>& out, const void* data, uint64_t len) {
+    const auto* bytes = static_cast<const unsigned char*>(data);
+    const auto* l = reinterpret_cast<const unsigned char*>(&len);
+    out.insert(out.end(), l, l + sizeof(len));
+    if (len > 0) out.insert(out.end(), bytes, bytes + len);
+  };
+  uint32_t state = 7;
+  auto next = [&] { return (state = state * 1664525u + 1013904223u) >> 8; };
+  for (int i = 0; i < 400; ++i) {
+    std::string subject(static_cast<size_t>(i % 23), 'x');
+    for (char& c : subject) c = static_cast<char>('a' + next() % 26);
+    std::vector<int32_t> calls(static_cast<size_t>(next() % 40));
+    for (int32_t& c : calls) c = static_cast<int32_t>(next() % 400);
+    std::vector<float> values(static_cast<size_t>(next() % 9));
+    for (float& v : values) v = static_cast<float>(next() % 1000) / 7.0f;
+    const auto arch = static_cast<core::Arch>(next() % 3);
+    std::vector<unsigned char> laid;
+    append(laid, subject.data(), subject.size());
+    const auto a = static_cast<uint8_t>(arch);
+    append(laid, &a, 1);
+    append(laid, calls.data(), calls.size() * sizeof(int32_t));
+    append(laid, values.data(), values.size() * sizeof(float));
+    FeatureDigest want;
+    crypto_shorthash_siphashx24(reinterpret_cast<unsigned char*>(want.words.data()), laid.data(),
+                                laid.size(), FeatureDigestKey());
+    ASSERT_EQ(DigestFeatures({subject, arch, calls, values}), want)
+        << "case " << i << ": " << laid.size() << " bytes";
+  }
+}
+
 TEST(FeatureDigestTest, DigestDoesNotDependOnEarlierRequests) {
-  // The digest lays the fields out in a per-thread buffer reused across calls: a small request
-  // digested after a large one (and on another thread) must give the same digest as before.
+  // A small request digested after a large one (and on another thread) must give the same
+  // digest as before: no state carries over from one digest to the next.
   const std::vector<int32_t> small = {5, 6};
   const FeatureDigest first = DigestFeatures({"p", core::Arch::kI386, small, {}});
   const std::vector<int32_t> large(4096, 5);
@@ -146,6 +184,94 @@ TEST(VerdictCacheTest, EvictsTheLeastRecentlyUsed) {
   EXPECT_TRUE(cache.Lookup(Key(1), 1).has_value());
   EXPECT_FALSE(cache.Lookup(Key(2), 1).has_value());
   EXPECT_TRUE(cache.Lookup(Key(3), 1).has_value());
+}
+
+// When full, an insert takes over the evicted entry's storage: the new entry must carry only the
+// new verdict, key, generation and time (nothing left over from the old one).
+TEST(VerdictCacheTest, AnEvictedEntryIsReusedWhole) {
+  core::FakeClock clock;
+  VerdictCache cache({.capacity = 1, .ttl_ns = 10 * kSecond}, clock);
+  core::Verdict big = V(0.9);
+  big.model_version = "a version longer than the small-string buffer";
+  big.subject = "a subject longer than the small-string buffer";
+  big.events = 32;
+  big.explanation = {{"the first reason, longer than sixteen bytes", 3.0},
+                     {"the second reason, longer than sixteen bytes", 2.0},
+                     {"third", 1.0}};
+  cache.Insert(Key(1), 1, big);
+  clock.Advance(5 * kSecond);
+  core::Verdict small = V(0.1);
+  small.explanation = {{"only", 0.5}};
+  cache.Insert(Key(2), 2, small);
+  EXPECT_EQ(cache.evictions(), 1u);
+  EXPECT_EQ(cache.size(), 1u);
+  EXPECT_FALSE(cache.Lookup(Key(1), 1).has_value());
+  auto hit = cache.Lookup(Key(2), 2);
+  ASSERT_TRUE(hit.has_value());
+  EXPECT_EQ(hit->score, 0.1);
+  EXPECT_EQ(hit->model_name, "m");
+  EXPECT_EQ(hit->model_version, "");
+  EXPECT_EQ(hit->subject, "");
+  EXPECT_EQ(hit->events, 0u);
+  ASSERT_EQ(hit->explanation.size(), 1u);
+  EXPECT_EQ(hit->explanation[0].what, "only");
+  // Its age counts from its own insert, not the evicted entry's.
+  clock.Advance(10 * kSecond - 1);
+  EXPECT_TRUE(cache.Lookup(Key(2), 2).has_value());
+  // And the reused entry is evicted in turn like any other.
+  cache.Insert(Key(1), 1, big);
+  EXPECT_FALSE(cache.Lookup(Key(2), 2).has_value());
+  auto back = cache.Lookup(Key(1), 1);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->subject, big.subject);
+  EXPECT_EQ(back->explanation.size(), 3u);
+}
+
+// The cache against a plain LRU list over random inserts and lookups with a small capacity, so
+// that most inserts evict: same hits, same verdicts, same size.
+TEST(VerdictCacheTest, AgreesWithAPlainLruUnderChurn) {
+  core::FakeClock clock;
+  constexpr size_t kCapacity = 4;
+  VerdictCache cache({.capacity = kCapacity, .ttl_ns = 10 * kSecond}, clock);
+  std::vector<std::pair<int, double>> lru;  // most recently used first
+  auto touch = [&](int key) -> std::optional<double> {
+    for (size_t i = 0; i < lru.size(); ++i) {
+      if (lru[i].first != key) continue;
+      const auto e = lru[i];
+      lru.erase(lru.begin() + static_cast<ptrdiff_t>(i));
+      lru.insert(lru.begin(), e);
+      return e.second;
+    }
+    return std::nullopt;
+  };
+  uint32_t state = 12345;
+  auto next = [&] { return state = state * 1664525u + 1013904223u; };
+  for (int op = 0; op < 5000; ++op) {
+    const int key = static_cast<int>((next() >> 16) % 10);
+    if ((next() >> 16) % 2 == 0) {
+      const double score = static_cast<double>(op);
+      core::Verdict v = V(score);
+      v.explanation.resize((next() >> 16) % 4, {"reason " + std::to_string(op), 1.0});
+      cache.Insert(Key(key), 1, v);
+      if (touch(key)) {
+        lru.front().second = score;
+      } else {
+        if (lru.size() == kCapacity) lru.pop_back();
+        lru.insert(lru.begin(), {key, score});
+      }
+    } else {
+      const auto want = touch(key);
+      const auto got = cache.Lookup(Key(key), 1);
+      ASSERT_EQ(got.has_value(), want.has_value()) << "op " << op << " key " << key;
+      if (got) {
+        ASSERT_EQ(got->score, *want) << "op " << op;
+        for (const core::Evidence& e : got->explanation) {
+          ASSERT_EQ(e.what, "reason " + std::to_string(static_cast<int>(*want))) << "op " << op;
+        }
+      }
+    }
+    ASSERT_EQ(cache.size(), lru.size()) << "op " << op;
+  }
 }
 
 TEST(VerdictCacheTest, ZeroCapacityDisablesTheCache) {
