@@ -312,12 +312,21 @@ class WatchCall final : public Tag {
   WatchCall(const Shared& shared, v1::Control::AsyncService* service)
       : shared_(shared), service_(service), writer_(&ctx_) {}
 
-  // On a handler thread until the stream ends.
+  // On a handler thread until the stream ends. Once the order book is shut down (the server
+  // is stopping), Next answers at once: the stream ends then, UNAVAILABLE so that the agent
+  // watches again, rather than asking it again in a loop until Stop.
   void Stream() {
     uint64_t cursor = 0;
     while (!done_.load() && !shared_.stopping.load()) {
       auto order = shared_.fe.orders().Next(req_.host(), &cursor, std::chrono::milliseconds(200));
-      if (!order) continue;
+      if (!order) {
+        if (shared_.fe.orders().IsShutdown()) {
+          Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                              "server stopping: no more orders on this stream; watch again"));
+          return;
+        }
+        continue;
+      }
       std::unique_lock<std::mutex> lock(mu_);
       writing_ = true;
       writer_.Write(*order, &write_tag_);

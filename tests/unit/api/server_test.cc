@@ -527,6 +527,34 @@ TEST_F(ServerTest, GrpcRefusesAWaitingCallWhenEveryHandlerThreadIsHeld) {
   // Stop() ends the open stream (TearDown) without the client cancelling it.
 }
 
+// Once the order book shuts down (the server is stopping), an open Watch stream ends at once
+// with UNAVAILABLE, before Stop: its handler thread neither waits for Stop nor asks the shut
+// book for orders in a loop, and it is free again for another call.
+TEST_F(ServerTest, WatchStreamEndsWhenTheOrderBookShutsDown) {
+  grpc_threads_ = 1;
+  Start();
+  auto control = v1::Control::NewStub(Channel(false));
+  grpc::ClientContext wctx;
+  wctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  auto reader = Watch(*control, wctx, "h6");
+  v1::OrderStatus st;
+  ASSERT_TRUE(Enforce(*control, "h6", "kill", 6, 0, &st).ok());
+  v1::Order order;
+  ASSERT_TRUE(reader->Read(&order));  // the stream holds the one handler thread
+  const auto t0 = std::chrono::steady_clock::now();
+  orders_.Shutdown();
+  EXPECT_FALSE(reader->Read(&order));
+  grpc::Status s = reader->Finish();
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+  EXPECT_NE(s.error_message().find("server stopping"), std::string::npos) << s.error_message();
+  EXPECT_LT(waited, std::chrono::seconds(1));
+  // The handler thread is free: a call that needs it (an order awaiting its acknowledgement)
+  // is served, not refused for want of a thread.
+  auto late = Enforce(*control, "h6", "kill", 7, 20, &st);
+  EXPECT_TRUE(late.ok()) << late.error_message();
+}
+
 // A model too slow for the budget: the gRPC call gets the deadline fallback, on time.
 TEST_F(ServerTest, GrpcLateModelGivesTheFallbackMarkedAsSuch) {
   Start();
