@@ -1,5 +1,6 @@
 #include "api/grpc_api.h"
 
+#include <absl/synchronization/mutex.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/security/server_credentials.h>
 
@@ -400,6 +401,13 @@ GrpcApi::~GrpcApi() { Stop(); }
 
 core::Status GrpcApi::Start() {
   if (server_) return core::FailedPrecondition("grpc api: already started");
+  // gRPC takes absl::Mutex locks many times per call. Debian builds Abseil without NDEBUG,
+  // which leaves its deadlock detection on: every lock then goes through one process-wide spin
+  // lock and a graph of every mutex, and every mutex destroyed (gRPC makes several per call) is
+  // taken out of it again; 7-8 % of the server's instructions per single score
+  // (docs/benchmarks.md). Abseil's release builds leave it off; so does this server.
+  // Process-wide, idempotent.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   std::shared_ptr<grpc::ServerCredentials> creds;
   if (options_.tls) {
     auto cert = ReadPemFile(options_.tls->cert, "tls.cert");
