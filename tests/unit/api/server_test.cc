@@ -90,6 +90,8 @@ constexpr const char* kRules = R"Y(
 
 const std::string kKey(48, 's');
 
+v1::ScoreRequest ScoreOf(std::initializer_list<int> calls, uint32_t deadline_ms = 0);
+
 class ServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -188,6 +190,33 @@ class ServerTest : public ::testing::Test {
     return control.Acknowledge(&actx, ack, &st);
   }
 
+  // Teaches the service the model's time (the first score goes to the engine's worker; later
+  // ones are answered on the polling thread), then opens a Watch stream for `host` on `wctx`
+  // and reads an order with `pid` from it: the stream then holds a handler thread. Null, with
+  // a failure recorded, when a step fails.
+  std::unique_ptr<grpc::ClientReader<v1::Order>> HoldAHandlerThread(
+      v1::Inference::Stub& inference, v1::Control::Stub& control, grpc::ClientContext& wctx,
+      const std::string& host, uint32_t pid) {
+    grpc::ClientContext sctx;
+    v1::ScoreResponse sr;
+    if (auto s = inference.Score(&sctx, ScoreOf({59, 59}), &sr); !s.ok()) {
+      ADD_FAILURE() << "first score: " << s.error_message();
+      return nullptr;
+    }
+    auto stream = Watch(control, wctx, host);
+    v1::OrderStatus st;
+    if (auto s = Enforce(control, host, "kill", pid, 0, &st); !s.ok()) {
+      ADD_FAILURE() << "enforce: " << s.error_message();
+      return nullptr;
+    }
+    v1::Order order;
+    if (!stream->Read(&order) || order.pid() != pid) {
+      ADD_FAILURE() << "no order for pid " << pid << " on the stream";
+      return nullptr;
+    }
+    return stream;
+  }
+
   // An operator's order over gRPC (enforce scope), waiting up to `wait_ms` for its end.
   grpc::Status Enforce(v1::Control::Stub& control, const std::string& host,
                        const std::string& action, uint32_t pid, uint32_t wait_ms,
@@ -217,7 +246,7 @@ class ServerTest : public ::testing::Test {
   int grpc_pollers_ = 1;
 };
 
-v1::ScoreRequest ScoreOf(std::initializer_list<int> calls, uint32_t deadline_ms = 0) {
+v1::ScoreRequest ScoreOf(std::initializer_list<int> calls, uint32_t deadline_ms) {
   v1::ScoreRequest r;
   r.set_schema_version("vigil.api/v1");
   r.set_subject("sh");
@@ -495,23 +524,11 @@ TEST_F(ServerTest, GrpcEnforceAwaitsAnAcknowledgementSentOverGrpc) {
 TEST_F(ServerTest, GrpcRefusesAWaitingCallWhenEveryHandlerThreadIsHeld) {
   grpc_threads_ = 1;
   Start();
-  // The first score goes to the engine's worker (the model's time is not known yet), on the
-  // handler thread; after it, scores are answered on the polling thread.
   auto inference = v1::Inference::NewStub(Channel(true));
-  {
-    grpc::ClientContext sctx;
-    v1::ScoreResponse sr;
-    ASSERT_TRUE(inference->Score(&sctx, ScoreOf({59, 59}), &sr).ok());
-  }
   auto control = v1::Control::NewStub(Channel(false));
   grpc::ClientContext first;
-  auto stream = Watch(*control, first, "h3");
-  // An order delivered on the first stream shows it holds the one handler thread.
-  v1::OrderStatus st;
-  ASSERT_TRUE(Enforce(*control, "h3", "kill", 5, 0, &st).ok());
-  v1::Order order;
-  ASSERT_TRUE(stream->Read(&order));
-  EXPECT_EQ(order.pid(), 5u);
+  auto stream = HoldAHandlerThread(*inference, *control, first, "h3", 5);
+  ASSERT_NE(stream, nullptr);
 
   grpc::ClientContext second;
   second.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
@@ -528,6 +545,49 @@ TEST_F(ServerTest, GrpcRefusesAWaitingCallWhenEveryHandlerThreadIsHeld) {
   EXPECT_TRUE(scored.ok()) << scored.error_message();
   EXPECT_DOUBLE_EQ(sr.result().score(), 0.5);
   // Stop() ends the open stream (TearDown) without the client cancelling it.
+}
+
+// Batches of more than 4 items that the model scores inline are CPU work: they queue for the
+// cores' threads, so with the one handler thread held by a Watch stream, 8 concurrent batches
+// of 16 items are all answered with the model's scores (before, each needed a handler thread
+// and was refused).
+TEST_F(ServerTest, GrpcLargeBatchesQueueForTheCoresWhileHandlerThreadsAreHeld) {
+  grpc_threads_ = 1;
+  Start();
+  auto inference = v1::Inference::NewStub(Channel(true));
+  auto control = v1::Control::NewStub(Channel(false));
+  grpc::ClientContext wctx;
+  auto stream = HoldAHandlerThread(*inference, *control, wctx, "h7", 8);
+  ASSERT_NE(stream, nullptr);
+
+  v1::ScoreBatchRequest batch;
+  batch.set_schema_version("vigil.api/v1");
+  for (int i = 0; i < 16; ++i) {
+    v1::ScoreRequest* item = batch.add_items();
+    item->set_subject("item" + std::to_string(i));
+    item->set_arch("x86_64");
+    for (int k = 0; k < 4; ++k) item->add_syscalls(k <= i % 4 ? 59 : 1);
+  }
+  std::atomic<int> answered{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 8; ++c) {
+    clients.emplace_back([&] {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      v1::ScoreBatchResponse out;
+      auto s = inference->ScoreBatch(&ctx, batch, &out);
+      EXPECT_TRUE(s.ok()) << s.error_message();
+      if (!s.ok() || out.results_size() != 16) return;
+      for (int i = 0; i < 16; ++i) {
+        EXPECT_DOUBLE_EQ(out.results(i).score(), (i % 4 + 1) / 4.0) << i;
+        EXPECT_FALSE(out.results(i).fallback()) << i;
+      }
+      answered.fetch_add(1);
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(answered.load(), 8);
+  wctx.TryCancel();
 }
 
 // The gRPC server turns Abseil's mutex deadlock detection off (grpc_api.cc: a process-wide
