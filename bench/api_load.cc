@@ -18,9 +18,9 @@
 // figures as one JSON object, among them the load generator's own CPU time and context
 // switches (getrusage), so that its share of a machine it shares with the server is known.
 
+#include <absl/synchronization/mutex.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <absl/synchronization/mutex.h>
 #include <grpcpp/grpcpp.h>
 #include <httplib.h>
 #include <netdb.h>

@@ -89,9 +89,9 @@ Frontend::Admission AdmitCall(Frontend& fe, Api api, const grpc::ServerContextBa
 // engine's worker) go to the handler threads (HandlerPool). Batches of more than kInlineItems
 // items that the model scores inline are CPU work only: they queue for as many threads as the
 // machine has cores (the cores pool), so that 8 concurrent batches do not time-slice 8 threads
-// over 2 cores, and are never refused for want of a thread (admission bounds the queue). The callback and synchronous APIs would each add
-// polling threads of their own, which with the epoll1 engine hand the poller role to one
-// another on every event (docs/benchmarks.md).
+// over 2 cores, and are never refused for want of a thread (admission bounds the queue). The
+// callback and synchronous APIs would each add polling threads of their own, which with the epoll1
+// engine hand the poller role to one another on every event (docs/benchmarks.md).
 constexpr int kInlineItems = 4;
 
 // Threads started when needed up to `max`. Without `queue` (the calls that may block), a task is
@@ -250,8 +250,8 @@ class UnaryCall final : public Tag {
       Answer(grpc::Status(GrpcCode(admission_.refusal), admission_.reason));
     } else if (AnswersAtOnce(shared_.fe, req_, admission_)) {
       Serve();
-    } else if (HandlerPool& pool = ScoresOnCores(shared_.fe, req_, admission_) ? shared_.cores
-                                                                                 : shared_.pool;
+    } else if (HandlerPool& pool =
+                   ScoresOnCores(shared_.fe, req_, admission_) ? shared_.cores : shared_.pool;
                !pool.TrySubmit([this] { Serve(); })) {
       Answer(NoHandlerThread());
     }
@@ -466,8 +466,8 @@ core::Status GrpcApi::Start() {
   }
   services->pool =
       std::make_unique<HandlerPool>(static_cast<size_t>(options_.max_threads), /*queue=*/false);
-  services->cores = std::make_unique<HandlerPool>(
-      std::max(1u, std::thread::hardware_concurrency()), /*queue=*/true);
+  services->cores = std::make_unique<HandlerPool>(std::max(1u, std::thread::hardware_concurrency()),
+                                                  /*queue=*/true);
   using Inf = v1::Inference::AsyncService;
   using Pol = v1::Policy::AsyncService;
   using Ctl = v1::Control::AsyncService;

@@ -6,6 +6,7 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -15,8 +16,6 @@
 #include <memory>
 #include <thread>
 #include <vector>
-
-#include <unistd.h>
 
 #include "../test_pki.h"
 #include "api/codec.h"
@@ -191,30 +190,43 @@ class ServerTest : public ::testing::Test {
   }
 
   // Teaches the service the model's time (the first score goes to the engine's worker; later
-  // ones are answered on the polling thread), then opens a Watch stream for `host` on `wctx`
-  // and reads an order with `pid` from it: the stream then holds a handler thread. Null, with
-  // a failure recorded, when a step fails.
-  std::unique_ptr<grpc::ClientReader<v1::Order>> HoldAHandlerThread(
-      v1::Inference::Stub& inference, v1::Control::Stub& control, grpc::ClientContext& wctx,
-      const std::string& host, uint32_t pid) {
+  // ones are answered on the polling thread), then opens a Watch stream for `host` and reads
+  // an order with `pid` from it: the stream then holds a handler thread (its context lives in
+  // the fixture; Stop ends it). A thread ends its task just after its call's answer is sent,
+  // so a stream opened at once may find the one thread not yet free and be refused: it is
+  // opened again then (the order stays queued for the host). Null, with a failure recorded,
+  // when a step fails.
+  std::unique_ptr<grpc::ClientReader<v1::Order>> HoldAHandlerThread(v1::Inference::Stub& inference,
+                                                                    v1::Control::Stub& control,
+                                                                    const std::string& host,
+                                                                    uint32_t pid) {
     grpc::ClientContext sctx;
     v1::ScoreResponse sr;
     if (auto s = inference.Score(&sctx, ScoreOf({59, 59}), &sr); !s.ok()) {
       ADD_FAILURE() << "first score: " << s.error_message();
       return nullptr;
     }
-    auto stream = Watch(control, wctx, host);
     v1::OrderStatus st;
     if (auto s = Enforce(control, host, "kill", pid, 0, &st); !s.ok()) {
       ADD_FAILURE() << "enforce: " << s.error_message();
       return nullptr;
     }
-    v1::Order order;
-    if (!stream->Read(&order) || order.pid() != pid) {
-      ADD_FAILURE() << "no order for pid " << pid << " on the stream";
-      return nullptr;
+    grpc::Status last;
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      held_.push_back(std::make_unique<grpc::ClientContext>());
+      auto stream = Watch(control, *held_.back(), host);
+      v1::Order order;
+      if (stream->Read(&order)) {
+        if (order.pid() == pid) return stream;
+        ADD_FAILURE() << "order for pid " << order.pid() << ", not " << pid;
+        return nullptr;
+      }
+      last = stream->Finish();
+      if (last.error_code() != grpc::StatusCode::UNAVAILABLE) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    return stream;
+    ADD_FAILURE() << "no order on a Watch stream: " << last.error_message();
+    return nullptr;
   }
 
   // An operator's order over gRPC (enforce scope), waiting up to `wait_ms` for its end.
@@ -243,6 +255,7 @@ class ServerTest : public ::testing::Test {
   std::unique_ptr<HttpApi> http_;
   std::unique_ptr<GrpcApi> grpc_;
   int grpc_threads_ = 16;
+  std::vector<std::unique_ptr<grpc::ClientContext>> held_;  // HoldAHandlerThread's streams
   int grpc_pollers_ = 1;
 };
 
@@ -526,8 +539,7 @@ TEST_F(ServerTest, GrpcRefusesAWaitingCallWhenEveryHandlerThreadIsHeld) {
   Start();
   auto inference = v1::Inference::NewStub(Channel(true));
   auto control = v1::Control::NewStub(Channel(false));
-  grpc::ClientContext first;
-  auto stream = HoldAHandlerThread(*inference, *control, first, "h3", 5);
+  auto stream = HoldAHandlerThread(*inference, *control, "h3", 5);
   ASSERT_NE(stream, nullptr);
 
   grpc::ClientContext second;
@@ -556,8 +568,7 @@ TEST_F(ServerTest, GrpcLargeBatchesQueueForTheCoresWhileHandlerThreadsAreHeld) {
   Start();
   auto inference = v1::Inference::NewStub(Channel(true));
   auto control = v1::Control::NewStub(Channel(false));
-  grpc::ClientContext wctx;
-  auto stream = HoldAHandlerThread(*inference, *control, wctx, "h7", 8);
+  auto stream = HoldAHandlerThread(*inference, *control, "h7", 8);
   ASSERT_NE(stream, nullptr);
 
   v1::ScoreBatchRequest batch;
@@ -587,7 +598,6 @@ TEST_F(ServerTest, GrpcLargeBatchesQueueForTheCoresWhileHandlerThreadsAreHeld) {
   }
   for (auto& t : clients) t.join();
   EXPECT_EQ(answered.load(), 8);
-  wctx.TryCancel();
 }
 
 // The gRPC server turns Abseil's mutex deadlock detection off (grpc_api.cc: a process-wide
