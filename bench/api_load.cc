@@ -18,6 +18,7 @@
 // figures as one JSON object, among them the load generator's own CPU time and context
 // switches (getrusage), so that its share of a machine it shares with the server is known.
 
+#include <absl/synchronization/mutex.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
@@ -477,6 +478,10 @@ class GrpcEventLoop {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // As in the server (src/api/grpc_api.cc): Debian's Abseil checks every absl::Mutex lock of
+  // gRPC's client for deadlocks through one process-wide spin lock; the load generator shares
+  // the machine's cores with the server, so it should burn no more CPU per call than it must.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   LoadOptions o;
   std::string message;
   if (int code = vigil::bench::ParseLoadArgs(argc, argv, &o, &message); code >= 0) {

@@ -17,7 +17,8 @@ pkg_check_modules(SECCOMP REQUIRED IMPORTED_TARGET libseccomp)
 pkg_check_modules(TSS2 REQUIRED IMPORTED_TARGET tss2-esys tss2-tctildr tss2-mu tss2-rc)
 
 # gRPC and protobuf for the decision service (src/api); the code generators are Debian's.
-pkg_check_modules(GRPCPP REQUIRED IMPORTED_TARGET grpc++ protobuf)
+# absl_synchronization: src/api sets Abseil's mutex deadlock-detection mode (grpc_api.cc).
+pkg_check_modules(GRPCPP REQUIRED IMPORTED_TARGET grpc++ protobuf absl_synchronization)
 find_program(VIGIL_PROTOC protoc REQUIRED)
 find_program(VIGIL_GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
 if(VIGIL_BUILD_TESTS)

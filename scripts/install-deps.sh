@@ -12,7 +12,7 @@ build_pkgs=(
   libeigen3-dev libxgboost-dev libsodium-dev libssl-dev libcpp-httplib-dev libsqlite3-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libtorch-dev libopenblas0-pthread
-  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   clang bpftool libbpf-dev libelf-dev
   libseccomp-dev
   libtss2-dev

@@ -1,5 +1,6 @@
 #include "api/grpc_api.h"
 
+#include <absl/synchronization/mutex.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/security/server_credentials.h>
 
@@ -85,32 +86,35 @@ Frontend::Admission AdmitCall(Frontend& fe, Api api, const grpc::ServerContextBa
 // the model answers inline, an order without a wait), serves it before it polls again: no
 // hand-off to another thread on the way in or out.
 // Calls that may wait (a Watch stream, an order that awaits its acknowledgement, items for the
-// engine's worker, batches of more than kInlineItems items, which then use the other cores)
-// go to the handler threads (HandlerPool). The callback and synchronous APIs would each add
-// polling threads of their own, which with the epoll1 engine hand the poller role to one
-// another on every event (docs/benchmarks.md).
+// engine's worker) go to the handler threads (HandlerPool). Batches of more than kInlineItems
+// items that the model scores inline are CPU work only: they queue for as many threads as the
+// machine has cores (the cores pool), so that 8 concurrent batches do not time-slice 8 threads
+// over 2 cores, and are never refused for want of a thread (admission bounds the queue). The
+// callback and synchronous APIs would each add polling threads of their own, which with the epoll1
+// engine hand the poller role to one another on every event (docs/benchmarks.md).
 constexpr int kInlineItems = 4;
 
-// Threads for the calls that may block, started when needed up to `max`. A task is accepted
-// only when a thread is free for it (or may be started), so no call waits behind another's
-// wait; otherwise TrySubmit refuses and the caller answers UNAVAILABLE.
+// Threads started when needed up to `max`. Without `queue` (the calls that may block), a task is
+// accepted only when a thread is free for it (or may be started), so no call waits behind
+// another's wait; otherwise TrySubmit refuses and the caller answers UNAVAILABLE. With `queue`
+// (CPU work that ends on its own), a task waits for a thread; refused only once stopping.
 class HandlerPool {
  public:
-  explicit HandlerPool(size_t max) : max_(std::max<size_t>(1, max)) {}
+  HandlerPool(size_t max, bool queue) : max_(std::max<size_t>(1, max)), queue_(queue) {}
   ~HandlerPool() { Stop(); }
 
   bool TrySubmit(std::function<void()> task) {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return false;
-    if (tasks_.size() >= idle_) {
-      if (threads_.size() >= max_) return false;
+    if (tasks_.size() >= idle_ && threads_.size() < max_) {
       try {
         threads_.emplace_back([this] { Loop(); });
+        ++idle_;  // counted from its start, so that the next TrySubmit sees it
       } catch (const std::system_error&) {
-        return false;  // no thread to be had: as when all are busy
+        if (threads_.empty()) return false;  // no thread to be had at all
       }
-      ++idle_;  // counted from its start, so that the next TrySubmit sees it
     }
+    if (tasks_.size() >= idle_ && !queue_) return false;  // every thread is held
     tasks_.push_back(std::move(task));
     cv_.notify_one();
     return true;
@@ -146,6 +150,7 @@ class HandlerPool {
   }
 
   const size_t max_;
+  const bool queue_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
@@ -165,7 +170,8 @@ class Tag {
 struct Shared {
   Frontend& fe;
   grpc::ServerCompletionQueue& cq;
-  HandlerPool& pool;
+  HandlerPool& pool;   // calls that may wait
+  HandlerPool& cores;  // CPU work: large batches scored inline
   std::atomic<bool>& stopping;
 };
 
@@ -193,6 +199,17 @@ bool AnswersAtOnce(Frontend&, const v1::RollbackRequest& r, const Frontend::Admi
   return r.wait_ms() == 0;
 }
 bool AnswersAtOnce(Frontend&, const v1::Ack&, const Frontend::Admission&) { return true; }
+
+// Whether a request not answered at once is CPU work only (see above): a batch the model scores
+// inline. The others may wait.
+template <typename Req>
+bool ScoresOnCores(Frontend&, const Req&, const Frontend::Admission&) {
+  return false;
+}
+bool ScoresOnCores(Frontend& fe, const v1::ScoreBatchRequest& r, const Frontend::Admission& a) {
+  return fe.service().ScoresInline(static_cast<size_t>(r.items_size()),
+                                   BudgetFor(a, r.deadline_ms()));
+}
 
 const grpc::Status& NoHandlerThread() {
   static const grpc::Status s(grpc::StatusCode::UNAVAILABLE,
@@ -233,7 +250,9 @@ class UnaryCall final : public Tag {
       Answer(grpc::Status(GrpcCode(admission_.refusal), admission_.reason));
     } else if (AnswersAtOnce(shared_.fe, req_, admission_)) {
       Serve();
-    } else if (!shared_.pool.TrySubmit([this] { Serve(); })) {
+    } else if (HandlerPool& pool =
+                   ScoresOnCores(shared_.fe, req_, admission_) ? shared_.cores : shared_.pool;
+               !pool.TrySubmit([this] { Serve(); })) {
       Answer(NoHandlerThread());
     }
   }
@@ -312,12 +331,21 @@ class WatchCall final : public Tag {
   WatchCall(const Shared& shared, v1::Control::AsyncService* service)
       : shared_(shared), service_(service), writer_(&ctx_) {}
 
-  // On a handler thread until the stream ends.
+  // On a handler thread until the stream ends. Once the order book is shut down (the server
+  // is stopping), Next answers at once: the stream ends then, UNAVAILABLE so that the agent
+  // watches again, rather than asking it again in a loop until Stop.
   void Stream() {
     uint64_t cursor = 0;
     while (!done_.load() && !shared_.stopping.load()) {
       auto order = shared_.fe.orders().Next(req_.host(), &cursor, std::chrono::milliseconds(200));
-      if (!order) continue;
+      if (!order) {
+        if (shared_.fe.orders().IsShutdown()) {
+          Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                              "server stopping: no more orders on this stream; watch again"));
+          return;
+        }
+        continue;
+      }
       std::unique_lock<std::mutex> lock(mu_);
       writing_ = true;
       writer_.Write(*order, &write_tag_);
@@ -371,6 +399,7 @@ struct GrpcApi::Services {
   std::atomic<bool> stopping{false};
   std::unique_ptr<grpc::ServerCompletionQueue> cq;
   std::unique_ptr<HandlerPool> pool;
+  std::unique_ptr<HandlerPool> cores;
   std::vector<std::thread> pollers;
 
   // Drains and ends the queue (the server is shut down or was never started).
@@ -391,6 +420,13 @@ GrpcApi::~GrpcApi() { Stop(); }
 
 core::Status GrpcApi::Start() {
   if (server_) return core::FailedPrecondition("grpc api: already started");
+  // gRPC takes absl::Mutex locks many times per call. Debian builds Abseil without NDEBUG,
+  // which leaves its deadlock detection on: every lock then goes through one process-wide spin
+  // lock and a graph of every mutex, and every mutex destroyed (gRPC makes several per call) is
+  // taken out of it again; 7-8 % of the server's instructions per single score
+  // (docs/benchmarks.md). Abseil's release builds leave it off; so does this server.
+  // Process-wide, idempotent.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   std::shared_ptr<grpc::ServerCredentials> creds;
   if (options_.tls) {
     auto cert = ReadPemFile(options_.tls->cert, "tls.cert");
@@ -428,11 +464,15 @@ core::Status GrpcApi::Start() {
     return core::Unavailable("grpc api: cannot listen on " + options_.listen.ToString() +
                              " (address in use, or bad TLS files)");
   }
-  services->pool = std::make_unique<HandlerPool>(static_cast<size_t>(options_.max_threads));
+  services->pool =
+      std::make_unique<HandlerPool>(static_cast<size_t>(options_.max_threads), /*queue=*/false);
+  services->cores = std::make_unique<HandlerPool>(std::max(1u, std::thread::hardware_concurrency()),
+                                                  /*queue=*/true);
   using Inf = v1::Inference::AsyncService;
   using Pol = v1::Policy::AsyncService;
   using Ctl = v1::Control::AsyncService;
-  const Shared shared{frontend_, *services->cq, *services->pool, services->stopping};
+  const Shared shared{frontend_, *services->cq, *services->pool, *services->cores,
+                      services->stopping};
   UnaryCall<Inf, v1::ScoreRequest, v1::ScoreResponse>::Listen(
       shared, {&services->inference, &Inf::RequestScore, Api::kScore, &Frontend::Score});
   UnaryCall<Inf, v1::ScoreBatchRequest, v1::ScoreBatchResponse>::Listen(
@@ -467,6 +507,7 @@ void GrpcApi::Stop() {
   services_->stopping = true;
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   services_->pool->Stop();
+  services_->cores->Stop();
   services_->EndQueue();
   server_.reset();
   services_.reset();

@@ -9,10 +9,12 @@
 //
 // Threads: gRPC's asynchronous API with one completion queue polled by `poll_threads` threads
 // (default 2; with one, the process's only poller of gRPC sockets). Calls
-// that cannot block are served on the polling thread that read them: scores and decisions the model answers inline (DecisionService::ScoresInline) with at
-// most 4 items, orders without a wait, acknowledgements. Calls that may wait (Watch streams,
-// orders with wait_ms, scores for the engine's worker, larger batches) run on up to
-// `max_threads` handler threads; when all are held, such a call is refused with UNAVAILABLE.
+// that cannot block are served on the polling thread that read them: scores and decisions the model
+// answers inline (DecisionService::ScoresInline) with at most 4 items, orders without a wait,
+// acknowledgements. Larger batches the model scores inline queue for as many threads as the machine
+// has cores. Calls that may wait (Watch streams, orders with wait_ms, scores for the engine's
+// worker) run on up to `max_threads` handler threads; when all are held, such a call is refused
+// with UNAVAILABLE.
 //
 // gRPC serves on its own listener: grpc++ owns its sockets and cannot share a port with
 // cpp-httplib (docs/api.md).

@@ -144,4 +144,9 @@ void OrderBook::Shutdown() {
   cv_.notify_all();
 }
 
+bool OrderBook::IsShutdown() {
+  std::lock_guard lock(mu_);
+  return shutdown_;
+}
+
 }  // namespace vigil::api

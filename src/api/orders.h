@@ -46,6 +46,8 @@ class OrderBook {
 
   // Wakes every waiter; Next returns nullopt from then on.
   void Shutdown();
+  // Whether Shutdown() was called (a waiter's nullopt is then final, not a timeout).
+  bool IsShutdown();
 
  private:
   struct Entry {

@@ -2,9 +2,11 @@
 // made at test time with the openssl CLI. The model behind the service counts its calls, so
 // each refusal test also shows that the request never reached it.
 
+#include <absl/synchronization/mutex.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -86,6 +88,8 @@ constexpr const char* kRules = R"Y(
 )Y";
 
 const std::string kKey(48, 's');
+
+v1::ScoreRequest ScoreOf(std::initializer_list<int> calls, uint32_t deadline_ms = 0);
 
 class ServerTest : public ::testing::Test {
  protected:
@@ -185,6 +189,46 @@ class ServerTest : public ::testing::Test {
     return control.Acknowledge(&actx, ack, &st);
   }
 
+  // Teaches the service the model's time (the first score goes to the engine's worker; later
+  // ones are answered on the polling thread), then opens a Watch stream for `host` and reads
+  // an order with `pid` from it: the stream then holds a handler thread (its context lives in
+  // the fixture; Stop ends it). A thread ends its task just after its call's answer is sent,
+  // so a stream opened at once may find the one thread not yet free and be refused: it is
+  // opened again then (the order stays queued for the host). Null, with a failure recorded,
+  // when a step fails.
+  std::unique_ptr<grpc::ClientReader<v1::Order>> HoldAHandlerThread(v1::Inference::Stub& inference,
+                                                                    v1::Control::Stub& control,
+                                                                    const std::string& host,
+                                                                    uint32_t pid) {
+    grpc::ClientContext sctx;
+    v1::ScoreResponse sr;
+    if (auto s = inference.Score(&sctx, ScoreOf({59, 59}), &sr); !s.ok()) {
+      ADD_FAILURE() << "first score: " << s.error_message();
+      return nullptr;
+    }
+    v1::OrderStatus st;
+    if (auto s = Enforce(control, host, "kill", pid, 0, &st); !s.ok()) {
+      ADD_FAILURE() << "enforce: " << s.error_message();
+      return nullptr;
+    }
+    grpc::Status last;
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      held_.push_back(std::make_unique<grpc::ClientContext>());
+      auto stream = Watch(control, *held_.back(), host);
+      v1::Order order;
+      if (stream->Read(&order)) {
+        if (order.pid() == pid) return stream;
+        ADD_FAILURE() << "order for pid " << order.pid() << ", not " << pid;
+        return nullptr;
+      }
+      last = stream->Finish();
+      if (last.error_code() != grpc::StatusCode::UNAVAILABLE) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ADD_FAILURE() << "no order on a Watch stream: " << last.error_message();
+    return nullptr;
+  }
+
   // An operator's order over gRPC (enforce scope), waiting up to `wait_ms` for its end.
   grpc::Status Enforce(v1::Control::Stub& control, const std::string& host,
                        const std::string& action, uint32_t pid, uint32_t wait_ms,
@@ -211,10 +255,11 @@ class ServerTest : public ::testing::Test {
   std::unique_ptr<HttpApi> http_;
   std::unique_ptr<GrpcApi> grpc_;
   int grpc_threads_ = 16;
+  std::vector<std::unique_ptr<grpc::ClientContext>> held_;  // HoldAHandlerThread's streams
   int grpc_pollers_ = 1;
 };
 
-v1::ScoreRequest ScoreOf(std::initializer_list<int> calls, uint32_t deadline_ms = 0) {
+v1::ScoreRequest ScoreOf(std::initializer_list<int> calls, uint32_t deadline_ms) {
   v1::ScoreRequest r;
   r.set_schema_version("vigil.api/v1");
   r.set_subject("sh");
@@ -492,23 +537,10 @@ TEST_F(ServerTest, GrpcEnforceAwaitsAnAcknowledgementSentOverGrpc) {
 TEST_F(ServerTest, GrpcRefusesAWaitingCallWhenEveryHandlerThreadIsHeld) {
   grpc_threads_ = 1;
   Start();
-  // The first score goes to the engine's worker (the model's time is not known yet), on the
-  // handler thread; after it, scores are answered on the polling thread.
   auto inference = v1::Inference::NewStub(Channel(true));
-  {
-    grpc::ClientContext sctx;
-    v1::ScoreResponse sr;
-    ASSERT_TRUE(inference->Score(&sctx, ScoreOf({59, 59}), &sr).ok());
-  }
   auto control = v1::Control::NewStub(Channel(false));
-  grpc::ClientContext first;
-  auto stream = Watch(*control, first, "h3");
-  // An order delivered on the first stream shows it holds the one handler thread.
-  v1::OrderStatus st;
-  ASSERT_TRUE(Enforce(*control, "h3", "kill", 5, 0, &st).ok());
-  v1::Order order;
-  ASSERT_TRUE(stream->Read(&order));
-  EXPECT_EQ(order.pid(), 5u);
+  auto stream = HoldAHandlerThread(*inference, *control, "h3", 5);
+  ASSERT_NE(stream, nullptr);
 
   grpc::ClientContext second;
   second.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
@@ -525,6 +557,107 @@ TEST_F(ServerTest, GrpcRefusesAWaitingCallWhenEveryHandlerThreadIsHeld) {
   EXPECT_TRUE(scored.ok()) << scored.error_message();
   EXPECT_DOUBLE_EQ(sr.result().score(), 0.5);
   // Stop() ends the open stream (TearDown) without the client cancelling it.
+}
+
+// Batches of more than 4 items that the model scores inline are CPU work: they queue for the
+// cores' threads, so with the one handler thread held by a Watch stream, 8 concurrent batches
+// of 16 items are all answered with the model's scores (before, each needed a handler thread
+// and was refused).
+TEST_F(ServerTest, GrpcLargeBatchesQueueForTheCoresWhileHandlerThreadsAreHeld) {
+  grpc_threads_ = 1;
+  Start();
+  auto inference = v1::Inference::NewStub(Channel(true));
+  auto control = v1::Control::NewStub(Channel(false));
+  auto stream = HoldAHandlerThread(*inference, *control, "h7", 8);
+  ASSERT_NE(stream, nullptr);
+
+  v1::ScoreBatchRequest batch;
+  batch.set_schema_version("vigil.api/v1");
+  for (int i = 0; i < 16; ++i) {
+    v1::ScoreRequest* item = batch.add_items();
+    item->set_subject("item" + std::to_string(i));
+    item->set_arch("x86_64");
+    for (int k = 0; k < 4; ++k) item->add_syscalls(k <= i % 4 ? 59 : 1);
+  }
+  std::atomic<int> answered{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 8; ++c) {
+    clients.emplace_back([&] {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      v1::ScoreBatchResponse out;
+      auto s = inference->ScoreBatch(&ctx, batch, &out);
+      EXPECT_TRUE(s.ok()) << s.error_message();
+      if (!s.ok() || out.results_size() != 16) return;
+      for (int i = 0; i < 16; ++i) {
+        EXPECT_DOUBLE_EQ(out.results(i).score(), (i % 4 + 1) / 4.0) << i;
+        EXPECT_FALSE(out.results(i).fallback()) << i;
+      }
+      answered.fetch_add(1);
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(answered.load(), 8);
+}
+
+// The gRPC server turns Abseil's mutex deadlock detection off (grpc_api.cc: a process-wide
+// spin lock and graph walk on every lock of gRPC's). With it on, as Debian's Abseil build has
+// it by default, taking two mutexes in both orders aborts the process; after Start it does not.
+// Takes two mutexes in one order, then in the other, and ends the (death test's) process with
+// 0 without running exit handlers.
+void LockTwoMutexesBothWays() {
+  absl::Mutex a;
+  absl::Mutex b;
+  {
+    absl::MutexLock la(&a);
+    absl::MutexLock lb(&b);
+  }
+  {
+    absl::MutexLock lb(&b);
+    absl::MutexLock la(&a);
+  }
+  _exit(0);
+}
+
+TEST_F(ServerTest, GrpcServerTurnsAbseilDeadlockDetectionOff) {
+  // The child runs this test again from the start in a new process (no fork of gRPC's threads).
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  Start();
+  EXPECT_EXIT(LockTwoMutexesBothWays(), ::testing::ExitedWithCode(0), "");
+}
+
+// Once the order book shuts down (the server is stopping), an open Watch stream ends at once
+// with UNAVAILABLE, before Stop: its handler thread neither waits for Stop nor asks the shut
+// book for orders in a loop, and it is free again for another call.
+TEST_F(ServerTest, WatchStreamEndsWhenTheOrderBookShutsDown) {
+  grpc_threads_ = 1;
+  Start();
+  auto control = v1::Control::NewStub(Channel(false));
+  grpc::ClientContext wctx;
+  wctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  auto reader = Watch(*control, wctx, "h6");
+  v1::OrderStatus st;
+  ASSERT_TRUE(Enforce(*control, "h6", "kill", 6, 0, &st).ok());
+  v1::Order order;
+  ASSERT_TRUE(reader->Read(&order));  // the stream holds the one handler thread
+  const auto t0 = std::chrono::steady_clock::now();
+  orders_.Shutdown();
+  EXPECT_FALSE(reader->Read(&order));
+  grpc::Status s = reader->Finish();
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+  EXPECT_NE(s.error_message().find("server stopping"), std::string::npos) << s.error_message();
+  EXPECT_LT(waited, std::chrono::seconds(1));
+  // The handler thread is free again (it ends its task just after the stream's last status
+  // is sent, so allow it a moment): a call that needs it, an order awaiting its
+  // acknowledgement, is served, not refused for want of a thread.
+  grpc::Status late;
+  for (int i = 0; i < 100; ++i) {
+    late = Enforce(*control, "h6", "kill", 7, 1, &st);
+    if (late.error_code() != grpc::StatusCode::UNAVAILABLE) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(late.ok()) << late.error_message();
 }
 
 // A model too slow for the budget: the gRPC call gets the deadline fallback, on time.
