@@ -2,7 +2,10 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/types.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -58,6 +61,40 @@ size_t SoftFdLimit() {
   return static_cast<size_t>(std::min<rlim_t>(rl.rlim_cur, INT_MAX));
 }
 
+// PIDFD_GET_INFO (Linux 6.13), declared here because the build's kernel headers may predate it:
+// the first version of the structure (64 bytes), whose size the ioctl's number carries.
+struct PidfdInfo {
+  __u64 mask;
+  __u64 cgroupid;
+  __u32 pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+  __u32 spare0[1];
+};
+static_assert(sizeof(PidfdInfo) == 64);
+constexpr unsigned long kPidfdGetInfo = _IOWR(0xFF, 11, PidfdInfo);
+constexpr __u64 kPidfdInfoCreds = 1u << 1;
+constexpr unsigned kPidfdThread = O_EXCL;  // PIDFD_THREAD (Linux 6.9): a pidfd of one thread
+
+int PidfdOpen(int32_t tid) {
+  return static_cast<int>(syscall(SYS_pidfd_open, static_cast<pid_t>(tid), kPidfdThread));
+}
+
+bool PidfdGetInfo(int fd, PidfdInfo* info) {
+  *info = PidfdInfo{};
+  info->mask = kPidfdInfoCreds;
+  return ioctl(fd, kPidfdGetInfo, info) == 0 && info->tgid != 0;
+}
+
+// Whether this kernel gives a thread's pidfd and its PIDFD_GET_INFO (tried on this thread).
+bool PidfdInfoWorks() {
+  const int fd = PidfdOpen(static_cast<int32_t>(gettid()));
+  if (fd < 0) return false;
+  PidfdInfo info;
+  const bool ok = PidfdGetInfo(fd, &info) && info.tgid == static_cast<__u32>(getpid()) &&
+                  info.euid == static_cast<__u32>(geteuid());
+  close(fd);
+  return ok;
+}
+
 }  // namespace
 
 GateContextNeeds GateContextNeeds::Everything(size_t max_ancestors) {
@@ -111,6 +148,7 @@ ProcContextCache::ProcContextCache(Options options) : options_(std::move(options
   options_.capacity = std::max<size_t>(options_.capacity, 16);
   proc_fd_ = open(options_.proc_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   buf_.resize(kReadMax);
+  pidfd_ = options_.pidfd && options_.proc_root == "/proc" && PidfdInfoWorks();
   const int highest = HighestOpenFd();
   const size_t used = static_cast<size_t>(highest + 1);
   const size_t limit = SoftFdLimit();
@@ -134,7 +172,7 @@ ProcContextCache::ProcContextCache(Options options) : options_(std::move(options
 ProcContextCache::~ProcContextCache() {
   for (auto& [tid, e] : entries_) {
     if (e.stat_fd >= 0) close(e.stat_fd);
-    if (e.status_fd >= 0) close(e.status_fd);
+    if (e.info_fd >= 0) close(e.info_fd);
   }
   if (proc_fd_ >= 0) close(proc_fd_);
 }
@@ -149,16 +187,21 @@ int ProcContextCache::OpenAt(int32_t tid, const char* file) {
 int ProcContextCache::OpenKept(int32_t tid, const char* file, const Entry* keep) {
   while (fds_ >= max_fds_ && EvictOne(keep)) {
   }
-  int fd = OpenAt(tid, file);
-  if (fd < 0 && (errno == EMFILE || errno == ENFILE) && EvictOne(keep)) fd = OpenAt(tid, file);
+  auto open_it = [&] {
+    if (file != nullptr) return OpenAt(tid, file);
+    ++stats_.syscalls;
+    return PidfdOpen(tid);
+  };
+  int fd = open_it();
+  if (fd < 0 && (errno == EMFILE || errno == ENFILE) && EvictOne(keep)) fd = open_it();
   if (fd >= 0) ++fds_;
   return fd;
 }
 
 void ProcContextCache::Forget(std::unordered_map<int32_t, Entry>::iterator it) {
-  const size_t held = (it->second.stat_fd >= 0) + (it->second.status_fd >= 0);
+  const size_t held = (it->second.stat_fd >= 0) + (it->second.info_fd >= 0);
   if (it->second.stat_fd >= 0) close(it->second.stat_fd);
-  if (it->second.status_fd >= 0) close(it->second.status_fd);
+  if (it->second.info_fd >= 0) close(it->second.info_fd);
   stats_.syscalls += held;
   fds_ -= held;
   entries_.erase(it);
@@ -176,7 +219,14 @@ bool ProcContextCache::EvictOne(const Entry* keep) {
   return true;
 }
 
-ProcContextCache::Entry* ProcContextCache::Refresh(int32_t tid) {
+void ProcContextCache::CloseUnkept(int fd) {
+  if (fd < 0) return;
+  ++stats_.syscalls;
+  close(fd);
+  --fds_;
+}
+
+ProcContextCache::Entry* ProcContextCache::Refresh(int32_t tid, bool want_info) {
   if (tid <= 0 || proc_fd_ < 0) return nullptr;
   ++stats_.lookups;
   char stat[1024];
@@ -194,18 +244,24 @@ ProcContextCache::Entry* ProcContextCache::Refresh(int32_t tid) {
   if (it == entries_.end()) {
     while (entries_.size() >= options_.capacity && EvictOne(nullptr)) {
     }
+    // A pidfd opened before the stat names the same process when its PIDFD_GET_INFO (later)
+    // succeeds: that process still lived after the stat's open, so the pid was its own then.
+    const int pid_fd = want_info && pidfd_ ? OpenKept(tid, nullptr, nullptr) : -1;
     const int fd = OpenKept(tid, "stat", nullptr);
-    if (fd < 0) return nullptr;
+    if (fd < 0) {
+      CloseUnkept(pid_fd);
+      return nullptr;
+    }
     ++stats_.syscalls;
     n = pread(fd, stat, sizeof stat, 0);
     if (n <= 0) {
-      ++stats_.syscalls;
-      close(fd);
-      --fds_;
+      CloseUnkept(fd);
+      CloseUnkept(pid_fd);
       return nullptr;
     }
     it = entries_.emplace(tid, Entry{}).first;
     it->second.stat_fd = fd;
+    it->second.info_fd = pid_fd;
     ++stats_.new_entries;
   }
   Entry& e = it->second;
@@ -233,11 +289,40 @@ ProcContextCache::Entry* ProcContextCache::Refresh(int32_t tid) {
   return &e;
 }
 
-void ProcContextCache::ReadStatus(int32_t tid, Entry* e) {
-  if (e->status_fd < 0) e->status_fd = OpenKept(tid, "status", e);
-  if (e->status_fd < 0) return;
+void ProcContextCache::ReadInfo(int32_t tid, Entry* e) {
+  if (pidfd_) {
+    ReadPidfdInfo(tid, e);
+  } else {
+    ReadStatus(tid, e);
+  }
+}
+
+void ProcContextCache::ReadPidfdInfo(int32_t tid, Entry* e) {
+  if (e->info_fd < 0) {
+    e->info_fd = OpenKept(tid, nullptr, e);
+    if (e->info_fd < 0) return;
+    // Opened by number after the stat: it names the same process only if that one still lives
+    // now (a live process keeps its pid), which the kept stat descriptor tells.
+    char probe[64];
+    ++stats_.syscalls;
+    if (pread(e->stat_fd, probe, sizeof probe, 0) <= 0) {
+      CloseUnkept(e->info_fd);
+      e->info_fd = -1;
+      return;
+    }
+  }
+  PidfdInfo info;
   ++stats_.syscalls;
-  const ssize_t n = pread(e->status_fd, buf_.data(), buf_.size(), 0);
+  if (!PidfdGetInfo(e->info_fd, &info)) return;  // gone meanwhile: left as it was
+  e->tgid = static_cast<int32_t>(info.tgid);
+  e->euid = info.euid;
+}
+
+void ProcContextCache::ReadStatus(int32_t tid, Entry* e) {
+  if (e->info_fd < 0) e->info_fd = OpenKept(tid, "status", e);
+  if (e->info_fd < 0) return;
+  ++stats_.syscalls;
+  const ssize_t n = pread(e->info_fd, buf_.data(), buf_.size(), 0);
   if (n <= 0) return;
   auto s = enrich::ParseProcStatus(std::string_view(buf_.data(), static_cast<size_t>(n)));
   if (!s.has_value()) return;
@@ -275,10 +360,10 @@ void ProcContextCache::ReadArgv(int32_t tid, Entry* e) {
 
 bool ProcContextCache::Describe(int32_t tid, const GateContextNeeds& needs, bool exec_call,
                                 core::Event* event, policy::EvalInput* in, bool tid_is_tgid) {
-  Entry* self = Refresh(tid);
+  Entry* self = Refresh(tid, needs.uid || !tid_is_tgid);
   if (self == nullptr) return false;
   if (self->tgid == 0 && tid_is_tgid) self->tgid = tid;
-  if (self->tgid == 0 || needs.uid) ReadStatus(tid, self);
+  if (self->tgid == 0 || needs.uid) ReadInfo(tid, self);
   if (self->tgid > 0) event->proc.pid = static_cast<uint32_t>(self->tgid);
   if (needs.uid) event->proc.uid = self->euid;
   event->proc.ppid = static_cast<uint32_t>(self->ppid);
@@ -298,7 +383,7 @@ bool ProcContextCache::Describe(int32_t tid, const GateContextNeeds& needs, bool
   size_t depth = 0;
   int32_t pid = self->ppid;  // `self` may not be used below: Refresh can forget entries
   while (depth < needs.ancestors && pid > 0) {
-    Entry* a = Refresh(pid);
+    Entry* a = Refresh(pid, false);
     if (a == nullptr) break;
     if (depth == in->ancestors.size()) in->ancestors.emplace_back();
     policy::Ancestor& anc = in->ancestors[depth];

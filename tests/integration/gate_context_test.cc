@@ -5,10 +5,13 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -408,6 +411,92 @@ TEST(GateContextTest, ARealExecAndExitAreSeen) {
   }
   EXPECT_EQ(cache.stats().gone, 1u);
 }
+
+// The uid and the thread group as the kernel has them now, whichever way they are read (a pidfd
+// where the kernel gives PIDFD_GET_INFO, else /proc/PID/status): a setuid without an exec is
+// seen at the next call, and a thread is described as its thread group.
+class GateContextInfoTest : public testing::TestWithParam<bool> {};
+
+bool KernelAtLeast(int major, int minor) {
+  utsname u{};
+  int ma = 0, mi = 0;
+  if (uname(&u) != 0 || std::sscanf(u.release, "%d.%d", &ma, &mi) != 2) return false;
+  return ma > major || (ma == major && mi >= minor);
+}
+
+TEST_P(GateContextInfoTest, UidFollowsSetuidAndAThreadIsItsThreadGroup) {
+  ProcContextCache::Options o;
+  o.pidfd = GetParam();
+  ProcContextCache cache(o);
+  if (o.pidfd && !KernelAtLeast(6, 13)) {
+    GTEST_SKIP() << "this kernel has no PIDFD_GET_INFO (Linux 6.13)";
+  }
+  ASSERT_EQ(cache.uses_pidfd(), o.pidfd);
+
+  // A thread of this process: described as the process.
+  std::atomic<pid_t> tid{0};
+  std::atomic<bool> done{false};
+  std::thread t([&] {
+    tid = gettid();
+    while (!done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
+  ASSERT_TRUE(WaitFor([&] { return tid.load() != 0; }));
+  GateContextNeeds uid;
+  uid.uid = true;
+  Described d = Describe(&cache, tid.load(), uid);
+  done = true;
+  t.join();
+  ASSERT_TRUE(d.ok);
+  EXPECT_EQ(d.event.proc.pid, static_cast<uint32_t>(getpid()));
+  EXPECT_EQ(d.event.proc.uid, geteuid());
+
+  if (geteuid() != 0) GTEST_SKIP() << "changing a process's uid needs root";
+  // A child that, told to, changes its effective uid (no exec: the stat stays the same).
+  int go[2], ready[2];
+  ASSERT_EQ(pipe(go), 0);
+  ASSERT_EQ(pipe(ready), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    char c = 0;
+    if (read(go[0], &c, 1) != 1 || setresuid(65534, 65534, 0) != 0) _exit(1);
+    if (write(ready[1], "r", 1) != 1) _exit(1);
+    pause();
+    _exit(0);
+  }
+  close(go[0]);
+  close(ready[1]);
+  d = Describe(&cache, child, uid);
+  ASSERT_TRUE(d.ok);
+  EXPECT_EQ(d.event.proc.pid, static_cast<uint32_t>(child));
+  EXPECT_EQ(d.event.proc.uid, 0u);
+  const uint64_t before = cache.stats().syscalls;
+  d = Describe(&cache, child, uid);
+  EXPECT_EQ(cache.stats().syscalls - before, 2u) << "the kept stat, and the uid";
+  char c = 0;
+  ASSERT_EQ(write(go[1], "g", 1), 1);
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  d = Describe(&cache, child, uid);
+  ASSERT_TRUE(d.ok);
+  EXPECT_EQ(d.event.proc.uid, 65534u) << "a setuid without an exec is seen at the next call";
+  EXPECT_EQ(cache.stats().new_entries, 2u) << "the thread, the child";
+
+  // Gone: nothing described, and no uid of a process that may have taken its pid since.
+  kill(child, SIGKILL);
+  ASSERT_EQ(waitpid(child, nullptr, 0), child);
+  close(go[1]);
+  close(ready[0]);
+  d = Describe(&cache, child, uid);
+  if (d.ok) {
+    EXPECT_NE(d.event.proc.uid, 65534u) << "a reused pid described with the dead process's uid";
+  }
+  EXPECT_EQ(cache.stats().gone, 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(PidfdOrStatus, GateContextInfoTest, testing::Bool(),
+                         [](const testing::TestParamInfo<bool>& p) {
+                           return p.param ? "Pidfd" : "ProcStatus";
+                         });
 
 }  // namespace
 }  // namespace vigil::app
