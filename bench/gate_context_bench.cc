@@ -3,9 +3,11 @@
 // forked, then this program), all kept in the cache as they are when a gate sees the same
 // process again. Each iteration is one Describe of the leaf. Arguments: what is read (0: the
 // name and parent only, 1: also the uid, 2: everything the "whole context" rules read: argv,
-// uid, eight ancestors' names and executables, the parent's argv), and whether the uid and thread
-// group come from a pidfd (1) or /proc/PID/status (0). Built by name (`--target
-// gate_context_bench`); docs/benchmarks.md, "Gates".
+// uid, eight ancestors' names and executables, the parent's argv; 3: as 2, but the executables
+// of two ancestors only, as `falco_rules.yaml` reads them: proc.aname up to 8, proc.aexepath[2]),
+// and whether pidfds are used (1: the uid and thread group from PIDFD_GET_INFO, ancestors read by
+// name alone kept as pidfd and comm) or not (0: /proc/PID/status and every ancestor's stat).
+// Built by name (`--target gate_context_bench`); docs/benchmarks.md, "Gates".
 
 #include <signal.h>
 #include <sys/prctl.h>
@@ -59,6 +61,7 @@ void BM_Describe(benchmark::State& state) {
   vigil::app::GateContextNeeds needs;
   if (state.range(0) >= 1) needs.uid = true;
   if (state.range(0) >= 2) needs = vigil::app::GateContextNeeds::Everything(8);
+  if (state.range(0) == 3) needs.ancestor_exe = 2;  // as Falco's stable rules read them
   vigil::app::ProcContextCache::Options o;
   o.pidfd = state.range(1) != 0;
   vigil::app::ProcContextCache cache(o);
@@ -83,7 +86,7 @@ void BM_Describe(benchmark::State& state) {
 }
 BENCHMARK(BM_Describe)
     ->ArgNames({"reads", "pidfd"})
-    ->ArgsProduct({{0, 1, 2}, {0, 1}})
+    ->ArgsProduct({{0, 1, 2, 3}, {0, 1}})
     ->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -99,14 +99,17 @@ bool PidfdInfoWorks() {
 
 GateContextNeeds GateContextNeeds::Everything(size_t max_ancestors) {
   GateContextNeeds n;
-  n.exe = n.argv = n.uid = n.ancestor_exe = n.parent_argv = true;
-  n.ancestors = max_ancestors;
+  n.exe = n.argv = n.uid = n.parent_argv = true;
+  n.ancestors = n.ancestor_exe = max_ancestors;
   return n;
 }
 
 GateContextNeeds NeedsOfRules(const policy::RuleSet& rules, size_t max_ancestors) {
   GateContextNeeds n;
   auto depth = [&](size_t d) { n.ancestors = std::max(n.ancestors, std::min(d, max_ancestors)); };
+  auto exe_depth = [&](size_t d) {
+    n.ancestor_exe = std::max(n.ancestor_exe, std::min(d, max_ancestors));
+  };
   for (const policy::FieldUse& f : rules.UsedFields()) {
     const std::string_view name = f.name;
     if (name == "proc.exepath") {
@@ -121,10 +124,11 @@ GateContextNeeds NeedsOfRules(const policy::RuleSet& rules, size_t max_ancestors
       depth(1);
     } else if (name == "proc.pexepath") {
       depth(1);
-      n.ancestor_exe = true;
+      exe_depth(1);
     } else if (name == "proc.pexe") {
       depth(1);
-      n.ancestor_exe = n.parent_argv = true;
+      exe_depth(1);
+      n.parent_argv = true;
     } else if (name == "proc.pcmdline") {
       depth(1);
       n.parent_argv = true;
@@ -134,11 +138,12 @@ GateContextNeeds NeedsOfRules(const policy::RuleSet& rules, size_t max_ancestors
         n.exe = n.exe || exe;  // the process itself
         continue;
       }
-      depth(f.index < 0 ? max_ancestors : static_cast<size_t>(f.index));
-      n.ancestor_exe = n.ancestor_exe || exe;
+      const size_t d = f.index < 0 ? max_ancestors : static_cast<size_t>(f.index);
+      depth(d);
+      if (exe) exe_depth(d);
     }
   }
-  if (n.ancestors == 0) n.ancestor_exe = n.parent_argv = false;
+  if (n.ancestors == 0) n.parent_argv = false;
   return n;
 }
 
@@ -174,6 +179,10 @@ ProcContextCache::~ProcContextCache() {
     if (e.stat_fd >= 0) close(e.stat_fd);
     if (e.info_fd >= 0) close(e.info_fd);
   }
+  for (auto& [pid, e] : named_) {
+    close(e.pid_fd);
+    close(e.comm_fd);
+  }
   if (proc_fd_ >= 0) close(proc_fd_);
 }
 
@@ -207,16 +216,91 @@ void ProcContextCache::Forget(std::unordered_map<int32_t, Entry>::iterator it) {
   entries_.erase(it);
 }
 
+void ProcContextCache::ForgetNamed(std::unordered_map<int32_t, Named>::iterator it) {
+  close(it->second.pid_fd);
+  close(it->second.comm_fd);
+  stats_.syscalls += 2;
+  fds_ -= 2;
+  named_.erase(it);
+}
+
 bool ProcContextCache::EvictOne(const Entry* keep) {
   auto oldest = entries_.end();
   for (auto it = entries_.begin(); it != entries_.end(); ++it) {
     if (&it->second == keep) continue;
     if (oldest == entries_.end() || it->second.used < oldest->second.used) oldest = it;
   }
-  if (oldest == entries_.end()) return false;
-  Forget(oldest);
+  auto oldest_named = named_.end();
+  for (auto it = named_.begin(); it != named_.end(); ++it) {
+    if (oldest_named == named_.end() || it->second.used < oldest_named->second.used) {
+      oldest_named = it;
+    }
+  }
+  if (oldest_named != named_.end() &&
+      (oldest == entries_.end() || oldest_named->second.used < oldest->second.used)) {
+    ForgetNamed(oldest_named);
+  } else if (oldest != entries_.end()) {
+    Forget(oldest);
+  } else {
+    return false;
+  }
   ++stats_.evicted;
   return true;
+}
+
+ProcContextCache::Named* ProcContextCache::RefreshNamed(int32_t pid) {
+  if (pid <= 0 || proc_fd_ < 0 || !pidfd_) return nullptr;
+  ++stats_.lookups;
+  PidfdInfo info;
+  auto it = named_.find(pid);
+  if (it != named_.end()) {
+    ++stats_.syscalls;
+    if (!PidfdGetInfo(it->second.pid_fd, &info)) {  // gone; the pid may be another's now
+      ++stats_.gone;
+      ForgetNamed(it);
+      it = named_.end();
+    }
+  }
+  if (it == named_.end()) {
+    while (size() >= options_.capacity && EvictOne(nullptr)) {
+    }
+    int pid_fd = -1;
+    const int comm_fd = OpenAfterPidfd(pid, "comm", true, &pid_fd);
+    if (comm_fd < 0) return nullptr;
+    ++stats_.syscalls;
+    if (pid_fd < 0 || !PidfdGetInfo(pid_fd, &info)) {
+      CloseUnkept(comm_fd);
+      CloseUnkept(pid_fd);
+      return nullptr;
+    }
+    it = named_.emplace(pid, Named{}).first;
+    it->second.pid_fd = pid_fd;
+    it->second.comm_fd = comm_fd;
+    ++stats_.new_entries;
+  }
+  Named& e = it->second;
+  char comm[64];
+  ++stats_.syscalls;
+  ssize_t n = pread(e.comm_fd, comm, sizeof comm, 0);
+  if (n <= 0) {  // gone since the ioctl
+    ForgetNamed(it);
+    return nullptr;
+  }
+  if (comm[n - 1] == '\n') --n;
+  e.comm.assign(comm, static_cast<size_t>(n));
+  e.ppid = static_cast<int32_t>(info.ppid);
+  e.used = ++clock_;
+  return &e;
+}
+
+int ProcContextCache::OpenAfterPidfd(int32_t pid, const char* file, bool with_pidfd, int* pid_fd) {
+  *pid_fd = with_pidfd ? OpenKept(pid, nullptr, nullptr) : -1;
+  const int fd = OpenKept(pid, file, nullptr);
+  if (fd < 0) {
+    CloseUnkept(*pid_fd);
+    *pid_fd = -1;
+  }
+  return fd;
 }
 
 void ProcContextCache::CloseUnkept(int fd) {
@@ -242,16 +326,11 @@ ProcContextCache::Entry* ProcContextCache::Refresh(int32_t tid, bool want_info) 
     }
   }
   if (it == entries_.end()) {
-    while (entries_.size() >= options_.capacity && EvictOne(nullptr)) {
+    while (size() >= options_.capacity && EvictOne(nullptr)) {
     }
-    // A pidfd opened before the stat names the same process when its PIDFD_GET_INFO (later)
-    // succeeds: that process still lived after the stat's open, so the pid was its own then.
-    const int pid_fd = want_info && pidfd_ ? OpenKept(tid, nullptr, nullptr) : -1;
-    const int fd = OpenKept(tid, "stat", nullptr);
-    if (fd < 0) {
-      CloseUnkept(pid_fd);
-      return nullptr;
-    }
+    int pid_fd = -1;
+    const int fd = OpenAfterPidfd(tid, "stat", want_info && pidfd_, &pid_fd);
+    if (fd < 0) return nullptr;
     ++stats_.syscalls;
     n = pread(fd, stat, sizeof stat, 0);
     if (n <= 0) {
@@ -313,7 +392,16 @@ void ProcContextCache::ReadPidfdInfo(int32_t tid, Entry* e) {
   }
   PidfdInfo info;
   ++stats_.syscalls;
-  if (!PidfdGetInfo(e->info_fd, &info)) return;  // gone meanwhile: left as it was
+  if (!PidfdGetInfo(e->info_fd, &info)) {
+    // Gone meanwhile, or a process whose parent this pid namespace does not show (the kernel
+    // then refuses the info): status tells, once.
+    const int fd = OpenAt(tid, "status");
+    if (fd < 0) return;
+    ReadStatusFrom(fd, e);
+    ++stats_.syscalls;
+    close(fd);
+    return;
+  }
   e->tgid = static_cast<int32_t>(info.tgid);
   e->euid = info.euid;
 }
@@ -321,8 +409,12 @@ void ProcContextCache::ReadPidfdInfo(int32_t tid, Entry* e) {
 void ProcContextCache::ReadStatus(int32_t tid, Entry* e) {
   if (e->info_fd < 0) e->info_fd = OpenKept(tid, "status", e);
   if (e->info_fd < 0) return;
+  ReadStatusFrom(e->info_fd, e);
+}
+
+void ProcContextCache::ReadStatusFrom(int fd, Entry* e) {
   ++stats_.syscalls;
-  const ssize_t n = pread(e->info_fd, buf_.data(), buf_.size(), 0);
+  const ssize_t n = pread(fd, buf_.data(), buf_.size(), 0);
   if (n <= 0) return;
   auto s = enrich::ParseProcStatus(std::string_view(buf_.data(), static_cast<size_t>(n)));
   if (!s.has_value()) return;
@@ -383,18 +475,32 @@ bool ProcContextCache::Describe(int32_t tid, const GateContextNeeds& needs, bool
   size_t depth = 0;
   int32_t pid = self->ppid;  // `self` may not be used below: Refresh can forget entries
   while (depth < needs.ancestors && pid > 0) {
+    const bool exe = depth < needs.ancestor_exe;
+    const bool argv = depth == 0 && needs.parent_argv;
+    if (!exe && !argv && pidfd_) {  // the name and parent alone (see the header)
+      if (const Named* a = RefreshNamed(pid)) {
+        if (depth == in->ancestors.size()) in->ancestors.emplace_back();
+        policy::Ancestor& anc = in->ancestors[depth];
+        anc.name.assign(a->comm);
+        anc.exe.clear();
+        anc.argv.clear();
+        pid = a->ppid;
+        ++depth;
+        continue;
+      }  // else gone, or its info refused: the stat says which
+    }
     Entry* a = Refresh(pid, false);
     if (a == nullptr) break;
     if (depth == in->ancestors.size()) in->ancestors.emplace_back();
     policy::Ancestor& anc = in->ancestors[depth];
     anc.name.assign(a->comm);
-    if (needs.ancestor_exe) {
+    if (exe) {
       if (!a->have_exe || !a->trusted) ReadExe(pid, a);
       anc.exe.assign(a->exe);
     } else {
       anc.exe.clear();
     }
-    if (depth == 0 && needs.parent_argv) {
+    if (argv) {
       if (!a->have_argv || !a->trusted) ReadArgv(pid, a);
       anc.argv = a->argv;
     } else {

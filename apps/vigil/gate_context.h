@@ -16,13 +16,18 @@
 //    change of these makes the executable and argv be read again.
 // Always fresh: the name (comm), the parent (ppid, so reparenting is seen) and, when asked for,
 // the effective uid (setuid() changes it without an exec). The uid and the thread group come from
-// a pidfd (PIDFD_GET_INFO, Linux 6.13+: one ioctl, a tenth of the cost of reading
+// a pidfd (PIDFD_GET_INFO, Linux 6.13+: one ioctl, a sixth of the cost of reading
 // /proc/PID/status, which is the fallback on older kernels and for a proc_root other than
 // /proc). Kept until the next exec: the executable path and argv, as Falco keeps them from the
 // execve (a process that rewrites its own argv memory later, as some daemons do to retitle
 // themselves, keeps its argv at exec).
 // A process whose stat does not show its memory layout (a kernel thread, a zombie, or a reader
 // without ptrace access to it) is read afresh at every call.
+// An ancestor of which only the name (and parent) is read, no executable or argv, needs no exec
+// fingerprint: with pidfds (uses_pidfd()) it is kept as a pidfd, whose PIDFD_GET_INFO gives its
+// parent and fails once it is gone, and a descriptor on /proc/PID/comm, read at every call: two
+// system calls costing less than one read of /proc/PID/stat, which formats some fifty fields
+// (docs/gates.md, "What a gated call costs").
 //
 // Descriptors. Each kept process holds one descriptor (two when its uid is read), and a gate
 // that holds execs sees a new process at every call, so the cache holds at most a fixed number
@@ -55,7 +60,9 @@ struct GateContextNeeds {
   bool argv = false;          // the caller's argv (proc.args, proc.cmdline, proc.exe)
   bool uid = false;           // the caller's effective uid (user.uid, user.name), read every call
   size_t ancestors = 0;       // how many ancestors, parent first
-  bool ancestor_exe = false;  // their executable paths (proc.pexepath, proc.pexe, proc.aexepath)
+  // How many of them (parent first) have their executable paths read (proc.pexepath, proc.pexe:
+  // 1; proc.aexepath[N]: N; proc.aexepath: all).
+  size_t ancestor_exe = 0;
   bool parent_argv = false;   // the parent's argv (proc.pexe, proc.pcmdline)
 
   static GateContextNeeds Everything(size_t max_ancestors);
@@ -70,8 +77,8 @@ class ProcContextCache {
  public:
   struct Options {
     std::string proc_root = "/proc";
-    // Processes kept (each holds a descriptor, two when its uid is read); at least 16. The least
-    // recently used is forgotten first.
+    // Processes kept (each holds a descriptor, two when its uid is read or when it is kept by
+    // name, see above); at least 16. The least recently used is forgotten first.
     size_t capacity = 512;
     // Descriptors the kept processes may hold in all; at least 4. 0: 2 × capacity, but no more
     // than a quarter of the descriptors RLIMIT_NOFILE leaves free when the cache is made.
@@ -107,7 +114,7 @@ class ProcContextCache {
     uint64_t evicted = 0;      // processes forgotten to make room (capacity or descriptors)
   };
   const Stats& stats() const { return stats_; }
-  size_t size() const { return entries_.size(); }
+  size_t size() const { return entries_.size() + named_.size(); }
   // Descriptors the kept processes hold now, and at most.
   size_t fds() const { return fds_; }
   // The uid and thread group are read through a pidfd (else from /proc/PID/status).
@@ -134,14 +141,32 @@ class ProcContextCache {
   // The entry of `tid`, with its stat read now; nullptr when the thread is gone. `want_info`:
   // its uid or thread group will be read (a new entry then opens its pidfd first).
   Entry* Refresh(int32_t tid, bool want_info);
-  // Closes a descriptor OpenKept gave that no entry holds.
+  // Opens /proc/PID/FILE to be kept and, first when `with_pidfd`, a pidfd of `pid` into *pid_fd
+  // (-1 when not asked for or not opened). A pidfd opened first names the same process as the
+  // file when its PIDFD_GET_INFO succeeds later: its process still lived after the file's open,
+  // so the pid was its own then. Returns the file's descriptor; -1, with nothing left open, when
+  // the file cannot be opened.
+  int OpenAfterPidfd(int32_t pid, const char* file, bool with_pidfd, int* pid_fd);
+  // Closes a descriptor OpenKept gave that no entry holds (nothing for -1).
   void CloseUnkept(int fd);
   void Forget(std::unordered_map<int32_t, Entry>::iterator it);
+  // An ancestor of which only the name and parent are read (uses_pidfd()).
+  struct Named {
+    int pid_fd = -1;
+    int comm_fd = -1;
+    int32_t ppid = 0;
+    std::string comm;
+    uint64_t used = 0;
+  };
+  // The entry of `pid` with its parent and name read now; nullptr when it is gone.
+  Named* RefreshNamed(int32_t pid);
+  void ForgetNamed(std::unordered_map<int32_t, Named>::iterator it);
   // Forgets the least recently used process other than `keep`; false when there is none.
   bool EvictOne(const Entry* keep);
   // The uid and thread group of `e` (`tid`), through its info_fd (opened the first time).
   void ReadInfo(int32_t tid, Entry* e);
   void ReadStatus(int32_t tid, Entry* e);
+  void ReadStatusFrom(int fd, Entry* e);
   void ReadPidfdInfo(int32_t tid, Entry* e);
   void ReadExe(int32_t tid, Entry* e);
   void ReadArgv(int32_t tid, Entry* e);
@@ -158,6 +183,7 @@ class ProcContextCache {
   bool pidfd_ = false;
   uint64_t clock_ = 0;
   std::unordered_map<int32_t, Entry> entries_;
+  std::unordered_map<int32_t, Named> named_;
   std::string buf_;  // cmdline and status reads
   Stats stats_;
 };

@@ -5,11 +5,13 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -56,6 +58,13 @@ TEST(GateContextNeedsTest, OnlyWhatTheRulesRead) {
   n = NeedsOfRules(Rules("user.name = root and proc.cmdline contains x"), 8);
   EXPECT_TRUE(n.uid && n.argv);
   EXPECT_FALSE(n.exe);
+  n = NeedsOfRules(Rules("proc.aname[6] = sshd and proc.pexepath = /bin/sh"), 8);
+  EXPECT_EQ(n.ancestors, 6u);
+  EXPECT_EQ(n.ancestor_exe, 1u) << "the executable of the parent alone";
+  n = NeedsOfRules(Rules("proc.aexepath[2] = /bin/sh and proc.aname = x"), 8);
+  EXPECT_EQ(n.ancestors, 8u);
+  EXPECT_EQ(n.ancestor_exe, 2u);
+  EXPECT_EQ(NeedsOfRules(Rules("proc.aexepath = /bin/sh"), 8).ancestor_exe, 8u);
   n = NeedsOfRules(Rules("proc.aexepath[0] = /bin/sh"), 8);
   EXPECT_TRUE(n.exe);
   EXPECT_EQ(n.ancestors, 0u);
@@ -491,6 +500,91 @@ TEST_P(GateContextInfoTest, UidFollowsSetuidAndAThreadIsItsThreadGroup) {
     EXPECT_NE(d.event.proc.uid, 65534u) << "a reused pid described with the dead process's uid";
   }
   EXPECT_EQ(cache.stats().gone, 1u);
+}
+
+// An ancestor of which only the name is read is kept by pidfd and /proc/PID/comm (where the
+// kernel gives PIDFD_GET_INFO): a rename and a reparenting are seen at the next call, the
+// ancestors whose executable is read are still read through their stat.
+TEST(GateContextTest, AncestorsReadByNameFollowRenamesAndReparenting) {
+  ProcContextCache cache;
+  if (!KernelAtLeast(6, 13)) GTEST_SKIP() << "this kernel has no PIDFD_GET_INFO (Linux 6.13)";
+  ASSERT_TRUE(cache.uses_pidfd());
+  // This process -> middle -> leaf. The middle renames itself or exits when told to.
+  int cmd[2], leaf_pid[2];
+  ASSERT_EQ(pipe(cmd), 0);
+  ASSERT_EQ(pipe(leaf_pid), 0);
+  const pid_t middle = fork();
+  ASSERT_GE(middle, 0);
+  if (middle == 0) {
+    prctl(PR_SET_NAME, "middle");
+    const pid_t leaf = fork();
+    if (leaf == 0) {
+      prctl(PR_SET_NAME, "leaf");
+      while (true) pause();
+    }
+    if (write(leaf_pid[1], &leaf, sizeof leaf) != sizeof leaf) _exit(1);
+    char c = 0;
+    while (read(cmd[0], &c, 1) == 1) {
+      if (c == 'r') prctl(PR_SET_NAME, "renamed");
+      if (c == 'x') _exit(0);
+      if (write(leaf_pid[1], &c, 1) != 1) _exit(1);
+    }
+    _exit(0);
+  }
+  pid_t leaf = 0;
+  ASSERT_EQ(read(leaf_pid[0], &leaf, sizeof leaf), static_cast<ssize_t>(sizeof leaf));
+  auto tell = [&](char c) {
+    ASSERT_EQ(write(cmd[1], &c, 1), 1);
+    if (c != 'x') {
+      ASSERT_EQ(read(leaf_pid[0], &c, 1), 1);
+    }
+  };
+  GateContextNeeds needs;
+  needs.ancestors = 3;
+  needs.ancestor_exe = 1;  // the parent's executable; the two above it by name
+  Described d = Describe(&cache, leaf, needs);
+  ASSERT_TRUE(d.ok);
+  ASSERT_EQ(d.in.ancestors.size(), 3u);
+  EXPECT_EQ(d.in.ancestors[0].name, "middle");
+  EXPECT_EQ(d.in.ancestors[0].exe, fs::canonical("/proc/self/exe").string());
+  EXPECT_EQ(d.in.ancestors[1].name, std::string(program_invocation_short_name).substr(0, 15));
+  EXPECT_TRUE(d.in.ancestors[1].exe.empty()) << "not asked for";
+  uint64_t before = cache.stats().syscalls;
+  d = Describe(&cache, leaf, needs);
+  EXPECT_EQ(cache.stats().syscalls - before, 1u + 1u + 2u + 2u)
+      << "the leaf's and the parent's stat, and for each ancestor by name its pidfd and comm";
+
+  GateContextNeeds names;  // by name alone, the parent too
+  names.ancestors = 2;
+  d = Describe(&cache, leaf, names);
+  ASSERT_EQ(d.in.ancestors.size(), 2u);
+  EXPECT_EQ(d.in.ancestors[0].name, "middle");
+
+  tell('r');
+  d = Describe(&cache, leaf, needs);
+  ASSERT_EQ(d.in.ancestors.size(), 3u);
+  EXPECT_EQ(d.in.ancestors[0].name, "renamed");
+
+  // Kept by name, the renamed parent is seen too.
+  before = cache.stats().new_entries;
+  d = Describe(&cache, leaf, names);
+  EXPECT_EQ(cache.stats().new_entries, before) << "kept, and read again";
+  ASSERT_EQ(d.in.ancestors.size(), 2u);
+  EXPECT_EQ(d.in.ancestors[0].name, "renamed");
+  EXPECT_EQ(d.in.ancestors[1].name, std::string(program_invocation_short_name).substr(0, 15));
+
+  // The parent exits: the leaf is reparented (to init or a subreaper), and described so.
+  tell('x');
+  ASSERT_EQ(waitpid(middle, nullptr, 0), middle);
+  ASSERT_TRUE(WaitFor([&] {
+    Described now = Describe(&cache, leaf, names);
+    return now.ok && now.event.proc.ppid != static_cast<uint32_t>(middle);
+  }));
+  d = Describe(&cache, leaf, names);
+  ASSERT_FALSE(d.in.ancestors.empty());
+  EXPECT_NE(d.in.ancestors[0].name, "renamed");
+  kill(leaf, SIGKILL);  // reaped by its new parent
+  for (int fd : {cmd[0], cmd[1], leaf_pid[0], leaf_pid[1]}) close(fd);
 }
 
 INSTANTIATE_TEST_SUITE_P(PidfdOrStatus, GateContextInfoTest, testing::Bool(),
