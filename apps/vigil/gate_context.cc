@@ -394,11 +394,13 @@ void ProcContextCache::ReadPidfdInfo(int32_t tid, Entry* e) {
   ++stats_.syscalls;
   if (!PidfdGetInfo(e->info_fd, &info)) {
     // Gone meanwhile, or a process whose parent this pid namespace does not show (the kernel
-    // then refuses the info): status tells, once.
+    // then refuses the info): status tells, once, when it is the kept process's (it still lives
+    // after the open: the kept stat reads).
     const int fd = OpenAt(tid, "status");
     if (fd < 0) return;
-    ReadStatusFrom(fd, e);
-    ++stats_.syscalls;
+    char probe[64];
+    stats_.syscalls += 2;
+    if (pread(e->stat_fd, probe, sizeof probe, 0) > 0) ReadStatusFrom(fd, e);
     close(fd);
     return;
   }
