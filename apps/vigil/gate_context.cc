@@ -289,6 +289,8 @@ ProcContextCache::Named* ProcContextCache::RefreshNamed(int32_t pid) {
   if (comm[n - 1] == '\n') --n;
   e.comm.assign(comm, static_cast<size_t>(n));
   e.ppid = static_cast<int32_t>(info.ppid);
+  e.tgid = static_cast<int32_t>(info.tgid);
+  e.euid = info.euid;
   e.used = ++clock_;
   return &e;
 }
@@ -454,28 +456,23 @@ void ProcContextCache::ReadArgv(int32_t tid, Entry* e) {
 
 bool ProcContextCache::Describe(int32_t tid, const GateContextNeeds& needs, bool exec_call,
                                 core::Event* event, policy::EvalInput* in, bool tid_is_tgid) {
-  Entry* self = Refresh(tid, needs.uid || !tid_is_tgid);
-  if (self == nullptr) return false;
-  if (self->tgid == 0 && tid_is_tgid) self->tgid = tid;
-  if (self->tgid == 0 || needs.uid) ReadInfo(tid, self);
-  if (self->tgid > 0) event->proc.pid = static_cast<uint32_t>(self->tgid);
-  if (needs.uid) event->proc.uid = self->euid;
-  event->proc.ppid = static_cast<uint32_t>(self->ppid);
-  event->proc.comm.assign(self->comm);
-  if (!exec_call) {
-    if (needs.exe) {
-      if (!self->have_exe || !self->trusted) ReadExe(tid, self);
-      event->proc.exe.assign(self->exe);
-    }
-    if (needs.argv) {
-      if (!self->have_argv || !self->trusted) ReadArgv(tid, self);
-      in->argv = self->argv;
-    } else {
-      in->argv.clear();
-    }
+  // A caller whose executable and argv are not read is described as an ancestor read by name
+  // is, its thread group and uid coming from the same PIDFD_GET_INFO (see the header).
+  const Named* named =
+      pidfd_ && (exec_call || (!needs.exe && !needs.argv)) ? RefreshNamed(tid) : nullptr;
+  int32_t parent = 0;
+  if (named != nullptr) {
+    event->proc.pid = static_cast<uint32_t>(named->tgid);
+    if (needs.uid) event->proc.uid = named->euid;
+    event->proc.ppid = static_cast<uint32_t>(named->ppid);
+    event->proc.comm.assign(named->comm);
+    if (!exec_call) in->argv.clear();
+    parent = named->ppid;
+  } else if (!DescribeKept(tid, needs, exec_call, event, in, tid_is_tgid, &parent)) {
+    return false;
   }
   size_t depth = 0;
-  int32_t pid = self->ppid;  // `self` may not be used below: Refresh can forget entries
+  int32_t pid = parent;  // no entry may be used below: refreshing one can forget others
   while (depth < needs.ancestors && pid > 0) {
     const bool exe = depth < needs.ancestor_exe;
     const bool argv = depth == 0 && needs.parent_argv;
@@ -512,6 +509,33 @@ bool ProcContextCache::Describe(int32_t tid, const GateContextNeeds& needs, bool
     ++depth;
   }
   in->ancestors.resize(depth);
+  return true;
+}
+
+bool ProcContextCache::DescribeKept(int32_t tid, const GateContextNeeds& needs, bool exec_call,
+                                    core::Event* event, policy::EvalInput* in, bool tid_is_tgid,
+                                    int32_t* parent) {
+  Entry* self = Refresh(tid, needs.uid || !tid_is_tgid);
+  if (self == nullptr) return false;
+  if (self->tgid == 0 && tid_is_tgid) self->tgid = tid;
+  if (self->tgid == 0 || needs.uid) ReadInfo(tid, self);
+  if (self->tgid > 0) event->proc.pid = static_cast<uint32_t>(self->tgid);
+  if (needs.uid) event->proc.uid = self->euid;
+  event->proc.ppid = static_cast<uint32_t>(self->ppid);
+  event->proc.comm.assign(self->comm);
+  if (!exec_call) {
+    if (needs.exe) {
+      if (!self->have_exe || !self->trusted) ReadExe(tid, self);
+      event->proc.exe.assign(self->exe);
+    }
+    if (needs.argv) {
+      if (!self->have_argv || !self->trusted) ReadArgv(tid, self);
+      in->argv = self->argv;
+    } else {
+      in->argv.clear();
+    }
+  }
+  *parent = self->ppid;
   return true;
 }
 

@@ -27,7 +27,8 @@
 // fingerprint: with pidfds (uses_pidfd()) it is kept as a pidfd, whose PIDFD_GET_INFO gives its
 // parent and fails once it is gone, and a descriptor on /proc/PID/comm, read at every call: two
 // system calls costing less than one read of /proc/PID/stat, which formats some fifty fields
-// (docs/gates.md, "What a gated call costs").
+// (docs/gates.md, "What a gated call costs"). So is a caller whose executable and argv are not
+// read (an exec's caller never has them read), its thread group and uid from the same ioctl.
 //
 // Descriptors. Each kept process holds one descriptor (two when its uid is read), and a gate
 // that holds execs sees a new process at every call, so the cache holds at most a fixed number
@@ -138,6 +139,9 @@ class ProcContextCache {
     std::vector<std::string> argv;
     uint64_t used = 0;
   };
+  // Describe's caller through its kept stat (Entry); *parent: its parent. False when it is gone.
+  bool DescribeKept(int32_t tid, const GateContextNeeds& needs, bool exec_call,
+                    core::Event* event, policy::EvalInput* in, bool tid_is_tgid, int32_t* parent);
   // The entry of `tid`, with its stat read now; nullptr when the thread is gone. `want_info`:
   // its uid or thread group will be read (a new entry then opens its pidfd first).
   Entry* Refresh(int32_t tid, bool want_info);
@@ -150,11 +154,14 @@ class ProcContextCache {
   // Closes a descriptor OpenKept gave that no entry holds (nothing for -1).
   void CloseUnkept(int fd);
   void Forget(std::unordered_map<int32_t, Entry>::iterator it);
-  // An ancestor of which only the name and parent are read (uses_pidfd()).
+  // A process of which only the name, parent, thread group and uid are read (uses_pidfd()): an
+  // ancestor read by name, or a caller whose executable and argv are not read.
   struct Named {
     int pid_fd = -1;
     int comm_fd = -1;
     int32_t ppid = 0;
+    int32_t tgid = 0;
+    uint32_t euid = 0;
     std::string comm;
     uint64_t used = 0;
   };

@@ -551,8 +551,9 @@ TEST(GateContextTest, AncestorsReadByNameFollowRenamesAndReparenting) {
   EXPECT_TRUE(d.in.ancestors[1].exe.empty()) << "not asked for";
   uint64_t before = cache.stats().syscalls;
   d = Describe(&cache, leaf, needs);
-  EXPECT_EQ(cache.stats().syscalls - before, 1u + 1u + 2u + 2u)
-      << "the leaf's and the parent's stat, and for each ancestor by name its pidfd and comm";
+  EXPECT_EQ(cache.stats().syscalls - before, 2u + 1u + 2u + 2u)
+      << "the parent's stat, and for the leaf (no executable or argv read) and each ancestor by "
+         "name its pidfd and comm";
 
   GateContextNeeds names;  // by name alone, the parent too
   names.ancestors = 2;
