@@ -456,10 +456,12 @@ void ProcContextCache::ReadArgv(int32_t tid, Entry* e) {
 
 bool ProcContextCache::Describe(int32_t tid, const GateContextNeeds& needs, bool exec_call,
                                 core::Event* event, policy::EvalInput* in, bool tid_is_tgid) {
-  // A caller whose executable and argv are not read is described as an ancestor read by name
-  // is, its thread group and uid coming from the same PIDFD_GET_INFO (see the header).
-  const Named* named =
-      pidfd_ && (exec_call || (!needs.exe && !needs.argv)) ? RefreshNamed(tid) : nullptr;
+  // A caller whose executable and argv are not read, and whose uid or thread group is, is
+  // described as an ancestor read by name is, its thread group and uid coming from the same
+  // PIDFD_GET_INFO (see the header). Without the uid and thread group (an exec gate's caller, a
+  // new process at every call, when no rule reads user.*), its stat alone costs fewer calls.
+  const bool by_name = (exec_call || (!needs.exe && !needs.argv)) && (needs.uid || !tid_is_tgid);
+  const Named* named = pidfd_ && by_name ? RefreshNamed(tid) : nullptr;
   int32_t parent = 0;
   if (named != nullptr) {
     event->proc.pid = static_cast<uint32_t>(named->tgid);

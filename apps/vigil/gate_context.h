@@ -28,7 +28,8 @@
 // parent and fails once it is gone, and a descriptor on /proc/PID/comm, read at every call: two
 // system calls costing less than one read of /proc/PID/stat, which formats some fifty fields
 // (docs/gates.md, "What a gated call costs"). So is a caller whose executable and argv are not
-// read (an exec's caller never has them read), its thread group and uid from the same ioctl.
+// read (an exec's caller never has them read) when its uid or thread group is: both then come
+// from the same ioctl.
 //
 // Descriptors. Each kept process holds one descriptor (two when its uid is read), and a gate
 // that holds execs sees a new process at every call, so the cache holds at most a fixed number
