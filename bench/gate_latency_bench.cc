@@ -10,7 +10,8 @@
 //            without `vigil gate` holding the exec (FAN_OPEN_EXEC_PERM) for the same rules.
 // Two rule sets: "few fields" (three deny rules on evt.type, fd.*, proc.exepath, none matching)
 // and "whole context" (the same plus a rule that reads the caller's argv, uid and user name and
-// eight ancestors' names, executables and the parent's argv, never matching).
+// eight ancestors' names, executables and the parent's argv, never matching), and "Falco context"
+// (the same, with the executables of two ancestors only, as Falco's stable rules read them).
 // With --vigil-base OTHER (e.g. the previous commit's vigil), every gated variant also runs with
 // OTHER, alternating with --vigil in the same blocks: a before/after comparison in one run.
 // Blocks with and without the gate alternate, so that the machine's load drifts over all alike.
@@ -265,7 +266,7 @@ int main(int argc, char** argv) {
   std::printf("load average before: %s", ReadAll("/proc/loadavg").c_str());
 
   testing::LoopbackListener listener;
-  const fs::path few = dir / "few.yaml", whole = dir / "whole.yaml";
+  const fs::path few = dir / "few.yaml", whole = dir / "whole.yaml", falco = dir / "falco.yaml";
   const std::string few_rules =
       "- rule: Forbidden port\n  desc: d\n  condition: evt.type = connect and fd.sport = 1\n"
       "  output: \"connect %fd.sip:%fd.sport\"\n  priority: WARNING\n"
@@ -282,12 +283,21 @@ int main(int argc, char** argv) {
                           "and proc.aname = nothing-here and proc.aexepath = /nothing-here and "
                           "proc.pcmdline = nothing-here\n  output: \"%proc.cmdline\"\n"
                           "  priority: WARNING\n  action: {type: deny, mode: enforce}\n";
+  // The whole context as Falco's stable rules read it: eight ancestors' names, the executables
+  // of two (proc.aexepath[2]), the parent's argv, the caller's argv and user.
+  std::ofstream(falco) << few_rules
+                       << "- rule: Falco context\n  desc: d\n  condition: evt.type in (connect, "
+                          "execve) and proc.cmdline = nothing-here and user.name = nobody-here "
+                          "and proc.aname = nothing-here and proc.aexepath[2] = /nothing-here and "
+                          "proc.pcmdline = nothing-here\n  output: \"%proc.cmdline\"\n"
+                          "  priority: WARNING\n  action: {type: deny, mode: enforce}\n";
   // Signed, so that the gates keep enforce mode (an unsigned policy would run in monitor mode).
   const std::string keys = (dir / "keys").string();
   if (std::system((vigil_bin + " keys init --dir " + keys + " >/dev/null && " + vigil_bin +
                    " policy sign " + few.string() + " --key-dir " + keys + " >/dev/null && " +
                    vigil_bin + " policy sign " + whole.string() + " --key-dir " + keys +
-                   " >/dev/null")
+                   " >/dev/null && " + vigil_bin + " policy sign " + falco.string() +
+                   " --key-dir " + keys + " >/dev/null")
                       .c_str()) != 0) {
     std::fprintf(stderr, "gate_latency_bench: cannot sign the rules\n");
     return 1;
@@ -313,7 +323,9 @@ int main(int argc, char** argv) {
   std::vector<Variant> variants;
   std::vector<std::pair<std::string, std::string>> bins = {{"new", vigil_bin}};
   if (!base_bin.empty()) bins.push_back({"base", base_bin});
-  for (const auto& [rname, rfile] : {std::pair{"few fields", few}, std::pair{"whole context", whole}}) {
+  for (const auto& [rname, rfile] :
+       {std::pair{"few fields", few}, std::pair{"whole context", whole},
+        std::pair{"Falco context", falco}}) {
     for (const auto& [bname, bin] : bins) {
       variants.push_back({bname + ", " + rname, bin, rfile.string(), "", "", {}, {}});
     }

@@ -2,7 +2,10 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/types.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -58,18 +61,55 @@ size_t SoftFdLimit() {
   return static_cast<size_t>(std::min<rlim_t>(rl.rlim_cur, INT_MAX));
 }
 
+// PIDFD_GET_INFO (Linux 6.13), declared here because the build's kernel headers may predate it:
+// the first version of the structure (64 bytes), whose size the ioctl's number carries.
+struct PidfdInfo {
+  __u64 mask;
+  __u64 cgroupid;
+  __u32 pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+  __u32 spare0[1];
+};
+static_assert(sizeof(PidfdInfo) == 64);
+constexpr unsigned long kPidfdGetInfo = _IOWR(0xFF, 11, PidfdInfo);
+constexpr __u64 kPidfdInfoCreds = 1u << 1;
+constexpr unsigned kPidfdThread = O_EXCL;  // PIDFD_THREAD (Linux 6.9): a pidfd of one thread
+
+int PidfdOpen(int32_t tid) {
+  return static_cast<int>(syscall(SYS_pidfd_open, static_cast<pid_t>(tid), kPidfdThread));
+}
+
+bool PidfdGetInfo(int fd, PidfdInfo* info) {
+  *info = PidfdInfo{};
+  info->mask = kPidfdInfoCreds;
+  return ioctl(fd, kPidfdGetInfo, info) == 0 && info->tgid != 0;
+}
+
+// Whether this kernel gives a thread's pidfd and its PIDFD_GET_INFO (tried on this thread).
+bool PidfdInfoWorks() {
+  const int fd = PidfdOpen(static_cast<int32_t>(gettid()));
+  if (fd < 0) return false;
+  PidfdInfo info;
+  const bool ok = PidfdGetInfo(fd, &info) && info.tgid == static_cast<__u32>(getpid()) &&
+                  info.euid == static_cast<__u32>(geteuid());
+  close(fd);
+  return ok;
+}
+
 }  // namespace
 
 GateContextNeeds GateContextNeeds::Everything(size_t max_ancestors) {
   GateContextNeeds n;
-  n.exe = n.argv = n.uid = n.ancestor_exe = n.parent_argv = true;
-  n.ancestors = max_ancestors;
+  n.exe = n.argv = n.uid = n.parent_argv = true;
+  n.ancestors = n.ancestor_exe = max_ancestors;
   return n;
 }
 
 GateContextNeeds NeedsOfRules(const policy::RuleSet& rules, size_t max_ancestors) {
   GateContextNeeds n;
   auto depth = [&](size_t d) { n.ancestors = std::max(n.ancestors, std::min(d, max_ancestors)); };
+  auto exe_depth = [&](size_t d) {
+    n.ancestor_exe = std::max(n.ancestor_exe, std::min(d, max_ancestors));
+  };
   for (const policy::FieldUse& f : rules.UsedFields()) {
     const std::string_view name = f.name;
     if (name == "proc.exepath") {
@@ -84,10 +124,11 @@ GateContextNeeds NeedsOfRules(const policy::RuleSet& rules, size_t max_ancestors
       depth(1);
     } else if (name == "proc.pexepath") {
       depth(1);
-      n.ancestor_exe = true;
+      exe_depth(1);
     } else if (name == "proc.pexe") {
       depth(1);
-      n.ancestor_exe = n.parent_argv = true;
+      exe_depth(1);
+      n.parent_argv = true;
     } else if (name == "proc.pcmdline") {
       depth(1);
       n.parent_argv = true;
@@ -97,11 +138,12 @@ GateContextNeeds NeedsOfRules(const policy::RuleSet& rules, size_t max_ancestors
         n.exe = n.exe || exe;  // the process itself
         continue;
       }
-      depth(f.index < 0 ? max_ancestors : static_cast<size_t>(f.index));
-      n.ancestor_exe = n.ancestor_exe || exe;
+      const size_t d = f.index < 0 ? max_ancestors : static_cast<size_t>(f.index);
+      depth(d);
+      if (exe) exe_depth(d);
     }
   }
-  if (n.ancestors == 0) n.ancestor_exe = n.parent_argv = false;
+  if (n.ancestors == 0) n.parent_argv = false;
   return n;
 }
 
@@ -111,6 +153,7 @@ ProcContextCache::ProcContextCache(Options options) : options_(std::move(options
   options_.capacity = std::max<size_t>(options_.capacity, 16);
   proc_fd_ = open(options_.proc_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   buf_.resize(kReadMax);
+  pidfd_ = options_.pidfd && options_.proc_root == "/proc" && PidfdInfoWorks();
   const int highest = HighestOpenFd();
   const size_t used = static_cast<size_t>(highest + 1);
   const size_t limit = SoftFdLimit();
@@ -134,7 +177,11 @@ ProcContextCache::ProcContextCache(Options options) : options_(std::move(options
 ProcContextCache::~ProcContextCache() {
   for (auto& [tid, e] : entries_) {
     if (e.stat_fd >= 0) close(e.stat_fd);
-    if (e.status_fd >= 0) close(e.status_fd);
+    if (e.info_fd >= 0) close(e.info_fd);
+  }
+  for (auto& [pid, e] : named_) {
+    close(e.pid_fd);
+    close(e.comm_fd);
   }
   if (proc_fd_ >= 0) close(proc_fd_);
 }
@@ -149,19 +196,32 @@ int ProcContextCache::OpenAt(int32_t tid, const char* file) {
 int ProcContextCache::OpenKept(int32_t tid, const char* file, const Entry* keep) {
   while (fds_ >= max_fds_ && EvictOne(keep)) {
   }
-  int fd = OpenAt(tid, file);
-  if (fd < 0 && (errno == EMFILE || errno == ENFILE) && EvictOne(keep)) fd = OpenAt(tid, file);
+  auto open_it = [&] {
+    if (file != nullptr) return OpenAt(tid, file);
+    ++stats_.syscalls;
+    return PidfdOpen(tid);
+  };
+  int fd = open_it();
+  if (fd < 0 && (errno == EMFILE || errno == ENFILE) && EvictOne(keep)) fd = open_it();
   if (fd >= 0) ++fds_;
   return fd;
 }
 
 void ProcContextCache::Forget(std::unordered_map<int32_t, Entry>::iterator it) {
-  const size_t held = (it->second.stat_fd >= 0) + (it->second.status_fd >= 0);
+  const size_t held = (it->second.stat_fd >= 0) + (it->second.info_fd >= 0);
   if (it->second.stat_fd >= 0) close(it->second.stat_fd);
-  if (it->second.status_fd >= 0) close(it->second.status_fd);
+  if (it->second.info_fd >= 0) close(it->second.info_fd);
   stats_.syscalls += held;
   fds_ -= held;
   entries_.erase(it);
+}
+
+void ProcContextCache::ForgetNamed(std::unordered_map<int32_t, Named>::iterator it) {
+  close(it->second.pid_fd);
+  close(it->second.comm_fd);
+  stats_.syscalls += 2;
+  fds_ -= 2;
+  named_.erase(it);
 }
 
 bool ProcContextCache::EvictOne(const Entry* keep) {
@@ -170,13 +230,89 @@ bool ProcContextCache::EvictOne(const Entry* keep) {
     if (&it->second == keep) continue;
     if (oldest == entries_.end() || it->second.used < oldest->second.used) oldest = it;
   }
-  if (oldest == entries_.end()) return false;
-  Forget(oldest);
+  auto oldest_named = named_.end();
+  for (auto it = named_.begin(); it != named_.end(); ++it) {
+    if (oldest_named == named_.end() || it->second.used < oldest_named->second.used) {
+      oldest_named = it;
+    }
+  }
+  if (oldest_named != named_.end() &&
+      (oldest == entries_.end() || oldest_named->second.used < oldest->second.used)) {
+    ForgetNamed(oldest_named);
+  } else if (oldest != entries_.end()) {
+    Forget(oldest);
+  } else {
+    return false;
+  }
   ++stats_.evicted;
   return true;
 }
 
-ProcContextCache::Entry* ProcContextCache::Refresh(int32_t tid) {
+ProcContextCache::Named* ProcContextCache::RefreshNamed(int32_t pid) {
+  if (pid <= 0 || proc_fd_ < 0 || !pidfd_) return nullptr;
+  ++stats_.lookups;
+  PidfdInfo info;
+  auto it = named_.find(pid);
+  if (it != named_.end()) {
+    ++stats_.syscalls;
+    if (!PidfdGetInfo(it->second.pid_fd, &info)) {  // gone; the pid may be another's now
+      ++stats_.gone;
+      ForgetNamed(it);
+      it = named_.end();
+    }
+  }
+  if (it == named_.end()) {
+    while (size() >= options_.capacity && EvictOne(nullptr)) {
+    }
+    int pid_fd = -1;
+    const int comm_fd = OpenAfterPidfd(pid, "comm", true, &pid_fd);
+    if (comm_fd < 0) return nullptr;
+    ++stats_.syscalls;
+    if (pid_fd < 0 || !PidfdGetInfo(pid_fd, &info)) {
+      CloseUnkept(comm_fd);
+      CloseUnkept(pid_fd);
+      return nullptr;
+    }
+    it = named_.emplace(pid, Named{}).first;
+    it->second.pid_fd = pid_fd;
+    it->second.comm_fd = comm_fd;
+    ++stats_.new_entries;
+  }
+  Named& e = it->second;
+  char comm[64];
+  ++stats_.syscalls;
+  ssize_t n = pread(e.comm_fd, comm, sizeof comm, 0);
+  if (n <= 0) {  // gone since the ioctl
+    ForgetNamed(it);
+    return nullptr;
+  }
+  if (comm[n - 1] == '\n') --n;
+  e.comm.assign(comm, static_cast<size_t>(n));
+  e.ppid = static_cast<int32_t>(info.ppid);
+  e.tgid = static_cast<int32_t>(info.tgid);
+  e.euid = info.euid;
+  e.used = ++clock_;
+  return &e;
+}
+
+int ProcContextCache::OpenAfterPidfd(int32_t pid, const char* file, bool with_pidfd, int* pid_fd) {
+  *pid_fd = with_pidfd ? OpenKept(pid, nullptr, nullptr) : -1;
+  const int fd = OpenKept(pid, file, nullptr);
+  if (fd < 0) {
+    CloseUnkept(*pid_fd);
+    *pid_fd = -1;
+  }
+  return fd;
+}
+
+void ProcContextCache::CloseUnkept(int fd) {
+  if (fd < 0) return;
+  ++stats_.syscalls;
+  close(fd);
+  --fds_;
+}
+
+ProcContextCache::Entry* ProcContextCache::Refresh(int32_t tid, bool want_info) {
   if (tid <= 0 || proc_fd_ < 0) return nullptr;
   ++stats_.lookups;
   char stat[1024];
@@ -192,20 +328,21 @@ ProcContextCache::Entry* ProcContextCache::Refresh(int32_t tid) {
     }
   }
   if (it == entries_.end()) {
-    while (entries_.size() >= options_.capacity && EvictOne(nullptr)) {
+    while (size() >= options_.capacity && EvictOne(nullptr)) {
     }
-    const int fd = OpenKept(tid, "stat", nullptr);
+    int pid_fd = -1;
+    const int fd = OpenAfterPidfd(tid, "stat", want_info && pidfd_, &pid_fd);
     if (fd < 0) return nullptr;
     ++stats_.syscalls;
     n = pread(fd, stat, sizeof stat, 0);
     if (n <= 0) {
-      ++stats_.syscalls;
-      close(fd);
-      --fds_;
+      CloseUnkept(fd);
+      CloseUnkept(pid_fd);
       return nullptr;
     }
     it = entries_.emplace(tid, Entry{}).first;
     it->second.stat_fd = fd;
+    it->second.info_fd = pid_fd;
     ++stats_.new_entries;
   }
   Entry& e = it->second;
@@ -233,11 +370,55 @@ ProcContextCache::Entry* ProcContextCache::Refresh(int32_t tid) {
   return &e;
 }
 
-void ProcContextCache::ReadStatus(int32_t tid, Entry* e) {
-  if (e->status_fd < 0) e->status_fd = OpenKept(tid, "status", e);
-  if (e->status_fd < 0) return;
+void ProcContextCache::ReadInfo(int32_t tid, Entry* e) {
+  if (pidfd_) {
+    ReadPidfdInfo(tid, e);
+  } else {
+    ReadStatus(tid, e);
+  }
+}
+
+void ProcContextCache::ReadPidfdInfo(int32_t tid, Entry* e) {
+  if (e->info_fd < 0) {
+    e->info_fd = OpenKept(tid, nullptr, e);
+    if (e->info_fd < 0) return;
+    // Opened by number after the stat: it names the same process only if that one still lives
+    // now (a live process keeps its pid), which the kept stat descriptor tells.
+    char probe[64];
+    ++stats_.syscalls;
+    if (pread(e->stat_fd, probe, sizeof probe, 0) <= 0) {
+      CloseUnkept(e->info_fd);
+      e->info_fd = -1;
+      return;
+    }
+  }
+  PidfdInfo info;
   ++stats_.syscalls;
-  const ssize_t n = pread(e->status_fd, buf_.data(), buf_.size(), 0);
+  if (!PidfdGetInfo(e->info_fd, &info)) {
+    // Gone meanwhile, or a process whose parent this pid namespace does not show (the kernel
+    // then refuses the info): status tells, once, when it is the kept process's (it still lives
+    // after the open: the kept stat reads).
+    const int fd = OpenAt(tid, "status");
+    if (fd < 0) return;
+    char probe[64];
+    stats_.syscalls += 2;
+    if (pread(e->stat_fd, probe, sizeof probe, 0) > 0) ReadStatusFrom(fd, e);
+    close(fd);
+    return;
+  }
+  e->tgid = static_cast<int32_t>(info.tgid);
+  e->euid = info.euid;
+}
+
+void ProcContextCache::ReadStatus(int32_t tid, Entry* e) {
+  if (e->info_fd < 0) e->info_fd = OpenKept(tid, "status", e);
+  if (e->info_fd < 0) return;
+  ReadStatusFrom(e->info_fd, e);
+}
+
+void ProcContextCache::ReadStatusFrom(int fd, Entry* e) {
+  ++stats_.syscalls;
+  const ssize_t n = pread(fd, buf_.data(), buf_.size(), 0);
   if (n <= 0) return;
   auto s = enrich::ParseProcStatus(std::string_view(buf_.data(), static_cast<size_t>(n)));
   if (!s.has_value()) return;
@@ -275,10 +456,71 @@ void ProcContextCache::ReadArgv(int32_t tid, Entry* e) {
 
 bool ProcContextCache::Describe(int32_t tid, const GateContextNeeds& needs, bool exec_call,
                                 core::Event* event, policy::EvalInput* in, bool tid_is_tgid) {
-  Entry* self = Refresh(tid);
+  // A caller whose executable and argv are not read, and whose uid or thread group is, is
+  // described as an ancestor read by name is, its thread group and uid coming from the same
+  // PIDFD_GET_INFO (see the header). Without the uid and thread group (an exec gate's caller, a
+  // new process at every call, when no rule reads user.*), its stat alone costs fewer calls.
+  const bool by_name = (exec_call || (!needs.exe && !needs.argv)) && (needs.uid || !tid_is_tgid);
+  const Named* named = pidfd_ && by_name ? RefreshNamed(tid) : nullptr;
+  int32_t parent = 0;
+  if (named != nullptr) {
+    event->proc.pid = static_cast<uint32_t>(named->tgid);
+    if (needs.uid) event->proc.uid = named->euid;
+    event->proc.ppid = static_cast<uint32_t>(named->ppid);
+    event->proc.comm.assign(named->comm);
+    if (!exec_call) in->argv.clear();
+    parent = named->ppid;
+  } else if (!DescribeKept(tid, needs, exec_call, event, in, tid_is_tgid, &parent)) {
+    return false;
+  }
+  size_t depth = 0;
+  int32_t pid = parent;  // no entry may be used below: refreshing one can forget others
+  while (depth < needs.ancestors && pid > 0) {
+    const bool exe = depth < needs.ancestor_exe;
+    const bool argv = depth == 0 && needs.parent_argv;
+    if (!exe && !argv && pidfd_) {  // the name and parent alone (see the header)
+      if (const Named* a = RefreshNamed(pid)) {
+        if (depth == in->ancestors.size()) in->ancestors.emplace_back();
+        policy::Ancestor& anc = in->ancestors[depth];
+        anc.name.assign(a->comm);
+        anc.exe.clear();
+        anc.argv.clear();
+        pid = a->ppid;
+        ++depth;
+        continue;
+      }  // else gone, or its info refused: the stat says which
+    }
+    Entry* a = Refresh(pid, false);
+    if (a == nullptr) break;
+    if (depth == in->ancestors.size()) in->ancestors.emplace_back();
+    policy::Ancestor& anc = in->ancestors[depth];
+    anc.name.assign(a->comm);
+    if (exe) {
+      if (!a->have_exe || !a->trusted) ReadExe(pid, a);
+      anc.exe.assign(a->exe);
+    } else {
+      anc.exe.clear();
+    }
+    if (argv) {
+      if (!a->have_argv || !a->trusted) ReadArgv(pid, a);
+      anc.argv = a->argv;
+    } else {
+      anc.argv.clear();
+    }
+    pid = a->ppid;
+    ++depth;
+  }
+  in->ancestors.resize(depth);
+  return true;
+}
+
+bool ProcContextCache::DescribeKept(int32_t tid, const GateContextNeeds& needs, bool exec_call,
+                                    core::Event* event, policy::EvalInput* in, bool tid_is_tgid,
+                                    int32_t* parent) {
+  Entry* self = Refresh(tid, needs.uid || !tid_is_tgid);
   if (self == nullptr) return false;
   if (self->tgid == 0 && tid_is_tgid) self->tgid = tid;
-  if (self->tgid == 0 || needs.uid) ReadStatus(tid, self);
+  if (self->tgid == 0 || needs.uid) ReadInfo(tid, self);
   if (self->tgid > 0) event->proc.pid = static_cast<uint32_t>(self->tgid);
   if (needs.uid) event->proc.uid = self->euid;
   event->proc.ppid = static_cast<uint32_t>(self->ppid);
@@ -295,30 +537,7 @@ bool ProcContextCache::Describe(int32_t tid, const GateContextNeeds& needs, bool
       in->argv.clear();
     }
   }
-  size_t depth = 0;
-  int32_t pid = self->ppid;  // `self` may not be used below: Refresh can forget entries
-  while (depth < needs.ancestors && pid > 0) {
-    Entry* a = Refresh(pid);
-    if (a == nullptr) break;
-    if (depth == in->ancestors.size()) in->ancestors.emplace_back();
-    policy::Ancestor& anc = in->ancestors[depth];
-    anc.name.assign(a->comm);
-    if (needs.ancestor_exe) {
-      if (!a->have_exe || !a->trusted) ReadExe(pid, a);
-      anc.exe.assign(a->exe);
-    } else {
-      anc.exe.clear();
-    }
-    if (depth == 0 && needs.parent_argv) {
-      if (!a->have_argv || !a->trusted) ReadArgv(pid, a);
-      anc.argv = a->argv;
-    } else {
-      anc.argv.clear();
-    }
-    pid = a->ppid;
-    ++depth;
-  }
-  in->ancestors.resize(depth);
+  *parent = self->ppid;
   return true;
 }
 

@@ -5,10 +5,15 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -53,6 +58,13 @@ TEST(GateContextNeedsTest, OnlyWhatTheRulesRead) {
   n = NeedsOfRules(Rules("user.name = root and proc.cmdline contains x"), 8);
   EXPECT_TRUE(n.uid && n.argv);
   EXPECT_FALSE(n.exe);
+  n = NeedsOfRules(Rules("proc.aname[6] = sshd and proc.pexepath = /bin/sh"), 8);
+  EXPECT_EQ(n.ancestors, 6u);
+  EXPECT_EQ(n.ancestor_exe, 1u) << "the executable of the parent alone";
+  n = NeedsOfRules(Rules("proc.aexepath[2] = /bin/sh and proc.aname = x"), 8);
+  EXPECT_EQ(n.ancestors, 8u);
+  EXPECT_EQ(n.ancestor_exe, 2u);
+  EXPECT_EQ(NeedsOfRules(Rules("proc.aexepath = /bin/sh"), 8).ancestor_exe, 8u);
   n = NeedsOfRules(Rules("proc.aexepath[0] = /bin/sh"), 8);
   EXPECT_TRUE(n.exe);
   EXPECT_EQ(n.ancestors, 0u);
@@ -408,6 +420,178 @@ TEST(GateContextTest, ARealExecAndExitAreSeen) {
   }
   EXPECT_EQ(cache.stats().gone, 1u);
 }
+
+// The uid and the thread group as the kernel has them now, whichever way they are read (a pidfd
+// where the kernel gives PIDFD_GET_INFO, else /proc/PID/status): a setuid without an exec is
+// seen at the next call, and a thread is described as its thread group.
+class GateContextInfoTest : public testing::TestWithParam<bool> {};
+
+bool KernelAtLeast(int major, int minor) {
+  utsname u{};
+  int ma = 0, mi = 0;
+  if (uname(&u) != 0 || std::sscanf(u.release, "%d.%d", &ma, &mi) != 2) return false;
+  return ma > major || (ma == major && mi >= minor);
+}
+
+TEST_P(GateContextInfoTest, UidFollowsSetuidAndAThreadIsItsThreadGroup) {
+  ProcContextCache::Options o;
+  o.pidfd = GetParam();
+  ProcContextCache cache(o);
+  if (o.pidfd && !KernelAtLeast(6, 13)) {
+    GTEST_SKIP() << "this kernel has no PIDFD_GET_INFO (Linux 6.13)";
+  }
+  ASSERT_EQ(cache.uses_pidfd(), o.pidfd);
+
+  // A thread of this process: described as the process.
+  std::atomic<pid_t> tid{0};
+  std::atomic<bool> done{false};
+  std::thread t([&] {
+    tid = gettid();
+    while (!done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
+  ASSERT_TRUE(WaitFor([&] { return tid.load() != 0; }));
+  GateContextNeeds uid;
+  uid.uid = true;
+  Described d = Describe(&cache, tid.load(), uid);
+  done = true;
+  t.join();
+  ASSERT_TRUE(d.ok);
+  EXPECT_EQ(d.event.proc.pid, static_cast<uint32_t>(getpid()));
+  EXPECT_EQ(d.event.proc.uid, geteuid());
+
+  if (geteuid() != 0) GTEST_SKIP() << "changing a process's uid needs root";
+  // A child that, told to, changes its effective uid (no exec: the stat stays the same).
+  int go[2], ready[2];
+  ASSERT_EQ(pipe(go), 0);
+  ASSERT_EQ(pipe(ready), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    char c = 0;
+    if (read(go[0], &c, 1) != 1 || setresuid(65534, 65534, 0) != 0) _exit(1);
+    if (write(ready[1], "r", 1) != 1) _exit(1);
+    pause();
+    _exit(0);
+  }
+  close(go[0]);
+  close(ready[1]);
+  d = Describe(&cache, child, uid);
+  ASSERT_TRUE(d.ok);
+  EXPECT_EQ(d.event.proc.pid, static_cast<uint32_t>(child));
+  EXPECT_EQ(d.event.proc.uid, 0u);
+  const uint64_t before = cache.stats().syscalls;
+  d = Describe(&cache, child, uid);
+  EXPECT_EQ(cache.stats().syscalls - before, 2u) << "the kept stat, and the uid";
+  char c = 0;
+  ASSERT_EQ(write(go[1], "g", 1), 1);
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  d = Describe(&cache, child, uid);
+  ASSERT_TRUE(d.ok);
+  EXPECT_EQ(d.event.proc.uid, 65534u) << "a setuid without an exec is seen at the next call";
+  EXPECT_EQ(cache.stats().new_entries, 2u) << "the thread, the child";
+
+  // Gone: nothing described, and no uid of a process that may have taken its pid since.
+  kill(child, SIGKILL);
+  ASSERT_EQ(waitpid(child, nullptr, 0), child);
+  close(go[1]);
+  close(ready[0]);
+  d = Describe(&cache, child, uid);
+  if (d.ok) {
+    EXPECT_NE(d.event.proc.uid, 65534u) << "a reused pid described with the dead process's uid";
+  }
+  EXPECT_EQ(cache.stats().gone, 1u);
+}
+
+// An ancestor of which only the name is read is kept by pidfd and /proc/PID/comm (where the
+// kernel gives PIDFD_GET_INFO): a rename and a reparenting are seen at the next call, the
+// ancestors whose executable is read are still read through their stat.
+TEST(GateContextTest, AncestorsReadByNameFollowRenamesAndReparenting) {
+  ProcContextCache cache;
+  if (!KernelAtLeast(6, 13)) GTEST_SKIP() << "this kernel has no PIDFD_GET_INFO (Linux 6.13)";
+  ASSERT_TRUE(cache.uses_pidfd());
+  // This process -> middle -> leaf. The middle renames itself or exits when told to.
+  int cmd[2], leaf_pid[2];
+  ASSERT_EQ(pipe(cmd), 0);
+  ASSERT_EQ(pipe(leaf_pid), 0);
+  const pid_t middle = fork();
+  ASSERT_GE(middle, 0);
+  if (middle == 0) {
+    prctl(PR_SET_NAME, "middle");
+    const pid_t leaf = fork();
+    if (leaf == 0) {
+      prctl(PR_SET_NAME, "leaf");
+      while (true) pause();
+    }
+    if (write(leaf_pid[1], &leaf, sizeof leaf) != sizeof leaf) _exit(1);
+    char c = 0;
+    while (read(cmd[0], &c, 1) == 1) {
+      if (c == 'r') prctl(PR_SET_NAME, "renamed");
+      if (c == 'x') _exit(0);
+      if (write(leaf_pid[1], &c, 1) != 1) _exit(1);
+    }
+    _exit(0);
+  }
+  pid_t leaf = 0;
+  ASSERT_EQ(read(leaf_pid[0], &leaf, sizeof leaf), static_cast<ssize_t>(sizeof leaf));
+  auto tell = [&](char c) {
+    ASSERT_EQ(write(cmd[1], &c, 1), 1);
+    if (c != 'x') {
+      ASSERT_EQ(read(leaf_pid[0], &c, 1), 1);
+    }
+  };
+  GateContextNeeds needs;
+  needs.ancestors = 3;
+  needs.ancestor_exe = 1;  // the parent's executable; the two above it by name
+  Described d = Describe(&cache, leaf, needs);
+  ASSERT_TRUE(d.ok);
+  ASSERT_EQ(d.in.ancestors.size(), 3u);
+  EXPECT_EQ(d.in.ancestors[0].name, "middle");
+  EXPECT_EQ(d.in.ancestors[0].exe, fs::canonical("/proc/self/exe").string());
+  EXPECT_EQ(d.in.ancestors[1].name, std::string(program_invocation_short_name).substr(0, 15));
+  EXPECT_TRUE(d.in.ancestors[1].exe.empty()) << "not asked for";
+  uint64_t before = cache.stats().syscalls;
+  d = Describe(&cache, leaf, needs);
+  EXPECT_EQ(cache.stats().syscalls - before, 2u + 1u + 2u + 2u)
+      << "the parent's stat, and for the leaf (no executable or argv read) and each ancestor by "
+         "name its pidfd and comm";
+
+  GateContextNeeds names;  // by name alone, the parent too
+  names.ancestors = 2;
+  d = Describe(&cache, leaf, names);
+  ASSERT_EQ(d.in.ancestors.size(), 2u);
+  EXPECT_EQ(d.in.ancestors[0].name, "middle");
+
+  tell('r');
+  d = Describe(&cache, leaf, needs);
+  ASSERT_EQ(d.in.ancestors.size(), 3u);
+  EXPECT_EQ(d.in.ancestors[0].name, "renamed");
+
+  // Kept by name, the renamed parent is seen too.
+  before = cache.stats().new_entries;
+  d = Describe(&cache, leaf, names);
+  EXPECT_EQ(cache.stats().new_entries, before) << "kept, and read again";
+  ASSERT_EQ(d.in.ancestors.size(), 2u);
+  EXPECT_EQ(d.in.ancestors[0].name, "renamed");
+  EXPECT_EQ(d.in.ancestors[1].name, std::string(program_invocation_short_name).substr(0, 15));
+
+  // The parent exits: the leaf is reparented (to init or a subreaper), and described so.
+  tell('x');
+  ASSERT_EQ(waitpid(middle, nullptr, 0), middle);
+  ASSERT_TRUE(WaitFor([&] {
+    Described now = Describe(&cache, leaf, names);
+    return now.ok && now.event.proc.ppid != static_cast<uint32_t>(middle);
+  }));
+  d = Describe(&cache, leaf, names);
+  ASSERT_FALSE(d.in.ancestors.empty());
+  EXPECT_NE(d.in.ancestors[0].name, "renamed");
+  kill(leaf, SIGKILL);  // reaped by its new parent
+  for (int fd : {cmd[0], cmd[1], leaf_pid[0], leaf_pid[1]}) close(fd);
+}
+
+INSTANTIATE_TEST_SUITE_P(PidfdOrStatus, GateContextInfoTest, testing::Bool(),
+                         [](const testing::TestParamInfo<bool>& p) {
+                           return p.param ? "Pidfd" : "ProcStatus";
+                         });
 
 }  // namespace
 }  // namespace vigil::app
