@@ -392,19 +392,23 @@ core::Status LiveAgent::EndLearning() {
   return core::Status::Ok();
 }
 
-void LiveAgent::Controller() {
-  const int64_t start = clock_.MonotonicNanos();
+void LiveAgent::Controller(int64_t start) {
   // Waits until `deadline` (monotonic ns of the injected clock; 0: forever) or a stop request.
   // Returns true when stopped. Polls in short steps so that a fake clock also works.
+  // The clock is read with mu_ released: Live() and Stop() take mu_, and an injected clock may
+  // take its time.
   auto wait_until = [&](int64_t deadline) {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!stop_requested_) {
+    while (true) {
       const int64_t now = clock_.MonotonicNanos();
+      std::unique_lock<std::mutex> lock(mu_);
+      if (stop_requested_) return true;
       if (deadline != 0 && now >= deadline) return false;
-      const int64_t left = deadline == 0 ? 50'000'000 : std::min<int64_t>(deadline - now, 50'000'000);
-      cv_.wait_for(lock, std::chrono::nanoseconds(left));
+      const int64_t left =
+          deadline == 0 ? 50'000'000 : std::min<int64_t>(deadline - now, 50'000'000);
+      if (cv_.wait_for(lock, std::chrono::nanoseconds(left), [this] { return stop_requested_; })) {
+        return true;
+      }
     }
-    return true;
   };
   const int64_t end = options_.duration_ns > 0 ? start + options_.duration_ns : 0;
   int64_t learn_end = start + options_.learn_ns;
@@ -456,7 +460,11 @@ core::Result<LiveStats> LiveAgent::Run(
         [&state](VerdictSink& out) { return std::make_unique<LiveHandler>(state, out); }, sinks_,
         options_.pipeline, clock_);
   }
-  std::thread controller([this] { Controller(); });
+  // The learning period and the duration count from here, not from when the controller thread
+  // first runs: on a loaded machine that can be long after events started to flow (with a fake
+  // clock, after the test moved time on, so that learning would end a whole period late).
+  const int64_t start = clock_.MonotonicNanos();
+  std::thread controller([this, start] { Controller(start); });
   auto stats = runner_->Run(sensor, on_read_error);
   Stop();
   controller.join();

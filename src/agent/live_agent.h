@@ -103,7 +103,9 @@ class LiveAgent {
 
  private:
   core::Status EndLearning();
-  void Controller();
+  // Ends learning at start + learn_ns and the run at start + duration_ns (monotonic ns of the
+  // injected clock, read by Run before this thread starts).
+  void Controller(int64_t start);
 
   LiveOptions options_;
   std::vector<pipeline::Sink*> sinks_;

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -105,23 +106,29 @@ class LiveAgentTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  // A PhasedSensor gate: waits until `*agent` learned `windows` windows, ends learning on the fake
-  // clock (`learn_ns`) and waits for detection.
-  std::function<void()> DetectAfter(LiveAgent* const* agent, uint64_t windows, int64_t learn_ns) {
-    return [this, agent, windows, learn_ns] {
+  // A PhasedSensor gate: waits until `*agent` learned `windows` windows, ends learning
+  // (`end_learning` moves the clock past the learning period) and waits for detection.
+  static std::function<void()> DetectAfter(LiveAgent* const* agent, uint64_t windows,
+                                           std::function<void()> end_learning) {
+    return [agent, windows, end_learning] {
       ASSERT_TRUE(WaitFor([&] { return (*agent)->Live().learned_windows == windows; }));
-      clock_.Advance(learn_ns);
+      end_learning();
       ASSERT_TRUE(WaitFor([&] { return (*agent)->Live().phase == LivePhase::kDetecting; }));
     };
   }
+  std::function<void()> Advance(int64_t ns) {
+    return [this, ns] { clock_.Advance(ns); };
+  }
 
   // Runs an agent with `options` on `sensor`, learning until 80 windows were learned, then
-  // detecting.
+  // detecting. By default on clock_, advanced by the learning period to end learning.
   core::Result<LiveStats> LearnThenDetect(PhasedSensor& sensor, const LiveOptions& options,
-                                          CollectSink& sink) {
+                                          CollectSink& sink, const core::Clock* clock = nullptr,
+                                          std::function<void()> end_learning = {}) {
     LiveAgent* agent_ptr = nullptr;
-    sensor.gate = DetectAfter(&agent_ptr, 80, options.learn_ns);
-    LiveAgent agent(options, {&sink}, clock_, nullptr);
+    sensor.gate = DetectAfter(&agent_ptr, 80,
+                              end_learning ? end_learning : Advance(options.learn_ns));
+    LiveAgent agent(options, {&sink}, clock != nullptr ? *clock : clock_, nullptr);
     agent_ptr = &agent;
     return agent.Run(sensor, nullptr);
   }
@@ -146,7 +153,7 @@ TEST_F(LiveAgentTest, LearnsThenAlertsOnlyOnTheUnseenBehaviour) {
 
   CollectSink sink;
   LiveAgent* agent_ptr = nullptr;
-  sensor.gate = DetectAfter(&agent_ptr, 80, options_.learn_ns);
+  sensor.gate = DetectAfter(&agent_ptr, 80, Advance(options_.learn_ns));
   LiveAgent agent(options_, {&sink}, clock_, nullptr);
   agent_ptr = &agent;
   auto stats = agent.Run(sensor, nullptr);
@@ -380,6 +387,55 @@ TEST_F(LiveAgentTest, WindowsAreCutWhereTheStreamWasOff) {
   EXPECT_EQ(scored_joined.windows_scored, 1u);
 }
 
+// A fake clock whose first reading from any thread but the test's waits until Release(): the
+// agent's controller thread scheduled late on a loaded machine, after time moved on.
+class LateThreadsClock final : public core::Clock {
+ public:
+  int64_t NowUnixNanos() const override { return fake.NowUnixNanos(); }
+  int64_t MonotonicNanos() const override {
+    if (std::this_thread::get_id() != owner_) {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, std::chrono::seconds(20), [this] { return released_; });
+    }
+    return fake.MonotonicNanos();
+  }
+  void Release() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      released_ = true;
+    }
+    cv_.notify_all();
+  }
+  core::FakeClock fake;
+
+ private:
+  const std::thread::id owner_ = std::this_thread::get_id();
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  bool released_ = false;
+};
+
+TEST_F(LiveAgentTest, LearningPeriodStartsWithTheRunNotWithItsControllerThread) {
+  // The learning period is measured from Run's start. Here the controller thread first reads
+  // the clock only after the whole period has passed; learning must still end then, not a
+  // period after the controller happened to run.
+  PhasedSensor sensor;
+  for (uint32_t pid = 100; pid < 120; ++pid) {
+    AddProcess(&sensor.learning, pid, "/usr/bin/worker", kUsual, 200, true);
+  }
+  AddProcess(&sensor.detection, 501, "/usr/bin/worker", kOdd, 100, true);
+  LateThreadsClock clock;
+  CollectSink sink;
+  auto stats = LearnThenDetect(sensor, options_, sink, &clock, [&] {
+    clock.fake.Advance(options_.learn_ns);
+    clock.Release();
+  });
+  ASSERT_TRUE(stats.has_value()) << stats.error().ToString();
+  EXPECT_EQ(stats->learned_windows, 80u);
+  EXPECT_EQ(stats->windows_scored, 2u);
+  EXPECT_EQ(stats->alerts, 2u);
+}
+
 TEST_F(LiveAgentTest, TooLittleLearningKeepsLearning) {
   PhasedSensor sensor;
   AddProcess(&sensor.learning, 100, "/usr/bin/quiet", kUsual, 120, true);  // 2 windows
@@ -387,10 +443,12 @@ TEST_F(LiveAgentTest, TooLittleLearningKeepsLearning) {
   sensor.gate = [&] {
     ASSERT_TRUE(WaitFor([&] { return agent_ptr->Live().learned_windows == 2; }));
     clock_.Advance(options_.learn_ns);
+    // Learning ended, found too little and went back to learning.
     ASSERT_TRUE(WaitFor([&] {
-      auto notes = agent_ptr->Live();
-      return notes.phase == LivePhase::kLearning && clock_.MonotonicNanos() > 0;
+      const std::string notes = nlohmann::json(agent_ptr->TakeNotes()).dump();
+      return notes.find("learning saw only 2 windows") != std::string::npos;
     }));
+    EXPECT_EQ(agent_ptr->Live().phase, LivePhase::kLearning);
   };
   CollectSink sink;
   LiveAgent agent(options_, {&sink}, clock_, nullptr);
