@@ -81,7 +81,7 @@ DecisionGate::DecisionGate(GateRules rules, GateOptions options, VerdictSource* 
   Metrics& m = *metrics_;
   constexpr std::string_view kDecisions = "vigil_gate_decisions_total";
   constexpr std::string_view kDecisionsHelp =
-      "Gate decisions by outcome (allow, deny; would_deny: a deny not enforced in monitor mode)";
+      "Gate decisions that answered their call, by outcome (allow, deny)";
   m.allow = CounterOrNull(metrics, kDecisions, kDecisionsHelp, {{"gate", g}, {"outcome", "allow"}});
   m.deny = CounterOrNull(metrics, kDecisions, kDecisionsHelp, {{"gate", g}, {"outcome", "deny"}});
   m.would = CounterOrNull(metrics, "vigil_gate_would_have_enforced_total",
@@ -149,7 +149,6 @@ GateDecision DecisionGate::Decide(std::shared_ptr<const GateRules> in_force,
   const core::Event& e = *in.event;
   GateDecision d;
   const policy::RuleSet& rules = *in_force->rules;
-  const std::string_view version = in_force->version;
   d.in_force = std::move(in_force);
   // Read once: a source given meanwhile (SetVerdictSource) serves the next decision.
   VerdictSource* const verdicts = verdicts_.load(std::memory_order_acquire);
@@ -220,20 +219,19 @@ GateDecision DecisionGate::Decide(std::shared_ptr<const GateRules> in_force,
     }
   }
 
+  // Recorded by Answered, once the decision is known to be the call's answer.
   if (!d.fallback && dm != nullptr) {
     d.rule = dm->rule;
     d.output = dm->output;
     d.deny = Enforced(*dm->rule);
     d.would_deny = !d.deny;
-    Record(GateRecord::Kind::kDecision, e, core::Action::kDeny, dm->rule, dm->output, d.deny,
-           version, FallbackReason::kDeadline, verdict.has_value() ? &*verdict : nullptr);
+    d.deny_match = static_cast<int>(dm - matches.data());
   }
   for (const policy::Match& mt : matches) {
-    if (IsGateDenyRule(*mt.rule)) continue;
-    ++d.alerts;
-    Record(GateRecord::Kind::kDecision, e, core::Action::kAlert, mt.rule, mt.output, false,
-           version, FallbackReason::kDeadline, verdict.has_value() ? &*verdict : nullptr);
+    if (!IsGateDenyRule(*mt.rule)) ++d.alerts;
   }
+  if (verdict.has_value()) d.verdict = std::move(*verdict);
+  d.matches = std::move(matches);
 
   const int64_t now = core::SystemClock::Get().MonotonicNanos();
   d.late = now >= deadline_ns;
@@ -242,9 +240,6 @@ GateDecision DecisionGate::Decide(std::shared_ptr<const GateRules> in_force,
   if (d.would_deny) m.would_deny.fetch_add(1, std::memory_order_relaxed);
   if (d.alerts > 0) m.alerts.fetch_add(static_cast<uint64_t>(d.alerts), std::memory_order_relaxed);
   if (d.late) m.late.fetch_add(1, std::memory_order_relaxed);
-  Bump(d.deny ? m.deny : m.allow);
-  if (d.would_deny) Bump(m.would);
-  if (m.alert != nullptr && d.alerts > 0) m.alert->Inc(static_cast<uint64_t>(d.alerts));
   if (d.late) Bump(m.late_c);
   if (m.seconds != nullptr && e.ingest_ns > 0) m.seconds->ObserveNanos(now - e.ingest_ns);
   return d;
@@ -269,13 +264,28 @@ void DecisionGate::FallbackAnswered(const core::Event& event, bool deny, Fallbac
 }
 
 void DecisionGate::Answered(const core::Event& event, const GateDecision& d) {
-  if (!d.model_fallback) return;
   Metrics& m = *metrics_;
+  Bump(d.deny ? m.deny : m.allow);
+  if (d.would_deny) Bump(m.would);
+  if (m.alert != nullptr && d.alerts > 0) m.alert->Inc(static_cast<uint64_t>(d.alerts));
+  const std::string_view version = d.in_force != nullptr ? d.in_force->version : "";
+  const core::Verdict* verdict = d.verdict.has_value() ? &*d.verdict : nullptr;
+  if (d.deny_match >= 0) {
+    const policy::Match& dm = d.matches[static_cast<size_t>(d.deny_match)];
+    Record(GateRecord::Kind::kDecision, event, core::Action::kDeny, dm.rule, dm.output, d.deny,
+           version, FallbackReason::kDeadline, verdict);
+  }
+  for (const policy::Match& mt : d.matches) {
+    if (IsGateDenyRule(*mt.rule)) continue;
+    Record(GateRecord::Kind::kDecision, event, core::Action::kAlert, mt.rule, mt.output, false,
+           version, FallbackReason::kDeadline, verdict);
+  }
+  if (!d.model_fallback) return;
   m.fallbacks.fetch_add(1, std::memory_order_relaxed);
   m.model_fallbacks.fetch_add(1, std::memory_order_relaxed);
   Bump(m.fb_model);
   Record(GateRecord::Kind::kFallback, event, d.deny ? core::Action::kDeny : core::Action::kAllow,
-         d.rule, "model failed: " + d.model_error, d.deny, d.in_force->version,
+         d.rule, "model failed: " + d.model_error, d.deny, version,
          FallbackReason::kModelError);
 }
 

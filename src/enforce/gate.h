@@ -21,7 +21,8 @@
 // sensor's watchdog, which answers with the fallback it was given (reported here via
 // FallbackAnswered). Without a VerdictSource ml.* fields are absent (checks on them are false)
 // and no rule waits. Every fallback a call gets is counted and recorded once: a decision the
-// watchdog overtook (LateDecision) adds none of its own.
+// watchdog overtook (LateDecision) adds none of its own. The same for a decision's own records
+// (deny, alerts) and outcome count: written by Answered, never for a decision that was discarded.
 //
 // Rules in force. The gate holds a versioned rule set (GateRules) that SetRules replaces
 // atomically: a decision reads the rules in force once, at its start, and is made and recorded
@@ -36,8 +37,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/event.h"
 #include "core/metrics.h"
@@ -96,6 +99,12 @@ struct GateDecision {
   const policy::Rule* rule = nullptr;  // the deny rule, or the candidate whose fallback applied
   std::string output;                  // the deny rule's output line
   int alerts = 0;                      // matching rules with other actions
+  // What Answered records (and counts in vigil_gate_decisions_total) once the decision is known
+  // to be the call's answer: the matches (deny_match: the index of the deny rule's, -1 when none
+  // is recorded; the others are alerts) and the model's verdict when one was used.
+  std::vector<policy::Match> matches;
+  int deny_match = -1;
+  std::optional<core::Verdict> verdict;
   // The rules the decision was made with (keeps `rule` alive); in_force->version: its version.
   std::shared_ptr<const GateRules> in_force;
 };
@@ -153,10 +162,13 @@ class DecisionGate {
   // The sensor answered the call of `event` with the fallback `deny` without a decision: its
   // watchdog at the deadline (kDeadline), or because the arguments were unreadable.
   void FallbackAnswered(const core::Event& event, bool deny, FallbackReason why);
-  // Decision `d` (of `event`, as given to Decide) was its call's answer: a model fallback in it
-  // is counted (stats().fallbacks and model_fallbacks, vigil_gate_fallbacks_total's model_error)
-  // and recorded now. Not called for a decision the watchdog overtook (LateDecision): its call
-  // counts and records the watchdog's fallback alone.
+  // Decision `d` (of `event`, as given to Decide) was its call's answer: its records (the deny
+  // rule's, the alerts', or a model fallback's) are written now, its outcome counted in
+  // vigil_gate_decisions_total (and would_have_enforced, alerts), and a model fallback in it in
+  // stats().fallbacks and model_fallbacks and vigil_gate_fallbacks_total's model_error. Not
+  // called for a decision the watchdog overtook (LateDecision): its call records and counts the
+  // watchdog's fallback alone (the discarded decision is counted in
+  // vigil_gate_late_decisions_total and stats().late only).
   void Answered(const core::Event& event, const GateDecision& d);
   // A decision (`deny`: it denied) finished after the sensor's watchdog had answered its call
   // (FallbackAnswered counted that answer): the decision was not the call's answer, so its deny

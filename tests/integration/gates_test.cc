@@ -593,16 +593,12 @@ TEST(GateModelTest, HangingModelGetsTheRuleFallbackWithinTheDeadlineThroughTheBr
   EXPECT_GE(ge.engine->fallbacks(model::FallbackReason::kBreakerOpen), 1u);
 }
 
-// One call whose model failed in time but whose decision the watchdog overtook at the deadline,
-// through the wiring the gates use (GateDeciderAdapter between a GateWatchdog and a
-// DecisionGate): the call gets the watchdog's fallback, and stats(), the Prometheus counters and
-// the audit records each count one fallback, the deadline's, not a model error besides.
-class OvertakenModelFallback {
- public:
-  // The model's deny candidate (fallback deny) and an alert rule that match the same connect:
-  // the alert's record comes after the model failed, and `on_alert` holds the decision there.
-  OvertakenModelFallback()
-      : rules_(MustLoad(R"(
+// One call whose decision the watchdog overtook at the deadline, through the wiring the gates
+// use (GateDeciderAdapter between a GateWatchdog and a DecisionGate): the call gets the
+// watchdog's fallback, and stats(), the Prometheus counters and the audit records hold that
+// answer alone: one fallback, the deadline's (not a model error besides), and none of the
+// discarded decision's records (its deny or its alerts).
+constexpr const char* kModelFallbackRules = R"(
 - rule: Anomalous connect
   desc: d
   condition: evt.type = connect and fd.sport = 6 and ml.anomalous = true
@@ -614,10 +610,17 @@ class OvertakenModelFallback {
   condition: evt.type = connect and fd.sport = 6
   output: "port 6"
   priority: NOTICE
-)")),
+)";
+
+class OvertakenDecision {
+ public:
+  // `rules` match a connect to port 6 (the model's, if any, fails at once).
+  explicit OvertakenDecision(const char* rules)
+      : rules_(MustLoad(rules)),
         gate_(&rules_, enforce::GateOptions{.name = "t"}, &broken_, &registry_,
               [this](const enforce::GateRecord& r) { Record(r); }),
-        decider_(&gate_),
+        adapter_(&gate_),
+        decider_(&adapter_, this),
         watchdog_(
             [this](const sensor::GateCall&, uint64_t, sensor::GateAnswer a) {
               std::lock_guard<std::mutex> lock(mu_);
@@ -632,8 +635,8 @@ class OvertakenModelFallback {
     call_.event.net.dport = 6;
   }
 
-  // Called (on the deciding thread) when the decision records its alert.
-  std::function<void()> on_alert;
+  // Called (on the deciding thread) when the decision is made, before the watchdog is told.
+  std::function<void()> on_decided;
 
   // Decides the call with its deadline `deadline_ns` from now; true when the decision was sent.
   // (The watchdog's thread was started with the fixture, with the scheduling it had then.)
@@ -652,18 +655,21 @@ class OvertakenModelFallback {
     });
   }
 
-  // What the call got and what was counted and recorded of it.
-  void ExpectOneDeadlineFallback(bool sent_by_decider) {
+  // What the call got (the watchdog's `answer`) and what was counted and recorded of it.
+  void ExpectOneDeadlineFallback(bool sent_by_decider, sensor::GateAnswer answer) {
     EXPECT_FALSE(sent_by_decider);
+    const bool deny = answer == sensor::GateAnswer::kDeny;
     std::lock_guard<std::mutex> lock(mu_);
-    EXPECT_EQ(sent_, std::vector<sensor::GateAnswer>{sensor::GateAnswer::kDeny});
+    EXPECT_EQ(sent_, std::vector<sensor::GateAnswer>{answer});
     EXPECT_EQ(reasons_, std::vector<enforce::FallbackReason>{enforce::FallbackReason::kDeadline});
+    EXPECT_EQ(actions_, std::vector<core::Action>{deny ? core::Action::kDeny
+                                                       : core::Action::kAllow});
+    EXPECT_EQ(decision_records_, 0);
     const enforce::GateStats s = gate_.stats();
     EXPECT_EQ(s.fallbacks, 1u);
     EXPECT_EQ(s.deadline_fallbacks, 1u);
     EXPECT_EQ(s.model_fallbacks, 0u);
-    EXPECT_EQ(s.denied, 1u);
-    EXPECT_EQ(s.late, 1u);
+    EXPECT_EQ(s.denied, deny ? 1u : 0u);
     const std::string text = registry_.ExpositionText();
     EXPECT_NE(text.find("vigil_gate_fallbacks_total{gate=\"t\",reason=\"deadline\"} 1"),
               std::string::npos)
@@ -671,6 +677,14 @@ class OvertakenModelFallback {
     EXPECT_NE(text.find("vigil_gate_fallbacks_total{gate=\"t\",reason=\"model_error\"} 0"),
               std::string::npos)
         << text;
+    // The discarded decision is counted as no outcome and no alert.
+    EXPECT_NE(text.find("vigil_gate_decisions_total{gate=\"t\",outcome=\"deny\"} 0"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("vigil_gate_decisions_total{gate=\"t\",outcome=\"allow\"} 0"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("vigil_gate_alerts_total{gate=\"t\"} 0"), std::string::npos) << text;
   }
 
  private:
@@ -681,36 +695,65 @@ class OvertakenModelFallback {
     }
   };
 
+  // The adapter, with on_decided run between its decision and the watchdog's Finish.
+  class Held final : public sensor::GateDecider {
+   public:
+    Held(app::GateDeciderAdapter* inner, OvertakenDecision* t) : inner_(inner), t_(t) {}
+    sensor::GateAnswer Decide(const sensor::GateCall& call, sensor::CallControl* c) override {
+      const sensor::GateAnswer a = inner_->Decide(call, c);
+      if (t_->on_decided) t_->on_decided();
+      return a;
+    }
+    void OnFallback(const sensor::GateCall& call, sensor::GateAnswer answer,
+                    sensor::GateFallbackCause cause) override {
+      inner_->OnFallback(call, answer, cause);
+    }
+    void Late(const sensor::GateCall& call, sensor::GateAnswer decided) override {
+      inner_->Late(call, decided);
+    }
+    void Answered(const sensor::GateCall& call, sensor::GateAnswer answer) override {
+      inner_->Answered(call, answer);
+    }
+
+   private:
+    app::GateDeciderAdapter* inner_;
+    OvertakenDecision* t_;
+  };
+
   void Record(const enforce::GateRecord& r) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (r.kind == enforce::GateRecord::Kind::kFallback) reasons_.push_back(r.reason);
+      if (r.kind == enforce::GateRecord::Kind::kFallback) {
+        reasons_.push_back(r.reason);
+        actions_.push_back(r.decision.action);
+      } else {
+        ++decision_records_;
+      }
     }
     cv_.notify_all();
-    if (r.kind == enforce::GateRecord::Kind::kDecision &&
-        r.decision.action == core::Action::kAlert && on_alert) {
-      on_alert();
-    }
   }
 
   policy::RuleSet rules_;
   Broken broken_;
   core::Registry registry_;
   enforce::DecisionGate gate_;
-  app::GateDeciderAdapter decider_;
+  app::GateDeciderAdapter adapter_;
+  Held decider_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<sensor::GateAnswer> sent_;          // by the watchdog
   std::vector<enforce::FallbackReason> reasons_;  // of the fallback records
+  std::vector<core::Action> actions_;             // of the fallback records
+  int decision_records_ = 0;                      // deny and alert records
   sensor::GateWatchdog watchdog_;                 // last: its thread goes first
   sensor::GateCall call_;
 };
 
-// The watchdog's thread answers while the decision is still under way (it waits at its alert).
+// The watchdog's thread answers while the decision (a model fallback) is still under way.
 TEST(GateAccountingTest, AModelFallbackTheWatchdogOvertookCountsAndRecordsOneFallback) {
-  OvertakenModelFallback t;
-  t.on_alert = [&t] { t.WaitForTheDeadlineRecord(); };
-  t.ExpectOneDeadlineFallback(t.Decide(100'000'000));  // the model fails long before
+  OvertakenDecision t(kModelFallbackRules);
+  t.on_decided = [&t] { t.WaitForTheDeadlineRecord(); };
+  t.ExpectOneDeadlineFallback(t.Decide(100'000'000), sensor::GateAnswer::kDeny);
 }
 
 // The decision finishes 1 ms past the deadline before the watchdog's thread could wake: the
@@ -719,10 +762,10 @@ TEST(GateAccountingTest, AModelFallbackPastTheDeadlineCountsAndRecordsOneFallbac
   testing::ThreadScheduling saved;
   ASSERT_TRUE(saved.ok());
   ASSERT_TRUE(saved.PinToOneCpu());
-  OvertakenModelFallback t;
+  OvertakenDecision t(kModelFallbackRules);
   constexpr int64_t kDeadline = 2'000'000;
   const int64_t start = core::SystemClock::Get().MonotonicNanos();
-  t.on_alert = [start] {
+  t.on_decided = [start] {
     while (core::SystemClock::Get().MonotonicNanos() < start + kDeadline + 1'000'000) {
     }  // busy: the watchdog's thread gets no CPU
   };
@@ -731,7 +774,28 @@ TEST(GateAccountingTest, AModelFallbackPastTheDeadlineCountsAndRecordsOneFallbac
   }
   const bool sent = t.Decide(kDeadline);
   testing::ThreadScheduling::Lower();
-  t.ExpectOneDeadlineFallback(sent);
+  t.ExpectOneDeadlineFallback(sent, sensor::GateAnswer::kDeny);
+}
+
+// A deny rule's decision (with an alert) that the watchdog's allow fallback overtook: the audit
+// log holds the allow fallback alone, no deny record and no alert, and the outcome counter no
+// deny, though the decision denied.
+TEST(GateAccountingTest, ALateDenyOvertakenByAnAllowFallbackLeavesOnlyTheFallbackRecord) {
+  OvertakenDecision t(R"(
+- rule: No port 6
+  desc: d
+  condition: evt.type = connect and fd.sport = 6
+  output: "port 6"
+  priority: WARNING
+  action: {type: deny, mode: enforce}
+- rule: Note port 6
+  desc: d
+  condition: evt.type = connect and fd.sport = 6
+  output: "port 6"
+  priority: NOTICE
+)");
+  t.on_decided = [&t] { t.WaitForTheDeadlineRecord(); };
+  t.ExpectOneDeadlineFallback(t.Decide(5'000'000), sensor::GateAnswer::kAllow);
 }
 
 // A tmpfs mounted for the test: the fanotify gate marks a directory on it, never a mount that

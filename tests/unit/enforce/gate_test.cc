@@ -71,14 +71,17 @@ RecordFn Recorder(Recorded* r) {
   };
 }
 
+// Decides the call of `e` in time, as its answer (Answered: the decision is recorded).
 GateDecision DecideOn(DecisionGate& g, const core::Event& e, bool* fallback_set = nullptr,
                       bool* fallback_deny = nullptr) {
   policy::EvalInput in;
   in.event = &e;
-  return g.Decide(in, kFar, [&](bool deny) {
+  GateDecision d = g.Decide(in, kFar, [&](bool deny) {
     if (fallback_set != nullptr) *fallback_set = true;
     if (fallback_deny != nullptr) *fallback_deny = deny;
   });
+  g.Answered(e, d);
+  return d;
 }
 
 TEST(DecisionGateTest, EnforcedDenyRuleDeniesAndIsRecorded) {
@@ -235,7 +238,9 @@ TEST(DecisionGateTest, ModelErrorAppliesTheRuleFallbackAndIsCountedAndRecorded) 
   Recorded rec;
   DecisionGate g(&rules, GateOptions{.name = "t"}, &broken, &registry, Recorder(&rec));
   const core::Event e = Connect(6);
-  const GateDecision d = DecideOn(g, e);
+  policy::EvalInput in;
+  in.event = &e;
+  const GateDecision d = g.Decide(in, kFar, {});
   EXPECT_TRUE(d.fallback);
   EXPECT_TRUE(d.deny);
   // Counted and recorded once the decision is known to be the call's answer.
@@ -294,6 +299,42 @@ TEST(DecisionGateTest, ModelFailingAfterTheDeadlineStillGivesTheFallback) {
   EXPECT_NE(text.find("vigil_gate_fallbacks_total{gate=\"t\",reason=\"model_error\"} 0"),
             std::string::npos)
       << text;
+}
+
+// A deny decision the watchdog overtook (its allow fallback answered the call) writes no record
+// of its own and is not counted as a deny in vigil_gate_decisions_total: the audit log and the
+// outcome counter hold the answer the call got, the fallback's allow.
+TEST(DecisionGateTest, ADenyTheWatchdogOvertookLeavesOnlyTheFallbackRecord) {
+  policy::RuleSet rules = MustLoad(kRules);
+  core::Registry registry;
+  Recorded rec;
+  DecisionGate g(&rules, GateOptions{.name = "t"}, nullptr, &registry, Recorder(&rec));
+  const core::Event e = Connect(9);  // denied by "No port 9"
+  policy::EvalInput in;
+  in.event = &e;
+  const GateDecision d = g.Decide(in, std::numeric_limits<int64_t>::max(), {});
+  ASSERT_TRUE(d.deny);
+  EXPECT_TRUE(rec.kinds.empty());  // nothing written before the decision is known to be sent
+  g.FallbackAnswered(e, false, FallbackReason::kDeadline);  // the watchdog's allow got there first
+  g.LateDecision(d.deny);
+  EXPECT_EQ(rec.kinds, std::vector<GateRecord::Kind>{GateRecord::Kind::kFallback});
+  EXPECT_EQ(rec.reasons, std::vector<FallbackReason>{FallbackReason::kDeadline});
+  EXPECT_EQ(g.stats().denied, 0u);
+  const std::string text = registry.ExpositionText();
+  EXPECT_NE(text.find("vigil_gate_decisions_total{gate=\"t\",outcome=\"deny\"} 0"),
+            std::string::npos)
+      << text;
+
+  // The same decision sent as the call's answer: its deny record, counted as a deny.
+  const GateDecision sent = g.Decide(in, std::numeric_limits<int64_t>::max(), {});
+  g.Answered(e, sent);
+  ASSERT_EQ(rec.kinds.size(), 2u);
+  EXPECT_EQ(rec.kinds[1], GateRecord::Kind::kDecision);
+  EXPECT_EQ(rec.rules[1], "No port 9");
+  EXPECT_TRUE(rec.enforced[1]);
+  EXPECT_NE(registry.ExpositionText().find(
+                "vigil_gate_decisions_total{gate=\"t\",outcome=\"deny\"} 1"),
+            std::string::npos);
 }
 
 // A late deny whose call the watchdog answered (with its fallback, counted there) is not
