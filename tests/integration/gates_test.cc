@@ -31,6 +31,7 @@
 #include "audit/audit_log.h"
 #include "audit/canonical_json.h"
 #include "audit/payloads.h"
+#include "core/files.h"
 #include "tests/integration/loopback_listener.h"
 #include "tests/unit/sensor/thread_scheduling.h"
 #include "enforce/gate.h"
@@ -87,10 +88,12 @@ policy::RuleSet MustLoad(const std::string& yaml) {
   return set.has_value() ? std::move(set).value() : policy::RuleSet();
 }
 
-// Whether process `pid` has exited (gone, or a zombie).
+// Whether process `pid` has exited (gone, or a zombie). The process may be reaped between
+// opening its stat file and reading it (the read then fails with ESRCH): that is exited too.
 bool Exited(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  const std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto read = core::ReadFile("/proc/" + std::to_string(pid) + "/stat", 4096);
+  if (!read.has_value()) return true;
+  const std::string& stat = read.value();
   const size_t paren = stat.rfind(')');
   return paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] == 'Z';
 }

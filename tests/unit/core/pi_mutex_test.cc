@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "core/files.h"
 #include "core/thread_priority.h"
 
 namespace vigil::core {
@@ -91,12 +92,18 @@ TEST(PiConditionTest, NotifyAllWakesEveryWaiter) {
   EXPECT_EQ(woken, 4);
 }
 
+// The thread's /proc stat line, or "" once it has exited (a read of a task that exits while it
+// is read fails with ESRCH; an std::ifstream would throw that out of istreambuf_iterator).
+std::string TaskStat(pid_t tid) {
+  auto read = core::ReadFile("/proc/self/task/" + std::to_string(tid) + "/stat", 4096);
+  return read.has_value() ? std::move(read).value() : std::string();
+}
+
 // Field 18 of /proc/thread-self/stat: the thread's effective priority as the kernel schedules
 // it (20 for a normal thread at nice 0, -1 - P for SCHED_FIFO P, including a priority inherited
 // through a PI futex).
 int EffectivePriority(pid_t tid) {
-  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string text = TaskStat(tid);
   const size_t close = text.rfind(')');
   if (close == std::string::npos) return 1000;
   std::istringstream fields(text.substr(close + 2));
@@ -106,8 +113,7 @@ int EffectivePriority(pid_t tid) {
 }
 
 char State(pid_t tid) {
-  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string text = TaskStat(tid);
   const size_t close = text.rfind(')');
   return close == std::string::npos || close + 2 >= text.size() ? '?' : text[close + 2];
 }
