@@ -19,6 +19,7 @@ build_pkgs=(
   libmodbus-dev libmosquitto-dev
   libpqxx-dev
   libnats-dev
+  libnghttp2-dev  # bench/api_load --mode h2: a gRPC load generator without gRPC's client
 )
 test_pkgs=(
   clang libclang-rt-14-dev libfuzzer-14-dev prometheus curl procps minisign swtpm swtpm-tools

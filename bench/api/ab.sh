@@ -10,8 +10,9 @@
 # the scheduler; the load generator's CPU per call and its share of the two. Ends with all runs
 # as one Markdown table.
 # Usage: bench/api/ab.sh VIGIL_A VIGIL_B [SECONDS] [ROUNDS] [BATCH] [TRANSPORTS] [MODES]
-#   TRANSPORTS: "grpc http" (default), "grpc" or "http"; MODES: "events threads" (default),
-#   "events" or "threads"; $BUILD, $VIGIL_DATA; VIGIL_BENCH_AUTH=jwt (requests carry a bearer
+#   TRANSPORTS: "grpc http" (default), "grpc" or "http"; MODES: any of api_load's "events",
+#   "threads" and "h2" (gRPC only: HTTP/2 by nghttp2, no gRPC client library), "events threads"
+#   by default; $BUILD, $VIGIL_DATA; VIGIL_BENCH_AUTH=jwt (requests carry a bearer
 #   token), VIGIL_BENCH_THREADS=1 (the server's threads that ran, per run),
 #   VIGIL_BENCH_CLIENTS="1 8 64" (the single-score runs at each of these client counts; default
 #   8; batches always at 8), VIGIL_BENCH_YAML_A / _B (YAML lines added to A's / B's config,
@@ -37,6 +38,7 @@ for round in $(seq "$rounds"); do
   echo "round $round ($order), load average $(cut -d' ' -f1-3 /proc/loadavg)"
   for t in $transports; do
     for gen in $modes; do
+      [[ $gen == h2 && $t != grpc ]] && continue  # api_load's h2 mode speaks gRPC only
       for clients in $clients_list; do
         for s in $order; do run "$s" "$t" --mode "$gen" --clients "$clients" --vary; done
       done

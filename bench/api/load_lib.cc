@@ -70,6 +70,35 @@ bool SplitHttpUrl(std::string_view url, std::string* host, uint16_t* port, std::
   return true;
 }
 
+std::string FrameGrpcMessage(std::string_view message) {
+  std::string out(5, '\0');
+  const auto n = static_cast<uint32_t>(message.size());
+  for (int i = 0; i < 4; ++i) out[static_cast<size_t>(1 + i)] = static_cast<char>(n >> (24 - 8 * i));
+  out.append(message);
+  return out;
+}
+
+bool UnframeGrpcMessage(std::string_view body, std::string_view* message, std::string* why) {
+  if (body.size() < 5) {
+    *why = "gRPC message: " + std::to_string(body.size()) + " bytes, shorter than the 5-byte prefix";
+    return false;
+  }
+  if (body[0] != 0) {
+    *why = "gRPC message: byte 0 is " + std::to_string(static_cast<unsigned char>(body[0])) +
+           ", not 0 (compressed messages are not asked for)";
+    return false;
+  }
+  uint64_t n = 0;
+  for (size_t i = 1; i < 5; ++i) n = (n << 8) | static_cast<unsigned char>(body[i]);
+  if (n != body.size() - 5) {
+    *why = "gRPC message: bytes 1-4 give a length of " + std::to_string(n) + " but " +
+           std::to_string(body.size() - 5) + " bytes follow at offset 5";
+    return false;
+  }
+  *message = body.substr(5);
+  return true;
+}
+
 int ParseLoadArgs(int argc, const char* const* argv, LoadOptions* out, std::string* message) {
   CLI::App app{
       "Load generator for vigil serve's score APIs (HTTP/JSON or gRPC), closed loop: each "
@@ -78,19 +107,23 @@ int ParseLoadArgs(int argc, const char* const* argv, LoadOptions* out, std::stri
       "(epoll over keep-alive HTTP connections; gRPC's asynchronous completion queues, one "
       "channel per client), as wrk and ghz do.\n"
       "--mode threads: one OS thread per client, each blocked in its call (httplib's client; "
-      "gRPC's synchronous stub); on a small machine its threads compete with the server's."};
+      "gRPC's synchronous stub); on a small machine its threads compete with the server's.\n"
+      "--mode h2 (gRPC only): like events, but the clients' HTTP/2 connections are driven with "
+      "nghttp2 over epoll and api_load frames the gRPC messages itself, without gRPC's client "
+      "library: the lightest client, so that on a machine it shares with the server it takes "
+      "the least CPU from it."};
   LoadOptions o;
   std::string mode = "events";
   auto* url = app.add_option("--url", o.url, "http://HOST:PORT of vigil serve's HTTP API");
   auto* grpc_target =
       app.add_option("--grpc", o.grpc_target, "HOST:PORT of vigil serve's gRPC API (no TLS)");
   url->excludes(grpc_target);
-  app.add_option("--mode", mode, "events or threads (see above)")
+  app.add_option("--mode", mode, "events, threads or h2 (see above)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"events", "threads"}));
+      ->check(CLI::IsMember({"events", "threads", "h2"}));
   auto* threads = app.add_option("--threads", o.threads,
-                                 "Event mode: threads the clients are spread over (at most "
-                                 "--clients)")
+                                 "Modes events and h2: threads the clients are spread over "
+                                 "(at most --clients)")
                       ->capture_default_str()
                       ->check(CLI::Range(1, 64));
   app.add_option("--clients", o.clients, "Concurrent clients (connections)")
@@ -121,11 +154,16 @@ int ParseLoadArgs(int argc, const char* const* argv, LoadOptions* out, std::stri
     return 2;
   };
   if (o.url.empty() == o.grpc_target.empty()) return fail("give --url or --grpc");
-  o.mode = mode == "threads" ? LoadMode::kThreads : LoadMode::kEvents;
+  o.mode = mode == "threads" ? LoadMode::kThreads
+          : mode == "h2"    ? LoadMode::kH2
+                            : LoadMode::kEvents;
   if (o.mode == LoadMode::kThreads && threads->count() > 0) {
-    return fail("--threads is for --mode events (--mode threads runs one thread per client)");
+    return fail("--threads is for --mode events or h2 (--mode threads runs one thread per client)");
   }
-  if (o.mode == LoadMode::kEvents && o.threads > o.clients) {
+  if (o.mode == LoadMode::kH2 && o.grpc_target.empty()) {
+    return fail("--mode h2 is for --grpc (HTTP/JSON's event mode is --mode events)");
+  }
+  if (o.mode != LoadMode::kThreads && o.threads > o.clients) {
     return fail("--threads " + std::to_string(o.threads) + " is more than --clients " +
                 std::to_string(o.clients));
   }
@@ -133,6 +171,12 @@ int ParseLoadArgs(int argc, const char* const* argv, LoadOptions* out, std::stri
     std::string why;
     if (!SplitHttpUrl(o.url, &o.http_host, &o.http_port, &why)) {
       return fail("--url \"" + o.url + "\": " + why);
+    }
+  }
+  if (o.mode == LoadMode::kH2) {
+    std::string why;
+    if (!SplitHttpUrl("http://" + o.grpc_target, &o.http_host, &o.http_port, &why)) {
+      return fail("--grpc \"" + o.grpc_target + "\": " + why);
     }
   }
   if (o.mode == LoadMode::kThreads) o.threads = o.clients;

@@ -16,11 +16,13 @@ namespace vigil::bench {
 enum class LoadMode : uint8_t {
   kEvents,   // N connections multiplexed on --threads threads (epoll / gRPC completion queues)
   kThreads,  // one OS thread per client, each blocked in its call (the original mode)
+  kH2,       // gRPC only: HTTP/2 connections driven with nghttp2 on --threads threads, gRPC's
+             // framing done by api_load itself (no gRPC library on the client's side)
 };
 
 struct LoadOptions {
   std::string url, grpc_target, token_file;
-  std::string http_host;   // from --url: http://HOST:PORT
+  std::string http_host;   // from --url: http://HOST:PORT, or from --grpc HOST:PORT
   uint16_t http_port = 0;
   LoadMode mode = LoadMode::kEvents;
   int clients = 8;
@@ -40,6 +42,15 @@ int ParseLoadArgs(int argc, const char* const* argv, LoadOptions* out, std::stri
 // "http://HOST:PORT" (an optional trailing "/"), HOST a name or IPv4 address, or [IPv6].
 // False with `why` otherwise (https, no port, a path).
 bool SplitHttpUrl(std::string_view url, std::string* host, uint16_t* port, std::string* why);
+
+// A gRPC message as a request body: a 5-byte prefix (0: not compressed; the length, 4 bytes
+// big-endian) and the message.
+std::string FrameGrpcMessage(std::string_view message);
+
+// The one message of a unary gRPC answer's body (its DATA frames joined): the prefix must say
+// "not compressed" and give exactly the bytes that follow. False with `why` (naming the
+// offset) otherwise.
+bool UnframeGrpcMessage(std::string_view body, std::string_view* message, std::string* why);
 
 // The system calls of request `n` of client `c`: a fixed pattern whose first six calls carry a
 // number unique to (run, c, n) when `vary` is set, so that no two requests of this run, nor of

@@ -19,7 +19,8 @@
 # table.
 # Usage: bench/api/run.sh [SECONDS] [BATCH]   (build dir: $BUILD, default build/release;
 #   VIGIL_BENCH_AUTH=jwt: every request carries a bearer token; VIGIL_BENCH_THREADS=1: the
-#   server's threads that ran, per run; VIGIL_BENCH_MODES: "events threads" by default)
+#   server's threads that ran, per run; VIGIL_BENCH_MODES: "events threads" by default, or any
+#   of api_load's modes, among them "h2": gRPC without gRPC's client library, see api_load.cc)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${BUILD:-build/release}
@@ -39,7 +40,10 @@ for gen in $modes; do
   for req in same vary; do
     flag=(); [[ $req == vary ]] && flag=(--vary)
     for clients in 1 8 64; do
-      for t in http grpc; do run main "$t" --mode "$gen" --clients "$clients" "${flag[@]}"; done
+      for t in http grpc; do
+        [[ $gen == h2 && $t != grpc ]] && continue  # api_load's h2 mode speaks gRPC only
+        run main "$t" --mode "$gen" --clients "$clients" "${flag[@]}"
+      done
     done
   done
   loadavg "after the single scores ($gen)"

@@ -1,10 +1,13 @@
-// libFuzzer target for api_load's reader of HTTP/1.1 answers (bench/api/load_lib.h): the bytes
-// a keep-alive connection delivers, fed in pieces whose sizes the first byte picks. Any bytes
-// must give answers, "more", or an error with a reason; never a crash, a body longer than the
-// bytes fed, or an answer after an error. Seeds: tests/fuzz/corpus/http_answer/.
+// libFuzzer target for api_load's readers of answers (bench/api/load_lib.h): the HTTP/1.1
+// reader gets the bytes a keep-alive connection delivers, fed in pieces whose sizes the first
+// byte picks. Any bytes must give answers, "more", or an error with a reason; never a crash, a
+// body longer than the bytes fed, or an answer after an error. The same bytes are also a gRPC
+// answer's body for UnframeGrpcMessage (--mode h2): a message that is exactly the bytes after
+// the 5-byte prefix, or an error with a reason. Seeds: tests/fuzz/corpus/http_answer/.
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "api/load_lib.h"
@@ -31,6 +34,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (r.error().empty()) __builtin_trap();
       failed = true;
     }
+  }
+  std::string_view message;
+  std::string why;
+  if (vigil::bench::UnframeGrpcMessage(bytes, &message, &why)) {
+    if (bytes.size() < 5 || message.data() != bytes.data() + 5 ||
+        message.size() != bytes.size() - 5) {
+      __builtin_trap();
+    }
+  } else if (why.empty()) {
+    __builtin_trap();
   }
   return 0;
 }

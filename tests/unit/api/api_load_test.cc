@@ -37,6 +37,14 @@ TEST(ApiLoadArgsTest, DefaultsToEventsOnOneThread) {
   ASSERT_EQ(Parse({"--grpc", "h:1", "--mode", "threads", "--clients", "5"}, &o, &m), -1) << m;
   EXPECT_EQ(o.mode, LoadMode::kThreads);
   EXPECT_EQ(o.threads, 5);  // one per client
+  ASSERT_EQ(Parse({"--grpc", "[::1]:9090", "--mode", "h2", "--clients", "8", "--threads", "2"},
+                  &o, &m),
+            -1)
+      << m;
+  EXPECT_EQ(o.mode, LoadMode::kH2);
+  EXPECT_EQ(o.threads, 2);
+  EXPECT_EQ(o.http_host, "::1");  // nghttp2's connections are api_load's own sockets
+  EXPECT_EQ(o.http_port, 9090);
 }
 
 TEST(ApiLoadArgsTest, RefusesBadArgumentsNamingThem) {
@@ -49,6 +57,9 @@ TEST(ApiLoadArgsTest, RefusesBadArgumentsNamingThem) {
       {{"--url", "http://a:1", "--grpc", "a:2"}, "excludes"},
       {{"--grpc", "a:1", "--mode", "fibers"}, "--mode"},
       {{"--grpc", "a:1", "--mode", "threads", "--threads", "2"}, "--threads is for --mode events"},
+      {{"--url", "http://a:1", "--mode", "h2"}, "--mode h2 is for --grpc"},
+      {{"--grpc", "a", "--mode", "h2"}, "--grpc \"a\": has no :PORT"},
+      {{"--grpc", "a:1", "--mode", "h2", "--clients", "2", "--threads", "3"}, "more than"},
       {{"--grpc", "a:1", "--clients", "2", "--threads", "3"}, "more than --clients 2"},
       {{"--grpc", "a:1", "--threads", "0"}, "--threads"},
       {{"--grpc", "a:1", "--threads", "65"}, "--threads"},
@@ -153,6 +164,36 @@ TEST(HttpAnswerReaderTest, RefusesWhatVigilServeDoesNotSend) {
   HttpAnswerReader r;
   EXPECT_EQ(r.Feed("HTTP/1.1 204 No Content\r\n\r\n"), State::kDone);
   EXPECT_EQ(r.body(), "");
+}
+
+TEST(GrpcFramingTest, FramesAndUnframesOneMessage) {
+  const std::string framed = FrameGrpcMessage(std::string(300, 'm'));
+  ASSERT_EQ(framed.size(), 305u);
+  EXPECT_EQ(framed.substr(0, 5), std::string("\0\0\0\x01\x2c", 5));  // 300 = 0x12c
+  std::string_view message;
+  std::string why;
+  ASSERT_TRUE(UnframeGrpcMessage(framed, &message, &why)) << why;
+  EXPECT_EQ(message, std::string(300, 'm'));
+  ASSERT_TRUE(UnframeGrpcMessage(FrameGrpcMessage(""), &message, &why)) << why;
+  EXPECT_EQ(message, "");
+}
+
+TEST(GrpcFramingTest, RefusesWhatAUnaryAnswerDoesNotHold) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"", "shorter than the 5-byte prefix"},
+      {std::string("\0\0\0\0", 4), "shorter than the 5-byte prefix"},
+      {std::string("\x01\0\0\0\x01x", 6), "not 0 (compressed"},
+      {std::string("\0\0\0\0\x02x", 6), "length of 2 but 1 bytes follow"},
+      {std::string("\0\0\0\0\x01xy", 7), "length of 1 but 2 bytes follow"},
+      {FrameGrpcMessage("a") + FrameGrpcMessage("b"), "length of 1 but 7 bytes follow"},
+      {std::string("\0\xff\xff\xff\xffx", 6), "length of 4294967295"},
+  };
+  for (const auto& [bytes, why] : cases) {
+    std::string_view message;
+    std::string error;
+    EXPECT_FALSE(UnframeGrpcMessage(bytes, &message, &error)) << why;
+    EXPECT_NE(error.find(why), std::string::npos) << error;
+  }
 }
 
 }  // namespace
