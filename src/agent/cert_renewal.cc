@@ -1,5 +1,6 @@
 #include "agent/cert_renewal.h"
 
+#include <absl/synchronization/mutex.h>
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
@@ -78,6 +79,8 @@ core::Result<std::shared_ptr<grpc::Channel>> OpenHubChannel(const std::string& t
   ssl.pem_cert_chain = cert;
   ssl.pem_private_key = key;
   ssl.pem_root_certs = ca;
+  // Abseil's deadlock detection off for gRPC's locks, as in vigil serve (src/api/grpc_api.cc).
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxReceiveBytes);
   if (!server_name.empty()) args.SetSslTargetNameOverride(server_name);

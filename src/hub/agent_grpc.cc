@@ -1,5 +1,6 @@
 #include "hub/agent_grpc.h"
 
+#include <absl/synchronization/mutex.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/security/server_credentials.h>
 
@@ -496,6 +497,8 @@ core::Status AgentGrpc::AuditNewTokens() {
 
 core::Status AgentGrpc::Start() {
   if (grpc_) return core::FailedPrecondition("agent grpc: already started");
+  // Abseil's deadlock detection off for gRPC's locks, as in vigil serve (src/api/grpc_api.cc).
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   const int64_t now = clock_.NowUnixNanos() / 1'000'000'000;
   VIGIL_ASSIGN_OR_RETURN(
       auto key_cert, ca_.IssueServerCert(options_.server_names, now, options_.server_cert_ttl_s));

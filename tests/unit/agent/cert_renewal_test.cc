@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "../abseil_deadlock.h"
 #include "agent/hub_client_grpc.h"
 #include "core/files.h"
 #include "hub/enrolment.h"
@@ -29,6 +30,27 @@ std::string Read(const std::string& path) {
 }
 
 class CertRenewalTest : public testing::HubLinkTest {};
+
+// The agent's channel to the hub turns Abseil's mutex deadlock detection off, as vigil serve's
+// gRPC does (../abseil_deadlock.h). No hub agent port runs here (it would turn it off itself).
+TEST_F(CertRenewalTest, TheHubChannelTurnsAbseilDeadlockDetectionOff) {
+  const int64_t now = clock_.NowUnixNanos() / 1'000'000'000;
+  auto ca = hub::HubCa::LoadOrCreate((dir_ / "ca").string(), now);
+  ASSERT_TRUE(ca.has_value()) << ca.error().ToString();
+  auto kc = hub::MakeAgentKeyAndCsr("web-1");
+  ASSERT_TRUE(kc.has_value()) << kc.error().ToString();
+  auto cert = ca->SignAgentCsr(kc->second, "web-1", "", now, 3600);
+  ASSERT_TRUE(cert.has_value()) << cert.error().ToString();
+  const CertFiles files{(dir_ / "agent.pem").string(), (dir_ / "agent.key").string(),
+                        (dir_ / "ca.pem").string()};
+  std::ofstream(files.cert) << *cert;
+  std::ofstream(files.key) << kc->first;
+  std::ofstream(files.ca) << ca->cert_pem();
+  auto channel = OpenHubChannel("127.0.0.1:1", files, "web-1", "");
+  ASSERT_TRUE(channel.has_value()) << channel.error().ToString();
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // a new process: no fork of gRPC's threads
+  EXPECT_EXIT(vigil::testing::LockTwoMutexesBothWays(), ::testing::ExitedWithCode(0), "");
+}
 
 TEST_F(CertRenewalTest, AClientFollowsARenewalAndTheHubRefusesTheOldCertificateThen) {
   StartHub();

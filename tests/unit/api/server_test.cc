@@ -2,11 +2,9 @@
 // made at test time with the openssl CLI. The model behind the service counts its calls, so
 // each refusal test also shows that the request never reached it.
 
-#include <absl/synchronization/mutex.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -17,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "../abseil_deadlock.h"
 #include "../test_pki.h"
 #include "api/codec.h"
 #include "api/frontend.h"
@@ -600,30 +599,13 @@ TEST_F(ServerTest, GrpcLargeBatchesQueueForTheCoresWhileHandlerThreadsAreHeld) {
   EXPECT_EQ(answered.load(), 8);
 }
 
-// The gRPC server turns Abseil's mutex deadlock detection off (grpc_api.cc: a process-wide
-// spin lock and graph walk on every lock of gRPC's). With it on, as Debian's Abseil build has
-// it by default, taking two mutexes in both orders aborts the process; after Start it does not.
-// Takes two mutexes in one order, then in the other, and ends the (death test's) process with
-// 0 without running exit handlers.
-void LockTwoMutexesBothWays() {
-  absl::Mutex a;
-  absl::Mutex b;
-  {
-    absl::MutexLock la(&a);
-    absl::MutexLock lb(&b);
-  }
-  {
-    absl::MutexLock lb(&b);
-    absl::MutexLock la(&a);
-  }
-  _exit(0);
-}
-
+// The gRPC server turns Abseil's mutex deadlock detection off (grpc_api.cc;
+// ../abseil_deadlock.h).
 TEST_F(ServerTest, GrpcServerTurnsAbseilDeadlockDetectionOff) {
   // The child runs this test again from the start in a new process (no fork of gRPC's threads).
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   Start();
-  EXPECT_EXIT(LockTwoMutexesBothWays(), ::testing::ExitedWithCode(0), "");
+  EXPECT_EXIT(testing::LockTwoMutexesBothWays(), ::testing::ExitedWithCode(0), "");
 }
 
 // Once the order book shuts down (the server is stopping), an open Watch stream ends at once

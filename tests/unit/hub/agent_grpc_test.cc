@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "../abseil_deadlock.h"
 #include "../test_pki.h"
 #include "hub/config.h"
 #include "hub/enrolment.h"
@@ -258,6 +259,13 @@ class AgentGrpcTest : public ::testing::Test {
   std::unique_ptr<EnrolTokens> tokens_;
   std::unique_ptr<AgentGrpc> agents_;
 };
+
+// The agent port turns Abseil's mutex deadlock detection off, as vigil serve's gRPC does
+// (../abseil_deadlock.h).
+TEST_F(AgentGrpcTest, TheAgentPortTurnsAbseilDeadlockDetectionOff) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // a new process: no fork of gRPC's threads
+  EXPECT_EXIT(vigil::testing::LockTwoMutexesBothWays(), ::testing::ExitedWithCode(0), "");
+}
 
 TEST_F(AgentGrpcTest, EnrolsThenRegistersHeartbeatsAndFetchesThePolicyOverMtls) {
   // A policy rolled out to the canary group.
