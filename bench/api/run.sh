@@ -2,9 +2,10 @@
 # Score latency and throughput of `vigil serve` over HTTP/JSON and gRPC on loopback
 # (docs/benchmarks.md). Trains an n-gram model on ADFA-LD's training traces, starts vigil serve
 # (plain HTTP and gRPC, anonymous score scope, no rate limit, default batching) and drives it
-# from a separate process (api_load), with both of api_load's modes: `events` (the clients'
-# connections multiplexed on one thread, as wrk/ghz do) and `threads` (one blocking OS thread
-# per client, which on 2 cores queue for CPU beside the server's):
+# from a separate process (api_load), in each of api_load's modes: `events` (the clients'
+# connections multiplexed on one thread, as wrk/ghz do), `h2` (gRPC only: the same, but HTTP/2
+# by nghttp2 without gRPC's client library, a third of its instructions per call) and `threads`
+# (one blocking OS thread per client, which on 2 cores queue for CPU beside the server's):
 #   1. single scores at 1, 8 and 64 clients over each transport, with repeated requests
 #      (verdict-cache hits) and varied ones (every request scored by the model);
 #   2. throughput over gRPC with score:batch calls of BATCH varied items at 1, 8 and 64 clients;
@@ -19,14 +20,13 @@
 # table.
 # Usage: bench/api/run.sh [SECONDS] [BATCH]   (build dir: $BUILD, default build/release;
 #   VIGIL_BENCH_AUTH=jwt: every request carries a bearer token; VIGIL_BENCH_THREADS=1: the
-#   server's threads that ran, per run; VIGIL_BENCH_MODES: "events threads" by default, or any
-#   of api_load's modes, among them "h2": gRPC without gRPC's client library, see api_load.cc)
+#   server's threads that ran, per run; VIGIL_BENCH_MODES: "events h2 threads" by default)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${BUILD:-build/release}
 seconds=${1:-5}
 batch=${2:-64}
-modes=${VIGIL_BENCH_MODES:-events threads}
+modes=${VIGIL_BENCH_MODES:-events h2 threads}
 data=${VIGIL_DATA:-../shared/data/adfa-ld}
 cmake --build "$build" --target vigil api_load >/dev/null
 source bench/api/common.sh
