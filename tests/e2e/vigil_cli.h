@@ -152,16 +152,18 @@ inline int StopVigil(pid_t& pid, std::chrono::milliseconds wait = std::chrono::s
 }
 
 // A JSONL event file: `streams` streams named "<stream>-N" of program "svc" (pids 100+N), one
-// after the other, each `pattern` (x86_64 syscall numbers) `repeats` times, closed by its
+// after the other, each `pattern` (syscall numbers of `arch`) `repeats` times, closed by its
 // stream_end (replay writes the stream's verdict then).
 inline void WriteSyscallStreams(const std::filesystem::path& path, const std::string& stream,
-                                int streams, const std::vector<int>& pattern, int repeats) {
+                                int streams, const std::vector<int>& pattern, int repeats,
+                                const std::string& arch = "x86_64") {
   std::ofstream f(path);
   for (int s = 0; s < streams; ++s) {
     for (int r = 0; r < repeats; ++r) {
       for (int nr : pattern) {
         f << R"({"kind":"syscall","stream":")" << stream << "-" << s << R"(","proc":{"pid":)"
-          << 100 + s << R"(,"comm":"svc"},"syscall":{"arch":"x86_64","nr":)" << nr << "}}\n";
+          << 100 + s << R"(,"comm":"svc"},"syscall":{"arch":")" << arch << R"(","nr":)" << nr
+          << "}}\n";
       }
     }
     f << R"({"kind":"stream_end","stream":")" << stream << "-" << s << "\"}\n";
