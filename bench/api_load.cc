@@ -549,6 +549,7 @@ struct H2Client {
   bool busy = false;      // a call is outstanding
   bool done = false;      // its stream closed; Finish() not yet run
   uint32_t reset = 0;     // the stream's error code when it closed (0: none)
+  bool oversize = false;  // the answer passed kMaxGrpcAnswer (api_load reset the stream)
   bool want_out = false;  // registered for EPOLLOUT (nghttp2 has bytes the socket did not take)
   Clock::time_point t0;
   std::vector<int32_t> calls;
@@ -582,6 +583,7 @@ int H2Data(nghttp2_session* session, uint8_t, int32_t stream, const uint8_t* dat
   auto& c = *static_cast<H2Client*>(user);
   if (stream != c.stream) return 0;
   if (c.answer.size() + len > kMaxGrpcAnswer) {
+    c.oversize = true;
     nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream, NGHTTP2_CANCEL);
     return 0;
   }
@@ -698,6 +700,7 @@ class H2EventLoop : public EpollClients<H2Client> {
     c.grpc_message.clear();
     c.done = false;
     c.reset = 0;
+    c.oversize = false;
     auto nv = [](const std::string_view& k, const std::string_view& v) {
       return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(k.data())),
                         reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), k.size(),
@@ -775,7 +778,9 @@ class H2EventLoop : public EpollClients<H2Client> {
     c.stream = -1;
     std::string_view message;
     std::string why;
-    if (c.reset != 0) {
+    if (c.oversize) {
+      tally_->Error("answer: more than " + std::to_string(kMaxGrpcAnswer >> 20) + " MiB");
+    } else if (c.reset != 0) {
       tally_->Error(std::string("stream reset: ") + nghttp2_http2_strerror(c.reset));
     } else if (c.http_status != 200) {
       tally_->Error("HTTP status " + std::to_string(c.http_status));

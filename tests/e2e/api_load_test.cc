@@ -1,7 +1,7 @@
 // The load generator for `vigil serve` (bench/api_load.cc) against the real binary on loopback:
 // in each of its gRPC modes (events: gRPC's own client; h2: nghttp2 with api_load's own gRPC
 // framing; threads: one blocking stub per client) every call is answered with its score(s) and
-// no error, single and batched; a refused call (a bearer token that is not a JWT) is counted as
+// no error, single and batched, and so in the HTTP/JSON event mode; a refused call (a bearer token that is not a JWT) is counted as
 // an error naming the gRPC status, and api_load exits 1. Built with the bench directory
 // (VIGIL_BUILD_BENCH, bench/CMakeLists.txt gives API_LOAD_BINARY); a second or so per case.
 
@@ -47,6 +47,7 @@ class ApiLoadTest : public ::testing::Test {
   priority: warning
 )";
     std::ofstream(dir_ / "serve.yaml") << R"(grpc: {listen: "127.0.0.1:0"}
+http: {listen: "127.0.0.1:0"}
 auth:
   allow_anonymous: true
   anonymous_scopes: [score]
@@ -62,19 +63,22 @@ limits: {default_deadline_ms: 5000}
     ASSERT_GT(server_, 0) << b.error;
     const json ready = json::parse(b.ready_line, nullptr, false);
     ASSERT_TRUE(ready.is_object() && ready.contains("grpc_port")) << b.ready_line;
-    target_ = "127.0.0.1:" + std::to_string(ready["grpc_port"].get<int>());
+    target_ = "--grpc 127.0.0.1:" + std::to_string(ready["grpc_port"].get<int>());
+    http_target_ = "--url http://127.0.0.1:" + std::to_string(ready["http_port"].get<int>());
   }
   void TearDown() override {
     if (server_ > 0) vigil::e2e::StopVigil(server_);
     fs::remove_all(dir_);
   }
 
-  // Runs `api_load --grpc TARGET ARGS --json`; the exit code, stdout and stderr.
-  CmdResult ApiLoad(const std::string& args) {
+  // Runs `api_load TARGET ARGS --json` (TARGET: "--grpc HOST:PORT" unless given); the exit
+  // code, stdout and stderr.
+  CmdResult ApiLoad(const std::string& args, const std::string& target = "") {
     CmdResult r;
 #ifdef API_LOAD_BINARY
     const fs::path out = dir_ / "run" / "load.out", err = dir_ / "run" / "load.err";
-    const std::string cmd = std::string(API_LOAD_BINARY) + " --grpc " + target_ + " " + args +
+    const std::string cmd = std::string(API_LOAD_BINARY) + " " +
+                            (target.empty() ? target_ : target) + " " + args +
                             " --json >" + out.string() + " 2>" + err.string() + " </dev/null";
     const int status = std::system(cmd.c_str());
     r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -82,13 +86,14 @@ limits: {default_deadline_ms: 5000}
     r.err = vigil::e2e::ReadAll(err);
 #else
     (void)args;
+    (void)target;
 #endif
     return r;
   }
 
   fs::path dir_;
   pid_t server_ = -1;
-  std::string target_;
+  std::string target_, http_target_;
 };
 
 TEST_F(ApiLoadTest, EveryGrpcModeGetsEveryCallScored) {
@@ -105,6 +110,23 @@ TEST_F(ApiLoadTest, EveryGrpcModeGetsEveryCallScored) {
       EXPECT_GT(j["calls"].get<int64_t>(), 0);
       EXPECT_EQ(j["scores"].get<int64_t>(), j["calls"].get<int64_t>() * std::max(1, batch));
     }
+  }
+}
+
+// The HTTP/JSON event mode shares its epoll loop with h2 (api_load.cc's EpollClients).
+TEST_F(ApiLoadTest, TheHttpEventModeGetsEveryCallScored) {
+  for (int batch : {0, 8}) {
+    SCOPED_TRACE("batch " + std::to_string(batch));
+    const CmdResult r = ApiLoad("--mode events --clients 3 --seconds 0.3 --vary --batch " +
+                                    std::to_string(batch),
+                                http_target_);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const json j = json::parse(r.out, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << r.out;
+    EXPECT_EQ(j["transport"], "http");
+    EXPECT_EQ(j["errors"], 0);
+    EXPECT_GT(j["calls"].get<int64_t>(), 0);
+    EXPECT_EQ(j["scores"].get<int64_t>(), j["calls"].get<int64_t>() * std::max(1, batch));
   }
 }
 
