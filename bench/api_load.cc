@@ -662,11 +662,14 @@ class H2EventLoop : public EpollClients<H2Client> {
     c.out.clear();
     c.out_sent = 0;
     if (!Connect(c)) return false;
-    nghttp2_session_client_new(&c.session, callbacks_, &c);
     // No server push; a window large enough that a batch's answer needs no WINDOW_UPDATE.
     const nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
                                                {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20}};
-    nghttp2_submit_settings(c.session, NGHTTP2_FLAG_NONE, settings, 2);
+    if (const int rv = nghttp2_session_client_new(&c.session, callbacks_, &c);
+        rv != 0 || nghttp2_submit_settings(c.session, NGHTTP2_FLAG_NONE, settings, 2) != 0) {
+      tally_->Error(std::string("nghttp2: cannot start a session: ") + nghttp2_strerror(rv));
+      return false;
+    }
     return true;
   }
 
