@@ -15,6 +15,9 @@
 // With --vigil-base OTHER (e.g. the previous commit's vigil), every gated variant also runs with
 // OTHER, alternating with --vigil in the same blocks: a before/after comparison in one run.
 // Blocks with and without the gate alternate, so that the machine's load drifts over all alike.
+// Each variant's figures are those of all its blocks pooled, and then each block's added P99 (the
+// gated block's P99 less the same block's ungated P99): median and range over the blocks, so that
+// a run says how far its pooled P99 is from a typical block's.
 // Needs root. With --strace, one more run of each gated variant under `strace -f -c` counts the
 // system calls of the whole process tree per gated call (load-independent).
 // Usage: gate_latency_bench [--calls N] [--exec-calls N] [--blocks B] [--vigil PATH]
@@ -134,14 +137,54 @@ double Pct(std::vector<double> v, double q) {
   return v[i];
 }
 
-void Report(const char* what, const std::vector<double>& base, const std::vector<double>& gated,
+// Each block's added P99 (the gated block's P99 less the same block's ungated P99): their median
+// and range say how far one block's tail is from another's, which the pooled P99 hides.
+struct BlockSpread {
+  double median = 0, min = 0, max = 0;
+  size_t blocks = 0;
+};
+
+BlockSpread AddedP99PerBlock(const std::vector<std::vector<double>>& base,
+                             const std::vector<std::vector<double>>& gated) {
+  std::vector<double> added;
+  for (size_t b = 0; b < base.size() && b < gated.size(); ++b) {
+    if (base[b].empty() || gated[b].empty()) continue;
+    added.push_back(Pct(gated[b], 0.99) - Pct(base[b], 0.99));
+  }
+  BlockSpread s;
+  if (added.empty()) return s;
+  std::sort(added.begin(), added.end());
+  s.blocks = added.size();
+  s.median = added.size() % 2 == 1
+                 ? added[added.size() / 2]
+                 : (added[added.size() / 2 - 1] + added[added.size() / 2]) / 2;
+  s.min = added.front();
+  s.max = added.back();
+  return s;
+}
+
+std::vector<double> Pooled(const std::vector<std::vector<double>>& blocks) {
+  std::vector<double> all;
+  for (const auto& b : blocks) all.insert(all.end(), b.begin(), b.end());
+  return all;
+}
+
+void Report(const char* what, const std::vector<std::vector<double>>& base_blocks,
+            const std::vector<std::vector<double>>& gated_blocks,
             const char* base_name = "without gate", const char* gated_name = "with gate") {
+  const std::vector<double> base = Pooled(base_blocks), gated = Pooled(gated_blocks);
   const double b50 = Pct(base, 0.5), b99 = Pct(base, 0.99);
   const double g50 = Pct(gated, 0.5), g99 = Pct(gated, 0.99);
   std::printf("%-8s %s: n=%zu P50 %.1f us P99 %.1f us | %s: n=%zu P50 %.1f us "
               "P99 %.1f us | added: P50 %.1f us P99 %.1f us\n",
               what, base_name, base.size(), b50, b99, gated_name, gated.size(), g50, g99,
               g50 - b50, g99 - b99);
+  const BlockSpread s = AddedP99PerBlock(base_blocks, gated_blocks);
+  if (s.blocks > 0) {
+    std::printf("         added P99 per block (gated less ungated, %zu blocks): median %.1f us, "
+                "range %.1f..%.1f us\n",
+                s.blocks, s.median, s.min, s.max);
+  }
 }
 
 // Trains and signs (with the key in `keys`) a gate model of gate_probe's gated calls (an exec,
@@ -173,7 +216,7 @@ struct Variant {
   std::string rules;
   std::string extra;  // more `vigil run` flags (the model)
   std::string gate_flags;  // flags for both `vigil run` and `vigil gate` (the priority)
-  std::vector<double> us;
+  std::vector<std::vector<double>> blocks;  // one list of times (µs) per block
   std::vector<double> per_call;  // /proc system calls per decided call (new builds only)
   // Per stage on the gate's thread ("receive", "decide", "answer"): each block's P50 and P99
   // (µs) from the summary's "stage_us" (builds that time their stages).
@@ -233,7 +276,7 @@ double StraceTotal(const fs::path& file) {
 
 int main(int argc, char** argv) {
   CLI::App app{"Latency added by the seccomp (vigil run) and fanotify (vigil gate) gates"};
-  int calls = 1000, exec_calls = 500, blocks = 5;
+  int calls = 1000, exec_calls = 1000, blocks = 8;
   std::string vigil_bin = VIGIL_BINARY, base_bin, probe = GATE_PROBE;
   bool strace = false, priority_ab = false;
   int probe_priority = 0;
@@ -338,21 +381,20 @@ int main(int argc, char** argv) {
                       " --model " + model, "", {}, {}});
 
   // connect, with and without `vigil run`.
-  std::vector<double> base;
+  std::vector<std::vector<double>> base;
   for (int b = 0; b < blocks; ++b) {
-    auto x = RunProbe(probe + connect_args, out);
-    base.insert(base.end(), x.begin(), x.end());
+    base.push_back(RunProbe(probe + connect_args, out));
     for (Variant& v : variants) {
       auto y = RunProbe(v.vigil + " run --json --policy " + v.rules + v.extra + v.gate_flags +
                             trusted + " -- " +
                             probe + connect_args + " 2>" + err.string(),
                         out);
-      v.us.insert(v.us.end(), y.begin(), y.end());
+      v.blocks.push_back(std::move(y));
       AddSummary(err, &v);
     }
   }
   for (const Variant& v : variants) {
-    Report("connect", base, v.us, "without gate", v.name.c_str());
+    Report("connect", base, v.blocks, "without gate", v.name.c_str());
     std::printf("         /proc system calls per gated call (median of blocks): %s\n",
                 Median(v.per_call).c_str());
     ReportStages(v);
@@ -383,7 +425,7 @@ int main(int argc, char** argv) {
     fs::copy_file("/bin/true", prog);
     fs::permissions(prog, fs::perms::owner_all);
     const std::string exec_args = " exec " + prog.string() + " " + std::to_string(exec_calls);
-    std::vector<double> ebase;
+    std::vector<std::vector<double>> ebase;
     std::vector<Variant> evars;
     for (const Variant& v : variants) {
       if (v.extra.empty()) evars.push_back({v.name, v.vigil, v.rules, "", v.gate_flags, {}, {}});
@@ -397,8 +439,7 @@ int main(int argc, char** argv) {
       return a;
     };
     for (int b = 0; b < blocks; ++b) {
-      auto x = RunProbe(probe + exec_args, out);
-      ebase.insert(ebase.end(), x.begin(), x.end());
+      ebase.push_back(RunProbe(probe + exec_args, out));
       for (Variant& v : evars) {
         const pid_t g = StartGate(gate_argv(v), gout, err);
         if (g < 0) {
@@ -408,12 +449,12 @@ int main(int argc, char** argv) {
         }
         auto y = RunProbe(probe + exec_args, out);
         StopGate(g);
-        v.us.insert(v.us.end(), y.begin(), y.end());
+        v.blocks.push_back(std::move(y));
         AddSummary(gout, &v);
       }
     }
     for (const Variant& v : evars) {
-      Report("exec", ebase, v.us, "without gate", v.name.c_str());
+      Report("exec", ebase, v.blocks, "without gate", v.name.c_str());
       std::printf("         /proc system calls per gated call (median of blocks): %s\n",
                   Median(v.per_call).c_str());
       ReportStages(v);
