@@ -8,12 +8,14 @@
 // and exec; system calls of another ABI (i386, x32) kill the caller, so the filter cannot be
 // stepped around through them.
 //
-// Reading the arguments. Paths, argv and socket addresses are read from /proc/PID/mem: the gate
-// opens it, then checks with SECCOMP_IOCTL_NOTIF_ID_VALID that the notification is still
-// pending (so the pid was not reused by another process between the notification and the open),
-// then reads. Relative paths are made absolute against the caller's cwd or dirfd (lexically;
-// symlinks are not resolved). A string longer than 4 KiB, or unreadable memory, fails the
-// decision: the call gets the gate's fallback.
+// Reading the arguments. Paths, argv and socket addresses are read from the caller's memory with
+// process_vm_readv(2) into the gate's buffers (seccomp_gate_read.h); relative paths are made
+// absolute against the caller's cwd or dirfd (/proc/PID/cwd, /proc/PID/fd/N; lexically, symlinks
+// not resolved). After the last read the gate checks with SECCOMP_IOCTL_NOTIF_ID_VALID that the
+// notification is still pending: the caller was then alive and blocked throughout, so its pid
+// was not reused by another process and everything read was the caller's; otherwise the call is
+// dropped as vanished. A string longer than 4 KiB, or memory the caller itself cannot read
+// (unmapped, PROT_NONE), fails the decision: the call gets the gate's fallback.
 //
 // The limit (seccomp_unotify(2)): with CONTINUE the kernel reads the arguments again after the
 // answer. Another thread of the caller (or a process sharing its memory) can change them in
@@ -95,7 +97,11 @@ class SeccompGate {
   void Serve();
   void Handle(void* request, int64_t woken_ns);
   void Answer(uint64_t id, GateAnswer a);
-  bool ReadCall(const void* request, GateCall* call);
+  enum class ReadResult { kRead, kUnreadable, kGone };
+  // Fills `call` from the notification `request`; kGone when the caller is no longer waiting.
+  ReadResult ReadCall(const void* request, GateCall* call);
+  // The arguments of system call `nr` of `pid` (args: the notification's); false when unreadable.
+  bool ReadArguments(uint32_t pid, int nr, const unsigned long long* args, GateCall* call);
 
   SeccompGateOptions options_;
   GateDecider* decider_ = nullptr;
