@@ -23,8 +23,8 @@
 // Usage: gate_latency_bench [--calls N] [--exec-calls N] [--blocks B] [--vigil PATH]
 //                           [--vigil-base PATH] [--probe PATH] [--strace] [--priority-ab]
 //                           [--probe-priority N]
-// --priority-ab adds --vigil at --realtime-priority 0 (the gates normally scheduled) as variants
-// of their own; --probe-priority runs the probe at SCHED_FIFO N, shielding the measured caller
+// --priority-ab adds --vigil (and --vigil-base) at --realtime-priority 0 (the gates normally
+// scheduled) as variants of their own; --probe-priority runs the probe at SCHED_FIFO N, shielding the measured caller
 // (gated and ungated alike) from the machine's other load.
 
 #include <signal.h>
@@ -281,7 +281,9 @@ int main(int argc, char** argv) {
   bool strace = false, priority_ab = false;
   int probe_priority = 0;
   app.add_option("--calls", calls, "Connects per block")->capture_default_str();
-  app.add_option("--exec-calls", exec_calls, "Execs per block")->capture_default_str();
+  app.add_option("--exec-calls", exec_calls, "Execs per block (0: no exec blocks)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--blocks", blocks, "Blocks per variant (alternating)")->capture_default_str();
   app.add_option("--vigil", vigil_bin, "The vigil binary")->capture_default_str();
   app.add_option("--vigil-base", base_bin,
@@ -289,8 +291,8 @@ int main(int argc, char** argv) {
   app.add_option("--probe", probe, "The gate_probe binary")->capture_default_str();
   app.add_flag("--strace", strace, "Also count system calls per gated call with strace -f -c");
   app.add_flag("--priority-ab", priority_ab,
-               "Also run --vigil with --realtime-priority 0 (the gates at normal scheduling), "
-               "alternating with its default priority");
+               "Also run --vigil (and --vigil-base) with --realtime-priority 0 (the gates at "
+               "normal scheduling), alternating with their default priority");
   app.add_option("--probe-priority", probe_priority,
                  "Run the probe (gated and ungated alike) at this SCHED_FIFO priority (chrt -f), "
                  "so that the measured caller does not wait for a core behind the machine's "
@@ -373,8 +375,10 @@ int main(int argc, char** argv) {
       variants.push_back({bname + ", " + rname, bin, rfile.string(), "", "", {}, {}});
     }
     if (priority_ab) {
-      variants.push_back({"new, " + std::string(rname) + ", normal priority", vigil_bin,
-                          rfile.string(), "", " --realtime-priority 0", {}, {}});
+      for (const auto& [bname, bin] : bins) {
+        variants.push_back({bname + ", " + std::string(rname) + ", normal priority", bin,
+                            rfile.string(), "", " --realtime-priority 0", {}, {}});
+      }
     }
   }
   variants.push_back({"new, few fields + model", vigil_bin, ml_rules.string(),
@@ -418,7 +422,9 @@ int main(int argc, char** argv) {
   }
 
   // exec of a file on a tmpfs, with and without `vigil gate` marking its directory.
-  if (mount("tmpfs", (dir / "mnt").c_str(), "tmpfs", 0, "size=16m") != 0) {
+  if (exec_calls == 0) {
+    std::printf("exec     skipped (--exec-calls 0)\n");
+  } else if (mount("tmpfs", (dir / "mnt").c_str(), "tmpfs", 0, "size=16m") != 0) {
     std::fprintf(stderr, "gate_latency_bench: cannot mount a tmpfs: exec skipped\n");
   } else {
     const fs::path prog = dir / "mnt" / "prog";
