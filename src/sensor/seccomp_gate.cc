@@ -34,6 +34,18 @@ extern char** environ;
 namespace vigil::sensor {
 namespace {
 
+// Linux 6.6's <linux/seccomp.h>, for older headers.
+#ifdef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+constexpr unsigned long kIoctlNotifSetFlags = SECCOMP_IOCTL_NOTIF_SET_FLAGS;
+#else
+constexpr unsigned long kIoctlNotifSetFlags = SECCOMP_IOW(4, __u64);
+#endif
+#ifdef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+constexpr unsigned long kSyncWakeUp = SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP;
+#else
+constexpr unsigned long kSyncWakeUp = 1UL << 0;
+#endif
+
 constexpr size_t kMaxString = 4096;
 constexpr size_t kMaxArgs = 64;
 constexpr size_t kMaxArgvBytes = 4096;
@@ -302,6 +314,14 @@ core::Result<std::unique_ptr<SeccompGate>> SeccompGate::Launch(const SeccompGate
     return core::Internal("the supervised child did not hand over the seccomp listener");
   }
   std::memcpy(&g->listener_, CMSG_DATA(c), sizeof(int));
+  if (options.sync_wakeup) {
+    if (ioctl(g->listener_, kIoctlNotifSetFlags, kSyncWakeUp) != 0) {
+      const int err = errno;
+      g->sync_wakeup_status_ = core::FailedPrecondition(
+          std::string("synchronous wake-ups (SECCOMP_IOCTL_NOTIF_SET_FLAGS): ") +
+          std::strerror(err) + (err == EINVAL || err == ENOTTY ? " (needs Linux 6.6)" : ""));
+    }
+  }
 
   SeccompGate* self = g.get();
   g->watchdog_ = std::make_unique<GateWatchdog>(

@@ -50,6 +50,12 @@ struct SeccompGateOptions {
   // (core/thread_priority.h). A host that refuses it leaves the gate at normal priority
   // (priority_status()).
   int realtime_priority = 0;
+  // Ask the kernel for synchronous wake-ups on the listener (SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
+  // Linux 6.6): a held call wakes the gate's thread on the caller's CPU, and the answer wakes the
+  // caller on the gate thread's CPU, where the scheduler allows it (a normally scheduled thread;
+  // a real-time one is woken where it last ran). A kernel that refuses it leaves the ordinary
+  // wake-ups (sync_wakeup_status() says why).
+  bool sync_wakeup = true;
   // Where the stage histograms go (GateStageTimes, label gate="seccomp"); null: not timed.
   core::Registry* metrics = nullptr;
 };
@@ -89,6 +95,8 @@ class SeccompGate {
   SeccompGateStats stats() const;
   // Whether options.realtime_priority was applied to the gate's thread (OK when it was 0).
   const core::Status& priority_status() const { return priority_status_; }
+  // Whether options.sync_wakeup was applied to the listener (OK when it was not asked for).
+  const core::Status& sync_wakeup_status() const { return sync_wakeup_status_; }
   // The per-stage times of the calls served (enabled() when options.metrics was given).
   const GateStageTimes& stage_times() const { return stages_; }
 
@@ -116,6 +124,7 @@ class SeccompGate {
   std::unique_ptr<GateWatchdog> watchdog_;
   GateStageTimes stages_;
   core::Status priority_status_;
+  core::Status sync_wakeup_status_;
   std::thread thread_;
   struct Counters;
   std::unique_ptr<Counters> counters_;

@@ -1,11 +1,15 @@
 // The seccomp gate on its own (sensor/seccomp_gate.h), as root: what it reads of each held call
-// out of the caller's memory, decided by a decider that only records.
+// out of the caller's memory, decided by a decider that only records; where its thread is woken
+// with synchronous wake-ups.
 
+#include <sched.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -101,6 +105,83 @@ TEST(SeccompGateTest, ReadsEachCallsPathArgvAndAddressAsTheCallerPassedThem) {
     EXPECT_GT(c.event.proc.pid, 0u);
   }
   fs::remove_all(dir);
+}
+
+
+// Allows every call and records, for the opens of one file, the CPU each was decided on.
+class CpuDecider final : public sensor::GateDecider {
+ public:
+  explicit CpuDecider(std::string path) : path_(std::move(path)) {}
+  sensor::GateAnswer Decide(const sensor::GateCall& call, sensor::CallControl*) override {
+    if (call.event.kind == core::EventKind::kFileOpen && call.event.path == path_) {
+      std::lock_guard<std::mutex> lock(mu_);
+      cpus_.push_back(sched_getcpu());
+    }
+    return sensor::GateAnswer::kAllow;
+  }
+  void OnFallback(const sensor::GateCall&, sensor::GateAnswer, sensor::GateFallbackCause) override {}
+  void Late(const sensor::GateCall&, sensor::GateAnswer) override {}
+  std::vector<int> cpus() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return cpus_;
+  }
+
+ private:
+  const std::string path_;
+  std::mutex mu_;
+  std::vector<int> cpus_;
+};
+
+// Linux 6.6 or later: the kernel has SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP.
+bool KernelHasSyncWakeup() {
+  utsname u{};
+  int major = 0, minor = 0;
+  return uname(&u) == 0 && std::sscanf(u.release, "%d.%d", &major, &minor) == 2 &&
+         (major > 6 || (major == 6 && minor >= 6));
+}
+
+// With synchronous wake-ups, a normally scheduled gate thread is woken on the CPU of the caller
+// that made the call (the kernel's WF_CURRENT_CPU), so it decides the call there. The caller is
+// pinned to one CPU and the gate's thread may run on any: without the flag the scheduler prefers
+// an idle CPU for the woken gate thread, the caller's own being busy with the caller.
+TEST(SeccompGateTest, SyncWakeupIsSetWhereSupportedAndDecidesOnTheCallersCpu) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (seccomp user notification)";
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  ASSERT_EQ(sched_getaffinity(0, sizeof allowed, &allowed), 0);
+  if (CPU_COUNT(&allowed) < 2) GTEST_SKIP() << "needs two CPUs to tell them apart";
+  int cpu = -1;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &allowed)) cpu = c;
+  }
+  const fs::path file =
+      fs::temp_directory_path() / ("vigil-seccomp-cpu-" + std::to_string(getpid()));
+  std::ofstream(file) << "x";
+  constexpr int kOpens = 200;
+  CpuDecider decider(file.string());
+  sensor::SeccompGateOptions o;
+  o.argv = {"/bin/sh", "-c",
+            "exec taskset -c " + std::to_string(cpu) + " " + VIGIL_GATE_PROBE + " open " +
+                file.string() + " " + std::to_string(kOpens) + " >/dev/null"};
+  o.deadline_ns = 2'000'000'000;
+  o.realtime_priority = 0;  // a real-time thread is woken where it last ran, flag or not
+  o.sync_wakeup = true;
+  auto g = sensor::SeccompGate::Launch(o, &decider);
+  ASSERT_TRUE(g.has_value()) << g.error().message();
+  const sensor::SeccompExit exit = (*g)->Wait();
+  fs::remove(file);
+  EXPECT_EQ(exit.exit_code, 0);
+  if (!KernelHasSyncWakeup()) {
+    EXPECT_FALSE((*g)->sync_wakeup_status().ok());
+    GTEST_SKIP() << "kernel older than 6.6: " << (*g)->sync_wakeup_status().message();
+  }
+  ASSERT_TRUE((*g)->sync_wakeup_status().ok()) << (*g)->sync_wakeup_status().message();
+  const std::vector<int> cpus = decider.cpus();
+  ASSERT_EQ(cpus.size(), static_cast<size_t>(kOpens));
+  // On the caller's CPU unless the gate's thread was moved between its wake-up and the decision
+  // (the load balancer, a loaded machine): most of them, not necessarily all.
+  const auto on_callers = std::count(cpus.begin(), cpus.end(), cpu);
+  EXPECT_GE(on_callers, kOpens / 2) << "of " << kOpens << " opens made on CPU " << cpu;
 }
 
 }  // namespace
