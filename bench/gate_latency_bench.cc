@@ -6,8 +6,9 @@
 //            `vigil run --policy RULES` (seccomp user notification, rules evaluated per call),
 //            and under `vigil run --model` with a rule on ml.anomalous (the gate model asked
 //            through the inference engine for every connect);
-//   exec:    gate_probe fork+execs a copy of /bin/true N times from a tmpfs directory, with and
-//            without `vigil gate` holding the exec (FAN_OPEN_EXEC_PERM) for the same rules.
+//   exec:    gate_probe fork+execs a copy of /bin/true N times from a tmpfs directory that
+//            `vigil gate` holds (FAN_OPEN_EXEC_PERM) for the same rules, each exec followed by
+//            one of a copy on another tmpfs that nothing marks (the paired ungated exec).
 // Two rule sets: "few fields" (three deny rules on evt.type, fd.*, proc.exepath, none matching)
 // and "whole context" (the same plus a rule that reads the caller's argv, uid and user name and
 // eight ancestors' names, executables and the parent's argv, never matching), and "Falco context"
@@ -66,6 +67,23 @@ std::vector<double> ParseProbe(const fs::path& out) {
     }
   }
   return us;
+}
+
+// `gate_probe exec2 A B`'s output: the pairs (A's time, B's time) in which both execs succeeded.
+std::pair<std::vector<double>, std::vector<double>> ParsePairs(const fs::path& out) {
+  std::ifstream in(out);
+  std::pair<std::vector<double>, std::vector<double>> ab;
+  std::string a, b;
+  while (std::getline(in, a) && std::getline(in, b)) {
+    int ea = -1, eb = -1;
+    long long na = 0, nb = 0;
+    if (std::sscanf(a.c_str(), "errno=%d ns=%lld", &ea, &na) == 2 &&
+        std::sscanf(b.c_str(), "errno=%d ns=%lld", &eb, &nb) == 2 && ea == 0 && eb == 0) {
+      ab.first.push_back(static_cast<double>(na) / 1000.0);
+      ab.second.push_back(static_cast<double>(nb) / 1000.0);
+    }
+  }
+  return ab;
 }
 
 std::vector<double> RunProbe(const std::string& cmd, const fs::path& out) {
@@ -221,6 +239,8 @@ struct Variant {
   // Per stage on the gate's thread ("receive", "decide", "answer"): each block's P50 and P99
   // (µs) from the summary's "stage_us" (builds that time their stages).
   std::map<std::string, std::vector<double>> stage_p50, stage_p99;
+  // exec: per block, the ungated execs made alternately with the gated ones (same gate running).
+  std::vector<std::vector<double>> paired;
 };
 
 void AddSummary(const fs::path& p, Variant* v) {
@@ -276,7 +296,7 @@ double StraceTotal(const fs::path& file) {
 
 int main(int argc, char** argv) {
   CLI::App app{"Latency added by the seccomp (vigil run) and fanotify (vigil gate) gates"};
-  int calls = 1000, exec_calls = 1000, blocks = 8;
+  int calls = 1000, exec_calls = 800, blocks = 8;
   std::string vigil_bin = VIGIL_BINARY, base_bin, probe = GATE_PROBE;
   bool strace = false, priority_ab = false;
   int probe_priority = 0;
@@ -421,17 +441,26 @@ int main(int argc, char** argv) {
     }
   }
 
-  // exec of a file on a tmpfs, with and without `vigil gate` marking its directory.
+  // exec of a file on a tmpfs that `vigil gate` marks, alternating call by call with an exec of a
+  // copy on a second tmpfs that nothing marks, while the same gate runs: each gated exec has an
+  // ungated one next to it in time, under the same load, so the difference of their tails is not
+  // that of two runs seconds apart.
+  fs::create_directories(dir / "free");
   if (exec_calls == 0) {
     std::printf("exec     skipped (--exec-calls 0)\n");
-  } else if (mount("tmpfs", (dir / "mnt").c_str(), "tmpfs", 0, "size=16m") != 0) {
+  } else if (mount("tmpfs", (dir / "mnt").c_str(), "tmpfs", 0, "size=16m") != 0 ||
+             mount("tmpfs", (dir / "free").c_str(), "tmpfs", 0, "size=16m") != 0) {
     std::fprintf(stderr, "gate_latency_bench: cannot mount a tmpfs: exec skipped\n");
+    umount2((dir / "mnt").c_str(), MNT_DETACH);
+    umount2((dir / "free").c_str(), MNT_DETACH);
   } else {
-    const fs::path prog = dir / "mnt" / "prog";
-    fs::copy_file("/bin/true", prog);
-    fs::permissions(prog, fs::perms::owner_all);
-    const std::string exec_args = " exec " + prog.string() + " " + std::to_string(exec_calls);
-    std::vector<std::vector<double>> ebase;
+    const fs::path prog = dir / "mnt" / "prog", free_prog = dir / "free" / "prog";
+    for (const fs::path& p : {prog, free_prog}) {
+      fs::copy_file("/bin/true", p);
+      fs::permissions(p, fs::perms::owner_all);
+    }
+    const std::string exec_args = " exec2 " + prog.string() + " " + free_prog.string() + " " +
+                                  std::to_string(exec_calls);
     std::vector<Variant> evars;
     for (const Variant& v : variants) {
       if (v.extra.empty()) evars.push_back({v.name, v.vigil, v.rules, "", v.gate_flags, {}, {}});
@@ -445,7 +474,6 @@ int main(int argc, char** argv) {
       return a;
     };
     for (int b = 0; b < blocks; ++b) {
-      ebase.push_back(RunProbe(probe + exec_args, out));
       for (Variant& v : evars) {
         const pid_t g = StartGate(gate_argv(v), gout, err);
         if (g < 0) {
@@ -453,14 +481,18 @@ int main(int argc, char** argv) {
                        ReadAll(err).c_str());
           return 1;
         }
-        auto y = RunProbe(probe + exec_args, out);
+        std::fflush(stdout);
+        const int rc = std::system((probe + exec_args + " >" + out.string()).c_str());
         StopGate(g);
-        v.blocks.push_back(std::move(y));
+        auto [gated, ungated] = rc == -1 ? std::pair<std::vector<double>, std::vector<double>>{}
+                                         : ParsePairs(out);
+        v.blocks.push_back(std::move(gated));
+        v.paired.push_back(std::move(ungated));
         AddSummary(gout, &v);
       }
     }
     for (const Variant& v : evars) {
-      Report("exec", ebase, v.blocks, "without gate", v.name.c_str());
+      Report("exec", v.paired, v.blocks, "without gate (paired)", v.name.c_str());
       std::printf("         /proc system calls per gated call (median of blocks): %s\n",
                   Median(v.per_call).c_str());
       ReportStages(v);
@@ -483,6 +515,7 @@ int main(int argc, char** argv) {
       }
     }
     umount2((dir / "mnt").c_str(), MNT_DETACH);
+    umount2((dir / "free").c_str(), MNT_DETACH);
   }
   std::printf("load average after: %s", ReadAll("/proc/loadavg").c_str());
   fs::remove_all(dir);
