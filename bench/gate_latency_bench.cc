@@ -25,8 +25,8 @@
 //                           [--vigil-base PATH] [--probe PATH] [--strace] [--priority-ab]
 //                           [--probe-priority N]
 // --priority-ab adds --vigil (and --vigil-base) at --realtime-priority 0 (the gates normally
-// scheduled) as variants of their own; --probe-priority runs the probe at SCHED_FIFO N, shielding the measured caller
-// (gated and ungated alike) from the machine's other load.
+// scheduled) as variants of their own; --probe-priority runs the probe at SCHED_FIFO N, shielding
+// the measured caller (gated and ungated alike) from the machine's other load.
 
 #include <signal.h>
 #include <sys/mount.h>
@@ -173,9 +173,8 @@ BlockSpread AddedP99PerBlock(const std::vector<std::vector<double>>& base,
   if (added.empty()) return s;
   std::sort(added.begin(), added.end());
   s.blocks = added.size();
-  s.median = added.size() % 2 == 1
-                 ? added[added.size() / 2]
-                 : (added[added.size() / 2 - 1] + added[added.size() / 2]) / 2;
+  s.median = added.size() % 2 == 1 ? added[added.size() / 2]
+                                   : (added[added.size() / 2 - 1] + added[added.size() / 2]) / 2;
   s.min = added.front();
   s.max = added.back();
   return s;
@@ -199,9 +198,10 @@ void Report(const char* what, const std::vector<std::vector<double>>& base_block
               g50 - b50, g99 - b99);
   const BlockSpread s = AddedP99PerBlock(base_blocks, gated_blocks);
   if (s.blocks > 0) {
-    std::printf("         added P99 per block (gated less ungated, %zu blocks): median %.1f us, "
-                "range %.1f..%.1f us\n",
-                s.blocks, s.median, s.min, s.max);
+    std::printf(
+        "         added P99 per block (gated less ungated, %zu blocks): median %.1f us, "
+        "range %.1f..%.1f us\n",
+        s.blocks, s.median, s.min, s.max);
   }
 }
 
@@ -396,8 +396,13 @@ int main(int argc, char** argv) {
     }
     if (priority_ab) {
       for (const auto& [bname, bin] : bins) {
-        variants.push_back({bname + ", " + std::string(rname) + ", normal priority", bin,
-                            rfile.string(), "", " --realtime-priority 0", {}, {}});
+        variants.push_back({bname + ", " + std::string(rname) + ", normal priority",
+                            bin,
+                            rfile.string(),
+                            "",
+                            " --realtime-priority 0",
+                            {},
+                            {}});
       }
     }
   }
@@ -459,8 +464,8 @@ int main(int argc, char** argv) {
       fs::copy_file("/bin/true", p);
       fs::permissions(p, fs::perms::owner_all);
     }
-    const std::string exec_args = " exec2 " + prog.string() + " " + free_prog.string() + " " +
-                                  std::to_string(exec_calls);
+    const std::string exec_args =
+        " exec2 " + prog.string() + " " + free_prog.string() + " " + std::to_string(exec_calls);
     std::vector<Variant> evars;
     for (const Variant& v : variants) {
       if (v.extra.empty()) evars.push_back({v.name, v.vigil, v.rules, "", v.gate_flags, {}, {}});
@@ -484,8 +489,8 @@ int main(int argc, char** argv) {
         std::fflush(stdout);
         const int rc = std::system((probe + exec_args + " >" + out.string()).c_str());
         StopGate(g);
-        auto [gated, ungated] = rc == -1 ? std::pair<std::vector<double>, std::vector<double>>{}
-                                         : ParsePairs(out);
+        auto [gated, ungated] =
+            rc == -1 ? std::pair<std::vector<double>, std::vector<double>>{} : ParsePairs(out);
         v.blocks.push_back(std::move(gated));
         v.paired.push_back(std::move(ungated));
         AddSummary(gout, &v);

@@ -13,17 +13,17 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <cstdio>
 #include <filesystem>
 #include <string_view>
 
@@ -419,8 +419,7 @@ SeccompGate::ReadResult SeccompGate::ReadCall(const void* request, GateCall* cal
   return read ? ReadResult::kRead : ReadResult::kUnreadable;
 }
 
-bool SeccompGate::ReadArguments(uint32_t pid, int nr, const unsigned long long* a,
-                                GateCall* call) {
+bool SeccompGate::ReadArguments(uint32_t pid, int nr, const unsigned long long* a, GateCall* call) {
   core::Event& e = call->event;
   const auto caller = static_cast<pid_t>(pid);
   char buf[kMaxString];

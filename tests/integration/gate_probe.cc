@@ -81,8 +81,9 @@ int Exec(const char* path) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: gate_probe connect IPV4 PORT [N] | open PATH [N] | exec PATH [N] "
-                         "| exec2 PATH PATH2 [N]\n");
+    std::fprintf(stderr,
+                 "usage: gate_probe connect IPV4 PORT [N] | open PATH [N] | exec PATH [N] "
+                 "| exec2 PATH PATH2 [N]\n");
     return 2;
   }
   const std::string what = argv[1];

@@ -2,11 +2,12 @@
 // out of the caller's memory, decided by a decider that only records; where its thread is woken
 // with synchronous wake-ups.
 
+#include "sensor/seccomp_gate.h"
+
+#include <gtest/gtest.h>
 #include <sched.h>
 #include <sys/utsname.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -16,7 +17,6 @@
 #include <string>
 #include <vector>
 
-#include "sensor/seccomp_gate.h"
 #include "tests/integration/loopback_listener.h"
 
 namespace vigil {
@@ -32,7 +32,8 @@ class RecordingDecider final : public sensor::GateDecider {
     calls_.push_back(call);
     return sensor::GateAnswer::kAllow;
   }
-  void OnFallback(const sensor::GateCall&, sensor::GateAnswer, sensor::GateFallbackCause) override {}
+  void OnFallback(const sensor::GateCall&, sensor::GateAnswer, sensor::GateFallbackCause) override {
+  }
   void Late(const sensor::GateCall&, sensor::GateAnswer) override {}
   std::vector<sensor::GateCall> calls() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -55,11 +56,11 @@ TEST(SeccompGateTest, ReadsEachCallsPathArgvAndAddressAsTheCallerPassedThem) {
   const std::string probe = VIGIL_GATE_PROBE;
   std::string many;  // 70 arguments: more than the gate reads
   for (int i = 0; i < 70; ++i) many += " a" + std::to_string(i);
-  const std::string script =
-      "cd " + dir.string() + " && " + probe + " open rel.txt >/dev/null; " + probe +
-      " open ./sub/..//rel.txt >/dev/null; " + probe + " connect 127.0.0.1 " +
-      std::to_string(listener.port()) + " >/dev/null; " + probe + " open " +
-      std::string(5000, 'z') + " >/dev/null; exec " + probe + many + " >/dev/null 2>&1";
+  const std::string script = "cd " + dir.string() + " && " + probe + " open rel.txt >/dev/null; " +
+                             probe + " open ./sub/..//rel.txt >/dev/null; " + probe +
+                             " connect 127.0.0.1 " + std::to_string(listener.port()) +
+                             " >/dev/null; " + probe + " open " + std::string(5000, 'z') +
+                             " >/dev/null; exec " + probe + many + " >/dev/null 2>&1";
 
   RecordingDecider decider;
   sensor::SeccompGateOptions o;
@@ -107,7 +108,6 @@ TEST(SeccompGateTest, ReadsEachCallsPathArgvAndAddressAsTheCallerPassedThem) {
   fs::remove_all(dir);
 }
 
-
 // Allows every call and records, for the opens of one file, the CPU each was decided on.
 class CpuDecider final : public sensor::GateDecider {
  public:
@@ -119,7 +119,8 @@ class CpuDecider final : public sensor::GateDecider {
     }
     return sensor::GateAnswer::kAllow;
   }
-  void OnFallback(const sensor::GateCall&, sensor::GateAnswer, sensor::GateFallbackCause) override {}
+  void OnFallback(const sensor::GateCall&, sensor::GateAnswer, sensor::GateFallbackCause) override {
+  }
   void Late(const sensor::GateCall&, sensor::GateAnswer) override {}
   std::vector<int> cpus() {
     std::lock_guard<std::mutex> lock(mu_);
