@@ -6,8 +6,9 @@
 //            `vigil run --policy RULES` (seccomp user notification, rules evaluated per call),
 //            and under `vigil run --model` with a rule on ml.anomalous (the gate model asked
 //            through the inference engine for every connect);
-//   exec:    gate_probe fork+execs a copy of /bin/true N times from a tmpfs directory, with and
-//            without `vigil gate` holding the exec (FAN_OPEN_EXEC_PERM) for the same rules.
+//   exec:    gate_probe fork+execs a copy of /bin/true N times from a tmpfs directory that
+//            `vigil gate` holds (FAN_OPEN_EXEC_PERM) for the same rules, each exec followed by
+//            one of a copy on another tmpfs that nothing marks (the paired ungated exec).
 // Two rule sets: "few fields" (three deny rules on evt.type, fd.*, proc.exepath, none matching)
 // and "whole context" (the same plus a rule that reads the caller's argv, uid and user name and
 // eight ancestors' names, executables and the parent's argv, never matching), and "Falco context"
@@ -15,14 +16,17 @@
 // With --vigil-base OTHER (e.g. the previous commit's vigil), every gated variant also runs with
 // OTHER, alternating with --vigil in the same blocks: a before/after comparison in one run.
 // Blocks with and without the gate alternate, so that the machine's load drifts over all alike.
+// Each variant's figures are those of all its blocks pooled, and then each block's added P99 (the
+// gated block's P99 less the same block's ungated P99): median and range over the blocks, so that
+// a run says how far its pooled P99 is from a typical block's.
 // Needs root. With --strace, one more run of each gated variant under `strace -f -c` counts the
 // system calls of the whole process tree per gated call (load-independent).
 // Usage: gate_latency_bench [--calls N] [--exec-calls N] [--blocks B] [--vigil PATH]
 //                           [--vigil-base PATH] [--probe PATH] [--strace] [--priority-ab]
 //                           [--probe-priority N]
-// --priority-ab adds --vigil at --realtime-priority 0 (the gates normally scheduled) as variants
-// of their own; --probe-priority runs the probe at SCHED_FIFO N, shielding the measured caller
-// (gated and ungated alike) from the machine's other load.
+// --priority-ab adds --vigil (and --vigil-base) at --realtime-priority 0 (the gates normally
+// scheduled) as variants of their own; --probe-priority runs the probe at SCHED_FIFO N, shielding
+// the measured caller (gated and ungated alike) from the machine's other load.
 
 #include <signal.h>
 #include <sys/mount.h>
@@ -63,6 +67,23 @@ std::vector<double> ParseProbe(const fs::path& out) {
     }
   }
   return us;
+}
+
+// `gate_probe exec2 A B`'s output: the pairs (A's time, B's time) in which both execs succeeded.
+std::pair<std::vector<double>, std::vector<double>> ParsePairs(const fs::path& out) {
+  std::ifstream in(out);
+  std::pair<std::vector<double>, std::vector<double>> ab;
+  std::string a, b;
+  while (std::getline(in, a) && std::getline(in, b)) {
+    int ea = -1, eb = -1;
+    long long na = 0, nb = 0;
+    if (std::sscanf(a.c_str(), "errno=%d ns=%lld", &ea, &na) == 2 &&
+        std::sscanf(b.c_str(), "errno=%d ns=%lld", &eb, &nb) == 2 && ea == 0 && eb == 0) {
+      ab.first.push_back(static_cast<double>(na) / 1000.0);
+      ab.second.push_back(static_cast<double>(nb) / 1000.0);
+    }
+  }
+  return ab;
 }
 
 std::vector<double> RunProbe(const std::string& cmd, const fs::path& out) {
@@ -134,14 +155,54 @@ double Pct(std::vector<double> v, double q) {
   return v[i];
 }
 
-void Report(const char* what, const std::vector<double>& base, const std::vector<double>& gated,
+// Each block's added P99 (the gated block's P99 less the same block's ungated P99): their median
+// and range say how far one block's tail is from another's, which the pooled P99 hides.
+struct BlockSpread {
+  double median = 0, min = 0, max = 0;
+  size_t blocks = 0;
+};
+
+BlockSpread AddedP99PerBlock(const std::vector<std::vector<double>>& base,
+                             const std::vector<std::vector<double>>& gated) {
+  std::vector<double> added;
+  for (size_t b = 0; b < base.size() && b < gated.size(); ++b) {
+    if (base[b].empty() || gated[b].empty()) continue;
+    added.push_back(Pct(gated[b], 0.99) - Pct(base[b], 0.99));
+  }
+  BlockSpread s;
+  if (added.empty()) return s;
+  std::sort(added.begin(), added.end());
+  s.blocks = added.size();
+  s.median = added.size() % 2 == 1 ? added[added.size() / 2]
+                                   : (added[added.size() / 2 - 1] + added[added.size() / 2]) / 2;
+  s.min = added.front();
+  s.max = added.back();
+  return s;
+}
+
+std::vector<double> Pooled(const std::vector<std::vector<double>>& blocks) {
+  std::vector<double> all;
+  for (const auto& b : blocks) all.insert(all.end(), b.begin(), b.end());
+  return all;
+}
+
+void Report(const char* what, const std::vector<std::vector<double>>& base_blocks,
+            const std::vector<std::vector<double>>& gated_blocks,
             const char* base_name = "without gate", const char* gated_name = "with gate") {
+  const std::vector<double> base = Pooled(base_blocks), gated = Pooled(gated_blocks);
   const double b50 = Pct(base, 0.5), b99 = Pct(base, 0.99);
   const double g50 = Pct(gated, 0.5), g99 = Pct(gated, 0.99);
   std::printf("%-8s %s: n=%zu P50 %.1f us P99 %.1f us | %s: n=%zu P50 %.1f us "
               "P99 %.1f us | added: P50 %.1f us P99 %.1f us\n",
               what, base_name, base.size(), b50, b99, gated_name, gated.size(), g50, g99,
               g50 - b50, g99 - b99);
+  const BlockSpread s = AddedP99PerBlock(base_blocks, gated_blocks);
+  if (s.blocks > 0) {
+    std::printf(
+        "         added P99 per block (gated less ungated, %zu blocks): median %.1f us, "
+        "range %.1f..%.1f us\n",
+        s.blocks, s.median, s.min, s.max);
+  }
 }
 
 // Trains and signs (with the key in `keys`) a gate model of gate_probe's gated calls (an exec,
@@ -173,11 +234,13 @@ struct Variant {
   std::string rules;
   std::string extra;  // more `vigil run` flags (the model)
   std::string gate_flags;  // flags for both `vigil run` and `vigil gate` (the priority)
-  std::vector<double> us;
+  std::vector<std::vector<double>> blocks;  // one list of times (µs) per block
   std::vector<double> per_call;  // /proc system calls per decided call (new builds only)
   // Per stage on the gate's thread ("receive", "decide", "answer"): each block's P50 and P99
   // (µs) from the summary's "stage_us" (builds that time their stages).
   std::map<std::string, std::vector<double>> stage_p50, stage_p99;
+  // exec: per block, the ungated execs made alternately with the gated ones (same gate running).
+  std::vector<std::vector<double>> paired;
 };
 
 void AddSummary(const fs::path& p, Variant* v) {
@@ -233,12 +296,14 @@ double StraceTotal(const fs::path& file) {
 
 int main(int argc, char** argv) {
   CLI::App app{"Latency added by the seccomp (vigil run) and fanotify (vigil gate) gates"};
-  int calls = 1000, exec_calls = 500, blocks = 5;
+  int calls = 1000, exec_calls = 800, blocks = 8;
   std::string vigil_bin = VIGIL_BINARY, base_bin, probe = GATE_PROBE;
   bool strace = false, priority_ab = false;
   int probe_priority = 0;
   app.add_option("--calls", calls, "Connects per block")->capture_default_str();
-  app.add_option("--exec-calls", exec_calls, "Execs per block")->capture_default_str();
+  app.add_option("--exec-calls", exec_calls, "Execs per block (0: no exec blocks)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--blocks", blocks, "Blocks per variant (alternating)")->capture_default_str();
   app.add_option("--vigil", vigil_bin, "The vigil binary")->capture_default_str();
   app.add_option("--vigil-base", base_bin,
@@ -246,8 +311,8 @@ int main(int argc, char** argv) {
   app.add_option("--probe", probe, "The gate_probe binary")->capture_default_str();
   app.add_flag("--strace", strace, "Also count system calls per gated call with strace -f -c");
   app.add_flag("--priority-ab", priority_ab,
-               "Also run --vigil with --realtime-priority 0 (the gates at normal scheduling), "
-               "alternating with its default priority");
+               "Also run --vigil (and --vigil-base) with --realtime-priority 0 (the gates at "
+               "normal scheduling), alternating with their default priority");
   app.add_option("--probe-priority", probe_priority,
                  "Run the probe (gated and ungated alike) at this SCHED_FIFO priority (chrt -f), "
                  "so that the measured caller does not wait for a core behind the machine's "
@@ -330,29 +395,35 @@ int main(int argc, char** argv) {
       variants.push_back({bname + ", " + rname, bin, rfile.string(), "", "", {}, {}});
     }
     if (priority_ab) {
-      variants.push_back({"new, " + std::string(rname) + ", normal priority", vigil_bin,
-                          rfile.string(), "", " --realtime-priority 0", {}, {}});
+      for (const auto& [bname, bin] : bins) {
+        variants.push_back({bname + ", " + std::string(rname) + ", normal priority",
+                            bin,
+                            rfile.string(),
+                            "",
+                            " --realtime-priority 0",
+                            {},
+                            {}});
+      }
     }
   }
   variants.push_back({"new, few fields + model", vigil_bin, ml_rules.string(),
                       " --model " + model, "", {}, {}});
 
   // connect, with and without `vigil run`.
-  std::vector<double> base;
+  std::vector<std::vector<double>> base;
   for (int b = 0; b < blocks; ++b) {
-    auto x = RunProbe(probe + connect_args, out);
-    base.insert(base.end(), x.begin(), x.end());
+    base.push_back(RunProbe(probe + connect_args, out));
     for (Variant& v : variants) {
       auto y = RunProbe(v.vigil + " run --json --policy " + v.rules + v.extra + v.gate_flags +
                             trusted + " -- " +
                             probe + connect_args + " 2>" + err.string(),
                         out);
-      v.us.insert(v.us.end(), y.begin(), y.end());
+      v.blocks.push_back(std::move(y));
       AddSummary(err, &v);
     }
   }
   for (const Variant& v : variants) {
-    Report("connect", base, v.us, "without gate", v.name.c_str());
+    Report("connect", base, v.blocks, "without gate", v.name.c_str());
     std::printf("         /proc system calls per gated call (median of blocks): %s\n",
                 Median(v.per_call).c_str());
     ReportStages(v);
@@ -375,15 +446,26 @@ int main(int argc, char** argv) {
     }
   }
 
-  // exec of a file on a tmpfs, with and without `vigil gate` marking its directory.
-  if (mount("tmpfs", (dir / "mnt").c_str(), "tmpfs", 0, "size=16m") != 0) {
+  // exec of a file on a tmpfs that `vigil gate` marks, alternating call by call with an exec of a
+  // copy on a second tmpfs that nothing marks, while the same gate runs: each gated exec has an
+  // ungated one next to it in time, under the same load, so the difference of their tails is not
+  // that of two runs seconds apart.
+  fs::create_directories(dir / "free");
+  if (exec_calls == 0) {
+    std::printf("exec     skipped (--exec-calls 0)\n");
+  } else if (mount("tmpfs", (dir / "mnt").c_str(), "tmpfs", 0, "size=16m") != 0 ||
+             mount("tmpfs", (dir / "free").c_str(), "tmpfs", 0, "size=16m") != 0) {
     std::fprintf(stderr, "gate_latency_bench: cannot mount a tmpfs: exec skipped\n");
+    umount2((dir / "mnt").c_str(), MNT_DETACH);
+    umount2((dir / "free").c_str(), MNT_DETACH);
   } else {
-    const fs::path prog = dir / "mnt" / "prog";
-    fs::copy_file("/bin/true", prog);
-    fs::permissions(prog, fs::perms::owner_all);
-    const std::string exec_args = " exec " + prog.string() + " " + std::to_string(exec_calls);
-    std::vector<double> ebase;
+    const fs::path prog = dir / "mnt" / "prog", free_prog = dir / "free" / "prog";
+    for (const fs::path& p : {prog, free_prog}) {
+      fs::copy_file("/bin/true", p);
+      fs::permissions(p, fs::perms::owner_all);
+    }
+    const std::string exec_args =
+        " exec2 " + prog.string() + " " + free_prog.string() + " " + std::to_string(exec_calls);
     std::vector<Variant> evars;
     for (const Variant& v : variants) {
       if (v.extra.empty()) evars.push_back({v.name, v.vigil, v.rules, "", v.gate_flags, {}, {}});
@@ -397,8 +479,6 @@ int main(int argc, char** argv) {
       return a;
     };
     for (int b = 0; b < blocks; ++b) {
-      auto x = RunProbe(probe + exec_args, out);
-      ebase.insert(ebase.end(), x.begin(), x.end());
       for (Variant& v : evars) {
         const pid_t g = StartGate(gate_argv(v), gout, err);
         if (g < 0) {
@@ -406,14 +486,18 @@ int main(int argc, char** argv) {
                        ReadAll(err).c_str());
           return 1;
         }
-        auto y = RunProbe(probe + exec_args, out);
+        std::fflush(stdout);
+        const int rc = std::system((probe + exec_args + " >" + out.string()).c_str());
         StopGate(g);
-        v.us.insert(v.us.end(), y.begin(), y.end());
+        auto [gated, ungated] =
+            rc == -1 ? std::pair<std::vector<double>, std::vector<double>>{} : ParsePairs(out);
+        v.blocks.push_back(std::move(gated));
+        v.paired.push_back(std::move(ungated));
         AddSummary(gout, &v);
       }
     }
     for (const Variant& v : evars) {
-      Report("exec", ebase, v.us, "without gate", v.name.c_str());
+      Report("exec", v.paired, v.blocks, "without gate (paired)", v.name.c_str());
       std::printf("         /proc system calls per gated call (median of blocks): %s\n",
                   Median(v.per_call).c_str());
       ReportStages(v);
@@ -436,6 +520,7 @@ int main(int argc, char** argv) {
       }
     }
     umount2((dir / "mnt").c_str(), MNT_DETACH);
+    umount2((dir / "free").c_str(), MNT_DETACH);
   }
   std::printf("load average after: %s", ReadAll("/proc/loadavg").c_str());
   fs::remove_all(dir);

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "apps/vigil/audit_trail.h"
 #include "apps/vigil/commands.h"
@@ -25,6 +26,7 @@ namespace {
 
 struct RunOptions : GateFlags {
   std::vector<std::string> argv;
+  bool sync_wakeup = true;
 };
 
 std::atomic<pid_t> g_child{0};
@@ -61,6 +63,7 @@ int RunRun(const RunOptions& o, const CLI::App& cmd) {
   so.deadline_ns = go.deadline_ns;
   so.default_fallback = go.default_deny ? sensor::GateAnswer::kDeny : sensor::GateAnswer::kAllow;
   so.realtime_priority = o.realtime_priority;
+  so.sync_wakeup = o.sync_wakeup;
   so.metrics = &core::Registry::Get();
   auto launched = sensor::SeccompGate::Launch(so, &decider);
   if (!launched.has_value()) {
@@ -70,6 +73,12 @@ int RunRun(const RunOptions& o, const CLI::App& cmd) {
   sensor::SeccompGate& sg = **launched;
   nlohmann::json priority;
   ReportGatePriority("run", o.realtime_priority, sg.priority_status(), &priority);
+  priority["sync_wakeup"] = o.sync_wakeup && sg.sync_wakeup_status().ok();
+  if (!sg.sync_wakeup_status().ok()) {
+    priority["sync_wakeup_error"] = sg.sync_wakeup_status().message();
+    spdlog::info("vigil run: the kernel refused {}; held calls are woken the ordinary way",
+                 sg.sync_wakeup_status().message());
+  }
   g_child.store(sg.pid());
   InstallForwarding();
   const sensor::SeccompExit exit = sg.Wait();
@@ -137,6 +146,11 @@ RunFn AddRunCommand(CLI::App& root) {
       "Run a program under a seccomp gate: its execve, open and connect calls (and its "
       "children's) wait for the policy; denied calls fail with EPERM (docs/gates.md)");
   AddGateFlags(cmd, o.get());
+  cmd->add_option("--sync-wakeup", o->sync_wakeup,
+                  "Ask the kernel to wake the gate's thread on the calling program's CPU and the "
+                  "program on the gate's (SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP, Linux 6.6; an older "
+                  "kernel refuses it and the gate runs without it: --json says why)")
+      ->capture_default_str();
   cmd->add_flag("--json", o->json,
                 "At exit, print the counts (calls, denied, would_have_denied, fallbacks, ...) as "
                 "one JSON line on stderr");

@@ -144,7 +144,7 @@ class GateWatchdog {
 // goes"), one histogram per stage, `vigil_gate_stage_seconds{gate, stage}`:
 //   receive: from the gate thread's wake-up (or, for a call read in the same batch as the one
 //            before, that call's answer) to the call read: the kernel's notification and the
-//            call's arguments (/proc/PID/mem, the event's path);
+//            call's arguments (the caller's memory, the event's path);
 //   decide:  the decider (the process's context, the rules, the model);
 //   answer:  the answer written to the kernel, which makes the caller runnable.
 // What the caller waits beyond their sum is scheduling: the gate thread's wake-up before

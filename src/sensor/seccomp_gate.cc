@@ -13,22 +13,38 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <string_view>
+
+#include "sensor/seccomp_gate_read.h"
 
 extern char** environ;
 
 namespace vigil::sensor {
 namespace {
+
+// Linux 6.6's <linux/seccomp.h>, for older headers.
+#ifdef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+constexpr unsigned long kIoctlNotifSetFlags = SECCOMP_IOCTL_NOTIF_SET_FLAGS;
+#else
+constexpr unsigned long kIoctlNotifSetFlags = SECCOMP_IOW(4, __u64);
+#endif
+#ifdef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+constexpr unsigned long kSyncWakeUp = SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP;
+#else
+constexpr unsigned long kSyncWakeUp = 1UL << 0;
+#endif
 
 constexpr size_t kMaxString = 4096;
 constexpr size_t kMaxArgs = 64;
@@ -149,66 +165,49 @@ struct ChildMsg {
   _exit(errno == ENOENT ? 127 : 126);
 }
 
-// Reads `len` bytes at `addr` of the process behind `mem`; false on a short or failed read.
-bool ReadMem(int mem, uint64_t addr, void* out, size_t len) {
-  size_t done = 0;
-  while (done < len) {
-    const ssize_t n = pread(mem, static_cast<char*>(out) + done, len - done,
-                            static_cast<off_t>(addr + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    done += static_cast<size_t>(n);
-  }
+// The link `name` of /proc/PID/ (cwd, fd/N) read into `out`; false when it cannot be read.
+bool ReadProcLink(uint32_t pid, const char* name, std::string* out) {
+  char link[64];
+  std::snprintf(link, sizeof link, "/proc/%u/%s", pid, name);
+  char buf[4096];
+  const ssize_t n = readlink(link, buf, sizeof buf);
+  if (n <= 0) return false;
+  out->assign(buf, static_cast<size_t>(n));
   return true;
 }
 
-// A NUL-terminated string at `addr`, at most `max` bytes; read page by page so that a string
-// ending just before an unmapped page is still read.
-bool ReadString(int mem, uint64_t addr, size_t max, std::string* out) {
-  out->clear();
-  if (addr == 0) return false;
-  char buf[4096];
-  while (out->size() < max) {
-    const size_t to_page = 4096 - (addr % 4096);
-    const size_t want = std::min({to_page, sizeof buf, max - out->size()});
-    ssize_t n;
-    do {
-      n = pread(mem, buf, want, static_cast<off_t>(addr));
-    } while (n < 0 && errno == EINTR);
-    if (n <= 0) return false;
-    const void* nul = std::memchr(buf, '\0', static_cast<size_t>(n));
-    if (nul != nullptr) {
-      out->append(buf, static_cast<const char*>(nul) - buf);
-      return true;
+// `path` made absolute against the caller's cwd (dirfd AT_FDCWD) or dirfd, lexically, into *out.
+void Absolute(uint32_t pid, int dirfd, std::string_view path, std::string* out) {
+  if (!path.empty() && path[0] == '/') {
+    if (IsLexicallyNormalAbsolute(path)) {
+      out->assign(path);
+    } else {
+      *out = std::filesystem::path(path).lexically_normal();
     }
-    out->append(buf, static_cast<size_t>(n));
-    addr += static_cast<uint64_t>(n);
+    return;
   }
-  return false;  // longer than max
+  std::string base;
+  char name[32];
+  if (dirfd == AT_FDCWD) {
+    std::snprintf(name, sizeof name, "cwd");
+  } else {
+    std::snprintf(name, sizeof name, "fd/%d", dirfd);
+  }
+  if (!ReadProcLink(pid, name, &base)) {
+    out->assign(path);
+  } else if (path.empty()) {
+    *out = std::move(base);
+  } else {
+    *out = (std::filesystem::path(base) / path).lexically_normal();
+  }
 }
 
-std::string ReadLink(const std::string& path) {
-  char buf[4096];
-  const ssize_t n = readlink(path.c_str(), buf, sizeof buf);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
-}
-
-// `path` made absolute against the caller's cwd (dirfd AT_FDCWD) or dirfd, lexically.
-std::string Absolute(uint32_t pid, int dirfd, const std::string& path) {
-  if (!path.empty() && path[0] == '/') return std::filesystem::path(path).lexically_normal();
-  const std::string proc = "/proc/" + std::to_string(pid);
-  const std::string base =
-      ReadLink(dirfd == AT_FDCWD ? proc + "/cwd" : proc + "/fd/" + std::to_string(dirfd));
-  if (base.empty()) return path;
-  if (path.empty()) return base;
-  return (std::filesystem::path(base) / path).lexically_normal();
-}
-
-bool ReadSockaddr(int mem, uint64_t addr, uint64_t len, core::NetPayload* net, std::string* path) {
+bool ReadSockaddr(pid_t pid, uint64_t addr, uint64_t len, core::NetPayload* net,
+                  std::string* path) {
   sockaddr_storage ss{};
   if (len < sizeof(sa_family_t)) return false;
   const size_t n = std::min<uint64_t>(len, sizeof ss);
-  if (!ReadMem(mem, addr, &ss, n)) return false;
+  if (!ReadCallerMemory(pid, addr, &ss, n)) return false;
   char text[INET6_ADDRSTRLEN] = {};
   if (ss.ss_family == AF_INET && n >= sizeof(sockaddr_in)) {
     const auto* in = reinterpret_cast<const sockaddr_in*>(&ss);
@@ -223,7 +222,7 @@ bool ReadSockaddr(int mem, uint64_t addr, uint64_t len, core::NetPayload* net, s
   } else if (ss.ss_family == AF_UNIX && n > offsetof(sockaddr_un, sun_path)) {
     const auto* un = reinterpret_cast<const sockaddr_un*>(&ss);
     const size_t max = n - offsetof(sockaddr_un, sun_path);
-    if (un->sun_path[0] != '\0') *path = std::string(un->sun_path, strnlen(un->sun_path, max));
+    if (un->sun_path[0] != '\0') path->assign(un->sun_path, strnlen(un->sun_path, max));
   }
   return true;
 }
@@ -315,6 +314,14 @@ core::Result<std::unique_ptr<SeccompGate>> SeccompGate::Launch(const SeccompGate
     return core::Internal("the supervised child did not hand over the seccomp listener");
   }
   std::memcpy(&g->listener_, CMSG_DATA(c), sizeof(int));
+  if (options.sync_wakeup) {
+    if (ioctl(g->listener_, kIoctlNotifSetFlags, kSyncWakeUp) != 0) {
+      const int err = errno;
+      g->sync_wakeup_status_ = core::FailedPrecondition(
+          std::string("synchronous wake-ups (SECCOMP_IOCTL_NOTIF_SET_FLAGS): ") +
+          std::strerror(err) + (err == EINVAL || err == ENOTTY ? " (needs Linux 6.6)" : ""));
+    }
+  }
 
   SeccompGate* self = g.get();
   g->watchdog_ = std::make_unique<GateWatchdog>(
@@ -395,7 +402,7 @@ void SeccompGate::Serve() {
   }
 }
 
-bool SeccompGate::ReadCall(const void* request, GateCall* call) {
+SeccompGate::ReadResult SeccompGate::ReadCall(const void* request, GateCall* call) {
   const auto* req = static_cast<const seccomp_notif*>(request);
   core::Event& e = call->event;
   e.source = core::EventSource::kSeccomp;
@@ -403,56 +410,61 @@ bool SeccompGate::ReadCall(const void* request, GateCall* call) {
   e.time_ns = core::SystemClock::Get().NowUnixNanos();
   e.proc.pid = req->pid;
   e.proc.tid = req->pid;
-  const std::string mem_path = "/proc/" + std::to_string(req->pid) + "/mem";
-  const int mem = open(mem_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (mem < 0) return false;
-  struct Close {
-    int fd;
-    ~Close() { close(fd); }
-  } close_mem{mem};
-  // The pid named the caller when the notification was queued; only if the notification is still
-  // pending is the file just opened that caller's memory and not a later process's.
+  const bool read = ReadArguments(req->pid, req->data.nr, req->data.args, call);
+  // The pid named the caller when the notification was queued. Only if the notification is still
+  // pending now, after the last read, was everything read the caller's and not a later process's
+  // that took its pid (seccomp_gate_read.h).
   uint64_t id = req->id;
-  if (ioctl(listener_, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) != 0) return false;
+  if (ioctl(listener_, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) != 0) return ReadResult::kGone;
+  return read ? ReadResult::kRead : ReadResult::kUnreadable;
+}
 
-  const int nr = req->data.nr;
-  const auto* a = req->data.args;
-  std::string raw;
+bool SeccompGate::ReadArguments(uint32_t pid, int nr, const unsigned long long* a, GateCall* call) {
+  core::Event& e = call->event;
+  const auto caller = static_cast<pid_t>(pid);
+  char buf[kMaxString];
+  size_t len = 0;
   if (nr == nr_execve_ || nr == nr_execveat_) {
     e.kind = core::EventKind::kProcessExec;
     const bool at = nr == nr_execveat_;
     const int dirfd = at ? static_cast<int>(a[0]) : AT_FDCWD;
-    if (!ReadString(mem, at ? a[1] : a[0], kMaxString, &raw)) {
+    if (!ReadCallerString(caller, at ? a[1] : a[0], buf, sizeof buf, &len)) {
       if (!(at && (a[4] & AT_EMPTY_PATH) != 0)) return false;
-      raw.clear();
+      len = 0;
     }
-    e.path = Absolute(req->pid, dirfd, raw);
-    uint64_t argv_addr = at ? a[2] : a[1];
-    size_t bytes = 0;
+    Absolute(pid, dirfd, std::string_view(buf, len), &e.path);
+    // The argv array, read a page's worth of pointers at a time, then each string.
+    const uint64_t argv_addr = at ? a[2] : a[1];
+    uint64_t ptrs[kMaxArgs];
+    size_t have = 0, bytes = 0;
     for (size_t i = 0; argv_addr != 0; ++i) {
       if (i == kMaxArgs || bytes >= kMaxArgvBytes) {
         call->argv_truncated = true;
         break;
       }
-      uint64_t p = 0;
-      if (!ReadMem(mem, argv_addr + i * sizeof p, &p, sizeof p)) return false;
-      if (p == 0) break;
-      std::string arg;
-      if (!ReadString(mem, p, kMaxArgvBytes - bytes, &arg)) {
+      if (i == have) {
+        const uint64_t at_addr = argv_addr + i * sizeof(uint64_t);
+        const size_t to_page = (4096 - at_addr % 4096) / sizeof(uint64_t);
+        const size_t n = std::min(kMaxArgs - i, std::max<size_t>(to_page, 1));
+        if (!ReadCallerMemory(caller, at_addr, &ptrs[i], n * sizeof(uint64_t))) return false;
+        have = i + n;
+      }
+      if (ptrs[i] == 0) break;
+      if (!ReadCallerString(caller, ptrs[i], buf, kMaxArgvBytes - bytes, &len)) {
         call->argv_truncated = true;
         break;
       }
-      bytes += arg.size() + 1;
-      call->argv.push_back(std::move(arg));
+      bytes += len + 1;
+      call->argv.emplace_back(buf, len);
     }
   } else if (nr == nr_open_ || nr == nr_openat_ || nr == nr_openat2_) {
     e.kind = core::EventKind::kFileOpen;
     const bool at = nr != nr_open_;
-    if (!ReadString(mem, at ? a[1] : a[0], kMaxString, &raw)) return false;
-    e.path = Absolute(req->pid, at ? static_cast<int>(a[0]) : AT_FDCWD, raw);
+    if (!ReadCallerString(caller, at ? a[1] : a[0], buf, sizeof buf, &len)) return false;
+    Absolute(pid, at ? static_cast<int>(a[0]) : AT_FDCWD, std::string_view(buf, len), &e.path);
   } else if (nr == nr_connect_) {
     e.kind = core::EventKind::kNetConnect;
-    if (!ReadSockaddr(mem, a[1], a[2], &e.net, &e.path)) return false;
+    if (!ReadSockaddr(caller, a[1], a[2], &e.net, &e.path)) return false;
   } else {
     return false;
   }
@@ -465,12 +477,12 @@ void SeccompGate::Handle(void* request, int64_t woken_ns) {
   GateCall call;
   call.event.ingest_ns = core::SystemClock::Get().MonotonicNanos();
   CallControl control(call.event.ingest_ns + options_.deadline_ns, options_.default_fallback);
-  if (!ReadCall(req, &call)) {
-    uint64_t id = req->id;
-    if (ioctl(listener_, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) != 0) {
-      counters_->vanished.fetch_add(1, std::memory_order_relaxed);
-      return;
-    }
+  const ReadResult read = ReadCall(req, &call);
+  if (read == ReadResult::kGone) {
+    counters_->vanished.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (read == ReadResult::kUnreadable) {
     counters_->read_failures.fetch_add(1, std::memory_order_relaxed);
     const GateAnswer a = control.fallback();
     Answer(req->id, a);

@@ -8,12 +8,14 @@
 // and exec; system calls of another ABI (i386, x32) kill the caller, so the filter cannot be
 // stepped around through them.
 //
-// Reading the arguments. Paths, argv and socket addresses are read from /proc/PID/mem: the gate
-// opens it, then checks with SECCOMP_IOCTL_NOTIF_ID_VALID that the notification is still
-// pending (so the pid was not reused by another process between the notification and the open),
-// then reads. Relative paths are made absolute against the caller's cwd or dirfd (lexically;
-// symlinks are not resolved). A string longer than 4 KiB, or unreadable memory, fails the
-// decision: the call gets the gate's fallback.
+// Reading the arguments. Paths, argv and socket addresses are read from the caller's memory with
+// process_vm_readv(2) into the gate's buffers (seccomp_gate_read.h); relative paths are made
+// absolute against the caller's cwd or dirfd (/proc/PID/cwd, /proc/PID/fd/N; lexically, symlinks
+// not resolved). After the last read the gate checks with SECCOMP_IOCTL_NOTIF_ID_VALID that the
+// notification is still pending: the caller was then alive and blocked throughout, so its pid
+// was not reused by another process and everything read was the caller's; otherwise the call is
+// dropped as vanished. A string longer than 4 KiB, or memory the caller itself cannot read
+// (unmapped, PROT_NONE), fails the decision: the call gets the gate's fallback.
 //
 // The limit (seccomp_unotify(2)): with CONTINUE the kernel reads the arguments again after the
 // answer. Another thread of the caller (or a process sharing its memory) can change them in
@@ -48,6 +50,12 @@ struct SeccompGateOptions {
   // (core/thread_priority.h). A host that refuses it leaves the gate at normal priority
   // (priority_status()).
   int realtime_priority = 0;
+  // Ask the kernel for synchronous wake-ups on the listener (SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
+  // Linux 6.6): a held call wakes the gate's thread on the caller's CPU, and the answer wakes the
+  // caller on the gate thread's CPU, where the scheduler allows it (a normally scheduled thread;
+  // a real-time one is woken where it last ran). A kernel that refuses it leaves the ordinary
+  // wake-ups (sync_wakeup_status() says why).
+  bool sync_wakeup = true;
   // Where the stage histograms go (GateStageTimes, label gate="seccomp"); null: not timed.
   core::Registry* metrics = nullptr;
 };
@@ -87,6 +95,8 @@ class SeccompGate {
   SeccompGateStats stats() const;
   // Whether options.realtime_priority was applied to the gate's thread (OK when it was 0).
   const core::Status& priority_status() const { return priority_status_; }
+  // Whether options.sync_wakeup was applied to the listener (OK when it was not asked for).
+  const core::Status& sync_wakeup_status() const { return sync_wakeup_status_; }
   // The per-stage times of the calls served (enabled() when options.metrics was given).
   const GateStageTimes& stage_times() const { return stages_; }
 
@@ -95,7 +105,11 @@ class SeccompGate {
   void Serve();
   void Handle(void* request, int64_t woken_ns);
   void Answer(uint64_t id, GateAnswer a);
-  bool ReadCall(const void* request, GateCall* call);
+  enum class ReadResult { kRead, kUnreadable, kGone };
+  // Fills `call` from the notification `request`; kGone when the caller is no longer waiting.
+  ReadResult ReadCall(const void* request, GateCall* call);
+  // The arguments of system call `nr` of `pid` (args: the notification's); false when unreadable.
+  bool ReadArguments(uint32_t pid, int nr, const unsigned long long* args, GateCall* call);
 
   SeccompGateOptions options_;
   GateDecider* decider_ = nullptr;
@@ -110,6 +124,7 @@ class SeccompGate {
   std::unique_ptr<GateWatchdog> watchdog_;
   GateStageTimes stages_;
   core::Status priority_status_;
+  core::Status sync_wakeup_status_;
   std::thread thread_;
   struct Counters;
   std::unique_ptr<Counters> counters_;

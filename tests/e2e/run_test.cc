@@ -2,6 +2,7 @@
 // with EPERM inside the program, allowed ones work, monitor mode counts instead of denying, the
 // exit code is the program's, and bad usage exits 2.
 
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -12,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <vector>
+#include <cstdio>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -331,6 +333,30 @@ TEST_F(RunTest, ProgramOptionsAfterARepeatableFlagReachTheProgram) {
                                    " -- sh -c 'exit 5'");
   EXPECT_EQ(c.exit_code, 5) << c.err;
   EXPECT_EQ(LastJson(c.err)["realtime_priority"], 0) << c.err;
+}
+
+// Synchronous wake-ups (docs/gates.md, "Priority"): asked for by default and reported in the
+// summary, refused with the kernel's reason before Linux 6.6; --sync-wakeup false leaves them off.
+TEST_F(RunTest, SyncWakeupIsReportedAndCanBeTurnedOff) {
+  utsname u{};
+  int major = 0, minor = 0;
+  ASSERT_EQ(uname(&u), 0);
+  ASSERT_EQ(std::sscanf(u.release, "%d.%d", &major, &minor), 2) << u.release;
+  const bool supported = major > 6 || (major == 6 && minor >= 6);
+  const std::string rules = (dir_ / "rules.yaml").string();
+  const CmdResult on = RunVigil(dir_, "run --json --mode monitor --policy " + rules + " -- true");
+  EXPECT_EQ(on.exit_code, 0) << on.err;
+  const nlohmann::json j = LastJson(on.err);
+  ASSERT_FALSE(j.is_discarded()) << on.err;
+  EXPECT_EQ(j["sync_wakeup"], supported) << on.err;
+  EXPECT_EQ(j.contains("sync_wakeup_error"), !supported) << on.err;
+  const CmdResult off = RunVigil(
+      dir_, "run --json --mode monitor --sync-wakeup false --policy " + rules + " -- true");
+  EXPECT_EQ(off.exit_code, 0) << off.err;
+  const nlohmann::json k = LastJson(off.err);
+  ASSERT_FALSE(k.is_discarded()) << off.err;
+  EXPECT_EQ(k["sync_wakeup"], false) << off.err;
+  EXPECT_FALSE(k.contains("sync_wakeup_error")) << off.err;
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 //   gate_probe open PATH [N]           N open(O_RDONLY) calls
 //   gate_probe exec PATH [N]           N fork + execv(PATH) (the child exits at once), timing
 //                                      fork to the child's exit
+//   gate_probe exec2 PATH PATH2 [N]    N pairs: an exec of PATH, then one of PATH2 (lines
+//                                      alternate), e.g. a gated and an ungated copy
 // Prints one line per call: "errno=E ns=T" (E 0 on success). Exit code: 0 when the last call
 // succeeded, 1 otherwise, 2 for bad usage.
 
@@ -79,14 +81,16 @@ int Exec(const char* path) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: gate_probe connect IPV4 PORT [N] | open PATH [N] | exec PATH [N]\n");
+    std::fprintf(stderr,
+                 "usage: gate_probe connect IPV4 PORT [N] | open PATH [N] | exec PATH [N] "
+                 "| exec2 PATH PATH2 [N]\n");
     return 2;
   }
   const std::string what = argv[1];
   const bool is_connect = what == "connect";
-  if (!is_connect && what != "open" && what != "exec") return 2;
-  if (is_connect && argc < 4) return 2;
-  const int n_arg = is_connect ? 4 : 3;
+  if (!is_connect && what != "open" && what != "exec" && what != "exec2") return 2;
+  if ((is_connect || what == "exec2") && argc < 4) return 2;
+  const int n_arg = is_connect || what == "exec2" ? 4 : 3;
   const int n = argc > n_arg ? std::atoi(argv[n_arg]) : 1;
   int err = 0;
   for (int i = 0; i < n; ++i) {
@@ -95,6 +99,14 @@ int main(int argc, char** argv) {
       err = Connect(argv[2], std::atoi(argv[3]));
     } else if (what == "open") {
       err = Open(argv[2]);
+    } else if (what == "exec2") {
+      err = Exec(argv[2]);
+      const long long t1 = Now();
+      std::printf("errno=%d ns=%lld\n", err, t1 - t0);
+      const long long t2 = Now();
+      err = Exec(argv[3]);
+      std::printf("errno=%d ns=%lld\n", err, Now() - t2);
+      continue;
     } else {
       err = Exec(argv[2]);
     }
