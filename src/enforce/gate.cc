@@ -268,7 +268,9 @@ void DecisionGate::Answered(const core::Event& event, const GateDecision& d) {
   Bump(d.deny ? m.deny : m.allow);
   if (d.would_deny) Bump(m.would);
   if (m.alert != nullptr && d.alerts > 0) m.alert->Inc(static_cast<uint64_t>(d.alerts));
-  const std::string_view version = d.in_force != nullptr ? d.in_force->version : "";
+  // (Not `cond ? version : ""`: that makes a temporary std::string the view would outlive.)
+  const std::string_view version =
+      d.in_force != nullptr ? std::string_view(d.in_force->version) : std::string_view();
   const core::Verdict* verdict = d.verdict.has_value() ? &*d.verdict : nullptr;
   if (d.deny_match >= 0) {
     const policy::Match& dm = d.matches[static_cast<size_t>(d.deny_match)];
