@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <exception>
 #include <string>
 
 #include "apps/vigil/artifact_trust.h"
@@ -65,6 +66,26 @@ double GateDeciderAdapter::ProcSyscallsPerCall() const {
 
 sensor::GateAnswer GateDeciderAdapter::Decide(const sensor::GateCall& call,
                                               sensor::CallControl* control) {
+  // Our code does not throw; a library it calls may (an allocation, the model's runtime). A
+  // decision that throws gets the fallback the watchdog would give it, at once, counted and
+  // recorded as a fallback (reason "error"): the call is answered and counted once, and the gate
+  // thread goes on with the next one.
+  std::string failed;
+  try {
+    return DecideOrThrow(call, control);
+  } catch (const std::exception& e) {
+    failed = e.what();
+  } catch (...) {
+    failed = "an exception that is not a std::exception";
+  }
+  event_ = call.event;  // what Answered records (the throw may have come before it was set)
+  decision_ = gate_->DecisionFailed(control->fallback() == sensor::GateAnswer::kDeny,
+                                    std::move(failed));
+  return decision_.deny ? sensor::GateAnswer::kDeny : sensor::GateAnswer::kAllow;
+}
+
+sensor::GateAnswer GateDeciderAdapter::DecideOrThrow(const sensor::GateCall& call,
+                                                     sensor::CallControl* control) {
   // An enforce-mode gate held back to monitor mode (the agent's preconditions) denies nothing,
   // not even by its watchdog's fallback.
   if (gate_->mode() == enforce::GateMode::kMonitor) control->SetFallback(sensor::GateAnswer::kAllow);
@@ -106,10 +127,10 @@ void GateDeciderAdapter::OnFallback(const sensor::GateCall& call, sensor::GateAn
                               : enforce::FallbackReason::kUnreadable);
 }
 
-void GateDeciderAdapter::Late(const sensor::GateCall&, sensor::GateAnswer decided) {
-  // The decision gate counted the late decision; the watchdog's answer stands, and is the one
-  // counted as the call's. (Late follows Decide of the same call on the same thread.)
-  gate_->LateDecision(decided == sensor::GateAnswer::kDeny);
+void GateDeciderAdapter::Late(const sensor::GateCall&, sensor::GateAnswer) {
+  // The watchdog's answer stands, and is the one counted as the call's (OnFallback); the
+  // discarded decision is counted as late, once.
+  gate_->LateDecision();
 }
 
 void GateDeciderAdapter::Answered(const sensor::GateCall&, sensor::GateAnswer) {

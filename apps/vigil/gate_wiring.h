@@ -139,6 +139,8 @@ class GateDeciderAdapter final : public sensor::GateDecider {
 
  private:
   void Refit(std::shared_ptr<const enforce::GateRules> rules);
+  // Decide, with what a library it calls may throw let through (Decide catches it).
+  sensor::GateAnswer DecideOrThrow(const sensor::GateCall& call, sensor::CallControl* control);
 
   enforce::DecisionGate* gate_;
   const size_t max_ancestors_;

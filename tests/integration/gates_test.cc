@@ -21,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -680,14 +681,21 @@ class OvertakenDecision {
     EXPECT_NE(text.find("vigil_gate_fallbacks_total{gate=\"t\",reason=\"model_error\"} 0"),
               std::string::npos)
         << text;
-    // The discarded decision is counted as no outcome and no alert.
-    EXPECT_NE(text.find("vigil_gate_decisions_total{gate=\"t\",outcome=\"deny\"} 0"),
+    // The call is counted once, in the outcome of the fallback's answer; the discarded decision
+    // as late (once), and as no outcome and no alert.
+    EXPECT_NE(text.find(std::string("vigil_gate_decisions_total{gate=\"t\",outcome=\"deny\"} ") +
+                        (deny ? "1" : "0")),
               std::string::npos)
         << text;
-    EXPECT_NE(text.find("vigil_gate_decisions_total{gate=\"t\",outcome=\"allow\"} 0"),
+    EXPECT_NE(text.find(std::string("vigil_gate_decisions_total{gate=\"t\",outcome=\"allow\"} ") +
+                        (deny ? "0" : "1")),
               std::string::npos)
         << text;
     EXPECT_NE(text.find("vigil_gate_alerts_total{gate=\"t\"} 0"), std::string::npos) << text;
+    EXPECT_EQ(s.late, 1u);
+    EXPECT_EQ(s.alerts, 0u);
+    EXPECT_NE(text.find("vigil_gate_late_decisions_total{gate=\"t\"} 1"), std::string::npos)
+        << text;
   }
 
  private:
@@ -799,6 +807,189 @@ TEST(GateAccountingTest, ALateDenyOvertakenByAnAllowFallbackLeavesOnlyTheFallbac
 )");
   t.on_decided = [&t] { t.WaitForTheDeadlineRecord(); };
   t.ExpectOneDeadlineFallback(t.Decide(5'000'000), sensor::GateAnswer::kAllow);
+}
+
+// Every call the gate answers is counted once in vigil_gate_decisions_total{outcome}, with the
+// answer it got, whoever gave it: a rule, no rule, a monitored rule, the model's fallback, the
+// watchdog's fallback (overtaking a decision, which is counted as late instead), an unreadable
+// call's fallback, a gate held back to monitor mode. Through the gate's wiring as `vigil run`
+// uses it (GateWatchdog, GateDeciderAdapter, DecisionGate), the answers counted where the sensor
+// would send them.
+constexpr const char* kEveryAnswerRules = R"(
+- rule: No port 9
+  desc: d
+  condition: evt.type = connect and fd.sport = 9
+  output: "port 9"
+  priority: WARNING
+  action: {type: deny, mode: enforce}
+- rule: Watch port 7
+  desc: d
+  condition: evt.type = connect and fd.sport = 7
+  output: "port 7"
+  priority: NOTICE
+  action: {type: deny, mode: monitor}
+- rule: Note port 8
+  desc: d
+  condition: evt.type = connect and fd.sport = 8
+  output: "port 8"
+  priority: NOTICE
+- rule: Anomalous port 6
+  desc: d
+  condition: evt.type = connect and fd.sport = 6 and ml.anomalous = true
+  output: "anomalous 6"
+  priority: WARNING
+  action: {type: deny, mode: enforce, fallback: deny}
+- rule: Anomalous port 5
+  desc: d
+  condition: evt.type = connect and fd.sport = 5 and ml.anomalous = true
+  output: "anomalous 5"
+  priority: WARNING
+  action: {type: deny, mode: enforce, fallback: allow}
+- rule: Anomalous port 4
+  desc: d
+  condition: evt.type = connect and fd.sport = 4 and ml.anomalous = true
+  output: "anomalous 4"
+  priority: WARNING
+  action: {type: deny, mode: enforce, fallback: deny}
+)";
+
+class AnswerCounting {
+ public:
+  AnswerCounting()
+      : rules_(MustLoad(kEveryAnswerRules)),
+        source_(this),
+        gate_(&rules_, enforce::GateOptions{.name = "t"}, &source_, &registry_, nullptr),
+        adapter_(&gate_),
+        watchdog_(
+            [this](const sensor::GateCall&, uint64_t, sensor::GateAnswer a) {
+              Sent(a, /*by_watchdog=*/true);
+            },
+            &adapter_) {}
+
+  // A connect to `port` decided with its deadline `deadline_ns` from now; the answer sent.
+  sensor::GateAnswer Call(uint16_t port, int64_t deadline_ns = 10'000'000'000) {
+    const sensor::GateCall call = Connect(port);
+    sensor::CallControl control(core::SystemClock::Get().MonotonicNanos() + deadline_ns,
+                                sensor::GateAnswer::kAllow);
+    sensor::GateAnswer a = sensor::GateAnswer::kAllow;
+    if (watchdog_.Decide(call, 1, &control, &a)) return Sent(a, false);
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_;
+  }
+  // A call whose arguments could not be read, answered with `a` (as the seccomp gate does).
+  sensor::GateAnswer Unreadable(sensor::GateAnswer a) {
+    adapter_.OnFallback(Connect(1), a, sensor::GateFallbackCause::kUnreadable);
+    return Sent(a, false);
+  }
+
+  enforce::DecisionGate& gate() { return gate_; }
+  uint64_t Outcome(const std::string& outcome) {
+    auto c = registry_.GetCounter("vigil_gate_decisions_total", "",
+                                  {{"gate", "t"}, {"outcome", outcome}});
+    EXPECT_TRUE(c.has_value());
+    return c.has_value() ? (*c)->Value() : 0;
+  }
+  uint64_t sent(sensor::GateAnswer a) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return a == sensor::GateAnswer::kDeny ? denied_ : allowed_;
+  }
+
+ private:
+  // Port 6: the model fails at once. Port 5: it answers "anomalous" once the watchdog has
+  // answered the call (up to 10 s). Port 4: it throws (a library's exception). Else: not
+  // anomalous.
+  class Source final : public enforce::VerdictSource {
+   public:
+    explicit Source(AnswerCounting* t) : t_(t) {}
+    core::Result<core::Verdict> Score(const policy::EvalInput& in, int64_t) override {
+      core::Verdict v;
+      v.model_name = "test";
+      if (in.event->net.dport == 6) return core::Unavailable("model down");
+      if (in.event->net.dport == 4) throw std::runtime_error("the model's runtime threw");
+      if (in.event->net.dport == 5) {
+        std::unique_lock<std::mutex> lock(t_->mu_);
+        const uint64_t before = t_->by_watchdog_seen_;
+        t_->cv_.wait_for(lock, std::chrono::seconds(10),
+                         [&] { return t_->by_watchdog_ > before; });
+        t_->by_watchdog_seen_ = t_->by_watchdog_;
+        v.score = 1.0;
+        v.anomalous = true;
+      }
+      return v;
+    }
+
+   private:
+    AnswerCounting* t_;
+  };
+
+  static sensor::GateCall Connect(uint16_t port) {
+    sensor::GateCall call;
+    call.event.source = core::EventSource::kSeccomp;
+    call.event.kind = core::EventKind::kNetConnect;
+    call.event.proc.pid = static_cast<uint32_t>(getpid());
+    call.event.proc.tid = call.event.proc.pid;
+    call.event.net.daddr = "127.0.0.1";
+    call.event.net.dport = port;
+    return call;
+  }
+
+  sensor::GateAnswer Sent(sensor::GateAnswer a, bool by_watchdog) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++(a == sensor::GateAnswer::kDeny ? denied_ : allowed_);
+      last_ = a;
+      if (by_watchdog) ++by_watchdog_;
+    }
+    cv_.notify_all();
+    return a;
+  }
+
+  policy::RuleSet rules_;
+  Source source_;
+  core::Registry registry_;
+  enforce::DecisionGate gate_;
+  app::GateDeciderAdapter adapter_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t allowed_ = 0, denied_ = 0;  // answers sent
+  uint64_t by_watchdog_ = 0, by_watchdog_seen_ = 0;
+  sensor::GateAnswer last_ = sensor::GateAnswer::kAllow;
+  sensor::GateWatchdog watchdog_;  // last: its thread goes first
+};
+
+TEST(GateAccountingTest, EveryAnsweredCallIsCountedOnceInTheOutcomeOfItsAnswer) {
+  AnswerCounting t;
+  using A = sensor::GateAnswer;
+  // The model answers "anomalous" (deny) only after the 2 ms deadline: the watchdog's allow
+  // fallback is the call's answer, the deny decision is late. (First: the watchdog sleeps until
+  // the earliest deadline it knows, and is woken by a new call only when idle, as a gate's calls
+  // have deadlines in the order they arrive.)
+  EXPECT_EQ(t.Call(5, 2'000'000), A::kAllow);
+  EXPECT_EQ(t.Call(9), A::kDeny);    // an enforced deny rule
+  EXPECT_EQ(t.Call(80), A::kAllow);  // no rule
+  EXPECT_EQ(t.Call(7), A::kAllow);   // a monitored deny rule (would have denied)
+  EXPECT_EQ(t.Call(8), A::kAllow);   // an alert
+  EXPECT_EQ(t.Call(6), A::kDeny);    // the model failed: the rule's fallback, deny
+  EXPECT_EQ(t.Unreadable(A::kDeny), A::kDeny);
+  // The decision throws after the rule's fallback (deny) was set: that fallback, at once.
+  EXPECT_EQ(t.Call(4), A::kDeny);
+  t.gate().SetEnforcementAllowed(false);  // the agent's gate held back to monitor mode
+  EXPECT_EQ(t.Call(9), A::kAllow);
+
+  const uint64_t allowed = t.sent(A::kAllow), denied = t.sent(A::kDeny);
+  EXPECT_EQ(allowed, 5u);
+  EXPECT_EQ(denied, 4u);
+  EXPECT_EQ(t.Outcome("allow"), allowed);
+  EXPECT_EQ(t.Outcome("deny"), denied);
+  EXPECT_EQ(t.Outcome("allow") + t.Outcome("deny"), 9u);  // the calls answered
+  const enforce::GateStats s = t.gate().stats();
+  EXPECT_EQ(s.denied, denied);
+  EXPECT_EQ(s.fallbacks, 4u);  // model error, deadline, unreadable, error
+  EXPECT_EQ(s.model_fallbacks, 1u);
+  EXPECT_EQ(s.deadline_fallbacks, 1u);
+  EXPECT_EQ(s.late, 1u);
+  EXPECT_EQ(s.would_deny, 2u);  // port 7, and port 9 held back
+  EXPECT_EQ(s.alerts, 1u);
 }
 
 // A tmpfs mounted for the test: the fanotify gate marks a directory on it, never a mount that
