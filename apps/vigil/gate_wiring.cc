@@ -79,8 +79,8 @@ sensor::GateAnswer GateDeciderAdapter::Decide(const sensor::GateCall& call,
     failed = "an exception that is not a std::exception";
   }
   event_ = call.event;  // what Answered records (the throw may have come before it was set)
-  decision_ = gate_->DecisionFailed(control->fallback() == sensor::GateAnswer::kDeny,
-                                    std::move(failed));
+  decision_ =
+      gate_->DecisionFailed(control->fallback() == sensor::GateAnswer::kDeny, std::move(failed));
   return decision_.deny ? sensor::GateAnswer::kDeny : sensor::GateAnswer::kAllow;
 }
 
@@ -121,10 +121,19 @@ sensor::GateAnswer GateDeciderAdapter::DecideOrThrow(const sensor::GateCall& cal
 
 void GateDeciderAdapter::OnFallback(const sensor::GateCall& call, sensor::GateAnswer answer,
                                     sensor::GateFallbackCause cause) {
-  gate_->FallbackAnswered(call.event, answer == sensor::GateAnswer::kDeny,
-                          cause == sensor::GateFallbackCause::kDeadline
-                              ? enforce::FallbackReason::kDeadline
-                              : enforce::FallbackReason::kUnreadable);
+  enforce::FallbackReason why = enforce::FallbackReason::kDeadline;
+  switch (cause) {
+    case sensor::GateFallbackCause::kDeadline:
+      why = enforce::FallbackReason::kDeadline;
+      break;
+    case sensor::GateFallbackCause::kUnreadable:
+      why = enforce::FallbackReason::kUnreadable;
+      break;
+    case sensor::GateFallbackCause::kQueued:
+      why = enforce::FallbackReason::kQueued;
+      break;
+  }
+  gate_->FallbackAnswered(call.event, answer == sensor::GateAnswer::kDeny, why);
 }
 
 void GateDeciderAdapter::Late(const sensor::GateCall&, sensor::GateAnswer) {

@@ -44,6 +44,7 @@ std::string_view FallbackReasonName(FallbackReason r) {
     case FallbackReason::kModelError: return "model_error";
     case FallbackReason::kUnreadable: return "unreadable";
     case FallbackReason::kError: return "error";
+    case FallbackReason::kQueued: return "queued";
   }
   return "";
 }
@@ -61,6 +62,7 @@ struct DecisionGate::Metrics {
   core::Counter* fb_model = nullptr;
   core::Counter* fb_unreadable = nullptr;
   core::Counter* fb_error = nullptr;
+  core::Counter* fb_queued = nullptr;
   core::Counter* late_c = nullptr;
   core::Histogram* seconds = nullptr;
 };
@@ -93,14 +95,17 @@ DecisionGate::DecisionGate(GateRules rules, GateOptions options, VerdictSource* 
   constexpr std::string_view kFallbacks = "vigil_gate_fallbacks_total";
   constexpr std::string_view kFallbacksHelp =
       "Calls answered with a fallback (deadline passed, model failed, arguments unreadable, "
-      "decision failed)";
+      "decision failed, queued behind a stuck decision)";
   m.fb_deadline = CounterOrNull(metrics, kFallbacks, kFallbacksHelp,
                                 {{"gate", g}, {"reason", "deadline"}});
   m.fb_model = CounterOrNull(metrics, kFallbacks, kFallbacksHelp,
                              {{"gate", g}, {"reason", "model_error"}});
   m.fb_unreadable = CounterOrNull(metrics, kFallbacks, kFallbacksHelp,
                                   {{"gate", g}, {"reason", "unreadable"}});
-  m.fb_error = CounterOrNull(metrics, kFallbacks, kFallbacksHelp, {{"gate", g}, {"reason", "error"}});
+  m.fb_error =
+      CounterOrNull(metrics, kFallbacks, kFallbacksHelp, {{"gate", g}, {"reason", "error"}});
+  m.fb_queued =
+      CounterOrNull(metrics, kFallbacks, kFallbacksHelp, {{"gate", g}, {"reason", "queued"}});
   m.late_c = CounterOrNull(metrics, "vigil_gate_late_decisions_total",
                            "Decisions that finished after their call was answered by the watchdog",
                            {{"gate", g}});
@@ -261,20 +266,27 @@ GateDecision DecisionGate::DecisionFailed(bool deny, std::string what) {
 void DecisionGate::FallbackAnswered(const core::Event& event, bool deny, FallbackReason why) {
   Metrics& m = *metrics_;
   m.fallbacks.fetch_add(1, std::memory_order_relaxed);
-  if (why == FallbackReason::kDeadline) {
-    m.deadline_fallbacks.fetch_add(1, std::memory_order_relaxed);
-    Bump(m.fb_deadline);
-  } else {
-    Bump(m.fb_unreadable);
+  std::string_view reason;
+  switch (why) {
+    case FallbackReason::kDeadline:
+      m.deadline_fallbacks.fetch_add(1, std::memory_order_relaxed);
+      Bump(m.fb_deadline);
+      reason = "no decision by the deadline";
+      break;
+    case FallbackReason::kQueued:
+      Bump(m.fb_queued);
+      reason = "queued behind a decision stuck past its deadline";
+      break;
+    default:  // kUnreadable (kModelError and kError come with a decision: Answered)
+      Bump(m.fb_unreadable);
+      reason = "the call's arguments could not be read";
+      break;
   }
   if (deny) m.denied.fetch_add(1, std::memory_order_relaxed);
   Bump(deny ? m.deny : m.allow);  // the call's answer, as a decision's (docs/gates.md, Metrics)
   const std::shared_ptr<const GateRules> in_force = rules_.load();
   Record(GateRecord::Kind::kFallback, event, deny ? core::Action::kDeny : core::Action::kAllow,
-         nullptr,
-         why == FallbackReason::kDeadline ? "no decision by the deadline"
-                                          : "the call's arguments could not be read",
-         deny, in_force->version, why);
+         nullptr, std::string(reason), deny, in_force->version, why);
 }
 
 void DecisionGate::Answered(const core::Event& event, const GateDecision& d) {

@@ -71,8 +71,9 @@ enum class FallbackReason : uint8_t {
   kModelError,  // the verdict source failed in time
   kUnreadable,  // the sensor could not read the call's arguments: nothing to decide on
   kError,       // the decision failed (an exception from a library it calls): DecisionFailed
+  kQueued,      // queued behind a stuck decision: allowed by the sensor's watchdog undecided
 };
-// "deadline", "model_error", "unreadable", "error"
+// "deadline", "model_error", "unreadable", "error", "queued"
 std::string_view FallbackReasonName(FallbackReason r);
 
 struct GateOptions {
@@ -98,8 +99,8 @@ struct GateDecision {
   std::string model_error;      // model_fallback: what the verdict source said
   bool error_fallback = false;  // the decision failed (DecisionFailed; counted by Answered)
   std::string error;            // error_fallback: what failed
-  bool late = false;        // decided after the deadline by Decide's clock (the watchdog
-                            // answers; LateDecision counts it)
+  bool late = false;            // decided after the deadline by Decide's clock (the watchdog
+                                // answers; LateDecision counts it)
   const policy::Rule* rule = nullptr;  // the deny rule, or the candidate whose fallback applied
   std::string output;                  // the deny rule's output line
   int alerts = 0;                      // matching rules with other actions
@@ -133,10 +134,10 @@ struct GateStats {
   uint64_t denied = 0;       // calls denied (by a decision or a fallback)
   uint64_t would_deny = 0;   // monitor: deny rules or deny fallbacks not enforced
   uint64_t alerts = 0;
-  uint64_t fallbacks = 0;    // every fallback (deadline, model error, unreadable call, error)
+  uint64_t fallbacks = 0;  // every fallback (deadline, model error, unreadable, error, queued)
   uint64_t deadline_fallbacks = 0;
   uint64_t model_fallbacks = 0;  // the verdict source failed in time (kModelError)
-  uint64_t late = 0;         // decisions discarded: the watchdog had answered (LateDecision)
+  uint64_t late = 0;             // decisions discarded: the watchdog had answered (LateDecision)
 };
 
 class DecisionGate {
@@ -176,7 +177,8 @@ class DecisionGate {
   // stats().denied when denied: the sum of the outcomes is the number of calls answered.
   //
   // The sensor answered the call of `event` with the fallback `deny` without a decision: its
-  // watchdog at the deadline (kDeadline), or because the arguments were unreadable. Counted as
+  // watchdog at the deadline (kDeadline) or behind a stuck decision (kQueued), or because the
+  // arguments were unreadable (kUnreadable). Counted as
   // a fallback (stats().fallbacks, vigil_gate_fallbacks_total{reason}) and as its answer's
   // outcome; recorded.
   void FallbackAnswered(const core::Event& event, bool deny, FallbackReason why);
@@ -184,8 +186,9 @@ class DecisionGate {
   // rule's, the alerts', or a model fallback's) are written now, its outcome counted in
   // vigil_gate_decisions_total and stats().denied (and would_have_enforced, alerts), and a
   // model fallback in it in stats().fallbacks and model_fallbacks and
-  // vigil_gate_fallbacks_total's model_error (a failed decision's: `error`). Not called for a decision the watchdog overtook
-  // (LateDecision): its call records and counts the watchdog's fallback alone.
+  // vigil_gate_fallbacks_total's model_error (a failed decision's: `error`). Not called for a
+  // decision the watchdog overtook (LateDecision): its call records and counts the watchdog's
+  // fallback alone.
   void Answered(const core::Event& event, const GateDecision& d);
   // A decision finished after the sensor's watchdog had answered its call (FallbackAnswered
   // counted that answer): the decision is discarded, counted once here in stats().late and

@@ -3,11 +3,10 @@
 // must be answered with the rule's fallback by the deadline. The gates decide through the same
 // wiring `vigil run` uses (apps/vigil/gate_wiring.h).
 
+#include <gtest/gtest.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
@@ -33,14 +32,14 @@
 #include "audit/canonical_json.h"
 #include "audit/payloads.h"
 #include "core/files.h"
-#include "tests/integration/loopback_listener.h"
-#include "tests/unit/sensor/thread_scheduling.h"
 #include "enforce/gate.h"
 #include "model/inference_engine.h"
 #include "model/sequence_model.h"
 #include "policy/engine.h"
 #include "sensor/fanotify_gate.h"
 #include "sensor/seccomp_gate.h"
+#include "tests/integration/loopback_listener.h"
+#include "tests/unit/sensor/thread_scheduling.h"
 
 namespace vigil {
 namespace {
@@ -616,6 +615,32 @@ constexpr const char* kModelFallbackRules = R"(
   priority: NOTICE
 )";
 
+// `inner`, with `after_decide` run between its decision and the watchdog's Finish.
+class HeldDecider final : public sensor::GateDecider {
+ public:
+  HeldDecider(sensor::GateDecider* inner, std::function<void()> after_decide)
+      : inner_(inner), after_decide_(std::move(after_decide)) {}
+  sensor::GateAnswer Decide(const sensor::GateCall& call, sensor::CallControl* c) override {
+    const sensor::GateAnswer a = inner_->Decide(call, c);
+    after_decide_();
+    return a;
+  }
+  void OnFallback(const sensor::GateCall& call, sensor::GateAnswer answer,
+                  sensor::GateFallbackCause cause) override {
+    inner_->OnFallback(call, answer, cause);
+  }
+  void Late(const sensor::GateCall& call, sensor::GateAnswer decided) override {
+    inner_->Late(call, decided);
+  }
+  void Answered(const sensor::GateCall& call, sensor::GateAnswer answer) override {
+    inner_->Answered(call, answer);
+  }
+
+ private:
+  sensor::GateDecider* inner_;
+  std::function<void()> after_decide_;
+};
+
 class OvertakenDecision {
  public:
   // `rules` match a connect to port 6 (the model's, if any, fails at once).
@@ -624,7 +649,10 @@ class OvertakenDecision {
         gate_(&rules_, enforce::GateOptions{.name = "t"}, &broken_, &registry_,
               [this](const enforce::GateRecord& r) { Record(r); }),
         adapter_(&gate_),
-        decider_(&adapter_, this),
+        decider_(&adapter_,
+                 [this] {
+                   if (on_decided) on_decided();
+                 }),
         watchdog_(
             [this](const sensor::GateCall&, uint64_t, sensor::GateAnswer a) {
               std::lock_guard<std::mutex> lock(mu_);
@@ -706,31 +734,6 @@ class OvertakenDecision {
     }
   };
 
-  // The adapter, with on_decided run between its decision and the watchdog's Finish.
-  class Held final : public sensor::GateDecider {
-   public:
-    Held(app::GateDeciderAdapter* inner, OvertakenDecision* t) : inner_(inner), t_(t) {}
-    sensor::GateAnswer Decide(const sensor::GateCall& call, sensor::CallControl* c) override {
-      const sensor::GateAnswer a = inner_->Decide(call, c);
-      if (t_->on_decided) t_->on_decided();
-      return a;
-    }
-    void OnFallback(const sensor::GateCall& call, sensor::GateAnswer answer,
-                    sensor::GateFallbackCause cause) override {
-      inner_->OnFallback(call, answer, cause);
-    }
-    void Late(const sensor::GateCall& call, sensor::GateAnswer decided) override {
-      inner_->Late(call, decided);
-    }
-    void Answered(const sensor::GateCall& call, sensor::GateAnswer answer) override {
-      inner_->Answered(call, answer);
-    }
-
-   private:
-    app::GateDeciderAdapter* inner_;
-    OvertakenDecision* t_;
-  };
-
   void Record(const enforce::GateRecord& r) {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -749,7 +752,7 @@ class OvertakenDecision {
   core::Registry registry_;
   enforce::DecisionGate gate_;
   app::GateDeciderAdapter adapter_;
-  Held decider_;
+  HeldDecider decider_;  // the adapter, with on_decided run after its decision
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<sensor::GateAnswer> sent_;          // by the watchdog
@@ -860,11 +863,9 @@ class AnswerCounting {
         source_(this),
         gate_(&rules_, enforce::GateOptions{.name = "t"}, &source_, &registry_, nullptr),
         adapter_(&gate_),
-        watchdog_(
-            [this](const sensor::GateCall&, uint64_t, sensor::GateAnswer a) {
-              Sent(a, /*by_watchdog=*/true);
-            },
-            &adapter_) {}
+        watchdog_([this](const sensor::GateCall&, uint64_t,
+                         sensor::GateAnswer a) { Sent(a, /*by_watchdog=*/true); },
+                  &adapter_) {}
 
   // A connect to `port` decided with its deadline `deadline_ns` from now; the answer sent.
   sensor::GateAnswer Call(uint16_t port, int64_t deadline_ns = 10'000'000'000) {
@@ -909,8 +910,7 @@ class AnswerCounting {
       if (in.event->net.dport == 5) {
         std::unique_lock<std::mutex> lock(t_->mu_);
         const uint64_t before = t_->by_watchdog_seen_;
-        t_->cv_.wait_for(lock, std::chrono::seconds(10),
-                         [&] { return t_->by_watchdog_ > before; });
+        t_->cv_.wait_for(lock, std::chrono::seconds(10), [&] { return t_->by_watchdog_ > before; });
         t_->by_watchdog_seen_ = t_->by_watchdog_;
         v.score = 1.0;
         v.anomalous = true;
@@ -1111,6 +1111,86 @@ TEST(FanotifyGateTest, SlowDecisionGetsTheRuleFallbackByTheDeadline) {
   EXPECT_EQ(run.stats.deadline_fallbacks, 1u);
   EXPECT_EQ(run.sensor.deadline_answers, 1u);
   EXPECT_EQ(run.open.err, 0);  // no rule on that file waits for the model
+}
+
+// While a decision is stuck past its deadline, the watchdog allows the events queued behind it
+// without deciding them: each is an answered call, counted and recorded once as a fallback
+// (reason "queued", outcome allow) like the stuck call's own deadline fallback.
+TEST(FanotifyGateTest, EventsAllowedBehindAStuckDecisionAreCountedAsFallbacks) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root";
+  TmpfsDir t;
+  if (!t.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here";
+  policy::RuleSet rules = MustLoad(R"(
+- rule: Another program
+  desc: d
+  condition: evt.type = execve and proc.exepath = /nonexistent/prog
+  output: "x"
+  priority: WARNING
+  action: {type: deny, mode: enforce}
+)");
+  core::Registry registry;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<enforce::FallbackReason> recorded;
+  enforce::DecisionGate gate(&rules, enforce::GateOptions{.name = "fanotify"}, nullptr, &registry,
+                             [&](const enforce::GateRecord& r) {
+                               std::lock_guard<std::mutex> lock(mu);
+                               if (r.kind == enforce::GateRecord::Kind::kFallback) {
+                                 recorded.push_back(r.reason);
+                               }
+                             });
+  app::GateDeciderAdapter adapter(&gate);
+  // The first decision waits until released (up to 20 s); the others are the adapter's.
+  bool entered = false, released = false;  // guarded by mu
+  HeldDecider stuck(&adapter, [&] {
+    std::unique_lock<std::mutex> lock(mu);
+    if (entered) return;
+    entered = true;
+    cv.notify_all();
+    cv.wait_for(lock, std::chrono::seconds(20), [&] { return released; });
+  });
+  sensor::FanotifyGateOptions o;
+  o.paths = {t.bin().string()};
+  o.deadline_ns = 50'000'000;
+  auto g = sensor::FanotifyGate::Start(o, &stuck);
+  ASSERT_TRUE(g.has_value()) << g.error().message();
+  const std::string prog = (t.bin() / "prog").string();
+  // The first exec's decision sticks; the watchdog answers it (allow) at its deadline.
+  std::thread first([&] { (void)!std::system(prog.c_str()); });
+  bool stuck_in_time = false;
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    stuck_in_time = cv.wait_for(lock, std::chrono::seconds(10), [&] { return entered; });
+  }
+  // Queued behind it: allowed by the watchdog without a decision.
+  ProbeResult queued;
+  if (stuck_in_time) queued = Probe("exec " + prog);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    released = true;
+  }
+  cv.notify_all();
+  first.join();
+  (*g)->Stop();
+  ASSERT_TRUE(stuck_in_time) << "the first exec was not held within 10 s";
+  EXPECT_EQ(queued.err, 0);
+  EXPECT_EQ((*g)->stats().stuck_allowed, 1u);
+  const enforce::GateStats s = gate.stats();
+  EXPECT_EQ(s.fallbacks, 2u);  // the stuck call's (deadline) and the queued one's
+  EXPECT_EQ(s.deadline_fallbacks, 1u);
+  EXPECT_EQ(s.late, 1u);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(recorded, (std::vector<enforce::FallbackReason>{enforce::FallbackReason::kDeadline,
+                                                              enforce::FallbackReason::kQueued}));
+  }
+  const std::string text = registry.ExpositionText();
+  EXPECT_NE(text.find("vigil_gate_fallbacks_total{gate=\"fanotify\",reason=\"queued\"} 1"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("vigil_gate_decisions_total{gate=\"fanotify\",outcome=\"allow\"} 2"),
+            std::string::npos)
+      << text;
 }
 
 // A decider that takes `delay` per call and allows it.

@@ -407,8 +407,7 @@ TEST(DecisionGateTest, ADecisionOvertakenAfterItFinishedInTimeIsCountedLateOnce)
   EXPECT_EQ(g.stats().decisions, 1u);
   EXPECT_EQ(g.stats().denied, 0u);
   const std::string text = registry.ExpositionText();
-  EXPECT_NE(text.find("vigil_gate_late_decisions_total{gate=\"t\"} 1"), std::string::npos)
-      << text;
+  EXPECT_NE(text.find("vigil_gate_late_decisions_total{gate=\"t\"} 1"), std::string::npos) << text;
 }
 
 uint64_t Outcome(core::Registry& registry, std::string_view gate, std::string_view outcome) {
@@ -433,11 +432,11 @@ TEST(DecisionGateTest, EveryAnsweredCallIsCountedOnceInTheOutcomeOfItsAnswer) {
     answered(d.deny);
     return d;
   };
-  EXPECT_TRUE(decided(9).deny);                        // an enforced deny rule
-  EXPECT_FALSE(decided(80).deny);                      // nothing matches
-  EXPECT_TRUE(decided(7).would_deny);                  // a monitored deny rule: allowed
-  EXPECT_EQ(decided(8).alerts, 1);                     // an alert: allowed
-  EXPECT_TRUE(decided(6).model_fallback);              // the model failed: its fallback, deny
+  EXPECT_TRUE(decided(9).deny);            // an enforced deny rule
+  EXPECT_FALSE(decided(80).deny);          // nothing matches
+  EXPECT_TRUE(decided(7).would_deny);      // a monitored deny rule: allowed
+  EXPECT_EQ(decided(8).alerts, 1);         // an alert: allowed
+  EXPECT_TRUE(decided(6).model_fallback);  // the model failed: its fallback, deny
   const core::Event e = Connect(9);
   g.FallbackAnswered(e, true, FallbackReason::kDeadline);  // the watchdog's deny
   answered(true);
@@ -477,7 +476,7 @@ TEST(DecisionGateTest, AFailedDecisionIsCountedAndRecordedAsAnErrorFallback) {
   Recorded rec;
   std::vector<std::string> reasons;
   DecisionGate g(&rules, GateOptions{.name = "t"}, nullptr, &registry, [&](const GateRecord& r) {
-    Recorder(&rec)(r);
+    Recorder (&rec)(r);
     reasons.push_back(r.decision.reason);
   });
   const core::Event e = Connect(80);
