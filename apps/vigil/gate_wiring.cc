@@ -91,7 +91,10 @@ sensor::GateAnswer GateDeciderAdapter::DecideOrThrow(const sensor::GateCall& cal
   if (gate_->mode() == enforce::GateMode::kMonitor) control->SetFallback(sensor::GateAnswer::kAllow);
   ++calls_;
   // The rules in force, read once: what is read of the process is what they need.
+  deciding_.store(nullptr);
   std::shared_ptr<const enforce::GateRules> rules = gate_->rules();
+  // The watchdog's deadline fallback for this call is recorded with these rules' version.
+  deciding_.store(rules);
   // (A model given to the gate after it started also changes what is read.)
   if (rules != needs_of_ || gate_->has_verdicts() != fitted_verdicts_) Refit(rules);
   event_ = call.event;
@@ -121,6 +124,11 @@ sensor::GateAnswer GateDeciderAdapter::DecideOrThrow(const sensor::GateCall& cal
 
 void GateDeciderAdapter::OnFallback(const sensor::GateCall& call, sensor::GateAnswer answer,
                                     sensor::GateFallbackCause cause) {
+  // The deadline's fallback was armed by the decision under way (or its rules' absence): its
+  // rules, even when a reload replaced them since (the call it answers is the one being decided:
+  // one at a time, and deciding_ is reset only when the next starts).
+  std::shared_ptr<const enforce::GateRules> rules;
+  if (cause == sensor::GateFallbackCause::kDeadline) rules = deciding_.load();
   enforce::FallbackReason why = enforce::FallbackReason::kDeadline;
   switch (cause) {
     case sensor::GateFallbackCause::kDeadline:
@@ -133,7 +141,7 @@ void GateDeciderAdapter::OnFallback(const sensor::GateCall& call, sensor::GateAn
       why = enforce::FallbackReason::kQueued;
       break;
   }
-  gate_->FallbackAnswered(call.event, answer == sensor::GateAnswer::kDeny, why);
+  gate_->FallbackAnswered(call.event, answer == sensor::GateAnswer::kDeny, why, rules.get());
 }
 
 void GateDeciderAdapter::Late(const sensor::GateCall&, sensor::GateAnswer) {

@@ -4,6 +4,7 @@
 // the process behind a held call (comm, executable, argv, uid, user, ancestors) comes from /proc,
 // the decision from enforce::DecisionGate, and fallbacks and decisions go to the audit log.
 
+#include <atomic>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -147,6 +148,10 @@ class GateDeciderAdapter final : public sensor::GateDecider {
   GateCallRecorder* recorder_ = nullptr;
   GateContextNeeds needs_;
   std::shared_ptr<const enforce::GateRules> needs_of_;  // the rules needs_ is for
+  // The rules the call being decided (or the last one decided) is decided with; null from the
+  // start of Decide until it has read the rules in force. Read by OnFallback on the watchdog's
+  // thread.
+  std::atomic<std::shared_ptr<const enforce::GateRules>> deciding_;
   bool fitted_verdicts_ = false;                        // whether needs_ is for a gate with a model
   ProcContextCache cache_;
   uint64_t calls_ = 0;

@@ -263,7 +263,8 @@ GateDecision DecisionGate::DecisionFailed(bool deny, std::string what) {
   return d;
 }
 
-void DecisionGate::FallbackAnswered(const core::Event& event, bool deny, FallbackReason why) {
+void DecisionGate::FallbackAnswered(const core::Event& event, bool deny, FallbackReason why,
+                                    const GateRules* rules) {
   Metrics& m = *metrics_;
   m.fallbacks.fetch_add(1, std::memory_order_relaxed);
   std::string_view reason;
@@ -284,9 +285,10 @@ void DecisionGate::FallbackAnswered(const core::Event& event, bool deny, Fallbac
   }
   if (deny) m.denied.fetch_add(1, std::memory_order_relaxed);
   Bump(deny ? m.deny : m.allow);  // the call's answer, as a decision's (docs/gates.md, Metrics)
-  const std::shared_ptr<const GateRules> in_force = rules_.load();
+  const std::shared_ptr<const GateRules> in_force = rules == nullptr ? rules_.load() : nullptr;
   Record(GateRecord::Kind::kFallback, event, deny ? core::Action::kDeny : core::Action::kAllow,
-         nullptr, std::string(reason), deny, in_force->version, why);
+         nullptr, std::string(reason), deny, (rules != nullptr ? rules : in_force.get())->version,
+         why);
 }
 
 void DecisionGate::Answered(const core::Event& event, const GateDecision& d) {

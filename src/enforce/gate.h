@@ -181,7 +181,10 @@ class DecisionGate {
   // arguments were unreadable (kUnreadable). Counted as
   // a fallback (stats().fallbacks, vigil_gate_fallbacks_total{reason}) and as its answer's
   // outcome; recorded.
-  void FallbackAnswered(const core::Event& event, bool deny, FallbackReason why);
+  // `rules`: those the call's decision started with (its deadline fallback was armed from them),
+  // recorded as the fallback's policy_version; null: the rules in force now.
+  void FallbackAnswered(const core::Event& event, bool deny, FallbackReason why,
+                        const GateRules* rules = nullptr);
   // Decision `d` (of `event`, as given to Decide) was its call's answer: its records (the deny
   // rule's, the alerts', or a model fallback's) are written now, its outcome counted in
   // vigil_gate_decisions_total and stats().denied (and would_have_enforced, alerts), and a

@@ -615,6 +615,18 @@ constexpr const char* kModelFallbackRules = R"(
   priority: NOTICE
 )";
 
+// A held connect to 127.0.0.1:`port` by this process, as the seccomp gate hands it over.
+sensor::GateCall ConnectCall(uint16_t port) {
+  sensor::GateCall call;
+  call.event.source = core::EventSource::kSeccomp;
+  call.event.kind = core::EventKind::kNetConnect;
+  call.event.proc.pid = static_cast<uint32_t>(getpid());
+  call.event.proc.tid = call.event.proc.pid;
+  call.event.net.daddr = "127.0.0.1";
+  call.event.net.dport = port;
+  return call;
+}
+
 // `inner`, with `after_decide` run between its decision and the watchdog's Finish.
 class HeldDecider final : public sensor::GateDecider {
  public:
@@ -658,14 +670,8 @@ class OvertakenDecision {
               std::lock_guard<std::mutex> lock(mu_);
               sent_.push_back(a);
             },
-            &decider_) {
-    call_.event.source = core::EventSource::kSeccomp;
-    call_.event.kind = core::EventKind::kNetConnect;
-    call_.event.proc.pid = static_cast<uint32_t>(getpid());
-    call_.event.proc.tid = call_.event.proc.pid;
-    call_.event.net.daddr = "127.0.0.1";
-    call_.event.net.dport = 6;
-  }
+            &decider_),
+        call_(ConnectCall(6)) {}
 
   // Called (on the deciding thread) when the decision is made, before the watchdog is told.
   std::function<void()> on_decided;
@@ -812,6 +818,50 @@ TEST(GateAccountingTest, ALateDenyOvertakenByAnAllowFallbackLeavesOnlyTheFallbac
   t.ExpectOneDeadlineFallback(t.Decide(5'000'000), sensor::GateAnswer::kAllow);
 }
 
+// A policy reload while a decision is under way: the decision finishes with the rules it
+// started with (enforce/gate.h), and so does the watchdog's fallback that overtakes it, armed
+// from those rules: its record carries their version, not the reloaded one's.
+TEST(GateAccountingTest, ADeadlineFallbackDuringAReloadCarriesTheVersionItsDecisionStartedWith) {
+  const char* kRules = R"(
+- rule: No port 6
+  desc: d
+  condition: evt.type = connect and fd.sport = 6
+  output: "port 6"
+  priority: WARNING
+  action: {type: deny, mode: enforce}
+)";
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::string> versions;  // of the fallback records
+  enforce::DecisionGate gate(
+      enforce::GateRules{std::make_shared<const policy::RuleSet>(MustLoad(kRules)), "v1"},
+      enforce::GateOptions{.name = "t"}, nullptr, nullptr, [&](const enforce::GateRecord& r) {
+        if (r.kind != enforce::GateRecord::Kind::kFallback) return;
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          versions.emplace_back(r.policy_version);
+        }
+        cv.notify_all();
+      });
+  app::GateDeciderAdapter adapter(&gate);
+  HeldDecider held(&adapter, [&] {
+    gate.SetRules(
+        enforce::GateRules{std::make_shared<const policy::RuleSet>(MustLoad(kRules)), "v2"});
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait_for(lock, std::chrono::seconds(10), [&] { return !versions.empty(); });
+  });
+  sensor::GateWatchdog watchdog([](const sensor::GateCall&, uint64_t, sensor::GateAnswer) {},
+                                &held);
+  const sensor::GateCall call = ConnectCall(6);
+  sensor::CallControl control(core::SystemClock::Get().MonotonicNanos() + 5'000'000,
+                              sensor::GateAnswer::kAllow);
+  sensor::GateAnswer a = sensor::GateAnswer::kAllow;
+  EXPECT_FALSE(watchdog.Decide(call, 1, &control, &a));
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(versions, std::vector<std::string>{"v1"});
+  EXPECT_EQ(gate.rules()->version, "v2");
+}
+
 // Every call the gate answers is counted once in vigil_gate_decisions_total{outcome}, with the
 // answer it got, whoever gave it: a rule, no rule, a monitored rule, the model's fallback, the
 // watchdog's fallback (overtaking a decision, which is counted as late instead), an unreadable
@@ -869,7 +919,7 @@ class AnswerCounting {
 
   // A connect to `port` decided with its deadline `deadline_ns` from now; the answer sent.
   sensor::GateAnswer Call(uint16_t port, int64_t deadline_ns = 10'000'000'000) {
-    const sensor::GateCall call = Connect(port);
+    const sensor::GateCall call = ConnectCall(port);
     sensor::CallControl control(core::SystemClock::Get().MonotonicNanos() + deadline_ns,
                                 sensor::GateAnswer::kAllow);
     sensor::GateAnswer a = sensor::GateAnswer::kAllow;
@@ -879,7 +929,7 @@ class AnswerCounting {
   }
   // A call whose arguments could not be read, answered with `a` (as the seccomp gate does).
   sensor::GateAnswer Unreadable(sensor::GateAnswer a) {
-    adapter_.OnFallback(Connect(1), a, sensor::GateFallbackCause::kUnreadable);
+    adapter_.OnFallback(ConnectCall(1), a, sensor::GateFallbackCause::kUnreadable);
     return Sent(a, false);
   }
 
@@ -921,17 +971,6 @@ class AnswerCounting {
    private:
     AnswerCounting* t_;
   };
-
-  static sensor::GateCall Connect(uint16_t port) {
-    sensor::GateCall call;
-    call.event.source = core::EventSource::kSeccomp;
-    call.event.kind = core::EventKind::kNetConnect;
-    call.event.proc.pid = static_cast<uint32_t>(getpid());
-    call.event.proc.tid = call.event.proc.pid;
-    call.event.net.daddr = "127.0.0.1";
-    call.event.net.dport = port;
-    return call;
-  }
 
   sensor::GateAnswer Sent(sensor::GateAnswer a, bool by_watchdog) {
     {
