@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <exception>
 #include <string>
 
 #include "apps/vigil/artifact_trust.h"
@@ -65,12 +66,35 @@ double GateDeciderAdapter::ProcSyscallsPerCall() const {
 
 sensor::GateAnswer GateDeciderAdapter::Decide(const sensor::GateCall& call,
                                               sensor::CallControl* control) {
+  // Our code does not throw; a library it calls may (an allocation, the model's runtime). A
+  // decision that throws gets the fallback the watchdog would give it, at once, counted and
+  // recorded as a fallback (reason "error"): the call is answered and counted once, and the gate
+  // thread goes on with the next one.
+  std::string failed;
+  try {
+    return DecideOrThrow(call, control);
+  } catch (const std::exception& e) {
+    failed = e.what();
+  } catch (...) {
+    failed = "an exception that is not a std::exception";
+  }
+  event_ = call.event;  // what Answered records (the throw may have come before it was set)
+  decision_ =
+      gate_->DecisionFailed(control->fallback() == sensor::GateAnswer::kDeny, std::move(failed));
+  return decision_.deny ? sensor::GateAnswer::kDeny : sensor::GateAnswer::kAllow;
+}
+
+sensor::GateAnswer GateDeciderAdapter::DecideOrThrow(const sensor::GateCall& call,
+                                                     sensor::CallControl* control) {
   // An enforce-mode gate held back to monitor mode (the agent's preconditions) denies nothing,
   // not even by its watchdog's fallback.
   if (gate_->mode() == enforce::GateMode::kMonitor) control->SetFallback(sensor::GateAnswer::kAllow);
   ++calls_;
   // The rules in force, read once: what is read of the process is what they need.
+  deciding_.store(nullptr);
   std::shared_ptr<const enforce::GateRules> rules = gate_->rules();
+  // The watchdog's deadline fallback for this call is recorded with these rules' version.
+  deciding_.store(rules);
   // (A model given to the gate after it started also changes what is read.)
   if (rules != needs_of_ || gate_->has_verdicts() != fitted_verdicts_) Refit(rules);
   event_ = call.event;
@@ -100,16 +124,30 @@ sensor::GateAnswer GateDeciderAdapter::Decide(const sensor::GateCall& call,
 
 void GateDeciderAdapter::OnFallback(const sensor::GateCall& call, sensor::GateAnswer answer,
                                     sensor::GateFallbackCause cause) {
-  gate_->FallbackAnswered(call.event, answer == sensor::GateAnswer::kDeny,
-                          cause == sensor::GateFallbackCause::kDeadline
-                              ? enforce::FallbackReason::kDeadline
-                              : enforce::FallbackReason::kUnreadable);
+  // The deadline's fallback was armed by the decision under way (or its rules' absence): its
+  // rules, even when a reload replaced them since (the call it answers is the one being decided:
+  // one at a time, and deciding_ is reset only when the next starts).
+  std::shared_ptr<const enforce::GateRules> rules;
+  if (cause == sensor::GateFallbackCause::kDeadline) rules = deciding_.load();
+  enforce::FallbackReason why = enforce::FallbackReason::kDeadline;
+  switch (cause) {
+    case sensor::GateFallbackCause::kDeadline:
+      why = enforce::FallbackReason::kDeadline;
+      break;
+    case sensor::GateFallbackCause::kUnreadable:
+      why = enforce::FallbackReason::kUnreadable;
+      break;
+    case sensor::GateFallbackCause::kQueued:
+      why = enforce::FallbackReason::kQueued;
+      break;
+  }
+  gate_->FallbackAnswered(call.event, answer == sensor::GateAnswer::kDeny, why, rules.get());
 }
 
-void GateDeciderAdapter::Late(const sensor::GateCall&, sensor::GateAnswer decided) {
-  // The decision gate counted the late decision; the watchdog's answer stands, and is the one
-  // counted as the call's. (Late follows Decide of the same call on the same thread.)
-  gate_->LateDecision(decided == sensor::GateAnswer::kDeny);
+void GateDeciderAdapter::Late(const sensor::GateCall&, sensor::GateAnswer) {
+  // The watchdog's answer stands, and is the one counted as the call's (OnFallback); the
+  // discarded decision is counted as late, once.
+  gate_->LateDecision();
 }
 
 void GateDeciderAdapter::Answered(const sensor::GateCall&, sensor::GateAnswer) {

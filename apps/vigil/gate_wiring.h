@@ -4,6 +4,7 @@
 // the process behind a held call (comm, executable, argv, uid, user, ancestors) comes from /proc,
 // the decision from enforce::DecisionGate, and fallbacks and decisions go to the audit log.
 
+#include <atomic>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -139,12 +140,18 @@ class GateDeciderAdapter final : public sensor::GateDecider {
 
  private:
   void Refit(std::shared_ptr<const enforce::GateRules> rules);
+  // Decide, with what a library it calls may throw let through (Decide catches it).
+  sensor::GateAnswer DecideOrThrow(const sensor::GateCall& call, sensor::CallControl* control);
 
   enforce::DecisionGate* gate_;
   const size_t max_ancestors_;
   GateCallRecorder* recorder_ = nullptr;
   GateContextNeeds needs_;
   std::shared_ptr<const enforce::GateRules> needs_of_;  // the rules needs_ is for
+  // The rules the call being decided (or the last one decided) is decided with; null from the
+  // start of Decide until it has read the rules in force. Read by OnFallback on the watchdog's
+  // thread.
+  std::atomic<std::shared_ptr<const enforce::GateRules>> deciding_;
   bool fitted_verdicts_ = false;                        // whether needs_ is for a gate with a model
   ProcContextCache cache_;
   uint64_t calls_ = 0;

@@ -43,6 +43,8 @@ std::string_view FallbackReasonName(FallbackReason r) {
     case FallbackReason::kDeadline: return "deadline";
     case FallbackReason::kModelError: return "model_error";
     case FallbackReason::kUnreadable: return "unreadable";
+    case FallbackReason::kError: return "error";
+    case FallbackReason::kQueued: return "queued";
   }
   return "";
 }
@@ -59,6 +61,8 @@ struct DecisionGate::Metrics {
   core::Counter* fb_deadline = nullptr;
   core::Counter* fb_model = nullptr;
   core::Counter* fb_unreadable = nullptr;
+  core::Counter* fb_error = nullptr;
+  core::Counter* fb_queued = nullptr;
   core::Counter* late_c = nullptr;
   core::Histogram* seconds = nullptr;
 };
@@ -81,7 +85,7 @@ DecisionGate::DecisionGate(GateRules rules, GateOptions options, VerdictSource* 
   Metrics& m = *metrics_;
   constexpr std::string_view kDecisions = "vigil_gate_decisions_total";
   constexpr std::string_view kDecisionsHelp =
-      "Gate decisions that answered their call, by outcome (allow, deny)";
+      "Calls a gate answered, by the answer (allow, deny): its decision or a fallback";
   m.allow = CounterOrNull(metrics, kDecisions, kDecisionsHelp, {{"gate", g}, {"outcome", "allow"}});
   m.deny = CounterOrNull(metrics, kDecisions, kDecisionsHelp, {{"gate", g}, {"outcome", "deny"}});
   m.would = CounterOrNull(metrics, "vigil_gate_would_have_enforced_total",
@@ -90,13 +94,18 @@ DecisionGate::DecisionGate(GateRules rules, GateOptions options, VerdictSource* 
                           "Matches of rules whose action is not deny, at a gate", {{"gate", g}});
   constexpr std::string_view kFallbacks = "vigil_gate_fallbacks_total";
   constexpr std::string_view kFallbacksHelp =
-      "Calls answered with a fallback (deadline passed, model failed, arguments unreadable)";
+      "Calls answered with a fallback (deadline passed, model failed, arguments unreadable, "
+      "decision failed, queued behind a stuck decision)";
   m.fb_deadline = CounterOrNull(metrics, kFallbacks, kFallbacksHelp,
                                 {{"gate", g}, {"reason", "deadline"}});
   m.fb_model = CounterOrNull(metrics, kFallbacks, kFallbacksHelp,
                              {{"gate", g}, {"reason", "model_error"}});
   m.fb_unreadable = CounterOrNull(metrics, kFallbacks, kFallbacksHelp,
                                   {{"gate", g}, {"reason", "unreadable"}});
+  m.fb_error =
+      CounterOrNull(metrics, kFallbacks, kFallbacksHelp, {{"gate", g}, {"reason", "error"}});
+  m.fb_queued =
+      CounterOrNull(metrics, kFallbacks, kFallbacksHelp, {{"gate", g}, {"reason", "queued"}});
   m.late_c = CounterOrNull(metrics, "vigil_gate_late_decisions_total",
                            "Decisions that finished after their call was answered by the watchdog",
                            {{"gate", g}});
@@ -233,42 +242,70 @@ GateDecision DecisionGate::Decide(std::shared_ptr<const GateRules> in_force,
   if (verdict.has_value()) d.verdict = std::move(*verdict);
   d.matches = std::move(matches);
 
+  // What the decision counts towards the call's answer (denied, would_deny, alerts) is counted
+  // by Answered, and a decision the watchdog overtook by LateDecision: only then is it known
+  // whether the decision is the call's answer (the watchdog's Finish reads the clock after this).
   const int64_t now = core::SystemClock::Get().MonotonicNanos();
   d.late = now >= deadline_ns;
   m.decisions.fetch_add(1, std::memory_order_relaxed);
-  if (d.deny) m.denied.fetch_add(1, std::memory_order_relaxed);
-  if (d.would_deny) m.would_deny.fetch_add(1, std::memory_order_relaxed);
-  if (d.alerts > 0) m.alerts.fetch_add(static_cast<uint64_t>(d.alerts), std::memory_order_relaxed);
-  if (d.late) m.late.fetch_add(1, std::memory_order_relaxed);
-  if (d.late) Bump(m.late_c);
   if (m.seconds != nullptr && e.ingest_ns > 0) m.seconds->ObserveNanos(now - e.ingest_ns);
   return d;
 }
 
-void DecisionGate::FallbackAnswered(const core::Event& event, bool deny, FallbackReason why) {
+GateDecision DecisionGate::DecisionFailed(bool deny, std::string what) {
+  GateDecision d;
+  d.deny = deny;
+  d.fallback = true;
+  d.error_fallback = true;
+  d.error = std::move(what);
+  d.in_force = rules_.load();
+  metrics_->decisions.fetch_add(1, std::memory_order_relaxed);
+  return d;
+}
+
+void DecisionGate::FallbackAnswered(const core::Event& event, bool deny, FallbackReason why,
+                                    const GateRules* rules) {
   Metrics& m = *metrics_;
   m.fallbacks.fetch_add(1, std::memory_order_relaxed);
-  if (why == FallbackReason::kDeadline) {
-    m.deadline_fallbacks.fetch_add(1, std::memory_order_relaxed);
-    Bump(m.fb_deadline);
-  } else {
-    Bump(m.fb_unreadable);
+  std::string_view reason;
+  switch (why) {
+    case FallbackReason::kDeadline:
+      m.deadline_fallbacks.fetch_add(1, std::memory_order_relaxed);
+      Bump(m.fb_deadline);
+      reason = "no decision by the deadline";
+      break;
+    case FallbackReason::kQueued:
+      Bump(m.fb_queued);
+      reason = "queued behind a decision stuck past its deadline";
+      break;
+    default:  // kUnreadable (kModelError and kError come with a decision: Answered)
+      Bump(m.fb_unreadable);
+      reason = "the call's arguments could not be read";
+      break;
   }
   if (deny) m.denied.fetch_add(1, std::memory_order_relaxed);
-  const std::shared_ptr<const GateRules> in_force = rules_.load();
+  Bump(deny ? m.deny : m.allow);  // the call's answer, as a decision's (docs/gates.md, Metrics)
+  const std::shared_ptr<const GateRules> in_force = rules == nullptr ? rules_.load() : nullptr;
   Record(GateRecord::Kind::kFallback, event, deny ? core::Action::kDeny : core::Action::kAllow,
-         nullptr,
-         why == FallbackReason::kDeadline ? "no decision by the deadline"
-                                          : "the call's arguments could not be read",
-         deny, in_force->version, why);
+         nullptr, std::string(reason), deny, (rules != nullptr ? rules : in_force.get())->version,
+         why);
 }
 
 void DecisionGate::Answered(const core::Event& event, const GateDecision& d) {
   Metrics& m = *metrics_;
   Bump(d.deny ? m.deny : m.allow);
-  if (d.would_deny) Bump(m.would);
-  if (m.alert != nullptr && d.alerts > 0) m.alert->Inc(static_cast<uint64_t>(d.alerts));
-  const std::string_view version = d.in_force != nullptr ? d.in_force->version : "";
+  if (d.deny) m.denied.fetch_add(1, std::memory_order_relaxed);
+  if (d.would_deny) {
+    m.would_deny.fetch_add(1, std::memory_order_relaxed);
+    Bump(m.would);
+  }
+  if (d.alerts > 0) {
+    m.alerts.fetch_add(static_cast<uint64_t>(d.alerts), std::memory_order_relaxed);
+    if (m.alert != nullptr) m.alert->Inc(static_cast<uint64_t>(d.alerts));
+  }
+  // (Not `cond ? version : ""`: that makes a temporary std::string the view would outlive.)
+  const std::string_view version =
+      d.in_force != nullptr ? std::string_view(d.in_force->version) : std::string_view();
   const core::Verdict* verdict = d.verdict.has_value() ? &*d.verdict : nullptr;
   if (d.deny_match >= 0) {
     const policy::Match& dm = d.matches[static_cast<size_t>(d.deny_match)];
@@ -280,6 +317,13 @@ void DecisionGate::Answered(const core::Event& event, const GateDecision& d) {
     Record(GateRecord::Kind::kDecision, event, core::Action::kAlert, mt.rule, mt.output, false,
            version, FallbackReason::kDeadline, verdict);
   }
+  if (d.error_fallback) {
+    m.fallbacks.fetch_add(1, std::memory_order_relaxed);
+    Bump(m.fb_error);
+    Record(GateRecord::Kind::kFallback, event, d.deny ? core::Action::kDeny : core::Action::kAllow,
+           nullptr, "decision failed: " + d.error, d.deny, version, FallbackReason::kError);
+    return;
+  }
   if (!d.model_fallback) return;
   m.fallbacks.fetch_add(1, std::memory_order_relaxed);
   m.model_fallbacks.fetch_add(1, std::memory_order_relaxed);
@@ -289,8 +333,9 @@ void DecisionGate::Answered(const core::Event& event, const GateDecision& d) {
          FallbackReason::kModelError);
 }
 
-void DecisionGate::LateDecision(bool deny) {
-  if (deny) metrics_->denied.fetch_sub(1, std::memory_order_relaxed);
+void DecisionGate::LateDecision() {
+  metrics_->late.fetch_add(1, std::memory_order_relaxed);
+  Bump(metrics_->late_c);
 }
 
 GateStats DecisionGate::stats() const {

@@ -70,8 +70,10 @@ enum class FallbackReason : uint8_t {
   kDeadline,    // no decision by the deadline: the sensor's watchdog answered
   kModelError,  // the verdict source failed in time
   kUnreadable,  // the sensor could not read the call's arguments: nothing to decide on
+  kError,       // the decision failed (an exception from a library it calls): DecisionFailed
+  kQueued,      // queued behind a stuck decision: allowed by the sensor's watchdog undecided
 };
-// "deadline", "model_error", "unreadable"
+// "deadline", "model_error", "unreadable", "error", "queued"
 std::string_view FallbackReasonName(FallbackReason r);
 
 struct GateOptions {
@@ -95,7 +97,10 @@ struct GateDecision {
   bool fallback = false;    // the answer is a fallback (model error)
   bool model_fallback = false;  // the model failed in time (counted by Answered)
   std::string model_error;      // model_fallback: what the verdict source said
-  bool late = false;        // decided after the deadline (the watchdog answered)
+  bool error_fallback = false;  // the decision failed (DecisionFailed; counted by Answered)
+  std::string error;            // error_fallback: what failed
+  bool late = false;            // decided after the deadline by Decide's clock (the watchdog
+                                // answers; LateDecision counts it)
   const policy::Rule* rule = nullptr;  // the deny rule, or the candidate whose fallback applied
   std::string output;                  // the deny rule's output line
   int alerts = 0;                      // matching rules with other actions
@@ -122,15 +127,17 @@ struct GateRecord {
 };
 using RecordFn = std::function<void(const GateRecord&)>;
 
+// What the gate counted. Everything but `decisions` and `late` is of the calls' answers: a
+// decision the watchdog overtook (LateDecision) counts only in `decisions` and `late`.
 struct GateStats {
-  uint64_t decisions = 0;
-  uint64_t denied = 0;       // decisions that denied (rules or fallbacks)
+  uint64_t decisions = 0;    // decisions made (Decide), whether or not they answered their call
+  uint64_t denied = 0;       // calls denied (by a decision or a fallback)
   uint64_t would_deny = 0;   // monitor: deny rules or deny fallbacks not enforced
   uint64_t alerts = 0;
-  uint64_t fallbacks = 0;    // every fallback (deadline, model error, unreadable call)
+  uint64_t fallbacks = 0;  // every fallback (deadline, model error, unreadable, error, queued)
   uint64_t deadline_fallbacks = 0;
   uint64_t model_fallbacks = 0;  // the verdict source failed in time (kModelError)
-  uint64_t late = 0;         // decisions that finished after the deadline
+  uint64_t late = 0;             // decisions discarded: the watchdog had answered (LateDecision)
 };
 
 class DecisionGate {
@@ -153,27 +160,45 @@ class DecisionGate {
   GateDecision Decide(std::shared_ptr<const GateRules> in_force, const policy::EvalInput& in,
                       int64_t deadline_ns, const std::function<void(bool deny)>& set_fallback);
 
+  // The decision of a call whose deciding failed (the caller caught an exception a library
+  // threw): the fallback `deny` the call would get at its deadline, given at once. Counted and
+  // recorded as a fallback (reason kError, `what` in the record) by Answered, or as late by
+  // LateDecision when the watchdog answered first, as any decision.
+  GateDecision DecisionFailed(bool deny, std::string what);
+
   // Puts `rules` in force (rules.rules must be non-null): decisions started after the call use
   // them. Thread-safe.
   void SetRules(GateRules rules);
   // The rules in force. Thread-safe.
   std::shared_ptr<const GateRules> rules() const { return rules_.load(); }
 
+  // Every answered call is counted once, by exactly one of FallbackAnswered and Answered, in
+  // vigil_gate_decisions_total{outcome} with the answer it got (allow or deny) and in
+  // stats().denied when denied: the sum of the outcomes is the number of calls answered.
+  //
   // The sensor answered the call of `event` with the fallback `deny` without a decision: its
-  // watchdog at the deadline (kDeadline), or because the arguments were unreadable.
-  void FallbackAnswered(const core::Event& event, bool deny, FallbackReason why);
+  // watchdog at the deadline (kDeadline) or behind a stuck decision (kQueued), or because the
+  // arguments were unreadable (kUnreadable). Counted as
+  // a fallback (stats().fallbacks, vigil_gate_fallbacks_total{reason}) and as its answer's
+  // outcome; recorded.
+  // `rules`: those the call's decision started with (its deadline fallback was armed from them),
+  // recorded as the fallback's policy_version; null: the rules in force now.
+  void FallbackAnswered(const core::Event& event, bool deny, FallbackReason why,
+                        const GateRules* rules = nullptr);
   // Decision `d` (of `event`, as given to Decide) was its call's answer: its records (the deny
   // rule's, the alerts', or a model fallback's) are written now, its outcome counted in
-  // vigil_gate_decisions_total (and would_have_enforced, alerts), and a model fallback in it in
-  // stats().fallbacks and model_fallbacks and vigil_gate_fallbacks_total's model_error. Not
-  // called for a decision the watchdog overtook (LateDecision): its call records and counts the
-  // watchdog's fallback alone (the discarded decision is counted in
-  // vigil_gate_late_decisions_total and stats().late only).
+  // vigil_gate_decisions_total and stats().denied (and would_have_enforced, alerts), and a
+  // model fallback in it in stats().fallbacks and model_fallbacks and
+  // vigil_gate_fallbacks_total's model_error (a failed decision's: `error`). Not called for a
+  // decision the watchdog overtook (LateDecision): its call records and counts the watchdog's
+  // fallback alone.
   void Answered(const core::Event& event, const GateDecision& d);
-  // A decision (`deny`: it denied) finished after the sensor's watchdog had answered its call
-  // (FallbackAnswered counted that answer): the decision was not the call's answer, so its deny
-  // is taken back out of stats().denied, which counts calls denied.
-  void LateDecision(bool deny);
+  // A decision finished after the sensor's watchdog had answered its call (FallbackAnswered
+  // counted that answer): the decision is discarded, counted once here in stats().late and
+  // vigil_gate_late_decisions_total, and nowhere else but stats().decisions. Called for every
+  // decision that was not its call's answer, whether it finished before or after its deadline
+  // by Decide's clock (GateDecision::late).
+  void LateDecision();
 
   // Gives a gate started without a model one (the agent's gate takes the first gate model the hub
   // rolls out): decisions started after the call ask `verdicts` (non-null; it must outlive the

@@ -160,8 +160,8 @@ bool FanotifyGate::Drain(bool stuck, int64_t woken_ns) {
         continue;
       }
       counters_->calls.fetch_add(1, std::memory_order_relaxed);
-      if (m->pid == self_ || stuck) {
-        (m->pid == self_ ? counters_->own : counters_->stuck_allowed).fetch_add(1);
+      if (m->pid == self_) {
+        counters_->own.fetch_add(1);
         Respond(m->fd, GateAnswer::kAllow);
         close(m->fd);
         continue;
@@ -171,12 +171,21 @@ bool FanotifyGate::Drain(bool stuck, int64_t woken_ns) {
       e.ingest_ns = core::SystemClock::Get().MonotonicNanos();
       e.time_ns = core::SystemClock::Get().NowUnixNanos();
       e.source = core::EventSource::kFanotify;
-      e.seq = ++seq_;
       e.kind = (m->mask & FAN_OPEN_EXEC_PERM) != 0 ? core::EventKind::kProcessExec
                                                   : core::EventKind::kFileOpen;
       e.proc.pid = static_cast<uint32_t>(m->pid);
       e.proc.tid = static_cast<uint32_t>(m->pid);
       e.path = FdPath(m->fd);
+      if (stuck) {  // on the watchdog's thread: allowed undecided, told as a fallback
+        counters_->stuck_allowed.fetch_add(1);
+        Respond(m->fd, GateAnswer::kAllow);
+        close(m->fd);
+        if (decider_ != nullptr) {
+          decider_->OnFallback(call, GateAnswer::kAllow, GateFallbackCause::kQueued);
+        }
+        continue;
+      }
+      e.seq = ++seq_;
       CallControl control(e.ingest_ns + options_.deadline_ns, options_.default_fallback);
       const int64_t read_ns = timed ? GateNowNs() : 0;
       if (timed) stages_.Observe(GateStageTimes::kReceive, since, read_ns);

@@ -82,7 +82,8 @@ class FanotifyGate {
  private:
   FanotifyGate() = default;
   void Serve();
-  // Reads what is queued and handles it; `stuck`: answer everything ALLOW without deciding.
+  // Reads what is queued and handles it; `stuck`: answer everything ALLOW without deciding, each
+  // told to the decider as a kQueued fallback (OnFallback).
   // `woken_ns`: when the gate thread woke for it (stage times; 0 when not timed).
   bool Drain(bool stuck, int64_t woken_ns = 0);
   void Respond(int event_fd, GateAnswer a);

@@ -29,6 +29,8 @@ enum class GateAnswer : uint8_t { kAllow, kDeny };
 enum class GateFallbackCause : uint8_t {
   kDeadline,    // the decision did not finish by the deadline: the watchdog answered
   kUnreadable,  // the call's arguments could not be read (bad pointer, too long): never decided
+  kQueued,      // queued behind a decision stuck past its deadline: allowed by the watchdog
+                // without a decision (the fanotify gate, which reads its calls in order)
 };
 
 // One held call. `event` has source kSeccomp or kFanotify, kind kProcessExec (path: the program
@@ -66,7 +68,8 @@ class GateDecider {
   virtual GateAnswer Decide(const GateCall& call, CallControl* control) = 0;
   // `call` was answered with the fallback `answer` for `cause`. For kDeadline this runs on the
   // watchdog thread while Decide() for the same call may still be running; for kUnreadable,
-  // Decide() is not called (`call` holds what could be read).
+  // Decide() is not called (`call` holds what could be read); for kQueued, on the watchdog
+  // thread while Decide() of another call is stuck, and Decide() is not called for `call`.
   virtual void OnFallback(const GateCall& call, GateAnswer answer, GateFallbackCause cause) = 0;
   // Decide() returned `decided` after the watchdog had answered the call.
   virtual void Late(const GateCall& call, GateAnswer decided) = 0;

@@ -3,11 +3,10 @@
 // must be answered with the rule's fallback by the deadline. The gates decide through the same
 // wiring `vigil run` uses (apps/vigil/gate_wiring.h).
 
+#include <gtest/gtest.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
@@ -21,6 +20,7 @@
 #include <mutex>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,14 +32,14 @@
 #include "audit/canonical_json.h"
 #include "audit/payloads.h"
 #include "core/files.h"
-#include "tests/integration/loopback_listener.h"
-#include "tests/unit/sensor/thread_scheduling.h"
 #include "enforce/gate.h"
 #include "model/inference_engine.h"
 #include "model/sequence_model.h"
 #include "policy/engine.h"
 #include "sensor/fanotify_gate.h"
 #include "sensor/seccomp_gate.h"
+#include "tests/integration/loopback_listener.h"
+#include "tests/unit/sensor/thread_scheduling.h"
 
 namespace vigil {
 namespace {
@@ -615,6 +615,44 @@ constexpr const char* kModelFallbackRules = R"(
   priority: NOTICE
 )";
 
+// A held connect to 127.0.0.1:`port` by this process, as the seccomp gate hands it over.
+sensor::GateCall ConnectCall(uint16_t port) {
+  sensor::GateCall call;
+  call.event.source = core::EventSource::kSeccomp;
+  call.event.kind = core::EventKind::kNetConnect;
+  call.event.proc.pid = static_cast<uint32_t>(getpid());
+  call.event.proc.tid = call.event.proc.pid;
+  call.event.net.daddr = "127.0.0.1";
+  call.event.net.dport = port;
+  return call;
+}
+
+// `inner`, with `after_decide` run between its decision and the watchdog's Finish.
+class HeldDecider final : public sensor::GateDecider {
+ public:
+  HeldDecider(sensor::GateDecider* inner, std::function<void()> after_decide)
+      : inner_(inner), after_decide_(std::move(after_decide)) {}
+  sensor::GateAnswer Decide(const sensor::GateCall& call, sensor::CallControl* c) override {
+    const sensor::GateAnswer a = inner_->Decide(call, c);
+    after_decide_();
+    return a;
+  }
+  void OnFallback(const sensor::GateCall& call, sensor::GateAnswer answer,
+                  sensor::GateFallbackCause cause) override {
+    inner_->OnFallback(call, answer, cause);
+  }
+  void Late(const sensor::GateCall& call, sensor::GateAnswer decided) override {
+    inner_->Late(call, decided);
+  }
+  void Answered(const sensor::GateCall& call, sensor::GateAnswer answer) override {
+    inner_->Answered(call, answer);
+  }
+
+ private:
+  sensor::GateDecider* inner_;
+  std::function<void()> after_decide_;
+};
+
 class OvertakenDecision {
  public:
   // `rules` match a connect to port 6 (the model's, if any, fails at once).
@@ -623,20 +661,17 @@ class OvertakenDecision {
         gate_(&rules_, enforce::GateOptions{.name = "t"}, &broken_, &registry_,
               [this](const enforce::GateRecord& r) { Record(r); }),
         adapter_(&gate_),
-        decider_(&adapter_, this),
+        decider_(&adapter_,
+                 [this] {
+                   if (on_decided) on_decided();
+                 }),
         watchdog_(
             [this](const sensor::GateCall&, uint64_t, sensor::GateAnswer a) {
               std::lock_guard<std::mutex> lock(mu_);
               sent_.push_back(a);
             },
-            &decider_) {
-    call_.event.source = core::EventSource::kSeccomp;
-    call_.event.kind = core::EventKind::kNetConnect;
-    call_.event.proc.pid = static_cast<uint32_t>(getpid());
-    call_.event.proc.tid = call_.event.proc.pid;
-    call_.event.net.daddr = "127.0.0.1";
-    call_.event.net.dport = 6;
-  }
+            &decider_),
+        call_(ConnectCall(6)) {}
 
   // Called (on the deciding thread) when the decision is made, before the watchdog is told.
   std::function<void()> on_decided;
@@ -680,14 +715,21 @@ class OvertakenDecision {
     EXPECT_NE(text.find("vigil_gate_fallbacks_total{gate=\"t\",reason=\"model_error\"} 0"),
               std::string::npos)
         << text;
-    // The discarded decision is counted as no outcome and no alert.
-    EXPECT_NE(text.find("vigil_gate_decisions_total{gate=\"t\",outcome=\"deny\"} 0"),
+    // The call is counted once, in the outcome of the fallback's answer; the discarded decision
+    // as late (once), and as no outcome and no alert.
+    EXPECT_NE(text.find(std::string("vigil_gate_decisions_total{gate=\"t\",outcome=\"deny\"} ") +
+                        (deny ? "1" : "0")),
               std::string::npos)
         << text;
-    EXPECT_NE(text.find("vigil_gate_decisions_total{gate=\"t\",outcome=\"allow\"} 0"),
+    EXPECT_NE(text.find(std::string("vigil_gate_decisions_total{gate=\"t\",outcome=\"allow\"} ") +
+                        (deny ? "0" : "1")),
               std::string::npos)
         << text;
     EXPECT_NE(text.find("vigil_gate_alerts_total{gate=\"t\"} 0"), std::string::npos) << text;
+    EXPECT_EQ(s.late, 1u);
+    EXPECT_EQ(s.alerts, 0u);
+    EXPECT_NE(text.find("vigil_gate_late_decisions_total{gate=\"t\"} 1"), std::string::npos)
+        << text;
   }
 
  private:
@@ -696,31 +738,6 @@ class OvertakenDecision {
     core::Result<core::Verdict> Score(const policy::EvalInput&, int64_t) override {
       return core::Unavailable("model down");
     }
-  };
-
-  // The adapter, with on_decided run between its decision and the watchdog's Finish.
-  class Held final : public sensor::GateDecider {
-   public:
-    Held(app::GateDeciderAdapter* inner, OvertakenDecision* t) : inner_(inner), t_(t) {}
-    sensor::GateAnswer Decide(const sensor::GateCall& call, sensor::CallControl* c) override {
-      const sensor::GateAnswer a = inner_->Decide(call, c);
-      if (t_->on_decided) t_->on_decided();
-      return a;
-    }
-    void OnFallback(const sensor::GateCall& call, sensor::GateAnswer answer,
-                    sensor::GateFallbackCause cause) override {
-      inner_->OnFallback(call, answer, cause);
-    }
-    void Late(const sensor::GateCall& call, sensor::GateAnswer decided) override {
-      inner_->Late(call, decided);
-    }
-    void Answered(const sensor::GateCall& call, sensor::GateAnswer answer) override {
-      inner_->Answered(call, answer);
-    }
-
-   private:
-    app::GateDeciderAdapter* inner_;
-    OvertakenDecision* t_;
   };
 
   void Record(const enforce::GateRecord& r) {
@@ -741,7 +758,7 @@ class OvertakenDecision {
   core::Registry registry_;
   enforce::DecisionGate gate_;
   app::GateDeciderAdapter adapter_;
-  Held decider_;
+  HeldDecider decider_;  // the adapter, with on_decided run after its decision
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<sensor::GateAnswer> sent_;          // by the watchdog
@@ -799,6 +816,219 @@ TEST(GateAccountingTest, ALateDenyOvertakenByAnAllowFallbackLeavesOnlyTheFallbac
 )");
   t.on_decided = [&t] { t.WaitForTheDeadlineRecord(); };
   t.ExpectOneDeadlineFallback(t.Decide(5'000'000), sensor::GateAnswer::kAllow);
+}
+
+// A policy reload while a decision is under way: the decision finishes with the rules it
+// started with (enforce/gate.h), and so does the watchdog's fallback that overtakes it, armed
+// from those rules: its record carries their version, not the reloaded one's.
+TEST(GateAccountingTest, ADeadlineFallbackDuringAReloadCarriesTheVersionItsDecisionStartedWith) {
+  const char* kRules = R"(
+- rule: No port 6
+  desc: d
+  condition: evt.type = connect and fd.sport = 6
+  output: "port 6"
+  priority: WARNING
+  action: {type: deny, mode: enforce}
+)";
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::string> versions;  // of the fallback records
+  enforce::DecisionGate gate(
+      enforce::GateRules{std::make_shared<const policy::RuleSet>(MustLoad(kRules)), "v1"},
+      enforce::GateOptions{.name = "t"}, nullptr, nullptr, [&](const enforce::GateRecord& r) {
+        if (r.kind != enforce::GateRecord::Kind::kFallback) return;
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          versions.emplace_back(r.policy_version);
+        }
+        cv.notify_all();
+      });
+  app::GateDeciderAdapter adapter(&gate);
+  HeldDecider held(&adapter, [&] {
+    gate.SetRules(
+        enforce::GateRules{std::make_shared<const policy::RuleSet>(MustLoad(kRules)), "v2"});
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait_for(lock, std::chrono::seconds(10), [&] { return !versions.empty(); });
+  });
+  sensor::GateWatchdog watchdog([](const sensor::GateCall&, uint64_t, sensor::GateAnswer) {},
+                                &held);
+  const sensor::GateCall call = ConnectCall(6);
+  sensor::CallControl control(core::SystemClock::Get().MonotonicNanos() + 5'000'000,
+                              sensor::GateAnswer::kAllow);
+  sensor::GateAnswer a = sensor::GateAnswer::kAllow;
+  EXPECT_FALSE(watchdog.Decide(call, 1, &control, &a));
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(versions, std::vector<std::string>{"v1"});
+  EXPECT_EQ(gate.rules()->version, "v2");
+}
+
+// Every call the gate answers is counted once in vigil_gate_decisions_total{outcome}, with the
+// answer it got, whoever gave it: a rule, no rule, a monitored rule, the model's fallback, the
+// watchdog's fallback (overtaking a decision, which is counted as late instead), an unreadable
+// call's fallback, a gate held back to monitor mode. Through the gate's wiring as `vigil run`
+// uses it (GateWatchdog, GateDeciderAdapter, DecisionGate), the answers counted where the sensor
+// would send them.
+constexpr const char* kEveryAnswerRules = R"(
+- rule: No port 9
+  desc: d
+  condition: evt.type = connect and fd.sport = 9
+  output: "port 9"
+  priority: WARNING
+  action: {type: deny, mode: enforce}
+- rule: Watch port 7
+  desc: d
+  condition: evt.type = connect and fd.sport = 7
+  output: "port 7"
+  priority: NOTICE
+  action: {type: deny, mode: monitor}
+- rule: Note port 8
+  desc: d
+  condition: evt.type = connect and fd.sport = 8
+  output: "port 8"
+  priority: NOTICE
+- rule: Anomalous port 6
+  desc: d
+  condition: evt.type = connect and fd.sport = 6 and ml.anomalous = true
+  output: "anomalous 6"
+  priority: WARNING
+  action: {type: deny, mode: enforce, fallback: deny}
+- rule: Anomalous port 5
+  desc: d
+  condition: evt.type = connect and fd.sport = 5 and ml.anomalous = true
+  output: "anomalous 5"
+  priority: WARNING
+  action: {type: deny, mode: enforce, fallback: allow}
+- rule: Anomalous port 4
+  desc: d
+  condition: evt.type = connect and fd.sport = 4 and ml.anomalous = true
+  output: "anomalous 4"
+  priority: WARNING
+  action: {type: deny, mode: enforce, fallback: deny}
+)";
+
+class AnswerCounting {
+ public:
+  AnswerCounting()
+      : rules_(MustLoad(kEveryAnswerRules)),
+        source_(this),
+        gate_(&rules_, enforce::GateOptions{.name = "t"}, &source_, &registry_, nullptr),
+        adapter_(&gate_),
+        watchdog_([this](const sensor::GateCall&, uint64_t,
+                         sensor::GateAnswer a) { Sent(a, /*by_watchdog=*/true); },
+                  &adapter_) {}
+
+  // A connect to `port` decided with its deadline `deadline_ns` from now; the answer sent.
+  sensor::GateAnswer Call(uint16_t port, int64_t deadline_ns = 10'000'000'000) {
+    const sensor::GateCall call = ConnectCall(port);
+    sensor::CallControl control(core::SystemClock::Get().MonotonicNanos() + deadline_ns,
+                                sensor::GateAnswer::kAllow);
+    sensor::GateAnswer a = sensor::GateAnswer::kAllow;
+    if (watchdog_.Decide(call, 1, &control, &a)) return Sent(a, false);
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_;
+  }
+  // A call whose arguments could not be read, answered with `a` (as the seccomp gate does).
+  sensor::GateAnswer Unreadable(sensor::GateAnswer a) {
+    adapter_.OnFallback(ConnectCall(1), a, sensor::GateFallbackCause::kUnreadable);
+    return Sent(a, false);
+  }
+
+  enforce::DecisionGate& gate() { return gate_; }
+  uint64_t Outcome(const std::string& outcome) {
+    auto c = registry_.GetCounter("vigil_gate_decisions_total", "",
+                                  {{"gate", "t"}, {"outcome", outcome}});
+    EXPECT_TRUE(c.has_value());
+    return c.has_value() ? (*c)->Value() : 0;
+  }
+  uint64_t sent(sensor::GateAnswer a) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return a == sensor::GateAnswer::kDeny ? denied_ : allowed_;
+  }
+
+ private:
+  // Port 6: the model fails at once. Port 5: it answers "anomalous" once the watchdog has
+  // answered the call (up to 10 s). Port 4: it throws (a library's exception). Else: not
+  // anomalous.
+  class Source final : public enforce::VerdictSource {
+   public:
+    explicit Source(AnswerCounting* t) : t_(t) {}
+    core::Result<core::Verdict> Score(const policy::EvalInput& in, int64_t) override {
+      core::Verdict v;
+      v.model_name = "test";
+      if (in.event->net.dport == 6) return core::Unavailable("model down");
+      if (in.event->net.dport == 4) throw std::runtime_error("the model's runtime threw");
+      if (in.event->net.dport == 5) {
+        std::unique_lock<std::mutex> lock(t_->mu_);
+        const uint64_t before = t_->by_watchdog_seen_;
+        t_->cv_.wait_for(lock, std::chrono::seconds(10), [&] { return t_->by_watchdog_ > before; });
+        t_->by_watchdog_seen_ = t_->by_watchdog_;
+        v.score = 1.0;
+        v.anomalous = true;
+      }
+      return v;
+    }
+
+   private:
+    AnswerCounting* t_;
+  };
+
+  sensor::GateAnswer Sent(sensor::GateAnswer a, bool by_watchdog) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++(a == sensor::GateAnswer::kDeny ? denied_ : allowed_);
+      last_ = a;
+      if (by_watchdog) ++by_watchdog_;
+    }
+    cv_.notify_all();
+    return a;
+  }
+
+  policy::RuleSet rules_;
+  Source source_;
+  core::Registry registry_;
+  enforce::DecisionGate gate_;
+  app::GateDeciderAdapter adapter_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t allowed_ = 0, denied_ = 0;  // answers sent
+  uint64_t by_watchdog_ = 0, by_watchdog_seen_ = 0;
+  sensor::GateAnswer last_ = sensor::GateAnswer::kAllow;
+  sensor::GateWatchdog watchdog_;  // last: its thread goes first
+};
+
+TEST(GateAccountingTest, EveryAnsweredCallIsCountedOnceInTheOutcomeOfItsAnswer) {
+  AnswerCounting t;
+  using A = sensor::GateAnswer;
+  // The model answers "anomalous" (deny) only after the 2 ms deadline: the watchdog's allow
+  // fallback is the call's answer, the deny decision is late. (First: the watchdog sleeps until
+  // the earliest deadline it knows, and is woken by a new call only when idle, as a gate's calls
+  // have deadlines in the order they arrive.)
+  EXPECT_EQ(t.Call(5, 2'000'000), A::kAllow);
+  EXPECT_EQ(t.Call(9), A::kDeny);    // an enforced deny rule
+  EXPECT_EQ(t.Call(80), A::kAllow);  // no rule
+  EXPECT_EQ(t.Call(7), A::kAllow);   // a monitored deny rule (would have denied)
+  EXPECT_EQ(t.Call(8), A::kAllow);   // an alert
+  EXPECT_EQ(t.Call(6), A::kDeny);    // the model failed: the rule's fallback, deny
+  EXPECT_EQ(t.Unreadable(A::kDeny), A::kDeny);
+  // The decision throws after the rule's fallback (deny) was set: that fallback, at once.
+  EXPECT_EQ(t.Call(4), A::kDeny);
+  t.gate().SetEnforcementAllowed(false);  // the agent's gate held back to monitor mode
+  EXPECT_EQ(t.Call(9), A::kAllow);
+
+  const uint64_t allowed = t.sent(A::kAllow), denied = t.sent(A::kDeny);
+  EXPECT_EQ(allowed, 5u);
+  EXPECT_EQ(denied, 4u);
+  EXPECT_EQ(t.Outcome("allow"), allowed);
+  EXPECT_EQ(t.Outcome("deny"), denied);
+  EXPECT_EQ(t.Outcome("allow") + t.Outcome("deny"), 9u);  // the calls answered
+  const enforce::GateStats s = t.gate().stats();
+  EXPECT_EQ(s.denied, denied);
+  EXPECT_EQ(s.fallbacks, 4u);  // model error, deadline, unreadable, error
+  EXPECT_EQ(s.model_fallbacks, 1u);
+  EXPECT_EQ(s.deadline_fallbacks, 1u);
+  EXPECT_EQ(s.late, 1u);
+  EXPECT_EQ(s.would_deny, 2u);  // port 7, and port 9 held back
+  EXPECT_EQ(s.alerts, 1u);
 }
 
 // A tmpfs mounted for the test: the fanotify gate marks a directory on it, never a mount that
@@ -920,6 +1150,86 @@ TEST(FanotifyGateTest, SlowDecisionGetsTheRuleFallbackByTheDeadline) {
   EXPECT_EQ(run.stats.deadline_fallbacks, 1u);
   EXPECT_EQ(run.sensor.deadline_answers, 1u);
   EXPECT_EQ(run.open.err, 0);  // no rule on that file waits for the model
+}
+
+// While a decision is stuck past its deadline, the watchdog allows the events queued behind it
+// without deciding them: each is an answered call, counted and recorded once as a fallback
+// (reason "queued", outcome allow) like the stuck call's own deadline fallback.
+TEST(FanotifyGateTest, EventsAllowedBehindAStuckDecisionAreCountedAsFallbacks) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root";
+  TmpfsDir t;
+  if (!t.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here";
+  policy::RuleSet rules = MustLoad(R"(
+- rule: Another program
+  desc: d
+  condition: evt.type = execve and proc.exepath = /nonexistent/prog
+  output: "x"
+  priority: WARNING
+  action: {type: deny, mode: enforce}
+)");
+  core::Registry registry;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<enforce::FallbackReason> recorded;
+  enforce::DecisionGate gate(&rules, enforce::GateOptions{.name = "fanotify"}, nullptr, &registry,
+                             [&](const enforce::GateRecord& r) {
+                               std::lock_guard<std::mutex> lock(mu);
+                               if (r.kind == enforce::GateRecord::Kind::kFallback) {
+                                 recorded.push_back(r.reason);
+                               }
+                             });
+  app::GateDeciderAdapter adapter(&gate);
+  // The first decision waits until released (up to 20 s); the others are the adapter's.
+  bool entered = false, released = false;  // guarded by mu
+  HeldDecider stuck(&adapter, [&] {
+    std::unique_lock<std::mutex> lock(mu);
+    if (entered) return;
+    entered = true;
+    cv.notify_all();
+    cv.wait_for(lock, std::chrono::seconds(20), [&] { return released; });
+  });
+  sensor::FanotifyGateOptions o;
+  o.paths = {t.bin().string()};
+  o.deadline_ns = 50'000'000;
+  auto g = sensor::FanotifyGate::Start(o, &stuck);
+  ASSERT_TRUE(g.has_value()) << g.error().message();
+  const std::string prog = (t.bin() / "prog").string();
+  // The first exec's decision sticks; the watchdog answers it (allow) at its deadline.
+  std::thread first([&] { (void)!std::system(prog.c_str()); });
+  bool stuck_in_time = false;
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    stuck_in_time = cv.wait_for(lock, std::chrono::seconds(10), [&] { return entered; });
+  }
+  // Queued behind it: allowed by the watchdog without a decision.
+  ProbeResult queued;
+  if (stuck_in_time) queued = Probe("exec " + prog);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    released = true;
+  }
+  cv.notify_all();
+  first.join();
+  (*g)->Stop();
+  ASSERT_TRUE(stuck_in_time) << "the first exec was not held within 10 s";
+  EXPECT_EQ(queued.err, 0);
+  EXPECT_EQ((*g)->stats().stuck_allowed, 1u);
+  const enforce::GateStats s = gate.stats();
+  EXPECT_EQ(s.fallbacks, 2u);  // the stuck call's (deadline) and the queued one's
+  EXPECT_EQ(s.deadline_fallbacks, 1u);
+  EXPECT_EQ(s.late, 1u);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(recorded, (std::vector<enforce::FallbackReason>{enforce::FallbackReason::kDeadline,
+                                                              enforce::FallbackReason::kQueued}));
+  }
+  const std::string text = registry.ExpositionText();
+  EXPECT_NE(text.find("vigil_gate_fallbacks_total{gate=\"fanotify\",reason=\"queued\"} 1"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("vigil_gate_decisions_total{gate=\"fanotify\",outcome=\"allow\"} 2"),
+            std::string::npos)
+      << text;
 }
 
 // A decider that takes `delay` per call and allows it.

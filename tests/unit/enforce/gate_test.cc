@@ -288,7 +288,7 @@ TEST(DecisionGateTest, ModelFailingAfterTheDeadlineStillGivesTheFallback) {
   ASSERT_TRUE(in_time.deny);
   ASSERT_TRUE(in_time.model_fallback);
   g.FallbackAnswered(e, true, FallbackReason::kDeadline);  // the watchdog got there first
-  g.LateDecision(in_time.deny);
+  g.LateDecision();
   EXPECT_EQ(g.stats().fallbacks, 1u);
   EXPECT_EQ(g.stats().model_fallbacks, 0u);
   EXPECT_EQ(g.stats().deadline_fallbacks, 1u);
@@ -316,7 +316,7 @@ TEST(DecisionGateTest, ADenyTheWatchdogOvertookLeavesOnlyTheFallbackRecord) {
   ASSERT_TRUE(d.deny);
   EXPECT_TRUE(rec.kinds.empty());  // nothing written before the decision is known to be sent
   g.FallbackAnswered(e, false, FallbackReason::kDeadline);  // the watchdog's allow got there first
-  g.LateDecision(d.deny);
+  g.LateDecision();
   EXPECT_EQ(rec.kinds, std::vector<GateRecord::Kind>{GateRecord::Kind::kFallback});
   EXPECT_EQ(rec.reasons, std::vector<FallbackReason>{FallbackReason::kDeadline});
   EXPECT_EQ(g.stats().denied, 0u);
@@ -349,7 +349,7 @@ TEST(DecisionGateTest, ALateDenyIsNotCountedTwice) {
   const GateDecision d = g.Decide(in, /*deadline_ns=*/1, {});
   ASSERT_TRUE(d.deny);
   ASSERT_TRUE(d.late);
-  g.LateDecision(d.deny);  // the sensor found the call answered already
+  g.LateDecision();  // the sensor found the call answered already
   EXPECT_EQ(g.stats().denied, 1u);
   EXPECT_EQ(g.stats().late, 1u);
   EXPECT_EQ(g.stats().decisions, 1u);
@@ -376,12 +376,158 @@ TEST(DecisionGateTest, DeadlineFallbacksAreCountedAndRecorded) {
 
 TEST(DecisionGateTest, DecisionsAfterTheDeadlineAreLate) {
   policy::RuleSet rules = MustLoad(kRules);
-  DecisionGate g(&rules, GateOptions{}, nullptr, nullptr, nullptr);
+  core::Registry registry;
+  DecisionGate g(&rules, GateOptions{.name = "t"}, nullptr, &registry, nullptr);
   const core::Event e = Connect(80);
   policy::EvalInput in;
   in.event = &e;
   EXPECT_TRUE(g.Decide(in, 0, nullptr).late);
+  g.LateDecision();  // the sensor's watchdog answers a call whose decision is late
   EXPECT_EQ(g.stats().late, 1u);
+  EXPECT_NE(registry.ExpositionText().find("vigil_gate_late_decisions_total{gate=\"t\"} 1"),
+            std::string::npos);
+}
+
+// A decision that finished before its deadline by Decide's clock but after it by the watchdog's
+// (GateWatchdog::Finish reads the clock later): it was not the call's answer, and is counted as
+// late once, by LateDecision, in stats() and in Prometheus alike.
+TEST(DecisionGateTest, ADecisionOvertakenAfterItFinishedInTimeIsCountedLateOnce) {
+  policy::RuleSet rules = MustLoad(kRules);
+  core::Registry registry;
+  DecisionGate g(&rules, GateOptions{.name = "t"}, nullptr, &registry, nullptr);
+  const core::Event e = Connect(9);
+  policy::EvalInput in;
+  in.event = &e;
+  const GateDecision d = g.Decide(in, kFar, {});
+  ASSERT_FALSE(d.late);
+  EXPECT_EQ(g.stats().late, 0u);
+  g.FallbackAnswered(e, false, FallbackReason::kDeadline);
+  g.LateDecision();
+  EXPECT_EQ(g.stats().late, 1u);
+  EXPECT_EQ(g.stats().decisions, 1u);
+  EXPECT_EQ(g.stats().denied, 0u);
+  const std::string text = registry.ExpositionText();
+  EXPECT_NE(text.find("vigil_gate_late_decisions_total{gate=\"t\"} 1"), std::string::npos) << text;
+}
+
+uint64_t Outcome(core::Registry& registry, std::string_view gate, std::string_view outcome) {
+  auto c = registry.GetCounter("vigil_gate_decisions_total", "",
+                               {{"gate", std::string(gate)}, {"outcome", std::string(outcome)}});
+  EXPECT_TRUE(c.has_value());
+  return c.has_value() ? (*c)->Value() : 0;
+}
+
+// Every answered call is counted in exactly one outcome of vigil_gate_decisions_total, the
+// answer it got, whether a decision or a fallback gave it; a decision the watchdog overtook is
+// not an answer. So the outcomes sum to the calls answered, and "deny" to stats().denied.
+TEST(DecisionGateTest, EveryAnsweredCallIsCountedOnceInTheOutcomeOfItsAnswer) {
+  policy::RuleSet rules = MustLoad(kRules);
+  FixedSource broken(core::Unavailable("model down"));
+  core::Registry registry;
+  DecisionGate g(&rules, GateOptions{.name = "t"}, &broken, &registry, nullptr);
+  uint64_t allowed = 0, denied = 0;
+  auto answered = [&](bool deny) { ++(deny ? denied : allowed); };
+  auto decided = [&](uint16_t port) {
+    const GateDecision d = DecideOn(g, Connect(port));
+    answered(d.deny);
+    return d;
+  };
+  EXPECT_TRUE(decided(9).deny);            // an enforced deny rule
+  EXPECT_FALSE(decided(80).deny);          // nothing matches
+  EXPECT_TRUE(decided(7).would_deny);      // a monitored deny rule: allowed
+  EXPECT_EQ(decided(8).alerts, 1);         // an alert: allowed
+  EXPECT_TRUE(decided(6).model_fallback);  // the model failed: its fallback, deny
+  const core::Event e = Connect(9);
+  g.FallbackAnswered(e, true, FallbackReason::kDeadline);  // the watchdog's deny
+  answered(true);
+  g.FallbackAnswered(e, false, FallbackReason::kUnreadable);
+  answered(false);
+  // A deny overtaken by the watchdog's allow: the call's one answer is the allow.
+  policy::EvalInput in;
+  in.event = &e;
+  ASSERT_TRUE(g.Decide(in, kFar, {}).deny);
+  g.FallbackAnswered(e, false, FallbackReason::kDeadline);
+  answered(false);
+  g.LateDecision();
+  // Held back to monitor mode (the agent's gate): the deny rule is allowed.
+  g.SetEnforcementAllowed(false);
+  EXPECT_FALSE(decided(9).deny);
+
+  EXPECT_EQ(allowed, 6u);
+  EXPECT_EQ(denied, 3u);
+  EXPECT_EQ(Outcome(registry, "t", "allow"), allowed);
+  EXPECT_EQ(Outcome(registry, "t", "deny"), denied);
+  EXPECT_EQ(Outcome(registry, "t", "allow") + Outcome(registry, "t", "deny"), allowed + denied);
+  const GateStats s = g.stats();
+  EXPECT_EQ(s.denied, denied);
+  EXPECT_EQ(s.fallbacks, 4u);
+  EXPECT_EQ(s.late, 1u);
+  EXPECT_EQ(s.decisions, 7u);  // the overtaken one too
+  EXPECT_EQ(s.would_deny, 2u);
+  EXPECT_EQ(s.alerts, 1u);
+}
+
+// A decision that failed (the deciding caught a library's exception) is the call's fallback:
+// counted and recorded as one (reason "error") once it is the call's answer, and as late alone
+// when the watchdog answered first.
+TEST(DecisionGateTest, AFailedDecisionIsCountedAndRecordedAsAnErrorFallback) {
+  policy::RuleSet rules = MustLoad(kRules);
+  core::Registry registry;
+  Recorded rec;
+  std::vector<std::string> reasons;
+  DecisionGate g(&rules, GateOptions{.name = "t"}, nullptr, &registry, [&](const GateRecord& r) {
+    Recorder (&rec)(r);
+    reasons.push_back(r.decision.reason);
+  });
+  const core::Event e = Connect(80);
+  const GateDecision d = g.DecisionFailed(true, "std::bad_alloc");
+  EXPECT_TRUE(d.deny);
+  EXPECT_TRUE(d.fallback);
+  EXPECT_TRUE(rec.kinds.empty());
+  g.Answered(e, d);
+  EXPECT_EQ(rec.kinds, std::vector<GateRecord::Kind>{GateRecord::Kind::kFallback});
+  EXPECT_EQ(rec.reasons, std::vector<FallbackReason>{FallbackReason::kError});
+  EXPECT_EQ(reasons, std::vector<std::string>{"decision failed: std::bad_alloc"});
+  EXPECT_EQ(FallbackReasonName(FallbackReason::kError), "error");
+  const GateDecision overtaken = g.DecisionFailed(false, "overtaken");
+  g.FallbackAnswered(e, true, FallbackReason::kDeadline);
+  g.LateDecision();
+  (void)overtaken;
+  const GateStats s = g.stats();
+  EXPECT_EQ(s.fallbacks, 2u);
+  EXPECT_EQ(s.denied, 2u);
+  EXPECT_EQ(s.late, 1u);
+  EXPECT_EQ(Outcome(registry, "t", "deny"), 2u);
+  EXPECT_EQ(Outcome(registry, "t", "allow"), 0u);
+  const std::string text = registry.ExpositionText();
+  EXPECT_NE(text.find("vigil_gate_fallbacks_total{gate=\"t\",reason=\"error\"} 1"),
+            std::string::npos)
+      << text;
+}
+
+// A decision that was not its call's answer counts no alert or would-have-denied in stats(),
+// as in the Prometheus counters and the audit log.
+TEST(DecisionGateTest, AnOvertakenDecisionCountsNoAlertOrWouldDenyInStats) {
+  policy::RuleSet rules = MustLoad(kRules);
+  core::Registry registry;
+  DecisionGate g(&rules, GateOptions{.name = "t"}, nullptr, &registry, nullptr);
+  for (const uint16_t port : {7, 8}) {
+    const core::Event e = Connect(port);
+    policy::EvalInput in;
+    in.event = &e;
+    const GateDecision d = g.Decide(in, kFar, {});
+    EXPECT_TRUE(d.would_deny || d.alerts == 1);
+    g.FallbackAnswered(e, false, FallbackReason::kDeadline);
+    g.LateDecision();
+  }
+  const GateStats s = g.stats();
+  EXPECT_EQ(s.would_deny, 0u);
+  EXPECT_EQ(s.alerts, 0u);
+  EXPECT_EQ(s.late, 2u);
+  const std::string text = registry.ExpositionText();
+  EXPECT_NE(text.find("vigil_gate_would_have_enforced_total{gate=\"t\"} 0"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("vigil_gate_alerts_total{gate=\"t\"} 0"), std::string::npos) << text;
 }
 
 // Rules swapped in (a policy reload) apply to the decisions after the swap, with their version in
