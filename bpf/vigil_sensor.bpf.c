@@ -82,10 +82,15 @@ extern int CONFIG_HZ __kconfig __weak;
 
 // Set by the loader before load: the agent's own process, never reported.
 const volatile __u32 agent_tgid = 0;
-// Records do not wake the consumer until this many bytes wait in the ring buffer; the consumer
-// also looks every 10 ms. A wake-up per record (libbpf's default when the consumer is idle)
-// costs a context switch per event and more than quadrupled the cost of an open here.
+// Stream batches do not wake the consumer until this many bytes wait in the ring buffer. A
+// wake-up per record (libbpf's default when the consumer is idle) costs a context switch per
+// event and more than quadrupled the cost of an open here.
 const volatile __u64 wakeup_bytes = 1024 * 1024;
+// The most often records force a wake-up, over all CPUs (see wakeup_flag).
+const volatile __u64 wakeup_interval_ns = 10ull * 1000 * 1000;
+// When a record last forced a wake-up (bpf_ktime_get_ns). Written by every CPU without a lock: a
+// lost update only lets one more wake-up through.
+__u64 last_wakeup_ns = 0;
 
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -146,25 +151,46 @@ struct {
   __type(value, struct stream_state);
 } stream SEC(".maps");
 
-// The wake-up flag for a record of `size` bytes when `after` bytes wait with it: the consumer is
-// woken only when this record makes the data waiting cross wakeup_bytes. Waking on every record
-// above the threshold (while a slow consumer catches up) cost a self-interrupt per record in the
-// traced process and doubled the cost of an open here; the consumer polls every 10 ms anyway,
-// so a crossing it misses (another CPU's record crossed it) delays it by at most that.
-static __always_inline __u64 wakeup_flag(__u64 after, __u64 size) {
-  return after >= wakeup_bytes && after < wakeup_bytes + size ? BPF_RB_FORCE_WAKEUP
-                                                              : BPF_RB_NO_WAKEUP;
+// The wake-up flag for a record of `size` bytes when `after` bytes wait with it. The consumer
+// (src/sensor/ebpf_sensor.cc, NextFor) looks at the ring every 10 ms while records come and only
+// every EbpfOptions::idle_poll once they stop, so a wake-up is forced
+// - by the record that makes the data waiting cross wakeup_bytes (a burst);
+// - by an `urgent` record (typed and lifecycle records: what policy and alerts act on), and by
+//   any record while more than wakeup_bytes wait (the crossing above was missed: another CPU's
+//   record crossed it between this one's reservation and its query), at most once per
+//   wakeup_interval_ns over all CPUs. A typed record after a quiet spell thus wakes the consumer
+//   at once, and one that is not forced follows a forced one by less than wakeup_interval_ns,
+//   while the consumer is still looking every 10 ms: its delivery waits at most that.
+// Stream batches are not urgent: they wait for the consumer's next look (their calls already wait
+// in the kernel up to BATCH_MAX_AGE_NS). Waking on every record above the threshold (while a slow
+// consumer catches up) cost a self-interrupt per record in the traced process and doubled the
+// cost of an open here; now at most one per wakeup_interval_ns.
+static __always_inline __u64 wakeup_flag(__u64 after, __u64 size, bool urgent, __u64 now) {
+  if (after >= wakeup_bytes && after < wakeup_bytes + size) return BPF_RB_FORCE_WAKEUP;
+  if (!urgent) {
+    if (after < wakeup_bytes) return BPF_RB_NO_WAKEUP;
+    now = bpf_ktime_get_ns();
+  }
+  // Signed: another CPU may have stored a time later than this record's.
+  if ((__s64)(now - last_wakeup_ns) < (__s64)wakeup_interval_ns) return BPF_RB_NO_WAKEUP;
+  last_wakeup_ns = now;
+  return BPF_RB_FORCE_WAKEUP;
 }
 
-// Submits a reserved record (already counted in the data waiting).
+// Submits a reserved typed or lifecycle record (already counted in the data waiting); its
+// header's time is now.
 static __always_inline void submit(void *record, __u64 size) {
-  bpf_ringbuf_submit(record, wakeup_flag(bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA), size));
+  __u64 now = ((struct vigil_event_header *)record)->ts_ns;
+  bpf_ringbuf_submit(record,
+                     wakeup_flag(bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA), size, true, now));
 }
 
-// Copies a record into the ring buffer; false when it had no room.
-static __always_inline bool output(void *record, __u64 size) {
+// Copies a record into the ring buffer; false when it had no room. `urgent`: a typed record,
+// whose header's time is now; otherwise a stream batch.
+static __always_inline bool output(void *record, __u64 size, bool urgent) {
   __u64 after = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + size;
-  return bpf_ringbuf_output(&events, record, size, wakeup_flag(after, size)) == 0;
+  __u64 now = ((struct vigil_event_header *)record)->ts_ns;
+  return bpf_ringbuf_output(&events, record, size, wakeup_flag(after, size, urgent, now)) == 0;
 }
 
 static __always_inline void count_n(__u32 cause, __u64 n) {
@@ -271,7 +297,7 @@ static __always_inline void flush_stream(struct stream_state *st, bool forget) {
   __u32 size = offsetof(struct vigil_syscall_batch, calls) + n * sizeof(struct vigil_syscall_call);
   st->batch.count = n;
   st->batch.hdr.size = (__u16)size;
-  if (!output(&st->batch, size)) count_n(VIGIL_CNT_RINGBUF_FULL, n);
+  if (!output(&st->batch, size, false)) count_n(VIGIL_CNT_RINGBUF_FULL, n);
   st->batch.count = 0;
 }
 
@@ -300,13 +326,17 @@ static __always_inline void stream_call(const struct vigil_config *cfg, __u64 pi
     count(VIGIL_CNT_FILTERED);
     return;
   }
-  // A batch's first call gets a precise time; the calls after it get the jiffies elapsed since
-  // then (the kernel tick: 4 ms at HZ=250). A precise clock read cost ~60 ns here, a fifth of
-  // the stream's whole cost per call. Without a known tick rate every call reads the clock.
+  // A batch's first call gets a precise time; the calls after it get the whole ticks that
+  // surely passed since then (the kernel tick: 4 ms at HZ=250): one fewer than the jiffies that
+  // changed, so that no call is timed later than it was and a thread's next batch, timed
+  // precisely, never starts before its last (counting every changed jiffy put calls up to a tick
+  // late, and out of order with the next batch). A precise clock read cost ~60 ns here, a fifth
+  // of the stream's whole cost per call. Without a known tick rate every call reads the clock.
   __u32 n = st->batch.count;
   __u64 delta = 0;
   if (n > 0) {
-    delta = CONFIG_HZ > 0 ? (bpf_jiffies64() - st->jiffies0) * (1000000000ull / CONFIG_HZ)
+    __u64 ticks = bpf_jiffies64() - st->jiffies0;
+    delta = CONFIG_HZ > 0 ? (ticks > 0 ? ticks - 1 : 0) * (1000000000ull / CONFIG_HZ)
                           : bpf_ktime_get_ns() - st->batch.hdr.ts_ns;
     if (delta >= BATCH_MAX_AGE_NS) {
       flush_stream(st, false);
@@ -505,7 +535,7 @@ static __always_inline void emit_typed(const struct who *w, long nr, struct pt_r
       if (size > sizeof(*e)) size = sizeof(*e);  // cannot happen; bounds the copy
       e->hdr.size = (__u16)size;
       e->ret = ret;
-      if (!output(e, size)) goto full;
+      if (!output(e, size, true)) goto full;
       return;
     }
     case NR_CONNECT:

@@ -467,6 +467,12 @@ if [[ -z $redis_skip ]]; then
       $2 == "SET" {s = $4} $2 == "GET" {g = $4}
       END {print s, g, (b - a + c) * 1e6 / (2 * n)}' "$tmp/redis.csv"
   }
+  # agent_wakeups: voluntary context switches of all the agent's threads so far (each is a wait
+  # that ended: a wake-up; a thread that ended meanwhile no longer counts, hence the 2>/dev/null)
+  agent_wakeups() {
+    cat /proc/"$agent_pid"/task/*/status 2>/dev/null |
+      awk '/^voluntary_ctxt_switches:/ {n += $2} END {print n + 0}'
+  }
   # redis_warm: SET requests for $redis_warmup seconds (untimed), so that a just-started agent's
   # cycler has measured the load and left its first on-period before the timed run, and redis'
   # memory is in the same state with and without the agent.
@@ -495,7 +501,9 @@ if [[ -z $redis_skip ]]; then
           s0=$(snap)
           redis_warm
           s1=$(snap)
+          w1=$(agent_wakeups)
           read -r s g c <<<"$(redis_rps)"
+          w2=$(agent_wakeups)
           s2=$(snap)
           stream_duty "$id" "$phase" redis_start "$s0" "$s1"
           stream_duty "$id" "$phase" redis "$s1" "$s2"
@@ -503,6 +511,10 @@ if [[ -z $redis_skip ]]; then
           read -r _ _ _ _ a1 _ _ _ <<<"$s2"
           record "$id" "$phase" redis.agent_cpu_us "$(awk -v a="$a0" -v b="$a1" -v n="$redis_n" \
             'BEGIN {print (b - a) * 1e6 / (2 * n)}')"
+          read -r t1 _ <<<"$s1"
+          read -r t2 _ <<<"$s2"
+          record "$id" "$phase" redis.agent_wakeups_per_s "$(awk -v a="$w1" -v b="$w2" -v t="$t1" \
+            -v u="$t2" 'BEGIN {print (b - a) / (u - t)}')"
           agent_stop
         fi
         [[ -n $s && -n $g ]] || { echo "bench-agent: redis-benchmark gave no figures" >&2; exit 1; }
@@ -737,6 +749,13 @@ else:
                       f"({rs[0]:.3f}..{rs[-1]:.3f})); with the agent's own CPU per request "
                       f"({med(p, 'redis.agent_cpu_us'):.2f} us): {statistics.median(ts):.3f}x "
                       f"({ts[0]:.3f}..{ts[-1]:.3f})")
+    if any(med(p, "redis.agent_wakeups_per_s") is not None for p in phases):
+        print("  the agent's wake-ups (voluntary context switches of all its threads) per second "
+              "during the timed runs, median (min..max):")
+        for p in phases:
+            w = sorted(v.get((p, "redis.agent_wakeups_per_s"), {}).values())
+            if w:
+                print(f"    {p}: {statistics.median(w):.0f} ({w[0]:.0f}..{w[-1]:.0f})")
 
 if compile_skip:
     print(f"\ncompile of a C project: SKIPPED ({compile_skip})")

@@ -12,6 +12,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "agent/clock_wait.h"
 #include "agent/window_store.h"
 #include "core/syscall_table.h"
 #include "model/model_file.h"
@@ -394,18 +395,18 @@ core::Status LiveAgent::EndLearning() {
 
 void LiveAgent::Controller(int64_t start) {
   // Waits until `deadline` (monotonic ns of the injected clock; 0: forever) or a stop request.
-  // Returns true when stopped. Polls in short steps so that a fake clock also works.
-  // The clock is read with mu_ released: Live() and Stop() take mu_, and an injected clock may
-  // take its time.
+  // Returns true when stopped. Reads a clock other than the system clock again in short steps
+  // (WaitSlice) so that a fake clock also works. The clock is read with mu_ released: Live() and
+  // Stop() take mu_, and an injected clock may take its time.
   auto wait_until = [&](int64_t deadline) {
     while (true) {
       const int64_t now = clock_.MonotonicNanos();
       std::unique_lock<std::mutex> lock(mu_);
       if (stop_requested_) return true;
       if (deadline != 0 && now >= deadline) return false;
-      const int64_t left =
-          deadline == 0 ? 50'000'000 : std::min<int64_t>(deadline - now, 50'000'000);
-      if (cv_.wait_for(lock, std::chrono::nanoseconds(left), [this] { return stop_requested_; })) {
+      constexpr int64_t kHourNs = int64_t{3600} * 1'000'000'000;  // no deadline: wait this long
+      const int64_t left = deadline == 0 ? kHourNs : deadline - now;
+      if (cv_.wait_for(lock, WaitSlice(clock_, left), [this] { return stop_requested_; })) {
         return true;
       }
     }

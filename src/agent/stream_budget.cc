@@ -8,9 +8,15 @@
 #include <string>
 #include <utility>
 
+#include "agent/clock_wait.h"
 #include "sensor/ebpf_sensor.h"
 
 namespace vigil::agent {
+
+namespace {
+// What Step() plans while the stream is held on or off (modes other than budget).
+constexpr int64_t kHeldStepNs = int64_t{3600} * 1'000'000'000;
+}  // namespace
 
 std::string_view StreamModeName(StreamMode mode) {
   switch (mode) {
@@ -198,6 +204,19 @@ core::Status StreamDutyCycler::SetMode(StreamMode mode, double budget) {
     o.budget = budget;
     VIGIL_RETURN_IF_ERROR(ValidateStreamBudgetOptions(o));
   }
+  core::Status st = ApplyMode(mode, budget);
+  if (st.ok()) {
+    // The thread of Start() may be waiting for a step planned under the old mode.
+    {
+      std::lock_guard<std::mutex> lock(thread_mu_);
+      replan_ = true;
+    }
+    cv_.notify_all();
+  }
+  return st;
+}
+
+core::Status StreamDutyCycler::ApplyMode(StreamMode mode, double budget) {
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t now = clock_.MonotonicNanos();
   if (mode != StreamMode::kBudget) {
@@ -229,7 +248,8 @@ int64_t StreamDutyCycler::Step() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     const int64_t now = clock_.MonotonicNanos();
-    if (mode_ != StreamMode::kBudget) return now + budget_.options().eval_ns;
+    // Held on or off: nothing is due until SetMode, which wakes the thread of Start().
+    if (mode_ != StreamMode::kBudget) return now + kHeldStepNs;
     if (now < phase_end_ns_) return phase_end_ns_;
     const int64_t cpu = cpu_ns_();
     const int64_t length = now - phase_start_ns_;
@@ -292,12 +312,13 @@ void StreamDutyCycler::Start() {
       lock.unlock();
       const int64_t next = Step();
       lock.lock();
-      // Waits in steps of at most 50 ms so that a clock other than the steady one still works.
-      while (!stop_) {
+      // Waits in steps of at most 50 ms for a clock other than the system clock (WaitSlice).
+      while (!stop_ && !replan_) {
         const int64_t left = next - clock_.MonotonicNanos();
         if (left <= 0) break;
-        cv_.wait_for(lock, std::chrono::nanoseconds(std::min<int64_t>(left, 50'000'000)));
+        cv_.wait_for(lock, WaitSlice(clock_, left));
       }
+      replan_ = false;
     }
   });
 }

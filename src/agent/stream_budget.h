@@ -196,7 +196,8 @@ class StreamDutyCycler {
   core::Status SetMode(StreamMode mode, double budget);
 
   // Ends the on- or off-period that is due at the clock's present time, if any, and returns the
-  // monotonic time (of the clock) at which the next one is due. The thread of Start() calls it;
+  // monotonic time (of the clock) at which the next one is due (an hour on while the stream is
+  // held on or off: SetMode wakes the thread). The thread of Start() calls it;
   // tests call it directly with a fake clock.
   int64_t Step();
 
@@ -211,6 +212,8 @@ class StreamDutyCycler {
  private:
   // Switches the stream; counts the switch or the failure. mu_ held.
   core::Status SwitchLocked(bool on, int64_t now);
+  // SetMode's work, under mu_ (the caller holds neither lock).
+  core::Status ApplyMode(StreamMode mode, double budget);
 
   StreamSwitch& sw_;
   const core::Clock& clock_;
@@ -234,6 +237,7 @@ class StreamDutyCycler {
   std::mutex thread_mu_;
   std::condition_variable cv_;
   bool stop_ = false;
+  bool replan_ = false;  // SetMode changed the mode: Step() again now
   std::thread thread_;
 };
 

@@ -101,7 +101,13 @@ static_assert(static_cast<int>(EbpfRecordType::kMount) == VIGIL_EV_MOUNT);
 
 constexpr char kBtfPath[] = "/sys/kernel/btf/vmlinux";
 constexpr int kBatchFull = -ENOSPC;  // returned by the ring buffer callback to end a pass
+// The reader's wait between looks at the ring while records come, and the BPF program's least
+// interval between forced wake-ups (wakeup_interval_ns). One look kMaxSilentWait after the last
+// pass that found records, the wait grows to EbpfOptions::idle_poll (while the stream is off):
+// a record that did not force a wake-up came less than kMaxSilentWait after one that did, whose
+// pass was that last one, so that look finds it.
 constexpr std::chrono::milliseconds kMaxSilentWait{10};
+constexpr int64_t kBusyLooksNs = 10'000'000;
 constexpr int kCapSysAdmin = 21;
 constexpr int kCapPerfmon = 38;
 constexpr int kCapBpf = 39;
@@ -194,7 +200,7 @@ EbpfSensor::~EbpfSensor() {
   rb_.reset();  // unmapped before the map is closed
   if (skel_ != nullptr) vigil_sensor_bpf__destroy(skel_);
   if (epoll_fd_ >= 0) close(epoll_fd_);
-  if (stop_fd_ >= 0) close(stop_fd_);
+  if (wake_fd_ >= 0) close(wake_fd_);
 }
 
 core::Result<std::unique_ptr<EbpfSensor>> EbpfSensor::Open(const EbpfOptions& options) {
@@ -206,6 +212,11 @@ core::Result<std::unique_ptr<EbpfSensor>> EbpfSensor::Open(const EbpfOptions& op
                                  std::to_string(page) + ") and 1 GiB");
   }
   if (options.batch == 0) return core::InvalidArgument("ebpf sensor: batch must be at least 1");
+  if (options.idle_poll < kMaxSilentWait || options.idle_poll > std::chrono::minutes(1)) {
+    return core::InvalidArgument("ebpf sensor: idle_poll " +
+                                 std::to_string(options.idle_poll.count()) +
+                                 " ms: must be between 10 ms and 60 s");
+  }
   if ((options.typed_events & ~static_cast<uint32_t>(kTypedAll)) != 0) {
     return core::InvalidArgument("ebpf sensor: typed_events has unknown bits");
   }
@@ -261,6 +272,8 @@ core::Status EbpfSensor::Load() {
   }
   skel_->rodata->agent_tgid = static_cast<uint32_t>(getpid());
   skel_->rodata->wakeup_bytes = options_.ring_buffer_bytes / 8;
+  skel_->rodata->wakeup_interval_ns =
+      static_cast<uint64_t>(std::chrono::nanoseconds(kMaxSilentWait).count());
   if (int err = bpf_map__set_max_entries(skel_->maps.events,
                                          static_cast<uint32_t>(options_.ring_buffer_bytes));
       err != 0) {
@@ -334,8 +347,8 @@ core::Status EbpfSensor::Load() {
   }
   rb_ = std::move(reader).value();
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
-  stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (epoll_fd_ < 0 || stop_fd_ < 0) {
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (epoll_fd_ < 0 || wake_fd_ < 0) {
     return core::Internal(std::string("ebpf sensor: epoll/eventfd: ") + std::strerror(errno));
   }
   epoll_event ev{};
@@ -346,7 +359,7 @@ core::Status EbpfSensor::Load() {
                           std::strerror(errno));
   }
   ev.data.u32 = 1;
-  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, stop_fd_, &ev) != 0) {
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0) {
     return core::Internal(std::string("ebpf sensor: epoll_ctl(eventfd): ") + std::strerror(errno));
   }
   // Room for a pass, constructed slot by slot as passes need them (SlotAt): a pass is seldom
@@ -358,9 +371,9 @@ core::Status EbpfSensor::Load() {
 
 void EbpfSensor::Stop() {
   stop_requested_.store(true, std::memory_order_release);
-  if (stop_fd_ >= 0) {
+  if (wake_fd_ >= 0) {
     uint64_t one = 1;
-    ssize_t n = write(stop_fd_, &one, sizeof(one));
+    ssize_t n = write(wake_fd_, &one, sizeof(one));
     (void)n;  // EAGAIN means a wake-up is already pending
   }
 }
@@ -373,8 +386,12 @@ core::Result<EbpfSensor::PollOutcome> EbpfSensor::NextFor(core::Event* out,
   }
   if (head_ == count_) {
     head_ = count_ = 0;
-    // Syscall-stream records do not wake us (see wakeup_bytes in the BPF program), so a wait
-    // lasts at most kMaxSilentWait before the ring buffer is looked at again.
+    // Stream batches do not wake us; typed and lifecycle records do, but at most every
+    // kMaxSilentWait (wakeup_flag in the BPF program). So while records come, and while the stream
+    // is on, the ring is looked at every kMaxSilentWait; once a look kMaxSilentWait after the last
+    // records found none, with the stream off, every idle_poll: a record after that forces a
+    // wake-up, and one that did not force it followed one that did (and woke us) by less than
+    // kMaxSilentWait, so that look found it.
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (true) {
       ingest_ns_ = ClockNs(CLOCK_MONOTONIC);
@@ -383,18 +400,34 @@ core::Result<EbpfSensor::PollOutcome> EbpfSensor::NextFor(core::Event* out,
         return core::Internal(std::string("ebpf sensor: consuming the ring buffer: ") +
                               std::strerror(static_cast<int>(-n)));
       }
-      if (count_ > 0) break;
+      if (count_ > 0) {
+        last_records_ns_ = ingest_ns_;
+        break;
+      }
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) return PollOutcome::kTimeout;
+      const bool busy = stream_on_.load(std::memory_order_relaxed) ||
+                        ingest_ns_ - last_records_ns_ < kBusyLooksNs;
       epoll_event events[2];
-      int wait_ms = static_cast<int>(std::min(left, kMaxSilentWait).count());
-      if (epoll_wait(epoll_fd_, events, 2, wait_ms) < 0 && errno != EINTR) {
+      const auto wait = std::min(left, busy ? kMaxSilentWait : options_.idle_poll);
+      const int wait_ms = static_cast<int>(wait.count());
+      const int ready = epoll_wait(epoll_fd_, events, 2, wait_ms);
+      if (ready < 0 && errno != EINTR) {
         return core::Internal(std::string("ebpf sensor: epoll_wait: ") + std::strerror(errno));
       }
       if (stop_requested_.load(std::memory_order_acquire)) {
         ended_ = true;
         return PollOutcome::kEnd;
+      }
+      for (int i = 0; i < ready; ++i) {
+        if (events[i].data.u32 != 1) continue;
+        // Woken because the stream came on: look every kMaxSilentWait from now (a stop was
+        // seen above; its flag is set before its write).
+        uint64_t value = 0;
+        ssize_t got = read(wake_fd_, &value, sizeof(value));
+        (void)got;  // EAGAIN: nothing to drain
+        last_records_ns_ = ClockNs(CLOCK_MONOTONIC);
       }
     }
   }
@@ -906,6 +939,14 @@ core::Status EbpfSensor::ApplyStreamLocked(std::string* fallback_reason) {
   // Both sources are attached now where a switch happens; one write moves the records over.
   typed_per_call_ = per_call;
   VIGIL_RETURN_IF_ERROR(WriteSettingsLocked());
+  // The stream's batches do not wake the reader: it looks every 10 ms while the stream is on,
+  // from now (it may be in a longer wait).
+  const bool was_on = stream_on_.exchange(syscall_stream_, std::memory_order_relaxed);
+  if (syscall_stream_ && !was_on && wake_fd_ >= 0) {
+    uint64_t one = 1;
+    ssize_t n = write(wake_fd_, &one, sizeof(one));
+    (void)n;  // EAGAIN means a wake-up is already pending
+  }
   if (per_call && raw != nullptr) {
     bpf_link__destroy(raw);
     raw = nullptr;

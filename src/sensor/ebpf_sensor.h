@@ -80,6 +80,13 @@ struct EbpfOptions {
   size_t ring_buffer_bytes = size_t{4} << 20;
   // How long Next() waits in one wait before it checks again; Stop() interrupts it anyway.
   std::chrono::milliseconds poll_timeout{100};
+  // How often the ring buffer is looked at while the syscall stream is off and a look 10 ms after
+  // the last records found none (10 ms..60 s). Typed and lifecycle records wake the reader
+  // themselves (at most every 10 ms over all CPUs; it looks once more 10 ms later), so they wait
+  // at most ~10 ms either way; the stream's batches do not, so with the stream on the ring is
+  // looked at every 10 ms. A host whose stream is off and that makes few typed calls wakes the
+  // reader ~10 times a second instead of 100 (docs/ebpf-sensor.md, "Delivery and stopping").
+  std::chrono::milliseconds idle_poll{100};
   bool syscall_stream = true;         // one kSyscall event per completed system call
   // Deliver the syscall stream in runs: each kernel batch (up to 64 consecutive calls of one
   // thread on one CPU) becomes one kSyscall event whose core::Event::syscall_run holds the
@@ -240,9 +247,12 @@ class EbpfSensor final : public Sensor {
   vigil_sensor_bpf* skel_ = nullptr;
   std::unique_ptr<RingReader> rb_;  // the ring buffer's data mapped once (ring_reader.h)
   int epoll_fd_ = -1;
-  int stop_fd_ = -1;  // eventfd written by Stop()
+  int wake_fd_ = -1;  // eventfd written by Stop() and when the stream is switched on
   std::atomic<bool> stop_requested_{false};
   bool ended_ = false;
+  // The stream is on (written under mu_, read by the pulling thread): look every 10 ms.
+  std::atomic<bool> stream_on_{false};
+  int64_t last_records_ns_ = 0;  // CLOCK_MONOTONIC of the last pass that found records
   std::vector<std::string> warnings_;
 
   std::vector<Slot> slots_;  // converted records: [head_, count_)

@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/clock.h"
@@ -334,6 +337,38 @@ TEST_F(StreamDutyCyclerTest, FailedSwitchesAreCountedReportedAndRetried) {
   Run(c, sw, 3 * kSecond);
   EXPECT_GT(c.Stats().switched_on, switched_on);
   EXPECT_TRUE(errors.size() == c.Stats().switch_failures);
+}
+
+// A switch for a cycler that runs its own thread on the system clock.
+class AtomicSwitch final : public StreamSwitch {
+ public:
+  core::Status SetStream(bool on) override {
+    on_.store(on);
+    return core::Status::Ok();
+  }
+  uint64_t StreamCalls() const override { return 0; }
+  int64_t EventTimeNs() const override { return core::SystemClock::Get().NowUnixNanos(); }
+  bool on() const { return on_.load(); }
+
+ private:
+  std::atomic<bool> on_{false};
+};
+
+TEST(StreamDutyCyclerThreadTest, ANewModeWakesTheThreadThatWaitsOutAHeldMode) {
+  AtomicSwitch sw;
+  StreamDutyCycler c(sw, StreamMode::kOff, TwoCpus(), core::SystemClock::Get(), &ProcessCpuNs,
+                     std::make_shared<StreamGaps>());
+  c.Start();
+  // Held off, the thread's next step is an hour away (it does not wake to find nothing to do).
+  // Budget mode from off ends the off-period at the next step, which SetMode brings forward.
+  ASSERT_TRUE(c.SetMode(StreamMode::kBudget, 0.01).ok());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!sw.on() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_TRUE(sw.on()) << "the cycler's thread did not step after SetMode";
+  c.Stop();
+  EXPECT_GE(c.Stats().switched_on, 1u);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <bpf/btf.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstring>
 #include <string>
@@ -151,6 +152,19 @@ TEST(EbpfSensorOptionsTest, RejectsUnknownTypedEventBits) {
   auto sensor = EbpfSensor::Open(options);
   ASSERT_FALSE(sensor.has_value());
   EXPECT_EQ(sensor.error().code(), core::StatusCode::kInvalidArgument);
+}
+
+TEST(EbpfSensorOptionsTest, RejectsAnIdlePollOutsideTenMillisecondsToAMinute) {
+  for (auto ms : {std::chrono::milliseconds(9), std::chrono::milliseconds(60'001)}) {
+    EbpfOptions options;
+    options.idle_poll = ms;
+    auto sensor = EbpfSensor::Open(options);
+    ASSERT_FALSE(sensor.has_value()) << ms.count();
+    EXPECT_EQ(sensor.error().code(), core::StatusCode::kInvalidArgument);
+    EXPECT_NE(sensor.error().message().find("idle_poll " + std::to_string(ms.count()) + " ms"),
+              std::string::npos)
+        << sensor.error().message();
+  }
 }
 
 TEST(EbpfSensorOptionsTest, NamesEveryLostCause) {

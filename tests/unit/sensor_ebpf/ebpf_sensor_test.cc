@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -755,6 +756,101 @@ TEST_F(EbpfSensorTest, ReportsIa32CallsWithI386Numbers) {
   EXPECT_EQ(compat->event.syscall.nr, kI386Getpid);
   EXPECT_TRUE(compat->detail.i386);
   EXPECT_EQ(compat->detail.ret, kid);
+}
+
+// With the stream off and nothing coming, the reader waits EbpfOptions::idle_poll between looks
+// at the ring (60 s here). A typed record forces a wake-up: it arrives in far less.
+TEST_F(EbpfSensorTest, ATypedRecordWakesAReaderWaitingOutTheIdlePoll) {
+  EbpfOptions options;
+  options.syscall_stream = false;
+  options.idle_poll = std::chrono::seconds(60);
+  options.include_comms = {"vigil-wake"};  // the rest of the host would wake the reader
+  Start(options);
+  Seen s;
+  auto r = sensor_->NextFor(&s.event, milliseconds(50));  // quiet: the reader's next wait is long
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  ASSERT_EQ(*r, EbpfSensor::PollOutcome::kTimeout);
+  const std::string path = UniquePath("wake");
+  // The child opens after a pause, by which the reader is most likely inside its wait (if it is
+  // not, the record is found without a wake-up and the test proves less, but still passes).
+  pid_t kid = fork();
+  ASSERT_GE(kid, 0);
+  if (kid == 0) {
+    prctl(PR_SET_NAME, "vigil-wake");
+    usleep(200'000);
+    int fd = open(path.c_str(), O_RDONLY);
+    if (fd >= 0) close(fd);
+    _exit(0);
+  }
+  const auto start = steady_clock::now();
+  r = sensor_->NextFor(&s.event, std::chrono::seconds(30));
+  const auto waited = steady_clock::now() - start;
+  int status = 0;
+  waitpid(kid, &status, 0);
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  ASSERT_EQ(*r, EbpfSensor::PollOutcome::kEvent)
+      << "no record within 30 s: nothing woke the reader";
+  EXPECT_EQ(s.event.kind, core::EventKind::kFileOpen);
+  EXPECT_EQ(s.event.path, path);
+  EXPECT_LT(waited, std::chrono::seconds(10));
+}
+
+// The stream's batches do not wake the reader; switching the stream on does, and the reader
+// then looks every 10 ms however long its idle poll.
+TEST_F(EbpfSensorTest, SwitchingTheStreamOnWakesAReaderWaitingOutTheIdlePoll) {
+  EbpfOptions options;
+  options.syscall_stream = false;
+  options.idle_poll = std::chrono::seconds(60);
+  // 16 MiB: the fill level that forces a wake-up (an eighth) is 2 MiB, which the child's ~10 KB/s
+  // of batches would take minutes to reach.
+  options.ring_buffer_bytes = size_t{16} << 20;
+  options.include_comms = {"vigil-kick"};
+  Start(options);
+  Seen s;
+  auto r = sensor_->NextFor(&s.event, milliseconds(50));  // quiet: the reader's next wait is long
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  ASSERT_EQ(*r, EbpfSensor::PollOutcome::kTimeout);
+  int stop[2];
+  ASSERT_EQ(pipe2(stop, O_NONBLOCK), 0);
+  pid_t kid = fork();
+  ASSERT_GE(kid, 0);
+  if (kid == 0) {
+    prctl(PR_SET_NAME, "vigil-kick");
+    close(stop[1]);
+    char c;
+    // A few calls every 10 ms until the parent closes the pipe (read returns 0): no typed calls.
+    while (read(stop[0], &c, 1) != 0) {
+      syscall(SYS_getppid);
+      usleep(10'000);
+    }
+    _exit(0);
+  }
+  close(stop[0]);
+  std::atomic<int64_t> switched_at{0};
+  std::thread switcher([&] {
+    std::this_thread::sleep_for(milliseconds(200));  // most likely inside the wait by then
+    switched_at = steady_clock::now().time_since_epoch().count();
+    EXPECT_TRUE(sensor_->SetSyscallStream(true).ok());
+  });
+  bool seen = false;
+  std::string error;
+  const auto deadline = steady_clock::now() + std::chrono::seconds(30);
+  while (!seen && steady_clock::now() < deadline) {
+    r = sensor_->NextFor(&s.event, std::chrono::seconds(30));
+    if (!r.has_value()) error = r.error().ToString();
+    if (!r.has_value() || *r != EbpfSensor::PollOutcome::kEvent) break;
+    seen =
+        s.event.kind == core::EventKind::kSyscall && s.event.proc.pid == static_cast<uint32_t>(kid);
+  }
+  const auto got = steady_clock::now();
+  switcher.join();
+  close(stop[1]);
+  int status = 0;
+  waitpid(kid, &status, 0);
+  ASSERT_TRUE(error.empty()) << error;
+  ASSERT_TRUE(seen) << "no stream record of the child within 30 s of the switch";
+  EXPECT_LT(got - steady_clock::time_point(steady_clock::duration(switched_at.load())),
+            std::chrono::seconds(10));
 }
 
 TEST_F(EbpfSensorTest, StopEndsABlockedNext) {
