@@ -120,6 +120,11 @@ class NatsLinkE2eTest : public ::testing::Test {
                           << "audit:\n  fsync: never\nnats:\n  url: " << nats_.url()
                           << "\n  ack_wait: " << ack_wait << "\n"
                           << extra;
+    // A restarted hub writes to the same files: the old ready line goes first, or WaitReady could
+    // read it before the new process has truncated the file (and a SIGTERM then finds a hub that
+    // has not yet set up its signal handling).
+    fs::remove(h.state / "hub.out");
+    fs::remove(h.state / "hub.err");
     h.pid = Spawn({VIGIL_BINARY, "hub", "--config", config.string(), "--json"}, h.state / "hub.out",
                   h.state / "hub.err");
   }
@@ -330,8 +335,8 @@ TEST_F(NatsLinkE2eTest, AHubKilledMidStreamAndRestartedLosesAndDuplicatesNothing
   EXPECT_EQ(count("SELECT count(*) FROM messages"), kMessages);
   EXPECT_EQ(count("SELECT sum(findings) FROM agents"), kMessages * kFindings);
   PQfinish(c);
-  EXPECT_EQ(StopHub(hubs_[0]), 0);
-  EXPECT_EQ(StopHub(hubs_[1]), 0);
+  EXPECT_EQ(StopHub(hubs_[0]), 0) << ReadAll(hubs_[0].state / "hub.err");
+  EXPECT_EQ(StopHub(hubs_[1]), 0) << ReadAll(hubs_[1].state / "hub.err");
   EXPECT_TRUE(pg.DropDatabase(db, &why)) << why;
 }
 
