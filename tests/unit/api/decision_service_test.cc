@@ -40,6 +40,7 @@ class GatedModel final : public model::Model {
   }
   core::Result<core::Verdict> Score(const model::FeatureView& r) const override {
     std::chrono::nanoseconds delay{0};
+    core::FakeClock* delay_clock = nullptr;
     {
       std::unique_lock lock(mu_);
       ++entered_;
@@ -47,8 +48,9 @@ class GatedModel final : public model::Model {
       cv_.notify_all();
       cv_.wait(lock, [&] { return !blocked_; });
       delay = delay_;
+      delay_clock = delay_clock_;
     }
-    if (delay.count() > 0) std::this_thread::sleep_for(delay);
+    if (delay_clock != nullptr) delay_clock->Advance(delay.count());
     core::Verdict v;
     size_t hits = 0;
     for (int32_t nr : r.syscalls) hits += nr == 59 ? 1 : 0;
@@ -76,9 +78,10 @@ class GatedModel final : public model::Model {
     std::lock_guard lock(mu_);
     return entered_;
   }
-  // Every later Score takes at least `d`.
-  void SetDelay(std::chrono::nanoseconds d) {
+  // Every later Score takes `d` by `clock` (advanced by the model: no test sleeps for it).
+  void SetDelay(core::FakeClock* clock, std::chrono::nanoseconds d) {
     std::lock_guard lock(mu_);
+    delay_clock_ = clock;
     delay_ = d;
   }
   std::thread::id last_thread() const {
@@ -94,6 +97,7 @@ class GatedModel final : public model::Model {
   mutable std::thread::id last_thread_;
   bool blocked_ = false;
   std::chrono::nanoseconds delay_{0};
+  core::FakeClock* delay_clock_ = nullptr;
 };
 
 constexpr const char* kRules = R"Y(
@@ -117,7 +121,7 @@ v1::ScoreRequest Window(const std::string& subject, std::vector<int32_t> calls) 
 class DecisionServiceTest : public ::testing::Test {
  protected:
   void Make(ScoringConfig config) {
-    svc_ = std::make_unique<ModelDecisionService>(config, registry_, clock_);
+    svc_ = std::make_unique<ModelDecisionService>(config, registry_, *clock_);
     auto rules = policy::RuleSet::LoadString(kRules, "rules.yaml");
     ASSERT_TRUE(rules.has_value()) << rules.error().message();
     rules_ = std::make_shared<const policy::RuleSet>(std::move(*rules));
@@ -126,7 +130,7 @@ class DecisionServiceTest : public ::testing::Test {
   }
   api::CallContext Ctx(int64_t budget_ns) const {
     api::CallContext c;
-    c.admitted_mono_ns = clock_.MonotonicNanos();
+    c.admitted_mono_ns = clock_->MonotonicNanos();
     c.budget_ns = budget_ns;
     return c;
   }
@@ -140,7 +144,13 @@ class DecisionServiceTest : public ::testing::Test {
     return true;
   }
 
-  core::SystemClock& clock_ = core::SystemClock::Get();
+  // A held model is let go before the service is destroyed: a test that failed while holding it
+  // ends instead of hanging in the engine's stop.
+  void TearDown() override { model_->Unblock(); }
+
+  // The services' clock (Make, Ctx): the system clock unless a test sets &fake_clock_.
+  const core::Clock* clock_ = &core::SystemClock::Get();
+  core::FakeClock fake_clock_;
   core::Registry registry_;
   std::shared_ptr<GatedModel> model_ = std::make_shared<GatedModel>();
   std::shared_ptr<const policy::RuleSet> rules_;
@@ -271,7 +281,7 @@ TEST_F(DecisionServiceTest, AFastModelIsScoredOnTheCallingThreadAndAnswersAsTheQ
   ScoringConfig queued_config = config;
   queued_config.inline_when_fast = false;
   core::Registry queued_registry;
-  ModelDecisionService queued(queued_config, queued_registry, clock_);
+  ModelDecisionService queued(queued_config, queued_registry, *clock_);
   ASSERT_TRUE(queued.Install(std::make_shared<GatedModel>(), rules_, "p1").ok());
   v1::ScoreBatchRequest batch;
   batch.set_schema_version(std::string(api::kSchemaVersion));
@@ -300,7 +310,10 @@ TEST_F(DecisionServiceTest, AFastModelIsScoredOnTheCallingThreadAndAnswersAsTheQ
   EXPECT_EQ(svc_->engine()->batches(), batches);  // the worker was not involved
 }
 
+// The model's time passes on a fake clock (each call advances it), so where a batch's budget runs
+// out does not depend on how busy the machine is; only the hung call waits, in real time.
 TEST_F(DecisionServiceTest, AModelTurningSlowIsLeftToTheWorkerSoTheDeadlineHolds) {
+  clock_ = &fake_clock_;
   ScoringConfig config;
   config.cache_capacity = 0;
   config.fallback_score = 0.9;
@@ -308,12 +321,13 @@ TEST_F(DecisionServiceTest, AModelTurningSlowIsLeftToTheWorkerSoTheDeadlineHolds
   ASSERT_TRUE(svc_->Score(Window("a", {59}), Ctx(kLongBudget)).has_value());  // via the worker
   // Inline, a batch whose budget runs out midway: the item finished late gets the deadline
   // fallback, and the one after it is not given to the model at all.
-  model_->SetDelay(std::chrono::milliseconds(50));
+  constexpr int64_t kModelNs = 500 * kMs;
+  model_->SetDelay(&fake_clock_, std::chrono::nanoseconds(kModelNs));
   v1::ScoreBatchRequest batch;
   batch.set_schema_version(std::string(api::kSchemaVersion));
   for (const char* subject : {"b", "c", "d"}) *batch.add_items() = Window(subject, {59, 1});
   const int entered = model_->entered();
-  auto late = svc_->ScoreBatch(batch, Ctx(75 * kMs));
+  auto late = svc_->ScoreBatch(batch, Ctx(kModelNs * 3 / 2));
   ASSERT_TRUE(late.has_value());
   EXPECT_EQ(model_->last_thread(), std::this_thread::get_id());
   EXPECT_EQ(model_->entered(), entered + 2);
@@ -325,12 +339,14 @@ TEST_F(DecisionServiceTest, AModelTurningSlowIsLeftToTheWorkerSoTheDeadlineHolds
     EXPECT_DOUBLE_EQ(late->results(i).score(), 0.9) << i;
   }
   EXPECT_EQ(svc_->engine()->fallbacks(model::FallbackReason::kDeadline), 2u);
-  // The engine now knows the model takes ~50 ms: with 100 ms left (< 4 x 50 ms) a call goes to
-  // the worker, and a model that hangs gives the fallback at the deadline, not a hung caller.
-  ASSERT_GE(svc_->engine()->RecentModelNanos(), 50 * kMs);
+  // The engine now knows the model takes 500 ms: with 1 s left (< 4 x 500 ms) a call goes to the
+  // worker, and a model that hangs gives the fallback at the deadline, not a hung caller. (The
+  // fake clock stands still meanwhile: the caller waits the whole second in real time, which
+  // leaves the worker that long to take the call to the held model.)
+  ASSERT_EQ(svc_->engine()->RecentModelNanos(), kModelNs);
   model_->Block();
   const auto t0 = std::chrono::steady_clock::now();
-  auto hung = svc_->Score(Window("e", {59}), Ctx(100 * kMs));
+  auto hung = svc_->Score(Window("e", {59}), Ctx(2 * kModelNs));
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
   ASSERT_TRUE(hung.has_value());
   EXPECT_TRUE(hung->result().fallback());
