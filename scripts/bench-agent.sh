@@ -70,7 +70,12 @@ before_bin=${VIGIL_BENCH_BEFORE_BIN:-}
 if [[ -n $before_bin ]]; then
   [[ -x $before_bin ]] || { echo "bench-agent: VIGIL_BENCH_BEFORE_BIN=$before_bin is not executable" >&2;
                             exit 2; }
-  phases="before $phases"
+  # Added once: VIGIL_BENCH_PHASES may already name it (it was measured twice then).
+  [[ " $phases " == *" before "* ]] || phases="before $phases"
+elif [[ " $phases " == *" before "* || " $phases " == *" before@"* ]]; then
+  echo "bench-agent: VIGIL_BENCH_PHASES names the phase 'before' but VIGIL_BENCH_BEFORE_BIN is" \
+    "not set (the binary that phase runs)" >&2
+  exit 2
 fi
 oc_count=${VIGIL_BENCH_OPENCLOSE:-2000000}
 gp_count=${VIGIL_BENCH_GETPPID:-5000000}
