@@ -132,23 +132,15 @@ struct {
   __type(value, __u32);
 } filter_uid SEC(".maps");
 
-// The syscall stream of one CPU: the batch being filled and the filter decision for its thread.
-// Programs on one CPU never interleave here: the syscall tracepoints run their BPF programs with
-// preemption off, so a batch is only touched between two context switches, by one thread.
-struct stream_state {
-  __u32 tid;         // thread whose filter decision `admitted` is (0: none)
-  __u32 admitted;    // that thread passes the filters
-  __u32 generation;  // vigil_config.generation when `admitted` was decided
-  __u32 reserved;
-  __u64 jiffies0;  // jiffies at the batch's first call (its hdr.ts_ns)
-  struct vigil_syscall_batch batch;  // batch.count == 0: empty
-};
-
+// The syscall stream of one CPU (struct vigil_stream_state, bpf/abi/vigil_events.h: user space
+// reads it to know when no CPU holds calls). Programs on one CPU never interleave here: the
+// syscall tracepoints run their BPF programs with preemption off, so a batch is only touched
+// between two context switches, by one thread.
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, 1);
   __type(key, __u32);
-  __type(value, struct stream_state);
+  __type(value, struct vigil_stream_state);
 } stream SEC(".maps");
 
 // The wake-up flag for a record of `size` bytes when `after` bytes wait with it. The consumer
@@ -216,7 +208,7 @@ struct {
   __type(value, struct vigil_file_event);
 } file_scratch SEC(".maps");
 
-static __always_inline struct stream_state *get_stream(void) {
+static __always_inline struct vigil_stream_state *get_stream(void) {
   __u32 zero = 0;
   return bpf_map_lookup_elem(&stream, &zero);
 }
@@ -289,7 +281,7 @@ static __always_inline void fill_header(struct vigil_event_header *h, __u16 type
 
 // Sends this CPU's batch (when it holds calls) and empties it. `forget` also drops the cached
 // filter decision (after an exec or a credential change the thread may filter differently).
-static __always_inline void flush_stream(struct stream_state *st, bool forget) {
+static __always_inline void flush_stream(struct vigil_stream_state *st, bool forget) {
   if (forget) st->tid = 0;
   __u32 n = st->batch.count;
   if (n == 0) return;
@@ -304,14 +296,14 @@ static __always_inline void flush_stream(struct stream_state *st, bool forget) {
 // Every record other than the stream's goes through here first: this CPU's pending calls are
 // sent before it, so that records of one CPU stay in order.
 static __always_inline void flush_stream_here(bool forget) {
-  struct stream_state *st = get_stream();
+  struct vigil_stream_state *st = get_stream();
   if (st) flush_stream(st, forget);
 }
 
 // Appends one completed call of the current thread to this CPU's batch.
 static __always_inline void stream_call(const struct vigil_config *cfg, __u64 pid_tgid, __u32 nr,
                                         long ret) {
-  struct stream_state *st = get_stream();
+  struct vigil_stream_state *st = get_stream();
   if (!st) return;
   __u32 tid = (__u32)pid_tgid;
   if (st->tid != tid || st->generation != cfg->generation) {
@@ -673,7 +665,7 @@ int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret) {
 // The filter decision is forgotten too: it is only ever reused while one thread keeps the CPU.
 SEC("tp_btf/sched_switch")
 int BPF_PROG(vigil_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next) {
-  struct stream_state *st = get_stream();
+  struct vigil_stream_state *st = get_stream();
   if (st && (st->tid | st->batch.count)) flush_stream(st, true);
   return 0;
 }

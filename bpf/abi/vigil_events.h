@@ -130,6 +130,18 @@ struct vigil_syscall_batch {
   struct vigil_syscall_call calls[VIGIL_SYSCALL_BATCH];
 };
 
+/* The value of the per-CPU `stream` map: the batch one CPU is filling and the filter decision
+ * for its thread. User space reads it (EbpfSensor) to detach the context-switch program only once
+ * no CPU holds calls or a cached decision: tid == 0 and batch.count == 0 on every CPU. */
+struct vigil_stream_state {
+  __u32 tid;         /* thread whose filter decision `admitted` is (0: none) */
+  __u32 admitted;    /* that thread passes the filters */
+  __u32 generation;  /* vigil_config.generation when `admitted` was decided */
+  __u32 reserved;
+  __u64 jiffies0;    /* jiffies at the batch's first call (its hdr.ts_ns) */
+  struct vigil_syscall_batch batch; /* batch.count == 0: empty */
+};
+
 /* Bits of vigil_exec_event.exe_flags. */
 enum vigil_exe_flag {
   VIGIL_EXE_MEMFD = 1u << 0, /* the executable is a memfd (its dentry is named "memfd:...") */

@@ -108,6 +108,10 @@ constexpr int kBatchFull = -ENOSPC;  // returned by the ring buffer callback to 
 // pass was that last one, so that look finds it.
 constexpr std::chrono::milliseconds kMaxSilentWait{10};
 constexpr int64_t kBusyLooksNs = 10'000'000;
+// After the stream goes off, the context-switch program stays at least this long (a program that
+// read the settings before they changed has long finished by then: they run for microseconds).
+constexpr int64_t kFlushDrainNs = 20'000'000;
+constexpr int64_t kFlushDrainBusyNs = 1'000'000'000;
 constexpr int kCapSysAdmin = 21;
 constexpr int kCapPerfmon = 38;
 constexpr int kCapBpf = 39;
@@ -309,7 +313,6 @@ core::Status EbpfSensor::Load() {
     bpf_program* prog;
     bpf_link** link;
   } attach[] = {
-      {skel_->progs.vigil_sched_switch, &skel_->links.vigil_sched_switch},
       {skel_->progs.vigil_sched_exec, &skel_->links.vigil_sched_exec},
       {skel_->progs.vigil_sched_fork, &skel_->links.vigil_sched_fork},
       {skel_->progs.vigil_sched_exit, &skel_->links.vigil_sched_exit},
@@ -394,6 +397,10 @@ core::Result<EbpfSensor::PollOutcome> EbpfSensor::NextFor(core::Event* out,
     // kMaxSilentWait, so that look found it.
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (true) {
+      if (flush_drain_.load(std::memory_order_relaxed)) {
+        std::lock_guard<std::mutex> lock(mu_);
+        TryDetachFlushLocked();
+      }
       ingest_ns_ = ClockNs(CLOCK_MONOTONIC);
       const int64_t n = rb_->Consume();
       if (n < 0 && n != kBatchFull) {
@@ -407,7 +414,12 @@ core::Result<EbpfSensor::PollOutcome> EbpfSensor::NextFor(core::Event* out,
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) return PollOutcome::kTimeout;
+      // Draining, the reader looks every kMaxSilentWait for a second (a busy thread that keeps
+      // its CPU holds its batch until it switches), then every idle_poll.
       const bool busy = stream_on_.load(std::memory_order_relaxed) ||
+                        (flush_drain_.load(std::memory_order_relaxed) &&
+                         ingest_ns_ - stream_off_ns_.load(std::memory_order_relaxed) <
+                             kFlushDrainBusyNs) ||
                         ingest_ns_ - last_records_ns_ < kBusyLooksNs;
       epoll_event events[2];
       const auto wait = std::min(left, busy ? kMaxSilentWait : options_.idle_poll);
@@ -926,6 +938,21 @@ void EbpfSensor::DetachPerCallLocked() {
 }
 
 core::Status EbpfSensor::ApplyStreamLocked(std::string* fallback_reason) {
+  // The context-switch program flushes the CPU's batch before another thread runs there: it is
+  // attached before the stream can gather a call, and stays until every batch is sent.
+  bpf_link*& flush = skel_->links.vigil_sched_switch;
+  if (syscall_stream_) {
+    flush_drain_.store(false, std::memory_order_relaxed);
+    if (flush == nullptr) {
+      flush = bpf_program__attach(skel_->progs.vigil_sched_switch);
+      if (flush == nullptr) {
+        return core::FailedPrecondition(
+            std::string("ebpf sensor: attaching program vigil_sched_switch to "
+                        "tp_btf/sched_switch failed (") +
+            std::strerror(errno) + "): the kernel lacks or refuses this attach point");
+      }
+    }
+  }
   bool per_call = !syscall_stream_ && AttachPerCallLocked(fallback_reason);
   bpf_link*& raw = skel_->links.vigil_sys_exit;
   if (!per_call && raw == nullptr) {
@@ -952,7 +979,45 @@ core::Status EbpfSensor::ApplyStreamLocked(std::string* fallback_reason) {
     raw = nullptr;
   }
   if (!per_call && !keep_per_call_) DetachPerCallLocked();
+  if (!syscall_stream_ && flush != nullptr && !flush_drain_.load(std::memory_order_relaxed)) {
+    stream_off_ns_.store(ClockNs(CLOCK_MONOTONIC), std::memory_order_relaxed);
+    flush_drain_.store(true, std::memory_order_relaxed);
+  }
   return core::Status::Ok();
+}
+
+bool EbpfSensor::stream_flush_attached() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return skel_ != nullptr && skel_->links.vigil_sched_switch != nullptr;
+}
+
+void EbpfSensor::TryDetachFlushLocked() {
+  bpf_link*& flush = skel_->links.vigil_sched_switch;
+  if (syscall_stream_ || flush == nullptr) {
+    flush_drain_.store(false, std::memory_order_relaxed);
+    return;
+  }
+  if (ClockNs(CLOCK_MONOTONIC) - stream_off_ns_.load(std::memory_order_relaxed) < kFlushDrainNs) {
+    return;
+  }
+  const int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) return;  // cannot tell: keep flushing
+  // A per-CPU value is rounded up to 8 bytes per CPU.
+  const size_t each = (sizeof(vigil_stream_state) + 7) / 8 * 8;
+  stream_scratch_.resize(each * static_cast<size_t>(cpus));
+  const uint32_t zero = 0;
+  if (bpf_map__lookup_elem(skel_->maps.stream, &zero, sizeof(zero), stream_scratch_.data(),
+                           stream_scratch_.size(), 0) != 0) {
+    return;  // keep flushing; the next look tries again
+  }
+  for (int cpu = 0; cpu < cpus; ++cpu) {
+    vigil_stream_state st;
+    std::memcpy(&st, stream_scratch_.data() + each * static_cast<size_t>(cpu), sizeof(st));
+    if (st.tid != 0 || st.batch.count != 0) return;  // its next context switch sends it
+  }
+  bpf_link__destroy(flush);
+  flush = nullptr;
+  flush_drain_.store(false, std::memory_order_relaxed);
 }
 
 void EbpfSensor::SetKeepPerCallAttached(bool keep) {

@@ -203,6 +203,12 @@ class EbpfSensor final : public Sensor {
   // good, they would only add a program run to every typed call.
   void SetKeepPerCallAttached(bool keep);
 
+  // True while the context-switch program (tp_btf/sched_switch, which sends a CPU's stream calls
+  // before another thread runs there) is attached: while the stream is on, and after it goes
+  // off until no CPU holds calls (the reader checks at its next looks, EbpfSensor::NextFor).
+  // With the stream off it is detached, so that context switches cost nothing.
+  bool stream_flush_attached() const;
+
   // Calls of the syscall stream converted so far (each call of a batch counts), for measuring
   // the stream's rate. Any thread.
   uint64_t StreamCalls() const { return stream_calls_.load(std::memory_order_relaxed); }
@@ -237,6 +243,10 @@ class EbpfSensor final : public Sensor {
   core::Status ApplyStreamLocked(std::string* fallback_reason);
   bool AttachPerCallLocked(std::string* why);
   void DetachPerCallLocked();
+  // The stream is off: detaches the context-switch program once no CPU's stream state holds
+  // calls or a filter decision, and at least kFlushDrainNs after the stream went off (so that
+  // a program that read the old settings has finished). Clears flush_drain_ when done.
+  void TryDetachFlushLocked();
   int OnRecord(const void* data, size_t size);  // the ring buffer callback
   void StartSlot(Slot& slot, const vigil_event_header* hdr, uint64_t ts_ns);
   // syscall_runs: one slot per run of same-architecture calls of the batch.
@@ -273,6 +283,11 @@ class EbpfSensor final : public Sensor {
   bool typed_per_call_ = false;             // vigil_config.typed_per_call of the last write
   std::vector<bpf_link*> per_call_links_;   // the syscalls/sys_exit_<call> programs' links
   bool keep_per_call_ = false;              // SetKeepPerCallAttached
+  // The stream went off with the context-switch program attached: the reader detaches it once
+  // every CPU's stream state is empty (TryDetachFlushLocked). Written under mu_.
+  std::atomic<bool> flush_drain_{false};
+  std::atomic<int64_t> stream_off_ns_{0};  // CLOCK_MONOTONIC when the stream last went off
+  std::vector<unsigned char> stream_scratch_;  // the stream map's per-CPU values (under mu_)
   uint32_t typed_mask_ = kTypedAll;
   uint32_t settings_generation_ = 0;  // vigil_config.generation of the last write
 };

@@ -446,6 +446,61 @@ TEST_F(EbpfSensorTest, SyscallStreamCanBeSwitchedOffWhileTypedEventsContinue) {
   }
 }
 
+// The context-switch program (which sends a CPU's stream calls before another thread runs there)
+// runs on every context switch of the host: it is attached only while the stream is on, and
+// after the stream goes off only until every CPU's batch is sent.
+TEST_F(EbpfSensorTest, ContextSwitchFlushIsAttachedOnlyWhileTheStreamNeedsIt) {
+  EbpfOptions options;
+  options.syscall_stream = false;
+  options.include_comms = {"vigil-flushsw"};
+  Start(options);
+  EXPECT_FALSE(sensor_->stream_flush_attached()) << "attached with the stream off from the start";
+
+  for (int round = 0; round < 2; ++round) {
+    ASSERT_TRUE(sensor_->SetSyscallStream(true).ok());
+    EXPECT_TRUE(sensor_->stream_flush_attached()) << "round " << round;
+    // A child makes a few calls (less than a batch) and then blocks: its batch is sent when it
+    // leaves the CPU, while it is still blocked (nothing else needs to run on that CPU).
+    int go[2];
+    ASSERT_EQ(pipe(go), 0);
+    pid_t kid = fork();
+    ASSERT_GE(kid, 0);
+    if (kid == 0) {
+      close(go[1]);
+      prctl(PR_SET_NAME, "vigil-flushsw");
+      syscall(SYS_getpid);
+      syscall(SYS_getppid);
+      char c;
+      ssize_t n = read(go[0], &c, 1);  // blocks until the parent has seen the calls
+      _exit(n == 1 ? 0 : 1);
+    }
+    close(go[0]);
+    const Seen* seen = WaitFor([&](const Seen& s) {
+      return s.event.proc.pid == static_cast<uint32_t>(kid) &&
+             s.event.kind == core::EventKind::kSyscall && s.event.syscall.nr == SYS_getppid;
+    });
+    EXPECT_NE(seen, nullptr) << "round " << round << ": the blocked child's calls were not sent"
+                             << " (ring drops " << RingDrops() << ")";
+    ASSERT_EQ(write(go[1], "x", 1), 1);
+    close(go[1]);
+    int status = 0;
+    ASSERT_EQ(waitpid(kid, &status, 0), kid);
+
+    ASSERT_TRUE(sensor_->SetSyscallStream(false).ok());
+    // Detached by the reader once no CPU holds calls: pull until then.
+    auto deadline = steady_clock::now() + kDeadline;
+    while (sensor_->stream_flush_attached() && steady_clock::now() < deadline) {
+      core::Event ev;
+      auto r = sensor_->NextFor(&ev, milliseconds(50));
+      ASSERT_TRUE(r.has_value()) << r.error().ToString();
+    }
+    EXPECT_FALSE(sensor_->stream_flush_attached())
+        << "round " << round << ": still attached " << kDeadline.count() << " s after the stream"
+        << " went off";
+    seen_.clear();
+  }
+}
+
 // Counts the open records of `path` pulled so far (waiting until at least one arrived).
 size_t OpenRecords(const std::deque<Seen>& seen, const std::string& path) {
   size_t n = 0;
