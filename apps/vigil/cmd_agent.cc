@@ -7,7 +7,10 @@
 // thread -> run.
 
 #include <pthread.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -150,13 +153,28 @@ std::string UserName(const enrich::ProcessTree& tree, uint32_t pid, uint32_t uid
 std::atomic<bool> g_stop_requested{false};
 std::atomic<bool> g_reload_requested{false};
 static_assert(std::atomic<bool>::is_always_lock_free);
+// An eventfd that wakes the signal thread (it blocks until a signal, a note or the end): written
+// by the handler after recording a request, by the live agent after a note, and at the end.
+std::atomic<int> g_signal_wake_fd{-1};
+static_assert(std::atomic<int>::is_always_lock_free);
+
+void WakeSignalThread() {
+  const int fd = g_signal_wake_fd.load();
+  if (fd < 0) return;
+  uint64_t one = 1;
+  ssize_t n = write(fd, &one, sizeof(one));  // async-signal-safe
+  (void)n;  // EAGAIN: a wake-up is already pending
+}
 
 extern "C" void RecordSignal(int sig) {
+  const int saved = errno;
   if (sig == SIGHUP) {
     g_reload_requested.store(true);
   } else {
     g_stop_requested.store(true);
   }
+  WakeSignalThread();
+  errno = saved;
 }
 
 // What enforce mode needs before it is entered, and what stopped it (docs/attestation.md).
@@ -340,6 +358,27 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // The signal thread blocks on these two (no periodic wake-ups): the signals sent to the process
+  // or to it, and the wake-ups of WakeSignalThread.
+  const int signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+  const int wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (signal_fd < 0 || wake_fd < 0) {
+    const int e = errno;
+    if (signal_fd >= 0) close(signal_fd);
+    if (wake_fd >= 0) close(wake_fd);
+    return ReportError("agent", core::Internal(std::string("creating the signal thread's ") +
+                                               (signal_fd < 0 ? "signalfd" : "eventfd") +
+                                               " failed: " + std::strerror(e)));
+  }
+  g_signal_wake_fd.store(wake_fd);
+  struct FdsClose {
+    int a, b;
+    ~FdsClose() {
+      g_signal_wake_fd.store(-1);
+      close(a);
+      close(b);
+    }
+  } fds_close{signal_fd, wake_fd};
   struct sigaction record {};
   record.sa_handler = RecordSignal;
   sigemptyset(&record.sa_mask);
@@ -716,6 +755,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
     if (d.type != sensor::EbpfRecordType::kSyscall) enriched_stream_pid = 0;
     tree_ref.Enrich(&e);
   };
+  lo.on_note = WakeSignalThread;  // the signal thread logs the notes
   lo.on_model_change = [&](std::string_view action, size_t programs) {
     audit->ModelChange(action, c.agent.baseline, lo.model.name, lo.model.version,
                        std::to_string(programs) + " programs with a model of their own");
@@ -1224,17 +1264,32 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
   // 8. Signals: SIGINT/SIGTERM stop cleanly, SIGHUP reloads filters and the event set, the
   // policy and the gate's rules and model. (They were blocked at the start, so every thread
   // inherited the mask and only this one takes them.)
+  // It blocks until a signal, a request recorded by the handler, a note or the end (no
+  // periodic wake-ups: an idle agent stays asleep here).
   std::atomic<bool> done{false};
   std::thread signals([&] {
+    std::vector<int> pending;  // signals to act on, in the order they came
     while (!done.load()) {
-      timespec tick{0, 200'000'000};
-      int sig = sigtimedwait(&set, nullptr, &tick);
-      if (sig <= 0) {
-        if (g_stop_requested.exchange(false)) {
-          sig = SIGTERM;
-        } else if (g_reload_requested.exchange(false)) {
-          sig = SIGHUP;
+      if (pending.empty()) {
+        pollfd fds[2] = {{signal_fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
+        if (poll(fds, 2, -1) < 0 && errno != EINTR) {
+          spdlog::error("signal thread: poll: {}", std::strerror(errno));
+          return;
         }
+        uint64_t woken = 0;
+        ssize_t got = read(wake_fd, &woken, sizeof(woken));
+        (void)got;  // EAGAIN: not woken through it
+        signalfd_siginfo si{};
+        while (read(signal_fd, &si, sizeof(si)) == static_cast<ssize_t>(sizeof(si))) {
+          pending.push_back(static_cast<int>(si.ssi_signo));
+        }
+        if (g_stop_requested.exchange(false)) pending.push_back(SIGTERM);
+        if (g_reload_requested.exchange(false)) pending.push_back(SIGHUP);
+      }
+      int sig = 0;
+      if (!pending.empty()) {
+        sig = pending.front();
+        pending.erase(pending.begin());
       }
       for (const std::string& note : live.TakeNotes()) spdlog::info("{}", note);
       if (sig == SIGINT || sig == SIGTERM) {
@@ -1271,6 +1326,7 @@ int RunAgent(AgentCmdOptions o, const CLI::App& cmd) {
     spdlog::warn("ebpf: skipped a malformed record: {}", st.message());
   });
   done = true;
+  WakeSignalThread();
   signals.join();
   if (durable) (void)durable->Flush();
   DrainHub(*outputs, "agent");

@@ -342,6 +342,10 @@ void LiveAgent::Stop() {
   });
 }
 
+void LiveAgent::NoteAdded() {
+  if (options_.on_note) options_.on_note();
+}
+
 std::vector<std::string> LiveAgent::TakeNotes() {
   std::lock_guard<std::mutex> lock(state_->mu);
   std::vector<std::string> out;
@@ -360,6 +364,7 @@ core::Status LiveAgent::EndLearning() {
                             "); learning goes on for another period");
     state_->phase = LivePhase::kLearning;
     for (const auto& w : windows) state_->windows.Add(w.subject, w.arch, w.syscalls);
+    NoteAdded();
     return core::Status::Ok();
   }
   auto m = model::SequenceModel::Train(windows, options_.model);
@@ -383,13 +388,16 @@ core::Status LiveAgent::EndLearning() {
   // period of a busy host leaves megabytes free in the heap that detection never reuses).
   windows = {};
   ReleaseFreeHeap();
-  std::lock_guard<std::mutex> lock(state_->mu);
-  state_->notes.push_back("learned " + std::to_string(learned) + " windows; " +
-                          std::to_string(programs) + " programs have their own model" +
-                          (options_.baseline_path.empty()
-                               ? std::string()
-                               : "; baselines saved to " + options_.baseline_path) +
-                          "; detection started");
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->notes.push_back("learned " + std::to_string(learned) + " windows; " +
+                            std::to_string(programs) + " programs have their own model" +
+                            (options_.baseline_path.empty()
+                                 ? std::string()
+                                 : "; baselines saved to " + options_.baseline_path) +
+                            "; detection started");
+  }
+  NoteAdded();
   return core::Status::Ok();
 }
 
@@ -449,10 +457,13 @@ core::Result<LiveStats> LiveAgent::Run(
     const size_t programs = shared->subjects().size() - 1;
     state_->Publish(std::move(shared));
     if (options_.on_model_change) options_.on_model_change("loaded", programs);
-    std::lock_guard<std::mutex> lock(state_->mu);
-    state_->notes.push_back("reusing the baselines in " + options_.baseline_path + " (" +
-                            std::to_string(programs) +
-                            " programs with their own model); detection started");
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      state_->notes.push_back("reusing the baselines in " + options_.baseline_path + " (" +
+                              std::to_string(programs) +
+                              " programs with their own model); detection started");
+    }
+    NoteAdded();
   }
   State& state = *state_;
   {

@@ -45,6 +45,9 @@ struct LiveOptions {
   // Run's thread) or "trained" (learned and saved to baseline_path when set, from the controller
   // thread), with the number of programs that have a model of their own. Detection starts then.
   std::function<void(std::string_view action, size_t programs)> on_model_change;
+  // Called after a note for the operator is added (TakeNotes), from the thread that added it:
+  // lets a thread that logs them block until there is one. Null: nobody is told.
+  std::function<void()> on_note;
   // Where the syscall stream resumed after an off period (budget mode; null: it never pauses).
   // A process's window is cut there, as at an exec: calls before and after the gap are never
   // joined into one window or n-gram.
@@ -103,6 +106,7 @@ class LiveAgent {
 
  private:
   core::Status EndLearning();
+  void NoteAdded();  // calls options_.on_note
   // Ends learning at start + learn_ns and the run at start + duration_ns (monotonic ns of the
   // injected clock, read by Run before this thread starts).
   void Controller(int64_t start);

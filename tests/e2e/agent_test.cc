@@ -394,6 +394,42 @@ std::string ScrapeMetrics(const std::string& agent_log, const std::string& path 
 // and cuts off the network of another (two rules on one event) that open their trigger files;
 // the ledger and the audit log show each action; `vigil enforcement rollback` thaws the frozen
 // one and lets it out of the Vigil cgroup. In monitor mode the same decisions act on nothing.
+// The signal thread blocks until a signal comes (no periodic wake-ups): SIGHUP still reloads at
+// once, again and again, and SIGTERM stops the agent cleanly, each well within the deadlines.
+TEST_F(AgentE2eTest, SignalsAreHandledPromptlyByTheBlockingSignalThread) {
+  const fs::path config = dir_ / "vigil.yaml";
+  std::ofstream(config) << "agent:\n  learn: 1h\n  syscall_stream: false\n"
+                           "metrics:\n  enabled: true\n  listen: 127.0.0.1:0\n";
+  const fs::path out = dir_ / "agent.out", err = dir_ / "agent.err";
+  agent_ = Spawn({VIGIL_BINARY, "agent", "--config", config.string(), "--state-dir",
+                  dir_.string(), "--duration", "120s", "--sink", "null"},
+                 out, err);
+  ASSERT_TRUE(WaitFor([&] { return ReadAll(err).find("learning for") != std::string::npos; },
+                      std::chrono::seconds(30)))
+      << ReadAll(err);
+  const std::string reloaded = "SIGHUP: reloaded filters and event set";
+  for (int n = 1; n <= 3; ++n) {
+    kill(agent_, SIGHUP);
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          const std::string log = ReadAll(err);
+          size_t count = 0;
+          for (size_t at = log.find(reloaded); at != std::string::npos;
+               at = log.find(reloaded, at + 1)) {
+            ++count;
+          }
+          return count >= static_cast<size_t>(n);
+        },
+        std::chrono::seconds(10)))
+        << "SIGHUP " << n << " not handled\n" << ReadAll(err);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(StopAgent()) << ReadAll(err);
+  // The --duration is 120 s: an exit this soon is the SIGTERM's doing.
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(60)) << ReadAll(err);
+  EXPECT_NE(ReadAll(err).find("stopping (signal 15)"), std::string::npos) << ReadAll(err);
+}
+
 TEST_F(AgentE2eTest, EnforceModeKillsAndFreezesAndRollbackThaws) {
   const fs::path kill_trigger = dir_ / "kill-me", freeze_trigger = dir_ / "freeze-me";
   std::ofstream(kill_trigger) << "x";
