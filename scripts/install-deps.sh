@@ -32,6 +32,7 @@ bench_pkgs=(
   python3-sklearn python3-numpy
   strace  # gate_latency_bench --strace: system calls per gated call
   valgrind  # bench/agent/callgrind-agent.sh: instruction counts of the agent's per-event path
+  linux-perf jq redis-server redis-tools  # bench/agent/redis-cost.sh: the agent's cost per request
 )
 
 want=("${build_pkgs[@]}")

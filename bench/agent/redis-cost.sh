@@ -15,7 +15,7 @@
 # Environment: VIGIL_COST_REQUESTS requests per test (default 200000), VIGIL_COST_REPS runs of
 # each (default 3, the order rotating; medians are printed), VIGIL_COST_IDLE (default 10),
 # VIGIL_COST_STREAM agent.syscall_stream (default: left out, the embedded default event set).
-# Needs root, bpftool, perf (Debian linux-perf), redis-server and redis-benchmark.
+# Needs root, bpftool, perf, jq, redis-server and redis-benchmark (scripts/install-deps.sh bench).
 set -euo pipefail
 shopt -s inherit_errexit
 (($# > 0)) || { echo "usage: $0 VIGIL_BINARY [VIGIL_BINARY...]" >&2; exit 2; }
