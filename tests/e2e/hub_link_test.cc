@@ -129,6 +129,7 @@ class HubLinkE2eTest : public ::testing::Test {
 };
 
 TEST_F(HubLinkE2eTest, ReplayDeliversEveryFindingExactlyOnceAcrossAHubRestart) {
+  static constexpr char kFailing[] = "does not take messages";
   const std::string admin = Token("admin", "root");
   const fs::path token_file = dir_ / "agent.token";
   std::ofstream(token_file) << Token("agent", "web-1") << "\n";
@@ -170,13 +171,26 @@ TEST_F(HubLinkE2eTest, ReplayDeliversEveryFindingExactlyOnceAcrossAHubRestart) {
                               "30s"},
                              out, err);
   children_.push_back(replay);
-  // Mid-stream: the hub has some findings, then goes away for two seconds.
+  // Mid-stream: the hub has some findings, then goes away until the replay has failed to send
+  // to it: its sink logs kFailing each time it starts failing (after "takes messages again" if
+  // it had).
   ASSERT_TRUE(WaitFor([&] { return StoredFindings(admin, "web-1") > 0; }, std::chrono::seconds(20)))
       << ReadAll(err);
   const int64_t before = StoredFindings(admin, "web-1");
   EXPECT_LT(before, kStreams) << "the replay ended before the hub was stopped";
+  auto failures = [&] {
+    const std::string text = ReadAll(err);
+    int n = 0;
+    for (size_t at = text.find(kFailing); at != std::string::npos;
+         at = text.find(kFailing, at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  const int failed_before = failures();
   EXPECT_EQ(StopHub(), 0);
-  std::this_thread::sleep_for(std::chrono::seconds(2));
+  ASSERT_TRUE(WaitFor([&] { return failures() > failed_before; }, std::chrono::seconds(30)))
+      << ReadAll(err);
   ASSERT_NO_FATAL_FAILURE(StartHub());
   children_.clear();
   const int code = Reap(replay);

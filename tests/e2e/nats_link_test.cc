@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -101,6 +102,32 @@ class NatsLinkE2eTest : public ::testing::Test {
     if (!c.has_value()) return false;
     auto st = (*c)->Consumer("vigil-hub");
     return st.has_value() && st->pending == 0 && st->ack_pending == 0;
+  }
+
+  // What to look at when a hub did not store in time: each running hub's log and NATS counters,
+  // and the durable consumer's state at the server.
+  std::string Diagnose() {
+    std::string out;
+    for (size_t n = 0; n < hubs_.size(); ++n) {
+      const Hub& h = hubs_[n];
+      if (h.state.empty()) continue;
+      out += "hub " + std::to_string(n + 1) + " (pid " + std::to_string(h.pid) + ") stderr:\n" +
+             ReadAll(h.state / "hub.err") + "hub " + std::to_string(n + 1) + " nats metrics:\n";
+      std::istringstream lines(h.pid > 0 && h.port > 0 ? Metrics(h) : "");
+      for (std::string line; std::getline(lines, line);) {
+        if (line.rfind("vigil_hub_nats", 0) == 0) out += "  " + line + "\n";
+      }
+    }
+    vigil::pipeline::JetStreamOptions o;
+    o.url = nats_.url();
+    auto c = vigil::pipeline::JetStreamConnection::Connect(o);
+    if (!c.has_value()) return out + "nats: " + c.error().ToString() + "\n";
+    auto st = (*c)->Consumer("vigil-hub");
+    out += st.has_value() ? "consumer vigil-hub: pending " + std::to_string(st->pending) +
+                                ", ack pending " + std::to_string(st->ack_pending) +
+                                ", redelivered " + std::to_string(st->redelivered) + "\n"
+                          : "consumer vigil-hub: " + st.error().ToString() + "\n";
+    return out;
   }
 
   // Starts `vigil hub` number `n` with its own state dir and a `nats:` section (and `extra`
@@ -226,10 +253,11 @@ TEST_F(NatsLinkE2eTest, TwoHubsSharingTheDurableConsumerStoreEachMessageOnceBetw
   const std::string findings = "vigil_hub_findings_total";
   auto stored_findings = [&] { return Counter(hubs_[0], findings) + Counter(hubs_[1], findings); };
   ASSERT_TRUE(WaitFor([&] { return stored_findings() == kStreams; }, std::chrono::seconds(20)))
-      << stored_findings();
+      << stored_findings() << "\n"
+      << Diagnose();
   // Nothing is left to deliver or unacknowledged, so the counts are final: each message was
   // stored by exactly one of the hubs, and neither saw a redelivery.
-  ASSERT_TRUE(WaitFor([&] { return ConsumerDrained(); }, std::chrono::seconds(10)));
+  ASSERT_TRUE(WaitFor([&] { return ConsumerDrained(); }, std::chrono::seconds(10))) << Diagnose();
   EXPECT_EQ(stored_findings(), kStreams);
   const std::string stored = R"(vigil_hub_nats_messages_total{result="stored"})";
   const std::string duplicate = R"(vigil_hub_nats_messages_total{result="duplicate"})";
@@ -306,12 +334,13 @@ TEST_F(NatsLinkE2eTest, AHubKilledMidStreamAndRestartedLosesAndDuplicatesNothing
   // Killed once it has stored something, while the stream still flows.
   const bool hub1_stored =
       WaitFor([&] { return Counter(hubs_[0], stored) > 0; }, std::chrono::seconds(15));
+  const std::string before_kill = hub1_stored ? "" : Diagnose();
   const bool mid_stream = published.load() < kMessages;
   kill(hubs_[0].pid, SIGKILL);
   waitpid(hubs_[0].pid, nullptr, 0);
   hubs_[0].pid = -1;
   publisher.join();
-  ASSERT_TRUE(hub1_stored);
+  ASSERT_TRUE(hub1_stored) << before_kill;
   EXPECT_TRUE(mid_stream) << "the publisher finished before hub 1 stored anything";
   ASSERT_EQ(published.load(), kMessages) << first_error;
   if (retried > 0) {
@@ -329,7 +358,7 @@ TEST_F(NatsLinkE2eTest, AHubKilledMidStreamAndRestartedLosesAndDuplicatesNothing
     PQclear(r);
     return n;
   };
-  EXPECT_TRUE(WaitFor([&] { return ConsumerDrained(); }, std::chrono::seconds(20)));
+  EXPECT_TRUE(WaitFor([&] { return ConsumerDrained(); }, std::chrono::seconds(20))) << Diagnose();
   EXPECT_EQ(count("SELECT count(*) FROM alerts"), kMessages * kFindings);
   EXPECT_EQ(count("SELECT count(DISTINCT uid) FROM alerts"), kMessages * kFindings);
   EXPECT_EQ(count("SELECT count(*) FROM messages"), kMessages);

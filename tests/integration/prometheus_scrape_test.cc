@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -25,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "../unit/pipeline/loopback.h"
 #include "core/http_server.h"
 #include "core/metrics.h"
 
@@ -36,24 +38,6 @@ constexpr const char* kPromtool = "/usr/bin/promtool";
 constexpr const char* kHistogramName = "vigil_it_latency_seconds";
 constexpr auto kDeadline = std::chrono::seconds(60);
 constexpr auto kPollInterval = std::chrono::milliseconds(250);
-
-// A loopback port that was free a moment ago (Prometheus binds it itself).
-uint16_t FreeLoopbackPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return 0;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  uint16_t port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
 
 std::string UrlEncode(std::string_view s) {
   std::string out;
@@ -103,6 +87,8 @@ class ChildProcess {
     ::close(log_fd);
     return pid_ > 0;
   }
+
+  pid_t pid() const { return pid_; }
 
   // True while the child runs; reaps it once it has exited.
   bool Running() {
@@ -168,8 +154,6 @@ TEST_F(PrometheusScrapeTest, PrometheusReadsOurHistogramQuantiles) {
   MetricsServer server(registry);
   ASSERT_TRUE(server.Start("127.0.0.1", 0).ok());
 
-  const uint16_t prom_port = FreeLoopbackPort();
-  ASSERT_NE(prom_port, 0);
   const std::filesystem::path config = dir_ / "prometheus.yml";
   std::ofstream(config) << "global:\n"
                            "  scrape_interval: 1s\n"
@@ -180,10 +164,33 @@ TEST_F(PrometheusScrapeTest, PrometheusReadsOurHistogramQuantiles) {
                            "      - targets: ['127.0.0.1:"
                         << server.port() << "']\n";
   const std::filesystem::path log = dir_ / "prometheus.log";
-  ASSERT_TRUE(prometheus_.Spawn({kPrometheus, "--config.file=" + config.string(),
-                                 "--storage.tsdb.path=" + (dir_ / "data").string(),
-                                 "--web.listen-address=127.0.0.1:" + std::to_string(prom_port)},
-                                log));
+  // Prometheus binds the port itself: a port picked free can be taken by another process before
+  // it does. It then exits at start ("address already in use"), and is started again on another
+  // port; it counts as started once it is the one listening on its port.
+  uint16_t prom_port = 0;
+  for (int attempt = 1; attempt <= 5 && prom_port == 0; ++attempt) {
+    const uint16_t port = pipeline::testing::KernelChosenPort();
+    ASSERT_NE(port, 0);
+    ASSERT_TRUE(prometheus_.Spawn({kPrometheus, "--config.file=" + config.string(),
+                                   "--storage.tsdb.path=" + (dir_ / "data").string(),
+                                   "--web.listen-address=127.0.0.1:" + std::to_string(port)},
+                                  log));
+    const auto give_up = std::chrono::steady_clock::now() + kDeadline;
+    while (prometheus_.Running() && std::chrono::steady_clock::now() < give_up) {
+      if (pipeline::testing::OwnsListener(prometheus_.pid(), port)) {
+        prom_port = port;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_TRUE(prom_port != 0 || !prometheus_.Running())
+        << "prometheus did not listen within " << kDeadline.count() << " s; log:\n"
+        << ReadFile(log);
+    if (prom_port == 0) {
+      std::cout << "prometheus exited at start (port taken?); log:\n" << ReadFile(log);
+    }
+  }
+  ASSERT_NE(prom_port, 0) << "prometheus exited at start 5 times; log:\n" << ReadFile(log);
 
   const std::string query = std::string("histogram_quantile(0.99, ") + kHistogramName + "_bucket)";
   const std::string path = "/api/v1/query?query=" + UrlEncode(query);

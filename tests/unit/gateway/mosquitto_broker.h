@@ -44,12 +44,11 @@ class MosquittoBroker {
   uint16_t port() const { return port_; }
   const std::string& why() const { return why_; }
 
-  // Starts the broker on port(); true once it accepts connections (within 10 s).
+  // Starts the broker on port(); true once it listens (within 10 s).
   bool Start() {
     if (server_.running()) return true;
     const std::string conf = dir_.Join("mosquitto.conf");
-    std::string text = "listener " + std::to_string(port_) +
-                       " 127.0.0.1\npersistence false\nlog_dest file " +
+    std::string text = " 127.0.0.1\npersistence false\nlog_dest file " +
                        dir_.Join("mosquitto.log") + "\n";
     // As root the broker would drop to the mosquitto user, who cannot read the test's keys.
     if (::geteuid() == 0) text += "user root\n";
@@ -73,9 +72,15 @@ class MosquittoBroker {
       }
       text += "allow_anonymous false\npassword_file " + passwd + "\n";
     }
-    pipeline::testing::WriteFile(conf, text);
-    // The broker writes only to its log file, so it may keep the test's standard streams.
-    return server_.Start({"mosquitto", "-c", conf}, port_, "apt-get install mosquitto", &why_);
+    // The broker writes only to its log file, so it may keep the test's standard streams. The
+    // first start moves to another free port should the port have been taken meanwhile.
+    auto args = [&](uint16_t port) {
+      pipeline::testing::WriteFile(conf, "listener " + std::to_string(port) + text);
+      return std::vector<std::string>{"mosquitto", "-c", conf};
+    };
+    const bool first = !started_;
+    started_ = true;
+    return server_.StartOnFreePort(args, &port_, first, "apt-get install mosquitto", &why_);
   }
 
   // SIGTERM, and SIGKILL when the broker has not exited within 2 s.
@@ -84,6 +89,7 @@ class MosquittoBroker {
  private:
   pipeline::testing::TempDir dir_;  // the config, the password file and the broker's log
   uint16_t port_ = 0;
+  bool started_ = false;  // once started, a restart keeps the port
   BrokerSecurity security_;
   pipeline::testing::LoopbackServer server_;
   std::string why_;

@@ -2,7 +2,8 @@
 
 // A real PostgreSQL 15 for the hub's tests: one server per test binary, started at first use
 // (initdb + postgres from /usr/lib/postgresql/15/bin) in a private temporary directory, on
-// 127.0.0.1 and a free port, with its unix socket in that directory; a fresh database per test.
+// 127.0.0.1 and a free port (another one if it was taken before the server bound it), with its
+// unix socket in that directory; a fresh database per test.
 // As root the server runs as the `postgres` system user (PostgreSQL refuses root; the Debian
 // package creates the user). It is stopped when the test binary exits, and, should the binary
 // die without exiting, by the kernel's parent-death signal (SIGINT: a fast shutdown).
@@ -30,6 +31,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "../pipeline/loopback.h"
 
 namespace vigil::hub::testing {
 
@@ -91,21 +94,6 @@ class PostgresServer {
   std::string Conninfo(const std::string& db) const {
     return "host=127.0.0.1 port=" + std::to_string(port_) + " user=postgres dbname=" + db +
            " connect_timeout=5";
-  }
-
-  static int FreePort() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    int port = 0;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-      port = ntohs(a.sin_port);
-    }
-    ::close(fd);
-    return port;
   }
 
   // Forks and execs argv as the server's user with a fixed environment, output to `log`.
@@ -174,8 +162,10 @@ class PostgresServer {
         WEXITSTATUS(status) != 0) {
       return "initdb failed:\n" + Tail(log);
     }
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      port_ = FreePort();
+    // A port picked free can be taken by another process before the server binds it: the server
+    // then exits (try another port), and the port answers, but not as this server, until then.
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      port_ = pipeline::testing::KernelChosenPort();
       pid_ = Spawn({bin + "/postgres", "-D", data, "-h", "127.0.0.1", "-p", std::to_string(port_),
                     "-k", dir_, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c",
                     "full_page_writes=off", "-c", "max_connections=100", "-c",
@@ -184,7 +174,10 @@ class PostgresServer {
       if (pid_ < 0) return "fork failed";
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
       while (std::chrono::steady_clock::now() < deadline) {
-        if (PQping(Conninfo("postgres").c_str()) == PQPING_OK) return "";
+        if (PQping(Conninfo("postgres").c_str()) == PQPING_OK &&
+            pipeline::testing::OwnsListener(pid_, static_cast<uint16_t>(port_))) {
+          return "";
+        }
         if (::waitpid(pid_, &status, WNOHANG) == pid_) {
           pid_ = -1;
           break;  // e.g. the port was taken meanwhile: try another

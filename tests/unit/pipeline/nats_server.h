@@ -42,21 +42,29 @@ class NatsServer {
   const std::string& dir() const { return dir_; }
   const std::string& why() const { return why_; }
 
-  // Starts the server on port(); true once it accepts connections (within 10 s).
+  // Starts the server on port(); true once it listens (within 10 s). The first start moves to
+  // another free port should the port have been taken meanwhile (port() and url() then say
+  // which); a restart keeps the port.
   bool Start() {
     if (server_.running()) return true;
     if (dir_.empty()) {
       why_ = "no temporary folder";
       return false;
     }
-    std::vector<std::string> args = {
-        "nats-server",         "-js", "-a",         "127.0.0.1", "-p",
-        std::to_string(port_), "-sd", dir_ + "/js", "-l",        dir_ + "/nats-server.log"};
-    if (!token_.empty()) {
-      args.push_back("--auth");
-      args.push_back(token_);
-    }
-    return server_.Start(std::move(args), port_, "scripts/install-deps.sh test installs it", &why_);
+    auto args = [&](uint16_t port) {
+      std::vector<std::string> a = {
+          "nats-server",        "-js", "-a",         "127.0.0.1", "-p",
+          std::to_string(port), "-sd", dir_ + "/js", "-l",        dir_ + "/nats-server.log"};
+      if (!token_.empty()) {
+        a.push_back("--auth");
+        a.push_back(token_);
+      }
+      return a;
+    };
+    const bool first = !started_;
+    started_ = true;
+    return server_.StartOnFreePort(args, &port_, first, "scripts/install-deps.sh test installs it",
+                                   &why_);
   }
 
   // SIGTERM, and SIGKILL when the server has not exited within 5 s.
@@ -66,6 +74,7 @@ class NatsServer {
   std::string token_;
   std::string dir_;
   uint16_t port_ = 0;
+  bool started_ = false;  // once started, a restart keeps the port
   pipeline::testing::LoopbackServer server_;
   std::string why_;
 };
