@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -84,7 +85,8 @@ class GateDecider {
 // Answers held calls whose deadline passed. A gate registers the call it is deciding (Begin),
 // and takes it back when the decision is made (Finish); Finish() returns false when the watchdog
 // answered first. The thread sleeps until the earliest registered deadline; registering wakes it
-// only when it is idle, so the common path costs two uncontended lock round trips.
+// only when the new deadline is earlier than the one it sleeps towards (always when it is idle),
+// so the common path costs two uncontended lock round trips.
 class GateWatchdog {
  public:
   // `answer` sends an answer for a registered call to the kernel (called at most once per call,
@@ -124,6 +126,10 @@ class GateWatchdog {
 
   uint64_t deadline_answers() const { return deadline_answers_.load(std::memory_order_relaxed); }
 
+  // The time (monotonic ns) the thread sleeps towards: the earliest deadline it knows (or its
+  // stuck hook's next run); INT64_MAX while it is idle or not asleep. For tests and diagnostics.
+  int64_t sleeping_until();
+
  private:
   void Run();
   // With mu_ held: answers `s` (not yet answered, deadline passed) with its fallback.
@@ -134,7 +140,8 @@ class GateWatchdog {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Slot*> slots_;
-  bool idle_ = false;
+  // What the thread waits for (sleeping_until()); guarded by mu_.
+  int64_t sleeping_until_ = std::numeric_limits<int64_t>::max();
   bool stop_ = false;
   int64_t stuck_period_ns_ = 0;
   std::function<void()> stuck_hook_;

@@ -1000,9 +1000,7 @@ TEST(GateAccountingTest, EveryAnsweredCallIsCountedOnceInTheOutcomeOfItsAnswer) 
   AnswerCounting t;
   using A = sensor::GateAnswer;
   // The model answers "anomalous" (deny) only after the 2 ms deadline: the watchdog's allow
-  // fallback is the call's answer, the deny decision is late. (First: the watchdog sleeps until
-  // the earliest deadline it knows, and is woken by a new call only when idle, as a gate's calls
-  // have deadlines in the order they arrive.)
+  // fallback is the call's answer, the deny decision is late.
   EXPECT_EQ(t.Call(5, 2'000'000), A::kAllow);
   EXPECT_EQ(t.Call(9), A::kDeny);    // an enforced deny rule
   EXPECT_EQ(t.Call(80), A::kAllow);  // no rule
