@@ -32,6 +32,7 @@ enum class GateFallbackCause : uint8_t {
   kUnreadable,  // the call's arguments could not be read (bad pointer, too long): never decided
   kQueued,      // queued behind a decision stuck past its deadline: allowed by the watchdog
                 // without a decision (the fanotify gate, which reads its calls in order)
+  kStopping,    // pending when the gate stopped: answered undecided before it let go
 };
 
 // One held call. `event` has source kSeccomp or kFanotify, kind kProcessExec (path: the program
@@ -70,10 +71,14 @@ class GateDecider {
   // `call` was answered with the fallback `answer` for `cause`. For kDeadline this runs on the
   // watchdog thread while Decide() for the same call may still be running; for kUnreadable,
   // Decide() is not called (`call` holds what could be read); for kQueued, on the watchdog
-  // thread while Decide() of another call is stuck, and Decide() is not called for `call`.
+  // thread while Decide() of another call is stuck, and Decide() is not called for `call`; for
+  // kStopping, on the gate's thread as it stops, and Decide() is not called for `call`.
   virtual void OnFallback(const GateCall& call, GateAnswer answer, GateFallbackCause cause) = 0;
   // Decide() returned `decided` after the watchdog had answered the call.
   virtual void Late(const GateCall& call, GateAnswer decided) = 0;
+  // The answer for a call the gate answers without a decision (kUnreadable, kStopping), given
+  // the gate's fallback: e.g. allow while the decider would only monitor. Any thread.
+  virtual GateAnswer UndecidedAnswer(GateAnswer gate_fallback) { return gate_fallback; }
   // Decide()'s `answer` is the call's: the watchdog can no longer answer it, and the gate sends
   // it next. On the gate's thread, right after Decide(), for every call Late() is not told of.
   virtual void Answered(const GateCall& call, GateAnswer answer) {
