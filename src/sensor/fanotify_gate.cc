@@ -159,7 +159,12 @@ bool FanotifyGate::Drain(DrainMode mode, int64_t woken_ns) {
   alignas(fanotify_event_metadata) char buf[8192];
   while (true) {
     if (mode == DrainMode::kStopping && stop_answers >= kMaxAnsweredAtStop) return true;
-    const ssize_t len = read(fan_, buf, sizeof buf);
+    // Deciding, one event at a time: an event read with the one being decided would wait in this
+    // thread's buffer, out of the stuck hook's reach, for as long as that decision is stuck;
+    // left in the kernel's queue, the hook allows it (kQueued). (The group reports no info
+    // records: every event is FAN_EVENT_METADATA_LEN bytes.)
+    const ssize_t len =
+        read(fan_, buf, mode == DrainMode::kDecide ? FAN_EVENT_METADATA_LEN : sizeof buf);
     if (len < 0) return errno == EAGAIN || errno == EINTR;
     if (len == 0) return true;
     const auto* m = reinterpret_cast<const fanotify_event_metadata*>(buf);

@@ -1428,6 +1428,92 @@ TEST(FanotifyGateTest, EventsHeldWhenTheGateStopsAreAnsweredWithTheFallbackAndCo
   fs::remove_all(out_dir);
 }
 
+// Three children open a file each at once; the first open's decision waits until all three are
+// held (the probe exits), so the other two are queued together when the gate reads next. The
+// second's decision then sticks past its deadline: the third must be allowed by the watchdog
+// (queued behind a stuck decision) as the second gets its deadline fallback, not wait for the
+// stuck decision in the gate thread's buffer (it read events in batches: read with the second,
+// the third was out of the watchdog's reach until the stuck decision returned).
+TEST(FanotifyGateTest, AnEventQueuedWithAStuckDecisionIsAllowedByTheWatchdogNotHeldBehindIt) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root";
+  TmpfsDir t;
+  if (!t.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here";
+  const std::string held = (t.bin() / "held-").string();
+  for (const char* f : {"held-0", "held-1", "held-2"}) std::ofstream(t.bin() / f) << "x";
+  const fs::path out_dir = TempDir("fanotify-batch");
+  const fs::path out = out_dir / "out";
+  policy::RuleSet rules;
+  core::Registry registry;
+  constexpr int64_t kDeadline = 2'000'000'000;
+  enforce::DecisionGate gate(&rules, enforce::GateOptions{.name = "fanotify", .deadline_ns = kDeadline},
+                             nullptr, &registry, nullptr);
+  app::GateDeciderAdapter adapter(&gate);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool probe_done = false, released = false;  // guarded by mu
+  int held_calls = 0;                         // guarded by mu
+  HeldDecider decider(&adapter, [&] {
+    std::unique_lock<std::mutex> lock(mu);
+    const int n = ++held_calls;
+    if (n == 1) {  // until the three children are held
+      std::ofstream(out.string() + ".go") << "go";
+      cv.wait_for(lock, std::chrono::seconds(10), [&] { return probe_done; });
+    } else if (n == 2) {  // stuck until released
+      cv.wait_for(lock, std::chrono::seconds(20), [&] { return released; });
+    }
+  });
+  sensor::FanotifyGateOptions o;
+  o.paths = {t.bin().string()};
+  o.exec = false;
+  o.open = true;
+  o.deadline_ns = kDeadline;
+  auto g = sensor::FanotifyGate::Start(o, &decider);
+  ASSERT_TRUE(g.has_value()) << g.error().message();
+  int rc = -1;
+  std::thread probe([&] {
+    rc = std::system((std::string(VIGIL_GATE_PROBE) + " leave " + out.string() + " " + held +
+                      "0 " + held + "1 " + held + "2")
+                         .c_str());
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      probe_done = true;
+    }
+    cv.notify_all();
+  });
+  // Every child answered while the second's decision is still stuck: the first decided, the
+  // second and third by the watchdog (its deadline fallback, and allowed as queued behind it).
+  auto answered = [&] {
+    int n = 0;
+    for (int i = 0; i < 3; ++i) {
+      if (ReadFile(out.string() + "." + std::to_string(i)).find('\n') != std::string::npos) ++n;
+    }
+    return n;
+  };
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (answered() < 3 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const int answered_while_stuck = answered();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    released = true;
+  }
+  cv.notify_all();
+  probe.join();
+  (*g)->Stop();
+  EXPECT_EQ(rc, 0) << "the children were not all held within 10 s";
+  EXPECT_EQ(answered_while_stuck, 3) << "an event waited behind the stuck decision";
+  EXPECT_EQ(LeftChildrenResults(out, 3), (std::vector<int>{0, 0, 0}));
+  const sensor::FanotifyGateStats fst = (*g)->stats();
+  EXPECT_EQ(fst.calls, 3u);
+  EXPECT_EQ(fst.allowed, 3u);
+  auto outcome = registry.GetCounter("vigil_gate_decisions_total", "",
+                                     {{"gate", "fanotify"}, {"outcome", "allow"}});
+  ASSERT_TRUE(outcome.has_value());
+  EXPECT_EQ((*outcome)->Value(), 3u);
+  fs::remove_all(out_dir);
+}
+
 // A decider that takes `delay` per call and allows it.
 class DelayDecider final : public sensor::GateDecider {
  public:
