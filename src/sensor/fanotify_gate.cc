@@ -39,7 +39,7 @@ constexpr uint64_t kPermMask = FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM;
 
 struct FanotifyGate::Counters {
   std::atomic<uint64_t> calls{0}, allowed{0}, denied{0}, own{0}, stuck_allowed{0}, overflows{0},
-      stop_answers{0};
+      stop_answers{0}, read_errors{0};
 };
 
 core::Result<std::unique_ptr<FanotifyGate>> FanotifyGate::Start(const FanotifyGateOptions& options,
@@ -122,6 +122,7 @@ FanotifyGateStats FanotifyGate::stats() const {
   s.stuck_allowed = counters_->stuck_allowed.load();
   s.overflows = counters_->overflows.load();
   s.stop_answers = counters_->stop_answers.load();
+  s.read_errors = counters_->read_errors.load();
   s.deadline_answers = watchdog_ ? watchdog_->deadline_answers() : deadline_answers_after_stop_;
   return s;
 }
@@ -165,7 +166,16 @@ bool FanotifyGate::Drain(DrainMode mode, int64_t woken_ns) {
     // records: every event is FAN_EVENT_METADATA_LEN bytes.)
     const ssize_t len =
         read(fan_, buf, mode == DrainMode::kDecide ? FAN_EVENT_METADATA_LEN : sizeof buf);
-    if (len < 0) return errno == EAGAIN || errno == EINTR;
+    if (len < 0) {
+      const int err = errno;
+      if (err == EAGAIN || err == EINTR) return true;
+      if (err == EINVAL || err == EBADF || err == EFAULT) return false;  // the group is unusable
+      // The kernel took an event off its queue but could not hand it over (no fd for the file:
+      // EMFILE, ENFILE, ENOMEM; or opening it failed), and denied it. Counted; the reader goes
+      // on (returning would leave every later event unanswered until Stop()).
+      counters_->read_errors.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
     if (len == 0) return true;
     const auto* m = reinterpret_cast<const fanotify_event_metadata*>(buf);
     ssize_t left = len;

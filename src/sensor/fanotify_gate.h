@@ -61,6 +61,8 @@ struct FanotifyGateStats {
   uint64_t stuck_allowed = 0;     // queued behind a stuck decision, allowed by the watchdog
   uint64_t overflows = 0;         // the kernel's queue overflowed (FAN_Q_OVERFLOW)
   uint64_t stop_answers = 0;      // read or queued when the gate stopped: answered undecided
+  uint64_t read_errors = 0;       // events the kernel could not hand over (e.g. EMFILE): it
+                                  // denied them, undecided and in no outcome
 };
 
 class FanotifyGate {

@@ -5,7 +5,12 @@
 
 #include <gtest/gtest.h>
 #include <sched.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -1512,6 +1517,98 @@ TEST(FanotifyGateTest, AnEventQueuedWithAStuckDecisionIsAllowedByTheWatchdogNotH
   ASSERT_TRUE(outcome.has_value());
   EXPECT_EQ((*outcome)->Value(), 3u);
   fs::remove_all(out_dir);
+}
+
+// A child process that opens `path` once released, and reports the open's errno.
+class OpenerChild {
+ public:
+  explicit OpenerChild(const std::string& path) {
+    if (pipe2(go_, O_CLOEXEC) != 0 || pipe2(result_, O_CLOEXEC) != 0) return;
+    const char* p = path.c_str();
+    pid_ = fork();
+    if (pid_ == 0) {  // only async-signal-safe calls
+      char c = 0;
+      if (read(go_[0], &c, 1) != 1) _exit(1);
+      const int fd = open(p, O_RDONLY | O_CLOEXEC);
+      const int err = fd < 0 ? errno : 0;
+      (void)!write(result_[1], &err, sizeof err);
+      _exit(0);
+    }
+  }
+  ~OpenerChild() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    for (int fd : {go_[0], go_[1], result_[0], result_[1]}) {
+      if (fd >= 0) close(fd);
+    }
+  }
+  bool started() const { return pid_ > 0; }
+  bool Release() { return write(go_[1], "g", 1) == 1; }
+  // The open's errno, or -1 when the child has not reported within 10 s.
+  int Result() {
+    pollfd p{result_[0], POLLIN, 0};
+    if (poll(&p, 1, 10'000) != 1) return -1;
+    int err = -1;
+    if (read(result_[0], &err, sizeof err) != sizeof err) return -1;
+    return err;
+  }
+
+ private:
+  int go_[2] = {-1, -1};
+  int result_[2] = {-1, -1};
+  pid_t pid_ = -1;
+};
+
+// The kernel takes an open event off its queue but cannot hand it to the gate (the gate's
+// process has no file descriptor left: EMFILE) and denies it. The gate counts it and reads on:
+// the next event is decided (before, its reader thread ended, and every later event on the
+// watched files waited, unanswered, until the gate stopped).
+TEST(FanotifyGateTest, AnEventTheKernelCannotHandOverIsCountedAndTheGateReadsOn) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root";
+  TmpfsDir t;
+  if (!t.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here";
+  policy::RuleSet rules;
+  enforce::DecisionGate gate(&rules, enforce::GateOptions{.name = "fanotify"}, nullptr, nullptr,
+                             nullptr);
+  app::GateDeciderAdapter adapter(&gate);
+  sensor::FanotifyGateOptions o;
+  o.paths = {t.bin().string()};
+  o.exec = false;
+  o.open = true;
+  o.deadline_ns = kDecideDeadlineNs;
+  auto g = sensor::FanotifyGate::Start(o, &adapter);
+  ASSERT_TRUE(g.has_value()) << g.error().message();
+  const std::string data = (t.bin() / "data.txt").string();
+  OpenerChild first(data), second(data);  // forked before the limit is lowered
+  ASSERT_TRUE(first.started() && second.started());
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  // No new file descriptor in this process, the gate's included: a limit of 2 with 0 and 1 open
+  // (and not below 2: poll(2) refuses more descriptors than the limit, and the gate polls two).
+  for (int fd : {0, 1}) {
+    if (fcntl(fd, F_GETFD) < 0) {
+      ASSERT_EQ(open("/dev/null", O_RDWR), fd);
+    }
+  }
+  rlimit none = saved;
+  none.rlim_cur = 2;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &none), 0);
+  const bool released = first.Release();
+  const int first_err = first.Result();
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  ASSERT_TRUE(released);
+  ASSERT_TRUE(second.Release());
+  const int second_err = second.Result();
+  (*g)->Stop();
+  EXPECT_EQ(first_err, EPERM);  // denied by the kernel
+  EXPECT_EQ(second_err, 0) << "the gate stopped reading after the failed read";
+  const sensor::FanotifyGateStats fst = (*g)->stats();
+  EXPECT_EQ(fst.read_errors, 1u);
+  EXPECT_EQ(fst.calls, 1u);
+  EXPECT_EQ(fst.allowed, 1u);
+  EXPECT_EQ(gate.stats().decisions, 1u);
 }
 
 // A decider that takes `delay` per call and allows it.
