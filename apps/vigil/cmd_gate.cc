@@ -82,9 +82,12 @@ int RunGate(const GateCmdOptions& o, const CLI::App& cmd) {
                       {"fallbacks", gs.fallbacks},
                       {"deadline_fallbacks", gs.deadline_fallbacks},
                       {"model_fallbacks", gs.model_fallbacks},
+                      {"stopping_fallbacks", gs.stopping_fallbacks},
                       {"late_decisions", gs.late},
                       {"own", fs.own},
                       {"stuck_allowed", fs.stuck_allowed},
+                      {"stop_answers", fs.stop_answers},
+                      {"read_errors", fs.read_errors},
                       {"overflows", fs.overflows},
                       {"proc_syscalls", decider.context_stats().syscalls},
                       {"proc_syscalls_per_call", decider.ProcSyscallsPerCall()},
@@ -108,7 +111,9 @@ RunFn AddGateCommand(CLI::App& root) {
   CLI::App* cmd = root.add_subcommand(
       "gate",
       "Hold execs (and opens) of files on the given paths until the policy decides (fanotify "
-      "permission events; root); runs until SIGINT/SIGTERM (docs/gates.md)");
+      "permission events; root); runs until SIGINT/SIGTERM, then answers the events it holds "
+      "with the fallback (reason \"stopping\"); the kernel allows those that come after it "
+      "stopped (docs/gates.md)");
   cmd->add_option("--watch", o->watch,
                   "A file, or a directory (the files directly in it); repeatable. Never a mount: "
                   "a directory holding vigil itself is refused")

@@ -112,6 +112,7 @@ int RunRun(const RunOptions& o, const CLI::App& cmd) {
                         {"fallbacks", gs.fallbacks},
                         {"deadline_fallbacks", gs.deadline_fallbacks},
                         {"model_fallbacks", gs.model_fallbacks},
+                        {"stopping_fallbacks", gs.stopping_fallbacks},
                         {"late_decisions", gs.late},
                         {"unreadable", ss.read_failures},
                         {"vanished", ss.vanished},
@@ -157,7 +158,11 @@ RunFn AddRunCommand(CLI::App& root) {
   cmd->add_option("program", o->argv, "The program and its arguments, after --: vigil run [OPTIONS] -- PROGRAM [ARGS...]")->required();
   cmd->footer(
       "Exit code: the program's (128+N when killed by signal N; 126/127 when it could not be "
-      "started), or 1/2 when vigil itself fails before starting it.");
+      "started), or 1/2 when vigil itself fails before starting it.\n"
+      "When the program exits, vigil run stops: calls its remaining processes have pending are "
+      "answered with the fallback (counted and audited as fallbacks, reason \"stopping\"); "
+      "supervised calls they make after that fail with ENOSYS (the kernel's answer once the "
+      "gate's listener is closed).");
   return [o, cmd] { return RunRun(*o, *cmd); };
 }
 

@@ -140,8 +140,16 @@ void GateDeciderAdapter::OnFallback(const sensor::GateCall& call, sensor::GateAn
     case sensor::GateFallbackCause::kQueued:
       why = enforce::FallbackReason::kQueued;
       break;
+    case sensor::GateFallbackCause::kStopping:
+      why = enforce::FallbackReason::kStopping;
+      break;
   }
   gate_->FallbackAnswered(call.event, answer == sensor::GateAnswer::kDeny, why, rules.get());
+}
+
+sensor::GateAnswer GateDeciderAdapter::UndecidedAnswer(sensor::GateAnswer gate_fallback) {
+  // A gate in monitor mode (or held back to it) denies nothing, as in Decide.
+  return gate_->mode() == enforce::GateMode::kMonitor ? sensor::GateAnswer::kAllow : gate_fallback;
 }
 
 void GateDeciderAdapter::Late(const sensor::GateCall&, sensor::GateAnswer) {

@@ -125,6 +125,7 @@ class GateDeciderAdapter final : public sensor::GateDecider {
   void OnFallback(const sensor::GateCall& call, sensor::GateAnswer answer,
                   sensor::GateFallbackCause cause) override;
   void Late(const sensor::GateCall& call, sensor::GateAnswer decided) override;
+  sensor::GateAnswer UndecidedAnswer(sensor::GateAnswer gate_fallback) override;
   void Answered(const sensor::GateCall& call, sensor::GateAnswer answer) override;
 
   // Every decided call (with its /proc context) is also given to `recorder` (may be null; must

@@ -45,6 +45,7 @@ std::string_view FallbackReasonName(FallbackReason r) {
     case FallbackReason::kUnreadable: return "unreadable";
     case FallbackReason::kError: return "error";
     case FallbackReason::kQueued: return "queued";
+    case FallbackReason::kStopping: return "stopping";
   }
   return "";
 }
@@ -53,7 +54,7 @@ bool IsGateDenyRule(const policy::Rule& r) { return r.has_action && r.action.typ
 
 struct DecisionGate::Metrics {
   std::atomic<uint64_t> decisions{0}, denied{0}, would_deny{0}, alerts{0}, fallbacks{0},
-      deadline_fallbacks{0}, model_fallbacks{0}, late{0};
+      deadline_fallbacks{0}, model_fallbacks{0}, stopping_fallbacks{0}, late{0};
   core::Counter* allow = nullptr;
   core::Counter* deny = nullptr;
   core::Counter* would = nullptr;
@@ -63,6 +64,7 @@ struct DecisionGate::Metrics {
   core::Counter* fb_unreadable = nullptr;
   core::Counter* fb_error = nullptr;
   core::Counter* fb_queued = nullptr;
+  core::Counter* fb_stopping = nullptr;
   core::Counter* late_c = nullptr;
   core::Histogram* seconds = nullptr;
 };
@@ -95,7 +97,7 @@ DecisionGate::DecisionGate(GateRules rules, GateOptions options, VerdictSource* 
   constexpr std::string_view kFallbacks = "vigil_gate_fallbacks_total";
   constexpr std::string_view kFallbacksHelp =
       "Calls answered with a fallback (deadline passed, model failed, arguments unreadable, "
-      "decision failed, queued behind a stuck decision)";
+      "decision failed, queued behind a stuck decision, pending when the gate stopped)";
   m.fb_deadline = CounterOrNull(metrics, kFallbacks, kFallbacksHelp,
                                 {{"gate", g}, {"reason", "deadline"}});
   m.fb_model = CounterOrNull(metrics, kFallbacks, kFallbacksHelp,
@@ -106,6 +108,8 @@ DecisionGate::DecisionGate(GateRules rules, GateOptions options, VerdictSource* 
       CounterOrNull(metrics, kFallbacks, kFallbacksHelp, {{"gate", g}, {"reason", "error"}});
   m.fb_queued =
       CounterOrNull(metrics, kFallbacks, kFallbacksHelp, {{"gate", g}, {"reason", "queued"}});
+  m.fb_stopping =
+      CounterOrNull(metrics, kFallbacks, kFallbacksHelp, {{"gate", g}, {"reason", "stopping"}});
   m.late_c = CounterOrNull(metrics, "vigil_gate_late_decisions_total",
                            "Decisions that finished after their call was answered by the watchdog",
                            {{"gate", g}});
@@ -278,6 +282,11 @@ void DecisionGate::FallbackAnswered(const core::Event& event, bool deny, Fallbac
       Bump(m.fb_queued);
       reason = "queued behind a decision stuck past its deadline";
       break;
+    case FallbackReason::kStopping:
+      m.stopping_fallbacks.fetch_add(1, std::memory_order_relaxed);
+      Bump(m.fb_stopping);
+      reason = "pending when the gate stopped";
+      break;
     default:  // kUnreadable (kModelError and kError come with a decision: Answered)
       Bump(m.fb_unreadable);
       reason = "the call's arguments could not be read";
@@ -348,6 +357,7 @@ GateStats DecisionGate::stats() const {
   s.fallbacks = m.fallbacks.load(std::memory_order_relaxed);
   s.deadline_fallbacks = m.deadline_fallbacks.load(std::memory_order_relaxed);
   s.model_fallbacks = m.model_fallbacks.load(std::memory_order_relaxed);
+  s.stopping_fallbacks = m.stopping_fallbacks.load(std::memory_order_relaxed);
   s.late = m.late.load(std::memory_order_relaxed);
   return s;
 }

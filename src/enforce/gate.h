@@ -72,8 +72,9 @@ enum class FallbackReason : uint8_t {
   kUnreadable,  // the sensor could not read the call's arguments: nothing to decide on
   kError,       // the decision failed (an exception from a library it calls): DecisionFailed
   kQueued,      // queued behind a stuck decision: allowed by the sensor's watchdog undecided
+  kStopping,    // pending when the gate stopped: answered undecided with the gate's fallback
 };
-// "deadline", "model_error", "unreadable", "error", "queued"
+// "deadline", "model_error", "unreadable", "error", "queued", "stopping"
 std::string_view FallbackReasonName(FallbackReason r);
 
 struct GateOptions {
@@ -137,6 +138,7 @@ struct GateStats {
   uint64_t fallbacks = 0;  // every fallback (deadline, model error, unreadable, error, queued)
   uint64_t deadline_fallbacks = 0;
   uint64_t model_fallbacks = 0;  // the verdict source failed in time (kModelError)
+  uint64_t stopping_fallbacks = 0;  // pending when the gate stopped (kStopping)
   uint64_t late = 0;             // decisions discarded: the watchdog had answered (LateDecision)
 };
 
@@ -177,8 +179,8 @@ class DecisionGate {
   // stats().denied when denied: the sum of the outcomes is the number of calls answered.
   //
   // The sensor answered the call of `event` with the fallback `deny` without a decision: its
-  // watchdog at the deadline (kDeadline) or behind a stuck decision (kQueued), or because the
-  // arguments were unreadable (kUnreadable). Counted as
+  // watchdog at the deadline (kDeadline) or behind a stuck decision (kQueued), because the
+  // arguments were unreadable (kUnreadable), or as the gate stopped (kStopping). Counted as
   // a fallback (stats().fallbacks, vigil_gate_fallbacks_total{reason}) and as its answer's
   // outcome; recorded.
   // `rules`: those the call's decision started with (its deadline fallback was armed from them),

@@ -38,7 +38,8 @@ constexpr uint64_t kPermMask = FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM;
 }  // namespace
 
 struct FanotifyGate::Counters {
-  std::atomic<uint64_t> calls{0}, allowed{0}, denied{0}, own{0}, stuck_allowed{0}, overflows{0};
+  std::atomic<uint64_t> calls{0}, allowed{0}, denied{0}, own{0}, stuck_allowed{0}, overflows{0},
+      stop_answers{0}, read_errors{0};
 };
 
 core::Result<std::unique_ptr<FanotifyGate>> FanotifyGate::Start(const FanotifyGateOptions& options,
@@ -90,7 +91,7 @@ core::Result<std::unique_ptr<FanotifyGate>> FanotifyGate::Start(const FanotifyGa
       decider, options.realtime_priority);
   // While a decision is stuck, events queued behind it are allowed every quarter deadline.
   g->watchdog_->SetStuckHook(std::max<int64_t>(options.deadline_ns / 4, 100'000),
-                             [self] { self->Drain(true); });
+                             [self] { self->Drain(DrainMode::kStuck); });
   g->thread_ = core::StartRealtimeThread(
       options.realtime_priority, [self] { self->Serve(); }, &g->priority_status_);
   return g;
@@ -100,13 +101,14 @@ FanotifyGate::~FanotifyGate() { Stop(); }
 
 void FanotifyGate::Stop() {
   if (thread_.joinable()) {
+    stopping_.store(true, std::memory_order_release);
     const uint64_t one = 1;
     (void)!write(stop_fd_, &one, sizeof one);
     thread_.join();
   }
   if (watchdog_) deadline_answers_after_stop_ = watchdog_->deadline_answers();
   watchdog_.reset();
-  if (fan_ >= 0) close(fan_);  // the kernel allows whatever is still pending
+  if (fan_ >= 0) close(fan_);  // the kernel allows whatever arrived after the last read
   if (stop_fd_ >= 0) close(stop_fd_);
   fan_ = stop_fd_ = -1;
 }
@@ -119,6 +121,8 @@ FanotifyGateStats FanotifyGate::stats() const {
   s.own = counters_->own.load();
   s.stuck_allowed = counters_->stuck_allowed.load();
   s.overflows = counters_->overflows.load();
+  s.stop_answers = counters_->stop_answers.load();
+  s.read_errors = counters_->read_errors.load();
   s.deadline_answers = watchdog_ ? watchdog_->deadline_answers() : deadline_answers_after_stop_;
   return s;
 }
@@ -136,18 +140,42 @@ void FanotifyGate::Respond(int event_fd, GateAnswer a) {
 void FanotifyGate::Serve() {
   while (true) {
     const short revents = WaitReadable(fan_, stop_fd_);
+    if (revents == 0) {  // stopped (or poll failed): answer what is queued, then let go
+      Drain(DrainMode::kStopping);
+      return;
+    }
     if ((revents & POLLIN) == 0) return;
-    if (!Drain(false, stages_.enabled() ? GateNowNs() : 0)) return;
+    if (!Drain(DrainMode::kDecide, stages_.enabled() ? GateNowNs() : 0)) return;
   }
 }
 
-bool FanotifyGate::Drain(bool stuck, int64_t woken_ns) {
-  const bool timed = !stuck && stages_.enabled();
+bool FanotifyGate::Drain(DrainMode mode, int64_t woken_ns) {
+  const bool stuck = mode == DrainMode::kStuck;
+  // Events answered as the gate stops: those read, and those queued, up to this many (processes
+  // that keep calling cannot hold the stop).
+  constexpr int kMaxAnsweredAtStop = 4096;
+  int stop_answers = 0;
+  const bool timed = mode == DrainMode::kDecide && stages_.enabled();
   int64_t since = woken_ns;  // the start of the next call's receive stage
   alignas(fanotify_event_metadata) char buf[8192];
   while (true) {
-    const ssize_t len = read(fan_, buf, sizeof buf);
-    if (len < 0) return errno == EAGAIN || errno == EINTR;
+    if (mode == DrainMode::kStopping && stop_answers >= kMaxAnsweredAtStop) return true;
+    // Deciding, one event at a time: an event read with the one being decided would wait in this
+    // thread's buffer, out of the stuck hook's reach, for as long as that decision is stuck;
+    // left in the kernel's queue, the hook allows it (kQueued). (The group reports no info
+    // records: every event is FAN_EVENT_METADATA_LEN bytes.)
+    const ssize_t len =
+        read(fan_, buf, mode == DrainMode::kDecide ? FAN_EVENT_METADATA_LEN : sizeof buf);
+    if (len < 0) {
+      const int err = errno;
+      if (err == EAGAIN || err == EINTR) return true;
+      if (err == EINVAL || err == EBADF || err == EFAULT) return false;  // the group is unusable
+      // The kernel took an event off its queue but could not hand it over (no fd for the file:
+      // EMFILE, ENFILE, ENOMEM; or opening it failed), and denied it. Counted; the reader goes
+      // on (returning would leave every later event unanswered until Stop()).
+      counters_->read_errors.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
     if (len == 0) return true;
     const auto* m = reinterpret_cast<const fanotify_event_metadata*>(buf);
     ssize_t left = len;
@@ -176,6 +204,22 @@ bool FanotifyGate::Drain(bool stuck, int64_t woken_ns) {
       e.proc.pid = static_cast<uint32_t>(m->pid);
       e.proc.tid = static_cast<uint32_t>(m->pid);
       e.path = FdPath(m->fd);
+      // Stop() asked the gate to stop: this event and every one after it (read or queued) is
+      // answered undecided.
+      if (mode == DrainMode::kDecide && stopping_.load(std::memory_order_acquire)) {
+        mode = DrainMode::kStopping;
+      }
+      if (mode == DrainMode::kStopping) {  // on the gate's thread as it stops: told as a fallback
+        const GateAnswer a = decider_ != nullptr
+                                 ? decider_->UndecidedAnswer(options_.default_fallback)
+                                 : options_.default_fallback;
+        ++stop_answers;
+        counters_->stop_answers.fetch_add(1, std::memory_order_relaxed);
+        Respond(m->fd, a);
+        close(m->fd);
+        if (decider_ != nullptr) decider_->OnFallback(call, a, GateFallbackCause::kStopping);
+        continue;
+      }
       if (stuck) {  // on the watchdog's thread: allowed undecided, told as a fallback
         counters_->stuck_allowed.fetch_add(1);
         Respond(m->fd, GateAnswer::kAllow);

@@ -13,8 +13,12 @@
 // is allowed at once. Every held call has a deadline; the watchdog (GateWatchdog) answers with
 // the call's fallback when the decision is late, and while a decision is stuck past its
 // deadline it also reads and ALLOWs every event queued behind it, so no process waits longer
-// than the deadline plus one period because of a stuck decider. Closing the gate closes the
-// fanotify group, and the kernel then allows everything still pending.
+// than the deadline plus one period because of a stuck decider.
+//
+// Stopping. Stop() lets the decision under way finish; every event read but not yet decided, and
+// every one still queued in the kernel (up to 4,096), is then answered with the gate's fallback
+// undecided (GateFallbackCause::kStopping, the decider's UndecidedAnswer) and told to the
+// decider. Closing the fanotify group last, the kernel allows whatever arrived after that.
 //
 // Needs CAP_SYS_ADMIN (root) and Linux 5.0 for FAN_OPEN_EXEC_PERM.
 
@@ -56,6 +60,9 @@ struct FanotifyGateStats {
   uint64_t deadline_answers = 0;  // answered with the fallback by the watchdog
   uint64_t stuck_allowed = 0;     // queued behind a stuck decision, allowed by the watchdog
   uint64_t overflows = 0;         // the kernel's queue overflowed (FAN_Q_OVERFLOW)
+  uint64_t stop_answers = 0;      // read or queued when the gate stopped: answered undecided
+  uint64_t read_errors = 0;       // events the kernel could not hand over (e.g. EMFILE): it
+                                  // denied them, undecided and in no outcome
 };
 
 class FanotifyGate {
@@ -70,8 +77,13 @@ class FanotifyGate {
   FanotifyGate(const FanotifyGate&) = delete;
   FanotifyGate& operator=(const FanotifyGate&) = delete;
 
-  // Stops the reader and closes the group (pending calls are allowed by the kernel). Idempotent.
+  // Stops the reader once the decision under way (if any) is made, answers the events read or
+  // queued undecided (kStopping), and closes the group. Idempotent.
   void Stop();
+
+  // Whether Stop() has been called: from then on, events are no longer decided but answered
+  // undecided as the gate stops (kStopping).
+  bool stopping() const { return stopping_.load(std::memory_order_acquire); }
 
   FanotifyGateStats stats() const;
   // Whether options.realtime_priority was applied to the gate's thread (OK when it was 0).
@@ -82,10 +94,14 @@ class FanotifyGate {
  private:
   FanotifyGate() = default;
   void Serve();
-  // Reads what is queued and handles it; `stuck`: answer everything ALLOW without deciding, each
-  // told to the decider as a kQueued fallback (OnFallback).
+  // kDecide: decide each event (until Stop() asks the gate to stop: the rest as kStopping);
+  // kStuck: answer everything ALLOW without deciding, each told to the decider as a kQueued
+  // fallback (OnFallback); kStopping: answer everything with the gate's fallback undecided, each
+  // told as a kStopping fallback.
+  enum class DrainMode : uint8_t { kDecide, kStuck, kStopping };
+  // Reads what is queued and handles it per `mode`.
   // `woken_ns`: when the gate thread woke for it (stage times; 0 when not timed).
-  bool Drain(bool stuck, int64_t woken_ns = 0);
+  bool Drain(DrainMode mode, int64_t woken_ns = 0);
   void Respond(int event_fd, GateAnswer a);
 
   FanotifyGateOptions options_;
@@ -95,6 +111,7 @@ class FanotifyGate {
   pid_t self_ = 0;
   uint64_t seq_ = 0;
   uint64_t deadline_answers_after_stop_ = 0;
+  std::atomic<bool> stopping_{false};  // Stop() was called
   std::unique_ptr<GateWatchdog> watchdog_;
   GateStageTimes stages_;
   core::Status priority_status_;

@@ -67,6 +67,11 @@ GateWatchdog::~GateWatchdog() {
   thread_.join();
 }
 
+int64_t GateWatchdog::sleeping_until() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return sleeping_until_;
+}
+
 void GateWatchdog::SetStuckHook(int64_t period_ns, std::function<void()> fn) {
   std::lock_guard<std::mutex> lock(mu_);
   stuck_period_ns_ = period_ns;
@@ -79,7 +84,9 @@ void GateWatchdog::Begin(Slot* slot) {
     std::lock_guard<std::mutex> lock(mu_);
     slot->answered = false;
     slots_.push_back(slot);
-    wake = idle_;
+    // A deadline earlier than the one the thread sleeps towards (any, when it is idle) must wake
+    // it, or the call would be answered only at that later time.
+    wake = slot->control->deadline_ns() < sleeping_until_;
   }
   if (wake) cv_.notify_one();
 }
@@ -141,13 +148,13 @@ void GateWatchdog::Run() {
       stuck_hook_();
       earliest = std::min(earliest, NowNs() + stuck_period_ns_);
     }
+    sleeping_until_ = earliest;
     if (earliest == std::numeric_limits<int64_t>::max()) {
-      idle_ = true;
       cv_.wait(lock);
-      idle_ = false;
     } else {
       cv_.wait_until(lock, AtNs(earliest));
     }
+    sleeping_until_ = std::numeric_limits<int64_t>::max();
   }
 }
 

@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -31,6 +32,7 @@ enum class GateFallbackCause : uint8_t {
   kUnreadable,  // the call's arguments could not be read (bad pointer, too long): never decided
   kQueued,      // queued behind a decision stuck past its deadline: allowed by the watchdog
                 // without a decision (the fanotify gate, which reads its calls in order)
+  kStopping,    // pending when the gate stopped: answered undecided before it let go
 };
 
 // One held call. `event` has source kSeccomp or kFanotify, kind kProcessExec (path: the program
@@ -69,10 +71,14 @@ class GateDecider {
   // `call` was answered with the fallback `answer` for `cause`. For kDeadline this runs on the
   // watchdog thread while Decide() for the same call may still be running; for kUnreadable,
   // Decide() is not called (`call` holds what could be read); for kQueued, on the watchdog
-  // thread while Decide() of another call is stuck, and Decide() is not called for `call`.
+  // thread while Decide() of another call is stuck, and Decide() is not called for `call`; for
+  // kStopping, on the gate's thread as it stops, and Decide() is not called for `call`.
   virtual void OnFallback(const GateCall& call, GateAnswer answer, GateFallbackCause cause) = 0;
   // Decide() returned `decided` after the watchdog had answered the call.
   virtual void Late(const GateCall& call, GateAnswer decided) = 0;
+  // The answer for a call the gate answers without a decision (kUnreadable, kStopping), given
+  // the gate's fallback: e.g. allow while the decider would only monitor. Any thread.
+  virtual GateAnswer UndecidedAnswer(GateAnswer gate_fallback) { return gate_fallback; }
   // Decide()'s `answer` is the call's: the watchdog can no longer answer it, and the gate sends
   // it next. On the gate's thread, right after Decide(), for every call Late() is not told of.
   virtual void Answered(const GateCall& call, GateAnswer answer) {
@@ -84,7 +90,8 @@ class GateDecider {
 // Answers held calls whose deadline passed. A gate registers the call it is deciding (Begin),
 // and takes it back when the decision is made (Finish); Finish() returns false when the watchdog
 // answered first. The thread sleeps until the earliest registered deadline; registering wakes it
-// only when it is idle, so the common path costs two uncontended lock round trips.
+// only when the new deadline is earlier than the one it sleeps towards (always when it is idle),
+// so the common path costs two uncontended lock round trips.
 class GateWatchdog {
  public:
   // `answer` sends an answer for a registered call to the kernel (called at most once per call,
@@ -124,6 +131,10 @@ class GateWatchdog {
 
   uint64_t deadline_answers() const { return deadline_answers_.load(std::memory_order_relaxed); }
 
+  // The time (monotonic ns) the thread sleeps towards: the earliest deadline it knows (or its
+  // stuck hook's next run); INT64_MAX while it is idle or not asleep. For tests and diagnostics.
+  int64_t sleeping_until();
+
  private:
   void Run();
   // With mu_ held: answers `s` (not yet answered, deadline passed) with its fallback.
@@ -134,7 +145,8 @@ class GateWatchdog {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Slot*> slots_;
-  bool idle_ = false;
+  // What the thread waits for (sleeping_until()); guarded by mu_.
+  int64_t sleeping_until_ = std::numeric_limits<int64_t>::max();
   bool stop_ = false;
   int64_t stuck_period_ns_ = 0;
   std::function<void()> stuck_hook_;

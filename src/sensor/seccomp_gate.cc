@@ -49,6 +49,9 @@ constexpr unsigned long kSyncWakeUp = 1UL << 0;
 constexpr size_t kMaxString = 4096;
 constexpr size_t kMaxArgs = 64;
 constexpr size_t kMaxArgvBytes = 4096;
+// Calls answered as the gate stops (SeccompGate::AnswerPendingAtStop): what is pending then, and
+// what arrives meanwhile, up to this many (processes that keep calling cannot hold the stop).
+constexpr int kMaxAnsweredAtStop = 4096;
 
 
 
@@ -230,7 +233,8 @@ bool ReadSockaddr(pid_t pid, uint64_t addr, uint64_t len, core::NetPayload* net,
 }  // namespace
 
 struct SeccompGate::Counters {
-  std::atomic<uint64_t> calls{0}, allowed{0}, denied{0}, read_failures{0}, vanished{0};
+  std::atomic<uint64_t> calls{0}, allowed{0}, denied{0}, read_failures{0}, vanished{0},
+      stop_answers{0};
 };
 
 core::Result<std::unique_ptr<SeccompGate>> SeccompGate::Launch(const SeccompGateOptions& options,
@@ -336,6 +340,7 @@ SeccompGate::~SeccompGate() {
   if (thread_.joinable()) {
     const uint64_t one = 1;
     (void)!write(stop_fd_, &one, sizeof one);
+    stopping_.store(true, std::memory_order_release);
     thread_.join();
   }
   watchdog_.reset();
@@ -357,6 +362,7 @@ SeccompExit SeccompGate::Wait() {
   }
   const uint64_t one = 1;
   (void)!write(stop_fd_, &one, sizeof one);
+  stopping_.store(true, std::memory_order_release);  // after the write: the thread sees it
   if (thread_.joinable()) thread_.join();
   return out;
 }
@@ -368,6 +374,7 @@ SeccompGateStats SeccompGate::stats() const {
   s.denied = counters_->denied.load();
   s.read_failures = counters_->read_failures.load();
   s.vanished = counters_->vanished.load();
+  s.stop_answers = counters_->stop_answers.load();
   s.deadline_answers = watchdog_ ? watchdog_->deadline_answers() : 0;
   return s;
 }
@@ -391,7 +398,11 @@ void SeccompGate::Answer(uint64_t id, GateAnswer a) {
 void SeccompGate::Serve() {
   while (true) {
     const short revents = WaitReadable(listener_, stop_fd_);
-    if ((revents & POLLIN) == 0) return;  // stopped, or no process holds the filter any more
+    if (revents == 0) {  // stopped (or poll failed): answer what is pending, then let go
+      AnswerPendingAtStop();
+      return;
+    }
+    if ((revents & POLLIN) == 0) return;  // no process holds the filter any more
     const int64_t woken = stages_.enabled() ? GateNowNs() : 0;
     seccomp_notif req{};
     if (ioctl(listener_, SECCOMP_IOCTL_NOTIF_RECV, &req) != 0) {
@@ -399,6 +410,30 @@ void SeccompGate::Serve() {
       return;
     }
     Handle(&req, woken);
+  }
+}
+
+void SeccompGate::AnswerPendingAtStop() {
+  for (int answered = 0; answered < kMaxAnsweredAtStop; ++answered) {
+    pollfd p{listener_, POLLIN, 0};
+    if (poll(&p, 1, 0) <= 0 || (p.revents & POLLIN) == 0) return;  // nothing pending
+    seccomp_notif req{};
+    if (ioctl(listener_, SECCOMP_IOCTL_NOTIF_RECV, &req) != 0) {
+      if (errno == EINTR || errno == ENOENT) continue;  // ENOENT: the caller died meanwhile
+      return;
+    }
+    counters_->calls.fetch_add(1, std::memory_order_relaxed);
+    // Read for the record only: what the call was, not to decide it.
+    GateCall call;
+    call.event.ingest_ns = core::SystemClock::Get().MonotonicNanos();
+    if (ReadCall(&req, &call) == ReadResult::kGone) {
+      counters_->vanished.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    const GateAnswer a = decider_->UndecidedAnswer(options_.default_fallback);
+    Answer(req.id, a);
+    counters_->stop_answers.fetch_add(1, std::memory_order_relaxed);
+    decider_->OnFallback(call, a, GateFallbackCause::kStopping);
   }
 }
 
@@ -484,7 +519,7 @@ void SeccompGate::Handle(void* request, int64_t woken_ns) {
   }
   if (read == ReadResult::kUnreadable) {
     counters_->read_failures.fetch_add(1, std::memory_order_relaxed);
-    const GateAnswer a = control.fallback();
+    const GateAnswer a = decider_->UndecidedAnswer(control.fallback());
     Answer(req->id, a);
     decider_->OnFallback(call, a, GateFallbackCause::kUnreadable);
     return;

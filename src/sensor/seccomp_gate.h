@@ -25,7 +25,10 @@
 //
 // Lifetime. Launch() forks and starts the program; the gate serves notifications on its own
 // thread until the program exits, then stops. Processes the program left running keep the
-// filter; once the gate stops, the kernel fails their supervised calls with ENOSYS.
+// filter. As it stops, the gate answers the calls they have pending (and any that arrive while it
+// does, up to 4,096) with its fallback undecided (GateFallbackCause::kStopping, the decider's
+// UndecidedAnswer), so every held call is answered and told to the decider; once the gate has
+// stopped and its listener is closed, the kernel fails their supervised calls with ENOSYS.
 
 #include <sys/types.h>
 
@@ -67,6 +70,7 @@ struct SeccompGateStats {
   uint64_t deadline_answers = 0;  // answered by the watchdog
   uint64_t read_failures = 0;     // arguments unreadable: answered with the fallback
   uint64_t vanished = 0;          // the caller died before the answer (nothing to answer)
+  uint64_t stop_answers = 0;      // pending when the gate stopped: answered with the fallback
 };
 
 struct SeccompExit {
@@ -92,6 +96,10 @@ class SeccompGate {
   // Waits for the program to end, then stops serving. Call once.
   SeccompExit Wait();
 
+  // Whether Wait() (or the destructor) has asked the gate to stop: from then on, calls are no
+  // longer decided but answered undecided as it stops (kStopping).
+  bool stopping() const { return stopping_.load(std::memory_order_acquire); }
+
   SeccompGateStats stats() const;
   // Whether options.realtime_priority was applied to the gate's thread (OK when it was 0).
   const core::Status& priority_status() const { return priority_status_; }
@@ -105,6 +113,8 @@ class SeccompGate {
   void Serve();
   void Handle(void* request, int64_t woken_ns);
   void Answer(uint64_t id, GateAnswer a);
+  // On the gate's thread as it stops: answers every pending call undecided (kStopping).
+  void AnswerPendingAtStop();
   enum class ReadResult { kRead, kUnreadable, kGone };
   // Fills `call` from the notification `request`; kGone when the caller is no longer waiting.
   ReadResult ReadCall(const void* request, GateCall* call);
@@ -121,6 +131,7 @@ class SeccompGate {
   int nr_execve_ = -1, nr_execveat_ = -1, nr_open_ = -1, nr_openat_ = -1, nr_openat2_ = -1,
       nr_connect_ = -1;
   uint64_t seq_ = 0;
+  std::atomic<bool> stopping_{false};
   std::unique_ptr<GateWatchdog> watchdog_;
   GateStageTimes stages_;
   core::Status priority_status_;

@@ -5,7 +5,12 @@
 
 #include <gtest/gtest.h>
 #include <sched.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -636,15 +641,12 @@ sensor::GateCall ConnectCall(uint16_t port) {
   return call;
 }
 
-// `inner`, with `after_decide` run between its decision and the watchdog's Finish.
-class HeldDecider final : public sensor::GateDecider {
+// Passes everything on to `inner` (the decider it wraps); subclasses change Decide.
+class WrappingDecider : public sensor::GateDecider {
  public:
-  HeldDecider(sensor::GateDecider* inner, std::function<void()> after_decide)
-      : inner_(inner), after_decide_(std::move(after_decide)) {}
+  explicit WrappingDecider(sensor::GateDecider* inner) : inner_(inner) {}
   sensor::GateAnswer Decide(const sensor::GateCall& call, sensor::CallControl* c) override {
-    const sensor::GateAnswer a = inner_->Decide(call, c);
-    after_decide_();
-    return a;
+    return inner_->Decide(call, c);
   }
   void OnFallback(const sensor::GateCall& call, sensor::GateAnswer answer,
                   sensor::GateFallbackCause cause) override {
@@ -656,9 +658,26 @@ class HeldDecider final : public sensor::GateDecider {
   void Answered(const sensor::GateCall& call, sensor::GateAnswer answer) override {
     inner_->Answered(call, answer);
   }
+  sensor::GateAnswer UndecidedAnswer(sensor::GateAnswer gate_fallback) override {
+    return inner_->UndecidedAnswer(gate_fallback);
+  }
+
+ protected:
+  sensor::GateDecider* inner_;
+};
+
+// `inner`, with `after_decide` run between its decision and the watchdog's Finish.
+class HeldDecider final : public WrappingDecider {
+ public:
+  HeldDecider(sensor::GateDecider* inner, std::function<void()> after_decide)
+      : WrappingDecider(inner), after_decide_(std::move(after_decide)) {}
+  sensor::GateAnswer Decide(const sensor::GateCall& call, sensor::CallControl* c) override {
+    const sensor::GateAnswer a = inner_->Decide(call, c);
+    after_decide_();
+    return a;
+  }
 
  private:
-  sensor::GateDecider* inner_;
   std::function<void()> after_decide_;
 };
 
@@ -1009,9 +1028,7 @@ TEST(GateAccountingTest, EveryAnsweredCallIsCountedOnceInTheOutcomeOfItsAnswer) 
   AnswerCounting t;
   using A = sensor::GateAnswer;
   // The model answers "anomalous" (deny) only after the 2 ms deadline: the watchdog's allow
-  // fallback is the call's answer, the deny decision is late. (First: the watchdog sleeps until
-  // the earliest deadline it knows, and is woken by a new call only when idle, as a gate's calls
-  // have deadlines in the order they arrive.)
+  // fallback is the call's answer, the deny decision is late.
   EXPECT_EQ(t.Call(5, 2'000'000), A::kAllow);
   EXPECT_EQ(t.Call(9), A::kDeny);    // an enforced deny rule
   EXPECT_EQ(t.Call(80), A::kAllow);  // no rule
@@ -1239,6 +1256,368 @@ TEST(FanotifyGateTest, EventsAllowedBehindAStuckDecisionAreCountedAsFallbacks) {
   EXPECT_NE(text.find("vigil_gate_decisions_total{gate=\"fanotify\",outcome=\"allow\"} 2"),
             std::string::npos)
       << text;
+}
+
+// The stop of a gate with calls still held: `gate_probe leave` starts two children, each
+// opening a file of its own, and exits once both are asleep in their open, held by the gate,
+// and the gate is deciding one of them (HoldUntilStopping creates OUT.go).
+// The first call is decided only once the gate is stopping (HoldUntilStopping); the second is
+// then pending (seccomp: queued in the kernel; fanotify: read with the first or queued), and
+// must be answered as the gate stops, with its fallback (deny here), counted and recorded as a
+// fallback of reason "stopping", not left to the kernel (seccomp: ENOSYS once the listener is
+// closed; fanotify: allowed, uncounted, when the group is closed).
+
+// `inner`, except that a call to a path starting with `held` is decided only once `stopping()`
+// (up to 20 s); entering such a decision creates `go` (gate_probe leave exits once it exists).
+class HoldUntilStopping final : public WrappingDecider {
+ public:
+  HoldUntilStopping(sensor::GateDecider* inner, std::string held, std::function<bool()> stopping,
+                    fs::path go)
+      : WrappingDecider(inner),
+        held_(std::move(held)),
+        stopping_(std::move(stopping)),
+        go_(std::move(go)) {}
+  sensor::GateAnswer Decide(const sensor::GateCall& call, sensor::CallControl* c) override {
+    if (call.event.path.rfind(held_, 0) == 0) {
+      std::ofstream(go_) << "go";
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+      while (!stopping_() && std::chrono::steady_clock::now() < give_up) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
+    return inner_->Decide(call, c);
+  }
+
+ private:
+  const std::string held_;
+  const std::function<bool()> stopping_;
+  const fs::path go_;
+};
+
+// The errno each child of `gate_probe leave OUT ...` saw (OUT.0 ... OUT.n-1), sorted; -1 for a
+// child that wrote nothing within 10 s.
+std::vector<int> LeftChildrenResults(const fs::path& out, int n) {
+  std::vector<int> errs;
+  for (int i = 0; i < n; ++i) {
+    const fs::path file = out.string() + "." + std::to_string(i);
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    std::string text;
+    while ((text = ReadFile(file)).find('\n') == std::string::npos &&
+           std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    int err = -1;
+    std::sscanf(text.c_str(), "errno=%d", &err);
+    errs.push_back(err);
+  }
+  std::sort(errs.begin(), errs.end());
+  return errs;
+}
+
+// What the two stop tests share: a gate with no rules, in enforce mode with the fallback deny and
+// a deadline (30 s) that no watchdog answer can come before the stop.
+struct StoppingGate {
+  static constexpr int64_t kDeadline = 30'000'000'000;
+  explicit StoppingGate(const std::string& name)
+      : gate(&rules,
+             enforce::GateOptions{.name = name, .deadline_ns = kDeadline, .default_deny = true},
+             nullptr, &registry, [this](const enforce::GateRecord& r) {
+               std::lock_guard<std::mutex> lock(mu);
+               if (r.kind == enforce::GateRecord::Kind::kFallback) {
+                 fallbacks.push_back(r.reason);
+                 fallback_paths.push_back(r.event->path);
+               }
+             }),
+        adapter(&gate) {}
+
+  uint64_t Outcome(const std::string& outcome) {
+    auto c = registry.GetCounter("vigil_gate_decisions_total", "",
+                                 {{"gate", gate.options().name}, {"outcome", outcome}});
+    return c.has_value() ? (*c)->Value() : 0;
+  }
+
+  // One call, `path`, got the stopping fallback (deny): counted once as a fallback and in the
+  // outcome deny, recorded as a fallback of reason "stopping"; `answered` calls in all.
+  void ExpectOneStoppingDeny(const std::string& held_prefix, uint64_t answered) {
+    const enforce::GateStats s = gate.stats();
+    EXPECT_EQ(s.fallbacks, 1u);
+    EXPECT_EQ(s.stopping_fallbacks, 1u);
+    EXPECT_EQ(s.deadline_fallbacks, 0u);
+    EXPECT_EQ(s.late, 0u);
+    EXPECT_EQ(s.denied, 1u);
+    EXPECT_EQ(Outcome("deny"), 1u);
+    EXPECT_EQ(Outcome("allow") + Outcome("deny"), answered);
+    const std::string text = registry.ExpositionText();
+    EXPECT_NE(text.find("vigil_gate_fallbacks_total{gate=\"" + gate.options().name +
+                        "\",reason=\"stopping\"} 1"),
+              std::string::npos)
+        << text;
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(fallbacks, std::vector<enforce::FallbackReason>{enforce::FallbackReason::kStopping});
+    ASSERT_EQ(fallback_paths.size(), 1u);
+    EXPECT_EQ(fallback_paths[0].rfind(held_prefix, 0), 0u) << fallback_paths[0];
+  }
+
+  policy::RuleSet rules;
+  core::Registry registry;
+  std::mutex mu;
+  std::vector<enforce::FallbackReason> fallbacks;  // of the fallback records
+  std::vector<std::string> fallback_paths;
+  enforce::DecisionGate gate;
+  app::GateDeciderAdapter adapter;
+};
+
+TEST(SeccompGateTest, CallsPendingWhenTheProgramExitsAreAnsweredWithTheFallbackAndCounted) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root (seccomp user notification, /proc/PID/syscall)";
+  const fs::path dir = TempDir("seccomp-stop");
+  const std::string held = (dir / "held-").string();
+  for (const char* f : {"held-0", "held-1"}) std::ofstream(dir / f) << "x";
+  StoppingGate t("seccomp");
+  std::atomic<sensor::SeccompGate*> running{nullptr};
+  HoldUntilStopping decider(
+      &t.adapter, held,
+      [&running] {
+        sensor::SeccompGate* g = running.load();
+        return g != nullptr && g->stopping();
+      },
+      dir / "out.go");
+  sensor::SeccompGateOptions o;
+  o.argv = {VIGIL_GATE_PROBE, "leave", (dir / "out").string(), held + "0", held + "1"};
+  o.deadline_ns = StoppingGate::kDeadline;
+  o.default_fallback = sensor::GateAnswer::kDeny;
+  auto g = sensor::SeccompGate::Launch(o, &decider);
+  ASSERT_TRUE(g.has_value()) << g.error().message();
+  running.store(g->get());
+  const sensor::SeccompExit exit = (*g)->Wait();
+  EXPECT_EQ(exit.exit_code, 0) << "the children were not both held within 10 s";
+  // The first child's open was decided (allowed) as the gate stopped, the second's got the
+  // fallback; neither ENOSYS.
+  EXPECT_EQ(LeftChildrenResults(dir / "out", 2), (std::vector<int>{0, EPERM}));
+  const sensor::SeccompGateStats ss = (*g)->stats();
+  EXPECT_EQ(ss.stop_answers, 1u);
+  EXPECT_EQ(ss.denied, 1u);
+  EXPECT_EQ(ss.vanished, 0u);
+  EXPECT_EQ(ss.calls, ss.allowed + ss.denied);
+  t.ExpectOneStoppingDeny(held, ss.allowed + ss.denied);
+  g->reset();
+  fs::remove_all(dir);
+}
+
+TEST(FanotifyGateTest, EventsHeldWhenTheGateStopsAreAnsweredWithTheFallbackAndCounted) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root";
+  TmpfsDir t;
+  if (!t.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here";
+  const std::string held = (t.bin() / "held-").string();
+  for (const char* f : {"held-0", "held-1"}) std::ofstream(t.bin() / f) << "x";
+  const fs::path out_dir = TempDir("fanotify-stop");
+  StoppingGate s("fanotify");
+  std::atomic<sensor::FanotifyGate*> running{nullptr};
+  HoldUntilStopping decider(
+      &s.adapter, held,
+      [&running] {
+        sensor::FanotifyGate* g = running.load();
+        return g != nullptr && g->stopping();
+      },
+      out_dir / "out.go");
+  sensor::FanotifyGateOptions o;
+  o.paths = {t.bin().string()};
+  o.open = true;
+  o.deadline_ns = StoppingGate::kDeadline;
+  o.default_fallback = sensor::GateAnswer::kDeny;
+  auto g = sensor::FanotifyGate::Start(o, &decider);
+  ASSERT_TRUE(g.has_value()) << g.error().message();
+  running.store(g->get());
+  const std::string cmd = std::string(VIGIL_GATE_PROBE) + " leave " + (out_dir / "out").string() +
+                          " " + held + "0 " + held + "1";
+  const int rc = std::system(cmd.c_str());
+  (*g)->Stop();
+  EXPECT_EQ(rc, 0) << "the children were not both held within 10 s";
+  EXPECT_EQ(LeftChildrenResults(out_dir / "out", 2), (std::vector<int>{0, EPERM}));
+  const sensor::FanotifyGateStats fst = (*g)->stats();
+  EXPECT_EQ(fst.stop_answers, 1u);
+  EXPECT_EQ(fst.denied, 1u);
+  EXPECT_EQ(fst.allowed, 1u);
+  EXPECT_EQ(fst.calls, 2u);
+  s.ExpectOneStoppingDeny(held, fst.allowed + fst.denied);
+  fs::remove_all(out_dir);
+}
+
+// Three children open a file each at once; the first open's decision waits until all three are
+// held (the probe exits), so the other two are queued together when the gate reads next. The
+// second's decision then sticks past its deadline: the third must be allowed by the watchdog
+// (queued behind a stuck decision) as the second gets its deadline fallback, not wait for the
+// stuck decision in the gate thread's buffer (it read events in batches: read with the second,
+// the third was out of the watchdog's reach until the stuck decision returned).
+TEST(FanotifyGateTest, AnEventQueuedWithAStuckDecisionIsAllowedByTheWatchdogNotHeldBehindIt) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root";
+  TmpfsDir t;
+  if (!t.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here";
+  const std::string held = (t.bin() / "held-").string();
+  for (const char* f : {"held-0", "held-1", "held-2"}) std::ofstream(t.bin() / f) << "x";
+  const fs::path out_dir = TempDir("fanotify-batch");
+  const fs::path out = out_dir / "out";
+  policy::RuleSet rules;
+  core::Registry registry;
+  constexpr int64_t kDeadline = 2'000'000'000;
+  enforce::DecisionGate gate(&rules, enforce::GateOptions{.name = "fanotify", .deadline_ns = kDeadline},
+                             nullptr, &registry, nullptr);
+  app::GateDeciderAdapter adapter(&gate);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool probe_done = false, released = false;  // guarded by mu
+  int held_calls = 0;                         // guarded by mu
+  HeldDecider decider(&adapter, [&] {
+    std::unique_lock<std::mutex> lock(mu);
+    const int n = ++held_calls;
+    if (n == 1) {  // until the three children are held
+      std::ofstream(out.string() + ".go") << "go";
+      cv.wait_for(lock, std::chrono::seconds(10), [&] { return probe_done; });
+    } else if (n == 2) {  // stuck until released
+      cv.wait_for(lock, std::chrono::seconds(20), [&] { return released; });
+    }
+  });
+  sensor::FanotifyGateOptions o;
+  o.paths = {t.bin().string()};
+  o.exec = false;
+  o.open = true;
+  o.deadline_ns = kDeadline;
+  auto g = sensor::FanotifyGate::Start(o, &decider);
+  ASSERT_TRUE(g.has_value()) << g.error().message();
+  int rc = -1;
+  std::thread probe([&] {
+    rc = std::system((std::string(VIGIL_GATE_PROBE) + " leave " + out.string() + " " + held +
+                      "0 " + held + "1 " + held + "2")
+                         .c_str());
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      probe_done = true;
+    }
+    cv.notify_all();
+  });
+  // Every child answered while the second's decision is still stuck: the first decided, the
+  // second and third by the watchdog (its deadline fallback, and allowed as queued behind it).
+  auto answered = [&] {
+    int n = 0;
+    for (int i = 0; i < 3; ++i) {
+      if (ReadFile(out.string() + "." + std::to_string(i)).find('\n') != std::string::npos) ++n;
+    }
+    return n;
+  };
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (answered() < 3 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const int answered_while_stuck = answered();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    released = true;
+  }
+  cv.notify_all();
+  probe.join();
+  (*g)->Stop();
+  EXPECT_EQ(rc, 0) << "the children were not all held within 10 s";
+  EXPECT_EQ(answered_while_stuck, 3) << "an event waited behind the stuck decision";
+  EXPECT_EQ(LeftChildrenResults(out, 3), (std::vector<int>{0, 0, 0}));
+  const sensor::FanotifyGateStats fst = (*g)->stats();
+  EXPECT_EQ(fst.calls, 3u);
+  EXPECT_EQ(fst.allowed, 3u);
+  auto outcome = registry.GetCounter("vigil_gate_decisions_total", "",
+                                     {{"gate", "fanotify"}, {"outcome", "allow"}});
+  ASSERT_TRUE(outcome.has_value());
+  EXPECT_EQ((*outcome)->Value(), 3u);
+  fs::remove_all(out_dir);
+}
+
+// A child process that opens `path` once released, and reports the open's errno.
+class OpenerChild {
+ public:
+  explicit OpenerChild(const std::string& path) {
+    if (pipe2(go_, O_CLOEXEC) != 0 || pipe2(result_, O_CLOEXEC) != 0) return;
+    const char* p = path.c_str();
+    pid_ = fork();
+    if (pid_ == 0) {  // only async-signal-safe calls
+      char c = 0;
+      if (read(go_[0], &c, 1) != 1) _exit(1);
+      const int fd = open(p, O_RDONLY | O_CLOEXEC);
+      const int err = fd < 0 ? errno : 0;
+      (void)!write(result_[1], &err, sizeof err);
+      _exit(0);
+    }
+  }
+  ~OpenerChild() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    for (int fd : {go_[0], go_[1], result_[0], result_[1]}) {
+      if (fd >= 0) close(fd);
+    }
+  }
+  bool started() const { return pid_ > 0; }
+  bool Release() { return write(go_[1], "g", 1) == 1; }
+  // The open's errno, or -1 when the child has not reported within 10 s.
+  int Result() {
+    pollfd p{result_[0], POLLIN, 0};
+    if (poll(&p, 1, 10'000) != 1) return -1;
+    int err = -1;
+    if (read(result_[0], &err, sizeof err) != sizeof err) return -1;
+    return err;
+  }
+
+ private:
+  int go_[2] = {-1, -1};
+  int result_[2] = {-1, -1};
+  pid_t pid_ = -1;
+};
+
+// The kernel takes an open event off its queue but cannot hand it to the gate (the gate's
+// process has no file descriptor left: EMFILE) and denies it. The gate counts it and reads on:
+// the next event is decided (before, its reader thread ended, and every later event on the
+// watched files waited, unanswered, until the gate stopped).
+TEST(FanotifyGateTest, AnEventTheKernelCannotHandOverIsCountedAndTheGateReadsOn) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root";
+  TmpfsDir t;
+  if (!t.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here";
+  policy::RuleSet rules;
+  enforce::DecisionGate gate(&rules, enforce::GateOptions{.name = "fanotify"}, nullptr, nullptr,
+                             nullptr);
+  app::GateDeciderAdapter adapter(&gate);
+  sensor::FanotifyGateOptions o;
+  o.paths = {t.bin().string()};
+  o.exec = false;
+  o.open = true;
+  o.deadline_ns = kDecideDeadlineNs;
+  auto g = sensor::FanotifyGate::Start(o, &adapter);
+  ASSERT_TRUE(g.has_value()) << g.error().message();
+  const std::string data = (t.bin() / "data.txt").string();
+  OpenerChild first(data), second(data);  // forked before the limit is lowered
+  ASSERT_TRUE(first.started() && second.started());
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  // No new file descriptor in this process, the gate's included: a limit of 2 with 0 and 1 open
+  // (and not below 2: poll(2) refuses more descriptors than the limit, and the gate polls two).
+  for (int fd : {0, 1}) {
+    if (fcntl(fd, F_GETFD) < 0) {
+      ASSERT_EQ(open("/dev/null", O_RDWR), fd);
+    }
+  }
+  rlimit none = saved;
+  none.rlim_cur = 2;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &none), 0);
+  const bool released = first.Release();
+  const int first_err = first.Result();
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  ASSERT_TRUE(released);
+  ASSERT_TRUE(second.Release());
+  const int second_err = second.Result();
+  (*g)->Stop();
+  EXPECT_EQ(first_err, EPERM);  // denied by the kernel
+  EXPECT_EQ(second_err, 0) << "the gate stopped reading after the failed read";
+  const sensor::FanotifyGateStats fst = (*g)->stats();
+  EXPECT_EQ(fst.read_errors, 1u);
+  EXPECT_EQ(fst.calls, 1u);
+  EXPECT_EQ(fst.allowed, 1u);
+  EXPECT_EQ(gate.stats().decisions, 1u);
 }
 
 // A decider that takes `delay` per call and allows it.

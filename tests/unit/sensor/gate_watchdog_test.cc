@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "sensor/gate_call.h"
@@ -130,6 +131,47 @@ TEST(GateWatchdogTest, ADecisionPastTheDeadlineIsNotSentBeforeTheWatchdogWakes) 
   EXPECT_EQ(r.fallbacks, std::vector<GateAnswer>{GateAnswer::kDeny});
   EXPECT_EQ(r.late, std::vector<GateAnswer>{GateAnswer::kAllow});
   EXPECT_TRUE(r.answered.empty());
+  EXPECT_EQ(w.deadline_answers(), 1u);
+}
+
+// Two calls registered at once, the second with the earlier deadline (a gate whose calls had
+// different deadline lengths): the watchdog, asleep towards the first call's deadline a minute
+// away, is woken by the second and answers it at its own deadline, not a minute later.
+TEST(GateWatchdogTest, AnEarlierDeadlineWakesAWatchdogSleepingTowardsALaterOne) {
+  Recorder r;
+  GateWatchdog w(r.Answer(), &r);
+  GateCall long_call, short_call;
+  CallControl long_control(Now() + 60'000'000'000, GateAnswer::kAllow);
+  GateWatchdog::Slot long_slot{&long_call, 1, &long_control};
+  w.Begin(&long_slot);
+  // Until the thread sleeps towards the minute-away deadline (its first sleep may be the idle
+  // one, before it saw the call).
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (w.sleeping_until() != long_control.deadline_ns() &&
+         std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(w.sleeping_until(), long_control.deadline_ns());
+  const int64_t begun = Now();
+  CallControl short_control(begun + 10'000'000, GateAnswer::kDeny);
+  GateWatchdog::Slot short_slot{&short_call, 2, &short_control};
+  w.Begin(&short_slot);
+  bool answered = false;
+  {
+    std::unique_lock<std::mutex> lock(r.mu);
+    answered = r.cv.wait_for(lock, std::chrono::seconds(10), [&r] { return !r.fallbacks.empty(); });
+  }
+  const int64_t waited = Now() - begun;
+  // The call was answered by the watchdog's thread (Finish was not called yet), at its deadline.
+  ASSERT_TRUE(answered) << "the 10 ms deadline was not answered within 10 s";
+  EXPECT_GE(waited, 10'000'000);
+  EXPECT_FALSE(w.Finish(&short_slot));
+  EXPECT_TRUE(w.Finish(&long_slot));  // the minute-away call is still the caller's to answer
+  std::lock_guard<std::mutex> lock(r.mu);
+  ASSERT_EQ(r.sent.size(), 1u);
+  EXPECT_EQ(r.sent[0].token, 2u);
+  EXPECT_EQ(r.sent[0].answer, GateAnswer::kDeny);
+  EXPECT_EQ(r.causes, std::vector<GateFallbackCause>{GateFallbackCause::kDeadline});
   EXPECT_EQ(w.deadline_answers(), 1u);
 }
 
