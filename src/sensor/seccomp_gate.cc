@@ -364,7 +364,20 @@ SeccompExit SeccompGate::Wait() {
   (void)!write(stop_fd_, &one, sizeof one);
   stopping_.store(true, std::memory_order_release);  // after the write: the thread sees it
   if (thread_.joinable()) thread_.join();
+  ReleaseListener();
   return out;
+}
+
+// The serving thread has answered what was pending and ended; from now on the kernel answers a
+// filtered call with ENOSYS as soon as no descriptor refers to the listener. The descriptor number
+// is kept (pointing at /dev/null) rather than closed: a watchdog answer still in flight then fails
+// harmlessly (counted as vanished) instead of reaching whatever file would reuse the number.
+void SeccompGate::ReleaseListener() {
+  if (listener_ < 0) return;
+  const int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (null_fd < 0) return;  // keeps the listener until the destructor: later calls wait until then
+  (void)dup3(null_fd, listener_, O_CLOEXEC);
+  close(null_fd);
 }
 
 SeccompGateStats SeccompGate::stats() const {

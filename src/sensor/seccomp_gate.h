@@ -93,7 +93,9 @@ class SeccompGate {
   pid_t pid() const { return pid_; }
   const std::string& program() const { return program_; }
 
-  // Waits for the program to end, then stops serving. Call once.
+  // Waits for the program to end, then stops serving: calls still held are answered (kStopping)
+  // and the listener is let go, so that a call made afterwards by a process the program left
+  // running fails with ENOSYS at once instead of waiting for the gate's destruction. Call once.
   SeccompExit Wait();
 
   // Whether Wait() (or the destructor) has asked the gate to stop: from then on, calls are no
@@ -115,6 +117,7 @@ class SeccompGate {
   void Answer(uint64_t id, GateAnswer a);
   // On the gate's thread as it stops: answers every pending call undecided (kStopping).
   void AnswerPendingAtStop();
+  void ReleaseListener();
   enum class ReadResult { kRead, kUnreadable, kGone };
   // Fills `call` from the notification `request`; kGone when the caller is no longer waiting.
   ReadResult ReadCall(const void* request, GateCall* call);

@@ -1403,6 +1403,51 @@ TEST(SeccompGateTest, CallsPendingWhenTheProgramExitsAreAnsweredWithTheFallbackA
   fs::remove_all(dir);
 }
 
+// Once Wait() has returned nothing reads the listener any more: a call made then by a process the
+// program left running must fail with ENOSYS at once (the kernel's answer when no one listens),
+// not wait, unanswered, until the gate is destroyed.
+TEST(SeccompGateTest, ACallMadeAfterTheGateStoppedFailsAtOnceInsteadOfWaitingForItsDestruction) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root (seccomp user notification)";
+  const fs::path dir = TempDir("seccomp-after");
+  const fs::path file = dir / "after";
+  std::ofstream(file) << "x";
+  StoppingGate t("seccomp");
+  // left-running subshell -> test, test -> subshell, subshell -> program (set up: the program
+  // may exit, so nothing the subshell does before the open below races with the stop)
+  int report[2], go[2], up[2];
+  ASSERT_EQ(pipe2(report, 0), 0);
+  ASSERT_EQ(pipe2(go, 0), 0);
+  ASSERT_EQ(pipe2(up, 0), 0);
+  fcntl(report[0], F_SETFD, FD_CLOEXEC);
+  fcntl(go[1], F_SETFD, FD_CLOEXEC);
+  const std::string r = std::to_string(report[1]);
+  sensor::SeccompGateOptions o;
+  o.argv = {"/bin/bash", "-c",
+            "( echo >&" + std::to_string(up[1]) + "; read x <&" + std::to_string(go[0]) +
+                "; true <" + file.string() + " && echo ok >&" + r + " || echo failed >&" + r +
+                " ) & read y <&" + std::to_string(up[0]) + "; exit 0"};
+  o.deadline_ns = StoppingGate::kDeadline;
+  o.default_fallback = sensor::GateAnswer::kDeny;
+  auto g = sensor::SeccompGate::Launch(o, &t.adapter);
+  ASSERT_TRUE(g.has_value()) << g.error().message();
+  for (int fd : {report[1], go[0], up[0], up[1]}) close(fd);  // the program holds its copies
+  EXPECT_EQ((*g)->Wait().exit_code, 0);
+  ASSERT_EQ(write(go[1], "1\n", 2), 2);  // the subshell opens the file now, the gate stopped
+  pollfd p{report[0], POLLIN, 0};
+  const int ready = poll(&p, 1, 10'000);
+  std::string line;
+  char buf[64];
+  ssize_t n = 0;
+  if (ready == 1 && (n = read(report[0], buf, sizeof buf)) > 0) {
+    line.assign(buf, static_cast<size_t>(n));
+  }
+  EXPECT_EQ(line, "failed\n") << "the open made after the stop got no answer within 10 s";
+  g->reset();  // (answers it, should it still wait)
+  close(go[1]);
+  close(report[0]);
+  fs::remove_all(dir);
+}
+
 TEST(FanotifyGateTest, EventsHeldWhenTheGateStopsAreAnsweredWithTheFallbackAndCounted) {
   if (!IsRoot()) GTEST_SKIP() << "needs root";
   TmpfsDir t;
