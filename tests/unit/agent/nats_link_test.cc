@@ -343,8 +343,14 @@ TEST_F(NatsLinkTest, TwoHubsShareTheDurableConsumerAndStoreEachMessageOnceBetwee
   auto b = StartHub(2);
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
+  // Both bound before anything is published: else the first one bound can take every message
+  // before the other binds (seen under load: hub 1 bound 150 ms after hub 2 had stored all 40).
+  ASSERT_TRUE(WaitUntil([&] { return a->consumer->connected() && b->consumer->connected(); }));
   NatsSinkOptions o = SinkOptions();
   o.batch_findings = 2;
+  // A message is sealed at 2 findings, never by its age (50 ms could seal one of 1 on a loaded
+  // machine: 41 messages, seen), so the message count below is exact.
+  o.batch_delay = std::chrono::seconds(60);
   auto sink = OpenSink(o);
   ASSERT_NE(sink, nullptr);
   constexpr int kProcesses = 40;  // 80 findings in 40 messages
@@ -372,6 +378,7 @@ TEST_F(NatsLinkTest, TwoAgentsAndTwoHubsOverJetStreamAndPostgresqlStoreEachFindi
   auto b = StartHub(2, pg.Uri(db));
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(WaitUntil([&] { return a->consumer->connected() && b->consumer->connected(); }));
   constexpr int kProcesses = 20;  // per agent: 40 findings in 20 messages
   for (const std::string host : {"web-1", "db.example"}) {
     NatsSinkOptions o = SinkOptions();
