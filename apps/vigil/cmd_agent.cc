@@ -105,6 +105,7 @@ uint32_t TypedMask(const std::vector<std::string>& events) {
 sensor::EbpfOptions SensorOptions(const core::AgentConfig& a) {
   sensor::EbpfOptions o;
   o.ring_buffer_bytes = a.ring_buffer_bytes;
+  o.mount_tracefs = a.mount_tracefs;
   o.syscall_stream = a.syscall_stream != core::SyscallStreamMode::kOff;
   o.syscall_runs = true;  // the per-program models read call sequences: one event per run
   // Fork, exec and exit keep the process tree right, so they are always on.

@@ -706,7 +706,8 @@ class ConfigParser {
     return ForEachField(
         node, path,
         {"learn", "window", "min_program_windows", "syscall_stream", "syscall_stream_budget",
-         "events", "write_events", "ring_buffer_bytes", "baseline", "filters", "gate"},
+         "events", "write_events", "ring_buffer_bytes", "mount_tracefs", "baseline", "filters",
+         "gate"},
         [&](const std::string& key, const YAML::Node& v, const std::string& p) {
           if (key == "learn") return ReadSeconds(v, p, &a->learn_seconds);
           if (key == "window") return ReadUint32(v, p, 10, 100000, &a->window);
@@ -719,6 +720,7 @@ class ConfigParser {
           }
           if (key == "events") return ReadList(v, p, &a->events, event);
           if (key == "write_events") return ReadBool(v, p, &a->write_events);
+          if (key == "mount_tracefs") return ReadBool(v, p, &a->mount_tracefs);
           if (key == "ring_buffer_bytes") {
             VIGIL_RETURN_IF_ERROR(ReadUint(v, p, 4096, uint64_t{1} << 32, &a->ring_buffer_bytes));
             if ((a->ring_buffer_bytes & (a->ring_buffer_bytes - 1)) != 0) {

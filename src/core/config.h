@@ -202,6 +202,7 @@ struct AgentConfig {
                                      "file_mod", "net", "cred", "ptrace", "mount"};
   uint64_t ring_buffer_bytes = uint64_t{4} << 20;  // power of two, >= 4096
   bool write_events = true;            // typed events also go to the sinks (OCSF activity events)
+  bool mount_tracefs = true;  // mount tracefs at /sys/kernel/tracing when none is mounted
   std::string baseline;                // default <state_dir>/models/baseline.vgm
   AgentFilterConfig filters;
   AgentGateConfig gate;

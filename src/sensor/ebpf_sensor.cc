@@ -23,6 +23,7 @@
 #include <linux/capability.h>
 
 #include "abi/vigil_events.h"
+#include "sensor/tracefs.h"
 #include "vigil_sensor.skel.h"
 #endif
 
@@ -328,6 +329,13 @@ core::Status EbpfSensor::Load() {
     }
   }
 
+  // The per-call tracepoints (the stream-off state's typed records) need tracefs.
+  const TracefsCheck tracefs = EnsureTracefs(kDebugfsTracing, kTracefs, options_.mount_tracefs);
+  if (tracefs.mounted_now) {
+    warnings_.push_back(std::string("tracefs was not mounted: mounted it at ") + tracefs.path +
+                        " for the per-call tracepoints (ebpf option mount_tracefs)");
+  }
+
   {
     std::lock_guard<std::mutex> lock(mu_);
     std::string fallback;
@@ -337,8 +345,10 @@ core::Status EbpfSensor::Load() {
     if (!fallback.empty()) {
       warnings_.push_back("typed records come from the raw sys_exit program, which runs on "
                           "every system call, although the syscall stream is off: " + fallback +
-                          " (mount -t tracefs nodev /sys/kernel/tracing makes the per-call "
-                          "tracepoints available)");
+                          (tracefs.available ? std::string()
+                                             : "; " + tracefs.error +
+                                                   " (mount -t tracefs nodev /sys/kernel/tracing "
+                                                   "makes the per-call tracepoints available)"));
     }
   }
 

@@ -105,6 +105,10 @@ struct EbpfOptions {
   std::vector<uint64_t> include_cgroups;
   std::vector<uint32_t> exclude_uids;
   std::vector<uint32_t> include_uids;
+  // With no tracefs where libbpf looks, mount one at /sys/kernel/tracing (as systemd does at
+  // boot) so that the stream-off state can use the per-call tracepoints instead of the raw
+  // sys_exit program on every call; done once at Load, said in warnings(). False: never mount.
+  bool mount_tracefs = true;
 };
 
 // Everything an eBPF record carried, for the event that Next()/NextFor() returned last. The

@@ -585,6 +585,7 @@ TEST(AgentConfigTest, ReadsEveryAgentKey) {
   events: [exec, open]
   write_events: false
   ring_buffer_bytes: 65536
+  mount_tracefs: false
   baseline: /tmp/b.vgm
   filters:
     exclude_comms: [sshd]
@@ -600,6 +601,7 @@ TEST(AgentConfigTest, ReadsEveryAgentKey) {
   EXPECT_EQ(c->agent.events, (std::vector<std::string>{"exec", "open"}));
   EXPECT_FALSE(c->agent.write_events);
   EXPECT_EQ(c->agent.ring_buffer_bytes, 65536u);
+  EXPECT_FALSE(c->agent.mount_tracefs);
   EXPECT_EQ(c->agent.baseline, "/tmp/b.vgm");
   EXPECT_EQ(c->agent.filters.exclude_comms, (std::vector<std::string>{"sshd"}));
   EXPECT_EQ(c->agent.filters.include_uids, (std::vector<uint32_t>{0, 1000}));
@@ -668,6 +670,7 @@ TEST(AgentConfigTest, DefaultsAndDerivedBaseline) {
   EXPECT_DOUBLE_EQ(c->agent.syscall_stream_budget, 0.01);
   EXPECT_EQ(c->agent.events.size(), 10u);
   EXPECT_TRUE(c->agent.write_events);
+  EXPECT_TRUE(c->agent.mount_tracefs);
 }
 
 TEST(AgentConfigTest, SyscallStreamModesAndBudget) {

@@ -519,7 +519,8 @@ TEST_F(EbpfSensorTest, WithoutTheStreamTypedRecordsComeFromPerCallTracepointsExa
   // applies to both paths alike, in the kernel, before a record is reserved.
   options.include_comms = {"vigil-percall"};
   Start(options);
-  // The per-call tracepoints need tracefs; this kernel has it (the sensor says so otherwise).
+  // The per-call tracepoints need tracefs; the sensor mounts it when none is mounted (a fresh
+  // machine has none: CI's) and says why in its warnings when it cannot.
   ASSERT_TRUE(sensor_->typed_per_call()) << "warnings: "
                                          << (sensor_->warnings().empty()
                                                  ? std::string("none")
