@@ -166,7 +166,8 @@ RunFn AddRunCommand(CLI::App& root) {
       "When the program exits, vigil run stops: calls its remaining processes have pending are "
       "answered with the fallback (counted and audited as fallbacks, reason \"stopping\"); "
       "supervised calls they make after that fail with ENOSYS (the kernel's answer once the "
-      "gate's listener is closed).");
+      "gate's listener is closed). Should the gate's listener fail (vigil says why on stderr; "
+      "serve_error with --json), the gate stops the same way while the program runs on.");
   return [o, cmd] { return RunRun(*o, *cmd); };
 }
 
