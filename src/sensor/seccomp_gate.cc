@@ -392,12 +392,12 @@ int SeccompGate::Receive(void* notif) {
 core::Status SeccompGate::serve_status() const {
   const int err = serve_errno_.load(std::memory_order_acquire);
   if (err == 0) return core::Status();
+  const std::string how = ListenerBroken(err)
+                              ? " (the listener is broken)"
+                              : " (" + std::to_string(kMaxReceiveFailuresInARow) + " times in a row)";
   return core::Unavailable(
       std::string("seccomp gate stopped serving: SECCOMP_IOCTL_NOTIF_RECV failed: ") +
-      std::strerror(err) +
-      (ListenerBroken(err) ? " (the listener is broken)"
-                           : " (" + std::to_string(kMaxReceiveFailuresInARow) + " times in a row)") +
-      "; later supervised calls fail with ENOSYS");
+      std::strerror(err) + how + "; later supervised calls fail with ENOSYS");
 }
 
 SeccompGateStats SeccompGate::stats() const {

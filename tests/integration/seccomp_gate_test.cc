@@ -246,7 +246,8 @@ TEST(SeccompGateTest, AFailedReceiveIsCountedAndTheGateServesOn) {
   std::ofstream(file) << "x";
   RecordingDecider decider;
   sensor::SeccompGateOptions o;
-  o.argv = {"/bin/sh", "-c", std::string(VIGIL_GATE_PROBE) + " open " + file.string() + " >/dev/null"};
+  o.argv = {"/bin/sh", "-c",
+            std::string(VIGIL_GATE_PROBE) + " open " + file.string() + " >/dev/null"};
   o.deadline_ns = 2'000'000'000;
   o.receive = FailingReceive{EIO, 3};
   auto g = sensor::SeccompGate::Launch(o, &decider);
