@@ -88,6 +88,7 @@ int RunGate(const GateCmdOptions& o, const CLI::App& cmd) {
                       {"stuck_allowed", fs.stuck_allowed},
                       {"stop_answers", fs.stop_answers},
                       {"read_errors", fs.read_errors},
+                      {"stuck_at_stop", fs.stuck_at_stop},
                       {"overflows", fs.overflows},
                       {"proc_syscalls", decider.context_stats().syscalls},
                       {"proc_syscalls_per_call", decider.ProcSyscallsPerCall()},

@@ -84,6 +84,8 @@ int RunRun(const RunOptions& o, const CLI::App& cmd) {
   const sensor::SeccompExit exit = sg.Wait();
   g_child.store(0);
   const sensor::SeccompGateStats ss = sg.stats();
+  const core::Status serve_status = sg.serve_status();
+  if (!serve_status.ok()) std::fprintf(stderr, "vigil run: %s\n", serve_status.message().c_str());
   const nlohmann::json stages = GateStageSummary(sg.stage_times());
   const enforce::GateStats gs = gate.stats();
   launched->reset();  // stop serving before the audit log closes
@@ -116,11 +118,13 @@ int RunRun(const RunOptions& o, const CLI::App& cmd) {
                         {"late_decisions", gs.late},
                         {"unreadable", ss.read_failures},
                         {"vanished", ss.vanished},
+                        {"receive_failures", ss.receive_failures},
                         {"proc_syscalls", decider.context_stats().syscalls},
                         {"proc_syscalls_per_call", decider.ProcSyscallsPerCall()},
                         {"stage_us", stages}};
     j.update(priority);
     if (exit.exec_errno != 0) j["exec_error"] = std::strerror(exit.exec_errno);
+    if (!serve_status.ok()) j["serve_error"] = serve_status.message();
     if (!setup->refusal.empty()) j["enforce_refused"] = setup->refusal;
     if (setup->engine) j["breaker_opened"] = setup->engine->breaker().opened();
     if (setup->recorder) j["recorded_calls"] = setup->recorder->written();
@@ -162,7 +166,8 @@ RunFn AddRunCommand(CLI::App& root) {
       "When the program exits, vigil run stops: calls its remaining processes have pending are "
       "answered with the fallback (counted and audited as fallbacks, reason \"stopping\"); "
       "supervised calls they make after that fail with ENOSYS (the kernel's answer once the "
-      "gate's listener is closed).");
+      "gate's listener is closed). Should the gate's listener fail (vigil says why on stderr; "
+      "serve_error with --json), the gate stops the same way while the program runs on.");
   return [o, cmd] { return RunRun(*o, *cmd); };
 }
 

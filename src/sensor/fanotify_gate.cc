@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 
@@ -34,12 +35,14 @@ bool HoldsOwnExecutable(const std::string& path, bool is_dir) {
 }
 
 constexpr uint64_t kPermMask = FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM;
+// How long Stop() lets the decision under way finish before it answers in the reader's place.
+constexpr std::chrono::milliseconds kStopGrace{100};
 
 }  // namespace
 
 struct FanotifyGate::Counters {
   std::atomic<uint64_t> calls{0}, allowed{0}, denied{0}, own{0}, stuck_allowed{0}, overflows{0},
-      stop_answers{0}, read_errors{0};
+      stop_answers{0}, read_errors{0}, stuck_at_stop{0};
 };
 
 core::Result<std::unique_ptr<FanotifyGate>> FanotifyGate::Start(const FanotifyGateOptions& options,
@@ -93,19 +96,65 @@ core::Result<std::unique_ptr<FanotifyGate>> FanotifyGate::Start(const FanotifyGa
   g->watchdog_->SetStuckHook(std::max<int64_t>(options.deadline_ns / 4, 100'000),
                              [self] { self->Drain(DrainMode::kStuck); });
   g->thread_ = core::StartRealtimeThread(
-      options.realtime_priority, [self] { self->Serve(); }, &g->priority_status_);
+      options.realtime_priority,
+      [self] {
+        self->Serve();
+        std::lock_guard<std::mutex> lock(self->served_mu_);
+        self->served_ = true;
+        self->served_cv_.notify_all();
+      },
+      &g->priority_status_);
   return g;
 }
 
-FanotifyGate::~FanotifyGate() { Stop(); }
+FanotifyGate::~FanotifyGate() {
+  Stop();
+  if (thread_.joinable()) {  // Stop() left a decision under way: its end is the thread's
+    thread_.join();
+    Close();
+  }
+}
 
 void FanotifyGate::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
   if (thread_.joinable()) {
     stopping_.store(true, std::memory_order_release);
     const uint64_t one = 1;
     (void)!write(stop_fd_, &one, sizeof one);
+    // A decision under way may finish; one that takes longer (a decider stuck) must not hold
+    // the stop, however long the deadline.
+    bool served;
+    {
+      std::unique_lock<std::mutex> lock(served_mu_);
+      served = served_cv_.wait_for(lock, kStopGrace, [this] { return served_; });
+    }
+    if (!served) {
+      StopInPlaceOfReader();
+      return;
+    }
     thread_.join();
   }
+  Close();
+}
+
+void FanotifyGate::StopInPlaceOfReader() {
+  counters_->stuck_at_stop.store(1, std::memory_order_relaxed);
+  const GateAnswer a = decider_ != nullptr ? decider_->UndecidedAnswer(options_.default_fallback)
+                                           : options_.default_fallback;
+  const int held = watchdog_->AnswerAllNow(a, GateFallbackCause::kStopping);
+  counters_->stop_answers.fetch_add(static_cast<uint64_t>(held), std::memory_order_relaxed);
+  Drain(DrainMode::kStopping);
+  // Let go of the group (the kernel allows what arrives from now on) but keep the descriptor's
+  // number, on /dev/null, for the reader: its next read finds nothing and it ends.
+  const int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (null_fd >= 0) {
+    (void)dup3(null_fd, fan_, O_CLOEXEC);
+    close(null_fd);
+  }
+}
+
+void FanotifyGate::Close() {
   if (watchdog_) deadline_answers_after_stop_ = watchdog_->deadline_answers();
   watchdog_.reset();
   if (fan_ >= 0) close(fan_);  // the kernel allows whatever arrived after the last read
@@ -123,6 +172,7 @@ FanotifyGateStats FanotifyGate::stats() const {
   s.overflows = counters_->overflows.load();
   s.stop_answers = counters_->stop_answers.load();
   s.read_errors = counters_->read_errors.load();
+  s.stuck_at_stop = counters_->stuck_at_stop.load();
   s.deadline_answers = watchdog_ ? watchdog_->deadline_answers() : deadline_answers_after_stop_;
   return s;
 }
@@ -206,7 +256,7 @@ bool FanotifyGate::Drain(DrainMode mode, int64_t woken_ns) {
       e.path = FdPath(m->fd);
       // Stop() asked the gate to stop: this event and every one after it (read or queued) is
       // answered undecided.
-      if (mode == DrainMode::kDecide && stopping_.load(std::memory_order_acquire)) {
+      if (mode != DrainMode::kStopping && stopping_.load(std::memory_order_acquire)) {
         mode = DrainMode::kStopping;
       }
       if (mode == DrainMode::kStopping) {  // on the gate's thread as it stops: told as a fallback

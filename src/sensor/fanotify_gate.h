@@ -18,15 +18,21 @@
 // Stopping. Stop() lets the decision under way finish; every event read but not yet decided, and
 // every one still queued in the kernel (up to 4,096), is then answered with the gate's fallback
 // undecided (GateFallbackCause::kStopping, the decider's UndecidedAnswer) and told to the
-// decider. Closing the fanotify group last, the kernel allows whatever arrived after that.
+// decider. Closing the fanotify group last, the kernel allows whatever arrived after that. A
+// decision that has not returned 100 ms after Stop() was called (a stuck decider) does not hold
+// the stop: Stop() answers its call (if the watchdog has not) and the queued events itself,
+// lets go of the group and returns; the reader thread ends once the decision returns (counted
+// late), and the destructor waits for that.
 //
 // Needs CAP_SYS_ADMIN (root) and Linux 5.0 for FAN_OPEN_EXEC_PERM.
 
 #include <sys/types.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -63,6 +69,7 @@ struct FanotifyGateStats {
   uint64_t stop_answers = 0;      // read or queued when the gate stopped: answered undecided
   uint64_t read_errors = 0;       // events the kernel could not hand over (e.g. EMFILE): it
                                   // denied them, undecided and in no outcome
+  uint64_t stuck_at_stop = 0;     // 1 when Stop() found a decision stuck and answered in its place
 };
 
 class FanotifyGate {
@@ -73,12 +80,14 @@ class FanotifyGate {
   // permission events), naming the path at fault. The decider must outlive the gate.
   static core::Result<std::unique_ptr<FanotifyGate>> Start(const FanotifyGateOptions& options,
                                                            GateDecider* decider);
-  ~FanotifyGate();  // Stop()
+  // Stop(), then waits for a decision Stop() left under way (a stuck decider) to return.
+  ~FanotifyGate();
   FanotifyGate(const FanotifyGate&) = delete;
   FanotifyGate& operator=(const FanotifyGate&) = delete;
 
   // Stops the reader once the decision under way (if any) is made, answers the events read or
-  // queued undecided (kStopping), and closes the group. Idempotent.
+  // queued undecided (kStopping), and closes the group. Returns within about 100 ms even when the
+  // decision under way does not (see "Stopping"). Idempotent; one thread.
   void Stop();
 
   // Whether Stop() has been called: from then on, events are no longer decided but answered
@@ -103,6 +112,11 @@ class FanotifyGate {
   // `woken_ns`: when the gate thread woke for it (stage times; 0 when not timed).
   bool Drain(DrainMode mode, int64_t woken_ns = 0);
   void Respond(int event_fd, GateAnswer a);
+  // Stop()'s part when the reader is held in a decision: answers it and the queued events
+  // (kStopping) and lets go of the group, the reader's descriptors left for it to finish with.
+  void StopInPlaceOfReader();
+  // Once the reader thread has ended: stops the watchdog and closes the descriptors.
+  void Close();
 
   FanotifyGateOptions options_;
   GateDecider* decider_ = nullptr;
@@ -112,6 +126,10 @@ class FanotifyGate {
   uint64_t seq_ = 0;
   uint64_t deadline_answers_after_stop_ = 0;
   std::atomic<bool> stopping_{false};  // Stop() was called
+  bool stopped_ = false;               // Stop() has done its part (the thread calling it)
+  std::mutex served_mu_;
+  std::condition_variable served_cv_;
+  bool served_ = false;  // the reader thread has left Serve(); guarded by served_mu_
   std::unique_ptr<GateWatchdog> watchdog_;
   GateStageTimes stages_;
   core::Status priority_status_;

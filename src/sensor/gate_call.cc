@@ -110,6 +110,19 @@ void GateWatchdog::AnswerAtDeadlineLocked(Slot* s) {
   if (decider_ != nullptr) decider_->OnFallback(*s->call, a, GateFallbackCause::kDeadline);
 }
 
+int GateWatchdog::AnswerAllNow(GateAnswer a, GateFallbackCause cause) {
+  std::lock_guard<std::mutex> lock(mu_);
+  int answered = 0;
+  for (Slot* s : slots_) {
+    if (s->answered) continue;
+    s->answered = true;
+    answer_(*s->call, s->token, a);
+    ++answered;
+    if (decider_ != nullptr) decider_->OnFallback(*s->call, a, cause);
+  }
+  return answered;
+}
+
 bool GateWatchdog::Decide(const GateCall& call, uint64_t token, CallControl* control,
                           GateAnswer* answer) {
   Slot slot;

@@ -72,7 +72,9 @@ class GateDecider {
   // watchdog thread while Decide() for the same call may still be running; for kUnreadable,
   // Decide() is not called (`call` holds what could be read); for kQueued, on the watchdog
   // thread while Decide() of another call is stuck, and Decide() is not called for `call`; for
-  // kStopping, on the gate's thread as it stops, and Decide() is not called for `call`.
+  // kStopping, on the gate's thread as it stops (or on the thread stopping the fanotify gate,
+  // while Decide() of `call` is stuck: Late() follows when it returns), and Decide() is not
+  // called for `call` unless it was under way.
   virtual void OnFallback(const GateCall& call, GateAnswer answer, GateFallbackCause cause) = 0;
   // Decide() returned `decided` after the watchdog had answered the call.
   virtual void Late(const GateCall& call, GateAnswer decided) = 0;
@@ -117,6 +119,12 @@ class GateWatchdog {
   // first: the watchdog answered it with the fallback, or (its thread not having woken yet) does
   // so now, on the caller's thread, with the same answer, count and OnFallback().
   bool Finish(Slot* slot);
+
+  // Answers every registered call its watchdog has not answered yet with `a`, now, on the
+  // calling thread (the gate stops while a decision is under way, perhaps stuck), each told to
+  // the decider as a `cause` fallback; Finish() of each then returns false. Not counted in
+  // deadline_answers(). Returns how many it answered.
+  int AnswerAllNow(GateAnswer a, GateFallbackCause cause);
 
   // Runs `fn` every `period_ns` on the watchdog thread while any call is overdue and not yet
   // finished (the fanotify gate uses it to answer events queued behind a stuck decision).

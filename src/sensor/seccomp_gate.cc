@@ -52,8 +52,12 @@ constexpr size_t kMaxArgvBytes = 4096;
 // Calls answered as the gate stops (SeccompGate::AnswerPendingAtStop): what is pending then, and
 // what arrives meanwhile, up to this many (processes that keep calling cannot hold the stop).
 constexpr int kMaxAnsweredAtStop = 4096;
+// Failed receives in a row after which the gate stops serving (SeccompGate::Serve): a failure
+// that persists is a listener the gate can no longer serve.
+constexpr int kMaxReceiveFailuresInARow = 64;
 
-
+// A listener that fails every receive with `err` from now on (closed, or not a listener).
+bool ListenerBroken(int err) { return err == EBADF || err == ENOTTY; }
 
 // The program's path: `name` itself when it holds a '/', else the first executable match in
 // PATH (as execvp does it; an empty PATH entry means the current directory).
@@ -234,7 +238,7 @@ bool ReadSockaddr(pid_t pid, uint64_t addr, uint64_t len, core::NetPayload* net,
 
 struct SeccompGate::Counters {
   std::atomic<uint64_t> calls{0}, allowed{0}, denied{0}, read_failures{0}, vanished{0},
-      stop_answers{0};
+      stop_answers{0}, receive_failures{0};
 };
 
 core::Result<std::unique_ptr<SeccompGate>> SeccompGate::Launch(const SeccompGateOptions& options,
@@ -373,11 +377,27 @@ SeccompExit SeccompGate::Wait() {
 // is kept (pointing at /dev/null) rather than closed: a watchdog answer still in flight then fails
 // harmlessly (counted as vanished) instead of reaching whatever file would reuse the number.
 void SeccompGate::ReleaseListener() {
-  if (listener_ < 0) return;
+  if (listener_ < 0 || released_) return;
   const int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (null_fd < 0) return;  // keeps the listener until the destructor: later calls wait until then
-  (void)dup3(null_fd, listener_, O_CLOEXEC);
+  released_ = dup3(null_fd, listener_, O_CLOEXEC) >= 0;
   close(null_fd);
+}
+
+int SeccompGate::Receive(void* notif) {
+  if (options_.receive) return options_.receive(listener_, notif);
+  return ioctl(listener_, SECCOMP_IOCTL_NOTIF_RECV, notif);
+}
+
+core::Status SeccompGate::serve_status() const {
+  const int err = serve_errno_.load(std::memory_order_acquire);
+  if (err == 0) return core::Status();
+  const std::string how = ListenerBroken(err)
+                              ? " (the listener is broken)"
+                              : " (" + std::to_string(kMaxReceiveFailuresInARow) + " times in a row)";
+  return core::Unavailable(
+      std::string("seccomp gate stopped serving: SECCOMP_IOCTL_NOTIF_RECV failed: ") +
+      std::strerror(err) + how + "; later supervised calls fail with ENOSYS");
 }
 
 SeccompGateStats SeccompGate::stats() const {
@@ -388,6 +408,7 @@ SeccompGateStats SeccompGate::stats() const {
   s.read_failures = counters_->read_failures.load();
   s.vanished = counters_->vanished.load();
   s.stop_answers = counters_->stop_answers.load();
+  s.receive_failures = counters_->receive_failures.load();
   s.deadline_answers = watchdog_ ? watchdog_->deadline_answers() : 0;
   return s;
 }
@@ -409,6 +430,7 @@ void SeccompGate::Answer(uint64_t id, GateAnswer a) {
 }
 
 void SeccompGate::Serve() {
+  int failures_in_a_row = 0;
   while (true) {
     const short revents = WaitReadable(listener_, stop_fd_);
     if (revents == 0) {  // stopped (or poll failed): answer what is pending, then let go
@@ -418,10 +440,26 @@ void SeccompGate::Serve() {
     if ((revents & POLLIN) == 0) return;  // no process holds the filter any more
     const int64_t woken = stages_.enabled() ? GateNowNs() : 0;
     seccomp_notif req{};
-    if (ioctl(listener_, SECCOMP_IOCTL_NOTIF_RECV, &req) != 0) {
-      if (errno == EINTR || errno == ENOENT) continue;  // ENOENT: the caller died meanwhile
-      return;
+    if (Receive(&req) != 0) {
+      const int err = errno;
+      if (err == EINTR || err == ENOENT) continue;  // ENOENT: the caller died meanwhile
+      counters_->receive_failures.fetch_add(1, std::memory_order_relaxed);
+      if (ListenerBroken(err) || ++failures_in_a_row >= kMaxReceiveFailuresInARow) {
+        // Stop as at the program's exit: what can be answered is, and the listener is let go so
+        // that the calls that cannot be fail with ENOSYS instead of waiting for an answer.
+        serve_errno_.store(err, std::memory_order_release);
+        stopping_.store(true, std::memory_order_release);
+        if (!ListenerBroken(err)) AnswerPendingAtStop();
+        ReleaseListener();
+        return;
+      }
+      // A moment for whatever failed to clear (the listener stays readable: no busy loop), cut
+      // short by a stop.
+      pollfd p{stop_fd_, POLLIN, 0};
+      (void)poll(&p, 1, 1);
+      continue;
     }
+    failures_in_a_row = 0;
     Handle(&req, woken);
   }
 }
@@ -431,8 +469,9 @@ void SeccompGate::AnswerPendingAtStop() {
     pollfd p{listener_, POLLIN, 0};
     if (poll(&p, 1, 0) <= 0 || (p.revents & POLLIN) == 0) return;  // nothing pending
     seccomp_notif req{};
-    if (ioctl(listener_, SECCOMP_IOCTL_NOTIF_RECV, &req) != 0) {
+    if (Receive(&req) != 0) {
       if (errno == EINTR || errno == ENOENT) continue;  // ENOENT: the caller died meanwhile
+      counters_->receive_failures.fetch_add(1, std::memory_order_relaxed);
       return;
     }
     counters_->calls.fetch_add(1, std::memory_order_relaxed);

@@ -29,11 +29,20 @@
 // does, up to 4,096) with its fallback undecided (GateFallbackCause::kStopping, the decider's
 // UndecidedAnswer), so every held call is answered and told to the decider; once the gate has
 // stopped and its listener is closed, the kernel fails their supervised calls with ENOSYS.
+//
+// A listener that fails. A notification the gate cannot receive (SECCOMP_IOCTL_NOTIF_RECV fails
+// other than EINTR, or ENOENT for a caller that died) is counted (receive_failures) and the gate
+// serves on. When the listener is broken (EBADF, ENOTTY: not a listener any more) or receiving
+// fails 64 times in a row, the gate stops serving as it stops at the program's exit: it answers
+// what it can of the calls pending and lets go of the listener, so that every supervised call
+// made afterwards fails with ENOSYS at once instead of waiting unanswered; serve_status() says
+// why. The program itself runs on.
 
 #include <sys/types.h>
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -61,6 +70,10 @@ struct SeccompGateOptions {
   bool sync_wakeup = true;
   // Where the stage histograms go (GateStageTimes, label gate="seccomp"); null: not timed.
   core::Registry* metrics = nullptr;
+  // Receives one notification from `listener` into `notif` (a zeroed struct seccomp_notif) as
+  // SECCOMP_IOCTL_NOTIF_RECV does: 0, or -1 with errno set. Null (the default): that ioctl. Tests
+  // put failures here.
+  std::function<int(int listener, void* notif)> receive;
 };
 
 struct SeccompGateStats {
@@ -71,6 +84,8 @@ struct SeccompGateStats {
   uint64_t read_failures = 0;     // arguments unreadable: answered with the fallback
   uint64_t vanished = 0;          // the caller died before the answer (nothing to answer)
   uint64_t stop_answers = 0;      // pending when the gate stopped: answered with the fallback
+  uint64_t receive_failures = 0;  // notifications the listener failed to hand over (not
+                                  // EINTR/ENOENT): in no outcome, the gate served on or stopped
 };
 
 struct SeccompExit {
@@ -98,8 +113,9 @@ class SeccompGate {
   // running fails with ENOSYS at once instead of waiting for the gate's destruction. Call once.
   SeccompExit Wait();
 
-  // Whether Wait() (or the destructor) has asked the gate to stop: from then on, calls are no
-  // longer decided but answered undecided as it stops (kStopping).
+  // Whether Wait() (or the destructor) has asked the gate to stop, or it stopped serving on its
+  // own (serve_status()): from then on, calls are no longer decided but answered undecided as it
+  // stops (kStopping).
   bool stopping() const { return stopping_.load(std::memory_order_acquire); }
 
   SeccompGateStats stats() const;
@@ -109,6 +125,9 @@ class SeccompGate {
   const core::Status& sync_wakeup_status() const { return sync_wakeup_status_; }
   // The per-stage times of the calls served (enabled() when options.metrics was given).
   const GateStageTimes& stage_times() const { return stages_; }
+  // OK, or why the gate stopped serving before it was asked to (a broken listener, or receiving
+  // that kept failing; kUnavailable naming the errno). Any thread.
+  core::Status serve_status() const;
 
  private:
   SeccompGate() = default;
@@ -118,6 +137,8 @@ class SeccompGate {
   // On the gate's thread as it stops: answers every pending call undecided (kStopping).
   void AnswerPendingAtStop();
   void ReleaseListener();
+  // SECCOMP_IOCTL_NOTIF_RECV, or options_.receive: 0, or -1 with errno set.
+  int Receive(void* notif);
   enum class ReadResult { kRead, kUnreadable, kGone };
   // Fills `call` from the notification `request`; kGone when the caller is no longer waiting.
   ReadResult ReadCall(const void* request, GateCall* call);
@@ -135,6 +156,9 @@ class SeccompGate {
       nr_connect_ = -1;
   uint64_t seq_ = 0;
   std::atomic<bool> stopping_{false};
+  bool released_ = false;  // ReleaseListener() has let go (the serving thread's, then Wait()'s)
+  // The errno with which receiving made the gate stop serving on its own; 0: it did not.
+  std::atomic<int> serve_errno_{0};
   std::unique_ptr<GateWatchdog> watchdog_;
   GateStageTimes stages_;
   core::Status priority_status_;

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1599,6 +1600,7 @@ class OpenerChild {
     }
   }
   bool started() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
   bool Release() { return write(go_[1], "g", 1) == 1; }
   // The open's errno, or -1 when the child has not reported within 10 s.
   int Result() {
@@ -1614,6 +1616,112 @@ class OpenerChild {
   int result_[2] = {-1, -1};
   pid_t pid_ = -1;
 };
+
+// Whether process `pid` is in system call `nr` (/proc/PID/syscall), waiting up to 10 s for it.
+bool WaitInSyscall(pid_t pid, long nr) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/syscall";
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < give_up) {
+    long got = -1;
+    if (std::sscanf(ReadFile(path).c_str(), "%ld", &got) == 1 && got == nr) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return false;
+}
+
+// `inner`, except that the decision of a call to `stuck` blocks until Release() (the end of the
+// test): a decider that hangs.
+class StuckDecider final : public WrappingDecider {
+ public:
+  StuckDecider(sensor::GateDecider* inner, std::string stuck)
+      : WrappingDecider(inner), stuck_(std::move(stuck)) {}
+  sensor::GateAnswer Decide(const sensor::GateCall& call, sensor::CallControl* c) override {
+    if (call.event.path == stuck_) {
+      std::unique_lock<std::mutex> lock(mu_);
+      entered_ = true;
+      cv_.notify_all();
+      cv_.wait(lock, [this] { return released_; });
+    }
+    return inner_->Decide(call, c);
+  }
+  bool WaitEntered() {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(10), [this] { return entered_; });
+  }
+  void Release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  const std::string stuck_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool entered_ = false, released_ = false;
+};
+
+// The decider hangs on one open, with another queued behind it, when the gate is stopped: Stop()
+// must not wait for the decision but answer both with the stopping fallback (deny) and return.
+// Before, it waited for the reader thread, which waited for the decider: forever.
+TEST(FanotifyGateTest, StopAnswersWithTheFallbackAndReturnsWhileADeciderHangs) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root";
+  TmpfsDir t;
+  if (!t.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here";
+  const fs::path stuck = t.bin() / "stuck.txt", queued = t.bin() / "queued.txt";
+  for (const fs::path& f : {stuck, queued}) std::ofstream(f) << "x";
+  StoppingGate s("fanotify");
+  StuckDecider decider(&s.adapter, stuck.string());
+  sensor::FanotifyGateOptions o;
+  o.paths = {t.bin().string()};
+  o.exec = false;
+  o.open = true;
+  o.deadline_ns = StoppingGate::kDeadline;  // no watchdog answer before the stop
+  o.default_fallback = sensor::GateAnswer::kDeny;
+  auto g = sensor::FanotifyGate::Start(o, &decider);
+  ASSERT_TRUE(g.has_value()) << g.error().message();
+  OpenerChild first(stuck.string()), second(queued.string());
+  ASSERT_TRUE(first.started() && second.started());
+  ASSERT_TRUE(first.Release());
+  ASSERT_TRUE(decider.WaitEntered()) << "the first open was not decided within 10 s";
+  ASSERT_TRUE(second.Release());
+  ASSERT_TRUE(WaitInSyscall(second.pid(), SYS_openat)) << "the second open was not held";
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stopped = false;
+  std::thread stopper([&] {
+    (*g)->Stop();
+    std::lock_guard<std::mutex> lock(mu);
+    stopped = true;
+    cv.notify_all();
+  });
+  bool returned;
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    returned = cv.wait_for(lock, std::chrono::seconds(10), [&] { return stopped; });
+  }
+  EXPECT_TRUE(returned) << "Stop() waited 10 s for a decider that hangs";
+  EXPECT_EQ(first.Result(), EPERM);
+  EXPECT_EQ(second.Result(), EPERM);
+  const sensor::FanotifyGateStats fst = (*g)->stats();
+  decider.Release();
+  stopper.join();
+  if (!returned) return;
+  EXPECT_EQ(fst.stuck_at_stop, 1u);
+  EXPECT_EQ(fst.denied, 2u);
+  EXPECT_EQ(fst.allowed, 0u);
+  EXPECT_EQ(fst.stop_answers, 2u);
+  EXPECT_EQ(fst.deadline_answers, 0u);
+  g->reset();  // waits for the released decision, discarded as late
+  const enforce::GateStats gs = s.gate.stats();
+  EXPECT_EQ(gs.fallbacks, 2u);
+  EXPECT_EQ(gs.stopping_fallbacks, 2u);
+  EXPECT_EQ(gs.denied, 2u);
+  EXPECT_EQ(gs.late, 1u);
+  EXPECT_EQ(s.Outcome("deny"), 2u);
+  EXPECT_EQ(s.Outcome("allow"), 0u);
+}
 
 // The kernel takes an open event off its queue but cannot hand it to the gate (the gate's
 // process has no file descriptor left: EMFILE) and denies it. The gate counts it and reads on:

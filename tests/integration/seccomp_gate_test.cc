@@ -5,16 +5,26 @@
 #include "sensor/seccomp_gate.h"
 
 #include <gtest/gtest.h>
+#include <linux/seccomp.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/integration/loopback_listener.h"
@@ -183,6 +193,117 @@ TEST(SeccompGateTest, SyncWakeupIsSetWhereSupportedAndDecidesOnTheCallersCpu) {
   // (the load balancer, a loaded machine): most of them, not necessarily all.
   const auto on_callers = std::count(cpus.begin(), cpus.end(), cpu);
   EXPECT_GE(on_callers, kOpens / 2) << "of " << kOpens << " opens made on CPU " << cpu;
+}
+
+// Kills process `pid` with SIGKILL unless Disarm() comes within 10 s: a gate that leaves a call
+// unanswered makes the test fail (the program killed) instead of hang.
+class KillUnlessDoneIn10s {
+ public:
+  explicit KillUnlessDoneIn10s(pid_t pid)
+      : thread_([this, pid] {
+          std::unique_lock<std::mutex> lock(mu_);
+          if (!cv_.wait_for(lock, std::chrono::seconds(10), [this] { return done_; })) {
+            kill(pid, SIGKILL);
+          }
+        }) {}
+  ~KillUnlessDoneIn10s() { Disarm(); }
+  void Disarm() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+// The real receive, after the first `fail` calls have failed with `err` (0: every call fails).
+struct FailingReceive {
+  int err;
+  int fail;
+  std::shared_ptr<std::atomic<int>> calls = std::make_shared<std::atomic<int>>(0);
+  int operator()(int listener, void* notif) const {
+    const int n = calls->fetch_add(1) + 1;
+    if (fail == 0 || n <= fail) {
+      errno = err;
+      return -1;
+    }
+    return ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, notif);
+  }
+};
+
+// A receive that fails now and then is counted, and the gate serves on: every call is decided.
+TEST(SeccompGateTest, AFailedReceiveIsCountedAndTheGateServesOn) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (seccomp user notification)";
+  const fs::path file =
+      fs::temp_directory_path() / ("vigil-seccomp-recv-" + std::to_string(getpid()));
+  std::ofstream(file) << "x";
+  RecordingDecider decider;
+  sensor::SeccompGateOptions o;
+  o.argv = {"/bin/sh", "-c",
+            std::string(VIGIL_GATE_PROBE) + " open " + file.string() + " >/dev/null"};
+  o.deadline_ns = 2'000'000'000;
+  o.receive = FailingReceive{EIO, 3};
+  auto g = sensor::SeccompGate::Launch(o, &decider);
+  ASSERT_TRUE(g.has_value()) << g.error().message();
+  KillUnlessDoneIn10s guard((*g)->pid());
+  const sensor::SeccompExit exit = (*g)->Wait();
+  guard.Disarm();
+  fs::remove(file);
+  EXPECT_EQ(exit.exit_code, 0) << "a call was left unanswered (killed after 10 s)";
+  EXPECT_EQ(exit.exec_errno, 0);
+  const sensor::SeccompGateStats st = (*g)->stats();
+  EXPECT_EQ(st.receive_failures, 3u);
+  EXPECT_GE(st.calls, 2u);  // the probe's exec and its open, at least
+  EXPECT_EQ(st.allowed, st.calls);
+  EXPECT_TRUE((*g)->serve_status().ok()) << (*g)->serve_status().message();
+  const std::vector<sensor::GateCall> calls = decider.calls();
+  EXPECT_EQ(std::count_if(calls.begin(), calls.end(),
+                          [&](const sensor::GateCall& c) {
+                            return c.event.kind == core::EventKind::kFileOpen &&
+                                   c.event.path == file.string();
+                          }),
+            1);
+}
+
+// A listener that cannot be served (broken at once, or failing every receive) is let go as at a
+// stop: the call pending then, the program's own execve, fails with ENOSYS at once instead of
+// waiting unanswered, and serve_status() says why.
+TEST(SeccompGateTest, AListenerThatCannotBeServedIsLetGoAndItsCallsFailAtOnce) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (seccomp user notification)";
+  struct Case {
+    int err;
+    uint64_t failures;  // counted before the gate stops serving
+  };
+  // EBADF: broken at once; EIO: 64 in a row, and once more as it stops (what is pending).
+  for (const Case& c : {Case{EBADF, 1}, Case{EIO, 65}}) {
+    SCOPED_TRACE(std::strerror(c.err));
+    RecordingDecider decider;
+    sensor::SeccompGateOptions o;
+    o.argv = {VIGIL_GATE_PROBE, "open", "/dev/null"};
+    o.receive = FailingReceive{c.err, 0};
+    auto g = sensor::SeccompGate::Launch(o, &decider);
+    ASSERT_TRUE(g.has_value()) << g.error().message();
+    KillUnlessDoneIn10s guard((*g)->pid());
+    const sensor::SeccompExit exit = (*g)->Wait();
+    guard.Disarm();
+    EXPECT_EQ(exit.exec_errno, ENOSYS) << "exit code " << exit.exit_code
+                                       << " (137: left waiting, killed after 10 s)";
+    const sensor::SeccompGateStats st = (*g)->stats();
+    EXPECT_EQ(st.receive_failures, c.failures);
+    EXPECT_EQ(st.calls, 0u);
+    EXPECT_TRUE((*g)->stopping());
+    const core::Status why = (*g)->serve_status();
+    EXPECT_FALSE(why.ok());
+    EXPECT_NE(why.message().find(std::strerror(c.err)), std::string::npos) << why.message();
+    EXPECT_TRUE(decider.calls().empty());
+  }
 }
 
 }  // namespace
