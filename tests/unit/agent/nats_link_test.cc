@@ -9,10 +9,10 @@
 
 #include <condition_variable>
 #include <filesystem>
-#include <mutex>
-#include <thread>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../hub/hub_fixtures.h"
@@ -112,6 +112,34 @@ class NatsLinkTest : public ::testing::Test {
     if (!c.has_value()) return false;
     auto st = (*c)->Consumer("vigil-hub");
     return st.has_value() && st->pending == 0 && st->ack_pending == 0;
+  }
+
+  // Where the messages are when a wait fails: not yet delivered (pending), delivered and not
+  // acknowledged (ack_pending), or settled; and what each hub counted (a store that failed
+  // retries, a fetch or connect that failed reconnects).
+  std::string Diagnose(const std::vector<const Hub*>& hubs) {
+    std::string out;
+    auto c = pipeline::JetStreamConnection::Connect(Js());
+    if (!c.has_value()) {
+      out = "consumer vigil-hub: " + c.error().ToString();
+    } else if (auto st = (*c)->Consumer("vigil-hub"); !st.has_value()) {
+      out = "consumer vigil-hub: " + st.error().ToString();
+    } else {
+      out = "consumer vigil-hub: pending " + std::to_string(st->pending) + ", ack_pending " +
+            std::to_string(st->ack_pending) + ", redelivered " + std::to_string(st->redelivered);
+    }
+    for (size_t i = 0; i < hubs.size(); ++i) {
+      const hub::NatsConsumerCounts n = hubs[i]->consumer->Counts();
+      out += "; hub " + std::to_string(i + 1) +
+             (hubs[i]->consumer->connected() ? "" : " (not connected)") + ": stored " +
+             std::to_string(n.stored) + ", duplicate " + std::to_string(n.duplicate) +
+             ", retried " + std::to_string(n.retried) + ", malformed " +
+             std::to_string(n.malformed) + ", errors connect/fetch/ack " +
+             std::to_string(n.connect_errors) + "/" + std::to_string(n.fetch_errors) + "/" +
+             std::to_string(n.ack_errors) + ", findings in its store " +
+             std::to_string(Stored(*hubs[i]->store));
+    }
+    return out;
   }
 
   NatsServer nats_;
@@ -357,8 +385,8 @@ TEST_F(NatsLinkTest, TwoHubsShareTheDurableConsumerAndStoreEachMessageOnceBetwee
   for (const std::string& f : Findings(0, kProcesses)) ASSERT_TRUE(sink->Write(f).ok());
   EXPECT_EQ(sink->Close(std::chrono::seconds(10)), 0u);
   ASSERT_TRUE(WaitUntil([&] { return Stored(*a->store) + Stored(*b->store) == 2 * kProcesses; }))
-      << Stored(*a->store) << " + " << Stored(*b->store);
-  EXPECT_TRUE(WaitUntil([&] { return Drained(); }));
+      << Diagnose({a.get(), b.get()});
+  EXPECT_TRUE(WaitUntil([&] { return Drained(); })) << Diagnose({a.get(), b.get()});
   EXPECT_EQ(Stored(*a->store) + Stored(*b->store), 2 * kProcesses);
   EXPECT_EQ(a->consumer->Counts().stored + b->consumer->Counts().stored,
             static_cast<uint64_t>(kProcesses));
@@ -392,8 +420,9 @@ TEST_F(NatsLinkTest, TwoAgentsAndTwoHubsOverJetStreamAndPostgresqlStoreEachFindi
     }
     EXPECT_EQ(sink->Close(std::chrono::seconds(10)), 0u);
   }
-  ASSERT_TRUE(WaitUntil([&] { return Stored(*a->store) == 4 * kProcesses; })) << Stored(*a->store);
-  EXPECT_TRUE(WaitUntil([&] { return Drained(); }));
+  ASSERT_TRUE(WaitUntil([&] { return Stored(*a->store) == 4 * kProcesses; }))
+      << Diagnose({a.get(), b.get()});
+  EXPECT_TRUE(WaitUntil([&] { return Drained(); })) << Diagnose({a.get(), b.get()});
   EXPECT_EQ(Stored(*b->store), 4 * kProcesses);  // one database: both hubs see it all
   const hub::NatsConsumerCounts ca = a->consumer->Counts(), cb = b->consumer->Counts();
   EXPECT_EQ(ca.stored + cb.stored, static_cast<uint64_t>(2 * kProcesses));
