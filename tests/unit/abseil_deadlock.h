@@ -8,13 +8,16 @@
 #include <absl/synchronization/mutex.h>
 #include <unistd.h>
 
+#include <functional>
+
 namespace vigil::testing {
 
-// Takes two mutexes in one order, then in the other, and ends the (death test's) process with
-// 0 without running exit handlers. Use as
+// Takes two mutexes in one order, then in the other, runs `cleanup` (the child's fixture never
+// tears down: remove its temporary files here) and ends the (death test's) process with 0
+// without running exit handlers. Use as
 //   GTEST_FLAG_SET(death_test_style, "threadsafe");  // a new process, no fork of gRPC's threads
-//   EXPECT_EXIT(LockTwoMutexesBothWays(), ::testing::ExitedWithCode(0), "");
-inline void LockTwoMutexesBothWays() {
+//   EXPECT_EXIT(LockTwoMutexesBothWays(cleanup), ::testing::ExitedWithCode(0), "");
+inline void LockTwoMutexesBothWays(const std::function<void()>& cleanup) {
   absl::Mutex a;
   absl::Mutex b;
   {
@@ -25,6 +28,7 @@ inline void LockTwoMutexesBothWays() {
     absl::MutexLock lb(&b);
     absl::MutexLock la(&a);
   }
+  if (cleanup) cleanup();
   _exit(0);
 }
 
