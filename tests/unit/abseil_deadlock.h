@@ -8,16 +8,17 @@
 #include <absl/synchronization/mutex.h>
 #include <unistd.h>
 
-#include <functional>
+#include <filesystem>
+#include <system_error>
 
 namespace vigil::testing {
 
-// Takes two mutexes in one order, then in the other, runs `cleanup` (the child's fixture never
-// tears down: remove its temporary files here) and ends the (death test's) process with 0
+// Takes two mutexes in one order, then in the other, removes `child_dir` (the temporary folder
+// the child's fixture made: it never tears down) and ends the (death test's) process with 0
 // without running exit handlers. Use as
 //   GTEST_FLAG_SET(death_test_style, "threadsafe");  // a new process, no fork of gRPC's threads
-//   EXPECT_EXIT(LockTwoMutexesBothWays(cleanup), ::testing::ExitedWithCode(0), "");
-inline void LockTwoMutexesBothWays(const std::function<void()>& cleanup) {
+//   EXPECT_EXIT(LockTwoMutexesBothWays(dir_), ::testing::ExitedWithCode(0), "");
+inline void LockTwoMutexesBothWays(const std::filesystem::path& child_dir) {
   absl::Mutex a;
   absl::Mutex b;
   {
@@ -28,7 +29,8 @@ inline void LockTwoMutexesBothWays(const std::function<void()>& cleanup) {
     absl::MutexLock lb(&b);
     absl::MutexLock la(&a);
   }
-  if (cleanup) cleanup();
+  std::error_code ec;
+  std::filesystem::remove_all(child_dir, ec);
   _exit(0);
 }
 

@@ -49,11 +49,7 @@ TEST_F(CertRenewalTest, TheHubChannelTurnsAbseilDeadlockDetectionOff) {
   auto channel = OpenHubChannel("127.0.0.1:1", files, "web-1", "");
   ASSERT_TRUE(channel.has_value()) << channel.error().ToString();
   GTEST_FLAG_SET(death_test_style, "threadsafe");  // a new process: no fork of gRPC's threads
-  EXPECT_EXIT(vigil::testing::LockTwoMutexesBothWays([this] {
-                std::error_code ec;
-                std::filesystem::remove_all(dir_, ec);  // the child's; TearDown() never runs
-              }),
-              ::testing::ExitedWithCode(0), "");
+  EXPECT_EXIT(vigil::testing::LockTwoMutexesBothWays(dir_), ::testing::ExitedWithCode(0), "");
 }
 
 TEST_F(CertRenewalTest, AClientFollowsARenewalAndTheHubRefusesTheOldCertificateThen) {
