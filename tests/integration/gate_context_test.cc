@@ -361,6 +361,26 @@ std::string ExeOf(pid_t pid) {
   return fs::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec).string();
 }
 
+// True once PID runs EXE under the name COMM and has gone to sleep in it. The kernel switches
+// the executable first, then the name, then fills in the arguments and the memory layout, all
+// while the process runs; one asleep (waiting for input or a timer) has finished its exec, so
+// /proc shows the whole new program and nothing of it changes under a describe.
+bool AsleepIn(pid_t pid, const std::string& exe, const std::string& comm) {
+  const std::string dir = "/proc/" + std::to_string(pid) + "/";
+  std::ifstream stat(dir + "stat");
+  std::string line;
+  std::getline(stat, line);
+  const size_t close = line.rfind(')');
+  const size_t open = line.find('(');
+  if (open == std::string::npos || close == std::string::npos || close + 2 >= line.size()) {
+    return false;
+  }
+  std::ifstream cmdline(dir + "cmdline");
+  const bool has_args = cmdline.get() != std::ifstream::traits_type::eof();
+  return ExeOf(pid) == exe && line.substr(open + 1, close - open - 1) == comm && has_args &&
+         line[close + 2] == 'S';
+}
+
 // A real process: a shell that, told to, execs sleep; then exits.
 TEST(GateContextTest, ARealExecAndExitAreSeen) {
   int p[2];
@@ -374,8 +394,18 @@ TEST(GateContextTest, ARealExecAndExitAreSeen) {
     _exit(127);
   }
   close(p[0]);
+  // A failed assertion returns early: the child must not outlive the test (its sleep would
+  // hold the test's output open for 30 s).
+  struct Reaper {
+    pid_t pid;
+    ~Reaper() {
+      if (pid <= 0) return;
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  } reaper{child};
   const std::string shell = fs::canonical("/bin/sh").string();
-  ASSERT_TRUE(WaitFor([&] { return ExeOf(child) == shell; }));
+  ASSERT_TRUE(WaitFor([&] { return AsleepIn(child, shell, "sh"); }));
   ProcContextCache cache;
   const GateContextNeeds all = GateContextNeeds::Everything(8);
   Described d = Describe(&cache, child, all);
@@ -396,14 +426,7 @@ TEST(GateContextTest, ARealExecAndExitAreSeen) {
 
   ASSERT_EQ(write(p[1], "\n", 1), 1);
   const std::string sleep = fs::canonical("/bin/sleep").string();
-  // The kernel switches the executable before the name and the memory of an exec: wait until
-  // /proc shows the whole new program, or the describe below may see half of it.
-  ASSERT_TRUE(WaitFor([&] {
-    std::ifstream comm("/proc/" + std::to_string(child) + "/comm");
-    std::string name;
-    std::getline(comm, name);
-    return ExeOf(child) == sleep && name == "sleep";
-  }));
+  ASSERT_TRUE(WaitFor([&] { return AsleepIn(child, sleep, "sleep"); }));
   d = Describe(&cache, child, all);
   EXPECT_EQ(d.event.proc.comm, "sleep");
   EXPECT_EQ(d.event.proc.exe, sleep);
@@ -411,6 +434,7 @@ TEST(GateContextTest, ARealExecAndExitAreSeen) {
   EXPECT_EQ(cache.stats().execs, 1u);
 
   kill(child, SIGKILL);
+  reaper.pid = 0;
   ASSERT_EQ(waitpid(child, nullptr, 0), child);
   close(p[1]);
   // Gone (its pid, were it reused, would name another process: the kept descriptor does not).
