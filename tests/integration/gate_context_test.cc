@@ -370,15 +370,10 @@ bool AsleepIn(pid_t pid, const std::string& exe, const std::string& comm) {
   std::ifstream stat(dir + "stat");
   std::string line;
   std::getline(stat, line);
-  const size_t close = line.rfind(')');
-  const size_t open = line.find('(');
-  if (open == std::string::npos || close == std::string::npos || close + 2 >= line.size()) {
-    return false;
-  }
+  const auto st = enforce::ParseStat(line);
   std::ifstream cmdline(dir + "cmdline");
   const bool has_args = cmdline.get() != std::ifstream::traits_type::eof();
-  return ExeOf(pid) == exe && line.substr(open + 1, close - open - 1) == comm && has_args &&
-         line[close + 2] == 'S';
+  return st.has_value() && st->comm == comm && st->state == 'S' && has_args && ExeOf(pid) == exe;
 }
 
 // A real process: a shell that, told to, execs sleep; then exits.
